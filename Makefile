@@ -1,0 +1,44 @@
+# One venv, made by the first target that needs it. Python 3.11+ from the base image is all that is required.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements.lock 2>/dev/null | cksum | cut -d' ' -f1)
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export AWS_ACCOUNT_ID_ENDPOINT_MODE := disabled
+
+.PHONY: demo test lint typecheck unit serve bench layers synth clean
+
+$(STAMP): pyproject.toml requirements.lock
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip==25.3
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[ml,local,infra,dev]'
+	rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+install: $(STAMP)
+
+## The product's main job on the embedded local default (moto in-process, no AWS account).
+demo: $(STAMP)
+	$(BIN)/cdp demo
+
+## Lint, type-check and run the default test suite (heavier suites: CDP_SLOW_TESTS=1 make test).
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/python -m pytest -n 2 --dist loadgroup
+
+serve: $(STAMP)
+	$(BIN)/cdp serve
+
+bench: $(STAMP)
+	$(BIN)/cdp bench
+
+## Lambda layers built without Docker (domain code, third-party deps, ML deps) into .build/layers.
+layers: $(STAMP)
+	$(BIN)/python -m infra.layers
+
+synth: layers
+	cd infra && ../$(BIN)/python app.py
+
+clean:
+	rm -rf .build cdk.out demo-output bench-output .pytest_cache .mypy_cache .ruff_cache

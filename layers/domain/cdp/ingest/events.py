@@ -1,0 +1,287 @@
+"""The canonical event: every channel's input becomes one of these (schema version 1).
+
+Each event type is its own model with typed `properties`; `CanonicalEvent` is the discriminated union on
+`event_type`, so a validation error names the exact field (e.g. `order_placed.properties.lines.0.quantity`).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+
+from cdp.ingest.identifiers import Identifier
+from cdp.shared.time import to_utc
+
+SCHEMA_VERSION = "1"
+
+UtcDatetime = Annotated[datetime, AfterValidator(to_utc)]
+Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code, e.g. CNY")]
+MinorUnits = Annotated[int, Field(ge=0, description="amount in the currency's minor units (fen, cents)")]
+Token = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@/#+\-]+$")]
+
+
+class SourceChannel(StrEnum):
+    APP = "app"
+    WEB = "web"
+    MINI_PROGRAM = "mini_program"
+    WECHAT_OA = "wechat_oa"
+    TMALL = "tmall"
+    TAOBAO = "taobao"
+    JD = "jd"
+    POS = "pos"
+    CRM = "crm"
+    ADS = "ads"
+    SHOPIFY = "shopify"
+    EMAIL = "email"
+    SMS = "sms"
+    PUSH = "push"
+    BATCH = "batch"
+    CDP = "cdp"  # events the platform itself emits (messages it sent)
+
+
+class MessageChannel(StrEnum):
+    SMS = "sms"
+    EMAIL = "email"
+    PUSH = "push"
+    WECHAT = "wechat"
+    WEBHOOK = "webhook"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _Open(BaseModel):
+    """Properties that tolerate extra keys (channels add their own); the known ones are still typed."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+
+# ---- properties per event type ----------------------------------------------------------------------------
+
+
+class IdentifyProperties(_Open):
+    name: str | None = Field(default=None, max_length=200)
+    gender: Literal["female", "male", "other", "unknown"] | None = None
+    birthday: date | None = None
+    city: str | None = Field(default=None, max_length=100)
+    country: str | None = Field(default=None, pattern=r"^[A-Z]{2}$")
+    timezone: str | None = Field(default=None, max_length=64, description="IANA name, e.g. Asia/Shanghai")
+    member_level: str | None = Field(default=None, max_length=32)
+
+
+class PageViewProperties(_Open):
+    url: str = Field(min_length=1, max_length=2048)
+    title: str | None = Field(default=None, max_length=512)
+    referrer: str | None = Field(default=None, max_length=2048)
+
+
+class AddToCartProperties(_Open):
+    sku: Token
+    category: str | None = Field(default=None, max_length=100)
+    quantity: int = Field(ge=1, le=10_000)
+    unit_price_minor: MinorUnits
+    currency: Currency
+
+
+class OrderLine(_Strict):
+    sku: Token
+    name: str | None = Field(default=None, max_length=256)
+    category: str | None = Field(default=None, max_length=100)
+    quantity: int = Field(ge=1, le=10_000)
+    unit_price_minor: MinorUnits
+
+
+class OrderPlacedProperties(_Open):
+    order_id: Token
+    lines: list[OrderLine] = Field(min_length=1, max_length=500)
+    total_minor: MinorUnits
+    currency: Currency
+    fulfilment: Literal["online", "offline"] = "online"
+    coupon_id: Token | None = None
+    campaign_id: Token | None = None
+
+    @model_validator(mode="after")
+    def _total_covers_lines(self) -> OrderPlacedProperties:
+        lines_total = sum(line.quantity * line.unit_price_minor for line in self.lines)
+        if self.total_minor > lines_total:
+            raise ValueError(f"total_minor {self.total_minor} exceeds the sum of the lines {lines_total}")
+        return self
+
+
+class OrderReturnedProperties(_Open):
+    order_id: Token
+    refund_minor: MinorUnits
+    currency: Currency
+    skus: list[Token] = Field(default_factory=list, max_length=500)
+    reason: str | None = Field(default=None, max_length=500)
+
+
+class ReviewPostedProperties(_Open):
+    sku: Token
+    rating: int = Field(ge=1, le=5)
+    order_id: Token | None = None
+    text: str | None = Field(default=None, max_length=5000)
+
+
+class PointsChangedProperties(_Open):
+    delta: int = Field(description="points added (positive) or spent/expired (negative)")
+    program: Token = Field(description="the loyalty program or dealer whose points these are")
+    reason: Literal["purchase", "redemption", "expiry", "adjustment", "bonus", "return"]
+    balance_after: int | None = None
+
+
+class CouponClaimedProperties(_Open):
+    coupon_id: Token
+    campaign_id: Token | None = None
+
+
+class CouponRedeemedProperties(_Open):
+    coupon_id: Token
+    order_id: Token
+    discount_minor: MinorUnits
+    currency: Currency
+    campaign_id: Token | None = None
+
+
+class MessageDeliveredProperties(_Open):
+    message_id: Token
+    channel: MessageChannel
+    campaign_id: Token | None = None
+    status: Literal["delivered", "bounced", "failed"] = "delivered"
+
+
+class MessageClickedProperties(_Open):
+    message_id: Token
+    channel: MessageChannel
+    url: str = Field(min_length=1, max_length=2048)
+    campaign_id: Token | None = None
+
+
+class ConsentChangedProperties(_Open):
+    channel: MessageChannel | Literal["all"]
+    granted: bool
+    purpose: Literal["marketing", "transactional"] = "marketing"
+
+
+# ---- the envelope shared by every type ----------------------------------------------------------------------
+
+
+class _EventBase(_Strict):
+    schema_version: Literal["1"] = SCHEMA_VERSION
+    event_id: Token = Field(description="unique per source; the same id twice is accepted once")
+    source: SourceChannel
+    brand_id: Token
+    store_id: Token | None = None
+    occurred_at: UtcDatetime
+    received_at: UtcDatetime | None = Field(default=None, description="set by ingest")
+    identifiers: list[Identifier] = Field(min_length=1, max_length=20)
+    context: dict[str, str] = Field(default_factory=dict, description="free-form channel context (ip, user agent)")
+
+    @property
+    def dedupe_key(self) -> str:
+        return f"{self.source.value}#{self.event_id}"
+
+
+class IdentifyEvent(_EventBase):
+    event_type: Literal["identify"]
+    properties: IdentifyProperties = Field(default_factory=IdentifyProperties)
+
+
+class PageViewEvent(_EventBase):
+    event_type: Literal["page_view"]
+    properties: PageViewProperties
+
+
+class AddToCartEvent(_EventBase):
+    event_type: Literal["add_to_cart"]
+    properties: AddToCartProperties
+
+
+class OrderPlacedEvent(_EventBase):
+    event_type: Literal["order_placed"]
+    properties: OrderPlacedProperties
+
+
+class OrderReturnedEvent(_EventBase):
+    event_type: Literal["order_returned"]
+    properties: OrderReturnedProperties
+
+
+class ReviewPostedEvent(_EventBase):
+    event_type: Literal["review_posted"]
+    properties: ReviewPostedProperties
+
+
+class PointsChangedEvent(_EventBase):
+    event_type: Literal["points_changed"]
+    properties: PointsChangedProperties
+
+
+class CouponClaimedEvent(_EventBase):
+    event_type: Literal["coupon_claimed"]
+    properties: CouponClaimedProperties
+
+
+class CouponRedeemedEvent(_EventBase):
+    event_type: Literal["coupon_redeemed"]
+    properties: CouponRedeemedProperties
+
+
+class MessageDeliveredEvent(_EventBase):
+    event_type: Literal["message_delivered"]
+    properties: MessageDeliveredProperties
+
+
+class MessageClickedEvent(_EventBase):
+    event_type: Literal["message_clicked"]
+    properties: MessageClickedProperties
+
+
+class ConsentChangedEvent(_EventBase):
+    event_type: Literal["consent_changed"]
+    properties: ConsentChangedProperties
+
+
+CanonicalEvent = Annotated[
+    IdentifyEvent
+    | PageViewEvent
+    | AddToCartEvent
+    | OrderPlacedEvent
+    | OrderReturnedEvent
+    | ReviewPostedEvent
+    | PointsChangedEvent
+    | CouponClaimedEvent
+    | CouponRedeemedEvent
+    | MessageDeliveredEvent
+    | MessageClickedEvent
+    | ConsentChangedEvent,
+    Field(discriminator="event_type"),
+]
+EVENT_TYPES: tuple[str, ...] = (
+    "identify",
+    "page_view",
+    "add_to_cart",
+    "order_placed",
+    "order_returned",
+    "review_posted",
+    "points_changed",
+    "coupon_claimed",
+    "coupon_redeemed",
+    "message_delivered",
+    "message_clicked",
+    "consent_changed",
+)
+
+EVENT_ADAPTER: TypeAdapter[CanonicalEvent] = TypeAdapter(CanonicalEvent)
+EVENT_LIST_ADAPTER: TypeAdapter[list[CanonicalEvent]] = TypeAdapter(list[CanonicalEvent])
+
+
+def parse_event(data: Any, phone_region: str = "CN") -> CanonicalEvent:
+    """Validate one event (dict or JSON bytes); raises pydantic.ValidationError with field locations."""
+    if isinstance(data, str | bytes):
+        return EVENT_ADAPTER.validate_json(data, context={"phone_region": phone_region})
+    return EVENT_ADAPTER.validate_python(data, context={"phone_region": phone_region})

@@ -1,0 +1,67 @@
+"""Ports of the profile store (persons, identifier index, timelines). The DynamoDB adapter is `cdp.profile.dynamodb`."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from cdp.ingest.events import CanonicalEvent
+from cdp.profile.models import ModelScore, Profile, TagValue
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    person_id: str  # the person the event was first attributed to (kept for unmerge)
+    event: CanonicalEvent
+
+
+@dataclass(frozen=True)
+class MessageRecord:
+    person_id: str
+    message_id: str
+    campaign_id: str
+    step: str
+    channel: str
+    sent_at: datetime
+    provider_id: str | None
+    status: str  # sent | suppressed_no_consent | failed
+
+
+class ProfileReader(ABC):
+    @abstractmethod
+    def get(self, person_id: str) -> Profile | None:
+        """The profile, following `merged_into` to the surviving person; None when unknown."""
+
+    @abstractmethod
+    def scan_shard(self, shard: int, total_shards: int) -> Iterator[Profile]:
+        """Every surviving (not merged-away) profile in one shard of a parallel scan."""
+
+    @abstractmethod
+    def timeline(self, profile: Profile) -> list[TimelineEntry]:
+        """Every event of the person and of the persons merged into them, oldest first."""
+
+    @abstractmethod
+    def person_for_identifier(self, identifier_key: str) -> str | None:
+        """The surviving person id that owns an identifier key, if any."""
+
+
+class ProfileAnnotator(ABC):
+    """Writers that own one attribute each, so they never overwrite each other's work."""
+
+    @abstractmethod
+    def put_tags(self, person_id: str, tags: Mapping[str, TagValue], next_expiry: datetime | None) -> None:
+        """Replace the person's tags (tag_update owns this attribute)."""
+
+    @abstractmethod
+    def put_score(self, person_id: str, model_name: str, score: ModelScore) -> None:
+        """Set one model's score on the person (scoring owns scores.<model>)."""
+
+    @abstractmethod
+    def record_message(self, record: MessageRecord) -> None:
+        """Append a sent (or suppressed) message to the person's timeline of messages."""
+
+    @abstractmethod
+    def messages(self, person_id: str) -> list[MessageRecord]:
+        """The messages recorded for a person, oldest first."""

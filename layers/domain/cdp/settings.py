@@ -1,0 +1,90 @@
+"""Environment variables as composed pydantic models, validated once at cold start (fail fast, no silent defaults)."""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from typing import TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from cdp import topology
+from cdp.errors import CdpError
+
+
+class _Env(BaseModel):
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
+
+
+class Observability(_Env):
+    service_name: str = Field(alias="POWERTOOLS_SERVICE_NAME", min_length=1)
+    log_level: str = Field(default="INFO", alias="POWERTOOLS_LOG_LEVEL")
+
+
+class ProfilesTable(_Env):
+    profiles_table: str = Field(alias=topology.PROFILES_TABLE.env_var, min_length=3)
+
+
+class LedgerTable(_Env):
+    ledger_table: str = Field(alias=topology.LEDGER_TABLE.env_var, min_length=3)
+
+
+class DataBucket(_Env):
+    data_bucket: str = Field(alias=topology.DATA_BUCKET_ENV, min_length=3)
+
+
+class EventBus(_Env):
+    event_bus_name: str = Field(alias=topology.EVENT_BUS_ENV, min_length=1)
+
+
+class ApiKeys(_Env):
+    api_keys_secret_id: str = Field(alias=topology.API_KEYS_SECRET_ENV, min_length=1)
+
+
+class PhoneRegion(_Env):
+    default_phone_region: str = Field(default="CN", alias=topology.DEFAULT_REGION_ENV, pattern=r"^[A-Z]{2}$")
+
+
+class Senders(_Env):
+    sms_origination_identity: str = Field(alias=topology.SMS_ORIGINATION_ENV, min_length=1)
+    email_from_address: str = Field(alias=topology.EMAIL_FROM_ENV, min_length=3)
+
+
+class IngestSettings(Observability, LedgerTable, DataBucket, EventBus, ApiKeys, PhoneRegion):
+    pass
+
+
+class IdentitySettings(Observability, ProfilesTable, EventBus):
+    pass
+
+
+class TagSettings(Observability, ProfilesTable, EventBus):
+    pass
+
+
+class ModelSettings(Observability, ProfilesTable, DataBucket):
+    pass
+
+
+class CampaignSettings(Observability, ProfilesTable, LedgerTable, DataBucket):
+    pass
+
+
+class SendSettings(Observability, ProfilesTable, LedgerTable, DataBucket, Senders):
+    pass
+
+
+class ConfigurationError(CdpError):
+    """A required environment variable is missing or invalid (a deployment bug: fail at cold start)."""
+
+
+SettingsT = TypeVar("SettingsT", bound=_Env)
+
+
+@cache
+def get_settings(model: type[SettingsT]) -> SettingsT:
+    try:
+        return model.model_validate(dict(os.environ))
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ConfigurationError(f"invalid environment for {model.__name__}: {problems}") from exc

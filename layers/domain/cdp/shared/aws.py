@@ -1,0 +1,53 @@
+"""Small AWS helpers: lazy clients (never at import time, so moto can start first) and the EventBridge publisher."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from cdp.errors import PublishError
+from cdp.shared.envelope import Publishable
+from cdp.shared.ports import EventPublisher
+
+_RETRIES = Config(retries={"max_attempts": 5, "mode": "standard"})
+
+
+def client(service: str) -> Any:
+    """A boto3 client with standard retries. Adapters accept an injected client and call this only as a default."""
+    return boto3.client(service, config=_RETRIES)  # type: ignore[call-overload]
+
+
+class EventBridgePublisher(EventPublisher):
+    MAX_ENTRIES = 10  # PutEvents limit per call
+
+    def __init__(self, bus_name: str, events_client: Any = None) -> None:
+        self._bus = bus_name
+        self._client = events_client or client("events")
+
+    def publish(self, events: Sequence[Publishable], correlation_id: str) -> list[str]:
+        ids: list[str] = []
+        entries = [
+            {
+                "Source": e.event_source,
+                "DetailType": e.event_name,
+                "Detail": json.dumps(e.envelope(correlation_id), separators=(",", ":")),
+                "EventBusName": self._bus,
+            }
+            for e in events
+        ]
+        for start in range(0, len(entries), self.MAX_ENTRIES):
+            chunk = entries[start : start + self.MAX_ENTRIES]
+            try:
+                response = self._client.put_events(Entries=chunk)
+            except (ClientError, BotoCoreError) as exc:
+                raise PublishError(f"put_events failed: {exc}") from exc
+            if response.get("FailedEntryCount", 0):
+                failed = [r for r in response["Entries"] if r.get("ErrorCode")]
+                raise PublishError(f"{len(failed)} of {len(chunk)} events not published: {failed[:3]}")
+            ids.extend(r["EventId"] for r in response["Entries"])
+        return ids

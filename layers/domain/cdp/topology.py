@@ -1,0 +1,251 @@
+"""The one source of truth for resource names, key shapes, rules and wiring.
+
+The CDK stack, the local runtime and the tests all read this module, so a table key or a rule pattern is
+declared once. Physical names here are the *local* names; on AWS, CDK lets CloudFormation name resources and
+hands the names to functions through the environment variables listed on each FunctionSpec.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+APP = "cdp"
+
+# ---- tables -----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    logical_id: str
+    local_name: str
+    env_var: str
+    partition_key: str = "pk"
+    sort_key: str = "sk"
+    ttl_attribute: str | None = "expires_at"
+
+
+PROFILES_TABLE = TableSpec(logical_id="ProfilesTable", local_name="cdp-profiles", env_var="PROFILES_TABLE")
+"""Persons, identifier index, timelines, applied-event markers. Key shapes: see `cdp.profile.keys`."""
+
+LEDGER_TABLE = TableSpec(logical_id="LedgerTable", local_name="cdp-ledger", env_var="LEDGER_TABLE")
+"""Ingest dedupe (source, event id), send idempotency records, campaign run records."""
+
+TABLES = (PROFILES_TABLE, LEDGER_TABLE)
+
+# ---- bucket, bus, secrets -----------------------------------------------------------------------------------
+
+DATA_BUCKET_LOCAL_NAME = "cdp-data"
+DATA_BUCKET_ENV = "DATA_BUCKET"
+EVENT_BUS_LOCAL_NAME = "cdp-bus"
+EVENT_BUS_ENV = "EVENT_BUS_NAME"
+API_KEYS_SECRET_LOCAL_NAME = "cdp/api-keys"  # noqa: S105 - a secret's name, not a secret
+API_KEYS_SECRET_ENV = "API_KEYS_SECRET_ID"
+SMS_ORIGINATION_ENV = "SMS_ORIGINATION_IDENTITY"
+EMAIL_FROM_ENV = "EMAIL_FROM_ADDRESS"
+DEFAULT_REGION_ENV = "DEFAULT_PHONE_REGION"
+
+# S3 key prefixes inside the data bucket
+RAW_PREFIX = "raw/"  # raw/{source}/{yyyy}/{mm}/{dd}/{event_id}.json
+MODELS_PREFIX = "models/"  # models/{name}/{version}/model.joblib + manifest.json; models/{name}/latest.json
+EXPORTS_PREFIX = "exports/"
+CAMPAIGNS_PREFIX = "campaigns/"  # campaigns/{run_id}/audience.json, batches/{n}.json, summary.json
+OUTBOX_PREFIX = "outbox/"  # local/webhook channel deliveries
+
+# ---- bus events -------------------------------------------------------------------------------------------
+
+SOURCE_INGEST = "cdp.ingest"
+SOURCE_IDENTITY = "cdp.identity"
+SOURCE_TAGS = "cdp.tags"
+SOURCE_CAMPAIGNS = "cdp.campaigns"
+
+EVENT_RECEIVED = "event.received"
+PROFILE_UPDATED = "profile.updated"
+PROFILE_MERGED = "profile.merged"
+TAGS_CHANGED = "tags.changed"
+
+# ---- queues -----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QueueSpec:
+    logical_id: str
+    local_name: str
+    visibility_timeout_s: int = 180
+    max_receive_count: int = 5
+
+
+IDENTITY_QUEUE = QueueSpec("IdentityMergeQueue", "cdp-identity-merge")
+TAG_QUEUE = QueueSpec("TagUpdateQueue", "cdp-tag-update")
+QUEUES = (IDENTITY_QUEUE, TAG_QUEUE)
+
+
+def dlq_name(queue: QueueSpec) -> str:
+    return f"{queue.local_name}-dlq"
+
+
+# ---- functions --------------------------------------------------------------------------------------------
+
+LayerName = Literal["domain", "deps", "ml"]
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    key: str
+    logical_id: str
+    handler: str  # dotted path, importable locally and in the Lambda code asset
+    env: tuple[str, ...]  # environment variable names the function needs
+    layers: tuple[LayerName, ...] = ("domain", "deps")
+    memory_mb: int = 512
+    timeout_s: int = 30
+
+    @property
+    def local_name(self) -> str:
+        return f"{APP}-{self.key.replace('_', '-')}"
+
+
+_COMMON_ENV = ("POWERTOOLS_SERVICE_NAME", "POWERTOOLS_LOG_LEVEL")
+
+INGEST = FunctionSpec(
+    "ingest",
+    "IngestFunction",
+    "functions.ingest.handler.lambda_handler",
+    env=(*_COMMON_ENV, LEDGER_TABLE.env_var, DATA_BUCKET_ENV, EVENT_BUS_ENV, API_KEYS_SECRET_ENV, DEFAULT_REGION_ENV),
+)
+IDENTITY_MERGE = FunctionSpec(
+    "identity_merge",
+    "IdentityMergeFunction",
+    "functions.identity_merge.handler.lambda_handler",
+    env=(*_COMMON_ENV, PROFILES_TABLE.env_var, EVENT_BUS_ENV),
+    timeout_s=60,
+)
+TAG_UPDATE = FunctionSpec(
+    "tag_update",
+    "TagUpdateFunction",
+    "functions.tag_update.handler.lambda_handler",
+    env=(*_COMMON_ENV, PROFILES_TABLE.env_var, EVENT_BUS_ENV),
+    timeout_s=60,
+)
+TAG_SWEEP = FunctionSpec(
+    "tag_sweep",
+    "TagSweepFunction",
+    "functions.tag_sweep.handler.lambda_handler",
+    env=(*_COMMON_ENV, PROFILES_TABLE.env_var, EVENT_BUS_ENV),
+    timeout_s=300,
+)
+TRAIN = FunctionSpec(
+    "train",
+    "TrainFunction",
+    "functions.train.handler.lambda_handler",
+    env=(*_COMMON_ENV, PROFILES_TABLE.env_var, DATA_BUCKET_ENV),
+    layers=("domain", "deps", "ml"),
+    memory_mb=3008,
+    timeout_s=900,
+)
+SCORING = FunctionSpec(
+    "scoring",
+    "ScoringFunction",
+    "functions.scoring.handler.lambda_handler",
+    env=(*_COMMON_ENV, PROFILES_TABLE.env_var, DATA_BUCKET_ENV),
+    layers=("domain", "deps", "ml"),
+    memory_mb=1769,
+    timeout_s=300,
+)
+CAMPAIGN = FunctionSpec(
+    "campaign",
+    "CampaignFunction",
+    "functions.campaign.handler.lambda_handler",
+    env=(*_COMMON_ENV, PROFILES_TABLE.env_var, LEDGER_TABLE.env_var, DATA_BUCKET_ENV),
+    memory_mb=1024,
+    timeout_s=300,
+)
+SEND = FunctionSpec(
+    "send",
+    "SendFunction",
+    "functions.send.handler.lambda_handler",
+    env=(
+        *_COMMON_ENV,
+        PROFILES_TABLE.env_var,
+        LEDGER_TABLE.env_var,
+        DATA_BUCKET_ENV,
+        SMS_ORIGINATION_ENV,
+        EMAIL_FROM_ENV,
+    ),
+    timeout_s=120,
+)
+
+FUNCTIONS = (INGEST, IDENTITY_MERGE, TAG_UPDATE, TAG_SWEEP, TRAIN, SCORING, CAMPAIGN, SEND)
+FUNCTIONS_BY_KEY = {f.key: f for f in FUNCTIONS}
+
+# ---- rules ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BusRuleSpec:
+    logical_id: str
+    local_name: str
+    pattern: dict[str, list[str]]
+    queue: QueueSpec  # every bus rule buffers through SQS: retries, partial batch failure, DLQ
+    consumer: FunctionSpec
+    batch_size: int = 10
+
+
+EVENT_RECEIVED_RULE = BusRuleSpec(
+    "EventReceivedRule",
+    "cdp-event-received",
+    {"source": [SOURCE_INGEST], "detail-type": [EVENT_RECEIVED]},
+    IDENTITY_QUEUE,
+    IDENTITY_MERGE,
+)
+PROFILE_UPDATED_RULE = BusRuleSpec(
+    "ProfileUpdatedRule",
+    "cdp-profile-updated",
+    {"source": [SOURCE_IDENTITY], "detail-type": [PROFILE_UPDATED, PROFILE_MERGED]},
+    TAG_QUEUE,
+    TAG_UPDATE,
+)
+BUS_RULES = (EVENT_RECEIVED_RULE, PROFILE_UPDATED_RULE)
+
+# ---- state machines ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StateMachineSpec:
+    key: str
+    logical_id: str
+    asl_file: str  # under infra/statemachines/
+    functions: dict[str, FunctionSpec] = field(default_factory=dict)  # ${Placeholder} -> function ARN
+
+    @property
+    def local_name(self) -> str:
+        return f"{APP}-{self.key}"
+
+
+SCORE_MACHINE = StateMachineSpec("score", "ScoreStateMachine", "score.asl.json", {"ScoringFunctionArn": SCORING})
+TRAIN_MACHINE = StateMachineSpec("train", "TrainStateMachine", "train.asl.json", {"TrainFunctionArn": TRAIN})
+CAMPAIGN_MACHINE = StateMachineSpec(
+    "campaign",
+    "CampaignStateMachine",
+    "campaign.asl.json",
+    {"CampaignFunctionArn": CAMPAIGN, "SendFunctionArn": SEND},
+)
+STATE_MACHINES = (SCORE_MACHINE, TRAIN_MACHINE, CAMPAIGN_MACHINE)
+
+# ---- schedules --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ScheduleSpec:
+    logical_id: str
+    local_name: str
+    expression: str  # EventBridge Scheduler expression
+    target_machine: StateMachineSpec | None = None
+    target_function: FunctionSpec | None = None
+    input: str = "{}"
+
+
+SCHEDULES = (
+    ScheduleSpec("NightlyScoreSchedule", "cdp-nightly-score", "cron(0 2 * * ? *)", target_machine=SCORE_MACHINE),
+    ScheduleSpec("WeeklyTrainSchedule", "cdp-weekly-train", "cron(0 3 ? * SUN *)", target_machine=TRAIN_MACHINE),
+    ScheduleSpec("HourlyTagSweepSchedule", "cdp-hourly-tag-sweep", "rate(1 hour)", target_function=TAG_SWEEP),
+)
