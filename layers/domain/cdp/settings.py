@@ -50,6 +50,10 @@ class Senders(_Env):
     email_from_address: str = Field(alias=topology.EMAIL_FROM_ENV, min_length=3)
 
 
+class ChannelRouting(_Env):
+    send_via_outbox: bool = Field(default=False, alias=topology.SEND_VIA_OUTBOX_ENV)
+
+
 class IngestSettings(Observability, LedgerTable, DataBucket, EventBus, ApiKeys, PhoneRegion):
     pass
 
@@ -70,7 +74,7 @@ class CampaignSettings(Observability, ProfilesTable, LedgerTable, DataBucket):
     pass
 
 
-class SendSettings(Observability, ProfilesTable, LedgerTable, DataBucket, Senders):
+class SendSettings(Observability, ProfilesTable, LedgerTable, DataBucket, Senders, ChannelRouting):
     pass
 
 

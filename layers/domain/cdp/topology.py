@@ -40,9 +40,10 @@ DATA_BUCKET_ENV = "DATA_BUCKET"
 EVENT_BUS_LOCAL_NAME = "cdp-bus"
 EVENT_BUS_ENV = "EVENT_BUS_NAME"
 API_KEYS_SECRET_LOCAL_NAME = "cdp/api-keys"  # noqa: S105 - a secret's name, not a secret
-API_KEYS_SECRET_ENV = "API_KEYS_SECRET_ID"
+API_KEYS_SECRET_ENV = "API_KEYS_SECRET_ID"  # noqa: S105 - an env var name
 SMS_ORIGINATION_ENV = "SMS_ORIGINATION_IDENTITY"
 EMAIL_FROM_ENV = "EMAIL_FROM_ADDRESS"
+SEND_VIA_OUTBOX_ENV = "SEND_VIA_OUTBOX"  # "true": every channel delivers to the S3 outbox (local runtime, dry runs)
 DEFAULT_REGION_ENV = "DEFAULT_PHONE_REGION"
 
 # S3 key prefixes inside the data bucket
@@ -170,12 +171,18 @@ SEND = FunctionSpec(
         DATA_BUCKET_ENV,
         SMS_ORIGINATION_ENV,
         EMAIL_FROM_ENV,
+        SEND_VIA_OUTBOX_ENV,
     ),
     timeout_s=120,
 )
 
 FUNCTIONS = (INGEST, IDENTITY_MERGE, TAG_UPDATE, TAG_SWEEP, TRAIN, SCORING, CAMPAIGN, SEND)
 FUNCTIONS_BY_KEY = {f.key: f for f in FUNCTIONS}
+
+# ---- HTTP API -----------------------------------------------------------------------------------------------
+
+API_ROUTES: tuple[tuple[str, str, str], ...] = (("POST", "/v1/events", INGEST.key),)
+"""(method, path, function key): the HTTP API routes, each integrated with one function from FUNCTIONS."""
 
 # ---- rules ------------------------------------------------------------------------------------------------
 

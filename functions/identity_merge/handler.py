@@ -1,0 +1,68 @@
+"""SQS (fed by the bus rule "event received") -> resolve each event to one person; partial batch failures."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.parser.models import EventBridgeModel, SqsRecordModel
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, Json
+
+from cdp.identity.service import resolve_event
+from cdp.ingest.events import CanonicalEvent
+from cdp.observability import logger, metrics, tracer
+from cdp.profile.dynamodb import DynamoProfileStore
+from cdp.settings import IdentitySettings, get_settings
+from cdp.shared.aws import EventBridgePublisher
+from cdp.shared.envelope import EventMetadata
+
+
+class ReceivedData(BaseModel):
+    event: CanonicalEvent
+
+
+class ReceivedDetail(BaseModel):
+    metadata: EventMetadata
+    data: ReceivedData
+
+
+class ReceivedBusEvent(EventBridgeModel):  # type: ignore[misc]
+    detail: ReceivedDetail  # type: ignore[assignment]
+
+
+class ReceivedRecord(SqsRecordModel):  # type: ignore[misc]
+    body: Json[ReceivedBusEvent]  # type: ignore[assignment]
+
+
+processor = BatchProcessor(event_type=EventType.SQS, model=ReceivedRecord)
+
+
+@cache
+def _ports() -> tuple[DynamoProfileStore, EventBridgePublisher]:
+    settings = get_settings(IdentitySettings)
+    return DynamoProfileStore(settings.profiles_table), EventBridgePublisher(settings.event_bus_name)
+
+
+def record_handler(record: ReceivedRecord) -> None:
+    event = record.body.detail.data.event
+    store, publisher = _ports()
+    outcome = resolve_event(event, store, publisher)
+    logger.info(
+        "event resolved",
+        event_id=event.event_id,
+        person_id=outcome.person_id,
+        applied=outcome.applied,
+        merged_ids=list(outcome.merged_ids),
+        quarantined=list(outcome.quarantined),
+    )
+    if outcome.merged_ids:
+        metrics.add_metric(name="PersonsMerged", unit="Count", value=len(outcome.merged_ids))
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+@tracer.capture_lambda_handler(capture_response=False)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

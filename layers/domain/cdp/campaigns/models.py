@@ -1,0 +1,326 @@
+"""Payloads of the campaign state machine: the request, the tag condition, the step commands and their results.
+
+The send step's payload (`cdp.channels.models.SendBatchRequest`) is built by the ASL from the normalized request
+this module returns, so `Touch` mirrors its template/offer fields; the campaign context does not import channels.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from cdp.ingest.events import Currency, MinorUnits, Token, UtcDatetime
+from cdp.profile.models import Profile
+
+CampaignChannel = Literal["sms", "email", "push", "wechat", "webhook", "outbox"]
+ConsentChannel = Literal["sms", "email", "push", "wechat", "webhook", "outbox", "all"]
+TagScalar = str | int | bool
+Fraction = Annotated[float, Field(ge=0.0, lt=1.0)]
+
+TOUCH1 = "touch1"
+TOUCH2 = "touch2"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ---- the audience condition ---------------------------------------------------------------------------------
+
+
+class TagCondition(_Frozen):
+    """`{tag, equals}` or `{tag, in: [...]}`: one test on one tag's current value (a missing tag never matches)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    tag: str = Field(min_length=1, max_length=64)
+    equals: TagScalar | None = None
+    in_: list[TagScalar] | None = Field(default=None, alias="in", min_length=1, max_length=100)
+
+    @model_validator(mode="after")
+    def _exactly_one_test(self) -> TagCondition:
+        if (self.equals is None) == (self.in_ is None):
+            raise ValueError(f"tag condition on {self.tag!r} needs exactly one of 'equals' or 'in'")
+        return self
+
+    def matches(self, profile: Profile) -> bool:
+        tag = profile.tags.get(self.tag)
+        if tag is None:
+            return False
+        allowed = [self.equals] if self.in_ is None else self.in_
+        # bool is an int in Python: compare types too, so `equals: 1` never matches a True flag
+        return any(type(tag.value) is type(v) and tag.value == v for v in allowed)
+
+
+class Audience(_Frozen):
+    """all_of AND (any_of, when given) AND NOT any(none_of), plus marketing consent on one channel."""
+
+    all_of: list[TagCondition] = Field(default_factory=list, max_length=50)
+    any_of: list[TagCondition] = Field(default_factory=list, max_length=50)
+    none_of: list[TagCondition] = Field(default_factory=list, max_length=50)
+    require_consent_channel: ConsentChannel | None = Field(
+        default=None, description="channel whose marketing opt-in is required; defaults to touch1's channel"
+    )
+
+    def matches(self, profile: Profile) -> bool:
+        return (
+            all(c.matches(profile) for c in self.all_of)
+            and (not self.any_of or any(c.matches(profile) for c in self.any_of))
+            and not any(c.matches(profile) for c in self.none_of)
+        )
+
+
+# ---- touches and budget -------------------------------------------------------------------------------------
+
+
+class Template(_Frozen):
+    subject: str | None = Field(default=None, min_length=1, max_length=998)
+    body: str = Field(min_length=1, max_length=20_000)
+
+
+class Offer(_Frozen):
+    coupon_id: Token
+    code: str | None = Field(default=None, min_length=1, max_length=64)
+    description: str | None = Field(default=None, max_length=500)
+
+
+class Touch(_Frozen):
+    channel: CampaignChannel
+    template: Template
+    offer: Offer | None = None
+
+    @model_validator(mode="after")
+    def _email_needs_subject(self) -> Touch:
+        if self.channel == "email" and self.template.subject is None:
+            raise ValueError("an email template needs a subject")
+        return self
+
+
+class Budget(_Frozen):
+    """The budget pays for touch1 only (the audience is cut to it); touch2 spend is reported, not reserved."""
+
+    amount_minor: MinorUnits
+    currency: Currency
+    cost_per_message_minor: dict[CampaignChannel, MinorUnits] = Field(min_length=1)
+
+
+class CampaignRequest(_Frozen):
+    campaign_id: Token
+    run_id: Token | None = Field(default=None, description="defaults to '{campaign_id}-{execution or time}'")
+    brand_id: Token
+    audience: Audience = Field(default_factory=Audience)
+    score_model: str = Field(default="response", min_length=1, max_length=64)
+    touch1: Touch
+    touch2: Touch | None = None
+    second_touch: bool = Field(default=True, description="send touch2 (when given) to treatment non-converters")
+    budget: Budget
+    max_recipients: int | None = Field(default=None, ge=0, description="hard cap on audience size (both groups)")
+    holdout_fraction: Fraction = 0.1
+    batch_size: int = Field(default=500, ge=1, le=500)
+    wait_seconds: int = Field(default=3 * 86_400, ge=0, le=365 * 86_400)
+    conversion_window_seconds: int = Field(default=14 * 86_400, ge=1, le=365 * 86_400)
+    scan_segments: int = Field(default=4, ge=1, le=1000, description="parallel scan segments of the profile store")
+
+    @model_validator(mode="after")
+    def _check(self) -> CampaignRequest:
+        for name, touch in (("touch1", self.touch1), ("touch2", self.touch2)):
+            if touch is not None and touch.channel not in self.budget.cost_per_message_minor:
+                raise ValueError(f"budget.cost_per_message_minor has no cost for {name} channel {touch.channel!r}")
+        if self.budget.cost_per_message_minor[self.touch1.channel] == 0:
+            raise ValueError("touch1's channel must have a non-zero cost (the budget cut divides by it)")
+        return self
+
+    @property
+    def consent_channel(self) -> str:
+        return self.audience.require_consent_channel or self.touch1.channel
+
+    @property
+    def follow_up(self) -> bool:
+        return self.second_touch and self.touch2 is not None
+
+
+# ---- what the store holds -----------------------------------------------------------------------------------
+
+
+class Member(_Frozen):
+    person_id: str
+    score: float | None = None
+
+
+class AudienceCounts(_Frozen):
+    eligible: int = Field(description="matched the condition and consent, before the budget cut")
+    selected: int = Field(description="after the budget and max_recipients cut (treatment + holdout)")
+    treatment: int
+    holdout: int
+    unscored: int = Field(description="selected persons without a score (ranked last)")
+
+
+class AudienceManifest(_Frozen):
+    run_id: str
+    request: CampaignRequest
+    selected_at: UtcDatetime
+    sent_at: UtcDatetime = Field(description="reference time of the conversion window, the same for both groups")
+    counts: AudienceCounts
+    capacity: int = Field(description="recipients the budget pays for")
+    budget_reserved_minor: int = Field(description="treatment size x touch1 cost")
+    currency: str
+    batch_keys: list[str]
+
+
+class AudienceDocument(_Frozen):
+    """`campaigns/{run_id}/audience.json`."""
+
+    manifest: AudienceManifest
+    treatment: list[Member]
+    holdout: list[Member]
+
+
+class SendTally(BaseModel):
+    """What the campaign reads from each `SendBatchResult` (other fields are ignored)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    sent: int = Field(default=0, ge=0)
+    suppressed_no_consent: int = Field(default=0, ge=0)
+    suppressed_no_address: int = Field(default=0, ge=0)
+    duplicates_skipped: int = Field(default=0, ge=0)
+    failed: int = Field(default=0, ge=0)
+    by_channel: dict[str, int] = Field(default_factory=dict)
+
+    def __add__(self, other: SendTally) -> SendTally:
+        channels = {**self.by_channel}
+        for k, v in other.by_channel.items():
+            channels[k] = channels.get(k, 0) + v
+        return SendTally(
+            sent=self.sent + other.sent,
+            suppressed_no_consent=self.suppressed_no_consent + other.suppressed_no_consent,
+            suppressed_no_address=self.suppressed_no_address + other.suppressed_no_address,
+            duplicates_skipped=self.duplicates_skipped + other.duplicates_skipped,
+            failed=self.failed + other.failed,
+            by_channel=channels,
+        )
+
+
+class GroupOutcome(_Frozen):
+    size: int
+    converted: int
+    revenue_minor: int = Field(description="order totals in the budget currency within the window")
+    orders_other_currency: int = 0
+
+    @property
+    def rate(self) -> float:
+        return self.converted / self.size if self.size else 0.0
+
+
+class ConversionReport(_Frozen):
+    """`campaigns/{run_id}/conversions/{step}.json`: who converted by the time of the check."""
+
+    run_id: str
+    step: str
+    checked_at: UtcDatetime
+    window_end: UtcDatetime
+    treatment: GroupOutcome
+    holdout: GroupOutcome
+    follow_up_persons: int
+    follow_up_batch_keys: list[str]
+
+
+# ---- step commands (the Lambda's input) and results (its output) ---------------------------------------------
+
+
+class SelectCommand(_Frozen):
+    action: Literal["select"]
+    request: CampaignRequest
+    execution_name: str | None = Field(default=None, max_length=80)
+
+
+class CheckCommand(_Frozen):
+    action: Literal["check"]
+    run_id: Token
+    step: Token = TOUCH2
+    touch1_results: list[SendTally] = Field(default_factory=list)
+
+
+class SummarizeCommand(_Frozen):
+    action: Literal["summarize"]
+    run_id: Token
+    touch2_results: list[SendTally] = Field(default_factory=list)
+
+
+CampaignCommand = Annotated[SelectCommand | CheckCommand | SummarizeCommand, Field(discriminator="action")]
+
+
+class BatchRef(_Frozen):
+    batch_key: str
+
+
+class Selection(_Frozen):
+    run_id: str
+    batches: list[BatchRef]
+    counts: AudienceCounts
+    sent_at: UtcDatetime
+    audience_key: str
+
+
+class SelectResult(_Frozen):
+    """Replaces the state: the normalized request (run_id filled, defaults explicit) and the selection."""
+
+    request: CampaignRequest
+    selection: Selection
+
+
+class CheckResult(_Frozen):
+    run_id: str
+    step: str
+    batches: list[BatchRef]
+    treatment_converted: int
+    holdout_converted: int
+    follow_up_persons: int
+    touch1: SendTally
+    report_key: str
+
+
+class CampaignSummary(_Frozen):
+    """`campaigns/{run_id}/summary.json`. Money is integer minor units of `currency`; rates are plain ratios."""
+
+    run_id: str
+    campaign_id: str
+    currency: str
+    summarized_at: UtcDatetime
+    treatment: GroupOutcome
+    holdout: GroupOutcome
+    treatment_rate: float
+    holdout_rate: float
+    absolute_lift: float
+    incremental_conversions: float
+    revenue_per_person_treatment_minor: int
+    revenue_per_person_holdout_minor: int
+    incremental_revenue_minor: int
+    messages: dict[str, SendTally] = Field(description="send tallies per step")
+    messages_by_channel: dict[str, int]
+    cost_minor: int
+    touch1_cost_minor: int
+    touch2_cost_minor: int
+    budget_minor: int
+    roi: float | None = Field(description="(incremental revenue - cost) / cost; None when nothing was spent")
+
+
+class SummarizeResult(_Frozen):
+    """The state machine's final output: small, the full summary lives in S3."""
+
+    run_id: str
+    summary_key: str
+    treatment: int
+    holdout: int
+    treatment_converted: int
+    holdout_converted: int
+    incremental_revenue_minor: int
+    cost_minor: int
+    roi: float | None
+
+
+def dump(model: BaseModel) -> dict[str, Any]:
+    """JSON-ready dict with aliases (`in`), the shape the state machine and S3 documents use."""
+    return model.model_dump(mode="json", by_alias=True)

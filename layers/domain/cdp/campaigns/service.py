@@ -1,0 +1,436 @@
+"""Campaign steps as pure functions over injected ports: select the audience, check conversions, summarize.
+
+Every step reads and writes JSON artifacts under `campaigns/{run_id}/` and returns only keys and counts, so the
+state machine's state stays small however big the audience is. Person ids are always re-resolved through
+`ProfileReader.get`, because a person selected on day 0 may have been merged into another by day 3.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from cdp import topology
+from cdp.campaigns.models import (
+    TOUCH1,
+    TOUCH2,
+    AudienceCounts,
+    AudienceDocument,
+    AudienceManifest,
+    BatchRef,
+    CampaignCommand,
+    CampaignRequest,
+    CampaignSummary,
+    CheckCommand,
+    CheckResult,
+    ConversionReport,
+    GroupOutcome,
+    Member,
+    Selection,
+    SelectResult,
+    SendTally,
+    SummarizeCommand,
+    SummarizeResult,
+    Touch,
+    dump,
+)
+from cdp.campaigns.ports import ArtifactStore
+from cdp.errors import InvalidInputError, NotFoundError
+from cdp.ingest.events import OrderPlacedEvent
+from cdp.observability import logger
+from cdp.profile.models import Profile
+from cdp.profile.ports import ProfileReader
+
+# ---- artifact keys ------------------------------------------------------------------------------------------
+
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:+\-]{0,127}$")
+
+
+def run_prefix(run_id: str) -> str:
+    if not _RUN_ID.fullmatch(run_id) or ".." in run_id:
+        raise InvalidInputError(f"run_id {run_id!r} is not a safe key segment", location="run_id")
+    return f"{topology.CAMPAIGNS_PREFIX}{run_id}/"
+
+
+def audience_key(run_id: str) -> str:
+    return f"{run_prefix(run_id)}audience.json"
+
+
+def batch_key(run_id: str, step: str, index: int) -> str:
+    return f"{run_prefix(run_id)}batches/{step}/{index:04d}.json"
+
+
+def conversions_key(run_id: str, step: str) -> str:
+    return f"{run_prefix(run_id)}conversions/{step}.json"
+
+
+def sends_key(run_id: str, step: str) -> str:
+    return f"{run_prefix(run_id)}sends/{step}.json"
+
+
+def summary_key(run_id: str) -> str:
+    return f"{run_prefix(run_id)}summary.json"
+
+
+def derive_run_id(request: CampaignRequest, now: datetime, execution_name: str | None = None) -> str:
+    """The explicit run_id, else one per execution (a retried Select finds its own artifacts), else per second."""
+    if request.run_id:
+        return request.run_id
+    suffix = re.sub(r"[^A-Za-z0-9_.:+\-]", "-", execution_name) if execution_name else f"{now:%Y%m%dT%H%M%SZ}"
+    return f"{request.campaign_id}-{suffix}"[:128]
+
+
+# ---- selection ----------------------------------------------------------------------------------------------
+
+
+def holdout_draw(run_id: str, person_id: str) -> float:
+    """A uniform number in [0, 1) fixed by (run_id, person_id): the split is random yet reproducible."""
+    digest = hashlib.sha256(f"{run_id}\x1f{person_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def rank_key(member: Member) -> tuple[bool, float, str]:
+    """Score descending, unscored last, ties broken by person_id so the order never depends on scan order."""
+    return (member.score is None, -(member.score or 0.0), member.person_id)
+
+
+def eligible(request: CampaignRequest, profile: Profile) -> bool:
+    return (
+        profile.brand_id == request.brand_id
+        and profile.merged_into is None
+        and profile.has_consent(request.consent_channel)
+        and request.audience.matches(profile)
+    )
+
+
+def capacity(request: CampaignRequest) -> int:
+    """Recipients the budget pays touch1 for, capped by max_recipients."""
+    cost = request.budget.cost_per_message_minor[request.touch1.channel]
+    cap = request.budget.amount_minor // cost
+    return cap if request.max_recipients is None else min(cap, request.max_recipients)
+
+
+def split_holdout(run_id: str, ranked: Sequence[Member], fraction: float) -> tuple[list[Member], list[Member]]:
+    treatment: list[Member] = []
+    holdout: list[Member] = []
+    for m in ranked:
+        (holdout if holdout_draw(run_id, m.person_id) < fraction else treatment).append(m)
+    return treatment, holdout
+
+
+def _chunks(items: Sequence[str], size: int) -> Iterable[list[str]]:
+    for start in range(0, len(items), size):
+        yield list(items[start : start + size])
+
+
+def _write_batches(store: ArtifactStore, run_id: str, step: str, person_ids: Sequence[str], size: int) -> list[str]:
+    keys = []
+    for i, chunk in enumerate(_chunks(person_ids, size)):
+        key = batch_key(run_id, step, i)
+        store.put_json(key, chunk)
+        keys.append(key)
+    return keys
+
+
+def _selection(doc: AudienceDocument) -> SelectResult:
+    m = doc.manifest
+    return SelectResult(
+        request=m.request,
+        selection=Selection(
+            run_id=m.run_id,
+            batches=[BatchRef(batch_key=k) for k in m.batch_keys],
+            counts=m.counts,
+            sent_at=m.sent_at,
+            audience_key=audience_key(m.run_id),
+        ),
+    )
+
+
+def select_audience(
+    request: CampaignRequest,
+    profiles: ProfileReader,
+    store: ArtifactStore,
+    now: datetime,
+    execution_name: str | None = None,
+) -> SelectResult:
+    """Scan, filter, rank, cut to budget, split holdout; write audience.json and the touch1 batches."""
+    run_id = derive_run_id(request, now, execution_name)
+    key = audience_key(run_id)
+    if store.exists(key):  # a retried Select must not draw a different audience for the same run
+        logger.info("audience already selected", run_id=run_id)
+        return _selection(AudienceDocument.model_validate(store.get_json(key)))
+
+    request = request.model_copy(update={"run_id": run_id})
+    seen: set[str] = set()
+    pool: list[Member] = []
+    for shard in range(request.scan_segments):
+        for profile in profiles.scan_shard(shard, request.scan_segments):
+            if profile.person_id in seen or not eligible(request, profile):
+                continue
+            seen.add(profile.person_id)
+            score = profile.scores.get(request.score_model)
+            pool.append(Member(person_id=profile.person_id, score=score.score if score else None))
+
+    pool.sort(key=rank_key)
+    selected = pool[: capacity(request)]
+    treatment, holdout = split_holdout(run_id, selected, request.holdout_fraction)
+    batch_keys = _write_batches(store, run_id, TOUCH1, [m.person_id for m in treatment], request.batch_size)
+    counts = AudienceCounts(
+        eligible=len(pool),
+        selected=len(selected),
+        treatment=len(treatment),
+        holdout=len(holdout),
+        unscored=sum(1 for m in selected if m.score is None),
+    )
+    doc = AudienceDocument(
+        manifest=AudienceManifest(
+            run_id=run_id,
+            request=request,
+            selected_at=now,
+            sent_at=now,
+            counts=counts,
+            capacity=capacity(request),
+            budget_reserved_minor=len(treatment) * request.budget.cost_per_message_minor[request.touch1.channel],
+            currency=request.budget.currency,
+            batch_keys=batch_keys,
+        ),
+        treatment=treatment,
+        holdout=holdout,
+    )
+    # audience.json last: its presence means the batches are complete (the retry check above relies on it)
+    store.put_json(key, dump(doc))
+    logger.info("audience selected", run_id=run_id, **counts.model_dump())
+    return _selection(doc)
+
+
+# ---- conversions --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Measured:
+    outcome: GroupOutcome
+    non_converters: list[Profile] = field(default_factory=list)
+    persons: set[str] = field(default_factory=set)
+
+
+def _orders_in_window(
+    profiles: ProfileReader, profile: Profile, since: datetime, until: datetime
+) -> list[OrderPlacedEvent]:
+    last = profile.facts.last_order_at
+    if last is None or last <= since:  # the facts say there is no newer order: skip the timeline read
+        return []
+    return [
+        e.event
+        for e in profiles.timeline(profile)
+        if isinstance(e.event, OrderPlacedEvent) and since < e.event.occurred_at <= until
+    ]
+
+
+def measure_group(
+    members: Sequence[Member],
+    profiles: ProfileReader,
+    since: datetime,
+    until: datetime,
+    currency: str,
+    exclude: set[str] | None = None,
+) -> _Measured:
+    """Converted = at least one order_placed in (since, until]. Members merged into one person count once."""
+    exclude = exclude or set()
+    measured = _Measured(GroupOutcome(size=0, converted=0, revenue_minor=0))
+    size = converted = revenue = other = 0
+    for member in members:
+        profile = profiles.get(member.person_id)
+        if profile is None:  # erased or unknown: stays in the denominator, cannot convert
+            size += 1
+            continue
+        if profile.person_id in measured.persons or profile.person_id in exclude:
+            continue
+        measured.persons.add(profile.person_id)
+        size += 1
+        orders = _orders_in_window(profiles, profile, since, until)
+        if orders:
+            converted += 1
+            revenue += sum(o.properties.total_minor for o in orders if o.properties.currency == currency)
+            other += sum(1 for o in orders if o.properties.currency != currency)
+        else:
+            measured.non_converters.append(profile)
+    measured.outcome = GroupOutcome(size=size, converted=converted, revenue_minor=revenue, orders_other_currency=other)
+    return measured
+
+
+def _load_audience(store: ArtifactStore, run_id: str) -> AudienceDocument:
+    try:
+        return AudienceDocument.model_validate(store.get_json(audience_key(run_id)))
+    except NotFoundError as exc:
+        raise InvalidInputError(f"campaign run {run_id!r} has no audience", location="run_id") from exc
+
+
+def _measure_both(
+    doc: AudienceDocument, profiles: ProfileReader, now: datetime
+) -> tuple[_Measured, _Measured, datetime]:
+    m = doc.manifest
+    window_end = m.sent_at + timedelta(seconds=m.request.conversion_window_seconds)
+    until = min(now, window_end)
+    treated = measure_group(doc.treatment, profiles, m.sent_at, until, m.currency)
+    # a holdout member merged into a treated person got the message: they count as treated only
+    held = measure_group(doc.holdout, profiles, m.sent_at, until, m.currency, exclude=treated.persons)
+    return treated, held, window_end
+
+
+def _tally(results: Iterable[SendTally]) -> SendTally:
+    total = SendTally()
+    for r in results:
+        total = total + r
+    return total
+
+
+def check_conversions(
+    run_id: str,
+    profiles: ProfileReader,
+    store: ArtifactStore,
+    now: datetime,
+    step: str = TOUCH2,
+    touch1_results: Sequence[SendTally] = (),
+) -> CheckResult:
+    """Who converted since the send; write the follow-up batches for treatment non-converters."""
+    doc = _load_audience(store, run_id)
+    request = doc.manifest.request
+    touch1 = _tally(touch1_results)
+    store.put_json(sends_key(run_id, TOUCH1), dump(touch1))
+
+    treated, held, window_end = _measure_both(doc, profiles, now)
+    follow_up: list[str] = []
+    if request.follow_up and request.touch2 is not None:
+        follow_up = [p.person_id for p in treated.non_converters if p.has_consent(request.touch2.channel)]
+    keys = _write_batches(store, run_id, step, follow_up, request.batch_size)
+    report = ConversionReport(
+        run_id=run_id,
+        step=step,
+        checked_at=now,
+        window_end=window_end,
+        treatment=treated.outcome,
+        holdout=held.outcome,
+        follow_up_persons=len(follow_up),
+        follow_up_batch_keys=keys,
+    )
+    store.put_json(conversions_key(run_id, step), dump(report))
+    logger.info(
+        "conversions checked",
+        run_id=run_id,
+        treatment_converted=treated.outcome.converted,
+        holdout_converted=held.outcome.converted,
+        follow_up=len(follow_up),
+    )
+    return CheckResult(
+        run_id=run_id,
+        step=step,
+        batches=[BatchRef(batch_key=k) for k in keys],
+        treatment_converted=treated.outcome.converted,
+        holdout_converted=held.outcome.converted,
+        follow_up_persons=len(follow_up),
+        touch1=touch1,
+        report_key=conversions_key(run_id, step),
+    )
+
+
+# ---- summary ------------------------------------------------------------------------------------------------
+
+
+def scale(amount: int, numerator: int, denominator: int) -> int:
+    """amount * numerator / denominator in integers, rounded half away from zero (money never becomes a float)."""
+    q, r = divmod(abs(amount) * numerator * 2 + denominator, 2 * denominator)
+    del r
+    return q if amount >= 0 else -q
+
+
+def _by_channel(tally: SendTally, touch: Touch | None) -> dict[str, int]:
+    if tally.by_channel:
+        return {k: v for k, v in tally.by_channel.items() if v}
+    # a send result without a per-channel split: every sent message went out on the touch's channel
+    return {touch.channel: tally.sent} if touch is not None and tally.sent else {}
+
+
+def _cost(by_channel: dict[str, int], prices: dict[str, int]) -> int:
+    return sum(count * prices.get(channel, 0) for channel, count in by_channel.items())
+
+
+def _load_tally(store: ArtifactStore, key: str) -> SendTally:
+    return SendTally.model_validate(store.get_json(key)) if store.exists(key) else SendTally()
+
+
+def summarize(
+    run_id: str,
+    profiles: ProfileReader,
+    store: ArtifactStore,
+    now: datetime,
+    touch2_results: Sequence[SendTally] = (),
+) -> SummarizeResult:
+    """Treatment vs holdout: conversion, lift, incremental revenue (int minor units), cost and ROI."""
+    doc = _load_audience(store, run_id)
+    request = doc.manifest.request
+    touch1 = _load_tally(store, sends_key(run_id, TOUCH1))
+    touch2 = _tally(touch2_results)
+    store.put_json(sends_key(run_id, TOUCH2), dump(touch2))
+    treated, held, _ = _measure_both(doc, profiles, now)
+    t, h = treated.outcome, held.outcome
+
+    prices: dict[str, int] = dict(request.budget.cost_per_message_minor)
+    ch1, ch2 = _by_channel(touch1, request.touch1), _by_channel(touch2, request.touch2)
+    by_channel = {c: ch1.get(c, 0) + ch2.get(c, 0) for c in sorted({*ch1, *ch2})}
+    cost1, cost2 = _cost(ch1, prices), _cost(ch2, prices)
+    cost = cost1 + cost2
+
+    has_holdout = h.size > 0
+    expected_t_revenue = scale(h.revenue_minor, t.size, h.size) if has_holdout else None
+    incremental_revenue = t.revenue_minor - expected_t_revenue if expected_t_revenue is not None else None
+    summary = CampaignSummary(
+        run_id=run_id,
+        campaign_id=request.campaign_id,
+        currency=request.budget.currency,
+        summarized_at=now,
+        treatment=t,
+        holdout=h,
+        treatment_rate=round(t.rate, 6),
+        holdout_rate=round(h.rate, 6),
+        absolute_lift=round(t.rate - h.rate, 6) if has_holdout else None,
+        incremental_conversions=round(t.converted - h.converted * t.size / h.size, 2) if has_holdout else None,
+        revenue_per_person_treatment_minor=scale(t.revenue_minor, 1, t.size) if t.size else 0,
+        revenue_per_person_holdout_minor=scale(h.revenue_minor, 1, h.size) if has_holdout else None,
+        incremental_revenue_minor=incremental_revenue,
+        messages={TOUCH1: touch1, TOUCH2: touch2},
+        messages_by_channel=by_channel,
+        cost_minor=cost,
+        touch1_cost_minor=cost1,
+        touch2_cost_minor=cost2,
+        budget_minor=request.budget.amount_minor,
+        roi=round((incremental_revenue - cost) / cost, 4) if cost and incremental_revenue is not None else None,
+    )
+    store.put_json(summary_key(run_id), dump(summary))
+    logger.info("campaign summarized", run_id=run_id, cost_minor=cost, incremental_revenue_minor=incremental_revenue)
+    return SummarizeResult(
+        run_id=run_id,
+        summary_key=summary_key(run_id),
+        treatment=t.size,
+        holdout=h.size,
+        treatment_converted=t.converted,
+        holdout_converted=h.converted,
+        incremental_revenue_minor=incremental_revenue,
+        cost_minor=cost,
+        roi=summary.roi,
+    )
+
+
+# ---- one entry point for the Lambda ---------------------------------------------------------------------------
+
+
+def run_command(command: CampaignCommand, profiles: ProfileReader, store: ArtifactStore, now: datetime) -> dict[str, Any]:
+    """Dispatch one state machine step; returns the JSON the state machine keeps (keys and counts only)."""
+    if isinstance(command, CheckCommand):
+        return dump(check_conversions(command.run_id, profiles, store, now, command.step, command.touch1_results))
+    if isinstance(command, SummarizeCommand):
+        return dump(summarize(command.run_id, profiles, store, now, command.touch2_results))
+    return dump(select_audience(command.request, profiles, store, now, command.execution_name))

@@ -1,0 +1,122 @@
+"""Payloads of the send step: the batch request from the campaign state machine, one outbound message, the result."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal
+
+from jinja2 import TemplateSyntaxError
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from cdp import topology
+from cdp.channels.templates import compile_template
+
+ChannelName = Literal["sms", "email", "push", "wechat", "webhook", "outbox"]
+Token = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@/#+\-]+$")]
+PersonId = Annotated[str, Field(min_length=1, max_length=128)]
+
+MAX_INLINE_PERSONS = 500
+# A message id derived from (campaign, step, person): a retried attempt reuses it, so the outbox key and the
+# provider-side tags of a retry name the same message.
+_MESSAGE_NAMESPACE = uuid.UUID("5b0d7c3e-3f43-4c55-9a53-0f1c9d0e5a11")
+
+
+def message_id_for(campaign_id: str, step: str, person_id: str) -> str:
+    return str(uuid.uuid5(_MESSAGE_NAMESPACE, f"{campaign_id}#{step}#{person_id}"))
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MessageTemplate(_Frozen):
+    """Jinja2 text rendered in a sandbox with strict undefined names (a typo fails loudly, never sends '')."""
+
+    subject: str | None = Field(default=None, min_length=1, max_length=998)
+    body: str = Field(min_length=1, max_length=20_000)
+
+    @field_validator("subject", "body")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                compile_template(value)
+            except TemplateSyntaxError as exc:
+                raise ValueError(f"template syntax error on line {exc.lineno}: {exc.message}") from exc
+        return value
+
+
+class Offer(_Frozen):
+    coupon_id: Token
+    code: str | None = Field(default=None, min_length=1, max_length=64, description="the code shown to the person")
+    description: str | None = Field(default=None, max_length=500)
+
+
+class SendBatchRequest(_Frozen):
+    """One Map iteration of the campaign state machine: one channel, one step, a batch of persons."""
+
+    campaign_id: Token
+    run_id: Token
+    step: Token = Field(description="journey step, e.g. touch1")
+    channel: ChannelName
+    template: MessageTemplate
+    offer: Offer | None = None
+    batch_key: str | None = Field(default=None, description="S3 key of a JSON list of person ids")
+    person_ids: list[PersonId] | None = Field(default=None, max_length=MAX_INLINE_PERSONS)
+
+    @model_validator(mode="after")
+    def _check(self) -> SendBatchRequest:
+        if (self.batch_key is None) == (self.person_ids is None):
+            raise ValueError("give exactly one of batch_key or person_ids")
+        prefix = f"{topology.CAMPAIGNS_PREFIX}{self.run_id}/batches/"
+        if self.batch_key is not None and not (
+            self.batch_key.startswith(prefix) and self.batch_key.endswith(".json") and ".." not in self.batch_key
+        ):
+            raise ValueError(f"batch_key must be a .json key under {prefix}")
+        if self.channel == "email" and self.template.subject is None:
+            raise ValueError("an email template needs a subject")
+        return self
+
+
+class OutboundMessage(_Frozen):
+    message_id: str
+    campaign_id: str
+    run_id: str
+    step: str
+    channel: ChannelName
+    person_id: str
+    address: str = Field(description="E.164 phone, e-mail, device id, WeChat OpenID, or the person id for outbox")
+    address_scope: str | None = Field(default=None, description="the WeChat app id of an OpenID")
+    subject: str | None = None
+    body: str
+    coupon_id: str | None = None
+    created_at: datetime
+
+
+class DeliveryReceipt(_Frozen):
+    message_id: str
+    channel: ChannelName
+    provider_id: str = Field(description="the provider's message id (SES, SMS) or the outbox object key")
+    accepted_at: datetime
+
+
+class SendBatchResult(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    campaign_id: str
+    run_id: str
+    step: str
+    channel: ChannelName
+    requested: int = 0
+    sent: int = 0
+    suppressed_no_consent: int = 0
+    suppressed_no_address: int = 0
+    unknown_person: int = 0
+    duplicates_skipped: int = Field(default=0, description="already sent by an earlier attempt, or twice in a batch")
+    in_flight_skipped: int = Field(default=0, description="another live attempt holds the send lease")
+    failed: int = 0
+    by_channel: dict[str, int] = Field(
+        default_factory=dict, description="messages sent per delivering channel (outbox when routed there)"
+    )
+    failures: list[str] = Field(default_factory=list, description="first few failure reasons, for the run log")

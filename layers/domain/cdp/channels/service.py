@@ -1,0 +1,235 @@
+"""Send one batch of a campaign step exactly once per (campaign, step, person): consent, address, render, ledger,
+deliver, record. Pure domain: every AWS effect goes through a port."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from cdp.channels.models import ChannelName, OutboundMessage, SendBatchRequest, SendBatchResult, message_id_for
+from cdp.channels.ports import BatchReader, Channel, ClaimOutcome, DeliveryRejected, SendKey, SendLedger
+from cdp.channels.templates import TemplateRenderError, render
+from cdp.errors import CdpError, ChannelError, InvalidInputError, StoreError
+from cdp.ingest.identifiers import Identifier, IdentifierType
+from cdp.observability import logger
+from cdp.profile.models import Profile
+from cdp.profile.ports import MessageRecord, ProfileAnnotator, ProfileReader
+
+# The identifier type that carries the address of each channel; None: the person id itself (outbox, webhook).
+ADDRESS_TYPES: Mapping[ChannelName, IdentifierType | None] = {
+    "sms": IdentifierType.PHONE,
+    "email": IdentifierType.EMAIL,
+    "push": IdentifierType.DEVICE_ID,
+    "wechat": IdentifierType.WECHAT_OPENID,
+    "webhook": None,
+    "outbox": None,
+}
+MAX_REPORTED_FAILURES = 10
+
+
+@dataclass(frozen=True)
+class Address:
+    value: str
+    scope: str | None = None  # the WeChat app id an OpenID belongs to
+
+
+def find_address(profile: Profile, channel: ChannelName) -> Address | None:
+    """The most recently learned identifier of the channel's type (identifiers are appended as they are seen)."""
+    kind = ADDRESS_TYPES[channel]
+    if kind is None:
+        return Address(profile.person_id)
+    for key in reversed(profile.identifiers):
+        if key.startswith(f"{kind.value}:"):
+            ident = Identifier.from_key(key)
+            return Address(ident.value, ident.scope)
+    return None
+
+
+def template_context(profile: Profile, request: SendBatchRequest) -> dict[str, Any]:
+    """What a template may use: {{ traits.name }}, {{ member_level }}, {{ points_balance }}, {{ offer.code }} ..."""
+    return {
+        "person_id": profile.person_id,
+        "traits": profile.traits.model_dump(mode="json"),
+        "member_level": profile.traits.member_level,
+        "points_balance": profile.facts.points_balance,
+        "offer": request.offer.model_dump(mode="json") if request.offer else None,
+        "campaign_id": request.campaign_id,
+        "step": request.step,
+    }
+
+
+def _unique(ids: list[str]) -> list[str]:
+    return list(dict.fromkeys(ids))
+
+
+class _Batch:
+    """Counters and records of one batch run."""
+
+    def __init__(self, request: SendBatchRequest, annotator: ProfileAnnotator, now: datetime) -> None:
+        self.request = request
+        self.annotator = annotator
+        self.now = now
+        self.result = SendBatchResult(
+            campaign_id=request.campaign_id, run_id=request.run_id, step=request.step, channel=request.channel
+        )
+        self.render_failures = 0
+
+    def record(self, person_id: str, message_id: str, status: str, provider_id: str | None = None) -> None:
+        record = MessageRecord(
+            person_id=person_id,
+            message_id=message_id,
+            campaign_id=self.request.campaign_id,
+            step=self.request.step,
+            channel=self.request.channel,
+            sent_at=self.now,
+            provider_id=provider_id,
+            status=status,
+        )
+        try:
+            self.annotator.record_message(record)
+        except CdpError:
+            # The delivery (or suppression) already happened and the ledger holds the truth; losing the timeline
+            # entry must not fail the other persons of the batch.
+            logger.exception("message record not written", person_id=person_id, message_id=message_id, status=status)
+
+    def fail(self, person_id: str, message_id: str, reason: str) -> None:
+        self.result.failed += 1
+        if len(self.result.failures) < MAX_REPORTED_FAILURES:
+            self.result.failures.append(f"{person_id}: {reason}")
+        self.record(person_id, message_id, "failed")
+
+
+def send_batch(
+    request: SendBatchRequest,
+    profiles: ProfileReader,
+    annotator: ProfileAnnotator,
+    ledger: SendLedger,
+    channels: Mapping[str, Channel],
+    now: datetime,
+    batches: BatchReader | None = None,
+) -> SendBatchResult:
+    """Deliver the batch; one person's failure never loses the others. Raises ChannelError only when nothing of the
+    batch was delivered and something failed (so the state machine retries); failed sends stay claimable."""
+    channel = channels.get(request.channel)
+    if channel is None:
+        raise InvalidInputError(f"no channel is wired for {request.channel!r}", "channel")
+    if request.person_ids is not None:
+        requested = request.person_ids
+    elif batches is not None and request.batch_key is not None:
+        requested = batches.person_ids(request.batch_key)
+    else:
+        raise InvalidInputError("batch_key given but no batch reader is wired", "batch_key")
+
+    batch = _Batch(request, annotator, now)
+    batch.result.requested = len(requested)
+    unique = _unique(requested)
+    batch.result.duplicates_skipped += len(requested) - len(unique)
+    seen_survivors: set[str] = set()
+    for person_id in unique:
+        _send_one(batch, person_id, profiles, ledger, channel, seen_survivors)
+
+    result = batch.result
+    logger.info("send batch done", **result.model_dump(exclude={"failures", "by_channel"}))
+    delivered = result.sent + result.duplicates_skipped + result.in_flight_skipped
+    if result.failed and not delivered:
+        if batch.render_failures == result.failed:  # a broken template: retrying cannot help
+            raise InvalidInputError(f"every message failed to render: {result.failures[:3]}", "template")
+        raise ChannelError(f"all {result.failed} deliveries of the batch failed: {result.failures[:3]}")
+    return result
+
+
+def _send_one(
+    batch: _Batch,
+    requested_id: str,
+    profiles: ProfileReader,
+    ledger: SendLedger,
+    channel: Channel,
+    seen_survivors: set[str],
+) -> None:
+    request, result = batch.request, batch.result
+    profile = profiles.get(requested_id)
+    if profile is None:
+        result.unknown_person += 1
+        return
+    # Two requested ids merged into one person are one person: the ledger key is the surviving id.
+    person_id = profile.person_id
+    if person_id in seen_survivors:
+        result.duplicates_skipped += 1
+        return
+    seen_survivors.add(person_id)
+    message_id = message_id_for(request.campaign_id, request.step, person_id)
+
+    if not profile.has_consent(request.channel, batch.now):
+        result.suppressed_no_consent += 1
+        batch.record(person_id, message_id, "suppressed_no_consent")
+        return
+    address = find_address(profile, request.channel)
+    if address is None:
+        result.suppressed_no_address += 1
+        batch.record(person_id, message_id, "suppressed_no_address")
+        return
+    try:
+        context = template_context(profile, request)
+        subject = render(request.template.subject, context) if request.template.subject else None
+        body = render(request.template.body, context)
+    except TemplateRenderError as exc:
+        batch.render_failures += 1
+        batch.fail(person_id, message_id, exc.message)
+        return
+    message = OutboundMessage(
+        message_id=message_id,
+        campaign_id=request.campaign_id,
+        run_id=request.run_id,
+        step=request.step,
+        channel=request.channel,
+        person_id=person_id,
+        address=address.value,
+        address_scope=address.scope,
+        subject=subject,
+        body=body,
+        coupon_id=request.offer.coupon_id if request.offer else None,
+        created_at=batch.now,
+    )
+    _deliver(batch, message, ledger, channel)
+
+
+def _deliver(batch: _Batch, message: OutboundMessage, ledger: SendLedger, channel: Channel) -> None:
+    """Claim in the ledger, call the channel, make the record final."""
+    result, person_id, message_id = batch.result, message.person_id, message.message_id
+    key = SendKey(message.campaign_id, message.step, person_id)
+    try:
+        claim = ledger.claim(key, message_id, message.run_id, batch.now)
+    except StoreError as exc:  # nothing was sent: a rerun claims it again
+        batch.fail(person_id, message_id, str(exc))
+        return
+    if claim.outcome is ClaimOutcome.ALREADY_SENT:
+        result.duplicates_skipped += 1
+        return
+    if claim.outcome is ClaimOutcome.IN_FLIGHT or claim.attempt_id is None:
+        result.in_flight_skipped += 1
+        return
+    if claim.taken_over:
+        logger.warning("took over a crashed send", person_id=person_id, message_id=message_id)
+    try:
+        receipt = channel.send(message)
+    except DeliveryRejected as exc:
+        batch.fail(person_id, message_id, str(exc))
+        try:
+            ledger.release(key, claim.attempt_id, batch.now)  # certainly not sent: the next attempt may send at once
+        except StoreError:
+            logger.exception("lease not released; the send waits for the lease to expire", person_id=person_id)
+        return
+    except ChannelError as exc:
+        # Outcome unknown: the pending record keeps its lease, so no retry within the lease can send a second time.
+        batch.fail(person_id, message_id, str(exc))
+        return
+    try:
+        ledger.mark_sent(key, claim.attempt_id, receipt.provider_id, batch.now)
+    except StoreError:
+        # Sent, but the record stays pending under its lease: only a rerun after the lease could send it again.
+        logger.exception("sent but not marked in the ledger", person_id=person_id, message_id=message_id)
+    result.sent += 1
+    result.by_channel[channel.name] = result.by_channel.get(channel.name, 0) + 1
+    batch.record(person_id, message_id, "sent", receipt.provider_id)

@@ -1,0 +1,31 @@
+"""Message templates: Jinja2 in a sandbox (marketers write templates; they must not reach Python internals)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from jinja2 import StrictUndefined, Template, TemplateError
+from jinja2.sandbox import SandboxedEnvironment
+
+from cdp.errors import InvalidInputError
+
+# Plain text for SMS, e-mail text part, push and WeChat: no HTML autoescaping.
+_ENV = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
+
+
+@lru_cache(maxsize=256)
+def compile_template(source: str) -> Template:
+    """Parse once per distinct source (a batch renders the same template hundreds of times)."""
+    return _ENV.from_string(source)
+
+
+class TemplateRenderError(InvalidInputError):
+    """A template could not be rendered for one person (an undefined name, a sandbox violation)."""
+
+
+def render(source: str, context: dict[str, Any]) -> str:
+    try:
+        return compile_template(source).render(context).strip()
+    except TemplateError as exc:  # SecurityError and UndefinedError are TemplateErrors
+        raise TemplateRenderError(f"template render failed: {exc}") from exc

@@ -1,0 +1,123 @@
+"""AWS adapters of the ingest ports: S3 raw archive, DynamoDB dedupe ledger, Secrets Manager keyring."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from cdp import topology
+from cdp.errors import StoreError
+from cdp.ingest.ports import ApiClient, ApiKeyring, DedupeLedger, DedupeStatus, RawArchive
+from cdp.shared.aws import client as default_client
+from cdp.shared.time import iso
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_secretsmanager import SecretsManagerClient
+
+PK = topology.LEDGER_TABLE.partition_key
+SK = topology.LEDGER_TABLE.sort_key
+DEDUPE_RETENTION = timedelta(days=400)
+
+
+class S3RawArchive(RawArchive):
+    def __init__(self, bucket: str, client: S3Client | None = None) -> None:
+        self._bucket = bucket
+        self._s3: S3Client = client or default_client("s3")
+
+    def archive(self, request_id: str, body: bytes, received_at: datetime, source_hint: str) -> str:
+        key = f"{topology.RAW_PREFIX}{source_hint}/{received_at:%Y/%m/%d/%H}/{request_id}.json"
+        try:
+            self._s3.put_object(Bucket=self._bucket, Key=key, Body=body, ContentType="application/json")
+        except (ClientError, BotoCoreError) as exc:
+            raise StoreError(f"archiving raw request {request_id} failed: {exc}") from exc
+        return key
+
+
+class DynamoDedupeLedger(DedupeLedger):
+    def __init__(self, table: str, client: DynamoDBClient | None = None) -> None:
+        self._table = table
+        self._db: DynamoDBClient = client or default_client("dynamodb")
+
+    @staticmethod
+    def _key(dedupe_key: str) -> dict[str, Any]:
+        return {PK: {"S": f"EVT#{dedupe_key}"}, SK: {"S": "EVT"}}
+
+    def claim(self, dedupe_key: str, raw_key: str, received_at: datetime) -> DedupeStatus:
+        expires = int((received_at + DEDUPE_RETENTION).timestamp())
+        try:
+            self._db.put_item(
+                TableName=self._table,
+                Item={
+                    **self._key(dedupe_key),
+                    "status": {"S": "pending"},
+                    "raw_key": {"S": raw_key},
+                    "received_at": {"S": iso(received_at)},
+                    "expires_at": {"N": str(expires)},
+                },
+                ConditionExpression="attribute_not_exists(#pk)",
+                ExpressionAttributeNames={"#pk": PK},
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise StoreError(f"dedupe claim of {dedupe_key} failed: {exc}") from exc
+            old = exc.response.get("Item", {})  # type: ignore[typeddict-item]
+            status = old.get("status", {}).get("S") if old else None
+            if status is None:
+                status = self._status(dedupe_key)
+            return DedupeStatus.RETRY if status == "pending" else DedupeStatus.DUPLICATE
+        except BotoCoreError as exc:
+            raise StoreError(f"dedupe claim of {dedupe_key} failed: {exc}") from exc
+        return DedupeStatus.NEW
+
+    def _status(self, dedupe_key: str) -> str | None:
+        item = self._db.get_item(TableName=self._table, Key=self._key(dedupe_key), ConsistentRead=True).get("Item")
+        return item["status"]["S"] if item else None
+
+    def confirm(self, dedupe_keys: list[str]) -> None:
+        for key in dedupe_keys:
+            try:
+                self._db.update_item(
+                    TableName=self._table,
+                    Key=self._key(key),
+                    UpdateExpression="SET #status = :published",
+                    ExpressionAttributeNames={"#status": "status"},
+                    ExpressionAttributeValues={":published": {"S": "published"}},
+                )
+            except (ClientError, BotoCoreError) as exc:
+                raise StoreError(f"confirming {key} failed: {exc}") from exc
+
+
+class SecretsManagerKeyring(ApiKeyring):
+    """Secret JSON: {"keys": {"<api key>": {"client": "...", "scopes": [...]}}, "hmac": {"<key id>": "<secret>"}}."""
+
+    TTL_S = 300.0
+
+    def __init__(self, secret_id: str, client: SecretsManagerClient | None = None) -> None:
+        self._secret_id = secret_id
+        self._sm: SecretsManagerClient = client or default_client("secretsmanager")
+        self._cached: dict[str, Any] | None = None
+        self._loaded_at = 0.0
+
+    def _secret(self) -> dict[str, Any]:
+        if self._cached is None or time.monotonic() - self._loaded_at > self.TTL_S:
+            try:
+                raw = self._sm.get_secret_value(SecretId=self._secret_id)["SecretString"]
+            except (ClientError, BotoCoreError) as exc:
+                raise StoreError(f"reading secret {self._secret_id} failed: {exc}") from exc
+            self._cached = json.loads(raw)
+            self._loaded_at = time.monotonic()
+        return self._cached
+
+    def clients(self) -> dict[str, ApiClient]:
+        keys = self._secret().get("keys", {})
+        return {k: ApiClient(v.get("client", "unknown"), frozenset(v.get("scopes", []))) for k, v in keys.items()}
+
+    def hmac_secrets(self) -> dict[str, str]:
+        return dict(self._secret().get("hmac", {}))

@@ -1,0 +1,45 @@
+"""Ports of the ingest path."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from datetime import datetime
+from enum import StrEnum
+
+
+class RawArchive(ABC):
+    @abstractmethod
+    def archive(self, request_id: str, body: bytes, received_at: datetime, source_hint: str) -> str:
+        """Store the raw request body before anything else happens; return its key."""
+
+
+class DedupeStatus(StrEnum):
+    NEW = "new"  # first time seen: publish it
+    RETRY = "retry"  # seen before but never confirmed published: publish again
+    DUPLICATE = "duplicate"  # already published: accept once only
+
+
+class DedupeLedger(ABC):
+    @abstractmethod
+    def claim(self, dedupe_key: str, raw_key: str, received_at: datetime) -> DedupeStatus:
+        """Claim an event id (conditional write)."""
+
+    @abstractmethod
+    def confirm(self, dedupe_keys: list[str]) -> None:
+        """Mark claimed events as published."""
+
+
+class ApiKeyring(ABC):
+    @abstractmethod
+    def clients(self) -> dict[str, ApiClient]:
+        """API keys -> their client (cached; refreshed on a TTL)."""
+
+    @abstractmethod
+    def hmac_secrets(self) -> dict[str, str]:
+        """Webhook key id -> shared secret."""
+
+
+class ApiClient:
+    def __init__(self, name: str, scopes: frozenset[str]) -> None:
+        self.name = name
+        self.scopes = scopes

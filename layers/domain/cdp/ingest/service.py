@@ -1,0 +1,125 @@
+"""Accept a request of canonical events: archive raw, validate each, dedupe on (source, event id), publish."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, Field, ValidationError
+
+from cdp import topology
+from cdp.errors import InvalidInputError
+from cdp.ingest.events import EVENT_TYPES, CanonicalEvent, parse_event
+from cdp.ingest.ports import DedupeLedger, DedupeStatus, RawArchive
+from cdp.shared.envelope import Publishable
+from cdp.shared.ports import EventPublisher
+
+MAX_BATCH = 500
+MAX_BODY_BYTES = 1_000_000
+
+
+class EventReceived(Publishable):
+    """Published for every accepted event; `data` is the canonical event itself."""
+
+    event_name: ClassVar[str] = topology.EVENT_RECEIVED
+    event_source: ClassVar[str] = topology.SOURCE_INGEST
+
+    event: CanonicalEvent
+
+
+class FieldError(BaseModel):
+    field: str
+    message: str
+
+
+class RejectedEvent(BaseModel):
+    index: int
+    event_id: str | None
+    errors: list[FieldError]
+
+
+class IngestResult(BaseModel):
+    request_id: str
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: list[RejectedEvent] = Field(default_factory=list)
+    raw_key: str
+
+
+def field_errors(exc: ValidationError, prefix: str = "") -> list[FieldError]:
+    out = []
+    for err in exc.errors(include_url=False):
+        loc = [str(p) for p in err["loc"]]
+        # Drop the discriminator tag pydantic puts first ("order_placed.properties...") for readability.
+        if loc and loc[0] in _EVENT_TYPE_TAGS:
+            loc = loc[1:]
+        out.append(
+            FieldError(field=prefix + ".".join(loc) if loc else prefix.rstrip(".") or "body", message=err["msg"])
+        )
+    return out
+
+
+_EVENT_TYPE_TAGS = frozenset(EVENT_TYPES)
+
+
+def split_body(body: bytes) -> tuple[list[Any], bool]:
+    """The events of a request body and whether it was a batch."""
+    if len(body) > MAX_BODY_BYTES:
+        raise InvalidInputError(f"body is {len(body)} bytes; the limit is {MAX_BODY_BYTES}", "body")
+    try:
+        payload = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidInputError(f"body is not valid JSON: {exc}", "body") from exc
+    if isinstance(payload, dict) and "batch" in payload:
+        items = payload["batch"]
+        if not isinstance(items, list) or not items:
+            raise InvalidInputError("batch must be a non-empty list of events", "batch")
+        if len(items) > MAX_BATCH:
+            raise InvalidInputError(f"batch holds {len(items)} events; the limit is {MAX_BATCH}", "batch")
+        return items, True
+    if isinstance(payload, dict):
+        return [payload], False
+    raise InvalidInputError('body must be an event object or {"batch": [events]}', "body")
+
+
+def ingest(
+    body: bytes,
+    request_id: str,
+    received_at: datetime,
+    archive: RawArchive,
+    ledger: DedupeLedger,
+    publisher: EventPublisher,
+    phone_region: str = "CN",
+) -> IngestResult:
+    """Nothing accepted is lost: the raw body is archived first and a claim is only confirmed after publishing."""
+    raw_key = archive.archive(request_id, body, received_at, source_hint="events")
+    items, is_batch = split_body(body)
+    result = IngestResult(request_id=request_id, raw_key=raw_key)
+    valid: list[CanonicalEvent] = []
+    for index, item in enumerate(items):
+        try:
+            event = parse_event(item, phone_region=phone_region)
+        except ValidationError as exc:
+            event_id = item.get("event_id") if isinstance(item, dict) else None
+            prefix = f"batch.{index}." if is_batch else ""
+            result.rejected.append(
+                RejectedEvent(
+                    index=index, event_id=str(event_id) if event_id else None, errors=field_errors(exc, prefix)
+                )
+            )
+            continue
+        valid.append(event.model_copy(update={"received_at": received_at}))
+
+    to_publish: list[CanonicalEvent] = []
+    for event in valid:
+        status = ledger.claim(event.dedupe_key, raw_key, received_at)
+        if status is DedupeStatus.DUPLICATE:
+            result.duplicates += 1
+        else:
+            to_publish.append(event)
+    if to_publish:
+        publisher.publish([EventReceived(event=e) for e in to_publish], correlation_id=request_id)
+        ledger.confirm([e.dedupe_key for e in to_publish])
+    result.accepted = len(to_publish)
+    return result

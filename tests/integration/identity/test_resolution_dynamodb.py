@@ -1,0 +1,150 @@
+"""Identity resolution against the emulated DynamoDB table (moto): links, merges, shared devices, redelivery."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from cdp import topology
+from cdp.identity.service import resolve_event
+from cdp.ingest.events import CanonicalEvent, parse_event
+from cdp.profile.dynamodb import DynamoProfileStore
+from cdp.shared.envelope import Publishable
+from cdp.shared.ports import EventPublisher
+
+T0 = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
+
+
+class RecordingPublisher(EventPublisher):
+    def __init__(self) -> None:
+        self.published: list[Publishable] = []
+
+    def publish(self, events: Sequence[Publishable], correlation_id: str) -> list[str]:
+        self.published.extend(events)
+        return [str(i) for i in range(len(events))]
+
+    def names(self) -> list[str]:
+        return [e.event_name for e in self.published]
+
+
+@pytest.fixture
+def store() -> Iterator[DynamoProfileStore]:
+    with mock_aws():
+        db = boto3.client("dynamodb")
+        spec = topology.PROFILES_TABLE
+        db.create_table(
+            TableName=spec.local_name,
+            KeySchema=[
+                {"AttributeName": spec.partition_key, "KeyType": "HASH"},
+                {"AttributeName": spec.sort_key, "KeyType": "RANGE"},
+            ],
+            AttributeDefinitions=[
+                {"AttributeName": spec.partition_key, "AttributeType": "S"},
+                {"AttributeName": spec.sort_key, "AttributeType": "S"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        yield DynamoProfileStore(spec.local_name, client=db)
+
+
+_counter = itertools.count()
+
+
+def event(*identifiers: dict[str, str], event_type: str = "identify", minutes: int = 0, **props: object) -> CanonicalEvent:
+    n = next(_counter)
+    return parse_event(
+        {
+            "event_id": f"evt-{n}",
+            "event_type": event_type,
+            "source": "app",
+            "brand_id": "brand-1",
+            "occurred_at": (T0 + timedelta(minutes=minutes or n)).isoformat(),
+            "identifiers": list(identifiers),
+            "properties": props,
+        }
+    )
+
+
+PHONE = {"type": "phone", "value": "13800138000"}
+PHONE_2 = {"type": "phone", "value": "13900139000"}
+EMAIL = {"type": "email", "value": "Ann@Example.com"}
+DEVICE = {"type": "device_id", "value": "DEV-1"}
+TABLET = {"type": "device_id", "value": "store-tablet-1"}
+OPENID = {"type": "wechat_openid", "value": "oABC", "scope": "wx-oa"}
+
+
+def test_seed_scenario_three_platforms_become_one_person(store: DynamoProfileStore) -> None:
+    # Given platform A (phone + device), B (email + same device) and C (same email + OpenID)
+    publisher = RecordingPublisher()
+    # When the events are resolved in the order C, A, B (B bridges the two persons created before it)
+    c = resolve_event(event(EMAIL, OPENID), store, publisher)
+    a = resolve_event(event(PHONE, DEVICE), store, publisher)
+    b = resolve_event(event(EMAIL, DEVICE), store, publisher)
+    # Then one person remains: it holds every identifier and the three events
+    assert b.merged_ids and c.person_id != a.person_id
+    survivor = store.get(a.person_id)
+    assert survivor is not None and survivor.person_id == store.get(c.person_id).person_id  # type: ignore[union-attr]
+    assert set(survivor.identifiers) == {
+        "email:ann@example.com",
+        "wechat_openid:wx-oa:oABC",
+        "phone:+8613800138000",
+        "device_id:dev-1",
+    }
+    assert survivor.facts.event_count == 3
+    assert len(store.timeline(survivor)) == 3
+    assert "profile.merged" in publisher.names()
+    for key in survivor.identifiers:
+        assert store.person_for_identifier(key) == survivor.person_id
+
+
+def test_shared_tablet_does_not_fuse_two_customers(store: DynamoProfileStore) -> None:
+    # Given a store tablet used by two customers who sign in with their own phones
+    publisher = RecordingPublisher()
+    first = resolve_event(event(PHONE, TABLET), store, publisher)
+    # When the second customer's event arrives with the same tablet
+    second = resolve_event(event(PHONE_2, TABLET), store, publisher)
+    # Then they stay two persons and the tablet is quarantined so it never links again
+    assert first.person_id != second.person_id
+    assert second.quarantined == ("device_id:store-tablet-1",)
+    third = resolve_event(event(EMAIL, TABLET), store, publisher)
+    assert third.person_id not in (first.person_id, second.person_id)
+    assert store.lookup_identifiers(["device_id:store-tablet-1"])["device_id:store-tablet-1"].shared
+
+
+def test_redelivered_event_is_applied_once(store: DynamoProfileStore) -> None:
+    # Given an order event
+    publisher = RecordingPublisher()
+    order = event(
+        PHONE,
+        event_type="order_placed",
+        order_id="o-1",
+        lines=[{"sku": "cake", "category": "cake", "quantity": 1, "unit_price_minor": 19900}],
+        total_minor=19900,
+        currency="CNY",
+    )
+    # When SQS delivers it twice
+    first = resolve_event(order, store, publisher)
+    again = resolve_event(order, store, publisher)
+    # Then spend counts once, and the second delivery is reported as not applied
+    assert first.applied and not again.applied
+    profile = store.get(first.person_id)
+    assert profile is not None and profile.facts.order_count == 1 and profile.facts.spend_minor == 19900
+
+
+def test_merge_adds_points_and_orders_without_loss(store: DynamoProfileStore) -> None:
+    # Given two persons with points from two programs
+    publisher = RecordingPublisher()
+    resolve_event(event(PHONE, event_type="points_changed", delta=300, program="app", reason="purchase"), store, publisher)
+    resolve_event(event(EMAIL, event_type="points_changed", delta=100, program="dealer", reason="bonus"), store, publisher)
+    # When an event links them
+    outcome = resolve_event(event(PHONE, EMAIL), store, publisher)
+    # Then the survivor holds both programs' points
+    profile = store.get(outcome.person_id)
+    assert profile is not None
+    assert profile.facts.points_by_program == {"app": 300, "dealer": 100}
+    assert profile.facts.event_count == 3
