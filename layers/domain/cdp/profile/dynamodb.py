@@ -16,10 +16,11 @@ from cdp.identity.resolution import IdentifierRecord, ResolutionPlan
 from cdp.ingest.events import CanonicalEvent, parse_event
 from cdp.profile import keys
 from cdp.profile.models import ModelScore, Profile, TagValue
-from cdp.profile.ports import MessageRecord, ProfileAnnotator, ProfileReader, TimelineEntry
+from cdp.profile.ports import MessageRecord, TimelineEntry
 from cdp.shared.aws import client as default_client
 from cdp.shared.dynamo import from_item, to_attr, to_item
 from cdp.shared.time import iso, parse_iso
+from cdp.tags.service import TagStore
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -41,7 +42,7 @@ _CORE_FIELDS = (
 _MAX_TRANSACTION_ITEMS = 100
 
 
-class DynamoProfileStore(ProfileReader, ProfileAnnotator, IdentityStore):
+class DynamoProfileStore(TagStore, IdentityStore):
     def __init__(self, table_name: str, client: DynamoDBClient | None = None) -> None:
         self._table = table_name
         self._db: DynamoDBClient = client or default_client("dynamodb")
@@ -178,6 +179,23 @@ class DynamoProfileStore(ProfileReader, ProfileAnnotator, IdentityStore):
             )
             for item in self._query_prefix(keys.person_pk(person_id), keys.MESSAGE_PREFIX)
         ]
+
+    def due_for_tag_refresh(self, now: datetime) -> Iterator[str]:
+        """Profiles whose next tag change is due (a filtered parallel-scan segment; see README for the scale path)."""
+        paginator = self._db.get_paginator("scan")
+        pages = paginator.paginate(
+            TableName=self._table,
+            FilterExpression="#sk = :profile AND next_tag_expiry <= :now AND attribute_not_exists(merged_into)",
+            ExpressionAttributeNames={"#sk": SK},
+            ExpressionAttributeValues={":profile": {"S": keys.PROFILE_SK}, ":now": {"S": iso(now)}},
+            ProjectionExpression="person_id",
+        )
+        try:
+            for page in pages:
+                for item in page.get("Items", []):
+                    yield item["person_id"]["S"]
+        except (ClientError, BotoCoreError) as exc:
+            raise StoreError(f"tag refresh scan failed: {exc}") from exc
 
     # ---- identity store -----------------------------------------------------------------------------------
 

@@ -1,0 +1,264 @@
+"""send_batch: consent, address, rendering, exactly-once through the ledger, and partial failure."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cdp.channels.models import OutboundMessage, SendBatchRequest, message_id_for
+from cdp.channels.ports import DEFAULT_LEASE, DeliveryRejected, SendKey
+from cdp.channels.service import find_address, send_batch
+from cdp.errors import ChannelError, InvalidInputError
+from cdp.profile.models import ConsentState, Profile, Traits
+from tests.fakes.channels import InMemorySendLedger, RecordingChannel, StaticBatches
+from tests.fakes.profiles import InMemoryProfiles
+
+NOW = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
+
+
+def person(
+    pid: str,
+    *identifiers: str,
+    consent: tuple[str, ...] = ("sms",),
+    name: str | None = None,
+    merged_into: str | None = None,
+) -> Profile:
+    return Profile(
+        person_id=pid,
+        brand_id="bakery",
+        created_at=NOW - timedelta(days=30),
+        updated_at=NOW - timedelta(days=1),
+        identifiers=list(identifiers),
+        traits=Traits(name=name),
+        consent={c: ConsentState(granted=True, changed_at=NOW - timedelta(days=2), source="app") for c in consent},
+        merged_into=merged_into,
+    )
+
+
+def phone(n: int) -> str:
+    return f"phone:+86138001380{n:02d}"
+
+
+def sms_request(*person_ids: str, **overrides: Any) -> SendBatchRequest:
+    body: dict[str, Any] = {
+        "campaign_id": "cake",
+        "run_id": "cake-r1",
+        "step": "touch1",
+        "channel": "sms",
+        "template": {"body": "{{ traits.name or 'Hi' }}, coupon {{ offer.code }}"},
+        "offer": {"coupon_id": "cpn-1", "code": "CAKE20"},
+        "person_ids": list(person_ids),
+    }
+    body.update(overrides)
+    return SendBatchRequest.model_validate(body)
+
+
+class World:
+    def __init__(self, *profiles: Profile, fail: Any = None) -> None:
+        self.profiles = InMemoryProfiles(list(profiles))
+        self.ledger = InMemorySendLedger()
+        self.channel = RecordingChannel(fail=fail or (lambda _m: None))
+
+    def send(self, request: SendBatchRequest, now: datetime = NOW, **kwargs: Any) -> Any:
+        channels = {name: self.channel for name in ("sms", "email", "push", "wechat", "webhook", "outbox")}
+        return send_batch(request, self.profiles, self.profiles, self.ledger, channels, now, **kwargs)
+
+    def statuses(self, person_id: str) -> list[str]:
+        return [m.status for m in self.profiles.messages(person_id)]
+
+
+def test_sends_rendered_message_to_consenting_person_and_records_it() -> None:
+    # Given a person with a phone and SMS consent
+    world = World(person("p1", phone(1), name="Li Lei"))
+    # When the batch is sent
+    result = world.send(sms_request("p1"))
+    # Then one SMS goes to the phone with the rendered text, and the ledger and timeline say "sent"
+    assert result.sent == 1 and result.by_channel == {"sms": 1}
+    (message,) = world.channel.sent
+    assert message.address == "+8613800138001"
+    assert message.body == "Li Lei, coupon CAKE20"
+    assert message.coupon_id == "cpn-1"
+    assert world.ledger.status(SendKey("cake", "touch1", "p1")) == "sent"
+    (record,) = world.profiles.messages("p1")
+    assert (record.status, record.provider_id, record.message_id) == ("sent", "prov-1", message.message_id)
+
+
+def test_suppresses_without_consent_or_address_and_counts_unknown() -> None:
+    # Given one person without SMS consent, one without a phone, and an id nobody knows
+    world = World(
+        person("no-consent", phone(1), consent=("email",)),
+        person("no-phone", "email:a@example.com"),
+    )
+    # When the batch is sent
+    result = world.send(sms_request("no-consent", "no-phone", "ghost"))
+    # Then nothing is sent; the suppressions are counted and recorded with their reason
+    assert len(world.channel) == 0
+    assert (result.suppressed_no_consent, result.suppressed_no_address, result.unknown_person) == (1, 1, 1)
+    assert world.statuses("no-consent") == ["suppressed_no_consent"]
+    assert world.statuses("no-phone") == ["suppressed_no_address"]
+    assert world.ledger.records == {}
+
+
+def test_all_channel_consent_covers_a_specific_channel() -> None:
+    # Given a person who opted in to "all" marketing
+    world = World(person("p1", phone(1), consent=("all",)))
+    # When an SMS batch is sent / Then they receive it
+    assert world.send(sms_request("p1")).sent == 1
+
+
+def test_rerun_of_a_batch_never_sends_twice() -> None:
+    # Given a batch that was fully sent
+    world = World(person("p1", phone(1)), person("p2", phone(2)))
+    world.send(sms_request("p1", "p2"))
+    # When the same batch runs again (a Step Functions retry), even with another run id
+    again = world.send(sms_request("p1", "p2", run_id="cake-r2"), now=NOW + timedelta(hours=1))
+    # Then nothing more is sent
+    assert len(world.channel) == 2
+    assert (again.sent, again.duplicates_skipped) == (0, 2)
+
+
+def test_same_person_twice_in_a_batch_or_via_a_merge_gets_one_message() -> None:
+    # Given p2 merged into p1, and p1 listed twice
+    world = World(person("p1", phone(1)), person("p2", phone(2), merged_into="p1"))
+    # When the batch is sent
+    result = world.send(sms_request("p1", "p1", "p2"))
+    # Then p1 (the survivor) gets exactly one message
+    assert world.channel.sent_to() == ["p1"]
+    assert (result.sent, result.duplicates_skipped, result.requested) == (1, 2, 3)
+
+
+def test_one_failure_does_not_lose_the_others_and_a_rerun_sends_it() -> None:
+    # Given a provider that throttles p2 once
+    throttled = {"p2"}
+
+    def fail(message: OutboundMessage) -> Exception | None:
+        if message.person_id in throttled:
+            throttled.discard(message.person_id)
+            return DeliveryRejected("ThrottlingException")
+        return None
+
+    world = World(person("p1", phone(1)), person("p2", phone(2)), person("p3", phone(3)), fail=fail)
+    # When the batch is sent
+    first = world.send(sms_request("p1", "p2", "p3"))
+    # Then the others are sent, p2 is reported failed and stays pending (released for an immediate retry)
+    assert (first.sent, first.failed) == (2, 1)
+    assert first.failures and "p2" in first.failures[0]
+    assert world.ledger.status(SendKey("cake", "touch1", "p2")) == "pending"
+    # When the batch is rerun a moment later
+    second = world.send(sms_request("p1", "p2", "p3"), now=NOW + timedelta(seconds=5))
+    # Then only p2 is sent, once
+    assert (second.sent, second.duplicates_skipped) == (1, 2)
+    assert sorted(world.channel.sent_to()) == ["p1", "p2", "p3"]
+    assert world.statuses("p2") == ["failed", "sent"]
+
+
+def test_everything_failing_raises_for_a_retry() -> None:
+    # Given a provider that rejects everything
+    world = World(person("p1", phone(1)), person("p2", phone(2)), fail=lambda _m: DeliveryRejected("down"))
+    # When the batch is sent / Then a ChannelError asks Step Functions to retry
+    with pytest.raises(ChannelError, match="all 2 deliveries"):
+        world.send(sms_request("p1", "p2"))
+    assert world.statuses("p1") == ["failed"]
+
+
+def test_unknown_outcome_keeps_the_lease_so_a_quick_retry_cannot_double_send() -> None:
+    # Given a provider call that times out for p1 (it may or may not have been sent)
+    timeouts = {"p1"}
+
+    def fail(message: OutboundMessage) -> Exception | None:
+        if message.person_id in timeouts:
+            timeouts.discard(message.person_id)
+            return ChannelError("read timeout (outcome unknown)")
+        return None
+
+    world = World(person("p1", phone(1)), person("p2", phone(2)), fail=fail)
+    world.send(sms_request("p1", "p2"))
+    # When the batch is retried within the lease
+    quick = world.send(sms_request("p1", "p2"), now=NOW + timedelta(minutes=1))
+    # Then p1 is skipped as in flight
+    assert (quick.sent, quick.in_flight_skipped, quick.duplicates_skipped) == (0, 1, 1)
+    # When it is retried after the lease expired
+    later = world.send(sms_request("p1", "p2"), now=NOW + DEFAULT_LEASE + timedelta(seconds=1))
+    # Then the crashed send is taken over and delivered
+    assert later.sent == 1
+    assert world.channel.sent_to() == ["p2", "p1"]
+
+
+def test_a_broken_template_for_everyone_is_bad_input_not_a_retry() -> None:
+    # Given a template naming a field no profile has
+    world = World(person("p1", phone(1)))
+    request = sms_request("p1", template={"body": "{{ traits.nickname }}"})
+    # When the batch is sent / Then it fails as invalid input, and nothing was claimed
+    with pytest.raises(InvalidInputError, match="render"):
+        world.send(request)
+    assert world.ledger.records == {}
+
+
+def test_reads_person_ids_from_a_batch_file() -> None:
+    # Given a batch file with two persons
+    world = World(person("p1", phone(1)), person("p2", phone(2)))
+    key = "campaigns/cake-r1/batches/0.json"
+    request = sms_request(person_ids=None, batch_key=key)
+    # When the batch is sent with a batch reader
+    result = world.send(request, batches=StaticBatches({key: ["p1", "p2"]}))
+    # Then both are sent
+    assert result.sent == 2
+
+
+@pytest.mark.parametrize(
+    ("channel", "identifiers", "expected"),
+    [
+        ("sms", [phone(1), "email:a@example.com", phone(2)], ("+8613800138002", None)),
+        ("email", [phone(1), "email:a@example.com"], ("a@example.com", None)),
+        ("push", ["device_id:abc-123"], ("abc-123", None)),
+        ("wechat", ["wechat_openid:wx-app:oPENID1"], ("oPENID1", "wx-app")),
+        ("webhook", [], ("p1", None)),
+        ("push", [phone(1)], None),
+    ],
+)
+def test_address_is_the_latest_identifier_of_the_channel_type(
+    channel: Any, identifiers: list[str], expected: tuple[str, str | None] | None
+) -> None:
+    # Given a profile with some identifiers
+    profile = person("p1", *identifiers)
+    # When the channel's address is looked up
+    address = find_address(profile, channel)
+    # Then it is the most recent matching identifier (and the WeChat app id for an OpenID)
+    assert (None if address is None else (address.value, address.scope)) == expected
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    failures=st.lists(st.sets(st.integers(min_value=0, max_value=5), max_size=6), min_size=1, max_size=5),
+    timeouts=st.sets(st.integers(min_value=0, max_value=5), max_size=2),
+)
+def test_property_any_sequence_of_retries_sends_each_person_at_most_once(
+    failures: list[set[int]], timeouts: set[int]
+) -> None:
+    # Given six persons and runs where random persons are rejected or time out
+    ids = [f"p{i}" for i in range(6)]
+    run = {"n": 0}
+
+    def fail(message: OutboundMessage) -> Exception | None:
+        index = int(message.person_id[1:])
+        if run["n"] < len(failures) and index in failures[run["n"]]:
+            return DeliveryRejected("throttled")
+        if run["n"] == 0 and index in timeouts:
+            return ChannelError("timeout")
+        return None
+
+    world = World(*(person(pid, phone(i)) for i, pid in enumerate(ids)), fail=fail)
+    # When the batch is rerun until failures stop, with time passing beyond the lease
+    for n in range(len(failures) + 1):
+        run["n"] = n
+        try:
+            world.send(sms_request(*ids), now=NOW + n * (DEFAULT_LEASE + timedelta(seconds=1)))
+        except ChannelError:
+            pass
+    # Then every person got exactly one message (at most once always; here also at least once in the end)
+    assert sorted(world.channel.sent_to()) == ids
+    assert {m.message_id for m in world.channel.sent} == {message_id_for("cake", "touch1", p) for p in ids}
