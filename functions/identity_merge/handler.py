@@ -6,6 +6,7 @@ from functools import cache
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel, SqsRecordModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, Json
@@ -28,12 +29,12 @@ class ReceivedDetail(BaseModel):
     data: ReceivedData
 
 
-class ReceivedBusEvent(EventBridgeModel):  # type: ignore[misc]
-    detail: ReceivedDetail  # type: ignore[assignment]
+class ReceivedBusEvent(EventBridgeModel):
+    detail: ReceivedDetail
 
 
-class ReceivedRecord(SqsRecordModel):  # type: ignore[misc]
-    body: Json[ReceivedBusEvent]  # type: ignore[assignment]
+class ReceivedRecord(SqsRecordModel):
+    body: Json[ReceivedBusEvent]
 
 
 processor = BatchProcessor(event_type=EventType.SQS, model=ReceivedRecord)
@@ -64,5 +65,5 @@ def record_handler(record: ReceivedRecord) -> None:
 @logger.inject_lambda_context
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

@@ -6,6 +6,7 @@ from functools import cache
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel, SqsRecordModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, Json
@@ -36,12 +37,12 @@ class ProfileChangeDetail(BaseModel):
     data: ProfileChange
 
 
-class ProfileChangeBusEvent(EventBridgeModel):  # type: ignore[misc]
-    detail: ProfileChangeDetail  # type: ignore[assignment]
+class ProfileChangeBusEvent(EventBridgeModel):
+    detail: ProfileChangeDetail
 
 
-class ProfileChangeRecord(SqsRecordModel):  # type: ignore[misc]
-    body: Json[ProfileChangeBusEvent]  # type: ignore[assignment]
+class ProfileChangeRecord(SqsRecordModel):
+    body: Json[ProfileChangeBusEvent]
 
 
 processor = BatchProcessor(event_type=EventType.SQS, model=ProfileChangeRecord)
@@ -63,5 +64,5 @@ def record_handler(record: ProfileChangeRecord) -> None:
 @logger.inject_lambda_context
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

@@ -6,3 +6,24 @@ from collections.abc import Callable
 from typing import Any
 
 EXTRA_VALIDATORS: dict[str, Callable[[Any], None]] = {}
+
+
+def _campaign_input(data: Any) -> None:
+    from pydantic import TypeAdapter
+
+    from cdp.campaigns.models import CampaignCommand, SelectCommand
+
+    command = TypeAdapter(CampaignCommand).validate_python({"action": "select", **data})
+    assert isinstance(command, SelectCommand)
+
+
+EXTRA_VALIDATORS["sfn/campaign_input"] = _campaign_input
+
+
+def _send_input(data: Any) -> None:
+    from cdp.channels.models import SendBatchRequest
+
+    SendBatchRequest.model_validate(data)
+
+
+EXTRA_VALIDATORS["sfn/send_input"] = _send_input

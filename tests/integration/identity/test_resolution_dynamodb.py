@@ -55,7 +55,9 @@ def store() -> Iterator[DynamoProfileStore]:
 _counter = itertools.count()
 
 
-def event(*identifiers: dict[str, str], event_type: str = "identify", minutes: int = 0, **props: object) -> CanonicalEvent:
+def event(
+    *identifiers: dict[str, str], event_type: str = "identify", minutes: int = 0, **props: object
+) -> CanonicalEvent:
     n = next(_counter)
     return parse_event(
         {
@@ -139,8 +141,12 @@ def test_redelivered_event_is_applied_once(store: DynamoProfileStore) -> None:
 def test_merge_adds_points_and_orders_without_loss(store: DynamoProfileStore) -> None:
     # Given two persons with points from two programs
     publisher = RecordingPublisher()
-    resolve_event(event(PHONE, event_type="points_changed", delta=300, program="app", reason="purchase"), store, publisher)
-    resolve_event(event(EMAIL, event_type="points_changed", delta=100, program="dealer", reason="bonus"), store, publisher)
+    resolve_event(
+        event(PHONE, event_type="points_changed", delta=300, program="app", reason="purchase"), store, publisher
+    )
+    resolve_event(
+        event(EMAIL, event_type="points_changed", delta=100, program="dealer", reason="bonus"), store, publisher
+    )
     # When an event links them
     outcome = resolve_event(event(PHONE, EMAIL), store, publisher)
     # Then the survivor holds both programs' points

@@ -6,7 +6,6 @@ this module returns, so `Touch` mirrors its template/offer fields; the campaign 
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -293,11 +292,11 @@ class CampaignSummary(_Frozen):
     holdout: GroupOutcome
     treatment_rate: float
     holdout_rate: float
-    absolute_lift: float
-    incremental_conversions: float
+    absolute_lift: float | None = Field(description="None without a holdout")
+    incremental_conversions: float | None
     revenue_per_person_treatment_minor: int
-    revenue_per_person_holdout_minor: int
-    incremental_revenue_minor: int
+    revenue_per_person_holdout_minor: int | None
+    incremental_revenue_minor: int | None = Field(description="treatment revenue - holdout revenue scaled to size")
     messages: dict[str, SendTally] = Field(description="send tallies per step")
     messages_by_channel: dict[str, int]
     cost_minor: int
@@ -316,7 +315,7 @@ class SummarizeResult(_Frozen):
     holdout: int
     treatment_converted: int
     holdout_converted: int
-    incremental_revenue_minor: int
+    incremental_revenue_minor: int | None
     cost_minor: int
     roi: float | None
 

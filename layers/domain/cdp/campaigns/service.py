@@ -342,8 +342,7 @@ def check_conversions(
 
 def scale(amount: int, numerator: int, denominator: int) -> int:
     """amount * numerator / denominator in integers, rounded half away from zero (money never becomes a float)."""
-    q, r = divmod(abs(amount) * numerator * 2 + denominator, 2 * denominator)
-    del r
+    q = (abs(amount) * numerator * 2 + denominator) // (2 * denominator)
     return q if amount >= 0 else -q
 
 
@@ -378,7 +377,7 @@ def summarize(
     treated, held, _ = _measure_both(doc, profiles, now)
     t, h = treated.outcome, held.outcome
 
-    prices: dict[str, int] = dict(request.budget.cost_per_message_minor)
+    prices: dict[str, int] = {str(k): v for k, v in request.budget.cost_per_message_minor.items()}
     ch1, ch2 = _by_channel(touch1, request.touch1), _by_channel(touch2, request.touch2)
     by_channel = {c: ch1.get(c, 0) + ch2.get(c, 0) for c in sorted({*ch1, *ch2})}
     cost1, cost2 = _cost(ch1, prices), _cost(ch2, prices)
@@ -427,7 +426,9 @@ def summarize(
 # ---- one entry point for the Lambda ---------------------------------------------------------------------------
 
 
-def run_command(command: CampaignCommand, profiles: ProfileReader, store: ArtifactStore, now: datetime) -> dict[str, Any]:
+def run_command(
+    command: CampaignCommand, profiles: ProfileReader, store: ArtifactStore, now: datetime
+) -> dict[str, Any]:
     """Dispatch one state machine step; returns the JSON the state machine keeps (keys and counts only)."""
     if isinstance(command, CheckCommand):
         return dump(check_conversions(command.run_id, profiles, store, now, command.step, command.touch1_results))

@@ -27,6 +27,7 @@ ADDRESS_TYPES: Mapping[ChannelName, IdentifierType | None] = {
     "outbox": None,
 }
 MAX_REPORTED_FAILURES = 10
+MAX_REASON_CHARS = 200  # provider messages can be long (and may echo an address): keep the run log small
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,7 @@ class _Batch:
             campaign_id=request.campaign_id, run_id=request.run_id, step=request.step, channel=request.channel
         )
         self.render_failures = 0
+        self.sent_earlier = 0  # ALREADY_SENT or IN_FLIGHT in the ledger: delivered (or being delivered) elsewhere
 
     def record(self, person_id: str, message_id: str, status: str, provider_id: str | None = None) -> None:
         record = MessageRecord(
@@ -97,7 +99,7 @@ class _Batch:
     def fail(self, person_id: str, message_id: str, reason: str) -> None:
         self.result.failed += 1
         if len(self.result.failures) < MAX_REPORTED_FAILURES:
-            self.result.failures.append(f"{person_id}: {reason}")
+            self.result.failures.append(f"{person_id}: {reason[:MAX_REASON_CHARS]}")
         self.record(person_id, message_id, "failed")
 
 
@@ -132,8 +134,7 @@ def send_batch(
 
     result = batch.result
     logger.info("send batch done", **result.model_dump(exclude={"failures", "by_channel"}))
-    delivered = result.sent + result.duplicates_skipped + result.in_flight_skipped
-    if result.failed and not delivered:
+    if result.failed and not (result.sent or batch.sent_earlier):
         if batch.render_failures == result.failed:  # a broken template: retrying cannot help
             raise InvalidInputError(f"every message failed to render: {result.failures[:3]}", "template")
         raise ChannelError(f"all {result.failed} deliveries of the batch failed: {result.failures[:3]}")
@@ -206,9 +207,11 @@ def _deliver(batch: _Batch, message: OutboundMessage, ledger: SendLedger, channe
         return
     if claim.outcome is ClaimOutcome.ALREADY_SENT:
         result.duplicates_skipped += 1
+        batch.sent_earlier += 1
         return
     if claim.outcome is ClaimOutcome.IN_FLIGHT or claim.attempt_id is None:
         result.in_flight_skipped += 1
+        batch.sent_earlier += 1
         return
     if claim.taken_over:
         logger.warning("took over a crashed send", person_id=person_id, message_id=message_id)
@@ -231,5 +234,6 @@ def _deliver(batch: _Batch, message: OutboundMessage, ledger: SendLedger, channe
         # Sent, but the record stays pending under its lease: only a rerun after the lease could send it again.
         logger.exception("sent but not marked in the ledger", person_id=person_id, message_id=message_id)
     result.sent += 1
-    result.by_channel[channel.name] = result.by_channel.get(channel.name, 0) + 1
+    # Keyed by the requested channel (what the campaign pays for), even when the local runtime routes it to the outbox.
+    result.by_channel[message.channel] = result.by_channel.get(message.channel, 0) + 1
     batch.record(person_id, message_id, "sent", receipt.provider_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -67,8 +67,8 @@ class DynamoDedupeLedger(DedupeLedger):
         except ClientError as exc:
             if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise StoreError(f"dedupe claim of {dedupe_key} failed: {exc}") from exc
-            old = exc.response.get("Item", {})  # type: ignore[typeddict-item]
-            status = old.get("status", {}).get("S") if old else None
+            old = cast(dict[str, Any], dict(exc.response).get("Item") or {})
+            status = old.get("status", {}).get("S")
             if status is None:
                 status = self._status(dedupe_key)
             return DedupeStatus.RETRY if status == "pending" else DedupeStatus.DUPLICATE
@@ -80,18 +80,36 @@ class DynamoDedupeLedger(DedupeLedger):
         item = self._db.get_item(TableName=self._table, Key=self._key(dedupe_key), ConsistentRead=True).get("Item")
         return item["status"]["S"] if item else None
 
-    def confirm(self, dedupe_keys: list[str]) -> None:
-        for key in dedupe_keys:
-            try:
-                self._db.update_item(
-                    TableName=self._table,
-                    Key=self._key(key),
-                    UpdateExpression="SET #status = :published",
-                    ExpressionAttributeNames={"#status": "status"},
-                    ExpressionAttributeValues={":published": {"S": "published"}},
-                )
-            except (ClientError, BotoCoreError) as exc:
-                raise StoreError(f"confirming {key} failed: {exc}") from exc
+    def confirm(self, dedupe_keys: list[str], raw_key: str, received_at: datetime) -> None:
+        """Overwrite the claims as published, 25 per BatchWriteItem (unprocessed items are retried)."""
+        expires = str(int((received_at + DEDUPE_RETENTION).timestamp()))
+        puts = [
+            {
+                "PutRequest": {
+                    "Item": {
+                        **self._key(key),
+                        "status": {"S": "published"},
+                        "raw_key": {"S": raw_key},
+                        "received_at": {"S": iso(received_at)},
+                        "expires_at": {"N": expires},
+                    }
+                }
+            }
+            for key in dedupe_keys
+        ]
+        for start in range(0, len(puts), 25):
+            request: dict[str, Any] = {self._table: puts[start : start + 25]}
+            for _attempt in range(8):
+                try:
+                    response = self._db.batch_write_item(RequestItems=request)
+                except (ClientError, BotoCoreError) as exc:
+                    raise StoreError(f"confirming {len(puts)} events failed: {exc}") from exc
+                request = response.get("UnprocessedItems") or {}
+                if not request:
+                    break
+                time.sleep(0.05 * 2**_attempt)
+            if request:
+                raise StoreError(f"confirming events: {len(request[self._table])} still unprocessed after retries")
 
 
 class SecretsManagerKeyring(ApiKeyring):

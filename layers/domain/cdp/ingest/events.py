@@ -171,7 +171,7 @@ class ConsentChangedProperties(_Open):
 
 
 class _EventBase(_Strict):
-    schema_version: Literal["1"] = SCHEMA_VERSION
+    schema_version: Literal["1"] = "1"
     event_id: Token = Field(description="unique per source; the same id twice is accepted once")
     source: SourceChannel
     brand_id: Token

@@ -25,7 +25,7 @@ class DedupeLedger(ABC):
         """Claim an event id (conditional write)."""
 
     @abstractmethod
-    def confirm(self, dedupe_keys: list[str]) -> None:
+    def confirm(self, dedupe_keys: list[str], raw_key: str, received_at: datetime) -> None:
         """Mark claimed events as published."""
 
 

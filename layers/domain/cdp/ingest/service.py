@@ -120,6 +120,6 @@ def ingest(
             to_publish.append(event)
     if to_publish:
         publisher.publish([EventReceived(event=e) for e in to_publish], correlation_id=request_id)
-        ledger.confirm([e.dedupe_key for e in to_publish])
+        ledger.confirm([e.dedupe_key for e in to_publish], raw_key, received_at)
     result.accepted = len(to_publish)
     return result

@@ -17,6 +17,7 @@ import numpy as np
 import sklearn
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field
+from threadpoolctl import threadpool_limits
 
 from cdp.errors import ModelIntegrityError
 from cdp.models.evaluation import HeldOutMetrics
@@ -73,7 +74,8 @@ class TrainedModel:
         """Probability of the positive class for each row (columns in FEATURE_NAMES order)."""
         if rows.shape[0] == 0:
             return np.zeros(0)
-        return np.asarray(self.estimator.predict_proba(rows)[:, 1], dtype=np.float64)
+        with threadpool_limits(limits=1):  # Map runs shards side by side: no nested OpenMP pools
+            return np.asarray(self.estimator.predict_proba(rows)[:, 1], dtype=np.float64)
 
 
 def sha256_hex(blob: bytes) -> str:

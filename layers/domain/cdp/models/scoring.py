@@ -5,19 +5,29 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime
 from itertools import islice
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter, model_validator
 
-from cdp.errors import InvalidInputError
+from cdp.errors import InvalidInputError, NotFoundError
 from cdp.models.artifact import ModelName, TrainedModel
 from cdp.models.features import FEATURE_NAMES, feature_vector, features_as_of
+from cdp.models.ports import ModelStore
 from cdp.observability import logger
 from cdp.profile.models import ModelScore, Profile
 from cdp.profile.ports import ProfileAnnotator, ProfileReader
 
 BATCH_SIZE = 1000  # rows per predict_proba call: vectorized, yet bounded memory
+
+
+class ScoreRunRequest(BaseModel):
+    """Input of the score state machine (it fans out one ScoreShardRequest per shard)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    model_name: ModelName
+    total_shards: int = Field(ge=1, le=1000)
 
 
 class ScoreShardRequest(BaseModel):
@@ -120,3 +130,49 @@ def summarize(request: ScoreSummaryRequest) -> ScoreSummary:
         total_shards=request.total_shards,
         scored=sum(r.scored for r in request.results),
     )
+
+
+class PromotedModels:
+    """Verified models kept between warm invocations. The `latest` pointer is re-read on every call, so a promotion
+    takes effect on the next shard without a cold start; the bytes are fetched and hashed once per version."""
+
+    def __init__(self, store: ModelStore, keep: int = 4) -> None:
+        self._store = store
+        self._keep = keep
+        self._loaded: dict[tuple[str, str], TrainedModel] = {}
+
+    def latest(self, model_name: str) -> TrainedModel:
+        pointer = self._store.latest(model_name)
+        if pointer is None:
+            raise NotFoundError(f"model {model_name} has no promoted version: run the train state machine first")
+        key = (model_name, pointer.version)
+        model = self._loaded.get(key)
+        if model is None:
+            model = self._store.load(model_name, pointer.version)
+            if len(self._loaded) >= self._keep:
+                self._loaded.pop(next(iter(self._loaded)))
+            self._loaded[key] = model
+        return model
+
+
+def score_with_latest(
+    request: ScoreShardRequest,
+    models: PromotedModels,
+    reader: ProfileReader,
+    annotator: ProfileAnnotator,
+    now: datetime,
+) -> ScoreShardResult:
+    return score_shard(request, models.latest(request.model_name), reader, annotator, now)
+
+
+def _action(value: Any) -> str:
+    raw = value.get("action", "score") if isinstance(value, dict) else getattr(value, "action", "score")
+    return str(raw)
+
+
+ScoringTask = Annotated[
+    Annotated[ScoreShardRequest, Tag("score")] | Annotated[ScoreSummaryRequest, Tag("summarize")],
+    Discriminator(_action),
+]
+SCORING_TASK_ADAPTER: TypeAdapter[ScoreShardRequest | ScoreSummaryRequest] = TypeAdapter(ScoringTask)
+"""The scoring function's input: one shard to score (`action` may be omitted) or the Map's results to total."""

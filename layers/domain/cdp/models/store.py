@@ -1,4 +1,4 @@
-"""The model registry in S3: `models/{name}/{version}/model.joblib` + `manifest.json`, and `models/{name}/latest.json`."""
+"""The model registry in S3: `models/{name}/{version}/{model.joblib,manifest.json}` and `models/{name}/latest.json`."""
 
 from __future__ import annotations
 
@@ -92,9 +92,7 @@ class S3ModelStore(ModelStore):
 
     def promote(self, model_name: str, version: str, at: datetime) -> LatestPointer:
         verified = self.load(model_name, version)  # never point scoring at bytes that do not load
-        pointer = LatestPointer(
-            model_name=model_name, version=version, sha256=verified.manifest.sha256, promoted_at=at
-        )
+        pointer = LatestPointer(model_name=model_name, version=version, sha256=verified.manifest.sha256, promoted_at=at)
         self._put(latest_key(model_name), pointer.model_dump_json(indent=2).encode(), "application/json")
         return pointer
 

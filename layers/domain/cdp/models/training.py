@@ -7,16 +7,17 @@ reported metrics is never used to choose anything.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, cross_val_score, train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
+from threadpoolctl import threadpool_limits
 
 from cdp.errors import InvalidInputError
 from cdp.ingest.events import UtcDatetime
@@ -113,15 +114,18 @@ def select_and_fit(
 ) -> tuple[Any, Algorithm, dict[str, float]]:
     """Cross-validate the candidates on the training split, refit the best on all of it."""
     cv_auc: dict[str, float] = {}
-    if algorithm is None:
+    chosen: Algorithm
+    if algorithm is not None:
+        chosen = algorithm
+    else:
         folds = StratifiedKFold(n_splits=CV_FOLDS, shuffle=True, random_state=seed)
         for candidate in ALGORITHMS:
-            cv_auc[candidate] = float(
-                cross_val_score(make_estimator(candidate, seed), x, y, cv=folds, scoring="roc_auc").mean()
-            )
-        algorithm = max(ALGORITHMS, key=lambda a: (round(cv_auc[a], 3), -ALGORITHMS.index(a)))
-    estimator = make_estimator(algorithm, seed).fit(x, y)
-    return estimator, algorithm, cv_auc
+            scores = cross_val_score(make_estimator(candidate, seed), x, y, cv=folds, scoring="roc_auc")
+            cv_auc[candidate] = float(scores.mean())
+        # ties (to 3 decimals) go to the earlier, simpler candidate
+        chosen = max(ALGORITHMS, key=lambda a: (round(cv_auc[a], 3), -ALGORITHMS.index(a)))
+    estimator = make_estimator(chosen, seed).fit(x, y)
+    return estimator, chosen, cv_auc
 
 
 def _check_class_counts(y: NDArray[np.int_]) -> None:
@@ -129,7 +133,8 @@ def _check_class_counts(y: NDArray[np.int_]) -> None:
     negatives = len(y) - positives
     if min(positives, negatives) < MIN_PER_CLASS:
         raise InvalidInputError(
-            f"need at least {MIN_PER_CLASS} positive and negative rows, got {positives} positive and {negatives} negative",
+            f"need at least {MIN_PER_CLASS} positive and {MIN_PER_CLASS} negative rows, "
+            f"got {positives} positive and {negatives} negative",
             location="labels",
         )
 
@@ -141,8 +146,10 @@ def fit_and_evaluate(
     x_train, x_test, y_train, y_test = train_test_split(
         x, y, test_size=request.test_fraction, stratify=y, random_state=request.seed
     )
-    estimator, algorithm, cv_auc = select_and_fit(x_train, y_train, request.seed, request.algorithm)
-    held_out = evaluate_scores(y_test, estimator.predict_proba(x_test)[:, 1])
+    # one OpenMP thread: these fits are small, and oversubscribed threads (busy host, Map tasks) slow HGB 10x
+    with threadpool_limits(limits=1):
+        estimator, algorithm, cv_auc = select_and_fit(x_train, y_train, request.seed, request.algorithm)
+        held_out = evaluate_scores(y_test, estimator.predict_proba(x_test)[:, 1])
     return estimator, algorithm, cv_auc, len(y_train), int(y_train.sum()), held_out
 
 
@@ -190,3 +197,54 @@ def train_and_save(request: TrainRequest, reader: ProfileReader, store: ModelSto
         label=manifest.label.describe(),
         metrics=manifest.metrics,
     )
+
+
+# ---- promotion: the second step of the train state machine --------------------------------------------------
+
+
+class PromoteRequest(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    action: Literal["promote"]
+    model_name: ModelName
+    version: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+
+
+class PromoteResult(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    model_name: str
+    version: str
+    promoted_at: datetime
+    previous_version: str | None
+
+
+def promote(request: PromoteRequest, store: ModelStore, now: datetime) -> PromoteResult:
+    """Make a saved version the one scoring loads; refuses versions that did not pass their evaluation."""
+    manifest = store.manifest(request.model_name, request.version)
+    if not manifest.accepted:
+        raise InvalidInputError(
+            f"model {request.model_name}/{request.version} was not accepted at training time", location="version"
+        )
+    previous = store.latest(request.model_name)
+    pointer = store.promote(request.model_name, request.version, now)
+    logger.info("model promoted", model_name=pointer.model_name, version=pointer.version)
+    return PromoteResult(
+        model_name=pointer.model_name,
+        version=pointer.version,
+        promoted_at=pointer.promoted_at,
+        previous_version=previous.version if previous else None,
+    )
+
+
+def _action(value: Any) -> str:
+    raw = value.get("action", "train") if isinstance(value, dict) else getattr(value, "action", "train")
+    return str(raw)
+
+
+TrainTask = Annotated[
+    Annotated[TrainRequest, Tag("train")] | Annotated[PromoteRequest, Tag("promote")],
+    Discriminator(_action),
+]
+TRAIN_TASK_ADAPTER: TypeAdapter[TrainRequest | PromoteRequest] = TypeAdapter(TrainTask)
+"""The train function's input: a TrainRequest (`action` may be omitted) or a PromoteRequest."""

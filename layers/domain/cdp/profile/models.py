@@ -166,10 +166,10 @@ def _apply_typed(p: Profile, event: CanonicalEvent) -> None:  # noqa: C901 - one
         case "message_clicked":
             f.messages_clicked += 1
         case "consent_changed":
-            props = event.properties
-            current = p.consent.get(props.channel)
-            if props.purpose == "marketing" and (current is None or current.changed_at <= at):
-                p.consent[props.channel] = ConsentState(granted=props.granted, changed_at=at, source=event.source)
+            change = event.properties
+            current = p.consent.get(change.channel)
+            if change.purpose == "marketing" and (current is None or current.changed_at <= at):
+                p.consent[change.channel] = ConsentState(granted=change.granted, changed_at=at, source=event.source)
 
 
 def merge_facts(a: ProfileFacts, b: ProfileFacts) -> ProfileFacts:

@@ -19,7 +19,7 @@ _RETRIES = Config(retries={"max_attempts": 5, "mode": "standard"})
 
 def client(service: str) -> Any:
     """A boto3 client with standard retries. Adapters accept an injected client and call this only as a default."""
-    return boto3.client(service, config=_RETRIES)  # type: ignore[call-overload]
+    return boto3.client(service, config=_RETRIES)
 
 
 class EventBridgePublisher(EventPublisher):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
@@ -15,7 +15,7 @@ _DES = TypeDeserializer()
 def to_attr(value: Any) -> dict[str, Any]:
     """A JSON-ready Python value -> a DynamoDB attribute value (floats become Decimal)."""
     clean = json.loads(json.dumps(value), parse_float=Decimal)
-    return _SER.serialize(clean)  # type: ignore[no-any-return]
+    return cast(dict[str, Any], _SER.serialize(clean))
 
 
 def to_item(values: dict[str, Any]) -> dict[str, Any]:

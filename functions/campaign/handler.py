@@ -1,0 +1,37 @@
+"""Step Functions task of the campaign state machine: {"action": "select" | "check" | "summarize", ...}."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import TypeAdapter
+
+from cdp.campaigns.models import CampaignCommand
+from cdp.campaigns.ports import ArtifactStore
+from cdp.campaigns.s3 import S3ArtifactStore
+from cdp.campaigns.service import run_command
+from cdp.observability import logger, metrics, tracer
+from cdp.profile.dynamodb import DynamoProfileStore
+from cdp.profile.ports import ProfileReader
+from cdp.settings import CampaignSettings, get_settings
+from cdp.shared.time import utc_now
+
+_COMMAND: TypeAdapter[CampaignCommand] = TypeAdapter(CampaignCommand)
+
+
+@cache
+def _ports() -> tuple[ProfileReader, ArtifactStore]:
+    settings = get_settings(CampaignSettings)
+    return DynamoProfileStore(settings.profiles_table), S3ArtifactStore(settings.data_bucket)
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+@tracer.capture_lambda_handler(capture_response=False)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    command = _COMMAND.validate_python(event)
+    logger.append_keys(action=command.action, run_id=getattr(command, "run_id", None))
+    profiles, store = _ports()
+    return run_command(command, profiles, store, utc_now())

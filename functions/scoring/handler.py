@@ -1,0 +1,34 @@
+"""Task of the score state machine: score one shard with the promoted model, or total the Map's shard results."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from cdp.models.scoring import SCORING_TASK_ADAPTER, PromotedModels, ScoreSummaryRequest, score_with_latest, summarize
+from cdp.models.store import S3ModelStore
+from cdp.observability import logger, metrics, tracer
+from cdp.profile.dynamodb import DynamoProfileStore
+from cdp.settings import ModelSettings, get_settings
+from cdp.shared.time import utc_now
+
+
+@cache
+def _ports() -> tuple[DynamoProfileStore, PromotedModels]:
+    settings = get_settings(ModelSettings)
+    return DynamoProfileStore(settings.profiles_table), PromotedModels(S3ModelStore(settings.data_bucket))
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+@tracer.capture_lambda_handler(capture_response=False)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    request = SCORING_TASK_ADAPTER.validate_python(event)
+    if isinstance(request, ScoreSummaryRequest):
+        return summarize(request).model_dump(mode="json")
+    profiles, models = _ports()
+    result = score_with_latest(request, models, profiles, profiles, utc_now())
+    metrics.add_metric(name="ProfilesScored", unit="Count", value=result.scored)
+    return result.model_dump(mode="json")

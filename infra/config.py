@@ -1,0 +1,39 @@
+"""Deploy-time settings of the stack, read from CDK context (`cdk.json` or `-c key=value`) and validated once."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class DeployConfig(BaseModel):
+    """What differs between one brand's deployment and another's; everything else comes from `cdp.topology`."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="forbid")
+
+    # AWS End User Messaging SMS: a phone number, sender ID, pool id or their ARN.
+    sms_origination_identity: str = Field(alias="smsOriginationIdentity", min_length=1)
+    # SES v2 verified identity (the address itself or its domain must be verified in the account).
+    email_from_address: str = Field(alias="emailFromAddress", pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    default_phone_region: str = Field(default="CN", alias="defaultPhoneRegion", pattern=r"^[A-Z]{2}$")
+    # Dry run: every channel writes to the S3 outbox instead of SES/SMS (a brand's first deploy, a staging stack).
+    send_via_outbox: bool = Field(default=False, alias="sendViaOutbox")
+    log_level: str = Field(default="INFO", alias="logLevel", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
+    api_rate_limit: int = Field(default=200, alias="apiRateLimit", gt=0)  # requests/s, steady state
+    api_burst_limit: int = Field(default=400, alias="apiBurstLimit", gt=0)
+    alarm_email: str | None = Field(default=None, alias="alarmEmail")
+
+    @property
+    def email_domain(self) -> str:
+        return self.email_from_address.rsplit("@", 1)[1]
+
+    @classmethod
+    def from_context(cls, try_get_context: Callable[[str], Any]) -> DeployConfig:
+        values = {
+            field.alias: value
+            for field in cls.model_fields.values()
+            if field.alias and (value := try_get_context(field.alias)) is not None
+        }
+        return cls.model_validate(values)

@@ -1,0 +1,155 @@
+"""Least privilege: what each function may touch, in one table, so a review reads one file.
+
+Every function key in `cdp.topology.FUNCTIONS` must have an entry; a new function without one fails synth.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from aws_cdk import ArnFormat, Stack
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_events as events
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_secretsmanager as secretsmanager
+
+from cdp import topology
+from infra.config import DeployConfig
+from infra.nag import XRAY_REASON, acknowledge, arn_ref
+
+
+@dataclass(frozen=True)
+class Resources:
+    profiles: dynamodb.ITable
+    ledger: dynamodb.ITable
+    bucket: s3.IBucket
+    bus: events.IEventBus
+    api_keys: secretsmanager.ISecret
+    config: DeployConfig
+
+
+Grant = Callable[[lambda_.Function, Resources], None]
+
+
+def _objects(fn: lambda_.Function, bucket: s3.IBucket, prefix: str, actions: list[str]) -> None:
+    """Exact object actions on one key prefix (the CDK bucket grants add `s3:GetObject*`, `s3:Abort*`, ...)."""
+    fn.add_to_role_policy(iam.PolicyStatement(actions=actions, resources=[bucket.arn_for_objects(f"{prefix}*")]))
+    if "s3:GetObject" in actions:
+        # Without ListBucket S3 answers a missing key with 403, and the stores treat only NoSuchKey/404 as "absent".
+        # A prefix condition would not help: S3 checks this permission for GetObject without a prefix context.
+        fn.add_to_role_policy(iam.PolicyStatement(actions=["s3:ListBucket"], resources=[bucket.bucket_arn]))
+    acknowledge(
+        fn.role or fn,
+        f"AwsSolutions-IAM5[Resource::{arn_ref(bucket)}/{prefix}*]",
+        f"S3 rights are scoped to the {prefix} key prefix this function owns or reads; keys under it are per "
+        "source/model/run and unknown at deploy time.",
+    )
+
+
+def _read(fn: lambda_.Function, r: Resources, prefix: str) -> None:
+    _objects(fn, r.bucket, prefix, ["s3:GetObject"])
+
+
+def _write(fn: lambda_.Function, r: Resources, prefix: str) -> None:
+    _objects(fn, r.bucket, prefix, ["s3:PutObject"])
+
+
+def _read_write(fn: lambda_.Function, r: Resources, prefix: str) -> None:
+    _objects(fn, r.bucket, prefix, ["s3:GetObject", "s3:PutObject"])
+
+
+def _ingest(fn: lambda_.Function, r: Resources) -> None:
+    r.ledger.grant_read_write_data(fn)  # dedupe: conditional put, read back the first receipt
+    _write(fn, r, topology.RAW_PREFIX)
+    r.bus.grant_put_events_to(fn)
+    r.api_keys.grant_read(fn)
+
+
+def _profile_writer(fn: lambda_.Function, r: Resources) -> None:
+    r.profiles.grant_read_write_data(fn)
+    r.bus.grant_put_events_to(fn)
+
+
+def _train(fn: lambda_.Function, r: Resources) -> None:
+    r.profiles.grant_read_data(fn)
+    _read(fn, r, topology.EXPORTS_PREFIX)
+    _read_write(fn, r, topology.MODELS_PREFIX)
+
+
+def _scoring(fn: lambda_.Function, r: Resources) -> None:
+    r.profiles.grant_read_write_data(fn)  # writes predictive tags back onto profiles
+    _read(fn, r, topology.MODELS_PREFIX)
+    _read(fn, r, topology.EXPORTS_PREFIX)
+
+
+def _campaign(fn: lambda_.Function, r: Resources) -> None:
+    r.profiles.grant_read_data(fn)
+    r.ledger.grant_read_write_data(fn)
+    _read(fn, r, topology.EXPORTS_PREFIX)
+    _read(fn, r, topology.MODELS_PREFIX)
+    _read_write(fn, r, topology.CAMPAIGNS_PREFIX)
+
+
+def _send(fn: lambda_.Function, r: Resources) -> None:
+    r.profiles.grant_read_data(fn)
+    r.ledger.grant_read_write_data(fn)  # exactly-once: idempotency record per (run, person, step)
+    _read(fn, r, topology.CAMPAIGNS_PREFIX)
+    _write(fn, r, topology.OUTBOX_PREFIX)
+    stack = Stack.of(fn)
+    identities = [
+        stack.format_arn(service="ses", resource="identity", resource_name=name)
+        for name in (r.config.email_from_address, r.config.email_domain)
+    ]
+    fn.add_to_role_policy(iam.PolicyStatement(actions=["ses:SendEmail"], resources=identities))
+    fn.add_to_role_policy(
+        iam.PolicyStatement(actions=["sms-voice:SendTextMessage"], resources=[sms_identity_arn(stack, r.config)])
+    )
+
+
+def sms_identity_arn(stack: Stack, config: DeployConfig) -> str:
+    """Scope SMS rights to the configured identity when it is an ARN; a bare number or sender ID has no ARN we can
+    derive (phone-number ARNs carry an opaque id), so those fall back to the action on any identity."""
+    identity = config.sms_origination_identity
+    if identity.startswith("arn:"):
+        return identity
+    if identity.startswith("pool-"):
+        return stack.format_arn(
+            service="sms-voice", resource="pool", resource_name=identity, arn_format=ArnFormat.SLASH_RESOURCE_NAME
+        )
+    return "*"
+
+
+GRANTS: Mapping[str, Grant] = {
+    topology.INGEST.key: _ingest,
+    topology.IDENTITY_MERGE.key: _profile_writer,
+    topology.TAG_UPDATE.key: _profile_writer,
+    topology.TAG_SWEEP.key: _profile_writer,
+    topology.TRAIN.key: _train,
+    topology.SCORING.key: _scoring,
+    topology.CAMPAIGN.key: _campaign,
+    topology.SEND.key: _send,
+}
+
+
+def grant_least_privilege(functions: Mapping[str, lambda_.Function], resources: Resources) -> None:
+    missing = sorted(set(functions) - set(GRANTS))
+    if missing:
+        raise KeyError(f"no access entry in infra/constructs/access.py for functions {missing}")
+    for key, fn in functions.items():
+        GRANTS[key](fn, resources)
+        role = fn.role or fn
+        acknowledge(
+            role,
+            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
+            "The basic execution policy only lets the function write its own CloudWatch Logs streams.",
+        )
+        reason = XRAY_REASON
+        if key == topology.SEND.key and sms_identity_arn(Stack.of(fn), resources.config) == "*":
+            reason += (
+                " SMS: the origination identity is a bare number or sender ID, whose ARN holds an opaque id; "
+                "configure its ARN (smsOriginationIdentity) to scope sms-voice:SendTextMessage."
+            )
+        acknowledge(role, "AwsSolutions-IAM5[Resource::*]", reason)

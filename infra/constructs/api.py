@@ -1,0 +1,112 @@
+"""The public edge: the API-keys secret and the HTTP API whose routes come from `cdp.topology.API_ROUTES`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import jsii
+from aws_cdk import Acknowledgment, CfnOutput, RemovalPolicy, Validations
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_apigatewayv2 as apigwv2
+from aws_cdk import aws_apigatewayv2_integrations as integrations
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_secretsmanager as secretsmanager
+from constructs import Construct
+
+from cdp import topology
+
+
+@jsii.implements(apigwv2.IAccessLogSettings)
+class _AccessLogs:
+    """The HttpStage prop is a jsii interface, not a struct: Python must hand over an object implementing it."""
+
+    def __init__(self, log_group: logs.ILogGroup) -> None:
+        self._destination = apigwv2.LogGroupLogDestination(log_group)
+
+    @property
+    def destination(self) -> apigwv2.IAccessLogDestination:
+        return self._destination
+
+    @property
+    def format(self) -> apigw.AccessLogFormat:
+        return apigw.AccessLogFormat.json_with_standard_fields(
+            caller=False,
+            http_method=True,
+            ip=True,
+            protocol=True,
+            request_time=True,
+            resource_path=True,
+            response_length=True,
+            status=True,
+            user=False,
+        )
+
+
+class ApiKeys(Construct):
+    """Per-source API keys checked by the ingest function (channels post webhooks; they cannot sign SigV4)."""
+
+    def __init__(self, scope: Construct, construct_id: str) -> None:
+        super().__init__(scope, construct_id)
+        self.secret = secretsmanager.Secret(
+            self,
+            "Secret",
+            description="cdp API keys per source; rotate with the cdp CLI when a partner key is reissued",
+            # A generated bootstrap key so the secret is never empty; real keys are added per channel.
+            generate_secret_string=secretsmanager.SecretStringGenerator(
+                secret_string_template='{"keys": {}, "hmac": {}}',  # noqa: S106 - the empty JSON shape, no secret
+                generate_string_key="bootstrap",
+                exclude_punctuation=True,
+                password_length=40,
+            ),
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        Validations.of(self.secret).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions::AwsSolutions-SMG4",
+                reason="Keys are issued to external channel partners; rotating them needs the partner to take the "
+                "new key, so rotation is an operator action, not a rotation Lambda.",
+            )
+        )
+
+
+class HttpApi(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        functions: Mapping[str, lambda_.IFunction],
+        rate_limit: int,
+        burst_limit: int,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.api = apigwv2.HttpApi(self, "Api", description="cdp ingest API", create_default_stage=False)
+        access_logs = logs.LogGroup(
+            self, "AccessLogs", retention=logs.RetentionDays.THREE_MONTHS, removal_policy=RemovalPolicy.DESTROY
+        )
+        self.stage = apigwv2.HttpStage(
+            self,
+            "DefaultStage",
+            http_api=self.api,
+            stage_name="$default",
+            auto_deploy=True,
+            throttle=apigwv2.ThrottleSettings(rate_limit=rate_limit, burst_limit=burst_limit),
+            access_log_settings=_AccessLogs(access_logs),
+        )
+        integration_by_key: dict[str, integrations.HttpLambdaIntegration] = {}
+        for method, path, key in topology.API_ROUTES:
+            if key not in integration_by_key:
+                integration_by_key[key] = integrations.HttpLambdaIntegration(f"{key}-integration", functions[key])
+            routes = self.api.add_routes(
+                path=path, methods=[apigwv2.HttpMethod(method)], integration=integration_by_key[key]
+            )
+            for route in routes:
+                Validations.of(route).acknowledge(
+                    Acknowledgment(
+                        id="AwsSolutions::AwsSolutions-APIG4",
+                        reason="Callers are channel webhooks that cannot carry IAM or Cognito credentials; the "
+                        "integrated function checks a per-source API key from Secrets Manager before any work.",
+                    )
+                )
+        CfnOutput(self, "ApiUrl", value=self.api.api_endpoint, description="base URL of the cdp HTTP API")

@@ -1,0 +1,100 @@
+"""The event bus, its rules from `cdp.topology.BUS_RULES`, and the SQS buffer (+ DLQ) in front of each consumer."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from aws_cdk import Duration, Stack
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_event_sources as sources
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from cdp import topology
+
+_PATTERN_FIELDS = ("source", "detail-type", "account", "region")
+
+
+def event_pattern(pattern: Mapping[str, list[str]]) -> events.EventPattern:
+    """Translate a topology pattern (EventBridge JSON keys) into the CDK struct, refusing keys it cannot carry."""
+    unknown = set(pattern) - set(_PATTERN_FIELDS)
+    if unknown:
+        raise ValueError(f"unsupported event pattern keys {sorted(unknown)}")
+
+    def field(key: str) -> list[str] | None:
+        return list(pattern[key]) if key in pattern else None
+
+    return events.EventPattern(
+        source=field("source"), detail_type=field("detail-type"), account=field("account"), region=field("region")
+    )
+
+
+class Messaging(Construct):
+    def __init__(self, scope: Construct, construct_id: str) -> None:
+        super().__init__(scope, construct_id)
+        self.bus = events.EventBus(self, "EventBus")
+        # Replays after a consumer bug: every event on the bus, kept for a month.
+        self.bus.archive(
+            "Archive",
+            event_pattern=events.EventPattern(account=[Stack.of(self).account]),
+            retention=Duration.days(30),
+        )
+        self.queues: dict[str, sqs.Queue] = {}
+        self.dlqs: dict[str, sqs.Queue] = {}
+        for queue_spec in topology.QUEUES:
+            self._queue(queue_spec)
+        self.rules: dict[str, events.Rule] = {}
+        for rule_spec in topology.BUS_RULES:
+            rule = events.Rule(
+                self,
+                rule_spec.logical_id,
+                event_bus=self.bus,
+                event_pattern=event_pattern(rule_spec.pattern),
+                description=rule_spec.local_name,
+            )
+            # Events EventBridge cannot deliver land in the same DLQ the consumer's failures do.
+            rule.add_target(
+                targets.SqsQueue(
+                    self.queues[rule_spec.queue.logical_id],
+                    dead_letter_queue=self.dlqs[rule_spec.queue.logical_id],
+                    retry_attempts=8,
+                )
+            )
+            self.rules[rule_spec.logical_id] = rule
+
+    def _queue(self, spec: topology.QueueSpec) -> None:
+        dlq = sqs.Queue(
+            self,
+            f"{spec.logical_id}Dlq",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+        )
+        self.dlqs[spec.logical_id] = dlq
+        self.queues[spec.logical_id] = sqs.Queue(
+            self,
+            spec.logical_id,
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            visibility_timeout=Duration.seconds(spec.visibility_timeout_s),
+            dead_letter_queue=sqs.DeadLetterQueue(max_receive_count=spec.max_receive_count, queue=dlq),
+        )
+
+    def subscribe_consumers(self, functions: Mapping[str, lambda_.Function]) -> None:
+        """Each rule's queue feeds its consumer, reporting partial batch failures so one bad event is retried alone."""
+        for rule_spec in topology.BUS_RULES:
+            consumer = rule_spec.consumer
+            if rule_spec.queue.visibility_timeout_s < consumer.timeout_s:
+                raise ValueError(
+                    f"{rule_spec.queue.logical_id}: visibility timeout {rule_spec.queue.visibility_timeout_s}s is "
+                    f"shorter than {consumer.key} timeout {consumer.timeout_s}s (messages would be redelivered)"
+                )
+            functions[consumer.key].add_event_source(
+                sources.SqsEventSource(
+                    self.queues[rule_spec.queue.logical_id],
+                    batch_size=rule_spec.batch_size,
+                    report_batch_item_failures=True,
+                )
+            )

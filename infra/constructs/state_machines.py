@@ -1,0 +1,81 @@
+"""Step Functions machines from `cdp.topology.STATE_MACHINES`, loaded from the same ASL files the local runtime runs.
+
+Each `${Placeholder}` in a file must name a function in the spec's `functions` mapping; it becomes that function's
+ARN. A missing ASL file skips its machine with a synth warning (the files are authored alongside the handlers).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+from aws_cdk import Annotations, RemovalPolicy, Stack
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+from cdp import topology
+from infra.nag import XRAY_REASON, acknowledge, arn_ref
+
+_PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
+
+
+def placeholders(asl_file: Path) -> set[str]:
+    return set(_PLACEHOLDER.findall(asl_file.read_text(encoding="utf-8")))
+
+
+class StateMachines(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        asl_dir: Path,
+        functions: Mapping[str, lambda_.IFunction],
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.by_key: dict[str, sfn.StateMachine] = {}
+        for spec in topology.STATE_MACHINES:
+            asl_file = asl_dir / spec.asl_file
+            if not asl_file.is_file():
+                Annotations.of(self).add_warning_v2(
+                    f"cdp:missing-asl-{spec.key}", f"{asl_file} not found: state machine {spec.key} skipped"
+                )
+                continue
+            self.by_key[spec.key] = self._machine(spec, asl_file, functions)
+
+    def _machine(
+        self, spec: topology.StateMachineSpec, asl_file: Path, functions: Mapping[str, lambda_.IFunction]
+    ) -> sfn.StateMachine:
+        unknown = placeholders(asl_file) - set(spec.functions)
+        if unknown:
+            raise ValueError(f"{asl_file.name}: placeholders {sorted(unknown)} are not in topology {spec.key}")
+        log_group = logs.LogGroup(
+            self,
+            f"{spec.logical_id}Logs",
+            # The /aws/vendedlogs/ prefix keeps the log group resource policy small (Step Functions docs).
+            log_group_name=f"/aws/vendedlogs/states/{Stack.of(self).stack_name}-{spec.key}",
+            retention=logs.RetentionDays.ONE_MONTH,
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        machine = sfn.StateMachine(
+            self,
+            spec.logical_id,
+            definition_body=sfn.DefinitionBody.from_file(str(asl_file)),
+            definition_substitutions={name: functions[fn.key].function_arn for name, fn in spec.functions.items()},
+            state_machine_type=sfn.StateMachineType.STANDARD,
+            tracing_enabled=True,
+            # Execution data holds profile and audience payloads: keep personal data out of the logs.
+            logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=False),
+        )
+        for fn in spec.functions.values():
+            functions[fn.key].grant_invoke(machine)
+            acknowledge(
+                machine.role,
+                f"AwsSolutions-IAM5[Resource::{arn_ref(functions[fn.key])}:*]",
+                "lambda:InvokeFunction on the function's versions and aliases (`arn:*`), as CDK's grantInvoke does.",
+            )
+        acknowledge(machine.role, "AwsSolutions-IAM5[Resource::*]", XRAY_REASON)
+        return machine

@@ -1,0 +1,70 @@
+"""Stateful data: the DynamoDB tables from `cdp.topology.TABLES` and the data bucket (with its access-log bucket)."""
+
+from __future__ import annotations
+
+from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Validations
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from cdp import topology
+
+
+def _table(scope: Construct, spec: topology.TableSpec) -> dynamodb.Table:
+    return dynamodb.Table(
+        scope,
+        spec.logical_id,
+        partition_key=dynamodb.Attribute(name=spec.partition_key, type=dynamodb.AttributeType.STRING),
+        sort_key=dynamodb.Attribute(name=spec.sort_key, type=dynamodb.AttributeType.STRING),
+        billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+        point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+            point_in_time_recovery_enabled=True
+        ),
+        time_to_live_attribute=spec.ttl_attribute,
+        encryption=dynamodb.TableEncryption.AWS_MANAGED,
+        deletion_protection=True,
+        # Profiles and the ledger are the system of record: never dropped by a stack update.
+        removal_policy=RemovalPolicy.RETAIN,
+    )
+
+
+class Storage(Construct):
+    def __init__(self, scope: Construct, construct_id: str) -> None:
+        super().__init__(scope, construct_id)
+        self.tables: dict[str, dynamodb.Table] = {spec.logical_id: _table(self, spec) for spec in topology.TABLES}
+
+        self.access_logs_bucket = s3.Bucket(
+            self,
+            "AccessLogsBucket",
+            encryption=s3.BucketEncryption.S3_MANAGED,  # S3 log delivery cannot write to SSE-KMS buckets
+            enforce_ssl=True,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            lifecycle_rules=[s3.LifecycleRule(id="expire-access-logs", expiration=Duration.days(365))],
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        Validations.of(self.access_logs_bucket).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions::AwsSolutions-S1",
+                reason="This is the server access log destination; logging it into itself would loop.",
+            )
+        )
+        self.data_bucket = s3.Bucket(
+            self,
+            "DataBucket",
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            enforce_ssl=True,
+            versioned=True,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            server_access_logs_bucket=self.access_logs_bucket,
+            server_access_logs_prefix="data-bucket/",
+            lifecycle_rules=[
+                s3.LifecycleRule(id="expire-old-versions", noncurrent_version_expiration=Duration.days(30)),
+                s3.LifecycleRule(id="expire-exports", prefix=topology.EXPORTS_PREFIX, expiration=Duration.days(14)),
+            ],
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+
+    def table(self, spec: topology.TableSpec) -> dynamodb.Table:
+        return self.tables[spec.logical_id]

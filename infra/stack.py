@@ -1,0 +1,99 @@
+"""`CdpStack`: composes one construct per concern; every name and wire comes from `cdp.topology`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aws_cdk import Stack
+from constructs import Construct
+
+from cdp import topology
+from infra import layers
+from infra.config import DeployConfig
+from infra.constructs.access import Resources, grant_least_privilege
+from infra.constructs.api import ApiKeys, HttpApi
+from infra.constructs.functions import FunctionAssets, Functions
+from infra.constructs.messaging import Messaging
+from infra.constructs.monitoring import Monitoring
+from infra.constructs.schedules import Schedules
+from infra.constructs.state_machines import StateMachines
+from infra.constructs.storage import Storage
+
+STATEMACHINES_DIR = Path(__file__).resolve().parent / "statemachines"
+
+
+def _default_function_assets() -> FunctionAssets:
+    return FunctionAssets(
+        code_dir=layers.CODE_DIR,
+        layer_dirs={name: layers.layer_dir(name) for name in ("domain", "deps", "ml")},
+    )
+
+
+@dataclass(frozen=True)
+class StackAssets:
+    """Where the stack finds what it packages; tests point these at fixtures."""
+
+    functions: FunctionAssets = field(default_factory=_default_function_assets)
+    asl_dir: Path = STATEMACHINES_DIR
+
+
+class CdpStack(Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: DeployConfig,
+        assets: StackAssets | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        assets = assets or StackAssets()
+        self.storage = Storage(self, "Storage")
+        self.messaging = Messaging(self, "Messaging")
+        self.api_keys = ApiKeys(self, "ApiKeys")
+        self.functions = Functions(self, "Functions", assets=assets.functions, env_values=self._env_values(config))
+        grant_least_privilege(
+            self.functions.by_key,
+            Resources(
+                profiles=self.storage.table(topology.PROFILES_TABLE),
+                ledger=self.storage.table(topology.LEDGER_TABLE),
+                bucket=self.storage.data_bucket,
+                bus=self.messaging.bus,
+                api_keys=self.api_keys.secret,
+                config=config,
+            ),
+        )
+        self.messaging.subscribe_consumers(self.functions.by_key)
+        self.http_api = HttpApi(
+            self,
+            "HttpApi",
+            functions=self.functions.by_key,
+            rate_limit=config.api_rate_limit,
+            burst_limit=config.api_burst_limit,
+        )
+        self.state_machines = StateMachines(
+            self, "StateMachines", asl_dir=assets.asl_dir, functions=self.functions.by_key
+        )
+        self.schedules = Schedules(
+            self, "Schedules", functions=self.functions.by_key, machines=self.state_machines.by_key
+        )
+        self.monitoring = Monitoring(self, "Monitoring", alarm_email=config.alarm_email)
+        self.monitoring.alarm_on_dlqs({**self.messaging.dlqs, "Schedules": self.schedules.dlq})
+        self.monitoring.alarm_on_failed_executions(self.state_machines.by_key)
+
+    def _env_values(self, config: DeployConfig) -> dict[str, str]:
+        return {
+            "POWERTOOLS_SERVICE_NAME": topology.APP,  # the factory narrows it to the function's name
+            "POWERTOOLS_LOG_LEVEL": config.log_level,
+            **{spec.env_var: self.storage.table(spec).table_name for spec in topology.TABLES},
+            topology.DATA_BUCKET_ENV: self.storage.data_bucket.bucket_name,
+            topology.EVENT_BUS_ENV: self.messaging.bus.event_bus_name,
+            topology.API_KEYS_SECRET_ENV: self.api_keys.secret.secret_arn,
+            topology.DEFAULT_REGION_ENV: config.default_phone_region,
+            topology.SMS_ORIGINATION_ENV: config.sms_origination_identity,
+            topology.EMAIL_FROM_ENV: config.email_from_address,
+            topology.SEND_VIA_OUTBOX_ENV: "true" if config.send_via_outbox else "false",
+        }

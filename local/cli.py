@@ -1,0 +1,107 @@
+"""`cdp`: the command line of the local runtime (demo, serve, bench)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+app = typer.Typer(help="Customer data platform: the whole stack locally on emulated AWS (no account needed).")
+console = Console()
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
+
+
+@app.command()
+def demo(
+    customers: int = typer.Option(2500, min=50, help="true customers in the synthetic brand"),
+    seed: int = typer.Option(7, help="random seed of the synthetic brand"),
+    output: Path = typer.Option(Path("demo-output"), help="where summary.json and report.html go"),
+) -> None:
+    """Generate a synthetic brand and run ingest -> OneID -> tags -> train -> score -> campaign -> measure."""
+    from cdp_local.demo_job import DemoFailed, run_demo
+
+    with _progress() as progress:
+        try:
+            summary = run_demo(customers=customers, seed=seed, output=output, progress=progress, console=console)
+        except DemoFailed as exc:
+            console.print(f"[red]demo failed:[/red] {exc}")
+            raise typer.Exit(code=1) from exc
+    _print_summary(summary)
+    console.print(f"\nwrote [bold]{output / 'summary.json'}[/bold] and [bold]{output / 'report.html'}[/bold]")
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    table = Table(title="Demo summary", show_header=True)
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    for name, value in summary.get("headline", {}).items():
+        table.add_row(name, str(value))
+    console.print(table)
+
+
+@app.command()
+def serve(
+    port: int = typer.Option(8787, help="port on 127.0.0.1"),
+    drain: str = typer.Option("sync", help="sync: process events before answering; background; off"),
+) -> None:
+    """Serve the HTTP API on 127.0.0.1 so curl or an SDK can post events."""
+    from cdp_local.http_server import LocalApiServer
+    from cdp_local.runtime import LocalRuntime
+
+    with LocalRuntime() as rt, LocalApiServer(rt, port=port, drain=drain) as server:
+        console.print(f"[green]CDP local API[/green] on {server.url}  (API key: {rt.api_key!r}; Ctrl-C stops)")
+        console.print(
+            f"  curl -X POST {server.url}/v1/events -H 'x-api-key: {rt.api_key}' "
+            "-H 'content-type: application/json' --data @events/canonical/order_placed.v1.json"
+        )
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            console.print("stopping")
+
+
+@app.command()
+def bench(
+    events: int = typer.Option(5000, min=100, help="events to push through the local pipeline"),
+    output: Path = typer.Option(Path("bench-output"), help="results.json goes here"),
+) -> None:
+    """Events/s through the local pipeline and the AWS cost per 1M events at list prices."""
+    from cdp_local.bench import pipeline_benchmark, record
+    from cdp_local.demo.brand import generate_brand
+
+    brand = generate_brand(customers=max(100, events // 8), seed=11)
+    sample = brand.events[:events]
+    with _progress() as progress:
+        task = progress.add_task("pipeline", total=len(sample))
+        results = pipeline_benchmark(sample, progress=lambda done, total: progress.update(task, completed=done))
+    record(results, output / "results.json")
+    table = Table(title="Benchmark", show_header=True)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_column("unit")
+    for name, metric in results.items():
+        if ".calls_per_event." not in name:
+            table.add_row(name, str(metric["value"]), str(metric["unit"]))
+    console.print(table)
+    console.print(f"wrote {output / 'results.json'} ({len(json.loads((output / 'results.json').read_text()))} metrics)")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

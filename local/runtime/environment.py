@@ -1,0 +1,93 @@
+"""The process environment the local runtime gives every function: the union of their variables, set once.
+
+Values are the local physical names from `cdp.topology`. Setting them once (not per invoke) matters: Step Functions
+Map runs tasks on threads, and swapping `os.environ` per call would race.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+
+from cdp import topology
+
+log = logging.getLogger(__name__)
+
+REGION = "us-east-1"
+ACCOUNT_ID = "123456789012"  # moto's default account
+LOCAL_EMAIL_FROM = "marketing@cdp.local"
+LOCAL_SMS_ORIGINATION = "CDPLOCAL"  # a sender id; End User Messaging is not emulated, the send path uses the outbox
+DEFAULT_API_KEY = "local-dev-key"
+WEBHOOK_KEY_ID = "local-webhook"  # HMAC-signed webhooks (x-cdp-key-id + x-cdp-signature)
+WEBHOOK_SECRET = "local-webhook-secret"  # noqa: S105 - a documented local-only secret
+API_KEY_ENV = "CDP_API_KEY"
+
+# Process-wide settings (not per function) that make moto and Powertools behave locally.
+PROCESS_ENV: Mapping[str, str] = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_SECURITY_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_REGION": REGION,
+    "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",  # else DynamoDB Streams calls 404 under moto
+    "POWERTOOLS_METRICS_NAMESPACE": "CustomerDataPlatform",
+    "POWERTOOLS_TRACE_DISABLED": "true",
+    "POWERTOOLS_METRICS_DISABLED": "true",  # EMF lines on stdout help nobody locally
+}
+
+
+def function_values(log_level: str) -> dict[str, str]:
+    """A local value for every variable a FunctionSpec may declare."""
+    values = {
+        "POWERTOOLS_SERVICE_NAME": topology.APP,
+        "POWERTOOLS_LOG_LEVEL": log_level,
+        topology.DATA_BUCKET_ENV: topology.DATA_BUCKET_LOCAL_NAME,
+        topology.EVENT_BUS_ENV: topology.EVENT_BUS_LOCAL_NAME,
+        topology.API_KEYS_SECRET_ENV: topology.API_KEYS_SECRET_LOCAL_NAME,
+        topology.SMS_ORIGINATION_ENV: LOCAL_SMS_ORIGINATION,
+        topology.EMAIL_FROM_ENV: LOCAL_EMAIL_FROM,
+        topology.DEFAULT_REGION_ENV: "CN",
+    }
+    outbox_env = getattr(topology, "SEND_VIA_OUTBOX_ENV", None)
+    if outbox_env:  # End User Messaging SMS is not emulated by moto: every channel delivers to the S3 outbox
+        values[outbox_env] = "true"
+    values.update({t.env_var: t.local_name for t in topology.TABLES})
+    return values
+
+
+def local_environment(log_level: str = "WARNING", overrides: Mapping[str, str] | None = None) -> dict[str, str]:
+    """PROCESS_ENV plus the union of `FUNCTIONS[*].env`, each with its local value."""
+    known = function_values(log_level)
+    env = dict(PROCESS_ENV)
+    for name in sorted({v for f in topology.FUNCTIONS for v in f.env}):
+        if name in known:
+            env[name] = known[name]
+        elif not (overrides and name in overrides):
+            # A variable added to topology without a local value: the function fails at cold start with a clear
+            # ConfigurationError; everything else keeps working.
+            log.warning("no local value for env var %s (declared in cdp.topology.FUNCTIONS)", name)
+    env.update(overrides or {})
+    return env
+
+
+def configured_api_key() -> str:
+    """The key the local API accepts: $CDP_API_KEY or the documented default."""
+    return os.environ.get(API_KEY_ENV) or DEFAULT_API_KEY
+
+
+@contextmanager
+def patched_environ(values: Mapping[str, str]) -> Iterator[None]:
+    """Set `values` in os.environ and restore the previous state afterwards (also on error)."""
+    previous = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, old in previous.items():
+            if old is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = old

@@ -1,0 +1,91 @@
+"""One CDK synthesis per test session (Node start + synth take ~10 s), shared by every infra test."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cdp import topology
+
+CONTEXT: dict[str, Any] = {
+    "smsOriginationIdentity": "CDPSHOP",
+    "emailFromAddress": "hello@brand.example.com",
+    "defaultPhoneRegion": "CN",
+    "apiRateLimit": 150,
+    "apiBurstLimit": 300,
+}
+
+
+@dataclass(frozen=True)
+class Synth:
+    template: Any  # aws_cdk.assertions.Template
+    raw: dict[str, Any]
+    assembly_dir: Path
+    template_file: Path
+
+    def resources(self, cfn_type: str) -> dict[str, dict[str, Any]]:
+        return {k: v for k, v in self.raw["Resources"].items() if v["Type"] == cfn_type}
+
+
+def _asl_dir(base: Path) -> Path:
+    """The real ASL files; a minimal valid machine stands in for any file its author has not landed yet."""
+    from infra.stack import STATEMACHINES_DIR
+
+    out = base / "statemachines"
+    out.mkdir()
+    for spec in topology.STATE_MACHINES:
+        real = STATEMACHINES_DIR / spec.asl_file
+        if real.is_file():
+            shutil.copy(real, out / spec.asl_file)
+            continue
+        states = {f"Invoke{name}": {"Type": "Task", "Resource": f"${{{name}}}", "End": True} for name in spec.functions}
+        first = next(iter(states))
+        chain = list(states)
+        for current, following in itertools.pairwise(chain):
+            del states[current]["End"]
+            states[current]["Next"] = following
+        (out / spec.asl_file).write_text(json.dumps({"StartAt": first, "States": states}), encoding="utf-8")
+    return out
+
+
+@pytest.fixture(scope="session")
+def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    from aws_cdk.assertions import Template
+
+    from infra import layers
+    from infra.app import build_app
+    from infra.constructs.functions import FunctionAssets
+    from infra.stack import StackAssets
+
+    base = tmp_path_factory.mktemp("cdk")
+    # The domain layer and code asset are the real ones (fast, local). The deps/ml layers are tiny stand-ins:
+    # template assertions never read their content, and test_layers.py builds and checks the real ones.
+    third_party: dict[str, Path] = {}
+    for name in ("deps", "ml"):
+        site = base / "layers" / name / "python"
+        site.mkdir(parents=True)
+        (site / "README.txt").write_text(f"stand-in for the {name} layer in template tests\n", encoding="utf-8")
+        third_party[name] = site.parent
+    assets = StackAssets(
+        functions=FunctionAssets(
+            code_dir=layers.stage_function_code(),
+            layer_dirs={"domain": layers.build_domain_layer(), "deps": third_party["deps"], "ml": third_party["ml"]},
+        ),
+        asl_dir=_asl_dir(base),
+    )
+    app, stack = build_app(context=CONTEXT, assets=assets, outdir=str(base / "cdk.out"))
+    assembly = app.synth()  # raises if cdk-nag reports an unacknowledged error
+    artifact = assembly.get_stack_by_name(stack.stack_name)
+    raw: dict[str, Any] = artifact.template
+    return Synth(
+        template=Template.from_json(raw),
+        raw=raw,
+        assembly_dir=Path(assembly.directory),
+        template_file=Path(assembly.directory) / artifact.template_file,
+    )

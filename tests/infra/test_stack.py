@@ -1,0 +1,308 @@
+"""Template assertions: every table, queue, rule, function, machine, schedule and route comes from `cdp.topology`."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from cdp import topology
+from infra.constructs.state_machines import placeholders
+from tests.infra.conftest import CONTEXT, Synth
+
+pytestmark = pytest.mark.xdist_group("cdk")
+
+
+def _function_by_handler(synth: Synth, handler: str) -> tuple[str, dict[str, Any]]:
+    matches = [
+        (k, v) for k, v in synth.resources("AWS::Lambda::Function").items() if v["Properties"]["Handler"] == handler
+    ]
+    assert len(matches) == 1, f"expected one function with handler {handler}, found {len(matches)}"
+    return matches[0]
+
+
+def _get_att_id(value: Any) -> str:
+    """The logical id behind `{"Fn::GetAtt": [id, "Arn"]}` or `{"Ref": id}`."""
+    if "Fn::GetAtt" in value:
+        return str(value["Fn::GetAtt"][0])
+    return str(value["Ref"])
+
+
+def _policy_statements(synth: Synth, role_id: str) -> list[dict[str, Any]]:
+    statements: list[dict[str, Any]] = []
+    for policy in synth.resources("AWS::IAM::Policy").values():
+        if {"Ref": role_id} in policy["Properties"]["Roles"]:
+            statements.extend(policy["Properties"]["PolicyDocument"]["Statement"])
+    return statements
+
+
+def _actions(statements: list[dict[str, Any]]) -> set[str]:
+    found: set[str] = set()
+    for statement in statements:
+        action = statement["Action"]
+        found.update([action] if isinstance(action, str) else action)
+    return found
+
+
+def _task_resources(node: Any) -> set[str]:
+    found: set[str] = set()
+    if isinstance(node, dict):
+        if node.get("Type") == "Task":
+            found.add(node["Resource"])
+        for value in node.values():
+            found |= _task_resources(value)
+    elif isinstance(node, list):
+        for value in node:
+            found |= _task_resources(value)
+    return found
+
+
+def test_tables_follow_topology_key_shapes(synth: Synth) -> None:
+    # Given the topology's tables / When synthesized / Then each is on-demand, PITR, TTL, encrypted, pk/sk strings
+    for spec in topology.TABLES:
+        synth.template.has_resource_properties(
+            "AWS::DynamoDB::Table",
+            {
+                "KeySchema": [
+                    {"AttributeName": spec.partition_key, "KeyType": "HASH"},
+                    {"AttributeName": spec.sort_key, "KeyType": "RANGE"},
+                ],
+                "AttributeDefinitions": [
+                    {"AttributeName": spec.partition_key, "AttributeType": "S"},
+                    {"AttributeName": spec.sort_key, "AttributeType": "S"},
+                ],
+                "BillingMode": "PAY_PER_REQUEST",
+                "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
+                "TimeToLiveSpecification": {"AttributeName": spec.ttl_attribute, "Enabled": True},
+                "SSESpecification": {"SSEEnabled": True},
+            },
+        )
+    assert len(synth.resources("AWS::DynamoDB::Table")) == len(topology.TABLES)
+
+
+def test_data_bucket_is_private_versioned_encrypted_and_logged(synth: Synth) -> None:
+    # Given the stack / Then the data bucket blocks public access, is versioned and logs to the access-log bucket
+    buckets = synth.resources("AWS::S3::Bucket")
+    data = [b for b in buckets.values() if "LoggingConfiguration" in b["Properties"]]
+    assert len(data) == 1
+    props = data[0]["Properties"]
+    assert props["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert props["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
+    # And both buckets deny non-TLS requests
+    ssl_denies = [
+        s
+        for p in synth.resources("AWS::S3::BucketPolicy").values()
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+        if s["Effect"] == "Deny" and s.get("Condition") == {"Bool": {"aws:SecureTransport": "false"}}
+    ]
+    assert len(ssl_denies) == len(buckets)
+
+
+def test_each_bus_rule_buffers_through_its_queue_and_dlq_into_its_consumer(synth: Synth) -> None:
+    rules = synth.resources("AWS::Events::Rule")
+    queues = synth.resources("AWS::SQS::Queue")
+    mappings = synth.resources("AWS::Lambda::EventSourceMapping")
+    (bus_id,) = synth.resources("AWS::Events::EventBus")
+    assert len(rules) == len(topology.BUS_RULES)
+    for spec in topology.BUS_RULES:
+        # Given a topology rule / Then a rule on our bus has exactly its pattern
+        matching = [r for r in rules.values() if r["Properties"]["EventPattern"] == spec.pattern]
+        assert len(matching) == 1, spec.logical_id
+        rule = matching[0]["Properties"]
+        assert rule["EventBusName"] == {"Ref": bus_id}
+        # And it targets one queue whose redrive policy follows the QueueSpec
+        (target,) = rule["Targets"]
+        queue_id = _get_att_id(target["Arn"])
+        queue = queues[queue_id]["Properties"]
+        assert queue["VisibilityTimeout"] == spec.queue.visibility_timeout_s
+        assert queue["RedrivePolicy"]["maxReceiveCount"] == spec.queue.max_receive_count
+        dlq_id = _get_att_id(queue["RedrivePolicy"]["deadLetterTargetArn"])
+        assert dlq_id in queues
+        assert _get_att_id(target["DeadLetterConfig"]["Arn"]) == dlq_id
+        # And the queue feeds the consumer with partial batch failure reporting
+        fn_id, _ = _function_by_handler(synth, spec.consumer.handler)
+        (mapping,) = [m for m in mappings.values() if _get_att_id(m["Properties"]["EventSourceArn"]) == queue_id]
+        assert mapping["Properties"]["FunctionName"] == {"Ref": fn_id}
+        assert mapping["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+        assert mapping["Properties"]["BatchSize"] == spec.batch_size
+
+
+def test_functions_match_their_specs(synth: Synth) -> None:
+    functions = synth.resources("AWS::Lambda::Function")
+    layer_ids = set(synth.resources("AWS::Lambda::LayerVersion"))
+    # Given the topology / Then there is exactly one function per spec
+    assert len(functions) == len(topology.FUNCTIONS)
+    for spec in topology.FUNCTIONS:
+        _, fn = _function_by_handler(synth, spec.handler)
+        props = fn["Properties"]
+        # Then runtime, architecture, sizing and tracing are as declared
+        assert props["Runtime"] == "python3.12"
+        assert props["Architectures"] == ["x86_64"]
+        assert props["MemorySize"] == spec.memory_mb
+        assert props["Timeout"] == spec.timeout_s
+        assert props["TracingConfig"] == {"Mode": "Active"}
+        # And it gets exactly its layers and every environment variable it names, no more
+        assert len(props["Layers"]) == len(spec.layers)
+        assert {layer["Ref"] for layer in props["Layers"]} <= layer_ids
+        assert set(props["Environment"]["Variables"]) == set(spec.env)
+        assert props["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"] == spec.local_name
+
+
+def test_function_env_points_at_the_real_resources(synth: Synth) -> None:
+    # Given the ingest and send functions / Then env vars reference the stack's table, bucket, bus, secret and config
+    _, ingest = _function_by_handler(synth, topology.INGEST.handler)
+    env = ingest["Properties"]["Environment"]["Variables"]
+    (ledger_id,) = [
+        k
+        for k, v in synth.resources("AWS::DynamoDB::Table").items()
+        if v["Properties"]["KeySchema"] and k.startswith("Storage" + topology.LEDGER_TABLE.logical_id)
+    ]
+    assert env[topology.LEDGER_TABLE.env_var] == {"Ref": ledger_id}
+    (secret_id,) = synth.resources("AWS::SecretsManager::Secret")
+    assert env[topology.API_KEYS_SECRET_ENV] == {"Ref": secret_id}
+    (bus_id,) = synth.resources("AWS::Events::EventBus")
+    assert env[topology.EVENT_BUS_ENV] == {"Ref": bus_id}
+    _, send = _function_by_handler(synth, topology.SEND.handler)
+    send_env = send["Properties"]["Environment"]["Variables"]
+    assert send_env[topology.SMS_ORIGINATION_ENV] == CONTEXT["smsOriginationIdentity"]
+    assert send_env[topology.EMAIL_FROM_ENV] == CONTEXT["emailFromAddress"]
+    assert send_env[topology.SEND_VIA_OUTBOX_ENV] == "false"
+
+
+def test_grants_are_least_privilege_per_function(synth: Synth) -> None:
+    def actions_of(spec: topology.FunctionSpec) -> set[str]:
+        _, fn = _function_by_handler(synth, spec.handler)
+        return _actions(_policy_statements(synth, _get_att_id(fn["Properties"]["Role"])))
+
+    # Given the synthesized roles / Then only send may send, only ingest reads the secret, writers put events
+    send = actions_of(topology.SEND)
+    assert {"ses:SendEmail", "sms-voice:SendTextMessage"} <= send
+    assert "events:PutEvents" not in send
+    ingest = actions_of(topology.INGEST)
+    assert {"secretsmanager:GetSecretValue", "events:PutEvents", "s3:PutObject"} <= ingest
+    assert "s3:GetObject" not in ingest
+    for spec in topology.FUNCTIONS:
+        actions = actions_of(spec)
+        if spec is not topology.SEND:
+            assert not {"ses:SendEmail", "sms-voice:SendTextMessage"} & actions, spec.key
+        if spec is not topology.INGEST:
+            assert "secretsmanager:GetSecretValue" not in actions, spec.key
+        # And no function gets wildcard S3 actions or delete rights
+        assert not {a for a in actions if a.startswith("s3:") and ("*" in a or "Delete" in a)}, spec.key
+
+
+def test_ingest_s3_writes_are_confined_to_the_raw_prefix(synth: Synth) -> None:
+    _, fn = _function_by_handler(synth, topology.INGEST.handler)
+    statements = _policy_statements(synth, _get_att_id(fn["Properties"]["Role"]))
+    (put,) = [s for s in statements if s["Action"] == "s3:PutObject"]
+    assert json.dumps(put["Resource"]).endswith(f'"/{topology.RAW_PREFIX}*"]]}}')
+
+
+def test_state_machines_load_asl_with_function_arns_substituted(synth: Synth) -> None:
+    machines = synth.resources("AWS::StepFunctions::StateMachine")
+    assert len(machines) == len(topology.STATE_MACHINES)
+    for spec in topology.STATE_MACHINES:
+        (machine,) = [m for k, m in machines.items() if k.startswith(f"StateMachines{spec.logical_id}")]
+        props = machine["Properties"]
+        # Then the definition is the ASL file shipped as an asset, and CloudFormation substitutes every placeholder
+        asset = synth.assembly_dir / f"asset.{props['DefinitionS3Location']['Key']}"
+        asl = json.loads(asset.read_text(encoding="utf-8"))
+        # And every task is a Lambda invoke: the machine's role holds invoke rights only (add IAM with new kinds)
+        assert _task_resources(asl) <= {"arn:aws:states:::lambda:invoke", *(f"${{{n}}}" for n in spec.functions)}
+        assert placeholders(asset) == set(spec.functions)
+        assert props["DefinitionSubstitutions"] == {
+            name: {"Fn::GetAtt": [_function_by_handler(synth, fn_spec.handler)[0], "Arn"]}
+            for name, fn_spec in spec.functions.items()
+        }
+        assert props["TracingConfiguration"] == {"Enabled": True}
+        assert props["LoggingConfiguration"]["Level"] == "ALL"
+        assert props["LoggingConfiguration"]["IncludeExecutionData"] is False
+        # And its role may invoke exactly its functions
+        role_actions = _actions(_policy_statements(synth, _get_att_id(props["RoleArn"])))
+        assert "lambda:InvokeFunction" in role_actions
+
+
+def test_http_api_routes_come_from_topology(synth: Synth) -> None:
+    routes = synth.resources("AWS::ApiGatewayV2::Route")
+    integrations = synth.resources("AWS::ApiGatewayV2::Integration")
+    assert {r["Properties"]["RouteKey"] for r in routes.values()} == {f"{m} {p}" for m, p, _ in topology.API_ROUTES}
+    for method, path, key in topology.API_ROUTES:
+        (route,) = [r for r in routes.values() if r["Properties"]["RouteKey"] == f"{method} {path}"]
+        target = route["Properties"]["Target"]["Fn::Join"][1][1]
+        integration = integrations[target["Ref"]]["Properties"]
+        fn_id, _ = _function_by_handler(synth, topology.FUNCTIONS_BY_KEY[key].handler)
+        assert integration["IntegrationUri"] == {"Fn::GetAtt": [fn_id, "Arn"]}
+        assert integration["PayloadFormatVersion"] == "2.0"
+    # And the stage throttles and writes access logs
+    (stage,) = synth.resources("AWS::ApiGatewayV2::Stage").values()
+    assert stage["Properties"]["DefaultRouteSettings"] == {
+        "ThrottlingBurstLimit": CONTEXT["apiBurstLimit"],
+        "ThrottlingRateLimit": CONTEXT["apiRateLimit"],
+    }
+    assert "DestinationArn" in stage["Properties"]["AccessLogSettings"]
+
+
+def test_schedules_target_their_machine_or_function(synth: Synth) -> None:
+    schedules = {
+        s["Properties"]["Description"]: s["Properties"] for s in synth.resources("AWS::Scheduler::Schedule").values()
+    }
+    assert set(schedules) == {spec.local_name for spec in topology.SCHEDULES}
+    for spec in topology.SCHEDULES:
+        props = schedules[spec.local_name]
+        assert props["ScheduleExpression"] == spec.expression
+        assert json.loads(props["Target"]["Input"]) == json.loads(spec.input)
+        target_id = _get_att_id(props["Target"]["Arn"])
+        if spec.target_machine is not None:
+            assert target_id.startswith(f"StateMachines{spec.target_machine.logical_id}")
+        else:
+            assert spec.target_function is not None
+            assert target_id == _function_by_handler(synth, spec.target_function.handler)[0]
+        assert "DeadLetterConfig" in props["Target"]
+
+
+def test_every_dead_letter_queue_has_a_depth_alarm(synth: Synth) -> None:
+    queues = synth.resources("AWS::SQS::Queue")
+    redrive_targets = {
+        _get_att_id(q["Properties"]["RedrivePolicy"]["deadLetterTargetArn"])
+        for q in queues.values()
+        if "RedrivePolicy" in q["Properties"]
+    }
+    schedule_dlqs = {
+        _get_att_id(s["Properties"]["Target"]["DeadLetterConfig"]["Arn"])
+        for s in synth.resources("AWS::Scheduler::Schedule").values()
+    }
+    alarmed = set()
+    for alarm in synth.resources("AWS::CloudWatch::Alarm").values():
+        props = alarm["Properties"]
+        if props.get("MetricName") == "ApproximateNumberOfMessagesVisible":
+            (dimension,) = props["Dimensions"]
+            alarmed.add(_get_att_id(dimension["Value"]))
+            assert props["AlarmActions"], "a DLQ alarm must notify someone"
+    assert redrive_targets | schedule_dlqs == alarmed
+
+
+def test_cdk_nag_has_no_unacknowledged_findings_and_every_acknowledgement_has_a_reason(synth: Synth) -> None:
+    # Given the assembly written by a synth that ran the AwsSolutions pack / Then it concluded with no violation
+    report = json.loads((synth.assembly_dir / "validation-report.json").read_text(encoding="utf-8"))
+    (plugin,) = [p for p in report["pluginReports"] if p["pluginName"] == "AwsSolutions"]
+    assert plugin["conclusion"] == "success"
+    assert plugin["violations"] == []
+    # And every acknowledgement says why, in more than a word or two
+    assert plugin["suppressedViolations"]
+    for suppressed in plugin["suppressedViolations"]:
+        assert len(suppressed["reason"].split()) >= 6, suppressed["acknowledgedId"]
+
+
+def test_cfn_lint_passes_on_the_synthesized_template(synth: Synth) -> None:
+    from cfnlint.api import ManualArgs, lint_file
+
+    # Given the template / When cfn-lint runs (W3005 is CDK's redundant DependsOn) / Then it reports nothing
+    matches = lint_file(synth.template_file, config=ManualArgs(ignore_checks=["W3005"], regions=["us-east-1"]))
+    assert [str(m) for m in matches] == []
