@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from aws_cdk import Duration, Stack
 from aws_cdk import aws_events as events
@@ -14,21 +15,12 @@ from constructs import Construct
 
 from cdp import topology
 
-_PATTERN_FIELDS = ("source", "detail-type", "account", "region")
 
-
-def event_pattern(pattern: Mapping[str, list[str]]) -> events.EventPattern:
-    """Translate a topology pattern (EventBridge JSON keys) into the CDK struct, refusing keys it cannot carry."""
-    unknown = set(pattern) - set(_PATTERN_FIELDS)
-    if unknown:
-        raise ValueError(f"unsupported event pattern keys {sorted(unknown)}")
-
-    def field(key: str) -> list[str] | None:
-        return list(pattern[key]) if key in pattern else None
-
-    return events.EventPattern(
-        source=field("source"), detail_type=field("detail-type"), account=field("account"), region=field("region")
-    )
+def apply_pattern(rule: events.Rule, pattern: Mapping[str, Any]) -> None:
+    """Set the topology's EventBridge JSON pattern verbatim (the L2 struct cannot express `$or` or content filters)."""
+    cfn_rule = rule.node.default_child
+    assert isinstance(cfn_rule, events.CfnRule)
+    cfn_rule.add_property_override("EventPattern", dict(pattern))
 
 
 class Messaging(Construct):
@@ -51,9 +43,10 @@ class Messaging(Construct):
                 self,
                 rule_spec.logical_id,
                 event_bus=self.bus,
-                event_pattern=event_pattern(rule_spec.pattern),
+                event_pattern=events.EventPattern(source=list(rule_spec.pattern["source"])),
                 description=rule_spec.local_name,
             )
+            apply_pattern(rule, rule_spec.pattern)
             # Events EventBridge cannot deliver land in the same DLQ the consumer's failures do.
             rule.add_target(
                 targets.SqsQueue(

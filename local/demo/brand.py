@@ -57,7 +57,15 @@ from cdp_local.demo.world import RESPONSE_WINDOW_DAYS, World
 DEFAULT_NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 HISTORY_DAYS = 548  # ~18 months
 PAST_CAMPAIGN_ID = "cmp-2026-09-autumn"
-PAST_CAMPAIGN_SENT_AT = datetime(2026, 9, 15, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
+PAST_CAMPAIGN_DAYS_BEFORE_NOW = 66  # with DEFAULT_NOW: 2026-09-15 02:00 UTC, 10:00 in Shanghai
+
+
+def past_campaign_sent_at(now: datetime) -> datetime:
+    """The past campaign went out 66 days before `now`, at 10:00 Shanghai time (relative, so any run date works)."""
+    day = (now - timedelta(days=PAST_CAMPAIGN_DAYS_BEFORE_NOW)).date()
+    return datetime(day.year, day.month, day.day, 2, 0, tzinfo=UTC)
+
+
 PAST_CAMPAIGN_SHARE = 0.4
 
 SEED_SCENARIO_SHARE = 0.04
@@ -705,7 +713,7 @@ class _BrandBuilder:
 
     def _past_campaign(self, persons: list[TruePerson]) -> PastCampaign:
         rng = self.rng
-        sent = PAST_CAMPAIGN_SENT_AT
+        sent = past_campaign_sent_at(self.now)
         window = timedelta(days=RESPONSE_WINDOW_DAYS)
         eligible = [p for p in persons if p.first_seen < sent and p.sms_consent.granted_at(sent)]
         recipients = [p for p in eligible if rng.random() < PAST_CAMPAIGN_SHARE]

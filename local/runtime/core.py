@@ -36,7 +36,12 @@ from cdp_local.runtime.environment import (
 )
 from cdp_local.runtime.lambdas import Handler, HandlerRouter, function_arn
 from cdp_local.runtime.moto_fixes import eventbridge_full_envelope
-from cdp_local.runtime.moto_speedups import cached_jsonpath, fast_dynamodb_responses, fast_transactions
+from cdp_local.runtime.moto_speedups import (
+    cached_jsonpath,
+    fast_dynamodb_responses,
+    fast_transactions,
+    partition_queries,
+)
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +145,7 @@ class LocalRuntime:
             self._enter(fast_transactions())
             self._enter(fast_dynamodb_responses())
             self._enter(cached_jsonpath())
+            self._enter(partition_queries())
             self._enter(self.router.patched_moto())
             self._enter(eventbridge_full_envelope())
             # Powertools warns on every handler without custom metrics; with metrics disabled locally it is noise

@@ -6,6 +6,7 @@ checked against the state before the transaction; all writes or none) and snapsh
 from __future__ import annotations
 
 import copy
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -172,3 +173,37 @@ def cached_jsonpath() -> Iterator[None]:
         yield
     finally:
         jsonpath_ng.ext.parse = original
+
+
+_partition = threading.local()
+
+
+@contextmanager
+def partition_queries() -> Iterator[None]:
+    """moto answers a Query by sorting every item of the table and then filtering on the partition key, so reading
+    one person's timeline costs O(table). A Query on the base table only ever needs its own partition."""
+    from moto.dynamodb.models.table import Table
+
+    original_query, original_all_items = Table.query, Table.all_items
+
+    def all_items(self: Table) -> list[Any]:
+        wanted = getattr(_partition, "key", None)
+        if wanted is not None and wanted[0] is self:
+            return sorted(self.items.get(wanted[1], {}).values(), key=lambda item: item.range_key)
+        return original_all_items(self)
+
+    def query(self: Table, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
+        index_name = args[6] if len(args) > 6 else kwargs.get("index_name")
+        if index_name is None and hash_key is not None and self.range_key_attr:
+            _partition.key = (self, hash_key)
+            try:
+                return original_query(self, hash_key, *args, **kwargs)
+            finally:
+                _partition.key = None
+        return original_query(self, hash_key, *args, **kwargs)
+
+    Table.query, Table.all_items = query, all_items  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        Table.query, Table.all_items = original_query, original_all_items  # type: ignore[method-assign]

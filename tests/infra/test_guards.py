@@ -9,7 +9,6 @@ from pydantic import ValidationError
 
 from cdp import topology
 from infra.config import DeployConfig
-from infra.constructs.messaging import event_pattern
 from infra.constructs.state_machines import placeholders
 
 pytestmark = pytest.mark.xdist_group("cdk")
@@ -34,14 +33,6 @@ def test_config_rejects_bad_values(override: dict[str, str]) -> None:
     context = {**_VALID, **override}
     with pytest.raises(ValidationError):
         DeployConfig.from_context(context.get)
-
-
-def test_event_pattern_carries_topology_keys_and_refuses_others() -> None:
-    pattern = event_pattern(topology.EVENT_RECEIVED_RULE.pattern)
-    assert pattern.source == [topology.SOURCE_INGEST]
-    assert pattern.detail_type == [topology.EVENT_RECEIVED]
-    with pytest.raises(ValueError, match="detail"):
-        event_pattern({"detail": ["x"]})
 
 
 def test_placeholders_are_found_in_asl(tmp_path: Path) -> None:

@@ -27,3 +27,19 @@ def _send_input(data: Any) -> None:
 
 
 EXTRA_VALIDATORS["sfn/send_input"] = _send_input
+
+
+def _train_input(data: Any) -> None:
+    from cdp.models.training import TRAIN_TASK_ADAPTER, TrainRequest
+
+    assert isinstance(TRAIN_TASK_ADAPTER.validate_python(data), TrainRequest)
+
+
+def _score_input(data: Any) -> None:
+    from cdp.models.scoring import ScoreRunRequest
+
+    ScoreRunRequest.model_validate(data)
+
+
+EXTRA_VALIDATORS["sfn/train_input"] = _train_input
+EXTRA_VALIDATORS["sfn/score_input"] = _score_input

@@ -8,7 +8,7 @@ hands the names to functions through the environment variables listed on each Fu
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 APP = "cdp"
 
@@ -191,7 +191,7 @@ API_ROUTES: tuple[tuple[str, str, str], ...] = (("POST", "/v1/events", INGEST.ke
 class BusRuleSpec:
     logical_id: str
     local_name: str
-    pattern: dict[str, list[str]]
+    pattern: dict[str, Any]  # EventBridge JSON pattern, used verbatim by CDK and the local runtime
     queue: QueueSpec  # every bus rule buffers through SQS: retries, partial batch failure, DLQ
     consumer: FunctionSpec
     batch_size: int = 10
@@ -204,10 +204,19 @@ EVENT_RECEIVED_RULE = BusRuleSpec(
     IDENTITY_QUEUE,
     IDENTITY_MERGE,
 )
+# Built-in tags (lifecycle, RFM, purchase windows) change only with orders, returns and merges (a test holds the
+# tag functions to that), so other events never wake tag_update; time-driven changes come from the sweep.
+TAG_TRIGGER_EVENT_TYPES = ("order_placed", "order_returned")
 PROFILE_UPDATED_RULE = BusRuleSpec(
     "ProfileUpdatedRule",
     "cdp-profile-updated",
-    {"source": [SOURCE_IDENTITY], "detail-type": [PROFILE_UPDATED, PROFILE_MERGED]},
+    {
+        "source": [SOURCE_IDENTITY],
+        "$or": [
+            {"detail-type": [PROFILE_MERGED]},
+            {"detail-type": [PROFILE_UPDATED], "detail": {"data": {"event_type": list(TAG_TRIGGER_EVENT_TYPES)}}},
+        ],
+    },
     TAG_QUEUE,
     TAG_UPDATE,
 )
@@ -251,8 +260,23 @@ class ScheduleSpec:
     input: str = "{}"
 
 
+DEFAULT_MODEL_NAME = "purchase-propensity"
+"""The model the schedules train weekly (purchase propensity, no campaign) and score nightly."""
+
 SCHEDULES = (
-    ScheduleSpec("NightlyScoreSchedule", "cdp-nightly-score", "cron(0 2 * * ? *)", target_machine=SCORE_MACHINE),
-    ScheduleSpec("WeeklyTrainSchedule", "cdp-weekly-train", "cron(0 3 ? * SUN *)", target_machine=TRAIN_MACHINE),
+    ScheduleSpec(
+        "NightlyScoreSchedule",
+        "cdp-nightly-score",
+        "cron(0 2 * * ? *)",
+        target_machine=SCORE_MACHINE,
+        input=f'{{"model_name": "{DEFAULT_MODEL_NAME}", "total_shards": 4}}',
+    ),
+    ScheduleSpec(
+        "WeeklyTrainSchedule",
+        "cdp-weekly-train",
+        "cron(0 3 ? * SUN *)",
+        target_machine=TRAIN_MACHINE,
+        input=f'{{"model_name": "{DEFAULT_MODEL_NAME}", "window_days": 30}}',
+    ),
     ScheduleSpec("HourlyTagSweepSchedule", "cdp-hourly-tag-sweep", "rate(1 hour)", target_function=TAG_SWEEP),
 )

@@ -1,57 +1,98 @@
 """The train and score state machines executed by moto Step Functions, with Lambda routed to the real handlers.
 
 Runs on `cdp_local.runtime.LocalRuntime` (tables, bucket, functions and state machines from `cdp.topology` and the
-very ASL files CDK deploys). Profiles and timelines are written through `DynamoProfileStore.commit`, the adapter's
-own write path, so no item layout is copied here.
+very ASL files CDK deploys). Profiles and timelines are seeded with BatchWriteItem in the adapter's layout (one
+transaction per event through identity resolution is ~10x slower under moto); the fixture reads them back through
+`DynamoProfileStore`, so a layout drift fails here loudly rather than silently training on nothing.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from cdp import topology
-from cdp.identity.resolution import ResolutionPlan
 from cdp.models.store import latest_key, model_key
+from cdp.profile import keys
 from cdp.profile.dynamodb import DynamoProfileStore
 from cdp.profile.models import apply_event
+from cdp.shared.dynamo import to_item
+from cdp.shared.time import iso
+from cdp.topology import FunctionSpec
 from cdp_local.runtime.core import LocalRuntime
-from functions.scoring import handler as scoring_handler
-from functions.train import handler as train_handler
 from tests.fakes.model_histories import CAMPAIGN_ID, synthetic_histories
 
-PERSONS = 160
+PERSONS = 100
 MODEL = "summer-response"
 BUCKET = topology.DATA_BUCKET_LOCAL_NAME
+_promoted: dict[str, str] = {}  # lets the tamper test reuse the model trained above instead of training again
 
 
-def _seed(store: DynamoProfileStore) -> None:
+def _seed(db: Any) -> int:
+    pk, sk = topology.PROFILES_TABLE.partition_key, topology.PROFILES_TABLE.sort_key
+    items: list[dict[str, Any]] = []
+    events = 0
     for history in synthetic_histories(PERSONS, seed=21).histories:
         profile = history.profile
-        for n, event in enumerate(history.events):
-            target = apply_event(profile, event).model_copy(update={"version": n + 1})
-            committed = store.commit(ResolutionPlan(target=target, target_expected_version=n or None), event)
-            assert committed
-            profile = target
+        for event in history.events:
+            profile = apply_event(profile, event)
+            items.append(
+                {
+                    pk: keys.person_pk(profile.person_id),
+                    sk: keys.timeline_sk(event.occurred_at, event.event_id),
+                    "event_type": event.event_type,
+                    "occurred_at": iso(event.occurred_at),
+                    "event": event.model_dump_json(),
+                }
+            )
+            events += 1
+        items.append(
+            {
+                pk: keys.person_pk(profile.person_id),
+                sk: keys.PROFILE_SK,
+                **profile.model_dump(mode="json", exclude={"merged_into"}),
+            }
+        )
+    for start in range(0, len(items), 25):
+        batch = [{"PutRequest": {"Item": to_item(item)}} for item in items[start : start + 25]]
+        db.batch_write_item(RequestItems={topology.PROFILES_TABLE.local_name: batch})
+    return events
 
 
 @pytest.fixture(scope="module")
 def runtime() -> Iterator[LocalRuntime]:
-    # the handlers cache their adapters per process: start from fresh ones bound to this runtime's moto
-    train_handler._ports.cache_clear()
-    scoring_handler._ports.cache_clear()
     with LocalRuntime() as rt:
-        _seed(DynamoProfileStore(topology.PROFILES_TABLE.local_name, client=rt.client("dynamodb")))
+        seeded_events = _seed(rt.client("dynamodb"))
+        store = DynamoProfileStore(topology.PROFILES_TABLE.local_name, client=rt.client("dynamodb"))
+        profiles = list(store.scan_shard(0, 1))
+        assert len(profiles) == PERSONS
+        assert sum(len(store.timeline(p)) for p in profiles[:5]) > 0 and seeded_events > PERSONS
         yield rt
-    train_handler._ports.cache_clear()
-    scoring_handler._ports.cache_clear()
+
+
+def cold_start(function: FunctionSpec) -> None:
+    """Drop the adapters a warm handler module caches (the module the runtime imported, whichever it is)."""
+    module = sys.modules.get(function.handler.rpartition(".")[0])
+    if module is not None:
+        module._ports.cache_clear()
 
 
 def run(rt: LocalRuntime, machine: str, payload: dict[str, Any]) -> tuple[str, Any]:
-    return rt.wait_execution(rt.start_execution(machine, payload), timeout=120)
+    arn = rt.start_execution(machine, payload)
+    status, output = rt.wait_execution(arn, timeout=120)
+    if status == "FAILED":
+        output["task_errors"] = task_errors(rt, arn)
+    return status, output
+
+
+def task_errors(rt: LocalRuntime, execution_arn: str) -> set[str]:
+    """The error names of the failed Lambda tasks in an execution's history (the cause behind a Fail state)."""
+    events = rt.client("stepfunctions").get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
+    return {e["taskFailedEventDetails"]["error"] for e in events if e["type"] == "TaskFailed"}
 
 
 def read_json(rt: LocalRuntime, key: str) -> Any:
@@ -65,10 +106,12 @@ def test_train_promotes_an_accepted_model_then_score_fans_out_over_shards(runtim
     )
     # Then it succeeds, promotes the version, and latest.json points at it
     assert status == "SUCCEEDED", output
-    assert output["promoted"] is True
-    version = output["version"]
-    assert output["metrics"]["held_out"]["roc_auc"] >= 0.6
+    assert output["train"]["accepted"] is True
+    version = output["train"]["version"]
+    assert output["promotion"]["version"] == version
+    assert output["train"]["metrics"]["held_out"]["roc_auc"] >= 0.6
     assert read_json(runtime, latest_key(MODEL))["version"] == version
+    _promoted["latest"] = version
     # When the score machine runs over 3 shards
     status, totals = run(runtime, "score", {"model_name": MODEL, "total_shards": 3})
     # Then every profile was scored once, by the promoted version, and the score sits on the profile
@@ -98,19 +141,26 @@ def test_rejected_model_is_saved_but_not_promoted(runtime: LocalRuntime) -> None
 
 
 def test_bad_requests_and_unscoreable_models_fail_with_clear_errors(runtime: LocalRuntime) -> None:
-    # Given a campaign nobody received / Then training fails (too few rows), not a silent empty model
-    status, output = run(runtime, "train", {"model_name": "nobody", "campaign_id": "never-sent"})
+    # Given a request the train task rejects (window of 0 days) / Then the machine ends in TrainingFailed
+    status, output = run(runtime, "train", {"model_name": "bad-request", "window_days": 0})
     assert (status, output["error"]) == ("FAILED", "TrainingFailed")
+    assert output["task_errors"] == {"ValidationError"}
     # Given a model that was never promoted / Then scoring fails
     status, output = run(runtime, "score", {"model_name": "never-trained", "total_shards": 2})
     assert (status, output["error"]) == ("FAILED", "ScoringFailed")
+    assert output["task_errors"] == {"NotFoundError"}
 
 
-def test_tampered_promoted_model_stops_scoring(runtime: LocalRuntime) -> None:
-    # Given a promoted model whose bytes are overwritten afterwards
-    status, output = run(runtime, "train", {"model_name": "tampered", "campaign_id": CAMPAIGN_ID, "window_days": 14})
-    assert status == "SUCCEEDED", output
-    runtime.client("s3").put_object(Bucket=BUCKET, Key=model_key("tampered", output["version"]), Body=b"not a model")
-    # When scored / Then the integrity check fails the run instead of unpickling unknown bytes
-    status, output = run(runtime, "score", {"model_name": "tampered", "total_shards": 2})
+def test_tampered_promoted_model_stops_a_cold_scoring_run(runtime: LocalRuntime) -> None:
+    # Given a promoted version whose bytes are overwritten afterwards (version from the registry's latest.json)
+    if "latest" not in _promoted:
+        status, output = run(runtime, "train", {"model_name": MODEL, "campaign_id": CAMPAIGN_ID, "window_days": 14})
+        assert status == "SUCCEEDED", output
+    version = read_json(runtime, latest_key(MODEL))["version"]
+    runtime.client("s3").put_object(Bucket=BUCKET, Key=model_key(MODEL, version), Body=b"not a model")
+    # When scored by a cold function (a warm one keeps the bytes it verified at load)
+    cold_start(topology.SCORING)
+    status, output = run(runtime, "score", {"model_name": MODEL, "total_shards": 2})
+    # Then the integrity check fails the run instead of unpickling unknown bytes
     assert (status, output["error"]) == ("FAILED", "ScoringFailed")
+    assert output["task_errors"] == {"ModelIntegrityError"}

@@ -91,7 +91,7 @@ def test_missing_and_broken_objects(s3: Any, trained: tuple[bytes, ModelManifest
         store.load("m2", "v1")
     # Given a corrupt latest.json / Then an integrity error naming the object
     s3.put_object(Bucket=BUCKET, Key=latest_key("m3"), Body=b"{not json")
-    with pytest.raises(ModelIntegrityError, match="latest.json"):
+    with pytest.raises(ModelIntegrityError, match=r"latest\.json"):
         store.latest("m3")
     # Given bytes that do not match the manifest at save time / Then nothing is written
     with pytest.raises(ModelIntegrityError):

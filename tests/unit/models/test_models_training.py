@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import sklearn
 
+from cdp import topology
 from cdp.errors import InvalidInputError, ModelIntegrityError, NotFoundError
 from cdp.models.artifact import package, unpack
 from cdp.models.evaluation import evaluate_scores
@@ -176,3 +177,12 @@ def test_task_inputs_parse_by_action_and_sample_inputs_are_valid() -> None:
         TRAIN_TASK_ADAPTER.validate_python({"model_name": "m", "window_dayz": 3})
     with pytest.raises(ValueError, match="model_name"):
         TrainRequest.model_validate({"model_name": "../escape"})
+
+
+def test_schedules_start_the_model_machines_with_valid_inputs() -> None:
+    # Given the schedules that start the train and score machines / Then their inputs parse into the machines' models
+    by_machine = {s.target_machine.key: s for s in topology.SCHEDULES if s.target_machine is not None}
+    train = TRAIN_TASK_ADAPTER.validate_json(by_machine[topology.TRAIN_MACHINE.key].input)
+    score = ScoreRunRequest.model_validate_json(by_machine[topology.SCORE_MACHINE.key].input)
+    assert isinstance(train, TrainRequest)
+    assert train.model_name == score.model_name == topology.DEFAULT_MODEL_NAME

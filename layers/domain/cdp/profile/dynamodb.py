@@ -27,18 +27,6 @@ if TYPE_CHECKING:
 
 PK = topology.PROFILES_TABLE.partition_key
 SK = topology.PROFILES_TABLE.sort_key
-_CORE_FIELDS = (
-    "person_id",
-    "brand_id",
-    "created_at",
-    "updated_at",
-    "version",
-    "identifiers",
-    "traits",
-    "consent",
-    "facts",
-    "merged_from",
-)
 _MAX_TRANSACTION_ITEMS = 100
 
 
@@ -135,17 +123,20 @@ class DynamoProfileStore(TagStore, IdentityStore):
 
     def put_tags(self, person_id: str, tags: Mapping[str, TagValue], next_expiry: datetime | None) -> None:
         values: dict[str, Any] = {":tags": {k: v.model_dump(mode="json") for k, v in tags.items()}}
-        expression = "SET tags = :tags"
+        expression = "SET tags = :tags, #version = #version + :one"
         if next_expiry is not None:
             expression += ", next_tag_expiry = :exp"
             values[":exp"] = iso(next_expiry)
         else:
             expression += " REMOVE next_tag_expiry"
-        self._update(person_id, expression, {}, values)
+        self._update(person_id, expression, {"#version": "version"}, {**values, ":one": 1})
 
     def put_score(self, person_id: str, model_name: str, score: ModelScore) -> None:
         self._update(
-            person_id, "SET scores.#model = :score", {"#model": model_name}, {":score": score.model_dump(mode="json")}
+            person_id,
+            "SET scores.#model = :score, #version = #version + :one",
+            {"#model": model_name, "#version": "version"},
+            {":score": score.model_dump(mode="json"), ":one": 1},
         )
 
     def record_message(self, record: MessageRecord) -> None:
@@ -346,32 +337,24 @@ def _transaction(table: str, plan: ResolutionPlan, event: CanonicalEvent) -> lis
 
 
 def _profile_write(table: str, target: Profile, expected_version: int | None) -> dict[str, Any]:
-    core = target.model_dump(mode="json", include=set(_CORE_FIELDS))
-    names = {f"#{f}": f for f in _CORE_FIELDS}
-    values = {f":{f}": core[f] for f in _CORE_FIELDS}
-    expression = "SET " + ", ".join(f"#{f} = :{f}" for f in _CORE_FIELDS)
-    expression += ", tags = if_not_exists(tags, :empty), scores = if_not_exists(scores, :empty)"
-    values[":empty"] = {}
+    """A whole-item Put guarded by the version: tag and score writers bump the version too, so a concurrent
+    annotation makes this fail and the resolution is re-planned on fresh state (nothing is overwritten)."""
+    item = {PK: keys.person_pk(target.person_id), SK: keys.PROFILE_SK, **target.model_dump(mode="json")}
+    item = {k: v for k, v in item.items() if v is not None}
     if expected_version is None:
-        condition = "attribute_not_exists(#pk)"
-        names["#pk"] = PK
+        condition, names, values = "attribute_not_exists(#pk)", {"#pk": PK}, {}
     else:
         condition = "#version = :expected AND attribute_not_exists(merged_into)"
-        values[":expected"] = expected_version
-    return {
-        "Update": {
-            "TableName": table,
-            "Key": to_item({PK: keys.person_pk(target.person_id), SK: keys.PROFILE_SK}),
-            "UpdateExpression": expression,
-            "ConditionExpression": condition,
-            "ExpressionAttributeNames": names,
-            "ExpressionAttributeValues": to_item(values),
-        }
-    }
+        names, values = {"#version": "version"}, {":expected": expected_version}
+    put: dict[str, Any] = {"TableName": table, "Item": to_item(item), "ConditionExpression": condition}
+    put["ExpressionAttributeNames"] = names
+    if values:
+        put["ExpressionAttributeValues"] = to_item(values)
+    return {"Put": put}
 
 
 def _to_profile(item: dict[str, Any]) -> Profile:
-    data = {k: v for k, v in item.items() if k not in (PK, SK, "next_tag_expiry")}
+    data = {k: v for k, v in item.items() if k not in (PK, SK)}
     return Profile.model_validate(data)
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_serializer
 
 from cdp.ingest.events import CanonicalEvent
+from cdp.shared.time import iso
 
 
 class Traits(BaseModel):
@@ -89,7 +90,12 @@ class Profile(BaseModel):
     merged_from: list[str] = Field(default_factory=list)
     merged_into: str | None = None
     tags: dict[str, TagValue] = Field(default_factory=dict)
+    next_tag_expiry: datetime | None = Field(default=None, description="when a tag changes next with no new event")
     scores: dict[str, ModelScore] = Field(default_factory=dict)
+
+    @field_serializer("next_tag_expiry")
+    def _sortable_expiry(self, value: datetime | None) -> str | None:
+        return iso(value) if value else None  # the same sortable form the tag writer stores
 
     def has_consent(self, channel: str, at: datetime | None = None) -> bool:
         """Marketing consent is opt-in: a channel-specific decision wins over the 'all' decision."""

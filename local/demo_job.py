@@ -1,0 +1,418 @@
+"""`cdp demo`: the product's main job on the embedded local default.
+
+A synthetic brand (with ground truth) goes through the real HTTP API, identity resolution, tags, the train and
+score state machines and one campaign with a holdout, all on moto in-process; the figures land in
+demo-output/summary.json and demo-output/report.html.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import Progress
+
+from cdp import topology
+from cdp.profile.dynamodb import DynamoProfileStore
+from cdp.shared.time import utc_now
+from cdp_local.demo.brand import PAST_CAMPAIGN_ID, SyntheticBrand, generate_brand
+from cdp_local.runtime import LocalRuntime
+
+INGEST_BATCH = 200
+MALFORMED_SHARE = 0.004  # real feeds carry junk: the demo sends some and shows it rejected with reasons
+RESENT_BATCHES = 3  # client retries: whole batches sent twice must be accepted once
+CAMPAIGN_WAIT_S = 25  # the follow-up delay: 3 days on AWS, compressed here (the world's replies land in it)
+RESPONSE_MODEL = "response"
+
+
+class DemoFailed(Exception):
+    """A stage of the demo did not complete; the message says which and why."""
+
+
+@dataclass
+class Execution:
+    machine: str
+    status: str
+    seconds: float
+    output: Any = None
+
+
+@dataclass
+class DemoState:
+    brand: SyntheticBrand
+    stages: dict[str, float] = field(default_factory=dict)
+    executions: list[Execution] = field(default_factory=list)
+    ingest: dict[str, int] = field(default_factory=Counter)  # type: ignore[assignment]
+    rejected_examples: list[dict[str, Any]] = field(default_factory=list)
+
+
+@contextmanager
+def _stage(state: DemoState, name: str) -> Iterator[None]:
+    t0 = time.perf_counter()
+    yield
+    state.stages[name] = round(time.perf_counter() - t0, 2)
+
+
+def malformed_copies(events: list[dict[str, Any]], share: float, seed: int) -> list[dict[str, Any]]:
+    """Broken copies of real events (bad phone, naive timestamp, negative quantity, missing identifiers)."""
+    rng = random.Random(seed)
+    broken = []
+    for i, original in enumerate(rng.sample(events, max(1, int(len(events) * share)))):
+        event = json.loads(json.dumps(original))
+        event["event_id"] = f"junk-{i:05d}"
+        kind = i % 4
+        if kind == 0:
+            event["identifiers"] = [{"type": "phone", "value": "12345"}]
+        elif kind == 1:
+            event["occurred_at"] = event["occurred_at"][:19]
+        elif kind == 2:
+            event["identifiers"] = []
+        else:
+            event["event_type"] = "order_cancelled"
+        broken.append(event)
+    return broken
+
+
+def run_demo(customers: int, seed: int, output: Path, progress: Progress, console: Console) -> dict[str, Any]:
+    started = time.perf_counter()
+    now = utc_now().replace(microsecond=0)
+    task = progress.add_task("generate synthetic brand", total=1)
+    brand = generate_brand(customers=customers, seed=seed, now=now)
+    progress.update(task, completed=1)
+    state = DemoState(brand=brand)
+    state.stages["generate"] = round(time.perf_counter() - started, 2)
+    with LocalRuntime() as rt:
+        store = DynamoProfileStore(topology.PROFILES_TABLE.local_name, client=rt.client("dynamodb"))
+        with _stage(state, "ingest_identity_tags"):
+            _ingest(rt, state, progress, seed)
+        with _stage(state, "identity_scoring"):
+            identity = _identity_report(rt, brand)
+        with _stage(state, "tag_sweep"):
+            sweep = rt.fire_schedule("cdp-hourly-tag-sweep").result
+            rt.drain()
+        tags = _tag_counts(store)
+        with _stage(state, "train"):
+            train = _run_machine(rt, state, progress, "train", _train_input(seed), timeout=900)
+        with _stage(state, "score"):
+            _run_machine(rt, state, progress, "score", {"model_name": RESPONSE_MODEL, "total_shards": 4}, timeout=900)
+        with _stage(state, "campaign"):
+            campaign = _run_campaign(rt, state, store, progress)
+        outbox = _outbox_counts(rt)
+    state.stages["total"] = round(time.perf_counter() - started, 2)
+    summary = _summary(state, identity, tags, sweep, train, campaign, outbox)
+    output.mkdir(parents=True, exist_ok=True)
+    (output / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=False, default=str) + "\n")
+    from cdp_local.report import write_report
+
+    write_report(summary, output / "report.html")
+    failed = [e for e in state.executions if e.status != "SUCCEEDED"]
+    if failed:
+        raise DemoFailed(f"state machine executions did not succeed: {[(e.machine, e.status) for e in failed]}")
+    return summary
+
+
+# ---- stages -------------------------------------------------------------------------------------------------
+
+
+def _post(rt: LocalRuntime, batch: list[dict[str, Any]]) -> tuple[int, dict[str, Any]]:
+    headers = {"content-type": "application/json", "x-api-key": rt.api_key}
+    response = rt.http("POST", "/v1/events", json.dumps({"batch": batch}).encode(), headers)
+    return response.status, json.loads(response.body)
+
+
+def _ingest(rt: LocalRuntime, state: DemoState, progress: Progress, seed: int) -> None:
+    events = list(state.brand.events)
+    junk = malformed_copies(events, MALFORMED_SHARE, seed)
+    rng = random.Random(seed)
+    for bad in junk:  # spread through the feed, as they would be
+        events.insert(rng.randrange(len(events)), bad)
+    batches = [events[i : i + INGEST_BATCH] for i in range(0, len(events), INGEST_BATCH)]
+    resend = set(rng.sample(range(len(batches)), min(RESENT_BATCHES, len(batches))))
+    task = progress.add_task("ingest -> OneID -> tags", total=len(events))
+    counts = state.ingest
+    for n, batch in enumerate(batches):
+        for attempt in range(2 if n in resend else 1):
+            status, body = _post(rt, batch)
+            if status >= 500:
+                raise DemoFailed(f"ingest answered {status}: {body}")
+            counts["requests"] += 1
+            counts["accepted"] += body.get("accepted", 0)
+            counts["duplicates"] += body.get("duplicates", 0)
+            if attempt == 0:
+                counts["rejected"] += len(body.get("rejected", []))
+                if len(state.rejected_examples) < 4:
+                    state.rejected_examples.extend(body.get("rejected", [])[: 4 - len(state.rejected_examples)])
+            report = rt.drain()
+            counts["dead_lettered"] += report.dead_lettered
+        progress.update(task, advance=len(batch))
+    counts["sent"] = len(events)
+    counts["malformed_sent"] = len(junk)
+
+
+def _identity_report(rt: LocalRuntime, brand: SyntheticBrand) -> dict[str, Any]:
+    """Score the resolution against the ground truth: identifier key -> surviving person, from the index."""
+    resolved: dict[str, str] = {}
+    persons = 0
+    quarantined = 0
+    paginator = rt.client("dynamodb").get_paginator("scan")
+    for page in paginator.paginate(TableName=topology.PROFILES_TABLE.local_name):
+        for item in page["Items"]:
+            sk = item["sk"]["S"]
+            if sk == "ID":
+                resolved[item["identifier"]["S"]] = item["person_id"]["S"]
+                quarantined += bool(item.get("shared", {}).get("BOOL"))
+            elif sk == "PROFILE" and "merged_into" not in item:
+                persons += 1
+    scores = brand.score(resolved)
+    return {
+        "persons_true": brand.counts.persons,
+        "persons_resolved": persons,
+        "identifiers_indexed": len(resolved),
+        "identifiers_quarantined": quarantined,
+        "shared_identifiers_true": len(brand.shared_identifiers),
+        "pairwise": scores.model_dump(),
+    }
+
+
+def _tag_counts(store: DynamoProfileStore) -> dict[str, dict[str, int]]:
+    counts: dict[str, Counter[str]] = {}
+    for shard in range(4):
+        for profile in store.scan_shard(shard, 4):
+            for name, tag in profile.tags.items():
+                counts.setdefault(name, Counter())[str(tag.value)] += 1
+    return {name: dict(sorted(c.items())) for name, c in sorted(counts.items())}
+
+
+def _train_input(seed: int) -> dict[str, Any]:
+    return {"model_name": RESPONSE_MODEL, "campaign_id": PAST_CAMPAIGN_ID, "window_days": 14, "seed": seed}
+
+
+def _run_machine(
+    rt: LocalRuntime, state: DemoState, progress: Progress, machine: str, payload: dict[str, Any], timeout: float
+) -> Any:
+    task = progress.add_task(f"state machine: {machine}", total=1)
+    t0 = time.perf_counter()
+    arn = rt.start_execution(machine, payload)
+    status, result = rt.wait_execution(arn, timeout=timeout)
+    state.executions.append(Execution(machine, status, round(time.perf_counter() - t0, 2), result))
+    progress.update(task, completed=1)
+    if status != "SUCCEEDED":
+        raise DemoFailed(f"{machine} ended {status}: {result}")
+    return result
+
+
+def campaign_request(run_id: str, brand_id: str) -> dict[str, Any]:
+    """The bakery's SMS campaign: budget for ~700 messages, ranked by response score, 20% holdout."""
+    return {
+        "request": {
+            "campaign_id": "cmp-demo-winter-cake",
+            "run_id": run_id,
+            "brand_id": brand_id,
+            "audience": {
+                "any_of": [{"tag": "lifecycle", "in": ["growth", "mature", "dormant"]}],
+                "none_of": [{"tag": "lifecycle", "equals": "churned"}],
+                "require_consent_channel": "sms",
+            },
+            "score_model": RESPONSE_MODEL,
+            "touch1": {
+                "channel": "sms",
+                "template": {"body": "{{ traits.name or 'Hi' }}, 20 CNY off your next cake with {{ offer.code }}."},
+                "offer": {"coupon_id": "cpn-winter-20", "code": "WINTER20", "description": "20 CNY off"},
+            },
+            "touch2": {
+                "channel": "email",
+                "template": {
+                    "subject": "Your 20 CNY cake coupon is waiting",
+                    "body": "{{ traits.name or 'Hello' }}, {{ offer.code }} still takes 20 CNY off any cake.",
+                },
+                "offer": {"coupon_id": "cpn-winter-20", "code": "WINTER20", "description": "20 CNY off"},
+            },
+            "second_touch": True,
+            "budget": {"amount_minor": 3500, "currency": "CNY", "cost_per_message_minor": {"sms": 5, "email": 1}},
+            "holdout_fraction": 0.2,
+            "batch_size": 100,
+            "wait_seconds": CAMPAIGN_WAIT_S,
+            "conversion_window_seconds": 14 * 86_400,
+        }
+    }
+
+
+def _run_campaign(rt: LocalRuntime, state: DemoState, store: DynamoProfileStore, progress: Progress) -> dict[str, Any]:
+    task = progress.add_task("state machine: campaign", total=3)
+    brand = state.brand
+    run_id = f"demo-{utc_now():%Y%m%d%H%M%S}"
+    t0 = time.perf_counter()
+    arn = rt.start_execution("campaign", campaign_request(run_id, _brand_id(brand)))
+    sfn = rt.client("stepfunctions")
+    deadline = time.monotonic() + 600
+    while not _entered_wait(sfn, arn):
+        if time.monotonic() > deadline or _finished(sfn, arn):
+            break
+        time.sleep(0.2)
+    progress.update(task, completed=1)
+    audience = _s3_json(rt, f"{topology.CAMPAIGNS_PREFIX}{run_id}/audience.json")
+    replies = 0
+    if audience is not None:
+        sent_at = datetime.fromisoformat(audience["manifest"]["sent_at"].replace("Z", "+00:00"))
+        replies = _world_replies(rt, brand, store, audience, sent_at)
+    progress.update(task, completed=2)
+    status, result = rt.wait_execution(arn, timeout=600)
+    state.executions.append(Execution("campaign", status, round(time.perf_counter() - t0, 2), result))
+    progress.update(task, completed=3)
+    if status != "SUCCEEDED":
+        raise DemoFailed(f"campaign ended {status}: {result}")
+    summary = _s3_json(rt, result["summary_key"]) or {}
+    return {"run_id": run_id, "summary": summary, "world_orders_posted": replies, "audience": _audience_view(audience)}
+
+
+def _brand_id(brand: SyntheticBrand) -> str:
+    return str(brand.events[0]["brand_id"])
+
+
+def _entered_wait(sfn: Any, arn: str) -> bool:
+    events = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
+    return any(e["type"] == "WaitStateEntered" for e in events)
+
+
+def _finished(sfn: Any, arn: str) -> bool:
+    return bool(sfn.describe_execution(executionArn=arn)["status"] != "RUNNING")
+
+
+def _s3_json(rt: LocalRuntime, key: str) -> Any:
+    s3 = rt.client("s3")
+    try:
+        body = s3.get_object(Bucket=topology.DATA_BUCKET_LOCAL_NAME, Key=key)["Body"].read()
+    except s3.exceptions.NoSuchKey:
+        return None
+    return json.loads(body)
+
+
+def _contact_keys(store: DynamoProfileStore, person_ids: list[str]) -> list[str]:
+    """The identifiers the world knows each selected person by (the platform's ids mean nothing to it)."""
+    keys = []
+    for pid in person_ids:
+        profile = store.get(pid)
+        if profile is not None:
+            keys.extend(k for k in profile.identifiers if k.startswith(("phone:", "email:", "member_card:")))
+    return keys
+
+
+def _world_replies(
+    rt: LocalRuntime, brand: SyntheticBrand, store: DynamoProfileStore, audience: dict[str, Any], sent_at: datetime
+) -> int:
+    """Orders the hidden response model produces after the first touch, for treatment and holdout alike.
+
+    The 14-day response window is compressed into the seconds the state machine waits: each order keeps its
+    relative position in the window, so it lands after the send and before the check, as it would on AWS.
+    """
+    treated = _contact_keys(store, [m["person_id"] for m in audience["treatment"]])
+    holdout = _contact_keys(store, [m["person_id"] for m in audience["holdout"]])
+    orders = brand.world.respond(treated, holdout, "sms", audience["manifest"]["request"]["campaign_id"], sent_at)
+    window = timedelta(days=14).total_seconds()
+    elapsed = max(1.0, (utc_now() - sent_at).total_seconds())
+    for order in orders:
+        at = datetime.fromisoformat(order["occurred_at"].replace("Z", "+00:00"))
+        fraction = min(1.0, max(0.0, (at - sent_at).total_seconds() / window))
+        order["occurred_at"] = (sent_at + timedelta(seconds=0.01 + fraction * elapsed)).isoformat()
+    for start in range(0, len(orders), INGEST_BATCH):
+        status, body = _post(rt, orders[start : start + INGEST_BATCH])
+        if status >= 300:
+            raise DemoFailed(f"posting the world's orders answered {status}: {body}")
+        rt.drain()
+    return len(orders)
+
+
+def _audience_view(audience: dict[str, Any] | None) -> dict[str, Any]:
+    if audience is None:
+        return {}
+    manifest = audience["manifest"]
+    return {
+        "counts": manifest["counts"],
+        "capacity": manifest["capacity"],
+        "budget_reserved_minor": manifest["budget_reserved_minor"],
+    }
+
+
+def _outbox_counts(rt: LocalRuntime) -> dict[str, int]:
+    counts: Counter[str] = Counter()
+    paginator = rt.client("s3").get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=topology.DATA_BUCKET_LOCAL_NAME, Prefix=topology.OUTBOX_PREFIX):
+        for obj in page.get("Contents", []):
+            counts[obj["Key"].split("/")[1]] += 1
+    return dict(counts)
+
+
+# ---- summary ------------------------------------------------------------------------------------------------
+
+
+def _summary(
+    state: DemoState,
+    identity: dict[str, Any],
+    tags: dict[str, dict[str, int]],
+    sweep: Any,
+    train: Any,
+    campaign: dict[str, Any],
+    outbox: dict[str, int],
+) -> dict[str, Any]:
+    brand = state.brand
+    held_out = (train or {}).get("train", {}).get("metrics", {}).get("held_out", {})
+    summary_c = campaign.get("summary", {})
+    pair = identity["pairwise"]
+    headline = {
+        "events accepted": state.ingest["accepted"],
+        "events rejected (malformed)": state.ingest["rejected"],
+        "duplicate events ignored": state.ingest["duplicates"],
+        "persons (truth / resolved)": f"{identity['persons_true']} / {identity['persons_resolved']}",
+        "identity pairwise precision": _fmt(pair["all"]["precision"]),
+        "identity pairwise recall (all / linkable)": (
+            f"{_fmt(pair['all']['recall'])} / {_fmt(pair['linkable']['recall'])}"
+        ),
+        "model AUC (held-out)": _fmt(held_out.get("roc_auc")),
+        "model lift top decile (held-out)": _fmt(held_out.get("lift_top_decile")),
+        "messages sent by channel": summary_c.get("messages_by_channel"),
+        "conversion treatment / holdout": (
+            f"{_pct(summary_c.get('treatment_rate'))} / {_pct(summary_c.get('holdout_rate'))}"
+        ),
+        "state machine executions": ", ".join(f"{e.machine}={e.status}" for e in state.executions),
+        "total seconds": state.stages.get("total"),
+    }
+    return {
+        "headline": headline,
+        "generated_at": utc_now().isoformat(),
+        "brand": brand.counts.model_dump(),
+        "ingest": dict(state.ingest),
+        "rejected_examples": state.rejected_examples,
+        "identity": identity,
+        "tags": tags,
+        "tag_sweep": sweep,
+        "model": {"name": RESPONSE_MODEL, "trained_on_campaign": PAST_CAMPAIGN_ID, "train_output": train},
+        "campaign": campaign,
+        "messages_by_channel": summary_c.get("messages_by_channel", {}),
+        "outbox_objects_by_channel": outbox,
+        "conversion": {
+            "treatment_rate": summary_c.get("treatment_rate"),
+            "holdout_rate": summary_c.get("holdout_rate"),
+            "absolute_lift": summary_c.get("absolute_lift"),
+            "incremental_revenue_minor": summary_c.get("incremental_revenue_minor"),
+            "roi": summary_c.get("roi"),
+        },
+        "executions": [e.__dict__ for e in state.executions],
+        "stage_seconds": state.stages,
+    }
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def _pct(value: Any) -> str:
+    return f"{100 * value:.1f}%" if isinstance(value, float) else "n/a"
