@@ -38,7 +38,7 @@ layers: $(STAMP)
 	$(BIN)/python -m infra.layers
 
 synth: layers
-	cd infra && ../$(BIN)/python app.py
+	cd infra && ../$(BIN)/python app.py --outdir cdk.out
 
 clean:
 	rm -rf .build cdk.out demo-output bench-output .pytest_cache .mypy_cache .ruff_cache

@@ -6,25 +6,19 @@ Deploy: `make layers && cd infra && npx aws-cdk@2.1148.1 deploy` (context values
 
 from __future__ import annotations
 
-import sys
+import argparse
+import json
 from pathlib import Path
+from typing import Any
+
+from aws_cdk import App, Validations
+from cdk_nag import AwsSolutionsChecks
+
+from infra import layers
+from infra.config import DeployConfig
+from infra.stack import CdpStack, StackAssets
 
 _HERE = Path(__file__).resolve().parent
-if __name__ == "__main__":
-    # `python app.py` puts infra/ first on sys.path, where infra/constructs/ would shadow the `constructs` library.
-    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
-    sys.path.extend([str(_HERE.parent), str(_HERE.parent / "layers" / "domain")])
-
-import argparse  # noqa: E402
-import json  # noqa: E402
-from typing import Any  # noqa: E402
-
-from aws_cdk import App, Validations  # noqa: E402
-from cdk_nag import AwsSolutionsChecks  # noqa: E402
-
-from infra import layers  # noqa: E402
-from infra.config import DeployConfig  # noqa: E402
-from infra.stack import CdpStack, StackAssets  # noqa: E402
 
 STACK_ID = "CdpStack"
 # Feature flags this stack relies on, set in code so tests and `python app.py` behave like the CLI.

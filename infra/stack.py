@@ -12,14 +12,14 @@ from constructs import Construct
 from cdp import topology
 from infra import layers
 from infra.config import DeployConfig
-from infra.constructs.access import Resources, grant_least_privilege
-from infra.constructs.api import ApiKeys, HttpApi
-from infra.constructs.functions import FunctionAssets, Functions
-from infra.constructs.messaging import Messaging
-from infra.constructs.monitoring import Monitoring
-from infra.constructs.schedules import Schedules
-from infra.constructs.state_machines import StateMachines
-from infra.constructs.storage import Storage
+from infra.components.access import Resources, grant_least_privilege
+from infra.components.api import ApiKeys, HttpApi
+from infra.components.functions import FunctionAssets, Functions
+from infra.components.messaging import Messaging
+from infra.components.monitoring import Monitoring
+from infra.components.schedules import Schedules
+from infra.components.state_machines import StateMachines
+from infra.components.storage import Storage
 
 STATEMACHINES_DIR = Path(__file__).resolve().parent / "statemachines"
 

@@ -193,7 +193,14 @@ def _tag_counts(store: DynamoProfileStore) -> dict[str, dict[str, int]]:
 
 
 def _train_input(seed: int) -> dict[str, Any]:
-    return {"model_name": RESPONSE_MODEL, "campaign_id": PAST_CAMPAIGN_ID, "window_days": 14, "seed": seed}
+    # 0.55: the demo brand's promotion bar for a first model trained on one past campaign (~1,000 rows)
+    return {
+        "model_name": RESPONSE_MODEL,
+        "campaign_id": PAST_CAMPAIGN_ID,
+        "window_days": 14,
+        "seed": seed,
+        "min_auc": 0.55,
+    }
 
 
 def _run_machine(
@@ -206,8 +213,18 @@ def _run_machine(
     state.executions.append(Execution(machine, status, round(time.perf_counter() - t0, 2), result))
     progress.update(task, completed=1)
     if status != "SUCCEEDED":
-        raise DemoFailed(f"{machine} ended {status}: {result}")
+        raise DemoFailed(f"{machine} ended {status}: {result}; task error: {_task_failure(rt, arn)}")
     return result
+
+
+def _task_failure(rt: LocalRuntime, arn: str) -> str:
+    """The underlying task error (Fail states carry a generic cause; the history keeps the real one)."""
+    events = rt.client("stepfunctions").get_execution_history(executionArn=arn, maxResults=1000)["events"]
+    for event in reversed(events):
+        details = event.get("taskFailedEventDetails") or event.get("lambdaFunctionFailedEventDetails")
+        if details:
+            return f"{details.get('error')}: {str(details.get('cause'))[:500]}"
+    return "none recorded"
 
 
 def campaign_request(run_id: str, brand_id: str) -> dict[str, Any]:
@@ -269,7 +286,7 @@ def _run_campaign(rt: LocalRuntime, state: DemoState, store: DynamoProfileStore,
     state.executions.append(Execution("campaign", status, round(time.perf_counter() - t0, 2), result))
     progress.update(task, completed=3)
     if status != "SUCCEEDED":
-        raise DemoFailed(f"campaign ended {status}: {result}")
+        raise DemoFailed(f"campaign ended {status}: {result}; task error: {_task_failure(rt, arn)}")
     summary = _s3_json(rt, result["summary_key"]) or {}
     return {"run_id": run_id, "summary": summary, "world_orders_posted": replies, "audience": _audience_view(audience)}
 

@@ -30,7 +30,7 @@ Gender = Literal["female", "male", "other", "unknown"]
 ORDER_SOURCES = ("app", "web", "mini_program", "tmall", "jd", "pos")
 # How much of the hidden uplift each message channel delivers (SMS is the reference).
 CHANNEL_UPLIFT_FACTOR: dict[str, float] = {"sms": 1.0, "email": 0.6, "push": 0.8, "wechat": 0.9, "webhook": 0.0}
-MAX_UPLIFT = 0.2
+MAX_UPLIFT = 0.5
 
 
 @dataclass

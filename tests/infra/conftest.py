@@ -60,7 +60,7 @@ def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
 
     from infra import layers
     from infra.app import build_app
-    from infra.constructs.functions import FunctionAssets
+    from infra.components.functions import FunctionAssets
     from infra.stack import StackAssets
 
     base = tmp_path_factory.mktemp("cdk")

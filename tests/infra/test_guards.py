@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from cdp import topology
 from infra.config import DeployConfig
-from infra.constructs.state_machines import placeholders
+from infra.components.state_machines import placeholders
 
 pytestmark = pytest.mark.xdist_group("cdk")
 
@@ -57,7 +57,7 @@ def _imported_functions(stack: object) -> dict[str, object]:
 def test_unknown_asl_placeholder_fails_synth(tmp_path: Path) -> None:
     from aws_cdk import App, Stack
 
-    from infra.constructs.state_machines import StateMachines
+    from infra.components.state_machines import StateMachines
 
     # Given a score ASL naming a function the topology does not map
     (tmp_path / topology.SCORE_MACHINE.asl_file).write_text(
@@ -73,7 +73,7 @@ def test_unknown_asl_placeholder_fails_synth(tmp_path: Path) -> None:
 def test_missing_asl_file_skips_its_machine(tmp_path: Path) -> None:
     from aws_cdk import App, Stack
 
-    from infra.constructs.state_machines import StateMachines
+    from infra.components.state_machines import StateMachines
 
     # Given an empty ASL directory / When the machines are built / Then none is created (and synth warns)
     stack = Stack(App(), "T")
@@ -84,7 +84,7 @@ def test_missing_asl_file_skips_its_machine(tmp_path: Path) -> None:
 def test_a_function_env_var_without_a_value_fails_synth(tmp_path: Path) -> None:
     from aws_cdk import App, Stack
 
-    from infra.constructs.functions import FunctionAssets, Functions
+    from infra.components.functions import FunctionAssets, Functions
 
     # Given values for every env var but the ledger table
     values = {name: "x" for spec in topology.FUNCTIONS for name in spec.env if name != topology.LEDGER_TABLE.env_var}

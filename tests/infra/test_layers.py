@@ -121,7 +121,7 @@ def test_a_missing_pin_fails_before_pip_runs(tmp_path: Path) -> None:
 
 
 def test_app_runs_as_a_script_from_the_infra_directory() -> None:
-    # Given `cd infra && python app.py` (infra/constructs/ would shadow the `constructs` library on sys.path)
+    # Given `cd infra && python app.py`, as the CDK CLI runs it (infra/cdk.json)
     # When the script imports CDK and parses its arguments / Then it gets that far
     infra_dir = layers.ROOT / "infra"
     result = subprocess.run(

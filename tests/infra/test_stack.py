@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from cdp import topology
-from infra.constructs.state_machines import placeholders
+from infra.components.state_machines import placeholders
 from tests.infra.conftest import CONTEXT, Synth
 
 pytestmark = pytest.mark.xdist_group("cdk")

@@ -9,7 +9,7 @@ change over time (none are used today), so callers never need to change.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from cdp.ingest.events import CanonicalEvent
 from cdp.profile.models import Profile
@@ -46,12 +46,16 @@ FEATURE_NAMES: tuple[str, ...] = (
     "distinct_sources",
     "distinct_stores",
     "member_level_present",
+    "member_level_rank",
+    "age_known",
+    "age_years",
     "reviews",
     "avg_rating",
     "seasonal_orders_this_month",
 )
 """Fixed column order; a stored model records it and loading refuses a model trained on another order."""
 
+MEMBER_LEVEL_RANK = {"bronze": 1.0, "regular": 1.0, "silver": 2.0, "gold": 3.0, "platinum": 4.0, "diamond": 5.0}
 NO_ORDER_RECENCY_DAYS = 3650.0  # "never ordered" as a long recency; `has_ordered` tells the model it is a sentinel
 _SEASONAL_MIN_AGE = timedelta(days=180)  # an order in this calendar month at least half a year ago = a prior season
 
@@ -89,6 +93,7 @@ class _Accumulator:
         self.sources: set[str] = set()
         self.stores: set[str] = set()
         self.rating_sum = 0
+        self.birthday: date | None = None
 
     def _within(self, at: datetime, days: int) -> bool:
         return self.as_of - at <= timedelta(days=days)
@@ -133,8 +138,13 @@ class _Accumulator:
                 else:
                     self.points[props.program] = self.points.get(props.program, 0) + props.delta
             case "identify":
-                if event.properties.member_level:
+                traits = event.properties
+                if traits.member_level:
                     f["member_level_present"] = 1.0
+                    rank = MEMBER_LEVEL_RANK.get(traits.member_level.lower(), 1.0)
+                    f["member_level_rank"] = max(f["member_level_rank"], rank)
+                if traits.birthday:
+                    self.birthday = traits.birthday
             case "review_posted":
                 f["reviews"] += 1
                 self.rating_sum += event.properties.rating
@@ -169,4 +179,7 @@ class _Accumulator:
         f["distinct_sources"] = float(len(self.sources))
         f["distinct_stores"] = float(len(self.stores))
         f["avg_rating"] = self.rating_sum / f["reviews"] if f["reviews"] else 0.0
+        if self.birthday is not None:
+            f["age_known"] = 1.0
+            f["age_years"] = _days(self.as_of.date() - self.birthday) / 365.25
         return {name: float(f[name]) for name in FEATURE_NAMES}

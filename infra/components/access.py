@@ -137,7 +137,7 @@ GRANTS: Mapping[str, Grant] = {
 def grant_least_privilege(functions: Mapping[str, lambda_.Function], resources: Resources) -> None:
     missing = sorted(set(functions) - set(GRANTS))
     if missing:
-        raise KeyError(f"no access entry in infra/constructs/access.py for functions {missing}")
+        raise KeyError(f"no access entry in infra/components/access.py for functions {missing}")
     for key, fn in functions.items():
         GRANTS[key](fn, resources)
         role = fn.role or fn
