@@ -11,7 +11,6 @@ from constructs import Construct
 
 from cdp import topology
 from infra import layers
-from infra.config import DeployConfig
 from infra.components.access import Resources, grant_least_privilege
 from infra.components.api import ApiKeys, HttpApi
 from infra.components.functions import FunctionAssets, Functions
@@ -20,6 +19,7 @@ from infra.components.monitoring import Monitoring
 from infra.components.schedules import Schedules
 from infra.components.state_machines import StateMachines
 from infra.components.storage import Storage
+from infra.config import DeployConfig
 
 STATEMACHINES_DIR = Path(__file__).resolve().parent / "statemachines"
 

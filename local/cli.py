@@ -29,16 +29,21 @@ def _progress() -> Progress:
 
 @app.command()
 def demo(
-    customers: int = typer.Option(2500, min=50, help="true customers in the synthetic brand"),
+    customers: int = typer.Option(2000, min=300, help="true customers in the synthetic brand"),
     seed: int = typer.Option(7, help="random seed of the synthetic brand"),
     output: Path = typer.Option(Path("demo-output"), help="where summary.json and report.html go"),
+    min_auc: float = typer.Option(
+        0.55, min=0.5, max=1.0, help="held-out AUC the response model needs to be promoted (a first model, ~1k rows)"
+    ),
 ) -> None:
     """Generate a synthetic brand and run ingest -> OneID -> tags -> train -> score -> campaign -> measure."""
     from cdp_local.demo_job import DemoFailed, run_demo
 
     with _progress() as progress:
         try:
-            summary = run_demo(customers=customers, seed=seed, output=output, progress=progress, console=console)
+            summary = run_demo(
+                customers=customers, seed=seed, output=output, progress=progress, console=console, min_auc=min_auc
+            )
         except DemoFailed as exc:
             console.print(f"[red]demo failed:[/red] {exc}")
             raise typer.Exit(code=1) from exc

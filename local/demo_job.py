@@ -82,7 +82,9 @@ def malformed_copies(events: list[dict[str, Any]], share: float, seed: int) -> l
     return broken
 
 
-def run_demo(customers: int, seed: int, output: Path, progress: Progress, console: Console) -> dict[str, Any]:
+def run_demo(
+    customers: int, seed: int, output: Path, progress: Progress, console: Console, min_auc: float = 0.55
+) -> dict[str, Any]:
     started = time.perf_counter()
     now = utc_now().replace(microsecond=0)
     task = progress.add_task("generate synthetic brand", total=1)
@@ -101,7 +103,7 @@ def run_demo(customers: int, seed: int, output: Path, progress: Progress, consol
             rt.drain()
         tags = _tag_counts(store)
         with _stage(state, "train"):
-            train = _run_machine(rt, state, progress, "train", _train_input(seed), timeout=900)
+            train = _run_machine(rt, state, progress, "train", _train_input(seed, min_auc), timeout=900)
         with _stage(state, "score"):
             _run_machine(rt, state, progress, "score", {"model_name": RESPONSE_MODEL, "total_shards": 4}, timeout=900)
         with _stage(state, "campaign"):
@@ -192,14 +194,14 @@ def _tag_counts(store: DynamoProfileStore) -> dict[str, dict[str, int]]:
     return {name: dict(sorted(c.items())) for name, c in sorted(counts.items())}
 
 
-def _train_input(seed: int) -> dict[str, Any]:
-    # 0.55: the demo brand's promotion bar for a first model trained on one past campaign (~1,000 rows)
+def _train_input(seed: int, min_auc: float) -> dict[str, Any]:
+    """The response model learns from the past SMS campaign: who bought within 14 days of its delivery."""
     return {
         "model_name": RESPONSE_MODEL,
         "campaign_id": PAST_CAMPAIGN_ID,
         "window_days": 14,
         "seed": seed,
-        "min_auc": 0.55,
+        "min_auc": min_auc,
     }
 
 

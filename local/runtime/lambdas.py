@@ -112,6 +112,8 @@ class HandlerRouter:
             return json.dumps(result, default=str), False
         except Exception as exc:  # every failure must come back as a FunctionError, like the Lambda runtime does
             return json.dumps(error_payload(exc)), True
+        finally:
+            _discard_metrics()
 
     @contextmanager
     def patched_moto(self) -> Iterator[None]:
@@ -129,3 +131,11 @@ class HandlerRouter:
 
         with mock.patch.object(LambdaFunction, "_invoke_lambda", _invoke_lambda):
             yield
+
+
+def _discard_metrics() -> None:
+    """On Lambda, `log_metrics` flushes (and so empties) the metric set after every invocation. Locally metrics are
+    disabled, which skips the flush, so the set would grow and Powertools prints it every 100 values: empty it."""
+    from cdp.observability import metrics
+
+    metrics.clear_metrics()

@@ -8,8 +8,8 @@ import pytest
 from pydantic import ValidationError
 
 from cdp import topology
-from infra.config import DeployConfig
 from infra.components.state_machines import placeholders
+from infra.config import DeployConfig
 
 pytestmark = pytest.mark.xdist_group("cdk")
 

@@ -1,0 +1,50 @@
+"""`cdp demo` end to end on a small brand: every state machine succeeds and the summary holds every figure."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+from rich.progress import Progress
+
+from cdp_local.demo_job import run_demo
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:  # type: ignore[type-arg]
+    output = tmp_path_factory.mktemp("demo")
+    console = Console(quiet=True)
+    with Progress(console=console, disable=True) as progress:
+        # 0.5: a 450-customer brand has ~200 training rows; the bar only has to let the pipeline run through
+        summary = run_demo(customers=450, seed=5, output=output, progress=progress, console=console, min_auc=0.5)
+    return summary, output
+
+
+def test_every_state_machine_succeeds_and_files_are_written(demo: tuple[dict, Path]) -> None:  # type: ignore[type-arg]
+    summary, output = demo
+    assert [e["machine"] for e in summary["executions"]] == ["train", "score", "campaign"]
+    assert {e["status"] for e in summary["executions"]} == {"SUCCEEDED"}
+    assert json.loads((output / "summary.json").read_text())["headline"] == summary["headline"]
+    html = (output / "report.html").read_text()
+    assert "OneID" in html and "<svg" in html and "Campaign with holdout" in html
+
+
+def test_summary_holds_identity_ingest_model_and_campaign_figures(demo: tuple[dict, Path]) -> None:  # type: ignore[type-arg]
+    summary, _ = demo
+    ingest = summary["ingest"]
+    # malformed copies are rejected, re-sent batches are duplicates, nothing dead-lettered
+    assert ingest["rejected"] == ingest["malformed_sent"] > 0
+    assert ingest["duplicates"] > 0 and ingest["dead_lettered"] == 0
+    assert ingest["accepted"] == summary["brand"]["events"]
+    identity = summary["identity"]
+    assert identity["pairwise"]["all"]["precision"] >= 0.99
+    assert identity["pairwise"]["linkable"]["recall"] >= 0.9
+    held_out = summary["model"]["train_output"]["train"]["metrics"]["held_out"]
+    assert 0.0 <= held_out["roc_auc"] <= 1.0 and held_out["rows"] > 0
+    assert set(summary["tags"]["lifecycle"]) <= {"introduction", "growth", "mature", "dormant", "churned"}
+    campaign = summary["campaign"]["summary"]
+    assert campaign["treatment"]["size"] > 0 and campaign["holdout"]["size"] > 0
+    assert summary["messages_by_channel"].get("sms", 0) > 0
+    assert summary["conversion"]["treatment_rate"] is not None
