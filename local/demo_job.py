@@ -51,7 +51,7 @@ class DemoState:
     brand: SyntheticBrand
     stages: dict[str, float] = field(default_factory=dict)
     executions: list[Execution] = field(default_factory=list)
-    ingest: dict[str, int] = field(default_factory=Counter)  # type: ignore[assignment]
+    ingest: dict[str, int] = field(default_factory=Counter)
     rejected_examples: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -317,7 +317,7 @@ def _s3_json(rt: LocalRuntime, key: str) -> Any:
 
 def _contact_keys(store: DynamoProfileStore, person_ids: list[str]) -> list[str]:
     """The identifiers the world knows each selected person by (the platform's ids mean nothing to it)."""
-    keys = []
+    keys: list[str] = []
     for pid in person_ids:
         profile = store.get(pid)
         if profile is not None:

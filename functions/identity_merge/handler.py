@@ -7,7 +7,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
-from aws_lambda_powertools.utilities.parser.models import EventBridgeModel, SqsRecordModel
+from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, Json
 
@@ -17,24 +17,15 @@ from cdp.observability import logger, metrics, tracer
 from cdp.profile.dynamodb import DynamoProfileStore
 from cdp.settings import IdentitySettings, get_settings
 from cdp.shared.aws import EventBridgePublisher
-from cdp.shared.envelope import EventMetadata
+from cdp.shared.envelope import BusEntry
 
 
 class ReceivedData(BaseModel):
     event: CanonicalEvent
 
 
-class ReceivedDetail(BaseModel):
-    metadata: EventMetadata
-    data: ReceivedData
-
-
-class ReceivedBusEvent(EventBridgeModel):
-    detail: ReceivedDetail
-
-
 class ReceivedRecord(SqsRecordModel):
-    body: Json[ReceivedBusEvent]
+    body: Json[BusEntry[ReceivedData]]
 
 
 processor = BatchProcessor(event_type=EventType.SQS, model=ReceivedRecord)

@@ -7,7 +7,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
-from aws_lambda_powertools.utilities.parser.models import EventBridgeModel, SqsRecordModel
+from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, Json
 
@@ -15,7 +15,7 @@ from cdp.observability import logger, metrics, tracer
 from cdp.profile.dynamodb import DynamoProfileStore
 from cdp.settings import TagSettings, get_settings
 from cdp.shared.aws import EventBridgePublisher
-from cdp.shared.envelope import EventMetadata
+from cdp.shared.envelope import BusEntry
 from cdp.shared.time import utc_now
 from cdp.tags.service import refresh_tags
 
@@ -32,17 +32,8 @@ class ProfileChange(BaseModel):
         return subject
 
 
-class ProfileChangeDetail(BaseModel):
-    metadata: EventMetadata
-    data: ProfileChange
-
-
-class ProfileChangeBusEvent(EventBridgeModel):
-    detail: ProfileChangeDetail
-
-
 class ProfileChangeRecord(SqsRecordModel):
-    body: Json[ProfileChangeBusEvent]
+    body: Json[BusEntry[ProfileChange]]
 
 
 processor = BatchProcessor(event_type=EventType.SQS, model=ProfileChangeRecord)

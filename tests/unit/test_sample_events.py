@@ -14,9 +14,9 @@ from pydantic import BaseModel
 from cdp.identity.events import ProfileMerged, ProfileUpdated
 from cdp.ingest.events import EVENT_TYPES, parse_event
 from cdp.ingest.service import split_body
-from cdp.shared.envelope import EventMetadata
+from cdp.shared.envelope import BusEntry, EventMetadata
 from cdp.tags.service import TagsChanged
-from functions.identity_merge.handler import ReceivedBusEvent
+from functions.identity_merge.handler import ReceivedData
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 
@@ -38,7 +38,7 @@ def _bus(model: type[BaseModel]) -> Callable[[Any], None]:
 
 
 VALIDATORS: dict[str, Callable[[Any], None]] = {
-    "eventbridge/event_received": lambda d: ReceivedBusEvent.model_validate(d),
+    "eventbridge/event_received": lambda d: BusEntry[ReceivedData].model_validate(d),
     "eventbridge/profile_updated": _bus(ProfileUpdated),
     "eventbridge/profile_merged": _bus(ProfileMerged),
     "eventbridge/tags_changed": _bus(TagsChanged),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, ClassVar, Generic, TypeVar
 
+from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from pydantic import BaseModel, ConfigDict, Field
 
 from cdp.shared.time import utc_now
@@ -32,6 +33,13 @@ class BusEvent(BaseModel, Generic[DataT]):
     data: DataT
 
 
+class BusDetail(BaseModel, Generic[DataT]):
+    """How a consumer reads an EventBridge `detail` we published (parse it with `Json[BusEntry[MyData]]`)."""
+
+    metadata: EventMetadata
+    data: DataT
+
+
 class Publishable(BaseModel):
     """Base for payloads we publish; subclasses name themselves and carry their version."""
 
@@ -49,3 +57,12 @@ class Publishable(BaseModel):
             correlation_id=correlation_id,
         )
         return {"metadata": meta.model_dump(mode="json"), "data": self.model_dump(mode="json")}
+
+
+class BusEntry(EventBridgeModel, Generic[DataT]):
+    """An EventBridge event as a bus rule delivers it, `detail` being our envelope around `DataT`.
+
+    SQS-buffered consumers parse records with `class MyRecord(SqsRecordModel): body: Json[BusEntry[MyData]]`.
+    """
+
+    detail: BusDetail[DataT]
