@@ -21,7 +21,7 @@ import boto3
 from moto import mock_aws
 
 from cdp import settings, topology
-from cdp.topology import BusRuleSpec, QueueSpec, ScheduleSpec, StateMachineSpec
+from cdp.topology import BusRuleSpec, QueueSpec, ScheduleSpec, StateMachineSpec, TableSpec
 from cdp_local.runtime import apigw
 from cdp_local.runtime.apigw import HttpResponse
 from cdp_local.runtime.environment import (
@@ -55,6 +55,22 @@ def _session() -> boto3.session.Session:
     """One session per process for the runtime's own clients: its loader caches the service models, which makes a
     second runtime start in a fraction of the time (moto's stubber routes every client, whichever session)."""
     return boto3.session.Session()
+
+
+def create_table(ddb: Any, table: TableSpec) -> None:
+    """A table exactly as the stack declares it (keys and TTL from `cdp.topology`); tests use it too."""
+    keys = [(table.partition_key, "HASH"), (table.sort_key, "RANGE")]
+    ddb.create_table(
+        TableName=table.local_name,
+        KeySchema=[{"AttributeName": name, "KeyType": kind} for name, kind in keys],
+        AttributeDefinitions=[{"AttributeName": name, "AttributeType": "S"} for name, _ in keys],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    if table.ttl_attribute:
+        ddb.update_time_to_live(
+            TableName=table.local_name,
+            TimeToLiveSpecification={"Enabled": True, "AttributeName": table.ttl_attribute},
+        )
 
 
 class FunctionInvocationError(Exception):
@@ -210,20 +226,8 @@ class LocalRuntime:
         return str(role["Role"]["Arn"])
 
     def _create_tables(self) -> None:
-        ddb = self.client("dynamodb")
         for table in topology.TABLES:
-            keys = [(table.partition_key, "HASH"), (table.sort_key, "RANGE")]
-            ddb.create_table(
-                TableName=table.local_name,
-                KeySchema=[{"AttributeName": name, "KeyType": kind} for name, kind in keys],
-                AttributeDefinitions=[{"AttributeName": name, "AttributeType": "S"} for name, _ in keys],
-                BillingMode="PAY_PER_REQUEST",
-            )
-            if table.ttl_attribute:
-                ddb.update_time_to_live(
-                    TableName=table.local_name,
-                    TimeToLiveSpecification={"Enabled": True, "AttributeName": table.ttl_attribute},
-                )
+            create_table(self.client("dynamodb"), table)
 
     def _create_queues(self) -> None:
         sqs = self.client("sqs")

@@ -12,23 +12,9 @@ import pytest
 from moto import mock_aws
 
 from cdp import topology
+from cdp_local.runtime.core import create_table
 
 SENDER = "news@bakery.example"
-
-
-def create_table(db: Any, spec: topology.TableSpec) -> None:
-    db.create_table(
-        TableName=spec.local_name,
-        KeySchema=[
-            {"AttributeName": spec.partition_key, "KeyType": "HASH"},
-            {"AttributeName": spec.sort_key, "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": spec.partition_key, "AttributeType": "S"},
-            {"AttributeName": spec.sort_key, "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
 
 
 @dataclass

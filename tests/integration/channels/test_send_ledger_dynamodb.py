@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -80,30 +79,6 @@ def test_release_by_a_stale_attempt_does_not_free_the_new_owner(make_ledger: Cal
     # Then B's lease still holds
     third = ledger.claim(KEY, "m-1", "run-1", T0 + DEFAULT_LEASE + timedelta(seconds=3))
     assert third.outcome is ClaimOutcome.IN_FLIGHT
-
-
-def test_concurrent_senders_only_one_wins(make_ledger: Callable[[], SendLedger]) -> None:
-    # Given eight concurrent invocations of the same batch (e.g. a duplicated Map iteration)
-    barrier = threading.Barrier(8)
-    outcomes: list[ClaimOutcome] = []
-    lock = threading.Lock()
-
-    def attempt() -> None:
-        ledger = make_ledger()
-        barrier.wait()
-        outcome = ledger.claim(KEY, "m-1", "run-1", T0).outcome
-        with lock:
-            outcomes.append(outcome)
-
-    threads = [threading.Thread(target=attempt) for _ in range(8)]
-    # When they all claim the same (campaign, step, person) at once
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    # Then exactly one may send
-    assert outcomes.count(ClaimOutcome.CLAIMED) == 1
-    assert outcomes.count(ClaimOutcome.IN_FLIGHT) == 7
 
 
 class _RaceBeforeUpdate:

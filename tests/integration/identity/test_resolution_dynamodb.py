@@ -16,6 +16,7 @@ from cdp.ingest.events import CanonicalEvent, parse_event
 from cdp.profile.dynamodb import DynamoProfileStore
 from cdp.shared.envelope import Publishable
 from cdp.shared.ports import EventPublisher
+from cdp_local.runtime.core import create_table
 
 T0 = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
 
@@ -36,20 +37,8 @@ class RecordingPublisher(EventPublisher):
 def store() -> Iterator[DynamoProfileStore]:
     with mock_aws():
         db = boto3.client("dynamodb")
-        spec = topology.PROFILES_TABLE
-        db.create_table(
-            TableName=spec.local_name,
-            KeySchema=[
-                {"AttributeName": spec.partition_key, "KeyType": "HASH"},
-                {"AttributeName": spec.sort_key, "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": spec.partition_key, "AttributeType": "S"},
-                {"AttributeName": spec.sort_key, "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        yield DynamoProfileStore(spec.local_name, client=db)
+        create_table(db, topology.PROFILES_TABLE)
+        yield DynamoProfileStore(topology.PROFILES_TABLE.local_name, client=db)
 
 
 _counter = itertools.count()

@@ -15,6 +15,7 @@ from moto import mock_aws
 from cdp import topology
 from cdp.ingest.auth import sign
 from cdp.settings import get_settings
+from cdp_local.runtime.core import create_table
 
 API_KEY = "test-key-123"
 HMAC_SECRET = "whsec-abc"
@@ -88,16 +89,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
         from functions.ingest import handler
 
         handler.dependencies.cache_clear()
-        spec = topology.LEDGER_TABLE
-        boto3.client("dynamodb").create_table(
-            TableName=spec.local_name,
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_table(boto3.client("dynamodb"), topology.LEDGER_TABLE)
         s3 = boto3.client("s3")
         s3.create_bucket(Bucket=topology.DATA_BUCKET_LOCAL_NAME)
         events = boto3.client("events")
