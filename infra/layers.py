@@ -63,7 +63,7 @@ class ThirdPartyLayer:
 
 DEPS_LAYER = ThirdPartyLayer(
     name="deps",
-    requirements=("aws-lambda-powertools", "pydantic", "phonenumbers", "email-validator"),
+    requirements=("aws-lambda-powertools", "pydantic", "phonenumbers", "email-validator", "jinja2"),
     closure=frozenset(
         {
             "aws-lambda-powertools",
@@ -77,12 +77,14 @@ DEPS_LAYER = ThirdPartyLayer(
             "email-validator",
             "dnspython",
             "idna",
+            "jinja2",
+            "markupsafe",
         }
     ),
 )
 ML_LAYER = ThirdPartyLayer(
     name="ml",
-    requirements=("scikit-learn", "joblib"),
+    requirements=("scikit-learn", "joblib", "threadpoolctl"),
     closure=frozenset({"scikit-learn", "joblib", "numpy", "scipy", "threadpoolctl", "narwhals", "cloudpickle"}),
     strip=_ML_STRIP,
 )

@@ -33,7 +33,7 @@ def demo(
     seed: int = typer.Option(7, help="random seed of the synthetic brand"),
     output: Path = typer.Option(Path("demo-output"), help="where summary.json and report.html go"),
     min_auc: float = typer.Option(
-        0.55, min=0.5, max=1.0, help="held-out AUC the response model needs to be promoted (a first model, ~1k rows)"
+        0.55, min=0.0, max=1.0, help="held-out AUC the response model needs to be promoted (a first model, ~1k rows)"
     ),
 ) -> None:
     """Generate a synthetic brand and run ingest -> OneID -> tags -> train -> score -> campaign -> measure."""

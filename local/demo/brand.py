@@ -577,6 +577,23 @@ class _BrandBuilder:
             self._birthday_cakes(person)
         if person.ac_buyer:
             self._air_conditioner(person)
+        self._promotions(person)
+
+    def _promotions(self, person: TruePerson) -> None:
+        """Monthly coupon drops in the app, mini-program and WeChat account: deal seekers claim them (the trace a
+        response model can learn from); claims without an order stay claims."""
+        rng = self.rng
+        sources = [c for c in ("app", "mini_program", "wechat_oa") if c in person.channels]
+        if not sources:
+            return
+        day = max(person.first_seen.date(), self.start.date()) + timedelta(days=rng.uniform(0, 30))
+        while day < self.last_day:
+            if rng.random() < 0.02 + 0.5 * person.responsiveness:
+                source = rng.choice(sources)
+                coupon_id = self.factory.next_id("drop")
+                when = local_moment(day, person.tz, rng)
+                self._event(person, "coupon_claimed", source, when, person.identifiers(source), {"coupon_id": coupon_id})
+            day += timedelta(days=30)
 
     def _birthday_cakes(self, person: TruePerson) -> None:
         rng = self.rng

@@ -17,8 +17,8 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:  # type
     output = tmp_path_factory.mktemp("demo")
     console = Console(quiet=True)
     with Progress(console=console, disable=True) as progress:
-        # 0.5: a 450-customer brand has ~200 training rows; the bar only has to let the pipeline run through
-        summary = run_demo(customers=450, seed=5, output=output, progress=progress, console=console, min_auc=0.5)
+        # min_auc 0: this checks the pipeline, not the model (tests/unit/models hold the model to a known signal)
+        summary = run_demo(customers=450, seed=5, output=output, progress=progress, console=console, min_auc=0.0)
     return summary, output
 
 

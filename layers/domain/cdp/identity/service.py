@@ -18,6 +18,12 @@ from cdp.shared.ports import EventPublisher
 from cdp.shared.time import utc_now
 
 MAX_ATTEMPTS = 5
+_PERSON_NAMESPACE = uuid.UUID("6f1c2a4e-5d7b-4c1e-9a3f-0b8d2e6c4f10")
+
+
+def person_id_for(event: CanonicalEvent) -> str:
+    """A new person's id comes from the event that first saw them: reruns and replays give the same ids."""
+    return uuid.uuid5(_PERSON_NAMESPACE, f"{event.brand_id}#{event.dedupe_key}").hex
 
 
 @dataclass(frozen=True)
@@ -34,11 +40,12 @@ def resolve_event(
     publisher: EventPublisher,
     rules: IdentityRules = DEFAULT_RULES,
     now: Callable[[], datetime] = utc_now,
-    new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+    new_id: Callable[[CanonicalEvent], str] | None = None,
 ) -> ResolutionOutcome:
     """Exactly-once application per (source, event id); optimistic concurrency with re-planning on conflict."""
+    person_id = (new_id or person_id_for)(event)
     for attempt in range(1, MAX_ATTEMPTS + 1):
-        plan = _plan(event, store, rules, now(), new_id())
+        plan = _plan(event, store, rules, now(), person_id)
         try:
             applied = store.commit(plan, event)
         except ConflictError:
