@@ -592,7 +592,8 @@ class _BrandBuilder:
                 source = rng.choice(sources)
                 coupon_id = self.factory.next_id("drop")
                 when = local_moment(day, person.tz, rng)
-                self._event(person, "coupon_claimed", source, when, person.identifiers(source), {"coupon_id": coupon_id})
+                ids = person.identifiers(source)
+                self._event(person, "coupon_claimed", source, when, ids, {"coupon_id": coupon_id})
             day += timedelta(days=30)
 
     def _birthday_cakes(self, person: TruePerson) -> None:

@@ -112,24 +112,36 @@ def fast_transactions() -> Iterator[None]:
         DynamoDBBackend.transact_write_items = original  # type: ignore[method-assign]
 
 
-def _passthrough_attribute_values() -> Any:
+def _passthrough_attribute_values() -> list[tuple[Any, str, Any, Any]]:
     """moto's generic response serializer walks every DynamoDB AttributeValue member by member (~3 ms for a
     40-attribute profile). moto already holds them in wire form, so they can be copied as they are."""
     from moto.core.serialize import BaseJSONSerializer
 
-    original = BaseJSONSerializer._serialize_type_structure
+    original_structure = BaseJSONSerializer._serialize_type_structure
+    original_map = BaseJSONSerializer._serialize_type_map
 
-    def serialize(self: Any, serialized: Any, value: Any, shape: Any, key: str) -> None:
-        if shape.name == "AttributeValue" and isinstance(value, dict):
+    def structure(self: Any, serialized: Any, value: Any, shape: Any, key: str) -> None:
+        if shape.name == "AttributeValue" and (isinstance(value, dict) or hasattr(value, "to_json")):
             serialized[key] = _wire(value)
             return
-        original(self, serialized, value, shape, key)
+        original_structure(self, serialized, value, shape, key)
 
-    return BaseJSONSerializer, original, serialize
+    def mapping(self: Any, serialized: Any, value: Any, shape: Any, key: str) -> None:
+        if shape.name == "AttributeMap" and isinstance(value, dict):
+            serialized[key] = {name: _wire(attr) for name, attr in value.items()}
+            return
+        original_map(self, serialized, value, shape, key)
+
+    return [
+        (BaseJSONSerializer, "_serialize_type_structure", original_structure, structure),
+        (BaseJSONSerializer, "_serialize_type_map", original_map, mapping),
+    ]
 
 
-def _wire(value: dict[str, Any]) -> dict[str, Any]:
+def _wire(value: Any) -> dict[str, Any]:
     """An AttributeValue as it goes on the wire (binary members base64-encoded, as the real serializer does)."""
+    if not isinstance(value, dict):  # moto's DynamoType
+        value = value.to_json()
     kind, inner = next(iter(value.items())) if len(value) == 1 else ("", None)
     inner_value: Any = inner
     if kind == "M":
@@ -151,12 +163,14 @@ def _b64(value: Any) -> str:
 
 @contextmanager
 def fast_dynamodb_responses() -> Iterator[None]:
-    cls, original, patched = _passthrough_attribute_values()
-    cls._serialize_type_structure = patched
+    patches = _passthrough_attribute_values()
+    for cls, name, _, patched in patches:
+        setattr(cls, name, patched)
     try:
         yield
     finally:
-        cls._serialize_type_structure = original
+        for cls, name, original, _ in patches:
+            setattr(cls, name, original)
 
 
 @contextmanager
@@ -178,19 +192,45 @@ def cached_jsonpath() -> Iterator[None]:
 _partition = threading.local()
 
 
+def _string_keys(table: Any) -> bool:
+    types = {a["AttributeName"]: a["AttributeType"] for a in table.attr}
+    return bool(table.range_key_attr) and types.get(table.hash_key_attr) == types.get(table.range_key_attr) == "S"
+
+
+def _sorted_items(table: Any) -> list[Any]:
+    """Every item in key order, sorted on the raw key values (C string comparisons) when both keys are strings:
+    moto sorts on its own key objects, whose Python-level comparisons made a full scan take minutes."""
+    items = [item for partition in table.items.values() for item in partition.values()]
+    if _string_keys(table):
+        items.sort(key=lambda item: (item.hash_key.value, item.range_key.value))
+    else:
+        items.sort(key=lambda item: (item.hash_key, item.range_key))
+    return items
+
+
 @contextmanager
 def partition_queries() -> Iterator[None]:
-    """moto answers a Query by sorting every item of the table and then filtering on the partition key, so reading
-    one person's timeline costs O(table). A Query on the base table only ever needs its own partition."""
+    """moto answers a Query by sorting every item of the table and filtering on the partition key, so reading one
+    person's timeline costs O(table); and it answers each Scan page by walking the table from the start up to the
+    previous page's last key, so a full scan costs O(table x pages). A base-table Query only needs its partition,
+    and a Scan page only what follows its start key."""
+    from bisect import bisect_left
+
+    from moto.dynamodb.models.dynamo_type import DynamoType
     from moto.dynamodb.models.table import Table
 
-    original_query, original_all_items = Table.query, Table.all_items
+    original_query, original_scan, original_all_items = Table.query, Table.scan, Table.all_items
 
     def all_items(self: Table) -> list[Any]:
         wanted = getattr(_partition, "key", None)
         if wanted is not None and wanted[0] is self:
             return sorted(self.items.get(wanted[1], {}).values(), key=lambda item: item.range_key)
-        return original_all_items(self)
+        after = getattr(_partition, "after", None)
+        items = _sorted_items(self) if self.range_key_attr else original_all_items(self)
+        if after is not None and after[0] is self:
+            start = bisect_left(items, after[1], key=lambda item: (item.hash_key.value, item.range_key.value))
+            return items[start:]
+        return items
 
     def query(self: Table, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
         index_name = args[6] if len(args) > 6 else kwargs.get("index_name")
@@ -202,8 +242,22 @@ def partition_queries() -> Iterator[None]:
                 _partition.key = None
         return original_query(self, hash_key, *args, **kwargs)
 
-    Table.query, Table.all_items = query, all_items  # type: ignore[method-assign]
+    def scan(self: Table, filters: Any, limit: Any, exclusive_start_key: Any, *args: Any, **kwargs: Any) -> Any:
+        index_name = args[1] if len(args) > 1 else kwargs.get("index_name")
+        if exclusive_start_key and index_name is None and _string_keys(self):
+            start = (
+                DynamoType(exclusive_start_key[self.hash_key_attr]).value,
+                DynamoType(exclusive_start_key[self.range_key_attr]).value,
+            )
+            _partition.after = (self, start)  # moto still skips the start key itself, as before
+            try:
+                return original_scan(self, filters, limit, exclusive_start_key, *args, **kwargs)
+            finally:
+                _partition.after = None
+        return original_scan(self, filters, limit, exclusive_start_key, *args, **kwargs)
+
+    Table.query, Table.scan, Table.all_items = query, scan, all_items  # type: ignore[method-assign]
     try:
         yield
     finally:
-        Table.query, Table.all_items = original_query, original_all_items  # type: ignore[method-assign]
+        Table.query, Table.scan, Table.all_items = original_query, original_scan, original_all_items  # type: ignore[method-assign]

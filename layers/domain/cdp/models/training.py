@@ -50,7 +50,7 @@ class TrainRequest(BaseModel):
     test_fraction: float = Field(default=0.25, ge=0.1, le=0.5)
     seed: int = Field(default=42, ge=0)
     min_auc: float = Field(
-        default=0.6, ge=0.0, le=1.0, description="held-out ROC AUC needed for promotion (0 promotes any model: smoke runs)"
+        default=0.6, ge=0.0, le=1.0, description="held-out ROC AUC needed for promotion (0 promotes any: smoke runs)"
     )
     horizon: UtcDatetime | None = Field(default=None, description="data horizon; default: the latest event time")
     algorithm: Algorithm | None = Field(default=None, description="skip selection and fit this one")
