@@ -24,7 +24,9 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterable
+import fcntl
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -135,6 +137,18 @@ def _is_fresh(out: Path, inputs: str) -> bool:
     return out.is_dir() and stamp.is_file() and stamp.read_text(encoding="utf-8") == inputs
 
 
+@contextmanager
+def _exclusive(out: Path) -> Iterator[None]:
+    """One builder per output at a time across processes (parallel test workers build the same layers)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out.parent / f".{out.name}.lock", "w", encoding="utf-8") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def _swap_in(tmp: Path, out: Path, inputs: str) -> None:
     if out.exists():
         shutil.rmtree(out)
@@ -157,11 +171,12 @@ _SOURCE_IGNORE = ("__pycache__", "tests", ".mypy_cache", ".pytest_cache")
 
 def _copy_source(src: Path, out: Path, dest_rel: str, *, force: bool) -> Path:
     inputs = f"{_STAMP_VERSION}:{_tree_digest(src, _SOURCE_IGNORE)}"
-    if not force and _is_fresh(out, inputs):
-        return out
-    tmp = _fresh_tmp(out)
-    shutil.copytree(src, tmp / dest_rel, ignore=shutil.ignore_patterns(*_SOURCE_IGNORE, "*.pyc"))
-    _swap_in(tmp, out, inputs)
+    with _exclusive(out):
+        if not force and _is_fresh(out, inputs):
+            return out
+        tmp = _fresh_tmp(out)
+        shutil.copytree(src, tmp / dest_rel, ignore=shutil.ignore_patterns(*_SOURCE_IGNORE, "*.pyc"))
+        _swap_in(tmp, out, inputs)
     return out
 
 
@@ -252,19 +267,20 @@ def build_third_party_layer(layer: ThirdPartyLayer, *, force: bool = False, lock
         sort_keys=True,
     )
     out = layer_dir(layer.name)
-    if not force and _is_fresh(out, inputs):
-        return out
-    tmp = _fresh_tmp(out)
-    site = tmp / "python"
-    site.mkdir(parents=True)
-    _pip_install(site, requirements, constraints)
-    installed = _installed_distributions(site)
-    if forbidden := installed & FORBIDDEN_IN_LAYERS:
-        raise LayerBuildError(f"layer {layer.name}: {sorted(forbidden)} must come from the Lambda runtime")
-    if unexpected := installed - layer.closure:
-        raise LayerBuildError(f"layer {layer.name}: unexpected distributions {sorted(unexpected)}")
-    _strip(site, *layer.strip)
-    _swap_in(tmp, out, inputs)
+    with _exclusive(out):
+        if not force and _is_fresh(out, inputs):
+            return out
+        tmp = _fresh_tmp(out)
+        site = tmp / "python"
+        site.mkdir(parents=True)
+        _pip_install(site, requirements, constraints)
+        installed = _installed_distributions(site)
+        if forbidden := installed & FORBIDDEN_IN_LAYERS:
+            raise LayerBuildError(f"layer {layer.name}: {sorted(forbidden)} must come from the Lambda runtime")
+        if unexpected := installed - layer.closure:
+            raise LayerBuildError(f"layer {layer.name}: unexpected distributions {sorted(unexpected)}")
+        _strip(site, *layer.strip)
+        _swap_in(tmp, out, inputs)
     return out
 
 

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from cdp_local.demo.people import EventFactory, TruePerson, order_source
+from cdp_local.demo.people import EventFactory, RawId, TruePerson, order_source
 from cdp_local.demo.truth import identifier_key
 
 RESPONSE_WINDOW_DAYS = 14
@@ -40,6 +40,18 @@ class World:
         if not known:
             return order_source(person, rng)
         return known[0] if len(known) == 1 else rng.choices(known, weights=[3.0] + [1.0] * (len(known) - 1))[0]
+
+    def _any_known_identifier(self, person: TruePerson) -> list[RawId] | None:
+        """One identifier of the person that the platform has seen (None: the platform never saw them)."""
+        for source in ("pos", "app", "web", "mini_program", "wechat_oa", "tmall", "jd"):
+            try:
+                raws = person.identifiers(source, with_phone=True)
+            except ValueError:  # no identifier on that channel
+                continue
+            for raw in raws:
+                if self._by_key.get(identifier_key(*raw)) == person.person_id:
+                    return [raw]
+        return None
 
     def person_for_identifier(self, key: str) -> str | None:
         """The true person who owns this normalized identifier key; None for unknown or shared identifiers."""
@@ -104,8 +116,11 @@ class World:
             else:
                 continue
             source = self._habitual_source(person, rng)
+            ids = None if source in self._known_sources.get(person_id, ()) else self._any_known_identifier(person)
+            if ids is not None:
+                source = "pos"  # a buyer the platform only knows by, say, a phone gives it at the till
             lines = factory.order_lines(person)
-            event = factory.order(person, source, when, lines, campaign_id=campaign_id if tagged else None)
+            event = factory.order(person, source, when, lines, ids=ids, campaign_id=campaign_id if tagged else None)
             events.append((when, event))
         events.sort(key=lambda item: (item[0], item[1]["event_id"]))
         return [event for _, event in events]

@@ -56,15 +56,18 @@ def test_responses_are_valid_orders_in_the_window_with_known_identifiers(brand: 
     # Then every response is a valid order in (sent_at, sent_at + 14 days] that maps back to its buyer
     assert orders
     holdout = set(holdout_ids)
+    unrecognised = 0
     for event in orders:
         parsed = parse_event(event)
         assert parsed.event_type == "order_placed"
         assert SENT_AT < parsed.occurred_at <= SENT_AT + timedelta(days=14)
         owners = {brand.world.person_for_identifier(k) for k in event_keys(event)} - {None}
-        assert len(owners) == 1
-        if owners <= holdout:  # the holdout never saw the message, so never used its link
+        assert len(owners) <= 1
+        unrecognised += not owners  # only persons the platform never saw at all buy under a new identifier
+        if owners and owners <= holdout:  # the holdout never saw the message, so never used its link
             assert "campaign_id" not in event["properties"]
     assert any(e["properties"].get("campaign_id") == "cmp-test" for e in orders)
+    assert unrecognised <= 0.02 * len(orders)
 
 
 def test_respond_is_deterministic_and_accepts_keys_or_true_ids(brand: SyntheticBrand) -> None:
