@@ -18,13 +18,13 @@ Each output carries a stamp of its inputs; an unchanged input set skips the rebu
 from __future__ import annotations
 
 import argparse
+import fcntl
 import hashlib
 import json
 import re
 import shutil
 import subprocess
 import sys
-import fcntl
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
