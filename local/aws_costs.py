@@ -54,12 +54,12 @@ class ApiCallCounter:
             assert boto3.DEFAULT_SESSION is not None
             sessions = (boto3.DEFAULT_SESSION,)
         for session in sessions:
-            session.events.register("before-call", self._on_call)
+            session.events.register("before-parameter-build", self._on_call)
             self._sessions.append(session)
 
     def uninstall(self) -> None:
         for session in self._sessions:
-            session.events.unregister("before-call", self._on_call)
+            session.events.unregister("before-parameter-build", self._on_call)
         self._sessions.clear()
 
     def reset(self) -> None:
