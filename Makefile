@@ -20,7 +20,7 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/cdp demo
 
-## Lint, type-check and run the default test suite (heavier suites: CDP_SLOW_TESTS=1 make test).
+## Lint, type-check and run the whole test suite.
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from rich.console import Console
@@ -13,7 +14,7 @@ from cdp_local.demo_job import run_demo
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:  # type: ignore[type-arg]
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path]:
     output = tmp_path_factory.mktemp("demo")
     console = Console(quiet=True)
     with Progress(console=console, disable=True) as progress:
@@ -22,7 +23,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:  # type
     return summary, output
 
 
-def test_every_state_machine_succeeds_and_files_are_written(demo: tuple[dict, Path]) -> None:  # type: ignore[type-arg]
+def test_every_state_machine_succeeds_and_files_are_written(demo: tuple[dict[str, Any], Path]) -> None:
     summary, output = demo
     assert [e["machine"] for e in summary["executions"]] == ["train", "score", "campaign"]
     assert {e["status"] for e in summary["executions"]} == {"SUCCEEDED"}
@@ -31,7 +32,7 @@ def test_every_state_machine_succeeds_and_files_are_written(demo: tuple[dict, Pa
     assert "OneID" in html and "<svg" in html and "Campaign with holdout" in html
 
 
-def test_summary_holds_identity_ingest_model_and_campaign_figures(demo: tuple[dict, Path]) -> None:  # type: ignore[type-arg]
+def test_summary_holds_identity_ingest_model_and_campaign_figures(demo: tuple[dict[str, Any], Path]) -> None:
     summary, _ = demo
     ingest = summary["ingest"]
     # malformed copies are rejected, re-sent batches are duplicates, nothing dead-lettered
