@@ -215,7 +215,13 @@ def _run_machine(
     state.executions.append(Execution(machine, status, round(time.perf_counter() - t0, 2), result))
     progress.update(task, completed=1)
     if status != "SUCCEEDED":
-        raise DemoFailed(f"{machine} ended {status}: {result}; task error: {_task_failure(rt, arn)}")
+        hint = ""
+        if isinstance(result, dict) and result.get("error") == "ModelRejected":
+            hint = (
+                " The response model learns from one past campaign; a small brand gives it few rows, so its held-out"
+                " AUC is noisy. Use more customers (default 2000) or lower the bar with --min-auc (0 lets any through)."
+            )
+        raise DemoFailed(f"{machine} ended {status}: {result}; task error: {_task_failure(rt, arn)}.{hint}")
     return result
 
 
