@@ -10,11 +10,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 from cdp.campaigns.ports import ArtifactStore
 from cdp.errors import NotFoundError, StoreError
 from cdp.shared.aws import client as default_client
+from cdp.shared.aws import is_missing_object, read_object, write_object
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
-
-_MISSING = frozenset({"NoSuchKey", "404", "NotFound"})
 
 
 class S3ArtifactStore(ArtifactStore):
@@ -24,27 +23,19 @@ class S3ArtifactStore(ArtifactStore):
 
     def put_json(self, key: str, document: Any) -> None:
         body = json.dumps(document, separators=(",", ":")).encode("utf-8")
-        try:
-            self._client.put_object(Bucket=self._bucket, Key=key, Body=body, ContentType="application/json")
-        except (ClientError, BotoCoreError) as exc:
-            raise StoreError(f"put s3://{self._bucket}/{key} failed: {exc}") from exc
+        write_object(self._client, self._bucket, key, body)
 
     def get_json(self, key: str) -> Any:
-        try:
-            body = self._client.get_object(Bucket=self._bucket, Key=key)["Body"].read()
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in _MISSING:
-                raise NotFoundError(f"s3://{self._bucket}/{key} does not exist") from exc
-            raise StoreError(f"get s3://{self._bucket}/{key} failed: {exc}") from exc
-        except BotoCoreError as exc:
-            raise StoreError(f"get s3://{self._bucket}/{key} failed: {exc}") from exc
+        body = read_object(self._client, self._bucket, key)
+        if body is None:
+            raise NotFoundError(f"s3://{self._bucket}/{key} does not exist")
         return json.loads(body)
 
     def exists(self, key: str) -> bool:
         try:
             self._client.head_object(Bucket=self._bucket, Key=key)
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in _MISSING:
+            if is_missing_object(exc):
                 return False
             raise StoreError(f"head s3://{self._bucket}/{key} failed: {exc}") from exc
         except BotoCoreError as exc:

@@ -13,6 +13,7 @@ from cdp import topology
 from cdp.errors import StoreError
 from cdp.ingest.ports import ApiClient, ApiKeyring, DedupeLedger, DedupeStatus, RawArchive
 from cdp.shared.aws import client as default_client
+from cdp.shared.aws import write_object
 from cdp.shared.time import iso
 
 if TYPE_CHECKING:
@@ -32,10 +33,7 @@ class S3RawArchive(RawArchive):
 
     def archive(self, request_id: str, body: bytes, received_at: datetime, source_hint: str) -> str:
         key = f"{topology.RAW_PREFIX}{source_hint}/{received_at:%Y/%m/%d/%H}/{request_id}.json"
-        try:
-            self._s3.put_object(Bucket=self._bucket, Key=key, Body=body, ContentType="application/json")
-        except (ClientError, BotoCoreError) as exc:
-            raise StoreError(f"archiving raw request {request_id} failed: {exc}") from exc
+        write_object(self._s3, self._bucket, key, body)
         return key
 
 

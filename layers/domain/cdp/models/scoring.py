@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime
 from itertools import islice
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter, model_validator
@@ -17,6 +17,7 @@ from cdp.models.ports import ModelStore
 from cdp.observability import logger
 from cdp.profile.models import ModelScore, Profile
 from cdp.profile.ports import ProfileAnnotator, ProfileReader
+from cdp.shared.commands import action_discriminator
 
 BATCH_SIZE = 1000  # rows per predict_proba call: vectorized, yet bounded memory
 
@@ -165,14 +166,9 @@ def score_with_latest(
     return score_shard(request, models.latest(request.model_name), reader, annotator, now)
 
 
-def _action(value: Any) -> str:
-    raw = value.get("action", "score") if isinstance(value, dict) else getattr(value, "action", "score")
-    return str(raw)
-
-
 ScoringTask = Annotated[
     Annotated[ScoreShardRequest, Tag("score")] | Annotated[ScoreSummaryRequest, Tag("summarize")],
-    Discriminator(_action),
+    Discriminator(action_discriminator("score")),
 ]
 SCORING_TASK_ADAPTER: TypeAdapter[ScoreShardRequest | ScoreSummaryRequest] = TypeAdapter(ScoringTask)
 """The scoring function's input: one shard to score (`action` may be omitted) or the Map's results to total."""

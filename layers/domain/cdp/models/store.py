@@ -5,11 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, TypeVar
 
-from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ValidationError
 
 from cdp import topology
-from cdp.errors import ModelIntegrityError, NotFoundError, StoreError
+from cdp.errors import ModelIntegrityError, NotFoundError
 from cdp.models.artifact import LatestPointer, ModelManifest, TrainedModel, sha256_hex, unpack
 from cdp.models.ports import ModelStore
 from cdp.shared import aws
@@ -19,7 +18,6 @@ if TYPE_CHECKING:
 
 __all__ = ["ModelStore", "S3ModelStore", "latest_key", "manifest_key", "model_key"]
 
-_MISSING = {"NoSuchKey", "404", "NotFound"}
 JsonModelT = TypeVar("JsonModelT", bound=BaseModel)
 
 
@@ -46,22 +44,10 @@ class S3ModelStore(ModelStore):
 
     # ---- raw object access, SDK errors wrapped
     def _get(self, key: str) -> bytes | None:
-        try:
-            response = self._s3.get_object(Bucket=self._bucket, Key=key)
-            body: bytes = response["Body"].read()
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in _MISSING:
-                return None
-            raise StoreError(f"s3 get {key} failed: {exc}") from exc
-        except BotoCoreError as exc:
-            raise StoreError(f"s3 get {key} failed: {exc}") from exc
-        return body
+        return aws.read_object(self._s3, self._bucket, key)
 
     def _put(self, key: str, body: bytes, content_type: str) -> None:
-        try:
-            self._s3.put_object(Bucket=self._bucket, Key=key, Body=body, ContentType=content_type)
-        except (ClientError, BotoCoreError) as exc:
-            raise StoreError(f"s3 put {key} failed: {exc}") from exc
+        aws.write_object(self._s3, self._bucket, key, body, content_type)
 
     def _get_json(self, key: str, model: type[JsonModelT]) -> JsonModelT | None:
         raw = self._get(key)

@@ -34,6 +34,7 @@ from cdp.models.labels import (
 from cdp.models.ports import ModelStore
 from cdp.observability import logger
 from cdp.profile.ports import ProfileReader
+from cdp.shared.commands import action_discriminator
 
 MIN_PER_CLASS = 10  # below this, a stratified split and 3-fold selection give meaningless numbers
 CV_FOLDS = 3
@@ -239,14 +240,9 @@ def promote(request: PromoteRequest, store: ModelStore, now: datetime) -> Promot
     )
 
 
-def _action(value: Any) -> str:
-    raw = value.get("action", "train") if isinstance(value, dict) else getattr(value, "action", "train")
-    return str(raw)
-
-
 TrainTask = Annotated[
     Annotated[TrainRequest, Tag("train")] | Annotated[PromoteRequest, Tag("promote")],
-    Discriminator(_action),
+    Discriminator(action_discriminator("train")),
 ]
 TRAIN_TASK_ADAPTER: TypeAdapter[TrainRequest | PromoteRequest] = TypeAdapter(TrainTask)
 """The train function's input: a TrainRequest (`action` may be omitted) or a PromoteRequest."""

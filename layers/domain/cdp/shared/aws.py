@@ -10,7 +10,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from cdp.errors import PublishError
+from cdp.errors import PublishError, StoreError
 from cdp.shared.envelope import Publishable
 from cdp.shared.ports import EventPublisher
 
@@ -51,3 +51,31 @@ class EventBridgePublisher(EventPublisher):
                 raise PublishError(f"{len(failed)} of {len(chunk)} events not published: {failed[:3]}")
             ids.extend(r["EventId"] for r in response["Entries"])
         return ids
+
+
+_MISSING_OBJECT = frozenset({"NoSuchKey", "404", "NotFound"})
+
+
+def is_missing_object(exc: ClientError) -> bool:
+    """S3 says "no such key" as NoSuchKey on GET and as a bare 404 on HEAD."""
+    return exc.response.get("Error", {}).get("Code") in _MISSING_OBJECT
+
+
+def read_object(s3: Any, bucket: str, key: str) -> bytes | None:
+    """An object's bytes, or None when it does not exist; other SDK failures raise StoreError."""
+    try:
+        body: bytes = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except ClientError as exc:
+        if is_missing_object(exc):
+            return None
+        raise StoreError(f"get s3://{bucket}/{key} failed: {exc}") from exc
+    except BotoCoreError as exc:
+        raise StoreError(f"get s3://{bucket}/{key} failed: {exc}") from exc
+    return body
+
+
+def write_object(s3: Any, bucket: str, key: str, body: bytes, content_type: str = "application/json") -> None:
+    try:
+        s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
+    except (ClientError, BotoCoreError) as exc:
+        raise StoreError(f"put s3://{bucket}/{key} failed: {exc}") from exc
