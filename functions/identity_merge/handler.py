@@ -48,9 +48,15 @@ def record_handler(record: ReceivedRecord) -> None:
         applied=outcome.applied,
         merged_ids=list(outcome.merged_ids),
         quarantined=list(outcome.quarantined),
+        split=list(outcome.split),
+        suppressed=outcome.suppressed,
     )
     if outcome.merged_ids:
         metrics.add_metric(name="PersonsMerged", unit="Count", value=len(outcome.merged_ids))
+    if outcome.split:
+        metrics.add_metric(name="PersonsSplit", unit="Count", value=len(outcome.split))
+    if outcome.quarantined:
+        metrics.add_metric(name="IdentifiersQuarantined", unit="Count", value=len(outcome.quarantined))
 
 
 @logger.inject_lambda_context

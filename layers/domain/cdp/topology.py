@@ -63,6 +63,9 @@ SOURCE_CAMPAIGNS = "cdp.campaigns"
 EVENT_RECEIVED = "event.received"
 PROFILE_UPDATED = "profile.updated"
 PROFILE_MERGED = "profile.merged"
+PERSON_SPLIT = "person.split"
+IDENTIFIER_QUARANTINED = "identifier.quarantined"
+IDENTITY_CHANGED = "identity_changed"  # ProfileUpdated.event_type after a split or a manual identity operation
 TAGS_CHANGED = "tags.changed"
 
 # ---- queues -----------------------------------------------------------------------------------------------
@@ -206,7 +209,7 @@ EVENT_RECEIVED_RULE = BusRuleSpec(
 )
 # Built-in tags (lifecycle, RFM, purchase windows) change only with orders, returns and merges (a test holds the
 # tag functions to that), so other events never wake tag_update; time-driven changes come from the sweep.
-TAG_TRIGGER_EVENT_TYPES = ("order_placed", "order_returned")
+TAG_TRIGGER_EVENT_TYPES = ("order_placed", "order_returned", IDENTITY_CHANGED)
 PROFILE_UPDATED_RULE = BusRuleSpec(
     "ProfileUpdatedRule",
     "cdp-profile-updated",

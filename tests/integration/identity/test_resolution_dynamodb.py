@@ -90,7 +90,7 @@ def test_seed_scenario_three_platforms_become_one_person(store: DynamoProfileSto
     assert len(store.timeline(survivor)) == 3
     assert "profile.merged" in publisher.names()
     for key in survivor.identifiers:
-        assert store.person_for_identifier(key) == survivor.person_id
+        assert store.person_for_identifier("brand-1", key) == survivor.person_id
 
 
 def test_shared_tablet_does_not_fuse_two_customers(store: DynamoProfileStore) -> None:
@@ -104,7 +104,8 @@ def test_shared_tablet_does_not_fuse_two_customers(store: DynamoProfileStore) ->
     assert second.quarantined == ("device_id:store-tablet-1",)
     third = resolve_event(event(EMAIL, TABLET), store, publisher)
     assert third.person_id not in (first.person_id, second.person_id)
-    assert store.lookup_identifiers(["device_id:store-tablet-1"])["device_id:store-tablet-1"].shared
+    namespace = store.namespace_of("brand-1")
+    assert store.lookup_identifiers(namespace, ["device_id:store-tablet-1"])["device_id:store-tablet-1"].shared
 
 
 def test_redelivered_event_is_applied_once(store: DynamoProfileStore) -> None:

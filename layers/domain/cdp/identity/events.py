@@ -15,7 +15,7 @@ class ProfileUpdated(Publishable):
     person_id: str
     brand_id: str
     event_id: str
-    event_type: str
+    event_type: str  # the canonical event type, or "identity_changed" after a split or a manual operation
     version: int
 
 
@@ -30,10 +30,22 @@ class ProfileMerged(Publishable):
     rule: str
 
 
+class PersonSplit(Publishable):
+    event_name: ClassVar[str] = topology.PERSON_SPLIT
+    event_source: ClassVar[str] = topology.SOURCE_IDENTITY
+
+    person_ids: list[str]
+    identifiers: list[str]
+    rule: str
+    actor: str | None = None
+    event_id: str | None = None
+
+
 class IdentifierQuarantined(Publishable):
-    event_name: ClassVar[str] = "identifier.quarantined"
+    event_name: ClassVar[str] = topology.IDENTIFIER_QUARANTINED
     event_source: ClassVar[str] = topology.SOURCE_IDENTITY
 
     identifier: str
+    namespace: str
     owner_id: str
-    event_id: str
+    event_id: str | None = None

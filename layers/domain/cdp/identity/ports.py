@@ -1,31 +1,47 @@
-"""Port of the identity store: the identifier index and atomic commits of resolution plans."""
+"""Port of the identity store: identifier records per namespace, persons, filed events, atomic plan commits."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 
-from cdp.identity.resolution import IdentifierRecord, ResolutionPlan
+from cdp.identity.resolution import IdentifierRecord, LineageRecord, ResolutionPlan
 from cdp.ingest.events import CanonicalEvent
 from cdp.profile.models import Profile
 
 
 class IdentityStore(ABC):
     @abstractmethod
-    def lookup_identifiers(self, keys: Iterable[str]) -> dict[str, IdentifierRecord]:
-        """Records of the keys that are known (unknown keys are absent)."""
+    def lookup_identifiers(self, namespace: str, keys: Iterable[str]) -> dict[str, IdentifierRecord]:
+        """Records of the keys that are known in the namespace (unknown keys are absent)."""
+
+    @abstractmethod
+    def suppressed(self, namespace: str, keys: Iterable[str]) -> set[str]:
+        """The keys that belong to an erased person and must never be stored again."""
 
     @abstractmethod
     def load_persons(self, person_ids: Iterable[str]) -> dict[str, Profile]:
-        """Current profiles by id (as stored, without following merges)."""
+        """Profiles by id as stored (merged-away ones included, without following merges)."""
+
+    @abstractmethod
+    def current_persons(self, person_ids: Iterable[str]) -> dict[str, Profile]:
+        """The surviving person of each id (following merges), keyed by the survivor's id; dissolved ones left out."""
+
+    @abstractmethod
+    def events_anchored(self, namespace: str, keys: Iterable[str]) -> list[tuple[str, CanonicalEvent]]:
+        """(anchor, event) for every event filed under one of the keys."""
 
     @abstractmethod
     def is_applied(self, dedupe_key: str) -> bool:
         """Whether an event was already applied (the marker written with it)."""
 
     @abstractmethod
-    def commit(self, plan: ResolutionPlan, event: CanonicalEvent) -> bool:
+    def commit(self, plan: ResolutionPlan, event: CanonicalEvent | None) -> bool:
         """Apply the plan atomically. Returns False when the event had already been applied.
 
         Raises ConflictError when a concurrent writer changed a person or identifier first (re-plan and retry).
         """
+
+    @abstractmethod
+    def lineage(self, person_id: str) -> list[LineageRecord]:
+        """The merge history filed under a person, oldest first."""

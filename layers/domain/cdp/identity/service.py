@@ -1,23 +1,27 @@
-"""Resolve one canonical event to a person: look up, plan, commit atomically, publish."""
+"""Resolve events and run identity operations: look up the graph around a change, plan, commit atomically, publish.
+
+Every operation retries on a concurrent change (optimistic concurrency) by re-planning on fresh state.
+"""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from cdp.errors import ConflictError
-from cdp.identity.events import IdentifierQuarantined, ProfileMerged, ProfileUpdated
+from cdp.errors import ConflictError, InvalidInputError, NotFoundError
+from cdp.identity.events import IdentifierQuarantined, PersonSplit, ProfileMerged, ProfileUpdated
 from cdp.identity.ports import IdentityStore
-from cdp.identity.resolution import ResolutionPlan, plan_resolution
-from cdp.identity.rules import DEFAULT_RULES, IdentityRules
+from cdp.identity.resolution import Change, ResolutionPlan, plan_change
 from cdp.ingest.events import CanonicalEvent
+from cdp.org import BrandConfig, OrgDirectory, load_org
+from cdp.profile.models import Profile
 from cdp.shared.envelope import Publishable
 from cdp.shared.ports import EventPublisher
 from cdp.shared.time import utc_now
 
-MAX_ATTEMPTS = 5
+MAX_ATTEMPTS = 8
 _PERSON_NAMESPACE = uuid.UUID("6f1c2a4e-5d7b-4c1e-9a3f-0b8d2e6c4f10")
 
 
@@ -28,24 +32,36 @@ def person_id_for(event: CanonicalEvent) -> str:
 
 @dataclass(frozen=True)
 class ResolutionOutcome:
-    person_id: str
-    applied: bool  # False: a redelivered event that had been applied already
+    person_id: str | None  # None: the event is filed under a shared identifier only, or was suppressed
+    applied: bool  # False: a redelivered event that had been applied already (or a suppressed one)
     merged_ids: tuple[str, ...] = ()
     quarantined: tuple[str, ...] = ()
+    split: tuple[str, ...] = ()
+    suppressed: bool = False
 
 
 def resolve_event(
     event: CanonicalEvent,
     store: IdentityStore,
     publisher: EventPublisher,
-    rules: IdentityRules = DEFAULT_RULES,
+    org: OrgDirectory | None = None,
     now: Callable[[], datetime] = utc_now,
     new_id: Callable[[CanonicalEvent], str] | None = None,
 ) -> ResolutionOutcome:
     """Exactly-once application per (source, event id); optimistic concurrency with re-planning on conflict."""
+    brand = (org or load_org()).brand(event.brand_id)
+    rules, namespace = brand.rules, brand.namespace
     person_id = (new_id or person_id_for)(event)
+    candidates = {i.key for i in event.identifiers} - rules.blocked_values
     for attempt in range(1, MAX_ATTEMPTS + 1):
-        plan = _plan(event, store, rules, now(), person_id)
+        erased = store.suppressed(namespace, candidates)
+        keys = tuple(sorted(candidates - erased))
+        if not keys:
+            return ResolutionOutcome(person_id=None, applied=False, suppressed=True)
+        records = store.lookup_identifiers(namespace, keys)
+        persons = store.current_persons({r.person_id for r in records.values() if r.person_id})
+        change = Change(at=now(), event=event, keys=keys, new_links=tuple(sorted(rules.event_edges(keys))))
+        plan = plan_change(change, namespace, records, persons, rules, brand, store, person_id)
         try:
             applied = store.commit(plan, event)
         except ConflictError:
@@ -54,45 +70,205 @@ def resolve_event(
             continue
         # Publish also for a redelivered event: the first attempt may have committed and then failed to publish.
         publisher.publish(_announcements(plan, event, applied), correlation_id=event.event_id)
-        return ResolutionOutcome(
-            person_id=plan.target.person_id,
-            applied=applied,
-            merged_ids=tuple(p.person_id for p in plan.merged),
-            quarantined=tuple(q.key for q in plan.quarantined),
-        )
+        return _outcome(plan, applied)
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _plan(event: CanonicalEvent, store: IdentityStore, rules: IdentityRules, at: datetime, pid: str) -> ResolutionPlan:
-    index = store.lookup_identifiers(i.key for i in event.identifiers)
-    owners = {r.person_id for r in index.values()}
-    persons = store.load_persons(owners)
-    return plan_resolution(event, index, persons, rules, new_person_id=pid, now=at)
+def _outcome(plan: ResolutionPlan, applied: bool) -> ResolutionOutcome:
+    return ResolutionOutcome(
+        person_id=plan.event_person_id,
+        applied=applied,
+        merged_ids=tuple(sorted(p.person_id for p in plan.merged)),
+        quarantined=tuple(plan.newly_shared),
+        split=plan.recomputed if len(plan.recomputed) > 1 else (),
+    )
 
 
-def _announcements(plan: ResolutionPlan, event: CanonicalEvent, applied: bool) -> list[Publishable]:
-    out: list[Publishable] = [
-        ProfileUpdated(
-            person_id=plan.target.person_id,
-            brand_id=plan.target.brand_id,
-            event_id=event.event_id,
-            event_type=event.event_type,
-            version=plan.target.version,
-        )
-    ]
-    if not applied:
-        return out
-    if plan.evidence:
+def _announcements(plan: ResolutionPlan, event: CanonicalEvent | None, applied: bool) -> list[Publishable]:
+    out: list[Publishable] = []
+    changed = [w.profile for w in plan.profiles if not w.profile.merged_into and not w.profile.dissolved]
+    for profile in changed:
+        if event is not None and profile.person_id != plan.event_person_id and not plan.recomputed:
+            continue  # a person that only gained an identifier-only neighbour needs no tag refresh
         out.append(
-            ProfileMerged(
-                survivor_id=plan.evidence.survivor_id,
-                merged_ids=list(plan.evidence.merged_ids),
-                bridging_identifiers=list(plan.evidence.bridging_identifiers),
-                event_id=plan.evidence.event_id,
-                rule=plan.evidence.rule,
+            ProfileUpdated(
+                person_id=profile.person_id,
+                brand_id=profile.brand_id,
+                event_id=event.event_id if event else f"identity-op-{profile.version}",
+                # A split or a manual operation may change any fact: announce it like a merge.
+                event_type=event.event_type if event and not plan.recomputed else "identity_changed",
+                version=profile.version,
             )
         )
+    if not applied:
+        return out
+    for record in plan.lineage:
+        if record.kind == "merge" and record.survivor_id:
+            out.append(
+                ProfileMerged(
+                    survivor_id=record.survivor_id,
+                    merged_ids=list(record.merged_ids),
+                    bridging_identifiers=list(record.identifiers),
+                    event_id=record.event_id or "",
+                    rule=record.rule,
+                )
+            )
+        elif record.kind == "split":
+            out.append(
+                PersonSplit(
+                    person_ids=sorted(record.parts),
+                    identifiers=list(record.identifiers),
+                    rule=record.rule,
+                    actor=record.actor,
+                    event_id=record.event_id,
+                )
+            )
+    owners = {r.key: r.person_id for r in plan.identifiers}
     out.extend(
-        IdentifierQuarantined(identifier=q.key, owner_id=q.person_id, event_id=event.event_id) for q in plan.quarantined
+        IdentifierQuarantined(
+            identifier=key,
+            namespace=plan.namespace,
+            owner_id=owners.get(key) or "",
+            event_id=event.event_id if event else None,
+        )
+        for key in plan.newly_shared
     )
     return out
+
+
+# ---- operations (API and CLI) ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OperationResult:
+    plan: ResolutionPlan
+    committed: bool
+
+    @property
+    def persons(self) -> list[Profile]:
+        return [w.profile for w in self.plan.profiles if not w.profile.merged_into and not w.profile.dissolved]
+
+
+class IdentityOperations:
+    """Manual merge (with a dry-run preview), unmerge, unbind and quarantine, all recorded with their actor."""
+
+    def __init__(
+        self,
+        store: IdentityStore,
+        publisher: EventPublisher,
+        org: OrgDirectory | None = None,
+        now: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self._store = store
+        self._publisher = publisher
+        self._org = org or load_org()
+        self._now = now
+
+    def _person(self, person_id: str) -> Profile:
+        found = self._store.current_persons([person_id])
+        if not found:
+            raise NotFoundError(f"no person {person_id}")
+        return next(iter(found.values()))
+
+    def _brand(self, person: Profile) -> BrandConfig:
+        return self._org.brand(person.brand_id)
+
+    def merge(self, person_ids: list[str], actor: str, reason: str, dry_run: bool = False) -> OperationResult:
+        if len(set(person_ids)) < 2:
+            raise InvalidInputError("a merge needs at least two different person ids", "person_ids")
+
+        def change() -> tuple[Change, list[Profile], BrandConfig]:
+            persons = [self._person(pid) for pid in person_ids]
+            survivors = {p.person_id for p in persons}
+            if len(survivors) < 2:
+                raise InvalidInputError("these persons are already one person", "person_ids")
+            brand = self._brand(persons[0])
+            if len({self._brand(p).namespace for p in persons}) > 1:
+                raise InvalidInputError("persons of different identity namespaces cannot merge", "person_ids")
+            anchors = [min(p.identifiers, key=brand.rules.order) for p in persons if p.identifiers]
+            if len(anchors) < len(persons):
+                raise InvalidInputError("a person without identifiers cannot be merged", "person_ids")
+            links = tuple(brand.rules.orient(anchors[0], a) for a in anchors[1:])
+            rule = f"manual merge: {reason}"
+            return Change(at=self._now(), new_links=links, manual_links=True, actor=actor, rule=rule), persons, brand
+
+        return self._run(change, dry_run)
+
+    def unmerge(self, person_id: str, merged_person_id: str, actor: str, reason: str) -> OperationResult:
+        def change() -> tuple[Change, list[Profile], BrandConfig]:
+            person = self._person(person_id)
+            earlier = self._store.load_persons([merged_person_id]).get(merged_person_id)
+            if earlier is None or earlier.merged_into is None:
+                raise NotFoundError(f"{merged_person_id} is not a person merged into {person_id}")
+            if merged_person_id not in person.merged_from:
+                raise InvalidInputError(f"{merged_person_id} was not merged into {person_id}", "merged_person_id")
+            side = set(earlier.identifiers) & set(person.identifiers)
+            if not side:
+                raise InvalidInputError(f"none of {merged_person_id}'s identifiers are left on {person_id}", "")
+            cut = tuple(sorted((a, b) for a, b in person.links if (a in side) != (b in side)))
+            if not cut:
+                raise InvalidInputError(f"{merged_person_id} shares every identifier with {person_id}", "")
+            rule = f"unmerge of {merged_person_id}: {reason}"
+            return Change(at=self._now(), cut=cut, actor=actor, rule=rule), [person], self._brand(person)
+
+        return self._run(change, dry_run=False)
+
+    def unbind(self, person_id: str, identifier_key: str, actor: str, reason: str) -> OperationResult:
+        def change() -> tuple[Change, list[Profile], BrandConfig]:
+            person = self._person(person_id)
+            if identifier_key not in person.identifiers:
+                raise NotFoundError(f"{identifier_key} is not bound to {person_id}")
+            if len(person.identifiers) == 1:
+                raise InvalidInputError(f"{identifier_key} is {person_id}'s only identifier", "identifier")
+            cut = tuple(sorted((a, b) for a, b in person.links if identifier_key in (a, b)))
+            rule = f"unbind {identifier_key}: {reason}"
+            return Change(at=self._now(), cut=cut, actor=actor, rule=rule), [person], self._brand(person)
+
+        return self._run(change, dry_run=False)
+
+    def quarantine(self, brand_id: str, identifier_key: str, actor: str, reason: str) -> OperationResult:
+        brand = self._org.brand(brand_id)
+
+        def change() -> tuple[Change, list[Profile], BrandConfig]:
+            record = self._store.lookup_identifiers(brand.namespace, [identifier_key]).get(identifier_key)
+            if record is None:
+                raise NotFoundError(f"identifier {identifier_key} is unknown")
+            if record.shared:
+                raise InvalidInputError(f"{identifier_key} is already quarantined", "identifier")
+            owners = list(self._store.current_persons([record.person_id] if record.person_id else []).values())
+            change = Change(at=self._now(), share=(identifier_key,), actor=actor, rule=f"quarantine: {reason}")
+            return change, owners, brand
+
+        return self._run(change, dry_run=False)
+
+    def _run(self, build: Callable[[], tuple[Change, list[Profile], BrandConfig]], dry_run: bool) -> OperationResult:
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            change, persons, brand = build()
+            named = {k for p in persons for k in p.identifiers} | {k for link in change.cut for k in link}
+            named |= set(change.share)
+            records = self._store.lookup_identifiers(brand.namespace, named)
+            plan = plan_change(
+                change,
+                brand.namespace,
+                records,
+                {p.person_id: p for p in persons},
+                brand.rules,
+                brand,
+                self._store,
+                new_person_id=uuid.uuid4().hex,
+            )
+            if dry_run:
+                return OperationResult(plan, committed=False)
+            try:
+                self._store.commit(plan, None)
+            except ConflictError:
+                if attempt == MAX_ATTEMPTS:
+                    raise
+                continue
+            self._publisher.publish(_announcements(plan, None, True), correlation_id=f"identity-op:{change.actor}")
+            return OperationResult(plan, committed=True)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+def keys_of(persons: Iterable[Profile]) -> set[str]:
+    return {k for p in persons for k in p.identifiers}

@@ -134,6 +134,20 @@ class PointsChangedProperties(_Open):
     balance_after: int | None = None
 
 
+class BenefitChangedProperties(_Open):
+    benefit_id: Token = Field(description="e.g. free-delivery, birthday-gift, lounge-access")
+    granted: bool = Field(description="true: granted; false: revoked or expired")
+    program: Token | None = None
+
+
+class CardBalanceChangedProperties(_Open):
+    card_id: Token
+    kind: Literal["stored_value", "gift_card"]
+    delta_minor: int = Field(description="top-up or refund (positive) or spend (negative), in minor units")
+    currency: Currency
+    balance_after_minor: int | None = Field(default=None, ge=0)
+
+
 class CouponClaimedProperties(_Open):
     coupon_id: Token
     campaign_id: Token | None = None
@@ -221,6 +235,16 @@ class PointsChangedEvent(_EventBase):
     properties: PointsChangedProperties
 
 
+class BenefitChangedEvent(_EventBase):
+    event_type: Literal["benefit_changed"]
+    properties: BenefitChangedProperties
+
+
+class CardBalanceChangedEvent(_EventBase):
+    event_type: Literal["card_balance_changed"]
+    properties: CardBalanceChangedProperties
+
+
 class CouponClaimedEvent(_EventBase):
     event_type: Literal["coupon_claimed"]
     properties: CouponClaimedProperties
@@ -254,6 +278,8 @@ CanonicalEvent = Annotated[
     | OrderReturnedEvent
     | ReviewPostedEvent
     | PointsChangedEvent
+    | BenefitChangedEvent
+    | CardBalanceChangedEvent
     | CouponClaimedEvent
     | CouponRedeemedEvent
     | MessageDeliveredEvent
@@ -269,6 +295,8 @@ EVENT_TYPES: tuple[str, ...] = (
     "order_returned",
     "review_posted",
     "points_changed",
+    "benefit_changed",
+    "card_balance_changed",
     "coupon_claimed",
     "coupon_redeemed",
     "message_delivered",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
@@ -12,11 +13,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 from cdp import topology
 from cdp.errors import ConflictError, StoreError
 from cdp.identity.ports import IdentityStore
-from cdp.identity.resolution import IdentifierRecord, ResolutionPlan
+from cdp.identity.resolution import IdentifierRecord, LineageRecord, ResolutionPlan
 from cdp.ingest.events import CanonicalEvent, parse_event
+from cdp.org import OrgDirectory, load_org
 from cdp.profile import keys
 from cdp.profile.models import ModelScore, Profile, TagValue
-from cdp.profile.ports import MessageRecord, TimelineEntry
+from cdp.profile.ports import MessageRecord, TimelineEntry, TimelinePage
 from cdp.shared.aws import client as default_client
 from cdp.shared.dynamo import from_item, to_attr, to_item
 from cdp.shared.time import iso, parse_iso
@@ -31,9 +33,13 @@ _MAX_TRANSACTION_ITEMS = 100
 
 
 class DynamoProfileStore(TagStore, IdentityStore):
-    def __init__(self, table_name: str, client: DynamoDBClient | None = None) -> None:
+    def __init__(self, table_name: str, client: DynamoDBClient | None = None, org: OrgDirectory | None = None) -> None:
         self._table = table_name
         self._db: DynamoDBClient = client or default_client("dynamodb")
+        self._org = org or load_org()
+
+    def namespace_of(self, brand_id: str) -> str:
+        return self._org.brand(brand_id).namespace
 
     # ---- reads ----------------------------------------------------------------------------------------------
 
@@ -63,7 +69,7 @@ class DynamoProfileStore(TagStore, IdentityStore):
             TableName=self._table,
             Segment=shard,
             TotalSegments=total_shards,
-            FilterExpression="#sk = :profile AND attribute_not_exists(merged_into)",
+            FilterExpression="#sk = :profile AND attribute_not_exists(merged_into) AND attribute_not_exists(dissolved)",
             ExpressionAttributeNames={"#sk": SK},
             ExpressionAttributeValues={":profile": {"S": keys.PROFILE_SK}},
         )
@@ -88,19 +94,55 @@ class DynamoProfileStore(TagStore, IdentityStore):
             raise StoreError(f"query {pk} failed: {exc}") from exc
 
     def timeline(self, profile: Profile) -> list[TimelineEntry]:
+        namespace = self.namespace_of(profile.brand_id)
         entries = [
-            TimelineEntry(person_id=pid, event=parse_event(item["event"]))
-            for pid in (profile.person_id, *profile.merged_from)
-            for item in self._query_prefix(keys.person_pk(pid), keys.TIMELINE_PREFIX)
+            TimelineEntry(anchor=key, event=parse_event(item["event"]))
+            for key in profile.identifiers
+            for item in self._query_prefix(keys.anchor_pk(namespace, key), keys.TIMELINE_PREFIX)
         ]
         return sorted(entries, key=lambda e: (e.event.occurred_at, e.event.event_id))
 
-    def person_for_identifier(self, identifier_key: str) -> str | None:
-        record = self.lookup_identifiers([identifier_key]).get(identifier_key)
-        if record is None:
+    def timeline_page(self, profile: Profile, before: str | None, limit: int) -> TimelinePage:
+        """Newest first, `limit` events older than the cursor (a timeline sort key) across the person's identifiers."""
+        namespace = self.namespace_of(profile.brand_id)
+        candidates: list[tuple[str, str, dict[str, Any]]] = []
+        for key in profile.identifiers:
+            condition = "#pk = :pk AND begins_with(#sk, :prefix)"
+            values: dict[str, Any] = {
+                ":pk": {"S": keys.anchor_pk(namespace, key)},
+                ":prefix": {"S": keys.TIMELINE_PREFIX},
+            }
+            if before:
+                condition = "#pk = :pk AND #sk BETWEEN :prefix AND :before"
+                values[":before"] = {"S": before}
+            try:
+                response = self._db.query(
+                    TableName=self._table,
+                    KeyConditionExpression=condition,
+                    ExpressionAttributeNames={"#pk": PK, "#sk": SK},
+                    ExpressionAttributeValues=values,
+                    ScanIndexForward=False,
+                    Limit=limit + 1,
+                )
+            except (ClientError, BotoCoreError) as exc:
+                raise StoreError(f"timeline query of {profile.person_id} failed: {exc}") from exc
+            for raw in response.get("Items", []):
+                item = from_item(raw)
+                if before and item[SK] >= before:
+                    continue  # BETWEEN is inclusive: the cursor's own event was on the previous page
+                candidates.append((item[SK], key, item))
+        candidates.sort(key=lambda c: c[0], reverse=True)
+        page = candidates[:limit]
+        entries = [TimelineEntry(anchor=key, event=parse_event(item["event"])) for _, key, item in page]
+        more = len(candidates) > limit
+        return TimelinePage(entries=entries, next_cursor=page[-1][0] if more and page else None)
+
+    def person_for_identifier(self, brand_id: str, identifier_key: str) -> str | None:
+        record = self.lookup_identifiers(self.namespace_of(brand_id), [identifier_key]).get(identifier_key)
+        if record is None or record.person_id is None:
             return None
         profile = self.get(record.person_id)
-        return profile.person_id if profile else None
+        return profile.person_id if profile and not profile.dissolved else None
 
     # ---- annotations (each writer owns its attribute) ---------------------------------------------------
 
@@ -190,167 +232,230 @@ class DynamoProfileStore(TagStore, IdentityStore):
 
     # ---- identity store -----------------------------------------------------------------------------------
 
-    def lookup_identifiers(self, keys_: Iterable[str]) -> dict[str, IdentifierRecord]:
-        wanted = sorted(set(keys_))
-        out: dict[str, IdentifierRecord] = {}
-        for start in range(0, len(wanted), 100):
-            request = {
+    def _batch_get(self, pks: list[tuple[str, str]]) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        unique = sorted(set(pks))
+        for start in range(0, len(unique), 100):
+            request: Any = {
                 self._table: {
-                    "Keys": [
-                        {PK: {"S": keys.identifier_pk(k)}, SK: {"S": keys.IDENTIFIER_SK}}
-                        for k in wanted[start : start + 100]
-                    ],
+                    "Keys": [{PK: {"S": pk}, SK: {"S": sk}} for pk, sk in unique[start : start + 100]],
                     "ConsistentRead": True,
                 }
             }
             while request:
                 try:
-                    response = self._db.batch_get_item(RequestItems=request)  # type: ignore[arg-type]
+                    response = self._db.batch_get_item(RequestItems=request)
                 except (ClientError, BotoCoreError) as exc:
-                    raise StoreError(f"identifier lookup failed: {exc}") from exc
-                for raw in response.get("Responses", {}).get(self._table, []):
-                    item = from_item(raw)
-                    key = item["identifier"]
-                    out[key] = IdentifierRecord(key=key, person_id=item["person_id"], shared=bool(item.get("shared")))
-                request = response.get("UnprocessedKeys") or {}  # type: ignore[assignment]
+                    raise StoreError(f"batch get failed: {exc}") from exc
+                out.extend(from_item(raw) for raw in response.get("Responses", {}).get(self._table, []))
+                request = response.get("UnprocessedKeys") or {}
         return out
 
+    def lookup_identifiers(self, namespace: str, keys_: Iterable[str]) -> dict[str, IdentifierRecord]:
+        items = self._batch_get([(keys.identifier_pk(namespace, k), keys.IDENTIFIER_SK) for k in keys_])
+        return {item["identifier"]: _to_record(item) for item in items}
+
+    def suppressed(self, namespace: str, keys_: Iterable[str]) -> set[str]:
+        wanted = {keys.suppressed_pk(namespace, k): k for k in keys_}
+        items = self._batch_get([(pk, keys.SUPPRESSED_SK) for pk in wanted])
+        return {wanted[item[PK]] for item in items}
+
     def load_persons(self, person_ids: Iterable[str]) -> dict[str, Profile]:
-        out = {}
-        for pid in set(person_ids):
-            profile = self._load(pid)
-            if profile is not None:
-                out[pid] = profile
+        items = self._batch_get([(keys.person_pk(pid), keys.PROFILE_SK) for pid in person_ids])
+        return {p.person_id: p for p in map(_to_profile, items)}
+
+    def current_persons(self, person_ids: Iterable[str]) -> dict[str, Profile]:
+        out: dict[str, Profile] = {}
+        pending = set(person_ids)
+        for _hop in range(50):
+            if not pending:
+                break
+            loaded = self.load_persons(pending)
+            pending = set()
+            for profile in loaded.values():
+                if profile.merged_into:
+                    pending.add(profile.merged_into)
+                elif not profile.dissolved:
+                    out[profile.person_id] = profile
+            pending -= set(out)
         return out
+
+    def events_anchored(self, namespace: str, keys_: Iterable[str]) -> list[tuple[str, CanonicalEvent]]:
+        return [
+            (key, parse_event(item["event"]))
+            for key in sorted(set(keys_))
+            for item in self._query_prefix(keys.anchor_pk(namespace, key), keys.TIMELINE_PREFIX)
+        ]
 
     def is_applied(self, dedupe_key: str) -> bool:
         return self._get_item(keys.applied_pk(dedupe_key), keys.APPLIED_SK) is not None
 
-    def commit(self, plan: ResolutionPlan, event: CanonicalEvent) -> bool:
-        items = _transaction(self._table, plan, event)
-        if len(items) > _MAX_TRANSACTION_ITEMS:
-            raise StoreError(f"resolution of {event.event_id} needs {len(items)} writes; the limit is 100")
+    def lineage(self, person_id: str) -> list[LineageRecord]:
+        return [_to_lineage(item) for item in self._query_prefix(keys.person_pk(person_id), keys.LINEAGE_PREFIX)]
+
+    def review_queue(self, namespace: str) -> list[dict[str, Any]]:
+        """Identifiers quarantined in a namespace, for a person to review (oldest first)."""
+        items = self._query_prefix(keys.review_pk(namespace), keys.REVIEW_PREFIX)
+        return [{k: v for k, v in item.items() if k not in (PK, SK)} for item in items]
+
+    def commit(self, plan: ResolutionPlan, event: CanonicalEvent | None) -> bool:
+        core, extra = _transaction(self._table, plan, event)
+        if len(core) > _MAX_TRANSACTION_ITEMS:
+            raise StoreError(f"an identity change needs {len(core)} writes in one transaction; the limit is 100")
+        if len(core) + len(extra) <= _MAX_TRANSACTION_ITEMS:
+            core, extra = core + extra, []
         try:
-            self._db.transact_write_items(TransactItems=items)  # type: ignore[arg-type]
+            self._db.transact_write_items(TransactItems=core)  # type: ignore[arg-type]
         except ClientError as exc:
             if exc.response["Error"]["Code"] != "TransactionCanceledException":
-                raise StoreError(f"commit of {event.event_id} failed: {exc}") from exc
+                raise StoreError(f"identity commit failed: {exc}") from exc
             reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
-            if reasons and reasons[0] == "ConditionalCheckFailed":
+            if event is not None and reasons and reasons[0] == "ConditionalCheckFailed":
                 return False  # the applied-marker exists: a redelivery
-            raise ConflictError(f"concurrent change while applying {event.event_id}: {reasons}") from exc
+            raise ConflictError(f"concurrent identity change: {reasons}") from exc
         except BotoCoreError as exc:
-            raise StoreError(f"commit of {event.event_id} failed: {exc}") from exc
+            raise StoreError(f"identity commit failed: {exc}") from exc
+        for start in range(0, len(extra), 25):  # lineage and review entries of a very large change
+            self._batch_put([e["Put"]["Item"] for e in extra[start : start + 25]])
         return True
 
+    def _batch_put(self, items: list[dict[str, Any]]) -> None:
+        request: Any = {self._table: [{"PutRequest": {"Item": item}} for item in items]}
+        while request:
+            try:
+                response = self._db.batch_write_item(RequestItems=request)
+            except (ClientError, BotoCoreError) as exc:
+                raise StoreError(f"batch write failed: {exc}") from exc
+            request = response.get("UnprocessedItems") or {}
 
-def _transaction(table: str, plan: ResolutionPlan, event: CanonicalEvent) -> list[dict[str, Any]]:
-    target = plan.target
-    items: list[dict[str, Any]] = [
+
+def _put(table: str, item: dict[str, Any], condition: str | None = None, **expr: Any) -> dict[str, Any]:
+    put: dict[str, Any] = {"TableName": table, "Item": to_item(item)}
+    if condition:
+        put["ConditionExpression"] = condition
+    if expr.get("names"):
+        put["ExpressionAttributeNames"] = expr["names"]
+    if expr.get("values"):
+        put["ExpressionAttributeValues"] = to_item(expr["values"])
+    return {"Put": put}
+
+
+def _transaction(
+    table: str, plan: ResolutionPlan, event: CanonicalEvent | None
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(writes that must be atomic, history entries that may follow when the transaction would be too large)."""
+    core: list[dict[str, Any]] = []
+    if event is not None:
         # First on purpose: a cancellation reason at index 0 means "already applied".
-        {
-            "Put": {
-                "TableName": table,
-                "Item": to_item(
-                    {PK: keys.applied_pk(event.dedupe_key), SK: keys.APPLIED_SK, "person_id": target.person_id}
-                ),
-                "ConditionExpression": "attribute_not_exists(#pk)",
-                "ExpressionAttributeNames": {"#pk": PK},
+        marker = {PK: keys.applied_pk(event.dedupe_key), SK: keys.APPLIED_SK}
+        core.append(_put(table, marker, "attribute_not_exists(#pk)", names={"#pk": PK}))
+        if plan.anchor is not None:
+            filed = {
+                PK: keys.anchor_pk(plan.namespace, plan.anchor),
+                SK: keys.timeline_sk(event.occurred_at, event.event_id),
+                "event_type": event.event_type,
+                "occurred_at": iso(event.occurred_at),
+                "brand_id": event.brand_id,
+                "store_id": event.store_id,
+                "event": event.model_dump_json(),
             }
-        },
-        _profile_write(table, target, plan.target_expected_version),
-        {
-            "Put": {
-                "TableName": table,
-                "Item": to_item(
-                    {
-                        PK: keys.person_pk(target.person_id),
-                        SK: keys.timeline_sk(event.occurred_at, event.event_id),
-                        "event_type": event.event_type,
-                        "occurred_at": iso(event.occurred_at),
-                        "event": event.model_dump_json(),
-                    }
-                ),
-            }
-        },
-    ]
-    for loser in plan.merged:
-        items.append(
-            {
-                "Update": {
-                    "TableName": table,
-                    "Key": to_item({PK: keys.person_pk(loser.person_id), SK: keys.PROFILE_SK}),
-                    "UpdateExpression": "SET merged_into = :survivor, version = version + :one",
-                    "ConditionExpression": "version = :expected AND attribute_not_exists(merged_into)",
-                    "ExpressionAttributeValues": to_item(
-                        {":survivor": target.person_id, ":one": 1, ":expected": loser.version}
-                    ),
-                }
-            }
-        )
-    for key, previous in plan.repointed_from.items():
-        items.append(
-            {
-                "Update": {
-                    "TableName": table,
-                    "Key": to_item({PK: keys.identifier_pk(key), SK: keys.IDENTIFIER_SK}),
-                    "UpdateExpression": "SET person_id = :survivor",
-                    "ConditionExpression": "person_id = :previous",
-                    "ExpressionAttributeValues": to_item({":survivor": target.person_id, ":previous": previous}),
-                }
-            }
-        )
-    for key in plan.new_identifiers:
-        items.append(
-            {
-                "Put": {
-                    "TableName": table,
-                    "Item": to_item(
-                        {
-                            PK: keys.identifier_pk(key),
-                            SK: keys.IDENTIFIER_SK,
-                            "identifier": key,
-                            "person_id": target.person_id,
-                        }
-                    ),
-                    "ConditionExpression": "attribute_not_exists(#pk)",
-                    "ExpressionAttributeNames": {"#pk": PK},
-                }
-            }
-        )
-    for q in plan.quarantined:
-        if q.key in plan.repointed_from:
-            continue  # one write per item in a transaction; it stays linked to the survivor and is marked next time
-        items.append(
-            {
-                "Update": {
-                    "TableName": table,
-                    "Key": to_item({PK: keys.identifier_pk(q.key), SK: keys.IDENTIFIER_SK}),
-                    "UpdateExpression": "SET #shared = :true",
-                    "ConditionExpression": "person_id = :owner",
-                    "ExpressionAttributeNames": {"#shared": "shared"},
-                    "ExpressionAttributeValues": to_item({":true": True, ":owner": q.person_id}),
-                }
-            }
-        )
-    return items
+            core.append(_put(table, {k: v for k, v in filed.items() if v is not None}))
+    for write in plan.profiles:
+        core.append(_profile_write(table, write.profile, write.expected_version))
+    for record in plan.identifiers:
+        core.append(_identifier_write(table, plan.namespace, record))
+    extra: list[dict[str, Any]] = []
+    for entry in plan.lineage:
+        body = _lineage_item(entry)
+        for pid in entry.person_ids or (entry.survivor_id,):
+            if pid:
+                extra.append(_put(table, {PK: keys.person_pk(pid), SK: body["sk"], **body["item"]}))
+    for key in plan.newly_shared:
+        owner = next((r.person_id for r in plan.identifiers if r.key == key), None)
+        review = {
+            PK: keys.review_pk(plan.namespace),
+            SK: keys.review_sk(key),
+            "identifier": key,
+            "reason": next((r.shared for r in plan.identifiers if r.key == key), "hub"),
+            "quarantined_at": iso(plan.lineage[-1].at) if plan.lineage else None,
+            "event_id": event.event_id if event else None,
+            "previous_owner": owner,
+        }
+        extra.append(_put(table, {k: v for k, v in review.items() if v is not None}))
+    return core, extra
+
+
+def _identifier_write(table: str, namespace: str, record: IdentifierRecord) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        PK: keys.identifier_pk(namespace, record.key),
+        SK: keys.IDENTIFIER_SK,
+        "identifier": record.key,
+        "ver": record.version + 1,
+        "up": sorted(record.up),
+        "disabled": sorted(record.disabled),
+    }
+    if record.person_id:
+        item["person_id"] = record.person_id
+    if record.shared:
+        item["shared"] = record.shared
+    if record.version == 0:
+        return _put(table, item, "attribute_not_exists(#pk)", names={"#pk": PK})
+    return _put(table, item, "ver = :expected", values={":expected": record.version})
+
+
+def _to_record(item: dict[str, Any]) -> IdentifierRecord:
+    return IdentifierRecord(
+        key=item["identifier"],
+        person_id=item.get("person_id"),
+        up=frozenset(item.get("up") or ()),
+        disabled=frozenset(item.get("disabled") or ()),
+        shared=item.get("shared"),
+        version=int(item.get("ver", 1)),
+    )
+
+
+def _lineage_item(entry: LineageRecord) -> dict[str, Any]:
+    body = {
+        "kind": entry.kind,
+        "at": iso(entry.at),
+        "person_ids": list(entry.person_ids),
+        "rule": entry.rule,
+        "identifiers": list(entry.identifiers),
+        "event_id": entry.event_id,
+        "actor": entry.actor,
+        "survivor_id": entry.survivor_id,
+        "merged_ids": list(entry.merged_ids),
+        "parts": {k: list(v) for k, v in entry.parts.items()},
+    }
+    digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
+    return {"sk": keys.lineage_sk(entry.at, digest), "item": {k: v for k, v in body.items() if v is not None}}
+
+
+def _to_lineage(item: dict[str, Any]) -> LineageRecord:
+    return LineageRecord(
+        kind=item["kind"],
+        at=parse_iso(item["at"]),
+        person_ids=tuple(item.get("person_ids") or ()),
+        rule=item["rule"],
+        identifiers=tuple(item.get("identifiers") or ()),
+        event_id=item.get("event_id"),
+        actor=item.get("actor"),
+        survivor_id=item.get("survivor_id"),
+        merged_ids=tuple(item.get("merged_ids") or ()),
+        parts={k: tuple(v) for k, v in (item.get("parts") or {}).items()},
+    )
 
 
 def _profile_write(table: str, target: Profile, expected_version: int | None) -> dict[str, Any]:
     """A whole-item Put guarded by the version: tag and score writers bump the version too, so a concurrent
-    annotation makes this fail and the resolution is re-planned on fresh state (nothing is overwritten)."""
+    annotation makes this fail and the change is re-planned on fresh state (nothing is overwritten)."""
     item = {PK: keys.person_pk(target.person_id), SK: keys.PROFILE_SK, **target.model_dump(mode="json")}
-    item = {k: v for k, v in item.items() if v is not None}
+    item = {k: v for k, v in item.items() if v is not None and not (k == "dissolved" and v is False)}
     if expected_version is None:
-        condition, names, values = "attribute_not_exists(#pk)", {"#pk": PK}, {}
-    else:
-        condition = "#version = :expected AND attribute_not_exists(merged_into)"
-        names, values = {"#version": "version"}, {":expected": expected_version}
-    put: dict[str, Any] = {"TableName": table, "Item": to_item(item), "ConditionExpression": condition}
-    put["ExpressionAttributeNames"] = names
-    if values:
-        put["ExpressionAttributeValues"] = to_item(values)
-    return {"Put": put}
+        return _put(table, item, "attribute_not_exists(#pk)", names={"#pk": PK})
+    return _put(
+        table, item, "#version = :expected", names={"#version": "version"}, values={":expected": expected_version}
+    )
 
 
 def _to_profile(item: dict[str, Any]) -> Profile:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_serializer
 
 from cdp.ingest.events import CanonicalEvent
+from cdp.org import BrandConfig, LoyaltyPolicy, MergePolicy
 from cdp.shared.time import iso
 
 
@@ -23,10 +24,40 @@ class Traits(BaseModel):
     member_level: str | None = None
 
 
+TRAIT_NAMES: tuple[str, ...] = tuple(Traits.model_fields)
+
+
+class TraitObservation(BaseModel):
+    """The latest value one source gave for a trait (kept per source so merges and splits lose nothing)."""
+
+    value: str
+    at: datetime
+
+
 class ConsentState(BaseModel):
     granted: bool
     changed_at: datetime
     source: str
+
+
+class LevelState(BaseModel):
+    level: str
+    at: datetime
+
+
+class BenefitState(BaseModel):
+    granted: bool
+    at: datetime
+    program: str | None = None
+
+
+class CardBalance(BaseModel):
+    """A stored-value or gift card: balances are per card and never summed across cards."""
+
+    kind: Literal["stored_value", "gift_card"]
+    currency: str
+    balance_minor: int = 0
+    last_change_at: datetime | None = None
 
 
 class ProfileFacts(BaseModel):
@@ -55,6 +86,9 @@ class ProfileFacts(BaseModel):
     store_counts: dict[str, int] = Field(default_factory=dict)
     source_counts: dict[str, int] = Field(default_factory=dict)
     order_months: dict[str, int] = Field(default_factory=dict, description="orders per calendar month '01'..'12'")
+    member_levels: dict[str, LevelState] = Field(default_factory=dict, description="program -> its latest level")
+    benefits: dict[str, BenefitState] = Field(default_factory=dict)
+    cards: dict[str, CardBalance] = Field(default_factory=dict, description="card id -> its own balance")
 
     @property
     def points_balance(self) -> int:
@@ -63,6 +97,21 @@ class ProfileFacts(BaseModel):
     @property
     def net_spend_minor(self) -> int:
         return self.spend_minor - self.refund_minor
+
+    def brand_points(self, policy: LoyaltyPolicy) -> int:
+        """Points of every program converted at its rate and summed (e.g. 1,000 dealer points at 10:1 + 300 = 400)."""
+        return sum(points // policy.rate(program) for program, points in self.points_by_program.items())
+
+    def member_level(self, policy: LoyaltyPolicy) -> str | None:
+        if not self.member_levels:
+            return None
+        if policy.level_rule == "most_recent":
+            return max(self.member_levels.values(), key=lambda s: (s.at, s.level)).level
+        order = {level: i for i, level in enumerate(policy.level_order)}
+        return max(self.member_levels.values(), key=lambda s: (order.get(s.level, -1), s.at, s.level)).level
+
+    def active_benefits(self) -> list[str]:
+        return sorted(b for b, state in self.benefits.items() if state.granted)
 
 
 class TagValue(BaseModel):
@@ -84,11 +133,20 @@ class Profile(BaseModel):
     updated_at: datetime
     version: int = 0
     identifiers: list[str] = Field(default_factory=list, description="identifier keys, e.g. phone:+8613800138000")
-    traits: Traits = Field(default_factory=Traits)
+    traits: Traits = Field(default_factory=Traits, description="resolved from trait_sources by the merge policy")
+    trait_sources: dict[str, dict[str, TraitObservation]] = Field(
+        default_factory=dict, description="trait -> source -> latest observation"
+    )
+    scoped_facts: dict[str, ProfileFacts] = Field(
+        default_factory=dict, description="'{brand_id}/{store_id or -}' -> the facts of that scope (views roll up)"
+    )
     consent: dict[str, ConsentState] = Field(default_factory=dict)
     facts: ProfileFacts = Field(default_factory=ProfileFacts)
+    links: list[tuple[str, str]] = Field(default_factory=list, description="(low, high) identifier edges that bind")
     merged_from: list[str] = Field(default_factory=list)
     merged_into: str | None = None
+    over_limit: list[str] = Field(default_factory=list, description="identifier types held beyond the rule limits")
+    dissolved: bool = Field(default=False, description="every identifier turned out shared; nothing is left")
     tags: dict[str, TagValue] = Field(default_factory=dict)
     next_tag_expiry: datetime | None = Field(default=None, description="when a tag changes next with no new event")
     scores: dict[str, ModelScore] = Field(default_factory=dict)
@@ -116,31 +174,76 @@ def _latest(a: datetime | None, b: datetime | None) -> datetime | None:
     return max(x for x in (a, b) if x is not None) if (a or b) else None
 
 
-def apply_event(profile: Profile, event: CanonicalEvent) -> Profile:
-    """Fold one event into a copy of the profile (pure; the caller guarantees each event is applied once)."""
+def scope_key(brand_id: str, store_id: str | None) -> str:
+    return f"{brand_id}/{store_id or '-'}"
+
+
+def split_scope_key(key: str) -> tuple[str, str | None]:
+    brand, _, store = key.partition("/")
+    return brand, (None if store == "-" else store)
+
+
+def apply_event(profile: Profile, event: CanonicalEvent, brand: BrandConfig | None = None) -> Profile:
+    """Fold one event into a copy of the profile (pure; the caller guarantees each event is applied once).
+
+    Order-independent: folding the same events in any order gives the same profile (ties break on value), which
+    is what lets a split recompute a person from their events and agree with the incremental path.
+    """
     p = profile.model_copy(deep=True)
-    f = p.facts
+    p.facts = _apply_facts(p.facts, event)
+    scope = scope_key(event.brand_id, event.store_id)
+    p.scoped_facts[scope] = _apply_facts(p.scoped_facts.get(scope, ProfileFacts()), event)
+    if event.event_type == "identify":
+        observed = event.properties.model_dump(exclude_none=True, include=set(TRAIT_NAMES), mode="json")
+        source = _trait_source(event)
+        for name, value in observed.items():
+            _observe(
+                p.trait_sources.setdefault(name, {}), source, TraitObservation(value=str(value), at=event.occurred_at)
+            )
+    elif event.event_type == "consent_changed":
+        change = event.properties
+        if change.purpose == "marketing":
+            state = ConsentState(granted=change.granted, changed_at=event.occurred_at, source=event.source.value)
+            p.consent[change.channel] = _newer_consent(p.consent.get(change.channel), state)
+    p.traits = resolve_traits(p, brand)
+    p.updated_at = max(p.updated_at, event.occurred_at)
+    return p
+
+
+def _trait_source(event: CanonicalEvent) -> str:
+    return f"{event.source.value}@{event.store_id}" if event.store_id else event.source.value
+
+
+def _observe(by_source: dict[str, TraitObservation], source: str, obs: TraitObservation) -> None:
+    current = by_source.get(source)
+    if current is None or (obs.at, obs.value) > (current.at, current.value):
+        by_source[source] = obs
+
+
+def _newer_consent(current: ConsentState | None, state: ConsentState) -> ConsentState:
+    if current is None:
+        return state
+    # Latest decision wins; at the same instant a refusal wins (the privacy-safe reading).
+    return max(current, state, key=lambda c: (c.changed_at, not c.granted, c.source))
+
+
+def _apply_facts(facts: ProfileFacts, event: CanonicalEvent) -> ProfileFacts:  # noqa: C901 - one branch per type
+    f = facts.model_copy(deep=True)
     at = event.occurred_at
     f.event_count += 1
     f.first_seen_at = _earliest(f.first_seen_at, at)
     f.last_seen_at = _latest(f.last_seen_at, at)
     _bump(f.source_counts, event.source.value)
     _bump(f.store_counts, event.store_id)
-    for ident in event.identifiers:
-        if ident.key not in p.identifiers:
-            p.identifiers.append(ident.key)
-    _apply_typed(p, event)
-    p.updated_at = max(p.updated_at, at)
-    return p
-
-
-def _apply_typed(p: Profile, event: CanonicalEvent) -> None:  # noqa: C901 - one branch per event type
-    f = p.facts
-    at = event.occurred_at
     match event.event_type:
         case "identify":
-            newer = event.properties.model_dump(exclude_none=True, include=set(Traits.model_fields))
-            p.traits = p.traits.model_copy(update=newer)
+            level = event.properties.member_level
+            if level:
+                program = str((event.properties.model_extra or {}).get("program") or _trait_source(event))
+                new = LevelState(level=level, at=at)
+                old = f.member_levels.get(program)
+                if old is None or (new.at, new.level) > (old.at, old.level):
+                    f.member_levels[program] = new
         case "page_view":
             f.page_views += 1
         case "add_to_cart":
@@ -163,6 +266,19 @@ def _apply_typed(p: Profile, event: CanonicalEvent) -> None:  # noqa: C901 - one
             f.rating_sum += event.properties.rating
         case "points_changed":
             _bump(f.points_by_program, event.properties.program, event.properties.delta)
+        case "benefit_changed":
+            b = event.properties
+            state = BenefitState(granted=b.granted, at=at, program=b.program)
+            f.benefits[b.benefit_id] = _newer_benefit(f.benefits.get(b.benefit_id), state)
+        case "card_balance_changed":
+            c = event.properties
+            card = f.cards.get(c.card_id) or CardBalance(kind=c.kind, currency=c.currency)
+            f.cards[c.card_id] = card.model_copy(
+                update={
+                    "balance_minor": card.balance_minor + c.delta_minor,
+                    "last_change_at": _latest(card.last_change_at, at),
+                }
+            )
         case "coupon_claimed":
             f.coupons_claimed += 1
         case "coupon_redeemed":
@@ -171,11 +287,50 @@ def _apply_typed(p: Profile, event: CanonicalEvent) -> None:  # noqa: C901 - one
             f.messages_delivered += 1 if event.properties.status == "delivered" else 0
         case "message_clicked":
             f.messages_clicked += 1
-        case "consent_changed":
-            change = event.properties
-            current = p.consent.get(change.channel)
-            if change.purpose == "marketing" and (current is None or current.changed_at <= at):
-                p.consent[change.channel] = ConsentState(granted=change.granted, changed_at=at, source=event.source)
+    return f
+
+
+def _newer_benefit(current: BenefitState | None, state: BenefitState) -> BenefitState:
+    if current is None:
+        return state
+    return max(current, state, key=lambda b: (b.at, not b.granted, b.program or ""))
+
+
+def resolve_traits(profile: Profile, brand: BrandConfig | None = None) -> Traits:
+    """Each trait by its conflict rule: most recent, source priority, or keep all (shown joined, newest first).
+
+    The member level follows the loyalty policy over every program's level (default: the highest).
+    """
+    merge, loyalty = (brand.merge, brand.loyalty) if brand else (MergePolicy(), LoyaltyPolicy())
+    values: dict[str, Any] = {}
+    for name in TRAIT_NAMES:
+        by_source = profile.trait_sources.get(name) or {}
+        if name == "member_level" and profile.facts.member_levels:
+            values[name] = profile.facts.member_level(loyalty)
+            continue
+        if not by_source:
+            continue
+        rule = merge.trait(name)
+        newest = sorted(by_source.items(), key=lambda kv: (kv[1].at, kv[1].value, kv[0]), reverse=True)
+        if rule.rule == "source_priority":
+            ranked = [kv for s in rule.source_priority for kv in newest if kv[0].partition("@")[0] == s]
+            values[name] = (ranked or newest)[0][1].value
+        elif rule.rule == "keep_all" and name not in _SINGLE_VALUED:
+            values[name] = " | ".join(dict.fromkeys(obs.value for _, obs in newest))
+        else:
+            values[name] = newest[0][1].value
+    return Traits.model_validate(values)
+
+
+_SINGLE_VALUED = frozenset({"birthday", "gender", "country", "timezone"})
+
+
+def all_trait_values(profile: Profile) -> dict[str, list[str]]:
+    """Every distinct value each trait has had across sources, newest first (shown by the profile API)."""
+    return {
+        name: list(dict.fromkeys(o.value for o in sorted(obs.values(), key=lambda o: (o.at, o.value), reverse=True)))
+        for name, obs in sorted(profile.trait_sources.items())
+    }
 
 
 def merge_facts(a: ProfileFacts, b: ProfileFacts) -> ProfileFacts:
@@ -183,7 +338,15 @@ def merge_facts(a: ProfileFacts, b: ProfileFacts) -> ProfileFacts:
     out: dict[str, Any] = {}
     for name, field in ProfileFacts.model_fields.items():
         x, y = getattr(a, name), getattr(b, name)
-        if isinstance(x, dict):
+        if name == "member_levels":
+            out[name] = _union_latest(x, y, lambda s: (s.at, s.level))
+        elif name == "benefits":
+            out[name] = {k: _newer_benefit(x.get(k), v) for k, v in y.items()} | {
+                k: v for k, v in x.items() if k not in y
+            }
+        elif name == "cards":
+            out[name] = _merge_cards(x, y)
+        elif isinstance(x, dict):
             merged = dict(x)
             for k, v in y.items():
                 merged[k] = merged.get(k, 0) + v
@@ -195,7 +358,53 @@ def merge_facts(a: ProfileFacts, b: ProfileFacts) -> ProfileFacts:
         elif name.startswith("last_"):
             out[name] = _latest(x, y)
         elif name == "currency":
-            out[name] = x or y
+            out[name] = min((c for c in (x, y) if c), default=None)
         else:  # pragma: no cover - a new field must choose its merge rule
             raise TypeError(f"no merge rule for ProfileFacts.{name} ({field.annotation})")
     return ProfileFacts(**out)
+
+
+def _union_latest(x: dict[str, Any], y: dict[str, Any], key: Any) -> dict[str, Any]:
+    out = dict(x)
+    for k, v in y.items():
+        out[k] = max(out[k], v, key=key) if k in out else v
+    return out
+
+
+def _merge_cards(x: dict[str, CardBalance], y: dict[str, CardBalance]) -> dict[str, CardBalance]:
+    out = dict(x)
+    for card_id, card in y.items():
+        mine = out.get(card_id)
+        out[card_id] = (
+            card
+            if mine is None
+            else mine.model_copy(
+                update={
+                    "balance_minor": mine.balance_minor + card.balance_minor,
+                    "last_change_at": _latest(mine.last_change_at, card.last_change_at),
+                }
+            )
+        )
+    return out
+
+
+def merge_profiles(survivor: Profile, loser: Profile, brand: BrandConfig | None = None) -> Profile:
+    """Fold a merged person into the survivor: facts add up per scope, identifiers, links, traits and consent union."""
+    out = survivor.model_copy(deep=True)
+    out.identifiers = sorted(set(out.identifiers) | set(loser.identifiers))
+    out.links = sorted(set(out.links) | set(loser.links))
+    out.facts = merge_facts(out.facts, loser.facts)
+    for scope, facts in loser.scoped_facts.items():
+        mine = out.scoped_facts.get(scope)
+        out.scoped_facts[scope] = merge_facts(mine, facts) if mine else facts
+    for name, by_source in loser.trait_sources.items():
+        target = out.trait_sources.setdefault(name, {})
+        for source, obs in by_source.items():
+            _observe(target, source, obs)
+    for channel, state in loser.consent.items():
+        out.consent[channel] = _newer_consent(out.consent.get(channel), state)
+    out.traits = resolve_traits(out, brand)
+    out.merged_from = sorted({*out.merged_from, loser.person_id, *loser.merged_from})
+    out.created_at = min(out.created_at, loser.created_at)
+    out.updated_at = max(out.updated_at, loser.updated_at)
+    return out

@@ -13,8 +13,14 @@ from cdp.profile.models import ModelScore, Profile, TagValue
 
 @dataclass(frozen=True)
 class TimelineEntry:
-    person_id: str  # the person the event was first attributed to (kept for unmerge)
+    anchor: str  # the identifier the event is filed under (it follows that identifier through merges and splits)
     event: CanonicalEvent
+
+
+@dataclass(frozen=True)
+class TimelinePage:
+    entries: list[TimelineEntry]  # newest first
+    next_cursor: str | None  # pass as `before` for the next page; None: no more
 
 
 @dataclass(frozen=True)
@@ -43,8 +49,8 @@ class ProfileReader(ABC):
         """Every event of the person and of the persons merged into them, oldest first."""
 
     @abstractmethod
-    def person_for_identifier(self, identifier_key: str) -> str | None:
-        """The surviving person id that owns an identifier key, if any."""
+    def person_for_identifier(self, brand_id: str, identifier_key: str) -> str | None:
+        """The surviving person id that owns an identifier key in the brand's identity namespace, if any."""
 
 
 class ProfileAnnotator(ABC):

@@ -1,0 +1,160 @@
+"""The brand's organisation: group -> brand -> dealer -> store, and each brand's identity and merge policies.
+
+Identity is resolved per group by default (a person who buys from two brands of one group is one person), or per
+brand when the brand says so. Facts are kept per (brand, store) scope and rolled up along this hierarchy.
+The directory is JSON validated here; an error names the brand and field. Brands not listed get the defaults and
+form a group of their own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from functools import cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from cdp.errors import CdpError
+from cdp.identity.rules import IdentityRules
+from cdp.ingest.identifiers import DEFAULT_PHONE_REGION
+
+ORG_CONFIG_ENV = "CDP_ORG_CONFIG"  # a path to the directory JSON; the packaged default is used when unset
+_DEFAULT_FILE = Path(__file__).with_name("org.default.json")
+
+TraitRule = Literal["most_recent", "source_priority", "keep_all"]
+
+
+class _Config(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TraitPolicy(_Config):
+    rule: TraitRule = "most_recent"
+    source_priority: tuple[str, ...] = Field(default=(), description="for rule=source_priority: most trusted first")
+
+
+class LoyaltyPolicy(_Config):
+    """Loyalty math on merge: levels keep the highest, points convert per program, cards stay per card."""
+
+    level_order: tuple[str, ...] = Field(
+        default=("basic", "silver", "gold", "platinum", "diamond"), description="lowest first"
+    )
+    level_rule: Literal["highest", "most_recent"] = "highest"
+    points_per_brand_point: dict[str, int] = Field(
+        default_factory=dict, description="program -> how many of its points make one brand point (default 1)"
+    )
+
+    def rate(self, program: str) -> int:
+        return self.points_per_brand_point.get(program, 1)
+
+
+class MergePolicy(_Config):
+    survivor: Literal["oldest", "most_events", "highest_level"] = "oldest"
+    traits: dict[str, TraitPolicy] = Field(default_factory=dict, description="trait -> rule; default most_recent")
+
+    def trait(self, name: str) -> TraitPolicy:
+        return self.traits.get(name, TraitPolicy())
+
+
+class BrandConfig(_Config):
+    brand_id: str
+    group_id: str
+    identity_scope: Literal["group", "brand"] = "group"
+    phone_region: str = Field(default=DEFAULT_PHONE_REGION, pattern=r"^[A-Z]{2}$")
+    dealers: dict[str, tuple[str, ...]] = Field(default_factory=dict, description="dealer id -> its store ids")
+    loyalty: LoyaltyPolicy = Field(default_factory=LoyaltyPolicy)
+    merge: MergePolicy = Field(default_factory=MergePolicy)
+    rules: IdentityRules = Field(default_factory=IdentityRules)
+
+    @property
+    def namespace(self) -> str:
+        """Identifiers are looked up and persons merged within this namespace."""
+        return f"g.{self.group_id}" if self.identity_scope == "group" else f"b.{self.brand_id}"
+
+    def dealer_of(self, store_id: str | None) -> str | None:
+        if store_id is None:
+            return None
+        return next((d for d, stores in self.dealers.items() if store_id in stores), None)
+
+    @model_validator(mode="after")
+    def _stores_once(self) -> BrandConfig:
+        seen: dict[str, str] = {}
+        for dealer, stores in self.dealers.items():
+            for store in stores:
+                if store in seen:
+                    raise ValueError(f"store {store} is listed under dealers {seen[store]} and {dealer}")
+                seen[store] = dealer
+        return self
+
+
+class OrgDirectory(_Config):
+    brands: dict[str, BrandConfig] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _brand_ids(cls, data: object) -> object:
+        if isinstance(data, dict) and isinstance(data.get("brands"), dict):
+            data = {**data, "brands": {k: {"brand_id": k, **v} for k, v in data["brands"].items()}}
+        return data
+
+    def brand(self, brand_id: str) -> BrandConfig:
+        return self.brands.get(brand_id) or BrandConfig(brand_id=brand_id, group_id=brand_id)
+
+    def brands_in_group(self, group_id: str) -> list[str]:
+        return sorted(b for b, c in self.brands.items() if c.group_id == group_id)
+
+
+class ScopeRef(_Config):
+    """Where a key, a view or a fact sits in the hierarchy; None parts are not narrowed."""
+
+    group_id: str | None = None
+    brand_id: str | None = None
+    dealer_id: str | None = None
+    store_id: str | None = None
+
+    def contains(self, org: OrgDirectory, brand_id: str, store_id: str | None) -> bool:
+        """Whether facts of (brand, store) are visible at this scope."""
+        cfg = org.brand(brand_id)
+        if self.group_id and cfg.group_id != self.group_id:
+            return False
+        if self.brand_id and brand_id != self.brand_id:
+            return False
+        if self.dealer_id and cfg.dealer_of(store_id) != self.dealer_id:
+            return False
+        return not (self.store_id and store_id != self.store_id)
+
+    @property
+    def label(self) -> str:
+        parts = [
+            ("group", self.group_id),
+            ("brand", self.brand_id),
+            ("dealer", self.dealer_id),
+            ("store", self.store_id),
+        ]
+        return "/".join(f"{k}:{v}" for k, v in parts if v) or "all"
+
+
+class OrgConfigError(CdpError):
+    """The organisation directory is invalid (names the file and field)."""
+
+
+def parse_org(text: str, origin: str) -> OrgDirectory:
+    try:
+        return OrgDirectory.model_validate(json.loads(text))
+    except json.JSONDecodeError as exc:
+        raise OrgConfigError(f"{origin}: not JSON ({exc})") from exc
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise OrgConfigError(f"{origin}: {problems}") from exc
+
+
+@cache
+def load_org() -> OrgDirectory:
+    path = Path(os.environ.get(ORG_CONFIG_ENV) or _DEFAULT_FILE)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise OrgConfigError(f"{path}: cannot read the organisation directory ({exc})") from exc
+    return parse_org(text, str(path))
