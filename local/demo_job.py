@@ -161,23 +161,25 @@ def _ingest(rt: LocalRuntime, state: DemoState, progress: Progress, seed: int) -
 
 
 def _identity_report(rt: LocalRuntime, brand: SyntheticBrand) -> dict[str, Any]:
-    """Score the resolution against the ground truth: identifier key -> surviving person, from the index."""
+    """Score the resolution against the ground truth: identifier key -> the surviving person that holds it."""
     resolved: dict[str, str] = {}
-    persons = 0
-    quarantined = 0
+    persons = over_limit = quarantined = 0
     paginator = rt.client("dynamodb").get_paginator("scan")
     for page in paginator.paginate(TableName=topology.PROFILES_TABLE.local_name):
         for item in page["Items"]:
             sk = item["sk"]["S"]
             if sk == "ID":
-                resolved[item["identifier"]["S"]] = item["person_id"]["S"]
-                quarantined += bool(item.get("shared", {}).get("BOOL"))
-            elif sk == "PROFILE" and "merged_into" not in item:
+                quarantined += "shared" in item
+            elif sk == "PROFILE" and "merged_into" not in item and "dissolved" not in item:
                 persons += 1
+                over_limit += bool(item.get("over_limit", {}).get("L"))
+                for key in item.get("identifiers", {}).get("L", []):
+                    resolved[key["S"]] = item["person_id"]["S"]
     scores = brand.score(resolved)
     return {
         "persons_true": brand.counts.persons,
         "persons_resolved": persons,
+        "persons_over_limit": over_limit,
         "identifiers_indexed": len(resolved),
         "identifiers_quarantined": quarantined,
         "shared_identifiers_true": len(brand.shared_identifiers),

@@ -183,6 +183,7 @@ class _BrandBuilder:
         self.now = now
         self.start = now - timedelta(days=HISTORY_DAYS)
         self.rng = random.Random(seed)
+        self.loyalty_rng = random.Random(seed + 1_000_003)  # apart, so loyalty extras leave the rest unchanged
         self.factory = EventFactory("h", self.rng)
         self.events: list[tuple[datetime, dict[str, Any]]] = []
         self.owner: dict[RawId, str] = {}
@@ -357,6 +358,8 @@ class _BrandBuilder:
         level = person.dealer_level if source == "pos" and person.dealer_level else person.member_level
         if level and source in ("app", "pos", "mini_program", "tmall", "jd"):
             props["member_level"] = level
+            if source == "pos" and person.dealer_level:
+                props["program"] = f"dealer-{person.home_store}"
         return props
 
     def _touch_points(self, person: TruePerson) -> dict[str, datetime]:
@@ -560,6 +563,33 @@ class _BrandBuilder:
                 pts = {"delta": -clawback, "program": program, "reason": "return", "balance_after": self.balances[key]}
                 self._event(person, "points_changed", source, returned_at + timedelta(seconds=30), ids, pts, store)
         return True
+
+    def _benefits_and_cards(self, person: TruePerson) -> None:
+        """Members hold benefits (unioned on merge) and some a gift or stored-value card (kept per card)."""
+        if not person.member_level:
+            return
+        rng = self.loyalty_rng
+        source = "pos" if "pos" in person.channels and person.member_card else "app"
+        if source == "app" and "app" not in person.channels:
+            return
+        store = person.home_store if source == "pos" else None
+        ids = person.identifiers(source, with_phone=True) if source == "pos" else person.identifiers(source)
+        when = min(person.first_seen + timedelta(days=rng.randint(1, 30)), self.now - timedelta(days=1))
+        benefit = {"gold": "free-delivery", "silver": "birthday-gift"}.get(person.member_level)
+        if benefit:
+            props = {"benefit_id": benefit, "granted": True, "program": APP_POINTS_PROGRAM}
+            self._event(person, "benefit_changed", source, when, ids, props, store)
+        if rng.random() < 0.2:
+            kind = "gift_card" if source == "pos" else "stored_value"
+            card = f"{'GC' if kind == 'gift_card' else 'SV'}-{rng.randrange(10**10):010d}"
+            top_up = rng.choice((20_000, 50_000, 100_000))
+            props = {"card_id": card, "kind": kind, "delta_minor": top_up, "currency": "CNY"}
+            props["balance_after_minor"] = top_up
+            self._event(person, "card_balance_changed", source, when, ids, props, store)
+            spend = rng.randint(1, top_up // 100) * 100
+            later = min(when + timedelta(days=rng.randint(1, 60)), self.now - timedelta(hours=1))
+            props = {**props, "delta_minor": -spend, "balance_after_minor": top_up - spend}
+            self._event(person, "card_balance_changed", source, later, ids, props, store)
 
     def _orders(self, person: TruePerson) -> None:
         rng = self.rng
@@ -807,6 +837,7 @@ class _BrandBuilder:
                 self._browse(p, source, when)
             self._consent(p, touches)
             self._orders(p)
+            self._benefits_and_cards(p)
             if rng.random() < TYPO_SHARE:
                 self._typo(p, touches)
             if not self.emitted[p.person_id]:  # a customer is someone who left a trace: their first purchase

@@ -13,6 +13,8 @@ from tests.e2e.conftest import PostEvents
 
 SAMPLES = Path(__file__).resolve().parents[2] / "events" / "canonical"
 
+BRAND = "bakery-group"  # the brand of the samples under events/canonical
+
 
 def sample(name: str, **changes: Any) -> dict[str, Any]:
     event = json.loads((SAMPLES / f"{name}.v1.json").read_text())
@@ -41,9 +43,9 @@ def test_channels_become_one_person_with_facts_and_tags(runtime: LocalRuntime, p
     assert response.status == 202, response.body
     assert report.dead_lettered == 0 and report.quiet
     profiles = store(runtime)
-    person_id = profiles.person_for_identifier("email:e2e.one@example.cn")
+    person_id = profiles.person_for_identifier(BRAND, "email:e2e.one@example.cn")
     assert person_id is not None
-    assert {profiles.person_for_identifier(k) for k in ("phone:+8613911112222", "member_card:MC-E2E-0001")} == {
+    assert {profiles.person_for_identifier(BRAND, k) for k in ("phone:+8613911112222", "member_card:MC-E2E-0001")} == {
         person_id
     }
     profile = profiles.get(person_id)
@@ -71,7 +73,7 @@ def test_bad_input_is_rejected_with_the_field_and_nothing_is_stored(
     assert batch.status == 207
     body = json.loads(batch.body)
     assert body["accepted"] == 1 and body["rejected"][0]["index"] == 1
-    assert store(runtime).person_for_identifier("phone:555") is None
+    assert store(runtime).person_for_identifier(BRAND, "phone:555") is None
 
 
 def test_wrong_api_key_is_401(runtime: LocalRuntime, post_events: PostEvents) -> None:

@@ -19,6 +19,8 @@ from cdp import topology
 from cdp.models.store import latest_key, model_key
 from cdp.profile import keys
 from cdp.profile.dynamodb import DynamoProfileStore
+from cdp.identity.rules import DEFAULT_RULES
+from cdp.org import load_org
 from cdp.profile.models import apply_event
 from cdp.shared.dynamo import to_item
 from cdp.shared.time import iso
@@ -38,11 +40,15 @@ def _seed(db: Any) -> int:
     events = 0
     for history in synthetic_histories(PERSONS, seed=21).histories:
         profile = history.profile
+        namespace = load_org().brand(profile.brand_id).namespace
         for event in history.events:
             profile = apply_event(profile, event)
+            anchor = DEFAULT_RULES.anchor(i.key for i in event.identifiers)
+            assert anchor is not None
+            profile.identifiers = sorted({*profile.identifiers, *(i.key for i in event.identifiers)})
             items.append(
                 {
-                    pk: keys.person_pk(profile.person_id),
+                    pk: keys.anchor_pk(namespace, anchor),
                     sk: keys.timeline_sk(event.occurred_at, event.event_id),
                     "event_type": event.event_type,
                     "occurred_at": iso(event.occurred_at),
@@ -54,7 +60,7 @@ def _seed(db: Any) -> int:
             {
                 pk: keys.person_pk(profile.person_id),
                 sk: keys.PROFILE_SK,
-                **profile.model_dump(mode="json", exclude={"merged_into"}),
+                **profile.model_dump(mode="json", exclude={"merged_into", "dissolved", "next_tag_expiry"}),
             }
         )
     for start in range(0, len(items), 25):
