@@ -19,6 +19,13 @@ class IdentityStore(ABC):
     def suppressed(self, namespace: str, keys: Iterable[str]) -> set[str]:
         """The keys that belong to an erased person and must never be stored again."""
 
+    def lookup_with_suppression(
+        self, namespace: str, keys: Iterable[str]
+    ) -> tuple[dict[str, IdentifierRecord], set[str]]:
+        """Records and suppressed keys at once (adapters override this to read both in one round trip)."""
+        wanted = list(keys)
+        return self.lookup_identifiers(namespace, wanted), self.suppressed(namespace, wanted)
+
     @abstractmethod
     def load_persons(self, person_ids: Iterable[str]) -> dict[str, Profile]:
         """Profiles by id as stored (merged-away ones included, without following merges)."""

@@ -54,11 +54,11 @@ def resolve_event(
     person_id = (new_id or person_id_for)(event)
     candidates = {i.key for i in event.identifiers} - rules.blocked_values
     for attempt in range(1, MAX_ATTEMPTS + 1):
-        erased = store.suppressed(namespace, candidates)
+        found, erased = store.lookup_with_suppression(namespace, candidates)
         keys = tuple(sorted(candidates - erased))
         if not keys:
             return ResolutionOutcome(person_id=None, applied=False, suppressed=True)
-        records = store.lookup_identifiers(namespace, keys)
+        records = {k: r for k, r in found.items() if k not in erased}
         persons = store.current_persons({r.person_id for r in records.values() if r.person_id})
         change = Change(at=now(), event=event, keys=keys, new_links=tuple(sorted(rules.event_edges(keys))))
         plan = plan_change(change, namespace, records, persons, rules, brand, store, person_id)

@@ -260,6 +260,18 @@ class DynamoProfileStore(TagStore, IdentityStore):
         items = self._batch_get([(pk, keys.SUPPRESSED_SK) for pk in wanted])
         return {wanted[item[PK]] for item in items}
 
+    def lookup_with_suppression(
+        self, namespace: str, keys_: Iterable[str]
+    ) -> tuple[dict[str, IdentifierRecord], set[str]]:
+        wanted = sorted(set(keys_))
+        hashed = {keys.suppressed_pk(namespace, k): k for k in wanted}
+        items = self._batch_get(
+            [(keys.identifier_pk(namespace, k), keys.IDENTIFIER_SK) for k in wanted]
+            + [(pk, keys.SUPPRESSED_SK) for pk in hashed]
+        )
+        records = {item["identifier"]: _to_record(item) for item in items if item[SK] == keys.IDENTIFIER_SK}
+        return records, {hashed[item[PK]] for item in items if item[SK] == keys.SUPPRESSED_SK}
+
     def load_persons(self, person_ids: Iterable[str]) -> dict[str, Profile]:
         items = self._batch_get([(keys.person_pk(pid), keys.PROFILE_SK) for pid in person_ids])
         return {p.person_id: p for p in map(_to_profile, items)}
