@@ -16,6 +16,7 @@ from cdp.ingest.auth import authenticate
 from cdp.ingest.aws import DynamoDedupeLedger, S3RawArchive, SecretsManagerKeyring
 from cdp.ingest.service import IngestResult, ingest
 from cdp.observability import logger, metrics, tracer
+from cdp.org import load_org
 from cdp.settings import IngestSettings, get_settings
 from cdp.shared.aws import EventBridgePublisher
 from cdp.shared.time import utc_now
@@ -59,11 +60,19 @@ def post_events() -> Response[str]:
         deps.archive,
         deps.ledger,
         deps.publisher,
-        phone_region=deps.settings.default_phone_region,
+        phone_region=_phone_region_for,
     )
     metrics.add_metric(name="EventsAccepted", unit="Count", value=result.accepted)
     metrics.add_metric(name="EventsRejected", unit="Count", value=len(result.rejected))
     return _json(_status(result), result.model_dump_json())
+
+
+def _phone_region_for(brand_id: str | None) -> str:
+    """Each brand's configured phone region; brands outside the directory use the deployment default."""
+    org = load_org()
+    if brand_id and brand_id in org.brands:
+        return org.brands[brand_id].phone_region
+    return dependencies().settings.default_phone_region
 
 
 def _status(result: IngestResult) -> int:

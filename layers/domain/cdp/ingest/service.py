@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -90,16 +91,22 @@ def ingest(
     archive: RawArchive,
     ledger: DedupeLedger,
     publisher: EventPublisher,
-    phone_region: str = "CN",
+    phone_region: str | Callable[[str | None], str] = "CN",
 ) -> IngestResult:
-    """Nothing accepted is lost: the raw body is archived first and a claim is only confirmed after publishing."""
+    """Nothing accepted is lost: the raw body is archived first and a claim is only confirmed after publishing.
+
+    `phone_region` is the default region for phone numbers without a country code, or a function of the event's
+    brand id that gives each brand's own region.
+    """
+    region_of = phone_region if callable(phone_region) else (lambda _brand, r=phone_region: r)
     raw_key = archive.archive(request_id, body, received_at, source_hint="events")
     items, is_batch = split_body(body)
     result = IngestResult(request_id=request_id, raw_key=raw_key)
     valid: list[CanonicalEvent] = []
     for index, item in enumerate(items):
         try:
-            event = parse_event(item, phone_region=phone_region)
+            brand = item.get("brand_id") if isinstance(item, dict) else None
+            event = parse_event(item, phone_region=region_of(brand if isinstance(brand, str) else None))
         except ValidationError as exc:
             event_id = item.get("event_id") if isinstance(item, dict) else None
             prefix = f"batch.{index}." if is_batch else ""
