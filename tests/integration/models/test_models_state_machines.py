@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 
 from cdp import topology
+from cdp.identity.rules import DEFAULT_RULES
 from cdp.models.store import latest_key, model_key
+from cdp.org import load_org
 from cdp.profile import keys
 from cdp.profile.dynamodb import DynamoProfileStore
-from cdp.identity.rules import DEFAULT_RULES
-from cdp.org import load_org
 from cdp.profile.models import apply_event
 from cdp.shared.dynamo import to_item
 from cdp.shared.time import iso

@@ -111,9 +111,12 @@ class Change:
     rule: str = "identifiers seen together on one event"
 
 
-def person_id_for_component(namespace: str, keys: Iterable[str]) -> str:
-    """The id of a person first seen as a whole component (bulk loads, split parts): stable across reruns."""
-    return uuid.uuid5(_PERSON_NAMESPACE, f"{namespace}#{min(keys)}").hex
+def person_id_for_component(namespace: str, keys: Iterable[str], salt: str = "") -> str:
+    """The id of a person first seen as a whole component (bulk loads, split parts): stable across reruns.
+
+    A split part salts it with the change's own new-person id: its identifiers were seen before, so the unsalted id
+    may already name a person (the one it split from, or one merged away earlier)."""
+    return uuid.uuid5(_PERSON_NAMESPACE, f"{namespace}#{min(keys)}" + (f"#{salt}" if salt else "")).hex
 
 
 def plan_change(
@@ -158,7 +161,7 @@ def plan_change(
 
     plan = ResolutionPlan(namespace=namespace, newly_shared=newly_shared, anchor=anchor)
     if losing:
-        _plan_split(plan, change, parts, homes, persons, rules, brand, history, anchor_part)
+        _plan_split(plan, change, parts, homes, persons, rules, brand, history, anchor_part, new_person_id)
         # Every identifier of the split persons changes hands or may: repoint them all (version-checked).
         rest = {k for p in persons.values() for k in p.identifiers} - set(updated)
         updated.update(history.lookup_identifiers(namespace, rest) if rest else {})
@@ -281,20 +284,22 @@ def _plan_merge(
         target.updated_at = max(target.updated_at, change.at)
         plan.profiles.append(ProfileWrite(target, expected))
         if len(members) > 1:
-            bridging = sorted({k for a, b in change.new_links for k in (a, b) if a in part})
-            plan.lineage.append(
-                LineageRecord(
-                    kind="merge",
-                    at=change.at,
-                    person_ids=tuple(sorted(m.person_id for m in members)),
-                    rule=change.rule,
-                    identifiers=tuple(bridging),
-                    event_id=change.event.event_id if change.event else None,
-                    actor=change.actor,
-                    survivor_id=target.person_id,
-                    merged_ids=tuple(sorted(m.person_id for m in members if m.person_id != target.person_id)),
-                )
-            )
+            plan.lineage.append(_merge_record(change, part, members, target.person_id))
+
+
+def _merge_record(change: Change, part: frozenset[str], members: list[Profile], survivor_id: str) -> LineageRecord:
+    bridging = sorted({k for a, b in change.new_links for k in (a, b) if a in part})
+    return LineageRecord(
+        kind="merge",
+        at=change.at,
+        person_ids=tuple(sorted(m.person_id for m in members)),
+        rule=change.rule,
+        identifiers=tuple(bridging),
+        event_id=change.event.event_id if change.event else None,
+        actor=change.actor,
+        survivor_id=survivor_id,
+        merged_ids=tuple(sorted(m.person_id for m in members if m.person_id != survivor_id)),
+    )
 
 
 def _plan_split(
@@ -307,6 +312,7 @@ def _plan_split(
     brand: BrandConfig,
     history: History,
     anchor_part: int | None,
+    new_person_id: str,
 ) -> None:
     """Some person loses identifiers: rebuild every touched part from the events filed under its identifiers."""
     touched_keys = {k for p in persons.values() for k in p.identifiers} | set(change.keys)
@@ -315,6 +321,7 @@ def _plan_split(
         events[change.event.dedupe_key] = (plan.anchor, change.event)
     earlier_ids = sorted({m for p in persons.values() for m in p.merged_from} - set(persons))
     earlier = history.load_persons(earlier_ids) if earlier_ids else {}
+    homes = _own_homes(parts, homes, earlier, rules)
     all_links = {link for p in persons.values() for link in p.links} | set(change.new_links)
 
     taken: set[str] = set()
@@ -328,14 +335,16 @@ def _plan_split(
             survivor = _choose_survivor(members, brand)
             base, expected = survivor, survivor.version
         else:
-            base, expected = _earlier_person(part, earlier, taken, rules, plan.namespace, change, brand)
+            base, expected = _earlier_person(part, earlier, taken, plan.namespace, change, brand, new_person_id)
         taken.add(base.person_id)
         by_part[i] = _rebuilt(base, part, events.values(), brand, change.at)
-        for loser in members:
-            if loser.person_id != base.person_id:
-                plan.profiles.append(
-                    ProfileWrite(loser.model_copy(update={"merged_into": base.person_id}), loser.version)
-                )
+        losers = [m for m in members if m.person_id != base.person_id]
+        for loser in losers:
+            plan.profiles.append(ProfileWrite(loser.model_copy(update={"merged_into": base.person_id}), loser.version))
+        if losers:  # the change also merged persons: record it like any merge, so it can be undone
+            merged = {m for loser in losers for m in (loser.person_id, *loser.merged_from)}
+            by_part[i].merged_from = sorted(set(by_part[i].merged_from) | merged)
+            plan.lineage.append(_merge_record(change, part, members, base.person_id))
         plan.profiles.append(ProfileWrite(by_part[i], expected))
         _finish(by_part[i], part, all_links, rules)
     homed = {p.person_id for ms in homes.values() for p in ms}
@@ -364,14 +373,32 @@ def _plan_split(
         )
 
 
+def _own_homes(
+    parts: list[frozenset[str]],
+    homes: dict[int, list[Profile]],
+    earlier: Mapping[str, Profile],
+    rules: IdentityRules,
+) -> dict[int, list[Profile]]:
+    """Re-home each person in the part of its own best identifier, not one it absorbed from a person merged into
+    it: that part goes back to the merged person (an unmerge restores both ids, whichever of them survived)."""
+    part_of = {k: i for i, part in enumerate(parts) for k in part}
+    out: dict[int, list[Profile]] = {}
+    for person in (p for members in homes.values() for p in members):
+        mine = [k for k in person.identifiers if k in part_of]
+        absorbed = {k for m in person.merged_from if m in earlier for k in earlier[m].identifiers}
+        own = [k for k in mine if k not in absorbed] or mine
+        out.setdefault(part_of[min(own, key=rules.order)], []).append(person)
+    return out
+
+
 def _earlier_person(
     part: frozenset[str],
     earlier: Mapping[str, Profile],
     taken: set[str],
-    rules: IdentityRules,
     namespace: str,
     change: Change,
     brand: BrandConfig,
+    salt: str,
 ) -> tuple[Profile, int | None]:
     """A split-off part gets back the id of the person it was before a merge (an unmerge restores them)."""
     best = sorted(
@@ -385,7 +412,7 @@ def _earlier_person(
     if best:
         old = earlier[best[0][2]]
         return old.model_copy(update={"merged_into": None, "dissolved": False}), old.version
-    pid = person_id_for_component(namespace, part)
+    pid = person_id_for_component(namespace, part, salt)
     fresh = Profile(
         person_id=pid,
         brand_id=change.event.brand_id if change.event else brand.brand_id,

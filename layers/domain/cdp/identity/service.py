@@ -5,6 +5,8 @@ Every operation retries on a concurrent change (optimistic concurrency) by re-pl
 
 from __future__ import annotations
 
+import random
+import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -21,8 +23,16 @@ from cdp.shared.envelope import Publishable
 from cdp.shared.ports import EventPublisher
 from cdp.shared.time import utc_now
 
-MAX_ATTEMPTS = 8
+MAX_ATTEMPTS = 12  # 8 workers contending for one person on emulated DynamoDB met up to 6 conflicts for one event
+BACKOFF_BASE_S = 0.01
+BACKOFF_CAP_S = 0.5
 _PERSON_NAMESPACE = uuid.UUID("6f1c2a4e-5d7b-4c1e-9a3f-0b8d2e6c4f10")
+
+
+def backoff(attempt: int, sleep: Callable[[float], None] = time.sleep) -> None:
+    """Wait before re-planning after a conflict: exponential with full jitter, so writers contending for one hot
+    person spread out instead of colliding again in lockstep."""
+    sleep(random.uniform(0.0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**attempt)))
 
 
 def person_id_for(event: CanonicalEvent) -> str:
@@ -67,6 +77,7 @@ def resolve_event(
         except ConflictError:
             if attempt == MAX_ATTEMPTS:
                 raise
+            backoff(attempt)
             continue
         # Publish also for a redelivered event: the first attempt may have committed and then failed to publish.
         publisher.publish(_announcements(plan, event, applied), correlation_id=event.event_id)
@@ -264,6 +275,7 @@ class IdentityOperations:
             except ConflictError:
                 if attempt == MAX_ATTEMPTS:
                     raise
+                backoff(attempt)
                 continue
             self._publisher.publish(_announcements(plan, None, True), correlation_id=f"identity-op:{change.actor}")
             return OperationResult(plan, committed=True)

@@ -252,7 +252,8 @@ def _apply_facts(facts: ProfileFacts, event: CanonicalEvent) -> ProfileFacts:  #
             props = event.properties
             f.order_count += 1
             f.spend_minor += props.total_minor
-            f.currency = f.currency or props.currency
+            # The same rule as merge_facts (the smallest code), so arrival order never picks the currency.
+            f.currency = min(f.currency, props.currency) if f.currency else props.currency
             f.first_order_at = _earliest(f.first_order_at, at)
             f.last_order_at = _latest(f.last_order_at, at)
             _bump(f.order_months, f"{at.month:02d}")
