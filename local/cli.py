@@ -1,18 +1,27 @@
-"""`cdp`: the command line of the local runtime (demo, serve, bench)."""
+"""`cdp`: the command line of the local runtime (demo, serve, bench, identity, profile)."""
 
 from __future__ import annotations
 
 import json
 import time
+from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from cdp_local.cli_identity import identity_app
+from cdp_local.cli_profile import profile_app
+
+if TYPE_CHECKING:
+    from cdp_local.bench import Metric
+
 app = typer.Typer(help="Customer data platform: the whole stack locally on emulated AWS (no account needed).")
+app.add_typer(identity_app, name="identity")
+app.add_typer(profile_app, name="profile")
 console = Console()
 
 
@@ -75,6 +84,10 @@ def serve(
             f"  curl -X POST {server.url}/v1/events -H 'x-api-key: {rt.api_key}' "
             "-H 'content-type: application/json' --data @events/canonical/order_placed.v1.json"
         )
+        console.print(
+            f"  profile API: cdp profile show <person_id> (admin key {rt.admin_key!r}; "
+            "store sh01 read key 'local-store-sh01-key')"
+        )
         try:
             while True:
                 time.sleep(3600)
@@ -82,20 +95,41 @@ def serve(
             console.print("stopping")
 
 
+class BenchSuite(StrEnum):
+    PIPELINE = "pipeline"
+    IDENTITY_BULK = "identity-bulk"
+    PROFILE_LOOKUP = "profile-lookup"
+    ALL = "all"
+
+
 @app.command()
 def bench(
     events: int = typer.Option(5000, min=100, help="events to push through the local pipeline"),
     output: Path = typer.Option(Path("bench-output"), help="results.json goes here"),
+    suite: BenchSuite = typer.Option(
+        BenchSuite.PIPELINE,
+        help="pipeline: events/s and AWS cost; identity-bulk: offline resolution of --links; "
+        "profile-lookup: profile API latency over --persons; all",
+    ),
+    links: int = typer.Option(10_000_000, min=1000, help="identifier links the identity-bulk suite resolves"),
+    persons: int = typer.Option(2000, min=10, help="persons the profile-lookup suite loads through the pipeline"),
+    lookups: int = typer.Option(500, min=10, help="timed lookups of each kind in the profile-lookup suite"),
 ) -> None:
-    """Events/s through the local pipeline and the AWS cost per 1M events at list prices."""
-    from cdp_local.bench import pipeline_benchmark, record
-    from cdp_local.demo.brand import generate_brand
+    """Events/s through the local pipeline and the AWS cost per 1M events at list prices; with --suite identity-bulk
+    (or all) also links/s of offline identity resolution; with --suite profile-lookup (or all) the latency of the
+    profile API's lookups."""
+    from cdp_local.bench import record
 
-    brand = generate_brand(customers=max(100, events // 8), seed=11)
-    sample = brand.events[:events]
-    with _progress() as progress:
-        task = progress.add_task("pipeline", total=len(sample))
-        results = pipeline_benchmark(sample, progress=lambda done, total: progress.update(task, completed=done))
+    results: dict[str, Metric] = {}
+    if suite in (BenchSuite.PIPELINE, BenchSuite.ALL):
+        results |= _bench_pipeline(events)
+    if suite in (BenchSuite.IDENTITY_BULK, BenchSuite.ALL):
+        from cdp_local.bench_identity import identity_bulk_benchmark
+
+        with console.status("identity-bulk") as status:
+            results |= identity_bulk_benchmark(links, status=lambda text: status.update(text))
+    if suite in (BenchSuite.PROFILE_LOOKUP, BenchSuite.ALL):
+        results |= _bench_profile_lookup(persons, lookups)
     record(results, output / "results.json")
     table = Table(title="Benchmark", show_header=True)
     table.add_column("metric")
@@ -106,6 +140,27 @@ def bench(
             table.add_row(name, str(metric["value"]), str(metric["unit"]))
     console.print(table)
     console.print(f"wrote {output / 'results.json'} ({len(json.loads((output / 'results.json').read_text()))} metrics)")
+
+
+def _bench_pipeline(events: int) -> dict[str, Metric]:
+    from cdp_local.bench import pipeline_benchmark
+    from cdp_local.demo.brand import generate_brand
+
+    brand = generate_brand(customers=max(100, events // 8), seed=11)
+    sample = brand.events[:events]
+    with _progress() as progress:
+        task = progress.add_task("pipeline", total=len(sample))
+        return pipeline_benchmark(sample, progress=lambda done, total: progress.update(task, completed=done))
+
+
+def _bench_profile_lookup(persons: int, lookups: int) -> dict[str, Metric]:
+    from cdp_local.bench_profile import profile_lookup_benchmark
+
+    with _progress() as progress:
+        task = progress.add_task("profile-lookup: loading persons", total=persons * 3)
+        return profile_lookup_benchmark(
+            persons, lookups, progress=lambda done, total: progress.update(task, completed=done)
+        )
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -109,6 +109,22 @@ def _send(fn: lambda_.Function, r: Resources) -> None:
     )
 
 
+ERASED_PREFIXES = (topology.RAW_PREFIX, topology.CAMPAIGNS_PREFIX, topology.EXPORTS_PREFIX, topology.OUTBOX_PREFIX)
+"""Where an erasure (`cdp.privacy`) finds a person's data in the bucket: it rewrites or deletes those objects."""
+
+
+def _profile_api(fn: lambda_.Function, r: Resources) -> None:
+    r.profiles.grant_read_write_data(fn)  # views, edits (resolved as events), identity operations, erasure
+    r.ledger.grant_read_write_data(fn)  # erasure: the dedupe records name raw bodies; send records are deleted
+    r.bus.grant_put_events_to(fn)  # profile.updated / merged, person.split, person.erased
+    r.api_keys.grant_read(fn)  # API keys with scopes, like ingest
+    erase = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:DeleteObjectVersion"]
+    for prefix in ERASED_PREFIXES:
+        _objects(fn, r.bucket, prefix, erase)
+    # The bucket is versioned: an erased object's older versions are listed and deleted too.
+    fn.add_to_role_policy(iam.PolicyStatement(actions=["s3:ListBucketVersions"], resources=[r.bucket.bucket_arn]))
+
+
 def sms_identity_arn(stack: Stack, config: DeployConfig) -> str:
     """Scope SMS rights to the configured identity when it is an ARN; a bare number or sender ID has no ARN we can
     derive (phone-number ARNs carry an opaque id), so those fall back to the action on any identity."""
@@ -131,6 +147,7 @@ GRANTS: Mapping[str, Grant] = {
     topology.SCORING.key: _scoring,
     topology.CAMPAIGN.key: _campaign,
     topology.SEND.key: _send,
+    topology.PROFILE_API.key: _profile_api,
 }
 
 

@@ -81,7 +81,7 @@ class HttpApi(Construct):
         burst_limit: int,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.api = apigwv2.HttpApi(self, "Api", description="cdp ingest API", create_default_stage=False)
+        self.api = apigwv2.HttpApi(self, "Api", description="cdp ingest and profile API", create_default_stage=False)
         access_logs = logs.LogGroup(
             self, "AccessLogs", retention=logs.RetentionDays.THREE_MONTHS, removal_policy=RemovalPolicy.DESTROY
         )
@@ -105,8 +105,9 @@ class HttpApi(Construct):
                 Validations.of(route).acknowledge(
                     Acknowledgment(
                         id="AwsSolutions::AwsSolutions-APIG4",
-                        reason="Callers are channel webhooks that cannot carry IAM or Cognito credentials; the "
-                        "integrated function checks a per-source API key from Secrets Manager before any work.",
+                        reason="Callers are channel webhooks and brand systems that cannot carry IAM or Cognito "
+                        "credentials; the integrated function checks a per-client API key (with permission and "
+                        "org-hierarchy scopes) from Secrets Manager before any work.",
                     )
                 )
         CfnOutput(self, "ApiUrl", value=self.api.api_endpoint, description="base URL of the cdp HTTP API")

@@ -30,9 +30,11 @@ from cdp_local.runtime.environment import (
     REGION,
     WEBHOOK_KEY_ID,
     WEBHOOK_SECRET,
+    configured_admin_key,
     configured_api_key,
     local_environment,
     patched_environ,
+    seeded_api_keys,
 )
 from cdp_local.runtime.lambdas import Handler, HandlerRouter, function_arn
 from cdp_local.runtime.moto_fixes import eventbridge_full_envelope
@@ -134,6 +136,7 @@ class LocalRuntime:
         """`state_machines`: the keys to create (None: all); parsing ASL is the slowest part of a start."""
         self.router = HandlerRouter(handler_overrides)
         self.api_key = api_key or configured_api_key()
+        self.admin_key = configured_admin_key()  # the profile API's every-scope key (see seeded_api_keys)
         self.environment = local_environment(log_level, env_overrides)
         self.statemachines_dir = statemachines_dir
         self.wanted_machines = None if state_machines is None else frozenset(state_machines)
@@ -267,10 +270,7 @@ class LocalRuntime:
             )
 
     def _create_secrets(self) -> None:
-        keys = {
-            "keys": {self.api_key: {"client": "local", "scopes": ["events:write"]}},
-            "hmac": {WEBHOOK_KEY_ID: WEBHOOK_SECRET},
-        }
+        keys = {"keys": seeded_api_keys(self.api_key, self.admin_key), "hmac": {WEBHOOK_KEY_ID: WEBHOOK_SECRET}}
         self.client("secretsmanager").create_secret(
             Name=topology.API_KEYS_SECRET_LOCAL_NAME, SecretString=json.dumps(keys)
         )

@@ -23,6 +23,13 @@ DEFAULT_API_KEY = "local-dev-key"
 WEBHOOK_KEY_ID = "local-webhook"  # HMAC-signed webhooks (x-cdp-key-id + x-cdp-signature)
 WEBHOOK_SECRET = "local-webhook-secret"  # noqa: S105 - a documented local-only secret
 API_KEY_ENV = "CDP_API_KEY"
+# Profile API keys seeded locally (documented in the README): an administrator holding every scope everywhere, and a
+# read-only key of one store of the packaged demo brand (it sees only that store's facts and events).
+ADMIN_API_KEY = "local-admin-key"
+ADMIN_API_KEY_ENV = "CDP_ADMIN_API_KEY"
+STORE_API_KEY = "local-store-sh01-key"
+STORE_SCOPE = {"brand_id": "demo-brand", "store_id": "sh01"}
+ALL_SCOPES = ("events:write", "profiles:read", "profiles:write", "identity:merge", "privacy:erase")
 
 # Process-wide settings (not per function) that make moto and Powertools behave locally.
 PROCESS_ENV: Mapping[str, str] = {
@@ -76,6 +83,20 @@ def local_environment(log_level: str = "WARNING", overrides: Mapping[str, str] |
 def configured_api_key() -> str:
     """The key the local API accepts: $CDP_API_KEY or the documented default."""
     return os.environ.get(API_KEY_ENV) or DEFAULT_API_KEY
+
+
+def configured_admin_key() -> str:
+    """The local administrator key (every scope, no hierarchy limit): $CDP_ADMIN_API_KEY or the documented default."""
+    return os.environ.get(ADMIN_API_KEY_ENV) or ADMIN_API_KEY
+
+
+def seeded_api_keys(ingest_key: str, admin_key: str) -> dict[str, dict[str, object]]:
+    """The `keys` of the local API-keys secret (the format `cdp.ingest.aws.SecretsManagerKeyring` reads)."""
+    return {
+        ingest_key: {"client": "local", "scopes": ["events:write"]},
+        admin_key: {"client": "local-admin", "scopes": list(ALL_SCOPES)},
+        STORE_API_KEY: {"client": "store-sh01", "scopes": ["profiles:read"], "scope": dict(STORE_SCOPE)},
+    }
 
 
 @contextmanager

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from cdp import topology
+from infra.components.access import ERASED_PREFIXES
 from infra.components.state_machines import placeholders
 from tests.infra.conftest import CONTEXT, Synth
 
@@ -181,7 +182,7 @@ def test_grants_are_least_privilege_per_function(synth: Synth) -> None:
         _, fn = _function_by_handler(synth, spec.handler)
         return _actions(_policy_statements(synth, _get_att_id(fn["Properties"]["Role"])))
 
-    # Given the synthesized roles / Then only send may send, only ingest reads the secret, writers put events
+    # Given the synthesized roles / Then only send may send, only the API edges read the secret, writers put events
     send = actions_of(topology.SEND)
     assert {"ses:SendEmail", "sms-voice:SendTextMessage"} <= send
     assert "events:PutEvents" not in send
@@ -192,10 +193,22 @@ def test_grants_are_least_privilege_per_function(synth: Synth) -> None:
         actions = actions_of(spec)
         if spec is not topology.SEND:
             assert not {"ses:SendEmail", "sms-voice:SendTextMessage"} & actions, spec.key
-        if spec is not topology.INGEST:
+        if spec not in (topology.INGEST, topology.PROFILE_API):
             assert "secretsmanager:GetSecretValue" not in actions, spec.key
-        # And no function gets wildcard S3 actions or delete rights
-        assert not {a for a in actions if a.startswith("s3:") and ("*" in a or "Delete" in a)}, spec.key
+        # And no function gets wildcard S3 actions, nor delete rights but the profile API's erasure
+        assert not {a for a in actions if a.startswith("s3:") and "*" in a}, spec.key
+        if spec is not topology.PROFILE_API:
+            assert not {a for a in actions if a.startswith("s3:") and "Delete" in a}, spec.key
+
+
+def test_erasure_deletes_only_under_the_prefixes_that_hold_personal_data(synth: Synth) -> None:
+    _, fn = _function_by_handler(synth, topology.PROFILE_API.handler)
+    statements = _policy_statements(synth, _get_att_id(fn["Properties"]["Role"]))
+    deletes = [s for s in statements if "s3:DeleteObject" in s["Action"]]
+    resources = [r for s in deletes for r in (s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]])]
+    tails = {r["Fn::Join"][1][-1] for r in resources}  # Fn::Join of [bucket ARN, "/<prefix>*"]
+    assert tails == {f"/{prefix}*" for prefix in ERASED_PREFIXES}
+    assert {topology.RAW_PREFIX, topology.CAMPAIGNS_PREFIX, topology.EXPORTS_PREFIX} <= set(ERASED_PREFIXES)
 
 
 def test_ingest_s3_writes_are_confined_to_the_raw_prefix(synth: Synth) -> None:

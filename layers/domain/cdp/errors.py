@@ -20,6 +20,10 @@ class AuthenticationError(CdpError):
     """Missing or wrong credentials or signature."""
 
 
+class ForbiddenError(CdpError):
+    """Valid credentials that do not allow this: a missing permission scope, or a place outside the key's scope."""
+
+
 class NotFoundError(CdpError):
     """The thing asked for does not exist."""
 

@@ -78,6 +78,10 @@ class SendSettings(Observability, ProfilesTable, LedgerTable, DataBucket, Sender
     pass
 
 
+class ProfileApiSettings(Observability, ProfilesTable, LedgerTable, DataBucket, EventBus, ApiKeys, PhoneRegion):
+    """The profile API: reads and edits profiles, runs identity operations, and erases/exports (privacy)."""
+
+
 class ConfigurationError(CdpError):
     """A required environment variable is missing or invalid (a deployment bug: fail at cold start)."""
 

@@ -64,6 +64,7 @@ EVENT_RECEIVED = "event.received"
 PROFILE_UPDATED = "profile.updated"
 PROFILE_MERGED = "profile.merged"
 PERSON_SPLIT = "person.split"
+PERSON_ERASED = "person.erased"  # a person was erased (privacy): downstream systems erase their copies
 IDENTIFIER_QUARANTINED = "identifier.quarantined"
 IDENTITY_CHANGED = "identity_changed"  # ProfileUpdated.event_type after a split or a manual identity operation
 TAGS_CHANGED = "tags.changed"
@@ -179,12 +180,42 @@ SEND = FunctionSpec(
     timeout_s=120,
 )
 
-FUNCTIONS = (INGEST, IDENTITY_MERGE, TAG_UPDATE, TAG_SWEEP, TRAIN, SCORING, CAMPAIGN, SEND)
+PROFILE_API = FunctionSpec(
+    "profile_api",
+    "ProfileApiFunction",
+    "functions.profile_api.handler.lambda_handler",
+    env=(
+        *_COMMON_ENV,
+        PROFILES_TABLE.env_var,
+        LEDGER_TABLE.env_var,
+        DATA_BUCKET_ENV,
+        EVENT_BUS_ENV,
+        API_KEYS_SECRET_ENV,
+        DEFAULT_REGION_ENV,
+    ),
+    memory_mb=1024,
+)
+
+FUNCTIONS = (INGEST, IDENTITY_MERGE, TAG_UPDATE, TAG_SWEEP, TRAIN, SCORING, CAMPAIGN, SEND, PROFILE_API)
 FUNCTIONS_BY_KEY = {f.key: f for f in FUNCTIONS}
 
 # ---- HTTP API -----------------------------------------------------------------------------------------------
 
-API_ROUTES: tuple[tuple[str, str, str], ...] = (("POST", "/v1/events", INGEST.key),)
+API_ROUTES: tuple[tuple[str, str, str], ...] = (
+    ("POST", "/v1/events", INGEST.key),
+    # the 360-degree profile API (scopes and hierarchy limits per API key: see cdp.profile.api)
+    ("GET", "/v1/profiles/{person_id}", PROFILE_API.key),
+    ("PATCH", "/v1/profiles/{person_id}", PROFILE_API.key),
+    ("DELETE", "/v1/profiles/{person_id}", PROFILE_API.key),
+    ("GET", "/v1/profiles/{person_id}/timeline", PROFILE_API.key),
+    ("GET", "/v1/profiles/{person_id}/export", PROFILE_API.key),
+    ("POST", "/v1/profiles/{person_id}/unmerge", PROFILE_API.key),
+    ("DELETE", "/v1/profiles/{person_id}/identifiers/{type}/{value}", PROFILE_API.key),
+    ("GET", "/v1/profiles/by-identifier/{type}/{value}", PROFILE_API.key),
+    ("POST", "/v1/identity/merge", PROFILE_API.key),
+    ("POST", "/v1/identity/quarantine", PROFILE_API.key),
+    ("GET", "/v1/identity/review", PROFILE_API.key),
+)
 """(method, path, function key): the HTTP API routes, each integrated with one function from FUNCTIONS."""
 
 # ---- rules ------------------------------------------------------------------------------------------------

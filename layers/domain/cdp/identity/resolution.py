@@ -268,10 +268,12 @@ def _plan_merge(
             expected: int | None = survivor.version
         else:
             pid = new_person_id if i == anchor_part else person_id_for_component(plan.namespace, part)
+            # A person exists since the evidence that first showed them, not since it was processed.
+            first_seen = min(change.at, change.event.occurred_at) if change.event else change.at
             target = Profile(
                 person_id=pid,
                 brand_id=change.event.brand_id if change.event else brand.brand_id,
-                created_at=change.at,
+                created_at=first_seen,
                 updated_at=change.at,
             )
             expected = None

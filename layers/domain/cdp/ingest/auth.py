@@ -1,4 +1,5 @@
-"""Request authentication: an API key, or an HMAC-SHA256 signature with a timestamp (replay window)."""
+"""Request authentication (an API key, or an HMAC-SHA256 signature with a timestamp and replay window) and
+authorization (permission scopes per key; the key's place in the org hierarchy is on `ApiClient.org_scope`)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import hmac
 from collections.abc import Mapping
 from datetime import datetime
 
-from cdp.errors import AuthenticationError
+from cdp.errors import AuthenticationError, ForbiddenError
 from cdp.ingest.ports import ApiClient, ApiKeyring
 
 SIGNATURE_HEADER = "x-cdp-signature"  # "t=<unix seconds>,v1=<hex hmac_sha256(secret, f'{t}.{body}')>"
@@ -15,6 +16,11 @@ KEY_ID_HEADER = "x-cdp-key-id"
 API_KEY_HEADER = "x-api-key"
 REPLAY_WINDOW_S = 300
 WRITE_SCOPE = "events:write"
+READ_PROFILES_SCOPE = "profiles:read"
+EDIT_PROFILES_SCOPE = "profiles:write"
+MERGE_SCOPE = "identity:merge"
+ERASE_SCOPE = "privacy:erase"
+SCOPES = (WRITE_SCOPE, READ_PROFILES_SCOPE, EDIT_PROFILES_SCOPE, MERGE_SCOPE, ERASE_SCOPE)
 
 
 def sign(secret: str, body: bytes, timestamp: int) -> str:
@@ -22,17 +28,36 @@ def sign(secret: str, body: bytes, timestamp: int) -> str:
     return f"t={timestamp},v1={digest}"
 
 
-def authenticate(headers: Mapping[str, str], body: bytes, keyring: ApiKeyring, now: datetime) -> ApiClient:
-    """Headers must be lower-cased. Every comparison is constant-time."""
+def authenticate(
+    headers: Mapping[str, str],
+    body: bytes,
+    keyring: ApiKeyring,
+    now: datetime,
+    require: str | None = WRITE_SCOPE,
+) -> ApiClient:
+    """Headers must be lower-cased. Every comparison is constant-time.
+
+    `require`: a scope the key must hold, else AuthenticationError (the ingest API's contract: 401). Pass None to
+    only identify the caller and check scopes with `authorize` (403 for a known key without the scope).
+    """
     api_key = headers.get(API_KEY_HEADER) or _bearer(headers.get("authorization", ""))
     if api_key:
         for known, client in keyring.clients().items():
             if hmac.compare_digest(known.encode(), api_key.encode()):
-                return _require_scope(client)
+                return _require_scope(client, require) if require else client
         raise AuthenticationError("unknown API key")
     if SIGNATURE_HEADER in headers:
-        return _verify_signature(headers, body, keyring, now)
+        signed = _verify_signature(headers, body, keyring, now)
+        return _require_scope(signed, require) if require else signed
     raise AuthenticationError(f"missing credentials: send {API_KEY_HEADER} or {KEY_ID_HEADER} + {SIGNATURE_HEADER}")
+
+
+def authorize(client: ApiClient, scope: str) -> ApiClient:
+    """The client, if its key holds `scope`; else ForbiddenError naming the missing scope."""
+    if scope not in client.scopes:
+        held = ", ".join(sorted(client.scopes)) or "none"
+        raise ForbiddenError(f"the API key of {client.name} lacks scope {scope} (it holds: {held})")
+    return client
 
 
 def _bearer(value: str) -> str | None:
@@ -40,9 +65,9 @@ def _bearer(value: str) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
-def _require_scope(client: ApiClient) -> ApiClient:
-    if WRITE_SCOPE not in client.scopes:
-        raise AuthenticationError(f"API key of {client.name} lacks scope {WRITE_SCOPE}")
+def _require_scope(client: ApiClient, scope: str) -> ApiClient:
+    if scope not in client.scopes:
+        raise AuthenticationError(f"API key of {client.name} lacks scope {scope}")
     return client
 
 

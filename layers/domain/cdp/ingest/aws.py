@@ -8,10 +8,13 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
 from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cdp import topology
 from cdp.errors import StoreError
 from cdp.ingest.ports import ApiClient, ApiKeyring, DedupeLedger, DedupeStatus, RawArchive
+from cdp.observability import logger
+from cdp.org import ScopeRef
 from cdp.shared.aws import client as default_client
 from cdp.shared.aws import write_object
 from cdp.shared.time import iso
@@ -110,8 +113,36 @@ class DynamoDedupeLedger(DedupeLedger):
                 raise StoreError(f"confirming events: {len(request[self._table])} still unprocessed after retries")
 
 
+class ApiKeyEntry(BaseModel):
+    """One key in the secret. `scope` (optional) limits what the key sees to part of the org hierarchy, e.g.
+    {"brand_id": "demo-brand", "store_id": "sh01"}; without it the key sees every brand (the original format)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    client: str = Field(default="unknown", min_length=1)
+    scopes: frozenset[str] = frozenset()
+    scope: ScopeRef = Field(default_factory=ScopeRef)
+
+    def to_client(self) -> ApiClient:
+        return ApiClient(self.client, self.scopes, self.scope)
+
+
+def parse_keys(keys: dict[str, Any]) -> dict[str, ApiClient]:
+    """API key -> client. A malformed entry is left out (logged by client name, never by key) so that one bad
+    entry cannot lock every other client out."""
+    out: dict[str, ApiClient] = {}
+    for key, raw in keys.items():
+        try:
+            out[key] = ApiKeyEntry.model_validate(raw).to_client()
+        except ValidationError as exc:
+            name = raw.get("client") if isinstance(raw, dict) else None
+            logger.error("malformed API key entry ignored", client=name, errors=exc.errors(include_url=False))
+    return out
+
+
 class SecretsManagerKeyring(ApiKeyring):
-    """Secret JSON: {"keys": {"<api key>": {"client": "...", "scopes": [...]}}, "hmac": {"<key id>": "<secret>"}}."""
+    """Secret JSON: {"keys": {"<api key>": {"client": "...", "scopes": [...], "scope": {"brand_id": "..."}}},
+    "hmac": {"<key id>": "<secret>"}}; `scope` is optional (see `ApiKeyEntry`)."""
 
     TTL_S = 300.0
 
@@ -119,6 +150,7 @@ class SecretsManagerKeyring(ApiKeyring):
         self._secret_id = secret_id
         self._sm: SecretsManagerClient = client or default_client("secretsmanager")
         self._cached: dict[str, Any] | None = None
+        self._clients: dict[str, ApiClient] = {}
         self._loaded_at = 0.0
 
     def _secret(self) -> dict[str, Any]:
@@ -128,12 +160,13 @@ class SecretsManagerKeyring(ApiKeyring):
             except (ClientError, BotoCoreError) as exc:
                 raise StoreError(f"reading secret {self._secret_id} failed: {exc}") from exc
             self._cached = json.loads(raw)
+            self._clients = parse_keys(self._cached.get("keys") or {})
             self._loaded_at = time.monotonic()
         return self._cached
 
     def clients(self) -> dict[str, ApiClient]:
-        keys = self._secret().get("keys", {})
-        return {k: ApiClient(v.get("client", "unknown"), frozenset(v.get("scopes", []))) for k, v in keys.items()}
+        self._secret()
+        return self._clients
 
     def hmac_secrets(self) -> dict[str, str]:
         return dict(self._secret().get("hmac", {}))

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+
+from cdp.org import ScopeRef
 
 
 class RawArchive(ABC):
@@ -39,7 +42,11 @@ class ApiKeyring(ABC):
         """Webhook key id -> shared secret."""
 
 
+@dataclass(frozen=True)
 class ApiClient:
-    def __init__(self, name: str, scopes: frozenset[str]) -> None:
-        self.name = name
-        self.scopes = scopes
+    """Who called: the client's name (recorded as the actor of every change), its permission scopes
+    (`events:write`, `profiles:read`, ...) and where in the org hierarchy it may look (`ScopeRef()`: everywhere)."""
+
+    name: str
+    scopes: frozenset[str]
+    org_scope: ScopeRef = field(default_factory=ScopeRef)

@@ -113,7 +113,8 @@ class DynamoProfileStore(TagStore, IdentityStore):
                 ":prefix": {"S": keys.TIMELINE_PREFIX},
             }
             if before:
-                condition = "#pk = :pk AND #sk BETWEEN :prefix AND :before"
+                values.pop(":prefix")
+                condition = "#pk = :pk AND #sk < :before"  # an event partition holds timeline items only
                 values[":before"] = {"S": before}
             try:
                 response = self._db.query(
@@ -128,8 +129,6 @@ class DynamoProfileStore(TagStore, IdentityStore):
                 raise StoreError(f"timeline query of {profile.person_id} failed: {exc}") from exc
             for raw in response.get("Items", []):
                 item = from_item(raw)
-                if before and item[SK] >= before:
-                    continue  # BETWEEN is inclusive: the cursor's own event was on the previous page
                 candidates.append((item[SK], key, item))
         candidates.sort(key=lambda c: c[0], reverse=True)
         page = candidates[:limit]

@@ -1,0 +1,218 @@
+"""HTTP API: the 360-degree profile, its timeline and edits, identity operations and privacy (see cdp.profile.api)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+from urllib.parse import unquote
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel
+
+from cdp.errors import (
+    AuthenticationError,
+    ConflictError,
+    ForbiddenError,
+    InvalidInputError,
+    NotFoundError,
+    RetryableError,
+)
+from cdp.ingest.auth import authenticate
+from cdp.ingest.aws import SecretsManagerKeyring
+from cdp.ingest.ports import ApiClient
+from cdp.observability import logger, metrics, tracer
+from cdp.org import load_org
+from cdp.privacy.aws import privacy_ports
+from cdp.profile.api import (
+    MergeRequest,
+    PrivacyStores,
+    ProfileApi,
+    ProfileEditRequest,
+    QuarantineRequest,
+    UnmergeRequest,
+    parse_body,
+)
+from cdp.profile.dynamodb import DynamoProfileStore
+from cdp.profile.edits import DynamoEditLog
+from cdp.settings import ProfileApiSettings, get_settings
+from cdp.shared.aws import EventBridgePublisher
+from cdp.shared.time import utc_now
+
+app = APIGatewayHttpResolver(enable_validation=False)
+
+
+@dataclass(frozen=True)
+class Dependencies:
+    api: ProfileApi
+    keyring: SecretsManagerKeyring
+
+
+@cache
+def dependencies() -> Dependencies:
+    s = get_settings(ProfileApiSettings)
+    org = load_org()
+    store = DynamoProfileStore(s.profiles_table, org=org)
+    privacy = privacy_ports(s.profiles_table, s.ledger_table, s.data_bucket, s.event_bus_name, org=org)
+    api = ProfileApi(
+        store,
+        store,
+        DynamoEditLog(s.profiles_table),
+        EventBridgePublisher(s.event_bus_name),
+        org,
+        default_phone_region=s.default_phone_region,
+        privacy=PrivacyStores(privacy.records, privacy.archive, privacy.ledger),
+    )
+    return Dependencies(api=api, keyring=SecretsManagerKeyring(s.api_keys_secret_id))
+
+
+def _client() -> ApiClient:
+    event = app.current_event
+    body = event.decoded_body.encode() if event.decoded_body else b""
+    headers = {k.lower(): v for k, v in (event.headers or {}).items()}
+    client = authenticate(headers, body, dependencies().keyring, utc_now(), require=None)
+    logger.append_keys(client=client.name)
+    return client
+
+
+def _query(name: str) -> str | None:
+    return (app.current_event.query_string_parameters or {}).get(name)
+
+
+def _body() -> str | None:
+    return app.current_event.decoded_body
+
+
+def _ok(model: BaseModel, status: int = 200) -> Response[str]:
+    return _json(status, model.model_dump_json())
+
+
+@app.get("/v1/profiles/<person_id>")
+def get_profile(person_id: str) -> Response[str]:
+    return _ok(dependencies().api.profile(_client(), unquote(person_id), scope=_query("scope")))
+
+
+@app.get("/v1/profiles/by-identifier/<kind>/<value>")
+def get_by_identifier(kind: str, value: str) -> Response[str]:
+    view = dependencies().api.by_identifier(
+        _client(),
+        unquote(kind),
+        unquote(value),
+        brand_id=_query("brand_id"),
+        identifier_scope=_query("identifier_scope"),
+        scope=_query("scope"),
+    )
+    return _ok(view)
+
+
+@app.get("/v1/profiles/<person_id>/timeline")
+def get_timeline(person_id: str) -> Response[str]:
+    view = dependencies().api.timeline(
+        _client(), unquote(person_id), cursor=_query("cursor"), limit=_query("limit"), scope=_query("scope")
+    )
+    return _ok(view)
+
+
+@app.patch("/v1/profiles/<person_id>")
+def patch_profile(person_id: str) -> Response[str]:
+    client = _client()
+    request = parse_body(ProfileEditRequest, _body())
+    return _ok(dependencies().api.edit(client, unquote(person_id), request, scope=_query("scope")))
+
+
+@app.post("/v1/identity/merge")
+def post_merge() -> Response[str]:
+    client = _client()
+    return _ok(dependencies().api.merge(client, parse_body(MergeRequest, _body())))
+
+
+@app.post("/v1/profiles/<person_id>/unmerge")
+def post_unmerge(person_id: str) -> Response[str]:
+    client = _client()
+    return _ok(dependencies().api.unmerge(client, unquote(person_id), parse_body(UnmergeRequest, _body())))
+
+
+@app.delete("/v1/profiles/<person_id>/identifiers/<kind>/<value>")
+def delete_identifier(person_id: str, kind: str, value: str) -> Response[str]:
+    result = dependencies().api.unbind(
+        _client(),
+        unquote(person_id),
+        unquote(kind),
+        unquote(value),
+        reason=_query("reason"),
+        identifier_scope=_query("identifier_scope"),
+    )
+    return _ok(result)
+
+
+@app.delete("/v1/profiles/<person_id>")
+def delete_profile(person_id: str) -> Response[str]:
+    return _ok(dependencies().api.erase(_client(), unquote(person_id)))
+
+
+@app.get("/v1/profiles/<person_id>/export")
+def get_export(person_id: str) -> Response[str]:
+    return _ok(dependencies().api.export(_client(), unquote(person_id)))
+
+
+@app.get("/v1/identity/review")
+def get_review() -> Response[str]:
+    return _ok(dependencies().api.review(_client(), _query("brand_id")))
+
+
+@app.post("/v1/identity/quarantine")
+def post_quarantine() -> Response[str]:
+    client = _client()
+    return _ok(dependencies().api.quarantine(client, parse_body(QuarantineRequest, _body())))
+
+
+# ---- errors: typed, mapped in one place ---------------------------------------------------------------------------
+
+
+def _json(status: int, body: str) -> Response[str]:
+    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=body)
+
+
+def _error(status: int, code: str, message: str, **extra: Any) -> Response[str]:
+    return _json(status, json.dumps({"error": code, "message": message, **extra}))
+
+
+@app.exception_handler(InvalidInputError)
+def _invalid(exc: InvalidInputError) -> Response[str]:
+    return _error(400, "invalid_request", exc.message, field=exc.location)
+
+
+@app.exception_handler(AuthenticationError)
+def _unauthorized(exc: AuthenticationError) -> Response[str]:
+    return _error(401, "unauthorized", str(exc))
+
+
+@app.exception_handler(ForbiddenError)
+def _forbidden(exc: ForbiddenError) -> Response[str]:
+    return _error(403, "forbidden", str(exc))
+
+
+@app.exception_handler(NotFoundError)
+def _not_found(exc: NotFoundError) -> Response[str]:
+    return _error(404, "not_found", str(exc))
+
+
+@app.exception_handler(ConflictError)
+def _conflict(exc: ConflictError) -> Response[str]:
+    return _error(409, "conflict", f"{exc}; retry the request")
+
+
+@app.exception_handler(RetryableError)
+def _unavailable(exc: RetryableError) -> Response[str]:
+    logger.exception("profile API dependency failed")
+    return _error(503, "unavailable", "a dependency failed; retry the request")
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@metrics.log_metrics
+@tracer.capture_lambda_handler(capture_response=False)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

@@ -1,0 +1,126 @@
+"""What erasure and export return: a receipt without personal data, and everything the platform holds on a person."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, computed_field
+
+from cdp import topology
+from cdp.identity.resolution import LineageRecord
+from cdp.ingest.events import CanonicalEvent
+from cdp.profile.models import ModelScore, Profile, TagValue
+from cdp.profile.ports import MessageRecord
+from cdp.shared.envelope import Publishable
+
+
+class ObjectChange(BaseModel):
+    """One S3 object the erasure touched: deleted (every version), or rewritten without the person's rows."""
+
+    model_config = ConfigDict(frozen=True)
+
+    key: str
+    action: Literal["deleted", "rewritten"]
+    rows_removed: int = Field(default=0, ge=0, description="entries removed or masked (0 when deleted whole)")
+
+
+class Retained(BaseModel):
+    """A class of record deliberately kept, and why (none of them lets the person be recognised)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    what: str
+    count: int | None = Field(default=None, description="how many, when known")
+    reason: str
+
+
+class ErasureReceipt(BaseModel):
+    """What one erasure removed, per store. It holds no personal data: person ids (pseudonymous, and the subject of the
+    request), item sort keys, event dedupe keys (`{source}#{event_id}`), S3 keys, and identifiers only as the SHA-256
+    hashes that the suppression list stores (`cdp.profile.keys.suppressed_pk`).
+
+    A repeated erasure of the same person (or of an id merged into them) returns this stored receipt again.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    receipt_version: Literal[1] = 1
+    person_id: str = Field(description="the surviving person that was erased")
+    requested_id: str = Field(description="the id the caller named (a merged-away id leads to its survivor)")
+    brand_id: str
+    namespace: str = Field(description="the identity namespace the identifiers were suppressed in")
+    erased_at: datetime
+    actor: str
+    merged_person_ids: list[str] = Field(default_factory=list, description="persons merged into the erased one")
+    identifiers_suppressed: list[str] = Field(default_factory=list, description="SHA-256 of each identifier key")
+    profile_items: list[str] = Field(default_factory=list, description="'{person_id}/PROFILE' of the person")
+    merged_person_items: list[str] = Field(default_factory=list, description="'{person_id}/PROFILE' of merged persons")
+    other_person_items: list[str] = Field(default_factory=list, description="any other item filed under the persons")
+    identifier_records: list[str] = Field(default_factory=list, description="SHA-256 of each identifier record removed")
+    filed_events: list[str] = Field(default_factory=list, description="dedupe keys of the events removed")
+    messages: list[str] = Field(default_factory=list, description="'{person_id}/{sort key}' of message records")
+    lineage: list[str] = Field(default_factory=list, description="'{person_id}/{sort key}' of merge history entries")
+    edits: list[str] = Field(default_factory=list, description="'{person_id}/{sort key}' of profile edit audits")
+    redacted_items: list[str] = Field(
+        default_factory=list,
+        description="other persons' lineage, identifier records, review entries and events that named the person or "
+        "their identifiers, rewritten without them ('{kind}:{person id, SHA-256 or dedupe key}')",
+    )
+    raw_archive_objects: list[ObjectChange] = Field(default_factory=list)
+    campaign_objects: list[ObjectChange] = Field(default_factory=list)
+    export_objects: list[ObjectChange] = Field(default_factory=list)
+    outbox_objects: list[ObjectChange] = Field(default_factory=list)
+    ledger_records: list[str] = Field(default_factory=list, description="send idempotency records removed")
+    retained: list[Retained] = Field(default_factory=list)
+
+    _COUNTED: ClassVar[tuple[str, ...]] = (
+        "identifiers_suppressed",
+        "profile_items",
+        "merged_person_items",
+        "other_person_items",
+        "identifier_records",
+        "filed_events",
+        "messages",
+        "lineage",
+        "edits",
+        "redacted_items",
+        "raw_archive_objects",
+        "campaign_objects",
+        "export_objects",
+        "outbox_objects",
+        "ledger_records",
+    )
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def counts(self) -> dict[str, int]:
+        return {name: len(getattr(self, name)) for name in self._COUNTED}
+
+
+class PersonExport(BaseModel):
+    """Everything the platform holds on one person (data portability / subject access), newest state."""
+
+    person_id: str
+    exported_at: datetime
+    profile: Profile
+    identifiers: list[str] = Field(description="identifier keys, e.g. phone:+8613800138000")
+    merged_person_ids: list[str]
+    events: list[CanonicalEvent] = Field(description="every event filed under the person's identifiers, oldest first")
+    messages: list[MessageRecord]
+    lineage: list[LineageRecord]
+    edits: list[dict[str, Any]] = Field(description="manual profile edits: who changed what, when")
+    tags: dict[str, TagValue]
+    scores: dict[str, ModelScore]
+
+
+class PersonErased(Publishable):
+    """Published after an erasure, so downstream systems (warehouses, ESPs, ad audiences) erase their copies."""
+
+    event_name: ClassVar[str] = topology.PERSON_ERASED
+    event_source: ClassVar[str] = topology.SOURCE_IDENTITY
+
+    person_id: str
+    merged_person_ids: list[str]
+    brand_id: str
+    erased_at: datetime

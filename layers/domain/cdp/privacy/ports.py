@@ -1,0 +1,120 @@
+"""Ports of erasure and export: the profiles table, the data bucket, the ledger table (adapters: `cdp.privacy.aws`)."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Collection, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from cdp.channels.ports import SendKey
+from cdp.identity.resolution import IdentifierRecord, LineageRecord
+from cdp.ingest.events import CanonicalEvent
+from cdp.privacy.models import ErasureReceipt
+from cdp.profile.models import Profile
+from cdp.profile.ports import MessageRecord
+
+
+@dataclass(frozen=True, order=True)
+class ItemKey:
+    pk: str
+    sk: str
+
+
+@dataclass(frozen=True)
+class StoredItem:
+    key: ItemKey
+    data: dict[str, Any]  # the item's attributes other than the key
+
+
+@dataclass(frozen=True)
+class FiledEvent:
+    key: ItemKey
+    anchor: str  # the identifier key the event is filed under
+    event: CanonicalEvent
+
+
+class PersonRecords(ABC):
+    """The profiles table as erasure and export see it (key shapes: `cdp.profile.keys`)."""
+
+    @abstractmethod
+    def person(self, person_id: str) -> Profile | None:
+        """The person's profile item as stored (merges not followed); None when there is none."""
+
+    @abstractmethod
+    def items(self, person_id: str) -> list[StoredItem]:
+        """Every item filed under the person: the profile, messages, lineage, edit audits (and any future kind)."""
+
+    @abstractmethod
+    def identifier_records(self, namespace: str, keys: Iterable[str]) -> dict[str, IdentifierRecord]:
+        """The stored records of the keys (unknown keys are absent)."""
+
+    @abstractmethod
+    def filed_events(self, namespace: str, anchors: Iterable[str]) -> list[FiledEvent]:
+        """Every event filed under one of the identifier keys."""
+
+    @abstractmethod
+    def messages(self, person_id: str) -> list[MessageRecord]:
+        """The messages recorded for the person (not following merges)."""
+
+    @abstractmethod
+    def lineage(self, person_id: str) -> list[LineageRecord]:
+        """The merge history filed under the person (not following merges)."""
+
+    @abstractmethod
+    def suppress(self, namespace: str, keys: Iterable[str], at: datetime) -> None:
+        """Write a suppression item per key (stored only as a hash), so resolution never stores the key again."""
+
+    @abstractmethod
+    def delete(self, keys: Collection[ItemKey]) -> None:
+        """Delete the items (in batches; absent items are fine)."""
+
+    @abstractmethod
+    def redact(self, key: ItemKey, erased: Collection[str], versioned: bool = False) -> bool:
+        """Rewrite one item without any reference to the erased strings (`cdp.privacy.scrub.drop_values`); with
+        `versioned`, only if its version is unchanged, bumping it (identifier records). False: absent or unchanged."""
+
+    @abstractmethod
+    def replace_event(self, filed: FiledEvent) -> None:
+        """Overwrite the event stored at `filed.key` (another person's event, redacted)."""
+
+    @abstractmethod
+    def receipt(self, person_id: str) -> ErasureReceipt | None:
+        """The receipt stored by an earlier erasure of the person (or of a person merged into them)."""
+
+    @abstractmethod
+    def save_receipt(self, receipt: ErasureReceipt, person_ids: Iterable[str]) -> None:
+        """Store the receipt under each id, so a repeated erasure of any of them returns it."""
+
+
+class DataArchive(ABC):
+    """The data bucket: raw request bodies, campaign artifacts, the outbox."""
+
+    @abstractmethod
+    def keys(self, prefix: str) -> Iterator[str]:
+        """Every object key under the prefix."""
+
+    @abstractmethod
+    def read(self, key: str) -> bytes | None:
+        """An object's bytes; None when it does not exist."""
+
+    @abstractmethod
+    def rewrite(self, key: str, body: bytes) -> None:
+        """Replace the object, and remove its earlier versions (the bucket is versioned)."""
+
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Delete the object with every version of it."""
+
+
+class LedgerRecords(ABC):
+    """The ledger table: ingest dedupe records and send idempotency records."""
+
+    @abstractmethod
+    def raw_keys(self, dedupe_keys: Iterable[str]) -> dict[str, str]:
+        """Event dedupe key -> the raw archive key of the request that delivered it (when still recorded)."""
+
+    @abstractmethod
+    def delete_sends(self, keys: Iterable[SendKey]) -> list[str]:
+        """Delete the send idempotency records that exist; return their partition keys."""

@@ -1,0 +1,108 @@
+"""Pure helpers that remove a person from documents: JSON artifacts, raw request bodies, other persons' records."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Iterable
+from typing import Any
+
+ERASED = "[erased]"
+
+
+def drop_values(value: Any, erased: Collection[str]) -> tuple[Any, int]:
+    """`value` without any reference to an erased string, and how many entries were removed.
+
+    A list element or an object entry is removed whole when it is an erased string, or an object holding one
+    directly (a row such as `{"person_id": ..., "score": ...}`, a message to the person); an object entry also when
+    its key is an erased string. Any other string that contains one (a rule text, a failure message) has it masked
+    as `[erased]`. Everything else is kept and searched recursively.
+    """
+    if isinstance(value, str):
+        return _mask(value, erased)
+    if isinstance(value, list):
+        kept: list[Any] = []
+        removed = 0
+        for element in value:
+            if _names(element, erased):
+                removed += 1
+                continue
+            clean, n = drop_values(element, erased)
+            kept.append(clean)
+            removed += n
+        return kept, removed
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        removed = 0
+        for key, element in value.items():
+            if key in erased or _names(element, erased):
+                removed += 1
+                continue
+            clean, n = drop_values(element, erased)
+            out[key] = clean
+            removed += n
+        return out, removed
+    return value, 0
+
+
+def _mask(text: str, erased: Collection[str]) -> tuple[str, int]:
+    masked = text
+    for needle in erased:
+        if needle and needle in masked:
+            masked = masked.replace(needle, ERASED)
+    return masked, int(masked != text)
+
+
+def _names(element: Any, erased: Collection[str]) -> bool:
+    if isinstance(element, str):
+        return element in erased
+    if isinstance(element, dict):
+        return any(isinstance(v, str) and v in erased for v in element.values())
+    return False
+
+
+def mentions(body: bytes, needles: Iterable[str]) -> bool:
+    """Whether any needle occurs in the bytes (a cheap filter before parsing a document)."""
+    return any(n.encode() in body for n in needles if n)
+
+
+def scrub_json(body: bytes, erased: Collection[str]) -> tuple[bytes | None, int]:
+    """A JSON document without the erased rows: (new body, rows removed). None: the document is about the person
+    (it names them directly, or nothing is left without them) or cannot be parsed, so it must be deleted whole."""
+    try:
+        document = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None, 0
+    if _names(document, erased):
+        return None, 0
+    clean, removed = drop_values(document, erased)
+    out = json.dumps(clean, separators=(",", ":"), ensure_ascii=False).encode()
+    if clean in ({}, []) or mentions(out, erased):
+        return None, removed
+    return out, removed
+
+
+def scrub_raw_body(body: bytes, dedupe_keys: Collection[str]) -> tuple[bytes | None, int]:
+    """A raw ingest body (one event or `{"batch": [...]}`) without the events whose `{source}#{event_id}` is given:
+    (new body, events removed); None when nothing of the body is left."""
+    try:
+        payload = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return body, 0
+    if isinstance(payload, dict) and isinstance(payload.get("batch"), list):
+        items: list[Any] = payload["batch"]
+        kept = [item for item in items if _dedupe_key(item) not in dedupe_keys]
+        removed = len(items) - len(kept)
+        if not kept:
+            return None, removed
+        if not removed:
+            return body, 0
+        return json.dumps({**payload, "batch": kept}, separators=(",", ":"), ensure_ascii=False).encode(), removed
+    if _dedupe_key(payload) in dedupe_keys:
+        return None, 1
+    return body, 0
+
+
+def _dedupe_key(item: Any) -> str | None:
+    if not isinstance(item, dict):
+        return None
+    return f"{item.get('source')}#{item.get('event_id')}"
