@@ -25,6 +25,8 @@ from cdp import topology
 from cdp.profile.dynamodb import DynamoProfileStore
 from cdp.shared.time import utc_now
 from cdp_local.demo.brand import PAST_CAMPAIGN_ID, SyntheticBrand, generate_brand
+from cdp_local.demo.catalog import BRAND_ID
+from cdp_local.demo.truth import event_keys
 from cdp_local.runtime import LocalRuntime
 
 INGEST_BATCH = 200
@@ -32,6 +34,7 @@ MALFORMED_SHARE = 0.004  # real feeds carry junk: the demo sends some and shows 
 RESENT_BATCHES = 3  # client retries: whole batches sent twice must be accepted once
 CAMPAIGN_WAIT_S = 25  # the follow-up delay: 3 days on AWS, compressed here (the world's replies land in it)
 RESPONSE_MODEL = "response"
+PRECISION_TARGET, RECALL_TARGET = 0.995, 0.98  # identity targets: pairwise precision, recall on linkable pairs
 
 
 class DemoFailed(Exception):
@@ -97,7 +100,10 @@ def run_demo(
         with _stage(state, "ingest_identity_tags"):
             _ingest(rt, state, progress, seed)
         with _stage(state, "identity_scoring"):
-            identity = _identity_report(rt, brand)
+            identity, resolved = _identity_report(rt, brand)
+        with _stage(state, "identity_checks"):
+            identity["bulk_vs_online"] = _bulk_agreement(brand, resolved)
+            identity["profile_lookup_ms"] = _lookup_latency(rt, sorted(set(resolved.values())), seed)
         with _stage(state, "tag_sweep"):
             sweep = rt.fire_schedule("cdp-hourly-tag-sweep").result
             rt.drain()
@@ -160,7 +166,7 @@ def _ingest(rt: LocalRuntime, state: DemoState, progress: Progress, seed: int) -
     counts["malformed_sent"] = len(junk)
 
 
-def _identity_report(rt: LocalRuntime, brand: SyntheticBrand) -> dict[str, Any]:
+def _identity_report(rt: LocalRuntime, brand: SyntheticBrand) -> tuple[dict[str, Any], dict[str, str]]:
     """Score the resolution against the ground truth: identifier key -> the surviving person that holds it."""
     resolved: dict[str, str] = {}
     persons = over_limit = quarantined = 0
@@ -176,7 +182,7 @@ def _identity_report(rt: LocalRuntime, brand: SyntheticBrand) -> dict[str, Any]:
                 for key in item.get("identifiers", {}).get("L", []):
                     resolved[key["S"]] = item["person_id"]["S"]
     scores = brand.score(resolved)
-    return {
+    report = {
         "persons_true": brand.counts.persons,
         "persons_resolved": persons,
         "persons_over_limit": over_limit,
@@ -184,6 +190,53 @@ def _identity_report(rt: LocalRuntime, brand: SyntheticBrand) -> dict[str, Any]:
         "identifiers_quarantined": quarantined,
         "shared_identifiers_true": len(brand.shared_identifiers),
         "pairwise": scores.model_dump(),
+        "targets_met": scores.all.precision >= PRECISION_TARGET and scores.linkable.recall >= RECALL_TARGET,
+    }
+    return report, resolved
+
+
+def _bulk_agreement(brand: SyntheticBrand, resolved: dict[str, str]) -> dict[str, Any]:
+    """Resolve the same events offline in bulk and compare the persons with what the online path built."""
+    from cdp.identity.bulk import resolve_events
+    from cdp.org import load_org
+
+    rules = load_org().brand(BRAND_ID).rules
+    keys = [[k for k in event_keys(e) if k not in rules.blocked_values] for e in brand.events]
+    started = time.perf_counter()
+    bulk = resolve_events(keys, namespace=load_org().brand(BRAND_ID).namespace, rules=rules)
+    seconds = time.perf_counter() - started
+    online: dict[str, set[str]] = {}
+    for key, person in resolved.items():
+        online.setdefault(person, set()).add(key)
+    online_sets = {frozenset(v) for v in online.values()}
+    bulk_sets = {p for p in bulk.persons() if p}
+    return {
+        "persons_bulk": len(bulk_sets),
+        "persons_online": len(online_sets),
+        "identical_persons": len(bulk_sets & online_sets),
+        "agree": bulk_sets == online_sets,
+        "hubs_bulk": len(bulk.hubs()),
+        "events": len(keys),
+        "seconds": round(seconds, 3),
+    }
+
+
+def _lookup_latency(rt: LocalRuntime, person_ids: list[str], seed: int, samples: int = 200) -> dict[str, float]:
+    """GET /v1/profiles/{id} through the emulated HTTP API for a sample of persons (moto included)."""
+    picks = random.Random(seed).sample(person_ids, min(samples, len(person_ids)))
+    headers = {"x-api-key": rt.admin_key}
+    timings: list[float] = []
+    for person_id in picks:
+        started = time.perf_counter()
+        response = rt.http("GET", f"/v1/profiles/{person_id}", headers=headers)
+        timings.append((time.perf_counter() - started) * 1000)
+        if response.status != 200:
+            raise DemoFailed(f"profile lookup of {person_id} answered {response.status}: {response.body!r}")
+    timings.sort()
+    return {
+        "samples": len(timings),
+        "p50": round(timings[len(timings) // 2], 1),
+        "p95": round(timings[int(len(timings) * 0.95) - 1], 1),
     }
 
 
@@ -394,6 +447,7 @@ def _summary(
     held_out = (train or {}).get("train", {}).get("metrics", {}).get("held_out", {})
     summary_c = campaign.get("summary", {})
     pair = identity["pairwise"]
+    bulk = identity["bulk_vs_online"]
     headline = {
         "events accepted": state.ingest["accepted"],
         "events rejected (malformed)": state.ingest["rejected"],
@@ -402,6 +456,19 @@ def _summary(
         "identity pairwise precision": _fmt(pair["all"]["precision"]),
         "identity pairwise recall (all / linkable)": (
             f"{_fmt(pair['all']['recall'])} / {_fmt(pair['linkable']['recall'])}"
+        ),
+        "identity targets (precision >= 0.995, linkable recall >= 0.98)": "met"
+        if identity["targets_met"]
+        else "MISSED",
+        "shared identifiers quarantined (found / truly shared)": (
+            f"{identity['identifiers_quarantined']} / {identity['shared_identifiers_true']}"
+        ),
+        "bulk resolution of the same events agrees with online": (
+            f"{bulk['agree']} ({bulk['identical_persons']} of {bulk['persons_online']} persons identical, "
+            f"{bulk['seconds']} s)"
+        ),
+        "profile lookup p50 / p95 (ms, moto included)": (
+            f"{identity['profile_lookup_ms']['p50']} / {identity['profile_lookup_ms']['p95']}"
         ),
         "model AUC (held-out)": _fmt(held_out.get("roc_auc")),
         "model lift top decile (held-out)": _fmt(held_out.get("lift_top_decile")),

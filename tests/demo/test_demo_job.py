@@ -42,6 +42,9 @@ def test_summary_holds_identity_ingest_model_and_campaign_figures(demo: tuple[di
     identity = summary["identity"]
     assert identity["pairwise"]["all"]["precision"] >= 0.99
     assert identity["pairwise"]["linkable"]["recall"] >= 0.9
+    # the offline bulk resolver builds exactly the persons the online path built from the same events
+    assert identity["bulk_vs_online"]["agree"], identity["bulk_vs_online"]
+    assert identity["profile_lookup_ms"]["samples"] > 0
     held_out = summary["model"]["train_output"]["train"]["metrics"]["held_out"]
     assert 0.0 <= held_out["roc_auc"] <= 1.0 and held_out["rows"] > 0
     assert set(summary["tags"]["lifecycle"]) <= {"introduction", "growth", "mature", "dormant", "churned"}

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 BULK_PERSON_NAMESPACE = uuid.UUID("3b7d52a0-8c1e-4f6a-9d2b-5e0f7a4c1d93")
 MAX_REPORTED_PROBLEMS = 1000
 LinkFormat = Literal["csv", "parquet", "jsonl"]
+KeyOrError = tuple[str | None, str | None]  # (normalized key, None) or (None, why not)
 
 _TYPES = tuple(IdentifierType)
 _TYPE_INDEX = {t.value: i for i, t in enumerate(_TYPES)}
@@ -702,7 +703,7 @@ def link_format(path: Path) -> LinkFormat:
     suffixes = [s.lower() for s in path.suffixes]
     if ".parquet" in suffixes or ".pq" in suffixes:
         return "parquet"
-    if ".jsonl" in suffixes or ".ndjson" in suffixes or ".json" in suffixes:
+    if ".jsonl" in suffixes or ".ndjson" in suffixes:
         return "jsonl"
     if ".csv" in suffixes:
         return "csv"
@@ -722,18 +723,19 @@ def read_links(path: Path, problems: ProblemLog | None = None) -> LinkInput:
 
 def _take(out: LinkInput, line: int, a: object, b: object) -> None:
     out.rows += 1
-    for name, value in (("a", a), ("b", b)):
-        if not isinstance(value, str) or not value:
-            out.problems.add(line, f"column {name} is missing or empty", name, value)
-            return
-    out.a.append(a)  # type: ignore[arg-type]  # both checked to be str above
-    out.b.append(b)  # type: ignore[arg-type]
-    out.lines.append(line)
+    if not isinstance(a, str) or not a:
+        out.problems.add(line, "column a is missing or empty", "a", a)
+    elif not isinstance(b, str) or not b:
+        out.problems.add(line, "column b is missing or empty", "b", b)
+    else:
+        out.a.append(a)
+        out.b.append(b)
+        out.lines.append(line)
 
 
 def _read_links_csv(path: Path, log: ProblemLog) -> LinkInput:
     out = LinkInput([], [], array("q"), log, 0)
-    with path.open(newline="", encoding="utf-8") as handle:
+    with path.open(newline="", encoding="utf-8-sig") as handle:  # -sig: spreadsheets write a byte order mark
         reader = csv.reader(handle)
         header = next(reader, None)
         if header is None or "a" not in header or "b" not in header:
@@ -845,9 +847,6 @@ def _event_keys(text: str, line: int, phone_region: str, log: ProblemLog) -> lis
         else:
             keys.append(key)
     return keys if len(keys) == len(items) else None
-
-
-KeyOrError = tuple[str | None, str | None]
 
 
 def _identifier_key(item: object, phone_region: str) -> KeyOrError:

@@ -75,11 +75,11 @@ class IdentityRules(BaseModel):
         if value is None:
             return None
         pairs = []
-        for pair in value:  # type: ignore[attr-defined]
-            kinds = frozenset(IdentifierType(k) for k in pair)
-            if len(tuple(pair)) != 2:
+        for raw in value:  # type: ignore[attr-defined]
+            pair = tuple(raw)
+            if len(pair) != 2:
                 raise ValueError(f"a link names exactly two identifier types, got {list(pair)}")
-            pairs.append(kinds)
+            pairs.append(frozenset(IdentifierType(k) for k in pair))
         return frozenset(pairs)
 
     @model_validator(mode="after")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -12,6 +12,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from cdp import topology
 from cdp.errors import ConflictError, StoreError
+from cdp.identity.history import HistoryLoad, HistorySink
 from cdp.identity.ports import IdentityStore
 from cdp.identity.resolution import IdentifierRecord, LineageRecord, ResolutionPlan
 from cdp.ingest.events import CanonicalEvent, parse_event
@@ -32,7 +33,7 @@ SK = topology.PROFILES_TABLE.sort_key
 _MAX_TRANSACTION_ITEMS = 100
 
 
-class DynamoProfileStore(TagStore, IdentityStore):
+class DynamoProfileStore(TagStore, IdentityStore, HistorySink):
     def __init__(self, table_name: str, client: DynamoDBClient | None = None, org: OrgDirectory | None = None) -> None:
         self._table = table_name
         self._db: DynamoDBClient = client or default_client("dynamodb")
@@ -330,6 +331,28 @@ class DynamoProfileStore(TagStore, IdentityStore):
             self._batch_put([e["Put"]["Item"] for e in extra[start : start + 25]])
         return True
 
+    # ---- history import (cdp.identity.history) -----------------------------------------------------------------
+
+    def namespace_is_empty(self, namespace: str, sample_keys: Sequence[str]) -> bool:
+        return not self.lookup_identifiers(namespace, sample_keys)
+
+    def load_history(self, load: HistoryLoad) -> dict[str, int]:
+        ns = load.namespace
+        groups: dict[str, list[dict[str, Any]]] = {
+            "identifiers": [_identifier_item(ns, r) for r in load.records],
+            "profiles": [_profile_item(p) for p in load.profiles],
+            "events": [_filed_item(ns, anchor, e) for anchor, e in load.filed],
+            "applied_markers": [{PK: keys.applied_pk(e.dedupe_key), SK: keys.APPLIED_SK} for _, e in load.filed],
+            "review_entries": [
+                {PK: keys.review_pk(ns), SK: keys.review_sk(k), "identifier": k, "reason": "hub", "source": "import"}
+                for k in load.hubs
+            ],
+        }
+        for items in groups.values():
+            for start in range(0, len(items), 25):
+                self._batch_put([to_item(i) for i in items[start : start + 25]])
+        return {name: len(items) for name, items in groups.items()}
+
     def _batch_put(self, items: list[dict[str, Any]]) -> None:
         request: Any = {self._table: [{"PutRequest": {"Item": item}} for item in items]}
         while request:
@@ -361,16 +384,7 @@ def _transaction(
         marker = {PK: keys.applied_pk(event.dedupe_key), SK: keys.APPLIED_SK}
         core.append(_put(table, marker, "attribute_not_exists(#pk)", names={"#pk": PK}))
         if plan.anchor is not None:
-            filed = {
-                PK: keys.anchor_pk(plan.namespace, plan.anchor),
-                SK: keys.timeline_sk(event.occurred_at, event.event_id),
-                "event_type": event.event_type,
-                "occurred_at": iso(event.occurred_at),
-                "brand_id": event.brand_id,
-                "store_id": event.store_id,
-                "event": event.model_dump_json(),
-            }
-            core.append(_put(table, {k: v for k, v in filed.items() if v is not None}))
+            core.append(_put(table, _filed_item(plan.namespace, plan.anchor, event)))
     for write in plan.profiles:
         core.append(_profile_write(table, write.profile, write.expected_version))
     for record in plan.identifiers:
@@ -396,7 +410,7 @@ def _transaction(
     return core, extra
 
 
-def _identifier_write(table: str, namespace: str, record: IdentifierRecord) -> dict[str, Any]:
+def _identifier_item(namespace: str, record: IdentifierRecord) -> dict[str, Any]:
     item: dict[str, Any] = {
         PK: keys.identifier_pk(namespace, record.key),
         SK: keys.IDENTIFIER_SK,
@@ -409,9 +423,32 @@ def _identifier_write(table: str, namespace: str, record: IdentifierRecord) -> d
         item["person_id"] = record.person_id
     if record.shared:
         item["shared"] = record.shared
+    return item
+
+
+def _identifier_write(table: str, namespace: str, record: IdentifierRecord) -> dict[str, Any]:
+    item = _identifier_item(namespace, record)
     if record.version == 0:
         return _put(table, item, "attribute_not_exists(#pk)", names={"#pk": PK})
     return _put(table, item, "ver = :expected", values={":expected": record.version})
+
+
+def _filed_item(namespace: str, anchor: str, event: CanonicalEvent) -> dict[str, Any]:
+    filed = {
+        PK: keys.anchor_pk(namespace, anchor),
+        SK: keys.timeline_sk(event.occurred_at, event.event_id),
+        "event_type": event.event_type,
+        "occurred_at": iso(event.occurred_at),
+        "brand_id": event.brand_id,
+        "store_id": event.store_id,
+        "event": event.model_dump_json(),
+    }
+    return {k: v for k, v in filed.items() if v is not None}
+
+
+def _profile_item(target: Profile) -> dict[str, Any]:
+    item = {PK: keys.person_pk(target.person_id), SK: keys.PROFILE_SK, **target.model_dump(mode="json")}
+    return {k: v for k, v in item.items() if v is not None and not (k == "dissolved" and v is False)}
 
 
 def _to_record(item: dict[str, Any]) -> IdentifierRecord:
@@ -460,8 +497,7 @@ def _to_lineage(item: dict[str, Any]) -> LineageRecord:
 def _profile_write(table: str, target: Profile, expected_version: int | None) -> dict[str, Any]:
     """A whole-item Put guarded by the version: tag and score writers bump the version too, so a concurrent
     annotation makes this fail and the change is re-planned on fresh state (nothing is overwritten)."""
-    item = {PK: keys.person_pk(target.person_id), SK: keys.PROFILE_SK, **target.model_dump(mode="json")}
-    item = {k: v for k, v in item.items() if v is not None and not (k == "dissolved" and v is False)}
+    item = _profile_item(target)
     if expected_version is None:
         return _put(table, item, "attribute_not_exists(#pk)", names={"#pk": PK})
     return _put(
