@@ -73,12 +73,17 @@ def _print_summary(summary: dict[str, Any]) -> None:
 def serve(
     port: int = typer.Option(8787, help="port on 127.0.0.1"),
     drain: str = typer.Option("sync", help="sync: process events before answering; background; off"),
+    history: Path | None = typer.Option(
+        None, exists=True, dir_okay=False, help="canonical events (.jsonl) of one brand to import in bulk first"
+    ),
 ) -> None:
     """Serve the HTTP API on 127.0.0.1 so curl or an SDK can post events."""
     from cdp_local.http_server import LocalApiServer
     from cdp_local.runtime import LocalRuntime
 
     with LocalRuntime() as rt, LocalApiServer(rt, port=port, drain=drain) as server:
+        if history is not None:
+            _import_history(rt, history)
         console.print(f"[green]CDP local API[/green] on {server.url}  (API key: {rt.api_key!r}; Ctrl-C stops)")
         console.print(
             f"  curl -X POST {server.url}/v1/events -H 'x-api-key: {rt.api_key}' "
@@ -93,6 +98,34 @@ def serve(
                 time.sleep(3600)
         except KeyboardInterrupt:
             console.print("stopping")
+
+
+def _import_history(rt: Any, path: Path) -> None:
+    """Bulk-resolve a history file and load it into the runtime's tables before live traffic (cdp.identity.history)."""
+    from cdp import topology
+    from cdp.errors import InvalidInputError
+    from cdp.identity.history import import_history
+    from cdp.ingest.events import parse_event
+    from cdp.org import load_org
+    from cdp.profile.dynamodb import DynamoProfileStore
+
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    try:
+        events = [parse_event(line) for line in lines]
+    except ValueError as exc:
+        raise typer.BadParameter(f"{path}: {exc}") from exc
+    brands = sorted({e.brand_id for e in events})
+    if len(brands) != 1:
+        raise typer.BadParameter(f"{path}: a history file holds one brand's events, found {brands[:5]}")
+    store = DynamoProfileStore(topology.PROFILES_TABLE.local_name, client=rt.client("dynamodb"))
+    try:
+        load = import_history(events, load_org().brand(brands[0]), store)
+    except InvalidInputError as exc:
+        raise typer.BadParameter(f"{path}: {exc.message}") from exc
+    console.print(
+        f"imported {len(events):,} events of {brands[0]}: {len(load.profiles):,} persons, {len(load.hubs)} shared "
+        f"identifiers quarantined ({load.seconds})"
+    )
 
 
 class BenchSuite(StrEnum):

@@ -1,4 +1,5 @@
-"""`cdp identity ...`: identity resolution offline (history imports); registered on the main `cdp` app."""
+"""`cdp identity ...`: bulk resolution of history files offline, and the identity operations of a running
+`cdp serve` (merge with preview, unmerge, unbind, quarantine, review queue); registered on the main `cdp` app."""
 
 from __future__ import annotations
 
@@ -16,7 +17,10 @@ from rich.table import Table
 if TYPE_CHECKING:
     from cdp.identity.bulk import BulkResolution
 
-identity_app = typer.Typer(help="Identity resolution offline: resolve history imports in bulk.", no_args_is_help=True)
+identity_app = typer.Typer(
+    help="OneID: bulk-resolve history files offline; merge, unmerge, unbind, quarantine and review via the API.",
+    no_args_is_help=True,
+)
 console = Console()
 
 SHOWN_PROBLEMS = 20
