@@ -17,6 +17,7 @@ from cdp.observability import logger
 from cdp.org import ScopeRef
 from cdp.shared.aws import client as default_client
 from cdp.shared.aws import write_object
+from cdp.shared.dynamo import batch_write
 from cdp.shared.time import iso
 
 if TYPE_CHECKING:
@@ -98,19 +99,7 @@ class DynamoDedupeLedger(DedupeLedger):
             }
             for key in dedupe_keys
         ]
-        for start in range(0, len(puts), 25):
-            request: dict[str, Any] = {self._table: puts[start : start + 25]}
-            for _attempt in range(8):
-                try:
-                    response = self._db.batch_write_item(RequestItems=request)
-                except (ClientError, BotoCoreError) as exc:
-                    raise StoreError(f"confirming {len(puts)} events failed: {exc}") from exc
-                request = response.get("UnprocessedItems") or {}
-                if not request:
-                    break
-                time.sleep(0.05 * 2**_attempt)
-            if request:
-                raise StoreError(f"confirming events: {len(request[self._table])} still unprocessed after retries")
+        batch_write(self._db, self._table, puts, f"confirming {len(puts)} events")
 
 
 class ApiKeyEntry(BaseModel):

@@ -5,7 +5,6 @@ ports.publisher)` and `export_person(person_id, ports.records)`.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -30,7 +29,7 @@ from cdp.profile.ports import MessageRecord
 from cdp.settings import DataBucket, EventBus, LedgerTable, ProfilesTable, get_settings
 from cdp.shared.aws import EventBridgePublisher, read_object, write_object
 from cdp.shared.aws import client as default_client
-from cdp.shared.dynamo import from_item, to_item
+from cdp.shared.dynamo import batch_write, from_item, to_item
 from cdp.shared.ports import EventPublisher
 from cdp.shared.time import iso
 
@@ -43,9 +42,7 @@ SK = topology.PROFILES_TABLE.sort_key
 LEDGER_PK = topology.LEDGER_TABLE.partition_key
 LEDGER_SK = topology.LEDGER_TABLE.sort_key
 ERASURE_SK = "RECEIPT"
-_BATCH_WRITE = 25
 _BATCH_GET = 100
-_ATTEMPTS = 8
 
 
 def erasure_pk(person_id: str) -> str:
@@ -56,23 +53,6 @@ def erasure_pk(person_id: str) -> str:
 def dedupe_record_key(dedupe_key: str) -> dict[str, Any]:
     """The ingest dedupe record of an event (the shape `cdp.ingest.aws.DynamoDedupeLedger` writes)."""
     return {LEDGER_PK: {"S": f"EVT#{dedupe_key}"}, LEDGER_SK: {"S": "EVT"}}
-
-
-def _batch_write(db: DynamoDBClient, table: str, requests: list[dict[str, Any]], what: str) -> None:
-    """BatchWriteItem in 25s; unprocessed items are retried with backoff, then StoreError."""
-    for start in range(0, len(requests), _BATCH_WRITE):
-        pending: Any = {table: requests[start : start + _BATCH_WRITE]}
-        for attempt in range(_ATTEMPTS):
-            try:
-                response = db.batch_write_item(RequestItems=pending)
-            except (ClientError, BotoCoreError) as exc:
-                raise StoreError(f"{what} failed: {exc}") from exc
-            pending = response.get("UnprocessedItems") or {}
-            if not pending:
-                break
-            time.sleep(0.05 * 2**attempt)
-        if pending:
-            raise StoreError(f"{what}: {len(pending[table])} items still unprocessed after retries")
 
 
 class DynamoPersonRecords(PersonRecords):
@@ -134,12 +114,12 @@ class DynamoPersonRecords(PersonRecords):
             }
             for k in sorted(set(keys_))
         ]
-        _batch_write(self._db, self._table, puts, "writing suppressions")
+        batch_write(self._db, self._table, puts, "writing suppressions")
 
     def delete(self, keys_: Collection[ItemKey]) -> None:
         unique = sorted(set(keys_))
         deletes = [{"DeleteRequest": {"Key": {PK: {"S": k.pk}, SK: {"S": k.sk}}}} for k in unique]
-        _batch_write(self._db, self._table, deletes, f"deleting {len(unique)} items")
+        batch_write(self._db, self._table, deletes, f"deleting {len(unique)} items")
 
     def redact(self, key: ItemKey, erased: Collection[str], versioned: bool = False) -> bool:
         raw = self._get(key)
@@ -204,7 +184,7 @@ class DynamoPersonRecords(PersonRecords):
             }
             for pid in sorted(set(person_ids))
         ]
-        _batch_write(self._db, self._table, puts, f"saving the erasure receipt of {receipt.person_id}")
+        batch_write(self._db, self._table, puts, f"saving the erasure receipt of {receipt.person_id}")
 
     def _get(self, key: ItemKey) -> dict[str, Any] | None:
         try:

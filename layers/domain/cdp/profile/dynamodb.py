@@ -21,7 +21,7 @@ from cdp.profile import keys
 from cdp.profile.models import ModelScore, Profile, TagValue
 from cdp.profile.ports import MessageRecord, TimelineEntry, TimelinePage
 from cdp.shared.aws import client as default_client
-from cdp.shared.dynamo import from_item, to_attr, to_item
+from cdp.shared.dynamo import batch_write, from_item, to_attr, to_item
 from cdp.shared.time import iso, parse_iso
 from cdp.tags.service import TagStore
 
@@ -354,13 +354,7 @@ class DynamoProfileStore(TagStore, IdentityStore, HistorySink):
         return {name: len(items) for name, items in groups.items()}
 
     def _batch_put(self, items: list[dict[str, Any]]) -> None:
-        request: Any = {self._table: [{"PutRequest": {"Item": item}} for item in items]}
-        while request:
-            try:
-                response = self._db.batch_write_item(RequestItems=request)
-            except (ClientError, BotoCoreError) as exc:
-                raise StoreError(f"batch write failed: {exc}") from exc
-            request = response.get("UnprocessedItems") or {}
+        batch_write(self._db, self._table, [{"PutRequest": {"Item": item}} for item in items], "batch put")
 
 
 def _put(table: str, item: dict[str, Any], condition: str | None = None, **expr: Any) -> dict[str, Any]:

@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 import json
+import time
 from decimal import Decimal
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import BotoCoreError, ClientError
+
+from cdp.errors import StoreError
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+BATCH_WRITE_SIZE = 25
+BATCH_WRITE_ATTEMPTS = 8
 
 _SER = TypeSerializer()
 _DES = TypeDeserializer()
@@ -35,3 +45,21 @@ def _plain(value: Any) -> Any:
 def from_item(item: dict[str, Any]) -> dict[str, Any]:
     """A DynamoDB item -> plain Python values (Decimal -> int/float)."""
     return {k: _plain(_DES.deserialize(v)) for k, v in item.items()}
+
+
+def batch_write(db: DynamoDBClient, table: str, requests: list[dict[str, Any]], what: str) -> None:
+    """BatchWriteItem in 25s (PutRequest/DeleteRequest entries); unprocessed items are retried with exponential
+    backoff, then StoreError names `what` and how many were left."""
+    for start in range(0, len(requests), BATCH_WRITE_SIZE):
+        pending: Any = {table: requests[start : start + BATCH_WRITE_SIZE]}
+        for attempt in range(BATCH_WRITE_ATTEMPTS):
+            try:
+                response = db.batch_write_item(RequestItems=pending)
+            except (ClientError, BotoCoreError) as exc:
+                raise StoreError(f"{what} failed: {exc}") from exc
+            pending = response.get("UnprocessedItems") or {}
+            if not pending:
+                break
+            time.sleep(0.05 * 2**attempt)
+        if pending:
+            raise StoreError(f"{what}: {len(pending[table])} items still unprocessed after retries")
