@@ -161,12 +161,12 @@ def plan_change(
 
     plan = ResolutionPlan(namespace=namespace, newly_shared=newly_shared, anchor=anchor)
     if losing:
-        _plan_split(plan, change, parts, homes, persons, rules, brand, history, anchor_part, new_person_id)
+        _plan_split(plan, change, parts, homes, persons, links, rules, brand, history, anchor_part, new_person_id)
         # Every identifier of the split persons changes hands or may: repoint them all (version-checked).
         rest = {k for p in persons.values() for k in p.identifiers} - set(updated)
         updated.update(history.lookup_identifiers(namespace, rest) if rest else {})
     else:
-        _plan_merge(plan, change, parts, homes, rules, brand, new_person_id, anchor_part)
+        _plan_merge(plan, change, parts, homes, links, rules, brand, new_person_id, anchor_part)
 
     for write in plan.profiles:
         write.profile.version = (write.expected_version or 0) + 1
@@ -245,13 +245,13 @@ def _plan_merge(
     change: Change,
     parts: list[frozenset[str]],
     homes: dict[int, list[Profile]],
+    live_links: set[tuple[str, str]],
     rules: IdentityRules,
     brand: BrandConfig,
     new_person_id: str,
     anchor_part: int | None,
 ) -> None:
     """No person loses an identifier: fold the persons of each component into one, and the event into its part."""
-    links = set(change.new_links)
     for i, part in enumerate(parts):
         members = homes.get(i, [])
         if not members and i != anchor_part and not (set(part) & set(change.keys)):
@@ -277,12 +277,11 @@ def _plan_merge(
                 updated_at=change.at,
             )
             expected = None
-        all_links = links | {link for m in members for link in m.links}
         if i == anchor_part and change.event is not None:
             target = apply_event(target, change.event, brand)
             plan.event_person_id = target.person_id
         target = target.model_copy(deep=True)
-        _finish(target, part, all_links, rules)
+        _finish(target, part, live_links, rules)
         target.updated_at = max(target.updated_at, change.at)
         plan.profiles.append(ProfileWrite(target, expected))
         if len(members) > 1:
@@ -310,6 +309,7 @@ def _plan_split(
     parts: list[frozenset[str]],
     homes: dict[int, list[Profile]],
     persons: Mapping[str, Profile],
+    live_links: set[tuple[str, str]],
     rules: IdentityRules,
     brand: BrandConfig,
     history: History,
@@ -324,7 +324,6 @@ def _plan_split(
     earlier_ids = sorted({m for p in persons.values() for m in p.merged_from} - set(persons))
     earlier = history.load_persons(earlier_ids) if earlier_ids else {}
     homes = _own_homes(parts, homes, earlier, rules)
-    all_links = {link for p in persons.values() for link in p.links} | set(change.new_links)
 
     taken: set[str] = set()
     by_part: dict[int, Profile] = {}
@@ -348,7 +347,7 @@ def _plan_split(
             by_part[i].merged_from = sorted(set(by_part[i].merged_from) | merged)
             plan.lineage.append(_merge_record(change, part, members, base.person_id))
         plan.profiles.append(ProfileWrite(by_part[i], expected))
-        _finish(by_part[i], part, all_links, rules)
+        _finish(by_part[i], part, live_links, rules)
     homed = {p.person_id for ms in homes.values() for p in ms}
     for person in persons.values():
         if person.person_id not in homed:  # every identifier became shared: nothing of them is left

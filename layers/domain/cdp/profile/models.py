@@ -151,6 +151,14 @@ class Profile(BaseModel):
     next_tag_expiry: datetime | None = Field(default=None, description="when a tag changes next with no new event")
     scores: dict[str, ModelScore] = Field(default_factory=dict)
 
+    @field_serializer("facts")
+    def _compact_facts(self, value: ProfileFacts) -> dict[str, Any]:
+        return value.model_dump(mode="json", exclude_defaults=True)  # zero counters cost item size and parse time
+
+    @field_serializer("scoped_facts")
+    def _compact_scoped(self, value: dict[str, ProfileFacts]) -> dict[str, Any]:
+        return {scope: facts.model_dump(mode="json", exclude_defaults=True) for scope, facts in value.items()}
+
     @field_serializer("next_tag_expiry")
     def _sortable_expiry(self, value: datetime | None) -> str | None:
         return iso(value) if value else None  # the same sortable form the tag writer stores
