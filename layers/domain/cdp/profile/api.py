@@ -248,9 +248,9 @@ class ProfileApi:
         edits: EditLog,
         publisher: EventPublisher,
         org: OrgDirectory,
+        privacy: PrivacyStores,
         default_phone_region: str = "CN",
         now: Callable[[], datetime] = utc_now,
-        privacy: PrivacyStores | None = None,
     ) -> None:
         self._privacy = privacy
         self._reader = reader
@@ -489,11 +489,6 @@ class ProfileApi:
 
     # ---- privacy ------------------------------------------------------------------------------------------------
 
-    def _privacy_stores(self) -> PrivacyStores:
-        if self._privacy is None:  # pragma: no cover - wiring error
-            raise NotImplementedError("the privacy stores are not wired")
-        return self._privacy
-
     def _wholly_visible(self, person_id: str, scope: ScopeRef, what: str) -> Profile:
         """The person, if everything of them lies in the scope: erasure and export reach all of a person's data."""
         profile = self._visible(person_id, scope)
@@ -509,7 +504,7 @@ class ProfileApi:
         """Erase the person everywhere (identifiers suppressed first) and return the receipt; erasing again returns
         the stored receipt."""
         authorize(client, ERASE_SCOPE)
-        stores = self._privacy_stores()
+        stores = self._privacy
         stored = stores.records.receipt(person_id)
         if stored is not None:
             if not covers_brand(client.org_scope, self._org, stored.brand_id):
@@ -531,4 +526,4 @@ class ProfileApi:
         """Everything held on the person (subject access); the key must see all of the person's data."""
         authorize(client, READ_PROFILES_SCOPE)
         profile = self._wholly_visible(person_id, client.org_scope, "an export")
-        return export_person(profile.person_id, self._privacy_stores().records, self._org, self._now())
+        return export_person(profile.person_id, self._privacy.records, self._org, self._now())
