@@ -12,7 +12,7 @@ from constructs import Construct
 from cdp import topology
 from infra import layers
 from infra.components.access import Resources, grant_least_privilege
-from infra.components.api import ApiKeys, HttpApi
+from infra.components.api import ApiKeys, HttpApi, SourceSecrets
 from infra.components.functions import FunctionAssets, Functions
 from infra.components.messaging import Messaging
 from infra.components.monitoring import Monitoring
@@ -54,6 +54,7 @@ class CdpStack(Stack):
         self.storage = Storage(self, "Storage")
         self.messaging = Messaging(self, "Messaging")
         self.api_keys = ApiKeys(self, "ApiKeys")
+        self.sources = SourceSecrets(self, "SourceSecrets")
         self.functions = Functions(self, "Functions", assets=assets.functions, env_values=self._env_values(config))
         grant_least_privilege(
             self.functions.by_key,
@@ -63,6 +64,7 @@ class CdpStack(Stack):
                 bucket=self.storage.data_bucket,
                 bus=self.messaging.bus,
                 api_keys=self.api_keys.secret,
+                sources=self.sources.secret,
                 config=config,
             ),
         )
@@ -92,6 +94,7 @@ class CdpStack(Stack):
             topology.DATA_BUCKET_ENV: self.storage.data_bucket.bucket_name,
             topology.EVENT_BUS_ENV: self.messaging.bus.event_bus_name,
             topology.API_KEYS_SECRET_ENV: self.api_keys.secret.secret_arn,
+            topology.SOURCES_SECRET_ENV: self.sources.secret.secret_arn,
             topology.DEFAULT_REGION_ENV: config.default_phone_region,
             topology.SMS_ORIGINATION_ENV: config.sms_origination_identity,
             topology.EMAIL_FROM_ENV: config.email_from_address,

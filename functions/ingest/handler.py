@@ -1,7 +1,12 @@
-"""HTTP API: POST /v1/events (one canonical event or {"batch": [...]})."""
+"""HTTP API: POST /v1/events (canonical events) and every channel connector's inbound routes (Segment calls, ...).
+
+Thin: each route builds an `InboundRequest` and hands it to `cdp.connectors.service.receive`; typed errors map to
+4xx here. Nothing is processed before the source is authenticated and the raw body archived.
+"""
 
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import dataclass
 from functools import cache
@@ -11,6 +16,11 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from cdp.connectors.aws import SecretsManagerSources
+from cdp.connectors.base import Connector, InboundRequest
+from cdp.connectors.registry import ROUTES, ConnectorRoute
+from cdp.connectors.security import PayloadTooLargeError
+from cdp.connectors.service import Ports, Received, receive
 from cdp.errors import AuthenticationError, InvalidInputError, RetryableError
 from cdp.ingest.auth import authenticate
 from cdp.ingest.aws import DynamoDedupeLedger, S3RawArchive, SecretsManagerKeyring
@@ -31,18 +41,17 @@ class Dependencies:
     ledger: DynamoDedupeLedger
     publisher: EventBridgePublisher
     keyring: SecretsManagerKeyring
+    ports: Ports
 
 
 @cache
 def dependencies() -> Dependencies:
     s = get_settings(IngestSettings)
-    return Dependencies(
-        settings=s,
-        archive=S3RawArchive(s.data_bucket),
-        ledger=DynamoDedupeLedger(s.ledger_table),
-        publisher=EventBridgePublisher(s.event_bus_name),
-        keyring=SecretsManagerKeyring(s.api_keys_secret_id),
-    )
+    archive = S3RawArchive(s.data_bucket)
+    ledger = DynamoDedupeLedger(s.ledger_table)
+    publisher = EventBridgePublisher(s.event_bus_name)
+    ports = Ports(SecretsManagerSources(s.sources_secret_id), archive, ledger, publisher, _phone_region_for)
+    return Dependencies(s, archive, ledger, publisher, SecretsManagerKeyring(s.api_keys_secret_id), ports)
 
 
 @app.post("/v1/events")
@@ -62,9 +71,61 @@ def post_events() -> Response[str]:
         deps.publisher,
         phone_region=_phone_region_for,
     )
+    _count(result)
+    return _json(_status(result), result.model_dump_json())
+
+
+# ---- channel connectors (cdp.connectors.registry) ------------------------------------------------------------
+
+
+def _register(route: ConnectorRoute) -> None:
+    path = route.path.replace("{key}", "<key>")
+
+    def handle(key: str | None = None) -> Response[str]:
+        received = _receive(route.factory(), key)
+        if received.reply is not None:
+            reply = received.reply
+            return Response(reply.status, reply.content_type, reply.body, headers=reply.headers or None)
+        result = received.result
+        counts = (result.accepted, result.duplicates, len(result.rejected))
+        status = route.json_status(*counts) if route.json_status else _status(result)
+        return _json(status, json.dumps({"success": 200 <= status < 300, **result.model_dump(mode="json")}))
+
+    app.route(path, [route.method])(handle)
+
+
+for _route in ROUTES:
+    _register(_route)
+
+
+# ---- shared ------------------------------------------------------------------------------------------------------
+
+
+def _receive(connector: Connector, key: str | None = None) -> Received:
+    event = app.current_event
+    raw = event.get("body") or ""
+    # bytes as sent: a gzip body arrives base64-encoded and must not go through a text decode
+    body = base64.b64decode(raw) if event.is_base64_encoded else raw.encode()
+    request = InboundRequest(
+        connector=connector.name,
+        method=event.request_context.http.method,
+        body=body,
+        received_at=utc_now(),
+        request_id=event.request_context.request_id,
+        key=key,
+        headers={k.lower(): v for k, v in (event.headers or {}).items()},
+        query=dict(event.query_string_parameters or {}),
+        source_ip=event.request_context.http.source_ip,
+    )
+    received = receive(request, connector, dependencies().ports)
+    logger.append_keys(connector=connector.name)
+    _count(received.result)
+    return received
+
+
+def _count(result: IngestResult) -> None:
     metrics.add_metric(name="EventsAccepted", unit="Count", value=result.accepted)
     metrics.add_metric(name="EventsRejected", unit="Count", value=len(result.rejected))
-    return _json(_status(result), result.model_dump_json())
 
 
 def _phone_region_for(brand_id: str | None) -> str:
@@ -85,6 +146,11 @@ def _json(status: int, body: str) -> Response[str]:
     return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=body)
 
 
+@app.exception_handler(PayloadTooLargeError)
+def _too_large(exc: PayloadTooLargeError) -> Response[str]:
+    return _json(413, _dumps({"error": "payload_too_large", "message": exc.message, "field": exc.location}))
+
+
 @app.exception_handler(InvalidInputError)
 def _invalid(exc: InvalidInputError) -> Response[str]:
     error = {"error": "invalid_request", "message": exc.message, "field": exc.location}
@@ -103,7 +169,8 @@ def _unavailable(exc: RetryableError) -> Response[str]:
 
 
 def _dumps(value: dict[str, Any]) -> str:
-    return json.dumps(value)
+    # `code` too: Segment SDKs read the error as {"code", "message"}
+    return json.dumps({"code": value["error"], **value})
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

@@ -28,6 +28,7 @@ class Resources:
     bucket: s3.IBucket
     bus: events.IEventBus
     api_keys: secretsmanager.ISecret
+    sources: secretsmanager.ISecret
     config: DeployConfig
 
 
@@ -66,6 +67,7 @@ def _ingest(fn: lambda_.Function, r: Resources) -> None:
     _write(fn, r, topology.RAW_PREFIX)
     r.bus.grant_put_events_to(fn)
     r.api_keys.grant_read(fn)
+    r.sources.grant_read(fn)
 
 
 def _profile_writer(fn: lambda_.Function, r: Resources) -> None:

@@ -70,6 +70,33 @@ class ApiKeys(Construct):
         )
 
 
+class SourceSecrets(Construct):
+    """Per-source secrets (Segment write keys, WeChat tokens, Shopify/ad/POS/SMS/push signing keys, SES topics, the
+    tracked-link key, pulled shops' app secrets): the JSON document `cdp.connectors.sources.SourcesConfig` reads."""
+
+    def __init__(self, scope: Construct, construct_id: str) -> None:
+        super().__init__(scope, construct_id)
+        self.secret = secretsmanager.Secret(
+            self,
+            "Secret",
+            description="cdp per-source secrets and brand bindings (see cdp.connectors.sources)",
+            generate_secret_string=secretsmanager.SecretStringGenerator(
+                secret_string_template='{"write_keys": {}}',  # noqa: S106 - the empty JSON shape, no secret
+                generate_string_key="bootstrap",
+                exclude_punctuation=True,
+                password_length=40,
+            ),
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        Validations.of(self.secret).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions::AwsSolutions-SMG4",
+                reason="Each entry is a secret shared with an external platform (WeChat, Shopify, ad platforms); "
+                "rotating it needs the platform console, so rotation is an operator action.",
+            )
+        )
+
+
 class HttpApi(Construct):
     def __init__(
         self,

@@ -32,7 +32,9 @@ from cdp_local.runtime.environment import (
     WEBHOOK_SECRET,
     configured_admin_key,
     configured_api_key,
+    configured_write_key,
     local_environment,
+    local_sources,
     patched_environ,
     seeded_api_keys,
 )
@@ -137,6 +139,7 @@ class LocalRuntime:
         self.router = HandlerRouter(handler_overrides)
         self.api_key = api_key or configured_api_key()
         self.admin_key = configured_admin_key()  # the profile API's every-scope key (see seeded_api_keys)
+        self.write_key = configured_write_key()  # Segment-compatible write key (HTTP Basic user)
         self.environment = local_environment(log_level, env_overrides)
         self.statemachines_dir = statemachines_dir
         self.wanted_machines = None if state_machines is None else frozenset(state_machines)
@@ -273,6 +276,9 @@ class LocalRuntime:
         keys = {"keys": seeded_api_keys(self.api_key, self.admin_key), "hmac": {WEBHOOK_KEY_ID: WEBHOOK_SECRET}}
         self.client("secretsmanager").create_secret(
             Name=topology.API_KEYS_SECRET_LOCAL_NAME, SecretString=json.dumps(keys)
+        )
+        self.client("secretsmanager").create_secret(
+            Name=topology.SOURCES_SECRET_LOCAL_NAME, SecretString=json.dumps(local_sources(self.write_key))
         )
 
     def _create_email_identity(self) -> None:

@@ -29,6 +29,29 @@ ADMIN_API_KEY = "local-admin-key"
 ADMIN_API_KEY_ENV = "CDP_ADMIN_API_KEY"
 STORE_API_KEY = "local-store-sh01-key"
 STORE_SCOPE = {"brand_id": "demo-brand", "store_id": "sh01"}
+# Per-source secrets of the local runtime (documented in the README; never use these anywhere else).
+WRITE_KEY_ENV = "CDP_WRITE_KEY"
+DEFAULT_WRITE_KEY = "local-write-key"  # Segment/RudderStack SDKs: the write key (HTTP Basic user)
+LOCAL_SOURCES: dict[str, object] = {
+    "wechat": {
+        "wx-local-oa": {"brand_id": "demo-brand", "kind": "official_account", "token": "local-wechat-token"},
+        "wx-local-mp": {"brand_id": "demo-brand", "kind": "mini_program", "secret": "local-mini-program-secret"},
+    },
+    "shopify": {"demo-brand.myshopify.com": {"brand_id": "demo-brand", "secret": "local-shopify-secret"}},
+    "ads": {
+        "oceanengine": {"brand_id": "demo-brand", "secret": "local-oceanengine-secret"},
+        "tencent-ads": {"brand_id": "demo-brand", "secret": "local-tencent-ads-secret"},
+    },
+    "pos": {"demo-pos": {"brand_id": "demo-brand", "secret": "local-pos-secret"}},
+    "sms": {"aliyun": {"brand_id": "demo-brand", "secret": "local-sms-secret"}},
+    "push": {"jpush": {"brand_id": "demo-brand", "secret": "local-push-secret"}},
+    "ses": {"brand_id": "demo-brand", "topic_arns": [f"arn:aws:sns:{REGION}:{ACCOUNT_ID}:cdp-ses-events"]},
+    "redirect": {"secret": "local-redirect-secret", "allowed_hosts": []},
+    "shops": {
+        "tmall-demo": {"brand_id": "demo-brand", "platform": "tmall", "app_key": "local-tmall", "app_secret": "s"},
+        "jd-demo": {"brand_id": "demo-brand", "platform": "jd", "app_key": "local-jd", "app_secret": "s"},
+    },
+}
 ALL_SCOPES = ("events:write", "profiles:read", "profiles:write", "identity:merge", "privacy:erase")
 
 # Process-wide settings (not per function) that make moto and Powertools behave locally.
@@ -54,6 +77,7 @@ def function_values(log_level: str) -> dict[str, str]:
         topology.DATA_BUCKET_ENV: topology.DATA_BUCKET_LOCAL_NAME,
         topology.EVENT_BUS_ENV: topology.EVENT_BUS_LOCAL_NAME,
         topology.API_KEYS_SECRET_ENV: topology.API_KEYS_SECRET_LOCAL_NAME,
+        topology.SOURCES_SECRET_ENV: topology.SOURCES_SECRET_LOCAL_NAME,
         topology.SMS_ORIGINATION_ENV: LOCAL_SMS_ORIGINATION,
         topology.EMAIL_FROM_ENV: LOCAL_EMAIL_FROM,
         topology.DEFAULT_REGION_ENV: "CN",
@@ -83,6 +107,17 @@ def local_environment(log_level: str = "WARNING", overrides: Mapping[str, str] |
 def configured_api_key() -> str:
     """The key the local API accepts: $CDP_API_KEY or the documented default."""
     return os.environ.get(API_KEY_ENV) or DEFAULT_API_KEY
+
+
+def configured_write_key() -> str:
+    """The Segment-compatible write key the local API accepts: $CDP_WRITE_KEY or the documented default."""
+    return os.environ.get(WRITE_KEY_ENV) or DEFAULT_WRITE_KEY
+
+
+def local_sources(write_key: str) -> dict[str, object]:
+    """The local sources secret: the write key (bound to the demo brand, channel from the SDK's context) and the
+    documented local secrets of every other connector."""
+    return {"write_keys": {write_key: {"brand_id": "demo-brand"}}, **LOCAL_SOURCES}
 
 
 def configured_admin_key() -> str:

@@ -41,6 +41,10 @@ class ApiKeys(_Env):
     api_keys_secret_id: str = Field(alias=topology.API_KEYS_SECRET_ENV, min_length=1)
 
 
+class Sources(_Env):
+    sources_secret_id: str = Field(alias=topology.SOURCES_SECRET_ENV, min_length=1)
+
+
 class PhoneRegion(_Env):
     default_phone_region: str = Field(default="CN", alias=topology.DEFAULT_REGION_ENV, pattern=r"^[A-Z]{2}$")
 
@@ -54,7 +58,7 @@ class ChannelRouting(_Env):
     send_via_outbox: bool = Field(default=False, alias=topology.SEND_VIA_OUTBOX_ENV)
 
 
-class IngestSettings(Observability, LedgerTable, DataBucket, EventBus, ApiKeys, PhoneRegion):
+class IngestSettings(Observability, LedgerTable, DataBucket, EventBus, ApiKeys, Sources, PhoneRegion):
     pass
 
 

@@ -41,6 +41,8 @@ EVENT_BUS_LOCAL_NAME = "cdp-bus"
 EVENT_BUS_ENV = "EVENT_BUS_NAME"
 API_KEYS_SECRET_LOCAL_NAME = "cdp/api-keys"  # noqa: S105 - a secret's name, not a secret
 API_KEYS_SECRET_ENV = "API_KEYS_SECRET_ID"  # noqa: S105 - an env var name
+SOURCES_SECRET_LOCAL_NAME = "cdp/sources"  # noqa: S105 - per-source secrets: write keys, WeChat tokens, webhook keys
+SOURCES_SECRET_ENV = "SOURCES_SECRET_ID"  # noqa: S105 - an env var name
 SMS_ORIGINATION_ENV = "SMS_ORIGINATION_IDENTITY"
 EMAIL_FROM_ENV = "EMAIL_FROM_ADDRESS"
 SEND_VIA_OUTBOX_ENV = "SEND_VIA_OUTBOX"  # "true": every channel delivers to the S3 outbox (local runtime, dry runs)
@@ -115,7 +117,15 @@ INGEST = FunctionSpec(
     "ingest",
     "IngestFunction",
     "functions.ingest.handler.lambda_handler",
-    env=(*_COMMON_ENV, LEDGER_TABLE.env_var, DATA_BUCKET_ENV, EVENT_BUS_ENV, API_KEYS_SECRET_ENV, DEFAULT_REGION_ENV),
+    env=(
+        *_COMMON_ENV,
+        LEDGER_TABLE.env_var,
+        DATA_BUCKET_ENV,
+        EVENT_BUS_ENV,
+        API_KEYS_SECRET_ENV,
+        SOURCES_SECRET_ENV,
+        DEFAULT_REGION_ENV,
+    ),
 )
 IDENTITY_MERGE = FunctionSpec(
     "identity_merge",
@@ -201,8 +211,18 @@ FUNCTIONS_BY_KEY = {f.key: f for f in FUNCTIONS}
 
 # ---- HTTP API -----------------------------------------------------------------------------------------------
 
+CONNECTOR_ROUTES: tuple[tuple[str, str], ...] = (
+    # Segment HTTP Tracking API (write key as HTTP Basic user): Segment and RudderStack SDKs point here unchanged
+    *(("POST", f"/v1/{call}") for call in ("identify", "track", "page", "screen", "alias", "group", "batch")),
+)
+
 API_ROUTES: tuple[tuple[str, str, str], ...] = (
     ("POST", "/v1/events", INGEST.key),
+    # Segment HTTP Tracking API (write key as HTTP Basic user): Segment and RudderStack SDKs point here unchanged
+    *(
+        ("POST", f"/v1/{call}", INGEST.key)
+        for call in ("identify", "track", "page", "screen", "alias", "group", "batch")
+    ),
     # the 360-degree profile API (scopes and hierarchy limits per API key: see cdp.profile.api)
     ("GET", "/v1/profiles/{person_id}", PROFILE_API.key),
     ("PATCH", "/v1/profiles/{person_id}", PROFILE_API.key),

@@ -28,24 +28,28 @@ class IdentityRules(BaseModel):
     priority: tuple[IdentifierType, ...] = Field(
         default=(
             IdentifierType.MEMBER_CARD,
+            IdentifierType.USER_ID,
             IdentifierType.PHONE,
             IdentifierType.EMAIL,
             IdentifierType.WECHAT_UNIONID,
             IdentifierType.PLATFORM_BUYER_ID,
             IdentifierType.WECHAT_OPENID,
             IdentifierType.DEVICE_ID,
+            IdentifierType.AD_CLICK_ID,
         ),
         description="most trusted first; every identifier type must appear once",
     )
     limits: dict[IdentifierType, int] = Field(
         default_factory=lambda: {
             IdentifierType.MEMBER_CARD: 1,
+            IdentifierType.USER_ID: 1,
             IdentifierType.PHONE: 1,
             IdentifierType.EMAIL: 1,
             IdentifierType.WECHAT_UNIONID: 1,
             IdentifierType.PLATFORM_BUYER_ID: 1,
             IdentifierType.WECHAT_OPENID: 1,
             IdentifierType.DEVICE_ID: 3,
+            IdentifierType.AD_CLICK_ID: 1000,
         },
         description="at most this many identifiers of a type (per scope) per person",
     )

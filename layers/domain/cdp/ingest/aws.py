@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -12,11 +12,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cdp import topology
 from cdp.errors import StoreError
-from cdp.ingest.ports import ApiClient, ApiKeyring, DedupeLedger, DedupeStatus, RawArchive
+from cdp.ingest.ports import ApiClient, ApiKeyring, ArchivedRequest, DedupeLedger, DedupeStatus, RawArchive
 from cdp.observability import logger
 from cdp.org import ScopeRef
 from cdp.shared.aws import client as default_client
-from cdp.shared.aws import write_object
 from cdp.shared.dynamo import batch_write
 from cdp.shared.time import iso
 
@@ -35,10 +34,53 @@ class S3RawArchive(RawArchive):
         self._bucket = bucket
         self._s3: S3Client = client or default_client("s3")
 
-    def archive(self, request_id: str, body: bytes, received_at: datetime, source_hint: str) -> str:
-        key = f"{topology.RAW_PREFIX}{source_hint}/{received_at:%Y/%m/%d/%H}/{request_id}.json"
-        write_object(self._s3, self._bucket, key, body)
+    def archive(
+        self,
+        request_id: str,
+        body: bytes,
+        received_at: datetime,
+        source_hint: str,
+        meta: dict[str, str] | None = None,
+    ) -> str:
+        key = raw_key(source_hint, received_at, request_id)
+        metadata = {"received-at": iso(received_at), "source": source_hint, **(meta or {})}
+        try:
+            self._s3.put_object(Bucket=self._bucket, Key=key, Body=body, Metadata=metadata)
+        except (ClientError, BotoCoreError) as exc:
+            raise StoreError(f"archiving {key} failed: {exc}") from exc
         return key
+
+    def keys_between(self, source_hint: str, start: datetime, end: datetime) -> list[str]:
+        keys: list[str] = []
+        hour = start.replace(minute=0, second=0, microsecond=0)
+        paginator = self._s3.get_paginator("list_objects_v2")
+        while hour < end:
+            prefix = f"{topology.RAW_PREFIX}{source_hint}/{hour:%Y/%m/%d/%H}/"
+            for page in paginator.paginate(Bucket=self._bucket, Prefix=prefix):
+                keys.extend(obj["Key"] for obj in page.get("Contents", []))
+            hour += timedelta(hours=1)
+        return [k for k in keys if start <= _received_at(k) < end]
+
+    def read(self, key: str) -> ArchivedRequest:
+        try:
+            obj = self._s3.get_object(Bucket=self._bucket, Key=key)
+        except (ClientError, BotoCoreError) as exc:
+            raise StoreError(f"reading {key} failed: {exc}") from exc
+        return ArchivedRequest(key=key, body=obj["Body"].read(), meta=dict(obj.get("Metadata") or {}))
+
+
+def raw_key(source_hint: str, received_at: datetime, request_id: str) -> str:
+    """raw/{source}/{yyyy/mm/dd/hh}/{receipt time}-{request id}: hour prefixes for replay ranges, sorted inside."""
+    return f"{topology.RAW_PREFIX}{source_hint}/{received_at:%Y/%m/%d/%H}/{received_at:%Y%m%dT%H%M%S%f}-{request_id}"
+
+
+def _received_at(key: str) -> datetime:
+    stamp = key.rsplit("/", 1)[-1].split("-", 1)[0]
+    try:
+        return datetime.strptime(stamp, "%Y%m%dT%H%M%S%f").replace(tzinfo=UTC)
+    except ValueError:  # an object written before receipt times were in keys: take its hour
+        y, m, d, h = key.split("/")[-5:-1]
+        return datetime(int(y), int(m), int(d), int(h), tzinfo=UTC)
 
 
 class DynamoDedupeLedger(DedupeLedger):

@@ -35,6 +35,7 @@ class SourceChannel(StrEnum):
     CRM = "crm"
     ADS = "ads"
     SHOPIFY = "shopify"
+    SEGMENT = "segment"  # a Segment/RudderStack SDK whose context names no app or web library
     EMAIL = "email"
     SMS = "sms"
     PUSH = "push"
@@ -175,6 +176,37 @@ class MessageClickedProperties(_Open):
     campaign_id: Token | None = None
 
 
+class MessageOpenedProperties(_Open):
+    message_id: Token
+    channel: MessageChannel
+    campaign_id: Token | None = None
+
+
+class AdClickedProperties(_Open):
+    platform: Token = Field(description="the ad platform, e.g. oceanengine, tencent-ads, google-ads")
+    click_id: Token
+    campaign_id: Token | None = None
+    adgroup_id: Token | None = None
+    ad_id: Token | None = None
+    placement: str | None = Field(default=None, max_length=100)
+
+
+class LeadSubmittedProperties(_Open):
+    platform: Token
+    lead_id: Token
+    click_id: Token | None = None
+    campaign_id: Token | None = None
+    adgroup_id: Token | None = None
+    ad_id: Token | None = None
+    form_id: Token | None = None
+
+
+class CustomProperties(_Open):
+    """Any other action a channel reports (a Segment track call outside the e-commerce spec, a WeChat menu click)."""
+
+    name: str = Field(min_length=1, max_length=200, description="the action as the channel names it")
+
+
 class ConsentChangedProperties(_Open):
     channel: MessageChannel | Literal["all"]
     granted: bool
@@ -265,6 +297,26 @@ class MessageClickedEvent(_EventBase):
     properties: MessageClickedProperties
 
 
+class MessageOpenedEvent(_EventBase):
+    event_type: Literal["message_opened"]
+    properties: MessageOpenedProperties
+
+
+class AdClickedEvent(_EventBase):
+    event_type: Literal["ad_clicked"]
+    properties: AdClickedProperties
+
+
+class LeadSubmittedEvent(_EventBase):
+    event_type: Literal["lead_submitted"]
+    properties: LeadSubmittedProperties
+
+
+class CustomEvent(_EventBase):
+    event_type: Literal["custom"]
+    properties: CustomProperties
+
+
 class ConsentChangedEvent(_EventBase):
     event_type: Literal["consent_changed"]
     properties: ConsentChangedProperties
@@ -284,6 +336,10 @@ CanonicalEvent = Annotated[
     | CouponRedeemedEvent
     | MessageDeliveredEvent
     | MessageClickedEvent
+    | MessageOpenedEvent
+    | AdClickedEvent
+    | LeadSubmittedEvent
+    | CustomEvent
     | ConsentChangedEvent,
     Field(discriminator="event_type"),
 ]
@@ -301,6 +357,10 @@ EVENT_TYPES: tuple[str, ...] = (
     "coupon_redeemed",
     "message_delivered",
     "message_clicked",
+    "message_opened",
+    "ad_clicked",
+    "lead_submitted",
+    "custom",
     "consent_changed",
 )
 

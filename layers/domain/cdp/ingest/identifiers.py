@@ -18,10 +18,12 @@ class IdentifierType(StrEnum):
     WECHAT_UNIONID = "wechat_unionid"
     MEMBER_CARD = "member_card"
     PLATFORM_BUYER_ID = "platform_buyer_id"
+    USER_ID = "user_id"  # the brand's own account id (Segment userId)
+    AD_CLICK_ID = "ad_click_id"  # an ad platform's click id: ties a click to the lead form that followed it
 
 
 # Identifiers whose value only means something inside a scope (an OpenID is per WeChat app, a buyer id per platform).
-SCOPED_TYPES = frozenset({IdentifierType.WECHAT_OPENID, IdentifierType.PLATFORM_BUYER_ID})
+SCOPED_TYPES = frozenset({IdentifierType.WECHAT_OPENID, IdentifierType.PLATFORM_BUYER_ID, IdentifierType.AD_CLICK_ID})
 _TOKEN = re.compile(r"^[A-Za-z0-9_.:@+\-]{1,128}$")
 DEFAULT_PHONE_REGION = "CN"
 
@@ -33,7 +35,7 @@ class Identifier(BaseModel):
 
     type: IdentifierType
     value: str = Field(min_length=1, max_length=256)
-    scope: str | None = Field(default=None, max_length=64, description="WeChat app id or platform name")
+    scope: str | None = Field(default=None, max_length=64, description="WeChat app id, e-commerce or ad platform name")
 
     @field_validator("value")
     @classmethod

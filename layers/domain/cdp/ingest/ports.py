@@ -10,10 +10,33 @@ from enum import StrEnum
 from cdp.org import ScopeRef
 
 
+@dataclass(frozen=True)
+class ArchivedRequest:
+    """A raw request body as archived, with what replay needs to map it again (connector, source key, ...)."""
+
+    key: str
+    body: bytes
+    meta: dict[str, str]
+
+
 class RawArchive(ABC):
     @abstractmethod
-    def archive(self, request_id: str, body: bytes, received_at: datetime, source_hint: str) -> str:
+    def archive(
+        self,
+        request_id: str,
+        body: bytes,
+        received_at: datetime,
+        source_hint: str,
+        meta: dict[str, str] | None = None,
+    ) -> str:
         """Store the raw request body before anything else happens; return its key."""
+
+    def keys_between(self, source_hint: str, start: datetime, end: datetime) -> list[str]:
+        """Keys archived for a source in [start, end) (by receipt hour, then exact receipt time)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot list its archive")
+
+    def read(self, key: str) -> ArchivedRequest:
+        raise NotImplementedError(f"{type(self).__name__} cannot read its archive")
 
 
 class DedupeStatus(StrEnum):

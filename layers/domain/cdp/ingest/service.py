@@ -84,6 +84,16 @@ def split_body(body: bytes) -> tuple[list[Any], bool]:
     raise InvalidInputError('body must be an event object or {"batch": [events]}', "body")
 
 
+RegionOf = Callable[[str | None], str]
+
+
+def region_resolver(phone_region: str | RegionOf) -> RegionOf:
+    if callable(phone_region):
+        return phone_region
+    fixed: str = phone_region
+    return lambda _brand: fixed
+
+
 def ingest(
     body: bytes,
     request_id: str,
@@ -91,28 +101,60 @@ def ingest(
     archive: RawArchive,
     ledger: DedupeLedger,
     publisher: EventPublisher,
-    phone_region: str | Callable[[str | None], str] = "CN",
+    phone_region: str | RegionOf = "CN",
 ) -> IngestResult:
     """Nothing accepted is lost: the raw body is archived first and a claim is only confirmed after publishing.
 
     `phone_region` is the default region for phone numbers without a country code, or a function of the event's
     brand id that gives each brand's own region.
     """
-    region_of = phone_region if callable(phone_region) else (lambda _brand, r=phone_region: r)
     raw_key = archive.archive(request_id, body, received_at, source_hint="events")
     items, is_batch = split_body(body)
-    result = IngestResult(request_id=request_id, raw_key=raw_key)
+    return accept(
+        items,
+        request_id=request_id,
+        received_at=received_at,
+        raw_key=raw_key,
+        ledger=ledger,
+        publisher=publisher,
+        region_of=region_resolver(phone_region),
+        prefix="batch." if is_batch else "",
+    )
+
+
+def accept(
+    items: list[Any],
+    *,
+    request_id: str,
+    received_at: datetime,
+    raw_key: str,
+    ledger: DedupeLedger,
+    publisher: EventPublisher,
+    region_of: RegionOf,
+    prefix: str = "",
+    origins: list[int] | None = None,
+    rejected: list[RejectedEvent] | None = None,
+    redeliver: bool = False,
+) -> IngestResult:
+    """Validate each canonical event dict, claim its (source, event id), publish the new ones, confirm the claims.
+
+    `origins` gives each item's index in the native payload (reported in rejects); `redeliver` (replay) publishes
+    events even when already confirmed, since every consumer applies an event id once.
+    """
+    result = IngestResult(request_id=request_id, raw_key=raw_key, rejected=list(rejected or []))
     valid: list[CanonicalEvent] = []
     for index, item in enumerate(items):
+        origin = origins[index] if origins is not None else index
         try:
             brand = item.get("brand_id") if isinstance(item, dict) else None
             event = parse_event(item, phone_region=region_of(brand if isinstance(brand, str) else None))
         except ValidationError as exc:
             event_id = item.get("event_id") if isinstance(item, dict) else None
-            prefix = f"batch.{index}." if is_batch else ""
             result.rejected.append(
                 RejectedEvent(
-                    index=index, event_id=str(event_id) if event_id else None, errors=field_errors(exc, prefix)
+                    index=origin,
+                    event_id=str(event_id) if event_id else None,
+                    errors=field_errors(exc, f"{prefix}{origin}." if prefix else ""),
                 )
             )
             continue
@@ -121,7 +163,7 @@ def ingest(
     to_publish: list[CanonicalEvent] = []
     for event in valid:
         status = ledger.claim(event.dedupe_key, raw_key, received_at)
-        if status is DedupeStatus.DUPLICATE:
+        if status is DedupeStatus.DUPLICATE and not redeliver:
             result.duplicates += 1
         else:
             to_publish.append(event)
@@ -129,4 +171,5 @@ def ingest(
         publisher.publish([EventReceived(event=e) for e in to_publish], correlation_id=request_id)
         ledger.confirm([e.dedupe_key for e in to_publish], raw_key, received_at)
     result.accepted = len(to_publish)
+    result.rejected.sort(key=lambda r: r.index)
     return result

@@ -60,6 +60,27 @@ class CardBalance(BaseModel):
     last_change_at: datetime | None = None
 
 
+class AcquisitionTouch(BaseModel):
+    """The first ad a person is known to have responded to (a click or a lead form): their acquisition source."""
+
+    platform: str
+    kind: Literal["click", "lead"]
+    at: datetime
+    click_id: str | None = None
+    campaign_id: str | None = None
+    adgroup_id: str | None = None
+    ad_id: str | None = None
+
+    def sort_key(self) -> tuple[datetime, str, str]:
+        return (self.at, self.kind, self.click_id or "")
+
+
+def _first_touch(a: AcquisitionTouch | None, b: AcquisitionTouch | None) -> AcquisitionTouch | None:
+    if a is None or b is None:
+        return a or b
+    return min(a, b, key=AcquisitionTouch.sort_key)
+
+
 class ProfileFacts(BaseModel):
     """Aggregates kept current by identity_merge. Money in minor units of `currency`."""
 
@@ -82,6 +103,9 @@ class ProfileFacts(BaseModel):
     coupons_redeemed: int = 0
     messages_delivered: int = 0
     messages_clicked: int = 0
+    messages_opened: int = 0
+    acquisition: AcquisitionTouch | None = Field(default=None, description="the earliest ad click or lead form")
+    custom_counts: dict[str, int] = Field(default_factory=dict, description="custom actions by name")
     category_counts: dict[str, int] = Field(default_factory=dict)
     store_counts: dict[str, int] = Field(default_factory=dict)
     source_counts: dict[str, int] = Field(default_factory=dict)
@@ -296,6 +320,22 @@ def _apply_facts(facts: ProfileFacts, event: CanonicalEvent) -> ProfileFacts:  #
             f.messages_delivered += 1 if event.properties.status == "delivered" else 0
         case "message_clicked":
             f.messages_clicked += 1
+        case "message_opened":
+            f.messages_opened += 1
+        case "ad_clicked" | "lead_submitted":
+            ad = event.properties
+            touch = AcquisitionTouch(
+                platform=ad.platform,
+                kind="click" if event.event_type == "ad_clicked" else "lead",
+                at=at,
+                click_id=ad.click_id,
+                campaign_id=ad.campaign_id,
+                adgroup_id=ad.adgroup_id,
+                ad_id=ad.ad_id,
+            )
+            f.acquisition = _first_touch(f.acquisition, touch)
+        case "custom":
+            _bump(f.custom_counts, event.properties.name)
     return f
 
 
@@ -355,6 +395,8 @@ def merge_facts(a: ProfileFacts, b: ProfileFacts) -> ProfileFacts:
             }
         elif name == "cards":
             out[name] = _merge_cards(x, y)
+        elif name == "acquisition":
+            out[name] = _first_touch(x, y)
         elif isinstance(x, dict):
             merged = dict(x)
             for k, v in y.items():

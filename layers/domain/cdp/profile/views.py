@@ -32,6 +32,7 @@ from cdp.org import BrandConfig, OrgDirectory, ScopeRef
 from cdp.profile import keys
 from cdp.profile.edits import EditRecord
 from cdp.profile.models import (
+    AcquisitionTouch,
     BenefitState,
     ConsentState,
     LevelState,
@@ -200,6 +201,9 @@ class ActivitySummary(BaseModel):
     coupons_redeemed: int
     messages_delivered: int
     messages_clicked: int
+    messages_opened: int
+    acquisition: AcquisitionTouch | None = Field(description="the first ad click or lead form: the acquisition source")
+    custom_counts: dict[str, int]
     category_counts: dict[str, int]
     store_counts: dict[str, int]
     source_counts: dict[str, int]
@@ -396,6 +400,9 @@ def activity(facts: ProfileFacts) -> ActivitySummary:
         coupons_redeemed=facts.coupons_redeemed,
         messages_delivered=facts.messages_delivered,
         messages_clicked=facts.messages_clicked,
+        messages_opened=facts.messages_opened,
+        acquisition=facts.acquisition,
+        custom_counts=dict(sorted(facts.custom_counts.items())),
         category_counts=dict(sorted(facts.category_counts.items())),
         store_counts=dict(sorted(facts.store_counts.items())),
         source_counts=dict(sorted(facts.source_counts.items())),

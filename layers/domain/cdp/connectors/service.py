@@ -1,0 +1,90 @@
+"""Every inbound request of every connector takes the same path:
+
+size limit -> authenticate against the source's own secret -> archive the raw body (with what replay needs) ->
+map the channel's payload to canonical events -> validate each -> dedupe on (source, event id) -> publish.
+A request that fails authentication or the size limit is never archived; one that is archived is never lost.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cdp.connectors.base import Connector, InboundRequest, Mapped, Reply
+from cdp.connectors.security import check_size, decoded_body
+from cdp.connectors.sources import SourceRegistry
+from cdp.ingest.ports import DedupeLedger, RawArchive
+from cdp.ingest.service import IngestResult, RegionOf, accept
+from cdp.shared.ports import EventPublisher
+
+META_CONNECTOR = "connector"
+META_KEY = "source-key"
+META_BRAND = "brand-id"
+META_STORE = "store-id"
+META_CHANNEL = "channel"
+META_LABEL = "source-label"
+
+
+@dataclass(frozen=True)
+class Ports:
+    sources: SourceRegistry
+    archive: RawArchive
+    ledger: DedupeLedger
+    publisher: EventPublisher
+    region_of: RegionOf
+
+
+@dataclass(frozen=True)
+class Received:
+    result: IngestResult
+    reply: Reply | None  # the channel-specific answer, when the channel expects one
+
+
+def receive(request: InboundRequest, connector: Connector, ports: Ports) -> Received:
+    check_size(request.body, connector.max_body_bytes)
+    binding = connector.authenticate(request, ports.sources.sources())
+    meta = {
+        META_CONNECTOR: connector.name,
+        META_BRAND: binding.brand_id,
+        META_LABEL: binding.label,
+        **({META_KEY: request.key} if request.key else {}),
+        **({META_STORE: binding.store_id} if binding.store_id else {}),
+        **({META_CHANNEL: binding.channel} if binding.channel else {}),
+        **connector.archive_meta(request),
+    }
+    raw_key = ports.archive.archive(request.request_id, request.body, request.received_at, connector.name, meta)
+    body = decoded_body(request.body, request.headers, connector.max_body_bytes)
+    mapped = connector.map(_with_body(request, body), binding)
+    return Received(result=_accept(mapped, request, raw_key, ports, redeliver=False), reply=mapped.reply)
+
+
+def _with_body(request: InboundRequest, body: bytes) -> InboundRequest:
+    if body is request.body:
+        return request
+    headers = {k: v for k, v in request.headers.items() if k != "content-encoding"}
+    return InboundRequest(
+        connector=request.connector,
+        method=request.method,
+        body=body,
+        received_at=request.received_at,
+        request_id=request.request_id,
+        key=request.key,
+        headers=headers,
+        query=request.query,
+        source_ip=request.source_ip,
+    )
+
+
+def _accept(mapped: Mapped, request: InboundRequest, raw_key: str, ports: Ports, redeliver: bool) -> IngestResult:
+    return accept(
+        mapped.items,
+        request_id=request.request_id,
+        received_at=request.received_at,
+        raw_key=raw_key,
+        ledger=ports.ledger,
+        publisher=ports.publisher,
+        region_of=ports.region_of,
+        prefix="batch." if mapped.batch else "",
+        origins=mapped.origins,
+        rejected=mapped.rejected,
+        redeliver=redeliver,
+    )

@@ -1,0 +1,118 @@
+"""The per-source secrets and bindings, kept as one JSON document in Secrets Manager (validated on load).
+
+Every inbound source has its own secret (a Segment write key, a WeChat token, a Shopify app secret, an ad platform's
+signing key, ...) and is bound to the brand (and, for a store system, the store) whose data it sends, so a payload
+never chooses its own brand. A bad document fails with the source and field named.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+from cdp.errors import CdpError
+
+Token = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@/#+\-]+$")
+
+
+class SourcesConfigError(CdpError):
+    """The sources document is malformed (a deployment error: every request of that source fails closed)."""
+
+
+class _Cfg(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class WriteKeySource(_Cfg):
+    """A Segment/RudderStack-compatible write key (HTTP Basic user name; the password is empty)."""
+
+    brand_id: str = Token
+    channel: Literal["app", "web", "mini_program", "segment"] = Field(
+        default="segment", description="the canonical source of events sent with this key when the context is silent"
+    )
+
+
+class WeChatApp(_Cfg):
+    """An official account (server callback, signed with `token`) or a mini-program (its server signs with
+    `secret`). The app id scopes OpenIDs; UnionIDs are shared across the brand's apps on one open platform."""
+
+    brand_id: str = Token
+    kind: Literal["official_account", "mini_program"]
+    token: SecretStr | None = Field(default=None, description="official account: the callback token")
+    secret: SecretStr | None = Field(default=None, description="mini-program: the HMAC key its server signs with")
+
+
+class SignedSource(_Cfg):
+    """A webhook source that signs its payloads with a shared secret (Shopify, ad platforms, POS, SMS, push)."""
+
+    brand_id: str = Token
+    store_id: str | None = Field(default=None, min_length=1, max_length=128)
+    secret: SecretStr = Field(description="the shared signing secret")
+
+
+class SesSource(_Cfg):
+    """SES event publishing through an SNS topic subscribed to our HTTPS endpoint."""
+
+    brand_id: str = Token
+    topic_arns: tuple[str, ...] = Field(min_length=1, description="only notifications from these topics are accepted")
+
+
+class RedirectConfig(_Cfg):
+    """Tracked links: tokens are signed with `secret` when a message is rendered and checked on every click."""
+
+    secret: SecretStr
+    allowed_hosts: tuple[str, ...] = Field(
+        default=(), description="hosts a link may forward to (empty: any https host); blocks open redirects"
+    )
+
+
+class PlatformShop(_Cfg):
+    """An e-commerce shop pulled on a schedule (Tmall/Taobao TOP API, JD open platform)."""
+
+    brand_id: str = Token
+    platform: Literal["tmall", "taobao", "jd"]
+    app_key: str = Field(min_length=1)
+    app_secret: SecretStr
+    session: SecretStr | None = Field(default=None, description="the shop's authorised session (access token)")
+    endpoint: str | None = Field(default=None, description="API gateway URL (default: the platform's public one)")
+
+
+class SourcesConfig(_Cfg):
+    write_keys: dict[str, WriteKeySource] = Field(default_factory=dict)
+    wechat: dict[str, WeChatApp] = Field(default_factory=dict, description="app id -> app")
+    shopify: dict[str, SignedSource] = Field(default_factory=dict, description="shop domain -> source")
+    ads: dict[str, SignedSource] = Field(default_factory=dict, description="ad platform -> source")
+    pos: dict[str, SignedSource] = Field(default_factory=dict, description="POS vendor -> source")
+    sms: dict[str, SignedSource] = Field(default_factory=dict, description="SMS provider -> source")
+    push: dict[str, SignedSource] = Field(default_factory=dict, description="push provider -> source")
+    ses: SesSource | None = None
+    redirect: RedirectConfig | None = None
+    shops: dict[str, PlatformShop] = Field(default_factory=dict, description="shop id -> pulled shop")
+
+
+def parse_sources(raw: str | bytes | dict[str, Any]) -> SourcesConfig:
+    try:
+        data = json.loads(raw) if isinstance(raw, str | bytes) else raw
+        return SourcesConfig.model_validate(data)
+    except json.JSONDecodeError as exc:
+        raise SourcesConfigError(f"sources secret is not JSON: {exc}") from exc
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors(include_url=False))
+        raise SourcesConfigError(f"sources secret is invalid: {problems}") from exc
+
+
+class SourceRegistry(ABC):
+    @abstractmethod
+    def sources(self) -> SourcesConfig:
+        """The current document (cached; refreshed on a TTL so a rotated secret takes effect without a deploy)."""
+
+
+class StaticSources(SourceRegistry):
+    def __init__(self, config: SourcesConfig) -> None:
+        self._config = config
+
+    def sources(self) -> SourcesConfig:
+        return self._config
