@@ -65,6 +65,8 @@ class CdpStack(Stack):
                 bus=self.messaging.bus,
                 api_keys=self.api_keys.secret,
                 sources=self.sources.secret,
+                queues=self.messaging.queues,
+                dlqs=self.messaging.dlqs,
                 config=config,
             ),
         )
@@ -95,6 +97,8 @@ class CdpStack(Stack):
             topology.EVENT_BUS_ENV: self.messaging.bus.event_bus_name,
             topology.API_KEYS_SECRET_ENV: self.api_keys.secret.secret_arn,
             topology.SOURCES_SECRET_ENV: self.sources.secret.secret_arn,
+            **{q.dlq_env: self.messaging.dlqs[q.logical_id].queue_url for q in topology.QUEUES if q.dlq_env},
+            **{q.url_env: self.messaging.queues[q.logical_id].queue_url for q in topology.QUEUES if q.url_env},
             topology.DEFAULT_REGION_ENV: config.default_phone_region,
             topology.SMS_ORIGINATION_ENV: config.sms_origination_identity,
             topology.EMAIL_FROM_ENV: config.email_from_address,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch import process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -17,7 +17,9 @@ from cdp.observability import logger, metrics, tracer
 from cdp.profile.dynamodb import DynamoProfileStore
 from cdp.settings import IdentitySettings, get_settings
 from cdp.shared.aws import EventBridgePublisher
+from cdp.shared.deadletter import DeadLetteringProcessor, SqsDeadLetters
 from cdp.shared.envelope import BusEntry
+from cdp.topology import IDENTITY_QUEUE
 
 
 class ReceivedData(BaseModel):
@@ -28,7 +30,14 @@ class ReceivedRecord(SqsRecordModel):
     body: Json[BusEntry[ReceivedData]]
 
 
-processor = BatchProcessor(event_type=EventType.SQS, model=ReceivedRecord)
+@cache
+def _dead_letters() -> SqsDeadLetters:
+    return SqsDeadLetters(get_settings(IdentitySettings).dead_letter_queue_url)
+
+
+processor = DeadLetteringProcessor(
+    model=ReceivedRecord, dead_letters=_dead_letters, max_receives=IDENTITY_QUEUE.max_receive_count
+)
 
 
 @cache

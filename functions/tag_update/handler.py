@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch import process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -15,9 +15,11 @@ from cdp.observability import logger, metrics, tracer
 from cdp.profile.dynamodb import DynamoProfileStore
 from cdp.settings import TagSettings, get_settings
 from cdp.shared.aws import EventBridgePublisher
+from cdp.shared.deadletter import DeadLetteringProcessor, SqsDeadLetters
 from cdp.shared.envelope import BusEntry
 from cdp.shared.time import utc_now
 from cdp.tags.service import refresh_tags
+from cdp.topology import TAG_QUEUE
 
 
 class ProfileChange(BaseModel):
@@ -36,7 +38,14 @@ class ProfileChangeRecord(SqsRecordModel):
     body: Json[BusEntry[ProfileChange]]
 
 
-processor = BatchProcessor(event_type=EventType.SQS, model=ProfileChangeRecord)
+@cache
+def _dead_letters() -> SqsDeadLetters:
+    return SqsDeadLetters(get_settings(TagSettings).dead_letter_queue_url)
+
+
+processor = DeadLetteringProcessor(
+    model=ProfileChangeRecord, dead_letters=_dead_letters, max_receives=TAG_QUEUE.max_receive_count
+)
 
 
 @cache

@@ -15,6 +15,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
+from aws_cdk import aws_sqs as sqs
 
 from cdp import topology
 from infra.config import DeployConfig
@@ -29,6 +30,8 @@ class Resources:
     bus: events.IEventBus
     api_keys: secretsmanager.ISecret
     sources: secretsmanager.ISecret
+    queues: Mapping[str, sqs.IQueue]  # by QueueSpec.logical_id
+    dlqs: Mapping[str, sqs.IQueue]
     config: DeployConfig
 
 
@@ -140,6 +143,18 @@ def sms_identity_arn(stack: Stack, config: DeployConfig) -> str:
     return "*"
 
 
+def _operations(fn: lambda_.Function, r: Resources) -> None:
+    """Dead letters (list, redrive into the source queue) and archive replay (read raw/, republish, re-claim)."""
+    r.ledger.grant_read_write_data(fn)
+    _read(fn, r, topology.RAW_PREFIX)
+    r.bus.grant_put_events_to(fn)
+    r.api_keys.grant_read(fn)
+    for queue in r.queues.values():
+        queue.grant_send_messages(fn)
+    for dlq in r.dlqs.values():
+        dlq.grant_consume_messages(fn)
+
+
 GRANTS: Mapping[str, Grant] = {
     topology.INGEST.key: _ingest,
     topology.IDENTITY_MERGE.key: _profile_writer,
@@ -150,6 +165,7 @@ GRANTS: Mapping[str, Grant] = {
     topology.CAMPAIGN.key: _campaign,
     topology.SEND.key: _send,
     topology.PROFILE_API.key: _profile_api,
+    topology.OPERATIONS.key: _operations,
 }
 
 

@@ -84,6 +84,8 @@ class Messaging(Construct):
                     f"{rule_spec.queue.logical_id}: visibility timeout {rule_spec.queue.visibility_timeout_s}s is "
                     f"shorter than {consumer.key} timeout {consumer.timeout_s}s (messages would be redelivered)"
                 )
+            # the consumer parks permanent and last-attempt failures in its DLQ itself, with the reason
+            self.dlqs[rule_spec.queue.logical_id].grant_send_messages(functions[consumer.key])
             functions[consumer.key].add_event_source(
                 sources.SqsEventSource(
                     self.queues[rule_spec.queue.logical_id],

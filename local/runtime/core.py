@@ -250,6 +250,8 @@ class LocalRuntime:
             )["QueueUrl"]
             self.queue_urls[queue.local_name] = url
             self.queue_urls[topology.dlq_name(queue)] = dlq_url
+            if queue.dlq_env and self.environment.get(queue.dlq_env) != dlq_url:
+                raise RuntimeError(f"{queue.dlq_env} is {self.environment.get(queue.dlq_env)}, moto made {dlq_url}")
             self.queue_arns[queue.local_name] = self._queue_arn(url)
             self.queue_arns[topology.dlq_name(queue)] = dlq_arn
 

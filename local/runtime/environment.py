@@ -52,7 +52,14 @@ LOCAL_SOURCES: dict[str, object] = {
         "jd-demo": {"brand_id": "demo-brand", "platform": "jd", "app_key": "local-jd", "app_secret": "s"},
     },
 }
-ALL_SCOPES = ("events:write", "profiles:read", "profiles:write", "identity:merge", "privacy:erase")
+ALL_SCOPES = (
+    "events:write",
+    "profiles:read",
+    "profiles:write",
+    "identity:merge",
+    "privacy:erase",
+    "operations:replay",
+)
 
 # Process-wide settings (not per function) that make moto and Powertools behave locally.
 PROCESS_ENV: Mapping[str, str] = {
@@ -86,7 +93,18 @@ def function_values(log_level: str) -> dict[str, str]:
     if outbox_env:  # End User Messaging SMS is not emulated by moto: every channel delivers to the S3 outbox
         values[outbox_env] = "true"
     values.update({t.env_var: t.local_name for t in topology.TABLES})
+    # moto's queue URLs have this fixed shape; `LocalRuntime` checks them against the queues it creates
+    values.update({q.dlq_env: dlq_url(q) for q in topology.QUEUES if q.dlq_env})
+    values.update({q.url_env: queue_url(q) for q in topology.QUEUES if q.url_env})
     return values
+
+
+def dlq_url(queue: topology.QueueSpec) -> str:
+    return f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT_ID}/{topology.dlq_name(queue)}"
+
+
+def queue_url(queue: topology.QueueSpec) -> str:
+    return f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT_ID}/{queue.local_name}"
 
 
 def local_environment(log_level: str = "WARNING", overrides: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -58,15 +58,23 @@ class ChannelRouting(_Env):
     send_via_outbox: bool = Field(default=False, alias=topology.SEND_VIA_OUTBOX_ENV)
 
 
+class IdentityDeadLetters(_Env):
+    dead_letter_queue_url: str = Field(alias=topology.IDENTITY_QUEUE.dlq_env, min_length=1)
+
+
+class TagDeadLetters(_Env):
+    dead_letter_queue_url: str = Field(alias=topology.TAG_QUEUE.dlq_env, min_length=1)
+
+
 class IngestSettings(Observability, LedgerTable, DataBucket, EventBus, ApiKeys, Sources, PhoneRegion):
     pass
 
 
-class IdentitySettings(Observability, ProfilesTable, EventBus):
+class IdentitySettings(Observability, ProfilesTable, EventBus, IdentityDeadLetters):
     pass
 
 
-class TagSettings(Observability, ProfilesTable, EventBus):
+class TagSettings(Observability, ProfilesTable, EventBus, TagDeadLetters):
     pass
 
 
@@ -84,6 +92,28 @@ class SendSettings(Observability, ProfilesTable, LedgerTable, DataBucket, Sender
 
 class ProfileApiSettings(Observability, ProfilesTable, LedgerTable, DataBucket, EventBus, ApiKeys, PhoneRegion):
     """The profile API: reads and edits profiles, runs identity operations, and erases/exports (privacy)."""
+
+
+class QueueUrls(_Env):
+    identity_queue_url: str = Field(alias=topology.IDENTITY_QUEUE.url_env, min_length=1)
+    identity_dlq_url: str = Field(alias=topology.IDENTITY_QUEUE.dlq_env, min_length=1)
+    tag_queue_url: str = Field(alias=topology.TAG_QUEUE.url_env, min_length=1)
+    tag_dlq_url: str = Field(alias=topology.TAG_QUEUE.dlq_env, min_length=1)
+
+    def pairs(self) -> dict[str, tuple[str, str]]:
+        """Queue name -> (queue URL, its DLQ URL)."""
+        return {
+            topology.IDENTITY_QUEUE.local_name.removeprefix("cdp-"): (self.identity_queue_url, self.identity_dlq_url),
+            topology.TAG_QUEUE.local_name.removeprefix("cdp-"): (self.tag_queue_url, self.tag_dlq_url),
+        }
+
+
+class OperationsSettings(Observability, LedgerTable, DataBucket, EventBus, ApiKeys, PhoneRegion, QueueUrls):
+    """Dead letters, redrive and archive replay."""
+
+
+class FileImportSettings(Observability, LedgerTable, DataBucket, EventBus, PhoneRegion):
+    """Batch file imports: read the dropped file, dedupe and publish its events, keep progress in the ledger."""
 
 
 class ConfigurationError(CdpError):

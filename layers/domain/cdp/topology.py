@@ -54,6 +54,7 @@ MODELS_PREFIX = "models/"  # models/{name}/{version}/model.joblib + manifest.jso
 EXPORTS_PREFIX = "exports/"
 CAMPAIGNS_PREFIX = "campaigns/"  # campaigns/{run_id}/audience.json, batches/{n}.json, summary.json
 OUTBOX_PREFIX = "outbox/"  # local/webhook channel deliveries
+IMPORTS_PREFIX = "imports/"  # batch file imports: incoming/{brand}/{kind}/{file}, reports/, rejects/ (cdp.imports.keys)
 
 # ---- bus events -------------------------------------------------------------------------------------------
 
@@ -78,12 +79,14 @@ TAGS_CHANGED = "tags.changed"
 class QueueSpec:
     logical_id: str
     local_name: str
+    dlq_env: str = ""  # the env var giving the consumer its DLQ URL (it parks failures there with the reason)
+    url_env: str = ""  # the env var giving the operations function the queue's URL (redrive target)
     visibility_timeout_s: int = 180
     max_receive_count: int = 5
 
 
-IDENTITY_QUEUE = QueueSpec("IdentityMergeQueue", "cdp-identity-merge")
-TAG_QUEUE = QueueSpec("TagUpdateQueue", "cdp-tag-update")
+IDENTITY_QUEUE = QueueSpec("IdentityMergeQueue", "cdp-identity-merge", "IDENTITY_DLQ_URL", "IDENTITY_QUEUE_URL")
+TAG_QUEUE = QueueSpec("TagUpdateQueue", "cdp-tag-update", "TAG_DLQ_URL", "TAG_QUEUE_URL")
 QUEUES = (IDENTITY_QUEUE, TAG_QUEUE)
 
 
@@ -131,14 +134,14 @@ IDENTITY_MERGE = FunctionSpec(
     "identity_merge",
     "IdentityMergeFunction",
     "functions.identity_merge.handler.lambda_handler",
-    env=(*_COMMON_ENV, PROFILES_TABLE.env_var, EVENT_BUS_ENV),
+    env=(*_COMMON_ENV, PROFILES_TABLE.env_var, EVENT_BUS_ENV, IDENTITY_QUEUE.dlq_env),
     timeout_s=60,
 )
 TAG_UPDATE = FunctionSpec(
     "tag_update",
     "TagUpdateFunction",
     "functions.tag_update.handler.lambda_handler",
-    env=(*_COMMON_ENV, PROFILES_TABLE.env_var, EVENT_BUS_ENV),
+    env=(*_COMMON_ENV, PROFILES_TABLE.env_var, EVENT_BUS_ENV, TAG_QUEUE.dlq_env),
     timeout_s=60,
 )
 TAG_SWEEP = FunctionSpec(
@@ -206,7 +209,45 @@ PROFILE_API = FunctionSpec(
     memory_mb=1024,
 )
 
-FUNCTIONS = (INGEST, IDENTITY_MERGE, TAG_UPDATE, TAG_SWEEP, TRAIN, SCORING, CAMPAIGN, SEND, PROFILE_API)
+OPERATIONS = FunctionSpec(
+    "operations",
+    "OperationsFunction",
+    "functions.operations.handler.lambda_handler",
+    env=(
+        *_COMMON_ENV,
+        LEDGER_TABLE.env_var,
+        DATA_BUCKET_ENV,
+        EVENT_BUS_ENV,
+        API_KEYS_SECRET_ENV,
+        DEFAULT_REGION_ENV,
+        *(q.dlq_env for q in QUEUES),
+        *(q.url_env for q in QUEUES),
+    ),
+    timeout_s=29,  # the HTTP API's limit: replays run in pages (`next_after`)
+)
+
+FILE_IMPORT = FunctionSpec(
+    "file_import",
+    "FileImportFunction",
+    "functions.file_import.handler.lambda_handler",
+    env=(*_COMMON_ENV, LEDGER_TABLE.env_var, DATA_BUCKET_ENV, EVENT_BUS_ENV, DEFAULT_REGION_ENV),
+    memory_mb=1024,
+    timeout_s=300,  # one chunk (500 rows or ~1 MB) or the plan pass over the whole file
+)
+
+FUNCTIONS = (
+    INGEST,
+    IDENTITY_MERGE,
+    TAG_UPDATE,
+    TAG_SWEEP,
+    TRAIN,
+    SCORING,
+    CAMPAIGN,
+    SEND,
+    PROFILE_API,
+    OPERATIONS,
+    FILE_IMPORT,
+)
 FUNCTIONS_BY_KEY = {f.key: f for f in FUNCTIONS}
 
 # ---- HTTP API -----------------------------------------------------------------------------------------------
@@ -214,6 +255,19 @@ FUNCTIONS_BY_KEY = {f.key: f for f in FUNCTIONS}
 CONNECTOR_ROUTES: tuple[tuple[str, str], ...] = (
     # Segment HTTP Tracking API (write key as HTTP Basic user): Segment and RudderStack SDKs point here unchanged
     *(("POST", f"/v1/{call}") for call in ("identify", "track", "page", "screen", "alias", "group", "batch")),
+    # WeChat official account server callback (GET: URL check, POST: pushes) and mini-program server events
+    ("GET", "/v1/wechat/{key}"),
+    ("POST", "/v1/wechat/{key}"),
+    ("POST", "/v1/wechat/{key}/events"),
+    # commerce and ads webhooks: {key} is the Shopify shop domain, the POS vendor, the ad platform
+    ("POST", "/v1/webhooks/shopify/{key}"),
+    ("POST", "/v1/webhooks/pos/{key}"),
+    ("POST", "/v1/webhooks/ads/{key}"),
+    # delivery feedback: SES events through SNS, SMS receipts and push opens ({key}: the provider), link clicks
+    ("POST", "/v1/feedback/ses"),
+    ("POST", "/v1/feedback/sms/{key}"),
+    ("POST", "/v1/feedback/push/{key}"),
+    ("GET", "/r/{key}"),
 )
 
 API_ROUTES: tuple[tuple[str, str, str], ...] = (
@@ -235,6 +289,10 @@ API_ROUTES: tuple[tuple[str, str, str], ...] = (
     ("POST", "/v1/identity/merge", PROFILE_API.key),
     ("POST", "/v1/identity/quarantine", PROFILE_API.key),
     ("GET", "/v1/identity/review", PROFILE_API.key),
+    # operations: dead letters with their reasons, redrive, archive replay (scope operations:replay)
+    ("GET", "/v1/admin/dead-letters", OPERATIONS.key),
+    ("POST", "/v1/admin/dead-letters/redrive", OPERATIONS.key),
+    ("POST", "/v1/admin/replay", OPERATIONS.key),
 )
 """(method, path, function key): the HTTP API routes, each integrated with one function from FUNCTIONS."""
 
@@ -299,7 +357,11 @@ CAMPAIGN_MACHINE = StateMachineSpec(
     "campaign.asl.json",
     {"CampaignFunctionArn": CAMPAIGN, "SendFunctionArn": SEND},
 )
-STATE_MACHINES = (SCORE_MACHINE, TRAIN_MACHINE, CAMPAIGN_MACHINE)
+# Started by S3 "Object Created" under imports/incoming/ (EventBridge rule on the default bus, infra.components.imports)
+IMPORT_MACHINE = StateMachineSpec(
+    "import", "FileImportStateMachine", "file_import.asl.json", {"FileImportFunctionArn": FILE_IMPORT}
+)
+STATE_MACHINES = (SCORE_MACHINE, TRAIN_MACHINE, CAMPAIGN_MACHINE, IMPORT_MACHINE)
 
 # ---- schedules --------------------------------------------------------------------------------------------
 

@@ -81,6 +81,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
         topology.DATA_BUCKET_ENV: topology.DATA_BUCKET_LOCAL_NAME,
         topology.EVENT_BUS_ENV: topology.EVENT_BUS_LOCAL_NAME,
         topology.API_KEYS_SECRET_ENV: topology.API_KEYS_SECRET_LOCAL_NAME,
+        topology.SOURCES_SECRET_ENV: topology.SOURCES_SECRET_LOCAL_NAME,  # read only by connector routes
     }
     for k, v in env.items():
         monkeypatch.setenv(k, v)

@@ -22,6 +22,8 @@ META_BRAND = "brand-id"
 META_STORE = "store-id"
 META_CHANNEL = "channel"
 META_LABEL = "source-label"
+META_METHOD = "method"
+META_ENCODING = "content-encoding"
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,8 @@ def receive(request: InboundRequest, connector: Connector, ports: Ports) -> Rece
         **({META_KEY: request.key} if request.key else {}),
         **({META_STORE: binding.store_id} if binding.store_id else {}),
         **({META_CHANNEL: binding.channel} if binding.channel else {}),
+        META_METHOD: request.method,
+        **({META_ENCODING: request.headers["content-encoding"]} if request.headers.get("content-encoding") else {}),
         **connector.archive_meta(request),
     }
     raw_key = ports.archive.archive(request.request_id, request.body, request.received_at, connector.name, meta)

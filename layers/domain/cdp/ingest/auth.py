@@ -20,7 +20,8 @@ READ_PROFILES_SCOPE = "profiles:read"
 EDIT_PROFILES_SCOPE = "profiles:write"
 MERGE_SCOPE = "identity:merge"
 ERASE_SCOPE = "privacy:erase"
-SCOPES = (WRITE_SCOPE, READ_PROFILES_SCOPE, EDIT_PROFILES_SCOPE, MERGE_SCOPE, ERASE_SCOPE)
+REPLAY_SCOPE = "operations:replay"
+SCOPES = (WRITE_SCOPE, READ_PROFILES_SCOPE, EDIT_PROFILES_SCOPE, MERGE_SCOPE, ERASE_SCOPE, REPLAY_SCOPE)
 
 
 def sign(secret: str, body: bytes, timestamp: int) -> str:

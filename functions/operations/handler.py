@@ -1,0 +1,170 @@
+"""HTTP API for operators (scope operations:replay): dead letters with their reasons, redrive, archive replay."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
+from typing import Any, TypeVar
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, Field, ValidationError, model_validator
+
+from cdp.connectors.registry import connector_for
+from cdp.connectors.replay import replay_archive
+from cdp.connectors.service import Ports
+from cdp.connectors.sources import SourcesConfig, StaticSources
+from cdp.errors import AuthenticationError, ForbiddenError, InvalidInputError, RetryableError
+from cdp.ingest.auth import REPLAY_SCOPE, authenticate, authorize
+from cdp.ingest.aws import DynamoDedupeLedger, S3RawArchive, SecretsManagerKeyring
+from cdp.ingest.service import field_errors
+from cdp.observability import logger, tracer
+from cdp.org import load_org
+from cdp.settings import OperationsSettings, get_settings
+from cdp.shared.aws import EventBridgePublisher
+from cdp.shared.deadletter import SqsDeadLetterQueue, redrive_all
+from cdp.shared.time import utc_now
+
+app = APIGatewayHttpResolver(enable_validation=False)
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+class RedriveRequest(BaseModel):
+    queue: str = Field(description="identity-merge or tag-update")
+    limit: int = Field(default=100, ge=1, le=1000)
+
+
+class ReplayRequest(BaseModel):
+    source: str = Field(min_length=1, max_length=64, description="connector name (segment, wechat, ...) or events")
+    start: datetime
+    end: datetime
+    after: str | None = Field(default=None, description="continue after this archive key (from next_after)")
+    limit: int = Field(default=200, ge=1, le=1000)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ReplayRequest:
+        if self.end <= self.start:
+            raise ValueError("end must be after start")
+        return self
+
+
+@dataclass(frozen=True)
+class Dependencies:
+    settings: OperationsSettings
+    keyring: SecretsManagerKeyring
+    ports: Ports
+
+
+@cache
+def dependencies() -> Dependencies:
+    s = get_settings(OperationsSettings)
+    org = load_org()
+
+    def region_of(brand_id: str | None) -> str:
+        brand = org.brands.get(brand_id or "")
+        return brand.phone_region if brand else s.default_phone_region
+
+    ports = Ports(
+        StaticSources(SourcesConfig()),  # replay maps with the binding recorded at receipt: no secrets needed
+        S3RawArchive(s.data_bucket),
+        DynamoDedupeLedger(s.ledger_table),
+        EventBridgePublisher(s.event_bus_name),
+        region_of,
+    )
+    return Dependencies(s, SecretsManagerKeyring(s.api_keys_secret_id), ports)
+
+
+def _authorize() -> None:
+    event = app.current_event
+    headers = {k.lower(): v for k, v in (event.headers or {}).items()}
+    client = authenticate(headers, b"", dependencies().keyring, utc_now(), require=None)
+    logger.append_keys(client=client.name)
+    authorize(client, REPLAY_SCOPE)
+
+
+def _queue(name: str) -> SqsDeadLetterQueue:
+    pairs = dependencies().settings.pairs()
+    if name not in pairs:
+        raise InvalidInputError(f"unknown queue {name!r}; expected one of {', '.join(sorted(pairs))}", "queue")
+    source, dlq = pairs[name]
+    return SqsDeadLetterQueue(dlq, source)
+
+
+@app.get("/v1/admin/dead-letters")
+def list_dead_letters() -> Response[str]:
+    _authorize()
+    query = app.current_event.query_string_parameters or {}
+    name = query.get("queue", "identity-merge")
+    summary = redrive_all(_queue(name), name, limit=_limit(query.get("limit")), dry_run=True)
+    return _json(200, summary.model_dump_json())
+
+
+@app.post("/v1/admin/dead-letters/redrive")
+def redrive() -> Response[str]:
+    _authorize()
+    request = _parse(RedriveRequest)
+    summary = redrive_all(_queue(request.queue), request.queue, limit=request.limit)
+    logger.info("dead letters redriven", queue=request.queue, redriven=summary.redriven)
+    return _json(200, summary.model_dump_json())
+
+
+@app.post("/v1/admin/replay")
+def replay() -> Response[str]:
+    _authorize()
+    r = _parse(ReplayRequest)
+    summary = replay_archive(r.source, r.start, r.end, dependencies().ports, connector_for, r.after, r.limit)
+    logger.info("archive replayed", source=r.source, objects=summary.objects, accepted=summary.accepted)
+    return _json(200, summary.model_dump_json())
+
+
+def _limit(value: str | None) -> int:
+    try:
+        limit = int(value or 100)
+    except ValueError as exc:
+        raise InvalidInputError("limit must be an integer", "limit") from exc
+    if not 1 <= limit <= 1000:
+        raise InvalidInputError("limit must be between 1 and 1000", "limit")
+    return limit
+
+
+def _parse(model: type[ModelT]) -> ModelT:
+    body = app.current_event.decoded_body or ""
+    try:
+        return model.model_validate_json(body or "{}")
+    except ValidationError as exc:
+        first = field_errors(exc)[0]
+        raise InvalidInputError(first.message, first.field) from exc
+
+
+def _json(status: int, body: str) -> Response[str]:
+    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=body)
+
+
+@app.exception_handler(InvalidInputError)
+def _invalid(exc: InvalidInputError) -> Response[str]:
+    return _json(400, json.dumps({"error": "invalid_request", "message": exc.message, "field": exc.location}))
+
+
+@app.exception_handler(AuthenticationError)
+def _unauthorized(exc: AuthenticationError) -> Response[str]:
+    return _json(401, json.dumps({"error": "unauthorized", "message": str(exc)}))
+
+
+@app.exception_handler(ForbiddenError)
+def _forbidden(exc: ForbiddenError) -> Response[str]:
+    return _json(403, json.dumps({"error": "forbidden", "message": str(exc)}))
+
+
+@app.exception_handler(RetryableError)
+def _unavailable(exc: RetryableError) -> Response[str]:
+    logger.exception("operations dependency failed")
+    return _json(503, json.dumps({"error": "unavailable", "message": "try again"}))
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@tracer.capture_lambda_handler(capture_response=False)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

@@ -1,0 +1,239 @@
+"""Dead letters with their reason, and redrive.
+
+A bus consumer parks a message in its queue's DLQ itself, with the error as message attributes, when the failure is
+permanent (the message can never be processed: it does not parse, or it breaks a domain rule) or when the last
+allowed receive failed. Anything else is reported as a partial batch failure and retried by SQS. (A consumer that
+crashes or times out is moved by SQS's own redrive policy after `max_receive_count`: those arrive without a reason.)
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
+from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
+from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import BaseModel, ValidationError
+
+from cdp.errors import InvalidInputError, StoreError
+from cdp.observability import logger
+from cdp.shared.aws import client as default_client
+from cdp.shared.time import iso, utc_now
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.batch.base import FailureResponse, SuccessResponse
+    from aws_lambda_powertools.utilities.batch.exceptions import ExceptionInfo
+    from mypy_boto3_sqs import SQSClient
+
+ATTR_ERROR_TYPE = "cdp-error-type"
+ATTR_ERROR = "cdp-error"
+ATTR_PERMANENT = "cdp-permanent"
+ATTR_RECEIVES = "cdp-receive-count"
+ATTR_FAILED_AT = "cdp-failed-at"
+ATTR_SOURCE_QUEUE = "cdp-source-queue"
+PERMANENT_ERRORS: tuple[type[BaseException], ...] = (
+    ValidationError,
+    InvalidInputError,
+    ValueError,
+    TypeError,
+    KeyError,
+)
+MAX_REASON = 1000
+
+
+class DeadLetterReason(BaseModel):
+    error_type: str
+    error: str
+    permanent: bool
+    receive_count: int
+    failed_at: datetime
+    source_queue: str
+
+    def attributes(self) -> dict[str, Any]:
+        values = {
+            ATTR_ERROR_TYPE: self.error_type,
+            ATTR_ERROR: self.error[:MAX_REASON] or "(no message)",
+            ATTR_PERMANENT: "true" if self.permanent else "false",
+            ATTR_RECEIVES: str(self.receive_count),
+            ATTR_FAILED_AT: iso(self.failed_at),
+            ATTR_SOURCE_QUEUE: self.source_queue,
+        }
+        return {k: {"DataType": "String", "StringValue": v} for k, v in values.items()}
+
+    @classmethod
+    def from_attributes(cls, attributes: dict[str, Any]) -> DeadLetterReason | None:
+        def value(name: str) -> str | None:
+            entry = attributes.get(name) or {}
+            return entry.get("StringValue") or entry.get("stringValue")
+
+        if value(ATTR_ERROR_TYPE) is None:
+            return None
+        return cls(
+            error_type=value(ATTR_ERROR_TYPE) or "",
+            error=value(ATTR_ERROR) or "",
+            permanent=value(ATTR_PERMANENT) == "true",
+            receive_count=int(value(ATTR_RECEIVES) or 0),
+            failed_at=value(ATTR_FAILED_AT) or utc_now(),
+            source_queue=value(ATTR_SOURCE_QUEUE) or "",
+        )
+
+
+class DeadLetters(ABC):
+    @abstractmethod
+    def park(self, body: str, reason: DeadLetterReason) -> None:
+        """Put a message in the dead-letter queue with its reason."""
+
+
+class SqsDeadLetters(DeadLetters):
+    def __init__(self, queue_url: str, client: SQSClient | None = None) -> None:
+        self._url = queue_url
+        self._sqs: SQSClient = client or default_client("sqs")
+
+    def park(self, body: str, reason: DeadLetterReason) -> None:
+        try:
+            self._sqs.send_message(QueueUrl=self._url, MessageBody=body, MessageAttributes=reason.attributes())
+        except (ClientError, BotoCoreError) as exc:
+            raise StoreError(f"parking a message in {self._url} failed: {exc}") from exc
+
+
+class DeadLetteringProcessor(BatchProcessor):
+    """Powertools' SQS batch processor that parks permanent and last-attempt failures with their reason."""
+
+    def __init__(self, model: type[SqsRecordModel], dead_letters: Callable[[], DeadLetters], max_receives: int):
+        super().__init__(event_type=EventType.SQS, model=model)
+        self._dead_letters = dead_letters
+        self._max_receives = max_receives
+
+    def failure_handler(self, record: Any, exception: ExceptionInfo) -> FailureResponse | SuccessResponse:
+        error = exception[1]
+        raw = self._raw(record)
+        receives = int((raw.get("attributes") or {}).get("ApproximateReceiveCount", "1"))
+        permanent = isinstance(error, PERMANENT_ERRORS)
+        if raw and (permanent or receives >= self._max_receives):
+            reason = DeadLetterReason(
+                error_type=type(error).__name__ if error else "Unknown",
+                error=str(error),
+                permanent=permanent,
+                receive_count=receives,
+                failed_at=utc_now(),
+                source_queue=str(raw.get("eventSourceARN", "")),
+            )
+            try:
+                self._dead_letters().park(str(raw.get("body", "")), reason)
+            except StoreError:
+                logger.exception("could not park a failed message; SQS will retry it")
+                return super().failure_handler(record, exception)
+            logger.error(
+                "message dead-lettered",
+                message_id=raw.get("messageId"),
+                error_type=reason.error_type,
+                error=reason.error[:300],
+                permanent=permanent,
+                receive_count=receives,
+            )
+            return self.success_handler(record, None)
+        return super().failure_handler(record, exception)
+
+    def _raw(self, record: Any) -> dict[str, Any]:
+        message_id = getattr(record, "messageId", None) or getattr(record, "message_id", None)
+        for raw in self.records:
+            if raw.get("messageId") == message_id:
+                return dict(raw)
+        return {}
+
+
+# ---- redrive --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    message_id: str
+    body: str
+    receipt_handle: str
+    reason: DeadLetterReason | None  # None: moved by SQS's redrive policy (the consumer crashed or timed out)
+
+
+class DeadLetterQueue(ABC):
+    @abstractmethod
+    def peek(self, limit: int) -> list[DeadLetter]:
+        """Up to `limit` messages, hidden for a short while (a redrive deletes them; a listing lets them reappear)."""
+
+    @abstractmethod
+    def release(self, letters: list[DeadLetter]) -> None:
+        """Make peeked messages visible again (a listing, or a dry run)."""
+
+    @abstractmethod
+    def redrive(self, letter: DeadLetter) -> None:
+        """Send the body back to the source queue, then delete it from the DLQ."""
+
+
+class RedriveSummary(BaseModel):
+    queue: str
+    redriven: int = 0
+    listed: list[dict[str, Any]] = []
+
+
+def redrive_all(dlq: DeadLetterQueue, queue: str, limit: int = 1000, dry_run: bool = False) -> RedriveSummary:
+    """Re-drive (or, with dry_run, only list) up to `limit` dead letters; consumers apply each event id once, so a
+    message that had partly succeeded before failing is safe to process again."""
+    summary = RedriveSummary(queue=queue)
+    letters = dlq.peek(limit)
+    for letter in letters:
+        summary.listed.append(
+            {
+                "message_id": letter.message_id,
+                "reason": letter.reason.model_dump(mode="json") if letter.reason else None,
+                "body_bytes": len(letter.body),
+            }
+        )
+        if not dry_run:
+            dlq.redrive(letter)
+            summary.redriven += 1
+    if dry_run:
+        dlq.release(letters)
+    return summary
+
+
+class SqsDeadLetterQueue(DeadLetterQueue):
+    def __init__(self, dlq_url: str, source_url: str, client: SQSClient | None = None) -> None:
+        self._dlq = dlq_url
+        self._source = source_url
+        self._sqs: SQSClient = client or default_client("sqs")
+
+    def peek(self, limit: int) -> list[DeadLetter]:
+        seen: dict[str, DeadLetter] = {}
+        while len(seen) < limit:
+            batch = self._sqs.receive_message(
+                QueueUrl=self._dlq,
+                MaxNumberOfMessages=min(10, limit - len(seen)),
+                MessageAttributeNames=["All"],
+                VisibilityTimeout=60,
+                WaitTimeSeconds=0,
+            ).get("Messages", [])
+            if not batch:
+                break
+            for m in batch:
+                seen.setdefault(
+                    m["MessageId"],
+                    DeadLetter(
+                        message_id=m["MessageId"],
+                        body=m["Body"],
+                        receipt_handle=m["ReceiptHandle"],
+                        reason=DeadLetterReason.from_attributes(dict(m.get("MessageAttributes") or {})),
+                    ),
+                )
+        return list(seen.values())
+
+    def release(self, letters: list[DeadLetter]) -> None:
+        for letter in letters:
+            self._sqs.change_message_visibility(
+                QueueUrl=self._dlq, ReceiptHandle=letter.receipt_handle, VisibilityTimeout=0
+            )
+
+    def redrive(self, letter: DeadLetter) -> None:
+        self._sqs.send_message(QueueUrl=self._source, MessageBody=letter.body)
+        self._sqs.delete_message(QueueUrl=self._dlq, ReceiptHandle=letter.receipt_handle)
