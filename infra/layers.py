@@ -6,7 +6,7 @@ so a layer built here is byte-for-byte what a developer can inspect locally.
 
 Outputs, all under `.build/` (git-ignored):
   layers/domain/python/cdp/...   the domain package, copied from layers/domain/cdp
-  layers/deps/python/...         powertools, pydantic, phonenumbers, email-validator (+ their closure)
+  layers/deps/python/...         powertools, pydantic, phonenumbers, email-validator, jinja2, defusedxml (+ closure)
   layers/ml/python/...           scikit-learn, scipy, numpy, joblib, threadpoolctl, stripped to fit 250 MB
   code/functions/...             the thin handlers, so `functions.<name>.handler.lambda_handler` resolves
 
@@ -65,7 +65,7 @@ class ThirdPartyLayer:
 
 DEPS_LAYER = ThirdPartyLayer(
     name="deps",
-    requirements=("aws-lambda-powertools", "pydantic", "phonenumbers", "email-validator", "jinja2"),
+    requirements=("aws-lambda-powertools", "pydantic", "phonenumbers", "email-validator", "jinja2", "defusedxml"),
     closure=frozenset(
         {
             "aws-lambda-powertools",
@@ -81,6 +81,7 @@ DEPS_LAYER = ThirdPartyLayer(
             "idna",
             "jinja2",
             "markupsafe",
+            "defusedxml",
         }
     ),
 )

@@ -55,6 +55,7 @@ EXPORTS_PREFIX = "exports/"
 CAMPAIGNS_PREFIX = "campaigns/"  # campaigns/{run_id}/audience.json, batches/{n}.json, summary.json
 OUTBOX_PREFIX = "outbox/"  # local/webhook channel deliveries
 IMPORTS_PREFIX = "imports/"  # batch file imports: incoming/{brand}/{kind}/{file}, reports/, rejects/ (cdp.imports.keys)
+REJECTS_PREFIX = "rejects/"  # rejects/platforms/{shop}/{yyyy/mm/dd}/{run}.jsonl: pulled records not ingested, why
 
 # ---- bus events -------------------------------------------------------------------------------------------
 
@@ -235,6 +236,14 @@ FILE_IMPORT = FunctionSpec(
     timeout_s=300,  # one chunk (500 rows or ~1 MB) or the plan pass over the whole file
 )
 
+PLATFORM_PULL = FunctionSpec(
+    "platform_pull",
+    "PlatformPullFunction",
+    "functions.platform_pull.handler.lambda_handler",
+    env=(*_COMMON_ENV, LEDGER_TABLE.env_var, DATA_BUCKET_ENV, EVENT_BUS_ENV, SOURCES_SECRET_ENV, DEFAULT_REGION_ENV),
+    timeout_s=300,  # every configured shop, page by page; a shop's cursor moves per finished window
+)
+
 FUNCTIONS = (
     INGEST,
     IDENTITY_MERGE,
@@ -247,6 +256,7 @@ FUNCTIONS = (
     PROFILE_API,
     OPERATIONS,
     FILE_IMPORT,
+    PLATFORM_PULL,
 )
 FUNCTIONS_BY_KEY = {f.key: f for f in FUNCTIONS}
 
@@ -272,11 +282,8 @@ CONNECTOR_ROUTES: tuple[tuple[str, str], ...] = (
 
 API_ROUTES: tuple[tuple[str, str, str], ...] = (
     ("POST", "/v1/events", INGEST.key),
-    # Segment HTTP Tracking API (write key as HTTP Basic user): Segment and RudderStack SDKs point here unchanged
-    *(
-        ("POST", f"/v1/{call}", INGEST.key)
-        for call in ("identify", "track", "page", "screen", "alias", "group", "batch")
-    ),
+    # channel connectors (cdp.connectors.registry maps each path to its connector)
+    *((method, path, INGEST.key) for method, path in CONNECTOR_ROUTES),
     # the 360-degree profile API (scopes and hierarchy limits per API key: see cdp.profile.api)
     ("GET", "/v1/profiles/{person_id}", PROFILE_API.key),
     ("PATCH", "/v1/profiles/{person_id}", PROFILE_API.key),
@@ -395,4 +402,12 @@ SCHEDULES = (
         input=f'{{"model_name": "{DEFAULT_MODEL_NAME}", "window_days": 30}}',
     ),
     ScheduleSpec("HourlyTagSweepSchedule", "cdp-hourly-tag-sweep", "rate(1 hour)", target_function=TAG_SWEEP),
+    # Tmall/Taobao/JD shops (cdp.connectors.platforms): each run pulls what changed since the shop's cursor
+    ScheduleSpec(
+        "PlatformPullSchedule",
+        "cdp-platform-pull",
+        "rate(15 minutes)",
+        target_function=PLATFORM_PULL,
+        input='{"shops": "all"}',
+    ),
 )
