@@ -147,9 +147,9 @@ def _parse(value: Any) -> datetime:
     return to_utc(datetime.fromisoformat(str(value).replace("Z", "+00:00")))
 
 
-def _channel(context: dict[str, Any], binding: Binding) -> str:
-    library = str((context.get("library") or {}).get("name", "")).lower()
-    channel = str(context.get("channel", "")).lower()  # RudderStack: web | mobile | server
+def _channel(message: dict[str, Any], context: dict[str, Any], binding: Binding) -> str:
+    library = str(obj(context, "library").get("name", "")).lower()
+    channel = str(message.get("channel") or context.get("channel") or "").lower()  # RudderStack: web|mobile|server
     if library == "analytics.js" or library.startswith("analytics-next") or channel == "web":
         return "web"
     if library.startswith(_MOBILE_LIBRARIES) or channel == "mobile":
@@ -204,7 +204,7 @@ def _message(message: dict[str, Any], binding: Binding, received_at: datetime) -
         event_dict(
             event_type=event_type,
             event_id=message_id,
-            source=_channel(context, binding),
+            source=_channel(message, context, binding),
             binding=binding,
             occurred_at=_timestamp(message, received_at),
             identifiers=_identifiers(message, traits),
