@@ -11,7 +11,7 @@ import json
 from abc import ABC, abstractmethod
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from cdp.errors import CdpError
 
@@ -43,6 +43,13 @@ class WeChatApp(_Cfg):
     kind: Literal["official_account", "mini_program"]
     token: SecretStr | None = Field(default=None, description="official account: the callback token")
     secret: SecretStr | None = Field(default=None, description="mini-program: the HMAC key its server signs with")
+
+    @model_validator(mode="after")
+    def _has_its_secret(self) -> WeChatApp:
+        needed = "token" if self.kind == "official_account" else "secret"
+        if getattr(self, needed) is None:
+            raise ValueError(f"a {self.kind} needs its {needed}")
+        return self
 
 
 class SignedSource(_Cfg):

@@ -1,0 +1,399 @@
+"""WeChat: an official account's server callback and the events a mini-program's server posts for its users.
+
+Official account (`/v1/wechat/{app id}`, plain-text mode): WeChat signs each call with the account's token
+(signature = sha1 of the sorted token, timestamp and nonce, in the query string). A GET is the URL check and answers
+`echostr`; a POST carries one XML push (follow/unfollow, QR scan, menu click/view, template delivery status, or a
+message the user sent) and must be answered "success" within 5 s, or WeChat retries it 3 times. Event ids are
+WeChat's MsgId, else FromUserName + CreateTime + Event (+ EventKey) as WeChat's docs advise, so retries count once.
+
+Mini-program (`/v1/wechat/{app id}/events`): the brand's mini-program server (which learnt the user's OpenID from
+code2session) posts JSON signed with the app's secret (our x-cdp-signature scheme). Money is in fen, as WeChat Pay
+gives it: integers, kept as minor units.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from datetime import UTC, datetime
+from typing import Any
+from xml.etree.ElementTree import ParseError
+
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import fromstring
+
+from cdp.connectors.base import (
+    Binding,
+    Connector,
+    InboundRequest,
+    Mapped,
+    MappingError,
+    Reply,
+    event_dict,
+    ident,
+    map_items,
+    obj,
+    present,
+    require,
+)
+from cdp.connectors.security import check_timestamp, same, verify_cdp
+from cdp.connectors.sources import SourcesConfig, WeChatApp
+from cdp.errors import AuthenticationError, InvalidInputError
+from cdp.shared.time import parse_iso
+
+SUCCESS = Reply(body="success")  # what WeChat wants back for a push, accepted or already seen
+OA_MAX_BODY = 64 * 1024  # a push is well under 2 KB
+MP_MAX_BODY = 256 * 1024
+MP_MAX_EVENTS = 500
+_ENVELOPE = {"ToUserName", "FromUserName", "CreateTime", "MsgType", "Event", "MsgId", "UnionId", "UnionID", "Encrypt"}
+_MENU_AND_SCAN = {
+    "SCAN": ("wechat_scan", "scene"),
+    "CLICK": ("wechat_menu_click", "event_key"),
+    "VIEW": ("wechat_menu_view", "url"),
+}
+# WeChat certification and broadcast notices: about the account, not a follower
+_ACCOUNT_EVENTS = frozenset(
+    {
+        "MASSSENDJOBFINISH",
+        "qualification_verify_success",
+        "qualification_verify_fail",
+        "naming_verify_success",
+        "naming_verify_fail",
+        "annual_renew",
+        "verify_expired",
+    }
+)
+_SAFE_ID = re.compile(r"^[A-Za-z0-9_.:@/#+\-]{1,128}$")
+
+
+def _app(secrets: SourcesConfig, key: str | None, kind: str) -> WeChatApp:
+    app = secrets.wechat.get(key or "")
+    if app is None or app.kind != kind:
+        raise AuthenticationError(f"unknown WeChat {kind.replace('_', ' ')} {key!r}")
+    return app
+
+
+# ---- official account --------------------------------------------------------------------------------------------
+
+
+def oa_signature(token: str, timestamp: str, nonce: str) -> str:
+    """WeChat's callback signature: sha1 over the lexically sorted token, timestamp and nonce."""
+    return hashlib.sha1("".join(sorted((token, timestamp, nonce))).encode()).hexdigest()  # noqa: S324 (WeChat's scheme)
+
+
+class OfficialAccountConnector(Connector):
+    name = "wechat_oa"
+    max_body_bytes = OA_MAX_BODY
+
+    def authenticate(self, request: InboundRequest, secrets: SourcesConfig) -> Binding:
+        app = _app(secrets, request.key, "official_account")
+        query = request.query
+        timestamp, nonce, signature = query.get("timestamp", ""), query.get("nonce", ""), query.get("signature", "")
+        if not signature:
+            raise AuthenticationError("missing signature query parameter")
+        check_timestamp(timestamp, request.received_at)
+        token = app.token.get_secret_value() if app.token else ""
+        if not same(oa_signature(token, timestamp, nonce), signature):
+            raise AuthenticationError("bad signature")
+        return Binding(brand_id=app.brand_id, label=f"wechat:{request.key}", channel="wechat_oa")
+
+    def map(self, request: InboundRequest, binding: Binding) -> Mapped:
+        if request.method == "GET":  # the URL check: archived like any request, maps to nothing (replay included)
+            return Mapped(reply=Reply(body=request.query.get("echostr", "")), batch=False)
+        push = parse_push(request.body)
+        app_id = request.key or ""
+        mapped = map_items([push], lambda p: _push_events(p, app_id, binding), prefix="", batch=False)
+        mapped.reply = SUCCESS
+        return mapped
+
+
+def parse_push(body: bytes) -> dict[str, str]:
+    """A push's top-level fields. DTDs and entities are refused (XXE, billion laughs); WeChat never sends them."""
+    try:
+        root = fromstring(body, forbid_dtd=True)
+    except DefusedXmlException as exc:
+        raise InvalidInputError("XML with a DTD or entity declarations is not accepted", "body") from exc
+    except ParseError as exc:
+        raise InvalidInputError(f"body is not well-formed XML: {exc}", "body") from exc
+    if root.tag != "xml":
+        raise InvalidInputError(f"expected an <xml> push, got <{root.tag}>", "body")
+    fields = {child.tag: (child.text or "").strip() for child in root if len(child) == 0}
+    if fields.get("Encrypt") and not fields.get("MsgType"):
+        raise InvalidInputError(
+            "encrypted (safe mode) pushes are not supported: set the account's message encryption to plain-text mode",
+            "Encrypt",
+        )
+    for name in ("FromUserName", "CreateTime", "MsgType"):
+        if not fields.get(name):
+            raise InvalidInputError(f"{name} is required", name)
+    if not fields["CreateTime"].isdigit():
+        raise InvalidInputError("CreateTime must be unix seconds", "CreateTime")
+    return fields
+
+
+def _push_events(push: dict[str, str], app_id: str, binding: Binding) -> list[dict[str, Any]]:
+    if push.get("Event") in _ACCOUNT_EVENTS:
+        return []  # about the account itself (FromUserName is a system account, not a person)
+    openid = push["FromUserName"]
+    event_type, properties = _oa_typed(push, app_id)
+    event = event_dict(
+        event_type=event_type,
+        event_id=_oa_event_id(push, app_id),
+        source="wechat_oa",
+        binding=binding,
+        occurred_at=datetime.fromtimestamp(int(push["CreateTime"]), UTC),
+        identifiers=present(
+            ident("wechat_openid", openid, app_id),
+            ident("wechat_unionid", push.get("UnionId") or push.get("UnionID")),
+        ),
+        properties=properties,
+        context={"wechat_account": push.get("ToUserName", "")},
+    )
+    return [event]
+
+
+def _oa_typed(push: dict[str, str], app_id: str) -> tuple[str, dict[str, Any]]:
+    if push["MsgType"] != "event":  # a message the user sent: text, image, voice, video, location, link
+        return "custom", {"name": "wechat_message", "msg_type": push["MsgType"], **_extras(push)}
+    event = push.get("Event", "")
+    key = push.get("EventKey", "")
+    if event in ("subscribe", "unsubscribe"):
+        scene = key.removeprefix("qrscene_") if key.startswith("qrscene_") else None  # scan-to-follow
+        return "consent_changed", _clean(
+            {
+                "channel": "wechat",
+                "granted": event == "subscribe",
+                "app_id": app_id,
+                "scene": scene,
+                "qr_ticket": push.get("Ticket") if scene is not None else None,
+            }
+        )
+    if event in _MENU_AND_SCAN:  # SCAN: an existing follower scanned a parametric QR code
+        name, key_field = _MENU_AND_SCAN[event]
+        extra = {"qr_ticket": push.get("Ticket"), "menu_id": push.get("MenuId")}
+        return "custom", _clean({"name": name, key_field: key, **extra})
+    if event == "TEMPLATESENDJOBFINISH":
+        status = push.get("Status", "")  # success | failed:user block | failed: system failed
+        return "message_delivered", {
+            "message_id": _require_push(push, "MsgID"),
+            "channel": "wechat",
+            "status": "delivered" if status == "success" else "failed",
+            "provider_status": status,
+        }
+    if not event:
+        raise MappingError("Event", "an event push needs its Event")
+    return "custom", {"name": f"wechat_{event.lower()}", **_extras(push)}
+
+
+def _oa_event_id(push: dict[str, str], app_id: str) -> str:
+    """Scoped by app: MsgIds are per account. Without one, WeChat's own dedupe key for event pushes."""
+    if push.get("MsgId"):
+        return _stable_id(app_id, "msg", push["MsgId"])
+    if push.get("Event") == "TEMPLATESENDJOBFINISH" and push.get("MsgID"):
+        return _stable_id(app_id, "tmpl", push["MsgID"])
+    key = push.get("EventKey")
+    key_digest = hashlib.sha256(key.encode()).hexdigest()[:12] if key else None  # keys may be URLs
+    return _stable_id(app_id, push["FromUserName"], push["CreateTime"], push.get("Event", ""), key_digest)
+
+
+def _require_push(push: dict[str, str], name: str) -> str:
+    if not push.get(name):
+        raise MappingError(name, f"{name} is required for a {push.get('Event')} push")
+    return push[name]
+
+
+def _extras(push: dict[str, str]) -> dict[str, Any]:
+    """The push's other fields in snake case (Content, PicUrl, Location_X, ...), bounded."""
+    out = {re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", k).lower(): v[:2000] for k, v in push.items() if k not in _ENVELOPE}
+    return {k: v for k, v in list(out.items())[:30] if k != "name"}
+
+
+# ---- mini-program ------------------------------------------------------------------------------------------------
+
+
+class MiniProgramConnector(Connector):
+    name = "wechat_mp"
+    max_body_bytes = MP_MAX_BODY
+
+    def authenticate(self, request: InboundRequest, secrets: SourcesConfig) -> Binding:
+        app = _app(secrets, request.key, "mini_program")
+        verify_cdp(
+            request.headers, request.body, app.secret.get_secret_value() if app.secret else "", request.received_at
+        )
+        return Binding(brand_id=app.brand_id, label=f"wechat:{request.key}", channel="mini_program")
+
+    def map(self, request: InboundRequest, binding: Binding) -> Mapped:
+        try:
+            payload = json.loads(request.body)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise InvalidInputError(f"body is not valid JSON: {exc}", "body") from exc
+        if not isinstance(payload, dict):
+            raise InvalidInputError("body must be a JSON object", "body")
+        openid = payload.get("openid")
+        if not isinstance(openid, str) or not openid.strip():
+            raise InvalidInputError("openid is required (from code2session)", "openid")
+        events = payload.get("events")
+        if not isinstance(events, list) or not events:
+            raise InvalidInputError("events must be a non-empty list", "events")
+        if len(events) > MP_MAX_EVENTS:
+            raise InvalidInputError(f"events holds {len(events)} items; the limit is {MP_MAX_EVENTS}", "events")
+        app_id = request.key or ""
+        user = present(
+            ident("wechat_openid", openid, app_id),
+            ident("wechat_unionid", payload.get("unionid")),
+            ident("phone", payload.get("phone")),
+        )
+        return map_items(events, lambda e: [_mp_event(e, app_id, user, binding)], prefix="events", id_field="id")
+
+
+def _mp_event(item: Any, app_id: str, user: list[dict[str, Any]], binding: Binding) -> dict[str, Any]:
+    if not isinstance(item, dict):
+        raise MappingError("", "each event must be a JSON object")
+    event_id = str(require(item, "id", (str, int)))
+    name = require(item, "name")
+    properties = obj(item, "properties")
+    identifiers = list(user)
+    try:
+        event_type, props = _mp_typed(name, properties)
+        if event_type == "identify":  # getPhoneNumber: how a mini-program binds a phone to the OpenID
+            identifiers.extend(present(ident("phone", _bound_phone(properties, user))))
+    except MappingError as exc:
+        raise MappingError(f"properties.{exc.field}", exc.message) from exc
+    return event_dict(
+        event_type=event_type,
+        event_id=_stable_id(app_id, event_id),
+        source="mini_program",
+        binding=binding,
+        occurred_at=_mp_time(item.get("timestamp")),
+        identifiers=list({(i["type"], i["value"]): i for i in identifiers}.values()),
+        properties=props,
+    )
+
+
+def _mp_typed(name: str, properties: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    if name == "page_view":
+        path = str(require(properties, "path")).lstrip("/")
+        referrer = properties.get("referrer_path")
+        return "page_view", _clean(
+            {
+                "url": f"mp://{path}",
+                "title": properties.get("title"),
+                "referrer": f"mp://{str(referrer).lstrip('/')}" if referrer else None,
+                "scene": properties.get("scene"),  # the mini-program launch scene, e.g. 1047 = scanned a code
+            }
+        )
+    if name == "add_to_cart":
+        return "add_to_cart", _clean(
+            {
+                "sku": str(require(properties, "sku", (str, int))),
+                "category": properties.get("category"),
+                "quantity": _quantity(properties),
+                "unit_price_minor": _fen(properties, "price"),
+                "currency": _currency(properties),
+            }
+        )
+    if name == "order_paid":
+        return "order_placed", _order(properties)
+    if name == "get_phone_number":
+        return "identify", {}
+    return "custom", {"name": name, **_scalars(properties)}
+
+
+def _order(properties: dict[str, Any]) -> dict[str, Any]:
+    lines = properties.get("lines")
+    if not isinstance(lines, list) or not lines:
+        raise MappingError("lines", "order_paid needs a non-empty lines list")
+    out_lines = []
+    for i, line in enumerate(lines):
+        if not isinstance(line, dict):
+            raise MappingError(f"lines.{i}", "each line must be an object")
+        try:
+            out_lines.append(
+                _clean(
+                    {
+                        "sku": str(require(line, "sku", (str, int))),
+                        "name": line.get("name"),
+                        "category": line.get("category"),
+                        "quantity": _quantity(line),
+                        "unit_price_minor": _fen(line, "price"),
+                    }
+                )
+            )
+        except MappingError as exc:
+            raise MappingError(f"lines.{i}.{exc.field}", exc.message) from exc
+    return _clean(
+        {
+            "order_id": str(require(properties, "order_id", (str, int))),
+            "lines": out_lines,
+            "total_minor": _fen(properties, "total"),
+            "currency": _currency(properties),
+            "coupon_id": properties.get("coupon_id"),
+            "transaction_id": properties.get("transaction_id"),  # the WeChat Pay transaction
+        }
+    )
+
+
+def _bound_phone(properties: dict[str, Any], user: list[dict[str, Any]]) -> str | None:
+    """getPhoneNumber's phone_info as the brand's server got it (phoneNumber, or countryCode + purePhoneNumber);
+    None when the payload's top-level `phone` already carries it."""
+    pure, country = properties.get("purePhoneNumber"), properties.get("countryCode")
+    phone = properties.get("phoneNumber") or (f"+{country}{pure}" if pure and country else pure)
+    if isinstance(phone, str | int) and str(phone).strip():
+        return str(phone)
+    if any(i["type"] == "phone" for i in user):
+        return None
+    raise MappingError("phoneNumber", "get_phone_number needs phoneNumber (or purePhoneNumber and countryCode)")
+
+
+def _fen(data: dict[str, Any], name: str) -> int:
+    value = data.get(name)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise MappingError(name, f"{name} must be a non-negative integer amount in fen")
+    return value
+
+
+def _quantity(data: dict[str, Any]) -> int:
+    value = data.get("quantity", 1)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise MappingError("quantity", "quantity must be an integer")
+    return value
+
+
+def _currency(properties: dict[str, Any]) -> str:
+    return str(properties.get("currency") or "CNY").upper()
+
+
+def _mp_time(value: Any) -> datetime:
+    """ISO-8601 with an offset, or unix milliseconds (what Date.now() gives in a mini-program)."""
+    if value is None or value == "":
+        raise MappingError("timestamp", "timestamp is required (ISO-8601 or unix milliseconds)")
+    try:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return datetime.fromtimestamp(value / 1000, UTC)
+        if isinstance(value, str):
+            return datetime.fromtimestamp(int(value) / 1000, UTC) if value.isdigit() else parse_iso(value)
+    except (ValueError, OverflowError, OSError) as exc:
+        raise MappingError("timestamp", f"not an ISO-8601 timestamp or unix milliseconds: {exc}") from exc
+    raise MappingError("timestamp", "timestamp must be an ISO-8601 string or unix milliseconds")
+
+
+# ---- shared ------------------------------------------------------------------------------------------------------
+
+
+def _stable_id(app_id: str, *parts: str | None) -> str:
+    """`{app}:{parts}`; hashed when the parts would not make a valid event id (too long or unsafe characters)."""
+    joined = ":".join(p for p in parts if p)
+    plain = f"{app_id}:{joined}"
+    return plain if _SAFE_ID.match(plain) else f"{app_id[:60]}:h:{hashlib.sha256(joined.encode()).hexdigest()[:40]}"
+
+
+def _scalars(values: dict[str, Any]) -> dict[str, Any]:
+    """Custom events keep scalar properties only (nested objects would make item sizes unbounded)."""
+    return {
+        str(k)[:64]: v for k, v in list(values.items())[:50] if isinstance(v, str | int | float | bool) and k != "name"
+    }
+
+
+def _clean(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if v is not None and v != ""}
