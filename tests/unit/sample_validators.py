@@ -43,3 +43,82 @@ def _score_input(data: Any) -> None:
 
 EXTRA_VALIDATORS["sfn/train_input"] = _train_input
 EXTRA_VALIDATORS["sfn/score_input"] = _score_input
+
+
+# ---- channel connectors: each sample is mapped by its connector's pure `map`, and every event it yields must be a
+# valid canonical event (a sample a connector would reject is a broken contract, except the deliberately bad ones)
+
+
+def _mapped_by(connector_name: str, key: str | None = None, **headers: str) -> Callable[[Any], None]:
+    def check(data: Any) -> None:
+        import json
+        from datetime import UTC, datetime
+
+        from cdp.connectors.base import Binding, InboundRequest
+        from cdp.connectors.registry import connector_for
+        from cdp.ingest.events import parse_event
+
+        call = data.get("type", "batch") if isinstance(data, dict) and "batch" not in data else "batch"
+        connector = connector_for(connector_name, {"call": call})
+        assert connector is not None, connector_name
+        body = json.dumps(data).encode()
+        now = datetime(2026, 3, 2, 9, 5, tzinfo=UTC)
+        request = InboundRequest(connector_name, "POST", body, now, "sample", key=key, headers=headers)
+        mapped = connector.map(request, Binding(brand_id="demo-brand", label="sample"))
+        assert mapped.rejected == [], mapped.rejected
+        assert mapped.items or mapped.reply is not None, "the sample maps to nothing"
+        for item in mapped.items:
+            parse_event(item)
+
+    return check
+
+
+for _name in ("identify", "track_order_completed", "page", "batch", "rudderstack_track"):
+    EXTRA_VALIDATORS[f"segment/{_name}"] = _mapped_by("segment")
+EXTRA_VALIDATORS["wechat/miniprogram_events"] = _mapped_by("wechat_mp", "wx-local-mp")
+for _name, _topic in (
+    ("orders_create", "orders/create"),
+    ("orders_updated", "orders/updated"),
+    ("refunds_create", "refunds/create"),
+    ("customers_create", "customers/create"),
+):
+    EXTRA_VALIDATORS[f"shopify/{_name}"] = _mapped_by(
+        "shopify", "demo-brand.myshopify.com", **{"x-shopify-topic": _topic}
+    )
+for _name in ("sale", "refund", "member"):
+    EXTRA_VALIDATORS[f"pos/{_name}"] = _mapped_by("pos", "demo-pos")
+for _name in ("click", "lead"):
+    EXTRA_VALIDATORS[f"ads/{_name}"] = _mapped_by("ads", "oceanengine")
+
+
+def _feedback(data: Any) -> None:
+    import json
+
+    from cdp.connectors.base import Binding
+    from cdp.connectors.feedback import push_item, sms_item
+    from cdp.connectors.feedback_ses import parse_envelope, ses_events
+    from cdp.ingest.events import parse_event
+
+    binding = Binding(brand_id="demo-brand", label="sample")
+    if isinstance(data, list):
+        events = [e for receipt in data for e in sms_item(receipt, "aliyun", binding)]
+    elif "events" in data:
+        events = [e for item in data["events"] for e in push_item(item, "jpush", binding)]
+    else:
+        envelope = parse_envelope(json.dumps(data).encode())
+        events = ses_events(json.loads(envelope["Message"]), binding) if envelope["Type"] == "Notification" else []
+    for event in events:
+        parse_event(event)
+
+
+for _name in (
+    "ses_delivery",
+    "ses_bounce",
+    "ses_complaint",
+    "ses_open",
+    "ses_click",
+    "sns_subscription_confirmation",
+    "sms_receipts",
+    "push_opens",
+):
+    EXTRA_VALIDATORS[f"feedback/{_name}"] = _feedback
