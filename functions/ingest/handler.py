@@ -6,7 +6,6 @@ Thin: each route builds an `InboundRequest` and hands it to `cdp.connectors.serv
 
 from __future__ import annotations
 
-import base64
 import json
 from dataclasses import dataclass
 from functools import cache
@@ -15,6 +14,7 @@ from typing import Any
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, Field
 
 from cdp.connectors.aws import SecretsManagerSources
 from cdp.connectors.base import Connector, InboundRequest
@@ -24,12 +24,15 @@ from cdp.connectors.service import Ports, Received, receive
 from cdp.errors import AuthenticationError, InvalidInputError, RetryableError
 from cdp.ingest.auth import authenticate
 from cdp.ingest.aws import DynamoDedupeLedger, S3RawArchive, SecretsManagerKeyring
+from cdp.ingest.events import CanonicalEvent
 from cdp.ingest.service import IngestResult, ingest
 from cdp.observability import logger, metrics, tracer
 from cdp.org import load_org
 from cdp.settings import IngestSettings, get_settings
 from cdp.shared.aws import EventBridgePublisher
+from cdp.shared.openapi import STATUS_TEXT, ErrorBody, body, responses
 from cdp.shared.time import utc_now
+from functions.request_body import raw_body
 
 app = APIGatewayHttpResolver(enable_validation=False)
 
@@ -54,11 +57,25 @@ def dependencies() -> Dependencies:
     return Dependencies(s, archive, ledger, publisher, SecretsManagerKeyring(s.api_keys_secret_id), ports)
 
 
-@app.post("/v1/events")
+class EventBatch(BaseModel):
+    batch: list[CanonicalEvent] = Field(min_length=1, max_length=500)
+
+
+@app.post(
+    "/v1/events",
+    summary="Canonical events: one event or {batch: [...]} (x-api-key, or x-cdp-key-id + x-cdp-signature)",
+    tags=["ingest"],
+    responses=responses(
+        {202: (IngestResult, "every event accepted (or already known)"), 207: (IngestResult, "some rejected")},
+        (401, 503),
+    )
+    | {400: {"description": STATUS_TEXT[400], "content": {"application/json": {"model": ErrorBody | IngestResult}}}},
+    openapi_extensions=body(CanonicalEvent | EventBatch, "EventsRequest"),
+)
 def post_events() -> Response[str]:
     deps = dependencies()
     event = app.current_event
-    body = event.decoded_body.encode() if event.decoded_body else b""
+    body = raw_body(event)
     now = utc_now()
     client = authenticate({k.lower(): v for k, v in (event.headers or {}).items()}, body, deps.keyring, now)
     logger.append_keys(client=client.name)
@@ -91,11 +108,30 @@ def _register(route: ConnectorRoute) -> None:
         status = route.json_status(*counts) if route.json_status else _status(result)
         return _json(status, json.dumps({"success": 200 <= status < 300, **result.model_dump(mode="json")}))
 
-    app.route(path, [route.method])(handle)
+    app.route(
+        path,
+        [route.method],
+        summary=route.summary or None,
+        tags=["connectors"],
+        responses=route.responses,
+        openapi_extensions=route.request or None,
+    )(handle)
 
 
 for _route in ROUTES:
     _register(_route)
+
+
+@app.get(
+    "/v1/openapi.json",
+    summary="This API's OpenAPI document (every function's routes)",
+    tags=["docs"],
+    responses=responses({200: (None, "the OpenAPI 3.1 document")}, ()),
+)
+def get_openapi() -> Response[str]:
+    from functions.api_docs import openapi_document  # imports every API function's routes: only when asked
+
+    return _json(200, json.dumps(openapi_document()))
 
 
 # ---- shared ------------------------------------------------------------------------------------------------------
@@ -103,9 +139,7 @@ for _route in ROUTES:
 
 def _receive(connector: Connector, key: str | None = None) -> Received:
     event = app.current_event
-    raw = event.get("body") or ""
-    # bytes as sent: a gzip body arrives base64-encoded and must not go through a text decode
-    body = base64.b64decode(raw) if event.is_base64_encoded else raw.encode()
+    body = raw_body(event)  # bytes as sent: a gzip body arrives base64-encoded and must not be decoded as text
     request = InboundRequest(
         connector=connector.name,
         method=event.request_context.http.method,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cache
 from typing import Any, TypeVar
 
@@ -14,7 +14,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from cdp.connectors.registry import connector_for
-from cdp.connectors.replay import replay_archive
+from cdp.connectors.replay import ReplaySummary, replay_archive
 from cdp.connectors.service import Ports
 from cdp.connectors.sources import SourcesConfig, StaticSources
 from cdp.errors import AuthenticationError, ForbiddenError, InvalidInputError, RetryableError
@@ -25,11 +25,16 @@ from cdp.observability import logger, tracer
 from cdp.org import load_org
 from cdp.settings import OperationsSettings, get_settings
 from cdp.shared.aws import EventBridgePublisher
-from cdp.shared.deadletter import SqsDeadLetterQueue, redrive_all
+from cdp.shared.deadletter import RedriveSummary, SqsDeadLetterQueue, redrive_all
+from cdp.shared.openapi import body, query, responses
 from cdp.shared.time import utc_now
+from functions.request_body import text_body
 
 app = APIGatewayHttpResolver(enable_validation=False)
 ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+MAX_REPLAY_RANGE = timedelta(days=31)  # the archive is listed hour by hour
 
 
 class RedriveRequest(BaseModel):
@@ -48,6 +53,8 @@ class ReplayRequest(BaseModel):
     def _ordered(self) -> ReplayRequest:
         if self.end <= self.start:
             raise ValueError("end must be after start")
+        if self.end - self.start > MAX_REPLAY_RANGE:
+            raise ValueError(f"a replay covers at most {MAX_REPLAY_RANGE.days} days per request; split the range")
         return self
 
 
@@ -93,7 +100,13 @@ def _queue(name: str) -> SqsDeadLetterQueue:
     return SqsDeadLetterQueue(dlq, source)
 
 
-@app.get("/v1/admin/dead-letters")
+@app.get(
+    "/v1/admin/dead-letters",
+    summary="A queue's dead letters with the reason each one failed",
+    tags=["operations"],
+    responses=responses({200: (RedriveSummary, "ok")}, (400, 401, 403, 503)),
+    openapi_extensions=query(queue="identity-merge or tag-update", limit="1-1000"),
+)
 def list_dead_letters() -> Response[str]:
     _authorize()
     query = app.current_event.query_string_parameters or {}
@@ -102,7 +115,13 @@ def list_dead_letters() -> Response[str]:
     return _json(200, summary.model_dump_json())
 
 
-@app.post("/v1/admin/dead-letters/redrive")
+@app.post(
+    "/v1/admin/dead-letters/redrive",
+    summary="Send a queue's dead letters back to it (after fixing the cause)",
+    tags=["operations"],
+    responses=responses({200: (RedriveSummary, "ok")}, (400, 401, 403, 503)),
+    openapi_extensions=body(RedriveRequest, "RedriveRequest"),
+)
 def redrive() -> Response[str]:
     _authorize()
     request = _parse(RedriveRequest)
@@ -111,7 +130,13 @@ def redrive() -> Response[str]:
     return _json(200, summary.model_dump_json())
 
 
-@app.post("/v1/admin/replay")
+@app.post(
+    "/v1/admin/replay",
+    summary="Map and republish a source's archived raw requests for a time range (one page per call)",
+    tags=["operations"],
+    responses=responses({200: (ReplaySummary, "ok")}, (400, 401, 403, 503)),
+    openapi_extensions=body(ReplayRequest, "ReplayRequest"),
+)
 def replay() -> Response[str]:
     _authorize()
     r = _parse(ReplayRequest)
@@ -131,7 +156,7 @@ def _limit(value: str | None) -> int:
 
 
 def _parse(model: type[ModelT]) -> ModelT:
-    body = app.current_event.decoded_body or ""
+    body = text_body(app.current_event)
     try:
         return model.model_validate_json(body or "{}")
     except ValidationError as exc:

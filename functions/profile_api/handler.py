@@ -27,20 +27,27 @@ from cdp.ingest.ports import ApiClient
 from cdp.observability import logger, metrics, tracer
 from cdp.org import load_org
 from cdp.privacy.aws import privacy_ports
+from cdp.privacy.models import ErasureReceipt, PersonExport
 from cdp.profile.api import (
+    EditResponse,
+    IdentityOperationResponse,
     MergeRequest,
     PrivacyStores,
     ProfileApi,
     ProfileEditRequest,
     QuarantineRequest,
+    ReviewQueue,
     UnmergeRequest,
     parse_body,
 )
 from cdp.profile.dynamodb import DynamoProfileStore
 from cdp.profile.edits import DynamoEditLog
+from cdp.profile.views import ProfileView, TimelineView
 from cdp.settings import ProfileApiSettings, get_settings
 from cdp.shared.aws import EventBridgePublisher
+from cdp.shared.openapi import body, query, responses
 from cdp.shared.time import utc_now
+from functions.request_body import raw_body, text_body
 
 app = APIGatewayHttpResolver(enable_validation=False)
 
@@ -71,7 +78,7 @@ def dependencies() -> Dependencies:
 
 def _client() -> ApiClient:
     event = app.current_event
-    body = event.decoded_body.encode() if event.decoded_body else b""
+    body = raw_body(event)
     headers = {k.lower(): v for k, v in (event.headers or {}).items()}
     client = authenticate(headers, body, dependencies().keyring, utc_now(), require=None)
     logger.append_keys(client=client.name)
@@ -83,19 +90,35 @@ def _query(name: str) -> str | None:
 
 
 def _body() -> str | None:
-    return app.current_event.decoded_body
+    return text_body(app.current_event) or None
 
 
 def _ok(model: BaseModel, status: int = 200) -> Response[str]:
     return _json(status, model.model_dump_json())
 
 
-@app.get("/v1/profiles/<person_id>")
+@app.get(
+    "/v1/profiles/<person_id>",
+    summary="The 360-degree profile of a person",
+    tags=["profiles"],
+    responses=responses({200: (ProfileView, "ok")}, (400, 401, 403, 404, 503)),
+    openapi_extensions=query(scope="narrow the view within the key's scope, e.g. store:sh01"),
+)
 def get_profile(person_id: str) -> Response[str]:
     return _ok(dependencies().api.profile(_client(), unquote(person_id), scope=_query("scope")))
 
 
-@app.get("/v1/profiles/by-identifier/<kind>/<value>")
+@app.get(
+    "/v1/profiles/by-identifier/<kind>/<value>",
+    summary="The profile of the person holding an identifier",
+    tags=["profiles"],
+    responses=responses({200: (ProfileView, "ok")}, (400, 401, 403, 404, 503)),
+    openapi_extensions=query(
+        brand_id="the brand (else the key's brand)",
+        identifier_scope="WeChat app id or platform",
+        scope="narrow the view",
+    ),
+)
 def get_by_identifier(kind: str, value: str) -> Response[str]:
     view = dependencies().api.by_identifier(
         _client(),
@@ -108,7 +131,13 @@ def get_by_identifier(kind: str, value: str) -> Response[str]:
     return _ok(view)
 
 
-@app.get("/v1/profiles/<person_id>/timeline")
+@app.get(
+    "/v1/profiles/<person_id>/timeline",
+    summary="A page of the person's events, newest first",
+    tags=["profiles"],
+    responses=responses({200: (TimelineView, "ok")}, (400, 401, 403, 404, 503)),
+    openapi_extensions=query(cursor="from next_cursor", limit="1-200", scope="narrow the view"),
+)
 def get_timeline(person_id: str) -> Response[str]:
     view = dependencies().api.timeline(
         _client(), unquote(person_id), cursor=_query("cursor"), limit=_query("limit"), scope=_query("scope")
@@ -116,26 +145,50 @@ def get_timeline(person_id: str) -> Response[str]:
     return _ok(view)
 
 
-@app.patch("/v1/profiles/<person_id>")
+@app.patch(
+    "/v1/profiles/<person_id>",
+    summary="Edit traits, consent or identifiers (recorded with the actor)",
+    tags=["profiles"],
+    responses=responses({200: (EditResponse, "ok")}, (400, 401, 403, 404, 409, 503)),
+    openapi_extensions=query(scope="narrow the view") | body(ProfileEditRequest, "ProfileEditRequest"),
+)
 def patch_profile(person_id: str) -> Response[str]:
     client = _client()
     request = parse_body(ProfileEditRequest, _body())
     return _ok(dependencies().api.edit(client, unquote(person_id), request, scope=_query("scope")))
 
 
-@app.post("/v1/identity/merge")
+@app.post(
+    "/v1/identity/merge",
+    summary="Merge persons (dry_run previews)",
+    tags=["profiles"],
+    responses=responses({200: (IdentityOperationResponse, "ok")}, (400, 401, 403, 404, 409, 503)),
+    openapi_extensions=body(MergeRequest, "MergeRequest"),
+)
 def post_merge() -> Response[str]:
     client = _client()
     return _ok(dependencies().api.merge(client, parse_body(MergeRequest, _body())))
 
 
-@app.post("/v1/profiles/<person_id>/unmerge")
+@app.post(
+    "/v1/profiles/<person_id>/unmerge",
+    summary="Undo a merge",
+    tags=["profiles"],
+    responses=responses({200: (IdentityOperationResponse, "ok")}, (400, 401, 403, 404, 409, 503)),
+    openapi_extensions=body(UnmergeRequest, "UnmergeRequest"),
+)
 def post_unmerge(person_id: str) -> Response[str]:
     client = _client()
     return _ok(dependencies().api.unmerge(client, unquote(person_id), parse_body(UnmergeRequest, _body())))
 
 
-@app.delete("/v1/profiles/<person_id>/identifiers/<kind>/<value>")
+@app.delete(
+    "/v1/profiles/<person_id>/identifiers/<kind>/<value>",
+    summary="Unbind an identifier from a person",
+    tags=["profiles"],
+    responses=responses({200: (IdentityOperationResponse, "ok")}, (400, 401, 403, 404, 409, 503)),
+    openapi_extensions=query(reason="why (kept in the lineage)", identifier_scope="WeChat app id or platform"),
+)
 def delete_identifier(person_id: str, kind: str, value: str) -> Response[str]:
     result = dependencies().api.unbind(
         _client(),
@@ -148,22 +201,44 @@ def delete_identifier(person_id: str, kind: str, value: str) -> Response[str]:
     return _ok(result)
 
 
-@app.delete("/v1/profiles/<person_id>")
+@app.delete(
+    "/v1/profiles/<person_id>",
+    summary="Erase a person (privacy): suppression first, then every copy",
+    tags=["profiles"],
+    responses=responses({200: (ErasureReceipt, "ok")}, (400, 401, 403, 404, 503)),
+)
 def delete_profile(person_id: str) -> Response[str]:
     return _ok(dependencies().api.erase(_client(), unquote(person_id)))
 
 
-@app.get("/v1/profiles/<person_id>/export")
+@app.get(
+    "/v1/profiles/<person_id>/export",
+    summary="Export everything held about a person (privacy)",
+    tags=["profiles"],
+    responses=responses({200: (PersonExport, "ok")}, (400, 401, 403, 404, 503)),
+)
 def get_export(person_id: str) -> Response[str]:
     return _ok(dependencies().api.export(_client(), unquote(person_id)))
 
 
-@app.get("/v1/identity/review")
+@app.get(
+    "/v1/identity/review",
+    summary="The identity review queue (quarantined identifiers)",
+    tags=["profiles"],
+    responses=responses({200: (ReviewQueue, "ok")}, (400, 401, 403, 503)),
+    openapi_extensions=query(brand_id="the brand (else the key's brand)"),
+)
 def get_review() -> Response[str]:
     return _ok(dependencies().api.review(_client(), _query("brand_id")))
 
 
-@app.post("/v1/identity/quarantine")
+@app.post(
+    "/v1/identity/quarantine",
+    summary="Quarantine a shared identifier",
+    tags=["profiles"],
+    responses=responses({200: (IdentityOperationResponse, "ok")}, (400, 401, 403, 404, 409, 503)),
+    openapi_extensions=body(QuarantineRequest, "QuarantineRequest"),
+)
 def post_quarantine() -> Response[str]:
     client = _client()
     return _ok(dependencies().api.quarantine(client, parse_body(QuarantineRequest, _body())))

@@ -13,7 +13,9 @@ import base64
 import binascii
 import json
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from cdp.connectors.base import (
     Binding,
@@ -370,3 +372,33 @@ def _scalars(values: dict[str, Any]) -> dict[str, Any]:
 
 def _clean(values: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None and v != ""}
+
+
+class SegmentMessage(BaseModel):
+    """One call as the Segment HTTP Tracking API defines it (documentation of the accepted shape; extra keys are
+    allowed and the mapping above is what reads it)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: Literal["identify", "track", "page", "screen", "alias", "group"] | None = None
+    messageId: str = Field(description="unique per call; the same id twice is accepted once")
+    userId: str | None = None
+    anonymousId: str | None = None
+    event: str | None = Field(default=None, description="track: the event name")
+    name: str | None = Field(default=None, description="page / screen: the page name")
+    previousId: str | None = Field(default=None, description="alias: the previous (anonymous) id")
+    groupId: str | None = None
+    properties: dict[str, Any] | None = None
+    traits: dict[str, Any] | None = None
+    context: dict[str, Any] | None = None
+    timestamp: str | None = None
+    originalTimestamp: str | None = None
+    sentAt: str | None = None
+
+
+class SegmentBatch(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    batch: list[SegmentMessage] = Field(min_length=1, max_length=MAX_BATCH)
+    context: dict[str, Any] | None = None
+    sentAt: str | None = None

@@ -1,0 +1,28 @@
+"""The request body as the client sent it, shared by the HTTP functions (Powertools' `decoded_body` assumes UTF-8
+and raises on anything else, which must be a 400, never a 500)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
+
+from cdp.errors import InvalidInputError
+
+
+def raw_body(event: APIGatewayProxyEventV2) -> bytes:
+    raw = event.get("body") or ""
+    if not event.is_base64_encoded:
+        return raw.encode()
+    try:
+        return base64.b64decode(raw)
+    except binascii.Error as exc:
+        raise InvalidInputError("body is not valid base64", "body") from exc
+
+
+def text_body(event: APIGatewayProxyEventV2) -> str:
+    try:
+        return raw_body(event).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidInputError(f"body is not UTF-8 text: {exc.reason} at byte {exc.start}", "body") from exc
