@@ -282,6 +282,7 @@ CONNECTOR_ROUTES: tuple[tuple[str, str], ...] = (
 
 API_ROUTES: tuple[tuple[str, str, str], ...] = (
     ("POST", "/v1/events", INGEST.key),
+    ("GET", "/v1/openapi.json", INGEST.key),  # the whole API's OpenAPI document
     # channel connectors (cdp.connectors.registry maps each path to its connector)
     *((method, path, INGEST.key) for method, path in CONNECTOR_ROUTES),
     # the 360-degree profile API (scopes and hierarchy limits per API key: see cdp.profile.api)
