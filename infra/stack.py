@@ -14,6 +14,7 @@ from infra import layers
 from infra.components.access import Resources, grant_least_privilege
 from infra.components.api import ApiKeys, HttpApi, SourceSecrets
 from infra.components.functions import FunctionAssets, Functions
+from infra.components.imports import FileImportTrigger
 from infra.components.messaging import Messaging
 from infra.components.monitoring import Monitoring
 from infra.components.schedules import Schedules
@@ -84,6 +85,16 @@ class CdpStack(Stack):
         self.schedules = Schedules(
             self, "Schedules", functions=self.functions.by_key, machines=self.state_machines.by_key
         )
+        import_machine = self.state_machines.by_key.get(topology.IMPORT_MACHINE.key)
+        if import_machine is not None:
+            # Shares the schedules' DLQ (and its alarm): both hold EventBridge deliveries to a machine that failed.
+            self.file_imports = FileImportTrigger(
+                self,
+                "FileImports",
+                bucket=self.storage.data_bucket,
+                machine=import_machine,
+                dead_letter_queue=self.schedules.dlq,
+            )
         self.monitoring = Monitoring(self, "Monitoring", alarm_email=config.alarm_email)
         self.monitoring.alarm_on_dlqs({**self.messaging.dlqs, "Schedules": self.schedules.dlq})
         self.monitoring.alarm_on_failed_executions(self.state_machines.by_key)

@@ -14,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from cdp_local.cli_identity import identity_app
+from cdp_local.cli_import import import_app
 from cdp_local.cli_profile import profile_app
 from cdp_local.cli_replay import replay_app
 
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
 app = typer.Typer(help="Customer data platform: the whole stack locally on emulated AWS (no account needed).")
 app.add_typer(identity_app, name="identity")
 app.add_typer(profile_app, name="profile")
+app.add_typer(import_app, name="import")
 app.add_typer(replay_app, name="replay")
 console = Console()
 

@@ -118,7 +118,13 @@ def _handler_class(server: LocalApiServer) -> type[BaseHTTPRequestHandler]:
             if self.command != "HEAD":
                 self.wfile.write(payload)
 
-        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = do_TRACE = _forward
+        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _forward
+
+        def __getattr__(self, name: str) -> object:
+            # any other method (TRACE, QUERY, ...) is forwarded too: API Gateway answers it 404, never 501
+            if name.startswith("do_"):
+                return self._forward
+            raise AttributeError(name)
 
         def log_message(self, format: str, *args: object) -> None:
             log.info("%s %s", self.address_string(), format % args)

@@ -18,6 +18,7 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sqs as sqs
 
 from cdp import topology
+from cdp.imports import keys as imports
 from infra.config import DeployConfig
 from infra.nag import XRAY_REASON, acknowledge, arn_ref
 
@@ -155,6 +156,24 @@ def _operations(fn: lambda_.Function, r: Resources) -> None:
         dlq.grant_consume_messages(fn)
 
 
+def _file_import(fn: lambda_.Function, r: Resources) -> None:
+    """Batch file imports: read the dropped file (the exact planned version), write plan, reports and rejects."""
+    r.ledger.grant_read_write_data(fn)  # dedupe claims, and the progress record IMPORT#{import_id}
+    _objects(fn, r.bucket, imports.INCOMING_PREFIX, ["s3:GetObject", "s3:GetObjectVersion"])
+    _read_write(fn, r, imports.REPORTS_PREFIX)
+    _write(fn, r, imports.REJECTS_PREFIX)
+    r.bus.grant_put_events_to(fn)
+
+
+def _platform_pull(fn: lambda_.Function, r: Resources) -> None:
+    """Scheduled Tmall/Taobao/JD pulls: archive each page, record rejects, dedupe and publish like ingest."""
+    r.ledger.grant_read_write_data(fn)  # dedupe claims, shop cursors CURSOR#{shop}, order buyers BUYER#{shop}#{order}
+    _write(fn, r, topology.RAW_PREFIX)
+    _write(fn, r, f"{topology.REJECTS_PREFIX}platforms/")
+    r.bus.grant_put_events_to(fn)
+    r.sources.grant_read(fn)  # the shops' app keys, secrets and sessions
+
+
 GRANTS: Mapping[str, Grant] = {
     topology.INGEST.key: _ingest,
     topology.IDENTITY_MERGE.key: _profile_writer,
@@ -166,6 +185,8 @@ GRANTS: Mapping[str, Grant] = {
     topology.SEND.key: _send,
     topology.PROFILE_API.key: _profile_api,
     topology.OPERATIONS.key: _operations,
+    topology.FILE_IMPORT.key: _file_import,
+    topology.PLATFORM_PULL.key: _platform_pull,
 }
 
 

@@ -73,6 +73,8 @@ PROCESS_ENV: Mapping[str, str] = {
     "POWERTOOLS_METRICS_NAMESPACE": "CustomerDataPlatform",
     "POWERTOOLS_TRACE_DISABLED": "true",
     "POWERTOOLS_METRICS_DISABLED": "true",  # EMF lines on stdout help nobody locally
+    # Tmall/Taobao/JD pulls answer from the recorded API responses under events/ (there is no sandbox account)
+    "PLATFORM_TRANSPORT": "recorded",
 }
 
 

@@ -122,3 +122,14 @@ for _name in (
     "push_opens",
 ):
     EXTRA_VALIDATORS[f"feedback/{_name}"] = _feedback
+
+
+def _platform_answer(data: Any) -> None:
+    """A recorded Tmall/JD API answer has the shape its mapping reads (see cdp.connectors.platforms.transport)."""
+    from cdp.connectors.platforms.transport import check_recorded
+
+    check_recorded(data)
+
+
+EXTRA_VALIDATORS["tmall/taobao"] = _platform_answer  # the key is the path up to the first dot of the method name
+EXTRA_VALIDATORS["jd/jingdong"] = _platform_answer

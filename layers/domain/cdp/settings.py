@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from functools import cache
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -114,6 +114,16 @@ class OperationsSettings(Observability, LedgerTable, DataBucket, EventBus, ApiKe
 
 class FileImportSettings(Observability, LedgerTable, DataBucket, EventBus, PhoneRegion):
     """Batch file imports: read the dropped file, dedupe and publish its events, keep progress in the ledger."""
+
+
+class PlatformTransport(_Env):
+    # Not a deployment variable (CDK never sets it): only the local runtime sets "recorded", because there is no
+    # sandbox account; the deployed function always calls the real gateways.
+    platform_transport: Literal["https", "recorded"] = Field(default="https", alias="PLATFORM_TRANSPORT")
+
+
+class PlatformPullSettings(Observability, LedgerTable, DataBucket, EventBus, Sources, PhoneRegion, PlatformTransport):
+    """Scheduled Tmall/Taobao/JD pulls: shops from the sources secret, cursors and dedupe in the ledger."""
 
 
 class ConfigurationError(CdpError):

@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from cdp.ingest.service import FieldError, RejectedEvent
+from cdp.observability import logger
 from cdp.shared.time import iso
 
 
@@ -150,6 +151,12 @@ def map_items(
             event_id = raw.get(id_field) if id_field and isinstance(raw, dict) else None
             path = ".".join(p for p in (prefix, str(index) if prefix else "", exc.field) if p)
             rejected.append(reject(index, str(event_id) if event_id else None, path or "body", exc.message))
+        except (ValueError, TypeError, KeyError, AttributeError, ArithmeticError) as exc:
+            # a payload shape the mapping did not foresee: this item is rejected (and the gap logged), the rest go on
+            logger.exception("connector mapping failed on an unforeseen payload shape", item=index)
+            event_id = raw.get(id_field) if id_field and isinstance(raw, dict) else None
+            path = f"{prefix}.{index}" if prefix else "body"
+            rejected.append(reject(index, str(event_id) if event_id else None, path, f"cannot be mapped: {exc}"))
     return Mapped(items=items, origins=origins, rejected=rejected, batch=batch)
 
 

@@ -102,7 +102,7 @@ class SegmentConnector(Connector):
         def one(message: Any) -> list[dict[str, Any]]:
             if not isinstance(message, dict):
                 raise MappingError("", "each call must be a JSON object")
-            merged = {**message, "context": {**shared_context, **(message.get("context") or {})}}
+            merged = {**message, "context": {**shared_context, **obj(message, "context")}}
             merged.setdefault("sentAt", sent_at)
             return _message(merged, binding, request.received_at)
 
@@ -288,6 +288,18 @@ def _sku(product: dict[str, Any], path: str) -> str:
     return str(sku)
 
 
+def _count(data: dict[str, Any], name: str, path: str) -> int:
+    value = data.get(name)
+    if value is None:
+        return 1
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise MappingError(f"{path}{name}", f"{name} must be a whole number")
+    try:
+        return int(value)
+    except ValueError as exc:
+        raise MappingError(f"{path}{name}", f"{name} must be a whole number") from exc
+
+
 def _order(properties: dict[str, Any]) -> dict[str, Any]:
     currency = _currency(properties)
     products = properties.get("products")
@@ -303,7 +315,7 @@ def _order(properties: dict[str, Any]) -> dict[str, Any]:
                     "sku": _sku(product, f"products.{i}."),
                     "name": product.get("name"),
                     "category": product.get("category"),
-                    "quantity": int(product.get("quantity") or 1),
+                    "quantity": _count(product, "quantity", f"products.{i}."),
                     "unit_price_minor": _money(product, "price", currency),
                 }
             )
@@ -326,7 +338,7 @@ def _cart(properties: dict[str, Any]) -> dict[str, Any]:
         {
             "sku": _sku(properties, ""),
             "category": properties.get("category"),
-            "quantity": int(properties.get("quantity") or 1),
+            "quantity": _count(properties, "quantity", ""),
             "unit_price_minor": _money(properties, "price", currency),
             "currency": currency,
         }
