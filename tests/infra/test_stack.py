@@ -168,8 +168,11 @@ def test_function_env_points_at_the_real_resources(synth: Synth) -> None:
         if v["Properties"]["KeySchema"] and k.startswith("Storage" + topology.LEDGER_TABLE.logical_id)
     ]
     assert env[topology.LEDGER_TABLE.env_var] == {"Ref": ledger_id}
-    (secret_id,) = synth.resources("AWS::SecretsManager::Secret")
-    assert env[topology.API_KEYS_SECRET_ENV] == {"Ref": secret_id}
+    secrets = synth.resources("AWS::SecretsManager::Secret")
+    (keys_id,) = [k for k in secrets if k.startswith("ApiKeys")]
+    (sources_id,) = [k for k in secrets if k.startswith("SourceSecrets")]
+    assert env[topology.API_KEYS_SECRET_ENV] == {"Ref": keys_id}
+    assert env[topology.SOURCES_SECRET_ENV] == {"Ref": sources_id}
     (bus_id,) = synth.resources("AWS::Events::EventBus")
     assert env[topology.EVENT_BUS_ENV] == {"Ref": bus_id}
     _, send = _function_by_handler(synth, topology.SEND.handler)
@@ -184,7 +187,8 @@ def test_grants_are_least_privilege_per_function(synth: Synth) -> None:
         _, fn = _function_by_handler(synth, spec.handler)
         return _actions(_policy_statements(synth, _get_att_id(fn["Properties"]["Role"])))
 
-    # Given the synthesized roles / Then only send may send, only the API edges read the secret, writers put events
+    # Given the synthesized roles / Then only send may send, only the API edges (and the platform pull, for its shops'
+    # app secrets) read a secret, writers put events
     send = actions_of(topology.SEND)
     assert {"ses:SendEmail", "sms-voice:SendTextMessage"} <= send
     assert "events:PutEvents" not in send
@@ -195,7 +199,7 @@ def test_grants_are_least_privilege_per_function(synth: Synth) -> None:
         actions = actions_of(spec)
         if spec is not topology.SEND:
             assert not {"ses:SendEmail", "sms-voice:SendTextMessage"} & actions, spec.key
-        if spec not in (topology.INGEST, topology.PROFILE_API):
+        if spec not in (topology.INGEST, topology.PROFILE_API, topology.OPERATIONS, topology.PLATFORM_PULL):
             assert "secretsmanager:GetSecretValue" not in actions, spec.key
         # And no function gets wildcard S3 actions, nor delete rights but the profile API's erasure
         assert not {a for a in actions if a.startswith("s3:") and "*" in a}, spec.key
