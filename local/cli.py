@@ -136,6 +136,7 @@ class BenchSuite(StrEnum):
     PIPELINE = "pipeline"
     IDENTITY_BULK = "identity-bulk"
     PROFILE_LOOKUP = "profile-lookup"
+    INGEST = "ingest"
     ALL = "all"
 
 
@@ -146,7 +147,8 @@ def bench(
     suite: BenchSuite = typer.Option(
         BenchSuite.PIPELINE,
         help="pipeline: events/s and AWS cost; identity-bulk: offline resolution of --links; "
-        "profile-lookup: profile API latency over --persons; all",
+        "profile-lookup: profile API latency over --persons; ingest: events/s per core through the ingest handler "
+        "(canonical and Segment batches of 100) and AWS calls per event; all",
     ),
     links: int = typer.Option(10_000_000, min=1000, help="identifier links the identity-bulk suite resolves"),
     persons: int = typer.Option(2000, min=10, help="persons the profile-lookup suite loads through the pipeline"),
@@ -167,6 +169,11 @@ def bench(
             results |= identity_bulk_benchmark(links, status=lambda text: status.update(text))
     if suite in (BenchSuite.PROFILE_LOOKUP, BenchSuite.ALL):
         results |= _bench_profile_lookup(persons, lookups)
+    if suite in (BenchSuite.INGEST, BenchSuite.ALL):
+        from cdp_local.bench_ingest import ingest_benchmark
+
+        with console.status("ingest: the ingest handler in-process, AWS calls answered without emulation"):
+            results |= ingest_benchmark(events)
     record(results, output / "results.json")
     table = Table(title="Benchmark", show_header=True)
     table.add_column("metric")

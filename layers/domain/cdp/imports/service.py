@@ -276,6 +276,11 @@ class RecordingLedger(DedupeLedger):
     def confirm(self, dedupe_keys: list[str], raw_key: str, received_at: datetime) -> None:
         self._inner.confirm(dedupe_keys, raw_key, received_at)
 
+    def claim_many(self, dedupe_keys: list[str], raw_key: str, received_at: datetime) -> dict[str, DedupeStatus]:
+        statuses = self._inner.claim_many(dedupe_keys, raw_key, received_at)
+        self.statuses.update(statuses)
+        return statuses
+
 
 def process_chunk(command: ChunkCommand, ports: ImportPorts, now: datetime) -> dict[str, Any]:
     plan = _plan(ports.files, command.import_id)

@@ -120,6 +120,34 @@ class DynamoDedupeLedger(DedupeLedger):
             raise StoreError(f"dedupe claim of {dedupe_key} failed: {exc}") from exc
         return DedupeStatus.NEW
 
+    def claim_many(self, dedupe_keys: list[str], raw_key: str, received_at: datetime) -> dict[str, DedupeStatus]:
+        """One BatchGetItem per 100 keys instead of a conditional write per event: an id already confirmed is a
+        duplicate, anything else is published (then confirmed). Two first deliveries of the same id racing each
+        other may both publish; every consumer applies an event id once, so the profile is unaffected."""
+        found: dict[str, str] = {}
+        for start in range(0, len(dedupe_keys), 100):
+            request = {
+                self._table: {
+                    "Keys": [self._key(k) for k in dedupe_keys[start : start + 100]],
+                    "ProjectionExpression": "#pk, #st",
+                    "ExpressionAttributeNames": {"#pk": PK, "#st": "status"},
+                }
+            }
+            for _ in range(8):
+                try:
+                    response = self._db.batch_get_item(RequestItems=request)  # type: ignore[arg-type]
+                except (ClientError, BotoCoreError) as exc:
+                    raise StoreError(f"dedupe lookup of {len(dedupe_keys)} events failed: {exc}") from exc
+                for item in response.get("Responses", {}).get(self._table, []):
+                    found[item[PK]["S"].removeprefix("EVT#")] = item.get("status", {}).get("S", "")
+                request = cast(Any, response.get("UnprocessedKeys") or {})
+                if not request:
+                    break
+                time.sleep(0.05)
+            else:
+                raise StoreError(f"dedupe lookup left keys unprocessed after retries ({len(dedupe_keys)} events)")
+        return {k: DedupeStatus.DUPLICATE if found.get(k) == "published" else DedupeStatus.NEW for k in dedupe_keys}
+
     def _status(self, dedupe_key: str) -> str | None:
         item = self._db.get_item(TableName=self._table, Key=self._key(dedupe_key), ConsistentRead=True).get("Item")
         return item["status"]["S"] if item else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from enum import StrEnum
 
 import phonenumbers
@@ -84,6 +85,7 @@ def normalize_value(kind: IdentifierType, value: str, phone_region: str = DEFAUL
     return value
 
 
+@lru_cache(maxsize=65_536)  # the same customers come back; parsing a number or an address is the costly part
 def normalize_phone(value: str, region: str = DEFAULT_PHONE_REGION) -> str:
     try:
         parsed = phonenumbers.parse(value, region)
@@ -94,6 +96,7 @@ def normalize_phone(value: str, region: str = DEFAULT_PHONE_REGION) -> str:
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
+@lru_cache(maxsize=65_536)
 def normalize_email(value: str) -> str:
     try:
         result = validate_email(value, check_deliverability=False)

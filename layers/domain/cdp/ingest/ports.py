@@ -54,6 +54,10 @@ class DedupeLedger(ABC):
     def confirm(self, dedupe_keys: list[str], raw_key: str, received_at: datetime) -> None:
         """Mark claimed events as published."""
 
+    def claim_many(self, dedupe_keys: list[str], raw_key: str, received_at: datetime) -> dict[str, DedupeStatus]:
+        """The status of each key (a store overrides this with one batched read)."""
+        return {key: self.claim(key, raw_key, received_at) for key in dedupe_keys}
+
 
 class ApiKeyring(ABC):
     @abstractmethod

@@ -160,10 +160,16 @@ def accept(
             continue
         valid.append(event.model_copy(update={"received_at": received_at}))
 
+    unique: dict[str, CanonicalEvent] = {}
+    for event in valid:  # the same id twice in one request is one event
+        if event.dedupe_key in unique:
+            result.duplicates += 1
+        else:
+            unique[event.dedupe_key] = event
+    statuses = ledger.claim_many(list(unique), raw_key, received_at) if unique else {}
     to_publish: list[CanonicalEvent] = []
-    for event in valid:
-        status = ledger.claim(event.dedupe_key, raw_key, received_at)
-        if status is DedupeStatus.DUPLICATE and not redeliver:
+    for key, event in unique.items():
+        if statuses[key] is DedupeStatus.DUPLICATE and not redeliver:
             result.duplicates += 1
         else:
             to_publish.append(event)

@@ -14,7 +14,9 @@ from cdp.errors import PublishError, StoreError
 from cdp.shared.envelope import Publishable
 from cdp.shared.ports import EventPublisher
 
-_RETRIES = Config(retries={"max_attempts": 5, "mode": "standard"})
+# parameter_validation off: every request is built by code (not typed by a user) and the service validates it
+# anyway; client-side validation of nested DynamoDB maps was the largest single cost of the ingest path.
+_RETRIES = Config(retries={"max_attempts": 5, "mode": "standard"}, parameter_validation=False)
 
 
 def client(service: str) -> Any:
