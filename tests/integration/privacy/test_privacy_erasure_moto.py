@@ -246,8 +246,12 @@ def test_erasure_removes_every_trace_and_keeps_everyone_else(world: World) -> No
     counts = receipt.counts
     assert (counts["messages"], counts["edits"], counts["ledger_records"]) == (1, 1, 1)
     assert counts["lineage"] == 2  # the merge, filed under both persons
-    raw = {c.key.split("/")[-1]: (c.action, c.rows_removed) for c in receipt.raw_archive_objects}
-    assert raw == {"req-1.json": ("rewritten", 1), "req-2.json": ("deleted", 0), "req-3.json": ("deleted", 0)}
+    # archive keys end in {receipt time}-{request id}
+    raw = {
+        c.key.rsplit("-", 2)[-2] + "-" + c.key.rsplit("-", 1)[-1]: (c.action, c.rows_removed)
+        for c in receipt.raw_archive_objects
+    }
+    assert raw == {"req-1": ("rewritten", 1), "req-2": ("deleted", 0), "req-3": ("deleted", 0)}
     assert [(c.action, c.rows_removed) for c in receipt.campaign_objects] == [("rewritten", 1), ("rewritten", 1)]
     assert [c.action for c in receipt.outbox_objects] == ["deleted"]
     assert {r.what.split(" (")[0] for r in receipt.retained} >= {"applied-event markers", "suppression items"}
