@@ -49,6 +49,7 @@ _TYPE_INDEX = {t.value: i for i, t in enumerate(_TYPES)}
 _UNLIMITED = 1_000_000  # what IdentityRules uses for a type without a limit
 _PREFIXES = tuple(f"{t.value}:" for t in _TYPES)
 _REVERSED = itemgetter(slice(None, None, -1))
+_TYPE_BITS = max(1, (len(_TYPES) - 1).bit_length())  # a type index fits in this many low bits
 _ALPHABETICAL = [sorted(t.value for t in _TYPES).index(t.value) for t in _TYPES]  # the type's place in key order
 
 
@@ -640,12 +641,12 @@ def _min_keys(table: _KeyTable, members: Codes, of: Codes) -> Objects:
 
     if not len(members):
         return np.empty(0, dtype=object)
-    ranked = of * 8 + np.array(_ALPHABETICAL, dtype=np.int64)[table.kind[members]]
+    ranked = (of << _TYPE_BITS) + np.array(_ALPHABETICAL, dtype=np.int64)[table.kind[members]]
     order = _argsort(ranked)
     ranked = ranked[order]
     run = np.flatnonzero(_starts(ranked))
     run_end = np.append(run[1:], len(ranked))
-    lead = _starts(ranked[run] >> 3)  # the first run of each person: its keys of the first type
+    lead = _starts(ranked[run] >> _TYPE_BITS)  # the first run of each person: its keys of the first type
     start, end = run[lead], run_end[lead]
     out: Objects = table.keys[members[order[start]]]
     tied = np.flatnonzero(end - start > 1)
