@@ -24,6 +24,8 @@ class DeployConfig(BaseModel):
     api_rate_limit: int = Field(default=200, alias="apiRateLimit", gt=0)  # requests/s, steady state
     api_burst_limit: int = Field(default=400, alias="apiBurstLimit", gt=0)
     alarm_email: str | None = Field(default=None, alias="alarmEmail")
+    # the public base URL of /r/{token} (the API's URL or a short custom domain); empty: no click tracking
+    tracked_link_base_url: str = Field(default="", alias="trackedLinkBaseUrl", pattern=r"^(https://\S+)?$")
 
     @property
     def email_domain(self) -> str:

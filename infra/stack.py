@@ -114,4 +114,5 @@ class CdpStack(Stack):
             topology.SMS_ORIGINATION_ENV: config.sms_origination_identity,
             topology.EMAIL_FROM_ENV: config.email_from_address,
             topology.SEND_VIA_OUTBOX_ENV: "true" if config.send_via_outbox else "false",
+            topology.TRACKED_LINK_BASE_URL_ENV: config.tracked_link_base_url,
         }

@@ -14,7 +14,8 @@ from cdp.channels.adapters import S3BatchReader, channels_for
 from cdp.channels.ledger import DynamoSendLedger
 from cdp.channels.models import SendBatchRequest
 from cdp.channels.ports import Channel
-from cdp.channels.service import send_batch
+from cdp.channels.service import LinkTracking, send_batch
+from cdp.connectors.aws import SecretsManagerSources
 from cdp.observability import logger, metrics, tracer
 from cdp.profile.dynamodb import DynamoProfileStore
 from cdp.settings import SendSettings, get_settings
@@ -27,6 +28,7 @@ class _Ports:
     ledger: DynamoSendLedger
     batches: S3BatchReader
     channels: Mapping[str, Channel]
+    links: LinkTracking | None
 
 
 @cache
@@ -37,7 +39,20 @@ def _ports() -> _Ports:
         ledger=DynamoSendLedger(settings.ledger_table),
         batches=S3BatchReader(settings.data_bucket),
         channels=channels_for(settings),
+        links=_link_tracking(settings),
     )
+
+
+def _link_tracking(settings: SendSettings) -> LinkTracking | None:
+    """Click tracking needs a public base URL for /r/ links and the redirect secret; without either, links are sent
+    as written."""
+    if not (settings.tracked_link_base_url and settings.sources_secret_id):
+        return None
+    redirect = SecretsManagerSources(settings.sources_secret_id).sources().redirect
+    if redirect is None:
+        logger.warning("TRACKED_LINK_BASE_URL is set but the sources secret has no redirect entry: links untracked")
+        return None
+    return LinkTracking(settings.tracked_link_base_url, redirect.secret.get_secret_value(), redirect.allowed_hosts)
 
 
 @logger.inject_lambda_context
@@ -48,7 +63,14 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     logger.append_keys(campaign_id=request.campaign_id, run_id=request.run_id, step=request.step)
     ports = _ports()
     result = send_batch(
-        request, ports.store, ports.store, ports.ledger, ports.channels, now=utc_now(), batches=ports.batches
+        request,
+        ports.store,
+        ports.store,
+        ports.ledger,
+        ports.channels,
+        now=utc_now(),
+        batches=ports.batches,
+        links=ports.links,
     )
     metrics.add_metric(name="MessagesSent", unit=MetricUnit.Count, value=result.sent)
     metrics.add_metric(name="MessagesFailed", unit=MetricUnit.Count, value=result.failed)

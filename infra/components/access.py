@@ -104,6 +104,7 @@ def _send(fn: lambda_.Function, r: Resources) -> None:
     r.ledger.grant_read_write_data(fn)  # exactly-once: idempotency record per (run, person, step)
     _read(fn, r, topology.CAMPAIGNS_PREFIX)
     _write(fn, r, topology.OUTBOX_PREFIX)
+    r.sources.grant_read(fn)  # the tracked-link signing secret
     stack = Stack.of(fn)
     identities = [
         stack.format_arn(service="ses", resource="identity", resource_name=name)

@@ -90,6 +90,7 @@ def function_values(log_level: str) -> dict[str, str]:
         topology.SMS_ORIGINATION_ENV: LOCAL_SMS_ORIGINATION,
         topology.EMAIL_FROM_ENV: LOCAL_EMAIL_FROM,
         topology.DEFAULT_REGION_ENV: "CN",
+        topology.TRACKED_LINK_BASE_URL_ENV: "http://127.0.0.1:8787",  # where `cdp serve` answers /r/{token}
     }
     outbox_env = getattr(topology, "SEND_VIA_OUTBOX_ENV", None)
     if outbox_env:  # End User Messaging SMS is not emulated by moto: every channel delivers to the S3 outbox

@@ -58,6 +58,11 @@ class ChannelRouting(_Env):
     send_via_outbox: bool = Field(default=False, alias=topology.SEND_VIA_OUTBOX_ENV)
 
 
+class LinkTrackingEnv(_Env):
+    tracked_link_base_url: str = Field(default="", alias=topology.TRACKED_LINK_BASE_URL_ENV)
+    sources_secret_id: str = Field(default="", alias=topology.SOURCES_SECRET_ENV)
+
+
 class IdentityDeadLetters(_Env):
     dead_letter_queue_url: str = Field(alias=topology.IDENTITY_QUEUE.dlq_env, min_length=1)
 
@@ -86,7 +91,7 @@ class CampaignSettings(Observability, ProfilesTable, LedgerTable, DataBucket):
     pass
 
 
-class SendSettings(Observability, ProfilesTable, LedgerTable, DataBucket, Senders, ChannelRouting):
+class SendSettings(Observability, ProfilesTable, LedgerTable, DataBucket, Senders, ChannelRouting, LinkTrackingEnv):
     pass
 
 

@@ -47,6 +47,7 @@ SMS_ORIGINATION_ENV = "SMS_ORIGINATION_IDENTITY"
 EMAIL_FROM_ENV = "EMAIL_FROM_ADDRESS"
 SEND_VIA_OUTBOX_ENV = "SEND_VIA_OUTBOX"  # "true": every channel delivers to the S3 outbox (local runtime, dry runs)
 DEFAULT_REGION_ENV = "DEFAULT_PHONE_REGION"
+TRACKED_LINK_BASE_URL_ENV = "TRACKED_LINK_BASE_URL"  # empty: links in messages are sent as written (no click tracking)
 
 # S3 key prefixes inside the data bucket
 RAW_PREFIX = "raw/"  # raw/{source}/{yyyy}/{mm}/{dd}/{event_id}.json
@@ -190,6 +191,8 @@ SEND = FunctionSpec(
         SMS_ORIGINATION_ENV,
         EMAIL_FROM_ENV,
         SEND_VIA_OUTBOX_ENV,
+        SOURCES_SECRET_ENV,  # the tracked-link signing secret
+        TRACKED_LINK_BASE_URL_ENV,
     ),
     timeout_s=120,
 )

@@ -11,6 +11,8 @@ from typing import Any
 from cdp.channels.models import ChannelName, OutboundMessage, SendBatchRequest, SendBatchResult, message_id_for
 from cdp.channels.ports import BatchReader, Channel, ClaimOutcome, DeliveryRejected, SendKey, SendLedger
 from cdp.channels.templates import TemplateRenderError, render
+from cdp.connectors.redirect import SOURCES as TRACKED_CHANNELS
+from cdp.connectors.redirect import wrap_links
 from cdp.errors import CdpError, ChannelError, InvalidInputError, StoreError
 from cdp.ingest.identifiers import Identifier, IdentifierType
 from cdp.observability import logger
@@ -46,6 +48,14 @@ def find_address(profile: Profile, channel: ChannelName) -> Address | None:
             ident = Identifier.from_key(key)
             return Address(ident.value, ident.scope)
     return None
+
+
+def address_key(channel: ChannelName, address: Address) -> str:
+    """The identifier key of the address a message went to (what a tracked click is attributed by)."""
+    kind = ADDRESS_TYPES[channel]
+    if kind is None:
+        return f"person:{address.value}"
+    return f"{kind.value}:{address.scope}:{address.value}" if address.scope else f"{kind.value}:{address.value}"
 
 
 def template_context(profile: Profile, request: SendBatchRequest) -> dict[str, Any]:
@@ -103,6 +113,32 @@ class _Batch:
         self.record(person_id, message_id, "failed")
 
 
+@dataclass(frozen=True)
+class LinkTracking:
+    """Links in rendered messages become `{base_url}/r/{token}`: the click is recorded, then redirected."""
+
+    base_url: str
+    secret: str
+    allowed_hosts: tuple[str, ...] = ()
+
+    def wrap(self, text: str, message_id: str, request: SendBatchRequest, address_key: str, brand_id: str) -> str:
+        # SMS is billed per 70-character segment: a ~250-character tracked link needs a short-link store first
+        if request.channel not in TRACKED_CHANNELS or request.channel == "sms":
+            return text
+        return wrap_links(
+            text,
+            base_url=self.base_url,
+            secret=self.secret,
+            message_id=message_id,
+            channel=request.channel,
+            identifier_key=address_key,
+            brand_id=brand_id,
+            campaign_id=request.campaign_id,
+            allowed_hosts=self.allowed_hosts,
+            html_text=False,
+        )
+
+
 def send_batch(
     request: SendBatchRequest,
     profiles: ProfileReader,
@@ -111,6 +147,7 @@ def send_batch(
     channels: Mapping[str, Channel],
     now: datetime,
     batches: BatchReader | None = None,
+    links: LinkTracking | None = None,
 ) -> SendBatchResult:
     """Deliver the batch; one person's failure never loses the others. Raises ChannelError only when nothing of the
     batch was delivered and something failed (so the state machine retries); failed sends stay claimable."""
@@ -130,7 +167,7 @@ def send_batch(
     batch.result.duplicates_skipped += len(requested) - len(unique)
     seen_survivors: set[str] = set()
     for person_id in unique:
-        _send_one(batch, person_id, profiles, ledger, channel, seen_survivors)
+        _send_one(batch, person_id, profiles, ledger, channel, seen_survivors, links)
 
     result = batch.result
     logger.info("send batch done", **result.model_dump(exclude={"failures", "by_channel"}))
@@ -148,6 +185,7 @@ def _send_one(
     ledger: SendLedger,
     channel: Channel,
     seen_survivors: set[str],
+    links: LinkTracking | None = None,
 ) -> None:
     request, result = batch.request, batch.result
     profile = profiles.get(requested_id)
@@ -175,6 +213,8 @@ def _send_one(
         context = template_context(profile, request)
         subject = render(request.template.subject, context) if request.template.subject else None
         body = render(request.template.body, context)
+        if links is not None:
+            body = links.wrap(body, message_id, request, address_key(request.channel, address), profile.brand_id)
     except TemplateRenderError as exc:
         batch.render_failures += 1
         batch.fail(person_id, message_id, exc.message)
