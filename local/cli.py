@@ -97,6 +97,10 @@ def serve(
             f"  profile API: cdp profile show <person_id> (admin key {rt.admin_key!r}; "
             "store sh01 read key 'local-store-sh01-key')"
         )
+        console.print(
+            f"  Segment/RudderStack SDKs: host {server.url}, write key {rt.write_key!r}; other channels' routes and "
+            f"local secrets: README 'Channel connectors'; OpenAPI: {server.url}/v1/openapi.json"
+        )
         try:
             while True:
                 time.sleep(3600)
