@@ -43,30 +43,36 @@ class _AccessLogs:
         )
 
 
+def _operator_secret(scope: Construct, description: str, template: str, rotation_reason: str) -> secretsmanager.Secret:
+    """A JSON secret never left empty (a generated bootstrap value), kept on stack deletion; rotation is an operator
+    action because the other side of each entry is an external partner."""
+    secret = secretsmanager.Secret(
+        scope,
+        "Secret",
+        description=description,
+        generate_secret_string=secretsmanager.SecretStringGenerator(
+            secret_string_template=template,
+            generate_string_key="bootstrap",
+            exclude_punctuation=True,
+            password_length=40,
+        ),
+        removal_policy=RemovalPolicy.RETAIN,
+    )
+    Validations.of(secret).acknowledge(Acknowledgment(id="AwsSolutions::AwsSolutions-SMG4", reason=rotation_reason))
+    return secret
+
+
 class ApiKeys(Construct):
-    """Per-source API keys checked by the ingest function (channels post webhooks; they cannot sign SigV4)."""
+    """Per-client API keys with scopes checked by the API functions (channels post webhooks; they cannot sign SigV4)."""
 
     def __init__(self, scope: Construct, construct_id: str) -> None:
         super().__init__(scope, construct_id)
-        self.secret = secretsmanager.Secret(
+        self.secret = _operator_secret(
             self,
-            "Secret",
-            description="cdp API keys per source; rotate with the cdp CLI when a partner key is reissued",
-            # A generated bootstrap key so the secret is never empty; real keys are added per channel.
-            generate_secret_string=secretsmanager.SecretStringGenerator(
-                secret_string_template='{"keys": {}, "hmac": {}}',  # noqa: S106 - the empty JSON shape, no secret
-                generate_string_key="bootstrap",
-                exclude_punctuation=True,
-                password_length=40,
-            ),
-            removal_policy=RemovalPolicy.RETAIN,
-        )
-        Validations.of(self.secret).acknowledge(
-            Acknowledgment(
-                id="AwsSolutions::AwsSolutions-SMG4",
-                reason="Keys are issued to external channel partners; rotating them needs the partner to take the "
-                "new key, so rotation is an operator action, not a rotation Lambda.",
-            )
+            "cdp API keys per source; rotate with the cdp CLI when a partner key is reissued",
+            '{"keys": {}, "hmac": {}}',
+            "Keys are issued to external channel partners; rotating them needs the partner to take the new key, so "
+            "rotation is an operator action, not a rotation Lambda.",
         )
 
 
@@ -76,24 +82,12 @@ class SourceSecrets(Construct):
 
     def __init__(self, scope: Construct, construct_id: str) -> None:
         super().__init__(scope, construct_id)
-        self.secret = secretsmanager.Secret(
+        self.secret = _operator_secret(
             self,
-            "Secret",
-            description="cdp per-source secrets and brand bindings (see cdp.connectors.sources)",
-            generate_secret_string=secretsmanager.SecretStringGenerator(
-                secret_string_template='{"write_keys": {}}',  # noqa: S106 - the empty JSON shape, no secret
-                generate_string_key="bootstrap",
-                exclude_punctuation=True,
-                password_length=40,
-            ),
-            removal_policy=RemovalPolicy.RETAIN,
-        )
-        Validations.of(self.secret).acknowledge(
-            Acknowledgment(
-                id="AwsSolutions::AwsSolutions-SMG4",
-                reason="Each entry is a secret shared with an external platform (WeChat, Shopify, ad platforms); "
-                "rotating it needs the platform console, so rotation is an operator action.",
-            )
+            "cdp per-source secrets and brand bindings (see cdp.connectors.sources)",
+            '{"write_keys": {}}',
+            "Each entry is a secret shared with an external platform (WeChat, Shopify, ad platforms); rotating it "
+            "needs the platform console, so rotation is an operator action.",
         )
 
 
