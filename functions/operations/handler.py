@@ -13,6 +13,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
+from cdp.connectors.platforms.aws import DynamoPullState
 from cdp.connectors.registry import connector_for
 from cdp.connectors.replay import ReplaySummary, replay_archive
 from cdp.connectors.service import Ports
@@ -43,7 +44,11 @@ class RedriveRequest(BaseModel):
 
 
 class ReplayRequest(BaseModel):
-    source: str = Field(min_length=1, max_length=64, description="connector name (segment, wechat, ...) or events")
+    source: str = Field(
+        min_length=1,
+        max_length=64,
+        description="connector name (segment, wechat_oa, shopify, ...), platform-tmall / platform-jd, or events",
+    )
     start: datetime
     end: datetime
     after: str | None = Field(default=None, description="continue after this archive key (from next_after)")
@@ -63,6 +68,7 @@ class Dependencies:
     settings: OperationsSettings
     keyring: SecretsManagerKeyring
     ports: Ports
+    pull_state: DynamoPullState  # the buyer of each pulled order, for platform pages
 
 
 @cache
@@ -81,7 +87,7 @@ def dependencies() -> Dependencies:
         EventBridgePublisher(s.event_bus_name),
         region_of,
     )
-    return Dependencies(s, SecretsManagerKeyring(s.api_keys_secret_id), ports)
+    return Dependencies(s, SecretsManagerKeyring(s.api_keys_secret_id), ports, DynamoPullState(s.ledger_table))
 
 
 def _authorize() -> None:
@@ -140,7 +146,10 @@ def redrive() -> Response[str]:
 def replay() -> Response[str]:
     _authorize()
     r = _parse(ReplayRequest)
-    summary = replay_archive(r.source, r.start, r.end, dependencies().ports, connector_for, r.after, r.limit)
+    deps = dependencies()
+    summary = replay_archive(
+        r.source, r.start, r.end, deps.ports, connector_for, r.after, r.limit, buyer_of=deps.pull_state.buyer_of
+    )
     logger.info("archive replayed", source=r.source, objects=summary.objects, accepted=summary.accepted)
     return _json(200, summary.model_dump_json())
 

@@ -10,6 +10,7 @@ from datetime import datetime
 from pydantic import BaseModel, Field
 
 from cdp.connectors.base import Binding, Connector, InboundRequest
+from cdp.connectors.platforms.replay import is_platform_source, map_archived_page
 from cdp.connectors.security import decoded_body
 from cdp.connectors.service import (
     META_BRAND,
@@ -46,6 +47,9 @@ class ReplaySummary(BaseModel):
     next_after: str | None = Field(default=None, description="pass as `after` to continue; None: the range is done")
 
 
+BuyerOf = Callable[[str, str], str | None]  # (shop id, order id) -> buyer id, for pulled platform pages
+
+
 def replay_archive(
     source: str,
     start: datetime,
@@ -54,6 +58,7 @@ def replay_archive(
     connector_for: Callable[[str, dict[str, str]], Connector | None],
     after: str | None = None,
     limit: int = 200,
+    buyer_of: BuyerOf | None = None,
 ) -> ReplaySummary:
     """Replay up to `limit` archived requests of `source` received in [start, end), after the key `after`."""
     summary = ReplaySummary(source=source, start=start, end=end)
@@ -62,7 +67,7 @@ def replay_archive(
         summary.objects += 1
         archived = ports.archive.read(key)
         try:
-            accepted, rejected = _replay_one(source, archived, ports, connector_for)
+            accepted, rejected = _replay_one(source, archived, ports, connector_for, buyer_of)
         except CdpError as exc:
             summary.failures.append(ReplayFailure(key=key, error=str(exc)))
             continue
@@ -78,6 +83,7 @@ def _replay_one(
     archived: ArchivedRequest,
     ports: Ports,
     connector_for: Callable[[str, dict[str, str]], Connector | None],
+    buyer_of: BuyerOf | None = None,
 ) -> tuple[int, int]:
     meta = archived.meta
     received_at = parse_iso(meta["received-at"])
@@ -85,6 +91,9 @@ def _replay_one(
     if source == CANONICAL_SOURCE:
         items, is_batch = split_body(archived.body)
         prefix, origins, rejected_before = ("batch." if is_batch else ""), None, []
+    elif is_platform_source(source):
+        page = map_archived_page(meta, archived.body, buyer_of or (lambda _shop, _order: None))
+        items, prefix, origins, rejected_before = page.items, "", page.origins, page.rejected
     else:
         connector = connector_for(source, meta)
         if connector is None:

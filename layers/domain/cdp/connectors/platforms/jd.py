@@ -171,6 +171,11 @@ def _unwrap(kind: Kind, body: dict[str, Any]) -> tuple[list[Any], int, bool]:
 # ---- mapping (pure) ----------------------------------------------------------------------------------------
 
 
+def records_of(kind: Kind, method: str, response: dict[str, Any]) -> list[Any]:
+    """The records of one answer (also what replay reads back from an archived page)."""
+    return _unwrap(kind, response.get(response_key(method)) or {})[0]
+
+
 def map_page(page: Page, context: MapContext) -> MappedPage:
     mapper, id_field = {
         Kind.MEMBERS: (map_member_card, "cardNo"),

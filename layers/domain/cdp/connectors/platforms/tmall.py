@@ -159,7 +159,7 @@ class TopClient(PlatformClient):
         method = METHODS[kind]
         if kind is Kind.MEMBERS:
             response = self.call(method, {"group_name": self._group, "quantity": str(self._page_size)})
-            messages = as_list(response[response_key(method)].get("messages"))
+            messages = records_of(kind, method, response)
             ids = tuple(str(m["id"]) for m in messages if isinstance(m, dict) and "id" in m)
             more = "more" if len(messages) >= self._page_size else None  # a full batch: the queue may hold more
             return Page(kind, method, response, messages, more, ack=ids)
@@ -173,8 +173,7 @@ class TopClient(PlatformClient):
             params |= {"start_modified": local_time(start), "end_modified": local_time(end)}
         response = self.call(method, params)
         body = response[response_key(method)]
-        wrapper = {Kind.ORDERS: "trades", Kind.REFUNDS: "refunds", Kind.REVIEWS: "trade_rates"}[kind]
-        records = as_list(body.get(wrapper))
+        records = records_of(kind, method, response)
         return Page(kind, method, response, records, str(page_no + 1) if body.get("has_next") else None)
 
     def acknowledge(self, page: Page) -> None:
@@ -186,6 +185,13 @@ class TopClient(PlatformClient):
 
 
 # ---- mapping (pure) ----------------------------------------------------------------------------------------
+
+
+def records_of(kind: Kind, method: str, response: dict[str, Any]) -> list[Any]:
+    """The records of one answer (also what replay reads back from an archived page)."""
+    body = response.get(response_key(method)) or {}
+    wrapper = {Kind.MEMBERS: "messages", Kind.ORDERS: "trades", Kind.REFUNDS: "refunds", Kind.REVIEWS: "trade_rates"}
+    return as_list(body.get(wrapper[kind]))
 
 
 def map_page(page: Page, context: MapContext) -> MappedPage:
