@@ -163,6 +163,10 @@ class LocalRuntime:
             # env first: moto, boto3 and the handlers' cached settings must all see the local values
             self._enter(patched_environ(self.environment))
             settings.get_settings.cache_clear()
+            # the product's logger may have been made before the env was set (a CLI imports the domain early)
+            from cdp.observability import logger
+
+            logger.setLevel(self.environment.get("POWERTOOLS_LOG_LEVEL", "WARNING"))
             self._enter(mock_aws(config={"stepfunctions": {"execute_state_machine": True}}))
             self._enter(fast_transactions())
             self._enter(fast_dynamodb_responses())
