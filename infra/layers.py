@@ -65,7 +65,15 @@ class ThirdPartyLayer:
 
 DEPS_LAYER = ThirdPartyLayer(
     name="deps",
-    requirements=("aws-lambda-powertools", "pydantic", "phonenumbers", "email-validator", "jinja2", "defusedxml"),
+    requirements=(
+        "aws-lambda-powertools",
+        "pydantic",
+        "phonenumbers",
+        "email-validator",
+        "jinja2",
+        "defusedxml",
+        "cryptography",  # SNS signature checks (SES feedback), AES-GCM in tracked links
+    ),
     closure=frozenset(
         {
             "aws-lambda-powertools",
@@ -82,6 +90,9 @@ DEPS_LAYER = ThirdPartyLayer(
             "jinja2",
             "markupsafe",
             "defusedxml",
+            "cryptography",
+            "cffi",
+            "pycparser",
         }
     ),
 )

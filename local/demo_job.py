@@ -3,12 +3,19 @@
 A synthetic brand (with ground truth) goes through the real HTTP API, identity resolution, tags, the train and
 score state machines and one campaign with a holdout, all on moto in-process; the figures land in
 demo-output/summary.json and demo-output/report.html.
+
+The brand's events arrive the way its channels would send them (`cdp_local.demo.channels`): Segment batches from the
+app and the site, the mini-program's server, the official account's pushes, POS receipts, ad callbacks, push/SMS/SES
+feedback and the Tmall/JD pulls; only what no connector can say goes to POST /v1/events. The summary counts each
+connector's requests and events, and why events took /v1/events.
 """
 
 from __future__ import annotations
 
 import json
 import random
+import shutil
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -22,16 +29,35 @@ from rich.console import Console
 from rich.progress import Progress
 
 from cdp import topology
+from cdp.connectors.feedback_ses import CertificateFetcher, StaticCertificateFetcher, set_certificate_fetcher
+from cdp.connectors.platforms import client_for
+from cdp.connectors.platforms.aws import DynamoPullState, S3Rejects
+from cdp.connectors.platforms.service import PullPorts, pull_shop
+from cdp.connectors.platforms.transport import RecordedTransport
+from cdp.connectors.sources import SourcesConfig, parse_sources
+from cdp.ingest.aws import DynamoDedupeLedger, S3RawArchive
+from cdp.org import load_org
 from cdp.profile.dynamodb import DynamoProfileStore
+from cdp.shared.aws import EventBridgePublisher
 from cdp.shared.time import utc_now
 from cdp_local.demo.brand import PAST_CAMPAIGN_ID, SyntheticBrand, generate_brand
 from cdp_local.demo.catalog import BRAND_ID
+from cdp_local.demo.channels import (
+    EVENTS,
+    SNS_CERT_URL,
+    ChannelEncoder,
+    NativeRequest,
+    PlatformBatch,
+    SnsSigner,
+    demo_sources,
+)
 from cdp_local.demo.truth import event_keys
 from cdp_local.runtime import LocalRuntime
 
-INGEST_BATCH = 200
+INGEST_BATCH = 200  # events per window: each window's requests are sent, then the queues drained
 MALFORMED_SHARE = 0.004  # real feeds carry junk: the demo sends some and shows it rejected with reasons
-RESENT_BATCHES = 3  # client retries: whole batches sent twice must be accepted once
+RESENT_BATCHES = 3  # client retries: whole /v1/events batches sent twice must be accepted once
+# and the first request (pull run) of every connector is sent twice too: each channel's dedupe is shown
 CAMPAIGN_WAIT_S = 25  # the follow-up delay: 3 days on AWS, compressed here (the world's replies land in it)
 RESPONSE_MODEL = "response"
 PRECISION_TARGET, RECALL_TARGET = 0.995, 0.98  # identity targets: pairwise precision, recall on linkable pairs
@@ -54,8 +80,13 @@ class DemoState:
     brand: SyntheticBrand
     stages: dict[str, float] = field(default_factory=dict)
     executions: list[Execution] = field(default_factory=list)
-    ingest: dict[str, int] = field(default_factory=Counter)
+    ingest: Counter[str] = field(default_factory=Counter)
     rejected_examples: list[dict[str, Any]] = field(default_factory=list)
+    connectors: dict[str, Counter[str]] = field(default_factory=dict)  # connector -> requests, events_sent, ...
+    routed_to_events: Counter[str] = field(default_factory=Counter)  # why events took /v1/events
+
+    def tally(self) -> Tally:
+        return Tally(self.ingest, self.connectors, self.rejected_examples)
 
 
 @contextmanager
@@ -95,10 +126,10 @@ def run_demo(
     progress.update(task, completed=1)
     state = DemoState(brand=brand)
     state.stages["generate"] = round(time.perf_counter() - started, 2)
-    with LocalRuntime() as rt:
+    with LocalRuntime() as rt, _Channels(rt) as channels:
         store = DynamoProfileStore(topology.PROFILES_TABLE.local_name, client=rt.client("dynamodb"))
         with _stage(state, "ingest_identity_tags"):
-            _ingest(rt, state, progress, seed)
+            _ingest(channels, state, progress, seed)
         with _stage(state, "identity_scoring"):
             identity, resolved = _identity_report(rt, brand)
         with _stage(state, "identity_checks"):
@@ -113,7 +144,7 @@ def run_demo(
         with _stage(state, "score"):
             _run_machine(rt, state, progress, "score", {"model_name": RESPONSE_MODEL, "total_shards": 4}, timeout=900)
         with _stage(state, "campaign"):
-            campaign = _run_campaign(rt, state, store, progress)
+            campaign = _run_campaign(channels, state, store, progress)
         outbox = _outbox_counts(rt)
     state.stages["total"] = round(time.perf_counter() - started, 2)
     summary = _summary(state, identity, tags, sweep, train, campaign, outbox)
@@ -137,33 +168,165 @@ def _post(rt: LocalRuntime, batch: list[dict[str, Any]]) -> tuple[int, dict[str,
     return response.status, json.loads(response.body)
 
 
-def _ingest(rt: LocalRuntime, state: DemoState, progress: Progress, seed: int) -> None:
+@dataclass
+class Tally:
+    """Counts of one phase (the brand's history, or the world's replies): in all and per connector."""
+
+    total: Counter[str]
+    by_connector: dict[str, Counter[str]]
+    rejected_examples: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, connector: str, first: bool, events: int, result: dict[str, Any]) -> None:
+        """One request's answer (`first`: not a resend); `result` holds accepted, duplicates and rejected."""
+        rejected = result.get("rejected", [])
+        per = self.by_connector.setdefault(connector, Counter())
+        for counts in (per, self.total):
+            counts["requests"] += 1
+            counts["accepted"] += result.get("accepted", 0)
+            counts["duplicates"] += result.get("duplicates", 0)
+            counts["rejected"] += len(rejected) if first else 0
+        per["events_sent"] += events if first else 0
+        if first and len(self.rejected_examples) < 4:
+            self.rejected_examples.extend(rejected[: 4 - len(self.rejected_examples)])
+
+
+class _Channels:
+    """Sends the brand's events the way its channels would (`cdp_local.demo.channels`) and tallies the answers.
+
+    For the run, the brand's own WeChat apps join the runtime's sources secret (before any request, so the ingest
+    function reads them), the runtime serves the demo's SNS signing certificate (SES feedback through SNS), and a
+    directory holds the recorded Tmall/JD answers each pull run reads. The first request (or pull run) of every
+    connector is sent twice: each channel shows its dedupe.
+    """
+
+    def __init__(self, rt: LocalRuntime) -> None:
+        self.rt = rt
+        self._sources_json = json.dumps(demo_sources(rt.write_key))
+        self.sources: SourcesConfig = parse_sources(self._sources_json)
+        ses = self.sources.ses
+        self.signer = SnsSigner(ses.topic_arns[0], utc_now()) if ses else None
+        self.encoder = ChannelEncoder(self.sources, rt.write_key, sns=self.signer)
+        # the world's replies land seconds after a send: whole-second marketplace times could precede it
+        self.unpulled = ChannelEncoder(self.sources, rt.write_key, sns=self.signer, pull_platforms=False)
+        self.reasons: Counter[str] = Counter()  # why events took /v1/events (the brand's history)
+        self.resent: set[str] = set()
+        self.pull_runs = 0
+        self._previous_fetcher: CertificateFetcher | None = None
+        self._recorded = Path(tempfile.mkdtemp(prefix="cdp-demo-platforms-"))
+
+    def __enter__(self) -> _Channels:
+        self.rt.client("secretsmanager").put_secret_value(
+            SecretId=topology.SOURCES_SECRET_LOCAL_NAME, SecretString=self._sources_json
+        )
+        if self.signer is not None:
+            self._previous_fetcher = set_certificate_fetcher(StaticCertificateFetcher({SNS_CERT_URL: self.signer.pem}))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous_fetcher is not None:
+            set_certificate_fetcher(self._previous_fetcher)
+        shutil.rmtree(self._recorded, ignore_errors=True)
+
+    def send(
+        self,
+        events: list[dict[str, Any]],
+        tally: Tally,
+        *,
+        canonical: list[dict[str, Any]] | None = None,
+        resend_events: bool = False,
+        history: bool = True,
+    ) -> None:
+        """One window: `events` through their channels; `canonical` and what no channel says to /v1/events."""
+        encoded = (self.encoder if history else self.unpulled).encode(events, utc_now())
+        if history:
+            self.reasons.update(encoded.reasons)
+        fallback = [*(canonical or []), *encoded.fallback]
+        for start in range(0, len(fallback), INGEST_BATCH):
+            self._post_events(fallback[start : start + INGEST_BATCH], tally, twice=resend_events)
+        for request in encoded.requests:
+            self._request(request, tally)
+        for batch in encoded.pulls:
+            self._pull(batch, tally)
+
+    def _twice(self, connector: str) -> bool:
+        first = connector not in self.resent
+        self.resent.add(connector)
+        return first
+
+    def _post_events(self, batch: list[dict[str, Any]], tally: Tally, twice: bool) -> None:
+        for attempt in range(2 if twice else 1):
+            status, body = _post(self.rt, batch)
+            if status >= 500:
+                raise DemoFailed(f"ingest answered {status}: {body}")
+            tally.add(EVENTS, attempt == 0, len(batch), body)
+
+    def _request(self, request: NativeRequest, tally: Tally) -> None:
+        for attempt in range(2 if self._twice(request.connector) else 1):
+            response = self.rt.http(request.method, request.path, request.body, request.headers)
+            if response.status >= 500 or response.status in (401, 403, 404, 413):
+                raise DemoFailed(
+                    f"{request.connector} {request.route_path} answered {response.status}: {response.body!r}"
+                )
+            if response.headers.get("content-type", "").startswith("application/json"):
+                body = json.loads(response.body)
+            else:  # WeChat's "success" names no counts: an answered push is accepted, its resend a duplicate
+                body = {"duplicates" if attempt else "accepted": len(request.events)}
+            tally.add(request.connector, attempt == 0, len(request.events), body)
+
+    def _pull(self, batch: PlatformBatch, tally: Tally) -> None:
+        """Pull runs of the shop (the platform_pull function's domain service) over the demo's recorded answers;
+        a rerun reads the same answers again, so all it finds are duplicates."""
+        batch.write(self._recorded)
+        shop = self.sources.shops[batch.shop_id]
+        for attempt in range(2 if self._twice(batch.platform) else 1):
+            self.pull_runs += 1
+            client = client_for(shop, RecordedTransport.for_sources(self._recorded, self.sources))
+            run_id = f"demo-pull-{self.pull_runs:05d}"
+            with self.rt.lock:
+                summary = pull_shop(batch.shop_id, shop, client, self._pull_ports(), utc_now(), run_id)
+            # a pull writes its rejects (field and reason per record) to S3 rather than answering them
+            reject = {"event_id": None, "errors": [{"field": "record", "message": f"see {summary.rejects_key}"}]}
+            result = {"accepted": summary.accepted, "duplicates": summary.duplicates}
+            tally.add(
+                batch.platform, attempt == 0, len(batch.events), {**result, "rejected": [reject] * summary.rejected}
+            )
+
+    def _pull_ports(self) -> PullPorts:
+        rt, org = self.rt, load_org()
+        bucket, ledger = topology.DATA_BUCKET_LOCAL_NAME, topology.LEDGER_TABLE.local_name
+        return PullPorts(
+            archive=S3RawArchive(bucket, rt.client("s3")),
+            ledger=DynamoDedupeLedger(ledger, rt.client("dynamodb")),
+            publisher=EventBridgePublisher(topology.EVENT_BUS_LOCAL_NAME, rt.client("events")),
+            region_of=lambda brand: org.brands[brand].phone_region if brand and brand in org.brands else "CN",
+            state=DynamoPullState(ledger, rt.client("dynamodb")),
+            rejects=S3Rejects(bucket, rt.client("s3")),
+        )
+
+
+def _ingest(channels: _Channels, state: DemoState, progress: Progress, seed: int) -> None:
     events = list(state.brand.events)
     junk = malformed_copies(events, MALFORMED_SHARE, seed)
     rng = random.Random(seed)
     for bad in junk:  # spread through the feed, as they would be
         events.insert(rng.randrange(len(events)), bad)
-    batches = [events[i : i + INGEST_BATCH] for i in range(0, len(events), INGEST_BATCH)]
-    resend = set(rng.sample(range(len(batches)), min(RESENT_BATCHES, len(batches))))
-    task = progress.add_task("ingest -> OneID -> tags", total=len(events))
-    counts = state.ingest
-    for n, batch in enumerate(batches):
-        for attempt in range(2 if n in resend else 1):
-            status, body = _post(rt, batch)
-            if status >= 500:
-                raise DemoFailed(f"ingest answered {status}: {body}")
-            counts["requests"] += 1
-            counts["accepted"] += body.get("accepted", 0)
-            counts["duplicates"] += body.get("duplicates", 0)
-            if attempt == 0:
-                counts["rejected"] += len(body.get("rejected", []))
-                if len(state.rejected_examples) < 4:
-                    state.rejected_examples.extend(body.get("rejected", [])[: 4 - len(state.rejected_examples)])
-            report = rt.drain()
-            counts["dead_lettered"] += report.dead_lettered
-        progress.update(task, advance=len(batch))
-    counts["sent"] = len(events)
-    counts["malformed_sent"] = len(junk)
+    windows = [events[i : i + INGEST_BATCH] for i in range(0, len(events), INGEST_BATCH)]
+    resend = set(rng.sample(range(len(windows)), min(RESENT_BATCHES, len(windows))))
+    junk_ids = {e["event_id"] for e in junk}  # canonical junk: it goes to /v1/events as it is
+    task = progress.add_task("channels -> ingest -> OneID -> tags", total=len(events))
+    tally = state.tally()
+    for n, window in enumerate(windows):
+        channels.send(
+            [e for e in window if e["event_id"] not in junk_ids],
+            tally,
+            canonical=[e for e in window if e["event_id"] in junk_ids],
+            resend_events=n in resend,
+        )
+        state.ingest["dead_lettered"] += channels.rt.drain().dead_lettered
+        progress.update(task, advance=len(window))
+    state.routed_to_events = channels.reasons
+    state.ingest["sent"] = len(events)
+    state.ingest["malformed_sent"] = len(junk)
 
 
 def _identity_report(rt: LocalRuntime, brand: SyntheticBrand) -> tuple[dict[str, Any], dict[str, str]]:
@@ -326,9 +489,11 @@ def campaign_request(run_id: str, brand_id: str) -> dict[str, Any]:
     }
 
 
-def _run_campaign(rt: LocalRuntime, state: DemoState, store: DynamoProfileStore, progress: Progress) -> dict[str, Any]:
+def _run_campaign(
+    channels: _Channels, state: DemoState, store: DynamoProfileStore, progress: Progress
+) -> dict[str, Any]:
     task = progress.add_task("state machine: campaign", total=3)
-    brand = state.brand
+    rt, brand = channels.rt, state.brand
     run_id = f"demo-{utc_now():%Y%m%d%H%M%S}"
     t0 = time.perf_counter()
     arn = rt.start_execution("campaign", campaign_request(run_id, _brand_id(brand)))
@@ -340,10 +505,10 @@ def _run_campaign(rt: LocalRuntime, state: DemoState, store: DynamoProfileStore,
         time.sleep(0.2)
     progress.update(task, completed=1)
     audience = _s3_json(rt, f"{topology.CAMPAIGNS_PREFIX}{run_id}/audience.json")
-    replies = 0
+    replies = Tally(Counter(), {})
     if audience is not None:
         sent_at = datetime.fromisoformat(audience["manifest"]["sent_at"].replace("Z", "+00:00"))
-        replies = _world_replies(rt, brand, store, audience, sent_at)
+        _world_replies(channels, replies, brand, store, audience, sent_at)
     progress.update(task, completed=2)
     status, result = rt.wait_execution(arn, timeout=600)
     state.executions.append(Execution("campaign", status, round(time.perf_counter() - t0, 2), result))
@@ -351,7 +516,13 @@ def _run_campaign(rt: LocalRuntime, state: DemoState, store: DynamoProfileStore,
     if status != "SUCCEEDED":
         raise DemoFailed(f"campaign ended {status}: {result}; task error: {_task_failure(rt, arn)}")
     summary = _s3_json(rt, result["summary_key"]) or {}
-    return {"run_id": run_id, "summary": summary, "world_orders_posted": replies, "audience": _audience_view(audience)}
+    return {
+        "run_id": run_id,
+        "summary": summary,
+        "world_orders_posted": replies.total["events_sent"] if replies.total else 0,
+        "world_orders_by_connector": _connector_table(replies.by_connector),
+        "audience": _audience_view(audience),
+    }
 
 
 def _brand_id(brand: SyntheticBrand) -> str:
@@ -387,8 +558,13 @@ def _contact_keys(store: DynamoProfileStore, person_ids: list[str]) -> list[str]
 
 
 def _world_replies(
-    rt: LocalRuntime, brand: SyntheticBrand, store: DynamoProfileStore, audience: dict[str, Any], sent_at: datetime
-) -> int:
+    channels: _Channels,
+    tally: Tally,
+    brand: SyntheticBrand,
+    store: DynamoProfileStore,
+    audience: dict[str, Any],
+    sent_at: datetime,
+) -> None:
     """Orders the hidden response model produces after the first touch, for treatment and holdout alike.
 
     The 14-day response window is compressed into the seconds the state machine waits: each order keeps its
@@ -404,11 +580,11 @@ def _world_replies(
         fraction = min(1.0, max(0.0, (at - sent_at).total_seconds() / window))
         order["occurred_at"] = (sent_at + timedelta(seconds=0.01 + fraction * elapsed)).isoformat()
     for start in range(0, len(orders), INGEST_BATCH):
-        status, body = _post(rt, orders[start : start + INGEST_BATCH])
-        if status >= 300:
-            raise DemoFailed(f"posting the world's orders answered {status}: {body}")
-        rt.drain()
-    return len(orders)
+        channels.send(orders[start : start + INGEST_BATCH], tally, history=False)
+        if tally.total["rejected"]:
+            raise DemoFailed(f"the world's orders were rejected: {tally.rejected_examples}")
+        channels.rt.drain()
+    tally.total["events_sent"] = len(orders)
 
 
 def _audience_view(audience: dict[str, Any] | None) -> dict[str, Any]:
@@ -444,12 +620,16 @@ def _summary(
     outbox: dict[str, int],
 ) -> dict[str, Any]:
     brand = state.brand
+    connectors = _connector_table(state.connectors)
     held_out = (train or {}).get("train", {}).get("metrics", {}).get("held_out", {})
     summary_c = campaign.get("summary", {})
     pair = identity["pairwise"]
     bulk = identity["bulk_vs_online"]
     headline = {
         "events accepted": state.ingest["accepted"],
+        "events accepted by connector": ", ".join(
+            f"{'/v1/events' if name == EVENTS else name} {c['accepted']}" for name, c in connectors.items()
+        ),
         "events rejected (malformed)": state.ingest["rejected"],
         "duplicate events ignored": state.ingest["duplicates"],
         "persons (truth / resolved)": f"{identity['persons_true']} / {identity['persons_resolved']}",
@@ -484,6 +664,8 @@ def _summary(
         "generated_at": utc_now().isoformat(),
         "brand": brand.counts.model_dump(),
         "ingest": dict(state.ingest),
+        "connectors": connectors,
+        "routed_to_events": dict(state.routed_to_events.most_common()),
         "rejected_examples": state.rejected_examples,
         "identity": identity,
         "tags": tags,
@@ -502,6 +684,13 @@ def _summary(
         "executions": [e.__dict__ for e in state.executions],
         "stage_seconds": state.stages,
     }
+
+
+def _connector_table(by_connector: dict[str, Counter[str]]) -> dict[str, dict[str, int]]:
+    """Per connector (POST /v1/events included as "events"): what was sent and what ingest made of it."""
+    fields = ("requests", "events_sent", "accepted", "duplicates", "rejected")
+    rows = {name: {f: counts[f] for f in fields} for name, counts in by_connector.items()}
+    return dict(sorted(rows.items(), key=lambda item: (-item[1]["accepted"], item[0])))
 
 
 def _fmt(value: Any) -> str:

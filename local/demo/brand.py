@@ -72,6 +72,19 @@ SEED_SCENARIO_SHARE = 0.04
 TYPO_SHARE = 0.04
 HOUSEHOLD_SHARE = 0.02  # share of persons who anchor a household with a shared iPad
 KIOSK_SHARE = 0.8  # share of a tablet store's shoppers who sign up on the counter tablet
+AD_SHARE = 0.08  # share of persons acquired through an ad: a click, then a lead form, before their first trace
+# Ad platforms (the route key of the ads webhook) with the campaign / ad group / ad / placement / lead form they run
+AD_PLATFORMS: tuple[tuple[str, str, str, str, str, str], ...] = (
+    ("oceanengine", "1790023456", "1790123456", "1790223456", "douyin_feed", "1790323456"),
+    ("tencent-ads", "31337001", "31337101", "31337201", "wechat_moments", "31337301"),
+)
+# Push campaigns to app users (campaign id, day sent on DEFAULT_NOW's calendar): the provider reports receipt and open
+PUSH_CAMPAIGNS: tuple[tuple[str, str], ...] = (("push-2026-05-618", "2026-05-30"), ("push-2026-10-1111", "2026-10-28"))
+PUSH_SHARE = 0.25  # share of the app users a push reaches (the rest opted out of notifications or uninstalled)
+WECHAT_UNFOLLOW_SHARE = 0.1
+# In-app and on-site actions outside the e-commerce spec (Segment track calls with their own names)
+CUSTOM_ACTIONS: tuple[str, ...] = ("Store Locator Used", "Coupon Viewed", "Recipe Shared", "Delivery Slot Chosen")
+CUSTOM_RATE = 0.15  # custom actions per app or web channel of a person (Poisson mean)
 _OPENID_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
 
 
@@ -100,6 +113,7 @@ class HardCaseCounts(BaseModel):
     email_consent_granted: int
     email_consent_refused: int
     email_consent_withdrawn: int
+    ad_acquired: int = 0  # persons whose first trace is an ad click and a lead form
 
 
 class BrandCounts(BaseModel):
@@ -194,6 +208,7 @@ class _BrandBuilder:
         self.balances: Counter[tuple[str, str]] = Counter()
         self.orders_by_person: dict[str, list[tuple[datetime, dict[str, Any]]]] = {}
         self.typo_raw: list[RawId] = []
+        self.touches: dict[str, dict[str, datetime]] = {}
         self.tablet_customers: dict[str, set[str]] = {}
         self.day0 = self.start.date()
         self.last_day = now.date() - timedelta(days=1)  # a whole waking day still in the past
@@ -816,6 +831,83 @@ class _BrandBuilder:
             attributed_orders=attributed,
         )
 
+    # ---- acquisition and engagement ---------------------------------------------------------------------------
+
+    def _ad_acquisitions(self, persons: list[TruePerson]) -> None:
+        """Some persons came from an ad: a click on their phone (its advertising id: the app's device when they have
+        the app, else a fresh OAID), then a lead form with the same click id and their phone, before any trace."""
+        rng = self.rng
+        for p in persons:
+            if p.seed_scenario or rng.random() >= AD_SHARE:
+                continue
+            platform, campaign, adgroup, ad, placement, form = rng.choice(AD_PLATFORMS)
+            lead_at = (p.first_seen - timedelta(hours=rng.uniform(0.5, 72))).replace(microsecond=0)
+            clicked_at = lead_at - timedelta(minutes=rng.uniform(1, 30))
+            click_id = self._digits("ck", 16)
+            device = p.app_device or self._uuid()
+            ad_ids = {"campaign_id": campaign, "adgroup_id": adgroup, "ad_id": ad}
+            click: RawId = ("ad_click_id", click_id, platform)
+            props = {"platform": platform, "click_id": click_id, **ad_ids, "placement": placement}
+            if not self._event(p, "ad_clicked", "ads", clicked_at, [click, ("device_id", device, None)], props):
+                continue
+            lead = {"platform": platform, "lead_id": self._digits("ld", 12), "click_id": click_id, **ad_ids}
+            lead["form_id"] = form
+            if self._event(p, "lead_submitted", "ads", lead_at, [click, ("phone", p.phone, None)], lead):
+                self.hc["ad_acquired"] += 1
+
+    def _wechat_follows(self, persons: list[TruePerson]) -> None:
+        """Following the official account is its consent: a subscribe push (and for some, later an unsubscribe)."""
+        rng = self.rng
+        for p in persons:
+            touched = self.touches.get(p.person_id, {}).get("wechat_oa")
+            if touched is None:
+                continue
+            ids = p.identifiers("wechat_oa")
+            followed = (touched - timedelta(minutes=1)).replace(microsecond=0)  # WeChat times are whole seconds
+            props = {"channel": "wechat", "granted": True, "purpose": "marketing"}
+            if not self._event(p, "consent_changed", "wechat_oa", followed, ids, props):
+                continue
+            if rng.random() < WECHAT_UNFOLLOW_SHARE:
+                left = (followed + timedelta(days=rng.uniform(5, 300))).replace(microsecond=0)
+                self._event(p, "consent_changed", "wechat_oa", left, ids, {**props, "granted": False})
+
+    def _push_campaigns(self, persons: list[TruePerson]) -> None:
+        """Pushes to app users: the provider reports each receipt and each open, by the app's device id."""
+        rng = self.rng
+        for campaign_id, day in PUSH_CAMPAIGNS:
+            sent = datetime.fromisoformat(day).replace(hour=11, tzinfo=UTC) + (self.now - DEFAULT_NOW)
+            for p in persons:
+                if p.app_device is None or p.first_seen >= sent or rng.random() >= PUSH_SHARE:
+                    continue
+                ids: list[RawId] = [("device_id", p.app_device, None)]
+                message = {
+                    "message_id": f"msg-{campaign_id}-{p.person_id}",
+                    "channel": "push",
+                    "campaign_id": campaign_id,
+                }
+                received = sent + timedelta(seconds=rng.uniform(1, 600))
+                if not self._event(p, "message_delivered", "push", received, ids, {**message, "status": "delivered"}):
+                    continue
+                if rng.random() < 0.05 + 0.4 * p.responsiveness:
+                    self._event(
+                        p, "message_opened", "push", received + timedelta(hours=rng.uniform(0.05, 20)), ids, message
+                    )
+
+    def _custom_actions(self, persons: list[TruePerson]) -> None:
+        """Actions the app and the site track under their own names (custom events), by logged-in users."""
+        rng = self.rng
+        for p in persons:
+            for source, since in self.touches.get(p.person_id, {}).items():
+                if source not in ("app", "web") or since >= self.now:
+                    continue
+                for _ in range(_poisson(rng, CUSTOM_RATE)):
+                    when = local_moment(self._sample_day(since.date(), self.last_day), p.tz, rng)
+                    action = rng.choice(CUSTOM_ACTIONS)
+                    props: dict[str, Any] = {"name": action, "screen": "home" if source == "app" else "/"}
+                    if action == "Store Locator Used":
+                        props["city"] = p.city
+                    self._event(p, "custom", source, max(when, since), p.identifiers(source), props)
+
     # ---- assembly ---------------------------------------------------------------------------------------------
 
     def build(self) -> SyntheticBrand:
@@ -832,6 +924,7 @@ class _BrandBuilder:
             self.tablet_customers[tablet[1]] = set()
         for p in persons:
             touches = self._touch_points(p)
+            self.touches[p.person_id] = touches
             for source, when in touches.items():
                 self._identify(p, source, when)
                 self._browse(p, source, when)
@@ -845,6 +938,11 @@ class _BrandBuilder:
         self._households(persons)
         self._newsletters(persons)
         past = self._past_campaign(persons)
+        # drawn last, so the history above is the same with or without them
+        self._ad_acquisitions(persons)
+        self._wechat_follows(persons)
+        self._push_campaigns(persons)
+        self._custom_actions(persons)
         return self._assemble(persons, past)
 
     def _seasonal_counts(self, persons: list[TruePerson]) -> Counter[str]:
@@ -899,6 +997,7 @@ class _BrandBuilder:
             email_consent_granted=self.hc["email_consent_granted"],
             email_consent_refused=self.hc["email_consent_refused"],
             email_consent_withdrawn=self.hc["email_consent_withdrawn"],
+            ad_acquired=self.hc["ad_acquired"],
         )
         counts = BrandCounts(
             persons=len(persons),

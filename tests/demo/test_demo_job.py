@@ -39,6 +39,12 @@ def test_summary_holds_identity_ingest_model_and_campaign_figures(demo: tuple[di
     assert ingest["rejected"] == ingest["malformed_sent"] > 0
     assert ingest["duplicates"] > 0 and ingest["dead_lettered"] == 0
     assert ingest["accepted"] == summary["brand"]["events"]
+    # the brand's channels fed it through their connectors, each re-sending one request that counted once
+    connectors = summary["connectors"]
+    assert {"segment", "wechat_mp", "wechat_oa", "pos", "ads", "push", "sms", "ses", "tmall", "jd"} <= set(connectors)
+    assert all(c["accepted"] > 0 and c["duplicates"] > 0 for c in connectors.values()), connectors
+    assert sum(c["accepted"] for c in connectors.values()) == ingest["accepted"]
+    assert connectors["events"]["rejected"] == ingest["rejected"] and summary["routed_to_events"]
     identity = summary["identity"]
     assert identity["pairwise"]["all"]["precision"] >= 0.99
     assert identity["pairwise"]["linkable"]["recall"] >= 0.9

@@ -228,5 +228,6 @@ def test_identifier_keys_use_the_platform_normalization(brand: SyntheticBrand) -
         identifier_key("phone", "+86 138 0013 8000") == identifier_key("phone", "13800138000") == "phone:+8613800138000"
     )
     assert all(
-        k.startswith(("phone:+86", "email:", "device_id:", "wechat_", "member_card:", "platform_")) for k in brand.truth
+        k.startswith(("phone:+86", "email:", "device_id:", "wechat_", "member_card:", "platform_", "ad_click_id:"))
+        for k in brand.truth
     )
