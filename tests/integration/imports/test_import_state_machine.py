@@ -32,6 +32,10 @@ BRAND = "demo-brand"
 BUCKET = topology.DATA_BUCKET_LOCAL_NAME
 
 
+# The tests build on each other's imports (a re-import is a duplicate): one worker runs them in file order.
+pytestmark = pytest.mark.xdist_group("imports")
+
+
 @pytest.fixture(scope="module")
 def runtime() -> Iterator[LocalRuntime]:
     with LocalRuntime(state_machines={topology.IMPORT_MACHINE.key}) as rt:

@@ -153,6 +153,9 @@ def test_ingest_normalizes_phones_with_each_brands_region() -> None:
         def confirm(self, *args: Any) -> None:
             return None
 
+        def claim_many(self, keys: list[str], *args: Any) -> Any:
+            return {key: self.claim(key) for key in keys}
+
     class Bus:
         def __init__(self) -> None:
             self.events: list[Any] = []
