@@ -27,7 +27,7 @@ def _ports() -> tuple[ProfileReader, ArtifactStore]:
     return DynamoProfileStore(settings.profiles_table), S3ArtifactStore(settings.data_bucket)
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

@@ -68,7 +68,7 @@ def record_handler(record: ReceivedRecord) -> None:
         metrics.add_metric(name="IdentifiersQuarantined", unit="Count", value=len(outcome.quarantined))
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:

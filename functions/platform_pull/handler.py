@@ -62,7 +62,7 @@ def dependencies() -> Dependencies:
     return Dependencies(s, SecretsManagerSources(s.sources_secret_id), ports)
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

@@ -55,7 +55,7 @@ def _link_tracking(settings: SendSettings) -> LinkTracking | None:
     return LinkTracking(settings.tracked_link_base_url, redirect.secret.get_secret_value(), redirect.allowed_hosts)
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

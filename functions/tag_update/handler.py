@@ -61,7 +61,7 @@ def record_handler(record: ProfileChangeRecord) -> None:
         metrics.add_metric(name="TagChanges", unit="Count", value=len(changes))
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:

@@ -21,7 +21,7 @@ def _ports() -> tuple[DynamoProfileStore, S3ModelStore]:
     return DynamoProfileStore(settings.profiles_table), S3ModelStore(settings.data_bucket)
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = TRAIN_TASK_ADAPTER.validate_python(event)
