@@ -26,7 +26,7 @@ from cdp.connectors.platforms.service import PullPorts, pull_shop, rejects_key
 from cdp.connectors.platforms.transport import RecordedTransport
 from cdp.connectors.sources import PlatformShop
 from cdp.errors import PublishError
-from cdp.ingest.ports import DedupeLedger, DedupeStatus, RawArchive
+from cdp.ingest.ports import ArchivedRequest, DedupeLedger, DedupeStatus, RawArchive
 from cdp.shared.envelope import Publishable
 from cdp.shared.ports import EventPublisher
 
@@ -52,6 +52,13 @@ class FakeArchive(RawArchive):
         self.objects[key] = (body, dict(meta or {}))
         self.log.append(f"archive {request_id}")
         return key
+
+    def keys_between(self, source_hint: str, start: datetime, end: datetime) -> list[str]:
+        return sorted(k for k in self.objects if k.startswith(f"raw/{source_hint}/"))
+
+    def read(self, key: str) -> ArchivedRequest:
+        body, meta = self.objects[key]
+        return ArchivedRequest(key, body, meta)
 
 
 class FakeLedger(DedupeLedger):

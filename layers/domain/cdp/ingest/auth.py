@@ -3,18 +3,16 @@ authorization (permission scopes per key; the key's place in the org hierarchy i
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from collections.abc import Mapping
 from datetime import datetime
 
+from cdp.connectors.security import SIGNATURE_HEADER, sign_cdp, verify_cdp
 from cdp.errors import AuthenticationError, ForbiddenError
 from cdp.ingest.ports import ApiClient, ApiKeyring
 
-SIGNATURE_HEADER = "x-cdp-signature"  # "t=<unix seconds>,v1=<hex hmac_sha256(secret, f'{t}.{body}')>"
 KEY_ID_HEADER = "x-cdp-key-id"
 API_KEY_HEADER = "x-api-key"
-REPLAY_WINDOW_S = 300
 WRITE_SCOPE = "events:write"
 READ_PROFILES_SCOPE = "profiles:read"
 EDIT_PROFILES_SCOPE = "profiles:write"
@@ -24,9 +22,7 @@ REPLAY_SCOPE = "operations:replay"
 SCOPES = (WRITE_SCOPE, READ_PROFILES_SCOPE, EDIT_PROFILES_SCOPE, MERGE_SCOPE, ERASE_SCOPE, REPLAY_SCOPE)
 
 
-def sign(secret: str, body: bytes, timestamp: int) -> str:
-    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
-    return f"t={timestamp},v1={digest}"
+sign = sign_cdp  # the one x-cdp-signature scheme, shared with the channel connectors
 
 
 def authenticate(
@@ -77,15 +73,5 @@ def _verify_signature(headers: Mapping[str, str], body: bytes, keyring: ApiKeyri
     secret = keyring.hmac_secrets().get(key_id)
     if secret is None:
         raise AuthenticationError(f"unknown {KEY_ID_HEADER}")
-    parts = dict(p.split("=", 1) for p in headers[SIGNATURE_HEADER].split(",") if "=" in p)
-    try:
-        timestamp = int(parts["t"])
-        given = parts["v1"]
-    except (KeyError, ValueError) as exc:
-        raise AuthenticationError(f"malformed {SIGNATURE_HEADER}: expected t=<unix>,v1=<hex>") from exc
-    if abs(now.timestamp() - timestamp) > REPLAY_WINDOW_S:
-        raise AuthenticationError(f"signature timestamp outside the {REPLAY_WINDOW_S}s replay window")
-    expected = sign(secret, body, timestamp).split("v1=", 1)[1]
-    if not hmac.compare_digest(expected.encode(), given.encode()):
-        raise AuthenticationError("bad signature")
+    verify_cdp(headers, body, secret, now)
     return ApiClient(name=f"webhook:{key_id}", scopes=frozenset({WRITE_SCOPE}))

@@ -31,12 +31,13 @@ class RawArchive(ABC):
     ) -> str:
         """Store the raw request body before anything else happens; return its key."""
 
+    @abstractmethod
     def keys_between(self, source_hint: str, start: datetime, end: datetime) -> list[str]:
         """Keys archived for a source in [start, end) (by receipt hour, then exact receipt time)."""
-        raise NotImplementedError(f"{type(self).__name__} cannot list its archive")
 
+    @abstractmethod
     def read(self, key: str) -> ArchivedRequest:
-        raise NotImplementedError(f"{type(self).__name__} cannot read its archive")
+        """One archived request with its metadata (what replay maps again)."""
 
 
 class DedupeStatus(StrEnum):
