@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from functools import cache
 from typing import Any, TypeVar
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import BaseModel, ValidationError
 
 from cdp.connectors.platforms.aws import DynamoPullState
 from cdp.connectors.registry import connector_for
-from cdp.connectors.replay import ReplaySummary, replay_archive
+from cdp.connectors.replay import ReplayRequest, ReplaySummary, replay_archive
 from cdp.connectors.service import Ports
 from cdp.connectors.sources import SourcesConfig, StaticSources
 from cdp.errors import AuthenticationError, ForbiddenError, InvalidInputError, RetryableError
@@ -26,41 +25,13 @@ from cdp.observability import logger, tracer
 from cdp.org import load_org
 from cdp.settings import OperationsSettings, get_settings
 from cdp.shared.aws import EventBridgePublisher
-from cdp.shared.deadletter import RedriveSummary, SqsDeadLetterQueue, redrive_all
+from cdp.shared.deadletter import RedriveRequest, RedriveSummary, SqsDeadLetterQueue, redrive_all
 from cdp.shared.openapi import body, query, responses
 from cdp.shared.time import utc_now
 from functions.request_body import text_body
 
 app = APIGatewayHttpResolver(enable_validation=False)
 ModelT = TypeVar("ModelT", bound=BaseModel)
-
-
-MAX_REPLAY_RANGE = timedelta(days=31)  # the archive is listed hour by hour
-
-
-class RedriveRequest(BaseModel):
-    queue: str = Field(description="identity-merge or tag-update")
-    limit: int = Field(default=100, ge=1, le=1000)
-
-
-class ReplayRequest(BaseModel):
-    source: str = Field(
-        min_length=1,
-        max_length=64,
-        description="connector name (segment, wechat_oa, shopify, ...), platform-tmall / platform-jd, or events",
-    )
-    start: datetime
-    end: datetime
-    after: str | None = Field(default=None, description="continue after this archive key (from next_after)")
-    limit: int = Field(default=200, ge=1, le=1000)
-
-    @model_validator(mode="after")
-    def _ordered(self) -> ReplayRequest:
-        if self.end <= self.start:
-            raise ValueError("end must be after start")
-        if self.end - self.start > MAX_REPLAY_RANGE:
-            raise ValueError(f"a replay covers at most {MAX_REPLAY_RANGE.days} days per request; split the range")
-        return self
 
 
 @dataclass(frozen=True)

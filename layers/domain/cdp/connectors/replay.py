@@ -5,9 +5,9 @@ replay over events that were already processed changes nothing; events lost down
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from cdp.connectors.base import Binding, Connector, InboundRequest
 from cdp.connectors.platforms.replay import is_platform_source, map_archived_page
@@ -29,6 +29,29 @@ from cdp.shared.time import parse_iso
 
 CANONICAL_SOURCE = "events"  # POST /v1/events archives under raw/events/
 MAX_REPLAY_BYTES = 20 * 1024 * 1024
+
+
+MAX_REPLAY_RANGE = timedelta(days=31)  # the archive is listed hour by hour
+
+
+class ReplayRequest(BaseModel):
+    source: str = Field(
+        min_length=1,
+        max_length=64,
+        description="connector name (segment, wechat_oa, shopify, ...), platform-tmall / platform-jd, or events",
+    )
+    start: datetime
+    end: datetime
+    after: str | None = Field(default=None, description="continue after this archive key (from next_after)")
+    limit: int = Field(default=200, ge=1, le=1000)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ReplayRequest:
+        if self.end <= self.start:
+            raise ValueError("end must be after start")
+        if self.end - self.start > MAX_REPLAY_RANGE:
+            raise ValueError(f"a replay covers at most {MAX_REPLAY_RANGE.days} days per request; split the range")
+        return self
 
 
 class ReplayFailure(BaseModel):

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
 from botocore.exceptions import BotoCoreError, ClientError
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from cdp.errors import InvalidInputError, StoreError
 from cdp.observability import logger
@@ -169,6 +169,11 @@ class DeadLetterQueue(ABC):
     @abstractmethod
     def redrive(self, letter: DeadLetter) -> None:
         """Send the body back to the source queue, then delete it from the DLQ."""
+
+
+class RedriveRequest(BaseModel):
+    queue: str = Field(description="identity-merge or tag-update")
+    limit: int = Field(default=100, ge=1, le=1000)
 
 
 class RedriveSummary(BaseModel):
