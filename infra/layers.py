@@ -73,6 +73,7 @@ DEPS_LAYER = ThirdPartyLayer(
         "jinja2",
         "defusedxml",
         "cryptography",  # SNS signature checks (SES feedback), AES-GCM in tracked links
+        "pyyaml",  # the tag catalog
     ),
     closure=frozenset(
         {
@@ -93,6 +94,7 @@ DEPS_LAYER = ThirdPartyLayer(
             "cryptography",
             "cffi",
             "pycparser",
+            "pyyaml",
         }
     ),
 )

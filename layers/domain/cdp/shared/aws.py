@@ -10,9 +10,9 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from cdp.errors import PublishError, StoreError
+from cdp.errors import NotFoundError, PublishError, StoreError
 from cdp.shared.envelope import Publishable
-from cdp.shared.ports import EventPublisher
+from cdp.shared.ports import EventPublisher, ObjectStore
 
 # parameter_validation off: every request is built by code (not typed by a user) and the service validates it
 # anyway; client-side validation of nested DynamoDB maps was the largest single cost of the ingest path.
@@ -81,3 +81,31 @@ def write_object(s3: Any, bucket: str, key: str, body: bytes, content_type: str 
         s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
     except (ClientError, BotoCoreError) as exc:
         raise StoreError(f"put s3://{bucket}/{key} failed: {exc}") from exc
+
+
+class S3ObjectStore(ObjectStore):
+    def __init__(self, bucket_name: str, s3_client: Any = None) -> None:
+        self._bucket = bucket_name
+        self._client = s3_client or client("s3")
+
+    def list_keys(self, prefix: str) -> list[str]:
+        try:
+            pages = self._client.get_paginator("list_objects_v2").paginate(Bucket=self._bucket, Prefix=prefix)
+            return sorted(obj["Key"] for page in pages for obj in page.get("Contents", []))
+        except (ClientError, BotoCoreError) as exc:
+            raise StoreError(f"list s3://{self._bucket}/{prefix} failed: {exc}") from exc
+
+    def get_bytes(self, key: str) -> bytes:
+        body = read_object(self._client, self._bucket, key)
+        if body is None:
+            raise NotFoundError(f"s3://{self._bucket}/{key} does not exist")
+        return body
+
+    def put_bytes(self, key: str, body: bytes, content_type: str = "application/json") -> None:
+        write_object(self._client, self._bucket, key, body, content_type)
+
+    def delete(self, key: str) -> None:
+        try:
+            self._client.delete_object(Bucket=self._bucket, Key=key)
+        except (ClientError, BotoCoreError) as exc:
+            raise StoreError(f"delete s3://{self._bucket}/{key} failed: {exc}") from exc
