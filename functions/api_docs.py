@@ -9,16 +9,18 @@ from typing import Any
 from cdp.shared.openapi import merged_document
 
 DESCRIPTION = (
-    "Ingest (canonical events and every channel connector), the 360-degree profile, identity operations, privacy "
-    "and operations. Authentication: x-api-key with permission scopes for brand systems; each connector uses its "
-    "source's own scheme (Segment write key, WeChat signature, Shopify HMAC, x-cdp-signature, SNS signatures)."
+    "Ingest (canonical events and every channel connector), the 360-degree profile, identity operations, privacy, "
+    "audience packages and operations. Authentication: x-api-key with permission scopes for brand systems; each "
+    "connector uses its source's own scheme (Segment write key, WeChat signature, Shopify HMAC, x-cdp-signature, "
+    "SNS signatures)."
 )
 
 
 @cache
 def openapi_document() -> dict[str, Any]:
+    from functions.audience_api.handler import app as audiences
     from functions.ingest.handler import app as ingest
     from functions.operations.handler import app as operations
     from functions.profile_api.handler import app as profile
 
-    return merged_document([ingest, profile, operations], "cdp HTTP API", "1.0.0", DESCRIPTION)
+    return merged_document([ingest, profile, operations, audiences], "cdp HTTP API", "1.0.0", DESCRIPTION)

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from cdp_local.cli_audience import audience_app
 from cdp_local.cli_identity import identity_app
 from cdp_local.cli_import import import_app
 from cdp_local.cli_profile import profile_app
@@ -26,6 +27,7 @@ app.add_typer(identity_app, name="identity")
 app.add_typer(profile_app, name="profile")
 app.add_typer(import_app, name="import")
 app.add_typer(replay_app, name="replay")
+app.add_typer(audience_app, name="audience")
 console = Console()
 
 

@@ -51,6 +51,7 @@ from cdp_local.demo.channels import (
     SnsSigner,
     demo_sources,
 )
+from cdp_local.demo.tags_audiences import STATIC_AUDIENCE_ID, define_dynamic_audience, tags_and_audiences
 from cdp_local.demo.truth import event_keys
 from cdp_local.runtime import LocalRuntime
 
@@ -128,6 +129,7 @@ def run_demo(
     state.stages["generate"] = round(time.perf_counter() - started, 2)
     with LocalRuntime() as rt, _Channels(rt) as channels:
         store = DynamoProfileStore(topology.PROFILES_TABLE.local_name, client=rt.client("dynamodb"))
+        define_dynamic_audience(rt)  # set up before any event: tag_update keeps its membership current
         with _stage(state, "ingest_identity_tags"):
             _ingest(channels, state, progress, seed)
         with _stage(state, "identity_scoring"):
@@ -138,16 +140,20 @@ def run_demo(
         with _stage(state, "tag_sweep"):
             sweep = rt.fire_schedule("cdp-hourly-tag-sweep").result
             rt.drain()
-        tags = _tag_counts(store)
         with _stage(state, "train"):
             train = _run_machine(rt, state, progress, "train", _train_input(seed, min_auc), timeout=900)
         with _stage(state, "score"):
             _run_machine(rt, state, progress, "score", {"model_name": RESPONSE_MODEL, "total_shards": 4}, timeout=900)
+        with _stage(state, "tags_audiences"):
+            task = progress.add_task("full tag refresh, batch check, audiences", total=1)
+            tag_stage = tags_and_audiences(rt, store, output)
+            progress.update(task, completed=1)
+        tags = _tag_counts(store)
         with _stage(state, "campaign"):
             campaign = _run_campaign(channels, state, store, progress)
         outbox = _outbox_counts(rt)
     state.stages["total"] = round(time.perf_counter() - started, 2)
-    summary = _summary(state, identity, tags, sweep, train, campaign, outbox)
+    summary = _summary(state, identity, tags, sweep, tag_stage, train, campaign, outbox)
     output.mkdir(parents=True, exist_ok=True)
     (output / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=False, default=str) + "\n")
     from cdp_local.report import write_report
@@ -460,11 +466,8 @@ def campaign_request(run_id: str, brand_id: str) -> dict[str, Any]:
             "campaign_id": "cmp-demo-winter-cake",
             "run_id": run_id,
             "brand_id": brand_id,
-            "audience": {
-                "any_of": [{"tag": "lifecycle", "in": ["growth", "mature", "dormant"]}],
-                "none_of": [{"tag": "lifecycle", "equals": "churned"}],
-                "require_consent_channel": "sms",
-            },
+            # the static audience package frozen by the tags stage (it reads the dynamic one)
+            "audience": {"audience_id": STATIC_AUDIENCE_ID, "require_consent_channel": "sms"},
             "score_model": RESPONSE_MODEL,
             "touch1": {
                 "channel": "sms",
@@ -615,6 +618,7 @@ def _summary(
     identity: dict[str, Any],
     tags: dict[str, dict[str, int]],
     sweep: Any,
+    tag_stage: dict[str, Any],
     train: Any,
     campaign: dict[str, Any],
     outbox: dict[str, int],
@@ -650,6 +654,7 @@ def _summary(
         "profile lookup p50 / p95 (ms, moto included)": (
             f"{identity['profile_lookup_ms']['p50']} / {identity['profile_lookup_ms']['p95']}"
         ),
+        **_tag_headline(tag_stage),
         "model AUC (held-out)": _fmt(held_out.get("roc_auc")),
         "model lift top decile (held-out)": _fmt(held_out.get("lift_top_decile")),
         "messages sent by channel": summary_c.get("messages_by_channel"),
@@ -670,6 +675,7 @@ def _summary(
         "identity": identity,
         "tags": tags,
         "tag_sweep": sweep,
+        "tags_and_audiences": tag_stage,
         "model": {"name": RESPONSE_MODEL, "trained_on_campaign": PAST_CAMPAIGN_ID, "train_output": train},
         "campaign": campaign,
         "messages_by_channel": summary_c.get("messages_by_channel", {}),
@@ -683,6 +689,22 @@ def _summary(
         },
         "executions": [e.__dict__ for e in state.executions],
         "stage_seconds": state.stages,
+    }
+
+
+def _tag_headline(stage: dict[str, Any]) -> dict[str, str]:
+    batch, dynamic, static = stage["batch_vs_real_time"], stage["dynamic_audience"], stage["static_audience"]
+    return {
+        "tags: batch (DuckDB SQL) agrees with real-time": (
+            f"{batch['values_agreeing']} of {batch['values_compared']} values ({batch['tags']} tags, "
+            f"{batch['persons']} persons, {batch['batch_seconds']} s)"
+        ),
+        "dynamic audience members (entered / exited events)": (
+            f"{dynamic['id']}: {dynamic['members']} ({dynamic['entered_events']} / {dynamic['exited_events']})"
+        ),
+        "static audience snapshot (size estimate)": (
+            f"{static['id']}: {static['snapshot_members']} members ({static['size_estimate']})"
+        ),
     }
 
 

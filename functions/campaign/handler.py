@@ -8,7 +8,8 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import TypeAdapter
 
-from cdp.campaigns.models import CampaignCommand
+from cdp.audiences.store import AudienceStore
+from cdp.campaigns.models import CampaignCommand, SelectCommand
 from cdp.campaigns.ports import ArtifactStore
 from cdp.campaigns.s3 import S3ArtifactStore
 from cdp.campaigns.service import run_command
@@ -16,6 +17,7 @@ from cdp.observability import logger, metrics, tracer
 from cdp.profile.dynamodb import DynamoProfileStore
 from cdp.profile.ports import ProfileReader
 from cdp.settings import CampaignSettings, get_settings
+from cdp.shared.aws import S3ObjectStore
 from cdp.shared.time import utc_now
 
 _COMMAND: TypeAdapter[CampaignCommand] = TypeAdapter(CampaignCommand)
@@ -27,6 +29,12 @@ def _ports() -> tuple[ProfileReader, ArtifactStore]:
     return DynamoProfileStore(settings.profiles_table), S3ArtifactStore(settings.data_bucket)
 
 
+@cache
+def _audiences() -> AudienceStore:
+    """Stored audience packages (a request may name one): definitions and snapshots in the data bucket."""
+    return AudienceStore(S3ObjectStore(get_settings(CampaignSettings).data_bucket))
+
+
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
@@ -34,4 +42,5 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     command = _COMMAND.validate_python(event)
     logger.append_keys(action=command.action, run_id=getattr(command, "run_id", None))
     profiles, store = _ports()
-    return run_command(command, profiles, store, utc_now())
+    named = isinstance(command, SelectCommand) and command.request.audience.audience_id is not None
+    return run_command(command, profiles, store, utc_now(), _audiences() if named else None)

@@ -25,7 +25,7 @@ from cdp.ingest.auth import authenticate
 from cdp.ingest.aws import SecretsManagerKeyring
 from cdp.ingest.ports import ApiClient
 from cdp.observability import logger, metrics, tracer
-from cdp.org import load_org
+from cdp.org import OrgDirectory, load_org
 from cdp.privacy.aws import privacy_ports
 from cdp.privacy.models import ErasureReceipt, PersonExport
 from cdp.profile.api import (
@@ -47,6 +47,7 @@ from cdp.settings import ProfileApiSettings, get_settings
 from cdp.shared.aws import EventBridgePublisher
 from cdp.shared.openapi import body, query, responses
 from cdp.shared.time import utc_now
+from cdp.tags.history import TagsAsOfView, tags_as_of_view
 from functions.request_body import raw_body, text_body
 
 app = APIGatewayHttpResolver(enable_validation=False)
@@ -56,6 +57,8 @@ app = APIGatewayHttpResolver(enable_validation=False)
 class Dependencies:
     api: ProfileApi
     keyring: SecretsManagerKeyring
+    store: DynamoProfileStore
+    org: OrgDirectory
 
 
 @cache
@@ -73,7 +76,7 @@ def dependencies() -> Dependencies:
         default_phone_region=s.default_phone_region,
         privacy=PrivacyStores(privacy.records, privacy.archive, privacy.ledger),
     )
-    return Dependencies(api=api, keyring=SecretsManagerKeyring(s.api_keys_secret_id))
+    return Dependencies(api=api, keyring=SecretsManagerKeyring(s.api_keys_secret_id), store=store, org=org)
 
 
 def _client() -> ApiClient:
@@ -143,6 +146,22 @@ def get_timeline(person_id: str) -> Response[str]:
         _client(), unquote(person_id), cursor=_query("cursor"), limit=_query("limit"), scope=_query("scope")
     )
     return _ok(view)
+
+
+@app.get(
+    "/v1/profiles/<person_id>/tags",
+    summary="The person's tags as of a past time, from the tag history",
+    tags=["profiles"],
+    responses=responses({200: (TagsAsOfView, "ok")}, (400, 401, 403, 404, 503)),
+    openapi_extensions=query(
+        as_of="ISO 8601 time, required (a date means its start, UTC)",
+        tag="only these tags, comma-separated (tag names or audience:<id>)",
+    ),
+)
+def get_tags_as_of(person_id: str) -> Response[str]:
+    deps, client = dependencies(), _client()
+    person = unquote(person_id)
+    return _ok(tags_as_of_view(client, person, _query("as_of"), _query("tag"), deps.store, deps.store, deps.org))
 
 
 @app.patch(

@@ -11,14 +11,18 @@ from cdp.models.scoring import SCORING_TASK_ADAPTER, PromotedModels, ScoreSummar
 from cdp.models.store import S3ModelStore
 from cdp.observability import logger, metrics, tracer
 from cdp.profile.dynamodb import DynamoProfileStore
-from cdp.settings import ModelSettings, get_settings
+from cdp.settings import ModelSettings, TagSettings, get_settings
 from cdp.shared.time import utc_now
+from cdp.tags.aws import tag_engine
+from cdp.tags.service import ScoredPersons, TagEngine, refresh_scored
 
 
 @cache
-def _ports() -> tuple[DynamoProfileStore, PromotedModels]:
+def _ports() -> tuple[DynamoProfileStore, PromotedModels, TagEngine]:
     settings = get_settings(ModelSettings)
-    return DynamoProfileStore(settings.profiles_table), PromotedModels(S3ModelStore(settings.data_bucket))
+    profiles = DynamoProfileStore(settings.profiles_table)
+    engine, _ = tag_engine(get_settings(TagSettings), store=profiles)
+    return profiles, PromotedModels(S3ModelStore(settings.data_bucket)), engine
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -28,7 +32,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     request = SCORING_TASK_ADAPTER.validate_python(event)
     if isinstance(request, ScoreSummaryRequest):
         return summarize(request).model_dump(mode="json")
-    profiles, models = _ports()
-    result = score_with_latest(request, models, profiles, profiles, utc_now())
+    profiles, models, engine = _ports()
+    scored, now = ScoredPersons(profiles), utc_now()
+    result = score_with_latest(request, models, profiles, scored, now)
     metrics.add_metric(name="ProfilesScored", unit="Count", value=result.scored)
+    # predictive tags (and audiences) reading the scores just written follow them; nothing reads them: no cost
+    metrics.add_metric(name="PredictiveTagChanges", unit="Count", value=refresh_scored(engine, scored, now))
     return result.model_dump(mode="json")

@@ -1,4 +1,4 @@
-"""SQS (fed by the bus rule "profile updated/merged") -> recompute the person's real-time tags."""
+"""SQS (fed by the bus rule "profile updated/merged") -> recompute what the event can change of the person's tags."""
 
 from __future__ import annotations
 
@@ -12,18 +12,19 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, Json
 
 from cdp.observability import logger, metrics, tracer
-from cdp.profile.dynamodb import DynamoProfileStore
-from cdp.settings import TagSettings, get_settings
-from cdp.shared.aws import EventBridgePublisher
+from cdp.settings import TagUpdateSettings, get_settings
 from cdp.shared.deadletter import DeadLetteringProcessor, SqsDeadLetters
 from cdp.shared.envelope import BusEntry
 from cdp.shared.time import utc_now
-from cdp.tags.service import refresh_tags
-from cdp.topology import TAG_QUEUE
+from cdp.tags.aws import tag_engine
+from cdp.tags.catalog import IDENTITY_CHANGED
+from cdp.tags.service import TagEngine
+from cdp.topology import PROFILE_MERGED, TAG_QUEUE
 
 
 class ProfileChange(BaseModel):
     person_id: str | None = None  # profile.updated
+    event_type: str | None = None  # profile.updated: the canonical event type, or identity_changed
     survivor_id: str | None = None  # profile.merged
 
     @property
@@ -33,6 +34,11 @@ class ProfileChange(BaseModel):
             raise ValueError("profile event names no person")
         return subject
 
+    def trigger(self, detail_type: str) -> str:
+        if detail_type == PROFILE_MERGED or not self.event_type:
+            return IDENTITY_CHANGED
+        return self.event_type
+
 
 class ProfileChangeRecord(SqsRecordModel):
     body: Json[BusEntry[ProfileChange]]
@@ -40,7 +46,7 @@ class ProfileChangeRecord(SqsRecordModel):
 
 @cache
 def _dead_letters() -> SqsDeadLetters:
-    return SqsDeadLetters(get_settings(TagSettings).dead_letter_queue_url)
+    return SqsDeadLetters(get_settings(TagUpdateSettings).dead_letter_queue_url)
 
 
 processor = DeadLetteringProcessor(
@@ -49,16 +55,27 @@ processor = DeadLetteringProcessor(
 
 
 @cache
-def _ports() -> tuple[DynamoProfileStore, EventBridgePublisher]:
-    settings = get_settings(TagSettings)
-    return DynamoProfileStore(settings.profiles_table), EventBridgePublisher(settings.event_bus_name)
+def engine() -> TagEngine:
+    return tag_engine(get_settings(TagUpdateSettings))[0]
 
 
 def record_handler(record: ProfileChangeRecord) -> None:
-    store, publisher = _ports()
-    changes = refresh_tags(record.body.detail.data.subject, store, store, publisher, utc_now())
-    if changes:
-        metrics.add_metric(name="TagChanges", unit="Count", value=len(changes))
+    entry = record.body
+    change = entry.detail.data
+    outcome = engine().refresh(
+        change.subject,
+        change.trigger(entry.detail_type),
+        utc_now(),
+        cause=entry.id,
+        redelivered=int(record.attributes.ApproximateReceiveCount) > 1,
+        correlation_id=entry.detail.metadata.correlation_id,
+    )
+    if outcome.skipped:
+        metrics.add_metric(name="TagUpdatesSkipped", unit="Count", value=1)
+    if outcome.changes:
+        metrics.add_metric(name="TagChanges", unit="Count", value=len(outcome.changes))
+    if outcome.audience_changes:
+        metrics.add_metric(name="AudienceTransitions", unit="Count", value=outcome.audience_changes)
 
 
 @logger.inject_lambda_context(clear_state=True)

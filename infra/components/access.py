@@ -18,6 +18,8 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sqs as sqs
 
 from cdp import topology
+from cdp.audiences.catalog_source import CATALOG_PREFIX
+from cdp.audiences.models import AUDIENCES_PREFIX, DEFINITIONS_PREFIX
 from cdp.imports import keys as imports
 from infra.config import DeployConfig
 from infra.nag import XRAY_REASON, acknowledge, arn_ref
@@ -79,6 +81,13 @@ def _profile_writer(fn: lambda_.Function, r: Resources) -> None:
     r.bus.grant_put_events_to(fn)
 
 
+def _tag_engine(fn: lambda_.Function, r: Resources) -> None:
+    """tag_update / tag_sweep: tags and history on profiles, changes on the bus, the catalog and dynamic audiences."""
+    _profile_writer(fn, r)
+    _read(fn, r, CATALOG_PREFIX)
+    _read(fn, r, DEFINITIONS_PREFIX)
+
+
 def _train(fn: lambda_.Function, r: Resources) -> None:
     r.profiles.grant_read_data(fn)
     _read(fn, r, topology.EXPORTS_PREFIX)
@@ -89,6 +98,10 @@ def _scoring(fn: lambda_.Function, r: Resources) -> None:
     r.profiles.grant_read_write_data(fn)  # writes predictive tags back onto profiles
     _read(fn, r, topology.MODELS_PREFIX)
     _read(fn, r, topology.EXPORTS_PREFIX)
+    # predictive tags follow the scores: the tag engine's catalog, dynamic audiences and bus announcements
+    _read(fn, r, CATALOG_PREFIX)
+    _read(fn, r, DEFINITIONS_PREFIX)
+    r.bus.grant_put_events_to(fn)
 
 
 def _campaign(fn: lambda_.Function, r: Resources) -> None:
@@ -97,6 +110,16 @@ def _campaign(fn: lambda_.Function, r: Resources) -> None:
     _read(fn, r, topology.EXPORTS_PREFIX)
     _read(fn, r, topology.MODELS_PREFIX)
     _read_write(fn, r, topology.CAMPAIGNS_PREFIX)
+    _read(fn, r, AUDIENCES_PREFIX)  # a request may name a stored audience: its definition and snapshots
+
+
+def _audience_api(fn: lambda_.Function, r: Resources) -> None:
+    """Audience packages: definitions and snapshots under audiences/ (deletes are tombstones: no delete right),
+    the brand's tag catalog (read), profiles and timelines (read: sizes, previews, exports)."""
+    r.profiles.grant_read_data(fn)
+    _read_write(fn, r, AUDIENCES_PREFIX)
+    _read(fn, r, CATALOG_PREFIX)
+    r.api_keys.grant_read(fn)
 
 
 def _send(fn: lambda_.Function, r: Resources) -> None:
@@ -178,8 +201,8 @@ def _platform_pull(fn: lambda_.Function, r: Resources) -> None:
 GRANTS: Mapping[str, Grant] = {
     topology.INGEST.key: _ingest,
     topology.IDENTITY_MERGE.key: _profile_writer,
-    topology.TAG_UPDATE.key: _profile_writer,
-    topology.TAG_SWEEP.key: _profile_writer,
+    topology.TAG_UPDATE.key: _tag_engine,
+    topology.TAG_SWEEP.key: _tag_engine,
     topology.TRAIN.key: _train,
     topology.SCORING.key: _scoring,
     topology.CAMPAIGN.key: _campaign,
@@ -188,6 +211,7 @@ GRANTS: Mapping[str, Grant] = {
     topology.OPERATIONS.key: _operations,
     topology.FILE_IMPORT.key: _file_import,
     topology.PLATFORM_PULL.key: _platform_pull,
+    topology.AUDIENCE_API.key: _audience_api,
 }
 
 

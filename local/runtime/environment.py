@@ -59,6 +59,8 @@ ALL_SCOPES = (
     "identity:merge",
     "privacy:erase",
     "operations:replay",
+    "audiences:read",
+    "audiences:write",
 )
 
 # Process-wide settings (not per function) that make moto and Powertools behave locally.

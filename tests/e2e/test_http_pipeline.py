@@ -52,7 +52,7 @@ def test_channels_become_one_person_with_facts_and_tags(runtime: LocalRuntime, p
     assert profile is not None
     assert profile.facts.order_count == 1 and profile.facts.spend_minor == 27800
     assert profile.tags["lifecycle"].value in {"growth", "dormant", "churned"}
-    assert "rfm_score" in profile.tags
+    assert {"rfm_recency", "rfm_frequency", "rfm_monetary", "rfm_segment"} <= set(profile.tags)
     assert len(profiles.timeline(profile)) == 3
 
 

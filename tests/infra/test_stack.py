@@ -199,7 +199,14 @@ def test_grants_are_least_privilege_per_function(synth: Synth) -> None:
         actions = actions_of(spec)
         if spec is not topology.SEND:
             assert not {"ses:SendEmail", "sms-voice:SendTextMessage"} & actions, spec.key
-        readers = (topology.INGEST, topology.PROFILE_API, topology.OPERATIONS, topology.PLATFORM_PULL, topology.SEND)
+        readers = (
+            topology.INGEST,
+            topology.PROFILE_API,
+            topology.OPERATIONS,
+            topology.PLATFORM_PULL,
+            topology.SEND,
+            topology.AUDIENCE_API,
+        )
         if spec not in readers:
             assert "secretsmanager:GetSecretValue" not in actions, spec.key
         # And no function gets wildcard S3 actions, nor delete rights but the profile API's erasure

@@ -133,3 +133,26 @@ def _platform_answer(data: Any) -> None:
 
 EXTRA_VALIDATORS["tmall/taobao"] = _platform_answer  # the key is the path up to the first dot of the method name
 EXTRA_VALIDATORS["jd/jingdong"] = _platform_answer
+
+
+def _tag_engine_event(name: str) -> Callable[[Any], None]:
+    """lifecycle.changed, audience.entered / audience.exited: published by the tag engine (cdp.tags.service)."""
+
+    def check(data: Any) -> None:
+        from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
+
+        from cdp.shared.envelope import EventMetadata
+        from cdp.tags.service import AudienceEntered, AudienceExited, TagTransition
+
+        model = {"lifecycle_changed": TagTransition, "audience_entered": AudienceEntered}.get(name, AudienceExited)
+        envelope = EventBridgeModel.model_validate(data)
+        assert envelope.detail_type == model.event_name and envelope.source == model.event_source
+        EventMetadata.model_validate(envelope.detail["metadata"])
+        parsed = model.model_validate(envelope.detail["data"])
+        assert parsed.model_dump(mode="json") == envelope.detail["data"]  # `from` round-trips under its own name
+
+    return check
+
+
+for _name in ("lifecycle_changed", "audience_entered", "audience_exited"):
+    EXTRA_VALIDATORS[f"eventbridge/{_name}"] = _tag_engine_event(_name)

@@ -79,7 +79,12 @@ class IdentitySettings(Observability, ProfilesTable, EventBus, IdentityDeadLette
     pass
 
 
-class TagSettings(Observability, ProfilesTable, EventBus, TagDeadLetters):
+class TagSettings(Observability, ProfilesTable, EventBus, DataBucket):
+    """The tag engine's ports: profiles (tags, history), the bus (changes), dynamic audiences (in the data bucket).
+    tag_sweep and scoring's predictive-tag refresh read these; tag_update adds its dead-letter queue."""
+
+
+class TagUpdateSettings(TagSettings, TagDeadLetters):
     pass
 
 
@@ -97,6 +102,10 @@ class SendSettings(Observability, ProfilesTable, LedgerTable, DataBucket, Sender
 
 class ProfileApiSettings(Observability, ProfilesTable, LedgerTable, DataBucket, EventBus, ApiKeys, PhoneRegion):
     """The profile API: reads and edits profiles, runs identity operations, and erases/exports (privacy)."""
+
+
+class AudienceApiSettings(Observability, ProfilesTable, DataBucket, ApiKeys):
+    """Audience packages: definitions and snapshots in the data bucket, sizes and previews over the profiles."""
 
 
 class QueueUrls(_Env):

@@ -73,6 +73,11 @@ PERSON_ERASED = "person.erased"  # a person was erased (privacy): downstream sys
 IDENTIFIER_QUARANTINED = "identifier.quarantined"
 IDENTITY_CHANGED = "identity_changed"  # ProfileUpdated.event_type after a split or a manual identity operation
 TAGS_CHANGED = "tags.changed"
+# Published by the tag engine (source cdp.tags) on value changes: a catalog definition's `emits` names its event
+# (the bundled lifecycle tag emits lifecycle.changed); dynamic audience memberships announce entry and exit.
+LIFECYCLE_CHANGED = "lifecycle.changed"
+AUDIENCE_ENTERED = "audience.entered"
+AUDIENCE_EXITED = "audience.exited"
 
 # ---- queues -----------------------------------------------------------------------------------------------
 
@@ -143,14 +148,14 @@ TAG_UPDATE = FunctionSpec(
     "tag_update",
     "TagUpdateFunction",
     "functions.tag_update.handler.lambda_handler",
-    env=(*_COMMON_ENV, PROFILES_TABLE.env_var, EVENT_BUS_ENV, TAG_QUEUE.dlq_env),
+    env=(*_COMMON_ENV, PROFILES_TABLE.env_var, EVENT_BUS_ENV, DATA_BUCKET_ENV, TAG_QUEUE.dlq_env),
     timeout_s=60,
 )
 TAG_SWEEP = FunctionSpec(
     "tag_sweep",
     "TagSweepFunction",
     "functions.tag_sweep.handler.lambda_handler",
-    env=(*_COMMON_ENV, PROFILES_TABLE.env_var, EVENT_BUS_ENV),
+    env=(*_COMMON_ENV, PROFILES_TABLE.env_var, EVENT_BUS_ENV, DATA_BUCKET_ENV),
     timeout_s=300,
 )
 TRAIN = FunctionSpec(
@@ -166,7 +171,7 @@ SCORING = FunctionSpec(
     "scoring",
     "ScoringFunction",
     "functions.scoring.handler.lambda_handler",
-    env=(*_COMMON_ENV, PROFILES_TABLE.env_var, DATA_BUCKET_ENV),
+    env=(*_COMMON_ENV, PROFILES_TABLE.env_var, DATA_BUCKET_ENV, EVENT_BUS_ENV),  # the bus: predictive tag changes
     layers=("domain", "deps", "ml"),
     memory_mb=1769,
     timeout_s=300,
@@ -230,6 +235,15 @@ OPERATIONS = FunctionSpec(
     timeout_s=29,  # the HTTP API's limit: replays run in pages (`next_after`)
 )
 
+AUDIENCE_API = FunctionSpec(
+    "audience_api",
+    "AudienceApiFunction",
+    "functions.audience_api.handler.lambda_handler",
+    env=(*_COMMON_ENV, PROFILES_TABLE.env_var, DATA_BUCKET_ENV, API_KEYS_SECRET_ENV),
+    memory_mb=1769,  # a full vCPU: size estimates and previews evaluate rules on scanned profiles
+    timeout_s=29,  # the HTTP API's limit: size estimates sample segments to stay well inside it
+)
+
 FILE_IMPORT = FunctionSpec(
     "file_import",
     "FileImportFunction",
@@ -260,6 +274,7 @@ FUNCTIONS = (
     OPERATIONS,
     FILE_IMPORT,
     PLATFORM_PULL,
+    AUDIENCE_API,
 )
 FUNCTIONS_BY_KEY = {f.key: f for f in FUNCTIONS}
 
@@ -293,6 +308,7 @@ API_ROUTES: tuple[tuple[str, str, str], ...] = (
     ("PATCH", "/v1/profiles/{person_id}", PROFILE_API.key),
     ("DELETE", "/v1/profiles/{person_id}", PROFILE_API.key),
     ("GET", "/v1/profiles/{person_id}/timeline", PROFILE_API.key),
+    ("GET", "/v1/profiles/{person_id}/tags", PROFILE_API.key),  # tags as of a past time (tag history)
     ("GET", "/v1/profiles/{person_id}/export", PROFILE_API.key),
     ("POST", "/v1/profiles/{person_id}/unmerge", PROFILE_API.key),
     ("DELETE", "/v1/profiles/{person_id}/identifiers/{type}/{value}", PROFILE_API.key),
@@ -304,6 +320,16 @@ API_ROUTES: tuple[tuple[str, str, str], ...] = (
     ("GET", "/v1/admin/dead-letters", OPERATIONS.key),
     ("POST", "/v1/admin/dead-letters/redrive", OPERATIONS.key),
     ("POST", "/v1/admin/replay", OPERATIONS.key),
+    # audience packages: define, validate, size, preview, export (scopes audiences:read / audiences:write)
+    ("POST", "/v1/audiences", AUDIENCE_API.key),
+    ("GET", "/v1/audiences", AUDIENCE_API.key),
+    ("POST", "/v1/audiences/validate", AUDIENCE_API.key),
+    ("GET", "/v1/audiences/{audience_id}", AUDIENCE_API.key),
+    ("DELETE", "/v1/audiences/{audience_id}", AUDIENCE_API.key),
+    ("POST", "/v1/audiences/{audience_id}/size", AUDIENCE_API.key),
+    ("GET", "/v1/audiences/{audience_id}/preview", AUDIENCE_API.key),
+    ("POST", "/v1/audiences/{audience_id}/export", AUDIENCE_API.key),
+    ("GET", "/v1/audiences/{audience_id}/snapshots", AUDIENCE_API.key),
 )
 """(method, path, function key): the HTTP API routes, each integrated with one function from FUNCTIONS."""
 
@@ -327,19 +353,14 @@ EVENT_RECEIVED_RULE = BusRuleSpec(
     IDENTITY_QUEUE,
     IDENTITY_MERGE,
 )
-# Built-in tags (lifecycle, RFM, purchase windows) change only with orders, returns and merges (a test holds the
-# tag functions to that), so other events never wake tag_update; time-driven changes come from the sweep.
-TAG_TRIGGER_EVENT_TYPES = ("order_placed", "order_returned", IDENTITY_CHANGED)
+# Every profile change wakes tag_update, whatever the event type: dynamic audiences are defined at run time (S3) and
+# may read any attribute or event, so a list fixed at deploy time would miss them. tag_update decides per event type
+# what can change (catalog triggers + audience conditions) and skips with no read at all when nothing can
+# (metric TagUpdatesSkipped). Time-driven changes come from the sweep.
 PROFILE_UPDATED_RULE = BusRuleSpec(
     "ProfileUpdatedRule",
     "cdp-profile-updated",
-    {
-        "source": [SOURCE_IDENTITY],
-        "$or": [
-            {"detail-type": [PROFILE_MERGED]},
-            {"detail-type": [PROFILE_UPDATED], "detail": {"data": {"event_type": list(TAG_TRIGGER_EVENT_TYPES)}}},
-        ],
-    },
+    {"source": [SOURCE_IDENTITY], "detail-type": [PROFILE_UPDATED, PROFILE_MERGED]},
     TAG_QUEUE,
     TAG_UPDATE,
 )
@@ -406,6 +427,14 @@ SCHEDULES = (
         input=f'{{"model_name": "{DEFAULT_MODEL_NAME}", "window_days": 30}}',
     ),
     ScheduleSpec("HourlyTagSweepSchedule", "cdp-hourly-tag-sweep", "rate(1 hour)", target_function=TAG_SWEEP),
+    # every person's tags in full, batch-freshness tags (timing, cake months) included, before the nightly score
+    ScheduleSpec(
+        "NightlyTagRefreshSchedule",
+        "cdp-nightly-tag-refresh",
+        "cron(0 1 * * ? *)",
+        target_function=TAG_SWEEP,
+        input='{"full": true}',
+    ),
     # Tmall/Taobao/JD shops (cdp.connectors.platforms): each run pulls what changed since the shop's cursor
     ScheduleSpec(
         "PlatformPullSchedule",

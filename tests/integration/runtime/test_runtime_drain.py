@@ -122,7 +122,7 @@ def test_consumer_publishing_feeds_the_next_rule_until_quiet(runtime: LocalRunti
             {
                 "Source": topology.SOURCE_IDENTITY,
                 "DetailType": topology.PROFILE_UPDATED,
-                "Detail": json.dumps({"data": {"person_id": "p1", "event_type": topology.TAG_TRIGGER_EVENT_TYPES[0]}}),
+                "Detail": json.dumps({"data": {"person_id": "p1", "event_type": "order_placed"}}),
                 "EventBusName": topology.EVENT_BUS_LOCAL_NAME,
             }
             for r in event["Records"]

@@ -54,8 +54,19 @@ class TagCondition(_Frozen):
 
 
 class Audience(_Frozen):
-    """all_of AND (any_of, when given) AND NOT any(none_of), plus marketing consent on one channel."""
+    """all_of AND (any_of, when given) AND NOT any(none_of), plus marketing consent on one channel; with
+    `audience_id`, also a member of that stored audience package (cdp.audiences): of a dynamic one, by its
+    membership tag `audience:<id>`; of a static one, by its latest snapshot (or `snapshot_id`), each member re-resolved
+    through merges."""
 
+    audience_id: str | None = Field(
+        default=None, pattern=r"^[a-z][a-z0-9_]{0,63}$", description="a stored audience (POST /v1/audiences)"
+    )
+    snapshot_id: str | None = Field(
+        default=None,
+        pattern=r"^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}$",
+        description="static audience: this snapshot instead of the latest",
+    )
     all_of: list[TagCondition] = Field(default_factory=list, max_length=50)
     any_of: list[TagCondition] = Field(default_factory=list, max_length=50)
     none_of: list[TagCondition] = Field(default_factory=list, max_length=50)
@@ -63,7 +74,14 @@ class Audience(_Frozen):
         default=None, description="channel whose marketing opt-in is required; defaults to touch1's channel"
     )
 
+    @model_validator(mode="after")
+    def _snapshot_needs_audience(self) -> Audience:
+        if self.snapshot_id is not None and self.audience_id is None:
+            raise ValueError("snapshot_id needs audience_id (the audience whose snapshot it is)")
+        return self
+
     def matches(self, profile: Profile) -> bool:
+        """The tag conditions (membership of `audience_id` is checked where the audience is resolved)."""
         return (
             all(c.matches(profile) for c in self.all_of)
             and (not self.any_of or any(c.matches(profile) for c in self.any_of))
@@ -156,9 +174,22 @@ class AudienceCounts(_Frozen):
     unscored: int = Field(description="selected persons without a score (ranked last)")
 
 
+class AudienceSource(_Frozen):
+    """The stored audience a run selected from, as it was at selection."""
+
+    audience_id: str
+    kind: Literal["static", "dynamic"]
+    version: int = Field(description="the definition's version at selection")
+    snapshot_id: str | None = Field(default=None, description="static: the snapshot whose members were read")
+    snapshot_as_of: UtcDatetime | None = None
+    snapshot_count: int | None = Field(default=None, description="static: members in the snapshot")
+    resolved: int = Field(description="members that resolved to a live person (after merges, deduplicated)")
+
+
 class AudienceManifest(_Frozen):
     run_id: str
     request: CampaignRequest
+    audience: AudienceSource | None = Field(default=None, description="when the request named an audience_id")
     selected_at: UtcDatetime
     sent_at: UtcDatetime = Field(description="reference time of the conversion window, the same for both groups")
     counts: AudienceCounts

@@ -9,18 +9,20 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from cdp import topology
+from cdp.audiences.store import AudienceStore
 from cdp.campaigns.models import (
     TOUCH1,
     TOUCH2,
     AudienceCounts,
     AudienceDocument,
     AudienceManifest,
+    AudienceSource,
     BatchRef,
     CampaignCommand,
     CampaignRequest,
@@ -39,11 +41,12 @@ from cdp.campaigns.models import (
     dump,
 )
 from cdp.campaigns.ports import ArtifactStore
-from cdp.errors import InvalidInputError, NotFoundError
+from cdp.errors import CdpError, InvalidInputError, NotFoundError
 from cdp.ingest.events import OrderPlacedEvent
 from cdp.observability import logger
 from cdp.profile.models import Profile
 from cdp.profile.ports import ProfileReader
+from cdp.tags.evaluate import audience_tag
 
 # ---- artifact keys ------------------------------------------------------------------------------------------
 
@@ -150,14 +153,91 @@ def _selection(doc: AudienceDocument) -> SelectResult:
     )
 
 
+class AudienceWiringError(CdpError):
+    """The request names a stored audience but the campaign function was given no audience store."""
+
+
+@dataclass
+class _Candidates:
+    """Who may be selected: every profile (scan), the live members of a dynamic audience, or a snapshot's members
+    re-resolved through merges. `resolved` counts the distinct live persons the audience contributed."""
+
+    profiles: Iterator[Profile]
+    source: AudienceSource | None = None
+    request: CampaignRequest | None = None  # the request with the snapshot it reads made explicit
+    resolved: set[str] = field(default_factory=set)
+
+
+def _scan(request: CampaignRequest, profiles: ProfileReader) -> Iterator[Profile]:
+    for shard in range(request.scan_segments):
+        yield from profiles.scan_shard(shard, request.scan_segments)
+
+
+def _candidates(request: CampaignRequest, profiles: ProfileReader, audiences: AudienceStore | None) -> _Candidates:
+    audience_id, snapshot_id = request.audience.audience_id, request.audience.snapshot_id
+    if audience_id is None:
+        return _Candidates(_scan(request, profiles))
+    if audiences is None:
+        raise AudienceWiringError(f"the request names audience {audience_id!r} but no audience store is configured")
+    try:
+        stored = audiences.get(audience_id)
+    except NotFoundError as exc:
+        raise InvalidInputError(f"no audience {audience_id!r}", "audience.audience_id") from exc
+    kind = stored.definition.kind
+    out = _Candidates(iter(()))
+    if kind == "dynamic" and snapshot_id is None:  # the live membership, as tag_update keeps it
+        tag = audience_tag(audience_id)
+
+        def live() -> Iterator[Profile]:
+            for profile in _scan(request, profiles):
+                value = profile.tags.get(tag)
+                if value is not None and value.value is True:
+                    out.resolved.add(profile.person_id)
+                    yield profile
+
+        out.profiles = live()
+        out.source = AudienceSource(audience_id=audience_id, kind=kind, version=stored.version, resolved=0)
+        return out
+    try:
+        manifest = (
+            audiences.snapshot(audience_id, snapshot_id) if snapshot_id else audiences.latest_snapshot(audience_id)
+        )
+    except NotFoundError as exc:
+        raise InvalidInputError(str(exc), "audience.snapshot_id" if snapshot_id else "audience.audience_id") from exc
+
+    def frozen() -> Iterator[Profile]:
+        for person_id in audiences.members(manifest):
+            profile = profiles.get(person_id)  # follows merged_into: a member merged since is selected as the survivor
+            if profile is not None and not profile.dissolved:
+                out.resolved.add(profile.person_id)
+                yield profile
+
+    out.profiles = frozen()
+    out.source = AudienceSource(
+        audience_id=audience_id,
+        kind=kind,
+        version=stored.version,
+        snapshot_id=manifest.snapshot_id,
+        snapshot_as_of=manifest.as_of,
+        snapshot_count=manifest.count,
+        resolved=0,
+    )
+    out.request = request.model_copy(
+        update={"audience": request.audience.model_copy(update={"snapshot_id": manifest.snapshot_id})}
+    )
+    return out
+
+
 def select_audience(
     request: CampaignRequest,
     profiles: ProfileReader,
     store: ArtifactStore,
     now: datetime,
     execution_name: str | None = None,
+    audiences: AudienceStore | None = None,
 ) -> SelectResult:
-    """Scan, filter, rank, cut to budget, split holdout; write audience.json and the touch1 batches."""
+    """Scan (or read the named audience), filter, rank, cut to budget, split holdout; write audience.json and the
+    touch1 batches."""
     run_id = derive_run_id(request, now, execution_name)
     key = audience_key(run_id)
     if store.exists(key):  # a retried Select must not draw a different audience for the same run
@@ -165,15 +245,19 @@ def select_audience(
         return _selection(AudienceDocument.model_validate(store.get_json(key)))
 
     request = request.model_copy(update={"run_id": run_id})
+    candidates = _candidates(request, profiles, audiences)
+    request = candidates.request or request
     seen: set[str] = set()
     pool: list[Member] = []
-    for shard in range(request.scan_segments):
-        for profile in profiles.scan_shard(shard, request.scan_segments):
-            if profile.person_id in seen or not eligible(request, profile):
-                continue
-            seen.add(profile.person_id)
-            score = profile.scores.get(request.score_model)
-            pool.append(Member(person_id=profile.person_id, score=score.score if score else None))
+    for profile in candidates.profiles:
+        if profile.person_id in seen or not eligible(request, profile):
+            continue
+        seen.add(profile.person_id)
+        score = profile.scores.get(request.score_model)
+        pool.append(Member(person_id=profile.person_id, score=score.score if score else None))
+    source = candidates.source
+    if source is not None:
+        source = source.model_copy(update={"resolved": len(candidates.resolved)})
 
     pool.sort(key=rank_key)
     selected = pool[: capacity(request)]
@@ -190,6 +274,7 @@ def select_audience(
         manifest=AudienceManifest(
             run_id=run_id,
             request=request,
+            audience=source,
             selected_at=now,
             sent_at=now,
             counts=counts,
@@ -203,7 +288,13 @@ def select_audience(
     )
     # audience.json last: its presence means the batches are complete (the retry check above relies on it)
     store.put_json(key, dump(doc))
-    logger.info("audience selected", run_id=run_id, **counts.model_dump())
+    logger.info(
+        "audience selected",
+        run_id=run_id,
+        audience_id=source.audience_id if source else None,
+        snapshot_id=source.snapshot_id if source else None,
+        **counts.model_dump(),
+    )
     return _selection(doc)
 
 
@@ -427,11 +518,15 @@ def summarize(
 
 
 def run_command(
-    command: CampaignCommand, profiles: ProfileReader, store: ArtifactStore, now: datetime
+    command: CampaignCommand,
+    profiles: ProfileReader,
+    store: ArtifactStore,
+    now: datetime,
+    audiences: AudienceStore | None = None,
 ) -> dict[str, Any]:
     """Dispatch one state machine step; returns the JSON the state machine keeps (keys and counts only)."""
     if isinstance(command, CheckCommand):
         return dump(check_conversions(command.run_id, profiles, store, now, command.step, command.touch1_results))
     if isinstance(command, SummarizeCommand):
         return dump(summarize(command.run_id, profiles, store, now, command.touch2_results))
-    return dump(select_audience(command.request, profiles, store, now, command.execution_name))
+    return dump(select_audience(command.request, profiles, store, now, command.execution_name, audiences))

@@ -19,7 +19,18 @@ EDIT_PROFILES_SCOPE = "profiles:write"
 MERGE_SCOPE = "identity:merge"
 ERASE_SCOPE = "privacy:erase"
 REPLAY_SCOPE = "operations:replay"
-SCOPES = (WRITE_SCOPE, READ_PROFILES_SCOPE, EDIT_PROFILES_SCOPE, MERGE_SCOPE, ERASE_SCOPE, REPLAY_SCOPE)
+AUDIENCES_READ_SCOPE = "audiences:read"
+AUDIENCES_WRITE_SCOPE = "audiences:write"
+SCOPES = (
+    WRITE_SCOPE,
+    READ_PROFILES_SCOPE,
+    EDIT_PROFILES_SCOPE,
+    MERGE_SCOPE,
+    ERASE_SCOPE,
+    REPLAY_SCOPE,
+    AUDIENCES_READ_SCOPE,
+    AUDIENCES_WRITE_SCOPE,
+)
 
 
 sign = sign_cdp  # the one x-cdp-signature scheme, shared with the channel connectors

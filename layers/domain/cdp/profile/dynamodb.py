@@ -19,11 +19,12 @@ from cdp.ingest.events import CanonicalEvent, parse_event
 from cdp.org import OrgDirectory, load_org
 from cdp.profile import keys
 from cdp.profile.models import ModelScore, Profile, TagValue
-from cdp.profile.ports import MessageRecord, TimelineEntry, TimelinePage
+from cdp.profile.ports import MessageRecord, ProfileAnnotator, TimelineEntry, TimelinePage
 from cdp.shared.aws import client as default_client
 from cdp.shared.dynamo import batch_write, from_item, to_attr, to_item
 from cdp.shared.time import iso, parse_iso
-from cdp.tags.service import TagStore
+from cdp.tags.history import as_of
+from cdp.tags.ports import TagHistoryEntry, TagStore
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -31,9 +32,11 @@ if TYPE_CHECKING:
 PK = topology.PROFILES_TABLE.partition_key
 SK = topology.PROFILES_TABLE.sort_key
 _MAX_TRANSACTION_ITEMS = 100
+_RACE_REASONS = frozenset({"ConditionalCheckFailed", "TransactionConflict"})  # another writer was first
+_AS_OF_QUERIES = 10  # up to this many named tags: one 1-item query each; more: one query of the whole history
 
 
-class DynamoProfileStore(TagStore, IdentityStore, HistorySink):
+class DynamoProfileStore(TagStore, ProfileAnnotator, IdentityStore, HistorySink):
     def __init__(self, table_name: str, client: DynamoDBClient | None = None, org: OrgDirectory | None = None) -> None:
         self._table = table_name
         self._db: DynamoDBClient = client or default_client("dynamodb")
@@ -213,15 +216,17 @@ class DynamoProfileStore(TagStore, IdentityStore, HistorySink):
             for item in self._query_prefix(keys.person_pk(person_id), keys.MESSAGE_PREFIX)
         ]
 
-    def due_for_tag_refresh(self, now: datetime) -> Iterator[str]:
+    def due_for_tag_refresh(self, now: datetime, shard: int = 0, total_shards: int = 1) -> Iterator[str]:
         """Profiles whose next tag change is due (a filtered parallel-scan segment; see README for the scale path)."""
         paginator = self._db.get_paginator("scan")
+        segment: dict[str, Any] = {"Segment": shard, "TotalSegments": total_shards} if total_shards > 1 else {}
         pages = paginator.paginate(
             TableName=self._table,
             FilterExpression="#sk = :profile AND next_tag_expiry <= :now AND attribute_not_exists(merged_into)",
             ExpressionAttributeNames={"#sk": SK},
             ExpressionAttributeValues={":profile": {"S": keys.PROFILE_SK}, ":now": {"S": iso(now)}},
             ProjectionExpression="person_id",
+            **segment,
         )
         try:
             for page in pages:
@@ -229,6 +234,94 @@ class DynamoProfileStore(TagStore, IdentityStore, HistorySink):
                     yield item["person_id"]["S"]
         except (ClientError, BotoCoreError) as exc:
             raise StoreError(f"tag refresh scan failed: {exc}") from exc
+
+    # ---- tag engine: tags with their history in one write, as-of reads (cdp.tags.history) ---------------------
+
+    def write_tags(
+        self,
+        person_id: str,
+        expected_version: int,
+        tags: Mapping[str, TagValue],
+        next_expiry: datetime | None,
+        history: Sequence[TagHistoryEntry],
+    ) -> None:
+        values: dict[str, Any] = {
+            ":tags": {k: v.model_dump(mode="json") for k, v in tags.items()},
+            ":one": 1,
+            ":expected": expected_version,
+        }
+        expression = "SET tags = :tags, #version = #version + :one"
+        if next_expiry is not None:
+            expression += ", next_tag_expiry = :exp"
+            values[":exp"] = iso(next_expiry)
+        else:
+            expression += " REMOVE next_tag_expiry"
+        update: dict[str, Any] = {
+            "TableName": self._table,
+            "Key": {PK: {"S": keys.person_pk(person_id)}, SK: {"S": keys.PROFILE_SK}},
+            "UpdateExpression": expression,
+            "ConditionExpression": "#version = :expected",
+            "ExpressionAttributeNames": {"#version": "version"},
+            "ExpressionAttributeValues": {k: to_attr(v) for k, v in values.items()},
+        }
+        items = [to_item(_tag_history_item(person_id, entry)) for entry in history]
+        # The profile update and (up to) 99 history items commit together; a longer history (a first full
+        # evaluation with many audiences) appends the rest right after.
+        inline, rest = items[: _MAX_TRANSACTION_ITEMS - 1], items[_MAX_TRANSACTION_ITEMS - 1 :]
+        try:
+            if inline:
+                puts = [{"Put": {"TableName": self._table, "Item": item}} for item in inline]
+                self._db.transact_write_items(TransactItems=[{"Update": update}, *puts])  # type: ignore[typeddict-item,list-item]
+            else:
+                self._db.update_item(**update)
+        except ClientError as exc:
+            code = exc.response["Error"]["Code"]
+            reasons = {r.get("Code") for r in exc.response.get("CancellationReasons", [])}
+            lost = code == "TransactionCanceledException" and bool(_RACE_REASONS & reasons)
+            if code == "ConditionalCheckFailedException" or lost:
+                raise ConflictError(f"tags of {person_id}: the profile moved past version {expected_version}") from exc
+            raise StoreError(f"tag write of {person_id} failed: {exc}") from exc
+        except BotoCoreError as exc:
+            raise StoreError(f"tag write of {person_id} failed: {exc}") from exc
+        if rest:
+            self._batch_put(rest)
+
+    def tag_history(
+        self, person_id: str, names: Sequence[str] | None = None, cause: str | None = None
+    ) -> list[TagHistoryEntry]:
+        pk = keys.person_pk(person_id)
+        if names is None:
+            items = self._query_prefix(pk, keys.TAG_HISTORY_PREFIX)
+        else:
+            items = [item for name in names for item in self._query_prefix(pk, keys.tag_history_prefix(name))]
+        entries = [_to_history(item) for item in items]
+        if cause is not None:
+            entries = [e for e in entries if e.cause == cause]
+        return sorted(entries, key=lambda e: (e.at, e.tag))
+
+    def tags_as_of(self, person_id: str, at: datetime, names: Sequence[str] | None = None) -> dict[str, TagValue]:
+        if names is None or len(names) > _AS_OF_QUERIES:
+            return as_of(self.tag_history(person_id), at, names)
+        out: dict[str, TagValue] = {}
+        for name in names:  # one item per tag: the newest change at or before `at`
+            prefix = keys.tag_history_prefix(name)
+            try:
+                response = self._db.query(
+                    TableName=self._table,
+                    KeyConditionExpression="#pk = :pk AND #sk BETWEEN :low AND :high",
+                    ExpressionAttributeNames={"#pk": PK, "#sk": SK},
+                    ExpressionAttributeValues={
+                        ":pk": {"S": keys.person_pk(person_id)},
+                        ":low": {"S": prefix},
+                        ":high": {"S": keys.tag_history_sk(name, at)},
+                    },
+                    ScanIndexForward=False,
+                    Limit=1,
+                )
+            except (ClientError, BotoCoreError) as exc:
+                raise StoreError(f"tag history of {person_id} failed: {exc}") from exc
+            out.update(as_of([_to_history(from_item(i)) for i in response.get("Items", [])], at))
+        return dict(sorted(out.items()))
 
     # ---- identity store -----------------------------------------------------------------------------------
 
@@ -402,6 +495,25 @@ def _transaction(
         }
         extra.append(_put(table, {k: v for k, v in review.items() if v is not None}))
     return core, extra
+
+
+def _tag_history_item(person_id: str, entry: TagHistoryEntry) -> dict[str, Any]:
+    item = {
+        PK: keys.person_pk(person_id),
+        SK: keys.tag_history_sk(entry.tag, entry.at),
+        "tag": entry.tag,
+        "old": entry.old,
+        "new": entry.new,
+        "at": iso(entry.at),
+        "cause": entry.cause,
+    }
+    return {k: v for k, v in item.items() if v is not None}
+
+
+def _to_history(item: dict[str, Any]) -> TagHistoryEntry:
+    return TagHistoryEntry(
+        tag=item["tag"], old=item.get("old"), new=item.get("new"), at=parse_iso(item["at"]), cause=item.get("cause", "")
+    )
 
 
 def _identifier_item(namespace: str, record: IdentifierRecord) -> dict[str, Any]:

@@ -21,6 +21,7 @@ MESSAGE_PREFIX = "M#"
 LINEAGE_PREFIX = "L#"
 EDIT_PREFIX = "A#"
 REVIEW_PREFIX = "Q#"
+TAG_HISTORY_PREFIX = "H#"  # H#{tag}#{iso time}: one item per tag value change (cdp.tags.history)
 
 
 def person_pk(person_id: str) -> str:
@@ -64,6 +65,14 @@ def lineage_sk(at: datetime, digest: str) -> str:
 
 def edit_sk(at: datetime, edit_id: str) -> str:
     return f"{EDIT_PREFIX}{iso(at)}#{edit_id}"
+
+
+def tag_history_prefix(tag: str) -> str:
+    return f"{TAG_HISTORY_PREFIX}{tag}#"
+
+
+def tag_history_sk(tag: str, at: datetime) -> str:
+    return f"{tag_history_prefix(tag)}{iso(at)}"
 
 
 def review_sk(identifier_key: str) -> str:

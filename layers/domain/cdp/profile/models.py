@@ -139,7 +139,7 @@ class ProfileFacts(BaseModel):
 
 
 class TagValue(BaseModel):
-    value: str | int | bool
+    value: str | int | float | bool  # float: a tag copying a model score
     since: datetime
     expires_at: datetime | None = None
 

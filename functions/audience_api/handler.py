@@ -1,0 +1,271 @@
+"""HTTP API: audience packages — define, validate, size, preview, export and list snapshots (see cdp.audiences)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+from urllib.parse import unquote
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel
+
+from cdp.audiences.api import AudienceErrorBody, audience_id, int_query, json_body, options
+from cdp.audiences.catalog_source import CatalogSource
+from cdp.audiences.models import (
+    DEFAULT_SEGMENTS,
+    AudienceDefinition,
+    AudienceList,
+    ExportRequest,
+    Preview,
+    SizeEstimate,
+    SizeRequest,
+    SnapshotList,
+    SnapshotManifest,
+    StoredAudience,
+    ValidationReport,
+)
+from cdp.audiences.service import MAX_PREVIEW, AudienceInUseError, AudienceService, authorize_audiences
+from cdp.audiences.store import AudienceStore
+from cdp.audiences.validation import AudienceInvalidError
+from cdp.errors import (
+    AuthenticationError,
+    ForbiddenError,
+    InvalidInputError,
+    NotFoundError,
+    RetryableError,
+)
+from cdp.ingest.auth import authenticate
+from cdp.ingest.aws import SecretsManagerKeyring
+from cdp.observability import logger, metrics, tracer
+from cdp.org import load_org
+from cdp.profile.dynamodb import DynamoProfileStore
+from cdp.settings import AudienceApiSettings, get_settings
+from cdp.shared.aws import S3ObjectStore
+from cdp.shared.openapi import body, query, responses
+from cdp.shared.time import utc_now
+from functions.request_body import raw_body, text_body
+
+app = APIGatewayHttpResolver(enable_validation=False)
+
+
+@dataclass(frozen=True)
+class Dependencies:
+    service: AudienceService
+    keyring: SecretsManagerKeyring
+
+
+@cache
+def dependencies() -> Dependencies:
+    s = get_settings(AudienceApiSettings)
+    objects = S3ObjectStore(s.data_bucket)
+    service = AudienceService(
+        AudienceStore(objects), DynamoProfileStore(s.profiles_table, org=load_org()), CatalogSource(objects)
+    )
+    return Dependencies(service=service, keyring=SecretsManagerKeyring(s.api_keys_secret_id))
+
+
+def _service(*, write: bool = False) -> AudienceService:
+    event = app.current_event
+    headers = {k.lower(): v for k, v in (event.headers or {}).items()}
+    client = authenticate(headers, raw_body(event), dependencies().keyring, utc_now(), require=None)
+    logger.append_keys(client=client.name)
+    authorize_audiences(client, write=write)
+    return dependencies().service
+
+
+def _query(name: str) -> str | None:
+    return (app.current_event.query_string_parameters or {}).get(name)
+
+
+def _id(value: str) -> str:
+    found = audience_id(unquote(value))
+    logger.append_keys(audience_id=found)
+    return found
+
+
+def _ok(model: BaseModel, status: int = 200) -> Response[str]:
+    return _json(status, model.model_dump_json())
+
+
+def _docs(ok: dict[int, tuple[Any, str]], errors: tuple[int, ...]) -> dict[int, Any]:
+    """`responses(...)` with the audience meanings of 404/409 and the 422 that lists every problem."""
+    out = responses(ok, [s for s in errors if s != 422])
+    if 404 in out:
+        out[404]["description"] = "no such audience (or snapshot)"
+    if 409 in out:
+        out[409]["description"] = "other audiences reference this one"
+    if 422 in errors:
+        out[422] = {
+            "description": "the definition is wrong: `errors` names every problem with its field path",
+            "content": {"application/json": {"model": AudienceErrorBody}},
+        }
+    return out
+
+
+@app.post(
+    "/v1/audiences",
+    summary="Define an audience, or update it (the version goes up by one)",
+    tags=["audiences"],
+    responses=_docs({200: (StoredAudience, "updated"), 201: (StoredAudience, "created")}, (400, 401, 403, 422, 503)),
+    openapi_extensions=body(AudienceDefinition, "AudienceDefinition"),
+)
+def define() -> Response[str]:
+    service = _service(write=True)
+    stored = service.define(json_body(text_body(app.current_event)))
+    return _ok(stored, 201 if stored.created_at == stored.updated_at else 200)
+
+
+@app.get(
+    "/v1/audiences",
+    summary="Every audience (latest versions)",
+    tags=["audiences"],
+    responses=_docs({200: (AudienceList, "ok")}, (400, 401, 403, 503)),
+)
+def list_audiences() -> Response[str]:
+    return _ok(_service().list())
+
+
+@app.post(
+    "/v1/audiences/validate",
+    summary="Check a definition against the tag catalog and the other audiences, without saving it",
+    tags=["audiences"],
+    responses=_docs(
+        {200: (ValidationReport, "the report: valid, or every error with its field path")}, (400, 401, 403, 503)
+    ),
+    openapi_extensions=body(AudienceDefinition, "AudienceDefinition"),
+)
+def validate() -> Response[str]:
+    service = _service()
+    return _ok(service.validate(json_body(text_body(app.current_event))))
+
+
+@app.get(
+    "/v1/audiences/<audience_id>",
+    summary="An audience's definition with its version and times",
+    tags=["audiences"],
+    responses=_docs({200: (StoredAudience, "ok")}, (400, 401, 403, 404, 503)),
+)
+def get_audience(audience_id: str) -> Response[str]:
+    service = _service()
+    return _ok(service.get(_id(audience_id)))
+
+
+@app.delete(
+    "/v1/audiences/<audience_id>",
+    summary="Delete an audience (its snapshots stay; defining it again continues its versions)",
+    tags=["audiences"],
+    responses=_docs({200: (StoredAudience, "the tombstone")}, (400, 401, 403, 404, 409, 503)),
+)
+def delete_audience(audience_id: str) -> Response[str]:
+    service = _service(write=True)
+    return _ok(service.delete(_id(audience_id)))
+
+
+@app.post(
+    "/v1/audiences/<audience_id>/size",
+    summary="Estimate the size: exact when the table is small, else a segment sample with a 95% interval",
+    tags=["audiences"],
+    responses=_docs({200: (SizeEstimate, "ok")}, (400, 401, 403, 404, 503)),
+    openapi_extensions=body(SizeRequest, "SizeRequest", description="optional: an empty body takes the defaults"),
+)
+def size(audience_id: str) -> Response[str]:
+    service = _service()
+    request = options(SizeRequest, text_body(app.current_event))
+    return _ok(service.size(_id(audience_id), request))
+
+
+@app.get(
+    "/v1/audiences/<audience_id>/preview",
+    summary="Up to `limit` members with key traits (PII masked) and the values the condition reads",
+    tags=["audiences"],
+    responses=_docs({200: (Preview, "ok")}, (400, 401, 403, 404, 503)),
+    openapi_extensions=query(limit=f"1-{MAX_PREVIEW} (default 10)", segments="parallel scan segments, 1-1000"),
+)
+def preview(audience_id: str) -> Response[str]:
+    service = _service()
+    limit = int_query("limit", _query("limit"), 10, 1, MAX_PREVIEW)
+    segments = int_query("segments", _query("segments"), DEFAULT_SEGMENTS, 1, 1000)
+    return _ok(service.preview(_id(audience_id), limit, segments))
+
+
+@app.post(
+    "/v1/audiences/<audience_id>/export",
+    summary="Freeze the current members into a snapshot (members files, then the manifest)",
+    tags=["audiences"],
+    responses=_docs({201: (SnapshotManifest, "the snapshot's manifest")}, (400, 401, 403, 404, 503)),
+    openapi_extensions=body(ExportRequest, "ExportRequest", description="optional: an empty body takes the defaults"),
+)
+def export(audience_id: str) -> Response[str]:
+    service = _service(write=True)
+    request = options(ExportRequest, text_body(app.current_event))
+    return _ok(service.export(_id(audience_id), request), 201)
+
+
+@app.get(
+    "/v1/audiences/<audience_id>/snapshots",
+    summary="An audience's snapshots, newest first",
+    tags=["audiences"],
+    responses=_docs({200: (SnapshotList, "ok")}, (400, 401, 403, 404, 503)),
+)
+def snapshots(audience_id: str) -> Response[str]:
+    service = _service()
+    return _ok(service.snapshots(_id(audience_id)))
+
+
+# ---- errors: typed, mapped in one place ---------------------------------------------------------------------------
+
+
+def _json(status: int, body: str) -> Response[str]:
+    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=body)
+
+
+def _error(status: int, code: str, message: str, **extra: Any) -> Response[str]:
+    return _json(status, json.dumps({"error": code, "message": message, **extra}))
+
+
+@app.exception_handler(AudienceInvalidError)
+def _invalid_audience(exc: AudienceInvalidError) -> Response[str]:
+    errors = [e.model_dump() for e in exc.errors]
+    return _error(422, "invalid_audience", exc.message, field=exc.location, errors=errors)
+
+
+@app.exception_handler(InvalidInputError)
+def _invalid(exc: InvalidInputError) -> Response[str]:
+    return _error(400, "invalid_request", exc.message, field=exc.location)
+
+
+@app.exception_handler(AuthenticationError)
+def _unauthorized(exc: AuthenticationError) -> Response[str]:
+    return _error(401, "unauthorized", str(exc))
+
+
+@app.exception_handler(ForbiddenError)
+def _forbidden(exc: ForbiddenError) -> Response[str]:
+    return _error(403, "forbidden", str(exc))
+
+
+@app.exception_handler(NotFoundError)
+def _not_found(exc: NotFoundError) -> Response[str]:
+    return _error(404, "not_found", str(exc))
+
+
+@app.exception_handler(AudienceInUseError)
+def _in_use(exc: AudienceInUseError) -> Response[str]:
+    return _error(409, "audience_in_use", str(exc))
+
+
+@app.exception_handler(RetryableError)
+def _unavailable(exc: RetryableError) -> Response[str]:
+    logger.exception("audience API dependency failed")
+    return _error(503, "unavailable", "a dependency failed; retry the request")
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
+@metrics.log_metrics
+@tracer.capture_lambda_handler(capture_response=False)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

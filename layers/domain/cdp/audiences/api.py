@@ -1,0 +1,66 @@
+"""Request parsing for the audience HTTP API: every bad input becomes an InvalidInputError naming its field."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, Field, ValidationError
+
+from cdp.audiences.models import ValidationIssue
+from cdp.audiences.validation import pydantic_issues
+from cdp.errors import InvalidInputError
+from cdp.shared.openapi import ErrorBody
+from cdp.tags.rules import NAME_PATTERN
+
+Options = TypeVar("Options", bound=BaseModel)
+_ID = re.compile(NAME_PATTERN)
+
+
+class AudienceErrorBody(ErrorBody):
+    """A 422: every problem of the definition, each with its field path."""
+
+    errors: list[ValidationIssue] | None = Field(default=None, description="every problem, with its field path")
+
+
+def audience_id(text: str) -> str:
+    """A path segment that is an audience id (lower_snake_case): nothing else reaches an object key."""
+    if not _ID.fullmatch(text):
+        raise InvalidInputError(f"audience id {text!r} is not lower_snake_case (a-z, 0-9, _; up to 64)", "audience_id")
+    return text
+
+
+def json_body(text: str | None) -> Any:
+    if not text or not text.strip():
+        raise InvalidInputError("a JSON body is required (the audience definition)", "body")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidInputError(
+            f"body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}", "body"
+        ) from exc
+
+
+def options(model: type[Options], text: str | None) -> Options:
+    """An optional JSON body of options (empty: every default)."""
+    raw = json_body(text) if text and text.strip() else {}
+    if not isinstance(raw, dict):
+        raise InvalidInputError("body must be a JSON object", "body")
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        first = pydantic_issues(exc)[0]
+        raise InvalidInputError(first.message, first.field) from exc
+
+
+def int_query(name: str, text: str | None, default: int, low: int, high: int) -> int:
+    if text is None or text == "":
+        return default
+    try:
+        value = int(text)
+    except ValueError as exc:
+        raise InvalidInputError(f"{name} must be an integer from {low} to {high}", name) from exc
+    if not low <= value <= high:
+        raise InvalidInputError(f"{name} must be an integer from {low} to {high}", name)
+    return value

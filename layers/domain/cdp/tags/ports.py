@@ -1,0 +1,116 @@
+"""Ports of the tag engine: the tag writer with its history, the due-person source, and the dynamic audiences.
+
+The DynamoDB adapter of the first three is `cdp.profile.dynamodb.DynamoProfileStore` (tags live on the profile item,
+history items in the person's partition); the audiences come from `cdp.audiences.store` behind a short TTL cache.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from cdp.audiences.models import AudienceDefinition
+from cdp.profile.models import TagValue
+from cdp.profile.ports import ProfileReader
+
+TagScalar = str | int | float | bool
+
+
+@dataclass(frozen=True)
+class TagHistoryEntry:
+    """One value change of one tag: set (old None), change, or removal (new None), at the instant it took effect.
+
+    `cause` names what produced it (the bus event id of the trigger, or `sweep:<time>`): a redelivered trigger finds
+    the changes it already wrote and announces them again, so a publish that failed after the write is not lost.
+    """
+
+    tag: str
+    old: TagScalar | None
+    new: TagScalar | None
+    at: datetime
+    cause: str
+
+
+class TagWriter(ABC):
+    @abstractmethod
+    def write_tags(
+        self,
+        person_id: str,
+        expected_version: int,
+        tags: Mapping[str, TagValue],
+        next_expiry: datetime | None,
+        history: Sequence[TagHistoryEntry],
+    ) -> None:
+        """Replace the person's tags and next expiry and append the history entries, all or nothing, only if the
+        profile is still at `expected_version` (ConflictError otherwise: re-read and recompute). Bumps the version,
+        so an identity merge planned on the old tags re-plans instead of overwriting them."""
+
+
+class TagHistory(ABC):
+    @abstractmethod
+    def tag_history(
+        self, person_id: str, names: Sequence[str] | None = None, cause: str | None = None
+    ) -> list[TagHistoryEntry]:
+        """The person's recorded changes (of `names` only, of one `cause` only), oldest first."""
+
+    @abstractmethod
+    def tags_as_of(self, person_id: str, at: datetime, names: Sequence[str] | None = None) -> dict[str, TagValue]:
+        """The tags the person had at `at` (each value's `since` is when it was set), from the history."""
+
+
+class DuePersons(ABC):
+    @abstractmethod
+    def due_for_tag_refresh(self, now: datetime, shard: int = 0, total_shards: int = 1) -> Iterator[str]:
+        """Person ids whose next tag change time has passed (one segment of a parallel scan)."""
+
+
+class TagStore(ProfileReader, TagWriter, TagHistory, DuePersons):
+    """Everything tag_update and tag_sweep touch in the profiles table."""
+
+
+# ---- dynamic audiences ----------------------------------------------------------------------------------------
+
+
+class DynamicAudiences(ABC):
+    @abstractmethod
+    def definitions(self) -> Sequence[AudienceDefinition]:
+        """Every dynamic audience whose membership tag_update keeps current."""
+
+
+class StaticAudiences(DynamicAudiences):
+    """A fixed list (tests, benchmarks, a deployment without audiences)."""
+
+    def __init__(self, definitions: Sequence[AudienceDefinition] = ()) -> None:
+        self._definitions = tuple(d for d in definitions if d.kind == "dynamic")
+
+    def definitions(self) -> Sequence[AudienceDefinition]:
+        return self._definitions
+
+
+class CachedAudiences(DynamicAudiences):
+    """Reads the definitions at most once per `ttl_seconds` per warm function: a new or edited audience takes
+    effect within the TTL, and an event costs no S3 call. The same tuple is returned until the next load."""
+
+    def __init__(
+        self,
+        load: Callable[[], Sequence[AudienceDefinition]],
+        ttl_seconds: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._load = load
+        self._ttl = ttl_seconds
+        self._clock = clock
+        self._loaded_at: float | None = None
+        self._definitions: tuple[AudienceDefinition, ...] = ()
+
+    def definitions(self) -> Sequence[AudienceDefinition]:
+        now = self._clock()
+        if self._loaded_at is None or now - self._loaded_at >= self._ttl:
+            fresh = tuple(d for d in self._load() if d.kind == "dynamic")
+            if fresh != self._definitions:
+                self._definitions = fresh
+            self._loaded_at = now
+        return self._definitions

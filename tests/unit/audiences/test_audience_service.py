@@ -1,0 +1,146 @@
+"""Preview, export and references through the service, on in-memory ports; who may call."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, timedelta
+
+import pytest
+
+from cdp.audiences.models import ExportRequest, SizeRequest
+from cdp.audiences.service import AudienceInUseError, AudienceService, authorize_audiences
+from cdp.errors import ForbiddenError, InvalidInputError, NotFoundError
+from cdp.ingest.ports import ApiClient
+from cdp.org import ScopeRef
+from cdp.profile.ports import TimelineEntry
+from tests.fakes.objects import InMemoryObjectStore
+from tests.unit.audiences.conftest import NOW, CountingProfiles, definition, make_profile, order_event
+
+DORMANT_SHANGHAI = {"all": [{"tag": "lifecycle", "eq": "dormant"}, {"attr": "city", "eq": "Shanghai"}]}
+
+
+def test_preview_shows_members_with_masked_traits_and_the_values_the_condition_reads(
+    service: AudienceService, profiles: CountingProfiles
+) -> None:
+    # Given a dormant Shanghai member with a name and birthday, and a non-member
+    profiles.profiles["p1"] = make_profile(
+        "p1",
+        tags={"lifecycle": "dormant"},
+        city="Shanghai",
+        name="Li Leilei",
+        birthday=date(1980, 7, 1),
+        gender="female",
+    )
+    profiles.profiles["p2"] = make_profile("p2", tags={"lifecycle": "mature"}, city="Shanghai", name="Wang Fang")
+    service.define(definition("dormant_sh", include=DORMANT_SHANGHAI))
+    # When it is previewed
+    preview = service.preview("dormant_sh", limit=10)
+    # Then only the member shows, the name masked, the birthday as an age, and what the condition read
+    (member,) = preview.members
+    assert member.person_id == "p1" and member.brand_id == "demo-brand"
+    assert member.traits["name"] == "*****ilei"
+    assert member.traits["age"] == 45 and member.traits["city"] == "Shanghai" and member.traits["gender"] == "female"
+    assert member.reads == {"tag:lifecycle": "dormant", "attr:city": "Shanghai"}
+    assert preview.complete and preview.profiles_scanned == 2 and not preview.read_timelines
+    assert profiles.timeline_reads == 0
+
+
+def test_preview_stops_at_the_limit_and_reads_timelines_only_for_aggregates(
+    service: AudienceService, profiles: CountingProfiles
+) -> None:
+    for i in range(30):
+        profiles.profiles[f"p{i:02d}"] = make_profile(f"p{i:02d}", city="Shanghai")
+        profiles.add_events(
+            f"p{i:02d}", [order_event(f"p{i:02d}", NOW - timedelta(days=d)) for d in range(1, 1 + i % 4)]
+        )
+    service.define(definition("buyers", include={"agg": "count", "event": "order_placed", "within_days": 30, "gte": 2}))
+    preview = service.preview("buyers", limit=5)
+    assert len(preview.members) == 5 and not preview.complete
+    assert preview.read_timelines and profiles.timeline_reads == preview.profiles_scanned < 30
+    assert all(m.reads["count of order_placed in the last 30 days"] >= 2 for m in preview.members)
+    with pytest.raises(InvalidInputError, match="limit"):
+        service.preview("buyers", limit=0)
+
+
+def test_a_referenced_audience_is_evaluated_on_the_spot(service: AudienceService, profiles: CountingProfiles) -> None:
+    # Given a dynamic "gold" audience (no membership tag written yet) and a static one that reads it
+    profiles.profiles["g"] = make_profile("g", member_level="gold", city="Shanghai")
+    profiles.profiles["s"] = make_profile("s", member_level="silver", city="Shanghai")
+    service.define(definition("gold", "dynamic", include={"attr": "member_level", "eq": "gold"}))
+    service.define(
+        definition("gold_sh", include={"all": [{"audience": "gold", "eq": True}, {"attr": "city", "eq": "Shanghai"}]})
+    )
+    # Then the static audience finds the gold member through gold's condition
+    preview = service.preview("gold_sh", limit=10)
+    assert [m.person_id for m in preview.members] == ["g"]
+    assert preview.members[0].reads["audience:gold"] is True
+    # And the referenced audience cannot be deleted while it is read
+    with pytest.raises(AudienceInUseError, match="referenced by gold_sh"):
+        service.delete("gold")
+    service.delete("gold_sh")
+    service.delete("gold")
+    with pytest.raises(NotFoundError):
+        service.get("gold")
+
+
+def test_export_of_a_static_audience_evaluates_every_profile(
+    service: AudienceService, profiles: CountingProfiles, objects: InMemoryObjectStore
+) -> None:
+    for i in range(40):
+        profiles.profiles[f"p{i:02d}"] = make_profile(
+            f"p{i:02d}", tags={"lifecycle": "dormant" if i % 3 else "mature"}, city="Shanghai" if i % 2 else "Beijing"
+        )
+    service.define(definition("dormant_sh", include=DORMANT_SHANGHAI))
+    manifest = service.export("dormant_sh", ExportRequest(segments=4))
+    expected = sorted(f"p{i:02d}" for i in range(40) if i % 3 and i % 2)
+    assert manifest.source == "evaluated" and manifest.count == len(expected) and manifest.profiles_scanned == 40
+    assert manifest.version == 1 and manifest.catalog_version.startswith("basic@")
+    members = [json.loads(line)["person_id"] for line in objects.get_bytes(manifest.member_keys[0]).splitlines()]
+    assert members == expected
+    assert objects.writes[-1].endswith(f"{manifest.snapshot_id}/manifest.json")
+    # And the same condition hashes the same; listing shows the snapshot
+    assert service.export("dormant_sh", ExportRequest(segments=2)).condition_hash == manifest.condition_hash
+    assert len(service.snapshots("dormant_sh").snapshots) == 2
+
+
+def test_export_of_a_dynamic_audience_freezes_the_membership_tags(
+    service: AudienceService, profiles: CountingProfiles
+) -> None:
+    # Given tag_update's memberships: p1 in, p2 out (whatever the condition says now), p3 never evaluated
+    profiles.profiles["p1"] = make_profile("p1", tags={"audience:vip": True}, city="Beijing")
+    profiles.profiles["p2"] = make_profile("p2", tags={"audience:vip": False}, city="Shanghai")
+    profiles.profiles["p3"] = make_profile("p3", city="Shanghai")
+    service.define(definition("vip", "dynamic", include={"attr": "city", "eq": "Shanghai"}))
+    manifest = service.export("vip", ExportRequest())
+    assert manifest.source == "membership_tags" and manifest.count == 1 and manifest.kind == "dynamic"
+    assert list(service._store.members(manifest)) == ["p1"]
+
+
+def test_unknown_audiences_are_not_found(service: AudienceService) -> None:
+    with pytest.raises(NotFoundError):
+        service.size("nope", SizeRequest())
+    with pytest.raises(NotFoundError):
+        service.preview("nope", 5)
+    with pytest.raises(NotFoundError):
+        service.export("nope", ExportRequest())
+    with pytest.raises(NotFoundError):
+        service.snapshots("nope")
+
+
+def test_audience_routes_need_the_scope_and_a_key_without_an_org_scope() -> None:
+    reader = ApiClient(name="r", scopes=frozenset({"audiences:read"}))
+    assert authorize_audiences(reader, write=False) is reader
+    with pytest.raises(ForbiddenError, match="lacks scope audiences:write"):
+        authorize_audiences(reader, write=True)
+    scoped = ApiClient(name="s", scopes=frozenset({"audiences:read"}), org_scope=ScopeRef(brand_id="demo-brand"))
+    with pytest.raises(ForbiddenError, match="limited to brand:demo-brand"):
+        authorize_audiences(scoped, write=False)
+
+
+def test_timeline_entries_of_merged_persons_count_once(service: AudienceService, profiles: CountingProfiles) -> None:
+    # Given one order filed under two anchors of one person (the same event id): it counts once
+    profiles.profiles["p1"] = make_profile("p1")
+    event = order_event("p1", NOW - timedelta(days=1))
+    profiles.timelines["p1"] = [TimelineEntry("a", event), TimelineEntry("b", event)]
+    service.define(definition("once", include={"agg": "count", "event": "order_placed", "eq": 1}))
+    assert [m.person_id for m in service.preview("once", 5).members] == ["p1"]
