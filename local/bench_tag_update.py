@@ -28,6 +28,7 @@ from cdp.audiences.models import AudienceDefinition
 from cdp.identity.history import import_history
 from cdp.identity.service import resolve_event
 from cdp.ingest.events import CanonicalEvent, parse_event
+from cdp.observability import metrics
 from cdp.org import load_org
 from cdp.profile.dynamodb import DynamoProfileStore
 from cdp.shared.ports import EventPublisher
@@ -264,6 +265,7 @@ def run_realtime_bench(
             t1 = time.perf_counter()
             result = handler(sqs, LocalLambdaContext(spec))
             elapsed = (time.perf_counter() - t1) * 1000
+            metrics.clear_metrics()  # what publishing does on Lambda; with metrics disabled Powertools keeps them
             if result.get("batchItemFailures"):
                 raise RuntimeError(f"tag_update failed for a {event_type} event: {result}")
             made = Counter(counter.calls)

@@ -18,6 +18,7 @@ from cdp_local.cli_identity import identity_app
 from cdp_local.cli_import import import_app
 from cdp_local.cli_profile import profile_app
 from cdp_local.cli_replay import replay_app
+from cdp_local.cli_tags import tags_app
 
 if TYPE_CHECKING:
     from cdp_local.bench import Metric
@@ -28,6 +29,7 @@ app.add_typer(profile_app, name="profile")
 app.add_typer(import_app, name="import")
 app.add_typer(replay_app, name="replay")
 app.add_typer(audience_app, name="audience")
+app.add_typer(tags_app, name="tags")
 console = Console()
 
 
@@ -143,6 +145,7 @@ class BenchSuite(StrEnum):
     IDENTITY_BULK = "identity-bulk"
     PROFILE_LOOKUP = "profile-lookup"
     INGEST = "ingest"
+    TAGS = "tags"
     ALL = "all"
 
 
@@ -154,8 +157,12 @@ def bench(
         BenchSuite.PIPELINE,
         help="pipeline: events/s and AWS cost; identity-bulk: offline resolution of --links; "
         "profile-lookup: profile API latency over --persons; ingest: events/s per core through the ingest handler "
-        "(canonical and Segment batches of 100) and AWS calls per event; all",
+        "(canonical and Segment batches of 100) and AWS calls per event; tags: batch evaluation of 20 tags and an "
+        "audience size over --profiles profiles and --tag-events events (DuckDB), and tag_update p50/p95 per event; "
+        "all",
     ),
+    profiles: int = typer.Option(1_000_000, min=1000, help="profiles the tags suite generates"),
+    tag_events: int = typer.Option(10_000_000, min=10_000, help="events the tags suite generates"),
     links: int = typer.Option(10_000_000, min=1000, help="identifier links the identity-bulk suite resolves"),
     persons: int = typer.Option(2000, min=10, help="persons the profile-lookup suite loads through the pipeline"),
     lookups: int = typer.Option(500, min=10, help="timed lookups of each kind in the profile-lookup suite"),
@@ -180,6 +187,13 @@ def bench(
 
         with console.status("ingest: the ingest handler in-process, AWS calls answered without emulation"):
             results |= ingest_benchmark(events)
+    if suite in (BenchSuite.TAGS, BenchSuite.ALL):
+        from cdp_local.bench_tags import tags_benchmark
+
+        with console.status("tags") as status:
+            results |= tags_benchmark(
+                output / "tags-data", profiles, tag_events, status=lambda text: status.update(text)
+            )
     record(results, output / "results.json")
     table = Table(title="Benchmark", show_header=True)
     table.add_column("metric")

@@ -598,6 +598,7 @@ def _audience_view(audience: dict[str, Any] | None) -> dict[str, Any]:
         "counts": manifest["counts"],
         "capacity": manifest["capacity"],
         "budget_reserved_minor": manifest["budget_reserved_minor"],
+        "source": manifest.get("audience"),  # the stored audience (and snapshot) the run selected from
     }
 
 

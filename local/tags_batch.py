@@ -240,7 +240,9 @@ def read_person_records(data_dir: Path, person_ids: Sequence[str] | None = None)
                     for n, v in row.items()
                     if n.startswith("tag__audience__") and v
                 },
-                scores={n.removeprefix("score__"): v for n, v in row.items() if n.startswith("score__") and v is not None},
+                scores={
+                    n.removeprefix("score__"): v for n, v in row.items() if n.startswith("score__") and v is not None
+                },
             )
         fields = ", ".join(quote_ident(f) for f in EVENT_FIELDS)
         cursor = con.execute(
@@ -249,8 +251,8 @@ def read_person_records(data_dir: Path, person_ids: Sequence[str] | None = None)
         )
         for person_id, event_id, event_type, ts, *rest in cursor.fetchall():
             if person_id in records:
-                values = dict(zip(EVENT_FIELDS, rest, strict=True))
-                records[person_id].events.append(EventRecord(event_id, event_type, ts, **values))
+                by_field: dict[str, Any] = dict(zip(EVENT_FIELDS, rest, strict=True))
+                records[person_id].events.append(EventRecord(event_id, event_type, ts, **by_field))
         return list(records.values())
     finally:
         con.close()
@@ -292,6 +294,7 @@ class BatchTagEngine:
         self._profiles_sql = _parquet(data_dir / PROFILES_FILE)
         self._events_sql = _parquet(data_dir / EVENTS_FILE)
         self.con = duckdb.connect(config={"threads": threads} if threads else {})
+        self.con.execute("SET enable_progress_bar = false")  # the CLI shows its own status
         self.con.execute(f"CREATE VIEW events AS SELECT * FROM {self._events_sql}")  # noqa: S608
         schema = self.con.execute(f"DESCRIBE SELECT * FROM {self._profiles_sql}").fetchall()  # noqa: S608
         self._profile_columns = {row[0] for row in schema}
@@ -339,7 +342,9 @@ class BatchTagEngine:
         _write_meta(meta)
         if path.parent == self.data_dir:
             self._materialized = meta
-        return TagBatchResult(path, tags, int(persons[0]) if persons else 0, seconds, compiler.asof, catalog.version, sql)
+        return TagBatchResult(
+            path, tags, int(persons[0]) if persons else 0, seconds, compiler.asof, catalog.version, sql
+        )
 
     def value_counts(self, result: TagBatchResult, tag: str, limit: int = 10) -> list[tuple[Any, int]]:
         """The most common values of one tag in a result (NULL included), most common first."""

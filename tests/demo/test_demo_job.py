@@ -58,3 +58,25 @@ def test_summary_holds_identity_ingest_model_and_campaign_figures(demo: tuple[di
     assert campaign["treatment"]["size"] > 0 and campaign["holdout"]["size"] > 0
     assert summary["messages_by_channel"].get("sms", 0) > 0
     assert summary["conversion"]["treatment_rate"] is not None
+
+
+def test_tag_families_batch_agreement_and_audiences(demo: tuple[dict[str, Any], Path]) -> None:
+    summary, _ = demo
+    tags = summary["tags"]
+    # every built-in family has values on the brand's persons
+    for name in ("lifecycle", "rfm_segment", "spend_tier", "top_category", "favourite_store", "repurchase_cycle_days"):
+        assert tags.get(name), name
+    assert "True" in tags["purchased_last_7d"] or "True" in tags["frequent_buyer_30d"] or tags["lifecycle"]
+    stage = summary["tags_and_audiences"]
+    batch = stage["batch_vs_real_time"]
+    # the batch SQL evaluator gives every stored real-time value again
+    assert batch["values_compared"] == batch["persons"] * batch["tags"] > 0
+    assert batch["values_agreeing"] == batch["values_compared"], batch["disagreements_by_tag"]
+    dynamic, static = stage["dynamic_audience"], stage["static_audience"]
+    assert dynamic["members"] > 0 and dynamic["entered_events"] >= dynamic["members"]
+    assert 0 < static["snapshot_members"] <= dynamic["members"]
+    # the campaign selected from the static snapshot, which reads the dynamic audience
+    manifest = summary["campaign"]["audience"]
+    assert manifest["source"]["audience_id"] == "winter_cake_sms"
+    assert manifest["source"]["snapshot_id"] == static["snapshot_id"]
+    assert manifest["counts"]["eligible"] <= static["snapshot_members"]
