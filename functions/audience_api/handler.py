@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
 from urllib.parse import unquote
 
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
@@ -31,13 +30,6 @@ from cdp.audiences.models import (
 from cdp.audiences.service import MAX_PREVIEW, AudienceInUseError, AudienceService, authorize_audiences
 from cdp.audiences.store import AudienceStore
 from cdp.audiences.validation import AudienceInvalidError
-from cdp.errors import (
-    AuthenticationError,
-    ForbiddenError,
-    InvalidInputError,
-    NotFoundError,
-    RetryableError,
-)
 from cdp.ingest.auth import authenticate
 from cdp.ingest.aws import SecretsManagerKeyring
 from cdp.observability import logger, metrics, tracer
@@ -47,6 +39,7 @@ from cdp.settings import AudienceApiSettings, get_settings
 from cdp.shared.aws import S3ObjectStore
 from cdp.shared.openapi import body, query, responses
 from cdp.shared.time import utc_now
+from functions.api_errors import error_response, json_response, map_common_errors
 from functions.request_body import raw_body, text_body
 
 app = APIGatewayHttpResolver(enable_validation=False)
@@ -88,7 +81,7 @@ def _id(value: str) -> str:
 
 
 def _ok(model: BaseModel, status: int = 200) -> Response[str]:
-    return _json(status, model.model_dump_json())
+    return json_response(status, model.model_dump_json())
 
 
 def _docs(ok: dict[int, tuple[Any, str]], errors: tuple[int, ...]) -> dict[int, Any]:
@@ -219,49 +212,18 @@ def snapshots(audience_id: str) -> Response[str]:
 # ---- errors: typed, mapped in one place ---------------------------------------------------------------------------
 
 
-def _json(status: int, body: str) -> Response[str]:
-    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=body)
-
-
-def _error(status: int, code: str, message: str, **extra: Any) -> Response[str]:
-    return _json(status, json.dumps({"error": code, "message": message, **extra}))
-
-
 @app.exception_handler(AudienceInvalidError)
 def _invalid_audience(exc: AudienceInvalidError) -> Response[str]:
     errors = [e.model_dump() for e in exc.errors]
-    return _error(422, "invalid_audience", exc.message, field=exc.location, errors=errors)
-
-
-@app.exception_handler(InvalidInputError)
-def _invalid(exc: InvalidInputError) -> Response[str]:
-    return _error(400, "invalid_request", exc.message, field=exc.location)
-
-
-@app.exception_handler(AuthenticationError)
-def _unauthorized(exc: AuthenticationError) -> Response[str]:
-    return _error(401, "unauthorized", str(exc))
-
-
-@app.exception_handler(ForbiddenError)
-def _forbidden(exc: ForbiddenError) -> Response[str]:
-    return _error(403, "forbidden", str(exc))
-
-
-@app.exception_handler(NotFoundError)
-def _not_found(exc: NotFoundError) -> Response[str]:
-    return _error(404, "not_found", str(exc))
+    return error_response(422, "invalid_audience", exc.message, field=exc.location, errors=errors)
 
 
 @app.exception_handler(AudienceInUseError)
 def _in_use(exc: AudienceInUseError) -> Response[str]:
-    return _error(409, "audience_in_use", str(exc))
+    return error_response(409, "audience_in_use", str(exc))
 
 
-@app.exception_handler(RetryableError)
-def _unavailable(exc: RetryableError) -> Response[str]:
-    logger.exception("audience API dependency failed")
-    return _error(503, "unavailable", "a dependency failed; retry the request")
+map_common_errors(app, logger, "audience API")
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)

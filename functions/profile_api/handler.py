@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
 from urllib.parse import unquote
 
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
 from cdp.errors import (
-    AuthenticationError,
     ConflictError,
-    ForbiddenError,
-    InvalidInputError,
-    NotFoundError,
-    RetryableError,
 )
 from cdp.ingest.auth import authenticate
 from cdp.ingest.aws import SecretsManagerKeyring
@@ -48,6 +42,7 @@ from cdp.shared.aws import EventBridgePublisher
 from cdp.shared.openapi import body, query, responses
 from cdp.shared.time import utc_now
 from cdp.tags.history import TagsAsOfView, tags_as_of_view
+from functions.api_errors import error_response, json_response, map_common_errors
 from functions.request_body import raw_body, text_body
 
 app = APIGatewayHttpResolver(enable_validation=False)
@@ -97,7 +92,7 @@ def _body() -> str | None:
 
 
 def _ok(model: BaseModel, status: int = 200) -> Response[str]:
-    return _json(status, model.model_dump_json())
+    return json_response(status, model.model_dump_json())
 
 
 @app.get(
@@ -266,43 +261,12 @@ def post_quarantine() -> Response[str]:
 # ---- errors: typed, mapped in one place ---------------------------------------------------------------------------
 
 
-def _json(status: int, body: str) -> Response[str]:
-    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=body)
-
-
-def _error(status: int, code: str, message: str, **extra: Any) -> Response[str]:
-    return _json(status, json.dumps({"error": code, "message": message, **extra}))
-
-
-@app.exception_handler(InvalidInputError)
-def _invalid(exc: InvalidInputError) -> Response[str]:
-    return _error(400, "invalid_request", exc.message, field=exc.location)
-
-
-@app.exception_handler(AuthenticationError)
-def _unauthorized(exc: AuthenticationError) -> Response[str]:
-    return _error(401, "unauthorized", str(exc))
-
-
-@app.exception_handler(ForbiddenError)
-def _forbidden(exc: ForbiddenError) -> Response[str]:
-    return _error(403, "forbidden", str(exc))
-
-
-@app.exception_handler(NotFoundError)
-def _not_found(exc: NotFoundError) -> Response[str]:
-    return _error(404, "not_found", str(exc))
-
-
 @app.exception_handler(ConflictError)
 def _conflict(exc: ConflictError) -> Response[str]:
-    return _error(409, "conflict", f"{exc}; retry the request")
+    return error_response(409, "conflict", f"{exc}; retry the request")
 
 
-@app.exception_handler(RetryableError)
-def _unavailable(exc: RetryableError) -> Response[str]:
-    logger.exception("profile API dependency failed")
-    return _error(503, "unavailable", "a dependency failed; retry the request")
+map_common_errors(app, logger, "profile API")
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)

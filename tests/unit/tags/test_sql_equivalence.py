@@ -11,6 +11,7 @@ and 1 March, values holding quotes. The conditions mix every subject, every oper
 
 from __future__ import annotations
 
+import json
 import os
 from datetime import UTC, datetime
 from typing import Any
@@ -58,6 +59,7 @@ NUMBERS: dict[str, st.SearchStrategy[int | None]] = {
 # offsets from asof: window edges (7, 30, 365 days), the instant itself, one second either side, after asof
 EDGES = [0, -1, 1, 2 * DAY, -DAY, -3 * DAY, -7 * DAY, -7 * DAY + 1, -30 * DAY, -30 * DAY + 1, -90 * DAY, -365 * DAY]
 EDGES += [-365 * DAY + 1, -366 * DAY, -730 * DAY, -730 * DAY + 1, -2 * 365 * DAY - 40 * DAY, -3 * 365 * DAY]
+TIES = [-DAY, -5 * DAY, -400 * DAY]
 WINDOWS = [1, 3, 7, 30, 90, 365, 730]
 STRING_ATTRS = {
     "gender": [None, "female", "male", "other"],
@@ -77,7 +79,9 @@ SCORES = ["response", "churn", "unscored"]
 def events(draw: st.DrawFn, asof: int) -> list[EventRecord]:
     out = []
     for i in range(draw(st.integers(0, 9))):
-        offset = draw(st.one_of(st.sampled_from(EDGES), st.integers(-3 * 365 * DAY, 3 * DAY)))
+        offset = draw(  # a few shared instants make ties in time (last: the greatest event_id wins)
+            st.one_of(st.sampled_from(EDGES), st.sampled_from(TIES), st.integers(-3 * 365 * DAY, 3 * DAY))
+        )
         fields: dict[str, Any] = {f: draw(st.sampled_from(v)) for f, v in STRINGS.items()}
         fields |= {f: draw(s) for f, s in NUMBERS.items()}
         event_id = f"{draw(st.sampled_from('abc'))}{i}"  # unique, in an order unrelated to time
@@ -116,7 +120,10 @@ def person(draw: st.DrawFn, index: int, asof: int) -> PersonRecord:
         else:
             columns[name] = draw(st.one_of(st.none(), st.integers(-5, 12), st.integers(0, 600_000)))
     columns |= draw(birthday())
-    scores = {m: draw(st.sampled_from([0.3, 0.6, 0.0, 1.0]) | st.floats(0, 1)) for m in draw(st.sets(st.sampled_from(SCORES[:2])))}
+    scores = {
+        m: draw(st.sampled_from([0.3, 0.6, 0.0, 1.0]) | st.floats(0, 1))
+        for m in draw(st.sets(st.sampled_from(SCORES[:2])))
+    }
     tags: dict[str, Any] = {}
     if draw(st.booleans()):
         tags[audience_tag("vip")] = True
@@ -260,7 +267,6 @@ def _sql_rows(sql: str) -> list[tuple[Any, ...]]:
     return CON.execute(sql).fetchall()
 
 
-
 def examples(n: int) -> Any:
     # deadline off: one example plans a DuckDB query of up to ~60 ms
     return settings(
@@ -324,8 +330,6 @@ def _value_catalog(refs: list[dict[str, Any]]) -> TagCatalog:
         }
         for i, ref in enumerate(refs)
     ]
-    import json
-
     return TagCatalog.from_documents({"random.json": json.dumps({"version": 1, "tags": tags})})
 
 

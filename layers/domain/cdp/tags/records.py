@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, Literal
 
+from cdp.ingest.events import EVENT_TYPES as CANONICAL_EVENT_TYPES
 from cdp.ingest.events import CanonicalEvent
 from cdp.profile.models import Profile
 
@@ -40,29 +41,7 @@ EVENT_FIELDS: dict[str, ValueType] = {
 ORDER_LINE = "order_line"
 """A derived event type: one record per order line (category, product, quantity, line amount)."""
 
-EVENT_TYPES: frozenset[str] = frozenset(
-    {
-        "identify",
-        "page_view",
-        "add_to_cart",
-        "order_placed",
-        ORDER_LINE,
-        "order_returned",
-        "review_posted",
-        "points_changed",
-        "benefit_changed",
-        "card_balance_changed",
-        "coupon_claimed",
-        "coupon_redeemed",
-        "message_delivered",
-        "message_clicked",
-        "message_opened",
-        "ad_clicked",
-        "lead_submitted",
-        "custom",
-        "consent_changed",
-    }
-)
+EVENT_TYPES: frozenset[str] = frozenset({*CANONICAL_EVENT_TYPES, ORDER_LINE})
 
 SOURCE_EVENT_TYPE = {ORDER_LINE: "order_placed"}
 """The canonical event type a derived record comes from (what wakes a real-time tag that reads it)."""
