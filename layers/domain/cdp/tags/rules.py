@@ -22,11 +22,13 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    SerializerFunctionWrapHandler,
     StrictBool,
     StrictFloat,
     StrictInt,
     StrictStr,
     Tag,
+    model_serializer,
     model_validator,
 )
 
@@ -61,8 +63,19 @@ SUBJECTS = ("attr", "tag", "score", "audience", "agg")
 NAME_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
 
 
+_OUTPUT_NAMES = {"in_": "in", "not_": "not", "else_": "else"}
+
+
 class _Node(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_serializer(mode="wrap")
+    def _as_written(self, handler: SerializerFunctionWrapHandler) -> Any:
+        """Dumped the way a rule is written: no unset keys, `in`/`not`/`else` under their own names."""
+        data = handler(self)
+        if not isinstance(data, dict):
+            return data
+        return {_OUTPUT_NAMES.get(k, k): v for k, v in data.items() if v is not None and not (k == "where" and not v)}
 
 
 class Ref(_Node):
