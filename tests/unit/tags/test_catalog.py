@@ -14,7 +14,13 @@ FAMILIES = {
     "lifecycle": {"lifecycle"},
     "value": {"rfm_recency", "rfm_frequency", "rfm_monetary", "rfm_segment", "spend_tier"},
     "preference": {"top_category", "favourite_store", "preferred_channel"},
-    "timing": {"cake_months", "repurchase_cycle_days", "repurchase_due_7d", "months_since_ac_purchase"},
+    "timing": {
+        "cake_months",
+        "repurchase_cycle_days",
+        "next_purchase_in_days",
+        "repurchase_due_7d",
+        "months_since_ac_purchase",
+    },
     "predictive": {"response_propensity"},
 }
 
