@@ -19,7 +19,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path
     console = Console(quiet=True)
     with Progress(console=console, disable=True) as progress:
         # min_auc 0: this checks the pipeline, not the model (tests/unit/models hold the model to a known signal)
-        summary = run_demo(customers=450, seed=5, output=output, progress=progress, console=console, min_auc=0.0)
+        summary = run_demo(customers=300, seed=5, output=output, progress=progress, console=console, min_auc=0.0)
     return summary, output
 
 
