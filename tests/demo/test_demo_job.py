@@ -6,24 +6,25 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pytest
 from rich.console import Console
 from rich.progress import Progress
 
 from cdp_local.demo_job import run_demo
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path]:
-    output = tmp_path_factory.mktemp("demo")
+def test_demo_end_to_end(tmp_path: Path) -> None:
+    # One test for one run: pytest-xdist would run a shared fixture once per worker (the demo is the longest test).
     console = Console(quiet=True)
     with Progress(console=console, disable=True) as progress:
         # min_auc 0: this checks the pipeline, not the model (tests/unit/models hold the model to a known signal)
-        summary = run_demo(customers=300, seed=5, output=output, progress=progress, console=console, min_auc=0.0)
-    return summary, output
+        summary = run_demo(customers=300, seed=5, output=tmp_path, progress=progress, console=console, min_auc=0.0)
+    demo = (summary, tmp_path)
+    check_every_state_machine_succeeds_and_files_are_written(demo)
+    check_summary_holds_identity_ingest_model_and_campaign_figures(demo)
+    check_tag_families_batch_agreement_and_audiences(demo)
 
 
-def test_every_state_machine_succeeds_and_files_are_written(demo: tuple[dict[str, Any], Path]) -> None:
+def check_every_state_machine_succeeds_and_files_are_written(demo: tuple[dict[str, Any], Path]) -> None:
     summary, output = demo
     assert [e["machine"] for e in summary["executions"]] == ["train", "score", "campaign"]
     assert {e["status"] for e in summary["executions"]} == {"SUCCEEDED"}
@@ -32,7 +33,7 @@ def test_every_state_machine_succeeds_and_files_are_written(demo: tuple[dict[str
     assert "OneID" in html and "<svg" in html and "Campaign with holdout" in html
 
 
-def test_summary_holds_identity_ingest_model_and_campaign_figures(demo: tuple[dict[str, Any], Path]) -> None:
+def check_summary_holds_identity_ingest_model_and_campaign_figures(demo: tuple[dict[str, Any], Path]) -> None:
     summary, _ = demo
     ingest = summary["ingest"]
     # malformed copies are rejected, re-sent batches are duplicates, nothing dead-lettered
@@ -60,7 +61,7 @@ def test_summary_holds_identity_ingest_model_and_campaign_figures(demo: tuple[di
     assert summary["conversion"]["treatment_rate"] is not None
 
 
-def test_tag_families_batch_agreement_and_audiences(demo: tuple[dict[str, Any], Path]) -> None:
+def check_tag_families_batch_agreement_and_audiences(demo: tuple[dict[str, Any], Path]) -> None:
     summary, _ = demo
     tags = summary["tags"]
     # every built-in family has values on the brand's persons
