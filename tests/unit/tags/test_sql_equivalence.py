@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import os
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, get_args
 
 import duckdb
 import pytest
@@ -25,7 +25,7 @@ from pydantic import TypeAdapter
 from cdp.tags.catalog import TagCatalog, bundled_catalog
 from cdp.tags.evaluate import RuleEvaluator, audience_tag
 from cdp.tags.records import ATTRIBUTES, DAY, EVENT_FIELDS, EventRecord, PersonRecord, epoch
-from cdp.tags.rules import Condition, Ref, TagRule
+from cdp.tags.rules import AggName, Condition, Ref, TagRule
 from cdp.tags.sql import SqlCompiler
 from cdp_local.tags_batch import load_records
 
@@ -166,25 +166,7 @@ def subject(draw: st.DrawFn, audiences: bool = True) -> dict[str, Any]:
 
 @st.composite
 def aggregate(draw: st.DrawFn) -> dict[str, Any]:
-    agg = draw(
-        st.sampled_from(
-            [
-                "count",
-                "sum",
-                "min",
-                "max",
-                "last",
-                "most_frequent",
-                "distinct",
-                "days_since_last",
-                "days_since_first",
-                "months_since_last",
-                "cycle_days",
-                "days_until_expected",
-                "usual_months",
-            ]
-        )
-    )
+    agg = draw(st.sampled_from(get_args(AggName)))  # every aggregate of the language, new ones included
     ref: dict[str, Any] = {"agg": agg, "event": draw(st.lists(st.sampled_from(EVENT_TYPES), min_size=1, max_size=2))}
     numeric = [f for f, t in EVENT_FIELDS.items() if t == "number"]
     if agg in ("sum", "min", "max"):

@@ -182,10 +182,6 @@ class TagCatalog:
         keys = [k for k in store.list_keys(prefix) if k.endswith((".yaml", ".yml", ".json"))]
         return cls.from_documents({k: store.get_bytes(k) for k in keys})
 
-    def origin(self, name: str) -> str:
-        file, where = self._origins[name]
-        return f"{file}:{where}"
-
     def value_type(self, name: str) -> ValueType:
         return _value_type(self.definitions, name, set()) or "string"
 
@@ -213,9 +209,6 @@ class TagCatalog:
             for n in self.order
             if self.definitions[n].freshness == freshness and (every or event_type in self.triggers[n])
         ]
-
-    def reads_events(self) -> frozenset[str]:
-        return frozenset().union(*self.triggers.values()) if self.triggers else frozenset()
 
 
 def _value_type(definitions: Mapping[str, TagDefinition], name: str, seen: set[str]) -> ValueType | None:
