@@ -131,7 +131,6 @@ class TagCatalog:
 
     def __init__(self, definitions: Mapping[str, TagDefinition], origins: Mapping[str, tuple[str, str]], version: str):
         self.version = version
-        self._origins = origins  # name -> (file, "tags[i]")
         errors = _check(definitions, origins)
         if errors:
             raise CatalogError(errors)
