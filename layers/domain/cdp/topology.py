@@ -58,6 +58,13 @@ OUTBOX_PREFIX = "outbox/"  # local/webhook channel deliveries
 IMPORTS_PREFIX = "imports/"  # batch file imports: incoming/{brand}/{kind}/{file}, reports/, rejects/ (cdp.imports.keys)
 REJECTS_PREFIX = "rejects/"  # rejects/platforms/{shop}/{yyyy/mm/dd}/{run}.jsonl: pulled records not ingested, why
 
+# Retention of the data bucket's prefixes (S3 lifecycle rules in CDK; the erasure receipt quotes the same figures).
+RAW_RETENTION_DAYS = 400  # raw request bodies: as long as the ingest dedupe records, so replay covers what dedupe does
+IMPORTS_RETENTION_DAYS = 400  # dropped import files (the archive of imported rows), their reports and rejects
+REJECTS_RETENTION_DAYS = 90  # pulled platform records that were not ingested, with the reason
+EXPORTS_RETENTION_DAYS = 14  # profile/event exports for batch SQL
+NONCURRENT_VERSION_DAYS = 30  # the bucket is versioned: an overwritten or deleted object's old version lives this long
+
 # ---- bus events -------------------------------------------------------------------------------------------
 
 SOURCE_INGEST = "cdp.ingest"
