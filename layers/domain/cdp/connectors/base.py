@@ -58,6 +58,7 @@ class Mapped(BaseModel):
     rejected: list[RejectedEvent] = Field(default_factory=list)
     reply: Reply | None = None
     batch: bool = True  # field paths of rejects are reported as "batch.{i}...." for batches
+    kept_as_custom: int = 0  # valid calls the mapping could not type, kept as `custom` events (counted, never refused)
 
 
 class Connector(ABC):

@@ -91,4 +91,5 @@ def _accept(mapped: Mapped, request: InboundRequest, raw_key: str, ports: Ports,
         origins=mapped.origins,
         rejected=mapped.rejected,
         redeliver=redeliver,
+        kept_as_custom=mapped.kept_as_custom,
     )

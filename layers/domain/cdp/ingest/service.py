@@ -45,6 +45,9 @@ class IngestResult(BaseModel):
     accepted: int = 0
     duplicates: int = 0
     rejected: list[RejectedEvent] = Field(default_factory=list)
+    kept_as_custom: int = Field(
+        default=0, description="calls a connector could not type (e.g. an e-commerce call missing a property) kept as custom"
+    )
     raw_key: str
 
 
@@ -135,13 +138,16 @@ def accept(
     origins: list[int] | None = None,
     rejected: list[RejectedEvent] | None = None,
     redeliver: bool = False,
+    kept_as_custom: int = 0,
 ) -> IngestResult:
     """Validate each canonical event dict, claim its (source, event id), publish the new ones, confirm the claims.
 
     `origins` gives each item's index in the native payload (reported in rejects); `redeliver` (replay) publishes
     events even when already confirmed, since every consumer applies an event id once.
     """
-    result = IngestResult(request_id=request_id, raw_key=raw_key, rejected=list(rejected or []))
+    result = IngestResult(
+        request_id=request_id, raw_key=raw_key, rejected=list(rejected or []), kept_as_custom=kept_as_custom
+    )
     valid: list[CanonicalEvent] = []
     for index, item in enumerate(items):
         origin = origins[index] if origins is not None else index
