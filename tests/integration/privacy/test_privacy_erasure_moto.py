@@ -94,6 +94,10 @@ class World:
         p = self.ports
         return erase_person(person_id, "privacy-officer", p.records, p.archive, p.ledger, p.publisher, now=T0)
 
+    @property
+    def deps(self) -> tuple[DynamoProfileStore, RecordingPublisher]:
+        return self.store, self.bus
+
     def person_of(self, identifier: dict[str, str]) -> str | None:
         key = parse_event(_event("probe", "identify", [identifier], {})).identifiers[0].key
         return self.store.person_for_identifier(BRAND, key)
@@ -260,11 +264,11 @@ def test_erasure_removes_every_trace_and_keeps_everyone_else(world: World) -> No
     assert [(e.person_id, e.merged_person_ids) for e in world.bus.erased()] == [(ann, list(profile.merged_from))]
 
 
-def test_reingest_is_suppressed_but_a_new_phone_makes_a_new_person(world: World) -> None:
+def test_reingest_with_any_erased_identifier_is_dropped_whole(world: World) -> None:
     # Given Ann erased
     ann, _ = _ann_and_bob(world)
     world.erase(ann)
-    before = len(_scan(world, PROFILES))
+    before = _scan(world, PROFILES)
 
     # When an event with her phone arrives again
     event = parse_event(_event("e-again", "identify", [PHONE], {"name": "Ann Lee"}, 10))
@@ -272,17 +276,21 @@ def test_reingest_is_suppressed_but_a_new_phone_makes_a_new_person(world: World)
 
     # Then it is suppressed: no person, nothing stored
     assert outcome.suppressed and outcome.person_id is None and not outcome.applied
-    assert len(_scan(world, PROFILES)) == before
     assert world.person_of(PHONE) is None
 
-    # When an event brings her phone together with a phone never seen before
-    fresh = {"type": "phone", "value": "13700137000"}
-    outcome = resolve_event(parse_event(_event("e-new", "identify", [PHONE, fresh], {}, 11)), world.store, world.bus)
+    # When events bring her phone together with a new device id, and her e-mail with a phone never seen before
+    new_device = {"type": "device_id", "value": "DEV-NEW-9"}
+    fresh_phone = {"type": "phone", "value": "13700137000"}
+    outcomes = [
+        resolve_event(parse_event(_event("e-dev", "page_view", [PHONE, new_device], {"url": "/"}, 11)), *world.deps),
+        resolve_event(parse_event(_event("e-new", "identify", [EMAIL, fresh_phone], {"name": "A"}, 12)), *world.deps),
+    ]
 
-    # Then a new person is created from the new phone only (the erased one is dropped from the event)
-    assert outcome.applied and outcome.person_id not in (None, ann)
-    person = world.store.get(outcome.person_id)  # type: ignore[arg-type]
-    assert person is not None and person.identifiers == ["phone:+8613700137000"]
+    # Then both belong to the erased person and are dropped whole: no device-only or phone-only person appears,
+    # and the profiles table holds exactly what it held before
+    assert [(o.suppressed, o.person_id, o.applied) for o in outcomes] == [(True, None, False)] * 2
+    assert world.person_of(new_device) is None and world.person_of(fresh_phone) is None
+    assert _scan(world, PROFILES) == before
 
 
 def test_a_repeated_erasure_returns_the_stored_receipt(world: World) -> None:

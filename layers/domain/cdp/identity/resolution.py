@@ -450,5 +450,7 @@ def _rebuilt(
 
 
 def identity_event_keys(event: CanonicalEvent, rules: IdentityRules, suppressed: Callable[[str], bool]) -> list[str]:
-    """The event's identifier keys that take part in resolution (junk and erased identifiers removed)."""
-    return sorted({i.key for i in event.identifiers if i.key not in rules.blocked_values and not suppressed(i.key)})
+    """The event's identifier keys that take part in resolution (junk removed); none when any identifier is erased:
+    such an event is the erased person's and must not create or change anyone (`cdp.identity.service`)."""
+    keys = {i.key for i in event.identifiers if i.key not in rules.blocked_values}
+    return [] if any(suppressed(k) for k in keys) else sorted(keys)

@@ -47,7 +47,7 @@ class ResolutionOutcome:
     merged_ids: tuple[str, ...] = ()
     quarantined: tuple[str, ...] = ()
     split: tuple[str, ...] = ()
-    suppressed: bool = False
+    suppressed: bool = False  # the event carried an erased identifier (or none usable): dropped, nothing stored
 
 
 def resolve_event(
@@ -65,7 +65,11 @@ def resolve_event(
     candidates = {i.key for i in event.identifiers} - rules.blocked_values
     for attempt in range(1, MAX_ATTEMPTS + 1):
         found, erased = store.lookup_with_suppression(namespace, candidates)
-        keys = tuple(sorted(candidates - erased))
+        if erased:
+            # Any erased identifier makes the event the erased person's: resolving the rest (a new device id)
+            # would bring them back as a new person. Dropped whole; the caller logs the flag, never the keys.
+            return ResolutionOutcome(person_id=None, applied=False, suppressed=True)
+        keys = tuple(sorted(candidates))
         if not keys:
             return ResolutionOutcome(person_id=None, applied=False, suppressed=True)
         records = {k: r for k, r in found.items() if k not in erased}
