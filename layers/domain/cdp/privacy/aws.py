@@ -27,7 +27,7 @@ from cdp.profile.dynamodb import DynamoProfileStore
 from cdp.profile.models import Profile
 from cdp.profile.ports import MessageRecord
 from cdp.settings import DataBucket, EventBus, LedgerTable, ProfilesTable, get_settings
-from cdp.shared.aws import EventBridgePublisher, read_object, write_object
+from cdp.shared.aws import EventBridgePublisher, is_missing_object, read_object
 from cdp.shared.aws import client as default_client
 from cdp.shared.dynamo import batch_write, from_item, to_item
 from cdp.shared.ports import EventPublisher
@@ -220,7 +220,30 @@ class S3DataArchive(DataArchive):
         return read_object(self._s3, self._bucket, key)
 
     def rewrite(self, key: str, body: bytes) -> None:
-        write_object(self._s3, self._bucket, key, body)
+        # Keep what the object carries besides its bytes: replay reads received-at, connector, brand-id, ... from
+        # the metadata, and the content headers say how to read the body (the scrub keeps its encoding).
+        try:
+            head = self._s3.head_object(Bucket=self._bucket, Key=key)
+        except ClientError as exc:
+            if not is_missing_object(exc):
+                raise StoreError(f"head s3://{self._bucket}/{key} failed: {exc}") from exc
+            head = {}  # type: ignore[typeddict-item]
+        except BotoCoreError as exc:
+            raise StoreError(f"head s3://{self._bucket}/{key} failed: {exc}") from exc
+        request: dict[str, Any] = {
+            "Bucket": self._bucket,
+            "Key": key,
+            "Body": body,
+            "Metadata": dict(head.get("Metadata") or {}),
+            "ContentType": head.get("ContentType") or "application/json",
+        }
+        for name in ("ContentEncoding", "ContentLanguage", "ContentDisposition", "CacheControl"):
+            if head.get(name):
+                request[name] = head[name]  # type: ignore[literal-required]
+        try:
+            self._s3.put_object(**request)
+        except (ClientError, BotoCoreError) as exc:
+            raise StoreError(f"put s3://{self._bucket}/{key} failed: {exc}") from exc
         versions = self._versions(key)
         self._delete_versions(key, [v for v, latest in versions if not latest])
 

@@ -22,7 +22,9 @@ class ObjectChange(BaseModel):
 
     key: str
     action: Literal["deleted", "rewritten"]
-    rows_removed: int = Field(default=0, ge=0, description="entries removed or masked (0 when deleted whole)")
+    rows_removed: int = Field(
+        default=0, ge=0, description="items or rows removed plus fields redacted (0 when deleted whole)"
+    )
 
 
 class Retained(BaseModel):
@@ -71,6 +73,13 @@ class ErasureReceipt(BaseModel):
     campaign_objects: list[ObjectChange] = Field(default_factory=list)
     export_objects: list[ObjectChange] = Field(default_factory=list)
     outbox_objects: list[ObjectChange] = Field(default_factory=list)
+    import_objects: list[ObjectChange] = Field(
+        default_factory=list, description="dropped import files, their rejects and reports, without the person's rows"
+    )
+    raw_objects_not_located: list[str] = Field(
+        default_factory=list,
+        description="raw objects that delivered the person's events but in which the person was not recognised (kept)",
+    )
     ledger_records: list[str] = Field(default_factory=list, description="send idempotency records removed")
     retained: list[Retained] = Field(default_factory=list)
 
@@ -89,6 +98,7 @@ class ErasureReceipt(BaseModel):
         "campaign_objects",
         "export_objects",
         "outbox_objects",
+        "import_objects",
         "ledger_records",
     )
 

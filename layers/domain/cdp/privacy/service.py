@@ -25,6 +25,7 @@ call may have failed to publish). An id that never existed raises NotFoundError.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Mapping
 from datetime import datetime
 
@@ -38,7 +39,8 @@ from cdp.observability import logger
 from cdp.org import OrgDirectory, load_org
 from cdp.privacy.models import ErasureReceipt, ObjectChange, PersonErased, PersonExport, Retained
 from cdp.privacy.ports import DataArchive, FiledEvent, ItemKey, LedgerRecords, PersonRecords, StoredItem
-from cdp.privacy.scrub import mentions, scrub_json, scrub_raw_body
+from cdp.privacy.raw import Mode, Needles, RawScrub, scrub_raw, scrub_rows
+from cdp.privacy.scrub import mentions, scrub_json
 from cdp.profile import keys
 from cdp.profile.models import Profile
 from cdp.shared.ports import EventPublisher
@@ -46,6 +48,11 @@ from cdp.shared.time import utc_now
 
 MAX_MERGE_HOPS = 50
 SCANNED_PREFIXES = (topology.CAMPAIGNS_PREFIX, topology.EXPORTS_PREFIX)  # JSON documents: rows are removed
+# Rows that never became events (rejected import rows, pulled platform records not ingested) are not reachable
+# through the dedupe ledger: these prefixes are scanned for the person's identifiers.
+IMPORT_REJECTS_PREFIX = f"{topology.IMPORTS_PREFIX}rejects/"
+IMPORT_REPORTS_PREFIX = f"{topology.IMPORTS_PREFIX}reports/"
+ROW_PREFIXES = (IMPORT_REJECTS_PREFIX, IMPORT_REPORTS_PREFIX, topology.REJECTS_PREFIX)
 
 
 def identifier_hash(identifier_key: str) -> str:
@@ -130,11 +137,13 @@ class _Erasure:
         self.events: set[str] = set()
         self.redacted: set[str] = set()
         self.raw: dict[str, ObjectChange] = {}
+        self.imports: dict[str, ObjectChange] = {}
+        self.raw_not_located: set[str] = set()  # objects that delivered the person's events, person not recognised
+        self.events_without_raw: set[str] = set()  # the person's events whose dedupe record (raw key) is gone
         self.documents: dict[str, ObjectChange] = {}
         self.outbox: dict[str, ObjectChange] = {}
         self.sends: set[str] = set()
         self.shared_touched: set[str] = set()
-        self.foreign_raw_events = 0
         self._profile_keys: set[ItemKey] = set()
         self._refreshed = False
 
@@ -145,6 +154,17 @@ class _Erasure:
     @property
     def erased_strings(self) -> frozenset[str]:
         return frozenset(self.person_ids) | frozenset(self.owned)
+
+    @property
+    def needles(self) -> Needles:
+        """The person in raw bodies that delivered their events: identifiers, and the name they gave."""
+        name = self.survivor.traits.name
+        return Needles.of(self.owned, [name] if name else [])
+
+    @property
+    def row_needles(self) -> Needles:
+        """The person in scanned files: identifiers only (a name alone would take a namesake's rows)."""
+        return Needles.of(self.owned)
 
     # -- the sweep -----------------------------------------------------------------------------------------
 
@@ -173,6 +193,7 @@ class _Erasure:
         if scan_bucket:
             self._scrub_documents()
             self._scrub_outbox()
+            self._scrub_rows()
         self._scrub_raw([f.event for f in events])
         self._delete_sends(items)
         self._redact_foreign(items, records)
@@ -202,25 +223,62 @@ class _Erasure:
 
     # -- S3 --------------------------------------------------------------------------------------------------
 
-    def _scrub_raw(self, events: list[CanonicalEvent]) -> None:
-        """Raw request bodies that delivered the person's events (found through the ingest dedupe ledger)."""
+    def _scrub_raw(self, events: list[CanonicalEvent], mode: Mode = "own") -> None:
+        """Raw request bodies that delivered the events (found through the ingest dedupe ledger), in any format:
+        `own` events' items go, a `foreign` event (another person's too) keeps its item without the person."""
         dedupe = {e.dedupe_key for e in events}
+        found = self.ledger.raw_keys(dedupe)
+        self.events_without_raw |= dedupe - set(found)
         by_object: dict[str, set[str]] = {}
-        for dedupe_key, raw_key in self.ledger.raw_keys(dedupe).items():
+        for dedupe_key, raw_key in found.items():
             by_object.setdefault(raw_key, set()).add(dedupe_key)
         for raw_key, wanted in sorted(by_object.items()):
             body = self.archive.read(raw_key)
             if body is None:
-                continue
-            clean, removed = scrub_raw_body(body, wanted)
-            if clean is None:
-                self.archive.delete(raw_key)
-                self.raw[raw_key] = ObjectChange(key=raw_key, action="deleted")
-            elif removed:
-                self.archive.rewrite(raw_key, clean)
-                earlier = self.raw.get(raw_key)
-                total = removed + (earlier.rows_removed if earlier else 0)
-                self.raw[raw_key] = ObjectChange(key=raw_key, action="rewritten", rows_removed=total)
+                continue  # deleted already (by this erasure, or an earlier run of it)
+            if raw_key.startswith(topology.IMPORTS_PREFIX):
+                self._apply(raw_key, scrub_rows(body, self.row_needles), self.imports)  # a dropped file stays
+            else:
+                self._apply(raw_key, scrub_raw(body, self.needles, mode, wanted if mode == "own" else ()), self.raw)
+
+    def _apply(self, key: str, result: RawScrub, into: dict[str, ObjectChange]) -> None:
+        """Carry out one object's scrub and file it in the receipt (rows_removed: items removed + fields redacted)."""
+        earlier = into.get(key)
+        if result.body is None:
+            self.archive.delete(key)
+            into[key] = ObjectChange(key=key, action="deleted")
+        elif result.changed:
+            self.archive.rewrite(key, result.body)
+            total = result.removed + result.redacted + (earlier.rows_removed if earlier else 0)
+            into[key] = ObjectChange(key=key, action="rewritten", rows_removed=total)
+        elif earlier is None and not result.located:
+            self.raw_not_located.add(key)
+
+    def _scrub_rows(self) -> None:
+        """Import rejects and reports and pulled records not ingested: the person's rows go. An import whose rejects
+        named the person also has its dropped file scrubbed (their rejected rows are in it, not in the ledger)."""
+        needles = self.row_needles
+        if needles.pattern is None:
+            return
+        imports: set[str] = set()
+        for prefix in ROW_PREFIXES:
+            for key in list(self.archive.keys(prefix)):
+                body = self.archive.read(key)
+                if body is None:
+                    continue
+                result = scrub_rows(body, needles)
+                if not result.changed:
+                    continue
+                self._apply(key, result, self.imports if key.startswith(topology.IMPORTS_PREFIX) else self.raw)
+                rest = key.removeprefix(IMPORT_REJECTS_PREFIX).removeprefix(IMPORT_REPORTS_PREFIX)
+                if rest != key:
+                    imports.add(rest.split("/", 1)[0].removesuffix(".json"))
+        for import_id in sorted(imports):
+            report = self.archive.read(f"{IMPORT_REPORTS_PREFIX}{import_id}.json")
+            dropped = _dropped_file(report)
+            body = self.archive.read(dropped) if dropped else None
+            if dropped and body is not None:
+                self._apply(dropped, scrub_rows(body, needles), self.imports)
 
     def _scrub_documents(self) -> None:
         """Campaign artifacts (audiences, batches) and exports: remove the person's rows, or the whole document."""
@@ -313,7 +371,7 @@ class _Erasure:
         redacted = filed.event.model_copy(update={"identifiers": rest})
         self.records.replace_event(FiledEvent(filed.key, filed.anchor, redacted))
         self.redacted.add(f"event:{filed.event.dedupe_key}")
-        self.foreign_raw_events += 1
+        self._scrub_raw([filed.event], mode="foreign")  # the raw item stays, without the person's fields
 
     # -- the receipt -------------------------------------------------------------------------------------------
 
@@ -341,11 +399,14 @@ class _Erasure:
             campaign_objects=[c for k, c in sorted(self.documents.items()) if k.startswith(topology.CAMPAIGNS_PREFIX)],
             export_objects=[c for k, c in sorted(self.documents.items()) if k.startswith(topology.EXPORTS_PREFIX)],
             outbox_objects=[self.outbox[k] for k in sorted(self.outbox)],
+            import_objects=[self.imports[k] for k in sorted(self.imports)],
+            raw_objects_not_located=sorted(self.raw_not_located - set(self.raw) - set(self.imports)),
             ledger_records=sorted(self.sends),
             retained=self._retained(),
         )
 
     def _retained(self) -> list[Retained]:
+        raw_days, imports_days = topology.RAW_RETENTION_DAYS, topology.IMPORTS_RETENTION_DAYS
         out = [
             Retained(
                 what="applied-event markers (APPLIED#{source}#{event_id})",
@@ -356,7 +417,7 @@ class _Erasure:
                 what="ingest dedupe records (EVT#{source}#{event_id} in the ledger table)",
                 count=len(self.events),
                 reason="hold only the event id, the raw archive key and the receive time; a re-sent copy is dropped "
-                "as a duplicate; they expire after 400 days",
+                f"as a duplicate; they expire after {raw_days} days",
             ),
             Retained(
                 what="suppression items (SUP#{namespace}#{sha256})",
@@ -373,9 +434,16 @@ class _Erasure:
                 "sees the person",
             ),
             Retained(
+                what="earlier versions of the rewritten and deleted objects (the bucket is versioned)",
+                reason="the erasure deletes them; any it could not (an object written again meanwhile) expires "
+                f"{topology.NONCURRENT_VERSION_DAYS} days after it stopped being current",
+            ),
+            Retained(
                 what="raw bodies the dedupe ledger does not point to (raw/)",
                 reason="rejected events and duplicate or retried deliveries of the person's events cannot be "
-                "attributed without reading the whole archive; they expire with the archive's retention",
+                f"attributed without reading the whole archive; raw/ objects expire {raw_days} days after they "
+                f"were received, import files (imports/) after {imports_days} days and pulled platform records "
+                f"that were not ingested (rejects/) after {topology.REJECTS_RETENTION_DAYS} days",
             ),
             Retained(
                 what="events filed under another person's or a shared identifier with no recorded link to the person",
@@ -388,6 +456,26 @@ class _Erasure:
                 "the person.erased event",
             ),
         ]
+        if self.events_without_raw:
+            out.append(
+                Retained(
+                    what="raw bodies of the person's events whose dedupe record has expired",
+                    count=len(self.events_without_raw),
+                    reason=f"they could not be located; raw/ objects expire {raw_days} days after they were received, "
+                    "as the dedupe records do",
+                )
+            )
+        not_located = self.raw_not_located - set(self.raw) - set(self.imports)
+        if not_located:
+            out.append(
+                Retained(
+                    what="raw objects that delivered the person's events but in which the person was not recognised "
+                    "(raw_objects_not_located)",
+                    count=len(not_located),
+                    reason=f"kept as delivered; they expire {raw_days} days after they were received "
+                    f"({imports_days} for import files)",
+                )
+            )
         if self.shared_touched:
             out.append(
                 Retained(
@@ -397,16 +485,18 @@ class _Erasure:
                     "so others keep using them; their links to the person's identifiers were removed",
                 )
             )
-        if self.foreign_raw_events:
-            out.append(
-                Retained(
-                    what="raw bodies of events shared with another person's identifiers",
-                    count=self.foreign_raw_events,
-                    reason="the event is that person's too; its filed copy was rewritten without the person's "
-                    "identifiers, the raw body is kept as delivered",
-                )
-            )
         return out
+
+
+def _dropped_file(report: bytes | None) -> str | None:
+    """The dropped file an import report names (`cdp.imports.models.ImportReport.key`)."""
+    if report is None:
+        return None
+    try:
+        key = json.loads(report).get("key")
+    except (ValueError, AttributeError):
+        return None
+    return key if isinstance(key, str) and key.startswith(topology.IMPORTS_PREFIX) else None
 
 
 def erase_person(
