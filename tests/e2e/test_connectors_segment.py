@@ -115,13 +115,13 @@ def test_samples_post_as_gzip_and_a_resend_is_accepted_once(server: LocalApiServ
         ),
         (
             "/v1/identify",
-            json.dumps({"messageId": "m-bad-1", "userId": "u", "traits": {"email": "nope"}}).encode(),
+            json.dumps({"messageId": "m-bad-1", "traits": {"email": "li.na@example.cn"}}).encode(),
             _basic(WRITE_KEY),
             400,
-            "identifiers",
+            "userId",
         ),
     ],
-    ids=["no-key", "bad-key", "oversize", "malformed", "batch-not-list", "gzip-bomb", "bad-email"],
+    ids=["no-key", "bad-key", "oversize", "malformed", "batch-not-list", "gzip-bomb", "no-user-or-anonymous-id"],
 )
 def test_bad_requests_get_a_clear_4xx(
     server: LocalApiServer,
@@ -136,9 +136,59 @@ def test_bad_requests_get_a_clear_4xx(
         headers = {**headers, **_basic(runtime.write_key)}
     got, answer = _post(server, path, body, headers)
     assert got == status, answer
-    if field == "identifiers":  # mapped, then refused by the canonical schema: the event is named with its field
-        assert answer["success"] is False and answer["rejected"][0]["errors"][0]["field"].startswith("identifiers.")
+    if field == "userId":  # not a valid Segment call: the call is named with its field
+        assert answer["success"] is False and answer["rejected"][0]["errors"][0]["field"] == "userId"
         return
     assert answer["code"] and answer["message"]  # the shape Segment SDKs read
     if field:
         assert answer["field"] == field
+
+
+def test_the_sdk_delivers_every_call_the_spec_allows(server: LocalApiServer, runtime: LocalRuntime) -> None:
+    # Given the official SDK in sync mode, which raises on any answer but 200 (and the call is then lost)
+    client = Client(write_key=runtime.write_key, host=server.url, sync_mode=True, max_retries=0)
+    # When it sends calls the spec allows but our typed mapping cannot fill, and calls with few fields
+    client.identify(20260001)  # a numeric user id and no traits
+    client.identify("sdk-spec-1", {"email": "not an address", "birthday": "spring"})
+    client.track("sdk-spec-1", "Order Completed", {"order_id": "sdk-spec-o-1", "total": 10, "currency": "CNY"})
+    client.track("sdk-spec-1", "Product Added", {"sku": "CAKE-1", "quantity": 1})  # no price
+    client.track("sdk-spec-1", "Order Refunded", {"order_id": "sdk-spec-o-1"})  # no amount
+    client.track("sdk-spec-1", "Product Reviewed", {"product_id": "CAKE-1", "review_body": "nice"})  # no rating
+    client.track(
+        "sdk-spec-1",
+        "Order Completed",
+        {"order_id": "o-2", "total": 5, "products": [{"sku": "S", "price": 5, "quantity": -1}]},
+    )
+    client.page("sdk-spec-1")  # no name, no url
+    client.screen(anonymous_id="sdk-spec-anon")  # no name
+    client.group("sdk-spec-1", "group-7", {"plan": "gold"})
+    client.flush()
+    # Then every call was delivered (no exception) and the person has each as an event
+    status, person = _get(server, runtime, "/v1/profiles/by-identifier/user_id/sdk-spec-1?brand_id=demo-brand")
+    assert status == 200, person
+    assert person["activity"]["custom_counts"] == {
+        "Order Completed": 2,
+        "Product Added": 1,
+        "Order Refunded": 1,
+        "Product Reviewed": 1,
+        "Loaded a Page": 1,
+        "group": 1,
+    }
+    status, numeric = _get(server, runtime, "/v1/profiles/by-identifier/user_id/20260001?brand_id=demo-brand")
+    assert status == 200, numeric
+
+
+def test_calls_kept_as_custom_are_counted_in_the_answer(server: LocalApiServer, runtime: LocalRuntime) -> None:
+    # Given a batch of a typed order, an order without products and a custom call
+    batch = [
+        {"type": "track", "event": "Order Completed", "userId": "sdk-spec-2", "messageId": "spec-2-a",
+         "properties": {"order_id": "spec-2-o", "total": 3, "products": [{"sku": "S", "price": 3}]}},
+        {"type": "track", "event": "Order Completed", "userId": "sdk-spec-2", "messageId": "spec-2-b",
+         "properties": {"order_id": "spec-2-p", "total": 3}},
+        {"type": "track", "event": "Coupon Viewed", "userId": "sdk-spec-2", "messageId": "spec-2-c"},
+    ]  # fmt: skip
+    # When it is posted
+    status, result = _post(server, "/v1/batch", json.dumps({"batch": batch}).encode(), _basic(runtime.write_key))
+    # Then all three are accepted and the one that could not be typed is counted
+    assert status == 200, result
+    assert (result["accepted"], result["kept_as_custom"], result["rejected"]) == (3, 1, [])

@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
+import math
+import re
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cdp.connectors.base import (
     Binding,
@@ -34,6 +38,8 @@ from cdp.connectors.money import to_minor
 from cdp.connectors.security import same
 from cdp.connectors.sources import SourcesConfig
 from cdp.errors import AuthenticationError, InvalidInputError
+from cdp.ingest.events import CanonicalEvent, CustomProperties, IdentifyProperties
+from cdp.ingest.identifiers import normalize_email, normalize_phone
 from cdp.shared.time import to_utc
 
 CALLS = ("identify", "track", "page", "screen", "alias", "group")
@@ -56,6 +62,13 @@ _ECOMMERCE = {
     "order refunded": "order_returned",
     "product reviewed": "review_posted",
 }
+# the canonical properties model of each event type (what a typed mapping is checked against before it is kept)
+_PROPERTIES: dict[str, type[BaseModel]] = {
+    get_args(model.model_fields["event_type"].annotation)[0]: model.model_fields["properties"].annotation
+    for model in get_args(get_args(CanonicalEvent)[0])
+}
+_TOKEN = re.compile(r"^[A-Za-z0-9_.:@+\-]{1,128}$")  # identifier and event id values (cdp.ingest.identifiers)
+_PHONE_LIKE = re.compile(r"^\+?[\d\s().\-]+$")
 
 
 class SegmentConnector(Connector):
@@ -86,27 +99,34 @@ class SegmentConnector(Connector):
             raise InvalidInputError(f"body is not valid JSON: {exc}", "body") from exc
         if not isinstance(payload, dict):
             raise InvalidInputError("body must be a JSON object", "body")
+        kept = 0
+
+        def one(message: Any, shared: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+            nonlocal kept
+            if not isinstance(message, dict):
+                raise MappingError("", "each call must be a JSON object")
+            if shared is not None:
+                message = {**message, "context": {**obj(shared, "context"), **obj(message, "context")}}
+                message.setdefault("sentAt", shared.get("sentAt"))
+            event, as_custom = _message(message, binding, request.received_at)
+            kept += as_custom
+            return [event]
+
         if self.call != "batch":
             if len(request.body) > MAX_MESSAGE_BYTES:
                 raise InvalidInputError(f"a single call is limited to {MAX_MESSAGE_BYTES} bytes", "body")
             payload.setdefault("type", self.call)
-            return map_items([payload], lambda m: _message(m, binding, request.received_at), prefix="", batch=False)
-        messages = payload.get("batch")
-        if not isinstance(messages, list) or not messages:
-            raise InvalidInputError("batch must be a non-empty list of calls", "batch")
-        if len(messages) > MAX_BATCH:
-            raise InvalidInputError(f"batch holds {len(messages)} calls; the limit is {MAX_BATCH}", "batch")
-        shared_context = obj(payload, "context")
-        sent_at = payload.get("sentAt")
-
-        def one(message: Any) -> list[dict[str, Any]]:
-            if not isinstance(message, dict):
-                raise MappingError("", "each call must be a JSON object")
-            merged = {**message, "context": {**shared_context, **obj(message, "context")}}
-            merged.setdefault("sentAt", sent_at)
-            return _message(merged, binding, request.received_at)
-
-        return map_items(messages, one, id_field="messageId")
+            mapped = map_items([with_message_id(payload, 0)], one, prefix="", batch=False)
+        else:
+            messages = payload.get("batch")
+            if not isinstance(messages, list) or not messages:
+                raise InvalidInputError("batch must be a non-empty list of calls", "batch")
+            if len(messages) > MAX_BATCH:
+                raise InvalidInputError(f"batch holds {len(messages)} calls; the limit is {MAX_BATCH}", "batch")
+            messages = [with_message_id(m, i) for i, m in enumerate(messages)]
+            mapped = map_items(messages, lambda m: one(m, payload), id_field="messageId")
+        mapped.kept_as_custom = kept
+        return mapped
 
 
 def _basic_user(header: str) -> str | None:
@@ -159,23 +179,76 @@ def _channel(message: dict[str, Any], context: dict[str, Any], binding: Binding)
     return binding.channel or "segment"
 
 
+def _id_value(message: dict[str, Any], name: str) -> str | None:
+    """An id as Segment allows it: a string or a number (the Python SDK sends numbers as they are)."""
+    value = message.get(name)
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value.strip() or None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise MappingError(name, f"{name} must be a string or a number")
+    if isinstance(value, float) and value.is_integer() and math.isfinite(value):
+        return str(int(value))
+    return str(value)
+
+
+def _token(value: str) -> str:
+    """Ids outside our identifier alphabet (spaces, other scripts, over 128 characters) are valid Segment ids: they
+    become a stable digest, so every call with the same id still links to the same person."""
+    return value if _TOKEN.match(value) else f"h:{hashlib.sha256(value.encode()).hexdigest()[:40]}"
+
+
 def _identifiers(message: dict[str, Any], traits: dict[str, Any]) -> list[dict[str, Any]]:
-    context = message.get("context") or {}
+    context = obj(message, "context")
     device = obj(context, "device")
-    found = present(
-        ident("user_id", message.get("userId")),
-        ident("device_id", message.get("anonymousId")),
-        ident("device_id", device.get("id")),
-        ident("device_id", device.get("advertisingId")),
-        ident("email", traits.get("email")),
-        ident("phone", traits.get("phone")),
-    )
+    user_id, anonymous_id = _id_value(message, "userId"), _id_value(message, "anonymousId")
+    device_ids = [_id_value(device, "id"), _id_value(device, "advertisingId")]
     if message.get("type") == "alias":
-        found.append(ident("device_id", require(message, "previousId")) or {})
-    unique = {(i["type"], i["value"]): i for i in found}
-    if not unique:
+        previous = _id_value(message, "previousId")
+        if previous is None:
+            raise MappingError("previousId", "an alias call needs the previousId it links")
+        device_ids.append(previous)
+    found = present(
+        ident("user_id", _token(user_id) if user_id else None),
+        ident("device_id", _token(anonymous_id) if anonymous_id else None),
+        *(ident("device_id", _token(d)) for d in device_ids if d),
+        ident("email", _trait_email(traits.get("email"))),
+        ident("phone", _trait_phone(traits.get("phone"))),
+    )
+    if not (user_id or anonymous_id):
         raise MappingError("userId", "a call needs a userId or an anonymousId")
+    unique = {(i["type"], i["value"]): i for i in found}
     return list(unique.values())
+
+
+def _trait_email(value: Any) -> str | None:
+    """Traits are free-form in Segment: an e-mail that is not one is dropped as an identifier, not the call."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    try:
+        normalize_email(value.strip())  # cached: ingest's own validation of the kept value costs nothing more
+    except ValueError:
+        return None
+    return value
+
+
+def _trait_phone(value: Any) -> str | None:
+    """A phone trait that cannot be a phone anywhere is dropped; a local number is left to ingest, which knows the
+    brand's phone region (an international one is checked here, where no region is needed)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or not _PHONE_LIKE.match(value.strip()):
+        return None
+    digits = sum(c.isdigit() for c in value)
+    if not 5 <= digits <= 17:
+        return None
+    if value.strip().startswith("+"):
+        try:
+            normalize_phone(value.strip(), "ZZ")
+        except ValueError:
+            return None
+    return value
 
 
 def _context(context: dict[str, Any]) -> dict[str, str]:
@@ -193,62 +266,119 @@ def _context(context: dict[str, Any]) -> dict[str, str]:
     return {k: str(v)[:512] for k, v in out.items() if v}
 
 
-def _message(message: dict[str, Any], binding: Binding, received_at: datetime) -> list[dict[str, Any]]:
+def _event_id(message: dict[str, Any]) -> str:
+    value = message.get("messageId")
+    if isinstance(value, bool) or not isinstance(value, str | int) or value == "":
+        raise MappingError("messageId", "messageId must be a string")
+    return _token(str(value))
+
+
+def with_message_id(message: Any, index: int) -> Any:
+    """messageId is optional in the HTTP API (the libraries always set one): a call without it gets a digest of the
+    call and its position, so a resent request (and an archive replay) dedupes while two calls stay two events."""
+    if not isinstance(message, dict) or message.get("messageId") not in (None, ""):
+        return message
+    digest = hashlib.sha256(f"{index}#{json.dumps(message, sort_keys=True, default=str)}".encode()).hexdigest()
+    return {**message, "messageId": f"h:{digest[:40]}"}
+
+
+def _message(message: dict[str, Any], binding: Binding, received_at: datetime) -> tuple[dict[str, Any], bool]:
+    """One call as a canonical event dict, and whether it was kept as `custom` because its type did not fit."""
     kind = require(message, "type")
     if kind not in CALLS:
         raise MappingError("type", f"unknown call type {kind!r}; expected one of {', '.join(CALLS)}")
-    message_id = require(message, "messageId")
+    message_id = _event_id(message)
     context = obj(message, "context")
     traits = obj(message, "traits") or obj(context, "traits")
     properties = obj(message, "properties")
-    event_type, props = _typed(kind, message, traits, properties, context)
-    return [
-        event_dict(
-            event_type=event_type,
-            event_id=message_id,
-            source=_channel(message, context, binding),
-            binding=binding,
-            occurred_at=_timestamp(message, received_at),
-            identifiers=_identifiers(message, traits),
-            properties=props,
-            context=_context(context),
-        )
-    ]
+    identifiers = _identifiers(message, traits)
+    event_type, props, kept = _fitted(kind, message, traits, properties, context)
+    event = event_dict(
+        event_type=event_type,
+        event_id=message_id,
+        source=_channel(message, context, binding),
+        binding=binding,
+        occurred_at=_timestamp(message, received_at),
+        identifiers=identifiers,
+        properties=props,
+        context=_context(context),
+    )
+    return event, kept
 
 
-def _typed(
+def _fitted(
     kind: str, message: dict[str, Any], traits: dict[str, Any], properties: dict[str, Any], context: dict[str, Any]
-) -> tuple[str, dict[str, Any]]:
-    if kind in ("identify", "alias"):
-        return "identify", _identify_properties(traits, context) if kind == "identify" else {}
-    if kind == "page":
-        page = obj(context, "page")
-        url = properties.get("url") or page.get("url")
-        if not url:
-            raise MappingError("properties.url", "a page call needs properties.url (or context.page.url)")
-        title = properties.get("title") or page.get("title") or message.get("name")
-        return "page_view", _clean(
-            {"url": url, "title": title, "referrer": properties.get("referrer") or page.get("referrer")}
-        )
-    if kind == "screen":
-        name = require(message, "name")
-        return "page_view", {"url": f"screen://{name}", "title": name}
+) -> tuple[str, dict[str, Any], bool]:
+    """Typed where the canonical type fits; otherwise a `custom` event named as Segment names the call. The typed
+    properties are checked here against their canonical model, so a call that would fail validation at ingest (a
+    negative quantity, a total above its lines, a rating of 9) is kept rather than refused."""
+    if kind == "alias":
+        return "identify", {}, False
+    if kind == "identify":
+        return "identify", _fit(IdentifyProperties, _identify_properties(traits, context)), False
     if kind == "group":
-        return "custom", {"name": "group", "group_id": str(require(message, "groupId")), **_scalars(traits)}
-    event = require(message, "event")
-    typed = _ECOMMERCE.get(event.strip().lower())
+        group_id = _id_value(message, "groupId")
+        if group_id is None:
+            raise MappingError("groupId", "a group call needs its groupId")
+        return "custom", _custom("group", {"group_id": group_id, **traits}), False
+    if kind == "track":
+        event = require(message, "event")
+        typed = _ECOMMERCE.get(event.strip().lower())
+        if typed is None:
+            return "custom", _custom(event, properties), False
+        fallback = event
+    else:
+        name = message.get("name")
+        noun = "Page" if kind == "page" else "Screen"
+        fallback = f"Viewed {name} {noun}" if isinstance(name, str) and name.strip() else f"Loaded a {noun}"
+        typed = "page_view"
     try:
-        if typed == "order_placed":
-            return typed, _order(properties)
-        if typed == "add_to_cart":
-            return typed, _cart(properties)
-        if typed == "order_returned":
-            return typed, _refund(properties)
-        if typed == "review_posted":
-            return typed, _review(properties)
-    except MappingError as exc:
-        raise MappingError(f"properties.{exc.field}", exc.message) from exc
-    return "custom", {"name": event, **_scalars(properties)}
+        props = _TYPED_BUILDERS[kind if kind != "track" else typed](message, properties, context)
+        _PROPERTIES[typed].model_validate(props)
+    except (MappingError, ValidationError):
+        return "custom", _custom(fallback, properties), True
+    return typed, props, False
+
+
+def _page(message: dict[str, Any], properties: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
+    page = obj(context, "page")
+    url = properties.get("url") or page.get("url")
+    if not url:
+        raise MappingError("properties.url", "a page call without a url is kept as a custom event")
+    title = properties.get("title") or page.get("title") or message.get("name")
+    return _clean({"url": url, "title": title, "referrer": properties.get("referrer") or page.get("referrer")})
+
+
+def _screen(message: dict[str, Any], properties: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
+    name = message.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise MappingError("name", "a screen call without a name is kept as a custom event")
+    return {"url": f"screen://{name}", "title": name}
+
+
+_TYPED_BUILDERS: dict[str, Callable[[dict[str, Any], dict[str, Any], dict[str, Any]], dict[str, Any]]] = {
+    "page": _page,
+    "screen": _screen,
+    "order_placed": lambda _m, p, _c: _order(p),
+    "add_to_cart": lambda _m, p, _c: _cart(p),
+    "order_returned": lambda _m, p, _c: _refund(p),
+    "review_posted": lambda _m, p, _c: _review(p),
+}
+
+
+def _fit(model: type[BaseModel], values: dict[str, Any]) -> dict[str, Any]:
+    """The values minus those the canonical model refuses (a trait that is not a date, a name over 200 characters):
+    Segment traits are free-form, so a bad one is dropped, not the call."""
+    try:
+        model.model_validate(values)
+    except ValidationError as exc:
+        bad = {str(e["loc"][0]) for e in exc.errors() if e["loc"]}
+        values = {k: v for k, v in values.items() if k not in bad} if bad else {}
+    return values
+
+
+def _custom(name: str, values: dict[str, Any]) -> dict[str, Any]:
+    return _fit(CustomProperties, {"name": name.strip()[:200] or "unnamed", **_scalars(values)})
 
 
 def _identify_properties(traits: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
@@ -295,8 +425,10 @@ def _count(data: dict[str, Any], name: str, path: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise MappingError(f"{path}{name}", f"{name} must be a whole number")
     try:
+        if isinstance(value, float) and not value.is_integer():
+            raise ValueError(value)  # 1.5 items is not an order line (truncating would change the order)
         return int(value)
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:
         raise MappingError(f"{path}{name}", f"{name} must be a whole number") from exc
 
 
@@ -376,10 +508,19 @@ def _review(properties: dict[str, Any]) -> dict[str, Any]:
 
 
 def _scalars(values: dict[str, Any]) -> dict[str, Any]:
-    """Custom events keep the channel's scalar properties (nested objects would make item sizes unbounded)."""
+    """Custom events keep the channel's scalar properties (nested objects would make item sizes unbounded); numbers
+    a JSON document or the profile store cannot hold (NaN, infinities, beyond 38 digits) are left out."""
     return {
-        str(k)[:64]: v for k, v in list(values.items())[:50] if isinstance(v, str | int | float | bool) and k != "name"
+        str(k)[:64]: v
+        for k, v in list(values.items())[:50]
+        if k != "name" and isinstance(v, str | bool | int | float) and _storable(v)
     }
+
+
+def _storable(value: str | bool | int | float) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return not isinstance(value, int) or isinstance(value, bool) or abs(value) < 10**38
 
 
 def _clean(values: dict[str, Any]) -> dict[str, Any]:
@@ -393,13 +534,16 @@ class SegmentMessage(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     type: Literal["identify", "track", "page", "screen", "alias", "group"] | None = None
-    messageId: str = Field(description="unique per call; the same id twice is accepted once")
-    userId: str | None = None
-    anonymousId: str | None = None
-    event: str | None = Field(default=None, description="track: the event name")
+    messageId: str | None = Field(
+        default=None,
+        description="unique per call; the same id twice is accepted once (absent: a digest of the call stands in)",
+    )
+    userId: str | float | None = Field(default=None, description="userId or anonymousId is required")
+    anonymousId: str | float | None = None
+    event: str | None = Field(default=None, description="track: the event name (required)")
     name: str | None = Field(default=None, description="page / screen: the page name")
-    previousId: str | None = Field(default=None, description="alias: the previous (anonymous) id")
-    groupId: str | None = None
+    previousId: str | float | None = Field(default=None, description="alias: the previous (anonymous) id (required)")
+    groupId: str | float | None = Field(default=None, description="group: required")
     properties: dict[str, Any] | None = None
     traits: dict[str, Any] | None = None
     context: dict[str, Any] | None = None
