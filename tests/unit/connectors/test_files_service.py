@@ -295,3 +295,22 @@ def test_describe_error_reads_the_lambda_payload_in_the_cause() -> None:
     assert describe_error({"Error": "StoreError", "Cause": cause}) == "StoreError: put failed"
     assert describe_error({"Error": "States.Timeout", "Cause": "took too long"}) == "States.Timeout: took too long"
     assert describe_error({}) == "Error"
+
+
+def test_the_rejects_file_never_carries_a_formula(ports: ImportPorts) -> None:
+    # Given an orders file whose rejected rows hold cells a spreadsheet would run as formulas
+    header = "order_id,member_card,occurred_at,sku,quantity,unit_price\n"
+    rows = [
+        '=HYPERLINK("http://evil.example","x"),M1,2024-05-01,S1,1,1.00\n',  # a bad order id
+        "@SUM(A1),M1,2024-05-01,S1,1,-1.00\n",
+        "-1+1,M1,2024-05-01,S1,1,abc\n",
+    ]
+    key = drop(ports, "formulas.csv", "orders", (header + "".join(rows)).encode())
+    # When it is imported
+    report = run(ports, key, "imp-formula")
+    # Then each row is rejected and the rejects file (opened in Excel by the brand) has no cell starting a formula
+    assert report.counts.rejected == 3
+    body = (ports.files.read(report.rejects_key) or b"").decode("utf-8-sig")
+    cells = [cell for row in csv.reader(io.StringIO(body)) for cell in row]
+    assert cells and not [c for c in cells if c.startswith(("=", "+", "-", "@", "\t", "\r"))]
+    assert any(c.startswith("'=HYPERLINK") for c in cells)

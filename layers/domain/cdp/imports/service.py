@@ -17,7 +17,6 @@ counts them as accepted; every consumer applies an event id once.
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 from collections import Counter
@@ -68,6 +67,7 @@ from cdp.ingest.ports import DedupeLedger, DedupeStatus
 from cdp.ingest.service import IngestResult, RegionOf, accept
 from cdp.observability import logger
 from cdp.org import load_org
+from cdp.shared.csv_safe import SafeWriter
 from cdp.shared.ports import EventPublisher
 
 MAX_CHUNK_ROWS = 500
@@ -407,9 +407,10 @@ REJECTS_COLUMNS = ("row", "field", "reason", "raw")
 
 
 def rejects_csv(rejects: list[RejectedRow]) -> bytes:
-    """UTF-8 with a BOM, so that Excel shows the Chinese in the raw rows as written."""
+    """UTF-8 with a BOM, so that Excel shows the Chinese in the raw rows as written; cells that a spreadsheet would
+    run as formulas are neutralized (the raw rows are whatever the store's file held)."""
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    writer = SafeWriter(out, lineterminator="\n")
     writer.writerow(REJECTS_COLUMNS)
     writer.writerows((r.row, r.field, r.reason, r.raw) for r in rejects)
     return out.getvalue().encode("utf-8-sig")
