@@ -315,3 +315,56 @@ def test_replay_then_erase_erases_everything(world: World) -> None:
     assert all(not world.replay(s).failures for s in SOURCES_REPLAYED)
     world.resolve_published()
     assert world.person_of("phone", ANN_PHONE) is None
+
+
+def test_import_files_lose_her_rows_in_the_dropped_file_its_rejects_and_reports(world: World) -> None:
+    # Given an imported members file whose row for Ann became an event (the ledger points at the file), a second
+    # import where only her rejected row is, and the rejects and chunk reports of both
+    header = "member_card,phone,name\n"
+    first, second = "imports/incoming/demo-brand/members/a.csv", "imports/incoming/demo-brand/members/b.csv"
+    files = {
+        first: header + f"MC-ANN-1,{ANN_PHONE},Ann Lee\nM-2,{BOB_PHONE},Bob\n",
+        second: header + "MC-ANN-1,13800138000,Ann\nM-3,13700137000,Cy\n",
+        "imports/rejects/imp-2/rejects.csv": 'row,field,reason,raw\n2,birthday,bad date,"MC-ANN-1,13800138000,Ann"\n',
+        "imports/reports/imp-2.json": json.dumps({"import_id": "imp-2", "key": second}),
+        "imports/reports/imp-2/chunks/00000.json": json.dumps(
+            {"rejects": [{"row": 2, "field": "birthday", "reason": "bad", "raw": "MC-ANN-1,13800138000,Ann"}]}
+        ),
+    }
+    for key, text in files.items():
+        world.s3.put_object(Bucket=BUCKET, Key=key, Body=text.encode(), Metadata={"import-id": "x"})
+    ledger = DynamoDedupeLedger(LEDGER, client=world.db)
+    event = {
+        "event_id": "imp-ann",
+        "event_type": "identify",
+        "source": "batch",
+        "brand_id": BRAND,
+        "occurred_at": T0.isoformat(),
+        "identifiers": [{"type": "phone", "value": ANN_PHONE}],
+        "properties": {},
+    }
+    parsed = parse_event(event)
+    ledger.claim(parsed.dedupe_key, first, T0)
+    resolve_event(parsed, world.store, world.identity_bus)
+    ann = world.person_of("phone", ANN_PHONE)
+    assert ann
+
+    # When Ann is erased
+    receipt = world.erase(ann)
+
+    # Then her rows are gone from both dropped files, the rejects and the chunk report; the other rows stay
+    def text(key: str) -> str:
+        return world.s3.get_object(Bucket=BUCKET, Key=key)["Body"].read().decode()
+
+    assert text(first) == header + f"M-2,{BOB_PHONE},Bob\n"
+    assert text(second) == header + "M-3,13700137000,Cy\n"
+    assert text("imports/rejects/imp-2/rejects.csv") == "row,field,reason,raw\n"
+    assert json.loads(text("imports/reports/imp-2/chunks/00000.json")) == {"rejects": []}
+    # and the objects keep their metadata, and are listed in the receipt
+    assert world.s3.head_object(Bucket=BUCKET, Key=first)["Metadata"] == {"import-id": "x"}
+    assert {c.key: c.rows_removed for c in receipt.import_objects} == {
+        first: 1,
+        second: 1,
+        "imports/rejects/imp-2/rejects.csv": 1,
+        "imports/reports/imp-2/chunks/00000.json": 1,
+    }
