@@ -19,13 +19,19 @@ from pydantic import BaseModel, Field
 from cdp.connectors.aws import SecretsManagerSources
 from cdp.connectors.base import Connector, InboundRequest
 from cdp.connectors.registry import ROUTES, ConnectorRoute
-from cdp.connectors.security import PayloadTooLargeError
+from cdp.connectors.security import check_media_type
 from cdp.connectors.service import Ports, Received, receive
-from cdp.errors import AuthenticationError, InvalidInputError, RetryableError
+from cdp.errors import (
+    AuthenticationError,
+    InvalidInputError,
+    PayloadTooLargeError,
+    RetryableError,
+    UnsupportedMediaTypeError,
+)
 from cdp.ingest.auth import authenticate
 from cdp.ingest.aws import DynamoDedupeLedger, S3RawArchive, SecretsManagerKeyring
 from cdp.ingest.events import CanonicalEvent
-from cdp.ingest.service import IngestResult, ingest
+from cdp.ingest.service import META_WRITER_SCOPE, IngestResult, WriteScope, check_body, ingest
 from cdp.observability import logger, metrics, tracer
 from cdp.org import load_org
 from cdp.settings import IngestSettings, get_settings
@@ -67,7 +73,7 @@ class EventBatch(BaseModel):
     tags=["ingest"],
     responses=responses(
         {202: (IngestResult, "every event accepted (or already known)"), 207: (IngestResult, "some rejected")},
-        (401, 503),
+        (401, 413, 415, 503),
     )
     | {400: {"description": STATUS_TEXT[400], "content": {"application/json": {"model": ErrorBody | IngestResult}}}},
     openapi_extensions=body(CanonicalEvent | EventBatch, "EventsRequest"),
@@ -76,8 +82,11 @@ def post_events() -> Response[str]:
     deps = dependencies()
     event = app.current_event
     body = raw_body(event)
+    headers = {k.lower(): v for k, v in (event.headers or {}).items()}
+    check_body(body)  # size and nesting before any credential or parsing work
+    check_media_type(headers, body, ("application/json",))
     now = utc_now()
-    client = authenticate({k.lower(): v for k, v in (event.headers or {}).items()}, body, deps.keyring, now)
+    client = authenticate(headers, body, deps.keyring, now)
     logger.append_keys(client=client.name)
     result = ingest(
         body,
@@ -87,6 +96,8 @@ def post_events() -> Response[str]:
         deps.ledger,
         deps.publisher,
         phone_region=_phone_region_for,
+        write_scope=WriteScope(load_org(), (client.org_scope,)),
+        archive_meta={"client": client.name, META_WRITER_SCOPE: client.org_scope.model_dump_json(exclude_none=True)},
     )
     _count(result)
     return _json(_status(result), result.model_dump_json())
@@ -183,6 +194,11 @@ def _json(status: int, body: str) -> Response[str]:
 @app.exception_handler(PayloadTooLargeError)
 def _too_large(exc: PayloadTooLargeError) -> Response[str]:
     return _json(413, _dumps({"error": "payload_too_large", "message": exc.message, "field": exc.location}))
+
+
+@app.exception_handler(UnsupportedMediaTypeError)
+def _unsupported(exc: UnsupportedMediaTypeError) -> Response[str]:
+    return _json(415, _dumps({"error": "unsupported_media_type", "message": exc.message, "field": exc.location}))
 
 
 @app.exception_handler(InvalidInputError)

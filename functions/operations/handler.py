@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from typing import Any, TypeVar
@@ -20,9 +21,10 @@ from cdp.connectors.sources import SourcesConfig, StaticSources
 from cdp.errors import AuthenticationError, ForbiddenError, InvalidInputError, RetryableError
 from cdp.ingest.auth import REPLAY_SCOPE, authenticate, authorize
 from cdp.ingest.aws import DynamoDedupeLedger, S3RawArchive, SecretsManagerKeyring
+from cdp.ingest.ports import ApiClient
 from cdp.ingest.service import field_errors
 from cdp.observability import logger, tracer
-from cdp.org import load_org
+from cdp.org import ScopeRef, load_org
 from cdp.settings import OperationsSettings, get_settings
 from cdp.shared.aws import EventBridgePublisher
 from cdp.shared.deadletter import RedriveRequest, RedriveSummary, SqsDeadLetterQueue, redrive_all
@@ -61,12 +63,22 @@ def dependencies() -> Dependencies:
     return Dependencies(s, SecretsManagerKeyring(s.api_keys_secret_id), ports, DynamoPullState(s.ledger_table))
 
 
-def _authorize() -> None:
+def _authorize() -> ApiClient:
     event = app.current_event
     headers = {k.lower(): v for k, v in (event.headers or {}).items()}
     client = authenticate(headers, b"", dependencies().keyring, utc_now(), require=None)
     logger.append_keys(client=client.name)
-    authorize(client, REPLAY_SCOPE)
+    return authorize(client, REPLAY_SCOPE)
+
+
+def _brand_filter(client: ApiClient) -> Callable[[str | None], bool] | None:
+    """Dead letters of every brand share a queue: a key with an org scope sees its brands' letters only (and none
+    whose brand is unknown); a key without one sees all."""
+    scope = client.org_scope
+    if scope == ScopeRef():
+        return None
+    org = load_org()
+    return lambda brand: brand is not None and scope.covers_brand(org, brand)
 
 
 def _queue(name: str) -> SqsDeadLetterQueue:
@@ -85,10 +97,12 @@ def _queue(name: str) -> SqsDeadLetterQueue:
     openapi_extensions=query(queue="identity-merge or tag-update", limit="1-1000"),
 )
 def list_dead_letters() -> Response[str]:
-    _authorize()
+    client = _authorize()
     query = app.current_event.query_string_parameters or {}
     name = query.get("queue", "identity-merge")
-    summary = redrive_all(_queue(name), name, limit=_limit(query.get("limit")), dry_run=True)
+    summary = redrive_all(
+        _queue(name), name, limit=_limit(query.get("limit")), dry_run=True, visible=_brand_filter(client)
+    )
     return _json(200, summary.model_dump_json())
 
 
@@ -100,9 +114,9 @@ def list_dead_letters() -> Response[str]:
     openapi_extensions=body(RedriveRequest, "RedriveRequest"),
 )
 def redrive() -> Response[str]:
-    _authorize()
+    client = _authorize()
     request = _parse(RedriveRequest)
-    summary = redrive_all(_queue(request.queue), request.queue, limit=request.limit)
+    summary = redrive_all(_queue(request.queue), request.queue, limit=request.limit, visible=_brand_filter(client))
     logger.info("dead letters redriven", queue=request.queue, redriven=summary.redriven)
     return _json(200, summary.model_dump_json())
 
@@ -115,11 +129,20 @@ def redrive() -> Response[str]:
     openapi_extensions=body(ReplayRequest, "ReplayRequest"),
 )
 def replay() -> Response[str]:
-    _authorize()
+    client = _authorize()
     r = _parse(ReplayRequest)
     deps = dependencies()
     summary = replay_archive(
-        r.source, r.start, r.end, deps.ports, connector_for, r.after, r.limit, buyer_of=deps.pull_state.buyer_of
+        r.source,
+        r.start,
+        r.end,
+        deps.ports,
+        connector_for,
+        r.after,
+        r.limit,
+        buyer_of=deps.pull_state.buyer_of,
+        operator=client.org_scope,
+        org=load_org(),
     )
     logger.info("archive replayed", source=r.source, objects=summary.objects, accepted=summary.accepted)
     return _json(200, summary.model_dump_json())

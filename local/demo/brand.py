@@ -772,7 +772,7 @@ class _BrandBuilder:
                 ids: list[RawId] = [("email", p.email, None)]
                 message_id = f"msg-{campaign_id}-{p.person_id}"
                 props = {"message_id": message_id, "channel": "email", "campaign_id": campaign_id}
-                self._event(p, "message_delivered", "cdp", sent, ids, props)
+                self._event(p, "message_delivered", "crm", sent, ids, props)
                 if rng.random() < 0.03 + 0.45 * p.responsiveness:
                     clicked = sent + timedelta(hours=rng.uniform(0.2, 48))
                     url = f"https://shop.demo-brand.example/n/{campaign_id}"
@@ -791,7 +791,7 @@ class _BrandBuilder:
             message_id = f"msg-{PAST_CAMPAIGN_ID}-{p.person_id}"
             status = "delivered" if rng.random() < 0.97 else "failed"
             props = {"message_id": message_id, "channel": "sms", "campaign_id": PAST_CAMPAIGN_ID, "status": status}
-            self._event(p, "message_delivered", "cdp", sent, ids, props)
+            self._event(p, "message_delivered", "crm", sent, ids, props)
             if status != "delivered":
                 continue
             delivered.append(p)

@@ -6,7 +6,7 @@ mini-program's server posts its users' events signed with the app secret, the of
 the push and SMS providers their receipts, opens and unsubscribe replies, SES its clicks and unsubscribes through SNS,
 and Tmall/JD are pulled (`PlatformBatch`: the recorded TOP/JOS answers a pull run reads). What no connector can say
 without losing meaning goes to POST /v1/events as before, counted by reason (`Encoded.reasons`): loyalty, benefits,
-cards and coupons, the platform's own sends (source cdp), SMS link clicks (a tracked link records the time of the
+cards and coupons, the brand CRM's past sends (source crm), SMS link clicks (a tracked link records the time of the
 click request, not the historical one), orders carrying a campaign id, and the few shapes listed in `_route`.
 
 Identifier keys survive every encoding (the truth is scored by key); so do types, times (at the channel's native
@@ -264,7 +264,7 @@ class ChannelEncoder:
             if source not in self._shops:
                 raise NotExpressible(f"no {source} shop configured")
             return source, "", self._platform_record(event)
-        raise NotExpressible("no connector (the platform's own sends, or a source no channel speaks for)")
+        raise NotExpressible("no connector (the brand CRM's past sends, or a source no channel speaks for)")
 
     # ---- requests per channel -------------------------------------------------------------------------------
 

@@ -28,15 +28,13 @@ from cdp_local.runtime.environment import (
     ACCOUNT_ID,
     LOCAL_EMAIL_FROM,
     REGION,
-    WEBHOOK_KEY_ID,
-    WEBHOOK_SECRET,
+    api_keys_document,
     configured_admin_key,
     configured_api_key,
     configured_write_key,
     local_environment,
     local_sources,
     patched_environ,
-    seeded_api_keys,
 )
 from cdp_local.runtime.lambdas import Handler, HandlerRouter, function_arn
 from cdp_local.runtime.moto_fixes import eventbridge_full_envelope
@@ -279,7 +277,7 @@ class LocalRuntime:
             )
 
     def _create_secrets(self) -> None:
-        keys = {"keys": seeded_api_keys(self.api_key, self.admin_key), "hmac": {WEBHOOK_KEY_ID: WEBHOOK_SECRET}}
+        keys = api_keys_document(self.api_key, self.admin_key)
         self.client("secretsmanager").create_secret(
             Name=topology.API_KEYS_SECRET_LOCAL_NAME, SecretString=json.dumps(keys)
         )

@@ -6,12 +6,20 @@ Map runs tasks on threads, and swapping `os.environ` per call would race.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from cdp import topology
+from cdp.ingest.auth import SCOPES
+from cdp.org import ScopeRef
+from cdp.settings import ConfigurationError
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +31,7 @@ DEFAULT_API_KEY = "local-dev-key"
 WEBHOOK_KEY_ID = "local-webhook"  # HMAC-signed webhooks (x-cdp-key-id + x-cdp-signature)
 WEBHOOK_SECRET = "local-webhook-secret"  # noqa: S105 - a documented local-only secret
 API_KEY_ENV = "CDP_API_KEY"
+API_KEYS_FILE_ENV = "CDP_API_KEYS_FILE"  # a JSON file with more keys: the ApiKeys secret's document
 # Profile API keys seeded locally (documented in the README): an administrator holding every scope everywhere, and a
 # read-only key of one store of the packaged demo brand (it sees only that store's facts and events).
 ADMIN_API_KEY = "local-admin-key"
@@ -155,6 +164,67 @@ def seeded_api_keys(ingest_key: str, admin_key: str) -> dict[str, dict[str, obje
         admin_key: {"client": "local-admin", "scopes": list(ALL_SCOPES)},
         STORE_API_KEY: {"client": "store-sh01", "scopes": ["profiles:read"], "scope": dict(STORE_SCOPE)},
     }
+
+
+class _KeyFileEntry(BaseModel):
+    """One key of the file, checked strictly (a typo in a scope name is an error, not a key that silently can't)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    client: str = Field(min_length=1, max_length=128)
+    scopes: list[str] = Field(min_length=1)
+    scope: ScopeRef = Field(default_factory=ScopeRef)
+
+    @field_validator("scopes")
+    @classmethod
+    def _known(cls, value: list[str]) -> list[str]:
+        unknown = sorted(set(value) - set(SCOPES))
+        if unknown:
+            raise ValueError(f"unknown scope(s) {', '.join(unknown)}; known: {', '.join(SCOPES)}")
+        return value
+
+
+class _KeyFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    keys: dict[str, _KeyFileEntry] = Field(default_factory=dict)
+    hmac: dict[str, str] = Field(default_factory=dict)
+
+
+def api_keys_document(ingest_key: str, admin_key: str, keys_file: str | None = None) -> dict[str, Any]:
+    """The local ApiKeys secret: the seeded keys, plus (winning on the same key) those of `keys_file` or
+    $CDP_API_KEYS_FILE. A bad file stops the start with its path and the field (never the key itself)."""
+    document: dict[str, Any] = {
+        "keys": seeded_api_keys(ingest_key, admin_key),
+        "hmac": {WEBHOOK_KEY_ID: WEBHOOK_SECRET},
+    }
+    path = keys_file or os.environ.get(API_KEYS_FILE_ENV)
+    if not path:
+        return document
+    loaded = _read_key_file(Path(path))
+    document["keys"].update({k: v.model_dump(mode="json", exclude_defaults=True) for k, v in loaded.keys.items()})
+    document["hmac"].update(loaded.hmac)
+    return document
+
+
+def _read_key_file(path: Path) -> _KeyFile:
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigurationError(f"{API_KEYS_FILE_ENV}={path}: cannot read it ({exc.strerror})") from exc
+    except json.JSONDecodeError as exc:
+        raise ConfigurationError(f"{path}: not JSON ({exc})") from exc
+    try:
+        return _KeyFile.model_validate(raw)
+    except ValidationError as exc:
+        keys = list((raw.get("keys") or {}) if isinstance(raw, dict) else {})
+        problems = []
+        for err in exc.errors(include_url=False):
+            loc = [str(p) for p in err["loc"]]
+            if len(loc) > 1 and loc[0] == "keys" and loc[1] in keys:  # name the entry, never print the key
+                loc[1] = f"<key #{keys.index(loc[1]) + 1}>"
+            problems.append(f"{'.'.join(loc)}: {err['msg']}")
+        raise ConfigurationError(f"{path}: {'; '.join(problems)}") from exc
 
 
 @contextmanager

@@ -16,6 +16,14 @@ class InvalidInputError(CdpError):
         self.location = location
 
 
+class PayloadTooLargeError(InvalidInputError):
+    """The body (or what it inflates to) is over the route's limit: HTTP 413."""
+
+
+class UnsupportedMediaTypeError(InvalidInputError):
+    """The body's Content-Type is not one the route reads: HTTP 415."""
+
+
 class AuthenticationError(CdpError):
     """Missing or wrong credentials or signature."""
 

@@ -125,6 +125,18 @@ class ScopeRef(_Config):
             return False
         return not (self.store_id and store_id != self.store_id)
 
+    def covers_brand(self, org: OrgDirectory, brand_id: str) -> bool:
+        """Whether any part of the brand lies within the scope (a store-scoped key covers its store's brand)."""
+        cfg = org.brand(brand_id)
+        if self.group_id and cfg.group_id != self.group_id:
+            return False
+        if self.brand_id and self.brand_id != brand_id:
+            return False
+        if self.dealer_id and self.dealer_id not in cfg.dealers:
+            return False
+        # a brand that lists its stores must list this one; one that lists none cannot say
+        return not (self.store_id and cfg.dealers and cfg.dealer_of(self.store_id) is None)
+
     @property
     def label(self) -> str:
         parts = [

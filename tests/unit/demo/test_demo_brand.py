@@ -205,10 +205,10 @@ def test_past_campaign_was_sent_to_most_consenting_persons_and_moved_them(brand:
         for e in brand.events
         if e["event_type"] == "order_placed" and e["properties"].get("campaign_id") == PAST_CAMPAIGN_ID
     ]
-    # Then ~90% of eligible persons (PAST_CAMPAIGN_SHARE) got it, by SMS from the platform, on 15 September 2026
+    # Then ~90% of eligible persons (PAST_CAMPAIGN_SHARE) got it, by SMS from the brand's CRM, on 15 September 2026
     assert PAST_CAMPAIGN_SHARE - 0.06 < len(past.recipients) / len(past.eligible) < PAST_CAMPAIGN_SHARE + 0.06
     assert len(sent) == len(past.recipients)
-    assert {e["source"] for e in sent} == {"cdp"}
+    assert {e["source"] for e in sent} == {"crm"}
     assert {e["occurred_at"][:10] for e in sent} == {"2026-09-15"}
     assert all(e["identifiers"][0]["type"] == "phone" for e in sent)
     assert {_owner(brand, e) for e in sent} == set(past.recipients)

@@ -18,7 +18,6 @@ is accepted once. The SES feedback (through SNS) is in `feedback_ses`, tracked l
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta, timezone
@@ -39,6 +38,7 @@ from cdp.connectors.base import (
 from cdp.connectors.security import verify_cdp
 from cdp.connectors.sources import SignedSource, SourcesConfig
 from cdp.errors import AuthenticationError, InvalidInputError
+from cdp.shared.safe_json import loads as safe_loads
 from cdp.shared.time import parse_iso
 
 MAX_ITEMS = 1000
@@ -74,10 +74,7 @@ def signed_source(request: InboundRequest, sources: Mapping[str, SignedSource], 
 
 
 def json_body(body: bytes) -> Any:
-    try:
-        return json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidInputError(f"body is not valid JSON: {exc}", "body") from exc
+    return safe_loads(body)
 
 
 def items_of(value: Any, field: str) -> list[Any]:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
 import urllib.error
 import urllib.request
@@ -61,6 +60,7 @@ from cdp.connectors.security import check_timestamp
 from cdp.connectors.sources import SourcesConfig
 from cdp.errors import AuthenticationError, InvalidInputError, RetryableError
 from cdp.observability import logger
+from cdp.shared.safe_json import loads as safe_loads
 from cdp.shared.time import parse_iso
 
 SNS_HOST = re.compile(r"^sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?$")
@@ -174,10 +174,7 @@ def set_subscription_confirmer(confirmer: SubscriptionConfirmer) -> Subscription
 
 
 def parse_envelope(body: bytes) -> dict[str, Any]:
-    try:
-        envelope = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidInputError(f"body is not an SNS message (JSON): {exc}", "body") from exc
+    envelope = safe_loads(body)
     if not isinstance(envelope, dict):
         raise InvalidInputError("body must be an SNS message object", "body")
     for name in _REQUIRED:
@@ -265,10 +262,7 @@ class SesConnector(Connector):
         envelope = parse_envelope(request.body)
         if envelope["Type"] != "Notification":
             return Mapped(batch=False)  # a (un)subscription confirmation: nothing to ingest
-        try:
-            event = json.loads(envelope["Message"])
-        except json.JSONDecodeError as exc:
-            raise InvalidInputError(f"Message is not an SES event (JSON): {exc}", "Message") from exc
+        event = safe_loads(envelope["Message"], "Message")
         if not isinstance(event, dict):
             raise InvalidInputError("Message must be an SES event object", "Message")
         return map_items([event], lambda e: _prefixed(e, binding), prefix="", batch=False)

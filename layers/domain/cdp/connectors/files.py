@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import json
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -47,6 +46,7 @@ from cdp.connectors.base import MappingError
 from cdp.connectors.money import to_minor
 from cdp.errors import InvalidInputError
 from cdp.ingest.identifiers import IdentifierType, normalize_email, normalize_phone, normalize_value
+from cdp.shared.safe_json import loads as safe_loads
 
 SOURCE = "batch"
 LOCAL_TZ = timezone(timedelta(hours=8), "CST")  # what a time without an offset means (Chinese retail exports)
@@ -290,9 +290,9 @@ class Row:
 def to_row(record: Record, file_format: FileFormat, header: list[str] | None) -> Row:
     if file_format is FileFormat.JSONL:
         try:
-            value = json.loads(record.raw)
-        except json.JSONDecodeError as exc:
-            return Row(record.line, record.raw, problem=("row", f"not valid JSON: {exc.msg} at column {exc.colno}"))
+            value = safe_loads(record.raw, "row")
+        except InvalidInputError as exc:
+            return Row(record.line, record.raw, problem=("row", exc.message))
         if not isinstance(value, dict):
             return Row(record.line, record.raw, problem=("row", "each line must be a JSON object"))
         return Row(record.line, record.raw, {normalize_column(str(k)): v for k, v in value.items()})

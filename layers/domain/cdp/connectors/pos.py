@@ -18,7 +18,6 @@ duplicate.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from cdp.connectors.base import (
@@ -37,6 +36,7 @@ from cdp.connectors.base import (
 from cdp.connectors.security import verify_cdp
 from cdp.connectors.sources import SignedSource, SourcesConfig
 from cdp.errors import AuthenticationError, InvalidInputError
+from cdp.shared.safe_json import loads as safe_loads
 
 MAX_RECORDS = 500
 TYPES = ("sale", "refund", "member")
@@ -54,10 +54,7 @@ def signed_source(sources: dict[str, SignedSource], request: InboundRequest, wha
 
 def records(body: bytes) -> tuple[list[Any], bool]:
     """One JSON record, or the list under {"records": [...]}; and whether it was the batch form."""
-    try:
-        payload = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidInputError(f"body is not valid JSON: {exc}", "body") from exc
+    payload = safe_loads(body)
     if not isinstance(payload, dict):
         raise InvalidInputError('body must be a record object or {"records": [...]}', "body")
     if "records" not in payload:

@@ -29,7 +29,7 @@ from cdp.shared.openapi import (
 
 JSON_RESPONSES = responses(
     {202: (ConnectorResult, "every event accepted (or already known)"), 207: (ConnectorResult, "some rejected")},
-    (401, 413, 503),
+    (401, 413, 415, 503),
 ) | {400: {"description": STATUS_TEXT[400], "content": {"application/json": {"model": ErrorBody | ConnectorResult}}}}
 
 
@@ -46,7 +46,7 @@ class ConnectorRoute:
 
 _WEBHOOK = "Signed with the source's secret: x-cdp-signature: t=<unix>,v1=<hex HMAC-SHA256(secret, '{t}.{body}')>"
 _SEGMENT_RESPONSES = responses(
-    {200: (ConnectorResult, "accepted (Segment SDKs only treat 200 as delivered)")}, (401, 413, 503)
+    {200: (ConnectorResult, "accepted (Segment SDKs only treat 200 as delivered)")}, (401, 413, 415, 503)
 ) | {400: {"description": STATUS_TEXT[400], "content": {"application/json": {"model": ErrorBody | ConnectorResult}}}}
 
 

@@ -5,7 +5,7 @@ replay over events that were already processed changes nothing; events lost down
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel, Field, model_validator
 
@@ -24,7 +24,8 @@ from cdp.connectors.service import (
 )
 from cdp.errors import CdpError
 from cdp.ingest.ports import ArchivedRequest
-from cdp.ingest.service import accept, split_body
+from cdp.ingest.service import META_WRITER_SCOPE, WriteScope, accept, split_body
+from cdp.org import OrgDirectory, ScopeRef, load_org
 from cdp.shared.time import parse_iso
 
 CANONICAL_SOURCE = "events"  # POST /v1/events archives under raw/events/
@@ -82,15 +83,28 @@ def replay_archive(
     after: str | None = None,
     limit: int = 200,
     buyer_of: BuyerOf | None = None,
+    operator: ScopeRef | None = None,
+    org: OrgDirectory | None = None,
 ) -> ReplaySummary:
-    """Replay up to `limit` archived requests of `source` received in [start, end), after the key `after`."""
+    """Replay up to `limit` archived requests of `source` received in [start, end), after the key `after`.
+
+    `operator`: the replaying key's place in the org hierarchy. Objects bound to a brand outside it are skipped
+    unread (not counted, not listed); events of a canonical batch outside it are rejected with the reason, as are
+    events outside the scope of the key that first wrote them (recorded with the body).
+    """
     summary = ReplaySummary(source=source, start=start, end=end)
+    org = org or load_org()
+    operator = operator or ScopeRef()
     keys = [k for k in ports.archive.keys_between(source, start, end) if after is None or k > after]
     for key in keys[:limit]:
-        summary.objects += 1
         archived = ports.archive.read(key)
+        brand = archived.meta.get(META_BRAND)
+        if brand and operator != ScopeRef() and not operator.covers_brand(org, brand):
+            continue
+        summary.objects += 1
         try:
-            accepted, rejected = _replay_one(source, archived, ports, connector_for, buyer_of)
+            scopes = (operator, *_writer_scope(archived.meta))
+            accepted, rejected = _replay_one(source, archived, ports, connector_for, buyer_of, WriteScope(org, scopes))
         except CdpError as exc:
             summary.failures.append(ReplayFailure(key=key, error=str(exc)))
             continue
@@ -107,9 +121,10 @@ def _replay_one(
     ports: Ports,
     connector_for: Callable[[str, dict[str, str]], Connector | None],
     buyer_of: BuyerOf | None = None,
+    write_scope: WriteScope | None = None,
 ) -> tuple[int, int]:
     meta = archived.meta
-    received_at = parse_iso(meta["received-at"])
+    received_at = _received_at(archived)
     request_id = archived.key.rsplit("/", 1)[-1]
     if source == CANONICAL_SOURCE:
         items, is_batch = split_body(archived.body)
@@ -159,5 +174,28 @@ def _replay_one(
         origins=origins,
         rejected=rejected_before,
         redeliver=True,
+        write_scope=write_scope,
     )
     return result.accepted, len(result.rejected)
+
+
+def _received_at(archived: ArchivedRequest) -> datetime:
+    """The receipt time recorded with the body, else the one in its key (an object rewritten without metadata)."""
+    if archived.meta.get("received-at"):
+        return parse_iso(archived.meta["received-at"])
+    stamp = archived.key.rsplit("/", 1)[-1].split("-", 1)[0]
+    try:
+        return datetime.strptime(stamp, "%Y%m%dT%H%M%S%f").replace(tzinfo=UTC)
+    except ValueError as exc:
+        raise CdpError(f"{archived.key}: no receipt time in its metadata or its name") from exc
+
+
+def _writer_scope(meta: dict[str, str]) -> tuple[ScopeRef, ...]:
+    """The scope of the key that first posted a canonical body (none recorded: bodies archived before it was)."""
+    raw = meta.get(META_WRITER_SCOPE)
+    if not raw:
+        return ()
+    try:
+        return (ScopeRef.model_validate_json(raw),)
+    except ValueError as exc:
+        raise CdpError(f"unreadable {META_WRITER_SCOPE} metadata: {exc}") from exc

@@ -9,18 +9,31 @@ import zlib
 from collections.abc import Mapping
 from datetime import datetime
 
-from cdp.errors import AuthenticationError, InvalidInputError
+from cdp.errors import AuthenticationError, InvalidInputError, PayloadTooLargeError, UnsupportedMediaTypeError
 
 REPLAY_WINDOW_S = 300
-
-
-class PayloadTooLargeError(InvalidInputError):
-    """The body (or what it inflates to) is over the connector's limit: HTTP 413."""
+JSON_MEDIA_TYPES = ("application/json", "text/plain")  # text/plain: browser SDKs post JSON as a beacon
+XML_MEDIA_TYPES = ("text/xml", "application/xml")
 
 
 def check_size(body: bytes, limit: int) -> None:
     if len(body) > limit:
         raise PayloadTooLargeError(f"body is {len(body)} bytes; the limit is {limit}", "body")
+
+
+def check_media_type(headers: Mapping[str, str], body: bytes, accepted: tuple[str, ...]) -> None:
+    """A body sent as something the route does not read is a 415 (no Content-Type at all is read as the route's
+    own format: many webhook senders omit it). `+json` types (application/vnd.x+json) count as JSON."""
+    if not body or not accepted:
+        return
+    declared = headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if not declared or declared in accepted:
+        return
+    if declared.endswith("+json") and "application/json" in accepted:
+        return
+    raise UnsupportedMediaTypeError(
+        f"content-type {declared} is not accepted here; send {' or '.join(accepted)}", "content-type"
+    )
 
 
 def decoded_body(body: bytes, headers: Mapping[str, str], limit: int) -> bytes:

@@ -44,6 +44,7 @@ from cdp.connectors.money import to_minor
 from cdp.connectors.security import REPLAY_WINDOW_S, hmac_base64, same
 from cdp.connectors.sources import SourcesConfig
 from cdp.errors import AuthenticationError, InvalidInputError
+from cdp.shared.safe_json import loads as safe_loads
 from cdp.shared.time import parse_iso
 
 TOPIC_HEADER = "x-shopify-topic"
@@ -87,10 +88,7 @@ class ShopifyConnector(Connector):
             raise InvalidInputError("missing X-Shopify-Topic header", TOPIC_HEADER)
         if topic not in _RESOURCE:
             return _ignored(topic)
-        try:
-            payload = json.loads(request.body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise InvalidInputError(f"body is not valid JSON: {exc}", "body") from exc
+        payload = safe_loads(request.body)
         if not isinstance(payload, dict):
             raise InvalidInputError("body must be a JSON object", "body")
         mapper = _order if topic in ORDER_TOPICS else _customer

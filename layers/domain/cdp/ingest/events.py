@@ -6,7 +6,7 @@ Each event type is its own model with typed `properties`; `CanonicalEvent` is th
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -17,9 +17,39 @@ from cdp.shared.time import to_utc
 
 SCHEMA_VERSION = "1"
 
-UtcDatetime = Annotated[datetime, AfterValidator(to_utc)]
+# Bounds come from what the stores can hold and what the tag engine can compute with (windows, next birthdays),
+# checked per field here; the size of a whole event is checked by ingest (`MAX_EVENT_BYTES`).
+EARLIEST_EVENT = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_EVENT = datetime(2100, 1, 1, tzinfo=UTC)
+EARLIEST_BIRTHDAY = date(1900, 1, 1)
+LATEST_BIRTHDAY = date(2100, 1, 1)
+MAX_AMOUNT_MINOR = 10**15  # a quadrillion fen: far above any order, far below DynamoDB's 38 digits when summed
+MAX_POINTS = 10**12
+MAX_CONTEXT_KEYS = 32
+
+
+def _event_time(value: datetime) -> datetime:
+    value = to_utc(value)
+    if not EARLIEST_EVENT <= value < LATEST_EVENT:
+        raise ValueError(f"must be between {EARLIEST_EVENT:%Y-%m-%d} and {LATEST_EVENT:%Y-%m-%d} (UTC)")
+    return value
+
+
+def _birthday(value: date) -> date:
+    if not EARLIEST_BIRTHDAY <= value < LATEST_BIRTHDAY:
+        raise ValueError(f"must be between {EARLIEST_BIRTHDAY} and {LATEST_BIRTHDAY}")
+    return value
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_event_time)]
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code, e.g. CNY")]
-MinorUnits = Annotated[int, Field(ge=0, description="amount in the currency's minor units (fen, cents)")]
+MinorUnits = Annotated[
+    int, Field(ge=0, le=MAX_AMOUNT_MINOR, description="amount in the currency's minor units (fen, cents)")
+]
+SignedMinorUnits = Annotated[int, Field(ge=-MAX_AMOUNT_MINOR, le=MAX_AMOUNT_MINOR)]
+Points = Annotated[int, Field(ge=-MAX_POINTS, le=MAX_POINTS)]
+ContextKey = Annotated[str, Field(min_length=1, max_length=64)]
+ContextValue = Annotated[str, Field(max_length=2048)]
 Token = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@/#+\-]+$")]
 
 
@@ -67,11 +97,12 @@ class _Open(BaseModel):
 class IdentifyProperties(_Open):
     name: str | None = Field(default=None, max_length=200)
     gender: Literal["female", "male", "other", "unknown"] | None = None
-    birthday: date | None = None
+    birthday: Annotated[date, AfterValidator(_birthday)] | None = None
     city: str | None = Field(default=None, max_length=100)
     country: str | None = Field(default=None, pattern=r"^[A-Z]{2}$")
     timezone: str | None = Field(default=None, max_length=64, description="IANA name, e.g. Asia/Shanghai")
     member_level: str | None = Field(default=None, max_length=32)
+    program: Token | None = Field(default=None, description="the loyalty program whose level this is")
 
 
 class PageViewProperties(_Open):
@@ -129,10 +160,10 @@ class ReviewPostedProperties(_Open):
 
 
 class PointsChangedProperties(_Open):
-    delta: int = Field(description="points added (positive) or spent/expired (negative)")
+    delta: Points = Field(description="points added (positive) or spent/expired (negative)")
     program: Token = Field(description="the loyalty program or dealer whose points these are")
     reason: Literal["purchase", "redemption", "expiry", "adjustment", "bonus", "return"]
-    balance_after: int | None = None
+    balance_after: Points | None = None
 
 
 class BenefitChangedProperties(_Open):
@@ -144,9 +175,9 @@ class BenefitChangedProperties(_Open):
 class CardBalanceChangedProperties(_Open):
     card_id: Token
     kind: Literal["stored_value", "gift_card"]
-    delta_minor: int = Field(description="top-up or refund (positive) or spend (negative), in minor units")
+    delta_minor: SignedMinorUnits = Field(description="top-up or refund (positive) or spend (negative), in minor units")
     currency: Currency
-    balance_after_minor: int | None = Field(default=None, ge=0)
+    balance_after_minor: MinorUnits | None = None
 
 
 class CouponClaimedProperties(_Open):
@@ -225,7 +256,9 @@ class _EventBase(_Strict):
     occurred_at: UtcDatetime
     received_at: UtcDatetime | None = Field(default=None, description="set by ingest")
     identifiers: list[Identifier] = Field(min_length=1, max_length=20)
-    context: dict[str, str] = Field(default_factory=dict, description="free-form channel context (ip, user agent)")
+    context: dict[ContextKey, ContextValue] = Field(
+        default_factory=dict, max_length=MAX_CONTEXT_KEYS, description="free-form channel context (ip, user agent)"
+    )
 
     @property
     def dedupe_key(self) -> str:

@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, Field, ValidationError
 
 from cdp import topology
-from cdp.errors import InvalidInputError
-from cdp.ingest.events import EVENT_TYPES, CanonicalEvent, parse_event
+from cdp.errors import InvalidInputError, PayloadTooLargeError
+from cdp.ingest.events import EVENT_TYPES, CanonicalEvent, SourceChannel, parse_event
 from cdp.ingest.ports import DedupeLedger, DedupeStatus, RawArchive
+from cdp.org import OrgDirectory, ScopeRef
 from cdp.shared.envelope import Publishable
 from cdp.shared.ports import EventPublisher
+from cdp.shared.safe_json import check_depth, storable_problems
+from cdp.shared.safe_json import loads as safe_loads
 
+META_WRITER_SCOPE = "writer-scope"  # raw-archive metadata: the org scope of the key that posted the body (JSON)
 MAX_BATCH = 500
 MAX_BODY_BYTES = 1_000_000
+# One canonical event as stored and published: EventBridge takes 256 KB per PutEvents call and SQS wraps the entry
+# again, so an event stays at half of that; a 300-line order is ~60 KB.
+MAX_EVENT_BYTES = 128 * 1024
 
 
 class EventReceived(Publishable):
@@ -46,7 +53,8 @@ class IngestResult(BaseModel):
     duplicates: int = 0
     rejected: list[RejectedEvent] = Field(default_factory=list)
     kept_as_custom: int = Field(
-        default=0, description="calls a connector could not type (e.g. an e-commerce call missing a property) kept as custom"
+        default=0,
+        description="calls a connector could not type (e.g. an e-commerce call missing a property) kept as custom",
     )
     raw_key: str
 
@@ -67,14 +75,46 @@ def field_errors(exc: ValidationError, prefix: str = "") -> list[FieldError]:
 _EVENT_TYPE_TAGS = frozenset(EVENT_TYPES)
 
 
+@dataclass(frozen=True)
+class WriteScope:
+    """Where a writer may write: each event's (brand, store) must lie inside every one of `scopes` (an API key's
+    place in the org hierarchy, a connector's bound brand, an operator's scope on replay). Source `cdp` belongs to
+    the platform's own events (profile edits, sends), which never come through this path."""
+
+    org: OrgDirectory
+    scopes: tuple[ScopeRef, ...] = ()
+
+    def problem(self, event: CanonicalEvent) -> FieldError | None:
+        if event.source is SourceChannel.CDP:
+            return FieldError(
+                field="source",
+                message="source cdp is reserved for events the platform itself emits (profile edits through "
+                "PATCH /v1/profiles, sends); name the channel the event came from",
+            )
+        for scope in self.scopes:
+            if scope.contains(self.org, event.brand_id, event.store_id):
+                continue
+            if (scope.brand_id and scope.brand_id != event.brand_id) or (not scope.store_id and not scope.dealer_id):
+                return FieldError(field="brand_id", message=f"brand {event.brand_id} is outside {_whose(scope)}")
+            store = f"store {event.store_id}" if event.store_id else "an event without store_id"
+            return FieldError(field="store_id", message=f"{store} is outside {_whose(scope)}")
+        return None
+
+
+def _whose(scope: ScopeRef) -> str:
+    return f"the writer's scope {scope.label}"
+
+
+def check_body_size(body: bytes, limit: int = MAX_BODY_BYTES) -> None:
+    """413 before anything else is done with the body (nothing over the limit is archived)."""
+    if len(body) > limit:
+        raise PayloadTooLargeError(f"body is {len(body)} bytes; the limit is {limit}", "body")
+
+
 def split_body(body: bytes) -> tuple[list[Any], bool]:
     """The events of a request body and whether it was a batch."""
-    if len(body) > MAX_BODY_BYTES:
-        raise InvalidInputError(f"body is {len(body)} bytes; the limit is {MAX_BODY_BYTES}", "body")
-    try:
-        payload = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidInputError(f"body is not valid JSON: {exc}", "body") from exc
+    check_body_size(body)
+    payload = safe_loads(body)
     if isinstance(payload, dict) and "batch" in payload:
         items = payload["batch"]
         if not isinstance(items, list) or not items:
@@ -97,6 +137,12 @@ def region_resolver(phone_region: str | RegionOf) -> RegionOf:
     return lambda _brand: fixed
 
 
+def check_body(body: bytes) -> None:
+    """What the edge checks before authentication, archiving or parsing: the size (413) and the nesting depth."""
+    check_body_size(body)
+    check_depth(body)
+
+
 def ingest(
     body: bytes,
     request_id: str,
@@ -105,13 +151,17 @@ def ingest(
     ledger: DedupeLedger,
     publisher: EventPublisher,
     phone_region: str | RegionOf = "CN",
+    write_scope: WriteScope | None = None,
+    archive_meta: dict[str, str] | None = None,
 ) -> IngestResult:
     """Nothing accepted is lost: the raw body is archived first and a claim is only confirmed after publishing.
 
     `phone_region` is the default region for phone numbers without a country code, or a function of the event's
-    brand id that gives each brand's own region.
+    brand id that gives each brand's own region. `archive_meta` is kept with the raw body (replay re-applies the
+    writer's scope from it).
     """
-    raw_key = archive.archive(request_id, body, received_at, source_hint="events")
+    check_body(body)
+    raw_key = archive.archive(request_id, body, received_at, source_hint="events", meta=archive_meta)
     items, is_batch = split_body(body)
     return accept(
         items,
@@ -122,6 +172,7 @@ def ingest(
         publisher=publisher,
         region_of=region_resolver(phone_region),
         prefix="batch." if is_batch else "",
+        write_scope=write_scope,
     )
 
 
@@ -139,11 +190,14 @@ def accept(
     rejected: list[RejectedEvent] | None = None,
     redeliver: bool = False,
     kept_as_custom: int = 0,
+    write_scope: WriteScope | None = None,
 ) -> IngestResult:
     """Validate each canonical event dict, claim its (source, event id), publish the new ones, confirm the claims.
 
     `origins` gives each item's index in the native payload (reported in rejects); `redeliver` (replay) publishes
-    events even when already confirmed, since every consumer applies an event id once.
+    events even when already confirmed, since every consumer applies an event id once. `write_scope` rejects events
+    outside the writer's brand/store and the platform's own source. An event that could not be stored or published
+    whole (unstorable numbers or text, over `MAX_EVENT_BYTES`) is rejected here, never accepted and lost later.
     """
     result = IngestResult(
         request_id=request_id, raw_key=raw_key, rejected=list(rejected or []), kept_as_custom=kept_as_custom
@@ -151,20 +205,34 @@ def accept(
     valid: list[CanonicalEvent] = []
     for index, item in enumerate(items):
         origin = origins[index] if origins is not None else index
+        where = f"{prefix}{origin}." if prefix else ""
+        event_id = item.get("event_id") if isinstance(item, dict) else None
+
+        def reject(errors: list[FieldError], origin: int = origin, event_id: Any = event_id) -> None:
+            event_ref = str(event_id)[:128] if event_id is not None and str(event_id) else None
+            result.rejected.append(RejectedEvent(index=origin, event_id=event_ref, errors=errors))
+
+        unstorable = storable_problems(item)
+        if unstorable:
+            reject([FieldError(field=f"{where}{path}".rstrip("."), message=msg) for path, msg in unstorable[:20]])
+            continue
         try:
             brand = item.get("brand_id") if isinstance(item, dict) else None
             event = parse_event(item, phone_region=region_of(brand if isinstance(brand, str) else None))
         except ValidationError as exc:
-            event_id = item.get("event_id") if isinstance(item, dict) else None
-            result.rejected.append(
-                RejectedEvent(
-                    index=origin,
-                    event_id=str(event_id) if event_id else None,
-                    errors=field_errors(exc, f"{prefix}{origin}." if prefix else ""),
-                )
-            )
+            reject(field_errors(exc, where))
             continue
-        valid.append(event.model_copy(update={"received_at": received_at}))
+        event = event.model_copy(update={"received_at": received_at})
+        problem = write_scope.problem(event) if write_scope else None
+        if problem:
+            reject([FieldError(field=f"{where}{problem.field}", message=problem.message)])
+            continue
+        size = len(event.model_dump_json().encode())
+        if size > MAX_EVENT_BYTES:
+            message = f"the event is {size} bytes as stored; the limit is {MAX_EVENT_BYTES}"
+            reject([FieldError(field=where.rstrip(".") or "body", message=message)])
+            continue
+        valid.append(event)
 
     unique: dict[str, CanonicalEvent] = {}
     for event in valid:  # the same id twice in one request is one event

@@ -271,7 +271,7 @@ def _apply_facts(facts: ProfileFacts, event: CanonicalEvent) -> ProfileFacts:  #
         case "identify":
             level = event.properties.member_level
             if level:
-                program = str((event.properties.model_extra or {}).get("program") or _trait_source(event))
+                program = event.properties.program or _trait_source(event)
                 new = LevelState(level=level, at=at)
                 old = f.member_levels.get(program)
                 if old is None or (new.at, new.level) > (old.at, old.level):

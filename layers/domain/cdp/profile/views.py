@@ -94,15 +94,7 @@ def is_unrestricted(scope: ScopeRef) -> bool:
 
 def covers_brand(scope: ScopeRef, org: OrgDirectory, brand_id: str) -> bool:
     """Whether any part of the brand lies within the scope (a store-scoped key covers its store's brand)."""
-    cfg = org.brand(brand_id)
-    if scope.group_id and cfg.group_id != scope.group_id:
-        return False
-    if scope.brand_id and scope.brand_id != brand_id:
-        return False
-    if scope.dealer_id and scope.dealer_id not in cfg.dealers:
-        return False
-    # a brand that lists its stores must list this one; one that lists none cannot say
-    return not (scope.store_id and cfg.dealers and cfg.dealer_of(scope.store_id) is None)
+    return scope.covers_brand(org, brand_id)
 
 
 def covers_whole_brand(scope: ScopeRef, org: OrgDirectory, brand_id: str) -> bool:

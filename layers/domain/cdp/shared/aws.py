@@ -26,6 +26,7 @@ def client(service: str) -> Any:
 
 class EventBridgePublisher(EventPublisher):
     MAX_ENTRIES = 10  # PutEvents limit per call
+    MAX_REQUEST_BYTES = 256 * 1024  # PutEvents limit on the entries of one call, counted as AWS counts them
 
     def __init__(self, bus_name: str, events_client: Any = None) -> None:
         self._bus = bus_name
@@ -42,8 +43,7 @@ class EventBridgePublisher(EventPublisher):
             }
             for e in events
         ]
-        for start in range(0, len(entries), self.MAX_ENTRIES):
-            chunk = entries[start : start + self.MAX_ENTRIES]
+        for chunk in put_events_chunks(entries, self.MAX_ENTRIES, self.MAX_REQUEST_BYTES):
             try:
                 response = self._client.put_events(Entries=chunk)
             except (ClientError, BotoCoreError) as exc:
@@ -53,6 +53,30 @@ class EventBridgePublisher(EventPublisher):
                 raise PublishError(f"{len(failed)} of {len(chunk)} events not published: {failed[:3]}")
             ids.extend(r["EventId"] for r in response["Entries"])
         return ids
+
+
+def entry_size(entry: dict[str, Any]) -> int:
+    """An entry's size as PutEvents counts it: Source, DetailType and Detail in UTF-8 (plus Time and Resources)."""
+    size = sum(len(str(entry.get(k, "")).encode()) for k in ("Source", "DetailType", "Detail"))
+    size += sum(len(r.encode()) for r in entry.get("Resources", ()))
+    return size + (14 if "Time" in entry else 0)
+
+
+def put_events_chunks(entries: list[dict[str, Any]], max_entries: int, max_bytes: int) -> list[list[dict[str, Any]]]:
+    """Consecutive chunks within both PutEvents limits (ingest caps each event well below `max_bytes`)."""
+    chunks: list[list[dict[str, Any]]] = []
+    current: list[dict[str, Any]] = []
+    current_bytes = 0
+    for entry in entries:
+        size = entry_size(entry)
+        if current and (len(current) == max_entries or current_bytes + size > max_bytes):
+            chunks.append(current)
+            current, current_bytes = [], 0
+        current.append(entry)
+        current_bytes += size
+    if current:
+        chunks.append(current)
+    return chunks
 
 
 _MISSING_OBJECT = frozenset({"NoSuchKey", "404", "NotFound"})

@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field, ValidationError
 from cdp.errors import InvalidInputError, StoreError
 from cdp.observability import logger
 from cdp.shared.aws import client as default_client
+from cdp.shared.safe_json import loads as safe_loads
 from cdp.shared.time import iso, utc_now
 
 if TYPE_CHECKING:
@@ -35,6 +36,7 @@ ATTR_PERMANENT = "cdp-permanent"
 ATTR_RECEIVES = "cdp-receive-count"
 ATTR_FAILED_AT = "cdp-failed-at"
 ATTR_SOURCE_QUEUE = "cdp-source-queue"
+ATTR_BRAND = "cdp-brand-id"  # the dead letters of every brand share one queue: operators see their brand's only
 PERMANENT_ERRORS: tuple[type[BaseException], ...] = (
     ValidationError,
     InvalidInputError,
@@ -43,6 +45,7 @@ PERMANENT_ERRORS: tuple[type[BaseException], ...] = (
     KeyError,
 )
 MAX_REASON = 1000
+MAX_PEEK = 1000
 
 
 class DeadLetterReason(BaseModel):
@@ -52,6 +55,7 @@ class DeadLetterReason(BaseModel):
     receive_count: int
     failed_at: datetime
     source_queue: str
+    brand_id: str | None = None
 
     def attributes(self) -> dict[str, Any]:
         values = {
@@ -61,6 +65,7 @@ class DeadLetterReason(BaseModel):
             ATTR_RECEIVES: str(self.receive_count),
             ATTR_FAILED_AT: iso(self.failed_at),
             ATTR_SOURCE_QUEUE: self.source_queue,
+            **({ATTR_BRAND: self.brand_id} if self.brand_id else {}),
         }
         return {k: {"DataType": "String", "StringValue": v} for k, v in values.items()}
 
@@ -79,7 +84,23 @@ class DeadLetterReason(BaseModel):
             receive_count=int(value(ATTR_RECEIVES) or 0),
             failed_at=value(ATTR_FAILED_AT) or utc_now(),
             source_queue=value(ATTR_SOURCE_QUEUE) or "",
+            brand_id=value(ATTR_BRAND),
         )
+
+
+def brand_of_message(body: str) -> str | None:
+    """The brand a queued bus event belongs to (`detail.data.brand_id`, or its canonical event's), if it says."""
+    try:
+        message = safe_loads(body)
+    except InvalidInputError:
+        return None
+    detail = message.get("detail") if isinstance(message, dict) else None
+    data = detail.get("data") if isinstance(detail, dict) else None
+    if not isinstance(data, dict):
+        return None
+    event = data.get("event")
+    brand = data.get("brand_id") or (event.get("brand_id") if isinstance(event, dict) else None)
+    return brand if isinstance(brand, str) and brand else None
 
 
 class DeadLetters(ABC):
@@ -121,6 +142,7 @@ class DeadLetteringProcessor(BatchProcessor):
                 receive_count=receives,
                 failed_at=utc_now(),
                 source_queue=str(raw.get("eventSourceARN", "")),
+                brand_id=brand_of_message(str(raw.get("body", ""))),
             )
             try:
                 self._dead_letters().park(str(raw.get("body", "")), reason)
@@ -156,6 +178,10 @@ class DeadLetter:
     receipt_handle: str
     reason: DeadLetterReason | None  # None: moved by SQS's redrive policy (the consumer crashed or timed out)
 
+    @property
+    def brand_id(self) -> str | None:
+        return (self.reason.brand_id if self.reason else None) or brand_of_message(self.body)
+
 
 class DeadLetterQueue(ABC):
     @abstractmethod
@@ -182,15 +208,29 @@ class RedriveSummary(BaseModel):
     listed: list[dict[str, Any]] = []
 
 
-def redrive_all(dlq: DeadLetterQueue, queue: str, limit: int = 1000, dry_run: bool = False) -> RedriveSummary:
+def redrive_all(
+    dlq: DeadLetterQueue,
+    queue: str,
+    limit: int = 1000,
+    dry_run: bool = False,
+    visible: Callable[[str | None], bool] | None = None,
+) -> RedriveSummary:
     """Re-drive (or, with dry_run, only list) up to `limit` dead letters; consumers apply each event id once, so a
-    message that had partly succeeded before failing is safe to process again."""
+    message that had partly succeeded before failing is safe to process again.
+
+    `visible(brand_id)` says which letters the caller may see (an operator of one brand sees that brand's only);
+    the others are put back untouched and not mentioned.
+    """
     summary = RedriveSummary(queue=queue)
-    letters = dlq.peek(limit)
-    for letter in letters:
+    letters = dlq.peek(limit if visible is None else MAX_PEEK)  # others' letters do not use up a brand's limit
+    shown = [letter for letter in letters if visible is None or visible(letter.brand_id)][:limit]
+    chosen = {letter.message_id for letter in shown}
+    hidden = [letter for letter in letters if letter.message_id not in chosen]
+    for letter in shown:
         summary.listed.append(
             {
                 "message_id": letter.message_id,
+                "brand_id": letter.brand_id,
                 "reason": letter.reason.model_dump(mode="json") if letter.reason else None,
                 "body_bytes": len(letter.body),
             }
@@ -198,8 +238,7 @@ def redrive_all(dlq: DeadLetterQueue, queue: str, limit: int = 1000, dry_run: bo
         if not dry_run:
             dlq.redrive(letter)
             summary.redriven += 1
-    if dry_run:
-        dlq.release(letters)
+    dlq.release(hidden + shown if dry_run else hidden)
     return summary
 
 

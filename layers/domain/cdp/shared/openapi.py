@@ -28,6 +28,7 @@ STATUS_TEXT = {
     404: "no such person (or not visible to this key)",
     409: "a concurrent change won; retry",
     413: "the body (or what it inflates to) is over the limit",
+    415: "the body's content-type is not one this route reads",
     503: "a dependency failed; retry (nothing accepted was lost)",
 }
 
@@ -88,7 +89,7 @@ def responses(ok: dict[int, tuple[Any, str]], errors: Iterable[int] = (400, 401,
     return out
 
 
-def text_responses(ok: dict[int, str], errors: Iterable[int] = (400, 401, 413, 503)) -> dict[int, Any]:
+def text_responses(ok: dict[int, str], errors: Iterable[int] = (400, 401, 413, 415, 503)) -> dict[int, Any]:
     out: dict[int, Any] = {
         s: {"description": d, "content": {"text/plain": {"schema": {"type": "string"}}}} for s, d in ok.items()
     }

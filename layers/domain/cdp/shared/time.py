@@ -12,7 +12,10 @@ def utc_now() -> datetime:
 def to_utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         raise ValueError("timestamp must carry a timezone (e.g. 2026-03-01T10:00:00+08:00 or ...Z)")
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError as exc:  # 0001-01-01T00:00+01:00 and 9999-12-31T23:59-01:00 have no UTC instant
+        raise ValueError("timestamp has no UTC equivalent (its offset moves it past year 1 or 9999)") from exc
 
 
 def iso(value: datetime) -> str:
