@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from cdp.connectors.security import JSON_MEDIA_TYPES
 from cdp.ingest.service import FieldError, RejectedEvent
 from cdp.observability import logger
 from cdp.shared.time import iso
@@ -64,6 +65,8 @@ class Mapped(BaseModel):
 class Connector(ABC):
     name: str
     max_body_bytes: int = 512 * 1024
+    media_types: tuple[str, ...] = JSON_MEDIA_TYPES  # a body sent as anything else is a 415
+    json_body: bool = True  # the body's JSON nesting is bounded before authentication reads it
 
     @abstractmethod
     def authenticate(self, request: InboundRequest, secrets: Any) -> Binding:

@@ -10,11 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cdp.connectors.base import Connector, InboundRequest, Mapped, Reply
-from cdp.connectors.security import check_size, decoded_body
+from cdp.connectors.security import check_media_type, check_size, decoded_body
 from cdp.connectors.sources import SourceRegistry
 from cdp.ingest.ports import DedupeLedger, RawArchive
-from cdp.ingest.service import IngestResult, RegionOf, accept
+from cdp.ingest.service import IngestResult, RegionOf, WriteScope, accept
+from cdp.org import ScopeRef, load_org
 from cdp.shared.ports import EventPublisher
+from cdp.shared.safe_json import check_depth
 
 META_CONNECTOR = "connector"
 META_KEY = "source-key"
@@ -43,6 +45,10 @@ class Received:
 
 def receive(request: InboundRequest, connector: Connector, ports: Ports) -> Received:
     check_size(request.body, connector.max_body_bytes)
+    check_media_type(request.headers, request.body, connector.media_types)
+    body = decoded_body(request.body, request.headers, connector.max_body_bytes)  # bounded: a gzip bomb stops here
+    if connector.json_body and body:
+        check_depth(body)  # before anything parses it (a Segment body is read for its writeKey to authenticate)
     binding = connector.authenticate(request, ports.sources.sources())
     meta = {
         META_CONNECTOR: connector.name,
@@ -56,9 +62,9 @@ def receive(request: InboundRequest, connector: Connector, ports: Ports) -> Rece
         **connector.archive_meta(request),
     }
     raw_key = ports.archive.archive(request.request_id, request.body, request.received_at, connector.name, meta)
-    body = decoded_body(request.body, request.headers, connector.max_body_bytes)
     mapped = connector.map(_with_body(request, body), binding)
-    return Received(result=_accept(mapped, request, raw_key, ports, redeliver=False), reply=mapped.reply)
+    scope = WriteScope(load_org(), (ScopeRef(brand_id=binding.brand_id),))  # a source writes for its own brand only
+    return Received(result=_accept(mapped, request, raw_key, ports, scope), reply=mapped.reply)
 
 
 def _with_body(request: InboundRequest, body: bytes) -> InboundRequest:
@@ -78,7 +84,9 @@ def _with_body(request: InboundRequest, body: bytes) -> InboundRequest:
     )
 
 
-def _accept(mapped: Mapped, request: InboundRequest, raw_key: str, ports: Ports, redeliver: bool) -> IngestResult:
+def _accept(
+    mapped: Mapped, request: InboundRequest, raw_key: str, ports: Ports, write_scope: WriteScope
+) -> IngestResult:
     return accept(
         mapped.items,
         request_id=request.request_id,
@@ -90,6 +98,6 @@ def _accept(mapped: Mapped, request: InboundRequest, raw_key: str, ports: Ports,
         prefix="batch." if mapped.batch else "",
         origins=mapped.origins,
         rejected=mapped.rejected,
-        redeliver=redeliver,
         kept_as_custom=mapped.kept_as_custom,
+        write_scope=write_scope,
     )

@@ -37,7 +37,7 @@ from cdp.connectors.base import (
     present,
     require,
 )
-from cdp.connectors.security import check_timestamp, same, verify_cdp
+from cdp.connectors.security import XML_MEDIA_TYPES, check_timestamp, same, verify_cdp
 from cdp.connectors.sources import SourcesConfig, WeChatApp
 from cdp.errors import AuthenticationError, InvalidInputError
 from cdp.shared.time import parse_iso
@@ -85,6 +85,8 @@ def oa_signature(token: str, timestamp: str, nonce: str) -> str:
 class OfficialAccountConnector(Connector):
     name = "wechat_oa"
     max_body_bytes = OA_MAX_BODY
+    media_types = XML_MEDIA_TYPES
+    json_body = False
 
     def authenticate(self, request: InboundRequest, secrets: SourcesConfig) -> Binding:
         app = _app(secrets, request.key, "official_account")
