@@ -12,11 +12,11 @@ from constructs import Construct
 from cdp import topology
 from infra import layers
 from infra.components.access import Resources, grant_least_privilege
-from infra.components.api import ApiKeys, HttpApi, SourceSecrets
+from infra.components.api import ApiKeys, HttpApi, SourceSecrets, Throttle
 from infra.components.functions import FunctionAssets, Functions
 from infra.components.imports import FileImportTrigger
 from infra.components.messaging import Messaging
-from infra.components.monitoring import Monitoring
+from infra.components.monitoring import Monitoring, work_queue_age_limit
 from infra.components.schedules import Schedules
 from infra.components.state_machines import StateMachines
 from infra.components.storage import Storage
@@ -76,8 +76,12 @@ class CdpStack(Stack):
             self,
             "HttpApi",
             functions=self.functions.by_key,
-            rate_limit=config.api_rate_limit,
-            burst_limit=config.api_burst_limit,
+            default_throttle=Throttle(config.api_rate_limit, config.api_burst_limit),
+            # heavier and more sensitive work per call than an ingest post: replays, redrives, profile reads/erasure
+            route_throttles={
+                topology.OPERATIONS.key: Throttle(config.admin_rate_limit, config.admin_burst_limit),
+                topology.PROFILE_API.key: Throttle(config.profile_rate_limit, config.profile_burst_limit),
+            },
         )
         self.state_machines = StateMachines(
             self, "StateMachines", asl_dir=assets.asl_dir, functions=self.functions.by_key
@@ -96,7 +100,22 @@ class CdpStack(Stack):
                 dead_letter_queue=self.schedules.dlq,
             )
         self.monitoring = Monitoring(self, "Monitoring", alarm_email=config.alarm_email)
-        self.monitoring.alarm_on_dlqs({**self.messaging.dlqs, "Schedules": self.schedules.dlq})
+        self.monitoring.alarm_on_functions(self.functions.by_key)
+        self.monitoring.alarm_on_http_api(self.http_api.api)
+        self.monitoring.alarm_on_queue_age(
+            {
+                spec.logical_id: (self.messaging.queues[spec.logical_id], work_queue_age_limit(spec))
+                for spec in topology.QUEUES
+            }
+        )
+        self.monitoring.alarm_on_dlqs(
+            {
+                **self.messaging.dlqs,
+                "Schedules": self.schedules.dlq,
+                "ScheduledFunctionFailures": self.schedules.function_failures,
+            }
+        )
+        self.monitoring.alarm_on_tables(self.storage.tables)
         self.monitoring.alarm_on_failed_executions(self.state_machines.by_key)
 
     def _env_values(self, config: DeployConfig) -> dict[str, str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import jsii
 from aws_cdk import Acknowledgment, CfnOutput, RemovalPolicy, Validations
@@ -91,15 +92,24 @@ class SourceSecrets(Construct):
         )
 
 
+@dataclass(frozen=True)
+class Throttle:
+    rate_limit: int  # requests per second, steady state
+    burst_limit: int
+
+
 class HttpApi(Construct):
+    """Throttling is per route across all callers: an HTTP API has no usage plans or API keys, so no per-client
+    quota exists at this layer (see the README: per-key limits would need a REST API or CloudFront + WAF)."""
+
     def __init__(
         self,
         scope: Construct,
         construct_id: str,
         *,
         functions: Mapping[str, lambda_.IFunction],
-        rate_limit: int,
-        burst_limit: int,
+        default_throttle: Throttle,
+        route_throttles: Mapping[str, Throttle] | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.api = apigwv2.HttpApi(self, "Api", description="cdp ingest and profile API", create_default_stage=False)
@@ -112,9 +122,13 @@ class HttpApi(Construct):
             http_api=self.api,
             stage_name="$default",
             auto_deploy=True,
-            throttle=apigwv2.ThrottleSettings(rate_limit=rate_limit, burst_limit=burst_limit),
+            throttle=apigwv2.ThrottleSettings(
+                rate_limit=default_throttle.rate_limit, burst_limit=default_throttle.burst_limit
+            ),
             access_log_settings=_AccessLogs(access_logs),
         )
+        route_throttles = route_throttles or {}
+        route_settings: dict[str, dict[str, int]] = {}
         integration_by_key: dict[str, integrations.HttpLambdaIntegration] = {}
         for method, path, key in topology.API_ROUTES:
             if key not in integration_by_key:
@@ -123,6 +137,16 @@ class HttpApi(Construct):
                 path=path, methods=[apigwv2.HttpMethod(method)], integration=integration_by_key[key]
             )
             for route in routes:
+                throttle = route_throttles.get(key)
+                if throttle is not None:
+                    route_settings[f"{method} {path}"] = {
+                        "ThrottlingRateLimit": throttle.rate_limit,
+                        "ThrottlingBurstLimit": throttle.burst_limit,
+                    }
+                    # The stage names the route by its key: API Gateway refuses settings for a route not created yet.
+                    cfn_route = route.node.default_child
+                    assert cfn_route is not None
+                    self.stage.node.add_dependency(cfn_route)
                 Validations.of(route).acknowledge(
                     Acknowledgment(
                         id="AwsSolutions::AwsSolutions-APIG4",
@@ -131,4 +155,9 @@ class HttpApi(Construct):
                         "org-hierarchy scopes) from Secrets Manager before any work.",
                     )
                 )
+        if route_settings:
+            # The L2 stage sets only the default route's throttle; per-route settings go on the CloudFormation stage.
+            cfn_stage = self.stage.node.default_child
+            assert isinstance(cfn_stage, apigwv2.CfnStage)
+            cfn_stage.add_property_override("RouteSettings", route_settings)
         CfnOutput(self, "ApiUrl", value=self.api.api_endpoint, description="base URL of the cdp HTTP API")

@@ -15,6 +15,9 @@ from constructs import Construct
 
 from cdp import topology
 
+DEAD_LETTER_RETENTION = Duration.days(14)
+"""How long every dead-letter queue keeps a message (SQS's maximum): the time operators have to redrive it."""
+
 
 def apply_pattern(rule: events.Rule, pattern: Mapping[str, Any]) -> None:
     """Set the topology's EventBridge JSON pattern verbatim (the L2 struct cannot express `$or` or content filters)."""
@@ -63,7 +66,7 @@ class Messaging(Construct):
             f"{spec.logical_id}Dlq",
             encryption=sqs.QueueEncryption.SQS_MANAGED,
             enforce_ssl=True,
-            retention_period=Duration.days(14),
+            retention_period=DEAD_LETTER_RETENTION,
         )
         self.dlqs[spec.logical_id] = dlq
         self.queues[spec.logical_id] = sqs.Queue(

@@ -17,7 +17,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from cdp import topology
-from infra.nag import XRAY_REASON, acknowledge, arn_ref
+from infra.nag import LOG_DELIVERY_REASON, XRAY_REASON, acknowledge, arn_ref
 
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
 
@@ -77,5 +77,6 @@ class StateMachines(Construct):
                 f"AwsSolutions-IAM5[Resource::{arn_ref(functions[fn.key])}:*]",
                 "lambda:InvokeFunction on the function's versions and aliases (`arn:*`), as CDK's grantInvoke does.",
             )
-        acknowledge(machine.role, "AwsSolutions-IAM5[Resource::*]", XRAY_REASON)
+        # CDK puts X-Ray and the vended log delivery in one `Resource::*` statement: both are resource-less APIs.
+        acknowledge(machine.role, "AwsSolutions-IAM5[Resource::*]", f"{XRAY_REASON} {LOG_DELIVERY_REASON}")
         return machine

@@ -28,6 +28,33 @@ def _table(scope: Construct, spec: topology.TableSpec) -> dynamodb.Table:
     )
 
 
+RETENTION_DAYS_BY_PREFIX: dict[str, int] = {
+    topology.RAW_PREFIX: topology.RAW_RETENTION_DAYS,
+    topology.IMPORTS_PREFIX: topology.IMPORTS_RETENTION_DAYS,
+    topology.REJECTS_PREFIX: topology.REJECTS_RETENTION_DAYS,
+    topology.EXPORTS_PREFIX: topology.EXPORTS_RETENTION_DAYS,
+}
+"""What the data bucket forgets, and when: the figures the erasure receipt quotes (`cdp.topology`)."""
+
+
+def data_lifecycle_rules() -> list[s3.LifecycleRule]:
+    """One expiry rule per retained prefix, plus the cleanup a versioned bucket needs: an expired object only gets a
+    delete marker, so its old version must expire too (and the marker with it), or nothing is ever really gone."""
+    rules = [
+        s3.LifecycleRule(id=f"expire-{prefix.strip('/')}", prefix=prefix, expiration=Duration.days(days))
+        for prefix, days in RETENTION_DAYS_BY_PREFIX.items()
+    ]
+    rules.append(
+        s3.LifecycleRule(
+            id="expire-old-versions",
+            noncurrent_version_expiration=Duration.days(topology.NONCURRENT_VERSION_DAYS),
+            expired_object_delete_marker=True,
+            abort_incomplete_multipart_upload_after=Duration.days(7),  # large import uploads that never finished
+        )
+    )
+    return rules
+
+
 class Storage(Construct):
     def __init__(self, scope: Construct, construct_id: str) -> None:
         super().__init__(scope, construct_id)
@@ -59,10 +86,7 @@ class Storage(Construct):
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
             server_access_logs_bucket=self.access_logs_bucket,
             server_access_logs_prefix="data-bucket/",
-            lifecycle_rules=[
-                s3.LifecycleRule(id="expire-old-versions", noncurrent_version_expiration=Duration.days(30)),
-                s3.LifecycleRule(id="expire-exports", prefix=topology.EXPORTS_PREFIX, expiration=Duration.days(14)),
-            ],
+            lifecycle_rules=data_lifecycle_rules(),
             removal_policy=RemovalPolicy.RETAIN,
         )
 

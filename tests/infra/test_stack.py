@@ -305,6 +305,15 @@ def test_every_dead_letter_queue_has_a_depth_alarm(synth: Synth) -> None:
         _get_att_id(s["Properties"]["Target"]["DeadLetterConfig"]["Arn"])
         for s in synth.resources("AWS::Scheduler::Schedule").values()
     }
+    rule_dlqs = {
+        _get_att_id(t["DeadLetterConfig"]["Arn"])
+        for r in synth.resources("AWS::Events::Rule").values()
+        for t in r["Properties"]["Targets"]
+    }
+    async_failure_queues = {
+        _get_att_id(c["Properties"]["DestinationConfig"]["OnFailure"]["Destination"])
+        for c in synth.resources("AWS::Lambda::EventInvokeConfig").values()
+    }
     alarmed = set()
     for alarm in synth.resources("AWS::CloudWatch::Alarm").values():
         props = alarm["Properties"]
@@ -312,7 +321,10 @@ def test_every_dead_letter_queue_has_a_depth_alarm(synth: Synth) -> None:
             (dimension,) = props["Dimensions"]
             alarmed.add(_get_att_id(dimension["Value"]))
             assert props["AlarmActions"], "a DLQ alarm must notify someone"
-    assert redrive_targets | schedule_dlqs == alarmed
+    # Given every queue that holds failures (SQS redrive, Scheduler and rule target DLQs, async on-failure)
+    # Then each has a depth alarm, and nothing else does
+    assert async_failure_queues, "the scheduled functions need an on-failure destination"
+    assert redrive_targets | schedule_dlqs | rule_dlqs | async_failure_queues == alarmed
 
 
 def test_cdk_nag_has_no_unacknowledged_findings_and_every_acknowledgement_has_a_reason(synth: Synth) -> None:
