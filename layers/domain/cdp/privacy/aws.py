@@ -222,12 +222,12 @@ class S3DataArchive(DataArchive):
     def rewrite(self, key: str, body: bytes) -> None:
         # Keep what the object carries besides its bytes: replay reads received-at, connector, brand-id, ... from
         # the metadata, and the content headers say how to read the body (the scrub keeps its encoding).
+        head: dict[str, Any] = {}
         try:
-            head = self._s3.head_object(Bucket=self._bucket, Key=key)
+            head = dict(self._s3.head_object(Bucket=self._bucket, Key=key))
         except ClientError as exc:
             if not is_missing_object(exc):
                 raise StoreError(f"head s3://{self._bucket}/{key} failed: {exc}") from exc
-            head = {}  # type: ignore[typeddict-item]
         except BotoCoreError as exc:
             raise StoreError(f"head s3://{self._bucket}/{key} failed: {exc}") from exc
         request: dict[str, Any] = {
@@ -239,7 +239,7 @@ class S3DataArchive(DataArchive):
         }
         for name in ("ContentEncoding", "ContentLanguage", "ContentDisposition", "CacheControl"):
             if head.get(name):
-                request[name] = head[name]  # type: ignore[literal-required]
+                request[name] = head[name]
         try:
             self._s3.put_object(**request)
         except (ClientError, BotoCoreError) as exc:
