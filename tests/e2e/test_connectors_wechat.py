@@ -144,7 +144,7 @@ def test_oversize_malformed_and_encrypted_pushes_are_rejected(runtime: LocalRunt
     missing = oa_push(runtime, b"<xml><CreateTime>1767232800</CreateTime><MsgType>event</MsgType></xml>")
     assert missing.status == 400 and json.loads(missing.body)["field"] == "FromUserName"
     encrypted = oa_push(runtime, (SAMPLES / "safe_mode.xml").read_bytes(), encrypt_type="aes", msg_signature="x")
-    assert encrypted.status == 400 and "plain-text mode" in json.loads(encrypted.body)["message"]
+    assert encrypted.status == 400 and "encoding_aes_key" in json.loads(encrypted.body)["message"]
     xxe = b'<!DOCTYPE xml [<!ENTITY x SYSTEM "file:///etc/passwd">]><xml><FromUserName>&x;</FromUserName></xml>'
     assert oa_push(runtime, xxe).status == 400
 
@@ -202,3 +202,20 @@ def test_mini_program_bad_signature_and_bad_items(runtime: LocalRuntime) -> None
         {"x-cdp-signature": sign_cdp(SECRET, b"{oops", int(time.time()))},
     )
     assert garbled.status == 400 and json.loads(garbled.body)["field"] == "body"
+
+
+def test_a_signature_reused_with_another_body_is_refused(runtime: LocalRuntime) -> None:
+    # Given a follow push accepted with its signed query (timestamp, nonce)
+    timestamp, nonce = str(int(time.time())), str(next(_nonces))
+    query = urlencode({"signature": oa_signature(TOKEN, timestamp, nonce), "timestamp": timestamp, "nonce": nonce})
+    path, headers = f"/v1/wechat/{OA}?{query}", {"content-type": "text/xml"}
+    follow = sample_push("subscribe.xml", "oE2eReplayVictim01")
+    assert_success(runtime.http("POST", path, follow, headers))
+    # When the same query carries another body (an unfollow) within the window
+    forged = runtime.http("POST", path, sample_push("unsubscribe.xml", "oE2eReplayVictim01"), headers)
+    # Then it is refused, while WeChat's own resend of the first push is still answered success
+    assert forged.status == 401, forged.body
+    assert_success(runtime.http("POST", path, follow, headers))
+    runtime.drain()
+    consent = follower(runtime, "oE2eReplayVictim01")["consent"]
+    assert consent["wechat"]["granted"] is True, consent

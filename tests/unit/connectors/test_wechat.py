@@ -210,7 +210,8 @@ def test_every_push_is_answered_success() -> None:
 
 
 def test_safe_mode_push_is_rejected_with_a_clear_message() -> None:
-    with pytest.raises(InvalidInputError, match="plain-text mode") as err:
+    # Given an encrypted push for an account configured without its EncodingAESKey / Then the 400 says what to set
+    with pytest.raises(InvalidInputError, match="encoding_aes_key") as err:
         mapped_push(push("safe_mode.xml"))
     assert err.value.location == "Encrypt"
 

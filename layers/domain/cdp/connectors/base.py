@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from cdp.connectors.security import JSON_MEDIA_TYPES
+from cdp.ingest.ports import DedupeLedger
 from cdp.ingest.service import FieldError, RejectedEvent
 from cdp.observability import logger
 from cdp.shared.time import iso
@@ -79,6 +80,16 @@ class Connector(ABC):
     def archive_meta(self, request: InboundRequest) -> dict[str, str]:
         """What replay needs besides the body to map the payload again (small: S3 metadata is capped at 2 KB)."""
         return {}
+
+    def check_replay(self, request: InboundRequest, binding: Binding, secrets: Any, ledger: DedupeLedger) -> None:
+        """After authentication: refuse a signed request already used with another body (for a source whose
+        signature does not cover the body); raise AuthenticationError. Most signatures bind the body: no-op."""
+        return None
+
+    def unseal(self, request: InboundRequest, secrets: Any) -> bytes | None:
+        """After authentication: the payload inside an encrypted envelope, which is then archived and mapped in its
+        place (replay never needs the key, and a rotated key cannot strand the archive); None: the body is it."""
+        return None
 
 
 def reject(index: int, event_id: str | None, field_path: str, message: str) -> RejectedEvent:

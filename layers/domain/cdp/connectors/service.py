@@ -1,6 +1,7 @@
 """Every inbound request of every connector takes the same path:
 
-size limit -> authenticate against the source's own secret -> archive the raw body (with what replay needs) ->
+size limit -> authenticate against the source's own secret (a signature that does not bind the body also claims its
+nonce; an encrypted envelope is opened) -> archive the raw body (with what replay needs) ->
 map the channel's payload to canonical events -> validate each -> dedupe on (source, event id) -> publish.
 A request that fails authentication or the size limit is never archived; one that is archived is never lost.
 """
@@ -49,7 +50,13 @@ def receive(request: InboundRequest, connector: Connector, ports: Ports) -> Rece
     body = decoded_body(request.body, request.headers, connector.max_body_bytes)  # bounded: a gzip bomb stops here
     if connector.json_body and body:
         check_depth(body)  # before anything parses it (a Segment body is read for its writeKey to authenticate)
-    binding = connector.authenticate(request, ports.sources.sources())
+    secrets = ports.sources.sources()
+    binding = connector.authenticate(request, secrets)
+    connector.check_replay(_with_body(request, body), binding, secrets, ports.ledger)
+    opened = connector.unseal(_with_body(request, body), secrets)
+    if opened is not None:  # an encrypted envelope (WeChat safe mode): the payload inside is archived and mapped
+        request = _with_body(request, opened)
+        body = opened
     meta = {
         META_CONNECTOR: connector.name,
         META_BRAND: binding.brand_id,

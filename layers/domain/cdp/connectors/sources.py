@@ -8,6 +8,7 @@ never chooses its own brand. A bad document fails with the source and field name
 from __future__ import annotations
 
 import json
+import re
 from abc import ABC, abstractmethod
 from typing import Any, Literal
 
@@ -43,12 +44,22 @@ class WeChatApp(_Cfg):
     kind: Literal["official_account", "mini_program"]
     token: SecretStr | None = Field(default=None, description="official account: the callback token")
     secret: SecretStr | None = Field(default=None, description="mini-program: the HMAC key its server signs with")
+    encoding_aes_key: SecretStr | None = Field(
+        default=None,
+        description="official account in safe mode: the 43-character EncodingAESKey; plain-text pushes are then "
+        "refused (the plain-text signature does not cover the body)",
+    )
 
     @model_validator(mode="after")
     def _has_its_secret(self) -> WeChatApp:
         needed = "token" if self.kind == "official_account" else "secret"
         if getattr(self, needed) is None:
             raise ValueError(f"a {self.kind} needs its {needed}")
+        if self.encoding_aes_key is not None:
+            if self.kind != "official_account":
+                raise ValueError("encoding_aes_key is an official account's setting")
+            if not re.fullmatch(r"[A-Za-z0-9+/]{43}", self.encoding_aes_key.get_secret_value()):
+                raise ValueError("encoding_aes_key must be the 43-character EncodingAESKey from the WeChat console")
         return self
 
 

@@ -13,6 +13,8 @@ gives it: integers, kept as minor units.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import json
 import re
@@ -20,6 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 from xml.etree.ElementTree import ParseError
 
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 
@@ -40,10 +43,12 @@ from cdp.connectors.base import (
 from cdp.connectors.security import XML_MEDIA_TYPES, check_timestamp, same, verify_cdp
 from cdp.connectors.sources import SourcesConfig, WeChatApp
 from cdp.errors import AuthenticationError, InvalidInputError
+from cdp.ingest.ports import DedupeLedger, DedupeStatus
 from cdp.shared.time import parse_iso
 
 SUCCESS = Reply(body="success")  # what WeChat wants back for a push, accepted or already seen
 OA_MAX_BODY = 64 * 1024  # a push is well under 2 KB
+NONCE_CLAIM = "wechat-nonce"  # what a nonce claim records in the dedupe ledger in place of an archive key
 MP_MAX_BODY = 256 * 1024
 MP_MAX_EVENTS = 500
 _ENVELOPE = {"ToUserName", "FromUserName", "CreateTime", "MsgType", "Event", "MsgId", "UnionId", "UnionID", "Encrypt"}
@@ -82,7 +87,17 @@ def oa_signature(token: str, timestamp: str, nonce: str) -> str:
     return hashlib.sha1("".join(sorted((token, timestamp, nonce))).encode()).hexdigest()  # noqa: S324 (WeChat's scheme)
 
 
+def oa_msg_signature(token: str, timestamp: str, nonce: str, encrypt: str) -> str:
+    """Safe mode's msg_signature: sha1 of the sorted token, timestamp, nonce and <Encrypt> text (binds the body)."""
+    return hashlib.sha1("".join(sorted((token, timestamp, nonce, encrypt))).encode()).hexdigest()  # noqa: S324
+
+
 class OfficialAccountConnector(Connector):
+    """Plain-text mode: the signature covers token, timestamp and nonce only, so a captured signature could carry
+    another body inside the window: each (timestamp, nonce) is claimed once, with its body (`check_replay`). Safe
+    mode (the app has an `encoding_aes_key`): msg_signature covers the encrypted body, which is decrypted here and
+    its app id checked; plain-text pushes are then refused."""
+
     name = "wechat_oa"
     max_body_bytes = OA_MAX_BODY
     media_types = XML_MEDIA_TYPES
@@ -91,14 +106,54 @@ class OfficialAccountConnector(Connector):
     def authenticate(self, request: InboundRequest, secrets: SourcesConfig) -> Binding:
         app = _app(secrets, request.key, "official_account")
         query = request.query
-        timestamp, nonce, signature = query.get("timestamp", ""), query.get("nonce", ""), query.get("signature", "")
-        if not signature:
-            raise AuthenticationError("missing signature query parameter")
-        check_timestamp(timestamp, request.received_at)
+        timestamp, nonce = query.get("timestamp", ""), query.get("nonce", "")
         token = app.token.get_secret_value() if app.token else ""
-        if not same(oa_signature(token, timestamp, nonce), signature):
-            raise AuthenticationError("bad signature")
+        if request.method != "GET" and app.encoding_aes_key is not None:
+            # safe mode; the URL check (GET) is signed the plain-text way in both modes
+            msg_signature = query.get("msg_signature", "")
+            if query.get("encrypt_type") != "aes" or not msg_signature:
+                raise AuthenticationError(
+                    "this account is configured for safe mode: plain-text pushes are refused "
+                    "(expected encrypt_type=aes and msg_signature)"
+                )
+            check_timestamp(timestamp, request.received_at)
+            if not same(oa_msg_signature(token, timestamp, nonce, _encrypted(request.body)), msg_signature):
+                raise AuthenticationError("bad msg_signature")
+        else:
+            signature = query.get("signature", "")
+            if not signature:
+                raise AuthenticationError("missing signature query parameter")
+            check_timestamp(timestamp, request.received_at)
+            if not same(oa_signature(token, timestamp, nonce), signature):
+                raise AuthenticationError("bad signature")
         return Binding(brand_id=app.brand_id, label=f"wechat:{request.key}", channel="wechat_oa")
+
+    def check_replay(
+        self, request: InboundRequest, binding: Binding, secrets: SourcesConfig, ledger: DedupeLedger
+    ) -> None:
+        """Plain-text POSTs: the first body seen with a signed (timestamp, nonce) is the only one accepted with it.
+        WeChat's own retries (the same request when we answered late) still pass, so a push is never lost to this.
+        Safe mode needs no claim: its signature covers the body, and a resent body dedupes on its event ids. The
+        mode is the app's configuration, never the request's say."""
+        if request.method == "GET" or _app(secrets, request.key, "official_account").encoding_aes_key is not None:
+            return
+        app, timestamp, nonce = request.key or "", request.query.get("timestamp", ""), request.query.get("nonce", "")
+        claim = f"wechat-nonce#{app}#{timestamp}#{hashlib.sha256(nonce.encode()).hexdigest()[:32]}"
+        with_body = f"{claim}#{hashlib.sha256(request.body).hexdigest()[:32]}"
+        # three writes on a first delivery, one on a retry: the (nonce, body) claim is confirmed only once the
+        # nonce itself was free, so a refused body is never later taken for a retry
+        if ledger.claim(with_body, NONCE_CLAIM, request.received_at) is DedupeStatus.DUPLICATE:
+            return  # this very body was accepted with this nonce before: WeChat retrying
+        if ledger.claim(claim, NONCE_CLAIM, request.received_at) is not DedupeStatus.NEW:
+            raise AuthenticationError("this signature (timestamp and nonce) was already used with another body")
+        ledger.confirm([with_body], NONCE_CLAIM, request.received_at)
+
+    def unseal(self, request: InboundRequest, secrets: SourcesConfig) -> bytes | None:
+        """Safe mode: the decrypted push (authenticate has required and checked its msg_signature)."""
+        app = _app(secrets, request.key, "official_account")
+        if request.method == "GET" or app.encoding_aes_key is None:
+            return None
+        return decrypt_push(_encrypted(request.body), app.encoding_aes_key.get_secret_value(), request.key or "")
 
     def map(self, request: InboundRequest, binding: Binding) -> Mapped:
         if request.method == "GET":  # the URL check: archived like any request, maps to nothing (replay included)
@@ -110,8 +165,41 @@ class OfficialAccountConnector(Connector):
         return mapped
 
 
-def parse_push(body: bytes) -> dict[str, str]:
-    """A push's top-level fields. DTDs and entities are refused (XXE, billion laughs); WeChat never sends them."""
+def _encrypted(body: bytes) -> str:
+    """The <Encrypt> text of a safe-mode push (parsed with the same defences as any push)."""
+    root = _xml_root(body)
+    encrypt = root.findtext("Encrypt")
+    if not encrypt or not encrypt.strip():
+        raise InvalidInputError("a safe-mode push needs its <Encrypt> element", "Encrypt")
+    return encrypt.strip()
+
+
+def decrypt_push(encrypt: str, encoding_aes_key: str, app_id: str) -> bytes:
+    """WeChat's message encryption: AES-256-CBC with key = base64(EncodingAESKey + "="), IV = the key's first 16
+    bytes, PKCS#7 padding to 32 bytes; the plaintext is 16 random bytes, the XML's length (4 bytes, big-endian),
+    the XML and the app id it was sent to, which must be this route's."""
+    key = base64.b64decode(encoding_aes_key + "=")
+    try:
+        data = base64.b64decode(encrypt, validate=True)
+    except binascii.Error as exc:
+        raise InvalidInputError("Encrypt is not base64", "Encrypt") from exc
+    if not data or len(data) % 16:
+        raise InvalidInputError("Encrypt is not a whole number of AES blocks", "Encrypt")
+    decryptor = Cipher(algorithms.AES(key), modes.CBC(key[:16])).decryptor()
+    plain = decryptor.update(data) + decryptor.finalize()
+    pad = plain[-1]
+    if not 1 <= pad <= 32 or plain[-pad:] != bytes([pad]) * pad or len(plain) - pad < 20:
+        raise AuthenticationError("the push does not decrypt with this account's EncodingAESKey")
+    plain = plain[:-pad]
+    length = int.from_bytes(plain[16:20], "big")
+    xml, receiver = plain[20 : 20 + length], plain[20 + length :]
+    if len(xml) != length or not same(receiver, app_id.encode()):
+        raise AuthenticationError("the encrypted push was not sent to this app id")
+    return xml
+
+
+def _xml_root(body: bytes) -> Any:
+    """DTDs and entities are refused (XXE, billion laughs); WeChat never sends them."""
     try:
         root = fromstring(body, forbid_dtd=True)
     except DefusedXmlException as exc:
@@ -120,10 +208,16 @@ def parse_push(body: bytes) -> dict[str, str]:
         raise InvalidInputError(f"body is not well-formed XML: {exc}", "body") from exc
     if root.tag != "xml":
         raise InvalidInputError(f"expected an <xml> push, got <{root.tag}>", "body")
+    return root
+
+
+def parse_push(body: bytes) -> dict[str, str]:
+    """A push's top-level fields."""
+    root = _xml_root(body)
     fields = {child.tag: (child.text or "").strip() for child in root if len(child) == 0}
     if fields.get("Encrypt") and not fields.get("MsgType"):
         raise InvalidInputError(
-            "encrypted (safe mode) pushes are not supported: set the account's message encryption to plain-text mode",
+            "an encrypted (safe mode) push needs the account's encoding_aes_key in the sources secret",
             "Encrypt",
         )
     for name in ("FromUserName", "CreateTime", "MsgType"):
