@@ -89,3 +89,47 @@ def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
         assembly_dir=Path(assembly.directory),
         template_file=Path(assembly.directory) / artifact.template_file,
     )
+
+
+# ---- reading the template -------------------------------------------------------------------------------
+
+
+def function_by_handler(synth: Synth, handler: str) -> tuple[str, dict[str, Any]]:
+    matches = [
+        (k, v) for k, v in synth.resources("AWS::Lambda::Function").items() if v["Properties"]["Handler"] == handler
+    ]
+    assert len(matches) == 1, f"expected one function with handler {handler}, found {len(matches)}"
+    return matches[0]
+
+
+def get_att_id(value: Any) -> str:
+    """The logical id behind `{"Fn::GetAtt": [id, "Arn"]}` or `{"Ref": id}`."""
+    if "Fn::GetAtt" in value:
+        return str(value["Fn::GetAtt"][0])
+    return str(value["Ref"])
+
+
+def policy_statements(synth: Synth, role_id: str) -> list[dict[str, Any]]:
+    statements: list[dict[str, Any]] = []
+    for policy in synth.resources("AWS::IAM::Policy").values():
+        if {"Ref": role_id} in policy["Properties"]["Roles"]:
+            statements.extend(policy["Properties"]["PolicyDocument"]["Statement"])
+    return statements
+
+
+def statement_actions(statements: list[dict[str, Any]]) -> set[str]:
+    found: set[str] = set()
+    for statement in statements:
+        action = statement["Action"]
+        found.update([action] if isinstance(action, str) else action)
+    return found
+
+
+def resource_list(statement: dict[str, Any]) -> list[Any]:
+    resource = statement["Resource"]
+    return resource if isinstance(resource, list) else [resource]
+
+
+def referenced_ids(statement: dict[str, Any]) -> set[str]:
+    """The logical ids a statement's resources point at by Ref or GetAtt (S3 object ARNs are joins: not included)."""
+    return {get_att_id(r) for r in resource_list(statement) if isinstance(r, dict) and ({"Ref", "Fn::GetAtt"} & set(r))}

@@ -10,40 +10,9 @@ import pytest
 from cdp import topology
 from infra.components.access import ERASED_PREFIXES
 from infra.components.state_machines import placeholders
-from tests.infra.conftest import CONTEXT, Synth
+from tests.infra.conftest import CONTEXT, Synth, function_by_handler, get_att_id, policy_statements, statement_actions
 
 pytestmark = pytest.mark.xdist_group("cdk")
-
-
-def _function_by_handler(synth: Synth, handler: str) -> tuple[str, dict[str, Any]]:
-    matches = [
-        (k, v) for k, v in synth.resources("AWS::Lambda::Function").items() if v["Properties"]["Handler"] == handler
-    ]
-    assert len(matches) == 1, f"expected one function with handler {handler}, found {len(matches)}"
-    return matches[0]
-
-
-def _get_att_id(value: Any) -> str:
-    """The logical id behind `{"Fn::GetAtt": [id, "Arn"]}` or `{"Ref": id}`."""
-    if "Fn::GetAtt" in value:
-        return str(value["Fn::GetAtt"][0])
-    return str(value["Ref"])
-
-
-def _policy_statements(synth: Synth, role_id: str) -> list[dict[str, Any]]:
-    statements: list[dict[str, Any]] = []
-    for policy in synth.resources("AWS::IAM::Policy").values():
-        if {"Ref": role_id} in policy["Properties"]["Roles"]:
-            statements.extend(policy["Properties"]["PolicyDocument"]["Statement"])
-    return statements
-
-
-def _actions(statements: list[dict[str, Any]]) -> set[str]:
-    found: set[str] = set()
-    for statement in statements:
-        action = statement["Action"]
-        found.update([action] if isinstance(action, str) else action)
-    return found
 
 
 def _task_resources(node: Any) -> set[str]:
@@ -122,16 +91,16 @@ def test_each_bus_rule_buffers_through_its_queue_and_dlq_into_its_consumer(synth
         assert rule["EventBusName"] == {"Ref": bus_id}
         # And it targets one queue whose redrive policy follows the QueueSpec
         (target,) = rule["Targets"]
-        queue_id = _get_att_id(target["Arn"])
+        queue_id = get_att_id(target["Arn"])
         queue = queues[queue_id]["Properties"]
         assert queue["VisibilityTimeout"] == spec.queue.visibility_timeout_s
         assert queue["RedrivePolicy"]["maxReceiveCount"] == spec.queue.max_receive_count
-        dlq_id = _get_att_id(queue["RedrivePolicy"]["deadLetterTargetArn"])
+        dlq_id = get_att_id(queue["RedrivePolicy"]["deadLetterTargetArn"])
         assert dlq_id in queues
-        assert _get_att_id(target["DeadLetterConfig"]["Arn"]) == dlq_id
+        assert get_att_id(target["DeadLetterConfig"]["Arn"]) == dlq_id
         # And the queue feeds the consumer with partial batch failure reporting
-        fn_id, _ = _function_by_handler(synth, spec.consumer.handler)
-        (mapping,) = [m for m in mappings.values() if _get_att_id(m["Properties"]["EventSourceArn"]) == queue_id]
+        fn_id, _ = function_by_handler(synth, spec.consumer.handler)
+        (mapping,) = [m for m in mappings.values() if get_att_id(m["Properties"]["EventSourceArn"]) == queue_id]
         assert mapping["Properties"]["FunctionName"] == {"Ref": fn_id}
         assert mapping["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
         assert mapping["Properties"]["BatchSize"] == spec.batch_size
@@ -143,7 +112,7 @@ def test_functions_match_their_specs(synth: Synth) -> None:
     # Given the topology / Then there is exactly one function per spec
     assert len(functions) == len(topology.FUNCTIONS)
     for spec in topology.FUNCTIONS:
-        _, fn = _function_by_handler(synth, spec.handler)
+        _, fn = function_by_handler(synth, spec.handler)
         props = fn["Properties"]
         # Then runtime, architecture, sizing and tracing are as declared
         assert props["Runtime"] == "python3.12"
@@ -160,7 +129,7 @@ def test_functions_match_their_specs(synth: Synth) -> None:
 
 def test_function_env_points_at_the_real_resources(synth: Synth) -> None:
     # Given the ingest and send functions / Then env vars reference the stack's table, bucket, bus, secret and config
-    _, ingest = _function_by_handler(synth, topology.INGEST.handler)
+    _, ingest = function_by_handler(synth, topology.INGEST.handler)
     env = ingest["Properties"]["Environment"]["Variables"]
     (ledger_id,) = [
         k
@@ -175,7 +144,7 @@ def test_function_env_points_at_the_real_resources(synth: Synth) -> None:
     assert env[topology.SOURCES_SECRET_ENV] == {"Ref": sources_id}
     (bus_id,) = synth.resources("AWS::Events::EventBus")
     assert env[topology.EVENT_BUS_ENV] == {"Ref": bus_id}
-    _, send = _function_by_handler(synth, topology.SEND.handler)
+    _, send = function_by_handler(synth, topology.SEND.handler)
     send_env = send["Properties"]["Environment"]["Variables"]
     assert send_env[topology.SMS_ORIGINATION_ENV] == CONTEXT["smsOriginationIdentity"]
     assert send_env[topology.EMAIL_FROM_ENV] == CONTEXT["emailFromAddress"]
@@ -184,8 +153,8 @@ def test_function_env_points_at_the_real_resources(synth: Synth) -> None:
 
 def test_grants_are_least_privilege_per_function(synth: Synth) -> None:
     def actions_of(spec: topology.FunctionSpec) -> set[str]:
-        _, fn = _function_by_handler(synth, spec.handler)
-        return _actions(_policy_statements(synth, _get_att_id(fn["Properties"]["Role"])))
+        _, fn = function_by_handler(synth, spec.handler)
+        return statement_actions(policy_statements(synth, get_att_id(fn["Properties"]["Role"])))
 
     # Given the synthesized roles / Then only send may send, only the API edges (and the platform pull, for its shops'
     # app secrets) read a secret, writers put events
@@ -216,8 +185,8 @@ def test_grants_are_least_privilege_per_function(synth: Synth) -> None:
 
 
 def test_erasure_deletes_only_under_the_prefixes_that_hold_personal_data(synth: Synth) -> None:
-    _, fn = _function_by_handler(synth, topology.PROFILE_API.handler)
-    statements = _policy_statements(synth, _get_att_id(fn["Properties"]["Role"]))
+    _, fn = function_by_handler(synth, topology.PROFILE_API.handler)
+    statements = policy_statements(synth, get_att_id(fn["Properties"]["Role"]))
     deletes = [s for s in statements if "s3:DeleteObject" in s["Action"]]
     resources = [r for s in deletes for r in (s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]])]
     tails = {r["Fn::Join"][1][-1] for r in resources}  # Fn::Join of [bucket ARN, "/<prefix>*"]
@@ -226,8 +195,8 @@ def test_erasure_deletes_only_under_the_prefixes_that_hold_personal_data(synth: 
 
 
 def test_ingest_s3_writes_are_confined_to_the_raw_prefix(synth: Synth) -> None:
-    _, fn = _function_by_handler(synth, topology.INGEST.handler)
-    statements = _policy_statements(synth, _get_att_id(fn["Properties"]["Role"]))
+    _, fn = function_by_handler(synth, topology.INGEST.handler)
+    statements = policy_statements(synth, get_att_id(fn["Properties"]["Role"]))
     (put,) = [s for s in statements if s["Action"] == "s3:PutObject"]
     assert json.dumps(put["Resource"]).endswith(f'"/{topology.RAW_PREFIX}*"]]}}')
 
@@ -245,14 +214,14 @@ def test_state_machines_load_asl_with_function_arns_substituted(synth: Synth) ->
         assert _task_resources(asl) <= {"arn:aws:states:::lambda:invoke", *(f"${{{n}}}" for n in spec.functions)}
         assert placeholders(asset) == set(spec.functions)
         assert props["DefinitionSubstitutions"] == {
-            name: {"Fn::GetAtt": [_function_by_handler(synth, fn_spec.handler)[0], "Arn"]}
+            name: {"Fn::GetAtt": [function_by_handler(synth, fn_spec.handler)[0], "Arn"]}
             for name, fn_spec in spec.functions.items()
         }
         assert props["TracingConfiguration"] == {"Enabled": True}
         assert props["LoggingConfiguration"]["Level"] == "ALL"
         assert props["LoggingConfiguration"]["IncludeExecutionData"] is False
         # And its role may invoke exactly its functions
-        role_actions = _actions(_policy_statements(synth, _get_att_id(props["RoleArn"])))
+        role_actions = statement_actions(policy_statements(synth, get_att_id(props["RoleArn"])))
         assert "lambda:InvokeFunction" in role_actions
 
 
@@ -264,7 +233,7 @@ def test_http_api_routes_come_from_topology(synth: Synth) -> None:
         (route,) = [r for r in routes.values() if r["Properties"]["RouteKey"] == f"{method} {path}"]
         target = route["Properties"]["Target"]["Fn::Join"][1][1]
         integration = integrations[target["Ref"]]["Properties"]
-        fn_id, _ = _function_by_handler(synth, topology.FUNCTIONS_BY_KEY[key].handler)
+        fn_id, _ = function_by_handler(synth, topology.FUNCTIONS_BY_KEY[key].handler)
         assert integration["IntegrationUri"] == {"Fn::GetAtt": [fn_id, "Arn"]}
         assert integration["PayloadFormatVersion"] == "2.0"
     # And the stage throttles and writes access logs
@@ -285,33 +254,33 @@ def test_schedules_target_their_machine_or_function(synth: Synth) -> None:
         props = schedules[spec.local_name]
         assert props["ScheduleExpression"] == spec.expression
         assert json.loads(props["Target"]["Input"]) == json.loads(spec.input)
-        target_id = _get_att_id(props["Target"]["Arn"])
+        target_id = get_att_id(props["Target"]["Arn"])
         if spec.target_machine is not None:
             assert target_id.startswith(f"StateMachines{spec.target_machine.logical_id}")
         else:
             assert spec.target_function is not None
-            assert target_id == _function_by_handler(synth, spec.target_function.handler)[0]
+            assert target_id == function_by_handler(synth, spec.target_function.handler)[0]
         assert "DeadLetterConfig" in props["Target"]
 
 
 def test_every_dead_letter_queue_has_a_depth_alarm(synth: Synth) -> None:
     queues = synth.resources("AWS::SQS::Queue")
     redrive_targets = {
-        _get_att_id(q["Properties"]["RedrivePolicy"]["deadLetterTargetArn"])
+        get_att_id(q["Properties"]["RedrivePolicy"]["deadLetterTargetArn"])
         for q in queues.values()
         if "RedrivePolicy" in q["Properties"]
     }
     schedule_dlqs = {
-        _get_att_id(s["Properties"]["Target"]["DeadLetterConfig"]["Arn"])
+        get_att_id(s["Properties"]["Target"]["DeadLetterConfig"]["Arn"])
         for s in synth.resources("AWS::Scheduler::Schedule").values()
     }
     rule_dlqs = {
-        _get_att_id(t["DeadLetterConfig"]["Arn"])
+        get_att_id(t["DeadLetterConfig"]["Arn"])
         for r in synth.resources("AWS::Events::Rule").values()
         for t in r["Properties"]["Targets"]
     }
     async_failure_queues = {
-        _get_att_id(c["Properties"]["DestinationConfig"]["OnFailure"]["Destination"])
+        get_att_id(c["Properties"]["DestinationConfig"]["OnFailure"]["Destination"])
         for c in synth.resources("AWS::Lambda::EventInvokeConfig").values()
     }
     alarmed = set()
@@ -319,7 +288,7 @@ def test_every_dead_letter_queue_has_a_depth_alarm(synth: Synth) -> None:
         props = alarm["Properties"]
         if props.get("MetricName") == "ApproximateNumberOfMessagesVisible":
             (dimension,) = props["Dimensions"]
-            alarmed.add(_get_att_id(dimension["Value"]))
+            alarmed.add(get_att_id(dimension["Value"]))
             assert props["AlarmActions"], "a DLQ alarm must notify someone"
     # Given every queue that holds failures (SQS redrive, Scheduler and rule target DLQs, async on-failure)
     # Then each has a depth alarm, and nothing else does

@@ -1,0 +1,214 @@
+"""Narrow IAM: `*` only where AWS offers nothing narrower, SMS only from the configured identity, listing confined
+where a function lists one area, table writes only for functions that write, acknowledgements naming their finding."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from cdp import topology
+from cdp.audiences.catalog_source import CATALOG_PREFIX
+from cdp.audiences.models import DEFINITIONS_PREFIX
+from infra.components.access import ERASED_PREFIXES
+from tests.infra.conftest import (
+    Synth,
+    function_by_handler,
+    get_att_id,
+    policy_statements,
+    referenced_ids,
+    resource_list,
+    statement_actions,
+)
+
+pytestmark = pytest.mark.xdist_group("cdk")
+
+XRAY = {"xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules", "xray:GetSamplingTargets"}
+LOG_DELIVERY = {
+    "logs:CreateLogDelivery",
+    "logs:DeleteLogDelivery",
+    "logs:DescribeLogGroups",
+    "logs:DescribeResourcePolicies",
+    "logs:GetLogDelivery",
+    "logs:ListLogDeliveries",
+    "logs:PutResourcePolicy",
+    "logs:UpdateLogDelivery",
+}
+TABLE_WRITES = {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"}
+
+
+def _role_statements(synth: Synth, spec: topology.FunctionSpec) -> list[dict[str, Any]]:
+    _, fn = function_by_handler(synth, spec.handler)
+    return policy_statements(synth, get_att_id(fn["Properties"]["Role"]))
+
+
+def _suppressed(synth: Synth) -> list[dict[str, Any]]:
+    report = json.loads((synth.assembly_dir / "validation-report.json").read_text(encoding="utf-8"))
+    (plugin,) = [p for p in report["pluginReports"] if p["pluginName"] == "AwsSolutions"]
+    suppressed: list[dict[str, Any]] = plugin["suppressedViolations"]
+    return suppressed
+
+
+def test_the_only_wildcard_resources_are_the_apis_that_have_no_resource_level_permissions(synth: Synth) -> None:
+    machine_roles = {
+        get_att_id(m["Properties"]["RoleArn"]) for m in synth.resources("AWS::StepFunctions::StateMachine").values()
+    }
+    function_roles = {get_att_id(f["Properties"]["Role"]) for f in synth.resources("AWS::Lambda::Function").values()}
+    for policy_id, policy in synth.resources("AWS::IAM::Policy").items():
+        roles = {r["Ref"] for r in policy["Properties"]["Roles"]}
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            if "*" not in resource_list(statement):
+                continue
+            # Given a statement on `*` / Then it holds X-Ray only (functions), or X-Ray and log delivery (machines)
+            found = statement_actions([statement])
+            if roles <= function_roles:
+                assert found <= {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}, policy_id
+            else:
+                assert roles <= machine_roles, policy_id
+                assert found <= XRAY | LOG_DELIVERY, policy_id
+
+
+def test_sms_is_sent_only_from_the_configured_sender_id(synth: Synth) -> None:
+    (sms,) = [s for s in _role_statements(synth, topology.SEND) if "sms-voice:SendTextMessage" in s["Action"]]
+    # Given the context's sender ID CDPSHOP / Then the resource is that sender ID in any country, never `*`
+    assert sms["Action"] == "sms-voice:SendTextMessage"
+    (resource,) = resource_list(sms)
+    assert resource != "*"
+    assert resource["Fn::Join"][1][-1] == ":sender-id/CDPSHOP/*"
+
+
+_IN_THIS_ACCOUNT = "arn:<AWS::Partition>:sms-voice:<AWS::Region>:<AWS::AccountId>"
+_POOL_ARN = "arn:aws:sms-voice:cn-north-1:123456789012:pool/pool-x"
+
+
+@pytest.mark.parametrize(
+    ("identity", "expected"),
+    [
+        ("CDPSHOP", f"{_IN_THIS_ACCOUNT}:sender-id/CDPSHOP/*"),
+        ("pool-0123abcd", f"{_IN_THIS_ACCOUNT}:pool/pool-0123abcd"),
+        ("phone-0123abcd", f"{_IN_THIS_ACCOUNT}:phone-number/phone-0123abcd"),
+        ("+8613800000000", f"{_IN_THIS_ACCOUNT}:phone-number/*"),
+        (_POOL_ARN, _POOL_ARN),
+    ],
+)
+def test_each_form_of_origination_identity_maps_to_its_arn(identity: str, expected: str) -> None:
+    from aws_cdk import App, Stack
+
+    from infra.components.access import sms_identity_arn
+    from infra.config import DeployConfig
+    from infra.nag import nag_resource
+
+    # Given an identity in one of the forms SendTextMessage accepts
+    stack = Stack(App(), "T")
+    config = DeployConfig.from_context({"smsOriginationIdentity": identity, "emailFromAddress": "a@b.example"}.get)
+    # When mapped / Then it is the ARN SendTextMessage is authorized against, in this account and region
+    assert nag_resource(stack, sms_identity_arn(stack, config)) == expected
+
+
+def test_iam_acknowledgements_name_the_finding_they_cover(synth: Synth) -> None:
+    # cdk-nag reports an IAM finding as `rule[finding]`; an acknowledgement of the bare rule would cover them all
+    iam = [s for s in _suppressed(synth) if s["ruleName"].startswith(("AwsSolutions-IAM4[", "AwsSolutions-IAM5["))]
+    assert iam
+    for suppressed in iam:
+        # Given an acknowledged IAM finding / Then the acknowledgement names exactly that finding
+        assert suppressed["acknowledgedId"] == f"AwsSolutions::{suppressed['ruleName']}"
+    assert not [s for s in _suppressed(synth) if s["acknowledgedId"].endswith(("-IAM4", "-IAM5"))]
+    # And `Resource::*` is acknowledged for X-Ray (and machines' log delivery) only, never for SMS
+    wildcard = [s for s in iam if s["ruleName"] == "AwsSolutions-IAM5[Resource::*]"]
+    assert wildcard
+    for suppressed in wildcard:
+        assert "X-Ray" in suppressed["reason"]
+        assert "sms" not in suppressed["reason"].lower()
+
+
+def _list_statements(statements: list[dict[str, Any]], action: str) -> list[dict[str, Any]]:
+    return [s for s in statements if action in statement_actions([s])]
+
+
+@pytest.mark.parametrize(
+    ("spec", "prefixes"),
+    [
+        (topology.OPERATIONS, [topology.RAW_PREFIX]),
+        (topology.TAG_UPDATE, [CATALOG_PREFIX, DEFINITIONS_PREFIX]),
+        (topology.TAG_SWEEP, [CATALOG_PREFIX, DEFINITIONS_PREFIX]),
+    ],
+)
+def test_functions_that_list_one_area_list_only_under_its_prefixes(
+    synth: Synth, spec: topology.FunctionSpec, prefixes: list[str]
+) -> None:
+    # Given a function that lists only known prefixes and reads only keys it listed
+    (statement,) = _list_statements(_role_statements(synth, spec), "s3:ListBucket")
+    # Then its ListBucket carries an s3:prefix condition naming exactly those prefixes
+    assert statement["Condition"] == {"StringLike": {"s3:prefix": [f"{p}*" for p in prefixes]}}
+
+
+def test_whole_bucket_listing_is_kept_only_where_a_missing_key_must_read_as_404(synth: Synth) -> None:
+    # S3 answers 403 instead of 404 for a missing key without bucket-wide ListBucket; these functions read keys that
+    # may not exist. A new function on this list is a deliberate change to this test.
+    expected = {
+        topology.TRAIN,
+        topology.SCORING,
+        topology.CAMPAIGN,
+        topology.SEND,
+        topology.PROFILE_API,
+        topology.FILE_IMPORT,
+        topology.AUDIENCE_API,
+    }
+    unconditioned = {
+        spec
+        for spec in topology.FUNCTIONS
+        for s in _list_statements(_role_statements(synth, spec), "s3:ListBucket")
+        if "Condition" not in s
+    }
+    assert unconditioned == expected
+    # And the erasure lists object versions only under the prefixes it erases
+    (versions,) = _list_statements(_role_statements(synth, topology.PROFILE_API), "s3:ListBucketVersions")
+    assert versions["Condition"] == {"StringLike": {"s3:prefix": [f"{p}*" for p in ERASED_PREFIXES]}}
+
+
+READ_ONLY = "read"
+READ_WRITE = "read-write"
+TABLE_ACCESS: dict[topology.FunctionSpec, dict[topology.TableSpec, str]] = {
+    topology.INGEST: {topology.LEDGER_TABLE: READ_WRITE},
+    topology.IDENTITY_MERGE: {topology.PROFILES_TABLE: READ_WRITE},
+    topology.TAG_UPDATE: {topology.PROFILES_TABLE: READ_WRITE},
+    topology.TAG_SWEEP: {topology.PROFILES_TABLE: READ_WRITE},
+    topology.TRAIN: {topology.PROFILES_TABLE: READ_ONLY},
+    topology.SCORING: {topology.PROFILES_TABLE: READ_WRITE},
+    topology.CAMPAIGN: {topology.PROFILES_TABLE: READ_ONLY},
+    topology.SEND: {topology.PROFILES_TABLE: "read + PutItem", topology.LEDGER_TABLE: READ_WRITE},
+    topology.PROFILE_API: {topology.PROFILES_TABLE: READ_WRITE, topology.LEDGER_TABLE: READ_WRITE},
+    topology.OPERATIONS: {topology.LEDGER_TABLE: READ_WRITE},
+    topology.FILE_IMPORT: {topology.LEDGER_TABLE: READ_WRITE},
+    topology.PLATFORM_PULL: {topology.LEDGER_TABLE: READ_WRITE},
+    topology.AUDIENCE_API: {topology.PROFILES_TABLE: READ_ONLY},
+}
+"""What each handler does with each table (read from functions/<name>/handler.py and the stores it builds)."""
+
+
+def test_table_rights_follow_what_each_function_does(synth: Synth) -> None:
+    assert set(TABLE_ACCESS) == set(topology.FUNCTIONS)
+    table_ids = {
+        spec: next(k for k in synth.resources("AWS::DynamoDB::Table") if k.startswith(f"Storage{spec.logical_id}"))
+        for spec in topology.TABLES
+    }
+    for fn_spec, expected in TABLE_ACCESS.items():
+        statements = _role_statements(synth, fn_spec)
+        for table_spec, table_id in table_ids.items():
+            on_table = [s for s in statements if table_id in referenced_ids(s)]
+            granted = statement_actions(on_table)
+            access = expected.get(table_spec)
+            where = f"{fn_spec.key} on {table_spec.logical_id}"
+            if access is None:
+                # Given a table the function never touches / Then it has no right on it at all
+                assert granted == set(), where
+                continue
+            assert {"dynamodb:GetItem", "dynamodb:Query"} <= granted, where
+            if access == READ_ONLY:
+                assert not granted & TABLE_WRITES, where
+            elif access == READ_WRITE:
+                assert granted >= TABLE_WRITES, where
+            else:
+                # send only adds its message records to the timeline: a new item per message, never an update
+                assert granted & TABLE_WRITES == {"dynamodb:PutItem"}, where
