@@ -132,12 +132,15 @@ class LocalRuntime:
         env_overrides: Mapping[str, str] | None = None,
         statemachines_dir: Path = STATEMACHINES_DIR,
         state_machines: Collection[str] | None = None,
+        api_keys_file: str | None = None,
     ) -> None:
-        """`state_machines`: the keys to create (None: all); parsing ASL is the slowest part of a start."""
+        """`state_machines`: the keys to create (None: all); parsing ASL is the slowest part of a start.
+        `api_keys_file`: more API keys (the ApiKeys secret's JSON document); default $CDP_API_KEYS_FILE."""
         self.router = HandlerRouter(handler_overrides)
         self.api_key = api_key or configured_api_key()
         self.admin_key = configured_admin_key()  # the profile API's every-scope key (see seeded_api_keys)
         self.write_key = configured_write_key()  # Segment-compatible write key (HTTP Basic user)
+        self.api_keys_file = api_keys_file
         self.environment = local_environment(log_level, env_overrides)
         self.statemachines_dir = statemachines_dir
         self.wanted_machines = None if state_machines is None else frozenset(state_machines)
@@ -277,7 +280,7 @@ class LocalRuntime:
             )
 
     def _create_secrets(self) -> None:
-        keys = api_keys_document(self.api_key, self.admin_key)
+        keys = api_keys_document(self.api_key, self.admin_key, self.api_keys_file)
         self.client("secretsmanager").create_secret(
             Name=topology.API_KEYS_SECRET_LOCAL_NAME, SecretString=json.dumps(keys)
         )

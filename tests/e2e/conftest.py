@@ -17,6 +17,7 @@ import pytest
 from cdp_local.runtime import DrainReport, HttpResponse, LocalRuntime
 
 _HERE = Path(__file__).resolve().parent
+API_KEYS_FILE = _HERE / "api_keys.json"  # scoped keys for the isolation tests, loaded the way `cdp serve` loads them
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the group marks
@@ -29,7 +30,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(scope="package")
 def runtime() -> Iterator[LocalRuntime]:
     """The whole stack, started once for tests/e2e (every resource, every state machine whose ASL exists)."""
-    with LocalRuntime() as rt:
+    with LocalRuntime(api_keys_file=str(API_KEYS_FILE)) as rt:
         yield rt
 
 

@@ -1,0 +1,354 @@
+"""What an outside trial did to `cdp serve`, replayed: tenant isolation, inputs that crashed (5xx) and inputs that
+were answered 2xx and then lost. Each test is one finding of the trial; the keys come from tests/e2e/api_keys.json
+(loaded the way `cdp serve` loads $CDP_API_KEYS_FILE)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from collections.abc import Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cdp import topology
+from cdp.connectors.security import sign_cdp
+from cdp.shared.time import iso, utc_now
+from cdp_local.runtime import LocalRuntime
+
+OUTLET_WRITER = "e2e-outlet-writer-key"  # events:write, brand demo-outlet
+SH01_WRITER = "e2e-sh01-writer-key"  # events:write, brand demo-brand, store sh01
+OUTLET_OPERATOR = "e2e-outlet-operator-key"  # operations:replay + profiles:read, brand demo-outlet
+REPO = Path(__file__).resolve().parents[2]
+POS_SECRET = "local-pos-secret"
+
+
+def _uid() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+def _identify(brand: str, phone: str, **extra: Any) -> dict[str, Any]:
+    event: dict[str, Any] = {
+        "event_id": f"hostile-{_uid()}",
+        "event_type": "identify",
+        "source": "app",
+        "brand_id": brand,
+        "occurred_at": iso(utc_now()),
+        "identifiers": [{"type": "phone", "value": phone}],
+        "properties": {"name": "Wang Fang", "member_level": "gold"},
+    }
+    for key, value in extra.items():
+        event[key] = value
+    return event
+
+
+def _post(
+    runtime: LocalRuntime, path: str, body: bytes, key: str | None, headers: Mapping[str, str] | None = None
+) -> tuple[int, Any]:
+    sent = {"content-type": "application/json", **({"x-api-key": key} if key else {}), **(headers or {})}
+    status, _, payload = runtime.http("POST", path, body, sent)
+    try:
+        return status, json.loads(payload or b"null")
+    except ValueError:
+        return status, payload
+
+
+def _events(runtime: LocalRuntime, body: Any, key: str | None = None) -> tuple[int, Any]:
+    return _post(runtime, "/v1/events", json.dumps(body).encode(), key or runtime.api_key)
+
+
+def _lookup(runtime: LocalRuntime, brand: str, phone: str) -> int:
+    status, _, _ = runtime.http(
+        "GET", f"/v1/profiles/by-identifier/phone/{phone}?brand_id={brand}", b"", {"x-api-key": runtime.admin_key}
+    )
+    return status
+
+
+def _raw_objects(runtime: LocalRuntime) -> int:
+    s3 = runtime.client("s3")
+    pages = s3.get_paginator("list_objects_v2").paginate(
+        Bucket=topology.DATA_BUCKET_LOCAL_NAME, Prefix=topology.RAW_PREFIX
+    )
+    return sum(len(page.get("Contents", [])) for page in pages)
+
+
+def _phone() -> str:
+    return f"139{uuid.uuid4().int % 10**8:08d}"
+
+
+# ---- 1. tenant isolation ------------------------------------------------------------------------------------
+
+
+def test_a_brand_scoped_key_cannot_write_another_brands_customer(runtime: LocalRuntime) -> None:
+    # Given a key scoped to brand demo-outlet with events:write, and a customer phone no brand has seen
+    phone = _phone()
+    # When it posts an identify event whose body names brand demo-brand
+    status, body = _events(runtime, _identify("demo-brand", phone), OUTLET_WRITER)
+    runtime.drain()
+    # Then the event is refused with the field and the reason, and demo-brand has no such customer
+    assert status == 400
+    assert body["rejected"][0]["errors"] == [
+        {"field": "brand_id", "message": "brand demo-brand is outside the writer's scope brand:demo-outlet"}
+    ]
+    assert _lookup(runtime, "demo-brand", phone) == 404
+    # And the same key still writes its own brand
+    status, body = _events(runtime, _identify("demo-outlet", phone), OUTLET_WRITER)
+    runtime.drain()
+    assert (status, body["accepted"]) == (202, 1)
+    assert _lookup(runtime, "demo-outlet", phone) == 200
+
+
+def test_a_store_scoped_key_writes_only_for_its_store(runtime: LocalRuntime) -> None:
+    # Given a till key of store sh01
+    own, other, bare = (_identify("demo-brand", _phone(), store_id=s) for s in ("sh01", "bj02", None))
+    bare.pop("store_id")
+    # When it posts one event for its store, one for another store and one naming no store
+    status, body = _events(runtime, {"batch": [own, other, bare]}, SH01_WRITER)
+    runtime.drain()
+    # Then only its own store's event is accepted; the others name store_id
+    assert (status, body["accepted"]) == (207, 1)
+    assert [(r["index"], r["errors"][0]["field"]) for r in body["rejected"]] == [
+        (1, "batch.1.store_id"),
+        (2, "batch.2.store_id"),
+    ]
+
+
+def test_no_ingest_key_may_write_the_platforms_own_source(runtime: LocalRuntime) -> None:
+    # Given events claiming source cdp (which wins the source_priority trait rule and skips the edit audit)
+    phone = _phone()
+    event = _identify("demo-brand", phone, source="cdp")
+    # When the ingest key and even the administrator key post them
+    for key in (runtime.api_key, runtime.admin_key):
+        status, body = _events(runtime, event, key)
+        # Then they are refused: only the platform's own paths (profile edits, sends) emit source cdp
+        assert status == 400
+        assert body["rejected"][0]["errors"][0]["field"] == "source"
+    runtime.drain()
+    assert _lookup(runtime, "demo-brand", phone) == 404
+
+
+def _park(runtime: LocalRuntime, brand: str) -> str:
+    """A bus event no consumer can parse (no identifiers): identity_merge parks it at once, with its brand."""
+    event_id = f"dlq-{brand}-{_uid()}"
+    bad = {"event_id": event_id, "event_type": "page_view", "source": "web", "brand_id": brand}
+    detail = {
+        "metadata": {
+            "event_name": topology.EVENT_RECEIVED,
+            "event_source": topology.SOURCE_INGEST,
+            "event_version": "1",
+            "correlation_id": "hostile",
+        },
+        "data": {"event": bad},
+    }
+    runtime.client("events").put_events(
+        Entries=[
+            {
+                "Source": topology.SOURCE_INGEST,
+                "DetailType": topology.EVENT_RECEIVED,
+                "Detail": json.dumps(detail),
+                "EventBusName": topology.EVENT_BUS_LOCAL_NAME,
+            }
+        ]
+    )
+    runtime.drain()
+    return event_id
+
+
+def _dead_letter_brands(runtime: LocalRuntime, key: str) -> list[str | None]:
+    status, _, payload = runtime.http("GET", "/v1/admin/dead-letters?queue=identity-merge", b"", {"x-api-key": key})
+    assert status == 200, payload
+    return sorted((letter["brand_id"] or "") for letter in json.loads(payload)["listed"])
+
+
+def test_a_brand_scoped_operator_sees_and_redrives_only_its_brands_dead_letters(runtime: LocalRuntime) -> None:
+    dlq = runtime.queue_urls[topology.dlq_name(topology.IDENTITY_QUEUE)]
+    sqs = runtime.client("sqs")
+    while messages := sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10).get("Messages", []):
+        for m in messages:
+            sqs.delete_message(QueueUrl=dlq, ReceiptHandle=m["ReceiptHandle"])
+    # Given one dead letter of each brand in the shared identity-merge DLQ
+    _park(runtime, "demo-brand")
+    _park(runtime, "demo-outlet")
+    # When the outlet's operator lists them, and the administrator does
+    # Then the operator sees its brand's letter only; the administrator sees both
+    assert _dead_letter_brands(runtime, OUTLET_OPERATOR) == ["demo-outlet"]
+    assert _dead_letter_brands(runtime, runtime.admin_key) == ["demo-brand", "demo-outlet"]
+    # And a redrive by the operator moves its brand's letter only (it fails again and is parked again)
+    status, _, payload = runtime.http(
+        "POST",
+        "/v1/admin/dead-letters/redrive",
+        json.dumps({"queue": "identity-merge"}).encode(),
+        {"x-api-key": OUTLET_OPERATOR, "content-type": "application/json"},
+    )
+    assert (status, json.loads(payload)["redriven"]) == (200, 1)
+    runtime.drain()
+    assert _dead_letter_brands(runtime, runtime.admin_key) == ["demo-brand", "demo-outlet"]
+
+
+def test_a_brand_scoped_operator_replays_only_its_brands_archive(runtime: LocalRuntime) -> None:
+    # Given a Segment request of demo-brand (its write key is bound to it) and a canonical batch of both brands
+    start = utc_now() - timedelta(seconds=1)
+    auth = base64.b64encode(f"{runtime.write_key}:".encode()).decode()
+    call = {"type": "identify", "userId": f"u-{_uid()}", "messageId": _uid(), "traits": {"name": "Li"}}
+    status, _ = _post(runtime, "/v1/identify", json.dumps(call).encode(), None, {"authorization": f"Basic {auth}"})
+    assert status == 200
+    both = [_identify("demo-brand", _phone()), _identify("demo-outlet", _phone())]
+    assert _events(runtime, {"batch": both}, runtime.admin_key)[0] == 202
+    runtime.drain()
+    end = utc_now() + timedelta(seconds=1)
+
+    def replay(source: str) -> dict[str, Any]:
+        request = {"source": source, "start": iso(start), "end": iso(end)}
+        status, body = _post(runtime, "/v1/admin/replay", json.dumps(request).encode(), OUTLET_OPERATOR)
+        assert status == 200, body
+        return dict(body)
+
+    # When the outlet's operator replays both sources over that range
+    segment, canonical = replay("segment"), replay("events")
+    # Then the other brand's Segment object is not even read, and of the canonical batch only its brand's event
+    # is republished (the other is refused with the reason)
+    assert (segment["objects"], segment["accepted"]) == (0, 0)
+    assert canonical["failures"] == []
+    assert canonical["accepted"] >= 1 and canonical["rejected"] >= 1
+
+
+# ---- 2. inputs that gave 500 ---------------------------------------------------------------------------------
+
+DEEP = b"[" * 5000 + b"]" * 5000
+DEEP_OBJECT = b'{"a":' * 3000 + b"1" + b"}" * 3000
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/v1/events", "/v1/batch", "/v1/track", "/v1/identify", "/v1/webhooks/pos/demo-pos", "/v1/feedback/ses"],
+)
+def test_deeply_nested_json_is_a_400_before_credentials_and_is_never_archived(runtime: LocalRuntime, path: str) -> None:
+    before = _raw_objects(runtime)
+    for body in (DEEP, DEEP_OBJECT):
+        # When a body nests thousands of levels, with no credentials at all
+        status, answer = _post(runtime, path, body, None)
+        # Then it is a 400 naming the body (not a 500, not a 401: the depth is checked before any other work)
+        assert status == 400, answer
+        assert answer["field"] == "body" and "nests deeper" in answer["message"]
+    # And nothing was archived (a later replay of the range cannot trip on it)
+    assert _raw_objects(runtime) == before
+
+
+@pytest.mark.parametrize(
+    ("occurred_at", "field"),
+    [
+        ("0001-01-01T00:00:00+01:00", "occurred_at"),
+        ("9999-12-31T23:59:59-01:00", "occurred_at"),
+        ("1969-12-31T23:59:59Z", "occurred_at"),
+    ],
+)
+def test_timestamps_without_a_storable_utc_instant_are_400_and_replay_survives_them(
+    runtime: LocalRuntime, occurred_at: str, field: str
+) -> None:
+    start = utc_now() - timedelta(seconds=1)
+    # When an event's offset takes it past year 1 or 9999 (or before the epoch)
+    status, body = _events(runtime, _identify("demo-brand", _phone(), occurred_at=occurred_at))
+    # Then it is refused with the field named
+    assert status == 400
+    assert body["rejected"][0]["errors"][0]["field"] == field
+    # And a replay over the range that archived it answers (the event is refused again, nothing fails)
+    request = {"source": "events", "start": iso(start), "end": iso(utc_now() + timedelta(seconds=1))}
+    status, summary = _post(runtime, "/v1/admin/replay", json.dumps(request).encode(), runtime.admin_key)
+    assert status == 200 and summary["failures"] == [] and summary["rejected"] >= 1
+
+
+# ---- 3. accepted, then lost ------------------------------------------------------------------------------------
+
+
+def _order(**properties: Any) -> dict[str, Any]:
+    event = _identify("demo-brand", _phone())
+    line = {"sku": "CAKE-1", "quantity": 1, "unit_price_minor": 100}
+    event.update(
+        event_type="order_placed",
+        properties={
+            "order_id": f"o-{_uid()}",
+            "lines": [line],
+            "total_minor": 100,
+            "currency": "CNY",
+            **properties,
+        },
+    )
+    return event
+
+
+@pytest.mark.parametrize(
+    ("event", "field"),
+    [
+        (_order(total_minor=10**40), "properties.total_minor"),
+        (_order(lines=[{"sku": "X", "quantity": 1, "unit_price_minor": 10**16}], total_minor=1), "properties.lines"),
+        (_order(tip=10**39), "properties.tip"),
+        (_identify("demo-brand", "13900000000", properties={"program": "p" * 300_000}), "properties.program"),
+        (_identify("demo-brand", "13900000000", context={"note": "x" * 200_000}), "context.note"),
+        (_identify("demo-brand", "13900000000", properties={"bio": "x" * 140_000}), "body"),
+        (_identify("demo-brand", "13900000000", properties={"name": "Li", "score": 1e200}), "properties.score"),
+        (_identify("demo-brand", "13900000000", properties={"name": "Li\ud800"}), "properties.name"),
+    ],
+)
+def test_events_that_could_never_be_stored_are_refused_at_ingest_not_lost_later(
+    runtime: LocalRuntime, event: dict[str, Any], field: str
+) -> None:
+    # When an event holds an amount past DynamoDB's 38 digits, text that cannot be stored, or is too big to publish
+    body = json.dumps(event).encode()
+    status, answer = _post(runtime, "/v1/events", body, runtime.api_key)
+    report = runtime.drain()
+    # Then it is a 400 naming the field (or the whole event), and nothing reaches a dead-letter queue
+    assert status == 400, answer
+    fields = [e["field"] for e in answer["rejected"][0]["errors"]]
+    assert any(f.startswith(field) for f in fields), fields
+    assert report.dead_lettered == 0
+
+
+def test_nan_and_infinity_are_not_json(runtime: LocalRuntime) -> None:
+    body = json.dumps(_identify("demo-brand", _phone(), properties={"x": 1})).replace('"x": 1', '"x": NaN')
+    status, answer = _post(runtime, "/v1/events", body.encode(), runtime.api_key)
+    assert status == 400 and answer["field"] == "body"
+
+
+# ---- 7. sizes and content types ----------------------------------------------------------------------------
+
+
+def test_a_body_over_the_limit_is_413_and_never_archived(runtime: LocalRuntime) -> None:
+    before = _raw_objects(runtime)
+    body = json.dumps({"batch": [_identify("demo-brand", _phone(), context={"pad": "x" * 2000})] * 600}).encode()
+    assert len(body) > 1_100_000
+    status, answer = _post(runtime, "/v1/events", body, runtime.api_key)
+    assert status == 413 and answer["error"] == "payload_too_large"
+    assert _raw_objects(runtime) == before
+
+
+@pytest.mark.parametrize(
+    ("path", "content_type"),
+    [
+        ("/v1/events", "application/x-www-form-urlencoded"),
+        ("/v1/events", "text/xml"),
+        ("/v1/batch", "multipart/form-data; boundary=x"),
+        ("/v1/webhooks/pos/demo-pos", "application/xml"),
+        ("/v1/wechat/wx-local-oa", "application/json"),
+    ],
+)
+def test_a_body_of_another_media_type_is_415(runtime: LocalRuntime, path: str, content_type: str) -> None:
+    status, answer = _post(runtime, path, b'{"a": 1}', runtime.api_key, {"content-type": content_type})
+    assert status == 415, answer
+    assert answer["field"] == "content-type"
+
+
+def test_a_signed_connector_body_with_a_charset_is_still_read(runtime: LocalRuntime) -> None:
+    # Given a POS sale signed with the vendor's secret, sent as application/json; charset=utf-8
+    sale = json.loads((REPO / "events/pos/sale.json").read_text())
+    sale["receipt_no"] = f"R-{_uid()}"
+    body = json.dumps(sale).encode()
+    signature = sign_cdp(POS_SECRET, body, int(utc_now().timestamp()))
+    headers = {"content-type": "application/json; charset=utf-8", "x-cdp-signature": signature}
+    # When it is posted
+    status, answer = _post(runtime, "/v1/webhooks/pos/demo-pos", body, None, headers)
+    # Then it is accepted as before
+    assert status == 202, answer
+    assert answer["accepted"] >= 1
