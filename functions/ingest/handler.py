@@ -117,7 +117,12 @@ def _register(route: ConnectorRoute) -> None:
         result = received.result
         counts = (result.accepted, result.duplicates, len(result.rejected))
         status = route.json_status(*counts) if route.json_status else _status(result)
-        return _json(status, json.dumps({"success": 200 <= status < 300, **result.model_dump(mode="json")}))
+        answer: dict[str, Any] = {"success": 200 <= status < 300, **result.model_dump(mode="json")}
+        if status >= 400:  # Segment SDKs raise their APIError from code + message (a KeyError without them)
+            first = result.rejected[0].errors[0] if result.rejected and result.rejected[0].errors else None
+            detail = f"; first: {first.field}: {first.message}" if first else ""
+            answer |= {"code": "invalid_request", "message": f"{len(result.rejected)} rejected{detail}"}
+        return _json(status, json.dumps(answer))
 
     app.route(
         path,

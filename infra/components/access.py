@@ -172,7 +172,14 @@ def _send(fn: lambda_.Function, r: Resources) -> None:
         )
 
 
-ERASED_PREFIXES = (topology.RAW_PREFIX, topology.CAMPAIGNS_PREFIX, topology.EXPORTS_PREFIX, topology.OUTBOX_PREFIX)
+ERASED_PREFIXES = (
+    topology.RAW_PREFIX,
+    topology.CAMPAIGNS_PREFIX,
+    topology.EXPORTS_PREFIX,
+    topology.OUTBOX_PREFIX,
+    topology.IMPORTS_PREFIX,  # dropped files, their rejects and reports lose the person's rows
+    topology.REJECTS_PREFIX,  # pulled platform records that were not ingested
+)
 """Where an erasure (`cdp.privacy`) finds a person's data in the bucket: it rewrites or deletes those objects."""
 
 

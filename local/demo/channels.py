@@ -456,6 +456,8 @@ def _segment_call(event: dict[str, Any]) -> dict[str, Any]:
         raise NotExpressible("a Segment call carries a user id, two device ids, an e-mail and a phone only")
     if any(len(ids[k]) > 1 for k in ("phone", "email", "user_id")):
         raise NotExpressible("a Segment call carries one e-mail and one phone")
+    if not (ids["device_id"] or ids["user_id"]):
+        raise NotExpressible("a Segment call needs a userId or an anonymousId (traits alone are not one)")
     call: dict[str, Any] = {"messageId": event["event_id"], "timestamp": event["occurred_at"]}
     context: dict[str, Any] = {}
     if ids["device_id"]:

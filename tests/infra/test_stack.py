@@ -191,7 +191,8 @@ def test_erasure_deletes_only_under_the_prefixes_that_hold_personal_data(synth: 
     resources = [r for s in deletes for r in (s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]])]
     tails = {r["Fn::Join"][1][-1] for r in resources}  # Fn::Join of [bucket ARN, "/<prefix>*"]
     assert tails == {f"/{prefix}*" for prefix in ERASED_PREFIXES}
-    assert {topology.RAW_PREFIX, topology.CAMPAIGNS_PREFIX, topology.EXPORTS_PREFIX} <= set(ERASED_PREFIXES)
+    erased = {topology.RAW_PREFIX, topology.CAMPAIGNS_PREFIX, topology.EXPORTS_PREFIX, topology.IMPORTS_PREFIX}
+    assert erased | {topology.REJECTS_PREFIX} <= set(ERASED_PREFIXES)
 
 
 def test_ingest_s3_writes_are_confined_to_the_raw_prefix(synth: Synth) -> None:

@@ -216,7 +216,7 @@ def _identifiers(message: dict[str, Any], traits: dict[str, Any]) -> list[dict[s
         ident("email", _trait_email(traits.get("email"))),
         ident("phone", _trait_phone(traits.get("phone"))),
     )
-    if not (user_id or anonymous_id):
+    if not (user_id or anonymous_id or any(device_ids)):  # the spec's rule; a mobile SDK's device id stands in
         raise MappingError("userId", "a call needs a userId or an anonymousId")
     unique = {(i["type"], i["value"]): i for i in found}
     return list(unique.values())

@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from cdp.errors import InvalidInputError
 from cdp.identity.rules import DEFAULT_RULES, IdentityRules
 from cdp.ingest.identifiers import SCOPED_TYPES, Identifier, IdentifierType
+from cdp.shared.csv_safe import SafeWriter
 
 if TYPE_CHECKING:
     import numpy as np
@@ -888,7 +889,7 @@ def write_result(result: BulkResolution, path: Path) -> Path:
             return written
         path = path.with_suffix(".csv")
     with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
+        writer = SafeWriter(handle)  # identifier values come from channels: no cell may run as a formula
         writer.writerow(("identifier", "person_id", "hub"))
         writer.writerows((key, pid or "", "true" if hub else "false") for key, pid, hub in result.rows())
     return path

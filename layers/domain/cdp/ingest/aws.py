@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 PK = topology.LEDGER_TABLE.partition_key
 SK = topology.LEDGER_TABLE.sort_key
-DEDUPE_RETENTION = timedelta(days=400)
+DEDUPE_RETENTION = timedelta(days=topology.RAW_RETENTION_DAYS)  # a dedupe record lives as long as its raw body
 
 
 class S3RawArchive(RawArchive):

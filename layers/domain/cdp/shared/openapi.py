@@ -44,6 +44,8 @@ class ConnectorResult(IngestResult):
     """What a connector route answers (the channel-specific replies, such as WeChat's text, are documented apart)."""
 
     success: bool = Field(description="true when at least one event was accepted or already known")
+    code: str | None = Field(default=None, description="on a 4xx: the error code (Segment SDKs read code + message)")
+    message: str | None = Field(default=None, description="on a 4xx: what was wrong, in one line")
 
 
 def body(model: Any, name: str, content_type: str = "application/json", description: str = "") -> dict[str, Any]:
