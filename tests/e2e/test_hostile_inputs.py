@@ -352,3 +352,27 @@ def test_a_signed_connector_body_with_a_charset_is_still_read(runtime: LocalRunt
     # Then it is accepted as before
     assert status == 202, answer
     assert answer["accepted"] >= 1
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("PATCH", "/v1/profiles/p-unknown"),
+        ("POST", "/v1/identity/merge"),
+        ("POST", "/v1/identity/quarantine"),
+        ("POST", "/v1/audiences"),
+        ("POST", "/v1/audiences/validate"),
+        ("POST", "/v1/admin/replay"),
+        ("POST", "/v1/admin/dead-letters/redrive"),
+    ],
+)
+def test_deep_or_unstorable_json_on_the_operator_routes_is_a_4xx(runtime: LocalRuntime, method: str, path: str) -> None:
+    # Given the administrator key (every scope), so the body is what is judged
+    for body in (DEEP, DEEP_OBJECT, b'{"reason": NaN}', b'{"reason": "\\ud800"}', b'{"reason": 1' + b"0" * 5000 + b"}"):
+        # When a hostile body is sent
+        status, _, payload = runtime.http(
+            method, path, body, {"x-api-key": runtime.admin_key, "content-type": "application/json"}
+        )
+        # Then it is refused with a 4xx that names the problem (validate answers 200 "not valid"), never a 5xx
+        assert status < 500, (path, body[:40], payload[:300])
+        assert status >= 400 or json.loads(payload)["valid"] is False, (path, body[:40], payload[:300])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any, TypeVar
 
@@ -12,6 +11,7 @@ from cdp.audiences.models import ValidationIssue
 from cdp.audiences.validation import pydantic_issues
 from cdp.errors import InvalidInputError
 from cdp.shared.openapi import ErrorBody
+from cdp.shared.safe_json import loads as safe_loads
 from cdp.tags.rules import NAME_PATTERN
 
 Options = TypeVar("Options", bound=BaseModel)
@@ -31,15 +31,13 @@ def audience_id(text: str) -> str:
     return text
 
 
+MAX_DEFINITION_DEPTH = 64  # a condition tree nests two JSON levels per level ({"all": [...]}): 32 levels deep
+
+
 def json_body(text: str | None) -> Any:
     if not text or not text.strip():
         raise InvalidInputError("a JSON body is required (the audience definition)", "body")
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InvalidInputError(
-            f"body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}", "body"
-        ) from exc
+    return safe_loads(text, "body", limit=MAX_DEFINITION_DEPTH)
 
 
 def options(model: type[Options], text: str | None) -> Options:

@@ -64,9 +64,9 @@ from cdp.imports.models import (
 )
 from cdp.imports.ports import ImportFiles, ProgressStore
 from cdp.ingest.ports import DedupeLedger, DedupeStatus
-from cdp.ingest.service import IngestResult, RegionOf, accept
+from cdp.ingest.service import IngestResult, RegionOf, WriteScope, accept
 from cdp.observability import logger
-from cdp.org import load_org
+from cdp.org import ScopeRef, load_org
 from cdp.shared.csv_safe import SafeWriter
 from cdp.shared.ports import EventPublisher
 
@@ -303,6 +303,7 @@ def process_chunk(command: ChunkCommand, ports: ImportPorts, now: datetime) -> d
         ledger=recorder,
         publisher=ports.publisher,
         region_of=ports.region_of,
+        write_scope=WriteScope(load_org(), (ScopeRef(brand_id=plan.brand_id),)),  # the brand of the file's key
     )
     report = chunk_report(plan.import_id, spec.index, rows, mapped, result, recorder.statuses)
     ports.files.write(keys.chunk_key(plan.import_id, spec.index), report.model_dump_json().encode(), JSON)
