@@ -19,7 +19,6 @@ from pydantic import BaseModel, Field
 from cdp.connectors.aws import SecretsManagerSources
 from cdp.connectors.base import Connector, InboundRequest
 from cdp.connectors.registry import ROUTES, ConnectorRoute
-from cdp.connectors.security import check_media_type
 from cdp.connectors.service import Ports, Received, receive
 from cdp.errors import (
     AuthenticationError,
@@ -31,6 +30,7 @@ from cdp.errors import (
 from cdp.ingest.auth import authenticate
 from cdp.ingest.aws import DynamoDedupeLedger, S3RawArchive, SecretsManagerKeyring
 from cdp.ingest.events import CanonicalEvent
+from cdp.ingest.security import check_media_type
 from cdp.ingest.service import META_WRITER_SCOPE, IngestResult, WriteScope, check_body, ingest
 from cdp.observability import logger, metrics, tracer
 from cdp.org import load_org

@@ -37,9 +37,9 @@ from cdp.connectors.feedback_ses import canonical_string
 from cdp.connectors.platforms import jd, tmall
 from cdp.connectors.platforms.common import local_time
 from cdp.connectors.platforms.ports import Kind
-from cdp.connectors.security import SIGNATURE_HEADER, sign_cdp
 from cdp.connectors.sources import SourcesConfig
 from cdp.connectors.wechat import oa_signature
+from cdp.ingest.security import SIGNATURE_HEADER, sign_cdp
 from cdp.shared.time import iso, parse_iso
 from cdp_local.runtime.environment import local_sources
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from cdp.ingest.identifiers import Identifier
+from cdp.identifiers.model import Identifier
 
 
 class PairwiseScores(BaseModel):
@@ -67,7 +67,7 @@ def pairwise_scores(truth: Mapping[str, str], resolved: Mapping[str, str]) -> Pa
 
 @lru_cache(maxsize=262_144)
 def identifier_key(kind: str, value: str, scope: str | None = None, phone_region: str = "CN") -> str:
-    """The normalized lookup key exactly as `cdp.ingest.identifiers.Identifier.key` makes it."""
+    """The normalized lookup key exactly as `cdp.identifiers.model.Identifier.key` makes it."""
     payload = {"type": kind, "value": value, "scope": scope}
     return Identifier.model_validate(payload, context={"phone_region": phone_region}).key
 

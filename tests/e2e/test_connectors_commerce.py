@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 import pytest
 
-from cdp.connectors.security import hmac_base64, sign_cdp
+from cdp.ingest.security import hmac_base64, sign_cdp
 from cdp.shared.time import utc_now
 from cdp_local.runtime import LocalRuntime
 

@@ -20,7 +20,7 @@ import pytest
 
 from cdp.connectors.feedback_ses import StaticCertificateFetcher, set_certificate_fetcher, set_subscription_confirmer
 from cdp.connectors.redirect import LinkClaims, mint_token
-from cdp.connectors.security import sign_cdp
+from cdp.ingest.security import sign_cdp
 from cdp_local.runtime import HttpResponse, LocalRuntime
 from tests.unit.connectors.test_feedback_ses import CERT_URL, RecordingConfirmer, sns_key
 

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from cdp.connectors.security import sign_cdp
 from cdp.connectors.wechat import OA_MAX_BODY, oa_signature
+from cdp.ingest.security import sign_cdp
 from cdp_local.runtime import HttpResponse, LocalRuntime
 
 SAMPLES = Path(__file__).resolve().parents[2] / "events" / "wechat"

@@ -20,7 +20,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cdp.connectors.security import hmac_base64, sign_cdp
+from cdp.ingest.security import hmac_base64, sign_cdp
 from cdp.shared.time import utc_now
 from cdp_local.runtime import LocalRuntime
 

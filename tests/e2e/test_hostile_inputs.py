@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from cdp import topology
-from cdp.connectors.security import sign_cdp
+from cdp.ingest.security import sign_cdp
 from cdp.shared.time import iso, utc_now
 from cdp_local.runtime import LocalRuntime
 

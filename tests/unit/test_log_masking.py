@@ -9,7 +9,7 @@ import pytest
 from aws_lambda_powertools import Logger
 
 from cdp.observability import MaskingFormatter, logger
-from cdp.privacy.masking import mask, mask_text
+from cdp.shared.masking import mask, mask_text
 
 
 @pytest.mark.parametrize(

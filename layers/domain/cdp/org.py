@@ -17,8 +17,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from cdp.errors import CdpError
-from cdp.identity.rules import IdentityRules
-from cdp.ingest.identifiers import DEFAULT_PHONE_REGION
+from cdp.identifiers.link_rules import IdentityRules
+from cdp.identifiers.model import DEFAULT_PHONE_REGION
 
 ORG_CONFIG_ENV = "CDP_ORG_CONFIG"  # a path to the directory JSON; the packaged default is used when unset
 _DEFAULT_FILE = Path(__file__).with_name("org.default.json")

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from cdp import topology
-from cdp.identity.rules import DEFAULT_RULES
+from cdp.identifiers.link_rules import DEFAULT_RULES
 from cdp.models.store import latest_key, model_key
 from cdp.org import load_org
 from cdp.profile import keys

@@ -22,13 +22,13 @@ from cdp.connectors.feedback import SmsReceiptConnector
 from cdp.connectors.pos import PosConnector
 from cdp.connectors.registry import connector_for
 from cdp.connectors.replay import ReplaySummary, replay_archive
-from cdp.connectors.security import hmac_hex
 from cdp.connectors.segment import SegmentConnector
 from cdp.connectors.service import Ports, receive
 from cdp.connectors.sources import StaticSources, parse_sources
 from cdp.identity.service import resolve_event
 from cdp.ingest.aws import DynamoDedupeLedger, S3RawArchive
 from cdp.ingest.events import CanonicalEvent, parse_event
+from cdp.ingest.security import hmac_hex
 from cdp.ingest.service import EventReceived, ingest
 from cdp.privacy.aws import privacy_ports
 from cdp.privacy.models import ErasureReceipt

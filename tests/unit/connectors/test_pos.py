@@ -12,10 +12,10 @@ import pytest
 
 from cdp.connectors.base import Binding, InboundRequest, Mapped
 from cdp.connectors.pos import PosConnector
-from cdp.connectors.security import sign_cdp
 from cdp.connectors.sources import parse_sources
 from cdp.errors import AuthenticationError, InvalidInputError
 from cdp.ingest.events import parse_event
+from cdp.ingest.security import sign_cdp
 from cdp_local.runtime.environment import LOCAL_SOURCES
 
 SAMPLES = Path(__file__).resolve().parents[3] / "events" / "pos"

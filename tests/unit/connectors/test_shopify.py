@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 
 from cdp.connectors.base import Binding, InboundRequest, Mapped
-from cdp.connectors.security import hmac_base64
 from cdp.connectors.shopify import ShopifyConnector
 from cdp.connectors.sources import parse_sources
 from cdp.errors import AuthenticationError, InvalidInputError
 from cdp.ingest.events import parse_event
+from cdp.ingest.security import hmac_base64
 from cdp_local.runtime.environment import LOCAL_SOURCES
 
 SAMPLES = Path(__file__).resolve().parents[3] / "events" / "shopify"

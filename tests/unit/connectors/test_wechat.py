@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 
 from cdp.connectors.base import Binding, InboundRequest, Mapped
-from cdp.connectors.security import sign_cdp
 from cdp.connectors.sources import SourcesConfigError, parse_sources
 from cdp.connectors.wechat import MiniProgramConnector, OfficialAccountConnector, oa_signature
 from cdp.errors import AuthenticationError, InvalidInputError
 from cdp.ingest.events import parse_event
+from cdp.ingest.security import sign_cdp
 from cdp_local.runtime.environment import LOCAL_SOURCES
 
 SAMPLES = Path(__file__).resolve().parents[3] / "events" / "wechat"

@@ -17,6 +17,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cdp.identifiers.link_rules import DEFAULT_RULES, IdentityRules
+from cdp.identifiers.model import IdentifierType
 from cdp.identity.bulk import (
     BULK_PERSON_NAMESPACE,
     BulkResolution,
@@ -30,8 +32,6 @@ from cdp.identity.bulk import (
     write_result,
 )
 from cdp.identity.graph import partition
-from cdp.identity.rules import DEFAULT_RULES, IdentityRules
-from cdp.ingest.identifiers import IdentifierType
 
 NS = "brand-1"
 POOL = (

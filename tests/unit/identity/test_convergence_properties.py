@@ -28,10 +28,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cdp.identity.rules import IdentityRules
+from cdp.identifiers.link_rules import IdentityRules
+from cdp.identifiers.model import IdentifierType
 from cdp.identity.service import IdentityOperations, resolve_event
 from cdp.ingest.events import CanonicalEvent, parse_event
-from cdp.ingest.identifiers import IdentifierType
 from cdp.org import BrandConfig, LoyaltyPolicy, MergePolicy, OrgDirectory, load_org
 from cdp.profile.models import Profile
 from tests.fakes.identity import InMemoryIdentityStore, NullPublisher

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
+from cdp.identifiers.link_rules import IdentityRules
 from cdp.identity.graph import partition
-from cdp.identity.rules import IdentityRules
 
 PHONE, PHONE_2 = "phone:+8613800138001", "phone:+8613900139002"
 EMAIL, DEVICE, OPENID = "email:ann@example.cn", "device_id:dev-a", "wechat_openid:wx-oa:o1"

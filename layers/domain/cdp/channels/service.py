@@ -14,7 +14,7 @@ from cdp.channels.templates import TemplateRenderError, render
 from cdp.connectors.redirect import SOURCES as TRACKED_CHANNELS
 from cdp.connectors.redirect import wrap_links
 from cdp.errors import CdpError, ChannelError, InvalidInputError, StoreError
-from cdp.ingest.identifiers import Identifier, IdentifierType
+from cdp.identifiers.model import Identifier, IdentifierType
 from cdp.observability import logger
 from cdp.profile.models import Profile
 from cdp.profile.ports import MessageRecord, ProfileAnnotator, ProfileReader

@@ -10,8 +10,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from cdp.connectors.security import JSON_MEDIA_TYPES
 from cdp.ingest.ports import DedupeLedger
+from cdp.ingest.security import JSON_MEDIA_TYPES
 from cdp.ingest.service import FieldError, RejectedEvent
 from cdp.observability import logger
 from cdp.shared.time import iso

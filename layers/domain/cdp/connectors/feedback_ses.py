@@ -56,9 +56,9 @@ from cdp.connectors.base import (
     require,
 )
 from cdp.connectors.feedback import stable_id
-from cdp.connectors.security import check_timestamp
 from cdp.connectors.sources import SourcesConfig
 from cdp.errors import AuthenticationError, InvalidInputError, RetryableError
+from cdp.ingest.security import check_timestamp
 from cdp.observability import logger
 from cdp.shared.safe_json import loads as safe_loads
 from cdp.shared.time import parse_iso

@@ -45,7 +45,7 @@ from typing import Any
 from cdp.connectors.base import MappingError
 from cdp.connectors.money import to_minor
 from cdp.errors import InvalidInputError
-from cdp.ingest.identifiers import IdentifierType, normalize_email, normalize_phone, normalize_value
+from cdp.identifiers.model import IdentifierType, normalize_email, normalize_phone, normalize_value
 from cdp.shared.safe_json import loads as safe_loads
 
 SOURCE = "batch"

@@ -33,9 +33,9 @@ from cdp.connectors.base import (
     present,
     require,
 )
-from cdp.connectors.security import verify_cdp
 from cdp.connectors.sources import SignedSource, SourcesConfig
 from cdp.errors import AuthenticationError, InvalidInputError
+from cdp.ingest.security import verify_cdp
 from cdp.shared.safe_json import loads as safe_loads
 
 MAX_RECORDS = 500

@@ -8,7 +8,7 @@ that never redirects. The target must be https (never http, never with credentia
 `RedirectConfig.allowed_hosts` is set, on one of those hosts exactly: no open redirect, even with a leaked secret.
 
 The recipient: the canonical event needs an identifier, and the platform has no person-id identifier
-(`cdp.ingest.identifiers`), so `i` is the recipient's identifier key (email:x@y.z, phone:+86..., device_id:...,
+(`cdp.identifiers.model`), so `i` is the recipient's identifier key (email:x@y.z, phone:+86..., device_id:...,
 wechat_openid:{app}:{openid}) encrypted with AES-256-GCM (random 96-bit nonce, the message id as associated data)
 under a key derived from the same secret with HKDF-SHA256. Whoever holds a link learns no e-mail or phone. `map` uses
 the claims `authenticate` verified (it never sees the secret); a replay of an archived click runs both again (the
@@ -40,10 +40,10 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from cdp.connectors.base import Binding, Connector, InboundRequest, Mapped, MappingError, Reply, event_dict, map_items
 from cdp.connectors.feedback import digest, stable_id
-from cdp.connectors.security import same
 from cdp.connectors.sources import SourcesConfig
 from cdp.errors import AuthenticationError, InvalidInputError
-from cdp.ingest.identifiers import Identifier
+from cdp.identifiers.model import Identifier
+from cdp.ingest.security import same
 
 MAX_TOKEN_CHARS = 1500  # S3 user metadata is capped at 2 KB and the archive stores the token as the source key
 MAX_URL_CHARS = 2048

@@ -11,7 +11,6 @@ from pydantic import BaseModel, Field, model_validator
 
 from cdp.connectors.base import Binding, Connector, InboundRequest
 from cdp.connectors.platforms.replay import is_platform_source, map_archived_page
-from cdp.connectors.security import decoded_body
 from cdp.connectors.service import (
     META_BRAND,
     META_CHANNEL,
@@ -24,6 +23,7 @@ from cdp.connectors.service import (
 )
 from cdp.errors import CdpError
 from cdp.ingest.ports import ArchivedRequest
+from cdp.ingest.security import decoded_body
 from cdp.ingest.service import META_WRITER_SCOPE, WriteScope, accept, split_body
 from cdp.org import OrgDirectory, ScopeRef, load_org
 from cdp.shared.safe_json import check_depth

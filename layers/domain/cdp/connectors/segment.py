@@ -35,11 +35,11 @@ from cdp.connectors.base import (
     require,
 )
 from cdp.connectors.money import to_minor
-from cdp.connectors.security import same
 from cdp.connectors.sources import SourcesConfig
 from cdp.errors import AuthenticationError, InvalidInputError
+from cdp.identifiers.model import normalize_email, normalize_phone
 from cdp.ingest.events import CanonicalEvent, CustomProperties, IdentifyProperties
-from cdp.ingest.identifiers import normalize_email, normalize_phone
+from cdp.ingest.security import same
 from cdp.shared.time import to_utc
 
 CALLS = ("identify", "track", "page", "screen", "alias", "group")
@@ -67,7 +67,7 @@ _PROPERTIES: dict[str, type[BaseModel]] = {
     get_args(model.model_fields["event_type"].annotation)[0]: model.model_fields["properties"].annotation
     for model in get_args(get_args(CanonicalEvent)[0])
 }
-_TOKEN = re.compile(r"^[A-Za-z0-9_.:@+\-]{1,128}$")  # identifier and event id values (cdp.ingest.identifiers)
+_TOKEN = re.compile(r"^[A-Za-z0-9_.:@+\-]{1,128}$")  # identifier and event id values (cdp.identifiers.model)
 _PHONE_LIKE = re.compile(r"^\+?[\d\s().\-]+$")
 
 

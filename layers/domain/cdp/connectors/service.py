@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cdp.connectors.base import Connector, InboundRequest, Mapped, Reply
-from cdp.connectors.security import check_media_type, check_size, decoded_body
 from cdp.connectors.sources import SourceRegistry
 from cdp.ingest.ports import DedupeLedger, RawArchive
+from cdp.ingest.security import check_media_type, check_size, decoded_body
 from cdp.ingest.service import IngestResult, RegionOf, WriteScope, accept
 from cdp.org import ScopeRef, load_org
 from cdp.shared.ports import EventPublisher

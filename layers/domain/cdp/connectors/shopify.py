@@ -41,9 +41,9 @@ from cdp.connectors.base import (
     require,
 )
 from cdp.connectors.money import to_minor
-from cdp.connectors.security import REPLAY_WINDOW_S, hmac_base64, same
 from cdp.connectors.sources import SourcesConfig
 from cdp.errors import AuthenticationError, InvalidInputError
+from cdp.ingest.security import REPLAY_WINDOW_S, hmac_base64, same
 from cdp.shared.safe_json import loads as safe_loads
 from cdp.shared.time import parse_iso
 

@@ -40,10 +40,10 @@ from cdp.connectors.base import (
     present,
     require,
 )
-from cdp.connectors.security import XML_MEDIA_TYPES, check_timestamp, same, verify_cdp
 from cdp.connectors.sources import SourcesConfig, WeChatApp
 from cdp.errors import AuthenticationError, InvalidInputError
 from cdp.ingest.ports import DedupeLedger, DedupeStatus
+from cdp.ingest.security import XML_MEDIA_TYPES, check_timestamp, same, verify_cdp
 from cdp.shared.time import parse_iso
 
 SUCCESS = Reply(body="success")  # what WeChat wants back for a push, accepted or already seen

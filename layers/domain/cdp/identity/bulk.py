@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from cdp.errors import InvalidInputError
-from cdp.identity.rules import DEFAULT_RULES, IdentityRules
-from cdp.ingest.identifiers import SCOPED_TYPES, Identifier, IdentifierType
+from cdp.identifiers.link_rules import DEFAULT_RULES, IdentityRules
+from cdp.identifiers.model import SCOPED_TYPES, Identifier, IdentifierType
 from cdp.shared.csv_safe import SafeWriter
 
 if TYPE_CHECKING:

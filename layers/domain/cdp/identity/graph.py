@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from cdp.identity.rules import IdentityRules
+from cdp.identifiers.link_rules import IdentityRules
 
 
 def higher_neighbours(edges: Iterable[tuple[str, str]]) -> dict[str, set[str]]:

@@ -14,9 +14,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from cdp.errors import InvalidInputError
+from cdp.identifiers.link_rules import IdentityRules
 from cdp.identity.bulk import resolve_events
 from cdp.identity.resolution import IdentifierRecord
-from cdp.identity.rules import IdentityRules
 from cdp.ingest.events import CanonicalEvent
 from cdp.org import BrandConfig
 from cdp.profile.models import Profile, apply_event

@@ -1,6 +1,6 @@
 """Pure identity resolution: from the graph around a change, the plan that the identity store commits atomically.
 
-Persons are the connected components of the live identifier links (see `cdp.identity.rules`). Every change (an
+Persons are the connected components of the live identifier links (see `cdp.identifiers.link_rules`). Every change (an
 event's identifiers, a manual merge, an unmerge, an unbind, an erasure) is planned the same way: update the
 identifier records, recompute the components of the persons it touches, and map components back to persons:
 
@@ -18,8 +18,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Literal, Protocol
 
+from cdp.identifiers.link_rules import IdentityRules
 from cdp.identity.graph import components
-from cdp.identity.rules import IdentityRules
 from cdp.ingest.events import CanonicalEvent
 from cdp.org import BrandConfig
 from cdp.profile.models import Profile, apply_event, merge_profiles

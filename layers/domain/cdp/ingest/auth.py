@@ -7,9 +7,9 @@ import hmac
 from collections.abc import Mapping
 from datetime import datetime
 
-from cdp.connectors.security import SIGNATURE_HEADER, sign_cdp, verify_cdp
 from cdp.errors import AuthenticationError, ForbiddenError
 from cdp.ingest.ports import ApiClient, ApiKeyring
+from cdp.ingest.security import SIGNATURE_HEADER, sign_cdp, verify_cdp
 
 KEY_ID_HEADER = "x-cdp-key-id"
 API_KEY_HEADER = "x-api-key"

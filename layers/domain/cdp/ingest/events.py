@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
-from cdp.ingest.identifiers import Identifier
+from cdp.identifiers.model import Identifier
 from cdp.shared.time import to_utc
 
 SCHEMA_VERSION = "1"

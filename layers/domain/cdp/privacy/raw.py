@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 import phonenumbers
 
-from cdp.ingest.identifiers import Identifier, IdentifierType
+from cdp.identifiers.model import Identifier, IdentifierType
 from cdp.privacy.scrub import ERASED, scrub_raw_body
 
 Mode = Literal["own", "foreign"]

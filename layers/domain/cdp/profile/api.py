@@ -17,12 +17,12 @@ from typing import Any, Literal, Protocol, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from cdp.errors import ForbiddenError, InvalidInputError, NotFoundError
+from cdp.identifiers.model import Identifier, IdentifierType
 from cdp.identity.ports import IdentityStore
 from cdp.identity.resolution import IdentifierRecord, LineageRecord
 from cdp.identity.service import IdentityOperations, OperationResult, resolve_event
 from cdp.ingest.auth import EDIT_PROFILES_SCOPE, ERASE_SCOPE, MERGE_SCOPE, READ_PROFILES_SCOPE, authorize
 from cdp.ingest.events import MessageChannel, parse_event
-from cdp.ingest.identifiers import Identifier, IdentifierType
 from cdp.ingest.ports import ApiClient
 from cdp.org import BrandConfig, OrgDirectory, ScopeRef
 from cdp.privacy.models import ErasureReceipt, PersonExport

@@ -19,6 +19,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from cdp.errors import ForbiddenError, InvalidInputError
+from cdp.identifiers.model import Identifier
 from cdp.identity.resolution import LineageRecord
 from cdp.ingest.events import (
     CanonicalEvent,
@@ -27,7 +28,6 @@ from cdp.ingest.events import (
     OrderReturnedEvent,
     ReviewPostedEvent,
 )
-from cdp.ingest.identifiers import Identifier
 from cdp.org import BrandConfig, OrgDirectory, ScopeRef
 from cdp.profile import keys
 from cdp.profile.edits import EditRecord

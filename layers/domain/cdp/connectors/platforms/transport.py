@@ -17,8 +17,8 @@ from typing import Any
 
 from cdp.connectors.platforms import jd, tmall
 from cdp.connectors.platforms.ports import PlatformApiError
-from cdp.connectors.security import same
 from cdp.connectors.sources import SourcesConfig
+from cdp.ingest.security import same
 
 TIMEOUT_S = 20.0
 JD_BUSINESS = "360buy_param_json"

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from cdp.ingest.identifiers import Identifier, IdentifierType
+from cdp.identifiers.model import Identifier, IdentifierType
 
 _ALL_TYPES = tuple(IdentifierType)
 
