@@ -13,7 +13,7 @@ from tests.e2e.conftest import PostEvents
 
 SAMPLES = Path(__file__).resolve().parents[2] / "events" / "canonical"
 
-BRAND = "bakery-group"  # the brand of the samples under events/canonical
+BRAND = "demo-brand"  # the brand of the samples under events/canonical (the packaged keys' brand)
 
 
 def sample(name: str, **changes: Any) -> dict[str, Any]:

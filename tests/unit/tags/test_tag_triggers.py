@@ -130,7 +130,7 @@ def _all_real_time(profile: Profile, events: list[Any]) -> dict[str, Any]:
 @pytest.mark.parametrize("event_type", SKIPPED)
 def test_a_skipped_event_type_never_changes_a_real_time_tag(event_type: str) -> None:
     # Given a person with an order and a cart addition; When an event of a skipped type is applied
-    base = Profile(person_id="p", brand_id="bakery-group", created_at=NOW, updated_at=NOW)
+    base = Profile(person_id="p", brand_id="demo-brand", created_at=NOW, updated_at=NOW)
     history = [_sample("order_placed", NOW - timedelta(days=3)), _sample("add_to_cart", NOW - timedelta(days=1))]
     person = base
     for e in history:
