@@ -139,6 +139,11 @@ def _print_operation(result: dict[str, Any]) -> None:
         console.print(escape(f"history: {entry['kind']} - {entry['rule']} ({', '.join(entry['identifiers']) or '-'})"))
 
 
+def dump(data: Any) -> None:
+    """`--json`: plain JSON on stdout, so it pipes (the same as `cdp profile --json`)."""
+    typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
 def _url_option() -> Any:
     from cdp_local.cli_profile import UrlOption
 
@@ -163,7 +168,7 @@ def merge(
     """Merge persons by hand (the preview shows level, converted points, benefits and cards per card)."""
     body = {"person_ids": person_ids, "reason": reason, "dry_run": dry_run}
     result = _caller(url, api_key).call("POST", "/v1/identity/merge", body=body)
-    console.print_json(json.dumps(result)) if as_json else _print_operation(result)
+    dump(result) if as_json else _print_operation(result)
 
 
 @identity_app.command()
@@ -180,7 +185,7 @@ def unmerge(
 
     body = {"merged_person_id": merged_person_id, "reason": reason}
     result = _caller(url, api_key).call("POST", f"/v1/profiles/{segment(person_id)}/unmerge", body=body)
-    console.print_json(json.dumps(result)) if as_json else _print_operation(result)
+    dump(result) if as_json else _print_operation(result)
 
 
 @identity_app.command()
@@ -199,7 +204,7 @@ def unbind(
     kind, value, scope = split_identifier(identifier, identifier_scope)
     path = f"/v1/profiles/{segment(person_id)}/identifiers/{segment(kind)}/{segment(value)}"
     result = _caller(url, api_key).call("DELETE", path, query={"reason": reason, "identifier_scope": scope})
-    console.print_json(json.dumps(result)) if as_json else _print_operation(result)
+    dump(result) if as_json else _print_operation(result)
 
 
 @identity_app.command()
@@ -212,7 +217,7 @@ def review(
     """The review queue: identifiers quarantined as shared (hubs) or by hand, in the brand's identity namespace."""
     queue = _caller(url, api_key).call("GET", "/v1/identity/review", query={"brand_id": brand})
     if as_json:
-        console.print_json(json.dumps(queue))
+        dump(queue)
         return
     table = Table(title=f"review queue of {queue['brand_id']} ({queue['namespace']})", title_justify="left")
     for column in ("identifier", "reason", "quarantined at", "previous owner"):
@@ -239,4 +244,4 @@ def quarantine(
     kind, value, scope = split_identifier(identifier, identifier_scope)
     body = {"brand_id": brand, "identifier": {"type": kind, "value": value, "scope": scope}, "reason": reason}
     result = _caller(url, api_key).call("POST", "/v1/identity/quarantine", body=body)
-    console.print_json(json.dumps(result)) if as_json else _print_operation(result)
+    dump(result) if as_json else _print_operation(result)

@@ -1,10 +1,13 @@
 """`cdp import ...`: batch import of member and order files (CSV, JSON Lines) through the import state machine.
 
-`cdp import run FILE...` starts an in-process local runtime, drops each file where S3 would receive it
-(imports/incoming/{brand}/{kind}/{file}), starts the execution the EventBridge rule would start, shows the progress
-record as a bar, prints the report and saves the report and rejects next to you (the local bucket lives only as
-long as the process). `--drain` then processes the published events into profiles. `cdp import status ID` reads a
-deployment's progress record (the ledger table) with your AWS credentials.
+`cdp import run FILE...` uploads each file to the running `cdp serve` (`--url`), which drops it where S3 would
+receive it (imports/incoming/{brand}/{kind}/{file}) and starts the execution the EventBridge rule would start; the
+command shows the progress record as a bar, prints the totals and saves the report and the rejects file next to you.
+The rows land in the served runtime, so `cdp profile show --identifier phone:...` finds the members afterwards.
+`cdp import status ID` reads a deployment's progress record (the ledger table) with your AWS credentials.
+
+The in-process helpers (`upload`, `start_import`, `wait_import`, `run_file`) are what the server runs; tests call them
+on a runtime of their own.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from cdp.connectors.files import FileKind
 from cdp.imports import keys
 from cdp.imports.aws import DynamoProgressStore
 from cdp.imports.models import ImportProgress
+from cdp_local.cli_profile import ApiCaller, KeyOption, UrlOption, segment
 
 if TYPE_CHECKING:
     from cdp_local.runtime import LocalRuntime
@@ -61,8 +65,12 @@ def kind_of(path: Path, kind: FileKind | None) -> FileKind:
 
 def upload(rt: LocalRuntime, path: Path, brand_id: str, kind: FileKind) -> str:
     """Drop the file where the S3 trigger watches; returns its key."""
-    key = keys.incoming_key(brand_id, kind.value, path.name)
-    rt.client("s3").put_object(Bucket=BUCKET, Key=key, Body=path.read_bytes())
+    return upload_bytes(rt, path.read_bytes(), brand_id, kind, path.name)
+
+
+def upload_bytes(rt: LocalRuntime, body: bytes, brand_id: str, kind: FileKind, name: str) -> str:
+    key = keys.incoming_key(brand_id, kind.value, name)
+    rt.client("s3").put_object(Bucket=BUCKET, Key=key, Body=body)
     return key
 
 
@@ -119,26 +127,57 @@ def run(
     files: list[Path] = typer.Argument(..., exists=True, dir_okay=False, help="members/orders .csv or .jsonl files"),
     brand: str = typer.Option("demo-brand", help="the brand the files belong to (the S3 key's brand)"),
     kind: FileKind | None = typer.Option(None, help="members or orders (default: from each file's name)"),
-    drain: bool = typer.Option(False, "--drain", help="then process the published events into profiles"),
     output: Path = typer.Option(Path("import-output"), help="where each import's report and rejects are saved"),
+    timeout: float = typer.Option(600.0, min=1.0, help="seconds to wait for each import to end"),
+    url: str = UrlOption,
+    api_key: str = KeyOption,
 ) -> None:
-    """Import files on the local runtime (in-process): upload, run the state machine, report."""
-    from cdp_local.runtime import LocalRuntime
-
+    """Import files into the running `cdp serve`: upload, run the state machine, show progress, report."""
+    api = ApiCaller(url, api_key)
     failed = 0
     kinds = [kind_of(path, kind) for path in files]
-    with LocalRuntime(state_machines={topology.IMPORT_MACHINE.key}) as rt:
-        for path, file_kind in zip(files, kinds, strict=True):
-            outcome = _run_with_bar(rt, path, brand, file_kind)
-            failed += outcome.status != "SUCCEEDED"
-            _print_outcome(rt, path, outcome, output)
-        if drain:
-            _drain(rt)
+    for path, file_kind in zip(files, kinds, strict=True):
+        outcome = _run_with_bar(api, path, brand, file_kind, timeout)
+        failed += outcome.status != "SUCCEEDED"
+        _print_outcome(api, path, outcome, output)
     if failed:
         raise typer.Exit(code=1)
+    console.print(
+        f"the rows are in the server at {escape(url)}: e.g. cdp profile show --identifier phone:<a phone of the file> "
+        f"--brand {escape(brand)}"
+    )
 
 
-def _run_with_bar(rt: LocalRuntime, path: Path, brand: str, kind: FileKind) -> ImportOutcome:
+def upload_to_server(api: ApiCaller, path: Path, brand: str, kind: FileKind) -> tuple[str, str]:
+    """POST the file to the server's local import route; returns (import id, the file's S3 key)."""
+    query: dict[str, str | None] = {"brand": brand, "kind": kind.value, "name": path.name}
+    answer = json.loads(api.send("POST", "/_local/imports", path.read_bytes(), query, "application/octet-stream"))
+    return str(answer["import_id"]), str(answer["key"])
+
+
+def wait_on_server(
+    api: ApiCaller,
+    import_id: str,
+    on_progress: Callable[[ImportProgress], None] | None = None,
+    timeout: float = 600.0,
+    poll: float = 0.25,
+) -> ImportOutcome:
+    """Poll the server's import route until the execution ends (the server drains its events before saying so)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        answer = api.call("GET", f"/_local/imports/{segment(import_id)}")
+        progress = ImportProgress.model_validate(answer["progress"]) if answer["progress"] else None
+        if on_progress is not None and progress is not None:
+            on_progress(progress)
+        if answer["status"] != "RUNNING":
+            return ImportOutcome(import_id, answer["status"], answer["report"], answer["error"], progress)
+        if time.monotonic() > deadline:
+            console.print(f"[red]import {escape(import_id)} still running after {timeout:.0f}s[/red]")
+            raise typer.Exit(code=1)
+        time.sleep(poll)
+
+
+def _run_with_bar(api: ApiCaller, path: Path, brand: str, kind: FileKind, timeout: float) -> ImportOutcome:
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -147,17 +186,19 @@ def _run_with_bar(rt: LocalRuntime, path: Path, brand: str, kind: FileKind) -> I
         TimeElapsedColumn(),
         console=console,
     ) as bar:
-        task = bar.add_task(f"{path.name} ({kind.value})", total=None, counts="planning")
+        task = bar.add_task(escape(f"{path.name} ({kind.value})"), total=None, counts="uploading")
 
         def show(progress: ImportProgress) -> None:
             counts = f"accepted {progress.accepted}  duplicates {progress.duplicates}  rejected {progress.rejected}"
             total = progress.rows_total or None
             bar.update(task, total=total, completed=progress.rows_done, counts=f"{progress.status}  {counts}")
 
-        return run_file(rt, path, brand, kind, show)
+        import_id, _ = upload_to_server(api, path, brand, kind)
+        bar.update(task, counts="planning")
+        return wait_on_server(api, import_id, show, timeout)
 
 
-def _print_outcome(rt: LocalRuntime, path: Path, outcome: ImportOutcome, output: Path) -> None:
+def _print_outcome(api: ApiCaller, path: Path, outcome: ImportOutcome, output: Path) -> None:
     if outcome.report is None:
         console.print(f"[red]import {outcome.import_id} of {escape(path.name)} {outcome.status}:[/red]")
         console.print(escape(outcome.error or "no error recorded"))
@@ -179,24 +220,10 @@ def _print_outcome(rt: LocalRuntime, path: Path, outcome: ImportOutcome, output:
     if report["ignored_columns"]:
         console.print(f"ignored columns: {escape(', '.join(report['ignored_columns']))}")
     output.mkdir(parents=True, exist_ok=True)
-    s3 = rt.client("s3")
     saved = output / f"{outcome.import_id}.rejects.csv"
-    saved.write_bytes(s3.get_object(Bucket=BUCKET, Key=report["rejects_key"])["Body"].read())
+    saved.write_bytes(api.send("GET", f"/_local/imports/{segment(outcome.import_id)}/rejects"))
     (output / f"{outcome.import_id}.report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False))
     console.print(f"rejects: s3://{BUCKET}/{report['rejects_key']} (saved as [bold]{escape(str(saved))}[/bold])")
-
-
-def _drain(rt: LocalRuntime) -> None:
-    from cdp.profile.dynamodb import DynamoProfileStore
-
-    with console.status("processing the published events into profiles"):
-        report = rt.drain(max_rounds=200)
-    store = DynamoProfileStore(topology.PROFILES_TABLE.local_name, client=rt.client("dynamodb"))
-    persons = sum(1 for _ in store.scan_shard(0, 1))
-    console.print(
-        f"drained: {report.processed:,} messages, {report.dead_lettered} dead-lettered; "
-        f"{persons:,} persons touched (the local runtime started empty)"
-    )
 
 
 @import_app.command("status")

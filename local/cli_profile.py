@@ -12,7 +12,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import quote, urlencode
 
 import typer
@@ -48,18 +48,30 @@ class ApiCaller:
     api_key: str
 
     def call(self, method: str, path: str, body: Any = None, query: dict[str, str | None] | None = None) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        return json.loads(self.send(method, path, data, query) or b"null")
+
+    def send(
+        self,
+        method: str,
+        path: str,
+        data: bytes | None = None,
+        query: dict[str, str | None] | None = None,
+        content_type: str = "application/json",
+    ) -> bytes:
+        """One request with a raw body; the raw answer (`call` is this with JSON both ways)."""
         params = {k: v for k, v in (query or {}).items() if v is not None}
         target = self.url.rstrip("/") + path + (f"?{urlencode(params)}" if params else "")
-        data = json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(  # noqa: S310 - the URL is the operator's own API
             target,
             data=data,
             method=method,
-            headers={"x-api-key": self.api_key, "content-type": "application/json", "accept": "application/json"},
+            headers={"x-api-key": self.api_key, "content-type": content_type, "accept": "application/json"},
         )
         try:
             with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:  # noqa: S310
-                return json.loads(response.read() or b"null")
+                body: bytes = response.read()
+                return body
         except urllib.error.HTTPError as exc:
             _fail(exc.code, exc.read())
         except urllib.error.URLError as exc:
@@ -67,7 +79,7 @@ class ApiCaller:
             raise typer.Exit(code=2) from exc
 
 
-def _fail(status: int, raw: bytes) -> None:
+def _fail(status: int, raw: bytes) -> NoReturn:
     try:
         body = json.loads(raw or b"{}")
     except json.JSONDecodeError:
@@ -95,7 +107,8 @@ def split_identifier(text: str, scope: str | None = None) -> tuple[str, str, str
 
 
 def dump(data: Any) -> None:
-    console.print_json(json.dumps(data))
+    """`--json`: the answer as plain JSON on stdout (no colours, no wrapping), so it pipes into jq or python."""
+    typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
 
 # ---- show ---------------------------------------------------------------------------------------------------------

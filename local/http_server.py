@@ -2,15 +2,25 @@
 
 After each accepted (2xx) request the bus queues are drained, so a posted event has become a profile by the time
 the client reads the response ("sync"); "background" answers first and lets a drainer thread catch up.
+
+Besides the API Gateway routes, the local server answers a few routes of its own under `/_local/` that stand in for
+what a deployment does with IAM rather than HTTP (they take the administrator key): `cdp import run` uploads a
+store file to `POST /_local/imports` (the file lands under imports/incoming/{brand}/{kind}/ and the import state
+machine starts, as the S3 -> EventBridge rule would start it), then polls `GET /_local/imports/{import id}` and reads
+`GET /_local/imports/{import id}/rejects`. Rows imported this way stay in the served runtime.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 import threading
+from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Literal
+from typing import Any, Literal
+from urllib.parse import parse_qs
 
 from cdp_local.runtime import LocalRuntime
 
@@ -20,6 +30,12 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8787
 DrainMode = Literal["sync", "background", "off"]
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "server", "date"}
+LOCAL_PREFIX = "/_local/"  # routes of the local server only (never on API Gateway)
+_BRAND = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+_FILE_NAME = re.compile(r"[^/\\\x00-\x1f]{1,200}")
+_IMPORT_ID = re.compile(r"[A-Za-z0-9_-]{1,80}")
+_TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
+LocalAnswer = tuple[int, dict[str, str], bytes]
 
 
 class LocalApiServer:
@@ -52,6 +68,32 @@ class LocalApiServer:
             )
         elif self.drain_mode == "background":
             self._pending.set()
+
+    def local_request(
+        self, method: str, path: str, body: bytes, headers: Mapping[str, str]
+    ) -> tuple[LocalAnswer, bool]:
+        """A `/_local/` route: (answer, whether the queues should be drained before it is sent)."""
+        raw_path, _, raw_query = path.partition("?")
+        lowered = {k.lower(): v for k, v in headers.items()}
+        bearer = lowered.get("authorization", "").removeprefix("Bearer ").strip()
+        if self.runtime.admin_key not in (lowered.get("x-api-key"), bearer):
+            message = "the local routes take the administrator key ($CDP_ADMIN_API_KEY, default local-admin-key)"
+            return _json(401, {"error": "unauthorized", "message": message}), False
+        with self.runtime.lock:  # like every API request: moto's backends are not thread-safe
+            return self._local_route(method, raw_path, raw_query, body)
+
+    def _local_route(self, method: str, raw_path: str, raw_query: str, body: bytes) -> tuple[LocalAnswer, bool]:
+        parts = raw_path[len(LOCAL_PREFIX) :].strip("/").split("/")
+        if parts == ["imports"] and method == "POST":
+            return _start_import(self.runtime, parse_qs(raw_query), body), False
+        if len(parts) in (2, 3) and parts[0] == "imports" and method == "GET" and _IMPORT_ID.fullmatch(parts[1]):
+            if len(parts) == 3 and parts[2] == "rejects":
+                return _import_rejects(self.runtime, parts[1]), False
+            if len(parts) == 2:
+                answer, status = _import_status(self.runtime, parts[1])
+                # an ended import's events become profiles before the client hears it ended (sync drain)
+                return answer, status in _TERMINAL
+        return _json(404, {"error": "not_found", "message": f"no local route {method} {raw_path}"}), False
 
     def _drainer(self) -> None:
         while not self._stopping.is_set():
@@ -104,10 +146,16 @@ def _handler_class(server: LocalApiServer) -> type[BaseHTTPRequestHandler]:
         def _forward(self) -> None:
             length = int(self.headers.get("content-length") or 0)
             body = self.rfile.read(length) if length else b""
-            status, headers, payload = server.runtime.http(
-                self.command, self.path, body, dict(self.headers.items()), source_ip=self.client_address[0]
-            )
-            if 200 <= status < 300:
+            if self.path.startswith(LOCAL_PREFIX):
+                (status, headers, payload), drain = server.local_request(
+                    self.command, self.path, body, dict(self.headers.items())
+                )
+            else:
+                status, headers, payload = server.runtime.http(
+                    self.command, self.path, body, dict(self.headers.items()), source_ip=self.client_address[0]
+                )
+                drain = 200 <= status < 300
+            if drain:
                 server.after_accepted()
             self.send_response(status)
             for name, value in headers.items():
@@ -130,6 +178,73 @@ def _handler_class(server: LocalApiServer) -> type[BaseHTTPRequestHandler]:
             log.info("%s %s", self.address_string(), format % args)
 
     return Handler
+
+
+def _json(status: int, body: Any) -> LocalAnswer:
+    return status, {"content-type": "application/json"}, json.dumps(body, default=str).encode()
+
+
+def _start_import(runtime: LocalRuntime, query: dict[str, list[str]], body: bytes) -> LocalAnswer:
+    """Drop the uploaded file where S3 would receive it and start its execution: 202 with the import id."""
+    from cdp.connectors.files import FileKind
+    from cdp_local.cli_import import start_import, upload_bytes
+
+    brand, kind, name = (query.get(k, [""])[0] for k in ("brand", "kind", "name"))
+    if not _BRAND.fullmatch(brand):
+        return _json(400, {"error": "invalid_request", "field": "brand", "message": f"not a brand id: {brand!r}"})
+    if kind not in {k.value for k in FileKind}:
+        message = f"kind must be one of {', '.join(k.value for k in FileKind)}"
+        return _json(400, {"error": "invalid_request", "field": "kind", "message": message})
+    if not _FILE_NAME.fullmatch(name) or name in {".", ".."}:
+        return _json(400, {"error": "invalid_request", "field": "name", "message": "a file name without a path"})
+    key = upload_bytes(runtime, body, brand, FileKind(kind), name)
+    import_id, arn = start_import(runtime, key)
+    return _json(202, {"import_id": import_id, "key": key, "execution_arn": arn})
+
+
+def _execution_arn(runtime: LocalRuntime, import_id: str) -> str:
+    """The import id is the execution's name (see cli_import.start_import)."""
+    from cdp import topology
+
+    machine = runtime.state_machine_arns[topology.IMPORT_MACHINE.key]
+    return f"{machine.replace(':stateMachine:', ':execution:')}:{import_id}"
+
+
+def _import_status(runtime: LocalRuntime, import_id: str) -> tuple[LocalAnswer, str]:
+    """The execution's status, the progress record and, once it ended, the report or the error."""
+    from cdp_local.cli_import import progress_store
+
+    try:
+        described = runtime.client("stepfunctions").describe_execution(executionArn=_execution_arn(runtime, import_id))
+    except runtime.client("stepfunctions").exceptions.ExecutionDoesNotExist:
+        return _json(404, {"error": "not_found", "message": f"no import {import_id}"}), ""
+    status = str(described["status"])
+    progress = progress_store(runtime).get(import_id)
+    answer: dict[str, Any] = {
+        "import_id": import_id,
+        "status": status,
+        "progress": progress.model_dump(mode="json") if progress else None,
+        "report": json.loads(described.get("output") or "null") if status == "SUCCEEDED" else None,
+        "error": None,
+    }
+    if status in _TERMINAL and status != "SUCCEEDED":
+        answer["error"] = (progress.error if progress else None) or str(
+            described.get("cause") or described.get("error")
+        )
+    return _json(200, answer), status
+
+
+def _import_rejects(runtime: LocalRuntime, import_id: str) -> LocalAnswer:
+    """The rejects file of an import (CSV, UTF-8 with a BOM), as the bucket holds it."""
+    from cdp import topology
+    from cdp.imports import keys
+
+    s3 = runtime.client("s3")
+    try:
+        obj = s3.get_object(Bucket=topology.DATA_BUCKET_LOCAL_NAME, Key=keys.rejects_key(import_id))
+    except s3.exceptions.NoSuchKey:
+        return _json(404, {"error": "not_found", "message": f"no rejects file for import {import_id} (yet)"})
+    return 200, {"content-type": "text/csv; charset=utf-8"}, obj["Body"].read()
 
 
 def serve(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, drain: DrainMode = "sync") -> None:
