@@ -87,6 +87,10 @@ class ApiCallCounter:
         # happens once per execution environment, not per event. Its duration is kept apart and it is billed at
         # the function's mean warm duration (`settled`).
         self.cold_ms: dict[str, int] = {}
+        # per warm invocation: the handler's own CPU here (before scaling to the function's vCPU share) and the
+        # modelled latency of its AWS calls, by function
+        self.lambda_cpu_ms: defaultdict[str, list[float]] = defaultdict(list)
+        self.lambda_latency_ms: defaultdict[str, list[float]] = defaultdict(list)
         self._cold: dict[str, tuple[int, int]] = {}  # function -> (cold invocations since reset, memory MB)
         self._warmed: set[str] = set()  # not cleared by reset: the runtime's modules stay imported
         self._sessions: list[boto3.session.Session] = []
@@ -191,6 +195,8 @@ class ApiCallCounter:
             self.unpriced.clear()
             self.lambda_ms.clear()
             self.cold_ms.clear()
+            self.lambda_cpu_ms.clear()
+            self.lambda_latency_ms.clear()
             self._cold.clear()
 
     # ---- totals ------------------------------------------------------------------------------------------------
@@ -290,6 +296,8 @@ class ApiCallCounter:
             usage.units["lambda_requests"] += 1
             if frame.function in self._warmed:
                 self.lambda_ms[frame.function].append(billed)
+                self.lambda_cpu_ms[frame.function].append(cpu_ms)
+                self.lambda_latency_ms[frame.function].append(frame.latency_ms)
                 usage.units["lambda_gb_seconds"] += cm.lambda_gb_seconds(billed, frame.memory_mb)
             else:
                 self._warmed.add(frame.function)
@@ -325,7 +333,7 @@ class ApiCallCounter:
             units, extra = _sqs_units(call.op, call.params, parsed)
             if call.op == "ReceiveMessage" and not parsed.get("Messages") and call.frame is None:
                 with self._lock:
-                    self.unbilled[f"{name} (empty)"] += 1
+                    self.unbilled[f"{name}:empty"] += 1
                 return
         elif call.service == "lambda" and call.op == "Invoke":
             units = {} if self._lambda_measured else {"lambda_requests": 1.0}
@@ -525,7 +533,7 @@ def _sqs_units(op: str, params: dict[str, Any], parsed: dict[str, Any]) -> tuple
         extra: Extra = []
         if first:
             sends = float(sum(cm.sqs_requests(size) for size in first))
-            extra.append(("sqs.SendMessage (EventBridge target)", len(first), {"sqs_requests": sends}))
+            extra.append(("sqs.EventBridgeSendMessage", len(first), {"sqs_requests": sends}))
         return {"sqs_requests": float(cm.sqs_requests(sum(sizes)))}, extra
     return {"sqs_requests": 1.0}, []
 

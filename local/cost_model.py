@@ -37,78 +37,36 @@ PRICES_CHECKED = "2026-11 (list prices as published on the pages cited; first ti
 @dataclass(frozen=True)
 class Price:
     key: str
-    service: str
+    page: str  # the pricing page: https://aws.amazon.com/<page>/pricing/ (DynamoDB: .../dynamodb/pricing/on-demand/)
+    usd_per_million: float  # USD per million billed units
     unit: str  # what one billed unit is
-    usd_per_million: float
-    source: str
+    short: str  # the unit in metric names
+
+    @property
+    def source(self) -> str:
+        service, _, sub = self.page.partition("/")
+        return f"https://aws.amazon.com/{service}/pricing/" + (f"{sub}/" if sub else "")
 
 
-# One table: every price the bench uses, with its page. us-east-1, on-demand, x86_64, first tier, checked 2026-11.
-PRICES: dict[str, Price] = {
-    p.key: p
-    for p in (
-        Price(
-            "dynamodb_wru",
-            "dynamodb",
-            "write request unit (1 KB)",
-            0.625,
-            "https://aws.amazon.com/dynamodb/pricing/on-demand/",
-        ),
-        Price(
-            "dynamodb_rru",
-            "dynamodb",
-            "read request unit (4 KB strong, 2x 4 KB eventual)",
-            0.125,
-            "https://aws.amazon.com/dynamodb/pricing/on-demand/",
-        ),
-        Price(
-            "eventbridge_events",
-            "events",
-            "custom event entry (per 64 KB chunk)",
-            1.00,
-            "https://aws.amazon.com/eventbridge/pricing/",
-        ),
-        Price(
-            "sqs_requests",
-            "sqs",
-            "standard queue request (per 64 KB chunk)",
-            0.40,
-            "https://aws.amazon.com/sqs/pricing/",
-        ),
-        Price("lambda_requests", "lambda", "invocation", 0.20, "https://aws.amazon.com/lambda/pricing/"),
-        Price("lambda_gb_seconds", "lambda", "GB-second (x86_64)", 16.6667, "https://aws.amazon.com/lambda/pricing/"),
-        Price(
-            "http_api_requests",
-            "apigateway",
-            "HTTP API request (per 512 KB)",
-            1.00,
-            "https://aws.amazon.com/api-gateway/pricing/",
-        ),
-        Price("s3_put", "s3", "PUT, COPY, POST or LIST request", 5.00, "https://aws.amazon.com/s3/pricing/"),
-        Price("s3_get", "s3", "GET, HEAD and other requests", 0.40, "https://aws.amazon.com/s3/pricing/"),
-        Price(
-            "cloudwatch_logs_gb",
-            "logs",
-            "GB ingested (standard class)",
-            500_000.0,
-            "https://aws.amazon.com/cloudwatch/pricing/",
-        ),
-        Price(
-            "stepfunctions_transitions",
-            "stepfunctions",
-            "standard workflow state transition",
-            25.0,
-            "https://aws.amazon.com/step-functions/pricing/",
-        ),
-        Price(
-            "secretsmanager_calls",
-            "secretsmanager",
-            "API call",
-            5.00,
-            "https://aws.amazon.com/secrets-manager/pricing/",
-        ),
-    )
-}
+# One table: every price the bench uses, with its page (https://aws.amazon.com/<page>/pricing/). us-east-1,
+# on-demand, x86_64, first tier, no free tier; checked 2026-11.
+# fmt: off
+PRICES: dict[str, Price] = {p.key: p for p in (
+    #     key                        page                  USD / 1M  billed unit                      short
+    Price("dynamodb_wru",              "dynamodb/on-demand",     0.625, "write request unit (1 KB)",     "wru"),
+    Price("dynamodb_rru",              "dynamodb/on-demand",     0.125, "read request unit (4 KB strong)", "rru"),
+    Price("eventbridge_events",        "eventbridge",             1.00, "event entry, per 64 KB chunk",  "events"),
+    Price("sqs_requests",              "sqs",                     0.40, "request, per 64 KB chunk",      "requests"),
+    Price("lambda_requests",           "lambda",                  0.20, "invocation",                    "requests"),
+    Price("lambda_gb_seconds",         "lambda",               16.6667, "GB-second, x86_64, per 1 ms",   "gb_seconds"),
+    Price("http_api_requests",         "api-gateway",             1.00, "HTTP API request, per 512 KB",  "requests"),
+    Price("s3_put",                    "s3",                      5.00, "PUT, COPY, POST or LIST request", "requests"),
+    Price("s3_get",                    "s3",                      0.40, "GET, HEAD and other requests",  "requests"),
+    Price("cloudwatch_logs_gb",        "cloudwatch",         500_000.0, "GB ingested (standard)",        "gb"),
+    Price("stepfunctions_transitions", "step-functions",          25.0, "state transition (standard)",   "transitions"),
+    Price("secretsmanager_calls",      "secrets-manager",         5.00, "API call",                      "api_calls"),
+)}
+# fmt: on
 # kept for callers of the first cost model
 PRICE_PER_MILLION = {key: p.usd_per_million for key, p in PRICES.items()}
 LAMBDA_GB_SECOND = PRICES["lambda_gb_seconds"].usd_per_million / 1_000_000

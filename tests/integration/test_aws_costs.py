@@ -158,8 +158,8 @@ def test_eventbridge_and_sqs_bill_64_kb_chunks() -> None:
     assert units_of(counter, "sqs.ReceiveMessage") == {"sqs_requests": 2}
     assert units_of(counter, "sqs.DeleteMessage") == {"sqs_requests": 1}
     # And the first receipt stands for the delivery EventBridge would have made; the empty poll is not billed
-    assert units_of(counter, "sqs.SendMessage (EventBridge target)") == {"sqs_requests": 2}
-    assert counter.unbilled["sqs.ReceiveMessage (empty)"] == 1
+    assert units_of(counter, "sqs.EventBridgeSendMessage") == {"sqs_requests": 2}
+    assert counter.unbilled["sqs.ReceiveMessage:empty"] == 1
     assert cost_usd(counter.units)["eventbridge_events"] == pytest.approx(3 * 1.00 / 1_000_000)
 
 
@@ -203,3 +203,36 @@ def test_a_lambda_invocation_bills_its_own_cpu_and_modelled_latency_not_the_emul
     )
     # And the patch is gone after uninstall
     assert HandlerRouter.call.__qualname__ == "HandlerRouter.call"
+
+
+def test_what_a_function_logs_is_billed_as_cloudwatch_ingestion_not_printed(capsys: pytest.CaptureFixture[str]) -> None:
+    from cdp.observability import logger, metrics
+    from cdp_local.runtime.lambdas import HandlerRouter
+
+    spec = topology.TAG_UPDATE
+
+    def handler(event: Any, context: Any) -> dict[str, int]:
+        logger.info("tags recomputed", extra={"person": "p-1"})
+        metrics.add_metric(name="TagsChanged", unit="Count", value=2)
+        return {"ok": 1}
+
+    level = logger.log_level
+    logger.setLevel("INFO")  # the deployed level
+    counter = ApiCallCounter()
+    counter.measure_lambda()
+    counter.measure_logs()
+    try:
+        # When the function runs once, logging one line and recording one metric
+        HandlerRouter({spec.key: handler}).call(spec, {})
+    finally:
+        counter.uninstall()
+        logger.setLevel(level)
+    # Then nothing reached stdout, and its logs bill the platform lines + one JSON line + one EMF line (26 B each more)
+    assert "tags recomputed" not in capsys.readouterr().out
+    billed_bytes = counter.by_op["logs.tag_update"].units["cloudwatch_logs_gb"] * 1024**3
+    platform = cm.LAMBDA_PLATFORM_LOG_BYTES + 26 * cm.LAMBDA_PLATFORM_LOG_EVENTS
+    own = billed_bytes - platform
+    assert 2 * 26 + 150 < own < 2 * 26 + 1500, own  # a Powertools JSON line and an EMF blob, a few hundred bytes
+    # And after uninstall the logger prints again and metrics clear as before
+    assert "clear_metrics" not in vars(metrics)
+    assert logger.registered_handler.stream is not None  # type: ignore[attr-defined]
