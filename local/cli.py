@@ -95,7 +95,8 @@ def serve(
         console.print(f"[green]CDP local API[/green] on {server.url}  (API key: {rt.api_key!r}; Ctrl-C stops)")
         console.print(
             f"  curl -X POST {server.url}/v1/events -H 'x-api-key: {rt.api_key}' "
-            "-H 'content-type: application/json' --data @events/canonical/order_placed.v1.json"
+            f"-H 'content-type: application/json' --data @{_sample_path('canonical/order_placed.v1.json')}",
+            soft_wrap=True,  # one line, so it can be copied as it is
         )
         console.print(
             f"  profile API: cdp profile show <person_id> (admin key {rt.admin_key!r}; "
@@ -112,14 +113,21 @@ def serve(
             console.print("stopping")
 
 
+def _sample_path(name: str) -> str:
+    """A sample under events/ as an absolute path when the repository is at hand (an editable install), so the
+    hint works from any directory; else the path relative to the repository root."""
+    sample = Path(__file__).resolve().parents[1] / "events" / name
+    return str(sample) if sample.is_file() else f"events/{name}"
+
+
 def _import_history(rt: Any, path: Path) -> None:
     """Bulk-resolve a history file and load it into the runtime's tables before live traffic (cdp.identity.history)."""
     from cdp import topology
     from cdp.errors import InvalidInputError
+    from cdp.identity.dynamodb import DynamoIdentityStore
     from cdp.identity.history import import_history
     from cdp.ingest.events import parse_event
     from cdp.org import load_org
-    from cdp.profile.dynamodb import DynamoProfileStore
 
     lines = [line for line in path.read_text().splitlines() if line.strip()]
     try:
@@ -129,7 +137,7 @@ def _import_history(rt: Any, path: Path) -> None:
     brands = sorted({e.brand_id for e in events})
     if len(brands) != 1:
         raise typer.BadParameter(f"{path}: a history file holds one brand's events, found {brands[:5]}")
-    store = DynamoProfileStore(topology.PROFILES_TABLE.local_name, client=rt.client("dynamodb"))
+    store = DynamoIdentityStore(topology.PROFILES_TABLE.local_name, client=rt.client("dynamodb"))
     try:
         load = import_history(events, load_org().brand(brands[0]), store)
     except InvalidInputError as exc:
