@@ -25,12 +25,12 @@ from typing import Any
 
 from cdp import topology
 from cdp.audiences.models import AudienceDefinition
+from cdp.identity.dynamodb import DynamoIdentityStore
 from cdp.identity.history import import_history
 from cdp.identity.service import resolve_event
 from cdp.ingest.events import CanonicalEvent, parse_event
 from cdp.observability import metrics
 from cdp.org import load_org
-from cdp.profile.dynamodb import DynamoProfileStore
 from cdp.shared.ports import EventPublisher
 from cdp.shared.time import utc_now
 from cdp.tags.catalog import bundled_catalog
@@ -215,7 +215,7 @@ def run_realtime_bench(
     with LocalRuntime(state_machines=()) as rt:
         counter = ApiCallCounter()
         counter.install()  # before the handler makes its clients (on its first call)
-        store = DynamoProfileStore(topology.PROFILES_TABLE.local_name, client=rt.client("dynamodb"))
+        store = DynamoIdentityStore(topology.PROFILES_TABLE.local_name, client=rt.client("dynamodb"))
         objects = S3ObjectStore(topology.DATA_BUCKET_LOCAL_NAME, rt.client("s3"))
         for definition in AUDIENCES:
             AudienceStore(objects).put(definition, utc_now())

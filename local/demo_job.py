@@ -37,9 +37,9 @@ from cdp.connectors.platforms.transport import RecordedTransport
 from cdp.connectors.sources import SourcesConfig, parse_sources
 from cdp.ingest.aws import DynamoDedupeLedger, S3RawArchive
 from cdp.org import load_org
-from cdp.profile.dynamodb import DynamoProfileStore
 from cdp.shared.aws import EventBridgePublisher
 from cdp.shared.time import utc_now
+from cdp.tags.dynamodb import DynamoTagStore
 from cdp_local.demo.brand import PAST_CAMPAIGN_ID, SyntheticBrand, generate_brand
 from cdp_local.demo.catalog import BRAND_ID
 from cdp_local.demo.channels import (
@@ -128,7 +128,7 @@ def run_demo(
     state = DemoState(brand=brand)
     state.stages["generate"] = round(time.perf_counter() - started, 2)
     with LocalRuntime() as rt, _Channels(rt) as channels:
-        store = DynamoProfileStore(topology.PROFILES_TABLE.local_name, client=rt.client("dynamodb"))
+        store = DynamoTagStore(topology.PROFILES_TABLE.local_name, client=rt.client("dynamodb"))
         define_dynamic_audience(rt)  # set up before any event: tag_update keeps its membership current
         with _stage(state, "ingest_identity_tags"):
             _ingest(channels, state, progress, seed)
@@ -409,7 +409,7 @@ def _lookup_latency(rt: LocalRuntime, person_ids: list[str], seed: int, samples:
     }
 
 
-def _tag_counts(store: DynamoProfileStore) -> dict[str, dict[str, int]]:
+def _tag_counts(store: DynamoTagStore) -> dict[str, dict[str, int]]:
     counts: dict[str, Counter[str]] = {}
     for shard in range(4):
         for profile in store.scan_shard(shard, 4):
@@ -492,9 +492,7 @@ def campaign_request(run_id: str, brand_id: str) -> dict[str, Any]:
     }
 
 
-def _run_campaign(
-    channels: _Channels, state: DemoState, store: DynamoProfileStore, progress: Progress
-) -> dict[str, Any]:
+def _run_campaign(channels: _Channels, state: DemoState, store: DynamoTagStore, progress: Progress) -> dict[str, Any]:
     task = progress.add_task("state machine: campaign", total=3)
     rt, brand = channels.rt, state.brand
     run_id = f"demo-{utc_now():%Y%m%d%H%M%S}"
@@ -550,7 +548,7 @@ def _s3_json(rt: LocalRuntime, key: str) -> Any:
     return json.loads(body)
 
 
-def _contact_keys(store: DynamoProfileStore, person_ids: list[str]) -> list[str]:
+def _contact_keys(store: DynamoTagStore, person_ids: list[str]) -> list[str]:
     """The identifiers the world knows each selected person by (the platform's ids mean nothing to it)."""
     keys: list[str] = []
     for pid in person_ids:
@@ -564,7 +562,7 @@ def _world_replies(
     channels: _Channels,
     tally: Tally,
     brand: SyntheticBrand,
-    store: DynamoProfileStore,
+    store: DynamoTagStore,
     audience: dict[str, Any],
     sent_at: datetime,
 ) -> None:

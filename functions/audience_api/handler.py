@@ -12,7 +12,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
-from cdp.audiences.api import AudienceErrorBody, audience_id, int_query, json_body, options
+from cdp.api.audiences import AudienceErrorBody, audience_id, int_query, json_body, options
 from cdp.audiences.catalog_source import CatalogSource
 from cdp.audiences.models import (
     DEFAULT_SEGMENTS,

@@ -11,10 +11,10 @@ from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, Json
 
+from cdp.identity.dynamodb import DynamoIdentityStore
 from cdp.identity.service import resolve_event
 from cdp.ingest.events import CanonicalEvent
 from cdp.observability import logger, metrics, tracer
-from cdp.profile.dynamodb import DynamoProfileStore
 from cdp.settings import IdentitySettings, get_settings
 from cdp.shared.aws import EventBridgePublisher
 from cdp.shared.deadletter import DeadLetteringProcessor, SqsDeadLetters
@@ -41,9 +41,9 @@ processor = DeadLetteringProcessor(
 
 
 @cache
-def _ports() -> tuple[DynamoProfileStore, EventBridgePublisher]:
+def _ports() -> tuple[DynamoIdentityStore, EventBridgePublisher]:
     settings = get_settings(IdentitySettings)
-    return DynamoProfileStore(settings.profiles_table), EventBridgePublisher(settings.event_bus_name)
+    return DynamoIdentityStore(settings.profiles_table), EventBridgePublisher(settings.event_bus_name)
 
 
 def record_handler(record: ReceivedRecord) -> None:

@@ -1,4 +1,4 @@
-"""HTTP API: the 360-degree profile, its timeline and edits, identity operations and privacy (see cdp.profile.api)."""
+"""HTTP API: the 360-degree profile, its timeline and edits, identity operations and privacy (see cdp.api.profiles)."""
 
 from __future__ import annotations
 
@@ -12,17 +12,8 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
-from cdp.errors import (
-    ConflictError,
-)
-from cdp.ingest.auth import authenticate
-from cdp.ingest.aws import SecretsManagerKeyring
-from cdp.ingest.ports import ApiClient
-from cdp.observability import logger, metrics, tracer
-from cdp.org import OrgDirectory, load_org
-from cdp.privacy.aws import privacy_ports
-from cdp.privacy.models import ErasureReceipt, PersonExport
-from cdp.profile.api import (
+from cdp.api.profile_views import ProfileView, TimelineView
+from cdp.api.profiles import (
     EditResponse,
     IdentityOperationResponse,
     MergeRequest,
@@ -34,14 +25,24 @@ from cdp.profile.api import (
     UnmergeRequest,
     parse_body,
 )
-from cdp.profile.dynamodb import DynamoProfileStore
+from cdp.api.tag_history import TagsAsOfView, tags_as_of_view
+from cdp.errors import (
+    ConflictError,
+)
+from cdp.identity.dynamodb import DynamoIdentityStore
+from cdp.ingest.auth import authenticate
+from cdp.ingest.aws import SecretsManagerKeyring
+from cdp.ingest.ports import ApiClient
+from cdp.observability import logger, metrics, tracer
+from cdp.org import OrgDirectory, load_org
+from cdp.privacy.aws import privacy_ports
+from cdp.privacy.models import ErasureReceipt, PersonExport
 from cdp.profile.edits import DynamoEditLog
-from cdp.profile.views import ProfileView, TimelineView
 from cdp.settings import ProfileApiSettings, get_settings
 from cdp.shared.aws import EventBridgePublisher
 from cdp.shared.openapi import body, query, responses
 from cdp.shared.time import utc_now
-from cdp.tags.history import TagsAsOfView, tags_as_of_view
+from cdp.tags.dynamodb import DynamoTagStore
 from functions.api_errors import error_response, json_response, map_common_errors
 from functions.request_body import raw_body, text_body
 
@@ -52,7 +53,7 @@ app = APIGatewayHttpResolver(enable_validation=False)
 class Dependencies:
     api: ProfileApi
     keyring: SecretsManagerKeyring
-    store: DynamoProfileStore
+    tags: DynamoTagStore  # as-of reads of the tag history
     org: OrgDirectory
 
 
@@ -60,7 +61,7 @@ class Dependencies:
 def dependencies() -> Dependencies:
     s = get_settings(ProfileApiSettings)
     org = load_org()
-    store = DynamoProfileStore(s.profiles_table, org=org)
+    store = DynamoIdentityStore(s.profiles_table, org=org)  # the person, its identifiers and their lineage
     privacy = privacy_ports(s.profiles_table, s.ledger_table, s.data_bucket, s.event_bus_name, org=org)
     api = ProfileApi(
         store,
@@ -71,7 +72,12 @@ def dependencies() -> Dependencies:
         default_phone_region=s.default_phone_region,
         privacy=PrivacyStores(privacy.records, privacy.archive, privacy.ledger),
     )
-    return Dependencies(api=api, keyring=SecretsManagerKeyring(s.api_keys_secret_id), store=store, org=org)
+    return Dependencies(
+        api=api,
+        keyring=SecretsManagerKeyring(s.api_keys_secret_id),
+        tags=DynamoTagStore(s.profiles_table, org=org),
+        org=org,
+    )
 
 
 def _client() -> ApiClient:
@@ -156,7 +162,7 @@ def get_timeline(person_id: str) -> Response[str]:
 def get_tags_as_of(person_id: str) -> Response[str]:
     deps, client = dependencies(), _client()
     person = unquote(person_id)
-    return _ok(tags_as_of_view(client, person, _query("as_of"), _query("tag"), deps.store, deps.store, deps.org))
+    return _ok(tags_as_of_view(client, person, _query("as_of"), _query("tag"), deps.tags, deps.tags, deps.org))
 
 
 @app.patch(

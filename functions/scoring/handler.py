@@ -10,17 +10,17 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from cdp.models.scoring import SCORING_TASK_ADAPTER, PromotedModels, ScoreSummaryRequest, score_with_latest, summarize
 from cdp.models.store import S3ModelStore
 from cdp.observability import logger, metrics, tracer
-from cdp.profile.dynamodb import DynamoProfileStore
 from cdp.settings import ModelSettings, TagSettings, get_settings
 from cdp.shared.time import utc_now
 from cdp.tags.aws import tag_engine
+from cdp.tags.dynamodb import DynamoTagStore
 from cdp.tags.service import ScoredPersons, TagEngine, refresh_scored
 
 
 @cache
-def _ports() -> tuple[DynamoProfileStore, PromotedModels, TagEngine]:
+def _ports() -> tuple[DynamoTagStore, PromotedModels, TagEngine]:
     settings = get_settings(ModelSettings)
-    profiles = DynamoProfileStore(settings.profiles_table)
+    profiles = DynamoTagStore(settings.profiles_table)  # scores on the person, then the tags that read them
     engine, _ = tag_engine(get_settings(TagSettings), store=profiles)
     return profiles, PromotedModels(S3ModelStore(settings.data_bucket)), engine
 

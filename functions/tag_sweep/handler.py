@@ -11,10 +11,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from cdp.observability import logger, metrics, tracer
-from cdp.profile.dynamodb import DynamoProfileStore
 from cdp.settings import TagSettings, get_settings
 from cdp.shared.time import to_utc, utc_now
 from cdp.tags.aws import tag_engine
+from cdp.tags.dynamodb import DynamoTagStore
 from cdp.tags.service import TagEngine, sweep
 
 
@@ -42,7 +42,7 @@ class SweepResult(BaseModel):
 
 
 @cache
-def _ports() -> tuple[TagEngine, DynamoProfileStore]:
+def _ports() -> tuple[TagEngine, DynamoTagStore]:
     return tag_engine(get_settings(TagSettings))
 
 

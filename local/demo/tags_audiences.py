@@ -15,9 +15,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from cdp.profile.dynamodb import DynamoProfileStore
 from cdp.shared.time import utc_now
 from cdp.tags.catalog import bundled_catalog
+from cdp.tags.dynamodb import DynamoTagStore
 from cdp.tags.evaluate import audience_tag
 from cdp_local.runtime import LocalRuntime
 from cdp_local.tags_batch import BatchTagEngine, export_profiles
@@ -62,7 +62,7 @@ def define_dynamic_audience(rt: LocalRuntime) -> dict[str, Any]:
     return dict(_call(rt, "POST", "/v1/audiences", DYNAMIC_AUDIENCE))
 
 
-def tags_and_audiences(rt: LocalRuntime, store: DynamoProfileStore, output: Path) -> dict[str, Any]:
+def tags_and_audiences(rt: LocalRuntime, store: DynamoTagStore, output: Path) -> dict[str, Any]:
     """Full refresh, batch-vs-real-time agreement, audience membership, and the static snapshot."""
     started = time.perf_counter()
     now = utc_now().replace(microsecond=0)  # the batch evaluates at the instant the refresh starts
@@ -97,9 +97,7 @@ def tags_and_audiences(rt: LocalRuntime, store: DynamoProfileStore, output: Path
     }
 
 
-def _batch_agreement(
-    store: DynamoProfileStore, stored: dict[str, Any], now: datetime, directory: Path
-) -> dict[str, Any]:
+def _batch_agreement(store: DynamoTagStore, stored: dict[str, Any], now: datetime, directory: Path) -> dict[str, Any]:
     """Every catalog tag evaluated again in batch (DuckDB SQL over the export) and compared with the stored value."""
     catalog = bundled_catalog()
     export = export_profiles(store, directory, shards=4)
@@ -133,7 +131,7 @@ def _norm(value: Any) -> Any:
     return value
 
 
-def _membership_moves(store: DynamoProfileStore, person_ids: list[str]) -> Counter[str]:
+def _membership_moves(store: DynamoTagStore, person_ids: list[str]) -> Counter[str]:
     """audience.entered / audience.exited as the tag history recorded them (one history entry per event)."""
     moves: Counter[str] = Counter()
     tag = audience_tag(DYNAMIC_AUDIENCE_ID)

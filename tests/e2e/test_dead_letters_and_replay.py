@@ -12,7 +12,7 @@ import pytest
 
 from cdp import topology
 from cdp.errors import StoreError
-from cdp.profile.dynamodb import DynamoProfileStore
+from cdp.identity.dynamodb import DynamoIdentityStore
 from cdp.shared.time import iso, utc_now
 from cdp_local.runtime import LocalRuntime
 
@@ -98,7 +98,7 @@ def test_a_failure_that_outlasts_the_retries_is_parked_and_redriven_after_the_fi
     def outage(*args: Any, **kwargs: Any) -> bool:
         raise StoreError("simulated DynamoDB outage")
 
-    monkeypatch.setattr(DynamoProfileStore, "commit", outage)
+    monkeypatch.setattr(DynamoIdentityStore, "commit", outage)
     call = {"type": "identify", "messageId": "dlq-redrive-1", "userId": "dlq-user-1", "traits": {"name": "Wu"}}
     assert _segment(runtime, [call])[0] == 200
     try:

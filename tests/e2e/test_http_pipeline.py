@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from cdp import topology
-from cdp.profile.dynamodb import DynamoProfileStore
+from cdp.identity.dynamodb import DynamoIdentityStore
 from cdp_local.runtime import LocalRuntime
 from tests.e2e.conftest import PostEvents
 
@@ -22,8 +22,8 @@ def sample(name: str, **changes: Any) -> dict[str, Any]:
     return event
 
 
-def store(runtime: LocalRuntime) -> DynamoProfileStore:
-    return DynamoProfileStore(topology.PROFILES_TABLE.local_name, client=runtime.client("dynamodb"))
+def store(runtime: LocalRuntime) -> DynamoIdentityStore:
+    return DynamoIdentityStore(topology.PROFILES_TABLE.local_name, client=runtime.client("dynamodb"))
 
 
 def test_channels_become_one_person_with_facts_and_tags(runtime: LocalRuntime, post_events: PostEvents) -> None:

@@ -14,9 +14,9 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.ses.models import ses_backends
 
 from cdp import topology
+from cdp.identity.dynamodb import DynamoIdentityStore
 from cdp.identity.service import resolve_event
 from cdp.ingest.events import parse_event
-from cdp.profile.dynamodb import DynamoProfileStore
 from cdp.settings import get_settings
 from cdp.shared.ports import EventPublisher
 from functions.send import handler
@@ -54,7 +54,7 @@ def _event(event_type: str, identifiers: list[dict[str, str]], **props: Any) -> 
     )
 
 
-def make_person(store: DynamoProfileStore, email: str, name: str, consent: bool) -> str:
+def make_person(store: DynamoIdentityStore, email: str, name: str, consent: bool) -> str:
     ident = [{"type": "email", "value": email}]
     outcome = resolve_event(_event("identify", ident, name=name), store, _NoBus())
     resolve_event(_event("consent_changed", ident, channel="email", granted=consent), store, _NoBus())
@@ -62,7 +62,7 @@ def make_person(store: DynamoProfileStore, email: str, name: str, consent: bool)
 
 
 @pytest.fixture
-def env(aws: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[DynamoProfileStore]:
+def env(aws: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[DynamoIdentityStore]:
     values = {
         "PROFILES_TABLE": topology.PROFILES_TABLE.local_name,
         "LEDGER_TABLE": topology.LEDGER_TABLE.local_name,
@@ -75,7 +75,7 @@ def env(aws: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[DynamoProfileStor
         monkeypatch.setenv(name, value)
     get_settings.cache_clear()
     handler._ports.cache_clear()
-    yield DynamoProfileStore(topology.PROFILES_TABLE.local_name, client=aws.dynamodb)
+    yield DynamoIdentityStore(topology.PROFILES_TABLE.local_name, client=aws.dynamodb)
     get_settings.cache_clear()
     handler._ports.cache_clear()
 
@@ -92,7 +92,7 @@ def request(batch_key: str, channel: str = "email") -> dict[str, Any]:
     }
 
 
-def test_batch_file_is_emailed_once_and_recorded(aws: Any, env: DynamoProfileStore) -> None:
+def test_batch_file_is_emailed_once_and_recorded(aws: Any, env: DynamoIdentityStore) -> None:
     # Given two opted-in persons, one opted-out person, and a batch file naming all three
     ann = make_person(env, "ann@example.com", "Ann", consent=True)
     bob = make_person(env, "bob@example.com", "Bob", consent=True)
@@ -114,7 +114,7 @@ def test_batch_file_is_emailed_once_and_recorded(aws: Any, env: DynamoProfileSto
 
 
 def test_outbox_routing_writes_messages_to_s3(
-    aws: Any, env: DynamoProfileStore, monkeypatch: pytest.MonkeyPatch
+    aws: Any, env: DynamoIdentityStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given the local setting that routes every channel to the outbox
     monkeypatch.setenv("SEND_VIA_OUTBOX", "true")
@@ -131,7 +131,7 @@ def test_outbox_routing_writes_messages_to_s3(
     assert body["message"]["subject"] == "For you, Ann" and body["message"]["address"] == "ann@example.com"
 
 
-def test_invalid_input_is_refused_before_any_send(env: DynamoProfileStore) -> None:
+def test_invalid_input_is_refused_before_any_send(env: DynamoIdentityStore) -> None:
     # Given a request with neither a batch file nor person ids
     bad = request("campaigns/r1/batches/0.json") | {"batch_key": None}
     # When the Lambda runs / Then validation fails and nothing is claimed

@@ -27,11 +27,11 @@ from moto.dynamodb.models import DynamoDBBackend
 
 from cdp import topology
 from cdp.errors import ConflictError
+from cdp.identity.dynamodb import DynamoIdentityStore
 from cdp.identity.resolution import ResolutionPlan
 from cdp.identity.service import ResolutionOutcome, resolve_event
 from cdp.ingest.events import CanonicalEvent, parse_event
 from cdp.org import load_org
-from cdp.profile.dynamodb import DynamoProfileStore
 from cdp.profile.models import Profile
 from cdp.shared.envelope import Publishable
 from cdp.shared.ports import EventPublisher
@@ -46,7 +46,7 @@ T0 = datetime(2026, 4, 1, 9, 0, tzinfo=UTC)
 _ATOMIC = ("get_item", "put_item", "update_item", "delete_item", "query", "scan", "transact_write_items")
 
 
-class CountingStore(DynamoProfileStore):
+class CountingStore(DynamoIdentityStore):
     """The real adapter, counting the optimistic-concurrency conflicts each event met."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -184,7 +184,7 @@ def _properties(rnd: random.Random, event_type: str, n: int) -> dict[str, Any]:
 
 
 def _resolve_concurrently(
-    events: list[CanonicalEvent], store: DynamoProfileStore, publisher: EventPublisher
+    events: list[CanonicalEvent], store: DynamoIdentityStore, publisher: EventPublisher
 ) -> list[ResolutionOutcome]:
     start = threading.Barrier(WORKERS)
 
@@ -198,7 +198,7 @@ def _resolve_concurrently(
     return [o for chunk in results for o in chunk]
 
 
-def _table_state(store: DynamoProfileStore, events: list[CanonicalEvent]) -> tuple[list[Profile], set[str]]:
+def _table_state(store: DynamoIdentityStore, events: list[CanonicalEvent]) -> tuple[list[Profile], set[str]]:
     """Surviving persons (a scan of profile items without merged_into or dissolved) and the shared identifiers."""
     keys = sorted({k for e in events for k in usable_keys(e, BRAND)})
     records = store.lookup_identifiers(BRAND.namespace, keys)

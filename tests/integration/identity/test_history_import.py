@@ -10,11 +10,11 @@ from moto import mock_aws
 
 from cdp import topology
 from cdp.errors import InvalidInputError
+from cdp.identity.dynamodb import DynamoIdentityStore
 from cdp.identity.history import import_history
 from cdp.identity.service import resolve_event
 from cdp.ingest.events import CanonicalEvent, parse_event
 from cdp.org import load_org
-from cdp.profile.dynamodb import DynamoProfileStore
 from cdp_local.demo.brand import generate_brand
 from cdp_local.runtime.core import create_table
 from cdp_local.runtime.moto_speedups import fast_dynamodb_responses, fast_transactions, partition_queries
@@ -25,11 +25,11 @@ BRAND = load_org().brand("demo-brand")
 
 
 @pytest.fixture
-def store() -> Iterator[DynamoProfileStore]:
+def store() -> Iterator[DynamoIdentityStore]:
     with mock_aws(), fast_transactions(), fast_dynamodb_responses(), partition_queries():
         db = boto3.client("dynamodb")
         create_table(db, topology.PROFILES_TABLE)
-        yield DynamoProfileStore(topology.PROFILES_TABLE.local_name, client=db)
+        yield DynamoIdentityStore(topology.PROFILES_TABLE.local_name, client=db)
 
 
 @pytest.fixture(scope="module")
@@ -38,13 +38,13 @@ def events() -> list[CanonicalEvent]:
     return sorted((parse_event(e) for e in brand.events), key=lambda e: (e.occurred_at, e.event_id))
 
 
-def _shared(store: DynamoProfileStore, keys: set[str]) -> set[str]:
+def _shared(store: DynamoIdentityStore, keys: set[str]) -> set[str]:
     records = store.lookup_identifiers(BRAND.namespace, keys)
     return {k for k, r in records.items() if r.shared}
 
 
 def test_imported_history_and_live_events_converge_to_the_reference(
-    store: DynamoProfileStore, events: list[CanonicalEvent]
+    store: DynamoIdentityStore, events: list[CanonicalEvent]
 ) -> None:
     # Given the older 60% of a brand's events imported in bulk (shared tablets, family iPads and typos included)
     cut = int(len(events) * 0.6)
@@ -62,7 +62,7 @@ def test_imported_history_and_live_events_converge_to_the_reference(
 
 
 def test_an_import_into_a_namespace_with_live_data_is_refused(
-    store: DynamoProfileStore, events: list[CanonicalEvent]
+    store: DynamoIdentityStore, events: list[CanonicalEvent]
 ) -> None:
     # Given a namespace that already resolved live events
     for event in events[:20]:
@@ -73,7 +73,9 @@ def test_an_import_into_a_namespace_with_live_data_is_refused(
         import_history(events[:50], BRAND, store)
 
 
-def test_an_import_of_another_brands_events_is_refused(store: DynamoProfileStore, events: list[CanonicalEvent]) -> None:
+def test_an_import_of_another_brands_events_is_refused(
+    store: DynamoIdentityStore, events: list[CanonicalEvent]
+) -> None:
     stranger = events[0].model_copy(update={"brand_id": "someone-else"})
     with pytest.raises(InvalidInputError, match="events of other brands"):
         import_history([stranger, *events[:5]], BRAND, store)

@@ -11,9 +11,9 @@ import pytest
 from moto import mock_aws
 
 from cdp import topology
+from cdp.identity.dynamodb import DynamoIdentityStore
 from cdp.identity.service import resolve_event
 from cdp.ingest.events import CanonicalEvent, parse_event
-from cdp.profile.dynamodb import DynamoProfileStore
 from cdp.shared.envelope import Publishable
 from cdp.shared.ports import EventPublisher
 from cdp_local.runtime.core import create_table
@@ -34,11 +34,11 @@ class RecordingPublisher(EventPublisher):
 
 
 @pytest.fixture
-def store() -> Iterator[DynamoProfileStore]:
+def store() -> Iterator[DynamoIdentityStore]:
     with mock_aws():
         db = boto3.client("dynamodb")
         create_table(db, topology.PROFILES_TABLE)
-        yield DynamoProfileStore(topology.PROFILES_TABLE.local_name, client=db)
+        yield DynamoIdentityStore(topology.PROFILES_TABLE.local_name, client=db)
 
 
 _counter = itertools.count()
@@ -69,7 +69,7 @@ TABLET = {"type": "device_id", "value": "store-tablet-1"}
 OPENID = {"type": "wechat_openid", "value": "oABC", "scope": "wx-oa"}
 
 
-def test_seed_scenario_three_platforms_become_one_person(store: DynamoProfileStore) -> None:
+def test_seed_scenario_three_platforms_become_one_person(store: DynamoIdentityStore) -> None:
     # Given platform A (phone + device), B (email + same device) and C (same email + OpenID)
     publisher = RecordingPublisher()
     # When the events are resolved in the order C, A, B (B bridges the two persons created before it)
@@ -93,7 +93,7 @@ def test_seed_scenario_three_platforms_become_one_person(store: DynamoProfileSto
         assert store.person_for_identifier("brand-1", key) == survivor.person_id
 
 
-def test_shared_tablet_does_not_fuse_two_customers(store: DynamoProfileStore) -> None:
+def test_shared_tablet_does_not_fuse_two_customers(store: DynamoIdentityStore) -> None:
     # Given a store tablet used by two customers who sign in with their own phones
     publisher = RecordingPublisher()
     first = resolve_event(event(PHONE, TABLET), store, publisher)
@@ -108,7 +108,7 @@ def test_shared_tablet_does_not_fuse_two_customers(store: DynamoProfileStore) ->
     assert store.lookup_identifiers(namespace, ["device_id:store-tablet-1"])["device_id:store-tablet-1"].shared
 
 
-def test_redelivered_event_is_applied_once(store: DynamoProfileStore) -> None:
+def test_redelivered_event_is_applied_once(store: DynamoIdentityStore) -> None:
     # Given an order event
     publisher = RecordingPublisher()
     order = event(
@@ -128,7 +128,7 @@ def test_redelivered_event_is_applied_once(store: DynamoProfileStore) -> None:
     assert profile is not None and profile.facts.order_count == 1 and profile.facts.spend_minor == 19900
 
 
-def test_merge_adds_points_and_orders_without_loss(store: DynamoProfileStore) -> None:
+def test_merge_adds_points_and_orders_without_loss(store: DynamoIdentityStore) -> None:
     # Given two persons with points from two programs
     publisher = RecordingPublisher()
     resolve_event(

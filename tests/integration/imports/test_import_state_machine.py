@@ -21,9 +21,9 @@ import pytest
 from cdp import topology
 from cdp.connectors.files import FileKind
 from cdp.errors import StoreError
+from cdp.identity.dynamodb import DynamoIdentityStore
 from cdp.imports import keys, service
 from cdp.imports.models import ImportProgress, ImportReport, RowCounts
-from cdp.profile.dynamodb import DynamoProfileStore
 from cdp_local.cli_import import ImportOutcome, progress_store, run_file, start_import, upload, wait_import
 from cdp_local.runtime import LocalRuntime
 
@@ -58,8 +58,8 @@ def rejects(rt: LocalRuntime, report: ImportReport) -> list[dict[str, str]]:
     return list(csv.DictReader(io.StringIO(read(rt, report.rejects_key).decode("utf-8-sig"))))
 
 
-def profiles(rt: LocalRuntime) -> DynamoProfileStore:
-    return DynamoProfileStore(topology.PROFILES_TABLE.local_name, client=rt.client("dynamodb"))
+def profiles(rt: LocalRuntime) -> DynamoIdentityStore:
+    return DynamoIdentityStore(topology.PROFILES_TABLE.local_name, client=rt.client("dynamodb"))
 
 
 def test_member_and_order_files_import_into_persons_with_their_orders(runtime: LocalRuntime) -> None:

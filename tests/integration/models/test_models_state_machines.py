@@ -3,7 +3,7 @@
 Runs on `cdp_local.runtime.LocalRuntime` (tables, bucket, functions and state machines from `cdp.topology` and the
 very ASL files CDK deploys). Profiles and timelines are seeded with BatchWriteItem in the adapter's layout (one
 transaction per event through identity resolution is ~10x slower under moto); the fixture reads them back through
-`DynamoProfileStore`, so a layout drift fails here loudly rather than silently training on nothing.
+`DynamoTagStore`, so a layout drift fails here loudly rather than silently training on nothing.
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from cdp.identifiers.link_rules import DEFAULT_RULES
 from cdp.models.store import latest_key, model_key
 from cdp.org import load_org
 from cdp.profile import keys
-from cdp.profile.dynamodb import DynamoProfileStore
 from cdp.profile.models import apply_event
 from cdp.shared.dynamo import to_item
 from cdp.shared.time import iso
+from cdp.tags.dynamodb import DynamoTagStore
 from cdp.topology import FunctionSpec
 from cdp_local.runtime.core import LocalRuntime
 from tests.fakes.model_histories import CAMPAIGN_ID, synthetic_histories
@@ -73,7 +73,7 @@ def _seed(db: Any) -> int:
 def runtime() -> Iterator[LocalRuntime]:
     with LocalRuntime() as rt:
         seeded_events = _seed(rt.client("dynamodb"))
-        store = DynamoProfileStore(topology.PROFILES_TABLE.local_name, client=rt.client("dynamodb"))
+        store = DynamoTagStore(topology.PROFILES_TABLE.local_name, client=rt.client("dynamodb"))
         profiles = list(store.scan_shard(0, 1))
         assert len(profiles) == PERSONS
         assert sum(len(store.timeline(p)) for p in profiles[:5]) > 0 and seeded_events > PERSONS
@@ -123,7 +123,7 @@ def test_train_promotes_an_accepted_model_then_score_fans_out_over_shards(runtim
     # Then every profile was scored once, by the promoted version, and the score sits on the profile
     assert status == "SUCCEEDED", totals
     assert totals == {"model_name": MODEL, "model_versions": [version], "total_shards": 3, "scored": PERSONS}
-    store = DynamoProfileStore(topology.PROFILES_TABLE.local_name, client=runtime.client("dynamodb"))
+    store = DynamoTagStore(topology.PROFILES_TABLE.local_name, client=runtime.client("dynamodb"))
     profiles = list(store.scan_shard(0, 1))
     assert len(profiles) == PERSONS
     assert all(p.scores[MODEL].model_version == version for p in profiles)

@@ -25,6 +25,7 @@ from cdp.connectors.replay import ReplaySummary, replay_archive
 from cdp.connectors.segment import SegmentConnector
 from cdp.connectors.service import Ports, receive
 from cdp.connectors.sources import StaticSources, parse_sources
+from cdp.identity.dynamodb import DynamoIdentityStore
 from cdp.identity.service import resolve_event
 from cdp.ingest.aws import DynamoDedupeLedger, S3RawArchive
 from cdp.ingest.events import CanonicalEvent, parse_event
@@ -33,7 +34,6 @@ from cdp.ingest.service import EventReceived, ingest
 from cdp.privacy.aws import privacy_ports
 from cdp.privacy.models import ErasureReceipt
 from cdp.privacy.service import erase_person
-from cdp.profile.dynamodb import DynamoProfileStore
 from cdp.shared.envelope import Publishable
 from cdp.shared.ports import EventPublisher
 from cdp_local.runtime.core import create_table
@@ -74,7 +74,7 @@ class Bus(EventPublisher):
 class World:
     db: Any
     s3: Any
-    store: DynamoProfileStore
+    store: DynamoIdentityStore
     ports: Ports
     bus: Bus
     identity_bus: Bus
@@ -138,7 +138,7 @@ def world() -> Iterator[World]:
             bus,
             lambda _brand: "CN",
         )
-        yield World(db, s3, DynamoProfileStore(PROFILES, client=db), ports, bus, Bus())
+        yield World(db, s3, DynamoIdentityStore(PROFILES, client=db), ports, bus, Bus())
 
 
 def _basic() -> dict[str, str]:

@@ -20,6 +20,7 @@ from cdp.channels.ledger import DynamoSendLedger
 from cdp.channels.models import OutboundMessage, message_id_for
 from cdp.channels.ports import SendKey
 from cdp.errors import NotFoundError
+from cdp.identity.dynamodb import DynamoIdentityStore
 from cdp.identity.service import resolve_event
 from cdp.ingest.aws import DynamoDedupeLedger, S3RawArchive
 from cdp.ingest.events import CanonicalEvent, parse_event
@@ -28,7 +29,6 @@ from cdp.privacy.aws import PrivacyPorts, privacy_ports
 from cdp.privacy.models import ErasureReceipt, PersonErased
 from cdp.privacy.service import erase_person, export_person, identifier_hash
 from cdp.profile import keys
-from cdp.profile.dynamodb import DynamoProfileStore
 from cdp.profile.models import ModelScore, TagValue
 from cdp.profile.ports import MessageRecord
 from cdp.shared.dynamo import to_item
@@ -71,7 +71,7 @@ class RecordingPublisher(EventPublisher):
 class World:
     db: Any
     s3: Any
-    store: DynamoProfileStore
+    store: DynamoIdentityStore
     ports: PrivacyPorts
     bus: RecordingPublisher
 
@@ -95,7 +95,7 @@ class World:
         return erase_person(person_id, "privacy-officer", p.records, p.archive, p.ledger, p.publisher, now=T0)
 
     @property
-    def deps(self) -> tuple[DynamoProfileStore, RecordingPublisher]:
+    def deps(self) -> tuple[DynamoIdentityStore, RecordingPublisher]:
         return self.store, self.bus
 
     def person_of(self, identifier: dict[str, str]) -> str | None:
@@ -115,7 +115,7 @@ def world() -> Iterator[World]:
         bus = RecordingPublisher()
         ports = privacy_ports(PROFILES, LEDGER, BUCKET, "cdp-bus", dynamodb=db, s3=s3)
         ports = PrivacyPorts(ports.records, ports.archive, ports.ledger, bus)
-        yield World(db, s3, DynamoProfileStore(PROFILES, client=db), ports, bus)
+        yield World(db, s3, DynamoIdentityStore(PROFILES, client=db), ports, bus)
 
 
 def _event(event_id: str, event_type: str, identifiers: list[dict[str, str]], props: dict[str, Any], n: int = 0):
@@ -244,7 +244,7 @@ def test_erasure_removes_every_trace_and_keeps_everyone_else(world: World) -> No
     assert receipt.person_id == ann and receipt.merged_person_ids == list(profile.merged_from)
     assert receipt.identifiers_suppressed == sorted(identifier_hash(k) for k in keys_)
     assert receipt.identifier_records == receipt.identifiers_suppressed
-    assert receipt.filed_events == ["app#e-identify", "app#e-order", "app#e-points"]
+    assert receipt.filed_events == [f"{BRAND}#app#e-{kind}" for kind in ("identify", "order", "points")]
     assert receipt.profile_items == [f"{ann}/PROFILE"]
     assert receipt.merged_person_items == [f"{profile.merged_from[0]}/PROFILE"]
     counts = receipt.counts

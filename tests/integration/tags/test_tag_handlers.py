@@ -19,15 +19,16 @@ from moto import mock_aws
 from cdp import topology
 from cdp.audiences.models import AudienceDefinition
 from cdp.audiences.store import AudienceStore
+from cdp.identity.dynamodb import DynamoIdentityStore
 from cdp.identity.service import resolve_event
 from cdp.ingest.events import CanonicalEvent, parse_event
 from cdp.profile import keys
-from cdp.profile.dynamodb import DynamoProfileStore
 from cdp.profile.models import Profile
 from cdp.settings import get_settings
 from cdp.shared.aws import S3ObjectStore
 from cdp.shared.ports import EventPublisher
 from cdp.shared.time import iso, utc_now
+from cdp.tags.dynamodb import DynamoTagStore
 from cdp_local.aws_costs import ApiCallCounter
 from cdp_local.runtime import LocalLambdaContext, apigw
 from cdp_local.runtime.core import create_table
@@ -92,7 +93,8 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
             "s3": s3,
             "sqs": sqs,
             "capture": capture,
-            "store": DynamoProfileStore(topology.PROFILES_TABLE.local_name, client=ddb),
+            "store": DynamoTagStore(topology.PROFILES_TABLE.local_name, client=ddb),
+            "identity": DynamoIdentityStore(topology.PROFILES_TABLE.local_name, client=ddb),
             "tag_update": tag_update,
             "tag_sweep": tag_sweep,
             "profile_api": profile_api,
@@ -127,7 +129,7 @@ def order(phone: str, at: datetime, total: int = 30_000) -> CanonicalEvent:
 
 
 def resolve(aws: dict[str, Any], event: CanonicalEvent) -> str:
-    outcome = resolve_event(event, aws["store"], _Quiet())
+    outcome = resolve_event(event, aws["identity"], _Quiet())
     assert outcome.person_id is not None
     return outcome.person_id
 

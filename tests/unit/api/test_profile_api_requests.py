@@ -6,12 +6,12 @@ from datetime import UTC, datetime
 
 import pytest
 
+from cdp.api.profiles import MergeRequest, ProfileEditRequest, identifier_key, parse_body, parse_limit
 from cdp.errors import AuthenticationError, ForbiddenError, InvalidInputError
 from cdp.ingest.auth import READ_PROFILES_SCOPE, authenticate, authorize
 from cdp.ingest.aws import parse_keys
 from cdp.ingest.ports import ApiClient, ApiKeyring
 from cdp.org import ScopeRef
-from cdp.profile.api import MergeRequest, ProfileEditRequest, identifier_key, parse_body, parse_limit
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
 

@@ -8,15 +8,7 @@ from typing import Any
 
 import pytest
 
-from cdp.errors import ForbiddenError, InvalidInputError
-from cdp.identity.resolution import LineageRecord
-from cdp.ingest.events import CanonicalEvent, parse_event
-from cdp.org import ScopeRef, parse_org
-from cdp.profile import keys
-from cdp.profile.edits import EditRecord
-from cdp.profile.models import Profile, apply_event
-from cdp.profile.ports import MessageRecord, TimelineEntry, TimelinePage
-from cdp.profile.views import (
+from cdp.api.profile_views import (
     covers_brand,
     covers_whole_brand,
     decode_cursor,
@@ -31,6 +23,14 @@ from cdp.profile.views import (
     scoped_page,
     unique_lineage,
 )
+from cdp.errors import ForbiddenError, InvalidInputError
+from cdp.identity.resolution import LineageRecord
+from cdp.ingest.events import CanonicalEvent, parse_event
+from cdp.org import ScopeRef, parse_org
+from cdp.profile import keys
+from cdp.profile.edits import EditRecord
+from cdp.profile.models import Profile, apply_event
+from cdp.profile.ports import MessageRecord, TimelineEntry, TimelinePage
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 ORG = parse_org(

@@ -102,11 +102,21 @@ def test_another_persons_event_keeps_its_item_without_her_identifier() -> None:
 
 def test_a_canonical_batch_loses_her_events_by_dedupe_key() -> None:
     # Given a canonical batch with Ann's and Bob's events
-    ann = {"event_id": "e-ann", "source": "app", "identifiers": [{"type": "phone", "value": "13800138000"}]}
-    bob = {"event_id": "e-bob", "source": "app", "identifiers": [{"type": "phone", "value": BOB_PHONE}]}
+    ann = {
+        "brand_id": "b",
+        "event_id": "e-ann",
+        "source": "app",
+        "identifiers": [{"type": "phone", "value": "13800138000"}],
+    }
+    bob = {
+        "brand_id": "b",
+        "event_id": "e-bob",
+        "source": "app",
+        "identifiers": [{"type": "phone", "value": BOB_PHONE}],
+    }
 
     # When it is scrubbed for her event
-    out = scrub_raw(json.dumps({"batch": [ann, bob]}).encode(), ANN, "own", {"app#e-ann"})
+    out = scrub_raw(json.dumps({"batch": [ann, bob]}).encode(), ANN, "own", {"b#app#e-ann"})
 
     # Then her event is gone and Bob's is kept
     assert out.body is not None and out.removed == 1

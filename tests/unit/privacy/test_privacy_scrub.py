@@ -80,20 +80,32 @@ def test_a_document_about_the_person_is_deleted_whole() -> None:
 
 def test_raw_bodies_lose_the_persons_events_only() -> None:
     # Given a batch with Ann's and Bob's events, and a single-event body of Ann's
-    ann_event = {"source": "app", "event_id": "e1", "identifiers": [{"type": "phone", "value": "13800138000"}]}
-    bob_event = {"source": "pos", "event_id": "e2", "identifiers": [{"type": "phone", "value": "13900139000"}]}
+    ann_event = {
+        "brand_id": "b",
+        "source": "app",
+        "event_id": "e1",
+        "identifiers": [{"type": "phone", "value": "13800138000"}],
+    }
+    bob_event = {
+        "brand_id": "b",
+        "source": "pos",
+        "event_id": "e2",
+        "identifiers": [{"type": "phone", "value": "13900139000"}],
+    }
     batch = json.dumps({"batch": [ann_event, bob_event]}).encode()
 
-    # When Ann's event (app#e1) is scrubbed
-    clean, removed = scrub_raw_body(batch, {"app#e1"})
-    single, single_removed = scrub_raw_body(json.dumps(ann_event).encode(), {"app#e1"})
-    untouched, none_removed = scrub_raw_body(batch, {"web#e9"})
+    # When Ann's event (b#app#e1) is scrubbed
+    clean, removed = scrub_raw_body(batch, {"b#app#e1"})
+    single, single_removed = scrub_raw_body(json.dumps(ann_event).encode(), {"b#app#e1"})
+    untouched, none_removed = scrub_raw_body(batch, {"b#web#e9"})
+    other_brand, other_removed = scrub_raw_body(batch, {"c#app#e1"})
 
     # Then the batch keeps Bob's event, the single body is to be deleted, and an unrelated body is left as it was
     assert clean is not None and json.loads(clean) == {"batch": [bob_event]} and removed == 1
     assert (single, single_removed) == (None, 1)
     assert (untouched, none_removed) == (batch, 0)
-    assert scrub_raw_body(json.dumps({"batch": [ann_event]}).encode(), {"app#e1"}) == (None, 1)
+    assert (other_brand, other_removed) == (batch, 0)  # the same source and id at another brand is another event
+    assert scrub_raw_body(json.dumps({"batch": [ann_event]}).encode(), {"b#app#e1"}) == (None, 1)
 
 
 def test_the_receipt_counts_and_hashes_match_the_suppression_list() -> None:

@@ -1,7 +1,7 @@
 """The 360-degree profile API: read, browse and edit customers, and run identity operations, per API key.
 
 Every call names its client (`ApiClient`): the key must hold the route's permission scope (403 otherwise), and the
-key's place in the org hierarchy limits what it sees (`cdp.profile.views`). Every change (edit, merge, unmerge,
+key's place in the org hierarchy limits what it sees (`cdp.api.profile_views`). Every change (edit, merge, unmerge,
 unbind, quarantine, erase) records the client's name as its actor. Edits are canonical events with source `cdp`
 resolved synchronously like any other event, plus an audit record under the person (`cdp.profile.edits`).
 """
@@ -16,22 +16,7 @@ from typing import Any, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from cdp.errors import ForbiddenError, InvalidInputError, NotFoundError
-from cdp.identifiers.model import Identifier, IdentifierType
-from cdp.identity.ports import IdentityStore
-from cdp.identity.resolution import IdentifierRecord, LineageRecord
-from cdp.identity.service import IdentityOperations, OperationResult, resolve_event
-from cdp.ingest.auth import EDIT_PROFILES_SCOPE, ERASE_SCOPE, MERGE_SCOPE, READ_PROFILES_SCOPE, authorize
-from cdp.ingest.events import MessageChannel, parse_event
-from cdp.ingest.ports import ApiClient
-from cdp.org import BrandConfig, OrgDirectory, ScopeRef
-from cdp.privacy.models import ErasureReceipt, PersonExport
-from cdp.privacy.ports import DataArchive, LedgerRecords, PersonRecords
-from cdp.privacy.service import erase_person, export_person
-from cdp.profile.edits import EditLog, EditRecord
-from cdp.profile.models import Profile
-from cdp.profile.ports import MessageRecord, TimelineEntry, TimelinePage
-from cdp.profile.views import (
+from cdp.api.profile_views import (
     LineageView,
     PersonSummary,
     ProfileView,
@@ -49,6 +34,21 @@ from cdp.profile.views import (
     timeline_view,
     visible_scopes,
 )
+from cdp.errors import ForbiddenError, InvalidInputError, NotFoundError
+from cdp.identifiers.model import Identifier, IdentifierType
+from cdp.identity.ports import IdentityStore
+from cdp.identity.resolution import IdentifierRecord, LineageRecord
+from cdp.identity.service import IdentityOperations, OperationResult, resolve_event
+from cdp.ingest.auth import EDIT_PROFILES_SCOPE, ERASE_SCOPE, MERGE_SCOPE, READ_PROFILES_SCOPE, authorize
+from cdp.ingest.events import MessageChannel, parse_event
+from cdp.ingest.ports import ApiClient
+from cdp.org import BrandConfig, OrgDirectory, ScopeRef
+from cdp.privacy.models import ErasureReceipt, PersonExport
+from cdp.privacy.ports import DataArchive, LedgerRecords, PersonRecords
+from cdp.privacy.service import erase_person, export_person
+from cdp.profile.edits import EditLog, EditRecord
+from cdp.profile.models import Profile
+from cdp.profile.ports import MessageRecord, TimelineEntry, TimelinePage
 from cdp.shared.ports import EventPublisher
 from cdp.shared.time import utc_now
 

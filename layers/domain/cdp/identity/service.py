@@ -37,7 +37,7 @@ def backoff(attempt: int, sleep: Callable[[float], None] = time.sleep) -> None:
 
 def person_id_for(event: CanonicalEvent) -> str:
     """A new person's id comes from the event that first saw them: reruns and replays give the same ids."""
-    return uuid.uuid5(_PERSON_NAMESPACE, f"{event.brand_id}#{event.dedupe_key}").hex
+    return uuid.uuid5(_PERSON_NAMESPACE, f"{event.brand_id}#{event.legacy_dedupe_key}").hex
 
 
 @dataclass(frozen=True)

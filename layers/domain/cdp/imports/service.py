@@ -20,7 +20,7 @@ from __future__ import annotations
 import io
 import json
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -276,8 +276,14 @@ class RecordingLedger(DedupeLedger):
     def confirm(self, dedupe_keys: list[str], raw_key: str, received_at: datetime) -> None:
         self._inner.confirm(dedupe_keys, raw_key, received_at)
 
-    def claim_many(self, dedupe_keys: list[str], raw_key: str, received_at: datetime) -> dict[str, DedupeStatus]:
-        statuses = self._inner.claim_many(dedupe_keys, raw_key, received_at)
+    def claim_many(
+        self,
+        dedupe_keys: list[str],
+        raw_key: str,
+        received_at: datetime,
+        legacy: Mapping[str, str] | None = None,
+    ) -> dict[str, DedupeStatus]:
+        statuses = self._inner.claim_many(dedupe_keys, raw_key, received_at, legacy)
         self.statuses.update(statuses)
         return statuses
 
@@ -331,7 +337,7 @@ def chunk_report(
     for position, (item, item_rows) in enumerate(zip(mapped.items, mapped.item_rows, strict=True)):
         if position in invalid:
             continue
-        if statuses.get(f"{SOURCE}#{item['event_id']}") is DedupeStatus.DUPLICATE:
+        if statuses.get(f"{item['brand_id']}#{SOURCE}#{item['event_id']}") is DedupeStatus.DUPLICATE:
             duplicate_rows += len(item_rows)
         else:
             accepted_rows += len(item_rows)

@@ -262,6 +262,13 @@ class _EventBase(_Strict):
 
     @property
     def dedupe_key(self) -> str:
+        """Unique per brand: two brands' sources may number their events alike (and one brand's key must not be
+        able to claim another brand's ids)."""
+        return f"{self.brand_id}#{self.source.value}#{self.event_id}"
+
+    @property
+    def legacy_dedupe_key(self) -> str:
+        """The key before it named the brand: ledger records written then still count (they expire in 400 days)."""
         return f"{self.source.value}#{self.event_id}"
 
 

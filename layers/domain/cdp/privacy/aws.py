@@ -16,6 +16,7 @@ from cdp import topology
 from cdp.channels.ledger import SEND_SK, send_pk
 from cdp.channels.ports import SendKey
 from cdp.errors import ConflictError, StoreError
+from cdp.identity.dynamodb import DynamoIdentityStore
 from cdp.identity.resolution import IdentifierRecord, LineageRecord
 from cdp.ingest.events import parse_event
 from cdp.org import OrgDirectory
@@ -23,7 +24,6 @@ from cdp.privacy.models import ErasureReceipt
 from cdp.privacy.ports import DataArchive, FiledEvent, ItemKey, LedgerRecords, PersonRecords, StoredItem
 from cdp.privacy.scrub import drop_values
 from cdp.profile import keys
-from cdp.profile.dynamodb import DynamoProfileStore
 from cdp.profile.models import Profile
 from cdp.profile.ports import MessageRecord
 from cdp.settings import DataBucket, EventBus, LedgerTable, ProfilesTable, get_settings
@@ -56,12 +56,12 @@ def dedupe_record_key(dedupe_key: str) -> dict[str, Any]:
 
 
 class DynamoPersonRecords(PersonRecords):
-    """The profiles table. Reads the profile store already implements go through `DynamoProfileStore`."""
+    """The profiles table. Reads the profile store already implements go through `DynamoIdentityStore`."""
 
     def __init__(self, table_name: str, client: DynamoDBClient | None = None, org: OrgDirectory | None = None) -> None:
         self._table = table_name
         self._db: DynamoDBClient = client or default_client("dynamodb")
-        self._store = DynamoProfileStore(table_name, client=self._db, org=org)
+        self._store = DynamoIdentityStore(table_name, client=self._db, org=org)
 
     def _query(self, pk: str, sk_prefix: str | None = None) -> list[dict[str, Any]]:
         condition, values = "#pk = :pk", {":pk": {"S": pk}}

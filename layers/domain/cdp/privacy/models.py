@@ -39,8 +39,8 @@ class Retained(BaseModel):
 
 class ErasureReceipt(BaseModel):
     """What one erasure removed, per store. It holds no personal data: person ids (pseudonymous, and the subject of the
-    request), item sort keys, event dedupe keys (`{source}#{event_id}`), S3 keys, and identifiers only as the SHA-256
-    hashes that the suppression list stores (`cdp.profile.keys.suppressed_pk`).
+    request), item sort keys, event dedupe keys (`{brand_id}#{source}#{event_id}`), S3 keys, and identifiers only as
+    the SHA-256 hashes that the suppression list stores (`cdp.profile.keys.suppressed_pk`).
 
     A repeated erasure of the same person (or of an id merged into them) returns this stored receipt again.
     """

@@ -82,8 +82,8 @@ def scrub_json(body: bytes, erased: Collection[str]) -> tuple[bytes | None, int]
 
 
 def scrub_raw_body(body: bytes, dedupe_keys: Collection[str]) -> tuple[bytes | None, int]:
-    """A raw ingest body (one event or `{"batch": [...]}`) without the events whose `{source}#{event_id}` is given:
-    (new body, events removed); None when nothing of the body is left."""
+    """A raw ingest body (one event or `{"batch": [...]}`) without the events whose dedupe key
+    (`{brand_id}#{source}#{event_id}`) is given: (new body, events removed); None when nothing of the body is left."""
     try:
         payload = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError):
@@ -105,4 +105,4 @@ def scrub_raw_body(body: bytes, dedupe_keys: Collection[str]) -> tuple[bytes | N
 def _dedupe_key(item: Any) -> str | None:
     if not isinstance(item, dict):
         return None
-    return f"{item.get('source')}#{item.get('event_id')}"
+    return f"{item.get('brand_id')}#{item.get('source')}#{item.get('event_id')}"

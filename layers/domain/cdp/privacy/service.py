@@ -227,7 +227,8 @@ class _Erasure:
         """Raw request bodies that delivered the events (found through the ingest dedupe ledger), in any format:
         `own` events' items go, a `foreign` event (another person's too) keeps its item without the person."""
         dedupe = {e.dedupe_key for e in events}
-        found = self.ledger.raw_keys(dedupe)
+        legacy = {e.legacy_dedupe_key: e.dedupe_key for e in events}  # records written before keys named the brand
+        found = {legacy.get(k, k): raw for k, raw in self.ledger.raw_keys(dedupe | set(legacy)).items()}
         self.events_without_raw |= dedupe - set(found)
         by_object: dict[str, set[str]] = {}
         for dedupe_key, raw_key in found.items():
@@ -414,7 +415,7 @@ class _Erasure:
                 reason="hold no personal data; they make a redelivered copy of an erased event count as applied",
             ),
             Retained(
-                what="ingest dedupe records (EVT#{source}#{event_id} in the ledger table)",
+                what="ingest dedupe records (EVT#{brand_id}#{source}#{event_id} in the ledger table)",
                 count=len(self.events),
                 reason="hold only the event id, the raw archive key and the receive time; a re-sent copy is dropped "
                 f"as a duplicate; they expire after {raw_days} days",

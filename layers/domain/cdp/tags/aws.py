@@ -10,9 +10,9 @@ from typing import Any
 
 from cdp.audiences.catalog_source import CatalogSource
 from cdp.audiences.store import AudienceStore
-from cdp.profile.dynamodb import DynamoProfileStore
 from cdp.settings import TagSettings
 from cdp.shared.aws import EventBridgePublisher, S3ObjectStore
+from cdp.tags.dynamodb import DynamoTagStore
 from cdp.tags.ports import CachedAudiences
 from cdp.tags.service import TagEngine
 
@@ -26,10 +26,10 @@ def tag_engine(
     dynamodb: Any = None,
     s3: Any = None,
     events: Any = None,
-    store: DynamoProfileStore | None = None,
-) -> tuple[TagEngine, DynamoProfileStore]:
+    store: DynamoTagStore | None = None,
+) -> tuple[TagEngine, DynamoTagStore]:
     """The engine and the profile store it writes through (the sweep also scans with it)."""
-    profiles = store or DynamoProfileStore(settings.profiles_table, client=dynamodb)
+    profiles = store or DynamoTagStore(settings.profiles_table, client=dynamodb)
     objects = S3ObjectStore(settings.data_bucket, s3)
     engine = TagEngine(
         CatalogSource(objects),  # the brand's catalog under tags/catalog/ when there is one, else the bundled one

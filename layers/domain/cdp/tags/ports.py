@@ -1,6 +1,6 @@
 """Ports of the tag engine: the tag writer with its history, the due-person source, and the dynamic audiences.
 
-The DynamoDB adapter of the first three is `cdp.profile.dynamodb.DynamoProfileStore` (tags live on the profile item,
+The DynamoDB adapter of the first three is `cdp.tags.dynamodb.DynamoTagStore` (tags live on the profile item,
 history items in the person's partition); the audiences come from `cdp.audiences.store` behind a short TTL cache.
 """
 

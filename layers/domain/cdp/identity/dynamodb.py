@@ -1,0 +1,233 @@
+"""DynamoDB adapter of the identity ports: identifier records, events filed under their anchor identifier, applied
+markers, lineage, suppressions and the review queue, committed with the persons they change in one transaction
+(key shapes in `cdp.profile.keys`; the person item is the profile store's)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from cdp.errors import ConflictError, StoreError
+from cdp.identity.history import HistoryLoad, HistorySink
+from cdp.identity.ports import IdentityStore
+from cdp.identity.resolution import IdentifierRecord, LineageRecord, ResolutionPlan
+from cdp.ingest.events import CanonicalEvent, parse_event
+from cdp.profile import keys
+from cdp.profile.dynamodb import (
+    MAX_TRANSACTION_ITEMS,
+    PK,
+    SK,
+    DynamoProfileStore,
+    profile_item,
+    profile_write,
+    put,
+)
+from cdp.shared.dynamo import to_item
+from cdp.shared.time import iso, parse_iso
+
+
+class DynamoIdentityStore(DynamoProfileStore, IdentityStore, HistorySink):
+    """Resolution reads and writes whole persons, so the identity store is the profile store plus its own items."""
+
+    # ---- identity store -----------------------------------------------------------------------------------
+
+    def lookup_identifiers(self, namespace: str, keys_: Iterable[str]) -> dict[str, IdentifierRecord]:
+        items = self._batch_get([(keys.identifier_pk(namespace, k), keys.IDENTIFIER_SK) for k in keys_])
+        return {item["identifier"]: _to_record(item) for item in items}
+
+    def suppressed(self, namespace: str, keys_: Iterable[str]) -> set[str]:
+        wanted = {keys.suppressed_pk(namespace, k): k for k in keys_}
+        items = self._batch_get([(pk, keys.SUPPRESSED_SK) for pk in wanted])
+        return {wanted[item[PK]] for item in items}
+
+    def lookup_with_suppression(
+        self, namespace: str, keys_: Iterable[str]
+    ) -> tuple[dict[str, IdentifierRecord], set[str]]:
+        wanted = sorted(set(keys_))
+        hashed = {keys.suppressed_pk(namespace, k): k for k in wanted}
+        items = self._batch_get(
+            [(keys.identifier_pk(namespace, k), keys.IDENTIFIER_SK) for k in wanted]
+            + [(pk, keys.SUPPRESSED_SK) for pk in hashed]
+        )
+        records = {item["identifier"]: _to_record(item) for item in items if item[SK] == keys.IDENTIFIER_SK}
+        return records, {hashed[item[PK]] for item in items if item[SK] == keys.SUPPRESSED_SK}
+
+    def events_anchored(self, namespace: str, keys_: Iterable[str]) -> list[tuple[str, CanonicalEvent]]:
+        return [
+            (key, parse_event(item["event"]))
+            for key in sorted(set(keys_))
+            for item in self._query_prefix(keys.anchor_pk(namespace, key), keys.TIMELINE_PREFIX)
+        ]
+
+    def is_applied(self, dedupe_key: str) -> bool:
+        return self._get_item(keys.applied_pk(dedupe_key), keys.APPLIED_SK) is not None
+
+    def lineage(self, person_id: str) -> list[LineageRecord]:
+        return [_to_lineage(item) for item in self._query_prefix(keys.person_pk(person_id), keys.LINEAGE_PREFIX)]
+
+    def review_queue(self, namespace: str) -> list[dict[str, Any]]:
+        """Identifiers quarantined in a namespace, for a person to review (oldest first)."""
+        items = self._query_prefix(keys.review_pk(namespace), keys.REVIEW_PREFIX)
+        return [{k: v for k, v in item.items() if k not in (PK, SK)} for item in items]
+
+    def commit(self, plan: ResolutionPlan, event: CanonicalEvent | None) -> bool:
+        core, extra = _transaction(self._table, plan, event)
+        if len(core) > MAX_TRANSACTION_ITEMS:
+            raise StoreError(f"an identity change needs {len(core)} writes in one transaction; the limit is 100")
+        if len(core) + len(extra) <= MAX_TRANSACTION_ITEMS:
+            core, extra = core + extra, []
+        try:
+            self._db.transact_write_items(TransactItems=core)  # type: ignore[arg-type]
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "TransactionCanceledException":
+                raise StoreError(f"identity commit failed: {exc}") from exc
+            reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
+            if event is not None and reasons and reasons[0] == "ConditionalCheckFailed":
+                return False  # the applied-marker exists: a redelivery
+            raise ConflictError(f"concurrent identity change: {reasons}") from exc
+        except BotoCoreError as exc:
+            raise StoreError(f"identity commit failed: {exc}") from exc
+        for start in range(0, len(extra), 25):  # lineage and review entries of a very large change
+            self._batch_put([e["Put"]["Item"] for e in extra[start : start + 25]])
+        return True
+
+    # ---- history import (cdp.identity.history) -----------------------------------------------------------------
+
+    def namespace_is_empty(self, namespace: str, sample_keys: Sequence[str]) -> bool:
+        return not self.lookup_identifiers(namespace, sample_keys)
+
+    def load_history(self, load: HistoryLoad) -> dict[str, int]:
+        ns = load.namespace
+        groups: dict[str, list[dict[str, Any]]] = {
+            "identifiers": [_identifier_item(ns, r) for r in load.records],
+            "profiles": [profile_item(p) for p in load.profiles],
+            "events": [_filed_item(ns, anchor, e) for anchor, e in load.filed],
+            "applied_markers": [{PK: keys.applied_pk(e.dedupe_key), SK: keys.APPLIED_SK} for _, e in load.filed],
+            "review_entries": [
+                {PK: keys.review_pk(ns), SK: keys.review_sk(k), "identifier": k, "reason": "hub", "source": "import"}
+                for k in load.hubs
+            ],
+        }
+        for items in groups.values():
+            for start in range(0, len(items), 25):
+                self._batch_put([to_item(i) for i in items[start : start + 25]])
+        return {name: len(items) for name, items in groups.items()}
+
+
+def _transaction(
+    table: str, plan: ResolutionPlan, event: CanonicalEvent | None
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(writes that must be atomic, history entries that may follow when the transaction would be too large)."""
+    core: list[dict[str, Any]] = []
+    if event is not None:
+        # First on purpose: a cancellation reason at index 0 means "already applied".
+        marker = {PK: keys.applied_pk(event.dedupe_key), SK: keys.APPLIED_SK}
+        core.append(put(table, marker, "attribute_not_exists(#pk)", names={"#pk": PK}))
+        if plan.anchor is not None:
+            core.append(put(table, _filed_item(plan.namespace, plan.anchor, event)))
+    for write in plan.profiles:
+        core.append(profile_write(table, write.profile, write.expected_version))
+    for record in plan.identifiers:
+        core.append(_identifier_write(table, plan.namespace, record))
+    extra: list[dict[str, Any]] = []
+    for entry in plan.lineage:
+        body = _lineage_item(entry)
+        for pid in entry.person_ids or (entry.survivor_id,):
+            if pid:
+                extra.append(put(table, {PK: keys.person_pk(pid), SK: body["sk"], **body["item"]}))
+    for key in plan.newly_shared:
+        owner = next((r.person_id for r in plan.identifiers if r.key == key), None)
+        review = {
+            PK: keys.review_pk(plan.namespace),
+            SK: keys.review_sk(key),
+            "identifier": key,
+            "reason": next((r.shared for r in plan.identifiers if r.key == key), "hub"),
+            "quarantined_at": iso(plan.lineage[-1].at) if plan.lineage else None,
+            "event_id": event.event_id if event else None,
+            "previous_owner": owner,
+        }
+        extra.append(put(table, {k: v for k, v in review.items() if v is not None}))
+    return core, extra
+
+
+def _identifier_item(namespace: str, record: IdentifierRecord) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        PK: keys.identifier_pk(namespace, record.key),
+        SK: keys.IDENTIFIER_SK,
+        "identifier": record.key,
+        "ver": record.version + 1,
+        "up": sorted(record.up),
+        "disabled": sorted(record.disabled),
+    }
+    if record.person_id:
+        item["person_id"] = record.person_id
+    if record.shared:
+        item["shared"] = record.shared
+    return item
+
+
+def _identifier_write(table: str, namespace: str, record: IdentifierRecord) -> dict[str, Any]:
+    item = _identifier_item(namespace, record)
+    if record.version == 0:
+        return put(table, item, "attribute_not_exists(#pk)", names={"#pk": PK})
+    return put(table, item, "ver = :expected", values={":expected": record.version})
+
+
+def _filed_item(namespace: str, anchor: str, event: CanonicalEvent) -> dict[str, Any]:
+    filed = {
+        PK: keys.anchor_pk(namespace, anchor),
+        SK: keys.timeline_sk(event.occurred_at, event.event_id),
+        "event_type": event.event_type,
+        "occurred_at": iso(event.occurred_at),
+        "brand_id": event.brand_id,
+        "store_id": event.store_id,
+        "event": event.model_dump_json(),
+    }
+    return {k: v for k, v in filed.items() if v is not None}
+
+
+def _to_record(item: dict[str, Any]) -> IdentifierRecord:
+    return IdentifierRecord(
+        key=item["identifier"],
+        person_id=item.get("person_id"),
+        up=frozenset(item.get("up") or ()),
+        disabled=frozenset(item.get("disabled") or ()),
+        shared=item.get("shared"),
+        version=int(item.get("ver", 1)),
+    )
+
+
+def _lineage_item(entry: LineageRecord) -> dict[str, Any]:
+    body = {
+        "kind": entry.kind,
+        "at": iso(entry.at),
+        "person_ids": list(entry.person_ids),
+        "rule": entry.rule,
+        "identifiers": list(entry.identifiers),
+        "event_id": entry.event_id,
+        "actor": entry.actor,
+        "survivor_id": entry.survivor_id,
+        "merged_ids": list(entry.merged_ids),
+        "parts": {k: list(v) for k, v in entry.parts.items()},
+    }
+    digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
+    return {"sk": keys.lineage_sk(entry.at, digest), "item": {k: v for k, v in body.items() if v is not None}}
+
+
+def _to_lineage(item: dict[str, Any]) -> LineageRecord:
+    return LineageRecord(
+        kind=item["kind"],
+        at=parse_iso(item["at"]),
+        person_ids=tuple(item.get("person_ids") or ()),
+        rule=item["rule"],
+        identifiers=tuple(item.get("identifiers") or ()),
+        event_id=item.get("event_id"),
+        actor=item.get("actor"),
+        survivor_id=item.get("survivor_id"),
+        merged_ids=tuple(item.get("merged_ids") or ()),
+        parts={k: tuple(v) for k, v in (item.get("parts") or {}).items()},
+    )

@@ -1,0 +1,152 @@
+"""DynamoDB adapter of the tag ports: tags on the person item and their history in the person's partition, written
+in one transaction (see `cdp.tags.history`), and the scan for persons whose tags are due (key shapes in
+`cdp.profile.keys`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from cdp.errors import ConflictError, StoreError
+from cdp.profile import keys
+from cdp.profile.dynamodb import MAX_TRANSACTION_ITEMS, PK, RACE_REASONS, SK, DynamoProfileStore
+from cdp.profile.models import TagValue
+from cdp.shared.dynamo import from_item, to_attr, to_item
+from cdp.shared.time import iso, parse_iso
+from cdp.tags.history import as_of
+from cdp.tags.ports import TagHistoryEntry, TagStore
+
+_AS_OF_QUERIES = 10  # up to this many named tags: one 1-item query each; more: one query of the whole history
+
+
+class DynamoTagStore(DynamoProfileStore, TagStore):
+    """Tags live on the person item (their writes bump its version, so no writer overwrites another)."""
+
+    def due_for_tag_refresh(self, now: datetime, shard: int = 0, total_shards: int = 1) -> Iterator[str]:
+        """Profiles whose next tag change is due (a filtered parallel-scan segment; see README for the scale path)."""
+        paginator = self._db.get_paginator("scan")
+        segment: dict[str, Any] = {"Segment": shard, "TotalSegments": total_shards} if total_shards > 1 else {}
+        pages = paginator.paginate(
+            TableName=self._table,
+            FilterExpression="#sk = :profile AND next_tag_expiry <= :now AND attribute_not_exists(merged_into)",
+            ExpressionAttributeNames={"#sk": SK},
+            ExpressionAttributeValues={":profile": {"S": keys.PROFILE_SK}, ":now": {"S": iso(now)}},
+            ProjectionExpression="person_id",
+            **segment,
+        )
+        try:
+            for page in pages:
+                for item in page.get("Items", []):
+                    yield item["person_id"]["S"]
+        except (ClientError, BotoCoreError) as exc:
+            raise StoreError(f"tag refresh scan failed: {exc}") from exc
+
+    # ---- tag engine: tags with their history in one write, as-of reads (cdp.tags.history) ---------------------
+
+    def write_tags(
+        self,
+        person_id: str,
+        expected_version: int,
+        tags: Mapping[str, TagValue],
+        next_expiry: datetime | None,
+        history: Sequence[TagHistoryEntry],
+    ) -> None:
+        values: dict[str, Any] = {
+            ":tags": {k: v.model_dump(mode="json") for k, v in tags.items()},
+            ":one": 1,
+            ":expected": expected_version,
+        }
+        expression = "SET tags = :tags, #version = #version + :one"
+        if next_expiry is not None:
+            expression += ", next_tag_expiry = :exp"
+            values[":exp"] = iso(next_expiry)
+        else:
+            expression += " REMOVE next_tag_expiry"
+        update: dict[str, Any] = {
+            "TableName": self._table,
+            "Key": {PK: {"S": keys.person_pk(person_id)}, SK: {"S": keys.PROFILE_SK}},
+            "UpdateExpression": expression,
+            "ConditionExpression": "#version = :expected",
+            "ExpressionAttributeNames": {"#version": "version"},
+            "ExpressionAttributeValues": {k: to_attr(v) for k, v in values.items()},
+        }
+        items = [to_item(_tag_history_item(person_id, entry)) for entry in history]
+        # The profile update and (up to) 99 history items commit together; a longer history (a first full
+        # evaluation with many audiences) appends the rest right after.
+        inline, rest = items[: MAX_TRANSACTION_ITEMS - 1], items[MAX_TRANSACTION_ITEMS - 1 :]
+        try:
+            if inline:
+                puts = [{"Put": {"TableName": self._table, "Item": item}} for item in inline]
+                self._db.transact_write_items(TransactItems=[{"Update": update}, *puts])  # type: ignore[typeddict-item,list-item]
+            else:
+                self._db.update_item(**update)
+        except ClientError as exc:
+            code = exc.response["Error"]["Code"]
+            reasons = {r.get("Code") for r in exc.response.get("CancellationReasons", [])}
+            lost = code == "TransactionCanceledException" and bool(RACE_REASONS & reasons)
+            if code == "ConditionalCheckFailedException" or lost:
+                raise ConflictError(f"tags of {person_id}: the profile moved past version {expected_version}") from exc
+            raise StoreError(f"tag write of {person_id} failed: {exc}") from exc
+        except BotoCoreError as exc:
+            raise StoreError(f"tag write of {person_id} failed: {exc}") from exc
+        if rest:
+            self._batch_put(rest)
+
+    def tag_history(
+        self, person_id: str, names: Sequence[str] | None = None, cause: str | None = None
+    ) -> list[TagHistoryEntry]:
+        pk = keys.person_pk(person_id)
+        if names is None:
+            items = self._query_prefix(pk, keys.TAG_HISTORY_PREFIX)
+        else:
+            items = [item for name in names for item in self._query_prefix(pk, keys.tag_history_prefix(name))]
+        entries = [_to_history(item) for item in items]
+        if cause is not None:
+            entries = [e for e in entries if e.cause == cause]
+        return sorted(entries, key=lambda e: (e.at, e.tag))
+
+    def tags_as_of(self, person_id: str, at: datetime, names: Sequence[str] | None = None) -> dict[str, TagValue]:
+        if names is None or len(names) > _AS_OF_QUERIES:
+            return as_of(self.tag_history(person_id), at, names)
+        out: dict[str, TagValue] = {}
+        for name in names:  # one item per tag: the newest change at or before `at`
+            prefix = keys.tag_history_prefix(name)
+            try:
+                response = self._db.query(
+                    TableName=self._table,
+                    KeyConditionExpression="#pk = :pk AND #sk BETWEEN :low AND :high",
+                    ExpressionAttributeNames={"#pk": PK, "#sk": SK},
+                    ExpressionAttributeValues={
+                        ":pk": {"S": keys.person_pk(person_id)},
+                        ":low": {"S": prefix},
+                        ":high": {"S": keys.tag_history_sk(name, at)},
+                    },
+                    ScanIndexForward=False,
+                    Limit=1,
+                )
+            except (ClientError, BotoCoreError) as exc:
+                raise StoreError(f"tag history of {person_id} failed: {exc}") from exc
+            out.update(as_of([_to_history(from_item(i)) for i in response.get("Items", [])], at))
+        return dict(sorted(out.items()))
+
+
+def _tag_history_item(person_id: str, entry: TagHistoryEntry) -> dict[str, Any]:
+    item = {
+        PK: keys.person_pk(person_id),
+        SK: keys.tag_history_sk(entry.tag, entry.at),
+        "tag": entry.tag,
+        "old": entry.old,
+        "new": entry.new,
+        "at": iso(entry.at),
+        "cause": entry.cause,
+    }
+    return {k: v for k, v in item.items() if v is not None}
+
+
+def _to_history(item: dict[str, Any]) -> TagHistoryEntry:
+    return TagHistoryEntry(
+        tag=item["tag"], old=item.get("old"), new=item.get("new"), at=parse_iso(item["at"]), cause=item.get("cause", "")
+    )
