@@ -5,8 +5,9 @@ parameters (and, for DynamoDB writes, the size of each item before the write), `
 (and the size of each item after). Item sizes are read from moto's DynamoDB backend state directly: exact (the item as
 stored, whatever the request's projection or return values), and no extra API call is made or counted. Query and
 Scan bill what they read before any filter or projection: moto evaluates a filter on every item it read, so while a
-Query or Scan is open its filter is wrapped to size each item it sees (moto's `get_filter_expression`; pinned by
-tests/unit/bench/test_cost_model_moto.py).
+Query or Scan is open its filter is wrapped to size each item it sees (moto's `get_filter_expression`; a moto
+upgrade that bypasses it fails tests/integration/test_aws_costs.py, whose filtered, projected Query must still bill
+every item it read).
 
 With `measure_lambda()` each handler invocation routed by `cdp_local.runtime` is timed on the thread's CPU clock; the
 time spent inside AWS calls (moto's emulation) is removed and each call's modelled latency added
