@@ -162,7 +162,10 @@ def hostile_request(draw: st.DrawFn) -> tuple[Route, bytes]:
         body = body.replace(f'"{marker}"', draw(st.sampled_from(RAW_CONSTANTS)))
         return route, body.encode("utf-8", "surrogatepass")
     mutated = _replace(sample, path, draw(HOSTILE_VALUES))
-    return route, json.dumps(mutated, ensure_ascii=draw(st.booleans())).encode("utf-8", "surrogatepass")
+    text = json.dumps(mutated, ensure_ascii=draw(st.booleans()))
+    # json.loads also reads UTF-16/32: bodies in those encodings must be refused, not parsed around the checks
+    encoding = draw(st.sampled_from(["utf-8"] * 8 + ["utf-16-le", "utf-16", "utf-32"]))
+    return route, text.encode(encoding, "surrogatepass")
 
 
 @settings(

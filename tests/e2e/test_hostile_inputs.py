@@ -197,6 +197,8 @@ def test_a_brand_scoped_operator_replays_only_its_brands_archive(runtime: LocalR
     assert status == 200
     both = [_identify("demo-brand", _phone()), _identify("demo-outlet", _phone())]
     assert _events(runtime, {"batch": both}, runtime.admin_key)[0] == 202
+    theirs = [_identify("demo-brand", _phone())]
+    assert _events(runtime, {"batch": theirs}, runtime.admin_key)[0] == 202
     runtime.drain()
     end = utc_now() + timedelta(seconds=1)
 
@@ -208,11 +210,11 @@ def test_a_brand_scoped_operator_replays_only_its_brands_archive(runtime: LocalR
 
     # When the outlet's operator replays both sources over that range
     segment, canonical = replay("segment"), replay("events")
-    # Then the other brand's Segment object is not even read, and of the canonical batch only its brand's event
-    # is republished (the other is refused with the reason)
+    # Then the other brand's Segment object is not even read; of the canonical batches only its brand's event is
+    # republished, and the other brand's events are neither replayed nor counted (their volume is not its to see)
     assert (segment["objects"], segment["accepted"]) == (0, 0)
     assert canonical["failures"] == []
-    assert canonical["accepted"] >= 1 and canonical["rejected"] >= 1
+    assert (canonical["objects"], canonical["accepted"], canonical["rejected"]) == (1, 1, 0)
 
 
 # ---- 2. inputs that gave 500 ---------------------------------------------------------------------------------
@@ -376,3 +378,54 @@ def test_deep_or_unstorable_json_on_the_operator_routes_is_a_4xx(runtime: LocalR
         # Then it is refused with a 4xx that names the problem (validate answers 200 "not valid"), never a 5xx
         assert status < 500, (path, body[:40], payload[:300])
         assert status >= 400 or json.loads(payload)["valid"] is False, (path, body[:40], payload[:300])
+
+
+# ---- found in review --------------------------------------------------------------------------------------------
+
+
+def _utf16_sandwich(depth: int) -> bytes:
+    """A body json.loads would read (it guesses UTF-16), where a character whose UTF-16 bytes hold a quote (丢 is
+    22 4E) hides brackets from a byte-level scan."""
+    nested = "[" * depth + '"s"' + "]" * depth
+    text = '{"a":"丢","type":"track","event":"x","userId":"u","p":' + nested + ',"z":"丢"}'
+    return text.encode("utf-16-le")
+
+
+@pytest.mark.parametrize("path", ["/v1/track", "/v1/events", "/v1/webhooks/pos/demo-pos"])
+def test_a_body_in_another_unicode_encoding_is_a_400_not_a_500(runtime: LocalRuntime, path: str) -> None:
+    before = _raw_objects(runtime)
+    for body in (_utf16_sandwich(5000), _utf16_sandwich(60), "{}".encode("utf-32")):
+        status, answer = _post(runtime, path, body, None)
+        assert status == 400, (path, answer)
+        assert answer["field"] == "body"
+    assert _raw_objects(runtime) == before
+
+
+def test_one_brand_cannot_claim_another_brands_event_ids(runtime: LocalRuntime) -> None:
+    # Given brand demo-outlet posts a POS event under an id demo-brand's tills will also use
+    event_id = f"acme:sale:sh01:{_uid()}"
+    outlet_phone, brand_phone = _phone(), _phone()
+    first = _identify("demo-outlet", outlet_phone, event_id=event_id, source="pos")
+    assert _events(runtime, first, OUTLET_WRITER)[1]["accepted"] == 1
+    # When demo-brand posts its own event with that source and id
+    status, body = _events(runtime, _identify("demo-brand", brand_phone, event_id=event_id, source="pos"))
+    runtime.drain()
+    # Then it is its own event (accepted, not a duplicate) and its customer exists
+    assert (status, body["accepted"], body["duplicates"]) == (202, 1, 0)
+    assert _lookup(runtime, "demo-brand", brand_phone) == 200
+
+
+def test_a_wechat_push_with_a_time_past_the_platforms_range_is_refused_not_a_500(runtime: LocalRuntime) -> None:
+    from urllib.parse import urlencode
+
+    from cdp.connectors.wechat import oa_signature
+
+    body = (REPO / "events/wechat/subscribe.xml").read_text()
+    start, end = body.index("<CreateTime>") + len("<CreateTime>"), body.index("</CreateTime>")
+    pushed = (body[:start] + "1000000000000000000" + body[end:]).encode()
+    timestamp, nonce = str(int(utc_now().timestamp())), _uid()
+    query = {"signature": oa_signature("local-wechat-token", timestamp, nonce), "timestamp": timestamp, "nonce": nonce}
+    status, _, payload = runtime.http(
+        "POST", f"/v1/wechat/wx-local-oa?{urlencode(query)}", pushed, {"content-type": "text/xml"}
+    )
+    assert status < 500, payload

@@ -166,7 +166,8 @@ def map_items(
             event_id = raw.get(id_field) if id_field and isinstance(raw, dict) else None
             path = ".".join(p for p in (prefix, str(index) if prefix else "", exc.field) if p)
             rejected.append(reject(index, str(event_id) if event_id else None, path or "body", exc.message))
-        except (ValueError, TypeError, KeyError, AttributeError, ArithmeticError) as exc:
+        except (ValueError, TypeError, KeyError, AttributeError, ArithmeticError, OSError) as exc:
+            # OSError: datetime.fromtimestamp of a unix time past the platform's range (a 19-digit CreateTime)
             # a payload shape the mapping did not foresee: this item is rejected (and the gap logged), the rest go on
             logger.exception("connector mapping failed on an unforeseen payload shape", item=index)
             event_id = raw.get(id_field) if id_field and isinstance(raw, dict) else None

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from cdp.connectors.base import Binding, Connector, InboundRequest
 from cdp.connectors.platforms.replay import is_platform_source, map_archived_page
@@ -102,13 +103,20 @@ def replay_archive(
         brand = archived.meta.get(META_BRAND)
         if brand and operator != ScopeRef() and not operator.covers_brand(org, brand):
             continue
-        summary.objects += 1
+        visible = None if operator == ScopeRef() else (lambda b: operator.covers_brand(org, b))
         try:
             scopes = (operator, *_writer_scope(archived.meta))
-            accepted, rejected = _replay_one(source, archived, ports, connector_for, buyer_of, WriteScope(org, scopes))
-        except CdpError as exc:
-            summary.failures.append(ReplayFailure(key=key, error=str(exc)))
+            accepted, rejected = _replay_one(
+                source, archived, ports, connector_for, buyer_of, WriteScope(org, scopes), visible
+            )
+        except _NothingVisible:
+            continue  # a canonical batch of other brands only: not this operator's to see, not even as a count
+        except (CdpError, ValidationError, ValueError, TypeError, KeyError, ArithmeticError, OSError) as exc:
+            # an object archived before today's checks that still cannot be mapped fails alone, never the call
+            summary.objects += 1
+            summary.failures.append(ReplayFailure(key=key, error=f"{type(exc).__name__}: {exc}"[:500]))
             continue
+        summary.objects += 1
         summary.accepted += accepted
         summary.rejected += rejected
     if len(keys) > limit:
@@ -123,6 +131,7 @@ def _replay_one(
     connector_for: Callable[[str, dict[str, str]], Connector | None],
     buyer_of: BuyerOf | None = None,
     write_scope: WriteScope | None = None,
+    visible: Callable[[str], bool] | None = None,
 ) -> tuple[int, int]:
     meta = archived.meta
     received_at = _received_at(archived)
@@ -130,6 +139,11 @@ def _replay_one(
     if source == CANONICAL_SOURCE:
         items, is_batch = split_body(archived.body)
         prefix, origins, rejected_before = ("batch." if is_batch else ""), None, []
+        if visible is not None:  # a batch may hold several brands: the operator's own are replayed and counted
+            kept = [(i, item) for i, item in enumerate(items) if visible(_brand_of(item))]
+            if not kept:
+                raise _NothingVisible
+            origins, items = [i for i, _ in kept], [item for _, item in kept]
     elif is_platform_source(source):
         page = map_archived_page(meta, archived.body, buyer_of or (lambda _shop, _order: None))
         items, prefix, origins, rejected_before = page.items, "", page.origins, page.rejected
@@ -180,6 +194,15 @@ def _replay_one(
         write_scope=write_scope,
     )
     return result.accepted, len(result.rejected)
+
+
+def _brand_of(item: Any) -> str:
+    brand = item.get("brand_id") if isinstance(item, dict) else None
+    return brand if isinstance(brand, str) else ""
+
+
+class _NothingVisible(Exception):
+    """An archived object holds nothing inside the replaying operator's scope."""
 
 
 def _received_at(archived: ArchivedRequest) -> datetime:

@@ -40,6 +40,7 @@ from cdp.errors import AuthenticationError, InvalidInputError
 from cdp.identifiers.model import normalize_email, normalize_phone
 from cdp.ingest.events import CanonicalEvent, CustomProperties, IdentifyProperties
 from cdp.ingest.security import same
+from cdp.shared.safe_json import loads as safe_loads
 from cdp.shared.time import to_utc
 
 CALLS = ("identify", "track", "page", "screen", "alias", "group")
@@ -93,10 +94,8 @@ class SegmentConnector(Connector):
         return {"call": self.call}
 
     def map(self, request: InboundRequest, binding: Binding) -> Mapped:
-        try:
-            payload = json.loads(request.body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise InvalidInputError(f"body is not valid JSON: {exc}", "body") from exc
+        # Segment's Python SDK writes a NaN property as NaN (json.dumps' default): that value is dropped, not the call
+        payload = safe_loads(request.body, constants_as_null=True)
         if not isinstance(payload, dict):
             raise InvalidInputError("body must be a JSON object", "body")
         kept = 0
@@ -142,8 +141,8 @@ def _basic_user(header: str) -> str | None:
 
 def _body_write_key(body: bytes) -> str | None:
     try:
-        payload = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        payload = safe_loads(body, constants_as_null=True)
+    except InvalidInputError:
         return None
     key = payload.get("writeKey") if isinstance(payload, dict) else None
     return key if isinstance(key, str) and key else None

@@ -16,7 +16,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import json
 import re
 from datetime import UTC, datetime
 from typing import Any
@@ -44,6 +43,7 @@ from cdp.connectors.sources import SourcesConfig, WeChatApp
 from cdp.errors import AuthenticationError, InvalidInputError
 from cdp.ingest.ports import DedupeLedger, DedupeStatus
 from cdp.ingest.security import XML_MEDIA_TYPES, check_timestamp, same, verify_cdp
+from cdp.shared.safe_json import loads as safe_loads
 from cdp.shared.time import parse_iso
 
 SUCCESS = Reply(body="success")  # what WeChat wants back for a push, accepted or already seen
@@ -138,7 +138,7 @@ class OfficialAccountConnector(Connector):
         if request.method == "GET" or _app(secrets, request.key, "official_account").encoding_aes_key is not None:
             return
         app, timestamp, nonce = request.key or "", request.query.get("timestamp", ""), request.query.get("nonce", "")
-        claim = f"wechat-nonce#{app}#{timestamp}#{hashlib.sha256(nonce.encode()).hexdigest()[:32]}"
+        claim = f"{NONCE_CLAIM}#{app}#{timestamp}#{hashlib.sha256(nonce.encode()).hexdigest()[:32]}"
         with_body = f"{claim}#{hashlib.sha256(request.body).hexdigest()[:32]}"
         # three writes on a first delivery, one on a retry: the (nonce, body) claim is confirmed only once the
         # nonce itself was free, so a refused body is never later taken for a retry
@@ -320,10 +320,7 @@ class MiniProgramConnector(Connector):
         return Binding(brand_id=app.brand_id, label=f"wechat:{request.key}", channel="mini_program")
 
     def map(self, request: InboundRequest, binding: Binding) -> Mapped:
-        try:
-            payload = json.loads(request.body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise InvalidInputError(f"body is not valid JSON: {exc}", "body") from exc
+        payload = safe_loads(request.body)
         if not isinstance(payload, dict):
             raise InvalidInputError("body must be a JSON object", "body")
         openid = payload.get("openid")

@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field, ValidationError
 from cdp.errors import InvalidInputError, StoreError
 from cdp.observability import logger
 from cdp.shared.aws import client as default_client
+from cdp.shared.safe_json import MAX_JSON_DEPTH
 from cdp.shared.safe_json import loads as safe_loads
 from cdp.shared.time import iso, utc_now
 
@@ -91,7 +92,7 @@ class DeadLetterReason(BaseModel):
 def brand_of_message(body: str) -> str | None:
     """The brand a queued bus event belongs to (`detail.data.brand_id`, or its canonical event's), if it says."""
     try:
-        message = safe_loads(body)
+        message = safe_loads(body, limit=MAX_JSON_DEPTH + 8)  # an accepted event nested 32 deep, in its envelope
     except InvalidInputError:
         return None
     detail = message.get("detail") if isinstance(message, dict) else None

@@ -46,22 +46,45 @@ def exceeds_depth(body: bytes, limit: int) -> bool:
     return bool(brackets)
 
 
+def check_utf8(body: bytes, field: str = "body") -> str:
+    """The body as text. JSON between systems is UTF-8 (RFC 8259 section 8.1); json.loads would also guess UTF-16
+    and UTF-32, whose bytes hide quotes and brackets from a byte-level scan, so anything else is refused."""
+    if b"\x00" in body:  # UTF-16/32 text of ASCII characters is "valid UTF-8" full of NULs; JSON never holds one
+        raise InvalidInputError(f"{field} holds NUL bytes: send JSON as UTF-8 (UTF-16 and UTF-32 are not read)", field)
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidInputError(f"{field} is not UTF-8: {exc.reason} at byte {exc.start}", field) from exc
+
+
 def check_depth(body: bytes, limit: int = MAX_JSON_DEPTH, field: str = "body") -> None:
-    """InvalidInputError when the body nests deeper than `limit`."""
+    """InvalidInputError when the body is not UTF-8 or nests deeper than `limit` (the scan is only sound on UTF-8,
+    where no byte of a multi-byte character is a quote or a bracket)."""
+    check_utf8(body, field)
     if exceeds_depth(body, limit):
         raise InvalidInputError(f"JSON nests deeper than {limit} levels (or its brackets do not balance)", field)
+
+
+def _as_null(_name: str) -> None:
+    return None
 
 
 def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
-def loads(body: bytes | str, field: str = "body", limit: int = MAX_JSON_DEPTH) -> Any:
-    """json.loads for untrusted input: depth checked first, NaN/Infinity refused, every failure an InvalidInputError."""
-    raw = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else body
-    check_depth(raw, limit, field)
+def loads(body: bytes | str, field: str = "body", limit: int = MAX_JSON_DEPTH, constants_as_null: bool = False) -> Any:
+    """json.loads for untrusted input: depth checked first, NaN/Infinity refused (or, for senders whose SDKs write
+    them, read as null), every failure an InvalidInputError."""
+    if isinstance(body, str):
+        text, raw = body, body.encode("utf-8", "surrogatepass")
+    else:
+        text, raw = check_utf8(body, field), body
+    if exceeds_depth(raw, limit):
+        raise InvalidInputError(f"JSON nests deeper than {limit} levels (or its brackets do not balance)", field)
     try:
-        return json.loads(raw, parse_constant=_no_constants)
+        constant = _as_null if constants_as_null else _no_constants
+        return json.loads(text, parse_constant=constant)  # text, never bytes: no encoding guessed
     except (UnicodeDecodeError, json.JSONDecodeError, ValueError, RecursionError) as exc:
         raise InvalidInputError(f"{field} is not valid JSON: {exc}", field) from exc
 
