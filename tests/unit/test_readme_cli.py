@@ -121,8 +121,13 @@ def help_flags(path: tuple[str, ...]) -> frozenset[str]:
     return frozenset(_FLAG.findall(result.output))
 
 
-ROOT = typer.main.get_command(app)
-assert isinstance(ROOT, TyperGroup)
+def _root() -> TyperGroup:
+    root = typer.main.get_command(app)
+    assert isinstance(root, TyperGroup)
+    return root
+
+
+ROOT = _root()
 USES = uses_in(README.read_text(encoding="utf-8"), ROOT)
 
 
