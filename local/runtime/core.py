@@ -38,6 +38,7 @@ from cdp_local.runtime.environment import (
 )
 from cdp_local.runtime.lambdas import Handler, HandlerRouter, function_arn
 from cdp_local.runtime.moto_fixes import eventbridge_full_envelope
+from cdp_local.runtime.moto_hotspots import moto_hotspots
 from cdp_local.runtime.moto_speedups import (
     cached_jsonpath,
     fast_dynamodb_responses,
@@ -173,6 +174,7 @@ class LocalRuntime:
             self._enter(fast_dynamodb_responses())
             self._enter(cached_jsonpath())
             self._enter(partition_queries())
+            self._enter(moto_hotspots())
             self._enter(self.router.patched_moto())
             self._enter(eventbridge_full_envelope())
             # Powertools warns on every handler without custom metrics; with metrics disabled locally it is noise

@@ -20,6 +20,34 @@ from moto.dynamodb.exceptions import (
 )
 from moto.dynamodb.models import DynamoDBBackend
 
+from cdp_local.runtime.moto_guard import Reliance, check
+
+# What each patch below replaces or calls in moto (see moto_guard): checked when the patch is installed.
+TRANSACTIONS_RELY_ON = (
+    Reliance("moto.dynamodb.models:DynamoDBBackend.transact_write_items", "d626cdaeef9eab8f"),
+    Reliance("moto.dynamodb.models:DynamoDBBackend.get_item", "b69eebc50a9eef66"),
+    Reliance("moto.dynamodb.models:DynamoDBBackend.put_item", "2b398e929810e06e"),
+    Reliance("moto.dynamodb.models:DynamoDBBackend.delete_item", "fa2028e80529a748"),
+    Reliance("moto.dynamodb.models:DynamoDBBackend.update_item", "df50cc3a2eec90bb"),
+    Reliance("moto.dynamodb.models.table:Table.put_item", "8db9da1ed71a75e0"),  # stores a new Item object (see _before)
+    Reliance("moto.dynamodb.models.table:Table.delete_item", "57203c07374b0264"),
+    Reliance("moto.dynamodb.exceptions:TransactionCanceledException", "8aa8a3225ccea0d7"),
+    Reliance("moto.dynamodb.comparisons:get_filter_expression", "443fb5181ad40759"),
+)
+RESPONSES_RELY_ON = (
+    Reliance("moto.core.serialize:BaseJSONSerializer._serialize_type_structure", "f9c555c73d247f5e"),
+    Reliance("moto.core.serialize:BaseJSONSerializer._serialize_type_map", "c5b803ab5a6e51f3"),
+    Reliance("moto.dynamodb.models.dynamo_type:DynamoType.to_json", "730ad2ee3f4fa1d1"),
+)
+JSONPATH_RELIES_ON = (
+    Reliance("moto.events.utils:EventTemplateParser.parse", "26da46228edb6d83"),
+)  # imports parse per call
+PARTITIONS_RELY_ON = (
+    Reliance("moto.dynamodb.models.table:Table.query", "c6ba07f4085067a7"),  # index_name is its 7th positional argument
+    Reliance("moto.dynamodb.models.table:Table.scan", "5a1a120bcfc39f54"),
+    Reliance("moto.dynamodb.models.table:Table.all_items", "d21549e316ce8193"),
+)
+
 
 def _key_of(backend: DynamoDBBackend, op_type: str, op: dict[str, Any]) -> dict[str, Any]:
     if op_type != "Put":
@@ -63,6 +91,13 @@ def _check(backend: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> li
     return errors
 
 
+def _before(backend: DynamoDBBackend, op_type: str, op: dict[str, Any]) -> Any:
+    """The item as it was, to roll back to. moto's Put and Delete replace the stored Item object (the old one is left
+    as it was), so only an Update, which changes the stored object in place, needs a copy."""
+    item = backend.get_item(op["TableName"], _key_of(backend, op_type, op))
+    return copy.deepcopy(item) if op_type == "Update" else item
+
+
 def fast_transact_write_items(self: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> None:
     if len(transact_items) > 100:
         raise TooManyTransactionsException()
@@ -70,10 +105,7 @@ def fast_transact_write_items(self: DynamoDBBackend, transact_items: list[dict[s
     if any(code is not None for code, _, _ in errors):
         raise TransactionCanceledException(errors)
     writes = [next(iter(i.items())) for i in transact_items if "ConditionCheck" not in i]
-    snapshots = [
-        (op["TableName"], _key_of(self, t, op), copy.deepcopy(self.get_item(op["TableName"], _key_of(self, t, op))))
-        for t, op in writes
-    ]
+    snapshots = [(op["TableName"], _key_of(self, t, op), _before(self, t, op)) for t, op in writes]
     try:
         for op_type, op in writes:
             names, values = op.get("ExpressionAttributeNames"), op.get("ExpressionAttributeValues")
@@ -104,6 +136,7 @@ def fast_transact_write_items(self: DynamoDBBackend, transact_items: list[dict[s
 
 @contextmanager
 def fast_transactions() -> Iterator[None]:
+    check("fast_transactions", TRANSACTIONS_RELY_ON)
     original = DynamoDBBackend.transact_write_items
     DynamoDBBackend.transact_write_items = fast_transact_write_items  # type: ignore[method-assign]
     try:
@@ -163,6 +196,7 @@ def _b64(value: Any) -> str:
 
 @contextmanager
 def fast_dynamodb_responses() -> Iterator[None]:
+    check("fast_dynamodb_responses", RESPONSES_RELY_ON)
     patches = _passthrough_attribute_values()
     for cls, name, _, patched in patches:
         setattr(cls, name, patched)
@@ -181,6 +215,7 @@ def cached_jsonpath() -> Iterator[None]:
 
     import jsonpath_ng.ext
 
+    check("cached_jsonpath", JSONPATH_RELIES_ON)
     original = jsonpath_ng.ext.parse
     jsonpath_ng.ext.parse = functools.lru_cache(maxsize=256)(original)
     try:
@@ -219,6 +254,7 @@ def partition_queries() -> Iterator[None]:
     from moto.dynamodb.models.dynamo_type import DynamoType
     from moto.dynamodb.models.table import Table
 
+    check("partition_queries", PARTITIONS_RELY_ON)
     original_query, original_scan, original_all_items = Table.query, Table.scan, Table.all_items
 
     def all_items(self: Table) -> list[Any]:

@@ -1,0 +1,459 @@
+"""The local runtime's patches of moto: each still fits the installed moto, and each answers what moto answers.
+
+The equivalence tests run the same calls twice on a fresh moto, once with moto's own functions and once patched,
+and compare the answers (volatile ids and timestamps masked).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import json
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, nullcontext
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import boto3
+import botocore.exceptions
+import moto
+import pytest
+from moto import mock_aws
+
+from cdp_local.runtime.moto_guard import MotoShapeChanged, Reliance, check, digest_of, resolve
+from cdp_local.runtime.moto_hotspots import (
+    DISPATCH,
+    DYNAMODB_SIZES,
+    SQS_ATTRIBUTES,
+    SQS_CLOCK,
+    MotoPatch,
+    guarded,
+    moto_hotspots,
+    unix_time_from_ns,
+)
+from cdp_local.runtime.moto_speedups import fast_transactions
+
+REGION = "eu-west-1"
+VOLATILE = {
+    "MessageId",
+    "ReceiptHandle",
+    "SentTimestamp",
+    "ApproximateFirstReceiveTimestamp",
+    "CreatedTimestamp",
+    "LastModifiedTimestamp",
+    "RequestId",
+    "HTTPHeaders",
+    "date",
+}
+
+
+def _masked(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: "*" if k in VOLATILE else _masked(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_masked(v) for v in value]
+    return value
+
+
+def _twice(scenario: Callable[[], Any], patched: Callable[[], AbstractContextManager[Any]]) -> tuple[Any, Any]:
+    """The scenario's answers on moto as it is, then with the patches installed (a fresh moto each time)."""
+    answers = []
+    for context in (nullcontext, patched):
+        with mock_aws(), context():
+            answers.append(_masked(scenario()))
+    return answers[0], answers[1]
+
+
+def _error(call: Callable[[], Any]) -> dict[str, Any]:
+    try:
+        call()
+    except botocore.exceptions.ClientError as exc:
+        return {"error": exc.response["Error"]}
+    raise AssertionError("expected the call to fail")
+
+
+@pytest.fixture(autouse=True)
+def _aws_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+    }.items():
+        monkeypatch.setenv(name, value)
+    yield
+
+
+# ---- the guard --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("patch", "reliances"), sorted(guarded().items()), ids=sorted(guarded()))
+def test_every_local_patch_fits_the_installed_moto(patch: str, reliances: tuple[Reliance, ...]) -> None:
+    # Given a patch and the moto functions it replaces or calls, with their digests as the patch was written
+    # When they are checked against the moto installed now
+    # Then none has changed: after a moto upgrade this fails, naming the patch and the function to re-read
+    check(patch, reliances)
+
+
+def test_a_changed_moto_function_is_refused_naming_moto_and_the_function(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given moto's get_queue_attributes changed, as an upgrade could change it
+    from moto.sqs.models import SQSBackend
+
+    def get_queue_attributes(self: Any, queue_name: str, attribute_names: list[str]) -> dict[str, Any]:
+        return {}
+
+    monkeypatch.setattr(SQSBackend, "get_queue_attributes", get_queue_attributes)
+    # When the hotspot patches are installed
+    with pytest.raises(MotoShapeChanged) as refused, moto_hotspots():
+        pass
+    # Then the error names the moto version, the function and the patch; and nothing was patched
+    message = str(refused.value)
+    assert f"moto {moto.__version__}" in message
+    assert "moto.sqs.models:SQSBackend.get_queue_attributes" in message
+    assert "'sqs-attributes'" in message
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    assert SQSBackend.get_queue_attributes is get_queue_attributes
+    assert DynamoType.size.__module__ == "moto.dynamodb.models.dynamo_type"  # checked before anything is installed
+
+
+def test_a_missing_moto_function_is_refused() -> None:
+    # Given a patch relying on a function moto no longer has
+    patch = MotoPatch("gone", (Reliance("moto.sqs.models:SQSBackend.no_such_function", "0" * 16),), list)
+    # When it is installed, Then it is refused with the function's name
+    with pytest.raises(MotoShapeChanged, match=r"SQSBackend\.no_such_function"), moto_hotspots([patch]):
+        pass
+
+
+def test_the_digest_ignores_formatting_but_not_behaviour(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given one function as written, reformatted with a comment, and with another body
+    sources = {
+        "as_written": "def f(a):\n    return a + 1\n",
+        "reformatted": "def f(a):  # why\n    return (\n        a + 1\n    )\n",
+        "changed": "def f(a):\n    return a + 2\n",
+    }
+    for name, source in sources.items():
+        (tmp_path / f"guard_{name}.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    digests = {name: digest_of(resolve(f"guard_{name}:f")) for name in sources}
+    # Then formatting does not count and a changed body does
+    assert digests["reformatted"] == digests["as_written"]
+    assert digests["changed"] != digests["as_written"]
+
+
+def test_moto_is_restored_when_the_patches_end() -> None:
+    # Given moto's own functions
+    from moto.dynamodb.models.dynamo_type import DynamoType, Item
+    from moto.sqs.models import SQSBackend
+
+    before = (SQSBackend.__dict__["get_queue_attributes"], DynamoType.__dict__["size"], Item.__dict__["__init__"])
+    # When the patches are installed, then removed
+    with moto_hotspots():
+        assert SQSBackend.__dict__["get_queue_attributes"] is not before[0]
+    # Then moto has its own functions again
+    assert (
+        SQSBackend.__dict__["get_queue_attributes"],
+        DynamoType.__dict__["size"],
+        Item.__dict__["__init__"],
+    ) == before
+
+
+# ---- SQS --------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "ns",
+    [0, 1, 999, 1_000, 999_999_999, 1_764_996_000_123_456_789, 1_764_995_999_999_999_999, 4_102_444_800_000_000_500],
+)
+def test_the_sqs_clock_computes_motos_figure_bit_for_bit(ns: int) -> None:
+    # Given a clock reading in nanoseconds, and the datetime moto's utcnow() makes of it (floored to microseconds)
+    from moto.core.utils import unix_time
+
+    as_datetime = datetime.datetime(1970, 1, 1) + datetime.timedelta(
+        microseconds=ns // 1000
+    )  # moto's clock is naive UTC
+    # Then the patched clock gives exactly moto's float
+    assert unix_time_from_ns(ns) == unix_time(as_datetime)
+
+
+def test_the_sqs_clock_reads_the_same_clock_as_moto() -> None:
+    # Given moto's clock read before and after the patched one
+    import moto.sqs.models as sqs_models
+    from moto.core.utils import unix_time, unix_time_millis
+
+    with moto_hotspots([SQS_CLOCK]):
+        earlier = unix_time()
+        patched, patched_ms = sqs_models.unix_time(), sqs_models.unix_time_millis()
+        later = unix_time()
+        fixed = datetime.datetime(2026, 12, 6, 5, 0, 0, 123456)  # moto's clock is naive UTC
+        given = sqs_models.unix_time_millis(fixed)
+    # Then the patched reading lies between them (same epoch, same unit), and a given datetime is moto's figure
+    assert earlier <= patched <= later
+    assert earlier * 1000 <= patched_ms <= later * 1000 + 1
+    assert given == unix_time_millis(fixed)
+
+
+def _sqs_scenario() -> dict[str, Any]:
+    sqs = boto3.client("sqs", region_name=REGION)
+    out: dict[str, Any] = {}
+    dlq = sqs.create_queue(QueueName="work-dlq")["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    redrive = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "2"})
+    url = sqs.create_queue(QueueName="work", Attributes={"VisibilityTimeout": "30", "RedrivePolicy": redrive})[
+        "QueueUrl"
+    ]
+    fifo = sqs.create_queue(QueueName="work.fifo", Attributes={"FifoQueue": "true", "KmsMasterKeyId": "alias/k"})[
+        "QueueUrl"
+    ]
+    for i in range(6):
+        sqs.send_message(QueueUrl=url, MessageBody=f"m{i}", DelaySeconds=60 if i == 5 else 0)
+    sqs.send_message(QueueUrl=fifo, MessageBody="f", MessageGroupId="g", MessageDeduplicationId="d")
+    names = [
+        ["All"],
+        ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible", "ApproximateNumberOfMessagesDelayed"],
+        ["Policy", "RedrivePolicy", "MessageRetentionPeriod", "QueueArn"],
+        ["FifoQueue", "KmsMasterKeyId", "VisibilityTimeout"],
+    ]
+    out["attributes"] = [sqs.get_queue_attributes(QueueUrl=u, AttributeNames=n) for u in (url, fifo) for n in names]
+    out["no names"] = sqs.get_queue_attributes(QueueUrl=url)
+    out["bad name"] = _error(lambda: sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["Nope"]))
+    first = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=3, AttributeNames=["All"])["Messages"]
+    out["first"] = first
+    out["in flight"] = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])
+    for message in first:  # back to the queue: the second receive puts them past maxReceiveCount
+        sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0)
+    second = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"])["Messages"]
+    out["second"] = second
+    for message in second:
+        sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0)
+    out["third"] = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"])
+    out["after"] = [sqs.get_queue_attributes(QueueUrl=u, AttributeNames=["All"]) for u in (url, dlq)]
+    # a message older than its queue's retention period is not handed out
+    old = sqs.create_queue(QueueName="old", Attributes={"MessageRetentionPeriod": "60"})["QueueUrl"]
+    sqs.send_message(QueueUrl=old, MessageBody="stale")
+    sqs.send_message(QueueUrl=old, MessageBody="fresh")
+    from moto.sqs.models import sqs_backends
+
+    queue = sqs_backends["123456789012"][REGION].queues["old"]
+    queue._messages[0].sent_timestamp -= 120_000
+    out["retention"] = sqs.receive_message(QueueUrl=old, MaxNumberOfMessages=10)
+    return out
+
+
+def test_sqs_answers_what_moto_answers() -> None:
+    # Given the same SQS calls (attributes by name and All, receives past maxReceiveCount, retention, FIFO + KMS)
+    # When they run on moto as it is and with the SQS patches
+    plain, patched = _twice(_sqs_scenario, lambda: moto_hotspots([SQS_CLOCK, SQS_ATTRIBUTES]))
+    # Then every answer is the same
+    assert patched == plain
+    # and the scenario did reach what it is about: the retention check, and the move to the DLQ
+    assert "Messages" not in plain["retention"]  # moto stops its receive at the expired message
+    assert len(plain["third"]["Messages"]) == 2
+    assert plain["after"][1]["Attributes"]["ApproximateNumberOfMessages"] == "3"
+
+
+# ---- DynamoDB ---------------------------------------------------------------------------------------------------
+
+VALUES: list[dict[str, Any]] = [
+    {"S": "plain"},
+    {"S": "ünïcødé ✓"},
+    {"S": ""},
+    {"N": "123.4500"},
+    {"N": "-1E+10"},
+    {"B": b"\x00\x01binary"},
+    {"B": base64.b64encode(b"as text").decode()},
+    {"BOOL": True},
+    {"BOOL": False},
+    {"NULL": True},
+    {"SS": ["a", "bé", "c"]},
+    {"NS": ["1", "22.5", "-3"]},
+    {"BS": [b"x", b"yz"]},
+    {"L": []},
+    {"M": {}},
+    {"L": [{"S": "a"}, {"N": "1"}, {"M": {"k": {"L": [{"BOOL": True}, {"NULL": True}]}}}]},
+    {"M": {"tags": {"M": {"vip": {"M": {"v": {"N": "1"}, "at": {"S": "2026-12-06"}}}}}, "ids": {"SS": ["e1", "e2"]}}},
+]
+
+
+@pytest.mark.parametrize("value", VALUES, ids=[next(iter(v)) + str(i) for i, v in enumerate(VALUES)])
+def test_item_sizes_are_motos(value: dict[str, Any]) -> None:
+    # Given a DynamoDB value, measured by moto's own DynamoType.size (taken before the patch)
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    motos_size = DynamoType.size
+    expected = motos_size(DynamoType(value))
+    # When measured with the patch, Then the size is the same
+    with moto_hotspots([DYNAMODB_SIZES]):
+        assert DynamoType(value).size() == expected
+        assert DynamoType({"M": {"x": value}}).size() == motos_size(DynamoType({"M": {"x": value}}))
+
+
+@pytest.mark.parametrize("spare", [0, 1, -1])
+def test_the_item_size_limit_falls_where_motos_does(spare: int) -> None:
+    # Given attributes whose total size is 405,000 bytes (+1, -1): moto refuses an item over that
+    from moto.dynamodb.exceptions import ItemSizeTooLarge
+    from moto.dynamodb.models.dynamo_type import DynamoType, Item
+
+    attrs = {f"a{i}": {"S": "x" * 99_997} for i in range(4)}  # 4 x (2 + 99,997) = 399,996
+    attrs["last"] = {"S": "y" * (405_000 - 399_996 - 4 + spare)}
+
+    def outcome() -> str:
+        try:
+            return str(Item(DynamoType({"S": "h"}), None, attrs).size())
+        except ItemSizeTooLarge:
+            return "too large"
+
+    plain = outcome()
+    # When built with the patch, Then it is accepted or refused as moto does
+    with moto_hotspots([DYNAMODB_SIZES]):
+        assert outcome() == plain
+    assert plain == ("too large" if spare > 0 else str(405_000 + spare))
+
+
+def _dynamodb_scenario() -> dict[str, Any]:
+    ddb = boto3.client("dynamodb", region_name=REGION)
+    ddb.create_table(
+        TableName="t",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    out: dict[str, Any] = {}
+    for i, value in enumerate(VALUES):
+        ddb.put_item(TableName="t", Item={"pk": {"S": "p"}, "sk": {"S": f"{i:02}"}, "v": value, "n": {"N": str(i)}})
+    key = {"pk": {"S": "p"}, "sk": {"S": "16"}}
+    out["update"] = ddb.update_item(
+        TableName="t",
+        Key=key,
+        UpdateExpression="SET v.tags.vip.v = v.tags.vip.v + :one, extra = :l ADD tagset :s",
+        ExpressionAttributeValues={":one": {"N": "1"}, ":l": {"L": [{"S": "q"}]}, ":s": {"SS": ["z"]}},
+        ReturnValues="ALL_NEW",
+    )
+    out["failed condition"] = _error(
+        lambda: ddb.put_item(
+            TableName="t", Item={"pk": {"S": "p"}, "sk": {"S": "00"}}, ConditionExpression="attribute_not_exists(pk)"
+        )
+    )
+    out["too large"] = _error(
+        lambda: ddb.put_item(TableName="t", Item={"pk": {"S": "p"}, "sk": {"S": "big"}, "v": {"S": "x" * 410_000}})
+    )
+    out["get"] = ddb.get_item(TableName="t", Key=key, ConsistentRead=True)
+    out["query"] = ddb.query(
+        TableName="t", KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"S": "p"}}
+    )["Items"]
+    out["batch"] = ddb.batch_get_item(RequestItems={"t": {"Keys": [key, {"pk": {"S": "p"}, "sk": {"S": "05"}}]}})
+    out["resource"] = (
+        boto3.resource("dynamodb", region_name=REGION).Table("t").get_item(Key={"pk": "p", "sk": "11"})["Item"]
+    )
+    return out
+
+
+def test_dynamodb_answers_what_moto_answers() -> None:
+    # Given the same DynamoDB calls (every value type, nested updates, a failed condition, an item over 400 KB)
+    # When they run on moto as it is and with the DynamoDB and dispatch patches
+    plain, patched = _twice(_dynamodb_scenario, lambda: moto_hotspots([DYNAMODB_SIZES, DISPATCH]))
+    # Then every answer is the same
+    assert patched == plain
+    assert plain["too large"]["error"]["Code"] == "ValidationException"
+    assert plain["update"]["Attributes"]["v"]["M"]["tags"]["M"]["vip"]["M"]["v"] == {"N": "2"}
+    assert plain["resource"]["v"] == {Decimal("1"), Decimal("22.5"), Decimal("-3")}
+
+
+@pytest.mark.parametrize(
+    "value",
+    [*VALUES, {"S": "a", "N": "1"}, {"NULL": None}, {}, {"X": "unknown"}, {"M": [1]}, {"L": {"a": 1}}],
+    ids=lambda v: json.dumps(v, default=str)[:30],
+)
+def test_request_parsing_is_motos(value: dict[str, Any]) -> None:
+    # Given a PutItem request carrying the value (odd ones included: two types, a null, no type, wrong containers)
+    import botocore.session
+
+    model = botocore.session.get_session().get_service_model("dynamodb").operation_model("PutItem")
+    wire = json.loads(json.dumps({"TableName": "t", "Item": {"v": value, "m": {"M": {"v": value}}}}, default=_b64))
+    request = {"method": "POST", "values": {}, "headers": {}, "body": json.dumps(wire).encode(), "url_path": "/"}
+    plain = _parsed(model, request)
+    # When parsed with the patch, Then the parameters (or moto's error) are the same
+    with moto_hotspots([DISPATCH]):
+        assert _parsed(model, request) == plain
+
+
+def _parsed(model: Any, request: dict[str, Any]) -> Any:
+    from moto.core.parse import JSONParser
+
+    try:
+        return JSONParser(model).parse({**request, "url_params": {}})
+    except Exception as exc:  # moto's own failure on a malformed value is part of what must stay the same
+        return type(exc).__name__
+
+
+def _b64(value: Any) -> str:
+    return base64.b64encode(value).decode()
+
+
+def _rollback_scenario() -> dict[str, Any]:
+    ddb = boto3.client("dynamodb", region_name=REGION)
+    ddb.create_table(
+        TableName="t",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    for pk in ("put", "update", "delete"):
+        ddb.put_item(TableName="t", Item={"pk": {"S": pk}, "name": {"S": "before"}, "m": {"M": {"k": {"N": "1"}}}})
+    # every condition holds, then the last write fails (a number added to a string): all or nothing
+    failed = _error(
+        lambda: ddb.transact_write_items(
+            TransactItems=[
+                {"Put": {"TableName": "t", "Item": {"pk": {"S": "put"}, "name": {"S": "after"}}}},
+                {
+                    "Update": {
+                        "TableName": "t",
+                        "Key": {"pk": {"S": "update"}},
+                        "UpdateExpression": "SET m.k = :two, #n = :after",
+                        "ExpressionAttributeNames": {"#n": "name"},
+                        "ExpressionAttributeValues": {":two": {"N": "2"}, ":after": {"S": "after"}},
+                    }
+                },
+                {"Delete": {"TableName": "t", "Key": {"pk": {"S": "delete"}}}},
+                {
+                    "Update": {
+                        "TableName": "t",
+                        "Key": {"pk": {"S": "new"}},
+                        "UpdateExpression": "SET #n = :s ADD #n :one",
+                        "ExpressionAttributeNames": {"#n": "name"},
+                        "ExpressionAttributeValues": {":s": {"S": "x"}, ":one": {"N": "1"}},
+                    }
+                },
+            ]
+        )
+    )
+    items = ddb.scan(TableName="t")["Items"]
+    return {"failed": failed, "items": sorted(items, key=lambda item: item["pk"]["S"])}
+
+
+def test_a_failed_transaction_leaves_every_item_as_moto_does() -> None:
+    # Given a transaction whose last write fails after a Put, an Update (in place, nested) and a Delete
+    # When it runs on moto's own transactions and on the local fast_transactions (which copies only Updates)
+    plain, patched = _twice(_rollback_scenario, fast_transactions)
+    # Then the error and the items left are the same: everything as before
+    assert patched["items"] == plain["items"]
+    assert [item["name"]["S"] for item in plain["items"]] == ["before", "before", "before"]
+    assert patched["failed"]["error"]["Code"] == plain["failed"]["error"]["Code"]
+
+
+def test_dispatch_finds_the_same_methods() -> None:
+    # Given moto's list of a response class's methods
+    import moto.core.responses as responses
+    from moto.core.responses import BaseResponse
+    from moto.core.utils import method_names_from_class
+    from moto.sqs.responses import SQSResponse
+
+    expected = method_names_from_class(SQSResponse)
+    # When read through the patch twice (the second from its cache), Then it is the same list
+    with moto_hotspots([DISPATCH]):
+        assert responses.method_names_from_class(SQSResponse) == expected
+        assert responses.method_names_from_class(SQSResponse) == expected
+        assert responses.method_names_from_class(BaseResponse) == method_names_from_class(BaseResponse)
