@@ -181,22 +181,31 @@ def _fresh_tmp(out: Path) -> Path:
 # ---- domain layer and code asset ------------------------------------------------------------------------------
 
 _SOURCE_IGNORE = ("__pycache__", "tests", ".mypy_cache", ".pytest_cache")
+# Engines only local tools run (bulk identity resolution, the history import, batch tag SQL for DuckDB/Athena): ~1,750
+# lines no function imports (an import-linter contract in pyproject.toml keeps it so), left out of the domain layer.
+OFFLINE_MODULES = ("identity/bulk.py", "identity/history.py", "tags/sql.py")
 
 
-def _copy_source(src: Path, out: Path, dest_rel: str, *, force: bool) -> Path:
-    inputs = f"{_STAMP_VERSION}:{_tree_digest(src, _SOURCE_IGNORE)}"
+def _copy_source(src: Path, out: Path, dest_rel: str, *, force: bool, leave_out: Iterable[str] = ()) -> Path:
+    inputs = f"{_STAMP_VERSION}:{_tree_digest(src, _SOURCE_IGNORE)}:{','.join(leave_out)}"
+    skipped = {src / rel for rel in leave_out}
+    standard = shutil.ignore_patterns(*_SOURCE_IGNORE, "*.pyc")
+
+    def ignore(directory: str, names: list[str]) -> set[str]:
+        return set(standard(directory, names)) | {n for n in names if Path(directory) / n in skipped}
+
     with _exclusive(out):
         if not force and _is_fresh(out, inputs):
             return out
         tmp = _fresh_tmp(out)
-        shutil.copytree(src, tmp / dest_rel, ignore=shutil.ignore_patterns(*_SOURCE_IGNORE, "*.pyc"))
+        shutil.copytree(src, tmp / dest_rel, ignore=ignore)
         _swap_in(tmp, out, inputs)
     return out
 
 
 def build_domain_layer(*, force: bool = False) -> Path:
     """Copy the `cdp` package to `.build/layers/domain/python/cdp` (Lambda puts `/opt/python` on sys.path)."""
-    return _copy_source(DOMAIN_SRC, layer_dir("domain"), "python/cdp", force=force)
+    return _copy_source(DOMAIN_SRC, layer_dir("domain"), "python/cdp", force=force, leave_out=OFFLINE_MODULES)
 
 
 def stage_function_code(*, force: bool = False) -> Path:

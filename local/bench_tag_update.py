@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 from cdp import topology
-from cdp.audiences.models import AudienceDefinition
 from cdp.identity.dynamodb import DynamoIdentityStore
 from cdp.identity.history import import_history
 from cdp.identity.service import resolve_event
@@ -33,6 +32,7 @@ from cdp.observability import metrics
 from cdp.org import load_org
 from cdp.shared.ports import EventPublisher
 from cdp.shared.time import utc_now
+from cdp.tags.audience_rules import AudienceDefinition
 from cdp.tags.catalog import bundled_catalog
 from cdp.tags.service import TagRules, event_records_of, recompute
 

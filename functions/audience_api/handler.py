@@ -12,8 +12,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
-from cdp.api.audiences import AudienceErrorBody, audience_id, int_query, json_body, options
-from cdp.audiences.catalog_source import CatalogSource
+from cdp.app.audience_api import AudienceErrorBody, audience_id, int_query, json_body, options
 from cdp.audiences.models import (
     DEFAULT_SEGMENTS,
     AudienceDefinition,
@@ -39,6 +38,7 @@ from cdp.settings import AudienceApiSettings, get_settings
 from cdp.shared.aws import S3ObjectStore
 from cdp.shared.openapi import body, query, responses
 from cdp.shared.time import utc_now
+from cdp.tags.catalog_source import CatalogSource
 from functions.api_errors import error_response, json_response, map_common_errors
 from functions.request_body import raw_body, text_body
 

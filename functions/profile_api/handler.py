@@ -1,4 +1,4 @@
-"""HTTP API: the 360-degree profile, its timeline and edits, identity operations and privacy (see cdp.api.profiles)."""
+"""HTTP API: the 360-degree profile, its timeline and edits, identity operations and privacy (cdp.app.profile_api)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
-from cdp.api.profile_views import ProfileView, TimelineView
-from cdp.api.profiles import (
+from cdp.app.profile_api import (
     EditResponse,
     IdentityOperationResponse,
     MergeRequest,
@@ -25,7 +24,8 @@ from cdp.api.profiles import (
     UnmergeRequest,
     parse_body,
 )
-from cdp.api.tag_history import TagsAsOfView, tags_as_of_view
+from cdp.app.profile_views import ProfileView, TimelineView
+from cdp.app.tag_history_api import TagsAsOfView, tags_as_of_view
 from cdp.errors import (
     ConflictError,
 )

@@ -7,12 +7,12 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from cdp.app.tag_engine import tag_engine
 from cdp.models.scoring import SCORING_TASK_ADAPTER, PromotedModels, ScoreSummaryRequest, score_with_latest, summarize
 from cdp.models.store import S3ModelStore
 from cdp.observability import logger, metrics, tracer
 from cdp.settings import ModelSettings, TagSettings, get_settings
 from cdp.shared.time import utc_now
-from cdp.tags.aws import tag_engine
 from cdp.tags.dynamodb import DynamoTagStore
 from cdp.tags.service import ScoredPersons, TagEngine, refresh_scored
 

@@ -10,10 +10,10 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from cdp.app.tag_engine import tag_engine
 from cdp.observability import logger, metrics, tracer
 from cdp.settings import TagSettings, get_settings
 from cdp.shared.time import to_utc, utc_now
-from cdp.tags.aws import tag_engine
 from cdp.tags.dynamodb import DynamoTagStore
 from cdp.tags.service import TagEngine, sweep
 

@@ -11,12 +11,12 @@ from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, Json
 
+from cdp.app.tag_engine import tag_engine
 from cdp.observability import logger, metrics, tracer
 from cdp.settings import TagUpdateSettings, get_settings
 from cdp.shared.deadletter import DeadLetteringProcessor, SqsDeadLetters
 from cdp.shared.envelope import BusEntry
 from cdp.shared.time import utc_now
-from cdp.tags.aws import tag_engine
 from cdp.tags.catalog import IDENTITY_CHANGED
 from cdp.tags.service import TagEngine
 from cdp.topology import PROFILE_MERGED, TAG_QUEUE

@@ -18,9 +18,9 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sqs as sqs
 
 from cdp import topology
-from cdp.audiences.catalog_source import CATALOG_PREFIX
 from cdp.audiences.models import AUDIENCES_PREFIX, DEFINITIONS_PREFIX
 from cdp.imports import keys as imports
+from cdp.tags.catalog_source import CATALOG_PREFIX
 from infra.config import DeployConfig
 from infra.nag import XRAY_REASON, acknowledge, arn_ref, nag_resource
 
@@ -96,8 +96,8 @@ def _profile_writer(fn: lambda_.Function, r: Resources) -> None:
 
 
 TAG_ENGINE_LISTS = (CATALOG_PREFIX, DEFINITIONS_PREFIX)
-"""What the tag engine lists (`cdp.tags.aws`): the catalog's files and the audience definitions; it reads only keys
-it has just listed, so it needs no bucket-wide ListBucket."""
+"""What the tag engine lists (`cdp.app.tag_engine`): the catalog's files and the audience definitions; it reads only
+keys it has just listed, so it needs no bucket-wide ListBucket."""
 
 
 def _tag_engine(fn: lambda_.Function, r: Resources) -> None:

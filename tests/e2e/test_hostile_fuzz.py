@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +28,12 @@ from cdp_local.runtime import LocalRuntime
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 SCALE = int(os.environ.get("CDP_PROPERTY_SCALE", "1"))
 ID_KEYS = {"event_id", "messageId", "receipt_no", "click_id", "lead_id", "id", "order_id", "biz_id", "message_id"}
+CUSTOMER_KEYS = {
+    "value",  # a canonical identifier's value
+    *("phone", "phone_number", "mobile", "email", "card_no", "member_card", "openid", "unionid", "device_id"),
+    *("userId", "anonymousId", "click_id"),
+}
+PHONE = re.compile(r"[+\d][\d\s-]{7,}")
 
 
 @dataclass(frozen=True)
@@ -139,15 +146,28 @@ def _replace(value: Any, path: tuple[Any, ...], new: Any) -> Any:
     return copy
 
 
-def _fresh_ids(value: Any) -> Any:
-    """Each example gets new event ids, so dedupe does not hide what is stored."""
-    suffix = uuid.uuid4().hex[:8]
+def _fresh_ids(value: Any, salt: int | None = None) -> Any:
+    """Each example gets new event ids (dedupe must not hide what is stored) and new customers: the samples' own
+    persons belong to the other e2e tests, which count their orders."""
+    salt = uuid.uuid4().int if salt is None else salt
     if isinstance(value, dict):
-        return {
-            k: (f"{v}-{suffix}" if k in ID_KEYS and isinstance(v, str) else _fresh_ids(v)) for k, v in value.items()
-        }
+        return {k: _fresh_value(k, v, salt) for k, v in value.items()}
     if isinstance(value, list):
-        return [_fresh_ids(v) for v in value]
+        return [_fresh_ids(v, salt) for v in value]
+    return value
+
+
+def _fresh_value(key: str, value: Any, salt: int) -> Any:
+    if not isinstance(value, str):
+        return _fresh_ids(value, salt)
+    if key in ID_KEYS:
+        return f"{value}-{salt % 10**8:08d}"
+    if key in CUSTOMER_KEYS:
+        if PHONE.fullmatch(value):
+            return f"139{salt % 10**8:08d}"
+        if "@" in value:
+            return f"fz{salt % 10**8:08d}@example.cn"
+        return f"{value}-fz{salt % 10**8:08d}"
     return value
 
 

@@ -82,6 +82,14 @@ def test_code_asset_and_domain_layer_resolve_every_handler(built: dict[str, Path
         assert f"def {attribute}(" in source.read_text(encoding="utf-8"), spec.handler
 
 
+def test_the_domain_layer_leaves_the_offline_engines_out(built: dict[str, Path]) -> None:
+    # Given the built domain layer / Then the engines only local tools run are not in it, and their neighbours are
+    package = built["domain"] / "python" / "cdp"
+    for rel in layers.OFFLINE_MODULES:
+        assert not (package / rel).exists(), rel
+    assert (package / "identity" / "ports.py").is_file() and (package / "tags" / "history.py").is_file()
+
+
 def test_layers_import_under_the_lambda_python(built: dict[str, Path], tmp_path: Path) -> None:
     python = _python312()
     if python is None:
@@ -91,6 +99,7 @@ def test_layers_import_under_the_lambda_python(built: dict[str, Path], tmp_path:
     script = (
         "import numpy, scipy.sparse.csgraph, sklearn.ensemble, joblib, pydantic, aws_lambda_powertools, phonenumbers\n"
         "import email_validator, cdp.topology, cdp.settings, cdp.ingest.events, cdp.profile.models\n"
+        "import cdp.identity.ports, cdp.identity.service, cdp.tags.service  # with the offline engines left out\n"
         "import sklearn; print(sklearn.__version__)\n"
     )
     result = subprocess.run(  # noqa: S603 - fixed interpreter and script

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from cdp import topology
-from cdp.audiences.catalog_source import CATALOG_PREFIX
 from cdp.audiences.models import DEFINITIONS_PREFIX
+from cdp.tags.catalog_source import CATALOG_PREFIX
 from infra.components.access import ERASED_PREFIXES
 from tests.infra.conftest import (
     Synth,

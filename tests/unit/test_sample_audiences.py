@@ -10,8 +10,8 @@ from pathlib import Path
 
 import yaml
 
-from cdp.audiences.models import AudienceDefinition
 from cdp.audiences.validation import validate
+from cdp.tags.audience_rules import AudienceDefinition
 from cdp.tags.catalog import bundled_catalog
 from cdp_local.demo.tags_audiences import DYNAMIC_AUDIENCE, STATIC_AUDIENCE
 

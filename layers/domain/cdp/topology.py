@@ -310,7 +310,7 @@ API_ROUTES: tuple[tuple[str, str, str], ...] = (
     ("GET", "/v1/openapi.json", INGEST.key),  # the whole API's OpenAPI document
     # channel connectors (cdp.connectors.registry maps each path to its connector)
     *((method, path, INGEST.key) for method, path in CONNECTOR_ROUTES),
-    # the 360-degree profile API (scopes and hierarchy limits per API key: see cdp.api.profiles)
+    # the 360-degree profile API (scopes and hierarchy limits per API key: see cdp.app.profile_api)
     ("GET", "/v1/profiles/{person_id}", PROFILE_API.key),
     ("PATCH", "/v1/profiles/{person_id}", PROFILE_API.key),
     ("DELETE", "/v1/profiles/{person_id}", PROFILE_API.key),

@@ -17,7 +17,6 @@ import pytest
 from moto import mock_aws
 
 from cdp import topology
-from cdp.audiences.models import AudienceDefinition
 from cdp.audiences.store import AudienceStore
 from cdp.identity.dynamodb import DynamoIdentityStore
 from cdp.identity.service import resolve_event
@@ -28,6 +27,7 @@ from cdp.settings import get_settings
 from cdp.shared.aws import S3ObjectStore
 from cdp.shared.ports import EventPublisher
 from cdp.shared.time import iso, utc_now
+from cdp.tags.audience_rules import AudienceDefinition
 from cdp.tags.dynamodb import DynamoTagStore
 from cdp_local.aws_costs import ApiCallCounter
 from cdp_local.runtime import LocalLambdaContext, apigw

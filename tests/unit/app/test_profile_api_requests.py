@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from cdp.api.profiles import MergeRequest, ProfileEditRequest, identifier_key, parse_body, parse_limit
+from cdp.app.profile_api import MergeRequest, ProfileEditRequest, identifier_key, parse_body, parse_limit
 from cdp.errors import AuthenticationError, ForbiddenError, InvalidInputError
 from cdp.ingest.auth import READ_PROFILES_SCOPE, authenticate, authorize
 from cdp.ingest.aws import parse_keys

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from cdp.api.profile_views import (
+from cdp.app.profile_views import (
     covers_brand,
     covers_whole_brand,
     decode_cursor,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from cdp.audiences.catalog_source import CATALOG_PREFIX, CatalogSource
 from cdp.audiences.validation import validate
 from cdp.errors import StoreError
+from cdp.tags.catalog_source import CATALOG_PREFIX, CatalogSource
 from tests.fakes.objects import InMemoryObjectStore
 from tests.unit.audiences.conftest import definition
 

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from cdp.audiences.models import AudienceDefinition
 from cdp.audiences.service import AudienceService
 from cdp.audiences.validation import AudienceInvalidError, validate
+from cdp.tags.audience_rules import AudienceDefinition
 from cdp.tags.catalog import TagCatalog
 from tests.unit.audiences.conftest import definition
 

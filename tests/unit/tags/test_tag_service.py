@@ -11,13 +11,13 @@ from typing import Any
 import pytest
 
 from cdp import topology
-from cdp.audiences.models import AudienceDefinition
 from cdp.errors import ConflictError, PublishError
 from cdp.ingest.events import CanonicalEvent, parse_event
 from cdp.profile.models import AcquisitionTouch, ModelScore, Profile, ProfileFacts, TagValue, Traits, apply_event
 from cdp.profile.ports import TimelineEntry
 from cdp.shared.envelope import Publishable
 from cdp.shared.ports import EventPublisher
+from cdp.tags.audience_rules import AudienceDefinition
 from cdp.tags.catalog import IDENTITY_CHANGED, TagCatalog, bundled_catalog
 from cdp.tags.history import as_of
 from cdp.tags.ports import CachedAudiences, DuePersons, StaticAudiences, TagHistory, TagHistoryEntry, TagWriter

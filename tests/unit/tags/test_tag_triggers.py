@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 
 from cdp import topology
-from cdp.audiences.models import AudienceDefinition
 from cdp.ingest.events import EVENT_TYPES, parse_event
 from cdp.profile.models import Profile, apply_event
 from cdp.shared.envelope import Publishable
 from cdp.shared.ports import EventPublisher
+from cdp.tags.audience_rules import AudienceDefinition
 from cdp.tags.catalog import IDENTITY_CHANGED, bundled_catalog
 from cdp.tags.ports import StaticAudiences
 from cdp.tags.service import SWEEP, TagEngine, TagRules, event_records_of, recompute

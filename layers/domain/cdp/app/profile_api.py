@@ -1,7 +1,7 @@
 """The 360-degree profile API: read, browse and edit customers, and run identity operations, per API key.
 
 Every call names its client (`ApiClient`): the key must hold the route's permission scope (403 otherwise), and the
-key's place in the org hierarchy limits what it sees (`cdp.api.profile_views`). Every change (edit, merge, unmerge,
+key's place in the org hierarchy limits what it sees (`cdp.app.profile_views`). Every change (edit, merge, unmerge,
 unbind, quarantine, erase) records the client's name as its actor. Edits are canonical events with source `cdp`
 resolved synchronously like any other event, plus an audit record under the person (`cdp.profile.edits`).
 """
@@ -16,7 +16,7 @@ from typing import Any, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from cdp.api.profile_views import (
+from cdp.app.profile_views import (
     LineageView,
     PersonSummary,
     ProfileView,

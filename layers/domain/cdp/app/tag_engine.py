@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from cdp.audiences.catalog_source import CatalogSource
 from cdp.audiences.store import AudienceStore
 from cdp.settings import TagSettings
 from cdp.shared.aws import EventBridgePublisher, S3ObjectStore
+from cdp.tags.catalog_source import CatalogSource
 from cdp.tags.dynamodb import DynamoTagStore
 from cdp.tags.ports import CachedAudiences
 from cdp.tags.service import TagEngine

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, time
 
 from pydantic import BaseModel, Field
 
-from cdp.api.profile_views import facts_in_scope
+from cdp.app.profile_views import facts_in_scope
 from cdp.errors import InvalidInputError, NotFoundError
 from cdp.ingest.auth import READ_PROFILES_SCOPE, authorize
 from cdp.ingest.ports import ApiClient

@@ -7,6 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import Field
+
 from cdp.connectors.ads import AdsConnector
 from cdp.connectors.base import Connector
 from cdp.connectors.feedback import PushFeedbackConnector, SmsReceiptConnector
@@ -16,9 +18,9 @@ from cdp.connectors.redirect import RedirectConnector
 from cdp.connectors.segment import CALLS, SegmentBatch, SegmentConnector, SegmentMessage
 from cdp.connectors.shopify import ShopifyConnector
 from cdp.connectors.wechat import MiniProgramConnector, OfficialAccountConnector
+from cdp.ingest.service import IngestResult
 from cdp.shared.openapi import (
     STATUS_TEXT,
-    ConnectorResult,
     ErrorBody,
     body,
     query,
@@ -26,6 +28,15 @@ from cdp.shared.openapi import (
     responses,
     text_responses,
 )
+
+
+class ConnectorResult(IngestResult):
+    """What a connector route answers (the channel-specific replies, such as WeChat's text, are documented apart)."""
+
+    success: bool = Field(description="true when at least one event was accepted or already known")
+    code: str | None = Field(default=None, description="on a 4xx: the error code (Segment SDKs read code + message)")
+    message: str | None = Field(default=None, description="on a 4xx: what was wrong, in one line")
+
 
 JSON_RESPONSES = responses(
     {202: (ConnectorResult, "every event accepted (or already known)"), 207: (ConnectorResult, "some rejected")},

@@ -12,8 +12,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from cdp.errors import ConflictError, StoreError
-from cdp.identity.history import HistoryLoad, HistorySink
-from cdp.identity.ports import IdentityStore
+from cdp.identity.ports import HistoryLoad, HistorySink, IdentityStore
 from cdp.identity.resolution import IdentifierRecord, LineageRecord, ResolutionPlan
 from cdp.ingest.events import CanonicalEvent, parse_event
 from cdp.profile import keys

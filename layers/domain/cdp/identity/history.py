@@ -9,39 +9,16 @@ of an imported event is ignored) and review entries for the hubs. Live events re
 from __future__ import annotations
 
 import time
-from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 
 from cdp.errors import InvalidInputError
 from cdp.identifiers.link_rules import IdentityRules
 from cdp.identity.bulk import resolve_events
+from cdp.identity.ports import HistoryLoad, HistorySink
 from cdp.identity.resolution import IdentifierRecord
 from cdp.ingest.events import CanonicalEvent
 from cdp.org import BrandConfig
 from cdp.profile.models import Profile, apply_event
-
-
-@dataclass
-class HistoryLoad:
-    """Everything an import writes, for one identity namespace."""
-
-    namespace: str
-    profiles: list[Profile] = field(default_factory=list)
-    records: list[IdentifierRecord] = field(default_factory=list)
-    filed: list[tuple[str, CanonicalEvent]] = field(default_factory=list)  # (anchor, event)
-    hubs: list[str] = field(default_factory=list)
-    seconds: dict[str, float] = field(default_factory=dict)
-
-
-class HistorySink(ABC):
-    @abstractmethod
-    def namespace_is_empty(self, namespace: str, sample_keys: Sequence[str]) -> bool:
-        """Whether none of these identifiers is known yet (an import goes into a namespace before live traffic)."""
-
-    @abstractmethod
-    def load_history(self, load: HistoryLoad) -> dict[str, int]:
-        """Write the import (idempotent puts); returns item counts per kind."""
 
 
 def plan_history(events: Sequence[CanonicalEvent], brand: BrandConfig) -> HistoryLoad:

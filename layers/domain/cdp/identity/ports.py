@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 
 from cdp.identity.resolution import IdentifierRecord, LineageRecord, ResolutionPlan
 from cdp.ingest.events import CanonicalEvent
@@ -52,3 +53,25 @@ class IdentityStore(ABC):
     @abstractmethod
     def lineage(self, person_id: str) -> list[LineageRecord]:
         """The merge history filed under a person, oldest first."""
+
+
+@dataclass
+class HistoryLoad:
+    """Everything an import writes, for one identity namespace."""
+
+    namespace: str
+    profiles: list[Profile] = field(default_factory=list)
+    records: list[IdentifierRecord] = field(default_factory=list)
+    filed: list[tuple[str, CanonicalEvent]] = field(default_factory=list)  # (anchor, event)
+    hubs: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+class HistorySink(ABC):
+    @abstractmethod
+    def namespace_is_empty(self, namespace: str, sample_keys: Sequence[str]) -> bool:
+        """Whether none of these identifiers is known yet (an import goes into a namespace before live traffic)."""
+
+    @abstractmethod
+    def load_history(self, load: HistoryLoad) -> dict[str, int]:
+        """Write the import (idempotent puts); returns item counts per kind."""

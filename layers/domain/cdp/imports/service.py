@@ -20,7 +20,7 @@ from __future__ import annotations
 import io
 import json
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -276,14 +276,8 @@ class RecordingLedger(DedupeLedger):
     def confirm(self, dedupe_keys: list[str], raw_key: str, received_at: datetime) -> None:
         self._inner.confirm(dedupe_keys, raw_key, received_at)
 
-    def claim_many(
-        self,
-        dedupe_keys: list[str],
-        raw_key: str,
-        received_at: datetime,
-        legacy: Mapping[str, str] | None = None,
-    ) -> dict[str, DedupeStatus]:
-        statuses = self._inner.claim_many(dedupe_keys, raw_key, received_at, legacy)
+    def claim_many(self, dedupe_keys: list[str], raw_key: str, received_at: datetime) -> dict[str, DedupeStatus]:
+        statuses = self._inner.claim_many(dedupe_keys, raw_key, received_at)
         self.statuses.update(statuses)
         return statuses
 

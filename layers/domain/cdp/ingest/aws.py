@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
@@ -126,18 +125,15 @@ class DynamoDedupeLedger(DedupeLedger):
         dedupe_keys: list[str],
         raw_key: str,
         received_at: datetime,
-        legacy: Mapping[str, str] | None = None,
     ) -> dict[str, DedupeStatus]:
         """One BatchGetItem per 100 keys instead of a conditional write per event: an id already confirmed is a
         duplicate, anything else is published (then confirmed). Two first deliveries of the same id racing each
-        other may both publish; every consumer applies an event id once, so the profile is unaffected.
-        `legacy`: each key's form before dedupe keys named the brand; a record under it is a duplicate too."""
+        other may both publish; every consumer applies an event id once, so the profile is unaffected."""
         found: dict[str, str] = {}
-        wanted = sorted({*dedupe_keys, *(legacy or {}).values()})
-        for start in range(0, len(wanted), 100):
+        for start in range(0, len(dedupe_keys), 100):
             request = {
                 self._table: {
-                    "Keys": [self._key(k) for k in wanted[start : start + 100]],
+                    "Keys": [self._key(k) for k in dedupe_keys[start : start + 100]],
                     "ProjectionExpression": "#pk, #st",
                     "ExpressionAttributeNames": {"#pk": PK, "#st": "status"},
                 }
@@ -155,11 +151,7 @@ class DynamoDedupeLedger(DedupeLedger):
                 time.sleep(0.05)
             else:
                 raise StoreError(f"dedupe lookup left keys unprocessed after retries ({len(dedupe_keys)} events)")
-        old = legacy or {}
-        return {
-            k: DedupeStatus.DUPLICATE if "published" in (found.get(k), found.get(old.get(k, ""))) else DedupeStatus.NEW
-            for k in dedupe_keys
-        }
+        return {k: DedupeStatus.DUPLICATE if found.get(k) == "published" else DedupeStatus.NEW for k in dedupe_keys}
 
     def _status(self, dedupe_key: str) -> str | None:
         item = self._db.get_item(TableName=self._table, Key=self._key(dedupe_key), ConsistentRead=True).get("Item")

@@ -268,7 +268,7 @@ class _EventBase(_Strict):
 
     @property
     def legacy_dedupe_key(self) -> str:
-        """The key before it named the brand: ledger records written then still count (they expire in 400 days)."""
+        """The key before it named the brand (person ids derive from it; erasure still finds ledger records of it)."""
         return f"{self.source.value}#{self.event_id}"
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -56,15 +55,8 @@ class DedupeLedger(ABC):
     def confirm(self, dedupe_keys: list[str], raw_key: str, received_at: datetime) -> None:
         """Mark claimed events as published."""
 
-    def claim_many(
-        self,
-        dedupe_keys: list[str],
-        raw_key: str,
-        received_at: datetime,
-        legacy: Mapping[str, str] | None = None,
-    ) -> dict[str, DedupeStatus]:
-        """The status of each key (a store overrides this with one batched read; `legacy` maps a key to its form
-        before keys named the brand, which such a store also checks)."""
+    def claim_many(self, dedupe_keys: list[str], raw_key: str, received_at: datetime) -> dict[str, DedupeStatus]:
+        """The status of each key (a store overrides this with one batched read)."""
         return {key: self.claim(key, raw_key, received_at) for key in dedupe_keys}
 
 

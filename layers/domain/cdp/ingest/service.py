@@ -240,8 +240,7 @@ def accept(
             result.duplicates += 1
         else:
             unique[event.dedupe_key] = event
-    legacy = {key: event.legacy_dedupe_key for key, event in unique.items()}
-    statuses = ledger.claim_many(list(unique), raw_key, received_at, legacy) if unique else {}
+    statuses = ledger.claim_many(list(unique), raw_key, received_at) if unique else {}
     to_publish: list[CanonicalEvent] = []
     for key, event in unique.items():
         if statuses[key] is DedupeStatus.DUPLICATE and not redeliver:

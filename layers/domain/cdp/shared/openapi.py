@@ -16,8 +16,6 @@ from typing import Any
 from aws_lambda_powertools.event_handler.openapi.merge import OpenAPIMerge
 from pydantic import BaseModel, Field, TypeAdapter
 
-from cdp.ingest.service import IngestResult
-
 _QUERY_KEY = "x-cdp-query"
 _REQUEST_SCHEMAS: dict[str, dict[str, Any]] = {}
 
@@ -38,14 +36,6 @@ class ErrorBody(BaseModel):
     message: str
     field: str | None = Field(default=None, description="dotted path of the offending field, when known")
     code: str | None = Field(default=None, description="the same code, under the name Segment SDKs read")
-
-
-class ConnectorResult(IngestResult):
-    """What a connector route answers (the channel-specific replies, such as WeChat's text, are documented apart)."""
-
-    success: bool = Field(description="true when at least one event was accepted or already known")
-    code: str | None = Field(default=None, description="on a 4xx: the error code (Segment SDKs read code + message)")
-    message: str | None = Field(default=None, description="on a 4xx: what was wrong, in one line")
 
 
 def body(model: Any, name: str, content_type: str = "application/json", description: str = "") -> dict[str, Any]:

@@ -12,9 +12,9 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from cdp.audiences.models import AudienceDefinition
 from cdp.profile.models import TagValue
 from cdp.profile.ports import ProfileReader
+from cdp.tags.audience_rules import AudienceDefinition
 
 TagScalar = str | int | float | bool
 

@@ -32,7 +32,6 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from cdp import topology
-from cdp.audiences.models import AudienceDefinition
 from cdp.errors import ConflictError, RetryableError
 from cdp.ingest.events import CanonicalEvent
 from cdp.profile.models import ModelScore, Profile, TagValue
@@ -40,6 +39,7 @@ from cdp.profile.ports import MessageRecord, ProfileAnnotator, ProfileReader
 from cdp.shared.envelope import Publishable
 from cdp.shared.ports import EventPublisher
 from cdp.shared.time import iso
+from cdp.tags.audience_rules import AudienceDefinition
 from cdp.tags.catalog import IDENTITY_CHANGED, TagCatalog
 from cdp.tags.evaluate import RuleEvaluator, audience_tag
 from cdp.tags.ports import DuePersons, DynamicAudiences, TagHistory, TagHistoryEntry, TagScalar, TagWriter
