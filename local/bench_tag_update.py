@@ -34,7 +34,8 @@ from cdp.shared.ports import EventPublisher
 from cdp.shared.time import utc_now
 from cdp.tags.audience_rules import AudienceDefinition
 from cdp.tags.catalog import bundled_catalog
-from cdp.tags.service import TagRules, event_records_of, recompute
+from cdp.tags.recompute import event_records_of, recompute
+from cdp.tags.selection import TagRules
 
 Metric = dict[str, float | str]
 Progress = Callable[[int, int], None]

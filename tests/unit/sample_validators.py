@@ -136,13 +136,13 @@ EXTRA_VALIDATORS["jd/jingdong"] = _platform_answer
 
 
 def _tag_engine_event(name: str) -> Callable[[Any], None]:
-    """lifecycle.changed, audience.entered / audience.exited: published by the tag engine (cdp.tags.service)."""
+    """lifecycle.changed, audience.entered / audience.exited: published by the tag engine (cdp.tags.announcements)."""
 
     def check(data: Any) -> None:
         from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 
         from cdp.shared.envelope import EventMetadata
-        from cdp.tags.service import AudienceEntered, AudienceExited, TagTransition
+        from cdp.tags.announcements import AudienceEntered, AudienceExited, TagTransition
 
         model = {"lifecycle_changed": TagTransition, "audience_entered": AudienceEntered}.get(name, AudienceExited)
         envelope = EventBridgeModel.model_validate(data)

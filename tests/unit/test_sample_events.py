@@ -15,7 +15,7 @@ from cdp.identity.events import ProfileMerged, ProfileUpdated
 from cdp.ingest.events import EVENT_TYPES, parse_event
 from cdp.ingest.service import split_body
 from cdp.shared.envelope import BusEntry, EventMetadata
-from cdp.tags.service import TagsChanged
+from cdp.tags.announcements import TagsChanged
 from functions.identity_merge.handler import ReceivedData
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"

@@ -17,22 +17,13 @@ from cdp.profile.models import AcquisitionTouch, ModelScore, Profile, ProfileFac
 from cdp.profile.ports import TimelineEntry
 from cdp.shared.envelope import Publishable
 from cdp.shared.ports import EventPublisher
+from cdp.tags.announcements import AudienceEntered, AudienceExited, TagsChanged, TagTransition
 from cdp.tags.audience_rules import AudienceDefinition
 from cdp.tags.catalog import IDENTITY_CHANGED, TagCatalog, bundled_catalog
 from cdp.tags.history import as_of
 from cdp.tags.ports import CachedAudiences, DuePersons, StaticAudiences, TagHistory, TagHistoryEntry, TagWriter
-from cdp.tags.service import (
-    FULL_REFRESH,
-    SWEEP,
-    AudienceEntered,
-    AudienceExited,
-    TagEngine,
-    TagRules,
-    TagsChanged,
-    TagTransition,
-    scored,
-    sweep,
-)
+from cdp.tags.selection import FULL_REFRESH, SWEEP, TagRules, scored
+from cdp.tags.service import TagEngine, sweep
 from tests.fakes.profiles import InMemoryProfiles
 
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)

@@ -19,7 +19,9 @@ from cdp.shared.ports import EventPublisher
 from cdp.tags.audience_rules import AudienceDefinition
 from cdp.tags.catalog import IDENTITY_CHANGED, bundled_catalog
 from cdp.tags.ports import StaticAudiences
-from cdp.tags.service import SWEEP, TagEngine, TagRules, event_records_of, recompute
+from cdp.tags.recompute import event_records_of, recompute
+from cdp.tags.selection import SWEEP, TagRules
+from cdp.tags.service import TagEngine
 from tests.fakes.profiles import InMemoryProfiles
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
