@@ -30,7 +30,7 @@ from typing import Any, Literal
 import phonenumbers
 
 from cdp.identifiers.model import Identifier, IdentifierType
-from cdp.privacy.scrub import ERASED, scrub_raw_body
+from cdp.privacy.scrub import ERASED, prune, scrub_raw_body
 
 Mode = Literal["own", "foreign"]
 _MIN_NEEDLE = 3
@@ -183,31 +183,12 @@ def redact(value: Any, needles: Needles) -> tuple[Any, int]:
     """`value` with the person's fields redacted: an object in a list that names them directly (an identifier
     entry `{"type", "value"}`, a recipient) is dropped, an entry keyed by them dropped, any other string masked;
     a string holding JSON (an SNS `Message`) is redacted inside and kept as JSON text."""
-    if isinstance(value, str):
-        return _redact_string(value, needles)
-    if isinstance(value, list):
-        kept: list[Any] = []
-        count = 0
-        for element in value:
-            if isinstance(element, dict) and any(isinstance(v, str) and needles.hit(v) for v in element.values()):
-                count += 1
-                continue
-            clean, n = redact(element, needles)
-            kept.append(clean)
-            count += n
-        return kept, count
-    if isinstance(value, dict):
-        out: dict[str, Any] = {}
-        count = 0
-        for key, element in value.items():
-            if needles.hit(key):
-                count += 1
-                continue
-            clean, n = redact(element, needles)
-            out[key] = clean
-            count += n
-        return out, count
-    return value, 0
+    return prune(
+        value,
+        drop_element=lambda e: isinstance(e, dict) and any(isinstance(v, str) and needles.hit(v) for v in e.values()),
+        drop_entry=lambda key, _e: needles.hit(key),
+        scrub_text=lambda text: _redact_string(text, needles),
+    )
 
 
 def _redact_string(text: str, needles: Needles) -> tuple[str, int]:

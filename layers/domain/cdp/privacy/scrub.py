@@ -3,10 +3,38 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from typing import Any
 
 ERASED = "[erased]"
+
+
+def prune(
+    value: Any,
+    *,
+    drop_element: Callable[[Any], bool],
+    drop_entry: Callable[[str, Any], bool],
+    scrub_text: Callable[[str], tuple[str, int]],
+) -> tuple[Any, int]:
+    """`value` walked whole: list elements where `drop_element` holds and object entries where `drop_entry` holds are
+    removed, every other string goes through `scrub_text`; and how many things were removed or rewritten."""
+    if isinstance(value, str):
+        return scrub_text(value)
+    if isinstance(value, list | dict):
+        count = 0
+
+        def keep(element: Any) -> Any:
+            nonlocal count
+            clean, n = prune(element, drop_element=drop_element, drop_entry=drop_entry, scrub_text=scrub_text)
+            count += n
+            return clean
+
+        if isinstance(value, list):
+            kept = [keep(e) for e in value if not drop_element(e)]
+            return kept, count + len(value) - len(kept)
+        out = {k: keep(e) for k, e in value.items() if not drop_entry(k, e)}
+        return out, count + len(value) - len(out)
+    return value, 0
 
 
 def drop_values(value: Any, erased: Collection[str]) -> tuple[Any, int]:
@@ -17,31 +45,12 @@ def drop_values(value: Any, erased: Collection[str]) -> tuple[Any, int]:
     its key is an erased string. Any other string that contains one (a rule text, a failure message) has it masked
     as `[erased]`. Everything else is kept and searched recursively.
     """
-    if isinstance(value, str):
-        return _mask(value, erased)
-    if isinstance(value, list):
-        kept: list[Any] = []
-        removed = 0
-        for element in value:
-            if _names(element, erased):
-                removed += 1
-                continue
-            clean, n = drop_values(element, erased)
-            kept.append(clean)
-            removed += n
-        return kept, removed
-    if isinstance(value, dict):
-        out: dict[str, Any] = {}
-        removed = 0
-        for key, element in value.items():
-            if key in erased or _names(element, erased):
-                removed += 1
-                continue
-            clean, n = drop_values(element, erased)
-            out[key] = clean
-            removed += n
-        return out, removed
-    return value, 0
+    return prune(
+        value,
+        drop_element=lambda e: _names(e, erased),
+        drop_entry=lambda k, e: k in erased or _names(e, erased),
+        scrub_text=lambda text: _mask(text, erased),
+    )
 
 
 def _mask(text: str, erased: Collection[str]) -> tuple[str, int]:

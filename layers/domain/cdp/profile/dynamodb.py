@@ -201,14 +201,8 @@ class DynamoProfileStore(ProfileReader, ProfileAnnotator):
             raise StoreError(f"update of {person_id} failed: {exc}") from exc
 
     def put_tags(self, person_id: str, tags: Mapping[str, TagValue], next_expiry: datetime | None) -> None:
-        values: dict[str, Any] = {":tags": {k: v.model_dump(mode="json") for k, v in tags.items()}}
-        expression = "SET tags = :tags, #version = #version + :one"
-        if next_expiry is not None:
-            expression += ", next_tag_expiry = :exp"
-            values[":exp"] = iso(next_expiry)
-        else:
-            expression += " REMOVE next_tag_expiry"
-        self._update(person_id, expression, {"#version": "version"}, {**values, ":one": 1})
+        expression, values = tags_update(tags, next_expiry)
+        self._update(person_id, expression, {"#version": "version"}, values)
 
     def put_score(self, person_id: str, model_name: str, score: ModelScore) -> None:
         self._update(
@@ -252,6 +246,18 @@ class DynamoProfileStore(ProfileReader, ProfileAnnotator):
 
     def _batch_put(self, items: list[dict[str, Any]]) -> None:
         batch_write(self._db, self._table, [{"PutRequest": {"Item": item}} for item in items], "batch put")
+
+
+def tags_update(tags: Mapping[str, TagValue], next_expiry: datetime | None) -> tuple[str, dict[str, Any]]:
+    """The update of a person's tags and next expiry (the version goes up: no other writer is overwritten)."""
+    values: dict[str, Any] = {":tags": {k: v.model_dump(mode="json") for k, v in tags.items()}, ":one": 1}
+    expression = "SET tags = :tags, #version = #version + :one"
+    if next_expiry is not None:
+        expression += ", next_tag_expiry = :exp"
+        values[":exp"] = iso(next_expiry)
+    else:
+        expression += " REMOVE next_tag_expiry"
+    return expression, values
 
 
 def put(table: str, item: dict[str, Any], condition: str | None = None, **expr: Any) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from cdp.errors import ConflictError, StoreError
 from cdp.profile import keys
-from cdp.profile.dynamodb import MAX_TRANSACTION_ITEMS, PK, RACE_REASONS, SK, DynamoProfileStore
+from cdp.profile.dynamodb import MAX_TRANSACTION_ITEMS, PK, RACE_REASONS, SK, DynamoProfileStore, tags_update
 from cdp.profile.models import TagValue
 from cdp.shared.dynamo import from_item, to_attr, to_item
 from cdp.shared.time import iso, parse_iso
@@ -54,17 +54,8 @@ class DynamoTagStore(DynamoProfileStore, TagStore):
         next_expiry: datetime | None,
         history: Sequence[TagHistoryEntry],
     ) -> None:
-        values: dict[str, Any] = {
-            ":tags": {k: v.model_dump(mode="json") for k, v in tags.items()},
-            ":one": 1,
-            ":expected": expected_version,
-        }
-        expression = "SET tags = :tags, #version = #version + :one"
-        if next_expiry is not None:
-            expression += ", next_tag_expiry = :exp"
-            values[":exp"] = iso(next_expiry)
-        else:
-            expression += " REMOVE next_tag_expiry"
+        expression, values = tags_update(tags, next_expiry)
+        values[":expected"] = expected_version
         update: dict[str, Any] = {
             "TableName": self._table,
             "Key": {PK: {"S": keys.person_pk(person_id)}, SK: {"S": keys.PROFILE_SK}},
