@@ -43,8 +43,21 @@ def resolve(target: str) -> Any:
     return obj
 
 
+_digests: dict[int, tuple[Any, str]] = {}  # id -> (the object, kept alive so the id stays its own; its digest)
+
+
 def digest_of(obj: Any) -> str:
-    """sha256 of the function's syntax tree (a property: its getter); a plain value: of its repr."""
+    """sha256 of the function's syntax tree (a property: its getter); a plain value: of its repr. Functions and
+    classes are remembered (reading their source is ~10 ms each and every runtime start checks them all)."""
+    if not (inspect.isfunction(obj) or inspect.isclass(obj) or isinstance(obj, property | staticmethod | classmethod)):
+        return _digest(obj)
+    known = _digests.get(id(obj))
+    if known is None or known[0] is not obj:
+        known = _digests[id(obj)] = (obj, _digest(obj))
+    return known[1]
+
+
+def _digest(obj: Any) -> str:
     if isinstance(obj, property):
         obj = obj.fget
     if isinstance(obj, staticmethod | classmethod):
