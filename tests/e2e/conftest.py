@@ -55,3 +55,26 @@ def post_events(runtime: LocalRuntime, api_headers: dict[str, str]) -> PostEvent
         return response, runtime.drain()
 
     return post
+
+
+def put_on_bus(runtime: LocalRuntime, event: Mapping[str, Any], correlation_id: str = "e2e") -> None:
+    """Publish `event` as ingest would (event.received), bypassing ingest's checks: for events no consumer can
+    process, to exercise dead letters."""
+    from cdp import topology
+
+    detail = {
+        "metadata": {
+            "event_name": topology.EVENT_RECEIVED,
+            "event_source": topology.SOURCE_INGEST,
+            "event_version": "1",
+            "correlation_id": correlation_id,
+        },
+        "data": {"event": dict(event)},
+    }
+    entry = {
+        "Source": topology.SOURCE_INGEST,
+        "DetailType": topology.EVENT_RECEIVED,
+        "Detail": json.dumps(detail),
+        "EventBusName": topology.EVENT_BUS_LOCAL_NAME,
+    }
+    runtime.client("events").put_events(Entries=[entry])

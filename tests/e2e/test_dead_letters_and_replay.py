@@ -15,6 +15,7 @@ from cdp.errors import StoreError
 from cdp.identity.dynamodb import DynamoIdentityStore
 from cdp.shared.time import iso, utc_now
 from cdp_local.runtime import LocalRuntime
+from tests.e2e.conftest import put_on_bus
 
 
 def _admin(runtime: LocalRuntime) -> dict[str, str]:
@@ -54,25 +55,7 @@ def _purge_dlq(runtime: LocalRuntime) -> None:
 def test_a_malformed_bus_event_is_parked_at_once_with_its_reason(runtime: LocalRuntime) -> None:
     # Given an event on the bus that no consumer can ever parse (it names no identifiers)
     bad = {"event_id": "dlq-bad-1", "event_type": "page_view", "source": "web", "brand_id": "demo-brand"}
-    detail = {
-        "metadata": {
-            "event_name": topology.EVENT_RECEIVED,
-            "event_source": topology.SOURCE_INGEST,
-            "event_version": "1",
-            "correlation_id": "dlq-test",
-        },
-        "data": {"event": bad},
-    }
-    runtime.client("events").put_events(
-        Entries=[
-            {
-                "Source": topology.SOURCE_INGEST,
-                "DetailType": topology.EVENT_RECEIVED,
-                "Detail": json.dumps(detail),
-                "EventBusName": topology.EVENT_BUS_LOCAL_NAME,
-            }
-        ]
-    )
+    put_on_bus(runtime, bad, correlation_id="dlq-test")
     try:
         # When it is delivered
         report = runtime.drain()

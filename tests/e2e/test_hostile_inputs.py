@@ -18,6 +18,7 @@ from cdp import topology
 from cdp.ingest.security import sign_cdp
 from cdp.shared.time import iso, utc_now
 from cdp_local.runtime import LocalRuntime
+from tests.e2e.conftest import put_on_bus
 
 OUTLET_WRITER = "e2e-outlet-writer-key"  # events:write, brand demo-outlet
 SH01_WRITER = "e2e-sh01-writer-key"  # events:write, brand demo-brand, store sh01
@@ -134,25 +135,7 @@ def _park(runtime: LocalRuntime, brand: str) -> str:
     """A bus event no consumer can parse (no identifiers): identity_merge parks it at once, with its brand."""
     event_id = f"dlq-{brand}-{_uid()}"
     bad = {"event_id": event_id, "event_type": "page_view", "source": "web", "brand_id": brand}
-    detail = {
-        "metadata": {
-            "event_name": topology.EVENT_RECEIVED,
-            "event_source": topology.SOURCE_INGEST,
-            "event_version": "1",
-            "correlation_id": "hostile",
-        },
-        "data": {"event": bad},
-    }
-    runtime.client("events").put_events(
-        Entries=[
-            {
-                "Source": topology.SOURCE_INGEST,
-                "DetailType": topology.EVENT_RECEIVED,
-                "Detail": json.dumps(detail),
-                "EventBusName": topology.EVENT_BUS_LOCAL_NAME,
-            }
-        ]
-    )
+    put_on_bus(runtime, bad, correlation_id="hostile")
     runtime.drain()
     return event_id
 
