@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
+from urllib.parse import quote
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.logging import correlation_paths
@@ -30,6 +31,7 @@ from cdp.errors import (
 from cdp.ingest.auth import authenticate
 from cdp.ingest.aws import DynamoDedupeLedger, S3RawArchive, SecretsManagerKeyring
 from cdp.ingest.events import CanonicalEvent
+from cdp.ingest.ports import ApiClient
 from cdp.ingest.security import check_media_type
 from cdp.ingest.service import META_WRITER_SCOPE, IngestResult, WriteScope, check_body, ingest
 from cdp.observability import logger, metrics, tracer
@@ -97,7 +99,7 @@ def post_events() -> Response[str]:
         deps.publisher,
         phone_region=_phone_region_for,
         write_scope=WriteScope(load_org(), (client.org_scope,)),
-        archive_meta={"client": client.name, META_WRITER_SCOPE: client.org_scope.model_dump_json(exclude_none=True)},
+        archive_meta=_archive_meta(client),
     )
     _count(result)
     return _json(_status(result), result.model_dump_json())
@@ -171,6 +173,12 @@ def _receive(connector: Connector, key: str | None = None) -> Received:
     logger.append_keys(connector=connector.name)
     _count(received.result)
     return received
+
+
+def _archive_meta(client: ApiClient) -> dict[str, str]:
+    """Who posted the body, kept with it (S3 metadata is ASCII: the name is percent-encoded, the scope \\u-escaped)."""
+    scope = json.dumps(client.org_scope.model_dump(exclude_none=True), separators=(",", ":"))
+    return {"client": quote(client.name, safe=""), META_WRITER_SCOPE: scope}
 
 
 def _count(result: IngestResult) -> None:

@@ -412,3 +412,10 @@ def test_a_wechat_push_with_a_time_past_the_platforms_range_is_refused_not_a_500
         "POST", f"/v1/wechat/wx-local-oa?{urlencode(query)}", pushed, {"content-type": "text/xml"}
     )
     assert status < 500, payload
+
+
+def test_a_key_whose_client_name_is_not_ascii_can_post(runtime: LocalRuntime) -> None:
+    # Given a key named in Chinese (its name and scope are archived with every body, as S3 metadata, which is ASCII)
+    status, body = _events(runtime, _identify("demo-brand", _phone()), "e2e-unicode-client-key")
+    # Then its events are accepted (not a 503 from the archive)
+    assert (status, body["accepted"]) == (202, 1)
