@@ -91,8 +91,9 @@ def replay_archive(
     """Replay up to `limit` archived requests of `source` received in [start, end), after the key `after`.
 
     `operator`: the replaying key's place in the org hierarchy. Objects bound to a brand outside it are skipped
-    unread (not counted, not listed); events of a canonical batch outside it are rejected with the reason, as are
-    events outside the scope of the key that first wrote them (recorded with the body).
+    unread, and so are the events of a canonical batch outside it (not counted, not listed); events outside the
+    scope of the key that first wrote them (recorded with the body) are rejected with the reason. An object that
+    cannot be mapped is a failure of that object, never of the call.
     """
     summary = ReplaySummary(source=source, start=start, end=end)
     org = org or load_org()

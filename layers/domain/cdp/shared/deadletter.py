@@ -101,7 +101,7 @@ def brand_of_message(body: str) -> str | None:
         return None
     event = data.get("event")
     brand = data.get("brand_id") or (event.get("brand_id") if isinstance(event, dict) else None)
-    return brand if isinstance(brand, str) and brand else None
+    return brand if isinstance(brand, str) and 0 < len(brand) <= 128 else None  # a brand id is a Token
 
 
 class DeadLetters(ABC):
