@@ -171,3 +171,15 @@ def test_the_receipt_quotes_the_retention_constants() -> None:
     assert f"(rejects/) after {topology.REJECTS_RETENTION_DAYS} days" in raw_reason
     versions = reasons["earlier versions of the rewritten and deleted objects"]
     assert f"expires {topology.NONCURRENT_VERSION_DAYS} days after" in versions
+
+
+def test_a_body_archived_before_nesting_was_bounded_is_scrubbed_as_text_not_a_crash() -> None:
+    # Given a body nested 5,000 levels deep (ingest archived such bodies before it bounded nesting) that names her
+    deep = "[" * 5000 + json.dumps({"phone": "13800138000"}) + "]" * 5000
+    message = json.dumps({"Message": "[" * 3000 + '"13800138000"' + "]" * 3000, "to": BOB_PHONE})
+    # When it is scrubbed as another person's object, and an SNS-like envelope holds such a string
+    out = scrub_raw(deep.encode(), ANN, "foreign")
+    wrapped = scrub_raw(message.encode(), ANN, "foreign")
+    # Then no RecursionError: her phone is masked out of the text, and the rest of the body is kept
+    assert out.body is not None and b"13800138000" not in out.body and out.redacted == 1
+    assert wrapped.body is not None and b"13800138000" not in wrapped.body and BOB_PHONE.encode() in wrapped.body

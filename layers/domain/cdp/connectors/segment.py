@@ -95,7 +95,7 @@ class SegmentConnector(Connector):
 
     def map(self, request: InboundRequest, binding: Binding) -> Mapped:
         # Segment's Python SDK writes a NaN property as NaN (json.dumps' default): that value is dropped, not the call
-        payload = safe_loads(request.body, constants_as_null=True)
+        payload = safe_loads(request.body, constants="null")
         if not isinstance(payload, dict):
             raise InvalidInputError("body must be a JSON object", "body")
         kept = 0
@@ -141,7 +141,7 @@ def _basic_user(header: str) -> str | None:
 
 def _body_write_key(body: bytes) -> str | None:
     try:
-        payload = safe_loads(body, constants_as_null=True)
+        payload = safe_loads(body, constants="null")
     except InvalidInputError:
         return None
     key = payload.get("writeKey") if isinstance(payload, dict) else None

@@ -29,8 +29,9 @@ from typing import Any, Literal
 
 import phonenumbers
 
+from cdp.errors import InvalidInputError
 from cdp.identifiers.model import Identifier, IdentifierType
-from cdp.privacy.scrub import ERASED, prune, scrub_raw_body
+from cdp.privacy.scrub import ERASED, archived_json, prune, scrub_raw_body
 
 Mode = Literal["own", "foreign"]
 _MIN_NEEDLE = 3
@@ -122,8 +123,8 @@ def _gunzip(body: bytes) -> bytes:
 
 def _scrub_text(text: str, needles: Needles, mode: Mode, dedupe_keys: Collection[str]) -> RawScrub:
     try:
-        document = json.loads(text)
-    except json.JSONDecodeError:
+        document = archived_json(text)
+    except InvalidInputError:
         return _scrub_plain(text, needles, mode)
     removed = 0
     if dedupe_keys and _is_canonical(document):
@@ -194,16 +195,21 @@ def redact(value: Any, needles: Needles) -> tuple[Any, int]:
 def _redact_string(text: str, needles: Needles) -> tuple[str, int]:
     if not needles.hit(text):
         return text, 0
-    stripped = text.lstrip()
-    if stripped[:1] in ("{", "["):
-        try:
-            inner = json.loads(text)
-        except json.JSONDecodeError:
-            pass
-        else:
-            clean, n = redact(inner, needles)
-            return json.dumps(clean, ensure_ascii=False), n
+    inner = _json_inside(text)
+    if inner is not None:
+        clean, n = redact(inner, needles)
+        return json.dumps(clean, ensure_ascii=False), n
     return needles.mask(text), 1
+
+
+def _json_inside(text: str) -> Any:
+    """The object or array a string holds as JSON text (an SNS `Message`), else None."""
+    if text.lstrip()[:1] not in ("{", "["):
+        return None
+    try:
+        return archived_json(text)
+    except InvalidInputError:
+        return None
 
 
 def _scrub_plain(text: str, needles: Needles, mode: Mode) -> RawScrub:
@@ -225,8 +231,8 @@ def _scrub_plain(text: str, needles: Needles, mode: Mode) -> RawScrub:
 
 def _json_object(line: str) -> bool:
     try:
-        return isinstance(json.loads(line), dict)
-    except json.JSONDecodeError:
+        return isinstance(archived_json(line), dict)
+    except InvalidInputError:
         return False
 
 
@@ -263,8 +269,8 @@ def scrub_rows(body: bytes, needles: Needles) -> RawScrub:
     if not needles.hit(text):
         return RawScrub(body, located=False)
     try:
-        document = json.loads(text)
-    except json.JSONDecodeError:
+        document = archived_json(text)
+    except InvalidInputError:
         out = _scrub_plain(text, needles, "foreign")
     else:
         removed = 0

@@ -6,7 +6,19 @@ import json
 from collections.abc import Callable, Collection, Iterable
 from typing import Any
 
+from cdp.errors import InvalidInputError
+from cdp.shared.safe_json import loads as safe_loads
+
 ERASED = "[erased]"
+
+
+ARCHIVED_JSON_DEPTH = 200  # bodies archived before ingest bounded nesting at 32; the walkers below recurse per level
+
+
+def archived_json(body: bytes | str) -> Any:
+    """An archived body or stored document as JSON, read as it was written (NaN kept); InvalidInputError when it is
+    not JSON or nests past what the walkers can recurse through."""
+    return safe_loads(body, "body", limit=ARCHIVED_JSON_DEPTH, constants="keep")
 
 
 def prune(
@@ -78,8 +90,8 @@ def scrub_json(body: bytes, erased: Collection[str]) -> tuple[bytes | None, int]
     """A JSON document without the erased rows: (new body, rows removed). None: the document is about the person
     (it names them directly, or nothing is left without them) or cannot be parsed, so it must be deleted whole."""
     try:
-        document = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        document = archived_json(body)
+    except InvalidInputError:
         return None, 0
     if _names(document, erased):
         return None, 0
@@ -94,8 +106,8 @@ def scrub_raw_body(body: bytes, dedupe_keys: Collection[str]) -> tuple[bytes | N
     """A raw ingest body (one event or `{"batch": [...]}`) without the events whose dedupe key
     (`{brand_id}#{source}#{event_id}`) is given: (new body, events removed); None when nothing of the body is left."""
     try:
-        payload = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        payload = archived_json(body)
+    except InvalidInputError:
         return body, 0
     if isinstance(payload, dict) and isinstance(payload.get("batch"), list):
         items: list[Any] = payload["batch"]

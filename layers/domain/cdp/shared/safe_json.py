@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import Any
+from typing import Any, Literal
 
 from cdp.errors import InvalidInputError
 
@@ -73,9 +73,15 @@ def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
-def loads(body: bytes | str, field: str = "body", limit: int = MAX_JSON_DEPTH, constants_as_null: bool = False) -> Any:
-    """json.loads for untrusted input: depth checked first, NaN/Infinity refused (or, for senders whose SDKs write
-    them, read as null), every failure an InvalidInputError."""
+def loads(
+    body: bytes | str,
+    field: str = "body",
+    limit: int = MAX_JSON_DEPTH,
+    constants: Literal["refuse", "null", "keep"] = "refuse",
+) -> Any:
+    """json.loads for untrusted input: depth checked first, every failure an InvalidInputError. NaN/Infinity are
+    refused; `null` reads them as null (senders whose SDKs write them), `keep` as floats (rewriting what was
+    archived, which must not change what it does not scrub)."""
     if isinstance(body, str):
         text, raw = body, body.encode("utf-8", "surrogatepass")
     else:
@@ -83,7 +89,7 @@ def loads(body: bytes | str, field: str = "body", limit: int = MAX_JSON_DEPTH, c
     if exceeds_depth(raw, limit):
         raise InvalidInputError(f"JSON nests deeper than {limit} levels (or its brackets do not balance)", field)
     try:
-        constant = _as_null if constants_as_null else _no_constants
+        constant = {"refuse": _no_constants, "null": _as_null, "keep": None}[constants]
         return json.loads(text, parse_constant=constant)  # text, never bytes: no encoding guessed
     except (UnicodeDecodeError, json.JSONDecodeError, ValueError, RecursionError) as exc:
         raise InvalidInputError(f"{field} is not valid JSON: {exc}", field) from exc
