@@ -8,8 +8,8 @@ import json
 import pytest
 from aws_lambda_powertools import Logger
 
+from cdp.masking import mask, mask_text
 from cdp.observability import MaskingFormatter, logger
-from cdp.shared.masking import mask, mask_text
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,6 @@
 """One logger, tracer and metrics object for the whole product (service name from POWERTOOLS_SERVICE_NAME).
 
-Every log line goes through `MaskingFormatter`: PII is masked before it is written (see cdp.shared.masking).
+Every log line goes through `MaskingFormatter`: PII is masked before it is written (see cdp.masking).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 
-from cdp.shared.masking import mask
+from cdp.masking import mask
 
 # fields Powertools itself fills: never PII, left as they are (cheaper, and ids stay greppable)
 _SYSTEM_KEYS = frozenset(

@@ -24,9 +24,9 @@ from typing import Any
 
 from cdp.audiences.models import AudienceDefinition, SegmentCount, Timings
 from cdp.audiences.validation import walk
+from cdp.masking import mask
 from cdp.profile.models import Profile
 from cdp.profile.ports import ProfileReader
-from cdp.shared.masking import mask
 from cdp.tags.evaluate import RuleEvaluator, aggregate, audience_tag
 from cdp.tags.records import PersonRecord, epoch, person_record
 from cdp.tags.rules import Compare, Condition, dump_condition
