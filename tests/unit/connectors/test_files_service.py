@@ -36,9 +36,9 @@ from cdp.imports.service import (
     plan_import,
     process_chunk,
 )
-from cdp.ingest.ports import DedupeLedger, DedupeStatus
 from cdp.shared.envelope import Publishable
 from cdp.shared.ports import EventPublisher
+from tests.fakes.ledger import MemoryLedger
 
 SAMPLES = Path(__file__).resolve().parents[3] / "events" / "files"
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
@@ -100,20 +100,6 @@ class MemoryProgress(ProgressStore):
 
     def get(self, import_id: str) -> ImportProgress | None:
         return self.records.get(import_id)
-
-
-class MemoryLedger(DedupeLedger):
-    def __init__(self) -> None:
-        self.status: dict[str, str] = {}
-
-    def claim(self, dedupe_key: str, raw_key: str, received_at: datetime) -> DedupeStatus:
-        if dedupe_key not in self.status:
-            self.status[dedupe_key] = "pending"
-            return DedupeStatus.NEW
-        return DedupeStatus.DUPLICATE if self.status[dedupe_key] == "published" else DedupeStatus.RETRY
-
-    def confirm(self, dedupe_keys: list[str], raw_key: str, received_at: datetime) -> None:
-        self.status.update(dict.fromkeys(dedupe_keys, "published"))
 
 
 class MemoryPublisher(EventPublisher):

@@ -20,10 +20,11 @@ from cdp.connectors.service import Ports, receive
 from cdp.connectors.sources import SourcesConfigError, StaticSources, parse_sources
 from cdp.connectors.wechat import OfficialAccountConnector, decrypt_push, oa_msg_signature, oa_signature
 from cdp.errors import AuthenticationError
-from cdp.ingest.ports import ArchivedRequest, DedupeLedger, DedupeStatus, RawArchive
+from cdp.ingest.ports import ArchivedRequest, RawArchive
 from cdp.shared.envelope import Publishable
 from cdp.shared.ports import EventPublisher
 from cdp.shared.time import iso
+from tests.fakes.ledger import MemoryLedger
 
 SAMPLES = Path(__file__).resolve().parents[3] / "events" / "wechat"
 NOW = datetime(2026, 1, 1, 4, 0, tzinfo=UTC)
@@ -75,20 +76,6 @@ def safe_request(encrypted: str, signed: str | None = None, nonce: str = "42", a
         "nonce": nonce,
     }
     return InboundRequest("wechat_oa", "POST", envelope(encrypted), NOW, f"req-s{nonce}", key=app, query=query)
-
-
-class MemoryLedger(DedupeLedger):
-    def __init__(self) -> None:
-        self.status: dict[str, str] = {}
-
-    def claim(self, dedupe_key: str, raw_key: str, received_at: datetime) -> DedupeStatus:
-        if dedupe_key not in self.status:
-            self.status[dedupe_key] = "pending"
-            return DedupeStatus.NEW
-        return DedupeStatus.DUPLICATE if self.status[dedupe_key] == "published" else DedupeStatus.RETRY
-
-    def confirm(self, dedupe_keys: list[str], raw_key: str, received_at: datetime) -> None:
-        self.status.update(dict.fromkeys(dedupe_keys, "published"))
 
 
 class MemoryArchive(RawArchive):
