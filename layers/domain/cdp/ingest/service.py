@@ -158,9 +158,8 @@ def ingest(
 
     `phone_region` is the default region for phone numbers without a country code, or a function of the event's
     brand id that gives each brand's own region. `archive_meta` is kept with the raw body (replay re-applies the
-    writer's scope from it).
+    writer's scope from it). The caller has run `check_body` before authenticating (nothing refused is archived).
     """
-    check_body(body)
     raw_key = archive.archive(request_id, body, received_at, source_hint="events", meta=archive_meta)
     items, is_batch = split_body(body)
     return accept(
