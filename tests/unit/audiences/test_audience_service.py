@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-from datetime import date, timedelta
+import re
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from cdp.audiences.models import ExportRequest, SizeRequest
-from cdp.audiences.service import AudienceInUseError, AudienceService, authorize_audiences
+from cdp.audiences.models import SNAPSHOT_ID_PATTERN, ExportRequest, SizeRequest
+from cdp.audiences.service import AudienceInUseError, AudienceService, authorize_audiences, snapshot_id_for
 from cdp.errors import ForbiddenError, InvalidInputError, NotFoundError
 from cdp.ingest.ports import ApiClient
 from cdp.org import ScopeRef
@@ -144,3 +145,11 @@ def test_timeline_entries_of_merged_persons_count_once(service: AudienceService,
     profiles.timelines["p1"] = [TimelineEntry("a", event), TimelineEntry("b", event)]
     service.define(definition("once", include={"agg": "count", "event": "order_placed", "eq": 1}))
     assert [m.person_id for m in service.preview("once", 5).members] == ["p1"]
+
+
+def test_snapshot_ids_of_one_second_sort_in_export_order() -> None:
+    # Two exports within one second: the latest snapshot must be the later one (a campaign reads "latest")
+    second = datetime(2026, 12, 6, 7, 41, 1, tzinfo=UTC)
+    ids = [snapshot_id_for(second.replace(microsecond=us)) for us in (999_999, 5, 0, 500_000)]
+    assert all(re.fullmatch(SNAPSHOT_ID_PATTERN, i) for i in ids)
+    assert sorted(ids) == [ids[2], ids[1], ids[3], ids[0]]
