@@ -10,6 +10,7 @@ from aws_cdk import Stack
 from constructs import Construct
 
 from cdp import topology
+from cdp.imports.keys import HISTORY_PREFIX
 from infra import layers
 from infra.components.access import Resources, grant_least_privilege
 from infra.components.api import ApiKeys, HttpApi, SourceSecrets, Throttle
@@ -98,6 +99,18 @@ class CdpStack(Stack):
                 bucket=self.storage.data_bucket,
                 machine=import_machine,
                 dead_letter_queue=self.schedules.dlq,
+            )
+        history_machine = self.state_machines.by_key.get(topology.HISTORY_IMPORT_MACHINE.key)
+        if history_machine is not None:
+            self.history_imports = FileImportTrigger(
+                self,
+                "HistoryImports",
+                bucket=self.storage.data_bucket,
+                machine=history_machine,
+                dead_letter_queue=self.schedules.dlq,
+                prefix=HISTORY_PREFIX,
+                description="cdp-history-import: a brand's past events dropped under imports/history/",
+                enable_notifications=import_machine is None,  # the file imports' trigger turned them on already
             )
         self.monitoring = Monitoring(self, "Monitoring", alarm_email=config.alarm_email)
         self.monitoring.alarm_on_functions(self.functions.by_key)

@@ -122,6 +122,26 @@ def run_file(
     return wait_import(rt, import_id, arn, on_progress)
 
 
+def start_history_import(rt: LocalRuntime, body: bytes, brand_id: str, name: str) -> tuple[str, str]:
+    """Drop a history file under imports/history/{brand}/ and start the history import machine as its rule would."""
+    key = f"{keys.HISTORY_PREFIX}{brand_id}/{name}"
+    rt.client("s3").put_object(Bucket=BUCKET, Key=key, Body=body)
+    arn = rt.start_execution(topology.HISTORY_IMPORT_MACHINE.key, {"bucket": BUCKET, "key": key})
+    return arn.rsplit(":", 1)[1], arn
+
+
+def run_history(
+    rt: LocalRuntime,
+    body: bytes,
+    brand_id: str,
+    name: str = "history.jsonl",
+    on_progress: Callable[[ImportProgress], None] | None = None,
+    timeout: float = 900.0,
+) -> ImportOutcome:
+    import_id, arn = start_history_import(rt, body, brand_id, name)
+    return wait_import(rt, import_id, arn, on_progress, timeout)
+
+
 @import_app.command("run")
 def run(
     files: list[Path] = typer.Argument(..., exists=True, dir_okay=False, help="members/orders .csv or .jsonl files"),

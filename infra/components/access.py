@@ -242,6 +242,21 @@ def _file_import(fn: lambda_.Function, r: Resources) -> None:
     r.bus.grant_put_events_to(fn)
 
 
+def _history_import(fn: lambda_.Function, r: Resources) -> None:
+    """History imports: read the dropped file, write work chunks, reports and rejects; write persons, identifiers and
+    tag history into the profiles table (items only: no transactions, nothing published); read the catalog and the
+    dynamic audiences the tag replay evaluates."""
+    r.ledger.grant_read_write_data(fn)  # the progress record IMPORT#{import_id}
+    r.profiles.grant_read_write_data(fn)
+    _objects(fn, r.bucket, imports.HISTORY_PREFIX, ["s3:GetObject", "s3:GetObjectVersion"])
+    _read_write(fn, r, imports.REPORTS_PREFIX)
+    _missing_keys_answer_404(fn, r.bucket)
+    _write(fn, r, imports.REJECTS_PREFIX)
+    for prefix in TAG_ENGINE_LISTS:
+        _read(fn, r, prefix)
+    _list_under(fn, r.bucket, list(TAG_ENGINE_LISTS))
+
+
 def _platform_pull(fn: lambda_.Function, r: Resources) -> None:
     """Scheduled Tmall/Taobao/JD pulls: archive each page, record rejects, dedupe and publish like ingest."""
     r.ledger.grant_read_write_data(fn)  # dedupe claims, shop cursors CURSOR#{shop}, order buyers BUYER#{shop}#{order}
@@ -263,6 +278,7 @@ GRANTS: Mapping[str, Grant] = {
     topology.PROFILE_API.key: _profile_api,
     topology.OPERATIONS.key: _operations,
     topology.FILE_IMPORT.key: _file_import,
+    topology.HISTORY_IMPORT.key: _history_import,
     topology.PLATFORM_PULL.key: _platform_pull,
     topology.AUDIENCE_API.key: _audience_api,
 }

@@ -1,4 +1,5 @@
-"""The trigger of batch file imports: S3 "Object Created" under imports/incoming/ -> EventBridge -> import machine.
+"""The trigger of imports: S3 "Object Created" under imports/incoming/ (files) or imports/history/ (history)
+-> EventBridge -> the import machine.
 
 S3 sends its events to the account's default bus once the bucket has EventBridge notifications on (set directly on
 the CloudFormation bucket: CDK's `eventBridgeEnabled` would add a custom-resource Lambda for the same switch). The
@@ -27,19 +28,25 @@ class FileImportTrigger(Construct):
         bucket: s3.Bucket,
         machine: sfn.IStateMachine,
         dead_letter_queue: sqs.IQueue,
+        prefix: str = INCOMING_PREFIX,
+        description: str = "cdp-file-import: a member or order file dropped under imports/incoming/",
+        enable_notifications: bool = True,
     ) -> None:
         super().__init__(scope, construct_id)
-        cfn_bucket = bucket.node.default_child
-        assert isinstance(cfn_bucket, s3.CfnBucket)
-        cfn_bucket.add_property_override("NotificationConfiguration.EventBridgeConfiguration.EventBridgeEnabled", True)
+        if enable_notifications:
+            cfn_bucket = bucket.node.default_child
+            assert isinstance(cfn_bucket, s3.CfnBucket)
+            cfn_bucket.add_property_override(
+                "NotificationConfiguration.EventBridgeConfiguration.EventBridgeEnabled", True
+            )
         self.rule = events.Rule(
             self,
             "ObjectCreatedRule",
-            description="cdp-file-import: a member or order file dropped under imports/incoming/",
+            description=description,
             event_pattern=events.EventPattern(
                 source=["aws.s3"],
                 detail_type=["Object Created"],
-                detail={"bucket": {"name": [bucket.bucket_name]}, "object": {"key": [{"prefix": INCOMING_PREFIX}]}},
+                detail={"bucket": {"name": [bucket.bucket_name]}, "object": {"key": [{"prefix": prefix}]}},
             ),
         )
         # A file whose execution cannot be started lands in the DLQ (alarmed) instead of never being imported.

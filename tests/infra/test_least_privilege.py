@@ -153,6 +153,7 @@ def test_whole_bucket_listing_is_kept_only_where_a_missing_key_must_read_as_404(
         topology.SEND,
         topology.PROFILE_API,
         topology.FILE_IMPORT,
+        topology.HISTORY_IMPORT,  # a chunk report not written yet, the brand's catalog when there is none
         topology.AUDIENCE_API,
     }
     unconditioned = {
@@ -181,6 +182,7 @@ TABLE_ACCESS: dict[topology.FunctionSpec, dict[topology.TableSpec, str]] = {
     topology.PROFILE_API: {topology.PROFILES_TABLE: READ_WRITE, topology.LEDGER_TABLE: READ_WRITE},
     topology.OPERATIONS: {topology.LEDGER_TABLE: READ_WRITE},
     topology.FILE_IMPORT: {topology.LEDGER_TABLE: READ_WRITE},
+    topology.HISTORY_IMPORT: {topology.PROFILES_TABLE: READ_WRITE, topology.LEDGER_TABLE: READ_WRITE},
     topology.PLATFORM_PULL: {topology.LEDGER_TABLE: READ_WRITE},
     topology.AUDIENCE_API: {topology.PROFILES_TABLE: READ_ONLY},
 }

@@ -130,6 +130,11 @@ class FileImportSettings(Observability, LedgerTable, DataBucket, EventBus, Phone
     """Batch file imports: read the dropped file, dedupe and publish its events, keep progress in the ledger."""
 
 
+class HistoryImportSettings(Observability, ProfilesTable, LedgerTable, DataBucket, PhoneRegion):
+    """History imports: the file and work chunks in the data bucket, persons and tags in the profiles table, the
+    progress record in the ledger."""
+
+
 class PlatformTransport(_Env):
     # Not a deployment variable (CDK never sets it): only the local runtime sets "recorded", because there is no
     # sandbox account; the deployed function always calls the real gateways.

@@ -260,6 +260,16 @@ FILE_IMPORT = FunctionSpec(
     timeout_s=300,  # one chunk (500 rows or ~1 MB) or the plan pass over the whole file
 )
 
+HISTORY_IMPORT = FunctionSpec(
+    "history_import",
+    "HistoryImportFunction",
+    "functions.history_import.handler.lambda_handler",
+    env=(*_COMMON_ENV, PROFILES_TABLE.env_var, LEDGER_TABLE.env_var, DATA_BUCKET_ENV, DEFAULT_REGION_ENV),
+    layers=("domain", "deps", "ml"),  # numpy + scipy: bulk identity resolution (connected components)
+    memory_mb=4096,  # the plan holds the whole file's events: ~1 M events per 2 GB
+    timeout_s=900,
+)
+
 PLATFORM_PULL = FunctionSpec(
     "platform_pull",
     "PlatformPullFunction",
@@ -280,6 +290,7 @@ FUNCTIONS = (
     PROFILE_API,
     OPERATIONS,
     FILE_IMPORT,
+    HISTORY_IMPORT,
     PLATFORM_PULL,
     AUDIENCE_API,
 )
@@ -400,7 +411,14 @@ CAMPAIGN_MACHINE = StateMachineSpec(
 IMPORT_MACHINE = StateMachineSpec(
     "import", "FileImportStateMachine", "file_import.asl.json", {"FileImportFunctionArn": FILE_IMPORT}
 )
-STATE_MACHINES = (SCORE_MACHINE, TRAIN_MACHINE, CAMPAIGN_MACHINE, IMPORT_MACHINE)
+# Started by S3 "Object Created" under imports/history/ (the same trigger construct, its own prefix)
+HISTORY_IMPORT_MACHINE = StateMachineSpec(
+    "history-import",
+    "HistoryImportStateMachine",
+    "history_import.asl.json",
+    {"HistoryImportFunctionArn": HISTORY_IMPORT},
+)
+STATE_MACHINES = (SCORE_MACHINE, TRAIN_MACHINE, CAMPAIGN_MACHINE, IMPORT_MACHINE, HISTORY_IMPORT_MACHINE)
 
 # ---- schedules --------------------------------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ made on first use (never at import), or injected (tests, the local runtime, benc
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from cdp.audiences.store import AudienceStore
@@ -14,6 +15,7 @@ from cdp.shared.aws import EventBridgePublisher, S3ObjectStore
 from cdp.tags.catalog_source import CatalogSource
 from cdp.tags.dynamodb import DynamoTagStore
 from cdp.tags.ports import CachedAudiences
+from cdp.tags.selection import TagRules
 from cdp.tags.service import TagEngine
 
 AUDIENCE_TTL_SECONDS = 60.0
@@ -40,3 +42,10 @@ def tag_engine(
         EventBridgePublisher(settings.event_bus_name, events),
     )
     return engine, profiles
+
+
+def tag_rules(data_bucket: str, s3: Any = None) -> Callable[[], TagRules]:
+    """The catalog and dynamic audiences exactly as tag_update reads them, for an offline replay (history import)."""
+    objects = S3ObjectStore(data_bucket, s3)
+    catalog, audiences = CatalogSource(objects), AudienceStore(objects)
+    return lambda: TagRules(catalog(), audiences.dynamic_definitions())

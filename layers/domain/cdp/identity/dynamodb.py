@@ -12,7 +12,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from cdp.errors import ConflictError, StoreError
-from cdp.identity.ports import HistoryLoad, HistorySink, IdentityStore
+from cdp.identity.ports import HistorySink, IdentityStore
 from cdp.identity.resolution import IdentifierRecord, LineageRecord, ResolutionPlan
 from cdp.ingest.events import CanonicalEvent, parse_event
 from cdp.profile import keys
@@ -25,6 +25,7 @@ from cdp.profile.dynamodb import (
     profile_write,
     put,
 )
+from cdp.profile.models import Profile
 from cdp.shared.dynamo import to_item
 from cdp.shared.time import iso, parse_iso
 
@@ -99,18 +100,35 @@ class DynamoIdentityStore(DynamoProfileStore, IdentityStore, HistorySink):
     def namespace_is_empty(self, namespace: str, sample_keys: Sequence[str]) -> bool:
         return not self.lookup_identifiers(namespace, sample_keys)
 
-    def load_history(self, load: HistoryLoad) -> dict[str, int]:
-        ns = load.namespace
+    def write_history_persons(
+        self, namespace: str, profiles: Sequence[Profile], filed: Sequence[tuple[str, CanonicalEvent]]
+    ) -> dict[str, int]:
         groups: dict[str, list[dict[str, Any]]] = {
-            "identifiers": [_identifier_item(ns, r) for r in load.records],
-            "profiles": [profile_item(p) for p in load.profiles],
-            "events": [_filed_item(ns, anchor, e) for anchor, e in load.filed],
-            "applied_markers": [{PK: keys.applied_pk(e.dedupe_key), SK: keys.APPLIED_SK} for _, e in load.filed],
+            "profiles": [profile_item(p) for p in profiles],
+            "events": [_filed_item(namespace, anchor, e) for anchor, e in filed],
+            "applied_markers": [{PK: keys.applied_pk(e.dedupe_key), SK: keys.APPLIED_SK} for _, e in filed],
+        }
+        return self._put_groups(groups)
+
+    def write_history_identifiers(
+        self, namespace: str, records: Sequence[IdentifierRecord], hubs: Sequence[str]
+    ) -> dict[str, int]:
+        groups: dict[str, list[dict[str, Any]]] = {
+            "identifiers": [_identifier_item(namespace, r) for r in records],
             "review_entries": [
-                {PK: keys.review_pk(ns), SK: keys.review_sk(k), "identifier": k, "reason": "hub", "source": "import"}
-                for k in load.hubs
+                {
+                    PK: keys.review_pk(namespace),
+                    SK: keys.review_sk(k),
+                    "identifier": k,
+                    "reason": "hub",
+                    "source": "import",
+                }
+                for k in hubs
             ],
         }
+        return self._put_groups(groups)
+
+    def _put_groups(self, groups: dict[str, list[dict[str, Any]]]) -> dict[str, int]:
         for items in groups.values():
             for start in range(0, len(items), 25):
                 self._batch_put([to_item(i) for i in items[start : start + 25]])

@@ -18,11 +18,12 @@ from cdp.identity.ports import HistoryLoad, HistorySink
 from cdp.identity.resolution import IdentifierRecord
 from cdp.ingest.events import CanonicalEvent
 from cdp.org import BrandConfig
-from cdp.profile.models import Profile, apply_event
+from cdp.profile.models import Profile, fold_event
 
 
-def plan_history(events: Sequence[CanonicalEvent], brand: BrandConfig) -> HistoryLoad:
-    """Resolve `events` (one brand's identity namespace) in bulk and fold each person's events into a profile."""
+def plan_history(events: Sequence[CanonicalEvent], brand: BrandConfig, fold: bool = True) -> HistoryLoad:
+    """Resolve `events` (one brand's identity namespace) in bulk and fold each person's events into a profile
+    (`fold=False`: persons with their identifiers only, for a caller that folds them itself, e.g. with their tags)."""
     rules, namespace = brand.rules, brand.namespace
     started = time.perf_counter()
     usable = [[i.key for i in e.identifiers if i.key not in rules.blocked_values] for e in events]
@@ -35,7 +36,7 @@ def plan_history(events: Sequence[CanonicalEvent], brand: BrandConfig) -> Histor
     hubs = {key for key, _, hub in result.rows() if hub}
     links = _records(load, usable, owner, hubs, rules)
     folded = time.perf_counter()
-    _profiles(load, events, usable, owner, links, brand)
+    _profiles(load, events, usable, owner, links, brand, fold)
     load.seconds["fold"] = round(time.perf_counter() - folded, 3)
     return load
 
@@ -76,6 +77,7 @@ def _profiles(
     owner: dict[str, str],
     links: dict[str, set[tuple[str, str]]],
     brand: BrandConfig,
+    fold: bool,
 ) -> None:
     """File every event under its anchor and fold each person's events, as the online path would have."""
     members: dict[str, list[str]] = {}
@@ -94,8 +96,8 @@ def _profiles(
         mine = sorted(by_person.get(person_id, []), key=lambda e: (e.occurred_at, e.event_id))
         since = mine[0].occurred_at if mine else earliest
         profile = Profile(person_id=person_id, brand_id=brand.brand_id, created_at=since, updated_at=since)
-        for event in mine:
-            profile = apply_event(profile, event, brand)
+        for event in mine if fold else ():
+            fold_event(profile, event, brand)
         profile.identifiers = sorted(keys)
         profile.links = sorted(links.get(person_id, ()))
         profile.over_limit = brand.rules.over_limit(keys)

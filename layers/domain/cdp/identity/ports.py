@@ -72,6 +72,19 @@ class HistorySink(ABC):
     def namespace_is_empty(self, namespace: str, sample_keys: Sequence[str]) -> bool:
         """Whether none of these identifiers is known yet (an import goes into a namespace before live traffic)."""
 
-    @abstractmethod
     def load_history(self, load: HistoryLoad) -> dict[str, int]:
-        """Write the import (idempotent puts); returns item counts per kind."""
+        """Write the import (idempotent puts): persons first, then the identifiers naming them; counts per kind."""
+        persons = self.write_history_persons(load.namespace, load.profiles, load.filed)
+        return {**persons, **self.write_history_identifiers(load.namespace, load.records, load.hubs)}
+
+    @abstractmethod
+    def write_history_persons(
+        self, namespace: str, profiles: Sequence[Profile], filed: Sequence[tuple[str, CanonicalEvent]]
+    ) -> dict[str, int]:
+        """Write persons and the events filed under their anchors, each marked applied (idempotent puts)."""
+
+    @abstractmethod
+    def write_history_identifiers(
+        self, namespace: str, records: Sequence[IdentifierRecord], hubs: Sequence[str]
+    ) -> dict[str, int]:
+        """Write identifier records and the hubs' review entries (after the persons they name)."""

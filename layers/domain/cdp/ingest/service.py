@@ -175,6 +175,34 @@ def ingest(
     )
 
 
+def validate_item(
+    item: Any, received_at: datetime, region_of: RegionOf, write_scope: WriteScope | None, where: str = ""
+) -> CanonicalEvent | list[FieldError]:
+    """One canonical event dict checked as every write path checks it (storable, valid, inside the writer's scope,
+    within the stored size): the event, or the field errors (`where` prefixes their paths)."""
+    unstorable = storable_problems(item)
+    if unstorable:
+        return [FieldError(field=f"{where}{path}".rstrip("."), message=msg) for path, msg in unstorable[:20]]
+    try:
+        brand = item.get("brand_id") if isinstance(item, dict) else None
+        event = parse_event(item, phone_region=region_of(brand if isinstance(brand, str) else None))
+    except ValidationError as exc:
+        return field_errors(exc, where)
+    event = event.model_copy(update={"received_at": received_at})
+    problem = write_scope.problem(event) if write_scope else None
+    if problem:
+        return [FieldError(field=f"{where}{problem.field}", message=problem.message)]
+    size = len(event.model_dump_json().encode())
+    if size > MAX_EVENT_BYTES:
+        return [
+            FieldError(
+                field=where.rstrip(".") or "body",
+                message=f"the event is {size} bytes as stored; the limit is {MAX_EVENT_BYTES}",
+            )
+        ]
+    return event
+
+
 def accept(
     items: list[Any],
     *,
@@ -204,34 +232,13 @@ def accept(
     valid: list[CanonicalEvent] = []
     for index, item in enumerate(items):
         origin = origins[index] if origins is not None else index
-        where = f"{prefix}{origin}." if prefix else ""
-        event_id = item.get("event_id") if isinstance(item, dict) else None
-
-        def reject(errors: list[FieldError], origin: int = origin, event_id: Any = event_id) -> None:
+        checked = validate_item(item, received_at, region_of, write_scope, f"{prefix}{origin}." if prefix else "")
+        if isinstance(checked, list):
+            event_id = item.get("event_id") if isinstance(item, dict) else None
             event_ref = str(event_id)[:128] if event_id is not None and str(event_id) else None
-            result.rejected.append(RejectedEvent(index=origin, event_id=event_ref, errors=errors))
-
-        unstorable = storable_problems(item)
-        if unstorable:
-            reject([FieldError(field=f"{where}{path}".rstrip("."), message=msg) for path, msg in unstorable[:20]])
-            continue
-        try:
-            brand = item.get("brand_id") if isinstance(item, dict) else None
-            event = parse_event(item, phone_region=region_of(brand if isinstance(brand, str) else None))
-        except ValidationError as exc:
-            reject(field_errors(exc, where))
-            continue
-        event = event.model_copy(update={"received_at": received_at})
-        problem = write_scope.problem(event) if write_scope else None
-        if problem:
-            reject([FieldError(field=f"{where}{problem.field}", message=problem.message)])
-            continue
-        size = len(event.model_dump_json().encode())
-        if size > MAX_EVENT_BYTES:
-            message = f"the event is {size} bytes as stored; the limit is {MAX_EVENT_BYTES}"
-            reject([FieldError(field=where.rstrip(".") or "body", message=message)])
-            continue
-        valid.append(event)
+            result.rejected.append(RejectedEvent(index=origin, event_id=event_ref, errors=checked))
+        else:
+            valid.append(checked)
 
     unique: dict[str, CanonicalEvent] = {}
     for event in valid:  # the same id twice in one request is one event

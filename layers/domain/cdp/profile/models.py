@@ -222,9 +222,15 @@ def apply_event(profile: Profile, event: CanonicalEvent, brand: BrandConfig | No
     is what lets a split recompute a person from their events and agree with the incremental path.
     """
     p = profile.model_copy(deep=True)
-    p.facts = _apply_facts(p.facts, event)
-    scope = scope_key(event.brand_id, event.store_id)
-    p.scoped_facts[scope] = _apply_facts(p.scoped_facts.get(scope, ProfileFacts()), event)
+    fold_event(p, event, brand)
+    return p
+
+
+def fold_event(p: Profile, event: CanonicalEvent, brand: BrandConfig | None = None) -> None:
+    """`apply_event` in place: for a caller that owns the profile (a bulk fold copies once per person, not per
+    event)."""
+    _fold_facts(p.facts, event)
+    _fold_facts(p.scoped_facts.setdefault(scope_key(event.brand_id, event.store_id), ProfileFacts()), event)
     if event.event_type == "identify":
         observed = event.properties.model_dump(exclude_none=True, include=set(TRAIT_NAMES), mode="json")
         source = _trait_source(event)
@@ -239,7 +245,6 @@ def apply_event(profile: Profile, event: CanonicalEvent, brand: BrandConfig | No
             p.consent[change.channel] = _newer_consent(p.consent.get(change.channel), state)
     p.traits = resolve_traits(p, brand)
     p.updated_at = max(p.updated_at, event.occurred_at)
-    return p
 
 
 def _trait_source(event: CanonicalEvent) -> str:
@@ -259,8 +264,13 @@ def _newer_consent(current: ConsentState | None, state: ConsentState) -> Consent
     return max(current, state, key=lambda c: (c.changed_at, not c.granted, c.source))
 
 
-def _apply_facts(facts: ProfileFacts, event: CanonicalEvent) -> ProfileFacts:  # noqa: C901 - one branch per type
+def _apply_facts(facts: ProfileFacts, event: CanonicalEvent) -> ProfileFacts:
     f = facts.model_copy(deep=True)
+    _fold_facts(f, event)
+    return f
+
+
+def _fold_facts(f: ProfileFacts, event: CanonicalEvent) -> None:  # noqa: C901 - one branch per type
     at = event.occurred_at
     f.event_count += 1
     f.first_seen_at = _earliest(f.first_seen_at, at)
@@ -336,7 +346,6 @@ def _apply_facts(facts: ProfileFacts, event: CanonicalEvent) -> ProfileFacts:  #
             f.acquisition = _first_touch(f.acquisition, touch)
         case "custom":
             _bump(f.custom_counts, event.properties.name)
-    return f
 
 
 def _newer_benefit(current: BenefitState | None, state: BenefitState) -> BenefitState:

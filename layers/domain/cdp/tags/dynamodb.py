@@ -17,12 +17,12 @@ from cdp.profile.models import TagValue
 from cdp.shared.dynamo import from_item, to_attr, to_item
 from cdp.shared.time import iso, parse_iso
 from cdp.tags.history import as_of
-from cdp.tags.ports import TagHistoryEntry, TagStore
+from cdp.tags.ports import TagHistoryEntry, TagHistorySink, TagStore
 
 _AS_OF_QUERIES = 10  # up to this many named tags: one 1-item query each; more: one query of the whole history
 
 
-class DynamoTagStore(DynamoProfileStore, TagStore):
+class DynamoTagStore(DynamoProfileStore, TagStore, TagHistorySink):
     """Tags live on the person item (their writes bump its version, so no writer overwrites another)."""
 
     def due_for_tag_refresh(self, now: datetime, shard: int = 0, total_shards: int = 1) -> Iterator[str]:
@@ -85,6 +85,12 @@ class DynamoTagStore(DynamoProfileStore, TagStore):
             raise StoreError(f"tag write of {person_id} failed: {exc}") from exc
         if rest:
             self._batch_put(rest)
+
+    def write_tag_history(self, history: Mapping[str, Sequence[TagHistoryEntry]]) -> int:
+        items = [to_item(_tag_history_item(pid, entry)) for pid, entries in history.items() for entry in entries]
+        for start in range(0, len(items), 25):
+            self._batch_put(items[start : start + 25])
+        return len(items)
 
     def tag_history(
         self, person_id: str, names: Sequence[str] | None = None, cause: str | None = None

@@ -61,6 +61,13 @@ class TagHistory(ABC):
         """The tags the person had at `at` (each value's `since` is when it was set), from the history."""
 
 
+class TagHistorySink(ABC):
+    @abstractmethod
+    def write_tag_history(self, history: Mapping[str, Sequence[TagHistoryEntry]]) -> int:
+        """Append history entries per person id, as imported (idempotent puts: an entry's key is its tag and
+        instant); returns how many were written."""
+
+
 class DuePersons(ABC):
     @abstractmethod
     def due_for_tag_refresh(self, now: datetime, shard: int = 0, total_shards: int = 1) -> Iterator[str]:
