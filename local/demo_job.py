@@ -40,6 +40,7 @@ from cdp.org import load_org
 from cdp.shared.aws import EventBridgePublisher
 from cdp.shared.time import utc_now
 from cdp.tags.dynamodb import DynamoTagStore
+from cdp_local.cli_import import run_history
 from cdp_local.demo.brand import PAST_CAMPAIGN_ID, SyntheticBrand, generate_brand
 from cdp_local.demo.catalog import BRAND_ID
 from cdp_local.demo.channels import (
@@ -57,6 +58,7 @@ from cdp_local.runtime import LocalRuntime
 
 INGEST_BATCH = 200  # events per window: each window's requests are sent, then the queues drained
 MALFORMED_SHARE = 0.004  # real feeds carry junk: the demo sends some and shows it rejected with reasons
+LIVE_DAYS = 30  # the brand's last 30 days stream live (every channel speaks in them); older events: one history import
 RESENT_BATCHES = 3  # client retries: whole /v1/events batches sent twice must be accepted once
 # and the first request (pull run) of every connector is sent twice too: each channel's dedupe is shown
 CAMPAIGN_WAIT_S = 25  # the follow-up delay: 3 days on AWS, compressed here (the world's replies land in it)
@@ -85,6 +87,7 @@ class DemoState:
     rejected_examples: list[dict[str, Any]] = field(default_factory=list)
     connectors: dict[str, Counter[str]] = field(default_factory=dict)  # connector -> requests, events_sent, ...
     routed_to_events: Counter[str] = field(default_factory=Counter)  # why events took /v1/events
+    history: dict[str, Any] = field(default_factory=dict)  # the history import's report
 
     def tally(self) -> Tally:
         return Tally(self.ingest, self.connectors, self.rejected_examples)
@@ -131,7 +134,7 @@ def run_demo(
         store = DynamoTagStore(topology.PROFILES_TABLE.local_name, client=rt.client("dynamodb"))
         define_dynamic_audience(rt)  # set up before any event: tag_update keeps its membership current
         with _stage(state, "ingest_identity_tags"):
-            _ingest(channels, state, progress, seed)
+            _ingest(channels, state, progress, seed, now)
         with _stage(state, "identity_scoring"):
             identity, resolved = _identity_report(rt, brand)
         with _stage(state, "identity_checks"):
@@ -310,16 +313,43 @@ class _Channels:
         )
 
 
-def _ingest(channels: _Channels, state: DemoState, progress: Progress, seed: int) -> None:
-    events = list(state.brand.events)
-    junk = malformed_copies(events, MALFORMED_SHARE, seed)
+def split_history(events: list[dict[str, Any]], now: datetime) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(the past, bulk-imported; the last LIVE_DAYS, streamed through the channels), each in time order."""
+    cut = now - timedelta(days=LIVE_DAYS)
+    past = [e for e in events if datetime.fromisoformat(e["occurred_at"]) < cut]
+    recent = [e for e in events if datetime.fromisoformat(e["occurred_at"]) >= cut]
+    return past, recent
+
+
+def _import_history(rt: LocalRuntime, state: DemoState, past: list[dict[str, Any]], progress: Progress) -> None:
+    """The brand's past as a JSONL file dropped under imports/history/ and run by the history import machine."""
+    body = b"".join(json.dumps(e, ensure_ascii=False).encode() + b"\n" for e in past)
+    task = progress.add_task("history import: S3 -> Step Functions (bulk OneID, tag replay)", total=len(past))
+    t0 = time.perf_counter()
+    outcome = run_history(
+        rt, body, BRAND_ID, "demo-history.jsonl", lambda p: progress.update(task, completed=p.rows_done)
+    )
+    report = outcome.report or {}
+    state.executions.append(
+        Execution("history-import", outcome.status, round(time.perf_counter() - t0, 2), report or outcome.error)
+    )
+    if outcome.status != "SUCCEEDED":
+        raise DemoFailed(f"history import ended {outcome.status}: {outcome.error}")
+    progress.update(task, completed=len(past))
+    state.history = report
+
+
+def _ingest(channels: _Channels, state: DemoState, progress: Progress, seed: int, now: datetime) -> None:
+    past, events = split_history(list(state.brand.events), now)
+    _import_history(channels.rt, state, past, progress)
+    junk = malformed_copies(list(state.brand.events), MALFORMED_SHARE, seed)
     rng = random.Random(seed)
     for bad in junk:  # spread through the feed, as they would be
         events.insert(rng.randrange(len(events)), bad)
     windows = [events[i : i + INGEST_BATCH] for i in range(0, len(events), INGEST_BATCH)]
     resend = set(rng.sample(range(len(windows)), min(RESENT_BATCHES, len(windows))))
     junk_ids = {e["event_id"] for e in junk}  # canonical junk: it goes to /v1/events as it is
-    task = progress.add_task("channels -> ingest -> OneID -> tags", total=len(events))
+    task = progress.add_task(f"last {LIVE_DAYS} days live: channels -> ingest -> OneID -> tags", total=len(events))
     tally = state.tally()
     for n, window in enumerate(windows):
         channels.send(
@@ -628,12 +658,21 @@ def _summary(
     summary_c = campaign.get("summary", {})
     pair = identity["pairwise"]
     bulk = identity["bulk_vs_online"]
+    history = state.history
+    imported = history.get("counts", {})
     headline = {
-        "events accepted": state.ingest["accepted"],
+        "events accepted (history import + live)": (
+            f"{imported.get('accepted', 0) + state.ingest['accepted']} ({imported.get('accepted', 0)} + "
+            f"{state.ingest['accepted']})"
+        ),
+        "history import (lines, persons, tag history entries, seconds)": (
+            f"{history.get('lines')} lines, {history.get('persons')} persons, "
+            f"{history.get('tag_history_entries')} entries, {_history_seconds(state)} s"
+        ),
         "events accepted by connector": ", ".join(
             f"{'/v1/events' if name == EVENTS else name} {c['accepted']}" for name, c in connectors.items()
         ),
-        "events rejected (malformed)": state.ingest["rejected"],
+        "events rejected (malformed, live)": state.ingest["rejected"],
         "duplicate events ignored": state.ingest["duplicates"],
         "persons (truth / resolved)": f"{identity['persons_true']} / {identity['persons_resolved']}",
         "identity pairwise precision": _fmt(pair["all"]["precision"]),
@@ -667,6 +706,7 @@ def _summary(
         "headline": headline,
         "generated_at": utc_now().isoformat(),
         "brand": brand.counts.model_dump(),
+        "history_import": history,
         "ingest": dict(state.ingest),
         "connectors": connectors,
         "routed_to_events": dict(state.routed_to_events.most_common()),
@@ -689,6 +729,10 @@ def _summary(
         "executions": [e.__dict__ for e in state.executions],
         "stage_seconds": state.stages,
     }
+
+
+def _history_seconds(state: DemoState) -> float | None:
+    return next((e.seconds for e in state.executions if e.machine == "history-import"), None)
 
 
 def _tag_headline(stage: dict[str, Any]) -> dict[str, str]:
