@@ -41,6 +41,7 @@ import_app = typer.Typer(
 )
 console = Console()
 BUCKET = topology.DATA_BUCKET_LOCAL_NAME
+HISTORY = "history"  # the kind of a history import on the server's local import route
 
 
 @dataclass(frozen=True)
@@ -122,12 +123,13 @@ def run_file(
     return wait_import(rt, import_id, arn, on_progress)
 
 
-def start_history_import(rt: LocalRuntime, body: bytes, brand_id: str, name: str) -> tuple[str, str]:
-    """Drop a history file under imports/history/{brand}/ and start the history import machine as its rule would."""
+def start_history_import(rt: LocalRuntime, body: bytes, brand_id: str, name: str) -> tuple[str, str, str]:
+    """Drop a history file under imports/history/{brand}/ and start the history import machine as its rule would;
+    returns (import id, execution ARN, key)."""
     key = f"{keys.HISTORY_PREFIX}{brand_id}/{name}"
     rt.client("s3").put_object(Bucket=BUCKET, Key=key, Body=body)
     arn = rt.start_execution(topology.HISTORY_IMPORT_MACHINE.key, {"bucket": BUCKET, "key": key})
-    return arn.rsplit(":", 1)[1], arn
+    return arn.rsplit(":", 1)[1], arn, key
 
 
 def run_history(
@@ -138,7 +140,7 @@ def run_history(
     on_progress: Callable[[ImportProgress], None] | None = None,
     timeout: float = 900.0,
 ) -> ImportOutcome:
-    import_id, arn = start_history_import(rt, body, brand_id, name)
+    import_id, arn, _ = start_history_import(rt, body, brand_id, name)
     return wait_import(rt, import_id, arn, on_progress, timeout)
 
 
@@ -157,7 +159,7 @@ def run(
     failed = 0
     kinds = [kind_of(path, kind) for path in files]
     for path, file_kind in zip(files, kinds, strict=True):
-        outcome = _run_with_bar(api, path, brand, file_kind, timeout)
+        outcome = _run_with_bar(api, path, brand, file_kind.value, timeout)
         failed += outcome.status != "SUCCEEDED"
         _print_outcome(api, path, outcome, output)
     if failed:
@@ -168,9 +170,10 @@ def run(
     )
 
 
-def upload_to_server(api: ApiCaller, path: Path, brand: str, kind: FileKind) -> tuple[str, str]:
-    """POST the file to the server's local import route; returns (import id, the file's S3 key)."""
-    query: dict[str, str | None] = {"brand": brand, "kind": kind.value, "name": path.name}
+def upload_to_server(api: ApiCaller, path: Path, brand: str, kind: str) -> tuple[str, str]:
+    """POST the file to the server's local import route (kind: members, orders or history); returns (import id,
+    the file's S3 key)."""
+    query: dict[str, str | None] = {"brand": brand, "kind": kind, "name": path.name}
     answer = json.loads(api.send("POST", "/_local/imports", path.read_bytes(), query, "application/octet-stream"))
     return str(answer["import_id"]), str(answer["key"])
 
@@ -197,7 +200,7 @@ def wait_on_server(
         time.sleep(poll)
 
 
-def _run_with_bar(api: ApiCaller, path: Path, brand: str, kind: FileKind, timeout: float) -> ImportOutcome:
+def _run_with_bar(api: ApiCaller, path: Path, brand: str, kind: str, timeout: float) -> ImportOutcome:
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -206,7 +209,7 @@ def _run_with_bar(api: ApiCaller, path: Path, brand: str, kind: FileKind, timeou
         TimeElapsedColumn(),
         console=console,
     ) as bar:
-        task = bar.add_task(escape(f"{path.name} ({kind.value})"), total=None, counts="uploading")
+        task = bar.add_task(escape(f"{path.name} ({kind})"), total=None, counts="uploading")
 
         def show(progress: ImportProgress) -> None:
             counts = f"accepted {progress.accepted}  duplicates {progress.duplicates}  rejected {progress.rejected}"
@@ -231,19 +234,43 @@ def _print_outcome(api: ApiCaller, path: Path, outcome: ImportOutcome, output: P
     table.add_column("count", justify="right")
     for name in ("rows", "accepted", "duplicates", "rejected"):
         table.add_row(name, f"{counts[name]:,}")
-    table.add_row("events published", f"{counts['events_accepted']:,}")
-    table.add_row("events already imported", f"{counts['events_duplicates']:,}")
+    if report.get("kind") == HISTORY:
+        table.add_row("events filed under persons", f"{report['events_filed']:,}")
+        table.add_row("persons", f"{report['persons']:,}")
+        table.add_row("identifiers", f"{report['identifiers']:,}")
+        table.add_row("tag history entries", f"{report['tag_history_entries']:,}")
+    else:
+        table.add_row("events published", f"{counts['events_accepted']:,}")
+        table.add_row("events already imported", f"{counts['events_duplicates']:,}")
     console.print(table)
     if report["reject_reasons"]:
         reasons = ", ".join(f"{field} {n}" for field, n in report["reject_reasons"].items())
         console.print(f"rejected rows by field: {escape(reasons)}")
-    if report["ignored_columns"]:
+    if report.get("ignored_columns"):
         console.print(f"ignored columns: {escape(', '.join(report['ignored_columns']))}")
     output.mkdir(parents=True, exist_ok=True)
     saved = output / f"{outcome.import_id}.rejects.csv"
     saved.write_bytes(api.send("GET", f"/_local/imports/{segment(outcome.import_id)}/rejects"))
     (output / f"{outcome.import_id}.report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False))
     console.print(f"rejects: s3://{BUCKET}/{report['rejects_key']} (saved as [bold]{escape(str(saved))}[/bold])")
+
+
+@import_app.command("history")
+def history(
+    file: Path = typer.Argument(..., exists=True, dir_okay=False, help="a .jsonl file: one canonical event per line"),
+    brand: str = typer.Option("demo-brand", help="the brand every event of the file belongs to (the S3 key's brand)"),
+    output: Path = typer.Option(Path("import-output"), help="where the import's report and rejects are saved"),
+    timeout: float = typer.Option(900.0, min=1.0, help="seconds to wait for the import to end"),
+    url: str = UrlOption,
+    api_key: str = KeyOption,
+) -> None:
+    """Import a brand's past events into the running `cdp serve` before its live traffic: bulk OneID, profiles,
+    and tag history as of when each event happened."""
+    api = ApiCaller(url, api_key)
+    outcome = _run_with_bar(api, file, brand, HISTORY, timeout)
+    _print_outcome(api, file, outcome, output)
+    if outcome.status != "SUCCEEDED":
+        raise typer.Exit(code=1)
 
 
 @import_app.command("status")

@@ -187,36 +187,46 @@ def _json(status: int, body: Any) -> LocalAnswer:
 def _start_import(runtime: LocalRuntime, query: dict[str, list[str]], body: bytes) -> LocalAnswer:
     """Drop the uploaded file where S3 would receive it and start its execution: 202 with the import id."""
     from cdp.connectors.files import FileKind
-    from cdp_local.cli_import import start_import, upload_bytes
+    from cdp_local.cli_import import HISTORY, start_history_import, start_import, upload_bytes
 
     brand, kind, name = (query.get(k, [""])[0] for k in ("brand", "kind", "name"))
     if not _BRAND.fullmatch(brand):
         return _json(400, {"error": "invalid_request", "field": "brand", "message": f"not a brand id: {brand!r}"})
-    if kind not in {k.value for k in FileKind}:
-        message = f"kind must be one of {', '.join(k.value for k in FileKind)}"
-        return _json(400, {"error": "invalid_request", "field": "kind", "message": message})
+    kinds = [*(k.value for k in FileKind), HISTORY]
+    if kind not in kinds:
+        return _json(400, {"error": "invalid_request", "field": "kind", "message": f"kind must be one of {kinds}"})
     if not _FILE_NAME.fullmatch(name) or name in {".", ".."}:
         return _json(400, {"error": "invalid_request", "field": "name", "message": "a file name without a path"})
-    key = upload_bytes(runtime, body, brand, FileKind(kind), name)
-    import_id, arn = start_import(runtime, key)
+    if kind == HISTORY:
+        import_id, arn, key = start_history_import(runtime, body, brand, name)
+    else:
+        key = upload_bytes(runtime, body, brand, FileKind(kind), name)
+        import_id, arn = start_import(runtime, key)
     return _json(202, {"import_id": import_id, "key": key, "execution_arn": arn})
 
 
-def _execution_arn(runtime: LocalRuntime, import_id: str) -> str:
-    """The import id is the execution's name (see cli_import.start_import)."""
+def _execution_arns(runtime: LocalRuntime, import_id: str) -> list[str]:
+    """The import id is the execution's name (see cli_import.start_import): of a file or a history import."""
     from cdp import topology
 
-    machine = runtime.state_machine_arns[topology.IMPORT_MACHINE.key]
-    return f"{machine.replace(':stateMachine:', ':execution:')}:{import_id}"
+    machines = (topology.IMPORT_MACHINE.key, topology.HISTORY_IMPORT_MACHINE.key)
+    arns = [runtime.state_machine_arns[m] for m in machines if m in runtime.state_machine_arns]
+    return [f"{arn.replace(':stateMachine:', ':execution:')}:{import_id}" for arn in arns]
 
 
 def _import_status(runtime: LocalRuntime, import_id: str) -> tuple[LocalAnswer, str]:
     """The execution's status, the progress record and, once it ended, the report or the error."""
     from cdp_local.cli_import import progress_store
 
-    try:
-        described = runtime.client("stepfunctions").describe_execution(executionArn=_execution_arn(runtime, import_id))
-    except runtime.client("stepfunctions").exceptions.ExecutionDoesNotExist:
+    sfn = runtime.client("stepfunctions")
+    described: dict[str, Any] | None = None
+    for arn in _execution_arns(runtime, import_id):
+        try:
+            described = dict(sfn.describe_execution(executionArn=arn))
+            break
+        except sfn.exceptions.ExecutionDoesNotExist:
+            continue
+    if described is None:
         return _json(404, {"error": "not_found", "message": f"no import {import_id}"}), ""
     status = str(described["status"])
     progress = progress_store(runtime).get(import_id)

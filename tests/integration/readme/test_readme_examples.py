@@ -68,8 +68,9 @@ def readme_script(text: str, url: str, workdir: Path) -> tuple[str, list[str]]:
 
 @pytest.fixture(scope="module")
 def served() -> Iterator[LocalApiServer]:
-    # the import state machine is the only one the examples run; port 0 keeps clear of a developer's cdp serve
-    with LocalRuntime(state_machines={topology.IMPORT_MACHINE.key}) as rt, LocalApiServer(rt, port=0) as server:
+    # the import state machines are the only ones the examples run; port 0 keeps clear of a developer's cdp serve
+    machines = {topology.IMPORT_MACHINE.key, topology.HISTORY_IMPORT_MACHINE.key}
+    with LocalRuntime(state_machines=machines) as rt, LocalApiServer(rt, port=0) as server:
         yield server
 
 
@@ -102,6 +103,7 @@ def test_the_readme_examples_run_in_order_from_another_directory(served: LocalAp
     assert "merge by local-admin" in out and "unmerge of" in out, out
     assert '"user_id","value":"user-42"' in out.replace(" ", ""), out  # the Segment SDK's user, through curl
     assert re.search(r"accepted\s+│\s+6\s+│", out) and re.search(r"member_card\s+│ M20240001", out), out  # import
+    assert re.search(r"rows\s+│\s+465\s+│", out) and re.search(r"tag history entries\s+│\s+[1-9]", out), out  # history
     assert "created active_buyers" in out and "created winter_cake_sms" in out, out
     # winter_cake_sms: the sample customer, who opted in to SMS, while her order is under a year old (as the README
     # says; after that her lifecycle is churned)
