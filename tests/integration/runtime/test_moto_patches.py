@@ -24,6 +24,7 @@ from moto import mock_aws
 from cdp_local.runtime.moto_guard import MotoShapeChanged, Reliance, check, digest_of, resolve
 from cdp_local.runtime.moto_hotspots import (
     DISPATCH,
+    DYNAMODB_SCAN,
     DYNAMODB_SIZES,
     SQS_ATTRIBUTES,
     SQS_CLOCK,
@@ -457,3 +458,69 @@ def test_dispatch_finds_the_same_methods() -> None:
         assert responses.method_names_from_class(SQSResponse) == expected
         assert responses.method_names_from_class(SQSResponse) == expected
         assert responses.method_names_from_class(BaseResponse) == method_names_from_class(BaseResponse)
+
+
+# ---- DynamoDB scans ------------------------------------------------------------------------------------------------
+
+
+def _pages(ddb: Any, **request: Any) -> list[dict[str, Any]]:
+    """Every page of a scan as the client sees it (items, counts, the key each page ends on)."""
+    pages = []
+    while True:
+        page = ddb.scan(**request)
+        pages.append({k: page.get(k) for k in ("Items", "Count", "ScannedCount", "LastEvaluatedKey")})
+        if "LastEvaluatedKey" not in page:
+            return pages
+        request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def _scan_scenario() -> dict[str, Any]:
+    ddb = boto3.client("dynamodb", region_name=REGION)
+    ddb.create_table(
+        TableName="t",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    # partitions written out of key order, some items big enough that a page ends on the 1 MB limit
+    for p in (7, 3, 11, 0, 5, 9, 1, 12, 4, 8, 2, 10, 6):
+        for s in range(p % 4 + 1):
+            item = {"pk": {"S": f"P#{p:02}"}, "sk": {"S": "PROFILE" if s == 0 else f"T#{s}"}, "n": {"N": str(p)}}
+            if s == 1:
+                item["body"] = {"M": {"text": {"S": "x" * (200_000 + p)}, "tags": {"L": [{"S": "a"}, {"N": "1"}]}}}
+            if p % 3 == 0:
+                item["merged_into"] = {"S": "P#00"}
+            ddb.put_item(TableName="t", Item=item)
+    profiles = {
+        "FilterExpression": "sk = :profile AND attribute_not_exists(merged_into)",
+        "ExpressionAttributeValues": {":profile": {"S": "PROFILE"}},
+    }
+    out: dict[str, Any] = {"all": _pages(ddb, TableName="t"), "limited": _pages(ddb, TableName="t", Limit=4)}
+    out["filtered"] = _pages(ddb, TableName="t", **profiles)
+    for segment in range(3):
+        out[f"segment {segment}"] = _pages(ddb, TableName="t", Segment=segment, TotalSegments=3, **profiles)
+        out[f"segment {segment} limited"] = _pages(ddb, TableName="t", Segment=segment, TotalSegments=3, Limit=2)
+    out["projected"] = _pages(
+        ddb, TableName="t", ProjectionExpression="pk, body.tags[1], n", Segment=1, TotalSegments=2
+    )
+    out["from a key"] = _pages(ddb, TableName="t", ExclusiveStartKey={"pk": {"S": "P#05"}, "sk": {"S": "T#0"}})
+    out["legacy filter"] = _pages(
+        ddb, TableName="t", ScanFilter={"n": {"ComparisonOperator": "GT", "AttributeValueList": [{"N": "6"}]}}
+    )
+    out["resource"] = boto3.resource("dynamodb", region_name=REGION).Table("t").scan(Limit=3)["Items"]
+    return out
+
+
+def test_dynamodb_scans_answer_what_moto_answers() -> None:
+    # Given scans of every shape (whole table, Limit, FilterExpression, parallel segments, projection, a start key,
+    # a legacy ScanFilter) over partitions written out of order, with pages that end on the 1 MB limit
+    # When they run on moto as it is and with the scan patch
+    plain, patched = _twice(_scan_scenario, lambda: moto_hotspots([DYNAMODB_SIZES, DYNAMODB_SCAN]))
+    # Then every page is the same: items, counts and the key it ends on
+    assert patched == plain
+    assert len(plain["all"]) > 1 and len(plain["limited"]) > 3  # the limits really cut pages
+    assert sum(page["Count"] for page in plain["filtered"]) == 8
+    assert sum(page["Count"] for s in range(3) for page in plain[f"segment {s}"]) == 8
