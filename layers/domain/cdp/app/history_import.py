@@ -27,7 +27,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
-from urllib.parse import unquote_plus
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -39,7 +38,7 @@ from cdp.identity.resolution import IdentifierRecord
 from cdp.imports import keys
 from cdp.imports.models import FailCommand, ImportId, ImportProgress, RejectedRow, RowCounts
 from cdp.imports.ports import ImportFiles, ProgressStore
-from cdp.imports.service import describe_error, rejects_csv
+from cdp.imports.service import describe_error, locate_file, rejects_csv
 from cdp.ingest.events import CanonicalEvent, parse_event
 from cdp.ingest.service import RegionOf, WriteScope, validate_item
 from cdp.observability import logger
@@ -260,14 +259,7 @@ def read_events(
 
 def plan_history_import(command: HistoryPlanCommand, ports: HistoryPorts, now: datetime) -> dict[str, Any]:
     started = time.perf_counter()
-    if command.bucket and command.bucket != ports.bucket:
-        raise BadFileError(f"imports read the data bucket only, not {command.bucket}", "bucket")
-    key, info = command.key, ports.files.head(command.key)
-    if info is None and unquote_plus(key) != key:  # S3 event keys come URL-encoded
-        key = unquote_plus(key)
-        info = ports.files.head(key)
-    if info is None:
-        raise BadFileError(f"s3://{ports.bucket}/{command.key} does not exist", "key")
+    key, info = locate_file(ports.files, ports.bucket, command.bucket, command.key)
     brand_id = history_brand(key)
     brand = load_org().brand(brand_id)
     if info.size > MAX_FILE_BYTES:

@@ -58,6 +58,7 @@ from cdp.imports.models import (
     ImportPlan,
     ImportProgress,
     ImportReport,
+    ObjectInfo,
     PlanCommand,
     RejectedRow,
     RowCounts,
@@ -201,15 +202,21 @@ class _OrderRuns:
         return True
 
 
-def plan_import(command: PlanCommand, ports: ImportPorts, now: datetime) -> dict[str, Any]:
-    if command.bucket and command.bucket != ports.bucket:
-        raise BadFileError(f"imports read the data bucket only, not {command.bucket}", "bucket")
-    key, info = command.key, ports.files.head(command.key)
+def locate_file(files: ImportFiles, bucket: str, command_bucket: str | None, key: str) -> tuple[str, ObjectInfo]:
+    """The dropped object named by the S3 event (its key URL-encoded) or by a caller (plain): key and version."""
+    if command_bucket and command_bucket != bucket:
+        raise BadFileError(f"imports read the data bucket only, not {command_bucket}", "bucket")
+    found, info = key, files.head(key)
     if info is None and unquote_plus(key) != key:  # S3 event keys come URL-encoded
-        key = unquote_plus(key)
-        info = ports.files.head(key)
+        found = unquote_plus(key)
+        info = files.head(found)
     if info is None:
-        raise BadFileError(f"s3://{ports.bucket}/{command.key} does not exist", "key")
+        raise BadFileError(f"s3://{bucket}/{key} does not exist", "key")
+    return found, info
+
+
+def plan_import(command: PlanCommand, ports: ImportPorts, now: datetime) -> dict[str, Any]:
+    key, info = locate_file(ports.files, ports.bucket, command.bucket, command.key)
     target = parse_key(key, keys.INCOMING_PREFIX)
     logger.append_keys(brand_id=target.brand_id, kind=target.kind.value)
     progress = ImportProgress(
