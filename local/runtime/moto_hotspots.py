@@ -8,6 +8,7 @@ installs anything and raises `MotoShapeChanged` naming the moto version and func
 from __future__ import annotations
 
 import functools
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -375,10 +376,11 @@ def _dynamodb_scan() -> list[Replacement]:
             result_size += size
         # moto copies every scanned item, then filters the copies: the filter reads an item, it never changes one
         kept = [item for item in scanned if filter_op is None or filter_op.expr(item)]
-        results = [copy.deepcopy(item) for item in kept]
-        if projection_expression:
-            results = [r.project(projection_expression) for r in results]
-        return results, len(scanned), last_evaluated_key
+        if projection_expression:  # a projection builds new items of its own
+            return [copy.deepcopy(r).project(projection_expression) for r in kept], len(scanned), last_evaluated_key
+        # The response serializes each item's attributes right away in this request (DynamoHandler.scan puts
+        # item.attrs in the result and the serializer writes them out); nothing keeps or changes the copies moto made.
+        return kept, len(scanned), last_evaluated_key
 
     return [(DynamoDBBackend, "scan", scan)]
 
@@ -397,15 +399,106 @@ def _scan_reliances() -> tuple[Reliance, ...]:
         Reliance("moto.dynamodb.models.dynamo_type:Item.__deepcopy__", "7ada637670cd090d"),
         Reliance("moto.dynamodb.models.dynamo_type:Item.project", "2c52ac8f1e968775"),
         Reliance("moto.dynamodb.comparisons:get_filter_expression", "443fb5181ad40759"),
+        Reliance("moto.dynamodb.responses:DynamoHandler.scan", "63c3930eb926038f"),
     )
 
 
 DYNAMODB_SCAN = MotoPatch("dynamodb-scan", _scan_reliances(), _dynamodb_scan)
 
 
+# ---- DynamoDB: an item's size measured once, and no stream copy for a table without a stream -------------------
+# Every Scan or Query page measures each item it reads (the 1 MB page limit): ~110 µs for a filed event or a profile,
+# so a full pass over the demo's ~96k items spent ~10 s measuring the same unchanged items again. The size is kept on
+# the item until something changes it in place; in moto only update_item does (the update expression executor and
+# legacy AttributeUpdates); puts, deletes, transactions' puts and PartiQL writes store new Item objects, and
+# Item.__deepcopy__ copies only the keys and attributes (a copy measures itself again). update_item also deep-copies
+# the item before every update for the stream record, which it only uses when the table has a stream: a profile
+# costs ~4 ms to copy, and the local tables have no streams.
+
+_SIZE = "_cdp_size"  # the cached size, in the Item's instance dict
+_no_stream_copy = threading.local()
+
+
+class _CopyForStreams:
+    """Stands in for the `copy` module inside moto.dynamodb.models: deepcopy hands back the item itself while an
+    update of a table without a stream runs (update_item's only deep copy there is the stream's before-image)."""
+
+    def __init__(self, module: Any) -> None:
+        self._module = module
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._module, name)
+
+    def deepcopy(self, value: Any, memo: Any = None) -> Any:
+        if getattr(_no_stream_copy, "active", False):
+            return value
+        return self._module.deepcopy(value, memo)
+
+
+def _dynamodb_item_sizes() -> list[Replacement]:
+    import copy
+
+    import moto.dynamodb.models as ddb_models
+    from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.models.dynamo_type import Item
+    from moto.dynamodb.models.utilities import bytesize
+
+    original_update = DynamoDBBackend.update_item
+
+    def size(self: Item) -> int:
+        cached = self.__dict__.get(_SIZE)
+        if cached is None:
+            cached = self.__dict__[_SIZE] = sum(bytesize(key) + value.size() for key, value in self.attrs.items())
+        return int(cached)
+
+    def update_item(self: DynamoDBBackend, table_name: str, key: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        table = self.get_table(table_name)
+        _no_stream_copy.active = table.stream_shard is None
+        try:
+            return original_update(self, table_name, key, *args, **kwargs)
+        finally:
+            _no_stream_copy.active = False
+            try:  # changed in place (also when the update failed half-way): measure it again when next read
+                item = table.get_item(*self.get_keys_value(table, key))
+            except Exception:  # a malformed key: moto raised for it already, and nothing was measured
+                item = None
+            if item is not None:
+                item.__dict__.pop(_SIZE, None)
+
+    return [
+        (Item, "size", size),
+        (DynamoDBBackend, "update_item", update_item),
+        (ddb_models, "copy", _CopyForStreams(copy)),
+    ]
+
+
+DYNAMODB_ITEM_SIZES = MotoPatch(
+    "dynamodb-item-sizes",
+    (
+        Reliance("moto.dynamodb.models.dynamo_type:Item.size", "cb1578751c4eb75a"),
+        Reliance("moto.dynamodb.models.dynamo_type:Item.__deepcopy__", "7ada637670cd090d"),
+        Reliance("moto.dynamodb.models.dynamo_type:Item.update_with_attribute_updates", "49cfa57efba9cff8"),
+        Reliance("moto.dynamodb.models:DynamoDBBackend.update_item", "df50cc3a2eec90bb"),
+        Reliance("moto.dynamodb.models:DynamoDBBackend.get_keys_value", "63b2201a691102a4"),
+        Reliance("moto.dynamodb.models:DynamoDBBackend.put_item", "2b398e929810e06e"),
+        Reliance("moto.dynamodb.models:DynamoDBBackend.execute_statement", "b45f307cd361c2ed"),
+        Reliance("moto.dynamodb.models.table:Table.put_item", "8db9da1ed71a75e0"),
+        Reliance("moto.dynamodb.parsing.executors:UpdateExpressionExecutor.execute", "579ae81ba1cd816c"),
+    ),
+    _dynamodb_item_sizes,
+)
+
+
 # ---- applying ----------------------------------------------------------------------------------------------------
 
-HOTSPOT_PATCHES: tuple[MotoPatch, ...] = (SQS_CLOCK, SQS_ATTRIBUTES, DYNAMODB_SIZES, DISPATCH, DYNAMODB_SCAN)
+HOTSPOT_PATCHES: tuple[MotoPatch, ...] = (
+    SQS_CLOCK,
+    SQS_ATTRIBUTES,
+    DYNAMODB_SIZES,
+    DISPATCH,
+    DYNAMODB_SCAN,
+    DYNAMODB_ITEM_SIZES,
+)
 _MISSING = object()
 
 

@@ -24,6 +24,7 @@ from moto import mock_aws
 from cdp_local.runtime.moto_guard import MotoShapeChanged, Reliance, check, digest_of, resolve
 from cdp_local.runtime.moto_hotspots import (
     DISPATCH,
+    DYNAMODB_ITEM_SIZES,
     DYNAMODB_SCAN,
     DYNAMODB_SIZES,
     SQS_ATTRIBUTES,
@@ -524,3 +525,88 @@ def test_dynamodb_scans_answer_what_moto_answers() -> None:
     assert len(plain["all"]) > 1 and len(plain["limited"]) > 3  # the limits really cut pages
     assert sum(page["Count"] for page in plain["filtered"]) == 8
     assert sum(page["Count"] for s in range(3) for page in plain[f"segment {s}"]) == 8
+
+
+def _growing_items_scenario() -> dict[str, Any]:
+    """Pages read, then items changed in place (nested SET, ADD, legacy AttributeUpdates, a half-failed update),
+    then the pages read again: a stale size would cut the second pages elsewhere."""
+    ddb = boto3.client("dynamodb", region_name=REGION)
+    ddb.create_table(
+        TableName="t",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+    )
+    ddb.create_table(
+        TableName="plain",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    out: dict[str, Any] = {}
+    for table in ("t", "plain"):
+        for p in range(12):
+            item = {"pk": {"S": f"P#{p:02}"}, "sk": {"S": "PROFILE"}, "m": {"M": {"a": {"S": "x"}}}, "n": {"N": "1"}}
+            ddb.put_item(TableName=table, Item=item)
+        out[f"{table} before"] = _pages(ddb, TableName=table)
+        for p in range(0, 12, 2):
+            key = {"pk": {"S": f"P#{p:02}"}, "sk": {"S": "PROFILE"}}
+            ddb.update_item(
+                TableName=table,
+                Key=key,
+                UpdateExpression="SET m.a = :big, m.b = :l ADD n :one",
+                ExpressionAttributeValues={":big": {"S": "y" * 150_000}, ":l": {"L": [{"S": "z"}]}, ":one": {"N": "1"}},
+            )
+        ddb.update_item(  # legacy AttributeUpdates
+            TableName=table,
+            Key={"pk": {"S": "P#01"}, "sk": {"S": "PROFILE"}},
+            AttributeUpdates={"extra": {"Value": {"S": "w" * 120_000}, "Action": "PUT"}},
+        )
+        out[f"{table} failed"] = _error(  # the condition fails: nothing changes
+            lambda table=table: ddb.update_item(
+                TableName=table,
+                Key={"pk": {"S": "P#03"}, "sk": {"S": "PROFILE"}},
+                UpdateExpression="SET m.a = :big",
+                ConditionExpression="n = :two",
+                ExpressionAttributeValues={":big": {"S": "v" * 150_000}, ":two": {"N": "2"}},
+            )
+        )
+        out[f"{table} too large"] = _error(
+            lambda table=table: ddb.update_item(
+                TableName=table,
+                Key={"pk": {"S": "P#05"}, "sk": {"S": "PROFILE"}},
+                UpdateExpression="SET big = :big",
+                ExpressionAttributeValues={":big": {"S": "u" * 420_000}},
+            )
+        )
+        out[f"{table} after"] = _pages(ddb, TableName=table)
+        out[f"{table} query"] = ddb.query(
+            TableName=table, KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"S": "P#00"}}
+        )["Items"]
+    streams = boto3.client("dynamodbstreams", region_name=REGION)
+    arn = ddb.describe_table(TableName="t")["Table"]["LatestStreamArn"]
+    shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
+    iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")
+    records = streams.get_records(ShardIterator=iterator["ShardIterator"])["Records"]
+    out["stream"] = [(r["eventName"], r["dynamodb"].get("OldImage"), r["dynamodb"].get("NewImage")) for r in records]
+    return out
+
+
+def test_sizes_kept_on_items_answer_what_moto_answers() -> None:
+    # Given items read page by page, then grown in place by updates (nested, ADD, AttributeUpdates, a failed
+    # condition, an update refused as too large), in a table with a stream and in one without
+    # When it runs on moto as it is and with the size and scan patches
+    plain, patched = _twice(
+        _growing_items_scenario, lambda: moto_hotspots([DYNAMODB_SIZES, DYNAMODB_SCAN, DYNAMODB_ITEM_SIZES])
+    )
+    # Then every page, error and stream record (with the item as it was before each update) is the same
+    assert patched == plain
+    assert len(plain["t before"]) == 1 and len(plain["t after"]) > 1  # the grown items really cut pages
+    assert any(old and new and old != new for _, old, new in plain["stream"])
