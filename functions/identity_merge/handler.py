@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import cache
+from functools import cache, partial
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import process_partial_response
@@ -19,6 +19,7 @@ from cdp.settings import IdentitySettings, get_settings
 from cdp.shared.aws import EventBridgePublisher
 from cdp.shared.deadletter import DeadLetteringProcessor, SqsDeadLetters
 from cdp.shared.envelope import BusEntry
+from cdp.shared.ports import DeferredPublisher
 from cdp.topology import IDENTITY_QUEUE
 
 
@@ -46,9 +47,9 @@ def _ports() -> tuple[DynamoIdentityStore, EventBridgePublisher]:
     return DynamoIdentityStore(settings.profiles_table), EventBridgePublisher(settings.event_bus_name)
 
 
-def record_handler(record: ReceivedRecord) -> None:
+def record_handler(record: ReceivedRecord, publisher: DeferredPublisher) -> None:
     event = record.body.detail.data.event
-    store, publisher = _ports()
+    store, _ = _ports()
     outcome = resolve_event(event, store, publisher)
     logger.info(
         "event resolved",
@@ -72,4 +73,11 @@ def record_handler(record: ReceivedRecord) -> None:
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
-    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+    # Announcements of the whole batch go out together (one PutEvents per 10, not one per record); if that fails,
+    # the invocation fails and every record is redelivered, publishing again (commits are applied once).
+    deferred = DeferredPublisher()
+    response = process_partial_response(
+        event=event, record_handler=partial(record_handler, publisher=deferred), processor=processor, context=context
+    )
+    deferred.flush(_ports()[1])
+    return response

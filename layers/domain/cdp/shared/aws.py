@@ -33,6 +33,9 @@ class EventBridgePublisher(EventPublisher):
         self._client = events_client or client("events")
 
     def publish(self, events: Sequence[Publishable], correlation_id: str) -> list[str]:
+        return self.publish_batches([(events, correlation_id)])
+
+    def publish_batches(self, batches: Sequence[tuple[Sequence[Publishable], str]]) -> list[str]:
         ids: list[str] = []
         entries = [
             {
@@ -41,6 +44,7 @@ class EventBridgePublisher(EventPublisher):
                 "Detail": json.dumps(e.envelope(correlation_id), separators=(",", ":")),
                 "EventBusName": self._bus,
             }
+            for events, correlation_id in batches
             for e in events
         ]
         for chunk in put_events_chunks(entries, self.MAX_ENTRIES, self.MAX_REQUEST_BYTES):

@@ -13,6 +13,32 @@ class EventPublisher(ABC):
     def publish(self, events: Sequence[Publishable], correlation_id: str) -> list[str]:
         """Publish events; return their bus ids. Raises PublishError when any entry failed."""
 
+    def publish_batches(self, batches: Sequence[tuple[Sequence[Publishable], str]]) -> list[str]:
+        """Publish several (events, correlation id) groups; an adapter packs them into as few calls as it can."""
+        return [bus_id for events, correlation_id in batches for bus_id in self.publish(events, correlation_id)]
+
+
+class DeferredPublisher(EventPublisher):
+    """Collects what is published while an SQS batch is processed, to publish it all in one go at the end.
+
+    The caller flushes only after every record is processed, and fails the whole batch when the flush fails: the
+    records come back, and each is published again on its redelivery (consumers apply each event once)."""
+
+    def __init__(self) -> None:
+        self.pending: list[tuple[Sequence[Publishable], str]] = []
+
+    def publish(self, events: Sequence[Publishable], correlation_id: str) -> list[str]:
+        if events:
+            self.pending.append((list(events), correlation_id))
+        return []
+
+    def flush(self, target: EventPublisher) -> int:
+        """Publish what was collected through `target`; returns how many events."""
+        pending, self.pending = self.pending, []
+        if pending:
+            target.publish_batches(pending)
+        return sum(len(events) for events, _ in pending)
+
 
 class ObjectStore(ABC):
     """Keys and bytes under one bucket (S3 on AWS)."""

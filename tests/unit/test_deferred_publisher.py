@@ -1,0 +1,49 @@
+"""identity_merge publishes a batch's announcements together: fewer PutEvents calls, and none lost on failure."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from cdp.errors import PublishError
+from cdp.identity.events import ProfileUpdated
+from cdp.shared.aws import EventBridgePublisher
+from cdp.shared.ports import DeferredPublisher
+
+
+class FakeEvents:
+    def __init__(self, fail: bool = False) -> None:
+        self.calls: list[list[dict[str, Any]]] = []
+        self.fail = fail
+
+    def put_events(self, Entries: list[dict[str, Any]]) -> dict[str, Any]:
+        self.calls.append(Entries)
+        if self.fail:
+            return {"FailedEntryCount": 1, "Entries": [{"ErrorCode": "InternalFailure"}] * len(Entries)}
+        return {"FailedEntryCount": 0, "Entries": [{"EventId": f"id-{i}"} for i in range(len(Entries))]}
+
+
+def updated(n: int) -> ProfileUpdated:
+    return ProfileUpdated(
+        person_id=f"p{n}", brand_id="demo-brand", event_id=f"e{n}", event_type="order_placed", version=1
+    )
+
+
+def test_a_batch_of_records_goes_out_in_one_call_per_ten_entries_with_each_correlation_id() -> None:
+    deferred, events = DeferredPublisher(), FakeEvents()
+    for n in range(12):  # twelve records, one announcement each
+        assert deferred.publish([updated(n)], correlation_id=f"e{n}") == []
+    assert events.calls == []  # nothing leaves before the flush
+    assert deferred.flush(EventBridgePublisher("bus", events)) == 12
+    assert [len(c) for c in events.calls] == [10, 2]
+    details = [e["Detail"] for call in events.calls for e in call]
+    assert all(f'"correlation_id":"e{n}"' in details[n] for n in range(12))
+    assert deferred.flush(EventBridgePublisher("bus", events)) == 0 and len(events.calls) == 2
+
+
+def test_a_failed_flush_raises_so_the_whole_batch_is_redelivered() -> None:
+    deferred = DeferredPublisher()
+    deferred.publish([updated(1)], correlation_id="e1")
+    with pytest.raises(PublishError):
+        deferred.flush(EventBridgePublisher("bus", FakeEvents(fail=True)))
