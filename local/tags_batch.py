@@ -25,7 +25,8 @@ import duckdb
 import numpy as np
 
 from cdp.errors import InvalidInputError
-from cdp.profile.ports import ProfileReader
+from cdp.profile.models import Profile
+from cdp.profile.ports import ProfileReader, TimelineEntry
 from cdp.tags.catalog import TagCatalog
 from cdp.tags.evaluate import audience_tag
 from cdp.tags.records import (
@@ -192,18 +193,25 @@ class ExportSummary:
 def export_profiles(
     reader: ProfileReader, out_dir: Path, shards: int = 1, progress: Progress | None = None
 ) -> ExportSummary:
-    """Write profiles.parquet and events.parquet for every surviving person of the store."""
+    """Write profiles.parquet and events.parquet for every surviving person of the store (`shards` scans one after
+    the other; 1 reads every timeline with the scan, see `ProfileReader.scan_with_timelines`)."""
+    histories = (history for shard in range(shards) for history in reader.scan_with_timelines(shard, shards))
+    return export_histories(histories, out_dir, progress)
+
+
+def export_histories(
+    histories: Iterable[tuple[Profile, Sequence[TimelineEntry]]], out_dir: Path, progress: Progress | None = None
+) -> ExportSummary:
+    """Write profiles.parquet and events.parquet for these persons (profiles with their timelines, already read)."""
     started = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect()
     try:
         writer = _TableWriter(con)
-        for shard in range(shards):
-            for profile in reader.scan_shard(shard, shards):
-                events = [entry.event for entry in reader.timeline(profile)]
-                writer.add(person_record(profile, events))
-                if progress is not None:
-                    progress(writer.persons)
+        for profile, timeline in histories:
+            writer.add(person_record(profile, [entry.event for entry in timeline]))
+            if progress is not None:
+                progress(writer.persons)
         writer.flush()
         _copy(con, "SELECT * FROM profiles ORDER BY person_id", out_dir / PROFILES_FILE)
         _copy(con, "SELECT * FROM events ORDER BY person_id, ts, event_id", out_dir / EVENTS_FILE)

@@ -11,16 +11,19 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from cdp.profile.models import Profile
+from cdp.profile.ports import TimelineEntry
 from cdp.shared.time import utc_now
 from cdp.tags.catalog import bundled_catalog
 from cdp.tags.dynamodb import DynamoTagStore
 from cdp.tags.evaluate import audience_tag
 from cdp_local.runtime import LocalRuntime
-from cdp_local.tags_batch import BatchTagEngine, export_profiles
+from cdp_local.tags_batch import BatchTagEngine, export_histories
 
 DYNAMIC_AUDIENCE_ID = "active_buyers"
 STATIC_AUDIENCE_ID = "winter_cake_sms"
@@ -69,8 +72,9 @@ def tags_and_audiences(rt: LocalRuntime, store: DynamoTagStore, output: Path) ->
     refresh = rt.fire_schedule("cdp-nightly-tag-refresh").result
     rt.drain()
     refresh_s = time.perf_counter() - started
-    stored = {p.person_id: p for shard in range(4) for p in store.scan_shard(shard, 4)}
-    batch = _batch_agreement(store, stored, now, output / "tags-export")
+    histories = list(store.scan_with_timelines(0, 1))  # one read for the comparison and the export
+    stored = {profile.person_id: profile for profile, _ in histories}
+    batch = _batch_agreement(histories, stored, now, output / "tags-export")
     members = sum(1 for p in stored.values() if p.tags.get(audience_tag(DYNAMIC_AUDIENCE_ID)) is not None)
     moves = _membership_moves(store, list(stored))
     _call(rt, "POST", "/v1/audiences", STATIC_AUDIENCE)
@@ -97,10 +101,12 @@ def tags_and_audiences(rt: LocalRuntime, store: DynamoTagStore, output: Path) ->
     }
 
 
-def _batch_agreement(store: DynamoTagStore, stored: dict[str, Any], now: datetime, directory: Path) -> dict[str, Any]:
+def _batch_agreement(
+    histories: Sequence[tuple[Profile, Sequence[TimelineEntry]]], stored: dict[str, Any], now: datetime, directory: Path
+) -> dict[str, Any]:
     """Every catalog tag evaluated again in batch (DuckDB SQL over the export) and compared with the stored value."""
     catalog = bundled_catalog()
-    export = export_profiles(store, directory, shards=4)
+    export = export_histories(histories, directory)
     with BatchTagEngine(directory) as engine:
         result = engine.evaluate_tags(catalog, now)
         rows = engine.tag_rows(result, sorted(stored))

@@ -508,6 +508,27 @@ def test_batch_freshness_tags_are_computed_only_by_the_full_refresh() -> None:
     assert report.refreshed == 1 and world.tags()["cake_months"] == "3"
 
 
+def test_the_full_refresh_reads_each_timeline_with_the_scan_not_once_per_person() -> None:
+    # Given a store that reads profiles with their timelines in bulk (as the DynamoDB adapter does for one shard)
+    class BulkStore(InMemoryTagStore):
+        bulk_reads = 0
+
+        def scan_with_timelines(self, shard: int, total_shards: int) -> Iterator[tuple[Profile, list[TimelineEntry]]]:
+            self.bulk_reads += 1
+            for profile in self.scan_shard(shard, total_shards):
+                yield profile, InMemoryProfiles.timeline(self, profile)  # the read of the scan: not counted
+
+    world = World()
+    world.store = BulkStore(list(world.store.profiles.values()))
+    world.engine = TagEngine(CATALOG, StaticAudiences(), world.store, world.store, world.store, world.publisher)
+    world.add(order(T0 - 365 * DAY, category="birthday_cake"), order(T0, category="birthday_cake"))
+    # When the nightly full refresh runs
+    report = sweep(world.engine, world.store, world.store, T0 + timedelta(hours=15), full=True)
+    # Then it read the timelines with its one scan, none one by one, and computed the tags from them
+    assert report.refreshed == 1 and world.tags()["cake_months"] == "3"
+    assert world.store.bulk_reads == 1 and world.store.timeline_reads == 0
+
+
 def test_tags_no_definition_yields_are_removed_by_a_full_evaluation_only() -> None:
     # Given a person still carrying a tag of the old built-in family (rfm_score)
     person = Profile(

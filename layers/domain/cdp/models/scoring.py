@@ -16,7 +16,7 @@ from cdp.models.features import FEATURE_NAMES, feature_vector, features_as_of
 from cdp.models.ports import ModelStore
 from cdp.observability import logger
 from cdp.profile.models import ModelScore, Profile
-from cdp.profile.ports import ProfileAnnotator, ProfileReader
+from cdp.profile.ports import ProfileAnnotator, ProfileReader, TimelineEntry
 from cdp.shared.commands import action_discriminator
 
 BATCH_SIZE = 1000  # rows per predict_proba call: vectorized, yet bounded memory
@@ -76,8 +76,10 @@ class ScoreSummary(BaseModel):
     scored: int
 
 
-def _batches(profiles: Iterator[Profile], size: int) -> Iterator[list[Profile]]:
-    while batch := list(islice(profiles, size)):
+def _batches(
+    histories: Iterator[tuple[Profile, list[TimelineEntry]]], size: int
+) -> Iterator[list[tuple[Profile, list[TimelineEntry]]]]:
+    while batch := list(islice(histories, size)):
         yield batch
 
 
@@ -91,13 +93,13 @@ def score_shard(
 ) -> ScoreShardResult:
     """Features as of `now` for every profile of the shard, one predict call per batch, one score write per person."""
     scored = 0
-    for batch in _batches(reader.scan_shard(request.shard, request.total_shards), batch_size):
+    for batch in _batches(reader.scan_with_timelines(request.shard, request.total_shards), batch_size):
         rows = np.asarray(
-            [feature_vector(features_as_of(p, [t.event for t in reader.timeline(p)], now)) for p in batch],
+            [feature_vector(features_as_of(p, [t.event for t in timeline], now)) for p, timeline in batch],
             dtype=np.float64,
         ).reshape(len(batch), len(FEATURE_NAMES))
         probabilities = np.clip(model.predict(rows), 0.0, 1.0)
-        for profile, probability in zip(batch, probabilities, strict=True):
+        for (profile, _), probability in zip(batch, probabilities, strict=True):
             score = ModelScore(score=float(probability), model_version=model.manifest.version, scored_at=now)
             annotator.put_score(profile.person_id, request.model_name, score)
         scored += len(batch)

@@ -69,7 +69,7 @@ class TrainResult(BaseModel):
 
 def load_histories(reader: ProfileReader) -> list[PersonHistory]:
     """Every surviving profile with its timeline (fine for a brand's sample; at scale this reads an export)."""
-    return [PersonHistory(p, [entry.event for entry in reader.timeline(p)]) for p in reader.scan_shard(0, 1)]
+    return [PersonHistory(p, [entry.event for entry in timeline]) for p, timeline in reader.scan_with_timelines(0, 1)]
 
 
 def build_labels(request: TrainRequest, histories: list[PersonHistory]) -> LabeledSet:

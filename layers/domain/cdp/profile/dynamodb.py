@@ -102,6 +102,49 @@ class DynamoProfileStore(ProfileReader, ProfileAnnotator):
         ]
         return sorted(entries, key=lambda e: (e.event.occurred_at, e.event.event_id))
 
+    def scan_with_timelines(self, shard: int, total_shards: int) -> Iterator[tuple[Profile, list[TimelineEntry]]]:
+        """One shard of several: the shard's profiles, each timeline read with its queries. The whole table
+        (`total_shards` 1): one scan returns the profiles and every filed event at once. A scan reads (and bills)
+        every item it passes whatever its filter keeps, so the events come at no extra read cost, and the queries
+        per identifier are saved; the events are held in memory until the scan ends (a brand's sample; at scale
+        batch jobs read an export)."""
+        if total_shards > 1:
+            yield from super().scan_with_timelines(shard, total_shards)
+            return
+        profiles: list[Profile] = []
+        filed: dict[str, list[dict[str, Any]]] = {}
+        paginator = self._db.get_paginator("scan")
+        pages = paginator.paginate(
+            TableName=self._table,
+            FilterExpression=(
+                "(#sk = :profile AND attribute_not_exists(merged_into) AND attribute_not_exists(dissolved))"
+                " OR begins_with(#sk, :timeline)"
+            ),
+            ExpressionAttributeNames={"#sk": SK},
+            ExpressionAttributeValues={
+                ":profile": {"S": keys.PROFILE_SK},
+                ":timeline": {"S": keys.TIMELINE_PREFIX},
+            },
+        )
+        try:
+            for page in pages:
+                for raw in page.get("Items", []):
+                    item = from_item(raw)
+                    if item[SK] == keys.PROFILE_SK:
+                        profiles.append(to_profile(item))
+                    else:
+                        filed.setdefault(item[PK], []).append(item)
+        except (ClientError, BotoCoreError) as exc:
+            raise StoreError(f"scan of profiles with timelines failed: {exc}") from exc
+        for profile in profiles:
+            namespace = self.namespace_of(profile.brand_id)
+            entries = [
+                TimelineEntry(anchor=key, event=parse_event(item["event"]))
+                for key in profile.identifiers
+                for item in sorted(filed.get(keys.anchor_pk(namespace, key), []), key=lambda i: str(i[SK]))
+            ]
+            yield profile, sorted(entries, key=lambda e: (e.event.occurred_at, e.event.event_id))
+
     def timeline_page(self, profile: Profile, before: str | None, limit: int) -> TimelinePage:
         """Newest first, `limit` events older than the cursor (a timeline sort key) across the person's identifiers."""
         namespace = self.namespace_of(profile.brand_id)

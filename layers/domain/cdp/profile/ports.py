@@ -52,6 +52,12 @@ class ProfileReader(ABC):
     def person_for_identifier(self, brand_id: str, identifier_key: str) -> str | None:
         """The surviving person id that owns an identifier key in the brand's identity namespace, if any."""
 
+    def scan_with_timelines(self, shard: int, total_shards: int) -> Iterator[tuple[Profile, list[TimelineEntry]]]:
+        """Every surviving profile of one shard with its timeline (batch jobs: training, scoring, the nightly
+        refresh, exports). This default reads each timeline on its own; an adapter may read them in bulk."""
+        for profile in self.scan_shard(shard, total_shards):
+            yield profile, self.timeline(profile)
+
 
 class ProfileAnnotator(ABC):
     """Writers that own one attribute each, so they never overwrite each other's work."""

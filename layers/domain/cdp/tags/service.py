@@ -23,13 +23,13 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from cdp.errors import ConflictError, RetryableError
 from cdp.profile.models import ModelScore, Profile, TagValue
-from cdp.profile.ports import MessageRecord, ProfileAnnotator, ProfileReader
+from cdp.profile.ports import MessageRecord, ProfileAnnotator, ProfileReader, TimelineEntry
 from cdp.shared.ports import EventPublisher
 from cdp.shared.time import iso
 from cdp.tags.announcements import announcements
@@ -112,7 +112,10 @@ class TagEngine:
         redelivered: bool = False,
         profile: Profile | None = None,
         correlation_id: str | None = None,
+        timeline: Sequence[TimelineEntry] | None = None,
     ) -> RefreshOutcome:
+        """`profile` (and its `timeline`, read with it): the state the first attempt evaluates, when the caller read
+        it already (a sweep's scan); a conflicting writer makes the next attempt read both afresh."""
         now = now.replace(microsecond=now.microsecond // 1000 * 1000)  # history keys have milliseconds
         cause = cause or f"{trigger}:{iso(now)}"
         rules = self.rules()
@@ -121,11 +124,14 @@ class TagEngine:
             return RefreshOutcome(person_id=person_id, trigger=trigger, skipped=True)
         outcome = RefreshOutcome(person_id=person_id, trigger=trigger, found=False)
         for attempt in range(1, MAX_WRITE_ATTEMPTS + 1):
-            current = profile if profile is not None and attempt == 1 else self._reader.get(person_id)
+            first = profile is not None and attempt == 1
+            current = profile if first else self._reader.get(person_id)
             if current is None or current.dissolved:
                 break
             try:
-                outcome = self._apply(rules, selection, current, now, cause, trigger, attempt)
+                outcome = self._apply(
+                    rules, selection, current, now, cause, trigger, attempt, timeline if first else None
+                )
                 break
             except ConflictError:
                 if attempt == MAX_WRITE_ATTEMPTS:
@@ -152,11 +158,14 @@ class TagEngine:
         cause: str,
         trigger: str,
         attempt: int,
+        timeline: Sequence[TimelineEntry] | None = None,
     ) -> RefreshOutcome:
         overdue = profile.next_tag_expiry is not None and profile.next_tag_expiry <= now
         effective = selection | rules.select(SWEEP) if overdue else selection
         needs_events = rules.needs_events(effective)
-        events = event_records_of(e.event for e in self._reader.timeline(profile)) if needs_events else []
+        if needs_events and timeline is None:
+            timeline = self._reader.timeline(profile)
+        events = event_records_of(e.event for e in timeline or ()) if needs_events else []
         result = recompute(rules, selection, profile, events, now, cause)
         wrote = result.tags != profile.tags or result.next_expiry != profile.next_tag_expiry
         if wrote:
@@ -200,15 +209,23 @@ def sweep(
     in the past, so the next sweep takes them again."""
     report = SweepReport()
     cause = f"{FULL_REFRESH if full else SWEEP}:{iso(now)}"
-    persons: Iterator[tuple[str, Profile | None]] = (
-        ((p.person_id, p) for p in reader.scan_shard(shard, total_shards))
-        if full
-        else ((pid, None) for pid in list(due.due_for_tag_refresh(now, shard, total_shards)))
-    )
-    for person_id, profile in persons:
+    persons: Iterator[tuple[str, Profile | None, list[TimelineEntry] | None]]
+    if not full:
+        persons = ((pid, None, None) for pid in list(due.due_for_tag_refresh(now, shard, total_shards)))
+    elif engine.rules().needs_events(engine.rules().select(FULL_REFRESH)):  # every timeline: read with the scan
+        persons = ((p.person_id, p, t) for p, t in reader.scan_with_timelines(shard, total_shards))
+    else:
+        persons = ((p.person_id, p, None) for p in reader.scan_shard(shard, total_shards))
+    for person_id, profile, timeline in persons:
         try:
             outcome = engine.refresh(
-                person_id, FULL_REFRESH if full else SWEEP, now, cause=cause, profile=profile, correlation_id=cause
+                person_id,
+                FULL_REFRESH if full else SWEEP,
+                now,
+                cause=cause,
+                profile=profile,
+                correlation_id=cause,
+                timeline=timeline,
             )
         except (ConflictError, RetryableError) as exc:
             report.failed += 1
