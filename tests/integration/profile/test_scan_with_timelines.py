@@ -74,3 +74,16 @@ def test_one_shard_of_several_reads_its_own_profiles_with_their_timelines(store:
     # Then together they are every person once, each with their own timeline
     assert {pid: pair for shard in shards for pid, pair in shard.items()} == expected
     assert sum(len(shard) for shard in shards) == len(expected)
+
+
+def test_get_many_answers_what_get_answers_for_each_id(store: DynamoProfileStore) -> None:
+    # Given every surviving person, the ids merged into them, and an id nobody has
+    survivors = [p for p, _ in store.scan_with_timelines(0, 1)]
+    merged_away = [pid for p in survivors for pid in p.merged_from]
+    asked = [*(p.person_id for p in survivors), *merged_away, "nobody", survivors[0].person_id]
+    assert merged_away  # the fixture merged the device-only person into the phone's
+    # When they are read together (batched reads, one round per merge hop)
+    many = store.get_many(asked)
+    # Then each requested id maps to what get() returns for it (a merged-away id to its survivor), unknown left out
+    assert many == {pid: store.get(pid) for pid in asked if pid != "nobody"}
+    assert all(many[pid].person_id != pid for pid in merged_away)

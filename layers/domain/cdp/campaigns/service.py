@@ -206,8 +206,10 @@ def _candidates(request: CampaignRequest, profiles: ProfileReader, audiences: Au
         raise InvalidInputError(str(exc), "audience.snapshot_id" if snapshot_id else "audience.audience_id") from exc
 
     def frozen() -> Iterator[Profile]:
-        for person_id in audiences.members(manifest):
-            profile = profiles.get(person_id)  # follows merged_into: a member merged since is selected as the survivor
+        members = list(audiences.members(manifest))
+        current = profiles.get_many(members)  # follows merged_into: a member merged since is selected as the survivor
+        for person_id in members:
+            profile = current.get(person_id)
             if profile is not None and not profile.dissolved:
                 out.resolved.add(profile.person_id)
                 yield profile
@@ -333,8 +335,9 @@ def measure_group(
     exclude = exclude or set()
     measured = _Measured(GroupOutcome(size=0, converted=0, revenue_minor=0))
     size = converted = revenue = other = 0
+    current = profiles.get_many(m.person_id for m in members)  # batched reads, merges followed as by get
     for member in members:
-        profile = profiles.get(member.person_id)
+        profile = current.get(member.person_id)
         if profile is None:  # erased or unknown: stays in the denominator, cannot convert
             size += 1
             continue

@@ -166,8 +166,9 @@ def send_batch(
     unique = _unique(requested)
     batch.result.duplicates_skipped += len(requested) - len(unique)
     seen_survivors: set[str] = set()
+    current = profiles.get_many(unique)  # the batch's profiles read together (merges followed, as by get)
     for person_id in unique:
-        _send_one(batch, person_id, profiles, ledger, channel, seen_survivors, links)
+        _send_one(batch, current.get(person_id), ledger, channel, seen_survivors, links)
 
     result = batch.result
     logger.info("send batch done", **result.model_dump(exclude={"failures", "by_channel"}))
@@ -180,15 +181,13 @@ def send_batch(
 
 def _send_one(
     batch: _Batch,
-    requested_id: str,
-    profiles: ProfileReader,
+    profile: Profile | None,
     ledger: SendLedger,
     channel: Channel,
     seen_survivors: set[str],
     links: LinkTracking | None = None,
 ) -> None:
     request, result = batch.request, batch.result
-    profile = profiles.get(requested_id)
     if profile is None:
         result.unknown_person += 1
         return

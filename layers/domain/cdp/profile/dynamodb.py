@@ -5,7 +5,9 @@ messages and scores (key shapes in `cdp.profile.keys`). Identity and tags extend
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime
 from functools import reduce
 from typing import TYPE_CHECKING, Any
@@ -37,6 +39,37 @@ class DynamoProfileStore(ProfileReader, ProfileAnnotator):
         self._table = table_name
         self._db: DynamoDBClient = client or default_client("dynamodb")
         self._org = org or load_org()
+        self._local = threading.local()  # the read cache of the batch this thread is processing, if any
+
+    # ---- a batch's reads, once (see `batch_reads`) ----------------------------------------------------------
+
+    @contextmanager
+    def batch_reads(self) -> Iterator[None]:
+        """While a batch of messages is processed, keyed reads (BatchGetItem) are served from what this thread has
+        already read or committed. A stale entry is safe: every write is conditional on the version it read, so it
+        fails and the change is re-planned on a fresh read (the entries it touched are dropped first)."""
+        self._local.cache = {}
+        try:
+            yield
+        finally:
+            self._local.cache = None
+
+    def _cache(self) -> dict[tuple[str, str], dict[str, Any] | None] | None:
+        cache: dict[tuple[str, str], dict[str, Any] | None] | None = getattr(self._local, "cache", None)
+        return cache
+
+    def _remember(self, items: Iterable[dict[str, Any]]) -> None:
+        """Items just written (DynamoDB JSON), as a read would now return them."""
+        cache = self._cache()
+        if cache is not None:
+            for raw in items:
+                cache[(raw[PK]["S"], raw[SK]["S"])] = from_item(raw)
+
+    def _forget(self, keys_: Iterable[tuple[str, str]]) -> None:
+        cache = self._cache()
+        if cache is not None:
+            for key in keys_:
+                cache.pop(key, None)
 
     def namespace_of(self, brand_id: str) -> str:
         return self._org.brand(brand_id).namespace
@@ -187,8 +220,18 @@ class DynamoProfileStore(ProfileReader, ProfileAnnotator):
         return profile.person_id if profile and not profile.dissolved else None
 
     def _batch_get(self, pks: list[tuple[str, str]]) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
+        cache = self._cache()
         unique = sorted(set(pks))
+        if cache is None:
+            return self._batch_get_stored(unique)
+        wanted = [k for k in unique if k not in cache]
+        found = {(item[PK], item[SK]): item for item in self._batch_get_stored(wanted)}
+        for key in wanted:
+            cache[key] = found.get(key)
+        return [item for key in unique if (item := cache[key]) is not None]
+
+    def _batch_get_stored(self, unique: list[tuple[str, str]]) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
         for start in range(0, len(unique), 100):
             request: Any = {
                 self._table: {
@@ -208,6 +251,26 @@ class DynamoProfileStore(ProfileReader, ProfileAnnotator):
     def load_persons(self, person_ids: Iterable[str]) -> dict[str, Profile]:
         items = self._batch_get([(keys.person_pk(pid), keys.PROFILE_SK) for pid in person_ids])
         return {p.person_id: p for p in map(to_profile, items)}
+
+    def get_many(self, person_ids: Iterable[str]) -> dict[str, Profile]:
+        """`get` of each, in BatchGetItem rounds of 100 (consistent reads), each merge hop one round for all."""
+        out: dict[str, Profile] = {}
+        following = {person_id: person_id for person_id in person_ids}  # requested -> the id to read next
+        for hop in range(51):
+            if not following:
+                break
+            loaded = self.load_persons(set(following.values()))
+            pending: dict[str, str] = {}
+            for requested, current in following.items():
+                profile = loaded.get(current)
+                if profile is None:
+                    continue
+                if profile.merged_into and hop < 50:
+                    pending[requested] = profile.merged_into
+                else:
+                    out[requested] = profile
+            following = pending
+        return out
 
     def current_persons(self, person_ids: Iterable[str]) -> dict[str, Profile]:
         out: dict[str, Profile] = {}

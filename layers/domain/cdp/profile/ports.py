@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -51,6 +51,12 @@ class ProfileReader(ABC):
     @abstractmethod
     def person_for_identifier(self, brand_id: str, identifier_key: str) -> str | None:
         """The surviving person id that owns an identifier key in the brand's identity namespace, if any."""
+
+    def get_many(self, person_ids: Iterable[str]) -> dict[str, Profile]:
+        """`get` of several persons: requested id -> its profile (merged_into followed); unknown ids are left out.
+        This default reads them one by one; an adapter may batch the reads."""
+        found = {person_id: self.get(person_id) for person_id in dict.fromkeys(person_ids)}
+        return {person_id: profile for person_id, profile in found.items() if profile is not None}
 
     def scan_with_timelines(self, shard: int, total_shards: int) -> Iterator[tuple[Profile, list[TimelineEntry]]]:
         """Every surviving profile of one shard with its timeline (batch jobs: training, scoring, the nightly

@@ -41,6 +41,7 @@ from cdp.tags.selection import AUDIENCE_PREFIX, FULL_REFRESH, SWEEP, Selection, 
 log = logging.getLogger(__name__)
 
 MAX_WRITE_ATTEMPTS = 3
+REFRESH_READ_BATCH = 100  # profiles read at once when the tags of many scored persons follow their scores
 
 
 # ---- the engine (ports injected) ----------------------------------------------------------------------------------
@@ -82,6 +83,10 @@ class TagEngine:
         self._history = history
         self._publisher = publisher
         self._rules: TagRules | None = None
+
+    @property
+    def reader(self) -> ProfileReader:
+        return self._reader
 
     @property
     def catalog(self) -> TagCatalog:
@@ -270,6 +275,13 @@ def refresh_scored(engine: TagEngine, scored_persons: ScoredPersons, now: dateti
         trigger = scored(model_name)
         if engine.rules().select(trigger).empty:
             continue  # nothing reads this model: no extra read per person
-        for person_id in sorted(person_ids):
-            changes += len(engine.refresh(person_id, trigger, now).changes)
+        ordered = sorted(person_ids)
+        for start in range(0, len(ordered), REFRESH_READ_BATCH):  # the profiles read in batches, scores included
+            chunk = ordered[start : start + REFRESH_READ_BATCH]
+            profiles = engine.reader.get_many(chunk)
+            for person_id in chunk:
+                profile = profiles.get(person_id)
+                if profile is None or profile.person_id != person_id:
+                    profile = None  # gone or merged since it was scored: let the engine read it (it follows merges)
+                changes += len(engine.refresh(person_id, trigger, now, profile=profile).changes)
     return changes
