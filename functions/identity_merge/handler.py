@@ -9,10 +9,10 @@ from aws_lambda_powertools.utilities.batch import process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, Json
+from pydantic import BaseModel, Json, ValidationError
 
 from cdp.identity.dynamodb import DynamoIdentityStore
-from cdp.identity.service import resolve_event
+from cdp.identity.service import resolve_batch_reads, resolve_event
 from cdp.ingest.events import CanonicalEvent
 from cdp.observability import logger, metrics, tracer
 from cdp.settings import IdentitySettings, get_settings
@@ -76,8 +76,26 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItem
     # Announcements of the whole batch go out together (one PutEvents per 10, not one per record); if that fails,
     # the invocation fails and every record is redelivered, publishing again (commits are applied once).
     deferred = DeferredPublisher()
-    response = process_partial_response(
-        event=event, record_handler=partial(record_handler, publisher=deferred), processor=processor, context=context
-    )
-    deferred.flush(_ports()[1])
+    store, publisher = _ports()
+    with store.batch_reads():
+        prefetch(store, event.get("Records") or [])
+        response = process_partial_response(
+            event=event,
+            record_handler=partial(record_handler, publisher=deferred),
+            processor=processor,
+            context=context,
+        )
+    deferred.flush(publisher)
     return response
+
+
+def prefetch(store: DynamoIdentityStore, records: list[dict[str, Any]]) -> None:
+    """Read the identifiers (and suppressions) of every event in the batch, then their persons, in one round each
+    instead of one per event; records that do not parse are left to the processor (which dead-letters them)."""
+    events = []
+    for raw in records:
+        try:
+            events.append(ReceivedRecord.model_validate(raw).body.detail.data.event)
+        except ValidationError:
+            continue
+    resolve_batch_reads(events, store)

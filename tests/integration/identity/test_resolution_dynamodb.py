@@ -12,7 +12,7 @@ from moto import mock_aws
 
 from cdp import topology
 from cdp.identity.dynamodb import DynamoIdentityStore
-from cdp.identity.service import resolve_event
+from cdp.identity.service import resolve_batch_reads, resolve_event
 from cdp.ingest.events import CanonicalEvent, parse_event
 from cdp.shared.envelope import Publishable
 from cdp.shared.ports import EventPublisher
@@ -144,3 +144,56 @@ def test_merge_adds_points_and_orders_without_loss(store: DynamoIdentityStore) -
     assert profile is not None
     assert profile.facts.points_by_program == {"app": 300, "dealer": 100}
     assert profile.facts.event_count == 3
+
+
+class CountingClient:
+    """The DynamoDB client, counting BatchGetItem calls."""
+
+    def __init__(self, inner: object) -> None:
+        self._inner = inner
+        self.batch_gets = 0
+
+    def batch_get_item(self, **kwargs: object) -> object:
+        self.batch_gets += 1
+        return self._inner.batch_get_item(**kwargs)  # type: ignore[attr-defined]
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._inner, name)
+
+
+def test_a_batch_reads_each_item_once_and_sees_its_own_commits(store: DynamoIdentityStore) -> None:
+    # Given a store whose reads are counted, and a batch of events of two persons (the second links a new device)
+    counting = CountingClient(store._db)
+    batch_store = DynamoIdentityStore(topology.PROFILES_TABLE.local_name, client=counting)  # type: ignore[arg-type]
+    other = {"type": "email", "value": "other@example.com"}
+    device = {"type": "device_id", "value": "dev-batch-1"}
+    events = [event(PHONE), event(other), event(PHONE, device), event(PHONE, event_type="page_view", url="/")]
+    publisher = RecordingPublisher()
+    # When the batch is read once up front and then resolved event by event
+    with batch_store.batch_reads():
+        resolve_batch_reads(events, batch_store)
+        prefetch_reads = counting.batch_gets
+        outcomes = [resolve_event(e, batch_store, publisher) for e in events]
+    # Then the events read only what the batch's first reads and commits did not hold (the new device), and the
+    # persons stored are what a store without the batch cache reads
+    assert prefetch_reads <= 2 and counting.batch_gets - prefetch_reads <= 1
+    assert all(o.applied for o in outcomes) and outcomes[0].person_id == outcomes[2].person_id == outcomes[3].person_id
+    stored = store.get(outcomes[0].person_id or "")
+    assert stored is not None and stored.facts.page_views == 1 and "device_id:dev-batch-1" in stored.identifiers
+
+
+def test_a_batch_read_made_stale_by_another_writer_is_replanned(store: DynamoIdentityStore) -> None:
+    # Given a person, and a batch that read them before another writer changed them
+    publisher = RecordingPublisher()
+    first = resolve_event(event(PHONE), store, publisher)
+    batch_store = DynamoIdentityStore(topology.PROFILES_TABLE.local_name, client=store._db)
+    late = event(PHONE, event_type="page_view", url="/a")
+    with batch_store.batch_reads():
+        resolve_batch_reads([late], batch_store)
+        resolve_event(event(PHONE, event_type="page_view", url="/b"), store, publisher)  # the other writer
+        # When the batch resolves its event on the stale read
+        outcome = resolve_event(late, batch_store, publisher)
+    # Then the version check failed, the change was re-planned on a fresh read, and both page views count
+    assert outcome.applied and outcome.person_id == first.person_id
+    stored = store.get(first.person_id or "")
+    assert stored is not None and stored.facts.page_views == 2

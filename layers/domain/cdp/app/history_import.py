@@ -285,11 +285,11 @@ def plan_history_import(command: HistoryPlanCommand, ports: HistoryPorts, now: d
     if events:
         load = plan_history(events, brand, fold=False)
         seconds.update(load.seconds)
-        sample = [r.key for r in load.records[:100]]
-        if not ports.persons.namespace_is_empty(load.namespace, sample):
+        # Every identifier of the file, not a sample: a known one would be overwritten with the import's person.
+        if not ports.persons.namespace_is_empty(load.namespace, [r.key for r in load.records]):
             raise BadFileError(
-                f"identity namespace {load.namespace} already holds identifiers: a history import goes in before "
-                "live traffic (send later events through the live routes or a file import)",
+                f"identity namespace {load.namespace} already holds identifiers of this file: a history import goes "
+                "in before live traffic (send later events through the live routes or a file import)",
                 "key",
             )
         owner = {k: p.person_id for p in load.profiles for k in p.identifiers}

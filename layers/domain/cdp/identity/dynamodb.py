@@ -83,6 +83,7 @@ class DynamoIdentityStore(DynamoProfileStore, IdentityStore, HistorySink):
         try:
             self._db.transact_write_items(TransactItems=core)  # type: ignore[arg-type]
         except ClientError as exc:
+            self._forget((w["Put"]["Item"][PK]["S"], w["Put"]["Item"][SK]["S"]) for w in core)
             if exc.response["Error"]["Code"] != "TransactionCanceledException":
                 raise StoreError(f"identity commit failed: {exc}") from exc
             reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
@@ -90,7 +91,9 @@ class DynamoIdentityStore(DynamoProfileStore, IdentityStore, HistorySink):
                 return False  # the applied-marker exists: a redelivery
             raise ConflictError(f"concurrent identity change: {reasons}") from exc
         except BotoCoreError as exc:
+            self._forget((w["Put"]["Item"][PK]["S"], w["Put"]["Item"][SK]["S"]) for w in core)
             raise StoreError(f"identity commit failed: {exc}") from exc
+        self._remember(w["Put"]["Item"] for w in core)
         for start in range(0, len(extra), 25):  # lineage and review entries of a very large change
             self._batch_put([e["Put"]["Item"] for e in extra[start : start + 25]])
         return True

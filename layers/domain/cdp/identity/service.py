@@ -89,6 +89,22 @@ def resolve_event(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+def resolve_batch_reads(
+    events: Iterable[CanonicalEvent], store: IdentityStore, org: OrgDirectory | None = None
+) -> None:
+    """The reads `resolve_event` starts with, for a whole batch at once (the store keeps them while the batch is
+    processed: `batch_reads`): every event's usable identifiers with their suppressions, then their persons."""
+    directory = org or load_org()
+    by_namespace: dict[str, set[str]] = {}
+    for event in events:
+        brand = directory.brand(event.brand_id)
+        usable = {i.key for i in event.identifiers} - brand.rules.blocked_values
+        by_namespace.setdefault(brand.namespace, set()).update(usable)
+    for namespace, keys in by_namespace.items():
+        found, _ = store.lookup_with_suppression(namespace, keys)
+        store.current_persons({r.person_id for r in found.values() if r.person_id})
+
+
 def _outcome(plan: ResolutionPlan, applied: bool) -> ResolutionOutcome:
     return ResolutionOutcome(
         person_id=plan.event_person_id,
