@@ -85,7 +85,13 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
         from functions.tag_sweep import handler as tag_sweep
         from functions.tag_update import handler as tag_update
 
-        caches = [tag_update.engine, tag_update._dead_letters, tag_sweep._ports, profile_api.dependencies]
+        caches = [
+            tag_update._wired,
+            tag_update.publisher,
+            tag_update._dead_letters,
+            tag_sweep._ports,
+            profile_api.dependencies,
+        ]
         for c in caches:
             c.cache_clear()
         yield {
@@ -271,7 +277,7 @@ def test_an_event_type_nothing_reads_costs_no_aws_call(aws: dict[str, Any]) -> N
     try:
         person_id = resolve(aws, order("13900000002", utc_now() - timedelta(days=1)))
         update(aws, person_id, "order_placed")
-        assert counter.calls["dynamodb.GetItem"] >= 1 and counter.calls["events.PutEvents"] == 1  # counted
+        assert counter.calls["dynamodb.BatchGetItem"] >= 1 and counter.calls["events.PutEvents"] == 1  # counted
         version = profile(aws, person_id).version
         published(aws)
         counter.reset()

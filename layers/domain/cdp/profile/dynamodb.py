@@ -77,6 +77,14 @@ class DynamoProfileStore(ProfileReader, ProfileAnnotator):
     # ---- reads ----------------------------------------------------------------------------------------------
 
     def _get_item(self, pk: str, sk: str) -> dict[str, Any] | None:
+        cache = self._cache()
+        if cache is not None:
+            if (pk, sk) not in cache:
+                cache[(pk, sk)] = self._get_stored(pk, sk)
+            return cache[(pk, sk)]
+        return self._get_stored(pk, sk)
+
+    def _get_stored(self, pk: str, sk: str) -> dict[str, Any] | None:
         try:
             response = self._db.get_item(TableName=self._table, Key={PK: {"S": pk}, SK: {"S": sk}}, ConsistentRead=True)
         except (ClientError, BotoCoreError) as exc:

@@ -68,6 +68,7 @@ class DynamoTagStore(DynamoProfileStore, TagStore, TagHistorySink):
         # The profile update and (up to) 99 history items commit together; a longer history (a first full
         # evaluation with many audiences) appends the rest right after.
         inline, rest = items[: MAX_TRANSACTION_ITEMS - 1], items[MAX_TRANSACTION_ITEMS - 1 :]
+        self._forget([(keys.person_pk(person_id), keys.PROFILE_SK)])  # the batch's copy is stale either way
         try:
             if inline:
                 puts = [{"Put": {"TableName": self._table, "Item": item}} for item in inline]

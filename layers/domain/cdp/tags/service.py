@@ -118,6 +118,7 @@ class TagEngine:
         profile: Profile | None = None,
         correlation_id: str | None = None,
         timeline: Sequence[TimelineEntry] | None = None,
+        publisher: EventPublisher | None = None,  # e.g. a batch's DeferredPublisher (default: the engine's)
     ) -> RefreshOutcome:
         """`profile` (and its `timeline`, read with it): the state the first attempt evaluates, when the caller read
         it already (a sweep's scan); a conflicting writer makes the next attempt read both afresh."""
@@ -151,7 +152,7 @@ class TagEngine:
             changes.sort(key=lambda c: (c.at, c.tag))
         events = announcements(subject, changes, rules.catalog, now)
         if events:
-            self._publisher.publish(events, correlation_id or cause)
+            (publisher or self._publisher).publish(events, correlation_id or cause)
         return replace(outcome, published=len(events))
 
     def _apply(
