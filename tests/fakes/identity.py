@@ -46,9 +46,6 @@ class InMemoryIdentityStore(IdentityStore):
     def events_anchored(self, namespace: str, keys: Iterable[str]) -> list[tuple[str, CanonicalEvent]]:
         return [(k, e) for k in sorted(set(keys)) for e in self.filed.get((namespace, k), [])]
 
-    def is_applied(self, dedupe_key: str) -> bool:
-        return dedupe_key in self.applied
-
     def lineage(self, person_id: str) -> list[LineageRecord]:
         return list(self.history.get(person_id, []))
 

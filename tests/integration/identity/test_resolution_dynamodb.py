@@ -11,9 +11,9 @@ import pytest
 from moto import mock_aws
 
 from cdp import topology
-from cdp.identity.dynamodb import DynamoIdentityStore
+from cdp.identity.dynamodb import DynamoIdentityStore, TimelineKeyTakenError
 from cdp.identity.service import resolve_batch_reads, resolve_event
-from cdp.ingest.events import CanonicalEvent, parse_event
+from cdp.ingest.events import CanonicalEvent, SourceChannel, parse_event
 from cdp.shared.envelope import Publishable
 from cdp.shared.ports import EventPublisher
 from cdp_local.runtime.core import create_table
@@ -197,3 +197,20 @@ def test_a_batch_read_made_stale_by_another_writer_is_replanned(store: DynamoIde
     assert outcome.applied and outcome.person_id == first.person_id
     stored = store.get(first.person_id or "")
     assert stored is not None and stored.facts.page_views == 2
+
+
+def test_the_filed_event_is_its_own_marker_and_a_collision_is_refused_with_its_reason(
+    store: DynamoIdentityStore,
+) -> None:
+    # Given an event applied once (no separate APPLIED# item is written for a filed event)
+    publisher = RecordingPublisher()
+    first = event(PHONE, event_type="page_view", url="/x")
+    assert resolve_event(first, store, publisher).applied
+    assert store._get_item(f"APPLIED#{first.dedupe_key}", "APPLIED") is None
+    # When another source sends the same event id for the same identifier at the same instant
+    twin = first.model_copy(update={"source": SourceChannel.WEB})
+    # Then it is refused for good (dead-lettered with this reason), not taken for a redelivery and dropped
+    with pytest.raises(TimelineKeyTakenError, match="same event id"):
+        resolve_event(twin, store, publisher)
+    # And a true redelivery is still applied once
+    assert not resolve_event(first, store, publisher).applied

@@ -11,7 +11,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from cdp.errors import ConflictError, StoreError
+from cdp.errors import ConflictError, InvalidInputError, StoreError
 from cdp.identity.ports import HistorySink, IdentityStore
 from cdp.identity.resolution import IdentifierRecord, LineageRecord, ResolutionPlan
 from cdp.ingest.events import CanonicalEvent, parse_event
@@ -28,6 +28,10 @@ from cdp.profile.dynamodb import (
 from cdp.profile.models import Profile
 from cdp.shared.dynamo import to_item
 from cdp.shared.time import iso, parse_iso
+
+
+class TimelineKeyTakenError(InvalidInputError):
+    """Another event already holds this event's filed key (permanent: the message is dead-lettered with this)."""
 
 
 class DynamoIdentityStore(DynamoProfileStore, IdentityStore, HistorySink):
@@ -63,9 +67,6 @@ class DynamoIdentityStore(DynamoProfileStore, IdentityStore, HistorySink):
             for item in self._query_prefix(keys.anchor_pk(namespace, key), keys.TIMELINE_PREFIX)
         ]
 
-    def is_applied(self, dedupe_key: str) -> bool:
-        return self._get_item(keys.applied_pk(dedupe_key), keys.APPLIED_SK) is not None
-
     def lineage(self, person_id: str) -> list[LineageRecord]:
         return [_to_lineage(item) for item in self._query_prefix(keys.person_pk(person_id), keys.LINEAGE_PREFIX)]
 
@@ -88,7 +89,8 @@ class DynamoIdentityStore(DynamoProfileStore, IdentityStore, HistorySink):
                 raise StoreError(f"identity commit failed: {exc}") from exc
             reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
             if event is not None and reasons and reasons[0] == "ConditionalCheckFailed":
-                return False  # the applied-marker exists: a redelivery
+                self._check_redelivery(core[0]["Put"]["Item"], event)
+                return False  # the event is filed (or marked) already: a redelivery
             raise ConflictError(f"concurrent identity change: {reasons}") from exc
         except BotoCoreError as exc:
             self._forget((w["Put"]["Item"][PK]["S"], w["Put"]["Item"][SK]["S"]) for w in core)
@@ -97,6 +99,21 @@ class DynamoIdentityStore(DynamoProfileStore, IdentityStore, HistorySink):
         for start in range(0, len(extra), 25):  # lineage and review entries of a very large change
             self._batch_put([e["Put"]["Item"] for e in extra[start : start + 25]])
         return True
+
+    def _check_redelivery(self, written: dict[str, Any], event: CanonicalEvent) -> None:
+        """What holds the event's filed key is this event, not another that shares it (the same identifier, instant
+        and event id from another source): that one would be refused for good, with its reason, never dropped."""
+        key = (written[PK]["S"], written[SK]["S"])
+        if key[1] == keys.APPLIED_SK:
+            return
+        stored = self._get_stored(*key)
+        held = parse_event(stored["event"]) if stored and "event" in stored else None
+        if held is not None and held.dedupe_key != event.dedupe_key:
+            raise TimelineKeyTakenError(
+                f"event {event.dedupe_key} would be filed under {key[0]} {key[1]}, which holds {held.dedupe_key}: "
+                "two sources sent the same event id for one identifier at the same instant",
+                "event_id",
+            )
 
     # ---- history import (cdp.identity.history) -----------------------------------------------------------------
 
@@ -108,8 +125,7 @@ class DynamoIdentityStore(DynamoProfileStore, IdentityStore, HistorySink):
     ) -> dict[str, int]:
         groups: dict[str, list[dict[str, Any]]] = {
             "profiles": [profile_item(p) for p in profiles],
-            "events": [_filed_item(namespace, anchor, e) for anchor, e in filed],
-            "applied_markers": [{PK: keys.applied_pk(e.dedupe_key), SK: keys.APPLIED_SK} for _, e in filed],
+            "events": [_filed_item(namespace, anchor, e) for anchor, e in filed],  # each its own applied marker
         }
         return self._put_groups(groups)
 
@@ -144,11 +160,16 @@ def _transaction(
     """(writes that must be atomic, history entries that may follow when the transaction would be too large)."""
     core: list[dict[str, Any]] = []
     if event is not None:
-        # First on purpose: a cancellation reason at index 0 means "already applied".
-        marker = {PK: keys.applied_pk(event.dedupe_key), SK: keys.APPLIED_SK}
-        core.append(put(table, marker, "attribute_not_exists(#pk)", names={"#pk": PK}))
+        # First on purpose: a cancellation reason at index 0 means "already applied". The filed event is its own
+        # marker: its key is a function of the event alone (the anchor comes from the event's identifiers and the
+        # brand's rules, then its time and id), so a redelivery finds it. An event filed nowhere (no anchor) keeps
+        # a separate marker, as every event did before.
         if plan.anchor is not None:
-            core.append(put(table, _filed_item(plan.namespace, plan.anchor, event)))
+            filed = _filed_item(plan.namespace, plan.anchor, event)
+            core.append(put(table, filed, "attribute_not_exists(#pk)", names={"#pk": PK}))
+        else:
+            marker = {PK: keys.applied_pk(event.dedupe_key), SK: keys.APPLIED_SK}
+            core.append(put(table, marker, "attribute_not_exists(#pk)", names={"#pk": PK}))
     for write in plan.profiles:
         core.append(profile_write(table, write.profile, write.expected_version))
     for record in plan.identifiers:

@@ -40,10 +40,6 @@ class IdentityStore(ABC):
         """(anchor, event) for every event filed under one of the keys."""
 
     @abstractmethod
-    def is_applied(self, dedupe_key: str) -> bool:
-        """Whether an event was already applied (the marker written with it)."""
-
-    @abstractmethod
     def commit(self, plan: ResolutionPlan, event: CanonicalEvent | None) -> bool:
         """Apply the plan atomically. Returns False when the event had already been applied.
 

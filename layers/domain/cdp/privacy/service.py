@@ -410,9 +410,10 @@ class _Erasure:
         raw_days, imports_days = topology.RAW_RETENTION_DAYS, topology.IMPORTS_RETENTION_DAYS
         out = [
             Retained(
-                what="applied-event markers (APPLIED#{source}#{event_id})",
-                count=len(self.events),
-                reason="hold no personal data; they make a redelivered copy of an erased event count as applied",
+                what="applied-event markers (APPLIED#{brand_id}#{source}#{event_id}) of events applied before the "
+                "filed event became its own marker",
+                reason="hold no personal data; they make a redelivered copy of an erased event count as applied "
+                "(a copy of a later event carries an erased identifier and is suppressed)",
             ),
             Retained(
                 what="ingest dedupe records (EVT#{brand_id}#{source}#{event_id} in the ledger table)",
