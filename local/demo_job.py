@@ -37,7 +37,9 @@ from cdp.connectors.platforms.transport import RecordedTransport
 from cdp.connectors.sources import SourcesConfig, parse_sources
 from cdp.ingest.aws import DynamoDedupeLedger, S3RawArchive
 from cdp.org import load_org
+from cdp.profile.models import TagValue
 from cdp.shared.aws import EventBridgePublisher
+from cdp.shared.dynamo import from_item
 from cdp.shared.time import utc_now
 from cdp.tags.dynamodb import DynamoTagStore
 from cdp_local.cli_import import run_history
@@ -61,7 +63,8 @@ MALFORMED_SHARE = 0.004  # real feeds carry junk: the demo sends some and shows 
 LIVE_DAYS = 30  # the brand's last 30 days stream live (every channel speaks in them); older events: one history import
 RESENT_BATCHES = 3  # client retries: whole /v1/events batches sent twice must be accepted once
 # and the first request (pull run) of every connector is sent twice too: each channel's dedupe is shown
-CAMPAIGN_WAIT_S = 25  # the follow-up delay: 3 days on AWS, compressed here (the world's replies land in it)
+CAMPAIGN_WAIT_S = 12  # the follow-up delay: 3 days on AWS, compressed here (the world's replies land in it)
+SCORE_SHARDS = 1  # one scan returns every profile with its filed events; 4 shards would read timelines per person
 RESPONSE_MODEL = "response"
 PRECISION_TARGET, RECALL_TARGET = 0.995, 0.98  # identity targets: pairwise precision, recall on linkable pairs
 
@@ -146,12 +149,14 @@ def run_demo(
         with _stage(state, "train"):
             train = _run_machine(rt, state, progress, "train", _train_input(seed, min_auc), timeout=900)
         with _stage(state, "score"):
-            _run_machine(rt, state, progress, "score", {"model_name": RESPONSE_MODEL, "total_shards": 4}, timeout=900)
+            _run_machine(
+                rt, state, progress, "score", {"model_name": RESPONSE_MODEL, "total_shards": SCORE_SHARDS}, timeout=900
+            )
         with _stage(state, "tags_audiences"):
             task = progress.add_task("full tag refresh, batch check, audiences", total=1)
             tag_stage = tags_and_audiences(rt, store, output)
             progress.update(task, completed=1)
-        tags = _tag_counts(store)
+        tags = _tag_counts(rt)
         with _stage(state, "campaign"):
             campaign = _run_campaign(channels, state, store, progress)
         outbox = _outbox_counts(rt)
@@ -370,7 +375,14 @@ def _identity_report(rt: LocalRuntime, brand: SyntheticBrand) -> tuple[dict[str,
     resolved: dict[str, str] = {}
     persons = over_limit = quarantined = 0
     paginator = rt.client("dynamodb").get_paginator("scan")
-    for page in paginator.paginate(TableName=topology.PROFILES_TABLE.local_name):
+    pages = paginator.paginate(
+        TableName=topology.PROFILES_TABLE.local_name,
+        FilterExpression="#sk IN (:id, :profile)",  # identifier records and persons, not events or tag history
+        ProjectionExpression="#sk, person_id, identifiers, #shared, over_limit, merged_into, dissolved",
+        ExpressionAttributeNames={"#sk": "sk", "#shared": "shared"},  # SHARED is a reserved word
+        ExpressionAttributeValues={":id": {"S": "ID"}, ":profile": {"S": "PROFILE"}},
+    )
+    for page in pages:
         for item in page["Items"]:
             sk = item["sk"]["S"]
             if sk == "ID":
@@ -439,12 +451,25 @@ def _lookup_latency(rt: LocalRuntime, person_ids: list[str], seed: int, samples:
     }
 
 
-def _tag_counts(store: DynamoTagStore) -> dict[str, dict[str, int]]:
+def _tag_counts(rt: LocalRuntime) -> dict[str, dict[str, int]]:
+    """Values per tag over the surviving persons (a scan reading only their tags)."""
     counts: dict[str, Counter[str]] = {}
-    for shard in range(4):
-        for profile in store.scan_shard(shard, 4):
-            for name, tag in profile.tags.items():
-                counts.setdefault(name, Counter())[str(tag.value)] += 1
+    pages = (
+        rt.client("dynamodb")
+        .get_paginator("scan")
+        .paginate(
+            TableName=topology.PROFILES_TABLE.local_name,
+            FilterExpression="#sk = :profile AND attribute_not_exists(merged_into) AND attribute_not_exists(dissolved)",
+            ProjectionExpression="tags",
+            ExpressionAttributeNames={"#sk": "sk"},
+            ExpressionAttributeValues={":profile": {"S": "PROFILE"}},
+        )
+    )
+    for page in pages:
+        for item in page["Items"]:
+            for name, tag in from_item(item).get("tags", {}).items():
+                value = TagValue.model_validate(tag).value
+                counts.setdefault(name, Counter())[str(value)] += 1
     return {name: dict(sorted(c.items())) for name, c in sorted(counts.items())}
 
 
