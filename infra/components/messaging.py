@@ -93,6 +93,7 @@ class Messaging(Construct):
                 sources.SqsEventSource(
                     self.queues[rule_spec.queue.logical_id],
                     batch_size=rule_spec.batch_size,
+                    max_batching_window=Duration.seconds(rule_spec.max_batching_window_s),
                     report_batch_item_failures=True,
                 )
             )

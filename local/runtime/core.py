@@ -412,13 +412,7 @@ class LocalRuntime:
         counts = report.by_queue[rule.queue.local_name]
         received = 0
         for _ in range(10_000):  # a consumer feeding its own queue must not spin forever
-            messages = sqs.receive_message(
-                QueueUrl=url,
-                MaxNumberOfMessages=min(rule.batch_size, 10),
-                AttributeNames=["All"],
-                MessageAttributeNames=["All"],
-                WaitTimeSeconds=0,
-            ).get("Messages", [])
+            messages = self._receive_batch(url, rule.batch_size)
             if not messages:
                 break
             received += len(messages)
@@ -436,6 +430,24 @@ class LocalRuntime:
             report.processed += len(done)
             report.failed += len(messages) - len(done)
         return received
+
+    def _receive_batch(self, url: str, batch_size: int) -> list[dict[str, Any]]:
+        """What the SQS event source mapping hands one invocation: up to `batch_size` messages, 10 per receive,
+        until the queue has no more (the local stand-in for its batching window)."""
+        sqs = self.client("sqs")
+        batch: list[dict[str, Any]] = []
+        while len(batch) < batch_size:
+            messages = sqs.receive_message(
+                QueueUrl=url,
+                MaxNumberOfMessages=min(batch_size - len(batch), 10),
+                AttributeNames=["All"],
+                MessageAttributeNames=["All"],
+                WaitTimeSeconds=0,
+            ).get("Messages", [])
+            if not messages:
+                break
+            batch.extend(messages)
+        return batch
 
     def sqs_event(self, queue: QueueSpec, messages: list[dict[str, Any]]) -> dict[str, Any]:
         """The event Lambda's SQS event source mapping hands the consumer."""

@@ -104,6 +104,7 @@ def test_each_bus_rule_buffers_through_its_queue_and_dlq_into_its_consumer(synth
         assert mapping["Properties"]["FunctionName"] == {"Ref": fn_id}
         assert mapping["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
         assert mapping["Properties"]["BatchSize"] == spec.batch_size
+        assert mapping["Properties"]["MaximumBatchingWindowInSeconds"] == spec.max_batching_window_s
 
 
 def test_functions_match_their_specs(synth: Synth) -> None:
