@@ -16,6 +16,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from cdp import topology
+from cdp.profile import keys
+from cdp.profile.dynamodb import PK, SK
 from cdp.profile.models import Profile
 from cdp.profile.ports import TimelineEntry
 from cdp.shared.time import utc_now
@@ -76,7 +79,7 @@ def tags_and_audiences(rt: LocalRuntime, store: DynamoTagStore, output: Path) ->
     stored = {profile.person_id: profile for profile, _ in histories}
     batch = _batch_agreement(histories, stored, now, output / "tags-export")
     members = sum(1 for p in stored.values() if p.tags.get(audience_tag(DYNAMIC_AUDIENCE_ID)) is not None)
-    moves = _membership_moves(store, list(stored))
+    moves = _membership_moves(rt, set(stored))
     _call(rt, "POST", "/v1/audiences", STATIC_AUDIENCE)
     size = _call(rt, "POST", f"/v1/audiences/{STATIC_AUDIENCE_ID}/size", {})
     preview = _call(rt, "GET", f"/v1/audiences/{STATIC_AUDIENCE_ID}/preview?limit=5")
@@ -137,11 +140,24 @@ def _norm(value: Any) -> Any:
     return value
 
 
-def _membership_moves(store: DynamoTagStore, person_ids: list[str]) -> Counter[str]:
-    """audience.entered / audience.exited as the tag history recorded them (one history entry per event)."""
+def _membership_moves(rt: LocalRuntime, person_ids: set[str]) -> Counter[str]:
+    """audience.entered / audience.exited as the tag history of the surviving persons recorded them (one history
+    entry per event): one scan kept to the membership tag's history items, not a query per person."""
     moves: Counter[str] = Counter()
-    tag = audience_tag(DYNAMIC_AUDIENCE_ID)
-    for person_id in person_ids:
-        for entry in store.tag_history(person_id, [tag]):
-            moves["entered" if entry.new is not None else "exited"] += 1
+    persons = {keys.person_pk(person_id) for person_id in person_ids}
+    pages = (
+        rt.client("dynamodb")
+        .get_paginator("scan")
+        .paginate(
+            TableName=topology.PROFILES_TABLE.local_name,
+            FilterExpression="begins_with(#sk, :history)",
+            ProjectionExpression="#pk, #new",
+            ExpressionAttributeNames={"#pk": PK, "#sk": SK, "#new": "new"},
+            ExpressionAttributeValues={":history": {"S": keys.tag_history_prefix(audience_tag(DYNAMIC_AUDIENCE_ID))}},
+        )
+    )
+    for page in pages:
+        for item in page["Items"]:
+            if item[PK]["S"] in persons:
+                moves["entered" if "new" in item else "exited"] += 1
     return moves

@@ -23,7 +23,7 @@ from cdp.tags.catalog import IDENTITY_CHANGED, TagCatalog, bundled_catalog
 from cdp.tags.history import as_of
 from cdp.tags.ports import CachedAudiences, DuePersons, StaticAudiences, TagHistory, TagHistoryEntry, TagWriter
 from cdp.tags.selection import FULL_REFRESH, SWEEP, TagRules, scored
-from cdp.tags.service import TagEngine, sweep
+from cdp.tags.service import ScoredPersons, TagEngine, refresh_scored, sweep
 from tests.fakes.profiles import InMemoryProfiles
 
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
@@ -630,3 +630,63 @@ def test_an_audience_reading_another_is_evaluated_after_it_and_wakes_with_it() -
     assert world.tags()["audience:recent_buyers"] is True and world.tags()["audience:a_loyal_recent"] is True
     sweep(world.engine, world.store, world.store, T0 + 8 * DAY)
     assert {e.audience_id for e in world.publisher.of(AudienceExited)} == {"recent_buyers", "a_loyal_recent"}
+
+
+# ---- batch jobs publish together --------------------------------------------------------------------------------
+
+
+class BatchRecordingPublisher(RecordingPublisher):
+    """Counts the publish_batches calls and notes how many tag writes the store had made when each came."""
+
+    def __init__(self, store: InMemoryTagStore, fail: int = 0) -> None:
+        super().__init__(fail)
+        self.store = store
+        self.batches: list[tuple[int, int]] = []  # (groups in the call, store writes done by then)
+
+    def publish_batches(self, batches: Sequence[tuple[Sequence[Publishable], str]]) -> list[str]:
+        self.batches.append((len(batches), self.store.writes))
+        return super().publish_batches(batches)
+
+
+def _scored_world(persons: int, fail: int = 0) -> tuple[InMemoryTagStore, BatchRecordingPublisher, TagEngine]:
+    score = ModelScore(score=0.72, model_version="v3", scored_at=T0)
+    store = InMemoryTagStore(
+        [
+            Profile(person_id=f"p{i}", brand_id="b", created_at=T0, updated_at=T0, scores={"response": score})
+            for i in range(persons)
+        ]
+    )
+    publisher = BatchRecordingPublisher(store, fail)
+    return store, publisher, TagEngine(CATALOG, StaticAudiences(), store, store, store, publisher)
+
+
+def test_a_sweep_publishes_its_persons_announcements_together_after_writing_them() -> None:
+    # Given three scored persons whose predictive tag is not set yet
+    store, publisher, engine = _scored_world(3)
+    # When the nightly full refresh runs
+    report = sweep(engine, store, store, T0, full=True)
+    # Then every person's changes are announced in one go, once all three were written
+    assert report.refreshed == 3 and report.changed == 3
+    assert publisher.batches == [(3, 3)]
+    assert len(publisher.of(TagsChanged)) == 3
+
+
+def test_a_sweep_whose_publish_fails_fails_the_run() -> None:
+    # Given a bus that refuses the sweep's announcements
+    store, publisher, engine = _scored_world(2, fail=1)
+    # When the full refresh runs, then it raises rather than reporting success
+    with pytest.raises(PublishError):
+        sweep(engine, store, store, T0, full=True)
+    assert store.writes == 2 and publisher.published == []
+
+
+def test_the_tags_following_new_scores_are_announced_per_chunk_not_per_person() -> None:
+    # Given three persons just scored by the response model
+    store, publisher, engine = _scored_world(3)
+    scored_persons = ScoredPersons(store)
+    for person_id in ("p0", "p1", "p2"):
+        scored_persons.scored.setdefault("response", set()).add(person_id)
+    # When their predictive tags follow the scores
+    changes = refresh_scored(engine, scored_persons, T0)
+    # Then the three changes are published in one call, after the three writes
+    assert changes == 3 and publisher.batches == [(3, 3)]

@@ -30,7 +30,7 @@ from datetime import datetime
 from cdp.errors import ConflictError, RetryableError
 from cdp.profile.models import ModelScore, Profile, TagValue
 from cdp.profile.ports import MessageRecord, ProfileAnnotator, ProfileReader, TimelineEntry
-from cdp.shared.ports import EventPublisher
+from cdp.shared.ports import DeferredPublisher, EventPublisher
 from cdp.shared.time import iso
 from cdp.tags.announcements import announcements
 from cdp.tags.catalog import TagCatalog
@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 
 MAX_WRITE_ATTEMPTS = 3
 REFRESH_READ_BATCH = 100  # profiles read at once when the tags of many scored persons follow their scores
+PUBLISH_BATCH = 100  # persons refreshed by a batch job (sweep, scoring) whose announcements are published together
 
 
 # ---- the engine (ports injected) ----------------------------------------------------------------------------------
@@ -87,6 +88,10 @@ class TagEngine:
     @property
     def reader(self) -> ProfileReader:
         return self._reader
+
+    @property
+    def publisher(self) -> EventPublisher:
+        return self._publisher
 
     @property
     def catalog(self) -> TagCatalog:
@@ -211,8 +216,11 @@ def sweep(
 ) -> SweepReport:
     """Refresh every due person (all real-time tags), or with `full` every person (batch tags too).
 
-    A person that fails (a store or bus error, repeated write conflicts) is counted and skipped: their expiry stays
-    in the past, so the next sweep takes them again."""
+    A person that fails (a store error, repeated write conflicts) is counted and skipped: their expiry stays in the
+    past, so the next sweep takes them again. The announcements of every `PUBLISH_BATCH` persons are published
+    together (PutEvents packs ten a call) once those persons are written; a failed publish raises PublishError and
+    fails the run: the changes already written are not announced again (a failed publish after a person's write was
+    counted and skipped before, and not announced again either)."""
     report = SweepReport()
     cause = f"{FULL_REFRESH if full else SWEEP}:{iso(now)}"
     persons: Iterator[tuple[str, Profile | None, list[TimelineEntry] | None]]
@@ -222,7 +230,8 @@ def sweep(
         persons = ((p.person_id, p, t) for p, t in reader.scan_with_timelines(shard, total_shards))
     else:
         persons = ((p.person_id, p, None) for p in reader.scan_shard(shard, total_shards))
-    for person_id, profile, timeline in persons:
+    deferred = DeferredPublisher()
+    for done, (person_id, profile, timeline) in enumerate(persons, start=1):
         try:
             outcome = engine.refresh(
                 person_id,
@@ -232,16 +241,20 @@ def sweep(
                 profile=profile,
                 correlation_id=cause,
                 timeline=timeline,
+                publisher=deferred,
             )
         except (ConflictError, RetryableError) as exc:
             report.failed += 1
             report.failed_ids.append(person_id)
             if on_error:
                 on_error(person_id, exc)
-            continue
-        report.refreshed += 1
-        report.changed += bool(outcome.changes)
-        report.changes += len(outcome.changes)
+        else:
+            report.refreshed += 1
+            report.changed += bool(outcome.changes)
+            report.changes += len(outcome.changes)
+        if done % PUBLISH_BATCH == 0:
+            deferred.flush(engine.publisher)
+    deferred.flush(engine.publisher)
     return report
 
 
@@ -270,8 +283,12 @@ class ScoredPersons(ProfileAnnotator):
 
 
 def refresh_scored(engine: TagEngine, scored_persons: ScoredPersons, now: datetime) -> int:
-    """Re-evaluate the tags and audiences reading the scores just written; returns the number of changes."""
+    """Re-evaluate the tags and audiences reading the scores just written; returns the number of changes.
+
+    Each chunk's announcements are published together once its persons are written; a failed publish raises
+    (PublishError) and fails the shard, as a failed publish after a person's write did before."""
     changes = 0
+    deferred = DeferredPublisher()
     for model_name, person_ids in sorted(scored_persons.scored.items()):
         trigger = scored(model_name)
         if engine.rules().select(trigger).empty:
@@ -284,5 +301,6 @@ def refresh_scored(engine: TagEngine, scored_persons: ScoredPersons, now: dateti
                 profile = profiles.get(person_id)
                 if profile is None or profile.person_id != person_id:
                     profile = None  # gone or merged since it was scored: let the engine read it (it follows merges)
-                changes += len(engine.refresh(person_id, trigger, now, profile=profile).changes)
+                changes += len(engine.refresh(person_id, trigger, now, profile=profile, publisher=deferred).changes)
+            deferred.flush(engine.publisher)
     return changes
