@@ -33,9 +33,11 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     if isinstance(request, ScoreSummaryRequest):
         return summarize(request).model_dump(mode="json")
     profiles, models, engine = _ports()
-    scored, now = ScoredPersons(profiles), utc_now()
+    now = utc_now()
+    scored = ScoredPersons(profiles, engine, now)  # each score written with the predictive tags that read it
     result = score_with_latest(request, models, profiles, scored, now)
     metrics.add_metric(name="ProfilesScored", unit="Count", value=result.scored)
-    # predictive tags (and audiences) reading the scores just written follow them; nothing reads them: no cost
-    metrics.add_metric(name="PredictiveTagChanges", unit="Count", value=refresh_scored(engine, scored, now))
+    # persons changed since the scan got their score alone: their tags follow now; nothing reads a score: no cost
+    changes = scored.changes + refresh_scored(engine, scored, now)
+    metrics.add_metric(name="PredictiveTagChanges", unit="Count", value=changes)
     return result.model_dump(mode="json")

@@ -130,6 +130,8 @@ def test_train_promotes_an_accepted_model_then_score_fans_out_over_shards(runtim
     # And a single shard (a one-item Map) gives the same total
     status, totals = run(runtime, "score", {"model_name": MODEL, "total_shards": 1})
     assert (status, totals["scored"]) == ("SUCCEEDED", PERSONS)
+    # And every score was written again (a model no tag reads: the scores alone, in one batch per predict call)
+    assert all(p.scores[MODEL].scored_at > profiles[0].scores[MODEL].scored_at for p in store.scan_shard(0, 1))
 
 
 def test_rejected_model_is_saved_but_not_promoted(runtime: LocalRuntime) -> None:

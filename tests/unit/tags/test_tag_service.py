@@ -61,6 +61,7 @@ class InMemoryTagStore(InMemoryProfiles, TagWriter, TagHistory, DuePersons):
         tags: Mapping[str, TagValue],
         next_expiry: datetime | None,
         history: Sequence[TagHistoryEntry],
+        scores: Mapping[str, ModelScore] | None = None,
     ) -> None:
         current = self.profiles[person_id]
         if self.interfere:
@@ -71,7 +72,12 @@ class InMemoryTagStore(InMemoryProfiles, TagWriter, TagHistory, DuePersons):
             raise ConflictError(f"{person_id} moved to version {current.version}")
         self.writes += 1
         self.profiles[person_id] = current.model_copy(
-            update={"tags": dict(tags), "next_tag_expiry": next_expiry, "version": current.version + 1}
+            update={
+                "tags": dict(tags),
+                "next_tag_expiry": next_expiry,
+                "version": current.version + 1,
+                "scores": {**current.scores, **(scores or {})},
+            }
         )
         self.history.setdefault(person_id, []).extend(history)
 
@@ -690,3 +696,23 @@ def test_the_tags_following_new_scores_are_announced_per_chunk_not_per_person() 
     changes = refresh_scored(engine, scored_persons, T0)
     # Then the three changes are published in one call, after the three writes
     assert changes == 3 and publisher.batches == [(3, 3)]
+
+
+def test_a_batch_of_scores_is_written_with_the_tags_reading_them_in_one_write_per_person() -> None:
+    # Given two persons as the scorer read them, one of whom changes before the write
+    store, publisher, engine = _scored_world(2)
+    read = {pid: store.profiles[pid] for pid in ("p0", "p1")}
+    store.profiles["p1"] = read["p1"].model_copy(update={"version": read["p1"].version + 1})
+    fresh = ModelScore(score=0.1, model_version="v4", scored_at=T0)
+    scored_persons = ScoredPersons(store, engine, T0)
+    # When the batch of new scores is put
+    scored_persons.put_scores("response", [(read["p0"], fresh), (read["p1"], fresh)])
+    # Then p0's score and predictive tag came in one write and were announced after it
+    assert store.profiles["p0"].scores["response"] == fresh
+    assert store.profiles["p0"].tags["response_propensity"].value == "low" and scored_persons.changes == 1
+    assert publisher.batches == [(1, 1)]
+    # and p1, changed since the read, got its score alone and waits for refresh_scored
+    assert store.profiles["p1"].scores["response"] == fresh and "response_propensity" not in store.profiles["p1"].tags
+    assert scored_persons.scored == {"response": {"p1"}}
+    assert refresh_scored(engine, scored_persons, T0) == 1
+    assert store.profiles["p1"].tags["response_propensity"].value == "low"

@@ -91,7 +91,7 @@ def score_shard(
     now: datetime,
     batch_size: int = BATCH_SIZE,
 ) -> ScoreShardResult:
-    """Features as of `now` for every profile of the shard, one predict call per batch, one score write per person."""
+    """Features as of `now` for every profile of the shard, one predict call and one `put_scores` per batch."""
     scored = 0
     for batch in _batches(reader.scan_with_timelines(request.shard, request.total_shards), batch_size):
         rows = np.asarray(
@@ -99,9 +99,13 @@ def score_shard(
             dtype=np.float64,
         ).reshape(len(batch), len(FEATURE_NAMES))
         probabilities = np.clip(model.predict(rows), 0.0, 1.0)
-        for (profile, _), probability in zip(batch, probabilities, strict=True):
-            score = ModelScore(score=float(probability), model_version=model.manifest.version, scored_at=now)
-            annotator.put_score(profile.person_id, request.model_name, score)
+        annotator.put_scores(
+            request.model_name,
+            [
+                (profile, ModelScore(score=float(probability), model_version=model.manifest.version, scored_at=now))
+                for (profile, _), probability in zip(batch, probabilities, strict=True)
+            ],
+        )
         scored += len(batch)
     logger.info(
         "shard scored",

@@ -316,8 +316,8 @@ class DynamoProfileStore(ProfileReader, ProfileAnnotator):
             raise StoreError(f"update of {person_id} failed: {exc}") from exc
 
     def put_tags(self, person_id: str, tags: Mapping[str, TagValue], next_expiry: datetime | None) -> None:
-        expression, values = tags_update(tags, next_expiry)
-        self._update(person_id, expression, {"#version": "version"}, values)
+        expression, names, values = tags_update(tags, next_expiry)
+        self._update(person_id, expression, names, values)
 
     def put_score(self, person_id: str, model_name: str, score: ModelScore) -> None:
         self._update(
@@ -363,16 +363,24 @@ class DynamoProfileStore(ProfileReader, ProfileAnnotator):
         batch_write(self._db, self._table, [{"PutRequest": {"Item": item}} for item in items], "batch put")
 
 
-def tags_update(tags: Mapping[str, TagValue], next_expiry: datetime | None) -> tuple[str, dict[str, Any]]:
-    """The update of a person's tags and next expiry (the version goes up: no other writer is overwritten)."""
+def tags_update(
+    tags: Mapping[str, TagValue], next_expiry: datetime | None, scores: Mapping[str, ModelScore] | None = None
+) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """The update of a person's tags and next expiry, and of the `scores` given with them (the version goes up: no
+    other writer is overwritten): (expression, attribute names, values)."""
     values: dict[str, Any] = {":tags": {k: v.model_dump(mode="json") for k, v in tags.items()}, ":one": 1}
+    names = {"#version": "version"}
     expression = "SET tags = :tags, #version = #version + :one"
+    for i, (model_name, score) in enumerate(sorted((scores or {}).items())):
+        names[f"#model{i}"] = model_name
+        values[f":score{i}"] = score.model_dump(mode="json")
+        expression += f", scores.#model{i} = :score{i}"
     if next_expiry is not None:
         expression += ", next_tag_expiry = :exp"
         values[":exp"] = iso(next_expiry)
     else:
         expression += " REMOVE next_tag_expiry"
-    return expression, values
+    return expression, names, values
 
 
 def put(table: str, item: dict[str, Any], condition: str | None = None, **expr: Any) -> dict[str, Any]:

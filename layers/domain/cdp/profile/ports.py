@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -75,6 +75,11 @@ class ProfileAnnotator(ABC):
     @abstractmethod
     def put_score(self, person_id: str, model_name: str, score: ModelScore) -> None:
         """Set one model's score on the person (scoring owns scores.<model>)."""
+
+    def put_scores(self, model_name: str, scored: Sequence[tuple[Profile, ModelScore]]) -> None:
+        """A batch of scores, with the profiles as the scorer read them (default: `put_score` each)."""
+        for profile, score in scored:
+            self.put_score(profile.person_id, model_name, score)
 
     @abstractmethod
     def record_message(self, record: MessageRecord) -> None:

@@ -13,7 +13,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from cdp.errors import ConflictError, StoreError
 from cdp.profile import keys
 from cdp.profile.dynamodb import MAX_TRANSACTION_ITEMS, PK, RACE_REASONS, SK, DynamoProfileStore, tags_update
-from cdp.profile.models import TagValue
+from cdp.profile.models import ModelScore, TagValue
 from cdp.shared.dynamo import from_item, to_attr, to_item
 from cdp.shared.time import iso, parse_iso
 from cdp.tags.history import as_of
@@ -53,15 +53,16 @@ class DynamoTagStore(DynamoProfileStore, TagStore, TagHistorySink):
         tags: Mapping[str, TagValue],
         next_expiry: datetime | None,
         history: Sequence[TagHistoryEntry],
+        scores: Mapping[str, ModelScore] | None = None,
     ) -> None:
-        expression, values = tags_update(tags, next_expiry)
+        expression, names, values = tags_update(tags, next_expiry, scores)
         values[":expected"] = expected_version
         update: dict[str, Any] = {
             "TableName": self._table,
             "Key": {PK: {"S": keys.person_pk(person_id)}, SK: {"S": keys.PROFILE_SK}},
             "UpdateExpression": expression,
             "ConditionExpression": "#version = :expected",
-            "ExpressionAttributeNames": {"#version": "version"},
+            "ExpressionAttributeNames": names,
             "ExpressionAttributeValues": {k: to_attr(v) for k, v in values.items()},
         }
         items = [to_item(_tag_history_item(person_id, entry)) for entry in history]

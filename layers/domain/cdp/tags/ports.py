@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from cdp.profile.models import TagValue
+from cdp.profile.models import ModelScore, TagValue
 from cdp.profile.ports import ProfileReader
 from cdp.tags.audience_rules import AudienceDefinition
 
@@ -43,10 +43,12 @@ class TagWriter(ABC):
         tags: Mapping[str, TagValue],
         next_expiry: datetime | None,
         history: Sequence[TagHistoryEntry],
+        scores: Mapping[str, ModelScore] | None = None,
     ) -> None:
         """Replace the person's tags and next expiry and append the history entries, all or nothing, only if the
         profile is still at `expected_version` (ConflictError otherwise: re-read and recompute). Bumps the version,
-        so an identity merge planned on the old tags re-plans instead of overwriting them."""
+        so an identity merge planned on the old tags re-plans instead of overwriting them. `scores`: model scores
+        set in the same write (the scorer's new score with the tags that read it)."""
 
 
 class TagHistory(ABC):

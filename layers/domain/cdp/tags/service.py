@@ -160,6 +160,29 @@ class TagEngine:
             (publisher or self._publisher).publish(events, correlation_id or cause)
         return replace(outcome, published=len(events))
 
+    def refresh_with_score(
+        self,
+        profile: Profile,
+        model_name: str,
+        score: ModelScore,
+        now: datetime,
+        *,
+        publisher: EventPublisher | None = None,
+    ) -> RefreshOutcome:
+        """A new score and the tags and audiences reading it, in one write: the score is applied to `profile` (as
+        the scorer read it) and the tag write sets it too, under the same version check. ConflictError when the
+        person changed since: the caller then writes the score alone and refreshes as usual (`refresh`)."""
+        now = now.replace(microsecond=now.microsecond // 1000 * 1000)  # history keys have milliseconds
+        trigger = scored(model_name)
+        cause = f"{trigger}:{iso(now)}"
+        rules = self.rules()
+        updated = profile.model_copy(update={"scores": {**profile.scores, model_name: score}})
+        outcome = self._apply(rules, rules.select(trigger), updated, now, cause, trigger, 1, scores={model_name: score})
+        events = announcements(outcome.person_id, list(outcome.changes), rules.catalog, now)
+        if events:
+            (publisher or self._publisher).publish(events, cause)
+        return replace(outcome, published=len(events))
+
     def _apply(
         self,
         rules: TagRules,
@@ -170,6 +193,7 @@ class TagEngine:
         trigger: str,
         attempt: int,
         timeline: Sequence[TimelineEntry] | None = None,
+        scores: Mapping[str, ModelScore] | None = None,
     ) -> RefreshOutcome:
         overdue = profile.next_tag_expiry is not None and profile.next_tag_expiry <= now
         effective = selection | rules.select(SWEEP) if overdue else selection
@@ -178,9 +202,11 @@ class TagEngine:
             timeline = self._reader.timeline(profile)
         events = event_records_of(e.event for e in timeline or ()) if needs_events else []
         result = recompute(rules, selection, profile, events, now, cause)
-        wrote = result.tags != profile.tags or result.next_expiry != profile.next_tag_expiry
+        wrote = bool(scores) or result.tags != profile.tags or result.next_expiry != profile.next_tag_expiry
         if wrote:
-            self._writer.write_tags(profile.person_id, profile.version, result.tags, result.next_expiry, result.history)
+            self._writer.write_tags(
+                profile.person_id, profile.version, result.tags, result.next_expiry, result.history, scores=scores
+            )
         return RefreshOutcome(
             person_id=profile.person_id,
             trigger=trigger,
@@ -262,11 +288,34 @@ def sweep(
 
 
 class ScoredPersons(ProfileAnnotator):
-    """Wraps the scorer's annotator and notes who got a score, so their predictive tags can follow."""
+    """Wraps the scorer's annotator and notes who got a score, so their predictive tags can follow.
 
-    def __init__(self, inner: ProfileAnnotator) -> None:
+    With an `engine`, a batch of scores (`put_scores`, the profiles as the scorer read them) is written together with
+    the tags and audiences reading them, one version-checked write per person, and the batch's announcements are
+    published together after its writes (a failed publish raises and fails the shard). A person changed since the
+    read gets the score alone and is noted, like every `put_score`, for `refresh_scored`."""
+
+    def __init__(self, inner: ProfileAnnotator, engine: TagEngine | None = None, now: datetime | None = None) -> None:
         self._inner = inner
-        self.scored: dict[str, set[str]] = {}  # model -> person ids
+        self._engine = engine
+        self._now = now
+        self.scored: dict[str, set[str]] = {}  # model -> person ids whose tags must still follow their score
+        self.changes = 0  # tag changes written with the scores
+
+    def put_scores(self, model_name: str, scored_profiles: Sequence[tuple[Profile, ModelScore]]) -> None:
+        engine, now = self._engine, self._now
+        if engine is None or now is None or engine.rules().select(scored(model_name)).empty:
+            super().put_scores(model_name, scored_profiles)  # nothing reads the score: it is written alone
+            return
+        deferred = DeferredPublisher()
+        for profile, score in scored_profiles:
+            try:
+                outcome = engine.refresh_with_score(profile, model_name, score, now, publisher=deferred)
+            except ConflictError:
+                self.put_score(profile.person_id, model_name, score)  # moved since the read: score, then refresh
+                continue
+            self.changes += len(outcome.changes)
+        deferred.flush(engine.publisher)
 
     def put_tags(self, person_id: str, tags: Mapping[str, TagValue], next_expiry: datetime | None) -> None:
         self._inner.put_tags(person_id, tags, next_expiry)
