@@ -34,7 +34,7 @@ from tests.fakes.identity import NullPublisher
 BRAND = load_org().brand("demo-brand")
 BUCKET = topology.DATA_BUCKET_LOCAL_NAME
 
-pytestmark = pytest.mark.xdist_group("history-import")
+pytestmark = pytest.mark.xdist_group("imports")  # one runtime per process: the import modules run in turn
 
 
 @pytest.fixture(scope="module")
