@@ -111,6 +111,11 @@ def test_persons_and_identifiers_are_the_bulk_resolution_with_folded_profiles(
         assert got.tags, f"{want.person_id} has no tags"
     records = store.lookup_identifiers(BRAND.namespace, [r.key for r in expected.records])
     assert {k: r.person_id for k, r in records.items()} == {r.key: r.person_id for r in expected.records}
+    # And every event is filed where live would file it: under its anchor, a shared identifier's included
+    filed = store.events_anchored(BRAND.namespace, [r.key for r in expected.records])
+    assert sorted((a, e.dedupe_key) for a, e in filed) == sorted((a, e.dedupe_key) for a, e in expected.filed)
+    report = HistoryReport.model_validate(outcome.report)
+    assert report.events_filed == len(expected.filed) and report.unanchored == len(events) - len(expected.filed)
 
 
 def test_tag_history_reads_as_of_past_dates(

@@ -10,8 +10,8 @@ plan         reads the file once, checks every line as every write path does (`c
 persons      folds each person's events and replays their tags as tag_update would have evaluated them
              (`cdp.tags.backfill`), then writes the persons, their filed events (each marked applied, so a live
              redelivery is ignored) and their tag history. Deterministic: a retried chunk writes the same items.
-identifiers  writes identifier records and hub review entries last: until then no live event resolves to a person
-             that is not fully written.
+identifiers  writes the events filed under shared identifiers only (as live, for no person), then identifier
+             records and hub review entries last: until then no live event resolves to a person not fully written.
 finish       adds the chunk reports up (every line is accepted, a duplicate or rejected), writes rejects.csv and
              the report, and marks the import succeeded (`cdp import status` reads the same progress record).
 
@@ -101,7 +101,7 @@ class HistoryPlan(_Model):
     lines: int
     counts: RowCounts  # accepted here means valid and new; the chunks account for where each went
     rejects: list[RejectedRow]
-    unanchored: int  # accepted events whose identifiers are all shared: applied to no person (as live)
+    unanchored: int  # accepted events with no usable identifier to file them under (as live: applied to no one)
     person_chunks: int
     identifier_chunks: int
     persons: int
@@ -280,6 +280,7 @@ def plan_history_import(command: HistoryPlanCommand, ports: HistoryPorts, now: d
     persons: list[tuple[Profile, list[tuple[str, CanonicalEvent]]]] = []
     records: list[IdentifierRecord] = []
     hubs: list[str] = []
+    under_hubs: list[tuple[str, CanonicalEvent]] = []
     unanchored = 0
     seconds = {"read": round(read_s, 3)}
     if events:
@@ -297,12 +298,15 @@ def plan_history_import(command: HistoryPlanCommand, ports: HistoryPorts, now: d
         for anchor, event in load.filed:
             if anchor in owner:
                 filed[owner[anchor]].append((anchor, event))
-        unanchored = len(events) - sum(len(f) for f in filed.values())
+            else:  # anchored on a shared identifier: filed under it, as live, for no person
+                under_hubs.append((anchor, event))
+        unanchored = len(events) - len(load.filed)
         persons = [(p, filed[p.person_id]) for p in load.profiles]
         records, hubs = load.records, load.hubs
     person_chunks = _write_chunks(ports.files, command.import_id, "persons", persons, PERSONS_PER_CHUNK, _person_line)
     identifier_lines: list[dict[str, Any]] = [{"record": _record_json(r)} for r in records]
     identifier_lines += [{"hub": h} for h in hubs]
+    identifier_lines += [{"filed": [anchor, event.model_dump(mode="json")]} for anchor, event in under_hubs]
     identifier_chunks = _write_chunks(
         ports.files, command.import_id, "identifiers", identifier_lines, IDENTIFIERS_PER_CHUNK, lambda x: x
     )
@@ -454,23 +458,29 @@ def load_identifiers(command: HistoryChunkCommand, ports: HistoryPorts) -> dict[
     plan = _plan(ports.files, command.import_id)
     records: list[IdentifierRecord] = []
     hubs: list[str] = []
+    filed: list[tuple[str, CanonicalEvent]] = []
     for line in _work(ports.files, plan, "identifiers", command.index):
         if "hub" in line:
             hubs.append(line["hub"])
+        elif "filed" in line:
+            anchor, event = line["filed"]
+            filed.append((anchor, parse_event(event)))
         else:
             r = line["record"]
             records.append(
                 IdentifierRecord(key=r["key"], person_id=r["person_id"], up=frozenset(r["up"]), shared=r["shared"])
             )
+    ports.persons.write_history_persons(plan.namespace, [], filed)
     ports.persons.write_history_identifiers(plan.namespace, records, hubs)
     report = HistoryChunkReport(
         import_id=plan.import_id,
         action="identifiers",
         index=command.index,
+        events=len(filed),
         identifiers=len(records),
         seconds=round(time.perf_counter() - started, 3),
     )
-    _chunk_done(ports, plan, report, 0)
+    _chunk_done(ports, plan, report, len(filed))
     return {"index": command.index, "identifiers": len(records)}
 
 
