@@ -100,7 +100,7 @@ def test_layers_import_under_the_lambda_python(built: dict[str, Path], tmp_path:
         "import numpy, scipy.sparse.csgraph, sklearn.ensemble, joblib, pydantic, aws_lambda_powertools, phonenumbers\n"
         "import email_validator, cdp.topology, cdp.settings, cdp.ingest.events, cdp.profile.models\n"
         "import cdp.identity.ports, cdp.identity.service, cdp.tags.service  # with the offline engines left out\n"
-        "import cdp.identity.bulk, cdp.identity.history, cdp.tags.backfill  # the history import (numpy, scipy inside)\n"
+        "import cdp.identity.bulk, cdp.identity.history, cdp.tags.backfill  # the history import's engines\n"
         "import sklearn; print(sklearn.__version__)\n"
     )
     result = subprocess.run(  # noqa: S603 - fixed interpreter and script
