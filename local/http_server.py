@@ -194,7 +194,8 @@ def _start_import(runtime: LocalRuntime, query: dict[str, list[str]], body: byte
         return _json(400, {"error": "invalid_request", "field": "brand", "message": f"not a brand id: {brand!r}"})
     kinds = [*(k.value for k in FileKind), HISTORY]
     if kind not in kinds:
-        return _json(400, {"error": "invalid_request", "field": "kind", "message": f"kind must be one of {kinds}"})
+        message = f"kind must be one of {', '.join(kinds)}"
+        return _json(400, {"error": "invalid_request", "field": "kind", "message": message})
     if not _FILE_NAME.fullmatch(name) or name in {".", ".."}:
         return _json(400, {"error": "invalid_request", "field": "name", "message": "a file name without a path"})
     if kind == HISTORY:
