@@ -9,7 +9,7 @@ from aws_lambda_powertools.utilities.batch import process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, Json, ValidationError
+from pydantic import BaseModel, Json
 
 from cdp.identity.dynamodb import DynamoIdentityStore
 from cdp.identity.service import resolve_batch_reads, resolve_event
@@ -17,7 +17,7 @@ from cdp.ingest.events import CanonicalEvent
 from cdp.observability import logger, metrics, tracer
 from cdp.settings import IdentitySettings, get_settings
 from cdp.shared.aws import EventBridgePublisher
-from cdp.shared.deadletter import DeadLetteringProcessor, SqsDeadLetters
+from cdp.shared.deadletter import DeadLetteringProcessor, SqsDeadLetters, parseable
 from cdp.shared.envelope import BusEntry
 from cdp.shared.ports import DeferredPublisher
 from cdp.topology import IDENTITY_QUEUE
@@ -91,11 +91,5 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItem
 
 def prefetch(store: DynamoIdentityStore, records: list[dict[str, Any]]) -> None:
     """Read the identifiers (and suppressions) of every event in the batch, then their persons, in one round each
-    instead of one per event; records that do not parse are left to the processor (which dead-letters them)."""
-    events = []
-    for raw in records:
-        try:
-            events.append(ReceivedRecord.model_validate(raw).body.detail.data.event)
-        except ValidationError:
-            continue
-    resolve_batch_reads(events, store)
+    instead of one per event."""
+    resolve_batch_reads([r.body.detail.data.event for r in parseable(ReceivedRecord, records)], store)

@@ -7,44 +7,18 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.batch import process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
-from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, Json
 
 from cdp.app.tag_engine import tag_engine
 from cdp.observability import logger, metrics, tracer
 from cdp.settings import TagUpdateSettings, get_settings
-from cdp.shared.aws import EventBridgePublisher
-from cdp.shared.deadletter import DeadLetteringProcessor, SqsDeadLetters
-from cdp.shared.envelope import BusEntry
+from cdp.shared.deadletter import DeadLetteringProcessor, SqsDeadLetters, parseable
 from cdp.shared.ports import DeferredPublisher
 from cdp.shared.time import utc_now
-from cdp.tags.catalog import IDENTITY_CHANGED
+from cdp.tags.changes import ProfileChangeRecord
 from cdp.tags.dynamodb import DynamoTagStore
 from cdp.tags.service import TagEngine
-from cdp.topology import PROFILE_MERGED, TAG_QUEUE
-
-
-class ProfileChange(BaseModel):
-    person_id: str | None = None  # profile.updated
-    event_type: str | None = None  # profile.updated: the canonical event type, or identity_changed
-    survivor_id: str | None = None  # profile.merged
-
-    @property
-    def subject(self) -> str:
-        subject = self.person_id or self.survivor_id
-        if not subject:
-            raise ValueError("profile event names no person")
-        return subject
-
-    def trigger(self, detail_type: str) -> str:
-        if detail_type == PROFILE_MERGED or not self.event_type:
-            return IDENTITY_CHANGED
-        return self.event_type
-
-
-class ProfileChangeRecord(SqsRecordModel):
-    body: Json[BusEntry[ProfileChange]]
+from cdp.topology import TAG_QUEUE
 
 
 @cache
@@ -68,11 +42,6 @@ def engine() -> TagEngine:
 
 def stores() -> DynamoTagStore:
     return _wired()[1]
-
-
-@cache
-def publisher() -> EventBridgePublisher:
-    return EventBridgePublisher(get_settings(TagUpdateSettings).event_bus_name)
 
 
 def record_handler(record: ProfileChangeRecord, publisher: DeferredPublisher) -> None:
@@ -112,20 +81,11 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItem
             processor=processor,
             context=context,
         )
-    deferred.flush(publisher())
+    deferred.flush(engine().publisher)
     return response
 
 
 def subjects(records: list[dict[str, Any]]) -> set[str]:
-    """The persons of a batch whose change can move a tag (an event type no rule reads costs no read at all);
-    records that do not parse are left to the processor, which dead-letters them."""
-    rules = engine().rules()
-    out = set()
-    for raw in records:
-        try:
-            entry = ProfileChangeRecord.model_validate(raw).body
-            if not rules.select(entry.detail.data.trigger(entry.detail_type)).empty:
-                out.add(entry.detail.data.subject)
-        except ValueError:  # pydantic's ValidationError, or a change naming no person
-            continue
-    return out
+    """The persons of a batch whose change can move a tag (records naming no person are left to the processor)."""
+    changes = [(r.body.detail.data, r.body.detail_type) for r in parseable(ProfileChangeRecord, records)]
+    return engine().persons_to_read((change.subject, change.trigger(kind)) for change, kind in changes)

@@ -87,7 +87,6 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
 
         caches = [
             tag_update._wired,
-            tag_update.publisher,
             tag_update._dead_letters,
             tag_sweep._ports,
             profile_api.dependencies,

@@ -9,10 +9,10 @@ crashes or times out is moved by SQS's own redrive policy after `max_receive_cou
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
@@ -120,6 +120,21 @@ class SqsDeadLetters(DeadLetters):
             self._sqs.send_message(QueueUrl=self._url, MessageBody=body, MessageAttributes=reason.attributes())
         except (ClientError, BotoCoreError) as exc:
             raise StoreError(f"parking a message in {self._url} failed: {exc}") from exc
+
+
+RecordT = TypeVar("RecordT", bound=SqsRecordModel)
+
+
+def parseable(model: type[RecordT], records: Iterable[Any]) -> list[RecordT]:
+    """The records of an SQS batch that parse as `model`, for a batch's up-front reads; the others are left to the
+    processor, which dead-letters them with their reason."""
+    out: list[RecordT] = []
+    for raw in records:
+        try:
+            out.append(model.model_validate(raw))
+        except ValidationError:
+            continue
+    return out
 
 
 class DeadLetteringProcessor(BatchProcessor):

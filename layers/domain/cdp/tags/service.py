@@ -23,7 +23,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -111,6 +111,12 @@ class TagEngine:
             current = TagRules(catalog, definitions)
             self._rules = current
         return current
+
+    def persons_to_read(self, changes: Iterable[tuple[str, str]]) -> set[str]:
+        """Of (person id, trigger) changes, the persons whose change can move a tag or audience: an event type no
+        rule reads costs no read at all."""
+        rules = self.rules()
+        return {person for person, trigger in changes if not rules.select(trigger).empty}
 
     def refresh(
         self,
