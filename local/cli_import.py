@@ -235,7 +235,7 @@ def _print_outcome(api: ApiCaller, path: Path, outcome: ImportOutcome, output: P
     for name in ("rows", "accepted", "duplicates", "rejected"):
         table.add_row(name, f"{counts[name]:,}")
     if report.get("kind") == HISTORY:
-        table.add_row("events filed under persons", f"{report['events_filed']:,}")
+        table.add_row("events filed (under persons or shared identifiers)", f"{report['events_filed']:,}")
         table.add_row("persons", f"{report['persons']:,}")
         table.add_row("identifiers", f"{report['identifiers']:,}")
         table.add_row("tag history entries", f"{report['tag_history_entries']:,}")
