@@ -2,8 +2,11 @@
 
 Profiles come from the parallel scan (`ProfileReader.scan_shard`); each becomes a `PersonRecord` (stored tags,
 attributes, scores) and runs through the in-memory `RuleEvaluator`. Timelines are read only when the condition, or
-an audience it references, aggregates events. Referenced audiences are evaluated first, on the spot, in the same
-evaluator, so `{audience: x}` reads x's current condition rather than a possibly stale membership tag.
+an audience it references, aggregates events, and then only for a person whose verdict the events could change:
+the condition is first decided without them, aggregates counting as unknown (three-valued logic), and a person it
+already rules out (an include or a consent that fails) is not a member whatever the events say. Referenced
+audiences are evaluated first, on the spot, in the same evaluator, so `{audience: x}` reads x's current condition
+rather than a possibly stale membership tag.
 
 Size estimates scan a random sample of the scan segments and extrapolate (cluster sampling): DynamoDB hashes items
 to segments, so segments are near-equal random slices of the table.
@@ -27,9 +30,9 @@ from cdp.audiences.validation import walk
 from cdp.masking import mask
 from cdp.profile.models import Profile
 from cdp.profile.ports import ProfileReader
-from cdp.tags.evaluate import RuleEvaluator, aggregate, audience_tag
+from cdp.tags.evaluate import RuleEvaluator, aggregate, audience_tag, test
 from cdp.tags.records import PersonRecord, epoch, person_record
-from cdp.tags.rules import Compare, Condition, dump_condition
+from cdp.tags.rules import AllOf, AnyOf, Compare, Condition, NotOf, dump_condition
 
 Clock = Callable[[], float]
 
@@ -116,6 +119,13 @@ class AudienceScanner:
         events = []
         if self._needs_events:
             started = self._clock()
+            record = person_record(profile, [])
+            evaluator = RuleEvaluator(record, self._asof)
+            ruled_out = decide_without_events(self._conditions, evaluator) is False
+            self._tally.evaluate_s += self._clock() - started
+            if ruled_out:  # not a member whatever the events say: no timeline read
+                return Evaluated(False, record, evaluator)
+            started = self._clock()
             events = [entry.event for entry in self._profiles.timeline(profile)]
             self._tally.timelines_s += self._clock() - started
             self._tally.timelines += 1
@@ -176,6 +186,39 @@ class AudienceScanner:
             profiles=sum(t.profiles for t in tallies),
             timelines_read=sum(t.timelines for t in tallies),
         )
+
+
+def decide_without_events(conditions: Sequence[tuple[str, Condition]], evaluator: RuleEvaluator) -> bool | None:
+    """The last condition's verdict as far as it is decided without events (None: the events decide it).
+
+    Kleene's three-valued logic: a test on an aggregate is unknown, every other test is evaluated as usual (the
+    evaluator's record needs no events for them); `all` is false when any part is false, `any` true when any part
+    is true, `not` keeps unknown. A known verdict is the one the full evaluation gives, whatever the events are.
+    `conditions` are evaluated in order, as by the scanner: an `{audience: x}` test reads x's verdict when x came
+    earlier, else (as the evaluator does) the stored membership tag."""
+    known: dict[str, bool | None] = {}
+    verdict: bool | None = None
+    for audience_id, condition in conditions:
+        verdict = known[audience_id] = _three_valued(condition, evaluator, known)
+    return verdict
+
+
+def _three_valued(c: Condition, evaluator: RuleEvaluator, known: dict[str, bool | None]) -> bool | None:
+    if isinstance(c, AllOf | AnyOf):
+        parts = [_three_valued(x, evaluator, known) for x in (c.all if isinstance(c, AllOf) else c.any)]
+        decisive = isinstance(c, AnyOf)  # the value one part alone decides: true for any, false for all
+        if decisive in parts:
+            return decisive
+        return None if None in parts else not decisive
+    if isinstance(c, NotOf):
+        inner = _three_valued(c.not_, evaluator, known)
+        return None if inner is None else not inner
+    if c.agg is not None:
+        return None
+    if c.audience is not None and c.audience in known:
+        value = known[c.audience]
+        return None if value is None else test(c, value)
+    return evaluator.condition(c).value is True
 
 
 def _ms(seconds: float) -> float:

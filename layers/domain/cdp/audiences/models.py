@@ -160,7 +160,10 @@ class Timings(BaseModel):
     timelines_ms: float = Field(description="reading timelines (only when the condition aggregates events)")
     evaluate_ms: float
     profiles: int
-    timelines_read: int
+    timelines_read: int = Field(
+        description="persons whose timeline was read: only when the condition aggregates events, and only for those "
+        "it does not already rule out without them"
+    )
 
 
 class SizeEstimate(BaseModel):
