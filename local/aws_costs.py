@@ -83,6 +83,7 @@ class ApiCallCounter:
         self.by_op: dict[str, OpUsage] = defaultdict(OpUsage)
         self.unbilled: Counter[str] = Counter()  # calls with no AWS counterpart (local bookkeeping)
         self.unpriced: Counter[str] = Counter()  # calls of services the model has no price for
+        self.wru_by_item: Counter[str] = Counter()  # billed write units by item kind (the sort key's prefix)
         self.lambda_ms: defaultdict[str, list[int]] = defaultdict(list)  # billed ms per warm invocation, by function
         # The first invocation of a function imports its module and makes its clients: a cold start, which on AWS
         # happens once per execution environment, not per event. Its duration is kept apart and it is billed at
@@ -194,6 +195,7 @@ class ApiCallCounter:
             self.by_op.clear()
             self.unbilled.clear()
             self.unpriced.clear()
+            self.wru_by_item.clear()
             self.lambda_ms.clear()
             self.cold_ms.clear()
             self.lambda_cpu_ms.clear()
@@ -330,6 +332,9 @@ class ApiCallCounter:
         extra: Extra = []
         if call.service == "dynamodb":
             units = _dynamodb_units(call, parsed, reads)
+            by_item = _wru_by_item(call)
+            with self._lock:
+                self.wru_by_item.update(by_item)
         elif call.service == "sqs":
             units, extra = _sqs_units(call.op, call.params, parsed)
             if call.op == "ReceiveMessage" and not parsed.get("Messages") and call.frame is None:
@@ -443,6 +448,25 @@ def _write_keys(region: str, op: str, params: dict[str, Any]) -> list[tuple[str,
 
 def _sizes(region: str, keys: list[tuple[str, dict[str, Any]]]) -> dict[tuple[str, str], int]:
     return {(table, _key_id(key)): _stored_size(region, table, key) for table, key in keys}
+
+
+def _item_kind(table: str, key: dict[str, Any]) -> str:
+    """What kind of item a key names: the sort key's prefix (`T#...` -> `T`, `PROFILE`), else the table."""
+    sort = [v for name, v in key.items() if name == "sk"]
+    if not sort or "S" not in sort[0]:
+        return table
+    return str(sort[0]["S"]).split("#", 1)[0]
+
+
+def _wru_by_item(call: _Call) -> Counter[str]:
+    out: Counter[str] = Counter()
+    if call.op not in _ITEM_WRITES and call.op not in ("BatchWriteItem", "TransactWriteItems"):
+        return out
+    factor = 2 if call.op == "TransactWriteItems" else 1
+    for table, key in _write_keys(call.region, call.op, call.params):
+        before = call.before.get((table, _key_id(key)), 0)
+        out[_item_kind(table, key)] += factor * cm.write_units(before, _stored_size(call.region, table, key))
+    return out
 
 
 def _dynamodb_units(call: _Call, parsed: dict[str, Any], reads: list[int] | None) -> dict[str, float]:

@@ -88,6 +88,7 @@ def pipeline_benchmark(
             usage = counter.settled()
             unbilled = Counter(counter.unbilled)
             unpriced = Counter(counter.unpriced)
+            wru_by_item = Counter(counter.wru_by_item)
             warm_ms = {fn: list(ms) for fn, ms in counter.lambda_ms.items()}
             cpu_ms = {fn: list(ms) for fn, ms in counter.lambda_cpu_ms.items()}
             latency_ms = {fn: list(ms) for fn, ms in counter.lambda_latency_ms.items()}
@@ -119,6 +120,8 @@ def pipeline_benchmark(
         out[f"pipeline.unbilled_calls_per_event.{name}"] = {"value": round(n * per_event, 3), "unit": "calls"}
     for name, n in sorted(unpriced.items()):
         out[f"pipeline.unpriced_calls_per_event.{name}"] = {"value": round(n * per_event, 3), "unit": "calls"}
+    for kind, n in sorted(wru_by_item.items()):
+        out[f"pipeline.wru_per_event_by_item.{kind}"] = {"value": round(n * per_event, 3), "unit": "wru"}
     for name, n in sorted(calls.items()):
         out[f"pipeline.calls_per_event.{name}"] = {"value": round(n * per_event, 3), "unit": "calls"}
     return out

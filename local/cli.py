@@ -16,6 +16,7 @@ from rich.table import Table
 from cdp_local.cli_audience import audience_app
 from cdp_local.cli_identity import identity_app
 from cdp_local.cli_import import import_app
+from cdp_local.cli_migrate import migrate_app
 from cdp_local.cli_profile import profile_app
 from cdp_local.cli_replay import replay_app
 from cdp_local.cli_tags import tags_app
@@ -30,6 +31,7 @@ app.add_typer(import_app, name="import")
 app.add_typer(replay_app, name="replay")
 app.add_typer(audience_app, name="audience")
 app.add_typer(tags_app, name="tags")
+app.add_typer(migrate_app, name="migrate")
 console = Console()
 
 

@@ -452,17 +452,18 @@ def _lookup_latency(rt: LocalRuntime, person_ids: list[str], seed: int, samples:
 
 
 def _tag_counts(rt: LocalRuntime) -> dict[str, dict[str, int]]:
-    """Values per tag over the surviving persons (a scan reading only their tags)."""
+    """Values per tag over the surviving persons (a scan reading only their tags items: a person merged away or
+    dissolved has none)."""
     counts: dict[str, Counter[str]] = {}
     pages = (
         rt.client("dynamodb")
         .get_paginator("scan")
         .paginate(
             TableName=topology.PROFILES_TABLE.local_name,
-            FilterExpression="#sk = :profile AND attribute_not_exists(merged_into) AND attribute_not_exists(dissolved)",
+            FilterExpression="#sk = :tags",
             ProjectionExpression="tags",
             ExpressionAttributeNames={"#sk": "sk"},
-            ExpressionAttributeValues={":profile": {"S": "PROFILE"}},
+            ExpressionAttributeValues={":tags": {"S": "TAGS"}},
         )
     )
     for page in pages:

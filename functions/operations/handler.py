@@ -1,4 +1,5 @@
-"""HTTP API for operators (scope operations:replay): dead letters with their reasons, redrive, archive replay."""
+"""HTTP API for operators (scope operations:replay): dead letters with their reasons, redrive, archive replay, and
+the person-item layout migration (unscoped keys only: it moves every brand's items)."""
 
 from __future__ import annotations
 
@@ -25,8 +26,10 @@ from cdp.ingest.ports import ApiClient
 from cdp.ingest.service import field_errors
 from cdp.observability import logger, tracer
 from cdp.org import ScopeRef, load_org
+from cdp.profile.migration import MigrationPage, MigrationRequest, PersonLayoutMigration
 from cdp.settings import OperationsSettings, get_settings
 from cdp.shared.aws import EventBridgePublisher
+from cdp.shared.aws import client as aws_client
 from cdp.shared.deadletter import RedriveRequest, RedriveSummary, SqsDeadLetterQueue, redrive_all
 from cdp.shared.openapi import body, query, responses
 from cdp.shared.time import utc_now
@@ -146,6 +149,24 @@ def replay() -> Response[str]:
     )
     logger.info("archive replayed", source=r.source, objects=summary.objects, accepted=summary.accepted)
     return _json(200, summary.model_dump_json())
+
+
+@app.post(
+    "/v1/admin/migrations/person-layout",
+    summary="Move one page of person items to the current item layout (idempotent; call until done)",
+    tags=["operations"],
+    responses=responses({200: (MigrationPage, "ok")}, (400, 401, 403, 503)),
+    openapi_extensions=body(MigrationRequest, "MigrationRequest"),
+)
+def migrate_person_layout() -> Response[str]:
+    client = _authorize()
+    if client.org_scope != ScopeRef():
+        raise ForbiddenError("the layout migration moves every brand's items: it needs a key with no org scope")
+    request = _parse(MigrationRequest)
+    migration = PersonLayoutMigration(aws_client("dynamodb"), dependencies().settings.profiles_table)
+    page = migration.run_page(request)
+    logger.info("person layout migration page", migrated=page.migrated, done=page.done)
+    return _json(200, page.model_dump_json())
 
 
 def _limit(value: str | None) -> int:

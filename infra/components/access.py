@@ -220,8 +220,10 @@ def sms_identity_arn(stack: Stack, config: DeployConfig) -> str:
 
 
 def _operations(fn: lambda_.Function, r: Resources) -> None:
-    """Dead letters (list, redrive into the source queue) and archive replay (read raw/, republish, re-claim)."""
+    """Dead letters (list, redrive into the source queue), archive replay (read raw/, republish, re-claim) and the
+    person-item layout migration (scan and rewrite person items, keep its progress in the table)."""
     r.ledger.grant_read_write_data(fn)  # replay claims each event again (dedupe), like ingest
+    r.profiles.grant_read_write_data(fn)
     _read(fn, r, topology.RAW_PREFIX)
     _list_under(fn, r.bucket, [topology.RAW_PREFIX])  # replay lists raw/{source}/{hour}/ and reads what it listed
     r.bus.grant_put_events_to(fn)

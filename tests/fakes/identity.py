@@ -33,7 +33,7 @@ class InMemoryIdentityStore(IdentityStore):
     def load_persons(self, person_ids: Iterable[str]) -> dict[str, Profile]:
         return {p: self.persons[p] for p in person_ids if p in self.persons}
 
-    def current_persons(self, person_ids: Iterable[str]) -> dict[str, Profile]:
+    def current_persons(self, person_ids: Iterable[str], annotations: bool = True) -> dict[str, Profile]:
         out: dict[str, Profile] = {}
         for pid in person_ids:
             profile = self.persons.get(pid)

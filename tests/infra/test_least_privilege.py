@@ -180,7 +180,7 @@ TABLE_ACCESS: dict[topology.FunctionSpec, dict[topology.TableSpec, str]] = {
     topology.CAMPAIGN: {topology.PROFILES_TABLE: READ_ONLY},
     topology.SEND: {topology.PROFILES_TABLE: "read + PutItem", topology.LEDGER_TABLE: READ_WRITE},
     topology.PROFILE_API: {topology.PROFILES_TABLE: READ_WRITE, topology.LEDGER_TABLE: READ_WRITE},
-    topology.OPERATIONS: {topology.LEDGER_TABLE: READ_WRITE},
+    topology.OPERATIONS: {topology.PROFILES_TABLE: READ_WRITE, topology.LEDGER_TABLE: READ_WRITE},  # migrations
     topology.FILE_IMPORT: {topology.LEDGER_TABLE: READ_WRITE},
     topology.HISTORY_IMPORT: {topology.PROFILES_TABLE: READ_WRITE, topology.LEDGER_TABLE: READ_WRITE},
     topology.PLATFORM_PULL: {topology.LEDGER_TABLE: READ_WRITE},

@@ -81,17 +81,19 @@ def test_a_transaction_bills_twice_per_item_and_a_batch_per_item(aws: tuple[Any,
     # Given a transaction putting a 1,500-byte item and a 35-byte marker
     db.transact_write_items(
         TransactItems=[
-            {"Put": {"TableName": table, "Item": item("a", "s", 1500)}},
-            {"Put": {"TableName": table, "Item": item("m", "s", 35)}},
+            {"Put": {"TableName": table, "Item": item("a", "PROFILE", 1500)}},
+            {"Put": {"TableName": table, "Item": item("m", "T#2026#e1", 35)}},
         ]
     )
-    # Then it bills 2 x 2 + 2 x 1 WRU
+    # Then it bills 2 x 2 + 2 x 1 WRU, each to its kind of item (the sort key's prefix)
     assert units_of(counter, "dynamodb.TransactWriteItems") == {"dynamodb_wru": 6}
+    assert counter.wru_by_item == {"PROFILE": 4, "T": 2}
     # When a batch writes three items of 1,025, 10 and 10 bytes
     puts = [{"PutRequest": {"Item": item(f"b{i}", "s", size)}} for i, size in enumerate([1025, 10, 10])]
     db.batch_write_item(RequestItems={table: puts})
     # Then each is rounded up on its own: 2 + 1 + 1
     assert units_of(counter, "dynamodb.BatchWriteItem") == {"dynamodb_wru": 4}
+    assert counter.wru_by_item["s"] == 4
 
 
 def test_reads_bill_per_4_kb_halved_when_eventually_consistent(aws: tuple[Any, ApiCallCounter]) -> None:

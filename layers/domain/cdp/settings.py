@@ -122,8 +122,10 @@ class QueueUrls(_Env):
         }
 
 
-class OperationsSettings(Observability, LedgerTable, DataBucket, EventBus, ApiKeys, PhoneRegion, QueueUrls):
-    """Dead letters, redrive and archive replay."""
+class OperationsSettings(
+    Observability, ProfilesTable, LedgerTable, DataBucket, EventBus, ApiKeys, PhoneRegion, QueueUrls
+):
+    """Dead letters, redrive, archive replay and item-layout migrations."""
 
 
 class FileImportSettings(Observability, LedgerTable, DataBucket, EventBus, PhoneRegion):

@@ -231,6 +231,7 @@ OPERATIONS = FunctionSpec(
     "functions.operations.handler.lambda_handler",
     env=(
         *_COMMON_ENV,
+        PROFILES_TABLE.env_var,
         LEDGER_TABLE.env_var,
         DATA_BUCKET_ENV,
         EVENT_BUS_ENV,
@@ -334,10 +335,11 @@ API_ROUTES: tuple[tuple[str, str, str], ...] = (
     ("POST", "/v1/identity/merge", PROFILE_API.key),
     ("POST", "/v1/identity/quarantine", PROFILE_API.key),
     ("GET", "/v1/identity/review", PROFILE_API.key),
-    # operations: dead letters with their reasons, redrive, archive replay (scope operations:replay)
+    # operations: dead letters with their reasons, redrive, archive replay, item-layout migration (operations:replay)
     ("GET", "/v1/admin/dead-letters", OPERATIONS.key),
     ("POST", "/v1/admin/dead-letters/redrive", OPERATIONS.key),
     ("POST", "/v1/admin/replay", OPERATIONS.key),
+    ("POST", "/v1/admin/migrations/person-layout", OPERATIONS.key),
     # audience packages: define, validate, size, preview, export (scopes audiences:read / audiences:write)
     ("POST", "/v1/audiences", AUDIENCE_API.key),
     ("GET", "/v1/audiences", AUDIENCE_API.key),

@@ -367,27 +367,28 @@ def test_the_profile_api_reads_tags_as_of_a_past_time(aws: dict[str, Any]) -> No
 
 
 def test_a_score_written_with_the_tags_shares_their_version_check(aws: dict[str, Any]) -> None:
-    # Given a stored person at version 1 with an older score
+    # Given a stored person whose tags item is at version 1 with an older score
     from cdp.errors import ConflictError
-    from cdp.profile.dynamodb import profile_item
+    from cdp.profile.dynamodb import profile_item, tags_item
     from cdp.profile.models import ModelScore, TagValue
     from cdp.shared.dynamo import to_item
 
     at = utc_now().replace(microsecond=0)
     old = ModelScore(score=0.2, model_version="v1", scored_at=at)
     person = Profile(person_id="p-scored", brand_id="b", created_at=at, updated_at=at, version=1, scores={"m": old})
-    aws["ddb"].put_item(TableName=topology.PROFILES_TABLE.local_name, Item=to_item(profile_item(person)))
+    for item in (profile_item(person), tags_item(person, 1)):
+        aws["ddb"].put_item(TableName=topology.PROFILES_TABLE.local_name, Item=to_item(item))
     store: DynamoTagStore = aws["store"]
     new = ModelScore(score=0.9, model_version="v2", scored_at=at)
     tags = {"response_propensity": TagValue(value="high", since=at)}
     # When the new score and the tag reading it are written at the version read
     store.write_tags("p-scored", 1, tags, None, [], scores={"m": new})
-    # Then both are stored and the version went up once
+    # Then both are stored, the tags item's version went up once and the person item's did not move
     stored = store.get("p-scored")
     assert stored is not None and stored.scores["m"] == new and stored.tags["response_propensity"].value == "high"
-    assert stored.version == 2
+    assert (stored.tags_version, stored.version) == (2, 1)
     # And a write planned on the old version changes neither
     with pytest.raises(ConflictError):
         store.write_tags("p-scored", 1, {}, None, [], scores={"m": old})
     after = store.get("p-scored")
-    assert after is not None and after.scores["m"] == new and after.version == 2
+    assert after is not None and after.scores["m"] == new and after.tags_version == 2

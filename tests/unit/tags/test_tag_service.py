@@ -66,17 +66,17 @@ class InMemoryTagStore(InMemoryProfiles, TagWriter, TagHistory, DuePersons):
         current = self.profiles[person_id]
         if self.interfere:
             self.interfere -= 1
-            current = current.model_copy(update={"version": current.version + 1})
+            current = current.model_copy(update={"tags_version": current.tags_version + 1})
             self.profiles[person_id] = current
-        if current.version != expected_version:
-            raise ConflictError(f"{person_id} moved to version {current.version}")
+        if current.tags_version != expected_version:
+            raise ConflictError(f"{person_id}'s tags moved to version {current.tags_version}")
         self.writes += 1
         self.profiles[person_id] = current.model_copy(
             update={
                 "tags": dict(tags),
                 "next_tag_expiry": next_expiry,
-                "version": current.version + 1,
-                "scores": {**current.scores, **(scores or {})},
+                "tags_version": current.tags_version + 1,
+                "scores": dict(scores or {}),
             }
         )
         self.history.setdefault(person_id, []).extend(history)
@@ -699,10 +699,10 @@ def test_the_tags_following_new_scores_are_announced_per_chunk_not_per_person() 
 
 
 def test_a_batch_of_scores_is_written_with_the_tags_reading_them_in_one_write_per_person() -> None:
-    # Given two persons as the scorer read them, one of whom changes before the write
+    # Given two persons as the scorer read them, one of whose tags change before the write
     store, publisher, engine = _scored_world(2)
     read = {pid: store.profiles[pid] for pid in ("p0", "p1")}
-    store.profiles["p1"] = read["p1"].model_copy(update={"version": read["p1"].version + 1})
+    store.profiles["p1"] = read["p1"].model_copy(update={"tags_version": read["p1"].tags_version + 1})
     fresh = ModelScore(score=0.1, model_version="v4", scored_at=T0)
     scored_persons = ScoredPersons(store, engine, T0)
     # When the batch of new scores is put

@@ -21,9 +21,11 @@ from cdp.profile.dynamodb import (
     PK,
     SK,
     DynamoProfileStore,
+    annotation_writes,
     profile_item,
     profile_write,
     put,
+    tags_item,
 )
 from cdp.profile.models import Profile
 from cdp.shared.dynamo import to_item
@@ -81,10 +83,11 @@ class DynamoIdentityStore(DynamoProfileStore, IdentityStore, HistorySink):
             raise StoreError(f"an identity change needs {len(core)} writes in one transaction; the limit is 100")
         if len(core) + len(extra) <= MAX_TRANSACTION_ITEMS:
             core, extra = core + extra, []
+        written = [_write_key(w) for w in core]
         try:
             self._db.transact_write_items(TransactItems=core)  # type: ignore[arg-type]
         except ClientError as exc:
-            self._forget((w["Put"]["Item"][PK]["S"], w["Put"]["Item"][SK]["S"]) for w in core)
+            self._forget(written)
             if exc.response["Error"]["Code"] != "TransactionCanceledException":
                 raise StoreError(f"identity commit failed: {exc}") from exc
             reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
@@ -93,9 +96,10 @@ class DynamoIdentityStore(DynamoProfileStore, IdentityStore, HistorySink):
                 return False  # the event is filed (or marked) already: a redelivery
             raise ConflictError(f"concurrent identity change: {reasons}") from exc
         except BotoCoreError as exc:
-            self._forget((w["Put"]["Item"][PK]["S"], w["Put"]["Item"][SK]["S"]) for w in core)
+            self._forget(written)
             raise StoreError(f"identity commit failed: {exc}") from exc
-        self._remember(w["Put"]["Item"] for w in core)
+        self._forget(key for w, key in zip(core, written, strict=True) if "Put" not in w)
+        self._remember(w["Put"]["Item"] for w in core if "Put" in w)
         for start in range(0, len(extra), 25):  # lineage and review entries of a very large change
             self._batch_put([e["Put"]["Item"] for e in extra[start : start + 25]])
         return True
@@ -125,6 +129,7 @@ class DynamoIdentityStore(DynamoProfileStore, IdentityStore, HistorySink):
     ) -> dict[str, int]:
         groups: dict[str, list[dict[str, Any]]] = {
             "profiles": [profile_item(p) for p in profiles],
+            "tags": [tags_item(p, 1) for p in profiles if p.tags or p.scores or p.next_tag_expiry],
             "events": [_filed_item(namespace, anchor, e) for anchor, e in filed],  # each its own applied marker
         }
         return self._put_groups(groups)
@@ -172,6 +177,7 @@ def _transaction(
             core.append(put(table, marker, "attribute_not_exists(#pk)", names={"#pk": PK}))
     for write in plan.profiles:
         core.append(profile_write(table, write.profile, write.expected_version))
+        core.extend(annotation_writes(table, write.profile))
     for record in plan.identifiers:
         core.append(_identifier_write(table, plan.namespace, record))
     extra: list[dict[str, Any]] = []
@@ -193,6 +199,11 @@ def _transaction(
         }
         extra.append(put(table, {k: v for k, v in review.items() if v is not None}))
     return core, extra
+
+
+def _write_key(write: dict[str, Any]) -> tuple[str, str]:
+    body = write.get("Put", {}).get("Item") or next(iter(write.values()))["Key"]
+    return body[PK]["S"], body[SK]["S"]
 
 
 def _identifier_item(namespace: str, record: IdentifierRecord) -> dict[str, Any]:

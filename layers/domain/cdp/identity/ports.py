@@ -32,8 +32,9 @@ class IdentityStore(ABC):
         """Profiles by id as stored (merged-away ones included, without following merges)."""
 
     @abstractmethod
-    def current_persons(self, person_ids: Iterable[str]) -> dict[str, Profile]:
-        """The surviving person of each id (following merges), keyed by the survivor's id; dissolved ones left out."""
+    def current_persons(self, person_ids: Iterable[str], annotations: bool = True) -> dict[str, Profile]:
+        """The surviving person of each id (following merges), keyed by the survivor's id; dissolved ones left out.
+        `annotations=False`: tags and scores may be left unread (resolution never reads them, never writes them)."""
 
     @abstractmethod
     def events_anchored(self, namespace: str, keys: Iterable[str]) -> list[tuple[str, CanonicalEvent]]:

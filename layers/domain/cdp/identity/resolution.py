@@ -440,6 +440,8 @@ def _rebuilt(
         tags=dict(base.tags),
         next_tag_expiry=base.next_tag_expiry,
         scores=dict(base.scores),
+        tags_version=base.tags_version,
+        annotations_inline=base.annotations_inline,
     )
     mine = [e for anchor, e in events if anchor in part]
     for event in sorted(mine, key=lambda e: (e.occurred_at, e.event_id)):

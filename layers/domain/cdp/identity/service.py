@@ -73,7 +73,7 @@ def resolve_event(
         if not keys:
             return ResolutionOutcome(person_id=None, applied=False, suppressed=True)
         records = {k: r for k, r in found.items() if k not in erased}
-        persons = store.current_persons({r.person_id for r in records.values() if r.person_id})
+        persons = store.current_persons({r.person_id for r in records.values() if r.person_id}, annotations=False)
         change = Change(at=now(), event=event, keys=keys, new_links=tuple(sorted(rules.event_edges(keys))))
         plan = plan_change(change, namespace, records, persons, rules, brand, store, person_id)
         try:
@@ -102,7 +102,7 @@ def resolve_batch_reads(
         by_namespace.setdefault(brand.namespace, set()).update(usable)
     for namespace, keys in by_namespace.items():
         found, _ = store.lookup_with_suppression(namespace, keys)
-        store.current_persons({r.person_id for r in found.values() if r.person_id})
+        store.current_persons({r.person_id for r in found.values() if r.person_id}, annotations=False)
 
 
 def _outcome(plan: ResolutionPlan, applied: bool) -> ResolutionOutcome:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
+import zlib
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
@@ -93,8 +94,7 @@ class DynamoProfileStore(ProfileReader, ProfileAnnotator):
         return from_item(item) if item else None
 
     def _load(self, person_id: str) -> Profile | None:
-        item = self._get_item(keys.person_pk(person_id), keys.PROFILE_SK)
-        return to_profile(item) if item else None
+        return self.load_persons([person_id]).get(person_id)
 
     def get(self, person_id: str) -> Profile | None:
         profile = self._load(person_id)
@@ -110,14 +110,12 @@ class DynamoProfileStore(ProfileReader, ProfileAnnotator):
             TableName=self._table,
             Segment=shard,
             TotalSegments=total_shards,
-            FilterExpression="#sk = :profile AND attribute_not_exists(merged_into) AND attribute_not_exists(dissolved)",
+            FilterExpression=f"({_CURRENT_PERSON}) OR #sk = :tags",
             ExpressionAttributeNames={"#sk": SK},
-            ExpressionAttributeValues={":profile": {"S": keys.PROFILE_SK}},
+            ExpressionAttributeValues={":profile": {"S": keys.PROFILE_SK}, ":tags": {"S": keys.TAGS_SK}},
         )
         try:
-            for page in pages:
-                for item in page.get("Items", []):
-                    yield to_profile(from_item(item))
+            yield from with_annotations(from_item(item) for page in pages for item in page.get("Items", []))
         except (ClientError, BotoCoreError) as exc:
             raise StoreError(f"scan shard {shard}/{total_shards} failed: {exc}") from exc
 
@@ -157,26 +155,26 @@ class DynamoProfileStore(ProfileReader, ProfileAnnotator):
         paginator = self._db.get_paginator("scan")
         pages = paginator.paginate(
             TableName=self._table,
-            FilterExpression=(
-                "(#sk = :profile AND attribute_not_exists(merged_into) AND attribute_not_exists(dissolved))"
-                " OR begins_with(#sk, :timeline)"
-            ),
+            FilterExpression=f"({_CURRENT_PERSON}) OR #sk = :tags OR begins_with(#sk, :timeline)",
             ExpressionAttributeNames={"#sk": SK},
             ExpressionAttributeValues={
                 ":profile": {"S": keys.PROFILE_SK},
+                ":tags": {"S": keys.TAGS_SK},
                 ":timeline": {"S": keys.TIMELINE_PREFIX},
             },
         )
+        persons: list[dict[str, Any]] = []
         try:
             for page in pages:
                 for raw in page.get("Items", []):
                     item = from_item(raw)
-                    if item[SK] == keys.PROFILE_SK:
-                        profiles.append(to_profile(item))
+                    if item[SK] in (keys.PROFILE_SK, keys.TAGS_SK):
+                        persons.append(item)
                     else:
                         filed.setdefault(item[PK], []).append(item)
         except (ClientError, BotoCoreError) as exc:
             raise StoreError(f"scan of profiles with timelines failed: {exc}") from exc
+        profiles.extend(with_annotations(persons))
         for profile in profiles:
             namespace = self.namespace_of(profile.brand_id)
             entries = [
@@ -256,9 +254,19 @@ class DynamoProfileStore(ProfileReader, ProfileAnnotator):
                 request = response.get("UnprocessedKeys") or {}
         return out
 
-    def load_persons(self, person_ids: Iterable[str]) -> dict[str, Profile]:
-        items = self._batch_get([(keys.person_pk(pid), keys.PROFILE_SK) for pid in person_ids])
-        return {p.person_id: p for p in map(to_profile, items)}
+    def load_persons(self, person_ids: Iterable[str], annotations: bool = True) -> dict[str, Profile]:
+        """The persons' items, read in one round: with their tags items (`annotations`), or without (identity
+        resolution never reads tags; only a person item of the earlier layout needs its tags item, to move them)."""
+        pks = [keys.person_pk(pid) for pid in set(person_ids)]
+        wanted = [(pk, keys.PROFILE_SK) for pk in pks] + ([(pk, keys.TAGS_SK) for pk in pks] if annotations else [])
+        items = self._batch_get(wanted)
+        persons = {item[PK]: item for item in items if item[SK] == keys.PROFILE_SK}
+        tags = {item[PK]: item for item in items if item[SK] == keys.TAGS_SK}
+        inline = [pk for pk, item in persons.items() if DATA not in item]
+        if not annotations and inline:
+            tags = {item[PK]: item for item in self._batch_get([(pk, keys.TAGS_SK) for pk in inline])}
+        out = (to_profile(item, tags.get(pk)) for pk, item in persons.items())
+        return {p.person_id: p for p in out}
 
     def get_many(self, person_ids: Iterable[str]) -> dict[str, Profile]:
         """`get` of each, in BatchGetItem rounds of 100 (consistent reads), each merge hop one round for all."""
@@ -280,13 +288,13 @@ class DynamoProfileStore(ProfileReader, ProfileAnnotator):
             following = pending
         return out
 
-    def current_persons(self, person_ids: Iterable[str]) -> dict[str, Profile]:
+    def current_persons(self, person_ids: Iterable[str], annotations: bool = True) -> dict[str, Profile]:
         out: dict[str, Profile] = {}
         pending = set(person_ids)
         for _hop in range(50):
             if not pending:
                 break
-            loaded = self.load_persons(pending)
+            loaded = self.load_persons(pending, annotations=annotations)
             pending = set()
             for profile in loaded.values():
                 if profile.merged_into:
@@ -296,36 +304,66 @@ class DynamoProfileStore(ProfileReader, ProfileAnnotator):
             pending -= set(out)
         return out
 
-    # ---- annotations (each writer owns its attribute) ---------------------------------------------------
-
-    def _update(self, person_id: str, expression: str, names: dict[str, str], values: dict[str, Any]) -> None:
-        try:
-            self._db.update_item(
-                TableName=self._table,
-                Key={PK: {"S": keys.person_pk(person_id)}, SK: {"S": keys.PROFILE_SK}},
-                UpdateExpression=expression,
-                ConditionExpression="attribute_exists(#pk)",
-                ExpressionAttributeNames={"#pk": PK, **names},
-                ExpressionAttributeValues={k: to_attr(v) for k, v in values.items()},
-            )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                raise ConflictError(f"person {person_id} does not exist") from exc
-            raise StoreError(f"update of {person_id} failed: {exc}") from exc
-        except BotoCoreError as exc:
-            raise StoreError(f"update of {person_id} failed: {exc}") from exc
+    # ---- annotations: the tags item (written by the tag engine and the scorer, never by identity) ------------
 
     def put_tags(self, person_id: str, tags: Mapping[str, TagValue], next_expiry: datetime | None) -> None:
-        expression, names, values = tags_update(tags, next_expiry)
-        self._update(person_id, expression, names, values)
+        names = {"#version": "version"}
+        values: dict[str, Any] = {
+            ":tags": {k: v.model_dump(mode="json") for k, v in tags.items()},
+            ":pid": person_id,
+            ":zero": 0,
+            ":one": 1,
+        }
+        expression = "SET tags = :tags, person_id = :pid, #version = if_not_exists(#version, :zero) + :one"
+        if next_expiry is not None:
+            expression += ", next_tag_expiry = :exp"
+            values[":exp"] = iso(next_expiry)
+        else:
+            expression += " REMOVE next_tag_expiry"
+        self._update_tags(person_id, expression, names, values, None)
 
     def put_score(self, person_id: str, model_name: str, score: ModelScore) -> None:
-        self._update(
+        names = {"#model": model_name, "#version": "version"}
+        values: dict[str, Any] = {":score": score.model_dump(mode="json"), ":one": 1}
+        try:
+            expression = "SET scores.#model = :score, #version = #version + :one"
+            self._update_tags(person_id, expression, names, values, "attribute_exists(scores)")
+            return
+        except ConflictError:
+            pass  # no tags item yet (or one written before scores): start its score map
+        current = self._load(person_id)
+        scores = {**(current.scores if current else {}), model_name: score}
+        values = {":scores": {k: v.model_dump(mode="json") for k, v in scores.items()}, ":pid": person_id, ":zero": 0}
+        values[":one"] = 1
+        self._update_tags(
             person_id,
-            "SET scores.#model = :score, #version = #version + :one",
-            {"#model": model_name, "#version": "version"},
-            {":score": score.model_dump(mode="json"), ":one": 1},
+            "SET scores = :scores, person_id = :pid, #version = if_not_exists(#version, :zero) + :one",
+            {"#version": "version"},
+            values,
+            "attribute_not_exists(scores)",
         )
+
+    def _update_tags(
+        self, person_id: str, expression: str, names: dict[str, str], values: dict[str, Any], condition: str | None
+    ) -> None:
+        self._forget([(keys.person_pk(person_id), keys.TAGS_SK)])
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "Key": {PK: {"S": keys.person_pk(person_id)}, SK: {"S": keys.TAGS_SK}},
+            "UpdateExpression": expression,
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": {k: to_attr(v) for k, v in values.items()},
+        }
+        if condition:
+            request["ConditionExpression"] = condition
+        try:
+            self._db.update_item(**request)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                raise ConflictError(f"tags of {person_id}: {condition} does not hold") from exc
+            raise StoreError(f"update of {person_id}'s tags failed: {exc}") from exc
+        except BotoCoreError as exc:
+            raise StoreError(f"update of {person_id}'s tags failed: {exc}") from exc
 
     def record_message(self, record: MessageRecord) -> None:
         item = {
@@ -363,26 +401,6 @@ class DynamoProfileStore(ProfileReader, ProfileAnnotator):
         batch_write(self._db, self._table, [{"PutRequest": {"Item": item}} for item in items], "batch put")
 
 
-def tags_update(
-    tags: Mapping[str, TagValue], next_expiry: datetime | None, scores: Mapping[str, ModelScore] | None = None
-) -> tuple[str, dict[str, str], dict[str, Any]]:
-    """The update of a person's tags and next expiry, and of the `scores` given with them (the version goes up: no
-    other writer is overwritten): (expression, attribute names, values)."""
-    values: dict[str, Any] = {":tags": {k: v.model_dump(mode="json") for k, v in tags.items()}, ":one": 1}
-    names = {"#version": "version"}
-    expression = "SET tags = :tags, #version = #version + :one"
-    for i, (model_name, score) in enumerate(sorted((scores or {}).items())):
-        names[f"#model{i}"] = model_name
-        values[f":score{i}"] = score.model_dump(mode="json")
-        expression += f", scores.#model{i} = :score{i}"
-    if next_expiry is not None:
-        expression += ", next_tag_expiry = :exp"
-        values[":exp"] = iso(next_expiry)
-    else:
-        expression += " REMOVE next_tag_expiry"
-    return expression, names, values
-
-
 def put(table: str, item: dict[str, Any], condition: str | None = None, **expr: Any) -> dict[str, Any]:
     put: dict[str, Any] = {"TableName": table, "Item": to_item(item)}
     if condition:
@@ -394,17 +412,46 @@ def put(table: str, item: dict[str, Any], condition: str | None = None, **expr: 
     return {"Put": put}
 
 
+DATA = "data"  # the person item's compressed body
+# In the clear on the person item: its keys' companions and what scans filter or project on; the rest is `data`.
+_PLAIN = ("person_id", "brand_id", "version", "identifiers", "over_limit", "merged_into", "dissolved")
+ANNOTATIONS = frozenset({"tags", "scores", "next_tag_expiry", "tags_version"})
+_CURRENT_PERSON = "#sk = :profile AND attribute_not_exists(merged_into) AND attribute_not_exists(dissolved)"
+
+
 def profile_item(target: Profile) -> dict[str, Any]:
-    """The stored person. The all-scopes `facts` roll-up is left out (it repeated `scoped_facts`, ~15% of the item,
-    billed on every write): `to_profile` folds it back with the same commutative merge the views use."""
-    body = target.model_dump(mode="json", exclude={"facts"})
-    item = {PK: keys.person_pk(target.person_id), SK: keys.PROFILE_SK, **body}
-    return {k: v for k, v in item.items() if v is not None and not (k == "dissolved" and v is False)}
+    """The stored person: what scans filter and project on in the clear, the rest one zlib-compressed JSON body
+    (about a third of its size: writes bill per started KB of the item, and identity rewrites it on every event).
+    Tags, scores and the next tag expiry are the tags item's (`tags_item`); the all-scopes `facts` roll-up is left
+    out (it repeats `scoped_facts`): `to_profile` folds it back with the same commutative merge the views use."""
+    body = target.model_dump(mode="json", exclude={"facts", *ANNOTATIONS})
+    item: dict[str, Any] = {PK: keys.person_pk(target.person_id), SK: keys.PROFILE_SK}
+    for name in _PLAIN:
+        value = body.pop(name, None)
+        if name == "version" or value not in (None, False, []):
+            item[name] = value
+    item[DATA] = zlib.compress(json.dumps(body, separators=(",", ":")).encode(), 6)
+    return item
+
+
+def tags_item(profile: Profile, version: int) -> dict[str, Any]:
+    """The person's tags item: what the tag engine and the scorer write, at `version`."""
+    item: dict[str, Any] = {
+        PK: keys.person_pk(profile.person_id),
+        SK: keys.TAGS_SK,
+        "person_id": profile.person_id,
+        "version": version,
+        "tags": {k: v.model_dump(mode="json") for k, v in profile.tags.items()},
+        "scores": {k: v.model_dump(mode="json") for k, v in profile.scores.items()},
+    }
+    if profile.next_tag_expiry is not None:
+        item["next_tag_expiry"] = iso(profile.next_tag_expiry)
+    return item
 
 
 def profile_write(table: str, target: Profile, expected_version: int | None) -> dict[str, Any]:
-    """A whole-item Put guarded by the version: tag and score writers bump the version too, so a concurrent
-    annotation makes this fail and the change is re-planned on fresh state (nothing is overwritten)."""
+    """A whole-item Put guarded by the version: a concurrent identity change makes it fail and the change is
+    re-planned on fresh state (nothing is overwritten; tags and scores are in their own item)."""
     item = profile_item(target)
     if expected_version is None:
         return put(table, item, "attribute_not_exists(#pk)", names={"#pk": PK})
@@ -413,12 +460,53 @@ def profile_write(table: str, target: Profile, expected_version: int | None) -> 
     )
 
 
-def to_profile(item: dict[str, Any]) -> Profile:
+def annotation_writes(table: str, target: Profile) -> list[dict[str, Any]]:
+    """What a person's write also does to their tags item: a person merged away or dissolved loses it (the sweep
+    would otherwise find its expiry due forever); a person read from the earlier layout (tags on the person item,
+    no tags item yet) gets it, so writing the person in the new layout loses nothing."""
+    key = {PK: {"S": keys.person_pk(target.person_id)}, SK: {"S": keys.TAGS_SK}}
+    if target.merged_into or target.dissolved:
+        return [{"Delete": {"TableName": table, "Key": key}}]
+    if target.annotations_inline:
+        return [put(table, tags_item(target, 1), "attribute_not_exists(#pk)", names={"#pk": PK})]
+    return []
+
+
+def to_profile(item: dict[str, Any], annotations: dict[str, Any] | None = None) -> Profile:
+    """A person from their item and their tags item (`annotations`, None when there is none or it was not read).
+    An item of the earlier layout (no `data`: every field in the clear, tags and scores on it) reads as before."""
     data = {k: v for k, v in item.items() if k not in (PK, SK)}
+    body = data.pop(DATA, None)
+    if body is not None:
+        data.update(json.loads(zlib.decompress(body)))
+    inline = body is None and any(data.get(name) for name in ("tags", "scores", "next_tag_expiry"))
+    if annotations is not None:
+        data["tags"] = annotations.get("tags") or {}
+        data["scores"] = annotations.get("scores") or {}
+        data["next_tag_expiry"] = annotations.get("next_tag_expiry")
+        data["tags_version"] = annotations.get("version", 0)
     profile = Profile.model_validate(data)
+    profile.annotations_inline = inline and annotations is None
     if "facts" not in data:  # items written before the roll-up was left out still carry it
         profile.facts = reduce(merge_facts, profile.scoped_facts.values(), ProfileFacts())
     return profile
+
+
+def with_annotations(items: Iterable[dict[str, Any]]) -> Iterator[Profile]:
+    """Persons from a key-ordered stream of person and tags items (a scan: a partition's items come together,
+    sorted by sort key, so a person's tags item follows their person item). A tags item with no person item
+    before it (a person merged away, filtered out) is skipped."""
+    pending: dict[str, Any] | None = None
+    for item in items:
+        if item[SK] == keys.PROFILE_SK:
+            if pending is not None:
+                yield to_profile(pending)
+            pending = item
+        elif item[SK] == keys.TAGS_SK and pending is not None and pending[PK] == item[PK]:
+            yield to_profile(pending, item)
+            pending = None
+    if pending is not None:
+        yield to_profile(pending)
 
 
 def profile_json(profile: Profile) -> str:

@@ -12,6 +12,7 @@ from datetime import datetime
 from cdp.shared.time import iso
 
 PROFILE_SK = "PROFILE"
+TAGS_SK = "TAGS"  # the person's tags, scores and next tag expiry: written by the tag engine and the scorer only
 IDENTIFIER_SK = "ID"
 APPLIED_SK = "APPLIED"
 SUPPRESSED_SK = "SUPPRESSED"

@@ -174,6 +174,11 @@ class Profile(BaseModel):
     tags: dict[str, TagValue] = Field(default_factory=dict)
     next_tag_expiry: datetime | None = Field(default=None, description="when a tag changes next with no new event")
     scores: dict[str, ModelScore] = Field(default_factory=dict)
+    # The version of the item holding tags, scores and next expiry (0: none yet); the tag engine's writes check it.
+    tags_version: int = Field(default=0, exclude=True)
+    # Read from an item of the layout that kept tags and scores on the person item, with no tags item yet: the next
+    # write of the person moves them to their own item (`cdp.profile.dynamodb`).
+    annotations_inline: bool = Field(default=False, exclude=True)
 
     @field_serializer("facts")
     def _compact_facts(self, value: ProfileFacts) -> dict[str, Any]:

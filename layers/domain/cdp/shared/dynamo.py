@@ -7,7 +7,7 @@ import time
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, cast
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from boto3.dynamodb.types import Binary, TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from cdp.errors import StoreError
@@ -23,7 +23,9 @@ _DES = TypeDeserializer()
 
 
 def to_attr(value: Any) -> dict[str, Any]:
-    """A JSON-ready Python value -> a DynamoDB attribute value (floats become Decimal)."""
+    """A JSON-ready Python value (or bytes) -> a DynamoDB attribute value (floats become Decimal)."""
+    if isinstance(value, bytes | bytearray):
+        return {"B": bytes(value)}
     clean = json.loads(json.dumps(value), parse_float=Decimal)
     return cast(dict[str, Any], _SER.serialize(clean))
 
@@ -33,6 +35,8 @@ def to_item(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def _plain(value: Any) -> Any:
+    if isinstance(value, Binary):
+        return value.value  # type: ignore[attr-defined]  # (typeshed lacks it; boto3 sets it)
     if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() else float(value)
     if isinstance(value, dict):

@@ -1,6 +1,6 @@
-"""DynamoDB adapter of the tag ports: tags on the person item and their history in the person's partition, written
-in one transaction (see `cdp.tags.history`), and the scan for persons whose tags are due (key shapes in
-`cdp.profile.keys`)."""
+"""DynamoDB adapter of the tag ports: tags, scores and next expiry in the person's tags item and their history in
+the person's partition, written in one transaction (see `cdp.tags.history`), and the scan for persons whose tags
+are due (key shapes in `cdp.profile.keys`)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from cdp.errors import ConflictError, StoreError
 from cdp.profile import keys
-from cdp.profile.dynamodb import MAX_TRANSACTION_ITEMS, PK, RACE_REASONS, SK, DynamoProfileStore, tags_update
+from cdp.profile.dynamodb import MAX_TRANSACTION_ITEMS, PK, RACE_REASONS, SK, DynamoProfileStore
 from cdp.profile.models import ModelScore, TagValue
 from cdp.shared.dynamo import from_item, to_attr, to_item
 from cdp.shared.time import iso, parse_iso
@@ -23,17 +23,18 @@ _AS_OF_QUERIES = 10  # up to this many named tags: one 1-item query each; more: 
 
 
 class DynamoTagStore(DynamoProfileStore, TagStore, TagHistorySink):
-    """Tags live on the person item (their writes bump its version, so no writer overwrites another)."""
+    """Tags live in the person's tags item (its version guards every write, so no writer overwrites another)."""
 
     def due_for_tag_refresh(self, now: datetime, shard: int = 0, total_shards: int = 1) -> Iterator[str]:
-        """Profiles whose next tag change is due (a filtered parallel-scan segment; see README for the scale path)."""
+        """Persons whose next tag change is due, by their tags item (a filtered parallel-scan segment; see README
+        for the scale path). A person item of the earlier layout counts once `cdp migrate` has moved its expiry."""
         paginator = self._db.get_paginator("scan")
         segment: dict[str, Any] = {"Segment": shard, "TotalSegments": total_shards} if total_shards > 1 else {}
         pages = paginator.paginate(
             TableName=self._table,
-            FilterExpression="#sk = :profile AND next_tag_expiry <= :now AND attribute_not_exists(merged_into)",
+            FilterExpression="#sk = :tags AND next_tag_expiry <= :now",
             ExpressionAttributeNames={"#sk": SK},
-            ExpressionAttributeValues={":profile": {"S": keys.PROFILE_SK}, ":now": {"S": iso(now)}},
+            ExpressionAttributeValues={":tags": {"S": keys.TAGS_SK}, ":now": {"S": iso(now)}},
             ProjectionExpression="person_id",
             **segment,
         )
@@ -55,33 +56,43 @@ class DynamoTagStore(DynamoProfileStore, TagStore, TagHistorySink):
         history: Sequence[TagHistoryEntry],
         scores: Mapping[str, ModelScore] | None = None,
     ) -> None:
-        expression, names, values = tags_update(tags, next_expiry, scores)
-        values[":expected"] = expected_version
-        update: dict[str, Any] = {
-            "TableName": self._table,
-            "Key": {PK: {"S": keys.person_pk(person_id)}, SK: {"S": keys.PROFILE_SK}},
-            "UpdateExpression": expression,
-            "ConditionExpression": "#version = :expected",
-            "ExpressionAttributeNames": names,
-            "ExpressionAttributeValues": {k: to_attr(v) for k, v in values.items()},
+        """The tags item, whole, at `expected_version` + 1 (0: there is none yet); `scores`: the full score map."""
+        item: dict[str, Any] = {
+            PK: keys.person_pk(person_id),
+            SK: keys.TAGS_SK,
+            "person_id": person_id,
+            "version": expected_version + 1,
+            "tags": {k: v.model_dump(mode="json") for k, v in tags.items()},
+            "scores": {k: v.model_dump(mode="json") for k, v in (scores or {}).items()},
         }
+        if next_expiry is not None:
+            item["next_tag_expiry"] = iso(next_expiry)
+        write: dict[str, Any] = {"TableName": self._table, "Item": to_item(item)}
+        if expected_version:
+            write |= {
+                "ConditionExpression": "#version = :expected",
+                "ExpressionAttributeNames": {"#version": "version"},
+                "ExpressionAttributeValues": {":expected": to_attr(expected_version)},
+            }
+        else:
+            write |= {"ConditionExpression": "attribute_not_exists(#pk)", "ExpressionAttributeNames": {"#pk": PK}}
         items = [to_item(_tag_history_item(person_id, entry)) for entry in history]
-        # The profile update and (up to) 99 history items commit together; a longer history (a first full
-        # evaluation with many audiences) appends the rest right after.
+        # The tags item and (up to) 99 history items commit together; a longer history (a first full evaluation
+        # with many audiences) appends the rest right after.
         inline, rest = items[: MAX_TRANSACTION_ITEMS - 1], items[MAX_TRANSACTION_ITEMS - 1 :]
-        self._forget([(keys.person_pk(person_id), keys.PROFILE_SK)])  # the batch's copy is stale either way
+        self._forget([(keys.person_pk(person_id), keys.TAGS_SK)])  # the batch's copy is stale either way
         try:
             if inline:
-                puts = [{"Put": {"TableName": self._table, "Item": item}} for item in inline]
-                self._db.transact_write_items(TransactItems=[{"Update": update}, *puts])  # type: ignore[typeddict-item,list-item]
+                puts = [{"Put": {"TableName": self._table, "Item": i}} for i in inline]
+                self._db.transact_write_items(TransactItems=[{"Put": write}, *puts])  # type: ignore[typeddict-item,list-item]
             else:
-                self._db.update_item(**update)
+                self._db.put_item(**write)
         except ClientError as exc:
             code = exc.response["Error"]["Code"]
             reasons = {r.get("Code") for r in exc.response.get("CancellationReasons", [])}
             lost = code == "TransactionCanceledException" and bool(RACE_REASONS & reasons)
             if code == "ConditionalCheckFailedException" or lost:
-                raise ConflictError(f"tags of {person_id}: the profile moved past version {expected_version}") from exc
+                raise ConflictError(f"tags of {person_id}: the tags moved past version {expected_version}") from exc
             raise StoreError(f"tag write of {person_id} failed: {exc}") from exc
         except BotoCoreError as exc:
             raise StoreError(f"tag write of {person_id} failed: {exc}") from exc

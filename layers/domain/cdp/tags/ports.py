@@ -45,10 +45,11 @@ class TagWriter(ABC):
         history: Sequence[TagHistoryEntry],
         scores: Mapping[str, ModelScore] | None = None,
     ) -> None:
-        """Replace the person's tags and next expiry and append the history entries, all or nothing, only if the
-        profile is still at `expected_version` (ConflictError otherwise: re-read and recompute). Bumps the version,
-        so an identity merge planned on the old tags re-plans instead of overwriting them. `scores`: model scores
-        set in the same write (the scorer's new score with the tags that read it)."""
+        """Replace the person's tags, next expiry and scores (`scores`: the whole map, the scorer's new score with
+        the tags that read it included) and append the history entries, all or nothing, only if the person's tags
+        are still at `expected_version` (`Profile.tags_version`; ConflictError otherwise: re-read and recompute).
+        A profile change since the read needs no check here: identity announces it, and the evaluation it
+        triggers reads the new profile and the tags this write leaves."""
 
 
 class TagHistory(ABC):

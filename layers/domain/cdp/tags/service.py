@@ -211,7 +211,12 @@ class TagEngine:
         wrote = bool(scores) or result.tags != profile.tags or result.next_expiry != profile.next_tag_expiry
         if wrote:
             self._writer.write_tags(
-                profile.person_id, profile.version, result.tags, result.next_expiry, result.history, scores=scores
+                profile.person_id,
+                profile.tags_version,
+                result.tags,
+                result.next_expiry,
+                result.history,
+                scores=profile.scores,  # the whole map: the write replaces the tags item
             )
         return RefreshOutcome(
             person_id=profile.person_id,
