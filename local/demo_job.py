@@ -371,32 +371,26 @@ def _ingest(channels: _Channels, state: DemoState, progress: Progress, seed: int
 
 
 def _identity_report(rt: LocalRuntime, brand: SyntheticBrand) -> tuple[dict[str, Any], dict[str, str]]:
-    """Score the resolution against the ground truth: identifier key -> the surviving person that holds it."""
-    resolved: dict[str, str] = {}
-    persons = over_limit = quarantined = 0
-    paginator = rt.client("dynamodb").get_paginator("scan")
-    pages = paginator.paginate(
-        TableName=topology.PROFILES_TABLE.local_name,
-        FilterExpression="#sk IN (:id, :profile)",  # identifier records and persons, not events or tag history
-        ProjectionExpression="#sk, person_id, identifiers, #shared, over_limit, merged_into, dissolved",
-        ExpressionAttributeNames={"#sk": "sk", "#shared": "shared"},  # SHARED is a reserved word
-        ExpressionAttributeValues={":id": {"S": "ID"}, ":profile": {"S": "PROFILE"}},
-    )
-    for page in pages:
-        for item in page["Items"]:
-            sk = item["sk"]["S"]
-            if sk == "ID":
-                quarantined += "shared" in item
-            elif sk == "PROFILE" and "merged_into" not in item and "dissolved" not in item:
-                persons += 1
-                over_limit += bool(item.get("over_limit", {}).get("L"))
-                for key in item.get("identifiers", {}).get("L", []):
-                    resolved[key["S"]] = item["person_id"]["S"]
+    """Score the resolution against the ground truth: identifier key -> the surviving person that holds it.
+
+    The identifier records of every key the brand's events carry are read by key (BatchGetItem, no table scan),
+    then the persons they name, merges followed; each surviving person contributes all its identifiers."""
+    from cdp.identity.dynamodb import DynamoIdentityStore
+
+    store = DynamoIdentityStore(topology.PROFILES_TABLE.local_name, client=rt.client("dynamodb"))
+    wanted = set(brand.truth) | brand.shared_identifiers
+    for event in brand.events:
+        wanted.update(event_keys(event))
+    records = store.lookup_identifiers(store.namespace_of(BRAND_ID), sorted(wanted))
+    quarantined = sum(1 for record in records.values() if record.shared)
+    # the person items alone (identity's reads): the tags items hold nothing this report counts
+    persons = store.current_persons({r.person_id for r in records.values() if r.person_id}, annotations=False)
+    resolved = {key: person.person_id for person in persons.values() for key in person.identifiers}
     scores = brand.score(resolved)
     report = {
         "persons_true": brand.counts.persons,
-        "persons_resolved": persons,
-        "persons_over_limit": over_limit,
+        "persons_resolved": len(persons),
+        "persons_over_limit": sum(1 for person in persons.values() if person.over_limit),
         "identifiers_indexed": len(resolved),
         "identifiers_quarantined": quarantined,
         "shared_identifiers_true": len(brand.shared_identifiers),
@@ -607,8 +601,9 @@ def _s3_json(rt: LocalRuntime, key: str) -> Any:
 def _contact_keys(store: DynamoTagStore, person_ids: list[str]) -> list[str]:
     """The identifiers the world knows each selected person by (the platform's ids mean nothing to it)."""
     keys: list[str] = []
+    profiles = store.get_many(person_ids)  # BatchGetItem rounds, merges followed as by get
     for pid in person_ids:
-        profile = store.get(pid)
+        profile = profiles.get(pid)
         if profile is not None:
             keys.extend(k for k in profile.identifiers if k.startswith(("phone:", "email:", "member_card:")))
     return keys
