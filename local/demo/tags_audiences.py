@@ -30,6 +30,9 @@ from cdp_local.tags_batch import BatchTagEngine, export_histories
 
 DYNAMIC_AUDIENCE_ID = "active_buyers"
 STATIC_AUDIENCE_ID = "winter_cake_sms"
+# The static audience excludes recent returns (events): sized and exported over one segment, one scan returns every
+# profile with its filed events; 16 segments would read a timeline per person it does not rule out otherwise
+AUDIENCE_SEGMENTS = 1
 
 DYNAMIC_AUDIENCE: dict[str, Any] = {
     "id": DYNAMIC_AUDIENCE_ID,
@@ -81,9 +84,9 @@ def tags_and_audiences(rt: LocalRuntime, store: DynamoTagStore, output: Path) ->
     members = sum(1 for p in stored.values() if p.tags.get(audience_tag(DYNAMIC_AUDIENCE_ID)) is not None)
     moves = _membership_moves(rt, set(stored))
     _call(rt, "POST", "/v1/audiences", STATIC_AUDIENCE)
-    size = _call(rt, "POST", f"/v1/audiences/{STATIC_AUDIENCE_ID}/size", {})
+    size = _call(rt, "POST", f"/v1/audiences/{STATIC_AUDIENCE_ID}/size", {"segments": AUDIENCE_SEGMENTS})
     preview = _call(rt, "GET", f"/v1/audiences/{STATIC_AUDIENCE_ID}/preview?limit=5")
-    snapshot = _call(rt, "POST", f"/v1/audiences/{STATIC_AUDIENCE_ID}/export", {})
+    snapshot = _call(rt, "POST", f"/v1/audiences/{STATIC_AUDIENCE_ID}/export", {"segments": AUDIENCE_SEGMENTS})
     return {
         "full_refresh": {**(refresh or {}), "seconds": round(refresh_s, 1)},
         "batch_vs_real_time": batch,

@@ -237,6 +237,13 @@ def test_preview_reads_timelines_only_for_event_aggregates_and_masks_names(aws: 
     assert status == 200 and size["exact"] and size["estimate"] == 30 and size["read_timelines"]
     # Then only the 90 persons the exclude does not rule out (not dormant) had their timelines read
     assert size["profiles_scanned"] == N_PROFILES and size["timings"]["timelines_read"] == 90
+    # And over one segment the scan returns the filed events with the profiles: the same size, no timeline query
+    status, one = call(aws, "POST", "/v1/audiences/repeat_buyers/size", {"segments": 1})
+    assert status == 200 and one["exact"] and one["estimate"] == 30 and one["profiles_scanned"] == N_PROFILES
+    assert one["sample"] == [{"segment": 0, "profiles": N_PROFILES, "members": 30}]
+    assert one["timings"]["timelines_ms"] == 0 and one["timings"]["timelines_read"] == N_PROFILES
+    status, exported = call(aws, "POST", "/v1/audiences/repeat_buyers/export", {"segments": 1})
+    assert status == 201 and exported["count"] == 30 and exported["profiles_scanned"] == N_PROFILES
 
 
 def test_export_writes_members_then_manifest_and_lists_snapshots(aws: dict[str, Any]) -> None:

@@ -135,3 +135,33 @@ def test_size_and_export_read_timelines_only_for_persons_the_events_could_decide
     assert size.exact and size.estimate == expected == manifest.count
     assert size.read_timelines and size.timings.timelines_read == 20 and size.profiles_scanned == 40
     assert profiles.timeline_reads == 40
+
+
+def test_one_segment_reads_the_events_with_the_profiles_in_one_scan(
+    service: AudienceService, profiles: CountingProfiles
+) -> None:
+    # Given the same persons and audience as above
+    for i in range(40):
+        pid = f"p{i:02d}"
+        profiles.profiles[pid] = make_profile(pid, city="Shanghai" if i % 2 else "Beijing")
+        profiles.add_events(pid, [order_event(pid, NOW - timedelta(days=d + 1)) for d in range(i % 3)])
+    service.define(definition("sh_light", include={"attr": "city", "eq": "Shanghai"}, exclude=[RETURNED]))
+    bulk_reads: list[tuple[int, int]] = []
+    scan_with_timelines = profiles.scan_with_timelines
+
+    def spy(shard: int, total: int) -> Any:
+        bulk_reads.append((shard, total))
+        return scan_with_timelines(shard, total)
+
+    profiles.scan_with_timelines = spy  # type: ignore[method-assign]
+    # When it is sized and exported over one segment
+    size = service.size("sh_light", SizeRequest(segments=1))
+    manifest = service.export("sh_light", ExportRequest(segments=1))
+    # Then each is one scan with the timelines (no timeline read of its own), with the same members as segments give
+    assert bulk_reads == [(0, 1), (0, 1)]
+    assert size.exact and [c.model_dump() for c in size.sample] == [{"segment": 0, "profiles": 40, "members": 14}]
+    assert size.estimate == manifest.count == service.size("sh_light", SizeRequest(segments=4)).estimate == 14
+    assert size.timings.timelines_read == size.profiles_scanned == manifest.profiles_scanned == 40
+    assert size.timings.timelines_ms == 0
+    four = service.export("sh_light", ExportRequest(segments=4))
+    assert list(service._store.members(four)) == list(service._store.members(manifest))

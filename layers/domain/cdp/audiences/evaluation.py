@@ -4,7 +4,9 @@ Profiles come from the parallel scan (`ProfileReader.scan_shard`); each becomes 
 attributes, scores) and runs through the in-memory `RuleEvaluator`. Timelines are read only when the condition, or
 an audience it references, aggregates events, and then only for a person whose verdict the events could change:
 the condition is first decided without them, aggregates counting as unknown (three-valued logic), and a person it
-already rules out (an include or a consent that fails) is not a member whatever the events say. Referenced
+already rules out (an include or a consent that fails) is not a member whatever the events say. A size or export
+over the whole table as one segment (`segments` 1) reads no timeline at all: its one scan returns the filed events
+with the profiles (`ProfileReader.scan_with_timelines`), held in memory, for a small table. Referenced
 audiences are evaluated first, on the spot, in the same evaluator, so `{audience: x}` reads x's current condition
 rather than a possibly stale membership tag.
 
@@ -27,6 +29,7 @@ from typing import Any
 
 from cdp.audiences.models import AudienceDefinition, SegmentCount, Timings
 from cdp.audiences.validation import walk
+from cdp.ingest.events import CanonicalEvent
 from cdp.masking import mask
 from cdp.profile.models import Profile
 from cdp.profile.ports import ProfileReader
@@ -129,6 +132,9 @@ class AudienceScanner:
             events = [entry.event for entry in self._profiles.timeline(profile)]
             self._tally.timelines_s += self._clock() - started
             self._tally.timelines += 1
+        return self._verdict(profile, events)
+
+    def _verdict(self, profile: Profile, events: Sequence[CanonicalEvent]) -> Evaluated:
         started = self._clock()
         record = person_record(profile, events)
         evaluator = RuleEvaluator(record, self._asof)
@@ -138,11 +144,31 @@ class AudienceScanner:
         self._tally.evaluate_s += self._clock() - started
         return Evaluated(computed is not None and computed.value is True, record, evaluator)
 
+    def evaluated(self, segment: int, total: int) -> Iterator[tuple[Profile, Evaluated]]:
+        """The segment's profiles, each with its verdict. The whole table in one segment, for a condition that
+        aggregates events: one scan returns the profiles with their filed events (`scan_with_timelines`, which an
+        adapter reads in bulk and holds in memory: a small table) instead of a timeline read per person."""
+        if total > 1 or not self._needs_events:
+            for profile in self.scan(segment, total):
+                yield profile, self.evaluate(profile)
+            return
+        iterator = iter(self._profiles.scan_with_timelines(0, 1))
+        while True:
+            started = self._clock()
+            history = next(iterator, None)
+            self._tally.scan_s += self._clock() - started
+            if history is None:
+                return
+            profile, timeline = history
+            self._tally.profiles += 1
+            self._tally.timelines += 1
+            yield profile, self._verdict(profile, [entry.event for entry in timeline])
+
     def count(self, segment: int, total: int) -> SegmentCount:
         profiles = members = 0
-        for profile in self.scan(segment, total):
+        for _, evaluated in self.evaluated(segment, total):
             profiles += 1
-            members += self.evaluate(profile).member
+            members += evaluated.member
         return SegmentCount(segment=segment, profiles=profiles, members=members)
 
     def count_all(self, segments: Sequence[int], total: int, workers: int) -> list[SegmentCount]:
@@ -163,8 +189,8 @@ class AudienceScanner:
             return set().union(*pool.map(segment_ids, range(total)))
 
     def members(self, segment: int, total: int) -> Iterator[Profile]:
-        for profile in self.scan(segment, total):
-            if self.evaluate(profile).member:
+        for profile, evaluated in self.evaluated(segment, total):
+            if evaluated.member:
                 yield profile
 
     def tagged_members(self, segment: int, total: int) -> Iterator[Profile]:

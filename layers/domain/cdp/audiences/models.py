@@ -133,7 +133,11 @@ class SizeRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     segments: int = Field(
-        default=DEFAULT_SEGMENTS, ge=1, le=1000, description="parallel scan segments the profile table is split into"
+        default=DEFAULT_SEGMENTS,
+        ge=1,
+        le=1000,
+        description="parallel scan segments the profile table is split into; 1: one scan that also returns the filed "
+        "events a condition over events reads (held in memory: a small table), instead of a timeline read per person",
     )
     sample_segments: int | None = Field(
         default=None,
@@ -157,7 +161,10 @@ class Timings(BaseModel):
 
     total_ms: float = Field(description="wall time")
     scan_ms: float = Field(description="reading profiles")
-    timelines_ms: float = Field(description="reading timelines (only when the condition aggregates events)")
+    timelines_ms: float = Field(
+        description="reading timelines (only when the condition aggregates events; with one segment the scan returns "
+        "them and its time is in scan_ms)"
+    )
     evaluate_ms: float
     profiles: int
     timelines_read: int = Field(
@@ -210,4 +217,10 @@ class Preview(BaseModel):
 class ExportRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    segments: int = Field(default=DEFAULT_SEGMENTS, ge=1, le=1000, description="parallel scan segments")
+    segments: int = Field(
+        default=DEFAULT_SEGMENTS,
+        ge=1,
+        le=1000,
+        description="parallel scan segments; 1: one scan that also returns the filed events a condition over events "
+        "reads (held in memory: a small table), instead of a timeline read per person",
+    )
