@@ -1,4 +1,5 @@
-"""SQS (fed by the bus rule "event received") -> resolve each event to one person; partial batch failures."""
+"""SQS (fed by the bus rule "event received": each message a packed entry of one request's events of one brand) ->
+resolve each event to one person; partial batch failures per message, a permanently bad event parked alone."""
 
 from __future__ import annotations
 
@@ -9,22 +10,19 @@ from aws_lambda_powertools.utilities.batch import process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, Json
+from pydantic import Json
 
 from cdp.identity.dynamodb import DynamoIdentityStore
+from cdp.identity.received import ReceivedData, entry_with_only
 from cdp.identity.service import resolve_batch_reads, resolve_event
-from cdp.ingest.events import CanonicalEvent
+from cdp.ingest.events import CanonicalEvent, parse_event
 from cdp.observability import logger, metrics, tracer
 from cdp.settings import IdentitySettings, get_settings
 from cdp.shared.aws import EventBridgePublisher
-from cdp.shared.deadletter import DeadLetteringProcessor, SqsDeadLetters, parseable
+from cdp.shared.deadletter import PERMANENT_ERRORS, DeadLetteringProcessor, SqsDeadLetters, park_part, parseable
 from cdp.shared.envelope import BusEntry
 from cdp.shared.ports import DeferredPublisher
 from cdp.topology import IDENTITY_QUEUE
-
-
-class ReceivedData(BaseModel):
-    event: CanonicalEvent
 
 
 class ReceivedRecord(SqsRecordModel):
@@ -48,8 +46,20 @@ def _ports() -> tuple[DynamoIdentityStore, EventBridgePublisher]:
 
 
 def record_handler(record: ReceivedRecord, publisher: DeferredPublisher) -> None:
-    event = record.body.detail.data.event
     store, _ = _ports()
+    data = record.body.detail.data
+    raw_events = data.raw_events()
+    for raw in raw_events:
+        try:
+            resolve_one(parse_event(raw), store, publisher)
+        except PERMANENT_ERRORS as exc:
+            if len(raw_events) == 1:
+                raise  # the processor parks the whole message, as it is
+            entry = record.body.model_dump(mode="json", by_alias=True)
+            park_part(_dead_letters(), record, entry_with_only(entry, data.brand_id, raw), exc)
+
+
+def resolve_one(event: CanonicalEvent, store: DynamoIdentityStore, publisher: DeferredPublisher) -> None:
     outcome = resolve_event(event, store, publisher)
     logger.info(
         "event resolved",
@@ -92,4 +102,5 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItem
 def prefetch(store: DynamoIdentityStore, records: list[dict[str, Any]]) -> None:
     """Read the identifiers (and suppressions) of every event in the batch, then their persons, in one round each
     instead of one per event."""
-    resolve_batch_reads([r.body.detail.data.event for r in parseable(ReceivedRecord, records)], store)
+    events = [e for r in parseable(ReceivedRecord, records) for e in r.body.detail.data.parseable()]
+    resolve_batch_reads(events, store)

@@ -57,9 +57,14 @@ def post_events(runtime: LocalRuntime, api_headers: dict[str, str]) -> PostEvent
     return post
 
 
-def put_on_bus(runtime: LocalRuntime, event: Mapping[str, Any], correlation_id: str = "e2e") -> None:
-    """Publish `event` as ingest would (event.received), bypassing ingest's checks: for events no consumer can
-    process, to exercise dead letters."""
+def put_on_bus(
+    runtime: LocalRuntime,
+    event: Mapping[str, Any] | list[Mapping[str, Any]],
+    correlation_id: str = "e2e",
+) -> None:
+    """Publish `event` (a list: packed in one entry, as ingest publishes) as event.received, bypassing ingest's
+    checks: for events no consumer can process, to exercise dead letters. One event alone goes as an entry of
+    the form published before packing."""
     from cdp import topology
 
     detail = {
@@ -69,7 +74,11 @@ def put_on_bus(runtime: LocalRuntime, event: Mapping[str, Any], correlation_id: 
             "event_version": "1",
             "correlation_id": correlation_id,
         },
-        "data": {"event": dict(event)},
+        "data": (
+            {"brand_id": event[0].get("brand_id"), "events": [dict(e) for e in event]}
+            if isinstance(event, list)
+            else {"event": dict(event)}
+        ),
     }
     entry = {
         "Source": topology.SOURCE_INGEST,

@@ -72,6 +72,45 @@ def test_a_malformed_bus_event_is_parked_at_once_with_its_reason(runtime: LocalR
         _purge_dlq(runtime)
 
 
+def test_a_bad_event_packed_with_good_ones_is_parked_alone_and_the_good_ones_are_resolved(
+    runtime: LocalRuntime,
+) -> None:
+    runtime.drain()
+    _purge_dlq(runtime)
+    # Given one bus entry packing two good events and one that names no identifier (as ingest packs a request)
+    good = [
+        {
+            "event_id": f"pack-good-{i}",
+            "event_type": "identify",
+            "source": "app",
+            "brand_id": "demo-brand",
+            "occurred_at": iso(utc_now()),
+            "identifiers": [{"type": "phone", "value": f"1370000{i:04d}"}],
+            "properties": {"name": f"Packed {i}"},
+        }
+        for i in range(2)
+    ]
+    bad = {"event_id": "pack-bad", "event_type": "page_view", "source": "web", "brand_id": "demo-brand"}
+    put_on_bus(runtime, [good[0], bad, good[1]], correlation_id="pack-test")
+    try:
+        # When it is delivered
+        runtime.drain()
+        # Then both good events made persons, and only the bad one is parked, with its reason and its brand
+        assert _person(runtime, "phone", "+8613700000000") and _person(runtime, "phone", "+8613700000001")
+        sqs = runtime.client("sqs")
+        url = runtime.queue_urls[topology.dlq_name(topology.IDENTITY_QUEUE)]
+        letters = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"])
+        (parked,) = [m for m in letters.get("Messages", []) if "pack-" in m["Body"]]
+        body = json.loads(parked["Body"])
+        assert [e["event_id"] for e in body["detail"]["data"]["events"]] == ["pack-bad"]
+        assert body["detail"]["data"]["brand_id"] == "demo-brand"
+        reason = {k: v["StringValue"] for k, v in parked["MessageAttributes"].items()}
+        assert reason["cdp-permanent"] == "true" and "identifiers" in reason["cdp-error"]
+        assert reason["cdp-brand-id"] == "demo-brand"
+    finally:
+        _purge_dlq(runtime)
+
+
 def test_a_failure_that_outlasts_the_retries_is_parked_and_redriven_after_the_fix(
     runtime: LocalRuntime, monkeypatch: pytest.MonkeyPatch
 ) -> None:

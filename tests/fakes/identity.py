@@ -57,6 +57,13 @@ class InMemoryIdentityStore(IdentityStore):
             self._apply(plan, event)
             return True
 
+    def put_person(self, profile: Profile, expected_version: int) -> None:
+        with self._lock:
+            current = self.persons.get(profile.person_id)
+            if current is None or current.version != expected_version:
+                raise ConflictError(f"person {profile.person_id} moved")
+            self.persons[profile.person_id] = profile
+
     def _check(self, plan: ResolutionPlan) -> None:
         for write in plan.profiles:
             current = self.persons.get(write.profile.person_id)

@@ -11,6 +11,7 @@ import pytest
 from moto import mock_aws
 
 from cdp import topology
+from cdp.errors import ConflictError
 from cdp.identity.dynamodb import DynamoIdentityStore, TimelineKeyTakenError
 from cdp.identity.service import resolve_batch_reads, resolve_event
 from cdp.ingest.events import CanonicalEvent, SourceChannel, parse_event
@@ -126,6 +127,69 @@ def test_redelivered_event_is_applied_once(store: DynamoIdentityStore) -> None:
     assert first.applied and not again.applied
     profile = store.get(first.person_id)
     assert profile is not None and profile.facts.order_count == 1 and profile.facts.spend_minor == 19900
+
+
+def _order(order_id: str, total: int) -> CanonicalEvent:
+    line = {"sku": "cake", "category": "cake", "quantity": 1, "unit_price_minor": total}
+    return event(PHONE, event_type="order_placed", order_id=order_id, lines=[line], total_minor=total, currency="CNY")
+
+
+def test_a_known_persons_event_is_two_conditional_writes_not_a_transaction(
+    store: DynamoIdentityStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a known customer
+    publisher = RecordingPublisher()
+    person_id = resolve_event(_order("o-1", 100), store, publisher).person_id
+    calls: list[str] = []
+    for name in ("put_item", "transact_write_items"):
+        real = getattr(store._db, name)
+        monkeypatch.setattr(
+            store._db, name, lambda *a, _real=real, _name=name, **k: (calls.append(_name), _real(*a, **k))[1]
+        )
+    # When their next order is resolved
+    outcome = resolve_event(_order("o-2", 200), store, publisher)
+    # Then the event is filed and the person written with one conditional put each, no transaction
+    assert outcome.applied and outcome.person_id == person_id and calls == ["put_item", "put_item"]
+    profile = store.get(person_id)
+    assert profile is not None and profile.facts.order_count == 2 and profile.facts.spend_minor == 300
+
+
+def test_an_event_filed_by_an_attempt_that_stopped_before_the_person_is_folded_in_once(
+    store: DynamoIdentityStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a known customer, and an order whose first attempt filed it and then lost the person's write
+    publisher = RecordingPublisher()
+    person_id = resolve_event(_order("o-1", 100), store, publisher).person_id
+    lost = _order("o-2", 200)
+    real_put_person = store.put_person
+    failures = iter([True])
+
+    def put_person_once_lost(profile, expected_version):  # type: ignore[no-untyped-def]
+        if next(failures, False):
+            raise ConflictError("another writer was first")
+        real_put_person(profile, expected_version)
+
+    monkeypatch.setattr(store, "put_person", put_person_once_lost)
+    # When it is resolved: the person moved after the filing, so the person is folded again from their events
+    first = resolve_event(lost, store, publisher)
+    profile = store.get(person_id)
+    assert first.applied and profile is not None and (profile.facts.order_count, profile.facts.spend_minor) == (2, 300)
+    # When an attempt filed a third order and stopped (a crash) before the person's write, and SQS redelivers it
+    crashed = _order("o-3", 400)
+    monkeypatch.setattr(store, "put_person", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("crash")))
+    with pytest.raises(RuntimeError):
+        resolve_event(crashed, store, publisher)
+    monkeypatch.setattr(store, "put_person", real_put_person)
+    assert store.get(person_id).facts.order_count == 2  # type: ignore[union-attr]
+    again = resolve_event(crashed, store, publisher)
+    # Then the person includes it exactly once, and a further redelivery changes nothing, not even the version
+    profile = store.get(person_id)
+    assert again.person_id == person_id and profile is not None
+    assert (profile.facts.order_count, profile.facts.spend_minor) == (3, 700)
+    version = profile.version
+    resolve_event(crashed, store, publisher)
+    assert store.get(person_id).version == version  # type: ignore[union-attr]
+    assert publisher.names().count("profile.updated") >= 4
 
 
 def test_merge_adds_points_and_orders_without_loss(store: DynamoIdentityStore) -> None:

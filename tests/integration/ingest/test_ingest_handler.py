@@ -139,7 +139,8 @@ def test_valid_event_is_archived_published_and_accepted_once(aws: dict[str, Any]
     bus_events = published(aws)
     assert len(bus_events) == 1
     detail = bus_events[0]["detail"]
-    assert detail["data"]["event"]["identifiers"][0]["value"] == "+8613800138000"
+    assert detail["data"]["brand_id"] == "brand-1" and len(detail["data"]["events"]) == 1
+    assert detail["data"]["events"][0]["identifiers"][0]["value"] == "+8613800138000"
     assert detail["metadata"]["event_name"] == topology.EVENT_RECEIVED
     # And both raw bodies were archived before processing
     keys = [o["Key"] for o in aws["s3"].list_objects_v2(Bucket=topology.DATA_BUCKET_LOCAL_NAME)["Contents"]]

@@ -30,7 +30,7 @@ from cdp.identity.service import resolve_event
 from cdp.ingest.aws import DynamoDedupeLedger, S3RawArchive
 from cdp.ingest.events import CanonicalEvent, parse_event
 from cdp.ingest.security import hmac_hex
-from cdp.ingest.service import EventReceived, ingest
+from cdp.ingest.service import EventsReceived, ingest
 from cdp.privacy.aws import privacy_ports
 from cdp.privacy.models import ErasureReceipt
 from cdp.privacy.service import erase_person
@@ -65,7 +65,7 @@ class Bus(EventPublisher):
         return [str(i) for i in range(len(events))]
 
     def drain(self) -> list[CanonicalEvent]:
-        out = [e.event for e in self.published if isinstance(e, EventReceived)]
+        out = [ev for e in self.published if isinstance(e, EventsReceived) for ev in e.events]
         self.published.clear()
         return out
 

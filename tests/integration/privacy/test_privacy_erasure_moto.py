@@ -25,7 +25,7 @@ from cdp.identity.dynamodb import DynamoIdentityStore
 from cdp.identity.service import resolve_event
 from cdp.ingest.aws import DynamoDedupeLedger, S3RawArchive
 from cdp.ingest.events import CanonicalEvent, parse_event
-from cdp.ingest.service import EventReceived, ingest
+from cdp.ingest.service import EventsReceived, ingest
 from cdp.privacy.aws import PrivacyPorts, privacy_ports
 from cdp.privacy.models import ErasureReceipt, PersonErased
 from cdp.privacy.service import erase_person, export_person, identifier_hash
@@ -62,7 +62,7 @@ class RecordingPublisher(EventPublisher):
         return [str(i) for i in range(len(events))]
 
     def received(self) -> list[CanonicalEvent]:
-        return [e.event for e in self.published if isinstance(e, EventReceived)]
+        return [ev for e in self.published if isinstance(e, EventsReceived) for ev in e.events]
 
     def erased(self) -> list[PersonErased]:
         return [e for e in self.published if isinstance(e, PersonErased)]

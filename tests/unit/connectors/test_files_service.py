@@ -104,14 +104,14 @@ class MemoryProgress(ProgressStore):
 
 class MemoryPublisher(EventPublisher):
     def __init__(self) -> None:
-        self.published: list[Publishable] = []
+        self.published: list[object] = []
         self.fail_next = False
 
     def publish(self, events: Sequence[Publishable], correlation_id: str) -> list[str]:
         if self.fail_next:
             self.fail_next = False
             raise PublishError("bus unavailable")
-        self.published.extend(events)
+        self.published.extend(ev for e in events for ev in getattr(e, "events", [e]))  # the events, unpacked
         return [str(i) for i in range(len(events))]
 
 

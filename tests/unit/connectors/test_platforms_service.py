@@ -82,7 +82,7 @@ class FakePublisher(EventPublisher):
     def publish(self, events: Sequence[Publishable], correlation_id: str) -> list[str]:
         if self.fail:
             raise PublishError("bus down")
-        self.events.extend(e.model_dump(mode="json")["event"] for e in events)
+        self.events.extend(ev for e in events for ev in e.model_dump(mode="json")["events"])
         self.log.append(f"publish {correlation_id}")
         return [str(i) for i in range(len(events))]
 

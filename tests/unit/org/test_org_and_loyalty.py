@@ -174,4 +174,7 @@ def test_ingest_normalizes_phones_with_each_brands_region() -> None:
     result = ingest(payload, "r1", T0, Archive(), Ledger(), bus, phone_region=lambda b: ORG.brand(b or "").phone_region)  # type: ignore[arg-type]
     # Then each phone is normalized in its brand's country
     assert result.accepted == 2
-    assert [e.event.identifiers[0].key for e in bus.events] == ["phone:+6591234567", "phone:+8613800138001"]
+    assert [ev.identifiers[0].key for e in bus.events for ev in e.events] == [
+        "phone:+6591234567",
+        "phone:+8613800138001",
+    ]

@@ -12,7 +12,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from cdp.errors import ConflictError, InvalidInputError, StoreError
-from cdp.identity.ports import HistorySink, IdentityStore
+from cdp.identity.ports import EventAlreadyFiled, HistorySink, IdentityStore
 from cdp.identity.resolution import IdentifierRecord, LineageRecord, ResolutionPlan
 from cdp.ingest.events import CanonicalEvent, parse_event
 from cdp.profile import keys
@@ -63,10 +63,11 @@ class DynamoIdentityStore(DynamoProfileStore, IdentityStore, HistorySink):
         return records, {hashed[item[PK]] for item in items if item[SK] == keys.SUPPRESSED_SK}
 
     def events_anchored(self, namespace: str, keys_: Iterable[str]) -> list[tuple[str, CanonicalEvent]]:
+        """Consistent reads: a split or a fold again must see every event filed before it."""
         return [
             (key, parse_event(item["event"]))
             for key in sorted(set(keys_))
-            for item in self._query_prefix(keys.anchor_pk(namespace, key), keys.TIMELINE_PREFIX)
+            for item in self._query_prefix(keys.anchor_pk(namespace, key), keys.TIMELINE_PREFIX, consistent=True)
         ]
 
     def lineage(self, person_id: str) -> list[LineageRecord]:
@@ -78,6 +79,8 @@ class DynamoIdentityStore(DynamoProfileStore, IdentityStore, HistorySink):
         return [{k: v for k, v in item.items() if k not in (PK, SK)} for item in items]
 
     def commit(self, plan: ResolutionPlan, event: CanonicalEvent | None) -> bool:
+        if event is not None and self._one_person_write(plan):
+            return self._file_then_write(plan, event)
         core, extra = _transaction(self._table, plan, event)
         if len(core) > MAX_TRANSACTION_ITEMS:
             raise StoreError(f"an identity change needs {len(core)} writes in one transaction; the limit is 100")
@@ -92,8 +95,12 @@ class DynamoIdentityStore(DynamoProfileStore, IdentityStore, HistorySink):
                 raise StoreError(f"identity commit failed: {exc}") from exc
             reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
             if event is not None and reasons and reasons[0] == "ConditionalCheckFailed":
-                self._check_redelivery(core[0]["Put"]["Item"], event)
-                return False  # the event is filed (or marked) already: a redelivery
+                filed = core[0]["Put"]["Item"]
+                self._check_redelivery(filed, event)
+                if filed[SK]["S"] == keys.APPLIED_SK:
+                    return False  # marked in a transaction that applied it: a redelivery
+                # Filed already: maybe by an attempt that filed it and stopped before the person's write.
+                raise EventAlreadyFiled(by_this_attempt=False) from exc
             raise ConflictError(f"concurrent identity change: {reasons}") from exc
         except BotoCoreError as exc:
             self._forget(written)
@@ -103,6 +110,56 @@ class DynamoIdentityStore(DynamoProfileStore, IdentityStore, HistorySink):
         for start in range(0, len(extra), 25):  # lineage and review entries of a very large change
             self._batch_put([e["Put"]["Item"] for e in extra[start : start + 25]])
         return True
+
+    def _one_person_write(self, plan: ResolutionPlan) -> bool:
+        """The common case: an existing person's event with nothing else to change (no identifier, link, lineage
+        or tags item): two conditional writes instead of a transaction, which bills each item twice."""
+        if plan.anchor is None or len(plan.profiles) != 1 or plan.identifiers or plan.lineage or plan.newly_shared:
+            return False
+        write = plan.profiles[0]
+        return write.expected_version is not None and not annotation_writes(self._table, write.profile)
+
+    def _file_then_write(self, plan: ResolutionPlan, event: CanonicalEvent) -> bool:
+        """File the event (its key is its marker), then write the person at the version read. Either may stop
+        the other: a filed event the person does not include yet is found by the next attempt or redelivery
+        (EventAlreadyFiled), which folds the person again from their filed events."""
+        assert plan.anchor is not None
+        write = plan.profiles[0]
+        filed = to_item(_filed_item(plan.namespace, plan.anchor, event))
+        try:
+            self._db.put_item(
+                TableName=self._table,
+                Item=filed,
+                ConditionExpression="attribute_not_exists(#pk)",
+                ExpressionAttributeNames={"#pk": PK},
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise StoreError(f"filing {event.dedupe_key} failed: {exc}") from exc
+            self._check_redelivery(filed, event)
+            raise EventAlreadyFiled(by_this_attempt=False) from exc
+        except BotoCoreError as exc:
+            raise StoreError(f"filing {event.dedupe_key} failed: {exc}") from exc
+        try:
+            self.put_person(write.profile, write.expected_version or 0)
+        except ConflictError as exc:
+            raise EventAlreadyFiled(by_this_attempt=True) from exc
+        return True
+
+    def put_person(self, profile: Profile, expected_version: int) -> None:
+        person = profile_write(self._table, profile, expected_version)["Put"]
+        key = (keys.person_pk(profile.person_id), keys.PROFILE_SK)
+        try:
+            self._db.put_item(**person)
+        except ClientError as exc:
+            self._forget([key])
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                raise ConflictError(f"person {profile.person_id} moved past version {expected_version}") from exc
+            raise StoreError(f"write of person {profile.person_id} failed: {exc}") from exc
+        except BotoCoreError as exc:
+            self._forget([key])
+            raise StoreError(f"write of person {profile.person_id} failed: {exc}") from exc
+        self._remember([person["Item"]])
 
     def _check_redelivery(self, written: dict[str, Any], event: CanonicalEvent) -> None:
         """What holds the event's filed key is this event, not another that shares it (the same identifier, instant

@@ -11,6 +11,17 @@ from cdp.ingest.events import CanonicalEvent
 from cdp.profile.models import Profile
 
 
+class EventAlreadyFiled(Exception):
+    """The event's filed item exists, and the person may not include it yet: this is a redelivery, or this attempt
+    filed it and the person moved before it could be written. Filing and the person's write are two conditional
+    writes on the common path (no transaction), so the caller folds the person again from their filed events
+    (`cdp.identity.service.refold_person`), which is exact whatever happened in between."""
+
+    def __init__(self, by_this_attempt: bool) -> None:
+        super().__init__("filed by this attempt" if by_this_attempt else "filed before")
+        self.by_this_attempt = by_this_attempt
+
+
 class IdentityStore(ABC):
     @abstractmethod
     def lookup_identifiers(self, namespace: str, keys: Iterable[str]) -> dict[str, IdentifierRecord]:
@@ -42,10 +53,15 @@ class IdentityStore(ABC):
 
     @abstractmethod
     def commit(self, plan: ResolutionPlan, event: CanonicalEvent | None) -> bool:
-        """Apply the plan atomically. Returns False when the event had already been applied.
+        """Apply the plan. Returns False when the event had already been applied.
 
-        Raises ConflictError when a concurrent writer changed a person or identifier first (re-plan and retry).
+        Raises ConflictError when a concurrent writer changed a person or identifier first (re-plan and retry), and
+        EventAlreadyFiled when the event is filed but the person may not include it (fold the person again).
         """
+
+    @abstractmethod
+    def put_person(self, profile: Profile, expected_version: int) -> None:
+        """One person, whole, if still at `expected_version` (ConflictError otherwise)."""
 
     @abstractmethod
     def lineage(self, person_id: str) -> list[LineageRecord]:

@@ -423,6 +423,17 @@ def _earlier_person(
     return fresh, None
 
 
+def refold(base: Profile, events: Iterable[tuple[str, CanonicalEvent]], brand: BrandConfig, at: datetime) -> Profile:
+    """The person with everything their events decide (facts, traits, consent) recomputed from the events filed
+    under their identifiers, and the rest (identifiers, links, merges) kept: the same person the incremental path
+    builds, since folding is order-independent. None of `base`'s own version or annotations change here."""
+    part = frozenset(base.identifiers)
+    fresh = _rebuilt(base, part, events, brand, max(at, base.updated_at))
+    fresh.identifiers, fresh.links, fresh.over_limit = list(base.identifiers), list(base.links), list(base.over_limit)
+    fresh.created_at, fresh.version = base.created_at, base.version  # kept as the merges that made them left them
+    return fresh
+
+
 def _rebuilt(
     base: Profile,
     part: frozenset[str],

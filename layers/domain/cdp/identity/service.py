@@ -14,8 +14,8 @@ from datetime import datetime
 
 from cdp.errors import ConflictError, InvalidInputError, NotFoundError
 from cdp.identity.events import IdentifierQuarantined, PersonSplit, ProfileMerged, ProfileUpdated
-from cdp.identity.ports import IdentityStore
-from cdp.identity.resolution import Change, ResolutionPlan, plan_change
+from cdp.identity.ports import EventAlreadyFiled, IdentityStore
+from cdp.identity.resolution import Change, ResolutionPlan, plan_change, refold
 from cdp.ingest.events import CanonicalEvent
 from cdp.org import BrandConfig, OrgDirectory, load_org
 from cdp.profile.models import Profile
@@ -83,10 +83,59 @@ def resolve_event(
                 raise
             backoff(attempt)
             continue
+        except EventAlreadyFiled as filed:
+            person = refold_person(store, brand, namespace, plan.anchor, now)
+            if person is not None:
+                update = ProfileUpdated(
+                    person_id=person.person_id,
+                    brand_id=person.brand_id,
+                    event_id=event.event_id,
+                    event_type=event.event_type,
+                    version=person.version,
+                )
+                publisher.publish([update], correlation_id=event.event_id)
+            return ResolutionOutcome(person_id=person.person_id if person else None, applied=filed.by_this_attempt)
         # Publish also for a redelivered event: the first attempt may have committed and then failed to publish.
         publisher.publish(_announcements(plan, event, applied), correlation_id=event.event_id)
         return _outcome(plan, applied)
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def refold_person(
+    store: IdentityStore,
+    brand: BrandConfig,
+    namespace: str,
+    anchor: str | None,
+    now: Callable[[], datetime] = utc_now,
+) -> Profile | None:
+    """Bring the person holding `anchor` in line with every event filed under their identifiers (after an event
+    was found filed that they may not include yet); their version is checked, and a concurrent change re-reads.
+    Returns the person as stored (None: the identifier names nobody now, e.g. it became shared)."""
+    if anchor is None:
+        return None
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        record = store.lookup_identifiers(namespace, [anchor]).get(anchor)
+        found = store.current_persons([record.person_id], annotations=False) if record and record.person_id else {}
+        person = next(iter(found.values()), None)
+        if person is None:
+            return None
+        folded = refold(person, store.events_anchored(namespace, person.identifiers), brand, now())
+        if _same_person(folded, person):
+            return person  # it included the event already (a redelivery of an applied event)
+        folded.version = person.version + 1
+        try:
+            store.put_person(folded, person.version)
+            return folded
+        except ConflictError:
+            if attempt == MAX_ATTEMPTS:
+                raise
+            backoff(attempt)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _same_person(a: Profile, b: Profile) -> bool:
+    ignored = {"version", "updated_at"}
+    return a.model_dump(exclude=ignored) == b.model_dump(exclude=ignored)
 
 
 def resolve_batch_reads(

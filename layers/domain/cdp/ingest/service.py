@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
@@ -27,13 +27,40 @@ MAX_BODY_BYTES = 1_000_000
 MAX_EVENT_BYTES = 128 * 1024
 
 
-class EventReceived(Publishable):
-    """Published for every accepted event; `data` is the canonical event itself."""
+# One bus entry carries a request's accepted events of one brand, up to this many bytes of them: EventBridge bills
+# per 64 KB of entry and takes 256 KB, and the SQS message that delivers the entry wraps it again (~1 KB).
+MAX_PACK_BYTES = 192 * 1024
+
+
+class EventsReceived(Publishable):
+    """Published for the accepted events of a request, packed: one entry per brand and up to `MAX_PACK_BYTES` of
+    events (a 100-event request is one entry, not 100: EventBridge bills per entry). `brand_id` is the events'."""
 
     event_name: ClassVar[str] = topology.EVENT_RECEIVED
     event_source: ClassVar[str] = topology.SOURCE_INGEST
 
-    event: CanonicalEvent
+    brand_id: str
+    events: list[CanonicalEvent]
+
+
+def packed(events: Sequence[CanonicalEvent]) -> list[EventsReceived]:
+    """The events as few entries as fit, each of one brand (dead letters are scoped by brand), in request order."""
+    by_brand: dict[str, list[CanonicalEvent]] = {}
+    for event in events:
+        by_brand.setdefault(event.brand_id, []).append(event)
+    out: list[EventsReceived] = []
+    for brand, members in by_brand.items():
+        chunk: list[CanonicalEvent] = []
+        size = 0
+        for event in members:
+            n = len(event.model_dump_json()) + 1
+            if chunk and size + n > MAX_PACK_BYTES:
+                out.append(EventsReceived(brand_id=brand, events=chunk))
+                chunk, size = [], 0
+            chunk.append(event)
+            size += n
+        out.append(EventsReceived(brand_id=brand, events=chunk))
+    return out
 
 
 class FieldError(BaseModel):
@@ -254,7 +281,7 @@ def accept(
         else:
             to_publish.append(event)
     if to_publish:
-        publisher.publish([EventReceived(event=e) for e in to_publish], correlation_id=request_id)
+        publisher.publish(packed(to_publish), correlation_id=request_id)
         ledger.confirm([e.dedupe_key for e in to_publish], raw_key, received_at)
     result.accepted = len(to_publish)
     result.rejected.sort(key=lambda r: r.index)

@@ -119,13 +119,14 @@ class DynamoProfileStore(ProfileReader, ProfileAnnotator):
         except (ClientError, BotoCoreError) as exc:
             raise StoreError(f"scan shard {shard}/{total_shards} failed: {exc}") from exc
 
-    def _query_prefix(self, pk: str, prefix: str) -> list[dict[str, Any]]:
+    def _query_prefix(self, pk: str, prefix: str, consistent: bool = False) -> list[dict[str, Any]]:
         paginator = self._db.get_paginator("query")
         pages = paginator.paginate(
             TableName=self._table,
             KeyConditionExpression="#pk = :pk AND begins_with(#sk, :prefix)",
             ExpressionAttributeNames={"#pk": PK, "#sk": SK},
             ExpressionAttributeValues={":pk": {"S": pk}, ":prefix": {"S": prefix}},
+            ConsistentRead=consistent,
         )
         try:
             return [from_item(item) for page in pages for item in page.get("Items", [])]

@@ -100,8 +100,34 @@ def brand_of_message(body: str) -> str | None:
     if not isinstance(data, dict):
         return None
     event = data.get("event")
+    if event is None and isinstance(data.get("events"), list) and data["events"]:
+        event = data["events"][0]  # a packed entry: every event of it is of one brand
     brand = data.get("brand_id") or (event.get("brand_id") if isinstance(event, dict) else None)
     return brand if isinstance(brand, str) and 0 < len(brand) <= 128 else None  # a brand id is a Token
+
+
+def park_part(
+    dead_letters: DeadLetters, record: SqsRecordModel, body: str, error: BaseException, permanent: bool = True
+) -> None:
+    """Park one part of a record (one event of a packed bus entry, as an entry of its own) with its reason, while
+    the record's other parts go on: a bad event never holds back the good ones sent with it."""
+    reason = DeadLetterReason(
+        error_type=type(error).__name__,
+        error=str(error),
+        permanent=permanent,
+        receive_count=int(record.attributes.ApproximateReceiveCount or "1"),
+        failed_at=utc_now(),
+        source_queue=str(getattr(record, "eventSourceARN", "") or ""),
+        brand_id=brand_of_message(body),
+    )
+    dead_letters.park(body, reason)
+    logger.error(
+        "part of a message dead-lettered",
+        message_id=record.messageId,
+        error_type=reason.error_type,
+        error=reason.error[:300],
+        permanent=permanent,
+    )
 
 
 class DeadLetters(ABC):
