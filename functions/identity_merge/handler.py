@@ -13,6 +13,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import Json
 
 from cdp.identity.dynamodb import DynamoIdentityStore
+from cdp.identity.events import packed_updates
 from cdp.identity.received import ReceivedData, entry_with_only
 from cdp.identity.service import resolve_batch_reads, resolve_event
 from cdp.ingest.events import CanonicalEvent, parse_event
@@ -95,7 +96,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItem
             processor=processor,
             context=context,
         )
-    deferred.flush(publisher)
+    deferred.flush(publisher, pack=packed_updates)
     return response
 
 

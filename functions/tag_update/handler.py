@@ -1,4 +1,5 @@
-"""SQS (fed by the bus rule "profile updated/merged") -> recompute what the event can change of the person's tags."""
+"""SQS (fed by the bus rule "profile updated/merged", a batch's updates packed per entry) -> recompute what each
+change can change of the person's tags; a permanently bad change is parked alone."""
 
 from __future__ import annotations
 
@@ -12,10 +13,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from cdp.app.tag_engine import tag_engine
 from cdp.observability import logger, metrics, tracer
 from cdp.settings import TagUpdateSettings, get_settings
-from cdp.shared.deadletter import DeadLetteringProcessor, SqsDeadLetters, parseable
+from cdp.shared.deadletter import PERMANENT_ERRORS, DeadLetteringProcessor, SqsDeadLetters, park_part, parseable
 from cdp.shared.ports import DeferredPublisher
 from cdp.shared.time import utc_now
-from cdp.tags.changes import ProfileChangeRecord
+from cdp.tags.changes import ProfileChange, ProfileChangeRecord, entry_with_only
 from cdp.tags.dynamodb import DynamoTagStore
 from cdp.tags.service import TagEngine
 from cdp.topology import TAG_QUEUE
@@ -46,22 +47,31 @@ def stores() -> DynamoTagStore:
 
 def record_handler(record: ProfileChangeRecord, publisher: DeferredPublisher) -> None:
     entry = record.body
-    change = entry.detail.data
-    outcome = engine().refresh(
-        change.subject,
-        change.trigger(entry.detail_type),
-        utc_now(),
-        cause=entry.id,
-        redelivered=int(record.attributes.ApproximateReceiveCount) > 1,
-        correlation_id=entry.detail.metadata.correlation_id,
-        publisher=publisher,
-    )
-    if outcome.skipped:
-        metrics.add_metric(name="TagUpdatesSkipped", unit="Count", value=1)
-    if outcome.changes:
-        metrics.add_metric(name="TagChanges", unit="Count", value=len(outcome.changes))
-    if outcome.audience_changes:
-        metrics.add_metric(name="AudienceTransitions", unit="Count", value=outcome.audience_changes)
+    raw_changes = entry.detail.data.raw_changes()
+    for index, raw in enumerate(raw_changes):
+        try:
+            change = ProfileChange.model_validate(raw)
+        except PERMANENT_ERRORS as exc:
+            if len(raw_changes) == 1:
+                raise  # the processor parks the whole message, as it is
+            body = entry_with_only(entry.model_dump(mode="json", by_alias=True), raw)
+            park_part(_dead_letters(), record, body, exc)
+            continue
+        outcome = engine().refresh(
+            change.subject,
+            change.trigger(entry.detail_type),
+            utc_now(),
+            cause=entry.id if len(raw_changes) == 1 else f"{entry.id}/{index}",  # the same on a redelivery
+            redelivered=int(record.attributes.ApproximateReceiveCount) > 1,
+            correlation_id=entry.detail.metadata.correlation_id,
+            publisher=publisher,
+        )
+        if outcome.skipped:
+            metrics.add_metric(name="TagUpdatesSkipped", unit="Count", value=1)
+        if outcome.changes:
+            metrics.add_metric(name="TagChanges", unit="Count", value=len(outcome.changes))
+        if outcome.audience_changes:
+            metrics.add_metric(name="AudienceTransitions", unit="Count", value=outcome.audience_changes)
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -87,5 +97,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItem
 
 def subjects(records: list[dict[str, Any]]) -> set[str]:
     """The persons of a batch whose change can move a tag (records naming no person are left to the processor)."""
-    changes = [(r.body.detail.data, r.body.detail_type) for r in parseable(ProfileChangeRecord, records)]
+    parsed = parseable(ProfileChangeRecord, records)
+    changes = [(c, r.body.detail_type) for r in parsed for c in r.body.detail.data.parseable()]
     return engine().persons_to_read((change.subject, change.trigger(kind)) for change, kind in changes)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
 from cdp.errors import PublishError
-from cdp.identity.events import ProfileUpdated
+from cdp.identity.events import ProfileMerged, ProfileUpdated, packed_updates
 from cdp.shared.aws import EventBridgePublisher
 from cdp.shared.ports import DeferredPublisher
 
@@ -47,3 +48,30 @@ def test_a_failed_flush_raises_so_the_whole_batch_is_redelivered() -> None:
     deferred.publish([updated(1)], correlation_id="e1")
     with pytest.raises(PublishError):
         deferred.flush(EventBridgePublisher("bus", FakeEvents(fail=True)))
+
+
+def test_identitys_profile_updates_are_packed_per_brand_and_the_rest_go_as_they_are() -> None:
+    # Given a batch: 250 updates of one brand, one of another, and a merge announcement
+    deferred, events = DeferredPublisher(), FakeEvents()
+    for n in range(250):
+        deferred.publish([updated(n)], correlation_id=f"e{n}")
+    other = ProfileUpdated(person_id="q", brand_id="outlet", event_id="x", event_type="identify", version=3)
+    merged = ProfileMerged(
+        survivor_id="p1", merged_ids=["p2"], bridging_identifiers=["phone:1"], event_id="m", rule="r"
+    )
+    deferred.publish([other, merged], correlation_id="x")
+    # When flushed with identity's packing
+    assert deferred.flush(EventBridgePublisher("bus", events), pack=packed_updates) == 252
+    # Then three entries leave in one call: the merge, and one packed entry per brand carrying every update
+    (call,) = events.calls
+    details = [json.loads(e["Detail"]) for e in call]
+    assert [e["DetailType"] for e in call] == ["profile.merged", "profile.updated", "profile.updated"]
+    demo, outlet = details[1]["data"], details[2]["data"]
+    assert demo["brand_id"] == "demo-brand" and [u["person_id"] for u in demo["updates"]] == [
+        f"p{n}" for n in range(250)
+    ]
+    assert outlet == {
+        "brand_id": "outlet",
+        "updates": [{"person_id": "q", "event_id": "x", "event_type": "identify", "version": 3}],
+    }
+    assert details[1]["metadata"]["correlation_id"] == "e0" and all(len(e["Detail"]) < 64 * 1024 for e in call)

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from cdp.shared.deadletter import PERMANENT_ERRORS, parseable
 from cdp.tags.catalog import IDENTITY_CHANGED
-from cdp.tags.changes import ProfileChangeRecord
+from cdp.tags.changes import ProfileChange, ProfileChangeRecord, entry_with_only
 from cdp.topology import PROFILE_MERGED, PROFILE_UPDATED, SOURCE_IDENTITY
 
 
@@ -56,9 +56,27 @@ def test_a_batch_parses_what_it_can_and_a_change_naming_no_person_is_refused_for
     updated = record(PROFILE_UPDATED, {"person_id": "p1", "event_type": "order_placed"}, 1)
     merged = record(PROFILE_MERGED, {"survivor_id": "p2"}, 2)
     nobody = record(PROFILE_UPDATED, {"event_type": "order_placed"}, 3)
-    parsed = parseable(ProfileChangeRecord, [updated, nobody, merged, {"not": "a record"}])
-    changes = [(r.body.detail.data.subject, r.body.detail.data.trigger(r.body.detail_type)) for r in parsed]
-    assert changes == [("p1", "order_placed"), ("p2", IDENTITY_CHANGED)]
+    packed = record(
+        PROFILE_UPDATED,
+        {
+            "brand_id": "b",
+            "updates": [
+                {"person_id": "p3", "event_id": "e3", "event_type": "page_view", "version": 4},
+                {"event_id": "e4", "event_type": "page_view", "version": 1},
+            ],
+        },
+        4,
+    )
+    parsed = parseable(ProfileChangeRecord, [updated, nobody, merged, packed, {"not": "a record"}])
+    changes = [(c.subject, c.trigger(r.body.detail_type)) for r in parsed for c in r.body.detail.data.parseable()]
+    assert changes == [("p1", "order_placed"), ("p2", IDENTITY_CHANGED), ("p3", "page_view")]
+    (alone,) = ProfileChangeRecord.model_validate(nobody).body.detail.data.raw_changes()
     with pytest.raises(ValidationError, match="names no person") as refused:
-        ProfileChangeRecord.model_validate(nobody)
-    assert isinstance(refused.value, PERMANENT_ERRORS)  # the processor parks it at once, with this reason
+        ProfileChange.model_validate(alone)
+    assert isinstance(refused.value, PERMANENT_ERRORS)  # parked at once, with this reason
+    # A bad change of a packed entry is parked alone: the entry it is redriven as carries only it
+    entry = ProfileChangeRecord.model_validate(packed).body
+    bad = entry.detail.data.raw_changes()[1]
+    body = json.loads(entry_with_only(entry.model_dump(mode="json", by_alias=True), bad))
+    assert body["detail"]["data"] == {"brand_id": "b", "updates": [bad]} and body["id"] == "bus-4"
+    assert ProfileChangeRecord.model_validate({**packed, "body": json.dumps(body)}).body.detail.data.parseable() == []

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import ClassVar
+
+from pydantic import BaseModel
 
 from cdp import topology
 from cdp.shared.envelope import Publishable
@@ -17,6 +20,50 @@ class ProfileUpdated(Publishable):
     event_id: str
     event_type: str  # the canonical event type, or "identity_changed" after a split or a manual operation
     version: int
+
+
+class ProfileUpdate(BaseModel):
+    """One person's change inside a packed `ProfilesUpdated` entry (the fields of `ProfileUpdated`)."""
+
+    person_id: str
+    event_id: str
+    event_type: str
+    version: int
+
+
+class ProfilesUpdated(Publishable):
+    """The `profile.updated` announcements of a batch of events, packed: one entry per brand and up to
+    `MAX_PACK_BYTES` (EventBridge bills per entry, so a batch of 100 events is one entry instead of 100)."""
+
+    event_name: ClassVar[str] = topology.PROFILE_UPDATED
+    event_source: ClassVar[str] = topology.SOURCE_IDENTITY
+
+    brand_id: str
+    updates: list[ProfileUpdate]
+
+
+MAX_PACK_BYTES = 192 * 1024
+_UPDATE_BYTES = 160  # a packed update's JSON, generously (person and event ids, type, version)
+
+
+def packed_updates(batches: Sequence[tuple[Sequence[Publishable], str]]) -> list[tuple[Sequence[Publishable], str]]:
+    """A batch's announcements with its `profile.updated` ones packed per brand (the rest as they were)."""
+    updates: dict[str, list[ProfileUpdate]] = {}
+    first: dict[str, str] = {}
+    out: list[tuple[Sequence[Publishable], str]] = []
+    for events, correlation_id in batches:
+        rest = [e for e in events if not isinstance(e, ProfileUpdated)]
+        for e in events:
+            if isinstance(e, ProfileUpdated):
+                first.setdefault(e.brand_id, correlation_id)
+                updates.setdefault(e.brand_id, []).append(ProfileUpdate(**e.model_dump(exclude={"brand_id"})))
+        if rest:
+            out.append((rest, correlation_id))
+    per_entry = MAX_PACK_BYTES // _UPDATE_BYTES
+    for brand, members in updates.items():
+        for start in range(0, len(members), per_entry):
+            out.append(([ProfilesUpdated(brand_id=brand, updates=members[start : start + per_entry])], first[brand]))
+    return out
 
 
 class ProfileMerged(Publishable):

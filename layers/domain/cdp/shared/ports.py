@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from cdp.shared.envelope import Publishable
 
@@ -32,11 +32,17 @@ class DeferredPublisher(EventPublisher):
             self.pending.append((list(events), correlation_id))
         return []
 
-    def flush(self, target: EventPublisher) -> int:
-        """Publish what was collected through `target`; returns how many events."""
+    def flush(
+        self,
+        target: EventPublisher,
+        pack: Callable[[Sequence[tuple[Sequence[Publishable], str]]], Sequence[tuple[Sequence[Publishable], str]]]
+        | None = None,
+    ) -> int:
+        """Publish what was collected through `target` (`pack`ed first: many announcements into fewer entries);
+        returns how many were collected."""
         pending, self.pending = self.pending, []
         if pending:
-            target.publish_batches(pending)
+            target.publish_batches(pack(pending) if pack else pending)
         return sum(len(events) for events, _ in pending)
 
 

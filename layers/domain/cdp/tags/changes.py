@@ -1,9 +1,15 @@
-"""The profile changes tag_update consumes (identity's `profile.updated` / `profile.merged`, through SQS)."""
+"""The profile changes tag_update consumes (identity's `profile.updated` / `profile.merged`, through SQS): a packed
+entry of a batch's updates (`cdp.identity.events.ProfilesUpdated`), or one change per entry (a merge, a manual
+operation, an edit, or an entry published before packing). Each change is read on its own, so a bad one is parked
+alone while the others are processed."""
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
-from pydantic import BaseModel, Json, model_validator
+from pydantic import BaseModel, Field, Json, ValidationError, model_validator
 
 from cdp.shared.envelope import BusEntry
 from cdp.tags.catalog import IDENTITY_CHANGED
@@ -31,5 +37,34 @@ class ProfileChange(BaseModel):
         return self.event_type
 
 
+class ProfileChanges(BaseModel):
+    """An entry's changes, unparsed: `updates` of a packed entry, else the entry's own fields as one change."""
+
+    model_config = {"extra": "allow"}
+
+    brand_id: str | None = None
+    updates: list[dict[str, Any]] | None = Field(default=None, max_length=10_000)
+
+    def raw_changes(self) -> list[dict[str, Any]]:
+        if self.updates is not None:
+            return self.updates
+        return [{k: v for k, v in (self.model_extra or {}).items()}]
+
+    def parseable(self) -> list[ProfileChange]:
+        out: list[ProfileChange] = []
+        for raw in self.raw_changes():
+            try:
+                out.append(ProfileChange.model_validate(raw))
+            except ValidationError:
+                continue  # parked with its reason when processed
+        return out
+
+
+def entry_with_only(entry: dict[str, Any], raw: dict[str, Any]) -> str:
+    """A bus entry (as delivered, JSON-ready) carrying only the change `raw`: what a redrive of it delivers."""
+    data = {"brand_id": entry["detail"]["data"].get("brand_id"), "updates": [raw]}
+    return json.dumps({**entry, "detail": {**entry["detail"], "data": data}}, separators=(",", ":"))
+
+
 class ProfileChangeRecord(SqsRecordModel):
-    body: Json[BusEntry[ProfileChange]]
+    body: Json[BusEntry[ProfileChanges]]
