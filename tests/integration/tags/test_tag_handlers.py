@@ -260,13 +260,22 @@ def test_tag_update_writes_tags_history_and_announces_changes(aws: dict[str, Any
     assert p.tags["purchased_last_7d"].value is True and p.tags["purchased_last_7d"].expires_at == placed + timedelta(7)
     assert p.tags["lifecycle"].value == "growth" and p.tags["audience:recent_buyers"].value is True
     assert p.next_tag_expiry == placed + timedelta(days=7)
-    # And every new tag has its history item, caused by the bus event
-    items = history_items(aws, person_id)
-    assert {i["tag"]["S"] for i in items} == set(p.tags)
-    assert {i["cause"]["S"] for i in items} == {"bus-1"}
+    # And every new tag has its history entry, caused by the bus event: carried by the tags item (one write, no
+    # transaction) until the next write files it as a history item, and read the same either way
+    store: DynamoTagStore = aws["store"]
+    history = store.tag_history(person_id)
+    assert {e.tag for e in history} == set(p.tags) and {e.cause for e in history} == {"bus-1"}
+    assert history_items(aws, person_id) == [] and len(p.tags_pending) == len(history)
     # And tags.changed, lifecycle.changed and audience.entered reached the bus
     names = sorted(e["detail-type"] for e in published(aws))
     assert names == [topology.AUDIENCE_ENTERED, topology.LIFECYCLE_CHANGED, topology.TAGS_CHANGED]
+    # When the next change is written, it files them first: the history reads the same, now from history items
+    resolve(aws, order("13900000001", placed + timedelta(hours=1)))
+    update(aws, person_id, "order_placed", bus_id="bus-2")
+    filed = {(i["tag"]["S"], i["cause"]["S"]) for i in history_items(aws, person_id)}
+    assert filed >= {(e.tag, "bus-1") for e in history}
+    again = store.tag_history(person_id)
+    assert [e for e in again if e.cause == "bus-1"] == history and any(e.cause == "bus-2" for e in again)
 
 
 def test_an_event_type_nothing_reads_costs_no_aws_call(aws: dict[str, Any]) -> None:

@@ -62,6 +62,7 @@ class InMemoryTagStore(InMemoryProfiles, TagWriter, TagHistory, DuePersons):
         next_expiry: datetime | None,
         history: Sequence[TagHistoryEntry],
         scores: Mapping[str, ModelScore] | None = None,
+        pending: Sequence[TagHistoryEntry] = (),
     ) -> None:
         current = self.profiles[person_id]
         if self.interfere:

@@ -486,6 +486,7 @@ def to_profile(item: dict[str, Any], annotations: dict[str, Any] | None = None) 
         data["scores"] = annotations.get("scores") or {}
         data["next_tag_expiry"] = annotations.get("next_tag_expiry")
         data["tags_version"] = annotations.get("version", 0)
+        data["tags_pending"] = annotations.get("pending") or []
     profile = Profile.model_validate(data)
     profile.annotations_inline = inline and annotations is None
     if "facts" not in data:  # items written before the roll-up was left out still carry it

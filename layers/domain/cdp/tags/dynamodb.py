@@ -15,11 +15,12 @@ from cdp.profile import keys
 from cdp.profile.dynamodb import MAX_TRANSACTION_ITEMS, PK, RACE_REASONS, SK, DynamoProfileStore
 from cdp.profile.models import ModelScore, TagValue
 from cdp.shared.dynamo import from_item, to_attr, to_item
-from cdp.shared.time import iso, parse_iso
+from cdp.shared.time import iso
 from cdp.tags.history import as_of
 from cdp.tags.ports import TagHistoryEntry, TagHistorySink, TagStore
 
 _AS_OF_QUERIES = 10  # up to this many named tags: one 1-item query each; more: one query of the whole history
+_PENDING_MAX = 40  # changes a tags item carries until the next write files them; more go in a transaction
 
 
 class DynamoTagStore(DynamoProfileStore, TagStore, TagHistorySink):
@@ -55,8 +56,18 @@ class DynamoTagStore(DynamoProfileStore, TagStore, TagHistorySink):
         next_expiry: datetime | None,
         history: Sequence[TagHistoryEntry],
         scores: Mapping[str, ModelScore] | None = None,
+        pending: Sequence[TagHistoryEntry] = (),
     ) -> None:
-        """The tags item, whole, at `expected_version` + 1 (0: there is none yet); `scores`: the full score map."""
+        """The tags item, whole, at `expected_version` + 1 (0: there is none yet); `scores`: the full score map.
+
+        History without a transaction: the item carries this write's changes (`pending`) and the next write files
+        them as history items before it replaces them (`pending`: the replaced version's), so every change is
+        written once, by one plain write, and is readable all along (`tag_history` reads the item's pending ones
+        too). A write that loses the version check has filed only changes an earlier write committed. A very long
+        history (a first evaluation with many audiences) goes in a transaction with the item instead."""
+        if pending:  # the replaced version's changes become history items before the version is replaced
+            self._batch_put([to_item(_tag_history_item(person_id, entry)) for entry in pending])
+        inline = len(history) <= _PENDING_MAX
         item: dict[str, Any] = {
             PK: keys.person_pk(person_id),
             SK: keys.TAGS_SK,
@@ -67,6 +78,8 @@ class DynamoTagStore(DynamoProfileStore, TagStore, TagHistorySink):
         }
         if next_expiry is not None:
             item["next_tag_expiry"] = iso(next_expiry)
+        if inline and history:
+            item["pending"] = [_history_fields(entry) for entry in history]
         write: dict[str, Any] = {"TableName": self._table, "Item": to_item(item)}
         if expected_version:
             write |= {
@@ -76,14 +89,12 @@ class DynamoTagStore(DynamoProfileStore, TagStore, TagHistorySink):
             }
         else:
             write |= {"ConditionExpression": "attribute_not_exists(#pk)", "ExpressionAttributeNames": {"#pk": PK}}
-        items = [to_item(_tag_history_item(person_id, entry)) for entry in history]
-        # The tags item and (up to) 99 history items commit together; a longer history (a first full evaluation
-        # with many audiences) appends the rest right after.
-        inline, rest = items[: MAX_TRANSACTION_ITEMS - 1], items[MAX_TRANSACTION_ITEMS - 1 :]
+        items = [] if inline else [to_item(_tag_history_item(person_id, entry)) for entry in history]
+        together, rest = items[: MAX_TRANSACTION_ITEMS - 1], items[MAX_TRANSACTION_ITEMS - 1 :]
         self._forget([(keys.person_pk(person_id), keys.TAGS_SK)])  # the batch's copy is stale either way
         try:
-            if inline:
-                puts = [{"Put": {"TableName": self._table, "Item": i}} for i in inline]
+            if together:
+                puts = [{"Put": {"TableName": self._table, "Item": i}} for i in together]
                 self._db.transact_write_items(TransactItems=[{"Put": write}, *puts])  # type: ignore[typeddict-item,list-item]
             else:
                 self._db.put_item(**write)
@@ -113,7 +124,9 @@ class DynamoTagStore(DynamoProfileStore, TagStore, TagHistorySink):
             items = self._query_prefix(pk, keys.TAG_HISTORY_PREFIX)
         else:
             items = [item for name in names for item in self._query_prefix(pk, keys.tag_history_prefix(name))]
-        entries = [_to_history(item) for item in items]
+        filed = {(e.tag, e.at): e for e in map(TagHistoryEntry.from_fields, items)}
+        pending = {(e.tag, e.at): e for e in self._pending(person_id) if names is None or e.tag in names}
+        entries = list({**filed, **pending}.values())
         if cause is not None:
             entries = [e for e in entries if e.cause == cause]
         return sorted(entries, key=lambda e: (e.at, e.tag))
@@ -122,6 +135,7 @@ class DynamoTagStore(DynamoProfileStore, TagStore, TagHistorySink):
         if names is None or len(names) > _AS_OF_QUERIES:
             return as_of(self.tag_history(person_id), at, names)
         out: dict[str, TagValue] = {}
+        pending = self._pending(person_id)
         for name in names:  # one item per tag: the newest change at or before `at`
             prefix = keys.tag_history_prefix(name)
             try:
@@ -139,24 +153,21 @@ class DynamoTagStore(DynamoProfileStore, TagStore, TagHistorySink):
                 )
             except (ClientError, BotoCoreError) as exc:
                 raise StoreError(f"tag history of {person_id} failed: {exc}") from exc
-            out.update(as_of([_to_history(from_item(i)) for i in response.get("Items", [])], at))
+            newest = [TagHistoryEntry.from_fields(from_item(i)) for i in response.get("Items", [])]
+            newest += [e for e in pending if e.tag == name and e.at <= at]
+            out.update(as_of(sorted(newest, key=lambda e: e.at), at))
         return dict(sorted(out.items()))
+
+    def _pending(self, person_id: str) -> list[TagHistoryEntry]:
+        """The changes of the person's current tags version, not filed as history items yet."""
+        item = self._get_stored(keys.person_pk(person_id), keys.TAGS_SK)
+        return [TagHistoryEntry.from_fields(entry) for entry in (item or {}).get("pending") or []]
+
+
+def _history_fields(entry: TagHistoryEntry) -> dict[str, Any]:
+    fields = {"tag": entry.tag, "old": entry.old, "new": entry.new, "at": iso(entry.at), "cause": entry.cause}
+    return {k: v for k, v in fields.items() if v is not None}
 
 
 def _tag_history_item(person_id: str, entry: TagHistoryEntry) -> dict[str, Any]:
-    item = {
-        PK: keys.person_pk(person_id),
-        SK: keys.tag_history_sk(entry.tag, entry.at),
-        "tag": entry.tag,
-        "old": entry.old,
-        "new": entry.new,
-        "at": iso(entry.at),
-        "cause": entry.cause,
-    }
-    return {k: v for k, v in item.items() if v is not None}
-
-
-def _to_history(item: dict[str, Any]) -> TagHistoryEntry:
-    return TagHistoryEntry(
-        tag=item["tag"], old=item.get("old"), new=item.get("new"), at=parse_iso(item["at"]), cause=item.get("cause", "")
-    )
+    return {PK: keys.person_pk(person_id), SK: keys.tag_history_sk(entry.tag, entry.at), **_history_fields(entry)}

@@ -11,9 +11,11 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from cdp.profile.models import ModelScore, TagValue
 from cdp.profile.ports import ProfileReader
+from cdp.shared.time import parse_iso
 from cdp.tags.audience_rules import AudienceDefinition
 
 TagScalar = str | int | float | bool
@@ -33,6 +35,18 @@ class TagHistoryEntry:
     at: datetime
     cause: str
 
+    @classmethod
+    def from_fields(cls, fields: Mapping[str, Any]) -> TagHistoryEntry:
+        """From its stored fields (a history item, or an entry a tags item carries)."""
+        at = fields["at"]
+        return cls(
+            tag=fields["tag"],
+            old=fields.get("old"),
+            new=fields.get("new"),
+            at=at if isinstance(at, datetime) else parse_iso(at),
+            cause=fields.get("cause", ""),
+        )
+
 
 class TagWriter(ABC):
     @abstractmethod
@@ -44,12 +58,14 @@ class TagWriter(ABC):
         next_expiry: datetime | None,
         history: Sequence[TagHistoryEntry],
         scores: Mapping[str, ModelScore] | None = None,
+        pending: Sequence[TagHistoryEntry] = (),
     ) -> None:
         """Replace the person's tags, next expiry and scores (`scores`: the whole map, the scorer's new score with
         the tags that read it included) and append the history entries, all or nothing, only if the person's tags
         are still at `expected_version` (`Profile.tags_version`; ConflictError otherwise: re-read and recompute).
         A profile change since the read needs no check here: identity announces it, and the evaluation it
-        triggers reads the new profile and the tags this write leaves."""
+        triggers reads the new profile and the tags this write leaves. `pending`: the changes of the version
+        replaced that are not filed as history yet (`Profile.tags_pending`): filed by this write."""
 
 
 class TagHistory(ABC):

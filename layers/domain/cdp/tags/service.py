@@ -217,6 +217,7 @@ class TagEngine:
                 result.next_expiry,
                 result.history,
                 scores=profile.scores,  # the whole map: the write replaces the tags item
+                pending=[TagHistoryEntry.from_fields(entry) for entry in profile.tags_pending],
             )
         return RefreshOutcome(
             person_id=profile.person_id,
