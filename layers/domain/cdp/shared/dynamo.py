@@ -26,6 +26,14 @@ def to_attr(value: Any) -> dict[str, Any]:
     """A JSON-ready Python value (or bytes) -> a DynamoDB attribute value (floats become Decimal)."""
     if isinstance(value, bytes | bytearray):
         return {"B": bytes(value)}
+    if isinstance(value, str):  # the common scalars directly (most attributes), without the JSON round trip
+        return {"S": value}
+    if isinstance(value, bool):
+        return {"BOOL": value}
+    if isinstance(value, int):
+        return {"N": str(value)}
+    if value is None:
+        return {"NULL": True}
     clean = json.loads(json.dumps(value), parse_float=Decimal)
     return cast(dict[str, Any], _SER.serialize(clean))
 

@@ -175,6 +175,9 @@ class Ref(_Node):
         return f"{self.agg}{field} of {'/'.join(self.event or [])}{window}"
 
 
+_OP_FIELDS = {op: "in_" if op == "in" else op for op in COMPARE_OPS}  # operator -> its field on Compare
+
+
 class Compare(Ref):
     """A test on one subject: exactly one of the operators."""
 
@@ -200,11 +203,14 @@ class Compare(Ref):
         return self
 
     def operand(self, op: str) -> Any:
-        return getattr(self, "in_" if op == "in" else op)
+        return self.__dict__[_OP_FIELDS[op]]
 
     @property
     def op(self) -> str:
-        return next(op for op in COMPARE_OPS if self.operand(op) is not None)
+        # Read on every test of every evaluation (a history replay makes millions): plain dict reads, not cached
+        # (a cache would survive `model_copy(update=...)` of the operands).
+        fields = self.__dict__
+        return next(op for op, name in _OP_FIELDS.items() if fields[name] is not None)
 
 
 class AllOf(_Node):
