@@ -14,13 +14,13 @@ from pydantic import Json
 
 from cdp.identity.dynamodb import DynamoIdentityStore
 from cdp.identity.events import packed_updates
-from cdp.identity.received import ReceivedData, entry_with_only
+from cdp.identity.received import ReceivedData
 from cdp.identity.service import resolve_batch_reads, resolve_event
 from cdp.ingest.events import CanonicalEvent, parse_event
 from cdp.observability import logger, metrics, tracer
 from cdp.settings import IdentitySettings, get_settings
 from cdp.shared.aws import EventBridgePublisher
-from cdp.shared.deadletter import PERMANENT_ERRORS, DeadLetteringProcessor, SqsDeadLetters, park_part, parseable
+from cdp.shared.deadletter import DeadLetteringProcessor, SqsDeadLetters, each_part, parseable
 from cdp.shared.envelope import BusEntry
 from cdp.shared.ports import DeferredPublisher
 from cdp.topology import IDENTITY_QUEUE
@@ -48,16 +48,8 @@ def _ports() -> tuple[DynamoIdentityStore, EventBridgePublisher]:
 
 def record_handler(record: ReceivedRecord, publisher: DeferredPublisher) -> None:
     store, _ = _ports()
-    data = record.body.detail.data
-    raw_events = data.raw_events()
-    for raw in raw_events:
-        try:
-            resolve_one(parse_event(raw), store, publisher)
-        except PERMANENT_ERRORS as exc:
-            if len(raw_events) == 1:
-                raise  # the processor parks the whole message, as it is
-            entry = record.body.model_dump(mode="json", by_alias=True)
-            park_part(_dead_letters(), record, entry_with_only(entry, data.brand_id, raw), exc)
+    parts = record.body.detail.data.raw_events()
+    each_part(_dead_letters(), record, parts, "events", lambda _, raw: resolve_one(parse_event(raw), store, publisher))
 
 
 def resolve_one(event: CanonicalEvent, store: DynamoIdentityStore, publisher: DeferredPublisher) -> None:

@@ -13,10 +13,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from cdp.app.tag_engine import tag_engine
 from cdp.observability import logger, metrics, tracer
 from cdp.settings import TagUpdateSettings, get_settings
-from cdp.shared.deadletter import PERMANENT_ERRORS, DeadLetteringProcessor, SqsDeadLetters, park_part, parseable
+from cdp.shared.deadletter import DeadLetteringProcessor, SqsDeadLetters, each_part, parseable
 from cdp.shared.ports import DeferredPublisher
 from cdp.shared.time import utc_now
-from cdp.tags.changes import ProfileChange, ProfileChangeRecord, entry_with_only
+from cdp.tags.changes import ProfileChange, ProfileChangeRecord
 from cdp.tags.dynamodb import DynamoTagStore
 from cdp.tags.service import TagEngine
 from cdp.topology import TAG_QUEUE
@@ -47,21 +47,15 @@ def stores() -> DynamoTagStore:
 
 def record_handler(record: ProfileChangeRecord, publisher: DeferredPublisher) -> None:
     entry = record.body
-    raw_changes = entry.detail.data.raw_changes()
-    for index, raw in enumerate(raw_changes):
-        try:
-            change = ProfileChange.model_validate(raw)
-        except PERMANENT_ERRORS as exc:
-            if len(raw_changes) == 1:
-                raise  # the processor parks the whole message, as it is
-            body = entry_with_only(entry.model_dump(mode="json", by_alias=True), raw)
-            park_part(_dead_letters(), record, body, exc)
-            continue
+    parts = entry.detail.data.raw_changes()
+
+    def refresh(index: int, raw: dict[str, Any]) -> None:
+        change = ProfileChange.model_validate(raw)
         outcome = engine().refresh(
             change.subject,
             change.trigger(entry.detail_type),
             utc_now(),
-            cause=entry.id if len(raw_changes) == 1 else f"{entry.id}/{index}",  # the same on a redelivery
+            cause=entry.id if len(parts) == 1 else f"{entry.id}/{index}",  # the same on a redelivery
             redelivered=int(record.attributes.ApproximateReceiveCount) > 1,
             correlation_id=entry.detail.metadata.correlation_id,
             publisher=publisher,
@@ -72,6 +66,8 @@ def record_handler(record: ProfileChangeRecord, publisher: DeferredPublisher) ->
             metrics.add_metric(name="TagChanges", unit="Count", value=len(outcome.changes))
         if outcome.audience_changes:
             metrics.add_metric(name="AudienceTransitions", unit="Count", value=outcome.audience_changes)
+
+    each_part(_dead_letters(), record, parts, "updates", refresh)
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from cdp.shared.deadletter import PERMANENT_ERRORS, parseable
+from cdp.shared.deadletter import PERMANENT_ERRORS, entry_with_only, parseable
 from cdp.tags.catalog import IDENTITY_CHANGED
-from cdp.tags.changes import ProfileChange, ProfileChangeRecord, entry_with_only
+from cdp.tags.changes import ProfileChange, ProfileChangeRecord
 from cdp.topology import PROFILE_MERGED, PROFILE_UPDATED, SOURCE_IDENTITY
 
 
@@ -77,6 +77,6 @@ def test_a_batch_parses_what_it_can_and_a_change_naming_no_person_is_refused_for
     # A bad change of a packed entry is parked alone: the entry it is redriven as carries only it
     entry = ProfileChangeRecord.model_validate(packed).body
     bad = entry.detail.data.raw_changes()[1]
-    body = json.loads(entry_with_only(entry.model_dump(mode="json", by_alias=True), bad))
+    body = json.loads(entry_with_only(entry.model_dump(mode="json", by_alias=True), "updates", bad))
     assert body["detail"]["data"] == {"brand_id": "b", "updates": [bad]} and body["id"] == "bus-4"
     assert ProfileChangeRecord.model_validate({**packed, "body": json.dumps(body)}).body.detail.data.parseable() == []

@@ -3,7 +3,6 @@ packed list of one request's events of one brand, read one event at a time so a 
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError, model_validator
@@ -36,9 +35,3 @@ class ReceivedData(BaseModel):
             except ValidationError:
                 continue
         return out
-
-
-def entry_with_only(entry: dict[str, Any], brand_id: str | None, raw: dict[str, Any]) -> str:
-    """A bus entry (as delivered, JSON-ready) carrying only the event `raw`: what a redrive of that event delivers."""
-    alone = {**entry, "detail": {**entry["detail"], "data": {"brand_id": brand_id, "events": [raw]}}}
-    return json.dumps(alone, separators=(",", ":"))

@@ -326,16 +326,21 @@ class DynamoProfileStore(ProfileReader, ProfileAnnotator):
     def put_score(self, person_id: str, model_name: str, score: ModelScore) -> None:
         names = {"#model": model_name, "#version": "version"}
         values: dict[str, Any] = {":score": score.model_dump(mode="json"), ":one": 1}
+        expression = "SET scores.#model = :score, #version = #version + :one"
         try:
-            expression = "SET scores.#model = :score, #version = #version + :one"
             self._update_tags(person_id, expression, names, values, "attribute_exists(scores)")
-            return
-        except ConflictError:
-            pass  # no tags item yet (or one written before scores): start its score map
+        except ConflictError:  # no tags item yet (or one written before scores): start its score map
+            self._start_scores(person_id, model_name, score)
+
+    def _start_scores(self, person_id: str, model_name: str, score: ModelScore) -> None:
         current = self._load(person_id)
         scores = {**(current.scores if current else {}), model_name: score}
-        values = {":scores": {k: v.model_dump(mode="json") for k, v in scores.items()}, ":pid": person_id, ":zero": 0}
-        values[":one"] = 1
+        values = {
+            ":scores": {k: v.model_dump(mode="json") for k, v in scores.items()},
+            ":pid": person_id,
+            ":zero": 0,
+            ":one": 1,
+        }
         self._update_tags(
             person_id,
             "SET scores = :scores, person_id = :pid, #version = if_not_exists(#version, :zero) + :one",

@@ -8,11 +8,12 @@ crashes or times out is moved by SQS's own redrive policy after `max_receive_cou
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
@@ -106,15 +107,39 @@ def brand_of_message(body: str) -> str | None:
     return brand if isinstance(brand, str) and 0 < len(brand) <= 128 else None  # a brand id is a Token
 
 
-def park_part(
-    dead_letters: DeadLetters, record: SqsRecordModel, body: str, error: BaseException, permanent: bool = True
+def each_part(
+    dead_letters: DeadLetters,
+    record: SqsRecordModel,
+    parts: Sequence[dict[str, Any]],
+    field: str,
+    process: Callable[[int, dict[str, Any]], None],
 ) -> None:
-    """Park one part of a record (one event of a packed bus entry, as an entry of its own) with its reason, while
-    the record's other parts go on: a bad event never holds back the good ones sent with it."""
+    """Process the parts of a packed bus entry (`detail.data.<field>`: a batch's events, or its profile updates) one
+    by one. A part failing for good is parked alone, as the entry carrying only it, with its reason and brand, while
+    the others go on: a bad part never holds back the good ones sent with it. A message of one part fails whole
+    (the processor parks it as it is); any other failure fails the message, and SQS redelivers it."""
+    for index, raw in enumerate(parts):
+        try:
+            process(index, raw)
+        except PERMANENT_ERRORS as exc:
+            if len(parts) == 1:
+                raise
+            entry = cast(BaseModel, record.body).model_dump(mode="json", by_alias=True)  # the parsed bus entry
+            body = entry_with_only(entry, field, raw)
+            _park_part(dead_letters, record, body, exc)
+
+
+def entry_with_only(entry: dict[str, Any], field: str, raw: dict[str, Any]) -> str:
+    """A bus entry (as delivered, JSON-ready) carrying only the part `raw` under `field`: what its redrive delivers."""
+    data = {"brand_id": entry["detail"]["data"].get("brand_id"), field: [raw]}
+    return json.dumps({**entry, "detail": {**entry["detail"], "data": data}}, separators=(",", ":"))
+
+
+def _park_part(dead_letters: DeadLetters, record: SqsRecordModel, body: str, error: BaseException) -> None:
     reason = DeadLetterReason(
         error_type=type(error).__name__,
         error=str(error),
-        permanent=permanent,
+        permanent=True,
         receive_count=int(record.attributes.ApproximateReceiveCount or "1"),
         failed_at=utc_now(),
         source_queue=str(getattr(record, "eventSourceARN", "") or ""),
@@ -126,7 +151,7 @@ def park_part(
         message_id=record.messageId,
         error_type=reason.error_type,
         error=reason.error[:300],
-        permanent=permanent,
+        permanent=True,
     )
 
 

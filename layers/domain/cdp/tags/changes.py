@@ -5,7 +5,6 @@ alone while the others are processed."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
@@ -58,12 +57,6 @@ class ProfileChanges(BaseModel):
             except ValidationError:
                 continue  # parked with its reason when processed
         return out
-
-
-def entry_with_only(entry: dict[str, Any], raw: dict[str, Any]) -> str:
-    """A bus entry (as delivered, JSON-ready) carrying only the change `raw`: what a redrive of it delivers."""
-    data = {"brand_id": entry["detail"]["data"].get("brand_id"), "updates": [raw]}
-    return json.dumps({**entry, "detail": {**entry["detail"], "data": data}}, separators=(",", ":"))
 
 
 class ProfileChangeRecord(SqsRecordModel):
