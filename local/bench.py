@@ -94,13 +94,13 @@ def pipeline_benchmark(
             latency_ms = {fn: list(ms) for fn, ms in counter.lambda_latency_ms.items()}
             cold_ms = dict(counter.cold_ms)
             counter.uninstall()
-            # Each person's latest tag changes ride on their tags item until their next write files them as history
-            # items (1 WRU each, in BatchWriteItem): billed here, so the figure is the steady-state cost.
-            deferred = _pending_history(rt)
+            # Each person's latest tag changes ride on their tags item until a write files them as a history
+            # chunk (in BatchWriteItem): billed here, so the figure is the steady-state cost.
+            deferred, deferred_calls = _pending_history(rt)
             filing = usage.setdefault("dynamodb.BatchWriteItem", OpUsage())
             filing.units["dynamodb_wru"] += deferred
-            filing.calls += -(-deferred // 25)
-            calls["dynamodb.BatchWriteItem"] += -(-deferred // 25)
+            filing.calls += deferred_calls
+            calls["dynamodb.BatchWriteItem"] += deferred_calls
             wru_by_item["H"] += deferred
     finally:
         counter.uninstall()
@@ -136,22 +136,34 @@ def pipeline_benchmark(
     return out
 
 
-def _pending_history(rt: Any) -> int:
-    """Tag history entries still carried by tags items (filed as history items by each person's next write)."""
+def _pending_history(rt: Any) -> tuple[int, int]:
+    """Write units of the history chunks that tags items still carry (each person's write that outgrows carrying
+    them files them: billed here, so the figure is the steady-state cost)."""
     from cdp import topology
+    from cdp.profile.dynamodb import tags_fields
+    from cdp.shared.dynamo import from_item, to_item
+    from cdp.tags.dynamodb import history_chunk_items
+    from cdp.tags.ports import TagHistoryEntry
 
     pages = (
         rt.client("dynamodb")
         .get_paginator("scan")
         .paginate(
             TableName=topology.PROFILES_TABLE.local_name,
-            FilterExpression="#sk = :tags AND attribute_exists(pending)",
-            ProjectionExpression="pending",
+            FilterExpression="#sk = :tags",
             ExpressionAttributeNames={"#sk": "sk"},
             ExpressionAttributeValues={":tags": {"S": "TAGS"}},
         )
     )
-    return sum(len(item["pending"]["L"]) for page in pages for item in page["Items"])
+    wru = calls = 0
+    for page in pages:
+        for raw in page["Items"]:
+            item = from_item(raw)
+            carried = [TagHistoryEntry.from_fields(e) for e in tags_fields(item)["pending"]]
+            chunks = history_chunk_items(item["person_id"], carried)
+            calls += -(-len(chunks) // 25)
+            wru += sum(cost_model.write_units(0, cost_model.item_size(to_item(chunk))) for chunk in chunks)
+    return wru, calls
 
 
 def _http_units(body: bytes, headers: dict[str, str]) -> int:

@@ -37,6 +37,7 @@ from cdp.connectors.platforms.transport import RecordedTransport
 from cdp.connectors.sources import SourcesConfig, parse_sources
 from cdp.ingest.aws import DynamoDedupeLedger, S3RawArchive
 from cdp.org import load_org
+from cdp.profile.dynamodb import DATA, tags_fields
 from cdp.profile.models import TagValue
 from cdp.shared.aws import EventBridgePublisher
 from cdp.shared.dynamo import from_item
@@ -455,14 +456,14 @@ def _tag_counts(rt: LocalRuntime) -> dict[str, dict[str, int]]:
         .paginate(
             TableName=topology.PROFILES_TABLE.local_name,
             FilterExpression="#sk = :tags",
-            ProjectionExpression="tags",
-            ExpressionAttributeNames={"#sk": "sk"},
+            ProjectionExpression="tags, #data",
+            ExpressionAttributeNames={"#sk": "sk", "#data": DATA},
             ExpressionAttributeValues={":tags": {"S": "TAGS"}},
         )
     )
     for page in pages:
         for item in page["Items"]:
-            for name, tag in from_item(item).get("tags", {}).items():
+            for name, tag in tags_fields(from_item(item))["tags"].items():
                 value = TagValue.model_validate(tag).value
                 counts.setdefault(name, Counter())[str(value)] += 1
     return {name: dict(sorted(c.items())) for name, c in sorted(counts.items())}

@@ -15,7 +15,7 @@ from pydantic import Json
 from cdp.identity.dynamodb import DynamoIdentityStore
 from cdp.identity.events import packed_updates
 from cdp.identity.received import ReceivedData
-from cdp.identity.service import resolve_batch_reads, resolve_event
+from cdp.identity.service import resolve_batch_reads, resolve_event, settle
 from cdp.ingest.events import CanonicalEvent, parse_event
 from cdp.observability import logger, metrics, tracer
 from cdp.settings import IdentitySettings, get_settings
@@ -76,11 +76,12 @@ def resolve_one(event: CanonicalEvent, store: DynamoIdentityStore, publisher: De
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
-    # Announcements of the whole batch go out together (one PutEvents per 10, not one per record); if that fails,
-    # the invocation fails and every record is redelivered, publishing again (commits are applied once).
+    # An existing person's events are planned one after another and the person written once at the end; the
+    # announcements of the whole batch go out together after that. If either fails, the invocation fails and
+    # every record is redelivered: events found filed fold their person again, and are announced again.
     deferred = DeferredPublisher()
     store, publisher = _ports()
-    with store.batch_reads():
+    with store.batch_reads(), store.deferred_writes():
         prefetch(store, event.get("Records") or [])
         response = process_partial_response(
             event=event,
@@ -88,6 +89,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItem
             processor=processor,
             context=context,
         )
+        settle(store)  # the batch's persons, each written once (their events filed first)
     deferred.flush(publisher, pack=packed_updates)
     return response
 

@@ -18,13 +18,15 @@ from typing import Any
 
 from cdp import topology
 from cdp.profile import keys
-from cdp.profile.dynamodb import PK, SK
+from cdp.profile.dynamodb import PK, SK, tags_fields
 from cdp.profile.models import Profile
 from cdp.profile.ports import TimelineEntry
+from cdp.shared.dynamo import from_item
 from cdp.shared.time import utc_now
 from cdp.tags.catalog import bundled_catalog
-from cdp.tags.dynamodb import DynamoTagStore
+from cdp.tags.dynamodb import DynamoTagStore, history_entries
 from cdp.tags.evaluate import audience_tag
+from cdp.tags.ports import TagHistoryEntry
 from cdp_local.runtime import LocalRuntime
 from cdp_local.tags_batch import BatchTagEngine, export_histories
 
@@ -145,22 +147,29 @@ def _norm(value: Any) -> Any:
 
 def _membership_moves(rt: LocalRuntime, person_ids: set[str]) -> Counter[str]:
     """audience.entered / audience.exited as the tag history of the surviving persons recorded them (one history
-    entry per event): one scan kept to the membership tag's history items, not a query per person."""
-    moves: Counter[str] = Counter()
+    entry per event): one scan kept to history items and tags items (the changes they carry), not a query per
+    person."""
+    tag = audience_tag(DYNAMIC_AUDIENCE_ID)
     persons = {keys.person_pk(person_id) for person_id in person_ids}
     pages = (
         rt.client("dynamodb")
         .get_paginator("scan")
         .paginate(
             TableName=topology.PROFILES_TABLE.local_name,
-            FilterExpression="begins_with(#sk, :history)",
-            ProjectionExpression="#pk, #new",
-            ExpressionAttributeNames={"#pk": PK, "#sk": SK, "#new": "new"},
-            ExpressionAttributeValues={":history": {"S": keys.tag_history_prefix(audience_tag(DYNAMIC_AUDIENCE_ID))}},
+            FilterExpression="begins_with(#sk, :history) OR #sk = :tags",
+            ExpressionAttributeNames={"#sk": SK},
+            ExpressionAttributeValues={":history": {"S": keys.TAG_HISTORY_PREFIX}, ":tags": {"S": keys.TAGS_SK}},
         )
     )
+    changes: dict[tuple[str, datetime], bool] = {}
     for page in pages:
-        for item in page["Items"]:
-            if item[PK]["S"] in persons:
-                moves["entered" if "new" in item else "exited"] += 1
-    return moves
+        for raw in page["Items"]:
+            item = from_item(raw)
+            if item[PK] not in persons:
+                continue
+            if item[SK] == keys.TAGS_SK:
+                entries = [TagHistoryEntry.from_fields(e) for e in tags_fields(item)["pending"]]
+            else:
+                entries = history_entries(item)
+            changes.update({(item[PK], e.at): e.new is not None for e in entries if e.tag == tag})
+    return Counter("entered" if entered else "exited" for entered in changes.values())

@@ -121,7 +121,7 @@ def test_earlier_layout_items_read_the_same_stay_whole_on_write_and_migrate_page
     # When the administrator runs it in small pages from the start until done
     pages = []
     while not pages or not pages[-1]["done"]:
-        status, page = _call(runtime, ROUTE, {"limit": 25, "restart": not pages})
+        status, page = _call(runtime, ROUTE, {"limit": 5, "restart": not pages})
         assert status == 200, page
         pages.append(page)
     # Then it took several pages and moved exactly the three persons still in the earlier layout

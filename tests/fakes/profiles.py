@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from datetime import datetime
+from collections.abc import Iterator
 
-from cdp.profile.models import ModelScore, Profile, TagValue
+from cdp.profile.models import ModelScore, Profile
 from cdp.profile.ports import MessageRecord, ProfileAnnotator, ProfileReader, TimelineEntry
 
 
@@ -14,7 +13,6 @@ class InMemoryProfiles(ProfileReader, ProfileAnnotator):
         self.profiles: dict[str, Profile] = {p.person_id: p for p in profiles or []}
         self.timelines: dict[str, list[TimelineEntry]] = {}
         self.message_log: list[MessageRecord] = []
-        self.next_expiry: dict[str, datetime | None] = {}
 
     # --- reader
     def get(self, person_id: str) -> Profile | None:
@@ -40,10 +38,6 @@ class InMemoryProfiles(ProfileReader, ProfileAnnotator):
         return None
 
     # --- annotator
-    def put_tags(self, person_id: str, tags: Mapping[str, TagValue], next_expiry: datetime | None) -> None:
-        self.profiles[person_id] = self.profiles[person_id].model_copy(update={"tags": dict(tags)})
-        self.next_expiry[person_id] = next_expiry
-
     def put_score(self, person_id: str, model_name: str, score: ModelScore) -> None:
         p = self.profiles[person_id]
         self.profiles[person_id] = p.model_copy(update={"scores": {**p.scores, model_name: score}})

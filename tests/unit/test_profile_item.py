@@ -7,7 +7,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 from cdp.ingest.events import parse_event
-from cdp.profile.dynamodb import annotation_writes, profile_item, tags_item, to_profile, with_annotations
+from cdp.profile.dynamodb import annotation_writes, profile_item, profile_tags_item, to_profile, with_annotations
 from cdp.profile.models import ModelScore, Profile, TagValue, apply_event
 from cdp.shared.dynamo import to_item
 from cdp_local.cost_model import item_size
@@ -89,7 +89,7 @@ def test_the_person_item_is_compressed_and_keeps_tags_and_scores_out() -> None:
     plain = len(json.dumps(profile.model_dump(mode="json", exclude={"facts", "tags", "scores"})))
     assert item_size(to_item(item)) <= 1024 < plain
     # And read back with its tags item, it is the same person
-    read = to_profile(item, tags_item(profile, 4))
+    read = to_profile(item, profile_tags_item(profile, 4))
     assert read == profile and read.tags_version == 4 and not read.annotations_inline
     # And without one, it has no tags (a person the tag engine has not written yet)
     bare = to_profile(item)
@@ -108,7 +108,7 @@ def test_an_earlier_layout_item_with_tags_is_flagged_so_its_next_write_moves_the
         and write["Put"]["ConditionExpression"] == "attribute_not_exists(#pk)"
     )
     # With its tags item already there, the item is not flagged and the tags item's values win
-    newer = tags_item(profile.model_copy(update={"tags": {}}), 9)
+    newer = profile_tags_item(profile.model_copy(update={"tags": {}}), 9)
     assert not to_profile(earlier, newer).annotations_inline and to_profile(earlier, newer).tags == {}
     # A person merged away loses their tags item (the sweep would otherwise find it due forever)
     (gone,) = annotation_writes("t", profile.model_copy(update={"merged_into": "p2"}))
@@ -119,8 +119,13 @@ def test_an_earlier_layout_item_with_tags_is_flagged_so_its_next_write_moves_the
 def test_a_scan_joins_each_person_with_the_tags_item_that_follows_it() -> None:
     a, b, c = (_rich_profile().model_copy(update={"person_id": pid}) for pid in ("a", "b", "c"))
     # a with tags, b without, a tags item with no person (merged away, filtered out), then c with tags
-    stream = [profile_item(a), tags_item(a, 1), profile_item(b), tags_item(b.model_copy(update={"person_id": "x"}), 1)]
-    stream += [profile_item(c), tags_item(c, 2)]
+    stream = [
+        profile_item(a),
+        profile_tags_item(a, 1),
+        profile_item(b),
+        profile_tags_item(b.model_copy(update={"person_id": "x"}), 1),
+    ]
+    stream += [profile_item(c), profile_tags_item(c, 2)]
     stream[3]["pk"] = "P#x"
     joined = {p.person_id: p for p in with_annotations(stream)}
     assert set(joined) == {"a", "b", "c"}

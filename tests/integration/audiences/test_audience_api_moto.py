@@ -17,7 +17,7 @@ from cdp import topology
 from cdp.identity.dynamodb import _filed_item
 from cdp.ingest.events import CanonicalEvent, parse_event
 from cdp.org import load_org
-from cdp.profile.dynamodb import profile_item, tags_item
+from cdp.profile.dynamodb import profile_item, profile_tags_item
 from cdp.profile.models import ConsentState, Profile, ProfileFacts, TagValue, Traits
 from cdp.settings import get_settings
 from cdp.shared.dynamo import to_item
@@ -82,7 +82,7 @@ def _seed(db: Any) -> None:
             consent={"sms": ConsentState(granted=i % 2 == 0, changed_at=NOW, source="crm")},
             facts=ProfileFacts(order_count=i % 3),
         )
-        for item in (profile_item(profile), tags_item(profile, 1)):
+        for item in (profile_item(profile), profile_tags_item(profile, 1)):
             db.put_item(TableName=topology.PROFILES_TABLE.local_name, Item=to_item(item))
         for n in range(i % 3):
             filed = _filed_item(namespace, card, _order(f"C{i:04d}", n, days_ago=1 + n))

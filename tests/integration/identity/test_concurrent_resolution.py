@@ -6,6 +6,8 @@ concurrency (version conditions in one TransactWriteItems) makes losers re-plan.
 reference partition with every point counted once, and a second, concurrent redelivery of every event must change
 nothing. moto's backend is not thread-safe, so each DynamoDB operation is made atomic as DynamoDB makes it: a
 transaction as a whole, a BatchGetItem item by item (so readers may see a transaction half-way, as on AWS).
+Workers resolve one event at a time, or in batches as identity_merge does (the batch's reads kept, each person's
+events planned on what the batch made of them and the person written once at the end).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from cdp import topology
 from cdp.errors import ConflictError
 from cdp.identity.dynamodb import DynamoIdentityStore
 from cdp.identity.resolution import ResolutionPlan
-from cdp.identity.service import ResolutionOutcome, resolve_event
+from cdp.identity.service import ResolutionOutcome, resolve_batch_reads, resolve_event, settle
 from cdp.ingest.events import CanonicalEvent, parse_event
 from cdp.org import load_org
 from cdp.profile.models import Profile
@@ -184,13 +186,23 @@ def _properties(rnd: random.Random, event_type: str, n: int) -> dict[str, Any]:
 
 
 def _resolve_concurrently(
-    events: list[CanonicalEvent], store: DynamoIdentityStore, publisher: EventPublisher
+    events: list[CanonicalEvent], store: DynamoIdentityStore, publisher: EventPublisher, batch: int = 0
 ) -> list[ResolutionOutcome]:
+    """`batch`: each worker resolves its events as identity_merge does a batch of that many (reads first, each
+    person written once at the end); 0: one event at a time."""
     start = threading.Barrier(WORKERS)
 
     def work(chunk: list[CanonicalEvent]) -> list[ResolutionOutcome]:
         start.wait()  # every worker starts at once: the bridged persons are contended from the first event
-        return [resolve_event(event, store, publisher, org=ORG) for event in chunk]
+        if not batch:
+            return [resolve_event(event, store, publisher, org=ORG) for event in chunk]
+        out: list[ResolutionOutcome] = []
+        for i in range(0, len(chunk), batch):
+            with store.batch_reads(), store.deferred_writes():
+                resolve_batch_reads(chunk[i : i + batch], store, ORG)
+                out += [resolve_event(event, store, publisher, org=ORG) for event in chunk[i : i + batch]]
+                settle(store, ORG)
+        return out
 
     chunks = [events[i::WORKERS] for i in range(WORKERS)]
     with ThreadPoolExecutor(max_workers=WORKERS) as pool:
@@ -209,16 +221,16 @@ def _table_state(store: DynamoIdentityStore, events: list[CanonicalEvent]) -> tu
     return persons, shared
 
 
-@pytest.mark.parametrize("shuffle", [11, 26])
+@pytest.mark.parametrize(("shuffle", "batch"), [(11, 0), (26, 0), (11, 6), (26, 12)])
 def test_parallel_workers_converge_to_the_reference_and_redelivery_changes_nothing(
-    store: CountingStore, shuffle: int
+    store: CountingStore, shuffle: int, batch: int
 ) -> None:
     # Given a shuffled world whose events bridge the same persons and turn three devices into hubs
     events = world()
     random.Random(shuffle).shuffle(events)
     publisher = LockedPublisher()
     # When 8 workers resolve them concurrently against the emulated table
-    outcomes = _resolve_concurrently(events, store, publisher)
+    outcomes = _resolve_concurrently(events, store, publisher, batch)
     # Then every event is applied once, and the table holds the reference partition and hubs, with every point,
     # order and card balance on exactly one person (or under a hub) and each person the fold of its events
     assert all(o.applied for o in outcomes)
@@ -232,7 +244,7 @@ def test_parallel_workers_converge_to_the_reference_and_redelivery_changes_nothi
 
     # When every event is redelivered, again by 8 concurrent workers in another order
     random.Random(shuffle + 1).shuffle(events)
-    again = _resolve_concurrently(events, store, publisher)
+    again = _resolve_concurrently(events, store, publisher, batch)
     # Then nothing is applied again and no profile item changed (not even its version)
     assert not any(o.applied for o in again)
     persons_after, shared_after = _table_state(store, events)

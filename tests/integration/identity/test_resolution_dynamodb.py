@@ -13,7 +13,7 @@ from moto import mock_aws
 from cdp import topology
 from cdp.errors import ConflictError
 from cdp.identity.dynamodb import DynamoIdentityStore, TimelineKeyTakenError
-from cdp.identity.service import resolve_batch_reads, resolve_event
+from cdp.identity.service import ResolutionOutcome, resolve_batch_reads, resolve_event, settle
 from cdp.ingest.events import CanonicalEvent, SourceChannel, parse_event
 from cdp.shared.envelope import Publishable
 from cdp.shared.ports import EventPublisher
@@ -152,6 +152,71 @@ def test_a_known_persons_event_is_two_conditional_writes_not_a_transaction(
     assert outcome.applied and outcome.person_id == person_id and calls == ["put_item", "put_item"]
     profile = store.get(person_id)
     assert profile is not None and profile.facts.order_count == 2 and profile.facts.spend_minor == 300
+
+
+def _resolve_batch(
+    store: DynamoIdentityStore, events: list[CanonicalEvent], publisher: RecordingPublisher
+) -> list[ResolutionOutcome]:
+    with store.batch_reads(), store.deferred_writes():
+        resolve_batch_reads(events, store)
+        outcomes = [resolve_event(e, store, publisher) for e in events]
+        settle(store)
+    return outcomes
+
+
+def test_a_batch_writes_each_known_person_once_after_filing_its_events_together(
+    store: DynamoIdentityStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a known customer, one of whose orders was filed by an attempt that stopped before the person's write
+    publisher = RecordingPublisher()
+    person_id = resolve_event(_order("o-1", 100), store, publisher).person_id
+    stopped = _order("o-2", 200)
+    monkeypatch.setattr(store, "put_person", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("crash")))
+    with pytest.raises(RuntimeError):
+        resolve_event(stopped, store, publisher)
+    monkeypatch.undo()
+    calls: list[str] = []
+    for name in ("put_item", "transact_write_items", "batch_write_item"):
+        real = getattr(store._db, name)
+        monkeypatch.setattr(
+            store._db, name, lambda *a, _real=real, _name=name, **k: (calls.append(_name), _real(*a, **k))[1]
+        )
+    # When a batch brings the stopped order again and three new orders of theirs, one of them twice
+    third = _order("o-3", 400)
+    batch = [stopped, third, _order("o-4", 800), third, _order("o-5", 1600)]
+    outcomes = _resolve_batch(store, batch, publisher)
+    # Then each order counts once, the redelivered ones are reported as not applied, and the person is whole
+    assert [o.applied for o in outcomes] == [False, True, True, False, True]
+    profile = store.get(person_id)
+    assert profile is not None and (profile.facts.order_count, profile.facts.spend_minor) == (5, 3100)
+    # And the stopped event's fold wrote the person, then the new events were filed in one BatchWriteItem and
+    # the person written once: no transaction, no write per event
+    assert calls.count("batch_write_item") == 1 and "transact_write_items" not in calls
+    assert calls.count("put_item") == 2
+    # When the whole batch is redelivered, Then nothing changes, not even the version
+    version = profile.version
+    again = _resolve_batch(store, batch, publisher)
+    assert not any(o.applied for o in again) and store.get(person_id).version == version  # type: ignore[union-attr]
+
+
+def test_a_batch_whose_person_moved_meanwhile_folds_them_again_with_every_event_once(
+    store: DynamoIdentityStore,
+) -> None:
+    # Given a known customer, and a batch of their orders read before another worker changes them
+    publisher = RecordingPublisher()
+    person_id = resolve_event(_order("o-1", 100), store, publisher).person_id
+    batch = [_order("o-2", 200), _order("o-3", 400)]
+    with store.batch_reads(), store.deferred_writes():
+        resolve_batch_reads(batch, store)
+        outcomes = [resolve_event(e, store, publisher) for e in batch]
+        # When another worker applies an order of theirs before this batch writes
+        other = DynamoIdentityStore(topology.PROFILES_TABLE.local_name, client=store._db)
+        resolve_event(_order("o-9", 1000), other, publisher)
+        settle(store)
+    # Then the batch's write lost, and the person was folded again: every order once
+    profile = store.get(person_id)
+    assert all(o.applied for o in outcomes) and profile is not None
+    assert (profile.facts.order_count, profile.facts.spend_minor) == (4, 1700)
 
 
 def test_an_event_filed_by_an_attempt_that_stopped_before_the_person_is_folded_in_once(

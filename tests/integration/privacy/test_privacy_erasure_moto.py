@@ -35,6 +35,8 @@ from cdp.profile.ports import MessageRecord
 from cdp.shared.dynamo import to_item
 from cdp.shared.envelope import Publishable
 from cdp.shared.ports import EventPublisher
+from cdp.tags.dynamodb import DynamoTagStore
+from cdp.tags.ports import TagHistoryEntry
 from cdp_local.runtime.core import create_table
 
 T0 = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
@@ -160,7 +162,9 @@ def _ann_and_bob(world: World) -> tuple[str, str]:
     assert ann and bob and ann != bob
 
     store = world.store
-    store.put_tags(ann, {"lifecycle": TagValue(value="growth", since=T0)}, None)
+    tags = DynamoTagStore(topology.PROFILES_TABLE.local_name, client=world.db)
+    growth = TagHistoryEntry(tag="lifecycle", old=None, new="growth", at=T0, cause="test")
+    tags.write_tags(ann, 0, {"lifecycle": TagValue(value="growth", since=T0)}, None, [growth])
     store.put_score(ann, "response", ModelScore(score=0.7, model_version="v1", scored_at=T0))
     outbox = OutboxChannel(BUCKET, client=world.s3, clock=lambda: T0)
     ledger = DynamoSendLedger(LEDGER, client=world.db)

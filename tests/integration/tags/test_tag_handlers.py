@@ -8,7 +8,7 @@ import itertools
 import json
 import uuid
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -22,14 +22,18 @@ from cdp.identity.dynamodb import DynamoIdentityStore
 from cdp.identity.service import resolve_event
 from cdp.ingest.events import CanonicalEvent, parse_event
 from cdp.profile import keys
-from cdp.profile.models import Profile
+from cdp.profile.dynamodb import tags_fields
+from cdp.profile.models import Profile, TagValue
 from cdp.settings import get_settings
 from cdp.shared.aws import S3ObjectStore
+from cdp.shared.dynamo import from_item, to_item
 from cdp.shared.ports import EventPublisher
 from cdp.shared.time import iso, utc_now
 from cdp.tags.audience_rules import AudienceDefinition
-from cdp.tags.dynamodb import DynamoTagStore
+from cdp.tags.dynamodb import DynamoTagStore, history_entries
+from cdp.tags.ports import TagHistoryEntry
 from cdp_local.aws_costs import ApiCallCounter
+from cdp_local.cost_model import item_size
 from cdp_local.runtime import LocalLambdaContext, apigw
 from cdp_local.runtime.core import create_table
 from cdp_local.runtime.environment import ADMIN_API_KEY, STORE_API_KEY, seeded_api_keys
@@ -269,13 +273,72 @@ def test_tag_update_writes_tags_history_and_announces_changes(aws: dict[str, Any
     # And tags.changed, lifecycle.changed and audience.entered reached the bus
     names = sorted(e["detail-type"] for e in published(aws))
     assert names == [topology.AUDIENCE_ENTERED, topology.LIFECYCLE_CHANGED, topology.TAGS_CHANGED]
-    # When the next change is written, it files them first: the history reads the same, now from history items
+    # When the next change is written, the history reads the same, whether the item still carries the first
+    # changes or filed them
     resolve(aws, order("13900000001", placed + timedelta(hours=1)))
     update(aws, person_id, "order_placed", bus_id="bus-2")
-    filed = {(i["tag"]["S"], i["cause"]["S"]) for i in history_items(aws, person_id)}
-    assert filed >= {(e.tag, "bus-1") for e in history}
     again = store.tag_history(person_id)
     assert [e for e in again if e.cause == "bus-1"] == history and any(e.cause == "bus-2" for e in again)
+
+
+def test_a_tags_item_carries_changes_until_they_outgrow_it_then_files_them_as_one_chunk(aws: dict[str, Any]) -> None:
+    # Given a person's tags written 30 times, each write changing 6 tags
+    store: DynamoTagStore = aws["store"]
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    written: list[TagHistoryEntry] = []
+    for n in range(30):
+        read = _tags_item(aws, "p-carry")
+        at = t0 + timedelta(hours=n)
+        changes = [TagHistoryEntry(f"tag_{i}", n - 1 if n else None, n, at, f"bus-{n}") for i in range(6)]
+        pending = [TagHistoryEntry.from_fields(e) for e in tags_fields(read)["pending"]] if read else []
+        tags = {f"tag_{i}": TagValue(value=n, since=at) for i in range(6)}
+        store.write_tags("p-carry", read["version"] if read else 0, tags, None, changes, pending=pending)
+        written += changes
+    # Then every change is stored exactly once: in a history chunk or carried by the tags item, which stays small
+    chunks = [e for item in history_items(aws, "p-carry") for e in history_entries(from_item(item))]
+    carried = [TagHistoryEntry.from_fields(e) for e in tags_fields(_tags_item(aws, "p-carry"))["pending"]]
+    assert sorted(chunks + carried, key=lambda e: (e.at, e.tag)) == written
+    assert chunks and carried and len(history_items(aws, "p-carry")) < 30
+    assert item_size(_raw_tags_item(aws, "p-carry")) < 1024
+    # And the history and as-of reads see all of them
+    assert store.tag_history("p-carry") == written
+    assert store.tags_as_of("p-carry", t0 + timedelta(hours=10, minutes=30), ["tag_3"])["tag_3"].value == 10
+
+
+def test_history_and_tags_items_of_the_earlier_layout_read_as_before(aws: dict[str, Any]) -> None:
+    # Given a tags item with every field in the clear and one history item per change (the earlier layout)
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    table, db = topology.PROFILES_TABLE.local_name, aws["ddb"]
+    old_value = {"tag": "lifecycle", "new": "growth", "at": "2026-01-01T00:00:00.000Z", "cause": "bus-0"}
+    db.put_item(
+        TableName=table, Item=to_item({"pk": "P#p-old", "sk": "H#lifecycle#2026-01-01T00:00:00.000Z", **old_value})
+    )
+    carried = {"tag": "lifecycle", "old": "growth", "new": "mature", "at": "2026-02-01T00:00:00.000Z", "cause": "bus-1"}
+    tags = {"lifecycle": {"value": "mature", "since": "2026-02-01T00:00:00.000Z"}}
+    db.put_item(
+        TableName=table,
+        Item=to_item(
+            {"pk": "P#p-old", "sk": "TAGS", "person_id": "p-old", "version": 3, "tags": tags, "pending": [carried]}
+        ),
+    )
+    store: DynamoTagStore = aws["store"]
+    # Then both changes read, and a write in the new layout keeps them
+    assert [e.new for e in store.tag_history("p-old")] == ["growth", "mature"]
+    assert store.tags_as_of("p-old", at + timedelta(days=3))["lifecycle"].value == "growth"
+    later = TagHistoryEntry("lifecycle", "mature", "loyal", at + timedelta(days=60), "bus-2")
+    pending = [TagHistoryEntry.from_fields(carried)]
+    store.write_tags("p-old", 3, {"lifecycle": TagValue(value="loyal", since=later.at)}, None, [later], pending=pending)
+    assert [e.new for e in store.tag_history("p-old")] == ["growth", "mature", "loyal"]
+
+
+def _raw_tags_item(aws: dict[str, Any], person_id: str) -> dict[str, Any]:
+    key = {"pk": {"S": keys.person_pk(person_id)}, "sk": {"S": keys.TAGS_SK}}
+    return dict(aws["ddb"].get_item(TableName=topology.PROFILES_TABLE.local_name, Key=key).get("Item") or {})
+
+
+def _tags_item(aws: dict[str, Any], person_id: str) -> dict[str, Any] | None:
+    raw = _raw_tags_item(aws, person_id)
+    return from_item(raw) if raw else None
 
 
 def test_an_event_type_nothing_reads_costs_no_aws_call(aws: dict[str, Any]) -> None:
@@ -378,14 +441,14 @@ def test_the_profile_api_reads_tags_as_of_a_past_time(aws: dict[str, Any]) -> No
 def test_a_score_written_with_the_tags_shares_their_version_check(aws: dict[str, Any]) -> None:
     # Given a stored person whose tags item is at version 1 with an older score
     from cdp.errors import ConflictError
-    from cdp.profile.dynamodb import profile_item, tags_item
+    from cdp.profile.dynamodb import profile_item, profile_tags_item
     from cdp.profile.models import ModelScore, TagValue
     from cdp.shared.dynamo import to_item
 
     at = utc_now().replace(microsecond=0)
     old = ModelScore(score=0.2, model_version="v1", scored_at=at)
     person = Profile(person_id="p-scored", brand_id="b", created_at=at, updated_at=at, version=1, scores={"m": old})
-    for item in (profile_item(person), tags_item(person, 1)):
+    for item in (profile_item(person), profile_tags_item(person, 1)):
         aws["ddb"].put_item(TableName=topology.PROFILES_TABLE.local_name, Item=to_item(item))
     store: DynamoTagStore = aws["store"]
     new = ModelScore(score=0.9, model_version="v2", scored_at=at)

@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from cdp.errors import ConflictError, InvalidInputError, StoreError
-from cdp.identity.ports import EventAlreadyFiled, HistorySink, IdentityStore
+from cdp.identity.ports import EventAlreadyFiled, HistorySink, IdentityStore, LostWrite, NeedsSettling
 from cdp.identity.resolution import IdentifierRecord, LineageRecord, ResolutionPlan
 from cdp.ingest.events import CanonicalEvent, parse_event
 from cdp.profile import keys
@@ -23,9 +25,9 @@ from cdp.profile.dynamodb import (
     DynamoProfileStore,
     annotation_writes,
     profile_item,
+    profile_tags_item,
     profile_write,
     put,
-    tags_item,
 )
 from cdp.profile.models import Profile
 from cdp.shared.dynamo import to_item
@@ -63,12 +65,91 @@ class DynamoIdentityStore(DynamoProfileStore, IdentityStore, HistorySink):
         return records, {hashed[item[PK]] for item in items if item[SK] == keys.SUPPRESSED_SK}
 
     def events_anchored(self, namespace: str, keys_: Iterable[str]) -> list[tuple[str, CanonicalEvent]]:
-        """Consistent reads: a split or a fold again must see every event filed before it."""
-        return [
-            (key, parse_event(item["event"]))
-            for key in sorted(set(keys_))
-            for item in self._query_prefix(keys.anchor_pk(namespace, key), keys.TIMELINE_PREFIX, consistent=True)
-        ]
+        """Consistent reads: a split or a fold again must see every event filed before it (and those this batch
+        is about to file)."""
+        deferred = self._deferred()
+        waiting = [i for items in deferred.filed.values() for i in items] if deferred else []
+        out: list[tuple[str, CanonicalEvent]] = []
+        for key in sorted(set(keys_)):
+            pk = keys.anchor_pk(namespace, key)
+            stored = self._query_prefix(pk, keys.TIMELINE_PREFIX, consistent=True)
+            seen = {item[SK] for item in stored}
+            out.extend((key, parse_event(item["event"])) for item in stored)
+            out.extend(
+                (key, parse_event(raw["event"]["S"]))
+                for raw in waiting
+                if raw[PK]["S"] == pk and raw[SK]["S"] not in seen
+            )
+        return out
+
+    def read_filed(self, namespace: str, anchored: Iterable[tuple[str, CanonicalEvent]]) -> None:
+        """Whether the batch's events are filed already, read in one round and kept with the batch's reads."""
+        self._batch_get(
+            [(keys.anchor_pk(namespace, a), keys.timeline_sk(e.occurred_at, e.event_id)) for a, e in anchored]
+        )
+
+    # ---- deferred writes: one write per person per batch --------------------------------------------------------
+
+    @contextmanager
+    def deferred_writes(self) -> Iterator[None]:
+        """While a batch is processed (inside `batch_reads`, after `read_filed`): an existing person's event with
+        nothing else to change is planned on the person as the batch left them, and written by `flush_deferred`,
+        which files the batch's events first (BatchWriteItem, 25 a call) and then writes each person once, at the
+        version read. A change that touches a deferred person otherwise raises NeedsSettling first."""
+        self._local.deferred = _Deferred()
+        try:
+            yield
+        finally:
+            self._local.deferred = None
+
+    def _deferred(self) -> _Deferred | None:
+        deferred: _Deferred | None = getattr(self._local, "deferred", None)
+        return deferred
+
+    def flush_deferred(self, person_ids: Iterable[str] | None = None) -> list[LostWrite]:
+        deferred = self._deferred()
+        if deferred is None:
+            return []
+        wanted = list(deferred.persons) if person_ids is None else [p for p in person_ids if p in deferred.persons]
+        filed = [item for pid in wanted for item in deferred.filed.pop(pid, [])]
+        for start in range(0, len(filed), 25):
+            self._batch_put(filed[start : start + 25])
+        lost: list[LostWrite] = []
+        for pid in wanted:
+            profile, stored_version = deferred.persons.pop(pid)
+            anchors = deferred.anchors.pop(pid, set())
+            try:
+                self.put_person(profile, stored_version)
+            except ConflictError:
+                lost.append(LostWrite(profile.brand_id, tuple(sorted(anchors))))
+        return lost
+
+    def _defer(self, deferred: _Deferred, plan: ResolutionPlan, event: CanonicalEvent) -> bool | None:
+        """Defer an existing person's event (True), find it applied by this batch already (False), or None: its
+        filing was not read ahead, so it is written now."""
+        assert plan.anchor is not None
+        filed = to_item(_filed_item(plan.namespace, plan.anchor, event))
+        key = (filed[PK]["S"], filed[SK]["S"])
+        cache = self._cache()
+        if cache is None or key not in cache:
+            return None
+        if key in deferred.events:  # filed by this batch
+            if deferred.events[key] == event.dedupe_key:
+                return False
+            raise _key_taken(key, event, deferred.events[key])
+        held = cache[key]
+        if held is not None:  # filed before the batch: maybe not included yet (EventAlreadyFiled folds again)
+            _check_held(key, held, event)
+            raise EventAlreadyFiled(by_this_attempt=False)
+        write = plan.profiles[0]
+        person_id = write.profile.person_id
+        stored_version = deferred.persons[person_id][1] if person_id in deferred.persons else write.expected_version
+        deferred.persons[person_id] = (write.profile, stored_version or 0)
+        deferred.filed.setdefault(person_id, []).append(filed)
+        deferred.anchors.setdefault(person_id, set()).add(plan.anchor)
+        deferred.events[key] = event.dedupe_key
+        self._remember([filed, to_item(profile_item(write.profile))])
+        return True
 
     def lineage(self, person_id: str) -> list[LineageRecord]:
         return [_to_lineage(item) for item in self._query_prefix(keys.person_pk(person_id), keys.LINEAGE_PREFIX)]
@@ -79,6 +160,9 @@ class DynamoIdentityStore(DynamoProfileStore, IdentityStore, HistorySink):
         return [{k: v for k, v in item.items() if k not in (PK, SK)} for item in items]
 
     def commit(self, plan: ResolutionPlan, event: CanonicalEvent | None) -> bool:
+        deferred = self._commit_deferred(plan, event)
+        if deferred is not None:
+            return deferred
         if event is not None and self._one_person_write(plan):
             return self._file_then_write(plan, event)
         core, extra = _transaction(self._table, plan, event)
@@ -90,7 +174,7 @@ class DynamoIdentityStore(DynamoProfileStore, IdentityStore, HistorySink):
         try:
             self._db.transact_write_items(TransactItems=core)  # type: ignore[arg-type]
         except ClientError as exc:
-            self._forget(written)
+            self._reset_reads()
             if exc.response["Error"]["Code"] != "TransactionCanceledException":
                 raise StoreError(f"identity commit failed: {exc}") from exc
             reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
@@ -103,13 +187,27 @@ class DynamoIdentityStore(DynamoProfileStore, IdentityStore, HistorySink):
                 raise EventAlreadyFiled(by_this_attempt=False) from exc
             raise ConflictError(f"concurrent identity change: {reasons}") from exc
         except BotoCoreError as exc:
-            self._forget(written)
+            self._reset_reads()
             raise StoreError(f"identity commit failed: {exc}") from exc
         self._forget(key for w, key in zip(core, written, strict=True) if "Put" not in w)
         self._remember(w["Put"]["Item"] for w in core if "Put" in w)
         for start in range(0, len(extra), 25):  # lineage and review entries of a very large change
             self._batch_put([e["Put"]["Item"] for e in extra[start : start + 25]])
         return True
+
+    def _commit_deferred(self, plan: ResolutionPlan, event: CanonicalEvent | None) -> bool | None:
+        """The outcome when the change is deferred (or found applied by this batch); None: commit it now."""
+        deferred = self._deferred()
+        if deferred is None:
+            return None
+        if event is not None and self._one_person_write(plan):
+            outcome = self._defer(deferred, plan, event)
+            if outcome is not None:
+                return outcome
+        waiting = {w.profile.person_id for w in plan.profiles} & deferred.persons.keys()
+        if waiting:
+            raise NeedsSettling(waiting)
+        return None
 
     def _one_person_write(self, plan: ResolutionPlan) -> bool:
         """The common case: an existing person's event with nothing else to change (no identifier, link, lineage
@@ -147,34 +245,39 @@ class DynamoIdentityStore(DynamoProfileStore, IdentityStore, HistorySink):
         return True
 
     def put_person(self, profile: Profile, expected_version: int) -> None:
+        deferred = self._deferred()
+        if deferred is not None and profile.person_id in deferred.persons:
+            raise NeedsSettling([profile.person_id])
         person = profile_write(self._table, profile, expected_version)["Put"]
-        key = (keys.person_pk(profile.person_id), keys.PROFILE_SK)
         try:
             self._db.put_item(**person)
         except ClientError as exc:
-            self._forget([key])
+            self._reset_reads()
             if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
                 raise ConflictError(f"person {profile.person_id} moved past version {expected_version}") from exc
             raise StoreError(f"write of person {profile.person_id} failed: {exc}") from exc
         except BotoCoreError as exc:
-            self._forget([key])
+            self._reset_reads()
             raise StoreError(f"write of person {profile.person_id} failed: {exc}") from exc
         self._remember([person["Item"]])
 
-    def _check_redelivery(self, written: dict[str, Any], event: CanonicalEvent) -> None:
-        """What holds the event's filed key is this event, not another that shares it (the same identifier, instant
-        and event id from another source): that one would be refused for good, with its reason, never dropped."""
-        key = (written[PK]["S"], written[SK]["S"])
-        if key[1] == keys.APPLIED_SK:
+    def _reset_reads(self) -> None:
+        """After a lost race every read the batch kept may be stale, and fresh and stale reads mixed (an identifier
+        record newer than the person it names) would plan wrong: drop them all, keeping only what this batch
+        deferred (its own writes-to-be, which nobody else's write can make current)."""
+        cache = self._cache()
+        if cache is None:
             return
-        stored = self._get_stored(*key)
-        held = parse_event(stored["event"]) if stored and "event" in stored else None
-        if held is not None and held.dedupe_key != event.dedupe_key:
-            raise TimelineKeyTakenError(
-                f"event {event.dedupe_key} would be filed under {key[0]} {key[1]}, which holds {held.dedupe_key}: "
-                "two sources sent the same event id for one identifier at the same instant",
-                "event_id",
-            )
+        cache.clear()
+        deferred = self._deferred()
+        if deferred is not None:
+            filed = [item for items in deferred.filed.values() for item in items]
+            self._remember([*filed, *(to_item(profile_item(p)) for p, _ in deferred.persons.values())])
+
+    def _check_redelivery(self, written: dict[str, Any], event: CanonicalEvent) -> None:
+        key = (written[PK]["S"], written[SK]["S"])
+        if key[1] != keys.APPLIED_SK:
+            _check_held(key, self._get_stored(*key), event)
 
     # ---- history import (cdp.identity.history) -----------------------------------------------------------------
 
@@ -186,7 +289,7 @@ class DynamoIdentityStore(DynamoProfileStore, IdentityStore, HistorySink):
     ) -> dict[str, int]:
         groups: dict[str, list[dict[str, Any]]] = {
             "profiles": [profile_item(p) for p in profiles],
-            "tags": [tags_item(p, 1) for p in profiles if p.tags or p.scores or p.next_tag_expiry],
+            "tags": [profile_tags_item(p, 1) for p in profiles if p.tags or p.scores or p.next_tag_expiry],
             "events": [_filed_item(namespace, anchor, e) for anchor, e in filed],  # each its own applied marker
         }
         return self._put_groups(groups)
@@ -214,6 +317,32 @@ class DynamoIdentityStore(DynamoProfileStore, IdentityStore, HistorySink):
             for start in range(0, len(items), 25):
                 self._batch_put([to_item(i) for i in items[start : start + 25]])
         return {name: len(items) for name, items in groups.items()}
+
+
+@dataclass
+class _Deferred:
+    """What a batch has planned and not written yet (`DynamoIdentityStore.deferred_writes`)."""
+
+    persons: dict[str, tuple[Profile, int]] = field(default_factory=dict)  # id -> (as planned, version stored)
+    filed: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # person id -> their events' filed items
+    anchors: dict[str, set[str]] = field(default_factory=dict)  # person id -> what those events are filed under
+    events: dict[tuple[str, str], str] = field(default_factory=dict)  # filed key -> dedupe key, this batch's
+
+
+def _check_held(key: tuple[str, str], stored: dict[str, Any] | None, event: CanonicalEvent) -> None:
+    """What holds the event's filed key is this event, not another that shares it (the same identifier, instant
+    and event id from another source): that one would be refused for good, with its reason, never dropped."""
+    held = parse_event(stored["event"]) if stored and "event" in stored else None
+    if held is not None and held.dedupe_key != event.dedupe_key:
+        raise _key_taken(key, event, held.dedupe_key)
+
+
+def _key_taken(key: tuple[str, str], event: CanonicalEvent, holder: str) -> TimelineKeyTakenError:
+    return TimelineKeyTakenError(
+        f"event {event.dedupe_key} would be filed under {key[0]} {key[1]}, which holds {holder}: "
+        "two sources sent the same event id for one identifier at the same instant",
+        "event_id",
+    )
 
 
 def _transaction(

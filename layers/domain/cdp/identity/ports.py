@@ -22,6 +22,24 @@ class EventAlreadyFiled(Exception):
         self.by_this_attempt = by_this_attempt
 
 
+class NeedsSettling(Exception):
+    """A change touches persons whose writes this batch deferred (`IdentityStore.flush_deferred`): settle them
+    first (`cdp.identity.service.settle`), then plan the change again on what they became."""
+
+    def __init__(self, person_ids: Iterable[str]) -> None:
+        self.person_ids = sorted(set(person_ids))
+        super().__init__(f"deferred writes of {', '.join(self.person_ids)} come first")
+
+
+@dataclass(frozen=True)
+class LostWrite:
+    """A deferred person write that lost to a concurrent change: the events it carried are filed under `anchors`,
+    so whoever holds those identifiers now is folded again (`cdp.identity.service.settle`)."""
+
+    brand_id: str
+    anchors: tuple[str, ...]
+
+
 class IdentityStore(ABC):
     @abstractmethod
     def lookup_identifiers(self, namespace: str, keys: Iterable[str]) -> dict[str, IdentifierRecord]:
@@ -58,6 +76,15 @@ class IdentityStore(ABC):
         Raises ConflictError when a concurrent writer changed a person or identifier first (re-plan and retry), and
         EventAlreadyFiled when the event is filed but the person may not include it (fold the person again).
         """
+
+    def read_filed(self, namespace: str, anchored: Iterable[tuple[str, CanonicalEvent]]) -> None:  # noqa: B027
+        """Read ahead whether these (anchor, event)s are filed (an adapter that keeps a batch's reads uses it)."""
+
+    def flush_deferred(self, person_ids: Iterable[str] | None = None) -> list[LostWrite]:
+        """Write what the batch deferred (every person's, or these persons'): their events first, then each person
+        once. Returns the writes that lost to a concurrent change (their events are filed: fold whoever holds
+        them again). A store that defers nothing has nothing to write."""
+        return []
 
     @abstractmethod
     def put_person(self, profile: Profile, expected_version: int) -> None:

@@ -14,7 +14,7 @@ from datetime import datetime
 
 from cdp.errors import ConflictError, InvalidInputError, NotFoundError
 from cdp.identity.events import IdentifierQuarantined, PersonSplit, ProfileMerged, ProfileUpdated
-from cdp.identity.ports import EventAlreadyFiled, IdentityStore
+from cdp.identity.ports import EventAlreadyFiled, IdentityStore, NeedsSettling
 from cdp.identity.resolution import Change, ResolutionPlan, plan_change, refold
 from cdp.ingest.events import CanonicalEvent
 from cdp.org import BrandConfig, OrgDirectory, load_org
@@ -59,7 +59,8 @@ def resolve_event(
     new_id: Callable[[CanonicalEvent], str] | None = None,
 ) -> ResolutionOutcome:
     """Exactly-once application per (source, event id); optimistic concurrency with re-planning on conflict."""
-    brand = (org or load_org()).brand(event.brand_id)
+    directory = org or load_org()
+    brand = directory.brand(event.brand_id)
     rules, namespace = brand.rules, brand.namespace
     person_id = (new_id or person_id_for)(event)
     candidates = {i.key for i in event.identifiers} - rules.blocked_values
@@ -78,6 +79,9 @@ def resolve_event(
         plan = plan_change(change, namespace, records, persons, rules, brand, store, person_id)
         try:
             applied = store.commit(plan, event)
+        except NeedsSettling as waiting:
+            settle(store, directory, waiting.person_ids, now)
+            continue
         except ConflictError:
             if attempt == MAX_ATTEMPTS:
                 raise
@@ -126,11 +130,30 @@ def refold_person(
         try:
             store.put_person(folded, person.version)
             return folded
+        except NeedsSettling as waiting:  # the batch's own writes of them go first; folded again if they lost
+            for lost in store.flush_deferred(waiting.person_ids):
+                for other in lost.anchors:
+                    refold_person(store, brand, namespace, other, now)
         except ConflictError:
             if attempt == MAX_ATTEMPTS:
                 raise
             backoff(attempt)
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def settle(
+    store: IdentityStore,
+    org: OrgDirectory | None = None,
+    person_ids: Iterable[str] | None = None,
+    now: Callable[[], datetime] = utc_now,
+) -> None:
+    """Write what the batch deferred (every person's, or these persons'), and fold again each person whose write
+    lost to a concurrent change: their events are filed, so the fold includes them exactly once."""
+    directory = org or load_org()
+    for lost in store.flush_deferred(person_ids):
+        brand = directory.brand(lost.brand_id)
+        for anchor in lost.anchors:  # a concurrent split may have handed them to different persons
+            refold_person(store, brand, brand.namespace, anchor, now)
 
 
 def _same_person(a: Profile, b: Profile) -> bool:
@@ -142,16 +165,24 @@ def resolve_batch_reads(
     events: Iterable[CanonicalEvent], store: IdentityStore, org: OrgDirectory | None = None
 ) -> None:
     """The reads `resolve_event` starts with, for a whole batch at once (the store keeps them while the batch is
-    processed: `batch_reads`): every event's usable identifiers with their suppressions, then their persons."""
+    processed: `batch_reads`): every event's usable identifiers with their suppressions, then their persons, then
+    whether each event is filed already (in this order: a person read before their event's filing was checked is
+    never newer than that check)."""
     directory = org or load_org()
     by_namespace: dict[str, set[str]] = {}
+    anchored: dict[str, list[tuple[str, CanonicalEvent]]] = {}
     for event in events:
         brand = directory.brand(event.brand_id)
         usable = {i.key for i in event.identifiers} - brand.rules.blocked_values
         by_namespace.setdefault(brand.namespace, set()).update(usable)
+        anchor = brand.rules.anchor(usable)
+        if anchor is not None:
+            anchored.setdefault(brand.namespace, []).append((anchor, event))
     for namespace, keys in by_namespace.items():
         found, _ = store.lookup_with_suppression(namespace, keys)
         store.current_persons({r.person_id for r in found.values() if r.person_id}, annotations=False)
+    for namespace, events_ in anchored.items():
+        store.read_filed(namespace, events_)
 
 
 def _outcome(plan: ResolutionPlan, applied: bool) -> ResolutionOutcome:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import threading
 import zlib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from functools import reduce
@@ -307,22 +307,6 @@ class DynamoProfileStore(ProfileReader, ProfileAnnotator):
 
     # ---- annotations: the tags item (written by the tag engine and the scorer, never by identity) ------------
 
-    def put_tags(self, person_id: str, tags: Mapping[str, TagValue], next_expiry: datetime | None) -> None:
-        names = {"#version": "version"}
-        values: dict[str, Any] = {
-            ":tags": {k: v.model_dump(mode="json") for k, v in tags.items()},
-            ":pid": person_id,
-            ":zero": 0,
-            ":one": 1,
-        }
-        expression = "SET tags = :tags, person_id = :pid, #version = if_not_exists(#version, :zero) + :one"
-        if next_expiry is not None:
-            expression += ", next_tag_expiry = :exp"
-            values[":exp"] = iso(next_expiry)
-        else:
-            expression += " REMOVE next_tag_expiry"
-        self._update_tags(person_id, expression, names, values, None)
-
     def put_score(self, person_id: str, model_name: str, score: ModelScore) -> None:
         names = {"#model": model_name, "#version": "version"}
         values: dict[str, Any] = {":score": score.model_dump(mode="json"), ":one": 1}
@@ -440,19 +424,52 @@ def profile_item(target: Profile) -> dict[str, Any]:
     return item
 
 
-def tags_item(profile: Profile, version: int) -> dict[str, Any]:
-    """The person's tags item: what the tag engine and the scorer write, at `version`."""
+def tags_item(
+    person_id: str,
+    version: int,
+    tags: Mapping[str, TagValue],
+    scores: Mapping[str, ModelScore],
+    next_expiry: datetime | None,
+    carried: Sequence[Mapping[str, Any]] = (),
+) -> dict[str, Any]:
+    """The person's tags item at `version`: what the tag engine and the scorer write. Scores (updated in place by
+    the scorer) and the next expiry (the sweep's scan filters on it) in the clear; the tag values and the history
+    entries it carries (`carried`, see `cdp.tags.dynamodb`) one zlib-compressed JSON body, a quarter of their
+    size: the tag engine rewrites the item on every change, and writes bill per started KB."""
+    body: dict[str, Any] = {"tags": {k: v.model_dump(mode="json") for k, v in tags.items()}}
+    if carried:
+        body["pending"] = list(carried)
     item: dict[str, Any] = {
-        PK: keys.person_pk(profile.person_id),
+        PK: keys.person_pk(person_id),
         SK: keys.TAGS_SK,
-        "person_id": profile.person_id,
+        "person_id": person_id,
         "version": version,
-        "tags": {k: v.model_dump(mode="json") for k, v in profile.tags.items()},
-        "scores": {k: v.model_dump(mode="json") for k, v in profile.scores.items()},
+        "scores": {k: v.model_dump(mode="json") for k, v in scores.items()},
+        DATA: zlib.compress(json.dumps(body, separators=(",", ":")).encode(), 6),
     }
-    if profile.next_tag_expiry is not None:
-        item["next_tag_expiry"] = iso(profile.next_tag_expiry)
+    if next_expiry is not None:
+        item["next_tag_expiry"] = iso(next_expiry)
     return item
+
+
+def profile_tags_item(profile: Profile, version: int) -> dict[str, Any]:
+    """A person's tags item with the tags and scores they hold (imports and layout moves: nothing carried)."""
+    return tags_item(profile.person_id, version, profile.tags, profile.scores, profile.next_tag_expiry)
+
+
+def tags_fields(item: dict[str, Any]) -> dict[str, Any]:
+    """tags, scores, next_tag_expiry, version and pending (the history entries it carries) of a tags item, of this
+    layout or the earlier one (every field in the clear)."""
+    fields = {
+        "tags": item.get("tags") or {},
+        "scores": item.get("scores") or {},
+        "next_tag_expiry": item.get("next_tag_expiry"),
+        "version": item.get("version", 0),
+        "pending": item.get("pending") or [],
+    }
+    if DATA in item:
+        fields.update(json.loads(zlib.decompress(item[DATA])))
+    return fields
 
 
 def profile_write(table: str, target: Profile, expected_version: int | None) -> dict[str, Any]:
@@ -474,7 +491,7 @@ def annotation_writes(table: str, target: Profile) -> list[dict[str, Any]]:
     if target.merged_into or target.dissolved:
         return [{"Delete": {"TableName": table, "Key": key}}]
     if target.annotations_inline:
-        return [put(table, tags_item(target, 1), "attribute_not_exists(#pk)", names={"#pk": PK})]
+        return [put(table, profile_tags_item(target, 1), "attribute_not_exists(#pk)", names={"#pk": PK})]
     return []
 
 
@@ -487,11 +504,10 @@ def to_profile(item: dict[str, Any], annotations: dict[str, Any] | None = None) 
         data.update(json.loads(zlib.decompress(body)))
     inline = body is None and any(data.get(name) for name in ("tags", "scores", "next_tag_expiry"))
     if annotations is not None:
-        data["tags"] = annotations.get("tags") or {}
-        data["scores"] = annotations.get("scores") or {}
-        data["next_tag_expiry"] = annotations.get("next_tag_expiry")
-        data["tags_version"] = annotations.get("version", 0)
-        data["tags_pending"] = annotations.get("pending") or []
+        fields = tags_fields(annotations)
+        data["tags"], data["scores"] = fields["tags"], fields["scores"]
+        data["next_tag_expiry"] = fields["next_tag_expiry"]
+        data["tags_version"], data["tags_pending"] = fields["version"], fields["pending"]
     profile = Profile.model_validate(data)
     profile.annotations_inline = inline and annotations is None
     if "facts" not in data:  # items written before the roll-up was left out still carry it

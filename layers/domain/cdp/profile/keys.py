@@ -22,7 +22,9 @@ MESSAGE_PREFIX = "M#"
 LINEAGE_PREFIX = "L#"
 EDIT_PREFIX = "A#"
 REVIEW_PREFIX = "Q#"
-TAG_HISTORY_PREFIX = "H#"  # H#{tag}#{iso time}: one item per tag value change (cdp.tags.history)
+# H#{iso time}#{digest}: a chunk of tag value changes (cdp.tags.history). Items of the earlier layout,
+# H#{tag}#{iso time} (one per change), are still read: a tag name starts with a letter, a time with a digit.
+TAG_HISTORY_PREFIX = "H#"
 
 
 def person_pk(person_id: str) -> str:
@@ -68,12 +70,8 @@ def edit_sk(at: datetime, edit_id: str) -> str:
     return f"{EDIT_PREFIX}{iso(at)}#{edit_id}"
 
 
-def tag_history_prefix(tag: str) -> str:
-    return f"{TAG_HISTORY_PREFIX}{tag}#"
-
-
-def tag_history_sk(tag: str, at: datetime) -> str:
-    return f"{tag_history_prefix(tag)}{iso(at)}"
+def tag_history_chunk_sk(first_at: datetime, digest: str) -> str:
+    return f"{TAG_HISTORY_PREFIX}{iso(first_at)}#{digest}"
 
 
 def review_sk(identifier_key: str) -> str:

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cdp.errors import StoreError
 from cdp.profile import keys
-from cdp.profile.dynamodb import DATA, PK, SK, profile_item, put, tags_item, to_profile
+from cdp.profile.dynamodb import DATA, PK, SK, profile_item, profile_tags_item, put, to_profile
 from cdp.shared.dynamo import from_item, to_item
 from cdp.shared.time import iso, utc_now
 
@@ -119,7 +119,9 @@ class PersonLayoutMigration:
                 )
             ]
             if tags is None and profile.annotations_inline:
-                writes.append(put(self._table, tags_item(profile, 1), "attribute_not_exists(#pk)", names={"#pk": PK}))
+                writes.append(
+                    put(self._table, profile_tags_item(profile, 1), "attribute_not_exists(#pk)", names={"#pk": PK})
+                )
             try:
                 self._db.transact_write_items(TransactItems=writes)  # type: ignore[arg-type]
                 return True

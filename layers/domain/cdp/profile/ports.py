@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from cdp.ingest.events import CanonicalEvent
-from cdp.profile.models import ModelScore, Profile, TagValue
+from cdp.profile.models import ModelScore, Profile
 
 
 @dataclass(frozen=True)
@@ -67,10 +67,6 @@ class ProfileReader(ABC):
 
 class ProfileAnnotator(ABC):
     """Writers that own one attribute each, so they never overwrite each other's work."""
-
-    @abstractmethod
-    def put_tags(self, person_id: str, tags: Mapping[str, TagValue], next_expiry: datetime | None) -> None:
-        """Replace the person's tags (tag_update owns this attribute)."""
 
     @abstractmethod
     def put_score(self, person_id: str, model_name: str, score: ModelScore) -> None:

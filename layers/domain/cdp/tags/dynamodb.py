@@ -1,9 +1,12 @@
-"""DynamoDB adapter of the tag ports: tags, scores and next expiry in the person's tags item and their history in
-the person's partition, written in one transaction (see `cdp.tags.history`), and the scan for persons whose tags
-are due (key shapes in `cdp.profile.keys`)."""
+"""DynamoDB adapter of the tag ports: tags, scores and next expiry in the person's tags item, their history in
+chunks in the person's partition (see `cdp.tags.history`), and the scan for persons whose tags are due (key
+shapes in `cdp.profile.keys`)."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -12,15 +15,15 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from cdp.errors import ConflictError, StoreError
 from cdp.profile import keys
-from cdp.profile.dynamodb import MAX_TRANSACTION_ITEMS, PK, RACE_REASONS, SK, DynamoProfileStore
+from cdp.profile.dynamodb import DATA, PK, SK, DynamoProfileStore, tags_fields, tags_item
 from cdp.profile.models import ModelScore, TagValue
-from cdp.shared.dynamo import from_item, to_attr, to_item
+from cdp.shared.dynamo import to_attr, to_item
 from cdp.shared.time import iso
 from cdp.tags.history import as_of
 from cdp.tags.ports import TagHistoryEntry, TagHistorySink, TagStore
 
-_AS_OF_QUERIES = 10  # up to this many named tags: one 1-item query each; more: one query of the whole history
-_PENDING_MAX = 40  # changes a tags item carries until the next write files them; more go in a transaction
+_CARRY_BYTES = 700  # a tags item carries unfiled changes while its compressed body stays under this (1 KB writes)
+_CHUNK = 40  # changes per history item: about 1 KB compressed
 
 
 class DynamoTagStore(DynamoProfileStore, TagStore, TagHistorySink):
@@ -60,26 +63,17 @@ class DynamoTagStore(DynamoProfileStore, TagStore, TagHistorySink):
     ) -> None:
         """The tags item, whole, at `expected_version` + 1 (0: there is none yet); `scores`: the full score map.
 
-        History without a transaction: the item carries this write's changes (`pending`) and the next write files
-        them as history items before it replaces them (`pending`: the replaced version's), so every change is
-        written once, by one plain write, and is readable all along (`tag_history` reads the item's pending ones
-        too). A write that loses the version check has filed only changes an earlier write committed. A very long
-        history (a first evaluation with many audiences) goes in a transaction with the item instead."""
-        if pending:  # the replaced version's changes become history items before the version is replaced
-            self._batch_put([to_item(_tag_history_item(person_id, entry)) for entry in pending])
-        inline = len(history) <= _PENDING_MAX
-        item: dict[str, Any] = {
-            PK: keys.person_pk(person_id),
-            SK: keys.TAGS_SK,
-            "person_id": person_id,
-            "version": expected_version + 1,
-            "tags": {k: v.model_dump(mode="json") for k, v in tags.items()},
-            "scores": {k: v.model_dump(mode="json") for k, v in (scores or {}).items()},
-        }
-        if next_expiry is not None:
-            item["next_tag_expiry"] = iso(next_expiry)
-        if inline and history:
-            item["pending"] = [_history_fields(entry) for entry in history]
+        History without a transaction: the item carries the changes not filed yet (`pending`, as read, and this
+        write's `history`) until carrying them would grow it past `_CARRY_BYTES`; then the ones it carried are
+        filed first, as one history chunk, and it carries only this write's. Every change is written by plain
+        writes and readable all along (`tag_history` reads what the item carries too). A write that loses the
+        version check has filed only changes an earlier write committed (a retry files the same chunk again:
+        its key is a function of its content)."""
+        carried = [_history_fields(entry) for entry in (*pending, *history)]
+        item = tags_item(person_id, expected_version + 1, tags, scores or {}, next_expiry, carried)
+        if pending and len(item[DATA]) > _CARRY_BYTES:
+            self._batch_put([to_item(i) for i in history_chunk_items(person_id, pending)])
+            item = tags_item(person_id, expected_version + 1, tags, scores or {}, next_expiry, carried[len(pending) :])
         write: dict[str, Any] = {"TableName": self._table, "Item": to_item(item)}
         if expected_version:
             write |= {
@@ -89,85 +83,71 @@ class DynamoTagStore(DynamoProfileStore, TagStore, TagHistorySink):
             }
         else:
             write |= {"ConditionExpression": "attribute_not_exists(#pk)", "ExpressionAttributeNames": {"#pk": PK}}
-        items = [] if inline else [to_item(_tag_history_item(person_id, entry)) for entry in history]
-        together, rest = items[: MAX_TRANSACTION_ITEMS - 1], items[MAX_TRANSACTION_ITEMS - 1 :]
         self._forget([(keys.person_pk(person_id), keys.TAGS_SK)])  # the batch's copy is stale either way
         try:
-            if together:
-                puts = [{"Put": {"TableName": self._table, "Item": i}} for i in together]
-                self._db.transact_write_items(TransactItems=[{"Put": write}, *puts])  # type: ignore[typeddict-item,list-item]
-            else:
-                self._db.put_item(**write)
+            self._db.put_item(**write)
         except ClientError as exc:
-            code = exc.response["Error"]["Code"]
-            reasons = {r.get("Code") for r in exc.response.get("CancellationReasons", [])}
-            lost = code == "TransactionCanceledException" and bool(RACE_REASONS & reasons)
-            if code == "ConditionalCheckFailedException" or lost:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
                 raise ConflictError(f"tags of {person_id}: the tags moved past version {expected_version}") from exc
             raise StoreError(f"tag write of {person_id} failed: {exc}") from exc
         except BotoCoreError as exc:
             raise StoreError(f"tag write of {person_id} failed: {exc}") from exc
-        if rest:
-            self._batch_put(rest)
 
     def write_tag_history(self, history: Mapping[str, Sequence[TagHistoryEntry]]) -> int:
-        items = [to_item(_tag_history_item(pid, entry)) for pid, entries in history.items() for entry in entries]
+        items = [to_item(i) for pid, entries in history.items() for i in history_chunk_items(pid, entries)]
         for start in range(0, len(items), 25):
             self._batch_put(items[start : start + 25])
-        return len(items)
+        return sum(len(entries) for entries in history.values())
 
     def tag_history(
         self, person_id: str, names: Sequence[str] | None = None, cause: str | None = None
     ) -> list[TagHistoryEntry]:
-        pk = keys.person_pk(person_id)
-        if names is None:
-            items = self._query_prefix(pk, keys.TAG_HISTORY_PREFIX)
-        else:
-            items = [item for name in names for item in self._query_prefix(pk, keys.tag_history_prefix(name))]
-        filed = {(e.tag, e.at): e for e in map(TagHistoryEntry.from_fields, items)}
-        pending = {(e.tag, e.at): e for e in self._pending(person_id) if names is None or e.tag in names}
-        entries = list({**filed, **pending}.values())
-        if cause is not None:
-            entries = [e for e in entries if e.cause == cause]
-        return sorted(entries, key=lambda e: (e.at, e.tag))
+        """One Query of the person's history items and a read of their tags item (the changes it carries)."""
+        filed = [
+            e
+            for item in self._query_prefix(keys.person_pk(person_id), keys.TAG_HISTORY_PREFIX)
+            for e in history_entries(item)
+        ]
+        tags = self._get_stored(keys.person_pk(person_id), keys.TAGS_SK)
+        carried = [TagHistoryEntry.from_fields(e) for e in tags_fields(tags)["pending"]] if tags else []
+        wanted = set(names) if names is not None else None
+        unique = {
+            (e.tag, e.at): e
+            for e in (*filed, *carried)
+            if (wanted is None or e.tag in wanted) and (cause is None or e.cause == cause)
+        }
+        return sorted(unique.values(), key=lambda e: (e.at, e.tag))
 
     def tags_as_of(self, person_id: str, at: datetime, names: Sequence[str] | None = None) -> dict[str, TagValue]:
-        if names is None or len(names) > _AS_OF_QUERIES:
-            return as_of(self.tag_history(person_id), at, names)
-        out: dict[str, TagValue] = {}
-        pending = self._pending(person_id)
-        for name in names:  # one item per tag: the newest change at or before `at`
-            prefix = keys.tag_history_prefix(name)
-            try:
-                response = self._db.query(
-                    TableName=self._table,
-                    KeyConditionExpression="#pk = :pk AND #sk BETWEEN :low AND :high",
-                    ExpressionAttributeNames={"#pk": PK, "#sk": SK},
-                    ExpressionAttributeValues={
-                        ":pk": {"S": keys.person_pk(person_id)},
-                        ":low": {"S": prefix},
-                        ":high": {"S": keys.tag_history_sk(name, at)},
-                    },
-                    ScanIndexForward=False,
-                    Limit=1,
-                )
-            except (ClientError, BotoCoreError) as exc:
-                raise StoreError(f"tag history of {person_id} failed: {exc}") from exc
-            newest = [TagHistoryEntry.from_fields(from_item(i)) for i in response.get("Items", [])]
-            newest += [e for e in pending if e.tag == name and e.at <= at]
-            out.update(as_of(sorted(newest, key=lambda e: e.at), at))
-        return dict(sorted(out.items()))
+        return as_of(self.tag_history(person_id, names), at, names)
 
-    def _pending(self, person_id: str) -> list[TagHistoryEntry]:
-        """The changes of the person's current tags version, not filed as history items yet."""
-        item = self._get_stored(keys.person_pk(person_id), keys.TAGS_SK)
-        return [TagHistoryEntry.from_fields(entry) for entry in (item or {}).get("pending") or []]
+
+def history_chunk_items(person_id: str, entries: Sequence[TagHistoryEntry]) -> list[dict[str, Any]]:
+    """History items of a person's changes: up to `_CHUNK` changes each, oldest first, compressed; keyed by the
+    first change's time and a digest of the content, so writing the same changes again writes the same items."""
+    ordered = sorted(entries, key=lambda e: (e.at, e.tag))
+    out: list[dict[str, Any]] = []
+    for start in range(0, len(ordered), _CHUNK):
+        chunk = ordered[start : start + _CHUNK]
+        body = json.dumps([_history_fields(e) for e in chunk], separators=(",", ":")).encode()
+        digest = hashlib.sha256(body).hexdigest()[:16]
+        out.append(
+            {
+                PK: keys.person_pk(person_id),
+                SK: keys.tag_history_chunk_sk(chunk[0].at, digest),
+                "changes": zlib.compress(body, 6),
+            }
+        )
+    return out
+
+
+def history_entries(item: Mapping[str, Any]) -> list[TagHistoryEntry]:
+    """The changes one history item holds: a chunk, or one change (an item of the earlier layout)."""
+    if "changes" in item:
+        return [TagHistoryEntry.from_fields(e) for e in json.loads(zlib.decompress(item["changes"]))]
+    return [TagHistoryEntry.from_fields(dict(item))]
 
 
 def _history_fields(entry: TagHistoryEntry) -> dict[str, Any]:
     fields = {"tag": entry.tag, "old": entry.old, "new": entry.new, "at": iso(entry.at), "cause": entry.cause}
     return {k: v for k, v in fields.items() if v is not None}
-
-
-def _tag_history_item(person_id: str, entry: TagHistoryEntry) -> dict[str, Any]:
-    return {PK: keys.person_pk(person_id), SK: keys.tag_history_sk(entry.tag, entry.at), **_history_fields(entry)}

@@ -1,10 +1,11 @@
 """Tag history: every value change of every tag, so any tag can be read as of a past instant (leakage-free training).
 
-Where: one item per change in the person's own partition of the profiles table (`P#{person}`,
-`H#{tag}#{iso time}`, see `cdp.profile.keys`). Why there: it is written in the same transaction as the tags
-themselves (a tag never changes without its history entry), an as-of read of one tag is one Query of one item
-(`sk <= H#{tag}#{as_of}`, newest first, Limit 1), all tags as of a time are one Query of the partition's `H#`
-range, and an erasure that deletes the person's partition takes the history with it.
+Where: in the person's own partition of the profiles table (`P#{person}`, see `cdp.profile.keys`). The tags item
+carries the latest changes with the tag values (`pending`), so a tag never changes without its history entry and
+a change costs no write of its own; when carrying them would grow the item past one write unit, the next write
+files them first as one compressed chunk (`H#{iso time}#{digest}`, up to 40 changes). The history of a person is
+one Query of the partition's `H#` range plus their tags item; an as-of read takes the latest change of each tag
+at or before the instant; an erasure that deletes the person's partition takes the history with it.
 
 When: a change caused by new data is stamped with the time tag_update processed it (what the platform knew then);
 a change by time alone (an event leaving a window, a threshold of "days since" crossed, a static tag lapsing) is

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from cdp.errors import ConflictError, RetryableError
-from cdp.profile.models import ModelScore, Profile, TagValue
+from cdp.profile.models import ModelScore, Profile
 from cdp.profile.ports import MessageRecord, ProfileAnnotator, ProfileReader, TimelineEntry
 from cdp.shared.ports import DeferredPublisher, EventPublisher
 from cdp.shared.time import iso
@@ -328,9 +328,6 @@ class ScoredPersons(ProfileAnnotator):
                 continue
             self.changes += len(outcome.changes)
         deferred.flush(engine.publisher)
-
-    def put_tags(self, person_id: str, tags: Mapping[str, TagValue], next_expiry: datetime | None) -> None:
-        self._inner.put_tags(person_id, tags, next_expiry)
 
     def put_score(self, person_id: str, model_name: str, score: ModelScore) -> None:
         self._inner.put_score(person_id, model_name, score)
