@@ -1,8 +1,9 @@
-"""SQS (fed by the bus rule "profile updated/merged", a batch's updates packed per entry) -> recompute what each
-change can change of the person's tags; a permanently bad change is parked alone."""
+"""SQS (fed by the bus rule "profile updated/merged", a batch's updates packed per entry) -> recompute what the
+changes can change of each person's tags, once per person per entry; a permanently bad change is parked alone."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import cache, partial
 from typing import Any
 
@@ -13,7 +14,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from cdp.app.tag_engine import tag_engine
 from cdp.observability import logger, metrics, tracer
 from cdp.settings import TagUpdateSettings, get_settings
-from cdp.shared.deadletter import DeadLetteringProcessor, SqsDeadLetters, each_part, parseable
+from cdp.shared.deadletter import DeadLetteringProcessor, SqsDeadLetters, each_group, each_part, parseable
 from cdp.shared.ports import DeferredPublisher
 from cdp.shared.time import utc_now
 from cdp.tags.changes import ProfileChange, ProfileChangeRecord
@@ -48,14 +49,20 @@ def stores() -> DynamoTagStore:
 def record_handler(record: ProfileChangeRecord, publisher: DeferredPublisher) -> None:
     entry = record.body
     parts = entry.detail.data.raw_changes()
+    changes: dict[int, ProfileChange] = {}
+    each_part(
+        _dead_letters(), record, parts, "updates", lambda i, raw: changes.update({i: ProfileChange.model_validate(raw)})
+    )
+    by_person: dict[str, list[int]] = {}
+    for index, change in changes.items():
+        by_person.setdefault(change.subject, []).append(index)
 
-    def refresh(index: int, raw: dict[str, Any]) -> None:
-        change = ProfileChange.model_validate(raw)
+    def refresh(group: Sequence[int]) -> None:  # one person's changes: one read, one evaluation, one write
         outcome = engine().refresh(
-            change.subject,
-            change.trigger(entry.detail_type),
+            changes[group[0]].subject,
+            [changes[i].trigger(entry.detail_type) for i in group],
             utc_now(),
-            cause=entry.id if len(parts) == 1 else f"{entry.id}/{index}",  # the same on a redelivery
+            cause=entry.id if len(parts) == 1 else f"{entry.id}/{group[0]}",  # the same on a redelivery
             redelivered=int(record.attributes.ApproximateReceiveCount) > 1,
             correlation_id=entry.detail.metadata.correlation_id,
             publisher=publisher,
@@ -67,7 +74,7 @@ def record_handler(record: ProfileChangeRecord, publisher: DeferredPublisher) ->
         if outcome.audience_changes:
             metrics.add_metric(name="AudienceTransitions", unit="Count", value=outcome.audience_changes)
 
-    each_part(_dead_letters(), record, parts, "updates", refresh)
+    each_group(_dead_letters(), record, parts, list(by_person.values()), "updates", refresh)
 
 
 @logger.inject_lambda_context(clear_state=True)

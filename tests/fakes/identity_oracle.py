@@ -100,14 +100,17 @@ def recomputed(person: Profile, events: Iterable[CanonicalEvent], brand: BrandCo
     """The person folded from scratch from the events filed under its identifiers, in time order."""
     mine = [e for e in events if brand.rules.anchor(usable_keys(e, brand)) in set(person.identifiers)]
     fresh = Profile(person_id=person.person_id, brand_id=person.brand_id, created_at=_EPOCH, updated_at=_EPOCH)
+    fresh.anchors = sorted({brand.rules.anchor(usable_keys(e, brand)) or "" for e in mine})
     for event in sorted(mine, key=lambda e: (e.occurred_at, e.event_id)):
         fresh = apply_event(fresh, event, brand)
     return fresh
 
 
 def comparable(profile: Profile) -> dict[str, object]:
-    """What an incremental fold and a recompute must agree on (ids, versions and timestamps of writes excluded)."""
-    return profile.model_dump(mode="json", include={"facts", "scoped_facts", "traits", "trait_sources", "consent"})
+    """What an incremental fold and a recompute must agree on (ids, versions and timestamps of writes excluded),
+    with the identifiers its events are filed under (what its timeline reads)."""
+    fields = {"facts", "scoped_facts", "traits", "trait_sources", "consent", "anchors"}
+    return profile.model_dump(mode="json", include=fields)
 
 
 def assert_recompute_agrees(persons: Iterable[Profile], events: Sequence[CanonicalEvent], brand: BrandConfig) -> None:

@@ -26,6 +26,7 @@ from cdp.profile.dynamodb import tags_fields
 from cdp.profile.models import Profile, TagValue
 from cdp.settings import get_settings
 from cdp.shared.aws import S3ObjectStore
+from cdp.shared.deadletter import ATTR_ERROR
 from cdp.shared.dynamo import from_item, to_item
 from cdp.shared.ports import EventPublisher
 from cdp.shared.time import iso, utc_now
@@ -102,6 +103,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
             "s3": s3,
             "sqs": sqs,
             "capture": capture,
+            "dlq": dlq,
             "store": DynamoTagStore(topology.PROFILES_TABLE.local_name, client=ddb),
             "identity": DynamoIdentityStore(topology.PROFILES_TABLE.local_name, client=ddb),
             "tag_update": tag_update,
@@ -143,7 +145,14 @@ def resolve(aws: dict[str, Any], event: CanonicalEvent) -> str:
     return outcome.person_id
 
 
-def sqs_event(person_id: str, event_type: str, bus_id: str | None = None, receives: int = 1) -> dict[str, Any]:
+def sqs_event(
+    person_id: str,
+    event_type: str,
+    bus_id: str | None = None,
+    receives: int = 1,
+    updates: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """One profile.updated; with `updates`: a packed entry of them (as identity publishes a batch's)."""
     body = {
         "version": "0",
         "id": bus_id or str(uuid.uuid4()),
@@ -166,7 +175,9 @@ def sqs_event(person_id: str, event_type: str, bus_id: str | None = None, receiv
                 "event_id": "e",
                 "event_type": event_type,
                 "version": 1,
-            },
+            }
+            if updates is None
+            else {"brand_id": BRAND, "updates": updates},
         },
     }
     return {
@@ -339,6 +350,39 @@ def _raw_tags_item(aws: dict[str, Any], person_id: str) -> dict[str, Any]:
 def _tags_item(aws: dict[str, Any], person_id: str) -> dict[str, Any] | None:
     raw = _raw_tags_item(aws, person_id)
     return from_item(raw) if raw else None
+
+
+def test_a_packed_entry_refreshes_each_person_once_and_parks_a_bad_change_alone(aws: dict[str, Any]) -> None:
+    # Given two persons with orders, the first with three updates in one packed entry, and a change naming nobody
+    placed = utc_now().replace(microsecond=0) - timedelta(days=1)
+    ann = resolve(aws, order("13900000011", placed))
+    bob = resolve(aws, order("13900000012", placed))
+    updates = [
+        {"person_id": ann, "event_id": "e1", "event_type": "order_placed", "version": 1},
+        {"person_id": bob, "event_id": "e2", "event_type": "order_placed", "version": 1},
+        {"event_id": "e3", "event_type": "order_placed", "version": 1},
+        {"person_id": ann, "event_id": "e4", "event_type": "points_changed", "version": 2},
+        {"person_id": ann, "event_id": "e5", "event_type": "order_placed", "version": 3},
+    ]
+    counter = ApiCallCounter()
+    counter.install()
+    try:
+        result = aws["tag_update"].lambda_handler(
+            sqs_event("", "", bus_id="bus-9", updates=updates), LocalLambdaContext(topology.TAG_UPDATE)
+        )
+    finally:
+        counter.uninstall()
+    # Then the message succeeded, each person's timeline was read once and their tags written once
+    assert result == {"batchItemFailures": []}
+    assert counter.calls["dynamodb.Query"] == 2 and counter.calls["dynamodb.PutItem"] == 2
+    # And their changes carry the cause of their first update in the entry (found again on a redelivery)
+    store: DynamoTagStore = aws["store"]
+    assert {e.cause for e in store.tag_history(ann)} == {"bus-9/0"}
+    assert {e.cause for e in store.tag_history(bob)} == {"bus-9/1"}
+    # And the change naming nobody was parked alone, with its reason
+    (parked,) = aws["sqs"].receive_message(QueueUrl=aws["dlq"], MessageAttributeNames=["All"])["Messages"]
+    assert json.loads(parked["Body"])["detail"]["data"]["updates"] == [updates[2]]
+    assert "names no person" in parked["MessageAttributes"][ATTR_ERROR]["StringValue"]
 
 
 def test_an_event_type_nothing_reads_costs_no_aws_call(aws: dict[str, Any]) -> None:

@@ -77,6 +77,6 @@ def test_a_batch_parses_what_it_can_and_a_change_naming_no_person_is_refused_for
     # A bad change of a packed entry is parked alone: the entry it is redriven as carries only it
     entry = ProfileChangeRecord.model_validate(packed).body
     bad = entry.detail.data.raw_changes()[1]
-    body = json.loads(entry_with_only(entry.model_dump(mode="json", by_alias=True), "updates", bad))
+    body = json.loads(entry_with_only(entry.model_dump(mode="json", by_alias=True), "updates", [bad]))
     assert body["detail"]["data"] == {"brand_id": "b", "updates": [bad]} and body["id"] == "bus-4"
     assert ProfileChangeRecord.model_validate({**packed, "body": json.dumps(body)}).body.detail.data.parseable() == []

@@ -84,6 +84,7 @@ def _profiles(
     for key, person_id in owner.items():
         members.setdefault(person_id, []).append(key)
     by_person: dict[str, list[CanonicalEvent]] = {}
+    anchors: dict[str, set[str]] = {}
     for event, keys in zip(events, usable, strict=True):
         anchor = brand.rules.anchor(keys)
         if anchor is None:
@@ -91,6 +92,7 @@ def _profiles(
         load.filed.append((anchor, event))
         if anchor in owner:
             by_person.setdefault(owner[anchor], []).append(event)
+            anchors.setdefault(owner[anchor], set()).add(anchor)
     earliest = min(e.occurred_at for e in events)
     for person_id, keys in sorted(members.items()):
         mine = sorted(by_person.get(person_id, []), key=lambda e: (e.occurred_at, e.event_id))
@@ -99,6 +101,7 @@ def _profiles(
         for event in mine if fold else ():
             fold_event(profile, event, brand)
         profile.identifiers = sorted(keys)
+        profile.anchors = sorted(anchors.get(person_id, ()))
         profile.links = sorted(links.get(person_id, ()))
         profile.over_limit = brand.rules.over_limit(keys)
         profile.version = 1

@@ -275,10 +275,13 @@ def _plan_merge(
                 brand_id=change.event.brand_id if change.event else brand.brand_id,
                 created_at=first_seen,
                 updated_at=change.at,
+                anchors=[],
             )
             expected = None
-        if i == anchor_part and change.event is not None:
+        if i == anchor_part and change.event is not None and plan.anchor is not None:
             target = apply_event(target, change.event, brand)
+            if target.anchors is not None and plan.anchor not in target.anchors:
+                target.anchors = sorted({*target.anchors, plan.anchor})
             plan.event_person_id = target.person_id
         target = target.model_copy(deep=True)
         _finish(target, part, live_links, rules)
@@ -455,6 +458,7 @@ def _rebuilt(
         annotations_inline=base.annotations_inline,
     )
     mine = [e for anchor, e in events if anchor in part]
+    fresh.anchors = sorted({anchor for anchor, _ in events if anchor in part})
     for event in sorted(mine, key=lambda e: (e.occurred_at, e.event_id)):
         fresh = apply_event(fresh, event, brand)
     if mine:

@@ -134,10 +134,12 @@ class DynamoProfileStore(ProfileReader, ProfileAnnotator):
             raise StoreError(f"query {pk} failed: {exc}") from exc
 
     def timeline(self, profile: Profile) -> list[TimelineEntry]:
+        """One Query per identifier the person's events are filed under (every identifier when that is not known)."""
         namespace = self.namespace_of(profile.brand_id)
         entries = [
             TimelineEntry(anchor=key, event=parse_event(item["event"]))
             for key in profile.identifiers
+            if profile.anchors is None or key in profile.anchors
             for item in self._query_prefix(keys.anchor_pk(namespace, key), keys.TIMELINE_PREFIX)
         ]
         return sorted(entries, key=lambda e: (e.event.occurred_at, e.event.event_id))

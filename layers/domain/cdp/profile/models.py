@@ -166,6 +166,10 @@ class Profile(BaseModel):
     )
     consent: dict[str, ConsentState] = Field(default_factory=dict)
     facts: ProfileFacts = Field(default_factory=ProfileFacts)
+    anchors: list[str] | None = Field(
+        default=None,
+        description="the identifiers this person's events are filed under (None: not known, every identifier is read)",
+    )
     links: list[tuple[str, str]] = Field(default_factory=list, description="(low, high) identifier edges that bind")
     merged_from: list[str] = Field(default_factory=list)
     merged_into: str | None = None
@@ -459,6 +463,7 @@ def merge_profiles(survivor: Profile, loser: Profile, brand: BrandConfig | None 
     """Fold a merged person into the survivor: facts add up per scope, identifiers, links, traits and consent union."""
     out = survivor.model_copy(deep=True)
     out.identifiers = sorted(set(out.identifiers) | set(loser.identifiers))
+    out.anchors = None if out.anchors is None or loser.anchors is None else sorted({*out.anchors, *loser.anchors})
     out.links = sorted(set(out.links) | set(loser.links))
     out.facts = merge_facts(out.facts, loser.facts)
     for scope, facts in loser.scoped_facts.items():

@@ -115,23 +115,39 @@ def each_part(
     process: Callable[[int, dict[str, Any]], None],
 ) -> None:
     """Process the parts of a packed bus entry (`detail.data.<field>`: a batch's events, or its profile updates) one
-    by one. A part failing for good is parked alone, as the entry carrying only it, with its reason and brand, while
-    the others go on: a bad part never holds back the good ones sent with it. A message of one part fails whole
-    (the processor parks it as it is); any other failure fails the message, and SQS redelivers it."""
-    for index, raw in enumerate(parts):
+    by one (`each_group` with a group per part)."""
+    groups = [[index] for index in range(len(parts))]
+    each_group(dead_letters, record, parts, groups, field, lambda group: process(group[0], parts[group[0]]))
+
+
+def each_group(
+    dead_letters: DeadLetters,
+    record: SqsRecordModel,
+    parts: Sequence[dict[str, Any]],
+    groups: Sequence[Sequence[int]],
+    field: str,
+    process: Callable[[Sequence[int]], None],
+) -> None:
+    """Process the parts of a packed bus entry in groups (indexes into `parts`: e.g. one person's changes, handled
+    together). A group failing for good is parked alone, as the entry carrying only its parts, with its reason and
+    brand, while the others go on: a bad part never holds back the good ones sent with it. A group of every part
+    fails the message whole (the processor parks it as it is); any other failure fails the message, and SQS
+    redelivers it."""
+    for group in groups:
         try:
-            process(index, raw)
+            process(group)
         except PERMANENT_ERRORS as exc:
-            if len(parts) == 1:
+            if len(group) == len(parts):
                 raise
             entry = cast(BaseModel, record.body).model_dump(mode="json", by_alias=True)  # the parsed bus entry
-            body = entry_with_only(entry, field, raw)
+            body = entry_with_only(entry, field, [parts[index] for index in group])
             _park_part(dead_letters, record, body, exc)
 
 
-def entry_with_only(entry: dict[str, Any], field: str, raw: dict[str, Any]) -> str:
-    """A bus entry (as delivered, JSON-ready) carrying only the part `raw` under `field`: what its redrive delivers."""
-    data = {"brand_id": entry["detail"]["data"].get("brand_id"), field: [raw]}
+def entry_with_only(entry: dict[str, Any], field: str, raws: Sequence[dict[str, Any]]) -> str:
+    """A bus entry (as delivered, JSON-ready) carrying only the parts `raws` under `field`: what its redrive
+    delivers."""
+    data = {"brand_id": entry["detail"]["data"].get("brand_id"), field: list(raws)}
     return json.dumps({**entry, "detail": {**entry["detail"], "data": data}}, separators=(",", ":"))
 
 

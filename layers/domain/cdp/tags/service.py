@@ -23,9 +23,11 @@
 from __future__ import annotations
 
 import logging
+import operator
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import reduce
 
 from cdp.errors import ConflictError, RetryableError
 from cdp.profile.models import ModelScore, Profile
@@ -121,7 +123,7 @@ class TagEngine:
     def refresh(
         self,
         person_id: str,
-        trigger: str,
+        trigger: str | Sequence[str],
         now: datetime,
         *,
         cause: str | None = None,
@@ -131,12 +133,18 @@ class TagEngine:
         timeline: Sequence[TimelineEntry] | None = None,
         publisher: EventPublisher | None = None,  # e.g. a batch's DeferredPublisher (default: the engine's)
     ) -> RefreshOutcome:
-        """`profile` (and its `timeline`, read with it): the state the first attempt evaluates, when the caller read
-        it already (a sweep's scan); a conflicting writer makes the next attempt read both afresh."""
+        """`trigger`: one, or several changes of the person at once (a batch's events of one person: one read, one
+        evaluation, one write). `profile` (and its `timeline`, read with it): the state the first attempt
+        evaluates, when the caller read it already (a sweep's scan); a conflicting writer makes the next attempt
+        read both afresh."""
         now = now.replace(microsecond=now.microsecond // 1000 * 1000)  # history keys have milliseconds
+        triggers = sorted({trigger} if isinstance(trigger, str) else set(trigger))
+        if not triggers:
+            raise ValueError("a refresh needs a trigger")
+        trigger = "+".join(triggers)
         cause = cause or f"{trigger}:{iso(now)}"
         rules = self.rules()
-        selection = rules.select(trigger)
+        selection = reduce(operator.or_, (rules.select(t) for t in triggers))
         if selection.empty:  # (a redelivery too: the first attempt skipped as well, it wrote nothing)
             return RefreshOutcome(person_id=person_id, trigger=trigger, skipped=True)
         outcome = RefreshOutcome(person_id=person_id, trigger=trigger, found=False)
