@@ -87,7 +87,8 @@ def pipeline_benchmark(
             usage = counter.settled()
             unbilled = Counter(counter.unbilled)
             # the drain loop's own bookkeeping (GetQueueAttributes, empty polls) has no counterpart on AWS
-            calls = Counter(counter.calls) - Counter({name.split(":")[0]: n for name, n in unbilled.items()})
+            local = Counter({name.split(":")[0]: n for name, n in unbilled.items()})
+            calls = {name: n - local[name] for name, n in counter.calls.items()}  # 0 kept: overwrites an old figure
             unpriced = Counter(counter.unpriced)
             wru_by_item = Counter(counter.wru_by_item)
             warm_ms = {fn: list(ms) for fn, ms in counter.lambda_ms.items()}
@@ -101,7 +102,7 @@ def pipeline_benchmark(
             filing = usage.setdefault("dynamodb.BatchWriteItem", OpUsage())
             filing.units["dynamodb_wru"] += deferred
             filing.calls += deferred_calls
-            calls["dynamodb.BatchWriteItem"] += deferred_calls
+            calls["dynamodb.BatchWriteItem"] = calls.get("dynamodb.BatchWriteItem", 0) + deferred_calls
             wru_by_item["H"] += deferred
     finally:
         counter.uninstall()
