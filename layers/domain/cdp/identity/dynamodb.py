@@ -1,6 +1,8 @@
 """DynamoDB adapter of the identity ports: identifier records, events filed under their anchor identifier, applied
-markers, lineage, suppressions and the review queue, committed with the persons they change in one transaction
-(key shapes in `cdp.profile.keys`; the person item is the profile store's)."""
+markers, lineage, suppressions and the review queue, committed with the persons they change in one transaction;
+an existing person's event that changes nothing else is two conditional writes, or, in a batch
+(`deferred_writes`), filed with the batch's events and folded into one write of the person at the end (key shapes in
+`cdp.profile.keys`; the person item is the profile store's)."""
 
 from __future__ import annotations
 

@@ -73,8 +73,9 @@ class IdentityStore(ABC):
     def commit(self, plan: ResolutionPlan, event: CanonicalEvent | None) -> bool:
         """Apply the plan. Returns False when the event had already been applied.
 
-        Raises ConflictError when a concurrent writer changed a person or identifier first (re-plan and retry), and
-        EventAlreadyFiled when the event is filed but the person may not include it (fold the person again).
+        Raises ConflictError when a concurrent writer changed a person or identifier first (re-plan and retry),
+        EventAlreadyFiled when the event is filed but the person may not include it (fold the person again), and
+        NeedsSettling when the change touches a person whose write the batch deferred (settle, then re-plan).
         """
 
     def read_filed(self, namespace: str, anchored: Iterable[tuple[str, CanonicalEvent]]) -> None:  # noqa: B027
