@@ -45,6 +45,7 @@ from cdp_local.runtime.moto_speedups import (
     fast_transactions,
     partition_queries,
 )
+from cdp_local.runtime.waits import WaitStates, execution_status, wait_states_on
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +154,7 @@ class LocalRuntime:
         self.schedules: dict[str, ScheduleSpec] = {s.local_name: s for s in topology.SCHEDULES}
         self._clients: dict[str, Any] = {}
         self._stack: list[Any] = []
+        self.wait_states = WaitStates()  # Step Functions Wait states: their seconds, or until `end_wait_state`
 
     # ---- lifecycle -----------------------------------------------------------------------------------------
 
@@ -177,6 +179,7 @@ class LocalRuntime:
             self._enter(moto_hotspots())
             self._enter(self.router.patched_moto())
             self._enter(eventbridge_full_envelope())
+            self._enter(wait_states_on(self.wait_states))
             # Powertools warns on every handler without custom metrics; with metrics disabled locally it is noise
             warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
             self._provision()
@@ -517,19 +520,38 @@ class LocalRuntime:
         return str(response["executionArn"])
 
     def wait_execution(self, execution_arn: str, timeout: float = 60.0, poll: float = 0.05) -> tuple[str, Any]:
-        """Poll until the execution ends: (status, parsed output); for a failure the output is {error, cause}."""
+        """Wait until the execution ends: (status, parsed output); for a failure the output is {error, cause}.
+
+        The status is checked every `poll` seconds in moto's backend (what DescribeExecution answers, without a
+        request per check); the outcome is then read through the API."""
         deadline = time.monotonic() + timeout
-        sfn = self.client("stepfunctions")
         while True:
-            described = sfn.describe_execution(executionArn=execution_arn)
-            status = str(described["status"])
+            status = self.execution_status(execution_arn)
             if status in _TERMINAL:
-                if status == "SUCCEEDED":
-                    return status, json.loads(described.get("output") or "null")
-                return status, {"error": described.get("error"), "cause": described.get("cause")}
+                break
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{execution_arn} still {status} after {timeout}s")
             time.sleep(poll)
+        described = self.client("stepfunctions").describe_execution(executionArn=execution_arn)
+        status = str(described["status"])
+        if status == "SUCCEEDED":
+            return status, json.loads(described.get("output") or "null")
+        return status, {"error": described.get("error"), "cause": described.get("cause")}
+
+    def execution_status(self, execution_arn: str) -> str:
+        """RUNNING, SUCCEEDED, FAILED, TIMED_OUT or ABORTED: DescribeExecution's status, read from moto's backend."""
+        return execution_status(execution_arn)
+
+    def wait_state_entered(self, execution_arn: str, timeout: float = 60.0) -> bool:
+        """Block until the execution sits in a Wait state (True), or has ended or `timeout` ran out (False)."""
+        return self.wait_states.wait_entered(
+            execution_arn, lambda: self.execution_status(execution_arn) in _TERMINAL, timeout
+        )
+
+    def end_wait_state(self, execution_arn: str) -> bool:
+        """End the execution's current Wait state now, as if its seconds were up (True: it was waiting). Local
+        time is compressed: a caller that has made happen what the wait was for need not sit out the rest."""
+        return self.wait_states.end(execution_arn)
 
     # ---- schedules -----------------------------------------------------------------------------------------
 

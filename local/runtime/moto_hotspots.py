@@ -528,7 +528,7 @@ ROUTING_RELIES_ON = (Reliance("moto.awslambda.models:LambdaFunction._invoke_lamb
 
 def guarded() -> dict[str, tuple[Reliance, ...]]:
     """Every local patch of moto and what it relies on (a test checks them all against the installed moto)."""
-    from cdp_local.runtime import moto_fixes, moto_speedups
+    from cdp_local.runtime import moto_fixes, moto_speedups, waits
 
     return {patch.name: patch.reliances for patch in HOTSPOT_PATCHES} | {
         "fast_transactions": moto_speedups.TRANSACTIONS_RELY_ON,
@@ -537,4 +537,5 @@ def guarded() -> dict[str, tuple[Reliance, ...]]:
         "partition_queries": moto_speedups.PARTITIONS_RELY_ON,
         "eventbridge_full_envelope": moto_fixes.ENVELOPE_RELIES_ON,
         "lambda routing (lambdas.py)": ROUTING_RELIES_ON,
+        "wait_states": waits.WAITS_RELY_ON + waits.STATUS_RELIES_ON,
     }

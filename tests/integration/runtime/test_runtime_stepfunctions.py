@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -105,3 +106,77 @@ def test_starting_a_machine_that_was_not_created_names_the_reason(runtime: Local
     # Given a runtime started without state machines / When one is started / Then a KeyError says why
     with pytest.raises(KeyError, match="not requested"):
         runtime.start_execution(MACHINE.key, {})
+
+
+# A machine that waits the seconds its input names, then passes its input on.
+WAIT_ASL = {
+    "StartAt": "Wait",
+    "States": {
+        "Wait": {"Type": "Wait", "SecondsPath": "$.seconds", "Next": "Done"},
+        "Done": {"Type": "Pass", "End": True},
+    },
+}
+
+
+@pytest.fixture
+def wait_runtime(asl_dir: Path) -> Iterator[LocalRuntime]:
+    (asl_dir / MACHINE.asl_file).write_text(json.dumps(WAIT_ASL))
+    with LocalRuntime(statemachines_dir=asl_dir, state_machines=[MACHINE.key]) as rt:
+        yield rt
+
+
+def _history(rt: LocalRuntime, arn: str) -> list[str]:
+    events = rt.client("stepfunctions").get_execution_history(executionArn=arn)["events"]
+    return [event["type"] for event in events]
+
+
+def test_a_wait_state_ended_by_the_runtime_exits_as_if_its_seconds_were_up(wait_runtime: LocalRuntime) -> None:
+    # Given an execution in a Wait state of an hour
+    arn = wait_runtime.start_execution(MACHINE.key, {"seconds": 3600})
+    assert wait_runtime.wait_state_entered(arn, timeout=20)
+    assert wait_runtime.execution_status(arn) == "RUNNING"
+    # When the runtime ends the wait (what it waited for has happened)
+    assert wait_runtime.end_wait_state(arn)
+    # Then the execution goes on at once and its history shows the Wait state entered and exited
+    assert wait_runtime.wait_execution(arn, timeout=20) == ("SUCCEEDED", {"seconds": 3600})
+    assert _history(wait_runtime, arn) == [
+        "ExecutionStarted",
+        "WaitStateEntered",
+        "WaitStateExited",
+        "PassStateEntered",
+        "PassStateExited",
+        "ExecutionSucceeded",
+    ]
+    # and there is no wait left to end
+    assert not wait_runtime.end_wait_state(arn)
+
+
+def test_a_wait_state_nobody_ends_waits_its_seconds(wait_runtime: LocalRuntime) -> None:
+    # Given an execution in a Wait state of one second that nobody ends
+    arn = wait_runtime.start_execution(MACHINE.key, {"seconds": 1})
+    assert wait_runtime.wait_state_entered(arn, timeout=20)
+    # When it is waited for / Then it still sits in the Wait state before its second is up, and ends after it
+    assert wait_runtime.execution_status(arn) == "RUNNING" and wait_runtime.wait_states.waiting(arn)
+    assert wait_runtime.wait_execution(arn, timeout=20) == ("SUCCEEDED", {"seconds": 1})
+    assert not wait_runtime.wait_states.waiting(arn)
+
+
+def test_an_execution_that_ends_without_waiting_is_not_awaited_forever(wait_runtime: LocalRuntime) -> None:
+    # Given an execution whose Wait state waits 0 seconds (it never waits)
+    arn = wait_runtime.start_execution(MACHINE.key, {"seconds": 0})
+    # When a caller waits for it to enter a Wait state / Then it hears that the execution ended instead
+    assert not wait_runtime.wait_state_entered(arn, timeout=20)
+    assert wait_runtime.execution_status(arn) == "SUCCEEDED"
+
+
+def test_a_stopped_execution_leaves_its_wait_state(wait_runtime: LocalRuntime) -> None:
+    # Given an execution in a Wait state of an hour
+    arn = wait_runtime.start_execution(MACHINE.key, {"seconds": 3600})
+    assert wait_runtime.wait_state_entered(arn, timeout=20)
+    # When it is stopped / Then it is aborted and no longer waits
+    wait_runtime.client("stepfunctions").stop_execution(executionArn=arn)
+    assert wait_runtime.wait_execution(arn, timeout=20)[0] == "ABORTED"
+    deadline = time.monotonic() + 5
+    while wait_runtime.wait_states.waiting(arn) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not wait_runtime.wait_states.waiting(arn)
