@@ -23,8 +23,10 @@ from moto import mock_aws
 
 from cdp_local.runtime.moto_guard import MotoShapeChanged, Reliance, check, digest_of, resolve
 from cdp_local.runtime.moto_hotspots import (
+    BOTOCORE_ATTRIBUTE_VALUES,
     DISPATCH,
     DYNAMODB_ITEM_SIZES,
+    DYNAMODB_RESULTS,
     DYNAMODB_SCAN,
     DYNAMODB_SIZES,
     SQS_ATTRIBUTES,
@@ -355,8 +357,11 @@ def _dynamodb_scenario() -> dict[str, Any]:
 
 def test_dynamodb_answers_what_moto_answers() -> None:
     # Given the same DynamoDB calls (every value type, nested updates, a failed condition, an item over 400 KB)
-    # When they run on moto as it is and with the DynamoDB and dispatch patches
-    plain, patched = _twice(_dynamodb_scenario, lambda: moto_hotspots([DYNAMODB_SIZES, DISPATCH]))
+    # When they run on moto as it is and with the DynamoDB, dispatch and answer-parsing patches
+    plain, patched = _twice(
+        _dynamodb_scenario,
+        lambda: moto_hotspots([DYNAMODB_SIZES, DISPATCH, DYNAMODB_RESULTS, BOTOCORE_ATTRIBUTE_VALUES]),
+    )
     # Then every answer is the same
     assert patched == plain
     assert plain["too large"]["error"]["Code"] == "ValidationException"
@@ -380,6 +385,62 @@ def test_request_parsing_is_motos(value: dict[str, Any]) -> None:
     # When parsed with the patch, Then the parameters (or moto's error) are the same
     with moto_hotspots([DISPATCH]):
         assert _parsed(model, request) == plain
+
+
+ODD_VALUES: list[Any] = [{"S": "a", "N": "1"}, {"NULL": None}, {}, {"X": "unknown"}, {"M": [1]}, {"L": {"a": 1}}, None]
+
+
+@pytest.mark.parametrize("value", [*VALUES, *ODD_VALUES], ids=lambda v: json.dumps(v, default=str)[:30])
+def test_answer_parsing_is_botocores(value: Any) -> None:
+    # Given a GetItem answer carrying the value (in a map, in a list, odd ones included) as it comes over the wire
+    import botocore.session
+
+    model = botocore.session.get_session().get_service_model("dynamodb").operation_model("GetItem")
+    item = {"v": value, "m": {"M": {"v": value}}, "l": {"L": [value, None]}, "s": {"S": "x"}}
+    body = json.dumps({"Item": item, "ConsumedCapacity": {"TableName": "t"}}, default=_b64).encode()
+    plain = _parsed_answer(model, body)
+    # When the SDK parses it with the patch, Then the result (or the SDK's error) is the same
+    with moto_hotspots([BOTOCORE_ATTRIBUTE_VALUES]):
+        assert _parsed_answer(model, body) == plain
+
+
+def _parsed_answer(model: Any, body: bytes) -> Any:
+    from botocore.parsers import create_parser
+
+    response = {"status_code": 200, "headers": {}, "body": body}
+    try:
+        return create_parser("json").parse(response, model.output_shape)
+    except Exception as exc:  # the SDK's own failure on a malformed value is part of what must stay the same
+        return type(exc).__name__
+
+
+@pytest.mark.parametrize("value", [*VALUES, {"B": "bm90IGNhbm9uaWNhbA"}], ids=lambda v: json.dumps(v, default=str)[:30])
+def test_answers_are_handed_to_the_serializer_as_moto_hands_them(value: dict[str, Any]) -> None:
+    # Given a result as a DynamoDB handler builds it: items' attributes (moto's own dict type), keys, a datetime
+    import moto.dynamodb.models.utilities as utilities
+    from moto.dynamodb.models.dynamo_type import DynamoType, Item
+
+    attrs = {"pk": {"S": "h"}, "v": value, "m": {"M": {"v": value}}}
+    item = Item(DynamoType({"S": "h"}), DynamoType({"S": "r"}), attrs)
+    result = {
+        "Items": [item.attrs],
+        "Item": item.attrs,
+        "LastEvaluatedKey": {"pk": DynamoType({"S": "h"})},
+        "Count": 1,
+        "Table": {"CreationDateTime": datetime.datetime(2026, 12, 6, tzinfo=datetime.UTC), "ItemCount": 3},
+        "Raw": [{"S": "x"}, None, 1.5, True],
+    }
+    expected = _converted(utilities, result)
+    # When converted with the patch, Then it is the same (or fails as moto does)
+    with moto_hotspots([DYNAMODB_RESULTS]):
+        assert _converted(utilities, result) == expected
+
+
+def _converted(utilities: Any, result: dict[str, Any]) -> Any:
+    try:
+        return utilities.dynamo_to_dict(result)
+    except Exception as exc:
+        return type(exc).__name__
 
 
 def _parsed(model: Any, request: dict[str, Any]) -> Any:
