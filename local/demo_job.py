@@ -12,6 +12,7 @@ connector's requests and events, and why events took /v1/events.
 
 from __future__ import annotations
 
+import gc
 import json
 import random
 import shutil
@@ -37,10 +38,7 @@ from cdp.connectors.platforms.transport import RecordedTransport
 from cdp.connectors.sources import SourcesConfig, parse_sources
 from cdp.ingest.aws import DynamoDedupeLedger, S3RawArchive
 from cdp.org import load_org
-from cdp.profile.dynamodb import DATA, tags_fields
-from cdp.profile.models import TagValue
 from cdp.shared.aws import EventBridgePublisher
-from cdp.shared.dynamo import from_item
 from cdp.shared.time import utc_now
 from cdp.tags.dynamodb import DynamoTagStore
 from cdp_local.cli_import import run_history
@@ -104,6 +102,19 @@ def _stage(state: DemoState, name: str) -> Iterator[None]:
     t0 = time.perf_counter()
     yield
     state.stages[name] = round(time.perf_counter() - t0, 2)
+    gc.freeze()  # see _collector_skips_what_stages_keep
+
+
+@contextmanager
+def _collector_skips_what_stages_keep() -> Iterator[None]:
+    """What a stage leaves behind (moto's tables, queues and objects, the handlers' caches) lives until the demo
+    ends: each stage's end moves it out of the cyclic collector's passes (`gc.freeze`), which otherwise walk all of
+    it again and again (~1 s a full pass at 2,000 customers, several per stage). Objects made later are collected
+    as usual, and everything is handed back to the collector when the runtime has closed."""
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def malformed_copies(events: list[dict[str, Any]], share: float, seed: int) -> list[dict[str, Any]]:
@@ -136,7 +147,7 @@ def run_demo(
     progress.update(task, completed=1)
     state = DemoState(brand=brand)
     state.stages["generate"] = round(time.perf_counter() - started, 2)
-    with LocalRuntime() as rt, _Channels(rt) as channels:
+    with _collector_skips_what_stages_keep(), LocalRuntime() as rt, _Channels(rt) as channels:
         store = DynamoTagStore(topology.PROFILES_TABLE.local_name, client=rt.client("dynamodb"))
         define_dynamic_audience(rt)  # set up before any event: tag_update keeps its membership current
         with _stage(state, "ingest_identity_tags"):
@@ -157,9 +168,8 @@ def run_demo(
             )
         with _stage(state, "tags_audiences"):
             task = progress.add_task("full tag refresh, batch check, audiences", total=1)
-            tag_stage = tags_and_audiences(rt, store, output)
+            tag_stage, tags = tags_and_audiences(rt, store, output)
             progress.update(task, completed=1)
-        tags = _tag_counts(rt)
         with _stage(state, "campaign"):
             campaign = _run_campaign(channels, state, store, progress)
         outbox = _outbox_counts(rt)
@@ -350,6 +360,7 @@ def _import_history(rt: LocalRuntime, state: DemoState, past: list[dict[str, Any
 def _ingest(channels: _Channels, state: DemoState, progress: Progress, seed: int, now: datetime) -> None:
     past, events = split_history(list(state.brand.events), now)
     _import_history(channels.rt, state, past, progress)
+    gc.freeze()  # the imported history lives on: see _collector_skips_what_stages_keep
     junk = malformed_copies(list(state.brand.events), MALFORMED_SHARE, seed)
     rng = random.Random(seed)
     for bad in junk:  # spread through the feed, as they would be
@@ -446,29 +457,6 @@ def _lookup_latency(rt: LocalRuntime, person_ids: list[str], seed: int, samples:
         "p50": round(timings[len(timings) // 2], 1),
         "p95": round(timings[int(len(timings) * 0.95) - 1], 1),
     }
-
-
-def _tag_counts(rt: LocalRuntime) -> dict[str, dict[str, int]]:
-    """Values per tag over the surviving persons (a scan reading only their tags items: a person merged away or
-    dissolved has none)."""
-    counts: dict[str, Counter[str]] = {}
-    pages = (
-        rt.client("dynamodb")
-        .get_paginator("scan")
-        .paginate(
-            TableName=topology.PROFILES_TABLE.local_name,
-            FilterExpression="#sk = :tags",
-            ProjectionExpression="tags, #data",
-            ExpressionAttributeNames={"#sk": "sk", "#data": DATA},
-            ExpressionAttributeValues={":tags": {"S": "TAGS"}},
-        )
-    )
-    for page in pages:
-        for item in page["Items"]:
-            for name, tag in tags_fields(from_item(item))["tags"].items():
-                value = TagValue.model_validate(tag).value
-                counts.setdefault(name, Counter())[str(value)] += 1
-    return {name: dict(sorted(c.items())) for name, c in sorted(counts.items())}
 
 
 def _train_input(seed: int, min_auc: float) -> dict[str, Any]:

@@ -11,14 +11,14 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from cdp import topology
 from cdp.profile import keys
-from cdp.profile.dynamodb import PK, SK, tags_fields
+from cdp.profile.dynamodb import PK, SK
 from cdp.profile.models import Profile
 from cdp.profile.ports import TimelineEntry
 from cdp.shared.dynamo import from_item
@@ -73,23 +73,26 @@ def define_dynamic_audience(rt: LocalRuntime) -> dict[str, Any]:
     return dict(_call(rt, "POST", "/v1/audiences", DYNAMIC_AUDIENCE))
 
 
-def tags_and_audiences(rt: LocalRuntime, store: DynamoTagStore, output: Path) -> dict[str, Any]:
-    """Full refresh, batch-vs-real-time agreement, audience membership, and the static snapshot."""
+def tags_and_audiences(
+    rt: LocalRuntime, store: DynamoTagStore, output: Path
+) -> tuple[dict[str, Any], dict[str, dict[str, int]]]:
+    """Full refresh, batch-vs-real-time agreement, audience membership, and the static snapshot; with the values
+    per tag over the surviving persons as the refresh left them (nothing after it in this stage writes tags)."""
     started = time.perf_counter()
     now = utc_now().replace(microsecond=0)  # the batch evaluates at the instant the refresh starts
     refresh = rt.fire_schedule("cdp-nightly-tag-refresh").result
     rt.drain()
     refresh_s = time.perf_counter() - started
-    histories = list(store.scan_with_timelines(0, 1))  # one read for the comparison and the export
+    histories = list(store.scan_with_timelines(0, 1))  # one read for the comparison, the export and the counts
     stored = {profile.person_id: profile for profile, _ in histories}
     batch = _batch_agreement(histories, stored, now, output / "tags-export")
     members = sum(1 for p in stored.values() if p.tags.get(audience_tag(DYNAMIC_AUDIENCE_ID)) is not None)
-    moves = _membership_moves(rt, set(stored))
+    moves = _membership_moves(rt, stored)
     _call(rt, "POST", "/v1/audiences", STATIC_AUDIENCE)
     size = _call(rt, "POST", f"/v1/audiences/{STATIC_AUDIENCE_ID}/size", {"segments": AUDIENCE_SEGMENTS})
     preview = _call(rt, "GET", f"/v1/audiences/{STATIC_AUDIENCE_ID}/preview?limit=5")
     snapshot = _call(rt, "POST", f"/v1/audiences/{STATIC_AUDIENCE_ID}/export", {"segments": AUDIENCE_SEGMENTS})
-    return {
+    stage = {
         "full_refresh": {**(refresh or {}), "seconds": round(refresh_s, 1)},
         "batch_vs_real_time": batch,
         "dynamic_audience": {
@@ -107,6 +110,16 @@ def tags_and_audiences(rt: LocalRuntime, store: DynamoTagStore, output: Path) ->
             "snapshot_members": snapshot.get("count"),
         },
     }
+    return stage, tag_counts(stored.values())
+
+
+def tag_counts(profiles: Iterable[Profile]) -> dict[str, dict[str, int]]:
+    """Values per tag over the persons (their tags items, as the scan read them with the persons)."""
+    counts: dict[str, Counter[str]] = {}
+    for profile in profiles:
+        for name, tag in profile.tags.items():
+            counts.setdefault(name, Counter())[str(tag.value)] += 1
+    return {name: dict(sorted(c.items())) for name, c in sorted(counts.items())}
 
 
 def _batch_agreement(
@@ -145,31 +158,29 @@ def _norm(value: Any) -> Any:
     return value
 
 
-def _membership_moves(rt: LocalRuntime, person_ids: set[str]) -> Counter[str]:
+def _membership_moves(rt: LocalRuntime, persons: Mapping[str, Profile]) -> Counter[str]:
     """audience.entered / audience.exited as the tag history of the surviving persons recorded them (one history
-    entry per event): one scan kept to history items and tags items (the changes they carry), not a query per
-    person."""
+    entry per event): the changes their tags items carry (read with the persons) and one scan kept to the history
+    items, not a query per person."""
     tag = audience_tag(DYNAMIC_AUDIENCE_ID)
-    persons = {keys.person_pk(person_id) for person_id in person_ids}
+    changes: dict[tuple[str, datetime], bool] = {}
+    for profile in persons.values():
+        pending = (TagHistoryEntry.from_fields(e) for e in profile.tags_pending)
+        changes.update({(keys.person_pk(profile.person_id), e.at): e.new is not None for e in pending if e.tag == tag})
+    surviving = {keys.person_pk(person_id) for person_id in persons}
     pages = (
         rt.client("dynamodb")
         .get_paginator("scan")
         .paginate(
             TableName=topology.PROFILES_TABLE.local_name,
-            FilterExpression="begins_with(#sk, :history) OR #sk = :tags",
+            FilterExpression="begins_with(#sk, :history)",
             ExpressionAttributeNames={"#sk": SK},
-            ExpressionAttributeValues={":history": {"S": keys.TAG_HISTORY_PREFIX}, ":tags": {"S": keys.TAGS_SK}},
+            ExpressionAttributeValues={":history": {"S": keys.TAG_HISTORY_PREFIX}},
         )
     )
-    changes: dict[tuple[str, datetime], bool] = {}
     for page in pages:
         for raw in page["Items"]:
             item = from_item(raw)
-            if item[PK] not in persons:
-                continue
-            if item[SK] == keys.TAGS_SK:
-                entries = [TagHistoryEntry.from_fields(e) for e in tags_fields(item)["pending"]]
-            else:
-                entries = history_entries(item)
-            changes.update({(item[PK], e.at): e.new is not None for e in entries if e.tag == tag})
+            if item[PK] in surviving:
+                changes.update({(item[PK], e.at): e.new is not None for e in history_entries(item) if e.tag == tag})
     return Counter("entered" if entered else "exited" for entered in changes.values())
