@@ -54,7 +54,10 @@ def record_handler(record: ReceivedRecord, publisher: DeferredPublisher) -> None
 
 def resolve_one(event: CanonicalEvent, store: DynamoIdentityStore, publisher: DeferredPublisher) -> None:
     outcome = resolve_event(event, store, publisher)
-    logger.info(
+    notable = outcome.merged_ids or outcome.split or outcome.quarantined or outcome.suppressed or not outcome.applied
+    # INFO for what changes who is who (or was dropped or seen again); routine ones at DEBUG: a log line per event
+    # would cost more than the event's own bus entry
+    (logger.info if notable else logger.debug)(
         "event resolved",
         event_id=event.event_id,
         person_id=outcome.person_id,
