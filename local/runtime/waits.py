@@ -36,23 +36,25 @@ SLICE_S = 0.05  # how soon a waiting state notices a stop (moto's own wait wakes
 
 
 class WaitStates:
-    """The Wait states running now, by execution ARN; `end` finishes them before their seconds are up."""
+    """The Wait states running now, by execution ARN; `end` finishes them before their seconds are up. Their
+    seconds pass on `clock` (injectable: a test moves it by hand)."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
         self._cond = threading.Condition()
         self._waiting: dict[str, int] = {}  # execution ARN -> Wait states in progress (a Map may run several)
         self._ended: dict[str, int] = {}  # execution ARN -> generation: bumped by `end`
 
     def wait(self, execution_arn: str, seconds: float, running: Callable[[], bool]) -> None:
         """Wait `seconds`, or until `end(execution_arn)`, or until the execution stops running."""
-        deadline = time.monotonic() + seconds
+        deadline = self.clock() + seconds
         with self._cond:
             generation = self._ended.get(execution_arn, 0)
             self._waiting[execution_arn] = self._waiting.get(execution_arn, 0) + 1
             self._cond.notify_all()
             try:
                 while running() and self._ended.get(execution_arn, 0) == generation:
-                    remaining = deadline - time.monotonic()
+                    remaining = deadline - self.clock()
                     if remaining <= 0:
                         return
                     self._cond.wait(min(remaining, SLICE_S))

@@ -151,13 +151,27 @@ def test_a_wait_state_ended_by_the_runtime_exits_as_if_its_seconds_were_up(wait_
     assert not wait_runtime.end_wait_state(arn)
 
 
-def test_a_wait_state_nobody_ends_waits_its_seconds(wait_runtime: LocalRuntime) -> None:
-    # Given an execution in a Wait state of one second that nobody ends
-    arn = wait_runtime.start_execution(MACHINE.key, {"seconds": 1})
+class _Clock:
+    """A clock that moves only when told to."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_wait_state_nobody_ends_waits_its_seconds_on_the_runtimes_clock(wait_runtime: LocalRuntime) -> None:
+    # Given Wait states that wait on a clock the test moves, and an execution in a Wait state of a minute
+    clock = _Clock()
+    wait_runtime.wait_states.clock = clock
+    arn = wait_runtime.start_execution(MACHINE.key, {"seconds": 60})
     assert wait_runtime.wait_state_entered(arn, timeout=20)
-    # When it is waited for / Then it still sits in the Wait state before its second is up, and ends after it
+    # Then while the clock stands still it keeps waiting
     assert wait_runtime.execution_status(arn) == "RUNNING" and wait_runtime.wait_states.waiting(arn)
-    assert wait_runtime.wait_execution(arn, timeout=20) == ("SUCCEEDED", {"seconds": 1})
+    # When its minute has passed on that clock / Then it goes on and ends
+    clock.now += 60
+    assert wait_runtime.wait_execution(arn, timeout=20) == ("SUCCEEDED", {"seconds": 60})
     assert not wait_runtime.wait_states.waiting(arn)
 
 
