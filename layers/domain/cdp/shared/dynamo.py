@@ -7,7 +7,7 @@ import time
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, cast
 
-from boto3.dynamodb.types import Binary, TypeDeserializer, TypeSerializer
+from boto3.dynamodb.types import DYNAMODB_CONTEXT, Binary, TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from cdp.errors import StoreError
@@ -54,9 +54,31 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _value(attr: Any) -> Any:
+    """One attribute value -> its plain Python value: what `_plain(TypeDeserializer().deserialize(attr))` gives,
+    read directly for the types items are made of (every read goes through here: a scan page is ~10,000 values);
+    sets and anything unusual go through boto3's deserializer."""
+    if type(attr) is dict and len(attr) == 1:
+        kind, inner = next(iter(attr.items()))
+        if kind == "S" and type(inner) is str:
+            return inner
+        if kind == "N" and type(inner) is str:
+            number = DYNAMODB_CONTEXT.create_decimal(inner)  # exactly boto3's number, then _plain's int or float
+            return int(number) if number == number.to_integral_value() else float(number)
+        if kind == "M" and type(inner) is dict:
+            return {k: _value(v) for k, v in inner.items()}
+        if kind == "L" and type(inner) is list:
+            return [_value(v) for v in inner]
+        if (kind == "BOOL" and type(inner) is bool) or (kind == "B" and type(inner) is bytes):
+            return inner
+        if kind == "NULL" and inner is True:
+            return None
+    return _plain(_DES.deserialize(attr))
+
+
 def from_item(item: dict[str, Any]) -> dict[str, Any]:
     """A DynamoDB item -> plain Python values (Decimal -> int/float)."""
-    return {k: _plain(_DES.deserialize(v)) for k, v in item.items()}
+    return {k: _value(v) for k, v in item.items()}
 
 
 def batch_write(db: DynamoDBClient, table: str, requests: list[dict[str, Any]], what: str) -> None:
