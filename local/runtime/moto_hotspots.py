@@ -617,6 +617,39 @@ BOTOCORE_ATTRIBUTE_VALUES = MotoPatch(
 )
 
 
+# ---- every answer: the XML request id put in only where there is one -------------------------------------------------
+# moto puts each answer's request id into its body with a regular expression over the whole body (looking for an XML
+# <RequestId> element), JSON answers included: 13 ms for a 1 MB Scan page, ~0.3 s of each full scan. A body without
+# that tag cannot match it: it is left as it is, after the same request id header is made.
+
+
+def _response_request_id() -> list[Replacement]:
+    import moto.core.responses as responses
+    from moto.core.responses import BaseResponse
+
+    original = BaseResponse._enrich_response
+
+    def enrich_response(headers: dict[str, str], body: Any) -> tuple[dict[str, str], Any]:
+        if isinstance(body, str) and "<RequestId>" not in body:
+            if "status" in headers:
+                headers["status"] = str(headers["status"])
+            responses.gen_amzn_requestid_long(headers)
+            return headers, body
+        return original(headers, body)
+
+    return [(BaseResponse, "_enrich_response", staticmethod(enrich_response))]
+
+
+RESPONSE_REQUEST_ID = MotoPatch(
+    "response-request-id",
+    (
+        Reliance("moto.core.responses:BaseResponse._enrich_response", "92f1b54716353bcd"),
+        Reliance("moto.utilities.aws_headers:gen_amzn_requestid_long", "2734ee57a653e068"),
+    ),
+    _response_request_id,
+)
+
+
 # ---- applying ----------------------------------------------------------------------------------------------------
 
 HOTSPOT_PATCHES: tuple[MotoPatch, ...] = (
@@ -628,6 +661,7 @@ HOTSPOT_PATCHES: tuple[MotoPatch, ...] = (
     DYNAMODB_ITEM_SIZES,
     DYNAMODB_RESULTS,
     BOTOCORE_ATTRIBUTE_VALUES,
+    RESPONSE_REQUEST_ID,
 )
 _MISSING = object()
 

@@ -29,6 +29,7 @@ from cdp_local.runtime.moto_hotspots import (
     DYNAMODB_RESULTS,
     DYNAMODB_SCAN,
     DYNAMODB_SIZES,
+    RESPONSE_REQUEST_ID,
     SQS_ATTRIBUTES,
     SQS_CLOCK,
     MotoPatch,
@@ -671,3 +672,29 @@ def test_sizes_kept_on_items_answer_what_moto_answers() -> None:
     assert patched == plain
     assert len(plain["t before"]) == 1 and len(plain["t after"]) > 1  # the grown items really cut pages
     assert any(old and new and old != new for _, old, new in plain["stream"])
+
+
+@pytest.mark.parametrize(
+    ("headers", "body"),
+    [
+        ({}, json.dumps({"Items": [{"pk": {"S": "x"}}], "Count": 1})),
+        ({"status": 200}, '{"v": {"S": "RequestId"}}'),
+        ({}, "<Response><RequestId>old</RequestId><Other/></Response>"),
+        ({"status": 400}, "<Error><RequestId></RequestId></Error>"),
+        ({}, b"<RequestId>bytes</RequestId>"),
+        ({}, ""),
+    ],
+    ids=["json", "json-word", "xml", "xml-error", "bytes", "empty"],
+)
+def test_request_ids_go_where_moto_puts_them(headers: dict[str, Any], body: Any) -> None:
+    # Given an answer's headers and body, and moto's random numbers from the same seed
+    from moto.core.responses import BaseResponse
+    from moto.moto_api._internal import mock_random
+
+    mock_random.seed(7)
+    expected = BaseResponse._enrich_response(dict(headers), body)
+    # When moto adds the request id with the patch / Then the headers and the body are the same
+    with moto_hotspots([RESPONSE_REQUEST_ID]):
+        mock_random.seed(7)
+        assert BaseResponse._enrich_response(dict(headers), body) == expected
+    assert expected[0]["x-amzn-requestid"]
