@@ -180,7 +180,7 @@ class Profile(BaseModel):
     scores: dict[str, ModelScore] = Field(default_factory=dict)
     # The version of the item holding tags, scores and next expiry (0: none yet); the tag engine's writes check it.
     tags_version: int = Field(default=0, exclude=True)
-    # The changes that version made, carried by the tags item until the next write files them as history items.
+    # The changes the tags item carries, not filed as a history chunk yet (`cdp.tags.dynamodb.write_tags`).
     tags_pending: list[dict[str, Any]] = Field(default_factory=list, exclude=True)
     # Read from an item of the layout that kept tags and scores on the person item, with no tags item yet: the next
     # write of the person moves them to their own item (`cdp.profile.dynamodb`).

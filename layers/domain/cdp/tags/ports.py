@@ -64,8 +64,8 @@ class TagWriter(ABC):
         the tags that read it included) and append the history entries, all or nothing, only if the person's tags
         are still at `expected_version` (`Profile.tags_version`; ConflictError otherwise: re-read and recompute).
         A profile change since the read needs no check here: identity announces it, and the evaluation it
-        triggers reads the new profile and the tags this write leaves. `pending`: the changes of the version
-        replaced that are not filed as history yet (`Profile.tags_pending`): filed by this write."""
+        triggers reads the new profile and the tags this write leaves. `pending`: the changes the replaced
+        version carries, not filed as history yet (`Profile.tags_pending`): kept or filed by this write."""
 
 
 class TagHistory(ABC):
