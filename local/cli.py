@@ -52,7 +52,11 @@ def demo(
     seed: int = typer.Option(7, help="random seed of the synthetic brand"),
     output: Path = typer.Option(Path("demo-output"), help="where summary.json and report.html go"),
     min_auc: float = typer.Option(
-        0.55, min=0.0, max=1.0, help="held-out AUC the response model needs to be promoted (a first model, ~1k rows)"
+        0.5,
+        min=0.0,
+        max=1.0,
+        help="held-out AUC the response model needs to be promoted (a first model, ~1k rows: its AUC on 250 held-out"
+        " persons moves by +-0.05 with the generated world, so the bar refuses only a model no better than chance)",
     ),
 ) -> None:
     """Generate a synthetic brand and run ingest -> OneID -> tags -> train -> score -> campaign -> measure."""

@@ -138,7 +138,7 @@ def malformed_copies(events: list[dict[str, Any]], share: float, seed: int) -> l
 
 
 def run_demo(
-    customers: int, seed: int, output: Path, progress: Progress, console: Console, min_auc: float = 0.55
+    customers: int, seed: int, output: Path, progress: Progress, console: Console, min_auc: float = 0.5
 ) -> dict[str, Any]:
     started = time.perf_counter()
     now = utc_now().replace(microsecond=0)
