@@ -142,10 +142,8 @@ def _pending_history(rt: Any) -> tuple[int, int]:
     """Write units of the history chunks that tags items still carry (each person's write that outgrows carrying
     them files them: billed here, so the figure is the steady-state cost)."""
     from cdp import topology
-    from cdp.profile.dynamodb import tags_fields
     from cdp.shared.dynamo import from_item, to_item
-    from cdp.tags.dynamodb import history_chunk_items
-    from cdp.tags.ports import TagHistoryEntry
+    from cdp.tags.dynamodb import carried_entries, history_chunk_items
 
     pages = (
         rt.client("dynamodb")
@@ -161,8 +159,7 @@ def _pending_history(rt: Any) -> tuple[int, int]:
     for page in pages:
         for raw in page["Items"]:
             item = from_item(raw)
-            carried = [TagHistoryEntry.from_fields(e) for e in tags_fields(item)["pending"]]
-            chunks = history_chunk_items(item["person_id"], carried)
+            chunks = history_chunk_items(item["person_id"], carried_entries(item))
             calls += -(-len(chunks) // 25)
             wru += sum(cost_model.write_units(0, cost_model.item_size(to_item(chunk))) for chunk in chunks)
     return wru, calls

@@ -22,7 +22,6 @@ from cdp.identity.dynamodb import DynamoIdentityStore
 from cdp.identity.service import resolve_event
 from cdp.ingest.events import CanonicalEvent, parse_event
 from cdp.profile import keys
-from cdp.profile.dynamodb import tags_fields
 from cdp.profile.models import Profile, TagValue
 from cdp.settings import get_settings
 from cdp.shared.aws import S3ObjectStore
@@ -31,7 +30,7 @@ from cdp.shared.dynamo import from_item, to_item
 from cdp.shared.ports import EventPublisher
 from cdp.shared.time import iso, utc_now
 from cdp.tags.audience_rules import AudienceDefinition
-from cdp.tags.dynamodb import DynamoTagStore, history_entries
+from cdp.tags.dynamodb import DynamoTagStore, carried_entries, history_entries
 from cdp.tags.ports import TagHistoryEntry
 from cdp_local.aws_costs import ApiCallCounter
 from cdp_local.cost_model import item_size
@@ -301,13 +300,13 @@ def test_a_tags_item_carries_changes_until_they_outgrow_it_then_files_them_as_on
         read = _tags_item(aws, "p-carry")
         at = t0 + timedelta(hours=n)
         changes = [TagHistoryEntry(f"tag_{i}", n - 1 if n else None, n, at, f"bus-{n}") for i in range(6)]
-        pending = [TagHistoryEntry.from_fields(e) for e in tags_fields(read)["pending"]] if read else []
+        pending = carried_entries(read) if read else []
         tags = {f"tag_{i}": TagValue(value=n, since=at) for i in range(6)}
         store.write_tags("p-carry", read["version"] if read else 0, tags, None, changes, pending=pending)
         written += changes
     # Then every change is stored exactly once: in a history chunk or carried by the tags item, which stays small
     chunks = [e for item in history_items(aws, "p-carry") for e in history_entries(from_item(item))]
-    carried = [TagHistoryEntry.from_fields(e) for e in tags_fields(_tags_item(aws, "p-carry"))["pending"]]
+    carried = carried_entries(_tags_item(aws, "p-carry"))
     assert sorted(chunks + carried, key=lambda e: (e.at, e.tag)) == written
     assert chunks and carried and len(history_items(aws, "p-carry")) < 30
     assert item_size(_raw_tags_item(aws, "p-carry")) < 1024

@@ -109,7 +109,7 @@ class DynamoTagStore(DynamoProfileStore, TagStore, TagHistorySink):
             for e in history_entries(item)
         ]
         tags = self._get_stored(keys.person_pk(person_id), keys.TAGS_SK)
-        carried = [TagHistoryEntry.from_fields(e) for e in tags_fields(tags)["pending"]] if tags else []
+        carried = carried_entries(tags) if tags else []
         wanted = set(names) if names is not None else None
         unique = {
             (e.tag, e.at): e
@@ -139,6 +139,11 @@ def history_chunk_items(person_id: str, entries: Sequence[TagHistoryEntry]) -> l
             }
         )
     return out
+
+
+def carried_entries(tags_item: dict[str, Any]) -> list[TagHistoryEntry]:
+    """The changes a tags item carries, not filed as a history chunk yet."""
+    return [TagHistoryEntry.from_fields(e) for e in tags_fields(tags_item)["pending"]]
 
 
 def history_entries(item: Mapping[str, Any]) -> list[TagHistoryEntry]:
