@@ -74,6 +74,7 @@ DEPS_LAYER = ThirdPartyLayer(
         "defusedxml",
         "cryptography",  # SNS signature checks (SES feedback), AES-GCM in tracked links
         "pyyaml",  # the tag catalog
+        "tzdata",  # IANA zones for zoneinfo (campaign schedules): the runtime image need not carry them
     ),
     closure=frozenset(
         {
@@ -95,6 +96,7 @@ DEPS_LAYER = ThirdPartyLayer(
             "cffi",
             "pycparser",
             "pyyaml",
+            "tzdata",
         }
     ),
 )

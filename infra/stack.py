@@ -12,7 +12,7 @@ from constructs import Construct
 from cdp import topology
 from cdp.imports.keys import HISTORY_PREFIX
 from infra import layers
-from infra.components.access import Resources, grant_least_privilege
+from infra.components.access import Resources, grant_campaign_runs, grant_least_privilege
 from infra.components.api import ApiKeys, HttpApi, SourceSecrets, Throttle
 from infra.components.functions import FunctionAssets, Functions
 from infra.components.imports import FileImportTrigger
@@ -63,6 +63,7 @@ class CdpStack(Stack):
             Resources(
                 profiles=self.storage.table(topology.PROFILES_TABLE),
                 ledger=self.storage.table(topology.LEDGER_TABLE),
+                campaigns=self.storage.table(topology.CAMPAIGNS_TABLE),
                 bucket=self.storage.data_bucket,
                 bus=self.messaging.bus,
                 api_keys=self.api_keys.secret,
@@ -87,6 +88,9 @@ class CdpStack(Stack):
         self.state_machines = StateMachines(
             self, "StateMachines", asl_dir=assets.asl_dir, functions=self.functions.by_key
         )
+        campaign_machine = self.state_machines.by_key.get(topology.CAMPAIGN_MACHINE.key)
+        if campaign_machine is not None:
+            grant_campaign_runs(self.functions.by_key, campaign_machine)
         self.schedules = Schedules(
             self, "Schedules", functions=self.functions.by_key, machines=self.state_machines.by_key
         )

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from aws_cdk import ArnFormat, Stack
+from aws_cdk import ArnFormat, Fn, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
@@ -16,6 +16,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sqs as sqs
+from aws_cdk import aws_stepfunctions as sfn
 
 from cdp import topology
 from cdp.audiences.models import AUDIENCES_PREFIX, DEFINITIONS_PREFIX
@@ -29,6 +30,7 @@ from infra.nag import XRAY_REASON, acknowledge, arn_ref, nag_resource
 class Resources:
     profiles: dynamodb.ITable
     ledger: dynamodb.ITable
+    campaigns: dynamodb.ITable
     bucket: s3.IBucket
     bus: events.IEventBus
     api_keys: secretsmanager.ISecret
@@ -144,6 +146,43 @@ def _audience_api(fn: lambda_.Function, r: Resources) -> None:
     _read(fn, r, CATALOG_PREFIX)
     _missing_keys_answer_404(fn, r.bucket)  # GET /v1/audiences/{id} of an unknown id is a 404, not a 503
     r.api_keys.grant_read(fn)
+
+
+def _campaign_api(fn: lambda_.Function, r: Resources) -> None:
+    """Campaign definitions, states, runs and switches (the campaigns table); run results under campaigns/ (read).
+    Starting, reading and stopping runs on the campaign state machine: `grant_campaign_runs`, once it exists."""
+    r.campaigns.grant_read_write_data(fn)
+    _read(fn, r, topology.CAMPAIGNS_PREFIX)
+    _missing_keys_answer_404(fn, r.bucket)  # a run's summary before it has finished
+    r.api_keys.grant_read(fn)
+
+
+def _campaign_scheduler(fn: lambda_.Function, r: Resources) -> None:
+    """The due list and the campaigns' states and runs; runs start on the state machine (`grant_campaign_runs`)."""
+    r.campaigns.grant_read_write_data(fn)
+
+
+def grant_campaign_runs(functions: Mapping[str, lambda_.Function], machine: sfn.IStateMachine) -> None:
+    """The functions that start runs: start executions of the campaign machine, read and stop them."""
+    for key in (topology.CAMPAIGN_API.key, topology.CAMPAIGN_SCHEDULER.key):
+        fn = functions[key]
+        machine.grant_start_execution(fn)
+        machine.grant_execution(fn, "states:DescribeExecution", "states:StopExecution")
+        fn.add_environment(topology.CAMPAIGN_MACHINE_ARN_ENV, machine.state_machine_arn)
+        acknowledge(
+            fn.role or fn,
+            f"AwsSolutions-IAM5[Resource::{_executions_of(machine)}]",
+            "Executions of the campaign state machine only: each run is an execution named by its run id.",
+        )
+
+
+def _executions_of(machine: sfn.IStateMachine) -> str:
+    """How cdk-nag spells the `execution:{machine name}:*` resource CDK's grant_execution writes."""
+    name = Fn.select(6, Fn.split(":", machine.state_machine_arn))
+    arn = Stack.of(machine).format_arn(
+        service="states", resource="execution", resource_name=f"{name}:*", arn_format=ArnFormat.COLON_RESOURCE_NAME
+    )
+    return nag_resource(machine, arn)
 
 
 def _send(fn: lambda_.Function, r: Resources) -> None:
@@ -283,6 +322,8 @@ GRANTS: Mapping[str, Grant] = {
     topology.HISTORY_IMPORT.key: _history_import,
     topology.PLATFORM_PULL.key: _platform_pull,
     topology.AUDIENCE_API.key: _audience_api,
+    topology.CAMPAIGN_API.key: _campaign_api,
+    topology.CAMPAIGN_SCHEDULER.key: _campaign_scheduler,
 }
 
 

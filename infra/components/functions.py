@@ -63,10 +63,10 @@ class Functions(Construct):
         )
 
     def _function(self, spec: topology.FunctionSpec, env_values: Mapping[str, str]) -> lambda_.Function:
-        missing = [name for name in spec.env if name not in env_values]
+        missing = [name for name in spec.env if name not in env_values and name not in topology.LATE_ENV]
         if missing:
             raise KeyError(f"{spec.key}: no value for environment variables {missing}")
-        environment = {name: env_values[name] for name in spec.env}
+        environment = {name: env_values[name] for name in spec.env if name not in topology.LATE_ENV}
         if "POWERTOOLS_SERVICE_NAME" in environment:
             environment["POWERTOOLS_SERVICE_NAME"] = spec.local_name
         log_group = logs.LogGroup(

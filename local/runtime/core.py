@@ -13,6 +13,7 @@ import warnings
 import zipfile
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -35,6 +36,7 @@ from cdp_local.runtime.environment import (
     local_environment,
     local_sources,
     patched_environ,
+    state_machine_arn,
 )
 from cdp_local.runtime.lambdas import Handler, HandlerRouter, function_arn
 from cdp_local.runtime.moto_fixes import eventbridge_full_envelope
@@ -338,6 +340,8 @@ class LocalRuntime:
             arn = sfn.create_state_machine(name=machine.local_name, definition=definition, roleArn=role_arn)[
                 "stateMachineArn"
             ]
+            if arn != state_machine_arn(machine):  # the functions' environment names it (environment.py)
+                raise RuntimeError(f"moto named state machine {machine.key} {arn}, not {state_machine_arn(machine)}")
             self.state_machine_arns[machine.key] = str(arn)
 
     def _create_schedules(self, role_arn: str) -> None:
@@ -555,10 +559,12 @@ class LocalRuntime:
 
     # ---- schedules -----------------------------------------------------------------------------------------
 
-    def fire_schedule(self, local_name: str) -> ScheduleFiring:
-        """Do what EventBridge Scheduler would do when the schedule comes due (moto's never fires)."""
+    def fire_schedule(self, local_name: str, at: datetime | None = None) -> ScheduleFiring:
+        """Do what EventBridge Scheduler would do when the schedule comes due at `at` (default: now); moto's
+        never fires. The scheduled time goes where the input names it, as Scheduler's context attribute does."""
         schedule = self.schedules[local_name]
-        payload = json.loads(schedule.input)
+        when = (at or datetime.now(UTC)).astimezone(UTC).isoformat().replace("+00:00", "Z")
+        payload = json.loads(schedule.input.replace(topology.SCHEDULED_TIME, when))
         if schedule.target_machine is not None:
             return ScheduleFiring(local_name, execution_arn=self.start_execution(schedule.target_machine.key, payload))
         if schedule.target_function is not None:

@@ -38,6 +38,8 @@ ADMIN_API_KEY = "local-admin-key"
 ADMIN_API_KEY_ENV = "CDP_ADMIN_API_KEY"
 STORE_API_KEY = "local-store-sh01-key"
 STORE_SCOPE = {"brand_id": "demo-brand", "store_id": "sh01"}
+# approves campaign versions above the brand's limits, which the client that defined them may not (four eyes)
+APPROVER_API_KEY = "local-approver-key"
 # Per-source secrets of the local runtime (documented in the README; never use these anywhere else).
 WRITE_KEY_ENV = "CDP_WRITE_KEY"
 DEFAULT_WRITE_KEY = "local-write-key"  # Segment/RudderStack SDKs: the write key (HTTP Basic user)
@@ -61,16 +63,7 @@ LOCAL_SOURCES: dict[str, object] = {
         "jd-demo": {"brand_id": "demo-brand", "platform": "jd", "app_key": "local-jd", "app_secret": "s"},
     },
 }
-ALL_SCOPES = (
-    "events:write",
-    "profiles:read",
-    "profiles:write",
-    "identity:merge",
-    "privacy:erase",
-    "operations:replay",
-    "audiences:read",
-    "audiences:write",
-)
+ALL_SCOPES = SCOPES  # the local admin key may do everything
 
 # Process-wide settings (not per function) that make moto and Powertools behave locally.
 PROCESS_ENV: Mapping[str, str] = {
@@ -107,10 +100,16 @@ def function_values(log_level: str) -> dict[str, str]:
     if outbox_env:  # End User Messaging SMS is not emulated by moto: every channel delivers to the S3 outbox
         values[outbox_env] = "true"
     values.update({t.env_var: t.local_name for t in topology.TABLES})
+    values[topology.CAMPAIGN_MACHINE_ARN_ENV] = state_machine_arn(topology.CAMPAIGN_MACHINE)
     # moto's queue URLs have this fixed shape; `LocalRuntime` checks them against the queues it creates
     values.update({q.dlq_env: dlq_url(q) for q in topology.QUEUES if q.dlq_env})
     values.update({q.url_env: queue_url(q) for q in topology.QUEUES if q.url_env})
     return values
+
+
+def state_machine_arn(machine: topology.StateMachineSpec) -> str:
+    """moto's ARN for a machine created under its local name (`LocalRuntime` checks it)."""
+    return f"arn:aws:states:{REGION}:{ACCOUNT_ID}:stateMachine:{machine.local_name}"
 
 
 def dlq_url(queue: topology.QueueSpec) -> str:
@@ -163,6 +162,7 @@ def seeded_api_keys(ingest_key: str, admin_key: str) -> dict[str, dict[str, obje
         ingest_key: {"client": "local", "scopes": ["events:write"]},
         admin_key: {"client": "local-admin", "scopes": list(ALL_SCOPES)},
         STORE_API_KEY: {"client": "store-sh01", "scopes": ["profiles:read"], "scope": dict(STORE_SCOPE)},
+        APPROVER_API_KEY: {"client": "local-approver", "scopes": ["campaigns:read", "campaigns:approve"]},
     }
 
 

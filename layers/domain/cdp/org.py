@@ -13,8 +13,9 @@ import os
 from functools import cache
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from cdp.errors import CdpError
 from cdp.identifiers.link_rules import IdentityRules
@@ -58,9 +59,28 @@ class MergePolicy(_Config):
         return self.traits.get(name, TraitPolicy())
 
 
+def check_zone(name: str) -> str:
+    """An IANA time zone name that zoneinfo knows (e.g. Asia/Shanghai), else ValueError."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {name!r} (an IANA name, e.g. Asia/Shanghai)") from exc
+    return name
+
+
+class CampaignPolicy(_Config):
+    """Launch safety: a campaign version whose planned sends or budget exceed these needs an approval before it
+    runs (by another client than the one that defined it); None: no limit."""
+
+    approval_above_sends: int | None = Field(default=None, ge=0, description="planned touch1 sends (budget cut)")
+    approval_above_budget_minor: int | None = Field(default=None, ge=0, description="in the campaign's currency")
+
+
 class BrandConfig(_Config):
     brand_id: str
     group_id: str
+    timezone: str = Field(default="Asia/Shanghai", description="IANA name: campaign schedules without their own")
+    campaigns: CampaignPolicy = Field(default_factory=CampaignPolicy)
     identity_scope: Literal["group", "brand"] = "group"
     phone_region: str = Field(default=DEFAULT_PHONE_REGION, pattern=r"^[A-Z]{2}$")
     dealers: dict[str, tuple[str, ...]] = Field(default_factory=dict, description="dealer id -> its store ids")
@@ -72,6 +92,11 @@ class BrandConfig(_Config):
     def namespace(self) -> str:
         """Identifiers are looked up and persons merged within this namespace."""
         return f"g.{self.group_id}" if self.identity_scope == "group" else f"b.{self.brand_id}"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        return check_zone(value)
 
     def dealer_of(self, store_id: str | None) -> str | None:
         if store_id is None:

@@ -29,6 +29,14 @@ class LedgerTable(_Env):
     ledger_table: str = Field(alias=topology.LEDGER_TABLE.env_var, min_length=3)
 
 
+class CampaignsTable(_Env):
+    campaigns_table: str = Field(alias=topology.CAMPAIGNS_TABLE.env_var, min_length=3)
+
+
+class CampaignMachine(_Env):
+    campaign_state_machine_arn: str = Field(alias=topology.CAMPAIGN_MACHINE_ARN_ENV, pattern=r"^arn:aws[a-z-]*:states:")
+
+
 class DataBucket(_Env):
     data_bucket: str = Field(alias=topology.DATA_BUCKET_ENV, min_length=3)
 
@@ -94,6 +102,14 @@ class ModelSettings(Observability, ProfilesTable, DataBucket):
 
 class CampaignSettings(Observability, ProfilesTable, LedgerTable, DataBucket):
     pass
+
+
+class CampaignApiSettings(Observability, CampaignsTable, CampaignMachine, DataBucket, ApiKeys):
+    """Campaigns as data: definitions, approvals, runs and the brand's stop switch; runs start the state machine."""
+
+
+class CampaignSchedulerSettings(Observability, CampaignsTable, CampaignMachine, DataBucket):
+    """The schedule's tick: due occurrences start runs on the state machine."""
 
 
 class SendSettings(Observability, ProfilesTable, LedgerTable, DataBucket, Senders, ChannelRouting, LinkTrackingEnv):

@@ -31,7 +31,10 @@ PROFILES_TABLE = TableSpec(logical_id="ProfilesTable", local_name="cdp-profiles"
 LEDGER_TABLE = TableSpec(logical_id="LedgerTable", local_name="cdp-ledger", env_var="LEDGER_TABLE")
 """Ingest dedupe (source, event id), send idempotency records, campaign run records."""
 
-TABLES = (PROFILES_TABLE, LEDGER_TABLE)
+CAMPAIGNS_TABLE = TableSpec(logical_id="CampaignsTable", local_name="cdp-campaigns", env_var="CAMPAIGNS_TABLE")
+"""Campaign definitions (versions), states, runs, brand stop switches, the due list (`cdp.campaigns.dynamodb`)."""
+
+TABLES = (PROFILES_TABLE, LEDGER_TABLE, CAMPAIGNS_TABLE)
 
 # ---- bucket, bus, secrets -----------------------------------------------------------------------------------
 
@@ -47,6 +50,8 @@ SMS_ORIGINATION_ENV = "SMS_ORIGINATION_IDENTITY"
 EMAIL_FROM_ENV = "EMAIL_FROM_ADDRESS"
 SEND_VIA_OUTBOX_ENV = "SEND_VIA_OUTBOX"  # "true": every channel delivers to the S3 outbox (local runtime, dry runs)
 DEFAULT_REGION_ENV = "DEFAULT_PHONE_REGION"
+CAMPAIGN_MACHINE_ARN_ENV = "CAMPAIGN_STATE_MACHINE_ARN"
+LATE_ENV = (CAMPAIGN_MACHINE_ARN_ENV,)  # set by the stack once the state machines (which run functions) exist
 TRACKED_LINK_BASE_URL_ENV = "TRACKED_LINK_BASE_URL"  # empty: links in messages are sent as written (no click tracking)
 
 # S3 key prefixes inside the data bucket
@@ -252,6 +257,22 @@ AUDIENCE_API = FunctionSpec(
     timeout_s=29,  # the HTTP API's limit: size estimates sample segments to stay well inside it
 )
 
+CAMPAIGN_API = FunctionSpec(
+    "campaign_api",
+    "CampaignApiFunction",
+    "functions.campaign_api.handler.lambda_handler",
+    env=(*_COMMON_ENV, CAMPAIGNS_TABLE.env_var, CAMPAIGN_MACHINE_ARN_ENV, DATA_BUCKET_ENV, API_KEYS_SECRET_ENV),
+    timeout_s=29,  # the HTTP API's limit
+)
+
+CAMPAIGN_SCHEDULER = FunctionSpec(
+    "campaign_scheduler",
+    "CampaignSchedulerFunction",
+    "functions.campaign_scheduler.handler.lambda_handler",
+    env=(*_COMMON_ENV, CAMPAIGNS_TABLE.env_var, CAMPAIGN_MACHINE_ARN_ENV, DATA_BUCKET_ENV),
+    timeout_s=60,
+)
+
 FILE_IMPORT = FunctionSpec(
     "file_import",
     "FileImportFunction",
@@ -294,6 +315,8 @@ FUNCTIONS = (
     HISTORY_IMPORT,
     PLATFORM_PULL,
     AUDIENCE_API,
+    CAMPAIGN_API,
+    CAMPAIGN_SCHEDULER,
 )
 FUNCTIONS_BY_KEY = {f.key: f for f in FUNCTIONS}
 
@@ -350,6 +373,19 @@ API_ROUTES: tuple[tuple[str, str, str], ...] = (
     ("GET", "/v1/audiences/{audience_id}/preview", AUDIENCE_API.key),
     ("POST", "/v1/audiences/{audience_id}/export", AUDIENCE_API.key),
     ("GET", "/v1/audiences/{audience_id}/snapshots", AUDIENCE_API.key),
+    # campaigns as data (cdp.campaigns.lifecycle): campaigns:read / campaigns:write / campaigns:approve
+    ("POST", "/v1/campaigns", CAMPAIGN_API.key),
+    ("GET", "/v1/campaigns", CAMPAIGN_API.key),
+    ("POST", "/v1/campaigns/validate", CAMPAIGN_API.key),
+    ("POST", "/v1/campaigns/switch", CAMPAIGN_API.key),
+    ("GET", "/v1/campaigns/{campaign_id}", CAMPAIGN_API.key),
+    ("GET", "/v1/campaigns/{campaign_id}/versions/{version}", CAMPAIGN_API.key),
+    *(
+        ("POST", f"/v1/campaigns/{{campaign_id}}/{action}", CAMPAIGN_API.key)
+        for action in ("start", "activate", "pause", "resume", "stop", "approve")
+    ),
+    ("GET", "/v1/campaigns/{campaign_id}/runs", CAMPAIGN_API.key),
+    ("GET", "/v1/campaigns/{campaign_id}/runs/{run_id}", CAMPAIGN_API.key),
 )
 """(method, path, function key): the HTTP API routes, each integrated with one function from FUNCTIONS."""
 
@@ -428,6 +464,9 @@ STATE_MACHINES = (SCORE_MACHINE, TRAIN_MACHINE, CAMPAIGN_MACHINE, IMPORT_MACHINE
 # ---- schedules --------------------------------------------------------------------------------------------
 
 
+SCHEDULED_TIME = "<aws.scheduler.scheduled-time>"  # Scheduler puts the firing's scheduled time here in the input
+
+
 @dataclass(frozen=True)
 class ScheduleSpec:
     logical_id: str
@@ -455,6 +494,15 @@ SCHEDULES = (
         "cron(0 3 ? * SUN *)",
         target_machine=TRAIN_MACHINE,
         input=f'{{"model_name": "{DEFAULT_MODEL_NAME}", "window_days": 30}}',
+    ),
+    # campaign schedules (cdp.campaigns.lifecycle.fire_due): the occurrence time comes from Scheduler, so a
+    # late or repeated tick starts the runs due at that time, once each
+    ScheduleSpec(
+        "CampaignTickSchedule",
+        "cdp-campaign-tick",
+        "rate(1 minute)",
+        target_function=CAMPAIGN_SCHEDULER,
+        input=f'{{"now": "{SCHEDULED_TIME}"}}',
     ),
     ScheduleSpec("HourlyTagSweepSchedule", "cdp-hourly-tag-sweep", "rate(1 hour)", target_function=TAG_SWEEP),
     # every person's tags in full, batch-freshness tags (timing, cake months) included, before the nightly score

@@ -21,6 +21,9 @@ ERASE_SCOPE = "privacy:erase"
 REPLAY_SCOPE = "operations:replay"
 AUDIENCES_READ_SCOPE = "audiences:read"
 AUDIENCES_WRITE_SCOPE = "audiences:write"
+CAMPAIGNS_READ_SCOPE = "campaigns:read"
+CAMPAIGNS_WRITE_SCOPE = "campaigns:write"
+CAMPAIGNS_APPROVE_SCOPE = "campaigns:approve"  # approvals above the brand's limits, and the brand's stop switch
 SCOPES = (
     WRITE_SCOPE,
     READ_PROFILES_SCOPE,
@@ -30,6 +33,9 @@ SCOPES = (
     REPLAY_SCOPE,
     AUDIENCES_READ_SCOPE,
     AUDIENCES_WRITE_SCOPE,
+    CAMPAIGNS_READ_SCOPE,
+    CAMPAIGNS_WRITE_SCOPE,
+    CAMPAIGNS_APPROVE_SCOPE,
 )
 
 

@@ -1,0 +1,331 @@
+"""HTTP API: campaigns as data — define (versions), validate, list, show, approve, start, activate, pause, resume,
+stop, runs with their results, and the brand's stop switch (see cdp.campaigns.lifecycle)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+from urllib.parse import unquote
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel
+
+from cdp.app.campaign_api import (
+    ApproveRequest,
+    CampaignErrorBody,
+    StartRequest,
+    brand_of,
+    campaign_id,
+    json_object,
+    options,
+    run_id,
+    version_number,
+)
+from cdp.campaigns.catalog import BrandSwitch
+from cdp.campaigns.definition import CampaignDefinition
+from cdp.campaigns.dynamodb import DynamoCampaignCatalog
+from cdp.campaigns.lifecycle import (
+    APPROVE_SCOPE,
+    READ_SCOPE,
+    WRITE_SCOPE,
+    CampaignInvalidError,
+    CampaignList,
+    CampaignService,
+    CampaignView,
+    RunList,
+    RunView,
+    SwitchRequest,
+    ValidationReport,
+    authorize_campaigns,
+    parse_definition,
+)
+from cdp.campaigns.s3 import S3ArtifactStore
+from cdp.campaigns.stepfunctions import StepFunctionsRunner
+from cdp.errors import ConflictError
+from cdp.ingest.auth import authenticate
+from cdp.ingest.aws import SecretsManagerKeyring
+from cdp.ingest.ports import ApiClient
+from cdp.observability import logger, metrics, tracer
+from cdp.org import load_org
+from cdp.settings import CampaignApiSettings, get_settings
+from cdp.shared.openapi import body, query, responses
+from cdp.shared.time import utc_now
+from functions.api_errors import error_response, json_response, map_common_errors
+from functions.request_body import raw_body, text_body
+
+app = APIGatewayHttpResolver(enable_validation=False)
+
+
+@dataclass(frozen=True)
+class Dependencies:
+    service: CampaignService
+    keyring: SecretsManagerKeyring
+
+
+@cache
+def dependencies() -> Dependencies:
+    s = get_settings(CampaignApiSettings)
+    service = CampaignService(
+        DynamoCampaignCatalog(s.campaigns_table),
+        StepFunctionsRunner(s.campaign_state_machine_arn),
+        S3ArtifactStore(s.data_bucket),
+        load_org(),
+    )
+    return Dependencies(service=service, keyring=SecretsManagerKeyring(s.api_keys_secret_id))
+
+
+def _client() -> ApiClient:
+    event = app.current_event
+    headers = {k.lower(): v for k, v in (event.headers or {}).items()}
+    client = authenticate(headers, raw_body(event), dependencies().keyring, utc_now(), require=None)
+    logger.append_keys(client=client.name)
+    return client
+
+
+def _caller(scope: str) -> tuple[ApiClient, str]:
+    """The authenticated client allowed `scope` on the brand (`?brand_id=`, or the key's own brand)."""
+    client = _client()
+    brand = brand_of((app.current_event.query_string_parameters or {}).get("brand_id"), client)
+    return _allowed(client, brand, scope), brand
+
+
+def _allowed(client: ApiClient, brand: str, scope: str) -> ApiClient:
+    authorize_campaigns(client, load_org(), brand, scope)
+    logger.append_keys(brand_id=brand)
+    return client
+
+
+def _id(value: str) -> str:
+    found = campaign_id(unquote(value))
+    logger.append_keys(campaign_id=found)
+    return found
+
+
+def _ok(model: BaseModel, status: int = 200) -> Response[str]:
+    return json_response(status, model.model_dump_json())
+
+
+def _docs(ok: dict[int, tuple[Any, str]], errors: tuple[int, ...]) -> dict[int, Any]:
+    out = responses(ok, [s for s in errors if s != 422])
+    if 404 in out:
+        out[404]["description"] = "no such campaign (or version, or run) in the brand"
+    if 409 in out:
+        out[409]["description"] = "the campaign's status does not allow it, or it changed meanwhile (read it again)"
+    if 422 in errors:
+        out[422] = {
+            "description": "the definition is wrong: `errors` names every problem with its field path",
+            "content": {"application/json": {"model": CampaignErrorBody}},
+        }
+    return out
+
+
+_BRAND = query(brand_id="the campaign's brand (default: the brand the key is limited to)")
+
+
+@app.post(
+    "/v1/campaigns",
+    summary="Define a campaign, or its next version (a scheduled campaign runs the new version from its next run)",
+    tags=["campaigns"],
+    responses=_docs(
+        {200: (CampaignView, "a new version"), 201: (CampaignView, "created")}, (400, 401, 403, 409, 422, 503)
+    ),
+    openapi_extensions=body(CampaignDefinition, "CampaignDefinition"),
+)
+def define() -> Response[str]:
+    client = _client()
+    definition = parse_definition(json_object(text_body(app.current_event), "the campaign definition"))
+    view = dependencies().service.define(definition, _allowed(client, definition.brand_id, WRITE_SCOPE))
+    return _ok(view, 201 if view.version.version == 1 else 200)
+
+
+@app.get(
+    "/v1/campaigns",
+    summary="The brand's campaigns with their status, and the brand's stop switch",
+    tags=["campaigns"],
+    responses=_docs({200: (CampaignList, "ok")}, (400, 401, 403, 503)),
+    openapi_extensions=_BRAND,
+)
+def list_campaigns() -> Response[str]:
+    _, brand = _caller(READ_SCOPE)
+    return _ok(dependencies().service.list_brand(brand))
+
+
+@app.post(
+    "/v1/campaigns/validate",
+    summary="Check a definition (planned sends, approval, next runs) without saving it",
+    tags=["campaigns"],
+    responses=_docs({200: (ValidationReport, "valid, or every error with its field path")}, (400, 401, 403, 503)),
+    openapi_extensions=body(CampaignDefinition, "CampaignDefinition"),
+)
+def validate() -> Response[str]:
+    client = _client()
+    raw = json_object(text_body(app.current_event), "the campaign definition")
+    named = raw.get("brand_id")
+    query_brand = (app.current_event.query_string_parameters or {}).get("brand_id")
+    _allowed(client, brand_of(named if isinstance(named, str) and named else query_brand, client), READ_SCOPE)
+    return _ok(dependencies().service.validate(raw))
+
+
+@app.post(
+    "/v1/campaigns/switch",
+    summary="The brand's stop switch: while on, no campaign run starts and scheduled runs are skipped",
+    tags=["campaigns"],
+    responses=_docs({200: (BrandSwitch, "the switch as set")}, (400, 401, 403, 503)),
+    openapi_extensions=body(SwitchRequest, "SwitchRequest"),
+)
+def switch() -> Response[str]:
+    client = _client()
+    request = options(SwitchRequest, text_body(app.current_event))
+    return _ok(dependencies().service.set_switch(request, _allowed(client, request.brand_id, APPROVE_SCOPE)))
+
+
+@app.get(
+    "/v1/campaigns/<cid>",
+    summary="A campaign: its status, latest version, approval, planned sends and next runs",
+    tags=["campaigns"],
+    responses=_docs({200: (CampaignView, "ok")}, (400, 401, 403, 404, 503)),
+    openapi_extensions=_BRAND,
+)
+def get_campaign(cid: str) -> Response[str]:
+    _, brand = _caller(READ_SCOPE)
+    return _ok(dependencies().service.get(brand, _id(cid)))
+
+
+@app.get(
+    "/v1/campaigns/<cid>/versions/<version>",
+    summary="One version of a campaign's definition",
+    tags=["campaigns"],
+    responses=_docs({200: (CampaignView, "ok")}, (400, 401, 403, 404, 503)),
+    openapi_extensions=_BRAND,
+)
+def get_version(cid: str, version: str) -> Response[str]:
+    _, brand = _caller(READ_SCOPE)
+    return _ok(dependencies().service.get(brand, _id(cid), version_number(unquote(version))))
+
+
+@app.post(
+    "/v1/campaigns/<cid>/start",
+    summary="Run a version now (the latest by default), whatever its schedule",
+    tags=["campaigns"],
+    responses=_docs({202: (RunView, "the run started")}, (400, 401, 403, 404, 409, 503)),
+    openapi_extensions=body(StartRequest, "StartRequest", description="optional") | _BRAND,
+)
+def start(cid: str) -> Response[str]:
+    client, brand = _caller(WRITE_SCOPE)
+    request = options(StartRequest, text_body(app.current_event))
+    return _ok(dependencies().service.start(brand, _id(cid), client, request.version), 202)
+
+
+def _transition(cid: str, action: str) -> Response[str]:
+    client, brand = _caller(WRITE_SCOPE)
+    service = dependencies().service
+    change = {"activate": service.activate, "pause": service.pause, "resume": service.resume, "stop": service.stop}
+    return _ok(change[action](brand, _id(cid), client))
+
+
+@app.post(
+    "/v1/campaigns/<cid>/activate",
+    summary="Schedule a draft: its schedule starts runs of the latest version",
+    tags=["campaigns"],
+    responses=_docs({200: (CampaignView, "scheduled")}, (400, 401, 403, 404, 409, 503)),
+    openapi_extensions=_BRAND,
+)
+def activate(cid: str) -> Response[str]:
+    return _transition(cid, "activate")
+
+
+@app.post(
+    "/v1/campaigns/<cid>/pause",
+    summary="Pause a scheduled campaign (its occurrences are skipped until it resumes)",
+    tags=["campaigns"],
+    responses=_docs({200: (CampaignView, "paused")}, (400, 401, 403, 404, 409, 503)),
+    openapi_extensions=_BRAND,
+)
+def pause(cid: str) -> Response[str]:
+    return _transition(cid, "pause")
+
+
+@app.post(
+    "/v1/campaigns/<cid>/resume",
+    summary="Resume a paused campaign from its next occurrence",
+    tags=["campaigns"],
+    responses=_docs({200: (CampaignView, "scheduled")}, (400, 401, 403, 404, 409, 503)),
+    openapi_extensions=_BRAND,
+)
+def resume(cid: str) -> Response[str]:
+    return _transition(cid, "resume")
+
+
+@app.post(
+    "/v1/campaigns/<cid>/stop",
+    summary="Stop a campaign: no further runs, and its runs in flight are stopped",
+    tags=["campaigns"],
+    responses=_docs({200: (CampaignView, "stopped")}, (400, 401, 403, 404, 409, 503)),
+    openapi_extensions=_BRAND,
+)
+def stop(cid: str) -> Response[str]:
+    return _transition(cid, "stop")
+
+
+@app.post(
+    "/v1/campaigns/<cid>/approve",
+    summary="Approve a version above the brand's limits (campaigns:approve; not by the client that defined it)",
+    tags=["campaigns"],
+    responses=_docs({200: (CampaignView, "approved")}, (400, 401, 403, 404, 409, 503)),
+    openapi_extensions=body(ApproveRequest, "ApproveRequest") | _BRAND,
+)
+def approve(cid: str) -> Response[str]:
+    client, brand = _caller(APPROVE_SCOPE)
+    request = options(ApproveRequest, text_body(app.current_event))
+    return _ok(dependencies().service.approve(brand, _id(cid), request.version, client))
+
+
+@app.get(
+    "/v1/campaigns/<cid>/runs",
+    summary="A campaign's runs (and skipped occurrences), newest first, with each execution's status",
+    tags=["campaigns"],
+    responses=_docs({200: (RunList, "ok")}, (400, 401, 403, 404, 503)),
+    openapi_extensions=_BRAND,
+)
+def runs(cid: str) -> Response[str]:
+    _, brand = _caller(READ_SCOPE)
+    return _ok(dependencies().service.runs(brand, _id(cid)))
+
+
+@app.get(
+    "/v1/campaigns/<cid>/runs/<rid>",
+    summary="One run with its results (treatment vs holdout, cost, ROI) once it has finished",
+    tags=["campaigns"],
+    responses=_docs({200: (RunView, "ok")}, (400, 401, 403, 404, 503)),
+    openapi_extensions=_BRAND,
+)
+def get_run(cid: str, rid: str) -> Response[str]:
+    _, brand = _caller(READ_SCOPE)
+    return _ok(dependencies().service.run(brand, _id(cid), run_id(unquote(rid))))
+
+
+# ---- errors: typed, mapped in one place ---------------------------------------------------------------------------
+
+
+@app.exception_handler(CampaignInvalidError)
+def _invalid_campaign(exc: CampaignInvalidError) -> Response[str]:
+    errors = [e.model_dump() for e in exc.errors]
+    return error_response(422, "invalid_campaign", exc.message, field=exc.location, errors=errors)
+
+
+@app.exception_handler(ConflictError)
+def _conflict(exc: ConflictError) -> Response[str]:
+    return error_response(409, "conflict", str(exc))
+
+
+map_common_errors(app, logger, "campaign API")
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
+@metrics.log_metrics
+@tracer.capture_lambda_handler(capture_response=False)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

@@ -1,0 +1,52 @@
+"""EventBridge Scheduler tick (every minute): start the campaign runs due by the tick's scheduled time, each once."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, ConfigDict
+
+from cdp.campaigns.dynamodb import DynamoCampaignCatalog
+from cdp.campaigns.lifecycle import CampaignService
+from cdp.campaigns.s3 import S3ArtifactStore
+from cdp.campaigns.stepfunctions import StepFunctionsRunner
+from cdp.ingest.events import UtcDatetime
+from cdp.observability import logger, metrics, tracer
+from cdp.org import load_org
+from cdp.settings import CampaignSchedulerSettings, get_settings
+
+
+class Tick(BaseModel):
+    """The schedule's input: `now` is Scheduler's scheduled time of this firing (the local runtime's clock)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    now: UtcDatetime
+
+
+@cache
+def _service() -> CampaignService:
+    s = get_settings(CampaignSchedulerSettings)
+    return CampaignService(
+        DynamoCampaignCatalog(s.campaigns_table),
+        StepFunctionsRunner(s.campaign_state_machine_arn),
+        S3ArtifactStore(s.data_bucket),
+        load_org(),
+    )
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+@tracer.capture_lambda_handler(capture_response=False)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    tick = Tick.model_validate(event)
+    fired = _service().fire_due(tick.now)
+    started = [r.run_id for r in fired if r.outcome == "started"]
+    skipped = [{"run_id": r.run_id, "reason": r.reason} for r in fired if r.outcome == "skipped"]
+    if fired:
+        logger.info("campaign occurrences", started=started, skipped=skipped)
+        metrics.add_metric(name="CampaignRunsStarted", unit="Count", value=len(started))
+        metrics.add_metric(name="CampaignOccurrencesSkipped", unit="Count", value=len(skipped))
+    return {"now": tick.now.isoformat(), "started": started, "skipped": skipped}

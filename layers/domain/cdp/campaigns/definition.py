@@ -1,0 +1,269 @@
+"""A campaign as data: who, when, what, within which limits, measured how (`CampaignDefinition`).
+
+Written as YAML or JSON and stored in versions (`cdp.campaigns.lifecycle`). A run executes one version on the
+campaign state machine, so a run keeps the version it started with. Each step is a one-key mapping, so an error's
+field path reads like the file (`steps[2].send.template.body`):
+
+    steps:
+      - send: {channel: sms, template: {body: "..."}}
+      - wait: {days: 3}
+      - send: {channel: sms, template: {body: "..."}, to: not_converted}
+
+The state machine runs a first send, and optionally a wait and a second send to the treatment group's persons who
+have not converted by then (`problems` refuses any other sequence, with its field path).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from cdp.audiences.models import ValidationIssue
+from cdp.campaigns.models import Audience, Budget, CampaignRequest, Fraction, Touch
+from cdp.org import BrandConfig, check_zone
+
+CAMPAIGN_ID_PATTERN = r"^[a-z][a-z0-9_]{0,47}$"
+CampaignId = Annotated[str, Field(pattern=CAMPAIGN_ID_PATTERN, description="lower_snake_case, up to 48 characters")]
+Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+WEEKDAYS: tuple[Weekday, ...] = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+EARLIEST_DAY, LATEST_DAY = date(2000, 1, 1), date(2100, 12, 31)
+MAX_OCCURRENCE_SCAN_DAYS = 800  # a weekly schedule finds its next day within 7; the bound only stops a bad loop
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ---- when -------------------------------------------------------------------------------------------------------
+
+
+def _plausible(day: date) -> date:
+    if not EARLIEST_DAY <= day <= LATEST_DAY:
+        raise ValueError(f"must be between {EARLIEST_DAY} and {LATEST_DAY}")
+    return day
+
+
+class Every(_Frozen):
+    """Recurring: on these weekdays (every day when omitted) at a local time."""
+
+    weekdays: list[Weekday] | None = Field(default=None, min_length=1, max_length=7)
+    at: time = Field(description="local time, HH:MM")
+
+    @field_validator("at")
+    @classmethod
+    def _minutes(cls, value: time) -> time:
+        if value.second or value.microsecond or value.tzinfo is not None:
+            raise ValueError("give the local time as HH:MM (the schedule's timezone applies)")
+        return value
+
+
+class Schedule(_Frozen):
+    """When runs start: `once` at a local date and time, or `every` weekday(s) at a time, in `timezone` (the
+    brand's when omitted), between `starts_on` and `ends_on` (local dates, both included)."""
+
+    timezone: str | None = Field(default=None, description="IANA name, e.g. Asia/Shanghai; default: the brand's")
+    once: datetime | None = Field(default=None, description="local date and time, e.g. 2027-03-01T10:00")
+    every: Every | None = None
+    starts_on: date | None = None
+    ends_on: date | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str | None) -> str | None:
+        return None if value is None else check_zone(value)
+
+    @field_validator("once")
+    @classmethod
+    def _local(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is not None:
+            raise ValueError("give the local date and time without an offset (the schedule's timezone applies)")
+        if value is not None:
+            _plausible(value.date())
+        return value
+
+    @field_validator("starts_on", "ends_on")
+    @classmethod
+    def _day(cls, value: date | None) -> date | None:
+        return None if value is None else _plausible(value)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Schedule:
+        if (self.once is None) == (self.every is None):
+            raise ValueError("a schedule needs exactly one of 'once' or 'every'")
+        if self.starts_on and self.ends_on and self.ends_on < self.starts_on:
+            raise ValueError("ends_on is before starts_on")
+        return self
+
+    def zone(self, brand: BrandConfig) -> ZoneInfo:
+        return ZoneInfo(self.timezone or brand.timezone)
+
+    def next_after(self, after: datetime, brand: BrandConfig) -> datetime | None:
+        """The first occurrence strictly after `after` (UTC), or None when there is none left."""
+        zone = self.zone(brand)
+        if self.once is not None:
+            at = self.once.replace(tzinfo=zone).astimezone(UTC)
+            return at if at > after and self._within(self.once.date()) else None
+        assert self.every is not None
+        day = max(after.astimezone(zone).date(), self.starts_on or date.min)
+        days = {WEEKDAYS.index(d) for d in self.every.weekdays or WEEKDAYS}
+        for _ in range(MAX_OCCURRENCE_SCAN_DAYS):
+            if self.ends_on is not None and day > self.ends_on:
+                return None
+            if day.weekday() in days:
+                at = datetime.combine(day, self.every.at, tzinfo=zone).astimezone(UTC)
+                if at > after:
+                    return at
+            day += timedelta(days=1)
+        return None
+
+    def _within(self, day: date) -> bool:
+        return (self.starts_on is None or day >= self.starts_on) and (self.ends_on is None or day <= self.ends_on)
+
+
+# ---- what ---------------------------------------------------------------------------------------------------------
+
+
+class SendStep(Touch):
+    """A message on one channel; `to: not_converted` (a later send only) reaches the treatment persons who have not
+    converted since the first send."""
+
+    to: Literal["everyone", "not_converted"] = "everyone"
+
+
+class Wait(_Frozen):
+    days: int = Field(default=0, ge=0, le=365)
+    hours: int = Field(default=0, ge=0, le=24 * 365)
+
+    @model_validator(mode="after")
+    def _positive(self) -> Wait:
+        if self.seconds <= 0 or self.seconds > 365 * 86_400:
+            raise ValueError("a wait lasts between one hour and 365 days")
+        return self
+
+    @property
+    def seconds(self) -> int:
+        return self.days * 86_400 + self.hours * 3_600
+
+
+class Step(_Frozen):
+    """One of `send` or `wait`."""
+
+    send: SendStep | None = None
+    wait: Wait | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> Step:
+        if (self.send is None) == (self.wait is None):
+            raise ValueError("a step is exactly one of 'send' or 'wait'")
+        return self
+
+
+# ---- the definition -------------------------------------------------------------------------------------------
+
+
+class CampaignDefinition(_Frozen):
+    campaign_id: CampaignId
+    brand_id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@/#+\-]+$")
+    name: str = Field(min_length=1, max_length=200)
+    description: str | None = Field(default=None, max_length=2000)
+    audience: Audience = Field(default_factory=Audience, description="who: tag conditions and/or a stored audience")
+    schedule: Schedule | None = Field(default=None, description="when; without one, runs start when started")
+    steps: list[Step] = Field(min_length=1, max_length=3)
+    budget: Budget
+    max_recipients: int | None = Field(default=None, ge=0, description="hard cap on the audience (both groups)")
+    holdout: Fraction = Field(default=0.1, description="share of the selected persons kept as a control group")
+    conversion_window_days: int = Field(default=14, ge=1, le=365)
+    score_model: str = Field(default="response", min_length=1, max_length=64, description="ranks who gets it first")
+
+    @property
+    def first_send(self) -> Touch:
+        step = self.steps[0].send
+        assert step is not None
+        return Touch(channel=step.channel, template=step.template, offer=step.offer)
+
+    @property
+    def follow_up(self) -> tuple[Touch, int] | None:
+        if len(self.steps) < 3:
+            return None
+        wait, send = self.steps[1].wait, self.steps[2].send
+        assert wait is not None and send is not None
+        return Touch(channel=send.channel, template=send.template, offer=send.offer), wait.seconds
+
+    def planned_sends(self) -> int:
+        """The most first sends a run can make: what the budget pays for at the first channel's cost, within
+        `max_recipients` (the selection cuts to both; the holdout is on top of the treatment)."""
+        cost = self.budget.cost_per_message_minor.get(self.first_send.channel, 0)
+        affordable = self.budget.amount_minor // cost if cost else 0
+        if self.max_recipients is None:
+            return affordable
+        return min(affordable, round(self.max_recipients * (1 - self.holdout)))
+
+    def to_request(self, run_id: str) -> CampaignRequest:
+        """The state machine's input for one run of this definition."""
+        follow_up = self.follow_up
+        return CampaignRequest(
+            campaign_id=self.campaign_id,
+            run_id=run_id,
+            brand_id=self.brand_id,
+            audience=self.audience,
+            score_model=self.score_model,
+            touch1=self.first_send,
+            touch2=follow_up[0] if follow_up else None,
+            second_touch=follow_up is not None,
+            wait_seconds=follow_up[1] if follow_up else 0,
+            budget=self.budget,
+            max_recipients=self.max_recipients,
+            holdout_fraction=self.holdout,
+            conversion_window_seconds=self.conversion_window_days * 86_400,
+        )
+
+
+def problems(definition: CampaignDefinition) -> list[ValidationIssue]:
+    """What makes a well-formed definition unrunnable, each with its field path."""
+    out: list[ValidationIssue] = []
+    shape = [("send" if s.send else "wait") for s in definition.steps]
+    if shape not in (["send"], ["send", "wait", "send"]):
+        out.append(
+            ValidationIssue(
+                field="steps",
+                message=f"the steps are {' -> '.join(shape)}; a campaign runs a send, or a send, a wait and a "
+                "follow-up send (to: not_converted)",
+            )
+        )
+        return out
+    if definition.steps[0].send and definition.steps[0].send.to != "everyone":
+        out.append(ValidationIssue(field="steps[0].send.to", message="the first send goes to everyone selected"))
+    if len(shape) == 3 and definition.steps[2].send and definition.steps[2].send.to != "not_converted":
+        out.append(
+            ValidationIssue(
+                field="steps[2].send.to", message="a follow-up reaches those who have not converted: not_converted"
+            )
+        )
+    costs = definition.budget.cost_per_message_minor
+    for i, step in enumerate(definition.steps):
+        if step.send is not None and step.send.channel not in costs:
+            out.append(
+                ValidationIssue(
+                    field=f"budget.cost_per_message_minor.{step.send.channel}",
+                    message=f"no cost for the {step.send.channel} messages of steps[{i}]",
+                )
+            )
+    first = definition.steps[0].send
+    if first is not None and costs.get(first.channel) == 0:
+        out.append(
+            ValidationIssue(
+                field=f"budget.cost_per_message_minor.{first.channel}",
+                message="the first send's channel needs a cost above 0 (the budget decides how many get it)",
+            )
+        )
+    return out
+
+
+def run_id_for(campaign_id: str, version: int, at: datetime, *, scheduled: bool) -> str:
+    """A run's id (and its execution's name): the campaign, the version and when it started. A scheduled
+    occurrence is named by its minute, so firing it twice starts one run; a run started by hand, by its second."""
+    stamp = f"{at.astimezone(UTC):%Y%m%dT%H%MZ}" if scheduled else f"{at.astimezone(UTC):%Y%m%dT%H%M%SZ}"
+    return f"{campaign_id}-v{version}-{stamp}"

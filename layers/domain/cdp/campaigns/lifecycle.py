@@ -1,0 +1,386 @@
+"""Campaigns as data: define (in versions), validate, approve, start, schedule, pause, resume, stop, and the runs.
+
+Lifecycle (each change checks the state it read, so two operators cannot interleave):
+
+    draft --activate--> scheduled --pause--> paused --resume--> scheduled
+    (any) --stop--> stopped            scheduled --(a once-schedule fired)--> completed
+    a new version: scheduled stays scheduled on it; stopped or completed become draft again
+
+A run executes one version on the campaign state machine. A version whose planned sends or budget exceed the
+brand's limits (`cdp.org.CampaignPolicy`) runs only once approved by another client than the one that defined it.
+While the brand's stop switch is on no run starts and no scheduled occurrence runs (it is recorded as skipped).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel, Field, ValidationError
+
+from cdp.audiences.models import ValidationIssue
+from cdp.audiences.validation import pydantic_issues
+from cdp.campaigns.catalog import (
+    Approval,
+    BrandSwitch,
+    CampaignCatalog,
+    CampaignRunner,
+    CampaignState,
+    RunRecord,
+    StoredVersion,
+)
+from cdp.campaigns.definition import CampaignDefinition, problems, run_id_for
+from cdp.campaigns.models import dump
+from cdp.campaigns.ports import ArtifactStore
+from cdp.campaigns.service import summary_key
+from cdp.errors import ConflictError, ForbiddenError, InvalidInputError, NotFoundError
+from cdp.ingest.auth import CAMPAIGNS_APPROVE_SCOPE, CAMPAIGNS_READ_SCOPE, CAMPAIGNS_WRITE_SCOPE, authorize
+from cdp.ingest.ports import ApiClient
+from cdp.org import OrgDirectory
+from cdp.shared.time import utc_now
+
+READ_SCOPE, WRITE_SCOPE, APPROVE_SCOPE = CAMPAIGNS_READ_SCOPE, CAMPAIGNS_WRITE_SCOPE, CAMPAIGNS_APPROVE_SCOPE
+MAX_LATENESS = timedelta(hours=1)  # an occurrence found later than this (the scheduler was down) is skipped
+NEXT_RUNS_SHOWN = 3
+DUE_PER_TICK = 100
+
+
+class CampaignInvalidError(InvalidInputError):
+    """The definition is wrong; `errors` names every problem with its field path (422 at the edge)."""
+
+    def __init__(self, errors: list[ValidationIssue]) -> None:
+        self.errors = errors
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        super().__init__(f"{errors[0].field}: {errors[0].message}{more}", location=errors[0].field)
+
+
+class ValidationReport(BaseModel):
+    valid: bool
+    errors: list[ValidationIssue] = Field(default_factory=list)
+    campaign_id: str | None = None
+    planned_sends: int | None = Field(default=None, description="the most first sends a run can make")
+    needs_approval: bool | None = None
+    next_runs: list[datetime] = Field(default_factory=list, description="the schedule's next occurrences (UTC)")
+
+
+class CampaignView(BaseModel):
+    state: CampaignState
+    version: StoredVersion
+    planned_sends: int
+    needs_approval: bool
+    next_runs: list[datetime]
+
+
+class CampaignList(BaseModel):
+    brand_id: str
+    campaigns: list[CampaignState]
+    switch: BrandSwitch
+
+
+class RunView(BaseModel):
+    run: RunRecord
+    status: str | None = Field(description="the execution's status; None for a skipped occurrence")
+    summary: dict[str, Any] | None = Field(default=None, description="the run's results once it has finished")
+
+
+class RunList(BaseModel):
+    campaign_id: str
+    runs: list[RunView]
+
+
+class SwitchRequest(BaseModel):
+    brand_id: str = Field(min_length=1, max_length=128)
+    stopped: bool
+    reason: str | None = Field(default=None, max_length=500)
+
+
+def authorize_campaigns(client: ApiClient, org: OrgDirectory, brand_id: str, scope: str) -> ApiClient:
+    """The key holds `scope` and sees the whole brand (a campaign selects from all of the brand's customers)."""
+    authorize(client, scope)
+    if not client.org_scope.covers_brand(org, brand_id):
+        raise ForbiddenError(f"the key of {client.name} is limited to {client.org_scope.label}, not brand {brand_id}")
+    return client
+
+
+def parse_definition(raw: Any) -> CampaignDefinition:
+    """The definition, or CampaignInvalidError with every problem and its field path."""
+    if not isinstance(raw, dict):
+        raise CampaignInvalidError([ValidationIssue(field="(document)", message="expected a JSON object")])
+    try:
+        definition = CampaignDefinition.model_validate(raw)
+    except ValidationError as exc:
+        raise CampaignInvalidError(pydantic_issues(exc)) from exc
+    found = problems(definition)
+    if found:
+        raise CampaignInvalidError(found)
+    return definition
+
+
+class CampaignService:
+    def __init__(
+        self,
+        catalog: CampaignCatalog,
+        runner: CampaignRunner,
+        artifacts: ArtifactStore,
+        org: OrgDirectory,
+        now: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.catalog = catalog
+        self.runner = runner
+        self.artifacts = artifacts
+        self.org = org
+        self.now = now
+
+    # ---- definitions ----------------------------------------------------------------------------------------------
+
+    def validate(self, raw: Any) -> ValidationReport:
+        try:
+            definition = parse_definition(raw)
+        except CampaignInvalidError as exc:
+            return ValidationReport(valid=False, errors=exc.errors)
+        return ValidationReport(
+            valid=True,
+            campaign_id=definition.campaign_id,
+            planned_sends=definition.planned_sends(),
+            needs_approval=self.needs_approval(definition),
+            next_runs=self.next_runs(definition, self.now()),
+        )
+
+    def define(self, definition: CampaignDefinition, client: ApiClient) -> CampaignView:
+        """Store the definition as the campaign's next version (the first creates it as a draft)."""
+        now = self.now()
+        brand, cid = definition.brand_id, definition.campaign_id
+        current = self.catalog.state(brand, cid)
+        number = current.latest_version + 1 if current else 1
+        version = StoredVersion(version=number, definition=definition, created_at=now, created_by=client.name)
+        if current is None:
+            state = CampaignState(
+                brand_id=brand,
+                campaign_id=cid,
+                name=definition.name,
+                status="draft",
+                latest_version=1,
+                created_at=now,
+                updated_at=now,
+                updated_by=client.name,
+            )
+        else:
+            changes: dict[str, Any] = {"name": definition.name, "latest_version": number}
+            if current.status == "scheduled":
+                following = self._next(definition, now)
+                changes |= {"active_version": number, "next_run_at": following}
+                changes |= {} if following else {"status": "draft", "active_version": None}
+            elif current.status in ("stopped", "completed"):
+                changes |= {"status": "draft", "active_version": None, "next_run_at": None}
+            state = self._changed(current, client, **changes)
+        self.catalog.add_version(
+            state, version, current.rev if current else None, current.next_run_at if current else None
+        )
+        return self._view(state, version)
+
+    def get(self, brand_id: str, campaign_id: str, version: int | None = None) -> CampaignView:
+        state = self._state(brand_id, campaign_id)
+        return self._view(state, self._version(state, version or state.latest_version))
+
+    def list_brand(self, brand_id: str) -> CampaignList:
+        states = sorted(self.catalog.states(brand_id), key=lambda s: s.campaign_id)
+        return CampaignList(brand_id=brand_id, campaigns=states, switch=self.catalog.switch(brand_id))
+
+    def needs_approval(self, definition: CampaignDefinition) -> bool:
+        policy = self.org.brand(definition.brand_id).campaigns
+        sends, budget = policy.approval_above_sends, policy.approval_above_budget_minor
+        return (sends is not None and definition.planned_sends() > sends) or (
+            budget is not None and definition.budget.amount_minor > budget
+        )
+
+    def next_runs(self, definition: CampaignDefinition, after: datetime) -> list[datetime]:
+        out: list[datetime] = []
+        while len(out) < NEXT_RUNS_SHOWN and (following := self._next(definition, out[-1] if out else after)):
+            out.append(following)
+        return out
+
+    # ---- approval and the switch ----------------------------------------------------------------------------------
+
+    def approve(self, brand_id: str, campaign_id: str, version: int, client: ApiClient) -> CampaignView:
+        state = self._state(brand_id, campaign_id)
+        stored = self._version(state, version)
+        if stored.created_by == client.name:
+            raise ForbiddenError(f"version {version} was defined by {client.name}: another client must approve it")
+        self.catalog.approve(brand_id, campaign_id, version, Approval(by=client.name, at=self.now()))
+        return self.get(brand_id, campaign_id, version)
+
+    def set_switch(self, request: SwitchRequest, client: ApiClient) -> BrandSwitch:
+        switch = BrandSwitch(
+            brand_id=request.brand_id, stopped=request.stopped, reason=request.reason, by=client.name, at=self.now()
+        )
+        self.catalog.put_switch(switch)
+        return switch
+
+    # ---- runs ----------------------------------------------------------------------------------------------------
+
+    def start(self, brand_id: str, campaign_id: str, client: ApiClient, version: int | None = None) -> RunView:
+        """Run a version now (the latest by default), whatever the schedule."""
+        now = self.now()
+        state = self._state(brand_id, campaign_id)
+        if state.status == "stopped":
+            raise ConflictError(f"campaign {campaign_id} is stopped: define a new version to run it again")
+        stored = self._version(state, version or state.latest_version)
+        blocked = self._blocked(stored)
+        if blocked:
+            raise ConflictError(f"campaign {campaign_id} cannot start: {blocked}")
+        run = RunRecord(
+            run_id=run_id_for(campaign_id, stored.version, now, scheduled=False),
+            brand_id=brand_id,
+            campaign_id=campaign_id,
+            version=stored.version,
+            trigger="manual",
+            at=now,
+            by=client.name,
+            outcome="started",
+        )
+        if not self.catalog.add_run(run):
+            raise ConflictError(f"run {run.run_id} was started already (one start per second)")
+        self.runner.start(run.run_id, {"request": dump(stored.definition.to_request(run.run_id))})
+        return RunView(run=run, status=self.runner.status(run.run_id))
+
+    def runs(self, brand_id: str, campaign_id: str, limit: int = 50) -> RunList:
+        self._state(brand_id, campaign_id)
+        records = self.catalog.runs(brand_id, campaign_id, limit)
+        return RunList(campaign_id=campaign_id, runs=[self._run_view(r, with_summary=False) for r in records])
+
+    def run(self, brand_id: str, campaign_id: str, run_id: str) -> RunView:
+        record = self.catalog.run(brand_id, campaign_id, run_id)
+        if record is None:
+            raise NotFoundError(f"campaign {campaign_id} has no run {run_id}")
+        return self._run_view(record, with_summary=True)
+
+    # ---- schedule --------------------------------------------------------------------------------------------------
+
+    def activate(self, brand_id: str, campaign_id: str, client: ApiClient) -> CampaignView:
+        state = self._state(brand_id, campaign_id)
+        if state.status not in ("draft", "completed"):
+            raise ConflictError(f"campaign {campaign_id} is {state.status}: only a draft is activated")
+        return self._schedule(state, client)
+
+    def resume(self, brand_id: str, campaign_id: str, client: ApiClient) -> CampaignView:
+        state = self._state(brand_id, campaign_id)
+        if state.status != "paused":
+            raise ConflictError(f"campaign {campaign_id} is {state.status}: only a paused campaign resumes")
+        return self._schedule(state, client)
+
+    def pause(self, brand_id: str, campaign_id: str, client: ApiClient) -> CampaignView:
+        state = self._state(brand_id, campaign_id)
+        if state.status != "scheduled":
+            raise ConflictError(f"campaign {campaign_id} is {state.status}: only a scheduled campaign pauses")
+        return self._put(state, self._changed(state, client, status="paused", next_run_at=None))
+
+    def stop(self, brand_id: str, campaign_id: str, client: ApiClient) -> CampaignView:
+        """No further runs; runs in flight are stopped (their messages sent so far stay sent)."""
+        state = self._state(brand_id, campaign_id)
+        if state.status == "stopped":
+            raise ConflictError(f"campaign {campaign_id} is stopped already")
+        view = self._put(state, self._changed(state, client, status="stopped", next_run_at=None, active_version=None))
+        for run in self.catalog.runs(brand_id, campaign_id, limit=1000):
+            if run.outcome == "started" and self.runner.status(run.run_id) == "RUNNING":
+                self.runner.stop(run.run_id, f"campaign stopped by {client.name}")
+        return view
+
+    def fire_due(self, now: datetime) -> list[RunRecord]:
+        """Start (or skip, with the reason) every scheduled occurrence due by `now`, and move each campaign on to
+        its next occurrence. Idempotent: an occurrence names its run, so a second tick starts nothing new."""
+        fired: list[RunRecord] = []
+        for entry in self.catalog.due(now, DUE_PER_TICK):
+            state = self.catalog.state(entry.brand_id, entry.campaign_id)
+            if state is None or state.status != "scheduled" or state.next_run_at != entry.at:
+                continue  # paused, stopped or moved on since the entry was read
+            assert state.active_version is not None
+            stored = self._version(state, state.active_version)
+            reason = "late: the occurrence was missed by over an hour" if now - entry.at > MAX_LATENESS else None
+            run = RunRecord(
+                run_id=run_id_for(state.campaign_id, stored.version, entry.at, scheduled=True),
+                brand_id=state.brand_id,
+                campaign_id=state.campaign_id,
+                version=stored.version,
+                trigger="schedule",
+                at=entry.at,
+                by="schedule",
+                outcome="started",
+            )
+            reason = reason or self._blocked(stored)
+            if reason:
+                run = run.model_copy(update={"outcome": "skipped", "reason": reason})
+            if self.catalog.add_run(run) and run.outcome == "started":
+                self.runner.start(run.run_id, {"request": dump(stored.definition.to_request(run.run_id))})
+            following = self._next(stored.definition, entry.at)
+            moved = self._changed(state, None, next_run_at=following, status="scheduled" if following else "completed")
+            try:
+                self.catalog.put_state(moved, state.rev, entry.at)
+            except ConflictError:
+                continue  # changed meanwhile (paused, a new version): the change decided the next occurrence
+            fired.append(run)
+        return fired
+
+    # ---- helpers ---------------------------------------------------------------------------------------------------
+
+    def _blocked(self, stored: StoredVersion) -> str | None:
+        switch = self.catalog.switch(stored.definition.brand_id)
+        if switch.stopped:
+            return f"the brand's stop switch is on (by {switch.by}: {switch.reason or 'no reason given'})"
+        if stored.approval is None and self.needs_approval(stored.definition):
+            return f"version {stored.version} needs an approval (its planned sends or budget exceed the brand's limits)"
+        return None
+
+    def _schedule(self, state: CampaignState, client: ApiClient) -> CampaignView:
+        stored = self._version(state, state.latest_version)
+        if stored.definition.schedule is None:
+            raise ConflictError(f"version {stored.version} has no schedule: start it instead")
+        following = self._next(stored.definition, self.now())
+        if following is None:
+            raise ConflictError(f"version {stored.version}'s schedule has no occurrence after now")
+        changed = self._changed(state, client, status="scheduled", active_version=stored.version, next_run_at=following)
+        return self._put(state, changed)
+
+    def _next(self, definition: CampaignDefinition, after: datetime) -> datetime | None:
+        schedule = definition.schedule
+        return schedule.next_after(after, self.org.brand(definition.brand_id)) if schedule else None
+
+    def _changed(self, state: CampaignState, client: ApiClient | None, **changes: Any) -> CampaignState:
+        by = client.name if client else "schedule"
+        return state.model_copy(update={**changes, "updated_at": self.now(), "updated_by": by, "rev": state.rev + 1})
+
+    def _put(self, before: CampaignState, after: CampaignState) -> CampaignView:
+        self.catalog.put_state(after, before.rev, before.next_run_at)
+        return self._view(after, self._version(after, after.latest_version))
+
+    def _state(self, brand_id: str, campaign_id: str) -> CampaignState:
+        state = self.catalog.state(brand_id, campaign_id)
+        if state is None:
+            raise NotFoundError(f"brand {brand_id} has no campaign {campaign_id}")
+        return state
+
+    def _version(self, state: CampaignState, version: int) -> StoredVersion:
+        stored = self.catalog.version(state.brand_id, state.campaign_id, version)
+        if stored is None:
+            raise NotFoundError(
+                f"campaign {state.campaign_id} has no version {version} (latest: {state.latest_version})"
+            )
+        return stored
+
+    def _view(self, state: CampaignState, version: StoredVersion) -> CampaignView:
+        after = max(self.now(), state.next_run_at - timedelta(microseconds=1)) if state.next_run_at else self.now()
+        return CampaignView(
+            state=state,
+            version=version,
+            planned_sends=version.definition.planned_sends(),
+            needs_approval=self.needs_approval(version.definition) and version.approval is None,
+            next_runs=self.next_runs(version.definition, after) if state.status == "scheduled" else [],
+        )
+
+    def _run_view(self, run: RunRecord, with_summary: bool) -> RunView:
+        if run.outcome == "skipped":
+            return RunView(run=run, status=None)
+        summary = None
+        if with_summary and self.artifacts.exists(summary_key(run.run_id)):
+            summary = self.artifacts.get_json(summary_key(run.run_id))
+        return RunView(run=run, status=self.runner.status(run.run_id), summary=summary)
