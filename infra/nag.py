@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from aws_cdk import Acknowledgment, CfnResource, Stack, Validations
 from constructs import IConstruct
 
@@ -38,7 +40,9 @@ def nag_resource(scope: IConstruct, resource: str) -> str:
             out.append(part)
         elif "Ref" in part:
             out.append(f"<{part['Ref']}>")
-        else:
+        elif "Fn::GetAtt" in part:
             logical_id, attribute = part["Fn::GetAtt"]
             out.append(f"<{logical_id}.{attribute}>")
+        else:  # another intrinsic (Fn::Select of a machine's name): spelled as its JSON
+            out.append(json.dumps(part, separators=(",", ":")))
     return "".join(out)

@@ -14,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from cdp_local.cli_audience import audience_app
+from cdp_local.cli_campaign import campaign_app
 from cdp_local.cli_identity import identity_app
 from cdp_local.cli_import import import_app
 from cdp_local.cli_migrate import migrate_app
@@ -30,6 +31,7 @@ app.add_typer(profile_app, name="profile")
 app.add_typer(import_app, name="import")
 app.add_typer(replay_app, name="replay")
 app.add_typer(audience_app, name="audience")
+app.add_typer(campaign_app, name="campaign")
 app.add_typer(tags_app, name="tags")
 app.add_typer(migrate_app, name="migrate")
 console = Console()
@@ -95,7 +97,7 @@ def serve(
     from cdp_local.http_server import LocalApiServer
     from cdp_local.runtime import LocalRuntime
 
-    with LocalRuntime() as rt, LocalApiServer(rt, port=port, drain=drain) as server:
+    with LocalRuntime() as rt, LocalApiServer(rt, port=port, drain=drain, ticks=True) as server:
         if history is not None:
             _import_history(rt, history)
         console.print(f"[green]CDP local API[/green] on {server.url}  (API key: {rt.api_key!r}; Ctrl-C stops)")

@@ -5,6 +5,7 @@ snapshots, delete. Definitions are YAML or JSON files, one audience per file."""
 from __future__ import annotations
 
 import json
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +33,19 @@ def read_definition(path: Path) -> Any:
         where = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
         _fail(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', None) or exc}")
     if not isinstance(data, dict):
-        _fail(f"{path}: expected one audience definition (a mapping with id, name, kind, include, ...)")
-    return data
+        _fail(f"{path}: expected one definition (a mapping of fields)")
+    return _plain(data)
+
+
+def _plain(value: Any) -> Any:
+    """YAML reads `2026-12-01` as a date and `2027-03-01T10:00` as a datetime: sent as the ISO text written."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, date | datetime):
+        return value.isoformat()
+    return value
 
 
 def _fail(message: str) -> Any:

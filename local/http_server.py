@@ -17,11 +17,13 @@ import logging
 import re
 import threading
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Literal
 from urllib.parse import parse_qs
 
+from cdp import topology
 from cdp_local.runtime import LocalRuntime
 
 log = logging.getLogger(__name__)
@@ -31,6 +33,7 @@ DEFAULT_PORT = 8787
 DrainMode = Literal["sync", "background", "off"]
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "server", "date"}
 LOCAL_PREFIX = "/_local/"  # routes of the local server only (never on API Gateway)
+TICK_SECONDS = 60.0
 _BRAND = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _FILE_NAME = re.compile(r"[^/\\\x00-\x1f]{1,200}")
 _IMPORT_ID = re.compile(r"[A-Za-z0-9_-]{1,80}")
@@ -42,10 +45,16 @@ class LocalApiServer:
     """A ThreadingHTTPServer in front of a running LocalRuntime. Use as a context manager or call start/stop."""
 
     def __init__(
-        self, runtime: LocalRuntime, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, drain: DrainMode = "sync"
+        self,
+        runtime: LocalRuntime,
+        host: str = DEFAULT_HOST,
+        port: int = DEFAULT_PORT,
+        drain: DrainMode = "sync",
+        ticks: bool = False,
     ) -> None:
         self.runtime = runtime
         self.drain_mode = drain
+        self.ticks = ticks  # fire the campaign schedule's tick every minute (`cdp serve`)
         self._pending = threading.Event()
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -93,7 +102,19 @@ class LocalApiServer:
                 answer, status = _import_status(self.runtime, parts[1])
                 # an ended import's events become profiles before the client hears it ended (sync drain)
                 return answer, status in _TERMINAL
+        if len(parts) == 2 and parts[0] == "schedules" and method == "POST":
+            return _fire_schedule(self.runtime, parts[1], parse_qs(raw_query)), True
         return _json(404, {"error": "not_found", "message": f"no local route {method} {raw_path}"}), False
+
+    def _ticker(self) -> None:
+        """What EventBridge Scheduler does on AWS for the campaign tick: fire it every minute at the wall clock."""
+        while not self._stopping.wait(timeout=TICK_SECONDS):
+            try:
+                with self.runtime.lock:
+                    self.runtime.fire_schedule(topology.CAMPAIGN_TICK.local_name)
+                self.after_accepted()
+            except Exception:  # the ticker must outlive one bad tick; the failure is logged
+                log.exception("campaign tick failed")
 
     def _drainer(self) -> None:
         while not self._stopping.is_set():
@@ -107,6 +128,8 @@ class LocalApiServer:
     def start(self) -> LocalApiServer:
         serve = threading.Thread(target=self._server.serve_forever, name="cdp-http", daemon=True)
         self._threads.append(serve)
+        if self.ticks:
+            self._threads.append(threading.Thread(target=self._ticker, name="cdp-campaign-tick", daemon=True))
         if self.drain_mode == "background":
             self._threads.append(threading.Thread(target=self._drainer, name="cdp-drainer", daemon=True))
         for thread in self._threads:
@@ -178,6 +201,24 @@ def _handler_class(server: LocalApiServer) -> type[BaseHTTPRequestHandler]:
             log.info("%s %s", self.address_string(), format % args)
 
     return Handler
+
+
+def _fire_schedule(runtime: LocalRuntime, name: str, query: dict[str, list[str]]) -> LocalAnswer:
+    """POST /_local/schedules/{name}?at=ISO: fire a schedule as if it came due at `at` (default now): the local
+    clock a demo or a test moves, e.g. to run next Monday's campaign occurrence today."""
+    if name not in runtime.schedules:
+        known = ", ".join(sorted(runtime.schedules))
+        return _json(404, {"error": "not_found", "message": f"no schedule {name!r}; known: {known}"})
+    raw = (query.get("at") or [""])[0]
+    try:
+        at = datetime.fromisoformat(raw.replace("Z", "+00:00")) if raw else None
+    except ValueError:
+        at = None
+    if (raw and at is None) or (at is not None and at.tzinfo is None):
+        message = "at must be an ISO 8601 time with an offset, e.g. 2026-12-07T10:00:00+08:00"
+        return _json(400, {"error": "invalid_request", "message": message, "field": "at"})
+    firing = runtime.fire_schedule(name, at)
+    return _json(200, {"schedule": name, "at": (at or datetime.now(UTC)).isoformat(), "result": firing.result})
 
 
 def _json(status: int, body: Any) -> LocalAnswer:

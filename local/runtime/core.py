@@ -563,8 +563,9 @@ class LocalRuntime:
         """Do what EventBridge Scheduler would do when the schedule comes due at `at` (default: now); moto's
         never fires. The scheduled time goes where the input names it, as Scheduler's context attribute does."""
         schedule = self.schedules[local_name]
-        when = (at or datetime.now(UTC)).astimezone(UTC).isoformat().replace("+00:00", "Z")
-        payload = json.loads(schedule.input.replace(topology.SCHEDULED_TIME, when))
+        moment = (at or datetime.now(UTC)).astimezone(UTC)
+        payload = json.loads(schedule.input.replace(topology.SCHEDULED_TIME, moment.isoformat().replace("+00:00", "Z")))
+        self.wait_states.end_due(moment.timestamp())  # Wait states that are up by then end, as they would have
         if schedule.target_machine is not None:
             return ScheduleFiring(local_name, execution_arn=self.start_execution(schedule.target_machine.key, payload))
         if schedule.target_function is not None:

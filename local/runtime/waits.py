@@ -44,13 +44,16 @@ class WaitStates:
         self._cond = threading.Condition()
         self._waiting: dict[str, int] = {}  # execution ARN -> Wait states in progress (a Map may run several)
         self._ended: dict[str, int] = {}  # execution ARN -> generation: bumped by `end`
+        self._due: dict[str, list[float]] = {}  # execution ARN -> when (epoch seconds) each of its waits is up
 
     def wait(self, execution_arn: str, seconds: float, running: Callable[[], bool]) -> None:
         """Wait `seconds`, or until `end(execution_arn)`, or until the execution stops running."""
         deadline = self.clock() + seconds
+        due = time.time() + seconds
         with self._cond:
             generation = self._ended.get(execution_arn, 0)
             self._waiting[execution_arn] = self._waiting.get(execution_arn, 0) + 1
+            self._due.setdefault(execution_arn, []).append(due)
             self._cond.notify_all()
             try:
                 while running() and self._ended.get(execution_arn, 0) == generation:
@@ -60,8 +63,10 @@ class WaitStates:
                     self._cond.wait(min(remaining, SLICE_S))
             finally:
                 self._waiting[execution_arn] -= 1
+                self._due[execution_arn].remove(due)
                 if not self._waiting[execution_arn]:
                     del self._waiting[execution_arn]
+                    del self._due[execution_arn]
                 self._cond.notify_all()
 
     def waiting(self, execution_arn: str) -> bool:
@@ -78,6 +83,14 @@ class WaitStates:
                     return False
                 self._cond.wait(min(remaining, SLICE_S))
             return True
+
+    def end_due(self, until: float) -> list[str]:
+        """End the waits that are up by `until` (epoch seconds): the local clock moved there. Returns their ARNs."""
+        with self._cond:
+            due = [arn for arn, times in self._due.items() if min(times) <= until]
+        for arn in due:
+            self.end(arn)
+        return due
 
     def end(self, execution_arn: str) -> bool:
         """Finish the execution's Wait states now (True: there was one). A later Wait state waits as usual."""

@@ -155,6 +155,7 @@ def test_whole_bucket_listing_is_kept_only_where_a_missing_key_must_read_as_404(
         topology.FILE_IMPORT,
         topology.HISTORY_IMPORT,  # a chunk report not written yet, the brand's catalog when there is none
         topology.AUDIENCE_API,
+        topology.CAMPAIGN_API,  # a run's summary before the run has finished
     }
     unconditioned = {
         spec
@@ -185,6 +186,8 @@ TABLE_ACCESS: dict[topology.FunctionSpec, dict[topology.TableSpec, str]] = {
     topology.HISTORY_IMPORT: {topology.PROFILES_TABLE: READ_WRITE, topology.LEDGER_TABLE: READ_WRITE},
     topology.PLATFORM_PULL: {topology.LEDGER_TABLE: READ_WRITE},
     topology.AUDIENCE_API: {topology.PROFILES_TABLE: READ_ONLY},
+    topology.CAMPAIGN_API: {topology.CAMPAIGNS_TABLE: READ_WRITE},
+    topology.CAMPAIGN_SCHEDULER: {topology.CAMPAIGNS_TABLE: READ_WRITE},
 }
 """What each handler does with each table (read from functions/<name>/handler.py and the stores it builds)."""
 
@@ -214,3 +217,20 @@ def test_table_rights_follow_what_each_function_does(synth: Synth) -> None:
             else:
                 # send only adds its message records to the timeline: a new item per message, never an update
                 assert granted & TABLE_WRITES == {"dynamodb:PutItem"}, where
+
+
+def test_only_the_campaign_api_and_its_scheduler_start_runs_and_only_of_the_campaign_machine(synth: Synth) -> None:
+    (machine_id,) = [k for k in synth.resources("AWS::StepFunctions::StateMachine") if "CampaignStateMachine" in k]
+    starters = {
+        spec
+        for spec in topology.FUNCTIONS
+        if "states:StartExecution" in statement_actions(_role_statements(synth, spec))
+    }
+    assert starters == {topology.CAMPAIGN_API, topology.CAMPAIGN_SCHEDULER}
+    for spec in starters:
+        statements = _role_statements(synth, spec)
+        starts = [s for s in statements if "states:StartExecution" in s["Action"]]
+        # Given the functions that start runs / Then they start, read and stop executions of that machine only
+        assert all(referenced_ids(s) == {machine_id} for s in starts), spec.key
+        run_rights = {a for a in statement_actions(statements) if a.startswith("states:")}
+        assert run_rights == {"states:StartExecution", "states:DescribeExecution", "states:StopExecution"}, spec.key

@@ -176,6 +176,7 @@ def test_grants_are_least_privilege_per_function(synth: Synth) -> None:
             topology.PLATFORM_PULL,
             topology.SEND,
             topology.AUDIENCE_API,
+            topology.CAMPAIGN_API,
         )
         if spec not in readers:
             assert "secretsmanager:GetSecretValue" not in actions, spec.key

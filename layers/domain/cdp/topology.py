@@ -480,6 +480,15 @@ class ScheduleSpec:
 DEFAULT_MODEL_NAME = "purchase-propensity"
 """The model the schedules train weekly (purchase propensity, no campaign) and score nightly."""
 
+# campaign schedules (cdp.campaigns.lifecycle.fire_due): the occurrence time comes from Scheduler, so a late or
+# repeated tick starts the runs due at that time, once each
+CAMPAIGN_TICK = ScheduleSpec(
+    "CampaignTickSchedule",
+    "cdp-campaign-tick",
+    "rate(1 minute)",
+    target_function=CAMPAIGN_SCHEDULER,
+    input=f'{{"now": "{SCHEDULED_TIME}"}}',
+)
 SCHEDULES = (
     ScheduleSpec(
         "NightlyScoreSchedule",
@@ -495,15 +504,7 @@ SCHEDULES = (
         target_machine=TRAIN_MACHINE,
         input=f'{{"model_name": "{DEFAULT_MODEL_NAME}", "window_days": 30}}',
     ),
-    # campaign schedules (cdp.campaigns.lifecycle.fire_due): the occurrence time comes from Scheduler, so a
-    # late or repeated tick starts the runs due at that time, once each
-    ScheduleSpec(
-        "CampaignTickSchedule",
-        "cdp-campaign-tick",
-        "rate(1 minute)",
-        target_function=CAMPAIGN_SCHEDULER,
-        input=f'{{"now": "{SCHEDULED_TIME}"}}',
-    ),
+    CAMPAIGN_TICK,
     ScheduleSpec("HourlyTagSweepSchedule", "cdp-hourly-tag-sweep", "rate(1 hour)", target_function=TAG_SWEEP),
     # every person's tags in full, batch-freshness tags (timing, cake months) included, before the nightly score
     ScheduleSpec(

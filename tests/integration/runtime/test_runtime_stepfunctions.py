@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -91,8 +92,8 @@ def test_firing_a_schedule_starts_its_machine(sfn_runtime: LocalRuntime) -> None
 
 
 def test_firing_a_function_schedule_invokes_it(runtime: LocalRuntime) -> None:
-    # Given a schedule targeting a function
-    schedule = next(s for s in topology.SCHEDULES if s.target_function is not None)
+    # Given a schedule targeting a function with a fixed input
+    schedule = next(s for s in topology.SCHEDULES if s.target_function is topology.TAG_SWEEP)
     assert schedule.target_function is not None
     handler = Recorder(reply={"swept": 0})
     runtime.override(schedule.target_function.key, handler)
@@ -100,6 +101,17 @@ def test_firing_a_function_schedule_invokes_it(runtime: LocalRuntime) -> None:
     fired = runtime.fire_schedule(schedule.local_name)
     assert fired.result == {"swept": 0}
     assert handler.events == [json.loads(schedule.input)]
+
+
+def test_a_schedule_gets_the_time_it_fires_at_where_its_input_names_it(runtime: LocalRuntime) -> None:
+    # Given the campaign tick, whose input carries Scheduler's <aws.scheduler.scheduled-time>
+    tick = topology.CAMPAIGN_TICK
+    assert tick.target_function is not None and topology.SCHEDULED_TIME in tick.input
+    handler = Recorder(reply={"started": []})
+    runtime.override(tick.target_function.key, handler)
+    # When the local clock fires it next Monday / Then the function is told that time, as Scheduler would
+    runtime.fire_schedule(tick.local_name, datetime(2026, 12, 7, 10, 0, tzinfo=timezone(timedelta(hours=8))))
+    assert handler.events == [{"now": "2026-12-07T02:00:00Z"}]
 
 
 def test_starting_a_machine_that_was_not_created_names_the_reason(runtime: LocalRuntime) -> None:

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from cdp.audiences.models import ValidationIssue
 from cdp.campaigns.models import Audience, Budget, CampaignRequest, Fraction, Touch
+from cdp.channels.templates import template_problem
 from cdp.org import BrandConfig, check_zone
 
 CAMPAIGN_ID_PATTERN = r"^[a-z][a-z0-9_]{0,47}$"
@@ -242,6 +243,14 @@ def problems(definition: CampaignDefinition) -> list[ValidationIssue]:
                 field="steps[2].send.to", message="a follow-up reaches those who have not converted: not_converted"
             )
         )
+    for i, step in enumerate(definition.steps):
+        if step.send is None:
+            continue
+        parts = [("body", step.send.template.body), ("subject", step.send.template.subject)]
+        for part, source in parts:
+            problem = template_problem(source, step.send.offer is not None) if source is not None else None
+            if problem:
+                out.append(ValidationIssue(field=f"steps[{i}].send.template.{part}", message=problem))
     costs = definition.budget.cost_per_message_minor
     for i, step in enumerate(definition.steps):
         if step.send is not None and step.send.channel not in costs:

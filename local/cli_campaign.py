@@ -1,0 +1,334 @@
+"""`cdp campaign ...`: campaigns as data over the HTTP API of a running `cdp serve` (or a deployment, with a key
+holding campaigns:read / campaigns:write, and campaigns:approve for approvals and the stop switch): validate,
+define, list, show, approve, start, activate, pause, resume, stop, runs, run, switch. Definitions are YAML or JSON
+files, one campaign per file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+import yaml
+from rich.markup import escape
+from rich.table import Table
+
+from cdp import topology
+from cdp_local.cli_audience import read_definition
+from cdp_local.cli_profile import ApiCaller, JsonOption, KeyOption, UrlOption, console, dump, segment
+
+campaign_app = typer.Typer(help="Campaigns as data: define, validate, approve, start or schedule, and their runs.")
+
+FileArgument = typer.Argument(..., exists=True, dir_okay=False, help="the definition, .yaml/.yml or .json")
+BrandOption = typer.Option("demo-brand", "--brand", envvar="CDP_BRAND", help="the campaign's brand")
+CampaignArgument = typer.Argument(..., help="the campaign id")
+
+
+def _print_report(report: dict[str, Any], path: Path | None = None) -> None:
+    where = f"{path}: " if path else ""
+    if not report["valid"]:
+        table = Table(title=escape(f"{where}{len(report['errors'])} problem(s)"), title_justify="left")
+        table.add_column("field")
+        table.add_column("problem")
+        for error in report["errors"]:
+            table.add_row(escape(error["field"]), escape(error["message"]))
+        console.print(table)
+        return
+    approval = "needs an approval before it runs" if report["needs_approval"] else "no approval needed"
+    console.print(
+        f"[green]{escape(where)}valid[/green] {escape(str(report['campaign_id']))}: at most "
+        f"{report['planned_sends']:,} first sends; {approval}"
+    )
+    if report["next_runs"]:
+        console.print("next runs (UTC): " + ", ".join(report["next_runs"]))
+
+
+def _print_view(view: dict[str, Any]) -> None:
+    state, version = view["state"], view["version"]
+    approval = version.get("approval")
+    console.print(
+        f"[bold]{escape(state['campaign_id'])}[/bold] ({escape(state['name'])}): {state['status']}, "
+        f"version {version['version']} of {state['latest_version']}"
+        + (f", scheduled on version {state['active_version']}" if state["active_version"] else "")
+    )
+    if approval:
+        console.print(f"approved by {escape(approval['by'])} at {approval['at']}")
+    elif view["needs_approval"]:
+        console.print("[yellow]needs an approval[/yellow] (its planned sends or budget exceed the brand's limits)")
+    console.print(f"at most {view['planned_sends']:,} first sends per run")
+    if view["next_runs"]:
+        console.print("next runs (UTC): " + ", ".join(view["next_runs"]))
+
+
+def _print_run(view: dict[str, Any]) -> None:
+    run = view["run"]
+    status = view["status"] or run["outcome"]
+    reason = f" ({run['reason']})" if run.get("reason") else ""
+    console.print(f"{escape(run['run_id'])}: {status}{escape(reason)}, version {run['version']}, by {run['by']}")
+    summary = view.get("summary")
+    if summary:
+        t, h = summary["treatment"], summary["holdout"]
+        console.print(
+            f"treatment {t['converted']}/{t['size']} converted, holdout {h['converted']}/{h['size']}; "
+            f"cost {summary['cost_minor']:,} {summary['currency']} minor units; ROI {summary['roi']}"
+        )
+
+
+@campaign_app.command()
+def validate(
+    file: Path = FileArgument, as_json: bool = JsonOption, url: str = UrlOption, api_key: str = KeyOption
+) -> None:
+    """Check a definition: every problem with its field path, planned sends, approval, next runs (nothing saved)."""
+    report = ApiCaller(url, api_key).call("POST", "/v1/campaigns/validate", read_definition(file))
+    if as_json:
+        dump(report)
+    else:
+        _print_report(report, file)
+    if not report["valid"]:
+        raise typer.Exit(code=1)
+
+
+@campaign_app.command()
+def define(
+    file: Path = FileArgument, as_json: bool = JsonOption, url: str = UrlOption, api_key: str = KeyOption
+) -> None:
+    """Define a campaign, or its next version. Validates first and lists every problem."""
+    api = ApiCaller(url, api_key)
+    definition = read_definition(file)
+    report = api.call("POST", "/v1/campaigns/validate", definition)
+    if not report["valid"]:
+        if as_json:
+            dump(report)
+        else:
+            _print_report(report, file)
+        raise typer.Exit(code=1)
+    view = api.call("POST", "/v1/campaigns", definition)
+    if as_json:
+        dump(view)
+        return
+    _print_view(view)
+
+
+@campaign_app.command("list")
+def list_campaigns(
+    brand: str = BrandOption, as_json: bool = JsonOption, url: str = UrlOption, api_key: str = KeyOption
+) -> None:
+    """The brand's campaigns with their status, and whether the brand's stop switch is on."""
+    result = ApiCaller(url, api_key).call("GET", "/v1/campaigns", query={"brand_id": brand})
+    if as_json:
+        dump(result)
+        return
+    table = Table(title=escape(f"campaigns of {brand}"), title_justify="left")
+    for column in ("id", "name", "status", "latest", "active", "next run (UTC)"):
+        table.add_column(column, no_wrap=column != "name")
+    for c in result["campaigns"]:
+        cells = (c["campaign_id"], c["name"], c["status"], c["latest_version"], c["active_version"], c["next_run_at"])
+        table.add_row(*("" if v is None else escape(str(v)) for v in cells))
+    console.print(table)
+    switch = result["switch"]
+    if switch["stopped"]:
+        console.print(f"[red]stop switch ON[/red] since {switch['at']} by {escape(str(switch['by']))}")
+
+
+@campaign_app.command()
+def show(
+    campaign_id: str = CampaignArgument,
+    version: int | None = typer.Option(None, min=1, help="a version (default: the latest)"),
+    brand: str = BrandOption,
+    as_json: bool = JsonOption,
+    url: str = UrlOption,
+    api_key: str = KeyOption,
+) -> None:
+    """A campaign's status and a version of its definition (YAML)."""
+    path = f"/v1/campaigns/{segment(campaign_id)}" + (f"/versions/{version}" if version else "")
+    view = ApiCaller(url, api_key).call("GET", path, query={"brand_id": brand})
+    if as_json:
+        dump(view)
+        return
+    _print_view(view)
+    console.print(escape(yaml.safe_dump(view["version"]["definition"], sort_keys=False, allow_unicode=True)))
+
+
+@campaign_app.command()
+def approve(
+    campaign_id: str = CampaignArgument,
+    version: int = typer.Option(..., min=1, help="the version approved"),
+    brand: str = BrandOption,
+    as_json: bool = JsonOption,
+    url: str = UrlOption,
+    api_key: str = KeyOption,
+) -> None:
+    """Approve a version above the brand's limits (campaigns:approve; not by the client that defined it)."""
+    body = {"version": version}
+    view = ApiCaller(url, api_key).call(
+        "POST", f"/v1/campaigns/{segment(campaign_id)}/approve", body, query={"brand_id": brand}
+    )
+    if as_json:
+        dump(view)
+    else:
+        _print_view(view)
+
+
+@campaign_app.command()
+def start(
+    campaign_id: str = CampaignArgument,
+    version: int | None = typer.Option(None, min=1, help="a version (default: the latest)"),
+    brand: str = BrandOption,
+    as_json: bool = JsonOption,
+    url: str = UrlOption,
+    api_key: str = KeyOption,
+) -> None:
+    """Run a version now, whatever its schedule."""
+    view = ApiCaller(url, api_key).call(
+        "POST", f"/v1/campaigns/{segment(campaign_id)}/start", {"version": version}, query={"brand_id": brand}
+    )
+    if as_json:
+        dump(view)
+    else:
+        _print_run(view)
+
+
+def _transition(action: str, campaign_id: str, brand: str, as_json: bool, url: str, api_key: str) -> None:
+    view = ApiCaller(url, api_key).call(
+        "POST", f"/v1/campaigns/{segment(campaign_id)}/{action}", query={"brand_id": brand}
+    )
+    if as_json:
+        dump(view)
+    else:
+        _print_view(view)
+
+
+@campaign_app.command()
+def activate(
+    campaign_id: str = CampaignArgument,
+    brand: str = BrandOption,
+    as_json: bool = JsonOption,
+    url: str = UrlOption,
+    api_key: str = KeyOption,
+) -> None:
+    """Schedule a draft: its schedule starts runs of the latest version."""
+    _transition("activate", campaign_id, brand, as_json, url, api_key)
+
+
+@campaign_app.command()
+def pause(
+    campaign_id: str = CampaignArgument,
+    brand: str = BrandOption,
+    as_json: bool = JsonOption,
+    url: str = UrlOption,
+    api_key: str = KeyOption,
+) -> None:
+    """Pause a scheduled campaign: its occurrences are skipped until it resumes."""
+    _transition("pause", campaign_id, brand, as_json, url, api_key)
+
+
+@campaign_app.command()
+def resume(
+    campaign_id: str = CampaignArgument,
+    brand: str = BrandOption,
+    as_json: bool = JsonOption,
+    url: str = UrlOption,
+    api_key: str = KeyOption,
+) -> None:
+    """Resume a paused campaign from its next occurrence."""
+    _transition("resume", campaign_id, brand, as_json, url, api_key)
+
+
+@campaign_app.command()
+def stop(
+    campaign_id: str = CampaignArgument,
+    brand: str = BrandOption,
+    as_json: bool = JsonOption,
+    url: str = UrlOption,
+    api_key: str = KeyOption,
+) -> None:
+    """Stop a campaign: no further runs, and its runs in flight are stopped."""
+    _transition("stop", campaign_id, brand, as_json, url, api_key)
+
+
+@campaign_app.command()
+def runs(
+    campaign_id: str = CampaignArgument,
+    brand: str = BrandOption,
+    as_json: bool = JsonOption,
+    url: str = UrlOption,
+    api_key: str = KeyOption,
+) -> None:
+    """A campaign's runs and skipped occurrences, newest first."""
+    result = ApiCaller(url, api_key).call(
+        "GET", f"/v1/campaigns/{segment(campaign_id)}/runs", query={"brand_id": brand}
+    )
+    if as_json:
+        dump(result)
+        return
+    table = Table(title=escape(f"runs of {campaign_id}"), title_justify="left")
+    for column in ("run", "version", "trigger", "at (UTC)", "status", "reason"):
+        table.add_column(column, no_wrap=column != "reason")
+    for v in result["runs"]:
+        r = v["run"]
+        cells = (r["run_id"], r["version"], r["trigger"], r["at"], v["status"] or r["outcome"], r.get("reason"))
+        table.add_row(*("" if c is None else escape(str(c)) for c in cells))
+    console.print(table)
+
+
+@campaign_app.command()
+def run(
+    campaign_id: str = CampaignArgument,
+    run_id: str = typer.Argument(..., help="the run id (from `cdp campaign runs`)"),
+    brand: str = BrandOption,
+    as_json: bool = JsonOption,
+    url: str = UrlOption,
+    api_key: str = KeyOption,
+) -> None:
+    """One run with its results once it has finished."""
+    view = ApiCaller(url, api_key).call(
+        "GET", f"/v1/campaigns/{segment(campaign_id)}/runs/{segment(run_id)}", query={"brand_id": brand}
+    )
+    if as_json:
+        dump(view)
+    else:
+        _print_run(view)
+
+
+@campaign_app.command()
+def switch(
+    state: str = typer.Argument(..., help="on (stop every campaign of the brand) or off"),
+    reason: str | None = typer.Option(None, help="why (shown with the switch)"),
+    brand: str = BrandOption,
+    as_json: bool = JsonOption,
+    url: str = UrlOption,
+    api_key: str = KeyOption,
+) -> None:
+    """The brand's stop switch: while on, no campaign run starts and scheduled runs are skipped."""
+    if state not in ("on", "off"):
+        console.print("[red]the switch is on or off[/red]")
+        raise typer.Exit(code=2)
+    body = {"brand_id": brand, "stopped": state == "on", "reason": reason}
+    result = ApiCaller(url, api_key).call("POST", "/v1/campaigns/switch", body)
+    if as_json:
+        dump(result)
+        return
+    console.print(f"stop switch of {escape(brand)}: {'[red]ON[/red]' if result['stopped'] else 'off'}")
+
+
+@campaign_app.command()
+def tick(
+    at: str | None = typer.Option(None, help="the time it fires at, ISO 8601 with an offset (default: now)"),
+    as_json: bool = JsonOption,
+    url: str = UrlOption,
+    api_key: str = KeyOption,
+) -> None:
+    """`cdp serve` only: fire the campaign schedule's tick now, or as if it were `--at` (to run next Monday's
+    occurrence today). On AWS, EventBridge Scheduler fires it every minute; `cdp serve` does too."""
+    result = ApiCaller(url, api_key).call(
+        "POST", f"/_local/schedules/{segment(topology.CAMPAIGN_TICK.local_name)}", query={"at": at}
+    )
+    if as_json:
+        dump(result)
+        return
+    fired = result["result"]
+    console.print(f"tick at {result['at']}: {len(fired['started'])} run(s) started, {len(fired['skipped'])} skipped")
+    for run_id in fired["started"]:
+        console.print(f"  started {escape(run_id)}")
+    for skipped in fired["skipped"]:
+        console.print(f"  skipped {escape(skipped['run_id'])}: {escape(str(skipped['reason']))}")

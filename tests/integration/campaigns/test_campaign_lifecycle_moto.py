@@ -1,0 +1,230 @@
+"""Campaign lifecycle on the real adapters under moto: the campaigns table (versions, states, runs, the due list,
+the switch) and runs started on a state machine, with an injected clock so a schedule's weeks pass in a test."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+import yaml
+from moto import mock_aws
+
+from cdp import topology
+from cdp.campaigns.catalog import RunRecord
+from cdp.campaigns.dynamodb import DynamoCampaignCatalog
+from cdp.campaigns.lifecycle import CampaignService, SwitchRequest, parse_definition
+from cdp.campaigns.s3 import S3ArtifactStore
+from cdp.campaigns.stepfunctions import StepFunctionsRunner
+from cdp.errors import ConflictError, ForbiddenError, NotFoundError
+from cdp.ingest.ports import ApiClient
+from cdp.org import OrgDirectory
+from cdp_local.runtime.core import create_table
+
+SAMPLE = Path(__file__).resolve().parents[3] / "events" / "campaigns" / "winter_cake_sms.yaml"
+SUNDAY = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
+MONDAY_10_SHANGHAI = datetime(2026, 12, 7, 2, 0, tzinfo=UTC)
+MARKETER = ApiClient("marketer", frozenset({"campaigns:write", "campaigns:read"}))
+APPROVER = ApiClient("approver", frozenset({"campaigns:approve"}))
+ORG = OrgDirectory.model_validate(
+    {"brands": {"demo-brand": {"group_id": "demo-group", "campaigns": {"approval_above_sends": 1_000}}}}
+)
+PASS_MACHINE = json.dumps({"StartAt": "Wait", "States": {"Wait": {"Type": "Wait", "Seconds": 3600, "End": True}}})
+
+
+@dataclass
+class Clock:
+    at: datetime
+
+    def __call__(self) -> datetime:
+        return self.at
+
+
+@dataclass
+class World:
+    service: CampaignService
+    catalog: DynamoCampaignCatalog
+    runner: StepFunctionsRunner
+    clock: Clock
+
+
+@pytest.fixture
+def world() -> Iterator[World]:
+    with mock_aws():
+        ddb = boto3.client("dynamodb", region_name="us-east-1")
+        create_table(ddb, topology.CAMPAIGNS_TABLE)
+        boto3.client("s3", region_name="us-east-1").create_bucket(Bucket=topology.DATA_BUCKET_LOCAL_NAME)
+        sfn = boto3.client("stepfunctions", region_name="us-east-1")
+        arn = sfn.create_state_machine(
+            name="cdp-campaign", definition=PASS_MACHINE, roleArn="arn:aws:iam::123456789012:role/sfn"
+        )["stateMachineArn"]
+        catalog = DynamoCampaignCatalog(topology.CAMPAIGNS_TABLE.local_name, client=ddb)
+        runner = StepFunctionsRunner(arn, client=sfn)
+        clock = Clock(SUNDAY)
+        artifacts = S3ArtifactStore(topology.DATA_BUCKET_LOCAL_NAME)
+        yield World(CampaignService(catalog, runner, artifacts, ORG, now=clock), catalog, runner, clock)
+
+
+def definition(**changes: Any) -> Any:
+    raw = yaml.safe_load(SAMPLE.read_text(encoding="utf-8"))
+    raw.update(changes)
+    return parse_definition(raw)
+
+
+def small(**changes: Any) -> Any:
+    """Below the brand's approval limit (1,000 sends): 500 at 5 fen."""
+    budget = {"amount_minor": 2_500, "currency": "CNY", "cost_per_message_minor": {"sms": 5}}
+    return definition(budget=budget, **changes)
+
+
+def test_versions_are_kept_and_a_run_keeps_the_version_it_started_with(world: World) -> None:
+    # Given a campaign defined twice
+    first = world.service.define(small(), MARKETER)
+    second = world.service.define(small(name="Winter cake SMS, shorter copy"), MARKETER)
+    assert (first.state.status, first.version.version, second.version.version) == ("draft", 1, 2)
+    # When version 1 is started by hand
+    run = world.service.start("demo-brand", "winter_cake_sms", MARKETER, version=1).run
+    # Then the run names its version, its execution is running, and version 1 is still there as defined
+    assert run.version == 1 and run.run_id == "winter_cake_sms-v1-20261206T120000Z"
+    assert world.runner.status(run.run_id) == "RUNNING"
+    assert world.service.get("demo-brand", "winter_cake_sms", 1).version.definition.name == "Winter cake SMS"
+    assert world.service.get("demo-brand", "winter_cake_sms").version.version == 2
+    with pytest.raises(ConflictError, match="one start per second"):
+        world.service.start("demo-brand", "winter_cake_sms", MARKETER, version=1)
+    with pytest.raises(NotFoundError, match="no version 3"):
+        world.service.get("demo-brand", "winter_cake_sms", 3)
+
+
+def test_a_version_above_the_brands_limits_runs_only_once_another_client_approved_it(world: World) -> None:
+    # Given the sample (4,000 planned sends; the brand's limit is 1,000)
+    view = world.service.define(definition(), MARKETER)
+    assert view.needs_approval and view.planned_sends == 4_000
+    # Then it cannot start, its definer cannot approve it, another client can, once
+    with pytest.raises(ConflictError, match="needs an approval"):
+        world.service.start("demo-brand", "winter_cake_sms", MARKETER)
+    with pytest.raises(ForbiddenError, match="another client"):
+        world.service.approve("demo-brand", "winter_cake_sms", 1, MARKETER)
+    approved = world.service.approve("demo-brand", "winter_cake_sms", 1, APPROVER)
+    assert approved.version.approval is not None and approved.version.approval.by == "approver"
+    assert not approved.needs_approval
+    with pytest.raises(ConflictError, match="approved already"):
+        world.service.approve("demo-brand", "winter_cake_sms", 1, APPROVER)
+    assert world.service.start("demo-brand", "winter_cake_sms", MARKETER).run.outcome == "started"
+    # And a new version needs its own approval
+    world.service.define(definition(name="v2"), MARKETER)
+    with pytest.raises(ConflictError, match="version 2 needs an approval"):
+        world.service.start("demo-brand", "winter_cake_sms", MARKETER)
+
+
+def test_a_weekly_schedule_starts_each_occurrence_once_and_pause_skips_them(world: World) -> None:
+    world.service.define(small(), MARKETER)
+    scheduled = world.service.activate("demo-brand", "winter_cake_sms", MARKETER)
+    assert scheduled.state.next_run_at == MONDAY_10_SHANGHAI
+    assert scheduled.next_runs[:2] == [MONDAY_10_SHANGHAI, MONDAY_10_SHANGHAI + timedelta(days=7)]
+    # When the tick fires a minute early, on time, and again on time
+    assert world.service.fire_due(MONDAY_10_SHANGHAI - timedelta(minutes=1)) == []
+    (fired,) = world.service.fire_due(MONDAY_10_SHANGHAI)
+    assert world.service.fire_due(MONDAY_10_SHANGHAI + timedelta(minutes=1)) == []
+    # Then one run started, named by its occurrence, and the campaign moved on a week
+    assert (fired.run_id, fired.trigger, fired.outcome) == ("winter_cake_sms-v1-20261207T0200Z", "schedule", "started")
+    assert world.runner.status(fired.run_id) == "RUNNING"
+    state = world.service.get("demo-brand", "winter_cake_sms").state
+    assert state.next_run_at == MONDAY_10_SHANGHAI + timedelta(days=7)
+    # When paused over the next Monday, then resumed
+    world.service.pause("demo-brand", "winter_cake_sms", MARKETER)
+    assert world.service.fire_due(MONDAY_10_SHANGHAI + timedelta(days=7)) == []
+    world.clock.at = MONDAY_10_SHANGHAI + timedelta(days=8)
+    resumed = world.service.resume("demo-brand", "winter_cake_sms", MARKETER)
+    # Then the paused Monday never ran and the schedule resumes from the next one
+    assert resumed.state.next_run_at == MONDAY_10_SHANGHAI + timedelta(days=14)
+    assert [r.run.run_id for r in world.service.runs("demo-brand", "winter_cake_sms").runs] == [fired.run_id]
+    with pytest.raises(ConflictError, match="only a paused campaign resumes"):
+        world.service.resume("demo-brand", "winter_cake_sms", MARKETER)
+
+
+def test_the_stop_switch_and_missing_approval_skip_occurrences_with_their_reason(world: World) -> None:
+    world.service.define(definition(), MARKETER)  # needs an approval
+    world.service.activate("demo-brand", "winter_cake_sms", MARKETER)
+    (unapproved,) = world.service.fire_due(MONDAY_10_SHANGHAI)
+    assert unapproved.outcome == "skipped" and "needs an approval" in (unapproved.reason or "")
+    world.service.approve("demo-brand", "winter_cake_sms", 1, APPROVER)
+    # When the brand's stop switch is on over the next Monday
+    world.service.set_switch(SwitchRequest(brand_id="demo-brand", stopped=True, reason="price error"), APPROVER)
+    (switched,) = world.service.fire_due(MONDAY_10_SHANGHAI + timedelta(days=7))
+    assert switched.outcome == "skipped" and "stop switch is on (by approver: price error)" in (switched.reason or "")
+    with pytest.raises(ConflictError, match="stop switch"):
+        world.service.start("demo-brand", "winter_cake_sms", MARKETER)
+    assert world.service.list_brand("demo-brand").switch.stopped
+    # Then, switched off, the following Monday runs; a tick that comes over an hour late skips its occurrence
+    world.service.set_switch(SwitchRequest(brand_id="demo-brand", stopped=False), APPROVER)
+    (ran,) = world.service.fire_due(MONDAY_10_SHANGHAI + timedelta(days=14))
+    (late,) = world.service.fire_due(MONDAY_10_SHANGHAI + timedelta(days=21, hours=2))
+    assert (ran.outcome, late.outcome) == ("started", "skipped") and "late" in (late.reason or "")
+    runs = world.service.runs("demo-brand", "winter_cake_sms").runs
+    assert [(r.run.outcome, r.status) for r in runs] == [
+        ("skipped", None),
+        ("started", "RUNNING"),
+        ("skipped", None),
+        ("skipped", None),
+    ]
+
+
+def test_a_new_version_of_a_scheduled_campaign_runs_from_its_next_occurrence(world: World) -> None:
+    world.service.define(small(), MARKETER)
+    world.service.activate("demo-brand", "winter_cake_sms", MARKETER)
+    world.service.fire_due(MONDAY_10_SHANGHAI)
+    world.clock.at = MONDAY_10_SHANGHAI + timedelta(minutes=5)
+    # When, after Monday's run, version 2 moves the campaign to Tuesdays
+    tuesdays = copy.deepcopy(yaml.safe_load(SAMPLE.read_text(encoding="utf-8"))["schedule"])
+    tuesdays["every"]["weekdays"] = ["tuesday"]
+    view = world.service.define(small(schedule=tuesdays), MARKETER)
+    # Then it stays scheduled, on version 2, from the next day (Tuesday 10:00 in Shanghai)
+    assert (view.state.status, view.state.active_version) == ("scheduled", 2)
+    assert view.state.next_run_at == MONDAY_10_SHANGHAI + timedelta(days=1)
+    (fired,) = world.service.fire_due(MONDAY_10_SHANGHAI + timedelta(days=1))
+    assert fired.run_id == "winter_cake_sms-v2-20261208T0200Z"
+
+
+def test_a_once_schedule_completes_and_stop_ends_runs_in_flight(world: World) -> None:
+    world.service.define(small(schedule={"once": "2026-12-07T10:00"}), MARKETER)
+    world.service.activate("demo-brand", "winter_cake_sms", MARKETER)
+    (fired,) = world.service.fire_due(MONDAY_10_SHANGHAI)
+    assert world.service.get("demo-brand", "winter_cake_sms").state.status == "completed"
+    with pytest.raises(ConflictError, match="schedule has no occurrence after now"):
+        world.clock.at = MONDAY_10_SHANGHAI + timedelta(hours=1)
+        world.service.activate("demo-brand", "winter_cake_sms", MARKETER)
+    # When stopped while its run is in flight
+    stopped = world.service.stop("demo-brand", "winter_cake_sms", MARKETER)
+    # Then the run's execution is stopped, and a stopped campaign neither starts nor stops again
+    assert stopped.state.status == "stopped" and world.runner.status(fired.run_id) == "ABORTED"
+    with pytest.raises(ConflictError, match="define a new version"):
+        world.service.start("demo-brand", "winter_cake_sms", MARKETER)
+    assert world.service.define(small(), MARKETER).state.status == "draft"
+
+
+def test_a_change_based_on_a_stale_read_is_refused(world: World) -> None:
+    world.service.define(small(), MARKETER)
+    stale = world.catalog.state("demo-brand", "winter_cake_sms")
+    assert stale is not None
+    world.service.activate("demo-brand", "winter_cake_sms", MARKETER)
+    paused = stale.model_copy(update={"status": "paused", "rev": stale.rev + 1})
+    with pytest.raises(ConflictError, match="changed meanwhile"):
+        world.catalog.put_state(paused, stale.rev, stale.next_run_at)
+    # and a run id is recorded once whoever records it
+    run = RunRecord(
+        run_id="winter_cake_sms-v1-20261207T0200Z",
+        brand_id="demo-brand",
+        campaign_id="winter_cake_sms",
+        version=1,
+        trigger="schedule",
+        at=MONDAY_10_SHANGHAI,
+        by="schedule",
+        outcome="started",
+    )
+    assert world.catalog.add_run(run) and not world.catalog.add_run(run)
