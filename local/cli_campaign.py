@@ -299,7 +299,8 @@ def switch(
     url: str = UrlOption,
     api_key: str = KeyOption,
 ) -> None:
-    """The brand's stop switch: while on, no campaign run starts and scheduled runs are skipped."""
+    """The brand's stop switch: while on, no campaign run starts, scheduled runs are skipped and runs in flight send
+    nothing more."""
     if state not in ("on", "off"):
         console.print("[red]the switch is on or off[/red]")
         raise typer.Exit(code=2)

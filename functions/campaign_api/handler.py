@@ -171,7 +171,7 @@ def validate() -> Response[str]:
 
 @app.post(
     "/v1/campaigns/switch",
-    summary="The brand's stop switch: while on, no campaign run starts and scheduled runs are skipped",
+    summary="The brand's stop switch: while on, no run starts, scheduled runs are skipped, runs in flight send nothing",
     tags=["campaigns"],
     responses=_docs({200: (BrandSwitch, "the switch as set")}, (400, 401, 403, 503)),
     openapi_extensions=body(SwitchRequest, "SwitchRequest"),

@@ -10,6 +10,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from cdp.campaigns.dynamodb import DynamoCampaignCatalog, DynamoStopSwitch
 from cdp.channels.adapters import S3BatchReader, channels_for
 from cdp.channels.ledger import DynamoSendLedger
 from cdp.channels.models import SendBatchRequest
@@ -29,6 +30,7 @@ class _Ports:
     batches: S3BatchReader
     channels: Mapping[str, Channel]
     links: LinkTracking | None
+    switch: DynamoStopSwitch
 
 
 @cache
@@ -40,6 +42,7 @@ def _ports() -> _Ports:
         batches=S3BatchReader(settings.data_bucket),
         channels=channels_for(settings),
         links=_link_tracking(settings),
+        switch=DynamoStopSwitch(DynamoCampaignCatalog(settings.campaigns_table)),
     )
 
 
@@ -71,7 +74,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         now=utc_now(),
         batches=ports.batches,
         links=ports.links,
+        switch=ports.switch,
     )
     metrics.add_metric(name="MessagesSent", unit=MetricUnit.Count, value=result.sent)
     metrics.add_metric(name="MessagesFailed", unit=MetricUnit.Count, value=result.failed)
+    if result.held_stop_switch:
+        metrics.add_metric(name="MessagesHeldByStopSwitch", unit=MetricUnit.Count, value=result.held_stop_switch)
     return result.model_dump(mode="json")

@@ -71,7 +71,6 @@ def _json(server: LocalApiServer, *args: str, key: str | None = None) -> Any:
 def _definition(**changes: Any) -> dict[str, Any]:
     raw: dict[str, Any] = yaml.safe_load(SAMPLE.read_text(encoding="utf-8"))
     raw.update({"campaign_id": CAMPAIGN, "audience": {}, "holdout": 0.2, **changes})
-    raw["schedule"].pop("ends_on")
     return raw
 
 

@@ -179,7 +179,11 @@ TABLE_ACCESS: dict[topology.FunctionSpec, dict[topology.TableSpec, str]] = {
     topology.TRAIN: {topology.PROFILES_TABLE: READ_ONLY},
     topology.SCORING: {topology.PROFILES_TABLE: READ_WRITE},
     topology.CAMPAIGN: {topology.PROFILES_TABLE: READ_ONLY},
-    topology.SEND: {topology.PROFILES_TABLE: "read + PutItem", topology.LEDGER_TABLE: READ_WRITE},
+    topology.SEND: {
+        topology.PROFILES_TABLE: "read + PutItem",
+        topology.LEDGER_TABLE: READ_WRITE,
+        topology.CAMPAIGNS_TABLE: "GetItem",  # the brand's stop switch
+    },
     topology.PROFILE_API: {topology.PROFILES_TABLE: READ_WRITE, topology.LEDGER_TABLE: READ_WRITE},
     topology.OPERATIONS: {topology.PROFILES_TABLE: READ_WRITE, topology.LEDGER_TABLE: READ_WRITE},  # migrations
     topology.FILE_IMPORT: {topology.LEDGER_TABLE: READ_WRITE},
@@ -208,6 +212,9 @@ def test_table_rights_follow_what_each_function_does(synth: Synth) -> None:
             if access is None:
                 # Given a table the function never touches / Then it has no right on it at all
                 assert granted == set(), where
+                continue
+            if access == "GetItem":
+                assert granted == {"dynamodb:GetItem"}, where
                 continue
             assert {"dynamodb:GetItem", "dynamodb:Query"} <= granted, where
             if access == READ_ONLY:

@@ -112,7 +112,9 @@ class CampaignSchedulerSettings(Observability, CampaignsTable, CampaignMachine, 
     """The schedule's tick: due occurrences start runs on the state machine."""
 
 
-class SendSettings(Observability, ProfilesTable, LedgerTable, DataBucket, Senders, ChannelRouting, LinkTrackingEnv):
+class SendSettings(
+    Observability, ProfilesTable, LedgerTable, CampaignsTable, DataBucket, Senders, ChannelRouting, LinkTrackingEnv
+):
     pass
 
 

@@ -204,6 +204,7 @@ SEND = FunctionSpec(
         *_COMMON_ENV,
         PROFILES_TABLE.env_var,
         LEDGER_TABLE.env_var,
+        CAMPAIGNS_TABLE.env_var,  # the brand's stop switch, checked per batch
         DATA_BUCKET_ENV,
         SMS_ORIGINATION_ENV,
         EMAIL_FROM_ENV,

@@ -14,6 +14,8 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.ses.models import ses_backends
 
 from cdp import topology
+from cdp.campaigns.catalog import BrandSwitch
+from cdp.campaigns.dynamodb import DynamoCampaignCatalog
 from cdp.identity.dynamodb import DynamoIdentityStore
 from cdp.identity.service import resolve_event
 from cdp.ingest.events import parse_event
@@ -66,6 +68,7 @@ def env(aws: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[DynamoIdentitySto
     values = {
         "PROFILES_TABLE": topology.PROFILES_TABLE.local_name,
         "LEDGER_TABLE": topology.LEDGER_TABLE.local_name,
+        "CAMPAIGNS_TABLE": topology.CAMPAIGNS_TABLE.local_name,
         "DATA_BUCKET": BUCKET,
         "SMS_ORIGINATION_IDENTITY": "pool-local",
         "EMAIL_FROM_ADDRESS": aws.sender,
@@ -111,6 +114,24 @@ def test_batch_file_is_emailed_once_and_recorded(aws: Any, env: DynamoIdentitySt
     assert [m.status for m in env.messages(ann)] == ["sent"]
     assert env.messages(ann)[0].provider_id in {m.id for m in mails}
     assert "suppressed_no_consent" in {m.status for m in env.messages(eve)}
+
+
+def test_the_brands_stop_switch_holds_a_batch_of_a_run_in_flight(aws: Any, env: DynamoIdentityStore) -> None:
+    # Given an opted-in person in a batch of a running campaign of brand-1, whose stop switch is then turned on
+    ann = make_person(env, "ann@example.com", "Ann", consent=True)
+    key = "campaigns/r1/batches/0.json"
+    aws.s3.put_object(Bucket=BUCKET, Key=key, Body=json.dumps([ann]).encode())
+    catalog = DynamoCampaignCatalog(topology.CAMPAIGNS_TABLE.local_name, client=aws.dynamodb)
+    at = datetime(2026, 12, 6, tzinfo=UTC)
+    catalog.put_switch(BrandSwitch(brand_id="brand-1", stopped=True, reason="wrong price", by="ops", at=at))
+    # When the batch is sent / Then nothing leaves and the batch says why
+    held = handler.lambda_handler({**request(key), "brand_id": "brand-1"}, LambdaContext())
+    assert (held["sent"], held["held_stop_switch"]) == (0, 1)
+    assert ses_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].sent_messages == []
+    # And another brand's switch, or the switch turned off, lets it through
+    catalog.put_switch(BrandSwitch(brand_id="brand-1", stopped=False, by="ops", at=at))
+    sent = handler.lambda_handler({**request(key), "brand_id": "brand-1"}, LambdaContext())
+    assert (sent["sent"], sent["held_stop_switch"]) == (1, 0)
 
 
 def test_outbox_routing_writes_messages_to_s3(

@@ -113,6 +113,7 @@ def test_outbox_setting_routes_every_channel_to_the_outbox(monkeypatch: pytest.M
         "POWERTOOLS_SERVICE_NAME": "send",
         "PROFILES_TABLE": "cdp-profiles",
         "LEDGER_TABLE": "cdp-ledger",
+        "CAMPAIGNS_TABLE": "cdp-campaigns",
         "DATA_BUCKET": "cdp-data",
         "SMS_ORIGINATION_IDENTITY": "pool-abc",
         "EMAIL_FROM_ADDRESS": "news@bakery.example",

@@ -26,6 +26,7 @@ from cdp.campaigns.catalog import (
     RunRecord,
     StoredVersion,
 )
+from cdp.channels.ports import StopSwitch
 from cdp.errors import ConflictError, StoreError
 from cdp.shared.aws import client as default_client
 from cdp.shared.time import iso
@@ -252,3 +253,14 @@ def _doc(model: Any) -> dict[str, Any]:
 
 def _ids(state: CampaignState) -> tuple[str, str]:
     return state.brand_id, state.campaign_id
+
+
+class DynamoStopSwitch(StopSwitch):
+    """The send step's view of the brand's stop switch (one consistent read per batch)."""
+
+    def __init__(self, catalog: DynamoCampaignCatalog) -> None:
+        self._catalog = catalog
+
+    def stopped(self, brand_id: str) -> str | None:
+        switch = self._catalog.switch(brand_id)
+        return f"by {switch.by}: {switch.reason or 'no reason given'}" if switch.stopped else None

@@ -8,7 +8,8 @@ Lifecycle (each change checks the state it read, so two operators cannot interle
 
 A run executes one version on the campaign state machine. A version whose planned sends or budget exceed the
 brand's limits (`cdp.org.CampaignPolicy`) runs only once approved by another client than the one that defined it.
-While the brand's stop switch is on no run starts and no scheduled occurrence runs (it is recorded as skipped).
+While the brand's stop switch is on no run starts, no scheduled occurrence runs (it is recorded as skipped) and
+the send step holds every batch of the runs in flight (counted as `held_stop_switch`).
 """
 
 from __future__ import annotations

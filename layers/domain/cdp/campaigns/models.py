@@ -216,6 +216,7 @@ class SendTally(BaseModel):
     suppressed_no_consent: int = Field(default=0, ge=0)
     suppressed_no_address: int = Field(default=0, ge=0)
     duplicates_skipped: int = Field(default=0, ge=0)
+    held_stop_switch: int = Field(default=0, ge=0, description="not sent: the brand's stop switch was on")
     failed: int = Field(default=0, ge=0)
     by_channel: dict[str, int] = Field(default_factory=dict)
 
@@ -228,6 +229,7 @@ class SendTally(BaseModel):
             suppressed_no_consent=self.suppressed_no_consent + other.suppressed_no_consent,
             suppressed_no_address=self.suppressed_no_address + other.suppressed_no_address,
             duplicates_skipped=self.duplicates_skipped + other.duplicates_skipped,
+            held_stop_switch=self.held_stop_switch + other.held_stop_switch,
             failed=self.failed + other.failed,
             by_channel=channels,
         )

@@ -58,6 +58,7 @@ class SendBatchRequest(_Frozen):
 
     campaign_id: Token
     run_id: Token
+    brand_id: Token | None = Field(default=None, description="the campaign's brand: its stop switch is checked")
     step: Token = Field(description="journey step, e.g. touch1")
     channel: ChannelName
     template: MessageTemplate
@@ -115,6 +116,7 @@ class SendBatchResult(BaseModel):
     unknown_person: int = 0
     duplicates_skipped: int = Field(default=0, description="already sent by an earlier attempt, or twice in a batch")
     in_flight_skipped: int = Field(default=0, description="another live attempt holds the send lease")
+    held_stop_switch: int = Field(default=0, description="not sent: the brand's stop switch was on")
     failed: int = 0
     by_channel: dict[str, int] = Field(
         default_factory=dict, description="messages sent per delivering channel (outbox when routed there)"

@@ -69,3 +69,11 @@ class BatchReader(ABC):
     @abstractmethod
     def person_ids(self, key: str) -> list[str]:
         """The person ids of one audience batch file."""
+
+
+class StopSwitch(ABC):
+    """The brand's campaign stop switch (`cdp.campaigns.dynamodb.DynamoCampaignCatalog` holds it)."""
+
+    @abstractmethod
+    def stopped(self, brand_id: str) -> str | None:
+        """Why the brand's campaigns are stopped (who, and the reason), or None when they may send."""

@@ -9,7 +9,15 @@ from datetime import datetime
 from typing import Any
 
 from cdp.channels.models import ChannelName, OutboundMessage, SendBatchRequest, SendBatchResult, message_id_for
-from cdp.channels.ports import BatchReader, Channel, ClaimOutcome, DeliveryRejected, SendKey, SendLedger
+from cdp.channels.ports import (
+    BatchReader,
+    Channel,
+    ClaimOutcome,
+    DeliveryRejected,
+    SendKey,
+    SendLedger,
+    StopSwitch,
+)
 from cdp.channels.templates import TemplateRenderError, render
 from cdp.connectors.redirect import SOURCES as TRACKED_CHANNELS
 from cdp.connectors.redirect import wrap_links
@@ -148,6 +156,7 @@ def send_batch(
     now: datetime,
     batches: BatchReader | None = None,
     links: LinkTracking | None = None,
+    switch: StopSwitch | None = None,
 ) -> SendBatchResult:
     """Deliver the batch; one person's failure never loses the others. Raises ChannelError only when nothing of the
     batch was delivered and something failed (so the state machine retries); failed sends stay claimable."""
@@ -163,6 +172,11 @@ def send_batch(
 
     batch = _Batch(request, annotator, now)
     batch.result.requested = len(requested)
+    held = switch.stopped(request.brand_id) if switch is not None and request.brand_id else None
+    if held is not None:  # the emergency brake: nothing of the batch leaves, nothing is claimed to send later
+        batch.result.held_stop_switch = len(requested)
+        logger.warning("send batch held: the brand's stop switch is on", reason=held, persons=len(requested))
+        return batch.result
     unique = _unique(requested)
     batch.result.duplicates_skipped += len(requested) - len(unique)
     seen_survivors: set[str] = set()
