@@ -68,8 +68,9 @@ def readme_script(text: str, url: str, workdir: Path) -> tuple[str, list[str]]:
 
 @pytest.fixture(scope="module")
 def served() -> Iterator[LocalApiServer]:
-    # the import state machines are the only ones the examples run; port 0 keeps clear of a developer's cdp serve
-    machines = {topology.IMPORT_MACHINE.key, topology.HISTORY_IMPORT_MACHINE.key}
+    # the import and campaign state machines are the ones the examples run; port 0 keeps clear of a developer's
+    # cdp serve
+    machines = {topology.IMPORT_MACHINE.key, topology.HISTORY_IMPORT_MACHINE.key, topology.CAMPAIGN_MACHINE.key}
     with LocalRuntime(state_machines=machines) as rt, LocalApiServer(rt, port=0) as server:
         yield server
 
