@@ -1,7 +1,7 @@
 """`cdp campaign ...`: campaigns as data over the HTTP API of a running `cdp serve` (or a deployment, with a key
 holding campaigns:read / campaigns:write, and campaigns:approve for approvals and the stop switch): validate,
-define, list, show, approve, start, activate, pause, resume, stop, runs, run, switch. Definitions are YAML or JSON
-files, one campaign per file."""
+define, list, show, approve, start, activate, pause, resume, stop, runs, run, journey, switch, tick. Definitions are
+YAML or JSON files, one campaign per file."""
 
 from __future__ import annotations
 
@@ -288,6 +288,33 @@ def run(
         dump(view)
     else:
         _print_run(view)
+
+
+@campaign_app.command()
+def journey(
+    campaign_id: str = CampaignArgument,
+    brand: str = BrandOption,
+    as_json: bool = JsonOption,
+    url: str = UrlOption,
+    api_key: str = KeyOption,
+) -> None:
+    """A triggered journey's persons by group: where they are now, conversions against the holdout, and spend."""
+    result = ApiCaller(url, api_key).call(
+        "GET", f"/v1/campaigns/{segment(campaign_id)}/journey", query={"brand_id": brand}
+    )
+    if as_json:
+        dump(result)
+        return
+    table = Table(title=escape(f"journey {campaign_id}"), title_justify="left")
+    for column in ("group", "entered", "converted", "rate", "where they are"):
+        table.add_column(column)
+    for group in ("treatment", "holdout"):
+        rate = result["conversion_rate"][group]
+        where = ", ".join(f"{k} {v}" for k, v in sorted(result["by_status"][group].items()))
+        cells = (group, result["entered"][group], result["converted"][group], "" if rate is None else f"{rate:.1%}")
+        table.add_row(*(escape(str(c)) for c in cells), escape(where))
+    console.print(table)
+    console.print(f"spent {result['spent_minor']:,} minor units of the budget")
 
 
 @campaign_app.command()

@@ -27,6 +27,8 @@ from cdp.app.campaign_api import (
 from cdp.campaigns.catalog import BrandSwitch
 from cdp.campaigns.definition import CampaignDefinition
 from cdp.campaigns.dynamodb import DynamoCampaignCatalog
+from cdp.campaigns.journeys import JourneyResults
+from cdp.campaigns.journeys_dynamodb import DynamoJourneyStore
 from cdp.campaigns.lifecycle import (
     APPROVE_SCOPE,
     READ_SCOPE,
@@ -73,6 +75,7 @@ def dependencies() -> Dependencies:
         StepFunctionsRunner(s.campaign_state_machine_arn),
         S3ArtifactStore(s.data_bucket),
         load_org(),
+        journeys=DynamoJourneyStore(s.campaigns_table),
     )
     return Dependencies(service=service, keyring=SecretsManagerKeyring(s.api_keys_secret_id))
 
@@ -293,6 +296,18 @@ def approve(cid: str) -> Response[str]:
 def runs(cid: str) -> Response[str]:
     _, brand = _caller(READ_SCOPE)
     return _ok(dependencies().service.runs(brand, _id(cid)))
+
+
+@app.get(
+    "/v1/campaigns/<cid>/journey",
+    summary="A triggered journey's persons by group (treatment, holdout): where they are, conversions, spend",
+    tags=["campaigns"],
+    responses=_docs({200: (JourneyResults, "ok")}, (400, 401, 403, 404, 409, 503)),
+    openapi_extensions=_BRAND,
+)
+def journey(cid: str) -> Response[str]:
+    _, brand = _caller(READ_SCOPE)
+    return _ok(dependencies().service.journey(brand, _id(cid)))
 
 
 @app.get(

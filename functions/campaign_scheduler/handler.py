@@ -1,4 +1,5 @@
-"""EventBridge Scheduler tick (every minute): start the campaign runs due by the tick's scheduled time, each once."""
+"""EventBridge Scheduler tick (every minute): start the campaign runs due by the tick's scheduled time, each once, and
+move on every journey's persons whose wait is up by then."""
 
 from __future__ import annotations
 
@@ -9,13 +10,17 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict
 
 from cdp.campaigns.dynamodb import DynamoCampaignCatalog
+from cdp.campaigns.journeys import JourneyEngine, PublishedSendOrders
+from cdp.campaigns.journeys_dynamodb import DynamoJourneyStore
 from cdp.campaigns.lifecycle import CampaignService
 from cdp.campaigns.s3 import S3ArtifactStore
 from cdp.campaigns.stepfunctions import StepFunctionsRunner
 from cdp.ingest.events import UtcDatetime
 from cdp.observability import logger, metrics, tracer
 from cdp.org import load_org
+from cdp.profile.dynamodb import DynamoProfileStore
 from cdp.settings import CampaignSchedulerSettings, get_settings
+from cdp.shared.aws import EventBridgePublisher
 
 
 class Tick(BaseModel):
@@ -37,16 +42,30 @@ def _service() -> CampaignService:
     )
 
 
+@cache
+def _journeys() -> JourneyEngine:
+    s = get_settings(CampaignSchedulerSettings)
+    return JourneyEngine(
+        DynamoCampaignCatalog(s.campaigns_table),
+        DynamoJourneyStore(s.campaigns_table),
+        PublishedSendOrders(EventBridgePublisher(s.event_bus_name)),
+        DynamoProfileStore(s.profiles_table),
+    )
+
+
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     tick = Tick.model_validate(event)
     fired = _service().fire_due(tick.now)
+    moved = _journeys().advance_due(tick.now)
+    if moved:
+        metrics.add_metric(name="JourneyStepsDue", unit="Count", value=moved)
     started = [r.run_id for r in fired if r.outcome == "started"]
     skipped = [{"run_id": r.run_id, "reason": r.reason} for r in fired if r.outcome == "skipped"]
     if fired:
         logger.info("campaign occurrences", started=started, skipped=skipped)
         metrics.add_metric(name="CampaignRunsStarted", unit="Count", value=len(started))
         metrics.add_metric(name="CampaignOccurrencesSkipped", unit="Count", value=len(skipped))
-    return {"now": tick.now.isoformat(), "started": started, "skipped": skipped}
+    return {"now": tick.now.isoformat(), "started": started, "skipped": skipped, "journey_steps": moved}

@@ -1,4 +1,5 @@
-"""Step Functions task (campaign Map iteration) -> deliver one batch exactly once per (campaign, step, person)."""
+"""Deliver one batch exactly once per (campaign, step, person): a Step Functions task (a scheduled run's Map
+iteration), or SQS records of journeys' send orders (the bus rule "journey sends"), a bad order parked alone."""
 
 from __future__ import annotations
 
@@ -8,7 +9,10 @@ from functools import cache
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import process_partial_response
+from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, Field, Json
 
 from cdp.campaigns.dynamodb import DynamoCampaignCatalog, DynamoStopSwitch
 from cdp.channels.adapters import S3BatchReader, channels_for
@@ -20,7 +24,10 @@ from cdp.connectors.aws import SecretsManagerSources
 from cdp.observability import logger, metrics, tracer
 from cdp.profile.dynamodb import DynamoProfileStore
 from cdp.settings import SendSettings, get_settings
+from cdp.shared.deadletter import DeadLetteringProcessor, SqsDeadLetters, each_part
+from cdp.shared.envelope import BusEntry
 from cdp.shared.time import utc_now
+from cdp.topology import SEND_QUEUE
 
 
 @dataclass(frozen=True)
@@ -58,11 +65,41 @@ def _link_tracking(settings: SendSettings) -> LinkTracking | None:
     return LinkTracking(settings.tracked_link_base_url, redirect.secret.get_secret_value(), redirect.allowed_hosts)
 
 
+class SendOrders(BaseModel):
+    requests: list[dict[str, Any]] = Field(default_factory=list, max_length=1000)
+
+
+class SendOrderRecord(SqsRecordModel):
+    body: Json[BusEntry[SendOrders]]
+
+
+@cache
+def _dead_letters() -> SqsDeadLetters:
+    return SqsDeadLetters(get_settings(SendSettings).dead_letter_queue_url)
+
+
+processor = DeadLetteringProcessor(
+    model=SendOrderRecord, dead_letters=_dead_letters, max_receives=SEND_QUEUE.max_receive_count
+)
+
+
+def order_handler(record: SendOrderRecord) -> None:
+    def deliver(_: int, raw: dict[str, Any]) -> None:
+        send(SendBatchRequest.model_validate(raw))
+
+    each_part(_dead_letters(), record, record.body.detail.data.requests, "requests", deliver)
+
+
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    request = SendBatchRequest.model_validate(event)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> Any:
+    if "Records" in event:  # journeys' send orders, through the send queue
+        return process_partial_response(event=event, record_handler=order_handler, processor=processor, context=context)
+    return send(SendBatchRequest.model_validate(event))
+
+
+def send(request: SendBatchRequest) -> dict[str, Any]:
     logger.append_keys(campaign_id=request.campaign_id, run_id=request.run_id, step=request.step)
     ports = _ports()
     result = send_batch(

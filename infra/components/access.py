@@ -158,8 +158,18 @@ def _campaign_api(fn: lambda_.Function, r: Resources) -> None:
 
 
 def _campaign_scheduler(fn: lambda_.Function, r: Resources) -> None:
-    """The due list and the campaigns' states and runs; runs start on the state machine (`grant_campaign_runs`)."""
+    """The due list and the campaigns' states and runs; runs start on the state machine (`grant_campaign_runs`);
+    journeys' due waits move on (places and timers in the campaigns table), their sends ordered on the bus."""
     r.campaigns.grant_read_write_data(fn)
+    r.bus.grant_put_events_to(fn)
+
+
+def _journey(fn: lambda_.Function, r: Resources) -> None:
+    """Persons enter and leave journeys (the campaigns table), read for their audience conditions (profiles),
+    their sends ordered on the bus (its queue and DLQ: `Messaging.subscribe_consumers`)."""
+    r.campaigns.grant_read_write_data(fn)
+    r.profiles.grant_read_data(fn)
+    r.bus.grant_put_events_to(fn)
 
 
 def grant_campaign_runs(functions: Mapping[str, lambda_.Function], machine: sfn.IStateMachine) -> None:
@@ -325,6 +335,7 @@ GRANTS: Mapping[str, Grant] = {
     topology.AUDIENCE_API.key: _audience_api,
     topology.CAMPAIGN_API.key: _campaign_api,
     topology.CAMPAIGN_SCHEDULER.key: _campaign_scheduler,
+    topology.JOURNEY.key: _journey,
 }
 
 

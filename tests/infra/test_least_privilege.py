@@ -192,6 +192,7 @@ TABLE_ACCESS: dict[topology.FunctionSpec, dict[topology.TableSpec, str]] = {
     topology.AUDIENCE_API: {topology.PROFILES_TABLE: READ_ONLY},
     topology.CAMPAIGN_API: {topology.CAMPAIGNS_TABLE: READ_WRITE},
     topology.CAMPAIGN_SCHEDULER: {topology.CAMPAIGNS_TABLE: READ_WRITE},
+    topology.JOURNEY: {topology.CAMPAIGNS_TABLE: READ_WRITE, topology.PROFILES_TABLE: READ_ONLY},
 }
 """What each handler does with each table (read from functions/<name>/handler.py and the stores it builds)."""
 

@@ -104,16 +104,36 @@ class CampaignSettings(Observability, ProfilesTable, LedgerTable, DataBucket):
     pass
 
 
+class SendDeadLetters(_Env):
+    dead_letter_queue_url: str = Field(alias=topology.SEND_QUEUE.dlq_env, min_length=1)
+
+
 class CampaignApiSettings(Observability, CampaignsTable, CampaignMachine, DataBucket, ApiKeys):
     """Campaigns as data: definitions, approvals, runs and the brand's stop switch; runs start the state machine."""
 
 
-class CampaignSchedulerSettings(Observability, CampaignsTable, CampaignMachine, DataBucket):
-    """The schedule's tick: due occurrences start runs on the state machine."""
+class CampaignSchedulerSettings(Observability, CampaignsTable, ProfilesTable, CampaignMachine, DataBucket, EventBus):
+    """The schedule's tick: due occurrences start runs on the state machine; journeys' due waits move on."""
+
+
+class JourneyDeadLetters(_Env):
+    dead_letter_queue_url: str = Field(alias=topology.JOURNEY_QUEUE.dlq_env, min_length=1)
+
+
+class JourneySettings(Observability, CampaignsTable, ProfilesTable, EventBus, JourneyDeadLetters):
+    """Journeys: persons enter and convert on profile changes; sends are ordered on the bus."""
 
 
 class SendSettings(
-    Observability, ProfilesTable, LedgerTable, CampaignsTable, DataBucket, Senders, ChannelRouting, LinkTrackingEnv
+    Observability,
+    ProfilesTable,
+    LedgerTable,
+    CampaignsTable,
+    DataBucket,
+    Senders,
+    ChannelRouting,
+    LinkTrackingEnv,
+    SendDeadLetters,
 ):
     pass
 

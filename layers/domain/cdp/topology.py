@@ -85,6 +85,7 @@ PERSON_ERASED = "person.erased"  # a person was erased (privacy): downstream sys
 IDENTIFIER_QUARANTINED = "identifier.quarantined"
 IDENTITY_CHANGED = "identity_changed"  # ProfileUpdated.event_type after a split or a manual identity operation
 TAGS_CHANGED = "tags.changed"
+JOURNEY_SENDS = "journey.sends"  # a journey's sends, ordered for the send function (cdp.campaigns.journeys)
 # Published by the tag engine (source cdp.tags) on value changes: a catalog definition's `emits` names its event
 # (the bundled lifecycle tag emits lifecycle.changed); dynamic audience memberships announce entry and exit.
 LIFECYCLE_CHANGED = "lifecycle.changed"
@@ -106,7 +107,9 @@ class QueueSpec:
 
 IDENTITY_QUEUE = QueueSpec("IdentityMergeQueue", "cdp-identity-merge", "IDENTITY_DLQ_URL", "IDENTITY_QUEUE_URL")
 TAG_QUEUE = QueueSpec("TagUpdateQueue", "cdp-tag-update", "TAG_DLQ_URL", "TAG_QUEUE_URL")
-QUEUES = (IDENTITY_QUEUE, TAG_QUEUE)
+JOURNEY_QUEUE = QueueSpec("JourneyQueue", "cdp-journey", "JOURNEY_DLQ_URL", "JOURNEY_QUEUE_URL")
+SEND_QUEUE = QueueSpec("SendQueue", "cdp-send", "SEND_DLQ_URL", "SEND_QUEUE_URL")
+QUEUES = (IDENTITY_QUEUE, TAG_QUEUE, JOURNEY_QUEUE, SEND_QUEUE)
 
 
 def dlq_name(queue: QueueSpec) -> str:
@@ -211,6 +214,7 @@ SEND = FunctionSpec(
         SEND_VIA_OUTBOX_ENV,
         SOURCES_SECRET_ENV,  # the tracked-link signing secret
         TRACKED_LINK_BASE_URL_ENV,
+        SEND_QUEUE.dlq_env,  # a journey's send order that can never be delivered is parked with its reason
     ),
     timeout_s=120,
 )
@@ -270,7 +274,23 @@ CAMPAIGN_SCHEDULER = FunctionSpec(
     "campaign_scheduler",
     "CampaignSchedulerFunction",
     "functions.campaign_scheduler.handler.lambda_handler",
-    env=(*_COMMON_ENV, CAMPAIGNS_TABLE.env_var, CAMPAIGN_MACHINE_ARN_ENV, DATA_BUCKET_ENV),
+    # the profiles table: journeys' due steps read nothing of it, but the engine is built like the journey's
+    env=(
+        *_COMMON_ENV,
+        CAMPAIGNS_TABLE.env_var,
+        PROFILES_TABLE.env_var,
+        CAMPAIGN_MACHINE_ARN_ENV,
+        DATA_BUCKET_ENV,
+        EVENT_BUS_ENV,
+    ),
+    timeout_s=60,
+)
+
+JOURNEY = FunctionSpec(
+    "journey",
+    "JourneyFunction",
+    "functions.journey.handler.lambda_handler",
+    env=(*_COMMON_ENV, CAMPAIGNS_TABLE.env_var, PROFILES_TABLE.env_var, EVENT_BUS_ENV, JOURNEY_QUEUE.dlq_env),
     timeout_s=60,
 )
 
@@ -318,6 +338,7 @@ FUNCTIONS = (
     AUDIENCE_API,
     CAMPAIGN_API,
     CAMPAIGN_SCHEDULER,
+    JOURNEY,
 )
 FUNCTIONS_BY_KEY = {f.key: f for f in FUNCTIONS}
 
@@ -386,6 +407,7 @@ API_ROUTES: tuple[tuple[str, str, str], ...] = (
         for action in ("start", "activate", "pause", "resume", "stop", "approve")
     ),
     ("GET", "/v1/campaigns/{campaign_id}/runs", CAMPAIGN_API.key),
+    ("GET", "/v1/campaigns/{campaign_id}/journey", CAMPAIGN_API.key),
     ("GET", "/v1/campaigns/{campaign_id}/runs/{run_id}", CAMPAIGN_API.key),
 )
 """(method, path, function key): the HTTP API routes, each integrated with one function from FUNCTIONS."""
@@ -424,7 +446,24 @@ PROFILE_UPDATED_RULE = BusRuleSpec(
     TAG_QUEUE,
     TAG_UPDATE,
 )
-BUS_RULES = (EVENT_RECEIVED_RULE, PROFILE_UPDATED_RULE)
+# Journeys (cdp.campaigns.journeys) enter and convert persons on the same profile changes.
+JOURNEY_RULE = BusRuleSpec(
+    "JourneyRule",
+    "cdp-journey",
+    {"source": [SOURCE_IDENTITY], "detail-type": [PROFILE_UPDATED]},
+    JOURNEY_QUEUE,
+    JOURNEY,
+)
+# A journey's sends go through a queue to the send function: a burst of entries is smoothed, a failed batch retried.
+SEND_RULE = BusRuleSpec(
+    "JourneySendRule",
+    "cdp-journey-sends",
+    {"source": [SOURCE_CAMPAIGNS], "detail-type": [JOURNEY_SENDS]},
+    SEND_QUEUE,
+    SEND,
+    batch_size=10,
+)
+BUS_RULES = (EVENT_RECEIVED_RULE, PROFILE_UPDATED_RULE, JOURNEY_RULE, SEND_RULE)
 
 # ---- state machines ---------------------------------------------------------------------------------------
 

@@ -73,6 +73,7 @@ def env(aws: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[DynamoIdentitySto
         "SMS_ORIGINATION_IDENTITY": "pool-local",
         "EMAIL_FROM_ADDRESS": aws.sender,
         "SEND_VIA_OUTBOX": "false",
+        "SEND_DLQ_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/cdp-send-dlq",
     }
     for name, value in values.items():
         monkeypatch.setenv(name, value)

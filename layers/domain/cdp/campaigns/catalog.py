@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cdp.campaigns.definition import CampaignDefinition
 
-CampaignStatus = Literal["draft", "scheduled", "paused", "stopped", "completed"]
+CampaignStatus = Literal["draft", "scheduled", "live", "paused", "stopped", "completed"]
 RunTrigger = Literal["manual", "schedule"]
 RunOutcome = Literal["started", "skipped"]
 

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from cdp.audiences.models import ValidationIssue
 from cdp.campaigns.models import Audience, Budget, CampaignRequest, Fraction, Touch
 from cdp.channels.templates import template_problem
+from cdp.ingest.events import EVENT_TYPES
 from cdp.org import BrandConfig, check_zone
 
 CAMPAIGN_ID_PATTERN = r"^[a-z][a-z0-9_]{0,47}$"
@@ -31,7 +32,9 @@ CampaignId = Annotated[str, Field(pattern=CAMPAIGN_ID_PATTERN, description="lowe
 Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 WEEKDAYS: tuple[Weekday, ...] = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 EARLIEST_DAY, LATEST_DAY = date(2000, 1, 1), date(2100, 12, 31)
-MAX_OCCURRENCE_SCAN_DAYS = 800  # a weekly schedule finds its next day within 7; the bound only stops a bad loop
+MAX_OCCURRENCE_SCAN_DAYS = 800
+MAX_JOURNEY_STEPS = 20
+EventType = Literal[EVENT_TYPES]  # type: ignore[valid-type]  # a weekly schedule finds its next day within 7; the bound only stops a bad loop
 
 
 class _Frozen(BaseModel):
@@ -137,16 +140,24 @@ class SendStep(Touch):
 class Wait(_Frozen):
     days: int = Field(default=0, ge=0, le=365)
     hours: int = Field(default=0, ge=0, le=24 * 365)
+    minutes: int = Field(default=0, ge=0, le=60 * 24 * 365)
 
     @model_validator(mode="after")
     def _positive(self) -> Wait:
-        if self.seconds <= 0 or self.seconds > 365 * 86_400:
-            raise ValueError("a wait lasts between one hour and 365 days")
+        if self.seconds < 60 or self.seconds > 365 * 86_400:
+            raise ValueError("a wait lasts between one minute and 365 days")
         return self
 
     @property
     def seconds(self) -> int:
-        return self.days * 86_400 + self.hours * 3_600
+        return self.days * 86_400 + self.hours * 3_600 + self.minutes * 60
+
+
+class Trigger(_Frozen):
+    """Who enters the journey, and when: a person the moment an event of this type is applied to their profile (and
+    who then meets the campaign's audience conditions)."""
+
+    event: EventType = Field(description="a canonical event type, e.g. add_to_cart, order_placed, review_posted")
 
 
 class Step(_Frozen):
@@ -172,7 +183,14 @@ class CampaignDefinition(_Frozen):
     description: str | None = Field(default=None, max_length=2000)
     audience: Audience = Field(default_factory=Audience, description="who: tag conditions and/or a stored audience")
     schedule: Schedule | None = Field(default=None, description="when; without one, runs start when started")
-    steps: list[Step] = Field(min_length=1, max_length=3)
+    trigger: Trigger | None = Field(default=None, description="an always-on journey: entered one person at a time")
+    exit_on: list[EventType] = Field(
+        default_factory=list, max_length=10, description="a journey's conversion events: the person leaves at once"
+    )
+    reentry_after_days: int | None = Field(
+        default=30, ge=0, le=3650, description="a journey: days after an entry before the next (None: never again)"
+    )
+    steps: list[Step] = Field(min_length=1, max_length=MAX_JOURNEY_STEPS)
     budget: Budget
     max_recipients: int | None = Field(default=None, ge=0, description="hard cap on the audience (both groups)")
     holdout: Fraction = Field(default=0.1, description="share of the selected persons kept as a control group")
@@ -181,8 +199,7 @@ class CampaignDefinition(_Frozen):
 
     @property
     def first_send(self) -> Touch:
-        step = self.steps[0].send
-        assert step is not None
+        step = next(s.send for s in self.steps if s.send is not None)
         return Touch(channel=step.channel, template=step.template, offer=step.offer)
 
     @property
@@ -194,8 +211,8 @@ class CampaignDefinition(_Frozen):
         return Touch(channel=send.channel, template=send.template, offer=send.offer), wait.seconds
 
     def planned_sends(self) -> int:
-        """The most first sends a run can make: what the budget pays for at the first channel's cost, within
-        `max_recipients` (the selection cuts to both; the holdout is on top of the treatment)."""
+        """The most first sends a run can make (a journey: in all): what the budget pays for at the first send's
+        channel cost, within `max_recipients` (the selection cuts to both; the holdout is on top of the treatment)."""
         cost = self.budget.cost_per_message_minor.get(self.first_send.channel, 0)
         affordable = self.budget.amount_minor // cost if cost else 0
         if self.max_recipients is None:
@@ -224,25 +241,7 @@ class CampaignDefinition(_Frozen):
 
 def problems(definition: CampaignDefinition) -> list[ValidationIssue]:
     """What makes a well-formed definition unrunnable, each with its field path."""
-    out: list[ValidationIssue] = []
-    shape = [("send" if s.send else "wait") for s in definition.steps]
-    if shape not in (["send"], ["send", "wait", "send"]):
-        out.append(
-            ValidationIssue(
-                field="steps",
-                message=f"the steps are {' -> '.join(shape)}; a campaign runs a send, or a send, a wait and a "
-                "follow-up send (to: not_converted)",
-            )
-        )
-        return out
-    if definition.steps[0].send and definition.steps[0].send.to != "everyone":
-        out.append(ValidationIssue(field="steps[0].send.to", message="the first send goes to everyone selected"))
-    if len(shape) == 3 and definition.steps[2].send and definition.steps[2].send.to != "not_converted":
-        out.append(
-            ValidationIssue(
-                field="steps[2].send.to", message="a follow-up reaches those who have not converted: not_converted"
-            )
-        )
+    out = _journey_problems(definition) if definition.trigger else _run_problems(definition)
     for i, step in enumerate(definition.steps):
         if step.send is None:
             continue
@@ -260,12 +259,57 @@ def problems(definition: CampaignDefinition) -> list[ValidationIssue]:
                     message=f"no cost for the {step.send.channel} messages of steps[{i}]",
                 )
             )
-    first = definition.steps[0].send
+    first = next((s.send for s in definition.steps if s.send is not None), None)
     if first is not None and costs.get(first.channel) == 0:
         out.append(
             ValidationIssue(
                 field=f"budget.cost_per_message_minor.{first.channel}",
                 message="the first send's channel needs a cost above 0 (the budget decides how many get it)",
+            )
+        )
+    return out
+
+
+def _journey_problems(definition: CampaignDefinition) -> list[ValidationIssue]:
+    out: list[ValidationIssue] = []
+    if definition.schedule is not None:
+        out.append(ValidationIssue(field="schedule", message="a triggered journey has no schedule: remove one of them"))
+    if definition.max_recipients is not None:
+        out.append(ValidationIssue(field="max_recipients", message="a journey is capped by its budget, not a size"))
+    if not any(s.send for s in definition.steps):
+        out.append(ValidationIssue(field="steps", message="a journey needs at least one send"))
+    for i, step in enumerate(definition.steps):
+        if step.send is not None and step.send.to != "everyone":
+            out.append(
+                ValidationIssue(
+                    field=f"steps[{i}].send.to", message="in a journey, those who convert leave by exit_on instead"
+                )
+            )
+    if definition.trigger is not None and definition.trigger.event in definition.exit_on:
+        out.append(ValidationIssue(field="exit_on", message="the trigger event would end the journey it starts"))
+    return out
+
+
+def _run_problems(definition: CampaignDefinition) -> list[ValidationIssue]:
+    out: list[ValidationIssue] = []
+    if definition.exit_on:
+        out.append(ValidationIssue(field="exit_on", message="only a triggered journey has exit events"))
+    shape = [("send" if s.send else "wait") for s in definition.steps]
+    if shape not in (["send"], ["send", "wait", "send"]):
+        out.append(
+            ValidationIssue(
+                field="steps",
+                message=f"the steps are {' -> '.join(shape)}; a campaign runs a send, or a send, a wait and a "
+                "follow-up send (to: not_converted)",
+            )
+        )
+        return out
+    if definition.steps[0].send and definition.steps[0].send.to != "everyone":
+        out.append(ValidationIssue(field="steps[0].send.to", message="the first send goes to everyone selected"))
+    if len(shape) == 3 and definition.steps[2].send and definition.steps[2].send.to != "not_converted":
+        out.append(
+            ValidationIssue(
+                field="steps[2].send.to", message="a follow-up reaches those who have not converted: not_converted"
             )
         )
     return out

@@ -55,7 +55,8 @@ def _due_key(at: datetime, brand_id: str, campaign_id: str) -> dict[str, Any]:
     return {PK: {"S": DUE_PK}, SK: {"S": f"{iso(at)}#{brand_id}#{campaign_id}"}}
 
 
-def _cancelled(exc: ClientError) -> bool:
+def condition_failed(exc: ClientError) -> bool:
+    """A conditional write or a transaction refused because an item was not as the writer read it."""
     return exc.response.get("Error", {}).get("Code") in (
         "ConditionalCheckFailedException",
         "TransactionCanceledException",
@@ -117,7 +118,7 @@ class DynamoCampaignCatalog(CampaignCatalog):
                 ExpressionAttributeValues={":a": {"S": approval.model_dump_json()}},
             )
         except ClientError as exc:
-            if _cancelled(exc):
+            if condition_failed(exc):
                 raise ConflictError(f"campaign {campaign_id} version {version} is approved already") from exc
             raise StoreError(f"approving campaign {campaign_id} failed: {exc}") from exc
         except BotoCoreError as exc:
@@ -149,7 +150,7 @@ class DynamoCampaignCatalog(CampaignCatalog):
                 ExpressionAttributeNames={"#pk": PK},
             )
         except ClientError as exc:
-            if _cancelled(exc):
+            if condition_failed(exc):
                 return False
             raise StoreError(f"recording run {run.run_id} failed: {exc}") from exc
         except BotoCoreError as exc:
@@ -214,7 +215,7 @@ class DynamoCampaignCatalog(CampaignCatalog):
         try:
             self._db.transact_write_items(TransactItems=writes)
         except ClientError as exc:
-            if _cancelled(exc):
+            if condition_failed(exc):
                 raise ConflictError(f"{what} changed meanwhile: read it again and retry") from exc
             raise StoreError(f"writing {what} failed: {exc}") from exc
         except BotoCoreError as exc:

@@ -3,8 +3,9 @@
 Lifecycle (each change checks the state it read, so two operators cannot interleave):
 
     draft --activate--> scheduled --pause--> paused --resume--> scheduled
+    draft --activate--> live (a triggered journey: entering persons) --pause--> paused --resume--> live
     (any) --stop--> stopped            scheduled --(a once-schedule fired)--> completed
-    a new version: scheduled stays scheduled on it; stopped or completed become draft again
+    a new version: scheduled or live stays so on it; stopped or completed become draft again
 
 A run executes one version on the campaign state machine. A version whose planned sends or budget exceed the
 brand's limits (`cdp.org.CampaignPolicy`) runs only once approved by another client than the one that defined it.
@@ -32,6 +33,7 @@ from cdp.campaigns.catalog import (
     StoredVersion,
 )
 from cdp.campaigns.definition import CampaignDefinition, problems, run_id_for
+from cdp.campaigns.journeys import JourneyResults, JourneyStore, summarize
 from cdp.campaigns.models import dump
 from cdp.campaigns.ports import ArtifactStore
 from cdp.campaigns.service import summary_key
@@ -126,12 +128,14 @@ class CampaignService:
         artifacts: ArtifactStore,
         org: OrgDirectory,
         now: Callable[[], datetime] = utc_now,
+        journeys: JourneyStore | None = None,
     ) -> None:
         self.catalog = catalog
         self.runner = runner
         self.artifacts = artifacts
         self.org = org
         self.now = now
+        self.journeys = journeys
 
     # ---- definitions ----------------------------------------------------------------------------------------------
 
@@ -172,6 +176,11 @@ class CampaignService:
                 following = self._next(definition, now)
                 changes |= {"active_version": number, "next_run_at": following}
                 changes |= {} if following else {"status": "draft", "active_version": None}
+            elif current.status == "live":  # new entries take the new version; those in flight finish on theirs
+                if definition.trigger is None:
+                    changes |= {"status": "draft", "active_version": None}
+                elif not self.needs_approval(definition):  # else the live version serves until this one is approved
+                    changes |= {"active_version": number}
             elif current.status in ("stopped", "completed"):
                 changes |= {"status": "draft", "active_version": None, "next_run_at": None}
             state = self._changed(current, client, **changes)
@@ -209,6 +218,9 @@ class CampaignService:
         if stored.created_by == client.name:
             raise ForbiddenError(f"version {version} was defined by {client.name}: another client must approve it")
         self.catalog.approve(brand_id, campaign_id, version, Approval(by=client.name, at=self.now()))
+        later = state.active_version is not None and version > state.active_version
+        if state.status == "live" and stored.definition.trigger is not None and later:
+            self._put(state, self._changed(state, client, active_version=version))  # a live journey takes it now
         return self.get(brand_id, campaign_id, version)
 
     def set_switch(self, request: SwitchRequest, client: ApiClient) -> BrandSwitch:
@@ -227,6 +239,8 @@ class CampaignService:
         if state.status == "stopped":
             raise ConflictError(f"campaign {campaign_id} is stopped: define a new version to run it again")
         stored = self._version(state, version or state.latest_version)
+        if stored.definition.trigger is not None:
+            raise ConflictError(f"campaign {campaign_id} is a journey its trigger enters persons into: activate it")
         blocked = self._blocked(stored)
         if blocked:
             raise ConflictError(f"campaign {campaign_id} cannot start: {blocked}")
@@ -256,6 +270,16 @@ class CampaignService:
             raise NotFoundError(f"campaign {campaign_id} has no run {run_id}")
         return self._run_view(record, with_summary=True)
 
+    def journey(self, brand_id: str, campaign_id: str) -> JourneyResults:
+        """A journey's persons by group and where they are now, with what its sends have cost."""
+        state = self._state(brand_id, campaign_id)
+        if self.journeys is None:
+            raise ConflictError("journey results are not wired here")
+        if self._version(state, state.latest_version).definition.trigger is None:
+            raise ConflictError(f"campaign {campaign_id} is not a journey: see its runs")
+        results = summarize(campaign_id, self.journeys.places(brand_id, campaign_id))
+        return results.model_copy(update={"spent_minor": self.journeys.spent(brand_id, campaign_id)})
+
     # ---- schedule --------------------------------------------------------------------------------------------------
 
     def activate(self, brand_id: str, campaign_id: str, client: ApiClient) -> CampaignView:
@@ -271,9 +295,10 @@ class CampaignService:
         return self._schedule(state, client)
 
     def pause(self, brand_id: str, campaign_id: str, client: ApiClient) -> CampaignView:
+        """A schedule skips its occurrences; a journey enters nobody, and holds those in it where they are."""
         state = self._state(brand_id, campaign_id)
-        if state.status != "scheduled":
-            raise ConflictError(f"campaign {campaign_id} is {state.status}: only a scheduled campaign pauses")
+        if state.status not in ("scheduled", "live"):
+            raise ConflictError(f"campaign {campaign_id} is {state.status}: only a scheduled or live campaign pauses")
         return self._put(state, self._changed(state, client, status="paused", next_run_at=None))
 
     def stop(self, brand_id: str, campaign_id: str, client: ApiClient) -> CampaignView:
@@ -334,6 +359,12 @@ class CampaignService:
 
     def _schedule(self, state: CampaignState, client: ApiClient) -> CampaignView:
         stored = self._version(state, state.latest_version)
+        if stored.definition.trigger is not None:
+            blocked = self._blocked(stored)
+            if blocked:
+                raise ConflictError(f"campaign {state.campaign_id} cannot go live: {blocked}")
+            live = self._changed(state, client, status="live", active_version=stored.version, next_run_at=None)
+            return self._put(state, live)
         if stored.definition.schedule is None:
             raise ConflictError(f"version {stored.version} has no schedule: start it instead")
         following = self._next(stored.definition, self.now())

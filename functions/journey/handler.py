@@ -1,0 +1,79 @@
+"""SQS (fed by the bus rule "profile updated", a batch's updates packed per entry) -> enter each person into the
+journeys the event triggers and take them out of those it converts (cdp.campaigns.journeys); a bad update is parked
+alone with its reason."""
+
+from __future__ import annotations
+
+from functools import cache, partial
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel
+
+from cdp.campaigns.dynamodb import DynamoCampaignCatalog
+from cdp.campaigns.journeys import JourneyEngine, PublishedSendOrders
+from cdp.campaigns.journeys_dynamodb import DynamoJourneyStore
+from cdp.observability import logger, metrics, tracer
+from cdp.profile.dynamodb import DynamoProfileStore
+from cdp.settings import JourneySettings, get_settings
+from cdp.shared.aws import EventBridgePublisher
+from cdp.shared.deadletter import DeadLetteringProcessor, SqsDeadLetters, each_part
+from cdp.tags.changes import ProfileChangeRecord
+from cdp.topology import JOURNEY_QUEUE
+
+
+class ProfileEvent(BaseModel):
+    """One update of a `profile.updated` entry: the event applied to the person."""
+
+    person_id: str
+    event_type: str
+    event_id: str
+
+
+@cache
+def _dead_letters() -> SqsDeadLetters:
+    return SqsDeadLetters(get_settings(JourneySettings).dead_letter_queue_url)
+
+
+processor = DeadLetteringProcessor(
+    model=ProfileChangeRecord, dead_letters=_dead_letters, max_receives=JOURNEY_QUEUE.max_receive_count
+)
+
+
+@cache
+def engine() -> JourneyEngine:
+    s = get_settings(JourneySettings)
+    return JourneyEngine(
+        DynamoCampaignCatalog(s.campaigns_table),
+        DynamoJourneyStore(s.campaigns_table),
+        PublishedSendOrders(EventBridgePublisher(s.event_bus_name)),
+        DynamoProfileStore(s.profiles_table),
+    )
+
+
+def record_handler(record: ProfileChangeRecord) -> None:
+    entry = record.body
+    data = entry.detail.data
+    parts = data.raw_changes()
+    brand_id = data.brand_id
+
+    def process(_: int, raw: dict[str, Any]) -> None:
+        update = ProfileEvent.model_validate(raw)
+        if not brand_id:
+            raise ValueError("the profile update names no brand")  # parked with this reason
+        for happened in engine().on_event(str(brand_id), update.person_id, update.event_type, update.event_id):
+            logger.info("journey", what=happened, event_id=update.event_id)
+            metrics.add_metric(name="JourneyTransitions", unit="Count", value=1)
+
+    each_part(_dead_letters(), record, parts, "updates", process)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+@tracer.capture_lambda_handler(capture_response=False)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+    return process_partial_response(
+        event=event, record_handler=partial(record_handler), processor=processor, context=context
+    )

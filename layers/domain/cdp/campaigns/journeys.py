@@ -1,0 +1,379 @@
+"""Triggered journeys: an interpreter with each person's place in DynamoDB, woken by events and by the schedule's tick.
+
+A live campaign with a `trigger` enters a person when an event of that type is applied to their profile (and they
+meet its audience conditions), then runs its steps for them: a send is ordered at once (the send function delivers
+it, exactly once per entry and step), a wait stores when to go on and costs nothing until then. An event in
+`exit_on` (the conversion) takes the person out at once; so does the end of the steps. A stable share of the persons
+(`holdout`) goes through the same journey without any send, so the journey's effect is measured against them.
+
+Why an interpreter and not one Step Functions execution per person: a standard execution bills each state transition
+($25 per 1M), about ten per journey, while a wait here is one timer item (see the README's cost table); Step
+Functions keeps running the scheduled campaigns, where one execution serves the whole audience.
+
+Each change of a person's place checks the one it read (`rev`), so a tick and an event racing for one person cannot
+both move them. A send is ordered before the move is stored: if storing fails the move is retried and the same send
+ordered again, which the send ledger delivers once (its key names the entry and the step).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from cdp import topology
+from cdp.campaigns.catalog import CampaignCatalog, CampaignState, StoredVersion
+from cdp.campaigns.definition import CampaignDefinition
+from cdp.channels.models import SendBatchRequest
+from cdp.errors import ConflictError
+from cdp.observability import logger
+from cdp.profile.ports import ProfileReader
+from cdp.shared.envelope import Publishable
+from cdp.shared.ports import EventPublisher
+from cdp.shared.time import utc_now
+from cdp.tags.selection import AUDIENCE_PREFIX
+
+Group = Literal["treatment", "holdout"]
+JourneyStatus = Literal["active", "converted", "completed", "stopped", "out_of_budget"]
+PAUSE_RECHECK = timedelta(hours=1)  # a paused journey's due steps look again this much later
+LIVE_CACHE_S = 60.0
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class JourneyState(_Frozen):
+    """One person's place in one journey (their latest entry)."""
+
+    brand_id: str
+    campaign_id: str
+    person_id: str
+    version: int = Field(description="the version they entered: they finish on it whatever is defined later")
+    group: Group
+    status: JourneyStatus
+    step: int = Field(ge=0, description="the next step to run")
+    entries: int = Field(ge=1, description="how many times they entered (this is the latest)")
+    entered_at: datetime
+    entered_by: str = Field(description="the event that entered them (a redelivery of it enters nobody)")
+    next_at: datetime | None = Field(default=None, description="when a wait is up")
+    exited_at: datetime | None = None
+    rev: int = Field(default=1, ge=1)
+
+    @property
+    def active(self) -> bool:
+        return self.status == "active"
+
+
+class TimerRef(_Frozen):
+    brand_id: str
+    campaign_id: str
+    person_id: str
+    at: datetime
+
+
+class JourneyStore(ABC):
+    """Persons' places, the timers of their waits, who is in which journey, and each journey's spend (DynamoDB on
+    AWS: `cdp.campaigns.dynamodb.DynamoJourneyStore`)."""
+
+    @abstractmethod
+    def get(self, brand_id: str, campaign_id: str, person_id: str) -> JourneyState | None:
+        """The person's place (their latest entry), or None when they never entered."""
+
+    @abstractmethod
+    def save(self, state: JourneyState, previous: JourneyState | None) -> None:
+        """Store the place if it is still `previous` (None: no place yet, or `previous.rev` unchanged), moving its
+        timer and its membership with it. ConflictError otherwise."""
+
+    @abstractmethod
+    def due(self, until: datetime, limit: int) -> list[TimerRef]:
+        """Waits that are up by `until`, oldest first."""
+
+    @abstractmethod
+    def memberships(self, brand_id: str, person_id: str) -> list[str]:
+        """The campaigns whose journey the person is in now."""
+
+    @abstractmethod
+    def spend(self, brand_id: str, campaign_id: str, cost_minor: int, cap_minor: int) -> bool:
+        """Add `cost_minor` to the journey's spend unless that would pass `cap_minor` (then False)."""
+
+    @abstractmethod
+    def places(self, brand_id: str, campaign_id: str) -> list[JourneyState]:
+        """Everyone's place in the journey (results)."""
+
+    @abstractmethod
+    def spent(self, brand_id: str, campaign_id: str) -> int:
+        """What the journey's sends have cost so far (minor units of its budget's currency)."""
+
+
+class SendOrders(ABC):
+    """Where a journey's sends go to be delivered (the bus, to the send function's queue)."""
+
+    @abstractmethod
+    def order(self, requests: list[SendBatchRequest]) -> None:
+        """Hand the sends over for delivery (raises when they could not be handed over: nothing moves on)."""
+
+
+class JourneySends(Publishable):
+    """Send orders of journeys, packed (one bus entry for many), for the send function's queue."""
+
+    event_name: ClassVar[str] = topology.JOURNEY_SENDS
+    event_source: ClassVar[str] = topology.SOURCE_CAMPAIGNS
+
+    requests: list[SendBatchRequest] = Field(min_length=1)
+
+
+MAX_ORDER_BYTES = 192 * 1024
+
+
+class PublishedSendOrders(SendOrders):
+    """Orders go on the bus in as few entries as fit (EventBridge bills per 64 KB chunk of an entry)."""
+
+    def __init__(self, publisher: EventPublisher, correlation_id: str = "journey") -> None:
+        self._publisher = publisher
+        self.correlation_id = correlation_id
+
+    def order(self, requests: list[SendBatchRequest]) -> None:
+        packs: list[list[SendBatchRequest]] = [[]]
+        size = 0
+        for request in requests:
+            length = len(request.model_dump_json())
+            if packs[-1] and size + length > MAX_ORDER_BYTES:
+                packs.append([])
+                size = 0
+            packs[-1].append(request)
+            size += length
+        self._publisher.publish([JourneySends(requests=pack) for pack in packs], self.correlation_id)
+
+
+@dataclass(frozen=True)
+class Live:
+    state: CampaignState
+    version: StoredVersion
+
+    @property
+    def definition(self) -> CampaignDefinition:
+        return self.version.definition
+
+
+class JourneyResults(BaseModel):
+    """Everyone who entered, by group: where they are now, and the conversion rate of each group."""
+
+    campaign_id: str
+    entered: dict[str, int]
+    by_status: dict[str, dict[str, int]]
+    converted: dict[str, int]
+    conversion_rate: dict[str, float | None]
+    spent_minor: int | None = None
+
+
+def holdout_group(campaign_id: str, person_id: str, share: float) -> Group:
+    """Stable: the same person is in the same group of a campaign every time they enter."""
+    digest = hashlib.sha256(f"{campaign_id}:{person_id}".encode()).digest()
+    return "holdout" if int.from_bytes(digest[:8], "big") / 2**64 < share else "treatment"
+
+
+class JourneyEngine:
+    def __init__(
+        self,
+        catalog: CampaignCatalog,
+        store: JourneyStore,
+        orders: SendOrders,
+        profiles: ProfileReader,
+        now: Callable[[], datetime] = utc_now,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        self.catalog = catalog
+        self.store = store
+        self.orders = orders
+        self.profiles = profiles
+        self.now = now
+        self._clock = clock
+        self._live: dict[str, tuple[float, list[Live]]] = {}
+        self._versions: dict[tuple[str, str, int], StoredVersion] = {}
+
+    # ---- events -------------------------------------------------------------------------------------------------
+
+    def on_event(self, brand_id: str, person_id: str, event_type: str, event_id: str) -> list[str]:
+        """Enter the person into the journeys this event triggers; take them out of those it converts. Returns
+        what happened, for the log."""
+        live = self.live(brand_id)
+        done: list[str] = []
+        for journey in live:
+            trigger = journey.definition.trigger
+            if trigger is not None and trigger.event == event_type:
+                done.append(self._enter(journey, person_id, event_id))
+        if any(event_type in j.definition.exit_on for j in live):
+            for campaign_id in self.store.memberships(brand_id, person_id):
+                done.append(self._convert(brand_id, campaign_id, person_id, event_type))
+        return [d for d in done if d]
+
+    def live(self, brand_id: str) -> list[Live]:
+        """The brand's live journeys (read at most once a minute per brand: a new one starts within a minute)."""
+        clock = self._clock() if self._clock else self.now().timestamp()
+        cached = self._live.get(brand_id)
+        if cached is not None and clock - cached[0] < LIVE_CACHE_S:
+            return cached[1]
+        out: list[Live] = []
+        if self.catalog.switch(brand_id).stopped:  # the brand's stop switch: nobody enters anything
+            self._live[brand_id] = (clock, out)
+            return out
+        for state in self.catalog.states(brand_id):
+            if state.status == "live" and state.active_version is not None:
+                out.append(Live(state, self._version(brand_id, state.campaign_id, state.active_version)))
+        self._live[brand_id] = (clock, out)
+        return out
+
+    def _enter(self, journey: Live, person_id: str, event_id: str) -> str:
+        definition, now = journey.definition, self.now()
+        cid = definition.campaign_id
+        previous = self.store.get(definition.brand_id, cid, person_id)
+        if previous is not None:
+            if previous.active or previous.entered_by == event_id:
+                return ""
+            again = definition.reentry_after_days
+            if again is None or now < previous.entered_at + timedelta(days=again):
+                return ""
+        if not self._eligible(definition, person_id):
+            return ""
+        state = JourneyState(
+            brand_id=definition.brand_id,
+            campaign_id=cid,
+            person_id=person_id,
+            version=journey.version.version,
+            group=holdout_group(cid, person_id, definition.holdout),
+            status="active",
+            step=0,
+            entries=previous.entries + 1 if previous else 1,
+            entered_at=now,
+            entered_by=event_id,
+            rev=previous.rev + 1 if previous else 1,
+        )
+        try:
+            self._run(state, definition, previous)
+        except ConflictError:
+            return ""  # entered by a concurrent delivery of another event
+        return f"{person_id} entered {cid} ({state.group})"
+
+    def _eligible(self, definition: CampaignDefinition, person_id: str) -> bool:
+        audience = definition.audience
+        if not (audience.all_of or audience.any_of or audience.none_of or audience.audience_id):
+            return True
+        profile = self.profiles.get(person_id)
+        if profile is None or profile.brand_id != definition.brand_id:
+            return False
+        if audience.audience_id is not None:  # a dynamic audience: its membership is the person's tag
+            membership = profile.tags.get(f"{AUDIENCE_PREFIX}{audience.audience_id}")
+            if membership is None or membership.value is not True:
+                return False
+        return audience.matches(profile)
+
+    def _convert(self, brand_id: str, campaign_id: str, person_id: str, event_type: str) -> str:
+        state = self.store.get(brand_id, campaign_id, person_id)
+        if state is None or not state.active:
+            return ""
+        definition = self._version(brand_id, campaign_id, state.version).definition
+        if event_type not in definition.exit_on:
+            return ""
+        try:
+            self._leave(state, "converted")
+        except ConflictError:
+            return ""
+        return f"{person_id} converted in {campaign_id} ({state.group})"
+
+    # ---- time -----------------------------------------------------------------------------------------------------
+
+    def advance_due(self, now: datetime, limit: int = 500) -> int:
+        """Move on everyone whose wait is up by `now`; returns how many moved."""
+        moved = 0
+        for timer in self.store.due(now, limit):
+            state = self.store.get(timer.brand_id, timer.campaign_id, timer.person_id)
+            if state is None or not state.active or state.next_at != timer.at:
+                continue
+            campaign = self.catalog.state(state.brand_id, state.campaign_id)
+            try:
+                if campaign is None or campaign.status == "stopped":
+                    self._leave(state, "stopped")
+                elif campaign.status == "paused":
+                    self.store.save(self._next(state, next_at=now + PAUSE_RECHECK), state)
+                else:
+                    definition = self._version(state.brand_id, state.campaign_id, state.version).definition
+                    self._run(self._next(state, step=state.step + 1, next_at=None), definition, state)
+                    moved += 1
+            except ConflictError:
+                continue  # moved by an event meanwhile
+        return moved
+
+    # ---- the interpreter ----------------------------------------------------------------------------------------
+
+    def _run(self, state: JourneyState, definition: CampaignDefinition, previous: JourneyState | None) -> None:
+        """Run the steps from `state.step` until a wait or the end; store where the person is."""
+        orders: list[SendBatchRequest] = []
+        while state.step < len(definition.steps):
+            step = definition.steps[state.step]
+            if step.wait is not None:
+                state = self._next(state, next_at=self.now() + timedelta(seconds=step.wait.seconds))
+                break
+            assert step.send is not None
+            if state.group == "treatment":
+                cost = definition.budget.cost_per_message_minor.get(step.send.channel, 0)
+                if not self.store.spend(state.brand_id, state.campaign_id, cost, definition.budget.amount_minor):
+                    logger.info("journey out of budget", campaign_id=state.campaign_id, person_id=state.person_id)
+                    state = self._next(state, status="out_of_budget", exited_at=self.now())
+                    break
+                orders.append(self._order(state, definition, state.step))
+            state = self._next(state, step=state.step + 1)
+        else:
+            state = self._next(state, status="completed", exited_at=self.now(), next_at=None)
+        if orders:
+            self.orders.order(orders)  # before the move is stored: a retried move orders the same sends again
+        self.store.save(state, previous)
+
+    def _order(self, state: JourneyState, definition: CampaignDefinition, index: int) -> SendBatchRequest:
+        step = definition.steps[index].send
+        assert step is not None
+        return SendBatchRequest(
+            campaign_id=definition.campaign_id,
+            run_id=f"{definition.campaign_id}-v{state.version}-journey",
+            brand_id=definition.brand_id,
+            step=f"e{state.entries}-s{index}",  # the send ledger's key: once per entry and step
+            channel=step.channel,
+            template=step.template.model_dump(),
+            offer=step.offer.model_dump() if step.offer else None,
+            person_ids=[state.person_id],
+        )
+
+    def _leave(self, state: JourneyState, status: JourneyStatus) -> None:
+        self.store.save(self._next(state, status=status, exited_at=self.now(), next_at=None), state)
+
+    @staticmethod
+    def _next(state: JourneyState, **changes: object) -> JourneyState:
+        return state.model_copy(update={**changes, "rev": state.rev + 1})
+
+    def _version(self, brand_id: str, campaign_id: str, version: int) -> StoredVersion:
+        key = (brand_id, campaign_id, version)
+        if key not in self._versions:
+            stored = self.catalog.version(brand_id, campaign_id, version)
+            if stored is None:
+                raise ConflictError(f"campaign {campaign_id} has no version {version}")
+            self._versions[key] = stored
+        return self._versions[key]
+
+
+def summarize(campaign_id: str, places: Iterable[JourneyState]) -> JourneyResults:
+    entered: dict[str, int] = {"treatment": 0, "holdout": 0}
+    by_status: dict[str, dict[str, int]] = {"treatment": {}, "holdout": {}}
+    converted: dict[str, int] = {"treatment": 0, "holdout": 0}
+    for place in places:
+        entered[place.group] += 1
+        by_status[place.group][place.status] = by_status[place.group].get(place.status, 0) + 1
+        converted[place.group] += place.status == "converted"
+    rates = {g: (converted[g] / entered[g] if entered[g] else None) for g in entered}
+    return JourneyResults(
+        campaign_id=campaign_id, entered=entered, by_status=by_status, converted=converted, conversion_rate=rates
+    )

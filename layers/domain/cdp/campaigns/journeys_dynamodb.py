@@ -1,0 +1,190 @@
+"""Journey places, timers, memberships and spend on the campaigns table (`cdp.topology.CAMPAIGNS_TABLE`).
+
+    JOURNEY#{brand}#{campaign}   P#{person}                      a person's place (their latest entry), `rev` checked
+    JOURNEY#{brand}#{campaign}   SPEND                           what the journey's sends have cost (`spent`)
+    MEMBER#{brand}#{person}      J#{campaign}                    the person is in that journey now
+    TIMER#{shard}                {time}#{brand}#{campaign}#{p}   a wait that is up at {time} (shards spread writes)
+
+A move that changes one item is one conditional write; a move that also sets or clears a timer or a membership is a
+transaction over those items (billed twice each), so the common step "wait -> next wait" costs a transaction of three.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from cdp import topology
+from cdp.campaigns.dynamodb import condition_failed
+from cdp.campaigns.journeys import JourneyState, JourneyStore, TimerRef
+from cdp.errors import ConflictError, StoreError
+from cdp.shared.aws import client as default_client
+from cdp.shared.time import iso
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+PK = topology.CAMPAIGNS_TABLE.partition_key
+SK = topology.CAMPAIGNS_TABLE.sort_key
+TIMER_SHARDS = 4
+
+
+def _place_key(brand_id: str, campaign_id: str, person_id: str) -> dict[str, Any]:
+    return {PK: {"S": f"JOURNEY#{brand_id}#{campaign_id}"}, SK: {"S": f"P#{person_id}"}}
+
+
+def _member_key(brand_id: str, person_id: str, campaign_id: str) -> dict[str, Any]:
+    return {PK: {"S": f"MEMBER#{brand_id}#{person_id}"}, SK: {"S": f"J#{campaign_id}"}}
+
+
+def _shard(person_id: str) -> int:
+    return hashlib.sha256(person_id.encode()).digest()[0] % TIMER_SHARDS
+
+
+def _timer_key(state: JourneyState, at: datetime) -> dict[str, Any]:
+    sk = f"{iso(at)}#{state.brand_id}#{state.campaign_id}#{state.person_id}"
+    return {PK: {"S": f"TIMER#{_shard(state.person_id)}"}, SK: {"S": sk}}
+
+
+class DynamoJourneyStore(JourneyStore):
+    def __init__(self, table: str, client: DynamoDBClient | None = None) -> None:
+        self._table = table
+        self._db: DynamoDBClient = client or default_client("dynamodb")
+
+    def get(self, brand_id: str, campaign_id: str, person_id: str) -> JourneyState | None:
+        try:
+            item = self._db.get_item(
+                TableName=self._table, Key=_place_key(brand_id, campaign_id, person_id), ConsistentRead=True
+            ).get("Item")
+        except (ClientError, BotoCoreError) as exc:
+            raise StoreError(f"reading a journey place failed: {exc}") from exc
+        return JourneyState.model_validate_json(item["doc"]["S"]) if item else None
+
+    def save(self, state: JourneyState, previous: JourneyState | None) -> None:
+        place: dict[str, Any] = {
+            "TableName": self._table,
+            "Item": {
+                **_place_key(state.brand_id, state.campaign_id, state.person_id),
+                "doc": {"S": state.model_dump_json()},
+                "rev": {"N": str(state.rev)},
+            },
+        }
+        if previous is None:
+            place["ConditionExpression"] = "attribute_not_exists(#pk)"
+            place["ExpressionAttributeNames"] = {"#pk": PK}
+        else:
+            place["ConditionExpression"] = "rev = :rev"
+            place["ExpressionAttributeValues"] = {":rev": {"N": str(previous.rev)}}
+        others = self._moves(state, previous)
+        try:
+            if others:
+                writes: list[Any] = [{"Put": place}, *others]
+                self._db.transact_write_items(TransactItems=writes)
+            else:
+                self._db.put_item(**place)
+        except ClientError as exc:
+            if condition_failed(exc):
+                raise ConflictError(f"{state.person_id}'s place in {state.campaign_id} moved meanwhile") from exc
+            raise StoreError(f"writing a journey place failed: {exc}") from exc
+        except BotoCoreError as exc:
+            raise StoreError(f"writing a journey place failed: {exc}") from exc
+
+    def _moves(self, state: JourneyState, previous: JourneyState | None) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        before = previous.next_at if previous and previous.active else None
+        after = state.next_at if state.active else None
+        if before is not None and before != after and previous is not None:
+            out.append({"Delete": {"TableName": self._table, "Key": _timer_key(previous, before)}})
+        if after is not None and after != before:
+            timer = TimerRef(
+                brand_id=state.brand_id, campaign_id=state.campaign_id, person_id=state.person_id, at=after
+            )
+            item = {**_timer_key(state, after), "doc": {"S": timer.model_dump_json()}}
+            out.append({"Put": {"TableName": self._table, "Item": item}})
+        was_in, is_in = bool(previous and previous.active), state.active
+        member = _member_key(state.brand_id, state.person_id, state.campaign_id)
+        if is_in and not was_in:
+            out.append({"Put": {"TableName": self._table, "Item": member}})
+        elif was_in and not is_in:
+            out.append({"Delete": {"TableName": self._table, "Key": member}})
+        return out
+
+    def due(self, until: datetime, limit: int) -> list[TimerRef]:
+        found: list[TimerRef] = []
+        for shard in range(TIMER_SHARDS):
+            items = self._query(
+                "#pk = :pk AND #sk <= :until",
+                {":pk": {"S": f"TIMER#{shard}"}, ":until": {"S": f"{iso(until)}#~"}},
+                limit,
+            )
+            found.extend(TimerRef.model_validate_json(i["doc"]["S"]) for i in items)
+        return sorted(found, key=lambda t: (t.at, t.person_id))[:limit]
+
+    def memberships(self, brand_id: str, person_id: str) -> list[str]:
+        items = self._query(
+            "#pk = :pk AND begins_with(#sk, :j)", {":pk": {"S": f"MEMBER#{brand_id}#{person_id}"}, ":j": {"S": "J#"}}
+        )
+        return [i[SK]["S"].removeprefix("J#") for i in items]
+
+    def spend(self, brand_id: str, campaign_id: str, cost_minor: int, cap_minor: int) -> bool:
+        if cost_minor > cap_minor:
+            return False
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key={PK: {"S": f"JOURNEY#{brand_id}#{campaign_id}"}, SK: {"S": "SPEND"}},
+                UpdateExpression="ADD spent :cost",
+                ConditionExpression="attribute_not_exists(spent) OR spent <= :room",
+                ExpressionAttributeValues={
+                    ":cost": {"N": str(cost_minor)},
+                    ":room": {"N": str(cap_minor - cost_minor)},
+                },
+            )
+        except ClientError as exc:
+            if condition_failed(exc):
+                return False
+            raise StoreError(f"recording the spend of {campaign_id} failed: {exc}") from exc
+        except BotoCoreError as exc:
+            raise StoreError(f"recording the spend of {campaign_id} failed: {exc}") from exc
+        return True
+
+    def spent(self, brand_id: str, campaign_id: str) -> int:
+        try:
+            item = self._db.get_item(
+                TableName=self._table,
+                Key={PK: {"S": f"JOURNEY#{brand_id}#{campaign_id}"}, SK: {"S": "SPEND"}},
+                ConsistentRead=True,
+            ).get("Item")
+        except (ClientError, BotoCoreError) as exc:
+            raise StoreError(f"reading the spend of {campaign_id} failed: {exc}") from exc
+        return int(item["spent"]["N"]) if item else 0
+
+    def places(self, brand_id: str, campaign_id: str) -> list[JourneyState]:
+        items = self._query(
+            "#pk = :pk AND begins_with(#sk, :p)", {":pk": {"S": f"JOURNEY#{brand_id}#{campaign_id}"}, ":p": {"S": "P#"}}
+        )
+        return [JourneyState.model_validate_json(i["doc"]["S"]) for i in items]
+
+    def _query(self, condition: str, values: dict[str, Any], limit: int | None = None) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": condition,
+            "ExpressionAttributeNames": {"#pk": PK, "#sk": SK},
+            "ExpressionAttributeValues": values,
+            "ConsistentRead": True,
+        }
+        while True:
+            if limit is not None:
+                kwargs["Limit"] = limit - len(out)
+            try:
+                response = self._db.query(**kwargs)
+            except (ClientError, BotoCoreError) as exc:
+                raise StoreError(f"reading the campaigns table failed: {exc}") from exc
+            out.extend(response.get("Items", []))
+            if "LastEvaluatedKey" not in response or (limit is not None and len(out) >= limit):
+                return out
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]

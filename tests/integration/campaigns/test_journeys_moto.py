@@ -1,0 +1,252 @@
+"""Triggered journeys on the real adapters under moto (campaigns table: places, timers, memberships, spend; the bus for
+send orders) with an injected clock: entry on the trigger event, waits that cost nothing until the tick, conversion
+by an exit event, a stable holdout, re-entry, budget, pause/stop, the stop switch, and a new version mid-flight."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+import yaml
+from moto import mock_aws
+
+from cdp import topology
+from cdp.campaigns.dynamodb import DynamoCampaignCatalog
+from cdp.campaigns.journeys import JourneyEngine, SendOrders, holdout_group
+from cdp.campaigns.journeys_dynamodb import DynamoJourneyStore
+from cdp.campaigns.lifecycle import CampaignService, SwitchRequest, parse_definition
+from cdp.campaigns.s3 import S3ArtifactStore
+from cdp.campaigns.stepfunctions import StepFunctionsRunner
+from cdp.channels.models import SendBatchRequest
+from cdp.errors import ConflictError
+from cdp.ingest.ports import ApiClient
+from cdp.org import OrgDirectory
+from cdp.profile.models import Profile, TagValue
+from cdp_local.runtime.core import create_table
+from tests.fakes.profiles import InMemoryProfiles
+
+SAMPLE = Path(__file__).resolve().parents[3] / "events" / "campaigns" / "abandoned_cart.yaml"
+T0 = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
+BRAND = "demo-brand"
+MARKETER = ApiClient("marketer", frozenset({"campaigns:write", "campaigns:read"}))
+ORG = OrgDirectory.model_validate({"brands": {BRAND: {"group_id": "demo-group"}}})
+
+
+@dataclass
+class Clock:
+    at: datetime
+
+    def __call__(self) -> datetime:
+        return self.at
+
+
+@dataclass
+class Orders(SendOrders):
+    """What the bus would carry to the send function (the send path itself is tested with the send handler)."""
+
+    sent: list[SendBatchRequest] = field(default_factory=list)
+
+    def order(self, requests: list[SendBatchRequest]) -> None:
+        self.sent.extend(requests)
+
+    def steps_of(self, person_id: str) -> list[str]:
+        return [r.step for r in self.sent if r.person_ids == [person_id]]
+
+
+@dataclass
+class World:
+    service: CampaignService
+    engine: JourneyEngine
+    orders: Orders
+    clock: Clock
+    profiles: InMemoryProfiles
+
+    def tick(self, at: datetime) -> int:
+        self.clock.at = at
+        return self.engine.advance_due(at)
+
+    def event(self, person: str, event_type: str, event_id: str | None = None) -> list[str]:
+        return self.engine.on_event(BRAND, person, event_type, event_id or f"{event_type}-{person}-{self.clock.at}")
+
+
+@pytest.fixture
+def world() -> Iterator[World]:
+    with mock_aws():
+        ddb = boto3.client("dynamodb", region_name="us-east-1")
+        create_table(ddb, topology.CAMPAIGNS_TABLE)
+        boto3.client("s3", region_name="us-east-1").create_bucket(Bucket=topology.DATA_BUCKET_LOCAL_NAME)
+        sfn = boto3.client("stepfunctions", region_name="us-east-1")
+        machine = json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}})
+        arn = sfn.create_state_machine(name="m", definition=machine, roleArn="arn:aws:iam::123456789012:role/r")
+        catalog = DynamoCampaignCatalog(topology.CAMPAIGNS_TABLE.local_name, client=ddb)
+        store = DynamoJourneyStore(topology.CAMPAIGNS_TABLE.local_name, client=ddb)
+        clock, orders, profiles = Clock(T0), Orders(), InMemoryProfiles()
+        runner = StepFunctionsRunner(arn["stateMachineArn"], client=sfn)
+        artifacts = S3ArtifactStore(topology.DATA_BUCKET_LOCAL_NAME)
+        service = CampaignService(catalog, runner, artifacts, ORG, now=clock, journeys=store)
+        engine = JourneyEngine(catalog, store, orders, profiles, now=clock, clock=lambda: 0.0)
+        yield World(service, engine, orders, clock, profiles)
+
+
+def journey(**changes: Any) -> Any:
+    raw = yaml.safe_load(SAMPLE.read_text(encoding="utf-8"))
+    raw.update(changes)
+    return parse_definition(raw)
+
+
+def live(world: World, **changes: Any) -> None:
+    world.service.define(journey(**changes), MARKETER)
+    world.service.activate(BRAND, "abandoned_cart", MARKETER)
+    world.engine._live.clear()  # what a new minute would do: the engine reads live journeys once a minute
+
+
+def treated(n: int, share: float = 0.1) -> list[str]:
+    """Person ids the stable split puts in the treatment group of abandoned_cart."""
+    return [p for p in (f"p{i}" for i in range(200)) if holdout_group("abandoned_cart", p, share) == "treatment"][:n]
+
+
+def test_a_cart_enters_waits_an_hour_then_is_reminded_and_an_order_ends_it(world: World) -> None:
+    live(world)
+    (ann, bob) = treated(2)
+    # When two persons add to their carts
+    assert world.event(ann, "add_to_cart") == [f"{ann} entered abandoned_cart (treatment)"]
+    world.event(bob, "add_to_cart")
+    # Then nothing is sent yet (the first step waits an hour), and a second cart event does not enter them again
+    assert world.orders.sent == [] and world.event(ann, "add_to_cart") == []
+    assert world.tick(T0 + timedelta(minutes=59)) == 0
+    # When the hour is up: both get the SMS reminder (step 1), ordered once per entry and step
+    assert world.tick(T0 + timedelta(hours=1)) == 2
+    assert world.orders.steps_of(ann) == ["e1-s1"] and world.orders.sent[0].channel == "sms"
+    assert world.orders.sent[0].brand_id == BRAND and world.orders.sent[0].run_id == "abandoned_cart-v1-journey"
+    # When ann orders, she leaves as converted; bob gets the push with the coupon a day later
+    assert world.event(ann, "order_placed") == [f"{ann} converted in abandoned_cart (treatment)"]
+    assert world.tick(T0 + timedelta(days=1, hours=1)) == 1
+    assert world.orders.steps_of(ann) == ["e1-s1"] and world.orders.steps_of(bob) == ["e1-s1", "e1-s3"]
+    push = world.orders.sent[-1]
+    assert push.channel == "push" and push.offer is not None and push.offer.code == "CART10"
+    results = world.service.journey(BRAND, "abandoned_cart")
+    assert results.entered == {"treatment": 2, "holdout": 0} and results.converted["treatment"] == 1
+    assert results.by_status["treatment"] == {"converted": 1, "completed": 1}
+    assert results.spent_minor == 5 + 5 + 1  # two SMS, one push
+
+
+def test_the_holdout_goes_through_the_journey_without_any_send(world: World) -> None:
+    live(world, holdout=0.5)
+    persons = [f"h{i}" for i in range(40)]
+    for person in persons:
+        world.event(person, "add_to_cart")
+    world.tick(T0 + timedelta(days=2))
+    world.tick(T0 + timedelta(days=3))
+    groups = {p: holdout_group("abandoned_cart", p, 0.5) for p in persons}
+    # Then only the treatment was messaged, the split is the stable one, and both groups finished the journey
+    ordered = {r.person_ids[0] for r in world.orders.sent if r.person_ids}
+    assert ordered == {p for p, g in groups.items() if g == "treatment"}
+    results = world.service.journey(BRAND, "abandoned_cart")
+    holdout = sum(g == "holdout" for g in groups.values())
+    assert results.entered == {"treatment": 40 - holdout, "holdout": holdout} and 10 <= holdout <= 30
+    assert results.by_status["holdout"] == {"completed": holdout}
+
+
+def test_reentry_waits_its_days_and_a_redelivered_event_enters_nobody(world: World) -> None:
+    live(world, reentry_after_days=7)
+    (ann,) = treated(1)
+    world.event(ann, "add_to_cart", "cart-1")
+    world.event(ann, "order_placed")
+    # Then the same event delivered again does not enter her, nor a new cart within 7 days; one after that does
+    assert world.event(ann, "add_to_cart", "cart-1") == []
+    world.clock.at = T0 + timedelta(days=6)
+    assert world.event(ann, "add_to_cart", "cart-2") == []
+    world.clock.at = T0 + timedelta(days=7, minutes=1)
+    assert world.event(ann, "add_to_cart", "cart-3") == [f"{ann} entered abandoned_cart (treatment)"]
+    world.tick(T0 + timedelta(days=7, hours=2))
+    assert world.orders.steps_of(ann) == ["e2-s1"]  # the second entry's key: its send is not deduplicated away
+    # and with reentry_after_days null, never again
+    world.service.define(journey(reentry_after_days=None), MARKETER)
+    world.engine._live.clear()
+    world.event(ann, "order_placed")
+    world.clock.at = T0 + timedelta(days=400)
+    assert world.event(ann, "add_to_cart", "cart-4") == []
+
+
+def test_the_budget_is_never_overspent(world: World) -> None:
+    # Given a budget of 12 fen: two SMS (5 each), then nothing more fits
+    budget = {"amount_minor": 12, "currency": "CNY", "cost_per_message_minor": {"sms": 5, "push": 1}}
+    live(world, budget=budget)
+    persons = treated(3)
+    for person in persons:
+        world.event(person, "add_to_cart")
+    world.tick(T0 + timedelta(hours=1))
+    # Then two reminders went out and the third person left the journey out of budget; the push (1 fen) still fits
+    assert len(world.orders.sent) == 2
+    results = world.service.journey(BRAND, "abandoned_cart")
+    assert results.by_status["treatment"] == {"active": 2, "out_of_budget": 1} and results.spent_minor == 10
+    world.tick(T0 + timedelta(days=2))
+    assert world.service.journey(BRAND, "abandoned_cart").spent_minor == 12
+
+
+def test_audience_conditions_pause_stop_and_the_switch_decide_who_enters_and_moves(world: World) -> None:
+    # Given a journey for members of a dynamic audience only
+    live(world, audience={"audience_id": "active_buyers"})
+    ann, bob, cem = treated(3)
+    member = TagValue(value=True, since=T0)
+    world.profiles.profiles[ann] = Profile(
+        person_id=ann, brand_id=BRAND, created_at=T0, updated_at=T0, tags={"audience:active_buyers": member}
+    )
+    world.profiles.profiles[bob] = Profile(person_id=bob, brand_id=BRAND, created_at=T0, updated_at=T0)
+    assert world.event(ann, "add_to_cart") and world.event(bob, "add_to_cart") == []
+    # When paused, nobody enters and those in it are held at their step
+    world.service.pause(BRAND, "abandoned_cart", MARKETER)
+    world.engine._live.clear()
+    assert world.event(cem, "add_to_cart") == []
+    assert world.tick(T0 + timedelta(hours=2)) == 0 and world.orders.sent == []
+    world.service.resume(BRAND, "abandoned_cart", MARKETER)
+    assert world.tick(T0 + timedelta(hours=3)) == 1 and world.orders.steps_of(ann) == ["e1-s1"]
+    # When the brand's stop switch is on, nobody enters
+    world.service.set_switch(SwitchRequest(brand_id=BRAND, stopped=True), MARKETER)
+    world.engine._live.clear()
+    world.profiles.profiles[cem] = world.profiles.profiles[ann].model_copy(update={"person_id": cem})
+    assert world.event(cem, "add_to_cart") == []
+    # When stopped, those in it leave at their next step
+    world.service.stop(BRAND, "abandoned_cart", MARKETER)
+    world.tick(T0 + timedelta(days=2))
+    assert world.service.journey(BRAND, "abandoned_cart").by_status["treatment"] == {"stopped": 1}
+
+
+def test_a_new_version_takes_new_entries_while_those_in_flight_finish_on_theirs(world: World) -> None:
+    live(world)
+    ann, bob = treated(2)
+    world.event(ann, "add_to_cart")
+    # When version 2 (an e-mail reminder after 30 minutes) is defined while ann waits on version 1
+    steps = [
+        {"wait": {"minutes": 30}},
+        {"send": {"channel": "email", "template": {"subject": "Your cart", "body": "Still there"}}},
+    ]
+    budget = {"amount_minor": 1000, "currency": "CNY", "cost_per_message_minor": {"email": 1}}
+    world.service.define(journey(steps=steps, budget=budget), MARKETER)
+    world.engine._live.clear()
+    world.clock.at = T0 + timedelta(minutes=1)
+    world.event(bob, "add_to_cart")
+    world.tick(T0 + timedelta(hours=1, minutes=1))
+    # Then ann got version 1's SMS and bob version 2's e-mail
+    assert [(r.person_ids, r.channel) for r in world.orders.sent] == [([bob], "email"), ([ann], "sms")]
+
+
+def test_two_moves_of_one_person_from_the_same_read_cannot_both_happen(world: World) -> None:
+    live(world)
+    (ann,) = treated(1)
+    world.event(ann, "add_to_cart")
+    store = world.engine.store
+    place = store.get(BRAND, "abandoned_cart", ann)
+    assert place is not None and place.next_at == T0 + timedelta(hours=1)
+    converted = place.model_copy(update={"status": "converted", "rev": place.rev + 1, "next_at": None})
+    store.save(converted, place)
+    with pytest.raises(ConflictError):
+        store.save(place.model_copy(update={"step": 2, "rev": place.rev + 1}), place)
+    # and the timer went with the conversion: the tick finds nothing to move
+    assert world.tick(T0 + timedelta(hours=2)) == 0 and store.memberships(BRAND, ann) == []
