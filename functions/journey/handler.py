@@ -74,6 +74,7 @@ def record_handler(record: ProfileChangeRecord) -> None:
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+    engine().refresh()  # a journey made live, paused or stopped counts from the next batch on
     return process_partial_response(
         event=event, record_handler=partial(record_handler), processor=processor, context=context
     )

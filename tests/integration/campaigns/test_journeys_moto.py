@@ -103,7 +103,7 @@ def journey(**changes: Any) -> Any:
 def live(world: World, **changes: Any) -> None:
     world.service.define(journey(**changes), MARKETER)
     world.service.activate(BRAND, "abandoned_cart", MARKETER)
-    world.engine._live.clear()  # what a new minute would do: the engine reads live journeys once a minute
+    world.engine.refresh()  # what the journey function does at each batch
 
 
 def treated(n: int, share: float = 0.1) -> list[str]:
@@ -168,7 +168,7 @@ def test_reentry_waits_its_days_and_a_redelivered_event_enters_nobody(world: Wor
     assert world.orders.steps_of(ann) == ["e2-s1"]  # the second entry's key: its send is not deduplicated away
     # and with reentry_after_days null, never again
     world.service.define(journey(reentry_after_days=None), MARKETER)
-    world.engine._live.clear()
+    world.engine.refresh()
     world.event(ann, "order_placed")
     world.clock.at = T0 + timedelta(days=400)
     assert world.event(ann, "add_to_cart", "cart-4") == []
@@ -202,14 +202,14 @@ def test_audience_conditions_pause_stop_and_the_switch_decide_who_enters_and_mov
     assert world.event(ann, "add_to_cart") and world.event(bob, "add_to_cart") == []
     # When paused, nobody enters and those in it are held at their step
     world.service.pause(BRAND, "abandoned_cart", MARKETER)
-    world.engine._live.clear()
+    world.engine.refresh()
     assert world.event(cem, "add_to_cart") == []
     assert world.tick(T0 + timedelta(hours=2)) == 0 and world.orders.sent == []
     world.service.resume(BRAND, "abandoned_cart", MARKETER)
     assert world.tick(T0 + timedelta(hours=3)) == 1 and world.orders.steps_of(ann) == ["e1-s1"]
     # When the brand's stop switch is on, nobody enters
     world.service.set_switch(SwitchRequest(brand_id=BRAND, stopped=True), MARKETER)
-    world.engine._live.clear()
+    world.engine.refresh()
     world.profiles.profiles[cem] = world.profiles.profiles[ann].model_copy(update={"person_id": cem})
     assert world.event(cem, "add_to_cart") == []
     # When stopped, those in it leave at their next step
@@ -229,7 +229,7 @@ def test_a_new_version_takes_new_entries_while_those_in_flight_finish_on_theirs(
     ]
     budget = {"amount_minor": 1000, "currency": "CNY", "cost_per_message_minor": {"email": 1}}
     world.service.define(journey(steps=steps, budget=budget), MARKETER)
-    world.engine._live.clear()
+    world.engine.refresh()
     world.clock.at = T0 + timedelta(minutes=1)
     world.event(bob, "add_to_cart")
     world.tick(T0 + timedelta(hours=1, minutes=1))

@@ -213,8 +213,12 @@ class JourneyEngine:
                 done.append(self._convert(brand_id, campaign_id, person_id, event_type))
         return [d for d in done if d]
 
+    def refresh(self) -> None:
+        """Forget the live journeys read so far (the journey function does at each batch: one read per brand)."""
+        self._live.clear()
+
     def live(self, brand_id: str) -> list[Live]:
-        """The brand's live journeys (read at most once a minute per brand: a new one starts within a minute)."""
+        """The brand's live journeys (read once per batch, and at most once a minute in a long one)."""
         clock = self._clock() if self._clock else self.now().timestamp()
         cached = self._live.get(brand_id)
         if cached is not None and clock - cached[0] < LIVE_CACHE_S:

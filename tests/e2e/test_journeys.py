@@ -1,0 +1,105 @@
+"""A triggered journey end to end on the local runtime: events posted to the API enter persons (identity ->
+profile.updated -> the journey queue), the schedule's tick moves them on when their wait is up, sends go over the bus
+and the send queue to the send function (the outbox locally), and an order takes a person out as converted."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cdp import topology
+from cdp_local.runtime import LocalRuntime
+from tests.e2e.conftest import PostEvents
+
+SAMPLE = Path(__file__).resolve().parents[2] / "events" / "campaigns" / "abandoned_cart.yaml"
+CAMPAIGN = "e2e_cart_journey"
+BRAND = "demo-brand"
+
+
+def _api(runtime: LocalRuntime, method: str, path: str, body: Any = None) -> Any:
+    headers = {"content-type": "application/json", "x-api-key": runtime.admin_key}
+    response = runtime.http(method, path, json.dumps(body).encode() if body is not None else b"", headers)
+    assert 200 <= response.status < 300, (response.status, response.body)
+    return json.loads(response.body)
+
+
+def _event(kind: str, phone: str, n: str, **properties: Any) -> dict[str, Any]:
+    return {
+        "event_id": f"journey-e2e-{kind}-{phone}-{n}",
+        "event_type": kind,
+        "source": "app",
+        "brand_id": BRAND,
+        "occurred_at": datetime.now(UTC).isoformat(),
+        "identifiers": [{"type": "phone", "value": phone}],
+        "properties": properties,
+    }
+
+
+def _outbox(runtime: LocalRuntime) -> list[dict[str, Any]]:
+    s3 = runtime.client("s3")
+    listed = s3.list_objects_v2(Bucket=topology.DATA_BUCKET_LOCAL_NAME, Prefix=f"{topology.OUTBOX_PREFIX}")
+    out = []
+    for obj in listed.get("Contents", []):
+        if f"/{CAMPAIGN}-v1-journey/" in obj["Key"]:
+            body = s3.get_object(Bucket=topology.DATA_BUCKET_LOCAL_NAME, Key=obj["Key"])["Body"].read()
+            out.append(json.loads(body))
+    return out
+
+
+def test_cart_events_enter_a_journey_that_reminds_after_an_hour_and_an_order_ends_it(
+    runtime: LocalRuntime, post_events: PostEvents
+) -> None:
+    # Given the sample journey (no holdout here, so both persons are messaged) made live
+    raw = yaml.safe_load(SAMPLE.read_text(encoding="utf-8"))
+    raw.update({"campaign_id": CAMPAIGN, "holdout": 0.0})
+    raw["steps"][3]["send"]["channel"] = "sms"  # the sample's push needs a device token these customers do not have
+    assert _api(runtime, "POST", "/v1/campaigns", raw)["state"]["status"] == "draft"
+    live = _api(runtime, "POST", f"/v1/campaigns/{CAMPAIGN}/activate?brand_id={BRAND}")
+    assert live["state"]["status"] == "live"
+    # and two customers who opted in to SMS
+    phones = ["13766500001", "13766500002"]
+    consents = [_event("consent_changed", p, "c", channel="all", granted=True, purpose="marketing") for p in phones]
+    response, report = post_events(consents)
+    assert response.status == 202 and report.dead_lettered == 0
+
+    # When both add to their carts
+    cart = [
+        _event("add_to_cart", p, "1", sku="CAKE-1", quantity=1, unit_price_minor=8800, currency="CNY") for p in phones
+    ]
+    started = datetime.now(UTC)
+    response, report = post_events(cart)
+    assert response.status == 202 and report.dead_lettered == 0
+    # Then they are in it, waiting, and nothing was sent yet
+    results = _api(runtime, "GET", f"/v1/campaigns/{CAMPAIGN}/journey?brand_id={BRAND}")
+    assert results["entered"] == {"treatment": 2, "holdout": 0}
+    assert results["by_status"]["treatment"] == {"active": 2} and _outbox(runtime) == []
+
+    # When the local clock moves an hour on: the tick moves both to the SMS, which the send function delivers
+    fired = runtime.fire_schedule(topology.CAMPAIGN_TICK.local_name, started + timedelta(hours=1, minutes=1))
+    assert fired.result["journey_steps"] == 2
+    runtime.drain()
+    sms = _outbox(runtime)
+    assert len(sms) == 2 and {m["message"]["channel"] for m in sms} == {"sms"}
+    # When the first one orders: she leaves as converted; the other gets the push a day later
+    order = _event(
+        "order_placed",
+        phones[0],
+        "2",
+        order_id="J-E2E-1",
+        lines=[{"sku": "CAKE-1", "quantity": 1, "unit_price_minor": 8800}],
+        total_minor=8800,
+        currency="CNY",
+    )
+    response, report = post_events([order])
+    assert response.status == 202 and report.dead_lettered == 0
+    runtime.fire_schedule(topology.CAMPAIGN_TICK.local_name, started + timedelta(days=1, hours=2))
+    runtime.drain()
+    messages = _outbox(runtime)
+    assert len(messages) == 3 and sum("CART10" in m["message"]["body"] for m in messages) == 1  # the coupon step
+    results = _api(runtime, "GET", f"/v1/campaigns/{CAMPAIGN}/journey?brand_id={BRAND}")
+    assert results["by_status"]["treatment"] == {"converted": 1, "completed": 1}
+    assert results["spent_minor"] == 3 * 5
