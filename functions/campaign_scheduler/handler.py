@@ -10,8 +10,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict
 
 from cdp.campaigns.dynamodb import DynamoCampaignCatalog
-from cdp.campaigns.journeys import JourneyEngine, PublishedSendOrders
-from cdp.campaigns.journeys_dynamodb import DynamoJourneyStore
+from cdp.campaigns.journeys import JourneyEngine, PublishedSendOrders, release_deferred
+from cdp.campaigns.journeys_dynamodb import DynamoDeferredSends, DynamoJourneyStore
 from cdp.campaigns.lifecycle import CampaignService
 from cdp.campaigns.s3 import S3ArtifactStore
 from cdp.campaigns.stepfunctions import StepFunctionsRunner
@@ -53,6 +53,11 @@ def _journeys() -> JourneyEngine:
     )
 
 
+@cache
+def _deferred() -> DynamoDeferredSends:
+    return DynamoDeferredSends(get_settings(CampaignSchedulerSettings).campaigns_table)
+
+
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
@@ -60,6 +65,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     tick = Tick.model_validate(event)
     fired = _service().fire_due(tick.now)
     moved = _journeys().advance_due(tick.now)
+    released = release_deferred(_deferred(), _journeys().orders, tick.now)
+    if released:
+        metrics.add_metric(name="SendsReleasedAfterQuietHours", unit="Count", value=released)
     if moved:
         metrics.add_metric(name="JourneyStepsDue", unit="Count", value=moved)
     started = [r.run_id for r in fired if r.outcome == "started"]
@@ -68,4 +76,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         logger.info("campaign occurrences", started=started, skipped=skipped)
         metrics.add_metric(name="CampaignRunsStarted", unit="Count", value=len(started))
         metrics.add_metric(name="CampaignOccurrencesSkipped", unit="Count", value=len(skipped))
-    return {"now": tick.now.isoformat(), "started": started, "skipped": skipped, "journey_steps": moved}
+    return {
+        "now": tick.now.isoformat(),
+        "started": started,
+        "skipped": skipped,
+        "journey_steps": moved,
+        "released_after_quiet_hours": released,
+    }

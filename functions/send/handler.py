@@ -15,13 +15,16 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, Field, Json
 
 from cdp.campaigns.dynamodb import DynamoCampaignCatalog, DynamoStopSwitch
+from cdp.campaigns.journeys_dynamodb import DynamoDeferredSends
 from cdp.channels.adapters import S3BatchReader, channels_for
-from cdp.channels.ledger import DynamoSendLedger
+from cdp.channels.contact import ContactRules
+from cdp.channels.ledger import DynamoContactLedger, DynamoSendLedger
 from cdp.channels.models import SendBatchRequest
 from cdp.channels.ports import Channel
 from cdp.channels.service import LinkTracking, send_batch
 from cdp.connectors.aws import SecretsManagerSources
 from cdp.observability import logger, metrics, tracer
+from cdp.org import load_org
 from cdp.profile.dynamodb import DynamoProfileStore
 from cdp.settings import SendSettings, get_settings
 from cdp.shared.deadletter import DeadLetteringProcessor, SqsDeadLetters, each_part
@@ -38,6 +41,7 @@ class _Ports:
     channels: Mapping[str, Channel]
     links: LinkTracking | None
     switch: DynamoStopSwitch
+    contact: ContactRules
 
 
 @cache
@@ -50,6 +54,9 @@ def _ports() -> _Ports:
         channels=channels_for(settings),
         links=_link_tracking(settings),
         switch=DynamoStopSwitch(DynamoCampaignCatalog(settings.campaigns_table)),
+        contact=ContactRules(
+            load_org(), DynamoContactLedger(settings.ledger_table), DynamoDeferredSends(settings.campaigns_table)
+        ),
     )
 
 
@@ -112,9 +119,14 @@ def send(request: SendBatchRequest) -> dict[str, Any]:
         batches=ports.batches,
         links=ports.links,
         switch=ports.switch,
+        contact=ports.contact,
     )
     metrics.add_metric(name="MessagesSent", unit=MetricUnit.Count, value=result.sent)
     metrics.add_metric(name="MessagesFailed", unit=MetricUnit.Count, value=result.failed)
+    if result.deferred_quiet_hours:
+        metrics.add_metric(name="MessagesDeferredQuietHours", unit=MetricUnit.Count, value=result.deferred_quiet_hours)
+    if result.suppressed_frequency_cap:
+        metrics.add_metric(name="MessagesCapped", unit=MetricUnit.Count, value=result.suppressed_frequency_cap)
     if result.held_stop_switch:
         metrics.add_metric(name="MessagesHeldByStopSwitch", unit=MetricUnit.Count, value=result.held_stop_switch)
     return result.model_dump(mode="json")

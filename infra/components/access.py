@@ -197,7 +197,8 @@ def _executions_of(machine: sfn.IStateMachine) -> str:
 
 def _send(fn: lambda_.Function, r: Resources) -> None:
     r.profiles.grant_read_data(fn)
-    r.campaigns.grant(fn, "dynamodb:GetItem")  # the brand's stop switch (BRAND#{brand} / SWITCH)
+    # the brand's stop switch (BRAND#{brand} / SWITCH); a send held back by quiet hours (DEFERRED#...)
+    r.campaigns.grant(fn, "dynamodb:GetItem", "dynamodb:PutItem")
     # each message sent (or suppressed) goes on the person's timeline: one new item per message, never an update
     r.profiles.grant(fn, "dynamodb:PutItem")
     r.ledger.grant_read_write_data(fn)  # exactly-once: idempotency record per (run, person, step)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import datetime, time, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Literal
@@ -76,11 +77,45 @@ class CampaignPolicy(_Config):
     approval_above_budget_minor: int | None = Field(default=None, ge=0, description="in the campaign's currency")
 
 
+class FrequencyCap(_Config):
+    """At most `max` campaign messages on `channel` (or on all channels together) in any `per_days` days."""
+
+    channel: str = Field(pattern=r"^(all|sms|email|push|wechat|webhook|outbox)$")
+    max: int = Field(ge=1, le=1000)
+    per_days: int = Field(ge=1, le=90)
+
+
+class QuietHours(_Config):
+    """No campaign message between `start` and `end` in the recipient's time zone (it waits until `end`)."""
+
+    start: time
+    end: time
+
+    def until(self, local: datetime) -> datetime | None:
+        """The end of the quiet time `local` falls in (same zone), or None when it falls in none."""
+        start, end, now = self.start, self.end, local.time()
+        if start == end:
+            return None
+        inside = start <= now < end if start < end else now >= start or now < end
+        if not inside:
+            return None
+        day = local.date() if now < end else local.date() + timedelta(days=1)
+        return datetime.combine(day, end, tzinfo=local.tzinfo)
+
+
+class ContactPolicy(_Config):
+    """The brand's contact policy, enforced when a campaign message actually leaves, across all its campaigns."""
+
+    caps: list[FrequencyCap] = Field(default_factory=list, max_length=20)
+    quiet_hours: QuietHours | None = None
+
+
 class BrandConfig(_Config):
     brand_id: str
     group_id: str
     timezone: str = Field(default="Asia/Shanghai", description="IANA name: campaign schedules without their own")
     campaigns: CampaignPolicy = Field(default_factory=CampaignPolicy)
+    contact: ContactPolicy = Field(default_factory=ContactPolicy)
     identity_scope: Literal["group", "brand"] = "group"
     phone_region: str = Field(default=DEFAULT_PHONE_REGION, pattern=r"^[A-Z]{2}$")
     dealers: dict[str, tuple[str, ...]] = Field(default_factory=dict, description="dealer id -> its store ids")

@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from cdp import topology
 from cdp.campaigns.catalog import CampaignCatalog, CampaignState, StoredVersion
 from cdp.campaigns.definition import CampaignDefinition
+from cdp.channels.contact import Deferrals
 from cdp.channels.models import SendBatchRequest
 from cdp.errors import ConflictError
 from cdp.observability import logger
@@ -149,6 +150,36 @@ class PublishedSendOrders(SendOrders):
             packs[-1].append(request)
             size += length
         self._publisher.publish([JourneySends(requests=pack) for pack in packs], self.correlation_id)
+
+
+class DeferredSend(_Frozen):
+    """A send held back by quiet hours (`cdp.channels.contact`): ordered again at `until`."""
+
+    until: datetime
+    request: SendBatchRequest
+
+
+class DeferredSends(Deferrals):
+    """Sends held back by quiet hours: kept by the send step (`defer`), ordered again by the tick (`due`, `done`)."""
+
+    @abstractmethod
+    def due(self, until: datetime, limit: int) -> list[DeferredSend]:
+        """Held sends whose time has come by `until`, oldest first."""
+
+    @abstractmethod
+    def done(self, deferred: DeferredSend) -> None:
+        """Forget a held send once it has been ordered again."""
+
+
+def release_deferred(deferred: DeferredSends, orders: SendOrders, now: datetime, limit: int = 500) -> int:
+    """Order again every held send whose quiet hours are over; returns how many. Ordered before it is forgotten:
+    a crash in between orders it twice, which the send ledger delivers once."""
+    due = deferred.due(now, limit)
+    if due:
+        orders.order([d.request for d in due])
+    for held in due:
+        deferred.done(held)
+    return len(due)
 
 
 @dataclass(frozen=True)

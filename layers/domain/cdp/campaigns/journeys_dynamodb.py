@@ -19,7 +19,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from cdp import topology
 from cdp.campaigns.dynamodb import condition_failed
-from cdp.campaigns.journeys import JourneyState, JourneyStore, TimerRef
+from cdp.campaigns.journeys import DeferredSend, DeferredSends, JourneyState, JourneyStore, TimerRef
+from cdp.channels.models import SendBatchRequest
 from cdp.errors import ConflictError, StoreError
 from cdp.shared.aws import client as default_client
 from cdp.shared.time import iso
@@ -47,6 +48,31 @@ def _shard(person_id: str) -> int:
 def _timer_key(state: JourneyState, at: datetime) -> dict[str, Any]:
     sk = f"{iso(at)}#{state.brand_id}#{state.campaign_id}#{state.person_id}"
     return {PK: {"S": f"TIMER#{_shard(state.person_id)}"}, SK: {"S": sk}}
+
+
+def query_items(
+    db: DynamoDBClient, table: str, condition: str, values: dict[str, Any], limit: int | None = None
+) -> list[dict[str, Any]]:
+    """A consistent Query's items (every page, or the first `limit`)."""
+    out: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {
+        "TableName": table,
+        "KeyConditionExpression": condition,
+        "ExpressionAttributeNames": {"#pk": PK, "#sk": SK},
+        "ExpressionAttributeValues": values,
+        "ConsistentRead": True,
+    }
+    while True:
+        if limit is not None:
+            kwargs["Limit"] = limit - len(out)
+        try:
+            response = db.query(**kwargs)
+        except (ClientError, BotoCoreError) as exc:
+            raise StoreError(f"reading the campaigns table failed: {exc}") from exc
+        out.extend(response.get("Items", []))
+        if "LastEvaluatedKey" not in response or (limit is not None and len(out) >= limit):
+            return out
+        kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
 
 class DynamoJourneyStore(JourneyStore):
@@ -169,22 +195,45 @@ class DynamoJourneyStore(JourneyStore):
         return [JourneyState.model_validate_json(i["doc"]["S"]) for i in items]
 
     def _query(self, condition: str, values: dict[str, Any], limit: int | None = None) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {
-            "TableName": self._table,
-            "KeyConditionExpression": condition,
-            "ExpressionAttributeNames": {"#pk": PK, "#sk": SK},
-            "ExpressionAttributeValues": values,
-            "ConsistentRead": True,
-        }
-        while True:
-            if limit is not None:
-                kwargs["Limit"] = limit - len(out)
-            try:
-                response = self._db.query(**kwargs)
-            except (ClientError, BotoCoreError) as exc:
-                raise StoreError(f"reading the campaigns table failed: {exc}") from exc
-            out.extend(response.get("Items", []))
-            if "LastEvaluatedKey" not in response or (limit is not None and len(out) >= limit):
-                return out
-            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        return query_items(self._db, self._table, condition, values, limit)
+
+
+class DynamoDeferredSends(DeferredSends):
+    """DEFERRED#{shard} / {time}#{campaign}#{step}#{person}: a send held back by quiet hours until {time}."""
+
+    def __init__(self, table: str, client: DynamoDBClient | None = None) -> None:
+        self._table = table
+        self._db: DynamoDBClient = client or default_client("dynamodb")
+
+    @staticmethod
+    def _key(held: DeferredSend) -> dict[str, Any]:
+        request = held.request
+        person = (request.person_ids or [""])[0]
+        sk = f"{iso(held.until)}#{request.campaign_id}#{request.step}#{person}"
+        return {PK: {"S": f"DEFERRED#{_shard(person)}"}, SK: {"S": sk}}
+
+    def defer(self, request: SendBatchRequest, until: datetime) -> None:
+        held = DeferredSend(until=until, request=request)
+        try:
+            self._db.put_item(TableName=self._table, Item={**self._key(held), "doc": {"S": held.model_dump_json()}})
+        except (ClientError, BotoCoreError) as exc:
+            raise StoreError(f"holding a send until {iso(until)} failed: {exc}") from exc
+
+    def due(self, until: datetime, limit: int) -> list[DeferredSend]:
+        found: list[DeferredSend] = []
+        for shard in range(TIMER_SHARDS):
+            items = query_items(
+                self._db,
+                self._table,
+                "#pk = :pk AND #sk <= :until",
+                {":pk": {"S": f"DEFERRED#{shard}"}, ":until": {"S": f"{iso(until)}#~"}},
+                limit,
+            )
+            found.extend(DeferredSend.model_validate_json(i["doc"]["S"]) for i in items)
+        return sorted(found, key=lambda d: d.until)[:limit]
+
+    def done(self, deferred: DeferredSend) -> None:
+        try:
+            self._db.delete_item(TableName=self._table, Key=self._key(deferred))
+        except (ClientError, BotoCoreError) as exc:
+            raise StoreError(f"forgetting a held send failed: {exc}") from exc

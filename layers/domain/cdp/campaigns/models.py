@@ -217,6 +217,8 @@ class SendTally(BaseModel):
     suppressed_no_address: int = Field(default=0, ge=0)
     duplicates_skipped: int = Field(default=0, ge=0)
     held_stop_switch: int = Field(default=0, ge=0, description="not sent: the brand's stop switch was on")
+    deferred_quiet_hours: int = Field(default=0, ge=0, description="held until quiet hours end (then sent)")
+    suppressed_frequency_cap: int = Field(default=0, ge=0, description="not sent: a frequency cap was reached")
     failed: int = Field(default=0, ge=0)
     by_channel: dict[str, int] = Field(default_factory=dict)
 
@@ -230,6 +232,8 @@ class SendTally(BaseModel):
             suppressed_no_address=self.suppressed_no_address + other.suppressed_no_address,
             duplicates_skipped=self.duplicates_skipped + other.duplicates_skipped,
             held_stop_switch=self.held_stop_switch + other.held_stop_switch,
+            deferred_quiet_hours=self.deferred_quiet_hours + other.deferred_quiet_hours,
+            suppressed_frequency_cap=self.suppressed_frequency_cap + other.suppressed_frequency_cap,
             failed=self.failed + other.failed,
             by_channel=channels,
         )

@@ -9,16 +9,20 @@ A record that is "sent" is never claimed again, so a retried batch never sends t
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from cdp import topology
+from cdp.channels.contact import ContactLedger, passed_cap
 from cdp.channels.ports import DEFAULT_LEASE, Claim, ClaimOutcome, SendKey, SendLedger
 from cdp.errors import StoreError
+from cdp.observability import logger
+from cdp.org import FrequencyCap
 from cdp.shared import aws
-from cdp.shared.time import iso
+from cdp.shared.time import iso, parse_iso
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -171,3 +175,89 @@ class DynamoSendLedger(SendLedger):
     def record(self, key: SendKey) -> dict[str, Any] | None:
         """The raw ledger record (for operators and tests)."""
         return self._read(key)
+
+
+CONTACT_SK = "CONTACT"
+CONTACT_ATTEMPTS = 8  # concurrent senders to one person: each retry reads the other's send first
+
+
+def contact_pk(brand_id: str, person_id: str) -> str:
+    return f"CONTACT#{brand_id}#{person_id}"
+
+
+class DynamoContactLedger(ContactLedger):
+    """A person's campaign sends of the last `per_days` of the longest cap, as `channel|time` strings in one item,
+    replaced with a version check: two senders that read the same history cannot both add to it."""
+
+    def __init__(self, table_name: str, client: DynamoDBClient | None = None) -> None:
+        self._table = table_name
+        self._client: DynamoDBClient = client or aws.client("dynamodb")
+
+    def reserve(self, brand_id: str, person_id: str, channel: str, at: datetime, caps: Sequence[FrequencyCap]) -> bool:
+        keep = timedelta(days=max(c.per_days for c in caps))
+        for _ in range(CONTACT_ATTEMPTS):
+            history, version = self._read(brand_id, person_id)
+            recent = [(c, when) for c, when in history if when > at - keep]
+            if passed_cap(recent, channel, at, caps) is not None:
+                return False
+            if self._write(brand_id, person_id, [*recent, (channel, at)], version, at + keep):
+                return True
+        raise StoreError(f"the contact history of {person_id} kept changing: {CONTACT_ATTEMPTS} attempts")
+
+    def release(self, brand_id: str, person_id: str, channel: str, at: datetime) -> None:
+        sent = (channel, parse_iso(iso(at)))  # as stored: to the millisecond
+        for _ in range(CONTACT_ATTEMPTS):
+            history, version = self._read(brand_id, person_id)
+            if sent not in history:
+                return
+            kept = list(history)
+            kept.remove(sent)
+            if self._write(brand_id, person_id, kept, version, at):
+                return
+        logger.warning("a released send stays counted in the contact history", person_id=person_id)
+
+    def history(self, brand_id: str, person_id: str) -> list[tuple[str, datetime]]:
+        return self._read(brand_id, person_id)[0]
+
+    def _read(self, brand_id: str, person_id: str) -> tuple[list[tuple[str, datetime]], int]:
+        try:
+            item = self._client.get_item(
+                TableName=self._table,
+                Key={_PK: {"S": contact_pk(brand_id, person_id)}, _SK: {"S": CONTACT_SK}},
+                ConsistentRead=True,
+            ).get("Item")
+        except (ClientError, BotoCoreError) as exc:
+            raise StoreError(f"reading the contact history of {person_id} failed: {exc}") from exc
+        if not item:
+            return [], 0
+        sends = []
+        for entry in item.get("sends", {}).get("L", []):
+            channel, _, when = entry["S"].partition("|")
+            sends.append((channel, parse_iso(when)))
+        return sends, int(item["ver"]["N"])
+
+    def _write(
+        self, brand_id: str, person_id: str, sends: list[tuple[str, datetime]], version: int, expires: datetime
+    ) -> bool:
+        item = {
+            _PK: {"S": contact_pk(brand_id, person_id)},
+            _SK: {"S": CONTACT_SK},
+            "sends": {"L": [{"S": f"{channel}|{iso(when)}"} for channel, when in sends]},
+            "ver": {"N": str(version + 1)},
+            _TTL: {"N": str(int(expires.timestamp()) + 86_400)},
+        }
+        condition = "attribute_not_exists(#pk)" if version == 0 else "ver = :ver"
+        kwargs: dict[str, Any] = {"TableName": self._table, "Item": item, "ConditionExpression": condition}
+        if version == 0:
+            kwargs["ExpressionAttributeNames"] = {"#pk": _PK}
+        else:
+            kwargs["ExpressionAttributeValues"] = {":ver": {"N": str(version)}}
+        try:
+            self._client.put_item(**kwargs)
+        except ClientError as exc:
+            if _conditional_failed(exc):
+                return False
+            raise StoreError(f"writing the contact history of {person_id} failed: {exc}") from exc
+        except BotoCoreError as exc:
+            raise StoreError(f"writing the contact history of {person_id} failed: {exc}") from exc
+        return True

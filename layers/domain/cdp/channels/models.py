@@ -117,6 +117,8 @@ class SendBatchResult(BaseModel):
     duplicates_skipped: int = Field(default=0, description="already sent by an earlier attempt, or twice in a batch")
     in_flight_skipped: int = Field(default=0, description="another live attempt holds the send lease")
     held_stop_switch: int = Field(default=0, description="not sent: the brand's stop switch was on")
+    deferred_quiet_hours: int = Field(default=0, description="held until the quiet hours where the person is end")
+    suppressed_frequency_cap: int = Field(default=0, description="not sent: a frequency cap of the brand was reached")
     failed: int = 0
     by_channel: dict[str, int] = Field(
         default_factory=dict, description="messages sent per delivering channel (outbox when routed there)"

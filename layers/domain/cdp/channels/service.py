@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from cdp.channels.contact import ContactRules
 from cdp.channels.models import ChannelName, OutboundMessage, SendBatchRequest, SendBatchResult, message_id_for
 from cdp.channels.ports import (
     BatchReader,
@@ -86,10 +87,13 @@ def _unique(ids: list[str]) -> list[str]:
 class _Batch:
     """Counters and records of one batch run."""
 
-    def __init__(self, request: SendBatchRequest, annotator: ProfileAnnotator, now: datetime) -> None:
+    def __init__(
+        self, request: SendBatchRequest, annotator: ProfileAnnotator, now: datetime, contact: ContactRules | None
+    ) -> None:
         self.request = request
         self.annotator = annotator
         self.now = now
+        self.contact = contact
         self.result = SendBatchResult(
             campaign_id=request.campaign_id, run_id=request.run_id, step=request.step, channel=request.channel
         )
@@ -157,6 +161,7 @@ def send_batch(
     batches: BatchReader | None = None,
     links: LinkTracking | None = None,
     switch: StopSwitch | None = None,
+    contact: ContactRules | None = None,
 ) -> SendBatchResult:
     """Deliver the batch; one person's failure never loses the others. Raises ChannelError only when nothing of the
     batch was delivered and something failed (so the state machine retries); failed sends stay claimable."""
@@ -170,7 +175,7 @@ def send_batch(
     else:
         raise InvalidInputError("batch_key given but no batch reader is wired", "batch_key")
 
-    batch = _Batch(request, annotator, now)
+    batch = _Batch(request, annotator, now, contact)
     batch.result.requested = len(requested)
     held = switch.stopped(request.brand_id) if switch is not None and request.brand_id else None
     if held is not None:  # the emergency brake: nothing of the batch leaves, nothing is claimed to send later
@@ -222,6 +227,12 @@ def _send_one(
         result.suppressed_no_address += 1
         batch.record(person_id, message_id, "suppressed_no_address")
         return
+    until = batch.contact.quiet_until(profile, batch.now) if batch.contact else None
+    if batch.contact is not None and until is not None:  # quiet hours where they are: sent when they end
+        alone = SendBatchRequest.model_validate({**request.model_dump(), "batch_key": None, "person_ids": [person_id]})
+        batch.contact.deferrals.defer(alone, until)
+        result.deferred_quiet_hours += 1
+        return
     try:
         context = template_context(profile, request)
         subject = render(request.template.subject, context) if request.template.subject else None
@@ -246,10 +257,10 @@ def _send_one(
         coupon_id=request.offer.coupon_id if request.offer else None,
         created_at=batch.now,
     )
-    _deliver(batch, message, ledger, channel)
+    _deliver(batch, message, ledger, channel, profile.brand_id)
 
 
-def _deliver(batch: _Batch, message: OutboundMessage, ledger: SendLedger, channel: Channel) -> None:
+def _deliver(batch: _Batch, message: OutboundMessage, ledger: SendLedger, channel: Channel, brand_id: str) -> None:
     """Claim in the ledger, call the channel, make the record final."""
     result, person_id, message_id = batch.result, message.person_id, message.message_id
     key = SendKey(message.campaign_id, message.step, person_id)
@@ -268,14 +279,24 @@ def _deliver(batch: _Batch, message: OutboundMessage, ledger: SendLedger, channe
         return
     if claim.taken_over:
         logger.warning("took over a crashed send", person_id=person_id, message_id=message_id)
+    contact = batch.contact
+    caps = contact.caps(brand_id) if contact else []
+    if (
+        contact is not None
+        and caps
+        and not contact.ledger.reserve(brand_id, person_id, message.channel, batch.now, caps)
+    ):
+        result.suppressed_frequency_cap += 1
+        batch.record(person_id, message_id, "suppressed_frequency_cap")
+        _release(ledger, key, claim.attempt_id, batch.now, person_id)
+        return
     try:
         receipt = channel.send(message)
     except DeliveryRejected as exc:
         batch.fail(person_id, message_id, str(exc))
-        try:
-            ledger.release(key, claim.attempt_id, batch.now)  # certainly not sent: the next attempt may send at once
-        except StoreError:
-            logger.exception("lease not released; the send waits for the lease to expire", person_id=person_id)
+        _release(ledger, key, claim.attempt_id, batch.now, person_id)  # certainly not sent: a retry may send at once
+        if contact is not None and caps:
+            contact.ledger.release(brand_id, person_id, message.channel, batch.now)
         return
     except ChannelError as exc:
         # Outcome unknown: the pending record keeps its lease, so no retry within the lease can send a second time.
@@ -290,3 +311,10 @@ def _deliver(batch: _Batch, message: OutboundMessage, ledger: SendLedger, channe
     # Keyed by the requested channel (what the campaign pays for), even when the local runtime routes it to the outbox.
     result.by_channel[message.channel] = result.by_channel.get(message.channel, 0) + 1
     batch.record(person_id, message_id, "sent", receipt.provider_id)
+
+
+def _release(ledger: SendLedger, key: SendKey, attempt_id: str, now: datetime, person_id: str) -> None:
+    try:
+        ledger.release(key, attempt_id, now)
+    except StoreError:
+        logger.exception("lease not released; the send waits for the lease to expire", person_id=person_id)

@@ -1,0 +1,182 @@
+"""Contact policy where messages leave, on the real adapters under moto: frequency caps are never exceeded by two
+campaigns sending to one person at once, quiet hours defer a message in the recipient's own time zone (not the
+server's) until they end, and the schedule's tick orders the held message again then."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from functools import wraps
+from typing import Any
+from unittest import mock
+
+import boto3
+import pytest
+from moto import mock_aws
+from moto.dynamodb.models import DynamoDBBackend
+
+from cdp import topology
+from cdp.campaigns.journeys import SendOrders, release_deferred
+from cdp.campaigns.journeys_dynamodb import DynamoDeferredSends
+from cdp.channels.contact import ContactRules
+from cdp.channels.ledger import DynamoContactLedger
+from cdp.channels.models import SendBatchRequest
+from cdp.channels.service import send_batch
+from cdp.org import FrequencyCap, OrgDirectory
+from cdp.profile.models import ConsentState, Profile, Traits
+from cdp_local.runtime.core import create_table
+from tests.fakes.channels import InMemorySendLedger, RecordingChannel
+from tests.fakes.profiles import InMemoryProfiles
+
+BRAND = "capped-brand"
+T0 = datetime(2026, 12, 7, 4, 0, tzinfo=UTC)  # 12:00 in Shanghai, 23:00 the day before in New York
+ORG = OrgDirectory.model_validate(
+    {
+        "brands": {
+            BRAND: {
+                "group_id": BRAND,
+                "timezone": "Asia/Shanghai",
+                "contact": {
+                    "caps": [{"channel": "sms", "max": 2, "per_days": 7}, {"channel": "all", "max": 3, "per_days": 7}],
+                    "quiet_hours": {"start": "21:00", "end": "09:00"},
+                },
+            }
+        }
+    }
+)
+_ATOMIC = ("get_item", "put_item", "update_item", "delete_item", "query", "transact_write_items")
+
+
+@pytest.fixture
+def db() -> Iterator[Any]:
+    lock = threading.RLock()  # moto's backend is not thread-safe: one operation at a time, as DynamoDB serializes
+
+    def atomic(method: Callable[..., Any]) -> Callable[..., Any]:
+        @wraps(method)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with lock:
+                return method(*args, **kwargs)
+
+        return call
+
+    atomic_methods = {name: atomic(getattr(DynamoDBBackend, name)) for name in _ATOMIC}
+    with mock_aws(), mock.patch.multiple(DynamoDBBackend, **atomic_methods):
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        create_table(client, topology.LEDGER_TABLE)
+        create_table(client, topology.CAMPAIGNS_TABLE)
+        yield client
+
+
+class Orders(SendOrders):
+    def __init__(self) -> None:
+        self.sent: list[SendBatchRequest] = []
+
+    def order(self, requests: list[SendBatchRequest]) -> None:
+        self.sent.extend(requests)
+
+
+def person(person_id: str, timezone: str | None = None) -> Profile:
+    consent = {"sms": ConsentState(granted=True, changed_at=T0 - timedelta(days=30), source="app")}
+    return Profile(
+        person_id=person_id,
+        brand_id=BRAND,
+        created_at=T0 - timedelta(days=30),
+        updated_at=T0 - timedelta(days=30),
+        identifiers=[f"phone:+86138000{abs(hash(person_id)) % 100000:05d}"],
+        traits=Traits(timezone=timezone),
+        consent=consent,
+    )
+
+
+def request(campaign: str, person_ids: list[str], step: str = "touch1") -> SendBatchRequest:
+    return SendBatchRequest.model_validate(
+        {
+            "campaign_id": campaign,
+            "run_id": f"{campaign}-v1-20261207T0400Z",
+            "brand_id": BRAND,
+            "step": step,
+            "channel": "sms",
+            "template": {"body": "hello"},
+            "person_ids": person_ids,
+        }
+    )
+
+
+def test_two_campaigns_sending_to_one_person_at_once_never_pass_the_cap(db: Any) -> None:
+    # Given eight workers of two campaigns, each recording an SMS to the same person at the same moment
+    ledger = DynamoContactLedger(topology.LEDGER_TABLE.local_name, client=db)
+    caps = ORG.brand(BRAND).contact.caps
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda i: ledger.reserve(BRAND, "ann", "sms", T0, caps), range(8)))
+    # Then exactly two got through (2 SMS per 7 days), and the history holds those two
+    assert sum(results) == 2 and [c for c, _ in ledger.history(BRAND, "ann")] == ["sms", "sms"]
+    # And a week later there is room again; an e-mail counts against the total cap only (3 in all)
+    assert ledger.reserve(BRAND, "ann", "email", T0 + timedelta(days=1), caps)
+    assert not ledger.reserve(BRAND, "ann", "push", T0 + timedelta(days=2), caps)
+    assert ledger.reserve(BRAND, "ann", "sms", T0 + timedelta(days=7, seconds=1), caps)
+
+
+def test_a_capped_message_is_suppressed_with_its_reason_and_counted(db: Any) -> None:
+    profiles = InMemoryProfiles([person("bob")])
+    contact = ContactRules(
+        ORG,
+        DynamoContactLedger(topology.LEDGER_TABLE.local_name, client=db),
+        DynamoDeferredSends(topology.CAMPAIGNS_TABLE.local_name, client=db),
+    )
+    channel, ledger = RecordingChannel(), InMemorySendLedger()
+    # When three campaigns each send bob an SMS on the same day
+    results = [
+        send_batch(request(c, ["bob"]), profiles, profiles, ledger, {"sms": channel}, T0, contact=contact)
+        for c in ("spring", "summer", "autumn")
+    ]
+    # Then two left, the third was suppressed by the cap and recorded on his timeline with that reason
+    assert [(r.sent, r.suppressed_frequency_cap) for r in results] == [(1, 0), (1, 0), (0, 1)]
+    assert len(channel) == 2
+    assert [m.status for m in profiles.message_log if m.campaign_id == "autumn"] == ["suppressed_frequency_cap"]
+
+
+def test_quiet_hours_are_the_recipients_and_a_held_message_leaves_when_they_end(db: Any) -> None:
+    # Given two persons: one in Shanghai (noon there), one in New York (23:00 there: quiet hours)
+    profiles = InMemoryProfiles([person("cai"), person("dan", timezone="America/New_York")])
+    deferred = DynamoDeferredSends(topology.CAMPAIGNS_TABLE.local_name, client=db)
+    contact = ContactRules(ORG, DynamoContactLedger(topology.LEDGER_TABLE.local_name, client=db), deferred)
+    channel, ledger = RecordingChannel(), InMemorySendLedger()
+    # When one batch sends to both
+    result = send_batch(
+        request("winter", ["cai", "dan"]), profiles, profiles, ledger, {"sms": channel}, T0, contact=contact
+    )
+    # Then cai got it now, dan's is held until 09:00 New York time (14:00 UTC), not dropped
+    assert (result.sent, result.deferred_quiet_hours) == (1, 1) and channel.sent_to() == ["cai"]
+    nine_in_new_york = datetime(2026, 12, 7, 14, 0, tzinfo=UTC)
+    assert [(d.until, d.request.person_ids) for d in deferred.due(nine_in_new_york, 10)] == [
+        (nine_in_new_york, ["dan"])
+    ]
+    # When the tick comes before 09:00 there, nothing is ordered; at 09:00 his message is ordered again, once
+    orders = Orders()
+    assert release_deferred(deferred, orders, nine_in_new_york - timedelta(minutes=1)) == 0
+    assert release_deferred(deferred, orders, nine_in_new_york) == 1
+    assert release_deferred(deferred, orders, nine_in_new_york + timedelta(minutes=1)) == 0
+    (again,) = orders.sent
+    assert again.person_ids == ["dan"] and again.campaign_id == "winter" and again.step == "touch1"
+    # and sent then, it leaves (the same campaign and step: the send ledger still delivers it once)
+    later = send_batch(again, profiles, profiles, ledger, {"sms": channel}, nine_in_new_york, contact=contact)
+    assert later.sent == 1 and channel.sent_to() == ["cai", "dan"]
+
+
+def test_the_quiet_window_may_wrap_midnight_or_not() -> None:
+    from zoneinfo import ZoneInfo
+
+    from cdp.org import QuietHours
+
+    night = QuietHours.model_validate({"start": "21:00", "end": "09:00"})
+    lunch = QuietHours.model_validate({"start": "12:00", "end": "13:30"})
+    shanghai = ZoneInfo("Asia/Shanghai")
+    at = datetime(2026, 12, 7, 22, 15, tzinfo=shanghai)
+    assert night.until(at) == datetime(2026, 12, 8, 9, 0, tzinfo=shanghai)
+    assert night.until(at.replace(hour=7)) == datetime(2026, 12, 7, 9, 0, tzinfo=shanghai)
+    assert night.until(at.replace(hour=9, minute=0)) is None
+    assert lunch.until(at.replace(hour=12, minute=40)) == datetime(2026, 12, 7, 13, 30, tzinfo=shanghai)
+    assert lunch.until(at.replace(hour=13, minute=30)) is None
+    assert FrequencyCap(channel="all", max=1, per_days=1).max == 1
