@@ -162,6 +162,7 @@ class BenchSuite(StrEnum):
     PROFILE_LOOKUP = "profile-lookup"
     INGEST = "ingest"
     TAGS = "tags"
+    JOURNEYS = "journeys"
     ALL = "all"
 
 
@@ -175,7 +176,7 @@ def bench(
         "profile-lookup: profile API latency over --persons; ingest: events/s per core through the ingest handler "
         "(canonical and Segment batches of 100) and AWS calls per event; tags: batch evaluation of 20 tags and an "
         "audience size over --profiles profiles and --tag-events events (DuckDB), and tag_update p50/p95 per event; "
-        "all",
+        "journeys: the AWS cost per 1M journey entries and sends, and trigger-to-send latency; all",
     ),
     profiles: int = typer.Option(1_000_000, min=1000, help="profiles the tags suite generates"),
     tag_events: int = typer.Option(10_000_000, min=10_000, help="events the tags suite generates"),
@@ -210,6 +211,11 @@ def bench(
             results |= tags_benchmark(
                 output / "tags-data", profiles, tag_events, status=lambda text: status.update(text)
             )
+    if suite in (BenchSuite.JOURNEYS, BenchSuite.ALL):
+        from cdp_local.bench_journeys import journey_benchmark
+
+        with console.status("journeys: the same events with a journey paused, then live"):
+            results |= journey_benchmark(max(100, events // 10))
     record(results, output / "results.json")
     table = Table(title="Benchmark", show_header=True)
     table.add_column("metric")

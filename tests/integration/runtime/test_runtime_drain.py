@@ -131,13 +131,16 @@ def test_consumer_publishing_feeds_the_next_rule_until_quiet(runtime: LocalRunti
         return {"batchItemFailures": []}
 
     tags = Recorder(reply={"batchItemFailures": []})
+    journeys = Recorder(reply={"batchItemFailures": []})
     runtime.override(topology.IDENTITY_MERGE.key, merge)
     runtime.override(topology.TAG_UPDATE.key, tags)
+    runtime.override(topology.JOURNEY.key, journeys)
     put(runtime, {"n": 1}, {"n": 2})
     # When drained
     report = runtime.drain()
-    # Then tag_update received both profile.updated events and every queue is empty
+    # Then tag_update and the journeys each received both profile.updated events and every queue is empty
     assert sum(len(e["Records"]) for e in tags.events) == 2
+    assert sum(len(e["Records"]) for e in journeys.events) == 2
     assert report.by_queue[topology.TAG_QUEUE.local_name].processed == 2
-    assert report.processed == 4
+    assert report.processed == 6
     assert runtime.queue_depth(topology.IDENTITY_QUEUE) == runtime.queue_depth(topology.TAG_QUEUE) == 0
