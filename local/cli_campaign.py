@@ -72,6 +72,8 @@ def _print_run(view: dict[str, Any]) -> None:
             f"treatment {t['converted']}/{t['size']} converted, holdout {h['converted']}/{h['size']}; "
             f"cost {summary['cost_minor']:,} {summary['currency']} minor units; ROI {summary['roi']}"
         )
+        if summary.get("conversion_lift"):
+            console.print(escape(summary["conversion_lift"]["verdict"]))
 
 
 @campaign_app.command()
@@ -314,6 +316,8 @@ def journey(
         cells = (group, result["entered"][group], result["converted"][group], "" if rate is None else f"{rate:.1%}")
         table.add_row(*(escape(str(c)) for c in cells), escape(where))
     console.print(table)
+    if result.get("lift"):
+        console.print(escape(result["lift"]["verdict"]))
     console.print(f"spent {result['spent_minor']:,} minor units of the budget")
 
 

@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from cdp import topology
 from cdp.campaigns.catalog import CampaignCatalog, CampaignState, StoredVersion
 from cdp.campaigns.definition import CampaignDefinition
+from cdp.campaigns.measurement import Lift, compare
 from cdp.channels.contact import Deferrals
 from cdp.channels.models import SendBatchRequest
 from cdp.errors import ConflictError
@@ -200,6 +201,7 @@ class JourneyResults(BaseModel):
     by_status: dict[str, dict[str, int]]
     converted: dict[str, int]
     conversion_rate: dict[str, float | None]
+    lift: Lift | None = Field(default=None, description="treatment against the holdout (cdp.campaigns.measurement)")
     spent_minor: int | None = None
 
 
@@ -409,6 +411,12 @@ def summarize(campaign_id: str, places: Iterable[JourneyState]) -> JourneyResult
         by_status[place.group][place.status] = by_status[place.group].get(place.status, 0) + 1
         converted[place.group] += place.status == "converted"
     rates = {g: (converted[g] / entered[g] if entered[g] else None) for g in entered}
+    lift = compare(converted["treatment"], entered["treatment"], converted["holdout"], entered["holdout"])
     return JourneyResults(
-        campaign_id=campaign_id, entered=entered, by_status=by_status, converted=converted, conversion_rate=rates
+        campaign_id=campaign_id,
+        entered=entered,
+        by_status=by_status,
+        converted=converted,
+        conversion_rate=rates,
+        lift=lift if entered["holdout"] else None,
     )

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from cdp.campaigns.measurement import Lift
 from cdp.ingest.events import Currency, MinorUnits, Token, UtcDatetime
 from cdp.profile.models import Profile
 
@@ -334,6 +335,9 @@ class CampaignSummary(_Frozen):
     revenue_per_person_treatment_minor: int
     revenue_per_person_holdout_minor: int | None
     incremental_revenue_minor: int | None = Field(description="treatment revenue - holdout revenue scaled to size")
+    conversion_lift: Lift | None = Field(
+        default=None, description="conversion against the holdout with 95% intervals, p-value and a verdict"
+    )
     messages: dict[str, SendTally] = Field(description="send tallies per step")
     messages_by_channel: dict[str, int]
     cost_minor: int

@@ -16,6 +16,7 @@ from typing import Any
 
 from cdp import topology
 from cdp.audiences.store import AudienceStore
+from cdp.campaigns.measurement import compare
 from cdp.campaigns.models import (
     TOUCH1,
     TOUCH2,
@@ -494,6 +495,7 @@ def summarize(
         revenue_per_person_treatment_minor=scale(t.revenue_minor, 1, t.size) if t.size else 0,
         revenue_per_person_holdout_minor=scale(h.revenue_minor, 1, h.size) if has_holdout else None,
         incremental_revenue_minor=incremental_revenue,
+        conversion_lift=compare(t.converted, t.size, h.converted, h.size) if has_holdout else None,
         messages={TOUCH1: touch1, TOUCH2: touch2},
         messages_by_channel=by_channel,
         cost_minor=cost,
