@@ -250,3 +250,42 @@ def test_two_moves_of_one_person_from_the_same_read_cannot_both_happen(world: Wo
         store.save(place.model_copy(update={"step": 2, "rev": place.rev + 1}), place)
     # and the timer went with the conversion: the tick finds nothing to move
     assert world.tick(T0 + timedelta(hours=2)) == 0 and store.memberships(BRAND, ann) == []
+
+
+def test_ab_variants_split_the_treated_stably_and_each_arm_runs_its_own_steps(world: World) -> None:
+    # Given two arms: the campaign's steps (SMS after an hour) and an e-mail right away
+    email = {"channel": "email", "template": {"subject": "Your cart", "body": "Still there"}}
+    variants = [{"name": "sms_later", "share": 0.5}, {"name": "email_now", "share": 0.5, "steps": [{"send": email}]}]
+    budget = {"amount_minor": 10_000, "currency": "CNY", "cost_per_message_minor": {"sms": 5, "push": 1, "email": 1}}
+    live(world, variants=variants, budget=budget, holdout=0.2)
+    persons = [f"v{i}" for i in range(60)]
+    for person in persons:
+        world.event(person, "add_to_cart")
+    # Then each treated person is in the arm the stable split gives, the e-mail arm was sent at once
+    definition = journey(variants=variants, budget=budget, holdout=0.2)
+    arm = {p: definition.variant_for(p) for p in persons if holdout_group("abandoned_cart", p, 0.2) == "treatment"}
+    assert {a for a in arm.values()} == {"sms_later", "email_now"}
+    emailed = {r.person_ids[0] for r in world.orders.sent if r.channel == "email" and r.person_ids}
+    assert emailed == {p for p, a in arm.items() if a == "email_now"}
+    world.tick(T0 + timedelta(hours=2))
+    texted = {r.person_ids[0] for r in world.orders.sent if r.channel == "sms" and r.person_ids}
+    assert texted == {p for p, a in arm.items() if a == "sms_later"}
+    # And the results compare each arm with the holdout (three of the SMS arm, still in it, order)
+    for p in [p for p, a in arm.items() if a == "sms_later"][:3]:
+        world.event(p, "order_placed")
+    results = world.service.journey(BRAND, "abandoned_cart")
+    assert set(results.variants) == {"sms_later", "email_now"}
+    assert sum(v.treatment.size for v in results.variants.values()) == results.entered["treatment"] == len(arm)
+    assert results.variants["sms_later"].treatment.converted == 3
+    assert results.variants["email_now"].treatment.converted == 0  # done after its one send: none still in it
+    assert results.lift is not None and not results.lift.conclusive  # a few dozen persons: no conclusion drawn
+
+
+def test_variant_shares_and_scheduled_runs_are_checked() -> None:
+    from cdp.campaigns.lifecycle import CampaignInvalidError
+
+    with pytest.raises(CampaignInvalidError, match=r"add up to 0\.9"):
+        journey(variants=[{"name": "a", "share": 0.5}, {"name": "b", "share": 0.4}])
+    with pytest.raises(CampaignInvalidError, match="only a triggered journey has variants"):
+        raw = yaml.safe_load((SAMPLE.parent / "winter_cake_sms.yaml").read_text(encoding="utf-8"))
+        parse_definition({**raw, "variants": [{"name": "a", "share": 1.0}]})

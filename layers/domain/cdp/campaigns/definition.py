@@ -15,6 +15,7 @@ have not converted by then (`problems` refuses any other sequence, with its fiel
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
@@ -176,6 +177,15 @@ class Step(_Frozen):
 # ---- the definition -------------------------------------------------------------------------------------------
 
 
+class Variant(_Frozen):
+    """An A/B/n arm of a journey: a share of the treated persons (stable per person) and its own steps (default: the
+    campaign's)."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")
+    share: float = Field(gt=0.0, le=1.0)
+    steps: list[Step] | None = Field(default=None, min_length=1, max_length=MAX_JOURNEY_STEPS)
+
+
 class CampaignDefinition(_Frozen):
     campaign_id: CampaignId
     brand_id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@/#+\-]+$")
@@ -191,11 +201,31 @@ class CampaignDefinition(_Frozen):
         default=30, ge=0, le=3650, description="a journey: days after an entry before the next (None: never again)"
     )
     steps: list[Step] = Field(min_length=1, max_length=MAX_JOURNEY_STEPS)
+    variants: list[Variant] = Field(
+        default_factory=list, max_length=10, description="a journey's A/B/n arms (shares of the treated, adding to 1)"
+    )
     budget: Budget
     max_recipients: int | None = Field(default=None, ge=0, description="hard cap on the audience (both groups)")
     holdout: Fraction = Field(default=0.1, description="share of the selected persons kept as a control group")
     conversion_window_days: int = Field(default=14, ge=1, le=365)
     score_model: str = Field(default="response", min_length=1, max_length=64, description="ranks who gets it first")
+
+    def steps_of(self, variant: str | None) -> list[Step]:
+        """The steps a person of `variant` goes through (the campaign's own when it has none)."""
+        arm = next((v for v in self.variants if v.name == variant), None)
+        return arm.steps if arm is not None and arm.steps is not None else self.steps
+
+    def variant_for(self, person_id: str) -> str | None:
+        """The person's arm: stable for the campaign, in proportion to the shares (None without variants)."""
+        if not self.variants:
+            return None
+        digest = hashlib.sha256(f"{self.campaign_id}:variant:{person_id}".encode()).digest()
+        point, edge = int.from_bytes(digest[:8], "big") / 2**64, 0.0
+        for arm in self.variants:
+            edge += arm.share
+            if point < edge:
+                return arm.name
+        return self.variants[-1].name
 
     @property
     def first_send(self) -> Touch:
@@ -272,6 +302,16 @@ def problems(definition: CampaignDefinition) -> list[ValidationIssue]:
 
 def _journey_problems(definition: CampaignDefinition) -> list[ValidationIssue]:
     out: list[ValidationIssue] = []
+    if definition.variants:
+        total = sum(v.share for v in definition.variants)
+        if abs(total - 1.0) > 1e-9:
+            out.append(ValidationIssue(field="variants", message=f"the shares add up to {total:g}, not 1"))
+        names = [v.name for v in definition.variants]
+        if len(set(names)) != len(names):
+            out.append(ValidationIssue(field="variants", message="two variants have the same name"))
+        for i, arm in enumerate(definition.variants):
+            for j, step in enumerate(arm.steps or []):
+                out.extend(_send_problems(step, f"variants[{i}].steps[{j}]", definition))
     if definition.schedule is not None:
         out.append(ValidationIssue(field="schedule", message="a triggered journey has no schedule: remove one of them"))
     if definition.max_recipients is not None:
@@ -290,8 +330,29 @@ def _journey_problems(definition: CampaignDefinition) -> list[ValidationIssue]:
     return out
 
 
+def _send_problems(step: Step, where: str, definition: CampaignDefinition) -> list[ValidationIssue]:
+    """A variant's send: its templates and that the budget prices its channel."""
+    if step.send is None:
+        return []
+    out: list[ValidationIssue] = []
+    for part, source in (("body", step.send.template.body), ("subject", step.send.template.subject)):
+        problem = template_problem(source, step.send.offer is not None) if source is not None else None
+        if problem:
+            out.append(ValidationIssue(field=f"{where}.send.template.{part}", message=problem))
+    if step.send.channel not in definition.budget.cost_per_message_minor:
+        out.append(
+            ValidationIssue(
+                field=f"budget.cost_per_message_minor.{step.send.channel}",
+                message=f"no cost for the {step.send.channel} messages of {where}",
+            )
+        )
+    return out
+
+
 def _run_problems(definition: CampaignDefinition) -> list[ValidationIssue]:
     out: list[ValidationIssue] = []
+    if definition.variants:
+        out.append(ValidationIssue(field="variants", message="only a triggered journey has variants (for now)"))
     if definition.exit_on:
         out.append(ValidationIssue(field="exit_on", message="only a triggered journey has exit events"))
     shape = [("send" if s.send else "wait") for s in definition.steps]

@@ -58,6 +58,7 @@ class JourneyState(_Frozen):
     person_id: str
     version: int = Field(description="the version they entered: they finish on it whatever is defined later")
     group: Group
+    variant: str | None = Field(default=None, description="the treated person's A/B/n arm (None without variants)")
     status: JourneyStatus
     step: int = Field(ge=0, description="the next step to run")
     entries: int = Field(ge=1, description="how many times they entered (this is the latest)")
@@ -202,6 +203,9 @@ class JourneyResults(BaseModel):
     converted: dict[str, int]
     conversion_rate: dict[str, float | None]
     lift: Lift | None = Field(default=None, description="treatment against the holdout (cdp.campaigns.measurement)")
+    variants: dict[str, Lift] = Field(
+        default_factory=dict, description="each A/B/n arm against the holdout (the arms' own rates side by side)"
+    )
     spent_minor: int | None = None
 
 
@@ -278,12 +282,14 @@ class JourneyEngine:
                 return ""
         if not self._eligible(definition, person_id):
             return ""
+        group = holdout_group(cid, person_id, definition.holdout)
         state = JourneyState(
             brand_id=definition.brand_id,
             campaign_id=cid,
             person_id=person_id,
             version=journey.version.version,
-            group=holdout_group(cid, person_id, definition.holdout),
+            group=group,
+            variant=definition.variant_for(person_id) if group == "treatment" else None,
             status="active",
             step=0,
             entries=previous.entries + 1 if previous else 1,
@@ -351,8 +357,9 @@ class JourneyEngine:
     def _run(self, state: JourneyState, definition: CampaignDefinition, previous: JourneyState | None) -> None:
         """Run the steps from `state.step` until a wait or the end; store where the person is."""
         orders: list[SendBatchRequest] = []
-        while state.step < len(definition.steps):
-            step = definition.steps[state.step]
+        steps = definition.steps_of(state.variant)
+        while state.step < len(steps):
+            step = steps[state.step]
             if step.wait is not None:
                 state = self._next(state, next_at=self.now() + timedelta(seconds=step.wait.seconds))
                 break
@@ -372,7 +379,7 @@ class JourneyEngine:
         self.store.save(state, previous)
 
     def _order(self, state: JourneyState, definition: CampaignDefinition, index: int) -> SendBatchRequest:
-        step = definition.steps[index].send
+        step = definition.steps_of(state.variant)[index].send
         assert step is not None
         return SendBatchRequest(
             campaign_id=definition.campaign_id,
@@ -406,10 +413,15 @@ def summarize(campaign_id: str, places: Iterable[JourneyState]) -> JourneyResult
     entered: dict[str, int] = {"treatment": 0, "holdout": 0}
     by_status: dict[str, dict[str, int]] = {"treatment": {}, "holdout": {}}
     converted: dict[str, int] = {"treatment": 0, "holdout": 0}
+    arms: dict[str, list[int]] = {}  # variant -> [entered, converted]
     for place in places:
         entered[place.group] += 1
         by_status[place.group][place.status] = by_status[place.group].get(place.status, 0) + 1
         converted[place.group] += place.status == "converted"
+        if place.variant is not None:
+            arm = arms.setdefault(place.variant, [0, 0])
+            arm[0] += 1
+            arm[1] += place.status == "converted"
     rates = {g: (converted[g] / entered[g] if entered[g] else None) for g in entered}
     lift = compare(converted["treatment"], entered["treatment"], converted["holdout"], entered["holdout"])
     return JourneyResults(
@@ -419,4 +431,8 @@ def summarize(campaign_id: str, places: Iterable[JourneyState]) -> JourneyResult
         converted=converted,
         conversion_rate=rates,
         lift=lift if entered["holdout"] else None,
+        variants={
+            name: compare(n_converted, n_entered, converted["holdout"], entered["holdout"])
+            for name, (n_entered, n_converted) in sorted(arms.items())
+        },
     )
