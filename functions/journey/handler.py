@@ -1,16 +1,17 @@
-"""SQS (fed by the bus rule "profile updated", a batch's updates packed per entry) -> enter each person into the
-journeys the event triggers and take them out of those it converts (cdp.campaigns.journeys); a bad update is parked
-alone with its reason."""
+"""SQS (fed by the bus rule "journey": profile.updated, a batch's updates packed per entry; audience.entered and
+lifecycle.changed from the tag engine) -> enter each person into the journeys the signal triggers and take them out
+of those an event converts (cdp.campaigns.journeys); a bad update is parked alone with its reason."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from functools import cache, partial
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from cdp.campaigns.dynamodb import DynamoCampaignCatalog
 from cdp.campaigns.journeys import JourneyEngine, PublishedSendOrders
@@ -21,7 +22,7 @@ from cdp.settings import JourneySettings, get_settings
 from cdp.shared.aws import EventBridgePublisher
 from cdp.shared.deadletter import DeadLetteringProcessor, SqsDeadLetters, each_part
 from cdp.tags.changes import ProfileChangeRecord
-from cdp.topology import JOURNEY_QUEUE
+from cdp.topology import AUDIENCE_ENTERED, JOURNEY_QUEUE, LIFECYCLE_CHANGED
 
 
 class ProfileEvent(BaseModel):
@@ -30,6 +31,16 @@ class ProfileEvent(BaseModel):
     person_id: str
     event_type: str
     event_id: str
+
+
+class TagSignal(BaseModel):
+    """An `audience.entered` or `lifecycle.changed` entry of the tag engine."""
+
+    person_id: str
+    brand_id: str = Field(min_length=1)
+    at: datetime
+    audience_id: str | None = None
+    to: str | int | bool | float | None = None
 
 
 @cache
@@ -58,6 +69,20 @@ def record_handler(record: ProfileChangeRecord) -> None:
     data = entry.detail.data
     parts = data.raw_changes()
     brand_id = data.brand_id
+    if entry.detail_type in (AUDIENCE_ENTERED, LIFECYCLE_CHANGED):
+        # brand_id is a field of the entry's data, the rest its extras; a bad one fails the record (parked)
+        signal = TagSignal.model_validate({**parts[0], "brand_id": brand_id})
+        if entry.detail_type == AUDIENCE_ENTERED and signal.audience_id:
+            kind, value = "audience_entered", signal.audience_id
+        elif signal.to is not None:
+            kind, value = "lifecycle", str(signal.to)
+        else:
+            return  # a stage removed: nothing enters
+        key = f"{kind}:{value}:{signal.at.isoformat()}"
+        for happened in engine().on_signal(signal.brand_id, signal.person_id, kind, value, key):
+            logger.info("journey", what=happened, signal=key)
+            metrics.add_metric(name="JourneyTransitions", unit="Count", value=1)
+        return
 
     def process(_: int, raw: dict[str, Any]) -> None:
         update = ProfileEvent.model_validate(raw)

@@ -103,3 +103,46 @@ def test_cart_events_enter_a_journey_that_reminds_after_an_hour_and_an_order_end
     results = _api(runtime, "GET", f"/v1/campaigns/{CAMPAIGN}/journey?brand_id={BRAND}")
     assert results["by_status"]["treatment"] == {"converted": 1, "completed": 1}
     assert results["spent_minor"] == 3 * 5
+
+
+def test_a_lifecycle_change_announced_by_the_tag_engine_enters_a_win_back_journey(
+    runtime: LocalRuntime, post_events: PostEvents
+) -> None:
+    from cdp.tags.announcements import TagTransition
+
+    # Given a live win-back journey (an SMS at once) for persons turning dormant, and a customer who opted in
+    definition = {
+        "campaign_id": "e2e_win_back",
+        "brand_id": BRAND,
+        "name": "Win back",
+        "trigger": {"lifecycle": {"to": "dormant"}},
+        "steps": [{"send": {"channel": "sms", "template": {"body": "We miss you"}}}],
+        "budget": {"amount_minor": 100, "currency": "CNY", "cost_per_message_minor": {"sms": 5}},
+        "holdout": 0.0,
+    }
+    _api(runtime, "POST", "/v1/campaigns", definition)
+    _api(runtime, "POST", f"/v1/campaigns/e2e_win_back/activate?brand_id={BRAND}")
+    phone = "13766500009"
+    consent = _event("consent_changed", phone, "c", channel="all", granted=True, purpose="marketing")
+    response, report = post_events([consent])
+    assert response.status == 202 and report.dead_lettered == 0
+    person = _api(runtime, "GET", f"/v1/profiles/by-identifier/phone/{phone}?brand_id={BRAND}")["person_id"]
+    # When the tag engine announces that the person turned dormant (as tag_update publishes it)
+    change = TagTransition(
+        person_id=person, brand_id=BRAND, tag="lifecycle", from_="mature", to="dormant", at=datetime.now(UTC)
+    )
+    runtime.client("events").put_events(
+        Entries=[
+            {
+                "Source": change.event_source,
+                "DetailType": change.event_name,
+                "Detail": json.dumps(change.envelope("e2e")),
+                "EventBusName": topology.EVENT_BUS_LOCAL_NAME,
+            }
+        ]
+    )
+    report = runtime.drain()
+    # Then the journey took them in and the SMS left
+    assert report.dead_lettered == 0
+    results = _api(runtime, "GET", f"/v1/campaigns/e2e_win_back/journey?brand_id={BRAND}")
+    assert results["entered"]["treatment"] == 1 and results["spent_minor"] == 5

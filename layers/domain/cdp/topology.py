@@ -446,11 +446,16 @@ PROFILE_UPDATED_RULE = BusRuleSpec(
     TAG_QUEUE,
     TAG_UPDATE,
 )
-# Journeys (cdp.campaigns.journeys) enter and convert persons on the same profile changes.
+# Journeys (cdp.campaigns.journeys) enter and convert persons on the same profile changes, and enter them when
+# they enter a dynamic audience or change lifecycle stage (the tag engine's announcements). Each detail-type comes
+# from one of the two sources only.
 JOURNEY_RULE = BusRuleSpec(
     "JourneyRule",
     "cdp-journey",
-    {"source": [SOURCE_IDENTITY], "detail-type": [PROFILE_UPDATED]},
+    {
+        "source": [SOURCE_IDENTITY, SOURCE_TAGS],
+        "detail-type": [PROFILE_UPDATED, AUDIENCE_ENTERED, LIFECYCLE_CHANGED],
+    },
     JOURNEY_QUEUE,
     JOURNEY,
 )

@@ -289,3 +289,32 @@ def test_variant_shares_and_scheduled_runs_are_checked() -> None:
     with pytest.raises(CampaignInvalidError, match="only a triggered journey has variants"):
         raw = yaml.safe_load((SAMPLE.parent / "winter_cake_sms.yaml").read_text(encoding="utf-8"))
         parse_definition({**raw, "variants": [{"name": "a", "share": 1.0}]})
+
+
+def test_entering_a_dynamic_audience_or_a_lifecycle_stage_enters_a_journey(world: World) -> None:
+    # Given a win-back journey on turning dormant, and a welcome journey on entering active_buyers
+    steps = [{"send": {"channel": "sms", "template": {"body": "We miss you"}}}]
+    budget = {"amount_minor": 100, "currency": "CNY", "cost_per_message_minor": {"sms": 5}}
+    world.service.define(journey(trigger={"lifecycle": {"to": "dormant"}}, steps=steps, budget=budget), MARKETER)
+    world.service.activate(BRAND, "abandoned_cart", MARKETER)
+    world.engine.refresh()
+    (ann, bob) = treated(2)
+    # When ann turns dormant and bob turns mature
+    entered = world.engine.on_signal(BRAND, ann, "lifecycle", "dormant", "lifecycle:dormant:t1")
+    assert entered == [f"{ann} entered abandoned_cart (treatment)"]
+    assert world.engine.on_signal(BRAND, bob, "lifecycle", "mature", "lifecycle:mature:t1") == []
+    # Then only ann got the win-back SMS, and the same signal again enters nobody
+    assert [r.person_ids for r in world.orders.sent] == [[ann]]
+    assert world.engine.on_signal(BRAND, ann, "lifecycle", "dormant", "lifecycle:dormant:t1") == []
+    # And an audience trigger fires on its own audience only
+    world.service.define(journey(trigger={"audience_entered": "active_buyers"}, steps=steps, budget=budget), MARKETER)
+    world.engine.refresh()
+    assert world.engine.on_signal(BRAND, bob, "audience_entered", "other", "a:1") == []
+    assert world.engine.on_signal(BRAND, bob, "audience_entered", "active_buyers", "a:2") != []
+
+
+def test_a_trigger_is_exactly_one_kind() -> None:
+    from cdp.campaigns.lifecycle import CampaignInvalidError
+
+    with pytest.raises(CampaignInvalidError, match="exactly one of event, audience_entered or lifecycle"):
+        journey(trigger={"event": "add_to_cart", "lifecycle": {"to": "dormant"}})

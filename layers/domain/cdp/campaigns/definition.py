@@ -154,11 +154,34 @@ class Wait(_Frozen):
         return self.days * 86_400 + self.hours * 3_600 + self.minutes * 60
 
 
-class Trigger(_Frozen):
-    """Who enters the journey, and when: a person the moment an event of this type is applied to their profile (and
-    who then meets the campaign's audience conditions)."""
+class LifecycleTrigger(_Frozen):
+    to: str = Field(min_length=1, max_length=64, description="the stage entered, e.g. dormant")
 
-    event: EventType = Field(description="a canonical event type, e.g. add_to_cart, order_placed, review_posted")
+
+class Trigger(_Frozen):
+    """Who enters the journey, and when (exactly one): the moment an event of this type is applied to a person's
+    profile, they enter a dynamic audience, or their lifecycle stage changes to a value; then only if they meet the
+    campaign's audience conditions."""
+
+    event: EventType | None = Field(default=None, description="a canonical event type, e.g. add_to_cart")
+    audience_entered: str | None = Field(
+        default=None, pattern=r"^[a-z][a-z0-9_]{0,63}$", description="a dynamic audience's id"
+    )
+    lifecycle: LifecycleTrigger | None = Field(default=None, description="a lifecycle.changed to this stage")
+
+    @model_validator(mode="after")
+    def _one(self) -> Trigger:
+        if sum(x is not None for x in (self.event, self.audience_entered, self.lifecycle)) != 1:
+            raise ValueError("a trigger is exactly one of event, audience_entered or lifecycle")
+        return self
+
+    def fires_on(self, kind: str, value: str) -> bool:
+        """Whether a signal (`event`/type, `audience_entered`/audience, `lifecycle`/stage) enters the journey."""
+        if kind == "event":
+            return self.event == value
+        if kind == "audience_entered":
+            return self.audience_entered == value
+        return kind == "lifecycle" and self.lifecycle is not None and self.lifecycle.to == value
 
 
 class Step(_Frozen):
@@ -325,7 +348,7 @@ def _journey_problems(definition: CampaignDefinition) -> list[ValidationIssue]:
                     field=f"steps[{i}].send.to", message="in a journey, those who convert leave by exit_on instead"
                 )
             )
-    if definition.trigger is not None and definition.trigger.event in definition.exit_on:
+    if definition.trigger is not None and definition.trigger.event and definition.trigger.event in definition.exit_on:
         out.append(ValidationIssue(field="exit_on", message="the trigger event would end the journey it starts"))
     return out
 

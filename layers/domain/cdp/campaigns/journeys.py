@@ -239,15 +239,22 @@ class JourneyEngine:
     def on_event(self, brand_id: str, person_id: str, event_type: str, event_id: str) -> list[str]:
         """Enter the person into the journeys this event triggers; take them out of those it converts. Returns
         what happened, for the log."""
+        done = self.on_signal(brand_id, person_id, "event", event_type, event_id)
         live = self.live(brand_id)
-        done: list[str] = []
-        for journey in live:
-            trigger = journey.definition.trigger
-            if trigger is not None and trigger.event == event_type:
-                done.append(self._enter(journey, person_id, event_id))
         if any(event_type in j.definition.exit_on for j in live):
             for campaign_id in self.store.memberships(brand_id, person_id):
                 done.append(self._convert(brand_id, campaign_id, person_id, event_type))
+        return [d for d in done if d]
+
+    def on_signal(self, brand_id: str, person_id: str, kind: str, value: str, key: str) -> list[str]:
+        """Enter the person into the journeys a signal triggers: an event (`event`, its type), a dynamic audience
+        entered (`audience_entered`, its id) or a lifecycle stage reached (`lifecycle`, the stage). `key` names the
+        signal: the same one delivered again enters nobody."""
+        done = []
+        for journey in self.live(brand_id):
+            trigger = journey.definition.trigger
+            if trigger is not None and trigger.fires_on(kind, value):
+                done.append(self._enter(journey, person_id, key))
         return [d for d in done if d]
 
     def refresh(self) -> None:

@@ -42,6 +42,7 @@ class TagTransition(Publishable):
     event_source: ClassVar[str] = topology.SOURCE_TAGS
 
     person_id: str
+    brand_id: str | None = Field(default=None, description="the person's brand (None in entries from before)")
     tag: str
     from_: TagScalar | None = Field(alias="from", description="the previous value (null: the tag was not set)")
     to: TagScalar | None = Field(description="the new value (null: the tag was removed)")
@@ -63,6 +64,7 @@ class AudienceEntered(Publishable):
     audience_id: str
     person_id: str
     at: datetime
+    brand_id: str | None = Field(default=None, description="the person's brand (None in entries from before)")
 
 
 class AudienceExited(Publishable):
@@ -72,10 +74,15 @@ class AudienceExited(Publishable):
     audience_id: str
     person_id: str
     at: datetime
+    brand_id: str | None = Field(default=None, description="the person's brand (None in entries from before)")
 
 
 def announcements(
-    person_id: str, changes: Sequence[TagHistoryEntry], catalog: TagCatalog, now: datetime
+    person_id: str,
+    changes: Sequence[TagHistoryEntry],
+    catalog: TagCatalog,
+    now: datetime,
+    brand_id: str | None = None,
 ) -> list[Publishable]:
     """What a set of recorded changes announces on the bus."""
     if not changes:
@@ -91,13 +98,15 @@ def announcements(
         if c.tag.startswith(AUDIENCE_PREFIX):
             audience_id = c.tag.removeprefix(AUDIENCE_PREFIX)
             if c.old is None and c.new is not None:
-                out.append(AudienceEntered(audience_id=audience_id, person_id=person_id, at=c.at))
+                out.append(AudienceEntered(audience_id=audience_id, person_id=person_id, at=c.at, brand_id=brand_id))
             elif c.new is None and c.old is not None:
-                out.append(AudienceExited(audience_id=audience_id, person_id=person_id, at=c.at))
+                out.append(AudienceExited(audience_id=audience_id, person_id=person_id, at=c.at, brand_id=brand_id))
             continue
         definition = catalog.definitions.get(c.tag)
         if definition is not None and definition.emits:
             out.append(
-                transition_event(definition.emits)(person_id=person_id, tag=c.tag, from_=c.old, to=c.new, at=c.at)
+                transition_event(definition.emits)(
+                    person_id=person_id, brand_id=brand_id, tag=c.tag, from_=c.old, to=c.new, at=c.at
+                )
             )
     return out

@@ -169,7 +169,8 @@ class TagEngine:
             seen = {(c.tag, c.at) for c in changes}
             changes += [c for c in self._history.tag_history(subject, cause=cause) if (c.tag, c.at) not in seen]
             changes.sort(key=lambda c: (c.at, c.tag))
-        events = announcements(subject, changes, rules.catalog, now)
+        brand = current.brand_id if current is not None else None
+        events = announcements(subject, changes, rules.catalog, now, brand)
         if events:
             (publisher or self._publisher).publish(events, correlation_id or cause)
         return replace(outcome, published=len(events))
@@ -192,7 +193,7 @@ class TagEngine:
         rules = self.rules()
         updated = profile.model_copy(update={"scores": {**profile.scores, model_name: score}})
         outcome = self._apply(rules, rules.select(trigger), updated, now, cause, trigger, 1, scores={model_name: score})
-        events = announcements(outcome.person_id, list(outcome.changes), rules.catalog, now)
+        events = announcements(outcome.person_id, list(outcome.changes), rules.catalog, now, profile.brand_id)
         if events:
             (publisher or self._publisher).publish(events, cause)
         return replace(outcome, published=len(events))
