@@ -63,6 +63,31 @@ def condition_failed(exc: ClientError) -> bool:
     )
 
 
+def query_items(
+    db: DynamoDBClient, table: str, condition: str, values: dict[str, Any], limit: int | None = None
+) -> list[dict[str, Any]]:
+    """A consistent Query's items (every page, or the first `limit`)."""
+    out: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {
+        "TableName": table,
+        "KeyConditionExpression": condition,
+        "ExpressionAttributeNames": {"#pk": PK, "#sk": SK},
+        "ExpressionAttributeValues": values,
+        "ConsistentRead": True,
+    }
+    while True:
+        if limit is not None:
+            kwargs["Limit"] = limit - len(out)
+        try:
+            response = db.query(**kwargs)
+        except (ClientError, BotoCoreError) as exc:
+            raise StoreError(f"reading the campaigns table failed: {exc}") from exc
+        out.extend(response.get("Items", []))
+        if "LastEvaluatedKey" not in response or (limit is not None and len(out) >= limit):
+            return out
+        kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+
 class DynamoCampaignCatalog(CampaignCatalog):
     def __init__(self, table: str, client: DynamoDBClient | None = None) -> None:
         self._table = table
@@ -229,23 +254,8 @@ class DynamoCampaignCatalog(CampaignCatalog):
         return dict(item) if item else None
 
     def _query(self, pk: str, prefix: str) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {
-            "TableName": self._table,
-            "KeyConditionExpression": "#pk = :pk AND begins_with(#sk, :prefix)",
-            "ExpressionAttributeNames": {"#pk": PK, "#sk": SK},
-            "ExpressionAttributeValues": {":pk": {"S": pk}, ":prefix": {"S": prefix}},
-            "ConsistentRead": True,
-        }
-        while True:
-            try:
-                response = self._db.query(**kwargs)
-            except (ClientError, BotoCoreError) as exc:
-                raise StoreError(f"reading the campaigns table failed: {exc}") from exc
-            out.extend(response.get("Items", []))
-            if "LastEvaluatedKey" not in response:
-                return out
-            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        values = {":pk": {"S": pk}, ":prefix": {"S": prefix}}
+        return query_items(self._db, self._table, "#pk = :pk AND begins_with(#sk, :prefix)", values)
 
 
 def _doc(model: Any) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from cdp import topology
-from cdp.campaigns.dynamodb import condition_failed
+from cdp.campaigns.dynamodb import condition_failed, query_items
 from cdp.campaigns.journeys import DeferredSend, DeferredSends, JourneyState, JourneyStore, TimerRef
 from cdp.channels.models import SendBatchRequest
 from cdp.errors import ConflictError, StoreError
@@ -48,31 +48,6 @@ def _shard(person_id: str) -> int:
 def _timer_key(state: JourneyState, at: datetime) -> dict[str, Any]:
     sk = f"{iso(at)}#{state.brand_id}#{state.campaign_id}#{state.person_id}"
     return {PK: {"S": f"TIMER#{_shard(state.person_id)}"}, SK: {"S": sk}}
-
-
-def query_items(
-    db: DynamoDBClient, table: str, condition: str, values: dict[str, Any], limit: int | None = None
-) -> list[dict[str, Any]]:
-    """A consistent Query's items (every page, or the first `limit`)."""
-    out: list[dict[str, Any]] = []
-    kwargs: dict[str, Any] = {
-        "TableName": table,
-        "KeyConditionExpression": condition,
-        "ExpressionAttributeNames": {"#pk": PK, "#sk": SK},
-        "ExpressionAttributeValues": values,
-        "ConsistentRead": True,
-    }
-    while True:
-        if limit is not None:
-            kwargs["Limit"] = limit - len(out)
-        try:
-            response = db.query(**kwargs)
-        except (ClientError, BotoCoreError) as exc:
-            raise StoreError(f"reading the campaigns table failed: {exc}") from exc
-        out.extend(response.get("Items", []))
-        if "LastEvaluatedKey" not in response or (limit is not None and len(out) >= limit):
-            return out
-        kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
 
 class DynamoJourneyStore(JourneyStore):
