@@ -228,3 +228,29 @@ def test_a_change_based_on_a_stale_read_is_refused(world: World) -> None:
         outcome="started",
     )
     assert world.catalog.add_run(run) and not world.catalog.add_run(run)
+
+
+def test_a_tick_that_recorded_an_occurrence_but_stopped_before_starting_it_is_finished_by_the_next(
+    world: World,
+) -> None:
+    world.service.define(small(), MARKETER)
+    world.service.activate("demo-brand", "winter_cake_sms", MARKETER)
+    # Given the occurrence recorded as started by a tick that then stopped (nothing started, the state not moved)
+    run_id = "winter_cake_sms-v1-20261207T0200Z"
+    record = RunRecord(
+        run_id=run_id,
+        brand_id="demo-brand",
+        campaign_id="winter_cake_sms",
+        version=1,
+        trigger="schedule",
+        at=MONDAY_10_SHANGHAI,
+        by="schedule",
+        outcome="started",
+    )
+    assert world.catalog.add_run(record) and world.runner.status(run_id) is None
+    # When the next tick comes / Then it starts that run (once) and moves the campaign on
+    (fired,) = world.service.fire_due(MONDAY_10_SHANGHAI + timedelta(minutes=1))
+    assert fired.run_id == run_id and world.runner.status(run_id) == "RUNNING"
+    assert world.service.get("demo-brand", "winter_cake_sms").state.next_run_at == MONDAY_10_SHANGHAI + timedelta(
+        days=7
+    )

@@ -336,8 +336,11 @@ class CampaignService:
             reason = reason or self._blocked(stored)
             if reason:
                 run = run.model_copy(update={"outcome": "skipped", "reason": reason})
-            if self.catalog.add_run(run) and run.outcome == "started":
+            recorded = self.catalog.add_run(run)
+            kept = run if recorded else (self.catalog.run(run.brand_id, run.campaign_id, run.run_id) or run)
+            if kept.outcome == "started":  # also when a tick that recorded it stopped before starting it
                 self.runner.start(run.run_id, {"request": dump(stored.definition.to_request(run.run_id))})
+            run = kept
             following = self._next(stored.definition, entry.at)
             moved = self._changed(state, None, next_run_at=following, status="scheduled" if following else "completed")
             try:
