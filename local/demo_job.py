@@ -500,45 +500,65 @@ def _task_failure(rt: LocalRuntime, arn: str) -> str:
     return "none recorded"
 
 
-def campaign_request(run_id: str, brand_id: str) -> dict[str, Any]:
-    """The bakery's SMS campaign: budget for ~700 messages, ranked by response score, 20% holdout."""
+DEMO_CAMPAIGN = "demo_winter_cake"
+
+
+def campaign_definition(brand_id: str) -> dict[str, Any]:
+    """The bakery's SMS campaign as a marketer defines it (POST /v1/campaigns): budget for ~700 messages, ranked by
+    response score, an e-mail follow-up to those who have not bought, 20% holdout."""
+    offer = {"coupon_id": "cpn-winter-20", "code": "WINTER20", "description": "20 CNY off"}
     return {
-        "request": {
-            "campaign_id": "cmp-demo-winter-cake",
-            "run_id": run_id,
-            "brand_id": brand_id,
-            # the static audience package frozen by the tags stage (it reads the dynamic one)
-            "audience": {"audience_id": STATIC_AUDIENCE_ID, "require_consent_channel": "sms"},
-            "score_model": RESPONSE_MODEL,
-            "touch1": {
-                "channel": "sms",
-                "template": {"body": "{{ traits.name or 'Hi' }}, 20 CNY off your next cake with {{ offer.code }}."},
-                "offer": {"coupon_id": "cpn-winter-20", "code": "WINTER20", "description": "20 CNY off"},
+        "campaign_id": DEMO_CAMPAIGN,
+        "brand_id": brand_id,
+        "name": "Winter cake coupon",
+        # the static audience package frozen by the tags stage (it reads the dynamic one)
+        "audience": {"audience_id": STATIC_AUDIENCE_ID, "require_consent_channel": "sms"},
+        "score_model": RESPONSE_MODEL,
+        "steps": [
+            {
+                "send": {
+                    "channel": "sms",
+                    "template": {"body": "{{ traits.name or 'Hi' }}, 20 CNY off your next cake with {{ offer.code }}."},
+                    "offer": offer,
+                }
             },
-            "touch2": {
-                "channel": "email",
-                "template": {
-                    "subject": "Your 20 CNY cake coupon is waiting",
-                    "body": "{{ traits.name or 'Hello' }}, {{ offer.code }} still takes 20 CNY off any cake.",
-                },
-                "offer": {"coupon_id": "cpn-winter-20", "code": "WINTER20", "description": "20 CNY off"},
+            {"wait": {"minutes": CAMPAIGN_WAIT_S // 60}},
+            {
+                "send": {
+                    "channel": "email",
+                    "template": {
+                        "subject": "Your 20 CNY cake coupon is waiting",
+                        "body": "{{ traits.name or 'Hello' }}, {{ offer.code }} still takes 20 CNY off any cake.",
+                    },
+                    "offer": offer,
+                    "to": "not_converted",
+                }
             },
-            "second_touch": True,
-            "budget": {"amount_minor": 3500, "currency": "CNY", "cost_per_message_minor": {"sms": 5, "email": 1}},
-            "holdout_fraction": 0.2,
-            "batch_size": 100,
-            "wait_seconds": CAMPAIGN_WAIT_S,
-            "conversion_window_seconds": 14 * 86_400,
-        }
+        ],
+        "budget": {"amount_minor": 3500, "currency": "CNY", "cost_per_message_minor": {"sms": 5, "email": 1}},
+        "holdout": 0.2,
+        "conversion_window_days": 14,
     }
+
+
+def _campaign_api(rt: LocalRuntime, method: str, path: str, body: Any = None) -> Any:
+    headers = {"content-type": "application/json", "x-api-key": rt.admin_key}
+    response = rt.http(method, path, json.dumps(body).encode() if body is not None else b"", headers)
+    if response.status >= 300:
+        raise DemoFailed(f"{method} {path} answered {response.status}: {response.body[:500]!r}")
+    return json.loads(response.body)
 
 
 def _run_campaign(channels: _Channels, state: DemoState, store: DynamoTagStore, progress: Progress) -> dict[str, Any]:
     task = progress.add_task("state machine: campaign", total=3)
     rt, brand = channels.rt, state.brand
-    run_id = f"demo-{utc_now():%Y%m%d%H%M%S}"
     t0 = time.perf_counter()
-    arn = rt.start_execution("campaign", campaign_request(run_id, _brand_id(brand)))
+    # as a marketer does it: the campaign defined and started through the campaign API (version 1, a manual run)
+    brand_id = _brand_id(brand)
+    _campaign_api(rt, "POST", "/v1/campaigns", campaign_definition(brand_id))
+    started = _campaign_api(rt, "POST", f"/v1/campaigns/{DEMO_CAMPAIGN}/start?brand_id={brand_id}", {})
+    run_id = started["run"]["run_id"]
+    arn = f"{rt.state_machine_arns['campaign'].replace(':stateMachine:', ':execution:')}:{run_id}"
     replies = Tally(Counter(), {})
     audience = None
     try:
