@@ -292,6 +292,41 @@ def run(
         _print_run(view)
 
 
+@campaign_app.command("dry-run")
+def dry_run(
+    campaign_id: str = CampaignArgument,
+    version: int | None = typer.Option(None, min=1, help="a version (default: the latest)"),
+    brand: str = BrandOption,
+    as_json: bool = JsonOption,
+    url: str = UrlOption,
+    api_key: str = KeyOption,
+) -> None:
+    """What a scheduled campaign's next runs would do on today's profiles: selection, cost, sends per day, persons a
+    frequency cap would stop, other campaigns the same days. Nothing is sent."""
+    report = ApiCaller(url, api_key).call(
+        "POST", f"/v1/campaigns/{segment(campaign_id)}/dry-run", {"version": version}, query={"brand_id": brand}
+    )
+    if as_json:
+        dump(report)
+        return
+    console.print(
+        f"{escape(report['campaign_id'])}: {report['eligible']:,} eligible, {report['selected']:,} selected = "
+        f"{report['treatment']:,} treated + {report['holdout']:,} holdout ({report['unscored']:,} unscored)"
+    )
+    console.print(
+        f"cost: first send {report['first_send_cost_minor']:,}, follow-up at most "
+        f"{report['follow_up_cost_at_most_minor']:,} ({report['currency']} minor units); "
+        f"{report['capped_today']:,} treated would be stopped by a frequency cap today"
+    )
+    days = ", ".join(f"{day} {n:,}" for day, n in report["sends_by_day"].items()) or "none within 14 days"
+    console.print(f"first sends by day: {escape(days)}")
+    for overlap in report["overlaps"]:
+        console.print(
+            f"[yellow]overlaps[/yellow] {escape(overlap['campaign_id'])} ({overlap['status']}): "
+            f"{escape(', '.join(overlap['days']))}"
+        )
+
+
 @campaign_app.command()
 def journey(
     campaign_id: str = CampaignArgument,

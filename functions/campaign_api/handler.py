@@ -24,8 +24,10 @@ from cdp.app.campaign_api import (
     run_id,
     version_number,
 )
+from cdp.audiences.store import AudienceStore
 from cdp.campaigns.catalog import BrandSwitch
 from cdp.campaigns.definition import CampaignDefinition
+from cdp.campaigns.dry_run import DryRunReport
 from cdp.campaigns.dynamodb import DynamoCampaignCatalog
 from cdp.campaigns.journeys import JourneyResults
 from cdp.campaigns.journeys_dynamodb import DynamoJourneyStore
@@ -39,6 +41,7 @@ from cdp.campaigns.lifecycle import (
     CampaignView,
     RunList,
     RunView,
+    Selection,
     SwitchRequest,
     ValidationReport,
     authorize_campaigns,
@@ -46,13 +49,16 @@ from cdp.campaigns.lifecycle import (
 )
 from cdp.campaigns.s3 import S3ArtifactStore
 from cdp.campaigns.stepfunctions import StepFunctionsRunner
+from cdp.channels.ledger import DynamoContactLedger
 from cdp.errors import ConflictError
 from cdp.ingest.auth import authenticate
 from cdp.ingest.aws import SecretsManagerKeyring
 from cdp.ingest.ports import ApiClient
 from cdp.observability import logger, metrics, tracer
 from cdp.org import load_org
+from cdp.profile.dynamodb import DynamoProfileStore
 from cdp.settings import CampaignApiSettings, get_settings
+from cdp.shared.aws import S3ObjectStore
 from cdp.shared.openapi import body, query, responses
 from cdp.shared.time import utc_now
 from functions.api_errors import error_response, json_response, map_common_errors
@@ -76,6 +82,11 @@ def dependencies() -> Dependencies:
         S3ArtifactStore(s.data_bucket),
         load_org(),
         journeys=DynamoJourneyStore(s.campaigns_table),
+        selection=Selection(
+            DynamoProfileStore(s.profiles_table),
+            AudienceStore(S3ObjectStore(s.data_bucket)),
+            DynamoContactLedger(s.ledger_table),
+        ),
     )
     return Dependencies(service=service, keyring=SecretsManagerKeyring(s.api_keys_secret_id))
 
@@ -296,6 +307,19 @@ def approve(cid: str) -> Response[str]:
 def runs(cid: str) -> Response[str]:
     _, brand = _caller(READ_SCOPE)
     return _ok(dependencies().service.runs(brand, _id(cid)))
+
+
+@app.post(
+    "/v1/campaigns/<cid>/dry-run",
+    summary="A scheduled campaign's next runs on today's profiles: selection, cost, sends per day, capped, overlaps",
+    tags=["campaigns"],
+    responses=_docs({200: (DryRunReport, "nothing was sent")}, (400, 401, 403, 404, 409, 503)),
+    openapi_extensions=body(StartRequest, "DryRunRequest", description="optional: a version") | _BRAND,
+)
+def dry_run(cid: str) -> Response[str]:
+    _, brand = _caller(READ_SCOPE)
+    request = options(StartRequest, text_body(app.current_event))
+    return _ok(dependencies().service.dry_run(brand, _id(cid), request.version))
 
 
 @app.get(

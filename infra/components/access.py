@@ -155,6 +155,10 @@ def _campaign_api(fn: lambda_.Function, r: Resources) -> None:
     _read(fn, r, topology.CAMPAIGNS_PREFIX)
     _missing_keys_answer_404(fn, r.bucket)  # a run's summary before it has finished
     r.api_keys.grant_read(fn)
+    # dry runs: the selection on today's profiles and stored audiences, the contact histories caps read
+    r.profiles.grant_read_data(fn)
+    _read(fn, r, AUDIENCES_PREFIX)
+    r.ledger.grant(fn, "dynamodb:GetItem")
 
 
 def _campaign_scheduler(fn: lambda_.Function, r: Resources) -> None:

@@ -105,6 +105,12 @@ def test_define_start_schedule_and_stop_switch_through_the_cli(
     view = _json(server, "campaign", "define", good)
     assert (view["state"]["status"], view["version"]["version"], view["needs_approval"]) == ("draft", 1, False)
 
+    # And run dry first: today's selection and cost, nothing sent
+    dry = _json(server, "campaign", "dry-run", CAMPAIGN)
+    assert dry["eligible"] >= 5 and dry["treatment"] + dry["holdout"] == dry["selected"]
+    assert dry["first_send_cost_minor"] == dry["treatment"] * 5 and len(dry["sends_by_day"]) == 2  # two Mondays
+    assert "first sends by day" in _cdp(server, "campaign", "dry-run", CAMPAIGN).output
+
     # And started by hand: the run executes on the state machine with the real handlers
     started = _json(server, "campaign", "start", CAMPAIGN)
     run_id = started["run"]["run_id"]
@@ -194,6 +200,9 @@ def test_every_campaign_route_refuses_bad_input_with_a_4xx_that_says_what(runtim
     assert _call(runtime, "GET", "/v1/campaigns/e2e_hostile/runs/..%2F..?brand_id=demo-brand")[1]["field"] == "run_id"
     # Status: a draft cannot pause; an approval needs a version; a version defined by the approver's own client...
     assert _call(runtime, "POST", "/v1/campaigns", definition)[0] == 201
+    assert _call(runtime, "POST", "/v1/campaigns/no_such_campaign/dry-run?brand_id=demo-brand")[0] == 404
+    status, body = _call(runtime, "POST", "/v1/campaigns/e2e_hostile/dry-run?brand_id=demo-brand", {"version": 0})
+    assert status == 400 and body["field"] == "version"
     status, body = _call(runtime, "POST", "/v1/campaigns/e2e_hostile/pause?brand_id=demo-brand")
     assert status == 409 and "only a scheduled or live campaign pauses" in body["message"]
     status, body = _call(

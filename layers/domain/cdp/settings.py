@@ -108,7 +108,9 @@ class SendDeadLetters(_Env):
     dead_letter_queue_url: str = Field(alias=topology.SEND_QUEUE.dlq_env, min_length=1)
 
 
-class CampaignApiSettings(Observability, CampaignsTable, CampaignMachine, DataBucket, ApiKeys):
+class CampaignApiSettings(
+    Observability, CampaignsTable, ProfilesTable, LedgerTable, CampaignMachine, DataBucket, ApiKeys
+):
     """Campaigns as data: definitions, approvals, runs and the brand's stop switch; runs start the state machine."""
 
 

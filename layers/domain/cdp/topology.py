@@ -266,7 +266,16 @@ CAMPAIGN_API = FunctionSpec(
     "campaign_api",
     "CampaignApiFunction",
     "functions.campaign_api.handler.lambda_handler",
-    env=(*_COMMON_ENV, CAMPAIGNS_TABLE.env_var, CAMPAIGN_MACHINE_ARN_ENV, DATA_BUCKET_ENV, API_KEYS_SECRET_ENV),
+    env=(
+        *_COMMON_ENV,
+        CAMPAIGNS_TABLE.env_var,
+        PROFILES_TABLE.env_var,  # dry runs: the selection on today's profiles
+        LEDGER_TABLE.env_var,  # dry runs: the contact histories a frequency cap reads
+        CAMPAIGN_MACHINE_ARN_ENV,
+        DATA_BUCKET_ENV,
+        API_KEYS_SECRET_ENV,
+    ),
+    memory_mb=1024,
     timeout_s=29,  # the HTTP API's limit
 )
 
@@ -404,7 +413,7 @@ API_ROUTES: tuple[tuple[str, str, str], ...] = (
     ("GET", "/v1/campaigns/{campaign_id}/versions/{version}", CAMPAIGN_API.key),
     *(
         ("POST", f"/v1/campaigns/{{campaign_id}}/{action}", CAMPAIGN_API.key)
-        for action in ("start", "activate", "pause", "resume", "stop", "approve")
+        for action in ("start", "activate", "pause", "resume", "stop", "approve", "dry-run")
     ),
     ("GET", "/v1/campaigns/{campaign_id}/runs", CAMPAIGN_API.key),
     ("GET", "/v1/campaigns/{campaign_id}/journey", CAMPAIGN_API.key),

@@ -254,3 +254,65 @@ def test_a_tick_that_recorded_an_occurrence_but_stopped_before_starting_it_is_fi
     assert world.service.get("demo-brand", "winter_cake_sms").state.next_run_at == MONDAY_10_SHANGHAI + timedelta(
         days=7
     )
+
+
+def test_a_dry_run_selects_prices_and_finds_caps_and_overlaps_without_sending(world: World) -> None:
+    from cdp.campaigns.lifecycle import Selection
+    from cdp.campaigns.service import plan_selection
+    from cdp.channels.ledger import DynamoContactLedger
+    from cdp.org import FrequencyCap
+    from cdp.profile.models import ConsentState, ModelScore, Profile
+    from tests.fakes.profiles import InMemoryProfiles
+
+    # Given ten demo-brand customers who opted in to SMS (ranked by score), dry8 SMSed twice this week
+    consent = {"sms": ConsentState(granted=True, changed_at=SUNDAY, source="app")}
+    people = [
+        Profile(
+            person_id=f"dry{i}",
+            brand_id="demo-brand",
+            created_at=SUNDAY,
+            updated_at=SUNDAY,
+            consent=consent,
+            scores={"response": ModelScore(score=i / 10, model_version="v1", scored_at=SUNDAY)},
+        )
+        for i in range(10)
+    ]
+    ddb = world.catalog._db
+    create_table(ddb, topology.LEDGER_TABLE)
+    contacts = DynamoContactLedger(topology.LEDGER_TABLE.local_name, client=ddb)
+    caps = [FrequencyCap(channel="sms", max=2, per_days=7)]
+    for at in (SUNDAY - timedelta(days=2), SUNDAY - timedelta(days=1)):
+        assert contacts.reserve("demo-brand", "dry8", "sms", at, caps)
+    org = OrgDirectory.model_validate(
+        {"brands": {"demo-brand": {"group_id": "demo-group", "contact": {"caps": [c.model_dump() for c in caps]}}}}
+    )
+    service = CampaignService(
+        world.catalog,
+        world.runner,
+        world.service.artifacts,
+        org,
+        now=world.clock,
+        selection=Selection(InMemoryProfiles(people), None, contacts),
+    )
+    # and a weekly campaign (budget for 6 SMS, 20% holdout, an e-mail follow-up), plus another one scheduled
+    budget = {"amount_minor": 30, "currency": "CNY", "cost_per_message_minor": {"sms": 5, "email": 1}}
+    follow_up = {"channel": "email", "template": {"subject": "Cake", "body": "Cake"}, "to": "not_converted"}
+    steps = [{"send": {"channel": "sms", "template": {"body": "Cake"}}}, {"wait": {"days": 3}}, {"send": follow_up}]
+    service.define(definition(audience={}, budget=budget, steps=steps, holdout=0.2), MARKETER)
+    other = definition(campaign_id="other_weekly", audience={}, budget=budget, steps=steps)
+    service.define(other, MARKETER)
+    service.activate("demo-brand", "other_weekly", MARKETER)
+    # When run dry
+    report = service.dry_run("demo-brand", "winter_cake_sms")
+    # Then the budget cut takes the 6 best scored, the stable draw holds dry9 out, priced, nothing sent
+    assert (report.eligible, report.selected, report.treatment + report.holdout) == (10, 6, 6)
+    assert report.first_send_cost_minor == report.treatment * 5
+    assert report.follow_up_cost_at_most_minor == report.treatment * 1
+    # dry8 is treated, and the week's 2 SMS cap would stop their SMS today
+    stored = service.get("demo-brand", "winter_cake_sms").version.definition
+    plan = plan_selection(stored.to_request("winter_cake_sms-dry-run"), InMemoryProfiles(people), None)
+    assert [m.person_id for m in plan.holdout] == ["dry9"] and "dry8" in {m.person_id for m in plan.treatment}
+    assert (report.treatment, report.holdout, report.capped_today, report.unscored) == (5, 1, 1, 0)
+    assert list(report.sends_by_day) == ["2026-12-07", "2026-12-14"]  # Mondays in Shanghai within 14 days
+    assert [(o.campaign_id, o.days) for o in report.overlaps] == [("other_weekly", ["2026-12-07", "2026-12-14"])]
+    assert world.service.runs("demo-brand", "winter_cake_sms").runs == []

@@ -163,3 +163,13 @@ def test_planned_sends_are_the_budget_cut_within_the_recipient_cap() -> None:
     assert CampaignDefinition.model_validate(raw).planned_sends() == 900  # 10% of the 1,000 are the holdout
     del raw["max_recipients"]
     assert CampaignDefinition.model_validate(raw).planned_sends() == 4_000
+
+
+def test_a_journey_has_no_dry_run_of_a_scheduled_campaigns_kind() -> None:
+    from cdp.campaigns.dry_run import dry_run
+    from cdp.errors import ConflictError
+    from tests.fakes.profiles import InMemoryProfiles
+
+    raw = yaml.safe_load((SAMPLES / "abandoned_cart.yaml").read_text(encoding="utf-8"))
+    with pytest.raises(ConflictError, match="a journey: its entries depend on events to come"):
+        dry_run(parse_definition(raw), 1, SHANGHAI, InMemoryProfiles([]), None, None, [], datetime.now(UTC))

@@ -16,12 +16,14 @@ the send step holds every batch of the runs in flight (counted as `held_stop_swi
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
 from cdp.audiences.models import ValidationIssue
+from cdp.audiences.store import AudienceStore
 from cdp.audiences.validation import pydantic_issues
 from cdp.campaigns.catalog import (
     Approval,
@@ -33,6 +35,7 @@ from cdp.campaigns.catalog import (
     StoredVersion,
 )
 from cdp.campaigns.definition import CampaignDefinition, problems, run_id_for
+from cdp.campaigns.dry_run import ContactHistory, DryRunReport, dry_run
 from cdp.campaigns.journeys import JourneyResults, JourneyStore, summarize
 from cdp.campaigns.models import dump
 from cdp.campaigns.ports import ArtifactStore
@@ -41,6 +44,7 @@ from cdp.errors import ConflictError, ForbiddenError, InvalidInputError, NotFoun
 from cdp.ingest.auth import CAMPAIGNS_APPROVE_SCOPE, CAMPAIGNS_READ_SCOPE, CAMPAIGNS_WRITE_SCOPE, authorize
 from cdp.ingest.ports import ApiClient
 from cdp.org import OrgDirectory
+from cdp.profile.ports import ProfileReader
 from cdp.shared.time import utc_now
 
 READ_SCOPE, WRITE_SCOPE, APPROVE_SCOPE = CAMPAIGNS_READ_SCOPE, CAMPAIGNS_WRITE_SCOPE, CAMPAIGNS_APPROVE_SCOPE
@@ -56,6 +60,15 @@ class CampaignInvalidError(InvalidInputError):
         self.errors = errors
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         super().__init__(f"{errors[0].field}: {errors[0].message}{more}", location=errors[0].field)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What a dry run reads: the profiles, the stored audiences, the contact histories."""
+
+    profiles: ProfileReader
+    audiences: AudienceStore | None
+    contacts: ContactHistory | None
 
 
 class ValidationReport(BaseModel):
@@ -129,6 +142,7 @@ class CampaignService:
         org: OrgDirectory,
         now: Callable[[], datetime] = utc_now,
         journeys: JourneyStore | None = None,
+        selection: Selection | None = None,
     ) -> None:
         self.catalog = catalog
         self.runner = runner
@@ -136,6 +150,7 @@ class CampaignService:
         self.org = org
         self.now = now
         self.journeys = journeys
+        self.selection = selection
 
     # ---- definitions ----------------------------------------------------------------------------------------------
 
@@ -279,6 +294,28 @@ class CampaignService:
             raise ConflictError(f"campaign {campaign_id} is not a journey: see its runs")
         results = summarize(campaign_id, self.journeys.places(brand_id, campaign_id))
         return results.model_copy(update={"spent_minor": self.journeys.spent(brand_id, campaign_id)})
+
+    def dry_run(self, brand_id: str, campaign_id: str, version: int | None = None) -> DryRunReport:
+        """What the version's next runs would select, cost and collide with, on today's profiles; nothing is sent."""
+        state = self._state(brand_id, campaign_id)
+        stored = self._version(state, version or state.latest_version)
+        if self.selection is None:
+            raise ConflictError("dry runs are not wired here")
+        others = [
+            (other, self._version(other, other.active_version).definition)
+            for other in self.catalog.states(brand_id)
+            if other.active_version is not None and other.status in ("scheduled", "live")
+        ]
+        return dry_run(
+            stored.definition,
+            stored.version,
+            self.org.brand(brand_id),
+            self.selection.profiles,
+            self.selection.audiences,
+            self.selection.contacts,
+            others,
+            self.now(),
+        )
 
     # ---- schedule --------------------------------------------------------------------------------------------------
 

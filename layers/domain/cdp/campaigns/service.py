@@ -231,6 +231,43 @@ def _candidates(request: CampaignRequest, profiles: ProfileReader, audiences: Au
     return out
 
 
+@dataclass(frozen=True)
+class SelectionPlan:
+    """Who a run selects, before anything is written: eligible (ranked), the budget cut, and its split."""
+
+    request: CampaignRequest
+    source: AudienceSource | None
+    pool: list[Member]
+    selected: list[Member]
+    treatment: list[Member]
+    holdout: list[Member]
+
+
+def plan_selection(request: CampaignRequest, profiles: ProfileReader, audiences: AudienceStore | None) -> SelectionPlan:
+    """Scan (or read the named audience), filter, rank, cut to budget, split holdout (`request.run_id` seeds the
+    split). Writes nothing: the select step and the dry run share it."""
+    run_id = request.run_id
+    if run_id is None:
+        raise InvalidInputError("a selection needs the run id that seeds its holdout draw", "run_id")
+    candidates = _candidates(request, profiles, audiences)
+    request = candidates.request or request
+    seen: set[str] = set()
+    pool: list[Member] = []
+    for profile in candidates.profiles:
+        if profile.person_id in seen or not eligible(request, profile):
+            continue
+        seen.add(profile.person_id)
+        score = profile.scores.get(request.score_model)
+        pool.append(Member(person_id=profile.person_id, score=score.score if score else None))
+    source = candidates.source
+    if source is not None:
+        source = source.model_copy(update={"resolved": len(candidates.resolved)})
+    pool.sort(key=rank_key)
+    selected = pool[: capacity(request)]
+    treatment, holdout = split_holdout(run_id, selected, request.holdout_fraction)
+    return SelectionPlan(request, source, pool, selected, treatment, holdout)
+
+
 def select_audience(
     request: CampaignRequest,
     profiles: ProfileReader,
@@ -247,24 +284,15 @@ def select_audience(
         logger.info("audience already selected", run_id=run_id)
         return _selection(AudienceDocument.model_validate(store.get_json(key)))
 
-    request = request.model_copy(update={"run_id": run_id})
-    candidates = _candidates(request, profiles, audiences)
-    request = candidates.request or request
-    seen: set[str] = set()
-    pool: list[Member] = []
-    for profile in candidates.profiles:
-        if profile.person_id in seen or not eligible(request, profile):
-            continue
-        seen.add(profile.person_id)
-        score = profile.scores.get(request.score_model)
-        pool.append(Member(person_id=profile.person_id, score=score.score if score else None))
-    source = candidates.source
-    if source is not None:
-        source = source.model_copy(update={"resolved": len(candidates.resolved)})
-
-    pool.sort(key=rank_key)
-    selected = pool[: capacity(request)]
-    treatment, holdout = split_holdout(run_id, selected, request.holdout_fraction)
+    plan = plan_selection(request.model_copy(update={"run_id": run_id}), profiles, audiences)
+    request, source, pool, selected, treatment, holdout = (
+        plan.request,
+        plan.source,
+        plan.pool,
+        plan.selected,
+        plan.treatment,
+        plan.holdout,
+    )
     batch_keys = _write_batches(store, run_id, TOUCH1, [m.person_id for m in treatment], request.batch_size)
     counts = AudienceCounts(
         eligible=len(pool),
