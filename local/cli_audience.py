@@ -53,15 +53,20 @@ def _fail(message: str) -> Any:
     raise typer.Exit(code=1)
 
 
+def print_problems(errors: list[dict[str, str]], where: str) -> None:
+    """A validation report's problems, one row per field path (audiences and campaigns)."""
+    table = Table(title=escape(f"{where}{len(errors)} problem(s)"), title_justify="left")
+    table.add_column("field")
+    table.add_column("problem")
+    for error in errors:
+        table.add_row(escape(error["field"]), escape(error["message"]))
+    console.print(table)
+
+
 def _print_report(report: dict[str, Any], path: Path | None = None) -> None:
     where = f"{path}: " if path else ""
     if not report["valid"]:
-        table = Table(title=escape(f"{where}{len(report['errors'])} problem(s)"), title_justify="left")
-        table.add_column("field")
-        table.add_column("problem")
-        for error in report["errors"]:
-            table.add_row(escape(error["field"]), escape(error["message"]))
-        console.print(table)
+        print_problems(report["errors"], where)
         return
     reads = report["reads"]
     parts = [f"{k}: {', '.join(v)}" for k, v in reads.items() if v]

@@ -14,7 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from cdp import topology
-from cdp_local.cli_audience import read_definition
+from cdp_local.cli_audience import print_problems, read_definition
 from cdp_local.cli_profile import ApiCaller, JsonOption, KeyOption, UrlOption, console, dump, segment
 
 campaign_app = typer.Typer(help="Campaigns as data: define, validate, approve, start or schedule, and their runs.")
@@ -27,12 +27,7 @@ CampaignArgument = typer.Argument(..., help="the campaign id")
 def _print_report(report: dict[str, Any], path: Path | None = None) -> None:
     where = f"{path}: " if path else ""
     if not report["valid"]:
-        table = Table(title=escape(f"{where}{len(report['errors'])} problem(s)"), title_justify="left")
-        table.add_column("field")
-        table.add_column("problem")
-        for error in report["errors"]:
-            table.add_row(escape(error["field"]), escape(error["message"]))
-        console.print(table)
+        print_problems(report["errors"], where)
         return
     approval = "needs an approval before it runs" if report["needs_approval"] else "no approval needed"
     console.print(

@@ -50,6 +50,15 @@ def _timer_key(state: JourneyState, at: datetime) -> dict[str, Any]:
     return {PK: {"S": f"TIMER#{_shard(state.person_id)}"}, SK: {"S": sk}}
 
 
+def _due(db: DynamoDBClient, table: str, kind: str, until: datetime, limit: int) -> list[dict[str, Any]]:
+    """Items keyed `{time}#...` under `{kind}#{shard}` whose time is up by `until` (up to `limit` per shard)."""
+    out: list[dict[str, Any]] = []
+    for shard in range(TIMER_SHARDS):
+        values = {":pk": {"S": f"{kind}#{shard}"}, ":until": {"S": f"{iso(until)}#~"}}
+        out.extend(query_items(db, table, "#pk = :pk AND #sk <= :until", values, limit))
+    return out
+
+
 class DynamoJourneyStore(JourneyStore):
     def __init__(self, table: str, client: DynamoDBClient | None = None) -> None:
         self._table = table
@@ -114,14 +123,9 @@ class DynamoJourneyStore(JourneyStore):
         return out
 
     def due(self, until: datetime, limit: int) -> list[TimerRef]:
-        found: list[TimerRef] = []
-        for shard in range(TIMER_SHARDS):
-            items = self._query(
-                "#pk = :pk AND #sk <= :until",
-                {":pk": {"S": f"TIMER#{shard}"}, ":until": {"S": f"{iso(until)}#~"}},
-                limit,
-            )
-            found.extend(TimerRef.model_validate_json(i["doc"]["S"]) for i in items)
+        found = [
+            TimerRef.model_validate_json(i["doc"]["S"]) for i in _due(self._db, self._table, "TIMER", until, limit)
+        ]
         return sorted(found, key=lambda t: (t.at, t.person_id))[:limit]
 
     def memberships(self, brand_id: str, person_id: str) -> list[str]:
@@ -195,17 +199,8 @@ class DynamoDeferredSends(DeferredSends):
             raise StoreError(f"holding a send until {iso(until)} failed: {exc}") from exc
 
     def due(self, until: datetime, limit: int) -> list[DeferredSend]:
-        found: list[DeferredSend] = []
-        for shard in range(TIMER_SHARDS):
-            items = query_items(
-                self._db,
-                self._table,
-                "#pk = :pk AND #sk <= :until",
-                {":pk": {"S": f"DEFERRED#{shard}"}, ":until": {"S": f"{iso(until)}#~"}},
-                limit,
-            )
-            found.extend(DeferredSend.model_validate_json(i["doc"]["S"]) for i in items)
-        return sorted(found, key=lambda d: d.until)[:limit]
+        items = _due(self._db, self._table, "DEFERRED", until, limit)
+        return sorted((DeferredSend.model_validate_json(i["doc"]["S"]) for i in items), key=lambda d: d.until)[:limit]
 
     def done(self, deferred: DeferredSend) -> None:
         try:
