@@ -4,17 +4,16 @@ of those an event converts (cdp.campaigns.journeys); a bad update is parked alon
 
 from __future__ import annotations
 
-from datetime import datetime
 from functools import cache, partial
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from cdp.campaigns.dynamodb import DynamoCampaignCatalog
-from cdp.campaigns.journeys import JourneyEngine, PublishedSendOrders
+from cdp.campaigns.journeys import JourneyEngine, PublishedSendOrders, TagSignal
 from cdp.campaigns.journeys_dynamodb import DynamoJourneyStore
 from cdp.observability import logger, metrics, tracer
 from cdp.profile.dynamodb import DynamoProfileStore
@@ -31,16 +30,6 @@ class ProfileEvent(BaseModel):
     person_id: str
     event_type: str
     event_id: str
-
-
-class TagSignal(BaseModel):
-    """An `audience.entered` or `lifecycle.changed` entry of the tag engine."""
-
-    person_id: str
-    brand_id: str = Field(min_length=1)
-    at: datetime
-    audience_id: str | None = None
-    to: str | int | bool | float | None = None
 
 
 @cache
@@ -68,31 +57,29 @@ def record_handler(record: ProfileChangeRecord) -> None:
     entry = record.body
     data = entry.detail.data
     parts = data.raw_changes()
-    brand_id = data.brand_id
     if entry.detail_type in (AUDIENCE_ENTERED, LIFECYCLE_CHANGED):
         # brand_id is a field of the entry's data, the rest its extras; a bad one fails the record (parked)
-        signal = TagSignal.model_validate({**parts[0], "brand_id": brand_id})
-        if entry.detail_type == AUDIENCE_ENTERED and signal.audience_id:
-            kind, value = "audience_entered", signal.audience_id
-        elif signal.to is not None:
-            kind, value = "lifecycle", str(signal.to)
-        else:
-            return  # a stage removed: nothing enters
-        key = f"{kind}:{value}:{signal.at.isoformat()}"
-        for happened in engine().on_signal(signal.brand_id, signal.person_id, kind, value, key):
-            logger.info("journey", what=happened, signal=key)
-            metrics.add_metric(name="JourneyTransitions", unit="Count", value=1)
+        signal = TagSignal.model_validate({**parts[0], "brand_id": data.brand_id})
+        trigger = signal.trigger(entry.detail_type)
+        if trigger is not None:
+            key = signal.key(*trigger)
+            _log(engine().on_signal(signal.brand_id, signal.person_id, *trigger, key), signal=key)
         return
 
     def process(_: int, raw: dict[str, Any]) -> None:
         update = ProfileEvent.model_validate(raw)
-        if not brand_id:
+        if not data.brand_id:
             raise ValueError("the profile update names no brand")  # parked with this reason
-        for happened in engine().on_event(str(brand_id), update.person_id, update.event_type, update.event_id):
-            logger.info("journey", what=happened, event_id=update.event_id)
-            metrics.add_metric(name="JourneyTransitions", unit="Count", value=1)
+        happened = engine().on_event(data.brand_id, update.person_id, update.event_type, update.event_id)
+        _log(happened, event_id=update.event_id)
 
     each_part(_dead_letters(), record, parts, "updates", process)
+
+
+def _log(happened: list[str], **context: Any) -> None:
+    for what in happened:
+        logger.info("journey", what=what, **context)
+        metrics.add_metric(name="JourneyTransitions", unit="Count", value=1)
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -173,3 +173,15 @@ def test_a_journey_has_no_dry_run_of_a_scheduled_campaigns_kind() -> None:
     raw = yaml.safe_load((SAMPLES / "abandoned_cart.yaml").read_text(encoding="utf-8"))
     with pytest.raises(ConflictError, match="a journey: its entries depend on events to come"):
         dry_run(parse_definition(raw), 1, SHANGHAI, InMemoryProfiles([]), None, None, [], datetime.now(UTC))
+
+
+def test_the_tag_engines_announcements_read_as_journey_triggers() -> None:
+    from cdp.campaigns.journeys import TagSignal
+
+    at = datetime(2026, 12, 6, 12, tzinfo=UTC)
+    entered = TagSignal(person_id="p", brand_id="b", at=at, audience_id="active_buyers")
+    assert entered.trigger("audience.entered") == ("audience_entered", "active_buyers")
+    assert entered.key("audience_entered", "active_buyers") == "audience_entered:active_buyers:2026-12-06T12:00:00+00:00"
+    dormant = TagSignal(person_id="p", brand_id="b", at=at, to="dormant")
+    assert dormant.trigger("lifecycle.changed") == ("lifecycle", "dormant")
+    assert TagSignal(person_id="p", brand_id="b", at=at, to=None).trigger("lifecycle.changed") is None  # removed

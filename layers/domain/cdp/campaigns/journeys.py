@@ -209,6 +209,28 @@ class JourneyResults(BaseModel):
     spent_minor: int | None = None
 
 
+class TagSignal(BaseModel):
+    """An `audience.entered` or `lifecycle.changed` entry of the tag engine, as a journey trigger reads it."""
+
+    person_id: str
+    brand_id: str = Field(min_length=1)
+    at: datetime
+    audience_id: str | None = None
+    to: str | int | bool | float | None = None
+
+    def trigger(self, detail_type: str) -> tuple[str, str] | None:
+        """(kind, value) for `JourneyEngine.on_signal`; None when it enters nobody (a stage removed)."""
+        if detail_type == topology.AUDIENCE_ENTERED and self.audience_id:
+            return "audience_entered", self.audience_id
+        if detail_type == topology.LIFECYCLE_CHANGED and self.to is not None:
+            return "lifecycle", str(self.to)
+        return None
+
+    def key(self, kind: str, value: str) -> str:
+        """The same announcement delivered again has the same key (and enters nobody)."""
+        return f"{kind}:{value}:{self.at.isoformat()}"
+
+
 def holdout_group(campaign_id: str, person_id: str, share: float) -> Group:
     """Stable: the same person is in the same group of a campaign every time they enter."""
     digest = hashlib.sha256(f"{campaign_id}:{person_id}".encode()).digest()
