@@ -181,7 +181,8 @@ def test_the_tag_engines_announcements_read_as_journey_triggers() -> None:
     at = datetime(2026, 12, 6, 12, tzinfo=UTC)
     entered = TagSignal(person_id="p", brand_id="b", at=at, audience_id="active_buyers")
     assert entered.trigger("audience.entered") == ("audience_entered", "active_buyers")
-    assert entered.key("audience_entered", "active_buyers") == "audience_entered:active_buyers:2026-12-06T12:00:00+00:00"
+    key = entered.key("audience_entered", "active_buyers")
+    assert key == "audience_entered:active_buyers:2026-12-06T12:00:00+00:00"
     dormant = TagSignal(person_id="p", brand_id="b", at=at, to="dormant")
     assert dormant.trigger("lifecycle.changed") == ("lifecycle", "dormant")
     assert TagSignal(person_id="p", brand_id="b", at=at, to=None).trigger("lifecycle.changed") is None  # removed
