@@ -50,6 +50,7 @@ def _journeys() -> JourneyEngine:
         DynamoJourneyStore(s.campaigns_table),
         PublishedSendOrders(EventBridgePublisher(s.event_bus_name)),
         DynamoProfileStore(s.profiles_table),
+        org=load_org(),
     )
 
 

@@ -16,6 +16,7 @@ from cdp.campaigns.dynamodb import DynamoCampaignCatalog
 from cdp.campaigns.journeys import JourneyEngine, PublishedSendOrders, TagSignal
 from cdp.campaigns.journeys_dynamodb import DynamoJourneyStore
 from cdp.observability import logger, metrics, tracer
+from cdp.org import load_org
 from cdp.profile.dynamodb import DynamoProfileStore
 from cdp.settings import JourneySettings, get_settings
 from cdp.shared.aws import EventBridgePublisher
@@ -30,6 +31,7 @@ class ProfileEvent(BaseModel):
     person_id: str
     event_type: str
     event_id: str
+    keys: dict[str, list[str]] | None = None
 
 
 @cache
@@ -50,6 +52,7 @@ def engine() -> JourneyEngine:
         DynamoJourneyStore(s.campaigns_table),
         PublishedSendOrders(EventBridgePublisher(s.event_bus_name)),
         DynamoProfileStore(s.profiles_table),
+        org=load_org(),
     )
 
 
@@ -70,7 +73,7 @@ def record_handler(record: ProfileChangeRecord) -> None:
         update = ProfileEvent.model_validate(raw)
         if not data.brand_id:
             raise ValueError("the profile update names no brand")  # parked with this reason
-        happened = engine().on_event(data.brand_id, update.person_id, update.event_type, update.event_id)
+        happened = engine().on_event(data.brand_id, update.person_id, update.event_type, update.event_id, update.keys)
         _log(happened, event_id=update.event_id)
 
     each_part(_dead_letters(), record, parts, "updates", process)

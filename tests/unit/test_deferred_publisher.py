@@ -75,3 +75,38 @@ def test_identitys_profile_updates_are_packed_per_brand_and_the_rest_go_as_they_
         "updates": [{"person_id": "q", "event_id": "x", "event_type": "identify", "version": 3}],
     }
     assert details[1]["metadata"]["correlation_id"] == "e0" and all(len(e["Detail"]) < 64 * 1024 for e in call)
+
+
+def test_updates_carry_the_events_correlation_keys_and_packs_stay_under_the_entry_limit() -> None:
+    from cdp.ingest.events import correlation_keys, parse_event
+
+    order = parse_event(
+        {
+            "event_id": "o1",
+            "brand_id": "demo-brand",
+            "event_type": "order_placed",
+            "occurred_at": "2026-12-01T10:00:00Z",
+            "source": "pos",
+            "identifiers": [{"type": "phone", "value": "+8613800138000"}],
+            "properties": {
+                "order_id": "A-1",
+                "currency": "CNY",
+                "total_minor": 300,
+                "lines": [
+                    {"sku": "CAKE-1", "category": "birthday_cake", "quantity": 1, "unit_price_minor": 200},
+                    {"sku": "MUG-9", "category": "kitchen", "quantity": 1, "unit_price_minor": 100},
+                ],
+            },
+        }
+    )
+    keys = correlation_keys(order)
+    assert keys == {"order_id": ["A-1"], "sku": ["CAKE-1", "MUG-9"], "category": ["birthday_cake", "kitchen"]}
+    # Big keys pack fewer updates per entry: every entry stays within what EventBridge takes
+    big = {"sku": [f"SKU-{i:0>100}" for i in range(20)], "category": [f"c{i}" for i in range(20)]}
+    deferred, events = DeferredPublisher(), FakeEvents()
+    for n in range(200):
+        deferred.publish([updated(n).model_copy(update={"keys": big})], correlation_id=f"e{n}")
+    deferred.flush(EventBridgePublisher("bus", events), pack=packed_updates)
+    entries = [e for call in events.calls for e in call]
+    assert len(entries) > 1 and all(len(e["Detail"]) <= 256 * 1024 for e in entries)
+    assert sum(len(json.loads(e["Detail"])["data"]["updates"]) for e in entries) == 200

@@ -186,3 +186,17 @@ def test_the_tag_engines_announcements_read_as_journey_triggers() -> None:
     dormant = TagSignal(person_id="p", brand_id="b", at=at, to="dormant")
     assert dormant.trigger("lifecycle.changed") == ("lifecycle", "dormant")
     assert TagSignal(person_id="p", brand_id="b", at=at, to=None).trigger("lifecycle.changed") is None  # removed
+
+
+@pytest.mark.parametrize("path", sorted(SAMPLES.glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_sample_campaign_is_valid_and_names_its_steps_kinds(path: Path) -> None:
+    definition = parse_definition(yaml.safe_load(path.read_text(encoding="utf-8")))
+    assert definition.campaign_id == path.stem
+    kinds = {step.kind for _, step in definition.all_steps()}
+    assert "send" in kinds
+
+
+def test_the_cart_recovery_sample_uses_every_journey_step_but_split_goto_and_exit() -> None:
+    definition = parse_definition(yaml.safe_load((SAMPLES / "cart_recovery.yaml").read_text(encoding="utf-8")))
+    assert {step.kind for _, step in definition.all_steps()} == {"send", "wait", "wait_for", "branch"}
+    assert definition.listens_to() == {"order_placed", "message_clicked", "message_opened"}

@@ -16,6 +16,7 @@ have not converted by then (`problems` refuses any other sequence, with its fiel
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
@@ -23,10 +24,11 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from cdp.audiences.models import ValidationIssue
-from cdp.campaigns.models import Audience, Budget, CampaignRequest, Fraction, Touch
+from cdp.campaigns.models import Audience, Budget, CampaignRequest, Fraction, TagCondition, Touch
 from cdp.channels.templates import template_problem
-from cdp.ingest.events import EVENT_TYPES
+from cdp.ingest.events import CORRELATION_KEYS, EVENT_TYPES
 from cdp.org import BrandConfig, check_zone
+from cdp.profile.models import Profile
 
 CAMPAIGN_ID_PATTERN = r"^[a-z][a-z0-9_]{0,47}$"
 CampaignId = Annotated[str, Field(pattern=CAMPAIGN_ID_PATTERN, description="lower_snake_case, up to 48 characters")]
@@ -139,12 +141,22 @@ class SendStep(Touch):
 
 
 class Wait(_Frozen):
+    """A duration, or (a journey) `until` the next time it is this local time for the person (their time zone, else
+    the brand's): `{days: 3}`, `{until: "10:00"}`."""
+
     days: int = Field(default=0, ge=0, le=365)
     hours: int = Field(default=0, ge=0, le=24 * 365)
     minutes: int = Field(default=0, ge=0, le=60 * 24 * 365)
+    until: time | None = Field(default=None, description="local time HH:MM: wait for its next occurrence")
 
     @model_validator(mode="after")
     def _positive(self) -> Wait:
+        if self.until is not None:
+            if self.seconds:
+                raise ValueError("a wait is a duration or `until` a local time, not both")
+            if self.until.second or self.until.microsecond or self.until.tzinfo is not None:
+                raise ValueError("give `until` as a local time HH:MM")
+            return self
         if self.seconds < 60 or self.seconds > 365 * 86_400:
             raise ValueError("a wait lasts between one minute and 365 days")
         return self
@@ -153,6 +165,112 @@ class Wait(_Frozen):
     def seconds(self) -> int:
         return self.days * 86_400 + self.hours * 3_600 + self.minutes * 60
 
+    def ends(self, now: datetime, zone: ZoneInfo) -> datetime:
+        """When a wait that starts at `now` (UTC) is up."""
+        if self.until is None:
+            return now + timedelta(seconds=self.seconds)
+        local = now.astimezone(zone)
+        at = datetime.combine(local.date(), self.until, tzinfo=zone)
+        if at <= local:
+            at = datetime.combine(local.date() + timedelta(days=1), self.until, tzinfo=zone)
+        return at.astimezone(UTC)
+
+
+CorrelationKey = Literal[CORRELATION_KEYS]  # type: ignore[valid-type]
+PathName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$", description="a path of `paths`")]
+MAIN_PATH = "main"
+
+
+class WaitFor(_Frozen):
+    """Wait until the person has an event of this type (with `match`: carrying the value the trigger event carried
+    under that key, e.g. the cart's sku in the order), at most `timeout`. When it comes the person goes to `then`
+    (default: the next step); when the time is up, to the next step."""
+
+    event: EventType
+    match: CorrelationKey | None = Field(default=None, description="e.g. sku: the same sku as the trigger event")
+    timeout: Wait
+    then: PathName | None = None
+
+    @model_validator(mode="after")
+    def _duration(self) -> WaitFor:
+        if self.timeout.until is not None:
+            raise ValueError("a wait_for's timeout is a duration")
+        return self
+
+
+class Condition(_Frozen):
+    """`did`: the person had an event of this type since entering (bought, clicked, opened); tag conditions on the
+    person's profile now (`all_of`, `any_of`, `none_of`, as in an audience). All that are given must hold."""
+
+    did: EventType | None = None
+    all_of: list[TagCondition] = Field(default_factory=list, max_length=20)
+    any_of: list[TagCondition] = Field(default_factory=list, max_length=20)
+    none_of: list[TagCondition] = Field(default_factory=list, max_length=20)
+
+    @model_validator(mode="after")
+    def _something(self) -> Condition:
+        if self.did is None and not (self.all_of or self.any_of or self.none_of):
+            raise ValueError("a condition needs `did` or a tag condition")
+        return self
+
+    @property
+    def needs_profile(self) -> bool:
+        return bool(self.all_of or self.any_of or self.none_of)
+
+    def holds(self, seen: Iterable[str], profile: Profile | None) -> bool:
+        if self.did is not None and self.did not in seen:
+            return False
+        if not self.needs_profile:
+            return True
+        if profile is None:
+            return False
+        return Audience(all_of=self.all_of, any_of=self.any_of, none_of=self.none_of).matches(profile)
+
+
+class Branch(_Frozen):
+    """`if` the condition holds go to the path `then`, else to `else` (default: the next step)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    if_: Condition = Field(alias="if")
+    then: PathName
+    else_: PathName | None = Field(default=None, alias="else")
+
+
+class SplitArm(_Frozen):
+    share: float = Field(gt=0.0, le=1.0)
+    goto: PathName | None = Field(default=None, description="default: the next step")
+
+
+class Split(_Frozen):
+    """A random split, stable per person: each arm's share of those who reach it goes to its path."""
+
+    arms: list[SplitArm] = Field(min_length=2, max_length=10)
+
+    @model_validator(mode="after")
+    def _shares(self) -> Split:
+        total = sum(a.share for a in self.arms)
+        if abs(total - 1.0) > 1e-9:
+            raise ValueError(f"the arms' shares add up to {total:g}, not 1")
+        return self
+
+    def arm_for(self, seed: str) -> SplitArm:
+        point, edge = _unit(seed), 0.0
+        for arm in self.arms:
+            edge += arm.share
+            if point < edge:
+                return arm
+        return self.arms[-1]
+
+
+class Exit(_Frozen):
+    """Leave the journey here (as completed)."""
+
+
+def _unit(seed: str) -> float:
+    """A stable point in [0, 1) for a seed (splits and variants)."""
+    return int.from_bytes(hashlib.sha256(seed.encode()).digest()[:8], "big") / 2**64
+
 
 class LifecycleTrigger(_Frozen):
     to: str = Field(min_length=1, max_length=64, description="the stage entered, e.g. dormant")
@@ -160,10 +278,14 @@ class LifecycleTrigger(_Frozen):
 
 class Trigger(_Frozen):
     """Who enters the journey, and when (exactly one): the moment an event of this type is applied to a person's
-    profile, they enter a dynamic audience, or their lifecycle stage changes to a value; then only if they meet the
-    campaign's audience conditions."""
+    profile (with `where`: only an event carrying these values, e.g. an order in a category), they enter a dynamic
+    audience, or their lifecycle stage changes to a value; then only if they meet the campaign's audience
+    conditions."""
 
     event: EventType | None = Field(default=None, description="a canonical event type, e.g. add_to_cart")
+    where: dict[CorrelationKey, str] | None = Field(
+        default=None, max_length=5, description="an event only with these values, e.g. {category: air_conditioner}"
+    )
     audience_entered: str | None = Field(
         default=None, pattern=r"^[a-z][a-z0-9_]{0,63}$", description="a dynamic audience's id"
     )
@@ -173,28 +295,57 @@ class Trigger(_Frozen):
     def _one(self) -> Trigger:
         if sum(x is not None for x in (self.event, self.audience_entered, self.lifecycle)) != 1:
             raise ValueError("a trigger is exactly one of event, audience_entered or lifecycle")
+        if self.where is not None and self.event is None:
+            raise ValueError("`where` filters an event trigger")
         return self
 
-    def fires_on(self, kind: str, value: str) -> bool:
+    def fires_on(self, kind: str, value: str, keys: Mapping[str, Sequence[str]] | None = None) -> bool:
         """Whether a signal (`event`/type, `audience_entered`/audience, `lifecycle`/stage) enters the journey."""
         if kind == "event":
-            return self.event == value
+            if self.event != value:
+                return False
+            return all(want in (keys or {}).get(key, ()) for key, want in (self.where or {}).items())
         if kind == "audience_entered":
             return self.audience_entered == value
         return kind == "lifecycle" and self.lifecycle is not None and self.lifecycle.to == value
 
 
+STEP_KINDS = ("send", "wait", "wait_for", "branch", "split", "goto", "exit")
+
+
 class Step(_Frozen):
-    """One of `send` or `wait`."""
+    """Exactly one of: `send`, `wait`, `wait_for` (an event, with a timeout), `branch` (if/then/else), `split` (random,
+    stable per person), `goto` (a path) or `exit`."""
 
     send: SendStep | None = None
     wait: Wait | None = None
+    wait_for: WaitFor | None = None
+    branch: Branch | None = None
+    split: Split | None = None
+    goto: PathName | None = None
+    exit: Exit | None = None
 
     @model_validator(mode="after")
     def _one(self) -> Step:
-        if (self.send is None) == (self.wait is None):
-            raise ValueError("a step is exactly one of 'send' or 'wait'")
+        if sum(getattr(self, kind) is not None for kind in STEP_KINDS) != 1:
+            raise ValueError(f"a step is exactly one of {', '.join(STEP_KINDS)}")
         return self
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in STEP_KINDS if getattr(self, k) is not None)
+
+    def targets(self) -> list[str]:
+        """The paths this step can go to."""
+        if self.goto is not None:
+            return [self.goto]
+        if self.branch is not None:
+            return [p for p in (self.branch.then, self.branch.else_) if p]
+        if self.split is not None:
+            return [a.goto for a in self.split.arms if a.goto]
+        if self.wait_for is not None and self.wait_for.then:
+            return [self.wait_for.then]
+        return []
 
 
 # ---- the definition -------------------------------------------------------------------------------------------
@@ -224,6 +375,20 @@ class CampaignDefinition(_Frozen):
         default=30, ge=0, le=3650, description="a journey: days after an entry before the next (None: never again)"
     )
     steps: list[Step] = Field(min_length=1, max_length=MAX_JOURNEY_STEPS)
+    paths: dict[PathName, list[Step]] = Field(
+        default_factory=dict, max_length=10, description="a journey's named paths (branch, split, goto go to them)"
+    )
+    after_conversion: PathName | None = Field(
+        default=None, description="a journey: an exit_on event moves the person to this path instead of ending"
+    )
+    max_unanswered: int | None = Field(
+        default=None, ge=1, le=20, description="a journey: leave after this many sends with no response in between"
+    )
+    responses: list[EventType] = Field(
+        default_factory=lambda: ["message_clicked", "message_opened", "order_placed"],
+        max_length=10,
+        description="what counts as a response for max_unanswered",
+    )
     variants: list[Variant] = Field(
         default_factory=list, max_length=10, description="a journey's A/B/n arms (shares of the treated, adding to 1)"
     )
@@ -233,17 +398,40 @@ class CampaignDefinition(_Frozen):
     conversion_window_days: int = Field(default=14, ge=1, le=365)
     score_model: str = Field(default="response", min_length=1, max_length=64, description="ranks who gets it first")
 
-    def steps_of(self, variant: str | None) -> list[Step]:
-        """The steps a person of `variant` goes through (the campaign's own when it has none)."""
+    def steps_of(self, variant: str | None, path: str = MAIN_PATH) -> list[Step]:
+        """The steps of a path; the main path of a person of `variant` is the variant's (the campaign's own when it
+        has none)."""
+        if path != MAIN_PATH:
+            return self.paths.get(path, [])
         arm = next((v for v in self.variants if v.name == variant), None)
         return arm.steps if arm is not None and arm.steps is not None else self.steps
+
+    def all_steps(self) -> list[tuple[str, Step]]:
+        """Every step with its field path (main, variants' and paths' steps)."""
+        out = [(f"steps[{i}]", step) for i, step in enumerate(self.steps)]
+        for i, arm in enumerate(self.variants):
+            out.extend((f"variants[{i}].steps[{j}]", step) for j, step in enumerate(arm.steps or []))
+        for name, steps in self.paths.items():
+            out.extend((f"paths.{name}[{j}]", step) for j, step in enumerate(steps))
+        return out
+
+    def listens_to(self) -> set[str]:
+        """Event types that change a member's place: exits, awaited events, branch conditions, responses."""
+        out = set(self.exit_on)
+        for _, step in self.all_steps():
+            if step.wait_for is not None:
+                out.add(step.wait_for.event)
+            if step.branch is not None and step.branch.if_.did is not None:
+                out.add(step.branch.if_.did)
+        if self.max_unanswered is not None:
+            out.update(self.responses)
+        return out
 
     def variant_for(self, person_id: str) -> str | None:
         """The person's arm: stable for the campaign, in proportion to the shares (None without variants)."""
         if not self.variants:
             return None
-        digest = hashlib.sha256(f"{self.campaign_id}:variant:{person_id}".encode()).digest()
-        point, edge = int.from_bytes(digest[:8], "big") / 2**64, 0.0
+        point, edge = _unit(f"{self.campaign_id}:variant:{person_id}"), 0.0
         for arm in self.variants:
             edge += arm.share
             if point < edge:
@@ -295,23 +483,9 @@ class CampaignDefinition(_Frozen):
 def problems(definition: CampaignDefinition) -> list[ValidationIssue]:
     """What makes a well-formed definition unrunnable, each with its field path."""
     out = _journey_problems(definition) if definition.trigger else _run_problems(definition)
-    for i, step in enumerate(definition.steps):
-        if step.send is None:
-            continue
-        parts = [("body", step.send.template.body), ("subject", step.send.template.subject)]
-        for part, source in parts:
-            problem = template_problem(source, step.send.offer is not None) if source is not None else None
-            if problem:
-                out.append(ValidationIssue(field=f"steps[{i}].send.template.{part}", message=problem))
+    for where, step in definition.all_steps():
+        out.extend(_send_problems(step, where, definition))
     costs = definition.budget.cost_per_message_minor
-    for i, step in enumerate(definition.steps):
-        if step.send is not None and step.send.channel not in costs:
-            out.append(
-                ValidationIssue(
-                    field=f"budget.cost_per_message_minor.{step.send.channel}",
-                    message=f"no cost for the {step.send.channel} messages of steps[{i}]",
-                )
-            )
     first = next((s.send for s in definition.steps if s.send is not None), None)
     if first is not None and costs.get(first.channel) == 0:
         out.append(
@@ -332,29 +506,94 @@ def _journey_problems(definition: CampaignDefinition) -> list[ValidationIssue]:
         names = [v.name for v in definition.variants]
         if len(set(names)) != len(names):
             out.append(ValidationIssue(field="variants", message="two variants have the same name"))
-        for i, arm in enumerate(definition.variants):
-            for j, step in enumerate(arm.steps or []):
-                out.extend(_send_problems(step, f"variants[{i}].steps[{j}]", definition))
     if definition.schedule is not None:
         out.append(ValidationIssue(field="schedule", message="a triggered journey has no schedule: remove one of them"))
     if definition.max_recipients is not None:
         out.append(ValidationIssue(field="max_recipients", message="a journey is capped by its budget, not a size"))
-    if not any(s.send for s in definition.steps):
+    if not any(s.send for _, s in definition.all_steps()):
         out.append(ValidationIssue(field="steps", message="a journey needs at least one send"))
-    for i, step in enumerate(definition.steps):
-        if step.send is not None and step.send.to != "everyone":
-            out.append(
-                ValidationIssue(
-                    field=f"steps[{i}].send.to", message="in a journey, those who convert leave by exit_on instead"
-                )
-            )
-    if definition.trigger is not None and definition.trigger.event and definition.trigger.event in definition.exit_on:
-        out.append(ValidationIssue(field="exit_on", message="the trigger event would end the journey it starts"))
+    out.extend(_path_problems(definition))
+    out.extend(_journey_step_problems(definition))
     return out
 
 
+def _path_problems(definition: CampaignDefinition) -> list[ValidationIssue]:
+    out: list[ValidationIssue] = []
+    if MAIN_PATH in definition.paths:
+        out.append(ValidationIssue(field=f"paths.{MAIN_PATH}", message="`main` is the name of `steps`"))
+    for name, steps in definition.paths.items():
+        if not steps:
+            out.append(ValidationIssue(field=f"paths.{name}", message="a path needs at least one step"))
+        if len(steps) > MAX_JOURNEY_STEPS:
+            out.append(ValidationIssue(field=f"paths.{name}", message=f"a path has at most {MAX_JOURNEY_STEPS} steps"))
+    targets = [(where, t) for where, step in definition.all_steps() for t in step.targets()]
+    if definition.after_conversion:
+        targets.append(("after_conversion", definition.after_conversion))
+    for where, target in targets:
+        if target not in definition.paths:
+            out.append(ValidationIssue(field=where, message=f"no path {target!r} in paths"))
+    reached = {t for _, t in targets}
+    for name in definition.paths:
+        if name not in reached:
+            out.append(ValidationIssue(field=f"paths.{name}", message="no step goes to this path"))
+    loop = _loop_without_wait(definition)
+    if loop:
+        out.append(
+            ValidationIssue(field=f"paths.{loop[0]}", message=f"{' -> '.join(loop)} loops without a wait in between")
+        )
+    return out
+
+
+def _journey_step_problems(definition: CampaignDefinition) -> list[ValidationIssue]:
+    out: list[ValidationIssue] = []
+    trigger = definition.trigger
+    for where, step in definition.all_steps():
+        if step.send is not None and step.send.to != "everyone":
+            out.append(
+                ValidationIssue(field=f"{where}.send.to", message="in a journey, those who convert leave by exit_on")
+            )
+    if trigger is not None and trigger.event and trigger.event in definition.exit_on:
+        out.append(ValidationIssue(field="exit_on", message="the trigger event would end the journey it starts"))
+    for where, step in definition.all_steps():
+        if step.wait_for is not None and step.wait_for.match is not None and (trigger is None or not trigger.event):
+            out.append(
+                ValidationIssue(
+                    field=f"{where}.wait_for.match", message="only an event trigger carries values to match"
+                )
+            )
+    return out
+
+
+def _loop_without_wait(definition: CampaignDefinition) -> list[str] | None:
+    """A cycle of paths that a person could run round without waiting (each path is entered at its first step)."""
+    edges: dict[str, list[str]] = {}
+    heads = {MAIN_PATH: [definition.steps, *(v.steps for v in definition.variants if v.steps)]}
+    heads.update({name: [steps] for name, steps in definition.paths.items()})
+    for name, lists in heads.items():
+        for steps in lists:
+            for step in steps:
+                if step.wait is not None or step.wait_for is not None:
+                    break
+                edges.setdefault(name, []).extend(step.targets())
+
+    def visit(node: str, trail: list[str]) -> list[str] | None:
+        if node in trail:
+            return [*trail[trail.index(node) :], node]
+        for nxt in edges.get(node, []):
+            found = visit(nxt, [*trail, node])
+            if found:
+                return found
+        return None
+
+    for start in heads:
+        found = visit(start, [])
+        if found:
+            return found
+    return None
+
+
 def _send_problems(step: Step, where: str, definition: CampaignDefinition) -> list[ValidationIssue]:
-    """A variant's send: its templates and that the budget prices its channel."""
+    """A send's templates, and that the budget prices its channel."""
     if step.send is None:
         return []
     out: list[ValidationIssue] = []
@@ -378,7 +617,10 @@ def _run_problems(definition: CampaignDefinition) -> list[ValidationIssue]:
         out.append(ValidationIssue(field="variants", message="only a triggered journey has variants (for now)"))
     if definition.exit_on:
         out.append(ValidationIssue(field="exit_on", message="only a triggered journey has exit events"))
-    shape = [("send" if s.send else "wait") for s in definition.steps]
+    for name in ("paths", "after_conversion", "max_unanswered"):
+        if getattr(definition, name):
+            out.append(ValidationIssue(field=name, message="only a triggered journey has it (for now)"))
+    shape = [s.kind for s in definition.steps]
     if shape not in (["send"], ["send", "wait", "send"]):
         out.append(
             ValidationIssue(
@@ -388,6 +630,9 @@ def _run_problems(definition: CampaignDefinition) -> list[ValidationIssue]:
             )
         )
         return out
+    wait = definition.steps[1].wait if len(shape) == 3 else None
+    if wait is not None and wait.until is not None:
+        out.append(ValidationIssue(field="steps[1].wait.until", message="a scheduled run waits a duration"))
     if definition.steps[0].send and definition.steps[0].send.to != "everyone":
         out.append(ValidationIssue(field="steps[0].send.to", message="the first send goes to everyone selected"))
     if len(shape) == 3 and definition.steps[2].send and definition.steps[2].send.to != "not_converted":

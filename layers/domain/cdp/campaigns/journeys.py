@@ -19,21 +19,25 @@ from __future__ import annotations
 
 import hashlib
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache, partial
 from typing import ClassVar, Literal
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from cdp import topology
 from cdp.campaigns.catalog import CampaignCatalog, CampaignState, StoredVersion
-from cdp.campaigns.definition import CampaignDefinition
+from cdp.campaigns.definition import MAIN_PATH, CampaignDefinition, CorrelationKey
 from cdp.campaigns.measurement import Lift, compare
-from cdp.channels.contact import Deferrals
+from cdp.channels.contact import Deferrals, zone_of
 from cdp.channels.models import SendBatchRequest
 from cdp.errors import ConflictError
 from cdp.observability import logger
+from cdp.org import OrgDirectory
+from cdp.profile.models import Profile
 from cdp.profile.ports import ProfileReader
 from cdp.shared.envelope import Publishable
 from cdp.shared.ports import EventPublisher
@@ -41,9 +45,11 @@ from cdp.shared.time import utc_now
 from cdp.tags.selection import AUDIENCE_PREFIX
 
 Group = Literal["treatment", "holdout"]
-JourneyStatus = Literal["active", "converted", "completed", "stopped", "out_of_budget"]
+JourneyStatus = Literal["active", "converted", "completed", "stopped", "out_of_budget", "unresponsive"]
 PAUSE_RECHECK = timedelta(hours=1)  # a paused journey's due steps look again this much later
 LIVE_CACHE_S = 60.0
+MAX_MOVES = 100  # steps run for one person without a wait: validation refuses loops, this stops a bad one anyway
+MAX_SEEN = 20
 
 
 class _Frozen(BaseModel):
@@ -60,17 +66,26 @@ class JourneyState(_Frozen):
     group: Group
     variant: str | None = Field(default=None, description="the treated person's A/B/n arm (None without variants)")
     status: JourneyStatus
-    step: int = Field(ge=0, description="the next step to run")
+    path: str = Field(default=MAIN_PATH, description="the path they are on (`main`: the steps)")
+    step: int = Field(ge=0, description="the next step to run on the path")
     entries: int = Field(ge=1, description="how many times they entered (this is the latest)")
     entered_at: datetime
     entered_by: str = Field(description="the event that entered them (a redelivery of it enters nobody)")
     next_at: datetime | None = Field(default=None, description="when a wait is up")
     exited_at: datetime | None = None
+    converted_at: datetime | None = Field(default=None, description="an exit_on event came (they may go on a path)")
+    seen: list[str] = Field(default_factory=list, description="event types the journey listens to, since entering")
+    correlation: dict[str, list[str]] = Field(default_factory=dict, description="the trigger event's values")
+    unanswered: int = Field(default=0, ge=0, description="sends since the last response")
     rev: int = Field(default=1, ge=1)
 
     @property
     def active(self) -> bool:
         return self.status == "active"
+
+    @property
+    def converted(self) -> bool:
+        return self.converted_at is not None or self.status == "converted"
 
 
 class TimerRef(_Frozen):
@@ -231,6 +246,13 @@ class TagSignal(BaseModel):
         return f"{kind}:{value}:{self.at.isoformat()}"
 
 
+def _matches(key: CorrelationKey | None, state: JourneyState, keys: Mapping[str, Sequence[str]]) -> bool:
+    """An awaited event matches when it carries a value the trigger event carried under `key` (no key: any)."""
+    if key is None:
+        return True
+    return bool(set(state.correlation.get(key, ())) & set(keys.get(key, ())))
+
+
 def holdout_group(campaign_id: str, person_id: str, share: float) -> Group:
     """Stable: the same person is in the same group of a campaign every time they enter."""
     digest = hashlib.sha256(f"{campaign_id}:{person_id}".encode()).digest()
@@ -246,7 +268,9 @@ class JourneyEngine:
         profiles: ProfileReader,
         now: Callable[[], datetime] = utc_now,
         clock: Callable[[], float] | None = None,
+        org: OrgDirectory | None = None,
     ) -> None:
+        self.org = org
         self.catalog = catalog
         self.store = store
         self.orders = orders
@@ -258,25 +282,41 @@ class JourneyEngine:
 
     # ---- events -------------------------------------------------------------------------------------------------
 
-    def on_event(self, brand_id: str, person_id: str, event_type: str, event_id: str) -> list[str]:
-        """Enter the person into the journeys this event triggers; take them out of those it converts. Returns
+    def on_event(
+        self,
+        brand_id: str,
+        person_id: str,
+        event_type: str,
+        event_id: str,
+        keys: Mapping[str, Sequence[str]] | None = None,
+    ) -> list[str]:
+        """Move the person on in the journeys they are in that listen to this event (an awaited event, a conversion,
+        a response), then enter them into the journeys it triggers. `keys`: the event's correlation values. Returns
         what happened, for the log."""
-        done = self.on_signal(brand_id, person_id, "event", event_type, event_id)
-        live = self.live(brand_id)
-        if any(event_type in j.definition.exit_on for j in live):
+        done: list[str] = []
+        if any(event_type in j.definition.listens_to() for j in self.live(brand_id)):
             for campaign_id in self.store.memberships(brand_id, person_id):
-                done.append(self._convert(brand_id, campaign_id, person_id, event_type))
+                done.append(self._heard(brand_id, campaign_id, person_id, event_type, keys or {}))
+        done.extend(self.on_signal(brand_id, person_id, "event", event_type, event_id, keys))
         return [d for d in done if d]
 
-    def on_signal(self, brand_id: str, person_id: str, kind: str, value: str, key: str) -> list[str]:
+    def on_signal(
+        self,
+        brand_id: str,
+        person_id: str,
+        kind: str,
+        value: str,
+        key: str,
+        keys: Mapping[str, Sequence[str]] | None = None,
+    ) -> list[str]:
         """Enter the person into the journeys a signal triggers: an event (`event`, its type), a dynamic audience
         entered (`audience_entered`, its id) or a lifecycle stage reached (`lifecycle`, the stage). `key` names the
         signal: the same one delivered again enters nobody."""
         done = []
         for journey in self.live(brand_id):
             trigger = journey.definition.trigger
-            if trigger is not None and trigger.fires_on(kind, value):
-                done.append(self._enter(journey, person_id, key))
+            if trigger is not None and trigger.fires_on(kind, value, keys):
+                done.append(self._enter(journey, person_id, key, keys))
         return [d for d in done if d]
 
     def refresh(self) -> None:
@@ -299,7 +339,9 @@ class JourneyEngine:
         self._live[brand_id] = (clock, out)
         return out
 
-    def _enter(self, journey: Live, person_id: str, event_id: str) -> str:
+    def _enter(
+        self, journey: Live, person_id: str, event_id: str, keys: Mapping[str, Sequence[str]] | None = None
+    ) -> str:
         definition, now = journey.definition, self.now()
         cid = definition.campaign_id
         previous = self.store.get(definition.brand_id, cid, person_id)
@@ -324,6 +366,7 @@ class JourneyEngine:
             entries=previous.entries + 1 if previous else 1,
             entered_at=now,
             entered_by=event_id,
+            correlation={k: list(v) for k, v in (keys or {}).items()},
             rev=previous.rev + 1 if previous else 1,
         )
         try:
@@ -345,18 +388,44 @@ class JourneyEngine:
                 return False
         return audience.matches(profile)
 
-    def _convert(self, brand_id: str, campaign_id: str, person_id: str, event_type: str) -> str:
+    def _heard(
+        self, brand_id: str, campaign_id: str, person_id: str, event_type: str, keys: Mapping[str, Sequence[str]]
+    ) -> str:
+        """An event of a member: an awaited one moves them on; a conversion ends the journey (or moves them to
+        `after_conversion`); a response clears their unanswered sends; a branch's `did` remembers it."""
         state = self.store.get(brand_id, campaign_id, person_id)
         if state is None or not state.active:
             return ""
         definition = self._version(brand_id, campaign_id, state.version).definition
-        if event_type not in definition.exit_on:
+        if event_type not in definition.listens_to():
             return ""
+        moved = self._next(state)
+        if event_type not in state.seen and len(state.seen) < MAX_SEEN:
+            moved = moved.model_copy(update={"seen": [*state.seen, event_type]})
+        if definition.max_unanswered is not None and event_type in definition.responses:
+            moved = moved.model_copy(update={"unanswered": 0})
+        converts = event_type in definition.exit_on and state.converted_at is None
+        if converts:
+            moved = moved.model_copy(update={"converted_at": self.now()})
+        steps = definition.steps_of(state.variant, state.path)
+        awaited = steps[state.step].wait_for if state.step < len(steps) else None
         try:
-            self._leave(state, "converted")
+            if awaited is not None and awaited.event == event_type and _matches(awaited.match, state, keys):
+                target = {"path": awaited.then, "step": 0} if awaited.then else {"step": state.step + 1}
+                self._run(moved.model_copy(update={**target, "next_at": None}), definition, state)
+                return f"{person_id} went on in {campaign_id} after {event_type}"
+            if converts and definition.after_conversion:
+                path = {"path": definition.after_conversion, "step": 0, "next_at": None}
+                self._run(moved.model_copy(update=path), definition, state)
+                return f"{person_id} converted in {campaign_id} ({state.group}), on to {definition.after_conversion}"
+            if converts:
+                self._leave(moved, "converted", state)
+                return f"{person_id} converted in {campaign_id} ({state.group})"
+            if moved.seen != state.seen or moved.unanswered != state.unanswered:
+                self.store.save(moved, state)
         except ConflictError:
-            return ""
-        return f"{person_id} converted in {campaign_id} ({state.group})"
+            return ""  # moved by a concurrent change: it read the event's effect too, or the next delivery will
+        return ""
 
     # ---- time -----------------------------------------------------------------------------------------------------
 
@@ -384,45 +453,92 @@ class JourneyEngine:
     # ---- the interpreter ----------------------------------------------------------------------------------------
 
     def _run(self, state: JourneyState, definition: CampaignDefinition, previous: JourneyState | None) -> None:
-        """Run the steps from `state.step` until a wait or the end; store where the person is."""
+        """Run the steps from `state.path`/`state.step` until a wait or the end; store where the person is."""
         orders: list[SendBatchRequest] = []
-        steps = definition.steps_of(state.variant)
-        while state.step < len(steps):
-            step = steps[state.step]
-            if step.wait is not None:
-                state = self._next(state, next_at=self.now() + timedelta(seconds=step.wait.seconds))
+        profile = cache(partial(self.profiles.get, state.person_id))  # read once, and only by a step that needs it
+        for _ in range(MAX_MOVES):
+            state, stops = self._step(state, definition, orders, profile)
+            if stops:
                 break
-            assert step.send is not None
-            if state.group == "treatment":
-                cost = definition.budget.cost_per_message_minor.get(step.send.channel, 0)
-                if not self.store.spend(state.brand_id, state.campaign_id, cost, definition.budget.amount_minor):
-                    logger.info("journey out of budget", campaign_id=state.campaign_id, person_id=state.person_id)
-                    state = self._next(state, status="out_of_budget", exited_at=self.now())
-                    break
-                orders.append(self._order(state, definition, state.step))
-            state = self._next(state, step=state.step + 1)
         else:
+            logger.error("journey ran too many steps without a wait", campaign_id=state.campaign_id)
             state = self._next(state, status="completed", exited_at=self.now(), next_at=None)
         if orders:
             self.orders.order(orders)  # before the move is stored: a retried move orders the same sends again
         self.store.save(state, previous)
 
-    def _order(self, state: JourneyState, definition: CampaignDefinition, index: int) -> SendBatchRequest:
-        step = definition.steps_of(state.variant)[index].send
+    def _step(
+        self,
+        state: JourneyState,
+        definition: CampaignDefinition,
+        orders: list[SendBatchRequest],
+        profile: Callable[[], Profile | None],
+    ) -> tuple[JourneyState, bool]:
+        """Run one step: the person's place after it, and whether they stop there (a wait, or they left)."""
+        steps = definition.steps_of(state.variant, state.path)
+        if state.step >= len(steps) or steps[state.step].exit is not None:
+            return self._next(state, status="completed", exited_at=self.now(), next_at=None), True
+        step = steps[state.step]
+        if step.wait is not None:
+            zone = self._zone(state.brand_id, profile() if step.wait.until is not None else None)
+            return self._next(state, next_at=step.wait.ends(self.now(), zone)), True
+        if step.wait_for is not None:
+            return self._next(state, next_at=step.wait_for.timeout.ends(self.now(), ZoneInfo("UTC"))), True
+        if step.send is not None:
+            left = self._send(state, definition, orders)
+            if left is not None:
+                return left, True
+            return self._next(state, step=state.step + 1, unanswered=state.unanswered + 1), False
+        target = step.goto
+        if step.branch is not None:
+            condition = step.branch.if_
+            holds = condition.holds(state.seen, profile() if condition.needs_profile else None)
+            target = step.branch.then if holds else step.branch.else_
+        elif step.split is not None:
+            target = step.split.arm_for(f"{state.campaign_id}:{state.path}:{state.step}:{state.person_id}").goto
+        return self._next(state, **({"path": target, "step": 0} if target else {"step": state.step + 1})), False
+
+    def _send(
+        self, state: JourneyState, definition: CampaignDefinition, orders: list[SendBatchRequest]
+    ) -> JourneyState | None:
+        """Order the send step for a treated person (the holdout gets nothing); the person's place when they leave
+        instead (unanswered too often, or the budget is spent)."""
+        limit = definition.max_unanswered
+        if limit is not None and state.unanswered >= limit:
+            return self._next(state, status="unresponsive", exited_at=self.now(), next_at=None)
+        if state.group != "treatment":
+            return None
+        step = definition.steps_of(state.variant, state.path)[state.step].send
         assert step is not None
+        cost = definition.budget.cost_per_message_minor.get(step.channel, 0)
+        if not self.store.spend(state.brand_id, state.campaign_id, cost, definition.budget.amount_minor):
+            logger.info("journey out of budget", campaign_id=state.campaign_id, person_id=state.person_id)
+            return self._next(state, status="out_of_budget", exited_at=self.now(), next_at=None)
+        orders.append(self._order(state, definition))
+        return None
+
+    def _zone(self, brand_id: str, profile: Profile | None) -> ZoneInfo:
+        fallback = self.org.brand(brand_id).timezone if self.org is not None else "UTC"
+        return zone_of(profile.traits.timezone if profile else None, fallback)
+
+    def _order(self, state: JourneyState, definition: CampaignDefinition) -> SendBatchRequest:
+        step = definition.steps_of(state.variant, state.path)[state.step].send
+        assert step is not None
+        where = f"s{state.step}" if state.path == MAIN_PATH else f"{state.path}-s{state.step}"
         return SendBatchRequest(
             campaign_id=definition.campaign_id,
             run_id=f"{definition.campaign_id}-v{state.version}-journey",
             brand_id=definition.brand_id,
-            step=f"e{state.entries}-s{index}",  # the send ledger's key: once per entry and step
+            step=f"e{state.entries}-{where}",  # the send ledger's key: once per entry and step
             channel=step.channel,
             template=step.template.model_dump(),
             offer=step.offer.model_dump() if step.offer else None,
             person_ids=[state.person_id],
         )
 
-    def _leave(self, state: JourneyState, status: JourneyStatus) -> None:
-        self.store.save(self._next(state, status=status, exited_at=self.now(), next_at=None), state)
+    def _leave(self, state: JourneyState, status: JourneyStatus, previous: JourneyState | None = None) -> None:
+        """Take the person out (`previous`: the place read, when `state` already carries changes)."""
+        self.store.save(self._next(state, status=status, exited_at=self.now(), next_at=None), previous or state)
 
     @staticmethod
     def _next(state: JourneyState, **changes: object) -> JourneyState:
@@ -446,11 +562,11 @@ def summarize(campaign_id: str, places: Iterable[JourneyState]) -> JourneyResult
     for place in places:
         entered[place.group] += 1
         by_status[place.group][place.status] = by_status[place.group].get(place.status, 0) + 1
-        converted[place.group] += place.status == "converted"
+        converted[place.group] += place.converted
         if place.variant is not None:
             arm = arms.setdefault(place.variant, [0, 0])
             arm[0] += 1
-            arm[1] += place.status == "converted"
+            arm[1] += place.converted
     rates = {g: (converted[g] / entered[g] if entered[g] else None) for g in entered}
     lift = compare(converted["treatment"], entered["treatment"], converted["holdout"], entered["holdout"])
     return JourneyResults(

@@ -67,14 +67,15 @@ class ContactRules:
         quiet = brand.contact.quiet_hours
         if quiet is None:
             return None
-        until = quiet.until(now.astimezone(_zone(profile.traits.timezone, brand.timezone)))
+        until = quiet.until(now.astimezone(zone_of(profile.traits.timezone, brand.timezone)))
         return until.astimezone(UTC) if until else None
 
     def caps(self, brand_id: str) -> list[FrequencyCap]:
         return list(self.org.brand(brand_id).contact.caps)
 
 
-def _zone(preferred: str | None, fallback: str) -> ZoneInfo:
+def zone_of(preferred: str | None, fallback: str) -> ZoneInfo:
+    """The person's time zone when zoneinfo knows it, else `fallback` (the brand's)."""
     for name in (preferred, fallback):
         if name:
             try:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import ClassVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, field_serializer
 
 from cdp import topology
 from cdp.shared.envelope import Publishable
@@ -20,6 +21,7 @@ class ProfileUpdated(Publishable):
     event_id: str
     event_type: str  # the canonical event type, or "identity_changed" after a split or a manual operation
     version: int
+    keys: dict[str, list[str]] | None = None  # the event's correlation values (cdp.ingest.events.correlation_keys)
 
 
 class ProfileUpdate(BaseModel):
@@ -29,6 +31,7 @@ class ProfileUpdate(BaseModel):
     event_id: str
     event_type: str
     version: int
+    keys: dict[str, list[str]] | None = None
 
 
 class ProfilesUpdated(Publishable):
@@ -41,9 +44,13 @@ class ProfilesUpdated(Publishable):
     brand_id: str
     updates: list[ProfileUpdate]
 
+    @field_serializer("updates")
+    def _lean(self, updates: list[ProfileUpdate]) -> list[dict[str, object]]:
+        return [u.model_dump(mode="json", exclude_none=True) for u in updates]  # most events carry no keys
+
 
 MAX_PACK_BYTES = 192 * 1024
-_UPDATE_BYTES = 160  # a packed update's JSON, generously (person and event ids, type, version)
+_UPDATE_BYTES = 160  # a packed update's JSON without keys, generously (person and event ids, type, version)
 
 
 def packed_updates(batches: Sequence[tuple[Sequence[Publishable], str]]) -> list[tuple[Sequence[Publishable], str]]:
@@ -59,10 +66,18 @@ def packed_updates(batches: Sequence[tuple[Sequence[Publishable], str]]) -> list
                 updates.setdefault(e.brand_id, []).append(ProfileUpdate(**e.model_dump(exclude={"brand_id"})))
         if rest:
             out.append((rest, correlation_id))
-    per_entry = MAX_PACK_BYTES // _UPDATE_BYTES
     for brand, members in updates.items():
-        for start in range(0, len(members), per_entry):
-            out.append(([ProfilesUpdated(brand_id=brand, updates=members[start : start + per_entry])], first[brand]))
+        pack: list[ProfileUpdate] = []
+        size = 0
+        for member in members:
+            length = _UPDATE_BYTES + (len(json.dumps(member.keys)) if member.keys else 0)
+            if pack and size + length > MAX_PACK_BYTES:
+                out.append(([ProfilesUpdated(brand_id=brand, updates=pack)], first[brand]))
+                pack, size = [], 0
+            pack.append(member)
+            size += length
+        if pack:
+            out.append(([ProfilesUpdated(brand_id=brand, updates=pack)], first[brand]))
     return out
 
 

@@ -16,7 +16,7 @@ from cdp.errors import ConflictError, InvalidInputError, NotFoundError
 from cdp.identity.events import IdentifierQuarantined, PersonSplit, ProfileMerged, ProfileUpdated
 from cdp.identity.ports import EventAlreadyFiled, IdentityStore, NeedsSettling
 from cdp.identity.resolution import Change, ResolutionPlan, plan_change, refold
-from cdp.ingest.events import CanonicalEvent
+from cdp.ingest.events import CanonicalEvent, correlation_keys
 from cdp.org import BrandConfig, OrgDirectory, load_org
 from cdp.profile.models import Profile
 from cdp.shared.envelope import Publishable
@@ -96,6 +96,7 @@ def resolve_event(
                     event_id=event.event_id,
                     event_type=event.event_type,
                     version=person.version,
+                    keys=correlation_keys(event) or None,
                 )
                 publisher.publish([update], correlation_id=event.event_id)
             return ResolutionOutcome(person_id=person.person_id if person else None, applied=filed.by_this_attempt)
@@ -209,6 +210,7 @@ def _announcements(plan: ResolutionPlan, event: CanonicalEvent | None, applied: 
                 # A split or a manual operation may change any fact: announce it like a merge.
                 event_type=event.event_type if event and not plan.recomputed else "identity_changed",
                 version=profile.version,
+                keys=(correlation_keys(event) or None) if event and not plan.recomputed else None,
             )
         )
     if not applied:

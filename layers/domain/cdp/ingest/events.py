@@ -404,6 +404,34 @@ EVENT_TYPES: tuple[str, ...] = (
     "consent_changed",
 )
 
+CORRELATION_KEYS: tuple[str, ...] = ("sku", "category", "order_id", "cart_id", "coupon_id", "campaign_id", "name")
+"""Values a journey can match one event against another by (the cart's sku in the order that closes it)."""
+MAX_KEY_VALUES = 20
+MAX_KEY_LENGTH = 128
+
+
+def correlation_keys(event: CanonicalEvent) -> dict[str, list[str]]:
+    """The event's values under `CORRELATION_KEYS` (an order's lines give their skus and categories), at most
+    `MAX_KEY_VALUES` each: what `profile.updated` carries so triggers filter on them and journeys match by them."""
+    props = event.properties
+    found: dict[str, list[str]] = {}
+
+    def add(key: str, value: object) -> None:
+        if isinstance(value, str) and value and len(value) <= MAX_KEY_LENGTH:
+            values = found.setdefault(key, [])
+            if value not in values and len(values) < MAX_KEY_VALUES:
+                values.append(value)
+
+    for key in CORRELATION_KEYS:
+        add(key, getattr(props, key, None))
+    for line in getattr(props, "lines", None) or []:
+        add("sku", line.sku)
+        add("category", line.category)
+    for sku in getattr(props, "skus", None) or []:
+        add("sku", sku)
+    return found
+
+
 EVENT_ADAPTER: TypeAdapter[CanonicalEvent] = TypeAdapter(CanonicalEvent)
 EVENT_LIST_ADAPTER: TypeAdapter[list[CanonicalEvent]] = TypeAdapter(list[CanonicalEvent])
 
