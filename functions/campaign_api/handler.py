@@ -4,7 +4,7 @@ stop, runs with their results, and the brand's stop switch (see cdp.campaigns.li
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, partial
 from typing import Any
 from urllib.parse import unquote
 
@@ -16,12 +16,16 @@ from pydantic import BaseModel
 from cdp.app.campaign_api import (
     ApproveRequest,
     CampaignErrorBody,
+    SignalAccepted,
+    SignalRequest,
     StartRequest,
     brand_of,
     campaign_id,
     json_object,
     options,
+    person_of_signal,
     run_id,
+    signal_of,
     version_number,
 )
 from cdp.audiences.store import AudienceStore
@@ -49,16 +53,17 @@ from cdp.campaigns.lifecycle import (
 )
 from cdp.campaigns.s3 import S3ArtifactStore
 from cdp.campaigns.stepfunctions import StepFunctionsRunner
+from cdp.campaigns.sweeps import LocationSignal, SignalReceived
 from cdp.channels.ledger import DynamoContactLedger
 from cdp.errors import ConflictError
-from cdp.ingest.auth import authenticate
+from cdp.ingest.auth import SIGNALS_WRITE_SCOPE, authenticate
 from cdp.ingest.aws import SecretsManagerKeyring
 from cdp.ingest.ports import ApiClient
 from cdp.observability import logger, metrics, tracer
 from cdp.org import load_org
 from cdp.profile.dynamodb import DynamoProfileStore
 from cdp.settings import CampaignApiSettings, get_settings
-from cdp.shared.aws import S3ObjectStore
+from cdp.shared.aws import EventBridgePublisher, S3ObjectStore
 from cdp.shared.openapi import body, query, responses
 from cdp.shared.time import utc_now
 from functions.api_errors import error_response, json_response, map_common_errors
@@ -71,11 +76,14 @@ app = APIGatewayHttpResolver(enable_validation=False)
 class Dependencies:
     service: CampaignService
     keyring: SecretsManagerKeyring
+    profiles: DynamoProfileStore
+    bus: EventBridgePublisher
 
 
 @cache
 def dependencies() -> Dependencies:
     s = get_settings(CampaignApiSettings)
+    profiles = DynamoProfileStore(s.profiles_table)
     service = CampaignService(
         DynamoCampaignCatalog(s.campaigns_table),
         StepFunctionsRunner(s.campaign_state_machine_arn),
@@ -83,12 +91,17 @@ def dependencies() -> Dependencies:
         load_org(),
         journeys=DynamoJourneyStore(s.campaigns_table),
         selection=Selection(
-            DynamoProfileStore(s.profiles_table),
+            profiles,
             AudienceStore(S3ObjectStore(s.data_bucket)),
             DynamoContactLedger(s.ledger_table),
         ),
     )
-    return Dependencies(service=service, keyring=SecretsManagerKeyring(s.api_keys_secret_id))
+    return Dependencies(
+        service=service,
+        keyring=SecretsManagerKeyring(s.api_keys_secret_id),
+        profiles=profiles,
+        bus=EventBridgePublisher(s.event_bus_name),
+    )
 
 
 def _client() -> ApiClient:
@@ -347,6 +360,29 @@ def get_run(cid: str, rid: str) -> Response[str]:
 
 
 # ---- errors: typed, mapped in one place ---------------------------------------------------------------------------
+
+
+@app.post(
+    "/v1/signals",
+    summary="An external signal for journeys: a weather reading for a city, or a device entering a place",
+    description="202: handed to the journey function. A weather reading that crosses a live journey's threshold "
+    "opens a sweep of the city's persons (run by the schedule's tick); a location enters the person into the live "
+    "journeys whose location trigger covers the place and their local time.",
+    responses=responses({202: (SignalAccepted, "handed to the journey function")}, [400, 401, 403, 404]),
+    openapi_extensions=body(SignalRequest, "SignalRequest") | _BRAND,
+)
+def signal() -> Response[str]:
+    client, brand = _caller(SIGNALS_WRITE_SCOPE)
+    deps = dependencies()
+    region = load_org().brand(brand).phone_region
+    found = signal_of(
+        text_body(app.current_event),
+        brand,
+        partial(person_of_signal, brand_id=brand, profiles=deps.profiles, phone_region=region),
+    )
+    deps.bus.publish([SignalReceived(brand_id=brand, signal=found)], correlation_id=client.name)
+    person = found.person_id if isinstance(found, LocationSignal) else None
+    return _ok(SignalAccepted(kind=found.kind, person_id=person), 202)
 
 
 @app.exception_handler(CampaignInvalidError)

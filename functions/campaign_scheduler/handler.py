@@ -1,5 +1,5 @@
 """EventBridge Scheduler tick (every minute): start the campaign runs due by the tick's scheduled time, each once, and
-move on every journey's persons whose wait is up by then."""
+move on every journey's persons whose wait is up by then, and run the sweeps of date and weather journeys."""
 
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ from pydantic import BaseModel, ConfigDict
 
 from cdp.campaigns.dynamodb import DynamoCampaignCatalog
 from cdp.campaigns.journeys import JourneyEngine, PublishedSendOrders, release_deferred
-from cdp.campaigns.journeys_dynamodb import DynamoDeferredSends, DynamoJourneyStore
+from cdp.campaigns.journeys_dynamodb import DynamoDeferredSends, DynamoJourneyStore, DynamoSweepStore
 from cdp.campaigns.lifecycle import CampaignService
 from cdp.campaigns.s3 import S3ArtifactStore
 from cdp.campaigns.stepfunctions import StepFunctionsRunner
+from cdp.campaigns.sweeps import open_date_sweeps, run_sweeps
 from cdp.ingest.events import UtcDatetime
 from cdp.observability import logger, metrics, tracer
 from cdp.org import load_org
@@ -55,6 +56,11 @@ def _journeys() -> JourneyEngine:
 
 
 @cache
+def _sweeps() -> DynamoSweepStore:
+    return DynamoSweepStore(get_settings(CampaignSchedulerSettings).campaigns_table)
+
+
+@cache
 def _deferred() -> DynamoDeferredSends:
     return DynamoDeferredSends(get_settings(CampaignSchedulerSettings).campaigns_table)
 
@@ -64,8 +70,15 @@ def _deferred() -> DynamoDeferredSends:
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     tick = Tick.model_validate(event)
+    _journeys().refresh()  # journeys made live, paused or stopped since the last tick count now
     fired = _service().fire_due(tick.now)
     moved = _journeys().advance_due(tick.now)
+    opened = open_date_sweeps(_journeys(), _sweeps(), load_org(), tick.now)
+    swept = run_sweeps(
+        _journeys(), _sweeps(), _journeys().profiles, lambda: context.get_remaining_time_in_millis() / 1000
+    )
+    if swept.entered:
+        metrics.add_metric(name="JourneyEntriesBySweep", unit="Count", value=swept.entered)
     released = release_deferred(_deferred(), _journeys().orders, tick.now)
     if released:
         metrics.add_metric(name="SendsReleasedAfterQuietHours", unit="Count", value=released)
@@ -83,4 +96,5 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         "skipped": skipped,
         "journey_steps": moved,
         "released_after_quiet_hours": released,
+        "sweeps": {"opened": opened, "shards": swept.shards, "entered": swept.entered, "closed": swept.closed},
     }

@@ -1,6 +1,7 @@
 """SQS (fed by the bus rule "journey": profile.updated, a batch's updates packed per entry; audience.entered and
-lifecycle.changed from the tag engine) -> enter each person into the journeys the signal triggers and take them out
-of those an event converts (cdp.campaigns.journeys); a bad update is parked alone with its reason."""
+lifecycle.changed from the tag engine; signal.received from POST /v1/signals) -> enter each person into the journeys
+the signal triggers and move them on in those an event concerns (cdp.campaigns.journeys, cdp.campaigns.sweeps); a bad
+update is parked alone with its reason."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from pydantic import BaseModel
 
 from cdp.campaigns.dynamodb import DynamoCampaignCatalog
 from cdp.campaigns.journeys import JourneyEngine, PublishedSendOrders, TagSignal
-from cdp.campaigns.journeys_dynamodb import DynamoJourneyStore
+from cdp.campaigns.journeys_dynamodb import DynamoJourneyStore, DynamoSweepStore
+from cdp.campaigns.sweeps import SignalReceived, on_signal_received
 from cdp.observability import logger, metrics, tracer
 from cdp.org import load_org
 from cdp.profile.dynamodb import DynamoProfileStore
@@ -22,7 +24,7 @@ from cdp.settings import JourneySettings, get_settings
 from cdp.shared.aws import EventBridgePublisher
 from cdp.shared.deadletter import DeadLetteringProcessor, SqsDeadLetters, each_part
 from cdp.tags.changes import ProfileChangeRecord
-from cdp.topology import AUDIENCE_ENTERED, JOURNEY_QUEUE, LIFECYCLE_CHANGED
+from cdp.topology import AUDIENCE_ENTERED, JOURNEY_QUEUE, LIFECYCLE_CHANGED, SIGNAL_RECEIVED
 
 
 class ProfileEvent(BaseModel):
@@ -45,6 +47,11 @@ processor = DeadLetteringProcessor(
 
 
 @cache
+def _sweeps() -> DynamoSweepStore:
+    return DynamoSweepStore(get_settings(JourneySettings).campaigns_table)
+
+
+@cache
 def engine() -> JourneyEngine:
     s = get_settings(JourneySettings)
     return JourneyEngine(
@@ -60,6 +67,10 @@ def record_handler(record: ProfileChangeRecord) -> None:
     entry = record.body
     data = entry.detail.data
     parts = data.raw_changes()
+    if entry.detail_type == SIGNAL_RECEIVED:
+        received = SignalReceived.model_validate({**parts[0], "brand_id": data.brand_id})  # bad: parked
+        _log(on_signal_received(engine(), _sweeps(), load_org(), received), signal=received.signal.kind)
+        return
     if entry.detail_type in (AUDIENCE_ENTERED, LIFECYCLE_CHANGED):
         # brand_id is a field of the entry's data, the rest its extras; a bad one fails the record (parked)
         signal = TagSignal.model_validate({**parts[0], "brand_id": data.brand_id})

@@ -159,13 +159,16 @@ def _campaign_api(fn: lambda_.Function, r: Resources) -> None:
     r.profiles.grant_read_data(fn)
     _read(fn, r, AUDIENCES_PREFIX)
     r.ledger.grant(fn, "dynamodb:GetItem")
+    r.bus.grant_put_events_to(fn)  # external signals (POST /v1/signals), for the journey function
 
 
 def _campaign_scheduler(fn: lambda_.Function, r: Resources) -> None:
     """The due list and the campaigns' states and runs; runs start on the state machine (`grant_campaign_runs`);
-    journeys' due waits move on (places and timers in the campaigns table), their sends ordered on the bus."""
+    journeys' due waits move on (places and timers in the campaigns table), their sends ordered on the bus; the
+    sweeps of date and weather journeys scan the profiles."""
     r.campaigns.grant_read_write_data(fn)
     r.bus.grant_put_events_to(fn)
+    r.profiles.grant_read_data(fn)
 
 
 def _journey(fn: lambda_.Function, r: Resources) -> None:

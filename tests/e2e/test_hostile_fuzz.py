@@ -70,6 +70,10 @@ def _shopify(_runtime: LocalRuntime, body: bytes) -> dict[str, str]:
     }
 
 
+def _admin_key(runtime: LocalRuntime, _body: bytes) -> dict[str, str]:
+    return {"content-type": "application/json", "x-api-key": runtime.admin_key}
+
+
 def _load(name: str) -> Any:
     return json.loads((EVENTS / name).read_text(encoding="utf-8"))
 
@@ -92,6 +96,8 @@ ROUTES = [
         "/v1/wechat/wx-local-mp/events", _load("wechat/miniprogram_events.json"), _signed("local-mini-program-secret")
     ),
     Route("/v1/webhooks/shopify/demo-brand.myshopify.com", _load("shopify/orders_create.json"), _shopify),
+    Route("/v1/signals?brand_id=demo-brand", _load("signals/weather.json"), _admin_key),
+    Route("/v1/signals?brand_id=demo-brand", _load("signals/location.json"), _admin_key),
 ]
 
 HOSTILE_VALUES = st.one_of(

@@ -350,6 +350,8 @@ def test_a_signed_connector_body_with_a_charset_is_still_read(runtime: LocalRunt
         ("POST", "/v1/admin/replay"),
         ("POST", "/v1/admin/dead-letters/redrive"),
         ("POST", "/v1/admin/migrations/person-layout"),
+        ("POST", "/v1/signals?brand_id=demo-brand"),
+        ("POST", "/v1/campaigns"),
     ],
 )
 def test_deep_or_unstorable_json_on_the_operator_routes_is_a_4xx(runtime: LocalRuntime, method: str, path: str) -> None:

@@ -195,7 +195,7 @@ TABLE_ACCESS: dict[topology.FunctionSpec, dict[topology.TableSpec, str]] = {
         topology.PROFILES_TABLE: READ_ONLY,  # dry runs
         topology.LEDGER_TABLE: "GetItem",  # dry runs: contact histories
     },
-    topology.CAMPAIGN_SCHEDULER: {topology.CAMPAIGNS_TABLE: READ_WRITE},
+    topology.CAMPAIGN_SCHEDULER: {topology.CAMPAIGNS_TABLE: READ_WRITE, topology.PROFILES_TABLE: READ_ONLY},  # sweeps
     topology.JOURNEY: {topology.CAMPAIGNS_TABLE: READ_WRITE, topology.PROFILES_TABLE: READ_ONLY},
 }
 """What each handler does with each table (read from functions/<name>/handler.py and the stores it builds)."""

@@ -156,3 +156,16 @@ def _tag_engine_event(name: str) -> Callable[[Any], None]:
 
 for _name in ("lifecycle_changed", "audience_entered", "audience_exited"):
     EXTRA_VALIDATORS[f"eventbridge/{_name}"] = _tag_engine_event(_name)
+
+
+def _signal(data: Any) -> None:
+    """`POST /v1/signals` bodies (cdp.app.campaign_api)."""
+    import json
+
+    from cdp.app.campaign_api import signal_of
+
+    signal_of(json.dumps(data), "demo-brand", lambda _request: "p-1")
+
+
+EXTRA_VALIDATORS["signals/weather"] = _signal
+EXTRA_VALIDATORS["signals/location"] = _signal

@@ -109,13 +109,15 @@ class SendDeadLetters(_Env):
 
 
 class CampaignApiSettings(
-    Observability, CampaignsTable, ProfilesTable, LedgerTable, CampaignMachine, DataBucket, ApiKeys
+    Observability, CampaignsTable, ProfilesTable, LedgerTable, CampaignMachine, DataBucket, ApiKeys, EventBus
 ):
-    """Campaigns as data: definitions, approvals, runs and the brand's stop switch; runs start the state machine."""
+    """Campaigns as data: definitions, approvals, runs and the brand's stop switch; runs start the state machine;
+    external signals go on the bus to the journey function."""
 
 
 class CampaignSchedulerSettings(Observability, CampaignsTable, ProfilesTable, CampaignMachine, DataBucket, EventBus):
-    """The schedule's tick: due occurrences start runs on the state machine; journeys' due waits move on."""
+    """The schedule's tick: due occurrences start runs on the state machine; journeys' due waits move on; sweeps of
+    date and weather journeys scan the profiles."""
 
 
 class JourneyDeadLetters(_Env):

@@ -86,6 +86,7 @@ IDENTIFIER_QUARANTINED = "identifier.quarantined"
 IDENTITY_CHANGED = "identity_changed"  # ProfileUpdated.event_type after a split or a manual identity operation
 TAGS_CHANGED = "tags.changed"
 JOURNEY_SENDS = "journey.sends"  # a journey's sends, ordered for the send function (cdp.campaigns.journeys)
+SIGNAL_RECEIVED = "signal.received"  # an external signal for journeys: weather, location (cdp.campaigns.sweeps)
 # Published by the tag engine (source cdp.tags) on value changes: a catalog definition's `emits` names its event
 # (the bundled lifecycle tag emits lifecycle.changed); dynamic audience memberships announce entry and exit.
 LIFECYCLE_CHANGED = "lifecycle.changed"
@@ -274,6 +275,7 @@ CAMPAIGN_API = FunctionSpec(
         CAMPAIGN_MACHINE_ARN_ENV,
         DATA_BUCKET_ENV,
         API_KEYS_SECRET_ENV,
+        EVENT_BUS_ENV,  # external signals (POST /v1/signals) go to the journey function
     ),
     memory_mb=1024,
     timeout_s=29,  # the HTTP API's limit
@@ -283,7 +285,7 @@ CAMPAIGN_SCHEDULER = FunctionSpec(
     "campaign_scheduler",
     "CampaignSchedulerFunction",
     "functions.campaign_scheduler.handler.lambda_handler",
-    # the profiles table: journeys' due steps read nothing of it, but the engine is built like the journey's
+    # the profiles table: the sweeps of date and weather journeys scan it
     env=(
         *_COMMON_ENV,
         CAMPAIGNS_TABLE.env_var,
@@ -418,6 +420,7 @@ API_ROUTES: tuple[tuple[str, str, str], ...] = (
     ("GET", "/v1/campaigns/{campaign_id}/runs", CAMPAIGN_API.key),
     ("GET", "/v1/campaigns/{campaign_id}/journey", CAMPAIGN_API.key),
     ("GET", "/v1/campaigns/{campaign_id}/runs/{run_id}", CAMPAIGN_API.key),
+    ("POST", "/v1/signals", CAMPAIGN_API.key),
 )
 """(method, path, function key): the HTTP API routes, each integrated with one function from FUNCTIONS."""
 
@@ -462,8 +465,8 @@ JOURNEY_RULE = BusRuleSpec(
     "JourneyRule",
     "cdp-journey",
     {
-        "source": [SOURCE_IDENTITY, SOURCE_TAGS],
-        "detail-type": [PROFILE_UPDATED, AUDIENCE_ENTERED, LIFECYCLE_CHANGED],
+        "source": [SOURCE_IDENTITY, SOURCE_TAGS, SOURCE_CAMPAIGNS],
+        "detail-type": [PROFILE_UPDATED, AUDIENCE_ENTERED, LIFECYCLE_CHANGED, SIGNAL_RECEIVED],
     },
     JOURNEY_QUEUE,
     JOURNEY,

@@ -18,7 +18,7 @@ from moto import mock_aws
 from cdp import topology
 from cdp.campaigns.dynamodb import DynamoCampaignCatalog
 from cdp.campaigns.journeys import JourneyEngine, SendOrders, holdout_group
-from cdp.campaigns.journeys_dynamodb import DynamoJourneyStore
+from cdp.campaigns.journeys_dynamodb import DynamoJourneyStore, DynamoSweepStore
 from cdp.campaigns.lifecycle import CampaignService, parse_definition
 from cdp.campaigns.s3 import S3ArtifactStore
 from cdp.campaigns.stepfunctions import StepFunctionsRunner
@@ -63,6 +63,7 @@ class World:
     orders: Orders
     clock: Clock
     profiles: InMemoryProfiles
+    sweeps: DynamoSweepStore
 
     def tick(self, at: datetime) -> int:
         self.clock.at = at
@@ -91,7 +92,9 @@ def make_world() -> Iterator[World]:
         artifacts = S3ArtifactStore(topology.DATA_BUCKET_LOCAL_NAME)
         service = CampaignService(catalog, runner, artifacts, ORG, now=clock, journeys=store)
         engine = JourneyEngine(catalog, store, orders, profiles, now=clock, clock=lambda: 0.0, org=ORG)
-        yield World(service, engine, orders, clock, profiles)
+        yield World(
+            service, engine, orders, clock, profiles, DynamoSweepStore(topology.CAMPAIGNS_TABLE.local_name, ddb)
+        )
 
 
 def journey(**changes: Any) -> Any:

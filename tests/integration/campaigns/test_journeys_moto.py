@@ -221,5 +221,7 @@ def test_entering_a_dynamic_audience_or_a_lifecycle_stage_enters_a_journey(world
 def test_a_trigger_is_exactly_one_kind() -> None:
     from cdp.campaigns.lifecycle import CampaignInvalidError
 
-    with pytest.raises(CampaignInvalidError, match="exactly one of event, audience_entered or lifecycle"):
+    with pytest.raises(
+        CampaignInvalidError, match="exactly one of event, audience_entered, lifecycle, date, weather or location"
+    ):
         journey(trigger={"event": "add_to_cart", "lifecycle": {"to": "dormant"}})

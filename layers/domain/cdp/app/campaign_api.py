@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import re
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError, model_validator
 
+from cdp.app.profile_api import identifier_key
 from cdp.audiences.models import ValidationIssue
 from cdp.audiences.validation import pydantic_issues
 from cdp.campaigns.definition import CAMPAIGN_ID_PATTERN
-from cdp.errors import InvalidInputError
+from cdp.campaigns.sweeps import LocationSignal, WeatherSignal
+from cdp.errors import InvalidInputError, NotFoundError
+from cdp.ingest.events import Token, UtcDatetime
 from cdp.ingest.ports import ApiClient
+from cdp.profile.ports import ProfileReader
 from cdp.shared.openapi import ErrorBody
 from cdp.shared.safe_json import loads as safe_loads
 
@@ -83,3 +88,95 @@ def options(model: type[Body], text: str | None) -> Body:
     except ValidationError as exc:
         first = pydantic_issues(exc)[0]
         raise InvalidInputError(first.message, first.field) from exc
+
+
+# ---- external signals ---------------------------------------------------------------------------------------------
+
+
+class WeatherSignalRequest(BaseModel):
+    """A temperature reading for a city; journeys with a weather trigger whose threshold it crosses sweep the
+    persons of that city."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["weather"]
+    city: str = Field(min_length=1, max_length=100)
+    temperature_c: float = Field(ge=-90, le=60)
+    observed_at: UtcDatetime
+
+
+class SignalIdentifier(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: str = Field(min_length=1, max_length=32, description="e.g. device_id, phone")
+    value: str = Field(min_length=1, max_length=256)
+    scope: str | None = Field(default=None, max_length=128)
+
+
+class LocationSignalRequest(BaseModel):
+    """A person's device entered a place: a store's geofence (`store_id`) or home. The person is named by an
+    identifier (e.g. the device id) or their person id."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["location"]
+    identifier: SignalIdentifier | None = None
+    person_id: str | None = Field(default=None, min_length=1, max_length=128)
+    place: Literal["store", "home"]
+    store_id: Token | None = None
+    at: UtcDatetime
+
+    @model_validator(mode="after")
+    def _one_person(self) -> LocationSignalRequest:
+        if (self.identifier is None) == (self.person_id is None):
+            raise ValueError("name the person by exactly one of identifier or person_id")
+        if self.place == "store" and self.store_id is None:
+            raise ValueError("a store signal names its store_id")
+        return self
+
+
+class SignalRequest(RootModel[Annotated[WeatherSignalRequest | LocationSignalRequest, Field(discriminator="kind")]]):
+    """`POST /v1/signals`: one signal, `kind` weather or location."""
+
+
+class SignalAccepted(BaseModel):
+    kind: Literal["weather", "location"]
+    person_id: str | None = Field(default=None, description="a location's person, as resolved")
+
+
+def signal_of(
+    text: str | None, brand_id: str, person_of: Callable[[LocationSignalRequest], str | None]
+) -> WeatherSignal | LocationSignal:
+    """The signal for the journey function; a location's person resolved by `person_of` (404 when unknown)."""
+    raw = json_object(text, "the signal")
+    if raw.get("kind") not in ("weather", "location"):
+        raise InvalidInputError(f"kind must be weather or location, not {str(raw.get('kind'))[:40]!r}", "kind")
+    try:
+        request = SignalRequest.model_validate(raw).root
+    except ValidationError as exc:
+        first = pydantic_issues(exc)[0]
+        field = first.field.removeprefix(f"{raw['kind']}.")  # the union's tag is not a field of the body
+        raise InvalidInputError(first.message, field) from exc
+    if isinstance(request, WeatherSignalRequest):
+        return WeatherSignal(brand_id=brand_id, **request.model_dump(exclude={"kind"}))
+    person_id = person_of(request)
+    if person_id is None:
+        raise NotFoundError("no person of the brand has that identifier (or person id)")
+    return LocationSignal(
+        brand_id=brand_id, person_id=person_id, place=request.place, store_id=request.store_id, at=request.at
+    )
+
+
+def person_of_signal(
+    request: LocationSignalRequest, brand_id: str, profiles: ProfileReader, phone_region: str
+) -> str | None:
+    """The surviving person a location signal names (by identifier in the brand's namespace, or by person id)."""
+    if request.person_id is not None:
+        profile = profiles.get(request.person_id)
+        return profile.person_id if profile is not None and profile.brand_id == brand_id else None
+    assert request.identifier is not None
+    ident = request.identifier
+    fields = ("identifier.type", "identifier.value", "identifier.scope")
+    return profiles.person_for_identifier(
+        brand_id, identifier_key(ident.type, ident.value, ident.scope, phone_region, fields)
+    )

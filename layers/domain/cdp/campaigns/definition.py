@@ -16,7 +16,7 @@ have not converted by then (`problems` refuses any other sequence, with its fiel
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
@@ -25,8 +25,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from cdp.audiences.models import ValidationIssue
 from cdp.campaigns.models import Audience, Budget, CampaignRequest, Fraction, TagCondition, Touch
+from cdp.campaigns.triggers import CorrelationKey, EventType, Trigger
 from cdp.channels.templates import template_problem
-from cdp.ingest.events import CORRELATION_KEYS, EVENT_TYPES
 from cdp.org import BrandConfig, check_zone
 from cdp.profile.models import Profile
 
@@ -37,7 +37,6 @@ WEEKDAYS: tuple[Weekday, ...] = ("monday", "tuesday", "wednesday", "thursday", "
 EARLIEST_DAY, LATEST_DAY = date(2000, 1, 1), date(2100, 12, 31)
 MAX_OCCURRENCE_SCAN_DAYS = 800
 MAX_JOURNEY_STEPS = 20
-EventType = Literal[EVENT_TYPES]  # type: ignore[valid-type]  # a weekly schedule finds its next day within 7; the bound only stops a bad loop
 
 
 class _Frozen(BaseModel):
@@ -176,7 +175,6 @@ class Wait(_Frozen):
         return at.astimezone(UTC)
 
 
-CorrelationKey = Literal[CORRELATION_KEYS]  # type: ignore[valid-type]
 PathName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$", description="a path of `paths`")]
 MAIN_PATH = "main"
 
@@ -270,44 +268,6 @@ class Exit(_Frozen):
 def _unit(seed: str) -> float:
     """A stable point in [0, 1) for a seed (splits and variants)."""
     return int.from_bytes(hashlib.sha256(seed.encode()).digest()[:8], "big") / 2**64
-
-
-class LifecycleTrigger(_Frozen):
-    to: str = Field(min_length=1, max_length=64, description="the stage entered, e.g. dormant")
-
-
-class Trigger(_Frozen):
-    """Who enters the journey, and when (exactly one): the moment an event of this type is applied to a person's
-    profile (with `where`: only an event carrying these values, e.g. an order in a category), they enter a dynamic
-    audience, or their lifecycle stage changes to a value; then only if they meet the campaign's audience
-    conditions."""
-
-    event: EventType | None = Field(default=None, description="a canonical event type, e.g. add_to_cart")
-    where: dict[CorrelationKey, str] | None = Field(
-        default=None, max_length=5, description="an event only with these values, e.g. {category: air_conditioner}"
-    )
-    audience_entered: str | None = Field(
-        default=None, pattern=r"^[a-z][a-z0-9_]{0,63}$", description="a dynamic audience's id"
-    )
-    lifecycle: LifecycleTrigger | None = Field(default=None, description="a lifecycle.changed to this stage")
-
-    @model_validator(mode="after")
-    def _one(self) -> Trigger:
-        if sum(x is not None for x in (self.event, self.audience_entered, self.lifecycle)) != 1:
-            raise ValueError("a trigger is exactly one of event, audience_entered or lifecycle")
-        if self.where is not None and self.event is None:
-            raise ValueError("`where` filters an event trigger")
-        return self
-
-    def fires_on(self, kind: str, value: str, keys: Mapping[str, Sequence[str]] | None = None) -> bool:
-        """Whether a signal (`event`/type, `audience_entered`/audience, `lifecycle`/stage) enters the journey."""
-        if kind == "event":
-            if self.event != value:
-                return False
-            return all(want in (keys or {}).get(key, ()) for key, want in (self.where or {}).items())
-        if kind == "audience_entered":
-            return self.audience_entered == value
-        return kind == "lifecycle" and self.lifecycle is not None and self.lifecycle.to == value
 
 
 STEP_KINDS = ("send", "wait", "wait_for", "branch", "split", "goto", "exit")

@@ -71,7 +71,7 @@ def query_items(
     kwargs: dict[str, Any] = {
         "TableName": table,
         "KeyConditionExpression": condition,
-        "ExpressionAttributeNames": {"#pk": PK, "#sk": SK},
+        "ExpressionAttributeNames": {"#pk": PK, "#sk": SK} if "#sk" in condition else {"#pk": PK},
         "ExpressionAttributeValues": values,
         "ConsistentRead": True,
     }

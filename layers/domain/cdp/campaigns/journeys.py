@@ -339,8 +339,18 @@ class JourneyEngine:
         self._live[brand_id] = (clock, out)
         return out
 
+    def enter(self, journey: Live, person_id: str, key: str, profile: Profile | None = None) -> str:
+        """Enter one person whom a sweep or a signal found (`profile`: as read, saving the read of the audience
+        check); `key` names the occasion: the same one again enters nobody."""
+        return self._enter(journey, person_id, key, None, profile)
+
     def _enter(
-        self, journey: Live, person_id: str, event_id: str, keys: Mapping[str, Sequence[str]] | None = None
+        self,
+        journey: Live,
+        person_id: str,
+        event_id: str,
+        keys: Mapping[str, Sequence[str]] | None = None,
+        profile: Profile | None = None,
     ) -> str:
         definition, now = journey.definition, self.now()
         cid = definition.campaign_id
@@ -351,7 +361,7 @@ class JourneyEngine:
             again = definition.reentry_after_days
             if again is None or now < previous.entered_at + timedelta(days=again):
                 return ""
-        if not self._eligible(definition, person_id):
+        if not self._eligible(definition, person_id, profile):
             return ""
         group = holdout_group(cid, person_id, definition.holdout)
         state = JourneyState(
@@ -375,11 +385,11 @@ class JourneyEngine:
             return ""  # entered by a concurrent delivery of another event
         return f"{person_id} entered {cid} ({state.group})"
 
-    def _eligible(self, definition: CampaignDefinition, person_id: str) -> bool:
+    def _eligible(self, definition: CampaignDefinition, person_id: str, profile: Profile | None = None) -> bool:
         audience = definition.audience
         if not (audience.all_of or audience.any_of or audience.none_of or audience.audience_id):
             return True
-        profile = self.profiles.get(person_id)
+        profile = profile or self.profiles.get(person_id)
         if profile is None or profile.brand_id != definition.brand_id:
             return False
         if audience.audience_id is not None:  # a dynamic audience: its membership is the person's tag
@@ -480,7 +490,7 @@ class JourneyEngine:
             return self._next(state, status="completed", exited_at=self.now(), next_at=None), True
         step = steps[state.step]
         if step.wait is not None:
-            zone = self._zone(state.brand_id, profile() if step.wait.until is not None else None)
+            zone = self.zone_for(state.brand_id, profile() if step.wait.until is not None else None)
             return self._next(state, next_at=step.wait.ends(self.now(), zone)), True
         if step.wait_for is not None:
             return self._next(state, next_at=step.wait_for.timeout.ends(self.now(), ZoneInfo("UTC"))), True
@@ -517,7 +527,8 @@ class JourneyEngine:
         orders.append(self._order(state, definition))
         return None
 
-    def _zone(self, brand_id: str, profile: Profile | None) -> ZoneInfo:
+    def zone_for(self, brand_id: str, profile: Profile | None) -> ZoneInfo:
+        """The person's time zone (their profile's, else the brand's)."""
         fallback = self.org.brand(brand_id).timezone if self.org is not None else "UTC"
         return zone_of(profile.traits.timezone if profile else None, fallback)
 

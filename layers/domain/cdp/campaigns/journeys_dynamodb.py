@@ -4,6 +4,7 @@
     JOURNEY#{brand}#{campaign}   SPEND                           what the journey's sends have cost (`spent`)
     MEMBER#{brand}#{person}      J#{campaign}                    the person is in that journey now
     TIMER#{shard}                {time}#{brand}#{campaign}#{p}   a wait that is up at {time} (shards spread writes)
+    SWEEPS, SWEPT#..., WEATHER#...                               sweeps over the profiles (`DynamoSweepStore`)
 
 A move that changes one item is one conditional write; a move that also sets or clears a timer or a membership is a
 transaction over those items (billed twice each), so the common step "wait -> next wait" costs a transaction of three.
@@ -20,6 +21,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from cdp import topology
 from cdp.campaigns.dynamodb import condition_failed, query_items
 from cdp.campaigns.journeys import DeferredSend, DeferredSends, JourneyState, JourneyStore, TimerRef
+from cdp.campaigns.sweeps import Reading, Sweep, SweepStore, WeatherSignal
 from cdp.channels.models import SendBatchRequest
 from cdp.errors import ConflictError, StoreError
 from cdp.shared.aws import client as default_client
@@ -207,3 +209,100 @@ class DynamoDeferredSends(DeferredSends):
             self._db.delete_item(TableName=self._table, Key=self._key(deferred))
         except (ClientError, BotoCoreError) as exc:
             raise StoreError(f"forgetting a held send failed: {exc}") from exc
+
+
+class DynamoSweepStore(SweepStore):
+    """SWEEPS / {brand}#{campaign}#{label}: an open sweep with its scanned shards (`done`, a number set);
+    SWEPT#{brand}#{campaign} / {label}: it was opened (opened once, however often asked);
+    WEATHER#{brand} / {city}: the city's latest reading."""
+
+    def __init__(self, table: str, client: DynamoDBClient | None = None) -> None:
+        self._table = table
+        self._db: DynamoDBClient = client or default_client("dynamodb")
+        self._asked: set[str] = set()  # sweeps this container opened or found opened: no write to ask again
+
+    def _open_key(self, sweep: Sweep) -> dict[str, Any]:
+        return {PK: {"S": "SWEEPS"}, SK: {"S": f"{sweep.brand_id}#{sweep.campaign_id}#{sweep.label}"}}
+
+    def open(self, sweep: Sweep) -> bool:
+        marker = f"{sweep.brand_id}#{sweep.campaign_id}#{sweep.label}"
+        if marker in self._asked:
+            return False
+        self._asked.add(marker)
+        item = {**self._open_key(sweep), "doc": {"S": sweep.model_dump_json(exclude={"done"})}}
+        swept = {PK: {"S": f"SWEPT#{sweep.brand_id}#{sweep.campaign_id}"}, SK: {"S": sweep.label}}
+        try:
+            self._db.transact_write_items(
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": self._table,
+                            "Item": swept,
+                            "ConditionExpression": "attribute_not_exists(#pk)",
+                            "ExpressionAttributeNames": {"#pk": PK},
+                        }
+                    },
+                    {"Put": {"TableName": self._table, "Item": item}},
+                ]
+            )
+        except ClientError as exc:
+            if condition_failed(exc):
+                return False
+            raise StoreError(f"opening a sweep of {sweep.campaign_id} failed: {exc}") from exc
+        except BotoCoreError as exc:
+            raise StoreError(f"opening a sweep of {sweep.campaign_id} failed: {exc}") from exc
+        return True
+
+    def opened(self) -> list[Sweep]:
+        out = []
+        for item in query_items(self._db, self._table, "#pk = :pk", {":pk": {"S": "SWEEPS"}}):
+            done = frozenset(int(n) for n in item.get("done", {}).get("NS", []))
+            out.append(Sweep.model_validate_json(item["doc"]["S"]).model_copy(update={"done": done}))
+        return out
+
+    def mark(self, sweep: Sweep, shard: int) -> None:
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key=self._open_key(sweep),
+                UpdateExpression="ADD done :shard",
+                ConditionExpression="attribute_exists(#pk)",
+                ExpressionAttributeNames={"#pk": PK},
+                ExpressionAttributeValues={":shard": {"NS": [str(shard)]}},
+            )
+        except ClientError as exc:
+            if condition_failed(exc):
+                return  # closed meanwhile
+            raise StoreError(f"recording a sweep's shard failed: {exc}") from exc
+        except BotoCoreError as exc:
+            raise StoreError(f"recording a sweep's shard failed: {exc}") from exc
+
+    def close(self, sweep: Sweep) -> None:
+        try:
+            self._db.delete_item(TableName=self._table, Key=self._open_key(sweep))
+        except (ClientError, BotoCoreError) as exc:
+            raise StoreError(f"closing a sweep failed: {exc}") from exc
+
+    def reading(self, signal: WeatherSignal) -> Reading:
+        at = iso(signal.observed_at)
+        try:
+            old = self._db.put_item(
+                TableName=self._table,
+                Item={
+                    PK: {"S": f"WEATHER#{signal.brand_id}"},
+                    SK: {"S": signal.city.casefold()},
+                    "temperature_c": {"N": repr(signal.temperature_c)},
+                    "observed_at": {"S": at},
+                },
+                ConditionExpression="attribute_not_exists(#pk) OR observed_at < :at",
+                ExpressionAttributeNames={"#pk": PK},
+                ExpressionAttributeValues={":at": {"S": at}},
+                ReturnValues="ALL_OLD",
+            ).get("Attributes")
+        except ClientError as exc:
+            if condition_failed(exc):
+                return Reading(kept=False)
+            raise StoreError(f"keeping a weather reading failed: {exc}") from exc
+        except BotoCoreError as exc:
+            raise StoreError(f"keeping a weather reading failed: {exc}") from exc
+        return Reading(kept=True, previous=float(old["temperature_c"]["N"]) if old else None)

@@ -24,6 +24,7 @@ AUDIENCES_WRITE_SCOPE = "audiences:write"
 CAMPAIGNS_READ_SCOPE = "campaigns:read"
 CAMPAIGNS_WRITE_SCOPE = "campaigns:write"
 CAMPAIGNS_APPROVE_SCOPE = "campaigns:approve"  # approvals above the brand's limits, and the brand's stop switch
+SIGNALS_WRITE_SCOPE = "signals:write"  # external signals for journeys: weather readings, location
 SCOPES = (
     WRITE_SCOPE,
     READ_PROFILES_SCOPE,
@@ -36,6 +37,7 @@ SCOPES = (
     CAMPAIGNS_READ_SCOPE,
     CAMPAIGNS_WRITE_SCOPE,
     CAMPAIGNS_APPROVE_SCOPE,
+    SIGNALS_WRITE_SCOPE,
 )
 
 

@@ -1,0 +1,251 @@
+"""Journeys entered by a sweep over the profiles: a person's own date coming round, and a weather reading crossing a
+threshold in their city (`cdp.campaigns.triggers`). Location signals enter one person at once.
+
+A sweep is opened for one journey and one occasion: each day at the trigger's local time for a date trigger
+(`open_date_sweeps`), on the crossing reading for a weather trigger (`on_weather`). The schedule's tick runs the
+open sweeps (`run_sweeps`): it scans the profiles shard by shard, one scan of a shard serving every open sweep, and
+records each shard done, so a sweep larger than one tick goes on at the next one. A shard scanned twice (a tick that
+stopped before recording it) enters nobody twice: the occasion's key is the entry's key.
+
+Why a sweep and not a timer per person: a timer needs every person's dates indexed as they change and backfilled
+when a journey goes live; a daily scan reads what the profiles say today, at the price of reading the table once a
+day per brand with a date journey (the README's cost table has the figure).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Annotated, ClassVar, Literal
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from cdp import topology
+from cdp.campaigns.journeys import JourneyEngine, Live
+from cdp.ingest.events import Token, UtcDatetime
+from cdp.org import OrgDirectory
+from cdp.profile.models import Profile
+from cdp.profile.ports import ProfileReader
+from cdp.shared.envelope import Publishable
+
+SWEEP_SHARDS = 8
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Sweep(_Frozen):
+    """One journey's occasion to enter persons found by a scan: `date` (persons whose date falls in the window on
+    `day`) or `weather` (persons whose city is `city`, on `day`)."""
+
+    brand_id: str
+    campaign_id: str
+    kind: Literal["date", "weather"]
+    day: date = Field(description="the brand's local date the sweep is for")
+    city: str | None = None
+    done: frozenset[int] = Field(default_factory=frozenset, description="shards scanned")
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind}#{self.day.isoformat()}#{self.city or ''}"
+
+    def key_for(self, journey: Live, profile: Profile) -> str | None:
+        """The entry key of this person's occasion, or None when the sweep is not for them."""
+        trigger = journey.definition.trigger
+        if trigger is None:
+            return None
+        if self.kind == "date" and trigger.date is not None:
+            found = trigger.date.occasion(profile, self.day)
+            return f"date:{found[1]}" if found else None
+        city = profile.traits.city
+        if self.kind == "weather" and self.city and city and city.casefold() == self.city.casefold():
+            return f"weather:{self.city.casefold()}:{self.day.isoformat()}"
+        return None
+
+
+class WeatherSignal(_Frozen):
+    """A temperature reading for a city (from a weather service the brand subscribes to)."""
+
+    kind: Literal["weather"] = "weather"
+    brand_id: Token
+    city: str = Field(min_length=1, max_length=100)
+    temperature_c: float = Field(ge=-90, le=60)
+    observed_at: UtcDatetime
+
+
+class LocationSignal(_Frozen):
+    """A person's device entered a place: a store's geofence (`store_id`) or home."""
+
+    kind: Literal["location"] = "location"
+    brand_id: Token
+    person_id: str = Field(min_length=1, max_length=128)
+    place: Literal["store", "home"]
+    store_id: Token | None = None
+    at: UtcDatetime
+
+
+@dataclass(frozen=True)
+class Reading:
+    kept: bool  # False: a later reading was kept before it, so this one crosses nothing
+    previous: float | None = None  # the city's reading it replaced
+
+
+class SignalReceived(Publishable):
+    """A signal for the journey function (published by `POST /v1/signals`)."""
+
+    event_name: ClassVar[str] = topology.SIGNAL_RECEIVED
+    event_source: ClassVar[str] = topology.SOURCE_CAMPAIGNS
+
+    brand_id: str
+    signal: Annotated[WeatherSignal | LocationSignal, Field(discriminator="kind")]
+
+
+class SweepStore(ABC):
+    """Open sweeps and each city's latest reading (the campaigns table on AWS: `cdp.campaigns.journeys_dynamodb`)."""
+
+    @abstractmethod
+    def open(self, sweep: Sweep) -> bool:
+        """Open a sweep unless it is open or was opened before (then False)."""
+
+    @abstractmethod
+    def opened(self) -> list[Sweep]:
+        """Every open sweep, with the shards done so far."""
+
+    @abstractmethod
+    def mark(self, sweep: Sweep, shard: int) -> None:
+        """Record a shard of the sweep scanned."""
+
+    @abstractmethod
+    def close(self, sweep: Sweep) -> None:
+        """The sweep is done (it is not opened again)."""
+
+    @abstractmethod
+    def reading(self, signal: WeatherSignal) -> Reading:
+        """Keep the reading as its city's latest unless a later one is kept."""
+
+
+def open_date_sweeps(engine: JourneyEngine, store: SweepStore, org: OrgDirectory, now: datetime) -> int:
+    """Open today's sweep of every live date journey whose local time has come; returns how many it opened."""
+    opened = 0
+    for brand_id, brand in org.brands.items():
+        local = now.astimezone(ZoneInfo(brand.timezone))
+        for journey in engine.live(brand_id):
+            trigger = journey.definition.trigger
+            if trigger is None or trigger.date is None or local.time() < trigger.date.at:
+                continue
+            sweep = Sweep(brand_id=brand_id, campaign_id=journey.definition.campaign_id, kind="date", day=local.date())
+            opened += store.open(sweep)
+    return opened
+
+
+def on_weather(engine: JourneyEngine, store: SweepStore, org: OrgDirectory, signal: WeatherSignal) -> list[str]:
+    """Keep the reading; open a sweep of every live weather journey whose threshold it crosses in that city."""
+    reading = store.reading(signal)
+    if not reading.kept:
+        return []
+    local_day = signal.observed_at.astimezone(ZoneInfo(org.brand(signal.brand_id).timezone)).date()
+    done = []
+    for journey in engine.live(signal.brand_id):
+        trigger = journey.definition.trigger
+        weather = trigger.weather if trigger else None
+        if weather is None or not weather.covers(signal.city):
+            continue
+        if not weather.crossed(reading.previous, signal.temperature_c):
+            continue
+        sweep = Sweep(
+            brand_id=signal.brand_id,
+            campaign_id=journey.definition.campaign_id,
+            kind="weather",
+            day=local_day,
+            city=signal.city,
+        )
+        if store.open(sweep):
+            done.append(f"{signal.city} {signal.temperature_c:g} C: sweep opened for {sweep.campaign_id}")
+    return done
+
+
+def on_location(engine: JourneyEngine, signal: LocationSignal) -> list[str]:
+    """Enter the person into the live journeys whose location trigger covers the place and their local time."""
+    journeys = [j for j in engine.live(signal.brand_id) if j.definition.trigger and j.definition.trigger.location]
+    if not journeys:
+        return []
+    profile = engine.profiles.get(signal.person_id)
+    if profile is None or profile.brand_id != signal.brand_id:
+        return []
+    local = signal.at.astimezone(engine.zone_for(signal.brand_id, profile))
+    key = f"location:{signal.place}:{signal.store_id or ''}:{local.date().isoformat()}"
+    done = []
+    for journey in journeys:
+        location = journey.definition.trigger.location if journey.definition.trigger else None
+        if location is not None and location.covers(signal.place, signal.store_id, local):
+            done.append(engine.enter(journey, profile.person_id, key, profile))
+    return [d for d in done if d]
+
+
+def on_signal_received(
+    engine: JourneyEngine, store: SweepStore, org: OrgDirectory, received: SignalReceived
+) -> list[str]:
+    """A signal from `POST /v1/signals`: a weather reading or a location."""
+    signal = received.signal
+    if isinstance(signal, WeatherSignal):
+        return on_weather(engine, store, org, signal)
+    return on_location(engine, signal)
+
+
+@dataclass(frozen=True)
+class SweepReport:
+    shards: int
+    entered: int
+    closed: int
+
+
+def run_sweeps(
+    engine: JourneyEngine,
+    store: SweepStore,
+    profiles: ProfileReader,
+    time_left: Callable[[], float],
+    min_left_s: float = 15.0,
+) -> SweepReport:
+    """Scan the shards the open sweeps still need (one scan per shard for all of them), entering the persons each
+    sweep is for, while more than `min_left_s` seconds are left; close the sweeps that are done."""
+    sweeps = store.opened()
+    shards = entered = 0
+    for shard in range(SWEEP_SHARDS):
+        needing = [s for s in sweeps if shard not in s.done]
+        if not needing:
+            continue
+        if time_left() < min_left_s:
+            break
+        journeys = _journeys(engine, needing)
+        for profile in profiles.scan_shard(shard, SWEEP_SHARDS):
+            for sweep in needing:
+                journey = journeys.get((sweep.brand_id, sweep.campaign_id))
+                if journey is None or sweep.brand_id != profile.brand_id:
+                    continue
+                key = sweep.key_for(journey, profile)
+                if key is not None:
+                    entered += bool(engine.enter(journey, profile.person_id, key, profile))
+        for sweep in needing:
+            store.mark(sweep, shard)
+        sweeps = [s.model_copy(update={"done": s.done | {shard}}) if s in needing else s for s in sweeps]
+        shards += 1
+    closed = 0
+    for sweep in sweeps:
+        gone = (sweep.brand_id, sweep.campaign_id) not in _journeys(engine, [sweep])
+        if gone or len(sweep.done) == SWEEP_SHARDS:
+            store.close(sweep)
+            closed += 1
+    return SweepReport(shards=shards, entered=entered, closed=closed)
+
+
+def _journeys(engine: JourneyEngine, sweeps: Iterable[Sweep]) -> dict[tuple[str, str], Live]:
+    """The live journeys the sweeps are for (one no longer live is left out: its sweep enters nobody)."""
+    out: dict[tuple[str, str], Live] = {}
+    for brand_id in {s.brand_id for s in sweeps}:
+        for journey in engine.live(brand_id):
+            out[(brand_id, journey.definition.campaign_id)] = journey
+    return out
