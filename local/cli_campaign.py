@@ -1,7 +1,7 @@
 """`cdp campaign ...`: campaigns as data over the HTTP API of a running `cdp serve` (or a deployment, with a key
 holding campaigns:read / campaigns:write, and campaigns:approve for approvals and the stop switch): validate,
-define, list, show, approve, start, activate, pause, resume, stop, runs, run, journey, switch, tick. Definitions are
-YAML or JSON files, one campaign per file."""
+define, list, show, approve, start, activate, pause, resume, stop, runs, run, journey, switch, tick; and external
+signals for journeys (signals:write). Definitions are YAML or JSON files, one campaign per file."""
 
 from __future__ import annotations
 
@@ -394,3 +394,47 @@ def tick(
         console.print(f"  started {escape(run_id)}")
     for skipped in fired["skipped"]:
         console.print(f"  skipped {escape(skipped['run_id'])}: {escape(str(skipped['reason']))}")
+    sweeps = fired.get("sweeps") or {}
+    if sweeps.get("shards"):
+        console.print(f"  sweeps: {sweeps['shards']} shard(s) scanned, {sweeps['entered']} person(s) entered")
+    if fired.get("journey_steps"):
+        console.print(f"  journeys: {fired['journey_steps']} person(s) moved on")
+
+
+@campaign_app.command()
+def signal(
+    kind: str = typer.Argument(..., help="weather or location"),
+    city: str | None = typer.Option(None, help="weather: the city"),
+    celsius: float | None = typer.Option(None, help="weather: the temperature"),
+    phone: str | None = typer.Option(None, help="location: the person's phone (or --device)"),
+    device: str | None = typer.Option(None, help="location: the person's device id"),
+    store: str | None = typer.Option(None, help="location: the store whose geofence they entered"),
+    home: bool = typer.Option(False, "--home", help="location: they are near home"),
+    at: str | None = typer.Option(None, help="when, ISO 8601 with an offset (default: now)"),
+    brand: str = BrandOption,
+    as_json: bool = JsonOption,
+    url: str = UrlOption,
+    api_key: str = KeyOption,
+) -> None:
+    """Post an external signal for journeys: a weather reading for a city (a journey whose threshold it crosses
+    sweeps the city's customers at the next tick), or a person's device entering a store's geofence or home."""
+    from datetime import UTC, datetime
+
+    when = at or datetime.now(UTC).isoformat()
+    body: dict[str, Any]
+    if kind == "weather":
+        body = {"kind": "weather", "city": city, "temperature_c": celsius, "observed_at": when}
+    elif kind == "location":
+        identifier = {"type": "phone", "value": phone} if phone else {"type": "device_id", "value": device}
+        body = {"kind": "location", "identifier": identifier, "place": "home" if home else "store", "at": when}
+        if store:
+            body["store_id"] = store
+    else:
+        console.print("[red]a signal is weather or location[/red]")
+        raise typer.Exit(code=2)
+    result = ApiCaller(url, api_key).call("POST", "/v1/signals", body, query={"brand_id": brand})
+    if as_json:
+        dump(result)
+        return
+    who = f" for {result['person_id']}" if result.get("person_id") else ""
+    console.print(f"{kind} signal accepted{escape(who)}")

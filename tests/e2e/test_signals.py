@@ -136,3 +136,22 @@ def test_a_bad_signal_is_a_4xx_naming_the_field_and_scope_is_enforced(runtime: L
     weather = {"kind": "weather", "city": CITY, "temperature_c": 1, "observed_at": at}
     assert _call(runtime, "POST", path, weather, key="e2e-outlet-signals-key")[0] == 403
     assert _call(runtime, "POST", "/v1/signals?brand_id=demo-outlet", weather, key="e2e-outlet-signals-key")[0] == 202
+
+
+def test_the_cli_posts_signals(runtime: LocalRuntime) -> None:
+    from typer.testing import CliRunner
+
+    from cdp_local.cli import app
+    from cdp_local.http_server import LocalApiServer
+
+    with LocalApiServer(runtime, port=0) as served:
+
+        def cdp(*args: str) -> Any:
+            return CliRunner().invoke(app, ["campaign", "signal", *args, "--url", served.url], catch_exceptions=False)
+
+        weather = cdp("weather", "--city", CITY, "--celsius", "-3.5")
+        assert weather.exit_code == 0 and "weather signal accepted" in weather.output, weather.output
+        unknown = cdp("location", "--phone", "13766609998", "--store", "sh01")
+        assert unknown.exit_code != 0 and "no person" in unknown.output, unknown.output
+        wrong = cdp("rain")
+        assert wrong.exit_code == 2 and "weather or location" in wrong.output
