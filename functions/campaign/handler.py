@@ -14,6 +14,7 @@ from cdp.campaigns.ports import ArtifactStore
 from cdp.campaigns.s3 import S3ArtifactStore
 from cdp.campaigns.service import run_command
 from cdp.observability import logger, metrics, tracer
+from cdp.org import load_org
 from cdp.profile.dynamodb import DynamoProfileStore
 from cdp.profile.ports import ProfileReader
 from cdp.settings import CampaignSettings, get_settings
@@ -43,4 +44,4 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     logger.append_keys(action=command.action, run_id=getattr(command, "run_id", None))
     profiles, store = _ports()
     named = isinstance(command, SelectCommand) and command.request.audience.audience_id is not None
-    return run_command(command, profiles, store, utc_now(), _audiences() if named else None)
+    return run_command(command, profiles, store, utc_now(), _audiences() if named else None, load_org())

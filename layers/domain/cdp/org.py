@@ -104,10 +104,20 @@ class QuietHours(_Config):
 
 
 class ContactPolicy(_Config):
-    """The brand's contact policy, enforced when a campaign message actually leaves, across all its campaigns."""
+    """The brand's contact policy, enforced when a campaign message actually leaves, across all its campaigns (caps,
+    quiet hours, the control group and the suppression lists apply to marketing; service messages only need the
+    person not to have refused them)."""
 
     caps: list[FrequencyCap] = Field(default_factory=list, max_length=20)
     quiet_hours: QuietHours | None = None
+    global_control_share: float = Field(
+        default=0.0, ge=0.0, le=0.2, description="a fixed share of customers who receive no marketing at all"
+    )
+    suppress_audiences: list[str] = Field(
+        default_factory=list,
+        max_length=20,
+        description="dynamic audiences whose members receive no marketing (complaints, staff, legal holds)",
+    )
 
 
 class BrandConfig(_Config):

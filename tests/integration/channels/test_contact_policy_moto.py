@@ -180,3 +180,135 @@ def test_the_quiet_window_may_wrap_midnight_or_not() -> None:
     assert lunch.until(at.replace(hour=12, minute=40)) == datetime(2026, 12, 7, 13, 30, tzinfo=shanghai)
     assert lunch.until(at.replace(hour=13, minute=30)) is None
     assert FrequencyCap(channel="all", max=1, per_days=1).max == 1
+
+
+POLICY_BRAND = "policy-brand"
+POLICY_ORG = OrgDirectory.model_validate(
+    {
+        "brands": {
+            POLICY_BRAND: {
+                "group_id": POLICY_BRAND,
+                "contact": {
+                    "caps": [{"channel": "all", "max": 1, "per_days": 7}],
+                    "quiet_hours": {"start": "00:00", "end": "23:59"},  # always quiet: marketing waits
+                    "global_control_share": 0.1,
+                    "suppress_audiences": ["complaints"],
+                },
+            }
+        }
+    }
+)
+
+
+def _rules(db: Any) -> ContactRules:
+    return ContactRules(
+        POLICY_ORG,
+        DynamoContactLedger(topology.LEDGER_TABLE.local_name, client=db),
+        DynamoDeferredSends(topology.CAMPAIGNS_TABLE.local_name, client=db),
+    )
+
+
+def _policy_person(person_id: str, **changes: Any) -> Profile:
+    return person(person_id).model_copy(update={"brand_id": POLICY_BRAND, **changes})
+
+
+def _policy_request(purpose: str, person_ids: list[str], **extra: Any) -> SendBatchRequest:
+    raw = request("notice", person_ids).model_dump()
+    return SendBatchRequest.model_validate({**raw, "brand_id": POLICY_BRAND, "purpose": purpose, **extra})
+
+
+def test_the_global_control_group_and_suppression_lists_get_no_marketing_but_service_messages(db: Any) -> None:
+    from cdp.channels.contact import in_global_control
+    from cdp.profile.models import TagValue
+
+    # Given a hundred persons: about a tenth in the brand's global control group (stable), one on the complaints list
+    ids = [f"c{i:03}" for i in range(100)]
+    control = [p for p in ids if in_global_control(POLICY_BRAND, p, 0.1)]
+    assert 3 <= len(control) <= 20 and control == [p for p in ids if in_global_control(POLICY_BRAND, p, 0.1)]
+    complainer = next(p for p in ids if p not in control)
+    members = {"audience:complaints": TagValue(value=True, since=T0)}
+    profiles = InMemoryProfiles(
+        [_policy_person(p, tags=members if p == complainer else {}) for p in ids]  # type: ignore[arg-type]
+    )
+    channel = RecordingChannel()
+    # When a marketing message goes to all of them (quiet hours hold it) and then a service message
+    marketing = send_batch(
+        _policy_request("marketing", ids),
+        profiles,
+        profiles,
+        InMemorySendLedger(),
+        {"sms": channel},
+        T0,
+        contact=_rules(db),
+    )
+    service = send_batch(
+        _policy_request("service", ids, step="notice"),
+        profiles,
+        profiles,
+        InMemorySendLedger(),
+        {"sms": channel},
+        T0,
+        contact=_rules(db),
+    )
+    # Then marketing left out the control group and the complainer (each recorded with the reason) and deferred the
+    # rest to the end of the quiet hours; the service message reached everyone at once, past caps and quiet hours
+    assert (marketing.suppressed_global_control, marketing.suppressed_list) == (len(control), 1)
+    assert marketing.deferred_quiet_hours == 100 - len(control) - 1 and marketing.sent == 0
+    statuses = {m.person_id: m.status for m in profiles.message_log if m.step == "touch1"}
+    assert statuses[complainer] == "suppressed_suppression_list"
+    assert {statuses[p] for p in control} == {"suppressed_global_control"}
+    assert service.sent == 100 and service.suppressed_frequency_cap == 0
+
+
+def test_service_messages_need_no_opt_in_but_respect_a_refusal(db: Any) -> None:
+    from cdp.profile.models import ConsentState
+
+    refused = {"service:sms": ConsentState(granted=False, changed_at=T0, source="app")}
+    no_opt_in = _policy_person("quiet", consent={})
+    profiles = InMemoryProfiles([no_opt_in, _policy_person("refuser", consent=refused)])
+    channel = RecordingChannel()
+    result = send_batch(
+        _policy_request("service", ["quiet", "refuser"]),
+        profiles,
+        profiles,
+        InMemorySendLedger(),
+        {"sms": channel},
+        T0,
+        contact=_rules(db),
+    )
+    assert (result.sent, result.suppressed_no_consent) == (1, 1) and channel.sent[0].person_id == "quiet"
+    marketing = send_batch(
+        _policy_request("marketing", ["quiet"]), profiles, profiles, InMemorySendLedger(), {"sms": channel}, T0
+    )
+    assert marketing.suppressed_no_consent == 1  # marketing still needs the opt-in
+
+
+def test_a_step_with_several_channels_uses_the_preferred_then_the_first_with_consent_and_address(db: Any) -> None:
+    from cdp.profile.models import ConsentState, TagValue
+
+    granted = ConsentState(granted=True, changed_at=T0, source="app")
+    wechat_fan = person("fan").model_copy(
+        update={
+            "identifiers": ["phone:+8613800000001", "wechat_openid:wx-app:o-fan"],
+            "consent": {"all": granted},
+            "tags": {"preferred_channel": TagValue(value="wechat", since=T0)},
+        }
+    )
+    sms_only = person("texter")  # SMS consent and a phone, no WeChat
+    nothing = person("none").model_copy(update={"consent": {}})
+    profiles = InMemoryProfiles([wechat_fan, sms_only, nothing])
+    sms, wechat = RecordingChannel(), RecordingChannel(name="wechat")
+    result = send_batch(
+        request("pick", ["fan", "texter", "none"]).model_copy(update={"or_channels": ["wechat"]}),
+        profiles,
+        profiles,
+        InMemorySendLedger(),
+        {"sms": sms, "wechat": wechat},
+        T0,
+    )
+    assert result.sent == 2 and result.suppressed_no_consent == 1
+    assert [m.person_id for m in wechat.sent] == ["fan"] and [m.person_id for m in sms.sent] == ["texter"]
+    assert {m.person_id: m.channel for m in profiles.message_log if m.status == "sent"} == {
+        "fan": "wechat",
+        "texter": "sms",
+    }

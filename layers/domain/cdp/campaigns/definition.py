@@ -375,6 +375,11 @@ class CampaignDefinition(_Frozen):
             out.extend((f"paths.{name}[{j}]", step) for j, step in enumerate(steps))
         return out
 
+    @property
+    def markets(self) -> bool:
+        """Whether any send is marketing (the contact policy's control group and suppression lists keep persons out)."""
+        return any(step.send.purpose == "marketing" for _, step in self.all_steps() if step.send is not None)
+
     def listens_to(self) -> set[str]:
         """Event types that change a member's place: exits, awaited events, branch conditions, responses."""
         out = set(self.exit_on)
@@ -401,7 +406,7 @@ class CampaignDefinition(_Frozen):
     @property
     def first_send(self) -> Touch:
         step = next(s.send for s in self.steps if s.send is not None)
-        return Touch(channel=step.channel, template=step.template, offer=step.offer)
+        return Touch.model_validate(step.model_dump(exclude={"to"}))
 
     @property
     def follow_up(self) -> tuple[Touch, int] | None:
@@ -409,12 +414,12 @@ class CampaignDefinition(_Frozen):
             return None
         wait, send = self.steps[1].wait, self.steps[2].send
         assert wait is not None and send is not None
-        return Touch(channel=send.channel, template=send.template, offer=send.offer), wait.seconds
+        return Touch.model_validate(send.model_dump(exclude={"to"})), wait.seconds
 
     def planned_sends(self) -> int:
         """The most first sends a run can make (a journey: in all): what the budget pays for at the first send's
         channel cost, within `max_recipients` (the selection cuts to both; the holdout is on top of the treatment)."""
-        cost = self.budget.cost_per_message_minor.get(self.first_send.channel, 0)
+        cost = self.budget.cost_of(self.first_send)
         affordable = self.budget.amount_minor // cost if cost else 0
         if self.max_recipients is None:
             return affordable
@@ -561,13 +566,14 @@ def _send_problems(step: Step, where: str, definition: CampaignDefinition) -> li
         problem = template_problem(source, step.send.offer is not None) if source is not None else None
         if problem:
             out.append(ValidationIssue(field=f"{where}.send.template.{part}", message=problem))
-    if step.send.channel not in definition.budget.cost_per_message_minor:
-        out.append(
-            ValidationIssue(
-                field=f"budget.cost_per_message_minor.{step.send.channel}",
-                message=f"no cost for the {step.send.channel} messages of {where}",
+    for name in step.send.channels:
+        if name not in definition.budget.cost_per_message_minor:
+            out.append(
+                ValidationIssue(
+                    field=f"budget.cost_per_message_minor.{name}",
+                    message=f"no cost for the {name} messages of {where}",
+                )
             )
-        )
     return out
 
 

@@ -69,7 +69,7 @@ def dry_run(
     if definition.trigger is not None:
         raise ConflictError(f"campaign {definition.campaign_id} is a journey: its entries depend on events to come")
     request = definition.to_request(f"{definition.campaign_id}-dry-run")
-    plan = plan_selection(request, profiles, audiences)
+    plan = plan_selection(request, profiles, audiences, brand)
     costs = definition.budget.cost_per_message_minor
     treated = len(plan.treatment)
     capped = 0

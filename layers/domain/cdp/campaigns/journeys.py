@@ -32,7 +32,7 @@ from cdp import topology
 from cdp.campaigns.catalog import CampaignCatalog, CampaignState, StoredVersion
 from cdp.campaigns.definition import MAIN_PATH, CampaignDefinition, CorrelationKey
 from cdp.campaigns.measurement import Lift, compare
-from cdp.channels.contact import Deferrals, zone_of
+from cdp.channels.contact import Deferrals, exclusion, zone_of
 from cdp.channels.models import SendBatchRequest
 from cdp.errors import ConflictError
 from cdp.observability import logger
@@ -387,6 +387,12 @@ class JourneyEngine:
 
     def _eligible(self, definition: CampaignDefinition, person_id: str, profile: Profile | None = None) -> bool:
         audience = definition.audience
+        policy = self.org.brand(definition.brand_id).contact if self.org is not None else None
+        excludes = policy is not None and (policy.global_control_share > 0 or bool(policy.suppress_audiences))
+        if excludes and definition.markets:
+            profile = profile or self.profiles.get(person_id)
+            if profile is None or (self.org is not None and exclusion(self.org.brand(definition.brand_id), profile)):
+                return False  # the global control group and suppression lists get no marketing journey at all
         if not (audience.all_of or audience.any_of or audience.none_of or audience.audience_id):
             return True
         profile = profile or self.profiles.get(person_id)
@@ -520,7 +526,7 @@ class JourneyEngine:
             return None
         step = definition.steps_of(state.variant, state.path)[state.step].send
         assert step is not None
-        cost = definition.budget.cost_per_message_minor.get(step.channel, 0)
+        cost = definition.budget.cost_of(step)
         if not self.store.spend(state.brand_id, state.campaign_id, cost, definition.budget.amount_minor):
             logger.info("journey out of budget", campaign_id=state.campaign_id, person_id=state.person_id)
             return self._next(state, status="out_of_budget", exited_at=self.now(), next_at=None)
@@ -542,6 +548,8 @@ class JourneyEngine:
             brand_id=definition.brand_id,
             step=f"e{state.entries}-{where}",  # the send ledger's key: once per entry and step
             channel=step.channel,
+            or_channels=step.or_channels,
+            purpose=step.purpose,
             template=step.template.model_dump(),
             offer=step.offer.model_dump() if step.offer else None,
             person_ids=[state.person_id],

@@ -105,15 +105,30 @@ class Offer(_Frozen):
 
 
 class Touch(_Frozen):
+    """One message: its channel (or `channels` to choose from: the person's `preferred_channel` tag first, then in
+    the order given, the first where they have consent and an address), template, offer and purpose."""
+
     channel: CampaignChannel
+    or_channels: list[CampaignChannel] = Field(
+        default_factory=list, max_length=4, description="other channels the person may get it on instead"
+    )
     template: Template
     offer: Offer | None = None
+    purpose: Literal["marketing", "service"] = Field(
+        default="marketing", description="service: an order, delivery or expiry notice (no marketing opt-in needed)"
+    )
 
     @model_validator(mode="after")
     def _email_needs_subject(self) -> Touch:
-        if self.channel == "email" and self.template.subject is None:
+        if "email" in self.channels and self.template.subject is None:
             raise ValueError("an email template needs a subject")
+        if self.channel in self.or_channels or len(set(self.or_channels)) != len(self.or_channels):
+            raise ValueError("or_channels repeats a channel")
         return self
+
+    @property
+    def channels(self) -> list[str]:
+        return [self.channel, *self.or_channels]
 
 
 class Budget(_Frozen):
@@ -122,6 +137,10 @@ class Budget(_Frozen):
     amount_minor: MinorUnits
     currency: Currency
     cost_per_message_minor: dict[CampaignChannel, MinorUnits] = Field(min_length=1)
+
+    def cost_of(self, touch: Touch) -> int:
+        """What one message of the touch may cost: its dearest channel (a person may get it on any of them)."""
+        return max(self.cost_per_message_minor.get(name, 0) for name in touch.channels)  # type: ignore[call-overload]
 
 
 class CampaignRequest(_Frozen):
@@ -168,6 +187,9 @@ class Member(_Frozen):
 
 
 class AudienceCounts(_Frozen):
+    excluded_contact_policy: int = Field(
+        default=0, description="matched, but in the brand's global control group or on a suppression list"
+    )
     eligible: int = Field(description="matched the condition and consent, before the budget cut")
     selected: int = Field(description="after the budget and max_recipients cut (treatment + holdout)")
     treatment: int

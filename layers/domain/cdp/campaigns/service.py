@@ -42,9 +42,11 @@ from cdp.campaigns.models import (
     dump,
 )
 from cdp.campaigns.ports import ArtifactStore
+from cdp.channels.contact import exclusion
 from cdp.errors import CdpError, InvalidInputError, NotFoundError
 from cdp.ingest.events import OrderPlacedEvent
 from cdp.observability import logger
+from cdp.org import BrandConfig, OrgDirectory
 from cdp.profile.models import Profile
 from cdp.profile.ports import ProfileReader
 from cdp.tags.evaluate import audience_tag
@@ -113,7 +115,7 @@ def eligible(request: CampaignRequest, profile: Profile) -> bool:
 
 def capacity(request: CampaignRequest) -> int:
     """Recipients the budget pays touch1 for, capped by max_recipients."""
-    cost = request.budget.cost_per_message_minor[request.touch1.channel]
+    cost = request.budget.cost_of(request.touch1)
     cap = request.budget.amount_minor // cost
     return cap if request.max_recipients is None else min(cap, request.max_recipients)
 
@@ -241,11 +243,18 @@ class SelectionPlan:
     selected: list[Member]
     treatment: list[Member]
     holdout: list[Member]
+    excluded: int = 0  # matched, but in the brand's global control group or on a suppression list
 
 
-def plan_selection(request: CampaignRequest, profiles: ProfileReader, audiences: AudienceStore | None) -> SelectionPlan:
+def plan_selection(
+    request: CampaignRequest,
+    profiles: ProfileReader,
+    audiences: AudienceStore | None,
+    brand: BrandConfig | None = None,
+) -> SelectionPlan:
     """Scan (or read the named audience), filter, rank, cut to budget, split holdout (`request.run_id` seeds the
-    split). Writes nothing: the select step and the dry run share it."""
+    split); `brand`: leave out whom its contact policy keeps from all marketing. Writes nothing: the select step and
+    the dry run share it."""
     run_id = request.run_id
     if run_id is None:
         raise InvalidInputError("a selection needs the run id that seeds its holdout draw", "run_id")
@@ -253,10 +262,15 @@ def plan_selection(request: CampaignRequest, profiles: ProfileReader, audiences:
     request = candidates.request or request
     seen: set[str] = set()
     pool: list[Member] = []
+    excluded = 0
+    marketing = request.touch1.purpose == "marketing"
     for profile in candidates.profiles:
         if profile.person_id in seen or not eligible(request, profile):
             continue
         seen.add(profile.person_id)
+        if brand is not None and marketing and exclusion(brand, profile) is not None:
+            excluded += 1
+            continue
         score = profile.scores.get(request.score_model)
         pool.append(Member(person_id=profile.person_id, score=score.score if score else None))
     source = candidates.source
@@ -265,7 +279,7 @@ def plan_selection(request: CampaignRequest, profiles: ProfileReader, audiences:
     pool.sort(key=rank_key)
     selected = pool[: capacity(request)]
     treatment, holdout = split_holdout(run_id, selected, request.holdout_fraction)
-    return SelectionPlan(request, source, pool, selected, treatment, holdout)
+    return SelectionPlan(request, source, pool, selected, treatment, holdout, excluded)
 
 
 def select_audience(
@@ -275,6 +289,7 @@ def select_audience(
     now: datetime,
     execution_name: str | None = None,
     audiences: AudienceStore | None = None,
+    brand: BrandConfig | None = None,
 ) -> SelectResult:
     """Scan (or read the named audience), filter, rank, cut to budget, split holdout; write audience.json and the
     touch1 batches."""
@@ -284,7 +299,7 @@ def select_audience(
         logger.info("audience already selected", run_id=run_id)
         return _selection(AudienceDocument.model_validate(store.get_json(key)))
 
-    plan = plan_selection(request.model_copy(update={"run_id": run_id}), profiles, audiences)
+    plan = plan_selection(request.model_copy(update={"run_id": run_id}), profiles, audiences, brand)
     request, source, pool, selected, treatment, holdout = (
         plan.request,
         plan.source,
@@ -295,6 +310,7 @@ def select_audience(
     )
     batch_keys = _write_batches(store, run_id, TOUCH1, [m.person_id for m in treatment], request.batch_size)
     counts = AudienceCounts(
+        excluded_contact_policy=plan.excluded,
         eligible=len(pool),
         selected=len(selected),
         treatment=len(treatment),
@@ -310,7 +326,7 @@ def select_audience(
             sent_at=now,
             counts=counts,
             capacity=capacity(request),
-            budget_reserved_minor=len(treatment) * request.budget.cost_per_message_minor[request.touch1.channel],
+            budget_reserved_minor=len(treatment) * request.budget.cost_of(request.touch1),
             currency=request.budget.currency,
             batch_keys=batch_keys,
         ),
@@ -556,10 +572,12 @@ def run_command(
     store: ArtifactStore,
     now: datetime,
     audiences: AudienceStore | None = None,
+    org: OrgDirectory | None = None,
 ) -> dict[str, Any]:
     """Dispatch one state machine step; returns the JSON the state machine keeps (keys and counts only)."""
     if isinstance(command, CheckCommand):
         return dump(check_conversions(command.run_id, profiles, store, now, command.step, command.touch1_results))
     if isinstance(command, SummarizeCommand):
         return dump(summarize(command.run_id, profiles, store, now, command.touch2_results))
-    return dump(select_audience(command.request, profiles, store, now, command.execution_name, audiences))
+    brand = org.brand(command.request.brand_id) if org is not None and command.request.brand_id else None
+    return dump(select_audience(command.request, profiles, store, now, command.execution_name, audiences, brand))

@@ -61,6 +61,10 @@ class SendBatchRequest(_Frozen):
     brand_id: Token | None = Field(default=None, description="the campaign's brand: its stop switch is checked")
     step: Token = Field(description="journey step, e.g. touch1")
     channel: ChannelName
+    or_channels: list[ChannelName] = Field(
+        default_factory=list, max_length=4, description="channels the person may get it on instead (preference order)"
+    )
+    purpose: Literal["marketing", "service"] = "marketing"
     template: MessageTemplate
     offer: Offer | None = None
     batch_key: str | None = Field(default=None, description="S3 key of a JSON list of person ids")
@@ -75,7 +79,7 @@ class SendBatchRequest(_Frozen):
             self.batch_key.startswith(prefix) and self.batch_key.endswith(".json") and ".." not in self.batch_key
         ):
             raise ValueError(f"batch_key must be a .json key under {prefix}")
-        if self.channel == "email" and self.template.subject is None:
+        if "email" in (self.channel, *self.or_channels) and self.template.subject is None:
             raise ValueError("an email template needs a subject")
         return self
 
@@ -119,6 +123,8 @@ class SendBatchResult(BaseModel):
     held_stop_switch: int = Field(default=0, description="not sent: the brand's stop switch was on")
     deferred_quiet_hours: int = Field(default=0, description="held until the quiet hours where the person is end")
     suppressed_frequency_cap: int = Field(default=0, description="not sent: a frequency cap of the brand was reached")
+    suppressed_global_control: int = Field(default=0, description="not sent: in the brand's global control group")
+    suppressed_list: int = Field(default=0, description="not sent: on one of the brand's suppression lists")
     failed: int = 0
     by_channel: dict[str, int] = Field(
         default_factory=dict, description="messages sent per delivering channel (outbox when routed there)"

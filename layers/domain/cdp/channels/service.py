@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from cdp.channels.contact import ContactRules
 from cdp.channels.models import ChannelName, OutboundMessage, SendBatchRequest, SendBatchResult, message_id_for
@@ -28,6 +28,9 @@ from cdp.observability import logger
 from cdp.profile.models import Profile
 from cdp.profile.ports import MessageRecord, ProfileAnnotator, ProfileReader
 
+PREFERRED_CHANNEL_TAG = (
+    "preferred_channel"  # a tag whose value names a channel: the person's choice when a step allows it
+)
 # The identifier type that carries the address of each channel; None: the person id itself (outbox, webhook).
 ADDRESS_TYPES: Mapping[ChannelName, IdentifierType | None] = {
     "sms": IdentifierType.PHONE,
@@ -100,13 +103,20 @@ class _Batch:
         self.render_failures = 0
         self.sent_earlier = 0  # ALREADY_SENT or IN_FLIGHT in the ledger: delivered (or being delivered) elsewhere
 
-    def record(self, person_id: str, message_id: str, status: str, provider_id: str | None = None) -> None:
+    def record(
+        self,
+        person_id: str,
+        message_id: str,
+        status: str,
+        provider_id: str | None = None,
+        channel: str | None = None,
+    ) -> None:
         record = MessageRecord(
             person_id=person_id,
             message_id=message_id,
             campaign_id=self.request.campaign_id,
             step=self.request.step,
-            channel=self.request.channel,
+            channel=channel or self.request.channel,
             sent_at=self.now,
             provider_id=provider_id,
             status=status,
@@ -118,11 +128,11 @@ class _Batch:
             # entry must not fail the other persons of the batch.
             logger.exception("message record not written", person_id=person_id, message_id=message_id, status=status)
 
-    def fail(self, person_id: str, message_id: str, reason: str) -> None:
+    def fail(self, person_id: str, message_id: str, reason: str, channel: str | None = None) -> None:
         self.result.failed += 1
         if len(self.result.failures) < MAX_REPORTED_FAILURES:
             self.result.failures.append(f"{person_id}: {reason[:MAX_REASON_CHARS]}")
-        self.record(person_id, message_id, "failed")
+        self.record(person_id, message_id, "failed", channel=channel)
 
 
 @dataclass(frozen=True)
@@ -133,16 +143,18 @@ class LinkTracking:
     secret: str
     allowed_hosts: tuple[str, ...] = ()
 
-    def wrap(self, text: str, message_id: str, request: SendBatchRequest, address_key: str, brand_id: str) -> str:
+    def wrap(
+        self, text: str, message_id: str, request: SendBatchRequest, channel: str, address_key: str, brand_id: str
+    ) -> str:
         # SMS is billed per 70-character segment: a ~250-character tracked link needs a short-link store first
-        if request.channel not in TRACKED_CHANNELS or request.channel == "sms":
+        if channel not in TRACKED_CHANNELS or channel == "sms":
             return text
         return wrap_links(
             text,
             base_url=self.base_url,
             secret=self.secret,
             message_id=message_id,
-            channel=request.channel,
+            channel=channel,
             identifier_key=address_key,
             brand_id=brand_id,
             campaign_id=request.campaign_id,
@@ -165,9 +177,9 @@ def send_batch(
 ) -> SendBatchResult:
     """Deliver the batch; one person's failure never loses the others. Raises ChannelError only when nothing of the
     batch was delivered and something failed (so the state machine retries); failed sends stay claimable."""
-    channel = channels.get(request.channel)
-    if channel is None:
-        raise InvalidInputError(f"no channel is wired for {request.channel!r}", "channel")
+    for name in (request.channel, *request.or_channels):
+        if name not in channels:
+            raise InvalidInputError(f"no channel is wired for {name!r}", "channel")
     if request.person_ids is not None:
         requested = request.person_ids
     elif batches is not None and request.batch_key is not None:
@@ -187,7 +199,7 @@ def send_batch(
     seen_survivors: set[str] = set()
     current = profiles.get_many(unique)  # the batch's profiles read together (merges followed, as by get)
     for person_id in unique:
-        _send_one(batch, current.get(person_id), ledger, channel, seen_survivors, links)
+        _send_one(batch, current.get(person_id), ledger, channels, seen_survivors, links)
 
     result = batch.result
     logger.info("send batch done", **result.model_dump(exclude={"failures", "by_channel"}))
@@ -198,11 +210,32 @@ def send_batch(
     return result
 
 
+def choose_channel(
+    profile: Profile, request: SendBatchRequest, at: datetime
+) -> tuple[ChannelName, Address] | Literal["suppressed_no_consent", "suppressed_no_address"]:
+    """The channel the person gets the message on: the step's channels, their `preferred_channel` tag first when it
+    is one of them, then in the order given; the first where they have consent for the purpose and an address.
+    Otherwise why not (no consent anywhere, or consent but no address)."""
+    options: list[ChannelName] = list(dict.fromkeys([request.channel, *request.or_channels]))
+    preferred = profile.tags.get(PREFERRED_CHANNEL_TAG)
+    if preferred is not None and preferred.value in options:
+        options.sort(key=lambda name: name != preferred.value)
+    consented = False
+    for name in options:
+        if not profile.has_consent(name, at, request.purpose):
+            continue
+        consented = True
+        address = find_address(profile, name)
+        if address is not None:
+            return name, address
+    return "suppressed_no_address" if consented else "suppressed_no_consent"
+
+
 def _send_one(
     batch: _Batch,
     profile: Profile | None,
     ledger: SendLedger,
-    channel: Channel,
+    channels: Mapping[str, Channel],
     seen_survivors: set[str],
     links: LinkTracking | None = None,
 ) -> None:
@@ -217,17 +250,26 @@ def _send_one(
         return
     seen_survivors.add(person_id)
     message_id = message_id_for(request.campaign_id, request.step, person_id)
-
-    if not profile.has_consent(request.channel, batch.now):
+    marketing = request.purpose == "marketing"
+    excluded = batch.contact.excluded(profile) if batch.contact is not None and marketing else None
+    if excluded is not None:  # the global control group or a suppression list: no marketing at all
+        if excluded == "global_control":
+            result.suppressed_global_control += 1
+        else:
+            result.suppressed_list += 1
+        batch.record(person_id, message_id, f"suppressed_{excluded}")
+        return
+    chosen = choose_channel(profile, request, batch.now)
+    if chosen == "suppressed_no_consent":
         result.suppressed_no_consent += 1
-        batch.record(person_id, message_id, "suppressed_no_consent")
+        batch.record(person_id, message_id, chosen)
         return
-    address = find_address(profile, request.channel)
-    if address is None:
+    if chosen == "suppressed_no_address":
         result.suppressed_no_address += 1
-        batch.record(person_id, message_id, "suppressed_no_address")
+        batch.record(person_id, message_id, chosen)
         return
-    until = batch.contact.quiet_until(profile, batch.now) if batch.contact else None
+    name, address = chosen
+    until = batch.contact.quiet_until(profile, batch.now) if batch.contact and marketing else None
     if batch.contact is not None and until is not None:  # quiet hours where they are: sent when they end
         alone = SendBatchRequest.model_validate({**request.model_dump(), "batch_key": None, "person_ids": [person_id]})
         batch.contact.deferrals.defer(alone, until)
@@ -238,17 +280,17 @@ def _send_one(
         subject = render(request.template.subject, context) if request.template.subject else None
         body = render(request.template.body, context)
         if links is not None:
-            body = links.wrap(body, message_id, request, address_key(request.channel, address), profile.brand_id)
+            body = links.wrap(body, message_id, request, name, address_key(name, address), profile.brand_id)
     except TemplateRenderError as exc:
         batch.render_failures += 1
-        batch.fail(person_id, message_id, exc.message)
+        batch.fail(person_id, message_id, exc.message, channel=name)
         return
     message = OutboundMessage(
         message_id=message_id,
         campaign_id=request.campaign_id,
         run_id=request.run_id,
         step=request.step,
-        channel=request.channel,
+        channel=name,
         person_id=person_id,
         address=address.value,
         address_scope=address.scope,
@@ -257,7 +299,7 @@ def _send_one(
         coupon_id=request.offer.coupon_id if request.offer else None,
         created_at=batch.now,
     )
-    _deliver(batch, message, ledger, channel, profile.brand_id)
+    _deliver(batch, message, ledger, channels[name], profile.brand_id)
 
 
 def _deliver(batch: _Batch, message: OutboundMessage, ledger: SendLedger, channel: Channel, brand_id: str) -> None:
@@ -280,27 +322,27 @@ def _deliver(batch: _Batch, message: OutboundMessage, ledger: SendLedger, channe
     if claim.taken_over:
         logger.warning("took over a crashed send", person_id=person_id, message_id=message_id)
     contact = batch.contact
-    caps = contact.caps(brand_id) if contact else []
+    caps = contact.caps(brand_id) if contact and batch.request.purpose == "marketing" else []
     if (
         contact is not None
         and caps
         and not contact.ledger.reserve(brand_id, person_id, message.channel, batch.now, caps)
     ):
         result.suppressed_frequency_cap += 1
-        batch.record(person_id, message_id, "suppressed_frequency_cap")
+        batch.record(person_id, message_id, "suppressed_frequency_cap", channel=message.channel)
         _release(ledger, key, claim.attempt_id, batch.now, person_id)
         return
     try:
         receipt = channel.send(message)
     except DeliveryRejected as exc:
-        batch.fail(person_id, message_id, str(exc))
+        batch.fail(person_id, message_id, str(exc), channel=message.channel)
         _release(ledger, key, claim.attempt_id, batch.now, person_id)  # certainly not sent: a retry may send at once
         if contact is not None and caps:
             contact.ledger.release(brand_id, person_id, message.channel, batch.now)
         return
     except ChannelError as exc:
         # Outcome unknown: the pending record keeps its lease, so no retry within the lease can send a second time.
-        batch.fail(person_id, message_id, str(exc))
+        batch.fail(person_id, message_id, str(exc), channel=message.channel)
         return
     try:
         ledger.mark_sent(key, claim.attempt_id, receipt.provider_id, batch.now)
@@ -310,7 +352,7 @@ def _deliver(batch: _Batch, message: OutboundMessage, ledger: SendLedger, channe
     result.sent += 1
     # Keyed by the requested channel (what the campaign pays for), even when the local runtime routes it to the outbox.
     result.by_channel[message.channel] = result.by_channel.get(message.channel, 0) + 1
-    batch.record(person_id, message_id, "sent", receipt.provider_id)
+    batch.record(person_id, message_id, "sent", receipt.provider_id, channel=message.channel)
 
 
 def _release(ledger: SendLedger, key: SendKey, attempt_id: str, now: datetime, person_id: str) -> None:

@@ -25,6 +25,7 @@ class Traits(BaseModel):
 
 
 TRAIT_NAMES: tuple[str, ...] = tuple(Traits.model_fields)
+SERVICE_PREFIX = "service:"  # consent keys of service (transactional) messages, apart from marketing opt-ins
 
 
 class TraitObservation(BaseModel):
@@ -198,8 +199,12 @@ class Profile(BaseModel):
     def _sortable_expiry(self, value: datetime | None) -> str | None:
         return iso(value) if value else None  # the same sortable form the tag writer stores
 
-    def has_consent(self, channel: str, at: datetime | None = None) -> bool:
-        """Marketing consent is opt-in: a channel-specific decision wins over the 'all' decision."""
+    def has_consent(self, channel: str, at: datetime | None = None, purpose: str = "marketing") -> bool:
+        """Marketing consent is opt-in; service messages are allowed unless refused (kept as `service:<channel>`).
+        A channel-specific decision wins over the 'all' decision."""
+        if purpose == "service":
+            refused = self.consent.get(f"{SERVICE_PREFIX}{channel}") or self.consent.get(f"{SERVICE_PREFIX}all")
+            return refused is None or refused.granted
         state = self.consent.get(channel) or self.consent.get("all")
         return bool(state and state.granted)
 
@@ -251,9 +256,9 @@ def fold_event(p: Profile, event: CanonicalEvent, brand: BrandConfig | None = No
             )
     elif event.event_type == "consent_changed":
         change = event.properties
-        if change.purpose == "marketing":
-            state = ConsentState(granted=change.granted, changed_at=event.occurred_at, source=event.source.value)
-            p.consent[change.channel] = _newer_consent(p.consent.get(change.channel), state)
+        state = ConsentState(granted=change.granted, changed_at=event.occurred_at, source=event.source.value)
+        key = change.channel if change.purpose == "marketing" else f"{SERVICE_PREFIX}{change.channel}"
+        p.consent[key] = _newer_consent(p.consent.get(key), state)
     p.traits = resolve_traits(p, brand)
     p.updated_at = max(p.updated_at, event.occurred_at)
 
