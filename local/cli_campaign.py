@@ -322,6 +322,34 @@ def dry_run(
         )
 
 
+@campaign_app.command("test-send")
+def test_send(
+    campaign_id: str = CampaignArgument,
+    phone: list[str] = typer.Option(None, "--phone", help="a seed's phone (default: the brand's seed list)"),
+    version: int | None = typer.Option(None, min=1, help="a version (default: the latest)"),
+    brand: str = BrandOption,
+    as_json: bool = JsonOption,
+    url: str = UrlOption,
+    api_key: str = KeyOption,
+) -> None:
+    """Send every message of a version to the seed list now, to see it as a customer will (past caps and quiet
+    hours; counted in no result or budget)."""
+    body: dict[str, Any] = {"version": version}
+    if phone:
+        body["seeds"] = [{"type": "phone", "value": p} for p in phone]
+    result = ApiCaller(url, api_key).call(
+        "POST", f"/v1/campaigns/{segment(campaign_id)}/test-send", body, query={"brand_id": brand}
+    )
+    if as_json:
+        dump(result)
+        return
+    for send in result["sends"]:
+        console.print(f"{escape(send['step'])}: {send['channel']} to {send['persons']} seed(s)")
+    for unknown in result["unknown_seeds"]:
+        console.print(f"[yellow]no person has {escape(unknown)}[/yellow]")
+    console.print(f"run {escape(result['run_id'])}")
+
+
 @campaign_app.command()
 def journey(
     campaign_id: str = CampaignArgument,

@@ -19,12 +19,14 @@ from cdp.app.campaign_api import (
     SignalAccepted,
     SignalRequest,
     StartRequest,
+    TestSendRequest,
     brand_of,
     campaign_id,
     json_object,
     options,
     person_of_signal,
     run_id,
+    seed_persons,
     signal_of,
     version_number,
 )
@@ -33,7 +35,7 @@ from cdp.campaigns.catalog import BrandSwitch
 from cdp.campaigns.definition import CampaignDefinition
 from cdp.campaigns.dry_run import DryRunReport
 from cdp.campaigns.dynamodb import DynamoCampaignCatalog
-from cdp.campaigns.journeys import JourneyResults
+from cdp.campaigns.journeys import JourneyResults, PublishedSendOrders
 from cdp.campaigns.journeys_dynamodb import DynamoJourneyStore
 from cdp.campaigns.lifecycle import (
     APPROVE_SCOPE,
@@ -47,6 +49,7 @@ from cdp.campaigns.lifecycle import (
     RunView,
     Selection,
     SwitchRequest,
+    TestSendReport,
     ValidationReport,
     authorize_campaigns,
     parse_definition,
@@ -90,6 +93,7 @@ def dependencies() -> Dependencies:
         S3ArtifactStore(s.data_bucket),
         load_org(),
         journeys=DynamoJourneyStore(s.campaigns_table),
+        test_orders=PublishedSendOrders(EventBridgePublisher(s.event_bus_name), "test-send"),
         selection=Selection(
             profiles,
             AudienceStore(S3ObjectStore(s.data_bucket)),
@@ -360,6 +364,24 @@ def get_run(cid: str, rid: str) -> Response[str]:
 
 
 # ---- errors: typed, mapped in one place ---------------------------------------------------------------------------
+
+
+@app.post(
+    "/v1/campaigns/<cid>/test-send",
+    summary="Send every message of a version to the seed list now (staff phones), to see it as a customer will",
+    description="202: ordered through the real send path (consent, address, rendering, channel), past caps, quiet "
+    "hours and the control group, counted in no result or budget. Seeds: the body's, else the brand's "
+    "campaigns.seed_list; `unknown_seeds` lists those that name no person of the brand.",
+    responses=_docs({202: (TestSendReport, "ordered")}, (400, 401, 403, 404, 409)),
+    openapi_extensions=body(TestSendRequest, "TestSendRequest", description="optional") | _BRAND,
+)
+def test_send(cid: str) -> Response[str]:
+    _, brand = _caller(WRITE_SCOPE)
+    request = options(TestSendRequest, text_body(app.current_event))
+    deps, config = dependencies(), load_org().brand(brand)
+    persons, unknown = seed_persons(request, config.campaigns.seed_list, brand, deps.profiles, config.phone_region)
+    report = deps.service.test_send(brand, _id(cid), persons, request.version)
+    return _ok(report.model_copy(update={"unknown_seeds": unknown}), 202)
 
 
 @app.post(

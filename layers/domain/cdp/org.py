@@ -75,6 +75,11 @@ class CampaignPolicy(_Config):
 
     approval_above_sends: int | None = Field(default=None, ge=0, description="planned touch1 sends (budget cut)")
     approval_above_budget_minor: int | None = Field(default=None, ge=0, description="in the campaign's currency")
+    seed_list: list[str] = Field(
+        default_factory=list,
+        max_length=50,
+        description="identifier keys of the staff who get test sends, e.g. phone:+8613800138000",
+    )
 
 
 class FrequencyCap(_Config):

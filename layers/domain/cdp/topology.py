@@ -415,7 +415,7 @@ API_ROUTES: tuple[tuple[str, str, str], ...] = (
     ("GET", "/v1/campaigns/{campaign_id}/versions/{version}", CAMPAIGN_API.key),
     *(
         ("POST", f"/v1/campaigns/{{campaign_id}}/{action}", CAMPAIGN_API.key)
-        for action in ("start", "activate", "pause", "resume", "stop", "approve", "dry-run")
+        for action in ("start", "activate", "pause", "resume", "stop", "approve", "dry-run", "test-send")
     ),
     ("GET", "/v1/campaigns/{campaign_id}/runs", CAMPAIGN_API.key),
     ("GET", "/v1/campaigns/{campaign_id}/journey", CAMPAIGN_API.key),

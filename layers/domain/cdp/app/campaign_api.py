@@ -180,3 +180,31 @@ def person_of_signal(
     return profiles.person_for_identifier(
         brand_id, identifier_key(ident.type, ident.value, ident.scope, phone_region, fields)
     )
+
+
+class TestSendRequest(BaseModel):
+    """`POST /v1/campaigns/{id}/test-send`: the seeds (default: the brand's `campaigns.seed_list`) and a version."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: int | None = Field(default=None, ge=1, description="default: the latest version")
+    seeds: list[SignalIdentifier] | None = Field(default=None, min_length=1, max_length=50)
+
+
+def seed_persons(
+    request: TestSendRequest, seed_list: list[str], brand_id: str, profiles: ProfileReader, phone_region: str
+) -> tuple[list[str], list[str]]:
+    """The seeds' persons (each once) and the seeds that name no person of the brand."""
+    keys = [
+        identifier_key(s.type, s.value, s.scope, phone_region, (f"seeds[{i}].type", f"seeds[{i}].value", "scope"))
+        for i, s in enumerate(request.seeds or [])
+    ] or list(seed_list)
+    found: dict[str, None] = {}
+    unknown = []
+    for key in keys:
+        person_id = profiles.person_for_identifier(brand_id, key)
+        if person_id is None:
+            unknown.append(key)
+        else:
+            found[person_id] = None
+    return list(found), unknown

@@ -36,10 +36,11 @@ from cdp.campaigns.catalog import (
 )
 from cdp.campaigns.definition import CampaignDefinition, problems, run_id_for
 from cdp.campaigns.dry_run import ContactHistory, DryRunReport, dry_run
-from cdp.campaigns.journeys import JourneyResults, JourneyStore, summarize
+from cdp.campaigns.journeys import JourneyResults, JourneyStore, SendOrders, summarize
 from cdp.campaigns.models import dump
 from cdp.campaigns.ports import ArtifactStore
 from cdp.campaigns.service import summary_key
+from cdp.channels.models import SendBatchRequest
 from cdp.errors import ConflictError, ForbiddenError, InvalidInputError, NotFoundError
 from cdp.ingest.auth import CAMPAIGNS_APPROVE_SCOPE, CAMPAIGNS_READ_SCOPE, CAMPAIGNS_WRITE_SCOPE, authorize
 from cdp.ingest.ports import ApiClient
@@ -133,6 +134,20 @@ def parse_definition(raw: Any) -> CampaignDefinition:
     return definition
 
 
+class TestSend(BaseModel):
+    step: str = Field(description="the step's field path, e.g. paths.thanks[0]")
+    channel: str
+    persons: int
+
+
+class TestSendReport(BaseModel):
+    campaign_id: str
+    version: int
+    run_id: str = Field(description="the test sends' run: each seed's messages are recorded under it")
+    sends: list[TestSend]
+    unknown_seeds: list[str] = Field(default_factory=list, description="seeds that name no person of the brand")
+
+
 class CampaignService:
     def __init__(
         self,
@@ -143,6 +158,7 @@ class CampaignService:
         now: Callable[[], datetime] = utc_now,
         journeys: JourneyStore | None = None,
         selection: Selection | None = None,
+        test_orders: SendOrders | None = None,
     ) -> None:
         self.catalog = catalog
         self.runner = runner
@@ -151,6 +167,7 @@ class CampaignService:
         self.now = now
         self.journeys = journeys
         self.selection = selection
+        self.test_orders = test_orders
 
     # ---- definitions ----------------------------------------------------------------------------------------------
 
@@ -316,6 +333,42 @@ class CampaignService:
             others,
             self.now(),
         )
+
+    def test_send(
+        self, brand_id: str, campaign_id: str, person_ids: list[str], version: int | None = None
+    ) -> TestSendReport:
+        """Every send of the version (its paths and variants too) to each seed person now, through the real send
+        path (consent, address, rendering, the channel), past caps, quiet hours and the control group; nothing of it
+        counts in the campaign's results or budget."""
+        state = self._state(brand_id, campaign_id)
+        stored = self._version(state, version or state.latest_version)
+        if self.test_orders is None:
+            raise ConflictError("test sends are not wired here")
+        if not person_ids:
+            raise InvalidInputError("no seed person: give seeds, or set the brand's campaigns.seed_list", "seeds")
+        definition, at = stored.definition, self.now()
+        run_id = f"{campaign_id}-v{stored.version}-test-{at:%Y%m%dT%H%M%SZ}"
+        orders: list[SendBatchRequest] = []
+        sends: list[TestSend] = []
+        for where, step in definition.all_steps():
+            if step.send is None:
+                continue
+            orders.append(
+                SendBatchRequest.model_validate(
+                    {
+                        **step.send.model_dump(exclude={"to"}),
+                        "campaign_id": campaign_id,
+                        "run_id": run_id,
+                        "brand_id": brand_id,
+                        "step": f"test-{len(orders)}",
+                        "person_ids": person_ids,
+                        "test": True,
+                    }
+                )
+            )
+            sends.append(TestSend(step=where, channel=step.send.channel, persons=len(person_ids)))
+        self.test_orders.order(orders)
+        return TestSendReport(campaign_id=campaign_id, version=stored.version, run_id=run_id, sends=sends)
 
     # ---- schedule --------------------------------------------------------------------------------------------------
 

@@ -65,6 +65,7 @@ class SendBatchRequest(_Frozen):
         default_factory=list, max_length=4, description="channels the person may get it on instead (preference order)"
     )
     purpose: Literal["marketing", "service"] = "marketing"
+    test: bool = Field(default=False, description="a test send to seed persons: past caps, quiet hours, control group")
     template: MessageTemplate
     offer: Offer | None = None
     batch_key: str | None = Field(default=None, description="S3 key of a JSON list of person ids")
