@@ -405,7 +405,7 @@ class CampaignDefinition(_Frozen):
 
     @property
     def first_send(self) -> Touch:
-        step = next(s.send for s in self.steps if s.send is not None)
+        step = next(s.send for _, s in self.all_steps() if s.send is not None)  # a journey's may be on a path
         return Touch.model_validate(step.model_dump(exclude={"to"}))
 
     @property
