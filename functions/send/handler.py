@@ -15,7 +15,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, Field, Json
 
 from cdp.campaigns.dynamodb import DynamoCampaignCatalog, DynamoStopSwitch
-from cdp.campaigns.journeys_dynamodb import DynamoDeferredSends
+from cdp.campaigns.journeys import journey_outcomes
+from cdp.campaigns.journeys_dynamodb import DynamoDeferredSends, DynamoJourneyStore
 from cdp.channels.adapters import S3BatchReader, channels_for
 from cdp.channels.contact import ContactRules
 from cdp.channels.ledger import DynamoContactLedger, DynamoSendLedger
@@ -42,6 +43,7 @@ class _Ports:
     links: LinkTracking | None
     switch: DynamoStopSwitch
     contact: ContactRules
+    journeys: DynamoJourneyStore
 
 
 @cache
@@ -57,6 +59,7 @@ def _ports() -> _Ports:
         contact=ContactRules(
             load_org(), DynamoContactLedger(settings.ledger_table), DynamoDeferredSends(settings.campaigns_table)
         ),
+        journeys=DynamoJourneyStore(settings.campaigns_table),
     )
 
 
@@ -121,6 +124,7 @@ def send(request: SendBatchRequest) -> dict[str, Any]:
         switch=ports.switch,
         contact=ports.contact,
     )
+    ports.journeys.tally(request.brand_id or "", request.campaign_id, journey_outcomes(request.run_id, result))
     metrics.add_metric(name="MessagesSent", unit=MetricUnit.Count, value=result.sent)
     metrics.add_metric(name="MessagesFailed", unit=MetricUnit.Count, value=result.failed)
     if result.deferred_quiet_hours:

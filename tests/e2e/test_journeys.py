@@ -103,6 +103,7 @@ def test_cart_events_enter_a_journey_that_reminds_after_an_hour_and_an_order_end
     results = _api(runtime, "GET", f"/v1/campaigns/{CAMPAIGN}/journey?brand_id={BRAND}")
     assert results["by_status"]["treatment"] == {"converted": 1, "completed": 1}
     assert results["spent_minor"] == 3 * 5
+    assert results["messages"] == {"sent": 3}  # tallied by the send function as it delivered them
 
 
 def test_a_lifecycle_change_announced_by_the_tag_engine_enters_a_win_back_journey(

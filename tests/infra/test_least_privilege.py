@@ -182,7 +182,7 @@ TABLE_ACCESS: dict[topology.FunctionSpec, dict[topology.TableSpec, str]] = {
     topology.SEND: {
         topology.PROFILES_TABLE: "read + PutItem",
         topology.LEDGER_TABLE: READ_WRITE,
-        topology.CAMPAIGNS_TABLE: "GetItem + PutItem",  # the brand's stop switch; sends held by quiet hours
+        topology.CAMPAIGNS_TABLE: "GetItem + PutItem + UpdateItem",  # stop switch; held sends; journey outcomes
     },
     topology.PROFILE_API: {topology.PROFILES_TABLE: READ_WRITE, topology.LEDGER_TABLE: READ_WRITE},
     topology.OPERATIONS: {topology.PROFILES_TABLE: READ_WRITE, topology.LEDGER_TABLE: READ_WRITE},  # migrations
@@ -223,6 +223,9 @@ def test_table_rights_follow_what_each_function_does(synth: Synth) -> None:
                 continue
             if access == "GetItem + PutItem":
                 assert granted == {"dynamodb:GetItem", "dynamodb:PutItem"}, where
+                continue
+            if access == "GetItem + PutItem + UpdateItem":
+                assert granted == {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"}, where
                 continue
             assert {"dynamodb:GetItem", "dynamodb:Query"} <= granted, where
             if access == READ_ONLY:

@@ -128,6 +128,36 @@ class JourneyStore(ABC):
     def spent(self, brand_id: str, campaign_id: str) -> int:
         """What the journey's sends have cost so far (minor units of its budget's currency)."""
 
+    @abstractmethod
+    def tally(self, brand_id: str, campaign_id: str, outcomes: Mapping[str, int]) -> None:
+        """Add what became of a batch of the journey's messages (sent, suppressed_frequency_cap, ...)."""
+
+    @abstractmethod
+    def outcomes(self, brand_id: str, campaign_id: str) -> dict[str, int]:
+        """What became of the journey's messages so far."""
+
+
+JOURNEY_RUN_SUFFIX = "-journey"
+OUTCOMES = (
+    "sent",
+    "failed",
+    "suppressed_no_consent",
+    "suppressed_no_address",
+    "suppressed_frequency_cap",
+    "suppressed_global_control",
+    "suppressed_list",
+    "deferred_quiet_hours",
+    "held_stop_switch",
+)
+
+
+def journey_outcomes(run_id: str, result: BaseModel) -> dict[str, int]:
+    """A send batch's outcomes to tally, when it is a journey's (its run id ends in -journey); else nothing."""
+    if not run_id.endswith(JOURNEY_RUN_SUFFIX):
+        return {}
+    counts = result.model_dump()
+    return {name: int(counts[name]) for name in OUTCOMES if counts.get(name)}
+
 
 class SendOrders(ABC):
     """Where a journey's sends go to be delivered (the bus, to the send function's queue)."""
@@ -222,6 +252,9 @@ class JourneyResults(BaseModel):
         default_factory=dict, description="each A/B/n arm against the holdout (the arms' own rates side by side)"
     )
     spent_minor: int | None = None
+    messages: dict[str, int] = Field(
+        default_factory=dict, description="what became of the journey's messages: sent, or suppressed and why"
+    )
 
 
 class TagSignal(BaseModel):
@@ -544,7 +577,7 @@ class JourneyEngine:
         where = f"s{state.step}" if state.path == MAIN_PATH else f"{state.path}-s{state.step}"
         return SendBatchRequest(
             campaign_id=definition.campaign_id,
-            run_id=f"{definition.campaign_id}-v{state.version}-journey",
+            run_id=f"{definition.campaign_id}-v{state.version}{JOURNEY_RUN_SUFFIX}",
             brand_id=definition.brand_id,
             step=f"e{state.entries}-{where}",  # the send ledger's key: once per entry and step
             channel=step.channel,

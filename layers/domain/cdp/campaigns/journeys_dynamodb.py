@@ -2,6 +2,7 @@
 
     JOURNEY#{brand}#{campaign}   P#{person}                      a person's place (their latest entry), `rev` checked
     JOURNEY#{brand}#{campaign}   SPEND                           what the journey's sends have cost (`spent`)
+    JOURNEY#{brand}#{campaign}   OUTCOMES                        what became of its messages (`tally`: send function)
     MEMBER#{brand}#{person}      J#{campaign}                    the person is in that journey now
     TIMER#{shard}                {time}#{brand}#{campaign}#{p}   a wait that is up at {time} (shards spread writes)
     SWEEPS, SWEPT#..., WEATHER#...                               sweeps over the profiles (`DynamoSweepStore`)
@@ -13,6 +14,7 @@ transaction over those items (billed twice each), so the common step "wait -> ne
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -168,6 +170,33 @@ class DynamoJourneyStore(JourneyStore):
         except (ClientError, BotoCoreError) as exc:
             raise StoreError(f"reading the spend of {campaign_id} failed: {exc}") from exc
         return int(item["spent"]["N"]) if item else 0
+
+    def tally(self, brand_id: str, campaign_id: str, outcomes: Mapping[str, int]) -> None:
+        if not outcomes:
+            return
+        names = {f"#o{i}": name for i, name in enumerate(outcomes)}
+        values = {f":o{i}": {"N": str(n)} for i, n in enumerate(outcomes.values())}
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key={PK: {"S": f"JOURNEY#{brand_id}#{campaign_id}"}, SK: {"S": "OUTCOMES"}},
+                UpdateExpression="ADD " + ", ".join(f"{n} {v}" for n, v in zip(names, values, strict=True)),
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise StoreError(f"tallying the messages of {campaign_id} failed: {exc}") from exc
+
+    def outcomes(self, brand_id: str, campaign_id: str) -> dict[str, int]:
+        try:
+            item = self._db.get_item(
+                TableName=self._table,
+                Key={PK: {"S": f"JOURNEY#{brand_id}#{campaign_id}"}, SK: {"S": "OUTCOMES"}},
+                ConsistentRead=True,
+            ).get("Item")
+        except (ClientError, BotoCoreError) as exc:
+            raise StoreError(f"reading the messages of {campaign_id} failed: {exc}") from exc
+        return {k: int(v["N"]) for k, v in (item or {}).items() if "N" in v}
 
     def places(self, brand_id: str, campaign_id: str) -> list[JourneyState]:
         items = self._query(

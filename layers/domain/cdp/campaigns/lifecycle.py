@@ -310,7 +310,8 @@ class CampaignService:
         if self._version(state, state.latest_version).definition.trigger is None:
             raise ConflictError(f"campaign {campaign_id} is not a journey: see its runs")
         results = summarize(campaign_id, self.journeys.places(brand_id, campaign_id))
-        return results.model_copy(update={"spent_minor": self.journeys.spent(brand_id, campaign_id)})
+        spent, outcomes = self.journeys.spent(brand_id, campaign_id), self.journeys.outcomes(brand_id, campaign_id)
+        return results.model_copy(update={"spent_minor": spent, "messages": outcomes})
 
     def dry_run(self, brand_id: str, campaign_id: str, version: int | None = None) -> DryRunReport:
         """What the version's next runs would select, cost and collide with, on today's profiles; nothing is sent."""
@@ -347,7 +348,8 @@ class CampaignService:
         if not person_ids:
             raise InvalidInputError("no seed person: give seeds, or set the brand's campaigns.seed_list", "seeds")
         definition, at = stored.definition, self.now()
-        run_id = f"{campaign_id}-v{stored.version}-test-{at:%Y%m%dT%H%M%SZ}"
+        stamp = f"{at:%Y%m%dT%H%M%S%fZ}"  # each test send is new: the send ledger delivers each (step, person) once
+        run_id = f"{campaign_id}-v{stored.version}-test-{stamp}"
         orders: list[SendBatchRequest] = []
         sends: list[TestSend] = []
         for where, step in definition.all_steps():
@@ -360,7 +362,7 @@ class CampaignService:
                         "campaign_id": campaign_id,
                         "run_id": run_id,
                         "brand_id": brand_id,
-                        "step": f"test-{len(orders)}",
+                        "step": f"test-{stamp}-{len(orders)}",
                         "person_ids": person_ids,
                         "test": True,
                     }
