@@ -53,6 +53,7 @@ from cdp_local.demo.channels import (
     SnsSigner,
     demo_sources,
 )
+from cdp_local.demo.journeys import run_journey_scenes
 from cdp_local.demo.tags_audiences import STATIC_AUDIENCE_ID, define_dynamic_audience, tags_and_audiences
 from cdp_local.demo.truth import event_keys
 from cdp_local.runtime import LocalRuntime
@@ -172,9 +173,13 @@ def run_demo(
             progress.update(task, completed=1)
         with _stage(state, "campaign"):
             campaign = _run_campaign(channels, state, store, progress)
+        with _stage(state, "journeys"):
+            task = progress.add_task("journeys: cart, birthday, cold snap", total=1)
+            journeys = run_journey_scenes(rt, _brand_id(brand), utc_now(), seed)
+            progress.update(task, completed=1)
         outbox = _outbox_counts(rt)
     state.stages["total"] = round(time.perf_counter() - started, 2)
-    summary = _summary(state, identity, tags, sweep, tag_stage, train, campaign, outbox)
+    summary = _summary(state, identity, tags, sweep, tag_stage, train, campaign, outbox, journeys)
     output.mkdir(parents=True, exist_ok=True)
     (output / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=False, default=str) + "\n")
     from cdp_local.report import write_report
@@ -674,6 +679,7 @@ def _summary(
     train: Any,
     campaign: dict[str, Any],
     outbox: dict[str, int],
+    journeys: dict[str, Any],
 ) -> dict[str, Any]:
     brand = state.brand
     connectors = _connector_table(state.connectors)
@@ -722,6 +728,11 @@ def _summary(
         "conversion treatment / holdout": (
             f"{_pct(summary_c.get('treatment_rate'))} / {_pct(summary_c.get('holdout_rate'))}"
         ),
+        "journeys: entered / sent / stopped by a frequency cap": "; ".join(
+            f"{cid} {sum(j['entered'].values())} / {j['messages'].get('sent', 0)} / "
+            f"{j['messages'].get('suppressed_frequency_cap', 0)}"
+            for cid, j in journeys["journeys"].items()
+        ),
         "state machine executions": ", ".join(f"{e.machine}={e.status}" for e in state.executions),
         "total seconds": state.stages.get("total"),
     }
@@ -740,6 +751,7 @@ def _summary(
         "tags_and_audiences": tag_stage,
         "model": {"name": RESPONSE_MODEL, "trained_on_campaign": PAST_CAMPAIGN_ID, "train_output": train},
         "campaign": campaign,
+        "journeys": journeys,
         "messages_by_channel": summary_c.get("messages_by_channel", {}),
         "outbox_objects_by_channel": outbox,
         "conversion": {

@@ -22,6 +22,7 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     check_every_state_machine_succeeds_and_files_are_written(demo)
     check_summary_holds_identity_ingest_model_and_campaign_figures(demo)
     check_tag_families_batch_agreement_and_audiences(demo)
+    check_the_journeys_ran_and_the_caps_stopped_some_messages(demo)
 
 
 def check_every_state_machine_succeeds_and_files_are_written(demo: tuple[dict[str, Any], Path]) -> None:
@@ -30,7 +31,7 @@ def check_every_state_machine_succeeds_and_files_are_written(demo: tuple[dict[st
     assert {e["status"] for e in summary["executions"]} == {"SUCCEEDED"}
     assert json.loads((output / "summary.json").read_text())["headline"] == summary["headline"]
     html = (output / "report.html").read_text()
-    assert "OneID" in html and "<svg" in html and "Campaign with holdout" in html
+    assert "OneID" in html and "<svg" in html and "Campaign with holdout" in html and "Triggered journeys" in html
 
 
 def check_summary_holds_identity_ingest_model_and_campaign_figures(demo: tuple[dict[str, Any], Path]) -> None:
@@ -84,3 +85,21 @@ def check_tag_families_batch_agreement_and_audiences(demo: tuple[dict[str, Any],
     assert manifest["source"]["audience_id"] == "winter_cake_sms"
     assert manifest["source"]["snapshot_id"] == static["snapshot_id"]
     assert manifest["counts"]["eligible"] <= static["snapshot_members"]
+
+
+def check_the_journeys_ran_and_the_caps_stopped_some_messages(demo: tuple[dict[str, Any], Path]) -> None:
+    summary, _ = demo
+    scenes = summary["journeys"]
+    journeys = scenes["journeys"]
+    assert set(journeys) == {"cart_recovery", "demo_birthday_cake", "demo_cold_snap"}
+    cart = journeys["cart_recovery"]
+    # every shopper entered; the buyers of the cart's cake converted (and went on to the thank-you path)
+    assert sum(cart["entered"].values()) == scenes["cart_shoppers"] > 0
+    assert 0 < cart["converted"]["treatment"] + cart["converted"]["holdout"] <= scenes["cart_buyers"]
+    assert cart["messages"]["sent"] > 0
+    # the cold snap swept Beijing's customers; the birthday sweep found the coming week's birthdays
+    assert sum(journeys["demo_cold_snap"]["entered"].values()) > 0
+    assert scenes["sweeps"]["shards"] > 0 and scenes["sweeps"]["closed"] >= 1
+    # the brand's caps (2 SMS in 7 days) met the winter-cake SMS and stopped some journey messages
+    capped = sum(j["messages"].get("suppressed_frequency_cap", 0) for j in journeys.values())
+    assert capped > 0, journeys
