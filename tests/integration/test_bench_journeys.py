@@ -22,3 +22,6 @@ def test_the_journey_benchmark_prices_entries_and_sends_against_a_paused_baselin
     assert value["journeys.cost_per_1m_entries.events.usd"] > 0  # type: ignore[operator]
     assert value["journeys.billed_wru_per_entry"] > 5  # type: ignore[operator]
     assert value["journeys.trigger_to_send_ms_p95"] >= value["journeys.trigger_to_send_ms_p50"]  # type: ignore[operator]
+    # and the daily sweep of a date journey scanned every shard of the profiles table, billed by what it read
+    assert value["journeys.sweep_shards"] == 8
+    assert value["journeys.sweep_rru_per_profile"] > 0 and value["journeys.sweep_cost_per_1m_profiles_usd"] > 0  # type: ignore[operator]
