@@ -304,6 +304,9 @@ def dry_run(
     if as_json:
         dump(report)
         return
+    if "basis" in report:
+        _print_journey_dry_run(report)
+        return
     console.print(
         f"{escape(report['campaign_id'])}: {report['eligible']:,} eligible, {report['selected']:,} selected = "
         f"{report['treatment']:,} treated + {report['holdout']:,} holdout ({report['unscored']:,} unscored)"
@@ -320,6 +323,23 @@ def dry_run(
             f"[yellow]overlaps[/yellow] {escape(overlap['campaign_id'])} ({overlap['status']}): "
             f"{escape(', '.join(overlap['days']))}"
         )
+
+
+def _print_journey_dry_run(report: dict[str, Any]) -> None:
+    basis = "replayed on the last 14 days of events" if report["basis"] == "replayed" else "forecast, next 14 days"
+    console.print(
+        f"{escape(report['campaign_id'])} ({basis}): {report['entries']:,} entries = {report['treatment']:,} treated "
+        f"+ {report['holdout']:,} holdout; {report['not_entered_already_in']:,} trigger events of persons already in "
+        f"it, {report['not_eligible']:,} persons kept out"
+    )
+    console.print(
+        f"cost: first send {report['first_send_cost_minor']:,}, at most {report['cost_at_most_minor']:,} "
+        f"({report['currency']} minor units); {report['capped_today']:,} treated would be stopped by a cap today"
+    )
+    days = ", ".join(f"{day} {n:,}" for day, n in report["entries_by_day"].items()) or "none"
+    console.print(f"entries by day: {escape(days)}")
+    for overlap in report["overlaps"]:
+        console.print(f"[yellow]also live[/yellow] {escape(overlap['campaign_id'])} ({overlap['status']})")
 
 
 @campaign_app.command("test-send")

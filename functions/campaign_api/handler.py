@@ -35,6 +35,7 @@ from cdp.campaigns.catalog import BrandSwitch
 from cdp.campaigns.definition import CampaignDefinition
 from cdp.campaigns.dry_run import DryRunReport
 from cdp.campaigns.dynamodb import DynamoCampaignCatalog
+from cdp.campaigns.journey_dry_run import JourneyDryRun
 from cdp.campaigns.journeys import JourneyResults, PublishedSendOrders
 from cdp.campaigns.journeys_dynamodb import DynamoJourneyStore
 from cdp.campaigns.lifecycle import (
@@ -328,9 +329,10 @@ def runs(cid: str) -> Response[str]:
 
 @app.post(
     "/v1/campaigns/<cid>/dry-run",
-    summary="A scheduled campaign's next runs on today's profiles: selection, cost, sends per day, capped, overlaps",
+    summary="A scheduled campaign's next runs on today's profiles, or a journey's entries replayed on the last 14 "
+    "days of events (forecast from persons' dates for a date trigger): selection, cost, days, capped, overlaps",
     tags=["campaigns"],
-    responses=_docs({200: (DryRunReport, "nothing was sent")}, (400, 401, 403, 404, 409, 503)),
+    responses=_docs({200: (DryRunReport | JourneyDryRun, "nothing was sent")}, (400, 401, 403, 404, 409, 503)),
     openapi_extensions=body(StartRequest, "DryRunRequest", description="optional: a version") | _BRAND,
 )
 def dry_run(cid: str) -> Response[str]:

@@ -4,7 +4,7 @@ The selection is the select step's own (`plan_selection`: audience, consent, ran
 nowhere. On top of it: the cost of the first send and the most the follow-up can add, the first sends per day over
 the schedule's next occurrences, the treated persons whose contact history already puts this send past a frequency
 cap today (they would be suppressed), and the brand's other scheduled or live campaigns that reach persons the same
-days. A journey's entries depend on events still to come, so a journey has no dry run of this kind.
+days. A journey's dry run replays history instead (`cdp.campaigns.journey_dry_run`).
 """
 
 from __future__ import annotations

@@ -36,6 +36,7 @@ from cdp.campaigns.catalog import (
 )
 from cdp.campaigns.definition import CampaignDefinition, problems, run_id_for
 from cdp.campaigns.dry_run import ContactHistory, DryRunReport, dry_run
+from cdp.campaigns.journey_dry_run import JourneyDryRun, journey_dry_run
 from cdp.campaigns.journeys import JourneyResults, JourneyStore, SendOrders, summarize
 from cdp.campaigns.models import dump
 from cdp.campaigns.ports import ArtifactStore
@@ -313,8 +314,9 @@ class CampaignService:
         spent, outcomes = self.journeys.spent(brand_id, campaign_id), self.journeys.outcomes(brand_id, campaign_id)
         return results.model_copy(update={"spent_minor": spent, "messages": outcomes})
 
-    def dry_run(self, brand_id: str, campaign_id: str, version: int | None = None) -> DryRunReport:
-        """What the version's next runs would select, cost and collide with, on today's profiles; nothing is sent."""
+    def dry_run(self, brand_id: str, campaign_id: str, version: int | None = None) -> DryRunReport | JourneyDryRun:
+        """What the version's next runs would select, cost and collide with, on today's profiles (a journey: its
+        entries replayed on the last days' events, or forecast from persons' dates); nothing is sent."""
         state = self._state(brand_id, campaign_id)
         stored = self._version(state, version or state.latest_version)
         if self.selection is None:
@@ -324,6 +326,16 @@ class CampaignService:
             for other in self.catalog.states(brand_id)
             if other.active_version is not None and other.status in ("scheduled", "live")
         ]
+        if stored.definition.trigger is not None:  # a journey: replayed on history, or forecast from persons' dates
+            return journey_dry_run(
+                stored.definition,
+                stored.version,
+                self.org.brand(brand_id),
+                self.selection.profiles,
+                self.selection.contacts,
+                others,
+                self.now(),
+            )
         return dry_run(
             stored.definition,
             stored.version,
