@@ -285,3 +285,41 @@ def test_a_failing_send_fails_the_execution_with_its_cause(aws: tuple[Any, Any, 
     assert out.get("error") == "CampaignFailed", out
     cause = json.loads(out["cause"])
     assert cause["errorType"] == "ValueError" and "coupon" in cause["errorMessage"]
+
+
+def test_ab_variants_of_the_first_send_go_out_per_arm_and_are_measured_each(
+    aws: tuple[Any, Any, Callable[[], World]],
+) -> None:
+    s3, sfn, get_world = aws
+    world = get_world()
+    # Given 60 scored members, a budget for all of them, and two arms of the first send: SMS and e-mail
+    world.profiles.profiles = {p.person_id: p for p in (_profile(i, segment="loyal", score=i / 100) for i in range(60))}
+    sms = {"channel": "sms", "template": {"body": "20 off today"}}
+    email = {"channel": "email", "template": {"subject": "20 off", "body": "20 off today"}}
+    variants = [{"name": "by_sms", "share": 0.5, "touch1": sms}, {"name": "by_email", "share": 0.5, "touch1": email}]
+    world.responders = {"touch1": {f"p{i:03d}" for i in range(0, 60, 3)}}
+    budget = {"amount_minor": 600, "currency": "CNY", "cost_per_message_minor": {"sms": 5, "email": 1}}
+    request = _request(run_id="ab-r1", budget=budget, holdout_fraction=0.2, variants=variants, second_touch=False)
+
+    out = _run(sfn, _deploy(sfn), request, "ab-r1")
+
+    # Then every treated person got the first send of their stable arm, one batch list per arm
+    assert out["status"] == "SUCCEEDED", out
+    store = S3ArtifactStore(BUCKET, client=s3)
+    doc = AudienceDocument.model_validate(store.get_json(audience_key("ab-r1")))
+    arm = {m.person_id: m.variant for m in doc.treatment}
+    assert set(arm.values()) == {"by_sms", "by_email"}
+    by_channel = {
+        channel: sorted(
+            p for r in world.requests if r.step == "touch1" and r.channel == channel for p in world._batch(r)
+        )
+        for channel in ("sms", "email")
+    }
+    assert by_channel["sms"] == sorted(p for p, a in arm.items() if a == "by_sms")
+    assert by_channel["email"] == sorted(p for p, a in arm.items() if a == "by_email")
+    assert doc.manifest.budget_reserved_minor == 5 * len(by_channel["sms"]) + len(by_channel["email"])
+    # And the summary measures each arm against the holdout, the arms adding up to the treatment
+    summary = CampaignSummary.model_validate(store.get_json(summary_key("ab-r1")))
+    assert set(summary.variants) == {"by_sms", "by_email"}
+    assert sum(v.treatment.size for v in summary.variants.values()) == summary.treatment.size
+    assert sum(v.treatment.converted for v in summary.variants.values()) == summary.treatment.converted

@@ -191,7 +191,7 @@ def test_variant_shares_and_scheduled_runs_are_checked() -> None:
 
     with pytest.raises(CampaignInvalidError, match=r"add up to 0\.9"):
         journey(variants=[{"name": "a", "share": 0.5}, {"name": "b", "share": 0.4}])
-    with pytest.raises(CampaignInvalidError, match="only a triggered journey has variants"):
+    with pytest.raises(CampaignInvalidError, match="in a scheduled campaign a variant is one send"):
         raw = yaml.safe_load((SAMPLE.parent / "winter_cake_sms.yaml").read_text(encoding="utf-8"))
         parse_definition({**raw, "variants": [{"name": "a", "share": 1.0}]})
 

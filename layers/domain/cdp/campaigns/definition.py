@@ -24,7 +24,16 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from cdp.audiences.models import ValidationIssue
-from cdp.campaigns.models import Audience, Budget, CampaignRequest, Fraction, TagCondition, Touch
+from cdp.campaigns.models import (
+    Audience,
+    Budget,
+    CampaignRequest,
+    Fraction,
+    RunVariant,
+    TagCondition,
+    Touch,
+    variant_of,
+)
 from cdp.campaigns.triggers import CorrelationKey, EventType, Trigger
 from cdp.channels.templates import template_problem
 from cdp.org import BrandConfig, check_zone
@@ -394,19 +403,12 @@ class CampaignDefinition(_Frozen):
 
     def variant_for(self, person_id: str) -> str | None:
         """The person's arm: stable for the campaign, in proportion to the shares (None without variants)."""
-        if not self.variants:
-            return None
-        point, edge = _unit(f"{self.campaign_id}:variant:{person_id}"), 0.0
-        for arm in self.variants:
-            edge += arm.share
-            if point < edge:
-                return arm.name
-        return self.variants[-1].name
+        return variant_of(self.campaign_id, person_id, [(v.name, v.share) for v in self.variants])
 
     @property
     def first_send(self) -> Touch:
         step = next(s.send for _, s in self.all_steps() if s.send is not None)  # a journey's may be on a path
-        return Touch.model_validate(step.model_dump(exclude={"to"}))
+        return _touch(step)
 
     @property
     def follow_up(self) -> tuple[Touch, int] | None:
@@ -414,7 +416,7 @@ class CampaignDefinition(_Frozen):
             return None
         wait, send = self.steps[1].wait, self.steps[2].send
         assert wait is not None and send is not None
-        return Touch.model_validate(send.model_dump(exclude={"to"})), wait.seconds
+        return _touch(send), wait.seconds
 
     def planned_sends(self) -> int:
         """The most first sends a run can make (a journey: in all): what the budget pays for at the first send's
@@ -442,7 +444,16 @@ class CampaignDefinition(_Frozen):
             max_recipients=self.max_recipients,
             holdout_fraction=self.holdout,
             conversion_window_seconds=self.conversion_window_days * 86_400,
+            variants=[
+                RunVariant(name=v.name, share=v.share, touch1=_touch(v.steps[0].send))
+                for v in self.variants
+                if v.steps and v.steps[0].send is not None
+            ],
         )
+
+
+def _touch(send: SendStep) -> Touch:
+    return Touch.model_validate(send.model_dump(exclude={"to"}))
 
 
 def problems(definition: CampaignDefinition) -> list[ValidationIssue]:
@@ -462,7 +473,7 @@ def problems(definition: CampaignDefinition) -> list[ValidationIssue]:
     return out
 
 
-def _journey_problems(definition: CampaignDefinition) -> list[ValidationIssue]:
+def _variant_problems(definition: CampaignDefinition) -> list[ValidationIssue]:
     out: list[ValidationIssue] = []
     if definition.variants:
         total = sum(v.share for v in definition.variants)
@@ -471,6 +482,11 @@ def _journey_problems(definition: CampaignDefinition) -> list[ValidationIssue]:
         names = [v.name for v in definition.variants]
         if len(set(names)) != len(names):
             out.append(ValidationIssue(field="variants", message="two variants have the same name"))
+    return out
+
+
+def _journey_problems(definition: CampaignDefinition) -> list[ValidationIssue]:
+    out: list[ValidationIssue] = _variant_problems(definition)
     if definition.schedule is not None:
         out.append(ValidationIssue(field="schedule", message="a triggered journey has no schedule: remove one of them"))
     if definition.max_recipients is not None:
@@ -579,8 +595,15 @@ def _send_problems(step: Step, where: str, definition: CampaignDefinition) -> li
 
 def _run_problems(definition: CampaignDefinition) -> list[ValidationIssue]:
     out: list[ValidationIssue] = []
-    if definition.variants:
-        out.append(ValidationIssue(field="variants", message="only a triggered journey has variants (for now)"))
+    out.extend(_variant_problems(definition))
+    for i, arm in enumerate(definition.variants):
+        if arm.steps is None or len(arm.steps) != 1 or arm.steps[0].send is None:
+            out.append(
+                ValidationIssue(
+                    field=f"variants[{i}].steps",
+                    message="in a scheduled campaign a variant is one send: the first send it gets instead",
+                )
+            )
     if definition.exit_on:
         out.append(ValidationIssue(field="exit_on", message="only a triggered journey has exit events"))
     for name in ("paths", "after_conversion", "max_unanswered"):

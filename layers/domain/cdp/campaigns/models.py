@@ -6,6 +6,8 @@ this module returns, so `Touch` mirrors its template/offer fields; the campaign 
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -143,6 +145,27 @@ class Budget(_Frozen):
         return max(self.cost_per_message_minor.get(name, 0) for name in touch.channels)  # type: ignore[call-overload]
 
 
+class RunVariant(_Frozen):
+    """An A/B/n arm of a scheduled run: a stable share of the treated gets this first send instead of `touch1`."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")
+    share: float = Field(gt=0.0, le=1.0)
+    touch1: Touch
+
+
+def variant_of(campaign_id: str, person_id: str, arms: Sequence[tuple[str, float]]) -> str | None:
+    """The person's arm: stable for the campaign, in proportion to the shares (None without arms)."""
+    if not arms:
+        return None
+    digest = hashlib.sha256(f"{campaign_id}:variant:{person_id}".encode()).digest()
+    point, edge = int.from_bytes(digest[:8], "big") / 2**64, 0.0
+    for name, share in arms:
+        edge += share
+        if point < edge:
+            return name
+    return arms[-1][0]
+
+
 class CampaignRequest(_Frozen):
     campaign_id: Token
     run_id: Token | None = Field(default=None, description="defaults to '{campaign_id}-{execution or time}'")
@@ -159,10 +182,15 @@ class CampaignRequest(_Frozen):
     wait_seconds: int = Field(default=3 * 86_400, ge=0, le=365 * 86_400)
     conversion_window_seconds: int = Field(default=14 * 86_400, ge=1, le=365 * 86_400)
     scan_segments: int = Field(default=4, ge=1, le=1000, description="parallel scan segments of the profile store")
+    variants: list[RunVariant] = Field(default_factory=list, max_length=10, description="A/B/n arms of the first send")
 
     @model_validator(mode="after")
     def _check(self) -> CampaignRequest:
-        for name, touch in (("touch1", self.touch1), ("touch2", self.touch2)):
+        if self.variants and abs(sum(v.share for v in self.variants) - 1.0) > 1e-9:
+            raise ValueError("the variants' shares must add up to 1")
+        touches = [("touch1", self.touch1), ("touch2", self.touch2)]
+        touches += [(f"variant {v.name}", v.touch1) for v in self.variants]
+        for name, touch in touches:
             if touch is not None and touch.channel not in self.budget.cost_per_message_minor:
                 raise ValueError(f"budget.cost_per_message_minor has no cost for {name} channel {touch.channel!r}")
         if self.budget.cost_per_message_minor[self.touch1.channel] == 0:
@@ -177,6 +205,13 @@ class CampaignRequest(_Frozen):
     def follow_up(self) -> bool:
         return self.second_touch and self.touch2 is not None
 
+    def first_touch(self, variant: str | None) -> Touch:
+        """The first send of a treated person of `variant` (the request's touch1 without variants)."""
+        return next((v.touch1 for v in self.variants if v.name == variant), self.touch1)
+
+    def variant_for(self, person_id: str) -> str | None:
+        return variant_of(self.campaign_id, person_id, [(v.name, v.share) for v in self.variants])
+
 
 # ---- what the store holds -----------------------------------------------------------------------------------
 
@@ -184,6 +219,7 @@ class CampaignRequest(_Frozen):
 class Member(_Frozen):
     person_id: str
     score: float | None = None
+    variant: str | None = Field(default=None, description="a treated person's A/B/n arm")
 
 
 class AudienceCounts(_Frozen):
@@ -220,6 +256,7 @@ class AudienceManifest(_Frozen):
     budget_reserved_minor: int = Field(description="treatment size x touch1 cost")
     currency: str
     batch_keys: list[str]
+    batches: list[BatchRef] = Field(default_factory=list, description="the batch keys with each batch's first send")
 
 
 class AudienceDocument(_Frozen):
@@ -313,6 +350,7 @@ CampaignCommand = Annotated[SelectCommand | CheckCommand | SummarizeCommand, Fie
 
 class BatchRef(_Frozen):
     batch_key: str
+    touch: Touch | None = Field(default=None, description="touch1 batches: the first send (the person's variant)")
 
 
 class Selection(_Frozen):
@@ -360,6 +398,7 @@ class CampaignSummary(_Frozen):
     conversion_lift: Lift | None = Field(
         default=None, description="conversion against the holdout with 95% intervals, p-value and a verdict"
     )
+    variants: dict[str, Lift] = Field(default_factory=dict, description="each A/B/n arm against the holdout")
     messages: dict[str, SendTally] = Field(description="send tallies per step")
     messages_by_channel: dict[str, int]
     cost_minor: int

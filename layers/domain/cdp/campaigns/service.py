@@ -16,7 +16,7 @@ from typing import Any
 
 from cdp import topology
 from cdp.audiences.store import AudienceStore
-from cdp.campaigns.measurement import compare
+from cdp.campaigns.measurement import Lift, compare
 from cdp.campaigns.models import (
     TOUCH1,
     TOUCH2,
@@ -144,11 +144,13 @@ def _write_batches(store: ArtifactStore, run_id: str, step: str, person_ids: Seq
 
 def _selection(doc: AudienceDocument) -> SelectResult:
     m = doc.manifest
+    # a run selected before batches carried their touch: every batch is the request's touch1
+    batches = m.batches or [BatchRef(batch_key=k, touch=m.request.touch1) for k in m.batch_keys]
     return SelectResult(
         request=m.request,
         selection=Selection(
             run_id=m.run_id,
-            batches=[BatchRef(batch_key=k) for k in m.batch_keys],
+            batches=batches,
             counts=m.counts,
             sent_at=m.sent_at,
             audience_key=audience_key(m.run_id),
@@ -308,7 +310,14 @@ def select_audience(
         plan.treatment,
         plan.holdout,
     )
-    batch_keys = _write_batches(store, run_id, TOUCH1, [m.person_id for m in treatment], request.batch_size)
+    if request.variants:  # each treated person's A/B/n arm, stable for the campaign
+        treatment = [m.model_copy(update={"variant": request.variant_for(m.person_id)}) for m in treatment]
+    batches: list[BatchRef] = []
+    for variant in dict.fromkeys(m.variant for m in treatment):
+        ids = [m.person_id for m in treatment if m.variant == variant]
+        step = TOUCH1 if variant is None else f"{TOUCH1}-{variant}"
+        keys = _write_batches(store, run_id, step, ids, request.batch_size)
+        batches.extend(BatchRef(batch_key=k, touch=request.first_touch(variant)) for k in keys)
     counts = AudienceCounts(
         excluded_contact_policy=plan.excluded,
         eligible=len(pool),
@@ -326,9 +335,10 @@ def select_audience(
             sent_at=now,
             counts=counts,
             capacity=capacity(request),
-            budget_reserved_minor=len(treatment) * request.budget.cost_of(request.touch1),
+            budget_reserved_minor=sum(request.budget.cost_of(request.first_touch(m.variant)) for m in treatment),
             currency=request.budget.currency,
-            batch_keys=batch_keys,
+            batch_keys=[b.batch_key for b in batches],
+            batches=batches,
         ),
         treatment=treatment,
         holdout=holdout,
@@ -496,6 +506,20 @@ def _cost(by_channel: dict[str, int], prices: dict[str, int]) -> int:
     return sum(count * prices.get(channel, 0) for channel, count in by_channel.items())
 
 
+def _variant_lifts(
+    doc: AudienceDocument, profiles: ProfileReader, now: datetime, held: GroupOutcome
+) -> dict[str, Lift]:
+    """Each A/B/n arm's treated persons against the whole holdout (the arms' own rates side by side)."""
+    m = doc.manifest
+    until = min(now, m.sent_at + timedelta(seconds=m.request.conversion_window_seconds))
+    out: dict[str, Lift] = {}
+    for arm in m.request.variants:
+        members = [p for p in doc.treatment if p.variant == arm.name]
+        outcome = measure_group(members, profiles, m.sent_at, until, m.currency).outcome
+        out[arm.name] = compare(outcome.converted, outcome.size, held.converted, held.size)
+    return out
+
+
 def _load_tally(store: ArtifactStore, key: str) -> SendTally:
     return SendTally.model_validate(store.get_json(key)) if store.exists(key) else SendTally()
 
@@ -540,6 +564,7 @@ def summarize(
         revenue_per_person_holdout_minor=scale(h.revenue_minor, 1, h.size) if has_holdout else None,
         incremental_revenue_minor=incremental_revenue,
         conversion_lift=compare(t.converted, t.size, h.converted, h.size) if has_holdout else None,
+        variants=_variant_lifts(doc, profiles, now, h) if request.variants and has_holdout else {},
         messages={TOUCH1: touch1, TOUCH2: touch2},
         messages_by_channel=by_channel,
         cost_minor=cost,
