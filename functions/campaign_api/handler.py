@@ -372,14 +372,17 @@ def get_run(cid: str, rid: str) -> Response[str]:
     "/v1/campaigns/<cid>/test-send",
     summary="Send every message of a version to the seed list now (staff phones), to see it as a customer will",
     description="202: ordered through the real send path (consent, address, rendering, channel), past caps, quiet "
-    "hours and the control group, counted in no result or budget. Seeds: the body's, else the brand's "
-    "campaigns.seed_list; `unknown_seeds` lists those that name no person of the brand.",
+    "hours and the control group (not the suppression lists), counted in no result or budget. Seeds: the brand's "
+    "campaigns.seed_list, or the body's (which needs campaigns:approve); `unknown_seeds` lists those that name no "
+    "person of the brand.",
     responses=_docs({202: (TestSendReport, "ordered")}, (400, 401, 403, 404, 409)),
     openapi_extensions=body(TestSendRequest, "TestSendRequest", description="optional") | _BRAND,
 )
 def test_send(cid: str) -> Response[str]:
-    _, brand = _caller(WRITE_SCOPE)
+    client, brand = _caller(WRITE_SCOPE)
     request = options(TestSendRequest, text_body(app.current_event))
+    if request.seeds:  # any customer of the brand named in the body: as much as an approval
+        _allowed(client, brand, APPROVE_SCOPE)
     deps, config = dependencies(), load_org().brand(brand)
     persons, unknown = seed_persons(request, config.campaigns.seed_list, brand, deps.profiles, config.phone_region)
     report = deps.service.test_send(brand, _id(cid), persons, request.version)
@@ -403,6 +406,7 @@ def signal() -> Response[str]:
         text_body(app.current_event),
         brand,
         partial(person_of_signal, brand_id=brand, profiles=deps.profiles, phone_region=region),
+        utc_now(),
     )
     deps.bus.publish([SignalReceived(brand_id=brand, signal=found)], correlation_id=client.name)
     person = found.person_id if isinstance(found, LocationSignal) else None

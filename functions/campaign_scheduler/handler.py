@@ -73,15 +73,16 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     _journeys().refresh()  # journeys made live, paused or stopped since the last tick count now
     fired = _service().fire_due(tick.now)
     moved = _journeys().advance_due(tick.now)
+    released = release_deferred(_deferred(), _journeys().orders, tick.now)
+    if released:
+        metrics.add_metric(name="SendsReleasedAfterQuietHours", unit="Count", value=released)
+    # last: a sweep takes what time the tick has left (held sends and due steps never wait behind it)
     opened = open_date_sweeps(_journeys(), _sweeps(), load_org(), tick.now)
     swept = run_sweeps(
         _journeys(), _sweeps(), _journeys().profiles, lambda: context.get_remaining_time_in_millis() / 1000
     )
     if swept.entered:
         metrics.add_metric(name="JourneyEntriesBySweep", unit="Count", value=swept.entered)
-    released = release_deferred(_deferred(), _journeys().orders, tick.now)
-    if released:
-        metrics.add_metric(name="SendsReleasedAfterQuietHours", unit="Count", value=released)
     if moved:
         metrics.add_metric(name="JourneyStepsDue", unit="Count", value=moved)
     started = [r.run_id for r in fired if r.outcome == "started"]

@@ -17,6 +17,7 @@ import yaml
 from cdp import topology
 from cdp.profile.dynamodb import DynamoProfileStore
 from cdp.profile.models import Profile
+from cdp.shared.time import utc_now
 from cdp_local.runtime import LocalRuntime
 
 CAMPAIGNS = Path(__file__).resolve().parents[2] / "events" / "campaigns"
@@ -129,11 +130,12 @@ def run_journey_scenes(rt: LocalRuntime, brand_id: str, now: datetime, seed: int
         rt.fire_schedule(tick, now + later)
         rt.drain()
 
-    # Two days on, a cold snap in Beijing: 3 C, then -4 C an hour later (the crossing); the same tick's sweep runs
-    # the birthday week too. Customers who got the winter-cake SMS and a cart reminder this week have had their 2 SMS
+    # A cold snap in Beijing: 3 C, then -4 C an hour later (the crossing; the feed's readings carry its own clock);
+    # the tick two days on runs its sweep and the birthday week's. Customers who got the winter-cake SMS and a cart
+    # reminder this week have had their 2 SMS
     late = now + timedelta(days=2, hours=1)
-    for celsius, minutes in ((3.0, -60), (-4.0, 0)):
-        at = (late + timedelta(minutes=minutes)).isoformat()
+    for celsius, minutes in ((3.0, -60), (-4.0, 0)):  # the feed posts when it observes: a signal is never ahead
+        at = (min(late, utc_now()) + timedelta(minutes=minutes)).isoformat()
         reading = {"kind": "weather", "city": COLD_CITY, "temperature_c": celsius, "observed_at": at}
         _api(rt, "POST", f"/v1/signals?brand_id={brand_id}", reading)
     rt.drain()

@@ -84,6 +84,12 @@ def test_every_message_of_a_version_reaches_the_seed_list_and_counts_nowhere(
     journey = _call(runtime, "GET", f"/v1/campaigns/{CAMPAIGN}/journey?brand_id={BRAND}")[1]
     assert journey["entered"] == {"treatment": 0, "holdout": 0} and journey["spent_minor"] == 0
     # A bad seed is a 400 naming it; an unknown campaign a 404
+    # A key that may write campaigns but not approve them sends to the seed list only, never to seeds it names
+    marketer = {"content-type": "application/json", "x-api-key": "e2e-marketer-key"}
+    path = f"/v1/campaigns/{CAMPAIGN}/test-send?brand_id={BRAND}"
+    assert runtime.http("POST", path, json.dumps(seeds).encode(), marketer).status == 403
+    assert runtime.http("POST", path, b"", marketer).status == 202
+    runtime.drain()
     bad = {"seeds": [{"type": "fax", "value": "1"}]}
     status, answer = _call(runtime, "POST", f"/v1/campaigns/{CAMPAIGN}/test-send?brand_id={BRAND}", bad)
     assert status == 400 and answer["field"] == "seeds[0].type"

@@ -88,7 +88,7 @@ def test_a_cold_snap_a_birthday_and_a_store_visit_enter_their_journeys(
         now = datetime.now(UTC)
 
         # When the weather feed posts a reading above the threshold, then one below it
-        for celsius, minutes in ((-12.0, 0), (-24.5, 30)):
+        for celsius, minutes in ((-12.0, -30), (-24.5, 0)):
             reading = {"kind": "weather", "city": CITY, "temperature_c": celsius, "observed_at": now.isoformat()}
             reading["observed_at"] = (now + timedelta(minutes=minutes)).isoformat()
             status, answer = _call(runtime, "POST", f"/v1/signals?brand_id={BRAND}", reading)
@@ -125,6 +125,7 @@ def test_a_bad_signal_is_a_4xx_naming_the_field_and_scope_is_enforced(runtime: L
         ({"kind": "rain", "city": CITY}, "kind"),
         ({"kind": "location", "person_id": "p-1", "place": "store", "at": at}, None),
         ({"kind": "location", "identifier": {"type": "fax", "value": "1"}, "place": "home", "at": at}, "identifier"),
+        ({"kind": "weather", "city": CITY, "temperature_c": 1, "observed_at": "2099-01-01T00:00:00Z"}, "observed_at"),
     ]
     for body, field in cases:
         status, answer = _call(runtime, "POST", path, body)

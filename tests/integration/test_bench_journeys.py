@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from cdp.campaigns.sweeps import SWEEP_SHARDS
 from cdp_local.bench_journeys import journey_benchmark
 
 pytestmark = pytest.mark.xdist_group("runtime")
@@ -23,5 +24,5 @@ def test_the_journey_benchmark_prices_entries_and_sends_against_a_paused_baselin
     assert value["journeys.billed_wru_per_entry"] > 5  # type: ignore[operator]
     assert value["journeys.trigger_to_send_ms_p95"] >= value["journeys.trigger_to_send_ms_p50"]  # type: ignore[operator]
     # and the daily sweep of a date journey scanned every shard of the profiles table, billed by what it read
-    assert value["journeys.sweep_shards"] == 8
+    assert value["journeys.sweep_shards"] == SWEEP_SHARDS
     assert value["journeys.sweep_rru_per_profile"] > 0 and value["journeys.sweep_cost_per_1m_profiles_usd"] > 0  # type: ignore[operator]

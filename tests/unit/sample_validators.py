@@ -161,10 +161,11 @@ for _name in ("lifecycle_changed", "audience_entered", "audience_exited"):
 def _signal(data: Any) -> None:
     """`POST /v1/signals` bodies (cdp.app.campaign_api)."""
     import json
+    from datetime import UTC, datetime
 
     from cdp.app.campaign_api import signal_of
 
-    signal_of(json.dumps(data), "demo-brand", lambda _request: "p-1")
+    signal_of(json.dumps(data), "demo-brand", lambda _request: "p-1", datetime(2027, 1, 1, tzinfo=UTC))
 
 
 EXTRA_VALIDATORS["signals/weather"] = _signal

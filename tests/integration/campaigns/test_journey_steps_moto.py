@@ -210,3 +210,33 @@ def test_a_journey_with_a_broken_path_is_refused_with_the_field(
 def test_a_malformed_step_is_refused(step: dict[str, Any], message: str) -> None:
     with pytest.raises(CampaignInvalidError, match=message):
         journey(steps=[step, sms("x")])
+
+
+def test_a_loop_through_a_wait_sends_each_lap_and_the_holdout_is_never_dropped_as_unresponsive(world: World) -> None:
+    steps = [{"goto": "nag"}]
+    paths = {"nag": [sms("Come back"), {"wait": {"days": 1}}, {"goto": "nag"}]}
+    live(world, trigger={"event": "identify"}, exit_on=[], steps=steps, paths=paths, max_unanswered=3, holdout=0.5)
+    treated_one = treated(1, share=0.5)[0]
+    held = next(p for p in (f"p{i}" for i in range(200)) if p not in treated(200, share=0.5))
+    world.event(treated_one, "identify")
+    world.event(held, "identify")
+    for day in (1, 2, 3):
+        world.tick(T0 + timedelta(days=day))
+    # Each lap is its own message (its own key in the send ledger); the third unanswered one ends it
+    assert [r.step for r in world.orders.sent] == ["e1-nag-s0", "e1-nag-s0-r1", "e1-nag-s0-r2"]
+    places = {p.person_id: p for p in world.engine.store.places(BRAND, "abandoned_cart")}
+    assert places[treated_one].status == "unresponsive"
+    assert places[held].status == "active"  # the holdout got nothing to answer: still in, its conversions counted
+    assert world.service.journey(BRAND, "abandoned_cart").spent_minor == 3 * 5
+
+
+def test_a_definition_with_many_splits_validates_quickly() -> None:
+    names = [f"p{i}" for i in range(10)]
+    paths: dict[str, list[dict[str, Any]]] = {}
+    for i, name in enumerate(names):
+        later = names[i + 1 :] or [names[-1]]
+        arms = [{"share": 0.1, "goto": later[j % len(later)]} for j in range(10)]
+        paths[name] = [{"split": {"arms": arms}}] * 3 + [sms("x")] if i < 9 else [sms("x")]
+    # 10 ** 27 routes through the splits: the loop check looks at each path once (it used to follow every route)
+    definition = journey(steps=[{"goto": "p0"}], paths=paths)
+    assert len(definition.paths) == 10

@@ -93,6 +93,10 @@ def test_a_cold_snap_enters_everyone_in_the_city_once_when_the_reading_crosses(w
         return on_weather(world.engine, world.sweeps, ORG, signal)
 
     assert reading(8.0, T0) == []  # above the threshold: nothing
+    # A reading kept by a delivery that then failed before opening its sweep is handled again when redelivered
+    crash = WeatherSignal(brand_id=BRAND, city="Shanghai", temperature_c=8.5, observed_at=T0 + timedelta(minutes=1))
+    world.sweeps.reading(crash)
+    assert world.sweeps.reading(crash).kept and world.sweeps.reading(crash).previous == 8.0
     assert reading(9.0, T0 - timedelta(hours=1)) == []  # an older reading arriving late crosses nothing
     assert reading(3.0, T0 + timedelta(hours=1)) == ["Shanghai 3 C: sweep opened for abandoned_cart"]
     assert reading(2.0, T0 + timedelta(hours=2)) == []  # still below: no new crossing

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError, model_validator
@@ -139,15 +140,19 @@ class SignalRequest(RootModel[Annotated[WeatherSignalRequest | LocationSignalReq
     """`POST /v1/signals`: one signal, `kind` weather or location."""
 
 
+MAX_SIGNAL_AHEAD = timedelta(minutes=10)  # clocks of weather feeds and phones run a little ahead
+
+
 class SignalAccepted(BaseModel):
     kind: Literal["weather", "location"]
     person_id: str | None = Field(default=None, description="a location's person, as resolved")
 
 
 def signal_of(
-    text: str | None, brand_id: str, person_of: Callable[[LocationSignalRequest], str | None]
+    text: str | None, brand_id: str, person_of: Callable[[LocationSignalRequest], str | None], now: datetime
 ) -> WeatherSignal | LocationSignal:
-    """The signal for the journey function; a location's person resolved by `person_of` (404 when unknown)."""
+    """The signal for the journey function; a location's person resolved by `person_of` (404 when unknown). A signal
+    from the future is refused: a weather reading dated ahead would outrank every real one of its city."""
     raw = json_object(text, "the signal")
     if raw.get("kind") not in ("weather", "location"):
         raise InvalidInputError(f"kind must be weather or location, not {str(raw.get('kind'))[:40]!r}", "kind")
@@ -157,6 +162,11 @@ def signal_of(
         first = pydantic_issues(exc)[0]
         field = first.field.removeprefix(f"{raw['kind']}.")  # the union's tag is not a field of the body
         raise InvalidInputError(first.message, field) from exc
+    when, field = (
+        (request.observed_at, "observed_at") if isinstance(request, WeatherSignalRequest) else (request.at, "at")
+    )
+    if when > now + MAX_SIGNAL_AHEAD:
+        raise InvalidInputError(f"{field} is in the future ({when.isoformat()}): send a signal when it happens", field)
     if isinstance(request, WeatherSignalRequest):
         return WeatherSignal(brand_id=brand_id, **request.model_dump(exclude={"kind"}))
     person_id = person_of(request)

@@ -546,8 +546,9 @@ def _journey_step_problems(definition: CampaignDefinition) -> list[ValidationIss
 
 
 def _loop_without_wait(definition: CampaignDefinition) -> list[str] | None:
-    """A cycle of paths that a person could run round without waiting (each path is entered at its first step)."""
-    edges: dict[str, list[str]] = {}
+    """A cycle of paths that a person could run round without waiting (each path is entered at its first step).
+    Linear in the paths and their edges: each path is visited once (a colouring depth-first search)."""
+    edges: dict[str, set[str]] = {}
     heads = {MAIN_PATH: [definition.steps, *(v.steps for v in definition.variants if v.steps)]}
     heads.update({name: [steps] for name, steps in definition.paths.items()})
     for name, lists in heads.items():
@@ -555,15 +556,19 @@ def _loop_without_wait(definition: CampaignDefinition) -> list[str] | None:
             for step in steps:
                 if step.wait is not None or step.wait_for is not None:
                     break
-                edges.setdefault(name, []).extend(step.targets())
+                edges.setdefault(name, set()).update(step.targets())
+    done: set[str] = set()
 
     def visit(node: str, trail: list[str]) -> list[str] | None:
         if node in trail:
             return [*trail[trail.index(node) :], node]
-        for nxt in edges.get(node, []):
+        if node in done:
+            return None
+        for nxt in sorted(edges.get(node, ())):
             found = visit(nxt, [*trail, node])
             if found:
                 return found
+        done.add(node)
         return None
 
     for start in heads:

@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, Field
 
 from cdp.campaigns.catalog import CampaignState
-from cdp.campaigns.definition import MAIN_PATH, CampaignDefinition, Step
+from cdp.campaigns.definition import CampaignDefinition, Step
 from cdp.campaigns.dry_run import HORIZON_DAYS, ContactHistory, Overlap
 from cdp.campaigns.journeys import holdout_group
 from cdp.channels.contact import exclusion, passed_cap
@@ -222,22 +222,11 @@ def _main_path_length(definition: CampaignDefinition) -> timedelta:
 
 
 def _costliest(definition: CampaignDefinition) -> int:
-    """The most one treated entry can cost: the costliest route from the main path, each path taken at most once."""
+    """An upper bound of what one treated entry can cost: the dearest arm's main steps and every path's sends once
+    (linear in the steps, where following every route could take exponential time)."""
 
-    def route(steps: Sequence[Step], taken: frozenset[str]) -> int:
-        spent, best_branch = 0, 0
-        for step in steps:
-            if step.send is not None:
-                spent += definition.budget.cost_of(step.send)
-            if step.exit is not None:
-                break
-            for target in step.targets():
-                if target not in taken:
-                    branch = route(definition.paths.get(target, []), taken | {target})
-                    best_branch = max(best_branch, branch)
-            if step.goto is not None:
-                break
-        return spent + best_branch
+    def sends(steps: Sequence[Step]) -> int:
+        return sum(definition.budget.cost_of(step.send) for step in steps if step.send is not None)
 
     arms = [definition.steps_of(v.name) for v in definition.variants] or [definition.steps]
-    return max(route(steps, frozenset({MAIN_PATH})) for steps in arms)
+    return max(sends(steps) for steps in arms) + sum(sends(steps) for steps in definition.paths.values())

@@ -46,6 +46,7 @@ from cdp.tags.selection import AUDIENCE_PREFIX
 
 Group = Literal["treatment", "holdout"]
 JourneyStatus = Literal["active", "converted", "completed", "stopped", "out_of_budget", "unresponsive"]
+HEARD_ATTEMPTS = 3
 PAUSE_RECHECK = timedelta(hours=1)  # a paused journey's due steps look again this much later
 LIVE_CACHE_S = 60.0
 MAX_MOVES = 100  # steps run for one person without a wait: validation refuses loops, this stops a bad one anyway
@@ -77,6 +78,9 @@ class JourneyState(_Frozen):
     seen: list[str] = Field(default_factory=list, description="event types the journey listens to, since entering")
     correlation: dict[str, list[str]] = Field(default_factory=dict, description="the trigger event's values")
     unanswered: int = Field(default=0, ge=0, description="sends since the last response")
+    ordered: list[str] = Field(
+        default_factory=list, description="the send steps ordered in this entry (a loop's laps get their own keys)"
+    )
     rev: int = Field(default=1, ge=1)
 
     @property
@@ -279,6 +283,14 @@ class TagSignal(BaseModel):
         return f"{kind}:{value}:{self.at.isoformat()}"
 
 
+MAX_ORDERED = 200
+
+
+def _where(state: JourneyState) -> str:
+    """The send step's name in the send ledger's key: `s{step}` on the main path, `{path}-s{step}` on another."""
+    return f"s{state.step}" if state.path == MAIN_PATH else f"{state.path}-s{state.step}"
+
+
 def _matches(key: CorrelationKey | None, state: JourneyState, keys: Mapping[str, Sequence[str]]) -> bool:
     """An awaited event matches when it carries a value the trigger event carried under `key` (no key: any)."""
     if key is None:
@@ -329,7 +341,7 @@ class JourneyEngine:
         done: list[str] = []
         if any(event_type in j.definition.listens_to() for j in self.live(brand_id)):
             for campaign_id in self.store.memberships(brand_id, person_id):
-                done.append(self._heard(brand_id, campaign_id, person_id, event_type, keys or {}))
+                done.append(self._heard_again(brand_id, campaign_id, person_id, event_type, keys or {}))
         done.extend(self.on_signal(brand_id, person_id, "event", event_type, event_id, keys))
         return [d for d in done if d]
 
@@ -437,6 +449,19 @@ class JourneyEngine:
                 return False
         return audience.matches(profile)
 
+    def _heard_again(
+        self, brand_id: str, campaign_id: str, person_id: str, event_type: str, keys: Mapping[str, Sequence[str]]
+    ) -> str:
+        """`_heard`, read again when a concurrent move (a tick) stored first: the event still counts on the place the
+        other move left (sends it ordered again are delivered once: the same entry and step)."""
+        for _ in range(HEARD_ATTEMPTS):
+            try:
+                return self._heard(brand_id, campaign_id, person_id, event_type, keys)
+            except ConflictError:
+                continue
+        logger.warning("journey event lost to concurrent moves", campaign_id=campaign_id, person_id=person_id)
+        return ""
+
     def _heard(
         self, brand_id: str, campaign_id: str, person_id: str, event_type: str, keys: Mapping[str, Sequence[str]]
     ) -> str:
@@ -458,22 +483,19 @@ class JourneyEngine:
             moved = moved.model_copy(update={"converted_at": self.now()})
         steps = definition.steps_of(state.variant, state.path)
         awaited = steps[state.step].wait_for if state.step < len(steps) else None
-        try:
-            if awaited is not None and awaited.event == event_type and _matches(awaited.match, state, keys):
-                target = {"path": awaited.then, "step": 0} if awaited.then else {"step": state.step + 1}
-                self._run(moved.model_copy(update={**target, "next_at": None}), definition, state)
-                return f"{person_id} went on in {campaign_id} after {event_type}"
-            if converts and definition.after_conversion:
-                path = {"path": definition.after_conversion, "step": 0, "next_at": None}
-                self._run(moved.model_copy(update=path), definition, state)
-                return f"{person_id} converted in {campaign_id} ({state.group}), on to {definition.after_conversion}"
-            if converts:
-                self._leave(moved, "converted", state)
-                return f"{person_id} converted in {campaign_id} ({state.group})"
-            if moved.seen != state.seen or moved.unanswered != state.unanswered:
-                self.store.save(moved, state)
-        except ConflictError:
-            return ""  # moved by a concurrent change: it read the event's effect too, or the next delivery will
+        if awaited is not None and awaited.event == event_type and _matches(awaited.match, state, keys):
+            target = {"path": awaited.then, "step": 0} if awaited.then else {"step": state.step + 1}
+            self._run(moved.model_copy(update={**target, "next_at": None}), definition, state)
+            return f"{person_id} went on in {campaign_id} after {event_type}"
+        if converts and definition.after_conversion:
+            path = {"path": definition.after_conversion, "step": 0, "next_at": None}
+            self._run(moved.model_copy(update=path), definition, state)
+            return f"{person_id} converted in {campaign_id} ({state.group}), on to {definition.after_conversion}"
+        if converts:
+            self._leave(moved, "converted", state)
+            return f"{person_id} converted in {campaign_id} ({state.group})"
+        if moved.seen != state.seen or moved.unanswered != state.unanswered:
+            self.store.save(moved, state)
         return ""
 
     # ---- time -----------------------------------------------------------------------------------------------------
@@ -534,10 +556,11 @@ class JourneyEngine:
         if step.wait_for is not None:
             return self._next(state, next_at=step.wait_for.timeout.ends(self.now(), ZoneInfo("UTC"))), True
         if step.send is not None:
-            left = self._send(state, definition, orders)
-            if left is not None:
-                return left, True
-            return self._next(state, step=state.step + 1, unanswered=state.unanswered + 1), False
+            state, left = self._send(state, definition, orders)
+            if left:
+                return state, True
+            answered = state.unanswered + (state.group == "treatment")  # the holdout gets nothing to answer
+            return self._next(state, step=state.step + 1, unanswered=answered), False
         target = step.goto
         if step.branch is not None:
             condition = step.branch.if_
@@ -549,22 +572,22 @@ class JourneyEngine:
 
     def _send(
         self, state: JourneyState, definition: CampaignDefinition, orders: list[SendBatchRequest]
-    ) -> JourneyState | None:
-        """Order the send step for a treated person (the holdout gets nothing); the person's place when they leave
-        instead (unanswered too often, or the budget is spent)."""
+    ) -> tuple[JourneyState, bool]:
+        """Order the send step for a treated person (the holdout gets nothing); the person's place after it, and
+        whether they leave instead (unanswered too often, or the budget is spent)."""
         limit = definition.max_unanswered
         if limit is not None and state.unanswered >= limit:
-            return self._next(state, status="unresponsive", exited_at=self.now(), next_at=None)
+            return self._next(state, status="unresponsive", exited_at=self.now(), next_at=None), True
         if state.group != "treatment":
-            return None
+            return state, False
         step = definition.steps_of(state.variant, state.path)[state.step].send
         assert step is not None
         cost = definition.budget.cost_of(step)
         if not self.store.spend(state.brand_id, state.campaign_id, cost, definition.budget.amount_minor):
             logger.info("journey out of budget", campaign_id=state.campaign_id, person_id=state.person_id)
-            return self._next(state, status="out_of_budget", exited_at=self.now(), next_at=None)
+            return self._next(state, status="out_of_budget", exited_at=self.now(), next_at=None), True
         orders.append(self._order(state, definition))
-        return None
+        return state.model_copy(update={"ordered": [*state.ordered, _where(state)][-MAX_ORDERED:]}), False
 
     def zone_for(self, brand_id: str, profile: Profile | None) -> ZoneInfo:
         """The person's time zone (their profile's, else the brand's)."""
@@ -574,7 +597,9 @@ class JourneyEngine:
     def _order(self, state: JourneyState, definition: CampaignDefinition) -> SendBatchRequest:
         step = definition.steps_of(state.variant, state.path)[state.step].send
         assert step is not None
-        where = f"s{state.step}" if state.path == MAIN_PATH else f"{state.path}-s{state.step}"
+        where = _where(state)
+        lap = state.ordered.count(where)  # a step sent again on a loop's next lap is a new message
+        where = where if lap == 0 else f"{where}-r{lap}"
         return SendBatchRequest(
             campaign_id=definition.campaign_id,
             run_id=f"{definition.campaign_id}-v{state.version}{JOURNEY_RUN_SUFFIX}",

@@ -257,7 +257,6 @@ class DynamoSweepStore(SweepStore):
         marker = f"{sweep.brand_id}#{sweep.campaign_id}#{sweep.label}"
         if marker in self._asked:
             return False
-        self._asked.add(marker)
         item = {**self._open_key(sweep), "doc": {"S": sweep.model_dump_json(exclude={"done"})}}
         swept = {PK: {"S": f"SWEPT#{sweep.brand_id}#{sweep.campaign_id}"}, SK: {"S": sweep.label}}
         try:
@@ -276,10 +275,12 @@ class DynamoSweepStore(SweepStore):
             )
         except ClientError as exc:
             if condition_failed(exc):
+                self._asked.add(marker)
                 return False
             raise StoreError(f"opening a sweep of {sweep.campaign_id} failed: {exc}") from exc
         except BotoCoreError as exc:
             raise StoreError(f"opening a sweep of {sweep.campaign_id} failed: {exc}") from exc
+        self._asked.add(marker)  # only once it is known to be open: a failed attempt is asked again
         return True
 
     def opened(self) -> list[Sweep]:
@@ -314,24 +315,30 @@ class DynamoSweepStore(SweepStore):
 
     def reading(self, signal: WeatherSignal) -> Reading:
         at = iso(signal.observed_at)
+        key = {PK: {"S": f"WEATHER#{signal.brand_id}"}, SK: {"S": signal.city.casefold()}}
         try:
-            old = self._db.put_item(
+            stored = self._db.get_item(TableName=self._table, Key=key, ConsistentRead=True).get("Item")
+            if stored is not None and stored["observed_at"]["S"] == at:  # the same reading delivered again
+                before = stored.get("previous_c", {}).get("N")
+                return Reading(kept=True, previous=float(before) if before is not None else None)
+            if stored is not None and stored["observed_at"]["S"] > at:
+                return Reading(kept=False)  # a later reading is kept already
+            item: dict[str, Any] = {**key, "temperature_c": {"N": repr(signal.temperature_c)}, "observed_at": {"S": at}}
+            if stored is not None:
+                item["previous_c"] = stored["temperature_c"]
+            condition = "observed_at = :seen" if stored is not None else "attribute_not_exists(#pk)"
+            values = {":seen": stored["observed_at"]} if stored is not None else None
+            self._db.put_item(
                 TableName=self._table,
-                Item={
-                    PK: {"S": f"WEATHER#{signal.brand_id}"},
-                    SK: {"S": signal.city.casefold()},
-                    "temperature_c": {"N": repr(signal.temperature_c)},
-                    "observed_at": {"S": at},
-                },
-                ConditionExpression="attribute_not_exists(#pk) OR observed_at < :at",
-                ExpressionAttributeNames={"#pk": PK},
-                ExpressionAttributeValues={":at": {"S": at}},
-                ReturnValues="ALL_OLD",
-            ).get("Attributes")
+                Item=item,
+                ConditionExpression=condition,
+                **({"ExpressionAttributeValues": values} if values else {"ExpressionAttributeNames": {"#pk": PK}}),
+            )
         except ClientError as exc:
-            if condition_failed(exc):
-                return Reading(kept=False)
+            if condition_failed(exc):  # another reading of the city was kept meanwhile: this one is redelivered
+                raise ConflictError(f"a reading of {signal.city} was kept meanwhile") from exc
             raise StoreError(f"keeping a weather reading failed: {exc}") from exc
         except BotoCoreError as exc:
             raise StoreError(f"keeping a weather reading failed: {exc}") from exc
-        return Reading(kept=True, previous=float(old["temperature_c"]["N"]) if old else None)
+        previous = stored["temperature_c"]["N"] if stored is not None else None
+        return Reading(kept=True, previous=float(previous) if previous is not None else None)

@@ -26,12 +26,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from cdp import topology
 from cdp.campaigns.journeys import JourneyEngine, Live
 from cdp.ingest.events import Token, UtcDatetime
+from cdp.observability import logger
 from cdp.org import OrgDirectory
 from cdp.profile.models import Profile
 from cdp.profile.ports import ProfileReader
 from cdp.shared.envelope import Publishable
 
-SWEEP_SHARDS = 8
+SWEEP_SHARDS = 64  # small enough that a shard of a large table is scanned within one tick
 
 
 class _Frozen(BaseModel):
@@ -51,7 +52,7 @@ class Sweep(_Frozen):
 
     @property
     def label(self) -> str:
-        return f"{self.kind}#{self.day.isoformat()}#{self.city or ''}"
+        return f"{self.kind}#{self.day.isoformat()}#{(self.city or '').casefold()}"  # one sweep per city and day
 
     def key_for(self, journey: Live, profile: Profile) -> str | None:
         """The entry key of this person's occasion, or None when the sweep is not for them."""
@@ -226,7 +227,11 @@ def run_sweeps(
                 journey = journeys.get((sweep.brand_id, sweep.campaign_id))
                 if journey is None or sweep.brand_id != profile.brand_id:
                     continue
-                key = sweep.key_for(journey, profile)
+                try:
+                    key = sweep.key_for(journey, profile)
+                except (ValueError, OverflowError) as exc:  # one person's odd date must not stop the sweep
+                    logger.warning("sweep skipped a person", person_id=profile.person_id, error=str(exc))
+                    continue
                 if key is not None:
                     entered += bool(engine.enter(journey, profile.person_id, key, profile))
         for sweep in needing:

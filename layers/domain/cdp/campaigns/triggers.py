@@ -29,6 +29,7 @@ from cdp.profile.models import Profile
 EventType = Literal[EVENT_TYPES]  # type: ignore[valid-type]
 CorrelationKey = Literal[CORRELATION_KEYS]  # type: ignore[valid-type]
 DEFAULT_CYCLE_TAG = "repurchase_cycle_days"
+MAX_CYCLE_DAYS = 3650
 
 
 class _Frozen(BaseModel):
@@ -87,8 +88,13 @@ class DateTrigger(_Frozen):
             return [(d, f"{self.tag}:{d:%Y-%m}") for d in sorted(firsts)]
         cycle = profile.tags.get(self.tag or DEFAULT_CYCLE_TAG)
         last = profile.facts.last_order_at
-        if cycle is None or last is None or isinstance(cycle.value, bool | str) or cycle.value <= 0:
-            return []
+        if (
+            cycle is None
+            or last is None
+            or isinstance(cycle.value, bool | str)
+            or not 1 <= cycle.value <= MAX_CYCLE_DAYS
+        ):
+            return []  # no cycle, or one no purchase rhythm has (a bad tag value must not break the daily sweep)
         expected = last.date() + timedelta(days=round(cycle.value))
         return [(expected, f"predicted_purchase:{expected.isoformat()}")]
 

@@ -251,7 +251,9 @@ def _send_one(
     seen_survivors.add(person_id)
     message_id = message_id_for(request.campaign_id, request.step, person_id)
     marketing = request.purpose == "marketing" and not request.test  # a test send is for the seed list only
-    excluded = batch.contact.excluded(profile) if batch.contact is not None and marketing else None
+    excluded = batch.contact.excluded(profile) if batch.contact is not None and request.purpose == "marketing" else None
+    if request.test and excluded == "global_control":
+        excluded = None  # a seed (staff) may fall in the control group; a suppression list still holds for tests
     if excluded is not None:  # the global control group or a suppression list: no marketing at all
         if excluded == "global_control":
             result.suppressed_global_control += 1
