@@ -42,6 +42,7 @@ from cdp.shared.aws import EventBridgePublisher
 from cdp.shared.time import utc_now
 from cdp.tags.dynamodb import DynamoTagStore
 from cdp_local.cli_import import run_history
+from cdp_local.demo.api import DemoFailed, call_api
 from cdp_local.demo.brand import PAST_CAMPAIGN_ID, SyntheticBrand, generate_brand
 from cdp_local.demo.catalog import BRAND_ID
 from cdp_local.demo.channels import (
@@ -69,10 +70,6 @@ CAMPAIGN_WAIT_S = 120
 SCORE_SHARDS = 1  # one scan returns every profile with its filed events; 4 shards would read timelines per person
 RESPONSE_MODEL = "response"
 PRECISION_TARGET, RECALL_TARGET = 0.995, 0.98  # identity targets: pairwise precision, recall on linkable pairs
-
-
-class DemoFailed(Exception):
-    """A stage of the demo did not complete; the message says which and why."""
 
 
 @dataclass
@@ -546,22 +543,14 @@ def campaign_definition(brand_id: str) -> dict[str, Any]:
     }
 
 
-def _campaign_api(rt: LocalRuntime, method: str, path: str, body: Any = None) -> Any:
-    headers = {"content-type": "application/json", "x-api-key": rt.admin_key}
-    response = rt.http(method, path, json.dumps(body).encode() if body is not None else b"", headers)
-    if response.status >= 300:
-        raise DemoFailed(f"{method} {path} answered {response.status}: {response.body[:500]!r}")
-    return json.loads(response.body)
-
-
 def _run_campaign(channels: _Channels, state: DemoState, store: DynamoTagStore, progress: Progress) -> dict[str, Any]:
     task = progress.add_task("state machine: campaign", total=3)
     rt, brand = channels.rt, state.brand
     t0 = time.perf_counter()
     # as a marketer does it: the campaign defined and started through the campaign API (version 1, a manual run)
     brand_id = _brand_id(brand)
-    _campaign_api(rt, "POST", "/v1/campaigns", campaign_definition(brand_id))
-    started = _campaign_api(rt, "POST", f"/v1/campaigns/{DEMO_CAMPAIGN}/start?brand_id={brand_id}", {})
+    call_api(rt, "POST", "/v1/campaigns", campaign_definition(brand_id))
+    started = call_api(rt, "POST", f"/v1/campaigns/{DEMO_CAMPAIGN}/start?brand_id={brand_id}", {})
     run_id = started["run"]["run_id"]
     arn = f"{rt.state_machine_arns['campaign'].replace(':stateMachine:', ':execution:')}:{run_id}"
     replies = Tally(Counter(), {})

@@ -18,6 +18,7 @@ from cdp import topology
 from cdp.profile.dynamodb import DynamoProfileStore
 from cdp.profile.models import Profile
 from cdp.shared.time import utc_now
+from cdp_local.demo.api import DemoFailed, call_api
 from cdp_local.runtime import LocalRuntime
 
 CAMPAIGNS = Path(__file__).resolve().parents[2] / "events" / "campaigns"
@@ -28,18 +29,6 @@ COLD_CITY = "Beijing"
 CART_SKU = "CAKE-CHESTNUT-6IN"
 CART_SHOPPERS = 60
 BUYERS_SHARE = 0.35
-
-
-class JourneyDemoFailed(RuntimeError):
-    pass
-
-
-def _api(rt: LocalRuntime, method: str, path: str, body: Any = None) -> Any:
-    headers = {"content-type": "application/json", "x-api-key": rt.admin_key}
-    response = rt.http(method, path, json.dumps(body).encode() if body is not None else b"", headers)
-    if response.status >= 300:
-        raise JourneyDemoFailed(f"{method} {path} answered {response.status}: {response.body[:500]!r}")
-    return json.loads(response.body)
 
 
 def definitions(brand_id: str) -> list[dict[str, Any]]:
@@ -89,8 +78,8 @@ def definitions(brand_id: str) -> list[dict[str, Any]]:
 def run_journey_scenes(rt: LocalRuntime, brand_id: str, now: datetime, seed: int) -> dict[str, Any]:
     """Define and run the scenes; returns each journey's results (entered, where they are, messages by outcome)."""
     for definition in definitions(brand_id):
-        _api(rt, "POST", "/v1/campaigns", definition)
-        _api(rt, "POST", f"/v1/campaigns/{definition['campaign_id']}/activate?brand_id={brand_id}")
+        call_api(rt, "POST", "/v1/campaigns", definition)
+        call_api(rt, "POST", f"/v1/campaigns/{definition['campaign_id']}/activate?brand_id={brand_id}")
     tick = topology.CAMPAIGN_TICK.local_name
 
     # Carts: shoppers add a cake; about a third order that cake within the hour, the rest get the journey's reminders
@@ -137,13 +126,14 @@ def run_journey_scenes(rt: LocalRuntime, brand_id: str, now: datetime, seed: int
     for celsius, minutes in ((3.0, -60), (-4.0, 0)):  # the feed posts when it observes: a signal is never ahead
         at = (min(late, utc_now()) + timedelta(minutes=minutes)).isoformat()
         reading = {"kind": "weather", "city": COLD_CITY, "temperature_c": celsius, "observed_at": at}
-        _api(rt, "POST", f"/v1/signals?brand_id={brand_id}", reading)
+        call_api(rt, "POST", f"/v1/signals?brand_id={brand_id}", reading)
     rt.drain()
     swept = rt.fire_schedule(tick, late).result["sweeps"]
     rt.drain()
 
     results = {
-        cid: _api(rt, "GET", f"/v1/campaigns/{cid}/journey?brand_id={brand_id}") for cid in (CART, BIRTHDAY, COLD_SNAP)
+        cid: call_api(rt, "GET", f"/v1/campaigns/{cid}/journey?brand_id={brand_id}")
+        for cid in (CART, BIRTHDAY, COLD_SNAP)
     }
     return {
         "sweeps": swept,
@@ -197,5 +187,5 @@ def _post(rt: LocalRuntime, events: list[dict[str, Any]]) -> None:
         body = json.dumps({"batch": events[start : start + 100]}).encode()
         response = rt.http("POST", "/v1/events", body, headers)
         if response.status != 202:
-            raise JourneyDemoFailed(f"POST /v1/events answered {response.status}: {response.body[:300]!r}")
+            raise DemoFailed(f"POST /v1/events answered {response.status}: {response.body[:300]!r}")
     rt.drain()

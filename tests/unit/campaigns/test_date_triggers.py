@@ -78,6 +78,7 @@ def test_a_predicted_purchase_is_the_last_order_plus_the_cycle() -> None:
         ({"weather": {"city": "Shanghai"}}, "exactly one of below_c or above_c"),
         ({"weather": {"below_c": 5, "above_c": 30}}, "exactly one of below_c or above_c"),
         ({"location": {"place": "office"}}, "place"),
+        ({"location": {"place": "home", "between": ["18:00", "18:00"]}}, "two different times"),
         ({"date": {"of": "birthday"}, "event": "identify"}, "exactly one of event"),
         ({"date": {"of": "birthday"}, "where": {"sku": "x"}}, "filters an event trigger"),
     ],

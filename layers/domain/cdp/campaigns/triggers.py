@@ -157,6 +157,8 @@ class LocationTrigger(_Frozen):
         if value is not None:
             _hh_mm(value[0])
             _hh_mm(value[1])
+            if value[0] == value[1]:
+                raise ValueError("between needs two different times (it would never hold)")
         return value
 
     def covers(self, place: str, store_id: str | None, local: datetime) -> bool:
