@@ -240,3 +240,20 @@ def test_a_definition_with_many_splits_validates_quickly() -> None:
     # 10 ** 27 routes through the splits: the loop check looks at each path once (it used to follow every route)
     definition = journey(steps=[{"goto": "p0"}], paths=paths)
     assert len(definition.paths) == 10
+
+
+def test_a_paused_journey_sends_nothing_on_an_awaited_event_but_records_a_conversion(world: World) -> None:
+    from tests.integration.campaigns.journey_world import MARKETER
+
+    live(world, **{**CART, "exit_on": ["order_placed"], "after_conversion": "thanks"})
+    # another live journey listens to orders, so a member's order is looked at (see the README's known limits)
+    world.service.define(journey(campaign_id="other", trigger={"event": "identify"}), MARKETER)
+    world.service.activate(BRAND, "other", MARKETER)
+    ann = treated(1)[0]
+    world.event(ann, "add_to_cart", keys={"sku": ["CAKE-1"]})
+    world.service.pause(BRAND, "abandoned_cart", MARKETER)
+    world.engine.refresh()
+    world.event(ann, "order_placed", keys={"sku": ["CAKE-1"]})
+    assert world.orders.sent == []  # no thank-you while paused
+    place = world.engine.store.get(BRAND, "abandoned_cart", ann)
+    assert place is not None and place.status == "converted"

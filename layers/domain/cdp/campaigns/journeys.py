@@ -483,11 +483,15 @@ class JourneyEngine:
             moved = moved.model_copy(update={"converted_at": self.now()})
         steps = definition.steps_of(state.variant, state.path)
         awaited = steps[state.step].wait_for if state.step < len(steps) else None
+        # a paused or stopped journey moves nobody on (its sends must not go out); a conversion is still recorded
+        running = any(j.definition.campaign_id == campaign_id for j in self.live(brand_id))
+        if not running:
+            awaited = None
         if awaited is not None and awaited.event == event_type and _matches(awaited.match, state, keys):
             target = {"path": awaited.then, "step": 0} if awaited.then else {"step": state.step + 1}
             self._run(moved.model_copy(update={**target, "next_at": None}), definition, state)
             return f"{person_id} went on in {campaign_id} after {event_type}"
-        if converts and definition.after_conversion:
+        if converts and definition.after_conversion and running:
             path = {"path": definition.after_conversion, "step": 0, "next_at": None}
             self._run(moved.model_copy(update=path), definition, state)
             return f"{person_id} converted in {campaign_id} ({state.group}), on to {definition.after_conversion}"
