@@ -406,8 +406,14 @@ class CampaignDefinition(_Frozen):
         return variant_of(self.campaign_id, person_id, [(v.name, v.share) for v in self.variants])
 
     @property
+    def first_send_step(self) -> SendStep | None:
+        """The first send of the steps (a journey's may be on a path); None when there is none."""
+        return next((s.send for _, s in self.all_steps() if s.send is not None), None)
+
+    @property
     def first_send(self) -> Touch:
-        step = next(s.send for _, s in self.all_steps() if s.send is not None)  # a journey's may be on a path
+        step = self.first_send_step
+        assert step is not None  # problems() refuses a definition without a send
         return _touch(step)
 
     @property
@@ -462,7 +468,7 @@ def problems(definition: CampaignDefinition) -> list[ValidationIssue]:
     for where, step in definition.all_steps():
         out.extend(_send_problems(step, where, definition))
     costs = definition.budget.cost_per_message_minor
-    first = next((s.send for s in definition.steps if s.send is not None), None)
+    first = definition.first_send_step  # the one the budget cut divides by (`planned_sends`)
     if first is not None and costs.get(first.channel) == 0:
         out.append(
             ValidationIssue(

@@ -70,7 +70,7 @@ def dry_run(
         raise ConflictError(f"campaign {definition.campaign_id} is a journey: its entries depend on events to come")
     request = definition.to_request(f"{definition.campaign_id}-dry-run")
     plan = plan_selection(request, profiles, audiences, brand)
-    costs = definition.budget.cost_per_message_minor
+    costs = definition.budget
     treated = len(plan.treatment)
     capped = 0
     caps = brand.contact.caps
@@ -101,8 +101,8 @@ def dry_run(
         holdout=len(plan.holdout),
         unscored=sum(1 for m in plan.selected if m.score is None),
         currency=definition.budget.currency,
-        first_send_cost_minor=treated * costs[request.touch1.channel],
-        follow_up_cost_at_most_minor=treated * costs[request.touch2.channel] if request.touch2 else 0,
+        first_send_cost_minor=treated * costs.cost_of(request.touch1),  # as the select step reserves it
+        follow_up_cost_at_most_minor=treated * costs.cost_of(request.touch2) if request.touch2 else 0,
         capped_today=capped,
         sends_by_day=by_day,
         overlaps=overlaps,

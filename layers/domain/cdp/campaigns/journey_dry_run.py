@@ -92,7 +92,7 @@ def journey_dry_run(
             "(audience, lifecycle, weather, location): only event and date journeys have a dry run"
         )
     costs = definition.budget
-    first = next((s.send for _, s in definition.all_steps() if s.send is not None), None)
+    first = definition.first_send_step
     first_cost = costs.cost_of(first) if first is not None else 0
     treated = sum(tally.entries.values()) - tally.held
     capped = 0
