@@ -10,8 +10,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict
 
 from cdp.campaigns.dynamodb import DynamoCampaignCatalog
-from cdp.campaigns.journeys import JourneyEngine, PublishedSendOrders, release_deferred
-from cdp.campaigns.journeys_dynamodb import DynamoDeferredSends, DynamoJourneyStore, DynamoSweepStore
+from cdp.campaigns.journeys import JourneyEngine, release_deferred
+from cdp.campaigns.journeys_dynamodb import DynamoDeferredSends, DynamoSweepStore, dynamo_journey_engine
 from cdp.campaigns.lifecycle import CampaignService
 from cdp.campaigns.s3 import S3ArtifactStore
 from cdp.campaigns.stepfunctions import StepFunctionsRunner
@@ -19,9 +19,7 @@ from cdp.campaigns.sweeps import open_date_sweeps, run_sweeps
 from cdp.ingest.events import UtcDatetime
 from cdp.observability import logger, metrics, tracer
 from cdp.org import load_org
-from cdp.profile.dynamodb import DynamoProfileStore
 from cdp.settings import CampaignSchedulerSettings, get_settings
-from cdp.shared.aws import EventBridgePublisher
 
 
 class Tick(BaseModel):
@@ -46,13 +44,7 @@ def _service() -> CampaignService:
 @cache
 def _journeys() -> JourneyEngine:
     s = get_settings(CampaignSchedulerSettings)
-    return JourneyEngine(
-        DynamoCampaignCatalog(s.campaigns_table),
-        DynamoJourneyStore(s.campaigns_table),
-        PublishedSendOrders(EventBridgePublisher(s.event_bus_name)),
-        DynamoProfileStore(s.profiles_table),
-        org=load_org(),
-    )
+    return dynamo_journey_engine(s.campaigns_table, s.profiles_table, s.event_bus_name)
 
 
 @cache

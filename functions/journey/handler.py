@@ -11,29 +11,16 @@ from typing import Any
 from aws_lambda_powertools.utilities.batch import process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel
 
-from cdp.campaigns.dynamodb import DynamoCampaignCatalog
-from cdp.campaigns.journeys import JourneyEngine, PublishedSendOrders, TagSignal
-from cdp.campaigns.journeys_dynamodb import DynamoJourneyStore, DynamoSweepStore
+from cdp.campaigns.journeys import JourneyEngine, ProfileEvent, TagSignal
+from cdp.campaigns.journeys_dynamodb import DynamoSweepStore, dynamo_journey_engine
 from cdp.campaigns.sweeps import SignalReceived, on_signal_received
 from cdp.observability import logger, metrics, tracer
 from cdp.org import load_org
-from cdp.profile.dynamodb import DynamoProfileStore
 from cdp.settings import JourneySettings, get_settings
-from cdp.shared.aws import EventBridgePublisher
 from cdp.shared.deadletter import DeadLetteringProcessor, SqsDeadLetters, each_part
 from cdp.tags.changes import ProfileChangeRecord
 from cdp.topology import AUDIENCE_ENTERED, JOURNEY_QUEUE, LIFECYCLE_CHANGED, SIGNAL_RECEIVED
-
-
-class ProfileEvent(BaseModel):
-    """One update of a `profile.updated` entry: the event applied to the person."""
-
-    person_id: str
-    event_type: str
-    event_id: str
-    keys: dict[str, list[str]] | None = None
 
 
 @cache
@@ -54,13 +41,7 @@ def _sweeps() -> DynamoSweepStore:
 @cache
 def engine() -> JourneyEngine:
     s = get_settings(JourneySettings)
-    return JourneyEngine(
-        DynamoCampaignCatalog(s.campaigns_table),
-        DynamoJourneyStore(s.campaigns_table),
-        PublishedSendOrders(EventBridgePublisher(s.event_bus_name)),
-        DynamoProfileStore(s.profiles_table),
-        org=load_org(),
-    )
+    return dynamo_journey_engine(s.campaigns_table, s.profiles_table, s.event_bus_name)
 
 
 def record_handler(record: ProfileChangeRecord) -> None:

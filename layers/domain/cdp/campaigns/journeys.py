@@ -261,6 +261,16 @@ class JourneyResults(BaseModel):
     )
 
 
+class ProfileEvent(BaseModel):
+    """One update of a `profile.updated` entry, as a journey trigger reads it: the event applied to the person and
+    its correlation values."""
+
+    person_id: str
+    event_type: str
+    event_id: str
+    keys: dict[str, list[str]] | None = None
+
+
 class TagSignal(BaseModel):
     """An `audience.entered` or `lifecycle.changed` entry of the tag engine, as a journey trigger reads it."""
 

@@ -21,11 +21,22 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from cdp import topology
-from cdp.campaigns.dynamodb import condition_failed, query_items
-from cdp.campaigns.journeys import DeferredSend, DeferredSends, JourneyState, JourneyStore, TimerRef
+from cdp.campaigns.dynamodb import DynamoCampaignCatalog, condition_failed, query_items
+from cdp.campaigns.journeys import (
+    DeferredSend,
+    DeferredSends,
+    JourneyEngine,
+    JourneyState,
+    JourneyStore,
+    PublishedSendOrders,
+    TimerRef,
+)
 from cdp.campaigns.sweeps import Reading, Sweep, SweepStore, WeatherSignal
 from cdp.channels.models import SendBatchRequest
 from cdp.errors import ConflictError, StoreError
+from cdp.org import load_org
+from cdp.profile.dynamodb import DynamoProfileStore
+from cdp.shared.aws import EventBridgePublisher
 from cdp.shared.aws import client as default_client
 from cdp.shared.time import iso
 
@@ -342,3 +353,14 @@ class DynamoSweepStore(SweepStore):
             raise StoreError(f"keeping a weather reading failed: {exc}") from exc
         previous = stored["temperature_c"]["N"] if stored is not None else None
         return Reading(kept=True, previous=float(previous) if previous is not None else None)
+
+
+def dynamo_journey_engine(campaigns_table: str, profiles_table: str, event_bus_name: str) -> JourneyEngine:
+    """The journey engine on its AWS adapters, as the journey function and the schedule's tick both run it."""
+    return JourneyEngine(
+        DynamoCampaignCatalog(campaigns_table),
+        DynamoJourneyStore(campaigns_table),
+        PublishedSendOrders(EventBridgePublisher(event_bus_name)),
+        DynamoProfileStore(profiles_table),
+        org=load_org(),
+    )
