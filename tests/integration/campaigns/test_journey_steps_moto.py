@@ -242,18 +242,48 @@ def test_a_definition_with_many_splits_validates_quickly() -> None:
     assert len(definition.paths) == 10
 
 
-def test_a_paused_journey_sends_nothing_on_an_awaited_event_but_records_a_conversion(world: World) -> None:
+def test_a_paused_journey_holds_a_buyer_on_the_thank_you_path_and_thanks_them_after_resume(world: World) -> None:
     from tests.integration.campaigns.journey_world import MARKETER
 
     live(world, **{**CART, "exit_on": ["order_placed"], "after_conversion": "thanks"})
-    # another live journey listens to orders, so a member's order is looked at (see the README's known limits)
-    world.service.define(journey(campaign_id="other", trigger={"event": "identify"}), MARKETER)
-    world.service.activate(BRAND, "other", MARKETER)
-    ann = treated(1)[0]
-    world.event(ann, "add_to_cart", keys={"sku": ["CAKE-1"]})
+    ann, bob = treated(2)
+    for person in (ann, bob):
+        world.event(person, "add_to_cart", keys={"sku": ["CAKE-1"]})
     world.service.pause(BRAND, "abandoned_cart", MARKETER)
     world.engine.refresh()
-    world.event(ann, "order_placed", keys={"sku": ["CAKE-1"]})
-    assert world.orders.sent == []  # no thank-you while paused
+    # When ann buys the cart while the journey is paused (no other journey listens to orders)
+    world.clock.at = T0 + timedelta(minutes=20)
+    assert world.event(ann, "order_placed", keys={"sku": ["CAKE-1"]}) == [
+        f"{ann} went on in abandoned_cart after order_placed (held: abandoned_cart is not live)"
+    ]
+    # Then nothing is sent while paused, and her conversion and her next step are recorded
+    world.tick(T0 + timedelta(hours=2))
+    assert world.orders.sent == []
     place = world.engine.store.get(BRAND, "abandoned_cart", ann)
-    assert place is not None and place.status == "converted"
+    assert place is not None and place.converted and place.pending and (place.path, place.step) == ("thanks", 0)
+    # When resumed: ann is thanked (not reminded of a cart she bought); bob, who did not buy, gets the reminder
+    world.service.resume(BRAND, "abandoned_cart", MARKETER)
+    world.engine.refresh()
+    world.tick(T0 + timedelta(hours=3, minutes=1))
+    assert bodies(world, ann) == ["Thank you for your order"]
+    assert bodies(world, bob) == ["Your cart is waiting"]
+    results = world.service.journey(BRAND, "abandoned_cart")
+    assert results.converted["treatment"] == 1
+
+
+def test_an_event_awaited_only_by_an_older_version_still_moves_its_members(world: World) -> None:
+    from tests.integration.campaigns.journey_world import MARKETER
+
+    live(world, **CART)
+    ann = treated(1)[0]
+    world.event(ann, "add_to_cart", keys={"sku": ["CAKE-1"]})
+    # When version 2 awaits no order at all (a plain reminder) and ann, on version 1, buys the cart
+    world.service.define(journey(steps=[{"wait": {"hours": 2}}, sms("v2 reminder")], exit_on=[]), MARKETER)
+    world.engine.refresh()
+    world.clock.at = T0 + timedelta(minutes=20)
+    assert world.event(ann, "order_placed", keys={"sku": ["CAKE-1"]}) == [
+        f"{ann} went on in abandoned_cart after order_placed"
+    ]
+    # Then version 1's thank-you goes out, not its reminder
+    world.tick(T0 + timedelta(hours=2))
+    assert bodies(world, ann) == ["Thank you for your order"]

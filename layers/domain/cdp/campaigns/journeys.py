@@ -81,6 +81,11 @@ class JourneyState(_Frozen):
     ordered: list[str] = Field(
         default_factory=list, description="the send steps ordered in this entry (a loop's laps get their own keys)"
     )
+    pending: bool = Field(
+        default=False,
+        description="the step at `step` has not run: an awaited event or a conversion came while the journey was "
+        "paused, and it runs when the journey runs again",
+    )
     rev: int = Field(default=1, ge=1)
 
     @property
@@ -243,6 +248,17 @@ class Live:
         return self.version.definition
 
 
+@dataclass(frozen=True)
+class _BrandJourneys:
+    """What the journey function knows of a brand's journeys for a minute: the live ones (entering persons), the
+    status of each live or paused one, and the event types any of their versions in flight listens to."""
+
+    read_at: float
+    live: list[Live]
+    status: dict[str, str]
+    listening: frozenset[str]
+
+
 class JourneyResults(BaseModel):
     """Everyone who entered, by group: where they are now, and the conversion rate of each group."""
 
@@ -332,7 +348,7 @@ class JourneyEngine:
         self.profiles = profiles
         self.now = now
         self._clock = clock
-        self._live: dict[str, tuple[float, list[Live]]] = {}
+        self._brands: dict[str, _BrandJourneys] = {}
         self._versions: dict[tuple[str, str, int], StoredVersion] = {}
 
     # ---- events -------------------------------------------------------------------------------------------------
@@ -349,7 +365,7 @@ class JourneyEngine:
         a response), then enter them into the journeys it triggers. `keys`: the event's correlation values. Returns
         what happened, for the log."""
         done: list[str] = []
-        if any(event_type in j.definition.listens_to() for j in self.live(brand_id)):
+        if event_type in self._brand(brand_id).listening:
             for campaign_id in self.store.memberships(brand_id, person_id):
                 done.append(self._heard_again(brand_id, campaign_id, person_id, event_type, keys or {}))
         done.extend(self.on_signal(brand_id, person_id, "event", event_type, event_id, keys))
@@ -375,24 +391,36 @@ class JourneyEngine:
         return [d for d in done if d]
 
     def refresh(self) -> None:
-        """Forget the live journeys read so far (the journey function does at each batch: one read per brand)."""
-        self._live.clear()
+        """Forget the journeys read so far (the journey function does at each batch: one read per brand)."""
+        self._brands.clear()
 
     def live(self, brand_id: str) -> list[Live]:
-        """The brand's live journeys (read once per batch, and at most once a minute in a long one)."""
+        """The brand's live journeys (read once per batch, and at most once a minute in a long one); none while the
+        brand's stop switch is on."""
+        return self._brand(brand_id).live
+
+    def _brand(self, brand_id: str) -> _BrandJourneys:
         clock = self._clock() if self._clock else self.now().timestamp()
-        cached = self._live.get(brand_id)
-        if cached is not None and clock - cached[0] < LIVE_CACHE_S:
-            return cached[1]
-        out: list[Live] = []
-        if self.catalog.switch(brand_id).stopped:  # the brand's stop switch: nobody enters anything
-            self._live[brand_id] = (clock, out)
-            return out
+        cached = self._brands.get(brand_id)
+        if cached is not None and clock - cached.read_at < LIVE_CACHE_S:
+            return cached
+        stopped = self.catalog.switch(brand_id).stopped
+        live: list[Live] = []
+        status: dict[str, str] = {}
+        listening: set[str] = set()
         for state in self.catalog.states(brand_id):
-            if state.status == "live" and state.active_version is not None:
-                out.append(Live(state, self._version(brand_id, state.campaign_id, state.active_version)))
-        self._live[brand_id] = (clock, out)
-        return out
+            if state.status not in ("live", "paused") or state.active_version is None:
+                continue
+            status[state.campaign_id] = state.status
+            # persons finish on the version they entered: an older version's awaited events still count
+            for number in range(1, state.active_version + 1):
+                stored = self._version_or_none(brand_id, state.campaign_id, number)
+                if stored is not None and stored.definition.trigger is not None:
+                    listening |= stored.definition.listens_to()
+            if state.status == "live" and not stopped:
+                live.append(Live(state, self._version(brand_id, state.campaign_id, state.active_version)))
+        self._brands[brand_id] = _BrandJourneys(clock, live, status, frozenset(listening))
+        return self._brands[brand_id]
 
     def enter(self, journey: Live, person_id: str, key: str, profile: Profile | None = None) -> str:
         """Enter one person whom a sweep or a signal found (`profile`: as read, saving the read of the audience
@@ -492,19 +520,21 @@ class JourneyEngine:
         if converts:
             moved = moved.model_copy(update={"converted_at": self.now()})
         steps = definition.steps_of(state.variant, state.path)
-        awaited = steps[state.step].wait_for if state.step < len(steps) else None
-        # a paused or stopped journey moves nobody on (its sends must not go out); a conversion is still recorded
-        running = any(j.definition.campaign_id == campaign_id for j in self.live(brand_id))
-        if not running:
-            awaited = None
+        awaited = steps[state.step].wait_for if state.step < len(steps) and not state.pending else None
+        target: dict[str, object] | None = None
         if awaited is not None and awaited.event == event_type and _matches(awaited.match, state, keys):
             target = {"path": awaited.then, "step": 0} if awaited.then else {"step": state.step + 1}
-            self._run(moved.model_copy(update={**target, "next_at": None}), definition, state)
-            return f"{person_id} went on in {campaign_id} after {event_type}"
-        if converts and definition.after_conversion and running:
-            path = {"path": definition.after_conversion, "step": 0, "next_at": None}
-            self._run(moved.model_copy(update=path), definition, state)
-            return f"{person_id} converted in {campaign_id} ({state.group}), on to {definition.after_conversion}"
+            done = f"{person_id} went on in {campaign_id} after {event_type}"
+        elif converts and definition.after_conversion:
+            target = {"path": definition.after_conversion, "step": 0}
+            done = f"{person_id} converted in {campaign_id} ({state.group}), on to {definition.after_conversion}"
+        if target is not None:
+            if self._brand(brand_id).status.get(campaign_id) == "live":
+                self._run(moved.model_copy(update={**target, "next_at": None}), definition, state)
+                return done
+            # paused (or stopped): no send may go out now; the step waits for the next tick after a resume
+            self.store.save(moved.model_copy(update={**target, "next_at": self.now(), "pending": True}), state)
+            return f"{done} (held: {campaign_id} is not live)"
         if converts:
             self._leave(moved, "converted", state)
             return f"{person_id} converted in {campaign_id} ({state.group})"
@@ -529,7 +559,8 @@ class JourneyEngine:
                     self.store.save(self._next(state, next_at=now + PAUSE_RECHECK), state)
                 else:
                     definition = self._version(state.brand_id, state.campaign_id, state.version).definition
-                    self._run(self._next(state, step=state.step + 1, next_at=None), definition, state)
+                    step = state.step if state.pending else state.step + 1  # a held step has not run yet
+                    self._run(self._next(state, step=step, next_at=None, pending=False), definition, state)
                     moved += 1
             except ConflictError:
                 continue  # moved by an event meanwhile
@@ -636,12 +667,18 @@ class JourneyEngine:
         return state.model_copy(update={**changes, "rev": state.rev + 1})
 
     def _version(self, brand_id: str, campaign_id: str, version: int) -> StoredVersion:
+        stored = self._version_or_none(brand_id, campaign_id, version)
+        if stored is None:
+            raise ConflictError(f"campaign {campaign_id} has no version {version}")
+        return stored
+
+    def _version_or_none(self, brand_id: str, campaign_id: str, version: int) -> StoredVersion | None:
         key = (brand_id, campaign_id, version)
         if key not in self._versions:
             stored = self.catalog.version(brand_id, campaign_id, version)
             if stored is None:
-                raise ConflictError(f"campaign {campaign_id} has no version {version}")
-            self._versions[key] = stored
+                return None
+            self._versions[key] = stored  # versions never change: kept for the function's life
         return self._versions[key]
 
 
