@@ -275,6 +275,12 @@ def _order(**properties: Any) -> dict[str, Any]:
         (_identify("demo-brand", "13900000000", properties={"bio": "x" * 140_000}), "body"),
         (_identify("demo-brand", "13900000000", properties={"name": "Li", "score": 1e200}), "properties.score"),
         (_identify("demo-brand", "13900000000", properties={"name": "Li\ud800"}), "properties.name"),
+        (
+            _identify(
+                "demo-brand", "13900000000", properties={"family": [{"relation": "child", "birthday": "0001-01-01"}]}
+            ),
+            "properties.family.0.birthday",
+        ),
     ],
 )
 def test_events_that_could_never_be_stored_are_refused_at_ingest_not_lost_later(

@@ -1,5 +1,6 @@
 """Every trigger kind x every step kind, on the real campaigns table under moto with the injected clock: a person
-entered by each kind of trigger goes through each kind of step as it says (7 x 7 journeys)."""
+entered by each kind of trigger goes through each kind of step as it says (8 x 7 journeys; a family member's
+birthday is a date trigger of its own)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 import pytest
 
 from cdp.campaigns.sweeps import LocationSignal, WeatherSignal, on_location, on_weather, open_date_sweeps, run_sweeps
-from cdp.profile.models import Profile, TagValue, Traits
+from cdp.profile.models import FamilyMember, Profile, ProfileFacts, TagValue, Traits
 from tests.integration.campaigns.journey_world import BRAND, ORG, T0, World, live
 
 PERSON = "p-matrix"
@@ -37,6 +38,10 @@ TRIGGERS: dict[str, tuple[dict[str, Any], Callable[[World], object]]] = {
     ),
     "date": (
         {"date": {"of": "birthday", "days_before": 7, "at": "00:00"}},
+        lambda w: (open_date_sweeps(w.engine, w.sweeps, ORG, T0), _sweep(w)),
+    ),
+    "family_birthday": (
+        {"date": {"of": "family_birthday", "relation": "child", "days_before": 7, "at": "00:00"}},
         lambda w: (open_date_sweeps(w.engine, w.sweeps, ORG, T0), _sweep(w)),
     ),
     "weather": (
@@ -121,6 +126,7 @@ def test_each_trigger_kind_runs_each_step_kind(world: World, trigger_kind: str, 
         created_at=T0,
         updated_at=T0,
         traits=Traits(birthday=date(1990, 12, 9), city="Harbin"),
+        facts=ProfileFacts(family={"child:mia": FamilyMember(relation="child", birthday=date(2020, 12, 8), at=T0)}),
         tags={"vip": TagValue(value=True, since=T0)},
     )
     world.clock.at = T0
@@ -138,6 +144,7 @@ def test_the_matrix_covers_every_kind() -> None:
     from cdp.campaigns.definition import STEP_KINDS
 
     assert set(STEPS) == set(STEP_KINDS)
-    assert {k.split("_where")[0] for k in TRIGGERS} >= {"event", "audience_entered", "lifecycle", "date", "weather"}
-    assert set(TRIGGERS) - {"event_where"} == {"event", "audience_entered", "lifecycle", "date", "weather", "location"}
+    from cdp.campaigns.triggers import Trigger
+
+    assert set(TRIGGERS) - {"event_where", "family_birthday"} == set(Trigger.model_fields) - {"where"}
     assert datetime(2026, 12, 9, tzinfo=UTC) - T0 < timedelta(days=7)  # the birthday falls in the date trigger's week

@@ -100,7 +100,9 @@ def test_a_template_may_use_exactly_what_the_send_step_gives_it() -> None:
         }
     )
     now = datetime(2026, 12, 6, tzinfo=UTC)
-    context = template_context(Profile(person_id="p", brand_id="b", created_at=now, updated_at=now), request)
+    context = template_context(
+        Profile(person_id="p", brand_id="b", created_at=now, updated_at=now), request, now.date()
+    )
     assert set(context) == TEMPLATE_NAMES
 
 

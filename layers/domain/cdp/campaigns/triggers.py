@@ -4,9 +4,9 @@
   is its own occasion (a redelivery of it enters nobody).
 - `audience_entered` / `lifecycle`: the tag engine announces the person entered a dynamic audience or a lifecycle
   stage; once per announcement.
-- `date`: the person's own date comes round (their birthday, the first day of a month a tag lists, their predicted
-  next purchase), entered by the daily sweep (`cdp.campaigns.sweeps`); once per person per birthday year, month or
-  predicted date.
+- `date`: the person's own date comes round (their birthday or a family member's, the first day of a month a tag
+  lists, their predicted next purchase), entered by the daily sweep (`cdp.campaigns.sweeps`); once per person per
+  birthday year (per member), month or predicted date.
 - `weather`: a reading posted for a city crosses a threshold; everyone whose profile city it is enters, once per
   person per local day.
 - `location`: a device reports entering a store's geofence, or home; once per person per place and local day.
@@ -23,8 +23,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from cdp.ingest.events import CORRELATION_KEYS, EVENT_TYPES
+from cdp.ingest.events import CORRELATION_KEYS, EVENT_TYPES, FamilyRelation
 from cdp.profile.models import Profile
+from cdp.shared.time import anniversary
 
 EventType = Literal[EVENT_TYPES]  # type: ignore[valid-type]
 CorrelationKey = Literal[CORRELATION_KEYS]  # type: ignore[valid-type]
@@ -47,13 +48,15 @@ class LifecycleTrigger(_Frozen):
 
 
 class DateTrigger(_Frozen):
-    """`days_before` a person's own date: `birthday`; `month_tag` (the first day of each month a tag lists, e.g.
-    cake_months "3,11"); `predicted_purchase` (the last order + the days of a cycle tag, repurchase_cycle_days by
+    """`days_before` a person's own date: `birthday`; `family_birthday` (a family member's the profile holds, of
+    `relation` only when given); `month_tag` (the first day of each month a tag lists, e.g. cake_months "3,11");
+    `predicted_purchase` (the last order + the days of a cycle tag, repurchase_cycle_days by
     default). The daily sweep enters them at `at`, the brand's local time; a sweep that was late still enters them
     up to the date itself."""
 
-    of: Literal["birthday", "month_tag", "predicted_purchase"]
+    of: Literal["birthday", "family_birthday", "month_tag", "predicted_purchase"]
     tag: str | None = Field(default=None, min_length=1, max_length=64, description="month_tag / predicted_purchase")
+    relation: FamilyRelation | None = Field(default=None, description="family_birthday: only these members, e.g. child")
     days_before: int = Field(default=7, ge=0, le=90)
     at: time = Field(default=time(9, 0), description="local time of the daily sweep, HH:MM")
 
@@ -63,8 +66,10 @@ class DateTrigger(_Frozen):
     def _needs_tag(self) -> DateTrigger:
         if self.of == "month_tag" and self.tag is None:
             raise ValueError("a month_tag trigger names the tag that lists the months, e.g. cake_months")
-        if self.of == "birthday" and self.tag is not None:
-            raise ValueError("a birthday trigger reads the birthday: remove `tag`")
+        if self.of in ("birthday", "family_birthday") and self.tag is not None:
+            raise ValueError(f"a {self.of} trigger reads the birthday: remove `tag`")
+        if self.relation is not None and self.of != "family_birthday":
+            raise ValueError("`relation` filters a family_birthday trigger")
         return self
 
     def occasion(self, profile: Profile, today: date) -> tuple[date, str] | None:
@@ -80,7 +85,19 @@ class DateTrigger(_Frozen):
             born = profile.traits.birthday
             if born is None:
                 return []
-            return [(_anniversary(born, year), f"birthday:{year}") for year in (today.year, today.year + 1)]
+            return [(anniversary(born, year), f"birthday:{year}") for year in (today.year, today.year + 1)]
+        if self.of == "family_birthday":
+            members = [
+                (key, m.birthday)
+                for key, m in sorted(profile.facts.family.items())
+                if self.relation is None or m.relation == self.relation
+            ]
+            found = [
+                (anniversary(born, year), f"family_birthday:{key}:{year}")
+                for key, born in members
+                for year in (today.year, today.year + 1)
+            ]
+            return sorted(found)
         if self.of == "month_tag":
             value = profile.tags.get(self.tag or "")
             months = _months(value.value if value else None)
@@ -97,13 +114,6 @@ class DateTrigger(_Frozen):
             return []  # no cycle, or one no purchase rhythm has (a bad tag value must not break the daily sweep)
         expected = last.date() + timedelta(days=round(cycle.value))
         return [(expected, f"predicted_purchase:{expected.isoformat()}")]
-
-
-def _anniversary(born: date, year: int) -> date:
-    try:
-        return born.replace(year=year)
-    except ValueError:  # 29 February in a common year: the 28th, so a "days before" message is never late
-        return date(year, 2, 28)
 
 
 def _months(value: object) -> list[int]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Literal
 
 from cdp.channels.contact import ContactRules
@@ -27,6 +27,7 @@ from cdp.identifiers.model import Identifier, IdentifierType
 from cdp.observability import logger
 from cdp.profile.models import Profile
 from cdp.profile.ports import MessageRecord, ProfileAnnotator, ProfileReader
+from cdp.shared.time import days_to_birthday
 
 PREFERRED_CHANNEL_TAG = (
     "preferred_channel"  # a tag whose value names a channel: the person's choice when a step allows it
@@ -70,13 +71,20 @@ def address_key(channel: ChannelName, address: Address) -> str:
     return f"{kind.value}:{address.scope}:{address.value}" if address.scope else f"{kind.value}:{address.value}"
 
 
-def template_context(profile: Profile, request: SendBatchRequest) -> dict[str, Any]:
-    """What a template may use: {{ traits.name }}, {{ member_level }}, {{ points_balance }}, {{ offer.code }} ..."""
+def template_context(profile: Profile, request: SendBatchRequest, today: date) -> dict[str, Any]:
+    """What a template may use: {{ traits.name }}, {{ member_level }}, {{ points_balance }}, {{ offer.code }},
+    {{ family[0].name }} (family members, the next birthday from `today` first) ..."""
     return {
         "person_id": profile.person_id,
         "traits": profile.traits.model_dump(mode="json"),
         "member_level": profile.traits.member_level,
         "points_balance": profile.facts.points_balance,
+        "family": [
+            {"relation": m.relation, "name": m.name, "birthday": m.birthday.isoformat()}
+            for m in sorted(
+                profile.facts.family.values(), key=lambda m: (days_to_birthday(m.birthday, today), m.name or "")
+            )
+        ],
         "offer": request.offer.model_dump(mode="json") if request.offer else None,
         "campaign_id": request.campaign_id,
         "step": request.step,
@@ -278,7 +286,7 @@ def _send_one(
         result.deferred_quiet_hours += 1
         return
     try:
-        context = template_context(profile, request)
+        context = template_context(profile, request, batch.now.date())
         subject = render(request.template.subject, context) if request.template.subject else None
         body = render(request.template.body, context)
         if links is not None:

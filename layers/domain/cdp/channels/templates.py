@@ -21,7 +21,9 @@ def compile_template(source: str) -> Template:
 
 
 # What `cdp.channels.service.template_context` gives a template (a test keeps the two equal).
-TEMPLATE_NAMES = frozenset({"person_id", "traits", "member_level", "points_balance", "offer", "campaign_id", "step"})
+TEMPLATE_NAMES = frozenset(
+    {"person_id", "traits", "member_level", "points_balance", "family", "offer", "campaign_id", "step"}
+)
 
 
 def template_problem(source: str, has_offer: bool) -> str | None:

@@ -94,6 +94,27 @@ class _Open(BaseModel):
 # ---- properties per event type ----------------------------------------------------------------------------
 
 
+FamilyRelation = Literal["child", "spouse", "partner", "parent", "grandparent", "sibling", "other"]
+
+
+class FamilyMemberIn(_Strict):
+    """A family member the person told the brand about (a child's birthday for the cake brand's reminder)."""
+
+    relation: FamilyRelation
+    name: str | None = Field(default=None, min_length=1, max_length=100)
+    birthday: Annotated[date, AfterValidator(_birthday)]
+    member_id: Token | None = Field(
+        default=None, description="the source's id of the member (else relation and name name them)"
+    )
+
+    @property
+    def key(self) -> str:
+        """The same member told again updates their entry: by member id, else relation and name."""
+        if self.member_id:
+            return f"id:{self.member_id}"
+        return f"{self.relation}:{(self.name or '').casefold()}"
+
+
 class IdentifyProperties(_Open):
     name: str | None = Field(default=None, max_length=200)
     gender: Literal["female", "male", "other", "unknown"] | None = None
@@ -103,6 +124,9 @@ class IdentifyProperties(_Open):
     timezone: str | None = Field(default=None, max_length=64, description="IANA name, e.g. Asia/Shanghai")
     member_level: str | None = Field(default=None, max_length=32)
     program: Token | None = Field(default=None, description="the loyalty program whose level this is")
+    family: list[FamilyMemberIn] | None = Field(
+        default=None, max_length=10, description="family members with their birthdays (date-relative journeys)"
+    )
 
 
 class PageViewProperties(_Open):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any, Literal
 
@@ -50,6 +51,15 @@ class BenefitState(BaseModel):
     granted: bool
     at: datetime
     program: str | None = None
+
+
+class FamilyMember(BaseModel):
+    """A family member the person told the brand about; the latest telling of each member wins."""
+
+    relation: str
+    name: str | None = None
+    birthday: date
+    at: datetime
 
 
 class CardBalance(BaseModel):
@@ -114,6 +124,9 @@ class ProfileFacts(BaseModel):
     member_levels: dict[str, LevelState] = Field(default_factory=dict, description="program -> its latest level")
     benefits: dict[str, BenefitState] = Field(default_factory=dict)
     cards: dict[str, CardBalance] = Field(default_factory=dict, description="card id -> its own balance")
+    family: dict[str, FamilyMember] = Field(
+        default_factory=dict, description="member key (member id, else relation:name) -> the latest telling"
+    )
 
     @property
     def points_balance(self) -> int:
@@ -302,6 +315,11 @@ def _fold_facts(f: ProfileFacts, event: CanonicalEvent) -> None:  # noqa: C901 -
                 old = f.member_levels.get(program)
                 if old is None or (new.at, new.level) > (old.at, old.level):
                     f.member_levels[program] = new
+            for member in event.properties.family or ():
+                told = FamilyMember(relation=member.relation, name=member.name, birthday=member.birthday, at=at)
+                known = f.family.get(member.key)
+                if known is None or _family_order(told) > _family_order(known):
+                    f.family[member.key] = told
         case "page_view":
             f.page_views += 1
         case "add_to_cart":
@@ -412,16 +430,9 @@ def merge_facts(a: ProfileFacts, b: ProfileFacts) -> ProfileFacts:
     out: dict[str, Any] = {}
     for name, field in ProfileFacts.model_fields.items():
         x, y = getattr(a, name), getattr(b, name)
-        if name == "member_levels":
-            out[name] = _union_latest(x, y, lambda s: (s.at, s.level))
-        elif name == "benefits":
-            out[name] = {k: _newer_benefit(x.get(k), v) for k, v in y.items()} | {
-                k: v for k, v in x.items() if k not in y
-            }
-        elif name == "cards":
-            out[name] = _merge_cards(x, y)
-        elif name == "acquisition":
-            out[name] = _first_touch(x, y)
+        special = _MERGE_RULES.get(name)
+        if special is not None:
+            out[name] = special(x, y)
         elif isinstance(x, dict):
             merged = dict(x)
             for k, v in y.items():
@@ -440,11 +451,30 @@ def merge_facts(a: ProfileFacts, b: ProfileFacts) -> ProfileFacts:
     return ProfileFacts(**out)
 
 
+def _merge_benefits(x: dict[str, BenefitState], y: dict[str, BenefitState]) -> dict[str, BenefitState]:
+    return {k: _newer_benefit(x.get(k), v) for k, v in y.items()} | {k: v for k, v in x.items() if k not in y}
+
+
+def _family_order(member: FamilyMember) -> tuple[datetime, str, str, str]:
+    """The latest telling wins; ties break on value, so the fold and the merge never depend on arrival order."""
+    return (member.at, member.birthday.isoformat(), member.relation, member.name or "")
+
+
 def _union_latest(x: dict[str, Any], y: dict[str, Any], key: Any) -> dict[str, Any]:
     out = dict(x)
     for k, v in y.items():
         out[k] = max(out[k], v, key=key) if k in out else v
     return out
+
+
+_MERGE_RULES: dict[str, Callable[[Any, Any], Any]] = {
+    "member_levels": lambda x, y: _union_latest(x, y, lambda s: (s.at, s.level)),
+    "family": lambda x, y: _union_latest(x, y, _family_order),
+    "benefits": _merge_benefits,
+    "cards": lambda x, y: _merge_cards(x, y),
+    "acquisition": _first_touch,
+}
+"""Fields of ProfileFacts that do not simply add up (counters) or take the earliest/latest time."""
 
 
 def _merge_cards(x: dict[str, CardBalance], y: dict[str, CardBalance]) -> dict[str, CardBalance]:

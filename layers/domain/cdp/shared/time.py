@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 
 def utc_now() -> datetime:
@@ -25,3 +25,18 @@ def iso(value: datetime) -> str:
 
 def parse_iso(value: str) -> datetime:
     return to_utc(datetime.fromisoformat(value.replace("Z", "+00:00")))
+
+
+def anniversary(born: date, year: int) -> date:
+    """A birthday in `year`; 29 February in a common year is the 28th, so a "days before" message is never late."""
+    try:
+        return born.replace(year=year)
+    except ValueError:
+        return date(year, 2, 28)
+
+
+def days_to_birthday(born: date, today: date) -> int:
+    """Days from `today` to the next birthday (0: today)."""
+    this_year = anniversary(born, today.year)
+    upcoming = this_year if this_year >= today else anniversary(born, today.year + 1)
+    return (upcoming - today).days
