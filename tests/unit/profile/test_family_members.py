@@ -111,3 +111,14 @@ def test_a_template_names_the_member_whose_birthday_comes_next() -> None:
     assert [m["name"] for m in context["family"]] == ["Wei", "Lily", "Tom"]  # Tom's was yesterday: next year
     body = "{% for m in family if m.relation == 'child' %}{% if loop.first %}{{ m.name }}{% endif %}{% endfor %}"
     assert render(f"A cake for {body}'s birthday?", context) == "A cake for Lily's birthday?"
+
+
+def test_the_360_view_lists_the_family_members() -> None:
+    from cdp.app.profile_views import person_summary
+    from cdp.org import ScopeRef, load_org
+
+    org = load_org()
+    profile = person("p", told(1, LILY, WEI), told(2, TOM))
+    summary = person_summary(profile, org, org.brand("bakery"), ScopeRef(brand_id="bakery"))
+    assert summary is not None
+    assert [(m.relation, m.name) for m in summary.family] == [("child", "Lily"), ("child", "Tom"), ("spouse", "Wei")]

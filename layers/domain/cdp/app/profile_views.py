@@ -35,6 +35,7 @@ from cdp.profile.models import (
     AcquisitionTouch,
     BenefitState,
     ConsentState,
+    FamilyMember,
     LevelState,
     ModelScore,
     Profile,
@@ -214,6 +215,7 @@ class PersonSummary(BaseModel):
     identifiers: list[IdentifierView]
     traits: Traits = Field(description="each trait resolved by the brand's merge policy")
     trait_values: dict[str, list[str]] = Field(description="every distinct value each trait had, newest first")
+    family: list[FamilyMember] = Field(description="family members told within the view's scope, by relation")
     loyalty: LoyaltyView
     activity: ActivitySummary
     merged_from: list[str]
@@ -417,6 +419,7 @@ def person_summary(profile: Profile, org: OrgDirectory, brand: BrandConfig, scop
         identifiers=[IdentifierView.of(k) for k in profile.identifiers],
         traits=profile.traits,
         trait_values=all_trait_values(profile),
+        family=sorted(facts.family.values(), key=lambda m: (m.relation, m.birthday, m.name or "")),
         loyalty=loyalty_view(facts, brand),
         activity=activity(facts),
         merged_from=list(profile.merged_from),
