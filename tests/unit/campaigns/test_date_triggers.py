@@ -4,6 +4,7 @@ per period (a birthday once a year, a month once, a predicted purchase once per 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time
+from zoneinfo import ZoneInfo
 
 import pytest
 from pydantic import ValidationError
@@ -66,6 +67,16 @@ def test_a_predicted_purchase_is_the_last_order_plus_the_cycle() -> None:
     assert trigger.occasion(buyer, date(2026, 3, 28)) == (date(2026, 3, 31), "predicted_purchase:2026-03-31")
     assert trigger.occasion(buyer, date(2026, 3, 27)) is None
     assert trigger.occasion(person(repurchase_cycle_days=30), date(2026, 3, 28)) is None  # no order yet
+
+
+def test_a_predicted_purchase_counts_from_the_local_date_of_the_last_order() -> None:
+    # an order at 00:30 on 2 March in Shanghai is 16:30 UTC on 1 March: its cycle counts from 2 March there
+    trigger = DateTrigger(of="predicted_purchase", days_before=0)
+    late = person(repurchase_cycle_days=30)
+    late.facts = ProfileFacts(last_order_at=datetime(2026, 3, 1, 16, 30, tzinfo=UTC))
+    shanghai = ZoneInfo("Asia/Shanghai")
+    assert trigger.occasion(late, date(2026, 4, 1), shanghai) == (date(2026, 4, 1), "predicted_purchase:2026-04-01")
+    assert trigger.occasion(late, date(2026, 3, 31)) == (date(2026, 3, 31), "predicted_purchase:2026-03-31")  # UTC
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime, tzinfo
 from typing import Annotated, ClassVar, Literal
 from zoneinfo import ZoneInfo
 
@@ -54,13 +54,13 @@ class Sweep(_Frozen):
     def label(self) -> str:
         return f"{self.kind}#{self.day.isoformat()}#{(self.city or '').casefold()}"  # one sweep per city and day
 
-    def key_for(self, journey: Live, profile: Profile) -> str | None:
-        """The entry key of this person's occasion, or None when the sweep is not for them."""
+    def key_for(self, journey: Live, profile: Profile, zone: tzinfo = UTC) -> str | None:
+        """The entry key of this person's occasion, or None when the sweep is not for them (`zone`: theirs)."""
         trigger = journey.definition.trigger
         if trigger is None:
             return None
         if self.kind == "date" and trigger.date is not None:
-            found = trigger.date.occasion(profile, self.day)
+            found = trigger.date.occasion(profile, self.day, zone)
             return f"date:{found[1]}" if found else None
         city = profile.traits.city
         if self.kind == "weather" and self.city and city and city.casefold() == self.city.casefold():
@@ -228,7 +228,7 @@ def run_sweeps(
                 if journey is None or sweep.brand_id != profile.brand_id:
                     continue
                 try:
-                    key = sweep.key_for(journey, profile)
+                    key = sweep.key_for(journey, profile, engine.zone_for(profile.brand_id, profile))
                 except (ValueError, OverflowError) as exc:  # one person's odd date must not stop the sweep
                     logger.warning("sweep skipped a person", person_id=profile.person_id, error=str(exc))
                     continue

@@ -18,7 +18,7 @@ A person already in the journey is not entered again, and one who left enters ag
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -72,15 +72,15 @@ class DateTrigger(_Frozen):
             raise ValueError("`relation` filters a family_birthday trigger")
         return self
 
-    def occasion(self, profile: Profile, today: date) -> tuple[date, str] | None:
+    def occasion(self, profile: Profile, today: date, zone: tzinfo = UTC) -> tuple[date, str] | None:
         """The person's date this sweep is for and the key of its period, when `today` falls in the `days_before`
-        ahead of it (or on it); None otherwise."""
-        for day, key in self._dates(profile, today):
+        ahead of it (or on it); None otherwise. `zone`: the person's, in which their last order's date is read."""
+        for day, key in self._dates(profile, today, zone):
             if day - timedelta(days=self.days_before) <= today <= day:
                 return day, key
         return None
 
-    def _dates(self, profile: Profile, today: date) -> list[tuple[date, str]]:
+    def _dates(self, profile: Profile, today: date, zone: tzinfo) -> list[tuple[date, str]]:
         if self.of == "birthday":
             born = profile.traits.birthday
             if born is None:
@@ -112,7 +112,7 @@ class DateTrigger(_Frozen):
             or not 1 <= cycle.value <= MAX_CYCLE_DAYS
         ):
             return []  # no cycle, or one no purchase rhythm has (a bad tag value must not break the daily sweep)
-        expected = last.date() + timedelta(days=round(cycle.value))
+        expected = last.astimezone(zone).date() + timedelta(days=round(cycle.value))
         return [(expected, f"predicted_purchase:{expected.isoformat()}")]
 
 
