@@ -34,7 +34,10 @@ LEDGER_TABLE = TableSpec(logical_id="LedgerTable", local_name="cdp-ledger", env_
 CAMPAIGNS_TABLE = TableSpec(logical_id="CampaignsTable", local_name="cdp-campaigns", env_var="CAMPAIGNS_TABLE")
 """Campaign definitions (versions), states, runs, brand stop switches, the due list (`cdp.campaigns.dynamodb`)."""
 
-TABLES = (PROFILES_TABLE, LEDGER_TABLE, CAMPAIGNS_TABLE)
+OFFERS_TABLE = TableSpec(logical_id="OffersTable", local_name="cdp-offers", env_var="OFFERS_TABLE")
+"""Budget pools and holds (`cdp.budgets.dynamodb`); offers, code pools and wallets come next to them."""
+
+TABLES = (PROFILES_TABLE, LEDGER_TABLE, CAMPAIGNS_TABLE, OFFERS_TABLE)
 
 # ---- bucket, bus, secrets -----------------------------------------------------------------------------------
 

@@ -4,18 +4,14 @@ server's) until they end, and the schedule's tick orders the held message again 
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from functools import wraps
 from typing import Any
-from unittest import mock
 
 import boto3
 import pytest
 from moto import mock_aws
-from moto.dynamodb.models import DynamoDBBackend
 
 from cdp import topology
 from cdp.campaigns.journeys import SendOrders, release_deferred
@@ -27,6 +23,7 @@ from cdp.channels.service import send_batch
 from cdp.org import FrequencyCap, OrgDirectory
 from cdp.profile.models import ConsentState, Profile, Traits
 from cdp_local.runtime.core import create_table
+from tests.fakes.atomic_moto import atomic_dynamodb
 from tests.fakes.channels import InMemorySendLedger, RecordingChannel
 from tests.fakes.profiles import InMemoryProfiles
 
@@ -46,23 +43,11 @@ ORG = OrgDirectory.model_validate(
         }
     }
 )
-_ATOMIC = ("get_item", "put_item", "update_item", "delete_item", "query", "transact_write_items")
 
 
 @pytest.fixture
 def db() -> Iterator[Any]:
-    lock = threading.RLock()  # moto's backend is not thread-safe: one operation at a time, as DynamoDB serializes
-
-    def atomic(method: Callable[..., Any]) -> Callable[..., Any]:
-        @wraps(method)
-        def call(*args: Any, **kwargs: Any) -> Any:
-            with lock:
-                return method(*args, **kwargs)
-
-        return call
-
-    atomic_methods = {name: atomic(getattr(DynamoDBBackend, name)) for name in _ATOMIC}
-    with mock_aws(), mock.patch.multiple(DynamoDBBackend, **atomic_methods):
+    with mock_aws(), atomic_dynamodb():
         client = boto3.client("dynamodb", region_name="us-east-1")
         create_table(client, topology.LEDGER_TABLE)
         create_table(client, topology.CAMPAIGNS_TABLE)

@@ -15,17 +15,14 @@ from __future__ import annotations
 import random
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from functools import wraps
 from typing import Any
-from unittest import mock
 
 import boto3
 import pytest
 from moto import mock_aws
-from moto.dynamodb.models import DynamoDBBackend
 
 from cdp import topology
 from cdp.errors import ConflictError
@@ -39,13 +36,13 @@ from cdp.shared.envelope import Publishable
 from cdp.shared.ports import EventPublisher
 from cdp_local.runtime.core import create_table
 from cdp_local.runtime.moto_speedups import fast_dynamodb_responses, fast_transactions, partition_queries
+from tests.fakes.atomic_moto import atomic_dynamodb
 from tests.fakes.identity_oracle import assert_converged, usable_keys
 
 WORKERS = 8
 ORG = load_org()
 BRAND = ORG.brand("demo-brand")
 T0 = datetime(2026, 4, 1, 9, 0, tzinfo=UTC)
-_ATOMIC = ("get_item", "put_item", "update_item", "delete_item", "query", "scan", "transact_write_items")
 
 
 class CountingStore(DynamoIdentityStore):
@@ -78,25 +75,14 @@ class LockedPublisher(EventPublisher):
 
 @pytest.fixture
 def store() -> Iterator[CountingStore]:
-    lock = threading.RLock()  # re-entrant: a transaction reads and writes items through the same methods
-
-    def atomic(method: Callable[..., Any]) -> Callable[..., Any]:
-        @wraps(method)
-        def call(*args: Any, **kwargs: Any) -> Any:
-            with lock:
-                return method(*args, **kwargs)
-
-        return call
-
     # The local runtime's moto speed-ups (transactions snapshot only the items they write), then one lock per
     # operation on top of them.
-    atomic_methods: dict[str, Any] = {name: atomic(getattr(DynamoDBBackend, name)) for name in _ATOMIC}
     with (
         mock_aws(),
         fast_transactions(),
         fast_dynamodb_responses(),
         partition_queries(),
-        mock.patch.multiple(DynamoDBBackend, **atomic_methods),
+        atomic_dynamodb(),
     ):
         db = boto3.client("dynamodb")
         create_table(db, topology.PROFILES_TABLE)

@@ -1,0 +1,389 @@
+"""Budget pools and holds on the offers table (`cdp.topology.OFFERS_TABLE`).
+
+    BUDGET#{brand}             POOL#{pool_id}   the pool: `available`, `reserved`, `committed` (numbers), `doc`
+    HOLD#{brand}#{hold_id}     HOLD             the hold: `state`, `left` and `spent` (maps pool -> number), `doc`
+    HOLD#{brand}#{hold_id}     OP#{op_id}       a commit applied (a retried commit finds it and changes nothing)
+    BUDGET#{brand}             TOPUP#{pool}#{op} a top-up applied
+
+Every change of money is one transaction over the hold (or marker) and each pool it touches; a reserve's condition
+`available >= amount` on each pool is what keeps a pool from being overspent under any number of writers.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from cdp import topology
+from cdp.budgets.ledger import (
+    BudgetExhaustedError,
+    BudgetLedger,
+    BudgetPool,
+    Hold,
+    HoldError,
+    PoolBalance,
+    checked_claims,
+)
+from cdp.errors import ConflictError, StoreError
+from cdp.shared.aws import client as default_client
+from cdp.shared.time import iso, parse_iso
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+PK = topology.OFFERS_TABLE.partition_key
+SK = topology.OFFERS_TABLE.sort_key
+ATTEMPTS = 12  # transactions that lost to a concurrent one on the same pool are tried again, with jitter
+
+
+def _pool_key(brand_id: str, pool_id: str) -> dict[str, Any]:
+    return {PK: {"S": f"BUDGET#{brand_id}"}, SK: {"S": f"POOL#{pool_id}"}}
+
+
+def _hold_pk(brand_id: str, hold_id: str) -> dict[str, Any]:
+    return {"S": f"HOLD#{brand_id}#{hold_id}"}
+
+
+def _hold_key(brand_id: str, hold_id: str) -> dict[str, Any]:
+    return {PK: _hold_pk(brand_id, hold_id), SK: {"S": "HOLD"}}
+
+
+def _n(value: int) -> dict[str, str]:
+    return {"N": str(value)}
+
+
+def _numbers(amounts: Mapping[str, int]) -> dict[str, Any]:
+    return {"M": {pool: _n(amount) for pool, amount in amounts.items()}}
+
+
+def _reasons(exc: ClientError) -> list[str]:
+    return [r.get("Code") or "None" for r in exc.response.get("CancellationReasons", [])]
+
+
+def _cancelled(exc: ClientError) -> bool:
+    return exc.response.get("Error", {}).get("Code") == "TransactionCanceledException"
+
+
+class DynamoBudgetLedger(BudgetLedger):
+    def __init__(
+        self, table: str, client: DynamoDBClient | None = None, sleep: Callable[[float], None] = time.sleep
+    ) -> None:
+        self._table = table
+        self._db: DynamoDBClient = client or default_client("dynamodb")
+        self._sleep = sleep
+
+    # ---- pools --------------------------------------------------------------------------------------------------
+
+    def define(self, pool: BudgetPool) -> PoolBalance:
+        item = {
+            **_pool_key(pool.brand_id, pool.pool_id),
+            "doc": {"S": pool.model_dump_json()},
+            "available": _n(pool.total_minor),
+            "reserved": _n(0),
+            "committed": _n(0),
+        }
+        try:
+            self._db.put_item(
+                TableName=self._table,
+                Item=item,
+                ConditionExpression="attribute_not_exists(#pk)",
+                ExpressionAttributeNames={"#pk": PK},
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                raise ConflictError(f"budget pool {pool.pool_id} exists") from exc
+            raise StoreError(f"defining budget pool {pool.pool_id} failed: {exc}") from exc
+        except BotoCoreError as exc:
+            raise StoreError(f"defining budget pool {pool.pool_id} failed: {exc}") from exc
+        return PoolBalance(pool=pool, available_minor=pool.total_minor, reserved_minor=0, committed_minor=0)
+
+    def top_up(self, brand_id: str, pool_id: str, amount_minor: int, op_id: str) -> PoolBalance:
+        checked_claims({pool_id: amount_minor})  # the amount and pool id, validated
+        marker = {PK: {"S": f"BUDGET#{brand_id}"}, SK: {"S": f"TOPUP#{pool_id}#{op_id}"}}
+        items: list[dict[str, Any]] = [
+            {"Put": self._new(marker)},
+            {
+                "Update": {
+                    "TableName": self._table,
+                    "Key": _pool_key(brand_id, pool_id),
+                    "UpdateExpression": "SET available = available + :a",
+                    "ConditionExpression": "attribute_exists(#pk)",
+                    "ExpressionAttributeNames": {"#pk": PK},
+                    "ExpressionAttributeValues": {":a": _n(amount_minor)},
+                }
+            },
+        ]
+        try:
+            self._transact(items, f"topping up {pool_id}")
+        except ClientError as exc:
+            if _reasons(exc)[1:] == ["ConditionalCheckFailed"]:
+                raise HoldError(f"budget pool {pool_id} does not exist") from exc
+            # else this top-up was applied before
+        found = self.balance(brand_id, pool_id)
+        if found is None:
+            raise HoldError(f"budget pool {pool_id} does not exist")
+        return found
+
+    def balance(self, brand_id: str, pool_id: str) -> PoolBalance | None:
+        item = self._get(_pool_key(brand_id, pool_id))
+        return _balance(item) if item else None
+
+    def pools(self, brand_id: str) -> list[PoolBalance]:
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "#pk = :pk AND begins_with(#sk, :pool)",
+            "ExpressionAttributeNames": {"#pk": PK, "#sk": SK},
+            "ExpressionAttributeValues": {":pk": {"S": f"BUDGET#{brand_id}"}, ":pool": {"S": "POOL#"}},
+            "ConsistentRead": True,
+        }
+        out: list[PoolBalance] = []
+        while True:
+            try:
+                page = self._db.query(**kwargs)
+            except (ClientError, BotoCoreError) as exc:
+                raise StoreError(f"reading budget pools failed: {exc}") from exc
+            out.extend(_balance(item) for item in page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                return out
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    # ---- holds --------------------------------------------------------------------------------------------------
+
+    def reserve(self, brand_id: str, hold_id: str, claims: Mapping[str, int], now: datetime) -> Hold:
+        asked = checked_claims(claims)
+        hold = Hold(
+            brand_id=brand_id,
+            hold_id=hold_id,
+            claims=asked,
+            left=dict(asked),
+            spent=dict.fromkeys(asked, 0),
+            state="open",
+            at=now,
+        )
+        return self._draw(hold, asked, "reserved", f"reserving {hold_id}")
+
+    def charge(self, brand_id: str, op_id: str, claims: Mapping[str, int], now: datetime) -> Hold:
+        asked = checked_claims(claims)
+        hold = Hold(
+            brand_id=brand_id,
+            hold_id=op_id,
+            claims=asked,
+            left=dict.fromkeys(asked, 0),
+            spent=dict(asked),
+            state="closed",
+            at=now,
+            closed_at=now,
+        )
+        return self._draw(hold, asked, "committed", f"charging {op_id}")
+
+    def _draw(self, hold: Hold, asked: Mapping[str, int], into: str, what: str) -> Hold:
+        pools = sorted(asked)
+        items: list[dict[str, Any]] = [{"Put": self._new(self._hold_item(hold))}]
+        for pool in pools:
+            items.append(
+                {
+                    "Update": {
+                        "TableName": self._table,
+                        "Key": _pool_key(hold.brand_id, pool),
+                        "UpdateExpression": f"SET available = available - :a, {into} = {into} + :a",
+                        "ConditionExpression": "available >= :a",
+                        "ExpressionAttributeValues": {":a": _n(asked[pool])},
+                    }
+                }
+            )
+        try:
+            self._transact(items, what)
+        except ClientError as exc:
+            reasons = _reasons(exc)
+            if reasons and reasons[0] == "ConditionalCheckFailed":
+                return self._same(hold)  # made before: the same hold, counted once
+            short = next((p for p, r in zip(pools, reasons[1:], strict=False) if r == "ConditionalCheckFailed"), None)
+            if short is None:
+                raise StoreError(f"{what} failed: {exc}") from exc
+            found = self.balance(hold.brand_id, short)
+            raise BudgetExhaustedError(short, asked[short], found.available_minor if found else None) from exc
+        return hold
+
+    def _same(self, hold: Hold) -> Hold:
+        found = self.hold(hold.brand_id, hold.hold_id)
+        if found is None or found.claims != hold.claims:
+            raise HoldError(f"hold {hold.hold_id} exists with other claims")
+        return found
+
+    def commit(self, brand_id: str, hold_id: str, op_id: str, amounts: Mapping[str, int], now: datetime) -> Hold:
+        spend = checked_claims(amounts)
+        read = self.hold(brand_id, hold_id)
+        if read is None:
+            raise HoldError(f"hold {hold_id} does not exist")
+        strange = sorted(set(spend) - set(read.claims))
+        if strange:
+            raise HoldError(f"hold {hold_id} draws nothing from {', '.join(strange)}: it has less left than committed")
+        names: dict[str, str] = {"#pk": PK, "#l": "left", "#s": "spent", "#st": "state"}
+        values: dict[str, Any] = {":open": {"S": "open"}}
+        sets, conditions = [], ["#st = :open"]
+        for i, (pool, amount) in enumerate(sorted(spend.items())):
+            names[f"#p{i}"] = pool
+            values[f":a{i}"] = _n(amount)
+            sets += [f"#l.#p{i} = #l.#p{i} - :a{i}", f"#s.#p{i} = #s.#p{i} + :a{i}"]
+            conditions.append(f"#l.#p{i} >= :a{i}")
+        marker = {PK: _hold_pk(brand_id, hold_id), SK: {"S": f"OP#{op_id}"}}
+        items: list[dict[str, Any]] = [
+            {"Put": self._new({**marker, "at": {"S": iso(now)}})},
+            {
+                "Update": {
+                    "TableName": self._table,
+                    "Key": _hold_key(brand_id, hold_id),
+                    "UpdateExpression": "SET " + ", ".join(sets),
+                    "ConditionExpression": "attribute_exists(#pk) AND " + " AND ".join(conditions),
+                    "ExpressionAttributeNames": names,
+                    "ExpressionAttributeValues": values,
+                }
+            },
+            *(self._move(brand_id, pool, amount, "reserved", "committed") for pool, amount in sorted(spend.items())),
+        ]
+        try:
+            self._transact(items, f"committing {op_id} of {hold_id}")
+        except ClientError as exc:
+            reasons = _reasons(exc)
+            current = self.hold(brand_id, hold_id)
+            if reasons and reasons[0] == "ConditionalCheckFailed" and current is not None:
+                return current  # applied before
+            if current is None:
+                raise HoldError(f"hold {hold_id} does not exist") from exc
+            if current.state != "open":
+                raise HoldError(f"hold {hold_id} is closed") from exc
+            over = {p: a for p, a in spend.items() if current.left.get(p, 0) < a or p not in current.claims}
+            raise HoldError(f"hold {hold_id} has less left than committed: {over} asked, {current.left} left") from exc
+        found = self.hold(brand_id, hold_id)
+        assert found is not None
+        return found
+
+    def release(self, brand_id: str, hold_id: str, now: datetime) -> Hold:
+        for _ in range(ATTEMPTS):
+            current = self.hold(brand_id, hold_id)
+            if current is None:
+                raise HoldError(f"hold {hold_id} does not exist")
+            if current.state == "closed":
+                return current
+            names: dict[str, str] = {"#l": "left", "#st": "state"}
+            values: dict[str, Any] = {":open": {"S": "open"}, ":closed": {"S": "closed"}, ":t": {"S": iso(now)}}
+            sets, conditions = ["#st = :closed", "closed_at = :t"], ["#st = :open"]
+            for i, (pool, left) in enumerate(sorted(current.left.items())):
+                names[f"#p{i}"] = pool
+                values[f":l{i}"] = _n(left)
+                sets.append(f"#l.#p{i} = :zero")
+                conditions.append(f"#l.#p{i} = :l{i}")  # nothing committed since it was read
+            values[":zero"] = _n(0)
+            items: list[dict[str, Any]] = [
+                {
+                    "Update": {
+                        "TableName": self._table,
+                        "Key": _hold_key(brand_id, hold_id),
+                        "UpdateExpression": "SET " + ", ".join(sets),
+                        "ConditionExpression": " AND ".join(conditions),
+                        "ExpressionAttributeNames": names,
+                        "ExpressionAttributeValues": values,
+                    }
+                },
+                *(
+                    self._move(brand_id, pool, left, "reserved", "available")
+                    for pool, left in sorted(current.left.items())
+                    if left
+                ),
+            ]
+            try:
+                self._transact(items, f"releasing {hold_id}")
+            except ClientError:
+                continue  # a commit or another release came first: read the hold again
+            found = self.hold(brand_id, hold_id)
+            assert found is not None
+            return found
+        raise ConflictError(f"releasing hold {hold_id} kept losing to concurrent commits")
+
+    def hold(self, brand_id: str, hold_id: str) -> Hold | None:
+        item = self._get(_hold_key(brand_id, hold_id))
+        if item is None:
+            return None
+        doc = Hold.model_validate_json(item["doc"]["S"])
+        closed = item.get("closed_at", {}).get("S")
+        return doc.model_copy(
+            update={
+                "state": item["state"]["S"],
+                "left": {p: int(v["N"]) for p, v in item["left"]["M"].items()},
+                "spent": {p: int(v["N"]) for p, v in item["spent"]["M"].items()},
+                "closed_at": parse_iso(closed) if closed else doc.closed_at,
+            }
+        )
+
+    # ---- helpers ------------------------------------------------------------------------------------------------
+
+    def _hold_item(self, hold: Hold) -> dict[str, Any]:
+        return {
+            **_hold_key(hold.brand_id, hold.hold_id),
+            "doc": {"S": hold.model_dump_json()},
+            "state": {"S": hold.state},
+            "left": _numbers(hold.left),
+            "spent": _numbers(hold.spent),
+        }
+
+    def _new(self, item: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "TableName": self._table,
+            "Item": item,
+            "ConditionExpression": "attribute_not_exists(#pk)",
+            "ExpressionAttributeNames": {"#pk": PK},
+        }
+
+    def _move(self, brand_id: str, pool: str, amount: int, source: str, target: str) -> dict[str, Any]:
+        return {
+            "Update": {
+                "TableName": self._table,
+                "Key": _pool_key(brand_id, pool),
+                "UpdateExpression": f"SET {source} = {source} - :a, {target} = {target} + :a",
+                "ExpressionAttributeValues": {":a": _n(amount)},
+            }
+        }
+
+    def _transact(self, items: list[dict[str, Any]], what: str) -> None:
+        """One transaction, tried again while it loses only to concurrent ones (TransactionConflict); a refused
+        condition is raised as the ClientError for the caller to read its reasons."""
+        for attempt in range(ATTEMPTS):
+            try:
+                self._db.transact_write_items(TransactItems=items)  # type: ignore[arg-type]
+                return
+            except ClientError as exc:
+                reasons = _reasons(exc)
+                if not _cancelled(exc):
+                    code = exc.response.get("Error", {}).get("Code")
+                    if code in ("TransactionConflictException", "ThrottlingException"):
+                        self._sleep(random.uniform(0, 0.01 * 2**attempt))
+                        continue
+                    raise StoreError(f"{what} failed: {exc}") from exc
+                if "ConditionalCheckFailed" in reasons:
+                    raise
+                if "TransactionConflict" not in reasons:
+                    raise StoreError(f"{what} failed: {exc}") from exc
+                self._sleep(random.uniform(0, 0.01 * 2**attempt))
+            except BotoCoreError as exc:
+                raise StoreError(f"{what} failed: {exc}") from exc
+        raise ConflictError(f"{what} kept losing to concurrent writes ({ATTEMPTS} attempts)")
+
+    def _get(self, key: dict[str, Any]) -> dict[str, Any] | None:
+        try:
+            return self._db.get_item(TableName=self._table, Key=key, ConsistentRead=True).get("Item")
+        except (ClientError, BotoCoreError) as exc:
+            raise StoreError(f"reading the offers table failed: {exc}") from exc
+
+
+def _balance(item: dict[str, Any]) -> PoolBalance:
+    return PoolBalance(
+        pool=BudgetPool.model_validate_json(item["doc"]["S"]),
+        available_minor=int(item["available"]["N"]),
+        reserved_minor=int(item["reserved"]["N"]),
+        committed_minor=int(item["committed"]["N"]),
+    )

@@ -1,0 +1,197 @@
+"""Budget pools on the offers table under moto: reserve all or nothing across pools, commit in parts once per
+operation, release what was not spent, charge at once, top up; a pool is never overspent by parallel workers, and
+over random sequences of issue / redeem / expire / fail (with retries) every pool balances and nothing counts twice."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from moto import mock_aws
+from pydantic import ValidationError
+
+from cdp import topology
+from cdp.budgets.dynamodb import DynamoBudgetLedger
+from cdp.budgets.ledger import BudgetExhaustedError, BudgetPool, HoldError
+from cdp.errors import ConflictError
+from cdp_local.runtime.core import create_table
+from tests.fakes.atomic_moto import atomic_dynamodb
+
+BRAND = "bakery"
+T0 = datetime(2026, 12, 6, tzinfo=UTC)
+
+
+def pool(pool_id: str, total: int, **scope: Any) -> BudgetPool:
+    return BudgetPool(brand_id=BRAND, pool_id=pool_id, total_minor=total, currency="CNY", **scope)
+
+
+@pytest.fixture
+def ledger() -> Iterator[DynamoBudgetLedger]:
+    with mock_aws(), atomic_dynamodb():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        create_table(client, topology.OFFERS_TABLE)
+        yield DynamoBudgetLedger(topology.OFFERS_TABLE.local_name, client=client)
+
+
+def amounts(ledger: DynamoBudgetLedger, pool_id: str) -> tuple[int, int, int]:
+    found = ledger.balance(BRAND, pool_id)
+    assert found is not None
+    return found.available_minor, found.reserved_minor, found.committed_minor
+
+
+def test_a_coupon_is_reserved_from_the_campaign_and_the_store_then_redeemed_or_expired(
+    ledger: DynamoBudgetLedger,
+) -> None:
+    ledger.define(pool("xmas", 10_000, campaign_id="xmas_cakes", form="coupon"))
+    ledger.define(pool("sh01", 3_000, store_id="sh01"))
+    # When two 50-yuan coupons are issued for store sh01
+    for issue in ("c1", "c2"):
+        ledger.reserve(BRAND, issue, {"xmas": 5_000 // 2, "sh01": 1_000}, T0)
+    assert amounts(ledger, "xmas") == (5_000, 5_000, 0) and amounts(ledger, "sh01") == (1_000, 2_000, 0)
+    # Then one is redeemed (committed) and the other expires (released)
+    ledger.commit(BRAND, "c1", "order-77", {"xmas": 2_500, "sh01": 1_000}, T0)
+    released = ledger.release(BRAND, "c2", T0)
+    assert released.released == {"xmas": 2_500, "sh01": 1_000}
+    assert amounts(ledger, "xmas") == (7_500, 0, 2_500) and amounts(ledger, "sh01") == (2_000, 0, 1_000)
+    # and a retried redemption or expiry changes nothing
+    ledger.commit(BRAND, "c1", "order-77", {"xmas": 2_500, "sh01": 1_000}, T0)
+    ledger.release(BRAND, "c2", T0)
+    assert amounts(ledger, "xmas") == (7_500, 0, 2_500)
+
+
+def test_a_reserve_is_all_or_nothing_and_names_the_pool_short(ledger: DynamoBudgetLedger) -> None:
+    ledger.define(pool("xmas", 10_000))
+    ledger.define(pool("sh01", 500))
+    with pytest.raises(BudgetExhaustedError, match="sh01: 1000 asked, 500 available") as caught:
+        ledger.reserve(BRAND, "c1", {"xmas": 1_000, "sh01": 1_000}, T0)
+    assert caught.value.pool_id == "sh01"
+    assert amounts(ledger, "xmas") == (10_000, 0, 0)  # nothing taken from the pool that had enough
+    with pytest.raises(BudgetExhaustedError, match="nope: 1 asked, it does not exist"):
+        ledger.reserve(BRAND, "c2", {"nope": 1}, T0)
+    assert ledger.hold(BRAND, "c1") is None
+
+
+def test_a_journey_reserves_its_worst_case_spends_part_and_releases_the_rest(ledger: DynamoBudgetLedger) -> None:
+    ledger.define(pool("cart", 1_000, form="message"))
+    ledger.reserve(BRAND, "cart:p1:e1", {"cart": 15}, T0)  # three SMS at 5
+    ledger.commit(BRAND, "cart:p1:e1", "e1-s1", {"cart": 5}, T0)
+    with pytest.raises(HoldError, match="less left than committed"):
+        ledger.commit(BRAND, "cart:p1:e1", "e1-s2", {"cart": 11}, T0)
+    with pytest.raises(HoldError, match="less left than committed"):
+        ledger.commit(BRAND, "cart:p1:e1", "e1-s3", {"other": 1}, T0)
+    hold = ledger.release(BRAND, "cart:p1:e1", T0)  # the person bought: the two reminders are not needed
+    assert (hold.state, hold.spent, hold.released) == ("closed", {"cart": 5}, {"cart": 10})
+    assert amounts(ledger, "cart") == (995, 0, 5)
+    with pytest.raises(HoldError, match="is closed"):
+        ledger.commit(BRAND, "cart:p1:e1", "e1-s4", {"cart": 5}, T0)
+
+
+def test_the_same_hold_asked_twice_is_held_once_and_other_claims_under_its_id_are_refused(
+    ledger: DynamoBudgetLedger,
+) -> None:
+    ledger.define(pool("xmas", 1_000))
+    first = ledger.reserve(BRAND, "run-1", {"xmas": 600}, T0)
+    assert ledger.reserve(BRAND, "run-1", {"xmas": 600}, T0) == first
+    with pytest.raises(HoldError, match="exists with other claims"):
+        ledger.reserve(BRAND, "run-1", {"xmas": 100}, T0)
+    ledger.charge(BRAND, "sms-msg-9", {"xmas": 5}, T0)
+    ledger.charge(BRAND, "sms-msg-9", {"xmas": 5}, T0)
+    assert amounts(ledger, "xmas") == (395, 600, 5)
+
+
+def test_top_ups_count_once_and_bad_claims_are_refused_with_the_field(ledger: DynamoBudgetLedger) -> None:
+    ledger.define(pool("xmas", 1_000))
+    with pytest.raises(ConflictError, match="exists"):
+        ledger.define(pool("xmas", 5))
+    ledger.top_up(BRAND, "xmas", 500, "po-1")
+    balance = ledger.top_up(BRAND, "xmas", 500, "po-1")
+    assert (balance.total_minor, balance.pool.total_minor) == (1_500, 1_000)
+    with pytest.raises(HoldError, match="does not exist"):
+        ledger.top_up(BRAND, "nope", 5, "po-2")
+    with pytest.raises(ValidationError) as caught:
+        ledger.reserve(BRAND, "h", {"xmas": 0}, T0)
+    assert caught.value.errors()[0]["loc"] == ("xmas",)
+    with pytest.raises(ValidationError):
+        ledger.reserve(BRAND, "h", {"Bad Pool": 5}, T0)
+    with pytest.raises(ValidationError):
+        ledger.reserve(BRAND, "h", {}, T0)
+
+
+def test_parallel_workers_never_overspend_a_pool(ledger: DynamoBudgetLedger) -> None:
+    # Given a pool of 1,000 and 16 workers each reserving 30 ten times, all at once
+    ledger.define(pool("flash", 1_000))
+    start = threading.Barrier(16)
+    won: list[str] = []
+
+    def worker(w: int) -> None:
+        start.wait()
+        for i in range(10):
+            with contextlib.suppress(BudgetExhaustedError):
+                won.append(ledger.reserve(BRAND, f"w{w}-{i}", {"flash": 30}, T0).hold_id)
+
+    with ThreadPoolExecutor(16) as pool_:
+        list(pool_.map(worker, range(16)))
+    # Then exactly 33 coupons fit (33 x 30 = 990) and the pool balances
+    assert len(won) == 33
+    assert amounts(ledger, "flash") == (10, 990, 0)
+
+
+# ---- a property: random issue / redeem / expire / fail sequences, with retries --------------------------------------
+
+OPS = st.lists(
+    st.tuples(
+        st.sampled_from(["issue", "redeem", "expire", "fail", "charge"]),
+        st.integers(0, 2),  # which hold
+        st.integers(1, 400),  # an amount
+        st.booleans(),  # delivered again (a retry after a timeout)
+    ),
+    min_size=3,
+    max_size=30,
+)
+
+
+@settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=OPS)
+def test_every_pool_balances_and_nothing_counts_twice(ledger: DynamoBudgetLedger, ops: list[Any]) -> None:
+    run = f"r{uuid.uuid4().hex[:8]}"  # the fixture's table is shared by the examples: each its own pools
+    a, b = f"{run}-a", f"{run}-b"
+    ledger.define(pool(a, 1_000))
+    ledger.define(pool(b, 600))
+    committed = {a: 0, b: 0}  # the oracle: each redemption and charge counted once, when it first goes through
+    applied: set[str] = set()
+    for kind, which, n, again in ops:
+        hold_id = f"{run}-h{which}"
+        for _ in range(1 + again):
+            try:
+                if kind == "issue":
+                    ledger.reserve(BRAND, hold_id, {a: n, b: n // 2 + 1}, T0)
+                elif kind == "redeem":
+                    ledger.commit(BRAND, hold_id, f"o{n}", {a: 1 + n % 3}, T0)
+                    if f"{hold_id}/o{n}" not in applied:
+                        applied.add(f"{hold_id}/o{n}")
+                        committed[a] += 1 + n % 3
+                elif kind in ("expire", "fail"):
+                    ledger.release(BRAND, hold_id, T0)
+                else:
+                    ledger.charge(BRAND, f"{run}-charge{n}", {b: n % 7 + 1}, T0)
+                    if f"charge{n}" not in applied:
+                        applied.add(f"charge{n}")
+                        committed[b] += n % 7 + 1
+            except (BudgetExhaustedError, HoldError):
+                pass
+    holds = [ledger.hold(BRAND, f"{run}-h{i}") for i in range(3)]
+    for pool_id, total in ((a, 1_000), (b, 600)):
+        available, reserved, spent = amounts(ledger, pool_id)
+        assert available >= 0 and reserved >= 0
+        assert available + reserved + spent == total
+        assert spent == committed[pool_id]
+        assert reserved == sum(h.left.get(pool_id, 0) for h in holds if h is not None and h.state == "open")
