@@ -195,3 +195,15 @@ def test_every_pool_balances_and_nothing_counts_twice(ledger: DynamoBudgetLedger
         assert available + reserved + spent == total
         assert spent == committed[pool_id]
         assert reserved == sum(h.left.get(pool_id, 0) for h in holds if h is not None and h.state == "open")
+
+
+def test_a_percentage_coupon_settles_for_its_real_discount_once(ledger: DynamoBudgetLedger) -> None:
+    ledger.define(pool("pct", 10_000))
+    ledger.reserve(BRAND, "c1", {"pct": 5_000}, T0)  # 20% off, at most 50 yuan
+    hold = ledger.settle(BRAND, "c1", {"pct": 3_200}, T0)  # the order's eligible lines took 32 yuan off
+    assert (hold.spent, hold.released) == ({"pct": 3_200}, {"pct": 1_800})
+    assert ledger.settle(BRAND, "c1", {"pct": 3_200}, T0) == hold  # the redemption delivered again
+    assert amounts(ledger, "pct") == (6_800, 0, 3_200)
+    ledger.reserve(BRAND, "c2", {"pct": 5_000}, T0)
+    with pytest.raises(HoldError, match="less left than committed"):
+        ledger.settle(BRAND, "c2", {"pct": 5_001}, T0)

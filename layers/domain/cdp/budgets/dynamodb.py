@@ -165,7 +165,7 @@ class DynamoBudgetLedger(BudgetLedger):
             state="open",
             at=now,
         )
-        return self._draw(hold, asked, "reserved", f"reserving {hold_id}")
+        return self._draw(hold, f"reserving {hold_id}")
 
     def charge(self, brand_id: str, op_id: str, claims: Mapping[str, int], now: datetime) -> Hold:
         asked = checked_claims(claims)
@@ -179,12 +179,14 @@ class DynamoBudgetLedger(BudgetLedger):
             at=now,
             closed_at=now,
         )
-        return self._draw(hold, asked, "committed", f"charging {op_id}")
+        return self._draw(hold, f"charging {op_id}")
 
-    def _draw(self, hold: Hold, asked: Mapping[str, int], into: str, what: str) -> Hold:
-        pools = sorted(asked)
+    def draw_items(self, hold: Hold) -> list[dict[str, Any]]:
+        """The transaction items that make `hold` (new) and take its claims from their pools: into `reserved` for an
+        open hold, into `committed` for a closed one (a charge). Pools in sorted order, after the hold."""
+        into = "reserved" if hold.state == "open" else "committed"
         items: list[dict[str, Any]] = [{"Put": self._new(self._hold_item(hold))}]
-        for pool in pools:
+        for pool in sorted(hold.claims):
             items.append(
                 {
                     "Update": {
@@ -192,21 +194,32 @@ class DynamoBudgetLedger(BudgetLedger):
                         "Key": _pool_key(hold.brand_id, pool),
                         "UpdateExpression": f"SET available = available - :a, {into} = {into} + :a",
                         "ConditionExpression": "available >= :a",
-                        "ExpressionAttributeValues": {":a": _n(asked[pool])},
+                        "ExpressionAttributeValues": {":a": _n(hold.claims[pool])},
                     }
                 }
             )
+        return items
+
+    def shortfall(self, hold: Hold, reasons: list[str]) -> BudgetExhaustedError | None:
+        """The pool a refused `draw_items` transaction found short (`reasons`: the draw's own items' codes)."""
+        pools = sorted(hold.claims)
+        short = next((p for p, r in zip(pools, reasons[1:], strict=False) if r == "ConditionalCheckFailed"), None)
+        if short is None:
+            return None
+        found = self.balance(hold.brand_id, short)
+        return BudgetExhaustedError(short, hold.claims[short], found.available_minor if found else None)
+
+    def _draw(self, hold: Hold, what: str) -> Hold:
         try:
-            self._transact(items, what)
+            self._transact(self.draw_items(hold), what)
         except ClientError as exc:
             reasons = _reasons(exc)
             if reasons and reasons[0] == "ConditionalCheckFailed":
                 return self._same(hold)  # made before: the same hold, counted once
-            short = next((p for p, r in zip(pools, reasons[1:], strict=False) if r == "ConditionalCheckFailed"), None)
+            short = self.shortfall(hold, reasons)
             if short is None:
                 raise StoreError(f"{what} failed: {exc}") from exc
-            found = self.balance(hold.brand_id, short)
-            raise BudgetExhaustedError(short, asked[short], found.available_minor if found else None) from exc
+            raise short from exc
         return hold
 
     def _same(self, hold: Hold) -> Hold:
@@ -264,46 +277,80 @@ class DynamoBudgetLedger(BudgetLedger):
         return found
 
     def release(self, brand_id: str, hold_id: str, now: datetime) -> Hold:
+        return self.settle(brand_id, hold_id, {}, now)
+
+    def settle(self, brand_id: str, hold_id: str, amounts: Mapping[str, int], now: datetime) -> Hold:
+        spend = checked_claims(amounts) if amounts else {}
         for _ in range(ATTEMPTS):
             current = self.hold(brand_id, hold_id)
             if current is None:
                 raise HoldError(f"hold {hold_id} does not exist")
             if current.state == "closed":
-                return current
-            names: dict[str, str] = {"#l": "left", "#st": "state"}
-            values: dict[str, Any] = {":open": {"S": "open"}, ":closed": {"S": "closed"}, ":t": {"S": iso(now)}}
-            sets, conditions = ["#st = :closed", "closed_at = :t"], ["#st = :open"]
-            for i, (pool, left) in enumerate(sorted(current.left.items())):
-                names[f"#p{i}"] = pool
-                values[f":l{i}"] = _n(left)
-                sets.append(f"#l.#p{i} = :zero")
-                conditions.append(f"#l.#p{i} = :l{i}")  # nothing committed since it was read
-            values[":zero"] = _n(0)
-            items: list[dict[str, Any]] = [
-                {
-                    "Update": {
-                        "TableName": self._table,
-                        "Key": _hold_key(brand_id, hold_id),
-                        "UpdateExpression": "SET " + ", ".join(sets),
-                        "ConditionExpression": " AND ".join(conditions),
-                        "ExpressionAttributeNames": names,
-                        "ExpressionAttributeValues": values,
-                    }
-                },
-                *(
-                    self._move(brand_id, pool, left, "reserved", "available")
-                    for pool, left in sorted(current.left.items())
-                    if left
-                ),
-            ]
+                return current  # settled before (a retry), or released
+            self._check_left(current, spend)
             try:
-                self._transact(items, f"releasing {hold_id}")
+                self._transact(self.settle_items(current, spend, now), f"settling {hold_id}")
             except ClientError:
-                continue  # a commit or another release came first: read the hold again
+                continue  # a commit or another settle came first: read the hold again
             found = self.hold(brand_id, hold_id)
             assert found is not None
             return found
-        raise ConflictError(f"releasing hold {hold_id} kept losing to concurrent commits")
+        raise ConflictError(f"settling hold {hold_id} kept losing to concurrent commits")
+
+    def settle_items(self, read: Hold, spend: Mapping[str, int], now: datetime) -> list[dict[str, Any]]:
+        """The transaction items that close the open hold as `read`: `spend` per pool committed, the rest of what
+        it has left released; refused when the hold changed since it was read."""
+        names: dict[str, str] = {"#l": "left", "#st": "state"}
+        if any(spend.values()):
+            names["#s"] = "spent"
+        values: dict[str, Any] = {
+            ":open": {"S": "open"},
+            ":closed": {"S": "closed"},
+            ":t": {"S": iso(now)},
+            ":zero": _n(0),
+        }
+        sets, conditions = ["#st = :closed", "closed_at = :t"], ["#st = :open"]
+        pools: list[dict[str, Any]] = []
+        for i, (pool, left) in enumerate(sorted(read.left.items())):
+            used = spend.get(pool, 0)
+            names[f"#p{i}"] = pool
+            values[f":l{i}"] = _n(left)
+            sets.append(f"#l.#p{i} = :zero")
+            conditions.append(f"#l.#p{i} = :l{i}")  # nothing committed since it was read
+            if used:
+                values[f":u{i}"] = _n(used)
+                sets.append(f"#s.#p{i} = #s.#p{i} + :u{i}")
+            if left:
+                pools.append(self._settle_pool(read.brand_id, pool, left, used))
+        hold = {
+            "Update": {
+                "TableName": self._table,
+                "Key": _hold_key(read.brand_id, read.hold_id),
+                "UpdateExpression": "SET " + ", ".join(sets),
+                "ConditionExpression": " AND ".join(conditions),
+                "ExpressionAttributeNames": names,
+                "ExpressionAttributeValues": values,
+            }
+        }
+        return [hold, *pools]
+
+    @staticmethod
+    def _check_left(read: Hold, spend: Mapping[str, int]) -> None:
+        over = {p: a for p, a in spend.items() if read.left.get(p, 0) < a}
+        if over:
+            raise HoldError(f"hold {read.hold_id} has less left than committed: {over} asked, {read.left} left")
+
+    def _settle_pool(self, brand_id: str, pool: str, left: int, used: int) -> dict[str, Any]:
+        return {
+            "Update": {
+                "TableName": self._table,
+                "Key": _pool_key(brand_id, pool),
+                "UpdateExpression": (
+                    "SET reserved = reserved - :l, committed = committed + :u, available = available + :b"
+                ),
+                "ExpressionAttributeValues": {":l": _n(left), ":u": _n(used), ":b": _n(left - used)},
+            }
+        }
 
     def hold(self, brand_id: str, hold_id: str) -> Hold | None:
         item = self._get(_hold_key(brand_id, hold_id))

@@ -137,6 +137,11 @@ class BudgetLedger(ABC):
         """Close the hold: what it has left goes back to its pools (a closed hold is returned as it is)."""
 
     @abstractmethod
+    def settle(self, brand_id: str, hold_id: str, amounts: Mapping[str, int], now: datetime) -> Hold:
+        """Commit `amounts` and release the rest, closing the hold (a coupon redeemed for less than its worst case);
+        a closed hold is returned as it is, so a retried settle counts once."""
+
+    @abstractmethod
     def charge(self, brand_id: str, op_id: str, claims: Mapping[str, int], now: datetime) -> Hold:
         """Reserve and commit at once (a cost with nothing promised before it); once per `op_id`."""
 
