@@ -61,7 +61,7 @@ def _numbers(amounts: Mapping[str, int]) -> dict[str, Any]:
     return {"M": {pool: _n(amount) for pool, amount in amounts.items()}}
 
 
-def _reasons(exc: ClientError) -> list[str]:
+def reasons(exc: ClientError) -> list[str]:
     return [r.get("Code") or "None" for r in exc.response.get("CancellationReasons", [])]
 
 
@@ -121,7 +121,7 @@ class DynamoBudgetLedger(BudgetLedger):
         try:
             self._transact(items, f"topping up {pool_id}")
         except ClientError as exc:
-            if _reasons(exc)[1:] == ["ConditionalCheckFailed"]:
+            if reasons(exc)[1:] == ["ConditionalCheckFailed"]:
                 raise HoldError(f"budget pool {pool_id} does not exist") from exc
             # else this top-up was applied before
         found = self.balance(brand_id, pool_id)
@@ -200,10 +200,10 @@ class DynamoBudgetLedger(BudgetLedger):
             )
         return items
 
-    def shortfall(self, hold: Hold, reasons: list[str]) -> BudgetExhaustedError | None:
-        """The pool a refused `draw_items` transaction found short (`reasons`: the draw's own items' codes)."""
+    def shortfall(self, hold: Hold, codes: list[str]) -> BudgetExhaustedError | None:
+        """The pool a refused `draw_items` transaction found short (`codes`: the reasons of the draw's own items)."""
         pools = sorted(hold.claims)
-        short = next((p for p, r in zip(pools, reasons[1:], strict=False) if r == "ConditionalCheckFailed"), None)
+        short = next((p for p, r in zip(pools, codes[1:], strict=False) if r == "ConditionalCheckFailed"), None)
         if short is None:
             return None
         found = self.balance(hold.brand_id, short)
@@ -213,10 +213,10 @@ class DynamoBudgetLedger(BudgetLedger):
         try:
             self._transact(self.draw_items(hold), what)
         except ClientError as exc:
-            reasons = _reasons(exc)
-            if reasons and reasons[0] == "ConditionalCheckFailed":
+            codes = reasons(exc)
+            if codes and codes[0] == "ConditionalCheckFailed":
                 return self._same(hold)  # made before: the same hold, counted once
-            short = self.shortfall(hold, reasons)
+            short = self.shortfall(hold, codes)
             if short is None:
                 raise StoreError(f"{what} failed: {exc}") from exc
             raise short from exc
@@ -262,9 +262,9 @@ class DynamoBudgetLedger(BudgetLedger):
         try:
             self._transact(items, f"committing {op_id} of {hold_id}")
         except ClientError as exc:
-            reasons = _reasons(exc)
+            codes = reasons(exc)
             current = self.hold(brand_id, hold_id)
-            if reasons and reasons[0] == "ConditionalCheckFailed" and current is not None:
+            if codes and codes[0] == "ConditionalCheckFailed" and current is not None:
                 return current  # applied before
             if current is None:
                 raise HoldError(f"hold {hold_id} does not exist") from exc
@@ -397,28 +397,7 @@ class DynamoBudgetLedger(BudgetLedger):
         }
 
     def _transact(self, items: list[dict[str, Any]], what: str) -> None:
-        """One transaction, tried again while it loses only to concurrent ones (TransactionConflict); a refused
-        condition is raised as the ClientError for the caller to read its reasons."""
-        for attempt in range(ATTEMPTS):
-            try:
-                self._db.transact_write_items(TransactItems=items)  # type: ignore[arg-type]
-                return
-            except ClientError as exc:
-                reasons = _reasons(exc)
-                if not _cancelled(exc):
-                    code = exc.response.get("Error", {}).get("Code")
-                    if code in ("TransactionConflictException", "ThrottlingException"):
-                        self._sleep(random.uniform(0, 0.01 * 2**attempt))
-                        continue
-                    raise StoreError(f"{what} failed: {exc}") from exc
-                if "ConditionalCheckFailed" in reasons:
-                    raise
-                if "TransactionConflict" not in reasons:
-                    raise StoreError(f"{what} failed: {exc}") from exc
-                self._sleep(random.uniform(0, 0.01 * 2**attempt))
-            except BotoCoreError as exc:
-                raise StoreError(f"{what} failed: {exc}") from exc
-        raise ConflictError(f"{what} kept losing to concurrent writes ({ATTEMPTS} attempts)")
+        transact(self._db, items, what, self._sleep)
 
     def _get(self, key: dict[str, Any]) -> dict[str, Any] | None:
         try:
@@ -434,3 +413,30 @@ def _balance(item: dict[str, Any]) -> PoolBalance:
         reserved_minor=int(item["reserved"]["N"]),
         committed_minor=int(item["committed"]["N"]),
     )
+
+
+def transact(
+    db: DynamoDBClient, items: list[dict[str, Any]], what: str, sleep: Callable[[float], None] = time.sleep
+) -> None:
+    """One transaction, tried again while it loses only to concurrent ones (TransactionConflict, throttling); a
+    refused condition is raised as the ClientError for the caller to read its `reasons`."""
+    for attempt in range(ATTEMPTS):
+        try:
+            db.transact_write_items(TransactItems=items)  # type: ignore[arg-type]
+            return
+        except ClientError as exc:
+            found = reasons(exc)
+            if not _cancelled(exc):
+                code = exc.response.get("Error", {}).get("Code")
+                if code in ("TransactionConflictException", "ThrottlingException"):
+                    sleep(random.uniform(0, 0.01 * 2**attempt))
+                    continue
+                raise StoreError(f"{what} failed: {exc}") from exc
+            if "ConditionalCheckFailed" in found:
+                raise
+            if "TransactionConflict" not in found:
+                raise StoreError(f"{what} failed: {exc}") from exc
+            sleep(random.uniform(0, 0.01 * 2**attempt))
+        except BotoCoreError as exc:
+            raise StoreError(f"{what} failed: {exc}") from exc
+    raise ConflictError(f"{what} kept losing to concurrent writes ({ATTEMPTS} attempts)")

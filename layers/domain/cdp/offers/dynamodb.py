@@ -1,0 +1,481 @@
+"""The offer catalog, code pools and wallets on the offers table (`cdp.topology.OFFERS_TABLE`), beside the budget
+ledger whose holds an issue makes in the same transaction.
+
+    OFFER#{brand}                 {offer_id}          the offer: `doc`, `status`, `issued`, `imported` (codes)
+    CODES#{brand}#{offer_id}      {n:09d}             the n-th imported code
+    LIMIT#{brand}#{person_id}     {offer_id}          how many of the offer the person was issued (`n`)
+    WALLET#{brand}#{person_id}    {issue_id}          one issued offer (`doc`, `state`)
+    CODE#{brand}#{code}           CODE                which wallet entry a code is (redemptions find it)
+    EXPIRES                       {until}#{brand}#{person}#{issue}   the entries still to expire, by time
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from cdp import topology
+from cdp.budgets.dynamodb import DynamoBudgetLedger, reasons, transact
+from cdp.budgets.ledger import Hold
+from cdp.errors import ConflictError, InvalidInputError, NotFoundError, StoreError
+from cdp.offers.catalog import Offer
+from cdp.offers.wallet import OfferStore, OfferUnavailableError, RedemptionError, StoredOffer, WalletEntry
+from cdp.shared.aws import client as default_client
+from cdp.shared.time import iso, parse_iso
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+PK = topology.OFFERS_TABLE.partition_key
+SK = topology.OFFERS_TABLE.sort_key
+EXPIRES_PK = "EXPIRES"
+CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud at a till
+CODE_LENGTH = 10  # 32^10 ≈ 10^15 codes: a guess finds one of a million issued codes once in a billion tries
+ISSUE_ATTEMPTS = 8
+FAILED = "ConditionalCheckFailed"
+
+
+def _offer_key(brand_id: str, offer_id: str) -> dict[str, Any]:
+    return {PK: {"S": f"OFFER#{brand_id}"}, SK: {"S": offer_id}}
+
+
+def _wallet_key(brand_id: str, person_id: str, issue_id: str) -> dict[str, Any]:
+    return {PK: {"S": f"WALLET#{brand_id}#{person_id}"}, SK: {"S": issue_id}}
+
+
+def _code_key(brand_id: str, code: str) -> dict[str, Any]:
+    return {PK: {"S": f"CODE#{brand_id}#{code}"}, SK: {"S": "CODE"}}
+
+
+def _expiry_key(entry: WalletEntry) -> dict[str, Any]:
+    return {
+        PK: {"S": EXPIRES_PK},
+        SK: {"S": f"{iso(entry.valid_until)}#{entry.brand_id}#{entry.person_id}#{entry.issue_id}"},
+    }
+
+
+def _imported_code_key(brand_id: str, offer_id: str, n: int) -> dict[str, Any]:
+    return {PK: {"S": f"CODES#{brand_id}#{offer_id}"}, SK: {"S": f"{n:09d}"}}
+
+
+def _n(value: int) -> dict[str, str]:
+    return {"N": str(value)}
+
+
+def generated_code(prefix: str) -> str:
+    return prefix + "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+
+
+class DynamoOfferStore(OfferStore):
+    def __init__(self, table: str, client: DynamoDBClient | None = None) -> None:
+        self._table = table
+        self._db: DynamoDBClient = client or default_client("dynamodb")
+        self.budgets = DynamoBudgetLedger(table, client=self._db)
+
+    # ---- the catalog --------------------------------------------------------------------------------------------
+
+    def define(self, offer: Offer, by: str, now: datetime) -> StoredOffer:
+        stored = StoredOffer(offer=offer, status="active", issued=0, created_at=now, created_by=by)
+        item = {
+            **_offer_key(offer.brand_id, offer.offer_id),
+            "doc": {"S": offer.model_dump_json()},
+            "created_at": {"S": iso(now)},
+            "created_by": {"S": by},
+            "status": {"S": "active"},
+            "issued": _n(0),
+            "imported": _n(0),
+        }
+        try:
+            self._db.put_item(
+                TableName=self._table,
+                Item=item,
+                ConditionExpression="attribute_not_exists(#pk)",
+                ExpressionAttributeNames={"#pk": PK},
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                raise ConflictError(f"offer {offer.offer_id} exists") from exc
+            raise StoreError(f"defining offer {offer.offer_id} failed: {exc}") from exc
+        except BotoCoreError as exc:
+            raise StoreError(f"defining offer {offer.offer_id} failed: {exc}") from exc
+        return stored
+
+    def get(self, brand_id: str, offer_id: str) -> StoredOffer | None:
+        item = self._get(_offer_key(brand_id, offer_id))
+        return _stored(item) if item else None
+
+    def offers(self, brand_id: str) -> list[StoredOffer]:
+        return [_stored(i) for i in self._query({":pk": {"S": f"OFFER#{brand_id}"}})]
+
+    def retire(self, brand_id: str, offer_id: str) -> StoredOffer:
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key=_offer_key(brand_id, offer_id),
+                UpdateExpression="SET #st = :retired",
+                ConditionExpression="attribute_exists(#pk)",
+                ExpressionAttributeNames={"#st": "status", "#pk": PK},
+                ExpressionAttributeValues={":retired": {"S": "retired"}},
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                raise NotFoundError(f"no offer {offer_id}") from exc
+            raise StoreError(f"retiring offer {offer_id} failed: {exc}") from exc
+        found = self.get(brand_id, offer_id)
+        assert found is not None
+        return found
+
+    def import_codes(self, brand_id: str, offer_id: str, codes: Sequence[str]) -> StoredOffer:
+        try:
+            answer = self._db.update_item(
+                TableName=self._table,
+                Key=_offer_key(brand_id, offer_id),
+                UpdateExpression="SET imported = imported + :k",
+                ConditionExpression="attribute_exists(#pk)",
+                ExpressionAttributeNames={"#pk": PK},
+                ExpressionAttributeValues={":k": _n(len(codes))},
+                ReturnValues="UPDATED_NEW",
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                raise NotFoundError(f"no offer {offer_id}") from exc
+            raise StoreError(f"importing codes of {offer_id} failed: {exc}") from exc
+        end = int(answer["Attributes"]["imported"]["N"])
+        start = end - len(codes)
+        # positions are taken before the codes are written: an issue that reaches one not written yet waits for it
+        requests = [
+            {"PutRequest": {"Item": {**_imported_code_key(brand_id, offer_id, start + i), "code": {"S": code}}}}
+            for i, code in enumerate(codes)
+        ]
+        for i in range(0, len(requests), 25):
+            self._batch_write(requests[i : i + 25], offer_id)
+        found = self.get(brand_id, offer_id)
+        assert found is not None
+        return found
+
+    # ---- issue --------------------------------------------------------------------------------------------------
+
+    def issue(self, stored: StoredOffer, person_id: str, issue_id: str, now: datetime) -> tuple[WalletEntry, bool]:
+        offer = stored.offer
+        for _ in range(ISSUE_ATTEMPTS):
+            current = self.get(offer.brand_id, offer.offer_id)
+            if current is None:
+                raise NotFoundError(f"no offer {offer.offer_id}")
+            code, position = self._next_code(current)
+            start, until = offer.validity.window(now)
+            entry = WalletEntry(
+                brand_id=offer.brand_id,
+                person_id=person_id,
+                issue_id=issue_id,
+                offer_id=offer.offer_id,
+                kind=offer.kind,
+                name=offer.name,
+                code=code,
+                state="issued",
+                issued_at=now,
+                valid_from=start,
+                valid_until=until,
+                cost_minor=offer.cost_minor,
+                currency=offer.currency,
+                pools=list(offer.budget_pools),
+                campaign_id=offer.campaign_id,
+            )
+            hold = self._hold(entry, now)
+            items = self._issue_items(current, entry, position, hold)
+            try:
+                transact(self._db, items, f"issuing {offer.offer_id} to {person_id}")
+            except ClientError as exc:
+                codes = reasons(exc)
+                if codes[2] == FAILED:  # issued before under this id: the same issue
+                    found = self._entry(offer.brand_id, person_id, issue_id)
+                    if found is not None:
+                        return found, False
+                    continue
+                if codes[0] == FAILED:
+                    self._unavailable(current, position)
+                    continue  # an imported code taken by a concurrent issue: take the next
+                if codes[1] == FAILED:
+                    raise OfferUnavailableError(
+                        f"{person_id} already has {offer.per_person_limit} of offer {offer.offer_id}", "person_limit"
+                    ) from exc
+                if code is not None and codes[3] == FAILED:  # the code index
+                    if position is not None:
+                        raise ConflictError(f"imported code at {position} of {offer.offer_id} is in use") from exc
+                    continue  # a generated code met an existing one: draw another
+                if hold is not None:
+                    short = self.budgets.shortfall(hold, codes[4 + (code is not None) :])
+                    if short is not None:
+                        raise short from exc
+                raise StoreError(f"issuing {offer.offer_id} failed: {codes}") from exc
+            return entry, True
+        raise ConflictError(f"issuing {offer.offer_id} to {person_id} kept losing to concurrent issues")
+
+    def _next_code(self, current: StoredOffer) -> tuple[str | None, int | None]:
+        coupon = current.offer.coupon
+        if coupon is None:
+            return None, None
+        if coupon.codes == "generated":
+            return generated_code(coupon.code_prefix), None
+        position = current.issued
+        item = self._get(_imported_code_key(current.offer.brand_id, current.offer.offer_id, position))
+        if item is None:
+            raise OfferUnavailableError(f"offer {current.offer.offer_id} has no imported code left", "no_codes")
+        return item["code"]["S"], position
+
+    def _unavailable(self, current: StoredOffer, position: int | None) -> None:
+        """Why the offer's count refused the issue (raised), unless it only moved on (an imported code taken)."""
+        fresh = self.get(current.offer.brand_id, current.offer.offer_id)
+        assert fresh is not None
+        if fresh.status != "active":
+            raise OfferUnavailableError(f"offer {current.offer.offer_id} is retired", "retired")
+        stock = current.offer.stock
+        if stock is not None and fresh.issued >= stock:
+            raise OfferUnavailableError(
+                f"offer {current.offer.offer_id} is out of stock ({stock} issued)", "out_of_stock"
+            )
+        if position is not None and fresh.issued >= fresh.codes_imported:
+            raise OfferUnavailableError(f"offer {current.offer.offer_id} has no imported code left", "no_codes")
+
+    def _hold(self, entry: WalletEntry, now: datetime) -> Hold | None:
+        if not entry.pools or not entry.cost_minor:
+            return None
+        claims = dict.fromkeys(entry.pools, entry.cost_minor)
+        return Hold(
+            brand_id=entry.brand_id,
+            hold_id=entry.issue_id,
+            claims=claims,
+            left=dict(claims),
+            spent=dict.fromkeys(claims, 0),
+            state="open",
+            at=now,
+        )
+
+    def _issue_items(
+        self, current: StoredOffer, entry: WalletEntry, position: int | None, hold: Hold | None
+    ) -> list[dict[str, Any]]:
+        offer = current.offer
+        condition, values = "#st = :active", {":active": {"S": "active"}, ":one": _n(1)}
+        if offer.stock is not None:
+            condition += " AND issued < :stock"
+            values[":stock"] = _n(offer.stock)
+        if position is not None:
+            condition += " AND issued = :n AND issued < imported"
+            values[":n"] = _n(position)
+        items: list[dict[str, Any]] = [
+            {
+                "Update": {
+                    "TableName": self._table,
+                    "Key": _offer_key(offer.brand_id, offer.offer_id),
+                    "UpdateExpression": "SET issued = issued + :one",
+                    "ConditionExpression": condition,
+                    "ExpressionAttributeNames": {"#st": "status"},
+                    "ExpressionAttributeValues": values,
+                }
+            },
+            {
+                "Update": {
+                    "TableName": self._table,
+                    "Key": {PK: {"S": f"LIMIT#{offer.brand_id}#{entry.person_id}"}, SK: {"S": offer.offer_id}},
+                    "UpdateExpression": "SET n = if_not_exists(n, :zero) + :one",
+                    "ConditionExpression": "attribute_not_exists(n) OR n < :limit",
+                    "ExpressionAttributeValues": {":zero": _n(0), ":one": _n(1), ":limit": _n(offer.per_person_limit)},
+                }
+            },
+            {"Put": self._new({**_wallet_key(offer.brand_id, entry.person_id, entry.issue_id), **_entry_item(entry)})},
+        ]
+        if entry.code is not None:
+            index = {
+                **_code_key(offer.brand_id, entry.code),
+                "person_id": {"S": entry.person_id},
+                "issue_id": {"S": entry.issue_id},
+            }
+            items.append({"Put": self._new(index)})
+        items.append({"Put": {"TableName": self._table, "Item": _expiry_key(entry)}})
+        if hold is not None:
+            items.extend(self.budgets.draw_items(hold))
+        return items
+
+    # ---- the wallet ---------------------------------------------------------------------------------------------
+
+    def wallet(self, brand_id: str, person_id: str) -> list[WalletEntry]:
+        items = self._query({":pk": {"S": f"WALLET#{brand_id}#{person_id}"}})
+        return sorted((_entry(i) for i in items), key=lambda e: (e.issued_at, e.issue_id), reverse=True)
+
+    def by_code(self, brand_id: str, code: str) -> WalletEntry | None:
+        index = self._get(_code_key(brand_id, code))
+        if index is None:
+            return None
+        return self._entry(brand_id, index["person_id"]["S"], index["issue_id"]["S"])
+
+    def redeem(self, entry: WalletEntry, order_id: str, discount_minor: int, now: datetime) -> tuple[WalletEntry, bool]:
+        if discount_minor < 0:
+            raise InvalidInputError("a discount is not negative", "discount_minor")
+        for _ in range(ISSUE_ATTEMPTS):
+            current = self._entry(entry.brand_id, entry.person_id, entry.issue_id)
+            if current is None:
+                raise RedemptionError(f"no issued offer {entry.issue_id}")
+            if current.state == "redeemed":
+                if current.order_id == order_id:
+                    return current, False
+                raise RedemptionError(f"code of {entry.issue_id} was redeemed for order {current.order_id}")
+            redeemed = current.model_copy(
+                update={"state": "redeemed", "redeemed_at": now, "order_id": order_id, "discount_minor": discount_minor}
+            )
+            items = [self._move(redeemed, current.state)]
+            items.append({"Delete": {"TableName": self._table, "Key": _expiry_key(current)}})
+            items.extend(self._spend(current, discount_minor, order_id, now))
+            try:
+                transact(self._db, items, f"redeeming {entry.issue_id}")
+            except ClientError:
+                continue  # expired or redeemed meanwhile: read it again
+            return redeemed, True
+        raise ConflictError(f"redeeming {entry.issue_id} kept losing to concurrent changes")
+
+    def _spend(self, current: WalletEntry, discount: int, order_id: str, now: datetime) -> list[dict[str, Any]]:
+        """What a redemption does to the budget: settle the hold (spend the discount, release the rest), or, when the
+        hold is gone (an expired entry), charge the discount to the pools once."""
+        if not current.pools or not discount:
+            hold = self.budgets.hold(current.brand_id, current.issue_id) if current.pools else None
+            return self.budgets.settle_items(hold, {}, now) if hold is not None and hold.state == "open" else []
+        hold = self.budgets.hold(current.brand_id, current.issue_id)
+        if hold is not None and hold.state == "open":
+            spend = {pool: min(discount, hold.left.get(pool, 0)) for pool in hold.claims}
+            return self.budgets.settle_items(hold, {p: a for p, a in spend.items() if a}, now)
+        late = Hold(
+            brand_id=current.brand_id,
+            hold_id=f"{current.issue_id}:late:{order_id}",
+            claims=dict.fromkeys(current.pools, discount),
+            left=dict.fromkeys(current.pools, 0),
+            spent=dict.fromkeys(current.pools, discount),
+            state="closed",
+            at=now,
+            closed_at=now,
+        )
+        items = self.budgets.draw_items(late)
+        for item in items[1:]:  # a late redemption is money already spent: charged even past the pool's end
+            item["Update"].pop("ConditionExpression", None)
+        return items
+
+    def due_expiries(self, until: datetime, limit: int) -> list[WalletEntry]:
+        items = self._query(
+            {":pk": {"S": EXPIRES_PK}, ":until": {"S": iso(until) + "~"}}, "#pk = :pk AND #sk <= :until", limit
+        )
+        out = []
+        for item in items:
+            _, brand_id, person_id, issue_id = item[SK]["S"].split("#", 3)
+            found = self._entry(brand_id, person_id, issue_id)
+            if found is not None and found.state == "issued":
+                out.append(found)
+            else:
+                self._forget_expiry(item)  # redeemed or gone: nothing to expire
+        return out
+
+    def expire(self, entry: WalletEntry, now: datetime) -> bool:
+        current = self._entry(entry.brand_id, entry.person_id, entry.issue_id)
+        if current is None or current.state != "issued":
+            return False
+        expired = current.model_copy(update={"state": "expired", "expired_at": now})
+        items = [self._move(expired, "issued"), {"Delete": {"TableName": self._table, "Key": _expiry_key(current)}}]
+        hold = self.budgets.hold(current.brand_id, current.issue_id) if current.pools else None
+        if hold is not None and hold.state == "open":
+            items.extend(self.budgets.settle_items(hold, {}, now))
+        try:
+            transact(self._db, items, f"expiring {entry.issue_id}")
+        except ClientError:
+            return False  # redeemed meanwhile
+        return True
+
+    # ---- helpers ------------------------------------------------------------------------------------------------
+
+    def _move(self, entry: WalletEntry, was: str) -> dict[str, Any]:
+        return {
+            "Put": {
+                "TableName": self._table,
+                "Item": {**_wallet_key(entry.brand_id, entry.person_id, entry.issue_id), **_entry_item(entry)},
+                "ConditionExpression": "#st = :was",
+                "ExpressionAttributeNames": {"#st": "state"},
+                "ExpressionAttributeValues": {":was": {"S": was}},
+            }
+        }
+
+    def _entry(self, brand_id: str, person_id: str, issue_id: str) -> WalletEntry | None:
+        item = self._get(_wallet_key(brand_id, person_id, issue_id))
+        return _entry(item) if item else None
+
+    def _forget_expiry(self, item: dict[str, Any]) -> None:
+        try:
+            self._db.delete_item(TableName=self._table, Key={PK: item[PK], SK: item[SK]})
+        except (ClientError, BotoCoreError) as exc:
+            raise StoreError(f"forgetting an expiry failed: {exc}") from exc
+
+    def _new(self, item: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "TableName": self._table,
+            "Item": item,
+            "ConditionExpression": "attribute_not_exists(#pk)",
+            "ExpressionAttributeNames": {"#pk": PK},
+        }
+
+    def _get(self, key: dict[str, Any]) -> dict[str, Any] | None:
+        try:
+            return self._db.get_item(TableName=self._table, Key=key, ConsistentRead=True).get("Item")
+        except (ClientError, BotoCoreError) as exc:
+            raise StoreError(f"reading the offers table failed: {exc}") from exc
+
+    def _query(
+        self, values: dict[str, Any], condition: str = "#pk = :pk", limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": condition,
+            "ExpressionAttributeNames": {"#pk": PK, "#sk": SK} if "#sk" in condition else {"#pk": PK},
+            "ExpressionAttributeValues": values,
+            "ConsistentRead": True,
+        }
+        out: list[dict[str, Any]] = []
+        while True:
+            if limit is not None:
+                kwargs["Limit"] = limit - len(out)
+            try:
+                page = self._db.query(**kwargs)
+            except (ClientError, BotoCoreError) as exc:
+                raise StoreError(f"reading the offers table failed: {exc}") from exc
+            out.extend(page.get("Items", []))
+            if "LastEvaluatedKey" not in page or (limit is not None and len(out) >= limit):
+                return out
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def _batch_write(self, requests: list[dict[str, Any]], offer_id: str) -> None:
+        pending = requests
+        for _ in range(8):
+            try:
+                answer = self._db.batch_write_item(RequestItems={self._table: pending})  # type: ignore[dict-item]
+            except (ClientError, BotoCoreError) as exc:
+                raise StoreError(f"importing codes of {offer_id} failed: {exc}") from exc
+            pending = answer.get("UnprocessedItems", {}).get(self._table, [])  # type: ignore[assignment]
+            if not pending:
+                return
+        raise StoreError(f"importing codes of {offer_id}: DynamoDB kept {len(pending)} codes unprocessed")
+
+
+def _entry_item(entry: WalletEntry) -> dict[str, Any]:
+    return {"doc": {"S": entry.model_dump_json()}, "state": {"S": entry.state}}
+
+
+def _entry(item: dict[str, Any]) -> WalletEntry:
+    return WalletEntry.model_validate_json(item["doc"]["S"])
+
+
+def _stored(item: dict[str, Any]) -> StoredOffer:
+    return StoredOffer(
+        offer=Offer.model_validate_json(item["doc"]["S"]),
+        status=item["status"]["S"],
+        issued=int(item["issued"]["N"]),
+        codes_imported=int(item["imported"]["N"]),
+        created_at=parse_iso(item["created_at"]["S"]),
+        created_by=item["created_by"]["S"],
+    )

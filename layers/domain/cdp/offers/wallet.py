@@ -1,0 +1,118 @@
+"""Offers issued to members' accounts (the wallet), and the port of the store that issues them exactly once.
+
+An issue is one transaction: the offer's count (its stock), the person's count (the per-person limit), the wallet
+entry (the issue id: an issue asked again is the same issue), the code (unique in the brand), the entry's expiry
+and the budget hold of its cost (`cdp.budgets`): all of it happens, or none of it.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from cdp.errors import CdpError, ConflictError
+from cdp.offers.catalog import Offer, OfferKind
+
+WalletState = Literal["issued", "redeemed", "expired"]
+OfferStatus = Literal["active", "retired"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StoredOffer(_Frozen):
+    offer: Offer
+    status: OfferStatus
+    issued: int = Field(description="issued so far")
+    codes_imported: int = 0
+    created_at: datetime
+    created_by: str
+
+
+class WalletEntry(_Frozen):
+    """One offer issued to one person."""
+
+    brand_id: str
+    person_id: str
+    issue_id: str = Field(description="names the issue: asked again, it is the same issue")
+    offer_id: str
+    kind: OfferKind
+    name: str
+    code: str | None = None
+    state: WalletState
+    issued_at: datetime
+    valid_from: datetime
+    valid_until: datetime
+    cost_minor: int = Field(description="reserved from each of the offer's budget pools at issue")
+    currency: str
+    pools: list[str] = Field(default_factory=list)
+    campaign_id: str | None = None
+    redeemed_at: datetime | None = None
+    order_id: str | None = None
+    discount_minor: int | None = None
+    expired_at: datetime | None = None
+
+
+class OfferUnavailableError(ConflictError):
+    """The offer cannot be issued to this person now: retired, out of stock, or their limit reached."""
+
+    def __init__(self, message: str, reason: Literal["retired", "out_of_stock", "person_limit", "no_codes"]) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class RedemptionError(CdpError):
+    """A redemption names a code no issued offer has, or one already redeemed for another order."""
+
+
+class OfferStore(ABC):
+    """The offer catalog, code pools and wallets (DynamoDB on AWS: `cdp.offers.dynamodb.DynamoOfferStore`)."""
+
+    @abstractmethod
+    def define(self, offer: Offer, by: str, now: datetime) -> StoredOffer:
+        """Add an offer (ConflictError when the brand has one of that id)."""
+
+    @abstractmethod
+    def get(self, brand_id: str, offer_id: str) -> StoredOffer | None: ...
+
+    @abstractmethod
+    def offers(self, brand_id: str) -> list[StoredOffer]: ...
+
+    @abstractmethod
+    def retire(self, brand_id: str, offer_id: str) -> StoredOffer:
+        """Issue no more of it (issued ones stay valid)."""
+
+    @abstractmethod
+    def import_codes(self, brand_id: str, offer_id: str, codes: Sequence[str]) -> StoredOffer:
+        """Append codes to an offer whose codes are imported (each issue takes the next one)."""
+
+    @abstractmethod
+    def issue(self, stored: StoredOffer, person_id: str, issue_id: str, now: datetime) -> tuple[WalletEntry, bool]:
+        """Issue the offer to the person (see the module); the entry, and whether it is new (False: issued before
+        under this issue id). OfferUnavailableError, or BudgetExhaustedError when a pool is short."""
+
+    @abstractmethod
+    def wallet(self, brand_id: str, person_id: str) -> list[WalletEntry]:
+        """The person's offers, newest first."""
+
+    @abstractmethod
+    def by_code(self, brand_id: str, code: str) -> WalletEntry | None: ...
+
+    @abstractmethod
+    def redeem(self, entry: WalletEntry, order_id: str, discount_minor: int, now: datetime) -> tuple[WalletEntry, bool]:
+        """Mark it redeemed for `order_id` and spend `discount_minor` of its hold, releasing the rest; whether this
+        call redeemed it (False: it was redeemed for this order before). RedemptionError when it was redeemed for
+        another order. An expired entry redeemed anyway (a till that did not check) is charged to its pools."""
+
+    @abstractmethod
+    def due_expiries(self, until: datetime, limit: int) -> list[WalletEntry]:
+        """Issued entries whose validity ended by `until`, oldest first."""
+
+    @abstractmethod
+    def expire(self, entry: WalletEntry, now: datetime) -> bool:
+        """Mark it expired and release its hold; False when it was redeemed or expired meanwhile."""
