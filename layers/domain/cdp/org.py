@@ -200,6 +200,10 @@ class ScopeRef(_Config):
             return False
         return not (self.store_id and store_id != self.store_id)
 
+    def holds_brand(self, org: OrgDirectory, brand_id: str) -> bool:
+        """Whether the whole brand lies within the scope (brand-wide work: campaigns, offers, budgets)."""
+        return self.covers_brand(org, brand_id) and not (self.dealer_id or self.store_id)
+
     def covers_brand(self, org: OrgDirectory, brand_id: str) -> bool:
         """Whether any part of the brand lies within the scope (a store-scoped key covers its store's brand)."""
         cfg = org.brand(brand_id)

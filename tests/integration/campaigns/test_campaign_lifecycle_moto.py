@@ -19,12 +19,12 @@ from moto import mock_aws
 from cdp import topology
 from cdp.campaigns.catalog import RunRecord
 from cdp.campaigns.dynamodb import DynamoCampaignCatalog
-from cdp.campaigns.lifecycle import CampaignService, SwitchRequest, parse_definition
+from cdp.campaigns.lifecycle import CampaignService, SwitchRequest, authorize_campaigns, parse_definition
 from cdp.campaigns.s3 import S3ArtifactStore
 from cdp.campaigns.stepfunctions import StepFunctionsRunner
 from cdp.errors import ConflictError, ForbiddenError, NotFoundError
 from cdp.ingest.ports import ApiClient
-from cdp.org import OrgDirectory
+from cdp.org import OrgDirectory, ScopeRef
 from cdp_local.runtime.core import create_table
 
 SAMPLE = Path(__file__).resolve().parents[3] / "events" / "campaigns" / "winter_cake_sms.yaml"
@@ -120,6 +120,15 @@ def test_a_version_above_the_brands_limits_runs_only_once_another_client_approve
     world.service.define(definition(name="v2"), MARKETER)
     with pytest.raises(ConflictError, match="version 2 needs an approval"):
         world.service.start("demo-brand", "winter_cake_sms", MARKETER)
+
+
+def test_a_store_or_dealer_scoped_key_cannot_reach_the_brands_campaigns() -> None:
+    # a campaign selects from all of the brand's customers: a store's or a dealer's key must not reach them
+    scopes = frozenset({"campaigns:write", "campaigns:read"})
+    for place in (ScopeRef(brand_id="demo-brand", store_id="sh01"), ScopeRef(brand_id="demo-brand", dealer_id="d1")):
+        with pytest.raises(ForbiddenError, match="limited to"):
+            authorize_campaigns(ApiClient("till", scopes, place), ORG, "demo-brand", "campaigns:write")
+    assert authorize_campaigns(MARKETER, ORG, "demo-brand", "campaigns:write") is MARKETER
 
 
 def test_a_weekly_schedule_starts_each_occurrence_once_and_pause_skips_them(world: World) -> None:

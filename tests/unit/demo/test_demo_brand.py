@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from cdp.ingest.events import EVENT_TYPES, parse_event
+from cdp.ingest.events import EVENT_TYPES, PLATFORM_EVENT_TYPES, parse_event
 from cdp_local.demo import DEFAULT_NOW, PAST_CAMPAIGN_ID, SyntheticBrand, generate_brand, identifier_key
 from cdp_local.demo.brand import PAST_CAMPAIGN_SHARE
 from cdp_local.demo.truth import event_keys
@@ -37,7 +37,7 @@ def test_every_event_is_a_valid_canonical_event(brand: SyntheticBrand) -> None:
     parsed = [parse_event(event) for event in brand.events]
     # Then all validate (phones are valid CN mobiles, e-mails valid, totals cover lines) and all types appear
     assert len(parsed) == brand.counts.events
-    assert {e.event_type for e in parsed} == set(EVENT_TYPES)
+    assert {e.event_type for e in parsed} == set(EVENT_TYPES) - PLATFORM_EVENT_TYPES  # those the platform emits
     # and every identifier normalizes to a key the truth or the shared set knows
     keys = {i.key for e in parsed for i in e.identifiers}
     assert keys == set(brand.truth) | brand.shared_identifiers

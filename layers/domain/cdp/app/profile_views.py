@@ -100,7 +100,7 @@ def covers_brand(scope: ScopeRef, org: OrgDirectory, brand_id: str) -> bool:
 
 def covers_whole_brand(scope: ScopeRef, org: OrgDirectory, brand_id: str) -> bool:
     """Whether the scope holds the whole brand (namespace-wide work: review queue, quarantine)."""
-    return covers_brand(scope, org, brand_id) and not (scope.dealer_id or scope.store_id)
+    return scope.holds_brand(org, brand_id)
 
 
 def visible_scopes(profile: Profile, org: OrgDirectory, scope: ScopeRef) -> list[str]:

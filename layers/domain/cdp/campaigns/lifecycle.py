@@ -116,7 +116,7 @@ class SwitchRequest(BaseModel):
 def authorize_campaigns(client: ApiClient, org: OrgDirectory, brand_id: str, scope: str) -> ApiClient:
     """The key holds `scope` and sees the whole brand (a campaign selects from all of the brand's customers)."""
     authorize(client, scope)
-    if not client.org_scope.covers_brand(org, brand_id):
+    if not client.org_scope.holds_brand(org, brand_id):  # a store's key must not reach the brand's customers
         raise ForbiddenError(f"the key of {client.name} is limited to {client.org_scope.label}, not brand {brand_id}")
     return client
 

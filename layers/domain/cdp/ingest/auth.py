@@ -25,6 +25,9 @@ CAMPAIGNS_READ_SCOPE = "campaigns:read"
 CAMPAIGNS_WRITE_SCOPE = "campaigns:write"
 CAMPAIGNS_APPROVE_SCOPE = "campaigns:approve"  # approvals above the brand's limits, and the brand's stop switch
 SIGNALS_WRITE_SCOPE = "signals:write"  # external signals for journeys: weather readings, location
+OFFERS_READ_SCOPE = "offers:read"
+OFFERS_WRITE_SCOPE = "offers:write"  # the offer catalog, imported codes and budget pools
+OFFERS_ISSUE_SCOPE = "offers:issue"  # issue an offer to a person's wallet
 SCOPES = (
     WRITE_SCOPE,
     READ_PROFILES_SCOPE,
@@ -38,6 +41,9 @@ SCOPES = (
     CAMPAIGNS_WRITE_SCOPE,
     CAMPAIGNS_APPROVE_SCOPE,
     SIGNALS_WRITE_SCOPE,
+    OFFERS_READ_SCOPE,
+    OFFERS_WRITE_SCOPE,
+    OFFERS_ISSUE_SCOPE,
 )
 
 

@@ -158,6 +158,7 @@ class OrderPlacedProperties(_Open):
     currency: Currency
     fulfilment: Literal["online", "offline"] = "online"
     coupon_id: Token | None = None
+    coupon_code: Token | None = Field(default=None, description="the code of an issued coupon the order used")
     campaign_id: Token | None = None
 
     @model_validator(mode="after")
@@ -214,6 +215,26 @@ class CouponRedeemedProperties(_Open):
     order_id: Token
     discount_minor: MinorUnits
     currency: Currency
+    campaign_id: Token | None = None
+    code: Token | None = Field(default=None, description="the code redeemed: matched to the issued offer")
+
+
+class CouponIssuedProperties(_Open):
+    """An offer issued to the person's account by the platform (a coupon, a red packet, a gift)."""
+
+    coupon_id: Token = Field(description="the offer's id")
+    issue_id: str = Field(min_length=1, max_length=200)
+    kind: Literal["coupon", "red_packet", "gift"]
+    code: Token | None = None
+    value_minor: MinorUnits | None = Field(default=None, description="its worst case for the brand")
+    currency: Currency
+    valid_until: UtcDatetime
+    campaign_id: Token | None = None
+
+
+class CouponExpiredProperties(_Open):
+    coupon_id: Token
+    issue_id: str = Field(min_length=1, max_length=200)
     campaign_id: Token | None = None
 
 
@@ -351,6 +372,16 @@ class CouponRedeemedEvent(_EventBase):
     properties: CouponRedeemedProperties
 
 
+class CouponIssuedEvent(_EventBase):
+    event_type: Literal["coupon_issued"]
+    properties: CouponIssuedProperties
+
+
+class CouponExpiredEvent(_EventBase):
+    event_type: Literal["coupon_expired"]
+    properties: CouponExpiredProperties
+
+
 class MessageDeliveredEvent(_EventBase):
     event_type: Literal["message_delivered"]
     properties: MessageDeliveredProperties
@@ -398,6 +429,8 @@ CanonicalEvent = Annotated[
     | CardBalanceChangedEvent
     | CouponClaimedEvent
     | CouponRedeemedEvent
+    | CouponIssuedEvent
+    | CouponExpiredEvent
     | MessageDeliveredEvent
     | MessageClickedEvent
     | MessageOpenedEvent
@@ -419,6 +452,8 @@ EVENT_TYPES: tuple[str, ...] = (
     "card_balance_changed",
     "coupon_claimed",
     "coupon_redeemed",
+    "coupon_issued",
+    "coupon_expired",
     "message_delivered",
     "message_clicked",
     "message_opened",
@@ -427,6 +462,10 @@ EVENT_TYPES: tuple[str, ...] = (
     "custom",
     "consent_changed",
 )
+
+PLATFORM_EVENT_TYPES = frozenset({"coupon_issued", "coupon_expired"})
+"""Types the platform itself emits as things happen in it (an offer issued to a wallet, expired); a channel may
+send them too (a POS that issues its own coupons)."""
 
 CORRELATION_KEYS: tuple[str, ...] = ("sku", "category", "order_id", "cart_id", "coupon_id", "campaign_id", "name")
 """Values a journey can match one event against another by (the cart's sku in the order that closes it)."""

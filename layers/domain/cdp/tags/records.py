@@ -124,8 +124,8 @@ def event_records(event: CanonicalEvent) -> list[EventRecord]:
             extra = {"product_id": p.sku, "rating": p.rating}
         case "points_changed":
             extra = {"points": p.delta, "name": p.program}
-        case "coupon_claimed" | "coupon_redeemed":
-            extra = {"campaign_id": p.campaign_id, "amount_minor": getattr(p, "discount_minor", None)}
+        case "coupon_claimed" | "coupon_redeemed" | "coupon_issued" | "coupon_expired":
+            extra = _coupon_fields(event.event_type, p)
         case "message_delivered" | "message_clicked" | "message_opened":
             extra = {"channel": p.channel.value, "campaign_id": p.campaign_id}
         case "ad_clicked" | "lead_submitted":
@@ -137,6 +137,14 @@ def event_records(event: CanonicalEvent) -> list[EventRecord]:
         case _:
             extra = {}
     return [EventRecord(**base, **extra)]
+
+
+def _coupon_fields(event_type: str, p: Any) -> dict[str, Any]:
+    """A coupon event's campaign and amount (the discount redeemed, the value issued); issues and expiries also
+    name the offer (`name`), so a rule can count one offer's."""
+    if event_type in ("coupon_claimed", "coupon_redeemed"):
+        return {"campaign_id": p.campaign_id, "amount_minor": getattr(p, "discount_minor", None)}
+    return {"campaign_id": p.campaign_id, "amount_minor": getattr(p, "value_minor", None), "name": p.coupon_id}
 
 
 # ---- person records -------------------------------------------------------------------------------------------
