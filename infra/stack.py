@@ -64,6 +64,7 @@ class CdpStack(Stack):
                 profiles=self.storage.table(topology.PROFILES_TABLE),
                 ledger=self.storage.table(topology.LEDGER_TABLE),
                 campaigns=self.storage.table(topology.CAMPAIGNS_TABLE),
+                offers=self.storage.table(topology.OFFERS_TABLE),
                 bucket=self.storage.data_bucket,
                 bus=self.messaging.bus,
                 api_keys=self.api_keys.secret,

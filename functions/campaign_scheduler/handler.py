@@ -3,6 +3,7 @@ move on every journey's persons whose wait is up by then, and run the sweeps of 
 
 from __future__ import annotations
 
+from datetime import datetime
 from functools import cache
 from typing import Any
 
@@ -18,8 +19,11 @@ from cdp.campaigns.stepfunctions import StepFunctionsRunner
 from cdp.campaigns.sweeps import open_date_sweeps, run_sweeps
 from cdp.ingest.events import UtcDatetime
 from cdp.observability import logger, metrics, tracer
+from cdp.offers.dynamodb import DynamoOfferStore
+from cdp.offers.service import OfferService
 from cdp.org import load_org
 from cdp.settings import CampaignSchedulerSettings, get_settings
+from cdp.shared.aws import EventBridgePublisher
 
 
 class Tick(BaseModel):
@@ -57,6 +61,21 @@ def _deferred() -> DynamoDeferredSends:
     return DynamoDeferredSends(get_settings(CampaignSchedulerSettings).campaigns_table)
 
 
+@cache
+def _offers() -> DynamoOfferStore:
+    return DynamoOfferStore(get_settings(CampaignSchedulerSettings).offers_table)
+
+
+def _expire_offers(now: datetime) -> int:
+    """Offers whose validity ended by the tick's time expire: holds released, `coupon_expired` on timelines."""
+    s = get_settings(CampaignSchedulerSettings)
+    store = _offers()
+    service = OfferService(
+        store, store.budgets, _journeys().profiles, EventBridgePublisher(s.event_bus_name), load_org(), now=lambda: now
+    )
+    return service.expire_due()
+
+
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
@@ -68,6 +87,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     released = release_deferred(_deferred(), _journeys().orders, tick.now)
     if released:
         metrics.add_metric(name="SendsReleasedAfterQuietHours", unit="Count", value=released)
+    expired = _expire_offers(tick.now)
+    if expired:
+        metrics.add_metric(name="OffersExpired", unit="Count", value=expired)
     # last: a sweep takes what time the tick has left (held sends and due steps never wait behind it)
     opened = open_date_sweeps(_journeys(), _sweeps(), load_org(), tick.now)
     swept = run_sweeps(
@@ -89,5 +111,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         "skipped": skipped,
         "journey_steps": moved,
         "released_after_quiet_hours": released,
+        "offers_expired": expired,
         "sweeps": {"opened": opened, "shards": swept.shards, "entered": swept.entered, "closed": swept.closed},
     }

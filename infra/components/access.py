@@ -31,6 +31,7 @@ class Resources:
     profiles: dynamodb.ITable
     ledger: dynamodb.ITable
     campaigns: dynamodb.ITable
+    offers: dynamodb.ITable
     bucket: s3.IBucket
     bus: events.IEventBus
     api_keys: secretsmanager.ISecret
@@ -169,6 +170,7 @@ def _campaign_scheduler(fn: lambda_.Function, r: Resources) -> None:
     r.campaigns.grant_read_write_data(fn)
     r.bus.grant_put_events_to(fn)
     r.profiles.grant_read_data(fn)
+    r.offers.grant_read_write_data(fn)  # offers whose validity ended expire: wallet entries, holds released
 
 
 def _journey(fn: lambda_.Function, r: Resources) -> None:
@@ -177,6 +179,22 @@ def _journey(fn: lambda_.Function, r: Resources) -> None:
     r.campaigns.grant_read_write_data(fn)
     r.profiles.grant_read_data(fn)
     r.bus.grant_put_events_to(fn)
+
+
+def _offer_api(fn: lambda_.Function, r: Resources) -> None:
+    """The offer catalog, code pools, wallets and budget pools (the offers table); persons read to issue to them;
+    issues and expiries published as canonical events for the timelines."""
+    r.offers.grant_read_write_data(fn)
+    r.profiles.grant_read_data(fn)
+    r.bus.grant_put_events_to(fn)
+    r.api_keys.grant_read(fn)
+
+
+def _offer_events(fn: lambda_.Function, r: Resources) -> None:
+    """Redemptions: wallets, codes and budget holds in the offers table (its queue and DLQ:
+    `Messaging.subscribe_consumers`)."""
+    r.offers.grant_read_write_data(fn)
+    r.profiles.grant_read_data(fn)
 
 
 def grant_campaign_runs(functions: Mapping[str, lambda_.Function], machine: sfn.IStateMachine) -> None:
@@ -345,6 +363,8 @@ GRANTS: Mapping[str, Grant] = {
     topology.CAMPAIGN_API.key: _campaign_api,
     topology.CAMPAIGN_SCHEDULER.key: _campaign_scheduler,
     topology.JOURNEY.key: _journey,
+    topology.OFFER_API.key: _offer_api,
+    topology.OFFER_EVENTS.key: _offer_events,
 }
 
 

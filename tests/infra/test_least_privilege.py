@@ -195,8 +195,14 @@ TABLE_ACCESS: dict[topology.FunctionSpec, dict[topology.TableSpec, str]] = {
         topology.PROFILES_TABLE: READ_ONLY,  # dry runs
         topology.LEDGER_TABLE: "GetItem",  # dry runs: contact histories
     },
-    topology.CAMPAIGN_SCHEDULER: {topology.CAMPAIGNS_TABLE: READ_WRITE, topology.PROFILES_TABLE: READ_ONLY},  # sweeps
+    topology.CAMPAIGN_SCHEDULER: {
+        topology.CAMPAIGNS_TABLE: READ_WRITE,
+        topology.PROFILES_TABLE: READ_ONLY,  # sweeps
+        topology.OFFERS_TABLE: READ_WRITE,  # expiries
+    },
     topology.JOURNEY: {topology.CAMPAIGNS_TABLE: READ_WRITE, topology.PROFILES_TABLE: READ_ONLY},
+    topology.OFFER_API: {topology.OFFERS_TABLE: READ_WRITE, topology.PROFILES_TABLE: READ_ONLY},
+    topology.OFFER_EVENTS: {topology.OFFERS_TABLE: READ_WRITE, topology.PROFILES_TABLE: READ_ONLY},
 }
 """What each handler does with each table (read from functions/<name>/handler.py and the stores it builds)."""
 

@@ -177,6 +177,7 @@ def test_grants_are_least_privilege_per_function(synth: Synth) -> None:
             topology.SEND,
             topology.AUDIENCE_API,
             topology.CAMPAIGN_API,
+            topology.OFFER_API,
         )
         if spec not in readers:
             assert "secretsmanager:GetSecretValue" not in actions, spec.key

@@ -33,6 +33,10 @@ class CampaignsTable(_Env):
     campaigns_table: str = Field(alias=topology.CAMPAIGNS_TABLE.env_var, min_length=3)
 
 
+class OffersTable(_Env):
+    offers_table: str = Field(alias=topology.OFFERS_TABLE.env_var, min_length=3)
+
+
 class CampaignMachine(_Env):
     campaign_state_machine_arn: str = Field(alias=topology.CAMPAIGN_MACHINE_ARN_ENV, pattern=r"^arn:aws[a-z-]*:states:")
 
@@ -115,9 +119,23 @@ class CampaignApiSettings(
     external signals go on the bus to the journey function."""
 
 
-class CampaignSchedulerSettings(Observability, CampaignsTable, ProfilesTable, CampaignMachine, DataBucket, EventBus):
+class CampaignSchedulerSettings(
+    Observability, CampaignsTable, ProfilesTable, OffersTable, CampaignMachine, DataBucket, EventBus
+):
     """The schedule's tick: due occurrences start runs on the state machine; journeys' due waits move on; sweeps of
-    date and weather journeys scan the profiles."""
+    date and weather journeys scan the profiles; offers whose validity ended expire."""
+
+
+class OfferApiSettings(Observability, OffersTable, ProfilesTable, ApiKeys, EventBus):
+    """Offers, wallets and budget pools; issues and expiries go on the bus as canonical events."""
+
+
+class OfferEventsDeadLetters(_Env):
+    dead_letter_queue_url: str = Field(alias=topology.OFFER_EVENTS_QUEUE.dlq_env, min_length=1)
+
+
+class OfferEventsSettings(Observability, OffersTable, ProfilesTable, EventBus, OfferEventsDeadLetters):
+    """Redemptions: orders and coupon redemptions naming an issued code redeem it (once)."""
 
 
 class JourneyDeadLetters(_Env):

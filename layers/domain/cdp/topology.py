@@ -81,6 +81,7 @@ SOURCE_TAGS = "cdp.tags"
 SOURCE_CAMPAIGNS = "cdp.campaigns"
 
 EVENT_RECEIVED = "event.received"
+COUPON_USED = "coupon.used"  # accepted events that name an issued coupon's code (an order, a redemption)
 PROFILE_UPDATED = "profile.updated"
 PROFILE_MERGED = "profile.merged"
 PERSON_SPLIT = "person.split"
@@ -113,7 +114,8 @@ IDENTITY_QUEUE = QueueSpec("IdentityMergeQueue", "cdp-identity-merge", "IDENTITY
 TAG_QUEUE = QueueSpec("TagUpdateQueue", "cdp-tag-update", "TAG_DLQ_URL", "TAG_QUEUE_URL")
 JOURNEY_QUEUE = QueueSpec("JourneyQueue", "cdp-journey", "JOURNEY_DLQ_URL", "JOURNEY_QUEUE_URL")
 SEND_QUEUE = QueueSpec("SendQueue", "cdp-send", "SEND_DLQ_URL", "SEND_QUEUE_URL")
-QUEUES = (IDENTITY_QUEUE, TAG_QUEUE, JOURNEY_QUEUE, SEND_QUEUE)
+OFFER_EVENTS_QUEUE = QueueSpec("OfferEventsQueue", "cdp-offer-events", "OFFER_EVENTS_DLQ_URL", "OFFER_EVENTS_QUEUE_URL")
+QUEUES = (IDENTITY_QUEUE, TAG_QUEUE, JOURNEY_QUEUE, SEND_QUEUE, OFFER_EVENTS_QUEUE)
 
 
 def dlq_name(queue: QueueSpec) -> str:
@@ -288,11 +290,12 @@ CAMPAIGN_SCHEDULER = FunctionSpec(
     "campaign_scheduler",
     "CampaignSchedulerFunction",
     "functions.campaign_scheduler.handler.lambda_handler",
-    # the profiles table: the sweeps of date and weather journeys scan it
+    # the profiles table: the sweeps of date and weather journeys scan it; the offers table: expiries
     env=(
         *_COMMON_ENV,
         CAMPAIGNS_TABLE.env_var,
         PROFILES_TABLE.env_var,
+        OFFERS_TABLE.env_var,
         CAMPAIGN_MACHINE_ARN_ENV,
         DATA_BUCKET_ENV,
         EVENT_BUS_ENV,
@@ -306,6 +309,20 @@ JOURNEY = FunctionSpec(
     "functions.journey.handler.lambda_handler",
     env=(*_COMMON_ENV, CAMPAIGNS_TABLE.env_var, PROFILES_TABLE.env_var, EVENT_BUS_ENV, JOURNEY_QUEUE.dlq_env),
     timeout_s=60,
+)
+
+OFFER_API = FunctionSpec(
+    "offer_api",
+    "OfferApiFunction",
+    "functions.offer_api.handler.lambda_handler",
+    env=(*_COMMON_ENV, OFFERS_TABLE.env_var, PROFILES_TABLE.env_var, API_KEYS_SECRET_ENV, EVENT_BUS_ENV),
+)
+
+OFFER_EVENTS = FunctionSpec(
+    "offer_events",
+    "OfferEventsFunction",
+    "functions.offer_events.handler.lambda_handler",
+    env=(*_COMMON_ENV, OFFERS_TABLE.env_var, PROFILES_TABLE.env_var, EVENT_BUS_ENV, OFFER_EVENTS_QUEUE.dlq_env),
 )
 
 FILE_IMPORT = FunctionSpec(
@@ -353,6 +370,8 @@ FUNCTIONS = (
     CAMPAIGN_API,
     CAMPAIGN_SCHEDULER,
     JOURNEY,
+    OFFER_API,
+    OFFER_EVENTS,
 )
 FUNCTIONS_BY_KEY = {f.key: f for f in FUNCTIONS}
 
@@ -424,6 +443,17 @@ API_ROUTES: tuple[tuple[str, str, str], ...] = (
     ("GET", "/v1/campaigns/{campaign_id}/journey", CAMPAIGN_API.key),
     ("GET", "/v1/campaigns/{campaign_id}/runs/{run_id}", CAMPAIGN_API.key),
     ("POST", "/v1/signals", CAMPAIGN_API.key),
+    # offers, wallets and budget pools (cdp.offers, cdp.budgets): offers:read / offers:write / offers:issue
+    ("POST", "/v1/offers", OFFER_API.key),
+    ("GET", "/v1/offers", OFFER_API.key),
+    ("GET", "/v1/offers/{offer_id}", OFFER_API.key),
+    ("POST", "/v1/offers/{offer_id}/retire", OFFER_API.key),
+    ("POST", "/v1/offers/{offer_id}/codes", OFFER_API.key),
+    ("POST", "/v1/offers/{offer_id}/issue", OFFER_API.key),
+    ("GET", "/v1/wallets/{person_id}", OFFER_API.key),
+    ("POST", "/v1/budgets", OFFER_API.key),
+    ("GET", "/v1/budgets", OFFER_API.key),
+    ("POST", "/v1/budgets/{pool_id}/top-up", OFFER_API.key),
 )
 """(method, path, function key): the HTTP API routes, each integrated with one function from FUNCTIONS."""
 
@@ -483,7 +513,16 @@ SEND_RULE = BusRuleSpec(
     SEND,
     batch_size=10,
 )
-BUS_RULES = (EVENT_RECEIVED_RULE, PROFILE_UPDATED_RULE, JOURNEY_RULE, SEND_RULE)
+# Orders and coupon redemptions that name an issued coupon's code: ingest publishes them apart (`coupon.used`, an
+# entry only for such events), so the offer function redeems the code without reading every event.
+COUPON_USED_RULE = BusRuleSpec(
+    "CouponUsedRule",
+    "cdp-coupon-used",
+    {"source": [SOURCE_INGEST], "detail-type": [COUPON_USED]},
+    OFFER_EVENTS_QUEUE,
+    OFFER_EVENTS,
+)
+BUS_RULES = (EVENT_RECEIVED_RULE, PROFILE_UPDATED_RULE, JOURNEY_RULE, SEND_RULE, COUPON_USED_RULE)
 
 # ---- state machines ---------------------------------------------------------------------------------------
 

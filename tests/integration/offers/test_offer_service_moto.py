@@ -88,7 +88,7 @@ def test_an_offer_names_pools_that_exist_in_its_currency(world: Any) -> None:
     service, _, _ = world
     with pytest.raises(InvalidInputError, match="no budget pool xmas") as missing:
         service.define(offer(), ADMIN)
-    assert missing.value.location == "budget_pools.0"
+    assert missing.value.location == "budget_pools[0]"
     service.define_pool(pool().model_copy(update={"currency": "USD"}), ADMIN)
     with pytest.raises(InvalidInputError, match="pool xmas is in USD"):
         service.define(offer(), ADMIN)

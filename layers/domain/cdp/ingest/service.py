@@ -43,8 +43,26 @@ class EventsReceived(Publishable):
     events: list[CanonicalEvent]
 
 
+class CouponsUsed(EventsReceived):
+    """The accepted events of a request that name an issued coupon's code (an order's `coupon_code`, a redemption's
+    `code`): a second, small entry for the offer function, which redeems the code."""
+
+    event_name: ClassVar[str] = topology.COUPON_USED
+
+
+def uses_coupon(event: CanonicalEvent) -> bool:
+    props = event.properties
+    return bool(getattr(props, "coupon_code", None) or (event.event_type == "coupon_redeemed" and props.code))  # type: ignore[union-attr]
+
+
 def packed(events: Sequence[CanonicalEvent]) -> list[EventsReceived]:
-    """The events as few entries as fit, each of one brand (dead letters are scoped by brand), in request order."""
+    """The events as few entries as fit, each of one brand (dead letters are scoped by brand), in request order;
+    then, for the events naming a coupon's code, their own entries (`CouponsUsed`)."""
+    coupons = [e for e in events if uses_coupon(e)]
+    return _packed(events, EventsReceived) + (_packed(coupons, CouponsUsed) if coupons else [])
+
+
+def _packed(events: Sequence[CanonicalEvent], kind: type[EventsReceived]) -> list[EventsReceived]:
     by_brand: dict[str, list[CanonicalEvent]] = {}
     for event in events:
         by_brand.setdefault(event.brand_id, []).append(event)
@@ -55,11 +73,11 @@ def packed(events: Sequence[CanonicalEvent]) -> list[EventsReceived]:
         for event in members:
             n = len(event.model_dump_json()) + 1
             if chunk and size + n > MAX_PACK_BYTES:
-                out.append(EventsReceived(brand_id=brand, events=chunk))
+                out.append(kind(brand_id=brand, events=chunk))
                 chunk, size = [], 0
             chunk.append(event)
             size += n
-        out.append(EventsReceived(brand_id=brand, events=chunk))
+        out.append(kind(brand_id=brand, events=chunk))
     return out
 
 

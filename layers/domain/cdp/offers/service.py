@@ -107,10 +107,10 @@ class OfferService:
         for i, pool_id in enumerate(offer.budget_pools):
             pool = self.budgets.balance(offer.brand_id, pool_id)
             if pool is None:
-                raise InvalidInputError(f"no budget pool {pool_id} in brand {offer.brand_id}", f"budget_pools.{i}")
+                raise InvalidInputError(f"no budget pool {pool_id} in brand {offer.brand_id}", f"budget_pools[{i}]")
             if pool.pool.currency != offer.currency:
                 raise InvalidInputError(
-                    f"pool {pool_id} is in {pool.pool.currency}, the offer in {offer.currency}", f"budget_pools.{i}"
+                    f"pool {pool_id} is in {pool.pool.currency}, the offer in {offer.currency}", f"budget_pools[{i}]"
                 )
         return self.store.define(offer, client.name, self.now())
 
@@ -135,7 +135,7 @@ class OfferService:
         seen: set[str] = set()
         for i, code in enumerate(request.codes):
             if code in seen:
-                raise InvalidInputError(f"code {code} is in the list twice", f"codes.{i}")
+                raise InvalidInputError(f"code {code} is in the list twice", f"codes[{i}]")
             seen.add(code)
         return self.store.import_codes(brand_id, offer_id, request.codes)
 

@@ -1,0 +1,286 @@
+"""HTTP API: the offer catalog (coupons, red packets, points, gifts), imported codes, issuing to a person's wallet,
+the wallet, and budget pools (see cdp.offers.service and cdp.budgets)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from typing import Any, TypeVar
+from urllib.parse import unquote
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, ValidationError
+
+from cdp.app.campaign_api import brand_of, json_object
+from cdp.audiences.validation import pydantic_issues
+from cdp.budgets.ledger import BudgetExhaustedError, BudgetPool, HoldError, PoolBalance
+from cdp.errors import ConflictError, InvalidInputError
+from cdp.ingest.auth import authenticate
+from cdp.ingest.aws import SecretsManagerKeyring
+from cdp.ingest.ports import ApiClient
+from cdp.observability import logger, metrics, tracer
+from cdp.offers.catalog import Offer
+from cdp.offers.dynamodb import DynamoOfferStore
+from cdp.offers.service import (
+    CodesRequest,
+    IssueRequest,
+    IssueResult,
+    OfferList,
+    OfferService,
+    PoolList,
+    TopUpRequest,
+    Wallet,
+)
+from cdp.offers.wallet import OfferUnavailableError, RedemptionError, StoredOffer
+from cdp.org import load_org
+from cdp.profile.dynamodb import DynamoProfileStore
+from cdp.settings import OfferApiSettings, get_settings
+from cdp.shared.aws import EventBridgePublisher
+from cdp.shared.openapi import body, query, responses
+from cdp.shared.time import utc_now
+from functions.api_errors import error_response, json_response, map_common_errors
+from functions.request_body import raw_body, text_body
+
+app = APIGatewayHttpResolver(enable_validation=False)
+Body = TypeVar("Body", bound=BaseModel)
+
+
+class InvalidBodyError(InvalidInputError):
+    """A body that does not validate: every problem with its field path (422)."""
+
+    def __init__(self, what: str, exc: ValidationError) -> None:
+        self.errors = pydantic_issues(exc)
+        super().__init__(
+            f"the {what} is not valid: {self.errors[0].field}: {self.errors[0].message}", self.errors[0].field
+        )
+
+
+@dataclass(frozen=True)
+class Dependencies:
+    service: OfferService
+    keyring: SecretsManagerKeyring
+
+
+@cache
+def dependencies() -> Dependencies:
+    s = get_settings(OfferApiSettings)
+    store = DynamoOfferStore(s.offers_table)
+    service = OfferService(
+        store, store.budgets, DynamoProfileStore(s.profiles_table), EventBridgePublisher(s.event_bus_name), load_org()
+    )
+    return Dependencies(service=service, keyring=SecretsManagerKeyring(s.api_keys_secret_id))
+
+
+def _client() -> ApiClient:
+    event = app.current_event
+    headers = {k.lower(): v for k, v in (event.headers or {}).items()}
+    client = authenticate(headers, raw_body(event), dependencies().keyring, utc_now(), require=None)
+    logger.append_keys(client=client.name)
+    return client
+
+
+def _brand(client: ApiClient) -> str:
+    brand = brand_of((app.current_event.query_string_parameters or {}).get("brand_id"), client)
+    logger.append_keys(brand_id=brand)
+    return brand
+
+
+def _parse(model: type[Body], what: str, defaults: dict[str, Any] | None = None) -> Body:
+    raw = json_object(text_body(app.current_event), what)
+    try:
+        return model.model_validate({**(defaults or {}), **raw})
+    except ValidationError as exc:
+        raise InvalidBodyError(what, exc) from exc
+
+
+def _default_brand(client: ApiClient) -> dict[str, Any]:
+    """A body's brand_id, when it names none: the key's own brand (else the body must name it)."""
+    return {"brand_id": client.org_scope.brand_id} if client.org_scope.brand_id else {}
+
+
+def _ok(model: BaseModel, status: int = 200) -> Response[str]:
+    return json_response(status, model.model_dump_json())
+
+
+def _docs(ok: dict[int, tuple[Any, str]], errors: tuple[int, ...]) -> dict[int, Any]:
+    out = responses(ok, [s for s in errors if s != 422])
+    if 409 in out:
+        out[409]["description"] = "exists, out of stock, the person's limit reached, or a budget pool short"
+    if 422 in errors:
+        out[422] = {"description": "the body is wrong: `errors` names every problem with its field path"}
+    return out
+
+
+_BRAND = query(brand_id="the brand (default: the brand the key is limited to)")
+
+
+@app.post(
+    "/v1/offers",
+    summary="Define an offer: a coupon, red packet, points grant or gift, with validity, stock, limits and cost",
+    tags=["offers"],
+    responses=_docs({201: (StoredOffer, "defined")}, (400, 401, 403, 409, 422, 503)),
+    openapi_extensions=body(Offer, "Offer"),
+)
+def define() -> Response[str]:
+    client = _client()
+    offer = _parse(Offer, "offer", _default_brand(client))
+    return _ok(dependencies().service.define(offer, client), 201)
+
+
+@app.get(
+    "/v1/offers",
+    summary="The brand's offers with how many were issued",
+    tags=["offers"],
+    responses=_docs({200: (OfferList, "ok")}, (400, 401, 403, 503)),
+    openapi_extensions=_BRAND,
+)
+def list_offers() -> Response[str]:
+    client = _client()
+    return _ok(dependencies().service.offers(_brand(client), client))
+
+
+@app.get(
+    "/v1/offers/<offer_id>",
+    summary="One offer",
+    tags=["offers"],
+    responses=_docs({200: (StoredOffer, "ok")}, (400, 401, 403, 404, 503)),
+    openapi_extensions=_BRAND,
+)
+def get_offer(offer_id: str) -> Response[str]:
+    client = _client()
+    return _ok(dependencies().service.get(_brand(client), unquote(offer_id), client))
+
+
+@app.post(
+    "/v1/offers/<offer_id>/retire",
+    summary="Issue no more of an offer (issued ones stay valid)",
+    tags=["offers"],
+    responses=_docs({200: (StoredOffer, "retired")}, (400, 401, 403, 404, 503)),
+    openapi_extensions=_BRAND,
+)
+def retire(offer_id: str) -> Response[str]:
+    client = _client()
+    return _ok(dependencies().service.retire(_brand(client), unquote(offer_id), client))
+
+
+@app.post(
+    "/v1/offers/<offer_id>/codes",
+    summary="Import codes for an offer whose codes come from another system (each issue takes the next)",
+    tags=["offers"],
+    responses=_docs({200: (StoredOffer, "imported")}, (400, 401, 403, 404, 409, 422, 503)),
+    openapi_extensions={**body(CodesRequest, "CodesRequest"), **_BRAND},
+)
+def import_codes(offer_id: str) -> Response[str]:
+    client = _client()
+    request = _parse(CodesRequest, "code list")
+    return _ok(dependencies().service.import_codes(_brand(client), unquote(offer_id), request, client))
+
+
+@app.post(
+    "/v1/offers/<offer_id>/issue",
+    summary="Issue an offer to a person's wallet (once per issue_id): code, budget hold, an event on the timeline",
+    tags=["offers"],
+    responses=_docs(
+        {200: (IssueResult, "issued before under this issue_id"), 201: (IssueResult, "issued")},
+        (400, 401, 403, 404, 409, 422, 503),
+    ),
+    openapi_extensions={**body(IssueRequest, "IssueRequest"), **_BRAND},
+)
+def issue(offer_id: str) -> Response[str]:
+    client = _client()
+    request = _parse(IssueRequest, "issue request")
+    result = dependencies().service.issue(_brand(client), unquote(offer_id), request, client)
+    return _ok(result, 201 if result.new else 200)
+
+
+@app.get(
+    "/v1/wallets/<person_id>",
+    summary="A person's wallet: every offer issued to them, with its state (issued, redeemed, expired)",
+    tags=["offers"],
+    responses=_docs({200: (Wallet, "ok")}, (400, 401, 403, 404, 503)),
+    openapi_extensions=_BRAND,
+)
+def wallet(person_id: str) -> Response[str]:
+    client = _client()
+    return _ok(dependencies().service.wallet(_brand(client), unquote(person_id), client))
+
+
+@app.post(
+    "/v1/budgets",
+    summary="Define a budget pool (per campaign, form of offer, store or dealer); never overspent",
+    tags=["budgets"],
+    responses=_docs({201: (PoolBalance, "defined")}, (400, 401, 403, 409, 422, 503)),
+    openapi_extensions=body(BudgetPool, "BudgetPool"),
+)
+def define_pool() -> Response[str]:
+    client = _client()
+    pool = _parse(BudgetPool, "budget pool", _default_brand(client))
+    return _ok(dependencies().service.define_pool(pool, client), 201)
+
+
+@app.get(
+    "/v1/budgets",
+    summary="The brand's budget pools: available, reserved and committed",
+    tags=["budgets"],
+    responses=_docs({200: (PoolList, "ok")}, (400, 401, 403, 503)),
+    openapi_extensions=_BRAND,
+)
+def list_pools() -> Response[str]:
+    client = _client()
+    return _ok(dependencies().service.pools(_brand(client), client))
+
+
+@app.post(
+    "/v1/budgets/<pool_id>/top-up",
+    summary="Add to a pool (once per op_id)",
+    tags=["budgets"],
+    responses=_docs({200: (PoolBalance, "topped up")}, (400, 401, 403, 404, 422, 503)),
+    openapi_extensions={**body(TopUpRequest, "TopUpRequest"), **_BRAND},
+)
+def top_up(pool_id: str) -> Response[str]:
+    client = _client()
+    request = _parse(TopUpRequest, "top-up")
+    return _ok(dependencies().service.top_up(_brand(client), unquote(pool_id), request, client))
+
+
+@app.exception_handler(InvalidBodyError)
+def _invalid_body(exc: InvalidBodyError) -> Response[str]:
+    errors = [e.model_dump() for e in exc.errors]
+    return error_response(422, "invalid_body", exc.message, field=exc.location, errors=errors)
+
+
+@app.exception_handler(BudgetExhaustedError)
+def _short(exc: BudgetExhaustedError) -> Response[str]:
+    return error_response(409, "budget_exhausted", str(exc), pool_id=exc.pool_id)
+
+
+@app.exception_handler(OfferUnavailableError)
+def _unavailable(exc: OfferUnavailableError) -> Response[str]:
+    return error_response(409, exc.reason, str(exc))
+
+
+@app.exception_handler(ConflictError)
+def _conflict(exc: ConflictError) -> Response[str]:
+    return error_response(409, "conflict", str(exc))
+
+
+@app.exception_handler(HoldError)
+def _hold(exc: HoldError) -> Response[str]:
+    return error_response(409, "conflict", str(exc))
+
+
+@app.exception_handler(RedemptionError)
+def _redemption(exc: RedemptionError) -> Response[str]:
+    return error_response(409, "conflict", str(exc))
+
+
+map_common_errors(app, logger, "offer API")
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
+@metrics.log_metrics
+@tracer.capture_lambda_handler(capture_response=False)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

@@ -1,0 +1,158 @@
+"""Offers end to end over the local HTTP API with the real handlers: a budget pool and a coupon are defined, the
+coupon is issued to a customer's wallet (a `coupon_issued` event reaches their timeline), an order at the till using
+its code redeems it for the order's discount, and every route refuses bad input, wrong scopes and other brands with
+a 4xx that names what is wrong."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from cdp_local.runtime import LocalRuntime
+from cdp_local.runtime.environment import STORE_API_KEY
+
+BRAND = "demo-brand"
+PHONE = "13766990001"
+
+
+def _call(runtime: LocalRuntime, method: str, path: str, body: Any = None, key: str | None = None) -> tuple[int, Any]:
+    headers = {"content-type": "application/json", "x-api-key": key or runtime.admin_key}
+    raw = body if isinstance(body, bytes) else (json.dumps(body).encode() if body is not None else b"")
+    response = runtime.http(method, path, raw, headers)
+    return response.status, json.loads(response.body) if response.body else None
+
+
+def _ok(runtime: LocalRuntime, method: str, path: str, body: Any = None) -> Any:
+    status, answer = _call(runtime, method, path, body)
+    assert 200 <= status < 300, (status, answer)
+    return answer
+
+
+def _events(runtime: LocalRuntime, *events: dict[str, Any]) -> None:
+    headers = {"content-type": "application/json", "x-api-key": runtime.api_key}
+    response = runtime.http("POST", "/v1/events", json.dumps({"batch": list(events)}).encode(), headers)
+    assert response.status == 202, response.body
+    assert runtime.drain().dead_lettered == 0
+
+
+def _customer(runtime: LocalRuntime) -> str:
+    _events(
+        runtime,
+        {
+            "event_id": "offers-e2e-id",
+            "event_type": "identify",
+            "source": "app",
+            "brand_id": BRAND,
+            "occurred_at": "2026-11-01T10:00:00+08:00",
+            "identifiers": [{"type": "phone", "value": PHONE}],
+            "properties": {"name": "Offer Tester"},
+        },
+    )
+    return str(_ok(runtime, "GET", f"/v1/profiles/by-identifier/phone/{PHONE}?brand_id={BRAND}")["person_id"])
+
+
+COUPON = {
+    "offer_id": "e2e-50-off-300",
+    "name": "50 off 300",
+    "currency": "CNY",
+    "coupon": {"amount_off_minor": 5000, "threshold_minor": 30000, "code_prefix": "E2E"},
+    "validity": {"days": 14},
+    "budget_pools": ["e2e-xmas"],
+}
+
+
+def test_a_coupon_is_issued_to_a_wallet_and_redeemed_by_the_order_that_uses_its_code(runtime: LocalRuntime) -> None:
+    person = _customer(runtime)
+    pool = {"brand_id": BRAND, "pool_id": "e2e-xmas", "total_minor": 12000, "currency": "CNY", "form": "coupon"}
+    assert _ok(runtime, "POST", "/v1/budgets", pool)["available_minor"] == 12000
+    assert _ok(runtime, "POST", "/v1/offers", {**COUPON, "brand_id": BRAND})["issued"] == 0
+    issued = _ok(runtime, "POST", f"/v1/offers/e2e-50-off-300/issue?brand_id={BRAND}", {"person_id": person})
+    code = issued["entry"]["code"]
+    assert issued["new"] and code.startswith("E2E")
+    runtime.drain()
+    timeline = _ok(runtime, "GET", f"/v1/profiles/{person}/timeline")
+    assert any(e["event"]["event_type"] == "coupon_issued" for e in timeline["entries"])
+    # When the till sends the order that used the code (368 of lines, 318 paid), twice
+    order = {
+        "event_id": "offers-e2e-order",
+        "event_type": "order_placed",
+        "source": "pos",
+        "brand_id": BRAND,
+        "store_id": "sh01",
+        "occurred_at": datetime.now(UTC).isoformat(),
+        "identifiers": [{"type": "phone", "value": PHONE}],
+        "properties": {
+            "order_id": "E2E-ORDER-1",
+            "lines": [{"sku": "CAKE", "quantity": 1, "unit_price_minor": 36800}],
+            "total_minor": 31800,
+            "currency": "CNY",
+            "coupon_code": code,
+        },
+    }
+    _events(runtime, order)
+    _events(runtime, {**order, "event_id": "offers-e2e-order-again"})
+    # Then the wallet shows it redeemed for that order, and the pool spent 50 once, the other hold still reserved
+    wallet = _ok(runtime, "GET", f"/v1/wallets/{person}?brand_id={BRAND}")
+    assert wallet["counts"] == {"redeemed": 1}
+    assert wallet["entries"][0]["order_id"] == "E2E-ORDER-1"
+    [balance] = [
+        p for p in _ok(runtime, "GET", f"/v1/budgets?brand_id={BRAND}")["pools"] if p["pool"]["pool_id"] == "e2e-xmas"
+    ]
+    assert (balance["available_minor"], balance["reserved_minor"], balance["committed_minor"]) == (7000, 0, 5000)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "field"),
+    [
+        ("POST", "/v1/offers", {**COUPON, "offer_id": "Bad Id", "brand_id": BRAND}, 422, "offer_id"),
+        (
+            "POST",
+            "/v1/offers",
+            {**COUPON, "offer_id": "x1", "brand_id": BRAND, "coupon": {"percent_off": 20}},
+            422,
+            "coupon",
+        ),
+        ("POST", "/v1/offers", {**COUPON, "offer_id": "x2", "brand_id": BRAND, "validity": {}}, 422, "validity"),
+        (
+            "POST",
+            "/v1/offers",
+            {**COUPON, "offer_id": "x3", "brand_id": BRAND, "budget_pools": ["nope"]},
+            400,
+            "budget_pools[0]",
+        ),
+        ("POST", "/v1/offers", b"[1]", 400, "body"),
+        ("POST", "/v1/offers", b"{", 400, "body"),
+        (
+            "POST",
+            "/v1/budgets",
+            {"brand_id": BRAND, "pool_id": "p", "total_minor": -1, "currency": "CNY"},
+            422,
+            "total_minor",
+        ),
+        ("POST", f"/v1/offers/nope/issue?brand_id={BRAND}", {"person_id": "p-1"}, 404, None),
+        ("POST", f"/v1/offers/nope/issue?brand_id={BRAND}", {"person_id": ""}, 422, "person_id"),
+        ("POST", f"/v1/offers/nope/codes?brand_id={BRAND}", {"codes": ["has space"]}, 422, "codes[0]"),
+        ("POST", f"/v1/budgets/nope/top-up?brand_id={BRAND}", {"amount_minor": 5, "op_id": "a"}, 404, None),
+        ("GET", "/v1/offers?brand_id=x%20y", None, 400, "brand_id"),
+        ("GET", "/v1/offers", None, 400, "brand_id"),
+    ],
+)
+def test_bad_input_is_a_4xx_naming_the_field(
+    runtime: LocalRuntime, method: str, path: str, body: Any, status: int, field: str | None
+) -> None:
+    got, answer = _call(runtime, method, path, body)
+    assert got == status, answer
+    if field is not None:
+        fields = [answer.get("field"), *(e["field"] for e in answer.get("errors", []))]
+        assert any(f and f.startswith(field) for f in fields), answer
+
+
+def test_scopes_and_brands_are_enforced(runtime: LocalRuntime) -> None:
+    # the ingest key has no offers scope; a store's key may not run the brand's offers; a key sees only its brand
+    assert _call(runtime, "GET", f"/v1/offers?brand_id={BRAND}", key=runtime.api_key)[0] == 403
+    assert _call(runtime, "GET", f"/v1/offers?brand_id={BRAND}", key=STORE_API_KEY)[0] == 403
+    assert _call(runtime, "GET", f"/v1/budgets?brand_id={BRAND}", key="e2e-outlet-marketer-key")[0] == 403
+    assert _call(runtime, "GET", "/v1/offers", key="not-a-key")[0] == 401
