@@ -18,6 +18,7 @@ from cdp_local.cli_campaign import campaign_app
 from cdp_local.cli_identity import identity_app
 from cdp_local.cli_import import import_app
 from cdp_local.cli_migrate import migrate_app
+from cdp_local.cli_offer import budget_app, offer_app
 from cdp_local.cli_profile import profile_app
 from cdp_local.cli_replay import replay_app
 from cdp_local.cli_tags import tags_app
@@ -32,6 +33,8 @@ app.add_typer(import_app, name="import")
 app.add_typer(replay_app, name="replay")
 app.add_typer(audience_app, name="audience")
 app.add_typer(campaign_app, name="campaign")
+app.add_typer(offer_app, name="offer")
+app.add_typer(budget_app, name="budget")
 app.add_typer(tags_app, name="tags")
 app.add_typer(migrate_app, name="migrate")
 console = Console()

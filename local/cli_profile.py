@@ -86,6 +86,9 @@ def _fail(status: int, raw: bytes) -> NoReturn:
         body = {"message": raw.decode(errors="replace")}
     field = f" (field: {escape(str(body['field']))})" if body.get("field") else ""
     console.print(f"[red]{status} {body.get('error', 'error')}[/red]{field}: {escape(str(body.get('message', '')))}")
+    for problem in body.get("errors") or []:  # a 422: every problem with its field path
+        if isinstance(problem, dict) and problem.get("field"):
+            console.print(f"  {escape(str(problem['field']))}: {escape(str(problem.get('message', '')))}")
     raise typer.Exit(code=1)
 
 

@@ -156,3 +156,38 @@ def test_scopes_and_brands_are_enforced(runtime: LocalRuntime) -> None:
     assert _call(runtime, "GET", f"/v1/offers?brand_id={BRAND}", key=STORE_API_KEY)[0] == 403
     assert _call(runtime, "GET", f"/v1/budgets?brand_id={BRAND}", key="e2e-outlet-marketer-key")[0] == 403
     assert _call(runtime, "GET", "/v1/offers", key="not-a-key")[0] == 401
+
+
+def test_the_cli_defines_a_pool_and_the_sample_coupon_issues_it_by_phone_and_shows_the_wallet(
+    runtime: LocalRuntime,
+) -> None:
+    from pathlib import Path
+
+    from typer.testing import CliRunner
+
+    from cdp_local.cli import app
+    from cdp_local.http_server import LocalApiServer
+
+    sample = Path(__file__).resolve().parents[2] / "events" / "offers" / "xmas_50_off_300.yaml"
+    _customer(runtime)
+    with LocalApiServer(runtime, port=0) as server:
+
+        def cdp(*args: str) -> str:
+            result = CliRunner().invoke(app, [*args, "--url", server.url], catch_exceptions=False)
+            assert result.exit_code == 0, result.output
+            return result.output
+
+        assert "available of 1,000.00 CNY" in cdp("budget", "define", "xmas-coupons", "--total", "100000")
+        assert "xmas-50-off-300" in cdp("offer", "define", str(sample))
+        issued = json.loads(cdp("offer", "issue", "xmas-50-off-300", "--phone", PHONE, "--issue-id", "cli-1", "--json"))
+        again = cdp("offer", "issue", "xmas-50-off-300", "--phone", PHONE, "--issue-id", "cli-1")
+        assert "issued before under this issue id" in again
+        person = issued["entry"]["person_id"]
+        wallet = json.loads(cdp("offer", "wallet", person, "--json"))
+        assert issued["entry"]["code"] in [e["code"] for e in wallet["entries"]]
+        assert "wallet of" in cdp("offer", "wallet", person)
+        assert "950.00 CNY available" in cdp("budget", "list")
+        listed = cdp("offer", "list")
+        assert "xmas-50-off-300" in listed and "5,000" in listed
+        bad = CliRunner().invoke(app, ["offer", "issue", "xmas-50-off-300", "--person", "", "--url", server.url])
+        assert bad.exit_code == 1 and "person_id" in bad.output

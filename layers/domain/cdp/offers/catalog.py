@@ -82,8 +82,8 @@ class GiftTerms(_Frozen):
 
 
 class Validity(_Frozen):
-    """An issued offer is valid from its issue (or `starts_at`, when later) until `ends_at`, or for `days` after its
-    issue (then until `ends_at` at the latest, when both are given)."""
+    """An issued offer is valid from its issue (or `starts_at`, when later) until `ends_at`, or for `days` from then
+    (and until `ends_at` at the latest, when both are given)."""
 
     starts_at: UtcDatetime | None = None
     ends_at: UtcDatetime | None = None
@@ -98,9 +98,10 @@ class Validity(_Frozen):
         return self
 
     def window(self, issued_at: datetime) -> tuple[datetime, datetime]:
+        """From the issue (or `starts_at`, when later) for `days`, and never past `ends_at`."""
         start = max(issued_at, self.starts_at) if self.starts_at else issued_at
-        ends = [e for e in (self.ends_at, issued_at + timedelta(days=self.days) if self.days else None) if e]
-        return start, min(ends)
+        ends = [e for e in (self.ends_at, start + timedelta(days=self.days) if self.days else None) if e]
+        return start, max(start, min(ends))
 
 
 class Offer(_Frozen):
