@@ -21,13 +21,17 @@ from cdp.channels.adapters import S3BatchReader, channels_for
 from cdp.channels.contact import ContactRules
 from cdp.channels.ledger import DynamoContactLedger, DynamoSendLedger
 from cdp.channels.models import SendBatchRequest
+from cdp.channels.offers import WalletOffers
 from cdp.channels.ports import Channel
 from cdp.channels.service import LinkTracking, send_batch
 from cdp.connectors.aws import SecretsManagerSources
 from cdp.observability import logger, metrics, tracer
+from cdp.offers.dynamodb import DynamoOfferStore
+from cdp.offers.service import OfferService
 from cdp.org import load_org
 from cdp.profile.dynamodb import DynamoProfileStore
 from cdp.settings import SendSettings, get_settings
+from cdp.shared.aws import EventBridgePublisher
 from cdp.shared.deadletter import DeadLetteringProcessor, SqsDeadLetters, each_part
 from cdp.shared.envelope import BusEntry
 from cdp.shared.time import utc_now
@@ -44,13 +48,15 @@ class _Ports:
     switch: DynamoStopSwitch
     contact: ContactRules
     journeys: DynamoJourneyStore
+    offers: WalletOffers
 
 
 @cache
 def _ports() -> _Ports:
     settings = get_settings(SendSettings)
+    profiles = DynamoProfileStore(settings.profiles_table)
     return _Ports(
-        store=DynamoProfileStore(settings.profiles_table),
+        store=profiles,
         ledger=DynamoSendLedger(settings.ledger_table),
         batches=S3BatchReader(settings.data_bucket),
         channels=channels_for(settings),
@@ -60,7 +66,14 @@ def _ports() -> _Ports:
             load_org(), DynamoContactLedger(settings.ledger_table), DynamoDeferredSends(settings.campaigns_table)
         ),
         journeys=DynamoJourneyStore(settings.campaigns_table),
+        offers=_offers(settings, profiles),
     )
+
+
+def _offers(settings: SendSettings, profiles: DynamoProfileStore) -> WalletOffers:
+    store = DynamoOfferStore(settings.offers_table)
+    bus = EventBridgePublisher(settings.event_bus_name)
+    return WalletOffers(OfferService(store, store.budgets, profiles, bus, load_org()))
 
 
 def _link_tracking(settings: SendSettings) -> LinkTracking | None:
@@ -123,6 +136,7 @@ def send(request: SendBatchRequest) -> dict[str, Any]:
         links=ports.links,
         switch=ports.switch,
         contact=ports.contact,
+        offers=ports.offers,
     )
     ports.journeys.tally(request.brand_id or "", request.campaign_id, journey_outcomes(request.run_id, result))
     metrics.add_metric(name="MessagesSent", unit=MetricUnit.Count, value=result.sent)
@@ -131,6 +145,8 @@ def send(request: SendBatchRequest) -> dict[str, Any]:
         metrics.add_metric(name="MessagesDeferredQuietHours", unit=MetricUnit.Count, value=result.deferred_quiet_hours)
     if result.suppressed_frequency_cap:
         metrics.add_metric(name="MessagesCapped", unit=MetricUnit.Count, value=result.suppressed_frequency_cap)
+    if result.suppressed_offer:
+        metrics.add_metric(name="MessagesWithoutTheirOffer", unit=MetricUnit.Count, value=result.suppressed_offer)
     if result.held_stop_switch:
         metrics.add_metric(name="MessagesHeldByStopSwitch", unit=MetricUnit.Count, value=result.held_stop_switch)
     return result.model_dump(mode="json")

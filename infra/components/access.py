@@ -228,6 +228,9 @@ def _send(fn: lambda_.Function, r: Resources) -> None:
     # each message sent (or suppressed) goes on the person's timeline: one new item per message, never an update
     r.profiles.grant(fn, "dynamodb:PutItem")
     r.ledger.grant_read_write_data(fn)  # exactly-once: idempotency record per (run, person, step)
+    # a step's catalog offer issued to each recipient (wallet, code, budget hold) and its coupon_issued event
+    r.offers.grant_read_write_data(fn)
+    r.bus.grant_put_events_to(fn)
     _missing_keys_answer_404(fn, r.bucket)  # a batch file of the run that is not there
     _read(fn, r, topology.CAMPAIGNS_PREFIX)
     _write(fn, r, topology.OUTBOX_PREFIX)

@@ -183,6 +183,7 @@ TABLE_ACCESS: dict[topology.FunctionSpec, dict[topology.TableSpec, str]] = {
         topology.PROFILES_TABLE: "read + PutItem",
         topology.LEDGER_TABLE: READ_WRITE,
         topology.CAMPAIGNS_TABLE: "GetItem + PutItem + UpdateItem",  # stop switch; held sends; journey outcomes
+        topology.OFFERS_TABLE: READ_WRITE,  # a step's offer issued: wallet, code, budget hold
     },
     topology.PROFILE_API: {topology.PROFILES_TABLE: READ_WRITE, topology.LEDGER_TABLE: READ_WRITE},
     topology.OPERATIONS: {topology.PROFILES_TABLE: READ_WRITE, topology.LEDGER_TABLE: READ_WRITE},  # migrations

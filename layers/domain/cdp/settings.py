@@ -151,6 +151,8 @@ class SendSettings(
     ProfilesTable,
     LedgerTable,
     CampaignsTable,
+    OffersTable,
+    EventBus,
     DataBucket,
     Senders,
     ChannelRouting,

@@ -214,6 +214,8 @@ SEND = FunctionSpec(
         PROFILES_TABLE.env_var,
         LEDGER_TABLE.env_var,
         CAMPAIGNS_TABLE.env_var,  # the brand's stop switch, checked per batch
+        OFFERS_TABLE.env_var,  # a step's catalog offer, issued to each recipient as the message leaves
+        EVENT_BUS_ENV,  # the coupon_issued events of those offers, for the timelines
         DATA_BUCKET_ENV,
         SMS_ORIGINATION_ENV,
         EMAIL_FROM_ENV,

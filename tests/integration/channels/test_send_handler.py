@@ -69,6 +69,8 @@ def env(aws: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[DynamoIdentitySto
         "PROFILES_TABLE": topology.PROFILES_TABLE.local_name,
         "LEDGER_TABLE": topology.LEDGER_TABLE.local_name,
         "CAMPAIGNS_TABLE": topology.CAMPAIGNS_TABLE.local_name,
+        "OFFERS_TABLE": topology.OFFERS_TABLE.local_name,
+        "EVENT_BUS_NAME": topology.EVENT_BUS_LOCAL_NAME,
         "DATA_BUCKET": BUCKET,
         "SMS_ORIGINATION_IDENTITY": "pool-local",
         "EMAIL_FROM_ADDRESS": aws.sender,

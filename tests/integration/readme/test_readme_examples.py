@@ -106,6 +106,9 @@ def test_the_readme_examples_run_in_order_from_another_directory(served: LocalAp
     assert re.search(r"accepted\s+│\s+6\s+│", out) and re.search(r"member_card\s+│ M20240001", out), out  # import
     assert re.search(r"rows\s+│\s+465\s+│", out) and re.search(r"tag history entries\s+│\s+[1-9]", out), out  # history
     assert "created active_buyers" in out and "created winter_cake_sms" in out, out
+    # the coupon: issued (50.00 reserved), then redeemed by the till's order that used its code (50.00 spent)
+    assert "50.00 CNY reserved, 0.00 CNY spent" in out and "0.00 CNY reserved, 50.00 CNY spent" in out, out
+    assert re.search(r"redeemed\s+│", out), out
     # winter_cake_sms: the sample customer, who opted in to SMS, while her order is under a year old (as the README
     # says; after that her lifecycle is churned)
     expected = 1 if datetime.now(UTC) - SAMPLE_ORDER_AT < timedelta(days=365) else 0

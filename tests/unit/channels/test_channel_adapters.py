@@ -114,6 +114,8 @@ def test_outbox_setting_routes_every_channel_to_the_outbox(monkeypatch: pytest.M
         "PROFILES_TABLE": "cdp-profiles",
         "LEDGER_TABLE": "cdp-ledger",
         "CAMPAIGNS_TABLE": "cdp-campaigns",
+        "OFFERS_TABLE": "cdp-offers",
+        "EVENT_BUS_NAME": "cdp-bus",
         "SEND_DLQ_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/cdp-send-dlq",
         "DATA_BUCKET": "cdp-data",
         "SMS_ORIGINATION_IDENTITY": "pool-abc",

@@ -155,6 +155,7 @@ OUTCOMES = (
     "suppressed_frequency_cap",
     "suppressed_global_control",
     "suppressed_list",
+    "suppressed_offer",
     "deferred_quiet_hours",
     "held_stop_switch",
 )

@@ -101,9 +101,21 @@ class Template(_Frozen):
 
 
 class Offer(_Frozen):
-    coupon_id: Token
+    """A catalog offer issued to each recipient as the message leaves (`offer_id`), or a fixed code (`coupon_id`,
+    `code`) printed as written; mirrors `cdp.channels.models.Offer`."""
+
+    offer_id: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+    coupon_id: Token | None = None
     code: str | None = Field(default=None, min_length=1, max_length=64)
     description: str | None = Field(default=None, max_length=500)
+
+    @model_validator(mode="after")
+    def _named(self) -> Offer:
+        if self.offer_id is None and self.coupon_id is None:
+            raise ValueError("an offer names a catalog offer_id, or a coupon_id with its code")
+        if self.offer_id is not None and self.code is not None:
+            raise ValueError("a catalog offer's code is issued per person: remove `code`")
+        return self
 
 
 class Touch(_Frozen):

@@ -48,9 +48,28 @@ class MessageTemplate(_Frozen):
 
 
 class Offer(_Frozen):
-    coupon_id: Token
+    """What a message offers: a catalog offer issued to each recipient as the message leaves (`offer_id`: a code
+    of their own, a budget hold, a coupon_issued event), or a fixed code printed as written (`coupon_id`, `code`)."""
+
+    offer_id: str | None = Field(
+        default=None, pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$", description="a catalog offer (cdp offer define)"
+    )
+    coupon_id: Token | None = None
     code: str | None = Field(default=None, min_length=1, max_length=64, description="the code shown to the person")
     description: str | None = Field(default=None, max_length=500)
+
+    @model_validator(mode="after")
+    def _named(self) -> Offer:
+        if self.offer_id is None and self.coupon_id is None:
+            raise ValueError("an offer names a catalog offer_id, or a coupon_id with its code")
+        if self.offer_id is not None and self.code is not None:
+            raise ValueError("a catalog offer's code is issued per person: remove `code`")
+        return self
+
+    @property
+    def reference(self) -> str:
+        """The id recorded on the message (the catalog offer's, else the coupon's)."""
+        return self.offer_id or self.coupon_id or ""
 
 
 class SendBatchRequest(_Frozen):
@@ -126,6 +145,9 @@ class SendBatchResult(BaseModel):
     suppressed_frequency_cap: int = Field(default=0, description="not sent: a frequency cap of the brand was reached")
     suppressed_global_control: int = Field(default=0, description="not sent: in the brand's global control group")
     suppressed_list: int = Field(default=0, description="not sent: on one of the brand's suppression lists")
+    suppressed_offer: int = Field(
+        default=0, description="not sent: the step's offer could not be issued (out of stock, limit, budget)"
+    )
     failed: int = 0
     by_channel: dict[str, int] = Field(
         default_factory=dict, description="messages sent per delivering channel (outbox when routed there)"

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from cdp.channels.models import ChannelName, DeliveryReceipt, OutboundMessage
-from cdp.errors import ChannelError
+from cdp.errors import CdpError, ChannelError
 
 
 class DeliveryRejected(ChannelError):
@@ -77,3 +77,23 @@ class StopSwitch(ABC):
     @abstractmethod
     def stopped(self, brand_id: str) -> str | None:
         """Why the brand's campaigns are stopped (who, and the reason), or None when they may send."""
+
+
+@dataclass(frozen=True)
+class IssuedOffer:
+    """An offer issued to the recipient at send time: what the template shows as {{ offer.code }}."""
+
+    code: str | None
+    valid_until: datetime
+
+
+class OfferNotIssuedError(CdpError):
+    """The step's offer could not be issued to this person (out of stock, their limit, the budget): not sent."""
+
+
+class OfferIssuer(ABC):
+    """Issues a catalog offer to a recipient as their message leaves (`cdp.channels.offers.WalletOffers`)."""
+
+    @abstractmethod
+    def issue(self, brand_id: str, offer_id: str, person_id: str, issue_id: str) -> IssuedOffer:
+        """Once per `issue_id` (the message id: a retried send shows the same code); OfferNotIssuedError."""

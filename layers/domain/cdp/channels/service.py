@@ -3,9 +3,10 @@ deliver, record. Pure domain: every AWS effect goes through a port."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import partial
 from typing import Any, Literal
 
 from cdp.channels.contact import ContactRules
@@ -15,6 +16,8 @@ from cdp.channels.ports import (
     Channel,
     ClaimOutcome,
     DeliveryRejected,
+    OfferIssuer,
+    OfferNotIssuedError,
     SendKey,
     SendLedger,
     StopSwitch,
@@ -182,6 +185,7 @@ def send_batch(
     links: LinkTracking | None = None,
     switch: StopSwitch | None = None,
     contact: ContactRules | None = None,
+    offers: OfferIssuer | None = None,
 ) -> SendBatchResult:
     """Deliver the batch; one person's failure never loses the others. Raises ChannelError only when nothing of the
     batch was delivered and something failed (so the state machine retries); failed sends stay claimable."""
@@ -207,7 +211,7 @@ def send_batch(
     seen_survivors: set[str] = set()
     current = profiles.get_many(unique)  # the batch's profiles read together (merges followed, as by get)
     for person_id in unique:
-        _send_one(batch, current.get(person_id), ledger, channels, seen_survivors, links)
+        _send_one(batch, current.get(person_id), ledger, channels, seen_survivors, links, offers)
 
     result = batch.result
     logger.info("send batch done", **result.model_dump(exclude={"failures", "by_channel"}))
@@ -246,6 +250,7 @@ def _send_one(
     channels: Mapping[str, Channel],
     seen_survivors: set[str],
     links: LinkTracking | None = None,
+    offers: OfferIssuer | None = None,
 ) -> None:
     request, result = batch.request, batch.result
     if profile is None:
@@ -259,15 +264,7 @@ def _send_one(
     seen_survivors.add(person_id)
     message_id = message_id_for(request.campaign_id, request.step, person_id)
     marketing = request.purpose == "marketing" and not request.test  # a test send is for the seed list only
-    excluded = batch.contact.excluded(profile) if batch.contact is not None and request.purpose == "marketing" else None
-    if request.test and excluded == "global_control":
-        excluded = None  # a seed (staff) may fall in the control group; a suppression list still holds for tests
-    if excluded is not None:  # the global control group or a suppression list: no marketing at all
-        if excluded == "global_control":
-            result.suppressed_global_control += 1
-        else:
-            result.suppressed_list += 1
-        batch.record(person_id, message_id, f"suppressed_{excluded}")
+    if _excluded(batch, profile, message_id):
         return
     chosen = choose_channel(profile, request, batch.now)
     if chosen == "suppressed_no_consent":
@@ -285,17 +282,7 @@ def _send_one(
         batch.contact.deferrals.defer(alone, until)
         result.deferred_quiet_hours += 1
         return
-    try:
-        context = template_context(profile, request, batch.now.date())
-        subject = render(request.template.subject, context) if request.template.subject else None
-        body = render(request.template.body, context)
-        if links is not None:
-            body = links.wrap(body, message_id, request, name, address_key(name, address), profile.brand_id)
-    except TemplateRenderError as exc:
-        batch.render_failures += 1
-        batch.fail(person_id, message_id, exc.message, channel=name)
-        return
-    message = OutboundMessage(
+    draft = OutboundMessage(
         message_id=message_id,
         campaign_id=request.campaign_id,
         run_id=request.run_id,
@@ -304,17 +291,77 @@ def _send_one(
         person_id=person_id,
         address=address.value,
         address_scope=address.scope,
-        subject=subject,
-        body=body,
-        coupon_id=request.offer.coupon_id if request.offer else None,
+        body="",
+        coupon_id=request.offer.reference if request.offer else None,
         created_at=batch.now,
     )
-    _deliver(batch, message, ledger, channels[name], profile.brand_id)
+    compose: Callable[[], OutboundMessage] = _Composer(batch, profile, draft, address_key(name, address), links, offers)
+    if request.offer is None or request.offer.offer_id is None:  # nothing to issue: a bad template claims nothing
+        try:
+            ready = compose()
+        except TemplateRenderError as exc:
+            batch.render_failures += 1
+            batch.fail(person_id, message_id, exc.message, channel=name)
+            return
+        compose = lambda: ready  # noqa: E731 - composed already
+    _deliver(batch, draft, compose, ledger, channels[name], profile.brand_id)
 
 
-def _deliver(batch: _Batch, message: OutboundMessage, ledger: SendLedger, channel: Channel, brand_id: str) -> None:
-    """Claim in the ledger, call the channel, make the record final."""
-    result, person_id, message_id = batch.result, message.person_id, message.message_id
+def _excluded(batch: _Batch, profile: Profile, message_id: str) -> bool:
+    """The global control group or a suppression list: no marketing at all (recorded)."""
+    request, result = batch.request, batch.result
+    excluded = batch.contact.excluded(profile) if batch.contact is not None and request.purpose == "marketing" else None
+    if request.test and excluded == "global_control":
+        excluded = None  # a seed (staff) may fall in the control group; a suppression list still holds for tests
+    if excluded is None:
+        return False
+    if excluded == "global_control":
+        result.suppressed_global_control += 1
+    else:
+        result.suppressed_list += 1
+    batch.record(profile.person_id, message_id, f"suppressed_{excluded}")
+    return True
+
+
+@dataclass(frozen=True)
+class _Composer:
+    """The message as it leaves: the step's catalog offer issued to the person (once per message id), then the
+    template rendered with its code; called only once the claim and the caps let the message go."""
+
+    batch: _Batch
+    profile: Profile
+    draft: OutboundMessage
+    address_key: str
+    links: LinkTracking | None
+    offers: OfferIssuer | None
+
+    def __call__(self) -> OutboundMessage:
+        request, draft, profile = self.batch.request, self.draft, self.profile
+        offer = request.offer.model_dump(mode="json") if request.offer else None
+        if request.offer is not None and request.offer.offer_id is not None:
+            if self.offers is None:
+                raise OfferNotIssuedError("no offer issuer is wired for catalog offers")
+            issued = self.offers.issue(profile.brand_id, request.offer.offer_id, draft.person_id, draft.message_id)
+            offer = {**(offer or {}), "code": issued.code, "valid_until": issued.valid_until.isoformat()}
+        context = template_context(profile, request, self.batch.now.date()) | {"offer": offer}
+        subject = render(request.template.subject, context) if request.template.subject else None
+        body = render(request.template.body, context)
+        if self.links is not None:
+            body = self.links.wrap(body, draft.message_id, request, draft.channel, self.address_key, profile.brand_id)
+        return draft.model_copy(update={"subject": subject, "body": body})
+
+
+def _deliver(
+    batch: _Batch,
+    draft: OutboundMessage,
+    compose: Callable[[], OutboundMessage],
+    ledger: SendLedger,
+    channel: Channel,
+    brand_id: str,
+) -> None:
+    """Claim in the ledger, pass the caps, compose the message (its offer issued only now that it leaves), call the
+    channel, make the record final."""
+    result, person_id, message_id, message = batch.result, draft.person_id, draft.message_id, draft
     key = SendKey(message.campaign_id, message.step, person_id)
     try:
         claim = ledger.claim(key, message_id, message.run_id, batch.now)
@@ -343,13 +390,24 @@ def _deliver(batch: _Batch, message: OutboundMessage, ledger: SendLedger, channe
         batch.record(person_id, message_id, "suppressed_frequency_cap", channel=message.channel)
         _release(ledger, key, claim.attempt_id, batch.now, person_id)
         return
+    withdraw = partial(_withdraw, batch, ledger, key, claim.attempt_id, draft, brand_id, bool(caps))
+    try:
+        message = compose()
+    except (TemplateRenderError, OfferNotIssuedError) as exc:
+        if isinstance(exc, TemplateRenderError):
+            batch.render_failures += 1
+            batch.fail(person_id, message_id, exc.message, channel=message.channel)
+        else:
+            result.suppressed_offer += 1
+            batch.record(person_id, message_id, "suppressed_offer", channel=message.channel)
+            logger.info("offer not issued: message not sent", person_id=person_id, reason=str(exc))
+        withdraw()
+        return
     try:
         receipt = channel.send(message)
     except DeliveryRejected as exc:
         batch.fail(person_id, message_id, str(exc), channel=message.channel)
-        _release(ledger, key, claim.attempt_id, batch.now, person_id)  # certainly not sent: a retry may send at once
-        if contact is not None and caps:
-            contact.ledger.release(brand_id, person_id, message.channel, batch.now)
+        withdraw()  # certainly not sent: a retry may send at once
         return
     except ChannelError as exc:
         # Outcome unknown: the pending record keeps its lease, so no retry within the lease can send a second time.
@@ -364,6 +422,21 @@ def _deliver(batch: _Batch, message: OutboundMessage, ledger: SendLedger, channe
     # Keyed by the requested channel (what the campaign pays for), even when the local runtime routes it to the outbox.
     result.by_channel[message.channel] = result.by_channel.get(message.channel, 0) + 1
     batch.record(person_id, message_id, "sent", receipt.provider_id, channel=message.channel)
+
+
+def _withdraw(
+    batch: _Batch,
+    ledger: SendLedger,
+    key: SendKey,
+    attempt_id: str,
+    draft: OutboundMessage,
+    brand_id: str,
+    capped: bool,
+) -> None:
+    """A message that certainly did not leave: its claim and its place under the caps are given back."""
+    _release(ledger, key, attempt_id, batch.now, draft.person_id)
+    if batch.contact is not None and capped:
+        batch.contact.ledger.release(brand_id, draft.person_id, draft.channel, batch.now)
 
 
 def _release(ledger: SendLedger, key: SendKey, attempt_id: str, now: datetime, person_id: str) -> None:
