@@ -18,7 +18,7 @@ from cdp_local.cli_campaign import campaign_app
 from cdp_local.cli_identity import identity_app
 from cdp_local.cli_import import import_app
 from cdp_local.cli_migrate import migrate_app
-from cdp_local.cli_offer import budget_app, offer_app
+from cdp_local.cli_offer import budget_app, offer_app, promotion_app
 from cdp_local.cli_profile import profile_app
 from cdp_local.cli_replay import replay_app
 from cdp_local.cli_tags import tags_app
@@ -35,6 +35,7 @@ app.add_typer(audience_app, name="audience")
 app.add_typer(campaign_app, name="campaign")
 app.add_typer(offer_app, name="offer")
 app.add_typer(budget_app, name="budget")
+app.add_typer(promotion_app, name="promotion")
 app.add_typer(tags_app, name="tags")
 app.add_typer(migrate_app, name="migrate")
 console = Console()
@@ -166,6 +167,7 @@ class BenchSuite(StrEnum):
     INGEST = "ingest"
     TAGS = "tags"
     JOURNEYS = "journeys"
+    OFFERS = "offers"
     ALL = "all"
 
 
@@ -179,7 +181,8 @@ def bench(
         "profile-lookup: profile API latency over --persons; ingest: events/s per core through the ingest handler "
         "(canonical and Segment batches of 100) and AWS calls per event; tags: batch evaluation of 20 tags and an "
         "audience size over --profiles profiles and --tag-events events (DuckDB), and tag_update p50/p95 per event; "
-        "journeys: the AWS cost per 1M journey entries and sends, and trigger-to-send latency; all",
+        "journeys: the AWS cost per 1M journey entries and sends, and trigger-to-send latency; offers: promotion "
+        "evaluation p50/p95, the budget ledger under contention, the cost per 1M offers issued and redeemed; all",
     ),
     profiles: int = typer.Option(1_000_000, min=1000, help="profiles the tags suite generates"),
     tag_events: int = typer.Option(10_000_000, min=10_000, help="events the tags suite generates"),
@@ -219,6 +222,11 @@ def bench(
 
         with console.status("journeys: the same events with a journey paused, then live"):
             results |= journey_benchmark(max(100, events // 10))
+    if suite in (BenchSuite.OFFERS, BenchSuite.ALL):
+        from cdp_local.bench_offers import offers_benchmark
+
+        with console.status("offers: promotion evaluation, the budget ledger under contention, issue and redeem"):
+            results |= offers_benchmark()
     record(results, output / "results.json")
     table = Table(title="Benchmark", show_header=True)
     table.add_column("metric")

@@ -233,3 +233,76 @@ def _print_pool(balance: dict[str, Any]) -> None:
         f"{_money(total, currency)}; {_money(balance['reserved_minor'], currency)} reserved, "
         f"{_money(balance['committed_minor'], currency)} spent"
     )
+
+
+# ---- checkout promotions -----------------------------------------------------------------------------------------
+
+promotion_app = typer.Typer(help="Checkout promotions: 满减, 满赠, 满返, 满换; evaluate a cart.")
+
+
+@promotion_app.command("define")
+def define_promotions(
+    file: Path = typer.Argument(
+        ..., exists=True, dir_okay=False, help="one promotion, or `promotions:` with shared fields"
+    ),
+    url: str = UrlOption,
+    api_key: str = KeyOption,
+) -> None:
+    """Define promotions (a new one, or the new rules of one): a file of one, or of `promotions:` sharing its other
+    fields (brand_id, currency)."""
+    raw = read_definition(file)
+    items = raw.pop("promotions", None)
+    caller = ApiCaller(url, api_key)
+    for item in items if isinstance(items, list) else [raw]:
+        stored = caller.call("POST", "/v1/promotions", {**raw, **item} if items else item)
+        console.print(f"defined {escape(stored['promotion_id'])} ({escape(stored['name'])})")
+
+
+@promotion_app.command("list")
+def list_promotions(
+    brand: str = BrandOption, as_json: bool = JsonOption, url: str = UrlOption, api_key: str = KeyOption
+) -> None:
+    """The brand's checkout promotions."""
+    answer = ApiCaller(url, api_key).call("GET", "/v1/promotions", query={"brand_id": brand})
+    if as_json:
+        dump(answer)
+        return
+    for promotion in answer["promotions"]:
+        stacking = (
+            "exclusive" if promotion["exclusive"] else f"group {promotion['group']}" if promotion["group"] else ""
+        )
+        console.print(f"{escape(promotion['promotion_id'])}: {escape(promotion['name'])} {stacking}".rstrip())
+
+
+@promotion_app.command("evaluate")
+def evaluate_cart(
+    file: Path = typer.Argument(
+        ..., exists=True, dir_okay=False, help="a cart, .json or .yaml (or a sample: its `cart`)"
+    ),
+    as_json: bool = JsonOption,
+    url: str = UrlOption,
+    api_key: str = KeyOption,
+) -> None:
+    """What a cart earns: the combination applied, what it pays, and why each other promotion does not apply."""
+    raw = read_definition(file)
+    answer = ApiCaller(url, api_key).call("POST", "/v1/promotions/evaluate", raw.get("cart", raw))
+    if as_json:
+        dump(answer)
+        return
+    currency = answer["currency"]
+    for applied in answer["applied"]:
+        parts = [f"{_money(applied['discount_minor'], currency)} off"] if applied["discount_minor"] else []
+        parts += [f"{_money(applied['cashback_minor'], currency)} back"] if applied["cashback_minor"] else []
+        parts += [f"gift {applied['gift']['name']}"] if applied.get("gift") else []
+        parts += (
+            [f"{applied['trade_up']['name']} for {_money(applied['trade_up']['price_minor'], currency)}"]
+            if applied.get("trade_up")
+            else []
+        )
+        doubled = " (member day: doubled)" if applied["doubled"] else ""
+        console.print(f"[green]applied[/green] {escape(applied['promotion_id'])}: {escape(', '.join(parts))}{doubled}")
+    for refused in answer["not_applied"]:
+        console.print(f"not applied {escape(refused['promotion_id'])}: {escape(refused['reason'])}")
+    console.print(
+        f"lines {_money(answer['lines_total_minor'], currency)}, pays {_money(answer['payable_minor'], currency)}"
+    )

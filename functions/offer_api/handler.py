@@ -23,6 +23,7 @@ from cdp.ingest.ports import ApiClient
 from cdp.observability import logger, metrics, tracer
 from cdp.offers.catalog import Offer
 from cdp.offers.dynamodb import DynamoOfferStore
+from cdp.offers.promotions import Cart, Evaluation, Promotion
 from cdp.offers.service import (
     CodesRequest,
     IssueRequest,
@@ -30,6 +31,7 @@ from cdp.offers.service import (
     OfferList,
     OfferService,
     PoolList,
+    PromotionList,
     TopUpRequest,
     Wallet,
 )
@@ -243,6 +245,46 @@ def top_up(pool_id: str) -> Response[str]:
     client = _client()
     request = _parse(TopUpRequest, "top-up")
     return _ok(dependencies().service.top_up(_brand(client), unquote(pool_id), request, client))
+
+
+@app.post(
+    "/v1/promotions",
+    summary="Define a checkout promotion, or replace its rules (conditions, benefit, stacking, member days)",
+    tags=["promotions"],
+    responses=_docs({200: (Promotion, "replaced"), 201: (Promotion, "defined")}, (400, 401, 403, 422, 503)),
+    openapi_extensions=body(Promotion, "Promotion"),
+)
+def define_promotion() -> Response[str]:
+    client = _client()
+    promotion = _parse(Promotion, "promotion", _default_brand(client))
+    new = dependencies().service.define_promotion(promotion, client)
+    return _ok(promotion, 201 if new else 200)
+
+
+@app.get(
+    "/v1/promotions",
+    summary="The brand's checkout promotions",
+    tags=["promotions"],
+    responses=_docs({200: (PromotionList, "ok")}, (400, 401, 403, 503)),
+    openapi_extensions=_BRAND,
+)
+def list_promotions() -> Response[str]:
+    client = _client()
+    return _ok(dependencies().service.promotions(_brand(client), client))
+
+
+@app.post(
+    "/v1/promotions/evaluate",
+    summary="The promotions a cart earns, the combination it gets (largest benefit; ties: lower cost, priority) "
+    "and why each other one does not apply",
+    tags=["promotions"],
+    responses=_docs({200: (Evaluation, "ok")}, (400, 401, 403, 404, 422, 503)),
+    openapi_extensions=body(Cart, "Cart"),
+)
+def evaluate_cart() -> Response[str]:
+    client = _client()
+    cart = _parse(Cart, "cart", _default_brand(client))
+    return _ok(dependencies().service.evaluate(cart, client))
 
 
 @app.exception_handler(InvalidBodyError)

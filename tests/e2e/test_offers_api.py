@@ -191,3 +191,50 @@ def test_the_cli_defines_a_pool_and_the_sample_coupon_issues_it_by_phone_and_sho
         assert "xmas-50-off-300" in listed and "5,000" in listed
         bad = CliRunner().invoke(app, ["offer", "issue", "xmas-50-off-300", "--person", "", "--url", server.url])
         assert bad.exit_code == 1 and "person_id" in bad.output
+
+
+def test_promotions_are_defined_from_the_sample_catalog_and_a_sample_cart_is_evaluated_by_the_cli(
+    runtime: LocalRuntime,
+) -> None:
+    from pathlib import Path
+
+    from typer.testing import CliRunner
+
+    from cdp_local.cli import app
+    from cdp_local.http_server import LocalApiServer
+
+    promotions = Path(__file__).resolve().parents[2] / "events" / "promotions"
+    pool = {"brand_id": BRAND, "pool_id": "cashback-2026", "total_minor": 1000, "currency": "CNY"}
+    _ok(runtime, "POST", "/v1/budgets", pool)
+    with LocalApiServer(runtime, port=0) as server:
+
+        def cdp(*args: str) -> str:
+            result = CliRunner().invoke(app, [*args, "--url", server.url], catch_exceptions=False)
+            assert result.exit_code == 0, result.output
+            return result.output
+
+        assert cdp("promotion", "define", str(promotions / "catalog.yaml")).count("defined ") == 10
+        assert "cake-300-minus-50" in cdp("promotion", "list")
+        answer = json.loads(
+            cdp("promotion", "evaluate", str(promotions / "carts" / "member_day_doubles.json"), "--json")
+        )
+        # the whole catalog applies here: 满300减50 doubled on the member day, with the gift and the mug trade-up
+        applied = {a["promotion_id"]: a for a in answer["applied"]}
+        assert set(applied) == {"cake-300-minus-50", "candles-gift", "mug-trade-up"}, answer
+        assert applied["cake-300-minus-50"]["doubled"] and answer["payable_minor"] == 26800
+        # the cashback pool has 10.00 left: 5% of 368 (18.40) does not fit, and the answer says so
+        text = cdp("promotion", "evaluate", str(promotions / "carts" / "budget_exhausted.json"))
+        assert "budget pool cashback-2026 has 10.00 CNY left" in text
+    # A till's key evaluates carts of its own store only; a bad cart is a 422 naming the field
+    cart = {
+        "brand_id": BRAND,
+        "currency": "CNY",
+        "store_id": "sh02",
+        "lines": [{"sku": "A", "unit_price_minor": 1, "quantity": 1}],
+    }
+    till = "e2e-sh01-till-offers-key"
+    assert _call(runtime, "POST", "/v1/promotions/evaluate", cart, key=till)[0] == 403
+    assert _call(runtime, "POST", "/v1/promotions/evaluate", {**cart, "store_id": "sh01"}, key=till)[0] == 200
+    assert _call(runtime, "GET", f"/v1/promotions?brand_id={BRAND}", key=till)[0] == 403  # the catalog is brand-wide
+    status, bad = _call(runtime, "POST", "/v1/promotions/evaluate", {**cart, "lines": [{"sku": "A", "quantity": 0}]})
+    assert status == 422 and bad["errors"][0]["field"].startswith("lines[0]"), bad

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 EXTRA_VALIDATORS: dict[str, Callable[[Any], None]] = {}
@@ -170,3 +171,14 @@ def _signal(data: Any) -> None:
 
 EXTRA_VALIDATORS["signals/weather"] = _signal
 EXTRA_VALIDATORS["signals/location"] = _signal
+
+
+def _promotion_cart(data: Any) -> None:
+    from cdp.offers.promotions import Cart
+
+    Cart.model_validate(data["cart"])
+    assert {"applied", "discount_minor", "payable_minor"} <= set(data["expected"])
+
+
+for _path in (Path(__file__).resolve().parents[2] / "events" / "promotions" / "carts").glob("*.json"):
+    EXTRA_VALIDATORS[f"promotions/carts/{_path.stem}"] = _promotion_cart

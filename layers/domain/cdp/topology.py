@@ -456,6 +456,9 @@ API_ROUTES: tuple[tuple[str, str, str], ...] = (
     ("POST", "/v1/budgets", OFFER_API.key),
     ("GET", "/v1/budgets", OFFER_API.key),
     ("POST", "/v1/budgets/{pool_id}/top-up", OFFER_API.key),
+    ("POST", "/v1/promotions", OFFER_API.key),
+    ("GET", "/v1/promotions", OFFER_API.key),
+    ("POST", "/v1/promotions/evaluate", OFFER_API.key),  # a till's key (store-scoped) evaluates its store's carts
 )
 """(method, path, function key): the HTTP API routes, each integrated with one function from FUNCTIONS."""
 

@@ -24,7 +24,7 @@ from cdp.budgets.dynamodb import DynamoBudgetLedger
 from cdp.budgets.ledger import BudgetExhaustedError, BudgetPool, HoldError
 from cdp.errors import ConflictError
 from cdp_local.runtime.core import create_table
-from tests.fakes.atomic_moto import atomic_dynamodb
+from cdp_local.runtime.moto_atomic import atomic_dynamodb
 
 BRAND = "bakery"
 T0 = datetime(2026, 12, 6, tzinfo=UTC)

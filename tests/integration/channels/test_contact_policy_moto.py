@@ -23,7 +23,7 @@ from cdp.channels.service import send_batch
 from cdp.org import FrequencyCap, OrgDirectory
 from cdp.profile.models import ConsentState, Profile, Traits
 from cdp_local.runtime.core import create_table
-from tests.fakes.atomic_moto import atomic_dynamodb
+from cdp_local.runtime.moto_atomic import atomic_dynamodb
 from tests.fakes.channels import InMemorySendLedger, RecordingChannel
 from tests.fakes.profiles import InMemoryProfiles
 

@@ -35,8 +35,8 @@ from cdp.profile.models import Profile
 from cdp.shared.envelope import Publishable
 from cdp.shared.ports import EventPublisher
 from cdp_local.runtime.core import create_table
+from cdp_local.runtime.moto_atomic import atomic_dynamodb
 from cdp_local.runtime.moto_speedups import fast_dynamodb_responses, fast_transactions, partition_queries
-from tests.fakes.atomic_moto import atomic_dynamodb
 from tests.fakes.identity_oracle import assert_converged, usable_keys
 
 WORKERS = 8

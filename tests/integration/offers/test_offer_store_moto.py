@@ -22,7 +22,7 @@ from cdp.offers.catalog import Offer
 from cdp.offers.dynamodb import DynamoOfferStore
 from cdp.offers.wallet import OfferUnavailableError, RedemptionError
 from cdp_local.runtime.core import create_table
-from tests.fakes.atomic_moto import atomic_dynamodb
+from cdp_local.runtime.moto_atomic import atomic_dynamodb
 
 BRAND = "bakery"
 T0 = datetime(2026, 12, 6, 2, tzinfo=UTC)

@@ -23,6 +23,7 @@ from cdp.budgets.dynamodb import DynamoBudgetLedger, reasons, transact
 from cdp.budgets.ledger import Hold
 from cdp.errors import ConflictError, InvalidInputError, NotFoundError, StoreError
 from cdp.offers.catalog import Offer
+from cdp.offers.promotions import Promotion
 from cdp.offers.wallet import OfferStore, OfferUnavailableError, RedemptionError, StoredOffer, WalletEntry
 from cdp.shared.aws import client as default_client
 from cdp.shared.time import iso, parse_iso
@@ -156,6 +157,24 @@ class DynamoOfferStore(OfferStore):
         found = self.get(brand_id, offer_id)
         assert found is not None
         return found
+
+    # ---- checkout promotions -------------------------------------------------------------------------------------
+
+    def put_promotion(self, promotion: Promotion) -> bool:
+        key = {PK: {"S": f"PROMO#{promotion.brand_id}"}, SK: {"S": promotion.promotion_id}}
+        try:
+            answer = self._db.put_item(
+                TableName=self._table,
+                Item={**key, "doc": {"S": promotion.model_dump_json()}},
+                ReturnValues="ALL_OLD",
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise StoreError(f"storing promotion {promotion.promotion_id} failed: {exc}") from exc
+        return "Attributes" not in answer
+
+    def promotions(self, brand_id: str) -> list[Promotion]:
+        items = self._query({":pk": {"S": f"PROMO#{brand_id}"}})
+        return [Promotion.model_validate_json(i["doc"]["S"]) for i in items]
 
     # ---- issue --------------------------------------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field, ValidationError
 
@@ -21,11 +22,13 @@ from cdp.ingest.ports import ApiClient
 from cdp.ingest.service import packed
 from cdp.observability import logger
 from cdp.offers.catalog import Offer
+from cdp.offers.promotions import Cart, Evaluation, Promotion, evaluate
 from cdp.offers.wallet import OfferStore, StoredOffer, WalletEntry
 from cdp.org import OrgDirectory
 from cdp.profile.ports import ProfileReader
 from cdp.shared.ports import EventPublisher
 from cdp.shared.time import utc_now
+from cdp.tags.selection import AUDIENCE_PREFIX
 
 READ_SCOPE = OFFERS_READ_SCOPE
 WRITE_SCOPE = OFFERS_WRITE_SCOPE
@@ -57,6 +60,11 @@ class CodesRequest(BaseModel):
 class TopUpRequest(BaseModel):
     amount_minor: int = Field(gt=0, le=10**15)
     op_id: str = Field(min_length=1, max_length=160, pattern=r"^[A-Za-z0-9_.:#@/+=-]+$", description="once per id")
+
+
+class PromotionList(BaseModel):
+    brand_id: str
+    promotions: list[Promotion]
 
 
 class OfferList(BaseModel):
@@ -138,6 +146,52 @@ class OfferService:
                 raise InvalidInputError(f"code {code} is in the list twice", f"codes[{i}]")
             seen.add(code)
         return self.store.import_codes(brand_id, offer_id, request.codes)
+
+    # ---- checkout promotions -------------------------------------------------------------------------------------
+
+    def define_promotion(self, promotion: Promotion, client: ApiClient) -> bool:
+        """Store it (a new one, or the new rules of one); whether it is new."""
+        authorize_offers(client, self.org, promotion.brand_id, WRITE_SCOPE)
+        if (
+            promotion.budget_pool is not None
+            and self.budgets.balance(promotion.brand_id, promotion.budget_pool) is None
+        ):
+            raise InvalidInputError(
+                f"no budget pool {promotion.budget_pool} in brand {promotion.brand_id}", "budget_pool"
+            )
+        return self.store.put_promotion(promotion)
+
+    def promotions(self, brand_id: str, client: ApiClient) -> PromotionList:
+        authorize_offers(client, self.org, brand_id, READ_SCOPE)
+        return PromotionList(brand_id=brand_id, promotions=self.store.promotions(brand_id))
+
+    def evaluate(self, cart: Cart, client: ApiClient) -> Evaluation:
+        """The promotions a cart earns and the combination it gets (`cdp.offers.promotions`). A till's key (scoped to
+        a store) evaluates carts of its own store; the person, when named, gives their level and audiences."""
+        authorize(client, READ_SCOPE)
+        if not client.org_scope.contains(self.org, cart.brand_id, cart.store_id):
+            raise ForbiddenError(f"the key of {client.name} is limited to {client.org_scope.label}")
+        if cart.person_id is not None:
+            cart = self._with_member(cart)
+        promotions = self.store.promotions(cart.brand_id)
+        budgets: dict[str, int] = {}
+        for pool in {p.budget_pool for p in promotions if p.budget_pool}:
+            balance = self.budgets.balance(cart.brand_id, pool)
+            budgets[pool] = balance.available_minor if balance else 0
+        zone = ZoneInfo(self.org.brand(cart.brand_id).timezone)
+        return evaluate(cart, promotions, zone, cart.at or self.now(), budgets)
+
+    def _with_member(self, cart: Cart) -> Cart:
+        profile = self.profiles.get(cart.person_id or "")
+        if profile is None or profile.brand_id != cart.brand_id:
+            raise NotFoundError(f"no person {cart.person_id} in brand {cart.brand_id}")
+        audiences = [
+            name.removeprefix(AUDIENCE_PREFIX)
+            for name, tag in profile.tags.items()
+            if name.startswith(AUDIENCE_PREFIX) and tag.value is True
+        ]
+        level = cart.member_level or profile.traits.member_level
+        return cart.model_copy(update={"member_level": level, "audiences": sorted({*cart.audiences, *audiences})})
 
     # ---- budget pools -------------------------------------------------------------------------------------------
 

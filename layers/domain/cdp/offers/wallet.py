@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cdp.errors import CdpError, ConflictError
 from cdp.offers.catalog import Offer, OfferKind
+from cdp.offers.promotions import Promotion
 
 WalletState = Literal["issued", "redeemed", "expired"]
 OfferStatus = Literal["active", "retired"]
@@ -90,6 +91,13 @@ class OfferStore(ABC):
     @abstractmethod
     def import_codes(self, brand_id: str, offer_id: str, codes: Sequence[str]) -> StoredOffer:
         """Append codes to an offer whose codes are imported (each issue takes the next one)."""
+
+    @abstractmethod
+    def put_promotion(self, promotion: Promotion) -> bool:
+        """Store a checkout promotion, replacing one of the same id; whether it is new."""
+
+    @abstractmethod
+    def promotions(self, brand_id: str) -> list[Promotion]: ...
 
     @abstractmethod
     def issue(self, stored: StoredOffer, person_id: str, issue_id: str, now: datetime) -> tuple[WalletEntry, bool]:

@@ -1,5 +1,5 @@
-"""moto's DynamoDB backend is not thread-safe; DynamoDB applies each request atomically. Tests that run parallel
-writers serialise the backend's operations, one request at a time, as the service does."""
+"""moto's DynamoDB backend is not thread-safe; DynamoDB applies each request atomically. Tests and benchmarks that run
+parallel writers serialise the backend's operations, one request at a time, as the service does."""
 
 from __future__ import annotations
 
@@ -28,6 +28,6 @@ def atomic_dynamodb() -> Iterator[None]:
 
         return call
 
-    methods = {name: atomic(getattr(DynamoDBBackend, name)) for name in ATOMIC_OPERATIONS}
+    methods: dict[str, Any] = {name: atomic(getattr(DynamoDBBackend, name)) for name in ATOMIC_OPERATIONS}
     with mock.patch.multiple(DynamoDBBackend, **methods):
         yield
