@@ -34,6 +34,7 @@ from cdp.ingest.auth import authenticate
 from cdp.ingest.aws import SecretsManagerKeyring
 from cdp.ingest.ports import ApiClient
 from cdp.observability import logger, metrics, tracer
+from cdp.offers.dynamodb import DynamoOfferStore
 from cdp.org import OrgDirectory, load_org
 from cdp.privacy.aws import privacy_ports
 from cdp.privacy.models import ErasureReceipt, PersonExport
@@ -71,6 +72,7 @@ def dependencies() -> Dependencies:
         org,
         default_phone_region=s.default_phone_region,
         privacy=PrivacyStores(privacy.records, privacy.archive, privacy.ledger),
+        wallets=DynamoOfferStore(s.offers_table),
     )
     return Dependencies(
         api=api,

@@ -97,6 +97,8 @@ def test_a_coupon_is_issued_to_a_wallet_and_redeemed_by_the_order_that_uses_its_
     # Then the wallet shows it redeemed for that order, and the pool spent 50 once, the other hold still reserved
     wallet = _ok(runtime, "GET", f"/v1/wallets/{person}?brand_id={BRAND}")
     assert wallet["counts"] == {"redeemed": 1}
+    view = _ok(runtime, "GET", f"/v1/profiles/{person}")  # the 360 view shows the wallet too
+    assert [(e["offer_id"], e["state"]) for e in view["wallet"]] == [("e2e-50-off-300", "redeemed")]
     assert wallet["entries"][0]["order_id"] == "E2E-ORDER-1"
     [balance] = [
         p for p in _ok(runtime, "GET", f"/v1/budgets?brand_id={BRAND}")["pools"] if p["pool"]["pool_id"] == "e2e-xmas"

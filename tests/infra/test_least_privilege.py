@@ -185,7 +185,11 @@ TABLE_ACCESS: dict[topology.FunctionSpec, dict[topology.TableSpec, str]] = {
         topology.CAMPAIGNS_TABLE: "GetItem + PutItem + UpdateItem",  # stop switch; held sends; journey outcomes
         topology.OFFERS_TABLE: READ_WRITE,  # a step's offer issued: wallet, code, budget hold
     },
-    topology.PROFILE_API: {topology.PROFILES_TABLE: READ_WRITE, topology.LEDGER_TABLE: READ_WRITE},
+    topology.PROFILE_API: {
+        topology.PROFILES_TABLE: READ_WRITE,
+        topology.LEDGER_TABLE: READ_WRITE,
+        topology.OFFERS_TABLE: READ_ONLY,  # the wallet in the 360 view
+    },
     topology.OPERATIONS: {topology.PROFILES_TABLE: READ_WRITE, topology.LEDGER_TABLE: READ_WRITE},  # migrations
     topology.FILE_IMPORT: {topology.LEDGER_TABLE: READ_WRITE},
     topology.HISTORY_IMPORT: {topology.PROFILES_TABLE: READ_WRITE, topology.LEDGER_TABLE: READ_WRITE},

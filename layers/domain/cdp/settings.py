@@ -162,7 +162,9 @@ class SendSettings(
     pass
 
 
-class ProfileApiSettings(Observability, ProfilesTable, LedgerTable, DataBucket, EventBus, ApiKeys, PhoneRegion):
+class ProfileApiSettings(
+    Observability, ProfilesTable, LedgerTable, OffersTable, DataBucket, EventBus, ApiKeys, PhoneRegion
+):
     """The profile API: reads and edits profiles, runs identity operations, and erases/exports (privacy)."""
 
 

@@ -235,6 +235,7 @@ PROFILE_API = FunctionSpec(
         *_COMMON_ENV,
         PROFILES_TABLE.env_var,
         LEDGER_TABLE.env_var,
+        OFFERS_TABLE.env_var,  # the wallet in the 360 view
         DATA_BUCKET_ENV,
         EVENT_BUS_ENV,
         API_KEYS_SECRET_ENV,

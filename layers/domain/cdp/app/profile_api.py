@@ -42,6 +42,7 @@ from cdp.identity.service import IdentityOperations, OperationResult, resolve_ev
 from cdp.ingest.auth import EDIT_PROFILES_SCOPE, ERASE_SCOPE, MERGE_SCOPE, READ_PROFILES_SCOPE, authorize
 from cdp.ingest.events import MessageChannel, parse_event
 from cdp.ingest.ports import ApiClient
+from cdp.offers.wallet import OfferStore
 from cdp.org import BrandConfig, OrgDirectory, ScopeRef
 from cdp.privacy.models import ErasureReceipt, PersonExport
 from cdp.privacy.ports import DataArchive, LedgerRecords, PersonRecords
@@ -251,7 +252,9 @@ class ProfileApi:
         privacy: PrivacyStores,
         default_phone_region: str = "CN",
         now: Callable[[], datetime] = utc_now,
+        wallets: OfferStore | None = None,
     ) -> None:
+        self._wallets = wallets
         self._privacy = privacy
         self._reader = reader
         self._identity = identity
@@ -298,6 +301,9 @@ class ProfileApi:
         )
         if view is None:  # pragma: no cover - _visible checked the scope
             raise NotFoundError(f"no person {requested_id}")
+        if self._wallets is not None:
+            entries = [e for pid in people for e in self._wallets.wallet(profile.brand_id, pid)]
+            view = view.model_copy(update={"wallet": sorted(entries, key=lambda e: e.issued_at, reverse=True)})
         return view
 
     def _summaries(self, result: OperationResult, scope: ScopeRef) -> list[PersonSummary]:

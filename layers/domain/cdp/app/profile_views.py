@@ -28,6 +28,7 @@ from cdp.ingest.events import (
     OrderReturnedEvent,
     ReviewPostedEvent,
 )
+from cdp.offers.wallet import WalletEntry
 from cdp.org import BrandConfig, OrgDirectory, ScopeRef
 from cdp.profile import keys
 from cdp.profile.edits import EditRecord
@@ -319,6 +320,9 @@ class ProfileView(PersonSummary):
     consent: dict[str, ConsentState]
     merge_history: list[LineageView]
     edits: list[EditRecord]
+    wallet: list[WalletEntry] = Field(
+        default_factory=list, description="offers issued to the person (and to persons merged into them), newest first"
+    )
     list_limit: int = Field(description="orders, returns, reviews and messages list at most this many, newest first")
 
 
