@@ -18,6 +18,7 @@ from cdp.ingest.events import parse_event
 from cdp.observability import logger, metrics, tracer
 from cdp.offers.dynamodb import DynamoOfferStore
 from cdp.offers.service import OfferService
+from cdp.offers.wallet import RedemptionError
 from cdp.org import load_org
 from cdp.profile.dynamodb import DynamoProfileStore
 from cdp.settings import OfferEventsSettings, get_settings
@@ -54,7 +55,10 @@ def record_handler(record: CouponUsedRecord) -> None:
 
     def redeem(_: int, raw: dict[str, Any]) -> None:
         event = parse_event(raw)
-        happened = service().redeem_from(event)
+        try:
+            happened = service().redeem_from(event)
+        except RedemptionError as exc:  # never right on a retry: parked alone, with its reason
+            raise ValueError(f"event {event.event_id}: {exc}") from exc
         if happened:
             logger.info("coupon redeemed", what=happened, event_id=event.event_id)
             metrics.add_metric(name="CouponsRedeemed", unit="Count", value=1)

@@ -168,3 +168,20 @@ def test_a_redemption_spends_the_real_discount_once_and_expiry_releases_the_rest
     store.redeem(late, "order-9", 1_000, T0 + timedelta(days=15))
     assert balance(store) == (95_800, 0, 4_200)
     assert kept.state == "issued"
+
+
+def test_an_ended_offer_issues_nothing_and_a_code_the_brand_already_uses_is_skipped(store: DynamoOfferStore) -> None:
+    ended = store.define(coupon("ended", validity={"ends_at": "2026-12-01T00:00:00Z"}), "marketer", T0)
+    with pytest.raises(OfferUnavailableError, match="ended") as caught:
+        store.issue(ended, "p1", "e1", T0)
+    assert caught.value.reason == "ended"
+    # Given two offers importing the same till code: the second skips it and issues its next one
+    for offer_id in ("pos-a", "pos-b"):
+        raw = coupon(offer_id).model_dump()
+        raw["coupon"] |= {"codes": "imported", "code_prefix": ""}
+        store.define(Offer.model_validate(raw), "marketer", T0)
+    a = store.import_codes(BRAND, "pos-a", ["SAME-1"])
+    b = store.import_codes(BRAND, "pos-b", ["SAME-1", "B-2"])
+    assert store.issue(a, "p1", "a1", T0)[0].code == "SAME-1"
+    assert store.issue(b, "p2", "b1", T0)[0].code == "B-2"
+    assert store.by_code(BRAND, "SAME-1") is not None and store.by_code(BRAND, "SAME-1").person_id == "p1"  # type: ignore[union-attr]

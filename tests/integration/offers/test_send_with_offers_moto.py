@@ -107,3 +107,22 @@ def test_a_step_naming_a_catalog_offer_without_an_issuer_wired_sends_nothing(wor
     channel = RecordingChannel()
     result = send_batch(request(), profiles, profiles, InMemorySendLedger(), {"sms": channel}, T0)
     assert (result.sent, result.suppressed_offer) == (0, 2) and channel.sent == []
+
+
+def test_an_offer_store_failure_fails_the_person_and_gives_the_claim_back(world: Any) -> None:
+    from cdp.channels.ports import IssuedOffer, OfferIssuer
+    from cdp.errors import ChannelError, StoreError
+
+    _, profiles, _ = world
+
+    class Failing(OfferIssuer):
+        def issue(self, brand_id: str, offer_id: str, person_id: str, issue_id: str) -> IssuedOffer:
+            raise StoreError("the offers table throttled")
+
+    channel, ledger = RecordingChannel(), InMemorySendLedger()
+    with pytest.raises(ChannelError, match="issuing the step's offer failed"):  # nothing left: the batch retries
+        send_batch(request(), profiles, profiles, ledger, {"sms": channel}, T0, offers=Failing())
+    assert channel.sent == []
+    # and a retry of the batch with the store back sends it (the claims were given back, not leased away)
+    again = send_batch(request(), profiles, profiles, ledger, {"sms": channel}, T0, offers=WalletOffers(world[0]))
+    assert (again.sent, again.in_flight_skipped) == (1, 0)

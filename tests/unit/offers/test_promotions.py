@@ -152,3 +152,21 @@ def test_the_chosen_combination_is_the_best_of_all_combinations(rules: list[tupl
 def _alone(cart: Cart, promotion: Promotion) -> tuple[int, int]:
     [applied] = evaluate(cart, [promotion], SHANGHAI, datetime(2026, 12, 8, tzinfo=UTC)).applied
     return applied.customer_benefit_minor, applied.brand_cost_minor
+
+
+def test_promotions_sharing_a_pool_share_what_it_has_left() -> None:
+    def cashback(pid: str, amount: int) -> Promotion:
+        return Promotion.model_validate(
+            {"brand_id": "b", "promotion_id": pid, "name": pid, "currency": "CNY"}
+            | {"benefit": {"cashback_minor": amount}, "budget_pool": "pool"}
+        )
+
+    cart = Cart.model_validate(
+        {"brand_id": "b", "currency": "CNY", "lines": [{"sku": "A", "unit_price_minor": 10_000, "quantity": 1}]}
+    )
+    at = datetime(2026, 12, 8, tzinfo=UTC)
+    answer = evaluate(cart, [cashback("c1", 80), cashback("c2", 70)], SHANGHAI, at, {"pool": 100})
+    assert [a.promotion_id for a in answer.applied] == ["c1"] and answer.cashback_minor == 80
+    assert "budget pool pool does not cover it beside c1" in answer.not_applied[0].reason
+    both = evaluate(cart, [cashback("c1", 80), cashback("c2", 70)], SHANGHAI, at, {"pool": 150})
+    assert both.cashback_minor == 150

@@ -341,8 +341,15 @@ class _Composer:
         if request.offer is not None and request.offer.offer_id is not None:
             if self.offers is None:
                 raise OfferNotIssuedError("no offer issuer is wired for catalog offers")
+            # rendered first with a stand-in code: a template that cannot render issues nothing
+            stand_in = {**(offer or {}), "code": "X" * 12, "valid_until": self.batch.now.isoformat()}
+            self._render(stand_in)
             issued = self.offers.issue(profile.brand_id, request.offer.offer_id, draft.person_id, draft.message_id)
             offer = {**(offer or {}), "code": issued.code, "valid_until": issued.valid_until.isoformat()}
+        return self._render(offer)
+
+    def _render(self, offer: dict[str, Any] | None) -> OutboundMessage:
+        request, draft, profile = self.batch.request, self.draft, self.profile
         context = template_context(profile, request, self.batch.now.date()) | {"offer": offer}
         subject = render(request.template.subject, context) if request.template.subject else None
         body = render(request.template.body, context)
@@ -393,14 +400,16 @@ def _deliver(
     withdraw = partial(_withdraw, batch, ledger, key, claim.attempt_id, draft, brand_id, bool(caps))
     try:
         message = compose()
-    except (TemplateRenderError, OfferNotIssuedError) as exc:
+    except CdpError as exc:  # nothing left: the claim and the cap place go back
         if isinstance(exc, TemplateRenderError):
             batch.render_failures += 1
             batch.fail(person_id, message_id, exc.message, channel=message.channel)
-        else:
+        elif isinstance(exc, OfferNotIssuedError):
             result.suppressed_offer += 1
             batch.record(person_id, message_id, "suppressed_offer", channel=message.channel)
             logger.info("offer not issued: message not sent", person_id=person_id, reason=str(exc))
+        else:  # the offer store failed or lost to concurrent issues: a retry of the batch sends it
+            batch.fail(person_id, message_id, f"issuing the step's offer failed: {exc}", channel=message.channel)
         withdraw()
         return
     try:

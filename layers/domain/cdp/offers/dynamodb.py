@@ -22,6 +22,7 @@ from cdp import topology
 from cdp.budgets.dynamodb import DynamoBudgetLedger, reasons, transact
 from cdp.budgets.ledger import Hold
 from cdp.errors import ConflictError, InvalidInputError, NotFoundError, StoreError
+from cdp.observability import logger
 from cdp.offers.catalog import Offer
 from cdp.offers.promotions import Promotion
 from cdp.offers.wallet import OfferStore, OfferUnavailableError, RedemptionError, StoredOffer, WalletEntry
@@ -180,12 +181,17 @@ class DynamoOfferStore(OfferStore):
 
     def issue(self, stored: StoredOffer, person_id: str, issue_id: str, now: datetime) -> tuple[WalletEntry, bool]:
         offer = stored.offer
+        start, until = offer.validity.window(now)
+        if until <= now:
+            raise OfferUnavailableError(f"offer {offer.offer_id} ended {until.isoformat()}", "ended")
         for _ in range(ISSUE_ATTEMPTS):
+            earlier = self._entry(offer.brand_id, person_id, issue_id)
+            if earlier is not None:  # issued before under this id (checked first: it may hold the last code)
+                return earlier, False
             current = self.get(offer.brand_id, offer.offer_id)
             if current is None:
                 raise NotFoundError(f"no offer {offer.offer_id}")
             code, position = self._next_code(current)
-            start, until = offer.validity.window(now)
             entry = WalletEntry(
                 brand_id=offer.brand_id,
                 person_id=person_id,
@@ -208,30 +214,37 @@ class DynamoOfferStore(OfferStore):
             try:
                 transact(self._db, items, f"issuing {offer.offer_id} to {person_id}")
             except ClientError as exc:
-                codes = reasons(exc)
-                if codes[2] == FAILED:  # issued before under this id: the same issue
-                    found = self._entry(offer.brand_id, person_id, issue_id)
-                    if found is not None:
-                        return found, False
-                    continue
-                if codes[0] == FAILED:
-                    self._unavailable(current, position)
-                    continue  # an imported code taken by a concurrent issue: take the next
-                if codes[1] == FAILED:
-                    raise OfferUnavailableError(
-                        f"{person_id} already has {offer.per_person_limit} of offer {offer.offer_id}", "person_limit"
-                    ) from exc
-                if code is not None and codes[3] == FAILED:  # the code index
-                    if position is not None:
-                        raise ConflictError(f"imported code at {position} of {offer.offer_id} is in use") from exc
-                    continue  # a generated code met an existing one: draw another
-                if hold is not None:
-                    short = self.budgets.shortfall(hold, codes[4 + (code is not None) :])
-                    if short is not None:
-                        raise short from exc
-                raise StoreError(f"issuing {offer.offer_id} failed: {codes}") from exc
+                found = self._refused(exc, current, entry, position, hold)
+                if found is not None:
+                    return found, False
+                continue
             return entry, True
         raise ConflictError(f"issuing {offer.offer_id} to {person_id} kept losing to concurrent issues")
+
+    def _refused(
+        self, exc: ClientError, current: StoredOffer, entry: WalletEntry, position: int | None, hold: Hold | None
+    ) -> WalletEntry | None:
+        """Why an issue's transaction was refused: the entry issued before under its id (returned), a reason to
+        try again (None), or an error raised."""
+        offer, codes = current.offer, reasons(exc)
+        if codes[2] == FAILED:  # issued before under this id: the same issue
+            return self._entry(offer.brand_id, entry.person_id, entry.issue_id)
+        if codes[0] == FAILED:
+            self._unavailable(current, position)
+            return None  # an imported code taken by a concurrent issue: take the next
+        if codes[1] == FAILED:
+            raise OfferUnavailableError(
+                f"{entry.person_id} already has {offer.per_person_limit} of offer {offer.offer_id}", "person_limit"
+            ) from exc
+        if entry.code is not None and codes[3] == FAILED:  # the code index
+            if position is not None:  # an imported code the brand already uses: skipped, never issued twice
+                self._skip_code(current, position)
+            return None  # a generated code met an existing one: draw another
+        if hold is not None:
+            short = self.budgets.shortfall(hold, codes[4 + (entry.code is not None) :])
+            if short is not None:
+                raise short from exc
+        raise StoreError(f"issuing {offer.offer_id} failed: {codes}") from exc
 
     def _next_code(self, current: StoredOffer) -> tuple[str | None, int | None]:
         coupon = current.offer.coupon
@@ -244,6 +257,22 @@ class DynamoOfferStore(OfferStore):
         if item is None:
             raise OfferUnavailableError(f"offer {current.offer.offer_id} has no imported code left", "no_codes")
         return item["code"]["S"], position
+
+    def _skip_code(self, current: StoredOffer, position: int) -> None:
+        logger.warning(
+            "an imported code is in use already: skipped", offer_id=current.offer.offer_id, position=position
+        )
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key=_offer_key(current.offer.brand_id, current.offer.offer_id),
+                UpdateExpression="SET issued = issued + :one, skipped = if_not_exists(skipped, :zero) + :one",
+                ConditionExpression="issued = :n",
+                ExpressionAttributeValues={":one": _n(1), ":zero": _n(0), ":n": _n(position)},
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise StoreError(f"skipping a used code of {current.offer.offer_id} failed: {exc}") from exc
 
     def _unavailable(self, current: StoredOffer, position: int | None) -> None:
         """Why the offer's count refused the issue (raised), unless it only moved on (an imported code taken)."""

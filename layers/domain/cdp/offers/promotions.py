@@ -8,8 +8,8 @@ price); it is exclusive (alone), in a mutually exclusive group, or stackable, an
 `evaluate` is pure: every promotion is checked against the cart (each one's benefit on the cart's eligible lines at
 list price), then the combination chosen is the one that gives the customer the largest benefit, ties going to the
 lower cost for the brand, then to the higher priorities; every promotion not in it says why. Discounts together never
-exceed the lines they apply to. A budget pool short of a promotion's cost makes it not apply (the pool is debited
-when the order that used it arrives, not here).
+exceed the cart's lines. A budget pool short of a promotion's cost makes it not apply; promotions sharing a pool share
+what it has left. (Evaluation reads the pools; nothing debits them for promotions yet.)
 """
 
 from __future__ import annotations
@@ -297,7 +297,7 @@ def evaluate(
                 candidates.append((promotion, applied))
                 continue
         refused.append(NotApplied(promotion_id=promotion.promotion_id, reason=why))
-    best = _best(cart, candidates)
+    best = _best(cart, candidates, budgets)
     chosen_ids = {a.promotion_id for a in best}
     by_id = {p.promotion_id: p for p, _ in candidates}
     for promotion, applied in candidates:
@@ -319,7 +319,26 @@ def evaluate(
     )
 
 
-def _best(cart: Cart, candidates: Sequence[tuple[Promotion, Applied]]) -> list[Applied]:
+def _within_budgets(
+    chosen: Sequence[tuple[Promotion, Applied]], budgets: Mapping[str, int] | None
+) -> list[tuple[Promotion, Applied]]:
+    """The promotions whose pools cover them together, the largest benefits first (two promotions on one pool share
+    what it has left)."""
+    left = dict(budgets or {})
+    kept = []
+    for promotion, applied in sorted(chosen, key=lambda c: (-c[1].customer_benefit_minor, c[0].promotion_id)):
+        pool = promotion.budget_pool
+        if pool is not None and pool in left:
+            if left[pool] < applied.brand_cost_minor:
+                continue
+            left[pool] -= applied.brand_cost_minor
+        kept.append((promotion, applied))
+    return kept
+
+
+def _best(
+    cart: Cart, candidates: Sequence[tuple[Promotion, Applied]], budgets: Mapping[str, int] | None = None
+) -> list[Applied]:
     """The compatible combination with the largest customer benefit; ties: the lower brand cost, then the higher
     priorities (summed), then fewer promotions, then the promotion ids (never the catalog's order).
 
@@ -347,6 +366,7 @@ def _best(cart: Cart, candidates: Sequence[tuple[Promotion, Applied]]) -> list[A
         else:
             stackable.append(candidate)
     together = stackable + [max(members, key=lambda c: key([c])) for members in groups.values()]
+    together = _within_budgets(together, budgets)
     if together:
         options.append(together)
     if not options:
@@ -363,6 +383,10 @@ def _left_out(promotion: Promotion, chosen: Sequence[Applied], by_id: Mapping[st
         return f"exclusive (it combines with nothing): {names} give more"
     if rivals:
         return f"one promotion of group {promotion.group} applies: {rivals[0]} gives more"
+    if promotion.budget_pool is not None and any(
+        by_id[a.promotion_id].budget_pool == promotion.budget_pool for a in chosen
+    ):
+        return f"budget pool {promotion.budget_pool} does not cover it beside {names}"
     if len(chosen) == 1 and by_id[chosen[0].promotion_id].exclusive:
         return f"{chosen[0].promotion_id} is exclusive and gives more alone"
     return f"{names} give more (or cost the brand less for the same)"

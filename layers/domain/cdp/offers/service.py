@@ -5,6 +5,7 @@ and coupon redemptions the channels send, and expiry on time (`coupon_expired`, 
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -221,11 +222,12 @@ class OfferService:
         profile = self.profiles.get(person_id)
         if profile is None or profile.brand_id != brand_id:
             raise NotFoundError(f"no person {person_id} in brand {brand_id}")
-        entry, new = self.store.issue(stored, profile.person_id, f"{offer_id}:{issue_id}", self.now())
-        if new and stored.offer.points is not None:
+        key = _issue_key(offer_id, profile.person_id, issue_id)
+        entry, new = self.store.issue(stored, profile.person_id, key, self.now())
+        # both steps are idempotent (the same redemption, the same event id): a retry after a failure redoes them
+        if stored.offer.points is not None and entry.state == "issued":
             entry, _ = self.store.redeem(entry, f"points:{entry.issue_id}", entry.cost_minor, self.now())
-        if new:
-            self._announce(entry, stored.offer, profile.identifiers, "issued")
+        self._announce(entry, stored.offer, profile.identifiers, "issued")
         return IssueResult(entry=entry, new=new)
 
     def wallet(self, brand_id: str, person_id: str, client: ApiClient) -> Wallet:
@@ -311,6 +313,13 @@ class OfferService:
             logger.error("an offer event did not validate", issue_id=entry.issue_id, error=str(exc))
             return
         self.publisher.publish(packed([event]), f"offer-{entry.issue_id}")
+
+
+def _issue_key(offer_id: str, person_id: str, issue_id: str) -> str:
+    """The wallet entry's and its budget hold's id: the offer, the person and the caller's issue id (hashed when
+    long), so the same issue id given for two persons names two issues."""
+    raw = f"{offer_id}:{person_id}:{issue_id}"
+    return raw if len(raw) <= 160 else f"{offer_id}:{hashlib.sha256(raw.encode()).hexdigest()[:40]}"
 
 
 def _issued(entry: WalletEntry) -> dict[str, Any]:

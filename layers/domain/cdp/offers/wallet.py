@@ -62,7 +62,9 @@ class WalletEntry(_Frozen):
 class OfferUnavailableError(ConflictError):
     """The offer cannot be issued to this person now: retired, out of stock, or their limit reached."""
 
-    def __init__(self, message: str, reason: Literal["retired", "out_of_stock", "person_limit", "no_codes"]) -> None:
+    def __init__(
+        self, message: str, reason: Literal["retired", "out_of_stock", "person_limit", "no_codes", "ended"]
+    ) -> None:
         super().__init__(message)
         self.reason = reason
 
