@@ -1,5 +1,5 @@
-"""The request body as the client sent it, shared by the HTTP functions (Powertools' `decoded_body` assumes UTF-8
-and raises on anything else, which must be a 400, never a 500)."""
+"""The request body as the client sent it, and who sent it, shared by the HTTP functions (Powertools' `decoded_body`
+assumes UTF-8 and raises on anything else, which must be a 400, never a 500)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,10 @@ import binascii
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
 from cdp.errors import InvalidInputError
+from cdp.ingest.auth import authenticate
+from cdp.ingest.ports import ApiClient, ApiKeyring
+from cdp.observability import logger
+from cdp.shared.time import utc_now
 
 
 def raw_body(event: APIGatewayProxyEventV2) -> bytes:
@@ -26,3 +30,11 @@ def text_body(event: APIGatewayProxyEventV2) -> str:
         return raw_body(event).decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InvalidInputError(f"body is not UTF-8 text: {exc.reason} at byte {exc.start}", "body") from exc
+
+
+def api_client(event: APIGatewayProxyEventV2, keyring: ApiKeyring) -> ApiClient:
+    """Who is calling (an API key, or a signed request), identified only: each route checks its own scope."""
+    headers = {k.lower(): v for k, v in (event.headers or {}).items()}
+    client = authenticate(headers, raw_body(event), keyring, utc_now(), require=None)
+    logger.append_keys(client=client.name)
+    return client

@@ -29,7 +29,6 @@ from cdp.audiences.models import (
 from cdp.audiences.service import MAX_PREVIEW, AudienceInUseError, AudienceService, authorize_audiences
 from cdp.audiences.store import AudienceStore
 from cdp.audiences.validation import AudienceInvalidError
-from cdp.ingest.auth import authenticate
 from cdp.ingest.aws import SecretsManagerKeyring
 from cdp.observability import logger, metrics, tracer
 from cdp.org import load_org
@@ -37,10 +36,9 @@ from cdp.profile.dynamodb import DynamoProfileStore
 from cdp.settings import AudienceApiSettings, get_settings
 from cdp.shared.aws import S3ObjectStore
 from cdp.shared.openapi import body, query, responses
-from cdp.shared.time import utc_now
 from cdp.tags.catalog_source import CatalogSource
 from functions.api_errors import error_response, json_response, map_common_errors
-from functions.request_body import raw_body, text_body
+from functions.request_body import api_client, text_body
 
 app = APIGatewayHttpResolver(enable_validation=False)
 
@@ -62,11 +60,7 @@ def dependencies() -> Dependencies:
 
 
 def _service(*, write: bool = False) -> AudienceService:
-    event = app.current_event
-    headers = {k.lower(): v for k, v in (event.headers or {}).items()}
-    client = authenticate(headers, raw_body(event), dependencies().keyring, utc_now(), require=None)
-    logger.append_keys(client=client.name)
-    authorize_audiences(client, write=write)
+    authorize_audiences(api_client(app.current_event, dependencies().keyring), write=write)
     return dependencies().service
 
 

@@ -60,7 +60,7 @@ from cdp.campaigns.stepfunctions import StepFunctionsRunner
 from cdp.campaigns.sweeps import LocationSignal, SignalReceived
 from cdp.channels.ledger import DynamoContactLedger
 from cdp.errors import ConflictError
-from cdp.ingest.auth import SIGNALS_WRITE_SCOPE, authenticate
+from cdp.ingest.auth import SIGNALS_WRITE_SCOPE
 from cdp.ingest.aws import SecretsManagerKeyring
 from cdp.ingest.ports import ApiClient
 from cdp.observability import logger, metrics, tracer
@@ -71,7 +71,7 @@ from cdp.shared.aws import EventBridgePublisher, S3ObjectStore
 from cdp.shared.openapi import body, query, responses
 from cdp.shared.time import utc_now
 from functions.api_errors import error_response, json_response, map_common_errors
-from functions.request_body import raw_body, text_body
+from functions.request_body import api_client, text_body
 
 app = APIGatewayHttpResolver(enable_validation=False)
 
@@ -110,11 +110,7 @@ def dependencies() -> Dependencies:
 
 
 def _client() -> ApiClient:
-    event = app.current_event
-    headers = {k.lower(): v for k, v in (event.headers or {}).items()}
-    client = authenticate(headers, raw_body(event), dependencies().keyring, utc_now(), require=None)
-    logger.append_keys(client=client.name)
-    return client
+    return api_client(app.current_event, dependencies().keyring)
 
 
 def _caller(scope: str) -> tuple[ApiClient, str]:

@@ -17,7 +17,6 @@ from cdp.app.campaign_api import brand_of, json_object
 from cdp.audiences.validation import pydantic_issues
 from cdp.budgets.ledger import BudgetExhaustedError, BudgetPool, HoldError, PoolBalance
 from cdp.errors import ConflictError, InvalidInputError
-from cdp.ingest.auth import authenticate
 from cdp.ingest.aws import SecretsManagerKeyring
 from cdp.ingest.ports import ApiClient
 from cdp.observability import logger, metrics, tracer
@@ -41,9 +40,8 @@ from cdp.profile.dynamodb import DynamoProfileStore
 from cdp.settings import OfferApiSettings, get_settings
 from cdp.shared.aws import EventBridgePublisher
 from cdp.shared.openapi import body, query, responses
-from cdp.shared.time import utc_now
 from functions.api_errors import error_response, json_response, map_common_errors
-from functions.request_body import raw_body, text_body
+from functions.request_body import api_client, text_body
 
 app = APIGatewayHttpResolver(enable_validation=False)
 Body = TypeVar("Body", bound=BaseModel)
@@ -76,11 +74,7 @@ def dependencies() -> Dependencies:
 
 
 def _client() -> ApiClient:
-    event = app.current_event
-    headers = {k.lower(): v for k, v in (event.headers or {}).items()}
-    client = authenticate(headers, raw_body(event), dependencies().keyring, utc_now(), require=None)
-    logger.append_keys(client=client.name)
-    return client
+    return api_client(app.current_event, dependencies().keyring)
 
 
 def _brand(client: ApiClient) -> str:

@@ -30,7 +30,6 @@ from cdp.errors import (
     ConflictError,
 )
 from cdp.identity.dynamodb import DynamoIdentityStore
-from cdp.ingest.auth import authenticate
 from cdp.ingest.aws import SecretsManagerKeyring
 from cdp.ingest.ports import ApiClient
 from cdp.observability import logger, metrics, tracer
@@ -42,10 +41,9 @@ from cdp.profile.edits import DynamoEditLog
 from cdp.settings import ProfileApiSettings, get_settings
 from cdp.shared.aws import EventBridgePublisher
 from cdp.shared.openapi import body, query, responses
-from cdp.shared.time import utc_now
 from cdp.tags.dynamodb import DynamoTagStore
 from functions.api_errors import error_response, json_response, map_common_errors
-from functions.request_body import raw_body, text_body
+from functions.request_body import api_client, text_body
 
 app = APIGatewayHttpResolver(enable_validation=False)
 
@@ -83,12 +81,7 @@ def dependencies() -> Dependencies:
 
 
 def _client() -> ApiClient:
-    event = app.current_event
-    body = raw_body(event)
-    headers = {k.lower(): v for k, v in (event.headers or {}).items()}
-    client = authenticate(headers, body, dependencies().keyring, utc_now(), require=None)
-    logger.append_keys(client=client.name)
-    return client
+    return api_client(app.current_event, dependencies().keyring)
 
 
 def _query(name: str) -> str | None:
