@@ -31,6 +31,7 @@ from cdp.budgets.ledger import (
 )
 from cdp.errors import ConflictError, StoreError
 from cdp.shared.aws import client as default_client
+from cdp.shared.dynamo import query_items
 from cdp.shared.time import iso, parse_iso
 
 if TYPE_CHECKING:
@@ -134,23 +135,9 @@ class DynamoBudgetLedger(BudgetLedger):
         return _balance(item) if item else None
 
     def pools(self, brand_id: str) -> list[PoolBalance]:
-        kwargs: dict[str, Any] = {
-            "TableName": self._table,
-            "KeyConditionExpression": "#pk = :pk AND begins_with(#sk, :pool)",
-            "ExpressionAttributeNames": {"#pk": PK, "#sk": SK},
-            "ExpressionAttributeValues": {":pk": {"S": f"BUDGET#{brand_id}"}, ":pool": {"S": "POOL#"}},
-            "ConsistentRead": True,
-        }
-        out: list[PoolBalance] = []
-        while True:
-            try:
-                page = self._db.query(**kwargs)
-            except (ClientError, BotoCoreError) as exc:
-                raise StoreError(f"reading budget pools failed: {exc}") from exc
-            out.extend(_balance(item) for item in page.get("Items", []))
-            if "LastEvaluatedKey" not in page:
-                return out
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        values = {":pk": {"S": f"BUDGET#{brand_id}"}, ":pool": {"S": "POOL#"}}
+        items = query_items(self._db, self._table, "#pk = :pk AND begins_with(#sk, :pool)", values, keys=(PK, SK))
+        return [_balance(item) for item in items]
 
     # ---- holds --------------------------------------------------------------------------------------------------
 

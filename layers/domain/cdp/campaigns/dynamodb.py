@@ -29,6 +29,7 @@ from cdp.campaigns.catalog import (
 from cdp.channels.ports import StopSwitch
 from cdp.errors import ConflictError, StoreError
 from cdp.shared.aws import client as default_client
+from cdp.shared.dynamo import query_items as shared_query
 from cdp.shared.time import iso
 
 if TYPE_CHECKING:
@@ -67,25 +68,7 @@ def query_items(
     db: DynamoDBClient, table: str, condition: str, values: dict[str, Any], limit: int | None = None
 ) -> list[dict[str, Any]]:
     """A consistent Query's items (every page, or the first `limit`)."""
-    out: list[dict[str, Any]] = []
-    kwargs: dict[str, Any] = {
-        "TableName": table,
-        "KeyConditionExpression": condition,
-        "ExpressionAttributeNames": {"#pk": PK, "#sk": SK} if "#sk" in condition else {"#pk": PK},
-        "ExpressionAttributeValues": values,
-        "ConsistentRead": True,
-    }
-    while True:
-        if limit is not None:
-            kwargs["Limit"] = limit - len(out)
-        try:
-            response = db.query(**kwargs)
-        except (ClientError, BotoCoreError) as exc:
-            raise StoreError(f"reading the campaigns table failed: {exc}") from exc
-        out.extend(response.get("Items", []))
-        if "LastEvaluatedKey" not in response or (limit is not None and len(out) >= limit):
-            return out
-        kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+    return shared_query(db, table, condition, values, limit, (PK, SK))
 
 
 class DynamoCampaignCatalog(CampaignCatalog):

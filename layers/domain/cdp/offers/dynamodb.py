@@ -27,6 +27,7 @@ from cdp.offers.catalog import Offer
 from cdp.offers.promotions import Promotion
 from cdp.offers.wallet import OfferStore, OfferUnavailableError, RedemptionError, StoredOffer, WalletEntry
 from cdp.shared.aws import client as default_client
+from cdp.shared.dynamo import batch_write, query_items
 from cdp.shared.time import iso, parse_iso
 
 if TYPE_CHECKING:
@@ -153,8 +154,7 @@ class DynamoOfferStore(OfferStore):
             {"PutRequest": {"Item": {**_imported_code_key(brand_id, offer_id, start + i), "code": {"S": code}}}}
             for i, code in enumerate(codes)
         ]
-        for i in range(0, len(requests), 25):
-            self._batch_write(requests[i : i + 25], offer_id)
+        batch_write(self._db, self._table, requests, f"importing codes of {offer_id}")
         found = self.get(brand_id, offer_id)
         assert found is not None
         return found
@@ -477,37 +477,7 @@ class DynamoOfferStore(OfferStore):
     def _query(
         self, values: dict[str, Any], condition: str = "#pk = :pk", limit: int | None = None
     ) -> list[dict[str, Any]]:
-        kwargs: dict[str, Any] = {
-            "TableName": self._table,
-            "KeyConditionExpression": condition,
-            "ExpressionAttributeNames": {"#pk": PK, "#sk": SK} if "#sk" in condition else {"#pk": PK},
-            "ExpressionAttributeValues": values,
-            "ConsistentRead": True,
-        }
-        out: list[dict[str, Any]] = []
-        while True:
-            if limit is not None:
-                kwargs["Limit"] = limit - len(out)
-            try:
-                page = self._db.query(**kwargs)
-            except (ClientError, BotoCoreError) as exc:
-                raise StoreError(f"reading the offers table failed: {exc}") from exc
-            out.extend(page.get("Items", []))
-            if "LastEvaluatedKey" not in page or (limit is not None and len(out) >= limit):
-                return out
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-
-    def _batch_write(self, requests: list[dict[str, Any]], offer_id: str) -> None:
-        pending = requests
-        for _ in range(8):
-            try:
-                answer = self._db.batch_write_item(RequestItems={self._table: pending})  # type: ignore[dict-item]
-            except (ClientError, BotoCoreError) as exc:
-                raise StoreError(f"importing codes of {offer_id} failed: {exc}") from exc
-            pending = answer.get("UnprocessedItems", {}).get(self._table, [])  # type: ignore[assignment]
-            if not pending:
-                return
-        raise StoreError(f"importing codes of {offer_id}: DynamoDB kept {len(pending)} codes unprocessed")
+        return query_items(self._db, self._table, condition, values, limit, (PK, SK))
 
 
 def _entry_item(entry: WalletEntry) -> dict[str, Any]:

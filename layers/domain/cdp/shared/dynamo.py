@@ -97,3 +97,34 @@ def batch_write(db: DynamoDBClient, table: str, requests: list[dict[str, Any]], 
             time.sleep(0.05 * 2**attempt)
         if pending:
             raise StoreError(f"{what}: {len(pending[table])} items still unprocessed after retries")
+
+
+def query_items(
+    db: DynamoDBClient,
+    table: str,
+    condition: str,
+    values: dict[str, Any],
+    limit: int | None = None,
+    keys: tuple[str, str] = ("pk", "sk"),
+) -> list[dict[str, Any]]:
+    """A consistent Query's items (every page, or the first `limit`); `#pk` and `#sk` in `condition` name the
+    table's keys."""
+    kwargs: dict[str, Any] = {
+        "TableName": table,
+        "KeyConditionExpression": condition,
+        "ExpressionAttributeNames": {"#pk": keys[0], "#sk": keys[1]} if "#sk" in condition else {"#pk": keys[0]},
+        "ExpressionAttributeValues": values,
+        "ConsistentRead": True,
+    }
+    out: list[dict[str, Any]] = []
+    while True:
+        if limit is not None:
+            kwargs["Limit"] = limit - len(out)
+        try:
+            response = db.query(**kwargs)
+        except (ClientError, BotoCoreError) as exc:
+            raise StoreError(f"reading table {table} failed: {exc}") from exc
+        out.extend(response.get("Items", []))
+        if "LastEvaluatedKey" not in response or (limit is not None and len(out) >= limit):
+            return out
+        kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
