@@ -287,3 +287,23 @@ def test_an_event_awaited_only_by_an_older_version_still_moves_its_members(world
     # Then version 1's thank-you goes out, not its reminder
     world.tick(T0 + timedelta(hours=2))
     assert bodies(world, ann) == ["Thank you for your order"]
+
+
+def test_a_held_person_moved_on_by_an_event_after_resume_goes_on_normally(world: World) -> None:
+    from tests.integration.campaigns.journey_world import MARKETER
+
+    live(world, **{**CART, "exit_on": ["review_posted"], "after_conversion": "thanks"})
+    ann = treated(1)[0]
+    world.event(ann, "add_to_cart", keys={"sku": ["CAKE-1"]})
+    world.service.pause(BRAND, "abandoned_cart", MARKETER)
+    world.engine.refresh()
+    world.clock.at = T0 + timedelta(minutes=10)
+    world.event(ann, "order_placed", keys={"sku": ["CAKE-1"]})  # held at the thank-you path's first step
+    world.service.resume(BRAND, "abandoned_cart", MARKETER)
+    world.engine.refresh()
+    # When her review converts her before any tick: she is thanked now, then the care tips two days later
+    world.clock.at = T0 + timedelta(minutes=20)
+    world.event(ann, "review_posted")
+    assert bodies(world, ann) == ["Thank you for your order"]
+    world.tick(T0 + timedelta(days=2, minutes=30))
+    assert bodies(world, ann) == ["Thank you for your order", "How to care for it"]

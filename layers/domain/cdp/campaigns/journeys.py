@@ -531,7 +531,7 @@ class JourneyEngine:
             done = f"{person_id} converted in {campaign_id} ({state.group}), on to {definition.after_conversion}"
         if target is not None:
             if self._brand(brand_id).status.get(campaign_id) == "live":
-                self._run(moved.model_copy(update={**target, "next_at": None}), definition, state)
+                self._run(moved.model_copy(update={**target, "next_at": None, "pending": False}), definition, state)
                 return done
             # paused (or stopped): no send may go out now; the step waits for the next tick after a resume
             self.store.save(moved.model_copy(update={**target, "next_at": self.now(), "pending": True}), state)
