@@ -6,12 +6,13 @@ ledger whose holds an issue makes in the same transaction.
     LIMIT#{brand}#{person_id}     {offer_id}          how many of the offer the person was issued (`n`)
     WALLET#{brand}#{person_id}    {issue_id}          one issued offer (`doc`, `state`)
     CODE#{brand}#{code}           CODE                which wallet entry a code is (redemptions find it)
-    EXPIRES                       {until}#{brand}#{person}#{issue}   the entries still to expire, by time
+    EXPIRES#{shard}               {until}#{brand}#{person}#{issue}   the entries still to expire, by time (16 shards)
 """
 
 from __future__ import annotations
 
 import secrets
+import zlib
 from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 PK = topology.OFFERS_TABLE.partition_key
 SK = topology.OFFERS_TABLE.sort_key
 EXPIRES_PK = "EXPIRES"
+EXPIRY_SHARDS = 16  # the timers spread over 16 partition keys: one key takes about 1,000 writes a second
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud at a till
 CODE_LENGTH = 10  # 32^10 ≈ 10^15 codes: a guess finds one of a million issued codes once in a billion tries
 ISSUE_ATTEMPTS = 8
@@ -55,8 +57,9 @@ def _code_key(brand_id: str, code: str) -> dict[str, Any]:
 
 
 def _expiry_key(entry: WalletEntry) -> dict[str, Any]:
+    shard = zlib.crc32(entry.issue_id.encode()) % EXPIRY_SHARDS
     return {
-        PK: {"S": EXPIRES_PK},
+        PK: {"S": f"{EXPIRES_PK}#{shard:02d}"},
         SK: {"S": f"{iso(entry.valid_until)}#{entry.brand_id}#{entry.person_id}#{entry.issue_id}"},
     }
 
@@ -409,11 +412,12 @@ class DynamoOfferStore(OfferStore):
         return items
 
     def due_expiries(self, until: datetime, limit: int) -> list[WalletEntry]:
-        items = self._query(
-            {":pk": {"S": EXPIRES_PK}, ":until": {"S": iso(until) + "~"}}, "#pk = :pk AND #sk <= :until", limit
-        )
+        items: list[dict[str, Any]] = []
+        for shard in range(EXPIRY_SHARDS):
+            values = {":pk": {"S": f"{EXPIRES_PK}#{shard:02d}"}, ":until": {"S": iso(until) + "~"}}
+            items += self._query(values, "#pk = :pk AND #sk <= :until", limit)
         out = []
-        for item in items:
+        for item in sorted(items, key=lambda i: i[SK]["S"])[:limit]:  # the oldest first, over every shard
             _, brand_id, person_id, issue_id = item[SK]["S"].split("#", 3)
             found = self._entry(brand_id, person_id, issue_id)
             if found is not None and found.state == "issued":
