@@ -165,3 +165,19 @@ def test_scopes_brands_and_persons_are_checked(world: Any) -> None:
         service.issue(BRAND, "xmas50", IssueRequest(person_id="carol"), ADMIN)
     with pytest.raises(NotFoundError, match="no offer nope"):
         service.issue(BRAND, "nope", IssueRequest(person_id="ann"), ADMIN)
+
+
+def test_a_long_issue_id_still_puts_the_event_on_the_timeline(world: Any) -> None:
+    service, bus, _ = world
+    service.define_pool(pool(), ADMIN)
+    service.define(offer(offer_id="a-rather-long-offer-id-for-the-christmas-cakes"), ADMIN)
+    long_id = "crm-" + "x" * 66  # the key would be 121 characters: its event id 134
+    result = service.issue(
+        BRAND, "a-rather-long-offer-id-for-the-christmas-cakes", IssueRequest(person_id="ann", issue_id=long_id), ADMIN
+    )
+    [event] = [e for e in bus.events if e.event_type == "coupon_issued"]
+    assert len(event.event_id) <= 128 and event.properties.issue_id == result.entry.issue_id
+    again = service.issue(
+        BRAND, "a-rather-long-offer-id-for-the-christmas-cakes", IssueRequest(person_id="ann", issue_id=long_id), ADMIN
+    )
+    assert not again.new and again.entry == result.entry

@@ -36,6 +36,7 @@ WRITE_SCOPE = OFFERS_WRITE_SCOPE
 ISSUE_SCOPE = OFFERS_ISSUE_SCOPE
 MAX_CODES_PER_CALL = 10_000
 EXPIRY_BATCH = 500
+MAX_ISSUE_KEY = 110  # + "offer-expired-" fits an event id (128); a hashed key is at most 64 + 1 + 40
 
 
 class IssueRequest(BaseModel):
@@ -317,9 +318,10 @@ class OfferService:
 
 def _issue_key(offer_id: str, person_id: str, issue_id: str) -> str:
     """The wallet entry's and its budget hold's id: the offer, the person and the caller's issue id (hashed when
-    long), so the same issue id given for two persons names two issues."""
+    long: its events' ids, `offer-issued-{key}`, must fit the 128 characters of an event id), so the same issue id
+    given for two persons names two issues."""
     raw = f"{offer_id}:{person_id}:{issue_id}"
-    return raw if len(raw) <= 160 else f"{offer_id}:{hashlib.sha256(raw.encode()).hexdigest()[:40]}"
+    return raw if len(raw) <= MAX_ISSUE_KEY else f"{offer_id}:{hashlib.sha256(raw.encode()).hexdigest()[:40]}"
 
 
 def _issued(entry: WalletEntry) -> dict[str, Any]:
