@@ -31,7 +31,7 @@ from cdp.budgets.ledger import (
 )
 from cdp.errors import ConflictError, StoreError
 from cdp.shared.aws import client as default_client
-from cdp.shared.dynamo import query_items
+from cdp.shared.dynamo import get_item, new_item, put_new, query_items
 from cdp.shared.time import iso, parse_iso
 
 if TYPE_CHECKING:
@@ -88,19 +88,8 @@ class DynamoBudgetLedger(BudgetLedger):
             "reserved": _n(0),
             "committed": _n(0),
         }
-        try:
-            self._db.put_item(
-                TableName=self._table,
-                Item=item,
-                ConditionExpression="attribute_not_exists(#pk)",
-                ExpressionAttributeNames={"#pk": PK},
-            )
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                raise ConflictError(f"budget pool {pool.pool_id} exists") from exc
-            raise StoreError(f"defining budget pool {pool.pool_id} failed: {exc}") from exc
-        except BotoCoreError as exc:
-            raise StoreError(f"defining budget pool {pool.pool_id} failed: {exc}") from exc
+        if not put_new(self._db, self._table, item, f"defining budget pool {pool.pool_id}", PK):
+            raise ConflictError(f"budget pool {pool.pool_id} exists")
         return PoolBalance(pool=pool, available_minor=pool.total_minor, reserved_minor=0, committed_minor=0)
 
     def top_up(self, brand_id: str, pool_id: str, amount_minor: int, op_id: str) -> PoolBalance:
@@ -366,12 +355,7 @@ class DynamoBudgetLedger(BudgetLedger):
         }
 
     def _new(self, item: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "TableName": self._table,
-            "Item": item,
-            "ConditionExpression": "attribute_not_exists(#pk)",
-            "ExpressionAttributeNames": {"#pk": PK},
-        }
+        return new_item(self._table, item, PK)
 
     def _move(self, brand_id: str, pool: str, amount: int, source: str, target: str) -> dict[str, Any]:
         return {
@@ -387,10 +371,7 @@ class DynamoBudgetLedger(BudgetLedger):
         transact(self._db, items, what, self._sleep)
 
     def _get(self, key: dict[str, Any]) -> dict[str, Any] | None:
-        try:
-            return self._db.get_item(TableName=self._table, Key=key, ConsistentRead=True).get("Item")
-        except (ClientError, BotoCoreError) as exc:
-            raise StoreError(f"reading the offers table failed: {exc}") from exc
+        return get_item(self._db, self._table, key)
 
 
 def _balance(item: dict[str, Any]) -> PoolBalance:

@@ -28,7 +28,7 @@ from cdp.offers.catalog import Offer
 from cdp.offers.promotions import Promotion
 from cdp.offers.wallet import OfferStore, OfferUnavailableError, RedemptionError, StoredOffer, WalletEntry
 from cdp.shared.aws import client as default_client
-from cdp.shared.dynamo import batch_write, query_items
+from cdp.shared.dynamo import batch_write, get_item, new_item, put_new, query_items
 from cdp.shared.time import iso, parse_iso
 
 if TYPE_CHECKING:
@@ -95,19 +95,8 @@ class DynamoOfferStore(OfferStore):
             "issued": _n(0),
             "imported": _n(0),
         }
-        try:
-            self._db.put_item(
-                TableName=self._table,
-                Item=item,
-                ConditionExpression="attribute_not_exists(#pk)",
-                ExpressionAttributeNames={"#pk": PK},
-            )
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                raise ConflictError(f"offer {offer.offer_id} exists") from exc
-            raise StoreError(f"defining offer {offer.offer_id} failed: {exc}") from exc
-        except BotoCoreError as exc:
-            raise StoreError(f"defining offer {offer.offer_id} failed: {exc}") from exc
+        if not put_new(self._db, self._table, item, f"defining offer {offer.offer_id}", PK):
+            raise ConflictError(f"offer {offer.offer_id} exists")
         return stored
 
     def get(self, brand_id: str, offer_id: str) -> StoredOffer | None:
@@ -465,18 +454,10 @@ class DynamoOfferStore(OfferStore):
             raise StoreError(f"forgetting an expiry failed: {exc}") from exc
 
     def _new(self, item: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "TableName": self._table,
-            "Item": item,
-            "ConditionExpression": "attribute_not_exists(#pk)",
-            "ExpressionAttributeNames": {"#pk": PK},
-        }
+        return new_item(self._table, item, PK)
 
     def _get(self, key: dict[str, Any]) -> dict[str, Any] | None:
-        try:
-            return self._db.get_item(TableName=self._table, Key=key, ConsistentRead=True).get("Item")
-        except (ClientError, BotoCoreError) as exc:
-            raise StoreError(f"reading the offers table failed: {exc}") from exc
+        return get_item(self._db, self._table, key)
 
     def _query(
         self, values: dict[str, Any], condition: str = "#pk = :pk", limit: int | None = None

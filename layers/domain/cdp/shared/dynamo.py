@@ -128,3 +128,34 @@ def query_items(
         if "LastEvaluatedKey" not in response or (limit is not None and len(out) >= limit):
             return out
         kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+
+def new_item(table: str, item: dict[str, Any], partition_key: str = "pk") -> dict[str, Any]:
+    """A Put of an item that must not exist yet (as a transaction's Put, or put_item's arguments)."""
+    return {
+        "TableName": table,
+        "Item": item,
+        "ConditionExpression": "attribute_not_exists(#pk)",
+        "ExpressionAttributeNames": {"#pk": partition_key},
+    }
+
+
+def put_new(db: DynamoDBClient, table: str, item: dict[str, Any], what: str, partition_key: str = "pk") -> bool:
+    """Write an item that must not exist yet; False when it does (StoreError names `what` on any other failure)."""
+    try:
+        db.put_item(**new_item(table, item, partition_key))
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            return False
+        raise StoreError(f"{what} failed: {exc}") from exc
+    except BotoCoreError as exc:
+        raise StoreError(f"{what} failed: {exc}") from exc
+    return True
+
+
+def get_item(db: DynamoDBClient, table: str, key: dict[str, Any]) -> dict[str, Any] | None:
+    """A consistent read of one item (None when there is none)."""
+    try:
+        return db.get_item(TableName=table, Key=key, ConsistentRead=True).get("Item")
+    except (ClientError, BotoCoreError) as exc:
+        raise StoreError(f"reading table {table} failed: {exc}") from exc
