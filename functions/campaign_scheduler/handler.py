@@ -1,15 +1,15 @@
 """EventBridge Scheduler tick (every minute): start the campaign runs due by the tick's scheduled time, each once, and
-move on every journey's persons whose wait is up by then, and run the sweeps of date and weather journeys."""
+move on every journey's persons whose wait is up by then, expire the offers whose validity ended, and run the sweeps
+of date and weather journeys."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from functools import cache
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, ConfigDict
 
+from cdp.campaigns.catalog import Tick
 from cdp.campaigns.dynamodb import DynamoCampaignCatalog
 from cdp.campaigns.journeys import JourneyEngine, release_deferred
 from cdp.campaigns.journeys_dynamodb import DynamoDeferredSends, DynamoSweepStore, dynamo_journey_engine
@@ -17,21 +17,11 @@ from cdp.campaigns.lifecycle import CampaignService
 from cdp.campaigns.s3 import S3ArtifactStore
 from cdp.campaigns.stepfunctions import StepFunctionsRunner
 from cdp.campaigns.sweeps import open_date_sweeps, run_sweeps
-from cdp.ingest.events import UtcDatetime
 from cdp.observability import logger, metrics, tracer
-from cdp.offers.dynamodb import DynamoOfferStore
+from cdp.offers.dynamodb import dynamo_offer_service
 from cdp.offers.service import OfferService
 from cdp.org import load_org
 from cdp.settings import CampaignSchedulerSettings, get_settings
-from cdp.shared.aws import EventBridgePublisher
-
-
-class Tick(BaseModel):
-    """The schedule's input: `now` is Scheduler's scheduled time of this firing (the local runtime's clock)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    now: UtcDatetime
 
 
 @cache
@@ -62,18 +52,9 @@ def _deferred() -> DynamoDeferredSends:
 
 
 @cache
-def _offers() -> DynamoOfferStore:
-    return DynamoOfferStore(get_settings(CampaignSchedulerSettings).offers_table)
-
-
-def _expire_offers(now: datetime) -> int:
-    """Offers whose validity ended by the tick's time expire: holds released, `coupon_expired` on timelines."""
+def _offers() -> OfferService:
     s = get_settings(CampaignSchedulerSettings)
-    store = _offers()
-    service = OfferService(
-        store, store.budgets, _journeys().profiles, EventBridgePublisher(s.event_bus_name), load_org(), now=lambda: now
-    )
-    return service.expire_due()
+    return dynamo_offer_service(s.offers_table, _journeys().profiles, s.event_bus_name)
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -85,20 +66,21 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     fired = _service().fire_due(tick.now)
     moved = _journeys().advance_due(tick.now)
     released = release_deferred(_deferred(), _journeys().orders, tick.now)
-    if released:
-        metrics.add_metric(name="SendsReleasedAfterQuietHours", unit="Count", value=released)
-    expired = _expire_offers(tick.now)
-    if expired:
-        metrics.add_metric(name="OffersExpired", unit="Count", value=expired)
+    expired = _offers().expire_due(now=tick.now)  # holds released, `coupon_expired` on the timelines
     # last: a sweep takes what time the tick has left (held sends and due steps never wait behind it)
     opened = open_date_sweeps(_journeys(), _sweeps(), load_org(), tick.now)
     swept = run_sweeps(
         _journeys(), _sweeps(), _journeys().profiles, lambda: context.get_remaining_time_in_millis() / 1000
     )
-    if swept.entered:
-        metrics.add_metric(name="JourneyEntriesBySweep", unit="Count", value=swept.entered)
-    if moved:
-        metrics.add_metric(name="JourneyStepsDue", unit="Count", value=moved)
+    counts = {
+        "SendsReleasedAfterQuietHours": released,
+        "OffersExpired": expired,
+        "JourneyEntriesBySweep": swept.entered,
+        "JourneyStepsDue": moved,
+    }
+    for name, value in counts.items():
+        if value:
+            metrics.add_metric(name=name, unit="Count", value=value)
     started = [r.run_id for r in fired if r.outcome == "started"]
     skipped = [{"run_id": r.run_id, "reason": r.reason} for r in fired if r.outcome == "skipped"]
     if fired:

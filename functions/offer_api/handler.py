@@ -21,7 +21,7 @@ from cdp.ingest.aws import SecretsManagerKeyring
 from cdp.ingest.ports import ApiClient
 from cdp.observability import logger, metrics, tracer
 from cdp.offers.catalog import Offer
-from cdp.offers.dynamodb import DynamoOfferStore
+from cdp.offers.dynamodb import dynamo_offer_service
 from cdp.offers.promotions import Cart, Evaluation, Promotion
 from cdp.offers.service import (
     CodesRequest,
@@ -35,10 +35,8 @@ from cdp.offers.service import (
     Wallet,
 )
 from cdp.offers.wallet import OfferUnavailableError, RedemptionError, StoredOffer
-from cdp.org import load_org
 from cdp.profile.dynamodb import DynamoProfileStore
 from cdp.settings import OfferApiSettings, get_settings
-from cdp.shared.aws import EventBridgePublisher
 from cdp.shared.openapi import body, query, responses
 from functions.api_errors import error_response, json_response, map_common_errors
 from functions.request_body import api_client, text_body
@@ -66,10 +64,7 @@ class Dependencies:
 @cache
 def dependencies() -> Dependencies:
     s = get_settings(OfferApiSettings)
-    store = DynamoOfferStore(s.offers_table)
-    service = OfferService(
-        store, store.budgets, DynamoProfileStore(s.profiles_table), EventBridgePublisher(s.event_bus_name), load_org()
-    )
+    service = dynamo_offer_service(s.offers_table, DynamoProfileStore(s.profiles_table), s.event_bus_name)
     return Dependencies(service=service, keyring=SecretsManagerKeyring(s.api_keys_secret_id))
 
 

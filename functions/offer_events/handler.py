@@ -16,13 +16,11 @@ from pydantic import Json
 from cdp.identity.received import ReceivedData
 from cdp.ingest.events import parse_event
 from cdp.observability import logger, metrics, tracer
-from cdp.offers.dynamodb import DynamoOfferStore
+from cdp.offers.dynamodb import dynamo_offer_service
 from cdp.offers.service import OfferService
 from cdp.offers.wallet import RedemptionError
-from cdp.org import load_org
 from cdp.profile.dynamodb import DynamoProfileStore
 from cdp.settings import OfferEventsSettings, get_settings
-from cdp.shared.aws import EventBridgePublisher
 from cdp.shared.deadletter import DeadLetteringProcessor, SqsDeadLetters, each_part
 from cdp.shared.envelope import BusEntry
 from cdp.topology import OFFER_EVENTS_QUEUE
@@ -45,9 +43,7 @@ processor = DeadLetteringProcessor(
 @cache
 def service() -> OfferService:
     s = get_settings(OfferEventsSettings)
-    store = DynamoOfferStore(s.offers_table)
-    profiles = DynamoProfileStore(s.profiles_table)
-    return OfferService(store, store.budgets, profiles, EventBridgePublisher(s.event_bus_name), load_org())
+    return dynamo_offer_service(s.offers_table, DynamoProfileStore(s.profiles_table), s.event_bus_name)
 
 
 def record_handler(record: CouponUsedRecord) -> None:

@@ -26,12 +26,10 @@ from cdp.channels.ports import Channel
 from cdp.channels.service import LinkTracking, send_batch
 from cdp.connectors.aws import SecretsManagerSources
 from cdp.observability import logger, metrics, tracer
-from cdp.offers.dynamodb import DynamoOfferStore
-from cdp.offers.service import OfferService
+from cdp.offers.dynamodb import dynamo_offer_service
 from cdp.org import load_org
 from cdp.profile.dynamodb import DynamoProfileStore
 from cdp.settings import SendSettings, get_settings
-from cdp.shared.aws import EventBridgePublisher
 from cdp.shared.deadletter import DeadLetteringProcessor, SqsDeadLetters, each_part
 from cdp.shared.envelope import BusEntry
 from cdp.shared.time import utc_now
@@ -71,9 +69,7 @@ def _ports() -> _Ports:
 
 
 def _offers(settings: SendSettings, profiles: DynamoProfileStore) -> WalletOffers:
-    store = DynamoOfferStore(settings.offers_table)
-    bus = EventBridgePublisher(settings.event_bus_name)
-    return WalletOffers(OfferService(store, store.budgets, profiles, bus, load_org()))
+    return WalletOffers(dynamo_offer_service(settings.offers_table, profiles, settings.event_bus_name))
 
 
 def _link_tracking(settings: SendSettings) -> LinkTracking | None:

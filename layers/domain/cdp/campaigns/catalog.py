@@ -10,6 +10,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from cdp.campaigns.definition import CampaignDefinition
+from cdp.ingest.events import UtcDatetime
 
 CampaignStatus = Literal["draft", "scheduled", "live", "paused", "stopped", "completed"]
 RunTrigger = Literal["manual", "schedule"]
@@ -18,6 +19,12 @@ RunOutcome = Literal["started", "skipped"]
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Tick(_Frozen):
+    """The schedule's input: `now` is Scheduler's scheduled time of this firing (the local runtime's clock)."""
+
+    now: UtcDatetime
 
 
 class Approval(_Frozen):

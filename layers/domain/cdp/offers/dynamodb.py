@@ -26,7 +26,11 @@ from cdp.errors import ConflictError, InvalidInputError, NotFoundError, StoreErr
 from cdp.observability import logger
 from cdp.offers.catalog import Offer
 from cdp.offers.promotions import Promotion
+from cdp.offers.service import OfferService
 from cdp.offers.wallet import OfferStore, OfferUnavailableError, RedemptionError, StoredOffer, WalletEntry
+from cdp.org import load_org
+from cdp.profile.ports import ProfileReader
+from cdp.shared.aws import EventBridgePublisher
 from cdp.shared.aws import client as default_client
 from cdp.shared.dynamo import batch_write, get_item, new_item, put_new, query_items
 from cdp.shared.time import iso, parse_iso
@@ -482,3 +486,10 @@ def _stored(item: dict[str, Any]) -> StoredOffer:
         created_at=parse_iso(item["created_at"]["S"]),
         created_by=item["created_by"]["S"],
     )
+
+
+def dynamo_offer_service(offers_table: str, profiles: ProfileReader, event_bus_name: str) -> OfferService:
+    """The offer service on its AWS adapters: the offers table (with the budget ledger), the bus for the wallet's
+    events, the packaged org directory."""
+    store = DynamoOfferStore(offers_table)
+    return OfferService(store, store.budgets, profiles, EventBridgePublisher(event_bus_name), load_org())

@@ -263,10 +263,10 @@ class OfferService:
         redeemed, new = self.store.redeem(entry, order_id, discount, event.occurred_at)
         return f"{redeemed.issue_id} redeemed for {order_id}" if new else None
 
-    def expire_due(self, limit: int = EXPIRY_BATCH) -> int:
-        """Expire the entries whose validity has ended (the schedule's tick): their holds go back to the pools and
-        a `coupon_expired` event goes on each person's timeline."""
-        now, expired = self.now(), 0
+    def expire_due(self, limit: int = EXPIRY_BATCH, now: datetime | None = None) -> int:
+        """Expire the entries whose validity has ended by `now` (the schedule's tick time; default: the clock): their
+        holds go back to the pools and a `coupon_expired` event goes on each person's timeline."""
+        now, expired = now or self.now(), 0
         for entry in self.store.due_expiries(now, limit):
             if not self.store.expire(entry, now):
                 continue
