@@ -11,12 +11,11 @@ from urllib.parse import unquote
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
-from cdp.app.campaign_api import brand_of, json_object
-from cdp.audiences.validation import pydantic_issues
+from cdp.app.campaign_api import InvalidBodyError, brand_of, parsed_body
 from cdp.budgets.ledger import BudgetExhaustedError, BudgetPool, HoldError, PoolBalance
-from cdp.errors import ConflictError, InvalidInputError
+from cdp.errors import ConflictError
 from cdp.ingest.aws import SecretsManagerKeyring
 from cdp.ingest.ports import ApiClient
 from cdp.observability import logger, metrics, tracer
@@ -45,16 +44,6 @@ app = APIGatewayHttpResolver(enable_validation=False)
 Body = TypeVar("Body", bound=BaseModel)
 
 
-class InvalidBodyError(InvalidInputError):
-    """A body that does not validate: every problem with its field path (422)."""
-
-    def __init__(self, what: str, exc: ValidationError) -> None:
-        self.errors = pydantic_issues(exc)
-        super().__init__(
-            f"the {what} is not valid: {self.errors[0].field}: {self.errors[0].message}", self.errors[0].field
-        )
-
-
 @dataclass(frozen=True)
 class Dependencies:
     service: OfferService
@@ -79,11 +68,7 @@ def _brand(client: ApiClient) -> str:
 
 
 def _parse(model: type[Body], what: str, defaults: dict[str, Any] | None = None) -> Body:
-    raw = json_object(text_body(app.current_event), what)
-    try:
-        return model.model_validate({**(defaults or {}), **raw})
-    except ValidationError as exc:
-        raise InvalidBodyError(what, exc) from exc
+    return parsed_body(model, text_body(app.current_event), what, defaults)
 
 
 def _default_brand(client: ApiClient) -> dict[str, Any]:
@@ -292,18 +277,8 @@ def _unavailable(exc: OfferUnavailableError) -> Response[str]:
     return error_response(409, exc.reason, str(exc))
 
 
-@app.exception_handler(ConflictError)
-def _conflict(exc: ConflictError) -> Response[str]:
-    return error_response(409, "conflict", str(exc))
-
-
-@app.exception_handler(HoldError)
-def _hold(exc: HoldError) -> Response[str]:
-    return error_response(409, "conflict", str(exc))
-
-
-@app.exception_handler(RedemptionError)
-def _redemption(exc: RedemptionError) -> Response[str]:
+@app.exception_handler([ConflictError, HoldError, RedemptionError])
+def _conflict(exc: Exception) -> Response[str]:
     return error_response(409, "conflict", str(exc))
 
 

@@ -240,3 +240,10 @@ def test_promotions_are_defined_from_the_sample_catalog_and_a_sample_cart_is_eva
     assert _call(runtime, "GET", f"/v1/promotions?brand_id={BRAND}", key=till)[0] == 403  # the catalog is brand-wide
     status, bad = _call(runtime, "POST", "/v1/promotions/evaluate", {**cart, "lines": [{"sku": "A", "quantity": 0}]})
     assert status == 422 and bad["errors"][0]["field"].startswith("lines[0]"), bad
+
+
+def test_a_pool_defined_twice_is_a_409(runtime: LocalRuntime) -> None:
+    pool = {"brand_id": BRAND, "pool_id": "e2e-dup", "total_minor": 100, "currency": "CNY"}
+    assert _call(runtime, "POST", "/v1/budgets", pool)[0] == 201
+    status, answer = _call(runtime, "POST", "/v1/budgets", pool)
+    assert (status, answer["error"]) == (409, "conflict") and "exists" in answer["message"]

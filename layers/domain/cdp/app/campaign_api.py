@@ -81,6 +81,24 @@ def json_object(text: str | None, what: str) -> dict[str, Any]:
     return parsed
 
 
+class InvalidBodyError(InvalidInputError):
+    """A body that does not validate: every problem with its field path (422)."""
+
+    def __init__(self, what: str, exc: ValidationError) -> None:
+        self.errors = pydantic_issues(exc)
+        first = self.errors[0]
+        super().__init__(f"the {what} is not valid: {first.field}: {first.message}", first.field)
+
+
+def parsed_body(model: type[Body], text: str | None, what: str, defaults: dict[str, Any] | None = None) -> Body:
+    """A required JSON body as `model` (`defaults` fill what it leaves out); InvalidBodyError lists every problem."""
+    raw = json_object(text, what)
+    try:
+        return model.model_validate({**(defaults or {}), **raw})
+    except ValidationError as exc:
+        raise InvalidBodyError(what, exc) from exc
+
+
 def options(model: type[Body], text: str | None) -> Body:
     """An optional JSON body (empty: every default)."""
     raw = json_object(text, model.__name__) if text and text.strip() else {}
