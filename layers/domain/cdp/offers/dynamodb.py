@@ -237,7 +237,7 @@ class DynamoOfferStore(OfferStore):
                 self._skip_code(current, position)
             return None  # a generated code met an existing one: draw another
         if hold is not None:
-            short = self.budgets.shortfall(hold, codes[4 + (entry.code is not None) :])
+            short = self.budgets.shortfall(hold, codes[-(1 + len(hold.claims)) :])  # the hold's items come last
             if short is not None:
                 raise short from exc
         raise StoreError(f"issuing {offer.offer_id} failed: {codes}") from exc
