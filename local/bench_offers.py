@@ -226,9 +226,110 @@ class _People:
         return self._by_id.get(person_id)
 
 
+def loyalty_cost(persons: int = 200, orders_each: int = 3) -> dict[str, Metric]:
+    """Orders earning points in the demo brand's `club` (the loyalty function's reads and its transaction), then a
+    burn each: billed per call. The order's `loyalty.activity` entry and SQS delivery are added at one each per order
+    (identity packs them per batch, so this is the upper bound); the `points_changed` event each order makes then
+    bills through the pipeline as any event does (the ingest results' per-event figure), reported apart."""
+    import boto3
+    from moto import mock_aws
+
+    from cdp import topology
+    from cdp.identity.events import ResolvedOrder
+    from cdp.ingest.ports import ApiClient
+    from cdp.loyalty.dynamodb import DynamoAccountStore
+    from cdp.loyalty.service import LoyaltyService, PointsRequest
+    from cdp.org import load_org
+    from cdp.profile.models import Profile
+    from cdp.shared.ports import EventPublisher
+
+    class Counted(EventPublisher):
+        def __init__(self) -> None:
+            self.events = 0
+
+        def publish(self, events: Any, correlation_id: str) -> list[str]:
+            self.events += sum(len(getattr(e, "events", [])) for e in events)
+            return ["0" for _ in events]
+
+    from cdp_local.runtime.moto_speedups import fast_transactions
+
+    counter = ApiCallCounter()
+    bus = Counted()
+    with mock_aws(), fast_transactions():
+        session = boto3.session.Session()
+        counter.install(session)
+        store = DynamoAccountStore(topology.OFFERS_TABLE.local_name, client=_table(session))
+        people = _People(
+            Profile(
+                person_id=f"p{i}", brand_id=BRAND, created_at=T0, updated_at=T0, identifiers=[f"phone:+86137{i:08d}"]
+            )
+            for i in range(persons)
+        )
+        service = LoyaltyService(store, people, bus, load_org(), now=lambda: T0)  # type: ignore[arg-type]
+        counter.reset()
+        for n in range(orders_each):
+            for i in range(persons):
+                event = {
+                    "event_id": f"bench-loyalty-{i}-{n}",
+                    "event_type": "order_placed",
+                    "source": "pos",
+                    "brand_id": BRAND,
+                    "occurred_at": (T0 + timedelta(days=n)).isoformat(),
+                    "identifiers": [{"type": "phone", "value": f"+86137{i:08d}"}],
+                    "properties": {
+                        "order_id": f"BENCH-L-{i}-{n}",
+                        "lines": [{"sku": "CAKE", "category": "pastry", "quantity": 1, "unit_price_minor": 36800}],
+                        "total_minor": 36800,
+                        "currency": "CNY",
+                    },
+                }
+                service.on_order(ResolvedOrder(person_id=f"p{i}", anchor=f"phone:+86137{i:08d}", event=event))
+        earned = counter.settled()
+        events_per_order = bus.events / (persons * orders_each)
+        counter.reset()
+        staff = ApiClient("bench", frozenset({"loyalty:write"}))
+        for i in range(persons):
+            request = PointsRequest(brand_id=BRAND, person_id=f"p{i}", points=100, op_id=f"bench-burn-{i}")
+            service.burn("club", request, staff)
+        burned = counter.settled()
+    counter.uninstall()
+    orders = persons * orders_each
+    out = _loyalty_priced("order", earned, orders, extra_entries=2 + events_per_order)
+    out |= _loyalty_priced("burn", burned, persons, extra_entries=1)
+    out["loyalty.events_per_order"] = {
+        "value": round(events_per_order, 2),
+        "unit": "canonical events each order adds (points_changed; level_changed and benefits when the level moves)",
+    }
+    return out
+
+
+def _loyalty_priced(what: str, usage: dict[str, OpUsage], n: int, extra_entries: float) -> dict[str, Metric]:
+    totals: defaultdict[str, float] = defaultdict(float)
+    for op in usage.values():
+        for key, units in op.units.items():
+            totals[key] += units
+    totals["eventbridge_events"] += extra_entries * n  # the activity entry and the events made, one chunk each
+    totals["sqs_requests"] += (3 if what == "order" else 0) * n  # delivery, receive, delete (upper bound)
+    totals["lambda_requests"] += (1 if what == "order" else 0) * n
+    usd = sum(cost_model.cost_usd(dict(totals)).values())
+    return {
+        f"loyalty.cost_per_1m_{what}s_usd": {
+            "value": round(usd * 1_000_000 / n, 2),
+            "unit": "USD: accounts and operations in the offers table, the bus entries, the queue (not the events' "
+            "own trip through the pipeline)",
+        },
+        f"loyalty.wru_per_{what}": {"value": round(totals.get("dynamodb_wru", 0.0) / n, 2), "unit": "wru"},
+        f"loyalty.aws_calls_per_{what}": {
+            "value": round(sum(u.calls for u in usage.values()) / n, 2),
+            "unit": "calls",
+        },
+    }
+
+
 def offers_benchmark(persons: int = 200, pool_total: int = 30_000, rounds: int = 200) -> dict[str, Metric]:
     return {
         **evaluation_latency(rounds),
         **ledger_contention(pool_total=pool_total),
         **issue_and_redeem_cost(persons),
+        **loyalty_cost(persons),
     }

@@ -17,6 +17,7 @@ from cdp_local.cli_audience import audience_app
 from cdp_local.cli_campaign import campaign_app
 from cdp_local.cli_identity import identity_app
 from cdp_local.cli_import import import_app
+from cdp_local.cli_loyalty import loyalty_app
 from cdp_local.cli_migrate import migrate_app
 from cdp_local.cli_offer import budget_app, offer_app, promotion_app
 from cdp_local.cli_profile import profile_app
@@ -36,6 +37,7 @@ app.add_typer(campaign_app, name="campaign")
 app.add_typer(offer_app, name="offer")
 app.add_typer(budget_app, name="budget")
 app.add_typer(promotion_app, name="promotion")
+app.add_typer(loyalty_app, name="loyalty")
 app.add_typer(tags_app, name="tags")
 app.add_typer(migrate_app, name="migrate")
 console = Console()

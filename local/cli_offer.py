@@ -124,12 +124,7 @@ def issue(
 ) -> None:
     """Issue an offer to a person's wallet: a code, a budget hold and a coupon_issued event on their timeline."""
     caller = ApiCaller(url, api_key)
-    if (person is None) == (phone is None):
-        console.print("[red]name the person: --person or --phone[/red]")
-        raise typer.Exit(code=2)
-    if phone is not None:
-        found = caller.call("GET", f"/v1/profiles/by-identifier/phone/{segment(phone)}", query={"brand_id": brand})
-        person = found["person_id"]
+    person = _person_of(caller, person, phone, brand)
     body = {"person_id": person, **({"issue_id": issue_id} if issue_id else {})}
     result = caller.call("POST", f"/v1/offers/{segment(offer_id)}/issue", body, query={"brand_id": brand})
     if as_json:
@@ -142,6 +137,49 @@ def issue(
         f"issued {escape(entry['offer_id'])} to {escape(entry['person_id'])}{code}, valid until "
         f"{entry['valid_until']}{again}"
     )
+    payout = result.get("payout")
+    if payout:
+        console.print(
+            f"red packet: {payout['status']}" + (f" ({escape(payout['message'])})" if payout.get("message") else "")
+        )
+
+
+@offer_app.command("claim-link")
+def claim_link(
+    offer_id: str = OfferArgument,
+    person: str | None = typer.Option(None, "--person", help="the person id"),
+    phone: str | None = typer.Option(None, "--phone", help="or the person's phone"),
+    ref: str | None = typer.Option(None, "--ref", help="names the claim (links with one ref claim one entry)"),
+    days: int = typer.Option(7, "--days", help="how long the link works (1-90)"),
+    brand: str = BrandOption,
+    as_json: bool = JsonOption,
+    url: str = UrlOption,
+    api_key: str = KeyOption,
+) -> None:
+    """A link the person claims the offer from, on a small page of the API (signed; it expires; claimed once)."""
+    caller = ApiCaller(url, api_key)
+    person_id = _person_of(caller, person, phone, brand)
+    body: dict[str, Any] = {"person_id": person_id, "valid_days": days, **({"ref": ref} if ref else {})}
+    link = caller.call("POST", f"/v1/offers/{segment(offer_id)}/claim-links", body, query={"brand_id": brand})
+    if as_json:
+        dump(link)
+        return
+    where = link.get("url") or f"{url.rstrip('/')}{link['path']}"
+    console.print(
+        f"claim link for {escape(link['person_id'])} to claim {escape(link['offer_id'])} "
+        f"(until {link['expires_at']}, issue id {escape(link['issue_id'])}):"
+    )
+    console.print(where, markup=False, soft_wrap=True)
+
+
+def _person_of(caller: ApiCaller, person: str | None, phone: str | None, brand: str) -> str:
+    if (person is None) == (phone is None):
+        console.print("[red]name the person: --person or --phone[/red]")
+        raise typer.Exit(code=2)
+    if phone is not None:
+        found = caller.call("GET", f"/v1/profiles/by-identifier/phone/{segment(phone)}", query={"brand_id": brand})
+        return str(found["person_id"])
+    return str(person)
 
 
 @offer_app.command()

@@ -55,6 +55,15 @@ from cdp_local.demo.channels import (
     demo_sources,
 )
 from cdp_local.demo.journeys import run_journey_scenes
+from cdp_local.demo.offers import (
+    COUPON_OFFER,
+    coupons_by_key,
+    define_offer,
+    expire_unused,
+    loyalty_summary,
+    offers_summary,
+    wallet_entries,
+)
 from cdp_local.demo.tags_audiences import STATIC_AUDIENCE_ID, define_dynamic_audience, tags_and_audiences
 from cdp_local.demo.truth import event_keys
 from cdp_local.runtime import LocalRuntime
@@ -508,7 +517,7 @@ DEMO_CAMPAIGN = "demo_winter_cake"
 def campaign_definition(brand_id: str) -> dict[str, Any]:
     """The bakery's SMS campaign as a marketer defines it (POST /v1/campaigns): budget for ~700 messages, ranked by
     response score, an e-mail follow-up to those who have not bought, 20% holdout."""
-    offer = {"coupon_id": "cpn-winter-20", "code": "WINTER20", "description": "20 CNY off"}
+    offer = {"offer_id": COUPON_OFFER}  # a catalog coupon: each recipient's own code, reserved from its pool
     return {
         "campaign_id": DEMO_CAMPAIGN,
         "brand_id": brand_id,
@@ -520,7 +529,9 @@ def campaign_definition(brand_id: str) -> dict[str, Any]:
             {
                 "send": {
                     "channel": "sms",
-                    "template": {"body": "{{ traits.name or 'Hi' }}, 20 CNY off your next cake with {{ offer.code }}."},
+                    "template": {
+                        "body": "{{ traits.name or 'Hi' }}, 20 CNY off a cake over 100 with {{ offer.code }} this week."
+                    },
                     "offer": offer,
                 }
             },
@@ -549,19 +560,22 @@ def _run_campaign(channels: _Channels, state: DemoState, store: DynamoTagStore, 
     t0 = time.perf_counter()
     # as a marketer does it: the campaign defined and started through the campaign API (version 1, a manual run)
     brand_id = _brand_id(brand)
+    define_offer(rt, brand_id, DEMO_CAMPAIGN)
     call_api(rt, "POST", "/v1/campaigns", campaign_definition(brand_id))
     started = call_api(rt, "POST", f"/v1/campaigns/{DEMO_CAMPAIGN}/start?brand_id={brand_id}", {})
     run_id = started["run"]["run_id"]
     arn = f"{rt.state_machine_arns['campaign'].replace(':stateMachine:', ':execution:')}:{run_id}"
     replies = Tally(Counter(), {})
     audience = None
+    coupon_orders: Counter[str] = Counter()
+    sent_at = utc_now()
     try:
         waiting = rt.wait_state_entered(arn, timeout=600)  # touch1 is out: the follow-up wait has begun
         progress.update(task, completed=1)
         audience = _s3_json(rt, f"{topology.CAMPAIGNS_PREFIX}{run_id}/audience.json")
         if waiting and audience is not None:
             sent_at = datetime.fromisoformat(audience["manifest"]["sent_at"].replace("Z", "+00:00"))
-            _world_replies(channels, replies, brand, store, audience, sent_at)
+            coupon_orders = _world_replies(channels, replies, brand, store, audience, sent_at)
     finally:
         # every reply is in and processed (or the demo is failing): the compressed follow-up delay is over
         rt.end_wait_state(arn)
@@ -572,9 +586,12 @@ def _run_campaign(channels: _Channels, state: DemoState, store: DynamoTagStore, 
     if status != "SUCCEEDED":
         raise DemoFailed(f"campaign ended {status}: {result}; task error: {_task_failure(rt, arn)}")
     summary = _s3_json(rt, result["summary_key"]) or {}
+    expired = expire_unused(rt, sent_at)  # a week on, the schedule's tick expires the codes nobody used
     return {
         "run_id": run_id,
         "summary": summary,
+        "offers": offers_summary(rt, brand_id, summary, coupon_orders) | {"expired_by_the_tick": expired},
+        "loyalty": loyalty_summary(rt, brand_id),
         "world_orders_posted": replies.total["events_sent"] if replies.total else 0,
         "world_orders_by_connector": _connector_table(replies.by_connector),
         "audience": _audience_view(audience),
@@ -596,13 +613,17 @@ def _s3_json(rt: LocalRuntime, key: str) -> Any:
 
 def _contact_keys(store: DynamoTagStore, person_ids: list[str]) -> list[str]:
     """The identifiers the world knows each selected person by (the platform's ids mean nothing to it)."""
-    keys: list[str] = []
+    return [key for keys in _keys_by_person(store, person_ids).values() for key in keys]
+
+
+def _keys_by_person(store: DynamoTagStore, person_ids: list[str]) -> dict[str, list[str]]:
     profiles = store.get_many(person_ids)  # BatchGetItem rounds, merges followed as by get
+    out: dict[str, list[str]] = {}
     for pid in person_ids:
         profile = profiles.get(pid)
         if profile is not None:
-            keys.extend(k for k in profile.identifiers if k.startswith(("phone:", "email:", "member_card:")))
-    return keys
+            out[pid] = [k for k in profile.identifiers if k.startswith(("phone:", "email:", "member_card:"))]
+    return out
 
 
 def _world_replies(
@@ -612,15 +633,22 @@ def _world_replies(
     store: DynamoTagStore,
     audience: dict[str, Any],
     sent_at: datetime,
-) -> None:
-    """Orders the hidden response model produces after the first touch, for treatment and holdout alike.
+) -> Counter[str]:
+    """Orders the hidden response model produces after the first touch, for treatment and holdout alike; treated
+    buyers use the coupon the message carried on some orders (at the till, in the mini-program, in the app). Returns
+    the orders that carried a code, by source.
 
     The 14-day response window is compressed into the seconds the state machine waits: each order keeps its
     relative position in the window, so it lands after the send and before the check, as it would on AWS.
     """
-    treated = _contact_keys(store, [m["person_id"] for m in audience["treatment"]])
+    treated_ids = [m["person_id"] for m in audience["treatment"]]
+    keys_of = _keys_by_person(store, treated_ids)
+    treated = [key for pid in treated_ids for key in keys_of.get(pid, [])]
     holdout = _contact_keys(store, [m["person_id"] for m in audience["holdout"]])
-    orders = brand.world.respond(treated, holdout, "sms", audience["manifest"]["request"]["campaign_id"], sent_at)
+    coupons = coupons_by_key(wallet_entries(channels.rt, _brand_id(brand)), keys_of)
+    campaign_id = audience["manifest"]["request"]["campaign_id"]
+    orders = brand.world.respond(treated, holdout, "sms", campaign_id, sent_at, coupons=coupons)
+    with_code = Counter(o["source"] for o in orders if o["properties"].get("coupon_code"))
     window = timedelta(days=14).total_seconds()
     elapsed = max(1.0, (utc_now() - sent_at).total_seconds())
     for order in orders:
@@ -633,6 +661,7 @@ def _world_replies(
             raise DemoFailed(f"the world's orders were rejected: {tally.rejected_examples}")
         channels.rt.drain()
     tally.total["events_sent"] = len(orders)
+    return with_code
 
 
 def _audience_view(audience: dict[str, Any] | None) -> dict[str, Any]:
@@ -717,6 +746,7 @@ def _summary(
         "conversion treatment / holdout": (
             f"{_pct(summary_c.get('treatment_rate'))} / {_pct(summary_c.get('holdout_rate'))}"
         ),
+        **_offers_headline(campaign),
         "journeys: entered / sent / stopped by a frequency cap": "; ".join(
             f"{cid} {sum(j['entered'].values())} / {j['messages'].get('sent', 0)} / "
             f"{j['messages'].get('suppressed_frequency_cap', 0)}"
@@ -752,6 +782,27 @@ def _summary(
         },
         "executions": [e.__dict__ for e in state.executions],
         "stage_seconds": state.stages,
+    }
+
+
+def _offers_headline(campaign: dict[str, Any]) -> dict[str, str]:
+    offers, loyalty = campaign.get("offers") or {}, campaign.get("loyalty") or {}
+    if not offers:
+        return {}
+    pool = offers["pool"]
+    levels = ", ".join(f"{level} {n}" for level, n in loyalty.get("members_by_level", {}).items())
+    return {
+        f"coupons issued / redeemed / expired ({offers['coupon']})": (
+            f"{offers['issued']} / {offers['redeemed']} / {offers['expired']}"
+        ),
+        "coupon pool spent / available / total (CNY)": (
+            f"{pool['committed_minor'] / 100:,.2f} / {pool['available_minor'] / 100:,.2f} / "
+            f"{pool['total_minor'] / 100:,.2f}"
+        ),
+        "campaign ROI net of message and offer cost": str(offers["roi_net"]),
+        "club loyalty: members, points earned, by level": (
+            f"{loyalty.get('members', 0)}, {loyalty.get('points_earned', 0):,}, {levels}"
+        ),
     }
 
 

@@ -17,6 +17,8 @@ from cdp.campaigns.lifecycle import CampaignService
 from cdp.campaigns.s3 import S3ArtifactStore
 from cdp.campaigns.stepfunctions import StepFunctionsRunner
 from cdp.campaigns.sweeps import open_date_sweeps, run_sweeps
+from cdp.loyalty.dynamodb import dynamo_loyalty_service
+from cdp.loyalty.service import LoyaltyService
 from cdp.observability import logger, metrics, tracer
 from cdp.offers.dynamodb import dynamo_offer_service
 from cdp.offers.service import OfferService
@@ -57,6 +59,12 @@ def _offers() -> OfferService:
     return dynamo_offer_service(s.offers_table, _journeys().profiles, s.event_bus_name)
 
 
+@cache
+def _loyalty() -> LoyaltyService:
+    s = get_settings(CampaignSchedulerSettings)
+    return dynamo_loyalty_service(s.offers_table, _journeys().profiles, s.event_bus_name)
+
+
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
@@ -67,6 +75,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     moved = _journeys().advance_due(tick.now)
     released = release_deferred(_deferred(), _journeys().orders, tick.now)
     expired = _offers().expire_due(now=tick.now)  # holds released, `coupon_expired` on the timelines
+    loyalty = _loyalty().run_due(now=tick.now)  # points lots expired, levels reviewed, reminders
     # last: a sweep takes what time the tick has left (held sends and due steps never wait behind it)
     opened = open_date_sweeps(_journeys(), _sweeps(), load_org(), tick.now)
     swept = run_sweeps(
@@ -75,6 +84,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     counts = {
         "SendsReleasedAfterQuietHours": released,
         "OffersExpired": expired,
+        "LoyaltyRemindersSent": loyalty.reminded,
+        "LoyaltyPointsExpired": loyalty.expired_points,
+        "LoyaltyLevelsReviewed": loyalty.reviewed,
         "JourneyEntriesBySweep": swept.entered,
         "JourneyStepsDue": moved,
     }
@@ -94,5 +106,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         "journey_steps": moved,
         "released_after_quiet_hours": released,
         "offers_expired": expired,
+        "loyalty": {"reminded": loyalty.reminded, "expired_points": loyalty.expired_points, "levels": loyalty.reviewed},
         "sweeps": {"opened": opened, "shards": swept.shards, "entered": swept.entered, "closed": swept.closed},
     }

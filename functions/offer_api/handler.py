@@ -1,5 +1,7 @@
-"""HTTP API: the offer catalog (coupons, red packets, points, gifts), imported codes, issuing to a person's wallet,
-the wallet, and budget pools (see cdp.offers.service and cdp.budgets)."""
+"""HTTP API: the offer catalog (coupons, red packets, points, gifts), imported codes, issuing to a person's wallet
+(red packets paid out through the brand's WeChat Pay merchant), the wallet, budget pools (see cdp.offers.service and
+cdp.budgets), and claim links: minted with a key, claimed on a public page whose token is the authority
+(cdp.offers.claims, cdp.app.claim_page)."""
 
 from __future__ import annotations
 
@@ -13,13 +15,22 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
+from cdp.app import claim_page
 from cdp.app.campaign_api import InvalidBodyError, brand_of, parsed_body
 from cdp.budgets.ledger import BudgetExhaustedError, BudgetPool, HoldError, PoolBalance
+from cdp.connectors.aws import SecretsManagerSources
 from cdp.errors import ConflictError
 from cdp.ingest.aws import SecretsManagerKeyring
 from cdp.ingest.ports import ApiClient
 from cdp.observability import logger, metrics, tracer
 from cdp.offers.catalog import Offer
+from cdp.offers.claims import (
+    ClaimLink,
+    ClaimLinkRequest,
+    ClaimLinks,
+    ClaimLinksNotConfiguredError,
+    sources_link_secret,
+)
 from cdp.offers.dynamodb import dynamo_offer_service
 from cdp.offers.promotions import Cart, Evaluation, Promotion
 from cdp.offers.service import (
@@ -28,12 +39,15 @@ from cdp.offers.service import (
     IssueResult,
     OfferList,
     OfferService,
+    PayoutPendingError,
     PoolList,
     PromotionList,
+    RedPacketNotPaidError,
     TopUpRequest,
     Wallet,
 )
 from cdp.offers.wallet import OfferUnavailableError, RedemptionError, StoredOffer
+from cdp.offers.wechat_pay import WeChatPayProviders
 from cdp.profile.dynamodb import DynamoProfileStore
 from cdp.settings import OfferApiSettings, get_settings
 from cdp.shared.openapi import body, query, responses
@@ -48,13 +62,17 @@ Body = TypeVar("Body", bound=BaseModel)
 class Dependencies:
     service: OfferService
     keyring: SecretsManagerKeyring
+    claims: ClaimLinks
 
 
 @cache
 def dependencies() -> Dependencies:
     s = get_settings(OfferApiSettings)
-    service = dynamo_offer_service(s.offers_table, DynamoProfileStore(s.profiles_table), s.event_bus_name)
-    return Dependencies(service=service, keyring=SecretsManagerKeyring(s.api_keys_secret_id))
+    sources = SecretsManagerSources(s.sources_secret_id)
+    profiles = DynamoProfileStore(s.profiles_table)
+    service = dynamo_offer_service(s.offers_table, profiles, s.event_bus_name, WeChatPayProviders(sources))
+    claims = ClaimLinks(service, sources_link_secret(sources), s.public_base_url)
+    return Dependencies(service=service, keyring=SecretsManagerKeyring(s.api_keys_secret_id), claims=claims)
 
 
 def _client() -> ApiClient:
@@ -83,7 +101,9 @@ def _ok(model: BaseModel, status: int = 200) -> Response[str]:
 def _docs(ok: dict[int, tuple[Any, str]], errors: tuple[int, ...]) -> dict[int, Any]:
     out = responses(ok, [s for s in errors if s != 422])
     if 409 in out:
-        out[409]["description"] = "exists, out of stock, the person's limit reached, or a budget pool short"
+        out[409]["description"] = (
+            "exists, out of stock, the person's limit reached, a budget pool short, or a red packet not paid out"
+        )
     if 422 in errors:
         out[422] = {"description": "the body is wrong: `errors` names every problem with its field path"}
     return out
@@ -169,6 +189,43 @@ def issue(offer_id: str) -> Response[str]:
     request = _parse(IssueRequest, "issue request")
     result = dependencies().service.issue(_brand(client), unquote(offer_id), request, client)
     return _ok(result, 201 if result.new else 200)
+
+
+@app.post(
+    "/v1/offers/<offer_id>/claim-links",
+    summary="A link a person claims the offer from (signed, expiring; claimed twice, the same wallet entry)",
+    tags=["offers"],
+    responses=_docs({201: (ClaimLink, "made")}, (400, 401, 403, 404, 409, 422, 503)),
+    openapi_extensions={**body(ClaimLinkRequest, "ClaimLinkRequest"), **_BRAND},
+)
+def claim_link(offer_id: str) -> Response[str]:
+    client = _client()
+    request = _parse(ClaimLinkRequest, "claim link request")
+    return _ok(dependencies().claims.create(_brand(client), unquote(offer_id), request, client), 201)
+
+
+@app.get(
+    "/v1/claim/<token>",
+    summary="The claim page of a claim link (HTML; public: the signed token is the authority)",
+    tags=["offers"],
+)
+def claim_page_view(token: str) -> Response[str]:
+    return _html(claim_page.show(dependencies().claims, unquote(token)))
+
+
+@app.post(
+    "/v1/claim/<token>",
+    summary="Claim the link's offer: issued once to the link's person (HTML; public: the token is the authority)",
+    tags=["offers"],
+)
+def claim(token: str) -> Response[str]:
+    return _html(claim_page.claim(dependencies().claims, unquote(token)))
+
+
+def _html(page: claim_page.Page) -> Response[str]:
+    return Response(
+        status_code=page.status, content_type=claim_page.CONTENT_TYPE, body=page.html, headers=dict(claim_page.HEADERS)
+    )
 
 
 @app.get(
@@ -275,6 +332,23 @@ def _short(exc: BudgetExhaustedError) -> Response[str]:
 @app.exception_handler(OfferUnavailableError)
 def _unavailable(exc: OfferUnavailableError) -> Response[str]:
     return error_response(409, exc.reason, str(exc))
+
+
+@app.exception_handler(RedPacketNotPaidError)
+def _not_paid(exc: RedPacketNotPaidError) -> Response[str]:
+    entry = exc.entry.model_dump(mode="json") if exc.entry is not None else None
+    return error_response(409, "red_packet_not_paid", str(exc), reason=exc.reason, entry=entry)
+
+
+@app.exception_handler(PayoutPendingError)
+def _pending(exc: PayoutPendingError) -> Response[str]:
+    return error_response(503, "payout_pending", str(exc), issue_id=exc.entry.issue_id)
+
+
+@app.exception_handler(ClaimLinksNotConfiguredError)
+def _no_claim_links(exc: ClaimLinksNotConfiguredError) -> Response[str]:
+    logger.error("claim links are not configured", error=str(exc))
+    return error_response(503, "not_configured", str(exc))
 
 
 @app.exception_handler([ConflictError, HoldError, RedemptionError])

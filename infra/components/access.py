@@ -188,6 +188,7 @@ def _offer_api(fn: lambda_.Function, r: Resources) -> None:
     r.profiles.grant_read_data(fn)
     r.bus.grant_put_events_to(fn)
     r.api_keys.grant_read(fn)
+    r.sources.grant_read(fn)  # the claim links' key (the tracked-link secret) and the brands' red packet merchants
 
 
 def _offer_events(fn: lambda_.Function, r: Resources) -> None:
@@ -195,6 +196,23 @@ def _offer_events(fn: lambda_.Function, r: Resources) -> None:
     `Messaging.subscribe_consumers`)."""
     r.offers.grant_read_write_data(fn)
     r.profiles.grant_read_data(fn)
+
+
+def _loyalty_api(fn: lambda_.Function, r: Resources) -> None:
+    """Members' accounts and operations (the offers table); persons read to find who merged into whom; burns,
+    adjustments and conversions published as canonical events for the timelines."""
+    r.offers.grant_read_write_data(fn)
+    r.profiles.grant_read_data(fn)
+    r.bus.grant_put_events_to(fn)
+    r.api_keys.grant_read(fn)
+
+
+def _loyalty_events(fn: lambda_.Function, r: Resources) -> None:
+    """Orders earn and returns give back points: accounts in the offers table, points events on the bus; persons
+    read when a merge moved an order's person meanwhile (its queue and DLQ: `Messaging.subscribe_consumers`)."""
+    r.offers.grant_read_write_data(fn)
+    r.profiles.grant_read_data(fn)
+    r.bus.grant_put_events_to(fn)
 
 
 def grant_campaign_runs(functions: Mapping[str, lambda_.Function], machine: sfn.IStateMachine) -> None:
@@ -369,6 +387,8 @@ GRANTS: Mapping[str, Grant] = {
     topology.JOURNEY.key: _journey,
     topology.OFFER_API.key: _offer_api,
     topology.OFFER_EVENTS.key: _offer_events,
+    topology.LOYALTY_API.key: _loyalty_api,
+    topology.LOYALTY_EVENTS.key: _loyalty_events,
 }
 
 

@@ -92,6 +92,17 @@ class SourceSecrets(Construct):
         )
 
 
+_API_KEY_REASON = (
+    "Callers are channel webhooks and brand systems that cannot carry IAM or Cognito credentials; the integrated "
+    "function checks a per-client API key (with permission and org-hierarchy scopes) from Secrets Manager before any "
+    "work."
+)
+_SIGNED_LINK_REASON = (
+    "A link a person opens on a phone (a tracked link, an offer's claim link): the signed token in the path is the "
+    "only credential; the function checks its HMAC (and expiry) in constant time before any work."
+)
+
+
 @dataclass(frozen=True)
 class Throttle:
     rate_limit: int  # requests per second, steady state
@@ -150,9 +161,7 @@ class HttpApi(Construct):
                 Validations.of(route).acknowledge(
                     Acknowledgment(
                         id="AwsSolutions::AwsSolutions-APIG4",
-                        reason="Callers are channel webhooks and brand systems that cannot carry IAM or Cognito "
-                        "credentials; the integrated function checks a per-client API key (with permission and "
-                        "org-hierarchy scopes) from Secrets Manager before any work.",
+                        reason=_SIGNED_LINK_REASON if (method, path) in topology.TOKEN_ROUTES else _API_KEY_REASON,
                     )
                 )
         if route_settings:

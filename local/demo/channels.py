@@ -560,7 +560,13 @@ def _mp_item(event: dict[str, Any]) -> dict[str, Any]:
     if kind == "order_placed":
         lines = [{**_line(line), "price": line["unit_price_minor"]} for line in props["lines"]]  # fen
         order = {"order_id": props["order_id"], "lines": lines, "total": props["total_minor"]}
-        order |= _clean({"currency": props["currency"], "coupon_id": props.get("coupon_id")})
+        order |= _clean(
+            {
+                "currency": props["currency"],
+                "coupon_id": props.get("coupon_id"),
+                "coupon_code": props.get("coupon_code"),
+            }
+        )
         return {**item, "name": "order_paid", "properties": order}
     return {**item, "name": props["name"], "properties": {k: v for k, v in props.items() if k != "name"}}
 

@@ -253,6 +253,7 @@ class EventFactory:
         }
         if coupon_id:
             props["coupon_id"] = coupon_id
+            props["coupon_code"] = coupon_id  # the channels send the code the order used (a till scans it)
         if campaign_id:
             props["campaign_id"] = campaign_id
         if ids is None:

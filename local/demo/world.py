@@ -18,6 +18,9 @@ RESPONSE_WINDOW_DAYS = 14
 CAUSED_ORDER_MEAN_DAYS = 2.5  # orders a message causes come soon after it
 CAMPAIGN_TAG_CAUSED = 0.85  # share of caused orders placed through the message's link
 CAMPAIGN_TAG_NATURAL = 0.2  # share of would-have-bought-anyway orders that still use the link
+COUPON_USE_CAUSED = 0.8  # share of caused orders that use the coupon the message carried
+COUPON_USE_NATURAL = 0.4  # share of would-have-bought-anyway orders that use it too
+COUPON_SOURCES = ("pos", "mini_program", "app", "web")  # where a member can show a brand coupon (not marketplaces)
 
 
 class World:
@@ -89,12 +92,16 @@ class World:
         sent_at: datetime,
         rng_seed: int = 0,
         window_days: int = RESPONSE_WINDOW_DAYS,
+        coupons: Mapping[str, tuple[str, int, int]] | None = None,
     ) -> list[dict[str, Any]]:
         """order_placed events in (sent_at, sent_at + window] for the persons who buy.
 
         Holdout persons buy at their baseline rate; treated persons at baseline + their hidden uplift on `channel`.
-        Accepts identifier keys or true ids; a person named in both groups counts as treated.
+        Accepts identifier keys or true ids; a person named in both groups counts as treated. `coupons`: identifier
+        key -> (code, amount off, threshold) of the coupon a treated person was sent; some of their orders above the
+        threshold use it (at a till or in the mini-program, which say which code).
         """
+        codes = {self._by_key.get(key, key): coupon for key, coupon in (coupons or {}).items()}
         treated = self.resolve(person_ids_treated)
         holdout = self.resolve(person_ids_holdout) - treated
         rng = random.Random(f"{self._seed}:{rng_seed}:{campaign_id}:{channel}:{sent_at.isoformat()}")
@@ -120,7 +127,23 @@ class World:
             if ids is not None:
                 source = "pos"  # a buyer the platform only knows by, say, a phone gives it at the till
             lines = factory.order_lines(person)
-            event = factory.order(person, source, when, lines, ids=ids, campaign_id=campaign_id if tagged else None)
+            code, off = None, 0
+            coupon = codes.get(person_id)
+            if coupon is not None and source in COUPON_SOURCES:
+                value = sum(line["quantity"] * line["unit_price_minor"] for line in lines)
+                caused = roll >= base
+                if value >= coupon[2] and rng.random() < (COUPON_USE_CAUSED if caused else COUPON_USE_NATURAL):
+                    code, off = coupon[0], coupon[1]
+            event = factory.order(
+                person,
+                source,
+                when,
+                lines,
+                ids=ids,
+                campaign_id=campaign_id if tagged else None,
+                coupon_id=code,
+                discount_minor=off,
+            )
             events.append((when, event))
         events.sort(key=lambda item: (item[0], item[1]["event_id"]))
         return [event for _, event in events]

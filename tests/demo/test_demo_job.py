@@ -23,6 +23,7 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     check_summary_holds_identity_ingest_model_and_campaign_figures(demo)
     check_tag_families_batch_agreement_and_audiences(demo)
     check_the_journeys_ran_and_the_caps_stopped_some_messages(demo)
+    check_coupons_were_issued_redeemed_and_expired_within_their_pool_and_points_earned(demo)
 
 
 def check_every_state_machine_succeeds_and_files_are_written(demo: tuple[dict[str, Any], Path]) -> None:
@@ -103,3 +104,25 @@ def check_the_journeys_ran_and_the_caps_stopped_some_messages(demo: tuple[dict[s
     # the brand's caps (2 SMS in 7 days) met the winter-cake SMS and stopped some journey messages
     capped = sum(j["messages"].get("suppressed_frequency_cap", 0) for j in journeys.values())
     assert capped > 0, journeys
+
+
+def check_coupons_were_issued_redeemed_and_expired_within_their_pool_and_points_earned(
+    demo: tuple[dict[str, Any], Path],
+) -> None:
+    summary, _ = demo
+    offers, loyalty = summary["campaign"]["offers"], summary["campaign"]["loyalty"]
+    touch1 = summary["campaign"]["summary"]["messages"]["touch1"]["sent"]
+    # one coupon per recipient of the first touch (the follow-up repeats its code), each used or expired a week on
+    assert offers["issued"] == touch1 > 0
+    assert offers["redeemed"] > 0 and offers["expired"] > 0
+    assert offers["redeemed"] + offers["expired"] == offers["issued"] and offers["still_valid"] == 0
+    assert offers["expired_by_the_tick"] == offers["expired"]
+    assert set(offers["orders_with_a_code_by_source"]) & {"pos", "mini_program"}, offers
+    # the pool: what was redeemed is spent, what expired went back; nothing stays reserved
+    pool = offers["pool"]
+    assert pool["reserved_minor"] == 0 and pool["committed_minor"] == offers["offer_cost_minor"] > 0
+    assert pool["committed_minor"] + pool["available_minor"] == pool["total_minor"]
+    assert offers["roi_net"] is not None and "discounts redeemed" in offers["roi_net_definition"]
+    # the club programme's rules earned points on the live orders, and some members reached a higher level
+    assert loyalty["members"] > 0 and loyalty["points_earned"] > 0
+    assert set(loyalty["members_by_level"]) - {"basic"}, loyalty

@@ -171,7 +171,7 @@ def test_an_ad_click_a_lead_and_a_store_sale_are_one_person_acquired_by_the_ad(r
         "GET", f"/v1/profiles/{view['person_id']}/timeline", b"", {"x-api-key": runtime.admin_key}
     )
     types = {entry["event"]["event_type"] for entry in json.loads(payload)["entries"]}
-    assert status == 200 and types == {"ad_clicked", "lead_submitted", "order_placed"}
+    assert status == 200 and types == {"ad_clicked", "lead_submitted", "order_placed", "points_changed"}  # club
 
 
 def test_a_bad_signature_is_401(runtime: LocalRuntime) -> None:

@@ -17,7 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -98,6 +100,14 @@ ROUTES = [
     Route("/v1/webhooks/shopify/demo-brand.myshopify.com", _load("shopify/orders_create.json"), _shopify),
     Route("/v1/signals?brand_id=demo-brand", _load("signals/weather.json"), _admin_key),
     Route("/v1/signals?brand_id=demo-brand", _load("signals/location.json"), _admin_key),
+    Route(
+        "/v1/loyalty/club/burn", {"brand_id": "demo-brand", "person_id": "p1", "points": 5, "op_id": "f1"}, _admin_key
+    ),
+    Route(
+        "/v1/loyalty/club/convert",
+        {"brand_id": "demo-brand", "person_id": "p1", "points": 10, "op_id": "f2", "to_program": "club"},
+        _admin_key,
+    ),
 ]
 
 HOSTILE_VALUES = st.one_of(
@@ -212,3 +222,70 @@ def test_every_route_answers_4xx_or_2xx_and_what_it_accepts_is_stored(
     report = runtime.drain()
     assert report.dead_lettered == 0, (route.path, body[:300])
     assert report.failed == 0, (route.path, body[:300])
+
+
+# ---- claim links: a marketer's body, then a person's link, both hostile --------------------------------------------
+
+CLAIM_OFFER = {
+    "brand_id": "demo-brand",
+    "offer_id": "fuzz-claim-coupon",
+    "name": "Fuzz claim",
+    "currency": "CNY",
+    "coupon": {"amount_off_minor": 1000},
+    "validity": {"days": 7},
+    "per_person_limit": 1000,
+}
+TOKEN_CHARS = st.sampled_from([*"AZaz09-_.%/~+=!$&'()*,;:@ ", "\u00e9", "\u9886", "\U0001f9e7", "\x00"])
+
+
+@pytest.fixture(scope="module")
+def claimable(runtime: LocalRuntime) -> str:
+    """A coupon and a person it can be claimed by: the person's id."""
+    headers = {"content-type": "application/json", "x-api-key": runtime.admin_key}
+    status = runtime.http("POST", "/v1/offers", json.dumps(CLAIM_OFFER).encode(), headers).status
+    assert status in (201, 409)
+    identify = {
+        "event_id": "fuzz-claim-person",
+        "event_type": "identify",
+        "source": "app",
+        "brand_id": "demo-brand",
+        "occurred_at": "2026-11-01T10:00:00+08:00",
+        "identifiers": [{"type": "phone", "value": "13766990199"}],
+    }
+    sent = {"content-type": "application/json", "x-api-key": runtime.api_key}
+    assert runtime.http("POST", "/v1/events", json.dumps(identify).encode(), sent).status == 202
+    runtime.drain()
+    found = runtime.http("GET", "/v1/profiles/by-identifier/phone/13766990199?brand_id=demo-brand", b"", headers)
+    return str(json.loads(found.body)["person_id"])
+
+
+@settings(
+    max_examples=40 * SCALE,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    derandomize=os.environ.get("CDP_FUZZ_RANDOM") is None,
+)
+@given(data=st.data())
+def test_claim_links_and_their_pages_answer_4xx_or_2xx_to_hostile_input(
+    runtime: LocalRuntime, claimable: str, data: st.DataObject
+) -> None:
+    # Given a valid claim-link request, as it is or with one value replaced by something hostile
+    sample = {"person_id": claimable, "ref": f"fuzz-{uuid.uuid4().hex[:8]}", "valid_days": 7}
+    mutated = sample
+    if data.draw(st.booleans()):
+        mutated = _replace(sample, data.draw(st.sampled_from(_paths(sample))), data.draw(HOSTILE_VALUES))
+    body = json.dumps(mutated, ensure_ascii=data.draw(st.booleans())).encode("utf-8", "surrogatepass")
+    path = f"/v1/offers/{CLAIM_OFFER['offer_id']}/claim-links?brand_id=demo-brand"
+    status, _, payload = runtime.http("POST", path, body, _admin_key(runtime, body))
+    # Then never a 5xx
+    assert status < 500, (status, body[:300], payload[:300])
+    if status != 201:
+        return
+    # And when the minted link has one character changed, anywhere, its page is a 4xx for GET and POST
+    token = json.loads(payload)["token"]
+    at = data.draw(st.integers(0, len(token) - 1))
+    char = data.draw(TOKEN_CHARS.filter(lambda c: c != token[at]))
+    changed = quote(token[:at] + char + token[at + 1 :], safe="")
+    for method in ("GET", "POST"):
+        got, _, page = runtime.http(method, f"/v1/claim/{changed}", b"", {})
+        assert 400 <= got < 500, (method, changed, got, page[:300])

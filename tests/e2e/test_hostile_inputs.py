@@ -358,6 +358,10 @@ def test_a_signed_connector_body_with_a_charset_is_still_read(runtime: LocalRunt
         ("POST", "/v1/admin/migrations/person-layout"),
         ("POST", "/v1/signals?brand_id=demo-brand"),
         ("POST", "/v1/campaigns"),
+        ("POST", "/v1/offers/any-offer/claim-links?brand_id=demo-brand"),
+        ("POST", "/v1/loyalty/club/burn"),
+        ("POST", "/v1/loyalty/club/adjust"),
+        ("POST", "/v1/loyalty/club/convert"),
     ],
 )
 def test_deep_or_unstorable_json_on_the_operator_routes_is_a_4xx(runtime: LocalRuntime, method: str, path: str) -> None:
@@ -428,3 +432,60 @@ def test_a_key_whose_client_name_is_not_ascii_can_post(runtime: LocalRuntime) ->
     status, body = _events(runtime, _identify("demo-brand", _phone()), "e2e-unicode-client-key")
     # Then its events are accepted (not a 503 from the archive)
     assert (status, body["accepted"]) == (202, 1)
+
+
+# ---- the public claim page: its token is its only credential ------------------------------------------------------
+
+
+def _signed_claim(body: dict[str, Any]) -> str:
+    from cdp.connectors.redirect import sign_body
+    from cdp.offers.claims import claim_key
+
+    return sign_body(body, claim_key("local-redirect-secret"))
+
+
+HOSTILE_TOKENS = [
+    "x",
+    "a.b",
+    ".",
+    "%00",
+    "%2e%2e%2f%2e%2e%2fetc%2fpasswd",
+    "%E0%A4%A",  # a broken percent-escape
+    "%F0%9F%A7%A7.%F0%9F%A7%A7",  # 🧧.🧧
+    "<script>alert(1)</script>",
+    "x" * 5000,
+    "A" * 1400 + "." + "B" * 22,
+    # genuine signatures over bodies that are not claims (they would need the key): still a 4xx page
+    _signed_claim({"k": "claim", "b": "demo-brand", "o": "nope", "p": "p", "r": "r", "x": 4_000_000_000}),
+    _signed_claim({"k": "claim", "b": "demo-brand", "o": "o" * 5000, "p": "p", "r": "r", "x": 4_000_000_000}),
+    _signed_claim({"k": "claim", "b": {"$ne": 1}, "o": "o", "p": "p", "r": "r", "x": 4_000_000_000}),
+    _signed_claim({"k": "claim", "b": "demo-brand", "o": "o", "p": "p", "r": "r", "x": -1}),
+    _signed_claim({"k": "claim", "b": "demo-brand", "o": "o", "p": "p", "r": "r", "x": 10**30}),
+    _signed_claim({"k": "claim", "b": "demo-brand", "o": "o", "p": "p", "r": "r", "x": 1e300}),
+    _signed_claim({"k": "claim", "b": "ghost-brand", "o": "o", "p": "p", "r": "r", "x": 4_000_000_000}),
+]
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+@pytest.mark.parametrize("token", HOSTILE_TOKENS)
+def test_hostile_claim_tokens_get_a_4xx_page_never_a_5xx_nor_an_issue(
+    runtime: LocalRuntime, method: str, token: str
+) -> None:
+    # Given no key at all (the claim routes are public), a form body or a hostile one
+    for body in (b"", b"x=1", DEEP, b"\xff\xfe"):
+        status, headers, payload = runtime.http(
+            method, f"/v1/claim/{token}", body, {"content-type": "application/x-www-form-urlencoded"}
+        )
+        # Then a 4xx (a page saying the link is not valid, expired or gone), never a 5xx, never a claim
+        assert 400 <= status < 500, (token[:60], status, payload[:300])
+        if headers.get("content-type", "").startswith("text/html"):
+            assert b"<script>" not in payload
+
+
+def test_the_claim_routes_take_no_key_and_the_other_offer_routes_still_need_one(runtime: LocalRuntime) -> None:
+    assert {("GET", "/v1/claim/{token}"), ("POST", "/v1/claim/{token}")} <= topology.TOKEN_ROUTES
+    for method, path in (("GET", "/v1/offers?brand_id=demo-brand"), ("POST", "/v1/offers/x/claim-links")):
+        assert runtime.http(method, path, b"{}", {"content-type": "application/json"})[0] == 401
+    # a claim page answers a bad token with its own 400 page, not a 401: no key was ever asked for
+    status, headers, _ = runtime.http("GET", "/v1/claim/not-a-token", b"", {})
+    assert status == 400 and headers["content-type"].startswith("text/html")

@@ -53,7 +53,7 @@ def test_channels_become_one_person_with_facts_and_tags(runtime: LocalRuntime, p
     assert profile.facts.order_count == 1 and profile.facts.spend_minor == 27800
     assert profile.tags["lifecycle"].value in {"growth", "dormant", "churned"}
     assert {"rfm_recency", "rfm_frequency", "rfm_monetary", "rfm_segment"} <= set(profile.tags)
-    assert len(profiles.timeline(profile)) == 3
+    assert len(profiles.timeline(profile)) == 4  # and the club points the order earned (points_changed)
 
 
 def test_bad_input_is_rejected_with_the_field_and_nothing_is_stored(

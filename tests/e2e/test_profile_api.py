@@ -111,7 +111,9 @@ def test_seed_scenario_person_is_one_360_profile_by_every_identifier(
     assert view["traits"]["name"] == "Li Lei" and view["traits"]["city"] == "Shanghai"
     loyalty = view["loyalty"]
     assert loyalty["member_level"] == "gold"
-    assert loyalty["brand_points"] == 400  # 1,000 dealer points at 10:1 + 300 app points
+    # 1,000 dealer points at 10:1 + 300 app points + the club points the person's orders earned (1 a yuan)
+    club = next(p["points"] for p in loyalty["points"] if p["program"] == "club")
+    assert loyalty["brand_points"] == 400 + club and club > 0
     assert {c["card_id"]: c["balance_minor"] for c in loyalty["cards"]} == {"GC-PA-1": 50_000, "SV-PA-1": 20_000}
     assert loyalty["active_benefits"] == ["free-delivery"]
     assert [o["total_minor"] for o in view["orders"]["offline"]] == [26_800]
@@ -374,7 +376,7 @@ def test_export_then_erase_returns_a_receipt_and_the_person_is_gone(
     status, export = _call(runtime, "GET", f"/v1/profiles/{pid}/export")
     # Then it holds their events
     assert status == 200, export
-    assert export["person_id"] == pid and len(export["events"]) == 2
+    assert export["person_id"] == pid and len(export["events"]) == 3  # and the club points the order earned
     # When they are erased
     status, receipt = _call(runtime, "DELETE", f"/v1/profiles/{pid}")
     runtime.drain()

@@ -208,6 +208,8 @@ TABLE_ACCESS: dict[topology.FunctionSpec, dict[topology.TableSpec, str]] = {
     topology.JOURNEY: {topology.CAMPAIGNS_TABLE: READ_WRITE, topology.PROFILES_TABLE: READ_ONLY},
     topology.OFFER_API: {topology.OFFERS_TABLE: READ_WRITE, topology.PROFILES_TABLE: READ_ONLY},
     topology.OFFER_EVENTS: {topology.OFFERS_TABLE: READ_WRITE, topology.PROFILES_TABLE: READ_ONLY},
+    topology.LOYALTY_API: {topology.OFFERS_TABLE: READ_WRITE, topology.PROFILES_TABLE: READ_ONLY},
+    topology.LOYALTY_EVENTS: {topology.OFFERS_TABLE: READ_WRITE, topology.PROFILES_TABLE: READ_ONLY},
 }
 """What each handler does with each table (read from functions/<name>/handler.py and the stores it builds)."""
 

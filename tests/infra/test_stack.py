@@ -178,6 +178,7 @@ def test_grants_are_least_privilege_per_function(synth: Synth) -> None:
             topology.AUDIENCE_API,
             topology.CAMPAIGN_API,
             topology.OFFER_API,
+            topology.LOYALTY_API,
         )
         if spec not in readers:
             assert "secretsmanager:GetSecretValue" not in actions, spec.key

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from functools import cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -37,8 +37,115 @@ class TraitPolicy(_Config):
     source_priority: tuple[str, ...] = Field(default=(), description="for rule=source_priority: most trusted first")
 
 
+ProgramId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:@/#+\-]+$")]
+_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class EarnMultiplier(_Config):
+    """Extra points on matching order lines: every condition given must hold (none given: every line). A line earns
+    at the highest multiplier that matches it; multipliers do not stack."""
+
+    times: float = Field(gt=1.0, le=20.0, description="the line's base points are multiplied by this")
+    categories: tuple[str, ...] = Field(default=(), max_length=100, description="the line's category is one of these")
+    skus: tuple[str, ...] = Field(default=(), max_length=500, description="the line's sku is one of these")
+    sku_prefixes: tuple[str, ...] = Field(default=(), max_length=50, description="a product line: skus starting so")
+    stores: tuple[str, ...] = Field(default=(), max_length=500, description="the order's store is one of these")
+    weekdays: tuple[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"], ...] = Field(
+        default=(), description="member days by weekday, in the brand's time zone"
+    )
+    month_days: tuple[int, ...] = Field(default=(), max_length=31, description="member days by day of the month")
+    levels: tuple[str, ...] = Field(default=(), max_length=20, description="the member's level is one of these")
+
+    @field_validator("month_days")
+    @classmethod
+    def _days(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        bad = [d for d in value if not 1 <= d <= 31]
+        if bad:
+            raise ValueError(f"days of the month run 1..31, not {bad}")
+        return value
+
+    def matches(self, *, sku: str, category: str | None, store: str | None, local_day: date, level: str | None) -> bool:
+        checks = (
+            not self.categories or category in self.categories,
+            not self.skus or sku in self.skus,
+            not self.sku_prefixes or sku.startswith(self.sku_prefixes),
+            not self.stores or store in self.stores,
+            not self.weekdays or _WEEKDAYS[local_day.weekday()] in self.weekdays,
+            not self.month_days or local_day.day in self.month_days,
+            not self.levels or level in self.levels,
+        )
+        return all(checks)
+
+
+class EarnRule(_Config):
+    points_per_unit: float = Field(
+        gt=0.0, le=1000.0, description="base points per major currency unit paid (1: a point per yuan)"
+    )
+    currency: str = Field(default="CNY", pattern=r"^[A-Z]{3}$", description="orders in other currencies earn nothing")
+    multipliers: tuple[EarnMultiplier, ...] = Field(default=(), max_length=50)
+
+
+class LevelRule(_Config):
+    level: str = Field(min_length=1, max_length=32)
+    qualifying_spend_minor: int = Field(ge=0, description="paid in the qualifying window, in the earn currency")
+    benefits: tuple[ProgramId, ...] = Field(default=(), max_length=20, description="granted while at this level")
+
+
+class LoyaltyProgram(_Config):
+    """A points programme. `platform`: the platform is its system of record and computes points, expiry and levels
+    by these rules (sources may not report its points); `reported`: POS, dealer or app systems report its points and
+    levels and they are kept as reported (no rule runs). Never both, so nothing is counted twice."""
+
+    system_of_record: Literal["platform", "reported"]
+    earn: EarnRule | None = None
+    expire_after_months: int | None = Field(
+        default=None,
+        ge=1,
+        le=120,
+        description="points earned in a month expire at the end of the month this many later",
+    )
+    remind_days_before: int = Field(
+        default=30, ge=1, le=90, description="a `loyalty_expiring` event this long before points or a level expire"
+    )
+    levels: tuple[LevelRule, ...] = Field(
+        default=(), max_length=20, description="lowest first; the first (spend 0) is the entry level"
+    )
+    qualifying_months: int = Field(default=12, ge=1, le=36, description="the spend window levels are judged on")
+    level_hold_months: int = Field(default=12, ge=1, le=36, description="a level reached is kept at least this long")
+    converts_to: dict[ProgramId, tuple[int, int]] = Field(
+        default_factory=dict, description="program -> (points given, points got), e.g. (10, 1): ten for one"
+    )
+
+    @model_validator(mode="after")
+    def _rules_fit_the_record(self) -> LoyaltyProgram:
+        if self.system_of_record == "reported":
+            if self.earn or self.levels or self.expire_after_months or self.converts_to:
+                raise ValueError("a reported programme keeps points as its source reports them: it takes no rules")
+            return self
+        spends = [rule.qualifying_spend_minor for rule in self.levels]
+        if spends and spends[0] != 0:
+            raise ValueError("levels: the first is the entry level every member holds (qualifying_spend_minor 0)")
+        if spends != sorted(spends) or len(set(spends)) != len(spends):
+            raise ValueError("levels: list them lowest first, each needing more qualifying spend than the one before")
+        names = [rule.level for rule in self.levels]
+        if len(set(names)) != len(names):
+            raise ValueError("levels: a level is listed twice")
+        for target, (give, get) in self.converts_to.items():
+            if give < 1 or get < 1:
+                raise ValueError(f"converts_to.{target}: both counts must be at least 1")
+        return self
+
+    def level_for(self, spend_minor: int) -> LevelRule | None:
+        """The highest level the qualifying spend reaches (None: below the first)."""
+        return next((rule for rule in reversed(self.levels) if spend_minor >= rule.qualifying_spend_minor), None)
+
+    def rule_of(self, level: str | None) -> LevelRule | None:
+        return next((rule for rule in self.levels if rule.level == level), None)
+
+
 class LoyaltyPolicy(_Config):
-    """Loyalty math on merge: levels keep the highest, points convert per program, cards stay per card."""
+    """Loyalty math on merge: levels keep the highest, points convert per program, cards stay per card. And the
+    brand's points programmes: who keeps each one, and the rules of those the platform keeps."""
 
     level_order: tuple[str, ...] = Field(
         default=("basic", "silver", "gold", "platinum", "diamond"), description="lowest first"
@@ -47,9 +154,39 @@ class LoyaltyPolicy(_Config):
     points_per_brand_point: dict[str, int] = Field(
         default_factory=dict, description="program -> how many of its points make one brand point (default 1)"
     )
+    programs: dict[ProgramId, LoyaltyProgram] = Field(default_factory=dict, max_length=20)
 
     def rate(self, program: str) -> int:
         return self.points_per_brand_point.get(program, 1)
+
+    def kept_by_platform(self, program: str | None) -> bool:
+        found = self.programs.get(program) if program else None
+        return found is not None and found.system_of_record == "platform"
+
+    def benefit_owner(self, benefit_id: str) -> str | None:
+        """The programme the platform keeps whose levels grant `benefit_id` (the profile keeps a benefit by its id)."""
+        return next(
+            (
+                name
+                for name, program in sorted(self.programs.items())
+                if program.system_of_record == "platform" and any(benefit_id in r.benefits for r in program.levels)
+            ),
+            None,
+        )
+
+    @model_validator(mode="after")
+    def _programs_fit(self) -> LoyaltyPolicy:
+        for name, program in self.programs.items():
+            unknown = [rule.level for rule in program.levels if rule.level not in self.level_order]
+            if unknown:
+                raise ValueError(f"programs.{name}.levels: {unknown} are not in level_order {list(self.level_order)}")
+            for target in program.converts_to:
+                if not self.kept_by_platform(target) or target == name:
+                    raise ValueError(
+                        f"programs.{name}.converts_to.{target}: points convert only into another programme the "
+                        "platform keeps"
+                    )
+        return self
 
 
 class MergePolicy(_Config):

@@ -126,8 +126,14 @@ class CampaignSchedulerSettings(
     date and weather journeys scan the profiles; offers whose validity ended expire."""
 
 
-class OfferApiSettings(Observability, OffersTable, ProfilesTable, ApiKeys, EventBus):
-    """Offers, wallets and budget pools; issues and expiries go on the bus as canonical events."""
+class PublicBaseUrl(_Env):
+    public_base_url: str = Field(default="", alias=topology.TRACKED_LINK_BASE_URL_ENV, pattern=r"^(https?://\S+)?$")
+
+
+class OfferApiSettings(Observability, OffersTable, ProfilesTable, ApiKeys, EventBus, Sources, PublicBaseUrl):
+    """Offers, wallets and budget pools; issues and expiries go on the bus as canonical events. The sources secret
+    holds the claim links' key (the tracked-link secret) and each brand's red packet merchant (`wechat_pay`); the
+    public base URL (the tracked links' one, empty: unknown) makes a claim link's whole URL."""
 
 
 class OfferEventsDeadLetters(_Env):
@@ -136,6 +142,18 @@ class OfferEventsDeadLetters(_Env):
 
 class OfferEventsSettings(Observability, OffersTable, ProfilesTable, EventBus, OfferEventsDeadLetters):
     """Redemptions: orders and coupon redemptions naming an issued code redeem it (once)."""
+
+
+class LoyaltyApiSettings(Observability, OffersTable, ProfilesTable, ApiKeys, EventBus):
+    """Programmes and members' accounts; burns, adjustments and conversions go on the bus as canonical events."""
+
+
+class LoyaltyDeadLetters(_Env):
+    dead_letter_queue_url: str = Field(alias=topology.LOYALTY_QUEUE.dlq_env, min_length=1)
+
+
+class LoyaltyEventsSettings(Observability, OffersTable, ProfilesTable, EventBus, LoyaltyDeadLetters):
+    """Resolved orders and returns earn and give back points (once per order and return)."""
 
 
 class JourneyDeadLetters(_Env):

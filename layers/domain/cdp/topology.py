@@ -83,6 +83,7 @@ SOURCE_CAMPAIGNS = "cdp.campaigns"
 EVENT_RECEIVED = "event.received"
 COUPON_USED = "coupon.used"  # accepted events that name an issued coupon's code (an order, a redemption)
 PROFILE_UPDATED = "profile.updated"
+LOYALTY_ACTIVITY = "loyalty.activity"  # resolved orders and returns of brands keeping a points programme
 PROFILE_MERGED = "profile.merged"
 PERSON_SPLIT = "person.split"
 PERSON_ERASED = "person.erased"  # a person was erased (privacy): downstream systems erase their copies
@@ -115,7 +116,8 @@ TAG_QUEUE = QueueSpec("TagUpdateQueue", "cdp-tag-update", "TAG_DLQ_URL", "TAG_QU
 JOURNEY_QUEUE = QueueSpec("JourneyQueue", "cdp-journey", "JOURNEY_DLQ_URL", "JOURNEY_QUEUE_URL")
 SEND_QUEUE = QueueSpec("SendQueue", "cdp-send", "SEND_DLQ_URL", "SEND_QUEUE_URL")
 OFFER_EVENTS_QUEUE = QueueSpec("OfferEventsQueue", "cdp-offer-events", "OFFER_EVENTS_DLQ_URL", "OFFER_EVENTS_QUEUE_URL")
-QUEUES = (IDENTITY_QUEUE, TAG_QUEUE, JOURNEY_QUEUE, SEND_QUEUE, OFFER_EVENTS_QUEUE)
+LOYALTY_QUEUE = QueueSpec("LoyaltyQueue", "cdp-loyalty", "LOYALTY_DLQ_URL", "LOYALTY_QUEUE_URL")
+QUEUES = (IDENTITY_QUEUE, TAG_QUEUE, JOURNEY_QUEUE, SEND_QUEUE, OFFER_EVENTS_QUEUE, LOYALTY_QUEUE)
 
 
 def dlq_name(queue: QueueSpec) -> str:
@@ -318,7 +320,15 @@ OFFER_API = FunctionSpec(
     "offer_api",
     "OfferApiFunction",
     "functions.offer_api.handler.lambda_handler",
-    env=(*_COMMON_ENV, OFFERS_TABLE.env_var, PROFILES_TABLE.env_var, API_KEYS_SECRET_ENV, EVENT_BUS_ENV),
+    env=(
+        *_COMMON_ENV,
+        OFFERS_TABLE.env_var,
+        PROFILES_TABLE.env_var,
+        API_KEYS_SECRET_ENV,
+        EVENT_BUS_ENV,
+        SOURCES_SECRET_ENV,  # the claim links' key (the tracked-link secret) and the brands' red packet merchants
+        TRACKED_LINK_BASE_URL_ENV,  # the API's public URL: a claim link's whole URL
+    ),
 )
 
 OFFER_EVENTS = FunctionSpec(
@@ -326,6 +336,20 @@ OFFER_EVENTS = FunctionSpec(
     "OfferEventsFunction",
     "functions.offer_events.handler.lambda_handler",
     env=(*_COMMON_ENV, OFFERS_TABLE.env_var, PROFILES_TABLE.env_var, EVENT_BUS_ENV, OFFER_EVENTS_QUEUE.dlq_env),
+)
+
+LOYALTY_API = FunctionSpec(
+    "loyalty_api",
+    "LoyaltyApiFunction",
+    "functions.loyalty_api.handler.lambda_handler",
+    env=(*_COMMON_ENV, OFFERS_TABLE.env_var, PROFILES_TABLE.env_var, API_KEYS_SECRET_ENV, EVENT_BUS_ENV),
+)
+
+LOYALTY_EVENTS = FunctionSpec(
+    "loyalty_events",
+    "LoyaltyEventsFunction",
+    "functions.loyalty_events.handler.lambda_handler",
+    env=(*_COMMON_ENV, OFFERS_TABLE.env_var, PROFILES_TABLE.env_var, EVENT_BUS_ENV, LOYALTY_QUEUE.dlq_env),
 )
 
 FILE_IMPORT = FunctionSpec(
@@ -375,6 +399,8 @@ FUNCTIONS = (
     JOURNEY,
     OFFER_API,
     OFFER_EVENTS,
+    LOYALTY_API,
+    LOYALTY_EVENTS,
 )
 FUNCTIONS_BY_KEY = {f.key: f for f in FUNCTIONS}
 
@@ -460,8 +486,23 @@ API_ROUTES: tuple[tuple[str, str, str], ...] = (
     ("POST", "/v1/promotions", OFFER_API.key),
     ("GET", "/v1/promotions", OFFER_API.key),
     ("POST", "/v1/promotions/evaluate", OFFER_API.key),  # a till's key (store-scoped) evaluates its store's carts
+    # points programmes the platform keeps (cdp.loyalty): loyalty:read / loyalty:write
+    ("GET", "/v1/loyalty/programs", LOYALTY_API.key),
+    ("GET", "/v1/loyalty/accounts/{person_id}", LOYALTY_API.key),
+    ("POST", "/v1/loyalty/{program}/burn", LOYALTY_API.key),
+    ("POST", "/v1/loyalty/{program}/adjust", LOYALTY_API.key),
+    ("POST", "/v1/loyalty/{program}/convert", LOYALTY_API.key),
+    ("POST", "/v1/offers/{offer_id}/claim-links", OFFER_API.key),  # offers:issue: a link a person claims it from
+    ("GET", "/v1/claim/{token}", OFFER_API.key),  # public: the signed claim token is the authority (TOKEN_ROUTES)
+    ("POST", "/v1/claim/{token}", OFFER_API.key),
 )
 """(method, path, function key): the HTTP API routes, each integrated with one function from FUNCTIONS."""
+
+TOKEN_ROUTES: frozenset[tuple[str, str]] = frozenset(
+    {("GET", "/r/{key}"), ("GET", "/v1/claim/{token}"), ("POST", "/v1/claim/{token}")}
+)
+"""Routes whose only credential is the signed token in their path (a tracked link, an offer's claim link): they take
+no API key; every other route's function checks one (or its source's own signature) before any work."""
 
 # ---- rules ------------------------------------------------------------------------------------------------
 
@@ -528,7 +569,15 @@ COUPON_USED_RULE = BusRuleSpec(
     OFFER_EVENTS_QUEUE,
     OFFER_EVENTS,
 )
-BUS_RULES = (EVENT_RECEIVED_RULE, PROFILE_UPDATED_RULE, JOURNEY_RULE, SEND_RULE, COUPON_USED_RULE)
+# Resolved orders and returns of brands that keep a points programme (identity publishes them only for those).
+LOYALTY_RULE = BusRuleSpec(
+    "LoyaltyRule",
+    "cdp-loyalty",
+    {"source": [SOURCE_IDENTITY], "detail-type": [LOYALTY_ACTIVITY]},
+    LOYALTY_QUEUE,
+    LOYALTY_EVENTS,
+)
+BUS_RULES = (EVENT_RECEIVED_RULE, PROFILE_UPDATED_RULE, JOURNEY_RULE, SEND_RULE, COUPON_USED_RULE, LOYALTY_RULE)
 
 # ---- state machines ---------------------------------------------------------------------------------------
 

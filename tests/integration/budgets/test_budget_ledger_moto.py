@@ -149,7 +149,7 @@ def test_parallel_workers_never_overspend_a_pool(ledger: DynamoBudgetLedger) -> 
 
 OPS = st.lists(
     st.tuples(
-        st.sampled_from(["issue", "redeem", "expire", "fail", "charge"]),
+        st.sampled_from(["issue", "redeem", "expire", "fail", "charge", "plan", "carve", "close_plan"]),
         st.integers(0, 2),  # which hold
         st.integers(1, 400),  # an amount
         st.booleans(),  # delivered again (a retry after a timeout)
@@ -169,32 +169,51 @@ def test_every_pool_balances_and_nothing_counts_twice(ledger: DynamoBudgetLedger
     committed = {a: 0, b: 0}  # the oracle: each redemption and charge counted once, when it first goes through
     applied: set[str] = set()
     for kind, which, n, again in ops:
-        hold_id = f"{run}-h{which}"
         for _ in range(1 + again):
-            try:
-                if kind == "issue":
-                    ledger.reserve(BRAND, hold_id, {a: n, b: n // 2 + 1}, T0)
-                elif kind == "redeem":
-                    ledger.commit(BRAND, hold_id, f"o{n}", {a: 1 + n % 3}, T0)
-                    if f"{hold_id}/o{n}" not in applied:
-                        applied.add(f"{hold_id}/o{n}")
-                        committed[a] += 1 + n % 3
-                elif kind in ("expire", "fail"):
-                    ledger.release(BRAND, hold_id, T0)
-                else:
-                    ledger.charge(BRAND, f"{run}-charge{n}", {b: n % 7 + 1}, T0)
-                    if f"charge{n}" not in applied:
-                        applied.add(f"charge{n}")
-                        committed[b] += n % 7 + 1
-            except (BudgetExhaustedError, HoldError):
-                pass
-    holds = [ledger.hold(BRAND, f"{run}-h{i}") for i in range(3)]
+            with contextlib.suppress(BudgetExhaustedError, HoldError):
+                _apply(ledger, run, kind, f"{run}-h{which}", n, (a, b), committed, applied)
+    holds = [ledger.hold(BRAND, f"{run}-h{i}") for i in range(3)] + [ledger.hold(BRAND, f"{run}-plan")]
     for pool_id, total in ((a, 1_000), (b, 600)):
         available, reserved, spent = amounts(ledger, pool_id)
         assert available >= 0 and reserved >= 0
         assert available + reserved + spent == total
         assert spent == committed[pool_id]
         assert reserved == sum(h.left.get(pool_id, 0) for h in holds if h is not None and h.state == "open")
+
+
+def _apply(
+    ledger: DynamoBudgetLedger,
+    run: str,
+    kind: str,
+    hold_id: str,
+    n: int,
+    pools: tuple[str, str],
+    committed: dict[str, int],
+    applied: set[str],
+) -> None:
+    """One operation of the sequence; `committed` counts each redemption and charge once, when it first goes
+    through (the oracle)."""
+    a, b = pools
+    if kind == "issue":
+        ledger.reserve(BRAND, hold_id, {a: n, b: n // 2 + 1}, T0)
+    elif kind == "redeem":
+        ledger.commit(BRAND, hold_id, f"o{n}", {a: 1 + n % 3}, T0)
+        if f"{hold_id}/o{n}" not in applied:
+            applied.add(f"{hold_id}/o{n}")
+            committed[a] += 1 + n % 3
+    elif kind in ("expire", "fail"):
+        ledger.release(BRAND, hold_id, T0)
+    elif kind == "plan":  # a campaign run reserves its whole plan (one plan per example)
+        ledger.reserve(BRAND, f"{run}-plan", {a: 50 * (n % 5 + 1)}, T0)
+    elif kind == "carve":  # a coupon issued for the run takes its share of the plan
+        ledger.carve(BRAND, f"{run}-plan", hold_id, {a: n % 40 + 1}, T0)
+    elif kind == "close_plan":  # the run ends: what the plan has left goes back
+        ledger.release(BRAND, f"{run}-plan", T0)
+    else:
+        ledger.charge(BRAND, f"{run}-charge{n}", {b: n % 7 + 1}, T0)
+        if f"charge{n}" not in applied:
+            applied.add(f"charge{n}")
+            committed[b] += n % 7 + 1
 
 
 def test_a_percentage_coupon_settles_for_its_real_discount_once(ledger: DynamoBudgetLedger) -> None:
@@ -207,3 +226,35 @@ def test_a_percentage_coupon_settles_for_its_real_discount_once(ledger: DynamoBu
     ledger.reserve(BRAND, "c2", {"pct": 5_000}, T0)
     with pytest.raises(HoldError, match="less left than committed"):
         ledger.settle(BRAND, "c2", {"pct": 5_001}, T0)
+
+
+def test_a_run_reserves_its_plan_and_each_coupon_takes_its_share_without_moving_the_pool(
+    ledger: DynamoBudgetLedger,
+) -> None:
+    ledger.define(pool("xmas", 1_000))
+    # the run reserves 3 coupons of 200 at selection
+    ledger.reserve(BRAND, "plan-r1", {"xmas": 600}, T0)
+    assert amounts(ledger, "xmas") == (400, 600, 0)
+    # two coupons are carved from the plan (a retry counts once): the pool does not move
+    ledger.carve(BRAND, "plan-r1", "c1", {"xmas": 200}, T0)
+    ledger.carve(BRAND, "plan-r1", "c1", {"xmas": 200}, T0)
+    ledger.carve(BRAND, "plan-r1", "c2", {"xmas": 200}, T0)
+    assert amounts(ledger, "xmas") == (400, 600, 0)
+    plan = ledger.hold(BRAND, "plan-r1")
+    assert plan is not None and plan.left == {"xmas": 200} and plan.carved == {"xmas": 400}
+    # more than the plan has left is refused, naming the plan
+    with pytest.raises(BudgetExhaustedError, match="plan plan-r1: 300 asked of pool xmas, 200 left"):
+        ledger.carve(BRAND, "plan-r1", "c3", {"xmas": 300}, T0)
+    # one coupon is redeemed for 150, the other expires; the run ends and the plan's rest goes back
+    ledger.settle(BRAND, "c1", {"xmas": 150}, T0)
+    ledger.release(BRAND, "c2", T0)
+    closed = ledger.release(BRAND, "plan-r1", T0)
+    assert closed.released == {"xmas": 200}
+    assert amounts(ledger, "xmas") == (850, 0, 150)
+    with pytest.raises(HoldError, match="closed"):
+        ledger.carve(BRAND, "plan-r1", "c4", {"xmas": 1}, T0)
+    # a retry of a carve made before the plan closed is the hold made; a hold of another plan is not
+    assert ledger.carve(BRAND, "plan-r1", "c2", {"xmas": 200}, T0).plan_id == "plan-r1"
+    ledger.reserve(BRAND, "plan-r2", {"xmas": 100}, T0)
+    with pytest.raises(HoldError, match="another plan"):
+        ledger.carve(BRAND, "plan-r2", "c2", {"xmas": 200}, T0)

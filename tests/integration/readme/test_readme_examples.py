@@ -109,6 +109,12 @@ def test_the_readme_examples_run_in_order_from_another_directory(served: LocalAp
     # the coupon: issued (50.00 reserved), then redeemed by the till's order that used its code (50.00 spent)
     assert "50.00 CNY reserved, 0.00 CNY spent" in out and "0.00 CNY reserved, 50.00 CNY spent" in out, out
     assert re.search(r"redeemed\s+│", out), out
+    # the claim link: its page answers without a key; the red packet claimed from it is recorded and said not paid out
+    # (no WeChat Pay merchant locally); claimed again, it is the same entry
+    assert "Claim now" in out and "not been paid out in cash yet" in out and "Already claimed" in out, out
+    # the sample order and the till order earned club points (1 a yuan paid); the burn took 100 of them
+    assert re.search(r"club: 596 points \(278 until 2027-04-01\S+, 318 until 2028-01-01\S+\); level basic", out), out
+    assert "-100 points; balance 496" in out, out
     # winter_cake_sms: the sample customer, who opted in to SMS, while her order is under a year old (as the README
     # says; after that her lifecycle is churned)
     expected = 1 if datetime.now(UTC) - SAMPLE_ORDER_AT < timedelta(days=365) else 0

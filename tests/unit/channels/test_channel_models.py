@@ -75,3 +75,22 @@ def test_message_id_is_stable_per_campaign_step_person() -> None:
     # Then a retry reuses the id and another step does not
     assert first == again
     assert first != other_step
+
+
+def test_a_runs_follow_up_repeats_the_first_touchs_coupon_and_each_journey_entry_gets_its_own() -> None:
+    from cdp.channels.models import SendBatchRequest
+    from cdp.channels.service import offer_issue_id
+
+    def request(run_id: str, step: str) -> SendBatchRequest:
+        return SendBatchRequest(
+            campaign_id="c", run_id=run_id, step=step, channel="sms", template={"body": "x"}, person_ids=["p"],
+            offer={"offer_id": "winter-cake-20"},
+        )  # fmt: skip
+
+    # a campaign run's touch2 asks for the coupon under the same id as touch1: the wallet answers the same entry
+    assert offer_issue_id(request("run-1", "touch1")) == offer_issue_id(request("run-1", "touch2")) == "run-1"
+    assert offer_issue_id(request("run-2", "touch1")) != offer_issue_id(request("run-1", "touch1"))
+    # a journey's steps of one entry share it; the next entry (next year's birthday) is a new issue
+    journey = "cart-v1-journey"
+    assert offer_issue_id(request(journey, "e1-0")) == offer_issue_id(request(journey, "e1-2")) == f"{journey}:e1"
+    assert offer_issue_id(request(journey, "e2-0")) == f"{journey}:e2"

@@ -26,6 +26,7 @@ from cdp.budgets.ledger import (
     BudgetPool,
     Hold,
     HoldError,
+    PlanShortError,
     PoolBalance,
     checked_claims,
 )
@@ -185,6 +186,71 @@ class DynamoBudgetLedger(BudgetLedger):
         found = self.balance(hold.brand_id, short)
         return BudgetExhaustedError(short, hold.claims[short], found.available_minor if found else None)
 
+    def carve(self, brand_id: str, plan_id: str, hold_id: str, claims: Mapping[str, int], now: datetime) -> Hold:
+        asked = checked_claims(claims)
+        hold = Hold(
+            brand_id=brand_id,
+            hold_id=hold_id,
+            claims=asked,
+            left=dict(asked),
+            spent=dict.fromkeys(asked, 0),
+            state="open",
+            at=now,
+            plan_id=plan_id,
+        )
+        made = self.hold(brand_id, hold_id)
+        if made is not None:  # carved before (a retry), whatever became of the plan since
+            return self._same_carve(made, hold)
+        plan = self.hold(brand_id, plan_id)
+        if plan is None or plan.state != "open":
+            raise HoldError(f"plan {plan_id} is {'closed' if plan else 'unknown'}: nothing can be carved from it")
+        try:
+            self._transact(self.carve_items(plan_id, hold), f"carving {hold_id} from {plan_id}")
+        except ClientError as exc:
+            codes = reasons(exc)
+            if codes and codes[0] == "ConditionalCheckFailed":
+                found = self.hold(brand_id, hold_id)
+                if found is not None:
+                    return self._same_carve(found, hold)
+            raise self.plan_shortfall(plan_id, hold) from exc
+        return hold
+
+    def _same_carve(self, found: Hold, hold: Hold) -> Hold:
+        if found.claims != hold.claims or found.plan_id != hold.plan_id:
+            raise HoldError(f"hold {hold.hold_id} exists with other claims or from another plan")
+        return found
+
+    def carve_items(self, plan_id: str, hold: Hold) -> list[dict[str, Any]]:
+        """The transaction items that make `hold` (new) out of the open plan's reservation: the hold, then the plan
+        with less left (refused when it has not enough, or is closed). The pools do not move."""
+        names: dict[str, str] = {"#l": "left", "#c": "carved", "#st": "state"}
+        values: dict[str, Any] = {":open": {"S": "open"}}
+        sets, conditions = [], ["#st = :open"]
+        for i, (pool, amount) in enumerate(sorted(hold.claims.items())):
+            names[f"#p{i}"] = pool
+            values[f":a{i}"] = _n(amount)
+            sets += [f"#l.#p{i} = #l.#p{i} - :a{i}", f"#c.#p{i} = #c.#p{i} + :a{i}"]
+            conditions.append(f"#l.#p{i} >= :a{i}")
+        plan = {
+            "Update": {
+                "TableName": self._table,
+                "Key": _hold_key(hold.brand_id, plan_id),
+                "UpdateExpression": "SET " + ", ".join(sets),
+                "ConditionExpression": " AND ".join(conditions),
+                "ExpressionAttributeNames": names,
+                "ExpressionAttributeValues": values,
+            }
+        }
+        return [{"Put": self._new(self._hold_item(hold))}, plan]
+
+    def plan_shortfall(self, plan_id: str, hold: Hold) -> BudgetExhaustedError:
+        """Why a carve was refused: the plan's pool with less left than asked (or the plan closed meanwhile)."""
+        plan = self.hold(hold.brand_id, plan_id)
+        if plan is None or plan.state != "open":
+            return PlanShortError(plan_id, next(iter(sorted(hold.claims))), sum(hold.claims.values()), 0)
+        pool = next((p for p in sorted(hold.claims) if plan.left.get(p, 0) < hold.claims[p]), next(iter(hold.claims)))
+        return PlanShortError(plan_id, pool, hold.claims[pool], plan.left.get(pool, 0))
+
     def _draw(self, hold: Hold, what: str) -> Hold:
         try:
             self._transact(self.draw_items(hold), what)
@@ -339,6 +405,7 @@ class DynamoBudgetLedger(BudgetLedger):
                 "state": item["state"]["S"],
                 "left": {p: int(v["N"]) for p, v in item["left"]["M"].items()},
                 "spent": {p: int(v["N"]) for p, v in item["spent"]["M"].items()},
+                "carved": {p: int(v["N"]) for p, v in item.get("carved", {}).get("M", {}).items() if int(v["N"])},
                 "closed_at": parse_iso(closed) if closed else doc.closed_at,
             }
         )
@@ -352,6 +419,7 @@ class DynamoBudgetLedger(BudgetLedger):
             "state": {"S": hold.state},
             "left": _numbers(hold.left),
             "spent": _numbers(hold.spent),
+            "carved": _numbers({pool: hold.carved.get(pool, 0) for pool in hold.claims}),
         }
 
     def _new(self, item: dict[str, Any]) -> dict[str, Any]:

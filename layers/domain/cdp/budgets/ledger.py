@@ -71,13 +71,17 @@ class Hold(_Frozen):
     state: HoldState
     at: datetime
     closed_at: datetime | None = None
+    carved: dict[PoolId, int] = Field(
+        default_factory=dict, description="a plan's reservation handed on to the holds carved from it (`carve`)"
+    )
+    plan_id: str | None = Field(default=None, description="the plan hold this one was carved from")
 
     @property
     def released(self) -> dict[str, int]:
         """Per pool, what went back to the pool (only once the hold is closed)."""
         if self.state != "closed":
             return {}
-        return {pool: self.claims[pool] - self.spent.get(pool, 0) for pool in self.claims}
+        return {pool: self.claims[pool] - self.spent.get(pool, 0) - self.carved.get(pool, 0) for pool in self.claims}
 
 
 _CLAIMS: TypeAdapter[dict[str, int]] = TypeAdapter(
@@ -99,6 +103,16 @@ class BudgetExhaustedError(CdpError):
         self.pool_id = pool_id
         self.asked_minor = asked_minor
         self.available_minor = available_minor
+
+
+class PlanShortError(BudgetExhaustedError):
+    """A plan hold has less left than a hold carved from it asks: the plan reserved fewer than are now issued."""
+
+    def __init__(self, plan_id: str, pool_id: str, asked_minor: int, left_minor: int) -> None:
+        CdpError.__init__(self, f"plan {plan_id}: {asked_minor} asked of pool {pool_id}, {left_minor} left in the plan")
+        self.pool_id = pool_id
+        self.asked_minor = asked_minor
+        self.available_minor = left_minor
 
 
 class HoldError(CdpError):
@@ -144,6 +158,13 @@ class BudgetLedger(ABC):
     @abstractmethod
     def charge(self, brand_id: str, op_id: str, claims: Mapping[str, int], now: datetime) -> Hold:
         """Reserve and commit at once (a cost with nothing promised before it); once per `op_id`."""
+
+    @abstractmethod
+    def carve(self, brand_id: str, plan_id: str, hold_id: str, claims: Mapping[str, int], now: datetime) -> Hold:
+        """A hold taken out of an open plan hold's reservation (a campaign run reserved its whole plan at selection;
+        each coupon issued for it takes its share): the plan has `claims` less left, the new hold holds them, and
+        the pools do not move. Once per `hold_id`; PlanShortError when the plan has less left, HoldError when it is
+        closed or unknown."""
 
     @abstractmethod
     def hold(self, brand_id: str, hold_id: str) -> Hold | None: ...

@@ -3,6 +3,7 @@ deliver, record. Pure domain: every AWS effect goes through a port."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -344,7 +345,9 @@ class _Composer:
             # rendered first with a stand-in code: a template that cannot render issues nothing
             stand_in = {**(offer or {}), "code": "X" * 12, "valid_until": self.batch.now.isoformat()}
             self._render(stand_in)
-            issued = self.offers.issue(profile.brand_id, request.offer.offer_id, draft.person_id, draft.message_id)
+            issued = self.offers.issue(
+                profile.brand_id, request.offer.offer_id, draft.person_id, offer_issue_id(request)
+            )
             offer = {**(offer or {}), "code": issued.code, "valid_until": issued.valid_until.isoformat()}
         return self._render(offer)
 
@@ -453,3 +456,14 @@ def _release(ledger: SendLedger, key: SendKey, attempt_id: str, now: datetime, p
         ledger.release(key, attempt_id, now)
     except StoreError:
         logger.exception("lease not released; the send waits for the lease to expire", person_id=person_id)
+
+
+_JOURNEY_ENTRY = re.compile(r"^(e\d+)-")
+
+
+def offer_issue_id(request: SendBatchRequest) -> str:
+    """What a catalog offer is issued under for each recipient (with the person: cdp.offers.service): once per
+    campaign run, or per journey entry (its steps are `e{n}-...`), so a follow-up repeats the first touch's code
+    instead of issuing a second coupon."""
+    entry = _JOURNEY_ENTRY.match(request.step)
+    return f"{request.run_id}:{entry.group(1)}" if entry else request.run_id

@@ -123,6 +123,7 @@ def _record(record: dict[str, Any], vendor: str, binding: Binding) -> list[dict[
             "currency": currency,
             "fulfilment": "offline",
             "coupon_id": record.get("coupon_code"),
+            "coupon_code": record.get("coupon_code"),  # an issued code is redeemed with the order (cdp.offers)
             "payment_methods": methods or None,
         }
     else:

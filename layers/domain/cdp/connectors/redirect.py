@@ -84,6 +84,30 @@ def _aead(secret: str) -> AESGCM:
     return AESGCM(HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_HKDF_INFO).derive(secret.encode()))
 
 
+def sign_body(body: dict[str, Any], secret: str) -> str:
+    """A signed token of a JSON object: base64url(compact JSON) "." base64url(HMAC-SHA256(secret, that text) truncated
+    to 128 bits). Tracked links and offer claim links (`cdp.offers.claims`, under a key derived for them) use it."""
+    payload = _b64(json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode())
+    return f"{payload}.{_mac(secret, payload)}"
+
+
+def signed_body(token: str, secret: str) -> dict[str, Any]:
+    """The JSON object of a token `sign_body` made with `secret` (the MAC checked in constant time);
+    InvalidInputError (400, field `token`) for anything else."""
+    invalid = InvalidInputError("invalid or tampered link", "token")
+    # a messaging app may take the punctuation after a link into it; base64url never ends with these
+    payload, dot, mac = token.rstrip(".,;:!?)'\"").partition(".")
+    if not dot or len(token) > MAX_TOKEN_CHARS or not _B64.match(payload) or not same(_mac(secret, payload), mac):
+        raise invalid
+    try:
+        body = json.loads(_unb64(payload))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise invalid from exc
+    if not isinstance(body, dict):
+        raise invalid
+    return body
+
+
 def mint_token(claims: LinkClaims, secret: str) -> str:
     """A signed token for one link of one message to one recipient. Raises ValueError when the channel is unknown,
     the target could not be followed (see `check_target`) or the token would be too long."""
@@ -98,8 +122,7 @@ def mint_token(claims: LinkClaims, secret: str) -> str:
     body = {"m": claims.message_id, "ch": claims.channel, "u": claims.url, "i": _b64(sealed), "b": claims.brand_id}
     if claims.campaign_id:
         body["c"] = claims.campaign_id
-    payload = _b64(json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode())
-    token = f"{payload}.{_mac(secret, payload)}"
+    token = sign_body(body, secret)
     if len(token) > MAX_TOKEN_CHARS:
         raise ValueError(f"the token would be {len(token)} characters; the limit is {MAX_TOKEN_CHARS}")
     return token
@@ -108,13 +131,9 @@ def mint_token(claims: LinkClaims, secret: str) -> str:
 def read_token(token: str, secret: str) -> LinkClaims:
     """The claims of a token minted with `secret`; InvalidInputError (400) for anything else."""
     invalid = InvalidInputError("invalid or tampered link", "token")
-    # a messaging app may take the punctuation after a link into it; base64url never ends with these
-    payload, dot, mac = token.rstrip(".,;:!?)'\"").partition(".")
-    if not dot or len(token) > MAX_TOKEN_CHARS or not _B64.match(payload) or not same(_mac(secret, payload), mac):
-        raise invalid
+    body = signed_body(token, secret)
     try:
-        body = json.loads(_unb64(payload))
-        fields = {k: body.get(k) for k in ("m", "ch", "u", "i", "b")}
+        fields: dict[str, Any] = {k: body.get(k) for k in ("m", "ch", "u", "i", "b")}
         if not all(isinstance(v, str) and v for v in fields.values()) or not isinstance(body.get("c", ""), str):
             raise invalid
         sealed = _unb64(fields["i"])

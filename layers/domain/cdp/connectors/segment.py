@@ -459,6 +459,7 @@ def _order(properties: dict[str, Any]) -> dict[str, Any]:
             "total_minor": _money(properties, total_field, currency),
             "currency": currency,
             "coupon_id": properties.get("coupon"),
+            "coupon_code": properties.get("coupon"),  # Segment's `coupon` is the code the order used
         }
     )
 

@@ -174,6 +174,7 @@ def _order(order: dict[str, Any], binding: Binding) -> list[dict[str, Any]]:
         "currency": currency,
         "fulfilment": "offline" if order.get("source_name") == "pos" else "online",  # Shopify POS sales
         "coupon_id": _token(codes[0]) if codes else None,
+        "coupon_code": _token(codes[0]) if codes else None,  # a discount code the platform issued is redeemed
     }
     events = [
         event_dict(

@@ -7,10 +7,12 @@ never chooses its own brand. A bad document fails with the source and field name
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from abc import ABC, abstractmethod
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
@@ -98,6 +100,46 @@ class PlatformShop(_Cfg):
     endpoint: str | None = Field(default=None, description="API gateway URL (default: the platform's public one)")
 
 
+class WeChatPayMerchant(_Cfg):
+    """The WeChat Pay merchant account that pays a brand's red packets (`cdp.offers.wechat_pay`, the v2 "sendredpack"
+    API). `key` is the merchant's API key (v2, 32 characters) that signs every request; the API also wants the
+    merchant's API certificate (client TLS), so an https endpoint needs `cert_pem` and `key_pem`. Only a loopback
+    http endpoint (the local fake, `cdp_local.fake_wechat_pay`) goes without."""
+
+    mch_id: str = Field(pattern=r"^[0-9]{6,12}$", description="the merchant id (商户号)")
+    wxappid: str = Field(
+        min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_\-]+$", description="the app whose OpenIDs it pays"
+    )
+    key: SecretStr = Field(description="the merchant's API key (v2): signs requests with MD5")
+    send_name: str = Field(min_length=1, max_length=32, description="the sender shown on the red packet (商户名称)")
+    client_ip: str = Field(description="the IPv4 address the calls come from, as WeChat Pay asks")
+    endpoint: str = Field(default="https://api.mch.weixin.qq.com", description="the API's base URL")
+    scene_id: str | None = Field(
+        default=None,
+        pattern=r"^PRODUCT_[1-8]$",
+        description="the use case WeChat Pay requires for packets under 1.00 or over 200.00 CNY",
+    )
+    cert_pem: SecretStr | None = Field(default=None, description="the merchant's API certificate (PEM)")
+    key_pem: SecretStr | None = Field(default=None, description="its private key (PEM)")
+    timeout_s: float = Field(default=5.0, gt=0, le=20, description="per call; a call that times out is retried")
+
+    @model_validator(mode="after")
+    def _reachable(self) -> WeChatPayMerchant:
+        try:
+            ipaddress.IPv4Address(self.client_ip)
+        except ValueError as exc:
+            raise ValueError(f"client_ip {self.client_ip!r} is not an IPv4 address") from exc
+        parts = urlsplit(self.endpoint)
+        loopback = parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost", "::1")
+        if not (parts.scheme == "https" and parts.hostname) and not loopback:
+            raise ValueError("endpoint must be an https URL (or a loopback http URL for the local fake)")
+        if parts.scheme == "https" and (self.cert_pem is None or self.key_pem is None):
+            raise ValueError("the red packet API needs the merchant's API certificate: give cert_pem and key_pem")
+        if len(self.key.get_secret_value()) != 32:
+            raise ValueError("key must be the merchant's 32-character API key")
+        return self
+
+
 class SourcesConfig(_Cfg):
     write_keys: dict[str, WriteKeySource] = Field(default_factory=dict)
     wechat: dict[str, WeChatApp] = Field(default_factory=dict, description="app id -> app")
@@ -109,6 +151,9 @@ class SourcesConfig(_Cfg):
     ses: SesSource | None = None
     redirect: RedirectConfig | None = None
     shops: dict[str, PlatformShop] = Field(default_factory=dict, description="shop id -> pulled shop")
+    wechat_pay: dict[str, WeChatPayMerchant] = Field(
+        default_factory=dict, description="brand id -> the merchant account that pays its red packets"
+    )
 
 
 def parse_sources(raw: str | bytes | dict[str, Any]) -> SourcesConfig:

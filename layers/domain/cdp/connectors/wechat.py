@@ -422,6 +422,7 @@ def _order(properties: dict[str, Any]) -> dict[str, Any]:
             "total_minor": _fen(properties, "total"),
             "currency": _currency(properties),
             "coupon_id": properties.get("coupon_id"),
+            "coupon_code": properties.get("coupon_code"),  # the member's issued code the order used
             "transaction_id": properties.get("transaction_id"),  # the WeChat Pay transaction
         }
     )

@@ -13,7 +13,14 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from cdp.errors import ConflictError, InvalidInputError, NotFoundError
-from cdp.identity.events import IdentifierQuarantined, PersonSplit, ProfileMerged, ProfileUpdated
+from cdp.identity.events import (
+    IdentifierQuarantined,
+    LoyaltyActivity,
+    PersonSplit,
+    ProfileMerged,
+    ProfileUpdated,
+    ResolvedOrder,
+)
 from cdp.identity.ports import EventAlreadyFiled, IdentityStore, NeedsSettling
 from cdp.identity.resolution import Change, ResolutionPlan, plan_change, refold
 from cdp.ingest.events import CanonicalEvent, correlation_keys
@@ -98,10 +105,12 @@ def resolve_event(
                     version=person.version,
                     keys=correlation_keys(event) or None,
                 )
-                publisher.publish([update], correlation_id=event.event_id)
+                publisher.publish([update, *_loyalty(brand, event, person)], correlation_id=event.event_id)
             return ResolutionOutcome(person_id=person.person_id if person else None, applied=filed.by_this_attempt)
         # Publish also for a redelivered event: the first attempt may have committed and then failed to publish.
-        publisher.publish(_announcements(plan, event, applied), correlation_id=event.event_id)
+        person = plan.profile(plan.event_person_id) if plan.event_person_id else None
+        announcements = _announcements(plan, event, applied) + _loyalty(brand, event, person)
+        publisher.publish(announcements, correlation_id=event.event_id)
         return _outcome(plan, applied)
     raise AssertionError("unreachable")  # pragma: no cover
 
@@ -247,6 +256,25 @@ def _announcements(plan: ResolutionPlan, event: CanonicalEvent | None, applied: 
         for key in plan.newly_shared
     )
     return out
+
+
+LOYALTY_EVENTS = frozenset({"order_placed", "order_returned"})
+
+
+def _loyalty(brand: BrandConfig, event: CanonicalEvent, person: Profile | None) -> list[Publishable]:
+    """An order or return of a brand that keeps a points programme, with the person it resolved to, for the loyalty
+    engine (sent again with a redelivery: the engine applies each order once)."""
+    if person is None or event.event_type not in LOYALTY_EVENTS:
+        return []
+    if not any(p.system_of_record == "platform" for p in brand.loyalty.programs.values()):
+        return []
+    resolved = ResolvedOrder(
+        person_id=person.person_id,
+        merged_from=list(person.merged_from),
+        anchor=brand.rules.anchor(person.identifiers),
+        event=event.model_dump(mode="json"),
+    )
+    return [LoyaltyActivity(brand_id=event.brand_id, orders=[resolved])]
 
 
 # ---- operations (API and CLI) ---------------------------------------------------------------------------------

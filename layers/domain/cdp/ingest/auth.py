@@ -28,6 +28,8 @@ SIGNALS_WRITE_SCOPE = "signals:write"  # external signals for journeys: weather 
 OFFERS_READ_SCOPE = "offers:read"
 OFFERS_WRITE_SCOPE = "offers:write"  # the offer catalog, imported codes and budget pools
 OFFERS_ISSUE_SCOPE = "offers:issue"  # issue an offer to a person's wallet
+LOYALTY_READ_SCOPE = "loyalty:read"  # programmes and members' accounts
+LOYALTY_WRITE_SCOPE = "loyalty:write"  # burn, adjust and convert members' points
 SCOPES = (
     WRITE_SCOPE,
     READ_PROFILES_SCOPE,
@@ -44,6 +46,8 @@ SCOPES = (
     OFFERS_READ_SCOPE,
     OFFERS_WRITE_SCOPE,
     OFFERS_ISSUE_SCOPE,
+    LOYALTY_READ_SCOPE,
+    LOYALTY_WRITE_SCOPE,
 )
 
 

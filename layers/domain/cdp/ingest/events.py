@@ -187,7 +187,7 @@ class ReviewPostedProperties(_Open):
 class PointsChangedProperties(_Open):
     delta: Points = Field(description="points added (positive) or spent/expired (negative)")
     program: Token = Field(description="the loyalty program or dealer whose points these are")
-    reason: Literal["purchase", "redemption", "expiry", "adjustment", "bonus", "return"]
+    reason: Literal["purchase", "redemption", "expiry", "adjustment", "bonus", "return", "conversion"]
     balance_after: Points | None = None
 
 
@@ -195,6 +195,24 @@ class BenefitChangedProperties(_Open):
     benefit_id: Token = Field(description="e.g. free-delivery, birthday-gift, lounge-access")
     granted: bool = Field(description="true: granted; false: revoked or expired")
     program: Token | None = None
+
+
+class LevelChangedProperties(_Open):
+    program: Token = Field(description="the loyalty program whose level this is")
+    level: str = Field(min_length=1, max_length=32)
+    previous_level: str | None = Field(default=None, max_length=32)
+    direction: Literal["up", "down", "kept"] = Field(description="kept: renewed at the same level")
+    valid_until: UtcDatetime | None = Field(default=None, description="the level holds at least until then")
+
+
+class LoyaltyExpiringProperties(_Open):
+    """Points or a level about to expire: what reminder journeys trigger on."""
+
+    program: Token
+    what: Literal["points", "level"]
+    points: Points | None = Field(default=None, description="what: points - how many expire")
+    level: str | None = Field(default=None, max_length=32, description="what: level - the level that ends")
+    expires_at: UtcDatetime
 
 
 class CardBalanceChangedProperties(_Open):
@@ -357,6 +375,16 @@ class BenefitChangedEvent(_EventBase):
     properties: BenefitChangedProperties
 
 
+class LevelChangedEvent(_EventBase):
+    event_type: Literal["level_changed"]
+    properties: LevelChangedProperties
+
+
+class LoyaltyExpiringEvent(_EventBase):
+    event_type: Literal["loyalty_expiring"]
+    properties: LoyaltyExpiringProperties
+
+
 class CardBalanceChangedEvent(_EventBase):
     event_type: Literal["card_balance_changed"]
     properties: CardBalanceChangedProperties
@@ -426,6 +454,8 @@ CanonicalEvent = Annotated[
     | ReviewPostedEvent
     | PointsChangedEvent
     | BenefitChangedEvent
+    | LevelChangedEvent
+    | LoyaltyExpiringEvent
     | CardBalanceChangedEvent
     | CouponClaimedEvent
     | CouponRedeemedEvent
@@ -449,6 +479,8 @@ EVENT_TYPES: tuple[str, ...] = (
     "review_posted",
     "points_changed",
     "benefit_changed",
+    "level_changed",
+    "loyalty_expiring",
     "card_balance_changed",
     "coupon_claimed",
     "coupon_redeemed",
@@ -463,9 +495,14 @@ EVENT_TYPES: tuple[str, ...] = (
     "consent_changed",
 )
 
-PLATFORM_EVENT_TYPES = frozenset({"coupon_issued", "coupon_expired"})
-"""Types the platform itself emits as things happen in it (an offer issued to a wallet, expired); a channel may
-send them too (a POS that issues its own coupons)."""
+PLATFORM_EVENT_TYPES = frozenset({"coupon_issued", "coupon_expired", "level_changed", "loyalty_expiring"})
+"""Types the platform itself emits as things happen in it (an offer issued to a wallet, expired; a member's level
+changed by the loyalty rules); a channel may send them too (a POS that issues its own coupons, a dealer system that
+keeps its own programme's levels)."""
+
+LOYALTY_EVENT_TYPES = frozenset({"points_changed", "level_changed", "loyalty_expiring", "benefit_changed"})
+"""Types that name a loyalty programme (`properties.program`): for a programme the platform keeps, only the
+platform emits them (cdp.ingest.service.WriteScope refuses them from sources)."""
 
 CORRELATION_KEYS: tuple[str, ...] = ("sku", "category", "order_id", "cart_id", "coupon_id", "campaign_id", "name")
 """Values a journey can match one event against another by (the cart's sku in the order that closes it)."""

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from cdp import topology
 from cdp.errors import InvalidInputError, PayloadTooLargeError
-from cdp.ingest.events import EVENT_TYPES, CanonicalEvent, SourceChannel, parse_event
+from cdp.ingest.events import EVENT_TYPES, LOYALTY_EVENT_TYPES, CanonicalEvent, SourceChannel, parse_event
 from cdp.ingest.ports import DedupeLedger, DedupeStatus, RawArchive
 from cdp.org import OrgDirectory, ScopeRef
 from cdp.shared.envelope import Publishable
@@ -136,6 +136,15 @@ class WriteScope:
                 message="source cdp is reserved for events the platform itself emits (profile edits through "
                 "PATCH /v1/profiles, sends); name the channel the event came from",
             )
+        kept = _kept_programme(self.org, event)
+        if kept:
+            field, program = kept
+            return FieldError(
+                field=field,
+                message=f"programme {program} is kept by the platform (system_of_record: platform): its points, levels "
+                f"and benefits come from its rules over orders, so a source's {event.event_type} would count twice; "
+                "send the orders, or declare the programme reported",
+            )
         for scope in self.scopes:
             if scope.contains(self.org, event.brand_id, event.store_id):
                 continue
@@ -144,6 +153,24 @@ class WriteScope:
             store = f"store {event.store_id}" if event.store_id else "an event without store_id"
             return FieldError(field="store_id", message=f"{store} is outside {_whose(scope)}")
         return None
+
+
+def _kept_programme(org: OrgDirectory, event: CanonicalEvent) -> tuple[str, str] | None:
+    """(field, programme) when the event reports on a programme the platform keeps (else None): its points, level
+    or benefits, or a benefit its levels grant (the profile keeps benefits by id, whatever programme is named)."""
+    props: Any = event.properties
+    loyalty = org.brand(event.brand_id).loyalty
+    names_program = event.event_type in LOYALTY_EVENT_TYPES or (
+        event.event_type == "identify" and props.member_level is not None
+    )
+    program = getattr(props, "program", None) if names_program else None
+    if program and loyalty.kept_by_platform(program):
+        return "properties.program", program
+    if event.event_type == "benefit_changed":
+        owner = loyalty.benefit_owner(props.benefit_id)
+        if owner:
+            return "properties.benefit_id", owner
+    return None
 
 
 def _whose(scope: ScopeRef) -> str:

@@ -68,7 +68,14 @@ class CouponTerms(_Frozen):
 
 
 class RedPacketTerms(_Frozen):
+    """Cash sent to the member's WeChat wallet (`cdp.offers.red_packets`) as it is issued, when the brand has a
+    red packet provider; else recorded in the wallet and not paid out."""
+
     amount_minor: Money
+    wishing: str | None = Field(
+        default=None, min_length=1, max_length=128, description="the greeting on the packet (default: the name)"
+    )
+    remark: str | None = Field(default=None, min_length=1, max_length=256, description="default: the offer's name")
 
 
 class PointsTerms(_Frozen):

@@ -4,7 +4,7 @@ ledger whose holds an issue makes in the same transaction.
     OFFER#{brand}                 {offer_id}          the offer: `doc`, `status`, `issued`, `imported` (codes)
     CODES#{brand}#{offer_id}      {n:09d}             the n-th imported code
     LIMIT#{brand}#{person_id}     {offer_id}          how many of the offer the person was issued (`n`)
-    WALLET#{brand}#{person_id}    {issue_id}          one issued offer (`doc`, `state`)
+    WALLET#{brand}#{person_id}    {issue_id}          one issued offer (`doc`, `state`: issued/redeemed/expired/failed)
     CODE#{brand}#{code}           CODE                which wallet entry a code is (redemptions find it)
     EXPIRES#{shard}               {until}#{brand}#{person}#{issue}   the entries still to expire, by time (16 shards)
 """
@@ -26,6 +26,7 @@ from cdp.errors import ConflictError, InvalidInputError, NotFoundError, StoreErr
 from cdp.observability import logger
 from cdp.offers.catalog import Offer
 from cdp.offers.promotions import Promotion
+from cdp.offers.red_packets import Payout, RedPacketPayer, RedPacketProviders
 from cdp.offers.service import OfferService
 from cdp.offers.wallet import OfferStore, OfferUnavailableError, RedemptionError, StoredOffer, WalletEntry
 from cdp.org import load_org
@@ -349,6 +350,9 @@ class DynamoOfferStore(OfferStore):
         items = self._query({":pk": {"S": f"WALLET#{brand_id}#{person_id}"}})
         return sorted((_entry(i) for i in items), key=lambda e: (e.issued_at, e.issue_id), reverse=True)
 
+    def entry(self, brand_id: str, person_id: str, issue_id: str) -> WalletEntry | None:
+        return self._entry(brand_id, person_id, issue_id)
+
     def by_code(self, brand_id: str, code: str) -> WalletEntry | None:
         index = self._get(_code_key(brand_id, code))
         if index is None:
@@ -356,6 +360,15 @@ class DynamoOfferStore(OfferStore):
         return self._entry(brand_id, index["person_id"]["S"], index["issue_id"]["S"])
 
     def redeem(self, entry: WalletEntry, order_id: str, discount_minor: int, now: datetime) -> tuple[WalletEntry, bool]:
+        return self._redeem(entry, order_id, discount_minor, now, None)
+
+    def pay_out(self, entry: WalletEntry, payout: Payout, now: datetime) -> WalletEntry:
+        paid, _ = self._redeem(entry, f"payout:{payout.bill_no or entry.issue_id}", entry.cost_minor, now, payout)
+        return paid
+
+    def _redeem(
+        self, entry: WalletEntry, order_id: str, discount_minor: int, now: datetime, payout: Payout | None
+    ) -> tuple[WalletEntry, bool]:
         if discount_minor < 0:
             raise InvalidInputError("a discount is not negative", "discount_minor")
         for _ in range(ISSUE_ATTEMPTS):
@@ -366,9 +379,15 @@ class DynamoOfferStore(OfferStore):
                 if current.order_id == order_id:
                     return current, False
                 raise RedemptionError(f"code of {entry.issue_id} was redeemed for order {current.order_id}")
-            redeemed = current.model_copy(
-                update={"state": "redeemed", "redeemed_at": now, "order_id": order_id, "discount_minor": discount_minor}
-            )
+            if current.state == "failed":
+                raise RedemptionError(f"{entry.issue_id} was never issued: its payout failed")
+            update: dict[str, Any] = {
+                "state": "redeemed",
+                "redeemed_at": now,
+                "order_id": order_id,
+                "discount_minor": discount_minor,
+            }
+            redeemed = current.model_copy(update=update | ({"payout": payout} if payout is not None else {}))
             items = [self._move(redeemed, current.state)]
             items.append({"Delete": {"TableName": self._table, "Key": _expiry_key(current)}})
             items.extend(self._spend(current, discount_minor, order_id, now))
@@ -403,6 +422,70 @@ class DynamoOfferStore(OfferStore):
         for item in items[1:]:  # a late redemption is money already spent: charged even past the pool's end
             item["Update"].pop("ConditionExpression", None)
         return items
+
+    def fail(self, entry: WalletEntry, payout: Payout, now: datetime) -> WalletEntry:
+        for _ in range(ISSUE_ATTEMPTS):
+            current = self._entry(entry.brand_id, entry.person_id, entry.issue_id)
+            if current is None:
+                raise NotFoundError(f"no issued offer {entry.issue_id}")
+            if current.state != "issued":
+                return current  # failed before (a retry), or paid or expired meanwhile
+            if current.code is not None:  # a code's position in an imported pool cannot be given back
+                raise ConflictError(f"{entry.issue_id} has a code: an entry with a code is not failed")
+            failed = current.model_copy(update={"state": "failed", "payout": payout})
+            one = {":one": _n(1)}
+            items = [
+                self._move(failed, "issued"),
+                {"Delete": {"TableName": self._table, "Key": _expiry_key(current)}},
+                {
+                    "Update": {
+                        "TableName": self._table,
+                        "Key": _offer_key(current.brand_id, current.offer_id),
+                        "UpdateExpression": "SET issued = issued - :one",
+                        "ConditionExpression": "issued >= :one",
+                        "ExpressionAttributeValues": one,
+                    }
+                },
+                {
+                    "Update": {
+                        "TableName": self._table,
+                        "Key": {
+                            PK: {"S": f"LIMIT#{current.brand_id}#{current.person_id}"},
+                            SK: {"S": current.offer_id},
+                        },
+                        "UpdateExpression": "SET n = n - :one",
+                        "ConditionExpression": "n >= :one",
+                        "ExpressionAttributeValues": one,
+                    }
+                },
+            ]
+            hold = self.budgets.hold(current.brand_id, current.issue_id) if current.pools else None
+            if hold is not None and hold.state == "open":
+                items.extend(self.budgets.settle_items(hold, {}, now))
+            try:
+                transact(self._db, items, f"failing {entry.issue_id}")
+            except ClientError:
+                continue  # paid, expired or failed meanwhile: read it again
+            return failed
+        raise ConflictError(f"failing {entry.issue_id} kept losing to concurrent changes")
+
+    def note_payout(self, entry: WalletEntry, payout: Payout) -> WalletEntry:
+        current = self._entry(entry.brand_id, entry.person_id, entry.issue_id)
+        if current is None:
+            raise NotFoundError(f"no issued offer {entry.issue_id}")
+        if current.state != "issued":
+            return current
+        noted = current.model_copy(update={"payout": payout})
+        try:
+            self._db.put_item(**self._move(noted, "issued")["Put"])
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise StoreError(f"noting the payout of {entry.issue_id} failed: {exc}") from exc
+            found = self._entry(entry.brand_id, entry.person_id, entry.issue_id)
+            return found or current  # changed meanwhile: as it now is
+        except BotoCoreError as exc:
+            raise StoreError(f"noting the payout of {entry.issue_id} failed: {exc}") from exc
+        return noted
 
     def due_expiries(self, until: datetime, limit: int) -> list[WalletEntry]:
         items: list[dict[str, Any]] = []
@@ -488,8 +571,14 @@ def _stored(item: dict[str, Any]) -> StoredOffer:
     )
 
 
-def dynamo_offer_service(offers_table: str, profiles: ProfileReader, event_bus_name: str) -> OfferService:
+def dynamo_offer_service(
+    offers_table: str,
+    profiles: ProfileReader,
+    event_bus_name: str,
+    red_packets: RedPacketProviders | None = None,
+) -> OfferService:
     """The offer service on its AWS adapters: the offers table (with the budget ledger), the bus for the wallet's
-    events, the packaged org directory."""
+    events, the packaged org directory; `red_packets`: who pays red packets out (None: they are recorded only)."""
     store = DynamoOfferStore(offers_table)
-    return OfferService(store, store.budgets, profiles, EventBridgePublisher(event_bus_name), load_org())
+    payer = RedPacketPayer(red_packets) if red_packets is not None else None
+    return OfferService(store, store.budgets, profiles, EventBridgePublisher(event_bus_name), load_org(), payer=payer)

@@ -1,6 +1,11 @@
 """Offers as the API and campaigns use them: the catalog and its budget pools, issuing to a person's wallet (with a
 `coupon_issued` or `points_changed` event on their timeline), redemptions matched to the issued code from the orders
 and coupon redemptions the channels send, and expiry on time (`coupon_expired`, which journeys can trigger on).
+
+A red packet issued by a service given a payer (`cdp.offers.red_packets`) is paid out as it is issued: paid, the entry
+is redeemed and its hold spent; refused, the issue is undone (RedPacketNotPaidError, a 409 naming the reason); not
+known yet, the hold stays and PayoutPendingError asks the caller to issue again under the same issue id. A claim (from
+a claim link: `cdp.offers.claims`) is an issue that also puts `coupon_claimed` on the timeline.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, Field, ValidationError
 
 from cdp.budgets.ledger import BudgetLedger, BudgetPool, PoolBalance
-from cdp.errors import ConflictError, ForbiddenError, InvalidInputError, NotFoundError
+from cdp.errors import CdpError, ConflictError, ForbiddenError, InvalidInputError, NotFoundError, RetryableError
 from cdp.identifiers.model import Identifier
 from cdp.ingest.auth import OFFERS_ISSUE_SCOPE, OFFERS_READ_SCOPE, OFFERS_WRITE_SCOPE, authorize
 from cdp.ingest.events import CanonicalEvent, Token, parse_event
@@ -24,6 +29,7 @@ from cdp.ingest.service import packed
 from cdp.observability import logger
 from cdp.offers.catalog import Offer
 from cdp.offers.promotions import Cart, Evaluation, Promotion, evaluate
+from cdp.offers.red_packets import PacketRequest, Payout, RedPacketPayer
 from cdp.offers.wallet import OfferStore, StoredOffer, WalletEntry
 from cdp.org import OrgDirectory
 from cdp.profile.ports import ProfileReader
@@ -53,6 +59,38 @@ class IssueRequest(BaseModel):
 class IssueResult(BaseModel):
     entry: WalletEntry
     new: bool = Field(description="false: issued before under this issue_id")
+    payout: Payout | None = Field(
+        default=None, description="a red packet's cash: paid, or not_configured (recorded in the wallet, not paid out)"
+    )
+
+
+class RedPacketNotPaidError(CdpError):
+    """A red packet's cash was not paid out, for good (HTTP 409). Refused by the provider: the issue is undone (the
+    entry is `failed`; its budget hold, the offer's stock and the person's count are given back) and issuing it again
+    needs a new issue id. Refused before any call (no OpenID of the merchant's app, ...): nothing was issued."""
+
+    def __init__(self, offer_id: str, person_id: str, payout: Payout | None, entry: WalletEntry | None = None) -> None:
+        self.reason = payout.reason if payout and payout.reason else "not_paid"
+        detail = payout.message if payout and payout.message else self.reason
+        super().__init__(f"red packet {offer_id} was not paid out to {person_id}: {detail}")
+        self.payout = payout
+        self.entry = entry
+
+    @classmethod
+    def of(cls, entry: WalletEntry) -> RedPacketNotPaidError:
+        return cls(entry.offer_id, entry.person_id, entry.payout, entry)
+
+
+class PayoutPendingError(RetryableError):
+    """The provider could not say whether a red packet was sent: its budget stays held; issuing again under the same
+    issue id asks again (the provider pays one bill at most once)."""
+
+    def __init__(self, entry: WalletEntry) -> None:
+        super().__init__(
+            f"red packet {entry.offer_id} for {entry.person_id}: the provider could not say whether it was sent; "
+            f"issue again under the same issue_id to ask"
+        )
+        self.entry = entry
 
 
 class CodesRequest(BaseModel):
@@ -102,6 +140,7 @@ class OfferService:
         publisher: EventPublisher,
         org: OrgDirectory,
         now: Callable[[], datetime] = utc_now,
+        payer: RedPacketPayer | None = None,
     ) -> None:
         self.store = store
         self.budgets = budgets
@@ -109,6 +148,7 @@ class OfferService:
         self.publisher = publisher
         self.org = org
         self.now = now
+        self.payer = payer  # None: red packets are recorded in the wallet, not paid out
 
     # ---- the catalog --------------------------------------------------------------------------------------------
 
@@ -217,19 +257,80 @@ class OfferService:
         authorize_offers(client, self.org, brand_id, ISSUE_SCOPE)
         return self.issue_to(brand_id, offer_id, request.person_id, request.issue_id or uuid.uuid4().hex)
 
-    def issue_to(self, brand_id: str, offer_id: str, person_id: str, issue_id: str) -> IssueResult:
-        """Issue without a caller (a campaign's step): the person must be the brand's."""
+    def issue_to(
+        self, brand_id: str, offer_id: str, person_id: str, issue_id: str, claimed: bool = False
+    ) -> IssueResult:
+        """Issue without a caller (a campaign's step, a claim link): the person must be the brand's. `claimed`: the
+        person claimed it (a `coupon_claimed` event follows the issue's)."""
         stored = self._offer(brand_id, offer_id)
         profile = self.profiles.get(person_id)
         if profile is None or profile.brand_id != brand_id:
             raise NotFoundError(f"no person {person_id} in brand {brand_id}")
         key = _issue_key(offer_id, profile.person_id, issue_id)
+        if stored.offer.red_packet is not None:
+            self._refuse_unpayable(stored.offer, profile.person_id, key, profile.identifiers)
         entry, new = self.store.issue(stored, profile.person_id, key, self.now())
-        # both steps are idempotent (the same redemption, the same event id): a retry after a failure redoes them
+        # each step is idempotent (the same bill, redemption or event id): a retry after a failure redoes them
+        if stored.offer.red_packet is not None:
+            entry = self._pay_out(entry, stored.offer, profile.identifiers)
         if stored.offer.points is not None and entry.state == "issued":
             entry, _ = self.store.redeem(entry, f"points:{entry.issue_id}", entry.cost_minor, self.now())
         self._announce(entry, stored.offer, profile.identifiers, "issued")
-        return IssueResult(entry=entry, new=new)
+        if claimed:
+            self._announce(entry, stored.offer, profile.identifiers, "claimed")
+        return IssueResult(entry=entry, new=new, payout=entry.payout)
+
+    def issued_entry(self, brand_id: str, offer_id: str, person_id: str, issue_id: str) -> WalletEntry | None:
+        """The entry `issue_to` made (or would make) under `issue_id`, if it was made."""
+        profile = self.profiles.get(person_id)
+        if profile is None or profile.brand_id != brand_id:
+            raise NotFoundError(f"no person {person_id} in brand {brand_id}")
+        key = _issue_key(offer_id, profile.person_id, issue_id)
+        return self.store.entry(brand_id, profile.person_id, key)
+
+    def offer(self, brand_id: str, offer_id: str) -> StoredOffer:
+        """One offer, without a caller (a claim link names it)."""
+        return self._offer(brand_id, offer_id)
+
+    def _refuse_unpayable(self, offer: Offer, person_id: str, key: str, identifiers: Sequence[str]) -> None:
+        """A red packet that could never be paid to this person is refused before it is issued (nothing is held, and
+        once the person can be paid, e.g. has followed the merchant's account, the same issue id works); an issue
+        made before under this id goes on to its own answer."""
+        if self.payer is None:
+            return
+        refused = self.payer.refusal(_packet(offer, offer.brand_id, key, self.now()), identifiers)
+        if refused is not None and self.store.entry(offer.brand_id, person_id, key) is None:
+            raise RedPacketNotPaidError(offer.offer_id, person_id, refused)
+
+    def _pay_out(self, entry: WalletEntry, offer: Offer, identifiers: Sequence[str]) -> WalletEntry:
+        """A red packet's cash (see the module): the entry as it ends, or RedPacketNotPaidError/PayoutPendingError."""
+        if entry.state == "failed":  # refused before under this issue id: the same answer
+            raise RedPacketNotPaidError.of(entry)
+        settled = entry.payout is not None and entry.payout.status == "paid"
+        if self.payer is None or entry.state != "issued" or settled:
+            return entry
+        payout = self.payer.pay(_packet(offer, entry.brand_id, entry.issue_id, entry.issued_at), identifiers)
+        logger.info(
+            "red packet payout",
+            issue_id=entry.issue_id,
+            status=payout.status,
+            reason=payout.reason,
+            attempts=payout.attempts,
+            bill_no=payout.bill_no,
+        )
+        if payout.status == "paid":
+            return self.store.pay_out(entry, payout, self.now())
+        if payout.status == "failed":
+            failed = self.store.fail(entry, payout, self.now())
+            if failed.state == "failed":
+                raise RedPacketNotPaidError.of(failed)
+            return failed  # paid or expired meanwhile (a concurrent issue under the same id)
+        if payout.status == "not_configured" and entry.payout is not None and entry.payout.status == payout.status:
+            return entry
+        noted = self.store.note_payout(entry, payout)
+        if payout.status == "pending":
+            raise PayoutPendingError(noted)
+        return noted
 
     def wallet(self, brand_id: str, person_id: str, client: ApiClient) -> Wallet:
         authorize_offers(client, self.org, brand_id, READ_SCOPE)
@@ -292,7 +393,9 @@ class OfferService:
         if anchor is None:
             logger.warning("no identifier to file an offer event under", person_id=entry.person_id)
             return
-        at = entry.issued_at if what == "issued" else entry.expired_at or self.now()
+        # a claim is the issue it made (its time too, so a claim asked again is the same event on the timeline)
+        at = entry.expired_at if what == "expired" else entry.issued_at
+        at = at or self.now()
         raw: dict[str, Any] = {
             "event_id": f"offer-{what}-{entry.issue_id}",
             "source": "cdp",
@@ -303,6 +406,8 @@ class OfferService:
         }
         if what == "expired":
             raw |= {"event_type": "coupon_expired", "properties": _expired(entry)}
+        elif what == "claimed":
+            raw |= {"event_type": "coupon_claimed", "properties": _claimed(entry)}
         elif offer.points is not None:
             points = {"program": offer.points.program, "delta": offer.points.points, "reason": "bonus"}
             raw |= {"event_type": "points_changed", "properties": points}
@@ -314,6 +419,21 @@ class OfferService:
             logger.error("an offer event did not validate", issue_id=entry.issue_id, error=str(exc))
             return
         self.publisher.publish(packed([event]), f"offer-{entry.issue_id}")
+
+
+def _packet(offer: Offer, brand_id: str, issue_id: str, issued_at: datetime) -> PacketRequest:
+    terms = offer.red_packet
+    assert terms is not None
+    return PacketRequest(
+        brand_id=brand_id,
+        issue_id=issue_id,
+        issued_at=issued_at,
+        amount_minor=terms.amount_minor,
+        currency=offer.currency,
+        act_name=offer.name,
+        wishing=terms.wishing or offer.name,
+        remark=terms.remark or offer.name,
+    )
 
 
 def _issue_key(offer_id: str, person_id: str, issue_id: str) -> str:
@@ -335,6 +455,11 @@ def _issued(entry: WalletEntry) -> dict[str, Any]:
         "valid_until": entry.valid_until.isoformat(),
         "campaign_id": entry.campaign_id,
     }
+
+
+def _claimed(entry: WalletEntry) -> dict[str, Any]:
+    found = {"campaign_id": entry.campaign_id, "issue_id": entry.issue_id, "kind": entry.kind, "code": entry.code}
+    return {"coupon_id": entry.offer_id, **{k: v for k, v in found.items() if v is not None}}
 
 
 def _expired(entry: WalletEntry) -> dict[str, Any]:

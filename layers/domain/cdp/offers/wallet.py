@@ -3,6 +3,10 @@
 An issue is one transaction: the offer's count (its stock), the person's count (the per-person limit), the wallet
 entry (the issue id: an issue asked again is the same issue), the code (unique in the brand), the entry's expiry
 and the budget hold of its cost (`cdp.budgets`): all of it happens, or none of it.
+
+A red packet's cash is paid out after the issue (`cdp.offers.red_packets`): paid, the entry is redeemed and its hold
+spent; refused, the entry is `failed` in one transaction that gives back the offer's stock, the person's count and
+the hold, so the budget and the pool are as if it had never been issued (the entry stays, with why).
 """
 
 from __future__ import annotations
@@ -17,8 +21,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from cdp.errors import CdpError, ConflictError
 from cdp.offers.catalog import Offer, OfferKind
 from cdp.offers.promotions import Promotion
+from cdp.offers.red_packets import Payout
 
-WalletState = Literal["issued", "redeemed", "expired"]
+WalletState = Literal["issued", "redeemed", "expired", "failed"]
 OfferStatus = Literal["active", "retired"]
 
 
@@ -57,6 +62,7 @@ class WalletEntry(_Frozen):
     order_id: str | None = None
     discount_minor: int | None = None
     expired_at: datetime | None = None
+    payout: Payout | None = Field(default=None, description="a red packet's cash: paid, failed, pending, ...")
 
 
 class OfferUnavailableError(ConflictError):
@@ -111,6 +117,10 @@ class OfferStore(ABC):
         """The person's offers, newest first."""
 
     @abstractmethod
+    def entry(self, brand_id: str, person_id: str, issue_id: str) -> WalletEntry | None:
+        """One wallet entry by its issue id (the store's key, as `issue` made it)."""
+
+    @abstractmethod
     def by_code(self, brand_id: str, code: str) -> WalletEntry | None: ...
 
     @abstractmethod
@@ -118,6 +128,21 @@ class OfferStore(ABC):
         """Mark it redeemed for `order_id` and spend `discount_minor` of its hold, releasing the rest; whether this
         call redeemed it (False: it was redeemed for this order before). RedemptionError when it was redeemed for
         another order. An expired entry redeemed anyway (a till that did not check) is charged to its pools."""
+
+    @abstractmethod
+    def pay_out(self, entry: WalletEntry, payout: Payout, now: datetime) -> WalletEntry:
+        """A red packet paid: the entry is redeemed (for `payout:{bill}`) with its payout, its hold spent in full;
+        paid before: the entry as it is. RedemptionError when it failed meanwhile."""
+
+    @abstractmethod
+    def fail(self, entry: WalletEntry, payout: Payout, now: datetime) -> WalletEntry:
+        """An issued entry (without a code) whose payout was refused: `failed` with its payout, its expiry timer
+        gone, the offer's stock and the person's count given back and its hold released, all at once; an entry no
+        longer issued is returned as it is."""
+
+    @abstractmethod
+    def note_payout(self, entry: WalletEntry, payout: Payout) -> WalletEntry:
+        """Keep a payout on an entry that stays issued (pending, not configured); the entry as it now is."""
 
     @abstractmethod
     def due_expiries(self, until: datetime, limit: int) -> list[WalletEntry]:

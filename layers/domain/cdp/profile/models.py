@@ -343,6 +343,11 @@ def _fold_facts(f: ProfileFacts, event: CanonicalEvent) -> None:  # noqa: C901 -
             f.rating_sum += event.properties.rating
         case "points_changed":
             _bump(f.points_by_program, event.properties.program, event.properties.delta)
+        case "level_changed":
+            new_level = LevelState(level=event.properties.level, at=at)
+            held = f.member_levels.get(event.properties.program)
+            if held is None or (new_level.at, new_level.level) > (held.at, held.level):
+                f.member_levels[event.properties.program] = new_level
         case "benefit_changed":
             b = event.properties
             state = BenefitState(granted=b.granted, at=at, program=b.program)

@@ -80,7 +80,7 @@ def epoch(at: datetime) -> int:
     return int(at.timestamp())
 
 
-def event_records(event: CanonicalEvent) -> list[EventRecord]:
+def event_records(event: CanonicalEvent) -> list[EventRecord]:  # noqa: C901 - one branch per type
     """One record per event (order lines add one record each); fields the type has no use for stay None."""
     base: dict[str, Any] = {
         "event_id": event.dedupe_key,
@@ -124,6 +124,10 @@ def event_records(event: CanonicalEvent) -> list[EventRecord]:
             extra = {"product_id": p.sku, "rating": p.rating}
         case "points_changed":
             extra = {"points": p.delta, "name": p.program}
+        case "level_changed":
+            extra = {"name": p.program}
+        case "loyalty_expiring":
+            extra = {"points": p.points, "name": p.program}
         case "coupon_claimed" | "coupon_redeemed" | "coupon_issued" | "coupon_expired":
             extra = _coupon_fields(event.event_type, p)
         case "message_delivered" | "message_clicked" | "message_opened":

@@ -1,0 +1,236 @@
+"""The claim landing page (`GET` / `POST /v1/claim/{token}`, `cdp.offers.claims`): one small mobile HTML page in
+Chinese and English, with its CSS inline and nothing loaded from elsewhere.
+
+These routes are public (the signed token is the authority), so every answer is a page, never a stack trace or a
+JSON error: each typed error maps to its status and a page saying what happened in both languages (400 a bad or
+tampered link, 410 an expired one, 404 an offer or person gone, 409 the offer out of stock, the person's limit, the
+budget spent or a red packet not paid out, 503 try again). Every value shown is HTML-escaped.
+"""
+
+# ruff: noqa: RUF001 - the Chinese text is set with full-width punctuation, as Chinese is written
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from cdp.budgets.ledger import BudgetExhaustedError
+from cdp.errors import ConflictError, InvalidInputError, NotFoundError, RetryableError
+from cdp.observability import logger
+from cdp.offers.catalog import Offer
+from cdp.offers.claims import ClaimLinkExpiredError, ClaimLinks, ClaimLinksNotConfiguredError
+from cdp.offers.service import PayoutPendingError, RedPacketNotPaidError
+from cdp.offers.wallet import OfferUnavailableError, WalletEntry
+
+CHINA = ZoneInfo("Asia/Shanghai")
+HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",  # the token is in the URL
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    ),
+}
+CONTENT_TYPE = "text/html; charset=utf-8"
+Tone = Literal["ready", "done", "sorry"]
+
+
+@dataclass(frozen=True)
+class Page:
+    status: int
+    html: str
+
+
+def show(links: ClaimLinks, token: str) -> Page:
+    """`GET`: the offer and a claim button, or what the link already got."""
+
+    def page() -> Page:
+        view = links.view(token)
+        if view.entry is not None:
+            return _claimed(view.offer, view.entry, again=True)
+        return _page(
+            200,
+            "ready",
+            "领取您的专属礼遇",
+            "Claim your offer",
+            _offer_box(view.offer)
+            + f'<p class="fine">{_esc(_until_text(view.claim.expires_at))}</p>'
+            + '<form method="post"><button type="submit">立即领取 · Claim now</button></form>',
+        )
+
+    return _answer(page)
+
+
+def claim(links: ClaimLinks, token: str) -> Page:
+    """`POST`: issue it (once per link) and say what the person got."""
+
+    def page() -> Page:
+        outcome = links.claim(token)
+        return _claimed(outcome.offer, outcome.result.entry, again=not outcome.result.new)
+
+    return _answer(page)
+
+
+def _answer(build: Callable[[], Page]) -> Page:
+    try:
+        return build()
+    except ClaimLinkExpiredError:
+        return _sorry(
+            410, "链接已过期", "This link has expired", "请联系品牌获取新的链接。Ask the brand for a new link."
+        )
+    except InvalidInputError:
+        return _sorry(400, "链接无效", "This link is not valid", "请检查链接是否完整。Check that the link is complete.")
+    except NotFoundError:
+        return _sorry(404, "活动不存在", "This offer is no longer here", "活动可能已下线。It may have been withdrawn.")
+    except RedPacketNotPaidError as exc:
+        logger.info("a claimed red packet was not paid out", reason=exc.reason)
+        return _sorry(409, "红包发放失败", "The red packet could not be sent", _not_paid(exc.reason))
+    except OfferUnavailableError as exc:
+        return _sorry(409, *_UNAVAILABLE.get(exc.reason, _UNAVAILABLE["out_of_stock"]))
+    except BudgetExhaustedError:
+        return _sorry(409, "已被领完", "All of them have been claimed", "感谢关注。Thank you for your interest.")
+    except ConflictError:
+        return _sorry(409, "请稍后再试", "Please try again", "领取人数较多。Many people are claiming right now.")
+    except PayoutPendingError:
+        return _sorry(503, "红包处理中", "Your red packet is on its way", "请稍后刷新重试。Try again in a minute.")
+    except ClaimLinksNotConfiguredError:
+        logger.error("claim links are not configured: the sources secret has no redirect entry")
+        return _sorry(503, "暂时无法领取", "Claims are unavailable", "请稍后再试。Please try again later.")
+    except RetryableError:
+        logger.exception("a claim page's dependency failed")
+        return _sorry(503, "暂时无法领取", "Claims are unavailable", "请稍后再试。Please try again later.")
+
+
+_UNAVAILABLE: dict[str, tuple[str, str, str]] = {
+    "retired": ("活动已结束", "This offer has ended", "感谢关注。Thank you for your interest."),
+    "ended": ("活动已结束", "This offer has ended", "感谢关注。Thank you for your interest."),
+    "out_of_stock": ("已被领完", "All of them have been claimed", "感谢关注。Thank you for your interest."),
+    "no_codes": ("已被领完", "All of them have been claimed", "感谢关注。Thank you for your interest."),
+    "person_limit": ("您已领取过", "You have claimed this already", "每人限领，请在卡包中查看。See your wallet."),
+}
+
+
+def _not_paid(reason: str) -> str:
+    if reason == "no_openid":
+        return "请先关注品牌公众号后再领取。Follow the brand's WeChat account first, then claim again."
+    if reason in ("SENDNUM_LIMIT", "RCVDAMOUNT_LIMIT"):
+        return "今日领取次数已达上限。You have reached today's limit of red packets."
+    return "很抱歉，红包未能发出，未扣除任何额度。Sorry: nothing was sent, and nothing was used up."
+
+
+def _claimed(offer: Offer, entry: WalletEntry, again: bool) -> Page:
+    if entry.state == "failed":
+        raise RedPacketNotPaidError.of(entry)
+    title = ("您已领取过", "Already claimed") if again else ("领取成功", "Claimed")
+    return _page(200, "done", *title, _offer_box(offer) + _got(entry))
+
+
+def _got(entry: WalletEntry) -> str:
+    parts = []
+    if entry.code:
+        parts.append(f'<p class="label">券码 · Code</p><p class="code">{_esc(entry.code)}</p>')
+    if entry.kind == "red_packet":
+        status = entry.payout.status if entry.payout is not None else None
+        parts.append(f'<p class="fine">{_RED_PACKET.get(status or "", _RED_PACKET["not_configured"])}</p>')
+    if entry.state == "issued":
+        parts.append(f'<p class="fine">{_esc(_until_text(entry.valid_until, "有效期至", "valid until"))}</p>')
+    elif entry.state == "redeemed" and entry.kind not in ("red_packet", "points"):
+        parts.append('<p class="fine">已使用 · Used</p>')
+    elif entry.state == "expired":
+        parts.append('<p class="fine">已过期 · Expired</p>')
+    return "".join(parts)
+
+
+_RED_PACKET = {
+    "paid": "红包已发送至您的微信，请在微信中领取。The red packet was sent to you on WeChat: open it there.",
+    "pending": "红包处理中，请稍后刷新。Your red packet is on its way: refresh in a minute.",
+    # no provider for the brand: recorded, and honestly not paid out (the brand pays it some other way)
+    "not_configured": "已记入您的账户，尚未以现金发放。It is in your account; it has not been paid out in cash yet.",
+}
+
+
+def _offer_box(offer: Offer) -> str:
+    return (
+        f'<div class="offer"><p class="name">{_esc(offer.name)}</p>'
+        f'<p class="value">{_esc(_value_text(offer))}</p></div>'
+    )
+
+
+def _value_text(offer: Offer) -> str:
+    if offer.coupon is not None:
+        c = offer.coupon
+        above = f"满{_money(c.threshold_minor, offer.currency)}" if c.threshold_minor else ""
+        if c.amount_off_minor is not None:
+            off = _money(c.amount_off_minor, offer.currency)
+            english = f"{off} off" + (f" orders over {_money(c.threshold_minor, offer.currency)}" if above else "")
+            return f"{above}减{off} · {english}"
+        cap = _money(c.max_discount_minor or 0, offer.currency)
+        tenths = (100 - (c.percent_off or 0)) / 10  # 20% off is 8折
+        return f"{above}{tenths:g}折（最高减{cap}） · {c.percent_off}% off, up to {cap}"
+    if offer.red_packet is not None:
+        cash = _money(offer.red_packet.amount_minor, offer.currency)
+        return f"现金红包 {cash} · {cash} cash red packet"
+    if offer.points is not None:
+        return f"{offer.points.points:,} 积分 · {offer.points.points:,} points"
+    assert offer.gift is not None
+    return f"赠品：{offer.gift.name} · Gift: {offer.gift.name}"
+
+
+def _money(minor: int, currency: str) -> str:
+    amount = f"{minor / 100:,.2f}"
+    return f"¥{amount}" if currency == "CNY" else f"{amount} {currency}"
+
+
+def _until_text(at: datetime, zh: str = "链接有效期至", en: str = "link valid until") -> str:
+    local = at.astimezone(CHINA).strftime("%Y-%m-%d %H:%M")
+    return f"{zh} {local} · {en} {local} (UTC+8)"
+
+
+def _sorry(status: int, zh: str, en: str, detail: str) -> Page:
+    return _page(status, "sorry", zh, en, f'<p class="fine">{_esc(detail)}</p>')
+
+
+def _esc(text: str) -> str:
+    return html.escape(text, quote=True)
+
+
+def _page(status: int, tone: Tone, zh: str, en: str, body: str) -> Page:
+    return Page(
+        status,
+        "<!doctype html>\n"
+        '<html lang="zh-CN"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width,initial-scale=1,viewport-fit=cover">'
+        '<meta name="robots" content="noindex,nofollow">'
+        f"<title>{_esc(zh)} · {_esc(en)}</title><style>{_CSS}</style></head>"
+        f'<body><main class="card {tone}"><h1>{_esc(zh)}</h1><p class="en">{_esc(en)}</p>{body}</main></body></html>',
+    )
+
+
+_CSS = (
+    ":root{color-scheme:light;--red:#d7262b;--ink:#1f1f1f;--muted:#6b6b6b}"
+    "*{box-sizing:border-box}"
+    "body{margin:0;min-height:100vh;display:flex;align-items:center;justify-content:center;padding:24px 16px;"
+    "background:linear-gradient(160deg,#fff3e6,#ffe1dc);color:var(--ink);"
+    "font:16px/1.5 -apple-system,BlinkMacSystemFont,'PingFang SC','Hiragino Sans GB','Microsoft YaHei',"
+    "'Helvetica Neue',Arial,sans-serif}"
+    ".card{width:100%;max-width:420px;background:#fff;border-radius:20px;padding:28px 22px;text-align:center;"
+    "box-shadow:0 10px 30px rgba(160,40,30,.15)}"
+    ".card.sorry{border-top:6px solid #9a9a9a}.card.ready,.card.done{border-top:6px solid var(--red)}"
+    "h1{margin:0;font-size:24px}.en{margin:4px 0 18px;color:var(--muted);font-size:15px}"
+    ".offer{background:linear-gradient(135deg,var(--red),#f0563a);color:#fff;border-radius:14px;padding:18px 14px;"
+    "margin:0 0 16px}"
+    ".offer .name{margin:0;font-size:18px;font-weight:600}.offer .value{margin:6px 0 0;font-size:15px}"
+    ".label{margin:8px 0 2px;color:var(--muted);font-size:13px}"
+    ".code{margin:0 0 8px;font:700 24px/1.3 ui-monospace,Menlo,Consolas,monospace;letter-spacing:2px;"
+    "word-break:break-all}"
+    ".fine{margin:8px 0 0;color:var(--muted);font-size:13px}"
+    "form{margin:18px 0 0}"
+    "button{width:100%;border:0;border-radius:999px;padding:14px;font-size:17px;font-weight:600;color:#fff;"
+    "background:var(--red);cursor:pointer}"
+    "button:active{opacity:.85}"
+)

@@ -1,0 +1,225 @@
+"""Loyalty accounts on the offers table (`cdp.topology.OFFERS_TABLE`), written in one transaction per operation:
+
+    LOYALTY#{brand}#{person}              ACCOUNT#{program}   the account (`doc`, `version`)
+    LOYALTYOP#{brand}#{program}#{op_id}   OP                  an applied operation (`doc`): it happens once
+    LOYALTYDUE#{brand}#{month}#{shard}    {program}#{person}  something in the account ends in that month (8 shards)
+    LOYALTYMONTHS#{brand}                 {month}             the months holding timers (`reminded`)
+
+An account's partition is its person's, so members never contend with each other; a timer is written only when an
+account first holds something ending in a month (about once a month per active member).
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from cdp import topology
+from cdp.budgets.dynamodb import reasons, transact
+from cdp.errors import ConflictError
+from cdp.loyalty.accounts import Account
+from cdp.loyalty.ports import AccountStore, Commit, Operation, OperationDoneError, Timer
+from cdp.loyalty.service import LoyaltyService
+from cdp.org import OrgDirectory, load_org
+from cdp.profile.ports import ProfileReader
+from cdp.shared.aws import EventBridgePublisher
+from cdp.shared.aws import client as default_client
+from cdp.shared.dynamo import batch_write, get_item, query_items
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+PK = topology.OFFERS_TABLE.partition_key
+SK = topology.OFFERS_TABLE.sort_key
+DUE_SHARDS = 8
+FAILED = "ConditionalCheckFailed"
+
+
+def _account_key(brand_id: str, program: str, person_id: str) -> dict[str, Any]:
+    return {PK: {"S": f"LOYALTY#{brand_id}#{person_id}"}, SK: {"S": f"ACCOUNT#{program}"}}
+
+
+def _op_key(brand_id: str, program: str, op_id: str) -> dict[str, Any]:
+    return {PK: {"S": f"LOYALTYOP#{brand_id}#{program}#{op_id}"}, SK: {"S": "OP"}}
+
+
+def _timer_key(brand_id: str, month: str, program: str, person_id: str) -> dict[str, Any]:
+    shard = zlib.crc32(person_id.encode()) % DUE_SHARDS
+    return {PK: {"S": f"LOYALTYDUE#{brand_id}#{month}#{shard}"}, SK: {"S": f"{program}#{person_id}"}}
+
+
+def _month_key(brand_id: str, month: str) -> dict[str, Any]:
+    return {PK: {"S": f"LOYALTYMONTHS#{brand_id}"}, SK: {"S": month}}
+
+
+class DynamoAccountStore(AccountStore):
+    def __init__(self, table: str, client: DynamoDBClient | None = None) -> None:
+        self._table = table
+        self._db: DynamoDBClient = client or default_client("dynamodb")
+
+    def get(self, brand_id: str, program: str, person_id: str) -> Account | None:
+        item = get_item(self._db, self._table, _account_key(brand_id, program, person_id))
+        if item is None:
+            return None
+        return Account.model_validate_json(item["doc"]["S"]).model_copy(update={"version": int(item["version"]["N"])})
+
+    def operation(self, brand_id: str, program: str, op_id: str) -> Operation | None:
+        item = get_item(self._db, self._table, _op_key(brand_id, program, op_id))
+        return Operation.model_validate_json(item["doc"]["S"]) if item else None
+
+    def commit(self, commit: Commit) -> None:
+        items: list[dict[str, Any]] = []
+        kinds: list[str] = []
+        put: dict[str, Any]
+        for account, version in commit.accounts:
+            stored = account.model_copy(update={"version": version + 1})
+            item = {
+                **_account_key(account.brand_id, account.program, account.person_id),
+                "doc": {"S": stored.model_dump_json(exclude={"version"})},
+                "version": {"N": str(version + 1)},
+            }
+            put = {"TableName": self._table, "Item": item}
+            if version:
+                put |= {"ConditionExpression": "version = :v", "ExpressionAttributeValues": {":v": {"N": str(version)}}}
+            else:
+                put |= {"ConditionExpression": "attribute_not_exists(#pk)", "ExpressionAttributeNames": {"#pk": PK}}
+            items.append({"Put": put})
+            kinds.append("account")
+        for op in commit.operations:
+            item = {**_op_key(op.brand_id, op.program, op.op_id), "doc": {"S": op.model_dump_json()}}
+            absent = {"ConditionExpression": "attribute_not_exists(#pk)", "ExpressionAttributeNames": {"#pk": PK}}
+            items.append({"Put": {"TableName": self._table, "Item": item, **absent}})
+            kinds.append("operation")
+        for op, given_back in commit.updated:
+            item = {
+                **_op_key(op.brand_id, op.program, op.op_id),
+                "doc": {"S": op.model_dump_json()},
+                "given_back": {"N": str(op.given_back)},
+            }
+            # as read: a return that gave back nothing wrote 0, an order no return has touched has no attribute yet
+            cond = "attribute_exists(#pk) AND (given_back = :g OR (attribute_not_exists(given_back) AND :g = :zero))"
+            put = {
+                "TableName": self._table,
+                "Item": item,
+                "ConditionExpression": cond,
+                "ExpressionAttributeNames": {"#pk": PK},
+                "ExpressionAttributeValues": {":g": {"N": str(given_back)}, ":zero": {"N": "0"}},
+            }
+            items.append({"Put": put})
+            kinds.append("account")  # a concurrent return moved it: read again
+        months = set()
+        for account, month in commit.timers:
+            timer = _timer_key(account.brand_id, month, account.program, account.person_id)
+            items.append({"Put": {"TableName": self._table, "Item": timer}})
+            kinds.append("timer")
+            months.add((account.brand_id, month))
+        for brand_id, month in sorted(months):
+            update = {
+                "TableName": self._table,
+                "Key": _month_key(brand_id, month),
+                "UpdateExpression": "SET reminded = :f",
+                "ConditionExpression": "attribute_not_exists(#pk) OR reminded = :f",
+                "ExpressionAttributeNames": {"#pk": PK},
+                "ExpressionAttributeValues": {":f": {"BOOL": False}},
+            }
+            items.append({"Update": update})
+            kinds.append("month")
+        try:
+            transact(self._db, items, "a loyalty operation")
+        except ClientError as exc:
+            failed = {kinds[i] for i, code in enumerate(reasons(exc)) if code == FAILED}
+            if "operation" in failed:
+                raise OperationDoneError(next(o.op_id for o in commit.operations)) from exc
+            if "month" in failed:  # its reminders went out already: a timer added now is reminded on its own
+                self._reopen(months)
+                raise ConflictError("a month's reminders went out meanwhile; try again") from exc
+            raise ConflictError("the loyalty account changed meanwhile") from exc
+
+    def _reopen(self, months: set[tuple[str, str]]) -> None:
+        for brand_id, month in months:
+            self._db.update_item(
+                TableName=self._table,
+                Key=_month_key(brand_id, month),
+                UpdateExpression="SET reminded = :f",
+                ExpressionAttributeValues={":f": {"BOOL": False}},
+            )
+
+    def months(self, brand_id: str, through: str) -> list[tuple[str, bool]]:
+        items = query_items(
+            self._db,
+            self._table,
+            "#pk = :p AND #sk <= :m",
+            {":p": {"S": f"LOYALTYMONTHS#{brand_id}"}, ":m": {"S": through}},
+            keys=(PK, SK),
+        )
+        return [(i[SK]["S"], bool(i.get("reminded", {}).get("BOOL"))) for i in items]
+
+    def timers(self, brand_id: str, month: str, limit: int, unreminded: bool = False) -> list[Timer]:
+        out: list[Timer] = []
+        for shard in range(DUE_SHARDS):
+            if len(out) >= limit:
+                break
+            for item in self._shard(f"LOYALTYDUE#{brand_id}#{month}#{shard}", limit - len(out), unreminded):
+                program, _, person_id = item[SK]["S"].rpartition("#")  # person ids hold no '#'; programme names may
+                out.append(Timer(brand_id=brand_id, month=month, program=program, person_id=person_id))
+        return out
+
+    def _shard(self, key: str, limit: int, unreminded: bool) -> list[dict[str, Any]]:
+        if not unreminded:
+            return query_items(self._db, self._table, "#pk = :p", {":p": {"S": key}}, limit=limit, keys=(PK, SK))
+        out: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "#pk = :p",
+            "FilterExpression": "attribute_not_exists(reminded)",
+            "ExpressionAttributeNames": {"#pk": PK},
+            "ExpressionAttributeValues": {":p": {"S": key}},
+            "ConsistentRead": True,
+        }
+        while len(out) < limit:
+            page = self._db.query(**kwargs)
+            out.extend(page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                break
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return out[:limit]
+
+    def reminded(self, timers: Sequence[Timer]) -> None:
+        requests = [
+            {
+                "PutRequest": {
+                    "Item": {**_timer_key(t.brand_id, t.month, t.program, t.person_id), "reminded": {"BOOL": True}}
+                }
+            }
+            for t in timers
+        ]
+        if requests:
+            batch_write(self._db, self._table, requests, "marking loyalty timers reminded")
+
+    def done(self, timers: Sequence[Timer]) -> None:
+        requests = [{"DeleteRequest": {"Key": _timer_key(t.brand_id, t.month, t.program, t.person_id)}} for t in timers]
+        if requests:
+            batch_write(self._db, self._table, requests, "removing handled loyalty timers")
+
+    def month_done(self, brand_id: str, month: str, reminded_only: bool) -> None:
+        if reminded_only:
+            self._db.update_item(
+                TableName=self._table,
+                Key=_month_key(brand_id, month),
+                UpdateExpression="SET reminded = :t",
+                ExpressionAttributeValues={":t": {"BOOL": True}},
+            )
+        elif not self.timers(brand_id, month, limit=1):
+            self._db.delete_item(TableName=self._table, Key=_month_key(brand_id, month))
+
+
+def dynamo_loyalty_service(
+    offers_table: str, profiles: ProfileReader, event_bus_name: str, org: OrgDirectory | None = None
+) -> LoyaltyService:
+    """The loyalty engine on its AWS adapters (the loyalty API, the order consumer and the tick build it so)."""
+    return LoyaltyService(
+        DynamoAccountStore(offers_table), profiles, EventBridgePublisher(event_bus_name), org or load_org()
+    )
