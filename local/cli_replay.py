@@ -9,10 +9,11 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from cdp import topology
 from cdp_local.cli_profile import ApiCaller, JsonOption, KeyOption, UrlOption, console, dump
 
 replay_app = typer.Typer(help="Dead letters (list with reasons, redrive) and replay of archived raw requests.")
-QUEUES = ("identity-merge", "tag-update")
+QUEUES = tuple(q.local_name.removeprefix("cdp-") for q in topology.QUEUES)  # every consumer's queue
 
 
 @replay_app.command("dead-letters")

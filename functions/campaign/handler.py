@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime
 from functools import cache
 from typing import Any
 
@@ -14,6 +16,8 @@ from cdp.campaigns.ports import ArtifactStore
 from cdp.campaigns.s3 import S3ArtifactStore
 from cdp.campaigns.service import run_command
 from cdp.observability import logger, metrics, tracer
+from cdp.offers.dynamodb import DynamoOfferStore
+from cdp.offers.service import RunPlans
 from cdp.org import load_org
 from cdp.profile.dynamodb import DynamoProfileStore
 from cdp.profile.ports import ProfileReader
@@ -31,6 +35,23 @@ def _ports() -> tuple[ProfileReader, ArtifactStore]:
 
 
 @cache
+def _plans() -> RunPlans:
+    """A run's catalog offers reserved whole at selection from their budget pools, released at its end."""
+    store = DynamoOfferStore(get_settings(CampaignSettings).offers_table)
+    return RunPlans(store, store.budgets)
+
+
+class _Plans:
+    """The plans, built at their first use: a run whose sends name no catalog offer never touches the offers table."""
+
+    def reserve(self, brand_id: str, run_id: str, offer_ids: Sequence[str], persons: int, now: datetime) -> int:
+        return _plans().reserve(brand_id, run_id, offer_ids, persons, now)
+
+    def release(self, brand_id: str, run_id: str, offer_ids: Sequence[str], now: datetime) -> None:
+        _plans().release(brand_id, run_id, offer_ids, now)
+
+
+@cache
 def _audiences() -> AudienceStore:
     """Stored audience packages (a request may name one): definitions and snapshots in the data bucket."""
     return AudienceStore(S3ObjectStore(get_settings(CampaignSettings).data_bucket))
@@ -44,4 +65,4 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     logger.append_keys(action=command.action, run_id=getattr(command, "run_id", None))
     profiles, store = _ports()
     named = isinstance(command, SelectCommand) and command.request.audience.audience_id is not None
-    return run_command(command, profiles, store, utc_now(), _audiences() if named else None, load_org())
+    return run_command(command, profiles, store, utc_now(), _audiences() if named else None, load_org(), _Plans())

@@ -97,7 +97,10 @@ def _queue(name: str) -> SqsDeadLetterQueue:
     summary="A queue's dead letters with the reason each one failed",
     tags=["operations"],
     responses=responses({200: (RedriveSummary, "ok")}, (400, 401, 403, 503)),
-    openapi_extensions=query(queue="identity-merge or tag-update", limit="1-1000"),
+    openapi_extensions=query(
+        queue="identity-merge, tag-update, journey, send, offer-events or loyalty (default identity-merge)",
+        limit="1-1000",
+    ),
 )
 def list_dead_letters() -> Response[str]:
     client = _authorize()

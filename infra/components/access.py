@@ -137,6 +137,7 @@ def _campaign(fn: lambda_.Function, r: Resources) -> None:
     _read(fn, r, topology.MODELS_PREFIX)
     _read_write(fn, r, topology.CAMPAIGNS_PREFIX)
     _read(fn, r, AUDIENCES_PREFIX)  # a request may name a stored audience: its definition and snapshots
+    r.offers.grant_read_write_data(fn)  # the run's catalog offers reserved from their pools, released at the end
 
 
 def _audience_api(fn: lambda_.Function, r: Resources) -> None:

@@ -22,7 +22,7 @@ COUPON_POOL = "winter-cake-coupons"
 COUPON_OFF_MINOR = 2_000
 COUPON_THRESHOLD_MINOR = 10_000
 COUPON_DAYS = 7
-POOL_TOTAL_MINOR = 1_200_000  # 600 coupons' worth: the pool, not the message budget, caps the coupons
+POOL_TOTAL_MINOR = 1_500_000  # 750 coupons: the SMS budget (3,500 at 5 a message) treats at most 700
 
 
 def define_offer(rt: LocalRuntime, brand_id: str, campaign_id: str) -> None:

@@ -247,3 +247,65 @@ def test_a_pool_defined_twice_is_a_409(runtime: LocalRuntime) -> None:
     assert _call(runtime, "POST", "/v1/budgets", pool)[0] == 201
     status, answer = _call(runtime, "POST", "/v1/budgets", pool)
     assert (status, answer["error"]) == (409, "conflict") and "exists" in answer["message"]
+
+
+def test_an_order_that_got_promotions_debits_their_pool_once_and_a_short_pool_parks_the_charge(
+    runtime: LocalRuntime,
+) -> None:
+    # Given a gift promotion paid from a pool of 12.00 (a candle set costs the brand 8.00)
+    pool = {"brand_id": BRAND, "pool_id": "e2e-gifts", "total_minor": 1_200, "currency": "CNY", "form": "gift"}
+    _ok(runtime, "POST", "/v1/budgets", pool)
+    gift = {
+        "brand_id": BRAND,
+        "promotion_id": "e2e-candles",
+        "name": "a candle set over 200",
+        "currency": "CNY",
+        "when": {"min_amount_minor": 20_000},
+        "benefit": {"gift": {"sku": "CANDLES", "name": "Candle set", "value_minor": 3_000, "cost_minor": 800}},
+        "budget_pool": "e2e-gifts",
+    }
+    _ok(runtime, "POST", "/v1/promotions", gift)
+    cart = {"brand_id": BRAND, "currency": "CNY", "lines": [{"sku": "CAKE", "unit_price_minor": 26_800, "quantity": 1}]}
+    applied = _ok(runtime, "POST", "/v1/promotions/evaluate", cart)["applied"]
+    assert ("e2e-candles", 800) in [(a["promotion_id"], a["brand_cost_minor"]) for a in applied]  # beside others
+
+    def order(order_id: str) -> dict[str, Any]:
+        return {
+            "event_id": f"promo-{order_id}",
+            "event_type": "order_placed",
+            "source": "pos",
+            "brand_id": BRAND,
+            "store_id": "sh01",
+            "occurred_at": "2026-12-06T12:00:00+08:00",
+            "identifiers": [{"type": "phone", "value": "13766990002"}],
+            "properties": {
+                "order_id": order_id,
+                "lines": [{"sku": "CAKE", "quantity": 1, "unit_price_minor": 26_800}],
+                "total_minor": 26_800,
+                "currency": "CNY",
+                "promotions": [{"promotion_id": "e2e-candles", "cost_minor": 800}],
+            },
+        }
+
+    # When the till's order that got it arrives (and is sent again): 8.00 is spent from the pool, once
+    _events(runtime, order("PROMO-1"))
+    _events(runtime, order("PROMO-1") | {"event_id": "promo-PROMO-1-resent"})
+    pools = {p["pool"]["pool_id"]: p for p in _ok(runtime, "GET", f"/v1/budgets?brand_id={BRAND}")["pools"]}
+    assert (pools["e2e-gifts"]["committed_minor"], pools["e2e-gifts"]["available_minor"]) == (800, 400)
+    # When a second till's order arrives after the pool ran short: its charge is parked with the reason, never overspent
+    headers = {"content-type": "application/json", "x-api-key": runtime.api_key}
+    response = runtime.http("POST", "/v1/events", json.dumps({"batch": [order("PROMO-2")]}).encode(), headers)
+    assert response.status == 202
+    assert runtime.drain().dead_lettered == 1
+    listed = _ok(runtime, "GET", "/v1/admin/dead-letters?queue=offer-events")["listed"]
+    assert any("PROMO-2" in json.dumps(letter) and "cannot cover 800" in json.dumps(letter) for letter in listed), (
+        listed
+    )
+    pools = {p["pool"]["pool_id"]: p for p in _ok(runtime, "GET", f"/v1/budgets?brand_id={BRAND}")["pools"]}
+    assert pools["e2e-gifts"]["committed_minor"] == 800
+    # When the pool is topped up and the parked charge redriven: it goes through, once
+    _ok(runtime, "POST", f"/v1/budgets/e2e-gifts/top-up?brand_id={BRAND}", {"amount_minor": 1_000, "op_id": "e2e-more"})
+    assert _ok(runtime, "POST", "/v1/admin/dead-letters/redrive", {"queue": "offer-events"})["redriven"] == 1
+    assert runtime.drain().dead_lettered == 0
+    pools = {p["pool"]["pool_id"]: p for p in _ok(runtime, "GET", f"/v1/budgets?brand_id={BRAND}")["pools"]}
+    assert (pools["e2e-gifts"]["committed_minor"], pools["e2e-gifts"]["available_minor"]) == (1_600, 600)

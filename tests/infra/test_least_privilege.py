@@ -178,7 +178,7 @@ TABLE_ACCESS: dict[topology.FunctionSpec, dict[topology.TableSpec, str]] = {
     topology.TAG_SWEEP: {topology.PROFILES_TABLE: READ_WRITE},
     topology.TRAIN: {topology.PROFILES_TABLE: READ_ONLY},
     topology.SCORING: {topology.PROFILES_TABLE: READ_WRITE},
-    topology.CAMPAIGN: {topology.PROFILES_TABLE: READ_ONLY},
+    topology.CAMPAIGN: {topology.PROFILES_TABLE: READ_ONLY, topology.OFFERS_TABLE: READ_WRITE},  # offer plans
     topology.SEND: {
         topology.PROFILES_TABLE: "read + PutItem",
         topology.LEDGER_TABLE: READ_WRITE,

@@ -104,8 +104,8 @@ class ModelSettings(Observability, ProfilesTable, DataBucket):
     pass
 
 
-class CampaignSettings(Observability, ProfilesTable, LedgerTable, DataBucket):
-    pass
+class CampaignSettings(Observability, ProfilesTable, LedgerTable, OffersTable, DataBucket):
+    """Selection, conversion checks and the summary; the run's offers reserved from their pools (offers table)."""
 
 
 class SendDeadLetters(_Env):
@@ -195,13 +195,27 @@ class QueueUrls(_Env):
     identity_dlq_url: str = Field(alias=topology.IDENTITY_QUEUE.dlq_env, min_length=1)
     tag_queue_url: str = Field(alias=topology.TAG_QUEUE.url_env, min_length=1)
     tag_dlq_url: str = Field(alias=topology.TAG_QUEUE.dlq_env, min_length=1)
+    journey_queue_url: str = Field(alias=topology.JOURNEY_QUEUE.url_env, min_length=1)
+    journey_dlq_url: str = Field(alias=topology.JOURNEY_QUEUE.dlq_env, min_length=1)
+    send_queue_url: str = Field(alias=topology.SEND_QUEUE.url_env, min_length=1)
+    send_dlq_url: str = Field(alias=topology.SEND_QUEUE.dlq_env, min_length=1)
+    offer_events_queue_url: str = Field(alias=topology.OFFER_EVENTS_QUEUE.url_env, min_length=1)
+    offer_events_dlq_url: str = Field(alias=topology.OFFER_EVENTS_QUEUE.dlq_env, min_length=1)
+    loyalty_queue_url: str = Field(alias=topology.LOYALTY_QUEUE.url_env, min_length=1)
+    loyalty_dlq_url: str = Field(alias=topology.LOYALTY_QUEUE.dlq_env, min_length=1)
 
     def pairs(self) -> dict[str, tuple[str, str]]:
-        """Queue name -> (queue URL, its DLQ URL)."""
-        return {
-            topology.IDENTITY_QUEUE.local_name.removeprefix("cdp-"): (self.identity_queue_url, self.identity_dlq_url),
-            topology.TAG_QUEUE.local_name.removeprefix("cdp-"): (self.tag_queue_url, self.tag_dlq_url),
+        """Queue name -> (queue URL, its DLQ URL): every consumer's queue (an offer charge parked for a short pool is
+        redriven like an event identity could not resolve)."""
+        urls = {
+            topology.IDENTITY_QUEUE: (self.identity_queue_url, self.identity_dlq_url),
+            topology.TAG_QUEUE: (self.tag_queue_url, self.tag_dlq_url),
+            topology.JOURNEY_QUEUE: (self.journey_queue_url, self.journey_dlq_url),
+            topology.SEND_QUEUE: (self.send_queue_url, self.send_dlq_url),
+            topology.OFFER_EVENTS_QUEUE: (self.offer_events_queue_url, self.offer_events_dlq_url),
+            topology.LOYALTY_QUEUE: (self.loyalty_queue_url, self.loyalty_dlq_url),
         }
+        return {queue.local_name.removeprefix("cdp-"): pair for queue, pair in urls.items()}
 
 
 class OperationsSettings(

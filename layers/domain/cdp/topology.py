@@ -203,7 +203,8 @@ CAMPAIGN = FunctionSpec(
     "campaign",
     "CampaignFunction",
     "functions.campaign.handler.lambda_handler",
-    env=(*_COMMON_ENV, PROFILES_TABLE.env_var, LEDGER_TABLE.env_var, DATA_BUCKET_ENV),
+    # the offers table: a run's catalog offers reserved from their budget pools at selection, released at its end
+    env=(*_COMMON_ENV, PROFILES_TABLE.env_var, LEDGER_TABLE.env_var, OFFERS_TABLE.env_var, DATA_BUCKET_ENV),
     memory_mb=1024,
     timeout_s=300,
 )

@@ -116,7 +116,9 @@ def test_an_offer_store_failure_fails_the_person_and_gives_the_claim_back(world:
     _, profiles, _ = world
 
     class Failing(OfferIssuer):
-        def issue(self, brand_id: str, offer_id: str, person_id: str, issue_id: str) -> IssuedOffer:
+        def issue(
+            self, brand_id: str, offer_id: str, person_id: str, issue_id: str, plan_id: str | None = None
+        ) -> IssuedOffer:
             raise StoreError("the offers table throttled")
 
     channel, ledger = RecordingChannel(), InMemorySendLedger()

@@ -221,6 +221,12 @@ class CampaignRequest(_Frozen):
         """The first send of a treated person of `variant` (the request's touch1 without variants)."""
         return next((v.touch1 for v in self.variants if v.name == variant), self.touch1)
 
+    @property
+    def catalog_offers(self) -> list[str]:
+        """The catalog offers the run's sends issue (each treated person gets one of each: follow-ups repeat it)."""
+        touches = [self.touch1, self.touch2, *(v.touch1 for v in self.variants)]
+        return list(dict.fromkeys(t.offer.offer_id for t in touches if t and t.offer and t.offer.offer_id))
+
     def variant_for(self, person_id: str) -> str | None:
         return variant_of(self.campaign_id, person_id, [(v.name, v.share) for v in self.variants])
 
@@ -266,6 +272,9 @@ class AudienceManifest(_Frozen):
     counts: AudienceCounts
     capacity: int = Field(description="recipients the budget pays for")
     budget_reserved_minor: int = Field(description="treatment size x touch1 cost")
+    offers_reserved_minor: int = Field(
+        default=0, description="the catalog offers' worst case for every treated person, reserved from their pools"
+    )
     currency: str
     batch_keys: list[str]
     batches: list[BatchRef] = Field(default_factory=list, description="the batch keys with each batch's first send")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Protocol
 
 
 class ArtifactStore(ABC):
@@ -18,3 +20,11 @@ class ArtifactStore(ABC):
     @abstractmethod
     def exists(self, key: str) -> bool:
         """Whether a document exists at the key."""
+
+
+class OfferPlans(Protocol):
+    """A run's catalog offers reserved whole at selection and released at its end (cdp.offers.service.RunPlans)."""
+
+    def reserve(self, brand_id: str, run_id: str, offer_ids: Sequence[str], persons: int, now: datetime) -> int: ...
+
+    def release(self, brand_id: str, run_id: str, offer_ids: Sequence[str], now: datetime) -> None: ...

@@ -41,7 +41,7 @@ from cdp.campaigns.models import (
     Touch,
     dump,
 )
-from cdp.campaigns.ports import ArtifactStore
+from cdp.campaigns.ports import ArtifactStore, OfferPlans
 from cdp.channels.contact import exclusion
 from cdp.errors import CdpError, InvalidInputError, NotFoundError
 from cdp.ingest.events import OrderPlacedEvent
@@ -292,9 +292,11 @@ def select_audience(
     execution_name: str | None = None,
     audiences: AudienceStore | None = None,
     brand: BrandConfig | None = None,
+    plans: OfferPlans | None = None,
 ) -> SelectResult:
-    """Scan (or read the named audience), filter, rank, cut to budget, split holdout; write audience.json and the
-    touch1 batches."""
+    """Scan (or read the named audience), filter, rank, cut to budget, split holdout; reserve the run's catalog offers
+    for every treated person (`plans`: their budget pools; a pool short fails the selection, nothing held); write
+    audience.json and the touch1 batches."""
     run_id = derive_run_id(request, now, execution_name)
     key = audience_key(run_id)
     if store.exists(key):  # a retried Select must not draw a different audience for the same run
@@ -318,6 +320,9 @@ def select_audience(
         step = TOUCH1 if variant is None else f"{TOUCH1}-{variant}"
         keys = _write_batches(store, run_id, step, ids, request.batch_size)
         batches.extend(BatchRef(batch_key=k, touch=request.first_touch(variant)) for k in keys)
+    offers_reserved = 0
+    if plans is not None and request.catalog_offers:  # before audience.json: a retried selection reserves again
+        offers_reserved = plans.reserve(request.brand_id, run_id, request.catalog_offers, len(treatment), now)
     counts = AudienceCounts(
         excluded_contact_policy=plan.excluded,
         eligible=len(pool),
@@ -336,6 +341,7 @@ def select_audience(
             counts=counts,
             capacity=capacity(request),
             budget_reserved_minor=sum(request.budget.cost_of(request.first_touch(m.variant)) for m in treatment),
+            offers_reserved_minor=offers_reserved,
             currency=request.budget.currency,
             batch_keys=[b.batch_key for b in batches],
             batches=batches,
@@ -530,10 +536,14 @@ def summarize(
     store: ArtifactStore,
     now: datetime,
     touch2_results: Sequence[SendTally] = (),
+    plans: OfferPlans | None = None,
 ) -> SummarizeResult:
-    """Treatment vs holdout: conversion, lift, incremental revenue (int minor units), cost and ROI."""
+    """Treatment vs holdout: conversion, lift, incremental revenue (int minor units), cost and ROI. The run's offer
+    plans give back what their coupons did not take (`plans`)."""
     doc = _load_audience(store, run_id)
     request = doc.manifest.request
+    if plans is not None and request.catalog_offers:
+        plans.release(request.brand_id, run_id, request.catalog_offers, now)
     touch1 = _load_tally(store, sends_key(run_id, TOUCH1))
     touch2 = _tally(touch2_results)
     store.put_json(sends_key(run_id, TOUCH2), dump(touch2))
@@ -598,11 +608,13 @@ def run_command(
     now: datetime,
     audiences: AudienceStore | None = None,
     org: OrgDirectory | None = None,
+    plans: OfferPlans | None = None,
 ) -> dict[str, Any]:
     """Dispatch one state machine step; returns the JSON the state machine keeps (keys and counts only)."""
     if isinstance(command, CheckCommand):
         return dump(check_conversions(command.run_id, profiles, store, now, command.step, command.touch1_results))
     if isinstance(command, SummarizeCommand):
-        return dump(summarize(command.run_id, profiles, store, now, command.touch2_results))
+        return dump(summarize(command.run_id, profiles, store, now, command.touch2_results, plans))
     brand = org.brand(command.request.brand_id) if org is not None and command.request.brand_id else None
-    return dump(select_audience(command.request, profiles, store, now, command.execution_name, audiences, brand))
+    request, execution = command.request, command.execution_name
+    return dump(select_audience(request, profiles, store, now, execution, audiences, brand, plans))

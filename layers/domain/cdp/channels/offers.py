@@ -14,9 +14,11 @@ class WalletOffers(OfferIssuer):
     def __init__(self, service: OfferService) -> None:
         self._service = service
 
-    def issue(self, brand_id: str, offer_id: str, person_id: str, issue_id: str) -> IssuedOffer:
+    def issue(
+        self, brand_id: str, offer_id: str, person_id: str, issue_id: str, plan_id: str | None = None
+    ) -> IssuedOffer:
         try:
-            entry = self._service.issue_to(brand_id, offer_id, person_id, issue_id).entry
+            entry = self._service.issue_to(brand_id, offer_id, person_id, issue_id, plan_id=plan_id).entry
         except (OfferUnavailableError, BudgetExhaustedError, NotFoundError) as exc:
             raise OfferNotIssuedError(str(exc)) from exc
         return IssuedOffer(code=entry.code, valid_until=entry.valid_until)

@@ -95,5 +95,8 @@ class OfferIssuer(ABC):
     """Issues a catalog offer to a recipient as their message leaves (`cdp.channels.offers.WalletOffers`)."""
 
     @abstractmethod
-    def issue(self, brand_id: str, offer_id: str, person_id: str, issue_id: str) -> IssuedOffer:
-        """Once per `issue_id` (the message id: a retried send shows the same code); OfferNotIssuedError."""
+    def issue(
+        self, brand_id: str, offer_id: str, person_id: str, issue_id: str, plan_id: str | None = None
+    ) -> IssuedOffer:
+        """Once per `issue_id` (a retried send shows the same code), from the run's plan hold `plan_id` when it has
+        one; OfferNotIssuedError."""

@@ -29,6 +29,7 @@ from cdp.connectors.redirect import wrap_links
 from cdp.errors import CdpError, ChannelError, InvalidInputError, StoreError
 from cdp.identifiers.model import Identifier, IdentifierType
 from cdp.observability import logger
+from cdp.offers.service import plan_id_for
 from cdp.profile.models import Profile
 from cdp.profile.ports import MessageRecord, ProfileAnnotator, ProfileReader
 from cdp.shared.time import days_to_birthday
@@ -345,9 +346,10 @@ class _Composer:
             # rendered first with a stand-in code: a template that cannot render issues nothing
             stand_in = {**(offer or {}), "code": "X" * 12, "valid_until": self.batch.now.isoformat()}
             self._render(stand_in)
-            issued = self.offers.issue(
-                profile.brand_id, request.offer.offer_id, draft.person_id, offer_issue_id(request)
-            )
+            offer_id = request.offer.offer_id
+            # a campaign run's coupons come out of the plan its selection reserved; a journey's from the pools
+            plan = None if _JOURNEY_ENTRY.match(request.step) else plan_id_for(request.run_id, offer_id)
+            issued = self.offers.issue(profile.brand_id, offer_id, draft.person_id, offer_issue_id(request), plan)
             offer = {**(offer or {}), "code": issued.code, "valid_until": issued.valid_until.isoformat()}
         return self._render(offer)
 

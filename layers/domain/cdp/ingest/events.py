@@ -151,6 +151,15 @@ class OrderLine(_Strict):
     unit_price_minor: MinorUnits
 
 
+class AppliedPromotionIn(_Strict):
+    """A checkout promotion the order got (what `POST /v1/promotions/evaluate` answered at the till): its budget
+    pool is charged when the order arrives."""
+
+    promotion_id: Token
+    discount_minor: MinorUnits = Field(default=0, description="what it took off the order's total")
+    cost_minor: MinorUnits = Field(description="what it cost the brand: discount, cashback, gift cost, trade-up")
+
+
 class OrderPlacedProperties(_Open):
     order_id: Token
     lines: list[OrderLine] = Field(min_length=1, max_length=500)
@@ -160,6 +169,9 @@ class OrderPlacedProperties(_Open):
     coupon_id: Token | None = None
     coupon_code: Token | None = Field(default=None, description="the code of an issued coupon the order used")
     campaign_id: Token | None = None
+    promotions: list[AppliedPromotionIn] = Field(
+        default_factory=list, max_length=20, description="the checkout promotions the order got"
+    )
 
     @model_validator(mode="after")
     def _total_covers_lines(self) -> OrderPlacedProperties:

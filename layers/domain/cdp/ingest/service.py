@@ -51,8 +51,11 @@ class CouponsUsed(EventsReceived):
 
 
 def uses_coupon(event: CanonicalEvent) -> bool:
-    props = event.properties
-    return bool(getattr(props, "coupon_code", None) or (event.event_type == "coupon_redeemed" and props.code))  # type: ignore[union-attr]
+    """An order naming an issued coupon's code or the promotions it got, or a redemption naming a code."""
+    props: Any = event.properties
+    if event.event_type == "order_placed":
+        return bool(props.coupon_code or props.promotions)
+    return bool(event.event_type == "coupon_redeemed" and props.code)
 
 
 def packed(events: Sequence[CanonicalEvent]) -> list[EventsReceived]:

@@ -23,6 +23,7 @@ from cdp import topology
 from cdp.budgets.dynamodb import DynamoBudgetLedger, reasons, transact
 from cdp.budgets.ledger import Hold
 from cdp.errors import ConflictError, InvalidInputError, NotFoundError, StoreError
+from cdp.loyalty.dynamodb import dynamo_loyalty_service
 from cdp.observability import logger
 from cdp.offers.catalog import Offer
 from cdp.offers.promotions import Promotion
@@ -176,7 +177,9 @@ class DynamoOfferStore(OfferStore):
 
     # ---- issue --------------------------------------------------------------------------------------------------
 
-    def issue(self, stored: StoredOffer, person_id: str, issue_id: str, now: datetime) -> tuple[WalletEntry, bool]:
+    def issue(
+        self, stored: StoredOffer, person_id: str, issue_id: str, now: datetime, plan_id: str | None = None
+    ) -> tuple[WalletEntry, bool]:
         offer = stored.offer
         start, until = offer.validity.window(now)
         if until <= now:
@@ -206,7 +209,7 @@ class DynamoOfferStore(OfferStore):
                 pools=list(offer.budget_pools),
                 campaign_id=offer.campaign_id,
             )
-            hold = self._hold(entry, now)
+            hold = self._hold(entry, now, plan_id)
             items = self._issue_items(current, entry, position, hold)
             try:
                 transact(self._db, items, f"issuing {offer.offer_id} to {person_id}")
@@ -237,7 +240,9 @@ class DynamoOfferStore(OfferStore):
             if position is not None:  # an imported code the brand already uses: skipped, never issued twice
                 self._skip_code(current, position)
             return None  # a generated code met an existing one: draw another
-        if hold is not None:
+        if hold is not None and hold.plan_id is not None and codes[-1] == FAILED:  # the plan's item comes last
+            raise self.budgets.plan_shortfall(hold.plan_id, hold) from exc
+        if hold is not None and hold.plan_id is None:
             short = self.budgets.shortfall(hold, codes[-(1 + len(hold.claims)) :])  # the hold's items come last
             if short is not None:
                 raise short from exc
@@ -285,7 +290,7 @@ class DynamoOfferStore(OfferStore):
         if position is not None and fresh.issued >= fresh.codes_imported:
             raise OfferUnavailableError(f"offer {current.offer.offer_id} has no imported code left", "no_codes")
 
-    def _hold(self, entry: WalletEntry, now: datetime) -> Hold | None:
+    def _hold(self, entry: WalletEntry, now: datetime, plan_id: str | None = None) -> Hold | None:
         if not entry.pools or not entry.cost_minor:
             return None
         claims = dict.fromkeys(entry.pools, entry.cost_minor)
@@ -297,6 +302,7 @@ class DynamoOfferStore(OfferStore):
             spent=dict.fromkeys(claims, 0),
             state="open",
             at=now,
+            plan_id=plan_id,
         )
 
     def _issue_items(
@@ -340,7 +346,9 @@ class DynamoOfferStore(OfferStore):
             }
             items.append({"Put": self._new(index)})
         items.append({"Put": {"TableName": self._table, "Item": _expiry_key(entry)}})
-        if hold is not None:
+        if hold is not None and hold.plan_id is not None:
+            items.extend(self.budgets.carve_items(hold.plan_id, hold))
+        elif hold is not None:
             items.extend(self.budgets.draw_items(hold))
         return items
 
@@ -581,4 +589,6 @@ def dynamo_offer_service(
     events, the packaged org directory; `red_packets`: who pays red packets out (None: they are recorded only)."""
     store = DynamoOfferStore(offers_table)
     payer = RedPacketPayer(red_packets) if red_packets is not None else None
-    return OfferService(store, store.budgets, profiles, EventBridgePublisher(event_bus_name), load_org(), payer=payer)
+    loyalty = dynamo_loyalty_service(offers_table, profiles, event_bus_name)  # points of the programmes it keeps
+    publisher = EventBridgePublisher(event_bus_name)
+    return OfferService(store, store.budgets, profiles, publisher, load_org(), payer=payer, loyalty=loyalty)

@@ -14,13 +14,21 @@ import hashlib
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field, ValidationError
 
-from cdp.budgets.ledger import BudgetLedger, BudgetPool, PoolBalance
-from cdp.errors import CdpError, ConflictError, ForbiddenError, InvalidInputError, NotFoundError, RetryableError
+from cdp.budgets.ledger import BudgetExhaustedError, BudgetLedger, BudgetPool, PoolBalance
+from cdp.errors import (
+    CdpError,
+    ConflictError,
+    ForbiddenError,
+    InvalidInputError,
+    NotFoundError,
+    RetryableError,
+    StoreError,
+)
 from cdp.identifiers.model import Identifier
 from cdp.ingest.auth import OFFERS_ISSUE_SCOPE, OFFERS_READ_SCOPE, OFFERS_WRITE_SCOPE, authorize
 from cdp.ingest.events import CanonicalEvent, Token, parse_event
@@ -30,7 +38,7 @@ from cdp.observability import logger
 from cdp.offers.catalog import Offer
 from cdp.offers.promotions import Cart, Evaluation, Promotion, evaluate
 from cdp.offers.red_packets import PacketRequest, Payout, RedPacketPayer
-from cdp.offers.wallet import OfferStore, StoredOffer, WalletEntry
+from cdp.offers.wallet import OfferStore, RedemptionError, StoredOffer, WalletEntry
 from cdp.org import OrgDirectory
 from cdp.profile.ports import ProfileReader
 from cdp.shared.ports import EventPublisher
@@ -141,6 +149,7 @@ class OfferService:
         org: OrgDirectory,
         now: Callable[[], datetime] = utc_now,
         payer: RedPacketPayer | None = None,
+        loyalty: PointsGrants | None = None,
     ) -> None:
         self.store = store
         self.budgets = budgets
@@ -149,6 +158,8 @@ class OfferService:
         self.org = org
         self.now = now
         self.payer = payer  # None: red packets are recorded in the wallet, not paid out
+        # points of a programme the platform keeps go into the member's account (its lots expire like earned ones)
+        self.loyalty = loyalty
 
     # ---- the catalog --------------------------------------------------------------------------------------------
 
@@ -258,7 +269,13 @@ class OfferService:
         return self.issue_to(brand_id, offer_id, request.person_id, request.issue_id or uuid.uuid4().hex)
 
     def issue_to(
-        self, brand_id: str, offer_id: str, person_id: str, issue_id: str, claimed: bool = False
+        self,
+        brand_id: str,
+        offer_id: str,
+        person_id: str,
+        issue_id: str,
+        claimed: bool = False,
+        plan_id: str | None = None,
     ) -> IssueResult:
         """Issue without a caller (a campaign's step, a claim link): the person must be the brand's. `claimed`: the
         person claimed it (a `coupon_claimed` event follows the issue's)."""
@@ -269,7 +286,9 @@ class OfferService:
         key = _issue_key(offer_id, profile.person_id, issue_id)
         if stored.offer.red_packet is not None:
             self._refuse_unpayable(stored.offer, profile.person_id, key, profile.identifiers)
-        entry, new = self.store.issue(stored, profile.person_id, key, self.now())
+        plan = self.budgets.hold(brand_id, plan_id) if plan_id else None
+        carve_from = plan.hold_id if plan is not None and plan.state == "open" else None  # else from the pools
+        entry, new = self.store.issue(stored, profile.person_id, key, self.now(), carve_from)
         # each step is idempotent (the same bill, redemption or event id): a retry after a failure redoes them
         if stored.offer.red_packet is not None:
             entry = self._pay_out(entry, stored.offer, profile.identifiers)
@@ -348,21 +367,53 @@ class OfferService:
         order, once; the discount is the order's lines less its total (or the redemption's), at most the coupon's
         worst case. Returns what happened (None: the event names no issued code)."""
         props: Any = event.properties
+        charged = self._charge_promotions(event) if event.event_type == "order_placed" else []
         if event.event_type == "order_placed" and props.coupon_code:
             code = props.coupon_code
-            discount = sum(line.quantity * line.unit_price_minor for line in props.lines) - props.total_minor
+            promoted = sum(p.discount_minor for p in props.promotions)  # the promotions' part of the discount
+            discount = sum(line.quantity * line.unit_price_minor for line in props.lines) - props.total_minor - promoted
             order_id = props.order_id
         elif event.event_type == "coupon_redeemed" and props.code:
             code, discount, order_id = props.code, props.discount_minor, props.order_id
         else:
-            return None
+            return "; ".join(charged) or None
         entry = self.store.by_code(event.brand_id, code)
         if entry is None:
             logger.warning("a redemption names no issued code", brand_id=event.brand_id, event_id=event.event_id)
-            return None
+            return "; ".join(charged) or None
         discount = min(max(discount, 0), entry.cost_minor) if entry.cost_minor else max(discount, 0)
         redeemed, new = self.store.redeem(entry, order_id, discount, event.occurred_at)
-        return f"{redeemed.issue_id} redeemed for {order_id}" if new else None
+        done = [*charged, f"{redeemed.issue_id} redeemed for {order_id}"] if new else charged
+        return "; ".join(done) or None
+
+    def _charge_promotions(self, event: CanonicalEvent) -> list[str]:
+        """The order's checkout promotions charged to their budget pools, once per order and promotion (the budget
+        is debited when the order arrives, not when the cart was evaluated). A promotion the brand has not defined,
+        or a pool that cannot cover it (concurrent tills spent it), is a RedemptionError: the order's charge is
+        parked with the reason, to redrive once the pool is topped up; what went through before stays counted once."""
+        props: Any = event.properties
+        if not props.promotions:
+            return []
+        defined = {p.promotion_id: p for p in self.store.promotions(event.brand_id)}
+        done = []
+        for applied in props.promotions:
+            promotion = defined.get(applied.promotion_id)
+            if promotion is None:
+                raise RedemptionError(
+                    f"order {props.order_id} names promotion {applied.promotion_id}, which the brand has not defined"
+                )
+            if promotion.budget_pool is None or not applied.cost_minor:
+                continue
+            op_id = f"promo:{props.order_id}:{applied.promotion_id}"
+            try:
+                self.budgets.charge(event.brand_id, op_id, {promotion.budget_pool: applied.cost_minor}, self.now())
+            except BudgetExhaustedError as exc:
+                raise RedemptionError(
+                    f"order {props.order_id}: promotion {applied.promotion_id}'s pool {promotion.budget_pool} cannot "
+                    f"cover {applied.cost_minor} ({exc}); top the pool up and redrive"
+                ) from exc
+            done.append(f"{applied.promotion_id} charged {applied.cost_minor} to {promotion.budget_pool}")
+        return done
 
     def expire_due(self, limit: int = EXPIRY_BATCH, now: datetime | None = None) -> int:
         """Expire the entries whose validity has ended by `now` (the schedule's tick time; default: the clock): their
@@ -385,6 +436,16 @@ class OfferService:
         if stored is None:
             raise NotFoundError(f"no offer {offer_id} in brand {brand_id}")
         return stored
+
+    def _grant(self, entry: WalletEntry, offer: Offer) -> None:
+        """A points offer of a programme the platform keeps: a lot in the member's account (once per issue)."""
+        assert offer.points is not None
+        if self.loyalty is None:  # a wiring fault: a retry of the same issue grants once it is wired
+            raise StoreError(f"offer {offer.offer_id} grants programme {offer.points.program}: no loyalty engine wired")
+        op_id = f"offer-{entry.issue_id}"
+        if len(op_id) > 100:  # an op id's limit: a long issue key is named by its digest
+            op_id = f"offer-{hashlib.sha256(entry.issue_id.encode()).hexdigest()[:40]}"
+        self.loyalty.grant(entry.brand_id, offer.points.program, entry.person_id, offer.points.points, op_id)
 
     def _announce(self, entry: WalletEntry, offer: Offer, identifiers: Sequence[str], what: str) -> None:
         """The issue or expiry as a canonical event (source cdp) filed under the person's anchor identifier."""
@@ -409,6 +470,9 @@ class OfferService:
         elif what == "claimed":
             raw |= {"event_type": "coupon_claimed", "properties": _claimed(entry)}
         elif offer.points is not None:
+            if self.org.brand(entry.brand_id).loyalty.kept_by_platform(offer.points.program):
+                self._grant(entry, offer)
+                return
             points = {"program": offer.points.program, "delta": offer.points.points, "reason": "bonus"}
             raw |= {"event_type": "points_changed", "properties": points}
         else:
@@ -434,6 +498,56 @@ def _packet(offer: Offer, brand_id: str, issue_id: str, issued_at: datetime) -> 
         wishing=terms.wishing or offer.name,
         remark=terms.remark or offer.name,
     )
+
+
+def plan_id_for(run_id: str, offer_id: str) -> str:
+    """The hold a campaign run reserves its coupons' worst case in at selection; each issue for the run is carved
+    from it (cdp.budgets.ledger.BudgetLedger.carve)."""
+    return f"plan:{run_id}:{offer_id}"
+
+
+class RunPlans:
+    """A campaign run's offers reserved whole before its first send: the offer's cost for every treated person from
+    each of its pools, in one hold per offer (all or nothing across the run's offers); released when the run ends."""
+
+    def __init__(self, store: OfferStore, budgets: BudgetLedger) -> None:
+        self.store, self.budgets = store, budgets
+
+    def reserve(self, brand_id: str, run_id: str, offer_ids: Sequence[str], persons: int, now: datetime) -> int:
+        """The run's plan (minor units reserved in all); BudgetExhaustedError when a pool cannot cover it, with
+        whatever this call reserved released again."""
+        done: list[str] = []
+        reserved = 0
+        try:
+            for offer_id in dict.fromkeys(offer_ids):
+                stored = self.store.get(brand_id, offer_id)
+                if stored is None:
+                    raise NotFoundError(f"the campaign names offer {offer_id}, which brand {brand_id} has not defined")
+                offer = stored.offer
+                if not offer.budget_pools or not offer.cost_minor or persons <= 0:
+                    continue
+                claims = dict.fromkeys(offer.budget_pools, offer.cost_minor * persons)
+                self.budgets.reserve(brand_id, plan_id_for(run_id, offer_id), claims, now)
+                done.append(offer_id)
+                reserved += offer.cost_minor * persons
+        except Exception:
+            self.release(brand_id, run_id, done, now)
+            raise
+        return reserved
+
+    def release(self, brand_id: str, run_id: str, offer_ids: Sequence[str], now: datetime) -> None:
+        """What the run's plans have left goes back to the pools (the coupons carved from them keep theirs)."""
+        for offer_id in dict.fromkeys(offer_ids):
+            plan = self.budgets.hold(brand_id, plan_id_for(run_id, offer_id))
+            if plan is not None and plan.state == "open":
+                self.budgets.release(brand_id, plan.hold_id, now)
+
+
+class PointsGrants(Protocol):
+    """The loyalty engine's grant (cdp.loyalty.service.LoyaltyService): points as a lot of the member's account,
+    once per op id, with its `points_changed` event."""
+
+    def grant(self, brand_id: str, program: str, person_id: str, points: int, op_id: str) -> object: ...
 
 
 def _issue_key(offer_id: str, person_id: str, issue_id: str) -> str:

@@ -108,9 +108,13 @@ class OfferStore(ABC):
     def promotions(self, brand_id: str) -> list[Promotion]: ...
 
     @abstractmethod
-    def issue(self, stored: StoredOffer, person_id: str, issue_id: str, now: datetime) -> tuple[WalletEntry, bool]:
+    def issue(
+        self, stored: StoredOffer, person_id: str, issue_id: str, now: datetime, plan_id: str | None = None
+    ) -> tuple[WalletEntry, bool]:
         """Issue the offer to the person (see the module); the entry, and whether it is new (False: issued before
-        under this issue id). OfferUnavailableError, or BudgetExhaustedError when a pool is short."""
+        under this issue id). Its budget hold is drawn from the offer's pools, or carved from the open plan hold
+        `plan_id` (a campaign run reserved it at selection). OfferUnavailableError, or BudgetExhaustedError when a
+        pool (or the plan) is short."""
 
     @abstractmethod
     def wallet(self, brand_id: str, person_id: str) -> list[WalletEntry]:

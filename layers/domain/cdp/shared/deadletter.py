@@ -281,7 +281,7 @@ class DeadLetterQueue(ABC):
 
 
 class RedriveRequest(BaseModel):
-    queue: str = Field(description="identity-merge or tag-update")
+    queue: str = Field(description="identity-merge, tag-update, journey, send, offer-events or loyalty")
     limit: int = Field(default=100, ge=1, le=1000)
 
 
