@@ -40,7 +40,7 @@ def _service() -> CampaignService:
 @cache
 def _journeys() -> JourneyEngine:
     s = get_settings(CampaignSchedulerSettings)
-    return dynamo_journey_engine(s.campaigns_table, s.profiles_table, s.event_bus_name)
+    return dynamo_journey_engine(s.campaigns_table, s.profiles_table, s.event_bus_name, s.offers_table)
 
 
 @cache

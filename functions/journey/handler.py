@@ -41,7 +41,7 @@ def _sweeps() -> DynamoSweepStore:
 @cache
 def engine() -> JourneyEngine:
     s = get_settings(JourneySettings)
-    return dynamo_journey_engine(s.campaigns_table, s.profiles_table, s.event_bus_name)
+    return dynamo_journey_engine(s.campaigns_table, s.profiles_table, s.event_bus_name, s.offers_table)
 
 
 def record_handler(record: ProfileChangeRecord) -> None:

@@ -180,6 +180,7 @@ def _journey(fn: lambda_.Function, r: Resources) -> None:
     r.campaigns.grant_read_write_data(fn)
     r.profiles.grant_read_data(fn)
     r.bus.grant_put_events_to(fn)
+    r.offers.grant_read_write_data(fn)  # a treated entry's catalog offers reserved at entry, released at exit
 
 
 def _offer_api(fn: lambda_.Function, r: Resources) -> None:

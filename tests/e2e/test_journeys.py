@@ -147,3 +147,89 @@ def test_a_lifecycle_change_announced_by_the_tag_engine_enters_a_win_back_journe
     assert report.dead_lettered == 0
     results = _api(runtime, "GET", f"/v1/campaigns/e2e_win_back/journey?brand_id={BRAND}")
     assert results["entered"]["treatment"] == 1 and results["spent_minor"] == 5
+
+
+def test_a_journey_entry_reserves_its_coupon_at_entry_and_gives_the_rest_back_when_it_leaves(
+    runtime: LocalRuntime, post_events: PostEvents
+) -> None:
+    # Given a pool of 25.00 and a 10.00 cart coupon paid from it, and a journey: SMS with the coupon, a day, the end
+    pool = {"brand_id": BRAND, "pool_id": "e2e-journey-coupons", "total_minor": 2_500, "currency": "CNY"}
+    _api(runtime, "POST", "/v1/budgets", pool)
+    coupon = {
+        "brand_id": BRAND,
+        "offer_id": "e2e-cart-10",
+        "name": "10 off your cart",
+        "currency": "CNY",
+        "coupon": {"amount_off_minor": 1_000},
+        "validity": {"days": 7},
+        "budget_pools": ["e2e-journey-coupons"],
+    }
+    _api(runtime, "POST", "/v1/offers", coupon)
+    journey = {
+        "campaign_id": "e2e_coupon_journey",
+        "brand_id": BRAND,
+        "name": "Cart coupon",
+        "trigger": {"event": "add_to_cart"},
+        "exit_on": ["order_placed"],
+        "steps": [
+            {"wait": {"hours": 1}},
+            {
+                "send": {
+                    "channel": "sms",
+                    "template": {"body": "{{ offer.code }}"},
+                    "offer": {"offer_id": "e2e-cart-10"},
+                }
+            },
+            {"wait": {"days": 1}},
+        ],
+        "budget": {"amount_minor": 1_000, "currency": "CNY", "cost_per_message_minor": {"sms": 5}},
+        "holdout": 0.0,
+    }
+    _api(runtime, "POST", "/v1/campaigns", journey)
+    _api(runtime, "POST", f"/v1/campaigns/e2e_coupon_journey/activate?brand_id={BRAND}")
+    phones = ["13766500021", "13766500022", "13766500023"]
+    consents = [_event("consent_changed", p, "c", channel="all", granted=True, purpose="marketing") for p in phones]
+    post_events(consents)
+
+    def balance() -> tuple[int, int, int]:
+        pools = _api(runtime, "GET", f"/v1/budgets?brand_id={BRAND}")["pools"]
+        found = next(p for p in pools if p["pool"]["pool_id"] == "e2e-journey-coupons")
+        return found["available_minor"], found["reserved_minor"], found["committed_minor"]
+
+    # When three shoppers add to their carts: two entries' coupons fit the pool, the third cannot enter
+    started = datetime.now(UTC)
+    cart = [
+        _event("add_to_cart", p, "cj", sku="CAKE-2", quantity=1, unit_price_minor=8800, currency="CNY") for p in phones
+    ]
+    response, report = post_events(cart)
+    assert response.status == 202 and report.dead_lettered == 0
+    assert balance() == (500, 2_000, 0)
+    results = _api(runtime, "GET", f"/v1/campaigns/e2e_coupon_journey/journey?brand_id={BRAND}")
+    assert results["by_status"]["treatment"] == {"active": 2, "out_of_budget": 1}
+    # When the first shopper orders before the SMS: she leaves, and her entry's plan goes back to the pool
+    lines = [{"sku": "CAKE-2", "quantity": 1, "unit_price_minor": 8800}]
+    order = _event("order_placed", phones[0], "cj", order_id="CJ-1", lines=lines, total_minor=8800, currency="CNY")
+    post_events([order])
+    assert balance() == (1_500, 1_000, 0)
+    # When the SMS goes out an hour later: the other's coupon is carved from her plan, the pool does not move
+    runtime.fire_schedule(topology.CAMPAIGN_TICK.local_name, started + timedelta(hours=1, minutes=1))
+    runtime.drain()
+    assert balance() == (1_500, 1_000, 0)
+    assert len(_outbox_of(runtime, "e2e_coupon_journey")) == 1
+    # When she leaves a day later: her plan was all carved (the coupon keeps its own hold), nothing else goes back
+    runtime.fire_schedule(topology.CAMPAIGN_TICK.local_name, started + timedelta(days=1, hours=2))
+    runtime.drain()
+    results = _api(runtime, "GET", f"/v1/campaigns/e2e_coupon_journey/journey?brand_id={BRAND}")
+    assert results["by_status"]["treatment"] == {"converted": 1, "completed": 1, "out_of_budget": 1}
+    assert balance() == (1_500, 1_000, 0)
+
+
+def _outbox_of(runtime: LocalRuntime, campaign: str) -> list[dict[str, Any]]:
+    s3 = runtime.client("s3")
+    listed = s3.list_objects_v2(Bucket=topology.DATA_BUCKET_LOCAL_NAME, Prefix=f"{topology.OUTBOX_PREFIX}")
+    out = []
+    for obj in listed.get("Contents", []):
+        if f"/{campaign}-v1-journey/" in obj["Key"]:
+            body = s3.get_object(Bucket=topology.DATA_BUCKET_LOCAL_NAME, Key=obj["Key"])["Body"].read()
+            out.append(json.loads(body))
+    return out

@@ -205,7 +205,11 @@ TABLE_ACCESS: dict[topology.FunctionSpec, dict[topology.TableSpec, str]] = {
         topology.PROFILES_TABLE: READ_ONLY,  # sweeps
         topology.OFFERS_TABLE: READ_WRITE,  # expiries
     },
-    topology.JOURNEY: {topology.CAMPAIGNS_TABLE: READ_WRITE, topology.PROFILES_TABLE: READ_ONLY},
+    topology.JOURNEY: {
+        topology.CAMPAIGNS_TABLE: READ_WRITE,
+        topology.PROFILES_TABLE: READ_ONLY,
+        topology.OFFERS_TABLE: READ_WRITE,  # a treated entry's offers reserved at entry
+    },
     topology.OFFER_API: {topology.OFFERS_TABLE: READ_WRITE, topology.PROFILES_TABLE: READ_ONLY},
     topology.OFFER_EVENTS: {topology.OFFERS_TABLE: READ_WRITE, topology.PROFILES_TABLE: READ_ONLY},
     topology.LOYALTY_API: {topology.OFFERS_TABLE: READ_WRITE, topology.PROFILES_TABLE: READ_ONLY},

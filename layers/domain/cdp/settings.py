@@ -160,8 +160,9 @@ class JourneyDeadLetters(_Env):
     dead_letter_queue_url: str = Field(alias=topology.JOURNEY_QUEUE.dlq_env, min_length=1)
 
 
-class JourneySettings(Observability, CampaignsTable, ProfilesTable, EventBus, JourneyDeadLetters):
-    """Journeys: persons enter and convert on profile changes; sends are ordered on the bus."""
+class JourneySettings(Observability, CampaignsTable, ProfilesTable, OffersTable, EventBus, JourneyDeadLetters):
+    """Journeys: persons enter and convert on profile changes; sends are ordered on the bus; a treated entry's
+    catalog offers are reserved from their pools (offers table)."""
 
 
 class SendSettings(

@@ -313,7 +313,14 @@ JOURNEY = FunctionSpec(
     "journey",
     "JourneyFunction",
     "functions.journey.handler.lambda_handler",
-    env=(*_COMMON_ENV, CAMPAIGNS_TABLE.env_var, PROFILES_TABLE.env_var, EVENT_BUS_ENV, JOURNEY_QUEUE.dlq_env),
+    env=(
+        *_COMMON_ENV,
+        CAMPAIGNS_TABLE.env_var,
+        PROFILES_TABLE.env_var,
+        OFFERS_TABLE.env_var,  # a treated entry's catalog offers reserved from their pools
+        EVENT_BUS_ENV,
+        JOURNEY_QUEUE.dlq_env,
+    ),
     timeout_s=60,
 )
 

@@ -385,6 +385,12 @@ class CampaignDefinition(_Frozen):
         return out
 
     @property
+    def catalog_offers(self) -> list[str]:
+        """The catalog offers any send step issues (a journey entry's worst case holds one of each)."""
+        offers = (s.send.offer.offer_id for _, s in self.all_steps() if s.send is not None and s.send.offer is not None)
+        return list(dict.fromkeys(o for o in offers if o))
+
+    @property
     def markets(self) -> bool:
         """Whether any send is marketing (the contact policy's control group and suppression lists keep persons out)."""
         return any(step.send.purpose == "marketing" for _, step in self.all_steps() if step.send is not None)

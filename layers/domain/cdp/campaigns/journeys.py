@@ -29,9 +29,11 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, ConfigDict, Field
 
 from cdp import topology
+from cdp.budgets.ledger import BudgetExhaustedError
 from cdp.campaigns.catalog import CampaignCatalog, CampaignState, StoredVersion
 from cdp.campaigns.definition import MAIN_PATH, CampaignDefinition, CorrelationKey
 from cdp.campaigns.measurement import Lift, compare
+from cdp.campaigns.ports import OfferPlans
 from cdp.channels.contact import Deferrals, exclusion, zone_of
 from cdp.channels.models import SendBatchRequest
 from cdp.errors import ConflictError
@@ -325,6 +327,12 @@ def _matches(key: CorrelationKey | None, state: JourneyState, keys: Mapping[str,
     return bool(set(state.correlation.get(key, ())) & set(keys.get(key, ())))
 
 
+def entry_plan_run(state: JourneyState) -> str:
+    """What a journey entry's offer plan is named by (cdp.offers.service.plan_id_for adds the offer): the journey's
+    run, the entry and the person, as the send step names it (cdp.channels.service)."""
+    return f"{state.campaign_id}-v{state.version}{JOURNEY_RUN_SUFFIX}:e{state.entries}:{state.person_id}"
+
+
 def holdout_group(campaign_id: str, person_id: str, share: float) -> Group:
     """Stable: the same person is in the same group of a campaign every time they enter."""
     digest = hashlib.sha256(f"{campaign_id}:{person_id}".encode()).digest()
@@ -341,8 +349,10 @@ class JourneyEngine:
         now: Callable[[], datetime] = utc_now,
         clock: Callable[[], float] | None = None,
         org: OrgDirectory | None = None,
+        plans: OfferPlans | None = None,
     ) -> None:
         self.org = org
+        self.plans = plans  # a treated entry's catalog offers reserved at entry, released when they leave
         self.catalog = catalog
         self.store = store
         self.orders = orders
@@ -463,11 +473,37 @@ class JourneyEngine:
             correlation={k: list(v) for k, v in (keys or {}).items()},
             rev=previous.rev + 1 if previous else 1,
         )
+        if not self._reserve(state, definition):
+            state = self._next(state, status="out_of_budget", exited_at=now, next_at=None)
+            try:
+                self.store.save(state, previous)
+            except ConflictError:
+                return ""
+            return f"{person_id} could not enter {cid}: its offers' pools are short"
         try:
             self._run(state, definition, previous)
         except ConflictError:
+            self._release(state, definition)  # a concurrent delivery entered them: its own plan stands
             return ""  # entered by a concurrent delivery of another event
         return f"{person_id} entered {cid} ({state.group})"
+
+    def _reserve(self, state: JourneyState, definition: CampaignDefinition) -> bool:
+        """A treated entry's worst case: one of each catalog offer its steps issue, held from the offers' pools
+        until they leave (False: a pool cannot cover it)."""
+        if self.plans is None or state.group != "treatment" or not definition.catalog_offers:
+            return True
+        try:
+            self.plans.reserve(state.brand_id, entry_plan_run(state), definition.catalog_offers, 1, self.now())
+        except BudgetExhaustedError as exc:
+            logger.info("journey offers' pool short", campaign_id=state.campaign_id, error=str(exc))
+            return False
+        return True
+
+    def _release(self, state: JourneyState, definition: CampaignDefinition | None) -> None:
+        """What the entry's plan has left goes back (the coupons it issued keep their holds)."""
+        if self.plans is None or state.group != "treatment" or definition is None or not definition.catalog_offers:
+            return
+        self.plans.release(state.brand_id, entry_plan_run(state), definition.catalog_offers, self.now())
 
     def _eligible(self, definition: CampaignDefinition, person_id: str, profile: Profile | None = None) -> bool:
         audience = definition.audience
@@ -537,7 +573,7 @@ class JourneyEngine:
             self.store.save(moved.model_copy(update={**target, "next_at": self.now(), "pending": True}), state)
             return f"{done} (held: {campaign_id} is not live)"
         if converts:
-            self._leave(moved, "converted", state)
+            self._leave(moved, "converted", state, definition)
             return f"{person_id} converted in {campaign_id} ({state.group})"
         if moved.seen != state.seen or moved.unanswered != state.unanswered:
             self.store.save(moved, state)
@@ -555,7 +591,8 @@ class JourneyEngine:
             campaign = self.catalog.state(state.brand_id, state.campaign_id)
             try:
                 if campaign is None or campaign.status == "stopped":
-                    self._leave(state, "stopped")
+                    stored = self._version_or_none(state.brand_id, state.campaign_id, state.version)
+                    self._leave(state, "stopped", definition=stored.definition if stored else None)
                 elif campaign.status == "paused":
                     self.store.save(self._next(state, next_at=now + PAUSE_RECHECK), state)
                 else:
@@ -583,6 +620,8 @@ class JourneyEngine:
         if orders:
             self.orders.order(orders)  # before the move is stored: a retried move orders the same sends again
         self.store.save(state, previous)
+        if state.status != "active":
+            self._release(state, definition)
 
     def _step(
         self,
@@ -659,9 +698,17 @@ class JourneyEngine:
             person_ids=[state.person_id],
         )
 
-    def _leave(self, state: JourneyState, status: JourneyStatus, previous: JourneyState | None = None) -> None:
-        """Take the person out (`previous`: the place read, when `state` already carries changes)."""
+    def _leave(
+        self,
+        state: JourneyState,
+        status: JourneyStatus,
+        previous: JourneyState | None = None,
+        definition: CampaignDefinition | None = None,
+    ) -> None:
+        """Take the person out (`previous`: the place read, when `state` already carries changes); their entry's
+        offer plan gives back what it has left."""
         self.store.save(self._next(state, status=status, exited_at=self.now(), next_at=None), previous or state)
+        self._release(state, definition)
 
     @staticmethod
     def _next(state: JourneyState, **changes: object) -> JourneyState:

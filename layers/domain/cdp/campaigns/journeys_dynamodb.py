@@ -34,6 +34,8 @@ from cdp.campaigns.journeys import (
 from cdp.campaigns.sweeps import Reading, Sweep, SweepStore, WeatherSignal
 from cdp.channels.models import SendBatchRequest
 from cdp.errors import ConflictError, StoreError
+from cdp.offers.dynamodb import DynamoOfferStore
+from cdp.offers.service import RunPlans
 from cdp.org import load_org
 from cdp.profile.dynamodb import DynamoProfileStore
 from cdp.shared.aws import EventBridgePublisher
@@ -355,12 +357,17 @@ class DynamoSweepStore(SweepStore):
         return Reading(kept=True, previous=float(previous) if previous is not None else None)
 
 
-def dynamo_journey_engine(campaigns_table: str, profiles_table: str, event_bus_name: str) -> JourneyEngine:
-    """The journey engine on its AWS adapters, as the journey function and the schedule's tick both run it."""
+def dynamo_journey_engine(
+    campaigns_table: str, profiles_table: str, event_bus_name: str, offers_table: str | None = None
+) -> JourneyEngine:
+    """The journey engine on its AWS adapters, as the journey function and the schedule's tick both run it;
+    `offers_table`: where a treated entry's catalog offers are reserved from their pools."""
+    offers = DynamoOfferStore(offers_table) if offers_table else None
     return JourneyEngine(
         DynamoCampaignCatalog(campaigns_table),
         DynamoJourneyStore(campaigns_table),
         PublishedSendOrders(EventBridgePublisher(event_bus_name)),
         DynamoProfileStore(profiles_table),
         org=load_org(),
+        plans=RunPlans(offers, offers.budgets) if offers else None,
     )

@@ -347,8 +347,10 @@ class _Composer:
             stand_in = {**(offer or {}), "code": "X" * 12, "valid_until": self.batch.now.isoformat()}
             self._render(stand_in)
             offer_id = request.offer.offer_id
-            # a campaign run's coupons come out of the plan its selection reserved; a journey's from the pools
-            plan = None if _JOURNEY_ENTRY.match(request.step) else plan_id_for(request.run_id, offer_id)
+            # out of the plan the run's selection (or the journey entry) reserved (cdp.campaigns.journeys)
+            entry = _JOURNEY_ENTRY.match(request.step)
+            run = f"{request.run_id}:{entry.group(1)}:{draft.person_id}" if entry else request.run_id
+            plan = plan_id_for(run, offer_id)
             issued = self.offers.issue(profile.brand_id, offer_id, draft.person_id, offer_issue_id(request), plan)
             offer = {**(offer or {}), "code": issued.code, "valid_until": issued.valid_until.isoformat()}
         return self._render(offer)
