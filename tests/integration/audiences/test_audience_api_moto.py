@@ -94,6 +94,7 @@ def aws() -> Iterator[dict[str, Any]]:
     env = {
         topology.PROFILES_TABLE.env_var: topology.PROFILES_TABLE.local_name,
         topology.LEDGER_TABLE.env_var: topology.LEDGER_TABLE.local_name,
+        topology.OFFERS_TABLE.env_var: topology.OFFERS_TABLE.local_name,  # the campaign function's offer plans
         topology.DATA_BUCKET_ENV: topology.DATA_BUCKET_LOCAL_NAME,
         topology.API_KEYS_SECRET_ENV: topology.API_KEYS_SECRET_LOCAL_NAME,
     }
