@@ -17,6 +17,7 @@ from cdp.campaigns.lifecycle import CampaignService
 from cdp.campaigns.s3 import S3ArtifactStore
 from cdp.campaigns.stepfunctions import StepFunctionsRunner
 from cdp.campaigns.sweeps import open_date_sweeps, run_sweeps
+from cdp.ingest.service import repacked
 from cdp.loyalty.dynamodb import dynamo_loyalty_service
 from cdp.loyalty.service import LoyaltyService
 from cdp.observability import logger, metrics, tracer
@@ -24,6 +25,8 @@ from cdp.offers.dynamodb import dynamo_offer_service
 from cdp.offers.service import OfferService
 from cdp.org import load_org
 from cdp.settings import CampaignSchedulerSettings, get_settings
+from cdp.shared.aws import EventBridgePublisher
+from cdp.shared.ports import DeferredPublisher
 
 
 @cache
@@ -53,16 +56,19 @@ def _deferred() -> DynamoDeferredSends:
     return DynamoDeferredSends(get_settings(CampaignSchedulerSettings).campaigns_table)
 
 
+_ANNOUNCED = DeferredPublisher()  # the tick's expiries and loyalty events, published packed at its end
+
+
 @cache
 def _offers() -> OfferService:
     s = get_settings(CampaignSchedulerSettings)
-    return dynamo_offer_service(s.offers_table, _journeys().profiles, s.event_bus_name)
+    return dynamo_offer_service(s.offers_table, _journeys().profiles, s.event_bus_name, publisher=_ANNOUNCED)
 
 
 @cache
 def _loyalty() -> LoyaltyService:
     s = get_settings(CampaignSchedulerSettings)
-    return dynamo_loyalty_service(s.offers_table, _journeys().profiles, s.event_bus_name)
+    return dynamo_loyalty_service(s.offers_table, _journeys().profiles, s.event_bus_name, publisher=_ANNOUNCED)
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -76,6 +82,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     released = release_deferred(_deferred(), _journeys().orders, tick.now)
     expired = _offers().expire_due(now=tick.now)  # holds released, `coupon_expired` on the timelines
     loyalty = _loyalty().run_due(now=tick.now)  # points lots expired, levels reviewed, reminders
+    _ANNOUNCED.flush(EventBridgePublisher(get_settings(CampaignSchedulerSettings).event_bus_name), pack=repacked)
     # last: a sweep takes what time the tick has left (held sends and due steps never wait behind it)
     opened = open_date_sweeps(_journeys(), _sweeps(), load_org(), tick.now)
     swept = run_sweeps(

@@ -25,13 +25,16 @@ from cdp.channels.offers import WalletOffers
 from cdp.channels.ports import Channel
 from cdp.channels.service import LinkTracking, send_batch
 from cdp.connectors.aws import SecretsManagerSources
+from cdp.ingest.service import repacked
 from cdp.observability import logger, metrics, tracer
 from cdp.offers.dynamodb import dynamo_offer_service
 from cdp.org import load_org
 from cdp.profile.dynamodb import DynamoProfileStore
 from cdp.settings import SendSettings, get_settings
+from cdp.shared.aws import EventBridgePublisher
 from cdp.shared.deadletter import DeadLetteringProcessor, SqsDeadLetters, each_part
 from cdp.shared.envelope import BusEntry
+from cdp.shared.ports import DeferredPublisher
 from cdp.shared.time import utc_now
 from cdp.topology import SEND_QUEUE
 
@@ -68,8 +71,20 @@ def _ports() -> _Ports:
     )
 
 
+# A batch's issued offers announce their coupon_issued events here; `send` publishes them packed (a batch of 500
+# coupons is one bus entry, not 500) once the batch is done.
+_ANNOUNCED = DeferredPublisher()
+
+
 def _offers(settings: SendSettings, profiles: DynamoProfileStore) -> WalletOffers:
-    return WalletOffers(dynamo_offer_service(settings.offers_table, profiles, settings.event_bus_name))
+    return WalletOffers(
+        dynamo_offer_service(settings.offers_table, profiles, settings.event_bus_name, publisher=_ANNOUNCED)
+    )
+
+
+@cache
+def _bus() -> EventBridgePublisher:
+    return EventBridgePublisher(get_settings(SendSettings).event_bus_name)
 
 
 def _link_tracking(settings: SendSettings) -> LinkTracking | None:
@@ -134,6 +149,7 @@ def send(request: SendBatchRequest) -> dict[str, Any]:
         contact=ports.contact,
         offers=ports.offers,
     )
+    _ANNOUNCED.flush(_bus(), pack=repacked)  # a failure fails the batch: its retry issues nothing twice
     ports.journeys.tally(request.brand_id or "", request.campaign_id, journey_outcomes(request.run_id, result))
     metrics.add_metric(name="MessagesSent", unit=MetricUnit.Count, value=result.sent)
     metrics.add_metric(name="MessagesFailed", unit=MetricUnit.Count, value=result.failed)

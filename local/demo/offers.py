@@ -77,10 +77,17 @@ def coupons_by_key(entries: Iterable[WalletEntry], keys_of: dict[str, list[str]]
 
 
 def expire_unused(rt: LocalRuntime, issued_at: datetime) -> int:
-    """The schedule's tick a day past the coupons' validity: what was not used expires and goes back to the pool."""
-    tick = rt.fire_schedule(topology.CAMPAIGN_TICK.local_name, issued_at + timedelta(days=COUPON_DAYS + 1))
-    rt.drain()
-    return int((tick.result or {}).get("offers_expired", 0))
+    """The schedule's tick a day past the coupons' validity: what was not used expires and goes back to the pool
+    (a tick expires at most 500: the next ticks take the rest, as the minute's ticks would)."""
+    at, expired = issued_at + timedelta(days=COUPON_DAYS + 1), 0
+    for minute in range(20):
+        tick = rt.fire_schedule(topology.CAMPAIGN_TICK.local_name, at + timedelta(minutes=minute))
+        rt.drain()
+        done = int((tick.result or {}).get("offers_expired", 0))
+        expired += done
+        if not done:
+            break
+    return expired
 
 
 def offers_summary(

@@ -65,6 +65,23 @@ def packed(events: Sequence[CanonicalEvent]) -> list[EventsReceived]:
     return _packed(events, EventsReceived) + (_packed(coupons, CouponsUsed) if coupons else [])
 
 
+def repacked(batches: Sequence[tuple[Sequence[Publishable], str]]) -> list[tuple[Sequence[Publishable], str]]:
+    """What a batch of work published one event at a time (a send batch's coupon_issued events), packed again: the
+    canonical events of every `EventsReceived` in as few entries as fit, the rest as they were."""
+    events: list[CanonicalEvent] = []
+    rest: list[tuple[Sequence[Publishable], str]] = []
+    first = ""
+    for published, correlation_id in batches:
+        others = [p for p in published if not isinstance(p, EventsReceived)]
+        for p in published:
+            if isinstance(p, EventsReceived):
+                first = first or correlation_id
+                events.extend(p.events)
+        if others:
+            rest.append((others, correlation_id))
+    return rest + ([(packed(events), first)] if events else [])
+
+
 def _packed(events: Sequence[CanonicalEvent], kind: type[EventsReceived]) -> list[EventsReceived]:
     by_brand: dict[str, list[CanonicalEvent]] = {}
     for event in events:

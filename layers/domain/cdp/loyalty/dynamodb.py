@@ -28,6 +28,7 @@ from cdp.profile.ports import ProfileReader
 from cdp.shared.aws import EventBridgePublisher
 from cdp.shared.aws import client as default_client
 from cdp.shared.dynamo import batch_write, get_item, query_items
+from cdp.shared.ports import EventPublisher
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -217,9 +218,12 @@ class DynamoAccountStore(AccountStore):
 
 
 def dynamo_loyalty_service(
-    offers_table: str, profiles: ProfileReader, event_bus_name: str, org: OrgDirectory | None = None
+    offers_table: str,
+    profiles: ProfileReader,
+    event_bus_name: str,
+    org: OrgDirectory | None = None,
+    publisher: EventPublisher | None = None,
 ) -> LoyaltyService:
     """The loyalty engine on its AWS adapters (the loyalty API, the order consumer and the tick build it so)."""
-    return LoyaltyService(
-        DynamoAccountStore(offers_table), profiles, EventBridgePublisher(event_bus_name), org or load_org()
-    )
+    bus = publisher or EventBridgePublisher(event_bus_name)
+    return LoyaltyService(DynamoAccountStore(offers_table), profiles, bus, org or load_org())

@@ -35,6 +35,7 @@ from cdp.profile.ports import ProfileReader
 from cdp.shared.aws import EventBridgePublisher
 from cdp.shared.aws import client as default_client
 from cdp.shared.dynamo import batch_write, get_item, new_item, put_new, query_items
+from cdp.shared.ports import EventPublisher
 from cdp.shared.time import iso, parse_iso
 
 if TYPE_CHECKING:
@@ -584,11 +585,12 @@ def dynamo_offer_service(
     profiles: ProfileReader,
     event_bus_name: str,
     red_packets: RedPacketProviders | None = None,
+    publisher: EventPublisher | None = None,
 ) -> OfferService:
     """The offer service on its AWS adapters: the offers table (with the budget ledger), the bus for the wallet's
     events, the packaged org directory; `red_packets`: who pays red packets out (None: they are recorded only)."""
     store = DynamoOfferStore(offers_table)
     payer = RedPacketPayer(red_packets) if red_packets is not None else None
-    loyalty = dynamo_loyalty_service(offers_table, profiles, event_bus_name)  # points of the programmes it keeps
-    publisher = EventBridgePublisher(event_bus_name)
-    return OfferService(store, store.budgets, profiles, publisher, load_org(), payer=payer, loyalty=loyalty)
+    bus = publisher or EventBridgePublisher(event_bus_name)  # a send batch collects its issues' events to pack them
+    loyalty = dynamo_loyalty_service(offers_table, profiles, event_bus_name, publisher=bus)  # the programmes it keeps
+    return OfferService(store, store.budgets, profiles, bus, load_org(), payer=payer, loyalty=loyalty)

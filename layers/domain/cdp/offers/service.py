@@ -379,7 +379,8 @@ class OfferService:
             return "; ".join(charged) or None
         entry = self.store.by_code(event.brand_id, code)
         if entry is None:
-            logger.warning("a redemption names no issued code", brand_id=event.brand_id, event_id=event.event_id)
+            # a code of the brand's own coupon system (not one this platform issued): the order stands as it is
+            logger.info("a redemption names no issued code", brand_id=event.brand_id, event_id=event.event_id)
             return "; ".join(charged) or None
         discount = min(max(discount, 0), entry.cost_minor) if entry.cost_minor else max(discount, 0)
         redeemed, new = self.store.redeem(entry, order_id, discount, event.occurred_at)
