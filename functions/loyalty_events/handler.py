@@ -14,13 +14,16 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, Json
 
 from cdp.identity.events import ResolvedOrder
+from cdp.ingest.service import repacked
 from cdp.loyalty.dynamodb import dynamo_loyalty_service
 from cdp.loyalty.service import LoyaltyService
 from cdp.observability import logger, metrics, tracer
 from cdp.profile.dynamodb import DynamoProfileStore
 from cdp.settings import LoyaltyEventsSettings, get_settings
+from cdp.shared.aws import EventBridgePublisher
 from cdp.shared.deadletter import DeadLetteringProcessor, SqsDeadLetters, each_part
 from cdp.shared.envelope import BusEntry
+from cdp.shared.ports import DeferredPublisher
 from cdp.topology import LOYALTY_QUEUE
 
 
@@ -43,10 +46,19 @@ processor = DeadLetteringProcessor(
 )
 
 
+_MADE = DeferredPublisher()  # the events a record's orders made, published packed once the record is done
+
+
 @cache
 def service() -> LoyaltyService:
     s = get_settings(LoyaltyEventsSettings)
-    return dynamo_loyalty_service(s.offers_table, DynamoProfileStore(s.profiles_table), s.event_bus_name)
+    profiles = DynamoProfileStore(s.profiles_table)
+    return dynamo_loyalty_service(s.offers_table, profiles, s.event_bus_name, publisher=_MADE)
+
+
+@cache
+def _bus() -> EventBridgePublisher:
+    return EventBridgePublisher(get_settings(LoyaltyEventsSettings).event_bus_name)
 
 
 def record_handler(record: LoyaltyRecord) -> None:
@@ -59,7 +71,10 @@ def record_handler(record: LoyaltyRecord) -> None:
                 logger.debug("points moved", program=result.program, points=result.points)
                 moved += 1
 
-    each_part(_dead_letters(), record, record.body.detail.data.orders, "orders", apply)
+    try:
+        each_part(_dead_letters(), record, record.body.detail.data.orders, "orders", apply)
+    finally:  # what was applied is announced even when a part failed (a retry re-sends the same event ids)
+        _MADE.flush(_bus(), pack=repacked)
     if moved:
         metrics.add_metric(name="LoyaltyOrdersApplied", unit="Count", value=moved)
 

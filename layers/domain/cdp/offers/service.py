@@ -420,12 +420,16 @@ class OfferService:
         """Expire the entries whose validity has ended by `now` (the schedule's tick time; default: the clock): their
         holds go back to the pools and a `coupon_expired` event goes on each person's timeline."""
         now, expired = now or self.now(), 0
+        offers: dict[tuple[str, str], StoredOffer | None] = {}  # a tick's expiries are mostly of a few offers
         for entry in self.store.due_expiries(now, limit):
             if not self.store.expire(entry, now):
                 continue
             expired += 1
             profile = self.profiles.get(entry.person_id)
-            stored = self.store.get(entry.brand_id, entry.offer_id)
+            key = (entry.brand_id, entry.offer_id)
+            if key not in offers:
+                offers[key] = self.store.get(entry.brand_id, entry.offer_id)
+            stored = offers[key]
             if profile is not None and stored is not None:
                 self._announce(entry, stored.offer, profile.identifiers, "expired")
         return expired
