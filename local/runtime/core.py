@@ -39,6 +39,7 @@ from cdp_local.runtime.environment import (
     state_machine_arn,
 )
 from cdp_local.runtime.lambdas import Handler, HandlerRouter, function_arn
+from cdp_local.runtime.moto_atomic import atomic_dynamodb
 from cdp_local.runtime.moto_fixes import eventbridge_full_envelope
 from cdp_local.runtime.moto_hotspots import moto_hotspots
 from cdp_local.runtime.moto_speedups import (
@@ -179,6 +180,9 @@ class LocalRuntime:
             self._enter(cached_jsonpath())
             self._enter(partition_queries())
             self._enter(moto_hotspots())
+            # DynamoDB applies each request atomically; moto's backend is not thread-safe, and the state machines'
+            # Map iterations run in threads (two send batches carving one budget plan would lose an update)
+            self._enter(atomic_dynamodb())
             self._enter(self.router.patched_moto())
             self._enter(eventbridge_full_envelope())
             self._enter(wait_states_on(self.wait_states))
