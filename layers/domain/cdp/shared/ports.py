@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 
@@ -27,14 +26,10 @@ class DeferredPublisher(EventPublisher):
 
     def __init__(self) -> None:
         self.pending: list[tuple[Sequence[Publishable], str]] = []
-        # a handler's module-level collector may be shared by invocations running in threads (the local runtime's
-        # state machine Map): what one appends is either in the list another flushes, or in the next one
-        self._lock = threading.Lock()
 
     def publish(self, events: Sequence[Publishable], correlation_id: str) -> list[str]:
         if events:
-            with self._lock:
-                self.pending.append((list(events), correlation_id))
+            self.pending.append((list(events), correlation_id))
         return []
 
     def flush(
@@ -45,8 +40,7 @@ class DeferredPublisher(EventPublisher):
     ) -> int:
         """Publish what was collected through `target` (`pack`ed first: many announcements into fewer entries);
         returns how many were collected."""
-        with self._lock:
-            pending, self.pending = self.pending, []
+        pending, self.pending = self.pending, []
         if pending:
             target.publish_batches(pack(pending) if pack else pending)
         return sum(len(events) for events, _ in pending)
