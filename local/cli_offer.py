@@ -139,9 +139,9 @@ def issue(
     )
     payout = result.get("payout")
     if payout:
-        console.print(
-            f"red packet: {payout['status']}" + (f" ({escape(payout['message'])})" if payout.get("message") else "")
-        )
+        what = "red packet" if entry["kind"] == "red_packet" else f"{payout.get('provider') or 'external'} coupon"
+        note = f" ({escape(payout['message'])})" if payout.get("message") else ""
+        console.print(f"{what}: {payout['status']}{note}")
 
 
 @offer_app.command("claim-link")

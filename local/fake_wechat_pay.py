@@ -1,4 +1,5 @@
-"""A fake WeChat Pay red packet API on the loopback, speaking the real protocol (`cdp.offers.wechat_pay`).
+"""A fake WeChat Pay on the loopback, speaking the real protocols: the red packet API (v2, `cdp.offers.wechat_pay`)
+and the cash coupon API (v3, `cdp.offers.wechat_pay_coupons`).
 
 `POST /mmpaymkttransfers/sendredpack` and `POST /mmpaymkttransfers/gethbinfo` take the XML bodies WeChat Pay takes,
 check the merchant id, the app id and the MD5 `sign` (a wrong one is answered `return_code` FAIL, as WeChat Pay
@@ -8,13 +9,24 @@ down by each packet (NOTENOUGH when it cannot pay), a person gets at most `daily
 the test (or `cdp serve`) can make the next calls fail: `fail_next("SYSTEMERROR")` answers without sending,
 `fail_next("SYSTEMERROR", sent=True)` sends and then answers the error (the lost answer a real retry must survive),
 `delay_next(seconds)` answers late (a client timeout), `fail_lookups(n)` makes gethbinfo answer SYSTEMERROR.
+
+`POST /v3/marketing/favor/users/{openid}/coupons` checks the merchant's `Authorization` signature (SHA256-RSA2048
+with the merchant key pair this fake made: `merchant()` hands its private key out), the app and the stock creator,
+issues one coupon per `out_request_no` (asked again, the same coupon), refuses an unknown stock
+(RESOURCE_NOT_EXISTS), an exhausted one (NOT_ENOUGH) and a person's limit (RULE_LIMIT), and signs every answer with
+its own platform key, as WeChat Pay does. `add_stock(...)` makes a stock; `fail_coupons_next(code, status)` answers
+the next grants with an error (after issuing, when `issued`: the lost answer a retry must survive).
 """
 
 # ruff: noqa: RUF001 - WeChat Pay's own messages, in Chinese with full-width punctuation
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
+import re
+import secrets
 import threading
 import time
 from collections.abc import Mapping
@@ -23,9 +35,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from xml.etree.ElementTree import ParseError
 
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 
+COUPONS_PATH = re.compile(r"^/v3/marketing/favor/users/([^/?]+)/coupons$")
+MERCHANT_SERIAL = "5157F09EFDC096DE15EBE81A47057A72"
+PLATFORM_KEY_ID = "PUB_KEY_ID_0119000001092026120700000000000001"
 SEND_PATH = "/mmpaymkttransfers/sendredpack"
 LOOKUP_PATH = "/mmpaymkttransfers/gethbinfo"
 SEND_FIELDS = (
@@ -80,6 +98,27 @@ class _Scripted:
 
 
 @dataclass
+class Stock:
+    remaining: int
+    max_per_user: int
+
+
+@dataclass
+class IssuedCoupon:
+    coupon_id: str
+    stock_id: str
+    openid: str
+    out_request_no: str
+
+
+@dataclass
+class _ScriptedCoupon:
+    code: str
+    status: int
+    issued: bool
+
+
+@dataclass
 class FakeState:
     balance_minor: int
     daily_limit: int
@@ -87,6 +126,10 @@ class FakeState:
     calls: list[tuple[str, dict[str, str]]] = field(default_factory=list)
     script: list[_Scripted] = field(default_factory=list)  # the next send calls, in order
     lookup_failures: int = 0
+    stocks: dict[str, Stock] = field(default_factory=dict)
+    coupons: dict[str, IssuedCoupon] = field(default_factory=dict)  # by out_request_no
+    coupon_calls: list[dict[str, str]] = field(default_factory=list)
+    coupon_script: list[_ScriptedCoupon] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -106,6 +149,9 @@ class FakeWeChatPay:
         self.wxappid = wxappid
         self.key = key
         self.state = FakeState(balance_minor=balance_minor, daily_limit=daily_limit)
+        # API v3: the merchant's key pair (its private key goes into the sources document) and WeChat Pay's own
+        self._merchant_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self._platform_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self._server = ThreadingHTTPServer(("127.0.0.1", port), _handler(self))
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
@@ -124,6 +170,14 @@ class FakeWeChatPay:
             "send_name": "CDP Local",
             "client_ip": "127.0.0.1",
             "endpoint": self.url,
+            "api_v3": {
+                "serial_no": MERCHANT_SERIAL,
+                "private_key_pem": _pem(self._merchant_key),
+                "wechatpay_key_id": PLATFORM_KEY_ID,
+                "wechatpay_public_key_pem": self._platform_key.public_key()
+                .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+                .decode(),
+            },
             **changes,
         }
 
@@ -146,6 +200,24 @@ class FakeWeChatPay:
     def set_balance(self, minor: int) -> None:
         with self.state.lock:
             self.state.balance_minor = minor
+
+    def add_stock(self, stock_id: str, remaining: int = 1_000, max_per_user: int = 1) -> None:
+        with self.state.lock:
+            self.state.stocks[stock_id] = Stock(remaining=remaining, max_per_user=max_per_user)
+
+    def fail_coupons_next(self, code: str, status: int = 500, times: int = 1, issued: bool = False) -> None:
+        """The next `times` coupon grants answer HTTP `status` with `code` (having issued the coupon, when `issued`)."""
+        with self.state.lock:
+            self.state.coupon_script.extend(_ScriptedCoupon(code, status, issued) for _ in range(times))
+
+    @property
+    def coupons(self) -> dict[str, IssuedCoupon]:
+        with self.state.lock:
+            return dict(self.state.coupons)
+
+    def coupon_calls(self) -> list[dict[str, str]]:
+        with self.state.lock:
+            return list(self.state.coupon_calls)
 
     @property
     def packets(self) -> dict[str, SentPacket]:
@@ -251,6 +323,90 @@ class FakeWeChatPay:
             "openid": packet.re_openid,
         }
 
+    # ---- API v3: cash coupons -----------------------------------------------------------------------------------
+
+    def answer_v3(self, method: str, path: str, authorization: str, raw: bytes) -> tuple[int, dict[str, str], bytes]:
+        """Status, signed headers and body of a v3 call."""
+        status, document = self._v3(method, path, authorization, raw)
+        body = json.dumps(document, ensure_ascii=False).encode() if document else b""
+        timestamp, nonce = str(int(time.time())), secrets.token_hex(16)
+        message = f"{timestamp}\n{nonce}\n{body.decode()}\n".encode()
+        signature = self._platform_key.sign(message, padding.PKCS1v15(), hashes.SHA256())
+        headers = {
+            "Wechatpay-Timestamp": timestamp,
+            "Wechatpay-Nonce": nonce,
+            "Wechatpay-Signature": base64.b64encode(signature).decode(),
+            "Wechatpay-Serial": PLATFORM_KEY_ID,
+            "Request-ID": secrets.token_hex(12),
+        }
+        return status, headers, body
+
+    def _v3(self, method: str, path: str, authorization: str, raw: bytes) -> tuple[int, dict[str, str]]:
+        found = COUPONS_PATH.match(path)
+        if method != "POST" or found is None:
+            return 404, {"code": "RESOURCE_NOT_EXISTS", "message": "无可用的资源"}
+        refused = self._check_authorization(method, path, authorization, raw)
+        if refused is not None:
+            return 401, {"code": "SIGN_ERROR", "message": refused}
+        try:
+            body = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return 400, {"code": "PARAM_ERROR", "message": "请求体不是合法的JSON"}
+        missing = [k for k in ("stock_id", "out_request_no", "appid", "stock_creator_mchid") if not body.get(k)]
+        if missing:
+            return 400, {"code": "PARAM_ERROR", "message": f"缺少参数: {', '.join(missing)}"}
+        if body["appid"] != self.wxappid or body["stock_creator_mchid"] != self.mch_id:
+            return 400, {"code": "APPID_MCHID_NOT_MATCH", "message": "appid与mchid不匹配"}
+        openid = found.group(1)
+        with self.state.lock:
+            self.state.coupon_calls.append({"openid": openid, **{k: str(v) for k, v in body.items()}})
+            scripted = self.state.coupon_script.pop(0) if self.state.coupon_script else None
+            if scripted is not None and not scripted.issued:
+                return scripted.status, {"code": scripted.code, "message": scripted.code}
+            status, answer = self._issue_coupon(openid, body["stock_id"], body["out_request_no"])
+        if scripted is not None:
+            return scripted.status, {"code": scripted.code, "message": scripted.code}
+        return status, answer
+
+    def _issue_coupon(self, openid: str, stock_id: str, request_no: str) -> tuple[int, dict[str, str]]:
+        """Under the lock: the coupon of this request (issued now, or before)."""
+        state = self.state
+        earlier = state.coupons.get(request_no)
+        if earlier is not None:
+            if earlier.openid != openid or earlier.stock_id != stock_id:
+                return 400, {"code": "INVALID_REQUEST", "message": "商户单据号重复，且参数不一致"}
+            return 200, {"coupon_id": earlier.coupon_id}
+        stock = state.stocks.get(stock_id)
+        if stock is None:
+            return 404, {"code": "RESOURCE_NOT_EXISTS", "message": "批次不存在"}
+        if stock.remaining <= 0:
+            return 403, {"code": "NOT_ENOUGH", "message": "批次预算不足"}
+        held = sum(1 for c in state.coupons.values() if c.openid == openid and c.stock_id == stock_id)
+        if held >= stock.max_per_user:
+            return 403, {"code": "RULE_LIMIT", "message": "用户领取已达上限"}
+        stock.remaining -= 1
+        coupon = IssuedCoupon(f"{9_000_000_000 + len(state.coupons) + 1}", stock_id, openid, request_no)
+        state.coupons[request_no] = coupon
+        return 200, {"coupon_id": coupon.coupon_id}
+
+    def _check_authorization(self, method: str, path: str, authorization: str, raw: bytes) -> str | None:
+        schema, _, rest = authorization.partition(" ")
+        fields = dict(re.findall(r'(\w+)="([^"]*)"', rest))
+        if schema != "WECHATPAY2-SHA256-RSA2048" or fields.get("mchid") != self.mch_id:
+            return "商户号或认证类型错误"
+        if fields.get("serial_no") != MERCHANT_SERIAL:
+            return "商户证书序列号错误"
+        timestamp = fields.get("timestamp", "")
+        if not timestamp.isdigit() or abs(time.time() - int(timestamp)) > 300:
+            return "时间戳错误"
+        message = f"{method}\n{path}\n{timestamp}\n{fields.get('nonce_str', '')}\n{raw.decode()}\n".encode()
+        try:
+            signature = base64.b64decode(fields.get("signature", ""), validate=True)
+            self._merchant_key.public_key().verify(signature, message, padding.PKCS1v15(), hashes.SHA256())
+        except (InvalidSignature, ValueError):
+            return "签名错误"
+        return None
+
     # ---- serving ------------------------------------------------------------------------------------------------
 
     def start(self) -> FakeWeChatPay:
@@ -259,7 +415,8 @@ class FakeWeChatPay:
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
+        if self._thread is not None:  # shutdown() waits for serve_forever, which an unstarted fake never ran
+            self._server.shutdown()
         self._server.server_close()
         if self._thread is not None:
             self._thread.join(timeout=5)
@@ -284,6 +441,12 @@ def _refused(err_code: str, message: str | None = None) -> dict[str, str]:
     }
 
 
+def _pem(key: rsa.RSAPrivateKey) -> str:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+
+
 def to_xml(params: Mapping[str, str]) -> bytes:
     inner = "".join(f"<{k}>{v}</{k}>" if v.isdigit() else f"<{k}><![CDATA[{v}]]></{k}>" for k, v in params.items())
     return f"<xml>{inner}</xml>".encode()
@@ -293,11 +456,19 @@ def _handler(fake: FakeWeChatPay) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             length = min(int(self.headers.get("content-length") or 0), 64 * 1024)
-            status, answer = fake.answer(self.path, self.rfile.read(length))
-            body = to_xml(answer)
+            raw = self.rfile.read(length)
+            if self.path.startswith("/v3/"):
+                status, headers, body = fake.answer_v3("POST", self.path, self.headers.get("authorization", ""), raw)
+                self._reply(status, {"content-type": "application/json", **headers}, body)
+                return
+            status, answer = fake.answer(self.path, raw)
+            self._reply(status, {"content-type": "text/plain; charset=utf-8"}, to_xml(answer))
+
+        def _reply(self, status: int, headers: dict[str, str], body: bytes) -> None:
             try:
                 self.send_response(status)
-                self.send_header("content-type", "text/plain; charset=utf-8")
+                for name, value in headers.items():
+                    self.send_header(name, value)
                 self.send_header("content-length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)

@@ -42,12 +42,12 @@ from cdp.offers.service import (
     PayoutPendingError,
     PoolList,
     PromotionList,
-    RedPacketNotPaidError,
+    ProviderRefusedError,
     TopUpRequest,
     Wallet,
 )
 from cdp.offers.wallet import OfferUnavailableError, RedemptionError, StoredOffer
-from cdp.offers.wechat_pay import WeChatPayProviders
+from cdp.offers.wechat_pay_accounts import WeChatPayProviders
 from cdp.profile.dynamodb import DynamoProfileStore
 from cdp.settings import OfferApiSettings, get_settings
 from cdp.shared.openapi import body, query, responses
@@ -70,7 +70,8 @@ def dependencies() -> Dependencies:
     s = get_settings(OfferApiSettings)
     sources = SecretsManagerSources(s.sources_secret_id)
     profiles = DynamoProfileStore(s.profiles_table)
-    service = dynamo_offer_service(s.offers_table, profiles, s.event_bus_name, WeChatPayProviders(sources))
+    wechat_pay = WeChatPayProviders(sources)  # pays red packets, issues WeChat Pay cash coupons
+    service = dynamo_offer_service(s.offers_table, profiles, s.event_bus_name, wechat_pay, coupons=wechat_pay)
     claims = ClaimLinks(service, sources_link_secret(sources), s.public_base_url)
     return Dependencies(service=service, keyring=SecretsManagerKeyring(s.api_keys_secret_id), claims=claims)
 
@@ -334,10 +335,10 @@ def _unavailable(exc: OfferUnavailableError) -> Response[str]:
     return error_response(409, exc.reason, str(exc))
 
 
-@app.exception_handler(RedPacketNotPaidError)
-def _not_paid(exc: RedPacketNotPaidError) -> Response[str]:
+@app.exception_handler(ProviderRefusedError)
+def _not_done(exc: ProviderRefusedError) -> Response[str]:
     entry = exc.entry.model_dump(mode="json") if exc.entry is not None else None
-    return error_response(409, "red_packet_not_paid", str(exc), reason=exc.reason, entry=entry)
+    return error_response(409, exc.error_code, str(exc), reason=exc.reason, entry=entry)
 
 
 @app.exception_handler(PayoutPendingError)

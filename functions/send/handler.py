@@ -28,6 +28,7 @@ from cdp.connectors.aws import SecretsManagerSources
 from cdp.ingest.service import repacked
 from cdp.observability import logger, metrics, tracer
 from cdp.offers.dynamodb import dynamo_offer_service
+from cdp.offers.wechat_pay_accounts import WeChatPayProviders
 from cdp.org import load_org
 from cdp.profile.dynamodb import DynamoProfileStore
 from cdp.settings import SendSettings, get_settings
@@ -77,9 +78,14 @@ _ANNOUNCED = DeferredPublisher()
 
 
 def _offers(settings: SendSettings, profiles: DynamoProfileStore) -> WalletOffers:
-    return WalletOffers(
-        dynamo_offer_service(settings.offers_table, profiles, settings.event_bus_name, publisher=_ANNOUNCED)
+    # a campaign's red packets are paid and its WeChat Pay coupons issued through the brand's merchant account
+    wechat_pay = (
+        WeChatPayProviders(SecretsManagerSources(settings.sources_secret_id)) if settings.sources_secret_id else None
     )
+    service = dynamo_offer_service(
+        settings.offers_table, profiles, settings.event_bus_name, wechat_pay, publisher=_ANNOUNCED, coupons=wechat_pay
+    )
+    return WalletOffers(service)
 
 
 @cache

@@ -2,7 +2,8 @@
 the person opens it without any key (a small HTML page in Chinese and English) and claims the offer; the claim is an
 issue under an id derived from the link (claimed twice: the same entry, and the page says so), and `coupon_issued`
 then `coupon_claimed` reach the timeline. A changed, foreign or expired link is a 4xx page, never a 5xx. A red
-packet claimed from a link is paid through the fake WeChat Pay server, once."""
+packet claimed from a link is paid through the fake WeChat Pay server, once; a WeChat Pay cash coupon is issued by it
+and redeemed by the order that names it."""
 
 from __future__ import annotations
 
@@ -273,6 +274,70 @@ def test_a_red_packet_claimed_from_a_link_is_paid_once_and_a_refusal_releases_it
         runtime, "POST", f"/v1/offers/e2e-review-red-packet/issue?brand_id={BRAND}", {"person_id": other}
     )
     assert (status, answer["error"], answer["reason"]) == (409, "red_packet_not_paid", "NOTENOUGH"), answer
+
+
+WECHAT_PAY_COUPON = {
+    "brand_id": BRAND,
+    "offer_id": "e2e-wxpay-20-off-100",
+    "name": "微信支付代金券 满100减20",
+    "currency": "CNY",
+    "coupon": {
+        "amount_off_minor": 2000,
+        "threshold_minor": 10000,
+        "codes": "external",
+        "external": {"system": "wechat_pay", "stock_id": "16000001"},
+    },
+    "validity": {"days": 30},
+    "budget_pools": ["e2e-wxpay"],
+}
+
+
+def test_a_wechat_pay_coupon_is_issued_by_wechat_pay_and_redeemed_by_the_mini_program_order_naming_it(
+    runtime: LocalRuntime, wechat_pay: FakeWeChatPay
+) -> None:
+    wechat_pay.add_stock("16000001", remaining=1)
+    pool = {"brand_id": BRAND, "pool_id": "e2e-wxpay", "total_minor": 10_000, "currency": "CNY", "form": "coupon"}
+    _ok(runtime, "POST", "/v1/budgets", pool)
+    _ok(runtime, "POST", "/v1/offers", WECHAT_PAY_COUPON)
+    person = _person(runtime, "13766990111", openid="oE2E_wxpay_coupon_0001")
+    # When the API issues it to her
+    issued = _ok(runtime, "POST", f"/v1/offers/e2e-wxpay-20-off-100/issue?brand_id={BRAND}", {"person_id": person})
+    # Then WeChat Pay issued one coupon of the stock to her OpenID, and its coupon_id is the wallet entry's code
+    (coupon,) = wechat_pay.coupons.values()
+    assert coupon.openid == "oE2E_wxpay_coupon_0001"
+    assert (issued["entry"]["code"], issued["payout"]["status"]) == (coupon.coupon_id, "granted")
+    assert _pool(runtime, "e2e-wxpay") == (8_000, 2_000, 0)
+    # When her mini-program order names the coupon (128 of lines, 108 paid)
+    order = {
+        "event_id": "wxpay-e2e-order",
+        "event_type": "order_placed",
+        "source": "mini_program",
+        "brand_id": BRAND,
+        "occurred_at": utc_now().isoformat(),
+        "identifiers": [{"type": "phone", "value": "13766990111"}],
+        "properties": {
+            "order_id": "WXPAY-E2E-1",
+            "lines": [{"sku": "CAKE", "quantity": 1, "unit_price_minor": 12_800}],
+            "total_minor": 10_800,
+            "currency": "CNY",
+            "coupon_code": coupon.coupon_id,
+        },
+    }
+    headers = {"content-type": "application/json", "x-api-key": runtime.api_key}
+    assert runtime.http("POST", "/v1/events", json.dumps(order).encode(), headers).status == 202
+    assert runtime.drain().dead_lettered == 0
+    # Then the entry is redeemed for that order and 20 yuan is spent from the pool
+    (entry,) = _ok(runtime, "GET", f"/v1/wallets/{person}?brand_id={BRAND}")["entries"]
+    assert (entry["state"], entry["order_id"]) == ("redeemed", "WXPAY-E2E-1")
+    assert _pool(runtime, "e2e-wxpay") == (8_000, 0, 2_000)
+    # When the stock is used up at WeChat Pay, the next person's issue is a 409 naming WeChat Pay's reason
+    other = _person(runtime, "13766990112", openid="oE2E_wxpay_coupon_0002")
+    status, answer = _call(
+        runtime, "POST", f"/v1/offers/e2e-wxpay-20-off-100/issue?brand_id={BRAND}", {"person_id": other}
+    )
+    assert (status, answer["error"], answer["reason"]) == (409, "coupon_not_granted", "NOT_ENOUGH"), answer
+    # And nothing is held for it: the pool is as before
+    assert _pool(runtime, "e2e-wxpay") == (8_000, 0, 2_000)
 
 
 def _pool(runtime: LocalRuntime, pool_id: str) -> tuple[int, int, int]:

@@ -24,13 +24,8 @@ from cdp.connectors.sources import WeChatPayMerchant
 from cdp.ingest.ports import ApiClient
 from cdp.offers.catalog import Offer
 from cdp.offers.dynamodb import DynamoOfferStore
-from cdp.offers.red_packets import (
-    PayoutUnavailableError,
-    RedPacketPayer,
-    RedPacketProvider,
-    RedPacketProviders,
-    RetryPolicy,
-)
+from cdp.offers.providers import PayoutUnavailableError, RetryPolicy
+from cdp.offers.red_packets import RedPacketPayer, RedPacketProvider, RedPacketProviders
 from cdp.offers.service import IssueRequest, OfferService, PayoutPendingError, RedPacketNotPaidError
 from cdp.offers.wechat_pay import WeChatPayRedPackets, https_transport
 from cdp.org import load_org

@@ -11,18 +11,15 @@ import pytest
 from pydantic import ValidationError
 
 from cdp.connectors.sources import WeChatPayMerchant
+from cdp.offers.providers import PayoutRefusedError, PayoutUnavailableError, RetryPolicy, wechat_openid
 from cdp.offers.red_packets import (
     BillStatus,
     PacketRequest,
-    PayoutRefusedError,
-    PayoutUnavailableError,
     RedPacketOrder,
     RedPacketPayer,
     RedPacketProvider,
     RedPacketProviders,
-    RetryPolicy,
     SentPacket,
-    wechat_openid,
 )
 from cdp.offers.wechat_pay import WeChatPayRedPackets, bill_no, from_xml, to_xml, wechat_pay_sign
 

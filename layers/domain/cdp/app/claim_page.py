@@ -23,7 +23,12 @@ from cdp.errors import ConflictError, InvalidInputError, NotFoundError, Retryabl
 from cdp.observability import logger
 from cdp.offers.catalog import Offer
 from cdp.offers.claims import ClaimLinkExpiredError, ClaimLinks, ClaimLinksNotConfiguredError
-from cdp.offers.service import PayoutPendingError, RedPacketNotPaidError
+from cdp.offers.service import (
+    CouponNotGrantedError,
+    PayoutPendingError,
+    ProviderRefusedError,
+    RedPacketNotPaidError,
+)
 from cdp.offers.wallet import OfferUnavailableError, WalletEntry
 
 CHINA = ZoneInfo("Asia/Shanghai")
@@ -87,17 +92,21 @@ def _answer(build: Callable[[], Page]) -> Page:
         return _sorry(400, "链接无效", "This link is not valid", "请检查链接是否完整。Check that the link is complete.")
     except NotFoundError:
         return _sorry(404, "活动不存在", "This offer is no longer here", "活动可能已下线。It may have been withdrawn.")
-    except RedPacketNotPaidError as exc:
-        logger.info("a claimed red packet was not paid out", reason=exc.reason)
-        return _sorry(409, "红包发放失败", "The red packet could not be sent", _not_paid(exc.reason))
+    except ProviderRefusedError as exc:
+        logger.info("a claim's provider refused it", error=exc.error_code, reason=exc.reason)
+        if isinstance(exc, RedPacketNotPaidError):
+            return _sorry(409, "红包发放失败", "The red packet could not be sent", _not_paid(exc.reason))
+        return _sorry(409, "领取失败", "The coupon could not be issued", _not_granted(exc.reason))
     except OfferUnavailableError as exc:
         return _sorry(409, *_UNAVAILABLE.get(exc.reason, _UNAVAILABLE["out_of_stock"]))
     except BudgetExhaustedError:
         return _sorry(409, "已被领完", "All of them have been claimed", "感谢关注。Thank you for your interest.")
     except ConflictError:
         return _sorry(409, "请稍后再试", "Please try again", "领取人数较多。Many people are claiming right now.")
-    except PayoutPendingError:
-        return _sorry(503, "红包处理中", "Your red packet is on its way", "请稍后刷新重试。Try again in a minute.")
+    except PayoutPendingError as exc:
+        coupon = exc.entry.kind == "coupon"
+        title = ("券发放中", "Your coupon is on its way") if coupon else ("红包处理中", "Your red packet is on its way")
+        return _sorry(503, *title, "请稍后刷新重试。Try again in a minute.")
     except ClaimLinksNotConfiguredError:
         logger.error("claim links are not configured: the sources secret has no redirect entry")
         return _sorry(503, "暂时无法领取", "Claims are unavailable", "请稍后再试。Please try again later.")
@@ -123,8 +132,20 @@ def _not_paid(reason: str) -> str:
     return "很抱歉，红包未能发出，未扣除任何额度。Sorry: nothing was sent, and nothing was used up."
 
 
+def _not_granted(reason: str) -> str:
+    if reason == "no_openid":
+        return "请先关注品牌公众号后再领取。Follow the brand's WeChat account first, then claim again."
+    if reason == "RULE_LIMIT":
+        return "您已达到该券的领取上限。You have reached this coupon's limit."
+    if reason == "NOT_ENOUGH":
+        return "券已被领完。All of them have been claimed."
+    return "很抱歉，券未能发出，未扣除任何额度。Sorry: nothing was issued, and nothing was used up."
+
+
 def _claimed(offer: Offer, entry: WalletEntry, again: bool) -> Page:
     if entry.state == "failed":
+        if entry.kind == "coupon":
+            raise CouponNotGrantedError.of(entry)
         raise RedPacketNotPaidError.of(entry)
     title = ("您已领取过", "Already claimed") if again else ("领取成功", "Claimed")
     return _page(200, "done", *title, _offer_box(offer) + _got(entry))

@@ -6,7 +6,7 @@ from __future__ import annotations
 from cdp.budgets.ledger import BudgetExhaustedError
 from cdp.channels.ports import IssuedOffer, OfferIssuer, OfferNotIssuedError
 from cdp.errors import NotFoundError
-from cdp.offers.service import OfferService
+from cdp.offers.service import OfferService, ProviderRefusedError
 from cdp.offers.wallet import OfferUnavailableError
 
 
@@ -19,6 +19,6 @@ class WalletOffers(OfferIssuer):
     ) -> IssuedOffer:
         try:
             entry = self._service.issue_to(brand_id, offer_id, person_id, issue_id, plan_id=plan_id).entry
-        except (OfferUnavailableError, BudgetExhaustedError, NotFoundError) as exc:
+        except (OfferUnavailableError, BudgetExhaustedError, NotFoundError, ProviderRefusedError) as exc:
             raise OfferNotIssuedError(str(exc)) from exc
         return IssuedOffer(code=entry.code, valid_until=entry.valid_until)

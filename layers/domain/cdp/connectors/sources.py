@@ -100,11 +100,50 @@ class PlatformShop(_Cfg):
     endpoint: str | None = Field(default=None, description="API gateway URL (default: the platform's public one)")
 
 
+class WeChatPayApiV3(_Cfg):
+    """The merchant's API v3 credentials, for WeChat Pay's cash coupons (`cdp.offers.wechat_pay_coupons`): requests
+    are signed with the merchant's API private key (SHA256-RSA2048, naming its certificate's serial number) and every
+    answer is checked against WeChat Pay's public key (or platform certificate) named by `wechatpay_key_id`."""
+
+    serial_no: str = Field(
+        pattern=r"^[0-9A-Fa-f]{8,40}$", description="the serial number of the merchant's API certificate"
+    )
+    private_key_pem: SecretStr = Field(description="the merchant's API private key (apiclient_key.pem)")
+    wechatpay_key_id: str = Field(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_]+$",
+        description="WeChat Pay's public key id (PUB_KEY_ID_...) or platform certificate serial: answers name it",
+    )
+    wechatpay_public_key_pem: str = Field(
+        min_length=1, description="WeChat Pay's public key (PEM) that signs its answers"
+    )
+
+    @model_validator(mode="after")
+    def _keys_load(self) -> WeChatPayApiV3:
+        # loaded now, so a bad key fails the sources document with its field named rather than the first issue
+        from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
+        from cryptography.hazmat.primitives.serialization import load_pem_private_key, load_pem_public_key
+
+        try:
+            private = load_pem_private_key(self.private_key_pem.get_secret_value().encode(), password=None)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"private_key_pem is not an unencrypted PEM private key: {exc}") from exc
+        try:
+            public = load_pem_public_key(self.wechatpay_public_key_pem.encode())
+        except ValueError as exc:
+            raise ValueError(f"wechatpay_public_key_pem is not a PEM public key: {exc}") from exc
+        if not isinstance(private, RSAPrivateKey) or not isinstance(public, RSAPublicKey):
+            raise ValueError("WeChat Pay API v3 keys are RSA keys")
+        return self
+
+
 class WeChatPayMerchant(_Cfg):
     """The WeChat Pay merchant account that pays a brand's red packets (`cdp.offers.wechat_pay`, the v2 "sendredpack"
-    API). `key` is the merchant's API key (v2, 32 characters) that signs every request; the API also wants the
-    merchant's API certificate (client TLS), so an https endpoint needs `cert_pem` and `key_pem`. Only a loopback
-    http endpoint (the local fake, `cdp_local.fake_wechat_pay`) goes without."""
+    API) and, with `api_v3`, issues its cash coupons (`cdp.offers.wechat_pay_coupons`). `key` is the merchant's API
+    key (v2, 32 characters) that signs every v2 request; the v2 API also wants the merchant's API certificate (client
+    TLS), so an https endpoint needs `cert_pem` and `key_pem`. Only a loopback http endpoint (the local fake,
+    `cdp_local.fake_wechat_pay`) goes without."""
 
     mch_id: str = Field(pattern=r"^[0-9]{6,12}$", description="the merchant id (商户号)")
     wxappid: str = Field(
@@ -122,6 +161,9 @@ class WeChatPayMerchant(_Cfg):
     cert_pem: SecretStr | None = Field(default=None, description="the merchant's API certificate (PEM)")
     key_pem: SecretStr | None = Field(default=None, description="its private key (PEM)")
     timeout_s: float = Field(default=5.0, gt=0, le=20, description="per call; a call that times out is retried")
+    api_v3: WeChatPayApiV3 | None = Field(
+        default=None, description="API v3 credentials: needed to issue WeChat Pay cash coupons (external coupons)"
+    )
 
     @model_validator(mode="after")
     def _reachable(self) -> WeChatPayMerchant:

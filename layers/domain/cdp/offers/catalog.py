@@ -1,7 +1,8 @@
 """The offer catalog: what a campaign or the API can issue to a member's account, with what it costs the brand.
 
 - `coupon`: an amount or a percentage off (capped), above a threshold, on eligible products, categories, stores and
-  channels; codes generated (unique, random) or imported.
+  channels; codes generated (unique, random), imported, or issued by an external coupon system (WeChat Pay's cash
+  coupons) as each one is issued.
 - `red_packet`: cash into the member's account.
 - `points`: points of a programme.
 - `gift`: a product given away.
@@ -40,14 +41,32 @@ class Eligible(_Frozen):
     channels: list[str] = Field(default_factory=list, max_length=20, description="e.g. pos, mini_program, shopify")
 
 
+class ExternalStock(_Frozen):
+    """A coupon another system issues (`cdp.offers.external_coupons`): each issue asks it for a coupon of this stock
+    for the person, and the coupon's id there is the code an order names when it is used."""
+
+    system: Literal["wechat_pay"] = Field(
+        default="wechat_pay", description="wechat_pay: WeChat Pay cash coupons (代金券), the brand's merchant account"
+    )
+    stock_id: str = Field(
+        min_length=1, max_length=20, pattern=r"^[0-9]+$", description="the stock (批次号) the coupons are issued from"
+    )
+    creator_mch_id: str | None = Field(
+        default=None, pattern=r"^[0-9]{6,12}$", description="the merchant that created the stock (default: the brand's)"
+    )
+
+
 class CouponTerms(_Frozen):
     amount_off_minor: Money | None = Field(default=None, description="e.g. 5000: 50 yuan off")
     percent_off: int | None = Field(default=None, ge=1, le=100, description="e.g. 20: 20% off the eligible lines")
     max_discount_minor: Money | None = Field(default=None, description="the cap of a percentage coupon")
     threshold_minor: int = Field(default=0, ge=0, le=MAX_POOL_MINOR, description="spend on eligible lines needed")
     eligible: Eligible = Field(default_factory=Eligible)
-    codes: Literal["generated", "imported"] = "generated"
+    codes: Literal["generated", "imported", "external"] = Field(
+        default="generated", description="external: the coupon's id at the system `external` names is its code"
+    )
     code_prefix: str = Field(default="", max_length=8, pattern=r"^[A-Z0-9]*$")
+    external: ExternalStock | None = None
 
     @model_validator(mode="after")
     def _one_value(self) -> CouponTerms:
@@ -59,6 +78,10 @@ class CouponTerms(_Frozen):
             raise ValueError("max_discount_minor caps a percentage coupon; an amount off is its own cap")
         if self.amount_off_minor is not None and self.threshold_minor and self.amount_off_minor > self.threshold_minor:
             raise ValueError("amount_off_minor is above threshold_minor: the coupon would pay the customer")
+        if (self.codes == "external") != (self.external is not None):
+            raise ValueError("codes external and the external stock go together: give both or neither")
+        if self.external is not None and self.code_prefix:
+            raise ValueError("an external coupon's code is the system's coupon id: code_prefix does not apply")
         return self
 
     @property

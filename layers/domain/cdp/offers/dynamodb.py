@@ -26,8 +26,10 @@ from cdp.errors import ConflictError, InvalidInputError, NotFoundError, StoreErr
 from cdp.loyalty.dynamodb import dynamo_loyalty_service
 from cdp.observability import logger
 from cdp.offers.catalog import Offer
+from cdp.offers.external_coupons import ExternalCouponIssuer, ExternalCouponSystems
 from cdp.offers.promotions import Promotion
-from cdp.offers.red_packets import Payout, RedPacketPayer, RedPacketProviders
+from cdp.offers.providers import Payout
+from cdp.offers.red_packets import RedPacketPayer, RedPacketProviders
 from cdp.offers.service import OfferService
 from cdp.offers.wallet import OfferStore, OfferUnavailableError, RedemptionError, StoredOffer, WalletEntry
 from cdp.org import load_org
@@ -255,6 +257,8 @@ class DynamoOfferStore(OfferStore):
             return None, None
         if coupon.codes == "generated":
             return generated_code(coupon.code_prefix), None
+        if coupon.codes == "external":  # its system's coupon id, attached once granted (attach_code)
+            return None, None
         position = current.issued
         item = self._get(_imported_code_key(current.offer.brand_id, current.offer.offer_id, position))
         if item is None:
@@ -478,6 +482,30 @@ class DynamoOfferStore(OfferStore):
             return failed
         raise ConflictError(f"failing {entry.issue_id} kept losing to concurrent changes")
 
+    def attach_code(self, entry: WalletEntry, code: str, payout: Payout) -> WalletEntry:
+        for _ in range(ISSUE_ATTEMPTS):
+            current = self._entry(entry.brand_id, entry.person_id, entry.issue_id)
+            if current is None:
+                raise NotFoundError(f"no issued offer {entry.issue_id}")
+            if current.code is not None or current.state != "issued":
+                return current  # attached before (a retry), or failed or expired meanwhile
+            coded = current.model_copy(update={"code": code, "payout": payout})
+            index = {**_code_key(entry.brand_id, code), "person_id": {"S": entry.person_id}}
+            items = [self._move(coded, "issued"), {"Put": self._new({**index, "issue_id": {"S": entry.issue_id}})}]
+            try:
+                transact(self._db, items, f"attaching the code of {entry.issue_id}")
+            except ClientError as exc:
+                if reasons(exc)[1] == FAILED:
+                    owner = self._get(_code_key(entry.brand_id, code))
+                    if owner is not None and owner["issue_id"]["S"] != entry.issue_id:
+                        raise ConflictError(
+                            f"{payout.provider} answered coupon {code} for {entry.issue_id}; issue "
+                            f"{owner['issue_id']['S']} has it"
+                        ) from exc
+                continue  # changed meanwhile: read it again
+            return coded
+        raise ConflictError(f"attaching the code of {entry.issue_id} kept losing to concurrent changes")
+
     def note_payout(self, entry: WalletEntry, payout: Payout) -> WalletEntry:
         current = self._entry(entry.brand_id, entry.person_id, entry.issue_id)
         if current is None:
@@ -586,11 +614,14 @@ def dynamo_offer_service(
     event_bus_name: str,
     red_packets: RedPacketProviders | None = None,
     publisher: EventPublisher | None = None,
+    coupons: ExternalCouponSystems | None = None,
 ) -> OfferService:
     """The offer service on its AWS adapters: the offers table (with the budget ledger), the bus for the wallet's
-    events, the packaged org directory; `red_packets`: who pays red packets out (None: they are recorded only)."""
+    events, the packaged org directory; `red_packets`: who pays red packets out (None: they are recorded only);
+    `coupons`: who issues external coupons (None: they cannot be issued)."""
     store = DynamoOfferStore(offers_table)
     payer = RedPacketPayer(red_packets) if red_packets is not None else None
+    issuer = ExternalCouponIssuer(coupons) if coupons is not None else None
     bus = publisher or EventBridgePublisher(event_bus_name)  # a send batch collects its issues' events to pack them
     loyalty = dynamo_loyalty_service(offers_table, profiles, event_bus_name, publisher=bus)  # the programmes it keeps
-    return OfferService(store, store.budgets, profiles, bus, load_org(), payer=payer, loyalty=loyalty)
+    return OfferService(store, store.budgets, profiles, bus, load_org(), payer=payer, loyalty=loyalty, coupons=issuer)

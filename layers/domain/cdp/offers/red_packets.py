@@ -24,33 +24,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from cdp.errors import CdpError
-from cdp.identifiers.model import Identifier, IdentifierType
+from cdp.offers.providers import (
+    Payout,
+    PayoutStatus,
+    PayoutUnavailableError,
+    RetryPolicy,
+    attempt,
+    wechat_openid,
+)
 from cdp.shared.time import utc_now
 
-PayoutStatus = Literal["paid", "failed", "pending", "not_configured"]
 RED_PACKET_CURRENCY = "CNY"
-
-
-class Payout(BaseModel):
-    """What became of a red packet's cash (kept on its wallet entry)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    status: PayoutStatus = Field(
-        description="paid: sent to the person's WeChat wallet; failed: not sent, the budget hold released; pending: "
-        "the provider could not say yet (issue again under the same issue_id to ask); not_configured: no provider "
-        "for the brand, recorded in the wallet and not paid out"
-    )
-    provider: str | None = Field(default=None, description="e.g. wechat_pay")
-    bill_no: str | None = Field(default=None, description="the provider's bill (WeChat Pay's mch_billno)")
-    provider_ref: str | None = Field(default=None, description="the provider's id of the packet (send_listid)")
-    reason: str | None = Field(default=None, description="why not paid: the provider's error code, or no_openid, ...")
-    message: str | None = Field(default=None, max_length=500)
-    attempts: int = Field(default=0, ge=0, description="calls made to send it")
-    at: datetime
 
 
 @dataclass(frozen=True)
@@ -79,26 +63,6 @@ class BillStatus:
     state: Literal["sent", "failed", "not_found"]
     provider_ref: str | None = None
     reason: str | None = None
-
-
-class PayoutRefusedError(CdpError):
-    """The provider refused the packet for good (balance exhausted, the person's limit, a bad OpenID, the request
-    itself): sending it again cannot help."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
-
-
-class PayoutUnavailableError(CdpError):
-    """The provider did not answer, or answered that it could not do it now (SYSTEMERROR, a rate limit): the same
-    bill may be sent again, and the packet may or may not have been sent."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
 
 
 class RedPacketProvider(ABC):
@@ -136,20 +100,6 @@ class RedPacketProviders(ABC):
 
 
 @dataclass(frozen=True)
-class RetryPolicy:
-    """Transient failures: `attempts` calls in all, waiting `backoff_s[i]` after the i-th (the last value repeats).
-    Keep the worst case (attempts x the provider's timeout + the waits + one lookup) inside the API's 30 s."""
-
-    attempts: int = 3
-    backoff_s: tuple[float, ...] = (0.2, 1.0)
-
-    def wait(self, attempt: int) -> float:
-        if not self.backoff_s:
-            return 0.0
-        return self.backoff_s[min(attempt - 1, len(self.backoff_s) - 1)]
-
-
-@dataclass(frozen=True)
 class PacketRequest:
     """One issued red packet to pay: the wallet entry's facts the payer needs."""
 
@@ -161,19 +111,6 @@ class PacketRequest:
     act_name: str
     wishing: str
     remark: str
-
-
-def wechat_openid(identifiers: Sequence[str], app_id: str) -> str | None:
-    """The person's OpenID under `app_id` (identifier keys `wechat_openid:{app}:{openid}`; app ids compare in lower
-    case, as identifiers store their scope)."""
-    scope = app_id.strip().lower()
-    for key in identifiers:
-        if not key.startswith(f"{IdentifierType.WECHAT_OPENID.value}:"):
-            continue
-        found = Identifier.from_key(key)
-        if found.scope == scope and found.value:
-            return found.value
-    return None
 
 
 class RedPacketPayer:
@@ -231,31 +168,24 @@ class RedPacketPayer:
         return provider, order
 
     def _send(self, provider: RedPacketProvider, order: RedPacketOrder) -> Payout:
-        last: PayoutUnavailableError | None = None
-        attempts = 0
-        for attempt in range(1, self._policy.attempts + 1):
-            attempts = attempt
-            try:
-                sent = provider.send(order)
-            except PayoutRefusedError as exc:
-                return self._payout(provider, order, attempts, "failed", reason=exc.code, message=exc.message)
-            except PayoutUnavailableError as exc:
-                last = exc
-                if attempt < self._policy.attempts:
-                    self._sleep(self._policy.wait(attempt))
-                continue
-            return self._payout(provider, order, attempts, "paid", ref=sent.provider_ref)
+        done = attempt(lambda: provider.send(order), self._policy, self._sleep)
+        if done.result is not None:
+            return self._payout(provider, order, done.count, "paid", ref=done.result.provider_ref)
+        if done.refused is not None:
+            refused = done.refused
+            return self._payout(provider, order, done.count, "failed", reason=refused.code, message=refused.message)
+        last = done.unavailable
         assert last is not None
         # Every attempt failed in a way that may still have sent it: ask the provider about the bill.
         try:
             found = provider.lookup(order.bill_no)
         except PayoutUnavailableError as exc:
             message = f"not known whether it was sent ({last.code}, then {exc.code}): issue again to ask"
-            return self._payout(provider, order, attempts, "pending", reason=last.code, message=message)
+            return self._payout(provider, order, done.count, "pending", reason=last.code, message=message)
         if found.state == "sent":
-            return self._payout(provider, order, attempts, "paid", ref=found.provider_ref)
-        message = f"not sent after {attempts} attempts ({last.message})"
-        return self._payout(provider, order, attempts, "failed", reason=found.reason or last.code, message=message)
+            return self._payout(provider, order, done.count, "paid", ref=found.provider_ref)
+        message = f"not sent after {done.count} attempts ({last.message})"
+        return self._payout(provider, order, done.count, "failed", reason=found.reason or last.code, message=message)
 
     def _payout(
         self,

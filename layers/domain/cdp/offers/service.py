@@ -36,8 +36,10 @@ from cdp.ingest.ports import ApiClient
 from cdp.ingest.service import packed
 from cdp.observability import logger
 from cdp.offers.catalog import Offer
+from cdp.offers.external_coupons import CouponRequest, ExternalCouponIssuer
 from cdp.offers.promotions import Cart, Evaluation, Promotion, evaluate
-from cdp.offers.red_packets import PacketRequest, Payout, RedPacketPayer
+from cdp.offers.providers import Payout
+from cdp.offers.red_packets import PacketRequest, RedPacketPayer
 from cdp.offers.wallet import OfferStore, RedemptionError, StoredOffer, WalletEntry
 from cdp.org import OrgDirectory
 from cdp.profile.ports import ProfileReader
@@ -72,30 +74,47 @@ class IssueResult(BaseModel):
     )
 
 
-class RedPacketNotPaidError(CdpError):
-    """A red packet's cash was not paid out, for good (HTTP 409). Refused by the provider: the issue is undone (the
-    entry is `failed`; its budget hold, the offer's stock and the person's count are given back) and issuing it again
-    needs a new issue id. Refused before any call (no OpenID of the merchant's app, ...): nothing was issued."""
+class ProviderRefusedError(CdpError):
+    """The outside system an issue needs refused it for good (HTTP 409). Refused by the system: the issue is undone
+    (the entry is `failed`; its budget hold, the offer's stock and the person's count are given back) and issuing it
+    again needs a new issue id. Refused before any call (no OpenID of the merchant's app, ...): nothing was issued."""
+
+    error_code = "not_issued"
+    what = "offer"
+    verb = "issued"
 
     def __init__(self, offer_id: str, person_id: str, payout: Payout | None, entry: WalletEntry | None = None) -> None:
-        self.reason = payout.reason if payout and payout.reason else "not_paid"
+        self.reason = payout.reason if payout and payout.reason else f"not_{self.verb}"
         detail = payout.message if payout and payout.message else self.reason
-        super().__init__(f"red packet {offer_id} was not paid out to {person_id}: {detail}")
+        super().__init__(f"{self.what} {offer_id} was not {self.verb} to {person_id}: {detail}")
         self.payout = payout
         self.entry = entry
 
     @classmethod
-    def of(cls, entry: WalletEntry) -> RedPacketNotPaidError:
+    def of(cls, entry: WalletEntry) -> ProviderRefusedError:
         return cls(entry.offer_id, entry.person_id, entry.payout, entry)
 
 
+class RedPacketNotPaidError(ProviderRefusedError):
+    """A red packet's cash was not paid out, for good."""
+
+    error_code, what, verb = "red_packet_not_paid", "red packet", "paid out"
+
+
+class CouponNotGrantedError(ProviderRefusedError):
+    """An external coupon system did not issue the coupon, for good."""
+
+    error_code, what, verb = "coupon_not_granted", "external coupon", "granted"
+
+
 class PayoutPendingError(RetryableError):
-    """The provider could not say whether a red packet was sent: its budget stays held; issuing again under the same
-    issue id asks again (the provider pays one bill at most once)."""
+    """The outside system could not say whether it paid the red packet or issued the coupon: the budget stays held;
+    issuing again under the same issue id asks again (the system does one request at most once)."""
 
     def __init__(self, entry: WalletEntry) -> None:
+        what = "red packet" if entry.kind == "red_packet" else "coupon"
         super().__init__(
-            f"red packet {entry.offer_id} for {entry.person_id}: the provider could not say whether it was sent; "
+            f"{what} {entry.offer_id} for {entry.person_id}: the provider could not say whether it was done; "
             f"issue again under the same issue_id to ask"
         )
         self.entry = entry
@@ -150,6 +169,7 @@ class OfferService:
         now: Callable[[], datetime] = utc_now,
         payer: RedPacketPayer | None = None,
         loyalty: PointsGrants | None = None,
+        coupons: ExternalCouponIssuer | None = None,
     ) -> None:
         self.store = store
         self.budgets = budgets
@@ -158,6 +178,7 @@ class OfferService:
         self.org = org
         self.now = now
         self.payer = payer  # None: red packets are recorded in the wallet, not paid out
+        self.coupons = coupons  # None: external coupons cannot be issued (refused before any is held)
         # points of a programme the platform keeps go into the member's account (its lots expire like earned ones)
         self.loyalty = loyalty
 
@@ -286,12 +307,17 @@ class OfferService:
         key = _issue_key(offer_id, profile.person_id, issue_id)
         if stored.offer.red_packet is not None:
             self._refuse_unpayable(stored.offer, profile.person_id, key, profile.identifiers)
+        external = stored.offer.coupon.external if stored.offer.coupon is not None else None
+        if external is not None:
+            self._refuse_ungrantable(stored.offer, profile.person_id, key, profile.identifiers)
         plan = self.budgets.hold(brand_id, plan_id) if plan_id else None
         carve_from = plan.hold_id if plan is not None and plan.state == "open" else None  # else from the pools
         entry, new = self.store.issue(stored, profile.person_id, key, self.now(), carve_from)
         # each step is idempotent (the same bill, redemption or event id): a retry after a failure redoes them
         if stored.offer.red_packet is not None:
             entry = self._pay_out(entry, stored.offer, profile.identifiers)
+        if external is not None:
+            entry = self._grant_external(entry, stored.offer, profile.identifiers)
         if stored.offer.points is not None and entry.state == "issued":
             entry, _ = self.store.redeem(entry, f"points:{entry.issue_id}", entry.cost_minor, self.now())
         self._announce(entry, stored.offer, profile.identifiers, "issued")
@@ -350,6 +376,45 @@ class OfferService:
         if payout.status == "pending":
             raise PayoutPendingError(noted)
         return noted
+
+    def _refuse_ungrantable(self, offer: Offer, person_id: str, key: str, identifiers: Sequence[str]) -> None:
+        """An external coupon that could not be obtained for this person (no system for the brand, no OpenID under
+        its app) is refused before it is issued, so nothing is held; an issue made before under this id goes on."""
+        if self.store.entry(offer.brand_id, person_id, key) is not None:
+            return
+        if self.coupons is None:
+            message = f"offer {offer.offer_id}: no external coupon system is wired where it was issued"
+            payout = Payout(status="failed", reason="not_configured", message=message, at=self.now())
+            raise CouponNotGrantedError(offer.offer_id, person_id, payout)
+        refused = self.coupons.refusal(_coupon_request(offer, offer.brand_id, key, self.now()), identifiers)
+        if refused is not None:
+            raise CouponNotGrantedError(offer.offer_id, person_id, refused)
+
+    def _grant_external(self, entry: WalletEntry, offer: Offer, identifiers: Sequence[str]) -> WalletEntry:
+        """The coupon from its system (`cdp.offers.external_coupons`): the entry with its code, or
+        CouponNotGrantedError (the issue undone) / PayoutPendingError (held, no code yet)."""
+        if entry.state == "failed":  # refused before under this issue id: the same answer
+            raise CouponNotGrantedError.of(entry)
+        if entry.code is not None or entry.state != "issued" or self.coupons is None:
+            return entry
+        request = _coupon_request(offer, entry.brand_id, entry.issue_id, entry.issued_at)
+        payout = self.coupons.grant(request, identifiers)
+        logger.info(
+            "external coupon",
+            issue_id=entry.issue_id,
+            status=payout.status,
+            reason=payout.reason,
+            attempts=payout.attempts,
+            request_no=payout.bill_no,
+        )
+        if payout.status == "granted" and payout.provider_ref:
+            return self.store.attach_code(entry, payout.provider_ref, payout)
+        if payout.status == "failed":
+            failed = self.store.fail(entry, payout, self.now())
+            if failed.state == "failed":
+                raise CouponNotGrantedError.of(failed)
+            return failed  # granted or expired meanwhile (a concurrent issue under the same id)
+        raise PayoutPendingError(self.store.note_payout(entry, payout))
 
     def wallet(self, brand_id: str, person_id: str, client: ApiClient) -> Wallet:
         authorize_offers(client, self.org, brand_id, READ_SCOPE)
@@ -502,6 +567,19 @@ def _packet(offer: Offer, brand_id: str, issue_id: str, issued_at: datetime) -> 
         act_name=offer.name,
         wishing=terms.wishing or offer.name,
         remark=terms.remark or offer.name,
+    )
+
+
+def _coupon_request(offer: Offer, brand_id: str, issue_id: str, issued_at: datetime) -> CouponRequest:
+    external = offer.coupon.external if offer.coupon is not None else None
+    assert external is not None
+    return CouponRequest(
+        brand_id=brand_id,
+        issue_id=issue_id,
+        issued_at=issued_at,
+        system=external.system,
+        stock_id=external.stock_id,
+        creator_mch_id=external.creator_mch_id,
     )
 
 

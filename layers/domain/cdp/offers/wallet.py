@@ -6,7 +6,9 @@ and the budget hold of its cost (`cdp.budgets`): all of it happens, or none of i
 
 A red packet's cash is paid out after the issue (`cdp.offers.red_packets`): paid, the entry is redeemed and its hold
 spent; refused, the entry is `failed` in one transaction that gives back the offer's stock, the person's count and
-the hold, so the budget and the pool are as if it had never been issued (the entry stays, with why).
+the hold, so the budget and the pool are as if it had never been issued (the entry stays, with why). An external
+coupon's code comes from its system after the issue (`cdp.offers.external_coupons`) and is attached to the entry
+then; refused, the entry is failed the same way.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from cdp.errors import CdpError, ConflictError
 from cdp.offers.catalog import Offer, OfferKind
 from cdp.offers.promotions import Promotion
-from cdp.offers.red_packets import Payout
+from cdp.offers.providers import Payout
 
 WalletState = Literal["issued", "redeemed", "expired", "failed"]
 OfferStatus = Literal["active", "retired"]
@@ -143,6 +145,12 @@ class OfferStore(ABC):
         """An issued entry (without a code) whose payout was refused: `failed` with its payout, its expiry timer
         gone, the offer's stock and the person's count given back and its hold released, all at once; an entry no
         longer issued is returned as it is."""
+
+    @abstractmethod
+    def attach_code(self, entry: WalletEntry, code: str, payout: Payout) -> WalletEntry:
+        """An external coupon granted: its id at the system becomes the issued entry's code (indexed, so an order
+        naming it redeems it), with the outcome kept; attached before: the entry as it is. ConflictError when the code
+        belongs to another issue."""
 
     @abstractmethod
     def note_payout(self, entry: WalletEntry, payout: Payout) -> WalletEntry:

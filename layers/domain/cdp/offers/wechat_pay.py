@@ -34,15 +34,13 @@ from zoneinfo import ZoneInfo
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 
-from cdp.connectors.sources import SourceRegistry, WeChatPayMerchant
+from cdp.connectors.sources import WeChatPayMerchant
 from cdp.ingest.security import same
+from cdp.offers.providers import PayoutRefusedError, PayoutUnavailableError
 from cdp.offers.red_packets import (
     BillStatus,
-    PayoutRefusedError,
-    PayoutUnavailableError,
     RedPacketOrder,
     RedPacketProvider,
-    RedPacketProviders,
     SentPacket,
 )
 
@@ -252,24 +250,3 @@ def _load_client_certificate(context: ssl.SSLContext, cert_pem: str, key_pem: st
             with os.fdopen(descriptor, "w", encoding="ascii") as handle:
                 handle.write(text)
         context.load_cert_chain(cert, key)
-
-
-class WeChatPayProviders(RedPacketProviders):
-    """Each brand's merchant from the sources secret (`SourcesConfig.wechat_pay`, re-read on the registry's TTL)."""
-
-    def __init__(
-        self, sources: SourceRegistry, transport: Callable[[WeChatPayMerchant], XmlTransport] | None = None
-    ) -> None:
-        self._sources = sources
-        self._transport = transport or https_transport
-        self._built: dict[str, tuple[WeChatPayMerchant, WeChatPayRedPackets]] = {}
-
-    def for_brand(self, brand_id: str) -> RedPacketProvider | None:
-        merchant = self._sources.sources().wechat_pay.get(brand_id)
-        if merchant is None:
-            return None
-        built = self._built.get(brand_id)
-        if built is None or built[0] != merchant:  # a rotated key or certificate: a new client
-            built = (merchant, WeChatPayRedPackets(merchant, self._transport(merchant)))
-            self._built[brand_id] = built
-        return built[1]
