@@ -17,12 +17,14 @@ from cdp.campaigns.lifecycle import CampaignService
 from cdp.campaigns.s3 import S3ArtifactStore
 from cdp.campaigns.stepfunctions import StepFunctionsRunner
 from cdp.campaigns.sweeps import open_date_sweeps, run_sweeps
+from cdp.connectors.aws import SecretsManagerSources
 from cdp.ingest.service import repacked
 from cdp.loyalty.dynamodb import dynamo_loyalty_service
 from cdp.loyalty.service import LoyaltyService
 from cdp.observability import logger, metrics, tracer
 from cdp.offers.dynamodb import dynamo_offer_service
 from cdp.offers.service import OfferService
+from cdp.offers.wechat_pay_accounts import WeChatPayProviders
 from cdp.org import load_org
 from cdp.settings import CampaignSchedulerSettings, get_settings
 from cdp.shared.aws import EventBridgePublisher
@@ -62,7 +64,9 @@ _ANNOUNCED = DeferredPublisher()  # the tick's expiries and loyalty events, publ
 @cache
 def _offers() -> OfferService:
     s = get_settings(CampaignSchedulerSettings)
-    return dynamo_offer_service(s.offers_table, _journeys().profiles, s.event_bus_name, publisher=_ANNOUNCED)
+    wechat_pay = WeChatPayProviders(SecretsManagerSources(s.sources_secret_id))  # pending payouts asked again
+    profiles, bus = _journeys().profiles, s.event_bus_name
+    return dynamo_offer_service(s.offers_table, profiles, bus, wechat_pay, publisher=_ANNOUNCED, coupons=wechat_pay)
 
 
 @cache
@@ -80,6 +84,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     fired = _service().fire_due(tick.now)
     moved = _journeys().advance_due(tick.now)
     released = release_deferred(_deferred(), _journeys().orders, tick.now)
+    pending = _offers().settle_pending()  # red packets and external coupons the provider could not answer, asked again
     expired = _offers().expire_due(now=tick.now)  # holds released, `coupon_expired` on the timelines
     loyalty = _loyalty().run_due(now=tick.now)  # points lots expired, levels reviewed, reminders
     _ANNOUNCED.flush(EventBridgePublisher(get_settings(CampaignSchedulerSettings).event_bus_name), pack=repacked)
@@ -91,6 +96,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     counts = {
         "SendsReleasedAfterQuietHours": released,
         "OffersExpired": expired,
+        "OfferPayoutsSettled": pending.done + pending.failed,
         "LoyaltyRemindersSent": loyalty.reminded,
         "LoyaltyPointsExpired": loyalty.expired_points,
         "LoyaltyLevelsReviewed": loyalty.reviewed,
@@ -113,6 +119,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         "journey_steps": moved,
         "released_after_quiet_hours": released,
         "offers_expired": expired,
+        "offers_pending": {"done": pending.done, "failed": pending.failed, "still_pending": pending.pending},
         "loyalty": {"reminded": loyalty.reminded, "expired_points": loyalty.expired_points, "levels": loyalty.reviewed},
         "sweeps": {"opened": opened, "shards": swept.shards, "entered": swept.entered, "closed": swept.closed},
     }

@@ -172,6 +172,7 @@ def _campaign_scheduler(fn: lambda_.Function, r: Resources) -> None:
     r.bus.grant_put_events_to(fn)
     r.profiles.grant_read_data(fn)
     r.offers.grant_read_write_data(fn)  # offers whose validity ended expire: wallet entries, holds released
+    r.sources.grant_read(fn)  # the brands' WeChat Pay merchants: red packets and coupons left pending asked again
 
 
 def _journey(fn: lambda_.Function, r: Resources) -> None:

@@ -120,10 +120,11 @@ class CampaignApiSettings(
 
 
 class CampaignSchedulerSettings(
-    Observability, CampaignsTable, ProfilesTable, OffersTable, CampaignMachine, DataBucket, EventBus
+    Observability, CampaignsTable, ProfilesTable, OffersTable, CampaignMachine, DataBucket, EventBus, Sources
 ):
     """The schedule's tick: due occurrences start runs on the state machine; journeys' due waits move on; sweeps of
-    date and weather journeys scan the profiles; offers whose validity ended expire."""
+    date and weather journeys scan the profiles; offers left pending at their provider are asked about again (the
+    sources secret names each brand's WeChat Pay merchant); offers whose validity ended expire."""
 
 
 class PublicBaseUrl(_Env):

@@ -305,6 +305,7 @@ CAMPAIGN_SCHEDULER = FunctionSpec(
         CAMPAIGN_MACHINE_ARN_ENV,
         DATA_BUCKET_ENV,
         EVENT_BUS_ENV,
+        SOURCES_SECRET_ENV,  # the brands' WeChat Pay merchants: red packets and coupons left pending asked again
     ),
     timeout_s=60,
 )

@@ -319,3 +319,33 @@ def test_a_campaign_send_issues_each_recipient_a_wechat_pay_coupon_and_skips_who
     assert (result.sent, result.suppressed_offer) == (1, 1)
     assert channel.sent[0].body == f"微信支付券 {coupon.coupon_id} 已放入您的卡包" and coupon.openid == ANN_OPENID
     assert world.pool() == (8_000, 2_000, 0) and world.issued() == 1
+
+
+def test_the_tick_asks_again_about_a_pending_coupon_and_attaches_its_code(world: World) -> None:
+    # Given a coupon WeChat Pay issued but never answered for (every attempt lost)
+    world.fake.fail_coupons_next("SYSTEM_ERROR", status=500, issued=True)
+    world.fake.fail_coupons_next("SYSTEM_ERROR", status=500, times=2)
+    with pytest.raises(PayoutPendingError):
+        world.issue("ann", "wx-12")
+    assert not [e for e in world.bus.events if e.event_type == "coupon_issued"]
+    # When the tick settles pending issues (WeChat Pay answers again)
+    settled = world.service.settle_pending()
+    # Then the one coupon's id is attached, its issue reaches the timeline, and nothing is left to ask
+    (coupon,) = world.fake.coupons.values()
+    (entry,) = world.service.wallet(BRAND, "ann", ADMIN).entries
+    assert (settled.done, settled.failed, settled.pending) == (1, 0, 0)
+    assert (entry.code, entry.payout and entry.payout.status) == (coupon.coupon_id, "granted")
+    assert [e.properties.code for e in world.bus.events if e.event_type == "coupon_issued"] == [coupon.coupon_id]
+    assert world.service.settle_pending().done == 0 and world.pool() == (8_000, 2_000, 0)
+
+
+def test_the_tick_undoes_a_pending_coupon_wechat_pay_then_refuses(world: World) -> None:
+    world.fake.fail_coupons_next("SYSTEM_ERROR", status=500, times=3)
+    with pytest.raises(PayoutPendingError):
+        world.issue("ann", "wx-13")
+    world.fake.add_stock(STOCK, remaining=0)
+    settled = world.service.settle_pending()
+    (entry,) = world.service.wallet(BRAND, "ann", ADMIN).entries
+    assert (settled.failed, entry.state, entry.payout and entry.payout.reason) == (1, "failed", "NOT_ENOUGH")
+    assert world.pool() == (10_000, 0, 0) and world.issued() == 0
+    assert world.service.settle_pending().failed == 0  # nothing left to ask

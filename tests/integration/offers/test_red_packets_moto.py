@@ -211,6 +211,20 @@ def test_when_even_the_lookup_fails_the_hold_stays_and_a_retry_settles_it(world:
     assert world.pool() == (9_112, 0, 888)
 
 
+def test_the_tick_settles_a_pending_red_packet_by_its_bill(world: World) -> None:
+    # Given a packet WeChat Pay sent, with every answer and the lookup lost
+    world.fake.fail_next("SYSTEMERROR", times=3, sent=True)
+    world.fake.fail_lookups(1)
+    with pytest.raises(PayoutPendingError):
+        world.issue("ann", "review-12")
+    # When the tick settles pending payouts
+    settled = world.service.settle_pending()
+    # Then the bill is paid (once), its cost spent, and nothing is left to ask
+    (entry,) = world.service.wallet(BRAND, "ann", ADMIN).entries
+    assert (settled.done, entry.state, len(world.fake.packets)) == (1, "redeemed", 1)
+    assert world.pool() == (9_112, 0, 888) and world.service.settle_pending().done == 0
+
+
 def test_a_person_without_an_openid_of_the_merchants_app_is_refused_before_anything_is_issued(world: World) -> None:
     # Given bob, known to WeChat only under another app
     with pytest.raises(RedPacketNotPaidError) as refused:

@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 PK = topology.OFFERS_TABLE.partition_key
 SK = topology.OFFERS_TABLE.sort_key
 EXPIRES_PK = "EXPIRES"
+PENDING_PK = "OFFERPENDING"
 EXPIRY_SHARDS = 16  # the timers spread over 16 partition keys: one key takes about 1,000 writes a second
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud at a till
 CODE_LENGTH = 10  # 32^10 ≈ 10^15 codes: a guess finds one of a million issued codes once in a billion tries
@@ -71,6 +72,19 @@ def _expiry_key(entry: WalletEntry) -> dict[str, Any]:
         PK: {"S": f"{EXPIRES_PK}#{shard:02d}"},
         SK: {"S": f"{iso(entry.valid_until)}#{entry.brand_id}#{entry.person_id}#{entry.issue_id}"},
     }
+
+
+def _pending_key(entry: WalletEntry) -> dict[str, Any]:
+    """The marker of an entry whose provider could not say what it did: the tick asks again (`due_pending`)."""
+    shard = zlib.crc32(entry.issue_id.encode()) % EXPIRY_SHARDS
+    return {PK: {"S": f"{PENDING_PK}#{shard:02d}"}, SK: {"S": f"{entry.brand_id}#{entry.person_id}#{entry.issue_id}"}}
+
+
+def _settled(current: WalletEntry, table: str) -> list[dict[str, Any]]:
+    """Leaving `pending` (paid, granted, failed, expired): its marker goes in the same transaction."""
+    if current.payout is None or current.payout.status != "pending":
+        return []
+    return [{"Delete": {"TableName": table, "Key": _pending_key(current)}}]
 
 
 def _imported_code_key(brand_id: str, offer_id: str, n: int) -> dict[str, Any]:
@@ -401,7 +415,7 @@ class DynamoOfferStore(OfferStore):
                 "discount_minor": discount_minor,
             }
             redeemed = current.model_copy(update=update | ({"payout": payout} if payout is not None else {}))
-            items = [self._move(redeemed, current.state)]
+            items = [self._move(redeemed, current.state), *_settled(current, self._table)]
             items.append({"Delete": {"TableName": self._table, "Key": _expiry_key(current)}})
             items.extend(self._spend(current, discount_minor, order_id, now))
             try:
@@ -449,6 +463,7 @@ class DynamoOfferStore(OfferStore):
             one = {":one": _n(1)}
             items = [
                 self._move(failed, "issued"),
+                *_settled(current, self._table),
                 {"Delete": {"TableName": self._table, "Key": _expiry_key(current)}},
                 {
                     "Update": {
@@ -492,6 +507,7 @@ class DynamoOfferStore(OfferStore):
             coded = current.model_copy(update={"code": code, "payout": payout})
             index = {**_code_key(entry.brand_id, code), "person_id": {"S": entry.person_id}}
             items = [self._move(coded, "issued"), {"Put": self._new({**index, "issue_id": {"S": entry.issue_id}})}]
+            items += _settled(current, self._table)
             try:
                 transact(self._db, items, f"attaching the code of {entry.issue_id}")
             except ClientError as exc:
@@ -513,16 +529,39 @@ class DynamoOfferStore(OfferStore):
         if current.state != "issued":
             return current
         noted = current.model_copy(update={"payout": payout})
+        items = [self._move(noted, "issued")]
+        if payout.status == "pending":  # the tick asks the provider again (due_pending)
+            items.append({"Put": {"TableName": self._table, "Item": _pending_key(noted)}})
+        else:
+            items += _settled(current, self._table)
         try:
-            self._db.put_item(**self._move(noted, "issued")["Put"])
+            if len(items) == 1:  # a plain conditional put (a transaction bills twice)
+                self._db.put_item(**items[0]["Put"])
+            else:
+                transact(self._db, items, f"noting the payout of {entry.issue_id}")
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+            code = exc.response.get("Error", {}).get("Code")
+            if code not in ("ConditionalCheckFailedException", "TransactionCanceledException"):
                 raise StoreError(f"noting the payout of {entry.issue_id} failed: {exc}") from exc
             found = self._entry(entry.brand_id, entry.person_id, entry.issue_id)
             return found or current  # changed meanwhile: as it now is
         except BotoCoreError as exc:
             raise StoreError(f"noting the payout of {entry.issue_id} failed: {exc}") from exc
         return noted
+
+    def due_pending(self, limit: int) -> list[WalletEntry]:
+        items: list[dict[str, Any]] = []
+        for shard in range(EXPIRY_SHARDS):
+            items += self._query({":pk": {"S": f"{PENDING_PK}#{shard:02d}"}}, limit=limit)
+        out = []
+        for item in sorted(items, key=lambda i: i[SK]["S"])[:limit]:
+            brand_id, person_id, issue_id = item[SK]["S"].split("#", 2)
+            found = self._entry(brand_id, person_id, issue_id)
+            if found is not None and found.state == "issued" and found.payout and found.payout.status == "pending":
+                out.append(found)
+            else:
+                self._forget_expiry(item)  # settled or gone: nothing to ask
+        return out
 
     def due_expiries(self, until: datetime, limit: int) -> list[WalletEntry]:
         items: list[dict[str, Any]] = []
@@ -545,6 +584,7 @@ class DynamoOfferStore(OfferStore):
             return False
         expired = current.model_copy(update={"state": "expired", "expired_at": now})
         items = [self._move(expired, "issued"), {"Delete": {"TableName": self._table, "Key": _expiry_key(current)}}]
+        items += _settled(current, self._table)
         hold = self.budgets.hold(current.brand_id, current.issue_id) if current.pools else None
         if hold is not None and hold.state == "open":
             items.extend(self.budgets.settle_items(hold, {}, now))

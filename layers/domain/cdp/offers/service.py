@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
@@ -52,6 +53,7 @@ WRITE_SCOPE = OFFERS_WRITE_SCOPE
 ISSUE_SCOPE = OFFERS_ISSUE_SCOPE
 MAX_CODES_PER_CALL = 10_000
 EXPIRY_BATCH = 500
+PENDING_BATCH = 50  # each may take the provider's retries: a tick asks about this many at most
 MAX_ISSUE_KEY = 110  # + "offer-expired-" fits an event id (128); a hashed key is at most 64 + 1 + 40
 
 
@@ -118,6 +120,15 @@ class PayoutPendingError(RetryableError):
             f"issue again under the same issue_id to ask"
         )
         self.entry = entry
+
+
+@dataclass
+class PendingSettled:
+    """What a tick's second asking did: done (paid, granted), failed (undone), still pending."""
+
+    done: int = 0
+    failed: int = 0
+    pending: int = 0
 
 
 class CodesRequest(BaseModel):
@@ -498,6 +509,34 @@ class OfferService:
             if profile is not None and stored is not None:
                 self._announce(entry, stored.offer, profile.identifiers, "expired")
         return expired
+
+    def settle_pending(self, limit: int = PENDING_BATCH) -> PendingSettled:
+        """Ask the provider again about the issues it could not answer (a red packet's bill, an external coupon's
+        request: the same number, so nothing is done twice): done, the entry is paid or gets its code and its issue
+        reaches the timeline; refused, the issue is undone; still no answer, it stays pending for the next tick."""
+        done = PendingSettled()
+        offers: dict[tuple[str, str], StoredOffer | None] = {}
+        for entry in self.store.due_pending(limit):
+            key = (entry.brand_id, entry.offer_id)
+            if key not in offers:
+                offers[key] = self.store.get(entry.brand_id, entry.offer_id)
+            stored, profile = offers[key], self.profiles.get(entry.person_id)
+            if stored is None or profile is None:
+                continue  # the offer or the person is gone (erased): its expiry releases the hold
+            try:
+                if stored.offer.red_packet is not None:
+                    settled = self._pay_out(entry, stored.offer, profile.identifiers)
+                else:
+                    settled = self._grant_external(entry, stored.offer, profile.identifiers)
+            except ProviderRefusedError:
+                done.failed += 1
+                continue
+            except PayoutPendingError:
+                done.pending += 1
+                continue
+            done.done += 1
+            self._announce(settled, stored.offer, profile.identifiers, "issued")
+        return done
 
     # ---- helpers ------------------------------------------------------------------------------------------------
 

@@ -154,7 +154,12 @@ class OfferStore(ABC):
 
     @abstractmethod
     def note_payout(self, entry: WalletEntry, payout: Payout) -> WalletEntry:
-        """Keep a payout on an entry that stays issued (pending, not configured); the entry as it now is."""
+        """Keep a payout on an entry that stays issued (pending, not configured); the entry as it now is. A pending
+        one is listed by `due_pending` until it is paid, granted, failed or expired."""
+
+    @abstractmethod
+    def due_pending(self, limit: int) -> list[WalletEntry]:
+        """Issued entries whose provider could not say what it did (payout `pending`), for the tick to ask again."""
 
     @abstractmethod
     def due_expiries(self, until: datetime, limit: int) -> list[WalletEntry]:
