@@ -13,19 +13,30 @@ the deployed log level. Metrics per 1M accepted events:
   (for Lambda the operation is the function: requests, gb_seconds; for logs the function that logged)
 - pipeline.billed_<unit>_per_event for the units the issue's targets name (wru, rru, eventbridge events, ...)
 - pipeline.lambda.<function>.billed_ms (mean warm invocation) and .cold_start_ms
+
+The brands' points programmes the platform keeps (`loyalty.programs`, `system_of_record: platform`) earn on every
+order, so those figures are the data plane's and the programmes' together. `pipeline_loyalty_split` (what `cdp bench`
+runs) posts the same events twice, first with those programmes taken out of the org config (reported programmes stay),
+then with the config as it is (the figures above, under the same names), and adds:
+- pipeline.data_plane.<figure>: ingest -> identity -> tags (and what they feed) without a platform programme
+- pipeline.platform_loyalty.<figure>: what the programmes add (with minus without), e.g. .cost_per_1m_events_usd
 """
 
 from __future__ import annotations
 
 import json
+import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cdp_local import cost_model
 from cdp_local.aws_costs import ApiCallCounter, OpUsage
+
+if TYPE_CHECKING:
+    from cdp.org import OrgDirectory
 
 Metric = dict[str, float | str]
 Progress = Callable[[int, int], None]
@@ -52,16 +63,20 @@ def deployed_log_level() -> str:
 
 
 def pipeline_benchmark(
-    events: list[dict[str, Any]], batch_size: int = 100, progress: Progress | None = None
+    events: list[dict[str, Any]],
+    batch_size: int = 100,
+    progress: Progress | None = None,
+    env_overrides: Mapping[str, str] | None = None,
 ) -> dict[str, Metric]:
-    """Post `events` through the HTTP API, drain identity and tags, and price what it took."""
+    """Post `events` through the HTTP API, drain identity and tags, and price what it took (`env_overrides`: the
+    runtime's environment, e.g. another org config)."""
     from cdp_local.runtime import LocalRuntime
     from cdp_local.runtime.core import _session as runtime_session
 
     counter = ApiCallCounter()
     counter.install(runtime_session())  # the runtime's own clients (Lambda invoke, SQS polling), made on entry
     try:
-        with LocalRuntime(log_level=deployed_log_level()) as rt:
+        with LocalRuntime(log_level=deployed_log_level(), env_overrides=env_overrides) as rt:
             counter.install()  # after moto started: the handlers make their clients on first use
             counter.measure_lambda()
             counter.measure_logs()  # counted, not printed
@@ -136,6 +151,95 @@ def pipeline_benchmark(
     for name, n in sorted(calls.items()):
         out[f"pipeline.calls_per_event.{name}"] = {"value": round(n * per_event, 3), "unit": "calls"}
     return out
+
+
+DATA_PLANE = "pipeline.data_plane"
+PLATFORM_LOYALTY = "pipeline.platform_loyalty"
+_SPLIT_FIGURES = (  # the figures shown apart (after "pipeline."); more by prefix in `_split_figure`
+    "aws_api_calls_per_event",
+    "billed_wru_per_event",
+    "billed_rru_per_event",
+    "billed_eventbridge_events_per_event",
+    "billed_sqs_requests_per_event",
+    "lambda_invocations_per_event",
+    "lambda_gb_seconds_per_event",
+    "cost_per_1m_events_usd",
+)
+
+
+def platform_programs(org: OrgDirectory) -> list[str]:
+    """The programmes the platform keeps, as brand/programme."""
+    return sorted(
+        f"{brand_id}/{name}"
+        for brand_id, brand in org.brands.items()
+        for name, program in brand.loyalty.programs.items()
+        if program.system_of_record == "platform"
+    )
+
+
+def without_platform_programs(org: OrgDirectory) -> OrgDirectory:
+    """The org with every programme the platform keeps taken out (reported programmes stay): identity then hands
+    no order to the loyalty engine."""
+    brands = {}
+    for brand_id, brand in org.brands.items():
+        kept = {n: p for n, p in brand.loyalty.programs.items() if p.system_of_record != "platform"}
+        brands[brand_id] = brand.model_copy(update={"loyalty": brand.loyalty.model_copy(update={"programs": kept})})
+    return org.model_copy(update={"brands": brands})
+
+
+def pipeline_loyalty_split(
+    events: list[dict[str, Any]],
+    batch_size: int = 100,
+    progress: Callable[[str], Progress | None] | None = None,
+) -> dict[str, Metric]:
+    """`pipeline_benchmark` over the same events twice: first without the programmes the platform keeps (the data
+    plane's own figures, `pipeline.data_plane.*`), then with the org config as it is (every `pipeline.*` figure, as
+    before), and what the programmes add (`pipeline.platform_loyalty.*`: with minus without). `progress(label)`
+    gives each run's progress callback."""
+    from cdp.org import ORG_CONFIG_ENV, load_org
+
+    org = load_org()
+    programs = platform_programs(org)
+    if programs:
+        with tempfile.TemporaryDirectory(prefix="cdp-bench-org-") as tmp:
+            path = Path(tmp) / "org.json"
+            path.write_text(json.dumps(without_platform_programs(org).model_dump(mode="json", exclude_defaults=True)))
+            label = "pipeline without platform loyalty"
+            plain = pipeline_benchmark(
+                events, batch_size, progress(label) if progress else None, env_overrides={ORG_CONFIG_ENV: str(path)}
+            )
+    label = f"pipeline with {', '.join(programs)}" if programs else "pipeline"
+    full = pipeline_benchmark(events, batch_size, progress(label) if progress else None)
+    if not programs:
+        plain = full
+    if plain["pipeline.accepted"]["value"] != full["pipeline.accepted"]["value"]:
+        raise RuntimeError(f"the two runs accepted {plain['pipeline.accepted']} and {full['pipeline.accepted']}")
+    out = dict(full)
+    out[f"{PLATFORM_LOYALTY}.programs"] = {"value": len(programs), "unit": ", ".join(programs) or "programmes"}
+    out[f"{DATA_PLANE}.events_per_s"] = plain["pipeline.events_per_s"]
+    for name in sorted(plain.keys() | full.keys()):
+        figure = name.removeprefix("pipeline.")
+        if not _split_figure(figure):
+            continue
+        metric = plain.get(name) or full[name]
+        without = float(plain[name]["value"]) if name in plain else 0.0
+        with_ = float(full[name]["value"]) if name in full else 0.0
+        out[f"{DATA_PLANE}.{figure}"] = {"value": without, "unit": metric["unit"]}
+        out[f"{PLATFORM_LOYALTY}.{figure}"] = {"value": round(with_ - without, 5), "unit": metric["unit"]}
+    total = float(full["pipeline.cost_per_1m_events_usd"]["value"])
+    own = float(out[f"{PLATFORM_LOYALTY}.cost_per_1m_events_usd"]["value"])
+    out[f"{PLATFORM_LOYALTY}.cost_share"] = {"value": round(100 * own / total, 1) if total else 0.0, "unit": "%"}
+    return out
+
+
+def _split_figure(figure: str) -> bool:
+    """Shown apart for the data plane and the programmes: the per-event and total figures, the cost by price key,
+    the dollars by service and by operation, and the calls per event by operation."""
+    return (
+        figure in _SPLIT_FIGURES
+        or figure.startswith(("cost_per_1m_events_usd.", "calls_per_event."))
+        or (figure.startswith("cost.") and figure.endswith(".usd"))
+    )
 
 
 def _pending_history(rt: Any) -> tuple[int, int]:

@@ -25,6 +25,8 @@ from cdp_local.cli_replay import replay_app
 from cdp_local.cli_tags import tags_app
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from cdp_local.bench import Metric
 
 app = typer.Typer(help="Customer data platform: the whole stack locally on emulated AWS (no account needed).")
@@ -242,14 +244,32 @@ def bench(
 
 
 def _bench_pipeline(events: int) -> dict[str, Metric]:
-    from cdp_local.bench import pipeline_benchmark
+    from cdp_local.bench import DATA_PLANE, PLATFORM_LOYALTY, pipeline_loyalty_split
     from cdp_local.demo.brand import generate_brand
 
     brand = generate_brand(customers=max(100, events // 8), seed=11)
     sample = brand.events[:events]
     with _progress() as progress:
-        task = progress.add_task("pipeline", total=len(sample))
-        return pipeline_benchmark(sample, progress=lambda done, total: progress.update(task, completed=done))
+
+        def run(label: str) -> Callable[[int, int], None]:
+            task = progress.add_task(label, total=len(sample))
+            return lambda done, total: progress.update(task, completed=done)
+
+        results = pipeline_loyalty_split(sample, progress=run)
+    programs = str(results[f"{PLATFORM_LOYALTY}.programs"]["unit"])
+    table = Table(title=f"Pipeline: the data plane alone, and with the platform's programmes ({programs})")
+    for column in ("", "data plane", "with programmes", "programmes' own"):
+        table.add_column(column, justify="right" if column else "left", no_wrap=True)
+    for figure, label in (
+        ("aws_api_calls_per_event", "AWS calls/event"),
+        ("billed_wru_per_event", "WRU/event"),
+        ("billed_rru_per_event", "RRU/event"),
+        ("cost_per_1m_events_usd", "USD/1M events"),
+    ):
+        values = (results[f"{prefix}.{figure}"]["value"] for prefix in (DATA_PLANE, "pipeline", PLATFORM_LOYALTY))
+        table.add_row(label, *(f"{v:g}" for v in values))
+    console.print(table)
+    return results
 
 
 def _bench_profile_lookup(persons: int, lookups: int) -> dict[str, Metric]:

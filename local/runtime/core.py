@@ -22,6 +22,7 @@ import boto3
 from moto import mock_aws
 
 from cdp import settings, topology
+from cdp.org import load_org
 from cdp.topology import BusRuleSpec, QueueSpec, ScheduleSpec, StateMachineSpec, TableSpec
 from cdp_local.runtime import apigw
 from cdp_local.runtime.apigw import HttpResponse
@@ -170,6 +171,7 @@ class LocalRuntime:
             # env first: moto, boto3 and the handlers' cached settings must all see the local values
             self._enter(patched_environ(self.environment))
             settings.get_settings.cache_clear()
+            load_org.cache_clear()  # the environment may name another org config ($CDP_ORG_CONFIG)
             # the product's logger may have been made before the env was set (a CLI imports the domain early)
             from cdp.observability import logger
 
@@ -203,6 +205,7 @@ class LocalRuntime:
         finally:
             self._clients.clear()
             settings.get_settings.cache_clear()
+            load_org.cache_clear()
             with LocalRuntime._active_lock:
                 LocalRuntime._active = None
 

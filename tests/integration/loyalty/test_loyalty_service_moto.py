@@ -6,7 +6,7 @@ accounts at once; every change goes on the bus as canonical events."""
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -417,3 +417,117 @@ def test_reminders_go_out_a_batch_a_tick_until_every_member_has_one(world: Any) 
     assert first.reminded == 1 and second.reminded == 1
     assert service.run_due(at).reminded == 0
     assert {e.identifiers[0].key for e in bus.of("loyalty_expiring")} == {ANN, BOB}
+
+
+# ---- the month index: written once per store and month, never missed by the tick ---------------------------------
+
+
+class CountingClient:
+    """The DynamoDB client, counting the month index items the loyalty transactions write."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self.month_writes = 0
+
+    def transact_write_items(self, **kwargs: Any) -> Any:
+        updates = [i["Update"]["Key"]["pk"]["S"] for i in kwargs["TransactItems"] if "Update" in i]
+        self.month_writes += sum(pk.startswith("LOYALTYMONTHS#") for pk in updates)
+        return self._inner.transact_write_items(**kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+Made = tuple[LoyaltyService, DynamoAccountStore, CountingClient, Clock]
+
+
+@pytest.fixture
+def stores() -> Iterator[Any]:
+    """Makes loyalty engines on one table, each with its own store (a process of its own) and clock."""
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        create_table(client, topology.OFFERS_TABLE)
+        people = InMemoryProfiles([])
+
+        def make(at: datetime = MON) -> Made:
+            counting, clock = CountingClient(client), Clock()
+            clock.at = at
+            store = DynamoAccountStore(topology.OFFERS_TABLE.local_name, client=counting)  # type: ignore[arg-type]
+            return LoyaltyService(store, people, Bus(), ORG, now=clock), store, counting, clock
+
+        yield make
+
+
+def persons_due(store: DynamoAccountStore, month: str) -> set[str]:
+    return {t.person_id for t in store.timers(BRAND, month, limit=100)}
+
+
+def test_a_month_already_indexed_is_not_written_again_and_a_cold_start_indexes_it_again(stores: Any) -> None:
+    service, store, counting, clock = stores()
+    # Given ann's order, whose lot (and level hold) end in December 2027: a timer, and the month indexed
+    service.on_order(order("A1", MON, [("TV", "appliance", 10_000)]))
+    assert counting.month_writes == 1 and store.months(BRAND, "2027-12") == [("2027-12", False)]
+    # When bob's order adds a second timer in that month, from the same store
+    clock.at = datetime(2026, 12, 7, 4, 5, tzinfo=UTC)
+    service.on_order(order("B1", clock.at, [("TV", "appliance", 10_000)], person="bob"))
+    # Then the timer is written, the month index is not
+    assert counting.month_writes == 1 and persons_due(store, "2027-12") == {"ann", "bob"}
+    # And when the index is gone (say, lost), a new store (a cold start) writes it with its first timer in the month
+    store._db.delete_item(TableName=store._table, Key={"pk": {"S": f"LOYALTYMONTHS#{BRAND}"}, "sk": {"S": "2027-12"}})
+    cold, cold_store, cold_counting, _ = stores(clock.at)
+    cold.on_order(order("C1", clock.at, [("TV", "appliance", 10_000)], person="cat"))
+    assert cold_counting.month_writes == 1 and cold_store.months(BRAND, "2027-12") == [("2027-12", False)]
+    # and the tick finds every timer of the month
+    assert cold.run_due(datetime(2028, 1, 1, tzinfo=UTC)).expired_points == 300
+    assert persons_due(cold_store, "2027-12") == set() and cold_store.months(BRAND, "2027-12") == []
+
+
+def test_a_timer_written_without_the_index_in_a_month_the_tick_is_closing_still_expires(stores: Any) -> None:
+    writer, store, counting, clock = stores()
+    tick, _, _, _ = stores()  # the tick is another process: its store never saw the writer's months
+    t0 = MON
+    # Given an order from long ago: its lot ended with November 2026, before now
+    writer.on_order(order("A1", datetime(2025, 11, 10, 4, tzinfo=UTC), [("TV", "appliance", 10_000)]))
+    assert counting.month_writes == 1 and persons_due(store, "2026-11") == {"ann"}
+    # When the tick closes the month a minute later, it expires ann's lot but keeps the month (touched just now)
+    assert tick.run_due(t0 + timedelta(minutes=1)).expired_points == 100
+    assert store.months(BRAND, "2026-11") == [("2026-11", False)]
+    # and the writer, which indexed the month moments ago, adds bob's old order without writing the index
+    clock.at = t0 + timedelta(minutes=2)
+    writer.on_order(order("B1", datetime(2025, 11, 13, 4, tzinfo=UTC), [("TV", "appliance", 20_000)], person="bob"))
+    assert counting.month_writes == 1
+    # Then the next tick still finds the month, and bob's lot expires too
+    assert tick.run_due(t0 + timedelta(minutes=3)).expired_points == 200
+    # And once nothing has touched the month for a while, the tick removes it
+    tick.run_due(t0 + timedelta(minutes=20))
+    assert store.months(BRAND, "2026-11") == []
+    # and a timer in it after that (the writer's index is stale by then) indexes it again: it expires as well
+    clock.at = t0 + timedelta(minutes=21)
+    writer.on_order(order("C1", datetime(2025, 11, 15, 4, tzinfo=UTC), [("TV", "appliance", 30_000)], person="cat"))
+    assert counting.month_writes == 2 and store.months(BRAND, "2026-11") == [("2026-11", False)]
+    assert tick.run_due(t0 + timedelta(minutes=22)).expired_points == 300
+
+
+def test_a_timer_written_without_the_index_while_the_months_reminders_go_out_is_reminded(stores: Any) -> None:
+    writer, store, counting, clock = stores()
+    tick, _, _, _ = stores()
+    t0 = MON
+    # Given an order from a year ago: its lot ends with December 2026, within the 30 days' reminder lead
+    writer.on_order(order("A1", datetime(2025, 12, 10, 4, tzinfo=UTC), [("TV", "appliance", 10_000)]))
+    # When the tick reminds ann, it leaves the month open (touched just now)
+    assert tick.run_due(t0 + timedelta(minutes=1)).reminded >= 1
+    assert store.months(BRAND, "2026-12") == [("2026-12", False)]
+    # and bob's timer comes without the index
+    clock.at = t0 + timedelta(minutes=2)
+    writer.on_order(order("B1", datetime(2025, 12, 11, 4, tzinfo=UTC), [("TV", "appliance", 10_000)], person="bob"))
+    assert counting.month_writes == 1
+    # Then the next tick reminds bob, and once the month has been quiet a while it is marked reminded
+    assert tick.run_due(t0 + timedelta(minutes=3)).reminded >= 1
+    assert tick.run_due(t0 + timedelta(minutes=20)).reminded == 0
+    assert store.months(BRAND, "2026-12") == [("2026-12", True)]
+    # And a timer after that (the writer's index stale) reopens the month: cat is reminded as well
+    clock.at = t0 + timedelta(minutes=21)
+    writer.on_order(order("C1", datetime(2025, 12, 12, 4, tzinfo=UTC), [("TV", "appliance", 10_000)], person="cat"))
+    assert store.months(BRAND, "2026-12") == [("2026-12", False)]
+    assert tick.run_due(t0 + timedelta(minutes=22)).reminded >= 1
+    assert store.timers(BRAND, "2026-12", limit=10, unreminded=True) == []

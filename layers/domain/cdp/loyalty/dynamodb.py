@@ -3,16 +3,27 @@
     LOYALTY#{brand}#{person}              ACCOUNT#{program}   the account (`doc`, `version`)
     LOYALTYOP#{brand}#{program}#{op_id}   OP                  an applied operation (`doc`): it happens once
     LOYALTYDUE#{brand}#{month}#{shard}    {program}#{person}  something in the account ends in that month (8 shards)
-    LOYALTYMONTHS#{brand}                 {month}             the months holding timers (`reminded`)
+    LOYALTYMONTHS#{brand}                 {month}             the months holding timers (`reminded`, `touched`)
 
 An account's partition is its person's, so members never contend with each other; a timer is written only when an
 account first holds something ending in a month (about once a month per active member).
+
+The month index goes with a timer only when this store has not written it in the last `INDEX_FRESH` (each write
+sets `touched`, the writer's clock), so a process writes it about once per month and `INDEX_FRESH`, not with every
+timer. A store's first timer in a month (a cold start) always writes it, and so does its next timer in a month it has
+itself marked reminded or removed. The tick leaves a month touched in the last `INDEX_FRESH` + `INDEX_GRACE` as it
+is, neither marked reminded nor removed (the next tick looks again): a timer written without the index after the
+tick read the month's timers, also in a month that has ended (an order from long ago earns a lot that has expired
+already) or whose reminders are going out, finds its month still indexed and not marked reminded. `INDEX_GRACE`
+covers the writers' and the tick's clocks disagreeing; a tick dated further ahead of another process's writers (a
+local `fire_schedule` at a later time) could mark or remove a month that process still skips.
 """
 
 from __future__ import annotations
 
 import zlib
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
@@ -29,6 +40,7 @@ from cdp.shared.aws import EventBridgePublisher
 from cdp.shared.aws import client as default_client
 from cdp.shared.dynamo import batch_write, get_item, query_items
 from cdp.shared.ports import EventPublisher
+from cdp.shared.time import utc_now
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -37,6 +49,9 @@ PK = topology.OFFERS_TABLE.partition_key
 SK = topology.OFFERS_TABLE.sort_key
 DUE_SHARDS = 8
 FAILED = "ConditionalCheckFailed"
+INDEX_FRESH = timedelta(minutes=10)  # a month this store indexed this recently is not written again with a timer
+INDEX_GRACE = timedelta(minutes=5)  # the tick leaves a month touched within INDEX_FRESH + this
+_INDEXED_MAX = 10_000  # months remembered by a store (forgotten all at once past it: they are written again)
 
 
 def _account_key(brand_id: str, program: str, person_id: str) -> dict[str, Any]:
@@ -60,6 +75,11 @@ class DynamoAccountStore(AccountStore):
     def __init__(self, table: str, client: DynamoDBClient | None = None) -> None:
         self._table = table
         self._db: DynamoDBClient = client or default_client("dynamodb")
+        self._indexed: dict[tuple[str, str], datetime] = {}  # (brand, month) -> when this store wrote its index
+
+    def _fresh(self, brand_id: str, month: str, at: datetime) -> bool:
+        written = self._indexed.get((brand_id, month))
+        return written is not None and timedelta(0) <= at - written < INDEX_FRESH
 
     def get(self, brand_id: str, program: str, person_id: str) -> Account | None:
         item = get_item(self._db, self._table, _account_key(brand_id, program, person_id))
@@ -111,20 +131,22 @@ class DynamoAccountStore(AccountStore):
             }
             items.append({"Put": put})
             kinds.append("account")  # a concurrent return moved it: read again
+        at = commit.at or utc_now()
         months = set()
         for account, month in commit.timers:
             timer = _timer_key(account.brand_id, month, account.program, account.person_id)
             items.append({"Put": {"TableName": self._table, "Item": timer}})
             kinds.append("timer")
-            months.add((account.brand_id, month))
+            if not self._fresh(account.brand_id, month, at):
+                months.add((account.brand_id, month))
         for brand_id, month in sorted(months):
             update = {
                 "TableName": self._table,
                 "Key": _month_key(brand_id, month),
-                "UpdateExpression": "SET reminded = :f",
+                "UpdateExpression": "SET reminded = :f, #t = :t",
                 "ConditionExpression": "attribute_not_exists(#pk) OR reminded = :f",
-                "ExpressionAttributeNames": {"#pk": PK},
-                "ExpressionAttributeValues": {":f": {"BOOL": False}},
+                "ExpressionAttributeNames": {"#pk": PK, "#t": "touched"},
+                "ExpressionAttributeValues": {":f": {"BOOL": False}, ":t": {"N": str(int(at.timestamp()))}},
             }
             items.append({"Update": update})
             kinds.append("month")
@@ -138,6 +160,9 @@ class DynamoAccountStore(AccountStore):
                 self._reopen(months)
                 raise ConflictError("a month's reminders went out meanwhile; try again") from exc
             raise ConflictError("the loyalty account changed meanwhile") from exc
+        if len(self._indexed) + len(months) > _INDEXED_MAX:
+            self._indexed.clear()
+        self._indexed.update(dict.fromkeys(months, at))
 
     def _reopen(self, months: set[tuple[str, str]]) -> None:
         for brand_id, month in months:
@@ -205,16 +230,29 @@ class DynamoAccountStore(AccountStore):
         if requests:
             batch_write(self._db, self._table, requests, "removing handled loyalty timers")
 
-    def month_done(self, brand_id: str, month: str, reminded_only: bool) -> None:
-        if reminded_only:
-            self._db.update_item(
-                TableName=self._table,
-                Key=_month_key(brand_id, month),
-                UpdateExpression="SET reminded = :t",
-                ExpressionAttributeValues={":t": {"BOOL": True}},
-            )
-        elif not self.timers(brand_id, month, limit=1):
-            self._db.delete_item(TableName=self._table, Key=_month_key(brand_id, month))
+    def month_done(self, brand_id: str, month: str, reminded_only: bool, now: datetime | None = None) -> None:
+        self._indexed.pop((brand_id, month), None)  # this store writes the month's index with its next timer
+        # not while a writer may have skipped the index for a timer written after this tick read the timers
+        cutoff = int(((now or utc_now()) - INDEX_FRESH - INDEX_GRACE).timestamp())
+        settled: dict[str, Any] = {
+            "ConditionExpression": "attribute_not_exists(#t) OR #t < :c",
+            "ExpressionAttributeNames": {"#t": "touched"},
+            "ExpressionAttributeValues": {":c": {"N": str(cutoff)}},
+        }
+        try:
+            if reminded_only:
+                settled["ExpressionAttributeValues"][":r"] = {"BOOL": True}
+                self._db.update_item(
+                    TableName=self._table,
+                    Key=_month_key(brand_id, month),
+                    UpdateExpression="SET reminded = :r",
+                    **settled,
+                )
+            elif not self.timers(brand_id, month, limit=1):
+                self._db.delete_item(TableName=self._table, Key=_month_key(brand_id, month), **settled)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
 
 
 def dynamo_loyalty_service(

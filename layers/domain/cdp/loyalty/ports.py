@@ -6,6 +6,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -46,12 +47,14 @@ class OperationDoneError(CdpError):
 @dataclass
 class Commit:
     """Written in one transaction: accounts (each with the version it was read at; 0 = new), new operations (which
-    must not exist), updated operations (at the `given_back` they were read with), timers to add."""
+    must not exist), updated operations (at the `given_back` they were read with), timers to add; `at`: when, on the
+    engine's clock (None: the store's)."""
 
     accounts: list[tuple[Account, int]] = field(default_factory=list)
     operations: list[Operation] = field(default_factory=list)
     updated: list[tuple[Operation, int]] = field(default_factory=list)
     timers: list[tuple[Account, str]] = field(default_factory=list)
+    at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -91,5 +94,7 @@ class AccountStore(ABC):
         """The timers are handled: removed."""
 
     @abstractmethod
-    def month_done(self, brand_id: str, month: str, reminded_only: bool) -> None:
-        """A month's reminders went out (`reminded_only`), or all its timers are handled (the month is removed)."""
+    def month_done(self, brand_id: str, month: str, reminded_only: bool, now: datetime | None = None) -> None:
+        """A month's reminders went out (`reminded_only`), or all its timers are handled (the month is removed), as
+        of the tick's `now`. A store may leave the month as it is for now (a timer may still be on its way): the
+        next tick looks at it again."""

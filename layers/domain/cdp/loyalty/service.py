@@ -380,7 +380,7 @@ class LoyaltyService:
             handled.append(timer)
         self.store.reminded(handled)
         if not waiting and len(timers) < limit:
-            self.store.month_done(brand_id, month, reminded_only=True)
+            self.store.month_done(brand_id, month, reminded_only=True, now=now)
         return sent, len(timers)
 
     def _remind_one(
@@ -431,7 +431,7 @@ class LoyaltyService:
             handled.append(timer)
         self.store.done(handled)
         if len(timers) < limit and len(handled) == len(timers):
-            self.store.month_done(brand_id, month, reminded_only=False)
+            self.store.month_done(brand_id, month, reminded_only=False, now=now)
         return len(timers), gone, looked
 
     def _due_one(self, timer: Timer, program: LoyaltyProgram, now: datetime, zone: ZoneInfo) -> tuple[int, int]:
@@ -455,7 +455,7 @@ class LoyaltyService:
                 revoked=reviewed.revoked,
             )
             events = self._events(timer.brand_id, timer.program, timer.person_id, op_id, change, account.anchor, now)
-            commit = Commit(accounts=[(change.account, account.version)])
+            commit = Commit(accounts=[(change.account, account.version)], at=now)
             self._finish(commit, change, account, zone)  # the stored account itself: nothing folded
             if self._commit(commit, attempt):
                 self._publish(events, f"loyalty-{op_id}")
@@ -585,6 +585,7 @@ class LoyaltyService:
         ]
         for month in sorted(change.account.due_months(zone) - before.due_months(zone)):
             commit.timers.append((change.account, month))
+        commit.at = commit.at or self.now()
 
     def _commit(self, commit: Commit, attempt: int) -> bool:
         """True: written; False: a concurrent change (read again and retry)."""
