@@ -10,7 +10,7 @@ when every attempt failed the hold stays, without a code, until the issue is ask
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -37,13 +37,12 @@ from cdp.offers.service import CouponNotGrantedError, IssueRequest, OfferService
 from cdp.offers.wechat_pay_coupons import WeChatPayCoupons
 from cdp.org import load_org
 from cdp.profile.models import ConsentState, Profile
-from cdp.shared.envelope import Publishable
-from cdp.shared.ports import EventPublisher
 from cdp_local.fake_wechat_pay import FakeWeChatPay, IssuedCoupon
 from cdp_local.runtime.core import create_table
 from cdp_local.runtime.moto_atomic import atomic_dynamodb
 from tests.fakes.channels import InMemorySendLedger, RecordingChannel
 from tests.fakes.profiles import InMemoryProfiles
+from tests.integration.offers.test_offer_service_moto import Bus
 
 BRAND = "demo-brand"
 T0 = datetime(2026, 12, 7, 2, tzinfo=UTC)
@@ -52,16 +51,6 @@ APP = "wx-local-oa"
 ANN_OPENID = "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"
 STOCK = "9856000"
 SMS_OK = {"sms": ConsentState(granted=True, changed_at=T0 - timedelta(days=3), source="app")}
-
-
-class Bus(EventPublisher):
-    def __init__(self) -> None:
-        self.events: list[Any] = []
-
-    def publish(self, events: Sequence[Publishable], correlation_id: str) -> list[str]:
-        for pack in events:
-            self.events.extend(getattr(pack, "events", []))
-        return [str(i) for i in range(len(events))]
 
 
 class Accounts(ExternalCouponSystems):

@@ -146,18 +146,6 @@ class ExternalCouponIssuer:
         grant: CouponGrant,
         attempts: int,
         status: PayoutStatus,
-        *,
-        ref: str | None = None,
-        reason: str | None = None,
-        message: str | None = None,
+        **details: str | None,
     ) -> Payout:
-        return Payout(
-            status=status,
-            provider=system.name,
-            bill_no=grant.request_no,
-            provider_ref=ref,
-            reason=reason,
-            message=message[:500] if message else None,
-            attempts=attempts,
-            at=self._now(),
-        )
+        return Payout.of(system.name, grant.request_no, attempts, status, self._now(), **details)

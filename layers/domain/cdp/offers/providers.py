@@ -48,6 +48,31 @@ class Payout(BaseModel):
     attempts: int = Field(default=0, ge=0, description="calls made")
     at: datetime
 
+    @classmethod
+    def of(
+        cls,
+        provider: str,
+        request_no: str,
+        attempts: int,
+        status: PayoutStatus,
+        at: datetime,
+        *,
+        ref: str | None = None,
+        reason: str | None = None,
+        message: str | None = None,
+    ) -> Payout:
+        """The outcome of a request the provider was called about (its message clipped to what is kept)."""
+        return cls(
+            status=status,
+            provider=provider,
+            bill_no=request_no,
+            provider_ref=ref,
+            reason=reason,
+            message=message[:500] if message else None,
+            attempts=attempts,
+            at=at,
+        )
+
 
 class PayoutRefusedError(CdpError):
     """The provider refused for good (a balance or stock exhausted, the person's limit, a bad OpenID, the request

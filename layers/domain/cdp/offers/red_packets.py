@@ -193,18 +193,6 @@ class RedPacketPayer:
         order: RedPacketOrder,
         attempts: int,
         status: PayoutStatus,
-        *,
-        ref: str | None = None,
-        reason: str | None = None,
-        message: str | None = None,
+        **details: str | None,
     ) -> Payout:
-        return Payout(
-            status=status,
-            provider=provider.name,
-            bill_no=order.bill_no,
-            provider_ref=ref,
-            reason=reason,
-            message=message[:500] if message else None,
-            attempts=attempts,
-            at=self._now(),
-        )
+        return Payout.of(provider.name, order.bill_no, attempts, status, self._now(), **details)
