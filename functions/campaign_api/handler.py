@@ -64,6 +64,8 @@ from cdp.ingest.auth import SIGNALS_WRITE_SCOPE
 from cdp.ingest.aws import SecretsManagerKeyring
 from cdp.ingest.ports import ApiClient
 from cdp.observability import logger, metrics, tracer
+from cdp.offers.dynamodb import DynamoOfferStore
+from cdp.offers.service import RunPlans
 from cdp.org import load_org
 from cdp.profile.dynamodb import DynamoProfileStore
 from cdp.settings import CampaignApiSettings, get_settings
@@ -88,6 +90,7 @@ class Dependencies:
 def dependencies() -> Dependencies:
     s = get_settings(CampaignApiSettings)
     profiles = DynamoProfileStore(s.profiles_table)
+    offers = DynamoOfferStore(s.offers_table)
     service = CampaignService(
         DynamoCampaignCatalog(s.campaigns_table),
         StepFunctionsRunner(s.campaign_state_machine_arn),
@@ -95,6 +98,7 @@ def dependencies() -> Dependencies:
         load_org(),
         journeys=DynamoJourneyStore(s.campaigns_table),
         test_orders=PublishedSendOrders(EventBridgePublisher(s.event_bus_name), "test-send"),
+        plans=RunPlans(offers, offers.budgets),
         selection=Selection(
             profiles,
             AudienceStore(S3ObjectStore(s.data_bucket)),

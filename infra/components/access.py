@@ -162,6 +162,7 @@ def _campaign_api(fn: lambda_.Function, r: Resources) -> None:
     _read(fn, r, AUDIENCES_PREFIX)
     r.ledger.grant(fn, "dynamodb:GetItem")
     r.bus.grant_put_events_to(fn)  # external signals (POST /v1/signals), for the journey function
+    r.offers.grant_read_write_data(fn)  # a stopped run's offer plans go back to their pools
 
 
 def _campaign_scheduler(fn: lambda_.Function, r: Resources) -> None:

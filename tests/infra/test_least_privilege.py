@@ -199,6 +199,7 @@ TABLE_ACCESS: dict[topology.FunctionSpec, dict[topology.TableSpec, str]] = {
         topology.CAMPAIGNS_TABLE: READ_WRITE,
         topology.PROFILES_TABLE: READ_ONLY,  # dry runs
         topology.LEDGER_TABLE: "GetItem",  # dry runs: contact histories
+        topology.OFFERS_TABLE: READ_WRITE,  # a stopped run's offer plans released
     },
     topology.CAMPAIGN_SCHEDULER: {
         topology.CAMPAIGNS_TABLE: READ_WRITE,

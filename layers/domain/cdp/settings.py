@@ -113,10 +113,18 @@ class SendDeadLetters(_Env):
 
 
 class CampaignApiSettings(
-    Observability, CampaignsTable, ProfilesTable, LedgerTable, CampaignMachine, DataBucket, ApiKeys, EventBus
+    Observability,
+    CampaignsTable,
+    ProfilesTable,
+    LedgerTable,
+    OffersTable,
+    CampaignMachine,
+    DataBucket,
+    ApiKeys,
+    EventBus,
 ):
-    """Campaigns as data: definitions, approvals, runs and the brand's stop switch; runs start the state machine;
-    external signals go on the bus to the journey function."""
+    """Campaigns as data: definitions, approvals, runs and the brand's stop switch; runs start the state machine (a
+    stopped run's offer plans go back to their pools); external signals go on the bus to the journey function."""
 
 
 class CampaignSchedulerSettings(

@@ -283,6 +283,7 @@ CAMPAIGN_API = FunctionSpec(
         CAMPAIGNS_TABLE.env_var,
         PROFILES_TABLE.env_var,  # dry runs: the selection on today's profiles
         LEDGER_TABLE.env_var,  # dry runs: the contact histories a frequency cap reads
+        OFFERS_TABLE.env_var,  # a stopped run's offer plans released
         CAMPAIGN_MACHINE_ARN_ENV,
         DATA_BUCKET_ENV,
         API_KEYS_SECRET_ENV,

@@ -325,3 +325,33 @@ def test_a_dry_run_selects_prices_and_finds_caps_and_overlaps_without_sending(wo
     assert list(report.sends_by_day) == ["2026-12-07", "2026-12-14"]  # Mondays in Shanghai within 14 days
     assert [(o.campaign_id, o.days) for o in report.overlaps] == [("other_weekly", ["2026-12-07", "2026-12-14"])]
     assert world.service.runs("demo-brand", "winter_cake_sms").runs == []
+
+
+class RecordedPlans:
+    def __init__(self) -> None:
+        self.released: list[tuple[str, str, list[str]]] = []
+
+    def reserve(self, brand_id: str, run_id: str, offer_ids: Any, persons: int, now: datetime) -> int:
+        raise AssertionError("selection reserves, not the lifecycle")
+
+    def release(self, brand_id: str, run_id: str, offer_ids: Any, now: datetime) -> None:
+        self.released.append((brand_id, run_id, list(offer_ids)))
+
+
+def test_stopping_a_run_in_flight_gives_its_offer_plans_back(world: World) -> None:
+    # Given a campaign whose steps issue the catalog offer winter-cake-20, with a run in flight
+    plans = RecordedPlans()
+    service = CampaignService(world.catalog, world.runner, world.service.artifacts, ORG, now=world.clock, plans=plans)
+    raw = yaml.safe_load(SAMPLE.read_text(encoding="utf-8"))
+    for step in raw["steps"]:
+        if "send" in step:
+            step["send"]["offer"] = {"offer_id": "winter-cake-20"}
+    raw |= {"schedule": {"once": "2026-12-07T10:00"}, "budget": small().budget.model_dump(mode="json")}
+    service.define(parse_definition(raw), MARKETER)
+    service.activate("demo-brand", "winter_cake_sms", MARKETER)
+    (fired,) = service.fire_due(MONDAY_10_SHANGHAI)
+    # When the campaign is stopped
+    service.stop("demo-brand", "winter_cake_sms", MARKETER)
+    # Then the run's execution is stopped and what its plan has left goes back (its summary will never run)
+    assert world.runner.status(fired.run_id) == "ABORTED"
+    assert plans.released == [("demo-brand", fired.run_id, ["winter-cake-20"])]

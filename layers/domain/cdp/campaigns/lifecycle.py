@@ -39,7 +39,7 @@ from cdp.campaigns.dry_run import ContactHistory, DryRunReport, dry_run
 from cdp.campaigns.journey_dry_run import JourneyDryRun, journey_dry_run
 from cdp.campaigns.journeys import JourneyResults, JourneyStore, SendOrders, summarize
 from cdp.campaigns.models import dump
-from cdp.campaigns.ports import ArtifactStore
+from cdp.campaigns.ports import ArtifactStore, OfferPlans
 from cdp.campaigns.service import summary_key
 from cdp.channels.models import SendBatchRequest
 from cdp.errors import ConflictError, ForbiddenError, InvalidInputError, NotFoundError
@@ -160,8 +160,10 @@ class CampaignService:
         journeys: JourneyStore | None = None,
         selection: Selection | None = None,
         test_orders: SendOrders | None = None,
+        plans: OfferPlans | None = None,
     ) -> None:
         self.catalog = catalog
+        self.plans = plans  # a stopped run's offer plans go back to their pools
         self.runner = runner
         self.artifacts = artifacts
         self.org = org
@@ -414,7 +416,15 @@ class CampaignService:
         for run in self.catalog.runs(brand_id, campaign_id, limit=1000):
             if run.outcome == "started" and self.runner.status(run.run_id) == "RUNNING":
                 self.runner.stop(run.run_id, f"campaign stopped by {client.name}")
+                self._release_plans(state, run)
         return view
+
+    def _release_plans(self, state: CampaignState, run: RunRecord) -> None:
+        """A run stopped before its summary would keep its coupons' plan held: what is left goes back now (coupons
+        already carved from it keep theirs; a send still in flight draws from the pools instead)."""
+        offers = self._version(state, run.version).definition.catalog_offers
+        if self.plans is not None and offers:
+            self.plans.release(state.brand_id, run.run_id, offers, self.now())
 
     def fire_due(self, now: datetime) -> list[RunRecord]:
         """Start (or skip, with the reason) every scheduled occurrence due by `now`, and move each campaign on to
