@@ -61,7 +61,7 @@ def dependencies() -> Dependencies:
     s = get_settings(ProfileApiSettings)
     org = load_org()
     store = DynamoIdentityStore(s.profiles_table, org=org)  # the person, its identifiers and their lineage
-    privacy = privacy_ports(s.profiles_table, s.ledger_table, s.data_bucket, s.event_bus_name, org=org)
+    privacy = privacy_ports(s.profiles_table, s.ledger_table, s.data_bucket, s.event_bus_name, s.offers_table, org=org)
     api = ProfileApi(
         store,
         store,
@@ -69,7 +69,7 @@ def dependencies() -> Dependencies:
         EventBridgePublisher(s.event_bus_name),
         org,
         default_phone_region=s.default_phone_region,
-        privacy=PrivacyStores(privacy.records, privacy.archive, privacy.ledger),
+        privacy=PrivacyStores(privacy.records, privacy.archive, privacy.ledger, privacy.offers),
         wallets=DynamoOfferStore(s.offers_table),
     )
     return Dependencies(

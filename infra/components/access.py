@@ -290,7 +290,10 @@ def _profile_api(fn: lambda_.Function, r: Resources) -> None:
     r.ledger.grant_read_write_data(fn)  # erasure: the dedupe records name raw bodies; send records are deleted
     r.bus.grant_put_events_to(fn)  # profile.updated / merged, person.split, person.erased
     r.api_keys.grant_read(fn)  # API keys with scopes, like ingest
-    r.offers.grant_read_data(fn)  # the wallet in the 360 view
+    r.offers.grant_read_write_data(fn)  # the wallet in the 360 view; erasure: wallets, holds, loyalty accounts
+    # erasure finds a person's loyalty operations through the offers table's by-person index (only this function)
+    index = f"{r.offers.table_arn}/index/{topology.OFFERS_BY_PERSON.name}"
+    fn.add_to_role_policy(iam.PolicyStatement(actions=["dynamodb:Query"], resources=[index]))
     erase = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:DeleteObjectVersion"]
     for prefix in ERASED_PREFIXES:
         _objects(fn, r.bucket, prefix, erase)

@@ -11,7 +11,7 @@ from cdp import topology
 
 
 def _table(scope: Construct, spec: topology.TableSpec) -> dynamodb.Table:
-    return dynamodb.Table(
+    table = dynamodb.Table(
         scope,
         spec.logical_id,
         partition_key=dynamodb.Attribute(name=spec.partition_key, type=dynamodb.AttributeType.STRING),
@@ -26,6 +26,28 @@ def _table(scope: Construct, spec: topology.TableSpec) -> dynamodb.Table:
         # Profiles and the ledger are the system of record: never dropped by a stack update.
         removal_policy=RemovalPolicy.RETAIN,
     )
+    if spec.indexes:
+        # Declared on the CloudFormation resource, not the L2 table: its grants would then add `table/index/*` to
+        # every function that touches the table. The one reader is granted its index by name (access.py).
+        cfn = table.node.default_child
+        assert isinstance(cfn, dynamodb.CfnTable)
+        names = [spec.partition_key, spec.sort_key, *(index.partition_key for index in spec.indexes)]
+        cfn.add_property_override(
+            "AttributeDefinitions",
+            [{"AttributeName": name, "AttributeType": "S"} for name in dict.fromkeys(names)],
+        )
+        cfn.add_property_override(
+            "GlobalSecondaryIndexes",
+            [
+                {
+                    "IndexName": index.name,
+                    "KeySchema": [{"AttributeName": index.partition_key, "KeyType": "HASH"}],
+                    "Projection": {"ProjectionType": "KEYS_ONLY"},
+                }
+                for index in spec.indexes
+            ],
+        )
+    return table
 
 
 RETENTION_DAYS_BY_PREFIX: dict[str, int] = {

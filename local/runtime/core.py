@@ -68,11 +68,21 @@ def _session() -> boto3.session.Session:
 def create_table(ddb: Any, table: TableSpec) -> None:
     """A table exactly as the stack declares it (keys and TTL from `cdp.topology`); tests use it too."""
     keys = [(table.partition_key, "HASH"), (table.sort_key, "RANGE")]
+    indexes = [
+        {
+            "IndexName": index.name,
+            "KeySchema": [{"AttributeName": index.partition_key, "KeyType": "HASH"}],
+            "Projection": {"ProjectionType": "KEYS_ONLY"},
+        }
+        for index in table.indexes
+    ]
+    attributes = [name for name, _ in keys] + [index.partition_key for index in table.indexes]
     ddb.create_table(
         TableName=table.local_name,
         KeySchema=[{"AttributeName": name, "KeyType": kind} for name, kind in keys],
-        AttributeDefinitions=[{"AttributeName": name, "AttributeType": "S"} for name, _ in keys],
+        AttributeDefinitions=[{"AttributeName": name, "AttributeType": "S"} for name in dict.fromkeys(attributes)],
         BillingMode="PAY_PER_REQUEST",
+        **({"GlobalSecondaryIndexes": indexes} if indexes else {}),
     )
     if table.ttl_attribute:
         ddb.update_time_to_live(

@@ -11,6 +11,7 @@ import json
 from typing import Any
 from urllib.parse import quote
 
+from cdp import topology
 from cdp_local.runtime import HttpResponse, LocalRuntime
 from cdp_local.runtime.environment import STORE_API_KEY
 from tests.e2e.conftest import PostEvents
@@ -386,6 +387,11 @@ def test_export_then_erase_returns_a_receipt_and_the_person_is_gone(
     assert receipt["counts"]["identifiers_suppressed"] == 1
     assert _call(runtime, "GET", f"/v1/profiles/{pid}")[0] == 404
     assert _by(runtime, "phone", phone["value"])[0] == 404
+    # And the club account the order earned into, its operation and timer left the offers table with them
+    counts = receipt["counts"]
+    assert (counts["loyalty_accounts"], counts["loyalty_operations"]) == (1, 1) and counts["loyalty_timers"] >= 1
+    pages = runtime.client("dynamodb").get_paginator("scan").paginate(TableName=topology.OFFERS_TABLE.local_name)
+    assert [i["pk"]["S"] for page in pages for i in page["Items"] if pid in json.dumps(i)] == []
     # And erasing again returns the same receipt
     status, again = _call(runtime, "DELETE", f"/v1/profiles/{pid}")
     assert status == 200 and again["erased_at"] == receipt["erased_at"]

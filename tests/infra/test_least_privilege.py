@@ -188,7 +188,7 @@ TABLE_ACCESS: dict[topology.FunctionSpec, dict[topology.TableSpec, str]] = {
     topology.PROFILE_API: {
         topology.PROFILES_TABLE: READ_WRITE,
         topology.LEDGER_TABLE: READ_WRITE,
-        topology.OFFERS_TABLE: READ_ONLY,  # the wallet in the 360 view
+        topology.OFFERS_TABLE: READ_WRITE,  # the wallet in the 360 view; erasure removes wallets and accounts
     },
     topology.OPERATIONS: {topology.PROFILES_TABLE: READ_WRITE, topology.LEDGER_TABLE: READ_WRITE},  # migrations
     topology.FILE_IMPORT: {topology.LEDGER_TABLE: READ_WRITE},

@@ -51,6 +51,32 @@ def test_tables_follow_topology_key_shapes(synth: Synth) -> None:
     assert len(synth.resources("AWS::DynamoDB::Table")) == len(topology.TABLES)
 
 
+def test_the_offers_tables_by_person_index_is_keys_only_and_queried_only_by_the_profile_api(synth: Synth) -> None:
+    # Given the stack / Then the offers table carries the sparse keys-only index erasure reads
+    (offers,) = [
+        t for t in synth.resources("AWS::DynamoDB::Table").values() if t["Properties"].get("GlobalSecondaryIndexes")
+    ]
+    (index,) = offers["Properties"]["GlobalSecondaryIndexes"]
+    name, key = topology.OFFERS_BY_PERSON.name, topology.OFFERS_BY_PERSON.partition_key
+    assert index == {
+        "IndexName": name,
+        "KeySchema": [{"AttributeName": key, "KeyType": "HASH"}],
+        "Projection": {"ProjectionType": "KEYS_ONLY"},
+    }
+    assert {"AttributeName": key, "AttributeType": "S"} in offers["Properties"]["AttributeDefinitions"]
+    # And only the profile API (erasure) may read it, by its name: no function holds `index/*`
+    readers = []
+    for spec in topology.FUNCTIONS:
+        _, fn = function_by_handler(synth, spec.handler)
+        for statement in policy_statements(synth, get_att_id(fn["Properties"]["Role"])):
+            resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+            text = json.dumps(resources)
+            assert "/index/*" not in text, spec.key
+            if f"/index/{name}" in text:
+                readers.append((spec, statement["Action"]))
+    assert readers == [(topology.PROFILE_API, "dynamodb:Query")]
+
+
 def test_data_bucket_is_private_versioned_encrypted_and_logged(synth: Synth) -> None:
     # Given the stack / Then the data bucket blocks public access, is versioned and logs to the access-log bucket
     buckets = synth.resources("AWS::S3::Bucket")

@@ -16,6 +16,14 @@ APP = "cdp"
 
 
 @dataclass(frozen=True)
+class IndexSpec:
+    """A global secondary index, keys only: sparse (only items carrying `partition_key` are in it)."""
+
+    name: str
+    partition_key: str
+
+
+@dataclass(frozen=True)
 class TableSpec:
     logical_id: str
     local_name: str
@@ -23,6 +31,7 @@ class TableSpec:
     partition_key: str = "pk"
     sort_key: str = "sk"
     ttl_attribute: str | None = "expires_at"
+    indexes: tuple[IndexSpec, ...] = ()
 
 
 PROFILES_TABLE = TableSpec(logical_id="ProfilesTable", local_name="cdp-profiles", env_var="PROFILES_TABLE")
@@ -34,8 +43,15 @@ LEDGER_TABLE = TableSpec(logical_id="LedgerTable", local_name="cdp-ledger", env_
 CAMPAIGNS_TABLE = TableSpec(logical_id="CampaignsTable", local_name="cdp-campaigns", env_var="CAMPAIGNS_TABLE")
 """Campaign definitions (versions), states, runs, brand stop switches, the due list (`cdp.campaigns.dynamodb`)."""
 
-OFFERS_TABLE = TableSpec(logical_id="OffersTable", local_name="cdp-offers", env_var="OFFERS_TABLE")
-"""Budget pools and holds (`cdp.budgets.dynamodb`); offers, code pools and wallets come next to them."""
+OFFERS_BY_PERSON = IndexSpec(name="by-person", partition_key="person_ref")
+"""Loyalty operations by the person they were applied to (`{brand}#{person}`): their own key is the programme's
+operation id (applied once whatever person it resolves to later), so erasure finds a person's through this index."""
+
+OFFERS_TABLE = TableSpec(
+    logical_id="OffersTable", local_name="cdp-offers", env_var="OFFERS_TABLE", indexes=(OFFERS_BY_PERSON,)
+)
+"""Budget pools and holds (`cdp.budgets.dynamodb`); offers, code pools and wallets come next to them; loyalty
+accounts, operations and timers (`cdp.loyalty.dynamodb`)."""
 
 TABLES = (PROFILES_TABLE, LEDGER_TABLE, CAMPAIGNS_TABLE, OFFERS_TABLE)
 
@@ -238,7 +254,7 @@ PROFILE_API = FunctionSpec(
         *_COMMON_ENV,
         PROFILES_TABLE.env_var,
         LEDGER_TABLE.env_var,
-        OFFERS_TABLE.env_var,  # the wallet in the 360 view
+        OFFERS_TABLE.env_var,  # the wallet in the 360 view; erasure removes wallets and loyalty accounts
         DATA_BUCKET_ENV,
         EVENT_BUS_ENV,
         API_KEYS_SECRET_ENV,

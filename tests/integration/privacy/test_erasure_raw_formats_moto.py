@@ -42,6 +42,7 @@ T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 BRAND = "demo-brand"
 BUCKET = topology.DATA_BUCKET_LOCAL_NAME
 PROFILES, LEDGER = topology.PROFILES_TABLE.local_name, topology.LEDGER_TABLE.local_name
+OFFERS = topology.OFFERS_TABLE.local_name
 SOURCES = parse_sources(
     {
         "write_keys": {"wk-1": {"brand_id": BRAND, "channel": "app"}},
@@ -100,9 +101,9 @@ class World:
         self.resolve_published()
 
     def erase(self, person_id: str) -> ErasureReceipt:
-        p = privacy_ports(PROFILES, LEDGER, BUCKET, "cdp-bus", dynamodb=self.db, s3=self.s3)
+        p = privacy_ports(PROFILES, LEDGER, BUCKET, "cdp-bus", OFFERS, dynamodb=self.db, s3=self.s3)
         return erase_person(
-            person_id, "dpo", p.records, p.archive, p.ledger, self.identity_bus, now=T0 + timedelta(hours=2)
+            person_id, "dpo", p.records, p.archive, p.ledger, p.offers, self.identity_bus, now=T0 + timedelta(hours=2)
         )
 
     def replay(self, source: str) -> ReplaySummary:

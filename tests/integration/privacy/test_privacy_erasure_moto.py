@@ -44,6 +44,7 @@ BRAND = "demo-brand"
 BUCKET = topology.DATA_BUCKET_LOCAL_NAME
 PROFILES = topology.PROFILES_TABLE.local_name
 LEDGER = topology.LEDGER_TABLE.local_name
+OFFERS = topology.OFFERS_TABLE.local_name
 CAMPAIGN, RUN = "spring-sale", "spring-sale-run-1"
 
 # Ann's identifiers, and the strings that must not survive her erasure anywhere (raw and normalized forms)
@@ -95,7 +96,7 @@ class World:
 
     def erase(self, person_id: str) -> ErasureReceipt:
         p = self.ports
-        return erase_person(person_id, "privacy-officer", p.records, p.archive, p.ledger, p.publisher, now=T0)
+        return erase_person(person_id, "privacy-officer", p.records, p.archive, p.ledger, p.offers, p.publisher, now=T0)
 
     @property
     def deps(self) -> tuple[DynamoIdentityStore, RecordingPublisher]:
@@ -116,8 +117,8 @@ def world() -> Iterator[World]:
         s3.create_bucket(Bucket=BUCKET)
         s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})  # as on AWS
         bus = RecordingPublisher()
-        ports = privacy_ports(PROFILES, LEDGER, BUCKET, "cdp-bus", dynamodb=db, s3=s3)
-        ports = PrivacyPorts(ports.records, ports.archive, ports.ledger, bus)
+        ports = privacy_ports(PROFILES, LEDGER, BUCKET, "cdp-bus", OFFERS, dynamodb=db, s3=s3)
+        ports = PrivacyPorts(ports.records, ports.archive, ports.ledger, ports.offers, bus)
         yield World(db, s3, DynamoIdentityStore(PROFILES, client=db), ports, bus)
 
 
@@ -431,7 +432,7 @@ def test_identifiers_are_suppressed_before_anything_is_deleted(world: World) -> 
     records = Logged(PROFILES, client=world.db)
 
     # When she is erased
-    erase_person(ann, "dpo", records, world.ports.archive, world.ports.ledger, world.bus, now=T0)
+    erase_person(ann, "dpo", records, world.ports.archive, world.ports.ledger, world.ports.offers, world.bus, now=T0)
 
     # Then the suppressions came first, the receipt before the profile items went, and a final sweep found nothing
     assert calls == ["suppress", "delete", "receipt", "delete", "delete"]

@@ -158,7 +158,7 @@ def test_import_files_and_rejects_lose_her_rows_only() -> None:
 def test_the_receipt_quotes_the_retention_constants() -> None:
     # Given the retention figures of the data bucket's lifecycle rules
     survivor = Profile(person_id="p1", brand_id="demo-brand", created_at=NOW, updated_at=NOW)
-    erasure = _Erasure("p1", survivor, "g.demo-group", cast(Any, (None, None, None)), NOW)
+    erasure = _Erasure("p1", survivor, "g.demo-group", cast(Any, (None, None, None, None)), NOW)
 
     # When the receipt of an erasure is drawn up
     receipt = erasure.receipt("dpo", NOW)

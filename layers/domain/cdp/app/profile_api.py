@@ -45,7 +45,7 @@ from cdp.ingest.ports import ApiClient
 from cdp.offers.wallet import OfferStore
 from cdp.org import BrandConfig, OrgDirectory, ScopeRef
 from cdp.privacy.models import ErasureReceipt, PersonExport
-from cdp.privacy.ports import DataArchive, LedgerRecords, PersonRecords
+from cdp.privacy.ports import DataArchive, LedgerRecords, OfferRecords, PersonRecords
 from cdp.privacy.service import erase_person, export_person
 from cdp.profile.edits import EditLog, EditRecord
 from cdp.profile.models import Profile
@@ -173,11 +173,13 @@ class ProfileQueries(Protocol):
 
 @dataclass(frozen=True)
 class PrivacyStores:
-    """What erasure and export touch (`cdp.privacy`): the profiles table, the data bucket, the ledger table."""
+    """What erasure and export touch (`cdp.privacy`): the profiles table, the data bucket, the ledger table, the
+    offers table (wallets and loyalty accounts)."""
 
     records: PersonRecords
     archive: DataArchive
     ledger: LedgerRecords
+    offers: OfferRecords
 
 
 Body = TypeVar("Body", bound=BaseModel)
@@ -523,6 +525,7 @@ class ProfileApi:
             stores.records,
             stores.archive,
             stores.ledger,
+            stores.offers,
             self._publisher,
             self._org,
             self._now(),

@@ -47,12 +47,12 @@ def _pool_key(brand_id: str, pool_id: str) -> dict[str, Any]:
     return {PK: {"S": f"BUDGET#{brand_id}"}, SK: {"S": f"POOL#{pool_id}"}}
 
 
-def _hold_pk(brand_id: str, hold_id: str) -> dict[str, Any]:
+def hold_pk(brand_id: str, hold_id: str) -> dict[str, Any]:
     return {"S": f"HOLD#{brand_id}#{hold_id}"}
 
 
-def _hold_key(brand_id: str, hold_id: str) -> dict[str, Any]:
-    return {PK: _hold_pk(brand_id, hold_id), SK: {"S": "HOLD"}}
+def hold_key(brand_id: str, hold_id: str) -> dict[str, Any]:
+    return {PK: hold_pk(brand_id, hold_id), SK: {"S": "HOLD"}}
 
 
 def _n(value: int) -> dict[str, str]:
@@ -234,7 +234,7 @@ class DynamoBudgetLedger(BudgetLedger):
         plan = {
             "Update": {
                 "TableName": self._table,
-                "Key": _hold_key(hold.brand_id, plan_id),
+                "Key": hold_key(hold.brand_id, plan_id),
                 "UpdateExpression": "SET " + ", ".join(sets),
                 "ConditionExpression": " AND ".join(conditions),
                 "ExpressionAttributeNames": names,
@@ -286,13 +286,13 @@ class DynamoBudgetLedger(BudgetLedger):
             values[f":a{i}"] = _n(amount)
             sets += [f"#l.#p{i} = #l.#p{i} - :a{i}", f"#s.#p{i} = #s.#p{i} + :a{i}"]
             conditions.append(f"#l.#p{i} >= :a{i}")
-        marker = {PK: _hold_pk(brand_id, hold_id), SK: {"S": f"OP#{op_id}"}}
+        marker = {PK: hold_pk(brand_id, hold_id), SK: {"S": f"OP#{op_id}"}}
         items: list[dict[str, Any]] = [
             {"Put": self._new({**marker, "at": {"S": iso(now)}})},
             {
                 "Update": {
                     "TableName": self._table,
-                    "Key": _hold_key(brand_id, hold_id),
+                    "Key": hold_key(brand_id, hold_id),
                     "UpdateExpression": "SET " + ", ".join(sets),
                     "ConditionExpression": "attribute_exists(#pk) AND " + " AND ".join(conditions),
                     "ExpressionAttributeNames": names,
@@ -367,7 +367,7 @@ class DynamoBudgetLedger(BudgetLedger):
         hold = {
             "Update": {
                 "TableName": self._table,
-                "Key": _hold_key(read.brand_id, read.hold_id),
+                "Key": hold_key(read.brand_id, read.hold_id),
                 "UpdateExpression": "SET " + ", ".join(sets),
                 "ConditionExpression": " AND ".join(conditions),
                 "ExpressionAttributeNames": names,
@@ -395,7 +395,7 @@ class DynamoBudgetLedger(BudgetLedger):
         }
 
     def hold(self, brand_id: str, hold_id: str) -> Hold | None:
-        item = self._get(_hold_key(brand_id, hold_id))
+        item = self._get(hold_key(brand_id, hold_id))
         if item is None:
             return None
         doc = Hold.model_validate_json(item["doc"]["S"])
@@ -414,7 +414,7 @@ class DynamoBudgetLedger(BudgetLedger):
 
     def _hold_item(self, hold: Hold) -> dict[str, Any]:
         return {
-            **_hold_key(hold.brand_id, hold.hold_id),
+            **hold_key(hold.brand_id, hold.hold_id),
             "doc": {"S": hold.model_dump_json()},
             "state": {"S": hold.state},
             "left": _numbers(hold.left),

@@ -1,7 +1,8 @@
 """Loyalty accounts on the offers table (`cdp.topology.OFFERS_TABLE`), written in one transaction per operation:
 
     LOYALTY#{brand}#{person}              ACCOUNT#{program}   the account (`doc`, `version`)
-    LOYALTYOP#{brand}#{program}#{op_id}   OP                  an applied operation (`doc`): it happens once
+    LOYALTYOP#{brand}#{program}#{op_id}   OP                  an applied operation (`doc`): it happens once; its
+                                                              `person_ref` puts it in the by-person index (erasure)
     LOYALTYDUE#{brand}#{month}#{shard}    {program}#{person}  something in the account ends in that month (8 shards)
     LOYALTYMONTHS#{brand}                 {month}             the months holding timers (`reminded`, `touched`)
 
@@ -58,11 +59,20 @@ def _account_key(brand_id: str, program: str, person_id: str) -> dict[str, Any]:
     return {PK: {"S": f"LOYALTY#{brand_id}#{person_id}"}, SK: {"S": f"ACCOUNT#{program}"}}
 
 
+def _person_ref(op: Operation) -> dict[str, Any]:
+    return {topology.OFFERS_BY_PERSON.partition_key: {"S": person_ref(op.brand_id, op.person_id)}}
+
+
+def person_ref(brand_id: str, person_id: str) -> str:
+    """An operation's key in the offers table's by-person index."""
+    return f"{brand_id}#{person_id}"
+
+
 def _op_key(brand_id: str, program: str, op_id: str) -> dict[str, Any]:
     return {PK: {"S": f"LOYALTYOP#{brand_id}#{program}#{op_id}"}, SK: {"S": "OP"}}
 
 
-def _timer_key(brand_id: str, month: str, program: str, person_id: str) -> dict[str, Any]:
+def timer_key(brand_id: str, month: str, program: str, person_id: str) -> dict[str, Any]:
     shard = zlib.crc32(person_id.encode()) % DUE_SHARDS
     return {PK: {"S": f"LOYALTYDUE#{brand_id}#{month}#{shard}"}, SK: {"S": f"{program}#{person_id}"}}
 
@@ -110,7 +120,7 @@ class DynamoAccountStore(AccountStore):
             items.append({"Put": put})
             kinds.append("account")
         for op in commit.operations:
-            item = {**_op_key(op.brand_id, op.program, op.op_id), "doc": {"S": op.model_dump_json()}}
+            item = {**_op_key(op.brand_id, op.program, op.op_id), "doc": {"S": op.model_dump_json()}, **_person_ref(op)}
             absent = {"ConditionExpression": "attribute_not_exists(#pk)", "ExpressionAttributeNames": {"#pk": PK}}
             items.append({"Put": {"TableName": self._table, "Item": item, **absent}})
             kinds.append("operation")
@@ -119,6 +129,7 @@ class DynamoAccountStore(AccountStore):
                 **_op_key(op.brand_id, op.program, op.op_id),
                 "doc": {"S": op.model_dump_json()},
                 "given_back": {"N": str(op.given_back)},
+                **_person_ref(op),
             }
             # as read: a return that gave back nothing wrote 0, an order no return has touched has no attribute yet
             cond = "attribute_exists(#pk) AND (given_back = :g OR (attribute_not_exists(given_back) AND :g = :zero))"
@@ -134,7 +145,7 @@ class DynamoAccountStore(AccountStore):
         at = commit.at or utc_now()
         months = set()
         for account, month in commit.timers:
-            timer = _timer_key(account.brand_id, month, account.program, account.person_id)
+            timer = timer_key(account.brand_id, month, account.program, account.person_id)
             items.append({"Put": {"TableName": self._table, "Item": timer}})
             kinds.append("timer")
             if not self._fresh(account.brand_id, month, at):
@@ -217,7 +228,7 @@ class DynamoAccountStore(AccountStore):
         requests = [
             {
                 "PutRequest": {
-                    "Item": {**_timer_key(t.brand_id, t.month, t.program, t.person_id), "reminded": {"BOOL": True}}
+                    "Item": {**timer_key(t.brand_id, t.month, t.program, t.person_id), "reminded": {"BOOL": True}}
                 }
             }
             for t in timers
@@ -226,7 +237,7 @@ class DynamoAccountStore(AccountStore):
             batch_write(self._db, self._table, requests, "marking loyalty timers reminded")
 
     def done(self, timers: Sequence[Timer]) -> None:
-        requests = [{"DeleteRequest": {"Key": _timer_key(t.brand_id, t.month, t.program, t.person_id)}} for t in timers]
+        requests = [{"DeleteRequest": {"Key": timer_key(t.brand_id, t.month, t.program, t.person_id)}} for t in timers]
         if requests:
             batch_write(self._db, self._table, requests, "removing handled loyalty timers")
 

@@ -58,15 +58,15 @@ def _offer_key(brand_id: str, offer_id: str) -> dict[str, Any]:
     return {PK: {"S": f"OFFER#{brand_id}"}, SK: {"S": offer_id}}
 
 
-def _wallet_key(brand_id: str, person_id: str, issue_id: str) -> dict[str, Any]:
+def wallet_key(brand_id: str, person_id: str, issue_id: str) -> dict[str, Any]:
     return {PK: {"S": f"WALLET#{brand_id}#{person_id}"}, SK: {"S": issue_id}}
 
 
-def _code_key(brand_id: str, code: str) -> dict[str, Any]:
+def code_key(brand_id: str, code: str) -> dict[str, Any]:
     return {PK: {"S": f"CODE#{brand_id}#{code}"}, SK: {"S": "CODE"}}
 
 
-def _expiry_key(entry: WalletEntry) -> dict[str, Any]:
+def expiry_key(entry: WalletEntry) -> dict[str, Any]:
     shard = zlib.crc32(entry.issue_id.encode()) % EXPIRY_SHARDS
     return {
         PK: {"S": f"{EXPIRES_PK}#{shard:02d}"},
@@ -355,16 +355,16 @@ class DynamoOfferStore(OfferStore):
                     "ExpressionAttributeValues": {":zero": _n(0), ":one": _n(1), ":limit": _n(offer.per_person_limit)},
                 }
             },
-            {"Put": self._new({**_wallet_key(offer.brand_id, entry.person_id, entry.issue_id), **_entry_item(entry)})},
+            {"Put": self._new({**wallet_key(offer.brand_id, entry.person_id, entry.issue_id), **_entry_item(entry)})},
         ]
         if entry.code is not None:
             index = {
-                **_code_key(offer.brand_id, entry.code),
+                **code_key(offer.brand_id, entry.code),
                 "person_id": {"S": entry.person_id},
                 "issue_id": {"S": entry.issue_id},
             }
             items.append({"Put": self._new(index)})
-        items.append({"Put": {"TableName": self._table, "Item": _expiry_key(entry)}})
+        items.append({"Put": {"TableName": self._table, "Item": expiry_key(entry)}})
         if hold is not None and hold.plan_id is not None:
             items.extend(self.budgets.carve_items(hold.plan_id, hold))
         elif hold is not None:
@@ -381,7 +381,7 @@ class DynamoOfferStore(OfferStore):
         return self._entry(brand_id, person_id, issue_id)
 
     def by_code(self, brand_id: str, code: str) -> WalletEntry | None:
-        index = self._get(_code_key(brand_id, code))
+        index = self._get(code_key(brand_id, code))
         if index is None:
             return None
         return self._entry(brand_id, index["person_id"]["S"], index["issue_id"]["S"])
@@ -416,7 +416,7 @@ class DynamoOfferStore(OfferStore):
             }
             redeemed = current.model_copy(update=update | ({"payout": payout} if payout is not None else {}))
             items = [self._move(redeemed, current.state), *_settled(current, self._table)]
-            items.append({"Delete": {"TableName": self._table, "Key": _expiry_key(current)}})
+            items.append({"Delete": {"TableName": self._table, "Key": expiry_key(current)}})
             items.extend(self._spend(current, discount_minor, order_id, now))
             try:
                 transact(self._db, items, f"redeeming {entry.issue_id}")
@@ -464,7 +464,7 @@ class DynamoOfferStore(OfferStore):
             items = [
                 self._move(failed, "issued"),
                 *_settled(current, self._table),
-                {"Delete": {"TableName": self._table, "Key": _expiry_key(current)}},
+                {"Delete": {"TableName": self._table, "Key": expiry_key(current)}},
                 {
                     "Update": {
                         "TableName": self._table,
@@ -505,14 +505,14 @@ class DynamoOfferStore(OfferStore):
             if current.code is not None or current.state != "issued":
                 return current  # attached before (a retry), or failed or expired meanwhile
             coded = current.model_copy(update={"code": code, "payout": payout})
-            index = {**_code_key(entry.brand_id, code), "person_id": {"S": entry.person_id}}
+            index = {**code_key(entry.brand_id, code), "person_id": {"S": entry.person_id}}
             items = [self._move(coded, "issued"), {"Put": self._new({**index, "issue_id": {"S": entry.issue_id}})}]
             items += _settled(current, self._table)
             try:
                 transact(self._db, items, f"attaching the code of {entry.issue_id}")
             except ClientError as exc:
                 if reasons(exc)[1] == FAILED:
-                    owner = self._get(_code_key(entry.brand_id, code))
+                    owner = self._get(code_key(entry.brand_id, code))
                     if owner is not None and owner["issue_id"]["S"] != entry.issue_id:
                         raise ConflictError(
                             f"{payout.provider} answered coupon {code} for {entry.issue_id}; issue "
@@ -583,7 +583,7 @@ class DynamoOfferStore(OfferStore):
         if current is None or current.state != "issued":
             return False
         expired = current.model_copy(update={"state": "expired", "expired_at": now})
-        items = [self._move(expired, "issued"), {"Delete": {"TableName": self._table, "Key": _expiry_key(current)}}]
+        items = [self._move(expired, "issued"), {"Delete": {"TableName": self._table, "Key": expiry_key(current)}}]
         items += _settled(current, self._table)
         hold = self.budgets.hold(current.brand_id, current.issue_id) if current.pools else None
         if hold is not None and hold.state == "open":
@@ -600,7 +600,7 @@ class DynamoOfferStore(OfferStore):
         return {
             "Put": {
                 "TableName": self._table,
-                "Item": {**_wallet_key(entry.brand_id, entry.person_id, entry.issue_id), **_entry_item(entry)},
+                "Item": {**wallet_key(entry.brand_id, entry.person_id, entry.issue_id), **_entry_item(entry)},
                 "ConditionExpression": "#st = :was",
                 "ExpressionAttributeNames": {"#st": "state"},
                 "ExpressionAttributeValues": {":was": {"S": was}},
@@ -608,7 +608,7 @@ class DynamoOfferStore(OfferStore):
         }
 
     def _entry(self, brand_id: str, person_id: str, issue_id: str) -> WalletEntry | None:
-        item = self._get(_wallet_key(brand_id, person_id, issue_id))
+        item = self._get(wallet_key(brand_id, person_id, issue_id))
         return _entry(item) if item else None
 
     def _forget_expiry(self, item: dict[str, Any]) -> None:

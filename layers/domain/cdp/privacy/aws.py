@@ -1,10 +1,15 @@
-"""AWS adapters of the privacy ports (DynamoDB profiles and ledger tables, the S3 data bucket) and their wiring:
-`ports = privacy_ports_from_env()`, then `erase_person(person_id, actor, ports.records, ports.archive, ports.ledger,
-ports.publisher)` and `export_person(person_id, ports.records)`.
+"""AWS adapters of the privacy ports (DynamoDB profiles, ledger and offers tables, the S3 data bucket) and their
+wiring: `ports = privacy_ports_from_env()`, then `erase_person(person_id, actor, ports.records, ports.archive,
+ports.ledger, ports.offers, ports.publisher)` and `export_person(person_id, ports.records)`.
+
+The offers table is read by the key shapes its stores write (`cdp.offers.dynamodb`, `cdp.budgets.dynamodb`,
+`cdp.loyalty.dynamodb`). Loyalty operations are keyed by programme and operation id, not by person: they are found
+through the table's by-person index (`cdp.topology.OFFERS_BY_PERSON`).
 """
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,23 +18,39 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from cdp import topology
+from cdp.budgets.dynamodb import hold_key, hold_pk, transact
+from cdp.budgets.ledger import Hold
 from cdp.channels.ledger import SEND_SK, send_pk
 from cdp.channels.ports import SendKey
 from cdp.errors import ConflictError, StoreError
 from cdp.identity.dynamodb import DynamoIdentityStore
 from cdp.identity.resolution import IdentifierRecord, LineageRecord
 from cdp.ingest.events import parse_event
+from cdp.loyalty.dynamodb import person_ref, timer_key
+from cdp.loyalty.ports import Operation
+from cdp.offers.dynamodb import DynamoOfferStore, code_key, expiry_key, wallet_key
+from cdp.offers.wallet import WalletEntry
 from cdp.org import OrgDirectory
 from cdp.privacy.models import ErasureReceipt
-from cdp.privacy.ports import DataArchive, FiledEvent, ItemKey, LedgerRecords, PersonRecords, StoredItem
+from cdp.privacy.ports import (
+    DataArchive,
+    FiledEvent,
+    ItemKey,
+    LedgerRecords,
+    LoyaltyErasure,
+    OfferRecords,
+    PersonRecords,
+    StoredItem,
+    WalletErasure,
+)
 from cdp.privacy.scrub import drop_values
 from cdp.profile import keys
 from cdp.profile.models import Profile
 from cdp.profile.ports import MessageRecord
-from cdp.settings import DataBucket, EventBus, LedgerTable, ProfilesTable, get_settings
+from cdp.settings import DataBucket, EventBus, LedgerTable, OffersTable, ProfilesTable, get_settings
 from cdp.shared.aws import EventBridgePublisher, is_missing_object, read_object
 from cdp.shared.aws import client as default_client
-from cdp.shared.dynamo import batch_write, from_item, to_item
+from cdp.shared.dynamo import batch_write, from_item, new_item, query_items, to_item
 from cdp.shared.ports import EventPublisher
 from cdp.shared.time import iso
 
@@ -41,6 +62,9 @@ PK = topology.PROFILES_TABLE.partition_key
 SK = topology.PROFILES_TABLE.sort_key
 LEDGER_PK = topology.LEDGER_TABLE.partition_key
 LEDGER_SK = topology.LEDGER_TABLE.sort_key
+OFFERS_PK = topology.OFFERS_TABLE.partition_key
+OFFERS_SK = topology.OFFERS_TABLE.sort_key
+OFFERS_KEYS = (OFFERS_PK, OFFERS_SK)
 ERASURE_SK = "RECEIPT"
 _BATCH_GET = 100
 
@@ -323,10 +347,177 @@ class DynamoLedgerRecords(LedgerRecords):
         return deleted
 
 
+class DynamoOfferRecords(OfferRecords):
+    """The offers table: wallets with what indexes them and their budget holds, loyalty accounts with their
+    operations and timers. What is used to find the rest (wallet entries, accounts) is deleted last, so a retry after
+    a failure finds the rest again."""
+
+    def __init__(self, table_name: str, client: DynamoDBClient | None = None) -> None:
+        self._table = table_name
+        self._db: DynamoDBClient = client or default_client("dynamodb")
+        self._wallets = DynamoOfferStore(table_name, client=self._db)  # reads entries and holds as the store wrote them
+
+    # -- wallets ---------------------------------------------------------------------------------------------------
+
+    def erase_wallets(self, brand_id: str, person_ids: Collection[str], at: datetime) -> WalletErasure:
+        out = WalletErasure()
+        ids = sorted(set(person_ids))
+        entries = [e for pid in ids for e in self._wallets.wallet(brand_id, pid)]
+        for entry in entries:
+            # the code first: a till can no longer find the entry (and redeem it) while its hold is released
+            if entry.code is not None and self._delete(code_key(brand_id, entry.code), issue_id=entry.issue_id):
+                out.records.append(f"code:{entry.issue_id}")
+            if self._delete(expiry_key(entry)):
+                out.records.append(f"expiry:{entry.issue_id}")
+            for hold_id in _hold_ids(entry):
+                self._erase_hold(brand_id, hold_id, entry.offer_id, ids, at, out)
+        for pid in ids:
+            limits = self._query(f"LIMIT#{brand_id}#{pid}")  # `DynamoOfferStore._issue_items`: one per offer
+            self._delete_all(limits, f"deleting the offer limits of {pid}")
+            out.records.extend(f"limit:{pid}/{item[OFFERS_SK]['S']}" for item in limits)
+        keys_ = [wallet_key(brand_id, e.person_id, e.issue_id) for e in entries]
+        self._delete_all(keys_, f"deleting {len(keys_)} wallet entries")
+        out.entries.extend(f"{e.person_id}/{e.issue_id}" for e in entries)
+        return out
+
+    def _erase_hold(
+        self, brand_id: str, hold_id: str, offer_id: str, person_ids: list[str], at: datetime, out: WalletErasure
+    ) -> None:
+        """Release what the hold still reserves; then delete it when nothing was spent, else re-key it (the pools'
+        committed figures are sums of the spent holds: they stay), with its commit markers deleted either way."""
+        items = query_items(self._db, self._table, "#pk = :pk", {":pk": hold_pk(brand_id, hold_id)}, keys=OFFERS_KEYS)
+        if not items:
+            return
+        ledger, key = self._wallets.budgets, hold_key(brand_id, hold_id)
+        hold = ledger.hold(brand_id, hold_id)
+        if hold is not None and hold.state == "open":
+            hold = ledger.release(brand_id, hold_id, at)
+            out.holds_released.append(hold_id)
+        markers = [i for i in items if i[OFFERS_SK] != key[OFFERS_SK]]
+        if hold is not None and any(hold.spent.values()):
+            self._anonymise(hold, offer_id, person_ids)
+            out.holds.append(f"anonymised:{hold_id}")
+        elif hold is not None:
+            markers.append(key)
+            out.holds.append(f"deleted:{hold_id}")
+        self._delete_all(markers, f"deleting hold {hold_id}")
+
+    def _anonymise(self, hold: Hold, offer_id: str, person_ids: list[str]) -> None:
+        """Move the closed hold to an id that names no one, in one transaction (a retry finds it moved already)."""
+        old = hold_key(hold.brand_id, hold.hold_id)
+        raw = self._get(old)
+        if raw is None:
+            return
+        new_id = f"{offer_id}:erased:{secrets.token_hex(16)}"  # random: nothing leads from the person to it
+        plan = hold.plan_id if hold.plan_id and not any(pid in hold.plan_id for pid in person_ids) else None
+        doc = hold.model_copy(update={"hold_id": new_id, "plan_id": plan})
+        item = {**raw, **hold_key(hold.brand_id, new_id), "doc": {"S": doc.model_dump_json()}}
+        delete = {
+            "TableName": self._table,
+            "Key": old,
+            "ConditionExpression": "#st = :closed",
+            "ExpressionAttributeNames": {"#st": "state"},
+            "ExpressionAttributeValues": {":closed": {"S": "closed"}},
+        }
+        try:
+            transact(self._db, [{"Put": new_item(self._table, item, OFFERS_PK)}, {"Delete": delete}], "a hold re-keyed")
+        except ClientError as exc:
+            raise ConflictError(f"hold {hold.hold_id} changed during the erasure; retry") from exc
+
+    # -- loyalty ---------------------------------------------------------------------------------------------------
+
+    def erase_loyalty(self, brand_id: str, person_ids: Collection[str]) -> LoyaltyErasure:
+        out = LoyaltyErasure()
+        ids = sorted(set(person_ids))
+        accounts = {pid: self._query(f"LOYALTY#{brand_id}#{pid}") for pid in ids}  # `cdp.loyalty.dynamodb`
+        programs = sorted({i[OFFERS_SK]["S"].removeprefix("ACCOUNT#") for items in accounts.values() for i in items})
+        months = [i[OFFERS_SK]["S"] for i in self._query(f"LOYALTYMONTHS#{brand_id}")]  # the months holding timers
+        for month in months:
+            for program in programs:
+                for pid in ids:
+                    if self._delete(timer_key(brand_id, month, program, pid)):
+                        out.timers.append(f"{month}/{program}/{pid}")
+        operations = self._operations(brand_id, ids)
+        self._delete_all([key for key, _ in operations], f"deleting {len(operations)} loyalty operations")
+        out.operations.extend(f"{op.program}/{op.op_id}" for _, op in operations)
+        for pid, items in accounts.items():
+            self._delete_all(items, f"deleting the loyalty accounts of {pid}")
+            out.accounts.extend(f"{pid}/{i[OFFERS_SK]['S'].removeprefix('ACCOUNT#')}" for i in items)
+        return out
+
+    def _operations(self, brand_id: str, person_ids: list[str]) -> list[tuple[dict[str, Any], Operation]]:
+        """The persons' applied operations, through the by-person index (keys only, eventually consistent: the
+        erasure's second sweep finds one written as the first ran), each read and checked on its `person_id`."""
+        out: list[tuple[dict[str, Any], Operation]] = []
+        for pid in person_ids:
+            for key in self._by_person(person_ref(brand_id, pid)):
+                item = self._get(key)
+                if item is None or not item[OFFERS_PK]["S"].startswith("LOYALTYOP#"):
+                    continue
+                op = Operation.model_validate_json(item["doc"]["S"])
+                if op.person_id in person_ids:
+                    out.append((key, op))
+        return out
+
+    def _by_person(self, ref: str) -> list[dict[str, Any]]:
+        index = topology.OFFERS_BY_PERSON
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": index.name,
+            "KeyConditionExpression": "#ref = :ref",
+            "ExpressionAttributeNames": {"#ref": index.partition_key},
+            "ExpressionAttributeValues": {":ref": {"S": ref}},
+        }
+        keys_: list[dict[str, Any]] = []
+        try:
+            for page in self._db.get_paginator("query").paginate(**kwargs):
+                keys_ += [{OFFERS_PK: i[OFFERS_PK], OFFERS_SK: i[OFFERS_SK]} for i in page.get("Items", [])]
+        except (ClientError, BotoCoreError) as exc:
+            raise StoreError(f"reading the by-person index of {self._table} failed: {exc}") from exc
+        return keys_
+
+    # -- helpers ---------------------------------------------------------------------------------------------------
+
+    def _query(self, pk: str) -> list[dict[str, Any]]:
+        return query_items(self._db, self._table, "#pk = :pk", {":pk": {"S": pk}}, keys=OFFERS_KEYS)
+
+    def _get(self, key: dict[str, Any]) -> dict[str, Any] | None:
+        try:
+            return self._db.get_item(TableName=self._table, Key=key, ConsistentRead=True).get("Item")
+        except (ClientError, BotoCoreError) as exc:
+            raise StoreError(f"get_item {key[OFFERS_PK]['S']} failed: {exc}") from exc
+
+    def _delete(self, key: dict[str, Any], issue_id: str | None = None) -> bool:
+        """Delete one item; whether it existed. `issue_id`: only if the item (a code's index) names that issue."""
+        request: dict[str, Any] = {"TableName": self._table, "Key": key, "ReturnValues": "ALL_OLD"}
+        if issue_id is not None:
+            request["ConditionExpression"] = "issue_id = :issue"
+            request["ExpressionAttributeValues"] = {":issue": {"S": issue_id}}
+        try:
+            return bool(self._db.delete_item(**request).get("Attributes"))
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False  # absent, or another issue's
+            raise StoreError(f"deleting {key[OFFERS_PK]['S']} failed: {exc}") from exc
+        except BotoCoreError as exc:
+            raise StoreError(f"deleting {key[OFFERS_PK]['S']} failed: {exc}") from exc
+
+    def _delete_all(self, items: list[dict[str, Any]], what: str) -> None:
+        keys_ = [{OFFERS_PK: i[OFFERS_PK], OFFERS_SK: i[OFFERS_SK]} for i in items]
+        batch_write(self._db, self._table, [{"DeleteRequest": {"Key": k}} for k in keys_], what)
+
+
+def _hold_ids(entry: WalletEntry) -> list[str]:
+    """The budget holds of a wallet entry: its own (its issue id), and the charge of a redemption that came after its
+    hold was gone (an expired entry redeemed anyway: `DynamoOfferStore._spend`)."""
+    late = [f"{entry.issue_id}:late:{entry.order_id}"] if entry.order_id else []
+    return [entry.issue_id, *late]
+
+
 # ---- wiring ---------------------------------------------------------------------------------------------------
 
 
-class PrivacySettings(ProfilesTable, LedgerTable, DataBucket, EventBus):
+class PrivacySettings(ProfilesTable, LedgerTable, OffersTable, DataBucket, EventBus):
     """The environment erasure and export need (any function that has these variables can run them)."""
 
 
@@ -335,6 +526,7 @@ class PrivacyPorts:
     records: PersonRecords
     archive: DataArchive
     ledger: LedgerRecords
+    offers: OfferRecords
     publisher: EventPublisher
 
 
@@ -343,6 +535,7 @@ def privacy_ports(
     ledger_table: str,
     bucket: str,
     bus_name: str,
+    offers_table: str,
     *,
     dynamodb: DynamoDBClient | None = None,
     s3: S3Client | None = None,
@@ -354,6 +547,7 @@ def privacy_ports(
         records=DynamoPersonRecords(profiles_table, client=db, org=org),
         archive=S3DataArchive(bucket, client=s3),
         ledger=DynamoLedgerRecords(ledger_table, client=db),
+        offers=DynamoOfferRecords(offers_table, client=db),
         publisher=EventBridgePublisher(bus_name, events_client=events),
     )
 
@@ -362,5 +556,10 @@ def privacy_ports_from_env(org: OrgDirectory | None = None) -> PrivacyPorts:
     """The adapters from the function's environment (validated once; a missing variable fails fast)."""
     settings = get_settings(PrivacySettings)
     return privacy_ports(
-        settings.profiles_table, settings.ledger_table, settings.data_bucket, settings.event_bus_name, org=org
+        settings.profiles_table,
+        settings.ledger_table,
+        settings.data_bucket,
+        settings.event_bus_name,
+        settings.offers_table,
+        org=org,
     )

@@ -39,8 +39,9 @@ class Retained(BaseModel):
 
 class ErasureReceipt(BaseModel):
     """What one erasure removed, per store. It holds no personal data: person ids (pseudonymous, and the subject of the
-    request), item sort keys, event dedupe keys (`{brand_id}#{source}#{event_id}`), S3 keys, and identifiers only as
-    the SHA-256 hashes that the suppression list stores (`cdp.profile.keys.suppressed_pk`).
+    request), item sort keys, event dedupe keys (`{brand_id}#{source}#{event_id}`), wallet issue ids, budget hold ids
+    and loyalty operation ids (some name the person id), S3 keys, and identifiers only as the SHA-256 hashes that the
+    suppression list stores (`cdp.profile.keys.suppressed_pk`).
 
     A repeated erasure of the same person (or of an id merged into them) returns this stored receipt again.
     """
@@ -81,6 +82,27 @@ class ErasureReceipt(BaseModel):
         description="raw objects that delivered the person's events but in which the person was not recognised (kept)",
     )
     ledger_records: list[str] = Field(default_factory=list, description="send idempotency records removed")
+    wallet_entries: list[str] = Field(default_factory=list, description="'{person_id}/{issue_id}' of offers issued")
+    wallet_records: list[str] = Field(
+        default_factory=list,
+        description="what indexed those entries: 'code:{issue_id}' (the brand's code index), 'expiry:{issue_id}' "
+        "(expiry timers), 'limit:{person_id}/{offer_id}' (per-person limit counters)",
+    )
+    budget_holds_released: list[str] = Field(
+        default_factory=list, description="holds of entries still issued whose reserved money went back to the pools"
+    )
+    budget_holds: list[str] = Field(
+        default_factory=list,
+        description="the entries' budget holds: 'deleted:{hold_id}' (nothing spent), 'anonymised:{hold_id}' (money "
+        "spent: kept for the pools' figures under an id that names no one)",
+    )
+    loyalty_accounts: list[str] = Field(default_factory=list, description="'{person_id}/{program}' of accounts")
+    loyalty_operations: list[str] = Field(
+        default_factory=list, description="'{program}/{op_id}' of operations applied to the accounts"
+    )
+    loyalty_timers: list[str] = Field(
+        default_factory=list, description="'{month}/{program}/{person_id}' of the accounts' expiry and level timers"
+    )
     retained: list[Retained] = Field(default_factory=list)
 
     _COUNTED: ClassVar[tuple[str, ...]] = (
@@ -100,6 +122,13 @@ class ErasureReceipt(BaseModel):
         "outbox_objects",
         "import_objects",
         "ledger_records",
+        "wallet_entries",
+        "wallet_records",
+        "budget_holds_released",
+        "budget_holds",
+        "loyalty_accounts",
+        "loyalty_operations",
+        "loyalty_timers",
     )
 
     @computed_field  # type: ignore[prop-decorator]

@@ -1,10 +1,11 @@
-"""Ports of erasure and export: the profiles table, the data bucket, the ledger table (adapters: `cdp.privacy.aws`)."""
+"""Ports of erasure and export: the profiles table, the data bucket, the ledger table, the offers table (adapters:
+`cdp.privacy.aws`)."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -118,3 +119,39 @@ class LedgerRecords(ABC):
     @abstractmethod
     def delete_sends(self, keys: Iterable[SendKey]) -> list[str]:
         """Delete the send idempotency records that exist; return their partition keys."""
+
+
+@dataclass(frozen=True)
+class WalletErasure:
+    """What one pass over the persons' wallets removed (labels as the receipt lists them)."""
+
+    entries: list[str] = field(default_factory=list)  # '{person_id}/{issue_id}'
+    records: list[str] = field(default_factory=list)  # 'code:{issue_id}', 'expiry:{issue_id}', 'limit:{person}/{offer}'
+    holds_released: list[str] = field(default_factory=list)  # hold ids whose reservation went back to the pools
+    holds: list[str] = field(default_factory=list)  # 'deleted:{hold_id}' (nothing spent), 'anonymised:{hold_id}'
+
+
+@dataclass(frozen=True)
+class LoyaltyErasure:
+    """What one pass over the persons' loyalty accounts removed (labels as the receipt lists them)."""
+
+    accounts: list[str] = field(default_factory=list)  # '{person_id}/{program}'
+    operations: list[str] = field(default_factory=list)  # '{program}/{op_id}'
+    timers: list[str] = field(default_factory=list)  # '{month}/{program}/{person_id}'
+
+
+class OfferRecords(ABC):
+    """The offers table as erasure sees it: wallets (`cdp.offers.dynamodb`), the budget holds of their entries
+    (`cdp.budgets.dynamodb`) and loyalty accounts (`cdp.loyalty.dynamodb`). Both calls may be repeated: what is gone
+    is not found again."""
+
+    @abstractmethod
+    def erase_wallets(self, brand_id: str, person_ids: Collection[str], at: datetime) -> WalletErasure:
+        """Remove the persons' wallet entries with their code index items, expiry timers and per-person limit
+        counters. Each entry's budget hold still open is released (its money goes back to the pools); a hold with
+        nothing spent is then deleted, one with money spent is kept for the pools' figures under an id that names no
+        one ('{offer_id}:erased:{random}')."""
+
+    @abstractmethod
+    def erase_loyalty(self, brand_id: str, person_ids: Collection[str]) -> LoyaltyErasure:
+        """Remove the persons' loyalty accounts, the operations applied to them and their timers."""

@@ -6,9 +6,10 @@ Erasure order, and why:
    no new event can add to the person or recreate them.
 2. Sweep: read what the person owns now (filed events, identifier records, the items under their person ids),
    scrub what points at it elsewhere (raw request bodies found through the dedupe ledger, campaign and export
-   files, the outbox, send records, other persons' lineage, identifier records, review entries and events), then
-   delete it all except the profile items. Everything used to find the rest is deleted after the rest, so a retry
-   after a failure finds it again.
+   files, the outbox, send records, other persons' lineage, identifier records, review entries and events), remove
+   their offers wallets and loyalty accounts (what their offers still reserved of a budget goes back to its pools),
+   then delete it all except the profile items. Everything used to find the rest is deleted after the rest, so a
+   retry after a failure finds it again.
 3. Save the receipt (no personal data) under every erased id.
 4. Delete the profile items, and sweep once more: a resolution planned before step 1 either committed before the
    profile items went (the second sweep removes what it wrote) or fails its version check and re-plans against
@@ -38,7 +39,7 @@ from cdp.ingest.events import CanonicalEvent
 from cdp.observability import logger
 from cdp.org import OrgDirectory, load_org
 from cdp.privacy.models import ErasureReceipt, ObjectChange, PersonErased, PersonExport, Retained
-from cdp.privacy.ports import DataArchive, FiledEvent, ItemKey, LedgerRecords, PersonRecords, StoredItem
+from cdp.privacy.ports import DataArchive, FiledEvent, ItemKey, LedgerRecords, OfferRecords, PersonRecords, StoredItem
 from cdp.privacy.raw import Mode, Needles, RawScrub, scrub_raw, scrub_rows
 from cdp.privacy.scrub import mentions, scrub_json
 from cdp.profile import keys
@@ -53,6 +54,15 @@ SCANNED_PREFIXES = (topology.CAMPAIGNS_PREFIX, topology.EXPORTS_PREFIX)  # JSON 
 IMPORT_REJECTS_PREFIX = f"{topology.IMPORTS_PREFIX}rejects/"
 IMPORT_REPORTS_PREFIX = f"{topology.IMPORTS_PREFIX}reports/"
 ROW_PREFIXES = (IMPORT_REJECTS_PREFIX, IMPORT_REPORTS_PREFIX, topology.REJECTS_PREFIX)
+OFFER_LISTS = (  # the receipt's lists of what went from the offers table
+    "wallet_entries",
+    "wallet_records",
+    "budget_holds_released",
+    "budget_holds",
+    "loyalty_accounts",
+    "loyalty_operations",
+    "loyalty_timers",
+)
 
 
 def identifier_hash(identifier_key: str) -> str:
@@ -120,13 +130,13 @@ class _Erasure:
         requested_id: str,
         survivor: Profile,
         namespace: str,
-        ports: tuple[PersonRecords, DataArchive, LedgerRecords],
+        ports: tuple[PersonRecords, DataArchive, LedgerRecords, OfferRecords],
         at: datetime,
     ) -> None:
         self.requested_id = requested_id
         self.survivor = survivor
         self.namespace = namespace
-        self.records, self.archive, self.ledger = ports
+        self.records, self.archive, self.ledger, self.offers = ports
         self.at = at
         self.merged_ids: list[str] = []
         self.owned: set[str] = set()
@@ -143,6 +153,7 @@ class _Erasure:
         self.documents: dict[str, ObjectChange] = {}
         self.outbox: dict[str, ObjectChange] = {}
         self.sends: set[str] = set()
+        self.offer_lists: dict[str, set[str]] = {name: set() for name in OFFER_LISTS}
         self.shared_touched: set[str] = set()
         self._profile_keys: set[ItemKey] = set()
         self._refreshed = False
@@ -196,6 +207,7 @@ class _Erasure:
             self._scrub_rows()
         self._scrub_raw([f.event for f in events])
         self._delete_sends(items)
+        offers = self._erase_offers()
         self._redact_foreign(items, records)
         self.events |= {f.event.dedupe_key for f in events}
         self.identifier_records |= {identifier_hash(k) for k in records}
@@ -204,7 +216,7 @@ class _Erasure:
         deletions += [self._file(item) for item in items if item.key.sk != keys.PROFILE_SK]
         self.records.delete(deletions)
         self._profile_keys |= {self._file(item) for item in items if item.key.sk == keys.PROFILE_SK}
-        return bool(items or events or records)
+        return bool(items or events or records or offers)
 
     def delete_profiles(self) -> None:
         """Last: a resolution planned before the suppression fails its version check once these are gone."""
@@ -318,6 +330,25 @@ class _Erasure:
         if wanted:
             self.sends |= set(self.ledger.delete_sends(wanted))
 
+    # -- offers table -----------------------------------------------------------------------------------------
+
+    def _erase_offers(self) -> bool:
+        """The wallets and loyalty accounts of every erased id; True when anything was found."""
+        wallet = self.offers.erase_wallets(self.survivor.brand_id, self.person_ids, self.at)
+        loyalty = self.offers.erase_loyalty(self.survivor.brand_id, self.person_ids)
+        found = {
+            "wallet_entries": wallet.entries,
+            "wallet_records": wallet.records,
+            "budget_holds_released": wallet.holds_released,
+            "budget_holds": wallet.holds,
+            "loyalty_accounts": loyalty.accounts,
+            "loyalty_operations": loyalty.operations,
+            "loyalty_timers": loyalty.timers,
+        }
+        for name, labels in found.items():
+            self.offer_lists[name] |= set(labels)
+        return any(found.values())
+
     # -- other persons' records --------------------------------------------------------------------------------
 
     def _redact_foreign(self, items: list[StoredItem], records: Mapping[str, IdentifierRecord]) -> None:
@@ -378,6 +409,7 @@ class _Erasure:
 
     def receipt(self, actor: str, at: datetime) -> ErasureReceipt:
         lists = {name: sorted(values) for name, values in self.item_lists.items()}
+        offers = {name: sorted(values) for name, values in self.offer_lists.items()}
         return ErasureReceipt(
             person_id=self.survivor.person_id,
             requested_id=self.requested_id,
@@ -403,6 +435,13 @@ class _Erasure:
             import_objects=[self.imports[k] for k in sorted(self.imports)],
             raw_objects_not_located=sorted(self.raw_not_located - set(self.raw) - set(self.imports)),
             ledger_records=sorted(self.sends),
+            wallet_entries=offers["wallet_entries"],
+            wallet_records=offers["wallet_records"],
+            budget_holds_released=offers["budget_holds_released"],
+            budget_holds=offers["budget_holds"],
+            loyalty_accounts=offers["loyalty_accounts"],
+            loyalty_operations=offers["loyalty_operations"],
+            loyalty_timers=offers["loyalty_timers"],
             retained=self._retained(),
         )
 
@@ -436,6 +475,12 @@ class _Erasure:
                 "sees the person",
             ),
             Retained(
+                what="offers' issue counts and budget pools (OFFER#{brand_id}, BUDGET#{brand_id} in the offers table)",
+                reason="aggregates over every member, no per-person rows: the stock the person's offers took stays "
+                "taken and the money they spent stays committed; what was still reserved for them went back to the "
+                "pools (budget_holds_released)",
+            ),
+            Retained(
                 what="earlier versions of the rewritten and deleted objects (the bucket is versioned)",
                 reason="the erasure deletes them; any it could not (an object written again meanwhile) expires "
                 f"{topology.NONCURRENT_VERSION_DAYS} days after it stopped being current",
@@ -458,6 +503,18 @@ class _Erasure:
                 "the person.erased event",
             ),
         ]
+        anonymised = [h for h in self.offer_lists["budget_holds"] if h.startswith("anonymised:")]
+        if anonymised:
+            out.append(
+                Retained(
+                    what="budget holds on which the person's offers spent money, re-keyed as "
+                    "HOLD#{brand_id}#{offer_id}:erased:{random id} (budget_holds: 'anonymised:')",
+                    count=len(anonymised),
+                    reason="they hold the pools drawn on, the amounts and the times only: a pool's committed money is "
+                    "the sum of its spent holds, so they stay for the budgets to balance; their new ids are random "
+                    "and no longer name the person (nor does a plan id that did)",
+                )
+            )
         if self.events_without_raw:
             out.append(
                 Retained(
@@ -507,6 +564,7 @@ def erase_person(
     records: PersonRecords,
     archive: DataArchive,
     ledger: LedgerRecords,
+    offers: OfferRecords,
     publisher: EventPublisher,
     org: OrgDirectory | None = None,
     now: datetime | None = None,
@@ -524,7 +582,7 @@ def erase_person(
         return stored
     survivor = _survivor(records, person_id)
     namespace = (org or load_org()).brand(survivor.brand_id).namespace
-    erasure = _Erasure(person_id, survivor, namespace, (records, archive, ledger), at)
+    erasure = _Erasure(person_id, survivor, namespace, (records, archive, ledger, offers), at)
     erasure.sweep(scan_bucket=True)  # suppresses the identifiers before it deletes anything
     receipt = erasure.receipt(actor, at)
     records.save_receipt(receipt, {person_id, *erasure.person_ids})
