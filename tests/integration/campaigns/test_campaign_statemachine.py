@@ -287,6 +287,38 @@ def test_a_failing_send_fails_the_execution_with_its_cause(aws: tuple[Any, Any, 
     assert cause["errorType"] == "ValueError" and "coupon" in cause["errorMessage"]
 
 
+class RecordedPlans:
+    def __init__(self) -> None:
+        self.reserved: list[tuple[str, list[str], int]] = []
+        self.released: list[tuple[str, list[str]]] = []
+
+    def reserve(self, brand_id: str, run_id: str, offer_ids: Any, persons: int, now: Any) -> int:
+        self.reserved.append((run_id, list(offer_ids), persons))
+        return 2_000 * persons
+
+    def release(self, brand_id: str, run_id: str, offer_ids: Any, now: Any) -> None:
+        self.released.append((run_id, list(offer_ids)))
+
+
+def test_a_run_failing_after_its_selection_gives_its_offer_plans_back(
+    aws: tuple[Any, Any, Callable[[], World]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, sfn, get_world = aws
+    world = get_world()
+    plans = RecordedPlans()
+    monkeypatch.setattr(campaign_handler, "_plans", lambda: plans)
+    # Given a run whose first send issues the catalog offer cake-20, and a send Lambda that fails for good
+    world.profiles.profiles = {p.person_id: p for p in (_profile(i, segment="champions", score=0.5) for i in range(3))}
+    world.fail_with = ValueError("the SMS template does not render")
+    touch1 = {**_request()["touch1"], "offer": {"offer_id": "cake-20"}}
+    out = _run(sfn, _deploy(sfn), _request(run_id="fail-plans-1", touch1=touch1), "fail-plans-1")
+    # Then the selection reserved the plan, the failure gave it back, and the execution still fails with its cause
+    assert [(r[0], r[1]) for r in plans.reserved] == [("fail-plans-1", ["cake-20"])]
+    assert plans.released == [("fail-plans-1", ["cake-20"])]
+    assert (out["status"], out.get("error")) == ("FAILED", "CampaignFailed"), out
+    assert "does not render" in json.loads(out["cause"])["errorMessage"]
+
+
 def test_ab_variants_of_the_first_send_go_out_per_arm_and_are_measured_each(
     aws: tuple[Any, Any, Callable[[], World]],
 ) -> None:

@@ -366,7 +366,16 @@ class SummarizeCommand(_Frozen):
     touch2_results: list[SendTally] = Field(default_factory=list)
 
 
-CampaignCommand = Annotated[SelectCommand | CheckCommand | SummarizeCommand, Field(discriminator="action")]
+class ReleaseCommand(_Frozen):
+    """A run failed after its selection: its offer plans give back what they have left (the summary never runs)."""
+
+    action: Literal["release"]
+    run_id: Token
+
+
+CampaignCommand = Annotated[
+    SelectCommand | CheckCommand | SummarizeCommand | ReleaseCommand, Field(discriminator="action")
+]
 
 
 class BatchRef(_Frozen):

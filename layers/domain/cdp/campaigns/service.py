@@ -33,6 +33,7 @@ from cdp.campaigns.models import (
     ConversionReport,
     GroupOutcome,
     Member,
+    ReleaseCommand,
     Selection,
     SelectResult,
     SendTally,
@@ -530,6 +531,18 @@ def _load_tally(store: ArtifactStore, key: str) -> SendTally:
     return SendTally.model_validate(store.get_json(key)) if store.exists(key) else SendTally()
 
 
+def release_plans(run_id: str, store: ArtifactStore, now: datetime, plans: OfferPlans | None) -> list[str]:
+    """The catalog offers whose plans the failed run gave back (none: it reserved none, or its selection never
+    finished)."""
+    key = audience_key(run_id)
+    if plans is None or not store.exists(key):
+        return []
+    request = _load_audience(store, run_id).manifest.request
+    if request.catalog_offers:
+        plans.release(request.brand_id, run_id, request.catalog_offers, now)
+    return list(request.catalog_offers)
+
+
 def summarize(
     run_id: str,
     profiles: ProfileReader,
@@ -615,6 +628,8 @@ def run_command(
         return dump(check_conversions(command.run_id, profiles, store, now, command.step, command.touch1_results))
     if isinstance(command, SummarizeCommand):
         return dump(summarize(command.run_id, profiles, store, now, command.touch2_results, plans))
+    if isinstance(command, ReleaseCommand):
+        return {"run_id": command.run_id, "released": release_plans(command.run_id, store, now, plans)}
     brand = org.brand(command.request.brand_id) if org is not None and command.request.brand_id else None
     request, execution = command.request, command.execution_name
     return dump(select_audience(request, profiles, store, now, execution, audiences, brand, plans))
