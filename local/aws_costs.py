@@ -32,6 +32,7 @@ from typing import Any
 
 import boto3
 
+from cdp import topology
 from cdp_local import cost_model as cm
 from cdp_local.cost_model import LAMBDA_GB_SECOND, PRICE_PER_MILLION, PRICES
 
@@ -458,6 +459,20 @@ def _item_kind(table: str, key: dict[str, Any]) -> str:
     return str(sort[0]["S"]).split("#", 1)[0]
 
 
+_INDEX_KEYS = {table.local_name: [index.partition_key for index in table.indexes] for table in topology.TABLES}
+
+
+def _index_writes(call: _Call, table: str, key: dict[str, Any]) -> int:
+    """Write units of a table write in its keys-only indexes: one per index a new item enters (its index item is the
+    keys, well under 1 KB; a transaction does not double it). An item rewritten with the same index key writes no
+    index item (the indexed attributes of our items never change); deletions out of an index are not counted."""
+    names = _INDEX_KEYS.get(table)
+    if not names or call.before.get((table, _key_id(key)), 0):
+        return 0
+    item = _stored_item(call.region, table, key)
+    return sum(1 for name in names if item is not None and name in item.attrs)
+
+
 def _wru_by_item(call: _Call) -> Counter[str]:
     out: Counter[str] = Counter()
     if call.op not in _ITEM_WRITES and call.op not in ("BatchWriteItem", "TransactWriteItems"):
@@ -466,6 +481,9 @@ def _wru_by_item(call: _Call) -> Counter[str]:
     for table, key in _write_keys(call.region, call.op, call.params):
         before = call.before.get((table, _key_id(key)), 0)
         out[_item_kind(table, key)] += factor * cm.write_units(before, _stored_size(call.region, table, key))
+        indexed = _index_writes(call, table, key)
+        if indexed:
+            out["index"] += indexed
     return out
 
 
@@ -477,7 +495,7 @@ def _dynamodb_units(call: _Call, parsed: dict[str, Any], reads: list[int] | None
         for table, key in _write_keys(region, op, params):
             before = call.before.get((table, _key_id(key)), 0)
             # a write bills the larger of the item before and after (a failed condition: the item as it stays)
-            wru += factor * cm.write_units(before, _stored_size(region, table, key))
+            wru += factor * cm.write_units(before, _stored_size(region, table, key)) + _index_writes(call, table, key)
         return {"dynamodb_wru": float(wru)}
     if op == "GetItem":
         size = _stored_size(region, params.get("TableName", ""), params.get("Key", {}))

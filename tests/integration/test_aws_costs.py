@@ -96,6 +96,26 @@ def test_a_transaction_bills_twice_per_item_and_a_batch_per_item(aws: tuple[Any,
     assert counter.wru_by_item["s"] == 4
 
 
+def test_an_item_entering_a_keys_only_index_bills_one_index_write_once() -> None:
+    with mock_aws():
+        create_table(boto3.client("dynamodb"), topology.OFFERS_TABLE)
+        counter = ApiCallCounter()
+        counter.install()
+        try:
+            db = boto3.client("dynamodb")  # made after install: its calls are counted
+            table, ref = topology.OFFERS_TABLE.local_name, topology.OFFERS_BY_PERSON.partition_key
+            indexed = {**item("LOYALTYOP#b#club#o1", "OP", 300), ref: {"S": "b#p1"}}
+            # Given a new item carrying the index key, in a transaction: 2 for the item, 1 for its index item
+            db.transact_write_items(TransactItems=[{"Put": {"TableName": table, "Item": indexed}}])
+            assert units_of(counter, "dynamodb.TransactWriteItems") == {"dynamodb_wru": 3}
+            # When it is rewritten with the same index key, and an item without one is put: no index write
+            db.put_item(TableName=table, Item=indexed)
+            db.put_item(TableName=table, Item=item("WALLET#b#p1", "i1", 300))
+            assert units_of(counter, "dynamodb.PutItem") == {"dynamodb_wru": 2}
+        finally:
+            counter.uninstall()
+
+
 def test_reads_bill_per_4_kb_halved_when_eventually_consistent(aws: tuple[Any, ApiCallCounter]) -> None:
     db, counter = aws
     table = TABLE.local_name
