@@ -110,3 +110,27 @@ def test_updates_carry_the_events_correlation_keys_and_packs_stay_under_the_entr
     entries = [e for call in events.calls for e in call]
     assert len(entries) > 1 and all(len(e["Detail"]) <= 256 * 1024 for e in entries)
     assert sum(len(json.loads(e["Detail"])["data"]["updates"]) for e in entries) == 200
+
+
+def test_invocations_running_in_threads_each_flush_only_what_they_collected() -> None:
+    import threading
+
+    # Given one module-level collector shared by two invocations running at once (the local runtime's Map threads)
+    deferred = DeferredPublisher()
+    flushed: dict[str, int] = {}
+    collected, flushing = threading.Barrier(2), threading.Barrier(2)
+
+    def invocation(name: str, n: int) -> None:
+        for i in range(n):
+            deferred.publish([updated(i)], correlation_id=f"{name}-{i}")
+        collected.wait()  # both have collected before either flushes
+        flushed[name] = deferred.flush(EventBridgePublisher("bus", FakeEvents()))
+        flushing.wait()
+
+    threads = [threading.Thread(target=invocation, args=(name, n)) for name, n in (("a", 3), ("b", 5))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # Then each flushed its own announcements, none twice and none lost
+    assert flushed == {"a": 3, "b": 5}

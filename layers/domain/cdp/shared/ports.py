@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 
@@ -22,10 +23,20 @@ class DeferredPublisher(EventPublisher):
     """Collects what is published while an SQS batch is processed, to publish it all in one go at the end.
 
     The caller flushes only after every record is processed, and fails the whole batch when the flush fails: the
-    records come back, and each is published again on its redelivery (consumers apply each event once)."""
+    records come back, and each is published again on its redelivery (consumers apply each event once).
+
+    What is collected is kept per thread: a handler's module-level collector serves one invocation at a time on
+    Lambda, but the local runtime runs a Map's invocations in threads, and each must flush only its own."""
 
     def __init__(self) -> None:
-        self.pending: list[tuple[Sequence[Publishable], str]] = []
+        self._local = threading.local()
+
+    @property
+    def pending(self) -> list[tuple[Sequence[Publishable], str]]:
+        found: list[tuple[Sequence[Publishable], str]] | None = getattr(self._local, "pending", None)
+        if found is None:
+            found = self._local.pending = []
+        return found
 
     def publish(self, events: Sequence[Publishable], correlation_id: str) -> list[str]:
         if events:
@@ -40,7 +51,8 @@ class DeferredPublisher(EventPublisher):
     ) -> int:
         """Publish what was collected through `target` (`pack`ed first: many announcements into fewer entries);
         returns how many were collected."""
-        pending, self.pending = self.pending, []
+        pending = self.pending
+        self._local.pending = []
         if pending:
             target.publish_batches(pack(pending) if pack else pending)
         return sum(len(events) for events, _ in pending)
