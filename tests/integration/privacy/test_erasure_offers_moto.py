@@ -23,6 +23,7 @@ from cdp.loyalty.dynamodb import DynamoAccountStore
 from cdp.loyalty.service import LoyaltyService
 from cdp.offers.catalog import Offer
 from cdp.offers.dynamodb import DynamoOfferStore
+from cdp.offers.providers import Payout
 from cdp.offers.wallet import WalletEntry
 from cdp.org import load_org
 from cdp.privacy.aws import PrivacyPorts, privacy_ports
@@ -142,6 +143,9 @@ def _ann_bob_and_their_offers(world: World) -> tuple[str, str, str, dict[str, Wa
         "bob": world.issue(bob, 1),
     }
     world.offers.redeem(entries["redeemed"], "SH01-1", 3_000, T0 + timedelta(days=1))
+    # the merged person's coupon was left pending at its provider: its marker names the person too
+    pending = Payout(status="pending", provider="wechat_pay", reason="SYSTEM_ERROR", at=T0)
+    entries["merged"] = world.offers.note_payout(entries["merged"], pending)
     for pid in (phone_person, device_person, bob):
         world.loyalty.grant(BRAND, "club", pid, 300, f"offer-xmas50:{pid}:bonus")
     ann = world.resolve("e-3", PHONE, DEVICE)  # the merge
@@ -188,6 +192,7 @@ def test_erasure_removes_the_wallets_and_loyalty_accounts_of_every_merged_id(wor
     records = set(receipt.wallet_records)
     assert {f"code:{k}" for k in (redeemed, issued, other)} <= records
     assert {f"expiry:{issued}", f"expiry:{other}"} <= records and f"expiry:{redeemed}" not in records
+    assert f"pending:{other}" in records and world.offers.due_pending(10) == []
     assert {f"limit:{pid}/xmas50" for pid in ids} <= records
     assert receipt.loyalty_accounts == sorted(f"{pid}/club" for pid in ids)
     ops = {f"club/grant:offer-xmas50:{pid}:bonus" for pid in ids} | {"club/grant:welcome-back"}

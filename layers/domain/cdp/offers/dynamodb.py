@@ -74,7 +74,7 @@ def expiry_key(entry: WalletEntry) -> dict[str, Any]:
     }
 
 
-def _pending_key(entry: WalletEntry) -> dict[str, Any]:
+def pending_key(entry: WalletEntry) -> dict[str, Any]:
     """The marker of an entry whose provider could not say what it did: the tick asks again (`due_pending`)."""
     shard = zlib.crc32(entry.issue_id.encode()) % EXPIRY_SHARDS
     return {PK: {"S": f"{PENDING_PK}#{shard:02d}"}, SK: {"S": f"{entry.brand_id}#{entry.person_id}#{entry.issue_id}"}}
@@ -84,7 +84,7 @@ def _settled(current: WalletEntry, table: str) -> list[dict[str, Any]]:
     """Leaving `pending` (paid, granted, failed, expired): its marker goes in the same transaction."""
     if current.payout is None or current.payout.status != "pending":
         return []
-    return [{"Delete": {"TableName": table, "Key": _pending_key(current)}}]
+    return [{"Delete": {"TableName": table, "Key": pending_key(current)}}]
 
 
 def _imported_code_key(brand_id: str, offer_id: str, n: int) -> dict[str, Any]:
@@ -531,7 +531,7 @@ class DynamoOfferStore(OfferStore):
         noted = current.model_copy(update={"payout": payout})
         items = [self._move(noted, "issued")]
         if payout.status == "pending":  # the tick asks the provider again (due_pending)
-            items.append({"Put": {"TableName": self._table, "Item": _pending_key(noted)}})
+            items.append({"Put": {"TableName": self._table, "Item": pending_key(noted)}})
         else:
             items += _settled(current, self._table)
         try:

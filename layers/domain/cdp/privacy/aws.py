@@ -28,7 +28,7 @@ from cdp.identity.resolution import IdentifierRecord, LineageRecord
 from cdp.ingest.events import parse_event
 from cdp.loyalty.dynamodb import person_ref, timer_key
 from cdp.loyalty.ports import Operation
-from cdp.offers.dynamodb import DynamoOfferStore, code_key, expiry_key, wallet_key
+from cdp.offers.dynamodb import DynamoOfferStore, code_key, expiry_key, pending_key, wallet_key
 from cdp.offers.wallet import WalletEntry
 from cdp.org import OrgDirectory
 from cdp.privacy.models import ErasureReceipt
@@ -369,6 +369,8 @@ class DynamoOfferRecords(OfferRecords):
                 out.records.append(f"code:{entry.issue_id}")
             if self._delete(expiry_key(entry)):
                 out.records.append(f"expiry:{entry.issue_id}")
+            if self._delete(pending_key(entry)):  # a payout its provider left pending: the tick asks no more
+                out.records.append(f"pending:{entry.issue_id}")
             for hold_id in _hold_ids(entry):
                 self._erase_hold(brand_id, hold_id, entry.offer_id, ids, at, out)
         for pid in ids:
