@@ -37,6 +37,17 @@ class Retained(BaseModel):
     reason: str
 
 
+OFFER_LISTS = (  # the receipt's lists of what went from the offers table
+    "wallet_entries",
+    "wallet_records",
+    "budget_holds_released",
+    "budget_holds",
+    "loyalty_accounts",
+    "loyalty_operations",
+    "loyalty_timers",
+)
+
+
 class ErasureReceipt(BaseModel):
     """What one erasure removed, per store. It holds no personal data: person ids (pseudonymous, and the subject of the
     request), item sort keys, event dedupe keys (`{brand_id}#{source}#{event_id}`), wallet issue ids, budget hold ids
@@ -122,13 +133,7 @@ class ErasureReceipt(BaseModel):
         "outbox_objects",
         "import_objects",
         "ledger_records",
-        "wallet_entries",
-        "wallet_records",
-        "budget_holds_released",
-        "budget_holds",
-        "loyalty_accounts",
-        "loyalty_operations",
-        "loyalty_timers",
+        *OFFER_LISTS,
     )
 
     @computed_field  # type: ignore[prop-decorator]

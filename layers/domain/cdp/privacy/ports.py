@@ -126,7 +126,8 @@ class WalletErasure:
     """What one pass over the persons' wallets removed (labels as the receipt lists them)."""
 
     entries: list[str] = field(default_factory=list)  # '{person_id}/{issue_id}'
-    records: list[str] = field(default_factory=list)  # 'code:…', 'expiry:…', 'pending:{issue_id}', 'limit:{person}/{offer}'
+    # 'code:{issue_id}', 'expiry:…', 'pending:…' (a payout left pending), 'limit:{person}/{offer}'
+    records: list[str] = field(default_factory=list)
     holds_released: list[str] = field(default_factory=list)  # hold ids whose reservation went back to the pools
     holds: list[str] = field(default_factory=list)  # 'deleted:{hold_id}' (nothing spent), 'anonymised:{hold_id}'
 

@@ -38,7 +38,7 @@ from cdp.identity.resolution import IdentifierRecord
 from cdp.ingest.events import CanonicalEvent
 from cdp.observability import logger
 from cdp.org import OrgDirectory, load_org
-from cdp.privacy.models import ErasureReceipt, ObjectChange, PersonErased, PersonExport, Retained
+from cdp.privacy.models import OFFER_LISTS, ErasureReceipt, ObjectChange, PersonErased, PersonExport, Retained
 from cdp.privacy.ports import DataArchive, FiledEvent, ItemKey, LedgerRecords, OfferRecords, PersonRecords, StoredItem
 from cdp.privacy.raw import Mode, Needles, RawScrub, scrub_raw, scrub_rows
 from cdp.privacy.scrub import mentions, scrub_json
@@ -54,15 +54,6 @@ SCANNED_PREFIXES = (topology.CAMPAIGNS_PREFIX, topology.EXPORTS_PREFIX)  # JSON 
 IMPORT_REJECTS_PREFIX = f"{topology.IMPORTS_PREFIX}rejects/"
 IMPORT_REPORTS_PREFIX = f"{topology.IMPORTS_PREFIX}reports/"
 ROW_PREFIXES = (IMPORT_REJECTS_PREFIX, IMPORT_REPORTS_PREFIX, topology.REJECTS_PREFIX)
-OFFER_LISTS = (  # the receipt's lists of what went from the offers table
-    "wallet_entries",
-    "wallet_records",
-    "budget_holds_released",
-    "budget_holds",
-    "loyalty_accounts",
-    "loyalty_operations",
-    "loyalty_timers",
-)
 
 
 def identifier_hash(identifier_key: str) -> str:
