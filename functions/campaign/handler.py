@@ -42,13 +42,20 @@ def _plans() -> RunPlans:
 
 
 class _Plans:
-    """The plans, built at their first use: a run whose sends name no catalog offer never touches the offers table."""
+    """The plans, built at their first use: a run whose sends name no catalog offer nor budget pool never touches the
+    offers table."""
 
     def reserve(self, brand_id: str, run_id: str, offer_ids: Sequence[str], persons: int, now: datetime) -> int:
         return _plans().reserve(brand_id, run_id, offer_ids, persons, now)
 
+    def reserve_messages(self, brand_id: str, run_id: str, pool_id: str, amount_minor: int, now: datetime) -> int:
+        return _plans().reserve_messages(brand_id, run_id, pool_id, amount_minor, now)
+
     def release(self, brand_id: str, run_id: str, offer_ids: Sequence[str], now: datetime) -> None:
         _plans().release(brand_id, run_id, offer_ids, now)
+
+    def pool_problem(self, brand_id: str, pool_id: str, currency: str) -> str | None:
+        return _plans().pool_problem(brand_id, pool_id, currency)
 
 
 @cache

@@ -14,6 +14,7 @@ from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, Field, Json
 
+from cdp.budgets.dynamodb import DynamoBudgetLedger
 from cdp.campaigns.dynamodb import DynamoCampaignCatalog, DynamoStopSwitch
 from cdp.campaigns.journeys import journey_outcomes
 from cdp.campaigns.journeys_dynamodb import DynamoDeferredSends, DynamoJourneyStore
@@ -24,6 +25,7 @@ from cdp.channels.models import SendBatchRequest
 from cdp.channels.offers import WalletOffers
 from cdp.channels.ports import Channel
 from cdp.channels.service import LinkTracking, send_batch
+from cdp.channels.spending import PlanSpending
 from cdp.connectors.aws import SecretsManagerSources
 from cdp.ingest.service import repacked
 from cdp.observability import logger, metrics, tracer
@@ -51,6 +53,7 @@ class _Ports:
     contact: ContactRules
     journeys: DynamoJourneyStore
     offers: WalletOffers
+    spending: PlanSpending
 
 
 @cache
@@ -69,6 +72,7 @@ def _ports() -> _Ports:
         ),
         journeys=DynamoJourneyStore(settings.campaigns_table),
         offers=_offers(settings, profiles),
+        spending=PlanSpending(DynamoBudgetLedger(settings.offers_table)),  # a run's messages paid from its pool
     )
 
 
@@ -154,6 +158,7 @@ def send(request: SendBatchRequest) -> dict[str, Any]:
         switch=ports.switch,
         contact=ports.contact,
         offers=ports.offers,
+        spending=ports.spending,
     )
     _ANNOUNCED.flush(_bus(), pack=repacked)  # a failure fails the batch: its retry issues nothing twice
     ports.journeys.tally(request.brand_id or "", request.campaign_id, journey_outcomes(request.run_id, result))

@@ -98,8 +98,14 @@ def test_define_start_schedule_and_stop_switch_through_the_cli(
     refused = _cdp(server, "campaign", "validate", _file(tmp_path, bad, "bad.yaml"))
     assert refused.exit_code == 1 and "steps[0].send.template.body" in refused.output and "first_name" in refused.output
 
-    # When the right one is validated and defined
-    good = _file(tmp_path, _definition())
+    # And a budget naming a pool the brand does not have is refused with its field
+    nowhere = _definition(budget={**_definition()["budget"], "pool_id": "no-such-pool"})
+    refused = _cdp(server, "campaign", "define", _file(tmp_path, nowhere, "nowhere.yaml"))
+    assert refused.exit_code == 1 and "budget.pool_id" in refused.output and "no budget pool" in refused.output
+
+    # When the right one, paying its messages from a message pool of 1,000.00, is validated and defined
+    assert _cdp(server, "budget", "define", "e2e-weekly-sms", "--total", "100000", "--form", "message").exit_code == 0
+    good = _file(tmp_path, _definition(budget={**_definition()["budget"], "pool_id": "e2e-weekly-sms"}))
     checked = _cdp(server, "campaign", "validate", good)
     assert checked.exit_code == 0 and "valid" in checked.output and "4,000 first sends" in checked.output
     view = _json(server, "campaign", "define", good)
@@ -127,7 +133,12 @@ def test_define_start_schedule_and_stop_switch_through_the_cli(
     # every treated person was sent the SMS, unless the brand's cap (2 SMS in 7 days) had been reached by earlier tests
     assert touch1["sent"] + touch1["suppressed_frequency_cap"] == run["summary"]["treatment"]["size"]
     assert touch1["sent"] >= 1
-
+    # And the pool paid what the messages cost (5 fen an SMS, the reminders too), nothing left reserved for the run
+    sent = touch1["sent"] + run["summary"]["messages"]["touch2"]["sent"]
+    pools = runtime.http("GET", "/v1/budgets?brand_id=demo-brand", b"", {"x-api-key": runtime.admin_key})
+    (balance,) = [p for p in json.loads(pools.body)["pools"] if p["pool"]["pool_id"] == "e2e-weekly-sms"]
+    assert (balance["committed_minor"], balance["reserved_minor"]) == (5 * sent, 0), balance
+    assert balance["available_minor"] == 100_000 - 5 * sent
     # When scheduled, and the local clock fires next Monday's occurrence (10:00 in Shanghai) today
     scheduled = _json(server, "campaign", "activate", CAMPAIGN)
     monday = datetime.fromisoformat(scheduled["state"]["next_run_at"].replace("Z", "+00:00"))

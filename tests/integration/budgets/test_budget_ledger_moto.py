@@ -258,3 +258,27 @@ def test_a_run_reserves_its_plan_and_each_coupon_takes_its_share_without_moving_
     ledger.reserve(BRAND, "plan-r2", {"xmas": 100}, T0)
     with pytest.raises(HoldError, match="another plan"):
         ledger.carve(BRAND, "plan-r2", "c2", {"xmas": 200}, T0)
+
+
+def test_a_runs_message_batches_are_paid_from_its_plan_and_without_a_plan_from_the_pool(
+    ledger: DynamoBudgetLedger,
+) -> None:
+    from cdp.budgets.ledger import message_plan_id
+    from cdp.channels.spending import PlanSpending
+
+    # Given a message pool of 1,000 and a run that reserved its worst case of 600 at selection
+    ledger.define(pool("sms", 1_000, form="message"))
+    ledger.reserve(BRAND, message_plan_id("run-1"), {"sms": 600}, T0)
+    spending = PlanSpending(ledger, now=lambda: T0)
+    # When two batches' attempts pay what they sent (250 and 100), and the run ends
+    spending.spend(BRAND, "run-1", "sms", 250, "msg:a1")
+    spending.spend(BRAND, "run-1", "sms", 100, "msg:a2")
+    spending.spend(BRAND, "run-1", "sms", 100, "msg:a2")  # the same attempt asked again: once
+    assert amounts(ledger, "sms") == (400, 250, 350)
+    ledger.release(BRAND, message_plan_id("run-1"), T0)
+    # Then the pool spent 350 and got the rest back
+    assert amounts(ledger, "sms") == (650, 0, 350)
+    # And a batch of a run whose plan is gone (released meanwhile) is charged to the pool itself, never past it
+    spending.spend(BRAND, "run-1", "sms", 50, "msg:late")
+    spending.spend(BRAND, "run-2", "sms", 5_000, "msg:too-much")  # refused: logged, not counted
+    assert amounts(ledger, "sms") == (600, 0, 400)

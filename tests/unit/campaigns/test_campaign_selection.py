@@ -145,3 +145,61 @@ def test_select_derives_the_run_id_from_the_execution(
     assert result.selection.run_id == "spring-cake-2026-exec-42" == result.request.run_id
     assert result.selection.batches == [] and result.selection.counts.treatment == 0
     assert audience_key("spring-cake-2026-exec-42") in store
+
+
+class _Plans:
+    """Offer plans that reserve, and a message pool that holds `pool_minor`."""
+
+    def __init__(self, pool_minor: int) -> None:
+        self.pool_minor = pool_minor
+        self.messages: list[int] = []
+        self.released: list[str] = []
+
+    def reserve(self, brand_id: str, run_id: str, offer_ids: object, persons: int, now: datetime) -> int:
+        return 0
+
+    def reserve_messages(self, brand_id: str, run_id: str, pool_id: str, amount_minor: int, now: datetime) -> int:
+        if amount_minor > self.pool_minor:
+            from cdp.budgets.ledger import BudgetExhaustedError
+
+            raise BudgetExhaustedError(pool_id, amount_minor, self.pool_minor)
+        self.messages.append(amount_minor)
+        return amount_minor
+
+    def release(self, brand_id: str, run_id: str, offer_ids: object, now: datetime) -> None:
+        self.released.append(run_id)
+
+    def pool_problem(self, brand_id: str, pool_id: str, currency: str) -> str | None:
+        return None
+
+
+def test_a_budget_naming_a_pool_reserves_every_first_send_and_reminder_before_anything_leaves(
+    profile: ProfileFactory, request_for: RequestFactory, store: InMemoryArtifactStore, t0: datetime
+) -> None:
+    # Given 10 persons, SMS at 5 fen with an e-mail reminder at 1 fen, all treated, a message pool
+    profiles = InMemoryProfiles([profile(f"p{i:02d}", score=i / 100) for i in range(10)])
+    email = {"channel": "email", "template": {"subject": "Still there?", "body": "Your code is waiting"}}
+    budget = {**_budget(1_000), "pool_id": "sms-q4"}
+    req = request_for(budget=budget, holdout_fraction=0.0, touch2=email, second_touch=True)
+    plans = _Plans(pool_minor=10_000)
+    # When selected
+    select_audience(req, profiles, store, t0, plans=plans)
+    # Then 10 x (5 + 1) is reserved from the pool, and the manifest says so
+    doc = AudienceDocument.model_validate(store.get_json(audience_key("run-1")))
+    assert plans.messages == [60] and doc.manifest.messages_reserved_minor == 60
+
+
+def test_a_message_pool_that_cannot_cover_the_run_fails_its_selection_with_nothing_held(
+    profile: ProfileFactory, request_for: RequestFactory, store: InMemoryArtifactStore, t0: datetime
+) -> None:
+    import pytest
+
+    from cdp.budgets.ledger import BudgetExhaustedError
+
+    profiles = InMemoryProfiles([profile(f"p{i:02d}", score=i / 100) for i in range(10)])
+    req = request_for(budget={**_budget(1_000), "pool_id": "sms-q4"}, holdout_fraction=0.0)
+    plans = _Plans(pool_minor=20)
+    with pytest.raises(BudgetExhaustedError):
+        select_audience(req, profiles, store, t0, plans=plans)
+    # the run's offer plans went back, and no audience.json: a retried selection starts over
+    assert plans.released == ["run-1"] and not store.exists(audience_key("run-1"))

@@ -168,3 +168,9 @@ class BudgetLedger(ABC):
 
     @abstractmethod
     def hold(self, brand_id: str, hold_id: str) -> Hold | None: ...
+
+
+def message_plan_id(run_id: str) -> str:
+    """The hold a campaign run reserves its messages' worst case in at selection, when its budget names a pool; each
+    send batch commits what its messages cost from it, and the run's end releases the rest."""
+    return f"msgplan:{run_id}"

@@ -191,6 +191,10 @@ class CampaignService:
         """Store the definition as the campaign's next version (the first creates it as a draft)."""
         now = self.now()
         brand, cid = definition.brand_id, definition.campaign_id
+        pool = definition.budget.pool_id
+        problem = self.plans.pool_problem(brand, pool, definition.budget.currency) if self.plans and pool else None
+        if problem is not None:
+            raise CampaignInvalidError([ValidationIssue(field="budget.pool_id", message=problem)])
         current = self.catalog.state(brand, cid)
         number = current.latest_version + 1 if current else 1
         version = StoredVersion(version=number, definition=definition, created_at=now, created_by=client.name)
@@ -422,9 +426,9 @@ class CampaignService:
     def _release_plans(self, state: CampaignState, run: RunRecord) -> None:
         """A run stopped before its summary would keep its coupons' plan held: what is left goes back now (coupons
         already carved from it keep theirs; a send still in flight draws from the pools instead)."""
-        offers = self._version(state, run.version).definition.catalog_offers
-        if self.plans is not None and offers:
-            self.plans.release(state.brand_id, run.run_id, offers, self.now())
+        definition = self._version(state, run.version).definition
+        if self.plans is not None and (definition.catalog_offers or definition.budget.pool_id):
+            self.plans.release(state.brand_id, run.run_id, definition.catalog_offers, self.now())
 
     def fire_due(self, now: datetime) -> list[RunRecord]:
         """Start (or skip, with the reason) every scheduled occurrence due by `now`, and move each campaign on to

@@ -13,7 +13,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from cdp.campaigns.measurement import Lift
-from cdp.ingest.events import Currency, MinorUnits, Token, UtcDatetime
+from cdp.channels.models import MessageBudget
+from cdp.ingest.events import Token, UtcDatetime
 from cdp.profile.models import Profile
 
 CampaignChannel = Literal["sms", "email", "push", "wechat", "webhook", "outbox"]
@@ -145,12 +146,9 @@ class Touch(_Frozen):
         return [self.channel, *self.or_channels]
 
 
-class Budget(_Frozen):
-    """The budget pays for touch1 only (the audience is cut to it); touch2 spend is reported, not reserved."""
-
-    amount_minor: MinorUnits
-    currency: Currency
-    cost_per_message_minor: dict[CampaignChannel, MinorUnits] = Field(min_length=1)
+class Budget(MessageBudget):
+    """The cap pays for touch1 (the audience is cut to it); with a `pool_id`, the run reserves every treated person's
+    first send and reminder from the pool at selection, and what its messages cost is committed as they leave."""
 
     def cost_of(self, touch: Touch) -> int:
         """What one message of the touch may cost: its dearest channel (a person may get it on any of them)."""
@@ -274,6 +272,9 @@ class AudienceManifest(_Frozen):
     budget_reserved_minor: int = Field(description="treatment size x touch1 cost")
     offers_reserved_minor: int = Field(
         default=0, description="the catalog offers' worst case for every treated person, reserved from their pools"
+    )
+    messages_reserved_minor: int = Field(
+        default=0, description="the messages' worst case (first sends and reminders), reserved from the budget's pool"
     )
     currency: str
     batch_keys: list[str]

@@ -23,8 +23,13 @@ class ArtifactStore(ABC):
 
 
 class OfferPlans(Protocol):
-    """A run's catalog offers reserved whole at selection and released at its end (cdp.offers.service.RunPlans)."""
+    """A run's catalog offers, and its messages when its budget names a pool, reserved whole at selection and released
+    at its end (cdp.offers.service.RunPlans)."""
 
     def reserve(self, brand_id: str, run_id: str, offer_ids: Sequence[str], persons: int, now: datetime) -> int: ...
+
+    def reserve_messages(self, brand_id: str, run_id: str, pool_id: str, amount_minor: int, now: datetime) -> int: ...
+
+    def pool_problem(self, brand_id: str, pool_id: str, currency: str) -> str | None: ...
 
     def release(self, brand_id: str, run_id: str, offer_ids: Sequence[str], now: datetime) -> None: ...

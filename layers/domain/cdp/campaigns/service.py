@@ -114,6 +114,14 @@ def eligible(request: CampaignRequest, profile: Profile) -> bool:
     )
 
 
+def message_plan(request: CampaignRequest, treatment: Sequence[Member]) -> int:
+    """The worst case of the run's messages: every treated person's first send and, with a second touch, its
+    reminder, each on its dearest channel."""
+    first = sum(request.budget.cost_of(request.first_touch(m.variant)) for m in treatment)
+    second = request.budget.cost_of(request.touch2) * len(treatment) if request.follow_up and request.touch2 else 0
+    return first + second
+
+
 def capacity(request: CampaignRequest) -> int:
     """Recipients the budget pays touch1 for, capped by max_recipients."""
     cost = request.budget.cost_of(request.touch1)
@@ -321,9 +329,17 @@ def select_audience(
         step = TOUCH1 if variant is None else f"{TOUCH1}-{variant}"
         keys = _write_batches(store, run_id, step, ids, request.batch_size)
         batches.extend(BatchRef(batch_key=k, touch=request.first_touch(variant)) for k in keys)
-    offers_reserved = 0
+    offers_reserved = messages_reserved = 0
     if plans is not None and request.catalog_offers:  # before audience.json: a retried selection reserves again
         offers_reserved = plans.reserve(request.brand_id, run_id, request.catalog_offers, len(treatment), now)
+    if plans is not None and request.budget.pool_id is not None:
+        try:
+            messages_reserved = plans.reserve_messages(
+                request.brand_id, run_id, request.budget.pool_id, message_plan(request, treatment), now
+            )
+        except Exception:  # the offers' plans go back too: nothing held for a run that cannot start
+            plans.release(request.brand_id, run_id, request.catalog_offers, now)
+            raise
     counts = AudienceCounts(
         excluded_contact_policy=plan.excluded,
         eligible=len(pool),
@@ -343,6 +359,7 @@ def select_audience(
             capacity=capacity(request),
             budget_reserved_minor=sum(request.budget.cost_of(request.first_touch(m.variant)) for m in treatment),
             offers_reserved_minor=offers_reserved,
+            messages_reserved_minor=messages_reserved,
             currency=request.budget.currency,
             batch_keys=[b.batch_key for b in batches],
             batches=batches,
@@ -538,9 +555,9 @@ def release_plans(run_id: str, store: ArtifactStore, now: datetime, plans: Offer
     if plans is None or not store.exists(key):
         return []
     request = _load_audience(store, run_id).manifest.request
-    if request.catalog_offers:
+    if request.catalog_offers or request.budget.pool_id:
         plans.release(request.brand_id, run_id, request.catalog_offers, now)
-    return list(request.catalog_offers)
+    return [*request.catalog_offers, *(["messages"] if request.budget.pool_id else [])]
 
 
 def summarize(
@@ -555,7 +572,7 @@ def summarize(
     plans give back what their coupons did not take (`plans`)."""
     doc = _load_audience(store, run_id)
     request = doc.manifest.request
-    if plans is not None and request.catalog_offers:
+    if plans is not None and (request.catalog_offers or request.budget.pool_id):
         plans.release(request.brand_id, run_id, request.catalog_offers, now)
     touch1 = _load_tally(store, sends_key(run_id, TOUCH1))
     touch2 = _tally(touch2_results)

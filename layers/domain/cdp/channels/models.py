@@ -10,7 +10,9 @@ from jinja2 import TemplateSyntaxError
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from cdp import topology
+from cdp.budgets.ledger import PoolId
 from cdp.channels.templates import compile_template
+from cdp.ingest.events import Currency, MinorUnits
 
 ChannelName = Literal["sms", "email", "push", "wechat", "webhook", "outbox"]
 Token = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@/#+\-]+$")]
@@ -28,6 +30,21 @@ def message_id_for(campaign_id: str, step: str, person_id: str) -> str:
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MessageBudget(_Frozen):
+    """What a campaign's messages may cost: the price of one per channel, the run's cap and, when it names one, the
+    budget pool (form `message`) its messages are paid from: the run reserves their worst case there at selection and
+    each send batch commits what its messages cost (`cdp.budgets.ledger.message_plan_id`)."""
+
+    amount_minor: MinorUnits
+    currency: Currency
+    cost_per_message_minor: dict[ChannelName, MinorUnits] = Field(min_length=1)
+    pool_id: PoolId | None = Field(default=None, description="the budget pool the run's message cost is drawn from")
+
+    def cost_of_sent(self, by_channel: dict[str, int]) -> int:
+        """What the messages sent cost, by the channel each left on."""
+        return sum(n * self.cost_per_message_minor.get(name, 0) for name, n in by_channel.items())  # type: ignore[call-overload]
 
 
 class MessageTemplate(_Frozen):
@@ -87,6 +104,9 @@ class SendBatchRequest(_Frozen):
     test: bool = Field(default=False, description="a test send to seed persons: past caps, quiet hours, control group")
     template: MessageTemplate
     offer: Offer | None = None
+    budget: MessageBudget | None = Field(
+        default=None, description="a campaign run's: with a pool, the batch's message cost is committed from its plan"
+    )
     batch_key: str | None = Field(default=None, description="S3 key of a JSON list of person ids")
     person_ids: list[PersonId] | None = Field(default=None, max_length=MAX_INLINE_PERSONS)
 

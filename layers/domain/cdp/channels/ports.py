@@ -91,6 +91,15 @@ class OfferNotIssuedError(CdpError):
     """The step's offer could not be issued to this person (out of stock, their limit, the budget): not sent."""
 
 
+class MessageSpending(ABC):
+    """Pays a batch's messages from the run's message plan (`cdp.channels.spending.PlanSpending`)."""
+
+    @abstractmethod
+    def spend(self, brand_id: str, run_id: str, pool_id: str, amount_minor: int, op_id: str) -> None:
+        """Commit `amount_minor` from the run's plan (once per `op_id`); never raises for the budget's answer: the
+        messages have left."""
+
+
 class OfferIssuer(ABC):
     """Issues a catalog offer to a recipient as their message leaves (`cdp.channels.offers.WalletOffers`)."""
 

@@ -4,6 +4,7 @@ deliver, record. Pure domain: every AWS effect goes through a port."""
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -17,6 +18,7 @@ from cdp.channels.ports import (
     Channel,
     ClaimOutcome,
     DeliveryRejected,
+    MessageSpending,
     OfferIssuer,
     OfferNotIssuedError,
     SendKey,
@@ -176,6 +178,17 @@ class LinkTracking:
         )
 
 
+def _pay_messages(request: SendBatchRequest, result: SendBatchResult, spending: MessageSpending | None) -> None:
+    """The messages this attempt sent, paid from the run's message plan. The op id is the attempt's own: a retried
+    batch sends (and pays) only what the attempt before it did not."""
+    budget = request.budget
+    if spending is None or budget is None or budget.pool_id is None or not request.brand_id:
+        return
+    cost = budget.cost_of_sent(result.by_channel)
+    if cost:
+        spending.spend(request.brand_id, request.run_id, budget.pool_id, cost, f"msg:{uuid.uuid4().hex}")
+
+
 def send_batch(
     request: SendBatchRequest,
     profiles: ProfileReader,
@@ -188,6 +201,7 @@ def send_batch(
     switch: StopSwitch | None = None,
     contact: ContactRules | None = None,
     offers: OfferIssuer | None = None,
+    spending: MessageSpending | None = None,
 ) -> SendBatchResult:
     """Deliver the batch; one person's failure never loses the others. Raises ChannelError only when nothing of the
     batch was delivered and something failed (so the state machine retries); failed sends stay claimable."""
@@ -216,6 +230,7 @@ def send_batch(
         _send_one(batch, current.get(person_id), ledger, channels, seen_survivors, links, offers)
 
     result = batch.result
+    _pay_messages(request, result, spending)
     logger.info("send batch done", **result.model_dump(exclude={"failures", "by_channel"}))
     if result.failed and not (result.sent or batch.sent_earlier):
         if batch.render_failures == result.failed:  # a broken template: retrying cannot help

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field, ValidationError
 
-from cdp.budgets.ledger import BudgetExhaustedError, BudgetLedger, BudgetPool, PoolBalance
+from cdp.budgets.ledger import BudgetExhaustedError, BudgetLedger, BudgetPool, PoolBalance, message_plan_id
 from cdp.errors import (
     CdpError,
     ConflictError,
@@ -657,10 +657,27 @@ class RunPlans:
             raise
         return reserved
 
+    def pool_problem(self, brand_id: str, pool_id: str, currency: str) -> str | None:
+        """Why a campaign's budget cannot name this pool (None: it can)."""
+        found = self.budgets.balance(brand_id, pool_id)
+        if found is None:
+            return f"no budget pool {pool_id} in brand {brand_id}"
+        if found.pool.currency != currency:
+            return f"pool {pool_id} is in {found.pool.currency}, the budget in {currency}"
+        return None
+
+    def reserve_messages(self, brand_id: str, run_id: str, pool_id: str, amount_minor: int, now: datetime) -> int:
+        """The run's messages' worst case held in their pool (BudgetExhaustedError when it cannot cover it)."""
+        if amount_minor <= 0:
+            return 0
+        self.budgets.reserve(brand_id, message_plan_id(run_id), {pool_id: amount_minor}, now)
+        return amount_minor
+
     def release(self, brand_id: str, run_id: str, offer_ids: Sequence[str], now: datetime) -> None:
-        """What the run's plans have left goes back to the pools (the coupons carved from them keep theirs)."""
-        for offer_id in dict.fromkeys(offer_ids):
-            plan = self.budgets.hold(brand_id, plan_id_for(run_id, offer_id))
+        """What the run's plans have left goes back to the pools (the coupons carved from them keep theirs, the
+        messages sent keep what they cost)."""
+        for plan_id in [*(plan_id_for(run_id, o) for o in dict.fromkeys(offer_ids)), message_plan_id(run_id)]:
+            plan = self.budgets.hold(brand_id, plan_id)
             if plan is not None and plan.state == "open":
                 self.budgets.release(brand_id, plan.hold_id, now)
 
