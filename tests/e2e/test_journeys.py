@@ -224,6 +224,58 @@ def test_a_journey_entry_reserves_its_coupon_at_entry_and_gives_the_rest_back_wh
     assert balance() == (1_500, 1_000, 0)
 
 
+def test_a_journey_paying_its_messages_from_a_pool_reserves_each_entrys_sms_and_spends_what_leaves(
+    runtime: LocalRuntime, post_events: PostEvents
+) -> None:
+    # Given a message pool of 0.12 and a journey whose one SMS (5 fen) is paid from it
+    pool = {"brand_id": BRAND, "pool_id": "e2e-journey-sms", "total_minor": 12, "currency": "CNY", "form": "message"}
+    _api(runtime, "POST", "/v1/budgets", pool)
+    journey = {
+        "campaign_id": "e2e_paid_journey",
+        "brand_id": BRAND,
+        "name": "Paid reminder",
+        "trigger": {"event": "add_to_cart"},
+        "exit_on": ["order_placed"],
+        "steps": [{"wait": {"hours": 1}}, {"send": {"channel": "sms", "template": {"body": "Your cart is waiting"}}}],
+        "budget": {
+            "amount_minor": 1_000,
+            "currency": "CNY",
+            "cost_per_message_minor": {"sms": 5},
+            "pool_id": "e2e-journey-sms",
+        },
+        "holdout": 0.0,
+    }
+    _api(runtime, "POST", "/v1/campaigns", journey)
+    _api(runtime, "POST", f"/v1/campaigns/e2e_paid_journey/activate?brand_id={BRAND}")
+    phones = ["13766500031", "13766500032", "13766500033"]
+    post_events([_event("consent_changed", p, "pj", channel="all", granted=True, purpose="marketing") for p in phones])
+
+    def balance() -> tuple[int, int, int]:
+        pools = _api(runtime, "GET", f"/v1/budgets?brand_id={BRAND}")["pools"]
+        found = next(p for p in pools if p["pool"]["pool_id"] == "e2e-journey-sms")
+        return found["available_minor"], found["reserved_minor"], found["committed_minor"]
+
+    # When three shoppers add to their carts: two entries' SMS fit the pool, the third cannot enter
+    started = datetime.now(UTC)
+    cart = [
+        _event("add_to_cart", p, "pj", sku="CAKE-3", quantity=1, unit_price_minor=8800, currency="CNY") for p in phones
+    ]
+    post_events(cart)
+    assert balance() == (2, 10, 0)
+    results = _api(runtime, "GET", f"/v1/campaigns/e2e_paid_journey/journey?brand_id={BRAND}")
+    assert results["by_status"]["treatment"] == {"active": 2, "out_of_budget": 1}
+    # When the first orders before the SMS: her entry's 5 go back; the other's SMS leaves and is paid from her plan
+    lines = [{"sku": "CAKE-3", "quantity": 1, "unit_price_minor": 8800}]
+    post_events(
+        [_event("order_placed", phones[0], "pj", order_id="PJ-1", lines=lines, total_minor=8800, currency="CNY")]
+    )
+    assert balance() == (7, 5, 0)
+    runtime.fire_schedule(topology.CAMPAIGN_TICK.local_name, started + timedelta(hours=1, minutes=1))
+    runtime.drain()
+    assert len(_outbox_of(runtime, "e2e_paid_journey")) == 1
+    assert balance() == (7, 0, 5)
+
+
 def _outbox_of(runtime: LocalRuntime, campaign: str) -> list[dict[str, Any]]:
     s3 = runtime.client("s3")
     listed = s3.list_objects_v2(Bucket=topology.DATA_BUCKET_LOCAL_NAME, Prefix=f"{topology.OUTBOX_PREFIX}")

@@ -333,6 +333,14 @@ def entry_plan_run(state: JourneyState) -> str:
     return f"{state.campaign_id}-v{state.version}{JOURNEY_RUN_SUFFIX}:e{state.entries}:{state.person_id}"
 
 
+def entry_message_plan(definition: CampaignDefinition) -> int:
+    """A journey entry's messages' worst case: each send step once, at its dearest channel (a loop's later laps are
+    paid from the pool itself as they leave)."""
+    prices = definition.budget.cost_per_message_minor
+    sends = [s.send for _, s in definition.all_steps() if s.send is not None]
+    return sum(max(prices.get(c, 0) for c in (send.channel, *send.or_channels)) for send in sends)
+
+
 def holdout_group(campaign_id: str, person_id: str, share: float) -> Group:
     """Stable: the same person is in the same group of a campaign every time they enter."""
     digest = hashlib.sha256(f"{campaign_id}:{person_id}".encode()).digest()
@@ -490,20 +498,26 @@ class JourneyEngine:
     def _reserve(self, state: JourneyState, definition: CampaignDefinition) -> bool:
         """A treated entry's worst case: one of each catalog offer its steps issue, held from the offers' pools
         until they leave (False: a pool cannot cover it)."""
-        if self.plans is None or state.group != "treatment" or not definition.catalog_offers:
+        pool = definition.budget.pool_id
+        if self.plans is None or state.group != "treatment" or not (definition.catalog_offers or pool):
             return True
+        run = entry_plan_run(state)
         try:
-            self.plans.reserve(state.brand_id, entry_plan_run(state), definition.catalog_offers, 1, self.now())
+            self.plans.reserve(state.brand_id, run, definition.catalog_offers, 1, self.now())
+            if pool is not None:  # and every send step's message once, at its dearest channel
+                self.plans.reserve_messages(state.brand_id, run, pool, entry_message_plan(definition), self.now())
         except BudgetExhaustedError as exc:
-            logger.info("journey offers' pool short", campaign_id=state.campaign_id, error=str(exc))
+            logger.info("journey entry's pool short", campaign_id=state.campaign_id, error=str(exc))
+            self.plans.release(state.brand_id, run, definition.catalog_offers, self.now())
             return False
         return True
 
     def _release(self, state: JourneyState, definition: CampaignDefinition | None) -> None:
         """What the entry's plan has left goes back (the coupons it issued keep their holds)."""
-        if self.plans is None or state.group != "treatment" or definition is None or not definition.catalog_offers:
+        if self.plans is None or state.group != "treatment" or definition is None:
             return
-        self.plans.release(state.brand_id, entry_plan_run(state), definition.catalog_offers, self.now())
+        if definition.catalog_offers or definition.budget.pool_id:
+            self.plans.release(state.brand_id, entry_plan_run(state), definition.catalog_offers, self.now())
 
     def _eligible(self, definition: CampaignDefinition, person_id: str, profile: Profile | None = None) -> bool:
         audience = definition.audience
@@ -695,6 +709,7 @@ class JourneyEngine:
             purpose=step.purpose,
             template=step.template.model_dump(),
             offer=step.offer.model_dump() if step.offer else None,
+            budget=definition.budget if definition.budget.pool_id else None,  # its messages paid from the pool
             person_ids=[state.person_id],
         )
 

@@ -185,8 +185,10 @@ def _pay_messages(request: SendBatchRequest, result: SendBatchResult, spending: 
     if spending is None or budget is None or budget.pool_id is None or not request.brand_id:
         return
     cost = budget.cost_of_sent(result.by_channel)
+    persons = request.person_ids or []
+    run = plan_run(request, persons[0]) if len(persons) == 1 else request.run_id  # a journey sends one person each
     if cost:
-        spending.spend(request.brand_id, request.run_id, budget.pool_id, cost, f"msg:{uuid.uuid4().hex}")
+        spending.spend(request.brand_id, run, budget.pool_id, cost, f"msg:{uuid.uuid4().hex}")
 
 
 def send_batch(
@@ -363,9 +365,7 @@ class _Composer:
             self._render(stand_in)
             offer_id = request.offer.offer_id
             # out of the plan the run's selection (or the journey entry) reserved (cdp.campaigns.journeys)
-            entry = _JOURNEY_ENTRY.match(request.step)
-            run = f"{request.run_id}:{entry.group(1)}:{draft.person_id}" if entry else request.run_id
-            plan = plan_id_for(run, offer_id)
+            plan = plan_id_for(plan_run(request, draft.person_id), offer_id)
             issued = self.offers.issue(profile.brand_id, offer_id, draft.person_id, offer_issue_id(request), plan)
             offer = {**(offer or {}), "code": issued.code, "valid_until": issued.valid_until.isoformat()}
         return self._render(offer)
@@ -478,6 +478,13 @@ def _release(ledger: SendLedger, key: SendKey, attempt_id: str, now: datetime, p
 
 
 _JOURNEY_ENTRY = re.compile(r"^(e\d+)-")
+
+
+def plan_run(request: SendBatchRequest, person_id: str) -> str:
+    """What the plans a send draws on are named by: the campaign run, or a journey's run with its entry and person
+    (`cdp.campaigns.journeys.entry_plan_run`)."""
+    entry = _JOURNEY_ENTRY.match(request.step)
+    return f"{request.run_id}:{entry.group(1)}:{person_id}" if entry else request.run_id
 
 
 def offer_issue_id(request: SendBatchRequest) -> str:
