@@ -84,6 +84,12 @@ def _execution(runtime: LocalRuntime, run_id: str) -> str:
     return f"{runtime.state_machine_arns['campaign'].replace(':stateMachine:', ':execution:')}:{run_id}"
 
 
+def _described(runtime: LocalRuntime, run_id: str) -> dict[str, Any]:
+    """Why a run did not reach its wait: its status, and its error and cause when it failed."""
+    found = runtime.client("stepfunctions").describe_execution(executionArn=_execution(runtime, run_id))
+    return {k: found.get(k) for k in ("status", "error", "cause", "output")}
+
+
 def test_define_start_schedule_and_stop_switch_through_the_cli(
     runtime: LocalRuntime, server: LocalApiServer, tmp_path: Path
 ) -> None:
@@ -121,7 +127,8 @@ def test_define_start_schedule_and_stop_switch_through_the_cli(
     started = _json(server, "campaign", "start", CAMPAIGN)
     run_id = started["run"]["run_id"]
     started_at = datetime.fromisoformat(started["run"]["at"].replace("Z", "+00:00"))
-    assert runtime.wait_state_entered(_execution(runtime, run_id), timeout=120)  # the 3 days before the reminder
+    # the 3 days before the reminder
+    assert runtime.wait_state_entered(_execution(runtime, run_id), timeout=120), _described(runtime, run_id)
     # (the local clock moves past them: a tick fired 3 days and a minute later ends the wait, as time would have)
     _json(server, "campaign", "tick", "--at", (started_at + timedelta(days=3, minutes=1)).isoformat())
     status, output = runtime.wait_execution(_execution(runtime, run_id), timeout=120)
@@ -150,7 +157,9 @@ def test_define_start_schedule_and_stop_switch_through_the_cli(
     assert early["result"]["started"] == [] and again["result"]["started"] == []
     (scheduled_run,) = fired["result"]["started"]
     assert scheduled_run == f"{CAMPAIGN}-v1-{monday:%Y%m%dT%H%M}Z"
-    assert runtime.wait_state_entered(_execution(runtime, scheduled_run), timeout=120)
+    assert runtime.wait_state_entered(_execution(runtime, scheduled_run), timeout=120), _described(
+        runtime, scheduled_run
+    )
     _json(server, "campaign", "tick", "--at", (monday + timedelta(days=3, minutes=1)).isoformat())
     assert runtime.wait_execution(_execution(runtime, scheduled_run), timeout=120)[0] == "SUCCEEDED"
 
