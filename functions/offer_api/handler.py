@@ -1,7 +1,7 @@
 """HTTP API: the offer catalog (coupons, red packets, points, gifts), imported codes, issuing to a person's wallet
-(red packets paid out through the brand's WeChat Pay merchant), the wallet, budget pools (see cdp.offers.service and
-cdp.budgets), and claim links: minted with a key, claimed on a public page whose token is the authority
-(cdp.offers.claims, cdp.app.claim_page)."""
+(red packets paid out and WeChat Pay cash coupons issued through the brand's merchant), the wallet, budget pools
+(see cdp.offers.service and cdp.budgets), and claim links: minted with a key, claimed on a public page whose token is
+the authority (cdp.offers.claims, cdp.app.claim_page)."""
 
 from __future__ import annotations
 
@@ -103,7 +103,8 @@ def _docs(ok: dict[int, tuple[Any, str]], errors: tuple[int, ...]) -> dict[int, 
     out = responses(ok, [s for s in errors if s != 422])
     if 409 in out:
         out[409]["description"] = (
-            "exists, out of stock, the person's limit reached, a budget pool short, or a red packet not paid out"
+            "exists, out of stock, the person's limit reached, a budget pool short, a red packet not paid out "
+            "(red_packet_not_paid) or an external coupon not granted (coupon_not_granted), with the provider's reason"
         )
     if 422 in errors:
         out[422] = {"description": "the body is wrong: `errors` names every problem with its field path"}

@@ -55,6 +55,29 @@ def test_the_samples_are_valid_offers(path: Path) -> None:
         ({"budget_pools": ["Bad Pool"]}, ("budget_pools", 0), "String should match"),
         ({"offer_id": "Has Space"}, ("offer_id",), "String should match"),
         ({"stock": 0}, ("stock",), "greater than or equal to 1"),
+        ({"coupon": {"amount_off_minor": 500, "codes": "external"}}, ("coupon",), "give both or neither"),
+        (
+            {"coupon": {"amount_off_minor": 500, "external": {"stock_id": "16000001"}}},
+            ("coupon",),
+            "give both or neither",
+        ),
+        (
+            {"coupon": {"amount_off_minor": 500, "codes": "external", "external": {"stock_id": "not-digits"}}},
+            ("coupon", "external", "stock_id"),
+            "String should match",
+        ),
+        (
+            {
+                "coupon": {
+                    "amount_off_minor": 500,
+                    "codes": "external",
+                    "code_prefix": "WX",
+                    "external": {"stock_id": "16000001"},
+                }
+            },
+            ("coupon",),
+            "code_prefix does not apply",
+        ),
     ],
 )
 def test_a_bad_offer_names_its_field(changes: dict[str, Any], where: tuple[Any, ...], message: str) -> None:
