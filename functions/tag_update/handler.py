@@ -3,6 +3,7 @@ changes can change of each person's tags, once per person per entry; a permanent
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from functools import cache, partial
 from typing import Any
@@ -46,7 +47,9 @@ def stores() -> DynamoTagStore:
     return _wired()[1]
 
 
-def record_handler(record: ProfileChangeRecord, publisher: DeferredPublisher) -> None:
+def record_handler(
+    record: ProfileChangeRecord, publisher: DeferredPublisher, tally: Counter[str] | None = None
+) -> None:
     entry = record.body
     parts = entry.detail.data.raw_changes()
     changes: dict[int, ProfileChange] = {}
@@ -67,12 +70,10 @@ def record_handler(record: ProfileChangeRecord, publisher: DeferredPublisher) ->
             correlation_id=entry.detail.metadata.correlation_id,
             publisher=publisher,
         )
-        if outcome.skipped:
-            metrics.add_metric(name="TagUpdatesSkipped", unit="Count", value=1)
-        if outcome.changes:
-            metrics.add_metric(name="TagChanges", unit="Count", value=len(outcome.changes))
-        if outcome.audience_changes:
-            metrics.add_metric(name="AudienceTransitions", unit="Count", value=outcome.audience_changes)
+        counts = tally if tally is not None else Counter()
+        counts["TagUpdatesSkipped"] += int(outcome.skipped)
+        counts["TagChanges"] += len(outcome.changes)
+        counts["AudienceTransitions"] += outcome.audience_changes
 
     each_group(_dead_letters(), record, parts, list(by_person.values()), "updates", refresh)
 
@@ -85,16 +86,20 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItem
     # whole batch are published together at the end: if that fails the invocation fails, and every record is
     # redelivered and announces what it wrote (refresh looks its changes up by cause on a redelivery).
     deferred = DeferredPublisher()
+    tally: Counter[str] = Counter()  # one value per metric and invocation (a packed batch holds thousands of persons)
     store = stores()
     with store.batch_reads():
         store.get_many(subjects(event.get("Records") or []))
         response = process_partial_response(
             event=event,
-            record_handler=partial(record_handler, publisher=deferred),
+            record_handler=partial(record_handler, publisher=deferred, tally=tally),
             processor=processor,
             context=context,
         )
     deferred.flush(engine().publisher)
+    for name, value in tally.items():
+        if value:
+            metrics.add_metric(name=name, unit="Count", value=value)
     return response
 
 

@@ -508,3 +508,22 @@ def test_a_score_written_with_the_tags_shares_their_version_check(aws: dict[str,
         store.write_tags("p-scored", 1, {}, None, [], scores={"m": old})
     after = store.get("p-scored")
     assert after is not None and after.scores["m"] == new and after.tags_version == 2
+
+
+def test_an_invocation_adds_each_metric_once_however_many_persons_it_refreshes(
+    aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given 120 persons' review updates in one packed entry (nothing reads reviews: each refresh is skipped)
+    added: list[tuple[str, float]] = []
+    handler = aws["tag_update"]
+    monkeypatch.setattr(handler.metrics, "add_metric", lambda name, unit, value: added.append((name, value)))
+    updates = [
+        {"person_id": f"p-{i:03d}", "event_id": f"r{i}", "event_type": "review_posted", "version": 1}
+        for i in range(120)
+    ]
+    result = handler.lambda_handler(
+        sqs_event("", "", bus_id="bus-m", updates=updates), LocalLambdaContext(topology.TAG_UPDATE)
+    )
+    # Then one value per metric (powertools flushes a metric of 100 values on its own, metrics disabled or not)
+    assert result == {"batchItemFailures": []}
+    assert added == [("TagUpdatesSkipped", 120)]
