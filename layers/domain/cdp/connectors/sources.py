@@ -14,6 +14,8 @@ from abc import ABC, abstractmethod
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
+from cryptography.hazmat.primitives.serialization import load_pem_private_key, load_pem_public_key
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from cdp.errors import CdpError
@@ -122,9 +124,6 @@ class WeChatPayApiV3(_Cfg):
     @model_validator(mode="after")
     def _keys_load(self) -> WeChatPayApiV3:
         # loaded now, so a bad key fails the sources document with its field named rather than the first issue
-        from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
-        from cryptography.hazmat.primitives.serialization import load_pem_private_key, load_pem_public_key
-
         try:
             private = load_pem_private_key(self.private_key_pem.get_secret_value().encode(), password=None)
         except (ValueError, TypeError) as exc:
