@@ -28,7 +28,7 @@ from cdp.offers.wallet import WalletEntry
 from cdp.org import load_org
 from cdp.privacy.aws import PrivacyPorts, privacy_ports
 from cdp.privacy.models import ErasureReceipt
-from cdp.privacy.service import erase_person
+from cdp.privacy.service import erase_person, export_person
 from cdp.profile.dynamodb import DynamoProfileStore
 from cdp.shared.envelope import Publishable
 from cdp.shared.ports import EventPublisher
@@ -161,6 +161,14 @@ def test_erasure_removes_the_wallets_and_loyalty_accounts_of_every_merged_id(wor
     assert _naming(world.offer_items(), ids)
     # 100,000: 3,000 spent of the redeemed hold, 5,000 still reserved for each of the three coupons still issued
     assert world.pool() == (82_000, 15_000, 3_000)
+    # And her export (subject access) lists her wallet, the merged person's coupon included, and her club account
+    export = export_person(ann, world.ports.records, now=T0, offers=world.ports.offers)
+    assert sorted(e.issue_id for e in export.wallet) == sorted(
+        entries[k].issue_id for k in ("redeemed", "issued", "merged")
+    )
+    accounts = {a.person_id: a for a in export.loyalty_accounts}
+    assert set(accounts) == {ann, merged} and accounts[merged].merged_into == ann  # as held: the folded one too
+    assert accounts[ann].balance == 650  # 300 + 300 folded + 50
 
     # When Ann is erased
     receipt = world.erase(ann)

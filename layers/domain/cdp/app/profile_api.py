@@ -535,4 +535,4 @@ class ProfileApi:
         """Everything held on the person (subject access); the key must see all of the person's data."""
         authorize(client, READ_PROFILES_SCOPE)
         profile = self._wholly_visible(person_id, client.org_scope, "an export")
-        return export_person(profile.person_id, self._privacy.records, self._org, self._now())
+        return export_person(profile.person_id, self._privacy.records, self._org, self._now(), self._privacy.offers)

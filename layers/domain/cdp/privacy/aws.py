@@ -26,7 +26,8 @@ from cdp.errors import ConflictError, StoreError
 from cdp.identity.dynamodb import DynamoIdentityStore
 from cdp.identity.resolution import IdentifierRecord, LineageRecord
 from cdp.ingest.events import parse_event
-from cdp.loyalty.dynamodb import person_ref, timer_key
+from cdp.loyalty.accounts import Account
+from cdp.loyalty.dynamodb import DynamoAccountStore, person_ref, timer_key
 from cdp.loyalty.ports import Operation
 from cdp.offers.dynamodb import DynamoOfferStore, code_key, expiry_key, pending_key, wallet_key
 from cdp.offers.wallet import WalletEntry
@@ -356,6 +357,7 @@ class DynamoOfferRecords(OfferRecords):
         self._table = table_name
         self._db: DynamoDBClient = client or default_client("dynamodb")
         self._wallets = DynamoOfferStore(table_name, client=self._db)  # reads entries and holds as the store wrote them
+        self._accounts = DynamoAccountStore(table_name, client=self._db)
 
     # -- wallets ---------------------------------------------------------------------------------------------------
 
@@ -425,6 +427,18 @@ class DynamoOfferRecords(OfferRecords):
             transact(self._db, [{"Put": new_item(self._table, item, OFFERS_PK)}, {"Delete": delete}], "a hold re-keyed")
         except ClientError as exc:
             raise ConflictError(f"hold {hold.hold_id} changed during the erasure; retry") from exc
+
+    def wallet(self, brand_id: str, person_ids: Collection[str]) -> list[WalletEntry]:
+        return [e for pid in sorted(set(person_ids)) for e in self._wallets.wallet(brand_id, pid)]
+
+    def loyalty_accounts(self, brand_id: str, person_ids: Collection[str]) -> list[Account]:
+        out = []
+        for pid in sorted(set(person_ids)):
+            for item in self._query(f"LOYALTY#{brand_id}#{pid}"):  # `cdp.loyalty.dynamodb`: one per programme
+                found = self._accounts.get(brand_id, item[OFFERS_SK]["S"].removeprefix("ACCOUNT#"), pid)
+                if found is not None:
+                    out.append(found)
+        return out
 
     # -- loyalty ---------------------------------------------------------------------------------------------------
 

@@ -10,6 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field, computed_field
 from cdp import topology
 from cdp.identity.resolution import LineageRecord
 from cdp.ingest.events import CanonicalEvent
+from cdp.loyalty.accounts import Account
+from cdp.offers.wallet import WalletEntry
 from cdp.profile.models import ModelScore, Profile, TagValue
 from cdp.profile.ports import MessageRecord
 from cdp.shared.envelope import Publishable
@@ -156,6 +158,10 @@ class PersonExport(BaseModel):
     edits: list[dict[str, Any]] = Field(description="manual profile edits: who changed what, when")
     tags: dict[str, TagValue]
     scores: dict[str, ModelScore]
+    wallet: list[WalletEntry] = Field(default_factory=list, description="offers issued to them: coupons, red packets")
+    loyalty_accounts: list[Account] = Field(
+        default_factory=list, description="their accounts of the programmes the platform keeps: points lots, level"
+    )
 
 
 class PersonErased(Publishable):

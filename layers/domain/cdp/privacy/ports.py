@@ -12,6 +12,8 @@ from typing import Any
 from cdp.channels.ports import SendKey
 from cdp.identity.resolution import IdentifierRecord, LineageRecord
 from cdp.ingest.events import CanonicalEvent
+from cdp.loyalty.accounts import Account
+from cdp.offers.wallet import WalletEntry
 from cdp.privacy.models import ErasureReceipt
 from cdp.profile.models import Profile
 from cdp.profile.ports import MessageRecord
@@ -152,6 +154,14 @@ class OfferRecords(ABC):
         counters. Each entry's budget hold still open is released (its money goes back to the pools); a hold with
         nothing spent is then deleted, one with money spent is kept for the pools' figures under an id that names no
         one ('{offer_id}:erased:{random}')."""
+
+    @abstractmethod
+    def wallet(self, brand_id: str, person_ids: Collection[str]) -> list[WalletEntry]:
+        """The persons' offers wallet entries (an export lists them)."""
+
+    @abstractmethod
+    def loyalty_accounts(self, brand_id: str, person_ids: Collection[str]) -> list[Account]:
+        """The persons' loyalty accounts of the programmes the platform keeps (an export lists them)."""
 
     @abstractmethod
     def erase_loyalty(self, brand_id: str, person_ids: Collection[str]) -> LoyaltyErasure:

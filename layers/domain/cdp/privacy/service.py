@@ -601,7 +601,11 @@ def _announce(receipt: ErasureReceipt, publisher: EventPublisher) -> None:
 
 
 def export_person(
-    person_id: str, records: PersonRecords, org: OrgDirectory | None = None, now: datetime | None = None
+    person_id: str,
+    records: PersonRecords,
+    org: OrgDirectory | None = None,
+    now: datetime | None = None,
+    offers: OfferRecords | None = None,
 ) -> PersonExport:
     """Everything held on the person (an id merged into another exports the survivor). NotFoundError when unknown
     or erased."""
@@ -624,4 +628,6 @@ def export_person(
         edits=sorted(edits, key=lambda e: str(e.get("at", ""))),
         tags=dict(survivor.tags),
         scores=dict(survivor.scores),
+        wallet=offers.wallet(survivor.brand_id, ids) if offers is not None else [],
+        loyalty_accounts=offers.loyalty_accounts(survivor.brand_id, ids) if offers is not None else [],
     )
