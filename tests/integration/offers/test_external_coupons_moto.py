@@ -338,3 +338,38 @@ def test_the_tick_undoes_a_pending_coupon_wechat_pay_then_refuses(world: World) 
     assert (settled.failed, entry.state, entry.payout and entry.payout.reason) == (1, "failed", "NOT_ENOUGH")
     assert world.pool() == (10_000, 0, 0) and world.issued() == 0
     assert world.service.settle_pending().failed == 0  # nothing left to ask
+
+
+def test_a_pending_coupon_stays_pending_when_its_second_asking_cannot_even_call(world: World) -> None:
+    # Given a coupon WeChat Pay may have issued (no answer), then the merchant's v3 credentials leave the secret
+    world.fake.fail_coupons_next("SYSTEM_ERROR", status=500, issued=True)
+    world.fake.fail_coupons_next("SYSTEM_ERROR", status=500, times=2)
+    with pytest.raises(PayoutPendingError):
+        world.issue("ann", "wx-14")
+    world.accounts.system = None
+    # When the tick asks again: nothing can be called, and nothing is undone (the coupon may exist at WeChat Pay)
+    settled = world.service.settle_pending()
+    (entry,) = world.service.wallet(BRAND, "ann", ADMIN).entries
+    assert (settled.done, settled.failed, settled.pending) == (0, 0, 1)
+    assert (entry.state, entry.payout and entry.payout.status) == ("issued", "pending")
+    assert world.pool() == (8_000, 2_000, 0) and world.issued() == 1
+    # And once the credentials are back, the same request gets the one coupon
+    world.accounts.system = WeChatPayCoupons(merchant(world.fake))
+    assert world.service.settle_pending().done == 1 and len(world.fake.coupons) == 1
+
+
+def test_one_pending_entry_that_cannot_be_settled_does_not_stop_the_tick(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cdp.errors import StoreError
+
+    world.fake.fail_coupons_next("SYSTEM_ERROR", status=500, times=3)
+    with pytest.raises(PayoutPendingError):
+        world.issue("ann", "wx-15")
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise StoreError("the offers table throttled")
+
+    monkeypatch.setattr(world.service.store, "attach_code", broken)
+    settled = world.service.settle_pending()  # no exception: logged, asked again next tick
+    assert (settled.done, settled.failed, settled.pending) == (0, 0, 1)

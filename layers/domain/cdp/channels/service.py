@@ -187,8 +187,12 @@ def _pay_messages(request: SendBatchRequest, result: SendBatchResult, spending: 
     cost = budget.cost_of_sent(result.by_channel)
     persons = request.person_ids or []
     run = plan_run(request, persons[0]) if len(persons) == 1 else request.run_id  # a journey sends one person each
-    if cost:
+    if not cost:
+        return
+    try:
         spending.spend(request.brand_id, run, budget.pool_id, cost, f"msg:{uuid.uuid4().hex}")
+    except CdpError as exc:  # the messages have left: failing the batch now would resend nothing and pay nothing
+        logger.error("a batch's message cost was not committed", run_id=request.run_id, cost=cost, error=str(exc))
 
 
 def send_batch(

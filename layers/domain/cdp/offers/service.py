@@ -53,7 +53,7 @@ WRITE_SCOPE = OFFERS_WRITE_SCOPE
 ISSUE_SCOPE = OFFERS_ISSUE_SCOPE
 MAX_CODES_PER_CALL = 10_000
 EXPIRY_BATCH = 500
-PENDING_BATCH = 50  # each may take the provider's retries: a tick asks about this many at most
+PENDING_BATCH = 10  # each may take the provider's retries (3 calls and their timeouts): a tick asks about 10 at most
 MAX_ISSUE_KEY = 110  # + "offer-expired-" fits an event id (128); a hashed key is at most 64 + 1 + 40
 
 
@@ -366,6 +366,8 @@ class OfferService:
         if self.payer is None or entry.state != "issued" or settled:
             return entry
         payout = self.payer.pay(_packet(offer, entry.brand_id, entry.issue_id, entry.issued_at), identifiers)
+        if _unasked_of_pending(entry, payout):
+            raise PayoutPendingError(entry)
         logger.info(
             "red packet payout",
             issue_id=entry.issue_id,
@@ -410,6 +412,8 @@ class OfferService:
             return entry
         request = _coupon_request(offer, entry.brand_id, entry.issue_id, entry.issued_at)
         payout = self.coupons.grant(request, identifiers)
+        if _unasked_of_pending(entry, payout):
+            raise PayoutPendingError(entry)
         logger.info(
             "external coupon",
             issue_id=entry.issue_id,
@@ -534,6 +538,10 @@ class OfferService:
             except PayoutPendingError:
                 done.pending += 1
                 continue
+            except CdpError as exc:  # one entry's trouble (a store error, a coupon held elsewhere) stops no tick
+                logger.error("a pending payout could not be settled", issue_id=entry.issue_id, error=str(exc))
+                done.pending += 1
+                continue
             done.done += 1
             self._announce(settled, stored.offer, profile.identifiers, "issued")
         return done
@@ -609,6 +617,14 @@ def _packet(offer: Offer, brand_id: str, issue_id: str, issued_at: datetime) -> 
     )
 
 
+def _unasked_of_pending(entry: WalletEntry, payout: Payout) -> bool:
+    """An entry the provider may have acted on (pending) whose new asking failed before any call (the merchant's
+    credentials gone from the secret, the person's OpenID unbound): it stays pending, as the provider may still
+    have sent or issued it under its number; undoing it would free a budget already spent."""
+    pending = entry.payout is not None and entry.payout.status == "pending"
+    return pending and payout.status in ("failed", "not_configured") and payout.attempts == 0
+
+
 def _coupon_request(offer: Offer, brand_id: str, issue_id: str, issued_at: datetime) -> CouponRequest:
     external = offer.coupon.external if offer.coupon is not None else None
     assert external is not None
@@ -653,7 +669,7 @@ class RunPlans:
                 done.append(offer_id)
                 reserved += offer.cost_minor * persons
         except Exception:
-            self.release(brand_id, run_id, done, now)
+            self._release_plans(brand_id, [plan_id_for(run_id, o) for o in done], now)  # the message plan stays
             raise
         return reserved
 
@@ -676,7 +692,11 @@ class RunPlans:
     def release(self, brand_id: str, run_id: str, offer_ids: Sequence[str], now: datetime) -> None:
         """What the run's plans have left goes back to the pools (the coupons carved from them keep theirs, the
         messages sent keep what they cost)."""
-        for plan_id in [*(plan_id_for(run_id, o) for o in dict.fromkeys(offer_ids)), message_plan_id(run_id)]:
+        plans = [*(plan_id_for(run_id, o) for o in dict.fromkeys(offer_ids)), message_plan_id(run_id)]
+        self._release_plans(brand_id, plans, now)
+
+    def _release_plans(self, brand_id: str, plan_ids: Sequence[str], now: datetime) -> None:
+        for plan_id in plan_ids:
             plan = self.budgets.hold(brand_id, plan_id)
             if plan is not None and plan.state == "open":
                 self.budgets.release(brand_id, plan.hold_id, now)
