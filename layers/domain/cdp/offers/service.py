@@ -366,23 +366,11 @@ class OfferService:
         if self.payer is None or entry.state != "issued" or settled:
             return entry
         payout = self.payer.pay(_packet(offer, entry.brand_id, entry.issue_id, entry.issued_at), identifiers)
-        if _unasked_of_pending(entry, payout):
-            raise PayoutPendingError(entry)
-        logger.info(
-            "red packet payout",
-            issue_id=entry.issue_id,
-            status=payout.status,
-            reason=payout.reason,
-            attempts=payout.attempts,
-            bill_no=payout.bill_no,
-        )
+        undone = self._refused_or_none(entry, payout, RedPacketNotPaidError)
+        if undone is not None:
+            return undone
         if payout.status == "paid":
             return self.store.pay_out(entry, payout, self.now())
-        if payout.status == "failed":
-            failed = self.store.fail(entry, payout, self.now())
-            if failed.state == "failed":
-                raise RedPacketNotPaidError.of(failed)
-            return failed  # paid or expired meanwhile (a concurrent issue under the same id)
         if payout.status == "not_configured" and entry.payout is not None and entry.payout.status == payout.status:
             return entry
         noted = self.store.note_payout(entry, payout)
@@ -412,24 +400,36 @@ class OfferService:
             return entry
         request = _coupon_request(offer, entry.brand_id, entry.issue_id, entry.issued_at)
         payout = self.coupons.grant(request, identifiers)
-        if _unasked_of_pending(entry, payout):
-            raise PayoutPendingError(entry)
+        undone = self._refused_or_none(entry, payout, CouponNotGrantedError)
+        if undone is not None:
+            return undone
+        if payout.status == "granted" and payout.provider_ref:
+            return self.store.attach_code(entry, payout.provider_ref, payout)
+        raise PayoutPendingError(self.store.note_payout(entry, payout))
+
+    def _refused_or_none(
+        self, entry: WalletEntry, payout: Payout, error: type[ProviderRefusedError]
+    ) -> WalletEntry | None:
+        """What a red packet's and an external coupon's answers share: logged; a pending entry asked in vain stays
+        pending (PayoutPendingError); a final refusal undoes the issue (`error`), unless it was settled meanwhile by a
+        concurrent issue under the same id (that entry is returned). None: the caller goes on with the answer."""
         logger.info(
-            "external coupon",
+            "provider answer",
+            kind=entry.kind,
             issue_id=entry.issue_id,
             status=payout.status,
             reason=payout.reason,
             attempts=payout.attempts,
             request_no=payout.bill_no,
         )
-        if payout.status == "granted" and payout.provider_ref:
-            return self.store.attach_code(entry, payout.provider_ref, payout)
-        if payout.status == "failed":
-            failed = self.store.fail(entry, payout, self.now())
-            if failed.state == "failed":
-                raise CouponNotGrantedError.of(failed)
-            return failed  # granted or expired meanwhile (a concurrent issue under the same id)
-        raise PayoutPendingError(self.store.note_payout(entry, payout))
+        if _unasked_of_pending(entry, payout):
+            raise PayoutPendingError(entry)
+        if payout.status != "failed":
+            return None
+        failed = self.store.fail(entry, payout, self.now())
+        if failed.state == "failed":
+            raise error.of(failed)
+        return failed
 
     def wallet(self, brand_id: str, person_id: str, client: ApiClient) -> Wallet:
         authorize_offers(client, self.org, brand_id, READ_SCOPE)
