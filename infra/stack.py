@@ -14,6 +14,7 @@ from cdp.imports.keys import HISTORY_PREFIX
 from infra import layers
 from infra.components.access import Resources, grant_campaign_runs, grant_least_privilege
 from infra.components.api import ApiKeys, HttpApi, SourceSecrets, Throttle
+from infra.components.delivery import DeliveryEvents
 from infra.components.functions import FunctionAssets, Functions
 from infra.components.imports import FileImportTrigger
 from infra.components.messaging import Messaging
@@ -57,6 +58,7 @@ class CdpStack(Stack):
         self.messaging = Messaging(self, "Messaging")
         self.api_keys = ApiKeys(self, "ApiKeys")
         self.sources = SourceSecrets(self, "SourceSecrets")
+        self.delivery = DeliveryEvents(self, "DeliveryEvents")  # SES / SMS configuration sets: receipts come back
         self.functions = Functions(self, "Functions", assets=assets.functions, env_values=self._env_values(config))
         grant_least_privilege(
             self.functions.by_key,
@@ -150,6 +152,8 @@ class CdpStack(Stack):
             topology.DEFAULT_REGION_ENV: config.default_phone_region,
             topology.SMS_ORIGINATION_ENV: config.sms_origination_identity,
             topology.EMAIL_FROM_ENV: config.email_from_address,
+            topology.SES_CONFIGURATION_SET_ENV: self.delivery.email_configuration_set,
+            topology.SMS_CONFIGURATION_SET_ENV: self.delivery.sms_configuration_set,
             topology.SEND_VIA_OUTBOX_ENV: "true" if config.send_via_outbox else "false",
             topology.TRACKED_LINK_BASE_URL_ENV: config.tracked_link_base_url,
         }

@@ -59,6 +59,7 @@ from cdp.campaigns.s3 import S3ArtifactStore
 from cdp.campaigns.stepfunctions import StepFunctionsRunner
 from cdp.campaigns.sweeps import LocationSignal, SignalReceived
 from cdp.channels.ledger import DynamoContactLedger
+from cdp.channels.messages import DynamoMessageLog
 from cdp.errors import ConflictError
 from cdp.ingest.auth import SIGNALS_WRITE_SCOPE
 from cdp.ingest.aws import SecretsManagerKeyring
@@ -104,6 +105,7 @@ def dependencies() -> Dependencies:
             AudienceStore(S3ObjectStore(s.data_bucket)),
             DynamoContactLedger(s.ledger_table),
         ),
+        messages=DynamoMessageLog(s.ledger_table),
     )
     return Dependencies(
         service=service,

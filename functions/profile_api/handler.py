@@ -26,6 +26,7 @@ from cdp.app.profile_api import (
 )
 from cdp.app.profile_views import ProfileView, TimelineView
 from cdp.app.tag_history_api import TagsAsOfView, tags_as_of_view
+from cdp.channels.messages import DynamoMessageLog
 from cdp.errors import (
     ConflictError,
 )
@@ -71,6 +72,7 @@ def dependencies() -> Dependencies:
         default_phone_region=s.default_phone_region,
         privacy=PrivacyStores(privacy.records, privacy.archive, privacy.ledger, privacy.offers),
         wallets=DynamoOfferStore(s.offers_table),
+        message_log=DynamoMessageLog(s.ledger_table),  # each message's status as its receipts left it
     )
     return Dependencies(
         api=api,

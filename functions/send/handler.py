@@ -18,14 +18,18 @@ from cdp.budgets.dynamodb import DynamoBudgetLedger
 from cdp.campaigns.dynamodb import DynamoCampaignCatalog, DynamoStopSwitch
 from cdp.campaigns.journeys import journey_outcomes
 from cdp.campaigns.journeys_dynamodb import DynamoDeferredSends, DynamoJourneyStore
-from cdp.channels.adapters import S3BatchReader, channels_for
+from cdp.channels.adapters import OutboxChannel, S3BatchReader
 from cdp.channels.contact import ContactRules
 from cdp.channels.ledger import DynamoContactLedger, DynamoSendLedger
+from cdp.channels.messages import DynamoMessageLog
 from cdp.channels.models import SendBatchRequest
 from cdp.channels.offers import WalletOffers
 from cdp.channels.ports import Channel
+from cdp.channels.rate_limits import DynamoRateLimiter
+from cdp.channels.routing import ProviderKit, SenderDirectory, StackDefaults
 from cdp.channels.service import LinkTracking, send_batch
 from cdp.channels.spending import PlanSpending
+from cdp.channels.wechat_tokens import DynamoAccessTokens
 from cdp.connectors.aws import SecretsManagerSources
 from cdp.ingest.service import repacked
 from cdp.observability import logger, metrics, tracer
@@ -54,6 +58,7 @@ class _Ports:
     journeys: DynamoJourneyStore
     offers: WalletOffers
     spending: PlanSpending
+    log: DynamoMessageLog
 
 
 @cache
@@ -64,7 +69,7 @@ def _ports() -> _Ports:
         store=profiles,
         ledger=DynamoSendLedger(settings.ledger_table),
         batches=S3BatchReader(settings.data_bucket),
-        channels=channels_for(settings),
+        channels=_senders(settings),
         links=_link_tracking(settings),
         switch=DynamoStopSwitch(DynamoCampaignCatalog(settings.campaigns_table)),
         contact=ContactRules(
@@ -73,7 +78,25 @@ def _ports() -> _Ports:
         journeys=DynamoJourneyStore(settings.campaigns_table),
         offers=_offers(settings, profiles),
         spending=PlanSpending(DynamoBudgetLedger(settings.offers_table)),  # a run's messages paid from its pool
+        log=DynamoMessageLog(settings.ledger_table),
     )
+
+
+def _senders(settings: SendSettings) -> Mapping[str, Channel]:
+    """Each brand's accounts (the sources secret's `senders`), else the stack's SES and End User Messaging; rates
+    shared by every container through the ledger table, WeChat access tokens too."""
+    defaults = StackDefaults(
+        email_from=settings.email_from_address,
+        ses_configuration_set=settings.ses_configuration_set or None,
+        sms_origination=settings.sms_origination_identity,
+        sms_configuration_set=settings.sms_configuration_set or None,
+        via_outbox=settings.send_via_outbox,
+    )
+    kit = ProviderKit(
+        tokens=DynamoAccessTokens(settings.ledger_table), limiter=DynamoRateLimiter(settings.ledger_table)
+    )
+    sources = SecretsManagerSources(settings.sources_secret_id) if settings.sources_secret_id else None
+    return SenderDirectory(sources, defaults, kit, outbox=OutboxChannel(settings.data_bucket)).channels()
 
 
 # A batch's issued offers announce their coupon_issued events here; `send` publishes them packed (a batch of 500
@@ -159,6 +182,7 @@ def send(request: SendBatchRequest) -> dict[str, Any]:
         contact=ports.contact,
         offers=ports.offers,
         spending=ports.spending,
+        log=ports.log,
     )
     _ANNOUNCED.flush(_bus(), pack=repacked)  # a failure fails the batch: its retry issues nothing twice
     ports.journeys.tally(request.brand_id or "", request.campaign_id, journey_outcomes(request.run_id, result))

@@ -160,7 +160,8 @@ def _campaign_api(fn: lambda_.Function, r: Resources) -> None:
     # dry runs: the selection on today's profiles and stored audiences, the contact histories caps read
     r.profiles.grant_read_data(fn)
     _read(fn, r, AUDIENCES_PREFIX)
-    r.ledger.grant(fn, "dynamodb:GetItem")
+    # contact histories (dry runs' caps); each run's message counts by status (the message log's MSGSTATS items)
+    r.ledger.grant(fn, "dynamodb:GetItem", "dynamodb:Query")
     r.bus.grant_put_events_to(fn)  # external signals (POST /v1/signals), for the journey function
     r.offers.grant_read_write_data(fn)  # a stopped run's offer plans go back to their pools
 
@@ -217,6 +218,20 @@ def _loyalty_events(fn: lambda_.Function, r: Resources) -> None:
     r.offers.grant_read_write_data(fn)
     r.profiles.grant_read_data(fn)
     r.bus.grant_put_events_to(fn)
+
+
+def _delivery_events(fn: lambda_.Function, r: Resources) -> None:
+    """SES and End User Messaging delivery events ingested as receipts: archived raw, deduped in the ledger table,
+    published on the bus (its queue and DLQ: `Messaging.subscribe_consumers`)."""
+    r.ledger.grant_read_write_data(fn)
+    _write(fn, r, topology.RAW_PREFIX)
+    r.bus.grant_put_events_to(fn)
+
+
+def _message_receipts(fn: lambda_.Function, r: Resources) -> None:
+    """Receipts move messages in the message log and their runs' counts (the ledger table; its queue and DLQ:
+    `Messaging.subscribe_consumers`)."""
+    r.ledger.grant_read_write_data(fn)
 
 
 def grant_campaign_runs(functions: Mapping[str, lambda_.Function], machine: sfn.IStateMachine) -> None:
@@ -396,6 +411,8 @@ GRANTS: Mapping[str, Grant] = {
     topology.OFFER_EVENTS.key: _offer_events,
     topology.LOYALTY_API.key: _loyalty_api,
     topology.LOYALTY_EVENTS.key: _loyalty_events,
+    topology.MESSAGE_RECEIPTS.key: _message_receipts,
+    topology.DELIVERY_EVENTS.key: _delivery_events,
 }
 
 

@@ -41,11 +41,12 @@ class Messaging(Construct):
         for queue_spec in topology.QUEUES:
             self._queue(queue_spec)
         self.rules: dict[str, events.Rule] = {}
+        default_bus = events.EventBus.from_event_bus_name(self, "DefaultBus", "default")  # where AWS services publish
         for rule_spec in topology.BUS_RULES:
             rule = events.Rule(
                 self,
                 rule_spec.logical_id,
-                event_bus=self.bus,
+                event_bus=self.bus if rule_spec.bus == "platform" else default_bus,
                 event_pattern=events.EventPattern(source=list(rule_spec.pattern["source"])),
                 description=rule_spec.local_name,
             )

@@ -291,15 +291,13 @@ class LocalRuntime:
     def _create_rules(self) -> None:
         events = self.client("events")
         for rule in topology.BUS_RULES:
+            bus = topology.EVENT_BUS_LOCAL_NAME if rule.bus == "platform" else "default"
             events.put_rule(
-                Name=rule.local_name,
-                EventBusName=topology.EVENT_BUS_LOCAL_NAME,
-                EventPattern=json.dumps(rule.pattern),
-                State="ENABLED",
+                Name=rule.local_name, EventBusName=bus, EventPattern=json.dumps(rule.pattern), State="ENABLED"
             )
             events.put_targets(
                 Rule=rule.local_name,
-                EventBusName=topology.EVENT_BUS_LOCAL_NAME,
+                EventBusName=bus,
                 Targets=[{"Id": rule.queue.logical_id, "Arn": self.queue_arns[rule.queue.local_name]}],
             )
 
@@ -510,7 +508,13 @@ class LocalRuntime:
             for _ in range(1000):
                 batch = (
                     self.client("sqs")
-                    .receive_message(QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"], VisibilityTimeout=30)
+                    .receive_message(
+                        QueueUrl=url,
+                        MaxNumberOfMessages=10,
+                        AttributeNames=["All"],
+                        MessageAttributeNames=["All"],  # the reason it was parked with
+                        VisibilityTimeout=30,
+                    )
                     .get("Messages", [])
                 )
                 if not batch:

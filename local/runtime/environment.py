@@ -93,6 +93,8 @@ def function_values(log_level: str) -> dict[str, str]:
         topology.SOURCES_SECRET_ENV: topology.SOURCES_SECRET_LOCAL_NAME,
         topology.SMS_ORIGINATION_ENV: LOCAL_SMS_ORIGINATION,
         topology.EMAIL_FROM_ENV: LOCAL_EMAIL_FROM,
+        topology.SES_CONFIGURATION_SET_ENV: "",  # moto's SES emits no events: the local fakes produce receipts
+        topology.SMS_CONFIGURATION_SET_ENV: "",
         topology.DEFAULT_REGION_ENV: "CN",
         topology.TRACKED_LINK_BASE_URL_ENV: "http://127.0.0.1:8787",  # where `cdp serve` answers /r/{token}
     }

@@ -42,6 +42,8 @@ class InMemorySendLedger(SendLedger):
                 return Claim(ClaimOutcome.CLAIMED, attempt_id)
             if current.status == "sent":
                 return Claim(ClaimOutcome.ALREADY_SENT)
+            if current.status == "failed":
+                return Claim(ClaimOutcome.FAILED_FOR_GOOD)
             if current.lease_until is not None and current.lease_until > now:
                 return Claim(ClaimOutcome.IN_FLIGHT)
             current.attempt_id, current.lease_until, current.run_id = attempt_id, now + lease, run_id
@@ -59,6 +61,12 @@ class InMemorySendLedger(SendLedger):
             current = self.records.get(key)
             if current is not None and current.status == "pending" and current.attempt_id == attempt_id:
                 current.lease_until = now
+
+    def mark_failed(self, key: SendKey, attempt_id: str, code: str, now: datetime) -> None:
+        with self._lock:
+            current = self.records.get(key)
+            if current is not None and current.status == "pending" and current.attempt_id == attempt_id:
+                current.status, current.lease_until = "failed", None
 
     # --- helpers for tests
     def status(self, key: SendKey) -> str | None:

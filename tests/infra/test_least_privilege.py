@@ -198,7 +198,7 @@ TABLE_ACCESS: dict[topology.FunctionSpec, dict[topology.TableSpec, str]] = {
     topology.CAMPAIGN_API: {
         topology.CAMPAIGNS_TABLE: READ_WRITE,
         topology.PROFILES_TABLE: READ_ONLY,  # dry runs
-        topology.LEDGER_TABLE: "GetItem",  # dry runs: contact histories
+        topology.LEDGER_TABLE: "GetItem + Query",  # dry runs: contact histories; runs' message counts
         topology.OFFERS_TABLE: READ_WRITE,  # a stopped run's offer plans released
     },
     topology.CAMPAIGN_SCHEDULER: {
@@ -215,6 +215,8 @@ TABLE_ACCESS: dict[topology.FunctionSpec, dict[topology.TableSpec, str]] = {
     topology.OFFER_EVENTS: {topology.OFFERS_TABLE: READ_WRITE, topology.PROFILES_TABLE: READ_ONLY},
     topology.LOYALTY_API: {topology.OFFERS_TABLE: READ_WRITE, topology.PROFILES_TABLE: READ_ONLY},
     topology.LOYALTY_EVENTS: {topology.OFFERS_TABLE: READ_WRITE, topology.PROFILES_TABLE: READ_ONLY},
+    topology.MESSAGE_RECEIPTS: {topology.LEDGER_TABLE: READ_WRITE},
+    topology.DELIVERY_EVENTS: {topology.LEDGER_TABLE: READ_WRITE},
 }
 """What each handler does with each table (read from functions/<name>/handler.py and the stores it builds)."""
 
@@ -238,6 +240,9 @@ def test_table_rights_follow_what_each_function_does(synth: Synth) -> None:
                 continue
             if access == "GetItem":
                 assert granted == {"dynamodb:GetItem"}, where
+                continue
+            if access == "GetItem + Query":
+                assert granted == {"dynamodb:GetItem", "dynamodb:Query"}, where
                 continue
             if access == "GetItem + PutItem":
                 assert granted == {"dynamodb:GetItem", "dynamodb:PutItem"}, where

@@ -64,6 +64,8 @@ class PhoneRegion(_Env):
 class Senders(_Env):
     sms_origination_identity: str = Field(alias=topology.SMS_ORIGINATION_ENV, min_length=1)
     email_from_address: str = Field(alias=topology.EMAIL_FROM_ENV, min_length=3)
+    ses_configuration_set: str = Field(default="", alias=topology.SES_CONFIGURATION_SET_ENV)
+    sms_configuration_set: str = Field(default="", alias=topology.SMS_CONFIGURATION_SET_ENV)
 
 
 class ChannelRouting(_Env):
@@ -145,6 +147,22 @@ class OfferApiSettings(Observability, OffersTable, ProfilesTable, ApiKeys, Event
     public base URL (the tracked links' one, empty: unknown) makes a claim link's whole URL."""
 
 
+class DeliveryEventsDeadLetters(_Env):
+    dead_letter_queue_url: str = Field(alias=topology.DELIVERY_EVENTS_QUEUE.dlq_env, min_length=1)
+
+
+class DeliveryEventsSettings(Observability, LedgerTable, DataBucket, EventBus, DeliveryEventsDeadLetters):
+    """SES and End User Messaging delivery events (the default bus) ingested as canonical receipts."""
+
+
+class ReceiptsDeadLetters(_Env):
+    dead_letter_queue_url: str = Field(alias=topology.RECEIPTS_QUEUE.dlq_env, min_length=1)
+
+
+class MessageReceiptsSettings(Observability, LedgerTable, ReceiptsDeadLetters):
+    """Receipts of messages sent move their status in the message log (`cdp.channels.messages`)."""
+
+
 class OfferEventsDeadLetters(_Env):
     dead_letter_queue_url: str = Field(alias=topology.OFFER_EVENTS_QUEUE.dlq_env, min_length=1)
 
@@ -213,6 +231,10 @@ class QueueUrls(_Env):
     offer_events_dlq_url: str = Field(alias=topology.OFFER_EVENTS_QUEUE.dlq_env, min_length=1)
     loyalty_queue_url: str = Field(alias=topology.LOYALTY_QUEUE.url_env, min_length=1)
     loyalty_dlq_url: str = Field(alias=topology.LOYALTY_QUEUE.dlq_env, min_length=1)
+    receipts_queue_url: str = Field(alias=topology.RECEIPTS_QUEUE.url_env, min_length=1)
+    receipts_dlq_url: str = Field(alias=topology.RECEIPTS_QUEUE.dlq_env, min_length=1)
+    delivery_events_queue_url: str = Field(alias=topology.DELIVERY_EVENTS_QUEUE.url_env, min_length=1)
+    delivery_events_dlq_url: str = Field(alias=topology.DELIVERY_EVENTS_QUEUE.dlq_env, min_length=1)
 
     def pairs(self) -> dict[str, tuple[str, str]]:
         """Queue name -> (queue URL, its DLQ URL): every consumer's queue (an offer charge parked for a short pool is
@@ -224,6 +246,8 @@ class QueueUrls(_Env):
             topology.SEND_QUEUE: (self.send_queue_url, self.send_dlq_url),
             topology.OFFER_EVENTS_QUEUE: (self.offer_events_queue_url, self.offer_events_dlq_url),
             topology.LOYALTY_QUEUE: (self.loyalty_queue_url, self.loyalty_dlq_url),
+            topology.RECEIPTS_QUEUE: (self.receipts_queue_url, self.receipts_dlq_url),
+            topology.DELIVERY_EVENTS_QUEUE: (self.delivery_events_queue_url, self.delivery_events_dlq_url),
         }
         return {queue.local_name.removeprefix("cdp-"): pair for queue, pair in urls.items()}
 

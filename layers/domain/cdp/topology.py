@@ -67,6 +67,8 @@ SOURCES_SECRET_LOCAL_NAME = "cdp/sources"  # noqa: S105 - per-source secrets: wr
 SOURCES_SECRET_ENV = "SOURCES_SECRET_ID"  # noqa: S105 - an env var name
 SMS_ORIGINATION_ENV = "SMS_ORIGINATION_IDENTITY"
 EMAIL_FROM_ENV = "EMAIL_FROM_ADDRESS"
+SES_CONFIGURATION_SET_ENV = "SES_CONFIGURATION_SET"  # the stack's: SES events (delivery, bounce, ...) come back
+SMS_CONFIGURATION_SET_ENV = "SMS_CONFIGURATION_SET"  # the stack's: End User Messaging delivery events come back
 SEND_VIA_OUTBOX_ENV = "SEND_VIA_OUTBOX"  # "true": every channel delivers to the S3 outbox (local runtime, dry runs)
 DEFAULT_REGION_ENV = "DEFAULT_PHONE_REGION"
 CAMPAIGN_MACHINE_ARN_ENV = "CAMPAIGN_STATE_MACHINE_ARN"
@@ -98,6 +100,7 @@ SOURCE_CAMPAIGNS = "cdp.campaigns"
 
 EVENT_RECEIVED = "event.received"
 COUPON_USED = "coupon.used"  # accepted events that name an issued coupon's code (an order, a redemption)
+RECEIPTS_RECEIVED = "message.receipts"  # accepted events that report on a message sent (cdp.channels.lifecycle)
 PROFILE_UPDATED = "profile.updated"
 LOYALTY_ACTIVITY = "loyalty.activity"  # resolved orders and returns of brands keeping a points programme
 PROFILE_MERGED = "profile.merged"
@@ -133,7 +136,22 @@ JOURNEY_QUEUE = QueueSpec("JourneyQueue", "cdp-journey", "JOURNEY_DLQ_URL", "JOU
 SEND_QUEUE = QueueSpec("SendQueue", "cdp-send", "SEND_DLQ_URL", "SEND_QUEUE_URL")
 OFFER_EVENTS_QUEUE = QueueSpec("OfferEventsQueue", "cdp-offer-events", "OFFER_EVENTS_DLQ_URL", "OFFER_EVENTS_QUEUE_URL")
 LOYALTY_QUEUE = QueueSpec("LoyaltyQueue", "cdp-loyalty", "LOYALTY_DLQ_URL", "LOYALTY_QUEUE_URL")
-QUEUES = (IDENTITY_QUEUE, TAG_QUEUE, JOURNEY_QUEUE, SEND_QUEUE, OFFER_EVENTS_QUEUE, LOYALTY_QUEUE)
+DELIVERY_EVENTS_QUEUE = QueueSpec(
+    "DeliveryEventsQueue", "cdp-delivery-events", "DELIVERY_EVENTS_DLQ_URL", "DELIVERY_EVENTS_QUEUE_URL"
+)
+RECEIPTS_QUEUE = QueueSpec(
+    "MessageReceiptsQueue", "cdp-message-receipts", "RECEIPTS_DLQ_URL", "RECEIPTS_QUEUE_URL", visibility_timeout_s=60
+)
+QUEUES = (
+    IDENTITY_QUEUE,
+    TAG_QUEUE,
+    JOURNEY_QUEUE,
+    SEND_QUEUE,
+    OFFER_EVENTS_QUEUE,
+    LOYALTY_QUEUE,
+    RECEIPTS_QUEUE,
+    DELIVERY_EVENTS_QUEUE,
+)
 
 
 def dlq_name(queue: QueueSpec) -> str:
@@ -238,6 +256,8 @@ SEND = FunctionSpec(
         DATA_BUCKET_ENV,
         SMS_ORIGINATION_ENV,
         EMAIL_FROM_ENV,
+        SES_CONFIGURATION_SET_ENV,
+        SMS_CONFIGURATION_SET_ENV,
         SEND_VIA_OUTBOX_ENV,
         SOURCES_SECRET_ENV,  # the tracked-link signing secret
         TRACKED_LINK_BASE_URL_ENV,
@@ -378,6 +398,20 @@ LOYALTY_EVENTS = FunctionSpec(
     env=(*_COMMON_ENV, OFFERS_TABLE.env_var, PROFILES_TABLE.env_var, EVENT_BUS_ENV, LOYALTY_QUEUE.dlq_env),
 )
 
+DELIVERY_EVENTS = FunctionSpec(
+    "delivery_events",
+    "DeliveryEventsFunction",
+    "functions.delivery_events.handler.lambda_handler",
+    env=(*_COMMON_ENV, LEDGER_TABLE.env_var, DATA_BUCKET_ENV, EVENT_BUS_ENV, DELIVERY_EVENTS_QUEUE.dlq_env),
+)
+
+MESSAGE_RECEIPTS = FunctionSpec(
+    "message_receipts",
+    "MessageReceiptsFunction",
+    "functions.message_receipts.handler.lambda_handler",
+    env=(*_COMMON_ENV, LEDGER_TABLE.env_var, RECEIPTS_QUEUE.dlq_env),
+)
+
 FILE_IMPORT = FunctionSpec(
     "file_import",
     "FileImportFunction",
@@ -427,6 +461,8 @@ FUNCTIONS = (
     OFFER_EVENTS,
     LOYALTY_API,
     LOYALTY_EVENTS,
+    MESSAGE_RECEIPTS,
+    DELIVERY_EVENTS,
 )
 FUNCTIONS_BY_KEY = {f.key: f for f in FUNCTIONS}
 
@@ -544,6 +580,7 @@ class BusRuleSpec:
     # and publish its announcements together, so a bigger batch is fewer calls per event (and 1 s more latency).
     batch_size: int = 100
     max_batching_window_s: int = 1
+    bus: Literal["platform", "default"] = "platform"  # default: the account's own bus, where AWS services publish
 
 
 EVENT_RECEIVED_RULE = BusRuleSpec(
@@ -603,7 +640,47 @@ LOYALTY_RULE = BusRuleSpec(
     LOYALTY_QUEUE,
     LOYALTY_EVENTS,
 )
-BUS_RULES = (EVENT_RECEIVED_RULE, PROFILE_UPDATED_RULE, JOURNEY_RULE, SEND_RULE, COUPON_USED_RULE, LOYALTY_RULE)
+# Receipts of messages sent (delivered, bounced, opened, clicked, complaints): ingest publishes them apart too, so
+# the message log moves each message's status without reading every event.
+RECEIPTS_RULE = BusRuleSpec(
+    "MessageReceiptsRule",
+    "cdp-message-receipts",
+    {"source": [SOURCE_INGEST], "detail-type": [RECEIPTS_RECEIVED]},
+    RECEIPTS_QUEUE,
+    MESSAGE_RECEIPTS,
+)
+# Delivery events of the AWS senders, on the account's default bus: SES (the stack's configuration set publishes
+# there) and End User Messaging SMS (every text message's status). They become canonical receipts like any other.
+DELIVERY_EVENTS_RULE = BusRuleSpec(
+    "DeliveryEventsRule",
+    "cdp-delivery-events",
+    {
+        "source": ["aws.ses", "aws.sms-voice"],
+        "detail-type": [
+            "Email Delivered",
+            "Email Bounced",
+            "Email Complaint Received",
+            "Email Rejected",
+            "Email Opened",
+            "Email Clicked",
+            "Email Subscription",
+            "Text Message Delivery Status Updated",
+        ],
+    },
+    DELIVERY_EVENTS_QUEUE,
+    DELIVERY_EVENTS,
+    bus="default",
+)
+BUS_RULES = (
+    EVENT_RECEIVED_RULE,
+    PROFILE_UPDATED_RULE,
+    JOURNEY_RULE,
+    SEND_RULE,
+    COUPON_USED_RULE,
+    LOYALTY_RULE,
+    RECEIPTS_RULE,
+    DELIVERY_EVENTS_RULE,
+)
 
 # ---- state machines ---------------------------------------------------------------------------------------
 

@@ -128,3 +128,25 @@ def test_dynamodb_record_shape(aws: Any) -> None:
     assert (item["status"]["S"], item["provider_id"]["S"], item["attempts"]["N"]) == ("sent", "prov-9", "2")
     assert item["run_id"]["S"] == "run-2" and "lease_until_ms" not in item
     assert int(item["expires_at"]["N"]) > int((T0 + timedelta(days=365)).timestamp())
+
+
+def test_a_send_refused_for_good_is_final(make_ledger: Callable[[], SendLedger]) -> None:
+    # Given a send the provider refused for good (an invalid number)
+    ledger = make_ledger()
+    claim = ledger.claim(KEY, "m-1", "run-1", T0)
+    assert claim.attempt_id
+    ledger.mark_failed(KEY, claim.attempt_id, "invalid_address", T0)
+    # When a retry claims it, even after every lease
+    again = ledger.claim(KEY, "m-1", "run-1", T0 + timedelta(hours=1))
+    # Then it is not sent again
+    assert again.outcome is ClaimOutcome.FAILED_FOR_GOOD
+
+
+def test_only_the_owner_of_a_claim_marks_it_failed(make_ledger: Callable[[], SendLedger]) -> None:
+    ledger = make_ledger()
+    first = ledger.claim(KEY, "m-1", "run-1", T0)
+    assert first.attempt_id
+    later = ledger.claim(KEY, "m-1", "run-1", T0 + DEFAULT_LEASE + timedelta(seconds=1))  # took over
+    assert later.outcome is ClaimOutcome.CLAIMED and later.taken_over
+    ledger.mark_failed(KEY, first.attempt_id, "refused", T0)  # the slow first attempt's refusal
+    assert ledger.claim(KEY, "m-1", "run-1", T0 + DEFAULT_LEASE * 3).outcome is ClaimOutcome.CLAIMED

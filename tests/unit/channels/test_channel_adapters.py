@@ -14,11 +14,10 @@ import pytest
 from botocore.exceptions import ReadTimeoutError
 from botocore.stub import Stubber
 
-from cdp.channels.adapters import EndUserMessagingSmsChannel, SesEmailChannel, channels_for
+from cdp.channels.adapters import EndUserMessagingSmsChannel, SesEmailChannel
 from cdp.channels.models import OutboundMessage
 from cdp.channels.ports import DeliveryRejected
 from cdp.errors import ChannelError
-from cdp.settings import SendSettings
 
 NOW = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
 
@@ -105,28 +104,3 @@ def test_ses_rejection_is_wrapped() -> None:
         # When an e-mail is sent / Then the typed error is raised
         with pytest.raises(DeliveryRejected, match="MessageRejected"):
             channel.send(message(channel="email", address="li@example.com", subject="Your coupon"))
-
-
-def test_outbox_setting_routes_every_channel_to_the_outbox(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Given the send settings of a local run
-    env = {
-        "POWERTOOLS_SERVICE_NAME": "send",
-        "PROFILES_TABLE": "cdp-profiles",
-        "LEDGER_TABLE": "cdp-ledger",
-        "CAMPAIGNS_TABLE": "cdp-campaigns",
-        "OFFERS_TABLE": "cdp-offers",
-        "EVENT_BUS_NAME": "cdp-bus",
-        "SEND_DLQ_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/cdp-send-dlq",
-        "DATA_BUCKET": "cdp-data",
-        "SMS_ORIGINATION_IDENTITY": "pool-abc",
-        "EMAIL_FROM_ADDRESS": "news@bakery.example",
-    }
-    local = SendSettings.model_validate({**env, "SEND_VIA_OUTBOX": "true"})
-    deployed = SendSettings.model_validate(env)
-    # When the channels are wired
-    local_channels, deployed_channels = channels_for(local), channels_for(deployed)
-    # Then locally everything is the outbox; deployed, e-mail is SES, SMS is End User Messaging, the rest the outbox
-    assert {c.name for c in local_channels.values()} == {"outbox"}
-    assert deployed_channels["email"].name == "email" and isinstance(deployed_channels["email"], SesEmailChannel)
-    assert isinstance(deployed_channels["sms"], EndUserMessagingSmsChannel)
-    assert deployed_channels["push"].name == "outbox" and deployed_channels["webhook"].name == "outbox"

@@ -337,7 +337,8 @@ def test_a_permanent_bounce_is_bounced_and_a_transient_one_failed() -> None:
 def test_a_complaint_is_an_email_opt_out() -> None:
     event = only(signed("ses_complaint"))
     assert event["event_type"] == "consent_changed"
-    assert event["properties"] == {"channel": "email", "granted": False, "complaint": True}
+    ids = {"message_id": "3f2b8c1e-5d4a-5b6c-9e7f-0a1b2c3d4e5f", "campaign_id": "spring-launch"}
+    assert event["properties"] == {"channel": "email", "granted": False, "complaint": True, **ids}  # it ends complained
     assert event["occurred_at"] == "2026-03-02T09:12:44.000Z"
 
 
@@ -378,7 +379,8 @@ def test_reject_subscription_and_the_untracked_types() -> None:
     assert reject[0]["properties"]["status"] == "failed"
     unsubscribe = {"eventType": "Subscription", "mail": mail, "subscription": {"newTopicPreferences": {}}}
     unsubscribe["subscription"]["newTopicPreferences"] = {"unsubscribeAll": True}
-    assert ses_events(unsubscribe, binding)[0]["properties"] == {"channel": "email", "granted": False}
+    ids = {"message_id": "3f2b8c1e-5d4a-5b6c-9e7f-0a1b2c3d4e5f", "campaign_id": "spring-launch"}
+    assert ses_events(unsubscribe, binding)[0]["properties"] == {"channel": "email", "granted": False, **ids}
     for kind in ("Send", "DeliveryDelay", "Rendering Failure"):
         assert ses_events({"eventType": kind, "mail": mail}, binding) == []
     topics_only = {"eventType": "Subscription", "mail": mail, "subscription": {"newTopicPreferences": {"topics": []}}}

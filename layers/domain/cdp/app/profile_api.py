@@ -33,7 +33,9 @@ from cdp.app.profile_views import (
     scoped_page,
     timeline_view,
     visible_scopes,
+    with_lifecycle,
 )
+from cdp.channels.ports import MessageLog
 from cdp.errors import ForbiddenError, InvalidInputError, NotFoundError
 from cdp.identifiers.model import Identifier, IdentifierType
 from cdp.identity.ports import IdentityStore
@@ -255,8 +257,10 @@ class ProfileApi:
         default_phone_region: str = "CN",
         now: Callable[[], datetime] = utc_now,
         wallets: OfferStore | None = None,
+        message_log: MessageLog | None = None,
     ) -> None:
         self._wallets = wallets
+        self._message_log = message_log
         self._privacy = privacy
         self._reader = reader
         self._identity = identity
@@ -306,6 +310,11 @@ class ProfileApi:
         if self._wallets is not None:
             entries = [e for pid in people for e in self._wallets.wallet(profile.brand_id, pid)]
             view = view.model_copy(update={"wallet": sorted(entries, key=lambda e: e.issued_at, reverse=True)})
+        if self._message_log is not None and view.messages:  # each listed message as its receipts left it
+            logged = self._message_log.get_many([m.message_id for m in view.messages])
+            view = view.model_copy(
+                update={"messages": [with_lifecycle(m, logged.get(m.message_id)) for m in view.messages]}
+            )
         return view
 
     def _summaries(self, result: OperationResult, scope: ScopeRef) -> list[PersonSummary]:

@@ -18,6 +18,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from cdp.channels.ports import LoggedMessage
 from cdp.errors import ForbiddenError, InvalidInputError
 from cdp.identifiers.model import Identifier
 from cdp.identity.resolution import LineageRecord
@@ -272,8 +273,29 @@ class MessageView(BaseModel):
     step: str
     channel: str
     sent_at: datetime
-    status: str
+    status: str = Field(
+        description="sent, delivered, opened, clicked, failed, bounced, unsubscribed, complained (as the receipts "
+        "left it), or why it was not sent (suppressed_...)"
+    )
     provider_id: str | None = None
+    provider: str | None = None
+    error_code: str | None = Field(default=None, description="the provider's code of a failure")
+    status_times: dict[str, datetime] = Field(default_factory=dict, description="the first time of each status")
+
+
+def with_lifecycle(view: MessageView, logged: LoggedMessage | None) -> MessageView:
+    """The message's current status from the message log (receipts move it there), when the log has it."""
+    if logged is None:
+        return view
+    return view.model_copy(
+        update={
+            "status": logged.status,
+            "provider": logged.provider,
+            "provider_id": logged.provider_id or view.provider_id,
+            "error_code": logged.code,
+            "status_times": dict(logged.times or {}),
+        }
+    )
 
 
 class LineageView(BaseModel):

@@ -278,6 +278,10 @@ class JourneyResults(BaseModel):
     messages: dict[str, int] = Field(
         default_factory=dict, description="what became of the journey's messages: sent, or suppressed and why"
     )
+    message_status: dict[str, dict[str, int]] = Field(
+        default_factory=dict,
+        description="channel -> status -> the messages sent showing it now (delivered, opened, clicked, failed, ...)",
+    )
 
 
 class ProfileEvent(BaseModel):

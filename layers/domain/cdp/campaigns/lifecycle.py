@@ -42,6 +42,7 @@ from cdp.campaigns.models import dump
 from cdp.campaigns.ports import ArtifactStore, OfferPlans
 from cdp.campaigns.service import summary_key
 from cdp.channels.models import SendBatchRequest
+from cdp.channels.ports import MessageLog
 from cdp.errors import ConflictError, ForbiddenError, InvalidInputError, NotFoundError
 from cdp.ingest.auth import CAMPAIGNS_APPROVE_SCOPE, CAMPAIGNS_READ_SCOPE, CAMPAIGNS_WRITE_SCOPE, authorize
 from cdp.ingest.ports import ApiClient
@@ -100,6 +101,11 @@ class RunView(BaseModel):
     run: RunRecord
     status: str | None = Field(description="the execution's status; None for a skipped occurrence")
     summary: dict[str, Any] | None = Field(default=None, description="the run's results once it has finished")
+    messages: dict[str, dict[str, int]] | None = Field(
+        default=None,
+        description="channel -> status -> the run's messages showing it now (sent, delivered, opened, clicked, "
+        "failed, bounced, unsubscribed, complained), as their receipts moved them",
+    )
 
 
 class RunList(BaseModel):
@@ -161,7 +167,9 @@ class CampaignService:
         selection: Selection | None = None,
         test_orders: SendOrders | None = None,
         plans: OfferPlans | None = None,
+        messages: MessageLog | None = None,
     ) -> None:
+        self.messages = messages  # the message log: each run's messages by their current status
         self.catalog = catalog
         self.plans = plans  # a stopped run's offer plans go back to their pools
         self.runner = runner
@@ -318,7 +326,15 @@ class CampaignService:
             raise ConflictError(f"campaign {campaign_id} is not a journey: see its runs")
         results = summarize(campaign_id, self.journeys.places(brand_id, campaign_id))
         spent, outcomes = self.journeys.spent(brand_id, campaign_id), self.journeys.outcomes(brand_id, campaign_id)
-        return results.model_copy(update={"spent_minor": spent, "messages": outcomes})
+        update: dict[str, Any] = {"spent_minor": spent, "messages": outcomes}
+        if self.messages is not None:  # every entry's messages together, by their current status
+            totals: dict[str, dict[str, int]] = {}
+            for by_channel in self.messages.counts(brand_id, campaign_id).values():
+                for channel, by_status in by_channel.items():
+                    for status, n in by_status.items():
+                        totals.setdefault(channel, {})[status] = totals.get(channel, {}).get(status, 0) + n
+            update["message_status"] = totals
+        return results.model_copy(update=update)
 
     def dry_run(self, brand_id: str, campaign_id: str, version: int | None = None) -> DryRunReport | JourneyDryRun:
         """What the version's next runs would select, cost and collide with, on today's profiles (a journey: its
@@ -536,4 +552,7 @@ class CampaignService:
         summary = None
         if with_summary and self.artifacts.exists(summary_key(run.run_id)):
             summary = self.artifacts.get_json(summary_key(run.run_id))
-        return RunView(run=run, status=self.runner.status(run.run_id), summary=summary)
+        messages = None
+        if with_summary and self.messages is not None:
+            messages = self.messages.counts(run.brand_id, run.campaign_id).get(run.run_id, {})
+        return RunView(run=run, status=self.runner.status(run.run_id), summary=summary, messages=messages)

@@ -7,18 +7,23 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import BotoCoreError, ClientError, ConnectTimeoutError, EndpointConnectionError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ParamValidationError,
+)
 from pydantic import TypeAdapter, ValidationError
 
 from cdp import topology
 from cdp.channels.models import ChannelName, DeliveryReceipt, OutboundMessage
 from cdp.channels.ports import BatchReader, Channel, DeliveryRejected
 from cdp.errors import ChannelError, InvalidInputError, NotFoundError, StoreError
-from cdp.settings import SendSettings
 from cdp.shared import aws
 from cdp.shared.time import utc_now
 
@@ -30,11 +35,41 @@ if TYPE_CHECKING:
 _TAG_UNSAFE = re.compile(r"[^A-Za-z0-9_\-]")
 
 
+# Answers that retrying cannot change: the request, the account, the address (AWS error codes of SES v2 and End User
+# Messaging SMS). Throttling, quotas and server errors are transient.
+_PERMANENT_CODES = frozenset(
+    {
+        "MessageRejected",
+        "MailFromDomainNotVerifiedException",
+        "AccountSuspendedException",
+        "SendingPausedException",
+        "BadRequestException",
+        "NotFoundException",
+        "ValidationException",
+        "AccessDeniedException",
+        "ResourceNotFoundException",
+        "ConflictException",
+    }
+)
+# End User Messaging's ValidationException / ConflictException reasons that mean the number itself will not work.
+_DEAD_NUMBER_REASONS = ("INVALID_PHONE_NUMBER", "DESTINATION_PHONE_NUMBER_NOT_VERIFIED", "PHONE_NUMBER_OPTED_OUT")
+
+
 def _delivery_error(what: str, exc: Exception) -> ChannelError:
-    """A ClientError (the provider answered) or a failed connection means the message was certainly not sent;
-    anything else (a read timeout) leaves the outcome unknown."""
-    if isinstance(exc, ClientError | EndpointConnectionError | ConnectTimeoutError):
-        return DeliveryRejected(f"{what}: {exc}")
+    """A ClientError (the provider answered) or a failed connection means the message was certainly not sent (for
+    good when the answer says so); anything else (a read timeout) leaves the outcome unknown."""
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code") or "")
+        reason = str(exc.response.get("Reason") or error.get("Message") or "")
+        dead = any(r in reason.upper().replace(" ", "_") for r in _DEAD_NUMBER_REASONS)
+        return DeliveryRejected(
+            f"{what}: {code}", code=code or None, permanent=code in _PERMANENT_CODES, invalid_address=dead
+        )
+    if isinstance(exc, EndpointConnectionError | ConnectTimeoutError):
+        return DeliveryRejected(f"{what}: {exc}", code="unreachable")
+    if isinstance(exc, ParamValidationError):  # refused before any call: the request itself is wrong
+        return DeliveryRejected(f"{what}: {exc}", code="invalid_request", permanent=True)
     return ChannelError(f"{what} (outcome unknown): {exc}")
 
 
@@ -63,16 +98,26 @@ class SesEmailChannel(Channel):
                 {"Name": "campaign_id", "Value": _TAG_UNSAFE.sub("_", message.campaign_id)},
                 {"Name": "step", "Value": _TAG_UNSAFE.sub("_", message.step)},
                 {"Name": "message_id", "Value": message.message_id},
+                {"Name": "brand_id", "Value": _TAG_UNSAFE.sub("_", message.brand_id or "unknown")},
             ],
         }
-        if self._configuration_set:
+        if message.unsubscribe_url:  # one-click unsubscribe (RFC 8058): mailbox providers show it, and ask for it
+            request["Content"]["Simple"]["Headers"] = [
+                {"Name": "List-Unsubscribe", "Value": f"<{message.unsubscribe_url}>"},
+                {"Name": "List-Unsubscribe-Post", "Value": "List-Unsubscribe=One-Click"},
+            ]
+        if self._configuration_set:  # its event destination sends delivery, bounce, open, click back
             request["ConfigurationSetName"] = self._configuration_set
         try:
             response = self._client.send_email(**request)
         except (ClientError, BotoCoreError) as exc:
             raise _delivery_error(f"SES send_email to message {message.message_id} failed", exc) from exc
         return DeliveryReceipt(
-            message_id=message.message_id, channel=self.name, provider_id=response["MessageId"], accepted_at=utc_now()
+            message_id=message.message_id,
+            channel=self.name,
+            provider="ses",
+            provider_id=response["MessageId"],
+            accepted_at=utc_now(),
         )
 
 
@@ -98,7 +143,12 @@ class EndUserMessagingSmsChannel(Channel):
             "MessageBody": message.body,
             "MessageType": "PROMOTIONAL",
             # Context comes back on delivery-status events, linking them to the campaign and message.
-            "Context": {"campaign_id": message.campaign_id, "step": message.step, "message_id": message.message_id},
+            "Context": {
+                "campaign_id": message.campaign_id,
+                "step": message.step,
+                "message_id": message.message_id,
+                **({"brand_id": message.brand_id} if message.brand_id else {}),
+            },
         }
         if self._configuration_set:
             request["ConfigurationSetName"] = self._configuration_set
@@ -107,7 +157,11 @@ class EndUserMessagingSmsChannel(Channel):
         except (ClientError, BotoCoreError) as exc:
             raise _delivery_error(f"SMS send_text_message for message {message.message_id} failed", exc) from exc
         return DeliveryReceipt(
-            message_id=message.message_id, channel=self.name, provider_id=response["MessageId"], accepted_at=utc_now()
+            message_id=message.message_id,
+            channel=self.name,
+            provider="end_user_messaging",
+            provider_id=response["MessageId"],
+            accepted_at=utc_now(),
         )
 
 
@@ -175,14 +229,3 @@ class S3BatchReader(BatchReader):
                 f"batch file {key} must hold 1..{MAX_BATCH_FILE_PERSONS} non-empty person ids", "batch_key"
             )
         return ids
-
-
-def channels_for(settings: SendSettings) -> Mapping[str, Channel]:
-    """The channel wiring of the send function: e-mail via SES v2, SMS via End User Messaging, the rest to the
-    outbox; with SEND_VIA_OUTBOX every channel goes to the outbox (the local runtime, dry runs)."""
-    outbox = OutboxChannel(settings.data_bucket)
-    wiring: dict[str, Channel] = {name: outbox for name in ("sms", "email", "push", "wechat", "webhook", "outbox")}
-    if not settings.send_via_outbox:
-        wiring["email"] = SesEmailChannel(settings.email_from_address)
-        wiring["sms"] = EndUserMessagingSmsChannel(settings.sms_origination_identity)
-    return wiring

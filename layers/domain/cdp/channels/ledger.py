@@ -3,7 +3,8 @@
 State machine of a record:  (none) --claim--> pending --mark_sent--> sent
                                             pending --lease expired, claim--> pending (taken over, new attempt id)
                                             pending --release--> pending with an expired lease (retry at once)
-A record that is "sent" is never claimed again, so a retried batch never sends twice to the same person.
+                                            pending --mark_failed--> failed (refused for good: never retried)
+A record that is "sent" (or "failed") is never claimed again, so a retried batch never sends twice to the same person.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 SEND_SK = "SEND"
 PENDING = "pending"
 SENT = "sent"
+FAILED = "failed"
 RETENTION = timedelta(days=400)  # long enough that no rerun of a campaign outlives its records
 
 _PK = topology.LEDGER_TABLE.partition_key
@@ -88,6 +90,8 @@ class DynamoSendLedger(SendLedger):
             return Claim(ClaimOutcome.IN_FLIGHT)
         if current["status"]["S"] == SENT:
             return Claim(ClaimOutcome.ALREADY_SENT)
+        if current["status"]["S"] == FAILED:
+            return Claim(ClaimOutcome.FAILED_FOR_GOOD)
         if int(current["lease_until_ms"]["N"]) > int(_ms(now)):
             return Claim(ClaimOutcome.IN_FLIGHT)
         # The previous attempt crashed (or released): take over, but only if nobody else did since we read.
@@ -164,6 +168,28 @@ class DynamoSendLedger(SendLedger):
                 raise StoreError(f"ledger release failed for {send_pk(key)}: {exc}") from exc
         except BotoCoreError as exc:
             raise StoreError(f"ledger release failed for {send_pk(key)}: {exc}") from exc
+
+    def mark_failed(self, key: SendKey, attempt_id: str, code: str, now: datetime) -> None:
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=self._key(key),
+                UpdateExpression="SET #status = :failed, failure = :code, failed_at = :at REMOVE lease_until_ms",
+                ConditionExpression="#status = :pending AND attempt_id = :mine",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={
+                    ":failed": {"S": FAILED},
+                    ":pending": {"S": PENDING},
+                    ":mine": {"S": attempt_id},
+                    ":code": {"S": code},
+                    ":at": {"S": iso(now)},
+                },
+            )
+        except ClientError as exc:
+            if not _conditional_failed(exc):  # taken over meanwhile: the other attempt decides
+                raise StoreError(f"ledger mark_failed failed for {send_pk(key)}: {exc}") from exc
+        except BotoCoreError as exc:
+            raise StoreError(f"ledger mark_failed failed for {send_pk(key)}: {exc}") from exc
 
     def _read(self, key: SendKey) -> dict[str, Any] | None:
         try:

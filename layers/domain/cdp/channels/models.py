@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from jinja2 import TemplateSyntaxError
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from cdp import topology
 from cdp.budgets.ledger import PoolId
@@ -47,21 +47,53 @@ class MessageBudget(_Frozen):
         return sum(n * self.cost_per_message_minor.get(name, 0) for name, n in by_channel.items())  # type: ignore[call-overload]
 
 
+def _compiled(value: str) -> str:
+    try:
+        compile_template(value)
+    except TemplateSyntaxError as exc:
+        raise ValueError(f"template syntax error on line {exc.lineno}: {exc.message}") from exc
+    return value
+
+
+TemplateText = Annotated[str, Field(min_length=1, max_length=2_000), AfterValidator(_compiled)]
+FieldName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z][A-Za-z0-9_]*$")]
+
+
+class SmsProviderTemplate(_Frozen):
+    """A China SMS provider sends only templates registered with it (with the brand's registered sign name): the
+    template's code and each of its variables as a template of ours. `body` stays the text the person reads (its
+    length and segments are what the preview shows)."""
+
+    code: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$", description="e.g. SMS_468190012")
+    sign_name: str | None = Field(default=None, min_length=2, max_length=32, description="else the account's")
+    params: dict[FieldName, TemplateText] = Field(default_factory=dict, max_length=20)
+
+
+class WeChatMessageTemplate(_Frozen):
+    """A WeChat template message (official account) or subscribe message (mini-program): the template chosen in
+    the WeChat console and its fields (e.g. thing1, amount2, time3), each a template of ours; `page` opens a
+    mini-program page, `url` a web page (official account only)."""
+
+    template_id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_\-]+$")
+    fields: dict[FieldName, TemplateText] = Field(min_length=1, max_length=20)
+    page: str | None = Field(default=None, min_length=1, max_length=512, description="a mini-program page path")
+    url: str | None = Field(default=None, min_length=8, max_length=1024, pattern=r"^https://")
+
+
 class MessageTemplate(_Frozen):
-    """Jinja2 text rendered in a sandbox with strict undefined names (a typo fails loudly, never sends '')."""
+    """Jinja2 text rendered in a sandbox with strict undefined names (a typo fails loudly, never sends ''). `body`
+    is what the person reads (SMS, e-mail text, push, the outbox); `sms` and `wechat` are what those providers are
+    sent when they only send registered templates."""
 
     subject: str | None = Field(default=None, min_length=1, max_length=998)
     body: str = Field(min_length=1, max_length=20_000)
+    sms: SmsProviderTemplate | None = None
+    wechat: WeChatMessageTemplate | None = None
 
     @field_validator("subject", "body")
     @classmethod
     def _compiles(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                compile_template(value)
-            except TemplateSyntaxError as exc:
-                raise ValueError(f"template syntax error on line {exc.lineno}: {exc.message}") from exc
-        return value
+        return None if value is None else _compiled(value)
 
 
 class Offer(_Frozen):
@@ -131,10 +163,20 @@ class OutboundMessage(_Frozen):
     step: str
     channel: ChannelName
     person_id: str
+    brand_id: str = Field(default="", description="whose senders deliver it")
     address: str = Field(description="E.164 phone, e-mail, device id, WeChat OpenID, or the person id for outbox")
     address_scope: str | None = Field(default=None, description="the WeChat app id of an OpenID")
     subject: str | None = None
     body: str
+    template_ref: str | None = Field(
+        default=None, description="a provider's registered template: an SMS template code, a WeChat template id"
+    )
+    fields: dict[str, str] = Field(
+        default_factory=dict, description="that template's variables (SMS params, WeChat fields), rendered"
+    )
+    sign_name: str | None = Field(default=None, description="an SMS template's sign name, when not the account's")
+    link: str | None = Field(default=None, description="where a tap leads: a mini-program page or a web page")
+    unsubscribe_url: str | None = Field(default=None, description="the preference centre link (List-Unsubscribe)")
     coupon_id: str | None = None
     created_at: datetime
 
@@ -142,6 +184,7 @@ class OutboundMessage(_Frozen):
 class DeliveryReceipt(_Frozen):
     message_id: str
     channel: ChannelName
+    provider: str = Field(default="outbox", description="who took it: ses, end_user_messaging, aliyun, wechat, ...")
     provider_id: str = Field(description="the provider's message id (SES, SMS) or the outbox object key")
     accepted_at: datetime
 
@@ -158,7 +201,9 @@ class SendBatchResult(BaseModel):
     suppressed_no_consent: int = 0
     suppressed_no_address: int = 0
     unknown_person: int = 0
-    duplicates_skipped: int = Field(default=0, description="already sent by an earlier attempt, or twice in a batch")
+    duplicates_skipped: int = Field(
+        default=0, description="already sent (or refused for good) by an earlier attempt, or twice in a batch"
+    )
     in_flight_skipped: int = Field(default=0, description="another live attempt holds the send lease")
     held_stop_switch: int = Field(default=0, description="not sent: the brand's stop switch was on")
     deferred_quiet_hours: int = Field(default=0, description="held until the quiet hours where the person is end")
@@ -169,6 +214,9 @@ class SendBatchResult(BaseModel):
         default=0, description="not sent: the step's offer could not be issued (out of stock, limit, budget)"
     )
     failed: int = 0
+    failed_for_good: int = Field(
+        default=0, description="of the failed, refused for good (an invalid address, no sender): never retried"
+    )
     by_channel: dict[str, int] = Field(
         default_factory=dict, description="messages sent per delivering channel (outbox when routed there)"
     )

@@ -3,17 +3,33 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from cdp.channels.lifecycle import Receipt
 from cdp.channels.models import ChannelName, DeliveryReceipt, OutboundMessage
 from cdp.errors import CdpError, ChannelError
 
 
 class DeliveryRejected(ChannelError):
-    """The provider answered and refused the message (throttled, invalid, opted out): it was certainly not sent,
-    so the send may be retried at once. A plain `ChannelError` means the outcome is unknown (e.g. a timeout)."""
+    """The provider answered and refused the message, or could not be reached: it was certainly not sent. A plain
+    `ChannelError` means the outcome is unknown (e.g. a read timeout): the send must not be repeated within its lease.
+
+    `permanent`: sending it again cannot help (an invalid number, a user who refused the app's messages, no sender
+    configured, a template the provider does not know): the message ends `failed` with `code` and is not retried.
+    Otherwise transient (throttled, a 5xx, a connection refused): the sender retried it already; a later attempt may.
+    `invalid_address`: the address itself is dead (an unregistered push token, a number that does not exist): the
+    person is not sent to there again."""
+
+    def __init__(
+        self, message: str, *, code: str | None = None, permanent: bool = False, invalid_address: bool = False
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.permanent = permanent or invalid_address
+        self.invalid_address = invalid_address
 
 
 class Channel(ABC):
@@ -36,6 +52,7 @@ class SendKey:
 class ClaimOutcome(StrEnum):
     CLAIMED = "claimed"  # this attempt owns the send
     ALREADY_SENT = "already_sent"  # an earlier attempt delivered it
+    FAILED_FOR_GOOD = "failed_for_good"  # an earlier attempt was refused for good (an invalid number, no sender)
     IN_FLIGHT = "in_flight"  # another attempt holds an unexpired lease
 
 
@@ -63,6 +80,10 @@ class SendLedger(ABC):
     @abstractmethod
     def release(self, key: SendKey, attempt_id: str, now: datetime) -> None:
         """The channel certainly did not send: keep the record pending but let the next attempt take it at once."""
+
+    @abstractmethod
+    def mark_failed(self, key: SendKey, attempt_id: str, code: str, now: datetime) -> None:
+        """The provider refused it for good: the record is final, no later attempt sends it."""
 
 
 class BatchReader(ABC):
@@ -109,3 +130,56 @@ class OfferIssuer(ABC):
     ) -> IssuedOffer:
         """Once per `issue_id` (a retried send shows the same code), from the run's plan hold `plan_id` when it has
         one; OfferNotIssuedError."""
+
+
+@dataclass(frozen=True)
+class LoggedMessage:
+    """A message as the message log keeps it (`cdp.channels.messages.DynamoMessageLog`)."""
+
+    message_id: str
+    brand_id: str
+    person_id: str
+    campaign_id: str
+    run_id: str
+    step: str
+    channel: str
+    status: str  # cdp.channels.lifecycle.MessageStatus
+    sent_at: datetime
+    provider: str | None = None
+    provider_id: str | None = None
+    code: str | None = None  # the provider's error code of a failure
+    times: dict[str, datetime] | None = None  # the first time of each status reached
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What a receipt did: the message it belongs to, and whether the status it shows moved (from `previous`)."""
+
+    message: LoggedMessage
+    previous: str
+    moved: bool
+
+
+class MessageLog(ABC):
+    """Every message sent (or failed for good) by message id, its status moved by receipts, and per-run counts."""
+
+    @abstractmethod
+    def record(self, messages: Sequence[LoggedMessage]) -> None:
+        """A batch's messages as they left (status sent, or failed with the provider's code); counted per run."""
+
+    @abstractmethod
+    def apply(self, receipt: Receipt, keep_orphan: bool = True) -> Applied | None:
+        """Move the message's status (`cdp.channels.lifecycle.moves`). None when no message of the brand has that id
+        (yet): with `keep_orphan` the receipt is kept, and applied when its message is recorded."""
+
+    @abstractmethod
+    def count_moves(self, moved: Sequence[Applied]) -> None:
+        """Move the run counts of what `apply` moved (one write per campaign run, however many receipts)."""
+
+    @abstractmethod
+    def get_many(self, message_ids: Sequence[str]) -> dict[str, LoggedMessage]:
+        """The messages of these ids that the log has."""
+
+    @abstractmethod
+    def counts(self, brand_id: str, campaign_id: str) -> dict[str, dict[str, dict[str, int]]]:
+        """run id -> channel -> status -> messages showing that status now."""

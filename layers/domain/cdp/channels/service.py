@@ -18,6 +18,8 @@ from cdp.channels.ports import (
     Channel,
     ClaimOutcome,
     DeliveryRejected,
+    LoggedMessage,
+    MessageLog,
     MessageSpending,
     OfferIssuer,
     OfferNotIssuedError,
@@ -116,7 +118,9 @@ class _Batch:
             campaign_id=request.campaign_id, run_id=request.run_id, step=request.step, channel=request.channel
         )
         self.render_failures = 0
+        self.permanent_failures = 0  # refused for good by the provider: retrying the batch cannot help
         self.sent_earlier = 0  # ALREADY_SENT or IN_FLIGHT in the ledger: delivered (or being delivered) elsewhere
+        self.logged: list[LoggedMessage] = []  # for the message log, written once the batch is done
 
     def record(
         self,
@@ -148,6 +152,31 @@ class _Batch:
         if len(self.result.failures) < MAX_REPORTED_FAILURES:
             self.result.failures.append(f"{person_id}: {reason[:MAX_REASON_CHARS]}")
         self.record(person_id, message_id, "failed", channel=channel)
+
+    def log(
+        self,
+        message: OutboundMessage,
+        status: str,
+        provider: str | None = None,
+        provider_id: str | None = None,
+        code: str | None = None,
+    ) -> None:
+        self.logged.append(
+            LoggedMessage(
+                message_id=message.message_id,
+                brand_id=message.brand_id,
+                person_id=message.person_id,
+                campaign_id=message.campaign_id,
+                run_id=message.run_id,
+                step=message.step,
+                channel=message.channel,
+                status=status,
+                sent_at=self.now,
+                provider=provider,
+                provider_id=provider_id,
+                code=code,
+            )
+        )
 
 
 @dataclass(frozen=True)
@@ -208,6 +237,7 @@ def send_batch(
     contact: ContactRules | None = None,
     offers: OfferIssuer | None = None,
     spending: MessageSpending | None = None,
+    log: MessageLog | None = None,
 ) -> SendBatchResult:
     """Deliver the batch; one person's failure never loses the others. Raises ChannelError only when nothing of the
     batch was delivered and something failed (so the state machine retries); failed sends stay claimable."""
@@ -237,12 +267,25 @@ def send_batch(
 
     result = batch.result
     _pay_messages(request, result, spending)
+    _log_messages(batch, log)
     logger.info("send batch done", **result.model_dump(exclude={"failures", "by_channel"}))
     if result.failed and not (result.sent or batch.sent_earlier):
         if batch.render_failures == result.failed:  # a broken template: retrying cannot help
             raise InvalidInputError(f"every message failed to render: {result.failures[:3]}", "template")
-        raise ChannelError(f"all {result.failed} deliveries of the batch failed: {result.failures[:3]}")
+        if batch.render_failures + batch.permanent_failures < result.failed:  # some may go on a retry
+            raise ChannelError(f"all {result.failed} deliveries of the batch failed: {result.failures[:3]}")
     return result
+
+
+def _log_messages(batch: _Batch, log: MessageLog | None) -> None:
+    """The messages that left (or were refused for good) go to the message log, where receipts move them. The
+    ledger already holds the truth of what was sent: a failure here is logged, never a resend."""
+    if log is None or not batch.logged:
+        return
+    try:
+        log.record(batch.logged)
+    except CdpError as exc:
+        logger.error("sent messages not recorded in the message log", count=len(batch.logged), error=str(exc))
 
 
 def choose_channel(
@@ -312,6 +355,7 @@ def _send_one(
         step=request.step,
         channel=name,
         person_id=person_id,
+        brand_id=profile.brand_id,
         address=address.value,
         address_scope=address.scope,
         body="",
@@ -377,11 +421,25 @@ class _Composer:
     def _render(self, offer: dict[str, Any] | None) -> OutboundMessage:
         request, draft, profile = self.batch.request, self.draft, self.profile
         context = template_context(profile, request, self.batch.now.date()) | {"offer": offer}
-        subject = render(request.template.subject, context) if request.template.subject else None
-        body = render(request.template.body, context)
+        template = request.template
+        subject = render(template.subject, context) if template.subject else None
+        body = render(template.body, context)
         if self.links is not None:
             body = self.links.wrap(body, draft.message_id, request, draft.channel, self.address_key, profile.brand_id)
-        return draft.model_copy(update={"subject": subject, "body": body})
+        update: dict[str, Any] = {"subject": subject, "body": body}
+        if draft.channel == "sms" and template.sms is not None:  # a China provider's registered template
+            update.update(
+                template_ref=template.sms.code,
+                sign_name=template.sms.sign_name,
+                fields={name: render(source, context) for name, source in template.sms.params.items()},
+            )
+        if draft.channel == "wechat" and template.wechat is not None:
+            update.update(
+                template_ref=template.wechat.template_id,
+                fields={name: render(source, context) for name, source in template.wechat.fields.items()},
+                link=template.wechat.page or template.wechat.url,
+            )
+        return draft.model_copy(update=update)
 
 
 def _deliver(
@@ -401,7 +459,7 @@ def _deliver(
     except StoreError as exc:  # nothing was sent: a rerun claims it again
         batch.fail(person_id, message_id, str(exc))
         return
-    if claim.outcome is ClaimOutcome.ALREADY_SENT:
+    if claim.outcome in (ClaimOutcome.ALREADY_SENT, ClaimOutcome.FAILED_FOR_GOOD):
         result.duplicates_skipped += 1
         batch.sent_earlier += 1
         return
@@ -427,22 +485,17 @@ def _deliver(
     try:
         message = compose()
     except CdpError as exc:  # nothing left: the claim and the cap place go back
-        if isinstance(exc, TemplateRenderError):
-            batch.render_failures += 1
-            batch.fail(person_id, message_id, exc.message, channel=message.channel)
-        elif isinstance(exc, OfferNotIssuedError):
-            result.suppressed_offer += 1
-            batch.record(person_id, message_id, "suppressed_offer", channel=message.channel)
-            logger.info("offer not issued: message not sent", person_id=person_id, reason=str(exc))
-        else:  # the offer store failed or lost to concurrent issues: a retry of the batch sends it
-            batch.fail(person_id, message_id, f"issuing the step's offer failed: {exc}", channel=message.channel)
+        _not_composed(batch, draft, exc)
         withdraw()
         return
     try:
         receipt = channel.send(message)
     except DeliveryRejected as exc:
         batch.fail(person_id, message_id, str(exc), channel=message.channel)
-        withdraw()  # certainly not sent: a retry may send at once
+        if exc.permanent:  # refused for good: final in the ledger and the log, its cap place given back
+            _refused_for_good(batch, ledger, key, claim.attempt_id, message, exc, bool(caps))
+        else:
+            withdraw()  # certainly not sent: a retry may send at once
         return
     except ChannelError as exc:
         # Outcome unknown: the pending record keeps its lease, so no retry within the lease can send a second time.
@@ -457,6 +510,41 @@ def _deliver(
     # Keyed by the requested channel (what the campaign pays for), even when the local runtime routes it to the outbox.
     result.by_channel[message.channel] = result.by_channel.get(message.channel, 0) + 1
     batch.record(person_id, message_id, "sent", receipt.provider_id, channel=message.channel)
+    batch.log(message, "sent", receipt.provider, receipt.provider_id)
+
+
+def _not_composed(batch: _Batch, draft: OutboundMessage, exc: CdpError) -> None:
+    person_id, message_id = draft.person_id, draft.message_id
+    if isinstance(exc, TemplateRenderError):
+        batch.render_failures += 1
+        batch.fail(person_id, message_id, exc.message, channel=draft.channel)
+    elif isinstance(exc, OfferNotIssuedError):
+        batch.result.suppressed_offer += 1
+        batch.record(person_id, message_id, "suppressed_offer", channel=draft.channel)
+        logger.info("offer not issued: message not sent", person_id=person_id, reason=str(exc))
+    else:  # the offer store failed or lost to concurrent issues: a retry of the batch sends it
+        batch.fail(person_id, message_id, f"issuing the step's offer failed: {exc}", channel=draft.channel)
+
+
+def _refused_for_good(
+    batch: _Batch,
+    ledger: SendLedger,
+    key: SendKey,
+    attempt_id: str,
+    message: OutboundMessage,
+    exc: DeliveryRejected,
+    capped: bool,
+) -> None:
+    code = exc.code or "refused"
+    batch.result.failed_for_good += 1
+    batch.permanent_failures += 1
+    try:
+        ledger.mark_failed(key, attempt_id, code, batch.now)
+    except StoreError:  # stays pending under its lease: a later attempt asks the provider again, and is refused
+        logger.exception("a send refused for good is not final in the ledger", person_id=message.person_id)
+    if batch.contact is not None and capped:
+        batch.contact.ledger.release(message.brand_id, message.person_id, message.channel, batch.now)
+    batch.log(message, "failed", code=code)
 
 
 def _withdraw(

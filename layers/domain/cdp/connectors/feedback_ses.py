@@ -10,10 +10,11 @@ never confirms twice; it ingests nothing.
 
 A Notification's Message is the SES event: Delivery -> message_delivered (delivered), Bounce -> message_delivered
 (Permanent: bounced, else failed), Reject -> message_delivered (failed), Complaint -> consent_changed email false (a
-complaint is an opt-out), Open -> message_opened, Click -> message_clicked (click.link), Subscription with
-unsubscribeAll -> consent_changed email false; Send, DeliveryDelay and anything else ingest nothing. The recipient
-e-mail is the identifier; our message and campaign ids come from the message tags the send path sets
-(`cdp.channels.adapters.SesEmailChannel`: "message_id", "campaign_id"; SES's own message id when untagged).
+complaint is an opt-out; it names the message, which ends `complained`), Open -> message_opened, Click ->
+message_clicked (click.link), Subscription with unsubscribeAll -> consent_changed email false (the message ends
+`unsubscribed`); Send, DeliveryDelay and anything else ingest nothing. The recipient e-mail is the identifier; our
+message and campaign ids come from the message tags the send path sets (`cdp.channels.adapters.SesEmailChannel`:
+"message_id", "campaign_id"; SES's own message id when untagged).
 Event ids: ses-{SES message id}-{event type}-{fingerprint of the recipient (+ link for clicks, + time for opens)}.
 
 Ports: a `CertificateFetcher` (HTTPS with an in-memory cache) and a `SubscriptionConfirmer` (HTTPS GET). The ingest
@@ -332,7 +333,7 @@ def ses_events(event: dict[str, Any], binding: Binding) -> list[dict[str, Any]]:
         case "Complaint":
             complained = detail.get("complainedRecipients")
             recipients = _recipients(complained, "complaint.complainedRecipients", "emailAddress")
-            event_type, properties = "consent_changed", {"channel": "email", "granted": False, "complaint": True}
+            event_type, properties = "consent_changed", {**ids, "granted": False, "complaint": True}
         case "Open":
             recipients = _single(mail)
             event_type, properties, extra = "message_opened", ids, str(detail.get("timestamp") or "")
@@ -342,7 +343,7 @@ def ses_events(event: dict[str, Any], binding: Binding) -> list[dict[str, Any]]:
             event_type, properties, extra = "message_clicked", {**ids, "url": link}, link
         case "Subscription" if obj(detail, "newTopicPreferences").get("unsubscribeAll") is True:
             recipients = _recipients(mail.get("destination"), "mail.destination")
-            event_type, properties = "consent_changed", {"channel": "email", "granted": False}
+            event_type, properties = "consent_changed", {**ids, "granted": False}
         case _:
             return []  # Send, DeliveryDelay, Rendering Failure, topic preferences: no canonical event
     context = {"user_agent": str(detail["userAgent"])[:512]} if detail.get("userAgent") else None

@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPubl
 from cryptography.hazmat.primitives.serialization import load_pem_private_key, load_pem_public_key
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
+from cdp.connectors.sender_accounts import BrandSenders
 from cdp.errors import CdpError
 
 Token = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@/#+\-]+$")
@@ -52,6 +53,9 @@ class WeChatApp(_Cfg):
         default=None,
         description="official account in safe mode: the 43-character EncodingAESKey; plain-text pushes are then "
         "refused (the plain-text signature does not cover the body)",
+    )
+    app_secret: SecretStr | None = Field(
+        default=None, description="the AppSecret: fetches the access token that sends template/subscribe messages"
     )
 
     @model_validator(mode="after")
@@ -195,6 +199,21 @@ class SourcesConfig(_Cfg):
     wechat_pay: dict[str, WeChatPayMerchant] = Field(
         default_factory=dict, description="brand id -> the merchant account that pays its red packets"
     )
+    senders: dict[str, BrandSenders] = Field(
+        default_factory=dict, description="brand id -> the accounts that deliver its messages (per channel)"
+    )
+
+    @model_validator(mode="after")
+    def _senders_known(self) -> SourcesConfig:
+        for brand_id, senders in self.senders.items():
+            for app_id in senders.wechat.apps if senders.wechat else ():
+                app = self.wechat.get(app_id)
+                if app is None or app.brand_id != brand_id or app.app_secret is None:
+                    raise ValueError(
+                        f"senders.{brand_id}.wechat.apps: {app_id} must be one of the brand's apps in `wechat`, "
+                        "with its app_secret"
+                    )
+        return self
 
 
 def parse_sources(raw: str | bytes | dict[str, Any]) -> SourcesConfig:

@@ -58,11 +58,35 @@ def uses_coupon(event: CanonicalEvent) -> bool:
     return bool(event.event_type == "coupon_redeemed" and props.code)
 
 
+class MessageReceipts(EventsReceived):
+    """The accepted events of a request that report on a message sent (delivered, bounced, opened, clicked, a
+    complaint or unsubscribe naming it): their own entries for the message log (`cdp.channels.lifecycle`)."""
+
+    event_name: ClassVar[str] = topology.RECEIPTS_RECEIVED
+
+
+RECEIPT_TYPES = frozenset({"message_delivered", "message_opened", "message_clicked"})
+
+
+def carries_receipt(event: CanonicalEvent) -> bool:
+    """A receipt of a message (`cdp.channels.lifecycle.receipt_of` reads it)."""
+    if event.event_type in RECEIPT_TYPES:
+        return True
+    extra: dict[str, Any] = getattr(event.properties, "model_extra", None) or {}
+    return event.event_type == "consent_changed" and isinstance(extra.get("message_id"), str)
+
+
 def packed(events: Sequence[CanonicalEvent]) -> list[EventsReceived]:
     """The events as few entries as fit, each of one brand (dead letters are scoped by brand), in request order;
-    then, for the events naming a coupon's code, their own entries (`CouponsUsed`)."""
+    then, for the events naming a coupon's code, their own entries (`CouponsUsed`), and for the receipts of
+    messages theirs (`MessageReceipts`)."""
     coupons = [e for e in events if uses_coupon(e)]
-    return _packed(events, EventsReceived) + (_packed(coupons, CouponsUsed) if coupons else [])
+    receipts = [e for e in events if carries_receipt(e)]
+    return (
+        _packed(events, EventsReceived)
+        + (_packed(coupons, CouponsUsed) if coupons else [])
+        + (_packed(receipts, MessageReceipts) if receipts else [])
+    )
 
 
 def repacked(batches: Sequence[tuple[Sequence[Publishable], str]]) -> list[tuple[Sequence[Publishable], str]]:

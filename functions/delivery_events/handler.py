@@ -1,0 +1,89 @@
+"""SQS (fed by the rule "delivery events" on the account's default bus: SES and End User Messaging SMS delivery
+events) -> archive each event as received, map it to canonical receipts (cdp.connectors.aws_delivery) and ingest them
+like any channel's (dedupe, publish); an event that is not ours or cannot be read is parked with its reason."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from cdp.connectors.aws_delivery import brand_of, delivery_events
+from cdp.connectors.base import MappingError
+from cdp.errors import InvalidInputError
+from cdp.ingest.aws import DynamoDedupeLedger, S3RawArchive
+from cdp.ingest.service import WriteScope, accept
+from cdp.observability import logger, metrics, tracer
+from cdp.org import ScopeRef, load_org
+from cdp.settings import DeliveryEventsSettings, get_settings
+from cdp.shared.aws import EventBridgePublisher
+from cdp.shared.deadletter import DeadLetteringProcessor, SqsDeadLetters
+from cdp.shared.safe_json import loads as safe_loads
+from cdp.shared.time import utc_now
+from cdp.topology import DELIVERY_EVENTS_QUEUE
+
+ARCHIVE_SOURCE = "aws-delivery"
+
+
+@cache
+def _dead_letters() -> SqsDeadLetters:
+    return SqsDeadLetters(get_settings(DeliveryEventsSettings).dead_letter_queue_url)
+
+
+@cache
+def _ports() -> tuple[S3RawArchive, DynamoDedupeLedger, EventBridgePublisher]:
+    s = get_settings(DeliveryEventsSettings)
+    return S3RawArchive(s.data_bucket), DynamoDedupeLedger(s.ledger_table), EventBridgePublisher(s.event_bus_name)
+
+
+class DeliveryEventRecord(SqsRecordModel):
+    body: str  # the EventBridge event as the rule's SQS target delivers it (read in record_handler)
+
+
+processor = DeadLetteringProcessor(
+    model=DeliveryEventRecord, dead_letters=_dead_letters, max_receives=DELIVERY_EVENTS_QUEUE.max_receive_count
+)
+
+
+def record_handler(record: DeliveryEventRecord) -> None:
+    try:
+        event = safe_loads(record.body.encode())
+        if not isinstance(event, dict):
+            raise InvalidInputError("the message is not an EventBridge event", "body")
+        brand_id = brand_of(event)
+        items = delivery_events(event)
+    except MappingError as exc:  # not ours, or unreadable: parked with the reason, never retried
+        raise InvalidInputError(f"delivery event {record.messageId}: {exc}", "body") from exc
+    if not items:
+        return
+    archive, ledger, publisher = _ports()
+    received_at = utc_now()
+    raw_key = archive.archive(
+        record.messageId, record.body.encode(), received_at, ARCHIVE_SOURCE, {"brand-id": brand_id}
+    )
+    result = accept(
+        items,
+        request_id=str(event.get("id") or record.messageId),
+        received_at=received_at,
+        raw_key=raw_key,
+        ledger=ledger,
+        publisher=publisher,
+        region_of=lambda _brand: "CN",
+        write_scope=WriteScope(load_org(), (ScopeRef(brand_id=brand_id),)),
+    )
+    metrics.add_metric(name="DeliveryEventsIngested", unit="Count", value=result.accepted)
+    if result.rejected:  # the good ones are in; the event is parked with why the rest is not (archived: raw_key)
+        problems = json.dumps(result.model_dump(mode="json")["rejected"])[:1000]
+        raise InvalidInputError(f"delivery event {record.messageId} ({raw_key}): rejected {problems}", "body")
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+@tracer.capture_lambda_handler(capture_response=False)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

@@ -1,0 +1,231 @@
+"""A campaign message's whole life on the local runtime: sent through the brand's China SMS provider (the loopback
+fake speaking Alibaba Cloud's SendSms), its provider's receipt posted back through the SMS feedback connector, and
+the message's status moved by it in the message log, the person's 360 view and the run's counts; a receipt that
+comes twice counts once, and a number the provider refuses for good ends `failed` and is never retried."""
+
+# ruff: noqa: RUF001 - Chinese template texts, with full-width punctuation
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from cdp import topology
+from cdp.channels.messages import DynamoMessageLog
+from cdp.channels.ports import LoggedMessage
+from cdp.connectors.aws import SecretsManagerSources
+from cdp.ingest.security import sign_cdp
+from cdp_local.fakes.aliyun_sms import FakeAliyunSms
+from cdp_local.runtime import LocalRuntime
+
+BRAND = "demo-brand"
+SMS_SECRET = "local-sms-secret"  # the local `aliyun` receipts relay of demo-brand (LOCAL_SOURCES)
+TEMPLATE = "SMS_468190012"
+
+
+@pytest.fixture
+def aliyun(runtime: LocalRuntime, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeAliyunSms]:
+    """demo-brand's SMS sent through the fake Alibaba Cloud SMS (its account in the sources secret, re-read on every
+    call while the test runs), removed afterwards."""
+    secrets = runtime.client("secretsmanager")
+    before = secrets.get_secret_value(SecretId=topology.SOURCES_SECRET_LOCAL_NAME)["SecretString"]
+    with FakeAliyunSms() as fake:
+        fake.register_template(TEMPLATE, "${name}您好，冬季蛋糕上市，回TD退订")
+        document = {**json.loads(before), "senders": {BRAND: {"sms": {"default": fake.account()}}}}
+        secrets.put_secret_value(SecretId=topology.SOURCES_SECRET_LOCAL_NAME, SecretString=json.dumps(document))
+        monkeypatch.setattr(SecretsManagerSources, "TTL_S", 0.0)
+        try:
+            yield fake
+        finally:
+            secrets.put_secret_value(SecretId=topology.SOURCES_SECRET_LOCAL_NAME, SecretString=before)
+
+
+def post_events(runtime: LocalRuntime, events: list[dict[str, Any]]) -> None:
+    headers = {"content-type": "application/json", "x-api-key": runtime.api_key}
+    assert runtime.http("POST", "/v1/events", json.dumps({"batch": events}).encode(), headers).status == 202
+
+
+def customer(runtime: LocalRuntime, phone: str) -> str:
+    """A member who opted in to marketing SMS: their person id."""
+    now = datetime.now(UTC).isoformat()
+    base = {"schema_version": "1", "brand_id": BRAND, "source": "app", "occurred_at": now}
+    ident = [{"type": "phone", "value": phone}]
+    post_events(
+        runtime,
+        [
+            {
+                **base,
+                "event_id": f"lc-id-{phone}",
+                "event_type": "identify",
+                "identifiers": ident,
+                "properties": {"name": "小王"},
+            },
+            {
+                **base,
+                "event_id": f"lc-consent-{phone}",
+                "event_type": "consent_changed",
+                "identifiers": ident,
+                "properties": {"channel": "sms", "granted": True, "purpose": "marketing"},
+            },
+        ],
+    )
+    runtime.drain()
+    path = f"/v1/profiles/by-identifier/phone/%2B86{phone}?brand_id={BRAND}"
+    response = runtime.http("GET", path, b"", {"x-api-key": runtime.admin_key})
+    assert response.status == 200, response.body
+    return str(json.loads(response.body)["person_id"])
+
+
+def send(runtime: LocalRuntime, campaign_id: str, person_ids: list[str]) -> dict[str, Any]:
+    request = {
+        "campaign_id": campaign_id,
+        "run_id": f"{campaign_id}-r1",
+        "brand_id": BRAND,
+        "step": "touch1",
+        "channel": "sms",
+        "template": {
+            "body": "【本地测试】{{ traits.name }}您好，冬季蛋糕上市，回TD退订",
+            "sms": {"code": TEMPLATE, "params": {"name": "{{ traits.name }}"}},
+        },
+        "person_ids": person_ids,
+    }
+    result: dict[str, Any] = runtime.invoke(topology.SEND.key, request)
+    return result
+
+
+def messages(runtime: LocalRuntime, person_id: str) -> list[dict[str, Any]]:
+    response = runtime.http("GET", f"/v1/profiles/{person_id}", b"", {"x-api-key": runtime.admin_key})
+    assert response.status == 200, response.body
+    found: list[dict[str, Any]] = json.loads(response.body)["messages"]
+    return found
+
+
+def post_receipts(runtime: LocalRuntime, receipts: list[dict[str, Any]]) -> dict[str, Any]:
+    body = json.dumps(receipts, ensure_ascii=False).encode()
+    headers = {"content-type": "application/json", "x-cdp-signature": sign_cdp(SMS_SECRET, body, int(time.time()))}
+    response = runtime.http("POST", "/v1/feedback/sms/aliyun", body, headers)
+    assert response.status == 202, response.body
+    answer: dict[str, Any] = json.loads(response.body)
+    return answer
+
+
+def test_a_message_goes_out_through_the_provider_and_its_receipts_move_its_status(
+    runtime: LocalRuntime, aliyun: FakeAliyunSms
+) -> None:
+    # Given two opted-in members, one of whose numbers the provider will report as undeliverable
+    tag = str(uuid.uuid4().int)[:8]
+    delivered_phone, failed_phone = f"139{tag}", f"138{tag}"
+    delivered, failed = customer(runtime, delivered_phone), customer(runtime, failed_phone)
+    campaign = f"lifecycle-{tag}"
+    # When a campaign step sends them an SMS
+    result = send(runtime, campaign, [delivered, failed])
+    # Then the provider took both, rendered from its registered template
+    assert (result["sent"], result["by_channel"]) == (2, {"sms": 2})
+    assert sorted(s.phone for s in aliyun.sent) == sorted([delivered_phone, failed_phone])
+    assert {s.text for s in aliyun.sent} == {"【本地测试】小王您好，冬季蛋糕上市，回TD退订"}
+    assert [m["status"] for m in messages(runtime, delivered)] == ["sent"]
+
+    # When the provider's receipts come back (twice: the relay retried)
+    receipts = aliyun.receipts(failed_phones=(failed_phone,), err_code="MK:0001")
+    assert post_receipts(runtime, receipts)["accepted"] == 2
+    assert post_receipts(runtime, receipts)["duplicates"] == 2
+    runtime.drain()
+    # Then each message shows what its receipt said, with the provider's id and code
+    [ok] = messages(runtime, delivered)
+    [bad] = messages(runtime, failed)
+    assert (ok["status"], ok["provider"], ok["channel"]) == ("delivered", "aliyun", "sms")
+    assert set(ok["status_times"]) == {"sent", "delivered"}
+    assert (bad["status"], bad["error_code"]) == ("failed", "MK:0001")
+    # And the run's counts show each message once, at its current status
+    log = DynamoMessageLog(topology.LEDGER_TABLE.local_name, client=runtime.client("dynamodb"))
+    assert log.counts(BRAND, campaign) == {f"{campaign}-r1": {"sms": {"delivered": 1, "failed": 1}}}
+
+
+def test_a_number_the_provider_refuses_for_good_ends_failed_and_is_not_retried(
+    runtime: LocalRuntime, aliyun: FakeAliyunSms
+) -> None:
+    # Given a member whose stored number the provider does not accept (a landline-like mainland number)
+    tag = str(uuid.uuid4().int)[:8]
+    person = customer(runtime, f"139{tag}")
+    aliyun.fail_next(
+        200,
+        json.dumps({"Code": "isv.MOBILE_NUMBER_ILLEGAL", "Message": "非法手机号", "RequestId": "r"}).encode(),
+        headers={"content-type": "application/json"},
+    )
+    campaign = f"refused-{tag}"
+    # When the step is sent, and the batch is retried
+    first = send(runtime, campaign, [person])
+    again = send(runtime, campaign, [person])
+    # Then it failed for good once, and the retry sent nothing
+    assert (first["failed"], first["failed_for_good"], first["sent"]) == (1, 1, 0)
+    assert (again["sent"], again["failed"], again["duplicates_skipped"]) == (0, 0, 1)
+    assert aliyun.sent == []  # a second call would have been accepted: the fake refused only the first
+    [message] = messages(runtime, person)
+    assert (message["status"], message["error_code"]) == ("failed", "isv.MOBILE_NUMBER_ILLEGAL")
+
+
+def sms_status_event(message_id: str, phone: str, kind: str, brand: str | None = BRAND) -> dict[str, Any]:
+    """End User Messaging's "Text Message Delivery Status Updated" as EventBridge delivers it (AWS's example)."""
+    context = {"message_id": message_id, "campaign_id": "eum-test", **({"brand_id": brand} if brand else {})}
+    return {
+        "Source": "aws.sms-voice",
+        "DetailType": "Text Message Delivery Status Updated",
+        "EventBusName": "default",
+        "Detail": json.dumps(
+            {
+                "eventType": kind,
+                "eventVersion": "1.0",
+                "eventTimestamp": int(time.time() * 1000),
+                "isFinal": True,
+                "originationPhoneNumber": "+12065550152",
+                "destinationPhoneNumber": phone,
+                "messageId": f"eum-{uuid.uuid4()}",
+                "messageStatus": kind.removeprefix("TEXT_"),
+                "context": context,
+                "totalMessageParts": 1,
+            }
+        ),
+    }
+
+
+def test_end_user_messaging_status_events_move_the_message_and_foreign_ones_are_parked(runtime: LocalRuntime) -> None:
+    # Given a message sent through AWS End User Messaging (recorded in the log as it left)
+    tag = str(uuid.uuid4().int)[:8]
+    phone = f"+1206555{tag[:4]}"
+    log = DynamoMessageLog(topology.LEDGER_TABLE.local_name, client=runtime.client("dynamodb"))
+    message_id = f"eum-msg-{tag}"
+    log.record(
+        [
+            LoggedMessage(
+                message_id=message_id,
+                brand_id=BRAND,
+                person_id=f"p-{tag}",
+                campaign_id="eum-test",
+                run_id=f"eum-run-{tag}",
+                step="touch1",
+                channel="sms",
+                status="sent",
+                sent_at=datetime.now(UTC),
+                provider="end_user_messaging",
+                provider_id="eum-1",
+            )
+        ]
+    )
+    parked_before = {m["MessageId"] for m in runtime.dlq_messages(topology.DELIVERY_EVENTS_QUEUE)}
+    # When AWS reports it delivered on the account's default bus, and a text of another system (no brand) fails
+    events = runtime.client("events")
+    events.put_events(Entries=[sms_status_event(message_id, phone, "TEXT_DELIVERED")])
+    events.put_events(Entries=[sms_status_event("not-ours", phone, "TEXT_BLOCKED", brand=None)])
+    runtime.drain()
+    # Then the message shows delivered, and the foreign event is parked with its reason, not dropped
+    assert log.get_many([message_id])[message_id].status == "delivered"
+    parked = [m for m in runtime.dlq_messages(topology.DELIVERY_EVENTS_QUEUE) if m["MessageId"] not in parked_before]
+    assert [json.loads(m["Body"])["detail"]["context"]["message_id"] for m in parked] == ["not-ours"]
+    reason = {k: v["StringValue"] for k, v in parked[0]["MessageAttributes"].items()}
+    assert reason["cdp-permanent"] == "true" and "not sent by this platform" in reason["cdp-error"]

@@ -1,0 +1,126 @@
+"""The WeChat sender over real HTTP against the started fake WeChat API: a send, a read timeout (an unknown
+outcome), a refused connection (certainly not sent), and the TEMPLATESENDJOBFINISH push WeChat then posts to the
+official account, which the inbound connector reads as the delivery of the message with that msgid."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+
+from cdp.channels.models import OutboundMessage, message_id_for
+from cdp.channels.ports import DeliveryRejected
+from cdp.channels.wechat import WeChatChannel
+from cdp.channels.wechat_tokens import InMemoryAccessTokens
+from cdp.connectors.base import Binding, InboundRequest
+from cdp.connectors.sender_accounts import WeChatSenders
+from cdp.connectors.sources import WeChatApp
+from cdp.connectors.wechat import OfficialAccountConnector, oa_signature, parse_push
+from cdp.errors import ChannelError
+from cdp_local.fakes.wechat_api import FakeWeChatApi, original_id
+
+OA, OA_SECRET = "wx-local-oa", "oa-app-secret-9f8e7d6c5b4a39281706"
+FOLLOWER, TEMPLATE = "oX7Pz5Hq2nTtY8kLmN3bVcR4sD1e", "ngqIpbwh8bUfcSsECmogfXcV14J0tQlEpBO27izEYtY"
+CALLBACK_TOKEN = "local-wechat-token"
+T0 = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeWeChatApi]:
+    with FakeWeChatApi() as api:
+        api.add_app(OA, OA_SECRET, "official_account")
+        api.add_template(OA, TEMPLATE, ["thing1", "amount2"])
+        api.follow(OA, FOLLOWER)
+        yield api
+
+
+def sender(endpoint: str, tokens: InMemoryAccessTokens) -> WeChatChannel:
+    app = WeChatApp(brand_id="demo-brand", kind="official_account", token=CALLBACK_TOKEN, app_secret=OA_SECRET)
+    senders = WeChatSenders(apps=(OA,), endpoint=endpoint, timeout_s=0.2)
+    return WeChatChannel(OA, app, senders, tokens)  # the default transport: urllib over the loopback
+
+
+def message(person: str) -> OutboundMessage:
+    return OutboundMessage(
+        message_id=message_id_for("spring-cake", "touch1", person),
+        campaign_id="spring-cake",
+        run_id="run-1",
+        step="touch1",
+        channel="wechat",
+        person_id=person,
+        address=FOLLOWER,
+        address_scope=OA,
+        body="您的草莓蛋糕已发货",
+        template_ref=TEMPLATE,
+        fields={"thing1": "草莓蛋糕", "amount2": "¥88.00"},
+        link="https://shop.example.cn/orders/88",
+        created_at=T0,
+    )
+
+
+def test_a_template_message_is_sent_over_http(fake: FakeWeChatApi) -> None:
+    receipt = sender(fake.url, InMemoryAccessTokens()).send(message("p-1"))
+    (sent,) = fake.sent
+    assert receipt.provider_id == str(sent.msgid) and sent.data == {"thing1": "草莓蛋糕", "amount2": "¥88.00"}
+    assert sent.url == "https://shop.example.cn/orders/88" and fake.token_fetches == 1
+
+
+def test_a_read_timeout_is_an_unknown_outcome(fake: FakeWeChatApi) -> None:
+    tokens = InMemoryAccessTokens()
+    channel = sender(fake.url, tokens)
+    channel.send(message("p-1"))  # the token is held: the next call is the send itself
+    fake.delay_next(0.45)  # longer than the sender's 0.2 s
+    with pytest.raises(ChannelError) as caught:
+        channel.send(message("p-2"))
+    token = tokens.current(OA)
+    assert not isinstance(caught.value, DeliveryRejected)
+    assert token and token not in str(caught.value)
+    deadline = time.monotonic() + 3
+    while len(fake.sent) < 2 and time.monotonic() < deadline:  # WeChat did send it, late
+        time.sleep(0.05)
+    assert len(fake.sent) == 2
+
+
+def test_a_refused_connection_is_certainly_not_sent(fake: FakeWeChatApi) -> None:
+    gone = FakeWeChatApi()
+    url = gone.url
+    gone.stop()  # nothing listens there any more
+    with pytest.raises(DeliveryRejected) as caught:
+        sender(url, InMemoryAccessTokens()).send(message("p-1"))
+    assert not caught.value.permanent
+
+
+def test_the_template_job_finish_push_names_the_sent_msgid(fake: FakeWeChatApi) -> None:
+    receipt = sender(fake.url, InMemoryAccessTokens()).send(message("p-1"))
+    body = fake.template_job_finish(OA, receipt.provider_id, status="failed:user block")
+    push = parse_push(body)
+    assert push["MsgType"] == "event" and push["Event"] == "TEMPLATESENDJOBFINISH"
+    assert push["MsgID"] == receipt.provider_id and push["FromUserName"] == FOLLOWER
+    assert push["ToUserName"] == original_id(OA) and push["Status"] == "failed:user block"
+    # and the official account's connector reads it as the delivery report of that message
+    timestamp, nonce = str(int(time.time())), "1514711492"
+    request = InboundRequest(
+        connector="wechat_oa",
+        method="POST",
+        body=body,
+        received_at=datetime.now(UTC),
+        request_id="req-1",
+        key=OA,
+        headers={"content-type": "text/xml"},
+        query={"signature": oa_signature(CALLBACK_TOKEN, timestamp, nonce), "timestamp": timestamp, "nonce": nonce},
+    )
+    binding = Binding(brand_id="demo-brand", label=f"wechat:{OA}", channel="wechat_oa")
+    mapped = OfficialAccountConnector().map(request, binding)
+    (event,) = mapped.items
+    assert event["event_type"] == "message_delivered"
+    assert event["properties"]["message_id"] == receipt.provider_id
+    assert event["properties"]["status"] == "failed"
+
+
+def test_a_push_for_a_message_never_sent_is_refused(fake: FakeWeChatApi) -> None:
+    with pytest.raises(KeyError):
+        fake.template_job_finish(OA, 1)
+    with pytest.raises(ValueError, match="status"):
+        fake.template_job_finish(OA, 1, status="delivered")
