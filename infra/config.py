@@ -30,6 +30,9 @@ class DeployConfig(BaseModel):
     # ...and on each profile route (360 views, edits, exports, erasure: personal data, several table reads a call).
     profile_rate_limit: int = Field(default=50, alias="profileRateLimit", gt=0)
     profile_burst_limit: int = Field(default=100, alias="profileBurstLimit", gt=0)
+    # ...and on tracked links (GET /r/{key}: public, a short code is looked up in the ledger table per click).
+    redirect_rate_limit: int = Field(default=100, alias="redirectRateLimit", gt=0)
+    redirect_burst_limit: int = Field(default=200, alias="redirectBurstLimit", gt=0)
     alarm_email: str | None = Field(default=None, alias="alarmEmail")
     # the public base URL of /r/{token} (the API's URL or a short custom domain); empty: no click tracking
     tracked_link_base_url: str = Field(default="", alias="trackedLinkBaseUrl", pattern=r"^(https://\S+)?$")
@@ -40,6 +43,7 @@ class DeployConfig(BaseModel):
         for name, rate, burst in (
             ("admin", self.admin_rate_limit, self.admin_burst_limit),
             ("profile", self.profile_rate_limit, self.profile_burst_limit),
+            ("redirect", self.redirect_rate_limit, self.redirect_burst_limit),
         ):
             if rate > self.api_rate_limit or burst > self.api_burst_limit:
                 raise ValueError(

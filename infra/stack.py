@@ -86,6 +86,7 @@ class CdpStack(Stack):
             route_throttles={
                 topology.OPERATIONS.key: Throttle(config.admin_rate_limit, config.admin_burst_limit),
                 topology.PROFILE_API.key: Throttle(config.profile_rate_limit, config.profile_burst_limit),
+                topology.REDIRECT_ROUTE: Throttle(config.redirect_rate_limit, config.redirect_burst_limit),
             },
         )
         self.state_machines = StateMachines(

@@ -19,11 +19,14 @@ from pydantic import BaseModel, Field
 
 from cdp.connectors.aws import SecretsManagerSources
 from cdp.connectors.base import Connector, InboundRequest
+from cdp.connectors.redirect import set_short_links
 from cdp.connectors.registry import ROUTES, ConnectorRoute
 from cdp.connectors.service import Ports, Received, receive
+from cdp.connectors.short_links import DynamoShortLinks
 from cdp.errors import (
     AuthenticationError,
     InvalidInputError,
+    NotFoundError,
     PayloadTooLargeError,
     RetryableError,
     UnsupportedMediaTypeError,
@@ -62,6 +65,7 @@ def dependencies() -> Dependencies:
     ledger = DynamoDedupeLedger(s.ledger_table)
     publisher = EventBridgePublisher(s.event_bus_name)
     ports = Ports(SecretsManagerSources(s.sources_secret_id), archive, ledger, publisher, _phone_region_for)
+    set_short_links(DynamoShortLinks(s.ledger_table))  # SMS links: /r/{code} resolves through the ledger table
     return Dependencies(s, archive, ledger, publisher, SecretsManagerKeyring(s.api_keys_secret_id), ports)
 
 
@@ -218,6 +222,11 @@ def _unsupported(exc: UnsupportedMediaTypeError) -> Response[str]:
 def _invalid(exc: InvalidInputError) -> Response[str]:
     error = {"error": "invalid_request", "message": exc.message, "field": exc.location}
     return _json(400, _dumps(error))
+
+
+@app.exception_handler(NotFoundError)
+def _not_found(exc: NotFoundError) -> Response[str]:
+    return _json(404, _dumps({"error": "not_found", "message": str(exc)}))
 
 
 @app.exception_handler(AuthenticationError)

@@ -31,6 +31,7 @@ from cdp.channels.service import LinkTracking, send_batch
 from cdp.channels.spending import PlanSpending
 from cdp.channels.wechat_tokens import DynamoAccessTokens
 from cdp.connectors.aws import SecretsManagerSources
+from cdp.connectors.short_links import DynamoShortLinks
 from cdp.ingest.service import repacked
 from cdp.observability import logger, metrics, tracer
 from cdp.offers.dynamodb import dynamo_offer_service
@@ -129,7 +130,12 @@ def _link_tracking(settings: SendSettings) -> LinkTracking | None:
     if redirect is None:
         logger.warning("TRACKED_LINK_BASE_URL is set but the sources secret has no redirect entry: links untracked")
         return None
-    return LinkTracking(settings.tracked_link_base_url, redirect.secret.get_secret_value(), redirect.allowed_hosts)
+    return LinkTracking(
+        settings.tracked_link_base_url,
+        redirect.secret.get_secret_value(),
+        redirect.allowed_hosts,
+        short_links=DynamoShortLinks(settings.ledger_table),  # an SMS's links: /r/{9-character code}
+    )
 
 
 class SendOrders(BaseModel):

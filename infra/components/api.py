@@ -148,7 +148,9 @@ class HttpApi(Construct):
                 path=path, methods=[apigwv2.HttpMethod(method)], integration=integration_by_key[key]
             )
             for route in routes:
-                throttle = route_throttles.get(key)
+                throttle = route_throttles.get(f"{method} {path}") or route_throttles.get(
+                    key
+                )  # the route's, else its function's
                 if throttle is not None:
                     route_settings[f"{method} {path}"] = {
                         "ThrottlingRateLimit": throttle.rate_limit,

@@ -82,14 +82,17 @@ def customer(runtime: LocalRuntime, phone: str) -> str:
     return str(json.loads(response.body)["person_id"])
 
 
-def send(runtime: LocalRuntime, campaign_id: str, person_ids: list[str]) -> dict[str, Any]:
+def send(
+    runtime: LocalRuntime, campaign_id: str, person_ids: list[str], template: dict[str, Any] | None = None
+) -> dict[str, Any]:
     request = {
         "campaign_id": campaign_id,
         "run_id": f"{campaign_id}-r1",
         "brand_id": BRAND,
         "step": "touch1",
         "channel": "sms",
-        "template": {
+        "template": template
+        or {
             "body": "【本地测试】{{ traits.name }}您好，冬季蛋糕上市，回TD退订",
             "sms": {"code": TEMPLATE, "params": {"name": "{{ traits.name }}"}},
         },
@@ -229,3 +232,34 @@ def test_end_user_messaging_status_events_move_the_message_and_foreign_ones_are_
     assert [json.loads(m["Body"])["detail"]["context"]["message_id"] for m in parked] == ["not-ours"]
     reason = {k: v["StringValue"] for k, v in parked[0]["MessageAttributes"].items()}
     assert reason["cdp-permanent"] == "true" and "not sent by this platform" in reason["cdp-error"]
+
+
+def test_an_sms_link_is_short_and_its_click_moves_the_message_to_clicked(
+    runtime: LocalRuntime, aliyun: FakeAliyunSms
+) -> None:
+    # Given a member and an SMS template whose link goes in as a variable
+    aliyun.register_template("SMS_468190099", "${name}您好，冬季蛋糕上市，详情 ${link} 回TD退订")
+    person = customer(runtime, f"139{str(uuid.uuid4().int)[:8]}")
+    target = "https://shop.demo-bakery.example.cn/winter-cakes?utm_source=sms"
+    template = {
+        "body": "【本地测试】{{ traits.name }}您好，冬季蛋糕上市，详情 " + target + " 回TD退订",
+        "sms": {"code": "SMS_468190099", "params": {"name": "{{ traits.name }}", "link": target}},
+    }
+    # When it is sent
+    assert send(runtime, f"link-{uuid.uuid4().hex[:8]}", [person], template)["sent"] == 1
+    # Then the provider got a short tracked link (base + /r/ + 9 characters), not the ~250-character token
+    [sms] = aliyun.sent
+    link = sms.params["link"]
+    code = link.rsplit("/r/", 1)[1]
+    assert link == f"http://127.0.0.1:8787/r/{code}" and len(code) == 9
+    assert len(sms.text) <= 70  # one UCS-2 segment with the sign name
+    # When the person taps it
+    response = runtime.http("GET", f"/r/{code}", b"", {"user-agent": "Mozilla/5.0 (Linux; Android 14)"})
+    runtime.drain()
+    # Then they land on the target only, and the message shows clicked
+    assert response.status == 302, response.body
+    assert {k.lower(): v for k, v in response.headers.items()}["location"] == target
+    [message] = messages(runtime, person)
+    assert message["status"] == "clicked" and "clicked" in message["status_times"]
+    # And a code nobody was sent answers 404 and redirects nowhere
+    assert runtime.http("GET", "/r/Zz9Zz9Zz9", b"", {}).status == 404

@@ -18,7 +18,7 @@ def _stage(synth: Synth) -> dict[str, Any]:
     return stage
 
 
-def test_operations_and_profile_routes_are_throttled_tighter_than_the_default(synth: Synth) -> None:
+def test_operations_profile_and_tracked_link_routes_are_throttled_tighter_than_the_default(synth: Synth) -> None:
     config = DeployConfig.from_context(CONTEXT.get)
     stage = _stage(synth)
     default = stage["Properties"]["DefaultRouteSettings"]
@@ -28,10 +28,12 @@ def test_operations_and_profile_routes_are_throttled_tighter_than_the_default(sy
     }
     route_keys = {f"{method} {path}": key for method, path, key in topology.API_ROUTES}
     settings = stage["Properties"]["RouteSettings"]
-    # Given the routes of the operations and profile functions / Then exactly those have their own settings
-    assert set(settings) == {rk for rk, key in route_keys.items() if key in expected}
+    # Given the routes of the operations and profile functions, and the tracked links' route / Then exactly those have
+    # their own settings
+    redirect = (config.redirect_rate_limit, config.redirect_burst_limit)
+    assert set(settings) == {rk for rk, key in route_keys.items() if key in expected} | {topology.REDIRECT_ROUTE}
     for route_key, limits in settings.items():
-        rate, burst = expected[route_keys[route_key]]
+        rate, burst = redirect if route_key == topology.REDIRECT_ROUTE else expected[route_keys[route_key]]
         # And their limits are the configured ones, below the stage default
         assert limits == {"ThrottlingRateLimit": rate, "ThrottlingBurstLimit": burst}, route_key
         assert rate < default["ThrottlingRateLimit"] and burst < default["ThrottlingBurstLimit"], route_key
@@ -42,7 +44,7 @@ def test_operations_and_profile_routes_are_throttled_tighter_than_the_default(sy
 
 @pytest.mark.parametrize(
     "override",
-    [{"adminRateLimit": 500}, {"profileBurstLimit": 1000}, {"apiRateLimit": 10}],
+    [{"adminRateLimit": 500}, {"profileBurstLimit": 1000}, {"apiRateLimit": 10}, {"redirectRateLimit": 1000}],
 )
 def test_route_limits_looser_than_the_default_fail_synth(override: dict[str, int]) -> None:
     from pydantic import ValidationError

@@ -560,6 +560,7 @@ API_ROUTES: tuple[tuple[str, str, str], ...] = (
 )
 """(method, path, function key): the HTTP API routes, each integrated with one function from FUNCTIONS."""
 
+REDIRECT_ROUTE = "GET /r/{key}"  # tracked links: throttled on their own (infra: DeployConfig.redirect_rate_limit)
 TOKEN_ROUTES: frozenset[tuple[str, str]] = frozenset(
     {("GET", "/r/{key}"), ("GET", "/v1/claim/{token}"), ("POST", "/v1/claim/{token}")}
 )

@@ -20,8 +20,9 @@ from cdp.connectors.redirect import (
     read_token,
     wrap_links,
 )
+from cdp.connectors.short_links import SHORT_CODE, ShortLinks, new_code
 from cdp.connectors.sources import parse_sources
-from cdp.errors import AuthenticationError, InvalidInputError
+from cdp.errors import AuthenticationError, InvalidInputError, NotFoundError
 from cdp.ingest.events import parse_event
 from cdp_local.runtime.environment import LOCAL_SOURCES
 
@@ -263,3 +264,56 @@ def test_wrap_links_unescapes_html_attributes() -> None:
     token = wrapped.split("/r/")[1].split('"')[0]
     assert read_token(token, SECRET).url == "https://shop.example.cn/s?a=1&b=2"
     assert wrapped.startswith(f'<a href="{BASE}/r/') and wrapped.endswith('">买</a>')
+
+
+# ---- short links (SMS) ----------------------------------------------------------------------------------------------
+
+
+class MemoryLinks(ShortLinks):
+    def __init__(self) -> None:
+        self.tokens: dict[str, str] = {}
+
+    def shorten(self, token: str, now: datetime) -> str:
+        code = new_code()
+        self.tokens[code] = token
+        return code
+
+    def resolve(self, code: str, now: datetime) -> str | None:
+        return self.tokens.get(code)
+
+
+def test_an_sms_link_is_a_short_code_that_redirects_like_the_token_it_stands_for() -> None:
+    # Given an SMS whose link is wrapped with a short-link store
+    links = MemoryLinks()
+    sms = LinkClaims(**{**CLAIMS.__dict__, "channel": "sms", "identifier_key": "phone:+8613800138000"})
+    text = wrap_links(
+        f"Cakes: {sms.url}!",
+        base_url=BASE,
+        secret=SECRET,
+        message_id=sms.message_id,
+        channel="sms",
+        identifier_key=sms.identifier_key,
+        brand_id=sms.brand_id,
+        campaign_id=sms.campaign_id,
+        shorten=lambda token: links.shorten(token, NOW),
+    )
+    # Then the link is {base}/r/{9 characters}: 35 characters instead of ~250
+    (code,) = links.tokens
+    assert text == f"Cakes: {BASE}/r/{code}!" and SHORT_CODE.match(code)
+    # And following the code redirects and records the click exactly as the token would
+    connector = RedirectConnector(short_links=links)
+    _, request = click(code)
+    mapped = connector.map(request, connector.authenticate(request, SOURCES))
+    assert mapped.reply is not None and mapped.reply.headers["Location"] == sms.url
+    assert mapped.items[0]["properties"]["channel"] == "sms"
+
+
+def test_an_unknown_or_expired_short_code_is_404_and_a_forged_stored_token_400() -> None:
+    links = MemoryLinks()
+    connector = RedirectConnector(short_links=links)
+    with pytest.raises(NotFoundError):
+        connector.authenticate(click("Zz9Zz9Zz9")[1], SOURCES)
+    # a code whose stored token was not signed with the secret (a tampered table) never redirects
+    links.tokens["Aa1Aa1Aa1"] = mint_token(CLAIMS, "another-secret")
+    with pytest.raises(InvalidInputError):
+        connector.authenticate(click("Aa1Aa1Aa1")[1], SOURCES)

@@ -30,13 +30,14 @@ from cdp.channels.ports import (
 from cdp.channels.templates import TemplateRenderError, render
 from cdp.connectors.redirect import SOURCES as TRACKED_CHANNELS
 from cdp.connectors.redirect import wrap_links
+from cdp.connectors.short_links import ShortLinks
 from cdp.errors import CdpError, ChannelError, InvalidInputError, StoreError
 from cdp.identifiers.model import Identifier, IdentifierType
 from cdp.observability import logger
 from cdp.offers.service import plan_id_for
 from cdp.profile.models import Profile
 from cdp.profile.ports import MessageRecord, ProfileAnnotator, ProfileReader
-from cdp.shared.time import days_to_birthday
+from cdp.shared.time import days_to_birthday, utc_now
 
 PREFERRED_CHANNEL_TAG = (
     "preferred_channel"  # a tag whose value names a channel: the person's choice when a step allows it
@@ -181,18 +182,23 @@ class _Batch:
 
 @dataclass(frozen=True)
 class LinkTracking:
-    """Links in rendered messages become `{base_url}/r/{token}`: the click is recorded, then redirected."""
+    """Links in rendered messages become `{base_url}/r/{token}`: the click is recorded, then redirected. An SMS's
+    become `{base_url}/r/{code}` (9 characters, stored: `cdp.connectors.short_links`), as SMS is billed per segment;
+    without a short-link store an SMS's links are sent as written."""
 
     base_url: str
     secret: str
     allowed_hosts: tuple[str, ...] = ()
+    short_links: ShortLinks | None = None
+    now: Callable[[], datetime] = utc_now
 
     def wrap(
         self, text: str, message_id: str, request: SendBatchRequest, channel: str, address_key: str, brand_id: str
     ) -> str:
-        # SMS is billed per 70-character segment: a ~250-character tracked link needs a short-link store first
-        if channel not in TRACKED_CHANNELS or channel == "sms":
+        if channel not in TRACKED_CHANNELS or (channel == "sms" and self.short_links is None):
             return text
+        store = self.short_links
+        shorten = (lambda token: store.shorten(token, self.now())) if channel == "sms" and store is not None else None
         return wrap_links(
             text,
             base_url=self.base_url,
@@ -204,6 +210,7 @@ class LinkTracking:
             campaign_id=request.campaign_id,
             allowed_hosts=self.allowed_hosts,
             html_text=False,
+            shorten=shorten,
         )
 
 
@@ -423,16 +430,13 @@ class _Composer:
         context = template_context(profile, request, self.batch.now.date()) | {"offer": offer}
         template = request.template
         subject = render(template.subject, context) if template.subject else None
-        body = render(template.body, context)
-        if self.links is not None:
-            body = self.links.wrap(body, draft.message_id, request, draft.channel, self.address_key, profile.brand_id)
+        body = self._wrap(render(template.body, context))
         update: dict[str, Any] = {"subject": subject, "body": body}
         if draft.channel == "sms" and template.sms is not None:  # a China provider's registered template
-            update.update(
-                template_ref=template.sms.code,
-                sign_name=template.sms.sign_name,
-                fields={name: render(source, context) for name, source in template.sms.params.items()},
-            )
+            params = {name: render(source, context) for name, source in template.sms.params.items()}
+            if self.links is not None:  # a link passed as a variable is shortened and tracked like one in the text
+                params = {name: self._wrap(value) for name, value in params.items()}
+            update.update(template_ref=template.sms.code, sign_name=template.sms.sign_name, fields=params)
         if draft.channel == "wechat" and template.wechat is not None:
             update.update(
                 template_ref=template.wechat.template_id,
@@ -440,6 +444,14 @@ class _Composer:
                 link=template.wechat.page or template.wechat.url,
             )
         return draft.model_copy(update=update)
+
+    def _wrap(self, text: str) -> str:
+        if self.links is None:
+            return text
+        draft = self.draft
+        return self.links.wrap(
+            text, draft.message_id, self.batch.request, draft.channel, self.address_key, self.profile.brand_id
+        )
 
 
 def _deliver(

@@ -14,6 +14,9 @@ under a key derived from the same secret with HKDF-SHA256. Whoever holds a link 
 the claims `authenticate` verified (it never sees the secret); a replay of an archived click runs both again (the
 token carries no timestamp, so it still verifies).
 
+An SMS carries a short link instead (`cdp.connectors.short_links`): `/r/{9-character code}` resolves to the token it
+stands for, which is then verified exactly as above.
+
 The click's event id is click-{message id}-{sha1(url)[:12]}-{minute}: double clicks within a minute count once.
 Tokens must fit S3 object metadata (the archive keeps the route key): `mint_token` refuses targets that would not.
 """
@@ -27,7 +30,7 @@ import html
 import json
 import os
 import re
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -40,8 +43,9 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from cdp.connectors.base import Binding, Connector, InboundRequest, Mapped, MappingError, Reply, event_dict, map_items
 from cdp.connectors.feedback import digest, stable_id
+from cdp.connectors.short_links import SHORT_CODE, ShortLinks
 from cdp.connectors.sources import SourcesConfig
-from cdp.errors import AuthenticationError, InvalidInputError
+from cdp.errors import AuthenticationError, InvalidInputError, NotFoundError
 from cdp.identifiers.model import Identifier
 from cdp.ingest.security import same
 
@@ -173,10 +177,12 @@ def wrap_links(
     campaign_id: str | None = None,
     allowed_hosts: Collection[str] = (),
     html_text: bool = False,
+    shorten: Callable[[str], str] | None = None,
 ) -> str:
     """Rewrite the http(s) links of a rendered message into `{base_url}/r/{token}` links. Links a click could not
     follow (http, a host outside `allowed_hosts`, too long) and links already tracked are left as they are.
-    `html_text`: the body is HTML, so `&amp;` in a link is an escaped `&`."""
+    `html_text`: the body is HTML, so `&amp;` in a link is an escaped `&`. `shorten`: the token becomes the short
+    code it returns (an SMS: `cdp.connectors.short_links`)."""
     prefix = f"{base_url.rstrip('/')}/r/"
 
     def wrap(found: re.Match[str]) -> str:
@@ -190,7 +196,8 @@ def wrap_links(
         try:
             check_target(target, allowed_hosts)
             claims = LinkClaims(message_id, channel, target, identifier_key, brand_id, campaign_id)
-            return prefix + mint_token(claims, secret) + trail
+            token = mint_token(claims, secret)
+            return prefix + (shorten(token) if shorten is not None else token) + trail
         except (InvalidInputError, ValueError):  # not followable: leave the link as it is
             return found.group(0)
 
@@ -201,18 +208,40 @@ def click_event_id(claims: LinkClaims, at: datetime) -> str:
     return stable_id("click", claims.message_id, digest(claims.url, size=12), str(int(at.timestamp()) // 60))
 
 
+@dataclass
+class _Defaults:
+    short_links: ShortLinks | None = None
+
+
+_DEFAULTS = _Defaults()
+
+
+def set_short_links(store: ShortLinks | None) -> ShortLinks | None:
+    """The store short SMS links resolve through (the ingest handler sets it); returns the previous one."""
+    previous, _DEFAULTS.short_links = _DEFAULTS.short_links, store
+    return previous
+
+
 class RedirectConnector(Connector):
     name = "redirect"
     max_body_bytes = 1024  # a GET: the token in the path is the whole request
 
-    def __init__(self) -> None:
+    def __init__(self, short_links: ShortLinks | None = None) -> None:
         self._claims: LinkClaims | None = None
+        self._short_links = short_links
 
     def authenticate(self, request: InboundRequest, secrets: SourcesConfig) -> Binding:
         config = secrets.redirect
         if config is None:
             raise AuthenticationError("tracked links are not configured")
-        claims = read_token(request.key or "", config.secret.get_secret_value())
+        token = request.key or ""
+        if SHORT_CODE.match(token):  # an SMS's short link: the token it stands for, verified the same way
+            store = self._short_links or _DEFAULTS.short_links
+            resolved = store.resolve(token, request.received_at) if store is not None else None
+            if resolved is None:
+                raise NotFoundError("no such link (or it has expired)")
+            token = resolved
+        claims = read_token(token, config.secret.get_secret_value())
         check_target(claims.url, config.allowed_hosts)
         if claims.channel not in SOURCES:
             raise InvalidInputError("invalid or tampered link", "token")

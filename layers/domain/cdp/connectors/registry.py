@@ -156,8 +156,9 @@ ROUTES: tuple[ConnectorRoute, ...] = (
         "GET",
         "/r/{key}",
         RedirectConnector,
-        summary="Tracked link: records the click and redirects ({key}: the signed link token)",
-        responses=responses({302: (None, "redirect to the link's target (Location)")}, (400, 503)),
+        summary="Tracked link: records the click and redirects ({key}: the signed link token, or an SMS's 9-character "
+        "short code)",
+        responses=responses({302: (None, "redirect to the link's target (Location)")}, (400, 404, 503)),
     ),
 )
 
