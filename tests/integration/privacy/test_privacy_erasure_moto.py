@@ -18,8 +18,9 @@ from cdp import topology
 from cdp.campaigns.s3 import S3ArtifactStore
 from cdp.channels.adapters import OutboxChannel
 from cdp.channels.ledger import DynamoSendLedger
+from cdp.channels.messages import DynamoMessageLog
 from cdp.channels.models import OutboundMessage, message_id_for
-from cdp.channels.ports import SendKey
+from cdp.channels.ports import LoggedMessage, SendKey
 from cdp.errors import NotFoundError
 from cdp.identity.dynamodb import DynamoIdentityStore
 from cdp.identity.service import resolve_event
@@ -187,6 +188,8 @@ def _ann_and_bob(world: World) -> tuple[str, str]:
         assert claim.attempt_id
         ledger.mark_sent(SendKey(CAMPAIGN, "touch1", pid), claim.attempt_id, receipt.provider_id, T0)
         store.record_message(MessageRecord(pid, message_id, CAMPAIGN, "touch1", "sms", T0, receipt.provider_id, "sent"))
+        logged = LoggedMessage(message_id, BRAND, pid, CAMPAIGN, RUN, "touch1", "sms", "sent", T0, "wechat", f"w-{pid}")
+        DynamoMessageLog(LEDGER, client=world.db).record([logged])  # its lifecycle item and provider-id pointer
     artifacts = S3ArtifactStore(BUCKET, client=world.s3)
     members = [{"person_id": ann, "score": 0.7}, {"person_id": bob, "score": 0.4}]
     artifacts.put_json(f"campaigns/{RUN}/audience.json", {"manifest": {"run_id": RUN}, "treatment": members})
@@ -249,6 +252,8 @@ def test_erasure_removes_every_trace_and_keeps_everyone_else(world: World) -> No
     texts = "\n".join(objects.values())
     assert texts.count(bob) == 3 and "e-bob" in texts
     assert DynamoSendLedger(LEDGER, client=world.db).record(SendKey(CAMPAIGN, "touch1", bob)) is not None
+    bob_message = message_id_for(CAMPAIGN, "touch1", bob)
+    assert list(DynamoMessageLog(LEDGER, client=world.db).get_many([bob_message])) == [bob_message]
 
     # And the receipt lists what was erased, with identifiers only as hashes
     keys_ = sorted(profile.identifiers)
@@ -259,7 +264,7 @@ def test_erasure_removes_every_trace_and_keeps_everyone_else(world: World) -> No
     assert receipt.profile_items == [f"{ann}/PROFILE"]
     assert receipt.merged_person_items == [f"{profile.merged_from[0]}/PROFILE"]
     counts = receipt.counts
-    assert (counts["messages"], counts["edits"], counts["ledger_records"]) == (1, 1, 1)
+    assert (counts["messages"], counts["edits"], counts["ledger_records"]) == (1, 1, 2)  # the send and its message
     assert counts["lineage"] == 2  # the merge, filed under both persons
     # archive keys end in {receipt time}-{request id}
     raw = {

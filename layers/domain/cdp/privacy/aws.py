@@ -21,6 +21,8 @@ from cdp import topology
 from cdp.budgets.dynamodb import hold_key, hold_pk, transact
 from cdp.budgets.ledger import Hold
 from cdp.channels.ledger import SEND_SK, send_pk
+from cdp.channels.messages import MESSAGE_SK, message_pk, provider_pk
+from cdp.channels.models import message_id_for
 from cdp.channels.ports import SendKey
 from cdp.errors import ConflictError, StoreError
 from cdp.identity.dynamodb import DynamoIdentityStore
@@ -345,7 +347,27 @@ class DynamoLedgerRecords(LedgerRecords):
                 raise StoreError(f"deleting send record {pk} failed: {exc}") from exc
             if response.get("Attributes"):
                 deleted.append(pk)
+            message_id = message_id_for(key.campaign_id, key.step, key.person_id)
+            deleted += self._delete_logged(message_id)
         return deleted
+
+    def _delete_logged(self, message_id: str) -> list[str]:
+        """The message log's item of the message (it names the person), and its provider id's pointer."""
+        pk = message_pk(message_id)
+        try:
+            old = self._db.delete_item(
+                TableName=self._table, Key={LEDGER_PK: {"S": pk}, LEDGER_SK: {"S": MESSAGE_SK}}, ReturnValues="ALL_OLD"
+            ).get("Attributes")
+            if not old:
+                return []
+            if "provider" in old and "provider_id" in old:
+                pointer = provider_pk(old["provider"]["S"], old["provider_id"]["S"])
+                self._db.delete_item(
+                    TableName=self._table, Key={LEDGER_PK: {"S": pointer}, LEDGER_SK: {"S": MESSAGE_SK}}
+                )
+        except (ClientError, BotoCoreError) as exc:
+            raise StoreError(f"deleting message {pk} failed: {exc}") from exc
+        return [pk]
 
 
 class DynamoOfferRecords(OfferRecords):

@@ -120,7 +120,8 @@ class LedgerRecords(ABC):
 
     @abstractmethod
     def delete_sends(self, keys: Iterable[SendKey]) -> list[str]:
-        """Delete the send idempotency records that exist; return their partition keys."""
+        """Delete the send idempotency records that exist, and their messages in the message log; return their
+        partition keys."""
 
 
 @dataclass(frozen=True)
