@@ -20,6 +20,9 @@ class DeployConfig(BaseModel):
     default_phone_region: str = Field(default="CN", alias="defaultPhoneRegion", pattern=r"^[A-Z]{2}$")
     # Dry run: every channel writes to the S3 outbox instead of SES/SMS (a brand's first deploy, a staging stack).
     send_via_outbox: bool = Field(default=False, alias="sendViaOutbox")
+    # SES and End User Messaging SMS exist here (not in the AWS China regions): their configuration sets are created
+    # and their delivery events come back; false leaves them out (brands send through their own providers).
+    aws_senders: bool = Field(default=True, alias="awsSenders")
     log_level: str = Field(default="INFO", alias="logLevel", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
     # HTTP API stage throttling, requests/s steady state and burst: the whole API's default per route...
     api_rate_limit: int = Field(default=200, alias="apiRateLimit", gt=0)

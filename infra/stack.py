@@ -58,7 +58,8 @@ class CdpStack(Stack):
         self.messaging = Messaging(self, "Messaging")
         self.api_keys = ApiKeys(self, "ApiKeys")
         self.sources = SourceSecrets(self, "SourceSecrets")
-        self.delivery = DeliveryEvents(self, "DeliveryEvents")  # SES / SMS configuration sets: receipts come back
+        # SES / SMS configuration sets: their delivery events come back (not in the China regions: awsSenders false)
+        self.delivery = DeliveryEvents(self, "DeliveryEvents") if config.aws_senders else None
         self.functions = Functions(self, "Functions", assets=assets.functions, env_values=self._env_values(config))
         grant_least_privilege(
             self.functions.by_key,
@@ -153,8 +154,8 @@ class CdpStack(Stack):
             topology.DEFAULT_REGION_ENV: config.default_phone_region,
             topology.SMS_ORIGINATION_ENV: config.sms_origination_identity,
             topology.EMAIL_FROM_ENV: config.email_from_address,
-            topology.SES_CONFIGURATION_SET_ENV: self.delivery.email_configuration_set,
-            topology.SMS_CONFIGURATION_SET_ENV: self.delivery.sms_configuration_set,
+            topology.SES_CONFIGURATION_SET_ENV: self.delivery.email_configuration_set if self.delivery else "",
+            topology.SMS_CONFIGURATION_SET_ENV: self.delivery.sms_configuration_set if self.delivery else "",
             topology.SEND_VIA_OUTBOX_ENV: "true" if config.send_via_outbox else "false",
             topology.TRACKED_LINK_BASE_URL_ENV: config.tracked_link_base_url,
         }
