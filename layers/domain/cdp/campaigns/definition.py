@@ -595,7 +595,13 @@ def _send_problems(step: Step, where: str, definition: CampaignDefinition) -> li
     if step.send is None:
         return []
     out: list[ValidationIssue] = []
-    for part, source in (("body", step.send.template.body), ("subject", step.send.template.subject)):
+    template = step.send.template
+    parts: list[tuple[str, str | None]] = [("body", template.body), ("subject", template.subject)]
+    parts += [(f"sms.params.{name}", source) for name, source in (template.sms.params if template.sms else {}).items()]
+    parts += [
+        (f"wechat.fields.{name}", text) for name, text in (template.wechat.fields if template.wechat else {}).items()
+    ]
+    for part, source in parts:
         problem = template_problem(source, step.send.offer is not None) if source is not None else None
         if problem:
             out.append(ValidationIssue(field=f"{where}.send.template.{part}", message=problem))

@@ -1,7 +1,7 @@
 """Payloads of the campaign state machine: the request, the tag condition, the step commands and their results.
 
 The send step's payload (`cdp.channels.models.SendBatchRequest`) is built by the ASL from the normalized request
-this module returns, so `Touch` mirrors its template/offer fields; the campaign context does not import channels.
+this module returns, so `Touch` mirrors its template/offer fields (the provider template parts are the channels').
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from cdp.campaigns.measurement import Lift
-from cdp.channels.models import MessageBudget
+from cdp.channels.models import MessageBudget, SmsProviderTemplate, WeChatMessageTemplate
 from cdp.ingest.events import Token, UtcDatetime
 from cdp.profile.models import Profile
 
@@ -97,8 +97,13 @@ class Audience(_Frozen):
 
 
 class Template(_Frozen):
+    """What the person reads (`body`, an e-mail's `subject`) and, for providers that send only registered templates,
+    the SMS template code with its variables (`sms`) and the WeChat template with its fields (`wechat`)."""
+
     subject: str | None = Field(default=None, min_length=1, max_length=998)
     body: str = Field(min_length=1, max_length=20_000)
+    sms: SmsProviderTemplate | None = None
+    wechat: WeChatMessageTemplate | None = None
 
 
 class Offer(_Frozen):
@@ -137,6 +142,8 @@ class Touch(_Frozen):
     def _email_needs_subject(self) -> Touch:
         if "email" in self.channels and self.template.subject is None:
             raise ValueError("an email template needs a subject")
+        if "wechat" in self.channels and self.template.wechat is None:
+            raise ValueError("a WeChat message is a template message: give template.wechat {template_id, fields}")
         if self.channel in self.or_channels or len(set(self.or_channels)) != len(self.or_channels):
             raise ValueError("or_channels repeats a channel")
         return self
