@@ -23,6 +23,7 @@ from cdp.observability import logger, metrics, tracer
 from cdp.settings import MessageReceiptsSettings, get_settings
 from cdp.shared.deadletter import DeadLetteringProcessor, SqsDeadLetters, each_part
 from cdp.shared.envelope import BusEntry
+from cdp.shared.time import utc_now
 from cdp.topology import RECEIPTS_QUEUE
 
 
@@ -50,7 +51,7 @@ def record_handler(record: ReceiptsRecord) -> None:
     outcomes: dict[str, int] = {}
 
     def apply(_: int, raw: dict[str, Any]) -> None:
-        outcome = apply_receipt(parse_event(raw), _log(), applied)
+        outcome = apply_receipt(parse_event(raw), _log(), applied, utc_now())
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
 
     try:

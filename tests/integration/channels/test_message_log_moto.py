@@ -12,6 +12,8 @@ from cdp import topology
 from cdp.channels.lifecycle import Receipt
 from cdp.channels.messages import DynamoMessageLog
 from cdp.channels.ports import Applied, LoggedMessage
+from cdp.channels.receipts import apply_receipt
+from cdp.ingest.events import parse_event
 
 T0 = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
 TABLE = topology.LEDGER_TABLE.local_name
@@ -148,3 +150,33 @@ def test_a_kept_receipt_of_another_brand_is_never_applied(log: DynamoMessageLog)
     assert log.apply(receipt("m-1", "clicked", brand_id="rival")) is None
     log.record([message(1)])
     assert log.get_many(["m-1"])["m-1"].status == "sent"
+
+
+def delivered_event(message_id: str, at: datetime) -> Any:
+    return parse_event(
+        {
+            "schema_version": "1",
+            "event_id": f"rcpt-{message_id}",
+            "event_type": "message_delivered",
+            "source": "sms",
+            "brand_id": "bakery",
+            "occurred_at": at.isoformat(),
+            "identifiers": [{"type": "phone", "value": "+8613800138000"}],
+            "properties": {"message_id": message_id, "channel": "sms", "status": "delivered"},
+        }
+    )
+
+
+def test_a_recent_receipt_waits_for_its_message_and_an_old_one_of_no_message_is_not_kept(log: DynamoMessageLog) -> None:
+    applied: list[Applied] = []
+    # Given a receipt from a minute ago whose message is not recorded yet, and one from last week of no message
+    now = T0 + timedelta(minutes=1)
+    assert apply_receipt(delivered_event("m-1", T0), log, applied, now) == "kept"
+    assert apply_receipt(delivered_event("m-2", T0 - timedelta(days=7)), log, applied, now) == "unknown"
+    # When both messages are recorded / Then only the recent receipt applied
+    log.record([message(1), message(2)])
+    found = log.get_many(["m-1", "m-2"])
+    assert (found["m-1"].status, found["m-2"].status) == ("delivered", "sent")
+    # And a receipt of a recorded message moves it, once
+    assert apply_receipt(delivered_event("m-2", now), log, applied, now) == "moved"
+    assert apply_receipt(delivered_event("m-2", now), log, applied, now) == "unchanged"

@@ -176,19 +176,19 @@ class DynamoMessageLog(MessageLog):
                 ExpressionAttributeNames={"#pk": _PK, "#status": "status", "#rank": "rank", "#at": at},
                 ExpressionAttributeValues=values,
                 ReturnValues="ALL_OLD",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",  # why not: no message, another brand's, or further
             )["Attributes"]
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
                 raise StoreError(f"applying a receipt to message {message_id} failed: {exc}") from exc
-            return self._not_moved(message_id, receipt)
+            return self._not_moved(message_id, receipt, exc.response.get("Item"))  # type: ignore[arg-type]
         except BotoCoreError as exc:
             raise StoreError(f"applying a receipt to message {message_id} failed: {exc}") from exc
         message = _logged(old)
         return Applied(message=_with_status(message, receipt), previous=message.status, moved=True)
 
-    def _not_moved(self, message_id: str, receipt: Receipt) -> Applied | None:
+    def _not_moved(self, message_id: str, receipt: Receipt, item: dict[str, Any] | None) -> Applied | None:
         """A duplicate or an older status (keep its first time), another brand's id or no such message (None)."""
-        item = self._get(message_pk(message_id))
         if item is None or item.get("brand_id", {}).get("S") != receipt.brand_id:
             return None
         at = f"at_{receipt.status}"
