@@ -49,6 +49,7 @@ from cdp_local.runtime.moto_speedups import (
     fast_transactions,
     partition_queries,
 )
+from cdp_local.runtime.ses_events import ses_delivery_events
 from cdp_local.runtime.waits import WaitStates, execution_status, wait_states_on
 
 log = logging.getLogger(__name__)
@@ -198,6 +199,7 @@ class LocalRuntime:
             self._enter(self.router.patched_moto())
             self._enter(eventbridge_full_envelope())
             self._enter(wait_states_on(self.wait_states))
+            self._enter(ses_delivery_events(REGION))  # SES's events for sends naming a configuration set, as on AWS
             # Powertools warns on every handler without custom metrics; with metrics disabled locally it is noise
             warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
             self._provision()

@@ -263,3 +263,52 @@ def test_an_sms_link_is_short_and_its_click_moves_the_message_to_clicked(
     assert message["status"] == "clicked" and "clicked" in message["status_times"]
     # And a code nobody was sent answers 404 and redirects nowhere
     assert runtime.http("GET", "/r/Zz9Zz9Zz9", b"", {}).status == 404
+
+
+def test_an_email_through_ses_with_a_configuration_set_comes_back_delivered(
+    runtime: LocalRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given demo-brand sending e-mail through SES v2 with its configuration set (the local runtime publishes SES's
+    # events for it to the default bus, as SES does)
+    sender = "news@bakery.example"
+    runtime.client("sesv2").create_email_identity(EmailIdentity=sender)
+    secrets = runtime.client("secretsmanager")
+    before = secrets.get_secret_value(SecretId=topology.SOURCES_SECRET_LOCAL_NAME)["SecretString"]
+    email = {"from_address": sender, "configuration_set": "cdp-messages"}
+    document = {**json.loads(before), "senders": {BRAND: {"email": email}}}
+    secrets.put_secret_value(SecretId=topology.SOURCES_SECRET_LOCAL_NAME, SecretString=json.dumps(document))
+    monkeypatch.setattr(SecretsManagerSources, "TTL_S", 0.0)
+    try:
+        tag = uuid.uuid4().hex[:10]
+        address = f"li.{tag}@example.cn"
+        now = datetime.now(UTC).isoformat()
+        base = {"schema_version": "1", "brand_id": BRAND, "source": "web", "occurred_at": now}
+        ident = [{"type": "email", "value": address}]
+        post_events(
+            runtime,
+            [
+                {**base, "event_id": f"lc-e-{tag}", "event_type": "identify", "identifiers": ident},
+                {**base, "event_id": f"lc-ec-{tag}", "event_type": "consent_changed", "identifiers": ident,
+                 "properties": {"channel": "email", "granted": True, "purpose": "marketing"}},
+            ],
+        )  # fmt: skip
+        runtime.drain()
+        path = f"/v1/profiles/by-identifier/email/{address}?brand_id={BRAND}"
+        person = json.loads(runtime.http("GET", path, b"", {"x-api-key": runtime.admin_key}).body)["person_id"]
+        # When a campaign step e-mails them
+        request = {
+            "campaign_id": f"mail-{tag}",
+            "run_id": f"mail-{tag}-r1",
+            "brand_id": BRAND,
+            "step": "touch1",
+            "channel": "email",
+            "template": {"subject": "Winter cakes", "body": "Hello {{ traits.name or 'there' }}, our cakes are in."},
+            "person_ids": [person],
+        }
+        assert runtime.invoke(topology.SEND.key, request)["sent"] == 1
+        runtime.drain()
+        # Then SES's delivery event came back through the default bus and the message shows delivered
+        [message] = messages(runtime, person)
+        assert (message["status"], message["provider"], message["channel"]) == ("delivered", "ses", "email")
+    finally:
+        secrets.put_secret_value(SecretId=topology.SOURCES_SECRET_LOCAL_NAME, SecretString=before)
