@@ -64,6 +64,7 @@ from cdp_local.demo.offers import (
     offers_summary,
     wallet_entries,
 )
+from cdp_local.demo.senders import DemoSenders
 from cdp_local.demo.tags_audiences import STATIC_AUDIENCE_ID, define_dynamic_audience, tags_and_audiences
 from cdp_local.demo.truth import event_keys
 from cdp_local.runtime import LocalRuntime
@@ -154,7 +155,12 @@ def run_demo(
     progress.update(task, completed=1)
     state = DemoState(brand=brand)
     state.stages["generate"] = round(time.perf_counter() - started, 2)
-    with _collector_skips_what_stages_keep(), LocalRuntime() as rt, _Channels(rt) as channels:
+    with (
+        _collector_skips_what_stages_keep(),
+        LocalRuntime() as rt,
+        DemoSenders(rt, _brand_id(brand)) as senders,
+        _Channels(rt, senders.senders()) as channels,
+    ):
         store = DynamoTagStore(topology.PROFILES_TABLE.local_name, client=rt.client("dynamodb"))
         define_dynamic_audience(rt)  # set up before any event: tag_update keeps its membership current
         with _stage(state, "ingest_identity_tags"):
@@ -178,10 +184,12 @@ def run_demo(
             tag_stage, tags = tags_and_audiences(rt, store, output)
             progress.update(task, completed=1)
         with _stage(state, "campaign"):
-            campaign = _run_campaign(channels, state, store, progress)
+            campaign = _run_campaign(channels, state, store, progress, senders, seed)
         with _stage(state, "journeys"):
             task = progress.add_task("journeys: cart, birthday, cold snap", total=1)
-            journeys = run_journey_scenes(rt, _brand_id(brand), utc_now(), seed)
+            journeys = run_journey_scenes(rt, _brand_id(brand), utc_now(), seed, senders.with_sms_templates)
+            journeys["provider_receipts"] = senders.post_receipts(seed + 1)
+            journeys["message_status"] = senders.statuses(list(journeys["journeys"]))
             progress.update(task, completed=1)
         outbox = _outbox_counts(rt)
     state.stages["total"] = round(time.perf_counter() - started, 2)
@@ -237,9 +245,9 @@ class _Channels:
     connector is sent twice: each channel shows its dedupe.
     """
 
-    def __init__(self, rt: LocalRuntime) -> None:
+    def __init__(self, rt: LocalRuntime, senders: dict[str, Any]) -> None:
         self.rt = rt
-        self._sources_json = json.dumps(demo_sources(rt.write_key))
+        self._sources_json = json.dumps({**demo_sources(rt.write_key), "senders": senders})
         self.sources: SourcesConfig = parse_sources(self._sources_json)
         ses = self.sources.ses
         self.signer = SnsSigner(ses.topic_arns[0], utc_now()) if ses else None
@@ -554,18 +562,21 @@ def campaign_definition(brand_id: str) -> dict[str, Any]:
     }
 
 
-def _run_campaign(channels: _Channels, state: DemoState, store: DynamoTagStore, progress: Progress) -> dict[str, Any]:
+def _run_campaign(
+    channels: _Channels, state: DemoState, store: DynamoTagStore, progress: Progress, senders: DemoSenders, seed: int
+) -> dict[str, Any]:
     task = progress.add_task("state machine: campaign", total=3)
     rt, brand = channels.rt, state.brand
     t0 = time.perf_counter()
     # as a marketer does it: the campaign defined and started through the campaign API (version 1, a manual run)
     brand_id = _brand_id(brand)
     define_offer(rt, brand_id, DEMO_CAMPAIGN)
-    call_api(rt, "POST", "/v1/campaigns", campaign_definition(brand_id))
+    call_api(rt, "POST", "/v1/campaigns", senders.with_sms_templates(campaign_definition(brand_id)))
     started = call_api(rt, "POST", f"/v1/campaigns/{DEMO_CAMPAIGN}/start?brand_id={brand_id}", {})
     run_id = started["run"]["run_id"]
     arn = f"{rt.state_machine_arns['campaign'].replace(':stateMachine:', ':execution:')}:{run_id}"
     replies = Tally(Counter(), {})
+    receipts: dict[str, int] = {}
     audience = None
     coupon_orders: Counter[str] = Counter()
     sent_at = utc_now()
@@ -573,6 +584,8 @@ def _run_campaign(channels: _Channels, state: DemoState, store: DynamoTagStore, 
         waiting = rt.wait_state_entered(arn, timeout=600)  # touch1 is out: the follow-up wait has begun
         progress.update(task, completed=1)
         audience = _s3_json(rt, f"{topology.CAMPAIGNS_PREFIX}{run_id}/audience.json")
+        if waiting:  # the provider reports on the first touch's SMS within seconds
+            receipts = senders.post_receipts(seed)
         if waiting and audience is not None:
             sent_at = datetime.fromisoformat(audience["manifest"]["sent_at"].replace("Z", "+00:00"))
             coupon_orders = _world_replies(channels, replies, brand, store, audience, sent_at)
@@ -586,10 +599,13 @@ def _run_campaign(channels: _Channels, state: DemoState, store: DynamoTagStore, 
     if status != "SUCCEEDED":
         raise DemoFailed(f"campaign ended {status}: {result}; task error: {_task_failure(rt, arn)}")
     summary = _s3_json(rt, result["summary_key"]) or {}
+    rt.drain()  # SES's delivery events of the follow-up e-mails
     expired = expire_unused(rt, sent_at)  # a week on, the schedule's tick expires the codes nobody used
     return {
         "run_id": run_id,
         "summary": summary,
+        "provider_receipts": receipts,
+        "message_status": senders.statuses([DEMO_CAMPAIGN]),
         "offers": offers_summary(rt, brand_id, summary, coupon_orders) | {"expired_by_the_tick": expired},
         "loyalty": loyalty_summary(rt, brand_id),
         "world_orders_posted": replies.total["events_sent"] if replies.total else 0,
@@ -743,6 +759,8 @@ def _summary(
         "model AUC (held-out)": _fmt(held_out.get("roc_auc")),
         "model lift top decile (held-out)": _fmt(held_out.get("lift_top_decile")),
         "messages sent by channel": summary_c.get("messages_by_channel"),
+        "campaign messages by status (provider receipts)": _status_line(campaign.get("message_status") or {}),
+        "journey messages by status": _status_line(journeys.get("message_status") or {}),
         "conversion treatment / holdout": (
             f"{_pct(summary_c.get('treatment_rate'))} / {_pct(summary_c.get('holdout_rate'))}"
         ),
@@ -783,6 +801,13 @@ def _summary(
         "executions": [e.__dict__ for e in state.executions],
         "stage_seconds": state.stages,
     }
+
+
+def _status_line(by_channel: dict[str, dict[str, int]]) -> str:
+    return "; ".join(
+        f"{channel}: " + ", ".join(f"{status} {n}" for status, n in sorted(statuses.items(), key=lambda kv: -kv[1]))
+        for channel, statuses in sorted(by_channel.items())
+    )
 
 
 def _offers_headline(campaign: dict[str, Any]) -> dict[str, str]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -75,10 +76,17 @@ def definitions(brand_id: str) -> list[dict[str, Any]]:
     return [{**cart, "brand_id": brand_id}, birthday, cold]
 
 
-def run_journey_scenes(rt: LocalRuntime, brand_id: str, now: datetime, seed: int) -> dict[str, Any]:
-    """Define and run the scenes; returns each journey's results (entered, where they are, messages by outcome)."""
+def run_journey_scenes(
+    rt: LocalRuntime,
+    brand_id: str,
+    now: datetime,
+    seed: int,
+    with_templates: Callable[[dict[str, Any]], dict[str, Any]] = lambda definition: definition,
+) -> dict[str, Any]:
+    """Define and run the scenes (`with_templates`: each definition as the brand's providers need it, e.g. its SMS
+    templates registered); returns each journey's results (entered, where they are, messages by outcome)."""
     for definition in definitions(brand_id):
-        call_api(rt, "POST", "/v1/campaigns", definition)
+        call_api(rt, "POST", "/v1/campaigns", with_templates(definition))
         call_api(rt, "POST", f"/v1/campaigns/{definition['campaign_id']}/activate?brand_id={brand_id}")
     tick = topology.CAMPAIGN_TICK.local_name
 
