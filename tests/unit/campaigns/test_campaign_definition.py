@@ -90,18 +90,21 @@ def test_steps_templates_and_costs_are_checked_where_they_are_written() -> None:
 def test_provider_templates_are_checked_where_they_are_written_and_carried_to_the_send() -> None:
     # Given an SMS step sent through a China provider's registered template, one of whose variables is misspelt
     raw = sample()
-    sms = {"code": "SMS_468190012", "params": {"name": "{{ traits.nmae }}", "code": "{{ offer.code }}"}}
+    sms = {"code": "SMS_468190012", "params": {"name": "{{ traits.nmae or 'Hi' }}", "code": "{{ offer.code }}"}}
     raw["steps"][0]["send"]["template"]["sms"] = sms
-    parse_definition(raw)  # a misspelt attribute of a known name can only fail when rendered for a person
+    assert errors(raw)["steps[0].send.template.sms.params.name"].startswith("traits has no nmae; a person's traits")
     raw["steps"][0]["send"]["template"]["sms"]["params"]["name"] = "{{ nmae }}"
     assert "unknown name(s) nmae" in errors(raw)["steps[0].send.template.sms.params.name"]
+    # and a value some persons lack, printed without a default, is refused before anyone gets "None"
+    raw["steps"][0]["send"]["template"]["sms"]["params"]["name"] = "{{ traits.name }}"
+    assert "traits.name may be empty for some persons" in errors(raw)["steps[0].send.template.sms.params.name"]
     # and a WeChat step without its template message is refused where it is written
     wechat = sample()
     wechat["steps"][0]["send"]["channel"] = "wechat"
     wechat["budget"]["cost_per_message_minor"]["wechat"] = 0
     assert "template.wechat" in errors(wechat)["steps[0].send"]
     # When the provider template is right, it reaches the send step's request as written
-    raw["steps"][0]["send"]["template"]["sms"]["params"]["name"] = "{{ traits.name }}"
+    raw["steps"][0]["send"]["template"]["sms"]["params"]["name"] = "{{ traits.name or 'Hi' }}"
     request = parse_definition(raw).to_request("winter_cake_sms-v1-20261207T0200Z")
     assert request.touch1.template.sms is not None and request.touch1.template.sms.code == "SMS_468190012"
 

@@ -5,13 +5,24 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import StrictUndefined, Template, TemplateError, TemplateSyntaxError, meta
+from jinja2 import StrictUndefined, Template, TemplateError, TemplateRuntimeError, TemplateSyntaxError, meta, nodes
 from jinja2.sandbox import SandboxedEnvironment
 
 from cdp.errors import InvalidInputError
+from cdp.profile.models import TRAIT_NAMES
+
+
+def _present(value: Any) -> Any:
+    """Every `{{ ... }}` must print something: a person without a name gets no "None," in their SMS."""
+    if value is None or value == "":
+        raise TemplateRuntimeError("a variable is empty for this person (give it a default: {{ x or '...' }})")
+    return value
+
 
 # Plain text for SMS, e-mail text part, push and WeChat: no HTML autoescaping.
-_ENV = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
+_ENV = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False, finalize=_present)
+# What a person's profile may not hold: printed bare (no `or`, `default`, `if` around it), it is empty for them.
+OPTIONAL_NAMES = frozenset({"traits", "member_level", "points_balance", "family"})
 
 
 @lru_cache(maxsize=256)
@@ -37,6 +48,43 @@ def template_problem(source: str, has_offer: bool) -> str | None:
         return f"unknown name(s) {', '.join(unknown)}; a template may use {', '.join(sorted(TEMPLATE_NAMES))}"
     if "offer" in names and not has_offer:
         return "the template uses offer but the step has none"
+    parsed = _ENV.parse(source)
+    unknown_traits = sorted(
+        {a.attr for a in parsed.find_all(nodes.Getattr) if _path(a.node) == "traits"} - set(TRAIT_NAMES)
+    )
+    if unknown_traits:
+        return f"traits has no {', '.join(unknown_traits)}; a person's traits are {', '.join(TRAIT_NAMES)}"
+    bare = sorted(set(_bare_optional(parsed)))
+    if bare:
+        return (
+            f"{', '.join(bare)} may be empty for some persons: give a default ({{{{ {bare[0]} or '...' }}}}) or "
+            "put it inside {% if %}"
+        )
+    return None
+
+
+def _bare_optional(node: nodes.Node, guarded: bool = False) -> list[str]:
+    """The optional profile values printed as they are, outside any `{% if %}`."""
+    found: list[str] = []
+    if isinstance(node, nodes.If):
+        guarded = True
+    if isinstance(node, nodes.Output) and not guarded:
+        for printed in node.nodes:
+            path = _path(printed)
+            if path is not None and path.split(".")[0] in OPTIONAL_NAMES:
+                found.append(path)
+    for child in node.iter_child_nodes():
+        found += _bare_optional(child, guarded)
+    return found
+
+
+def _path(expr: nodes.Node) -> str | None:
+    """`traits.name` for a bare attribute chain (`Getattr(Name)`), None for anything else (a filter, `or`, ...)."""
+    if isinstance(expr, nodes.Name):
+        return str(expr.name)
+    if isinstance(expr, nodes.Getattr):
+        inner = _path(expr.node)
+        return f"{inner}.{expr.attr}" if inner is not None else None
     return None
 
 
