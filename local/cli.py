@@ -172,6 +172,7 @@ class BenchSuite(StrEnum):
     TAGS = "tags"
     JOURNEYS = "journeys"
     OFFERS = "offers"
+    CHANNELS = "channels"
     ALL = "all"
 
 
@@ -186,7 +187,9 @@ def bench(
         "(canonical and Segment batches of 100) and AWS calls per event; tags: batch evaluation of 20 tags and an "
         "audience size over --profiles profiles and --tag-events events (DuckDB), and tag_update p50/p95 per event; "
         "journeys: the AWS cost per 1M journey entries and sends, and trigger-to-send latency; offers: promotion "
-        "evaluation p50/p95, the budget ledger under contention, the cost per 1M offers issued and redeemed; all",
+        "evaluation p50/p95, the budget ledger under contention, the cost per 1M offers issued and redeemed; channels: "
+        "each channel's throughput at its rate limit (loopback providers) and the AWS cost per 1M sends and receipts; "
+        "all",
     ),
     profiles: int = typer.Option(1_000_000, min=1000, help="profiles the tags suite generates"),
     tag_events: int = typer.Option(10_000_000, min=10_000, help="events the tags suite generates"),
@@ -231,6 +234,11 @@ def bench(
 
         with console.status("offers: promotion evaluation, the budget ledger under contention, issue and redeem"):
             results |= offers_benchmark()
+    if suite in (BenchSuite.CHANNELS, BenchSuite.ALL):
+        from cdp_local.bench_channels import channels_benchmark
+
+        with console.status("channels: sends at each provider's rate, then their receipts"):
+            results |= channels_benchmark()
     record(results, output / "results.json")
     table = Table(title="Benchmark", show_header=True)
     table.add_column("metric")

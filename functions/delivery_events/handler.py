@@ -5,6 +5,7 @@ like any channel's (dedupe, publish); an event that is not ours or cannot be rea
 from __future__ import annotations
 
 import json
+from collections import Counter
 from functools import cache
 from typing import Any
 
@@ -28,6 +29,7 @@ from cdp.shared.time import utc_now
 from cdp.topology import DELIVERY_EVENTS_QUEUE
 
 ARCHIVE_SOURCE = "aws-delivery"
+_INGESTED: Counter[str] = Counter()  # one metric per invocation (a metric per record would flush mid-batch)
 
 
 @cache
@@ -76,7 +78,7 @@ def record_handler(record: DeliveryEventRecord) -> None:
         region_of=lambda _brand: "CN",
         write_scope=WriteScope(load_org(), (ScopeRef(brand_id=brand_id),)),
     )
-    metrics.add_metric(name="DeliveryEventsIngested", unit="Count", value=result.accepted)
+    _INGESTED["accepted"] += result.accepted
     if result.rejected:  # the good ones are in; the event is parked with why the rest is not (archived: raw_key)
         problems = json.dumps(result.model_dump(mode="json")["rejected"])[:1000]
         raise InvalidInputError(f"delivery event {record.messageId} ({raw_key}): rejected {problems}", "body")
@@ -86,4 +88,9 @@ def record_handler(record: DeliveryEventRecord) -> None:
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
-    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+    _INGESTED.clear()
+    response = process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )
+    metrics.add_metric(name="DeliveryEventsIngested", unit="Count", value=_INGESTED["accepted"])
+    return response

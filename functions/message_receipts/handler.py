@@ -4,6 +4,7 @@ with its reason, a receipt that overtook its message is kept for it."""
 
 from __future__ import annotations
 
+from collections import Counter
 from functools import cache
 from typing import Any
 
@@ -46,6 +47,10 @@ processor = DeadLetteringProcessor(
 )
 
 
+# What the invocation's records did, as one metric per invocation (a metric per record would flush mid-batch).
+_MOVED: Counter[str] = Counter()
+
+
 def record_handler(record: ReceiptsRecord) -> None:
     applied: list[Applied] = []
     outcomes: dict[str, int] = {}
@@ -59,11 +64,16 @@ def record_handler(record: ReceiptsRecord) -> None:
     finally:  # what moved before a failure is counted now (a redelivery finds it unchanged)
         _log().count_moves(applied)
     logger.info("receipts applied", outcomes=outcomes)
-    metrics.add_metric(name="ReceiptsApplied", unit=MetricUnit.Count, value=outcomes.get("moved", 0))
+    _MOVED.update(outcomes)
 
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
-    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+    _MOVED.clear()
+    response = process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )
+    metrics.add_metric(name="ReceiptsApplied", unit=MetricUnit.Count, value=_MOVED["moved"])
+    return response

@@ -234,6 +234,20 @@ def test_end_user_messaging_status_events_move_the_message_and_foreign_ones_are_
     assert reason["cdp-permanent"] == "true" and "not sent by this platform" in reason["cdp-error"]
 
 
+def stored_links(runtime: LocalRuntime) -> int:
+    pages = (
+        runtime.client("dynamodb")
+        .get_paginator("scan")
+        .paginate(
+            TableName=topology.LEDGER_TABLE.local_name,
+            FilterExpression="begins_with(pk, :link)",
+            ExpressionAttributeValues={":link": {"S": "LINK#"}},
+            Select="COUNT",
+        )
+    )
+    return sum(page["Count"] for page in pages)
+
+
 def test_an_sms_link_is_short_and_its_click_moves_the_message_to_clicked(
     runtime: LocalRuntime, aliyun: FakeAliyunSms
 ) -> None:
@@ -246,7 +260,9 @@ def test_an_sms_link_is_short_and_its_click_moves_the_message_to_clicked(
         "sms": {"code": "SMS_468190099", "params": {"name": "{{ traits.name }}", "link": target}},
     }
     # When it is sent
+    links_before = stored_links(runtime)
     assert send(runtime, f"link-{uuid.uuid4().hex[:8]}", [person], template)["sent"] == 1
+    assert stored_links(runtime) == links_before + 1  # the link in the text and in the variable: one short link
     # Then the provider got a short tracked link (base + /r/ + 9 characters), not the ~250-character token
     [sms] = aliyun.sent
     link = sms.params["link"]

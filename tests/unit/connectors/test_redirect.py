@@ -295,7 +295,7 @@ def test_an_sms_link_is_a_short_code_that_redirects_like_the_token_it_stands_for
         identifier_key=sms.identifier_key,
         brand_id=sms.brand_id,
         campaign_id=sms.campaign_id,
-        shorten=lambda token: links.shorten(token, NOW),
+        shorten=lambda _target, token: links.shorten(token, NOW),
     )
     # Then the link is {base}/r/{9 characters}: 35 characters instead of ~250
     (code,) = links.tokens

@@ -154,6 +154,7 @@ def test_template_send_job_finish_is_a_message_delivery(sample: str, status: str
     props = event["properties"]
     assert event["event_type"] == "message_delivered" and props["channel"] == "wechat"
     assert props["status"] == status and props["provider_status"] == provider_status
+    assert props["provider"] == "wechat"  # the message id is WeChat's: the message log finds ours through it
     assert props["message_id"].startswith("28947571274593566")
     assert event["event_id"] == f"{OA}:tmpl:{props['message_id']}"
 

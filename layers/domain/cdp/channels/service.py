@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import partial
 from typing import Any, Literal
@@ -193,12 +193,26 @@ class LinkTracking:
     now: Callable[[], datetime] = utc_now
 
     def wrap(
-        self, text: str, message_id: str, request: SendBatchRequest, channel: str, address_key: str, brand_id: str
+        self,
+        text: str,
+        message_id: str,
+        request: SendBatchRequest,
+        channel: str,
+        address_key: str,
+        brand_id: str,
+        codes: dict[str, str] | None = None,
     ) -> str:
+        """`codes`: the message's short codes by target, so a link in its text and in a template variable is one."""
         if channel not in TRACKED_CHANNELS or (channel == "sms" and self.short_links is None):
             return text
-        store = self.short_links
-        shorten = (lambda token: store.shorten(token, self.now())) if channel == "sms" and store is not None else None
+        store, known = self.short_links, codes if codes is not None else {}
+
+        def short(target: str, token: str) -> str:
+            if target not in known and store is not None:
+                known[target] = store.shorten(token, self.now())
+            return known[target]
+
+        shorten = short if channel == "sms" else None
         return wrap_links(
             text,
             base_url=self.base_url,
@@ -408,6 +422,7 @@ class _Composer:
     address_key: str
     links: LinkTracking | None
     offers: OfferIssuer | None
+    short_codes: dict[str, str] = field(default_factory=dict)  # an SMS's links by target: one code each
 
     def __call__(self) -> OutboundMessage:
         request, draft, profile = self.batch.request, self.draft, self.profile
@@ -450,7 +465,13 @@ class _Composer:
             return text
         draft = self.draft
         return self.links.wrap(
-            text, draft.message_id, self.batch.request, draft.channel, self.address_key, self.profile.brand_id
+            text,
+            draft.message_id,
+            self.batch.request,
+            draft.channel,
+            self.address_key,
+            self.profile.brand_id,
+            self.short_codes,
         )
 
 

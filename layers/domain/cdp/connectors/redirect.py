@@ -177,12 +177,12 @@ def wrap_links(
     campaign_id: str | None = None,
     allowed_hosts: Collection[str] = (),
     html_text: bool = False,
-    shorten: Callable[[str], str] | None = None,
+    shorten: Callable[[str, str], str] | None = None,
 ) -> str:
     """Rewrite the http(s) links of a rendered message into `{base_url}/r/{token}` links. Links a click could not
     follow (http, a host outside `allowed_hosts`, too long) and links already tracked are left as they are.
-    `html_text`: the body is HTML, so `&amp;` in a link is an escaped `&`. `shorten`: the token becomes the short
-    code it returns (an SMS: `cdp.connectors.short_links`)."""
+    `html_text`: the body is HTML, so `&amp;` in a link is an escaped `&`. `shorten(target, token)`: the token
+    becomes the short code it returns (an SMS: `cdp.connectors.short_links`)."""
     prefix = f"{base_url.rstrip('/')}/r/"
 
     def wrap(found: re.Match[str]) -> str:
@@ -197,7 +197,7 @@ def wrap_links(
             check_target(target, allowed_hosts)
             claims = LinkClaims(message_id, channel, target, identifier_key, brand_id, campaign_id)
             token = mint_token(claims, secret)
-            return prefix + (shorten(token) if shorten is not None else token) + trail
+            return prefix + (shorten(target, token) if shorten is not None else token) + trail
         except (InvalidInputError, ValueError):  # not followable: leave the link as it is
             return found.group(0)
 

@@ -271,9 +271,10 @@ def _oa_typed(push: dict[str, str], app_id: str) -> tuple[str, dict[str, Any]]:
         return "custom", _clean({"name": name, key_field: key, **extra})
     if event == "TEMPLATESENDJOBFINISH":
         status = push.get("Status", "")  # success | failed:user block | failed: system failed
-        return "message_delivered", {
+        return "message_delivered", {  # MsgID is WeChat's: the message log finds ours through it (`provider`)
             "message_id": _require_push(push, "MsgID"),
             "channel": "wechat",
+            "provider": "wechat",
             "status": "delivered" if status == "success" else "failed",
             "provider_status": status,
         }
