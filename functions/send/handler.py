@@ -20,6 +20,7 @@ from cdp.campaigns.journeys import journey_outcomes
 from cdp.campaigns.journeys_dynamodb import DynamoDeferredSends, DynamoJourneyStore
 from cdp.channels.adapters import OutboxChannel, S3BatchReader
 from cdp.channels.contact import ContactRules
+from cdp.channels.inbox import DynamoInbox
 from cdp.channels.ledger import DynamoContactLedger, DynamoSendLedger
 from cdp.channels.messages import DynamoMessageLog
 from cdp.channels.models import SendBatchRequest
@@ -97,7 +98,8 @@ def _senders(settings: SendSettings) -> Mapping[str, Channel]:
         tokens=DynamoAccessTokens(settings.ledger_table), limiter=DynamoRateLimiter(settings.ledger_table)
     )
     sources = SecretsManagerSources(settings.sources_secret_id) if settings.sources_secret_id else None
-    return SenderDirectory(sources, defaults, kit, outbox=OutboxChannel(settings.data_bucket)).channels()
+    outbox, inbox = OutboxChannel(settings.data_bucket), DynamoInbox(settings.ledger_table)  # inapp: the inboxes
+    return SenderDirectory(sources, defaults, kit, outbox=outbox, inbox=inbox).channels()
 
 
 # A batch's issued offers announce their coupon_issued events here; `send` publishes them packed (a batch of 500

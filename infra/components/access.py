@@ -220,6 +220,18 @@ def _loyalty_events(fn: lambda_.Function, r: Resources) -> None:
     r.bus.grant_put_events_to(fn)
 
 
+def _inbox_api(fn: lambda_.Function, r: Resources) -> None:
+    """The in-app inbox: the persons' inboxes and the receipts' dedupe claims (the ledger table); persons read (a
+    token's person, merges followed, or found by identifier); each read's receipt archived under raw/ and published
+    like ingest's; API keys (tokens issued with inbox:issue) and the sources secret (the tokens' key)."""
+    r.ledger.grant_read_write_data(fn)
+    r.profiles.grant_read_data(fn)
+    _write(fn, r, topology.RAW_PREFIX)
+    r.bus.grant_put_events_to(fn)
+    r.api_keys.grant_read(fn)
+    r.sources.grant_read(fn)
+
+
 def _delivery_events(fn: lambda_.Function, r: Resources) -> None:
     """SES and End User Messaging delivery events ingested as receipts: archived raw, deduped in the ledger table,
     published on the bus (its queue and DLQ: `Messaging.subscribe_consumers`)."""
@@ -411,6 +423,7 @@ GRANTS: Mapping[str, Grant] = {
     topology.OFFER_EVENTS.key: _offer_events,
     topology.LOYALTY_API.key: _loyalty_api,
     topology.LOYALTY_EVENTS.key: _loyalty_events,
+    topology.INBOX_API.key: _inbox_api,
     topology.MESSAGE_RECEIPTS.key: _message_receipts,
     topology.DELIVERY_EVENTS.key: _delivery_events,
 }

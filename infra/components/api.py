@@ -98,8 +98,9 @@ _API_KEY_REASON = (
     "work."
 )
 _SIGNED_LINK_REASON = (
-    "A link a person opens on a phone (a tracked link, an offer's claim link): the signed token in the path is the "
-    "only credential; the function checks its HMAC (and expiry) in constant time before any work."
+    "A link a person opens on a phone (a tracked link, an offer's claim link) or the brand's app reading one "
+    "person's in-app inbox: the signed token (in the path, or the inbox token as a Bearer header) is the only "
+    "credential; the function checks its HMAC (and expiry) in constant time before any work."
 )
 
 

@@ -108,6 +108,12 @@ ROUTES = [
         {"brand_id": "demo-brand", "person_id": "p1", "points": 10, "op_id": "f2", "to_program": "club"},
         _admin_key,
     ),
+    Route("/v1/inbox/tokens", {"brand_id": "demo-brand", "person_id": "p1", "valid_hours": 24}, _admin_key),
+    Route(
+        "/v1/inbox/tokens",
+        {"brand_id": "demo-brand", "identifier": {"type": "phone", "value": "13766990199", "scope": None}},
+        _admin_key,
+    ),
 ]
 
 HOSTILE_VALUES = st.one_of(
@@ -289,3 +295,43 @@ def test_claim_links_and_their_pages_answer_4xx_or_2xx_to_hostile_input(
     for method in ("GET", "POST"):
         got, _, page = runtime.http(method, f"/v1/claim/{changed}", b"", {})
         assert 400 <= got < 500, (method, changed, got, page[:300])
+
+
+# ---- the in-app inbox: a person's token, then the app's calls with it changed ---------------------------------------
+
+
+@settings(
+    max_examples=30 * SCALE,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    derandomize=os.environ.get("CDP_FUZZ_RANDOM") is None,
+)
+@given(data=st.data())
+def test_inbox_tokens_and_the_inbox_answer_4xx_or_2xx_to_hostile_input(
+    runtime: LocalRuntime, claimable: str, data: st.DataObject
+) -> None:
+    # Given a valid token request for a known person, as it is or with one value replaced by something hostile
+    sample = {"brand_id": "demo-brand", "person_id": claimable, "valid_hours": 1}
+    mutated = sample
+    if data.draw(st.booleans()):
+        mutated = _replace(sample, data.draw(st.sampled_from(_paths(sample))), data.draw(HOSTILE_VALUES))
+    body = json.dumps(mutated, ensure_ascii=data.draw(st.booleans())).encode("utf-8", "surrogatepass")
+    status, _, payload = runtime.http("POST", "/v1/inbox/tokens", body, _admin_key(runtime, body))
+    # Then never a 5xx
+    assert status < 500, (status, body[:300], payload[:300])
+    if status != 201:
+        return
+    token = json.loads(payload)["token"]
+    assert runtime.http("GET", "/v1/inbox", b"", {"authorization": f"Bearer {token}"}).status == 200
+    # And when the token has one character changed, anywhere, every inbox route answers 401
+    at = data.draw(st.integers(0, len(token) - 1))
+    char = data.draw(TOKEN_CHARS.filter(lambda c: c != token[at]))
+    changed = token[:at] + char + token[at + 1 :]
+    message_id = quote(data.draw(st.text(min_size=1, max_size=60)), safe="")
+    for method, path in (
+        ("GET", "/v1/inbox"),
+        ("POST", f"/v1/inbox/{message_id}/read"),
+        ("POST", f"/v1/inbox/{message_id}/dismiss"),
+    ):
+        got, _, answer = runtime.http(method, path, b"", {"authorization": f"Bearer {changed}"})
+        assert 400 <= got < 500, (method, path, changed, got, answer[:300])

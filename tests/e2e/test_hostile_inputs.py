@@ -362,6 +362,7 @@ def test_a_signed_connector_body_with_a_charset_is_still_read(runtime: LocalRunt
         ("POST", "/v1/loyalty/club/burn"),
         ("POST", "/v1/loyalty/club/adjust"),
         ("POST", "/v1/loyalty/club/convert"),
+        ("POST", "/v1/inbox/tokens"),
     ],
 )
 def test_deep_or_unstorable_json_on_the_operator_routes_is_a_4xx(runtime: LocalRuntime, method: str, path: str) -> None:
@@ -489,3 +490,95 @@ def test_the_claim_routes_take_no_key_and_the_other_offer_routes_still_need_one(
     # a claim page answers a bad token with its own 400 page, not a 401: no key was ever asked for
     status, headers, _ = runtime.http("GET", "/v1/claim/not-a-token", b"", {})
     assert status == 400 and headers["content-type"].startswith("text/html")
+
+
+# ---- the in-app inbox: the person's token is the only credential of its routes --------------------------------------
+
+INBOX_SECRET = "local-redirect-secret"  # the local sources' tracked-link secret: inbox-token keys derive from it
+
+
+def _signed_inbox(body: dict[str, Any], brand: str = "demo-brand") -> str:
+    """A body signed with the brand's genuine inbox-token key (only the platform could make it)."""
+    from cdp.channels.inbox_tokens import brand_key
+    from cdp.connectors.redirect import sign_body
+
+    return sign_body(body, brand_key(INBOX_SECRET, brand))
+
+
+HOSTILE_INBOX_TOKENS = [
+    *HOSTILE_TOKENS[:10],
+    "Bearer",
+    "null",
+    "\x00",
+    "a" * 100_000,
+    _signed_inbox({"k": "inbox", "b": "demo-brand", "p": "p", "x": -1}),
+    _signed_inbox({"k": "inbox", "b": "demo-brand", "p": "p", "x": 10**30}),
+    _signed_inbox({"k": "inbox", "b": "demo-brand", "p": "p", "x": 1e300}),
+    _signed_inbox({"k": "inbox", "b": "demo-brand", "p": {"$ne": 1}, "x": 4_000_000_000}),
+    _signed_inbox({"k": "inbox", "b": "demo-brand", "p": "p" * 5000, "x": 4_000_000_000}),
+    _signed_inbox({"k": "claim", "b": "demo-brand", "p": "p", "x": 4_000_000_000}),
+    _signed_inbox({"k": "inbox", "b": "demo-outlet", "p": "p", "x": 4_000_000_000}),  # signed with demo-brand's key
+    _signed_claim({"k": "claim", "b": "demo-brand", "o": "o", "p": "p", "r": "r", "x": 4_000_000_000}),
+]
+INBOX_ROUTES = [("GET", "/v1/inbox"), ("POST", "/v1/inbox/any-message/read"), ("POST", "/v1/inbox/any-message/dismiss")]
+
+
+@pytest.mark.parametrize("token", HOSTILE_INBOX_TOKENS)
+def test_hostile_inbox_tokens_are_a_401_never_a_5xx(runtime: LocalRuntime, token: str) -> None:
+    for method, path in INBOX_ROUTES:
+        for authorization in (f"Bearer {token}", token, f"bearer  {token}"):
+            # Given a hostile token (and a hostile body, which these routes never read)
+            status, _, payload = runtime.http(method, path, DEEP, {"authorization": authorization})
+            # Then a 401, never a 5xx, never a person's messages
+            assert status == 401, (method, path, token[:60], status, payload[:300])
+
+
+def test_a_genuinely_signed_token_of_a_person_nobody_knows_reads_nothing(runtime: LocalRuntime) -> None:
+    from cdp.channels.inbox_tokens import InboxToken, mint_inbox_token
+
+    token = mint_inbox_token(InboxToken("demo-brand", f"ghost-{_uid()}", utc_now() + timedelta(hours=1)), INBOX_SECRET)
+    for method, path in INBOX_ROUTES:
+        status, _, payload = runtime.http(method, path, b"", {"authorization": f"Bearer {token}"})
+        assert status == 404, (path, payload[:300])
+
+
+@pytest.fixture(scope="module")
+def inbox_token(runtime: LocalRuntime) -> str:
+    """A genuine inbox token of a member of demo-brand."""
+    phone = _phone()
+    status, _ = _events(runtime, _identify("demo-brand", phone))
+    assert status == 202
+    runtime.drain()
+    body = json.dumps({"brand_id": "demo-brand", "identifier": {"type": "phone", "value": phone}}).encode()
+    issued, answer = _post(runtime, "/v1/inbox/tokens", body, runtime.admin_key)
+    assert issued == 201, answer
+    return str(answer["token"])
+
+
+@pytest.mark.parametrize(
+    "message_id",
+    ["%00", "..%2F..%2Fetc%2Fpasswd", "x" * 5000, "%3Cscript%3E", "%E0%A4%A", "%F0%9F%A7%A7", "a.b", "%20", "null"],
+)
+def test_hostile_message_ids_with_a_genuine_token_are_a_404_never_a_5xx(
+    runtime: LocalRuntime, inbox_token: str, message_id: str
+) -> None:
+    for action in ("read", "dismiss"):
+        status, _, payload = runtime.http(
+            "POST", f"/v1/inbox/{message_id}/{action}", DEEP, {"authorization": f"Bearer {inbox_token}"}
+        )
+        assert status == 404, (message_id[:60], status, payload[:300])
+    status, _, payload = runtime.http("GET", "/v1/inbox?limit=%00", b"", {"authorization": f"Bearer {inbox_token}"})
+    assert status == 400, payload[:300]
+
+
+def test_the_inbox_routes_take_no_key_and_issuing_a_token_needs_one(runtime: LocalRuntime) -> None:
+    assert {(m, p.replace("any-message", "{message_id}")) for m, p in INBOX_ROUTES} <= topology.TOKEN_ROUTES
+    assert ("POST", "/v1/inbox/tokens") not in topology.TOKEN_ROUTES
+    body = json.dumps({"brand_id": "demo-brand", "person_id": "p1"}).encode()
+    # no key, an inbox token instead of a key, a key of another brand without the scope
+    assert _post(runtime, "/v1/inbox/tokens", body, None)[0] == 401
+    assert _post(runtime, "/v1/inbox/tokens", body, None, {"authorization": "Bearer x.y"})[0] == 401
+    assert _post(runtime, "/v1/inbox/tokens", body, OUTLET_OPERATOR)[0] == 403
+    # and an API key is no inbox token: the inbox routes answer it 401
+    for method, path in INBOX_ROUTES:
+        assert runtime.http(method, path, b"", {"x-api-key": runtime.admin_key})[0] == 401

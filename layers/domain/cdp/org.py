@@ -222,7 +222,7 @@ class CampaignPolicy(_Config):
 class FrequencyCap(_Config):
     """At most `max` campaign messages on `channel` (or on all channels together) in any `per_days` days."""
 
-    channel: str = Field(pattern=r"^(all|sms|email|push|wechat|webhook|outbox)$")
+    channel: str = Field(pattern=r"^(all|sms|email|push|wechat|webhook|outbox|inapp)$")
     max: int = Field(ge=1, le=1000)
     per_days: int = Field(ge=1, le=90)
 

@@ -175,6 +175,11 @@ class LoyaltyApiSettings(Observability, OffersTable, ProfilesTable, ApiKeys, Eve
     """Programmes and members' accounts; burns, adjustments and conversions go on the bus as canonical events."""
 
 
+class InboxApiSettings(Observability, LedgerTable, ProfilesTable, DataBucket, EventBus, ApiKeys, Sources):
+    """The in-app inbox: inboxes in the ledger table, persons read from the profiles table, receipts archived, deduped
+    and published like ingest's; API keys issue tokens, whose key derives from the sources secret's redirect."""
+
+
 class LoyaltyDeadLetters(_Env):
     dead_letter_queue_url: str = Field(alias=topology.LOYALTY_QUEUE.dlq_env, min_length=1)
 

@@ -391,6 +391,21 @@ LOYALTY_API = FunctionSpec(
     env=(*_COMMON_ENV, OFFERS_TABLE.env_var, PROFILES_TABLE.env_var, API_KEYS_SECRET_ENV, EVENT_BUS_ENV),
 )
 
+INBOX_API = FunctionSpec(
+    "inbox_api",
+    "InboxApiFunction",
+    "functions.inbox_api.handler.lambda_handler",
+    env=(
+        *_COMMON_ENV,
+        LEDGER_TABLE.env_var,  # the inboxes (INBOX#{brand}#{person}); the receipts' dedupe claims
+        PROFILES_TABLE.env_var,  # the person a token names (merges followed), by id or by identifier
+        DATA_BUCKET_ENV,  # the receipts' raw archive (raw/events/)
+        EVENT_BUS_ENV,  # the receipts (message_opened), for the message log and the timeline
+        API_KEYS_SECRET_ENV,  # POST /v1/inbox/tokens: the brand's backend, with inbox:issue
+        SOURCES_SECRET_ENV,  # the inbox tokens' key (derived from the tracked-link secret)
+    ),
+)
+
 LOYALTY_EVENTS = FunctionSpec(
     "loyalty_events",
     "LoyaltyEventsFunction",
@@ -461,6 +476,7 @@ FUNCTIONS = (
     OFFER_EVENTS,
     LOYALTY_API,
     LOYALTY_EVENTS,
+    INBOX_API,
     MESSAGE_RECEIPTS,
     DELIVERY_EVENTS,
 )
@@ -557,15 +573,28 @@ API_ROUTES: tuple[tuple[str, str, str], ...] = (
     ("POST", "/v1/offers/{offer_id}/claim-links", OFFER_API.key),  # offers:issue: a link a person claims it from
     ("GET", "/v1/claim/{token}", OFFER_API.key),  # public: the signed claim token is the authority (TOKEN_ROUTES)
     ("POST", "/v1/claim/{token}", OFFER_API.key),
+    # the in-app inbox (cdp.app.inbox_api): tokens issued with inbox:issue; the app reads with its token
+    ("POST", "/v1/inbox/tokens", INBOX_API.key),
+    ("GET", "/v1/inbox", INBOX_API.key),  # Authorization: Bearer <the person's inbox token> (TOKEN_ROUTES)
+    ("POST", "/v1/inbox/{message_id}/read", INBOX_API.key),
+    ("POST", "/v1/inbox/{message_id}/dismiss", INBOX_API.key),
 )
 """(method, path, function key): the HTTP API routes, each integrated with one function from FUNCTIONS."""
 
 REDIRECT_ROUTE = "GET /r/{key}"  # tracked links: throttled on their own (infra: DeployConfig.redirect_rate_limit)
 TOKEN_ROUTES: frozenset[tuple[str, str]] = frozenset(
-    {("GET", "/r/{key}"), ("GET", "/v1/claim/{token}"), ("POST", "/v1/claim/{token}")}
+    {
+        ("GET", "/r/{key}"),
+        ("GET", "/v1/claim/{token}"),
+        ("POST", "/v1/claim/{token}"),
+        ("GET", "/v1/inbox"),
+        ("POST", "/v1/inbox/{message_id}/read"),
+        ("POST", "/v1/inbox/{message_id}/dismiss"),
+    }
 )
-"""Routes whose only credential is the signed token in their path (a tracked link, an offer's claim link): they take
-no API key; every other route's function checks one (or its source's own signature) before any work."""
+"""Routes whose only credential is a signed token (in their path: a tracked link, an offer's claim link; in
+`Authorization: Bearer`: a person's inbox token): they take no API key; every other route's function checks one (or
+its source's own signature) before any work."""
 
 # ---- rules ------------------------------------------------------------------------------------------------
 

@@ -597,6 +597,7 @@ def _send_problems(step: Step, where: str, definition: CampaignDefinition) -> li
     out: list[ValidationIssue] = []
     template = step.send.template
     parts: list[tuple[str, str | None]] = [("body", template.body), ("subject", template.subject)]
+    parts += [("link", template.link)]
     parts += [(f"sms.params.{name}", source) for name, source in (template.sms.params if template.sms else {}).items()]
     parts += [
         (f"wechat.fields.{name}", text) for name, text in (template.wechat.fields if template.wechat else {}).items()

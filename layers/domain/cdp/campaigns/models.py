@@ -17,8 +17,8 @@ from cdp.channels.models import MessageBudget, SmsProviderTemplate, WeChatMessag
 from cdp.ingest.events import Token, UtcDatetime
 from cdp.profile.models import Profile
 
-CampaignChannel = Literal["sms", "email", "push", "wechat", "webhook", "outbox"]
-ConsentChannel = Literal["sms", "email", "push", "wechat", "webhook", "outbox", "all"]
+CampaignChannel = Literal["sms", "email", "push", "wechat", "webhook", "outbox", "inapp"]
+ConsentChannel = Literal["sms", "email", "push", "wechat", "webhook", "outbox", "inapp", "all"]
 TagScalar = str | int | bool
 Fraction = Annotated[float, Field(ge=0.0, lt=1.0)]
 
@@ -104,6 +104,12 @@ class Template(_Frozen):
     body: str = Field(min_length=1, max_length=20_000)
     sms: SmsProviderTemplate | None = None
     wechat: WeChatMessageTemplate | None = None
+    link: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=1024,
+        description="where a tap on an in-app message leads: an https URL or the app's own deep link (inapp)",
+    )
 
 
 class Offer(_Frozen):

@@ -14,7 +14,7 @@ from cdp.budgets.ledger import PoolId
 from cdp.channels.templates import compile_template
 from cdp.ingest.events import Currency, MinorUnits
 
-ChannelName = Literal["sms", "email", "push", "wechat", "webhook", "outbox"]
+ChannelName = Literal["sms", "email", "push", "wechat", "webhook", "outbox", "inapp"]
 Token = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@/#+\-]+$")]
 PersonId = Annotated[str, Field(min_length=1, max_length=128)]
 
@@ -89,8 +89,14 @@ class MessageTemplate(_Frozen):
     body: str = Field(min_length=1, max_length=20_000)
     sms: SmsProviderTemplate | None = None
     wechat: WeChatMessageTemplate | None = None
+    link: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=1024,
+        description="where a tap on an in-app message leads: an https URL or the app's own deep link (inapp)",
+    )
 
-    @field_validator("subject", "body")
+    @field_validator("subject", "body", "link")
     @classmethod
     def _compiles(cls, value: str | None) -> str | None:
         return None if value is None else _compiled(value)

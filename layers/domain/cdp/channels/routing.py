@@ -8,6 +8,7 @@ stack's default, each wrapped so transient refusals are retried and the provider
              subscribe messages from a mini-program)
     push     the brand's SNS platform applications
     webhook  the brand's endpoint
+    inapp    the person's in-app inbox (the ledger table: `cdp.channels.inbox`); no account: the brand's app pulls it
     outbox   the S3 outbox (and, with SEND_VIA_OUTBOX, any channel the brand names no account for: the local runtime)
 
 A channel with no account and no default is refused for good (`no_sender`): the message ends `failed`, never in a
@@ -24,6 +25,7 @@ from typing import Any
 
 from cdp.channels.adapters import EndUserMessagingSmsChannel, SesEmailChannel
 from cdp.channels.aliyun_sms import AliyunSmsChannel
+from cdp.channels.inbox import Inbox, InboxChannel
 from cdp.channels.models import ChannelName, DeliveryReceipt, OutboundMessage
 from cdp.channels.ports import Channel, DeliveryRejected
 from cdp.channels.rate_limits import RateLimitedChannel, RateLimiter
@@ -45,7 +47,7 @@ from cdp.connectors.sender_accounts import (
 from cdp.connectors.sources import SourceRegistry, WeChatApp
 from cdp.shared.http import HttpTransport, urllib_transport
 
-CHANNELS: tuple[ChannelName, ...] = ("sms", "email", "push", "wechat", "webhook", "outbox")
+CHANNELS: tuple[ChannelName, ...] = ("sms", "email", "push", "wechat", "webhook", "outbox", "inapp")
 MAINLAND_PREFIX = "+86"
 
 
@@ -81,11 +83,14 @@ class SenderDirectory:
         defaults: StackDefaults,
         kit: ProviderKit,
         outbox: Channel | None = None,
+        inbox: Inbox | None = None,
     ) -> None:
         self._sources = sources
         self._defaults = defaults
         self._kit = kit
         self._outbox = outbox
+        # the in-app inbox needs no account; a write that failed is retried like a provider's transient refusal
+        self._inbox = RetryingChannel(InboxChannel(inbox), kit.backoff, kit.sleep) if inbox is not None else None
         self._built: dict[tuple[str, ...], Channel] = {}
         self._lock = threading.Lock()
 
@@ -97,6 +102,8 @@ class SenderDirectory:
         senders = self._brand_senders(message.brand_id)
         if channel == "outbox":
             return self._require(self._outbox, channel)
+        if channel == "inapp":
+            return self._require(self._inbox, "in-app inbox")
         if channel == "sms":
             return self._sms(senders, message)
         if channel == "email":

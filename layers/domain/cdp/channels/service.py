@@ -42,7 +42,7 @@ from cdp.shared.time import days_to_birthday, utc_now
 PREFERRED_CHANNEL_TAG = (
     "preferred_channel"  # a tag whose value names a channel: the person's choice when a step allows it
 )
-# The identifier type that carries the address of each channel; None: the person id itself (outbox, webhook).
+# The identifier type that carries the address of each channel; None: the person id itself (outbox, webhook, inapp).
 ADDRESS_TYPES: Mapping[ChannelName, IdentifierType | None] = {
     "sms": IdentifierType.PHONE,
     "email": IdentifierType.EMAIL,
@@ -50,6 +50,7 @@ ADDRESS_TYPES: Mapping[ChannelName, IdentifierType | None] = {
     "wechat": IdentifierType.WECHAT_OPENID,
     "webhook": None,
     "outbox": None,
+    "inapp": None,  # the person's in-app inbox (cdp.channels.inbox)
 }
 MAX_REPORTED_FAILURES = 10
 MAX_REASON_CHARS = 200  # provider messages can be long (and may echo an address): keep the run log small
@@ -452,6 +453,8 @@ class _Composer:
             if self.links is not None:  # a link passed as a variable is shortened and tracked like one in the text
                 params = {name: self._wrap(value) for name, value in params.items()}
             update.update(template_ref=template.sms.code, sign_name=template.sms.sign_name, fields=params)
+        if draft.channel == "inapp" and template.link is not None:  # where a tap on the in-app message leads
+            update["link"] = render(template.link, context)
         if draft.channel == "wechat" and template.wechat is not None:
             update.update(
                 template_ref=template.wechat.template_id,

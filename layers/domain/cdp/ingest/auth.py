@@ -30,6 +30,7 @@ OFFERS_WRITE_SCOPE = "offers:write"  # the offer catalog, imported codes and bud
 OFFERS_ISSUE_SCOPE = "offers:issue"  # issue an offer to a person's wallet
 LOYALTY_READ_SCOPE = "loyalty:read"  # programmes and members' accounts
 LOYALTY_WRITE_SCOPE = "loyalty:write"  # burn, adjust and convert members' points
+INBOX_ISSUE_SCOPE = "inbox:issue"  # per-person tokens the brand's app reads that person's in-app inbox with
 SCOPES = (
     WRITE_SCOPE,
     READ_PROFILES_SCOPE,
@@ -48,6 +49,7 @@ SCOPES = (
     OFFERS_ISSUE_SCOPE,
     LOYALTY_READ_SCOPE,
     LOYALTY_WRITE_SCOPE,
+    INBOX_ISSUE_SCOPE,
 )
 
 

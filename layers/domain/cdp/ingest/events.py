@@ -79,6 +79,7 @@ class MessageChannel(StrEnum):
     PUSH = "push"
     WECHAT = "wechat"
     WEBHOOK = "webhook"
+    INAPP = "inapp"  # the in-app inbox the brand's app pulls (cdp.channels.inbox)
 
 
 class _Strict(BaseModel):

@@ -20,6 +20,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from cdp import topology
 from cdp.budgets.dynamodb import hold_key, hold_pk, transact
 from cdp.budgets.ledger import Hold
+from cdp.channels.inbox import inbox_pk
 from cdp.channels.ledger import SEND_SK, send_pk
 from cdp.channels.messages import MESSAGE_SK, message_pk, provider_pk
 from cdp.channels.models import message_id_for
@@ -350,6 +351,16 @@ class DynamoLedgerRecords(LedgerRecords):
             message_id = message_id_for(key.campaign_id, key.step, key.person_id)
             deleted += self._delete_logged(message_id)
         return deleted
+
+    def delete_inbox(self, brand_id: str, person_ids: Iterable[str]) -> list[str]:
+        keys_: list[dict[str, Any]] = []
+        for person_id in sorted(set(person_ids)):
+            condition = "#pk = :pk"
+            values = {":pk": {"S": inbox_pk(brand_id, person_id)}}
+            keys_ += query_items(self._db, self._table, condition, values, keys=(LEDGER_PK, LEDGER_SK))
+        found = [{LEDGER_PK: item[LEDGER_PK], LEDGER_SK: item[LEDGER_SK]} for item in keys_]
+        batch_write(self._db, self._table, [{"DeleteRequest": {"Key": k}} for k in found], "erasing in-app inboxes")
+        return [f"{k[LEDGER_PK]['S']}/{k[LEDGER_SK]['S']}" for k in found]
 
     def _delete_logged(self, message_id: str) -> list[str]:
         """The message log's item of the message (it names the person), and its provider id's pointer."""

@@ -94,7 +94,11 @@ class ErasureReceipt(BaseModel):
         default_factory=list,
         description="raw objects that delivered the person's events but in which the person was not recognised (kept)",
     )
-    ledger_records: list[str] = Field(default_factory=list, description="send idempotency records removed")
+    ledger_records: list[str] = Field(
+        default_factory=list,
+        description="send idempotency records with their messages in the message log, and in-app inbox messages "
+        "('INBOX#{brand}#{person}/MSG#{message_id}'), removed",
+    )
     wallet_entries: list[str] = Field(default_factory=list, description="'{person_id}/{issue_id}' of offers issued")
     wallet_records: list[str] = Field(
         default_factory=list,

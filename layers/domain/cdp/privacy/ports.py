@@ -123,6 +123,11 @@ class LedgerRecords(ABC):
         """Delete the send idempotency records that exist, and their messages in the message log; return their
         partition keys."""
 
+    def delete_inbox(self, brand_id: str, person_ids: Iterable[str]) -> list[str]:
+        """Delete the persons' in-app inbox messages (`cdp.channels.inbox`: the rendered texts they were sent); return
+        their keys ('{pk}/{sk}'). A store without inboxes keeps this default."""
+        return []
+
 
 @dataclass(frozen=True)
 class WalletErasure:

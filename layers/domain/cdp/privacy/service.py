@@ -198,6 +198,8 @@ class _Erasure:
             self._scrub_rows()
         self._scrub_raw([f.event for f in events])
         self._delete_sends(items)
+        inbox = self.ledger.delete_inbox(self.survivor.brand_id, self.person_ids)
+        self.sends |= set(inbox)
         offers = self._erase_offers()
         self._redact_foreign(items, records)
         self.events |= {f.event.dedupe_key for f in events}
@@ -207,7 +209,7 @@ class _Erasure:
         deletions += [self._file(item) for item in items if item.key.sk != keys.PROFILE_SK]
         self.records.delete(deletions)
         self._profile_keys |= {self._file(item) for item in items if item.key.sk == keys.PROFILE_SK}
-        return bool(items or events or records or offers)
+        return bool(items or events or records or offers or inbox)
 
     def delete_profiles(self) -> None:
         """Last: a resolution planned before the suppression fails its version check once these are gone."""

@@ -1,0 +1,390 @@
+"""The in-app inbox API (`functions/inbox_api`): the brand's backend gets a per-person token, the app reads that
+person's inbox with it, and each read or dismissal is the message's `message_opened` receipt.
+
+    POST /v1/inbox/tokens               API key with `inbox:issue` on the whole brand: {token, expires_at} for
+                                        {brand_id, person_id} or {brand_id, identifier: {type, value, scope}}
+    GET  /v1/inbox                      Authorization: Bearer <token>: the person's messages, newest first, with the
+                                        unread count (dismissed and expired ones left out)
+    POST /v1/inbox/{message_id}/read    the message read: its receipt published once
+    POST /v1/inbox/{message_id}/dismiss read, and left out of the list from now on
+
+The token routes take no API key (`cdp.topology.TOKEN_ROUTES`): the token (`cdp.channels.inbox_tokens`) is their
+only credential, and it names one brand and one person. A person merged into another follows `merged_into`: the
+survivor's inbox is theirs and every merged-away person's together (a token issued before the merge still works).
+Another person's message id is a 404, like one that does not exist.
+
+The receipt is a canonical `message_opened` event (source `app`, channel `inapp`, the message id; event id
+`inapp-opened-{message_id}`: a read and a later dismissal are one open), ingested like any channel's: archived under
+raw/events/ (replayable as canonical events), claimed in the dedupe ledger, published on the bus, where the message
+log moves the message to `opened` and the person's timeline gets the event. A canonical event must name the person by
+an identifier and the platform has none for a person id, so the receipt names the identifier the person is best
+known by (`RECEIPT_IDENTIFIERS`, most recently learned first): the brand's user id, member card, phone, e-mail,
+UnionID, device id, OpenID, platform buyer id. A person with none of them (every identifier unbound) gets no
+receipt: the read is kept in the inbox, and the message log does not move.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
+from typing import Any, Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from cdp.channels.inbox import Inbox, InboxMessage
+from cdp.channels.inbox_tokens import MAX_VALIDITY, InboxToken, mint_inbox_token, read_inbox_token
+from cdp.errors import AuthenticationError, CdpError, ForbiddenError, InvalidInputError, NotFoundError
+from cdp.identifiers.model import Identifier, IdentifierType
+from cdp.identity.resolution import IdentifierRecord
+from cdp.ingest.auth import INBOX_ISSUE_SCOPE, authorize
+from cdp.ingest.ports import ApiClient, DedupeLedger, RawArchive
+from cdp.ingest.service import META_WRITER_SCOPE, WriteScope, accept
+from cdp.observability import logger
+from cdp.org import OrgDirectory, ScopeRef
+from cdp.profile.models import Profile
+from cdp.shared.ports import EventPublisher
+from cdp.shared.time import iso, utc_now
+
+ARCHIVE_SOURCE = "events"  # = cdp.connectors.replay.CANONICAL_SOURCE: the receipts replay as canonical events
+DEFAULT_LIST = 50
+MAX_LIST = 100
+RECEIPT_SOURCE = "app"
+# The identifier a receipt names the person by, in this order of preference (the most recently learned of a type).
+RECEIPT_IDENTIFIERS = (
+    IdentifierType.USER_ID,
+    IdentifierType.MEMBER_CARD,
+    IdentifierType.PHONE,
+    IdentifierType.EMAIL,
+    IdentifierType.WECHAT_UNIONID,
+    IdentifierType.DEVICE_ID,
+    IdentifierType.WECHAT_OPENID,
+    IdentifierType.PLATFORM_BUYER_ID,
+)
+_BRAND_ID = r"^[A-Za-z0-9_.:@/#+\-]{1,128}$"
+_MESSAGE_ID = re.compile(r"^[A-Za-z0-9_.:@+\-]{1,128}$")
+_DEFAULT_HOURS = 24
+_LIMIT = re.compile(r"[0-9]{1,3}")
+
+
+# ---- requests and answers -----------------------------------------------------------------------------------------
+
+
+class IdentifierRef(BaseModel):
+    """An identifier the brand knows the person by (normalized as ingest normalizes it: E.164 phones, ...)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: str = Field(min_length=1, max_length=32, description="phone, email, user_id, member_card, device_id, ...")
+    value: str = Field(min_length=1, max_length=256)
+    scope: str | None = Field(default=None, min_length=1, max_length=64, description="WeChat app id or platform")
+
+
+class TokenRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    brand_id: str | None = Field(default=None, pattern=_BRAND_ID, description="default: the key's brand")
+    person_id: str | None = Field(default=None, min_length=1, max_length=128)
+    identifier: IdentifierRef | None = None
+    valid_hours: int = Field(
+        default=_DEFAULT_HOURS, ge=1, le=int(MAX_VALIDITY.total_seconds() // 3600), description="the token's lifetime"
+    )
+
+    @model_validator(mode="after")
+    def _one_person(self) -> TokenRequest:
+        if (self.person_id is None) == (self.identifier is None):
+            raise ValueError("give exactly one of person_id or identifier")
+        return self
+
+
+class IssuedToken(BaseModel):
+    token: str = Field(description="send as `Authorization: Bearer <token>` to GET /v1/inbox and its actions")
+    token_type: Literal["Bearer"] = "Bearer"  # noqa: S105 - the scheme's name, not a secret
+    brand_id: str
+    person_id: str = Field(description="the (surviving) person the token reads the inbox of")
+    expires_at: datetime
+
+
+class InboxEntry(BaseModel):
+    message_id: str
+    campaign_id: str
+    title: str | None = Field(description="the template's subject")
+    body: str
+    link: str | None = Field(description="where a tap leads: https or the app's own scheme")
+    sent_at: datetime
+    expires_at: datetime
+    status: Literal["unread", "read", "dismissed"]
+    read_at: datetime | None = None
+    dismissed_at: datetime | None = None
+
+    @classmethod
+    def of(cls, m: InboxMessage) -> InboxEntry:
+        return cls(
+            message_id=m.message_id,
+            campaign_id=m.campaign_id,
+            title=m.title,
+            body=m.body,
+            link=m.link,
+            sent_at=m.sent_at,
+            expires_at=m.expires_at,
+            status=m.status,  # one of the three (InboxMessage.status)
+            read_at=m.read_at,
+            dismissed_at=m.dismissed_at,
+        )
+
+
+class InboxView(BaseModel):
+    brand_id: str
+    person_id: str
+    unread: int = Field(description="messages not read yet (not dismissed, not expired)")
+    total: int = Field(description="messages in the inbox (not dismissed, not expired); `messages` holds the newest")
+    messages: list[InboxEntry]
+
+
+# ---- ports --------------------------------------------------------------------------------------------------------
+
+
+class InboxProfiles(Protocol):
+    """The profile store's reads the API needs (`cdp.identity.dynamodb.DynamoIdentityStore` implements them)."""
+
+    def get(self, person_id: str) -> Profile | None: ...
+
+    def lookup_identifiers(self, namespace: str, keys_: Iterable[str]) -> dict[str, IdentifierRecord]: ...
+
+
+class ReceiptSink(ABC):
+    @abstractmethod
+    def publish(self, event: dict[str, Any], request_id: str) -> bool:
+        """Ingest one canonical receipt event; True when it was accepted (or was already)."""
+
+
+class IngestedReceipts(ReceiptSink):
+    """A receipt ingested like any channel's (`cdp.ingest.service.accept`): the raw event archived first (under
+    raw/events/, so it replays as a canonical event), claimed in the dedupe ledger, published on the bus."""
+
+    def __init__(
+        self,
+        archive: RawArchive,
+        ledger: DedupeLedger,
+        publisher: EventPublisher,
+        org: OrgDirectory,
+        now: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self._archive = archive
+        self._ledger = ledger
+        self._publisher = publisher
+        self._org = org
+        self._now = now
+
+    def publish(self, event: dict[str, Any], request_id: str) -> bool:
+        scope = ScopeRef(brand_id=str(event["brand_id"]))
+        received_at = self._now()
+        body = json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode()
+        meta = {
+            "client": "inbox",
+            META_WRITER_SCOPE: json.dumps(scope.model_dump(exclude_none=True), separators=(",", ":")),
+        }
+        raw_key = self._archive.archive(request_id, body, received_at, ARCHIVE_SOURCE, meta)
+        result = accept(
+            [event],
+            request_id=request_id,
+            received_at=received_at,
+            raw_key=raw_key,
+            ledger=self._ledger,
+            publisher=self._publisher,
+            region_of=lambda _brand: "CN",  # the identifier comes from the profile, normalized already
+            write_scope=WriteScope(self._org, (scope,)),
+        )
+        if result.rejected:
+            errors = [e.model_dump() for r in result.rejected for e in r.errors]
+            logger.error("an inbox receipt was rejected", raw_key=raw_key, errors=errors[:5])
+            return False
+        return True
+
+
+class InboxNotConfiguredError(CdpError):
+    """The sources document has no tracked-link secret, so inbox tokens can be neither issued nor checked."""
+
+
+# ---- the service --------------------------------------------------------------------------------------------------
+
+
+class InboxApi:
+    def __init__(
+        self,
+        inbox: Inbox,
+        profiles: InboxProfiles,
+        org: OrgDirectory,
+        secret: Callable[[], str | None],
+        receipts: ReceiptSink,
+        now: Callable[[], datetime] = utc_now,
+        default_phone_region: str = "CN",
+    ) -> None:
+        self._inbox = inbox
+        self._profiles = profiles
+        self._org = org
+        self._secret = secret
+        self._receipts = receipts
+        self._now = now
+        self._default_region = default_phone_region
+
+    # ---- the brand's backend ----------------------------------------------------------------------------------
+
+    def issue(self, client: ApiClient, request: TokenRequest) -> IssuedToken:
+        """A token for one person of the brand (inbox:issue on the whole brand)."""
+        authorize(client, INBOX_ISSUE_SCOPE)
+        brand = request.brand_id or client.org_scope.brand_id
+        if not brand:
+            raise InvalidInputError("brand_id is required (the key is not limited to a brand)", "brand_id")
+        if not client.org_scope.holds_brand(self._org, brand):
+            raise ForbiddenError(f"the key of {client.name} is limited to {client.org_scope.label}, not brand {brand}")
+        profile = self._person_of(brand, request)
+        expires_at = (self._now() + timedelta(hours=request.valid_hours)).replace(microsecond=0)
+        token = mint_inbox_token(InboxToken(brand, profile.person_id, expires_at), self._key())
+        return IssuedToken(token=token, brand_id=brand, person_id=profile.person_id, expires_at=expires_at)
+
+    def _person_of(self, brand: str, request: TokenRequest) -> Profile:
+        if request.identifier is not None:
+            key = _identifier_key(request.identifier, self._phone_region(brand))
+            record = self._profiles.lookup_identifiers(self._org.brand(brand).namespace, [key]).get(key)
+            if record is None or record.person_id is None:
+                raise NotFoundError(f"no person holds {request.identifier.type} {request.identifier.value!r}")
+            wanted = record.person_id
+        else:
+            wanted = str(request.person_id)
+        profile = self._profiles.get(wanted)
+        if profile is None or profile.dissolved or profile.brand_id != brand:
+            raise NotFoundError(f"no person {wanted} in brand {brand}")
+        return profile
+
+    def _phone_region(self, brand_id: str) -> str:
+        brand = self._org.brands.get(brand_id)
+        return brand.phone_region if brand else self._default_region
+
+    # ---- the app ----------------------------------------------------------------------------------------------
+
+    def authenticate(self, authorization: str | None) -> InboxToken:
+        """The token of an `Authorization: Bearer <token>` header; AuthenticationError otherwise."""
+        scheme, _, value = (authorization or "").strip().partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            raise AuthenticationError("send the person's inbox token as `Authorization: Bearer <token>`")
+        return read_inbox_token(value.strip(), self._key(), self._now())
+
+    def messages(self, token: InboxToken, limit: str | None = None) -> InboxView:
+        size = _limit(limit)
+        profile, people = self._holder(token)
+        now = self._now()
+        shown = [
+            m for m in self._inbox.messages(token.brand_id, people) if m.dismissed_at is None and not m.expired(now)
+        ]
+        return InboxView(
+            brand_id=token.brand_id,
+            person_id=profile.person_id,
+            unread=sum(1 for m in shown if m.read_at is None),
+            total=len(shown),
+            messages=[InboxEntry.of(m) for m in shown[:size]],
+        )
+
+    def read(self, token: InboxToken, message_id: str) -> InboxEntry:
+        return self._mark(token, message_id, dismiss=False)
+
+    def dismiss(self, token: InboxToken, message_id: str) -> InboxEntry:
+        return self._mark(token, message_id, dismiss=True)
+
+    def _mark(self, token: InboxToken, message_id: str, dismiss: bool) -> InboxEntry:
+        if not _MESSAGE_ID.match(message_id):
+            raise NotFoundError("no such message in this inbox")
+        profile, people = self._holder(token)
+        now = self._now()
+        found = self._inbox.find(token.brand_id, people, message_id)
+        marked = self._inbox.mark(found, now, dismiss) if found is not None and not found.expired(now) else None
+        if marked is None:
+            raise NotFoundError("no such message in this inbox")
+        if not marked.opened_reported:  # once published, a read again (or the dismissal) publishes nothing
+            self._report(profile, marked, "dismiss" if dismiss else "read")
+        return InboxEntry.of(marked)
+
+    def _report(self, profile: Profile, message: InboxMessage, action: str) -> None:
+        identifier = receipt_identifier(profile)
+        if identifier is None:
+            logger.warning(
+                "in-app message read by a person without identifiers: no receipt", message_id=message.message_id
+            )
+            return
+        properties = {"message_id": message.message_id, "channel": "inapp"}
+        if message.campaign_id:
+            properties["campaign_id"] = message.campaign_id
+        event = {
+            "schema_version": "1",
+            "event_id": opened_event_id(message.message_id),
+            "event_type": "message_opened",
+            "source": RECEIPT_SOURCE,
+            "brand_id": message.brand_id,
+            "occurred_at": iso(message.read_at or self._now()),
+            "identifiers": [identifier],
+            "properties": properties,
+            "context": {"inbox_action": action},
+        }
+        if self._receipts.publish(event, request_id=f"inbox-{message.message_id}"):
+            self._inbox.reported(message)
+
+    def _holder(self, token: InboxToken) -> tuple[Profile, list[str]]:
+        """The token's person as they are now (merges followed), and every id their inbox is kept under."""
+        profile = self._profiles.get(token.person_id)
+        if profile is None or profile.dissolved or profile.brand_id != token.brand_id:
+            raise NotFoundError("the token's person is not known (any more)")
+        return profile, list(dict.fromkeys([profile.person_id, token.person_id, *profile.merged_from]))
+
+    def _key(self) -> str:
+        secret = self._secret()
+        if not secret:
+            raise InboxNotConfiguredError("inbox tokens are not configured (the sources secret has no redirect)")
+        return secret
+
+
+def opened_event_id(message_id: str) -> str:
+    """The receipt's event id: one per message, so a read and a later dismissal are one open."""
+    return f"inapp-opened-{message_id}"
+
+
+def receipt_identifier(profile: Profile) -> dict[str, str] | None:
+    """The identifier a receipt names the person by (`RECEIPT_IDENTIFIERS`), as a canonical identifier."""
+    for kind in RECEIPT_IDENTIFIERS:
+        for key in reversed(profile.identifiers):
+            if key.startswith(f"{kind.value}:"):
+                ident = Identifier.from_key(key)
+                out = {"type": ident.type.value, "value": ident.value}
+                if ident.scope:
+                    out["scope"] = ident.scope
+                return out
+    return None
+
+
+def _identifier_key(ref: IdentifierRef, phone_region: str) -> str:
+    """The normalized key of an identifier given by the brand; a 400 naming its field otherwise."""
+    try:
+        IdentifierType(ref.type)
+    except ValueError as exc:
+        known = ", ".join(t.value for t in IdentifierType)
+        raise InvalidInputError(
+            f"unknown identifier type {ref.type!r}; known types: {known}", "identifier.type"
+        ) from exc
+    try:
+        ident = Identifier.model_validate(
+            {"type": ref.type, "value": ref.value, "scope": ref.scope}, context={"phone_region": phone_region}
+        )
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        field = {"type": "identifier.type", "value": "identifier.value"}.get(str(err["loc"][0]) if err["loc"] else "")
+        raise InvalidInputError(f"identifier: {err['msg']}", field or "identifier.scope") from exc
+    return ident.key
+
+
+def _limit(text: str | None) -> int:
+    if text is None or text == "":
+        return DEFAULT_LIST
+    if not _LIMIT.fullmatch(text) or not 1 <= int(text) <= MAX_LIST:
+        raise InvalidInputError(f"limit must be an integer from 1 to {MAX_LIST}", "limit")
+    return int(text)
