@@ -325,6 +325,45 @@ def dry_run(
         )
 
 
+@campaign_app.command("preview")
+def preview(
+    campaign_id: str = CampaignArgument,
+    person: str = typer.Option(..., "--person", help="the person id to render the messages for"),
+    version: int | None = typer.Option(None, min=1, help="a version (default: the latest)"),
+    brand: str = BrandOption,
+    as_json: bool = JsonOption,
+    url: str = UrlOption,
+    api_key: str = KeyOption,
+) -> None:
+    """Every message of a campaign as one person would get it (text, SMS length and segments, what would fail).
+    Nothing is sent."""
+    report = ApiCaller(url, api_key).call(
+        "POST",
+        f"/v1/campaigns/{segment(campaign_id)}/preview",
+        {"person_id": person, "version": version},
+        query={"brand_id": brand},
+    )
+    if as_json:
+        dump(report)
+        return
+    console.print(f"{escape(report['campaign_id'])} v{report['version']} for {escape(report['person_id'])}")
+    for step in report["steps"]:
+        for message in step["messages"]:
+            head = f"[bold]{escape(step['step'])}[/bold] {message['channel']} to {escape(str(message['address']))}"
+            sms = message.get("sms")
+            if sms:
+                head += f" ({sms['characters']} characters, {sms['encoding']}, {sms['segments']} segment(s))"
+            console.print(head)
+            if message.get("subject"):
+                console.print(f"  subject: {escape(message['subject'])}")
+            if message.get("body"):
+                console.print(f"  {escape(message['body'])}")
+            for name, value in message.get("fields", {}).items():
+                console.print(f"  {escape(name)} = {escape(value)}")
+            for problem in message.get("problems", []):
+                console.print(f"  [red]{escape(problem)}[/red]")
+
+
 def _print_journey_dry_run(report: dict[str, Any]) -> None:
     basis = "replayed on the last 14 days of events" if report["basis"] == "replayed" else "forecast, next 14 days"
     console.print(

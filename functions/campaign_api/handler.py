@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from cdp.app.campaign_api import (
     ApproveRequest,
     CampaignErrorBody,
+    PreviewRequest,
     SignalAccepted,
     SignalRequest,
     StartRequest,
@@ -24,6 +25,7 @@ from cdp.app.campaign_api import (
     campaign_id,
     json_object,
     options,
+    parsed_body,
     person_of_signal,
     run_id,
     seed_persons,
@@ -44,6 +46,7 @@ from cdp.campaigns.lifecycle import (
     WRITE_SCOPE,
     CampaignInvalidError,
     CampaignList,
+    CampaignPreview,
     CampaignService,
     CampaignView,
     RunList,
@@ -106,6 +109,7 @@ def dependencies() -> Dependencies:
             DynamoContactLedger(s.ledger_table),
         ),
         messages=DynamoMessageLog(s.ledger_table),
+        link_base=s.tracked_link_base_url or None,
     )
     return Dependencies(
         service=service,
@@ -341,6 +345,20 @@ def dry_run(cid: str) -> Response[str]:
     _, brand = _caller(READ_SCOPE)
     request = options(StartRequest, text_body(app.current_event))
     return _ok(dependencies().service.dry_run(brand, _id(cid), request.version))
+
+
+@app.post(
+    "/v1/campaigns/<cid>/preview",
+    summary="Every message of a version as one person would get it: text, SMS variables and WeChat fields, an SMS's "
+    "length and segments (its links as the short links it will carry), and what would fail; nothing is sent",
+    tags=["campaigns"],
+    responses=_docs({200: (CampaignPreview, "nothing was sent")}, (400, 401, 403, 404, 409, 503)),
+    openapi_extensions=body(PreviewRequest, "PreviewRequest") | _BRAND,
+)
+def preview(cid: str) -> Response[str]:
+    _, brand = _caller(READ_SCOPE)
+    request = parsed_body(PreviewRequest, text_body(app.current_event), "preview")
+    return _ok(dependencies().service.preview(brand, _id(cid), request.person_id, request.version))
 
 
 @app.get(

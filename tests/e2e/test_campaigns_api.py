@@ -236,3 +236,39 @@ def test_every_campaign_route_refuses_bad_input_with_a_4xx_that_says_what(runtim
         _call(runtime, "GET", "/v1/campaigns/e2e_hostile/runs/e2e_hostile-v9-20261207T0200Z?brand_id=demo-brand")[0]
         == 404
     )
+
+
+def test_a_campaigns_messages_are_previewed_for_one_person_through_the_api_and_the_cli(
+    runtime: LocalRuntime, server: LocalApiServer
+) -> None:
+    # Given a campaign whose SMS prints the member's name and a link, and one of the brand's opted-in members
+    raw = _definition(campaign_id="e2e_preview")
+    raw["steps"][0]["send"]["template"]["body"] = (
+        "{{ traits.name or 'Hello' }}, cakes are in: https://shop.demo-bakery.example.cn/winter?from=sms "
+        "code {{ offer.code }}"
+    )
+    assert _call(runtime, "POST", "/v1/campaigns", raw)[0] == 201
+    status, person = _call(runtime, "GET", "/v1/profiles/by-identifier/phone/%2B8613766000001?brand_id=demo-brand")
+    assert status == 200, person
+    # When it is previewed for them
+    status, preview = _call(
+        runtime, "POST", "/v1/campaigns/e2e_preview/preview?brand_id=demo-brand", {"person_id": person["person_id"]}
+    )
+    # Then each send step shows the SMS as they would get it: their name, the fixed code, the link as a short link
+    assert status == 200, preview
+    first = preview["steps"][0]["messages"][0]
+    assert first["channel"] == "sms" and first["address"] == "+8613766000001" and first["problems"] == []
+    assert first["body"].startswith("Camp 1, cakes are in:") and first["body"].endswith("code WINTER20")
+    short = "http://127.0.0.1:8787/r/xxxxxxxxx"  # the 9-character code the send will store
+    expected = len(first["body"]) - len("https://shop.demo-bakery.example.cn/winter?from=sms") + len(short)
+    assert first["sms"] == {"encoding": "GSM-7", "characters": expected, "segments": 1, "china_segments": None}
+    assert [s["step"] for s in preview["steps"]] == ["steps[0]", "steps[2]"]
+    # And the CLI prints the same
+    result = _cdp(server, "campaign", "preview", "e2e_preview", "--person", person["person_id"])
+    assert result.exit_code == 0 and "Camp 1, cakes are in" in result.output and "1 segment" in result.output
+    # A person of no campaign's brand, or none at all, is 404; no person id is a 400 naming the field
+    assert (
+        _call(runtime, "POST", "/v1/campaigns/e2e_preview/preview?brand_id=demo-brand", {"person_id": "p-0"})[0] == 404
+    )
+    status, body = _call(runtime, "POST", "/v1/campaigns/e2e_preview/preview?brand_id=demo-brand", {})
+    assert status == 400 and body["field"] == "person_id"

@@ -358,6 +358,8 @@ def test_a_signed_connector_body_with_a_charset_is_still_read(runtime: LocalRunt
         ("POST", "/v1/admin/migrations/person-layout"),
         ("POST", "/v1/signals?brand_id=demo-brand"),
         ("POST", "/v1/campaigns"),
+        ("POST", "/v1/campaigns/any_campaign/preview?brand_id=demo-brand"),
+        ("POST", "/v1/campaigns/any_campaign/dry-run?brand_id=demo-brand"),
         ("POST", "/v1/offers/any-offer/claim-links?brand_id=demo-brand"),
         ("POST", "/v1/loyalty/club/burn"),
         ("POST", "/v1/loyalty/club/adjust"),

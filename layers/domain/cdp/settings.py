@@ -72,6 +72,10 @@ class ChannelRouting(_Env):
     send_via_outbox: bool = Field(default=False, alias=topology.SEND_VIA_OUTBOX_ENV)
 
 
+class TrackedLinkBase(_Env):
+    tracked_link_base_url: str = Field(default="", alias=topology.TRACKED_LINK_BASE_URL_ENV)
+
+
 class LinkTrackingEnv(_Env):
     tracked_link_base_url: str = Field(default="", alias=topology.TRACKED_LINK_BASE_URL_ENV)
     sources_secret_id: str = Field(default="", alias=topology.SOURCES_SECRET_ENV)
@@ -124,6 +128,7 @@ class CampaignApiSettings(
     DataBucket,
     ApiKeys,
     EventBus,
+    TrackedLinkBase,
 ):
     """Campaigns as data: definitions, approvals, runs and the brand's stop switch; runs start the state machine (a
     stopped run's offer plans go back to their pools); external signals go on the bus to the journey function."""

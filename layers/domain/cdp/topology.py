@@ -324,6 +324,7 @@ CAMPAIGN_API = FunctionSpec(
         DATA_BUCKET_ENV,
         API_KEYS_SECRET_ENV,
         EVENT_BUS_ENV,  # external signals (POST /v1/signals) go to the journey function
+        TRACKED_LINK_BASE_URL_ENV,  # previews count an SMS's links as the short links it will carry
     ),
     memory_mb=1024,
     timeout_s=29,  # the HTTP API's limit
@@ -544,7 +545,7 @@ API_ROUTES: tuple[tuple[str, str, str], ...] = (
     ("GET", "/v1/campaigns/{campaign_id}/versions/{version}", CAMPAIGN_API.key),
     *(
         ("POST", f"/v1/campaigns/{{campaign_id}}/{action}", CAMPAIGN_API.key)
-        for action in ("start", "activate", "pause", "resume", "stop", "approve", "dry-run", "test-send")
+        for action in ("start", "activate", "pause", "resume", "stop", "approve", "dry-run", "test-send", "preview")
     ),
     ("GET", "/v1/campaigns/{campaign_id}/runs", CAMPAIGN_API.key),
     ("GET", "/v1/campaigns/{campaign_id}/journey", CAMPAIGN_API.key),

@@ -42,6 +42,10 @@ class StartRequest(BaseModel):
     version: int | None = Field(default=None, ge=1, description="default: the latest version")
 
 
+class PreviewRequest(StartRequest):
+    person_id: str = Field(min_length=1, max_length=128, description="one of the brand's persons")
+
+
 def campaign_id(text: str) -> str:
     if not _CAMPAIGN_ID.fullmatch(text):
         raise InvalidInputError(f"campaign id {text!r} is not lower_snake_case (a-z, 0-9, _; up to 48)", "campaign_id")

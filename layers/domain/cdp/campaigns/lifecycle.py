@@ -41,8 +41,11 @@ from cdp.campaigns.journeys import JourneyResults, JourneyStore, SendOrders, sum
 from cdp.campaigns.models import dump
 from cdp.campaigns.ports import ArtifactStore, OfferPlans
 from cdp.campaigns.service import summary_key
-from cdp.channels.models import SendBatchRequest
+from cdp.channels.models import MessageTemplate, SendBatchRequest
+from cdp.channels.models import Offer as OfferPart
 from cdp.channels.ports import MessageLog
+from cdp.channels.preview import MessagePreview
+from cdp.channels.preview import preview as message_preview
 from cdp.errors import ConflictError, ForbiddenError, InvalidInputError, NotFoundError
 from cdp.ingest.auth import CAMPAIGNS_APPROVE_SCOPE, CAMPAIGNS_READ_SCOPE, CAMPAIGNS_WRITE_SCOPE, authorize
 from cdp.ingest.ports import ApiClient
@@ -108,6 +111,20 @@ class RunView(BaseModel):
     )
 
 
+class StepPreview(BaseModel):
+    step: str = Field(description="where the send is in the definition, e.g. steps[0] or paths.thanks[0]")
+    messages: list[MessagePreview] = Field(description="one per channel the step may use, in preference order")
+
+
+class CampaignPreview(BaseModel):
+    """Every message of a version as one person would get it; nothing is sent, no offer issued."""
+
+    campaign_id: str
+    version: int
+    person_id: str
+    steps: list[StepPreview]
+
+
 class RunList(BaseModel):
     campaign_id: str
     runs: list[RunView]
@@ -168,8 +185,10 @@ class CampaignService:
         test_orders: SendOrders | None = None,
         plans: OfferPlans | None = None,
         messages: MessageLog | None = None,
+        link_base: str | None = None,
     ) -> None:
         self.messages = messages  # the message log: each run's messages by their current status
+        self.link_base = link_base  # tracked links' base URL: a preview counts an SMS's links as they will be sent
         self.catalog = catalog
         self.plans = plans  # a stopped run's offer plans go back to their pools
         self.runner = runner
@@ -335,6 +354,31 @@ class CampaignService:
                         totals.setdefault(channel, {})[status] = totals.get(channel, {}).get(status, 0) + n
             update["message_status"] = totals
         return results.model_copy(update=update)
+
+    def preview(self, brand_id: str, campaign_id: str, person_id: str, version: int | None = None) -> CampaignPreview:
+        """Each send of the version rendered for one of the brand's persons, on each channel it may use: the text,
+        the provider template's variables and fields, an SMS's length and segments, and what would fail."""
+        state = self._state(brand_id, campaign_id)
+        stored = self._version(state, version or state.latest_version)
+        if self.selection is None:
+            raise ConflictError("previews are not wired here")
+        profile = self.selection.profiles.get(person_id)
+        if profile is None or profile.brand_id != brand_id:
+            raise NotFoundError(f"no person {person_id}")
+        steps = []
+        for where, step in stored.definition.all_steps():
+            if step.send is None:
+                continue
+            template = MessageTemplate.model_validate(step.send.template.model_dump(exclude_none=True))
+            offer = OfferPart.model_validate(step.send.offer.model_dump(exclude_none=True)) if step.send.offer else None
+            messages = [
+                message_preview(template, channel, profile, self.now(), offer=offer, link_base=self.link_base)
+                for channel in step.send.channels
+            ]
+            steps.append(StepPreview(step=where, messages=messages))
+        return CampaignPreview(
+            campaign_id=campaign_id, version=stored.version, person_id=profile.person_id, steps=steps
+        )
 
     def dry_run(self, brand_id: str, campaign_id: str, version: int | None = None) -> DryRunReport | JourneyDryRun:
         """What the version's next runs would select, cost and collide with, on today's profiles (a journey: its

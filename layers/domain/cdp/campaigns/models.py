@@ -155,7 +155,7 @@ class Touch(_Frozen):
         return self
 
     @property
-    def channels(self) -> list[str]:
+    def channels(self) -> list[CampaignChannel]:
         return [self.channel, *self.or_channels]
 
 
@@ -165,7 +165,7 @@ class Budget(MessageBudget):
 
     def cost_of(self, touch: Touch) -> int:
         """What one message of the touch may cost: its dearest channel (a person may get it on any of them)."""
-        return max(self.cost_per_message_minor.get(name, 0) for name in touch.channels)  # type: ignore[call-overload]
+        return max(self.cost_per_message_minor.get(name, 0) for name in touch.channels)
 
 
 class RunVariant(_Frozen):
