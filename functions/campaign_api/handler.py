@@ -64,7 +64,7 @@ from cdp.campaigns.sweeps import LocationSignal, SignalReceived
 from cdp.channels.ledger import DynamoContactLedger
 from cdp.channels.messages import DynamoMessageLog
 from cdp.errors import ConflictError
-from cdp.ingest.auth import SIGNALS_WRITE_SCOPE
+from cdp.ingest.auth import READ_PROFILES_SCOPE, SIGNALS_WRITE_SCOPE, authorize
 from cdp.ingest.aws import SecretsManagerKeyring
 from cdp.ingest.ports import ApiClient
 from cdp.observability import logger, metrics, tracer
@@ -350,13 +350,15 @@ def dry_run(cid: str) -> Response[str]:
 @app.post(
     "/v1/campaigns/<cid>/preview",
     summary="Every message of a version as one person would get it: text, SMS variables and WeChat fields, an SMS's "
-    "length and segments (its links as the short links it will carry), and what would fail; nothing is sent",
+    "length and segments (its links as the short links it will carry), and what would fail; nothing is sent "
+    "(campaigns:read and profiles:read: it shows the person's address and profile)",
     tags=["campaigns"],
     responses=_docs({200: (CampaignPreview, "nothing was sent")}, (400, 401, 403, 404, 409, 503)),
     openapi_extensions=body(PreviewRequest, "PreviewRequest") | _BRAND,
 )
 def preview(cid: str) -> Response[str]:
-    _, brand = _caller(READ_SCOPE)
+    client, brand = _caller(READ_SCOPE)
+    authorize(client, READ_PROFILES_SCOPE)  # it shows a person's address and what their profile renders
     request = parsed_body(PreviewRequest, text_body(app.current_event), "preview")
     return _ok(dependencies().service.preview(brand, _id(cid), request.person_id, request.version))
 

@@ -266,6 +266,15 @@ def test_a_campaigns_messages_are_previewed_for_one_person_through_the_api_and_t
     # And the CLI prints the same
     result = _cdp(server, "campaign", "preview", "e2e_preview", "--person", person["person_id"])
     assert result.exit_code == 0 and "Camp 1, cakes are in" in result.output and "1 segment" in result.output
+    # A key that reads campaigns but not profiles may not see a person's address and rendered profile
+    status, body = _call(
+        runtime,
+        "POST",
+        "/v1/campaigns/e2e_preview/preview?brand_id=demo-brand",
+        {"person_id": person["person_id"]},
+        key=APPROVER_API_KEY,
+    )
+    assert status == 403 and "profiles:read" in body["message"]
     # A person of no campaign's brand, or none at all, is 404; no person id is a 400 naming the field
     assert (
         _call(runtime, "POST", "/v1/campaigns/e2e_preview/preview?brand_id=demo-brand", {"person_id": "p-0"})[0] == 404

@@ -120,20 +120,20 @@ def test_batch_file_is_emailed_once_and_recorded(aws: Any, env: DynamoIdentitySt
 
 
 def test_the_brands_stop_switch_holds_a_batch_of_a_run_in_flight(aws: Any, env: DynamoIdentityStore) -> None:
-    # Given an opted-in person in a batch of a running campaign of brand-1, whose stop switch is then turned on
+    # Given an opted-in person in a batch of a running campaign of bakery, whose stop switch is then turned on
     ann = make_person(env, "ann@example.com", "Ann", consent=True)
     key = "campaigns/r1/batches/0.json"
     aws.s3.put_object(Bucket=BUCKET, Key=key, Body=json.dumps([ann]).encode())
     catalog = DynamoCampaignCatalog(topology.CAMPAIGNS_TABLE.local_name, client=aws.dynamodb)
     at = datetime(2026, 12, 6, tzinfo=UTC)
-    catalog.put_switch(BrandSwitch(brand_id="brand-1", stopped=True, reason="wrong price", by="ops", at=at))
+    catalog.put_switch(BrandSwitch(brand_id="bakery", stopped=True, reason="wrong price", by="ops", at=at))
     # When the batch is sent / Then nothing leaves and the batch says why
-    held = handler.lambda_handler({**request(key), "brand_id": "brand-1"}, LambdaContext())
+    held = handler.lambda_handler({**request(key), "brand_id": "bakery"}, LambdaContext())
     assert (held["sent"], held["held_stop_switch"]) == (0, 1)
     assert ses_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].sent_messages == []
     # And another brand's switch, or the switch turned off, lets it through
-    catalog.put_switch(BrandSwitch(brand_id="brand-1", stopped=False, by="ops", at=at))
-    sent = handler.lambda_handler({**request(key), "brand_id": "brand-1"}, LambdaContext())
+    catalog.put_switch(BrandSwitch(brand_id="bakery", stopped=False, by="ops", at=at))
+    sent = handler.lambda_handler({**request(key), "brand_id": "bakery"}, LambdaContext())
     assert (sent["sent"], sent["held_stop_switch"]) == (1, 0)
 
 

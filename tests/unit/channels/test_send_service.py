@@ -166,6 +166,33 @@ def test_everything_failing_raises_for_a_retry() -> None:
     assert world.statuses("p1") == ["failed"]
 
 
+def test_a_refusal_for_good_is_final_and_never_hides_the_others_transient_failures() -> None:
+    # Given a provider that refuses p1's number for good and is down for everyone else
+    def fail(message: OutboundMessage) -> Exception | None:
+        if message.person_id == "p1":
+            return DeliveryRejected("isv.MOBILE_NUMBER_ILLEGAL", code="isv.MOBILE_NUMBER_ILLEGAL", invalid_address=True)
+        return DeliveryRejected("HTTP 503")
+
+    world = World(person("p1", phone(1)), person("p2", phone(2)), person("p3", phone(3)), fail=fail)
+    # When the batch is sent, and retried by the state machine
+    for attempt in range(2):
+        with pytest.raises(ChannelError, match="deliveries of the batch failed"):
+            world.send(sms_request("p1", "p2", "p3"), now=NOW + timedelta(seconds=attempt))
+    # Then p1 was asked once (final in the ledger) and the others stay claimable for the next retry
+    assert [m.person_id for m in world.channel.attempts].count("p1") == 1
+    assert world.ledger.status(SendKey("cake", "touch1", "p1")) == "failed"
+    assert world.ledger.status(SendKey("cake", "touch1", "p2")) == "pending"
+    # And a batch of nothing but refusals for good is not retried: it ends, each failed
+    only_p1 = world.send(sms_request("p1"), now=NOW + timedelta(seconds=5))
+    assert (only_p1.failed, only_p1.duplicates_skipped) == (0, 1)
+
+
+def test_a_person_merged_into_another_brand_since_selection_is_not_sent() -> None:
+    world = World(person("p1", phone(1)))
+    result = world.send(sms_request("p1", brand_id="other-brand"))
+    assert (result.sent, result.unknown_person) == (0, 1) and world.channel.sent == []
+
+
 def test_unknown_outcome_keeps_the_lease_so_a_quick_retry_cannot_double_send() -> None:
     # Given a provider call that times out for p1 (it may or may not have been sent)
     timeouts = {"p1"}

@@ -172,7 +172,7 @@ def test_an_expired_token_is_replaced_by_one_forced_fetch_and_the_message_sent(f
     assert fake.token_fetches == 2
 
 
-def test_a_token_refused_again_after_the_refresh_is_transient(fake: FakeWeChatApi) -> None:
+def test_a_token_refused_again_after_the_refresh_is_final(fake: FakeWeChatApi) -> None:
     inner: HttpTransport = fake.transport()
 
     def always_expired(method: str, url: str, headers: Mapping[str, str], body: bytes) -> HttpAnswer:
@@ -181,7 +181,8 @@ def test_a_token_refused_again_after_the_refresh_is_transient(fake: FakeWeChatAp
         return inner(method, url, headers, body)
 
     error = rejected(channel(fake, transport=always_expired), message())
-    assert not error.permanent and error.code == "token_rejected"
+    # final: a retry would force another refresh (WeChat allows 20 a day) and be refused the same way
+    assert error.permanent and error.code == "token_rejected"
     assert fake.token_fetches == 2 and fake.forced_fetches == 1 and not fake.sent
 
 

@@ -317,3 +317,11 @@ def test_an_unknown_or_expired_short_code_is_404_and_a_forged_stored_token_400()
     links.tokens["Aa1Aa1Aa1"] = mint_token(CLAIMS, "another-secret")
     with pytest.raises(InvalidInputError):
         connector.authenticate(click("Aa1Aa1Aa1")[1], SOURCES)
+
+
+def test_a_short_code_with_the_punctuation_a_messaging_app_took_in_still_resolves() -> None:
+    links = MemoryLinks()
+    code = links.shorten(mint_token(CLAIMS, SECRET), NOW)
+    connector = RedirectConnector(short_links=links)
+    binding = connector.authenticate(click(code + ").")[1], SOURCES)
+    assert binding.brand_id == "demo-brand"

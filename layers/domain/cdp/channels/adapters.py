@@ -73,6 +73,18 @@ def _delivery_error(what: str, exc: Exception) -> ChannelError:
     return ChannelError(f"{what} (outcome unknown): {exc}")
 
 
+_TAG_SAFE = re.compile(r"^[A-Za-z0-9_\-.@]{1,200}$")
+ENCODED_TAG = "x-"
+
+
+def brand_tag(brand_id: str) -> str:
+    """The brand as an SES tag value (letters, digits, _ - . @ only): as it is when it fits, else "x-" + its UTF-8 in
+    hex, so the delivery events name the brand exactly (`cdp.connectors.aws_delivery.brand_of`)."""
+    if _TAG_SAFE.match(brand_id) and not brand_id.startswith(ENCODED_TAG):
+        return brand_id
+    return ENCODED_TAG + brand_id.encode().hex()
+
+
 class SesEmailChannel(Channel):
     name: ChannelName = "email"
 
@@ -98,7 +110,7 @@ class SesEmailChannel(Channel):
                 {"Name": "campaign_id", "Value": _TAG_UNSAFE.sub("_", message.campaign_id)},
                 {"Name": "step", "Value": _TAG_UNSAFE.sub("_", message.step)},
                 {"Name": "message_id", "Value": message.message_id},
-                {"Name": "brand_id", "Value": _TAG_UNSAFE.sub("_", message.brand_id or "unknown")},
+                {"Name": "brand_id", "Value": brand_tag(message.brand_id or "unknown")},
             ],
         }
         if message.unsubscribe_url:  # one-click unsubscribe (RFC 8058): mailbox providers show it, and ask for it

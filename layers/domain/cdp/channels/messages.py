@@ -198,10 +198,15 @@ class DynamoMessageLog(MessageLog):
                     TableName=self._table,
                     Key={_PK: {"S": message_pk(message_id)}, _SK: {"S": MESSAGE_SK}},
                     UpdateExpression="SET #at = if_not_exists(#at, :t)",
-                    ExpressionAttributeNames={"#at": at},
+                    ConditionExpression="attribute_exists(#pk)",  # never recreate an item erasure removed
+                    ExpressionAttributeNames={"#at": at, "#pk": _PK},
                     ExpressionAttributeValues={":t": {"S": iso(receipt.at)}},
                 )
-            except (ClientError, BotoCoreError) as exc:
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                    raise StoreError(f"recording a receipt's time on message {message_id} failed: {exc}") from exc
+                return None
+            except BotoCoreError as exc:
                 raise StoreError(f"recording a receipt's time on message {message_id} failed: {exc}") from exc
         message = _logged(item)
         return Applied(message=message, previous=message.status, moved=False)

@@ -21,7 +21,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from cdp import topology
 from cdp.channels.models import ChannelName, DeliveryReceipt, OutboundMessage
-from cdp.channels.ports import Channel
+from cdp.channels.ports import Channel, DeliveryRejected
 from cdp.errors import StoreError
 from cdp.shared import aws
 
@@ -107,7 +107,12 @@ class RateLimitedChannel(Channel):
         self.name: ChannelName = inner.name
 
     def send(self, message: OutboundMessage) -> DeliveryReceipt:
-        self.wait_for_place()
+        try:
+            self.wait_for_place()
+        except StoreError as exc:  # nothing has left: the send may be tried again
+            raise DeliveryRejected(
+                f"the sending rate's counter is unavailable: {exc}", code="rate_unavailable"
+            ) from exc
         return self._inner.send(message)
 
     def wait_for_place(self) -> None:

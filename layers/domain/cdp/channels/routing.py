@@ -45,6 +45,7 @@ from cdp.connectors.sender_accounts import (
     WeChatSenders,
 )
 from cdp.connectors.sources import SourceRegistry, WeChatApp
+from cdp.errors import StoreError
 from cdp.shared.http import HttpTransport, urllib_transport
 
 CHANNELS: tuple[ChannelName, ...] = ("sms", "email", "push", "wechat", "webhook", "outbox", "inapp")
@@ -129,8 +130,9 @@ class SenderDirectory:
                 )
                 return self._account_sender(("sms", "stack"), default)
             return self._fallback("sms")
-        mainland = message.address.startswith(MAINLAND_PREFIX)
+        mainland = message.address.startswith(MAINLAND_PREFIX) and senders.sms.mainland is not None
         account = senders.sms.mainland if mainland and senders.sms.mainland else senders.sms.default
+        # keyed by the account that sends: one account, one rate counter
         return self._account_sender(("sms", message.brand_id, "mainland" if mainland else "default"), account)
 
     def _email(self, senders: BrandSenders | None) -> Channel:
@@ -233,4 +235,8 @@ class RoutedChannel(Channel):
         self._directory = directory
 
     def send(self, message: OutboundMessage) -> DeliveryReceipt:
-        return self._directory.sender_for(self.name, message).send(message)
+        try:
+            sender = self._directory.sender_for(self.name, message)
+        except StoreError as exc:  # the sources secret could not be read: nothing has left
+            raise DeliveryRejected(f"the brand's senders could not be read: {exc}", code="senders_unavailable") from exc
+        return sender.send(message)

@@ -122,6 +122,7 @@ class _Batch:
         self.render_failures = 0
         self.permanent_failures = 0  # refused for good by the provider: retrying the batch cannot help
         self.sent_earlier = 0  # ALREADY_SENT or IN_FLIGHT in the ledger: delivered (or being delivered) elsewhere
+        self.final_earlier = 0  # FAILED_FOR_GOOD in the ledger: refused for good by an earlier attempt
         self.logged: list[LoggedMessage] = []  # for the message log, written once the batch is done
 
     def record(
@@ -346,6 +347,10 @@ def _send_one(
         return
     # Two requested ids merged into one person are one person: the ledger key is the surviving id.
     person_id = profile.person_id
+    if request.brand_id and profile.brand_id != request.brand_id:  # merged into another brand's person since selected
+        result.unknown_person += 1
+        logger.warning("person now belongs to another brand: not sent", person_id=person_id)
+        return
     if person_id in seen_survivors:
         result.duplicates_skipped += 1
         return
@@ -391,6 +396,9 @@ def _send_one(
         except TemplateRenderError as exc:
             batch.render_failures += 1
             batch.fail(person_id, message_id, exc.message, channel=name)
+            return
+        except CdpError as exc:  # a short link could not be stored: nothing claimed, a retry composes it again
+            batch.fail(person_id, message_id, f"composing the message failed: {exc}", channel=name)
             return
         compose = lambda: ready  # noqa: E731 - composed already
     _deliver(batch, draft, compose, ledger, channels[name], profile.brand_id)
@@ -495,9 +503,13 @@ def _deliver(
     except StoreError as exc:  # nothing was sent: a rerun claims it again
         batch.fail(person_id, message_id, str(exc))
         return
-    if claim.outcome in (ClaimOutcome.ALREADY_SENT, ClaimOutcome.FAILED_FOR_GOOD):
+    if claim.outcome is ClaimOutcome.ALREADY_SENT:
         result.duplicates_skipped += 1
         batch.sent_earlier += 1
+        return
+    if claim.outcome is ClaimOutcome.FAILED_FOR_GOOD:  # not delivered: it must not hide the others' failures
+        result.duplicates_skipped += 1
+        batch.final_earlier += 1
         return
     if claim.outcome is ClaimOutcome.IN_FLIGHT or claim.attempt_id is None:
         result.in_flight_skipped += 1

@@ -161,6 +161,7 @@ class WeChatChannel(Channel):
                     f"message {message.message_id}: WeChat refused a fresh access token of app {self._app_id} too "
                     f"(errcode {answer.errcode})",
                     code="token_rejected",
+                    permanent=True,  # retrying would force more refreshes (WeChat allows 20 a day), not send
                 )
         return self._receipt(message, answer)
 
@@ -213,7 +214,7 @@ class WeChatChannel(Channel):
     def _receipt(self, message: OutboundMessage, answer: _Answer) -> DeliveryReceipt:
         what = f"WeChat {self._kind_label} for message {message.message_id}"
         msgid = answer.document.get("msgid")
-        if answer.errcode == 0 or (answer.errcode == DUPLICATE_CLIENT_MSG_ID and msgid):
+        if answer.errcode in (0, DUPLICATE_CLIENT_MSG_ID):  # a repeated client_msg_id: WeChat has it already
             provider_id = str(msgid) if msgid not in (None, "") else message.message_id
             return DeliveryReceipt(
                 message_id=message.message_id,

@@ -48,12 +48,22 @@ def brand_of(event: dict[str, Any]) -> str:
     detail = obj(event, "detail")
     if event.get("source") == SES_SOURCE:
         values = obj(obj(detail, "mail"), "tags").get(BRAND_KEY)
-        brand = values[0] if isinstance(values, list) and values else None
+        brand = _untagged(values[0]) if isinstance(values, list) and values and isinstance(values[0], str) else None
     else:
         brand = obj(detail, "context").get(BRAND_KEY)
     if not isinstance(brand, str) or not brand:
         raise MappingError("detail", f"no {BRAND_KEY} on the message: not sent by this platform")
     return brand
+
+
+def _untagged(value: str) -> str | None:
+    """The brand from its SES tag value (`cdp.channels.adapters.brand_tag`: "x-" + hex when it did not fit)."""
+    if not value.startswith("x-"):
+        return value
+    try:
+        return bytes.fromhex(value[2:]).decode()
+    except (ValueError, UnicodeDecodeError):
+        return None
 
 
 def delivery_events(event: dict[str, Any]) -> list[dict[str, Any]]:

@@ -235,7 +235,9 @@ class RedirectConnector(Connector):
         if config is None:
             raise AuthenticationError("tracked links are not configured")
         token = request.key or ""
-        if SHORT_CODE.match(token):  # an SMS's short link: the token it stands for, verified the same way
+        trimmed = token.rstrip(".,;:!?)'")  # what a messaging app took into the link from the text after it
+        if SHORT_CODE.match(trimmed):  # an SMS's short link: the token it stands for, verified the same way
+            token = trimmed
             store = self._short_links or _DEFAULTS.short_links
             resolved = store.resolve(token, request.received_at) if store is not None else None
             if resolved is None:
