@@ -20,6 +20,7 @@ from cdp.campaigns.journeys import journey_outcomes
 from cdp.campaigns.journeys_dynamodb import DynamoDeferredSends, DynamoJourneyStore
 from cdp.channels.adapters import OutboxChannel, S3BatchReader
 from cdp.channels.contact import ContactRules
+from cdp.channels.dead_addresses import DynamoDeadAddresses
 from cdp.channels.inbox import DynamoInbox
 from cdp.channels.ledger import DynamoContactLedger, DynamoSendLedger
 from cdp.channels.messages import DynamoMessageLog
@@ -61,6 +62,7 @@ class _Ports:
     offers: WalletOffers
     spending: PlanSpending
     log: DynamoMessageLog
+    dead: DynamoDeadAddresses
 
 
 @cache
@@ -81,6 +83,7 @@ def _ports() -> _Ports:
         offers=_offers(settings, profiles),
         spending=PlanSpending(DynamoBudgetLedger(settings.offers_table)),  # a run's messages paid from its pool
         log=DynamoMessageLog(settings.ledger_table),
+        dead=DynamoDeadAddresses(settings.ledger_table),  # addresses providers refused for good: never again
     )
 
 
@@ -191,6 +194,7 @@ def send(request: SendBatchRequest) -> dict[str, Any]:
         offers=ports.offers,
         spending=ports.spending,
         log=ports.log,
+        dead_addresses=ports.dead,
     )
     _ANNOUNCED.flush(_bus(), pack=repacked)  # a failure fails the batch: its retry issues nothing twice
     ports.journeys.tally(request.brand_id or "", request.campaign_id, journey_outcomes(request.run_id, result))

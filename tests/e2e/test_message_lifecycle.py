@@ -167,10 +167,14 @@ def test_a_number_the_provider_refuses_for_good_ends_failed_and_is_not_retried(
     again = send(runtime, campaign, [person])
     # Then it failed for good once, and the retry sent nothing
     assert (first["failed"], first["failed_for_good"], first["sent"]) == (1, 1, 0)
-    assert (again["sent"], again["failed"], again["duplicates_skipped"]) == (0, 0, 1)
+    assert (again["sent"], again["failed"], again["suppressed_no_address"]) == (0, 0, 1)  # the number is dead
     assert aliyun.sent == []  # a second call would have been accepted: the fake refused only the first
-    [message] = messages(runtime, person)
-    assert (message["status"], message["error_code"]) == ("failed", "isv.MOBILE_NUMBER_ILLEGAL")
+    # And the next campaign does not send to the dead number at all (the person has no other)
+    later = send(runtime, f"{campaign}-next", [person])
+    assert (later["sent"], later["suppressed_no_address"]) == (0, 1) and aliyun.sent == []
+    statuses = {(m["campaign_id"], m["status"], m.get("error_code")) for m in messages(runtime, person)}
+    assert (campaign, "failed", "isv.MOBILE_NUMBER_ILLEGAL") in statuses
+    assert (f"{campaign}-next", "suppressed_no_address", None) in statuses
 
 
 def sms_status_event(message_id: str, phone: str, kind: str, brand: str | None = BRAND) -> dict[str, Any]:

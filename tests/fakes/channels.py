@@ -7,12 +7,21 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from cdp.channels.models import ChannelName, DeliveryReceipt, OutboundMessage
-from cdp.channels.ports import DEFAULT_LEASE, BatchReader, Channel, Claim, ClaimOutcome, SendKey, SendLedger
+from cdp.channels.ports import (
+    DEFAULT_LEASE,
+    BatchReader,
+    Channel,
+    Claim,
+    ClaimOutcome,
+    DeadAddresses,
+    SendKey,
+    SendLedger,
+)
 
 
 @dataclass
@@ -109,3 +118,16 @@ class StaticBatches(BatchReader):
 
     def person_ids(self, key: str) -> list[str]:
         return list(self.batches[key])
+
+
+class InMemoryDeadAddresses(DeadAddresses):
+    def __init__(self) -> None:
+        self.buried: dict[tuple[str, str], str] = {}
+        self.reads = 0
+
+    def dead(self, brand_id: str, address_keys: Iterable[str]) -> set[str]:
+        self.reads += 1
+        return {key for key in address_keys if (brand_id, key) in self.buried}
+
+    def bury(self, brand_id: str, address_key: str, code: str, at: datetime) -> None:
+        self.buried[(brand_id, address_key)] = code

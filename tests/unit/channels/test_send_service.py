@@ -15,7 +15,7 @@ from cdp.channels.ports import DEFAULT_LEASE, DeliveryRejected, SendKey
 from cdp.channels.service import find_address, send_batch
 from cdp.errors import ChannelError, InvalidInputError
 from cdp.profile.models import ConsentState, Profile, Traits
-from tests.fakes.channels import InMemorySendLedger, RecordingChannel, StaticBatches
+from tests.fakes.channels import InMemoryDeadAddresses, InMemorySendLedger, RecordingChannel, StaticBatches
 from tests.fakes.profiles import InMemoryProfiles
 
 NOW = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
@@ -185,6 +185,30 @@ def test_a_refusal_for_good_is_final_and_never_hides_the_others_transient_failur
     # And a batch of nothing but refusals for good is not retried: it ends, each failed
     only_p1 = world.send(sms_request("p1"), now=NOW + timedelta(seconds=5))
     assert (only_p1.failed, only_p1.duplicates_skipped) == (0, 1)
+
+
+def test_an_address_refused_for_good_is_never_sent_to_again_and_an_older_one_is_used() -> None:
+    # Given two members: p1 with an older and a newer phone, p2 with one phone; the provider says both newest numbers
+    # do not exist
+    dead_numbers = {"+8613800138001", "+8613800138002"}
+
+    def fail(message: OutboundMessage) -> Exception | None:
+        if message.address in dead_numbers:
+            return DeliveryRejected("isv.MOBILE_NUMBER_ILLEGAL", code="isv.MOBILE_NUMBER_ILLEGAL", invalid_address=True)
+        return None
+
+    world = World(person("p1", "phone:+8613900139000", phone(1)), person("p2", phone(2)), fail=fail)
+    graveyard = InMemoryDeadAddresses()
+    first = world.send(sms_request("p1", "p2", brand_id="bakery"), dead_addresses=graveyard)
+    assert (first.failed_for_good, first.sent) == (2, 0)
+    assert set(graveyard.buried) == {("bakery", "phone:+8613800138001"), ("bakery", "phone:+8613800138002")}
+    # When the next campaign sends to them
+    second = world.send(sms_request("p1", "p2", brand_id="bakery", campaign_id="next"), dead_addresses=graveyard)
+    # Then p1 gets it on their older number, p2 has no live address and the provider is not asked again
+    assert (second.sent, second.suppressed_no_address) == (1, 1)
+    assert [m.address for m in world.channel.sent] == ["+8613900139000"]
+    assert [m.address for m in world.channel.attempts].count("+8613800138002") == 1
+    assert graveyard.reads == 2  # one read per batch
 
 
 def test_a_person_merged_into_another_brand_since_selection_is_not_sent() -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -183,3 +183,15 @@ class MessageLog(ABC):
     @abstractmethod
     def counts(self, brand_id: str, campaign_id: str) -> dict[str, dict[str, dict[str, int]]]:
         """run id -> channel -> status -> messages showing that status now."""
+
+
+class DeadAddresses(ABC):
+    """Addresses a provider refused for good (`cdp.channels.dead_addresses.DynamoDeadAddresses`)."""
+
+    @abstractmethod
+    def dead(self, brand_id: str, address_keys: Iterable[str]) -> set[str]:
+        """The identifier keys among these that no message of the brand should go to."""
+
+    @abstractmethod
+    def bury(self, brand_id: str, address_key: str, code: str, at: datetime) -> None:
+        """Remember that a provider refused this address for good (`code`: its reason)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import partial
@@ -17,6 +17,7 @@ from cdp.channels.ports import (
     BatchReader,
     Channel,
     ClaimOutcome,
+    DeadAddresses,
     DeliveryRejected,
     LoggedMessage,
     MessageLog,
@@ -62,16 +63,23 @@ class Address:
     scope: str | None = None  # the WeChat app id an OpenID belongs to
 
 
-def find_address(profile: Profile, channel: ChannelName) -> Address | None:
-    """The most recently learned identifier of the channel's type (identifiers are appended as they are seen)."""
+def find_address(profile: Profile, channel: ChannelName, dead: Collection[str] = ()) -> Address | None:
+    """The most recently learned identifier of the channel's type (identifiers are appended as they are seen) that
+    no provider refused for good (`dead`: identifier keys)."""
     kind = ADDRESS_TYPES[channel]
     if kind is None:
         return Address(profile.person_id)
     for key in reversed(profile.identifiers):
-        if key.startswith(f"{kind.value}:"):
+        if key.startswith(f"{kind.value}:") and key not in dead:
             ident = Identifier.from_key(key)
             return Address(ident.value, ident.scope)
     return None
+
+
+def candidate_keys(profile: Profile, request: SendBatchRequest) -> list[str]:
+    """Every identifier key a message of the request could go to for this person (what dead addresses are read for)."""
+    kinds = {ADDRESS_TYPES[name] for name in (request.channel, *request.or_channels)} - {None}
+    return [key for key in profile.identifiers if any(key.startswith(f"{kind.value}:") for kind in kinds if kind)]
 
 
 def address_key(channel: ChannelName, address: Address) -> str:
@@ -124,6 +132,8 @@ class _Batch:
         self.sent_earlier = 0  # ALREADY_SENT or IN_FLIGHT in the ledger: delivered (or being delivered) elsewhere
         self.final_earlier = 0  # FAILED_FOR_GOOD in the ledger: refused for good by an earlier attempt
         self.logged: list[LoggedMessage] = []  # for the message log, written once the batch is done
+        self.dead: set[str] = set()  # the batch's addresses a provider refused for good (never sent to)
+        self.dead_addresses: DeadAddresses | None = None
 
     def record(
         self,
@@ -261,6 +271,7 @@ def send_batch(
     offers: OfferIssuer | None = None,
     spending: MessageSpending | None = None,
     log: MessageLog | None = None,
+    dead_addresses: DeadAddresses | None = None,
 ) -> SendBatchResult:
     """Deliver the batch; one person's failure never loses the others. Raises ChannelError only when nothing of the
     batch was delivered and something failed (so the state machine retries); failed sends stay claimable."""
@@ -285,6 +296,10 @@ def send_batch(
     batch.result.duplicates_skipped += len(requested) - len(unique)
     seen_survivors: set[str] = set()
     current = profiles.get_many(unique)  # the batch's profiles read together (merges followed, as by get)
+    batch.dead_addresses = dead_addresses
+    if dead_addresses is not None and request.brand_id:  # one read per 100 candidate addresses of the batch
+        keys = [key for profile in current.values() for key in candidate_keys(profile, request)]
+        batch.dead = dead_addresses.dead(request.brand_id, keys) if keys else set()
     for person_id in unique:
         _send_one(batch, current.get(person_id), ledger, channels, seen_survivors, links, offers)
 
@@ -312,7 +327,7 @@ def _log_messages(batch: _Batch, log: MessageLog | None) -> None:
 
 
 def choose_channel(
-    profile: Profile, request: SendBatchRequest, at: datetime
+    profile: Profile, request: SendBatchRequest, at: datetime, dead: Collection[str] = ()
 ) -> tuple[ChannelName, Address] | Literal["suppressed_no_consent", "suppressed_no_address"]:
     """The channel the person gets the message on: the step's channels, their `preferred_channel` tag first when it
     is one of them, then in the order given; the first where they have consent for the purpose and an address.
@@ -326,7 +341,7 @@ def choose_channel(
         if not profile.has_consent(name, at, request.purpose):
             continue
         consented = True
-        address = find_address(profile, name)
+        address = find_address(profile, name, dead)
         if address is not None:
             return name, address
     return "suppressed_no_address" if consented else "suppressed_no_consent"
@@ -359,7 +374,7 @@ def _send_one(
     marketing = request.purpose == "marketing" and not request.test  # a test send is for the seed list only
     if _excluded(batch, profile, message_id):
         return
-    chosen = choose_channel(profile, request, batch.now)
+    chosen = choose_channel(profile, request, batch.now, batch.dead)
     if chosen == "suppressed_no_consent":
         result.suppressed_no_consent += 1
         batch.record(person_id, message_id, chosen)
@@ -593,6 +608,13 @@ def _refused_for_good(
     if batch.contact is not None and capped:
         batch.contact.ledger.release(message.brand_id, message.person_id, message.channel, batch.now)
     batch.log(message, "failed", code=code)
+    if exc.invalid_address and batch.dead_addresses is not None:  # no later message goes there
+        dead = address_key(message.channel, Address(message.address, message.address_scope))
+        try:
+            batch.dead_addresses.bury(message.brand_id, dead, code, batch.now)
+            batch.dead.add(dead)
+        except CdpError:
+            logger.exception("a dead address was not recorded", person_id=message.person_id)
 
 
 def _withdraw(
