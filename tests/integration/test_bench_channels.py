@@ -53,7 +53,9 @@ def test_the_sms_pays_for_its_short_links_and_ses_is_the_providers_own_call(valu
     assert value["channels.sms.wru_per_send_by_item.short_links"] == 1
     assert value["channels.sms.cost_per_1m_sends_usd"] > value["channels.webhook.cost_per_1m_sends_usd"]
     assert value["channels.email.provider_aws_calls_per_send"] == 1
-    assert value["channels.email.aws_calls_per_send"] == pytest.approx(value["channels.webhook.aws_calls_per_send"])
+    # the same path, but an e-mail's batch also reads its addresses among the dead ones (a webhook has none): 1 call
+    extra = value["channels.email.aws_calls_per_send"] - value["channels.webhook.aws_calls_per_send"]
+    assert 0 < extra <= 1 / MESSAGES + 1e-9
     low, high = (
         min(value[f"channels.{c}.cost_per_1m_sends_usd"] for c in CHANNELS),
         max(value[f"channels.{c}.cost_per_1m_sends_usd"] for c in CHANNELS),
