@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -19,6 +19,7 @@ from cdp import topology
 from cdp.channels.ports import DeadAddresses
 from cdp.errors import StoreError
 from cdp.shared import aws
+from cdp.shared.dynamo import batch_get
 from cdp.shared.time import iso
 
 if TYPE_CHECKING:
@@ -29,7 +30,6 @@ DEAD_FOR = timedelta(days=180)
 _PK = topology.LEDGER_TABLE.partition_key
 _SK = topology.LEDGER_TABLE.sort_key
 _TTL = topology.LEDGER_TABLE.ttl_attribute or "expires_at"
-_BATCH_GET = 100
 
 
 def dead_pk(brand_id: str, address_key: str) -> str:
@@ -43,21 +43,12 @@ class DynamoDeadAddresses(DeadAddresses):
 
     def dead(self, brand_id: str, address_keys: Iterable[str]) -> set[str]:
         by_pk = {dead_pk(brand_id, key): key for key in dict.fromkeys(address_keys)}
-        pks = list(by_pk)
-        found: set[str] = set()
-        for start in range(0, len(pks), _BATCH_GET):
-            keys: Any = [{_PK: {"S": pk}, _SK: {"S": DEAD_SK}} for pk in pks[start : start + _BATCH_GET]]
-            pending: Any = {
-                self._table: {"Keys": keys, "ProjectionExpression": "#pk", "ExpressionAttributeNames": {"#pk": _PK}}
-            }
-            while pending:
-                try:
-                    response = self._client.batch_get_item(RequestItems=pending)
-                except (ClientError, BotoCoreError) as exc:
-                    raise StoreError(f"reading dead addresses failed: {exc}") from exc
-                found |= {by_pk[item[_PK]["S"]] for item in response.get("Responses", {}).get(self._table, [])}
-                pending = response.get("UnprocessedKeys") or None
-        return found
+        keys = [{_PK: {"S": pk}, _SK: {"S": DEAD_SK}} for pk in by_pk]
+        only_keys = ("#pk", {"#pk": _PK})
+        found = batch_get(
+            self._client, self._table, keys, "reading dead addresses", consistent=False, projection=only_keys
+        )
+        return {by_pk[item[_PK]["S"]] for item in found}
 
     def bury(self, brand_id: str, address_key: str, code: str, at: datetime) -> None:
         try:

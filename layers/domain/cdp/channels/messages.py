@@ -32,7 +32,7 @@ from cdp.channels.lifecycle import RANK, STATUSES, Receipt
 from cdp.channels.ports import Applied, LoggedMessage, MessageLog
 from cdp.errors import StoreError
 from cdp.shared import aws
-from cdp.shared.dynamo import batch_write, query_items
+from cdp.shared.dynamo import batch_get, batch_write, query_items
 from cdp.shared.time import iso, parse_iso
 
 if TYPE_CHECKING:
@@ -48,7 +48,6 @@ BY_PROVIDER_ID = frozenset({"wechat"})
 _PK = topology.LEDGER_TABLE.partition_key
 _SK = topology.LEDGER_TABLE.sort_key
 _TTL = topology.LEDGER_TABLE.ttl_attribute or "expires_at"
-_BATCH_GET = 100
 
 
 def message_pk(message_id: str) -> str:
@@ -248,19 +247,8 @@ class DynamoMessageLog(MessageLog):
         return {message.message_id: message for message in map(_logged, items)}
 
     def _batch_get(self, pks: Sequence[str], sk: str) -> list[dict[str, Any]]:
-        unique = list(dict.fromkeys(pks))
-        out: list[dict[str, Any]] = []
-        for start in range(0, len(unique), _BATCH_GET):
-            keys: Any = [{_PK: {"S": pk}, _SK: {"S": sk}} for pk in unique[start : start + _BATCH_GET]]
-            pending: Any = {self._table: {"Keys": keys, "ConsistentRead": True}}
-            while pending:
-                try:
-                    response = self._client.batch_get_item(RequestItems=pending)
-                except (ClientError, BotoCoreError) as exc:
-                    raise StoreError(f"reading the message log failed: {exc}") from exc
-                out.extend(response.get("Responses", {}).get(self._table, []))
-                pending = response.get("UnprocessedKeys") or None
-        return out
+        keys = [{_PK: {"S": pk}, _SK: {"S": sk}} for pk in dict.fromkeys(pks)]
+        return batch_get(self._client, self._table, keys, "reading the message log")
 
     def counts(self, brand_id: str, campaign_id: str) -> dict[str, dict[str, dict[str, int]]]:
         items = query_items(

@@ -23,7 +23,7 @@ from cdp.profile import keys
 from cdp.profile.models import ModelScore, Profile, ProfileFacts, TagValue, merge_facts
 from cdp.profile.ports import MessageRecord, ProfileAnnotator, ProfileReader, TimelineEntry, TimelinePage
 from cdp.shared.aws import client as default_client
-from cdp.shared.dynamo import batch_write, from_item, to_attr, to_item
+from cdp.shared.dynamo import batch_get, batch_write, from_item, to_attr, to_item
 from cdp.shared.time import iso, parse_iso
 
 if TYPE_CHECKING:
@@ -240,22 +240,8 @@ class DynamoProfileStore(ProfileReader, ProfileAnnotator):
         return [item for key in unique if (item := cache[key]) is not None]
 
     def _batch_get_stored(self, unique: list[tuple[str, str]]) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
-        for start in range(0, len(unique), 100):
-            request: Any = {
-                self._table: {
-                    "Keys": [{PK: {"S": pk}, SK: {"S": sk}} for pk, sk in unique[start : start + 100]],
-                    "ConsistentRead": True,
-                }
-            }
-            while request:
-                try:
-                    response = self._db.batch_get_item(RequestItems=request)
-                except (ClientError, BotoCoreError) as exc:
-                    raise StoreError(f"batch get failed: {exc}") from exc
-                out.extend(from_item(raw) for raw in response.get("Responses", {}).get(self._table, []))
-                request = response.get("UnprocessedKeys") or {}
-        return out
+        keys = [{PK: {"S": pk}, SK: {"S": sk}} for pk, sk in unique]
+        return [from_item(raw) for raw in batch_get(self._db, self._table, keys, "batch get")]
 
     def load_persons(self, person_ids: Iterable[str], annotations: bool = True) -> dict[str, Profile]:
         """The persons' items, read in one round: with their tags items (`annotations`), or without (identity

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, cast
 
@@ -97,6 +98,35 @@ def batch_write(db: DynamoDBClient, table: str, requests: list[dict[str, Any]], 
             time.sleep(0.05 * 2**attempt)
         if pending:
             raise StoreError(f"{what}: {len(pending[table])} items still unprocessed after retries")
+
+
+BATCH_GET_SIZE = 100
+
+
+def batch_get(
+    db: DynamoDBClient,
+    table: str,
+    keys: Sequence[dict[str, Any]],
+    what: str,
+    consistent: bool = True,
+    projection: tuple[str, dict[str, str]] | None = None,
+) -> list[dict[str, Any]]:
+    """BatchGetItem in 100s (keys as attribute values), unprocessed keys asked again; the raw items found (in no
+    particular order). `projection`: the attributes to read and the names its placeholders stand for."""
+    out: list[dict[str, Any]] = []
+    for start in range(0, len(keys), BATCH_GET_SIZE):
+        ask: dict[str, Any] = {"Keys": list(keys[start : start + BATCH_GET_SIZE]), "ConsistentRead": consistent}
+        if projection:
+            ask.update(ProjectionExpression=projection[0], ExpressionAttributeNames=projection[1])
+        pending: Any = {table: ask}
+        while pending:
+            try:
+                response = db.batch_get_item(RequestItems=pending)
+            except (ClientError, BotoCoreError) as exc:
+                raise StoreError(f"{what} failed: {exc}") from exc
+            out.extend(response.get("Responses", {}).get(table, []))
+            pending = response.get("UnprocessedKeys") or None
+    return out
 
 
 def query_items(
