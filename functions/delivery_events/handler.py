@@ -4,7 +4,6 @@ like any channel's (dedupe, publish); an event that is not ours or cannot be rea
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from functools import cache
 from typing import Any
@@ -14,21 +13,15 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from cdp.connectors.aws_delivery import brand_of, delivery_events
-from cdp.connectors.base import MappingError
-from cdp.errors import InvalidInputError
+from cdp.connectors.aws_delivery import ingest_delivery_event
 from cdp.ingest.aws import DynamoDedupeLedger, S3RawArchive
-from cdp.ingest.service import WriteScope, accept
 from cdp.observability import logger, metrics, tracer
-from cdp.org import ScopeRef, load_org
 from cdp.settings import DeliveryEventsSettings, get_settings
 from cdp.shared.aws import EventBridgePublisher
 from cdp.shared.deadletter import DeadLetteringProcessor, SqsDeadLetters
-from cdp.shared.safe_json import loads as safe_loads
 from cdp.shared.time import utc_now
 from cdp.topology import DELIVERY_EVENTS_QUEUE
 
-ARCHIVE_SOURCE = "aws-delivery"
 _INGESTED: Counter[str] = Counter()  # one metric per invocation (a metric per record would flush mid-batch)
 
 
@@ -53,35 +46,9 @@ processor = DeadLetteringProcessor(
 
 
 def record_handler(record: DeliveryEventRecord) -> None:
-    try:
-        event = safe_loads(record.body.encode())
-        if not isinstance(event, dict):
-            raise InvalidInputError("the message is not an EventBridge event", "body")
-        brand_id = brand_of(event)
-        items = delivery_events(event)
-    except MappingError as exc:  # not ours, or unreadable: parked with the reason, never retried
-        raise InvalidInputError(f"delivery event {record.messageId}: {exc}", "body") from exc
-    if not items:
-        return
     archive, ledger, publisher = _ports()
-    received_at = utc_now()
-    raw_key = archive.archive(
-        record.messageId, record.body.encode(), received_at, ARCHIVE_SOURCE, {"brand-id": brand_id}
-    )
-    result = accept(
-        items,
-        request_id=str(event.get("id") or record.messageId),
-        received_at=received_at,
-        raw_key=raw_key,
-        ledger=ledger,
-        publisher=publisher,
-        region_of=lambda _brand: "CN",
-        write_scope=WriteScope(load_org(), (ScopeRef(brand_id=brand_id),)),
-    )
-    _INGESTED["accepted"] += result.accepted
-    if result.rejected:  # the good ones are in; the event is parked with why the rest is not (archived: raw_key)
-        problems = json.dumps(result.model_dump(mode="json")["rejected"])[:1000]
-        raise InvalidInputError(f"delivery event {record.messageId} ({raw_key}): rejected {problems}", "body")
+    body = record.body.encode()
+    _INGESTED["accepted"] += ingest_delivery_event(body, record.messageId, archive, ledger, publisher, utc_now())
 
 
 @logger.inject_lambda_context(clear_state=True)

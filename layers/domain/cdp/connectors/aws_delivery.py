@@ -15,12 +15,19 @@ error code; TEXT_QUEUED / TEXT_PENDING (not final) -> nothing. Event ids: `eum-{
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
 from cdp.connectors.base import Binding, MappingError, event_dict, ident, obj, present, require
 from cdp.connectors.feedback import stable_id
 from cdp.connectors.feedback_ses import ses_events
+from cdp.errors import InvalidInputError
+from cdp.ingest.ports import DedupeLedger, RawArchive
+from cdp.ingest.service import WriteScope, accept
+from cdp.org import ScopeRef, load_org
+from cdp.shared.ports import EventPublisher
+from cdp.shared.safe_json import loads as safe_loads
 
 SES_SOURCE = "aws.ses"
 SMS_SOURCE = "aws.sms-voice"
@@ -107,3 +114,45 @@ def _sms_events(detail: dict[str, Any], binding: Binding) -> list[dict[str, Any]
             properties=properties,
         )
     ]
+
+
+ARCHIVE_SOURCE = "aws-delivery"
+
+
+def ingest_delivery_event(
+    body: bytes,
+    message_id: str,
+    archive: RawArchive,
+    ledger: DedupeLedger,
+    publisher: EventPublisher,
+    received_at: datetime,
+) -> int:
+    """One EventBridge event as the rule's queue delivers it: archived as received, mapped, and its receipts accepted
+    like any channel's (dedupe, publish), for the brand the message names. Returns how many were accepted.
+    InvalidInputError (parked, never retried) for an event that is not ours or cannot be read, and for one some of
+    whose receipts were rejected (the others are in; the archive keeps it whole)."""
+    try:
+        event = safe_loads(body)
+        if not isinstance(event, dict):
+            raise InvalidInputError("the message is not an EventBridge event", "body")
+        brand_id = brand_of(event)
+        items = delivery_events(event)
+    except MappingError as exc:
+        raise InvalidInputError(f"delivery event {message_id}: {exc}", "body") from exc
+    if not items:
+        return 0
+    raw_key = archive.archive(message_id, body, received_at, ARCHIVE_SOURCE, {"brand-id": brand_id})
+    result = accept(
+        items,
+        request_id=str(event.get("id") or message_id),
+        received_at=received_at,
+        raw_key=raw_key,
+        ledger=ledger,
+        publisher=publisher,
+        region_of=lambda _brand: "CN",  # the events' phones are E.164 already
+        write_scope=WriteScope(load_org(), (ScopeRef(brand_id=brand_id),)),
+    )
+    if result.rejected:
+        problems = json.dumps(result.model_dump(mode="json")["rejected"])[:1000]
+        raise InvalidInputError(f"delivery event {message_id} ({raw_key}): rejected {problems}", "body")
+    return result.accepted
