@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -29,7 +30,7 @@ class Scripted:
     then_handle: bool = False  # handle the request for real after the delay (a slow but successful answer)
 
 
-class LoopbackFake:
+class LoopbackFake(ABC):
     """Subclasses implement `answer`; `fail_next` queues scripted answers served before it."""
 
     name = "fake"
@@ -43,8 +44,9 @@ class LoopbackFake:
 
     # ---- what a subclass provides ------------------------------------------------------------------------------
 
+    @abstractmethod
     def answer(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> HttpAnswer:
-        raise NotImplementedError
+        """The fake's answer to one request (headers' names in lower case)."""
 
     # ---- scripted failures ------------------------------------------------------------------------------------
 
