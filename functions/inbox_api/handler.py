@@ -20,10 +20,10 @@ from cdp.app.inbox_api import (
     InboxEntry,
     InboxNotConfiguredError,
     InboxView,
-    IngestedReceipts,
     IssuedToken,
     TokenRequest,
 )
+from cdp.app.person_events import IngestedEvents
 from cdp.channels.inbox import DynamoInbox
 from cdp.channels.inbox_tokens import InboxToken, sources_token_secret
 from cdp.connectors.aws import SecretsManagerSources
@@ -51,8 +51,12 @@ class Dependencies:
 def dependencies() -> Dependencies:
     s = get_settings(InboxApiSettings)
     org = load_org()
-    receipts = IngestedReceipts(
-        S3RawArchive(s.data_bucket), DynamoDedupeLedger(s.ledger_table), EventBridgePublisher(s.event_bus_name), org
+    receipts = IngestedEvents(
+        S3RawArchive(s.data_bucket),
+        DynamoDedupeLedger(s.ledger_table),
+        EventBridgePublisher(s.event_bus_name),
+        org,
+        client="inbox",
     )
     api = InboxApi(
         DynamoInbox(s.ledger_table),

@@ -232,6 +232,16 @@ def _inbox_api(fn: lambda_.Function, r: Resources) -> None:
     r.sources.grant_read(fn)
 
 
+def _preference_centre(fn: lambda_.Function, r: Resources) -> None:
+    """The preference centre: persons read (a link's person, merges followed); each consent change archived under
+    raw/, claimed in the ledger table and published like ingest's; the sources secret (the links' key)."""
+    r.ledger.grant_read_write_data(fn)
+    r.profiles.grant_read_data(fn)
+    _write(fn, r, topology.RAW_PREFIX)
+    r.bus.grant_put_events_to(fn)
+    r.sources.grant_read(fn)
+
+
 def _delivery_events(fn: lambda_.Function, r: Resources) -> None:
     """SES and End User Messaging delivery events ingested as receipts: archived raw, deduped in the ledger table,
     published on the bus (its queue and DLQ: `Messaging.subscribe_consumers`)."""
@@ -424,6 +434,7 @@ GRANTS: Mapping[str, Grant] = {
     topology.LOYALTY_API.key: _loyalty_api,
     topology.LOYALTY_EVENTS.key: _loyalty_events,
     topology.INBOX_API.key: _inbox_api,
+    topology.PREFERENCE_CENTRE.key: _preference_centre,
     topology.MESSAGE_RECEIPTS.key: _message_receipts,
     topology.DELIVERY_EVENTS.key: _delivery_events,
 }

@@ -584,3 +584,87 @@ def test_the_inbox_routes_take_no_key_and_issuing_a_token_needs_one(runtime: Loc
     # and an API key is no inbox token: the inbox routes answer it 401
     for method, path in INBOX_ROUTES:
         assert runtime.http(method, path, b"", {"x-api-key": runtime.admin_key})[0] == 401
+
+
+# ---- the preference centre: the link's token is its only credential ------------------------------------------------
+
+
+def _signed_prefs(body: dict[str, Any], brand: str = "demo-brand") -> str:
+    """A body signed with the brand's genuine preference-link key (only the platform could make it)."""
+    from cdp.channels.person_tokens import brand_key
+    from cdp.channels.preference_links import KEY_INFO
+    from cdp.connectors.redirect import sign_body
+
+    return sign_body(body, brand_key(INBOX_SECRET, KEY_INFO, brand))
+
+
+HOSTILE_PREFERENCE_TOKENS = [
+    *HOSTILE_TOKENS,
+    _signed_prefs({"k": "prefs", "b": "demo-brand", "p": "p", "x": -1}),
+    _signed_prefs({"k": "prefs", "b": "demo-brand", "p": "p", "x": 1e300}),
+    _signed_prefs({"k": "prefs", "b": "demo-brand", "p": {"$ne": 1}, "x": 4_000_000_000}),
+    _signed_prefs({"k": "prefs", "b": "demo-brand", "p": "p", "x": 4_000_000_000, "c": "fax"}),
+    _signed_prefs({"k": "prefs", "b": "demo-brand", "p": "p", "x": 4_000_000_000, "m": ["m"]}),
+    _signed_prefs({"k": "prefs", "b": "demo-outlet", "p": "p", "x": 4_000_000_000}),  # signed with demo-brand's key
+    _signed_prefs({"k": "inbox", "b": "demo-brand", "p": "p", "x": 4_000_000_000}),
+    _signed_inbox({"k": "inbox", "b": "demo-brand", "p": "p", "x": 4_000_000_000}),  # an inbox token
+]
+FORM = {"content-type": "application/x-www-form-urlencoded"}
+HOSTILE_FORMS = [
+    b"",
+    DEEP,
+    b"\xff\xfe",
+    b"List-Unsubscribe=One-Click&List-Unsubscribe=One-Click",
+    b"action=save&marketing.%00=on",
+    b"action=save&marketing.email=on&" + b"&".join(b"x=1" for _ in range(500)),
+    b"action=unsubscribe_all&person_id=someone-else",
+    b"action=save&marketing.email=" + b"x" * 3000,
+]
+
+
+@pytest.mark.parametrize("token", HOSTILE_PREFERENCE_TOKENS)
+def test_hostile_preference_tokens_get_a_4xx_page_never_a_5xx(runtime: LocalRuntime, token: str) -> None:
+    for method in ("GET", "POST"):
+        for body in (b"List-Unsubscribe=One-Click", b"action=unsubscribe_all", DEEP):
+            status, headers, payload = runtime.http(method, f"/v1/preferences/{token}", body, FORM)
+            assert 400 <= status < 500, (method, token[:60], status, payload[:300])
+            if headers.get("content-type", "").startswith("text/html"):
+                assert b"<script>" not in payload
+
+
+@pytest.fixture(scope="module")
+def preference_link(runtime: LocalRuntime) -> tuple[str, str]:
+    """A genuine preference link path of a member of demo-brand, and their phone."""
+    from cdp.channels.preference_links import PreferenceLink, mint_preference_token
+
+    phone = _phone()
+    status, _ = _events(runtime, _identify("demo-brand", phone))
+    assert status == 202
+    runtime.drain()
+    found, _, payload = runtime.http(
+        "GET", f"/v1/profiles/by-identifier/phone/{phone}?brand_id=demo-brand", b"", {"x-api-key": runtime.admin_key}
+    )
+    assert found == 200, payload[:300]
+    person = json.loads(payload)["person_id"]
+    link = PreferenceLink("demo-brand", person, utc_now() + timedelta(days=1), "sms", "m-1")
+    return f"/v1/preferences/{mint_preference_token(link, INBOX_SECRET)}", person
+
+
+@pytest.mark.parametrize("body", HOSTILE_FORMS)
+def test_hostile_forms_with_a_genuine_link_are_a_400_page_and_change_nothing(
+    runtime: LocalRuntime, preference_link: tuple[str, str], body: bytes
+) -> None:
+    path, person = preference_link
+    status, headers, payload = runtime.http("POST", path, body, FORM)
+    assert status == 400, (body[:60], status, payload[:300])
+    assert headers["content-type"].startswith("text/html")
+    runtime.drain()
+    status, _, payload = runtime.http("GET", f"/v1/profiles/{person}", b"", {"x-api-key": runtime.admin_key})
+    assert status == 200 and json.loads(payload)["consent"] == {}
+
+
+def test_the_preference_routes_take_no_key_and_a_key_is_no_link(runtime: LocalRuntime) -> None:
+    assert {("GET", "/v1/preferences/{token}"), ("POST", "/v1/preferences/{token}")} <= topology.TOKEN_ROUTES
+    for method in ("GET", "POST"):
+        status, headers, _ = runtime.http(method, "/v1/preferences/not-a-token", b"", {"x-api-key": runtime.admin_key})
+        assert status == 400 and headers["content-type"].startswith("text/html")

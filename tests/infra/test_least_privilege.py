@@ -216,6 +216,7 @@ TABLE_ACCESS: dict[topology.FunctionSpec, dict[topology.TableSpec, str]] = {
     topology.LOYALTY_API: {topology.OFFERS_TABLE: READ_WRITE, topology.PROFILES_TABLE: READ_ONLY},
     topology.LOYALTY_EVENTS: {topology.OFFERS_TABLE: READ_WRITE, topology.PROFILES_TABLE: READ_ONLY},
     topology.INBOX_API: {topology.LEDGER_TABLE: READ_WRITE, topology.PROFILES_TABLE: READ_ONLY},  # inboxes, dedupe
+    topology.PREFERENCE_CENTRE: {topology.LEDGER_TABLE: READ_WRITE, topology.PROFILES_TABLE: READ_ONLY},  # dedupe
     topology.MESSAGE_RECEIPTS: {topology.LEDGER_TABLE: READ_WRITE},
     topology.DELIVERY_EVENTS: {topology.LEDGER_TABLE: READ_WRITE},
 }

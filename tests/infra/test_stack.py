@@ -207,6 +207,7 @@ def test_grants_are_least_privilege_per_function(synth: Synth) -> None:
             topology.LOYALTY_API,
             topology.CAMPAIGN_SCHEDULER,  # the brands' WeChat Pay merchants: pending payouts asked again
             topology.INBOX_API,  # API keys (tokens issued with inbox:issue); the inbox tokens' key
+            topology.PREFERENCE_CENTRE,  # the preference links' key
         )
         if spec not in readers:
             assert "secretsmanager:GetSecretValue" not in actions, spec.key

@@ -185,6 +185,11 @@ class InboxApiSettings(Observability, LedgerTable, ProfilesTable, DataBucket, Ev
     and published like ingest's; API keys issue tokens, whose key derives from the sources secret's redirect."""
 
 
+class PreferenceCentreSettings(Observability, LedgerTable, ProfilesTable, DataBucket, EventBus, Sources):
+    """The preference centre: persons read from the profiles table, consent changes archived, deduped (ledger table)
+    and published like ingest's; the links' key derives from the sources secret's redirect."""
+
+
 class LoyaltyDeadLetters(_Env):
     dead_letter_queue_url: str = Field(alias=topology.LOYALTY_QUEUE.dlq_env, min_length=1)
 

@@ -407,6 +407,20 @@ INBOX_API = FunctionSpec(
     ),
 )
 
+PREFERENCE_CENTRE = FunctionSpec(
+    "preference_centre",
+    "PreferenceCentreFunction",
+    "functions.preference_centre.handler.lambda_handler",
+    env=(
+        *_COMMON_ENV,
+        LEDGER_TABLE.env_var,  # the consent changes' dedupe claims
+        PROFILES_TABLE.env_var,  # the person a link names (merges followed) and their consent
+        DATA_BUCKET_ENV,  # the consent changes' raw archive (raw/events/)
+        EVENT_BUS_ENV,  # the consent changes (consent_changed), for the profile, the message log and the timeline
+        SOURCES_SECRET_ENV,  # the preference links' key (derived from the tracked-link secret)
+    ),
+)
+
 LOYALTY_EVENTS = FunctionSpec(
     "loyalty_events",
     "LoyaltyEventsFunction",
@@ -478,6 +492,7 @@ FUNCTIONS = (
     LOYALTY_API,
     LOYALTY_EVENTS,
     INBOX_API,
+    PREFERENCE_CENTRE,
     MESSAGE_RECEIPTS,
     DELIVERY_EVENTS,
 )
@@ -579,6 +594,9 @@ API_ROUTES: tuple[tuple[str, str, str], ...] = (
     ("GET", "/v1/inbox", INBOX_API.key),  # Authorization: Bearer <the person's inbox token> (TOKEN_ROUTES)
     ("POST", "/v1/inbox/{message_id}/read", INBOX_API.key),
     ("POST", "/v1/inbox/{message_id}/dismiss", INBOX_API.key),
+    # the preference centre (cdp.app.preference_centre): the signed link in every marketing message
+    ("GET", "/v1/preferences/{token}", PREFERENCE_CENTRE.key),  # public: the token is the authority (TOKEN_ROUTES)
+    ("POST", "/v1/preferences/{token}", PREFERENCE_CENTRE.key),  # the form, or RFC 8058 one-click unsubscribe
 )
 """(method, path, function key): the HTTP API routes, each integrated with one function from FUNCTIONS."""
 
@@ -591,6 +609,8 @@ TOKEN_ROUTES: frozenset[tuple[str, str]] = frozenset(
         ("GET", "/v1/inbox"),
         ("POST", "/v1/inbox/{message_id}/read"),
         ("POST", "/v1/inbox/{message_id}/dismiss"),
+        ("GET", "/v1/preferences/{token}"),
+        ("POST", "/v1/preferences/{token}"),
     }
 )
 """Routes whose only credential is a signed token (in their path: a tracked link, an offer's claim link; in

@@ -14,7 +14,8 @@ import pytest
 from botocore.config import Config
 
 from cdp import topology
-from cdp.app.inbox_api import IngestedReceipts, opened_event_id
+from cdp.app.inbox_api import opened_event_id
+from cdp.app.person_events import IngestedEvents
 from cdp.channels.inbox import DynamoInbox, InboxChannel, inbox_pk, inbox_sk
 from cdp.channels.models import OutboundMessage
 from cdp.channels.ports import DeliveryRejected
@@ -154,11 +155,12 @@ def test_an_unreachable_store_is_a_transient_refusal() -> None:
 def test_receipts_are_archived_deduped_and_published_like_ingest(aws: Any) -> None:
     publisher = NullPublisher()
     clock = iter(T0 + timedelta(seconds=n) for n in range(10))
-    receipts = IngestedReceipts(
+    receipts = IngestedEvents(
         S3RawArchive(topology.DATA_BUCKET_LOCAL_NAME, client=aws.s3),
         DynamoDedupeLedger(TABLE, client=aws.dynamodb),
         publisher,
         OrgDirectory(),
+        client="inbox",
         now=lambda: next(clock),
     )
     event = {

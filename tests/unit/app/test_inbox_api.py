@@ -12,15 +12,13 @@ from typing import Any
 import pytest
 
 from cdp.app.inbox_api import (
-    ARCHIVE_SOURCE,
     IdentifierRef,
     InboxApi,
     InboxNotConfiguredError,
-    ReceiptSink,
     TokenRequest,
     opened_event_id,
-    receipt_identifier,
 )
+from cdp.app.person_events import ARCHIVE_SOURCE, EventSink, person_identifier
 from cdp.channels.inbox import Inbox, InboxMessage
 from cdp.channels.inbox_tokens import InboxToken, read_inbox_token
 from cdp.channels.lifecycle import receipt_of
@@ -94,7 +92,7 @@ class Profiles:
         return out
 
 
-class Receipts(ReceiptSink):
+class Receipts(EventSink):
     def __init__(self, accept: bool = True) -> None:
         self.events: list[dict[str, Any]] = []
         self.accept = accept
@@ -344,17 +342,17 @@ def test_a_token_of_a_person_who_is_gone_reads_nothing() -> None:
 
 
 def test_the_receipt_names_the_identifier_the_person_is_best_known_by() -> None:
-    assert receipt_identifier(person("p", "device_id:d1", "email:a@b.cn", "phone:+8613900000001")) == {
+    assert person_identifier(person("p", "device_id:d1", "email:a@b.cn", "phone:+8613900000001")) == {
         "type": "phone",
         "value": "+8613900000001",
     }
-    assert receipt_identifier(person("p", "wechat_openid:wx-app:o-1")) == {
+    assert person_identifier(person("p", "wechat_openid:wx-app:o-1")) == {
         "type": "wechat_openid",
         "value": "o-1",
         "scope": "wx-app",
     }
-    assert receipt_identifier(person("p", "email:old@b.cn", "email:new@b.cn")) == {"type": "email", "value": "new@b.cn"}
-    assert receipt_identifier(person("p", "ad_click_id:oceanengine:c1")) is None
+    assert person_identifier(person("p", "email:old@b.cn", "email:new@b.cn")) == {"type": "email", "value": "new@b.cn"}
+    assert person_identifier(person("p", "ad_click_id:oceanengine:c1")) is None
 
 
 def test_receipts_are_archived_where_replay_reads_canonical_events() -> None:

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from cdp.app import claim_page
+from cdp.app import claim_page, pages
 from cdp.connectors.redirect import LinkClaims, mint_token, read_token, sign_body
 from cdp.errors import InvalidInputError
 from cdp.offers.catalog import Offer
@@ -106,7 +106,7 @@ def _offer(**kind: object) -> Offer:
 
 
 def test_the_page_is_self_contained_bilingual_and_escapes_what_it_shows() -> None:
-    page = claim_page._page(
+    page = pages.page(
         200, "ready", "领取", "Claim", claim_page._offer_box(_offer(red_packet={"amount_minor": 888}))
     )
     assert page.status == 200

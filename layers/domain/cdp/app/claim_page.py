@@ -11,13 +11,11 @@ budget spent or a red packet not paid out, 503 try again). Every value shown is 
 
 from __future__ import annotations
 
-import html
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
 from zoneinfo import ZoneInfo
 
+from cdp.app.pages import CONTENT_TYPE, HEADERS, Page, esc, page, sorry
 from cdp.budgets.ledger import BudgetExhaustedError
 from cdp.errors import ConflictError, InvalidInputError, NotFoundError, RetryableError
 from cdp.observability import logger
@@ -32,87 +30,71 @@ from cdp.offers.service import (
 from cdp.offers.wallet import OfferUnavailableError, WalletEntry
 
 CHINA = ZoneInfo("Asia/Shanghai")
-HEADERS = {
-    "Cache-Control": "no-store",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",  # the token is in the URL
-    "X-Frame-Options": "DENY",
-    "Content-Security-Policy": (
-        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-    ),
-}
-CONTENT_TYPE = "text/html; charset=utf-8"
-Tone = Literal["ready", "done", "sorry"]
-
-
-@dataclass(frozen=True)
-class Page:
-    status: int
-    html: str
+__all__ = ["CONTENT_TYPE", "HEADERS", "Page", "claim", "show"]
 
 
 def show(links: ClaimLinks, token: str) -> Page:
     """`GET`: the offer and a claim button, or what the link already got."""
 
-    def page() -> Page:
+    def build() -> Page:
         view = links.view(token)
         if view.entry is not None:
             return _claimed(view.offer, view.entry, again=True)
-        return _page(
+        return page(
             200,
             "ready",
             "领取您的专属礼遇",
             "Claim your offer",
             _offer_box(view.offer)
-            + f'<p class="fine">{_esc(_until_text(view.claim.expires_at))}</p>'
+            + f'<p class="fine">{esc(_until_text(view.claim.expires_at))}</p>'
             + '<form method="post"><button type="submit">立即领取 · Claim now</button></form>',
         )
 
-    return _answer(page)
+    return _answer(build)
 
 
 def claim(links: ClaimLinks, token: str) -> Page:
     """`POST`: issue it (once per link) and say what the person got."""
 
-    def page() -> Page:
+    def build() -> Page:
         outcome = links.claim(token)
         return _claimed(outcome.offer, outcome.result.entry, again=not outcome.result.new)
 
-    return _answer(page)
+    return _answer(build)
 
 
 def _answer(build: Callable[[], Page]) -> Page:
     try:
         return build()
     except ClaimLinkExpiredError:
-        return _sorry(
+        return sorry(
             410, "链接已过期", "This link has expired", "请联系品牌获取新的链接。Ask the brand for a new link."
         )
     except InvalidInputError:
-        return _sorry(400, "链接无效", "This link is not valid", "请检查链接是否完整。Check that the link is complete.")
+        return sorry(400, "链接无效", "This link is not valid", "请检查链接是否完整。Check that the link is complete.")
     except NotFoundError:
-        return _sorry(404, "活动不存在", "This offer is no longer here", "活动可能已下线。It may have been withdrawn.")
+        return sorry(404, "活动不存在", "This offer is no longer here", "活动可能已下线。It may have been withdrawn.")
     except ProviderRefusedError as exc:
         logger.info("a claim's provider refused it", error=exc.error_code, reason=exc.reason)
         if isinstance(exc, RedPacketNotPaidError):
-            return _sorry(409, "红包发放失败", "The red packet could not be sent", _not_paid(exc.reason))
-        return _sorry(409, "领取失败", "The coupon could not be issued", _not_granted(exc.reason))
+            return sorry(409, "红包发放失败", "The red packet could not be sent", _not_paid(exc.reason))
+        return sorry(409, "领取失败", "The coupon could not be issued", _not_granted(exc.reason))
     except OfferUnavailableError as exc:
-        return _sorry(409, *_UNAVAILABLE.get(exc.reason, _UNAVAILABLE["out_of_stock"]))
+        return sorry(409, *_UNAVAILABLE.get(exc.reason, _UNAVAILABLE["out_of_stock"]))
     except BudgetExhaustedError:
-        return _sorry(409, "已被领完", "All of them have been claimed", "感谢关注。Thank you for your interest.")
+        return sorry(409, "已被领完", "All of them have been claimed", "感谢关注。Thank you for your interest.")
     except ConflictError:
-        return _sorry(409, "请稍后再试", "Please try again", "领取人数较多。Many people are claiming right now.")
+        return sorry(409, "请稍后再试", "Please try again", "领取人数较多。Many people are claiming right now.")
     except PayoutPendingError as exc:
         coupon = exc.entry.kind == "coupon"
         title = ("券发放中", "Your coupon is on its way") if coupon else ("红包处理中", "Your red packet is on its way")
-        return _sorry(503, *title, "请稍后刷新重试。Try again in a minute.")
+        return sorry(503, *title, "请稍后刷新重试。Try again in a minute.")
     except ClaimLinksNotConfiguredError:
         logger.error("claim links are not configured: the sources secret has no redirect entry")
-        return _sorry(503, "暂时无法领取", "Claims are unavailable", "请稍后再试。Please try again later.")
+        return sorry(503, "暂时无法领取", "Claims are unavailable", "请稍后再试。Please try again later.")
     except RetryableError:
         logger.exception("a claim page's dependency failed")
-        return _sorry(503, "暂时无法领取", "Claims are unavailable", "请稍后再试。Please try again later.")
+        return sorry(503, "暂时无法领取", "Claims are unavailable", "请稍后再试。Please try again later.")
 
 
 _UNAVAILABLE: dict[str, tuple[str, str, str]] = {
@@ -148,18 +130,18 @@ def _claimed(offer: Offer, entry: WalletEntry, again: bool) -> Page:
             raise CouponNotGrantedError.of(entry)
         raise RedPacketNotPaidError.of(entry)
     title = ("您已领取过", "Already claimed") if again else ("领取成功", "Claimed")
-    return _page(200, "done", *title, _offer_box(offer) + _got(entry))
+    return page(200, "done", *title, _offer_box(offer) + _got(entry))
 
 
 def _got(entry: WalletEntry) -> str:
     parts = []
     if entry.code:
-        parts.append(f'<p class="label">券码 · Code</p><p class="code">{_esc(entry.code)}</p>')
+        parts.append(f'<p class="label">券码 · Code</p><p class="code">{esc(entry.code)}</p>')
     if entry.kind == "red_packet":
         status = entry.payout.status if entry.payout is not None else None
         parts.append(f'<p class="fine">{_RED_PACKET.get(status or "", _RED_PACKET["not_configured"])}</p>')
     if entry.state == "issued":
-        parts.append(f'<p class="fine">{_esc(_until_text(entry.valid_until, "有效期至", "valid until"))}</p>')
+        parts.append(f'<p class="fine">{esc(_until_text(entry.valid_until, "有效期至", "valid until"))}</p>')
     elif entry.state == "redeemed" and entry.kind not in ("red_packet", "points"):
         parts.append('<p class="fine">已使用 · Used</p>')
     elif entry.state == "expired":
@@ -177,8 +159,7 @@ _RED_PACKET = {
 
 def _offer_box(offer: Offer) -> str:
     return (
-        f'<div class="offer"><p class="name">{_esc(offer.name)}</p>'
-        f'<p class="value">{_esc(_value_text(offer))}</p></div>'
+        f'<div class="offer"><p class="name">{esc(offer.name)}</p><p class="value">{esc(_value_text(offer))}</p></div>'
     )
 
 
@@ -210,48 +191,3 @@ def _money(minor: int, currency: str) -> str:
 def _until_text(at: datetime, zh: str = "链接有效期至", en: str = "link valid until") -> str:
     local = at.astimezone(CHINA).strftime("%Y-%m-%d %H:%M")
     return f"{zh} {local} · {en} {local} (UTC+8)"
-
-
-def _sorry(status: int, zh: str, en: str, detail: str) -> Page:
-    return _page(status, "sorry", zh, en, f'<p class="fine">{_esc(detail)}</p>')
-
-
-def _esc(text: str) -> str:
-    return html.escape(text, quote=True)
-
-
-def _page(status: int, tone: Tone, zh: str, en: str, body: str) -> Page:
-    return Page(
-        status,
-        "<!doctype html>\n"
-        '<html lang="zh-CN"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width,initial-scale=1,viewport-fit=cover">'
-        '<meta name="robots" content="noindex,nofollow">'
-        f"<title>{_esc(zh)} · {_esc(en)}</title><style>{_CSS}</style></head>"
-        f'<body><main class="card {tone}"><h1>{_esc(zh)}</h1><p class="en">{_esc(en)}</p>{body}</main></body></html>',
-    )
-
-
-_CSS = (
-    ":root{color-scheme:light;--red:#d7262b;--ink:#1f1f1f;--muted:#6b6b6b}"
-    "*{box-sizing:border-box}"
-    "body{margin:0;min-height:100vh;display:flex;align-items:center;justify-content:center;padding:24px 16px;"
-    "background:linear-gradient(160deg,#fff3e6,#ffe1dc);color:var(--ink);"
-    "font:16px/1.5 -apple-system,BlinkMacSystemFont,'PingFang SC','Hiragino Sans GB','Microsoft YaHei',"
-    "'Helvetica Neue',Arial,sans-serif}"
-    ".card{width:100%;max-width:420px;background:#fff;border-radius:20px;padding:28px 22px;text-align:center;"
-    "box-shadow:0 10px 30px rgba(160,40,30,.15)}"
-    ".card.sorry{border-top:6px solid #9a9a9a}.card.ready,.card.done{border-top:6px solid var(--red)}"
-    "h1{margin:0;font-size:24px}.en{margin:4px 0 18px;color:var(--muted);font-size:15px}"
-    ".offer{background:linear-gradient(135deg,var(--red),#f0563a);color:#fff;border-radius:14px;padding:18px 14px;"
-    "margin:0 0 16px}"
-    ".offer .name{margin:0;font-size:18px;font-weight:600}.offer .value{margin:6px 0 0;font-size:15px}"
-    ".label{margin:8px 0 2px;color:var(--muted);font-size:13px}"
-    ".code{margin:0 0 8px;font:700 24px/1.3 ui-monospace,Menlo,Consolas,monospace;letter-spacing:2px;"
-    "word-break:break-all}"
-    ".fine{margin:8px 0 0;color:var(--muted);font-size:13px}"
-    "form{margin:18px 0 0}"
-    "button{width:100%;border:0;border-radius:999px;padding:14px;font-size:17px;font-weight:600;color:#fff;"
-    "background:var(--red);cursor:pointer}"
-    "button:active{opacity:.85}"
-)

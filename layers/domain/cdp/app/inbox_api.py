@@ -18,51 +18,36 @@ The receipt is a canonical `message_opened` event (source `app`, channel `inapp`
 raw/events/ (replayable as canonical events), claimed in the dedupe ledger, published on the bus, where the message
 log moves the message to `opened` and the person's timeline gets the event. A canonical event must name the person by
 an identifier and the platform has none for a person id, so the receipt names the identifier the person is best
-known by (`RECEIPT_IDENTIFIERS`, most recently learned first): the brand's user id, member card, phone, e-mail,
-UnionID, device id, OpenID, platform buyer id. A person with none of them (every identifier unbound) gets no
-receipt: the read is kept in the inbox, and the message log does not move.
+known by (`cdp.app.person_events.person_identifier`, most recently learned first): the brand's user id, member card,
+phone, e-mail, UnionID, device id, OpenID, platform buyer id. A person with none of them (every identifier unbound)
+gets no receipt: the read is kept in the inbox, and the message log does not move.
 """
 
 from __future__ import annotations
 
-import json
 import re
-from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from cdp.app.person_events import EventSink, person_identifier
 from cdp.channels.inbox import Inbox, InboxMessage
 from cdp.channels.inbox_tokens import MAX_VALIDITY, InboxToken, mint_inbox_token, read_inbox_token
 from cdp.errors import AuthenticationError, CdpError, ForbiddenError, InvalidInputError, NotFoundError
 from cdp.identifiers.model import Identifier, IdentifierType
 from cdp.identity.resolution import IdentifierRecord
 from cdp.ingest.auth import INBOX_ISSUE_SCOPE, authorize
-from cdp.ingest.ports import ApiClient, DedupeLedger, RawArchive
-from cdp.ingest.service import META_WRITER_SCOPE, WriteScope, accept
+from cdp.ingest.ports import ApiClient
 from cdp.observability import logger
-from cdp.org import OrgDirectory, ScopeRef
+from cdp.org import OrgDirectory
 from cdp.profile.models import Profile
-from cdp.shared.ports import EventPublisher
 from cdp.shared.time import iso, utc_now
 
-ARCHIVE_SOURCE = "events"  # = cdp.connectors.replay.CANONICAL_SOURCE: the receipts replay as canonical events
 DEFAULT_LIST = 50
 MAX_LIST = 100
 RECEIPT_SOURCE = "app"
-# The identifier a receipt names the person by, in this order of preference (the most recently learned of a type).
-RECEIPT_IDENTIFIERS = (
-    IdentifierType.USER_ID,
-    IdentifierType.MEMBER_CARD,
-    IdentifierType.PHONE,
-    IdentifierType.EMAIL,
-    IdentifierType.WECHAT_UNIONID,
-    IdentifierType.DEVICE_ID,
-    IdentifierType.WECHAT_OPENID,
-    IdentifierType.PLATFORM_BUYER_ID,
-)
 _BRAND_ID = r"^[A-Za-z0-9_.:@/#+\-]{1,128}$"
 _MESSAGE_ID = re.compile(r"^[A-Za-z0-9_.:@+\-]{1,128}$")
 _DEFAULT_HOURS = 24
@@ -154,56 +139,6 @@ class InboxProfiles(Protocol):
     def lookup_identifiers(self, namespace: str, keys_: Iterable[str]) -> dict[str, IdentifierRecord]: ...
 
 
-class ReceiptSink(ABC):
-    @abstractmethod
-    def publish(self, event: dict[str, Any], request_id: str) -> bool:
-        """Ingest one canonical receipt event; True when it was accepted (or was already)."""
-
-
-class IngestedReceipts(ReceiptSink):
-    """A receipt ingested like any channel's (`cdp.ingest.service.accept`): the raw event archived first (under
-    raw/events/, so it replays as a canonical event), claimed in the dedupe ledger, published on the bus."""
-
-    def __init__(
-        self,
-        archive: RawArchive,
-        ledger: DedupeLedger,
-        publisher: EventPublisher,
-        org: OrgDirectory,
-        now: Callable[[], datetime] = utc_now,
-    ) -> None:
-        self._archive = archive
-        self._ledger = ledger
-        self._publisher = publisher
-        self._org = org
-        self._now = now
-
-    def publish(self, event: dict[str, Any], request_id: str) -> bool:
-        scope = ScopeRef(brand_id=str(event["brand_id"]))
-        received_at = self._now()
-        body = json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode()
-        meta = {
-            "client": "inbox",
-            META_WRITER_SCOPE: json.dumps(scope.model_dump(exclude_none=True), separators=(",", ":")),
-        }
-        raw_key = self._archive.archive(request_id, body, received_at, ARCHIVE_SOURCE, meta)
-        result = accept(
-            [event],
-            request_id=request_id,
-            received_at=received_at,
-            raw_key=raw_key,
-            ledger=self._ledger,
-            publisher=self._publisher,
-            region_of=lambda _brand: "CN",  # the identifier comes from the profile, normalized already
-            write_scope=WriteScope(self._org, (scope,)),
-        )
-        if result.rejected:
-            errors = [e.model_dump() for r in result.rejected for e in r.errors]
-            logger.error("an inbox receipt was rejected", raw_key=raw_key, errors=errors[:5])
-            return False
-        return True
-
-
 class InboxNotConfiguredError(CdpError):
     """The sources document has no tracked-link secret, so inbox tokens can be neither issued nor checked."""
 
@@ -218,7 +153,7 @@ class InboxApi:
         profiles: InboxProfiles,
         org: OrgDirectory,
         secret: Callable[[], str | None],
-        receipts: ReceiptSink,
+        receipts: EventSink,
         now: Callable[[], datetime] = utc_now,
         default_phone_region: str = "CN",
     ) -> None:
@@ -307,7 +242,7 @@ class InboxApi:
         return InboxEntry.of(marked)
 
     def _report(self, profile: Profile, message: InboxMessage, action: str) -> None:
-        identifier = receipt_identifier(profile)
+        identifier = person_identifier(profile)
         if identifier is None:
             logger.warning(
                 "in-app message read by a person without identifiers: no receipt", message_id=message.message_id
@@ -347,19 +282,6 @@ class InboxApi:
 def opened_event_id(message_id: str) -> str:
     """The receipt's event id: one per message, so a read and a later dismissal are one open."""
     return f"inapp-opened-{message_id}"
-
-
-def receipt_identifier(profile: Profile) -> dict[str, str] | None:
-    """The identifier a receipt names the person by (`RECEIPT_IDENTIFIERS`), as a canonical identifier."""
-    for kind in RECEIPT_IDENTIFIERS:
-        for key in reversed(profile.identifiers):
-            if key.startswith(f"{kind.value}:"):
-                ident = Identifier.from_key(key)
-                out = {"type": ident.type.value, "value": ident.value}
-                if ident.scope:
-                    out["scope"] = ident.scope
-                return out
-    return None
 
 
 def _identifier_key(ref: IdentifierRef, phone_region: str) -> str:

@@ -15,12 +15,15 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from cdp.channels.models import ChannelName, MessageTemplate, Offer, SendBatchRequest
+from cdp.channels.preference_links import PATH as PREFERENCES_PATH
 from cdp.channels.segments import china_sms_length, sms_length
 from cdp.channels.service import find_address, template_context
 from cdp.channels.templates import TemplateRenderError, render
 from cdp.profile.models import Profile
 
 STAND_IN_CODE = "CODE2026XY"
+STAND_IN_BASE = "https://api.example.com"  # where the preference link points when no tracked-link base is set
+PREFERENCE_TOKEN_CHARS = 210  # a preference link's token is about this long (brand, person, message id, signature)
 SHORT_CODE_CHARS = 9
 # WeChat template-message field kinds and the most characters each shows (the console's rules for subscribe
 # messages; a longer value is refused): thing 20, name 10 (Chinese) / 20, phrase 5, character_string 32, ...
@@ -82,6 +85,9 @@ def preview(
         person_ids=[profile.person_id],
     )
     context = template_context(profile, request, now.date())
+    context["preferences_url"] = (
+        f"{(link_base or STAND_IN_BASE).rstrip('/')}{PREFERENCES_PATH}{'P' * PREFERENCE_TOKEN_CHARS}"
+    )
     if offer is not None:
         context["offer"] = {**(context["offer"] or {}), "code": offer.code or STAND_IN_CODE}
     address = find_address(profile, channel)

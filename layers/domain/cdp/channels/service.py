@@ -28,6 +28,14 @@ from cdp.channels.ports import (
     SendLedger,
     StopSwitch,
 )
+from cdp.channels.preference_links import PATH as PREFERENCES_PATH
+from cdp.channels.preference_links import (
+    PREFERENCE_CHANNELS,
+    PreferenceLink,
+    mint_preference_token,
+    preference_url,
+)
+from cdp.channels.preference_links import VALIDITY as PREFERENCE_VALIDITY
 from cdp.channels.templates import TemplateRenderError, render
 from cdp.connectors.redirect import SOURCES as TRACKED_CHANNELS
 from cdp.connectors.redirect import wrap_links
@@ -107,6 +115,7 @@ def template_context(profile: Profile, request: SendBatchRequest, today: date) -
         "offer": request.offer.model_dump(mode="json") if request.offer else None,
         "campaign_id": request.campaign_id,
         "step": request.step,
+        "preferences_url": None,  # the message's own preference link (`LinkTracking.preference_link`)
     }
 
 
@@ -192,6 +201,9 @@ class _Batch:
         )
 
 
+EMAIL_FOOTER = "\n\n--\n退订或管理消息偏好 · Unsubscribe or manage your preferences: "
+
+
 @dataclass(frozen=True)
 class LinkTracking:
     """Links in rendered messages become `{base_url}/r/{token}`: the click is recorded, then redirected. An SMS's
@@ -225,6 +237,7 @@ class LinkTracking:
             return known[target]
 
         shorten = short if channel == "sms" else None
+        own = self.base_url.rstrip("/")
         return wrap_links(
             text,
             base_url=self.base_url,
@@ -237,7 +250,22 @@ class LinkTracking:
             allowed_hosts=self.allowed_hosts,
             html_text=False,
             shorten=shorten,
+            untracked=(f"{own}{PREFERENCES_PATH}",),  # a look at one's preferences is no click on the offer
         )
+
+    def preference_link(self, message: OutboundMessage) -> str | None:
+        """The message's link to its person's preference centre (`cdp.channels.preference_links`), or None on a
+        channel a person has no preferences for (webhooks)."""
+        if message.channel not in PREFERENCE_CHANNELS:
+            return None
+        link = PreferenceLink(
+            brand_id=message.brand_id,
+            person_id=message.person_id,
+            expires_at=self.now() + PREFERENCE_VALIDITY,
+            channel=message.channel,
+            message_id=message.message_id,
+        )
+        return preference_url(self.base_url, mint_preference_token(link, self.secret))
 
 
 def _pay_messages(request: SendBatchRequest, result: SendBatchResult, spending: MessageSpending | None) -> None:
@@ -466,11 +494,20 @@ class _Composer:
 
     def _render(self, offer: dict[str, Any] | None) -> OutboundMessage:
         request, draft, profile = self.batch.request, self.draft, self.profile
-        context = template_context(profile, request, self.batch.now.date()) | {"offer": offer}
+        preferences = self.links.preference_link(draft) if self.links is not None else None
+        context = template_context(profile, request, self.batch.now.date()) | {
+            "offer": offer,
+            "preferences_url": preferences,
+        }
         template = request.template
         subject = render(template.subject, context) if template.subject else None
         body = self._wrap(render(template.body, context))
         update: dict[str, Any] = {"subject": subject, "body": body}
+        if draft.channel == "email" and request.purpose == "marketing" and preferences is not None:
+            # every marketing e-mail carries its preference link: in List-Unsubscribe, and in the text
+            update["unsubscribe_url"] = preferences
+            if preferences not in body:
+                update["body"] = f"{body}{EMAIL_FOOTER}{preferences}"
         if draft.channel == "sms" and template.sms is not None:  # a China provider's registered template
             params = {name: render(source, context) for name, source in template.sms.params.items()}
             if self.links is not None:  # a link passed as a variable is shortened and tracked like one in the text

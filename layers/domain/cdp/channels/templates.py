@@ -34,6 +34,7 @@ def compile_template(source: str) -> Template:
 # What `cdp.channels.service.template_context` gives a template (a test keeps the two equal).
 TEMPLATE_NAMES = frozenset(
     {"person_id", "traits", "member_level", "points_balance", "family", "offer", "campaign_id", "step"}
+    | {"preferences_url"}  # the person's preference centre (given when links are tracked)
 )
 
 

@@ -178,11 +178,13 @@ def wrap_links(
     allowed_hosts: Collection[str] = (),
     html_text: bool = False,
     shorten: Callable[[str, str], str] | None = None,
+    untracked: tuple[str, ...] = (),
 ) -> str:
     """Rewrite the http(s) links of a rendered message into `{base_url}/r/{token}` links. Links a click could not
-    follow (http, a host outside `allowed_hosts`, too long) and links already tracked are left as they are.
-    `html_text`: the body is HTML, so `&amp;` in a link is an escaped `&`. `shorten(target, token)`: the token
-    becomes the short code it returns (an SMS: `cdp.connectors.short_links`)."""
+    follow (http, a host outside `allowed_hosts`, too long), links already tracked and links starting with one of
+    `untracked` (the preference centre's) are left as they are. `html_text`: the body is HTML, so `&amp;` in a link
+    is an escaped `&`. `shorten(target, token)`: the token becomes the short code it returns (an SMS:
+    `cdp.connectors.short_links`)."""
     prefix = f"{base_url.rstrip('/')}/r/"
 
     def wrap(found: re.Match[str]) -> str:
@@ -191,7 +193,7 @@ def wrap_links(
         while link and (link[-1] in ".,;:!?'" or (link[-1] == ")" and link.count(")") > link.count("("))):
             link, trail = link[:-1], link[-1] + trail
         target = html.unescape(link) if html_text else link
-        if target.startswith(prefix):
+        if target.startswith(prefix) or target.startswith(untracked):
             return found.group(0)
         try:
             check_target(target, allowed_hosts)
