@@ -159,7 +159,7 @@ def run_demo(
         _collector_skips_what_stages_keep(),
         LocalRuntime() as rt,
         DemoSenders(rt, _brand_id(brand)) as senders,
-        _Channels(rt, senders.senders()) as channels,
+        _Channels(rt, senders.sources()) as channels,
     ):
         store = DynamoTagStore(topology.PROFILES_TABLE.local_name, client=rt.client("dynamodb"))
         define_dynamic_audience(rt)  # set up before any event: tag_update keeps its membership current
@@ -187,7 +187,9 @@ def run_demo(
             campaign = _run_campaign(channels, state, store, progress, senders, seed)
         with _stage(state, "journeys"):
             task = progress.add_task("journeys: cart, birthday, cold snap", total=1)
+            followers = senders.know_followers()  # WeChat knows who follows the official account
             journeys = run_journey_scenes(rt, _brand_id(brand), utc_now(), seed, senders.with_sms_templates)
+            journeys["wechat_followers"] = followers
             journeys["provider_receipts"] = senders.post_receipts(seed + 1)
             journeys["message_status"] = senders.statuses(list(journeys["journeys"]))
             progress.update(task, completed=1)
@@ -245,9 +247,9 @@ class _Channels:
     connector is sent twice: each channel shows its dedupe.
     """
 
-    def __init__(self, rt: LocalRuntime, senders: dict[str, Any]) -> None:
+    def __init__(self, rt: LocalRuntime, providers: dict[str, Any]) -> None:
         self.rt = rt
-        self._sources_json = json.dumps({**demo_sources(rt.write_key), "senders": senders})
+        self._sources_json = json.dumps({**demo_sources(rt.write_key), **providers})
         self.sources: SourcesConfig = parse_sources(self._sources_json)
         ses = self.sources.ses
         self.signer = SnsSigner(ses.topic_arns[0], utc_now()) if ses else None

@@ -27,6 +27,14 @@ CART = "cart_recovery"
 BIRTHDAY = "demo_birthday_cake"
 COLD_SNAP = "demo_cold_snap"
 COLD_CITY = "Beijing"
+APP_OPT_IN_SHARE = 0.7  # app users who allow notifications when the app asks
+INBOX_READ_SHARE = 0.6  # buyers who read the tips in the app's inbox
+BIRTHDAY_WECHAT_TEMPLATE = "TM-birthday-cake-7d"  # chosen in the official account's console (the fake knows them)
+COLD_SNAP_WECHAT_TEMPLATE = "TM-weather-offer"
+WECHAT_TEMPLATES = {
+    BIRTHDAY_WECHAT_TEMPLATE: ("thing1", "thing2", "character_string3"),
+    COLD_SNAP_WECHAT_TEMPLATE: ("thing1", "thing2"),
+}
 CART_SKU = "CAKE-CHESTNUT-6IN"
 CART_SHOPPERS = 60
 BUYERS_SHARE = 0.35
@@ -44,17 +52,34 @@ def definitions(brand_id: str) -> list[dict[str, Any]]:
         "steps": [
             {
                 "send": {
-                    "channel": "sms",
+                    "channel": "wechat",  # a template message to followers of the official account, else an SMS
+                    "or_channels": ["sms"],
                     "template": {
                         "body": "{{ traits.name or 'Hi' }}, your birthday is coming: order a cake with "
-                        "{{ offer.code }} for a free candle set. Reply TD to opt out"
+                        "{{ offer.code }} for a free candle set. Reply TD to opt out",
+                        "wechat": {
+                            "template_id": BIRTHDAY_WECHAT_TEMPLATE,
+                            "fields": {
+                                "thing1": "{{ traits.name or '会员' }}",
+                                "thing2": "生日蛋糕 · 赠蜡烛套装",
+                                "character_string3": "{{ offer.code }}",
+                            },
+                            "url": "https://shop.example.cn/birthday",
+                        },
                     },
                     "offer": {"coupon_id": "bday-candles", "code": "BDAY"},
                 }
-            }
+            },
+            {
+                "send": {
+                    "channel": "webhook",  # the store's clienteling app: staff call to reserve the cake
+                    "purpose": "service",
+                    "template": {"body": "Birthday in a week: offer to reserve a cake for {{ traits.name or 'them' }}"},
+                }
+            },
         ],
         "reentry_after_days": 300,
-        "budget": budget,
+        "budget": {**budget, "cost_per_message_minor": {"sms": 5, "wechat": 1, "webhook": 0}},
         "holdout": 0.1,
     }
     cold = {
@@ -65,12 +90,20 @@ def definitions(brand_id: str) -> list[dict[str, Any]]:
         "steps": [
             {
                 "send": {
-                    "channel": "sms",
-                    "template": {"body": "Freezing out there: hot chocolate 2 for 1 today. Reply TD to opt out"},
+                    "channel": "push",  # to app users who allow notifications, else WeChat, else an SMS
+                    "or_channels": ["wechat", "sms"],
+                    "template": {
+                        "subject": "Hot chocolate 2 for 1",
+                        "body": "Freezing out there: hot chocolate 2 for 1 today. Reply TD to opt out",
+                        "wechat": {
+                            "template_id": COLD_SNAP_WECHAT_TEMPLATE,
+                            "fields": {"thing1": "热巧克力 买一送一", "thing2": "今日北京降温 暖一暖"},
+                        },
+                    },
                 }
             }
         ],
-        "budget": budget,
+        "budget": {**budget, "cost_per_message_minor": {"sms": 5, "push": 1, "wechat": 1}},
         "holdout": 0.1,
     }
     return [{**cart, "brand_id": brand_id}, birthday, cold]
@@ -89,6 +122,8 @@ def run_journey_scenes(
         call_api(rt, "POST", "/v1/campaigns", with_templates(definition))
         call_api(rt, "POST", f"/v1/campaigns/{definition['campaign_id']}/activate?brand_id={brand_id}")
     tick = topology.CAMPAIGN_TICK.local_name
+    # The app asks its users to allow notifications: most do (push and the in-app inbox)
+    opted_in = _app_opt_ins(rt, brand_id, now, seed)
 
     # Carts: shoppers add a cake; about a third order that cake within the hour, the rest get the journey's reminders
     shoppers = _shoppers(rt, brand_id, seed)
@@ -139,6 +174,9 @@ def run_journey_scenes(
     swept = rt.fire_schedule(tick, late).result["sweeps"]
     rt.drain()
 
+    # Buyers open the app: most read the tips in their inbox (each read is the message's receipt)
+    inbox_reads = _read_inboxes(rt, brand_id, buyers, seed)
+
     results = {
         cid: call_api(rt, "GET", f"/v1/campaigns/{cid}/journey?brand_id={brand_id}")
         for cid in (CART, BIRTHDAY, COLD_SNAP)
@@ -147,6 +185,8 @@ def run_journey_scenes(
         "sweeps": swept,
         "cart_shoppers": len(shoppers),
         "cart_buyers": len(buyers),
+        "app_opt_ins": opted_in,
+        "inbox_reads": inbox_reads,
         "journeys": {
             cid: {
                 "entered": r["entered"],
@@ -171,6 +211,65 @@ def _shoppers(rt: LocalRuntime, brand_id: str, seed: int) -> list[str]:
         if profile.brand_id == brand_id and profile.has_consent("sms") and (phone := _phone(profile))
     )
     return random.Random(seed).sample(phones, min(CART_SHOPPERS, len(phones)))
+
+
+def _app_opt_ins(rt: LocalRuntime, brand_id: str, now: datetime, seed: int) -> int:
+    """App users answer the app's notification prompt (`APP_OPT_IN_SHARE` allow it): push and in-app consent, by the
+    device the app runs on. Returns how many allowed."""
+    store = DynamoProfileStore(topology.PROFILES_TABLE.local_name, client=rt.client("dynamodb"))
+    devices = sorted(
+        device
+        for shard in range(4)
+        for profile in store.scan_shard(shard, 4)
+        if profile.brand_id == brand_id and not profile.merged_into and (device := _device(profile))
+    )
+    rng = random.Random(seed)
+    allowed = [d for d in devices if rng.random() < APP_OPT_IN_SHARE]
+    at = (now - timedelta(minutes=5)).isoformat()
+    events = [
+        {
+            "event_id": f"demo-app-opt-in-{channel}-{device}",
+            "event_type": "consent_changed",
+            "source": "app",
+            "brand_id": brand_id,
+            "occurred_at": at,
+            "identifiers": [{"type": "device_id", "value": device}],
+            "properties": {"channel": channel, "granted": True, "purpose": "marketing"},
+        }
+        for device in allowed
+        for channel in ("push", "inapp")
+    ]
+    _post(rt, events)
+    return len(allowed)
+
+
+def _device(profile: Profile) -> str | None:
+    return next(
+        (k.removeprefix("device_id:") for k in reversed(profile.identifiers) if k.startswith("device_id:")), None
+    )
+
+
+def _read_inboxes(rt: LocalRuntime, brand_id: str, phones: list[str], seed: int) -> dict[str, int]:
+    """The brand's app, for each buyer who opens it: a token from the brand's backend, the inbox listed, the newest
+    message read by most (`INBOX_READ_SHARE`)."""
+    rng = random.Random(seed + 7)
+    listed = read = 0
+    for phone in phones:
+        body = {"brand_id": brand_id, "identifier": {"type": "phone", "value": phone}, "valid_hours": 1}
+        token = call_api(rt, "POST", "/v1/inbox/tokens", body)["token"]
+        bearer = {"authorization": f"Bearer {token}"}
+        inbox = rt.http("GET", "/v1/inbox", b"", bearer)
+        if inbox.status != 200:
+            raise DemoFailed(f"GET /v1/inbox answered {inbox.status}: {inbox.body[:300]!r}")
+        messages = json.loads(inbox.body)["messages"]
+        listed += len(messages)
+        if messages and rng.random() < INBOX_READ_SHARE:
+            answer = rt.http("POST", f"/v1/inbox/{messages[0]['message_id']}/read", b"", bearer)
+            if answer.status != 200:
+                raise DemoFailed(f"reading an in-app message answered {answer.status}: {answer.body[:300]!r}")
+            read += 1
+    rt.drain()
+    return {"messages_listed": listed, "read": read}
 
 
 def _phone(profile: Profile) -> str | None:

@@ -24,6 +24,7 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     check_tag_families_batch_agreement_and_audiences(demo)
     check_the_journeys_ran_and_the_caps_stopped_some_messages(demo)
     check_coupons_were_issued_redeemed_and_expired_within_their_pool_and_points_earned(demo)
+    check_every_channel_delivered_and_its_receipts_moved_the_messages(demo)
 
 
 def check_every_state_machine_succeeds_and_files_are_written(demo: tuple[dict[str, Any], Path]) -> None:
@@ -129,3 +130,19 @@ def check_coupons_were_issued_redeemed_and_expired_within_their_pool_and_points_
     # the club programme's rules earned points on the live orders, and some members reached a higher level
     assert loyalty["members"] > 0 and loyalty["points_earned"] > 0
     assert set(loyalty["members_by_level"]) - {"basic"}, loyalty
+
+
+def check_every_channel_delivered_and_its_receipts_moved_the_messages(demo: tuple[dict[str, Any], Path]) -> None:
+    summary, _ = demo
+    statuses: dict[str, dict[str, int]] = {}
+    for part in (summary["campaign"]["message_status"], summary["journeys"]["message_status"]):
+        for channel, by_status in part.items():
+            for status, n in by_status.items():
+                statuses.setdefault(channel, {})[status] = statuses.get(channel, {}).get(status, 0) + n
+    # every channel sent through its provider's protocol (the loopback fakes, moto's SES and SNS, the inbox)
+    assert set(statuses) == {"sms", "email", "wechat", "push", "inapp", "webhook"}, statuses
+    # and every provider's receipts moved its messages past `sent`: SMS reports, SES events, WeChat's job-finish
+    # pushes, the app's push receipts, in-app reads (a webhook's 2xx is its only answer: it stays `sent`)
+    for channel in ("sms", "email", "wechat", "push", "inapp"):
+        assert set(statuses[channel]) & {"delivered", "opened", "clicked", "failed"}, (channel, statuses)
+    assert statuses["push"].get("opened", 0) > 0 and statuses["inapp"].get("opened", 0) > 0, statuses
