@@ -67,6 +67,23 @@ def test_sms_is_sent_as_promotional_from_the_origination_identity(sms_client: tu
     assert (receipt.provider_id, receipt.channel, receipt.message_id) == ("sms-123", "sms", message().message_id)
 
 
+def test_a_service_sms_is_sent_as_transactional(sms_client: tuple[Any, Stubber]) -> None:
+    client, stubber = sms_client
+    notice = message(purpose="service", body="Your order is ready")
+    stubber.add_response(
+        "send_text_message",
+        {"MessageId": "sms-124"},
+        expected_params={
+            "DestinationPhoneNumber": "+8613800138000",
+            "OriginationIdentity": "pool-abc",
+            "MessageBody": "Your order is ready",
+            "MessageType": "TRANSACTIONAL",
+            "Context": {"campaign_id": "spring-cake", "step": "touch1", "message_id": notice.message_id},
+        },
+    )
+    assert EndUserMessagingSmsChannel("pool-abc", client=client).send(notice).provider_id == "sms-124"
+
+
 def test_sms_throttling_is_a_rejection_safe_to_retry(sms_client: tuple[Any, Stubber]) -> None:
     # Given End User Messaging throttling the account
     client, stubber = sms_client

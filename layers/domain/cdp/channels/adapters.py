@@ -153,7 +153,8 @@ class EndUserMessagingSmsChannel(Channel):
             "DestinationPhoneNumber": message.address,
             "OriginationIdentity": self._origination,
             "MessageBody": message.body,
-            "MessageType": "PROMOTIONAL",
+            # carriers treat the two differently (delivery priority, opt-out rules, sending hours in some countries)
+            "MessageType": "TRANSACTIONAL" if message.purpose == "service" else "PROMOTIONAL",
             # Context comes back on delivery-status events, linking them to the campaign and message.
             "Context": {
                 "campaign_id": message.campaign_id,

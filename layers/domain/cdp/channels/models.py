@@ -183,6 +183,9 @@ class OutboundMessage(_Frozen):
     sign_name: str | None = Field(default=None, description="an SMS template's sign name, when not the account's")
     link: str | None = Field(default=None, description="where a tap leads: a mini-program page or a web page")
     unsubscribe_url: str | None = Field(default=None, description="the preference centre link (List-Unsubscribe)")
+    purpose: Literal["marketing", "service"] = Field(
+        default="marketing", description="service: an order or account notice (SMS: a transactional message type)"
+    )
     coupon_id: str | None = None
     created_at: datetime
 

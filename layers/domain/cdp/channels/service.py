@@ -430,6 +430,7 @@ def _send_one(
         address_scope=address.scope,
         body="",
         coupon_id=request.offer.reference if request.offer else None,
+        purpose=request.purpose,
         created_at=batch.now,
     )
     compose: Callable[[], OutboundMessage] = _Composer(batch, profile, draft, address_key(name, address), links, offers)
