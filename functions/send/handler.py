@@ -168,10 +168,24 @@ def order_handler(record: SendOrderRecord) -> None:
     each_part(_dead_letters(), record, record.body.detail.data.requests, "requests", deliver)
 
 
+@dataclass
+class _Invocation:
+    context: LambdaContext | None = None
+
+    def time_left(self) -> float:
+        """Seconds this invocation has left (no limit where the context cannot tell, as in a test's bare context)."""
+        remaining = getattr(self.context, "get_remaining_time_in_millis", None)
+        return remaining() / 1000 if callable(remaining) else float("inf")
+
+
+_INVOCATION = _Invocation()
+
+
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> Any:
+    _INVOCATION.context = context  # a batch that waits on a provider's rate stops in time (send_batch's time_left)
     if "Records" in event:  # journeys' send orders, through the send queue
         return process_partial_response(event=event, record_handler=order_handler, processor=processor, context=context)
     return send(SendBatchRequest.model_validate(event))
@@ -195,6 +209,7 @@ def send(request: SendBatchRequest) -> dict[str, Any]:
         spending=ports.spending,
         log=ports.log,
         dead_addresses=ports.dead,
+        time_left=_INVOCATION.time_left,
     )
     _ANNOUNCED.flush(_bus(), pack=repacked)  # a failure fails the batch: its retry issues nothing twice
     ports.journeys.tally(request.brand_id or "", request.campaign_id, journey_outcomes(request.run_id, result))
@@ -202,6 +217,8 @@ def send(request: SendBatchRequest) -> dict[str, Any]:
     metrics.add_metric(name="MessagesFailed", unit=MetricUnit.Count, value=result.failed)
     if result.deferred_quiet_hours:
         metrics.add_metric(name="MessagesDeferredQuietHours", unit=MetricUnit.Count, value=result.deferred_quiet_hours)
+    if result.deferred_rate_limit:
+        metrics.add_metric(name="MessagesDeferredRateLimit", unit=MetricUnit.Count, value=result.deferred_rate_limit)
     if result.suppressed_frequency_cap:
         metrics.add_metric(name="MessagesCapped", unit=MetricUnit.Count, value=result.suppressed_frequency_cap)
     if result.suppressed_offer:

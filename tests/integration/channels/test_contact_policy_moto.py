@@ -297,3 +297,29 @@ def test_a_step_with_several_channels_uses_the_preferred_then_the_first_with_con
         "fan": "wechat",
         "texter": "sms",
     }
+
+
+def test_a_batch_the_providers_rate_would_outlast_holds_the_rest_for_the_next_tick(db: Any) -> None:
+    # Given a batch of six and an invocation whose time runs out after two sends (a slow provider rate)
+    people = [f"p{n}" for n in range(6)]
+    profiles = InMemoryProfiles([person(p) for p in people])
+    deferred = DynamoDeferredSends(topology.CAMPAIGNS_TABLE.local_name, client=db)
+    contact = ContactRules(ORG, DynamoContactLedger(topology.LEDGER_TABLE.local_name, client=db), deferred)
+    channel, ledger = RecordingChannel(), InMemorySendLedger()
+    left = iter([60.0, 40.0, 19.0])
+    result = send_batch(
+        request("burst", people), profiles, profiles, ledger, {"sms": channel}, T0, contact=contact,
+        time_left=lambda: next(left),
+    )  # fmt: skip
+    # Then two left now and four are held (not failed, not claimed), as one request
+    assert (result.sent, result.deferred_rate_limit, result.failed) == (2, 4, 0)
+    assert channel.sent_to() == ["p0", "p1"]
+    # When the tick comes a minute later, the held request is ordered again through the send queue
+    orders = Orders()
+    assert release_deferred(deferred, orders, T0 + timedelta(seconds=30)) == 0
+    assert release_deferred(deferred, orders, T0 + timedelta(minutes=1)) == 1
+    [again] = orders.sent
+    assert again.person_ids == ["p2", "p3", "p4", "p5"] and again.batch_key is None
+    # And sending it delivers the other four (nobody twice)
+    rest = send_batch(again, profiles, profiles, ledger, {"sms": channel}, T0 + timedelta(minutes=1), contact=contact)
+    assert rest.sent == 4 and sorted(channel.sent_to()) == people

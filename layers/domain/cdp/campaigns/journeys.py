@@ -159,6 +159,7 @@ OUTCOMES = (
     "suppressed_list",
     "suppressed_offer",
     "deferred_quiet_hours",
+    "deferred_rate_limit",
     "held_stop_switch",
 )
 

@@ -313,6 +313,7 @@ class SendTally(BaseModel):
     duplicates_skipped: int = Field(default=0, ge=0)
     held_stop_switch: int = Field(default=0, ge=0, description="not sent: the brand's stop switch was on")
     deferred_quiet_hours: int = Field(default=0, ge=0, description="held until quiet hours end (then sent)")
+    deferred_rate_limit: int = Field(default=0, ge=0, description="held for the next tick by the provider's rate")
     suppressed_frequency_cap: int = Field(default=0, ge=0, description="not sent: a frequency cap was reached")
     failed: int = Field(default=0, ge=0)
     by_channel: dict[str, int] = Field(default_factory=dict)
@@ -328,6 +329,7 @@ class SendTally(BaseModel):
             duplicates_skipped=self.duplicates_skipped + other.duplicates_skipped,
             held_stop_switch=self.held_stop_switch + other.held_stop_switch,
             deferred_quiet_hours=self.deferred_quiet_hours + other.deferred_quiet_hours,
+            deferred_rate_limit=self.deferred_rate_limit + other.deferred_rate_limit,
             suppressed_frequency_cap=self.suppressed_frequency_cap + other.suppressed_frequency_cap,
             failed=self.failed + other.failed,
             by_channel=channels,

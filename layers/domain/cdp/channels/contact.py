@@ -47,11 +47,13 @@ class ContactLedger(ABC):
 
 
 class Deferrals(ABC):
-    """Sends held back by quiet hours, ordered again when they end (`cdp.campaigns.journeys_dynamodb`)."""
+    """Sends held back (by quiet hours, or by a provider's rate), ordered again by the tick once their time has come
+    (`cdp.campaigns.journeys_dynamodb`)."""
 
     @abstractmethod
     def defer(self, request: SendBatchRequest, until: datetime) -> None:
-        """Keep `request` (one person) to be ordered again at `until`."""
+        """Keep `request` (its persons: one held by quiet hours, the rest of a batch held by a rate) to be ordered
+        again at `until`."""
 
 
 def in_global_control(brand_id: str, person_id: str, share: float) -> bool:

@@ -216,6 +216,9 @@ class SendBatchResult(BaseModel):
     in_flight_skipped: int = Field(default=0, description="another live attempt holds the send lease")
     held_stop_switch: int = Field(default=0, description="not sent: the brand's stop switch was on")
     deferred_quiet_hours: int = Field(default=0, description="held until the quiet hours where the person is end")
+    deferred_rate_limit: int = Field(
+        default=0, description="held for the next tick: the provider's rate would have outlasted the invocation"
+    )
     suppressed_frequency_cap: int = Field(default=0, description="not sent: a frequency cap of the brand was reached")
     suppressed_global_control: int = Field(default=0, description="not sent: in the brand's global control group")
     suppressed_list: int = Field(default=0, description="not sent: on one of the brand's suppression lists")

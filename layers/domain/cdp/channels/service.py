@@ -7,7 +7,7 @@ import re
 import uuid
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from functools import partial
 from typing import Any, Literal
 
@@ -63,6 +63,8 @@ ADDRESS_TYPES: Mapping[ChannelName, IdentifierType | None] = {
 }
 MAX_REPORTED_FAILURES = 10
 MAX_REASON_CHARS = 200  # provider messages can be long (and may echo an address): keep the run log small
+SEND_TIME_RESERVE_S = 20.0  # an invocation stops sending with this much time left (one rate window and one call)
+RATE_DEFERRAL = timedelta(minutes=1)  # the persons it did not reach go with the next tick
 
 
 @dataclass(frozen=True)
@@ -300,9 +302,15 @@ def send_batch(
     spending: MessageSpending | None = None,
     log: MessageLog | None = None,
     dead_addresses: DeadAddresses | None = None,
+    time_left: Callable[[], float] | None = None,
 ) -> SendBatchResult:
     """Deliver the batch; one person's failure never loses the others. Raises ChannelError only when nothing of the
-    batch was delivered and something failed (so the state machine retries); failed sends stay claimable."""
+    batch was delivered and something failed (so the state machine retries); failed sends stay claimable.
+
+    `time_left`: seconds the invocation has left. A provider's rate limit makes a big batch wait for its places; once
+    less than `SEND_TIME_RESERVE_S` is left, the persons not reached yet are held (the contact rules' deferrals) and
+    ordered again by the next tick through the send queue, so a burst is spread over invocations instead of timing
+    out in one (`deferred_rate_limit`)."""
     for name in (request.channel, *request.or_channels):
         if name not in channels:
             raise InvalidInputError(f"no channel is wired for {name!r}", "channel")
@@ -328,7 +336,10 @@ def send_batch(
     if dead_addresses is not None and request.brand_id:  # one read per 100 candidate addresses of the batch
         keys = [key for profile in current.values() for key in candidate_keys(profile, request)]
         batch.dead = dead_addresses.dead(request.brand_id, keys) if keys else set()
-    for person_id in unique:
+    for n, person_id in enumerate(unique):
+        if time_left is not None and batch.contact is not None and time_left() < SEND_TIME_RESERVE_S:
+            _defer_rest(batch, unique[n:])  # the provider's rate would outlast the invocation: the tick sends them
+            break
         _send_one(batch, current.get(person_id), ledger, channels, seen_survivors, links, offers)
 
     result = batch.result
@@ -341,6 +352,17 @@ def send_batch(
         if batch.render_failures + batch.permanent_failures < result.failed:  # some may go on a retry
             raise ChannelError(f"all {result.failed} deliveries of the batch failed: {result.failures[:3]}")
     return result
+
+
+def _defer_rest(batch: _Batch, person_ids: list[str]) -> None:
+    """Hold the persons of the batch not reached yet, as one request, until the next tick orders them again. A store
+    failure fails the batch: its retry skips who was sent (the ledger) and holds the rest again."""
+    assert batch.contact is not None
+    request = batch.request
+    rest = SendBatchRequest.model_validate({**request.model_dump(), "batch_key": None, "person_ids": person_ids})
+    batch.contact.deferrals.defer(rest, batch.now + RATE_DEFERRAL)
+    batch.result.deferred_rate_limit += len(person_ids)
+    logger.warning("send batch held back: the provider's rate outlasts the invocation", held=len(person_ids))
 
 
 def _log_messages(batch: _Batch, log: MessageLog | None) -> None:
