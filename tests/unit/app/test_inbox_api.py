@@ -16,6 +16,7 @@ from cdp.app.inbox_api import (
     InboxApi,
     InboxNotConfiguredError,
     TokenRequest,
+    delivered_event_id,
     opened_event_id,
 )
 from cdp.app.person_events import ARCHIVE_SOURCE, EventSink, person_identifier
@@ -68,9 +69,9 @@ class MemoryInbox(Inbox):
         self.items[key] = new
         return new
 
-    def reported(self, message: InboxMessage) -> None:
+    def reported(self, message: InboxMessage, receipt: str = "opened") -> None:
         key = (message.brand_id, message.person_id, message.message_id)
-        self.items[key] = replace(self.items[key], opened_reported=True)
+        self.items[key] = replace(self.items[key], **{f"{receipt}_reported": True})
 
 
 class Profiles:
@@ -271,6 +272,27 @@ def test_a_read_is_published_once_as_a_receipt_the_message_log_understands() -> 
     assert (receipt.message_id, receipt.channel, receipt.status, receipt.at) == ("m-1", "inapp", "opened", read.read_at)
     # And the message is gone from the list
     assert world.api.messages(token).messages == []
+
+
+def test_the_first_list_that_shows_a_message_is_its_delivery_receipt() -> None:
+    world = World(person("p1", "phone:+8613900000001"))
+    world.inbox.put(message(1))
+    token = world.token()
+    # When the app lists the inbox twice, then reads the message
+    world.api.messages(token)
+    world.now += timedelta(minutes=1)
+    world.api.messages(token)
+    world.api.read(token, "m-1")
+    # Then one delivery (at the first list) and one open were published, which the message log understands
+    delivered, opened = (parse_event(e) for e in world.receipts.events)
+    assert delivered.event_id == delivered_event_id("m-1") and opened.event_id == opened_event_id("m-1")
+    receipt = receipt_of(delivered)
+    assert receipt is not None and (receipt.status, receipt.at) == ("delivered", T0 + timedelta(hours=1))
+    # And a message read before the app ever listed it is not reported delivered afterwards (opened ranks higher)
+    world.inbox.put(message(2, minutes=1))
+    world.api.read(token, "m-2")
+    world.api.messages(token)
+    assert [e["event_id"] for e in world.receipts.events][2:] == [opened_event_id("m-2")]
 
 
 def test_a_dismissal_without_a_read_is_the_open_and_hides_the_message() -> None:

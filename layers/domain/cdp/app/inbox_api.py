@@ -1,5 +1,6 @@
 """The in-app inbox API (`functions/inbox_api`): the brand's backend gets a per-person token, the app reads that
-person's inbox with it, and each read or dismissal is the message's `message_opened` receipt.
+person's inbox with it; the first list that shows a message is its `message_delivered` receipt, and its read or
+dismissal its `message_opened` receipt.
 
     POST /v1/inbox/tokens               API key with `inbox:issue` on the whole brand: {token, expires_at} for
                                         {brand_id, person_id} or {brand_id, identifier: {type, value, scope}}
@@ -214,12 +215,16 @@ class InboxApi:
         shown = [
             m for m in self._inbox.messages(token.brand_id, people) if m.dismissed_at is None and not m.expired(now)
         ]
+        listed = shown[:size]
+        for message in listed:  # the app has it now: delivered (once; an opened one was delivered already)
+            if not (message.delivered_reported or message.opened_reported):
+                self._report(profile, message, "list")
         return InboxView(
             brand_id=token.brand_id,
             person_id=profile.person_id,
             unread=sum(1 for m in shown if m.read_at is None),
             total=len(shown),
-            messages=[InboxEntry.of(m) for m in shown[:size]],
+            messages=[InboxEntry.of(m) for m in listed],
         )
 
     def read(self, token: InboxToken, message_id: str) -> InboxEntry:
@@ -242,28 +247,32 @@ class InboxApi:
         return InboxEntry.of(marked)
 
     def _report(self, profile: Profile, message: InboxMessage, action: str) -> None:
+        """The receipt of `action`: a list is the message's delivery, a read or a dismissal its open."""
         identifier = person_identifier(profile)
         if identifier is None:
             logger.warning(
-                "in-app message read by a person without identifiers: no receipt", message_id=message.message_id
+                "in-app message seen by a person without identifiers: no receipt", message_id=message.message_id
             )
             return
+        delivered = action == "list"
         properties = {"message_id": message.message_id, "channel": "inapp"}
+        if delivered:
+            properties["status"] = "delivered"
         if message.campaign_id:
             properties["campaign_id"] = message.campaign_id
         event = {
             "schema_version": "1",
-            "event_id": opened_event_id(message.message_id),
-            "event_type": "message_opened",
+            "event_id": delivered_event_id(message.message_id) if delivered else opened_event_id(message.message_id),
+            "event_type": "message_delivered" if delivered else "message_opened",
             "source": RECEIPT_SOURCE,
             "brand_id": message.brand_id,
-            "occurred_at": iso(message.read_at or self._now()),
+            "occurred_at": iso(self._now() if delivered else (message.read_at or self._now())),
             "identifiers": [identifier],
             "properties": properties,
             "context": {"inbox_action": action},
         }
-        if self._receipts.publish(event, request_id=f"inbox-{message.message_id}"):
-            self._inbox.reported(message)
+        if self._receipts.publish(event, request_id=f"inbox-{action}-{message.message_id}"):
+            self._inbox.reported(message, "delivered" if delivered else "opened")
 
     def _holder(self, token: InboxToken) -> tuple[Profile, list[str]]:
         """The token's person as they are now (merges followed), and every id their inbox is kept under."""
@@ -277,6 +286,11 @@ class InboxApi:
         if not secret:
             raise InboxNotConfiguredError("inbox tokens are not configured (the sources secret has no redirect)")
         return secret
+
+
+def delivered_event_id(message_id: str) -> str:
+    """The delivery's event id: the first list that shows the message."""
+    return f"inapp-delivered-{message_id}"
 
 
 def opened_event_id(message_id: str) -> str:

@@ -5,14 +5,15 @@ The inbox lives in the LEDGER table, beside the message log (`cdp.channels.messa
 
     INBOX#{brand}#{person} / MSG#{message_id}    title (the template's subject), body, link, campaign, step,
                                                  sent_at, read_at / dismissed_at once the app said so,
-                                                 opened_reported once its receipt was published; TTL `expires_at`
+                                                 delivered_reported / opened_reported once those receipts were
+                                                 published; TTL `expires_at`
                                                  (30 days after it was sent)
 
 The sort key is the message id, so a read or a dismissal is one keyed write; the list reads the person's whole
 partition (a month of one person's messages, bounded by the brand's frequency caps; at most `MAX_LISTED` items are
-read) and orders it newest first, which the unread count needs anyway. A message is `delivered` once it is in the
-inbox: the channel emits no receipt (the send records it `sent`); the app's read or dismissal is its
-`message_opened` receipt (`cdp.app.inbox_api`).
+read) and orders it newest first, which the unread count needs anyway. The send records a message `sent`; the app's
+first list that shows it is its `message_delivered` receipt, and its read or dismissal its `message_opened` receipt
+(`cdp.app.inbox_api`).
 
 The address of an in-app message is the person id itself (like the webhook's): a person merged into another keeps
 their partition, and the survivor's inbox shows both (`InboxChannel` writes under the id the send resolved).
@@ -25,7 +26,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -45,6 +46,7 @@ PROVIDER = "inapp"
 RETENTION = timedelta(days=30)
 MAX_LISTED = 1000  # items read per person partition (a month of one person's in-app messages is far fewer)
 MESSAGE_PREFIX = "MSG#"
+Receipt = Literal["delivered", "opened"]
 _PK = topology.LEDGER_TABLE.partition_key
 _SK = topology.LEDGER_TABLE.sort_key
 _TTL = topology.LEDGER_TABLE.ttl_attribute or "expires_at"
@@ -78,6 +80,7 @@ class InboxMessage:
     read_at: datetime | None = None
     dismissed_at: datetime | None = None
     opened_reported: bool = False  # its message_opened receipt was published
+    delivered_reported: bool = False  # its message_delivered receipt was published (the app listed it)
 
     @property
     def status(self) -> str:
@@ -112,8 +115,8 @@ class Inbox(ABC):
         the message is gone (its expiry swept it since it was found)."""
 
     @abstractmethod
-    def reported(self, message: InboxMessage) -> None:
-        """Its message_opened receipt was published."""
+    def reported(self, message: InboxMessage, receipt: Receipt = "opened") -> None:
+        """Its message_opened (or message_delivered) receipt was published."""
 
 
 class DynamoInbox(Inbox):
@@ -187,12 +190,12 @@ class DynamoInbox(Inbox):
             raise StoreError(f"marking in-app message {message.message_id} failed: {exc}") from exc
         return _message(new)
 
-    def reported(self, message: InboxMessage) -> None:
+    def reported(self, message: InboxMessage, receipt: Receipt = "opened") -> None:
         try:
             self._db.update_item(
                 TableName=self._table,
                 Key=_key(message),
-                UpdateExpression="SET opened_reported = :yes",
+                UpdateExpression=f"SET {receipt}_reported = :yes",
                 ConditionExpression="attribute_exists(#pk)",
                 ExpressionAttributeNames={"#pk": _PK},
                 ExpressionAttributeValues={":yes": {"BOOL": True}},
@@ -308,4 +311,5 @@ def _message(item: dict[str, Any]) -> InboxMessage:
         read_at=when("read_at"),
         dismissed_at=when("dismissed_at"),
         opened_reported=bool(item.get("opened_reported", {}).get("BOOL", False)),
+        delivered_reported=bool(item.get("delivered_reported", {}).get("BOOL", False)),
     )
