@@ -33,6 +33,15 @@ account at `rate_per_second = rate`.
    function, and everything the receipt events then wake (identity files them on the person's timeline, tags,
    journeys), with the message log's own part (the receipts queue and function, the conditional update, the counts)
    shown by function (`cost_per_1m_receipts.by_function.message_receipts`).
+4. Preference changes: every marketing e-mail of step 1 names its preference link in `List-Unsubscribe` (captured
+   as the SendEmail leaves for moto's SES); a mail client's one-click unsubscribe (RFC 8058: `POST` of the body
+   `List-Unsubscribe=One-Click`) is posted to each message's `/v1/preferences/{token}` through the HTTP API, one
+   request each (the warm-up message's first: the preference centre's cold start), then drained. The preference
+   centre function publishes a `consent_changed` event (the raw archive, the dedupe, the bus) that the profile
+   folds and the message log files (the message ends `unsubscribed`). Priced per 1M changes: the HTTP API request,
+   the function's Lambda time and calls, and everything the event wakes (`cost_per_1m_preference_changes_usd`, by
+   function and service, calls per change by operation); the run's counts in the message log
+   (`after_preference_changes.*`) and the persons' profiles (`email_consent_withdrawn`) say what moved.
 """
 
 from __future__ import annotations
@@ -46,7 +55,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from cdp_local import cost_model
 from cdp_local.aws_costs import ApiCallCounter, OpUsage
@@ -68,6 +77,7 @@ STEP = "touch1"
 MAX_BATCH = 500  # SendBatchRequest.person_ids
 RECEIPTS_PER_POST = 100
 FAILED_EVERY = 20  # one receipt in 20 reports a failure
+ONE_CLICK_BODY = b"List-Unsubscribe=One-Click"  # RFC 8058: what a mail client posts to the List-Unsubscribe URL
 
 
 def campaign_of(channel: str, warm: bool = False) -> str:
@@ -152,13 +162,18 @@ class _TimedWebhookReceiver(FakeWebhookReceiver):
 
 
 @contextmanager
-def _ses_arrivals(arrivals: list[float]) -> Iterator[None]:
+def _ses_arrivals(arrivals: list[float], unsubscribe: dict[str, str]) -> Iterator[None]:
     """When each SendEmail reached SES (moto): noted as the request leaves the default session's clients, ahead of
-    moto's own handler of it."""
+    moto's own handler of it; with the e-mail's `List-Unsubscribe` URL (its preference link) by our message id (the
+    `message_id` tag)."""
     import boto3
 
-    def noted(**_: Any) -> None:
+    def noted(request: Any = None, **_: Any) -> None:
         arrivals.append(time.time())
+        if request is not None and request.body:
+            message_id, url = _unsubscribe_of(json.loads(request.body))
+            if message_id and url:
+                unsubscribe[message_id] = url
 
     if boto3.DEFAULT_SESSION is None:
         boto3.setup_default_session()
@@ -169,6 +184,14 @@ def _ses_arrivals(arrivals: list[float]) -> Iterator[None]:
         yield
     finally:
         events.unregister("before-send.sesv2.SendEmail", noted)
+
+
+def _unsubscribe_of(params: dict[str, Any]) -> tuple[str | None, str | None]:
+    """(the message_id tag, the List-Unsubscribe URL without its angle brackets) of a SendEmail's parameters."""
+    tags = {tag.get("Name"): tag.get("Value") for tag in params.get("EmailTags", [])}
+    headers = params.get("Content", {}).get("Simple", {}).get("Headers", [])
+    url = next((h.get("Value", "") for h in headers if h.get("Name", "").lower() == "list-unsubscribe"), None)
+    return tags.get("message_id"), url.strip().removeprefix("<").removesuffix(">") if url else None
 
 
 def rate_windows(arrivals: Sequence[float]) -> tuple[int, int, int]:
@@ -383,8 +406,18 @@ class _Receipts:
     counts: dict[str, int] = field(default_factory=dict)  # the run's messages by status, after the receipts
 
 
+@dataclass
+class _PreferenceChanges:
+    posted: int  # one-click unsubscribes, one per e-mail of the step
+    usage: dict[str, OpUsage]
+    by_function: dict[str, dict[str, OpUsage]]
+    counts: dict[str, int] = field(default_factory=dict)  # the run's e-mails by status, after the changes
+    withdrawn: int = 0  # of the step's persons, those whose e-mail marketing consent is now withdrawn
+
+
 def channels_benchmark(messages: int = 200, rate: float = 50.0) -> dict[str, Metric]:
-    """Send `messages` per channel at `rate` messages/s per account, post their receipts back, and price both."""
+    """Send `messages` per channel at `rate` messages/s per account, post their receipts back, unsubscribe each
+    e-mail's person through its one-click link, and price all three."""
     from cdp.connectors.aws import SecretsManagerSources
     from cdp_local.runtime import LocalRuntime
     from cdp_local.runtime.core import _session as runtime_session
@@ -408,9 +441,10 @@ def channels_benchmark(messages: int = 200, rate: float = 50.0) -> dict[str, Met
             for ch in CHANNELS:
                 run.send_step(ch)
             run.receipts()
+            run.preference_changes()
     finally:
         counter.uninstall()
-    return _report(messages, rate, run.sent, run.receipted)
+    return _report(messages, rate, run.sent, run.receipted, run.preferences)
 
 
 class _Run:
@@ -425,7 +459,8 @@ class _Run:
         self.messages = messages
         self.rate = rate
         self.ses_times: list[float] = []
-        stack.enter_context(_ses_arrivals(self.ses_times))
+        self.unsubscribe_urls: dict[str, str] = {}  # each e-mail's List-Unsubscribe URL by message id
+        stack.enter_context(_ses_arrivals(self.ses_times, self.unsubscribe_urls))
         self.aliyun = stack.enter_context(FakeAliyunSms())
         self.aliyun.register_template(SMS_TEMPLATE, "冬季蛋糕上市，详情 ${link} 回TD退订")
         self.wechat = stack.enter_context(FakeWeChatApi())
@@ -435,6 +470,7 @@ class _Run:
         self.person_ids: dict[str, list[str]] = {}  # per channel; the first one is the warm-up's
         self.sent: dict[str, _Sent] = {}
         self.receipted: dict[str, _Receipts] = {}
+        self.preferences: _PreferenceChanges | None = None
         self._warm: dict[str, int] = {}
         self._nonces = itertools.count(1)
 
@@ -585,6 +621,49 @@ class _Run:
             got.counts = log.counts(BRAND, campaign_id).get(run_of(campaign_id), {}).get(ch, {})
             self.receipted[ch] = got
 
+    def preference_changes(self) -> None:
+        """Each e-mail's one-click unsubscribe to the preference link its List-Unsubscribe names: the warm-up's first
+        (the preference centre's cold start), then the step's, metered; then the run's counts in the message log and
+        the persons' e-mail consent."""
+        from cdp import topology
+        from cdp.channels.messages import DynamoMessageLog
+        from cdp.channels.models import message_id_for
+        from cdp.profile.dynamodb import DynamoProfileStore
+
+        paths: list[str] = []
+        for warm, persons in ((True, self.person_ids["email"][:1]), (False, self.person_ids["email"][1:])):
+            campaign_id = campaign_of("email", warm)
+            for person in persons:
+                message_id = message_id_for(campaign_id, STEP, person)
+                url = self.unsubscribe_urls.get(message_id)
+                if url is None:
+                    raise RuntimeError(f"e-mail {message_id} reached SES without a List-Unsubscribe header")
+                paths.append(urlsplit(url).path)
+        self._post_one_click(paths[:1])
+        self.counter.reset()
+        self._post_one_click(paths[1:])
+        got = _PreferenceChanges(len(paths) - 1, self.counter.settled(), self.counter.function_usage())
+        db = self.rt.client("dynamodb")
+        log = DynamoMessageLog(topology.LEDGER_TABLE.local_name, client=db)
+        campaign_id = campaign_of("email")
+        got.counts = log.counts(BRAND, campaign_id).get(run_of(campaign_id), {}).get("email", {})
+        profiles = DynamoProfileStore(topology.PROFILES_TABLE.local_name, client=db)
+        found = profiles.get_many(self.person_ids["email"][1:])
+        got.withdrawn = sum(1 for profile in found.values() if not profile.has_consent("email"))
+        self.preferences = got
+
+    def _post_one_click(self, paths: list[str]) -> None:
+        """A mail client's one-click unsubscribe (RFC 8058) to each preference link, one request each."""
+        body, headers = ONE_CLICK_BODY, {"content-type": "application/x-www-form-urlencoded"}
+        for n, path in enumerate(paths, 1):
+            response = self.rt.http("POST", path, body, headers)
+            if response.status != 200:
+                raise RuntimeError(f"one-click unsubscribe: {response.status} {response.body[:300]!r}")
+            self.counter.add("apigateway.HttpApiRequest", {"http_api_requests": _http_units(body, headers, path)})
+            if n % RECEIPTS_PER_POST == 0:
+                self.rt.drain()
+        self.rt.drain()
+
     def _sms_receipts(self) -> _Posting:
         """Alibaba Cloud's delivery reports of everything sent (1 in 20 of the step's a failure)."""
         index = {_address("sms", i)["value"]: i for i in range(self.messages + 1)}
@@ -697,7 +776,13 @@ _ITEMS = {  # wru_by_item's kinds (the sort key's prefix) as the send path's ite
 }
 
 
-def _report(messages: int, rate: float, sent: dict[str, _Sent], receipts: dict[str, _Receipts]) -> dict[str, Metric]:
+def _report(
+    messages: int,
+    rate: float,
+    sent: dict[str, _Sent],
+    receipts: dict[str, _Receipts],
+    preferences: _PreferenceChanges | None = None,
+) -> dict[str, Metric]:
     out: dict[str, Metric] = {
         "channels.rate_per_second": {"value": rate, "unit": "messages/s each account may send (rate_per_second)"},
         "channels.messages_per_channel": {"value": messages, "unit": "messages, one campaign step per channel"},
@@ -716,6 +801,8 @@ def _report(messages: int, rate: float, sent: dict[str, _Sent], receipts: dict[s
             out[f"channels.calls_per_send.{op}"] = {"value": round(usage.calls / n_sends, 3), "unit": "calls"}
     if receipts:
         out |= _receipt_metrics(messages, receipts)
+    if preferences is not None:
+        out |= _preference_metrics(messages, preferences)
     return out
 
 
@@ -796,17 +883,49 @@ def _receipt_metrics(messages: int, receipts: dict[str, _Receipts]) -> dict[str,
             }
         for fn, ops in got.by_function.items():
             by_function[fn].append(ops)
-            out |= _function_cost(f"{prefix}.cost_per_1m_receipts.by_function.{fn}.usd", ops, got.posted)
+            out |= _function_cost(f"{prefix}.cost_per_1m_receipts.by_function.{fn}.usd", ops, got.posted, "receipts")
     n_receipts = sum(got.posted for got in receipts.values())
     merged = _merge(*(got.usage for got in receipts.values()))
     note = f"{', '.join(receipts)} receipts alike: from the provider's receipt to the message log, and what they wake"
     out |= _priced("channels", "receipt", merged, n_receipts, note)
     out |= _by_service("channels.cost_per_1m_receipts", merged, n_receipts)
     for fn, parts in sorted(by_function.items()):
-        out |= _function_cost(f"channels.cost_per_1m_receipts.by_function.{fn}.usd", _merge(*parts), n_receipts)
+        out |= _function_cost(
+            f"channels.cost_per_1m_receipts.by_function.{fn}.usd", _merge(*parts), n_receipts, "receipts"
+        )
     return out
 
 
-def _function_cost(name: str, usage: dict[str, OpUsage], n: int) -> dict[str, Metric]:
+def _preference_metrics(messages: int, got: _PreferenceChanges) -> dict[str, Metric]:
+    n = got.posted
+    out: dict[str, Metric] = {
+        "channels.email.preference_changes": {
+            "value": n,
+            "unit": "one-click unsubscribes (RFC 8058), one request each to the e-mail's List-Unsubscribe URL",
+        }
+    }
+    note = "a one-click unsubscribe: the HTTP API, the preference centre, and what its consent_changed event wakes"
+    out |= _priced("channels", "preference_change", got.usage, n, note)
+    out |= _by_service("channels.cost_per_1m_preference_changes", got.usage, n)
+    for op, usage in sorted(got.usage.items()):
+        if usage.calls and _sdk_call(op):
+            out[f"channels.calls_per_preference_change.{op}"] = {"value": round(usage.calls / n, 3), "unit": "calls"}
+    for fn, ops in sorted(got.by_function.items()):
+        out |= _function_cost(
+            f"channels.cost_per_1m_preference_changes.by_function.{fn}.usd", ops, n, "preference changes"
+        )
+    for status in ("unsubscribed", "delivered", "bounced", "sent"):
+        out[f"channels.email.after_preference_changes.{status}"] = {
+            "value": got.counts.get(status, 0),
+            "unit": f"e-mails of the step's {messages} (the run's counts in the message log)",
+        }
+    out["channels.email.email_consent_withdrawn"] = {
+        "value": got.withdrawn,
+        "unit": f"of the step's {messages} persons, whose e-mail marketing consent the profile now shows withdrawn",
+    }
+    return out
+
+
+def _function_cost(name: str, usage: dict[str, OpUsage], n: int, per: str) -> dict[str, Metric]:
     usd = _usd(usage)
-    return {name: {"value": round(usd * 1_000_000 / n, 3), "unit": "USD per 1M receipts"}} if usd > 0 else {}
+    return {name: {"value": round(usd * 1_000_000 / n, 3), "unit": f"USD per 1M {per}"}} if usd > 0 else {}

@@ -1,6 +1,7 @@
 """The channels benchmark at a small size and a low rate (10/s, so the rate limiter binds): every channel's messages
 reach their loopback provider without a second of the clock above the rate, the send path is priced item by item,
-and the receipts move the messages in the message log (the figures themselves: `cdp bench --suite channels`)."""
+the receipts move the messages in the message log, and each e-mail's one-click unsubscribe moves it to `unsubscribed`
+and withdraws its person's e-mail consent (the figures themselves: `cdp bench --suite channels`)."""
 
 from __future__ import annotations
 
@@ -80,3 +81,26 @@ def test_wechat_template_job_pushes_move_every_message(value: dict[str, float]) 
     assert value["channels.wechat.receipts_moved"] == MESSAGES
     assert value["channels.wechat.after_receipts.delivered"] == MESSAGES - 1
     assert value["channels.wechat.after_receipts.failed"] == 1
+
+
+def test_each_one_click_unsubscribe_moves_its_email_and_withdraws_consent(value: dict[str, float]) -> None:
+    # Given every e-mail of the step unsubscribed through the List-Unsubscribe URL it carried (one request each)
+    assert value["channels.email.preference_changes"] == MESSAGES
+    # Then every message ends unsubscribed, whatever its receipt said (delivered, or bounced), and every person's
+    # e-mail marketing consent is withdrawn in their profile
+    assert value["channels.email.after_preference_changes.unsubscribed"] == MESSAGES
+    for status in ("delivered", "bounced", "sent"):
+        assert value[f"channels.email.after_preference_changes.{status}"] == 0
+    assert value["channels.email.email_consent_withdrawn"] == MESSAGES
+    # And each change is priced: its HTTP API request, the archive, the dedupe and the bus in the preference centre,
+    # and the profile and the message log downstream
+    assert value["channels.cost_per_1m_preference_changes_usd"] > 0
+    calls = "channels.calls_per_preference_change"
+    assert value[f"{calls}.apigateway.HttpApiRequest"] == 1
+    assert value[f"{calls}.s3.PutObject"] == 1
+    assert value[f"{calls}.events.PutEvents"] >= 1
+    by_function = "channels.cost_per_1m_preference_changes.by_function"
+    for fn in ("preference_centre", "identity_merge", "message_receipts"):
+        assert value[f"{by_function}.{fn}.usd"] > 0
+    parts = sum(v for name, v in value.items() if name.startswith(by_function))
+    assert parts == pytest.approx(value["channels.cost_per_1m_preference_changes_usd"], abs=0.05)
