@@ -6,8 +6,10 @@ so a layer built here is byte-for-byte what a developer can inspect locally.
 
 Outputs, all under `.build/` (git-ignored):
   layers/domain/python/cdp/...   the domain package, copied from layers/domain/cdp
-  layers/deps/python/...         powertools, pydantic, phonenumbers, email-validator, jinja2, defusedxml (+ closure)
+  layers/deps/python/...         powertools (+ the X-Ray SDK its Tracer imports), pydantic, phonenumbers,
+                                 email-validator, jinja2, defusedxml (+ closure)
   layers/ml/python/...           scikit-learn, scipy, numpy, joblib, threadpoolctl, stripped to fit 250 MB
+  layers/warehouse/python/...    duckdb (the warehouse export writes Parquet with it; ~70 MB)
   code/functions/...             the thin handlers, so `functions.<name>.handler.lambda_handler` resolves
 
 Third-party layers are installed by pip for the Lambda platform (`--platform manylinux_2_28_x86_64`, wheels only)
@@ -61,6 +63,8 @@ class ThirdPartyLayer:
     requirements: tuple[str, ...]  # top-level distributions; versions come from requirements.lock
     closure: frozenset[str]  # every distribution the layer may contain (normalized names)
     strip: tuple[tuple[str, ...], tuple[str, ...]] = _PYCACHE_ONLY  # (directory names, file globs) to delete
+    # installed without their own dependencies: what they need beside the layer's closure, the runtime ships
+    without_dependencies: tuple[str, ...] = ()
 
 
 DEPS_LAYER = ThirdPartyLayer(
@@ -75,7 +79,11 @@ DEPS_LAYER = ThirdPartyLayer(
         "cryptography",  # SNS signature checks (SES feedback), AES-GCM in tracked links
         "pyyaml",  # the tag catalog
         "tzdata",  # IANA zones for zoneinfo (campaign schedules): the runtime image need not carry them
+        "wrapt",  # aws-xray-sdk's one dependency the runtime does not ship
     ),
+    # Powertools' Tracer imports the X-Ray SDK as it is made (even with tracing disabled); the SDK's other dependency
+    # is botocore, which the runtime ships and a layer must not carry
+    without_dependencies=("aws-xray-sdk",),
     closure=frozenset(
         {
             "aws-lambda-powertools",
@@ -97,6 +105,8 @@ DEPS_LAYER = ThirdPartyLayer(
             "pycparser",
             "pyyaml",
             "tzdata",
+            "aws-xray-sdk",
+            "wrapt",
         }
     ),
 )
@@ -106,7 +116,13 @@ ML_LAYER = ThirdPartyLayer(
     closure=frozenset({"scikit-learn", "joblib", "numpy", "scipy", "threadpoolctl", "narwhals", "cloudpickle"}),
     strip=_ML_STRIP,
 )
-THIRD_PARTY_LAYERS = (DEPS_LAYER, ML_LAYER)
+WAREHOUSE_LAYER = ThirdPartyLayer(
+    name="warehouse",
+    requirements=("duckdb",),  # Parquet for the warehouse export (its Parquet and JSON readers are built in)
+    closure=frozenset({"duckdb"}),
+    strip=_ML_STRIP,  # its type stubs only
+)
+THIRD_PARTY_LAYERS = (DEPS_LAYER, ML_LAYER, WAREHOUSE_LAYER)
 
 
 def normalize(name: str) -> str:
@@ -245,7 +261,7 @@ def _strip(site: Path, dir_names: tuple[str, ...], file_globs: tuple[str, ...]) 
                 path.unlink()
 
 
-def _pip_install(target: Path, requirements: list[str], constraints: list[str]) -> None:
+def _pip_install(target: Path, requirements: list[str], constraints: list[str], no_deps: bool = False) -> None:
     constraints_file = target.parent / f".{target.parent.name}.constraints.txt"
     constraints_file.write_text("\n".join(constraints) + "\n", encoding="utf-8")
     platform_args = [arg for platform in LAMBDA_PLATFORMS for arg in ("--platform", platform)]
@@ -263,6 +279,7 @@ def _pip_install(target: Path, requirements: list[str], constraints: list[str]) 
         "--python-version",
         LAMBDA_PYTHON_VERSION,
         "--only-binary=:all:",
+        *(["--no-deps"] if no_deps else []),
         *platform_args,
         "--constraint",
         str(constraints_file),
@@ -280,6 +297,7 @@ def _pip_install(target: Path, requirements: list[str], constraints: list[str]) 
 def build_third_party_layer(layer: ThirdPartyLayer, *, force: bool = False, lock_file: Path = LOCK_FILE) -> Path:
     pins = read_lock(lock_file)
     requirements = _pinned(layer, pins)
+    bare = [f"{name}=={pins[normalize(name)]}" for name in layer.without_dependencies]
     constraints = _closure_pins(layer, pins)
     inputs = json.dumps(
         {
@@ -287,6 +305,7 @@ def build_third_party_layer(layer: ThirdPartyLayer, *, force: bool = False, lock
             "python": LAMBDA_PYTHON_VERSION,
             "platforms": LAMBDA_PLATFORMS,
             "requirements": requirements,
+            "without_dependencies": bare,
             "constraints": constraints,
             "strip": layer.strip,
         },
@@ -300,6 +319,8 @@ def build_third_party_layer(layer: ThirdPartyLayer, *, force: bool = False, lock
         site = tmp / "python"
         site.mkdir(parents=True)
         _pip_install(site, requirements, constraints)
+        if bare:
+            _pip_install(site, bare, constraints, no_deps=True)
         installed = _installed_distributions(site)
         if forbidden := installed & FORBIDDEN_IN_LAYERS:
             raise LayerBuildError(f"layer {layer.name}: {sorted(forbidden)} must come from the Lambda runtime")

@@ -22,6 +22,7 @@ from infra.components.monitoring import Monitoring, work_queue_age_limit
 from infra.components.schedules import Schedules
 from infra.components.state_machines import StateMachines
 from infra.components.storage import Storage
+from infra.components.warehouse import Warehouse
 from infra.config import DeployConfig
 
 STATEMACHINES_DIR = Path(__file__).resolve().parent / "statemachines"
@@ -30,7 +31,7 @@ STATEMACHINES_DIR = Path(__file__).resolve().parent / "statemachines"
 def _default_function_assets() -> FunctionAssets:
     return FunctionAssets(
         code_dir=layers.CODE_DIR,
-        layer_dirs={name: layers.layer_dir(name) for name in ("domain", "deps", "ml")},
+        layer_dirs={name: layers.layer_dir(name) for name in ("domain", "deps", "ml", "warehouse")},
     )
 
 
@@ -121,6 +122,8 @@ class CdpStack(Stack):
                 description="cdp-history-import: a brand's past events dropped under imports/history/",
                 enable_notifications=import_machine is None,  # the file imports' trigger turned them on already
             )
+        # the Glue catalog over warehouse/ (the export function is scheduled with the others)
+        self.warehouse = Warehouse(self, "Warehouse", bucket=self.storage.data_bucket)
         self.monitoring = Monitoring(self, "Monitoring", alarm_email=config.alarm_email)
         self.monitoring.alarm_on_functions(self.functions.by_key)
         self.monitoring.alarm_on_http_api(self.http_api.api)

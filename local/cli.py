@@ -15,6 +15,7 @@ from rich.table import Table
 
 from cdp_local.cli_audience import audience_app
 from cdp_local.cli_campaign import campaign_app
+from cdp_local.cli_export import export_app
 from cdp_local.cli_identity import identity_app
 from cdp_local.cli_import import import_app
 from cdp_local.cli_loyalty import loyalty_app
@@ -42,6 +43,7 @@ app.add_typer(promotion_app, name="promotion")
 app.add_typer(loyalty_app, name="loyalty")
 app.add_typer(tags_app, name="tags")
 app.add_typer(migrate_app, name="migrate")
+app.add_typer(export_app, name="export")
 console = Console()
 
 

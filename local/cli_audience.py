@@ -1,6 +1,7 @@
 """`cdp audience ...`: audience packages over the HTTP API of a running `cdp serve` (or a deployment, with a key
 holding audiences:read / audiences:write and no org scope): define, validate, list, show, size, preview, export,
-snapshots, delete. Definitions are YAML or JSON files, one audience per file."""
+snapshots, delete; activate (a snapshot uploaded, hashed, to a brand's ad account) and activations. Definitions are
+YAML or JSON files, one audience per file."""
 
 from __future__ import annotations
 
@@ -265,3 +266,85 @@ def delete(
         typer.confirm(f"Delete audience {audience_id}?", abort=True)
     tombstone = ApiCaller(url, api_key).call("DELETE", f"/v1/audiences/{segment(audience_id)}")
     console.print(f"deleted {escape(audience_id)} (version {tombstone['version']})")
+
+
+PlatformOption = typer.Option(..., "--platform", help="tencent_ads or ocean_engine")
+
+
+def _counts_line(counts: dict[str, int]) -> str:
+    left = ", ".join(f"{k} {v:,}" for k, v in counts.items() if v and k not in ("members", "uploaded", "identifiers"))
+    return (
+        f"{counts['members']:,} members read: [bold]{counts['uploaded']:,}[/bold] uploaded "
+        f"({counts['identifiers']:,} hashed identifiers)" + (f"; left out: {left}" if left else "")
+    )
+
+
+@audience_app.command()
+def activate(
+    audience_id: str = typer.Argument(...),
+    platform: str = PlatformOption,
+    brand: str = typer.Option("demo-brand", "--brand", help="whose ad account uploads (only its customers go)"),
+    snapshot: str | None = typer.Option(None, "--snapshot", help="the snapshot to upload (default: the latest)"),
+    consent: str = typer.Option(
+        "all", "--consent", help="members need marketing opt-in on this channel (all, sms, email, push, wechat)"
+    ),
+    resume: str | None = typer.Option(None, "--resume", help="continue this activation (in progress, or failed)"),
+    as_json: bool = JsonOption,
+    url: str = UrlOption,
+    api_key: str = KeyOption,
+) -> None:
+    """Upload a snapshot's members to the brand's ad account as hashed mobile numbers (a custom audience / data
+    source at the platform), part after part until complete: a large snapshot takes one request per 10,000 members."""
+    api = ApiCaller(url, api_key)
+    base = f"/v1/audiences/{segment(audience_id)}/activations"
+    try:
+        if resume is None:
+            body = {"brand_id": brand, "platform": platform, "consent_channel": consent, "in_parts": True}
+            record = api.call("POST", base, {**body, **({"snapshot_id": snapshot} if snapshot else {})})
+        else:
+            record = api.call("POST", f"{base}/{segment(resume)}/continue")
+        while record["status"] == "in_progress":
+            if not as_json:
+                console.print(f"part done: {record['next_offset']:,} of {record['snapshot_count']:,} members read")
+            record = api.call("POST", f"{base}/{segment(record['activation_id'])}/continue")
+    except typer.Exit:
+        console.print(
+            f"see `cdp audience activations {escape(audience_id)}`; a failed activation continues with --resume ID"
+        )
+        raise
+    if as_json:
+        dump(record)
+        return
+    where = record["platform_audience_id"] or "none (nobody to upload)"
+    console.print(
+        f"[green]{record['status']}[/green] activation {record['activation_id']} of {escape(audience_id)} "
+        f"(snapshot {record['snapshot_id']}) to {record['platform']}: platform audience {escape(str(where))}, "
+        f"{record['id_type']}, {len(record['file_refs'])} file(s)"
+    )
+    console.print(_counts_line(record["counts"]))
+
+
+@audience_app.command()
+def activations(
+    audience_id: str = typer.Argument(...), as_json: bool = JsonOption, url: str = UrlOption, api_key: str = KeyOption
+) -> None:
+    """An audience's activations to ad platforms, newest first."""
+    result = ApiCaller(url, api_key).call("GET", f"/v1/audiences/{segment(audience_id)}/activations")
+    if as_json:
+        dump(result)
+        return
+    table = Table(title=escape(f"activations of {audience_id}"), title_justify="left")
+    for column in ("activation", "brand", "platform", "status", "platform audience", "uploaded", "members", "started"):
+        table.add_column(column, no_wrap=column in ("activation", "platform", "status"))
+    for a in result["activations"]:
+        table.add_row(
+            a["activation_id"],
+            escape(a["brand_id"]),
+            a["platform"],
+            a["status"] + (f" ({escape(a['error_code'])})" if a.get("error_code") else ""),
+            escape(str(a["platform_audience_id"] or "")),
+            f"{a['counts']['uploaded']:,}",
+            f"{a['counts']['members']:,}",
+            a["started_at"],
+        )
+    console.print(table)

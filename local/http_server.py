@@ -7,7 +7,12 @@ Besides the API Gateway routes, the local server answers a few routes of its own
 what a deployment does with IAM rather than HTTP (they take the administrator key): `cdp import run` uploads a
 store file to `POST /_local/imports` (the file lands under imports/incoming/{brand}/{kind}/ and the import state
 machine starts, as the S3 -> EventBridge rule would start it), then polls `GET /_local/imports/{import id}` and reads
-`GET /_local/imports/{import id}/rejects`. Rows imported this way stay in the served runtime.
+`GET /_local/imports/{import id}/rejects`. Rows imported this way stay in the served runtime. `cdp export warehouse`
+runs the warehouse export with `POST /_local/warehouse` and fetches its Parquet files from `GET
+/_local/warehouse/files`.
+
+While it serves, the demo brand's ad accounts are loopback fakes of Tencent Ads and Ocean Engine
+(`cdp_local.fakes.ad_platforms`), named in the sources secret, so audience activations upload somewhere real.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from typing import Any, Literal
 from urllib.parse import parse_qs
 
 from cdp import topology
+from cdp_local.fakes.ad_platforms import LocalAdPlatforms
 from cdp_local.runtime import LocalRuntime
 
 log = logging.getLogger(__name__)
@@ -60,6 +66,7 @@ class LocalApiServer:
         self._threads: list[threading.Thread] = []
         self._server = ThreadingHTTPServer((host, port), _handler_class(self))
         self._server.daemon_threads = True
+        self.ad_platforms = LocalAdPlatforms(runtime)  # the demo brand's ad accounts (activation), on the loopback
 
     @property
     def url(self) -> str:
@@ -104,6 +111,8 @@ class LocalApiServer:
                 return answer, status in _TERMINAL
         if len(parts) == 2 and parts[0] == "schedules" and method == "POST":
             return _fire_schedule(self.runtime, parts[1], parse_qs(raw_query)), True
+        if parts[0] == "warehouse" and (method, parts[1:]) in (("POST", []), ("GET", ["files"])):
+            return _warehouse(self.runtime, method, parse_qs(raw_query)), False
         return _json(404, {"error": "not_found", "message": f"no local route {method} {raw_path}"}), False
 
     def _ticker(self) -> None:
@@ -126,6 +135,7 @@ class LocalApiServer:
                     log.exception("background drain failed")
 
     def start(self) -> LocalApiServer:
+        self.ad_platforms.start()
         serve = threading.Thread(target=self._server.serve_forever, name="cdp-http", daemon=True)
         self._threads.append(serve)
         if self.ticks:
@@ -151,6 +161,7 @@ class LocalApiServer:
         for thread in self._threads:
             thread.join(timeout=5)
         self._threads.clear()
+        self.ad_platforms.stop()
 
     def __enter__(self) -> LocalApiServer:
         return self.start()
@@ -219,6 +230,30 @@ def _fire_schedule(runtime: LocalRuntime, name: str, query: dict[str, list[str]]
         return _json(400, {"error": "invalid_request", "message": message, "field": "at"})
     firing = runtime.fire_schedule(name, at)
     return _json(200, {"schedule": name, "at": (at or datetime.now(UTC)).isoformat(), "result": firing.result})
+
+
+def _warehouse(runtime: LocalRuntime, method: str, query: dict[str, list[str]]) -> LocalAnswer:
+    """POST /_local/warehouse?brand=&since=YYYY-MM-DD: run the warehouse export (as its nightly schedule does);
+    GET /_local/warehouse/files: its tables' Parquet files as one zip (`cdp export warehouse`)."""
+    from datetime import date
+
+    from cdp_local.cli_export import run_export, warehouse_zip
+    from cdp_local.runtime import FunctionInvocationError
+
+    if method == "GET":
+        return 200, {"content-type": "application/zip"}, warehouse_zip(runtime)
+    brand = (query.get("brand") or [""])[0] or None
+    raw = (query.get("since") or [""])[0]
+    if brand is not None and not _BRAND.fullmatch(brand):
+        return _json(400, {"error": "invalid_request", "message": "brand is not a brand id", "field": "brand"})
+    try:
+        since = date.fromisoformat(raw) if raw else None
+    except ValueError:
+        return _json(400, {"error": "invalid_request", "message": "since must be a date, YYYY-MM-DD", "field": "since"})
+    try:
+        return _json(200, run_export(runtime, brand, since))
+    except FunctionInvocationError as exc:  # a failed run: what the schedule's failure queue would hold
+        return _json(500, {"error": "export_failed", "message": f"{exc.error_type}: {exc.error_message}"})
 
 
 def _json(status: int, body: Any) -> LocalAnswer:

@@ -1,4 +1,5 @@
-"""HTTP API: audience packages — define, validate, size, preview, export and list snapshots (see cdp.audiences)."""
+"""HTTP API: audience packages — define, validate, size, preview, export and list snapshots (see cdp.audiences);
+activate a snapshot to a brand's ad account and list the activations (see cdp.activation)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,12 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
-from cdp.app.audience_api import AudienceErrorBody, audience_id, int_query, json_body, options
+from cdp.activation.models import Activation, ActivationList, ActivationRequest
+from cdp.activation.platforms import SourceAdPlatforms
+from cdp.activation.service import ActivationFailed, ActivationService, ActivationStateError
+from cdp.activation.store import ActivationStore
+from cdp.app.audience_api import ActivationErrorBody, AudienceErrorBody, audience_id, int_query, json_body, options
+from cdp.app.audience_api import activation_id as parse_activation_id
 from cdp.audiences.models import (
     DEFAULT_SEGMENTS,
     AudienceDefinition,
@@ -29,7 +35,9 @@ from cdp.audiences.models import (
 from cdp.audiences.service import MAX_PREVIEW, AudienceInUseError, AudienceService, authorize_audiences
 from cdp.audiences.store import AudienceStore
 from cdp.audiences.validation import AudienceInvalidError
+from cdp.connectors.aws import SecretsManagerSources
 from cdp.ingest.aws import SecretsManagerKeyring
+from cdp.ingest.ports import ApiClient
 from cdp.observability import logger, metrics, tracer
 from cdp.org import load_org
 from cdp.profile.dynamodb import DynamoProfileStore
@@ -47,16 +55,23 @@ app = APIGatewayHttpResolver(enable_validation=False)
 class Dependencies:
     service: AudienceService
     keyring: SecretsManagerKeyring
+    activations: ActivationService
 
 
 @cache
 def dependencies() -> Dependencies:
     s = get_settings(AudienceApiSettings)
     objects = S3ObjectStore(s.data_bucket)
-    service = AudienceService(
-        AudienceStore(objects), DynamoProfileStore(s.profiles_table, org=load_org()), CatalogSource(objects)
-    )
-    return Dependencies(service=service, keyring=SecretsManagerKeyring(s.api_keys_secret_id))
+    audiences = AudienceStore(objects)
+    profiles = DynamoProfileStore(s.profiles_table, org=load_org())
+    service = AudienceService(audiences, profiles, CatalogSource(objects))
+    platforms = SourceAdPlatforms(SecretsManagerSources(s.sources_secret_id))
+    activations = ActivationService(audiences, profiles, load_org(), ActivationStore(objects), platforms)
+    return Dependencies(service=service, keyring=SecretsManagerKeyring(s.api_keys_secret_id), activations=activations)
+
+
+def _client() -> ApiClient:
+    return api_client(app.current_event, dependencies().keyring)
 
 
 def _service(*, write: bool = False) -> AudienceService:
@@ -80,11 +95,21 @@ def _ok(model: BaseModel, status: int = 200) -> Response[str]:
 
 def _docs(ok: dict[int, tuple[Any, str]], errors: tuple[int, ...]) -> dict[int, Any]:
     """`responses(...)` with the audience meanings of 404/409 and the 422 that lists every problem."""
-    out = responses(ok, [s for s in errors if s != 422])
+    out = responses(ok, [s for s in errors if s not in (422, 502)])
     if 404 in out:
         out[404]["description"] = "no such audience (or snapshot)"
     if 409 in out:
         out[409]["description"] = "other audiences reference this one"
+    if 502 in errors:  # activation: the platform refused for good (502) or for now (503); the record is in the body
+        failed = {"application/json": {"model": ActivationErrorBody}}
+        out[502] = {"description": "the ad platform refused (our account, token or request)", "content": failed}
+        if 409 in out:
+            out[409]["description"] = "the activation is complete, or a request is uploading it now"
+        out[503] = {
+            "description": "the ad platform is unavailable after the retries (or a dependency failed): "
+            "continue it later",
+            "content": failed,
+        }
     if 422 in errors:
         out[422] = {
             "description": "the definition is wrong: `errors` names every problem with its field path",
@@ -203,6 +228,44 @@ def snapshots(audience_id: str) -> Response[str]:
     return _ok(service.snapshots(_id(audience_id)))
 
 
+@app.post(
+    "/v1/audiences/<audience_id>/activations",
+    summary="Upload a snapshot's members (hashed) to the brand's ad account: a custom audience at the platform",
+    tags=["audiences"],
+    responses=_docs(
+        {201: (Activation, "complete, or in_progress (continue it) when in parts")}, (400, 401, 403, 404, 502, 503)
+    ),
+    openapi_extensions=body(ActivationRequest, "ActivationRequest"),
+)
+def activate(audience_id: str) -> Response[str]:
+    client = _client()
+    request = options(ActivationRequest, text_body(app.current_event))
+    return _ok(dependencies().activations.activate(client, _id(audience_id), request), 201)
+
+
+@app.post(
+    "/v1/audiences/<audience_id>/activations/<activation_id>/continue",
+    summary="Upload the next part of an activation in parts (or run a failed part again)",
+    tags=["audiences"],
+    responses=_docs({200: (Activation, "complete, or in_progress")}, (400, 401, 403, 404, 409, 502, 503)),
+)
+def continue_activation(audience_id: str, activation_id: str) -> Response[str]:
+    client = _client()
+    found = _id(audience_id)
+    return _ok(dependencies().activations.resume(client, found, parse_activation_id(unquote(activation_id))))
+
+
+@app.get(
+    "/v1/audiences/<audience_id>/activations",
+    summary="An audience's activations (those of the brands the key sees), newest first",
+    tags=["audiences"],
+    responses=_docs({200: (ActivationList, "ok")}, (400, 401, 403, 404, 503)),
+)
+def activations(audience_id: str) -> Response[str]:
+    client = _client()
+    return _ok(dependencies().activations.activations(client, _id(audience_id)))
+
+
 # ---- errors: typed, mapped in one place ---------------------------------------------------------------------------
 
 
@@ -215,6 +278,19 @@ def _invalid_audience(exc: AudienceInvalidError) -> Response[str]:
 @app.exception_handler(AudienceInUseError)
 def _in_use(exc: AudienceInUseError) -> Response[str]:
     return error_response(409, "audience_in_use", str(exc))
+
+
+@app.exception_handler(ActivationStateError)
+def _activation_state(exc: ActivationStateError) -> Response[str]:
+    return error_response(409, "activation_state", str(exc))
+
+
+@app.exception_handler(ActivationFailed)
+def _activation_failed(exc: ActivationFailed) -> Response[str]:
+    """Refused for good: 502 (our account, token or request; retrying will not help); else 503 (continue it)."""
+    status, code = (502, "ad_platform_refused") if exc.permanent else (503, "ad_platform_unavailable")
+    activation = exc.activation.model_dump(mode="json")
+    return error_response(status, code, str(exc), platform_code=exc.code, activation=activation)
 
 
 map_common_errors(app, logger, "audience API")

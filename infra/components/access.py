@@ -22,6 +22,7 @@ from cdp import topology
 from cdp.audiences.models import AUDIENCES_PREFIX, DEFINITIONS_PREFIX
 from cdp.imports import keys as imports
 from cdp.tags.catalog_source import CATALOG_PREFIX
+from cdp.warehouse.schema import ERASURES_PREFIX as WAREHOUSE_ERASURES_PREFIX
 from infra.config import DeployConfig
 from infra.nag import XRAY_REASON, acknowledge, arn_ref, nag_resource
 
@@ -148,6 +149,7 @@ def _audience_api(fn: lambda_.Function, r: Resources) -> None:
     _read(fn, r, CATALOG_PREFIX)
     _missing_keys_answer_404(fn, r.bucket)  # GET /v1/audiences/{id} of an unknown id is a 404, not a 503
     r.api_keys.grant_read(fn)
+    r.sources.grant_read(fn)  # the brands' ad accounts: activation uploads (records under audiences/activations/)
 
 
 def _campaign_api(fn: lambda_.Function, r: Resources) -> None:
@@ -318,6 +320,7 @@ ERASED_PREFIXES = (
     topology.OUTBOX_PREFIX,
     topology.IMPORTS_PREFIX,  # dropped files, their rejects and reports lose the person's rows
     topology.REJECTS_PREFIX,  # pulled platform records that were not ingested
+    WAREHOUSE_ERASURES_PREFIX,  # the request the warehouse export applies to its Parquet (cdp.warehouse.erasure)
 )
 """Where an erasure (`cdp.privacy`) finds a person's data in the bucket: it rewrites or deletes those objects."""
 
@@ -411,6 +414,15 @@ def _platform_pull(fn: lambda_.Function, r: Resources) -> None:
     r.sources.grant_read(fn)  # the shops' app keys, secrets and sessions
 
 
+def _warehouse_export(fn: lambda_.Function, r: Resources) -> None:
+    """The nightly warehouse export: one scan of the profiles table (nothing else of it); under warehouse/ it lists,
+    writes, replaces and deletes the Parquet files, its state and the erasure requests it applies. It reads only keys
+    it has listed, so no bucket-wide ListBucket."""
+    r.profiles.grant(fn, "dynamodb:Scan")
+    _objects(fn, r.bucket, topology.WAREHOUSE_PREFIX, ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"])
+    _list_under(fn, r.bucket, [topology.WAREHOUSE_PREFIX])
+
+
 GRANTS: Mapping[str, Grant] = {
     topology.INGEST.key: _ingest,
     topology.IDENTITY_MERGE.key: _profile_writer,
@@ -425,6 +437,7 @@ GRANTS: Mapping[str, Grant] = {
     topology.FILE_IMPORT.key: _file_import,
     topology.HISTORY_IMPORT.key: _history_import,
     topology.PLATFORM_PULL.key: _platform_pull,
+    topology.WAREHOUSE_EXPORT.key: _warehouse_export,
     topology.AUDIENCE_API.key: _audience_api,
     topology.CAMPAIGN_API.key: _campaign_api,
     topology.CAMPAIGN_SCHEDULER.key: _campaign_scheduler,

@@ -144,7 +144,11 @@ class HttpApi(Construct):
         integration_by_key: dict[str, integrations.HttpLambdaIntegration] = {}
         for method, path, key in topology.API_ROUTES:
             if key not in integration_by_key:
-                integration_by_key[key] = integrations.HttpLambdaIntegration(f"{key}-integration", functions[key])
+                # One invoke permission per function for this API (not one per route: 90+ routes would take the
+                # stack past CloudFormation's 500 resources); API Gateway reaches a function only through its routes.
+                integration_by_key[key] = integrations.HttpLambdaIntegration(
+                    f"{key}-integration", functions[key], scope_permission_to_route=False
+                )
             routes = self.api.add_routes(
                 path=path, methods=[apigwv2.HttpMethod(method)], integration=integration_by_key[key]
             )

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Validations
+from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Size, Validations
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
@@ -85,6 +85,7 @@ class Functions(Construct):
             layers=[self.layers[name] for name in spec.layers],
             memory_size=spec.memory_mb,
             timeout=Duration.seconds(spec.timeout_s),
+            ephemeral_storage_size=Size.mebibytes(spec.ephemeral_mb) if spec.ephemeral_mb != 512 else None,
             environment=environment,
             tracing=lambda_.Tracing.ACTIVE,
             log_group=log_group,

@@ -74,6 +74,15 @@ def data_lifecycle_rules() -> list[s3.LifecycleRule]:
             abort_incomplete_multipart_upload_after=Duration.days(7),  # large import uploads that never finished
         )
     )
+    # The warehouse export replaces its snapshots and recent days every night, and rewrites erased persons' days: their
+    # old versions go after a day (of overlapping rules, S3 applies the shorter expiry).
+    rules.append(
+        s3.LifecycleRule(
+            id="expire-old-versions-warehouse",
+            prefix=topology.WAREHOUSE_PREFIX,
+            noncurrent_version_expiration=Duration.days(topology.WAREHOUSE_NONCURRENT_DAYS),
+        )
+    )
     return rules
 
 

@@ -15,6 +15,14 @@ each send uses one, else 43101). A template message's `client_msg_id` seen befor
 first message's msgid and sends nothing. `quota_next(times)` spends the day's quota (45009) for the next sends;
 the base class's `fail_next` and `delay_next` script HTTP failures and late answers. Every message sent is in
 `sent`; `template_job_finish(app_id, msgid)` is the TEMPLATESENDJOBFINISH push WeChat then posts to the account.
+
+A mini-program's message push (消息推送), in the format its console picked (`fmt`: "xml" or "json"; JSON's `List` is
+an object for one entry and an array for more, as WeChat sends it): `subscribe_popup(app_id, openid, {template:
+"accept" | "reject"})` is the person answering the subscribe prompt (each accept grants one send, as
+`grant_subscription`) and its `subscribe_msg_popup_event`; `subscribe_settings_reject(app_id, openid, templates)`
+the person refusing templates in the settings (their subscriptions gone) and its `subscribe_msg_change_event`;
+`subscribe_msg_sent(app_id, msgid)` the `subscribe_msg_sent_event` WeChat posts once it delivered (ErrorCode 0) or
+failed a subscribe message. Each push is the body only: the caller signs the URL with the app's token.
 """
 
 from __future__ import annotations
@@ -65,6 +73,7 @@ ERRMSG = {
 }
 
 AppKind = Literal["official_account", "mini_program"]
+PushFormat = Literal["xml", "json"]  # a mini-program's message push format, as picked in its console
 
 
 @dataclass
@@ -214,6 +223,77 @@ class FakeWeChatApi(LoopbackFake):
         ]
         return ("<xml>\n  " + "\n  ".join(lines) + "\n</xml>\n").encode()
 
+    # ---- a mini-program's message push ----------------------------------------------------------------------
+
+    def subscribe_popup(
+        self, app_id: str, openid: str, decisions: Mapping[str, str], scene: str = "0", fmt: PushFormat = "xml"
+    ) -> bytes:
+        """The person answered the subscribe prompt (`decisions`: template id -> accept / reject): each accepted
+        template gets one send, and the push is the `subscribe_msg_popup_event` WeChat posts to the app."""
+        _check_format(fmt)
+        if not decisions or any(d not in ("accept", "reject") for d in decisions.values()):
+            raise ValueError("decisions: template id -> 'accept' or 'reject', at least one")
+        with self._state_lock:
+            app = self._mini_program(app_id)
+            unknown = sorted(set(decisions) - app.templates.keys())
+            if unknown:
+                raise KeyError(f"add_template({app_id!r}, {unknown[0]!r}, ...) first")
+            app.users.add(openid)
+            for template_id, decision in decisions.items():
+                if decision == "accept":
+                    app.subscriptions[(openid, template_id)] = app.subscriptions.get((openid, template_id), 0) + 1
+            created = int(self._clock())
+        entries = [{"TemplateId": t, "SubscribeStatusString": d, "PopupScene": scene} for t, d in decisions.items()]
+        return _push(app_id, openid, created, "subscribe_msg_popup_event", entries, fmt)
+
+    def subscribe_settings_reject(
+        self, app_id: str, openid: str, template_ids: Iterable[str], fmt: PushFormat = "xml"
+    ) -> bytes:
+        """The person set these templates to "reject" in the app's settings (the only change WeChat pushes): their
+        subscriptions are gone, and the push is the `subscribe_msg_change_event`."""
+        _check_format(fmt)
+        templates = list(template_ids)
+        if not templates:
+            raise ValueError("name at least one template")
+        with self._state_lock:
+            app = self._mini_program(app_id)
+            for template_id in templates:
+                app.subscriptions.pop((openid, template_id), None)
+            created = int(self._clock())
+        entries = [{"TemplateId": t, "SubscribeStatusString": "reject"} for t in templates]
+        return _push(app_id, openid, created, "subscribe_msg_change_event", entries, fmt)
+
+    def subscribe_msg_sent(
+        self,
+        app_id: str,
+        msgid: int | str,
+        error_code: int = 0,
+        error_status: str = "success",
+        fmt: PushFormat = "xml",
+    ) -> bytes:
+        """The `subscribe_msg_sent_event` WeChat posts once it delivered (ErrorCode 0) or failed the subscribe
+        message `msgid` (the one `subscribe/send` answered)."""
+        _check_format(fmt)
+        with self._state_lock:
+            found = [m for m in self._sent if m.app_id == app_id and str(m.msgid) == str(msgid)]
+            if not found or found[0].kind != "mini_program":
+                raise KeyError(f"no subscribe message {msgid} was sent by mini-program {app_id}")
+            message = found[0]
+            created = int(self._clock())
+        entry = {
+            "TemplateId": message.template_id,
+            "MsgID": str(message.msgid),
+            "ErrorCode": str(error_code),
+            "ErrorStatus": error_status,
+        }
+        return _push(app_id, message.openid, created, "subscribe_msg_sent_event", [entry], fmt)
+
+    def _mini_program(self, app_id: str) -> _App:
+        app = self._app(app_id)
+        if app.kind != "mini_program":
+            raise KeyError(f"{app_id} is not a mini-program")
+        return app
+
     # ---- the API ---------------------------------------------------------------------------------------------
 
     def answer(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> HttpAnswer:
@@ -342,6 +422,43 @@ class FakeWeChatApi(LoopbackFake):
         if app_id not in self._apps:
             raise KeyError(f"add_app({app_id!r}, ...) first")
         return self._apps[app_id]
+
+
+_LIST_ELEMENTS = {
+    "subscribe_msg_popup_event": "SubscribeMsgPopupEvent",
+    "subscribe_msg_change_event": "SubscribeMsgChangeEvent",
+    "subscribe_msg_sent_event": "SubscribeMsgSentEvent",
+}
+_NUMERIC = {"CreateTime", "MsgID", "ErrorCode", "PopupScene"}  # WeChat's XML leaves numbers bare, text in CDATA
+
+
+def _check_format(fmt: str) -> None:
+    if fmt not in ("xml", "json"):
+        raise ValueError("fmt must be 'xml' or 'json'")
+
+
+def _push(app_id: str, openid: str, created: int, event: str, entries: list[dict[str, str]], fmt: PushFormat) -> bytes:
+    """A subscribe-message event push as WeChat posts it to the mini-program, in XML or JSON."""
+    head = {
+        "ToUserName": original_id(app_id),
+        "FromUserName": openid,
+        "CreateTime": str(created),
+        "MsgType": "event",
+        "Event": event,
+    }
+    if fmt == "json":  # one entry: the object itself; more: an array (WeChat's docs)
+        document: dict[str, Any] = {**head, "List": entries[0] if len(entries) == 1 else entries}
+        return json.dumps(document, ensure_ascii=False).encode()
+
+    def element(name: str, value: str, indent: str) -> str:
+        text = escape(value) if name in _NUMERIC else f"<![CDATA[{value}]]>"
+        return f"{indent}<{name}>{text}</{name}>"
+
+    lines = ["<xml>", *(element(k, v, "  ") for k, v in head.items()), f"  <{_LIST_ELEMENTS[event]}>"]
+    for entry in entries:
+        lines += ["    <List>", *(element(k, v, "      ") for k, v in entry.items()), "    </List>"]
+    lines += [f"  </{_LIST_ELEMENTS[event]}>", "</xml>", ""]
+    return "\n".join(lines).encode()
 
 
 def original_id(app_id: str) -> str:

@@ -46,7 +46,12 @@ DEFAULT_WRITE_KEY = "local-write-key"  # Segment/RudderStack SDKs: the write key
 LOCAL_SOURCES: dict[str, object] = {
     "wechat": {
         "wx-local-oa": {"brand_id": "demo-brand", "kind": "official_account", "token": "local-wechat-token"},
-        "wx-local-mp": {"brand_id": "demo-brand", "kind": "mini_program", "secret": "local-mini-program-secret"},
+        "wx-local-mp": {
+            "brand_id": "demo-brand",
+            "kind": "mini_program",
+            "secret": "local-mini-program-secret",  # its server's relay (/v1/wechat/wx-local-mp/events)
+            "token": "local-mini-program-token",  # WeChat's message push (/v1/wechat/wx-local-mp)
+        },
     },
     "shopify": {"demo-brand.myshopify.com": {"brand_id": "demo-brand", "secret": "local-shopify-secret"}},
     "ads": {

@@ -20,16 +20,25 @@ from cdp_local.runtime import HttpResponse, LocalRuntime
 SAMPLES = Path(__file__).resolve().parents[2] / "events" / "wechat"
 OA, MP = "wx-local-oa", "wx-local-mp"  # the local apps (cdp_local.runtime.environment.LOCAL_SOURCES)
 TOKEN, SECRET = "local-wechat-token", "local-mini-program-secret"
+MP_TOKEN = "local-mini-program-token"  # the mini-program's message push (WeChat's own pushes to /v1/wechat/{app})
 SAMPLE_OPENID = "oX7Pz5Hq2nTtY8kLmN3bVcR4sD1e"
 _nonces = itertools.count(1000)
 
 
 def oa_push(
-    runtime: LocalRuntime, body: bytes, *, method: str = "POST", token: str = TOKEN, age_s: int = 0, **extra: str
+    runtime: LocalRuntime,
+    body: bytes,
+    *,
+    method: str = "POST",
+    token: str = TOKEN,
+    age_s: int = 0,
+    app: str = OA,
+    content_type: str = "text/xml",
+    **extra: str,
 ) -> HttpResponse:
     timestamp, nonce = str(int(time.time()) - age_s), str(next(_nonces))
     query = {"signature": oa_signature(token, timestamp, nonce), "timestamp": timestamp, "nonce": nonce, **extra}
-    return runtime.http(method, f"/v1/wechat/{OA}?{urlencode(query)}", body, {"content-type": "text/xml"})
+    return runtime.http(method, f"/v1/wechat/{app}?{urlencode(query)}", body, {"content-type": content_type})
 
 
 def sample_push(name: str, openid: str, **replace: str) -> bytes:
@@ -219,3 +228,24 @@ def test_a_signature_reused_with_another_body_is_refused(runtime: LocalRuntime) 
     runtime.drain()
     consent = follower(runtime, "oE2eReplayVictim01")["consent"]
     assert consent["wechat"]["granted"] is True, consent
+
+
+def test_the_mini_programs_message_push_checks_its_url_and_keeps_the_answers_per_template(
+    runtime: LocalRuntime,
+) -> None:
+    # Given the mini-program's message push URL (the same route, its own token) / Then WeChat's URL check passes
+    check = oa_push(runtime, b"", method="GET", token=MP_TOKEN, app=MP, echostr="7263495830192837465")
+    assert check.status == 200 and check.body == b"7263495830192837465"
+    # When the person answers the subscribe prompt (JSON format), and WeChat pushes it twice
+    openid = "oE2eMpPopup00000000000001"
+    body = (SAMPLES / "subscribe_msg_popup.json").read_text().replace("oMp4Kq7Zt2LwX9cVb3Nn8RjY5sHe", openid).encode()
+    for _ in range(2):
+        assert_success(oa_push(runtime, body, token=MP_TOKEN, app=MP, content_type="application/json"))
+    runtime.drain()
+    # Then each template's answer is on the profile once, and the WeChat opt-in is untouched
+    profile = person(runtime, "wechat_openid", openid, MP)
+    assert profile is not None
+    assert profile["activity"]["custom_counts"] == {"wechat_subscribe_accepted": 1, "wechat_subscribe_rejected": 1}
+    assert profile["consent"] == {}
+    # And the official account's token does not sign for the mini-program
+    assert oa_push(runtime, body, app=MP, content_type="application/json").status == 401

@@ -29,11 +29,15 @@ from cdp_local.runtime import LocalRuntime
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 SCALE = int(os.environ.get("CDP_PROPERTY_SCALE", "1"))
-ID_KEYS = {"event_id", "messageId", "receipt_no", "click_id", "lead_id", "id", "order_id", "biz_id", "message_id"}
+ID_KEYS = {
+    *("event_id", "messageId", "receipt_no", "click_id", "lead_id", "id", "order_id", "biz_id", "message_id"),
+    "MsgID",  # a WeChat push's message id
+}
 CUSTOMER_KEYS = {
     "value",  # a canonical identifier's value
     *("phone", "phone_number", "mobile", "email", "card_no", "member_card", "openid", "unionid", "device_id"),
     *("userId", "anonymousId", "click_id"),
+    "FromUserName",  # a WeChat push's OpenID
 }
 PHONE = re.compile(r"[+\d][\d\s-]{7,}")
 
@@ -43,6 +47,22 @@ class Route:
     path: str
     sample: Any
     headers: Callable[[LocalRuntime, bytes], dict[str, str]]
+    query: Callable[[], str] | None = None  # credentials in the query string, fresh for each request
+
+
+def _wechat_push_query(token: str) -> Callable[[], str]:
+    """WeChat's signed query (sha1 of token, timestamp, nonce): a new nonce each time, as each push has."""
+
+    def query() -> str:
+        from urllib.parse import urlencode
+
+        from cdp.connectors.wechat import oa_signature
+
+        timestamp, nonce = str(int(utc_now().timestamp())), uuid.uuid4().hex
+        signed = {"signature": oa_signature(token, timestamp, nonce), "timestamp": timestamp, "nonce": nonce}
+        return f"?{urlencode(signed)}"
+
+    return query
 
 
 def _api_key(runtime: LocalRuntime, _body: bytes) -> dict[str, str]:
@@ -98,6 +118,15 @@ ROUTES = [
         "/v1/wechat/wx-local-mp/events", _load("wechat/miniprogram_events.json"), _signed("local-mini-program-secret")
     ),
     Route("/v1/webhooks/shopify/demo-brand.myshopify.com", _load("shopify/orders_create.json"), _shopify),
+    *(
+        Route(  # the mini-program's message push, JSON format (its token is LOCAL_SOURCES')
+            "/v1/wechat/wx-local-mp",
+            _load(f"wechat/{name}.json"),
+            lambda _runtime, _body: {"content-type": "application/json"},
+            _wechat_push_query("local-mini-program-token"),
+        )
+        for name in ("subscribe_msg_sent", "subscribe_msg_popup")
+    ),
     Route("/v1/signals?brand_id=demo-brand", _load("signals/weather.json"), _admin_key),
     Route("/v1/signals?brand_id=demo-brand", _load("signals/location.json"), _admin_key),
     Route(
@@ -109,6 +138,11 @@ ROUTES = [
         _admin_key,
     ),
     Route("/v1/inbox/tokens", {"brand_id": "demo-brand", "person_id": "p1", "valid_hours": 24}, _admin_key),
+    Route(
+        "/v1/audiences/fuzz_audience/activations",
+        {"brand_id": "demo-brand", "platform": "tencent_ads", "consent_channel": "sms", "in_parts": False},
+        _admin_key,
+    ),
     Route(
         "/v1/inbox/tokens",
         {"brand_id": "demo-brand", "identifier": {"type": "phone", "value": "13766990199", "scope": None}},
@@ -222,7 +256,8 @@ def test_every_route_answers_4xx_or_2xx_and_what_it_accepts_is_stored(
 ) -> None:
     route, body = request
     # When the hostile body is posted with valid credentials for its route
-    status, _, payload = runtime.http("POST", route.path, body, route.headers(runtime, body))
+    path = route.path + (route.query() if route.query else "")
+    status, _, payload = runtime.http("POST", path, body, route.headers(runtime, body))
     # Then the answer is never a 5xx, and what a 2xx accepted is processed with nothing dead-lettered
     assert status < 500, (route.path, status, payload[:500])
     report = runtime.drain()

@@ -353,6 +353,7 @@ def test_a_signed_connector_body_with_a_charset_is_still_read(runtime: LocalRunt
         ("POST", "/v1/identity/quarantine"),
         ("POST", "/v1/audiences"),
         ("POST", "/v1/audiences/validate"),
+        ("POST", "/v1/audiences/any_audience/activations"),
         ("POST", "/v1/admin/replay"),
         ("POST", "/v1/admin/dead-letters/redrive"),
         ("POST", "/v1/admin/migrations/person-layout"),
@@ -668,3 +669,64 @@ def test_the_preference_routes_take_no_key_and_a_key_is_no_link(runtime: LocalRu
     for method in ("GET", "POST"):
         status, headers, _ = runtime.http(method, "/v1/preferences/not-a-token", b"", {"x-api-key": runtime.admin_key})
         assert status == 400 and headers["content-type"].startswith("text/html")
+
+
+# ---- a mini-program's message push: WeChat's signature on the query, the body in XML or JSON ----------------------
+
+MP_PUSH_TOKEN = "local-mini-program-token"  # wx-local-mp's message push token (LOCAL_SOURCES)
+_SENT_EVENT = {"FromUserName": "oHostileMp", "CreateTime": "1767240000", "MsgType": "event"}
+_ENTRY = {"TemplateId": "tmpl-hostile", "MsgID": "9000000000000000001", "ErrorCode": "0", "ErrorStatus": "success"}
+HOSTILE_MP_PUSHES = [
+    (b'{"ToUserName": "gh_8c1d2e3f4a5b", "FromUserName": ', "application/json", 400),  # truncated
+    (b"[]", "application/json", 400),  # JSON, not an object
+    (b"{" * 40 + b"}" * 40, "application/json", 400),  # deeper than any push
+    (b'{"CreateTime": NaN}', "application/json", 400),
+    ('{"FromUserName": "丢", "MsgType": "event"}'.encode("utf-16-le"), "application/json", 400),
+    (json.dumps({**_SENT_EVENT, "Event": "subscribe_msg_sent_event", "List": ["x"]}).encode(), "application/json", 400),
+    (json.dumps({**_SENT_EVENT, "Event": "subscribe_msg_popup_event", "List": [{}] * 21}).encode(), "text/plain", 400),
+    (
+        json.dumps({**_SENT_EVENT, "Event": "subscribe_msg_sent_event", "CreateTime": 10**19, "List": _ENTRY}).encode(),
+        None,
+        200,
+    ),
+    (b"<xml><FromUserName>oHostileMp</FromUserName", "text/xml", 400),  # truncated
+    (b'<!DOCTYPE xml [<!ENTITY x SYSTEM "file:///etc/passwd">]><xml><Event>&x;</Event></xml>', "text/xml", 400),
+    (json.dumps({"ToUserName": "gh_8c1d2e3f4a5b", "Encrypt": "bm90IGZvciB1cw=="}).encode(), None, 400),
+    (json.dumps({**_SENT_EVENT, "Event": "wxa_media_check", "result": {"suggest": "risky"}}).encode(), None, 200),
+    (json.dumps({**_SENT_EVENT, "Event": "subscribe_msg_sent_event", "List": {"MsgID": "=1+1"}}).encode(), None, 200),
+]
+
+
+def _mp_push(runtime: LocalRuntime, body: bytes, content_type: str | None, token: str = MP_PUSH_TOKEN) -> Any:
+    from urllib.parse import urlencode
+
+    from cdp.connectors.wechat import oa_signature
+
+    timestamp, nonce = str(int(utc_now().timestamp())), _uid()
+    query = {"signature": oa_signature(token, timestamp, nonce), "timestamp": timestamp, "nonce": nonce}
+    headers = {"content-type": content_type} if content_type else {}
+    return runtime.http("POST", f"/v1/wechat/wx-local-mp?{urlencode(query)}", body, headers)
+
+
+@pytest.mark.parametrize(("body", "content_type", "expected"), HOSTILE_MP_PUSHES)
+def test_hostile_mini_program_pushes_are_a_400_or_success_and_nothing_is_lost(
+    runtime: LocalRuntime, body: bytes, content_type: str | None, expected: int
+) -> None:
+    # When a correctly signed push with a hostile body arrives
+    status, _, payload = _mp_push(runtime, body, content_type)
+    # Then it is refused with a 400 naming the problem, or answered "success" (a push WeChat need not retry: the
+    # app's other events, an entry rejected alone), never a 5xx; and whatever was accepted is processed
+    assert status == expected, (body[:80], status, payload[:300])
+    if status == 200:
+        assert payload == b"success"
+    report = runtime.drain()
+    assert (report.dead_lettered, report.failed) == (0, 0), body[:80]
+
+
+def test_a_mini_program_push_with_a_wrong_signature_is_401_and_never_archived(runtime: LocalRuntime) -> None:
+    body = (REPO / "events/wechat/subscribe_msg_sent.json").read_bytes()
+    before = _raw_objects(runtime)
+    for token in ("guessed-token", "local-wechat-token", "local-mini-program-secret"):  # the OA's, the relay's
+        status, _, payload = _mp_push(runtime, body, "application/json", token=token)
+        assert status == 401, payload[:300]
+    assert _raw_objects(runtime) == before

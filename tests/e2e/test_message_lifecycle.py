@@ -1,7 +1,9 @@
 """A campaign message's whole life on the local runtime: sent through the brand's China SMS provider (the loopback
 fake speaking Alibaba Cloud's SendSms), its provider's receipt posted back through the SMS feedback connector, and
 the message's status moved by it in the message log, the person's 360 view and the run's counts; a receipt that
-comes twice counts once, and a number the provider refuses for good ends `failed` and is never retried."""
+comes twice counts once, and a number the provider refuses for good ends `failed` and is never retried. A
+mini-program's subscribe message goes the same way through the fake WeChat API, its status moved by the
+subscribe_msg_sent_event WeChat posts to the app's message push URL."""
 
 # ruff: noqa: RUF001 - Chinese template texts, with full-width punctuation
 
@@ -12,7 +14,8 @@ import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
+from urllib.parse import urlencode
 
 import pytest
 
@@ -20,8 +23,10 @@ from cdp import topology
 from cdp.channels.messages import DynamoMessageLog
 from cdp.channels.ports import LoggedMessage
 from cdp.connectors.aws import SecretsManagerSources
+from cdp.connectors.wechat import oa_signature
 from cdp.ingest.security import sign_cdp
 from cdp_local.fakes.aliyun_sms import FakeAliyunSms
+from cdp_local.fakes.wechat_api import FakeWeChatApi
 from cdp_local.runtime import LocalRuntime
 
 BRAND = "demo-brand"
@@ -332,3 +337,108 @@ def test_an_email_through_ses_with_a_configuration_set_comes_back_delivered(
         assert (message["status"], message["provider"], message["channel"]) == ("delivered", "ses", "email")
     finally:
         secrets.put_secret_value(SecretId=topology.SOURCES_SECRET_LOCAL_NAME, SecretString=before)
+
+
+# ---- a mini-program's subscribe message -------------------------------------------------------------------------
+
+MP, MP_TOKEN = "wx-local-mp", "local-mini-program-token"  # LOCAL_SOURCES: the mini-program's message push token
+MP_APP_SECRET = "local-mp-app-secret-5e6f7a8b9c0d"  # the fake WeChat API's AppSecret of the mini-program
+SHIPPED = "Kx3bQ9mW2pLr7TnY5vZc8HdJ4fGs1aE6uO0iN-_qRtU"
+
+
+@pytest.fixture
+def wechat(runtime: LocalRuntime, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeWeChatApi]:
+    """demo-brand's mini-program sending through the fake WeChat API (its app_secret and the `senders` entry in the
+    sources secret while the test runs), removed afterwards."""
+    secrets = runtime.client("secretsmanager")
+    before = secrets.get_secret_value(SecretId=topology.SOURCES_SECRET_LOCAL_NAME)["SecretString"]
+    with FakeWeChatApi() as fake:
+        fake.add_app(MP, MP_APP_SECRET, "mini_program")
+        fake.add_template(MP, SHIPPED, ["thing1", "character_string2"])
+        document = json.loads(before)
+        document["wechat"][MP] = {**document["wechat"][MP], "app_secret": MP_APP_SECRET}
+        document["senders"] = {BRAND: {"wechat": fake.senders(MP)}}
+        secrets.put_secret_value(SecretId=topology.SOURCES_SECRET_LOCAL_NAME, SecretString=json.dumps(document))
+        monkeypatch.setattr(SecretsManagerSources, "TTL_S", 0.0)
+        try:
+            yield fake
+        finally:
+            secrets.put_secret_value(SecretId=topology.SOURCES_SECRET_LOCAL_NAME, SecretString=before)
+
+
+def mp_push(runtime: LocalRuntime, body: bytes, fmt: Literal["xml", "json"], nonce: str) -> None:
+    """A push as WeChat posts it to the mini-program's message push URL (signed with its token), answered success."""
+    timestamp = str(int(time.time()))
+    query = {"signature": oa_signature(MP_TOKEN, timestamp, nonce), "timestamp": timestamp, "nonce": nonce}
+    content_type = "application/json" if fmt == "json" else "text/xml"
+    response = runtime.http("POST", f"/v1/wechat/{MP}?{urlencode(query)}", body, {"content-type": content_type})
+    assert (response.status, response.body) == (200, b"success"), response.body
+
+
+def mp_user(runtime: LocalRuntime, openid: str) -> dict[str, Any]:
+    path = f"/v1/profiles/by-identifier/wechat_openid/{openid}?brand_id={BRAND}&identifier_scope={MP}"
+    response = runtime.http("GET", path, b"", {"x-api-key": runtime.admin_key})
+    assert response.status == 200, response.body
+    found: dict[str, Any] = json.loads(response.body)
+    return found
+
+
+def test_a_subscribe_message_is_moved_by_the_mini_programs_sent_event(
+    runtime: LocalRuntime, wechat: FakeWeChatApi
+) -> None:
+    # Given two mini-program users who accepted the "order shipped" prompt (WeChat pushes their answers: JSON here)
+    tag = uuid.uuid4().hex[:10]
+    delivered_openid, failed_openid = f"oE2eMpShipOk{tag}", f"oE2eMpShipKo{tag}"
+    for i, openid in enumerate((delivered_openid, failed_openid)):
+        popup = wechat.subscribe_popup(MP, openid, {SHIPPED: "accept"}, fmt="json")
+        mp_push(runtime, popup, "json", f"{tag}-p{i}")
+    runtime.drain()
+    delivered, failed = mp_user(runtime, delivered_openid), mp_user(runtime, failed_openid)
+    assert delivered["activity"]["custom_counts"] == {"wechat_subscribe_accepted": 1}
+    assert "wechat" not in delivered["consent"]  # a template's answer is not the WeChat opt-in
+    # When a service step sends them the subscribe message through the mini-program
+    campaign = f"shipped-{tag}"
+    request = {
+        "campaign_id": campaign,
+        "run_id": f"{campaign}-r1",
+        "brand_id": BRAND,
+        "step": "touch1",
+        "channel": "wechat",
+        "purpose": "service",
+        "template": {
+            "body": "您的订单已发货",
+            "wechat": {
+                "template_id": SHIPPED,
+                "fields": {"thing1": "草莓蛋糕", "character_string2": "SF1234567890"},
+                "page": "pages/orders/detail",
+            },
+        },
+        "person_ids": [delivered["person_id"], failed["person_id"]],
+    }
+    result = runtime.invoke(topology.SEND.key, request)
+    assert (result["sent"], result["by_channel"]) == (2, {"wechat": 2}), result
+    msgids = {m.openid: m.msgid for m in wechat.sent}
+    [sent] = messages(runtime, delivered["person_id"])
+    assert (sent["status"], sent["provider"]) == ("sent", "wechat")
+    # And WeChat posts each delivery result to the message push URL (XML here), the first one twice (a retry)
+    ok = wechat.subscribe_msg_sent(MP, msgids[delivered_openid])
+    ko = wechat.subscribe_msg_sent(MP, msgids[failed_openid], error_code=10003, error_status="fail")
+    for nonce, body in ((f"{tag}-s1", ok), (f"{tag}-s1", ok), (f"{tag}-s2", ko)):
+        mp_push(runtime, body, "xml", nonce)
+    runtime.drain()
+    # Then each message shows what WeChat said, in the person's 360 view
+    [ok_message] = messages(runtime, delivered["person_id"])
+    [ko_message] = messages(runtime, failed["person_id"])
+    assert (ok_message["status"], ok_message["channel"]) == ("delivered", "wechat")
+    assert set(ok_message["status_times"]) == {"sent", "delivered"}
+    assert (ko_message["status"], ko_message["error_code"]) == ("failed", "10003")
+    # And the run counts each message once, at its current status (the retried push moved nothing twice)
+    log = DynamoMessageLog(topology.LEDGER_TABLE.local_name, client=runtime.client("dynamodb"))
+    assert log.counts(BRAND, campaign) == {f"{campaign}-r1": {"wechat": {"delivered": 1, "failed": 1}}}
+    # When the first person then refuses the template in the mini-program's settings
+    mp_push(runtime, wechat.subscribe_settings_reject(MP, delivered_openid, [SHIPPED]), "xml", f"{tag}-c1")
+    runtime.drain()
+    # Then it is on their profile as their answer, and WeChat holds no send of it for them any more
+    counts = mp_user(runtime, delivered_openid)["activity"]["custom_counts"]
+    assert counts == {"wechat_subscribe_accepted": 1, "wechat_subscribe_rejected": 1}
+    assert wechat.subscriptions_left(MP, delivered_openid, SHIPPED) == 0

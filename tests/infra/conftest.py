@@ -64,10 +64,10 @@ def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
     from infra.stack import StackAssets
 
     base = tmp_path_factory.mktemp("cdk")
-    # The domain layer and code asset are the real ones (fast, local). The deps/ml layers are tiny stand-ins:
+    # The domain layer and code asset are the real ones (fast, local). The third-party layers are stand-ins:
     # template assertions never read their content, and test_layers.py builds and checks the real ones.
     third_party: dict[str, Path] = {}
-    for name in ("deps", "ml"):
+    for name in ("deps", "ml", "warehouse"):
         site = base / "layers" / name / "python"
         site.mkdir(parents=True)
         (site / "README.txt").write_text(f"stand-in for the {name} layer in template tests\n", encoding="utf-8")
@@ -75,7 +75,7 @@ def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
     assets = StackAssets(
         functions=FunctionAssets(
             code_dir=layers.stage_function_code(),
-            layer_dirs={"domain": layers.build_domain_layer(), "deps": third_party["deps"], "ml": third_party["ml"]},
+            layer_dirs={"domain": layers.build_domain_layer(), **third_party},
         ),
         asl_dir=_asl_dir(base),
     )

@@ -194,6 +194,7 @@ TABLE_ACCESS: dict[topology.FunctionSpec, dict[topology.TableSpec, str]] = {
     topology.FILE_IMPORT: {topology.LEDGER_TABLE: READ_WRITE},
     topology.HISTORY_IMPORT: {topology.PROFILES_TABLE: READ_WRITE, topology.LEDGER_TABLE: READ_WRITE},
     topology.PLATFORM_PULL: {topology.LEDGER_TABLE: READ_WRITE},
+    topology.WAREHOUSE_EXPORT: {topology.PROFILES_TABLE: "Scan"},  # one scan: persons, tags, filed events
     topology.AUDIENCE_API: {topology.PROFILES_TABLE: READ_ONLY},
     topology.CAMPAIGN_API: {
         topology.CAMPAIGNS_TABLE: READ_WRITE,
@@ -243,6 +244,9 @@ def test_table_rights_follow_what_each_function_does(synth: Synth) -> None:
             if access == "GetItem":
                 assert granted == {"dynamodb:GetItem"}, where
                 continue
+            if access == "Scan":
+                assert granted == {"dynamodb:Scan"}, where
+                continue
             if access == "GetItem + Query":
                 assert granted == {"dynamodb:GetItem", "dynamodb:Query"}, where
                 continue
@@ -277,3 +281,21 @@ def test_only_the_campaign_api_and_its_scheduler_start_runs_and_only_of_the_camp
         assert all(referenced_ids(s) == {machine_id} for s in starts), spec.key
         run_rights = {a for a in statement_actions(statements) if a.startswith("states:")}
         assert run_rights == {"states:StartExecution", "states:DescribeExecution", "states:StopExecution"}, spec.key
+
+
+def test_the_audience_api_reads_the_sources_secret_only_for_the_ad_accounts(synth: Synth) -> None:
+    # Given the audience API, which activates audiences with the brands' ad accounts (the sources secret's ad_platforms)
+    secrets = synth.resources("AWS::SecretsManager::Secret")
+    (sources_id,) = [k for k in secrets if k.startswith("SourceSecrets")]
+    (keys_id,) = [k for k in secrets if k.startswith("ApiKeys")]
+    reads = [
+        s for s in _role_statements(synth, topology.AUDIENCE_API) if "secretsmanager:GetSecretValue" in s["Action"]
+    ]
+    # Then it reads exactly the API keys and the sources secret, and may not change either
+    assert set().union(*(referenced_ids(s) for s in reads)) == {keys_id, sources_id}
+    actions = statement_actions(_role_statements(synth, topology.AUDIENCE_API))
+    assert not {
+        a
+        for a in actions
+        if a.startswith("secretsmanager:") and a.startswith(("secretsmanager:Put", "secretsmanager:Update"))
+    }

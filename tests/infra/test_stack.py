@@ -211,9 +211,10 @@ def test_grants_are_least_privilege_per_function(synth: Synth) -> None:
         )
         if spec not in readers:
             assert "secretsmanager:GetSecretValue" not in actions, spec.key
-        # And no function gets wildcard S3 actions, nor delete rights but the profile API's erasure
+        # And no function gets wildcard S3 actions, nor delete rights but the profile API's erasure and the
+        # warehouse export (its own files under warehouse/: test_the_warehouse_export_touches_only_warehouse_objects)
         assert not {a for a in actions if a.startswith("s3:") and "*" in a}, spec.key
-        if spec is not topology.PROFILE_API:
+        if spec not in (topology.PROFILE_API, topology.WAREHOUSE_EXPORT):
             assert not {a for a in actions if a.startswith("s3:") and "Delete" in a}, spec.key
 
 
@@ -226,6 +227,20 @@ def test_erasure_deletes_only_under_the_prefixes_that_hold_personal_data(synth: 
     assert tails == {f"/{prefix}*" for prefix in ERASED_PREFIXES}
     erased = {topology.RAW_PREFIX, topology.CAMPAIGNS_PREFIX, topology.EXPORTS_PREFIX, topology.IMPORTS_PREFIX}
     assert erased | {topology.REJECTS_PREFIX} <= set(ERASED_PREFIXES)
+
+
+def test_the_warehouse_export_touches_only_warehouse_objects(synth: Synth) -> None:
+    _, fn = function_by_handler(synth, topology.WAREHOUSE_EXPORT.handler)
+    statements = policy_statements(synth, get_att_id(fn["Properties"]["Role"]))
+    objects = [
+        s for s in statements if any(a.startswith("s3:") and a != "s3:ListBucket" for a in statement_actions([s]))
+    ]
+    # Given its S3 statements / Then it reads, writes and deletes objects under warehouse/ only, and lists only there
+    (statement,) = objects
+    assert statement_actions([statement]) == {"s3:GetObject", "s3:PutObject", "s3:DeleteObject"}
+    assert json.dumps(statement["Resource"]).endswith(f'"/{topology.WAREHOUSE_PREFIX}*"]]}}')
+    (listing,) = [s for s in statements if "s3:ListBucket" in statement_actions([s])]
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": [f"{topology.WAREHOUSE_PREFIX}*"]}}
 
 
 def test_ingest_s3_writes_are_confined_to_the_raw_prefix(synth: Synth) -> None:

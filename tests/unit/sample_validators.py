@@ -77,6 +77,27 @@ def _mapped_by(connector_name: str, key: str | None = None, **headers: str) -> C
 for _name in ("identify", "track_order_completed", "page", "batch", "rudderstack_track"):
     EXTRA_VALIDATORS[f"segment/{_name}"] = _mapped_by("segment")
 EXTRA_VALIDATORS["wechat/miniprogram_events"] = _mapped_by("wechat_mp", "wx-local-mp")
+
+
+def _mini_program_push(data: Any) -> None:
+    """A mini-program's message push in JSON (its XML twin is read by the connector's unit tests)."""
+    import json
+    from datetime import UTC, datetime
+
+    from cdp.connectors.base import Binding, InboundRequest
+    from cdp.connectors.wechat import OfficialAccountConnector
+    from cdp.ingest.events import parse_event
+
+    now = datetime(2026, 1, 1, 4, 0, tzinfo=UTC)
+    request = InboundRequest("wechat_oa", "POST", json.dumps(data).encode(), now, "sample", key="wx-local-mp")
+    mapped = OfficialAccountConnector().map(request, Binding("demo-brand", "sample", channel="mini_program"))
+    assert mapped.rejected == [] and mapped.items, mapped.rejected
+    for item in mapped.items:
+        assert parse_event(item).source == "mini_program"
+
+
+for _name in ("subscribe_msg_popup", "subscribe_msg_change", "subscribe_msg_sent"):
+    EXTRA_VALIDATORS[f"wechat/{_name}"] = _mini_program_push
 for _name, _topic in (
     ("orders_create", "orders/create"),
     ("orders_updated", "orders/updated"),

@@ -78,6 +78,12 @@ def uses_in(text: str, root: TyperGroup) -> list[Use]:
 def _resolve(group: TyperGroup, path: tuple[str, ...], rest: str, source: str) -> list[Use]:
     if not rest or rest.startswith("-") or rest.startswith("["):  # options of the group itself (e.g. --help)
         return [Use(path, tuple(_FLAG.findall(rest)), source)]
+    first, _, tail = rest.partition(" ")
+    if "|" not in first and isinstance(group.commands.get(first), TyperGroup):
+        # `audience define|list|export` lists the audience group's commands, whatever the root also has (`export`)
+        subgroup = group.commands[first]
+        assert isinstance(subgroup, TyperGroup)
+        return _resolve(subgroup, (*path, subgroup.name or first), tail.strip(), source)
     pieces: list[str] = []
     for piece in _split_outside_brackets(rest):  # alternatives are pieces that start with a subcommand of this group
         first = (_words(piece) or [""])[0]

@@ -229,8 +229,9 @@ class ProfileApiSettings(
     """The profile API: reads and edits profiles, runs identity operations, and erases/exports (privacy)."""
 
 
-class AudienceApiSettings(Observability, ProfilesTable, DataBucket, ApiKeys):
-    """Audience packages: definitions and snapshots in the data bucket, sizes and previews over the profiles."""
+class AudienceApiSettings(Observability, ProfilesTable, DataBucket, ApiKeys, Sources):
+    """Audience packages: definitions and snapshots in the data bucket, sizes and previews over the profiles; the
+    sources secret names each brand's ad accounts (activation)."""
 
 
 class QueueUrls(_Env):
@@ -290,6 +291,10 @@ class PlatformTransport(_Env):
 
 class PlatformPullSettings(Observability, LedgerTable, DataBucket, EventBus, Sources, PhoneRegion, PlatformTransport):
     """Scheduled Tmall/Taobao/JD pulls: shops from the sources secret, cursors and dedupe in the ledger."""
+
+
+class WarehouseExportSettings(Observability, ProfilesTable, DataBucket):
+    """The nightly warehouse export: scans the profiles table, writes Parquet under warehouse/ (cdp.warehouse)."""
 
 
 class ConfigurationError(CdpError):

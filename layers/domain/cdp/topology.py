@@ -83,6 +83,7 @@ CAMPAIGNS_PREFIX = "campaigns/"  # campaigns/{run_id}/audience.json, batches/{n}
 OUTBOX_PREFIX = "outbox/"  # local/webhook channel deliveries
 IMPORTS_PREFIX = "imports/"  # batch file imports: incoming/{brand}/{kind}/{file}, reports/, rejects/ (cdp.imports.keys)
 REJECTS_PREFIX = "rejects/"  # rejects/platforms/{shop}/{yyyy/mm/dd}/{run}.jsonl: pulled records not ingested, why
+WAREHOUSE_PREFIX = "warehouse/"  # Parquet for Athena: {table}/brand_id={b}/[dt={day}/]part-*.parquet (cdp.warehouse)
 
 # Retention of the data bucket's prefixes (S3 lifecycle rules in CDK; the erasure receipt quotes the same figures).
 RAW_RETENTION_DAYS = 400  # raw request bodies: as long as the ingest dedupe records, so replay covers what dedupe does
@@ -90,6 +91,7 @@ IMPORTS_RETENTION_DAYS = 400  # dropped import files (the archive of imported ro
 REJECTS_RETENTION_DAYS = 90  # pulled platform records that were not ingested, with the reason
 EXPORTS_RETENTION_DAYS = 14  # profile/event exports for batch SQL
 NONCURRENT_VERSION_DAYS = 30  # the bucket is versioned: an overwritten or deleted object's old version lives this long
+WAREHOUSE_NONCURRENT_DAYS = 1  # warehouse/: each run replaces snapshots and recent days; erased rows must not linger
 
 # ---- bus events -------------------------------------------------------------------------------------------
 
@@ -160,7 +162,7 @@ def dlq_name(queue: QueueSpec) -> str:
 
 # ---- functions --------------------------------------------------------------------------------------------
 
-LayerName = Literal["domain", "deps", "ml"]
+LayerName = Literal["domain", "deps", "ml", "warehouse"]
 
 
 @dataclass(frozen=True)
@@ -172,6 +174,7 @@ class FunctionSpec:
     layers: tuple[LayerName, ...] = ("domain", "deps")
     memory_mb: int = 512
     timeout_s: int = 30
+    ephemeral_mb: int = 512  # /tmp: Lambda's default 512 MB, more for functions that stage files
 
     @property
     def local_name(self) -> str:
@@ -305,7 +308,8 @@ AUDIENCE_API = FunctionSpec(
     "audience_api",
     "AudienceApiFunction",
     "functions.audience_api.handler.lambda_handler",
-    env=(*_COMMON_ENV, PROFILES_TABLE.env_var, DATA_BUCKET_ENV, API_KEYS_SECRET_ENV),
+    # the sources secret: the brands' ad accounts (activation)
+    env=(*_COMMON_ENV, PROFILES_TABLE.env_var, DATA_BUCKET_ENV, API_KEYS_SECRET_ENV, SOURCES_SECRET_ENV),
     memory_mb=1769,  # a full vCPU: size estimates and previews evaluate rules on scanned profiles
     timeout_s=29,  # the HTTP API's limit: size estimates sample segments to stay well inside it
 )
@@ -469,6 +473,19 @@ PLATFORM_PULL = FunctionSpec(
     timeout_s=300,  # every configured shop, page by page; a shop's cursor moves per finished window
 )
 
+WAREHOUSE_EXPORT = FunctionSpec(
+    "warehouse_export",
+    "WarehouseExportFunction",
+    "functions.warehouse_export.handler.lambda_handler",
+    # the profiles table: one scan gives persons, tags and the filed events of the days exported; the data bucket:
+    # the Parquet files under warehouse/, the export's state and the erasure requests (cdp.warehouse)
+    env=(*_COMMON_ENV, PROFILES_TABLE.env_var, DATA_BUCKET_ENV),
+    layers=("domain", "deps", "warehouse"),  # duckdb writes the Parquet (its own layer: ~70 MB unzipped)
+    memory_mb=2048,
+    timeout_s=900,
+    ephemeral_mb=4096,  # the staged rows and the Parquet files of a run before upload
+)
+
 FUNCTIONS = (
     INGEST,
     IDENTITY_MERGE,
@@ -483,6 +500,7 @@ FUNCTIONS = (
     FILE_IMPORT,
     HISTORY_IMPORT,
     PLATFORM_PULL,
+    WAREHOUSE_EXPORT,
     AUDIENCE_API,
     CAMPAIGN_API,
     CAMPAIGN_SCHEDULER,
@@ -551,6 +569,10 @@ API_ROUTES: tuple[tuple[str, str, str], ...] = (
     ("GET", "/v1/audiences/{audience_id}/preview", AUDIENCE_API.key),
     ("POST", "/v1/audiences/{audience_id}/export", AUDIENCE_API.key),
     ("GET", "/v1/audiences/{audience_id}/snapshots", AUDIENCE_API.key),
+    # activation: a snapshot's members hashed and uploaded to the brand's ad account (cdp.activation)
+    ("POST", "/v1/audiences/{audience_id}/activations", AUDIENCE_API.key),
+    ("GET", "/v1/audiences/{audience_id}/activations", AUDIENCE_API.key),
+    ("POST", "/v1/audiences/{audience_id}/activations/{activation_id}/continue", AUDIENCE_API.key),
     # campaigns as data (cdp.campaigns.lifecycle): campaigns:read / campaigns:write / campaigns:approve
     ("POST", "/v1/campaigns", CAMPAIGN_API.key),
     ("GET", "/v1/campaigns", CAMPAIGN_API.key),
@@ -829,5 +851,13 @@ SCHEDULES = (
         "rate(15 minutes)",
         target_function=PLATFORM_PULL,
         input='{"shops": "all"}',
+    ),
+    # the brand's warehouse (cdp.warehouse): the days since the last run (and a few before, for late events) as
+    # Parquet, the profile and tag snapshots replaced, pending erasures applied; after the nightly tag refresh
+    ScheduleSpec(
+        "NightlyWarehouseExportSchedule",
+        "cdp-nightly-warehouse-export",
+        "cron(30 1 * * ? *)",
+        target_function=WAREHOUSE_EXPORT,
     ),
 )

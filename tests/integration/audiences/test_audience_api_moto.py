@@ -97,6 +97,7 @@ def aws() -> Iterator[dict[str, Any]]:
         topology.OFFERS_TABLE.env_var: topology.OFFERS_TABLE.local_name,  # the campaign function's offer plans
         topology.DATA_BUCKET_ENV: topology.DATA_BUCKET_LOCAL_NAME,
         topology.API_KEYS_SECRET_ENV: topology.API_KEYS_SECRET_LOCAL_NAME,
+        topology.SOURCES_SECRET_ENV: topology.SOURCES_SECRET_LOCAL_NAME,  # the ad accounts (read only to activate)
     }
     with pytest.MonkeyPatch.context() as mp, mock_aws():
         for k, v in env.items():

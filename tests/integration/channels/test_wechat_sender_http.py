@@ -1,12 +1,14 @@
 """The WeChat sender over real HTTP against the started fake WeChat API: a send, a read timeout (an unknown
 outcome), a refused connection (certainly not sent), and the TEMPLATESENDJOBFINISH push WeChat then posts to the
-official account, which the inbound connector reads as the delivery of the message with that msgid."""
+official account, which the inbound connector reads as the delivery of the message with that msgid; likewise a
+mini-program's subscribe message and the subscribe_msg_sent_event of its message push."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Literal
 
 import pytest
 
@@ -124,3 +126,61 @@ def test_a_push_for_a_message_never_sent_is_refused(fake: FakeWeChatApi) -> None
         fake.template_job_finish(OA, 1)
     with pytest.raises(ValueError, match="status"):
         fake.template_job_finish(OA, 1, status="delivered")
+
+
+# ---- a mini-program's subscribe message and its sent event -------------------------------------------------------
+
+MP, MP_SECRET, MP_TOKEN = "wx-local-mp", "mp-app-secret-0a1b2c3d4e5f6a7b8c9d", "mp-push-token"
+SHIPPED = "Kx3bQ9mW2pLr7TnY5vZc8HdJ4fGs1aE6uO0iN-_qRtU"
+MP_USER = "oMp4Kq7Zt2LwX9cVb3Nn8RjY5sHe"
+
+
+@pytest.mark.parametrize("fmt", ["xml", "json"])
+def test_the_subscribe_message_sent_event_names_the_sent_msgid(fmt: Literal["xml", "json"]) -> None:
+    with FakeWeChatApi() as fake:
+        fake.add_app(MP, MP_SECRET, "mini_program")
+        fake.add_template(MP, SHIPPED, ["thing1", "character_string2"])
+        # Given the person accepted the prompt (one send) and the subscribe message went out
+        popup = fake.subscribe_popup(MP, MP_USER, {SHIPPED: "accept"}, fmt=fmt)
+        assert fake.subscriptions_left(MP, MP_USER, SHIPPED) == 1
+        app = WeChatApp(brand_id="demo-brand", kind="mini_program", token=MP_TOKEN, app_secret=MP_SECRET)
+        channel = WeChatChannel(MP, app, WeChatSenders(apps=(MP,), endpoint=fake.url), InMemoryAccessTokens())
+        shipped = message("p-9").model_copy(
+            update={
+                "address": MP_USER,
+                "address_scope": MP,
+                "template_ref": SHIPPED,
+                "fields": {"thing1": "草莓蛋糕", "character_string2": "SF1234567890"},
+                "link": "pages/orders/detail?id=88",
+            }
+        )
+        receipt = channel.send(shipped)
+        # Then the sender recorded WeChat's msgid as the provider id: the sent event names it
+        (sent,) = fake.sent
+        assert receipt.provider == "wechat" and receipt.provider_id == str(sent.msgid)
+        assert sent.page == "pages/orders/detail?id=88" and fake.subscriptions_left(MP, MP_USER, SHIPPED) == 0
+        binding = Binding(brand_id="demo-brand", label=f"wechat:{MP}", channel="mini_program")
+        body = fake.subscribe_msg_sent(MP, receipt.provider_id, error_code=10003, error_status="fail", fmt=fmt)
+        push_request = InboundRequest("wechat_oa", "POST", body, datetime.now(UTC), "req-mp", key=MP)
+        (event,) = OfficialAccountConnector().map(push_request, binding).items
+        assert event["event_type"] == "message_delivered" and event["source"] == "mini_program"
+        assert event["properties"]["message_id"] == receipt.provider_id
+        assert (event["properties"]["status"], event["properties"]["error_code"]) == ("failed", "10003")
+        # and the popup push it answered with is the person's accept of that template
+        (answer,) = (
+            OfficialAccountConnector().map(InboundRequest("wechat_oa", "POST", popup, T0, "r", key=MP), binding).items
+        )
+        assert answer["properties"]["name"] == "wechat_subscribe_accepted"
+        assert answer["properties"]["template_id"] == SHIPPED
+
+
+def test_the_fake_refuses_pushes_for_what_did_not_happen(fake: FakeWeChatApi) -> None:
+    with pytest.raises(KeyError):
+        fake.subscribe_msg_sent(OA, 1)  # an official account sends no subscribe messages
+    with pytest.raises(KeyError):
+        fake.subscribe_popup(OA, FOLLOWER, {TEMPLATE: "accept"})
+    fake.add_app(MP, MP_SECRET, "mini_program")
+    with pytest.raises(KeyError):
+        fake.subscribe_popup(MP, MP_USER, {"unknown-template": "accept"})
+    with pytest.raises(ValueError, match="accept"):
+        fake.subscribe_popup(MP, MP_USER, {SHIPPED: "maybe"})

@@ -105,6 +105,8 @@ def test_the_readme_examples_run_in_order_from_another_directory(served: LocalAp
     assert '"user_id","value":"user-42"' in out.replace(" ", ""), out  # the Segment SDK's user, through curl
     assert re.search(r"accepted\s+│\s+6\s+│", out) and re.search(r"member_card\s+│ M20240001", out), out  # import
     assert re.search(r"rows\s+│\s+465\s+│", out) and re.search(r"tag history entries\s+│\s+[1-9]", out), out  # history
+    # the warehouse export of that brand's history, counted by type with DuckDB over the copied Parquet
+    assert re.search(r"demo-outlet: [1-9]\d* profiles", out) and re.search(r"order_placed\s+│\s+[1-9]", out), out
     assert "created active_buyers" in out and "created winter_cake_sms" in out, out
     # the coupon: issued (50.00 reserved), then redeemed by the till's order that used its code (50.00 spent)
     assert "50.00 CNY reserved, 0.00 CNY spent" in out and "0.00 CNY reserved, 50.00 CNY spent" in out, out

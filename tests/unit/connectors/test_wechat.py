@@ -89,10 +89,17 @@ def test_bad_or_stale_signature_is_rejected(query: dict[str, str]) -> None:
         OfficialAccountConnector().authenticate(oa_request(push("subscribe.xml"), query=query), SOURCES)
 
 
-@pytest.mark.parametrize("key", ["wx-unknown", MP], ids=["unknown-app", "mini-program-key"])
-def test_unknown_app_or_wrong_kind_is_rejected(key: str) -> None:
+@pytest.mark.parametrize(
+    "sources",
+    [
+        SOURCES,  # no app of that id
+        parse_sources({"wechat": {"wx-unknown": {"brand_id": "demo-brand", "kind": "mini_program", "secret": "s"}}}),
+    ],
+    ids=["unknown-app", "mini-program-without-a-push-token"],
+)
+def test_unknown_app_or_one_without_a_token_is_rejected(sources: Any) -> None:
     with pytest.raises(AuthenticationError, match="unknown WeChat official account"):
-        OfficialAccountConnector().authenticate(oa_request(push("subscribe.xml"), key=key), SOURCES)
+        OfficialAccountConnector().authenticate(oa_request(push("subscribe.xml"), key="wx-unknown"), sources)
 
 
 def test_signature_is_sha1_of_the_sorted_parts() -> None:
@@ -393,5 +400,7 @@ def test_malformed_mini_program_body_is_400(body: bytes, field: str) -> None:
 def test_an_app_without_its_secret_fails_the_config_load() -> None:
     with pytest.raises(SourcesConfigError, match="official_account needs its token"):
         parse_sources({"wechat": {"wx1": {"brand_id": "b", "kind": "official_account"}}})
-    with pytest.raises(SourcesConfigError, match="mini_program needs its secret"):
-        parse_sources({"wechat": {"wx2": {"brand_id": "b", "kind": "mini_program", "token": "t"}}})
+    with pytest.raises(SourcesConfigError, match=r"mini_program needs its secret .* or token"):
+        parse_sources({"wechat": {"wx2": {"brand_id": "b", "kind": "mini_program"}}})
+    # a mini-program with only WeChat's message push (no relay of its own) is fine
+    assert parse_sources({"wechat": {"wx3": {"brand_id": "b", "kind": "mini_program", "token": "t"}}}).wechat["wx3"]

@@ -245,7 +245,7 @@ def test_decryption_follows_wechats_layout() -> None:
         {"kind": "official_account", "token": "t", "encoding_aes_key": "too-short"},
         {"kind": "mini_program", "secret": "s", "encoding_aes_key": AES_KEY},
     ],
-    ids=["malformed-key", "not-an-official-account"],
+    ids=["malformed-key", "no-token-to-go-with"],
 )
 def test_a_bad_encoding_aes_key_fails_the_config_load(app: dict[str, str]) -> None:
     with pytest.raises(SourcesConfigError, match="encoding_aes_key"):

@@ -106,9 +106,7 @@ def _offer(**kind: object) -> Offer:
 
 
 def test_the_page_is_self_contained_bilingual_and_escapes_what_it_shows() -> None:
-    page = pages.page(
-        200, "ready", "领取", "Claim", claim_page._offer_box(_offer(red_packet={"amount_minor": 888}))
-    )
+    page = pages.page(200, "ready", "领取", "Claim", claim_page._offer_box(_offer(red_packet={"amount_minor": 888})))
     assert page.status == 200
     html = page.html
     assert "<script>" not in html and "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in html

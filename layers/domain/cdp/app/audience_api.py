@@ -7,6 +7,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, Field, ValidationError
 
+from cdp.activation.models import ACTIVATION_ID_PATTERN, Activation
 from cdp.audiences.models import ValidationIssue
 from cdp.audiences.validation import pydantic_issues
 from cdp.errors import InvalidInputError
@@ -24,10 +25,27 @@ class AudienceErrorBody(ErrorBody):
     errors: list[ValidationIssue] | None = Field(default=None, description="every problem, with its field path")
 
 
+class ActivationErrorBody(ErrorBody):
+    """A 502 (the ad platform refused for good) or 503 (refused for now, after the retries): the record, failed."""
+
+    platform_code: str | None = Field(default=None, description="why, in a word (the platform's code when it gave one)")
+    activation: Activation | None = Field(default=None, description="the activation, recorded as failed")
+
+
 def audience_id(text: str) -> str:
     """A path segment that is an audience id (lower_snake_case): nothing else reaches an object key."""
     if not _ID.fullmatch(text):
         raise InvalidInputError(f"audience id {text!r} is not lower_snake_case (a-z, 0-9, _; up to 64)", "audience_id")
+    return text
+
+
+_ACTIVATION_ID = re.compile(ACTIVATION_ID_PATTERN)
+
+
+def activation_id(text: str) -> str:
+    """A path segment that is an activation id (its start time and a suffix, as the API answered it)."""
+    if not _ACTIVATION_ID.fullmatch(text):
+        raise InvalidInputError(f"activation id {text[:80]!r} is not one this API issued", "activation_id")
     return text
 
 

@@ -81,12 +81,13 @@ def _segment(call: str) -> ConnectorRoute:
 
 ROUTES: tuple[ConnectorRoute, ...] = (
     *(_segment(c) for c in (*CALLS, "batch")),
-    # WeChat official account server callback (GET: URL check, POST: pushes) and mini-program server events
+    # WeChat's pushes, signed with the app's token (GET: URL check, POST: pushes): an official account's server
+    # callback, a mini-program's message push; and the mini-program server's own events
     ConnectorRoute(
         "GET",
         "/v1/wechat/{key}",
         OfficialAccountConnector,
-        summary="WeChat official account: server URL check (answers echostr)",
+        summary="WeChat official account or mini-program message push: server URL check (answers echostr)",
         request=query(signature="sha1 of sorted token, timestamp, nonce", timestamp="unix", nonce="", echostr=""),
         responses=text_responses({200: "the echostr"}, (401, 503)),
     ),
@@ -94,8 +95,9 @@ ROUTES: tuple[ConnectorRoute, ...] = (
         "POST",
         "/v1/wechat/{key}",
         OfficialAccountConnector,
-        summary="WeChat official account: XML event pushes (plain-text mode)",
-        request=raw_body("text/xml", "an XML push") | query(signature="", timestamp="", nonce=""),
+        summary="WeChat official account (XML) or mini-program message push (XML or JSON): event pushes",
+        request=raw_body("text/xml", "an XML push (a mini-program's may be JSON)")
+        | query(signature="", timestamp="", nonce="", msg_signature="safe mode", encrypt_type="aes in safe mode"),
         responses=text_responses({200: "success"}),
     ),
     ConnectorRoute(

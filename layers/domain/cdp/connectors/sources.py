@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPubl
 from cryptography.hazmat.primitives.serialization import load_pem_private_key, load_pem_public_key
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
+from cdp.connectors.ad_accounts import BrandAdPlatforms
 from cdp.connectors.sender_accounts import BrandSenders
 from cdp.errors import CdpError
 
@@ -42,17 +43,20 @@ class WriteKeySource(_Cfg):
 
 
 class WeChatApp(_Cfg):
-    """An official account (server callback, signed with `token`) or a mini-program (its server signs with
-    `secret`). The app id scopes OpenIDs; UnionIDs are shared across the brand's apps on one open platform."""
+    """An official account (server callback, signed with `token`) or a mini-program (its server's relay signs with
+    `secret`; WeChat's own message push, when configured, with `token`). The app id scopes OpenIDs; UnionIDs are
+    shared across the brand's apps on one open platform."""
 
     brand_id: str = Token
     kind: Literal["official_account", "mini_program"]
-    token: SecretStr | None = Field(default=None, description="official account: the callback token")
+    token: SecretStr | None = Field(
+        default=None, description="the callback token: an official account's server URL, a mini-program's message push"
+    )
     secret: SecretStr | None = Field(default=None, description="mini-program: the HMAC key its server signs with")
     encoding_aes_key: SecretStr | None = Field(
         default=None,
-        description="official account in safe mode: the 43-character EncodingAESKey; plain-text pushes are then "
-        "refused (the plain-text signature does not cover the body)",
+        description="safe mode (an official account's, or a mini-program's message push): the 43-character "
+        "EncodingAESKey; plain-text pushes are then refused (the plain-text signature does not cover the body)",
     )
     app_secret: SecretStr | None = Field(
         default=None, description="the AppSecret: fetches the access token that sends template/subscribe messages"
@@ -60,12 +64,13 @@ class WeChatApp(_Cfg):
 
     @model_validator(mode="after")
     def _has_its_secret(self) -> WeChatApp:
-        needed = "token" if self.kind == "official_account" else "secret"
-        if getattr(self, needed) is None:
-            raise ValueError(f"a {self.kind} needs its {needed}")
+        if self.kind == "official_account" and self.token is None:
+            raise ValueError("an official_account needs its token")
+        if self.kind == "mini_program" and self.secret is None and self.token is None:
+            raise ValueError("a mini_program needs its secret (its server's relay) or token (WeChat's message push)")
         if self.encoding_aes_key is not None:
-            if self.kind != "official_account":
-                raise ValueError("encoding_aes_key is an official account's setting")
+            if self.token is None:
+                raise ValueError("encoding_aes_key goes with the token of the pushes it decrypts")
             if not re.fullmatch(r"[A-Za-z0-9+/]{43}", self.encoding_aes_key.get_secret_value()):
                 raise ValueError("encoding_aes_key must be the 43-character EncodingAESKey from the WeChat console")
         return self
@@ -201,6 +206,9 @@ class SourcesConfig(_Cfg):
     )
     senders: dict[str, BrandSenders] = Field(
         default_factory=dict, description="brand id -> the accounts that deliver its messages (per channel)"
+    )
+    ad_platforms: dict[str, BrandAdPlatforms] = Field(
+        default_factory=dict, description="brand id -> the ad accounts its audiences are uploaded to (per platform)"
     )
 
     @model_validator(mode="after")

@@ -1,4 +1,5 @@
-"""WeChat: an official account's server callback and the events a mini-program's server posts for its users.
+"""WeChat: an official account's server callback, a mini-program's message push, and the events a mini-program's
+server posts for its users.
 
 Official account (`/v1/wechat/{app id}`, plain-text mode): WeChat signs each call with the account's token
 (signature = sha1 of the sorted token, timestamp and nonce, in the query string). A GET is the URL check and answers
@@ -6,9 +7,26 @@ Official account (`/v1/wechat/{app id}`, plain-text mode): WeChat signs each cal
 message the user sent) and must be answered "success" within 5 s, or WeChat retries it 3 times. Event ids are
 WeChat's MsgId, else FromUserName + CreateTime + Event (+ EventKey) as WeChat's docs advise, so retries count once.
 
-Mini-program (`/v1/wechat/{app id}/events`): the brand's mini-program server (which learnt the user's OpenID from
-code2session) posts JSON signed with the app's secret (our x-cdp-signature scheme). Money is in fen, as WeChat Pay
-gives it: integers, kept as minor units.
+Mini-program message push (消息推送, the same route, for an app whose `wechat` entry has a `token`): signed and, in
+safe mode, encrypted exactly like an official account's pushes, in XML or JSON (the format picked in the console; told
+apart by the body's first character). Its subscribe-message events are read; its other pushes (content-security
+results, customer-service messages, ...) are answered "success" and not ingested:
+- `subscribe_msg_sent_event`: each `List` entry (TemplateId, MsgID, ErrorCode, ErrorStatus) is the delivery receipt
+  of the subscribe message WeChat's `subscribe/send` answered that msgid for: `message_delivered` with `provider`
+  wechat (the message log finds ours through the msgid, like a TEMPLATESENDJOBFINISH), delivered on ErrorCode 0,
+  else failed with the code. Event id: app + MsgID.
+- `subscribe_msg_popup_event` (the person answered the subscribe prompt) and `subscribe_msg_change_event` (they
+  changed it in the settings; WeChat pushes refusals only): one `custom` event per template,
+  `wechat_subscribe_accepted` or `wechat_subscribe_rejected` with the template id. Not `consent_changed`: a person's
+  consent is kept per channel, and one template's answer is neither their WeChat opt-in (following the account) nor
+  its withdrawal; a one-time subscription is a single send's allowance, which WeChat itself counts (a send without
+  one is refused 43101, `user_refused`). Event id: app + FromUserName + CreateTime + Event + TemplateId.
+In JSON, `List` is an object when it holds one entry and an array otherwise (WeChat's docs); both are read. An
+official account's subscription-notification pushes (the same three events) map the same way.
+
+Mini-program relay (`/v1/wechat/{app id}/events`): the brand's mini-program server (which learnt the user's OpenID
+from code2session) posts JSON signed with the app's `secret` (our x-cdp-signature scheme). Money is in fen, as WeChat
+Pay gives it: integers, kept as minor units.
 """
 
 from __future__ import annotations
@@ -17,6 +35,7 @@ import base64
 import binascii
 import hashlib
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from xml.etree.ElementTree import ParseError
@@ -37,12 +56,14 @@ from cdp.connectors.base import (
     map_items,
     obj,
     present,
+    reject,
     require,
 )
 from cdp.connectors.sources import SourcesConfig, WeChatApp
 from cdp.errors import AuthenticationError, InvalidInputError
 from cdp.ingest.ports import DedupeLedger, DedupeStatus
-from cdp.ingest.security import XML_MEDIA_TYPES, check_timestamp, same, verify_cdp
+from cdp.ingest.security import JSON_MEDIA_TYPES, XML_MEDIA_TYPES, check_media_type, check_timestamp, same, verify_cdp
+from cdp.observability import logger
 from cdp.shared.safe_json import loads as safe_loads
 from cdp.shared.time import parse_iso
 
@@ -70,12 +91,33 @@ _ACCOUNT_EVENTS = frozenset(
     }
 )
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_.:@/#+\-]{1,128}$")
+_TEMPLATE_ID = re.compile(r"^[A-Za-z0-9_\-]{1,128}$")
+# subscribe-message events -> the element (XML) that holds their List entries
+SUBSCRIBE_EVENTS = {
+    "subscribe_msg_popup_event": "SubscribeMsgPopupEvent",
+    "subscribe_msg_change_event": "SubscribeMsgChangeEvent",
+    "subscribe_msg_sent_event": "SubscribeMsgSentEvent",
+}
+MAX_LIST_ITEMS = 20  # a prompt asks for a few templates at a time; this bounds what one push fans out to
+# SubscribeStatusString: accept (acceptWithAudio / acceptWithAlert: with a voice or banner reminder) or reject
+_ACCEPTED = frozenset({"accept", "acceptwithaudio", "acceptwithalert"})
+_REJECTED = frozenset({"reject"})
 
 
 def _app(secrets: SourcesConfig, key: str | None, kind: str) -> WeChatApp:
     app = secrets.wechat.get(key or "")
     if app is None or app.kind != kind:
         raise AuthenticationError(f"unknown WeChat {kind.replace('_', ' ')} {key!r}")
+    return app
+
+
+def _push_app(secrets: SourcesConfig, key: str | None) -> WeChatApp:
+    """The app whose pushes WeChat signs with its token: an official account, or a mini-program with a message push."""
+    app = secrets.wechat.get(key or "")
+    if app is None or app.token is None:
+        raise AuthenticationError(
+            f"unknown WeChat official account (or mini-program with a message-push token) {key!r}"
+        )
     return app
 
 
@@ -93,18 +135,23 @@ def oa_msg_signature(token: str, timestamp: str, nonce: str, encrypt: str) -> st
 
 
 class OfficialAccountConnector(Connector):
-    """Plain-text mode: the signature covers token, timestamp and nonce only, so a captured signature could carry
+    """WeChat's signed pushes: an official account's, and a mini-program's message push (an app with a `token`).
+
+    Plain-text mode: the signature covers token, timestamp and nonce only, so a captured signature could carry
     another body inside the window: each (timestamp, nonce) is claimed once, with its body (`check_replay`). Safe
     mode (the app has an `encoding_aes_key`): msg_signature covers the encrypted body, which is decrypted here and
-    its app id checked; plain-text pushes are then refused."""
+    its app id checked; plain-text pushes are then refused. An official account pushes XML only (JSON is a 415); a
+    mini-program XML or JSON."""
 
     name = "wechat_oa"
     max_body_bytes = OA_MAX_BODY
-    media_types = XML_MEDIA_TYPES
-    json_body = False
+    media_types = XML_MEDIA_TYPES + JSON_MEDIA_TYPES  # narrowed to XML for an official account once its app is known
+    json_body = False  # a JSON push is parsed by `safe_json.loads`, which bounds its depth first
 
     def authenticate(self, request: InboundRequest, secrets: SourcesConfig) -> Binding:
-        app = _app(secrets, request.key, "official_account")
+        app = _push_app(secrets, request.key)
+        if app.kind == "official_account":
+            check_media_type(request.headers, request.body, XML_MEDIA_TYPES)
         query = request.query
         timestamp, nonce = query.get("timestamp", ""), query.get("nonce", "")
         token = app.token.get_secret_value() if app.token else ""
@@ -126,7 +173,8 @@ class OfficialAccountConnector(Connector):
             check_timestamp(timestamp, request.received_at)
             if not same(oa_signature(token, timestamp, nonce), signature):
                 raise AuthenticationError("bad signature")
-        return Binding(brand_id=app.brand_id, label=f"wechat:{request.key}", channel="wechat_oa")
+        channel = "wechat_oa" if app.kind == "official_account" else "mini_program"
+        return Binding(brand_id=app.brand_id, label=f"wechat:{request.key}", channel=channel)
 
     def check_replay(
         self, request: InboundRequest, binding: Binding, secrets: SourcesConfig, ledger: DedupeLedger
@@ -135,7 +183,7 @@ class OfficialAccountConnector(Connector):
         WeChat's own retries (the same request when we answered late) still pass, so a push is never lost to this.
         Safe mode needs no claim: its signature covers the body, and a resent body dedupes on its event ids. The
         mode is the app's configuration, never the request's say."""
-        if request.method == "GET" or _app(secrets, request.key, "official_account").encoding_aes_key is not None:
+        if request.method == "GET" or _push_app(secrets, request.key).encoding_aes_key is not None:
             return
         app, timestamp, nonce = request.key or "", request.query.get("timestamp", ""), request.query.get("nonce", "")
         claim = f"{NONCE_CLAIM}#{app}#{timestamp}#{hashlib.sha256(nonce.encode()).hexdigest()[:32]}"
@@ -150,7 +198,7 @@ class OfficialAccountConnector(Connector):
 
     def unseal(self, request: InboundRequest, secrets: SourcesConfig) -> bytes | None:
         """Safe mode: the decrypted push (authenticate has required and checked its msg_signature)."""
-        app = _app(secrets, request.key, "official_account")
+        app = _push_app(secrets, request.key)
         if request.method == "GET" or app.encoding_aes_key is None:
             return None
         return decrypt_push(_encrypted(request.body), app.encoding_aes_key.get_secret_value(), request.key or "")
@@ -158,19 +206,34 @@ class OfficialAccountConnector(Connector):
     def map(self, request: InboundRequest, binding: Binding) -> Mapped:
         if request.method == "GET":  # the URL check: archived like any request, maps to nothing (replay included)
             return Mapped(reply=Reply(body=request.query.get("echostr", "")), batch=False)
-        push = parse_push(request.body)
+        push = read_push(request.body)
         app_id = request.key or ""
-        mapped = map_items([push], lambda p: _push_events(p, app_id, binding), prefix="", batch=False)
+        event = push.fields.get("Event", "")
+        subscribe = push.fields.get("MsgType") == "event" and event in SUBSCRIBE_EVENTS
+        if binding.channel == "mini_program" and not subscribe:
+            # a mini-program's other pushes (content-security results, customer-service messages, ...): not ours
+            logger.info(
+                "mini-program push not ingested", app_id=app_id, msg_type=push.fields.get("MsgType"), event=event
+            )
+            return Mapped(reply=SUCCESS, batch=False)
+        _check_envelope(push.fields)
+        if subscribe:
+            mapped = _subscribe_mapped(push, app_id, binding)
+        else:
+            mapped = map_items([push.fields], lambda p: _push_events(p, app_id, binding), prefix="", batch=False)
         mapped.reply = SUCCESS
         return mapped
 
 
 def _encrypted(body: bytes) -> str:
-    """The <Encrypt> text of a safe-mode push (parsed with the same defences as any push)."""
-    root = _xml_root(body)
-    encrypt = root.findtext("Encrypt")
-    if not encrypt or not encrypt.strip():
-        raise InvalidInputError("a safe-mode push needs its <Encrypt> element", "Encrypt")
+    """The Encrypt text of a safe-mode push, XML or JSON (parsed with the same defences as any push)."""
+    if _is_json(body):
+        payload = safe_loads(body)
+        encrypt = payload.get("Encrypt") if isinstance(payload, dict) else None
+    else:
+        encrypt = _xml_root(body).findtext("Encrypt")
+    if not isinstance(encrypt, str) or not encrypt.strip():
+        raise InvalidInputError("a safe-mode push needs its Encrypt element", "Encrypt")
     return encrypt.strip()
 
 
@@ -211,21 +274,90 @@ def _xml_root(body: bytes) -> Any:
     return root
 
 
+@dataclass(frozen=True)
+class Push:
+    """A push as read: its top-level fields and, for a subscribe-message event, its `List` entries."""
+
+    fields: dict[str, str]
+    items: list[dict[str, str]]
+
+
 def parse_push(body: bytes) -> dict[str, str]:
-    """A push's top-level fields."""
-    root = _xml_root(body)
-    fields = {child.tag: (child.text or "").strip() for child in root if len(child) == 0}
+    """A push's top-level fields (XML or JSON), its envelope checked."""
+    fields = read_push(body).fields
+    _check_envelope(fields)
+    return fields
+
+
+def read_push(body: bytes) -> Push:
+    """XML, or JSON (a mini-program's message push in JSON format), told apart by the first character. Scalars
+    only: text, or a JSON number (kept as its text); anything else is left out, so a required field it held is
+    reported missing."""
+    if _is_json(body):
+        payload = safe_loads(body)
+        if not isinstance(payload, dict):
+            raise InvalidInputError("a JSON push must be an object", "body")
+        fields = _scalar_fields(payload)
+        entries = _json_entries(payload, SUBSCRIBE_EVENTS.get(fields.get("Event", "")))
+    else:
+        root = _xml_root(body)
+        fields = {child.tag: (child.text or "").strip() for child in root if len(child) == 0}
+        container = SUBSCRIBE_EVENTS.get(fields.get("Event", ""))
+        holder = root.find(container) if container else None
+        lists = (holder if holder is not None else root).findall("List") if container else []
+        entries = [{c.tag: (c.text or "").strip() for c in entry if len(c) == 0} for entry in lists]
     if fields.get("Encrypt") and not fields.get("MsgType"):
         raise InvalidInputError(
             "an encrypted (safe mode) push needs the account's encoding_aes_key in the sources secret",
             "Encrypt",
         )
+    if len(entries) > MAX_LIST_ITEMS:
+        raise InvalidInputError(f"List holds {len(entries)} entries; the limit is {MAX_LIST_ITEMS}", "List")
+    return Push(fields, entries)
+
+
+def _check_envelope(fields: dict[str, str]) -> None:
     for name in ("FromUserName", "CreateTime", "MsgType"):
         if not fields.get(name):
             raise InvalidInputError(f"{name} is required", name)
     if not fields["CreateTime"].isdigit():
         raise InvalidInputError("CreateTime must be unix seconds", "CreateTime")
-    return fields
+
+
+def _is_json(body: bytes) -> bool:
+    return body.lstrip()[:1] == b"{"
+
+
+def _scalar_fields(data: dict[str, Any]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for key, value in data.items():
+        if isinstance(value, str):
+            out[key] = value.strip()
+        elif isinstance(value, int) and not isinstance(value, bool):
+            out[key] = str(value)
+    return out
+
+
+def _json_entries(payload: dict[str, Any], container: str | None) -> list[dict[str, str]]:
+    """`List`: an object for one entry, an array for more (WeChat's docs); also read under the event's own key
+    (`SubscribeMsgSentEvent: {List: ...}`), the XML layout some relays keep."""
+    if container is None:
+        return []
+    raw = payload.get("List")
+    if raw is None:
+        nested = payload.get(container)
+        raw = nested.get("List") if isinstance(nested, dict) else nested
+    if raw is None:
+        return []
+    entries = raw if isinstance(raw, list) else [raw]
+    if len(entries) > MAX_LIST_ITEMS:
+        raise InvalidInputError(f"List holds {len(entries)} entries; the limit is {MAX_LIST_ITEMS}", "List")
+    out = []
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            raise InvalidInputError("each List entry must be an object", f"List.{i}")
+        out.append(_scalar_fields(entry))
+    return out
 
 
 def _push_events(push: dict[str, str], app_id: str, binding: Binding) -> list[dict[str, Any]]:
@@ -247,6 +379,75 @@ def _push_events(push: dict[str, str], app_id: str, binding: Binding) -> list[di
         context={"wechat_account": push.get("ToUserName", "")},
     )
     return [event]
+
+
+def _subscribe_mapped(push: Push, app_id: str, binding: Binding) -> Mapped:
+    """One event per `List` entry; a bad entry is rejected alone (and the push still answered "success")."""
+    event = push.fields["Event"]
+    if not push.items:
+        return Mapped(rejected=[reject(0, None, "List", f"a {event} push needs its List entries")], batch=False)
+    return map_items(
+        push.items, lambda item: [_subscribe_event(push.fields, item, app_id, binding)], prefix="List", batch=False
+    )
+
+
+def _subscribe_event(fields: dict[str, str], item: dict[str, str], app_id: str, binding: Binding) -> dict[str, Any]:
+    event = fields["Event"]
+    template_id = item.get("TemplateId", "")
+    if not _TEMPLATE_ID.match(template_id):
+        raise MappingError("TemplateId", "TemplateId is required: up to 128 letters, digits, '_' or '-'")
+    if event == "subscribe_msg_sent_event":
+        msgid = item.get("MsgID") or item.get("MsgId") or ""
+        if not _SAFE_ID.match(msgid):
+            raise MappingError(
+                "MsgID", "MsgID is required: WeChat's id of the message (the msgid subscribe/send answered)"
+            )
+        code = item.get("ErrorCode", "")
+        if not re.fullmatch(r"-?[0-9]{1,10}", code):
+            raise MappingError("ErrorCode", "ErrorCode is required: the delivery's result code (0: delivered)")
+        event_type = "message_delivered"
+        event_id = _stable_id(app_id, "sub", msgid)
+        properties = _clean(
+            {  # MsgID is WeChat's: the message log finds ours through it (`provider`), as for a template message
+                "message_id": msgid,
+                "channel": "wechat",
+                "provider": "wechat",
+                "status": "delivered" if int(code) == 0 else "failed",
+                "error_code": code if int(code) != 0 else None,
+                "provider_status": item.get("ErrorStatus", "")[:200],
+                "template_id": template_id,
+            }
+        )
+    else:
+        status = item.get("SubscribeStatusString", "")
+        if status.lower() not in _ACCEPTED | _REJECTED:
+            raise MappingError(
+                "SubscribeStatusString", f"SubscribeStatusString {status[:40]!r} is not accept or reject"
+            )
+        granted = status.lower() in _ACCEPTED
+        event_type = "custom"
+        event_id = _stable_id(app_id, fields["FromUserName"], fields["CreateTime"], event, template_id)
+        properties = _clean(
+            {
+                "name": "wechat_subscribe_accepted" if granted else "wechat_subscribe_rejected",
+                "template_id": template_id,
+                "granted": granted,
+                "status": status,
+                "via": "popup" if event == "subscribe_msg_popup_event" else "settings",
+                "popup_scene": item.get("PopupScene", "")[:16],
+                "app_id": app_id,
+            }
+        )
+    return event_dict(
+        event_type=event_type,
+        event_id=event_id,
+        source="mini_program" if binding.channel == "mini_program" else "wechat_oa",
+        binding=binding,
+        occurred_at=datetime.fromtimestamp(int(fields["CreateTime"]), UTC),
+        identifiers=present(ident("wechat_openid", fields["FromUserName"], app_id)),
+        properties=properties,
+        context={"wechat_account": fields.get("ToUserName", "")},
+    )
 
 
 def _oa_typed(push: dict[str, str], app_id: str) -> tuple[str, dict[str, Any]]:
@@ -315,9 +516,11 @@ class MiniProgramConnector(Connector):
 
     def authenticate(self, request: InboundRequest, secrets: SourcesConfig) -> Binding:
         app = _app(secrets, request.key, "mini_program")
-        verify_cdp(
-            request.headers, request.body, app.secret.get_secret_value() if app.secret else "", request.received_at
-        )
+        if app.secret is None:  # never verify against an empty key
+            raise AuthenticationError(
+                f"mini-program {request.key!r} has no relay secret: WeChat's message push goes to /v1/wechat/{{app id}}"
+            )
+        verify_cdp(request.headers, request.body, app.secret.get_secret_value(), request.received_at)
         return Binding(brand_id=app.brand_id, label=f"wechat:{request.key}", channel="mini_program")
 
     def map(self, request: InboundRequest, binding: Binding) -> Mapped:

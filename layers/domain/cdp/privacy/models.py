@@ -87,6 +87,9 @@ class ErasureReceipt(BaseModel):
     campaign_objects: list[ObjectChange] = Field(default_factory=list)
     export_objects: list[ObjectChange] = Field(default_factory=list)
     outbox_objects: list[ObjectChange] = Field(default_factory=list)
+    warehouse_request: str | None = Field(
+        default=None, description="the request the next warehouse export applies (warehouse/_erasures/{person_id}.json)"
+    )
     import_objects: list[ObjectChange] = Field(
         default_factory=list, description="dropped import files, their rejects and reports, without the person's rows"
     )

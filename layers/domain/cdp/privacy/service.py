@@ -28,7 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import date, datetime
 
 from cdp import topology
 from cdp.campaigns.models import TOUCH1, TOUCH2
@@ -46,6 +46,7 @@ from cdp.profile import keys
 from cdp.profile.models import Profile
 from cdp.shared.ports import EventPublisher
 from cdp.shared.time import utc_now
+from cdp.warehouse.erasure import erasure_request
 
 MAX_MERGE_HOPS = 50
 SCANNED_PREFIXES = (topology.CAMPAIGNS_PREFIX, topology.EXPORTS_PREFIX)  # JSON documents: rows are removed
@@ -146,6 +147,9 @@ class _Erasure:
         self.sends: set[str] = set()
         self.offer_lists: dict[str, set[str]] = {name: set() for name in OFFER_LISTS}
         self.shared_touched: set[str] = set()
+        self.event_days: set[tuple[str, date]] = set()  # (brand, UTC day) of the person's events: warehouse partitions
+        self.warehouse_request: str | None = None
+        self._requested_ids: set[str] = set()
         self._profile_keys: set[ItemKey] = set()
         self._refreshed = False
 
@@ -203,6 +207,7 @@ class _Erasure:
         offers = self._erase_offers()
         self._redact_foreign(items, records)
         self.events |= {f.event.dedupe_key for f in events}
+        self._request_warehouse_erasure({(f.event.brand_id, f.event.occurred_at.date()) for f in events})
         self.identifier_records |= {identifier_hash(k) for k in records}
         deletions = [f.key for f in events]
         deletions += [ItemKey(keys.identifier_pk(self.namespace, k), keys.IDENTIFIER_SK) for k in records]
@@ -227,6 +232,19 @@ class _Erasure:
         return item.key
 
     # -- S3 --------------------------------------------------------------------------------------------------
+
+    def _request_warehouse_erasure(self, days: set[tuple[str, date]]) -> None:
+        """The warehouse's event partitions are Parquet, rewritten by its export (`cdp.warehouse.erasure`): leave it
+        the days of the person's events, before those events are deleted (a retry would not find them again)."""
+        if days <= self.event_days and set(self.person_ids) <= self._requested_ids:
+            return
+        self.event_days |= days
+        self._requested_ids = set(self.person_ids)
+        request = erasure_request(
+            self.survivor.person_id, self.person_ids, self.survivor.brand_id, self.at, self.event_days
+        )
+        self.archive.rewrite(request.key, request.model_dump_json().encode())
+        self.warehouse_request = request.key
 
     def _scrub_raw(self, events: list[CanonicalEvent], mode: Mode = "own") -> None:
         """Raw request bodies that delivered the events (found through the ingest dedupe ledger), in any format:
@@ -425,6 +443,7 @@ class _Erasure:
             campaign_objects=[c for k, c in sorted(self.documents.items()) if k.startswith(topology.CAMPAIGNS_PREFIX)],
             export_objects=[c for k, c in sorted(self.documents.items()) if k.startswith(topology.EXPORTS_PREFIX)],
             outbox_objects=[self.outbox[k] for k in sorted(self.outbox)],
+            warehouse_request=self.warehouse_request,
             import_objects=[self.imports[k] for k in sorted(self.imports)],
             raw_objects_not_located=sorted(self.raw_not_located - set(self.raw) - set(self.imports)),
             ledger_records=sorted(self.sends),
@@ -488,6 +507,13 @@ class _Erasure:
             Retained(
                 what="events filed under another person's or a shared identifier with no recorded link to the person",
                 reason="they cannot be located without a full table scan (linked ones were removed or redacted)",
+            ),
+            Retained(
+                what="the warehouse's profile and tag snapshots and event partitions (warehouse/)",
+                count=len(self.event_days),
+                reason="Parquet files, rewritten by the warehouse export: its next run (nightly) writes snapshots "
+                "without the person and rewrites the days of their events (count) without their rows "
+                "(warehouse_request); old versions of those files expire a day later",
             ),
             Retained(
                 what="logs, Step Functions history, queued bus events, provider delivery logs",
