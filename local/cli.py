@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -175,6 +176,8 @@ class BenchSuite(StrEnum):
     JOURNEYS = "journeys"
     OFFERS = "offers"
     CHANNELS = "channels"
+    WAREHOUSE = "warehouse"
+    ACTIVATION = "activation"
     ALL = "all"
 
 
@@ -190,8 +193,10 @@ def bench(
         "audience size over --profiles profiles and --tag-events events (DuckDB), and tag_update p50/p95 per event; "
         "journeys: the AWS cost per 1M journey entries and sends, and trigger-to-send latency; offers: promotion "
         "evaluation p50/p95, the budget ledger under contention, the cost per 1M offers issued and redeemed; channels: "
-        "each channel's throughput at its rate limit (loopback providers) and the AWS cost per 1M sends and receipts; "
-        "all",
+        "each channel's throughput at its rate limit (loopback providers) and the AWS cost per 1M sends, receipts and "
+        "preference changes; warehouse: the nightly Parquet export's rows/s, bytes and cost per 1M events held; "
+        "activation: an audience snapshot uploaded through the audience API to each ad platform (loopback fakes), "
+        "persons/s and the AWS cost per 1M persons; all",
     ),
     profiles: int = typer.Option(1_000_000, min=1000, help="profiles the tags suite generates"),
     tag_events: int = typer.Option(10_000_000, min=10_000, help="events the tags suite generates"),
@@ -204,43 +209,11 @@ def bench(
     profile API's lookups."""
     from cdp_local.bench import record
 
+    sizes = _BenchSizes(events, output, profiles, tag_events, links, persons, lookups)
     results: dict[str, Metric] = {}
-    if suite in (BenchSuite.PIPELINE, BenchSuite.ALL):
-        results |= _bench_pipeline(events)
-    if suite in (BenchSuite.IDENTITY_BULK, BenchSuite.ALL):
-        from cdp_local.bench_identity import identity_bulk_benchmark
-
-        with console.status("identity-bulk") as status:
-            results |= identity_bulk_benchmark(links, status=lambda text: status.update(text))
-    if suite in (BenchSuite.PROFILE_LOOKUP, BenchSuite.ALL):
-        results |= _bench_profile_lookup(persons, lookups)
-    if suite in (BenchSuite.INGEST, BenchSuite.ALL):
-        from cdp_local.bench_ingest import ingest_benchmark
-
-        with console.status("ingest: the ingest handler in-process, AWS calls answered without emulation"):
-            results |= ingest_benchmark(events)
-    if suite in (BenchSuite.TAGS, BenchSuite.ALL):
-        from cdp_local.bench_tags import tags_benchmark
-
-        with console.status("tags") as status:
-            results |= tags_benchmark(
-                output / "tags-data", profiles, tag_events, status=lambda text: status.update(text)
-            )
-    if suite in (BenchSuite.JOURNEYS, BenchSuite.ALL):
-        from cdp_local.bench_journeys import journey_benchmark
-
-        with console.status("journeys: the same events with a journey paused, then live"):
-            results |= journey_benchmark(max(100, events // 10))
-    if suite in (BenchSuite.OFFERS, BenchSuite.ALL):
-        from cdp_local.bench_offers import offers_benchmark
-
-        with console.status("offers: promotion evaluation, the budget ledger under contention, issue and redeem"):
-            results |= offers_benchmark()
-    if suite in (BenchSuite.CHANNELS, BenchSuite.ALL):
-        from cdp_local.bench_channels import channels_benchmark
-
-        with console.status("channels: sends at each provider's rate, then their receipts"):
-            results |= channels_benchmark()
+    for each, run in _SUITES.items():
+        if suite in (each, BenchSuite.ALL):
+            results |= run(sizes)
     record(results, output / "results.json")
     table = Table(title="Benchmark", show_header=True)
     table.add_column("metric")
@@ -280,6 +253,90 @@ def _bench_pipeline(events: int) -> dict[str, Metric]:
         table.add_row(label, *(f"{v:g}" for v in values))
     console.print(table)
     return results
+
+
+@dataclass(frozen=True)
+class _BenchSizes:
+    events: int
+    output: Path
+    profiles: int
+    tag_events: int
+    links: int
+    persons: int
+    lookups: int
+
+
+def _identity_bulk(sizes: _BenchSizes) -> dict[str, Metric]:
+    from cdp_local.bench_identity import identity_bulk_benchmark
+
+    with console.status("identity-bulk") as status:
+        return identity_bulk_benchmark(sizes.links, status=lambda text: status.update(text))
+
+
+def _ingest(sizes: _BenchSizes) -> dict[str, Metric]:
+    from cdp_local.bench_ingest import ingest_benchmark
+
+    with console.status("ingest: the ingest handler in-process, AWS calls answered without emulation"):
+        return ingest_benchmark(sizes.events)
+
+
+def _tags(sizes: _BenchSizes) -> dict[str, Metric]:
+    from cdp_local.bench_tags import tags_benchmark
+
+    with console.status("tags") as status:
+        return tags_benchmark(
+            sizes.output / "tags-data", sizes.profiles, sizes.tag_events, status=lambda text: status.update(text)
+        )
+
+
+def _journeys(sizes: _BenchSizes) -> dict[str, Metric]:
+    from cdp_local.bench_journeys import journey_benchmark
+
+    with console.status("journeys: the same events with a journey paused, then live"):
+        return journey_benchmark(max(100, sizes.events // 10))
+
+
+def _offers(_: _BenchSizes) -> dict[str, Metric]:
+    from cdp_local.bench_offers import offers_benchmark
+
+    with console.status("offers: promotion evaluation, the budget ledger under contention, issue and redeem"):
+        return offers_benchmark()
+
+
+def _channels(_: _BenchSizes) -> dict[str, Metric]:
+    from cdp_local.bench_channels import channels_benchmark
+
+    with console.status("channels: sends at each provider's rate, their receipts, one-click unsubscribes"):
+        return channels_benchmark()
+
+
+def _warehouse(_: _BenchSizes) -> dict[str, Metric]:
+    from cdp_local.bench_warehouse import warehouse_benchmark
+
+    with console.status("warehouse: a full export, then a nightly run, of a generated brand's table"):
+        return warehouse_benchmark()
+
+
+def _activation(_: _BenchSizes) -> dict[str, Metric]:
+    from cdp_local.bench_activation import activation_benchmark
+
+    with console.status("activation: opted-in persons through ingest, a snapshot, uploaded to each ad platform"):
+        return activation_benchmark()
+
+
+_SUITES: dict[BenchSuite, Callable[[_BenchSizes], dict[str, Metric]]] = {
+    BenchSuite.PIPELINE: lambda sizes: _bench_pipeline(sizes.events),
+    BenchSuite.IDENTITY_BULK: _identity_bulk,
+    BenchSuite.PROFILE_LOOKUP: lambda sizes: _bench_profile_lookup(sizes.persons, sizes.lookups),
+    BenchSuite.INGEST: _ingest,
+    BenchSuite.TAGS: _tags,
+    BenchSuite.JOURNEYS: _journeys,
+    BenchSuite.OFFERS: _offers,
+    BenchSuite.CHANNELS: _channels,
+    BenchSuite.WAREHOUSE: _warehouse,
+    BenchSuite.ACTIVATION: _activation,
+}
+"""Each suite's run, in the order `--suite all` runs them."""
 
 
 def _bench_profile_lookup(persons: int, lookups: int) -> dict[str, Metric]:
