@@ -27,7 +27,7 @@ CART = "cart_recovery"
 BIRTHDAY = "demo_birthday_cake"
 COLD_SNAP = "demo_cold_snap"
 COLD_CITY = "Beijing"
-APP_PROMPT_SHARE = 0.25  # app users (besides the shoppers) who open the app's new version this week
+APP_PROMPT_SHARE = 0.1  # app users (besides the shoppers) who open the app's new version this week
 APP_OPT_IN_SHARE = 0.7  # of those the app asks, who allow notifications
 INBOX_READ_SHARE = 0.6  # buyers who read the tips in the app's inbox
 BIRTHDAY_WECHAT_TEMPLATE = "TM-birthday-cake-7d"  # chosen in the official account's console (the fake knows them)
@@ -124,10 +124,11 @@ def run_journey_scenes(
         call_api(rt, "POST", f"/v1/campaigns/{definition['campaign_id']}/activate?brand_id={brand_id}")
     tick = topology.CAMPAIGN_TICK.local_name
     # Carts: shoppers add a cake; about a third order that cake within the hour, the rest get the journey's reminders
-    shoppers = _shoppers(rt, brand_id, seed)
+    customers = _customers(rt, brand_id)
+    shoppers = _shoppers(customers, seed)
     # The app's new version asks for notifications (push and the in-app inbox) as people open it: the shoppers now,
     # some of its other users this week; most allow
-    opted_in = _app_opt_ins(rt, brand_id, now, seed, set(shoppers))
+    opted_in = _app_opt_ins(rt, customers, brand_id, now, seed, set(shoppers))
     carts = [
         _event(
             "add_to_cart",
@@ -202,29 +203,30 @@ def run_journey_scenes(
     }
 
 
-def _shoppers(rt: LocalRuntime, brand_id: str, seed: int) -> list[str]:
-    """Phones of customers who opted in to marketing SMS (a stable sample)."""
+def _customers(rt: LocalRuntime, brand_id: str) -> list[Profile]:
+    """The brand's persons as they are now (one scan for every scene)."""
     store = DynamoProfileStore(topology.PROFILES_TABLE.local_name, client=rt.client("dynamodb"))
-    phones = sorted(
-        phone
+    return [
+        profile
         for shard in range(4)
         for profile in store.scan_shard(shard, 4)
-        if profile.brand_id == brand_id and profile.has_consent("sms") and (phone := _phone(profile))
-    )
+        if profile.brand_id == brand_id and not profile.merged_into
+    ]
+
+
+def _shoppers(customers: list[Profile], seed: int) -> list[str]:
+    """Phones of customers who opted in to marketing SMS (a stable sample)."""
+    phones = sorted(phone for profile in customers if profile.has_consent("sms") and (phone := _phone(profile)))
     return random.Random(seed).sample(phones, min(CART_SHOPPERS, len(phones)))
 
 
-def _app_opt_ins(rt: LocalRuntime, brand_id: str, now: datetime, seed: int, shoppers: set[str]) -> int:
+def _app_opt_ins(
+    rt: LocalRuntime, customers: list[Profile], brand_id: str, now: datetime, seed: int, shoppers: set[str]
+) -> int:
     """App users answer the app's notification prompt: every shopper with the app (they are in it now) and
     `APP_PROMPT_SHARE` of its other users see it, `APP_OPT_IN_SHARE` allow it: push and in-app consent, by the device
     the app runs on. Returns how many allowed."""
-    store = DynamoProfileStore(topology.PROFILES_TABLE.local_name, client=rt.client("dynamodb"))
-    users = sorted(
-        (device, _phone(profile) in shoppers)
-        for shard in range(4)
-        for profile in store.scan_shard(shard, 4)
-        if profile.brand_id == brand_id and not profile.merged_into and (device := _device(profile))
-    )
+    users = sorted((device, _phone(profile) in shoppers) for profile in customers if (device := _device(profile)))
     rng = random.Random(seed)
     prompted = [device for device, shopping in users if shopping or rng.random() < APP_PROMPT_SHARE]
     allowed = [d for d in prompted if rng.random() < APP_OPT_IN_SHARE]
