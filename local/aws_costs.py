@@ -55,6 +55,40 @@ class OpUsage:
         return sum(n * PRICES[key].usd_per_million / 1_000_000 for key, n in self.units.items())
 
 
+def usage_totals(usage: dict[str, OpUsage]) -> defaultdict[str, float]:
+    """The billed units of every operation together, by price key."""
+    totals: defaultdict[str, float] = defaultdict(float)
+    for op_usage in usage.values():
+        for key, n in op_usage.units.items():
+            totals[key] += n
+    return totals
+
+
+def usage_usd(usage: dict[str, OpUsage]) -> float:
+    return sum(cm.cost_usd(dict(usage_totals(usage))).values())
+
+
+def merge_usage(*usages: dict[str, OpUsage]) -> dict[str, OpUsage]:
+    out: dict[str, OpUsage] = {}
+    for usage in usages:
+        for op, op_usage in usage.items():
+            into = out.setdefault(op, OpUsage())
+            into.calls += op_usage.calls
+            for key, n in op_usage.units.items():
+                into.units[key] += n
+    return out
+
+
+def is_sdk_call(op: str) -> bool:
+    """An API call (not a function's invocation or its logs, which the counter keeps under the function)."""
+    service, _, name = op.partition(".")
+    return service != "logs" and (service != "lambda" or name == "Invoke")
+
+
+def sdk_calls(usage: dict[str, OpUsage]) -> int:
+    return sum(u.calls for op, u in usage.items() if is_sdk_call(op))
+
+
 @dataclass
 class _Invocation:
     function: str

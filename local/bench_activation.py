@@ -41,7 +41,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cdp_local import cost_model
-from cdp_local.aws_costs import ApiCallCounter, OpUsage
+from cdp_local.aws_costs import (
+    ApiCallCounter,
+    OpUsage,
+    is_sdk_call,
+    merge_usage,
+    usage_totals,
+    usage_usd,
+)
 from cdp_local.bench import Metric, batches, deployed_log_level
 
 BRAND = "demo-brand"
@@ -231,43 +238,17 @@ def activation_benchmark(persons: int = PERSONS, part_size: int | None = None) -
 # ---- the figures -------------------------------------------------------------------------------------------------
 
 
-def _totals(usage: dict[str, OpUsage]) -> defaultdict[str, float]:
-    totals: defaultdict[str, float] = defaultdict(float)
-    for op_usage in usage.values():
-        for key, n in op_usage.units.items():
-            totals[key] += n
-    return totals
-
-
-def _usd(usage: dict[str, OpUsage]) -> float:
-    return sum(cost_model.cost_usd(dict(_totals(usage))).values())
-
-
-def _sdk_call(op: str) -> bool:
-    """An API call (not a function's invocation or its logs, which the counter keeps under the function)."""
-    service, _, name = op.partition(".")
-    return service != "logs" and (service != "lambda" or name == "Invoke")
-
-
-def _merge(*usages: dict[str, OpUsage]) -> dict[str, OpUsage]:
-    out: dict[str, OpUsage] = {}
-    for usage in usages:
-        for op, op_usage in usage.items():
-            into = out.setdefault(op, OpUsage())
-            into.calls += op_usage.calls
-            for key, n in op_usage.units.items():
-                into.units[key] += n
-    return out
-
-
 def _priced(prefix: str, usage: dict[str, OpUsage], n: int, note: str) -> dict[str, Metric]:
     """The cost per 1M persons (total and by service), AWS calls per person (total and by operation) and the billed
     units per person by price key."""
     per = 1 / max(n, 1)
     out: dict[str, Metric] = {
-        f"{prefix}.cost_per_1m_persons_usd": {"value": round(_usd(usage) * 1_000_000 * per, 4), "unit": f"USD: {note}"},
+        f"{prefix}.cost_per_1m_persons_usd": {
+            "value": round(usage_usd(usage) * 1_000_000 * per, 4),
+            "unit": f"USD: {note}",
+        },
         f"{prefix}.aws_calls_per_person": {
-            "value": round(sum(u.calls for op, u in usage.items() if _sdk_call(op)) * per, 4),
+            "value": round(sum(u.calls for op, u in usage.items() if is_sdk_call(op)) * per, 4),
             "unit": "calls",
         },
     }
@@ -281,9 +262,9 @@ def _priced(prefix: str, usage: dict[str, OpUsage], n: int, note: str) -> dict[s
                 "unit": "USD",
             }
     for op, op_usage in sorted(usage.items()):
-        if op_usage.calls and _sdk_call(op):
+        if op_usage.calls and is_sdk_call(op):
             out[f"{prefix}.calls_per_person.{op}"] = {"value": round(op_usage.calls * per, 5), "unit": "calls"}
-    for key, units in sorted(_totals(usage).items()):
+    for key, units in sorted(usage_totals(usage).items()):
         if units:
             price = cost_model.PRICES[key]
             out[f"{prefix}.billed_per_person.{key}"] = {"value": float(f"{units * per:.4g}"), "unit": price.unit}
@@ -329,7 +310,7 @@ def _platform_metrics(done: _Activation, persons: int, part_size: int) -> dict[s
             "not included)",
         },
         f"{prefix}.cost_per_activation_usd": {
-            "value": float(f"{_usd(done.usage):.4g}"),
+            "value": float(f"{usage_usd(done.usage):.4g}"),
             "unit": f"USD: the whole activation of {persons} persons",
         },
     }
@@ -346,4 +327,4 @@ def _report(persons: int, part_size: int, done: list[_Activation]) -> dict[str, 
         out |= _platform_metrics(activation, persons, part_size)
     uploaded = sum(a.record["counts"]["uploaded"] for a in done)
     note = f"both platforms alike, activations of {persons:,} persons; the platform's own price not included"
-    return out | _priced("activation", _merge(*(a.usage for a in done)), uploaded, note)
+    return out | _priced("activation", merge_usage(*(a.usage for a in done)), uploaded, note)

@@ -58,7 +58,15 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from cdp_local import cost_model
-from cdp_local.aws_costs import ApiCallCounter, OpUsage
+from cdp_local.aws_costs import (
+    ApiCallCounter,
+    OpUsage,
+    is_sdk_call,
+    merge_usage,
+    sdk_calls,
+    usage_totals,
+    usage_usd,
+)
 from cdp_local.bench import Metric, batches, deployed_log_level
 from cdp_local.fakes.webhook_receiver import FakeWebhookReceiver
 
@@ -285,46 +293,16 @@ def _function_keys() -> dict[str, str]:
 # ---- pricing -------------------------------------------------------------------------------------------------
 
 
-def _totals(usage: dict[str, OpUsage]) -> defaultdict[str, float]:
-    totals: defaultdict[str, float] = defaultdict(float)
-    for op_usage in usage.values():
-        for key, n in op_usage.units.items():
-            totals[key] += n
-    return totals
-
-
-def _usd(usage: dict[str, OpUsage]) -> float:
-    return sum(cost_model.cost_usd(dict(_totals(usage))).values())
-
-
-def _merge(*usages: dict[str, OpUsage]) -> dict[str, OpUsage]:
-    out: dict[str, OpUsage] = {}
-    for usage in usages:
-        for op, op_usage in usage.items():
-            into = out.setdefault(op, OpUsage())
-            into.calls += op_usage.calls
-            for key, n in op_usage.units.items():
-                into.units[key] += n
-    return out
-
-
-def _sdk_call(op: str) -> bool:
-    """An API call (not a function's invocation or its logs, which the counter keeps under the function)."""
-    service, _, name = op.partition(".")
-    return service != "logs" and (service != "lambda" or name == "Invoke")
-
-
-def _calls(usage: dict[str, OpUsage]) -> int:
-    return sum(u.calls for op, u in usage.items() if _sdk_call(op))
-
-
 def _priced(prefix: str, what: str, usage: dict[str, OpUsage], n: int, note: str) -> dict[str, Metric]:
     """cost per 1M, AWS calls and billed WRU / RRU per unit, for `n` units of `what` (send, receipt)."""
-    totals = _totals(usage)
+    totals = usage_totals(usage)
     per = 1 / max(n, 1)
     return {
-        f"{prefix}.cost_per_1m_{what}s_usd": {"value": round(_usd(usage) * 1_000_000 * per, 2), "unit": f"USD: {note}"},
-        f"{prefix}.aws_calls_per_{what}": {"value": round(_calls(usage) * per, 3), "unit": "calls"},
+        f"{prefix}.cost_per_1m_{what}s_usd": {
+            "value": round(usage_usd(usage) * 1_000_000 * per, 2),
+            "unit": f"USD: {note}",
+        },
+        f"{prefix}.aws_calls_per_{what}": {"value": round(sdk_calls(usage) * per, 3), "unit": "calls"},
         f"{prefix}.billed_wru_per_{what}": {"value": round(totals.get("dynamodb_wru", 0.0) * per, 3), "unit": "wru"},
         f"{prefix}.billed_rru_per_{what}": {"value": round(totals.get("dynamodb_rru", 0.0) * per, 3), "unit": "rru"},
     }
@@ -792,12 +770,12 @@ def _report(
         usage = {op: u for op, u in sent[ch].usage.items() if op.split(".", 1)[0] not in PROVIDER_SERVICES}
         platform.append(usage)
         out |= _send_metrics(f"channels.{ch}", sent[ch], usage, messages, rate)
-    everything = _merge(*platform)
+    everything = merge_usage(*platform)
     n_sends = messages * len(CHANNELS)
     out |= _priced("channels", "send", everything, n_sends, f"the send path's AWS calls, {', '.join(CHANNELS)} alike")
     out |= _by_service("channels.cost_per_1m_sends", everything, n_sends)
     for op, usage in sorted(everything.items()):
-        if usage.calls and _sdk_call(op):
+        if usage.calls and is_sdk_call(op):
             out[f"channels.calls_per_send.{op}"] = {"value": round(usage.calls / n_sends, 3), "unit": "calls"}
     if receipts:
         out |= _receipt_metrics(messages, receipts)
@@ -885,13 +863,13 @@ def _receipt_metrics(messages: int, receipts: dict[str, _Receipts]) -> dict[str,
             by_function[fn].append(ops)
             out |= _function_cost(f"{prefix}.cost_per_1m_receipts.by_function.{fn}.usd", ops, got.posted, "receipts")
     n_receipts = sum(got.posted for got in receipts.values())
-    merged = _merge(*(got.usage for got in receipts.values()))
+    merged = merge_usage(*(got.usage for got in receipts.values()))
     note = f"{', '.join(receipts)} receipts alike: from the provider's receipt to the message log, and what they wake"
     out |= _priced("channels", "receipt", merged, n_receipts, note)
     out |= _by_service("channels.cost_per_1m_receipts", merged, n_receipts)
     for fn, parts in sorted(by_function.items()):
         out |= _function_cost(
-            f"channels.cost_per_1m_receipts.by_function.{fn}.usd", _merge(*parts), n_receipts, "receipts"
+            f"channels.cost_per_1m_receipts.by_function.{fn}.usd", merge_usage(*parts), n_receipts, "receipts"
         )
     return out
 
@@ -908,7 +886,7 @@ def _preference_metrics(messages: int, got: _PreferenceChanges) -> dict[str, Met
     out |= _priced("channels", "preference_change", got.usage, n, note)
     out |= _by_service("channels.cost_per_1m_preference_changes", got.usage, n)
     for op, usage in sorted(got.usage.items()):
-        if usage.calls and _sdk_call(op):
+        if usage.calls and is_sdk_call(op):
             out[f"channels.calls_per_preference_change.{op}"] = {"value": round(usage.calls / n, 3), "unit": "calls"}
     for fn, ops in sorted(got.by_function.items()):
         out |= _function_cost(
@@ -927,5 +905,5 @@ def _preference_metrics(messages: int, got: _PreferenceChanges) -> dict[str, Met
 
 
 def _function_cost(name: str, usage: dict[str, OpUsage], n: int, per: str) -> dict[str, Metric]:
-    usd = _usd(usage)
+    usd = usage_usd(usage)
     return {name: {"value": round(usd * 1_000_000 / n, 3), "unit": f"USD per 1M {per}"}} if usd > 0 else {}
