@@ -88,7 +88,8 @@ class ErasureReceipt(BaseModel):
     export_objects: list[ObjectChange] = Field(default_factory=list)
     outbox_objects: list[ObjectChange] = Field(default_factory=list)
     warehouse_request: str | None = Field(
-        default=None, description="the request the next warehouse export applies (warehouse/_erasures/{person_id}.json)"
+        default=None,
+        description="the request the next warehouse export applies: warehouse/_erasures/{sha256 of the person id}.json",
     )
     import_objects: list[ObjectChange] = Field(
         default_factory=list, description="dropped import files, their rejects and reports, without the person's rows"
