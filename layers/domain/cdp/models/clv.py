@@ -14,8 +14,9 @@ alpha = 4.4135, a = 0.7929, b = 2.4258, log-likelihood -9582.4; Gamma-Gamma: p =
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date
 
 import numpy as np
 from numpy.typing import NDArray
@@ -166,3 +167,43 @@ def _best_fit(loss: Callable[[Array], float], starts: Sequence[Sequence[float]])
     if best is None:
         raise ModelFitError("the likelihood could not be maximized from any starting point")
     return best
+
+
+@dataclass(frozen=True)
+class PersonSummaries:
+    """Each person's repeat-purchase summary as of `end`, in `unit_days` units, with their repeat purchases' mean
+    value (0 without one): what `fit_bgnbd` and `fit_gamma_gamma` take."""
+
+    person_ids: list[str]
+    summary: RepeatSummary
+    mean_value: Array
+
+
+def summarize_purchases(
+    purchases: Mapping[str, Sequence[tuple[date, float]]], end: date, unit_days: float = 1.0
+) -> PersonSummaries:
+    """Point in time: only purchases on or before `end` count, and persons who first bought after it are left out.
+    Purchases of one day are one purchase of their summed value (the papers' convention); the first day's is not a
+    repeat purchase."""
+    ids: list[str] = []
+    x: list[float] = []
+    t_x: list[float] = []
+    age: list[float] = []
+    mean: list[float] = []
+    for person_id, bought in purchases.items():
+        by_day: dict[date, float] = {}
+        for day, value in bought:
+            if day <= end:
+                by_day[day] = by_day.get(day, 0.0) + value
+        if not by_day:
+            continue
+        days = sorted(by_day)
+        repeats = days[1:]
+        ids.append(person_id)
+        x.append(float(len(repeats)))
+        t_x.append((days[-1] - days[0]).days / unit_days)
+        age.append((end - days[0]).days / unit_days)
+        mean.append(sum(by_day[d] for d in repeats) / len(repeats) if repeats else 0.0)
+    if not ids:
+        raise ModelFitError(f"nobody bought on or before {end.isoformat()}")
+    return PersonSummaries(ids, RepeatSummary.of(x, t_x, age), np.asarray(mean, dtype=np.float64))
