@@ -19,7 +19,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cdp.models.clv import ModelFitError, RepeatSummary, fit_bgnbd, fit_gamma_gamma, summarize_purchases
+from cdp.models.clv import (
+    ModelFitError,
+    PersonSummaries,
+    RepeatSummary,
+    fit_bgnbd,
+    fit_gamma_gamma,
+    lifetime_value,
+    summarize_purchases,
+)
 
 LIFETIMES = "lifetimes==0.11.3"
 CACHE = Path(__file__).resolve().parents[3] / ".build" / "test-data" / "lifetimes"
@@ -144,3 +152,27 @@ def test_held_out_weeks_40_to_78_are_predicted_within_13_percent(
     assert round(float(predicted.sum())) == 1653
     top = predicted >= np.quantile(predicted, 0.9)
     assert actual[top].mean() > 4 * actual[~top].mean()
+
+
+def test_lifetime_value_is_the_expected_purchases_times_spend_discounted_month_by_month(
+    transactions: dict[str, list[tuple[date, float]]],
+) -> None:
+    people = summarize_purchases(transactions, CALIBRATION_END, unit_days=7.0)
+    purchases = fit_bgnbd(people.summary)
+    spend = fit_gamma_gamma(people.summary.frequency, people.mean_value)
+    s = people.summary
+    # Undiscounted, at full margin: the purchases expected over the 12 months times the expected spend of each
+    flat = lifetime_value(purchases, spend, people, months=12, unit_days=7.0, monthly_discount=0.0)
+    whole = purchases.expected_purchases(12 * 30 / 7, s.frequency, s.recency, s.age)
+    assert np.allclose(flat, whole * spend.expected_spend(s.frequency, people.mean_value))
+    # Discounted and at a 30% margin: less, never negative
+    worth = lifetime_value(purchases, spend, people, months=12, unit_days=7.0, margin=0.3, monthly_discount=0.01)
+    assert (worth >= 0).all() and (worth < 0.3 * flat + 1e-9).all()
+    # And worth more for a buyer whose last purchase is recent than for one as frequent who went quiet long ago
+    pair = PersonSummaries(
+        ["recent", "quiet"], RepeatSummary.of([2, 2], [36.0, 5.0], [38.86, 38.86]), np.array([20.0, 20.0])
+    )
+    recent, quiet = lifetime_value(purchases, spend, pair, months=12, unit_days=7.0, margin=0.3)
+    assert recent > 2 * quiet > 0
+    with pytest.raises(ModelFitError):
+        lifetime_value(purchases, spend, people, months=0, unit_days=7.0)

@@ -207,3 +207,32 @@ def summarize_purchases(
     if not ids:
         raise ModelFitError(f"nobody bought on or before {end.isoformat()}")
     return PersonSummaries(ids, RepeatSummary.of(x, t_x, age), np.asarray(mean, dtype=np.float64))
+
+
+DAYS_PER_MONTH = 30.0
+
+
+def lifetime_value(
+    purchases: BgNbd,
+    spend: GammaGamma,
+    people: PersonSummaries,
+    *,
+    months: int,
+    unit_days: float,
+    margin: float = 1.0,
+    monthly_discount: float = 0.01,
+) -> Array:
+    """Each person's expected margin over the next `months`, discounted monthly: the purchases BG/NBD expects in each
+    month times the spend Gamma-Gamma expects per purchase times `margin`, divided by (1 + discount) ** month.
+    `unit_days` is the time unit both were fitted in (7 for weeks)."""
+    if months < 1 or unit_days <= 0 or not 0 <= margin <= 1 or monthly_discount < 0:
+        raise ModelFitError("months >= 1, unit_days > 0, margin in [0, 1] and a discount >= 0")
+    s = people.summary
+    per_purchase = margin * spend.expected_spend(s.frequency, people.mean_value)
+    value = np.zeros_like(per_purchase)
+    before = np.zeros_like(per_purchase)
+    for month in range(1, months + 1):
+        upto = purchases.expected_purchases(month * DAYS_PER_MONTH / unit_days, s.frequency, s.recency, s.age)
+        value += per_purchase * (upto - before) / (1 + monthly_discount) ** month
+        before = upto
+    return value
