@@ -28,15 +28,17 @@ import json
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cdp_local import cost_model
-from cdp_local.aws_costs import ApiCallCounter, OpUsage
+from cdp_local.aws_costs import ApiCallCounter, OpUsage, usage_totals
 
 if TYPE_CHECKING:
     from cdp.org import OrgDirectory
+    from cdp_local.runtime import LocalRuntime
 
 Metric = dict[str, float | str]
 Progress = Callable[[int, int], None]
@@ -60,6 +62,30 @@ def deployed_log_level() -> str:
     from infra.config import DeployConfig
 
     return str(DeployConfig.model_fields["log_level"].default)
+
+
+@contextmanager
+def metered_runtime(counter: ApiCallCounter) -> Iterator[tuple[LocalRuntime, ExitStack]]:
+    """A local runtime whose AWS calls `counter` meters as deployed: its own clients (Lambda invoke, the queues' event
+    source mapping) and, once moto is up, the handlers' (made on first use), with Lambda time and logs measured; the
+    secrets cached per container as deployed. The stack holds what the bench enters beside it; the counter comes off
+    on exit."""
+    from cdp.connectors.aws import SecretsManagerSources
+    from cdp_local.runtime import LocalRuntime
+    from cdp_local.runtime.core import _session as runtime_session
+
+    if SecretsManagerSources.TTL_S < 60:
+        raise RuntimeError("the sources secret must be cached per container (TTL_S), as deployed")
+    counter.install(runtime_session())
+    try:
+        with ExitStack() as stack:
+            rt = stack.enter_context(LocalRuntime(log_level=deployed_log_level()))
+            counter.install()
+            counter.measure_lambda()
+            counter.measure_logs()
+            yield rt, stack
+    finally:
+        counter.uninstall()
 
 
 def pipeline_benchmark(
@@ -92,7 +118,10 @@ def pipeline_benchmark(
                 t1 = time.perf_counter()
                 rt.drain()
                 t2 = time.perf_counter()
-                counter.add("apigateway.HttpApiRequest", {"http_api_requests": _http_units(body, headers)})
+                counter.add(
+                    "apigateway.HttpApiRequest",
+                    {"http_api_requests": cost_model.http_request_units("/v1/events", body, headers)},
+                )
                 accepted += json.loads(response.body).get("accepted", 0)
                 ingest_s += t1 - t0
                 drain_s += t2 - t1
@@ -269,12 +298,6 @@ def _pending_history(rt: Any) -> tuple[int, int]:
     return wru, calls
 
 
-def _http_units(body: bytes, headers: dict[str, str]) -> int:
-    # the request line and headers count with the body towards the 512 KB metering increment
-    size = len(body) + len("POST /v1/events HTTP/1.1\r\n") + sum(len(k) + len(v) + 4 for k, v in headers.items())
-    return cost_model.http_api_units(size)
-
-
 _UNIT_PER_EVENT = {  # the per-event figures the issue's targets are stated in
     "dynamodb_wru": "pipeline.billed_wru_per_event",
     "dynamodb_rru": "pipeline.billed_rru_per_event",
@@ -288,9 +311,7 @@ _UNIT_PER_EVENT = {  # the per-event figures the issue's targets are stated in
 def cost_metrics(usage: dict[str, OpUsage], accepted: int) -> dict[str, Metric]:
     """Dollars and billed units per 1M accepted events: in total, by price key, by service and by operation."""
     scale = 1_000_000 / max(accepted, 1)
-    totals: Counter[str] = Counter()
-    for op_usage in usage.values():
-        totals.update(op_usage.units)
+    totals = usage_totals(usage)
     usd_by_key = cost_model.cost_usd(dict(totals))
     out: dict[str, Metric] = {
         "pipeline.cost_per_1m_events_usd": {"value": round(sum(usd_by_key.values()) * scale, 2), "unit": "USD"},

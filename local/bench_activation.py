@@ -35,7 +35,6 @@ import json
 import sys
 import time
 from collections import defaultdict
-from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -49,7 +48,7 @@ from cdp_local.aws_costs import (
     usage_totals,
     usage_usd,
 )
-from cdp_local.bench import Metric, batches, deployed_log_level
+from cdp_local.bench import Metric, batches, metered_runtime
 
 BRAND = "demo-brand"
 PERSONS = 10_000  # one deployed part (PART_SIZE)
@@ -96,12 +95,6 @@ def _audience(audience_id: str, attr: str) -> dict[str, Any]:
     }
 
 
-def _http_units(body: bytes, headers: dict[str, str], path: str) -> int:
-    # the request line and headers count with the body towards the 512 KB metering increment
-    size = len(body) + len(f"POST {path} HTTP/1.1\r\n") + sum(len(k) + len(v) + 4 for k, v in headers.items())
-    return cost_model.http_api_units(size)
-
-
 @dataclass
 class _Activation:
     platform: str
@@ -129,7 +122,9 @@ class _Run:
         response = self.rt.http(method, path, body, self.headers)
         if response.status != expect:
             raise RuntimeError(f"{method} {path}: {response.status} {response.body[:300]!r}")
-        self.counter.add("apigateway.HttpApiRequest", {"http_api_requests": _http_units(body, self.headers, path)})
+        self.counter.add(
+            "apigateway.HttpApiRequest", {"http_api_requests": cost_model.http_request_units(path, body, self.headers)}
+        )
         answer: dict[str, Any] = json.loads(response.body)
         return answer
 
@@ -206,32 +201,19 @@ def activation_benchmark(persons: int = PERSONS, part_size: int | None = None) -
     """Make `persons` opted-in persons, snapshot them, and activate the snapshot to each platform's loopback fake
     (`part_size`: members per request, default the deployed 10,000)."""
     from cdp.activation.service import PART_SIZE
-    from cdp.connectors.aws import SecretsManagerSources
     from cdp_local.fakes.ad_platforms import LocalAdPlatforms
-    from cdp_local.runtime import LocalRuntime
-    from cdp_local.runtime.core import _session as runtime_session
 
     if persons < 1 or (part_size is not None and part_size < 1):
         raise ValueError("persons and part_size must be at least 1")
-    if SecretsManagerSources.TTL_S < 60:
-        raise RuntimeError("the sources secret must be cached per container (TTL_S), as deployed")
     counter = ApiCallCounter()
-    counter.install(runtime_session())  # the runtime's own clients: Lambda invoke, the queues' event source mapping
-    try:
-        with ExitStack() as stack:
-            rt = stack.enter_context(LocalRuntime(log_level=deployed_log_level()))
-            counter.install()  # after moto started: the handlers make their clients on first use
-            counter.measure_lambda()
-            counter.measure_logs()
-            run = _Run(rt, counter, stack.enter_context(LocalAdPlatforms(rt, BRAND)), persons)
-            run.make_persons()
-            run.snapshots()
-            run.warm_up()
-            if part_size is not None:
-                run.set_part_size(part_size)
-            done = [run.measured(platform) for platform in PLATFORMS]
-    finally:
-        counter.uninstall()
+    with metered_runtime(counter) as (rt, stack):
+        run = _Run(rt, counter, stack.enter_context(LocalAdPlatforms(rt, BRAND)), persons)
+        run.make_persons()
+        run.snapshots()
+        run.warm_up()
+        if part_size is not None:
+            run.set_part_size(part_size)
+        done = [run.measured(platform) for platform in PLATFORMS]
     return _report(persons, part_size or PART_SIZE, done)
 
 

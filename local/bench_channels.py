@@ -67,7 +67,7 @@ from cdp_local.aws_costs import (
     usage_totals,
     usage_usd,
 )
-from cdp_local.bench import Metric, batches, deployed_log_level
+from cdp_local.bench import Metric, batches, metered_runtime
 from cdp_local.fakes.webhook_receiver import FakeWebhookReceiver
 
 # ruff: noqa: RUF001 - Chinese message texts, with full-width punctuation
@@ -396,32 +396,18 @@ class _PreferenceChanges:
 def channels_benchmark(messages: int = 200, rate: float = 50.0) -> dict[str, Metric]:
     """Send `messages` per channel at `rate` messages/s per account, post their receipts back, unsubscribe each
     e-mail's person through its one-click link, and price all three."""
-    from cdp.connectors.aws import SecretsManagerSources
-    from cdp_local.runtime import LocalRuntime
-    from cdp_local.runtime.core import _session as runtime_session
-
     if messages < 1 or rate <= 0:
         raise ValueError("messages must be at least 1 and rate above 0")
-    if SecretsManagerSources.TTL_S < 60:
-        raise RuntimeError("the sources secret must be cached per container (TTL_S), as deployed")
     counter = _ByFunction()
-    counter.install(runtime_session())  # the runtime's own clients: Lambda invoke, the queues' event source mapping
-    try:
-        with ExitStack() as stack:
-            rt = stack.enter_context(LocalRuntime(log_level=deployed_log_level()))
-            counter.install()  # after moto started: the handlers make their clients on first use
-            counter.measure_lambda()
-            counter.measure_logs()
-            run = _Run(rt, counter, stack, messages, rate)
-            run.accounts()
-            run.persons()
-            run.warm_up()
-            for ch in CHANNELS:
-                run.send_step(ch)
-            run.receipts()
-            run.preference_changes()
-    finally:
-        counter.uninstall()
+    with metered_runtime(counter) as (rt, stack):
+        run = _Run(rt, counter, stack, messages, rate)
+        run.accounts()
+        run.persons()
+        run.warm_up()
+        for ch in CHANNELS:
+            run.send_step(ch)
+        run.receipts()
+        run.preference_changes()
     return _report(messages, rate, run.sent, run.receipted, run.preferences)
 
 
@@ -637,7 +623,9 @@ class _Run:
             response = self.rt.http("POST", path, body, headers)
             if response.status != 200:
                 raise RuntimeError(f"one-click unsubscribe: {response.status} {response.body[:300]!r}")
-            self.counter.add("apigateway.HttpApiRequest", {"http_api_requests": _http_units(body, headers, path)})
+            self.counter.add(
+                "apigateway.HttpApiRequest", {"http_api_requests": cost_model.http_request_units(path, body, headers)}
+            )
             if n % RECEIPTS_PER_POST == 0:
                 self.rt.drain()
         self.rt.drain()
@@ -710,7 +698,10 @@ class _Run:
             response = self.rt.http("POST", "/v1/feedback/sms/aliyun", body, headers)
             if response.status != 202:
                 raise RuntimeError(f"SMS receipts: {response.status} {response.body[:300]!r}")
-            self.counter.add("apigateway.HttpApiRequest", {"http_api_requests": _http_units(body, headers)})
+            self.counter.add(
+                "apigateway.HttpApiRequest",
+                {"http_api_requests": cost_model.http_request_units("/v1/feedback/sms/aliyun", body, headers)},
+            )
         self.rt.drain()
 
     def _post_wechat(self, pushes: list[bytes]) -> None:
@@ -725,16 +716,12 @@ class _Run:
             response = self.rt.http("POST", path, body, headers)
             if response.status != 200 or response.body != b"success":
                 raise RuntimeError(f"WeChat push: {response.status} {response.body[:300]!r}")
-            self.counter.add("apigateway.HttpApiRequest", {"http_api_requests": _http_units(body, headers, path)})
+            self.counter.add(
+                "apigateway.HttpApiRequest", {"http_api_requests": cost_model.http_request_units(path, body, headers)}
+            )
             if n % RECEIPTS_PER_POST == 0:
                 self.rt.drain()
         self.rt.drain()
-
-
-def _http_units(body: bytes, headers: dict[str, str], path: str = "/v1/feedback/sms/aliyun") -> int:
-    # the request line and headers count with the body towards the 512 KB metering increment
-    size = len(body) + len(f"POST {path} HTTP/1.1\r\n") + sum(len(k) + len(v) + 4 for k, v in headers.items())
-    return cost_model.http_api_units(size)
 
 
 RECEIPTS_HOW = {

@@ -20,8 +20,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cdp_local import cost_model
-from cdp_local.aws_costs import ApiCallCounter, OpUsage
-from cdp_local.bench import Metric, batches, deployed_log_level
+from cdp_local.aws_costs import ApiCallCounter, OpUsage, usage_totals, usage_usd
+from cdp_local.bench import Metric, batches, metered_runtime
 
 BRAND = "demo-brand"
 JOURNEY = "bench_cart"
@@ -69,85 +69,76 @@ def _minus(after: dict[str, OpUsage], before: dict[str, OpUsage]) -> dict[str, O
 
 def journey_benchmark(entries: int = 400, latency_samples: int = 30) -> dict[str, Metric]:
     from cdp import topology
-    from cdp_local.runtime import LocalRuntime
-    from cdp_local.runtime.core import _session as runtime_session
 
     counter = ApiCallCounter()
-    counter.install(runtime_session())
-    try:
-        with LocalRuntime(log_level=deployed_log_level()) as rt:
-            counter.install()
-            counter.measure_lambda()
-            counter.measure_logs()
-            admin = {"content-type": "application/json", "x-api-key": rt.admin_key}
-            ingest = {"content-type": "application/json", "x-api-key": rt.api_key}
+    with metered_runtime(counter) as (rt, _):
+        admin = {"content-type": "application/json", "x-api-key": rt.admin_key}
+        ingest = {"content-type": "application/json", "x-api-key": rt.api_key}
 
-            def api(method: str, path: str, body: Any = None) -> Any:
-                raw = json.dumps(body).encode() if body is not None else b""
-                response = rt.http(method, path, raw, admin)
-                if response.status >= 300:
-                    raise RuntimeError(f"{method} {path}: {response.status} {response.body[:300]!r}")
-                return json.loads(response.body)
+        def api(method: str, path: str, body: Any = None) -> Any:
+            raw = json.dumps(body).encode() if body is not None else b""
+            response = rt.http(method, path, raw, admin)
+            if response.status >= 300:
+                raise RuntimeError(f"{method} {path}: {response.status} {response.body[:300]!r}")
+            return json.loads(response.body)
 
-            def post(events: list[dict[str, Any]]) -> None:
-                for chunk in batches(events, 100):
-                    rt.http("POST", "/v1/events", json.dumps({"batch": chunk}).encode(), ingest)
-                    rt.drain()
-
-            steps: list[dict[str, Any]] = [
-                {"wait": {"hours": 1}},
-                {"send": {"channel": "sms", "template": {"body": "Your cart is waiting"}}},
-                {"wait": {"days": 1}},
-                {"send": {"channel": "sms", "template": {"body": "Still thinking it over?"}}},
-            ]
-            api("POST", "/v1/campaigns", _definition(JOURNEY, steps))
-            api("POST", f"/v1/campaigns/{JOURNEY}/activate?brand_id={BRAND}")
-            api("POST", f"/v1/campaigns/{JOURNEY}/pause?brand_id={BRAND}")
-            base = [f"1371{i:07d}" for i in range(entries)]
-            live = [f"1372{i:07d}" for i in range(entries)]
-            consent = {"channel": "sms", "granted": True, "purpose": "marketing"}
-            post([_event("consent_changed", p, 0, **consent) for p in base + live])
-
-            counter.reset()
-            post([_cart(p) for p in base])  # the journey paused: what these events cost anyway
-            baseline = counter.settled()
-            counter.reset()
-            api("POST", f"/v1/campaigns/{JOURNEY}/resume?brand_id={BRAND}")
-            started = datetime.now(UTC)
-            post([_cart(p) for p in live])
-            for later in (timedelta(hours=1, minutes=1), timedelta(days=1, hours=2)):
-                rt.fire_schedule(topology.CAMPAIGN_TICK.local_name, started + later)
+        def post(events: list[dict[str, Any]]) -> None:
+            for chunk in batches(events, 100):
+                rt.http("POST", "/v1/events", json.dumps({"batch": chunk}).encode(), ingest)
                 rt.drain()
-            with_journey = counter.settled()
-            counter.reset()
-            results = api("GET", f"/v1/campaigns/{JOURNEY}/journey?brand_id={BRAND}")
 
-            # trigger to send: a journey whose first step is the send, one event at a time
-            api("POST", f"/v1/campaigns/{JOURNEY}/stop?brand_id={BRAND}")
-            api("POST", "/v1/campaigns", _definition(INSTANT, steps[1:2]))
-            api("POST", f"/v1/campaigns/{INSTANT}/activate?brand_id={BRAND}")
-            latencies = []
-            for i in range(latency_samples):
-                phone = f"1373{i:07d}"
-                post([_event("consent_changed", phone, 0, **consent)])
-                t0 = time.perf_counter()
-                rt.http("POST", "/v1/events", json.dumps(_cart(phone)).encode(), ingest)
-                rt.drain()
-                latencies.append((time.perf_counter() - t0) * 1000)
+        steps: list[dict[str, Any]] = [
+            {"wait": {"hours": 1}},
+            {"send": {"channel": "sms", "template": {"body": "Your cart is waiting"}}},
+            {"wait": {"days": 1}},
+            {"send": {"channel": "sms", "template": {"body": "Still thinking it over?"}}},
+        ]
+        api("POST", "/v1/campaigns", _definition(JOURNEY, steps))
+        api("POST", f"/v1/campaigns/{JOURNEY}/activate?brand_id={BRAND}")
+        api("POST", f"/v1/campaigns/{JOURNEY}/pause?brand_id={BRAND}")
+        base = [f"1371{i:07d}" for i in range(entries)]
+        live = [f"1372{i:07d}" for i in range(entries)]
+        consent = {"channel": "sms", "granted": True, "purpose": "marketing"}
+        post([_event("consent_changed", p, 0, **consent) for p in base + live])
 
-            # a date journey's daily sweep: one tick scanning the whole profiles table (every person's items)
-            birthday = _definition(SWEPT, steps[1:2])
-            birthday["trigger"] = {"date": {"of": "birthday", "days_before": 7, "at": "00:00"}}
-            api("POST", "/v1/campaigns", birthday)
-            api("POST", f"/v1/campaigns/{SWEPT}/activate?brand_id={BRAND}")
-            counter.reset()
-            swept = rt.fire_schedule(topology.CAMPAIGN_TICK.local_name, datetime.now(UTC)).result["sweeps"]
+        counter.reset()
+        post([_cart(p) for p in base])  # the journey paused: what these events cost anyway
+        baseline = counter.settled()
+        counter.reset()
+        api("POST", f"/v1/campaigns/{JOURNEY}/resume?brand_id={BRAND}")
+        started = datetime.now(UTC)
+        post([_cart(p) for p in live])
+        for later in (timedelta(hours=1, minutes=1), timedelta(days=1, hours=2)):
+            rt.fire_schedule(topology.CAMPAIGN_TICK.local_name, started + later)
             rt.drain()
-            sweep_usage = counter.settled()
-            persons = 2 * entries + latency_samples  # each bench phone is one person
-            table_bytes = _table_bytes(rt.client("dynamodb"), topology.PROFILES_TABLE.local_name)
-    finally:
-        counter.uninstall()
+        with_journey = counter.settled()
+        counter.reset()
+        results = api("GET", f"/v1/campaigns/{JOURNEY}/journey?brand_id={BRAND}")
+
+        # trigger to send: a journey whose first step is the send, one event at a time
+        api("POST", f"/v1/campaigns/{JOURNEY}/stop?brand_id={BRAND}")
+        api("POST", "/v1/campaigns", _definition(INSTANT, steps[1:2]))
+        api("POST", f"/v1/campaigns/{INSTANT}/activate?brand_id={BRAND}")
+        latencies = []
+        for i in range(latency_samples):
+            phone = f"1373{i:07d}"
+            post([_event("consent_changed", phone, 0, **consent)])
+            t0 = time.perf_counter()
+            rt.http("POST", "/v1/events", json.dumps(_cart(phone)).encode(), ingest)
+            rt.drain()
+            latencies.append((time.perf_counter() - t0) * 1000)
+
+        # a date journey's daily sweep: one tick scanning the whole profiles table (every person's items)
+        birthday = _definition(SWEPT, steps[1:2])
+        birthday["trigger"] = {"date": {"of": "birthday", "days_before": 7, "at": "00:00"}}
+        api("POST", "/v1/campaigns", birthday)
+        api("POST", f"/v1/campaigns/{SWEPT}/activate?brand_id={BRAND}")
+        counter.reset()
+        swept = rt.fire_schedule(topology.CAMPAIGN_TICK.local_name, datetime.now(UTC)).result["sweeps"]
+        rt.drain()
+        sweep_usage = counter.settled()
+        persons = 2 * entries + latency_samples  # each bench phone is one person
+        table_bytes = _table_bytes(rt.client("dynamodb"), topology.PROFILES_TABLE.local_name)
 
     usage = _minus(with_journey, baseline)
     entered = sum(results["entered"].values())
@@ -156,11 +147,8 @@ def journey_benchmark(entries: int = 400, latency_samples: int = 30) -> dict[str
     if outbox is not None:  # the local outbox's PUT per message stands in for the provider's API call
         outbox.calls -= sends
         outbox.units["s3_put"] = max(0.0, outbox.units.get("s3_put", 0.0) - sends)
-    totals: defaultdict[str, float] = defaultdict(float)
-    for op_usage in usage.values():
-        for key, n in op_usage.units.items():
-            totals[key] += n
-    usd = sum(cost_model.cost_usd(dict(totals)).values())
+    totals = usage_totals(usage)
+    usd = usage_usd(usage)
     calls = sum(u.calls for u in usage.values())
     ordered = sorted(latencies)
     out: dict[str, Metric] = {

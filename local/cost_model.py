@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -217,6 +218,13 @@ def sqs_requests(payload_bytes: int) -> int:
 
 def http_api_units(request_bytes: int) -> int:
     return chunks(request_bytes, 512 * KB)
+
+
+def http_request_units(path: str, body: bytes, headers: Mapping[str, str], method: str = "POST") -> int:
+    """The billed requests of one HTTP API call: its request line and headers count with the body towards the 512 KB
+    metering increment."""
+    size = len(body) + len(f"{method} {path} HTTP/1.1\r\n") + sum(len(k) + len(v) + 4 for k, v in headers.items())
+    return http_api_units(size)
 
 
 # ---- Lambda --------------------------------------------------------------------------------------------------------
