@@ -62,11 +62,12 @@ class Dependencies:
 def dependencies() -> Dependencies:
     s = get_settings(AudienceApiSettings)
     objects = S3ObjectStore(s.data_bucket)
+    org = load_org()
     audiences = AudienceStore(objects)
-    profiles = DynamoProfileStore(s.profiles_table, org=load_org())
+    profiles = DynamoProfileStore(s.profiles_table, org=org)
     service = AudienceService(audiences, profiles, CatalogSource(objects))
     platforms = SourceAdPlatforms(SecretsManagerSources(s.sources_secret_id))
-    activations = ActivationService(audiences, profiles, load_org(), ActivationStore(objects), platforms)
+    activations = ActivationService(audiences, profiles, org, ActivationStore(objects), platforms)
     return Dependencies(service=service, keyring=SecretsManagerKeyring(s.api_keys_secret_id), activations=activations)
 
 
