@@ -71,7 +71,7 @@ def _written(tmp_path: Path) -> dict[str, Path]:
     for event in events:
         fold_event(profile, event)
     profile.tags = {"rfm_monetary": TagValue(value=4, since=AT), "lifecycle": TagValue(value="growth", since=AT)}
-    profile.scores = {"purchase-propensity": ModelScore(score=0.5, model_version="v1", scored_at=AT)}
+    profile.scores = {"purchase_propensity": ModelScore(score=0.5, model_version="v1", scored_at=AT)}
     out: dict[str, Path] = {}
     with DuckDbTableWriter(tmp_path) as writer:
         writer.add_person(BRAND, profile_row(profile, LoyaltyPolicy(), AT), tag_rows(profile, AT), ["anchor"])

@@ -807,7 +807,7 @@ class ScheduleSpec:
     input: str = "{}"
 
 
-DEFAULT_MODEL_NAME = "purchase-propensity"
+DEFAULT_MODEL_NAME = "purchase_propensity"
 """The model the schedules train weekly (purchase propensity, no campaign) and score nightly."""
 
 # campaign schedules (cdp.campaigns.lifecycle.fire_due): the occurrence time comes from Scheduler, so a late or

@@ -29,7 +29,7 @@ from cdp_local.runtime.core import LocalRuntime
 from tests.fakes.model_histories import CAMPAIGN_ID, synthetic_histories
 
 PERSONS = 100
-MODEL = "summer-response"
+MODEL = "summer_response"
 BUCKET = topology.DATA_BUCKET_LOCAL_NAME
 _promoted: dict[str, str] = {}  # lets the tamper test reuse the model trained above instead of training again
 
@@ -137,24 +137,24 @@ def test_train_promotes_an_accepted_model_then_score_fans_out_over_shards(runtim
 def test_rejected_model_is_saved_but_not_promoted(runtime: LocalRuntime) -> None:
     # Given a bar no model can pass / When the train machine runs
     status, output = run(
-        runtime, "train", {"model_name": "strict-model", "campaign_id": CAMPAIGN_ID, "window_days": 14, "min_auc": 1.0}
+        runtime, "train", {"model_name": "strict_model", "campaign_id": CAMPAIGN_ID, "window_days": 14, "min_auc": 1.0}
     )
     # Then it fails as ModelRejected, and no latest.json exists for that model
     assert status == "FAILED"
     assert output["error"] == "ModelRejected"
-    listed = runtime.client("s3").list_objects_v2(Bucket=BUCKET, Prefix="models/strict-model/")
+    listed = runtime.client("s3").list_objects_v2(Bucket=BUCKET, Prefix="models/strict_model/")
     keys = [o["Key"] for o in listed.get("Contents", [])]
     assert keys and all(k.endswith(("model.joblib", "manifest.json")) for k in keys)
-    assert latest_key("strict-model") not in keys
+    assert latest_key("strict_model") not in keys
 
 
 def test_bad_requests_and_unscoreable_models_fail_with_clear_errors(runtime: LocalRuntime) -> None:
     # Given a request the train task rejects (window of 0 days) / Then the machine ends in TrainingFailed
-    status, output = run(runtime, "train", {"model_name": "bad-request", "window_days": 0})
+    status, output = run(runtime, "train", {"model_name": "bad_request", "window_days": 0})
     assert (status, output["error"]) == ("FAILED", "TrainingFailed")
     assert output["task_errors"] == {"ValidationError"}
     # Given a model that was never promoted / Then scoring fails
-    status, output = run(runtime, "score", {"model_name": "never-trained", "total_shards": 2})
+    status, output = run(runtime, "score", {"model_name": "never_trained", "total_shards": 2})
     assert (status, output["error"]) == ("FAILED", "ScoringFailed")
     assert output["task_errors"] == {"NotFoundError"}
 

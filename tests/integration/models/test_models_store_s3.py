@@ -25,7 +25,7 @@ PROMOTED_AT = datetime(2026, 7, 1, tzinfo=UTC)
 @pytest.fixture(scope="module")
 def trained() -> tuple[bytes, ModelManifest]:
     request = TrainRequest(
-        model_name="summer-response", campaign_id=CAMPAIGN_ID, window_days=14, algorithm="logistic_regression"
+        model_name="summer_response", campaign_id=CAMPAIGN_ID, window_days=14, algorithm="logistic_regression"
     )
     return train_model(request, synthetic_histories(200, seed=5).histories, HORIZON)
 
@@ -45,21 +45,21 @@ def test_save_promote_load_round_trip(s3: Any, trained: tuple[bytes, ModelManife
     store.save(blob, manifest)
     # Then the objects sit under the models prefix from the topology, and nothing is promoted yet
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=topology.MODELS_PREFIX)["Contents"]}
-    assert keys == {model_key("summer-response", manifest.version), manifest_key("summer-response", manifest.version)}
-    assert all(k.startswith(f"models/summer-response/{manifest.version}/") for k in keys)
-    assert store.latest("summer-response") is None
+    assert keys == {model_key("summer_response", manifest.version), manifest_key("summer_response", manifest.version)}
+    assert all(k.startswith(f"models/summer_response/{manifest.version}/") for k in keys)
+    assert store.latest("summer_response") is None
     with pytest.raises(NotFoundError, match="no promoted version"):
-        store.load("summer-response")
+        store.load("summer_response")
     # When promoted
-    pointer = store.promote("summer-response", manifest.version, PROMOTED_AT)
+    pointer = store.promote("summer_response", manifest.version, PROMOTED_AT)
     # Then latest.json names the version and its hash, and load() without a version returns it verified
-    latest = json.loads(s3.get_object(Bucket=BUCKET, Key=latest_key("summer-response"))["Body"].read())
+    latest = json.loads(s3.get_object(Bucket=BUCKET, Key=latest_key("summer_response"))["Body"].read())
     assert latest["version"] == manifest.version == pointer.version
     assert latest["sha256"] == manifest.sha256
-    loaded = store.load("summer-response")
+    loaded = store.load("summer_response")
     assert loaded.manifest == manifest
     stored_manifest = json.loads(
-        s3.get_object(Bucket=BUCKET, Key=manifest_key("summer-response", manifest.version))["Body"].read()
+        s3.get_object(Bucket=BUCKET, Key=manifest_key("summer_response", manifest.version))["Body"].read()
     )
     assert stored_manifest["metrics"]["held_out"]["roc_auc"] == manifest.metrics.held_out.roc_auc
     assert stored_manifest["label"]["campaign_id"] == CAMPAIGN_ID
@@ -70,13 +70,13 @@ def test_tampered_bytes_are_refused_on_load_and_on_promote(s3: Any, trained: tup
     blob, manifest = trained
     store = S3ModelStore(BUCKET, client=s3)
     store.save(blob, manifest)
-    s3.put_object(Bucket=BUCKET, Key=model_key("summer-response", manifest.version), Body=blob + b"\x00")
+    s3.put_object(Bucket=BUCKET, Key=model_key("summer_response", manifest.version), Body=blob + b"\x00")
     # When loaded or promoted / Then ModelIntegrityError, and latest.json is never written
     with pytest.raises(ModelIntegrityError, match="sha256"):
-        store.load("summer-response", manifest.version)
+        store.load("summer_response", manifest.version)
     with pytest.raises(ModelIntegrityError):
-        store.promote("summer-response", manifest.version, PROMOTED_AT)
-    assert store.latest("summer-response") is None
+        store.promote("summer_response", manifest.version, PROMOTED_AT)
+    assert store.latest("summer_response") is None
 
 
 def test_missing_and_broken_objects(s3: Any, trained: tuple[bytes, ModelManifest]) -> None:
@@ -84,7 +84,7 @@ def test_missing_and_broken_objects(s3: Any, trained: tuple[bytes, ModelManifest
     store = S3ModelStore(BUCKET, client=s3)
     # Given nothing saved / Then NotFoundError for the manifest
     with pytest.raises(NotFoundError):
-        store.promote("summer-response", "v-missing", PROMOTED_AT)
+        store.promote("summer_response", "v-missing", PROMOTED_AT)
     # Given a manifest without bytes / Then an integrity error, not a crash in joblib
     s3.put_object(Bucket=BUCKET, Key=manifest_key("m2", "v1"), Body=manifest.model_dump_json().encode())
     with pytest.raises(ModelIntegrityError, match=r"no model\.joblib"):

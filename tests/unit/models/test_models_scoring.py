@@ -20,13 +20,13 @@ from cdp.models.scoring import (
     score_with_latest,
     summarize,
 )
-from cdp.models.training import TrainRequest, train_model
+from cdp.models.training import FeatureClassifier, TrainRequest, train_model
 from tests.fakes.model_histories import CAMPAIGN_ID, DELIVERED_AT, HORIZON, Synthetic
 from tests.fakes.profiles import InMemoryProfiles
 from tests.unit.models.conftest import InMemoryModelStore
 
 NOW = HORIZON + timedelta(days=1)
-MODEL = "summer-response"
+MODEL = "summer_response"
 
 
 def profiles_of(data: Synthetic) -> InMemoryProfiles:
@@ -60,8 +60,10 @@ def test_shards_score_every_person_once_with_batched_predicts(
     # Given 600 profiles with timelines and a trained model wrapped to count predict calls
     blob, manifest = trained
     profiles = profiles_of(with_signal)
-    counting = CountingEstimator(unpack(blob, manifest).estimator)
-    model = TrainedModel(estimator=counting, manifest=manifest)
+    classifier = unpack(blob, manifest).estimator
+    assert isinstance(classifier, FeatureClassifier)
+    counting = CountingEstimator(classifier.estimator)
+    model = TrainedModel(estimator=FeatureClassifier(counting), manifest=manifest)
     # When both shards of 2 are scored with batches of 128, as of the campaign's send time (what the model predicts)
     results = [
         score_shard(

@@ -18,6 +18,7 @@ from cdp.models.labels import LabelMode
 from cdp.models.scoring import ScoreRunRequest
 from cdp.models.training import (
     TRAIN_TASK_ADAPTER,
+    FeatureClassifier,
     PromoteRequest,
     TrainRequest,
     build_labels,
@@ -34,7 +35,7 @@ EVENTS_DIR = Path(__file__).resolve().parents[3] / "events" / "sfn"
 
 def campaign_request(**overrides: object) -> TrainRequest:
     base: dict[str, object] = {
-        "model_name": "summer-response",
+        "model_name": "summer_response",
         "campaign_id": CAMPAIGN_ID,
         "window_days": 14,
         "algorithm": "logistic_regression",
@@ -117,7 +118,8 @@ def test_package_then_unpack_round_trip_and_tamper_detection(with_signal: Synthe
     assert manifest.version.startswith("20260630T120000Z-")
     # When unpacked intact / Then it predicts probabilities
     model = unpack(blob, manifest)
-    assert model.predict(np.zeros((3, len(FEATURE_NAMES)))).shape == (3,)
+    people = with_signal.histories[:3]
+    assert [0.0 <= p.score <= 1.0 for p in model.predict_people(people, HORIZON)] == [True] * 3
     # When a byte changes / Then the hash check refuses it before unpickling
     tampered = blob[:-1] + bytes([blob[-1] ^ 0xFF])
     with pytest.raises(ModelIntegrityError, match="sha256"):
@@ -133,12 +135,12 @@ def test_package_then_unpack_round_trip_and_tamper_detection(with_signal: Synthe
 def test_package_version_changes_with_the_bytes(with_signal: Synthetic) -> None:
     _, manifest = train_model(campaign_request(), with_signal.histories, HORIZON)
     _, again = package(
-        {"not": "the same"},
+        FeatureClassifier({"not": "the same"}),
         model_name="m",
+        kind="response",
         trained_at=manifest.trained_at,
         label=manifest.label,
         metrics=manifest.metrics,
-        accepted=True,
     )
     assert again.version != manifest.version and again.sha256 != manifest.sha256
 
@@ -161,7 +163,7 @@ def test_promote_only_accepted_versions(
     with pytest.raises(InvalidInputError, match="not accepted"):
         promote(PromoteRequest(action="promote", model_name=bad.model_name, version=bad.version), model_store, HORIZON)
     with pytest.raises(NotFoundError):
-        promote(PromoteRequest(action="promote", model_name="summer-response", version="nope"), model_store, HORIZON)
+        promote(PromoteRequest(action="promote", model_name="summer_response", version="nope"), model_store, HORIZON)
     assert model_store.latest(good.model_name).version == good.version  # type: ignore[union-attr]
 
 

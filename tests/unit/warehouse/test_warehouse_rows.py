@@ -45,7 +45,7 @@ def sample_profile() -> Profile:
         "purchased_last_7d": TagValue(value=False, since=AT),
         "audience:winter_cake_sms": TagValue(value=True, since=AT),
     }
-    profile.scores = {"purchase-propensity": ModelScore(score=0.25, model_version="v1", scored_at=AT)}
+    profile.scores = {"purchase_propensity": ModelScore(score=0.25, model_version="v1", scored_at=AT)}
     return profile
 
 
@@ -69,7 +69,7 @@ def test_profile_rows_hold_hashed_identifiers_and_no_personal_text() -> None:
     # And the facts, consent and tags it carries are the profile's
     assert (row["birth_year"], row["birth_month"], row["gender"], row["member_level"]) == (1988, 3, "female", "gold")
     assert row["order_count"] == profile.facts.order_count >= 1
-    assert row["lifecycle"] == "growth" and row["scores"] == {"purchase-propensity": 0.25}
+    assert row["lifecycle"] == "growth" and row["scores"] == {"purchase_propensity": 0.25}
     assert row["consent_sms"] is profile.has_consent("sms")
     assert datetime.fromisoformat(row["exported_at"]) == AT
 

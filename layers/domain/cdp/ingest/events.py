@@ -276,6 +276,16 @@ class MessageDeliveredProperties(_Open):
     status: Literal["delivered", "bounced", "failed"] = "delivered"
 
 
+class CampaignAssignedProperties(_Open):
+    """A person's randomized group in a campaign: the record uplift models learn from (who was held out, not only
+    who got the message). The campaign engine and a brand's previous tool (history import) both report it."""
+
+    campaign_id: Token
+    group: Literal["treatment", "holdout"]
+    channel: MessageChannel | None = Field(default=None, description="the channel the treatment was sent on")
+    run_id: Token | None = None
+
+
 class MessageClickedProperties(_Open):
     message_id: Token
     channel: MessageChannel
@@ -428,6 +438,11 @@ class MessageDeliveredEvent(_EventBase):
     properties: MessageDeliveredProperties
 
 
+class CampaignAssignedEvent(_EventBase):
+    event_type: Literal["campaign_assigned"]
+    properties: CampaignAssignedProperties
+
+
 class MessageClickedEvent(_EventBase):
     event_type: Literal["message_clicked"]
     properties: MessageClickedProperties
@@ -475,6 +490,7 @@ CanonicalEvent = Annotated[
     | CouponIssuedEvent
     | CouponExpiredEvent
     | MessageDeliveredEvent
+    | CampaignAssignedEvent
     | MessageClickedEvent
     | MessageOpenedEvent
     | AdClickedEvent
@@ -500,6 +516,7 @@ EVENT_TYPES: tuple[str, ...] = (
     "coupon_issued",
     "coupon_expired",
     "message_delivered",
+    "campaign_assigned",
     "message_clicked",
     "message_opened",
     "ad_clicked",
@@ -508,7 +525,9 @@ EVENT_TYPES: tuple[str, ...] = (
     "consent_changed",
 )
 
-PLATFORM_EVENT_TYPES = frozenset({"coupon_issued", "coupon_expired", "level_changed", "loyalty_expiring"})
+PLATFORM_EVENT_TYPES = frozenset(
+    {"coupon_issued", "coupon_expired", "level_changed", "loyalty_expiring", "campaign_assigned"}
+)
 """Types the platform itself emits as things happen in it (an offer issued to a wallet, expired; a member's level
 changed by the loyalty rules); a channel may send them too (a POS that issues its own coupons, a dealer system that
 keeps its own programme's levels)."""

@@ -8,50 +8,41 @@ from __future__ import annotations
 
 import hashlib
 import io
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Protocol
 
 import joblib
-import numpy as np
 import sklearn
-from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field
 from threadpoolctl import threadpool_limits
 
 from cdp.errors import ModelIntegrityError
-from cdp.models.evaluation import HeldOutMetrics
 from cdp.models.features import FEATURE_NAMES
-from cdp.models.labels import LabelDefinition
+from cdp.models.kinds import FEATURE_KINDS, Algorithm, ModelKind, ModelName
+from cdp.models.labels import LabelDefinition, PersonHistory
+from cdp.models.summaries import ModelMetrics
 
-Algorithm = Literal["hist_gradient_boosting", "logistic_regression"]
-ModelName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$", description="an S3 key segment")]
-
-
-class TrainingSummary(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    algorithm: Algorithm
-    candidates_cv_auc: dict[str, float] = Field(description="mean cross-validated AUC of each candidate (train split)")
-    train_rows: int
-    train_positives: int
-    excluded_persons: int
-    held_out: HeldOutMetrics
+__all__ = ["Algorithm", "ModelName", "PersonModel", "Prediction", "TrainedModel", "package", "unpack"]
 
 
 class ModelManifest(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     model_name: str
+    kind: ModelKind = "response"
     version: str
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     size_bytes: int
-    feature_names: list[str]
+    feature_names: list[str] = Field(description="the inputs, in order (the feature set is versioned with the model)")
     sklearn_version: str
     trained_at: datetime
     label: LabelDefinition
-    metrics: TrainingSummary
+    metrics: ModelMetrics
     accepted: bool
+    rejected_because: list[str] = Field(default_factory=list, description="why it was not accepted (plain language)")
+    outputs: list[str] = Field(default_factory=list, description="names rules read besides the main score")
 
 
 class LatestPointer(BaseModel):
@@ -66,16 +57,30 @@ class LatestPointer(BaseModel):
 
 
 @dataclass(frozen=True)
+class Prediction:
+    """One person's output: the main score, further named numbers, ranked items (see `ModelScore`)."""
+
+    score: float
+    outputs: dict[str, float] = field(default_factory=dict)
+    items: list[str] = field(default_factory=list)
+
+
+class PersonModel(Protocol):
+    """What every kind's fitted object offers the scorer: predictions for persons as of an instant."""
+
+    def predict_people(self, people: Sequence[PersonHistory], now: datetime) -> list[Prediction]: ...
+
+
+@dataclass(frozen=True)
 class TrainedModel:
-    estimator: Any  # a fitted scikit-learn classifier with predict_proba
+    estimator: PersonModel
     manifest: ModelManifest
 
-    def predict(self, rows: NDArray[np.float64]) -> NDArray[np.float64]:
-        """Probability of the positive class for each row (columns in FEATURE_NAMES order)."""
-        if rows.shape[0] == 0:
-            return np.zeros(0)
+    def predict_people(self, people: Sequence[PersonHistory], now: datetime) -> list[Prediction]:
+        if not people:
+            return []
         with threadpool_limits(limits=1):  # Map runs shards side by side: no nested OpenMP pools
-            return np.asarray(self.estimator.predict_proba(rows)[:, 1], dtype=np.float64)
+            return self.estimator.predict_people(people, now)
 
 
 def sha256_hex(blob: bytes) -> str:
@@ -83,30 +88,37 @@ def sha256_hex(blob: bytes) -> str:
 
 
 def package(
-    estimator: Any,
+    estimator: PersonModel,
     *,
     model_name: str,
+    kind: ModelKind,
     trained_at: datetime,
     label: LabelDefinition,
-    metrics: TrainingSummary,
-    accepted: bool,
+    metrics: ModelMetrics,
+    rejected_because: Sequence[str] = (),
+    feature_names: Sequence[str] = FEATURE_NAMES,
+    outputs: Sequence[str] = (),
 ) -> tuple[bytes, ModelManifest]:
-    """Serialize a fitted estimator and describe it; the version is the training time plus a hash prefix."""
+    """Serialize a fitted model and describe it; the version is the training time plus a hash prefix. A version is
+    accepted when nothing rejected it."""
     buffer = io.BytesIO()
     joblib.dump(estimator, buffer, compress=3)
     blob = buffer.getvalue()
     digest = sha256_hex(blob)
     manifest = ModelManifest(
         model_name=model_name,
+        kind=kind,
         version=f"{trained_at:%Y%m%dT%H%M%SZ}-{digest[:8]}",
         sha256=digest,
         size_bytes=len(blob),
-        feature_names=list(FEATURE_NAMES),
+        feature_names=list(feature_names),
         sklearn_version=sklearn.__version__,
         trained_at=trained_at,
         label=label,
         metrics=metrics,
-        accepted=accepted,
+        accepted=not rejected_because,
+        rejected_because=list(rejected_because),
+        outputs=list(outputs),
     )
     return blob, manifest
 
@@ -118,7 +130,7 @@ def unpack(blob: bytes, manifest: ModelManifest) -> TrainedModel:
         raise ModelIntegrityError(
             f"model {manifest.model_name}/{manifest.version}: sha256 {actual} does not match manifest {manifest.sha256}"
         )
-    if tuple(manifest.feature_names) != FEATURE_NAMES:
+    if manifest.kind in FEATURE_KINDS and tuple(manifest.feature_names) != FEATURE_NAMES:
         raise ModelIntegrityError(f"model {manifest.model_name}/{manifest.version} was trained on other features")
     if manifest.sklearn_version != sklearn.__version__:
         # joblib pickles are bound to the scikit-learn version: a silent mismatch can mis-score

@@ -7,12 +7,11 @@ from datetime import datetime
 from itertools import islice
 from typing import Annotated, Literal
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter, model_validator
 
 from cdp.errors import InvalidInputError, NotFoundError
-from cdp.models.artifact import ModelName, TrainedModel
-from cdp.models.features import FEATURE_NAMES, feature_vector, features_as_of
+from cdp.models.artifact import ModelName, Prediction, TrainedModel
+from cdp.models.labels import PersonHistory
 from cdp.models.ports import ModelStore
 from cdp.observability import logger
 from cdp.profile.models import ModelScore, Profile
@@ -91,36 +90,44 @@ def score_shard(
     now: datetime,
     batch_size: int = BATCH_SIZE,
 ) -> ScoreShardResult:
-    """Features as of `now` for every profile of the shard, one predict call and one `put_scores` per batch."""
+    """Predictions as of `now` for every profile of the shard, one model call and one `put_scores` per batch."""
     scored = 0
+    version = model.manifest.version
     for batch in _batches(reader.scan_with_timelines(request.shard, request.total_shards), batch_size):
-        rows = np.asarray(
-            [feature_vector(features_as_of(p, [t.event for t in timeline], now)) for p, timeline in batch],
-            dtype=np.float64,
-        ).reshape(len(batch), len(FEATURE_NAMES))
-        probabilities = np.clip(model.predict(rows), 0.0, 1.0)
+        people = [PersonHistory(p, [t.event for t in timeline]) for p, timeline in batch]
+        predictions = model.predict_people(people, now)
         annotator.put_scores(
             request.model_name,
             [
-                (profile, ModelScore(score=float(probability), model_version=model.manifest.version, scored_at=now))
-                for (profile, _), probability in zip(batch, probabilities, strict=True)
+                (person.profile, model_score(prediction, version, now))
+                for person, prediction in zip(people, predictions, strict=True)
             ],
         )
         scored += len(batch)
     logger.info(
         "shard scored",
         model_name=request.model_name,
-        model_version=model.manifest.version,
+        model_version=version,
         shard=request.shard,
         total_shards=request.total_shards,
         scored=scored,
     )
     return ScoreShardResult(
         model_name=request.model_name,
-        model_version=model.manifest.version,
+        model_version=version,
         shard=request.shard,
         total_shards=request.total_shards,
         scored=scored,
+    )
+
+
+def model_score(prediction: Prediction, version: str, now: datetime) -> ModelScore:
+    return ModelScore(
+        score=prediction.score,
+        model_version=version,
+        scored_at=now,
+        outputs=prediction.outputs,
+        items=prediction.items,
     )
 
 

@@ -1,70 +1,68 @@
-"""Build a labeled training set from profiles and timelines, pick and fit a small classifier, evaluate on held-out rows.
+"""Train a model of any kind, evaluate it on held-out rows, save it as a version; promote and roll back versions.
 
-Model choice happens on the training split only (stratified cross-validation), so the test split that produces the
-reported metrics is never used to choose anything.
+Feature-based classifiers (response, propensity, churn) are trained here; the other kinds have their own modules
+(`uplift_training`, `lookalike_training`, `clv_training`, `next_product_training`) and come through `train_model`.
+A version is accepted only when it clears its kind's bar, beats a simple baseline and is not worse than the promoted
+version scored on the same held-out rows; the state machine promotes accepted versions only.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter
-from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedKFold, cross_val_score, train_test_split
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import FunctionTransformer, StandardScaler
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import train_test_split
 from threadpoolctl import threadpool_limits
 
-from cdp.errors import InvalidInputError
-from cdp.ingest.events import UtcDatetime
-from cdp.models.artifact import Algorithm, ModelManifest, ModelName, TrainingSummary, package
+from cdp.errors import InvalidInputError, ModelIntegrityError, NotFoundError
+from cdp.models.artifact import ModelManifest, Prediction, TrainedModel, package
+from cdp.models.estimators import make_estimator, select_and_fit
 from cdp.models.evaluation import HeldOutMetrics, evaluate_scores
 from cdp.models.features import FEATURE_NAMES, feature_vector, features_as_of
+from cdp.models.kinds import Algorithm
 from cdp.models.labels import (
     LabeledSet,
     PersonHistory,
     campaign_response_labels,
+    churn_labels,
     data_horizon,
     purchase_propensity_labels,
 )
 from cdp.models.ports import ModelStore
+from cdp.models.report import build_classifier_report
+from cdp.models.requests import (
+    TRAIN_TASK_ADAPTER,
+    PromoteRequest,
+    PromoteResult,
+    TrainRequest,
+    TrainResult,
+)
+from cdp.models.summaries import Champion, TrainingSummary
 from cdp.observability import logger
 from cdp.profile.ports import ProfileReader
-from cdp.shared.commands import action_discriminator
+
+__all__ = [
+    "TRAIN_TASK_ADAPTER",
+    "FeatureClassifier",
+    "PromoteRequest",
+    "TrainRequest",
+    "build_labels",
+    "build_matrix",
+    "fit_and_evaluate",
+    "promote",
+    "train_and_save",
+    "train_model",
+]
 
 MIN_PER_CLASS = 10  # below this, a stratified split and 3-fold selection give meaningless numbers
-CV_FOLDS = 3
-ALGORITHMS: tuple[Algorithm, ...] = ("logistic_regression", "hist_gradient_boosting")  # ties go to the simpler
-
-
-class TrainRequest(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    action: Literal["train"] = "train"
-    model_name: ModelName
-    campaign_id: str | None = Field(default=None, min_length=1, max_length=128, description="campaign response mode")
-    window_days: int = Field(default=30, ge=1, le=365)
-    test_fraction: float = Field(default=0.25, ge=0.1, le=0.5)
-    seed: int = Field(default=42, ge=0)
-    min_auc: float = Field(
-        default=0.6, ge=0.0, le=1.0, description="held-out ROC AUC needed for promotion (0 promotes any: smoke runs)"
-    )
-    horizon: UtcDatetime | None = Field(default=None, description="data horizon; default: the latest event time")
-    algorithm: Algorithm | None = Field(default=None, description="skip selection and fit this one")
-
-
-class TrainResult(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    model_name: str
-    version: str
-    accepted: bool
-    label: str
-    metrics: TrainingSummary
+MIN_HELD_OUT_PER_CLASS = 5  # below this no AUC is worth reporting; between it and the report's bar, a warning
+CHAMPION_TOLERANCE = 0.005  # a retrain on much the same data may land a hair below the promoted version
+_RECENCY = FEATURE_NAMES.index("days_since_last_order")
 
 
 def load_histories(reader: ProfileReader) -> list[PersonHistory]:
@@ -72,162 +70,243 @@ def load_histories(reader: ProfileReader) -> list[PersonHistory]:
     return [PersonHistory(p, [entry.event for entry in timeline]) for p, timeline in reader.scan_with_timelines(0, 1)]
 
 
-def build_labels(request: TrainRequest, histories: list[PersonHistory]) -> LabeledSet:
+def feature_matrix(people: Sequence[PersonHistory], as_of: Sequence[datetime] | datetime) -> NDArray[np.float64]:
+    """Point-in-time features of each person (one `as_of` for all, or one per person), columns in FEATURE_NAMES."""
+    moments = [as_of] * len(people) if isinstance(as_of, datetime) else list(as_of)
+    rows = [feature_vector(features_as_of(h.profile, h.events, at)) for h, at in zip(people, moments, strict=True)]
+    return np.asarray(rows, dtype=np.float64).reshape(len(rows), len(FEATURE_NAMES))
+
+
+@dataclass(frozen=True)
+class FeatureClassifier:
+    """A fitted scikit-learn classifier over the point-in-time features: its score is P(label = 1)."""
+
+    estimator: Any
+
+    def predict_matrix(self, rows: NDArray[np.float64]) -> NDArray[np.float64]:
+        return np.clip(np.asarray(self.estimator.predict_proba(rows)[:, 1], dtype=np.float64), 0.0, 1.0)
+
+    def predict_people(self, people: Sequence[PersonHistory], now: datetime) -> list[Prediction]:
+        return [Prediction(float(p)) for p in self.predict_matrix(feature_matrix(people, now))]
+
+
+# ---- classifier kinds: labels, matrices, split, fit --------------------------------------------------------------
+
+
+def build_labels(request: TrainRequest, histories: list[PersonHistory], windows_back: int = 1) -> LabeledSet:
     horizon = request.horizon or data_horizon(histories)
     if horizon is None:
         raise InvalidInputError("no events to train on", location="profiles")
-    if request.campaign_id:
-        return campaign_response_labels(histories, request.campaign_id, request.window_days, horizon)
-    return purchase_propensity_labels(histories, request.window_days, horizon)
+    match request.kind:
+        case "response":
+            return campaign_response_labels(histories, request.campaign_ids, request.window_days, horizon)
+        case "churn":
+            return churn_labels(histories, request.window_days, horizon, windows_back)
+        case "propensity":
+            return purchase_propensity_labels(histories, request.window_days, horizon, windows_back)
+    raise InvalidInputError(f"kind {request.kind} is not a classifier", location="kind")
 
 
 def build_matrix(histories: list[PersonHistory], labeled: LabeledSet) -> tuple[NDArray[np.float64], NDArray[np.int_]]:
     by_person = {h.profile.person_id: h for h in histories}
-    rows = []
-    for ex in labeled.examples:
-        h = by_person[ex.person_id]
-        rows.append(feature_vector(features_as_of(h.profile, h.events, ex.as_of)))
-    x = np.asarray(rows, dtype=np.float64).reshape(len(rows), len(FEATURE_NAMES))
+    people = [by_person[ex.person_id] for ex in labeled.examples]
+    x = feature_matrix(people, [ex.as_of for ex in labeled.examples])
     return x, np.asarray([ex.label for ex in labeled.examples], dtype=np.int_)
 
 
-def make_estimator(algorithm: Algorithm, seed: int) -> Any:
-    if algorithm == "hist_gradient_boosting":
-        return HistGradientBoostingClassifier(
-            max_iter=100,
-            learning_rate=0.1,
-            max_leaf_nodes=15,
-            min_samples_leaf=20,
-            l2_regularization=1.0,
-            early_stopping=False,
-            random_state=seed,
-        )
-    # arcsinh: a log-like squash for skewed counts and money that also accepts negative point balances
-    return Pipeline(
-        [
-            ("squash", FunctionTransformer(np.arcsinh)),
-            ("scale", StandardScaler()),
-            ("logit", LogisticRegression(C=1.0, max_iter=1000)),
-        ]
-    )
-
-
-def select_and_fit(
-    x: NDArray[np.float64], y: NDArray[np.int_], seed: int, algorithm: Algorithm | None
-) -> tuple[Any, Algorithm, dict[str, float]]:
-    """Cross-validate the candidates on the training split, refit the best on all of it."""
-    cv_auc: dict[str, float] = {}
-    chosen: Algorithm
-    if algorithm is not None:
-        chosen = algorithm
-    else:
-        folds = StratifiedKFold(n_splits=CV_FOLDS, shuffle=True, random_state=seed)
-        for candidate in ALGORITHMS:
-            scores = cross_val_score(make_estimator(candidate, seed), x, y, cv=folds, scoring="roc_auc")
-            cv_auc[candidate] = float(scores.mean())
-        # ties (to 3 decimals) go to the earlier, simpler candidate
-        chosen = max(ALGORITHMS, key=lambda a: (round(cv_auc[a], 3), -ALGORITHMS.index(a)))
-    estimator = make_estimator(chosen, seed).fit(x, y)
-    return estimator, chosen, cv_auc
-
-
-def _check_class_counts(y: NDArray[np.int_]) -> None:
+def _check_class_counts(y: NDArray[np.int_], location: str = "labels", least: int = MIN_PER_CLASS) -> None:
     positives = int(y.sum())
     negatives = len(y) - positives
-    if min(positives, negatives) < MIN_PER_CLASS:
+    if min(positives, negatives) < least:
         raise InvalidInputError(
-            f"need at least {MIN_PER_CLASS} positive and {MIN_PER_CLASS} negative rows, "
+            f"need at least {least} positive and {least} negative rows, "
             f"got {positives} positive and {negatives} negative",
-            location="labels",
+            location=location,
         )
 
 
 def fit_and_evaluate(
     x: NDArray[np.float64], y: NDArray[np.int_], request: TrainRequest
 ) -> tuple[Any, Algorithm, dict[str, float], int, int, HeldOutMetrics]:
+    """Person split: select and fit on the training rows, evaluate on the rest."""
     _check_class_counts(y)
     x_train, x_test, y_train, y_test = train_test_split(
         x, y, test_size=request.test_fraction, stratify=y, random_state=request.seed
     )
-    # one OpenMP thread: these fits are small, and oversubscribed threads (busy host, Map tasks) slow HGB 10x
+    estimator, algorithm, cv_auc = select_and_fit(x_train, y_train, request.seed, request.algorithm)
     with threadpool_limits(limits=1):
-        estimator, algorithm, cv_auc = select_and_fit(x_train, y_train, request.seed, request.algorithm)
         held_out = evaluate_scores(y_test, estimator.predict_proba(x_test)[:, 1])
     return estimator, algorithm, cv_auc, len(y_train), int(y_train.sum()), held_out
 
 
-def train_model(request: TrainRequest, histories: list[PersonHistory], now: datetime) -> tuple[bytes, ModelManifest]:
-    """Labels -> features -> selection and fit -> held-out evaluation -> serialized model with its manifest."""
-    labeled = build_labels(request, histories)
-    x, y = build_matrix(histories, labeled)
-    estimator, algorithm, cv_auc, n_train, pos_train, held_out = fit_and_evaluate(x, y, request)
+@dataclass(frozen=True)
+class _Split:
+    x_train: NDArray[np.float64]
+    y_train: NDArray[np.int_]
+    x_test: NDArray[np.float64]
+    y_test: NDArray[np.int_]
+    labeled: LabeledSet  # the latest rows' definition (what the saved model predicts)
+    excluded: int
+    evaluation: str
+    refit_on_all: bool
+
+
+def _split(request: TrainRequest, histories: list[PersonHistory]) -> _Split:
+    """Time split where the data has time: propensity and churn train on rows one window earlier and are tested on
+    the latest complete window; pooled response trains on the earlier campaigns and is tested on the latest. A single
+    campaign has one moment, so its persons are split (stratified)."""
+    latest = build_labels(request, histories)
+    if request.kind in ("propensity", "churn"):
+        earlier = build_labels(request, histories, windows_back=2)
+        x_train, y_train = build_matrix(histories, earlier)
+        x_test, y_test = build_matrix(histories, latest)
+        evaluation = (
+            f"time split: trained on rows as of {earlier.definition.cutoff:%Y-%m-%d}, tested on rows as of "
+            f"{latest.definition.cutoff:%Y-%m-%d}; the saved model is refitted on both"
+        )
+        return _Split(x_train, y_train, x_test, y_test, latest, latest.excluded, evaluation, True)
+    x, y = build_matrix(histories, latest)
+    campaigns = sorted({ex.group for ex in latest.examples}, key=lambda c: _first_as_of(latest, c))
+    if len(campaigns) >= 2:
+        last = campaigns[-1]
+        test = np.asarray([ex.group == last for ex in latest.examples])
+        evaluation = f"time split: trained on campaigns {', '.join(campaigns[:-1])}, tested on the latest ({last})"
+        return _Split(x[~test], y[~test], x[test], y[test], latest, latest.excluded, evaluation, True)
+    _check_class_counts(y)
+    x_train, x_test, y_train, y_test = train_test_split(
+        x, y, test_size=request.test_fraction, stratify=y, random_state=request.seed
+    )
+    evaluation = f"person split: {request.test_fraction:.0%} of the persons held out (stratified)"
+    return _Split(x_train, y_train, x_test, y_test, latest, latest.excluded, evaluation, False)
+
+
+def _first_as_of(labeled: LabeledSet, group: str) -> datetime:
+    return min(ex.as_of for ex in labeled.examples if ex.group == group)
+
+
+def _baseline_auc(kind: str, x_test: NDArray[np.float64], y_test: NDArray[np.int_]) -> tuple[str, float]:
+    """The rule a marketer would use without a model: the longer since the last order, the less likely to buy."""
+    recency = x_test[:, _RECENCY]
+    if kind == "churn":
+        return "days since the last order (longer = more likely to churn)", float(roc_auc_score(y_test, recency))
+    return "days since the last order (more recent = more likely to buy)", float(roc_auc_score(y_test, -recency))
+
+
+def champion_of(store: ModelStore, request: TrainRequest) -> TrainedModel | None:
+    """The promoted version of this model, when it is of the same kind and still loads."""
+    try:
+        pointer = store.latest(request.model_name)
+        if pointer is None:
+            return None
+        champion = store.load(request.model_name, pointer.version)
+    except (NotFoundError, ModelIntegrityError) as exc:
+        logger.warning("promoted version not comparable", model_name=request.model_name, error=str(exc))
+        return None
+    return champion if champion.manifest.kind == request.kind else None
+
+
+def train_classifier(
+    request: TrainRequest, histories: list[PersonHistory], now: datetime, champion: TrainedModel | None
+) -> tuple[bytes, ModelManifest]:
+    split = _split(request, histories)
+    _check_class_counts(split.y_train, "labels (training rows)")
+    _check_class_counts(split.y_test, "labels (held-out rows)", MIN_HELD_OUT_PER_CLASS)
+    estimator, algorithm, cv_auc = select_and_fit(split.x_train, split.y_train, request.seed, request.algorithm)
+    with threadpool_limits(limits=1):
+        scores = estimator.predict_proba(split.x_test)[:, 1]
+    held_out = evaluate_scores(split.y_test, scores)
+    baseline, baseline_auc = _baseline_auc(request.kind, split.x_test, split.y_test)
+    report = build_classifier_report(estimator, split.x_test, split.y_test, FEATURE_NAMES, request.seed)
+    rejected = []
+    if held_out.roc_auc < request.min_auc:
+        rejected.append(f"held-out AUC {held_out.roc_auc:.3f} is below the bar {request.min_auc:.3f}")
+    if request.min_auc > 0 and held_out.roc_auc <= baseline_auc:
+        rejected.append(f"held-out AUC {held_out.roc_auc:.3f} does not beat the baseline's {baseline_auc:.3f}")
+    compared = None
+    if champion is not None and isinstance(champion.estimator, FeatureClassifier):
+        with threadpool_limits(limits=1):
+            old = float(roc_auc_score(split.y_test, champion.estimator.predict_matrix(split.x_test)))
+        compared = Champion(
+            version=champion.manifest.version,
+            metric="held-out AUC",
+            value=old,
+            new_value=held_out.roc_auc,
+            beaten=held_out.roc_auc >= old - CHAMPION_TOLERANCE,
+        )
+        if not compared.beaten:
+            rejected.append(f"held-out AUC {held_out.roc_auc:.3f} is below the promoted version's {old:.3f}")
+    if split.refit_on_all:
+        with threadpool_limits(limits=1):
+            x_all, y_all = np.vstack([split.x_train, split.x_test]), np.concatenate([split.y_train, split.y_test])
+            estimator = make_estimator(algorithm, request.seed).fit(x_all, y_all)
     summary = TrainingSummary(
         algorithm=algorithm,
         candidates_cv_auc=cv_auc,
-        train_rows=n_train,
-        train_positives=pos_train,
-        excluded_persons=labeled.excluded,
+        train_rows=len(split.y_train),
+        train_positives=int(split.y_train.sum()),
+        excluded_persons=split.excluded,
         held_out=held_out,
+        evaluation=split.evaluation,
+        baseline=baseline,
+        baseline_auc=baseline_auc,
+        champion=compared,
+        report=report,
     )
     return package(
-        estimator,
+        FeatureClassifier(estimator),
         model_name=request.model_name,
+        kind=request.kind,
         trained_at=now,
-        label=labeled.definition,
+        label=split.labeled.definition,
         metrics=summary,
-        accepted=held_out.roc_auc >= request.min_auc,
+        rejected_because=rejected,
     )
+
+
+# ---- every kind -------------------------------------------------------------------------------------------------
+
+
+def train_model(
+    request: TrainRequest, histories: list[PersonHistory], now: datetime, champion: TrainedModel | None = None
+) -> tuple[bytes, ModelManifest]:
+    """Labels -> features -> selection and fit -> held-out evaluation -> serialized model with its manifest."""
+    return train_classifier(request, histories, now, champion)
 
 
 def train_and_save(request: TrainRequest, reader: ProfileReader, store: ModelStore, now: datetime) -> TrainResult:
     """Train, evaluate and save a new version (not promoted: the state machine promotes accepted versions)."""
-    blob, manifest = train_model(request, load_histories(reader), now)
+    blob, manifest = train_model(request, load_histories(reader), now, champion_of(store, request))
     store.save(blob, manifest)
-    held_out = manifest.metrics.held_out
     logger.info(
         "model trained",
         model_name=manifest.model_name,
+        kind=manifest.kind,
         version=manifest.version,
-        algorithm=manifest.metrics.algorithm,
-        roc_auc=held_out.roc_auc,
-        lift_top_decile=held_out.lift_top_decile,
         accepted=manifest.accepted,
+        rejected_because=manifest.rejected_because,
     )
     return TrainResult(
         model_name=manifest.model_name,
+        kind=manifest.kind,
         version=manifest.version,
         accepted=manifest.accepted,
+        rejected_because=manifest.rejected_because,
         label=manifest.label.describe(),
-        metrics=manifest.metrics,
+        metrics=manifest.metrics.model_dump(mode="json", exclude={"report"}),
     )
 
 
 # ---- promotion: the second step of the train state machine --------------------------------------------------
 
 
-class PromoteRequest(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    action: Literal["promote"]
-    model_name: ModelName
-    version: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
-
-
-class PromoteResult(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    model_name: str
-    version: str
-    promoted_at: datetime
-    previous_version: str | None
-
-
 def promote(request: PromoteRequest, store: ModelStore, now: datetime) -> PromoteResult:
     """Make a saved version the one scoring loads; refuses versions that did not pass their evaluation."""
     manifest = store.manifest(request.model_name, request.version)
     if not manifest.accepted:
+        reasons = "; ".join(manifest.rejected_because) or "its evaluation did not pass"
         raise InvalidInputError(
-            f"model {request.model_name}/{request.version} was not accepted at training time", location="version"
+            f"model {request.model_name}/{request.version} was not accepted at training time: {reasons}",
+            location="version",
         )
     previous = store.latest(request.model_name)
     pointer = store.promote(request.model_name, request.version, now)
@@ -238,11 +317,3 @@ def promote(request: PromoteRequest, store: ModelStore, now: datetime) -> Promot
         promoted_at=pointer.promoted_at,
         previous_version=previous.version if previous else None,
     )
-
-
-TrainTask = Annotated[
-    Annotated[TrainRequest, Tag("train")] | Annotated[PromoteRequest, Tag("promote")],
-    Discriminator(action_discriminator("train")),
-]
-TRAIN_TASK_ADAPTER: TypeAdapter[TrainRequest | PromoteRequest] = TypeAdapter(TrainTask)
-"""The train function's input: a TrainRequest (`action` may be omitted) or a PromoteRequest."""

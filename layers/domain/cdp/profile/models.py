@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import date, datetime
 from typing import Any, Literal
 
@@ -159,9 +159,28 @@ class TagValue(BaseModel):
 
 
 class ModelScore(BaseModel):
-    score: float = Field(ge=0.0, le=1.0)
+    """One model's output for the person. `score` is the model's main number: a probability for classifiers and
+    look-alikes, an uplift (-1..1) for uplift models, money (minor units) for lifetime value. Further numbers sit in
+    `outputs` and read as `<model>.<output>` in rules (`{score: clv.p_alive, gte: 0.5}`); `items` ranks things
+    (the next best product's categories) for templates."""
+
+    score: float = Field(allow_inf_nan=False)
     model_version: str
     scored_at: datetime
+    outputs: dict[str, float] = Field(default_factory=dict)
+    items: list[str] = Field(default_factory=list, max_length=10)
+
+    def flat(self, model_name: str) -> dict[str, float]:
+        """The numbers rules read: `<model>` and `<model>.<output>`."""
+        return {model_name: self.score, **{f"{model_name}.{k}": v for k, v in self.outputs.items()}}
+
+
+def flat_scores(scores: Mapping[str, ModelScore]) -> dict[str, float]:
+    """Every model's numbers under the names rules read them by (`ModelScore.flat`)."""
+    out: dict[str, float] = {}
+    for name, score in scores.items():
+        out |= score.flat(name)
+    return out
 
 
 class Profile(BaseModel):

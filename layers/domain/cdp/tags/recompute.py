@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cdp.ingest.events import CanonicalEvent
-from cdp.profile.models import Profile, TagValue
+from cdp.profile.models import Profile, TagValue, flat_scores
 from cdp.shared.time import iso
 from cdp.tags.evaluate import RuleEvaluator, audience_tag
 from cdp.tags.ports import TagHistoryEntry, TagScalar
@@ -170,7 +170,7 @@ def recompute(
         rules=rules,
         person_id=profile.person_id,
         columns=columns_of(profile),
-        scores={name: s.score for name, s in profile.scores.items()},
+        scores=flat_scores(profile.scores),
         events=events,
         cause=cause,
         state=dict(profile.tags),

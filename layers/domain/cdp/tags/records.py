@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from cdp.ingest.events import EVENT_TYPES as CANONICAL_EVENT_TYPES
 from cdp.ingest.events import CanonicalEvent
-from cdp.profile.models import Profile
+from cdp.profile.models import Profile, flat_scores
 
 ValueType = Literal["string", "number", "bool", "months"]
 """`months`: a set of calendar months (1-12), written "3,12"; only `contains` tests it."""
@@ -132,6 +132,8 @@ def event_records(event: CanonicalEvent) -> list[EventRecord]:  # noqa: C901 - o
             extra = _coupon_fields(event.event_type, p)
         case "message_delivered" | "message_clicked" | "message_opened":
             extra = {"channel": p.channel.value, "campaign_id": p.campaign_id}
+        case "campaign_assigned":
+            extra = {"channel": p.channel.value if p.channel else None, "campaign_id": p.campaign_id, "name": p.group}
         case "ad_clicked" | "lead_submitted":
             extra = {"name": p.platform, "campaign_id": p.campaign_id}
         case "custom":
@@ -267,7 +269,7 @@ def person_record(profile: Profile, events: Iterable[CanonicalEvent]) -> PersonR
         person_id=profile.person_id,
         columns=profile_columns(profile),
         tags={name: tag.value for name, tag in profile.tags.items()},
-        scores={name: s.score for name, s in profile.scores.items()},
+        scores=flat_scores(profile.scores),
         events=records,
     )
 

@@ -61,6 +61,7 @@ MAX_DEPTH = 12
 COMPARE_OPS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "not_in", "between", "contains", "exists")
 SUBJECTS = ("attr", "tag", "score", "audience", "agg")
 NAME_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
+SCORE_PATTERN = r"^[a-z][a-z0-9_]{0,63}(\.[a-z][a-z0-9_]{0,31})?$"
 
 
 _OUTPUT_NAMES = {"in_": "in", "not_": "not", "else_": "else"}
@@ -83,7 +84,11 @@ class Ref(_Node):
 
     attr: str | None = Field(default=None, description="a profile attribute (see GET /v1/tags/attributes)")
     tag: str | None = Field(default=None, pattern=NAME_PATTERN)
-    score: str | None = Field(default=None, pattern=NAME_PATTERN, description="a model's score, 0-1")
+    score: str | None = Field(
+        default=None,
+        pattern=SCORE_PATTERN,
+        description="a model's score (a probability, an uplift, a value), or one of its outputs as <model>.<output>",
+    )
     audience: str | None = Field(default=None, pattern=NAME_PATTERN, description="membership of a dynamic audience")
     agg: AggName | None = None
     event: list[str] | None = Field(default=None, min_length=1, max_length=20, description="event types aggregated")

@@ -18,6 +18,11 @@ SCORED_PREFIX = "scored:"
 AUDIENCE_PREFIX = audience_tag("")
 
 
+def score_model(score_name: str) -> str:
+    """The model behind a score name a rule reads (`clv.p_alive` is written by model `clv`)."""
+    return score_name.partition(".")[0]
+
+
 def scored(model_name: str) -> str:
     """The trigger after a model scored a person: re-evaluates what reads that score (predictive tags)."""
     return f"{SCORED_PREFIX}{model_name}"
@@ -56,7 +61,7 @@ def _ref_triggers(ref: Ref) -> set[str]:
     if ref.agg is not None:
         return {SOURCE_EVENT_TYPE.get(e, e) for e in ref.event or []}
     if ref.score is not None:
-        return {scored(ref.score)}
+        return {scored(score_model(ref.score))}
     return set()
 
 
@@ -76,7 +81,7 @@ class TagRules:
                 if ref.tag is not None and ref.tag in readers:
                     readers[ref.tag].add(name)
                 if ref.score is not None:
-                    score_readers.setdefault(ref.score, set()).add(name)
+                    score_readers.setdefault(score_model(ref.score), set()).add(name)
         self._readers = readers
         self._score_readers = {m: self._with_readers(names) for m, names in score_readers.items()}
         self.audiences = self._prepare(audiences)

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from cdp.ingest.events import CanonicalEvent
 from cdp.org import LoyaltyPolicy
-from cdp.profile.models import Profile, TagValue
+from cdp.profile.models import Profile, TagValue, flat_scores
 from cdp.warehouse.schema import EVENTS
 
 LIFECYCLE_TAG = "lifecycle"
@@ -91,7 +91,7 @@ def profile_row(profile: Profile, loyalty: LoyaltyPolicy, exported_at: datetime)
         "acquisition_platform": f.acquisition.platform if f.acquisition else None,
         "acquisition_at": timestamp(f.acquisition.at) if f.acquisition else None,
         **{f"consent_{channel}": profile.has_consent(channel) for channel in CONSENT_CHANNELS},
-        "scores": {name: s.score for name, s in sorted(profile.scores.items())},
+        "scores": dict(sorted(flat_scores(profile.scores).items())),
         "exported_at": timestamp(exported_at),
     }
     return row
