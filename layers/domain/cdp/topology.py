@@ -825,7 +825,7 @@ SCHEDULES = (
         "cdp-nightly-score",
         "cron(0 2 * * ? *)",
         target_machine=SCORE_MACHINE,
-        input=f'{{"model_name": "{DEFAULT_MODEL_NAME}", "total_shards": 4}}',
+        input=f'{{"model_names": ["{DEFAULT_MODEL_NAME}"], "total_shards": 4}}',
     ),
     ScheduleSpec(
         "WeeklyTrainSchedule",

@@ -119,16 +119,16 @@ def test_train_promotes_an_accepted_model_then_score_fans_out_over_shards(runtim
     assert read_json(runtime, latest_key(MODEL))["version"] == version
     _promoted["latest"] = version
     # When the score machine runs over 3 shards
-    status, totals = run(runtime, "score", {"model_name": MODEL, "total_shards": 3})
+    status, totals = run(runtime, "score", {"model_names": [MODEL], "total_shards": 3})
     # Then every profile was scored once, by the promoted version, and the score sits on the profile
     assert status == "SUCCEEDED", totals
-    assert totals == {"model_name": MODEL, "model_versions": [version], "total_shards": 3, "scored": PERSONS}
+    assert totals == {"model_versions": {MODEL: [version]}, "total_shards": 3, "scored": PERSONS}
     store = DynamoTagStore(topology.PROFILES_TABLE.local_name, client=runtime.client("dynamodb"))
     profiles = list(store.scan_shard(0, 1))
     assert len(profiles) == PERSONS
     assert all(p.scores[MODEL].model_version == version for p in profiles)
     # And a single shard (a one-item Map) gives the same total
-    status, totals = run(runtime, "score", {"model_name": MODEL, "total_shards": 1})
+    status, totals = run(runtime, "score", {"model_names": [MODEL], "total_shards": 1})
     assert (status, totals["scored"]) == ("SUCCEEDED", PERSONS)
     # And every score was written again (a model no tag reads: the scores alone, in one batch per predict call)
     assert all(p.scores[MODEL].scored_at > profiles[0].scores[MODEL].scored_at for p in store.scan_shard(0, 1))
@@ -154,7 +154,7 @@ def test_bad_requests_and_unscoreable_models_fail_with_clear_errors(runtime: Loc
     assert (status, output["error"]) == ("FAILED", "TrainingFailed")
     assert output["task_errors"] == {"ValidationError"}
     # Given a model that was never promoted / Then scoring fails
-    status, output = run(runtime, "score", {"model_name": "never_trained", "total_shards": 2})
+    status, output = run(runtime, "score", {"model_names": ["never_trained"], "total_shards": 2})
     assert (status, output["error"]) == ("FAILED", "ScoringFailed")
     assert output["task_errors"] == {"NotFoundError"}
 
@@ -168,7 +168,7 @@ def test_tampered_promoted_model_stops_a_cold_scoring_run(runtime: LocalRuntime)
     runtime.client("s3").put_object(Bucket=BUCKET, Key=model_key(MODEL, version), Body=b"not a model")
     # When scored by a cold function (a warm one keeps the bytes it verified at load)
     cold_start(topology.SCORING)
-    status, output = run(runtime, "score", {"model_name": MODEL, "total_shards": 2})
+    status, output = run(runtime, "score", {"model_names": [MODEL], "total_shards": 2})
     # Then the integrity check fails the run instead of unpickling unknown bytes
     assert (status, output["error"]) == ("FAILED", "ScoringFailed")
     assert output["task_errors"] == {"ModelIntegrityError"}

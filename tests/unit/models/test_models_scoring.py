@@ -67,8 +67,8 @@ def test_shards_score_every_person_once_with_batched_predicts(
     # When both shards of 2 are scored with batches of 128, as of the campaign's send time (what the model predicts)
     results = [
         score_shard(
-            ScoreShardRequest(model_name=MODEL, shard=s, total_shards=2),
-            model,
+            ScoreShardRequest(model_names=[MODEL], shard=s, total_shards=2),
+            {MODEL: model},
             profiles,
             profiles,
             DELIVERED_AT,
@@ -78,7 +78,7 @@ def test_shards_score_every_person_once_with_batched_predicts(
     ]
     # Then every person got exactly one score, written by as few predict calls as the batch size allows
     assert sum(r.scored for r in results) == 600
-    assert all(r.model_version == manifest.version for r in results)
+    assert all(r.model_versions == {MODEL: manifest.version} for r in results)
     assert counting.calls == [128, 128, 44] * 2
     scores = {pid: p.scores[MODEL] for pid, p in profiles.profiles.items()}
     assert len(scores) == 600
@@ -93,8 +93,8 @@ def test_shards_score_every_person_once_with_batched_predicts(
 def test_empty_shard_scores_nothing(trained: tuple[bytes, Any]) -> None:
     blob, manifest = trained
     result = score_shard(
-        ScoreShardRequest(model_name="m", shard=0, total_shards=1),
-        unpack(blob, manifest),
+        ScoreShardRequest(model_names=["m"], shard=0, total_shards=1),
+        {"m": unpack(blob, manifest)},
         InMemoryProfiles(),
         InMemoryProfiles(),
         NOW,
@@ -108,7 +108,7 @@ def test_promoted_models_follow_the_pointer_and_cache_bytes(
     # Given a store with no promoted version / Then scoring fails clearly
     models = PromotedModels(model_store)
     profiles = profiles_of(with_signal)
-    request = ScoreShardRequest(model_name=MODEL, shard=0, total_shards=50)
+    request = ScoreShardRequest(model_names=[MODEL], shard=0, total_shards=50)
     with pytest.raises(NotFoundError, match="no promoted version"):
         score_with_latest(request, models, profiles, profiles, NOW)
     # When a version is promoted and two shards are scored
@@ -124,28 +124,33 @@ def test_promoted_models_follow_the_pointer_and_cache_bytes(
 
 def test_summary_totals_and_catches_missing_or_repeated_shards() -> None:
     def result(shard: int, scored: int, version: str = "v1") -> ScoreShardResult:
-        return ScoreShardResult(model_name="m", model_version=version, shard=shard, total_shards=3, scored=scored)
+        return ScoreShardResult(model_versions={"m": version}, shard=shard, total_shards=3, scored=scored)
 
     # Given results of all three shards / Then the totals add up
     total = summarize(
         ScoreSummaryRequest(
-            action="summarize", model_name="m", total_shards=3, results=[result(0, 5), result(2, 1), result(1, 4, "v2")]
+            action="summarize",
+            model_names=["m"],
+            total_shards=3,
+            results=[result(0, 5), result(2, 1), result(1, 4, "v2")],
         )
     )
-    assert (total.scored, total.model_versions) == (10, ["v1", "v2"])
+    assert (total.scored, total.model_versions) == (10, {"m": ["v1", "v2"]})
     # Given a missing or a repeated shard / Then the run fails instead of reporting a partial total
     for results in ([result(0, 5), result(1, 4)], [result(0, 5), result(1, 4), result(1, 4)]):
         with pytest.raises(InvalidInputError, match="one result per shard"):
-            summarize(ScoreSummaryRequest(action="summarize", model_name="m", total_shards=3, results=results))
+            summarize(ScoreSummaryRequest(action="summarize", model_names=["m"], total_shards=3, results=results))
 
 
 def test_scoring_task_input_parses_by_action() -> None:
     assert isinstance(
-        SCORING_TASK_ADAPTER.validate_python({"model_name": "m", "shard": 0, "total_shards": 2}), ScoreShardRequest
+        SCORING_TASK_ADAPTER.validate_python({"model_names": ["m"], "shard": 0, "total_shards": 2}), ScoreShardRequest
     )
     summary = SCORING_TASK_ADAPTER.validate_python(
-        {"action": "summarize", "model_name": "m", "total_shards": 1, "results": []}
+        {"action": "summarize", "model_names": ["m"], "total_shards": 1, "results": []}
     )
     assert isinstance(summary, ScoreSummaryRequest)
     with pytest.raises(ValueError, match="outside"):
-        SCORING_TASK_ADAPTER.validate_python({"model_name": "m", "shard": 2, "total_shards": 2})
+        SCORING_TASK_ADAPTER.validate_python({"model_names": ["m"], "shard": 2, "total_shards": 2})
+    with pytest.raises(ValueError, match="once"):
+        SCORING_TASK_ADAPTER.validate_python({"model_names": ["m", "m"], "shard": 0, "total_shards": 2})

@@ -187,4 +187,4 @@ def test_schedules_start_the_model_machines_with_valid_inputs() -> None:
     train = TRAIN_TASK_ADAPTER.validate_json(by_machine[topology.TRAIN_MACHINE.key].input)
     score = ScoreRunRequest.model_validate_json(by_machine[topology.SCORE_MACHINE.key].input)
     assert isinstance(train, TrainRequest)
-    assert train.model_name == score.model_name == topology.DEFAULT_MODEL_NAME
+    assert [train.model_name] == score.model_names == [topology.DEFAULT_MODEL_NAME]

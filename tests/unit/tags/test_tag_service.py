@@ -707,7 +707,7 @@ def test_a_batch_of_scores_is_written_with_the_tags_reading_them_in_one_write_pe
     fresh = ModelScore(score=0.1, model_version="v4", scored_at=T0)
     scored_persons = ScoredPersons(store, engine, T0)
     # When the batch of new scores is put
-    scored_persons.put_scores("response", [(read["p0"], fresh), (read["p1"], fresh)])
+    scored_persons.put_scores([(read["p0"], {"response": fresh}), (read["p1"], {"response": fresh})])
     # Then p0's score and predictive tag came in one write and were announced after it
     assert store.profiles["p0"].scores["response"] == fresh
     assert store.profiles["p0"].tags["response_propensity"].value == "low" and scored_persons.changes == 1

@@ -136,7 +136,7 @@ def gamma_gamma_log_likelihood(params: Sequence[float] | Array, frequency: Array
     )
 
 
-def fit_gamma_gamma(frequency: Sequence[float], mean_value: Sequence[float]) -> GammaGamma:
+def fit_gamma_gamma(frequency: Sequence[float] | Array, mean_value: Sequence[float] | Array) -> GammaGamma:
     """Fit on the persons with repeat purchases (x >= 1) and a positive mean value."""
     x, m = np.asarray(frequency, dtype=np.float64), np.asarray(mean_value, dtype=np.float64)
     keep = (x > 0) & (m > 0)

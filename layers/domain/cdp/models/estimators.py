@@ -18,7 +18,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from threadpoolctl import threadpool_limits
 
-from cdp.models.artifact import Algorithm
+from cdp.models.kinds import Algorithm
 
 CV_FOLDS = 3
 ALGORITHMS: tuple[Algorithm, ...] = ("logistic_regression", "hist_gradient_boosting")  # ties go to the simpler

@@ -43,6 +43,9 @@ class TrainRequest(BaseModel):
     seed_values: list[str | bool] = Field(
         default_factory=_seed_default, max_length=20, description="look-alike: the seed tag's values that make a seed"
     )
+    budget_share: float = Field(
+        default=0.2, gt=0.0, le=1.0, description="uplift: the share of persons a campaign usually reaches"
+    )
     holdout_days: int = Field(default=90, ge=14, le=365, description="clv, next_product: the time-split holdout")
     months: int = Field(default=12, ge=1, le=60, description="clv: months of value")
     margin: float = Field(default=1.0, gt=0.0, le=1.0, description="clv: the share of spend that is margin")

@@ -1,13 +1,14 @@
-"""Score one shard of profiles with a promoted model and write each score onto its profile."""
+"""Score one shard of profiles with the promoted versions of one or more models; each person's scores are written
+together, with the tags that read them."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from itertools import islice
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter, field_validator, model_validator
 
 from cdp.errors import InvalidInputError, NotFoundError
 from cdp.models.artifact import ModelName, Prediction, TrainedModel
@@ -21,22 +22,36 @@ from cdp.shared.commands import action_discriminator
 BATCH_SIZE = 1000  # rows per predict_proba call: vectorized, yet bounded memory
 
 
+ModelNames = Annotated[list[ModelName], Field(min_length=1, max_length=10)]
+
+
+def _distinct(names: list[str]) -> list[str]:
+    if len(set(names)) != len(names):
+        raise ValueError("each model is named once")
+    return names
+
+
 class ScoreRunRequest(BaseModel):
-    """Input of the score state machine (it fans out one ScoreShardRequest per shard)."""
+    """Input of the score state machine (it fans out one ScoreShardRequest per shard): the models scored in one
+    pass over the profiles, each person's scores written together."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    model_name: ModelName
+    model_names: ModelNames
     total_shards: int = Field(ge=1, le=1000)
+
+    _names = field_validator("model_names")(_distinct)
 
 
 class ScoreShardRequest(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     action: Literal["score"] = "score"
-    model_name: ModelName
+    model_names: ModelNames
     shard: int = Field(ge=0)
     total_shards: int = Field(ge=1, le=1000)
+
+    _names = field_validator("model_names")(_distinct)
 
     @model_validator(mode="after")
     def _shard_in_range(self) -> ScoreShardRequest:
@@ -48,8 +63,7 @@ class ScoreShardRequest(BaseModel):
 class ScoreShardResult(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    model_name: str
-    model_version: str
+    model_versions: dict[str, str] = Field(description="model -> the version that scored this shard")
     shard: int
     total_shards: int
     scored: int
@@ -61,7 +75,7 @@ class ScoreSummaryRequest(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     action: Literal["summarize"]
-    model_name: ModelName
+    model_names: ModelNames
     total_shards: int = Field(ge=1, le=1000)
     results: list[ScoreShardResult]
 
@@ -69,8 +83,7 @@ class ScoreSummaryRequest(BaseModel):
 class ScoreSummary(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    model_name: str
-    model_versions: list[str]
+    model_versions: dict[str, list[str]] = Field(description="model -> the versions that scored (one, unless promoted)")
     total_shards: int
     scored: int
 
@@ -84,40 +97,33 @@ def _batches(
 
 def score_shard(
     request: ScoreShardRequest,
-    model: TrainedModel,
+    models: Mapping[str, TrainedModel],
     reader: ProfileReader,
     annotator: ProfileAnnotator,
     now: datetime,
     batch_size: int = BATCH_SIZE,
 ) -> ScoreShardResult:
-    """Predictions as of `now` for every profile of the shard, one model call and one `put_scores` per batch."""
+    """Predictions as of `now` for every profile of the shard: one call per model and batch, then one `put_scores`
+    per batch that writes each person's scores of every model together."""
     scored = 0
-    version = model.manifest.version
+    versions = {name: models[name].manifest.version for name in request.model_names}
     for batch in _batches(reader.scan_with_timelines(request.shard, request.total_shards), batch_size):
         people = [PersonHistory(p, [t.event for t in timeline]) for p, timeline in batch]
-        predictions = model.predict_people(people, now)
-        annotator.put_scores(
-            request.model_name,
-            [
-                (person.profile, model_score(prediction, version, now))
-                for person, prediction in zip(people, predictions, strict=True)
-            ],
-        )
+        by_person: list[dict[str, ModelScore]] = [{} for _ in people]
+        for name in request.model_names:
+            for scores, prediction in zip(by_person, models[name].predict_people(people, now), strict=True):
+                scores[name] = model_score(prediction, versions[name], now)
+        annotator.put_scores([(person.profile, scores) for person, scores in zip(people, by_person, strict=True)])
         scored += len(batch)
     logger.info(
         "shard scored",
-        model_name=request.model_name,
-        model_version=version,
+        model_versions=versions,
         shard=request.shard,
         total_shards=request.total_shards,
         scored=scored,
     )
     return ScoreShardResult(
-        model_name=request.model_name,
-        model_version=version,
-        shard=request.shard,
-        total_shards=request.total_shards,
-        scored=scored,
+        model_versions=versions, shard=request.shard, total_shards=request.total_shards, scored=scored
     )
 
 
@@ -139,8 +145,10 @@ def summarize(request: ScoreSummaryRequest) -> ScoreSummary:
             f"expected one result per shard 0..{request.total_shards - 1}, got shards {reported}", location="results"
         )
     return ScoreSummary(
-        model_name=request.model_name,
-        model_versions=sorted({r.model_version for r in request.results}),
+        model_versions={
+            name: sorted({r.model_versions[name] for r in request.results if name in r.model_versions})
+            for name in request.model_names
+        },
         total_shards=request.total_shards,
         scored=sum(r.scored for r in request.results),
     )
@@ -150,7 +158,7 @@ class PromotedModels:
     """Verified models kept between warm invocations. The `latest` pointer is re-read on every call, so a promotion
     takes effect on the next shard without a cold start; the bytes are fetched and hashed once per version."""
 
-    def __init__(self, store: ModelStore, keep: int = 4) -> None:
+    def __init__(self, store: ModelStore, keep: int = 10) -> None:
         self._store = store
         self._keep = keep
         self._loaded: dict[tuple[str, str], TrainedModel] = {}
@@ -176,7 +184,7 @@ def score_with_latest(
     annotator: ProfileAnnotator,
     now: datetime,
 ) -> ScoreShardResult:
-    return score_shard(request, models.latest(request.model_name), reader, annotator, now)
+    return score_shard(request, {name: models.latest(name) for name in request.model_names}, reader, annotator, now)
 
 
 ScoringTask = Annotated[

@@ -9,7 +9,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cdp.models.evaluation import HeldOutMetrics
 from cdp.models.kinds import Algorithm
+from cdp.models.lookalike import LookalikeMetrics
+from cdp.models.next_product import NextProductMetrics
 from cdp.models.report import ClassifierReport
+from cdp.models.uplift import UpliftMetrics
 
 
 class Champion(BaseModel):
@@ -75,4 +78,38 @@ class ClvSummary(BaseModel):
     champion: Champion | None = None
 
 
-ModelMetrics = Annotated[TrainingSummary | ClvSummary, Field(discriminator="kind")]
+class UpliftSummary(BaseModel):
+    """An uplift model: Qini and the comparison with response ranking on held-out randomized persons."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["uplift"] = "uplift"
+    learner: str = Field(description="learner/algorithm, e.g. two_model/logistic_regression")
+    candidates_cv_qini: dict[str, float] = Field(description="mean cross-validated Qini coefficient (train split)")
+    train_rows: int
+    train_treated: int
+    excluded_persons: int
+    held_out: UpliftMetrics
+    champion: Champion | None = None
+
+
+class LookalikeSummary(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["lookalike"] = "lookalike"
+    held_out: LookalikeMetrics
+    champion: Champion | None = None
+
+
+class NextProductSummary(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["next_product"] = "next_product"
+    held_out: NextProductMetrics
+    champion: Champion | None = None
+
+
+ModelMetrics = Annotated[
+    TrainingSummary | UpliftSummary | LookalikeSummary | ClvSummary | NextProductSummary,
+    Field(discriminator="kind"),
+]

@@ -21,9 +21,11 @@ from threadpoolctl import threadpool_limits
 
 from cdp.errors import InvalidInputError, ModelIntegrityError, NotFoundError
 from cdp.models.artifact import ModelManifest, Prediction, TrainedModel, package
+from cdp.models.clv_training import train_clv
+from cdp.models.datasets import build_matrix, feature_matrix, load_histories
 from cdp.models.estimators import make_estimator, select_and_fit
 from cdp.models.evaluation import HeldOutMetrics, evaluate_scores
-from cdp.models.features import FEATURE_NAMES, feature_vector, features_as_of
+from cdp.models.features import FEATURE_NAMES
 from cdp.models.kinds import Algorithm
 from cdp.models.labels import (
     LabeledSet,
@@ -33,6 +35,8 @@ from cdp.models.labels import (
     data_horizon,
     purchase_propensity_labels,
 )
+from cdp.models.lookalike_training import train_lookalike_model
+from cdp.models.next_product_training import train_next_product_model
 from cdp.models.ports import ModelStore
 from cdp.models.report import build_classifier_report
 from cdp.models.requests import (
@@ -43,6 +47,7 @@ from cdp.models.requests import (
     TrainResult,
 )
 from cdp.models.summaries import Champion, TrainingSummary
+from cdp.models.uplift_training import train_uplift
 from cdp.observability import logger
 from cdp.profile.ports import ProfileReader
 
@@ -63,18 +68,6 @@ MIN_PER_CLASS = 10  # below this, a stratified split and 3-fold selection give m
 MIN_HELD_OUT_PER_CLASS = 5  # below this no AUC is worth reporting; between it and the report's bar, a warning
 CHAMPION_TOLERANCE = 0.005  # a retrain on much the same data may land a hair below the promoted version
 _RECENCY = FEATURE_NAMES.index("days_since_last_order")
-
-
-def load_histories(reader: ProfileReader) -> list[PersonHistory]:
-    """Every surviving profile with its timeline (fine for a brand's sample; at scale this reads an export)."""
-    return [PersonHistory(p, [entry.event for entry in timeline]) for p, timeline in reader.scan_with_timelines(0, 1)]
-
-
-def feature_matrix(people: Sequence[PersonHistory], as_of: Sequence[datetime] | datetime) -> NDArray[np.float64]:
-    """Point-in-time features of each person (one `as_of` for all, or one per person), columns in FEATURE_NAMES."""
-    moments = [as_of] * len(people) if isinstance(as_of, datetime) else list(as_of)
-    rows = [feature_vector(features_as_of(h.profile, h.events, at)) for h, at in zip(people, moments, strict=True)]
-    return np.asarray(rows, dtype=np.float64).reshape(len(rows), len(FEATURE_NAMES))
 
 
 @dataclass(frozen=True)
@@ -105,13 +98,6 @@ def build_labels(request: TrainRequest, histories: list[PersonHistory], windows_
         case "propensity":
             return purchase_propensity_labels(histories, request.window_days, horizon, windows_back)
     raise InvalidInputError(f"kind {request.kind} is not a classifier", location="kind")
-
-
-def build_matrix(histories: list[PersonHistory], labeled: LabeledSet) -> tuple[NDArray[np.float64], NDArray[np.int_]]:
-    by_person = {h.profile.person_id: h for h in histories}
-    people = [by_person[ex.person_id] for ex in labeled.examples]
-    x = feature_matrix(people, [ex.as_of for ex in labeled.examples])
-    return x, np.asarray([ex.label for ex in labeled.examples], dtype=np.int_)
 
 
 def _check_class_counts(y: NDArray[np.int_], location: str = "labels", least: int = MIN_PER_CLASS) -> None:
@@ -270,6 +256,15 @@ def train_model(
     request: TrainRequest, histories: list[PersonHistory], now: datetime, champion: TrainedModel | None = None
 ) -> tuple[bytes, ModelManifest]:
     """Labels -> features -> selection and fit -> held-out evaluation -> serialized model with its manifest."""
+    match request.kind:
+        case "uplift":
+            return train_uplift(request, histories, now, champion)
+        case "lookalike":
+            return train_lookalike_model(request, histories, now)
+        case "clv":
+            return train_clv(request, histories, now)
+        case "next_product":
+            return train_next_product_model(request, histories, now)
     return train_classifier(request, histories, now, champion)
 
 

@@ -296,17 +296,26 @@ class DynamoProfileStore(ProfileReader, ProfileAnnotator):
     # ---- annotations: the tags item (written by the tag engine and the scorer, never by identity) ------------
 
     def put_score(self, person_id: str, model_name: str, score: ModelScore) -> None:
-        names = {"#model": model_name, "#version": "version"}
-        values: dict[str, Any] = {":score": score.model_dump(mode="json"), ":one": 1}
-        expression = "SET scores.#model = :score, #version = #version + :one"
+        self.put_model_scores(person_id, {model_name: score})
+
+    def put_model_scores(self, person_id: str, scores: Mapping[str, ModelScore]) -> None:
+        """One update sets every model's score (a nightly run scoring several models writes each person once)."""
+        names: dict[str, str] = {"#version": "version"}
+        values: dict[str, Any] = {":one": 1}
+        sets = []
+        for i, (model_name, score) in enumerate(sorted(scores.items())):
+            names[f"#m{i}"] = model_name
+            values[f":s{i}"] = score.model_dump(mode="json")
+            sets.append(f"scores.#m{i} = :s{i}")
+        expression = f"SET {', '.join(sets)}, #version = #version + :one"
         try:
             self._update_tags(person_id, expression, names, values, "attribute_exists(scores)")
         except ConflictError:  # no tags item yet (or one written before scores): start its score map
-            self._start_scores(person_id, model_name, score)
+            self._start_scores(person_id, scores)
 
-    def _start_scores(self, person_id: str, model_name: str, score: ModelScore) -> None:
+    def _start_scores(self, person_id: str, new: Mapping[str, ModelScore]) -> None:
         current = self._load(person_id)
-        scores = {**(current.scores if current else {}), model_name: score}
+        scores = {**(current.scores if current else {}), **new}
         values = {
             ":scores": {k: v.model_dump(mode="json") for k, v in scores.items()},
             ":pid": person_id,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -72,10 +72,15 @@ class ProfileAnnotator(ABC):
     def put_score(self, person_id: str, model_name: str, score: ModelScore) -> None:
         """Set one model's score on the person (scoring owns scores.<model>)."""
 
-    def put_scores(self, model_name: str, scored: Sequence[tuple[Profile, ModelScore]]) -> None:
-        """A batch of scores, with the profiles as the scorer read them (default: `put_score` each)."""
-        for profile, score in scored:
-            self.put_score(profile.person_id, model_name, score)
+    def put_model_scores(self, person_id: str, scores: Mapping[str, ModelScore]) -> None:
+        """Several models' scores on one person (default: `put_score` each; an adapter writes them at once)."""
+        for model_name, score in scores.items():
+            self.put_score(person_id, model_name, score)
+
+    def put_scores(self, scored: Sequence[tuple[Profile, Mapping[str, ModelScore]]]) -> None:
+        """A batch of persons' scores (model -> score), with the profiles as the scorer read them."""
+        for profile, scores in scored:
+            self.put_model_scores(profile.person_id, scores)
 
     @abstractmethod
     def record_message(self, record: MessageRecord) -> None:

@@ -178,21 +178,25 @@ class TagEngine:
     def refresh_with_score(
         self,
         profile: Profile,
-        model_name: str,
-        score: ModelScore,
+        scores: Mapping[str, ModelScore],
         now: datetime,
         *,
         publisher: EventPublisher | None = None,
     ) -> RefreshOutcome:
-        """A new score and the tags and audiences reading it, in one write: the score is applied to `profile` (as
-        the scorer read it) and the tag write sets it too, under the same version check. ConflictError when the
-        person changed since: the caller then writes the score alone and refreshes as usual (`refresh`)."""
+        """New scores (model -> score) and the tags and audiences reading them, in one write: the scores are applied
+        to `profile` (as the scorer read it) and the tag write sets them too, under the same version check.
+        ConflictError when the person changed since: the caller then writes the scores alone and refreshes as usual
+        (`refresh`)."""
         now = now.replace(microsecond=now.microsecond // 1000 * 1000)  # history keys have milliseconds
-        trigger = scored(model_name)
+        triggers = [scored(model_name) for model_name in sorted(scores)]
+        trigger = triggers[0] if len(triggers) == 1 else "+".join(triggers)
         cause = f"{trigger}:{iso(now)}"
         rules = self.rules()
-        updated = profile.model_copy(update={"scores": {**profile.scores, model_name: score}})
-        outcome = self._apply(rules, rules.select(trigger), updated, now, cause, trigger, 1, scores={model_name: score})
+        selection = rules.select(triggers[0])
+        for other in triggers[1:]:
+            selection = selection | rules.select(other)
+        updated = profile.model_copy(update={"scores": {**profile.scores, **scores}})
+        outcome = self._apply(rules, selection, updated, now, cause, trigger, 1, scores=scores)
         events = announcements(outcome.person_id, list(outcome.changes), rules.catalog, now, profile.brand_id)
         if events:
             (publisher or self._publisher).publish(events, cause)
@@ -323,24 +327,29 @@ class ScoredPersons(ProfileAnnotator):
         self.scored: dict[str, set[str]] = {}  # model -> person ids whose tags must still follow their score
         self.changes = 0  # tag changes written with the scores
 
-    def put_scores(self, model_name: str, scored_profiles: Sequence[tuple[Profile, ModelScore]]) -> None:
+    def put_scores(self, scored_profiles: Sequence[tuple[Profile, Mapping[str, ModelScore]]]) -> None:
         engine, now = self._engine, self._now
-        if engine is None or now is None or engine.rules().select(scored(model_name)).empty:
-            super().put_scores(model_name, scored_profiles)  # nothing reads the score: it is written alone
+        models = {name for _, scores in scored_profiles for name in scores}
+        if engine is None or now is None or all(engine.rules().select(scored(m)).empty for m in models):
+            super().put_scores(scored_profiles)  # nothing reads the scores: they are written alone
             return
         deferred = DeferredPublisher()
-        for profile, score in scored_profiles:
+        for profile, scores in scored_profiles:
             try:
-                outcome = engine.refresh_with_score(profile, model_name, score, now, publisher=deferred)
+                outcome = engine.refresh_with_score(profile, scores, now, publisher=deferred)
             except ConflictError:
-                self.put_score(profile.person_id, model_name, score)  # moved since the read: score, then refresh
+                self.put_model_scores(profile.person_id, scores)  # moved since the read: scores, then refresh
                 continue
             self.changes += len(outcome.changes)
         deferred.flush(engine.publisher)
 
     def put_score(self, person_id: str, model_name: str, score: ModelScore) -> None:
-        self._inner.put_score(person_id, model_name, score)
-        self.scored.setdefault(model_name, set()).add(person_id)
+        self.put_model_scores(person_id, {model_name: score})
+
+    def put_model_scores(self, person_id: str, scores: Mapping[str, ModelScore]) -> None:
+        self._inner.put_model_scores(person_id, scores)
+        for model_name in scores:
+            self.scored.setdefault(model_name, set()).add(person_id)
 
     def record_message(self, record: MessageRecord) -> None:
         self._inner.record_message(record)
