@@ -177,7 +177,12 @@ def run_demo(
             train = _run_machine(rt, state, progress, "train", _train_input(seed, min_auc), timeout=900)
         with _stage(state, "score"):
             _run_machine(
-                rt, state, progress, "score", {"model_names": [RESPONSE_MODEL], "total_shards": SCORE_SHARDS}, timeout=900
+                rt,
+                state,
+                progress,
+                "score",
+                {"model_names": [RESPONSE_MODEL], "total_shards": SCORE_SHARDS},
+                timeout=900,
             )
         with _stage(state, "tags_audiences"):
             task = progress.add_task("full tag refresh, batch check, audiences", total=1)

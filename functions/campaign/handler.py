@@ -15,6 +15,7 @@ from cdp.campaigns.models import CampaignCommand, SelectCommand
 from cdp.campaigns.ports import ArtifactStore
 from cdp.campaigns.s3 import S3ArtifactStore
 from cdp.campaigns.service import run_command
+from cdp.campaigns.targeting import ManifestValidations
 from cdp.observability import logger, metrics, tracer
 from cdp.offers.dynamodb import DynamoOfferStore
 from cdp.offers.service import RunPlans
@@ -64,6 +65,12 @@ def _audiences() -> AudienceStore:
     return AudienceStore(S3ObjectStore(get_settings(CampaignSettings).data_bucket))
 
 
+@cache
+def _validations() -> ManifestValidations:
+    """The uplift models' held-out comparisons (their manifests in the registry), for targeting `auto`."""
+    return ManifestValidations(S3ObjectStore(get_settings(CampaignSettings).data_bucket))
+
+
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
@@ -72,4 +79,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     logger.append_keys(action=command.action, run_id=getattr(command, "run_id", None))
     profiles, store = _ports()
     named = isinstance(command, SelectCommand) and command.request.audience.audience_id is not None
-    return run_command(command, profiles, store, utc_now(), _audiences() if named else None, load_org(), _Plans())
+    audiences = _audiences() if named else None
+    targeted = isinstance(command, SelectCommand) and command.request.targeting is not None
+    validations = _validations() if targeted else None
+    return run_command(command, profiles, store, utc_now(), audiences, load_org(), _Plans(), validations)

@@ -61,6 +61,7 @@ from cdp.campaigns.lifecycle import (
 from cdp.campaigns.s3 import S3ArtifactStore
 from cdp.campaigns.stepfunctions import StepFunctionsRunner
 from cdp.campaigns.sweeps import LocationSignal, SignalReceived
+from cdp.campaigns.targeting import ManifestValidations
 from cdp.channels.ledger import DynamoContactLedger
 from cdp.channels.messages import DynamoMessageLog
 from cdp.errors import ConflictError
@@ -107,6 +108,7 @@ def dependencies() -> Dependencies:
             profiles,
             AudienceStore(S3ObjectStore(s.data_bucket)),
             DynamoContactLedger(s.ledger_table),
+            ManifestValidations(S3ObjectStore(s.data_bucket)),
         ),
         messages=DynamoMessageLog(s.ledger_table),
         link_base=s.tracked_link_base_url or None,

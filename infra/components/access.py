@@ -162,6 +162,7 @@ def _campaign_api(fn: lambda_.Function, r: Resources) -> None:
     # dry runs: the selection on today's profiles and stored audiences, the contact histories caps read
     r.profiles.grant_read_data(fn)
     _read(fn, r, AUDIENCES_PREFIX)
+    _read(fn, r, topology.MODELS_PREFIX)  # targeting auto: the uplift model's held-out comparison (its manifest)
     # contact histories (dry runs' caps); each run's message counts by status (the message log's MSGSTATS items)
     r.ledger.grant(fn, "dynamodb:GetItem", "dynamodb:Query")
     r.bus.grant_put_events_to(fn)  # external signals (POST /v1/signals), for the journey function

@@ -34,6 +34,7 @@ from cdp.campaigns.models import (
     Touch,
     variant_of,
 )
+from cdp.campaigns.targeting import Targeting
 from cdp.campaigns.triggers import CorrelationKey, EventType, Trigger
 from cdp.channels.templates import template_problem
 from cdp.org import BrandConfig, check_zone
@@ -366,6 +367,9 @@ class CampaignDefinition(_Frozen):
     holdout: Fraction = Field(default=0.1, description="share of the selected persons kept as a control group")
     conversion_window_days: int = Field(default=14, ge=1, le=365)
     score_model: str = Field(default="response", min_length=1, max_length=64, description="ranks who gets it first")
+    targeting: Targeting | None = Field(
+        default=None, description="rank by expected incremental profit from an uplift model (scheduled campaigns)"
+    )
 
     def steps_of(self, variant: str | None, path: str = MAIN_PATH) -> list[Step]:
         """The steps of a path; the main path of a person of `variant` is the variant's (the campaign's own when it
@@ -448,6 +452,7 @@ class CampaignDefinition(_Frozen):
             brand_id=self.brand_id,
             audience=self.audience,
             score_model=self.score_model,
+            targeting=self.targeting,
             touch1=self.first_send,
             touch2=follow_up[0] if follow_up else None,
             second_touch=follow_up is not None,
@@ -503,6 +508,14 @@ def _journey_problems(definition: CampaignDefinition) -> list[ValidationIssue]:
         out.append(ValidationIssue(field="schedule", message="a triggered journey has no schedule: remove one of them"))
     if definition.max_recipients is not None:
         out.append(ValidationIssue(field="max_recipients", message="a journey is capped by its budget, not a size"))
+    if definition.targeting is not None and definition.targeting.ranking != "response":
+        out.append(
+            ValidationIssue(
+                field="targeting",
+                message="uplift targeting ranks a scheduled run's audience under its budget; a journey enters persons "
+                "one by one (gate it with a condition on the uplift score instead, e.g. {score: sms_uplift, gt: 0})",
+            )
+        )
     if not any(s.send for _, s in definition.all_steps()):
         out.append(ValidationIssue(field="steps", message="a journey needs at least one send"))
     out.extend(_path_problems(definition))

@@ -20,6 +20,7 @@ from cdp.audiences.store import AudienceStore
 from cdp.campaigns.catalog import CampaignState
 from cdp.campaigns.definition import CampaignDefinition
 from cdp.campaigns.service import plan_selection
+from cdp.campaigns.targeting import TargetingReport, ValidationSource
 from cdp.channels.contact import passed_cap
 from cdp.errors import ConflictError
 from cdp.org import BrandConfig
@@ -54,6 +55,11 @@ class DryRunReport(BaseModel):
     capped_today: int = Field(description="treated persons a frequency cap would stop today (suppressed, not sent)")
     sends_by_day: dict[str, int] = Field(description=f"first sends per local date over the next {HORIZON_DAYS} days")
     overlaps: list[Overlap]
+    targeting: TargetingReport | None = Field(
+        default=None,
+        description="uplift targeting: the ranking used and why, with both rankings' expected incremental conversions "
+        "and profit side by side",
+    )
 
 
 def dry_run(
@@ -65,11 +71,12 @@ def dry_run(
     contacts: ContactHistory | None,
     others: Sequence[tuple[CampaignState, CampaignDefinition]],
     now: datetime,
+    validations: ValidationSource | None = None,
 ) -> DryRunReport:
     if definition.trigger is not None:
         raise ConflictError(f"campaign {definition.campaign_id} is a journey: its entries depend on events to come")
     request = definition.to_request(f"{definition.campaign_id}-dry-run")
-    plan = plan_selection(request, profiles, audiences, brand)
+    plan = plan_selection(request, profiles, audiences, brand, validations)
     costs = definition.budget
     treated = len(plan.treatment)
     capped = 0
@@ -106,6 +113,7 @@ def dry_run(
         capped_today=capped,
         sends_by_day=by_day,
         overlaps=overlaps,
+        targeting=plan.targeting,
     )
 
 

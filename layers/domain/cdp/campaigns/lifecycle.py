@@ -41,6 +41,7 @@ from cdp.campaigns.journeys import JourneyResults, JourneyStore, SendOrders, sum
 from cdp.campaigns.models import dump
 from cdp.campaigns.ports import ArtifactStore, OfferPlans
 from cdp.campaigns.service import summary_key
+from cdp.campaigns.targeting import ValidationSource
 from cdp.channels.models import MessageTemplate, SendBatchRequest
 from cdp.channels.models import Offer as OfferPart
 from cdp.channels.ports import MessageLog
@@ -75,6 +76,7 @@ class Selection:
     profiles: ProfileReader
     audiences: AudienceStore | None
     contacts: ContactHistory | None
+    validations: ValidationSource | None = None  # the uplift models' held-out comparisons (targeting auto)
 
 
 class ValidationReport(BaseModel):
@@ -411,6 +413,7 @@ class CampaignService:
             self.selection.contacts,
             others,
             self.now(),
+            self.selection.validations,
         )
 
     def test_send(

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from cdp.campaigns.measurement import Lift
+from cdp.campaigns.targeting import Targeting, TargetingReport
 from cdp.channels.models import MessageBudget, SmsProviderTemplate, WeChatMessageTemplate
 from cdp.ingest.events import Token, UtcDatetime
 from cdp.profile.models import Profile
@@ -206,6 +207,7 @@ class CampaignRequest(_Frozen):
     conversion_window_seconds: int = Field(default=14 * 86_400, ge=1, le=365 * 86_400)
     scan_segments: int = Field(default=4, ge=1, le=1000, description="parallel scan segments of the profile store")
     variants: list[RunVariant] = Field(default_factory=list, max_length=10, description="A/B/n arms of the first send")
+    targeting: Targeting | None = Field(default=None, description="rank by expected incremental profit (uplift)")
 
     @model_validator(mode="after")
     def _check(self) -> CampaignRequest:
@@ -249,6 +251,8 @@ class Member(_Frozen):
     person_id: str
     score: float | None = None
     variant: str | None = Field(default=None, description="a treated person's A/B/n arm")
+    uplift: float | None = Field(default=None, description="uplift targeting: the order chance a message adds")
+    p_treated: float | None = Field(default=None, description="uplift targeting: the order chance with the message")
 
 
 class AudienceCounts(_Frozen):
@@ -292,6 +296,7 @@ class AudienceManifest(_Frozen):
     currency: str
     batch_keys: list[str]
     batches: list[BatchRef] = Field(default_factory=list, description="the batch keys with each batch's first send")
+    targeting: TargetingReport | None = Field(default=None, description="which ranking chose the persons, and why")
 
 
 class AudienceDocument(_Frozen):

@@ -43,6 +43,7 @@ from cdp.campaigns.models import (
     dump,
 )
 from cdp.campaigns.ports import ArtifactStore, OfferPlans
+from cdp.campaigns.targeting import TargetingReport, ValidationSource, choose, common_version
 from cdp.channels.contact import exclusion
 from cdp.errors import CdpError, InvalidInputError, NotFoundError
 from cdp.ingest.events import OrderPlacedEvent
@@ -255,6 +256,7 @@ class SelectionPlan:
     treatment: list[Member]
     holdout: list[Member]
     excluded: int = 0  # matched, but in the brand's global control group or on a suppression list
+    targeting: TargetingReport | None = None  # uplift targeting: which ranking chose, both rankings' expectations
 
 
 def plan_selection(
@@ -262,10 +264,11 @@ def plan_selection(
     profiles: ProfileReader,
     audiences: AudienceStore | None,
     brand: BrandConfig | None = None,
+    validations: ValidationSource | None = None,
 ) -> SelectionPlan:
     """Scan (or read the named audience), filter, rank, cut to budget, split holdout (`request.run_id` seeds the
-    split); `brand`: leave out whom its contact policy keeps from all marketing. Writes nothing: the select step and
-    the dry run share it."""
+    split); `brand`: leave out whom its contact policy keeps from all marketing; `validations`: the uplift models'
+    held-out comparisons, for targeting `auto`. Writes nothing: the select step and the dry run share it."""
     run_id = request.run_id
     if run_id is None:
         raise InvalidInputError("a selection needs the run id that seeds its holdout draw", "run_id")
@@ -275,6 +278,9 @@ def plan_selection(
     pool: list[Member] = []
     excluded = 0
     marketing = request.touch1.purpose == "marketing"
+    targeting = request.targeting
+    uplift_model = targeting.uplift_model if targeting is not None and targeting.ranking != "response" else None
+    versions: list[str] = []
     for profile in candidates.profiles:
         if profile.person_id in seen or not eligible(request, profile):
             continue
@@ -283,14 +289,30 @@ def plan_selection(
             excluded += 1
             continue
         score = profile.scores.get(request.score_model)
-        pool.append(Member(person_id=profile.person_id, score=score.score if score else None))
+        uplift = profile.scores.get(uplift_model) if uplift_model else None
+        if uplift is not None:
+            versions.append(uplift.model_version)
+        pool.append(
+            Member(
+                person_id=profile.person_id,
+                score=score.score if score else None,
+                uplift=uplift.score if uplift else None,
+                p_treated=uplift.outputs.get("treated") if uplift else None,
+            )
+        )
     source = candidates.source
     if source is not None:
         source = source.model_copy(update={"resolved": len(candidates.resolved)})
     pool.sort(key=rank_key)
-    selected = pool[: capacity(request)]
+    report = None
+    if targeting is not None and uplift_model is not None:
+        cost = request.budget.cost_of(request.touch1)
+        version = common_version(versions)
+        selected, report = choose(pool, capacity(request), targeting, cost, rank_key, version, validations)
+    else:
+        selected = pool[: capacity(request)]
     treatment, holdout = split_holdout(run_id, selected, request.holdout_fraction)
-    return SelectionPlan(request, source, pool, selected, treatment, holdout, excluded)
+    return SelectionPlan(request, source, pool, selected, treatment, holdout, excluded, report)
 
 
 def select_audience(
@@ -302,6 +324,7 @@ def select_audience(
     audiences: AudienceStore | None = None,
     brand: BrandConfig | None = None,
     plans: OfferPlans | None = None,
+    validations: ValidationSource | None = None,
 ) -> SelectResult:
     """Scan (or read the named audience), filter, rank, cut to budget, split holdout; reserve the run's catalog offers
     for every treated person (`plans`: their budget pools; a pool short fails the selection, nothing held); write
@@ -312,7 +335,7 @@ def select_audience(
         logger.info("audience already selected", run_id=run_id)
         return _selection(AudienceDocument.model_validate(store.get_json(key)))
 
-    plan = plan_selection(request.model_copy(update={"run_id": run_id}), profiles, audiences, brand)
+    plan = plan_selection(request.model_copy(update={"run_id": run_id}), profiles, audiences, brand, validations)
     request, source, pool, selected, treatment, holdout = (
         plan.request,
         plan.source,
@@ -363,6 +386,7 @@ def select_audience(
             currency=request.budget.currency,
             batch_keys=[b.batch_key for b in batches],
             batches=batches,
+            targeting=plan.targeting,
         ),
         treatment=treatment,
         holdout=holdout,
@@ -639,6 +663,7 @@ def run_command(
     audiences: AudienceStore | None = None,
     org: OrgDirectory | None = None,
     plans: OfferPlans | None = None,
+    validations: ValidationSource | None = None,
 ) -> dict[str, Any]:
     """Dispatch one state machine step; returns the JSON the state machine keeps (keys and counts only)."""
     if isinstance(command, CheckCommand):
@@ -649,4 +674,4 @@ def run_command(
         return {"run_id": command.run_id, "released": release_plans(command.run_id, store, now, plans)}
     brand = org.brand(command.request.brand_id) if org is not None and command.request.brand_id else None
     request, execution = command.request, command.execution_name
-    return dump(select_audience(request, profiles, store, now, execution, audiences, brand, plans))
+    return dump(select_audience(request, profiles, store, now, execution, audiences, brand, plans, validations))

@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from cdp import topology
 from cdp.errors import ModelIntegrityError, NotFoundError
 from cdp.models.artifact import LatestPointer, ModelManifest, TrainedModel, sha256_hex, unpack
+from cdp.models.keys import latest_key, manifest_key, model_key
 from cdp.models.ports import ModelStore
 from cdp.shared import aws
 
@@ -19,22 +19,6 @@ if TYPE_CHECKING:
 __all__ = ["ModelStore", "S3ModelStore", "latest_key", "manifest_key", "model_key"]
 
 JsonModelT = TypeVar("JsonModelT", bound=BaseModel)
-
-
-def _version_prefix(model_name: str, version: str) -> str:
-    return f"{topology.MODELS_PREFIX}{model_name}/{version}/"
-
-
-def model_key(model_name: str, version: str) -> str:
-    return _version_prefix(model_name, version) + "model.joblib"
-
-
-def manifest_key(model_name: str, version: str) -> str:
-    return _version_prefix(model_name, version) + "manifest.json"
-
-
-def latest_key(model_name: str) -> str:
-    return f"{topology.MODELS_PREFIX}{model_name}/latest.json"
 
 
 class S3ModelStore(ModelStore):
