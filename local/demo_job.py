@@ -30,6 +30,10 @@ from rich.console import Console
 from rich.progress import Progress
 
 from cdp import topology
+from cdp.audiences.store import AudienceStore
+from cdp.campaigns.lifecycle import parse_definition
+from cdp.campaigns.service import capacity, plan_selection
+from cdp.campaigns.targeting import ManifestValidations
 from cdp.connectors.feedback_ses import CertificateFetcher, StaticCertificateFetcher, set_certificate_fetcher
 from cdp.connectors.platforms import client_for
 from cdp.connectors.platforms.aws import DynamoPullState, S3Rejects
@@ -38,12 +42,12 @@ from cdp.connectors.platforms.transport import RecordedTransport
 from cdp.connectors.sources import SourcesConfig, parse_sources
 from cdp.ingest.aws import DynamoDedupeLedger, S3RawArchive
 from cdp.org import load_org
-from cdp.shared.aws import EventBridgePublisher
+from cdp.shared.aws import EventBridgePublisher, S3ObjectStore
 from cdp.shared.time import utc_now
 from cdp.tags.dynamodb import DynamoTagStore
 from cdp_local.cli_import import run_history
 from cdp_local.demo.api import DemoFailed, call_api
-from cdp_local.demo.brand import PAST_CAMPAIGN_ID, SyntheticBrand, generate_brand
+from cdp_local.demo.brand import SyntheticBrand, generate_brand
 from cdp_local.demo.catalog import BRAND_ID
 from cdp_local.demo.channels import (
     EVENTS,
@@ -55,6 +59,14 @@ from cdp_local.demo.channels import (
     demo_sources,
 )
 from cdp_local.demo.journeys import run_journey_scenes
+from cdp_local.demo.models import (
+    RESPONSE_MODEL,
+    UPLIFT_MODEL,
+    TrainedModels,
+    demo_models,
+    model_headlines,
+    targeting_truth,
+)
 from cdp_local.demo.offers import (
     COUPON_OFFER,
     coupons_by_key,
@@ -78,7 +90,6 @@ RESENT_BATCHES = 3  # client retries: whole /v1/events batches sent twice must b
 # (LocalRuntime.end_wait_state) once they are all processed; its seconds only bound it.
 CAMPAIGN_WAIT_S = 120
 SCORE_SHARDS = 1  # one scan returns every profile with its filed events; 4 shards would read timelines per person
-RESPONSE_MODEL = "response"
 PRECISION_TARGET, RECALL_TARGET = 0.995, 0.98  # identity targets: pairwise precision, recall on linkable pairs
 
 
@@ -174,16 +185,10 @@ def run_demo(
             sweep = rt.fire_schedule("cdp-hourly-tag-sweep").result
             rt.drain()
         with _stage(state, "train"):
-            train = _run_machine(rt, state, progress, "train", _train_input(seed, min_auc), timeout=900)
-        with _stage(state, "score"):
-            _run_machine(
-                rt,
-                state,
-                progress,
-                "score",
-                {"model_names": [RESPONSE_MODEL], "total_shards": SCORE_SHARDS},
-                timeout=900,
-            )
+            models = _train_models(rt, state, progress, seed, min_auc)
+        with _stage(state, "score"):  # every promoted model in one pass: each person's scores in one write
+            payload = {"model_names": models.promoted, "total_shards": SCORE_SHARDS}
+            _run_machine(rt, state, progress, "score", payload, timeout=900)
         with _stage(state, "tags_audiences"):
             task = progress.add_task("full tag refresh, batch check, audiences", total=1)
             tag_stage, tags = tags_and_audiences(rt, store, output)
@@ -200,16 +205,25 @@ def run_demo(
             progress.update(task, completed=1)
         outbox = _outbox_counts(rt)
     state.stages["total"] = round(time.perf_counter() - started, 2)
-    summary = _summary(state, identity, tags, sweep, tag_stage, train, campaign, outbox, journeys)
+    summary = _summary(state, identity, tags, sweep, tag_stage, models, campaign, outbox, journeys)
     output.mkdir(parents=True, exist_ok=True)
     (output / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=False, default=str) + "\n")
     from cdp_local.report import write_report
 
     write_report(summary, output / "report.html")
-    failed = [e for e in state.executions if e.status != "SUCCEEDED"]
+    # a model version that did not pass its evaluation is an outcome the summary reports, not a broken machine
+    failed = [e for e in state.executions if e.status != "SUCCEEDED" and not _model_not_promoted(e)]
     if failed:
         raise DemoFailed(f"state machine executions did not succeed: {[(e.machine, e.status) for e in failed]}")
     return summary
+
+
+def _model_not_promoted(execution: Execution) -> bool:
+    """A model that did not pass its evaluation, or that this brand's data cannot train (too few rows): an outcome
+    the summary reports (the response model, which the campaign needs, fails the demo before this)."""
+    output = execution.output
+    ended = isinstance(output, dict) and output.get("error") in ("ModelRejected", "TrainingFailed")
+    return execution.machine.startswith("train:") and ended
 
 
 # ---- stages -------------------------------------------------------------------------------------------------
@@ -485,15 +499,39 @@ def _lookup_latency(rt: LocalRuntime, person_ids: list[str], seed: int, samples:
     }
 
 
-def _train_input(seed: int, min_auc: float) -> dict[str, Any]:
-    """The response model learns from the past SMS campaign: who bought within 14 days of its delivery."""
-    return {
-        "model_name": RESPONSE_MODEL,
-        "campaign_id": PAST_CAMPAIGN_ID,
-        "window_days": 14,
-        "seed": seed,
-        "min_auc": min_auc,
-    }
+def _train_models(rt: LocalRuntime, state: DemoState, progress: Progress, seed: int, min_auc: float) -> TrainedModels:
+    """Each kind through the train machine. The response model is required (the campaign ranks by it); another
+    kind's version that does not pass its evaluation is reported with why, and left out of scoring."""
+    inputs = demo_models(seed, min_auc)
+    task = progress.add_task("state machine: train (each model)", total=len(inputs))
+    versions: dict[str, str | None] = {}
+    promoted: list[str] = []
+    response: dict[str, Any] = {}
+    untrained: dict[str, str] = {}
+    for payload in inputs:
+        name = payload["model_name"]
+        t0 = time.perf_counter()
+        arn = rt.start_execution("train", payload)
+        status, result = rt.wait_execution(arn, timeout=900)
+        state.executions.append(Execution(f"train:{name}", status, round(time.perf_counter() - t0, 2), result))
+        ok = isinstance(result, dict) and "promotion" in result
+        if isinstance(result, dict) and result.get("error") == "TrainingFailed":
+            untrained[name] = _task_failure(rt, arn)
+        if name == RESPONSE_MODEL:
+            if not ok:
+                (line,) = model_headlines(rt, {name: None}, min_auc) or [None]
+                why = "; ".join(line.notes) if line and line.notes else f"task error: {_task_failure(rt, arn)}"
+                raise DemoFailed(
+                    f"the response model (the campaign ranks by it) was not promoted: {why}. A small brand gives it "
+                    "few rows, so its held-out AUC is noisy: use more customers (default 2000) or --min-auc 0."
+                )
+            response = result["train"]["metrics"]["held_out"]
+        versions[name] = result["train"]["version"] if ok else None
+        if ok:
+            promoted.append(name)
+        progress.advance(task)
+    trained = {name: version for name, version in versions.items() if name not in untrained}
+    return TrainedModels(model_headlines(rt, trained, min_auc), promoted, response, untrained)
 
 
 def _run_machine(
@@ -530,8 +568,8 @@ DEMO_CAMPAIGN = "demo_winter_cake"
 
 
 def campaign_definition(brand_id: str) -> dict[str, Any]:
-    """The bakery's SMS campaign as a marketer defines it (POST /v1/campaigns): budget for ~700 messages, ranked by
-    response score, an e-mail follow-up to those who have not bought, 20% holdout."""
+    """The bakery's SMS campaign as a marketer defines it (POST /v1/campaigns): budget for ~250 messages, ranked as
+    the uplift model's held-out comparison decides, an e-mail follow-up to those who have not bought, 20% holdout."""
     offer = {"offer_id": COUPON_OFFER}  # a catalog coupon: each recipient's own code, reserved from its pool
     return {
         "campaign_id": DEMO_CAMPAIGN,
@@ -540,6 +578,9 @@ def campaign_definition(brand_id: str) -> dict[str, Any]:
         # the static audience package frozen by the tags stage (it reads the dynamic one)
         "audience": {"audience_id": STATIC_AUDIENCE_ID, "require_consent_channel": "sms"},
         "score_model": RESPONSE_MODEL,
+        # who gets it: ranked by expected incremental profit when the uplift model's held-out comparison says that
+        # beats response ranking at this reach (a 20 CNY coupon, ~50 CNY margin on an extra cake order)
+        "targeting": {"ranking": "auto", "uplift_model": UPLIFT_MODEL, "margin_minor": 5000, "offer_cost_minor": 2000},
         "steps": [
             {
                 "send": {
@@ -563,7 +604,8 @@ def campaign_definition(brand_id: str) -> dict[str, Any]:
                 }
             },
         ],
-        "budget": {"amount_minor": 3500, "currency": "CNY", "cost_per_message_minor": {"sms": 5, "email": 1}},
+        # ~250 messages for ~800 eligible: who gets them matters (a budget that reaches everyone needs no ranking)
+        "budget": {"amount_minor": 1250, "currency": "CNY", "cost_per_message_minor": {"sms": 5, "email": 1}},
         "holdout": 0.2,
         "conversion_window_days": 14,
     }
@@ -578,7 +620,9 @@ def _run_campaign(
     # as a marketer does it: the campaign defined and started through the campaign API (version 1, a manual run)
     brand_id = _brand_id(brand)
     define_offer(rt, brand_id, DEMO_CAMPAIGN)
-    call_api(rt, "POST", "/v1/campaigns", senders.with_sms_templates(campaign_definition(brand_id)))
+    definition = senders.with_sms_templates(campaign_definition(brand_id))
+    call_api(rt, "POST", "/v1/campaigns", definition)
+    truth = _targeting_truth(rt, store, brand, definition)
     started = call_api(rt, "POST", f"/v1/campaigns/{DEMO_CAMPAIGN}/start?brand_id={brand_id}", {})
     run_id = started["run"]["run_id"]
     arn = f"{rt.state_machine_arns['campaign'].replace(':stateMachine:', ':execution:')}:{run_id}"
@@ -618,7 +662,24 @@ def _run_campaign(
         "world_orders_posted": replies.total["events_sent"] if replies.total else 0,
         "world_orders_by_connector": _connector_table(replies.by_connector),
         "audience": _audience_view(audience),
+        "targeting": {**((audience or {}).get("manifest", {}).get("targeting") or {}), "truth": truth},
     }
+
+
+def _targeting_truth(
+    rt: LocalRuntime, store: DynamoTagStore, brand: SyntheticBrand, raw: dict[str, Any]
+) -> dict[str, Any]:
+    """The run's own selection inputs (audience, consent, contact policy, scores), then both rankings at its budget
+    judged by the world's true uplift: what no marketer can see, and what the held-out validation estimates."""
+    definition = parse_definition(raw)
+    request = definition.to_request(f"{definition.campaign_id}-truth")
+    objects = S3ObjectStore(topology.DATA_BUCKET_LOCAL_NAME, rt.client("s3"))
+    org_brand = load_org().brand(definition.brand_id)
+    plan = plan_selection(request, store, AudienceStore(objects), org_brand, ManifestValidations(objects))
+    assert request.targeting is not None
+    keys_of = _keys_by_person(store, [m.person_id for m in plan.pool])
+    cost = request.budget.cost_of(request.touch1)
+    return targeting_truth(plan.pool, capacity(request), request.targeting, cost, brand.world, keys_of)
 
 
 def _brand_id(brand: SyntheticBrand) -> str:
@@ -717,14 +778,16 @@ def _summary(
     tags: dict[str, dict[str, int]],
     sweep: Any,
     tag_stage: dict[str, Any],
-    train: Any,
+    models: TrainedModels,
     campaign: dict[str, Any],
     outbox: dict[str, int],
     journeys: dict[str, Any],
 ) -> dict[str, Any]:
     brand = state.brand
     connectors = _connector_table(state.connectors)
-    held_out = (train or {}).get("train", {}).get("metrics", {}).get("held_out", {})
+    response = next(h for h in models.headlines if h.model_name == RESPONSE_MODEL)
+    targeting = campaign.get("targeting") or {}
+    truth = targeting.get("truth") or {}
     summary_c = campaign.get("summary", {})
     pair = identity["pairwise"]
     bulk = identity["bulk_vs_online"]
@@ -763,8 +826,22 @@ def _summary(
             f"{identity['profile_lookup_ms']['p50']} / {identity['profile_lookup_ms']['p95']}"
         ),
         **_tag_headline(tag_stage),
-        "model AUC (held-out)": _fmt(held_out.get("roc_auc")),
-        "model lift top decile (held-out)": _fmt(held_out.get("lift_top_decile")),
+        "response model AUC (held-out, 95%)": _interval(response.value, response.interval),
+        "models: held-out metric / baseline": "; ".join(
+            f"{h.model_name} {_fmt(h.value)} / {_fmt(h.baseline_value)}{'' if h.accepted else ' (not promoted)'}"
+            for h in models.headlines
+        )
+        + "".join(f"; {name} not trained (too few rows)" for name in models.untrained),
+        "campaign ranking (decided on held-out randomized persons)": (
+            f"{targeting.get('used')}: {targeting.get('reason')}" if targeting else "n/a"
+        ),
+        "true incremental orders at equal budget, uplift vs response ranking": (
+            f"{truth.get('true_incremental_orders_uplift_ranking')} vs "
+            f"{truth.get('true_incremental_orders_response_ranking')} (difference {truth.get('difference')}, "
+            f"95% {truth.get('difference_95')})"
+            if "difference" in truth
+            else truth.get("verdict", "n/a")
+        ),
         "messages sent by channel": summary_c.get("messages_by_channel"),
         "campaign messages by status (provider receipts)": _status_line(campaign.get("message_status") or {}),
         "journey messages by status": _status_line(journeys.get("message_status") or {}),
@@ -793,7 +870,10 @@ def _summary(
         "tags": tags,
         "tag_sweep": sweep,
         "tags_and_audiences": tag_stage,
-        "model": {"name": RESPONSE_MODEL, "trained_on_campaign": PAST_CAMPAIGN_ID, "train_output": train},
+        "model": {"name": RESPONSE_MODEL, "held_out": models.response_held_out},
+        "models": [h.model_dump(mode="json") for h in models.headlines],
+        "models_scored": models.promoted,
+        "models_not_trained": models.untrained,
         "campaign": campaign,
         "journeys": journeys,
         "messages_by_channel": summary_c.get("messages_by_channel", {}),
@@ -867,6 +947,10 @@ def _connector_table(by_connector: dict[str, Counter[str]]) -> dict[str, dict[st
 
 def _fmt(value: Any) -> str:
     return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def _interval(value: float, interval: tuple[float, float] | None) -> str:
+    return _fmt(value) + (f" [{_fmt(interval[0])}, {_fmt(interval[1])}]" if interval else "")
 
 
 def _pct(value: Any) -> str:

@@ -83,7 +83,7 @@ def charts(summary: dict[str, Any]) -> dict[str, str]:
             "converted",
             percent=True,
         )
-    held_out = summary["model"]["train_output"].get("train", {}).get("metrics", {}).get("held_out", {})
+    held_out = summary["model"]["held_out"]
     if held_out.get("calibration"):
         out["calibration"] = _calibration(held_out["calibration"])
     return out

@@ -60,13 +60,18 @@ PAST_CAMPAIGN_ID = "cmp-2026-09-autumn"
 PAST_CAMPAIGN_DAYS_BEFORE_NOW = 66  # with DEFAULT_NOW: 2026-09-15 02:00 UTC, 10:00 in Shanghai
 
 
-def past_campaign_sent_at(now: datetime) -> datetime:
-    """The past campaign went out 66 days before `now`, at 10:00 Shanghai time (relative, so any run date works)."""
-    day = (now - timedelta(days=PAST_CAMPAIGN_DAYS_BEFORE_NOW)).date()
+def past_campaign_sent_at(now: datetime, days_before: int = PAST_CAMPAIGN_DAYS_BEFORE_NOW) -> datetime:
+    """A past campaign went out `days_before` `now` (the autumn one: 66), at 10:00 Shanghai time (relative, so any
+    run date works)."""
+    day = (now - timedelta(days=days_before)).date()
     return datetime(day.year, day.month, day.day, 2, 0, tzinfo=UTC)
 
 
-PAST_CAMPAIGN_SHARE = 0.9  # most consenting members got it: enough rows to learn the response from
+PAST_CAMPAIGN_SHARE = 0.9  # most consenting members got it, a random tenth was held out
+SUMMER_CAMPAIGN_ID = "cmp-2026-07-summer"
+SUMMER_CAMPAIGN_DAYS_BEFORE_NOW = 120
+SUMMER_CAMPAIGN_SHARE = 0.5  # a randomized test: half got it, half were held out
+# The CRM recorded both groups of each (campaign_assigned): what pooled response and uplift models learn from.
 
 SEED_SCENARIO_SHARE = 0.04
 TYPO_SHARE = 0.04
@@ -488,7 +493,7 @@ class _BrandBuilder:
         if source in ("app", "mini_program") and rng.random() < 0.04 + 0.4 * person.responsiveness:
             coupon_id = self.factory.next_id("c")
             discount = min(3_000, gross // 5)
-            claimed = when - timedelta(days=rng.uniform(0.5, 10))
+            claimed = max(when - timedelta(days=rng.uniform(0.5, 10)), person.first_seen)  # never before they came
             self._event(person, "coupon_claimed", source, claimed, ids, {"coupon_id": coupon_id})
         order = self.factory.order(
             person, source, when, lines, ids=ids, discount_minor=discount, coupon_id=coupon_id, campaign_id=campaign_id
@@ -779,33 +784,39 @@ class _BrandBuilder:
                     props = {"message_id": message_id, "channel": "email", "url": url, "campaign_id": campaign_id}
                     self._event(p, "message_clicked", "email", clicked, ids, props)
 
-    def _past_campaign(self, persons: list[TruePerson]) -> PastCampaign:
+    def _past_campaign(self, persons: list[TruePerson], campaign_id: str, sent: datetime, share: float) -> PastCampaign:
         rng = self.rng
-        sent = past_campaign_sent_at(self.now)
         window = timedelta(days=RESPONSE_WINDOW_DAYS)
         eligible = [p for p in persons if p.first_seen < sent and p.sms_consent.granted_at(sent)]
-        recipients = [p for p in eligible if rng.random() < PAST_CAMPAIGN_SHARE]
+        recipients = []
+        for p in eligible:
+            treated = rng.random() < share
+            group = "treatment" if treated else "holdout"
+            props = {"campaign_id": campaign_id, "group": group, "channel": "sms"}
+            self._event(p, "campaign_assigned", "crm", sent, [("phone", p.phone, None)], props)
+            if treated:
+                recipients.append(p)
         delivered: list[TruePerson] = []
         for p in recipients:
             ids: list[RawId] = [("phone", p.phone, None)]
-            message_id = f"msg-{PAST_CAMPAIGN_ID}-{p.person_id}"
+            message_id = f"msg-{campaign_id}-{p.person_id}"
             status = "delivered" if rng.random() < 0.97 else "failed"
-            props = {"message_id": message_id, "channel": "sms", "campaign_id": PAST_CAMPAIGN_ID, "status": status}
+            props = {"message_id": message_id, "channel": "sms", "campaign_id": campaign_id, "status": status}
             self._event(p, "message_delivered", "crm", sent, ids, props)
             if status != "delivered":
                 continue
             delivered.append(p)
             if rng.random() < 0.03 + 0.35 * p.responsiveness:
-                url = f"https://s.demo-brand.example/{PAST_CAMPAIGN_ID}"
-                props = {"message_id": message_id, "channel": "sms", "url": url, "campaign_id": PAST_CAMPAIGN_ID}
+                url = f"https://s.demo-brand.example/{campaign_id}"
+                props = {"message_id": message_id, "channel": "sms", "url": url, "campaign_id": campaign_id}
                 self._event(p, "message_clicked", "sms", sent + timedelta(hours=rng.uniform(0.1, 30)), ids, props)
             # would-have-bought-anyway orders already exist in the history; some still came through the link
             for when, order in self.orders_by_person.get(p.person_id, []):
                 if sent < when <= sent + window and rng.random() < 0.2:
-                    order["properties"]["campaign_id"] = PAST_CAMPAIGN_ID
+                    order["properties"]["campaign_id"] = campaign_id
             if rng.random() < p.uplift("sms"):  # the orders the message caused
                 delay = timedelta(days=min(rng.expovariate(1 / 2.5), RESPONSE_WINDOW_DAYS - 0.1))
-                tag = PAST_CAMPAIGN_ID if rng.random() < 0.85 else None
+                tag = campaign_id if rng.random() < 0.85 else None
                 self._order(p, order_source(p, rng), sent + max(delay, timedelta(minutes=10)), campaign_id=tag)
 
         def bought(p: TruePerson) -> bool:
@@ -816,10 +827,10 @@ class _BrandBuilder:
             1
             for orders in self.orders_by_person.values()
             for _, order in orders
-            if order["properties"].get("campaign_id") == PAST_CAMPAIGN_ID
+            if order["properties"].get("campaign_id") == campaign_id
         )
         return PastCampaign(
-            campaign_id=PAST_CAMPAIGN_ID,
+            campaign_id=campaign_id,
             channel="sms",
             sent_at=sent,
             window_days=RESPONSE_WINDOW_DAYS,
@@ -937,7 +948,9 @@ class _BrandBuilder:
                 self._order(p, p.order_sources[0], p.first_seen)
         self._households(persons)
         self._newsletters(persons)
-        past = self._past_campaign(persons)
+        summer = past_campaign_sent_at(self.now, SUMMER_CAMPAIGN_DAYS_BEFORE_NOW)
+        self._past_campaign(persons, SUMMER_CAMPAIGN_ID, summer, SUMMER_CAMPAIGN_SHARE)
+        past = self._past_campaign(persons, PAST_CAMPAIGN_ID, past_campaign_sent_at(self.now), PAST_CAMPAIGN_SHARE)
         # drawn last, so the history above is the same with or without them
         self._ad_acquisitions(persons)
         self._wechat_follows(persons)

@@ -29,8 +29,13 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
 
 def check_every_state_machine_succeeds_and_files_are_written(demo: tuple[dict[str, Any], Path]) -> None:
     summary, output = demo
-    assert [e["machine"] for e in summary["executions"]] == ["history-import", "train", "score", "campaign"]
-    assert {e["status"] for e in summary["executions"]} == {"SUCCEEDED"}
+    trains = [f"train:{name}" for name in ("response", "sms_uplift", "churn", "clv", "next_product", "lookalike_gold")]
+    assert [e["machine"] for e in summary["executions"]] == ["history-import", *trains, "score", "campaign"]
+    # every machine succeeded, but a model that did not pass (or lacked rows on a small brand), reported with why
+    reported = {f"train:{m['model_name']}" for m in summary["models"] if not m["accepted"]}
+    reported |= {f"train:{name}" for name in summary["models_not_trained"]}
+    assert all(e["status"] == "SUCCEEDED" or e["machine"] in reported for e in summary["executions"])
+    assert {e["machine"] for e in summary["executions"] if e["status"] == "SUCCEEDED"} >= {"train:response", "score"}
     assert json.loads((output / "summary.json").read_text())["headline"] == summary["headline"]
     html = (output / "report.html").read_text()
     assert "OneID" in html and "<svg" in html and "Campaign with holdout" in html and "Triggered journeys" in html
@@ -58,8 +63,22 @@ def check_summary_holds_identity_ingest_model_and_campaign_figures(demo: tuple[d
     # the offline bulk resolver builds exactly the persons the online path built from the same events
     assert identity["bulk_vs_online"]["agree"], identity["bulk_vs_online"]
     assert identity["profile_lookup_ms"]["samples"] > 0
-    held_out = summary["model"]["train_output"]["train"]["metrics"]["held_out"]
+    held_out = summary["model"]["held_out"]
     assert 0.0 <= held_out["roc_auc"] <= 1.0 and held_out["rows"] > 0
+    # every kind of model was trained and reported against its baseline; the promoted ones were scored in one pass
+    # (a small brand may lack the rows for some: they are reported with why, not trained)
+    names = {m["model_name"] for m in summary["models"]} | set(summary["models_not_trained"])
+    assert names == {"response", "sms_uplift", "churn", "clv", "next_product", "lookalike_gold"}
+    assert all(summary["models_not_trained"].values())
+    assert all(m["baseline"] and m["held_out_rows"] > 0 for m in summary["models"])
+    assert "response" in summary["models_scored"]
+    # the campaign's ranking was decided on held-out randomized persons, and judged by the world's truth
+    targeting = summary["campaign"]["targeting"]
+    assert targeting["used"] in ("response", "uplift") and targeting["reason"]
+    truth = targeting["truth"]
+    assert truth["persons_each"] > 0 and truth["verdict"]
+    if any(m["model_name"] == "sms_uplift" for m in summary["models"] if m["accepted"]):
+        assert len(truth["difference_95"]) == 2
     assert set(summary["tags"]["lifecycle"]) <= {"introduction", "growth", "mature", "dormant", "churned"}
     campaign = summary["campaign"]["summary"]
     assert campaign["treatment"]["size"] > 0 and campaign["holdout"]["size"] > 0

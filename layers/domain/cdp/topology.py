@@ -7,6 +7,7 @@ hands the names to functions through the environment variables listed on each Fu
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -808,7 +809,14 @@ class ScheduleSpec:
 
 
 DEFAULT_MODEL_NAME = "purchase_propensity"
-"""The model the schedules train weekly (purchase propensity, no campaign) and score nightly."""
+SCHEDULED_MODELS: tuple[tuple[str, str], ...] = (
+    (DEFAULT_MODEL_NAME, '"kind": "propensity", "window_days": 30'),
+    ("churn", '"kind": "churn", "window_days": 90'),
+    ("clv", '"kind": "clv", "holdout_days": 90'),
+    ("next_product", '"kind": "next_product", "holdout_days": 60'),
+)
+"""The models the schedules train weekly and score nightly (name, train input): the kinds that need no campaign or
+seed named. Response, uplift and look-alike models are trained through the train machine when a brand names them."""
 
 # campaign schedules (cdp.campaigns.lifecycle.fire_due): the occurrence time comes from Scheduler, so a late or
 # repeated tick starts the runs due at that time, once each
@@ -825,14 +833,17 @@ SCHEDULES = (
         "cdp-nightly-score",
         "cron(0 2 * * ? *)",
         target_machine=SCORE_MACHINE,
-        input=f'{{"model_names": ["{DEFAULT_MODEL_NAME}"], "total_shards": 4}}',
+        input=json.dumps({"model_names": [name for name, _ in SCHEDULED_MODELS], "total_shards": 4}),
     ),
-    ScheduleSpec(
-        "WeeklyTrainSchedule",
-        "cdp-weekly-train",
-        "cron(0 3 ? * SUN *)",
-        target_machine=TRAIN_MACHINE,
-        input=f'{{"model_name": "{DEFAULT_MODEL_NAME}", "window_days": 30}}',
+    *(
+        ScheduleSpec(
+            f"WeeklyTrain{''.join(part.title() for part in name.split('_'))}Schedule",
+            f"cdp-weekly-train-{name.replace('_', '-')}",
+            f"cron({15 * i} 3 ? * SUN *)",  # one after another: each loads every history
+            target_machine=TRAIN_MACHINE,
+            input=f'{{"model_name": "{name}", {arguments}}}',
+        )
+        for i, (name, arguments) in enumerate(SCHEDULED_MODELS)
     ),
     CAMPAIGN_TICK,
     ScheduleSpec("HourlyTagSweepSchedule", "cdp-hourly-tag-sweep", "rate(1 hour)", target_function=TAG_SWEEP),

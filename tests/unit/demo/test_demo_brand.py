@@ -62,7 +62,7 @@ def test_volume_sources_and_channel_identifiers_look_like_reality(brand: Synthet
     # When its volumes are read
     # Then ~8 events per person over at least 6 customer-facing sources
     assert counts.persons == 2500
-    assert 6 <= counts.events / counts.persons <= 13  # incl. monthly coupon drops claimed by deal seekers
+    assert 6 <= counts.events / counts.persons <= 15  # incl. monthly coupon drops, two randomized SMS tests
     assert {"app", "web", "mini_program", "wechat_oa", "tmall", "jd", "pos"} <= set(counts.events_by_source)
     # and each channel carries the identifiers it really knows
     kinds: dict[str, set[tuple[str, str | None]]] = defaultdict(set)
@@ -191,7 +191,7 @@ def _has(event: dict[str, Any], category: str) -> bool:
     return any(line["category"] == category for line in event["properties"]["lines"])
 
 
-def test_past_campaign_was_sent_to_most_consenting_persons_and_moved_them(brand: SyntheticBrand) -> None:
+def test_past_campaign_was_a_randomized_test_on_consenting_persons_and_moved_them(brand: SyntheticBrand) -> None:
     # Given the autumn SMS campaign in the history
     past = brand.past_campaign
     sent = [
@@ -205,8 +205,17 @@ def test_past_campaign_was_sent_to_most_consenting_persons_and_moved_them(brand:
         for e in brand.events
         if e["event_type"] == "order_placed" and e["properties"].get("campaign_id") == PAST_CAMPAIGN_ID
     ]
-    # Then ~90% of eligible persons (PAST_CAMPAIGN_SHARE) got it, by SMS from the brand's CRM, on 15 September 2026
-    assert PAST_CAMPAIGN_SHARE - 0.06 < len(past.recipients) / len(past.eligible) < PAST_CAMPAIGN_SHARE + 0.06
+    # Then about half of the eligible persons (PAST_CAMPAIGN_SHARE) got it, by SMS from the brand's CRM, on 15 September
+    assert PAST_CAMPAIGN_SHARE - 0.08 < len(past.recipients) / len(past.eligible) < PAST_CAMPAIGN_SHARE + 0.08
+    # and the CRM recorded every eligible person's group, the held-out ones too
+    assigned = [
+        e
+        for e in brand.events
+        if e["event_type"] == "campaign_assigned" and e["properties"]["campaign_id"] == PAST_CAMPAIGN_ID
+    ]
+    groups = {_owner(brand, e): e["properties"]["group"] for e in assigned}
+    assert len(assigned) == len(groups) == len(past.eligible)
+    assert {p for p, g in groups.items() if g == "treatment"} == set(past.recipients)
     assert len(sent) == len(past.recipients)
     assert {e["source"] for e in sent} == {"crm"}
     assert {e["occurred_at"][:10] for e in sent} == {"2026-09-15"}

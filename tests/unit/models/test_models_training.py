@@ -183,8 +183,17 @@ def test_task_inputs_parse_by_action_and_sample_inputs_are_valid() -> None:
 
 def test_schedules_start_the_model_machines_with_valid_inputs() -> None:
     # Given the schedules that start the train and score machines / Then their inputs parse into the machines' models
-    by_machine = {s.target_machine.key: s for s in topology.SCHEDULES if s.target_machine is not None}
-    train = TRAIN_TASK_ADAPTER.validate_json(by_machine[topology.TRAIN_MACHINE.key].input)
-    score = ScoreRunRequest.model_validate_json(by_machine[topology.SCORE_MACHINE.key].input)
-    assert isinstance(train, TrainRequest)
-    assert [train.model_name] == score.model_names == [topology.DEFAULT_MODEL_NAME]
+    trains = [
+        TRAIN_TASK_ADAPTER.validate_json(s.input)
+        for s in topology.SCHEDULES
+        if s.target_machine is not None and s.target_machine.key == topology.TRAIN_MACHINE.key
+    ]
+    (score,) = [
+        ScoreRunRequest.model_validate_json(s.input)
+        for s in topology.SCHEDULES
+        if s.target_machine is not None and s.target_machine.key == topology.SCORE_MACHINE.key
+    ]
+    assert all(isinstance(t, TrainRequest) for t in trains)
+    # every model trained weekly is scored nightly, in one pass
+    assert [t.model_name for t in trains] == score.model_names == [name for name, _ in topology.SCHEDULED_MODELS]
+    assert {t.kind for t in trains if isinstance(t, TrainRequest)} == {"propensity", "churn", "clv", "next_product"}

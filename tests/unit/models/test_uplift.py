@@ -18,6 +18,7 @@ from cdp.errors import InvalidInputError
 from cdp.models import uplift
 from cdp.models.uplift import (
     ClassTransformationUplift,
+    InteractionUplift,
     TwoModelUplift,
     UpliftLearner,
     auuc,
@@ -29,7 +30,7 @@ from cdp.models.uplift import (
     select_uplift_learner,
 )
 
-LEARNERS: list[type[UpliftLearner]] = [TwoModelUplift, ClassTransformationUplift]
+LEARNERS: list[type[UpliftLearner]] = [TwoModelUplift, InteractionUplift, ClassTransformationUplift]
 HALF = 2000  # rows 0..1999 train, 2000..3999 held out (rows are i.i.d., so this is a random split)
 
 
@@ -319,11 +320,12 @@ def test_evaluate_uplift_summarizes_held_out_rows(
 
 
 def test_select_uplift_learner_cross_validates_on_training_rows(persuadables: World) -> None:
-    # When all four candidates are cross-validated on the training rows
+    # When all five candidates are cross-validated on the training rows (the interaction learner is logistic only)
     learner, name, cv = select_uplift_learner(*persuadables.train(), seed=0)
     # Then each has a mean Qini coefficient, the best (to 4 decimals) wins, and it is refit on all training rows
     assert set(cv) == {
         "two_model/logistic_regression",
+        "interaction/logistic_regression",
         "class_transformation/logistic_regression",
         "two_model/hist_gradient_boosting",
         "class_transformation/hist_gradient_boosting",

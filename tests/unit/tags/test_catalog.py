@@ -21,7 +21,7 @@ FAMILIES = {
         "repurchase_due_7d",
         "months_since_ac_purchase",
     },
-    "predictive": {"response_propensity"},
+    "predictive": {"response_propensity", "churn_risk"},
 }
 
 

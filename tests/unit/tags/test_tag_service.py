@@ -500,7 +500,7 @@ def test_predictive_tags_follow_a_new_score_and_other_models_cost_nothing() -> N
     # Then the predictive tag is set; a model no rule reads skips without a read
     assert world.tags() == {"response_propensity": "high"}
     reads = world.store.reads
-    assert world.refresh(scored("churn"), T0).skipped and world.store.reads == reads
+    assert world.refresh(scored("unread_model"), T0).skipped and world.store.reads == reads
 
 
 def test_batch_freshness_tags_are_computed_only_by_the_full_refresh() -> None:

@@ -102,7 +102,8 @@ def address_key(channel: ChannelName, address: Address) -> str:
 
 def template_context(profile: Profile, request: SendBatchRequest, today: date) -> dict[str, Any]:
     """What a template may use: {{ traits.name }}, {{ member_level }}, {{ points_balance }}, {{ offer.code }},
-    {{ family[0].name }} (family members, the next birthday from `today` first) ..."""
+    {{ family[0].name }} (family members, the next birthday from `today` first), {{ predicted.next_product.ranked[0] }}
+    (each model's score, outputs and ranked items) ..."""
     return {
         "person_id": profile.person_id,
         "traits": profile.traits.model_dump(mode="json"),
@@ -118,6 +119,9 @@ def template_context(profile: Profile, request: SendBatchRequest, today: date) -
         "campaign_id": request.campaign_id,
         "step": request.step,
         "preferences_url": None,  # the message's own preference link (`LinkTracking.preference_link`)
+        "predicted": {
+            name: {"score": s.score, "ranked": list(s.items), **s.outputs} for name, s in sorted(profile.scores.items())
+        },
     }
 
 

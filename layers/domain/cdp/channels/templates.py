@@ -35,6 +35,7 @@ def compile_template(source: str) -> Template:
 TEMPLATE_NAMES = frozenset(
     {"person_id", "traits", "member_level", "points_balance", "family", "offer", "campaign_id", "step"}
     | {"preferences_url"}  # the person's preference centre (given when links are tracked)
+    | {"predicted"}  # each model's output: {{ predicted.next_product.ranked[0] }}, {{ predicted.clv.p_alive }}
 )
 
 

@@ -525,9 +525,7 @@ EVENT_TYPES: tuple[str, ...] = (
     "consent_changed",
 )
 
-PLATFORM_EVENT_TYPES = frozenset(
-    {"coupon_issued", "coupon_expired", "level_changed", "loyalty_expiring", "campaign_assigned"}
-)
+PLATFORM_EVENT_TYPES = frozenset({"coupon_issued", "coupon_expired", "level_changed", "loyalty_expiring"})
 """Types the platform itself emits as things happen in it (an offer issued to a wallet, expired; a member's level
 changed by the loyalty rules); a channel may send them too (a POS that issues its own coupons, a dealer system that
 keeps its own programme's levels)."""

@@ -93,15 +93,21 @@ def campaign_response_labels(
     histories: Sequence[PersonHistory], campaign_ids: str | Sequence[str], window_days: int, horizon: datetime
 ) -> LabeledSet:
     """One row per person and campaign delivered to them (pooled over `campaign_ids`, e.g. the Valentine's and the
-    Christmas cake campaigns): features as of that campaign's first delivery; `group` names the campaign."""
+    Christmas cake campaigns): features as of that campaign's first delivery, or of the person's assignment to it
+    (`campaign_assigned`) when that came earlier, so the campaign's own record never reaches the features (scoring
+    sees persons before any campaign picks them); `group` names the campaign."""
     ids = [campaign_ids] if isinstance(campaign_ids, str) else list(campaign_ids)
     window = timedelta(days=window_days)
     examples: list[LabeledExample] = []
     excluded = 0
     for history in histories:
         first: dict[str, datetime] = {}
+        assigned: dict[str, datetime] = {}
         for e in history.events:
-            if (
+            if e.event_type == "campaign_assigned" and e.properties.campaign_id in ids:
+                cid = e.properties.campaign_id
+                assigned[cid] = min(assigned.get(cid, e.occurred_at), e.occurred_at)
+            elif (
                 e.event_type == "message_delivered"
                 and e.properties.campaign_id in ids
                 and e.properties.status == "delivered"
@@ -113,7 +119,8 @@ def campaign_response_labels(
                 excluded += 1
                 continue
             label = _ordered_within(history.events, delivered_at, delivered_at + window)
-            examples.append(LabeledExample(history.profile.person_id, delivered_at, int(label), group=cid))
+            as_of = min(delivered_at, assigned.get(cid, delivered_at))
+            examples.append(LabeledExample(history.profile.person_id, as_of, int(label), group=cid))
     definition = LabelDefinition(
         mode=LabelMode.CAMPAIGN_RESPONSE,
         window_days=window_days,

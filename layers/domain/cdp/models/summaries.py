@@ -89,6 +89,7 @@ class UpliftSummary(BaseModel):
     train_rows: int
     train_treated: int
     excluded_persons: int
+    evaluation: str = Field(default="", description="how the held-out scores were made")
     held_out: UpliftMetrics
     champion: Champion | None = None
 

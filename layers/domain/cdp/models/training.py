@@ -3,7 +3,8 @@
 Feature-based classifiers (response, propensity, churn) are trained here; the other kinds have their own modules
 (`uplift_training`, `lookalike_training`, `clv_training`, `next_product_training`) and come through `train_model`.
 A version is accepted only when it clears its kind's bar, beats a simple baseline and is not worse than the promoted
-version scored on the same held-out rows; the state machine promotes accepted versions only.
+version scored on the same held-out rows (for classifiers, the rows after the promoted version's data: it may have
+been fitted on any earlier one); the state machine promotes accepted versions only.
 """
 
 from __future__ import annotations
@@ -135,6 +136,7 @@ class _Split:
     excluded: int
     evaluation: str
     refit_on_all: bool
+    as_of_test: list[datetime]  # each held-out row's moment (a promoted version is compared on the rows after it)
 
 
 def _split(request: TrainRequest, histories: list[PersonHistory]) -> _Split:
@@ -150,20 +152,23 @@ def _split(request: TrainRequest, histories: list[PersonHistory]) -> _Split:
             f"time split: trained on rows as of {earlier.definition.cutoff:%Y-%m-%d}, tested on rows as of "
             f"{latest.definition.cutoff:%Y-%m-%d}; the saved model is refitted on both"
         )
-        return _Split(x_train, y_train, x_test, y_test, latest, latest.excluded, evaluation, True)
+        as_of = [ex.as_of for ex in latest.examples]
+        return _Split(x_train, y_train, x_test, y_test, latest, latest.excluded, evaluation, True, as_of)
     x, y = build_matrix(histories, latest)
     campaigns = sorted({ex.group for ex in latest.examples}, key=lambda c: _first_as_of(latest, c))
     if len(campaigns) >= 2:
         last = campaigns[-1]
         test = np.asarray([ex.group == last for ex in latest.examples])
         evaluation = f"time split: trained on campaigns {', '.join(campaigns[:-1])}, tested on the latest ({last})"
-        return _Split(x[~test], y[~test], x[test], y[test], latest, latest.excluded, evaluation, True)
+        as_of = [ex.as_of for ex, held_out in zip(latest.examples, test, strict=True) if held_out]
+        return _Split(x[~test], y[~test], x[test], y[test], latest, latest.excluded, evaluation, True, as_of)
     _check_class_counts(y)
-    x_train, x_test, y_train, y_test = train_test_split(
-        x, y, test_size=request.test_fraction, stratify=y, random_state=request.seed
+    x_train, x_test, y_train, y_test, _, rows_test = train_test_split(
+        x, y, np.arange(len(y)), test_size=request.test_fraction, stratify=y, random_state=request.seed
     )
     evaluation = f"person split: {request.test_fraction:.0%} of the persons held out (stratified)"
-    return _Split(x_train, y_train, x_test, y_test, latest, latest.excluded, evaluation, False)
+    as_of = [latest.examples[i].as_of for i in rows_test]
+    return _Split(x_train, y_train, x_test, y_test, latest, latest.excluded, evaluation, False, as_of)
 
 
 def _first_as_of(labeled: LabeledSet, group: str) -> datetime:
@@ -176,6 +181,34 @@ def _baseline_auc(kind: str, x_test: NDArray[np.float64], y_test: NDArray[np.int
     if kind == "churn":
         return "days since the last order (longer = more likely to churn)", float(roc_auc_score(y_test, recency))
     return "days since the last order (more recent = more likely to buy)", float(roc_auc_score(y_test, -recency))
+
+
+def _compare_with_champion(
+    champion: TrainedModel, classifier: FeatureClassifier, split: _Split, scores: NDArray[np.float64]
+) -> Champion | None:
+    """Both versions' AUC on the held-out rows the promoted version cannot have trained on: those as of its label
+    horizon or later (it may have been fitted on every earlier row: a time split refits on all). None when too few
+    such rows: a retrain on the data the promoted version saw has nothing fair to be compared on."""
+    since = champion.manifest.label.horizon
+    unseen = np.asarray([at >= since for at in split.as_of_test], dtype=bool)
+    y = split.y_test[unseen]
+    if min(int(y.sum()), len(y) - int(y.sum())) < MIN_HELD_OUT_PER_CLASS:
+        logger.info(
+            "promoted version not compared: it may have trained on the held-out rows",
+            version=champion.manifest.version,
+            unseen_rows=len(y),
+        )
+        return None
+    with threadpool_limits(limits=1):
+        old = float(roc_auc_score(y, classifier.predict_matrix(split.x_test[unseen])))
+    new = float(roc_auc_score(y, scores[unseen]))
+    return Champion(
+        version=champion.manifest.version,
+        metric=f"held-out AUC on the rows as of {since:%Y-%m-%d %H:%M} or later ({len(y)} rows)",
+        value=old,
+        new_value=new,
+        beaten=new >= old - CHAMPION_TOLERANCE,
+    )
 
 
 def champion_of(store: ModelStore, request: TrainRequest) -> TrainedModel | None:
@@ -210,17 +243,12 @@ def train_classifier(
         rejected.append(f"held-out AUC {held_out.roc_auc:.3f} does not beat the baseline's {baseline_auc:.3f}")
     compared = None
     if champion is not None and isinstance(champion.estimator, FeatureClassifier):
-        with threadpool_limits(limits=1):
-            old = float(roc_auc_score(split.y_test, champion.estimator.predict_matrix(split.x_test)))
-        compared = Champion(
-            version=champion.manifest.version,
-            metric="held-out AUC",
-            value=old,
-            new_value=held_out.roc_auc,
-            beaten=held_out.roc_auc >= old - CHAMPION_TOLERANCE,
-        )
-        if not compared.beaten:
-            rejected.append(f"held-out AUC {held_out.roc_auc:.3f} is below the promoted version's {old:.3f}")
+        compared = _compare_with_champion(champion, champion.estimator, split, scores)
+        if compared is not None and not compared.beaten:
+            rejected.append(
+                f"held-out AUC {compared.new_value:.3f} is below the promoted version's {compared.value:.3f} "
+                "(on the held-out rows after its data)"
+            )
     if split.refit_on_all:
         with threadpool_limits(limits=1):
             x_all, y_all = np.vstack([split.x_train, split.x_test]), np.concatenate([split.y_train, split.y_test])

@@ -23,8 +23,10 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from pydantic import BaseModel, ConfigDict, Field
 from sklearn.exceptions import NotFittedError
+from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 from cdp.errors import InvalidInputError
@@ -33,10 +35,10 @@ from cdp.models.kinds import Algorithm
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int_]
-LearnerKind = Literal["two_model", "class_transformation"]
+LearnerKind = Literal["two_model", "interaction", "class_transformation"]
 Preference = Literal["uplift", "response"]
 
-LEARNERS: tuple[LearnerKind, ...] = ("two_model", "class_transformation")  # simpler first
+LEARNERS: tuple[LearnerKind, ...] = ("two_model", "interaction", "class_transformation")  # simpler first
 MIN_PER_CELL = 10  # rows per treatment x outcome cell: below this an arm's classifier learns nothing useful
 CV_FOLDS = 3
 # selection needs every training fold (2/3 of the rows, stratified) to keep MIN_PER_CELL per cell
@@ -252,9 +254,51 @@ class ClassTransformationUplift(UpliftLearner):
             return _positive_proba(self.treated_model_, xs)
 
 
+class InteractionUplift(UpliftLearner):
+    """One logistic regression on [x, t, t * x] (Lo 2002, "the true lift model"): both arms share the baseline
+    coefficients and the treatment terms learn only how the effect varies, so a small control group does not have to
+    learn the whole response surface alone (the weakness of two models). Logistic only: `algorithm` is recorded as is.
+    """
+
+    kind: LearnerKind = "interaction"
+
+    def __init__(self, algorithm: Algorithm = "logistic_regression", seed: int = 0) -> None:
+        super().__init__("logistic_regression", seed)
+        self.scaler_: Any = None
+        self.model_: Any = None
+
+    def _design(self, xs: FloatArray, t: FloatArray) -> FloatArray:
+        z = self.scaler_.transform(np.arcsinh(xs))
+        return np.hstack([z, t[:, None], z * t[:, None]])
+
+    def fit(self, x: ArrayLike, treated: ArrayLike, y: ArrayLike) -> Self:
+        xs, t, yy = _training_arrays(x, treated, y, MIN_PER_CELL)
+        with threadpool_limits(limits=1):
+            self.scaler_ = StandardScaler().fit(np.arcsinh(xs))
+            design = self._design(xs, t.astype(np.float64))
+            self.model_ = LogisticRegression(C=0.5, max_iter=2000).fit(design, yy)
+        self.n_features_ = xs.shape[1]
+        return self
+
+    def _proba(self, xs: FloatArray, arm: float) -> FloatArray:
+        return _positive_proba(self.model_, self._design(xs, np.full(len(xs), arm)))
+
+    def predict_uplift(self, x: ArrayLike) -> FloatArray:
+        xs = self._fitted_features(x)
+        with threadpool_limits(limits=1):
+            return self._proba(xs, 1.0) - self._proba(xs, 0.0)
+
+    def predict_treated(self, x: ArrayLike) -> FloatArray:
+        xs = self._fitted_features(x)
+        with threadpool_limits(limits=1):
+            return self._proba(xs, 1.0)
+
+
 def make_uplift_learner(kind: LearnerKind, algorithm: Algorithm, seed: int) -> UpliftLearner:
     if kind not in LEARNERS:
         raise InvalidInputError(f"unknown uplift learner {kind!r}, expected one of {LEARNERS}", location="learners")
+    if kind == "interaction":
+        return InteractionUplift(algorithm, seed)
     if kind == "class_transformation":
         return ClassTransformationUplift(algorithm, seed)
     return TwoModelUplift(algorithm, seed)
@@ -573,7 +617,8 @@ def select_uplift_learner(
         if kind not in LEARNERS:
             raise InvalidInputError(f"unknown uplift learner {kind!r}, expected one of {LEARNERS}", "learners")
     candidates = sorted(
-        {(a, k) for a in algorithms for k in learners}, key=lambda c: (ALGORITHMS.index(c[0]), LEARNERS.index(c[1]))
+        {(a, k) for a in algorithms for k in learners if k != "interaction" or a == "logistic_regression"},
+        key=lambda c: (ALGORITHMS.index(c[0]), LEARNERS.index(c[1])),
     )
     if not candidates:
         raise InvalidInputError("need at least one algorithm and one learner", location="learners")
