@@ -178,6 +178,7 @@ class BenchSuite(StrEnum):
     CHANNELS = "channels"
     WAREHOUSE = "warehouse"
     ACTIVATION = "activation"
+    MODELS = "models"
     ALL = "all"
 
 
@@ -196,12 +197,15 @@ def bench(
         "each channel's throughput at its rate limit (loopback providers) and the AWS cost per 1M sends, receipts and "
         "preference changes; warehouse: the nightly Parquet export's rows/s, bytes and cost per 1M events held; "
         "activation: an audience snapshot uploaded through the audience API to each ad platform (loopback fakes), "
-        "persons/s and the AWS cost per 1M persons; all",
+        "persons/s and the AWS cost per 1M persons; models: training seconds per model kind over --persons persons, "
+        "and the nightly score's persons/s and AWS cost per 1M persons, four models in one pass and one per pass; all",
     ),
     profiles: int = typer.Option(1_000_000, min=1000, help="profiles the tags suite generates"),
     tag_events: int = typer.Option(10_000_000, min=10_000, help="events the tags suite generates"),
     links: int = typer.Option(10_000_000, min=1000, help="identifier links the identity-bulk suite resolves"),
-    persons: int = typer.Option(2000, min=10, help="persons the profile-lookup suite loads through the pipeline"),
+    persons: int = typer.Option(
+        2000, min=10, help="persons the profile-lookup suite loads through the pipeline (models: trains and scores)"
+    ),
     lookups: int = typer.Option(500, min=10, help="timed lookups of each kind in the profile-lookup suite"),
 ) -> None:
     """Events/s through the local pipeline and the AWS cost per 1M events at list prices; with --suite identity-bulk
@@ -324,6 +328,36 @@ def _activation(_: _BenchSizes) -> dict[str, Metric]:
         return activation_benchmark()
 
 
+def _models(sizes: _BenchSizes) -> dict[str, Metric]:
+    from cdp_local.bench_models import MIN_PERSONS, models_benchmark
+
+    if sizes.persons < MIN_PERSONS:
+        raise typer.BadParameter(f"the models suite trains on at least {MIN_PERSONS} persons", param_hint="--persons")
+    with console.status("models") as status:
+        results = models_benchmark(sizes.persons, status=lambda text: status.update(text))
+    value = {name: metric["value"] for name, metric in results.items()}
+    train = Table(title=f"Models: training on {value['models.persons']:,} persons (in-process)")
+    for column in ("kind", "seconds", "artifact KB"):
+        train.add_column(column, justify="left" if column == "kind" else "right")
+    for name in results:
+        if name.startswith("models.train_seconds."):
+            kind = name.rsplit(".", 1)[1]
+            train.add_row(kind, f"{value[name]:g}", f"{value[f'models.artifact_kb.{kind}']:g}")
+    console.print(train)
+    score = Table(title="Models: the nightly score, four models in one pass or one per pass (USD per 1M persons)")
+    for column in ("", "one pass", "one per pass"):
+        score.add_column(column, justify="right" if column else "left")
+    for figure, label in (("rru_per_person", "RRU/person"), ("wru_per_person", "WRU/person")):
+        score.add_row(label, *(f"{value[f'models.{p}.{figure}']:g}" for p in ("one_pass", "one_model_per_pass")))
+    score.add_row(
+        "USD/1M persons",
+        f"{value['models.usd_per_1m_persons_scored']:g}",
+        f"{value['models.usd_per_1m_persons_scored_one_model_per_pass']:g}",
+    )
+    console.print(score)
+    return results
+
+
 _SUITES: dict[BenchSuite, Callable[[_BenchSizes], dict[str, Metric]]] = {
     BenchSuite.PIPELINE: lambda sizes: _bench_pipeline(sizes.events),
     BenchSuite.IDENTITY_BULK: _identity_bulk,
@@ -335,6 +369,7 @@ _SUITES: dict[BenchSuite, Callable[[_BenchSizes], dict[str, Metric]]] = {
     BenchSuite.CHANNELS: _channels,
     BenchSuite.WAREHOUSE: _warehouse,
     BenchSuite.ACTIVATION: _activation,
+    BenchSuite.MODELS: _models,
 }
 """Each suite's run, in the order `--suite all` runs them."""
 
