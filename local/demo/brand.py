@@ -790,12 +790,11 @@ class _BrandBuilder:
         eligible = [p for p in persons if p.first_seen < sent and p.sms_consent.granted_at(sent)]
         recipients = []
         for p in eligible:
-            treated = rng.random() < share
-            group = "treatment" if treated else "holdout"
-            props = {"campaign_id": campaign_id, "group": group, "channel": "sms"}
-            self._event(p, "campaign_assigned", "crm", sent, [("phone", p.phone, None)], props)
-            if treated:
-                recipients.append(p)
+            if rng.random() < share:
+                recipients.append(p)  # the send log (message_delivered) records the treated
+            else:  # and the CRM keeps the list of those held out
+                props = {"campaign_id": campaign_id, "group": "holdout", "channel": "sms"}
+                self._event(p, "campaign_assigned", "crm", sent, [("phone", p.phone, None)], props)
         delivered: list[TruePerson] = []
         for p in recipients:
             ids: list[RawId] = [("phone", p.phone, None)]

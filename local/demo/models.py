@@ -63,26 +63,10 @@ class TrainedModels:
     untrained: dict[str, str]  # models this brand's data could not train, with the task's error
 
 
-def model_headlines(rt: LocalRuntime, versions: dict[str, str | None], min_auc: float) -> list[ModelHeadline]:
-    """Each model's newest version (the one just trained, promoted or not) as one line."""
+def model_headlines(rt: LocalRuntime, versions: dict[str, str], min_auc: float) -> list[ModelHeadline]:
+    """Each model's version just trained (promoted or not) as one line, from its manifest in the registry."""
     store = S3ModelStore(topology.DATA_BUCKET_LOCAL_NAME, client=rt.client("s3"))
-    out = []
-    for name, version in versions.items():
-        if version is None:
-            version = _newest_version(rt, name)
-        if version is not None:
-            out.append(headline(store.manifest(name, version), min_auc))
-    return out
-
-
-def _newest_version(rt: LocalRuntime, name: str) -> str | None:
-    listed = rt.client("s3").list_objects_v2(
-        Bucket=topology.DATA_BUCKET_LOCAL_NAME, Prefix=f"{topology.MODELS_PREFIX}{name}/"
-    )
-    versions = sorted(
-        key.split("/")[-2] for key in (o["Key"] for o in listed.get("Contents", [])) if key.endswith("manifest.json")
-    )
-    return versions[-1] if versions else None
+    return [headline(store.manifest(name, version), min_auc) for name, version in versions.items()]
 
 
 # ---- the campaign's targeting against the hidden truth -------------------------------------------------------------

@@ -29,13 +29,8 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
 
 def check_every_state_machine_succeeds_and_files_are_written(demo: tuple[dict[str, Any], Path]) -> None:
     summary, output = demo
-    trains = [f"train:{name}" for name in ("response", "sms_uplift", "churn", "clv", "next_product", "lookalike_gold")]
-    assert [e["machine"] for e in summary["executions"]] == ["history-import", *trains, "score", "campaign"]
-    # every machine succeeded, but a model that did not pass (or lacked rows on a small brand), reported with why
-    reported = {f"train:{m['model_name']}" for m in summary["models"] if not m["accepted"]}
-    reported |= {f"train:{name}" for name in summary["models_not_trained"]}
-    assert all(e["status"] == "SUCCEEDED" or e["machine"] in reported for e in summary["executions"])
-    assert {e["machine"] for e in summary["executions"] if e["status"] == "SUCCEEDED"} >= {"train:response", "score"}
+    assert [e["machine"] for e in summary["executions"]] == ["history-import", "train", "score", "campaign"]
+    assert {e["status"] for e in summary["executions"]} == {"SUCCEEDED"}
     assert json.loads((output / "summary.json").read_text())["headline"] == summary["headline"]
     html = (output / "report.html").read_text()
     assert "OneID" in html and "<svg" in html and "Campaign with holdout" in html and "Triggered journeys" in html

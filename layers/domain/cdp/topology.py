@@ -835,15 +835,13 @@ SCHEDULES = (
         target_machine=SCORE_MACHINE,
         input=json.dumps({"model_names": [name for name, _ in SCHEDULED_MODELS], "total_shards": 4}),
     ),
-    *(
-        ScheduleSpec(
-            f"WeeklyTrain{''.join(part.title() for part in name.split('_'))}Schedule",
-            f"cdp-weekly-train-{name.replace('_', '-')}",
-            f"cron({15 * i} 3 ? * SUN *)",  # one after another: each loads every history
-            target_machine=TRAIN_MACHINE,
-            input=f'{{"model_name": "{name}", {arguments}}}',
-        )
-        for i, (name, arguments) in enumerate(SCHEDULED_MODELS)
+    ScheduleSpec(
+        "WeeklyTrainSchedule",
+        "cdp-weekly-train",
+        "cron(0 3 ? * SUN *)",
+        target_machine=TRAIN_MACHINE,
+        # one batch: the models share one read of the histories
+        input='{"models": [' + ", ".join(f'{{"model_name": "{n}", {a}}}' for n, a in SCHEDULED_MODELS) + "]}",
     ),
     CAMPAIGN_TICK,
     ScheduleSpec("HourlyTagSweepSchedule", "cdp-hourly-tag-sweep", "rate(1 hour)", target_function=TAG_SWEEP),

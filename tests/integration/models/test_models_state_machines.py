@@ -172,3 +172,27 @@ def test_tampered_promoted_model_stops_a_cold_scoring_run(runtime: LocalRuntime)
     # Then the integrity check fails the run instead of unpickling unknown bytes
     assert (status, output["error"]) == ("FAILED", "ScoringFailed")
     assert output["task_errors"] == {"ModelIntegrityError"}
+
+
+def test_a_batch_trains_every_model_over_one_read_and_promotes_only_the_accepted(runtime: LocalRuntime) -> None:
+    # Given a batch: a model that passes, one held to a bar nothing passes, one this data cannot train (no holdout)
+    models = [
+        {"model_name": "batch_ok", "campaign_ids": [CAMPAIGN_ID], "window_days": 14, "min_auc": 0.6},
+        {"model_name": "batch_strict", "campaign_ids": [CAMPAIGN_ID], "window_days": 14, "min_auc": 1.0},
+        {"model_name": "batch_uplift", "kind": "uplift", "campaign_ids": [CAMPAIGN_ID], "window_days": 14},
+    ]
+    # When the train machine runs it
+    status, output = run(runtime, "train", {"models": models})
+    # Then it succeeds: each model trained and judged on its own, the untrainable one reported with why
+    assert status == "SUCCEEDED", output
+    results = {r["model_name"]: r for r in output["batch"]["results"]}
+    assert (results["batch_ok"]["accepted"], results["batch_strict"]["accepted"]) == (True, False)
+    assert results["batch_strict"]["rejected_because"]
+    (failure,) = output["batch"]["failures"]
+    assert failure["model_name"] == "batch_uplift" and "holdout" in failure["error"]
+    # And only the accepted version was promoted
+    promoted = {p["model_name"]: p["promoted"] for p in output["promotions"]}
+    assert promoted == {"batch_ok": True, "batch_strict": False}
+    assert read_json(runtime, latest_key("batch_ok"))["version"] == results["batch_ok"]["version"]
+    listed = runtime.client("s3").list_objects_v2(Bucket=BUCKET, Prefix=latest_key("batch_strict"))
+    assert "Contents" not in listed

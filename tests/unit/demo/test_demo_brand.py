@@ -62,7 +62,7 @@ def test_volume_sources_and_channel_identifiers_look_like_reality(brand: Synthet
     # When its volumes are read
     # Then ~8 events per person over at least 6 customer-facing sources
     assert counts.persons == 2500
-    assert 6 <= counts.events / counts.persons <= 15  # incl. monthly coupon drops, two randomized SMS tests
+    assert 6 <= counts.events / counts.persons <= 14  # incl. monthly coupon drops, two randomized SMS tests
     assert {"app", "web", "mini_program", "wechat_oa", "tmall", "jd", "pos"} <= set(counts.events_by_source)
     # and each channel carries the identifiers it really knows
     kinds: dict[str, set[tuple[str, str | None]]] = defaultdict(set)
@@ -207,15 +207,15 @@ def test_past_campaign_was_a_randomized_test_on_consenting_persons_and_moved_the
     ]
     # Then about half of the eligible persons (PAST_CAMPAIGN_SHARE) got it, by SMS from the brand's CRM, on 15 September
     assert PAST_CAMPAIGN_SHARE - 0.08 < len(past.recipients) / len(past.eligible) < PAST_CAMPAIGN_SHARE + 0.08
-    # and the CRM recorded every eligible person's group, the held-out ones too
+    # and the CRM recorded the held-out persons (the send log records the treated)
     assigned = [
         e
         for e in brand.events
         if e["event_type"] == "campaign_assigned" and e["properties"]["campaign_id"] == PAST_CAMPAIGN_ID
     ]
-    groups = {_owner(brand, e): e["properties"]["group"] for e in assigned}
-    assert len(assigned) == len(groups) == len(past.eligible)
-    assert {p for p, g in groups.items() if g == "treatment"} == set(past.recipients)
+    held_out = {_owner(brand, e) for e in assigned}
+    assert {e["properties"]["group"] for e in assigned} == {"holdout"} and len(held_out) == len(assigned)
+    assert held_out == set(past.eligible) - set(past.recipients)
     assert len(sent) == len(past.recipients)
     assert {e["source"] for e in sent} == {"crm"}
     assert {e["occurred_at"][:10] for e in sent} == {"2026-09-15"}

@@ -13,6 +13,7 @@ from cdp.models.labels import (
     campaign_response_labels,
     data_horizon,
     purchase_propensity_labels,
+    uplift_labels,
 )
 from cdp.profile.models import Profile
 
@@ -95,3 +96,22 @@ def test_purchase_propensity_labels_use_cutoff_before_horizon() -> None:
 def test_data_horizon_of_nothing_is_none() -> None:
     assert data_horizon([]) is None
     assert data_horizon([person("p")]) is None
+
+
+def test_uplift_rows_take_the_group_from_the_assignment_else_from_the_send() -> None:
+    # Given a campaign on day 10: a treated person known by the send log alone (the message failed), one assigned to
+    # treatment explicitly, one on the held-out list who bought anyway, and one outside the campaign
+    sent_only = person("a", delivered(10, status="failed"), order(12))
+    assigned = person("b", ev("campaign_assigned", 9.9, campaign_id="c1", group="treatment"), delivered(10))
+    held = person("c", ev("campaign_assigned", 10, campaign_id="c1", group="holdout"), order(11))
+    outside = person("d", order(11))
+    # When labelled with a 14-day window
+    labeled = uplift_labels([sent_only, assigned, held, outside], ["c1"], 14, HORIZON)
+    # Then each campaign member is one row with its group, as of its assignment (else its send), outsiders none
+    rows = {ex.person_id: (ex.group, ex.label, ex.as_of) for ex in labeled.examples}
+    assert rows == {
+        "a": ("treatment", 1, T0 + timedelta(days=10)),
+        "b": ("treatment", 0, T0 + timedelta(days=9.9)),
+        "c": ("holdout", 1, T0 + timedelta(days=10)),
+    }
+    assert labeled.definition.mode is LabelMode.UPLIFT

@@ -20,6 +20,7 @@ from cdp.models.training import (
     TRAIN_TASK_ADAPTER,
     FeatureClassifier,
     PromoteRequest,
+    TrainBatchRequest,
     TrainRequest,
     build_labels,
     build_matrix,
@@ -183,8 +184,8 @@ def test_task_inputs_parse_by_action_and_sample_inputs_are_valid() -> None:
 
 def test_schedules_start_the_model_machines_with_valid_inputs() -> None:
     # Given the schedules that start the train and score machines / Then their inputs parse into the machines' models
-    trains = [
-        TRAIN_TASK_ADAPTER.validate_json(s.input)
+    (train,) = [
+        TRAIN_TASK_ADAPTER.validate_python({"action": "train_batch", **json.loads(s.input)})
         for s in topology.SCHEDULES
         if s.target_machine is not None and s.target_machine.key == topology.TRAIN_MACHINE.key
     ]
@@ -193,7 +194,8 @@ def test_schedules_start_the_model_machines_with_valid_inputs() -> None:
         for s in topology.SCHEDULES
         if s.target_machine is not None and s.target_machine.key == topology.SCORE_MACHINE.key
     ]
-    assert all(isinstance(t, TrainRequest) for t in trains)
-    # every model trained weekly is scored nightly, in one pass
+    assert isinstance(train, TrainBatchRequest)
+    trains = train.models
+    # every model trained weekly (one batch: one read of the histories) is scored nightly, in one pass
     assert [t.model_name for t in trains] == score.model_names == [name for name, _ in topology.SCHEDULED_MODELS]
-    assert {t.kind for t in trains if isinstance(t, TrainRequest)} == {"propensity", "churn", "clv", "next_product"}
+    assert {t.kind for t in trains} == {"propensity", "churn", "clv", "next_product"}

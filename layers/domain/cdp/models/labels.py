@@ -173,19 +173,27 @@ def churn_labels(
 def uplift_labels(
     histories: Sequence[PersonHistory], campaign_ids: Sequence[str], window_days: int, horizon: datetime
 ) -> LabeledSet:
-    """One row per person and randomized campaign they were assigned in (`campaign_assigned`): features as of the
-    assignment, `group` treatment or holdout (intent to treat: a treated person whose message failed stays treated,
-    as the randomization made them), label: an order within the window after it."""
+    """One row per person and randomized campaign they were assigned in: features as of the assignment, `group`
+    treatment or holdout, label: an order within the window after it. The group is the person's `campaign_assigned`
+    record; without one, a send of the campaign (`message_delivered`, whatever its status) marks the treatment, as a
+    previous tool's send log and its list of held-out persons do. Intent to treat: a treated person whose message
+    failed stays treated, as the randomization made them."""
     window = timedelta(days=window_days)
     examples: list[LabeledExample] = []
     excluded = 0
     for history in histories:
         assigned: dict[str, tuple[datetime, str]] = {}
+        sent: dict[str, datetime] = {}
         for e in history.events:
             if e.event_type == "campaign_assigned" and e.properties.campaign_id in campaign_ids:
                 cid = e.properties.campaign_id
                 if cid not in assigned or e.occurred_at < assigned[cid][0]:
                     assigned[cid] = (e.occurred_at, e.properties.group)
+            elif e.event_type == "message_delivered" and e.properties.campaign_id in campaign_ids:
+                cid = e.properties.campaign_id
+                sent[cid] = min(sent.get(cid, e.occurred_at), e.occurred_at)
+        for cid, at in sent.items():
+            assigned.setdefault(cid, (at, "treatment"))
         for _, (at, group) in sorted(assigned.items()):
             if at + window > horizon:
                 excluded += 1

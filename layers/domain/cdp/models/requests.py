@@ -81,6 +81,42 @@ class TrainResult(BaseModel):
     metrics: dict[str, object]
 
 
+class TrainBatchRequest(BaseModel):
+    """Several models trained over one read of the histories (the weekly schedule's models, a demo's): each is
+    evaluated and saved on its own; the train machine promotes the accepted ones."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    action: Literal["train_batch"] = "train_batch"
+    models: list[TrainRequest] = Field(min_length=1, max_length=10)
+
+    @model_validator(mode="after")
+    def _distinct(self) -> TrainBatchRequest:
+        names = [m.model_name for m in self.models]
+        if len(set(names)) != len(names):
+            raise ValueError("each model is named once in a batch")
+        return self
+
+
+class TrainFailure(BaseModel):
+    """A model of a batch that this data cannot train (too few rows, no holdout on record): why, with where."""
+
+    model_config = ConfigDict(frozen=True)
+
+    model_name: str
+    kind: str
+    accepted: Literal[False] = False
+    error: str
+    location: str | None = None
+
+
+class TrainBatchResult(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    results: list[TrainResult]
+    failures: list[TrainFailure]
+
+
 class PromoteRequest(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -99,8 +135,10 @@ class PromoteResult(BaseModel):
 
 
 TrainTask = Annotated[
-    Annotated[TrainRequest, Tag("train")] | Annotated[PromoteRequest, Tag("promote")],
+    Annotated[TrainRequest, Tag("train")]
+    | Annotated[TrainBatchRequest, Tag("train_batch")]
+    | Annotated[PromoteRequest, Tag("promote")],
     Discriminator(action_discriminator("train")),
 ]
-TRAIN_TASK_ADAPTER: TypeAdapter[TrainRequest | PromoteRequest] = TypeAdapter(TrainTask)
-"""The train function's input: a TrainRequest (`action` may be omitted) or a PromoteRequest."""
+TRAIN_TASK_ADAPTER: TypeAdapter[TrainRequest | TrainBatchRequest | PromoteRequest] = TypeAdapter(TrainTask)
+"""The train function's input: a TrainRequest (`action` may be omitted), a TrainBatchRequest or a PromoteRequest."""

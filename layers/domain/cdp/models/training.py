@@ -44,6 +44,9 @@ from cdp.models.requests import (
     TRAIN_TASK_ADAPTER,
     PromoteRequest,
     PromoteResult,
+    TrainBatchRequest,
+    TrainBatchResult,
+    TrainFailure,
     TrainRequest,
     TrainResult,
 )
@@ -56,12 +59,14 @@ __all__ = [
     "TRAIN_TASK_ADAPTER",
     "FeatureClassifier",
     "PromoteRequest",
+    "TrainBatchRequest",
     "TrainRequest",
     "build_labels",
     "build_matrix",
     "fit_and_evaluate",
     "promote",
     "train_and_save",
+    "train_batch_and_save",
     "train_model",
 ]
 
@@ -298,7 +303,32 @@ def train_model(
 
 def train_and_save(request: TrainRequest, reader: ProfileReader, store: ModelStore, now: datetime) -> TrainResult:
     """Train, evaluate and save a new version (not promoted: the state machine promotes accepted versions)."""
-    blob, manifest = train_model(request, load_histories(reader), now, champion_of(store, request))
+    return _train_and_save(request, load_histories(reader), store, now)
+
+
+def train_batch_and_save(
+    request: TrainBatchRequest, reader: ProfileReader, store: ModelStore, now: datetime
+) -> TrainBatchResult:
+    """Every model of the batch over one read of the histories; a model this data cannot train is reported with
+    why, and the others go on."""
+    histories = load_histories(reader)
+    results: list[TrainResult] = []
+    failures: list[TrainFailure] = []
+    for model in request.models:
+        try:
+            results.append(_train_and_save(model, histories, store, now))
+        except InvalidInputError as exc:
+            logger.warning("model not trained", model_name=model.model_name, error=str(exc))
+            failures.append(
+                TrainFailure(model_name=model.model_name, kind=model.kind, error=str(exc), location=exc.location)
+            )
+    return TrainBatchResult(results=results, failures=failures)
+
+
+def _train_and_save(
+    request: TrainRequest, histories: list[PersonHistory], store: ModelStore, now: datetime
+) -> TrainResult:
+    blob, manifest = train_model(request, histories, now, champion_of(store, request))
     store.save(blob, manifest)
     logger.info(
         "model trained",

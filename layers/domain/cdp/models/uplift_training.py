@@ -59,8 +59,8 @@ def train_uplift(
     if len(y) == 0 or treated.all() or not treated.any():
         raise InvalidInputError(
             f"campaigns {', '.join(request.campaign_ids)} have no randomized holdout on record (campaign_assigned "
-            f"events with group treatment and holdout): {int(treated.sum())} treated, {int(len(y) - treated.sum())} "
-            "held out",
+            f"events with group holdout, beside the sends or treatment records): {int(treated.sum())} treated, "
+            f"{int(len(y) - treated.sum())} held out",
             location="campaign_ids",
         )
     # Cross-fitting: each randomized person is scored by a learner chosen and fitted on the other fold only, so
