@@ -190,8 +190,8 @@ def uplift_labels(
                 if cid not in assigned or e.occurred_at < assigned[cid][0]:
                     assigned[cid] = (e.occurred_at, e.properties.group)
             elif e.event_type == "message_delivered" and e.properties.campaign_id in campaign_ids:
-                cid = e.properties.campaign_id
-                sent[cid] = min(sent.get(cid, e.occurred_at), e.occurred_at)
+                send_of = str(e.properties.campaign_id)
+                sent[send_of] = min(sent.get(send_of, e.occurred_at), e.occurred_at)
         for cid, at in sent.items():
             assigned.setdefault(cid, (at, "treatment"))
         for _, (at, group) in sorted(assigned.items()):
