@@ -45,21 +45,27 @@ def make_estimator(algorithm: Algorithm, seed: int) -> Any:
     )
 
 
+def choose_algorithm(
+    x: NDArray[np.float64], y: NDArray[np.int_], seed: int, algorithm: Algorithm | None
+) -> tuple[Algorithm, dict[str, float]]:
+    """The candidate with the best mean cross-validated AUC on these (training) rows; `algorithm` skips the choice."""
+    if algorithm is not None:
+        return algorithm, {}
+    cv_auc: dict[str, float] = {}
+    folds = StratifiedKFold(n_splits=CV_FOLDS, shuffle=True, random_state=seed)
+    with threadpool_limits(limits=1):
+        for candidate in ALGORITHMS:
+            scores = cross_val_score(make_estimator(candidate, seed), x, y, cv=folds, scoring="roc_auc")
+            cv_auc[candidate] = float(scores.mean())
+    # ties (to 3 decimals) go to the earlier, simpler candidate
+    return max(ALGORITHMS, key=lambda a: (round(cv_auc[a], 3), -ALGORITHMS.index(a))), cv_auc
+
+
 def select_and_fit(
     x: NDArray[np.float64], y: NDArray[np.int_], seed: int, algorithm: Algorithm | None
 ) -> tuple[Any, Algorithm, dict[str, float]]:
     """Cross-validate the candidates on the training rows, refit the best on all of them."""
-    cv_auc: dict[str, float] = {}
-    chosen: Algorithm
+    chosen, cv_auc = choose_algorithm(x, y, seed, algorithm)
     with threadpool_limits(limits=1):
-        if algorithm is not None:
-            chosen = algorithm
-        else:
-            folds = StratifiedKFold(n_splits=CV_FOLDS, shuffle=True, random_state=seed)
-            for candidate in ALGORITHMS:
-                scores = cross_val_score(make_estimator(candidate, seed), x, y, cv=folds, scoring="roc_auc")
-                cv_auc[candidate] = float(scores.mean())
-            # ties (to 3 decimals) go to the earlier, simpler candidate
-            chosen = max(ALGORITHMS, key=lambda a: (round(cv_auc[a], 3), -ALGORITHMS.index(a)))
         estimator = make_estimator(chosen, seed).fit(x, y)
     return estimator, chosen, cv_auc

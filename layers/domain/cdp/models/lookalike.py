@@ -21,11 +21,11 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field
 from sklearn.metrics import roc_auc_score
-from sklearn.model_selection import StratifiedKFold, cross_val_predict, cross_val_score, train_test_split
+from sklearn.model_selection import StratifiedKFold, cross_val_predict, train_test_split
 from threadpoolctl import threadpool_limits
 
 from cdp.errors import InvalidInputError
-from cdp.models.estimators import ALGORITHMS, CV_FOLDS, make_estimator
+from cdp.models.estimators import CV_FOLDS, choose_algorithm, make_estimator
 from cdp.models.kinds import Algorithm
 
 MIN_SEEDS = 10  # below this, a stratified split, cross-fitting and spies leave a handful of rows each: refuse
@@ -211,19 +211,8 @@ def train_lookalike(
     x_train, x_test, s_train, s_test = train_test_split(
         features, s, test_size=test_fraction, stratify=s, random_state=seed
     )
-    cv_auc: dict[str, float] = {}
-    chosen: Algorithm
-    if algorithm is not None:
-        chosen = algorithm
-    else:
-        # seed-vs-unlabeled AUC is an increasing affine function of the true AUC, so it ranks candidates the same way
-        folds = StratifiedKFold(n_splits=CV_FOLDS, shuffle=True, random_state=seed)
-        with threadpool_limits(limits=1):
-            for candidate in ALGORITHMS:
-                scores = cross_val_score(make_estimator(candidate, seed), x_train, s_train, cv=folds, scoring="roc_auc")
-                cv_auc[candidate] = float(scores.mean())
-        # ties (to 3 decimals) go to the earlier, simpler candidate: logistic regression
-        chosen = max(ALGORITHMS, key=lambda a: (round(cv_auc[a], 3), -ALGORITHMS.index(a)))
+    # seed-vs-unlabeled AUC is an increasing affine function of the true AUC, so it ranks candidates the same way
+    chosen, cv_auc = choose_algorithm(x_train, s_train, seed, algorithm)
     model = LookalikeModel(chosen, seed).fit(x_train, s_train)
     metrics = evaluate_lookalike(model, x_train, s_train, x_test, s_test, candidates_cv_auc=cv_auc)
     return model, metrics
