@@ -100,9 +100,11 @@ def test_auto_follows_the_held_out_comparison_and_falls_back_to_response(
     assert report.used == used and reason in report.reason
     assert [m.person_id for m in picked] == (["pers"] if used == "uplift" else ["sure"])
     assert source.asked == [("sms_uplift", "v7", pytest.approx(1 / 3))]
-    # And nobody scored by the uplift model: response, without asking
-    _, report = choose([member("x", 0.5, None)], 1, auto, 5, rank_key, None, source)
-    assert report.used == "response" and "nobody eligible has a sms_uplift score" in report.reason
+    # And nobody scored by the uplift model: response, without asking (even when the definition asks for uplift)
+    for asked in (auto, UPLIFT):
+        picked, report = choose([member("x", 0.5, None)], 1, asked, 5, rank_key, None, source)
+        assert report.used == "response" and "nobody eligible has a sms_uplift score" in report.reason
+        assert [m.person_id for m in picked] == ["x"]
 
 
 def test_the_validation_is_read_from_the_uplift_models_manifest_at_the_nearest_share() -> None:

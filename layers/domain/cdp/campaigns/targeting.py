@@ -136,10 +136,10 @@ def choose(
     used: Used
     if targeting.ranking == "response":
         used, reason = "response", "the campaign ranks by response"
+    elif uplift_version is None:  # ranking on nothing would send to nobody: say so and rank by response
+        used, reason = "response", f"nobody eligible has a {targeting.uplift_model} score: ranking by response"
     elif targeting.ranking == "uplift":
         used, reason = "uplift", "the campaign ranks by expected incremental profit (set in its definition)"
-    elif uplift_version is None:
-        used, reason = "response", f"nobody eligible has a {targeting.uplift_model} score: ranking by response"
     else:
         model = targeting.uplift_model or ""
         validation = validations.validation(model, uplift_version, share) if validations is not None else None
