@@ -202,27 +202,34 @@ class _Histories(ProfileReader):
 
     def __init__(self, histories: Sequence[PersonHistory]) -> None:
         self._histories = histories
+        self._by_id = {h.profile.person_id: h for h in histories}
 
     def scan_with_timelines(self, shard: int, total_shards: int) -> Iterator[tuple[Profile, list[TimelineEntry]]]:
-        for h in self._histories[shard::total_shards]:
-            yield h.profile, [TimelineEntry(anchor=f"phone:{h.profile.person_id}", event=e) for e in h.events]
+        for profile in self.scan_shard(shard, total_shards):
+            yield profile, self.timeline(profile)
 
     def get(self, person_id: str) -> Profile | None:
-        raise NotImplementedError
+        found = self._by_id.get(person_id)
+        return found.profile if found is not None else None
 
     def scan_shard(self, shard: int, total_shards: int) -> Iterator[Profile]:
-        raise NotImplementedError
+        return (h.profile for h in self._histories[shard::total_shards])
 
     def timeline(self, profile: Profile) -> list[TimelineEntry]:
-        raise NotImplementedError
+        anchor = f"phone:{profile.person_id}"
+        return [TimelineEntry(anchor=anchor, event=e) for e in self._by_id[profile.person_id].events]
 
     def person_for_identifier(self, brand_id: str, identifier_key: str) -> str | None:
-        raise NotImplementedError
+        person_id = identifier_key.removeprefix("phone:")
+        return person_id if identifier_key.startswith("phone:") and person_id in self._by_id else None
 
 
 class _Discard(ProfileAnnotator):
+    """Counts the score writes a scoring run makes (the scores themselves are dropped)."""
+
     def __init__(self) -> None:
         self.written = 0
+        self._messages: dict[str, list[MessageRecord]] = {}
 
     def put_score(self, person_id: str, model_name: str, score: ModelScore) -> None:
         self.written += 1
@@ -231,10 +238,10 @@ class _Discard(ProfileAnnotator):
         self.written += 1
 
     def record_message(self, record: MessageRecord) -> None:
-        raise NotImplementedError
+        self._messages.setdefault(record.person_id, []).append(record)
 
     def messages(self, person_id: str) -> list[MessageRecord]:
-        raise NotImplementedError
+        return list(self._messages.get(person_id, []))
 
 
 def score_in_process(models: Mapping[str, TrainedModel], histories: list[PersonHistory], now: datetime) -> float:

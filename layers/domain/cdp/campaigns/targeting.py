@@ -21,9 +21,9 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from cdp.errors import NotFoundError, StoreError
+from cdp.errors import NotFoundError
 from cdp.models.keys import manifest_key
 from cdp.shared.ports import ObjectStore
 
@@ -204,10 +204,8 @@ class ManifestValidations:
             try:
                 raw = json.loads(self._store.get_bytes(manifest_key(model_name, version)))
                 manifest = _Manifest.model_validate(raw)
-            except (NotFoundError, ValueError, ValidationError):
+            except (NotFoundError, ValueError):  # no such version, or not JSON of a manifest (ValidationError too)
                 self._cache[key] = None
-            except StoreError:
-                raise
             else:
                 held_out = manifest.metrics.held_out if manifest.metrics.kind == "uplift" else None
                 self._cache[key] = held_out.comparison.shares if held_out else None

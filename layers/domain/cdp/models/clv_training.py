@@ -26,7 +26,7 @@ from cdp.models.clv import (
     lifetime_value,
     summarize_purchases,
 )
-from cdp.models.labels import LabelDefinition, LabelMode, PersonHistory, data_horizon
+from cdp.models.labels import LabelDefinition, LabelMode, PersonHistory, training_horizon
 from cdp.models.requests import TrainRequest
 from cdp.models.summaries import ClvHoldout, ClvSummary
 
@@ -138,9 +138,7 @@ def holdout_check(bought: Purchases, horizon: date, holdout_days: int) -> ClvHol
 
 
 def train_clv(request: TrainRequest, histories: list[PersonHistory], now: datetime) -> tuple[bytes, ModelManifest]:
-    horizon = request.horizon or data_horizon(histories)
-    if horizon is None:
-        raise InvalidInputError("no events to train on", location="profiles")
+    horizon = training_horizon(request.horizon, histories)
     bought = purchases_of(histories)
     if not bought:
         raise InvalidInputError("nobody has ordered: there is no purchase history to fit", location="profiles")

@@ -14,6 +14,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from cdp.errors import InvalidInputError
 from cdp.ingest.events import CanonicalEvent
 from cdp.profile.models import Profile
 
@@ -83,6 +84,14 @@ class LabeledSet:
 def data_horizon(histories: Sequence[PersonHistory]) -> datetime | None:
     """The latest event time in the data (the instant up to which outcomes are known)."""
     return max((e.occurred_at for h in histories for e in h.events), default=None)
+
+
+def training_horizon(requested: datetime | None, histories: Sequence[PersonHistory]) -> datetime:
+    """The horizon a request names, else the data's; InvalidInputError when there is no event to train on."""
+    horizon = requested or data_horizon(histories)
+    if horizon is None:
+        raise InvalidInputError("no events to train on", location="profiles")
+    return horizon
 
 
 def _ordered_within(events: Sequence[CanonicalEvent], start: datetime, end: datetime) -> bool:

@@ -13,10 +13,9 @@ from datetime import datetime
 
 import numpy as np
 
-from cdp.errors import InvalidInputError
 from cdp.models.artifact import ModelManifest, Prediction, package
 from cdp.models.datasets import feature_matrix
-from cdp.models.labels import LabelDefinition, LabelMode, PersonHistory, data_horizon
+from cdp.models.labels import LabelDefinition, LabelMode, PersonHistory, training_horizon
 from cdp.models.lookalike import LookalikeModel, train_lookalike
 from cdp.models.requests import TrainRequest
 from cdp.models.summaries import LookalikeSummary
@@ -40,9 +39,7 @@ def is_seed(history: PersonHistory, tag: str, values: Sequence[str | bool]) -> b
 def train_lookalike_model(
     request: TrainRequest, histories: list[PersonHistory], now: datetime
 ) -> tuple[bytes, ModelManifest]:
-    horizon = request.horizon or data_horizon(histories)
-    if horizon is None:
-        raise InvalidInputError("no events to train on", location="profiles")
+    horizon = training_horizon(request.horizon, histories)
     tag = request.seed_tag or ""
     seeds = np.asarray([is_seed(h, tag, request.seed_values) for h in histories], dtype=np.int_)
     x = feature_matrix(histories, horizon)

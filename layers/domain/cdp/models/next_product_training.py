@@ -10,9 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from cdp.errors import InvalidInputError
 from cdp.models.artifact import ModelManifest, Prediction, package
-from cdp.models.labels import LabelDefinition, LabelMode, PersonHistory, data_horizon
+from cdp.models.labels import LabelDefinition, LabelMode, PersonHistory, training_horizon
 from cdp.models.next_product import Basket, NextProductModel, train_next_product
 from cdp.models.requests import TrainRequest
 from cdp.models.summaries import NextProductSummary
@@ -50,9 +49,7 @@ class NextProductScorer:
 def train_next_product_model(
     request: TrainRequest, histories: list[PersonHistory], now: datetime
 ) -> tuple[bytes, ModelManifest]:
-    horizon = request.horizon or data_horizon(histories)
-    if horizon is None:
-        raise InvalidInputError("no events to train on", location="profiles")
+    horizon = training_horizon(request.horizon, histories)
     baskets = {h.profile.person_id: baskets_of(h) for h in histories}
     model, metrics = train_next_product(baskets, horizon, request.holdout_days, TOP_K)
     rejected = []

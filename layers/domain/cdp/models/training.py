@@ -33,8 +33,8 @@ from cdp.models.labels import (
     PersonHistory,
     campaign_response_labels,
     churn_labels,
-    data_horizon,
     purchase_propensity_labels,
+    training_horizon,
 )
 from cdp.models.lookalike_training import train_lookalike_model
 from cdp.models.next_product_training import train_next_product_model
@@ -93,9 +93,7 @@ class FeatureClassifier:
 
 
 def build_labels(request: TrainRequest, histories: list[PersonHistory], windows_back: int = 1) -> LabeledSet:
-    horizon = request.horizon or data_horizon(histories)
-    if horizon is None:
-        raise InvalidInputError("no events to train on", location="profiles")
+    horizon = training_horizon(request.horizon, histories)
     match request.kind:
         case "response":
             return campaign_response_labels(histories, request.campaign_ids, request.window_days, horizon)

@@ -22,7 +22,7 @@ from cdp.errors import InvalidInputError
 from cdp.models.artifact import ModelManifest, Prediction, TrainedModel, package
 from cdp.models.datasets import build_matrix, feature_matrix
 from cdp.models.kinds import Algorithm
-from cdp.models.labels import PersonHistory, data_horizon, uplift_labels
+from cdp.models.labels import PersonHistory, training_horizon, uplift_labels
 from cdp.models.requests import TrainRequest
 from cdp.models.summaries import Champion, UpliftSummary
 from cdp.models.uplift import UpliftLearner, evaluate_uplift, qini_coefficient, select_uplift_learner
@@ -50,9 +50,7 @@ class UpliftScorer:
 def train_uplift(
     request: TrainRequest, histories: list[PersonHistory], now: datetime, champion: TrainedModel | None
 ) -> tuple[bytes, ModelManifest]:
-    horizon = request.horizon or data_horizon(histories)
-    if horizon is None:
-        raise InvalidInputError("no events to train on", location="profiles")
+    horizon = training_horizon(request.horizon, histories)
     labeled = uplift_labels(histories, request.campaign_ids, request.window_days, horizon)
     x, y = build_matrix(histories, labeled)
     treated = np.asarray([ex.group == "treatment" for ex in labeled.examples], dtype=np.int_)
