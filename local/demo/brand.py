@@ -71,12 +71,22 @@ PAST_CAMPAIGN_SHARE = 0.9  # most consenting members got it, a random tenth was 
 SUMMER_CAMPAIGN_ID = "cmp-2026-07-summer"
 SUMMER_CAMPAIGN_DAYS_BEFORE_NOW = 120
 SUMMER_CAMPAIGN_SHARE = 0.5  # a randomized test: half got it, half were held out
+# Each season's cake SMS was a randomized test too (half got it), days before now.
+SEASONAL_TESTS: tuple[tuple[str, int], ...] = (("cmp-2026-08-qixi", 90), ("cmp-2026-05-spring", 180))
 # The CRM recorded both groups of each (campaign_assigned): what pooled response and uplift models learn from.
+RANDOMIZED_CAMPAIGN_IDS = ("cmp-2026-05-spring", SUMMER_CAMPAIGN_ID, "cmp-2026-08-qixi", PAST_CAMPAIGN_ID)  # oldest 1st
 
 SEED_SCENARIO_SHARE = 0.04
 TYPO_SHARE = 0.04
 HOUSEHOLD_SHARE = 0.02  # share of persons who anchor a household with a shared iPad
 KIOSK_SHARE = 0.8  # share of a tablet store's shoppers who sign up on the counter tablet
+# Hidden segments that make response and uplift rankings disagree: deal seekers (a quarter) buy mostly with a coupon,
+# so a message moves them and their everyday rate is low; regulars buy every few weeks whatever is sent (the "sure
+# things" a response model ranks first and a message does not change).
+DEAL_SEEKER_SHARE = 0.25
+DEAL_SEEKER_RATE_FACTOR = 0.5
+REGULAR_SHARE = 0.06  # of the others
+REGULAR_RATE_FACTOR = 10.0
 AD_SHARE = 0.08  # share of persons acquired through an ad: a click, then a lead form, before their first trace
 # Ad platforms (the route key of the ads webhook) with the campaign / ad group / ad / placement / lead form they run
 AD_PLATFORMS: tuple[tuple[str, str, str, str, str, str], ...] = (
@@ -313,13 +323,18 @@ class _BrandBuilder:
         dealer_level = None
         if level and "pos" in channels and home_store in DEALER_STORES:
             dealer_level = rng.choice(MEMBER_LEVELS) if rng.random() < 0.6 else level
-        # A quarter are deal seekers who answer offers; the rest barely do. Level and age shift it, and deal seekers
-        # leave traces a model can learn from (coupon use, newsletter clicks).
-        deal_seeker = rng.random() < 0.25
+        # Deal seekers answer offers; the rest barely do. Level and age shift it, and deal seekers leave traces a model
+        # can learn from (coupon use, newsletter clicks).
+        deal_seeker = rng.random() < DEAL_SEEKER_SHARE
         responsiveness = rng.uniform(0.55, 0.95) if deal_seeker else rng.uniform(0.0, 0.15)
         responsiveness += {"gold": 0.15, "silver": 0.07}.get(level or "", 0.0)
         responsiveness += 0.1 if age < 30 else (-0.05 if age > 50 else 0.0)
         rate_boost = {"gold": 1.6, "silver": 1.25}.get(level or "", 1.0)
+        if deal_seeker:
+            rate_boost *= DEAL_SEEKER_RATE_FACTOR
+        elif rng.random() < REGULAR_SHARE:
+            rate_boost *= REGULAR_RATE_FACTOR
+            responsiveness = 0.0
         span = (self.now - self.start).total_seconds() - 10 * 86_400
         unionid = self._openid() if ("mini_program" in channels or "wechat_oa" in channels) else None
         return TruePerson(
@@ -949,6 +964,8 @@ class _BrandBuilder:
         self._newsletters(persons)
         summer = past_campaign_sent_at(self.now, SUMMER_CAMPAIGN_DAYS_BEFORE_NOW)
         self._past_campaign(persons, SUMMER_CAMPAIGN_ID, summer, SUMMER_CAMPAIGN_SHARE)
+        for campaign_id, days_before in SEASONAL_TESTS:
+            self._past_campaign(persons, campaign_id, past_campaign_sent_at(self.now, days_before), 0.5)
         past = self._past_campaign(persons, PAST_CAMPAIGN_ID, past_campaign_sent_at(self.now), PAST_CAMPAIGN_SHARE)
         # drawn last, so the history above is the same with or without them
         self._ad_acquisitions(persons)

@@ -14,7 +14,7 @@ from cdp.campaigns.service import rank_key
 from cdp.campaigns.targeting import Targeting, expected_profit
 from cdp.models.headline import ModelHeadline, headline
 from cdp.models.store import S3ModelStore
-from cdp_local.demo.brand import PAST_CAMPAIGN_ID, SUMMER_CAMPAIGN_ID
+from cdp_local.demo.brand import RANDOMIZED_CAMPAIGN_IDS
 from cdp_local.demo.world import World
 from cdp_local.runtime import LocalRuntime
 
@@ -23,12 +23,12 @@ UPLIFT_MODEL = "sms_uplift"
 
 
 def demo_models(seed: int, min_auc: float) -> list[dict[str, Any]]:
-    """Train inputs, in order. The response and uplift models learn from the summer and autumn SMS campaigns (both
-    randomized, with their held-out persons on record): response trained on summer and tested on autumn."""
+    """Train inputs, in order. The response and uplift models learn from the brand's four randomized SMS campaigns
+    (their held-out persons on record): response trained on the earlier three and tested on the latest (autumn)."""
     return [
         {
             "model_name": RESPONSE_MODEL,
-            "campaign_ids": [SUMMER_CAMPAIGN_ID, PAST_CAMPAIGN_ID],
+            "campaign_ids": list(RANDOMIZED_CAMPAIGN_IDS),
             "window_days": 14,
             "seed": seed,
             "min_auc": min_auc,
@@ -36,7 +36,7 @@ def demo_models(seed: int, min_auc: float) -> list[dict[str, Any]]:
         {
             "model_name": UPLIFT_MODEL,
             "kind": "uplift",
-            "campaign_ids": [SUMMER_CAMPAIGN_ID, PAST_CAMPAIGN_ID],
+            "campaign_ids": list(RANDOMIZED_CAMPAIGN_IDS),
             "window_days": 14,
             "budget_share": 0.3,
             "seed": seed,
