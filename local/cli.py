@@ -21,6 +21,7 @@ from cdp_local.cli_identity import identity_app
 from cdp_local.cli_import import import_app
 from cdp_local.cli_loyalty import loyalty_app
 from cdp_local.cli_migrate import migrate_app
+from cdp_local.cli_model import model_app
 from cdp_local.cli_offer import budget_app, offer_app, promotion_app
 from cdp_local.cli_profile import profile_app
 from cdp_local.cli_replay import replay_app
@@ -42,6 +43,7 @@ app.add_typer(offer_app, name="offer")
 app.add_typer(budget_app, name="budget")
 app.add_typer(promotion_app, name="promotion")
 app.add_typer(loyalty_app, name="loyalty")
+app.add_typer(model_app, name="model")
 app.add_typer(tags_app, name="tags")
 app.add_typer(migrate_app, name="migrate")
 app.add_typer(export_app, name="export")
@@ -179,6 +181,7 @@ class BenchSuite(StrEnum):
     WAREHOUSE = "warehouse"
     ACTIVATION = "activation"
     MODELS = "models"
+    TARGETING = "targeting"
     ALL = "all"
 
 
@@ -198,7 +201,9 @@ def bench(
         "preference changes; warehouse: the nightly Parquet export's rows/s, bytes and cost per 1M events held; "
         "activation: an audience snapshot uploaded through the audience API to each ad platform (loopback fakes), "
         "persons/s and the AWS cost per 1M persons; models: training seconds per model kind over --persons persons, "
-        "and the nightly score's persons/s and AWS cost per 1M persons, four models in one pass and one per pass; all",
+        "and the nightly score's persons/s and AWS cost per 1M persons, four models in one pass and one per pass; "
+        "targeting: uplift vs response ranking at the demo campaign's budget over --worlds seeded brands, judged by "
+        "each world's hidden true uplift; all",
     ),
     profiles: int = typer.Option(1_000_000, min=1000, help="profiles the tags suite generates"),
     tag_events: int = typer.Option(10_000_000, min=10_000, help="events the tags suite generates"),
@@ -207,13 +212,14 @@ def bench(
         2000, min=10, help="persons the profile-lookup suite loads through the pipeline (models: trains and scores)"
     ),
     lookups: int = typer.Option(500, min=10, help="timed lookups of each kind in the profile-lookup suite"),
+    worlds: int = typer.Option(10, min=2, help="seeded brands the targeting suite compares the rankings on"),
 ) -> None:
     """Events/s through the local pipeline and the AWS cost per 1M events at list prices; with --suite identity-bulk
     (or all) also links/s of offline identity resolution; with --suite profile-lookup (or all) the latency of the
     profile API's lookups."""
     from cdp_local.bench import record
 
-    sizes = _BenchSizes(events, output, profiles, tag_events, links, persons, lookups)
+    sizes = _BenchSizes(events, output, profiles, tag_events, links, persons, lookups, worlds)
     results: dict[str, Metric] = {}
     for each, run in _SUITES.items():
         if suite in (each, BenchSuite.ALL):
@@ -268,6 +274,7 @@ class _BenchSizes:
     links: int
     persons: int
     lookups: int
+    worlds: int
 
 
 def _identity_bulk(sizes: _BenchSizes) -> dict[str, Metric]:
@@ -358,6 +365,27 @@ def _models(sizes: _BenchSizes) -> dict[str, Metric]:
     return results
 
 
+def _targeting(sizes: _BenchSizes) -> dict[str, Metric]:
+    from cdp_local.bench_targeting import targeting_benchmark
+
+    with console.status("targeting") as status:
+        results = targeting_benchmark(sizes.worlds, sizes.persons, status=lambda text: status.update(text))
+    value = {name: metric["value"] for name, metric in results.items()}
+    table = Table(title=f"Targeting: true incremental orders at equal budget, {value['targeting.worlds']} worlds")
+    for column in ("world (seed)", "uplift - response", "picks"):
+        table.add_column(column, justify="left" if column == "picks" else "right")
+    for name, metric in results.items():
+        if name.startswith("targeting.world_"):
+            table.add_row(name.split("_")[1].split(".")[0], f"{metric['value']:+g}", str(metric["unit"]))
+    console.print(table)
+    console.print(
+        f"mean {value['targeting.uplift_minus_response']:+g} (95% over worlds "
+        f"{value['targeting.uplift_minus_response_low']:+g} to {value['targeting.uplift_minus_response_high']:+g}); "
+        f"uplift ahead in {value['targeting.worlds_uplift_ahead']} of {value['targeting.worlds']}"
+    )
+    return results
+
+
 _SUITES: dict[BenchSuite, Callable[[_BenchSizes], dict[str, Metric]]] = {
     BenchSuite.PIPELINE: lambda sizes: _bench_pipeline(sizes.events),
     BenchSuite.IDENTITY_BULK: _identity_bulk,
@@ -370,6 +398,7 @@ _SUITES: dict[BenchSuite, Callable[[_BenchSizes], dict[str, Metric]]] = {
     BenchSuite.WAREHOUSE: _warehouse,
     BenchSuite.ACTIVATION: _activation,
     BenchSuite.MODELS: _models,
+    BenchSuite.TARGETING: _targeting,
 }
 """Each suite's run, in the order `--suite all` runs them."""
 

@@ -21,6 +21,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from cdp import topology
 from cdp.audiences.models import AUDIENCES_PREFIX, DEFINITIONS_PREFIX
 from cdp.imports import keys as imports
+from cdp.models.keys import latest_key
 from cdp.tags.catalog_source import CATALOG_PREFIX
 from cdp.warehouse.schema import ERASURES_PREFIX as WAREHOUSE_ERASURES_PREFIX
 from infra.config import DeployConfig
@@ -127,6 +128,29 @@ def _scoring(fn: lambda_.Function, r: Resources) -> None:
     # predictive tags follow the scores: the tag engine's catalog, dynamic audiences and bus announcements
     _read(fn, r, CATALOG_PREFIX)
     _read(fn, r, DEFINITIONS_PREFIX)
+    r.bus.grant_put_events_to(fn)
+
+
+def _model_api(fn: lambda_.Function, r: Resources) -> None:
+    """The model registry API: it reads under models/ (manifests and pointers; the bytes too: a rollback verifies
+    them, a score predicts with them) and writes one kind of object there, `latest.json` (a rollback): a version's
+    bytes and manifest stay the train function's alone. One person scored on demand is written like the nightly
+    score writes it: scores and predictive tags on the profile, the tag engine's catalog and dynamic audiences read,
+    its announcements on the bus."""
+    r.api_keys.grant_read(fn)
+    _read(fn, r, topology.MODELS_PREFIX)
+    pointers = latest_key("*")  # models/*/latest.json
+    fn.add_to_role_policy(iam.PolicyStatement(actions=["s3:PutObject"], resources=[r.bucket.arn_for_objects(pointers)]))
+    acknowledge(
+        fn.role or fn,
+        f"AwsSolutions-IAM5[Resource::{arn_ref(r.bucket)}/{pointers}]",
+        "A rollback writes one object per model, its latest.json pointer; model names are data, unknown at deploy "
+        "time. The pointer names the SHA-256 the version's bytes must match, which this function cannot write.",
+    )
+    _missing_keys_answer_404(fn, r.bucket)  # an unknown model's or version's manifest is a 404, not a 503
+    r.profiles.grant_read_write_data(fn)
+    for prefix in TAG_ENGINE_LISTS:
+        _read(fn, r, prefix)
     r.bus.grant_put_events_to(fn)
 
 
@@ -451,6 +475,7 @@ GRANTS: Mapping[str, Grant] = {
     topology.PREFERENCE_CENTRE.key: _preference_centre,
     topology.MESSAGE_RECEIPTS.key: _message_receipts,
     topology.DELIVERY_EVENTS.key: _delivery_events,
+    topology.MODEL_API.key: _model_api,
 }
 
 

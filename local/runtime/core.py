@@ -41,7 +41,7 @@ from cdp_local.runtime.environment import (
 )
 from cdp_local.runtime.lambdas import Handler, HandlerRouter, function_arn
 from cdp_local.runtime.moto_atomic import atomic_dynamodb
-from cdp_local.runtime.moto_fixes import eventbridge_full_envelope
+from cdp_local.runtime.moto_fixes import distributed_map_tolerance, eventbridge_full_envelope
 from cdp_local.runtime.moto_hotspots import moto_hotspots
 from cdp_local.runtime.moto_speedups import (
     cached_jsonpath,
@@ -198,6 +198,7 @@ class LocalRuntime:
             self._enter(atomic_dynamodb())
             self._enter(self.router.patched_moto())
             self._enter(eventbridge_full_envelope())
+            self._enter(distributed_map_tolerance())  # a failed shard fails a Distributed Map, as on AWS
             self._enter(wait_states_on(self.wait_states))
             self._enter(ses_delivery_events(REGION))  # SES's events for sends naming a configuration set, as on AWS
             # Powertools warns on every handler without custom metrics; with metrics disabled locally it is noise

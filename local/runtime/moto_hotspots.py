@@ -700,6 +700,7 @@ def guarded() -> dict[str, tuple[Reliance, ...]]:
         "cached_jsonpath": moto_speedups.JSONPATH_RELIES_ON,
         "partition_queries": moto_speedups.PARTITIONS_RELY_ON,
         "eventbridge_full_envelope": moto_fixes.ENVELOPE_RELIES_ON,
+        "distributed_map_tolerance": moto_fixes.TOLERANCE_RELIES_ON,
         "lambda routing (lambdas.py)": ROUTING_RELIES_ON,
         "wait_states": waits.WAITS_RELY_ON + waits.STATUS_RELIES_ON,
     }

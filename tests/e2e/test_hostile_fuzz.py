@@ -148,6 +148,12 @@ ROUTES = [
         {"brand_id": "demo-brand", "identifier": {"type": "phone", "value": "13766990199", "scope": None}},
         _admin_key,
     ),
+    Route("/v1/models/response/rollback", {"version": "20261206T030000Z-1a2b3c4d", "force": False}, _admin_key),
+    Route(
+        "/v1/models/response/score",
+        {"identifier": {"type": "phone", "value": "13766990199", "scope": None}, "brand_id": "demo-brand"},
+        _admin_key,
+    ),
 ]
 
 HOSTILE_VALUES = st.one_of(

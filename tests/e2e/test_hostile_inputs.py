@@ -366,6 +366,8 @@ def test_a_signed_connector_body_with_a_charset_is_still_read(runtime: LocalRunt
         ("POST", "/v1/loyalty/club/adjust"),
         ("POST", "/v1/loyalty/club/convert"),
         ("POST", "/v1/inbox/tokens"),
+        ("POST", "/v1/models/any_model/rollback"),
+        ("POST", "/v1/models/any_model/score"),
     ],
 )
 def test_deep_or_unstorable_json_on_the_operator_routes_is_a_4xx(runtime: LocalRuntime, method: str, path: str) -> None:

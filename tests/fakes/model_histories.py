@@ -9,12 +9,20 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+from cdp import topology
+from cdp.identifiers.link_rules import DEFAULT_RULES
 from cdp.ingest.events import CanonicalEvent, parse_event
 from cdp.models.labels import PersonHistory
-from cdp.profile.models import Profile
+from cdp.org import load_org
+from cdp.profile import keys
+from cdp.profile.models import Profile, apply_event
+from cdp.shared.dynamo import to_item
+from cdp.shared.time import iso
 
 HORIZON = datetime(2026, 6, 30, 12, 0, tzinfo=UTC)
 CAMPAIGN_ID = "summer-sale"
@@ -89,3 +97,41 @@ def synthetic_histories(n_persons: int, seed: int = 7, *, signal: bool = True) -
         profile = Profile(person_id=pid, brand_id=BRAND, created_at=first_seen, updated_at=HORIZON)
         histories.append(PersonHistory(profile, sorted(events, key=lambda ev: ev.occurred_at)))
     return Synthetic(histories, engagement, responded)
+
+
+def seed_profiles_table(db: Any, histories: Sequence[PersonHistory]) -> int:
+    """Write persons and their timelines into the local profiles table in the profile store's layout, with
+    BatchWriteItem (resolving each event through identity is ~10x slower under moto); returns the events written.
+    Identifier index items are not written: these persons are found by id."""
+    pk, sk = topology.PROFILES_TABLE.partition_key, topology.PROFILES_TABLE.sort_key
+    items: list[dict[str, Any]] = []
+    events = 0
+    for history in histories:
+        profile = history.profile
+        namespace = load_org().brand(profile.brand_id).namespace
+        for event in history.events:
+            profile = apply_event(profile, event)
+            anchor = DEFAULT_RULES.anchor(i.key for i in event.identifiers)
+            assert anchor is not None
+            profile.identifiers = sorted({*profile.identifiers, *(i.key for i in event.identifiers)})
+            items.append(
+                {
+                    pk: keys.anchor_pk(namespace, anchor),
+                    sk: keys.timeline_sk(event.occurred_at, event.event_id),
+                    "event_type": event.event_type,
+                    "occurred_at": iso(event.occurred_at),
+                    "event": event.model_dump_json(),
+                }
+            )
+            events += 1
+        items.append(
+            {
+                pk: keys.person_pk(profile.person_id),
+                sk: keys.PROFILE_SK,
+                **profile.model_dump(mode="json", exclude={"merged_into", "dissolved", "next_tag_expiry"}),
+            }
+        )
+    for start in range(0, len(items), 25):
+        batch = [{"PutRequest": {"Item": to_item(item)}} for item in items[start : start + 25]]
+        db.batch_write_item(RequestItems={topology.PROFILES_TABLE.local_name: batch})
+    return events

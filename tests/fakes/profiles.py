@@ -31,9 +31,10 @@ class InMemoryProfiles(ProfileReader, ProfileAnnotator):
         entries = [e for pid in (profile.person_id, *profile.merged_from) for e in self.timelines.get(pid, [])]
         return sorted(entries, key=lambda e: (e.event.occurred_at, e.event.event_id))
 
-    def person_for_identifier(self, identifier_key: str) -> str | None:
+    def person_for_identifier(self, brand_id: str, identifier_key: str) -> str | None:
+        """The surviving person of the brand holding the key (one namespace per brand here)."""
         for p in self.profiles.values():
-            if p.merged_into is None and identifier_key in p.identifiers:
+            if p.merged_into is None and p.brand_id == brand_id and identifier_key in p.identifiers:
                 return p.person_id
         return None
 

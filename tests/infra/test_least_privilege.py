@@ -156,6 +156,7 @@ def test_whole_bucket_listing_is_kept_only_where_a_missing_key_must_read_as_404(
         topology.HISTORY_IMPORT,  # a chunk report not written yet, the brand's catalog when there is none
         topology.AUDIENCE_API,
         topology.CAMPAIGN_API,  # a run's summary before the run has finished
+        topology.MODEL_API,  # an unknown model's or version's manifest, a model never promoted
     }
     unconditioned = {
         spec
@@ -220,6 +221,7 @@ TABLE_ACCESS: dict[topology.FunctionSpec, dict[topology.TableSpec, str]] = {
     topology.PREFERENCE_CENTRE: {topology.LEDGER_TABLE: READ_WRITE, topology.PROFILES_TABLE: READ_ONLY},  # dedupe
     topology.MESSAGE_RECEIPTS: {topology.LEDGER_TABLE: READ_WRITE},
     topology.DELIVERY_EVENTS: {topology.LEDGER_TABLE: READ_WRITE},
+    topology.MODEL_API: {topology.PROFILES_TABLE: READ_WRITE},  # one person's score and the tags that read it
 }
 """What each handler does with each table (read from functions/<name>/handler.py and the stores it builds)."""
 
@@ -299,3 +301,64 @@ def test_the_audience_api_reads_the_sources_secret_only_for_the_ad_accounts(synt
         for a in actions
         if a.startswith("secretsmanager:") and a.startswith(("secretsmanager:Put", "secretsmanager:Update"))
     }
+
+
+def _object_writes_under(statements: list[dict[str, Any]], prefix: str) -> set[str]:
+    """The object keys (as written in the policy, after the bucket ARN) a role may PutObject under `prefix`."""
+    tails = set()
+    for statement in statements:
+        if "s3:PutObject" not in statement_actions([statement]):
+            continue
+        for resource in resource_list(statement):
+            tail = resource["Fn::Join"][1][-1] if isinstance(resource, dict) and "Fn::Join" in resource else ""
+            if tail.startswith(f"/{prefix}"):
+                tails.add(tail)
+    return tails
+
+
+def test_only_training_writes_model_bytes_and_the_model_api_writes_only_the_latest_pointers(synth: Synth) -> None:
+    # Given every function's role / When its object writes under models/ are read
+    writers = {
+        spec: tails
+        for spec in topology.FUNCTIONS
+        if (tails := _object_writes_under(_role_statements(synth, spec), topology.MODELS_PREFIX))
+    }
+    # Then the train function writes versions (bytes and manifests), and the model API only each model's latest.json
+    # (a rollback): the pointer names a hash it cannot make the bytes match
+    assert writers == {
+        topology.TRAIN: {f"/{topology.MODELS_PREFIX}*"},
+        topology.MODEL_API: {f"/{topology.MODELS_PREFIX}*/latest.json"},
+    }
+
+
+def _spelled(resource: Any) -> str:
+    """A policy resource as text: `{"Ref": "AWS::Region"}` as `<AWS::Region>` (how cdk-nag spells it too)."""
+    if isinstance(resource, str):
+        return resource
+    return "".join(p if isinstance(p, str) else f"<{p['Ref']}>" for p in resource["Fn::Join"][1])
+
+
+def test_only_the_score_machine_runs_child_executions_and_only_of_itself(synth: Synth) -> None:
+    from infra.app import STACK_ID
+
+    name = f"{STACK_ID}-{topology.SCORE_MACHINE.key}"
+    in_this_account = "arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>"
+    for machine_id, machine in synth.resources("AWS::StepFunctions::StateMachine").items():
+        # Given each machine's role / When its Step Functions rights are read
+        statements = policy_statements(synth, get_att_id(machine["Properties"]["RoleArn"]))
+        rights = {
+            action: {_spelled(r) for s in statements if action in statement_actions([s]) for r in resource_list(s)}
+            for action in statement_actions(statements)
+            if action.startswith("states:")
+        }
+        if not machine_id.startswith(f"StateMachines{topology.SCORE_MACHINE.logical_id}"):
+            assert rights == {}, machine_id  # Then the other machines (inline Maps) start nothing
+            continue
+        # Then the score machine (a Distributed Map) starts executions of itself, by name, never `*`, and describes
+        # and stops its own executions only (the Map Run's children are `{name}/{label}:{id}`)
+        executions = {f"{in_this_account}:execution:{name}:*", f"{in_this_account}:execution:{name}/*"}
+        assert rights == {
+            "states:StartExecution": {f"{in_this_account}:stateMachine:{name}"},
+            "states:DescribeExecution": executions,
+            "states:StopExecution": executions,
+        }

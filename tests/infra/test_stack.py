@@ -208,6 +208,7 @@ def test_grants_are_least_privilege_per_function(synth: Synth) -> None:
             topology.CAMPAIGN_SCHEDULER,  # the brands' WeChat Pay merchants: pending payouts asked again
             topology.INBOX_API,  # API keys (tokens issued with inbox:issue); the inbox tokens' key
             topology.PREFERENCE_CENTRE,  # the preference links' key
+            topology.MODEL_API,  # API keys with the models scopes
         )
         if spec not in readers:
             assert "secretsmanager:GetSecretValue" not in actions, spec.key
@@ -363,3 +364,35 @@ def test_cfn_lint_passes_on_the_synthesized_template(synth: Synth) -> None:
     # Given the template / When cfn-lint runs (W3005 is CDK's redundant DependsOn) / Then it reports nothing
     matches = lint_file(synth.template_file, config=ManualArgs(ignore_checks=["W3005"], regions=["us-east-1"]))
     assert [str(m) for m in matches] == []
+
+
+CLOUDFORMATION_RESOURCE_LIMIT = 500  # resources per stack (AWS CloudFormation quotas)
+
+
+def test_the_stack_stays_inside_cloudformations_resource_limit(synth: Synth) -> None:
+    # Given the synthesized stack (each function brings its role, policy, log group and two alarms; each route one)
+    # Then it deploys: CloudFormation refuses a template of more than 500 resources
+    assert len(synth.raw["Resources"]) <= CLOUDFORMATION_RESOURCE_LIMIT
+
+
+def test_the_score_machine_runs_its_shards_as_a_distributed_map_of_standard_child_executions(synth: Synth) -> None:
+    # Given the score machine's ASL as deployed
+    machines = synth.resources("AWS::StepFunctions::StateMachine")
+    ((machine_id, machine),) = [
+        (k, m) for k, m in machines.items() if k.startswith(f"StateMachines{topology.SCORE_MACHINE.logical_id}")
+    ]
+    props = machine["Properties"]
+    asl = json.loads((synth.assembly_dir / f"asset.{props['DefinitionS3Location']['Key']}").read_text("utf-8"))
+    shards = asl["States"]["ScoreShards"]
+    # Then the Map runs each shard as a STANDARD child execution, over the shards in the state input
+    assert shards["ItemProcessor"]["ProcessorConfig"] == {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"}
+    assert shards["ItemsPath"] == "$.shards" and "ItemReader" not in shards
+    # And any failed shard fails the run, before Totals, which gets the array of shard results (no ResultWriter)
+    assert shards["ToleratedFailurePercentage"] == 0
+    assert [c["Next"] for c in shards["Catch"]] == ["ScoringFailed"]
+    assert "ResultWriter" not in shards and shards["ResultPath"] == "$.results" and shards["Next"] == "Totals"
+    # And the machine has a fixed name (its role names it for the child executions) that no other machine has
+    from infra.app import STACK_ID  # the stack's name: build_app gives it no other
+
+    assert props["StateMachineName"] == f"{STACK_ID}-{topology.SCORE_MACHINE.key}"
+    assert all("StateMachineName" not in m["Properties"] for k, m in machines.items() if k != machine_id)

@@ -110,6 +110,11 @@ class ModelSettings(Observability, ProfilesTable, DataBucket):
     pass
 
 
+class ModelApiSettings(TagSettings, ApiKeys, PhoneRegion):
+    """The model registry API: models under the data bucket's models/ prefix; one person scored on demand is written
+    with the predictive tags that read the score (the tag engine's ports: profiles, bus, catalog and audiences)."""
+
+
 class CampaignSettings(Observability, ProfilesTable, LedgerTable, OffersTable, DataBucket):
     """Selection, conversion checks and the summary; the run's offers reserved from their pools (offers table)."""
 

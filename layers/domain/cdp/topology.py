@@ -487,6 +487,23 @@ WAREHOUSE_EXPORT = FunctionSpec(
     ephemeral_mb=4096,  # the staged rows and the Parquet files of a run before upload
 )
 
+MODEL_API = FunctionSpec(
+    "model_api",
+    "ModelApiFunction",
+    "functions.model_api.handler.lambda_handler",
+    env=(
+        *_COMMON_ENV,
+        PROFILES_TABLE.env_var,  # the person scored on demand: read with the timeline, the score and tags written
+        DATA_BUCKET_ENV,  # models/ (manifests, bytes, latest.json); the tag engine's catalog and dynamic audiences
+        EVENT_BUS_ENV,  # the predictive tag changes a score makes
+        API_KEYS_SECRET_ENV,
+        DEFAULT_REGION_ENV,  # a person named by a phone without a country code
+    ),
+    layers=("domain", "deps", "ml"),  # a rollback verifies the version loads; a score predicts with it
+    memory_mb=1769,  # a full vCPU: a model is unpickled and its hash checked once per warm container
+    timeout_s=29,  # the HTTP API's limit
+)
+
 FUNCTIONS = (
     INGEST,
     IDENTITY_MERGE,
@@ -514,6 +531,7 @@ FUNCTIONS = (
     PREFERENCE_CENTRE,
     MESSAGE_RECEIPTS,
     DELIVERY_EVENTS,
+    MODEL_API,
 )
 FUNCTIONS_BY_KEY = {f.key: f for f in FUNCTIONS}
 
@@ -620,6 +638,12 @@ API_ROUTES: tuple[tuple[str, str, str], ...] = (
     # the preference centre (cdp.app.preference_centre): the signed link in every marketing message
     ("GET", "/v1/preferences/{token}", PREFERENCE_CENTRE.key),  # public: the token is the authority (TOKEN_ROUTES)
     ("POST", "/v1/preferences/{token}", PREFERENCE_CENTRE.key),  # the form, or RFC 8058 one-click unsubscribe
+    # the model registry (cdp.app.model_api): models:read / models:promote (rollback) / models:score (one person)
+    ("GET", "/v1/models", MODEL_API.key),
+    ("GET", "/v1/models/{model_name}", MODEL_API.key),
+    ("GET", "/v1/models/{model_name}/versions/{version}", MODEL_API.key),
+    ("POST", "/v1/models/{model_name}/rollback", MODEL_API.key),
+    ("POST", "/v1/models/{model_name}/score", MODEL_API.key),
 )
 """(method, path, function key): the HTTP API routes, each integrated with one function from FUNCTIONS."""
 

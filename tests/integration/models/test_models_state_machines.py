@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -91,14 +92,45 @@ def run(rt: LocalRuntime, machine: str, payload: dict[str, Any]) -> tuple[str, A
     arn = rt.start_execution(machine, payload)
     status, output = rt.wait_execution(arn, timeout=120)
     if status == "FAILED":
-        output["task_errors"] = task_errors(rt, arn)
+        output["task_errors"], output["map_run_errors"] = failures(rt, arn)
     return status, output
 
 
-def task_errors(rt: LocalRuntime, execution_arn: str) -> set[str]:
-    """The error names of the failed Lambda tasks in an execution's history (the cause behind a Fail state)."""
+def failures(rt: LocalRuntime, execution_arn: str) -> tuple[set[str], set[str]]:
+    """The error names of the failed Lambda tasks and of the failed Distributed Map runs in an execution's history
+    (the cause behind a Fail state). A Distributed Map's items run as child executions: their task errors are in the
+    children's histories, not this one (see `scoring_calls`)."""
     events = rt.client("stepfunctions").get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
-    return {e["taskFailedEventDetails"]["error"] for e in events if e["type"] == "TaskFailed"}
+    return (
+        {e["taskFailedEventDetails"]["error"] for e in events if e["type"] == "TaskFailed"},
+        {e["mapRunFailedEventDetails"]["error"] for e in events if e["type"] == "MapRunFailed"},
+    )
+
+
+@contextmanager
+def scoring_calls(rt: LocalRuntime, fail_shard: int | None = None) -> Iterator[list[tuple[str, str | None]]]:
+    """Each call of the scoring function while the block runs: (`summarize` or `shard N`, the error type it raised or
+    None). The real handler answers, except for `fail_shard`, which raises a ValueError (a bug in one shard)."""
+    real = rt.router.resolve(topology.SCORING)
+    calls: list[tuple[str, str | None]] = []
+
+    def recording(event: dict[str, Any], context: Any) -> Any:
+        call = "summarize" if event.get("action") == "summarize" else f"shard {event['shard']}"
+        try:
+            if call == f"shard {fail_shard}":
+                raise ValueError(f"{call} broke")
+            result = real(event, context)
+        except Exception as exc:
+            calls.append((call, type(exc).__name__))
+            raise
+        calls.append((call, None))
+        return result
+
+    rt.override(topology.SCORING.key, recording)
+    try:
+        yield calls
+    finally:
+        rt.override(topology.SCORING.key, None)
 
 
 def read_json(rt: LocalRuntime, key: str) -> Any:
@@ -153,10 +185,29 @@ def test_bad_requests_and_unscoreable_models_fail_with_clear_errors(runtime: Loc
     status, output = run(runtime, "train", {"model_name": "bad_request", "window_days": 0})
     assert (status, output["error"]) == ("FAILED", "TrainingFailed")
     assert output["task_errors"] == {"ValidationError"}
-    # Given a model that was never promoted / Then scoring fails
-    status, output = run(runtime, "score", {"model_names": ["never_trained"], "total_shards": 2})
+    # Given a model that was never promoted / When the score machine runs
+    with scoring_calls(runtime) as calls:
+        status, output = run(runtime, "score", {"model_names": ["never_trained"], "total_shards": 2})
+    # Then every shard fails as NotFoundError, the Distributed Map run fails on its zero tolerance, and the machine
+    # ends in ScoringFailed without totalling
+    assert sorted(calls) == [("shard 0", "NotFoundError"), ("shard 1", "NotFoundError")]
     assert (status, output["error"]) == ("FAILED", "ScoringFailed")
-    assert output["task_errors"] == {"NotFoundError"}
+    assert output["map_run_errors"] == {"States.ExceedToleratedFailureThreshold"}
+
+
+def test_one_failed_shard_fails_the_run_before_any_total(runtime: LocalRuntime) -> None:
+    # Given a promoted model (trained above, or now) and a scoring function whose shard 1 breaks
+    if "latest" not in _promoted:
+        status, output = run(runtime, "train", {"model_name": MODEL, "campaign_id": CAMPAIGN_ID, "window_days": 14})
+        assert status == "SUCCEEDED", output
+        _promoted["latest"] = output["train"]["version"]
+    # When the score machine runs over 3 shards
+    with scoring_calls(runtime, fail_shard=1) as calls:
+        status, output = run(runtime, "score", {"model_names": [MODEL], "total_shards": 3})
+    # Then the Distributed Map fails (ToleratedFailurePercentage 0) and Totals never sums the other shards' results
+    assert sorted(calls) == [("shard 0", None), ("shard 1", "ValueError"), ("shard 2", None)]
+    assert (status, output["error"]) == ("FAILED", "ScoringFailed")
+    assert output["map_run_errors"] == {"States.ExceedToleratedFailureThreshold"}
 
 
 def test_tampered_promoted_model_stops_a_cold_scoring_run(runtime: LocalRuntime) -> None:
@@ -168,10 +219,12 @@ def test_tampered_promoted_model_stops_a_cold_scoring_run(runtime: LocalRuntime)
     runtime.client("s3").put_object(Bucket=BUCKET, Key=model_key(MODEL, version), Body=b"not a model")
     # When scored by a cold function (a warm one keeps the bytes it verified at load)
     cold_start(topology.SCORING)
-    status, output = run(runtime, "score", {"model_names": [MODEL], "total_shards": 2})
+    with scoring_calls(runtime) as calls:
+        status, output = run(runtime, "score", {"model_names": [MODEL], "total_shards": 2})
     # Then the integrity check fails the run instead of unpickling unknown bytes
+    assert {error for _, error in calls} == {"ModelIntegrityError"}
     assert (status, output["error"]) == ("FAILED", "ScoringFailed")
-    assert output["task_errors"] == {"ModelIntegrityError"}
+    assert output["map_run_errors"] == {"States.ExceedToleratedFailureThreshold"}
 
 
 def test_a_batch_trains_every_model_over_one_read_and_promotes_only_the_accepted(runtime: LocalRuntime) -> None:

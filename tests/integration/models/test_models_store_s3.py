@@ -104,3 +104,62 @@ def test_sdk_errors_become_store_errors(s3: Any, trained: tuple[bytes, ModelMani
     store = S3ModelStore("cdp-no-such-bucket", client=s3)
     with pytest.raises(StoreError):
         store.save(blob, manifest)
+
+
+def test_models_and_their_versions_are_listed_across_pages(s3: Any, trained: tuple[bytes, ModelManifest]) -> None:
+    # Given two models: one with three saved versions and a pointer, one with a version whose manifest is not written
+    # yet (a save in progress writes the bytes first), and objects elsewhere in the bucket
+    blob, manifest = trained
+    store = S3ModelStore(BUCKET, client=s3)
+    versions = ["20260101T000000Z-aaaaaaaa", "20260102T000000Z-bbbbbbbb", "20260103T000000Z-cccccccc"]
+    for version in reversed(versions):
+        store.save(blob, manifest.model_copy(update={"version": version}))
+    store.promote("summer_response", versions[1], PROMOTED_AT, by="ops-admin")
+    s3.put_object(Bucket=BUCKET, Key=model_key("churn", "20260104T000000Z-dddddddd"), Body=blob)
+    s3.put_object(Bucket=BUCKET, Key="campaigns/run-1/summary.json", Body=b"{}")
+    # When listed page by page (a page holds one key here: the walk must follow the continuation tokens)
+    paged = _PagedS3(s3)
+    listed = S3ModelStore(BUCKET, client=paged)
+    # Then every model name is found, and the versions of each are those with a manifest, oldest first
+    assert listed.list_models() == ["churn", "summer_response"]
+    assert listed.versions("summer_response") == versions
+    assert listed.versions("churn") == [] and listed.versions("unknown") == []
+    assert paged.pages > 3
+    # And the pointer records who promoted it; a pointer written before promoted_by existed still reads
+    pointer = store.latest("summer_response")
+    assert pointer is not None and (pointer.version, pointer.promoted_by) == (versions[1], "ops-admin")
+    old = {"model_name": "m", "version": versions[0], "sha256": manifest.sha256, "promoted_at": PROMOTED_AT.isoformat()}
+    s3.put_object(Bucket=BUCKET, Key=latest_key("m"), Body=json.dumps(old).encode())
+    assert store.latest("m") is not None and store.latest("m").promoted_by is None  # type: ignore[union-attr]
+
+
+def test_a_failed_listing_is_a_store_error(s3: Any) -> None:
+    # Given a bucket that does not exist / When listed / Then the adapter's typed, retryable error
+    store = S3ModelStore("cdp-no-such-bucket", client=s3)
+    with pytest.raises(StoreError):
+        store.list_models()
+    with pytest.raises(StoreError):
+        store.versions("summer_response")
+
+
+class _PagedS3:
+    """The moto client, with every ListObjectsV2 page cut to one key or prefix (MaxKeys=1), pages counted."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.pages = 0
+
+    def get_paginator(self, name: str) -> Any:
+        paginator = self._client.get_paginator(name)
+        outer = self
+
+        class OnePerPage:
+            def paginate(self, **kwargs: Any) -> Iterator[Any]:
+                for page in paginator.paginate(**kwargs, PaginationConfig={"PageSize": 1}):
+                    outer.pages += 1
+                    yield page
+
+        return OnePerPage()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import datetime
 import json
+import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from decimal import Decimal
@@ -21,6 +22,7 @@ import moto
 import pytest
 from moto import mock_aws
 
+from cdp_local.runtime.moto_fixes import distributed_map_tolerance
 from cdp_local.runtime.moto_guard import MotoShapeChanged, Reliance, check, digest_of, resolve
 from cdp_local.runtime.moto_hotspots import (
     BOTOCORE_ATTRIBUTE_VALUES,
@@ -698,3 +700,92 @@ def test_request_ids_go_where_moto_puts_them(headers: dict[str, Any], body: Any)
         mock_random.seed(7)
         assert BaseResponse._enrich_response(dict(headers), body) == expected
     assert expected[0]["x-amzn-requestid"]
+
+
+# ---- Step Functions: a Distributed Map's tolerated failures --------------------------------------------------------
+
+
+def _distributed_map(tolerance: dict[str, Any]) -> dict[str, Any]:
+    """A Distributed Map over `$.items`: an item with `fail` ends its child execution in a Fail state."""
+    child = {
+        "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+        "StartAt": "Check",
+        "States": {
+            "Check": {
+                "Type": "Choice",
+                "Choices": [{"Variable": "$.fail", "BooleanEquals": True, "Next": "Broke"}],
+                "Default": "Done",
+            },
+            "Broke": {"Type": "Fail", "Error": "ItemBroke", "Cause": "a failed item"},
+            "Done": {"Type": "Pass", "End": True},
+        },
+    }
+    return {
+        "StartAt": "Items",
+        "States": {
+            "Items": {
+                "Type": "Map",
+                "ItemsPath": "$.items",
+                **tolerance,
+                "ItemProcessor": child,
+                "ResultPath": "$.results",
+                "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Caught"}],
+                "End": True,
+            },
+            "Caught": {"Type": "Pass", "End": True},
+        },
+    }
+
+
+def _run_distributed_map(tolerance: dict[str, Any], patched: bool) -> dict[str, Any]:
+    """The execution's output: one of its three items fails."""
+    with (
+        mock_aws(config={"stepfunctions": {"execute_state_machine": True}}),
+        distributed_map_tolerance() if patched else nullcontext(),
+    ):
+        sfn = boto3.client("stepfunctions", region_name=REGION)
+        machine = sfn.create_state_machine(
+            name="tolerance",
+            definition=json.dumps(_distributed_map(tolerance)),
+            roleArn="arn:aws:iam::123456789012:role/sfn",
+        )["stateMachineArn"]
+        items = [{"fail": False}, {"fail": True}, {"fail": False}]
+        arn = sfn.start_execution(stateMachineArn=machine, name="run", input=json.dumps({"items": items}))[
+            "executionArn"
+        ]
+        deadline = time.monotonic() + 30
+        while (described := sfn.describe_execution(executionArn=arn))["status"] == "RUNNING":
+            assert time.monotonic() < deadline, "the execution did not end"
+            time.sleep(0.05)
+        assert described["status"] == "SUCCEEDED"  # the Catch ends it in a Pass state either way
+        output: dict[str, Any] = json.loads(described["output"])
+        return output
+
+
+@pytest.mark.parametrize(
+    "tolerance",
+    [{}, {"ToleratedFailurePercentage": 0.0}, {"ToleratedFailureCount": 0}, {"ToleratedFailurePercentage": 30.0}],
+    ids=["unset", "percentage-0", "count-0", "percentage-30"],
+)
+def test_a_failed_item_beyond_the_tolerance_fails_the_distributed_map(tolerance: dict[str, Any]) -> None:
+    # Given a Distributed Map whose tolerance one failed item of three exceeds
+    # When it runs on moto as it is / Then moto lets the Map succeed with a null result (the patch is still needed)
+    assert _run_distributed_map(tolerance, patched=False)["results"][1] is None
+    # When it runs with the patch / Then the Map Run fails as on AWS, and the Map state's Catch gets the error
+    output = _run_distributed_map(tolerance, patched=True)
+    assert "results" not in output
+    assert output["error"]["Error"] == "States.ExceedToleratedFailureThreshold"
+
+
+@pytest.mark.parametrize(
+    "tolerance",
+    [{"ToleratedFailureCount": 1}, {"ToleratedFailurePercentage": 50.0}],
+    ids=["count-1", "percentage-50"],
+)
+def test_failures_within_the_tolerance_leave_the_distributed_map_succeeding(tolerance: dict[str, Any]) -> None:
+    # Given a Distributed Map that tolerates one failed item of three (and sets only that threshold: AWS applies no
+    # other, although moto fills the unset one with 0) / When it runs with the patch
+    output = _run_distributed_map(tolerance, patched=True)
+    # Then the Map succeeds with the other items' results
+    assert "error" not in output
+    assert [output["results"][0], output["results"][2]] == [{"fail": False}, {"fail": False}]

@@ -21,6 +21,7 @@ from cdp.models.scoring import ScoreShardRequest, score_shard
 from cdp.models.summaries import ClvSummary, LookalikeSummary, NextProductSummary, TrainingSummary, UpliftSummary
 from cdp.models.training import PromoteRequest, TrainRequest, build_labels, promote, train_and_save, train_model
 from cdp.profile.models import ModelScore
+from tests.fakes.model_store import InMemoryModelStore
 from tests.fakes.profiles import InMemoryProfiles
 from tests.fakes.retail_world import (
     CATEGORIES,
@@ -34,7 +35,6 @@ from tests.fakes.retail_world import (
     retail_world,
     shuffle_campaign_outcomes,
 )
-from tests.unit.models.conftest import InMemoryModelStore
 
 NOW = HORIZON  # scoring runs at the data horizon: the truth's "now"
 CAMPAIGNS = [XMAS.campaign_id, VALENTINE.campaign_id]

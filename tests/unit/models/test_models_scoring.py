@@ -22,8 +22,8 @@ from cdp.models.scoring import (
 )
 from cdp.models.training import FeatureClassifier, TrainRequest, train_model
 from tests.fakes.model_histories import CAMPAIGN_ID, DELIVERED_AT, HORIZON, Synthetic
+from tests.fakes.model_store import InMemoryModelStore
 from tests.fakes.profiles import InMemoryProfiles
-from tests.unit.models.conftest import InMemoryModelStore
 
 NOW = HORIZON + timedelta(days=1)
 MODEL = "summer_response"

@@ -29,7 +29,7 @@ from cdp.models.training import (
     train_model,
 )
 from tests.fakes.model_histories import CAMPAIGN_ID, DELIVERED_AT, HORIZON, Synthetic
-from tests.unit.models.conftest import InMemoryModelStore
+from tests.fakes.model_store import InMemoryModelStore
 
 EVENTS_DIR = Path(__file__).resolve().parents[3] / "events" / "sfn"
 

@@ -4,7 +4,7 @@ transitions, static tags, dynamic audiences with enter/exit events, history with
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,107 +16,19 @@ from cdp.ingest.events import CanonicalEvent, parse_event
 from cdp.profile.models import AcquisitionTouch, ModelScore, Profile, ProfileFacts, TagValue, Traits, apply_event
 from cdp.profile.ports import TimelineEntry
 from cdp.shared.envelope import Publishable
-from cdp.shared.ports import EventPublisher
 from cdp.tags.announcements import AudienceEntered, AudienceExited, TagsChanged, TagTransition
 from cdp.tags.audience_rules import AudienceDefinition
 from cdp.tags.catalog import IDENTITY_CHANGED, TagCatalog, bundled_catalog
-from cdp.tags.history import as_of
-from cdp.tags.ports import CachedAudiences, DuePersons, StaticAudiences, TagHistory, TagHistoryEntry, TagWriter
+from cdp.tags.ports import CachedAudiences, StaticAudiences
 from cdp.tags.selection import FULL_REFRESH, SWEEP, TagRules, scored
 from cdp.tags.service import ScoredPersons, TagEngine, refresh_scored, sweep
 from tests.fakes.profiles import InMemoryProfiles
+from tests.fakes.tags import InMemoryTagStore, RecordingPublisher
 
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
 CATALOG = bundled_catalog()
 _ids = itertools.count()
-
-
-# ---- fakes ----------------------------------------------------------------------------------------------------
-
-
-class InMemoryTagStore(InMemoryProfiles, TagWriter, TagHistory, DuePersons):
-    """Profiles, timelines, tag writes with the version check, history; counts every read."""
-
-    def __init__(self, profiles: list[Profile] | None = None) -> None:
-        super().__init__(profiles)
-        self.history: dict[str, list[TagHistoryEntry]] = {}
-        self.reads = 0
-        self.timeline_reads = 0
-        self.writes = 0
-        self.interfere = 0  # bump the version this many times right before a write (a concurrent writer)
-
-    def get(self, person_id: str) -> Profile | None:
-        self.reads += 1
-        return super().get(person_id)
-
-    def timeline(self, profile: Profile) -> list[TimelineEntry]:
-        self.timeline_reads += 1
-        return super().timeline(profile)
-
-    def write_tags(
-        self,
-        person_id: str,
-        expected_version: int,
-        tags: Mapping[str, TagValue],
-        next_expiry: datetime | None,
-        history: Sequence[TagHistoryEntry],
-        scores: Mapping[str, ModelScore] | None = None,
-        pending: Sequence[TagHistoryEntry] = (),
-    ) -> None:
-        current = self.profiles[person_id]
-        if self.interfere:
-            self.interfere -= 1
-            current = current.model_copy(update={"tags_version": current.tags_version + 1})
-            self.profiles[person_id] = current
-        if current.tags_version != expected_version:
-            raise ConflictError(f"{person_id}'s tags moved to version {current.tags_version}")
-        self.writes += 1
-        self.profiles[person_id] = current.model_copy(
-            update={
-                "tags": dict(tags),
-                "next_tag_expiry": next_expiry,
-                "tags_version": current.tags_version + 1,
-                "scores": dict(scores or {}),
-            }
-        )
-        self.history.setdefault(person_id, []).extend(history)
-
-    def tag_history(
-        self, person_id: str, names: Sequence[str] | None = None, cause: str | None = None
-    ) -> list[TagHistoryEntry]:
-        return [
-            e
-            for e in self.history.get(person_id, [])
-            if (names is None or e.tag in names) and (cause is None or e.cause == cause)
-        ]
-
-    def tags_as_of(self, person_id: str, at: datetime, names: Sequence[str] | None = None) -> dict[str, TagValue]:
-        return as_of(self.history.get(person_id, []), at, names)
-
-    def due_for_tag_refresh(self, now: datetime, shard: int = 0, total_shards: int = 1) -> Iterator[str]:
-        for p in sorted(self.profiles.values(), key=lambda p: p.person_id):
-            if p.merged_into is None and p.next_tag_expiry is not None and p.next_tag_expiry <= now:
-                yield p.person_id
-
-
-class RecordingPublisher(EventPublisher):
-    def __init__(self, fail: int = 0) -> None:
-        self.published: list[Publishable] = []
-        self.fail = fail
-
-    def publish(self, events: Sequence[Publishable], correlation_id: str) -> list[str]:
-        if self.fail:
-            self.fail -= 1
-            raise PublishError("bus unavailable")
-        self.published.extend(events)
-        return [str(i) for i in range(len(events))]
-
-    def of(self, kind: type[Publishable]) -> list[Any]:
-        return [e for e in self.published if isinstance(e, kind)]
-
-    def names(self) -> list[str]:
-        return [e.event_name for e in self.published]
 
 
 # ---- builders -------------------------------------------------------------------------------------------------

@@ -31,6 +31,9 @@ OFFERS_ISSUE_SCOPE = "offers:issue"  # issue an offer to a person's wallet
 LOYALTY_READ_SCOPE = "loyalty:read"  # programmes and members' accounts
 LOYALTY_WRITE_SCOPE = "loyalty:write"  # burn, adjust and convert members' points
 INBOX_ISSUE_SCOPE = "inbox:issue"  # per-person tokens the brand's app reads that person's in-app inbox with
+MODELS_READ_SCOPE = "models:read"  # the model registry: models, versions and their reports
+MODELS_PROMOTE_SCOPE = "models:promote"  # point a model's `latest` at another saved version (rollback)
+MODELS_SCORE_SCOPE = "models:score"  # score one person now with the promoted version (and store the score)
 SCOPES = (
     WRITE_SCOPE,
     READ_PROFILES_SCOPE,
@@ -50,6 +53,9 @@ SCOPES = (
     LOYALTY_READ_SCOPE,
     LOYALTY_WRITE_SCOPE,
     INBOX_ISSUE_SCOPE,
+    MODELS_READ_SCOPE,
+    MODELS_PROMOTE_SCOPE,
+    MODELS_SCORE_SCOPE,
 )
 
 

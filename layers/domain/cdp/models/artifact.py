@@ -1,7 +1,8 @@
 """A trained model as bytes plus a manifest, and the integrity checks done before those bytes are unpickled.
 
 The SHA-256 in the manifest guards against truncated or swapped objects, not against an attacker who can write
-both files: the models prefix must stay writable by the train function only (see the CDK construct).
+both files: a version's bytes and manifest must stay writable by the train function only (see
+`infra/components/access.py`; the model API writes `latest.json` alone, which names a hash the bytes must match).
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ class ModelManifest(BaseModel):
 
 
 class LatestPointer(BaseModel):
-    """`models/{name}/latest.json`: the promoted version that scoring loads."""
+    """`models/{name}/latest.json`: the promoted version that scoring loads (readers ignore fields they do not know,
+    so `promoted_by` reads alike before and after it was added)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -54,6 +56,9 @@ class LatestPointer(BaseModel):
     version: str
     sha256: str
     promoted_at: datetime
+    promoted_by: str | None = Field(
+        default=None, description="the API client that pointed it here (a rollback); None: the train state machine"
+    )
 
 
 @dataclass(frozen=True)

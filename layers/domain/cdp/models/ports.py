@@ -18,8 +18,9 @@ class ModelStore(ABC):
         """The manifest of one version; NotFoundError when it was never saved."""
 
     @abstractmethod
-    def promote(self, model_name: str, version: str, at: datetime) -> LatestPointer:
-        """Point `latest` at a saved version (verifies the bytes first); NotFoundError when it does not exist."""
+    def promote(self, model_name: str, version: str, at: datetime, by: str | None = None) -> LatestPointer:
+        """Point `latest` at a saved version (verifies the bytes first); NotFoundError when it does not exist. `by`:
+        who did it, recorded in the pointer (None: the train state machine)."""
 
     @abstractmethod
     def latest(self, model_name: str) -> LatestPointer | None:
@@ -28,3 +29,11 @@ class ModelStore(ABC):
     @abstractmethod
     def load(self, model_name: str, version: str | None = None) -> TrainedModel:
         """A verified model (the promoted one when `version` is None); ModelIntegrityError on a hash mismatch."""
+
+    @abstractmethod
+    def list_models(self) -> list[str]:
+        """Every model name in the registry (a name with saved versions or a pointer), sorted."""
+
+    @abstractmethod
+    def versions(self, model_name: str) -> list[str]:
+        """The saved versions of a model (those with a manifest), oldest first; empty for an unknown model."""

@@ -3,7 +3,7 @@ together, with the tags that read them."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from itertools import islice
 from typing import Annotated, Literal
@@ -106,14 +106,10 @@ def score_shard(
     """Predictions as of `now` for every profile of the shard: one call per model and batch, then one `put_scores`
     per batch that writes each person's scores of every model together."""
     scored = 0
-    versions = {name: models[name].manifest.version for name in request.model_names}
+    chosen = {name: models[name] for name in request.model_names}
+    versions = {name: model.manifest.version for name, model in chosen.items()}
     for batch in _batches(reader.scan_with_timelines(request.shard, request.total_shards), batch_size):
-        people = [PersonHistory(p, [t.event for t in timeline]) for p, timeline in batch]
-        by_person: list[dict[str, ModelScore]] = [{} for _ in people]
-        for name in request.model_names:
-            for scores, prediction in zip(by_person, models[name].predict_people(people, now), strict=True):
-                scores[name] = model_score(prediction, versions[name], now)
-        annotator.put_scores([(person.profile, scores) for person, scores in zip(people, by_person, strict=True)])
+        score_people(batch, chosen, annotator, now)
         scored += len(batch)
     logger.info(
         "shard scored",
@@ -125,6 +121,26 @@ def score_shard(
     return ScoreShardResult(
         model_versions=versions, shard=request.shard, total_shards=request.total_shards, scored=scored
     )
+
+
+def score_people(
+    people: Sequence[tuple[Profile, Sequence[TimelineEntry]]],
+    models: Mapping[str, TrainedModel],
+    annotator: ProfileAnnotator | None,
+    now: datetime,
+) -> list[dict[str, ModelScore]]:
+    """Each person's score by every model as of `now` (one predict call per model), then one `put_scores` that writes
+    each person's scores of every model together (`annotator`: with the predictive tags that read them, when it is
+    a `cdp.tags.service.ScoredPersons`); no annotator: predicted only, nothing written. The nightly shards and the
+    model API's one person on demand both score through here."""
+    histories = [PersonHistory(profile, [t.event for t in timeline]) for profile, timeline in people]
+    by_person: list[dict[str, ModelScore]] = [{} for _ in histories]
+    for name, model in models.items():
+        for scores, prediction in zip(by_person, model.predict_people(histories, now), strict=True):
+            scores[name] = model_score(prediction, model.manifest.version, now)
+    if annotator is not None and histories:
+        annotator.put_scores([(h.profile, scores) for h, scores in zip(histories, by_person, strict=True)])
+    return by_person
 
 
 def model_score(prediction: Prediction, version: str, now: datetime) -> ModelScore:

@@ -318,14 +318,29 @@ class ScoredPersons(ProfileAnnotator):
     With an `engine`, a batch of scores (`put_scores`, the profiles as the scorer read them) is written together with
     the tags and audiences reading them, one version-checked write per person, and the batch's announcements are
     published together after its writes (a failed publish raises and fails the shard). A person changed since the
-    read gets the score alone and is noted, like every `put_score`, for `refresh_scored`."""
+    read gets the score alone and is noted, like every `put_score`, for `refresh_scored`.
 
-    def __init__(self, inner: ProfileAnnotator, engine: TagEngine | None = None, now: datetime | None = None) -> None:
+    `keep_changes`: also keep the changes themselves in `changed` (with `refresh_scored`'s): one person scored on
+    demand says which tags moved; a shard only counts them."""
+
+    def __init__(
+        self,
+        inner: ProfileAnnotator,
+        engine: TagEngine | None = None,
+        now: datetime | None = None,
+        *,
+        keep_changes: bool = False,
+    ) -> None:
         self._inner = inner
         self._engine = engine
         self._now = now
         self.scored: dict[str, set[str]] = {}  # model -> person ids whose tags must still follow their score
         self.changes = 0  # tag changes written with the scores
+        self.changed: list[TagHistoryEntry] | None = [] if keep_changes else None
+
+    def note(self, changes: Sequence[TagHistoryEntry]) -> None:
+        if self.changed is not None:
+            self.changed.extend(changes)
 
     def put_scores(self, scored_profiles: Sequence[tuple[Profile, Mapping[str, ModelScore]]]) -> None:
         engine, now = self._engine, self._now
@@ -341,6 +356,7 @@ class ScoredPersons(ProfileAnnotator):
                 self.put_model_scores(profile.person_id, scores)  # moved since the read: scores, then refresh
                 continue
             self.changes += len(outcome.changes)
+            self.note(outcome.changes)
         deferred.flush(engine.publisher)
 
     def put_score(self, person_id: str, model_name: str, score: ModelScore) -> None:
@@ -377,6 +393,8 @@ def refresh_scored(engine: TagEngine, scored_persons: ScoredPersons, now: dateti
                 profile = profiles.get(person_id)
                 if profile is None or profile.person_id != person_id:
                     profile = None  # gone or merged since it was scored: let the engine read it (it follows merges)
-                changes += len(engine.refresh(person_id, trigger, now, profile=profile, publisher=deferred).changes)
+                outcome = engine.refresh(person_id, trigger, now, profile=profile, publisher=deferred)
+                changes += len(outcome.changes)
+                scored_persons.note(outcome.changes)
             deferred.flush(engine.publisher)
     return changes
