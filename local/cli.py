@@ -182,6 +182,7 @@ class BenchSuite(StrEnum):
     ACTIVATION = "activation"
     MODELS = "models"
     TARGETING = "targeting"
+    CAMPAIGNS = "campaigns"
     ALL = "all"
 
 
@@ -203,7 +204,8 @@ def bench(
         "persons/s and the AWS cost per 1M persons; models: training seconds per model kind over --persons persons, "
         "and the nightly score's persons/s and AWS cost per 1M persons, four models in one pass and one per pass; "
         "targeting: uplift vs response ranking at the demo campaign's budget over --worlds seeded brands, judged by "
-        "each world's hidden true uplift; all",
+        "each world's hidden true uplift; campaigns: the AWS cost per 1M persons selected of filing each one's "
+        "randomized group on their timeline; all",
     ),
     profiles: int = typer.Option(1_000_000, min=1000, help="profiles the tags suite generates"),
     tag_events: int = typer.Option(10_000_000, min=10_000, help="events the tags suite generates"),
@@ -386,6 +388,19 @@ def _targeting(sizes: _BenchSizes) -> dict[str, Metric]:
     return results
 
 
+def _campaigns(sizes: _BenchSizes) -> dict[str, Metric]:
+    from cdp_local.bench_campaigns import campaigns_benchmark
+
+    with console.status("campaigns: persons through ingest, a run's selection, its groups filed on the timelines"):
+        results = campaigns_benchmark(sizes.persons)
+    console.print(
+        f"filing {results['campaigns.persons_selected']['value']:,} persons' groups: "
+        f"${results['campaigns.assignments_cost_per_1m_persons_usd']['value']:g} per 1M persons selected, "
+        f"{results['campaigns.assignments_wru_per_person']['value']:g} WRU a person"
+    )
+    return results
+
+
 _SUITES: dict[BenchSuite, Callable[[_BenchSizes], dict[str, Metric]]] = {
     BenchSuite.PIPELINE: lambda sizes: _bench_pipeline(sizes.events),
     BenchSuite.IDENTITY_BULK: _identity_bulk,
@@ -399,6 +414,7 @@ _SUITES: dict[BenchSuite, Callable[[_BenchSizes], dict[str, Metric]]] = {
     BenchSuite.ACTIVATION: _activation,
     BenchSuite.MODELS: _models,
     BenchSuite.TARGETING: _targeting,
+    BenchSuite.CAMPAIGNS: _campaigns,
 }
 """Each suite's run, in the order `--suite all` runs them."""
 

@@ -41,6 +41,7 @@ from cdp.connectors.platforms.service import PullPorts, pull_shop
 from cdp.connectors.platforms.transport import RecordedTransport
 from cdp.connectors.sources import SourcesConfig, parse_sources
 from cdp.ingest.aws import DynamoDedupeLedger, S3RawArchive
+from cdp.ingest.events import CampaignAssignedEvent
 from cdp.org import load_org
 from cdp.shared.aws import EventBridgePublisher, S3ObjectStore
 from cdp.shared.time import utc_now
@@ -621,7 +622,7 @@ def _run_campaign(
     if status != "SUCCEEDED":
         raise DemoFailed(f"campaign ended {status}: {result}; task error: {_task_failure(rt, arn)}")
     summary = _s3_json(rt, result["summary_key"]) or {}
-    rt.drain()  # SES's delivery events of the follow-up e-mails
+    rt.drain()  # SES's delivery events of the follow-up e-mails, the run's assignments on their way to the timelines
     expired = expire_unused(rt, sent_at)  # a week on, the schedule's tick expires the codes nobody used
     return {
         "run_id": run_id,
@@ -633,8 +634,25 @@ def _run_campaign(
         "world_orders_posted": replies.total["events_sent"] if replies.total else 0,
         "world_orders_by_connector": _connector_table(replies.by_connector),
         "audience": _audience_view(audience),
+        "assignments_filed": _assignments_filed(store, audience or {}),
         "targeting": {**((audience or {}).get("manifest", {}).get("targeting") or {}), "truth": truth},
     }
+
+
+def _assignments_filed(store: DynamoTagStore, audience: dict[str, Any]) -> dict[str, int]:
+    """The run's groups as its persons' timelines now hold them (`campaign_assigned`): what the next uplift model
+    learns from."""
+    campaign_id = audience.get("manifest", {}).get("request", {}).get("campaign_id")
+    selected = [m["person_id"] for group in ("treatment", "holdout") for m in audience.get(group, [])]
+    filed: Counter[str] = Counter()
+    for profile in store.get_many(selected).values():
+        groups = {
+            entry.event.properties.group
+            for entry in store.timeline(profile)
+            if isinstance(entry.event, CampaignAssignedEvent) and entry.event.properties.campaign_id == campaign_id
+        }
+        filed.update(groups)
+    return {"treatment": filed["treatment"], "holdout": filed["holdout"], "selected": len(selected)}
 
 
 def _targeting_truth(

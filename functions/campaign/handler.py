@@ -23,7 +23,9 @@ from cdp.org import load_org
 from cdp.profile.dynamodb import DynamoProfileStore
 from cdp.profile.ports import ProfileReader
 from cdp.settings import CampaignSettings, get_settings
-from cdp.shared.aws import S3ObjectStore
+from cdp.shared.aws import EventBridgePublisher, S3ObjectStore
+from cdp.shared.envelope import Publishable
+from cdp.shared.ports import EventPublisher
 from cdp.shared.time import utc_now
 
 _COMMAND: TypeAdapter[CampaignCommand] = TypeAdapter(CampaignCommand)
@@ -60,6 +62,19 @@ class _Plans:
 
 
 @cache
+def _bus() -> EventBridgePublisher:
+    return EventBridgePublisher(get_settings(CampaignSettings).event_bus_name)
+
+
+class _Assignments(EventPublisher):
+    """Each selected person's group (`campaign_assigned`), filed on their timeline through ingest's bus; the client
+    is built at the first publish (a selection of persons known by no identifier publishes nothing)."""
+
+    def publish(self, events: Sequence[Publishable], correlation_id: str) -> list[str]:
+        return _bus().publish(events, correlation_id)
+
+
+@cache
 def _audiences() -> AudienceStore:
     """Stored audience packages (a request may name one): definitions and snapshots in the data bucket."""
     return AudienceStore(S3ObjectStore(get_settings(CampaignSettings).data_bucket))
@@ -82,4 +97,5 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     audiences = _audiences() if named else None
     targeted = isinstance(command, SelectCommand) and command.request.targeting is not None
     validations = _validations() if targeted else None
-    return run_command(command, profiles, store, utc_now(), audiences, load_org(), _Plans(), validations)
+    assignments = _Assignments()
+    return run_command(command, profiles, store, utc_now(), audiences, load_org(), _Plans(), validations, assignments)

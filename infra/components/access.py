@@ -163,6 +163,7 @@ def _campaign(fn: lambda_.Function, r: Resources) -> None:
     _read_write(fn, r, topology.CAMPAIGNS_PREFIX)
     _read(fn, r, AUDIENCES_PREFIX)  # a request may name a stored audience: its definition and snapshots
     r.offers.grant_read_write_data(fn)  # the run's catalog offers reserved from their pools, released at the end
+    r.bus.grant_put_events_to(fn)  # each selected person's group (campaign_assigned), filed on their timeline
 
 
 def _audience_api(fn: lambda_.Function, r: Resources) -> None:

@@ -77,6 +77,9 @@ def check_summary_holds_identity_ingest_model_and_campaign_figures(demo: tuple[d
     assert set(summary["tags"]["lifecycle"]) <= {"introduction", "growth", "mature", "dormant", "churned"}
     campaign = summary["campaign"]["summary"]
     assert campaign["treatment"]["size"] > 0 and campaign["holdout"]["size"] > 0
+    # and each selected person's group is on their timeline (campaign_assigned): the next uplift model's rows
+    filed = summary["campaign"]["assignments_filed"]
+    assert (filed["treatment"], filed["holdout"]) == (campaign["treatment"]["size"], campaign["holdout"]["size"])
     assert summary["messages_by_channel"].get("sms", 0) > 0
     assert summary["conversion"]["treatment_rate"] is not None
 

@@ -115,8 +115,9 @@ class ModelApiSettings(TagSettings, ApiKeys, PhoneRegion):
     with the predictive tags that read the score (the tag engine's ports: profiles, bus, catalog and audiences)."""
 
 
-class CampaignSettings(Observability, ProfilesTable, LedgerTable, OffersTable, DataBucket):
-    """Selection, conversion checks and the summary; the run's offers reserved from their pools (offers table)."""
+class CampaignSettings(Observability, ProfilesTable, LedgerTable, OffersTable, DataBucket, EventBus):
+    """Selection, conversion checks and the summary; the run's offers reserved from their pools (offers table); each
+    selected person's group filed on their timeline (the bus)."""
 
 
 class SendDeadLetters(_Env):

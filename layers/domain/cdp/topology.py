@@ -242,7 +242,15 @@ CAMPAIGN = FunctionSpec(
     "CampaignFunction",
     "functions.campaign.handler.lambda_handler",
     # the offers table: a run's catalog offers reserved from their budget pools at selection, released at its end
-    env=(*_COMMON_ENV, PROFILES_TABLE.env_var, LEDGER_TABLE.env_var, OFFERS_TABLE.env_var, DATA_BUCKET_ENV),
+    # the bus: each selected person's group (campaign_assigned) filed on their timeline, for uplift models
+    env=(
+        *_COMMON_ENV,
+        PROFILES_TABLE.env_var,
+        LEDGER_TABLE.env_var,
+        OFFERS_TABLE.env_var,
+        DATA_BUCKET_ENV,
+        EVENT_BUS_ENV,
+    ),
     memory_mb=1024,
     timeout_s=300,
 )

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ from scipy.stats import spearmanr
 from sklearn.metrics import roc_auc_score
 
 from cdp.errors import InvalidInputError
+from cdp.models import uplift_training
 from cdp.models.artifact import ModelManifest, TrainedModel, unpack
 from cdp.models.labels import LabelMode, PersonHistory
 from cdp.models.scoring import ScoreShardRequest, score_shard
@@ -257,6 +259,26 @@ def test_uplift_scores_follow_the_true_uplift(world: RetailWorld, uplift: Traine
     by_uplift = true_uplift[np.argsort(-score, kind="stable")[:top]].mean()
     by_response = true_uplift[np.argsort(-treated, kind="stable")[:top]].mean()
     assert by_uplift > by_response
+
+
+def test_a_person_in_both_campaigns_is_never_on_both_sides_of_the_cross_fit(
+    world: RetailWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the uplift trainer's folds observed as they split (persons assigned in both campaigns have two rows)
+    seen: list[tuple[set[str], set[str]]] = []
+
+    class Observed(uplift_training.StratifiedGroupKFold):
+        def split(self, x: Any, y: Any = None, groups: Any = None) -> Any:
+            for fit, held in super().split(x, y, groups):
+                seen.append((set(groups[fit]), set(groups[held])))
+                yield fit, held
+
+    monkeypatch.setattr(uplift_training, "StratifiedGroupKFold", Observed)
+    # When an uplift model is trained on both campaigns
+    train(world, model_name="cake_uplift", kind="uplift", campaign_ids=CAMPAIGNS, window_days=14)
+    # Then no person trains the learner that scores them
+    assert seen and all(fit.isdisjoint(held) for fit, held in seen)
+    assert sum(len(held) for _, held in seen) == len(set().union(*(held for _, held in seen)))
 
 
 def test_uplift_of_a_campaign_without_holdout_is_refused(world: RetailWorld) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 
 from cdp import topology
 from cdp.audiences.store import AudienceStore
+from cdp.campaigns.assignments import assignment_events
 from cdp.campaigns.measurement import Lift, compare
 from cdp.campaigns.models import (
     TOUCH1,
@@ -46,11 +47,15 @@ from cdp.campaigns.ports import ArtifactStore, OfferPlans
 from cdp.campaigns.targeting import TargetingReport, ValidationSource, choose, common_version
 from cdp.channels.contact import exclusion
 from cdp.errors import CdpError, InvalidInputError, NotFoundError
+from cdp.identifiers.link_rules import IdentityRules
+from cdp.identifiers.model import DEFAULT_PHONE_REGION
 from cdp.ingest.events import OrderPlacedEvent
+from cdp.ingest.service import packed
 from cdp.observability import logger
 from cdp.org import BrandConfig, OrgDirectory
 from cdp.profile.models import Profile
 from cdp.profile.ports import ProfileReader
+from cdp.shared.ports import EventPublisher
 from cdp.tags.evaluate import audience_tag
 
 # ---- artifact keys ------------------------------------------------------------------------------------------
@@ -257,6 +262,7 @@ class SelectionPlan:
     holdout: list[Member]
     excluded: int = 0  # matched, but in the brand's global control group or on a suppression list
     targeting: TargetingReport | None = None  # uplift targeting: which ranking chose, both rankings' expectations
+    anchors: dict[str, str] = field(default_factory=dict)  # each pooled person's identifier their timeline is kept by
 
 
 def plan_selection(
@@ -281,6 +287,8 @@ def plan_selection(
     targeting = request.targeting
     uplift_model = targeting.uplift_model if targeting is not None and targeting.ranking != "response" else None
     versions: list[str] = []
+    anchors: dict[str, str] = {}
+    rules = brand.rules if brand is not None else IdentityRules()
     for profile in candidates.profiles:
         if profile.person_id in seen or not eligible(request, profile):
             continue
@@ -292,6 +300,8 @@ def plan_selection(
         uplift = profile.scores.get(uplift_model) if uplift_model else None
         if uplift is not None:
             versions.append(uplift.model_version)
+        if (anchor := rules.anchor(profile.identifiers)) is not None:
+            anchors[profile.person_id] = anchor
         pool.append(
             Member(
                 person_id=profile.person_id,
@@ -312,7 +322,7 @@ def plan_selection(
     else:
         selected = pool[: capacity(request)]
     treatment, holdout = split_holdout(run_id, selected, request.holdout_fraction)
-    return SelectionPlan(request, source, pool, selected, treatment, holdout, excluded, report)
+    return SelectionPlan(request, source, pool, selected, treatment, holdout, excluded, report, anchors)
 
 
 def select_audience(
@@ -325,9 +335,11 @@ def select_audience(
     brand: BrandConfig | None = None,
     plans: OfferPlans | None = None,
     validations: ValidationSource | None = None,
+    publisher: EventPublisher | None = None,
 ) -> SelectResult:
     """Scan (or read the named audience), filter, rank, cut to budget, split holdout; reserve the run's catalog offers
-    for every treated person (`plans`: their budget pools; a pool short fails the selection, nothing held); write
+    for every treated person (`plans`: their budget pools; a pool short fails the selection, nothing held); file each
+    selected person's group on their timeline (`publisher`: `campaign_assigned` events on the bus); write
     audience.json and the touch1 batches."""
     run_id = derive_run_id(request, now, execution_name)
     key = audience_key(run_id)
@@ -391,6 +403,12 @@ def select_audience(
         treatment=treatment,
         holdout=holdout,
     )
+    if publisher is not None:  # before audience.json: a retried selection files the same events (ingest: once)
+        groups = {"treatment": treatment, "holdout": holdout}
+        region = brand.phone_region if brand is not None else DEFAULT_PHONE_REGION
+        events = assignment_events(request, run_id, groups, plan.anchors, now, region)
+        if events:
+            publisher.publish(packed(events), f"{run_id}-assigned")
     # audience.json last: its presence means the batches are complete (the retry check above relies on it)
     store.put_json(key, dump(doc))
     logger.info(
@@ -664,6 +682,7 @@ def run_command(
     org: OrgDirectory | None = None,
     plans: OfferPlans | None = None,
     validations: ValidationSource | None = None,
+    publisher: EventPublisher | None = None,
 ) -> dict[str, Any]:
     """Dispatch one state machine step; returns the JSON the state machine keeps (keys and counts only)."""
     if isinstance(command, CheckCommand):
@@ -674,4 +693,6 @@ def run_command(
         return {"run_id": command.run_id, "released": release_plans(command.run_id, store, now, plans)}
     brand = org.brand(command.request.brand_id) if org is not None and command.request.brand_id else None
     request, execution = command.request, command.execution_name
-    return dump(select_audience(request, profiles, store, now, execution, audiences, brand, plans, validations))
+    return dump(
+        select_audience(request, profiles, store, now, execution, audiences, brand, plans, validations, publisher)
+    )

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
-from sklearn.model_selection import StratifiedKFold
+from sklearn.model_selection import StratifiedGroupKFold
 
 from cdp.errors import InvalidInputError
 from cdp.models.artifact import ModelManifest, Prediction, TrainedModel, package
@@ -62,14 +62,17 @@ def train_uplift(
             location="campaign_ids",
         )
     # Cross-fitting: each randomized person is scored by a learner chosen and fitted on the other fold only, so
-    # every person counts in the held-out evaluation (a 50/50 split would halve an already small holdout).
+    # every person counts in the held-out evaluation (a 50/50 split would halve an already small holdout). A person
+    # assigned in several campaigns keeps all their rows in one fold: their other rows must not train the learner
+    # that scores them.
     # logistic learners unless asked: a few thousand randomized persons rarely carry boosted trees' extra variance
     algorithms: tuple[Algorithm, ...] = (request.algorithm,) if request.algorithm else ("logistic_regression",)
     uplift_oof = np.zeros(len(y))
     treated_oof = np.zeros(len(y))
-    folds = StratifiedKFold(n_splits=CROSS_FIT_FOLDS, shuffle=True, random_state=request.seed)
+    persons = np.asarray([ex.person_id for ex in labeled.examples])
+    folds = StratifiedGroupKFold(n_splits=CROSS_FIT_FOLDS, shuffle=True, random_state=request.seed)
     chosen_per_fold = []
-    for fit_rows, held_rows in folds.split(x, treated * 2 + y):
+    for fit_rows, held_rows in folds.split(x, treated * 2 + y, groups=persons):
         fold_learner, fold_name, _ = select_uplift_learner(
             x[fit_rows], treated[fit_rows], y[fit_rows], request.seed, algorithms
         )
