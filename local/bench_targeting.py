@@ -6,12 +6,14 @@ of that world's training data. This suite repeats the demo's comparison on `worl
 generator, `customers` each) and reports the spread over worlds, which is what "uplift targeting beats response
 targeting on this kind of customer base" means.
 
-Each world, in process: the brand's timelines keyed by the true person (perfect identity, unlike the demo, whose
-pipeline links identifiers and misses some), the demo's response and uplift models trained by `train_model` on the
-brand's four randomized SMS campaigns, every eligible person (SMS consent now, ordered before) scored as of now, and
-both picks at the demo campaign's budget share (`REACH_SHARE`, about 250 of 830) made by the campaign code's own
-rankings (`targeting_truth`: response by P(order | message), uplift by expected profit with the demo's margin and
-coupon). The truth is each pick's expected incremental orders from the world's hidden uplift.
+Each world, in process: the brand's events grouped into persons as the platform resolves them (OneID's bulk resolver,
+which builds the same persons as the demo's online pipeline: a person the rules cannot link stays split, and some
+traces land on a profile without the phone), the demo's response and uplift models trained by `train_model` on the
+brand's four randomized SMS campaigns, every eligible person (a phone whose owner consents to SMS now, an order
+before) scored as of now, and both picks at the demo campaign's budget share (`REACH_SHARE`, about 250 of 830) made
+by the campaign code's own rankings (`targeting_truth`: response by P(order | message), uplift by expected profit
+with the demo's margin and coupon). The truth is each pick's expected incremental orders from the world's hidden
+uplift of the person who owns the phone.
 """
 
 from __future__ import annotations
@@ -25,14 +27,17 @@ from typing import Any
 
 from cdp.campaigns.models import Member
 from cdp.campaigns.targeting import Targeting
+from cdp.identity.bulk import resolve_events
 from cdp.ingest.events import CanonicalEvent, parse_event
 from cdp.models.artifact import unpack
 from cdp.models.labels import PersonHistory
 from cdp.models.requests import TrainRequest
 from cdp.models.training import train_model
+from cdp.org import load_org
 from cdp.profile.models import Profile
 from cdp_local.bench import Metric
 from cdp_local.demo.brand import SyntheticBrand, generate_brand
+from cdp_local.demo.catalog import BRAND_ID
 from cdp_local.demo.models import RESPONSE_MODEL, UPLIFT_MODEL, demo_models, targeting_truth
 from cdp_local.demo.truth import event_keys
 
@@ -44,33 +49,44 @@ TARGETING = Targeting(ranking="auto", uplift_model=UPLIFT_MODEL, margin_minor=50
 FIRST_SEED = 7  # the demo's default world is the first
 
 
-def _histories(brand: SyntheticBrand) -> list[PersonHistory]:
+def _resolved(brand: SyntheticBrand) -> tuple[list[PersonHistory], dict[str, list[str]]]:
+    """Each resolved person's timeline, and the identifiers the world knows them by (phone, e-mail, member card)."""
+    org = load_org().brand(BRAND_ID)
+    keys = [[k for k in event_keys(e) if k not in org.rules.blocked_values] for e in brand.events]
+    bulk = resolve_events(keys, namespace=org.namespace, rules=org.rules)
+    owner = {key: person for key, person, hub in bulk.rows() if person is not None and not hub}
     events: dict[str, list[CanonicalEvent]] = defaultdict(list)
-    for raw in brand.events:
-        person_id = next((brand.truth[k] for k in event_keys(raw) if k in brand.truth), None)
-        if person_id is not None:
-            events[person_id].append(parse_event(raw))
-    return [
-        PersonHistory(Profile(person_id=p, brand_id="demo-brand", created_at=brand.now, updated_at=brand.now), e)
+    contacts: dict[str, set[str]] = defaultdict(set)
+    for raw, event_keys_ in zip(brand.events, keys, strict=True):
+        person = next((owner[k] for k in event_keys_ if k in owner), None)
+        if person is None:  # only shared identifiers: nobody's timeline
+            continue
+        events[person].append(parse_event(raw))
+        contacts[person].update(k for k in event_keys_ if k.startswith(("phone:", "email:", "member_card:")))
+    histories = [
+        PersonHistory(Profile(person_id=p, brand_id=BRAND_ID, created_at=brand.now, updated_at=brand.now), e)
         for p, e in sorted(events.items())
     ]
+    return histories, {p: sorted(c) for p, c in contacts.items()}
 
 
 def one_world(seed: int, customers: int) -> dict[str, Any]:
     """The demo's two models trained on one seeded brand and both rankings judged by its truth."""
     brand = generate_brand(customers=customers, seed=seed)
-    histories = _histories(brand)
+    histories, contacts = _resolved(brand)
     requests = {r["model_name"]: r for r in demo_models(seed, 0.0)}
     models = {}
     for name in (RESPONSE_MODEL, UPLIFT_MODEL):
         blob, manifest = train_model(TrainRequest.model_validate(requests[name]), histories, brand.now)
         models[name] = unpack(blob, manifest)
     consenting = {p.person_id for p in brand.persons if p.sms_consent.granted_at(brand.now)}
-    pool = [
-        h
-        for h in histories
-        if h.profile.person_id in consenting and any(e.event_type == "order_placed" for e in h.events)
-    ]
+
+    def eligible(history: PersonHistory) -> bool:
+        phones = [k for k in contacts.get(history.profile.person_id, []) if k.startswith("phone:")]
+        reachable = any(brand.truth.get(k) in consenting for k in phones)
+        return reachable and any(e.event_type == "order_placed" for e in history.events)
+
+    pool = [h for h in histories if eligible(h)]
     response = models[RESPONSE_MODEL].predict_people(pool, brand.now)
     uplift = models[UPLIFT_MODEL].predict_people(pool, brand.now)
     members = [
@@ -78,7 +94,7 @@ def one_world(seed: int, customers: int) -> dict[str, Any]:
         for h, r, u in zip(pool, response, uplift, strict=True)
     ]
     capacity = round(REACH_SHARE * len(members))
-    keys_of = {m.person_id: [m.person_id] for m in members}  # the world reads true ids as well as identifier keys
+    keys_of = {m.person_id: contacts[m.person_id] for m in members}
     truth = targeting_truth(members, capacity, TARGETING, MESSAGE_COST_MINOR, brand.world, keys_of)
     return {"seed": seed, "persons": len(histories), **truth}
 

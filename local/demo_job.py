@@ -84,7 +84,7 @@ from cdp_local.runtime import LocalRuntime
 
 INGEST_BATCH = 200  # events per window: each window's requests are sent, then the queues drained
 MALFORMED_SHARE = 0.004  # real feeds carry junk: the demo sends some and shows it rejected with reasons
-LIVE_DAYS = 30  # the brand's last 30 days stream live (every channel speaks in them); older events: one history import
+LIVE_DAYS = 21  # the brand's last 3 weeks stream live (every channel speaks in them); older events: one history import
 RESENT_BATCHES = 3  # client retries: whole /v1/events batches sent twice must be accepted once
 # and the first request (pull run) of every connector is sent twice too: each channel's dedupe is shown
 # The follow-up delay: 3 days on AWS. Compressed here: the world's replies land in it, and the demo ends the wait
