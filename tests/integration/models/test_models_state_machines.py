@@ -17,17 +17,11 @@ from typing import Any
 import pytest
 
 from cdp import topology
-from cdp.identifiers.link_rules import DEFAULT_RULES
 from cdp.models.store import latest_key, model_key
-from cdp.org import load_org
-from cdp.profile import keys
-from cdp.profile.models import apply_event
-from cdp.shared.dynamo import to_item
-from cdp.shared.time import iso
 from cdp.tags.dynamodb import DynamoTagStore
 from cdp.topology import FunctionSpec
 from cdp_local.runtime.core import LocalRuntime
-from tests.fakes.model_histories import CAMPAIGN_ID, synthetic_histories
+from tests.fakes.model_histories import CAMPAIGN_ID, seed_profiles_table, synthetic_histories
 
 PERSONS = 100
 MODEL = "summer_response"
@@ -36,38 +30,7 @@ _promoted: dict[str, str] = {}  # lets the tamper test reuse the model trained a
 
 
 def _seed(db: Any) -> int:
-    pk, sk = topology.PROFILES_TABLE.partition_key, topology.PROFILES_TABLE.sort_key
-    items: list[dict[str, Any]] = []
-    events = 0
-    for history in synthetic_histories(PERSONS, seed=21).histories:
-        profile = history.profile
-        namespace = load_org().brand(profile.brand_id).namespace
-        for event in history.events:
-            profile = apply_event(profile, event)
-            anchor = DEFAULT_RULES.anchor(i.key for i in event.identifiers)
-            assert anchor is not None
-            profile.identifiers = sorted({*profile.identifiers, *(i.key for i in event.identifiers)})
-            items.append(
-                {
-                    pk: keys.anchor_pk(namespace, anchor),
-                    sk: keys.timeline_sk(event.occurred_at, event.event_id),
-                    "event_type": event.event_type,
-                    "occurred_at": iso(event.occurred_at),
-                    "event": event.model_dump_json(),
-                }
-            )
-            events += 1
-        items.append(
-            {
-                pk: keys.person_pk(profile.person_id),
-                sk: keys.PROFILE_SK,
-                **profile.model_dump(mode="json", exclude={"merged_into", "dissolved", "next_tag_expiry"}),
-            }
-        )
-    for start in range(0, len(items), 25):
-        batch = [{"PutRequest": {"Item": to_item(item)}} for item in items[start : start + 25]]
-        db.batch_write_item(RequestItems={topology.PROFILES_TABLE.local_name: batch})
-    return events
+    return seed_profiles_table(db, synthetic_histories(PERSONS, seed=21).histories)
 
 
 @pytest.fixture(scope="module")
