@@ -95,6 +95,7 @@ def aws() -> Iterator[dict[str, Any]]:
         topology.PROFILES_TABLE.env_var: topology.PROFILES_TABLE.local_name,
         topology.LEDGER_TABLE.env_var: topology.LEDGER_TABLE.local_name,
         topology.OFFERS_TABLE.env_var: topology.OFFERS_TABLE.local_name,  # the campaign function's offer plans
+        topology.EVENT_BUS_ENV: topology.EVENT_BUS_LOCAL_NAME,  # and the selected persons' groups it files
         topology.DATA_BUCKET_ENV: topology.DATA_BUCKET_LOCAL_NAME,
         topology.API_KEYS_SECRET_ENV: topology.API_KEYS_SECRET_LOCAL_NAME,
         topology.SOURCES_SECRET_ENV: topology.SOURCES_SECRET_LOCAL_NAME,  # the ad accounts (read only to activate)
@@ -109,6 +110,8 @@ def aws() -> Iterator[dict[str, Any]]:
         handler.dependencies.cache_clear()
         campaign._ports.cache_clear()
         campaign._audiences.cache_clear()
+        campaign._bus.cache_clear()
+        boto3.client("events").create_event_bus(Name=topology.EVENT_BUS_LOCAL_NAME)
         db = boto3.client("dynamodb")
         create_table(db, topology.PROFILES_TABLE)
         create_table(db, topology.LEDGER_TABLE)
