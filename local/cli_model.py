@@ -119,6 +119,7 @@ def _print_report(report: dict[str, Any]) -> None:
         ("algorithm", metrics.get("algorithm") or metrics.get("learner") or metrics["kind"]),
         ("features", f"{len(manifest['feature_names'])}"),
         ("scikit-learn", manifest["sklearn_version"]),
+        ("libraries", ", ".join(f"{k} {v}" for k, v in manifest.get("library_versions", {}).items()) or "-"),
         ("size", f"{manifest['size_bytes']:,} bytes"),
         ("sha256", manifest["sha256"]),
     ]

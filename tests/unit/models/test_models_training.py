@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import platform
 from pathlib import Path
 
+import joblib
 import numpy as np
 import pytest
+import scipy
 import sklearn
 
 from cdp import topology
@@ -131,6 +134,13 @@ def test_package_then_unpack_round_trip_and_tamper_detection(with_signal: Synthe
     with pytest.raises(ModelIntegrityError, match="other features"):
         unpack(blob, manifest.model_copy(update={"feature_names": list(reversed(FEATURE_NAMES))}))
     assert manifest.sklearn_version == sklearn.__version__
+    # And the other libraries the pickle and the numbers depend on are recorded as trained
+    assert manifest.library_versions == {
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "joblib": joblib.__version__,
+        "python": platform.python_version(),
+    }
 
 
 def test_package_version_changes_with_the_bytes(with_signal: Synthetic) -> None:

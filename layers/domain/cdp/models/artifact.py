@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import io
+import platform
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
 import joblib
+import numpy
+import scipy
 import sklearn
 from pydantic import BaseModel, ConfigDict, Field
 from threadpoolctl import threadpool_limits
@@ -38,6 +41,9 @@ class ModelManifest(BaseModel):
     size_bytes: int
     feature_names: list[str] = Field(description="the inputs, in order (the feature set is versioned with the model)")
     sklearn_version: str
+    library_versions: dict[str, str] = Field(
+        default_factory=dict, description="numpy, scipy, joblib and Python as trained (scikit-learn above)"
+    )
     trained_at: datetime
     label: LabelDefinition
     metrics: ModelMetrics
@@ -118,6 +124,7 @@ def package(
         size_bytes=len(blob),
         feature_names=list(feature_names),
         sklearn_version=sklearn.__version__,
+        library_versions=library_versions(),
         trained_at=trained_at,
         label=label,
         metrics=metrics,
@@ -126,6 +133,16 @@ def package(
         outputs=list(outputs),
     )
     return blob, manifest
+
+
+def library_versions() -> dict[str, str]:
+    """What the pickle and the numbers depend on besides scikit-learn (recorded; scikit-learn's is enforced)."""
+    return {
+        "numpy": numpy.__version__,
+        "scipy": scipy.__version__,
+        "joblib": joblib.__version__,
+        "python": platform.python_version(),
+    }
 
 
 def unpack(blob: bytes, manifest: ModelManifest) -> TrainedModel:
