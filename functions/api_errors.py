@@ -46,3 +46,15 @@ def map_common_errors(app: APIGatewayHttpResolver, logger: Logger, api_name: str
     def _unavailable(exc: RetryableError) -> Response[str]:
         logger.exception(f"{api_name} dependency failed")
         return error_response(503, "unavailable", "a dependency failed; retry the request")
+
+
+def map_invalid_body(app: APIGatewayHttpResolver) -> None:
+    """422 for a JSON body that does not validate, naming every problem with its field path (the APIs whose bodies
+    `cdp.app.campaign_api.parsed_body` parses)."""
+    # imported here: the APIs that share only the handlers above (ingest, profiles) need not load the campaign API
+    from cdp.app.campaign_api import InvalidBodyError
+
+    @app.exception_handler(InvalidBodyError)
+    def _invalid_body(exc: InvalidBodyError) -> Response[str]:
+        errors = [e.model_dump() for e in exc.errors]
+        return error_response(422, "invalid_body", exc.message, field=exc.location, errors=errors)

@@ -25,6 +25,8 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
+from scipy.stats import t as student_t
+
 from cdp.campaigns.models import Member
 from cdp.campaigns.targeting import Targeting
 from cdp.identity.bulk import resolve_events
@@ -112,7 +114,7 @@ def targeting_benchmark(worlds: int, customers: int, status: Status | None = Non
     seconds = time.perf_counter() - t0
     diffs = [r["difference"] for r in rows]
     mean = statistics.fmean(diffs)
-    half = _t975(len(diffs) - 1) * statistics.stdev(diffs) / math.sqrt(len(diffs))
+    half = float(student_t.ppf(0.975, len(diffs) - 1)) * statistics.stdev(diffs) / math.sqrt(len(diffs))
     response = statistics.fmean(r["true_incremental_orders_response_ranking"] for r in rows)
     uplift = statistics.fmean(r["true_incremental_orders_uplift_ranking"] for r in rows)
     out: dict[str, Metric] = {
@@ -144,9 +146,3 @@ def targeting_benchmark(worlds: int, customers: int, status: Status | None = Non
             ),
         }
     return out
-
-
-def _t975(dof: int) -> float:
-    from scipy.stats import t  # scipy is a runtime dependency of the models; imported late like the suite itself
-
-    return float(t.ppf(0.975, dof))

@@ -14,7 +14,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
-from cdp.app.campaign_api import InvalidBodyError, parsed_body
+from cdp.app.campaign_api import parsed_body
 from cdp.app.inbox_api import (
     InboxApi,
     InboxEntry,
@@ -34,7 +34,7 @@ from cdp.org import load_org
 from cdp.settings import InboxApiSettings, get_settings
 from cdp.shared.aws import EventBridgePublisher
 from cdp.shared.openapi import body, query, responses
-from functions.api_errors import error_response, map_common_errors
+from functions.api_errors import error_response, map_common_errors, map_invalid_body
 from functions.request_body import api_client, text_body
 
 app = APIGatewayHttpResolver(enable_validation=False)
@@ -135,18 +135,13 @@ def dismiss(message_id: str) -> Response[str]:
     return _ok(dependencies().api.dismiss(token, unquote(message_id)))
 
 
-@app.exception_handler(InvalidBodyError)
-def _invalid_body(exc: InvalidBodyError) -> Response[str]:
-    errors = [e.model_dump() for e in exc.errors]
-    return error_response(422, "invalid_body", exc.message, field=exc.location, errors=errors)
-
-
 @app.exception_handler(InboxNotConfiguredError)
 def _not_configured(exc: InboxNotConfiguredError) -> Response[str]:
     logger.error("inbox tokens are not configured", error=str(exc))
     return error_response(503, "not_configured", str(exc))
 
 
+map_invalid_body(app)
 map_common_errors(app, logger, "inbox API")
 
 

@@ -14,7 +14,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
-from cdp.app.campaign_api import InvalidBodyError, brand_of, parsed_body
+from cdp.app.campaign_api import brand_of, parsed_body
 from cdp.errors import ConflictError
 from cdp.ingest.aws import SecretsManagerKeyring
 from cdp.ingest.ports import ApiClient
@@ -25,7 +25,7 @@ from cdp.observability import logger, metrics, tracer
 from cdp.profile.dynamodb import DynamoProfileStore
 from cdp.settings import LoyaltyApiSettings, get_settings
 from cdp.shared.openapi import body, query, responses
-from functions.api_errors import error_response, json_response, map_common_errors
+from functions.api_errors import error_response, json_response, map_common_errors, map_invalid_body
 from functions.request_body import api_client, text_body
 
 app = APIGatewayHttpResolver(enable_validation=False)
@@ -136,12 +136,6 @@ def convert(program: str) -> Response[str]:
     return _ok(dependencies().service.convert(unquote(program), _request(client), client))
 
 
-@app.exception_handler(InvalidBodyError)
-def _invalid_body(exc: InvalidBodyError) -> Response[str]:
-    errors = [e.model_dump() for e in exc.errors]
-    return error_response(422, "invalid_body", exc.message, field=exc.location, errors=errors)
-
-
 @app.exception_handler(InsufficientPointsError)
 def _short(exc: InsufficientPointsError) -> Response[str]:
     return error_response(409, "insufficient_points", str(exc))
@@ -152,6 +146,7 @@ def _conflict(exc: ConflictError) -> Response[str]:
     return error_response(409, "conflict", str(exc))
 
 
+map_invalid_body(app)
 map_common_errors(app, logger, "loyalty API")
 
 

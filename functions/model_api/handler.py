@@ -14,7 +14,6 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
-from cdp.app.campaign_api import InvalidBodyError
 from cdp.app.model_api import (
     MAX_VERSIONS,
     ModelApi,
@@ -37,7 +36,7 @@ from cdp.org import load_org
 from cdp.settings import ModelApiSettings, get_settings
 from cdp.shared.openapi import body, query, responses
 from cdp.tags.dynamodb import DynamoTagStore
-from functions.api_errors import error_response, json_response, map_common_errors
+from functions.api_errors import error_response, json_response, map_common_errors, map_invalid_body
 from functions.request_body import api_client, text_body
 
 app = APIGatewayHttpResolver(enable_validation=False)
@@ -140,12 +139,6 @@ def score(model_name: str) -> Response[str]:
 # ---- errors: typed, mapped in one place ---------------------------------------------------------------------------
 
 
-@app.exception_handler(InvalidBodyError)
-def _invalid_body(exc: InvalidBodyError) -> Response[str]:
-    errors = [e.model_dump() for e in exc.errors]
-    return error_response(422, "invalid_body", exc.message, field=exc.location, errors=errors)
-
-
 @app.exception_handler(PayloadTooLargeError)
 def _too_large(exc: PayloadTooLargeError) -> Response[str]:
     return error_response(413, "payload_too_large", exc.message, field=exc.location)
@@ -167,6 +160,7 @@ def _integrity(exc: ModelIntegrityError) -> Response[str]:
     return error_response(409, "model_integrity", str(exc))
 
 
+map_invalid_body(app)
 map_common_errors(app, logger, "model API")
 
 

@@ -16,7 +16,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
 from cdp.app import claim_page
-from cdp.app.campaign_api import InvalidBodyError, brand_of, parsed_body
+from cdp.app.campaign_api import brand_of, parsed_body
 from cdp.budgets.ledger import BudgetExhaustedError, BudgetPool, HoldError, PoolBalance
 from cdp.connectors.aws import SecretsManagerSources
 from cdp.errors import ConflictError
@@ -51,7 +51,7 @@ from cdp.offers.wechat_pay_accounts import WeChatPayProviders
 from cdp.profile.dynamodb import DynamoProfileStore
 from cdp.settings import OfferApiSettings, get_settings
 from cdp.shared.openapi import body, query, responses
-from functions.api_errors import error_response, json_response, map_common_errors
+from functions.api_errors import error_response, json_response, map_common_errors, map_invalid_body
 from functions.request_body import api_client, text_body
 
 app = APIGatewayHttpResolver(enable_validation=False)
@@ -320,12 +320,6 @@ def evaluate_cart() -> Response[str]:
     return _ok(dependencies().service.evaluate(cart, client))
 
 
-@app.exception_handler(InvalidBodyError)
-def _invalid_body(exc: InvalidBodyError) -> Response[str]:
-    errors = [e.model_dump() for e in exc.errors]
-    return error_response(422, "invalid_body", exc.message, field=exc.location, errors=errors)
-
-
 @app.exception_handler(BudgetExhaustedError)
 def _short(exc: BudgetExhaustedError) -> Response[str]:
     return error_response(409, "budget_exhausted", str(exc), pool_id=exc.pool_id)
@@ -358,6 +352,7 @@ def _conflict(exc: Exception) -> Response[str]:
     return error_response(409, "conflict", str(exc))
 
 
+map_invalid_body(app)
 map_common_errors(app, logger, "offer API")
 
 

@@ -52,7 +52,7 @@ def eventbridge_full_envelope() -> Iterator[None]:
         yield
 
 
-# moto 5.2.5 runs a Distributed Map's items but never applies ToleratedFailureCount/-Percentage (a TODO in moto): a
+# moto 5.2.5 runs a Distributed Map's items but never applies ToleratedFailureCount/-Percentage (unimplemented there): a
 # failed item is only counted on the map run record and leaves null in the results, so the Map state succeeds. AWS
 # fails the Map Run with States.ExceedToleratedFailureThreshold when the failed and timed-out items exceed a threshold
 # the state sets (with neither set: any failure), and the Map state's Retry/Catch take it from there. This applies
