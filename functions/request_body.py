@@ -12,7 +12,7 @@ from cdp.errors import InvalidInputError
 from cdp.ingest.auth import authenticate
 from cdp.ingest.ports import ApiClient, ApiKeyring
 from cdp.observability import logger
-from cdp.shared.time import utc_now
+from cdp.shared.time import wire_now
 
 
 def raw_body(event: APIGatewayProxyEventV2) -> bytes:
@@ -35,6 +35,6 @@ def text_body(event: APIGatewayProxyEventV2) -> str:
 def api_client(event: APIGatewayProxyEventV2, keyring: ApiKeyring) -> ApiClient:
     """Who is calling (an API key, or a signed request), identified only: each route checks its own scope."""
     headers = {k.lower(): v for k, v in (event.headers or {}).items()}
-    client = authenticate(headers, raw_body(event), keyring, utc_now(), require=None)
+    client = authenticate(headers, raw_body(event), keyring, wire_now(), require=None)
     logger.append_keys(client=client.name)
     return client

@@ -460,17 +460,33 @@ def switch(
     console.print(f"stop switch of {escape(brand)}: {'[red]ON[/red]' if result['stopped'] else 'off'}")
 
 
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
+
+
+def duration_seconds(text: str) -> int:
+    """`90s`, `61m`, `3h`, `2d` as seconds."""
+    number, unit = text[:-1], text[-1:]
+    if unit not in _UNITS or not number.isdigit():
+        raise typer.BadParameter(f"{text!r} is not a duration such as 90s, 61m, 3h or 2d", param_hint="--after")
+    return int(number) * _UNITS[unit]
+
+
 @campaign_app.command()
 def tick(
     at: str | None = typer.Option(None, help="the time it fires at, ISO 8601 with an offset (default: now)"),
+    after: str | None = typer.Option(None, help="or this long after the local clock's now: 90s, 61m, 3h, 2d"),
     as_json: bool = JsonOption,
     url: str = UrlOption,
     api_key: str = KeyOption,
 ) -> None:
     """`cdp serve` only: fire the campaign schedule's tick now, or as if it were `--at` (to run next Monday's
-    occurrence today). On AWS, EventBridge Scheduler fires it every minute; `cdp serve` does too."""
+    occurrence today) or `--after` a while; a later time moves the local clock there. On AWS, EventBridge Scheduler
+    fires it every minute; `cdp serve` does too."""
+    if at and after:
+        raise typer.BadParameter("give --at or --after, not both", param_hint="--after")
+    query = {"at": at, "after": str(duration_seconds(after)) if after else None}
     result = ApiCaller(url, api_key).call(
-        "POST", f"/_local/schedules/{segment(topology.CAMPAIGN_TICK.local_name)}", query={"at": at}
+        "POST", f"/_local/schedules/{segment(topology.CAMPAIGN_TICK.local_name)}", query=query
     )
     if as_json:
         dump(result)
@@ -482,8 +498,9 @@ def tick(
     for skipped in fired["skipped"]:
         console.print(f"  skipped {escape(skipped['run_id'])}: {escape(str(skipped['reason']))}")
     sweeps = fired.get("sweeps") or {}
-    if sweeps.get("shards"):
-        console.print(f"  sweeps: {sweeps['shards']} shard(s) scanned, {sweeps['entered']} person(s) entered")
+    if sweeps.get("pages") or sweeps.get("shards"):
+        scanned = f"{sweeps.get('pages', 0)} page(s) scanned, {sweeps['shards']} shard(s) finished"
+        console.print(f"  sweeps: {scanned}, {sweeps['entered']} person(s) entered")
     if fired.get("journey_steps"):
         console.print(f"  journeys: {fired['journey_steps']} person(s) moved on")
 

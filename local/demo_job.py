@@ -157,6 +157,14 @@ def malformed_copies(events: list[dict[str, Any]], share: float, seed: int) -> l
     return broken
 
 
+def _expire_offers(rt: LocalRuntime, brand_id: str, campaign: dict[str, Any]) -> None:
+    """The schedule's tick a day past the coupons' validity expires the codes nobody used; then the offers' tally.
+    After the journeys: they run in the campaign's week, where its SMS still counts against the caps."""
+    expired = expire_unused(rt, campaign.pop("_sent_at"))
+    orders = campaign.pop("_coupon_orders")
+    campaign["offers"] = offers_summary(rt, brand_id, campaign["summary"], orders) | {"expired_by_the_tick": expired}
+
+
 def run_demo(
     customers: int, seed: int, output: Path, progress: Progress, console: Console, min_auc: float = 0.5
 ) -> dict[str, Any]:
@@ -204,6 +212,8 @@ def run_demo(
             journeys["provider_receipts"] = senders.post_receipts(seed + 1)
             journeys["message_status"] = senders.statuses(list(journeys["journeys"]))
             progress.update(task, completed=1)
+        with _stage(state, "offers_expiry"):  # a week on: the local clock moves past the coupons' validity
+            _expire_offers(rt, _brand_id(brand), campaign)
         outbox = _outbox_counts(rt)
     state.stages["total"] = round(time.perf_counter() - started, 2)
     summary = _summary(state, identity, tags, sweep, tag_stage, models, campaign, outbox, journeys)
@@ -623,13 +633,14 @@ def _run_campaign(
         raise DemoFailed(f"campaign ended {status}: {result}; task error: {_task_failure(rt, arn)}")
     summary = _s3_json(rt, result["summary_key"]) or {}
     rt.drain()  # SES's delivery events of the follow-up e-mails, the run's assignments on their way to the timelines
-    expired = expire_unused(rt, sent_at)  # a week on, the schedule's tick expires the codes nobody used
     return {
         "run_id": run_id,
         "summary": summary,
         "provider_receipts": receipts,
         "message_status": senders.statuses([DEMO_CAMPAIGN]),
-        "offers": offers_summary(rt, brand_id, summary, coupon_orders) | {"expired_by_the_tick": expired},
+        "offers": {},  # once the codes nobody used have expired (`_expire_offers`, after this week's journeys)
+        "_sent_at": sent_at,
+        "_coupon_orders": coupon_orders,
         "loyalty": loyalty_summary(rt, brand_id),
         "world_orders_posted": replies.total["events_sent"] if replies.total else 0,
         "world_orders_by_connector": _connector_table(replies.by_connector),

@@ -41,6 +41,8 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 
+from cdp.shared.time import utc_now
+
 COUPONS_PATH = re.compile(r"^/v3/marketing/favor/users/([^/?]+)/coupons$")
 MERCHANT_SERIAL = "5157F09EFDC096DE15EBE81A47057A72"
 PLATFORM_KEY_ID = "PUB_KEY_ID_0119000001092026120700000000000001"
@@ -329,7 +331,8 @@ class FakeWeChatPay:
         """Status, signed headers and body of a v3 call."""
         status, document = self._v3(method, path, authorization, raw)
         body = json.dumps(document, ensure_ascii=False).encode() if document else b""
-        timestamp, nonce = str(int(time.time())), secrets.token_hex(16)
+        # the platform's clock is the simulated world's (the local runtime's `utc_now`), as every fake's is
+        timestamp, nonce = str(int(utc_now().timestamp())), secrets.token_hex(16)
         message = f"{timestamp}\n{nonce}\n{body.decode()}\n".encode()
         signature = self._platform_key.sign(message, padding.PKCS1v15(), hashes.SHA256())
         headers = {
@@ -397,7 +400,7 @@ class FakeWeChatPay:
         if fields.get("serial_no") != MERCHANT_SERIAL:
             return "商户证书序列号错误"
         timestamp = fields.get("timestamp", "")
-        if not timestamp.isdigit() or abs(time.time() - int(timestamp)) > 300:
+        if not timestamp.isdigit() or abs(utc_now().timestamp() - int(timestamp)) > 300:
             return "时间戳错误"
         message = f"{method}\n{path}\n{timestamp}\n{fields.get('nonce_str', '')}\n{raw.decode()}\n".encode()
         try:

@@ -22,7 +22,7 @@ import logging
 import re
 import threading
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Literal
@@ -214,22 +214,35 @@ def _handler_class(server: LocalApiServer) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+MAX_AFTER_S = 366 * 86_400
+
+
 def _fire_schedule(runtime: LocalRuntime, name: str, query: dict[str, list[str]]) -> LocalAnswer:
-    """POST /_local/schedules/{name}?at=ISO: fire a schedule as if it came due at `at` (default now): the local
-    clock a demo or a test moves, e.g. to run next Monday's campaign occurrence today."""
+    """POST /_local/schedules/{name}?at=ISO or ?after=SECONDS: fire a schedule as if it came due at `at`, or
+    `after` seconds after the local clock's now (default: now). A later time moves the local clock there, e.g. to
+    run next Monday's campaign occurrence today."""
     if name not in runtime.schedules:
         known = ", ".join(sorted(runtime.schedules))
         return _json(404, {"error": "not_found", "message": f"no schedule {name!r}; known: {known}"})
-    raw = (query.get("at") or [""])[0]
-    try:
-        at = datetime.fromisoformat(raw.replace("Z", "+00:00")) if raw else None
-    except ValueError:
-        at = None
-    if (raw and at is None) or (at is not None and at.tzinfo is None):
-        message = "at must be an ISO 8601 time with an offset, e.g. 2026-12-07T10:00:00+08:00"
-        return _json(400, {"error": "invalid_request", "message": message, "field": "at"})
-    firing = runtime.fire_schedule(name, at)
-    return _json(200, {"schedule": name, "at": (at or datetime.now(UTC)).isoformat(), "result": firing.result})
+    raw, later = (query.get("at") or [""])[0], (query.get("after") or [""])[0]
+    if raw and later:
+        return _json(400, {"error": "invalid_request", "message": "give at or after, not both", "field": "after"})
+    if later:
+        if not later.isdigit() or int(later) > MAX_AFTER_S:
+            message = f"after must be a whole number of seconds, at most {MAX_AFTER_S} (a year)"
+            return _json(400, {"error": "invalid_request", "message": message, "field": "after"})
+        at: datetime | None = runtime.clock() + timedelta(seconds=int(later))
+    else:
+        try:
+            at = datetime.fromisoformat(raw.replace("Z", "+00:00")) if raw else None
+        except ValueError:
+            at = None
+        if (raw and at is None) or (at is not None and at.tzinfo is None):
+            message = "at must be an ISO 8601 time with an offset, e.g. 2026-12-07T10:00:00+08:00"
+            return _json(400, {"error": "invalid_request", "message": message, "field": "at"})
+    moment = at or runtime.clock()
+    firing = runtime.fire_schedule(name, moment)
+    return _json(200, {"schedule": name, "at": moment.isoformat(), "result": firing.result})
 
 
 def _warehouse(runtime: LocalRuntime, method: str, query: dict[str, list[str]]) -> LocalAnswer:

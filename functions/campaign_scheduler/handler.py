@@ -83,7 +83,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     _journeys().refresh()  # journeys made live, paused or stopped since the last tick count now
     fired = _service().fire_due(tick.now)
     moved = _journeys().advance_due(tick.now)
-    released = release_deferred(_deferred(), _journeys().orders, tick.now)
+    released = release_deferred(_deferred(), _journeys().orders, tick.now, tally=_journeys().store.tally)
     pending = _offers().settle_pending()  # red packets and external coupons the provider could not answer, asked again
     expired = _offers().expire_due(now=tick.now)  # holds released, `coupon_expired` on the timelines
     loyalty = _loyalty().run_due(now=tick.now)  # points lots expired, levels reviewed, reminders
@@ -121,5 +121,11 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         "offers_expired": expired,
         "offers_pending": {"done": pending.done, "failed": pending.failed, "still_pending": pending.pending},
         "loyalty": {"reminded": loyalty.reminded, "expired_points": loyalty.expired_points, "levels": loyalty.reviewed},
-        "sweeps": {"opened": opened, "shards": swept.shards, "entered": swept.entered, "closed": swept.closed},
+        "sweeps": {
+            "opened": opened,
+            "shards": swept.shards,
+            "pages": swept.pages,
+            "entered": swept.entered,
+            "closed": swept.closed,
+        },
     }

@@ -42,7 +42,7 @@ from cdp.org import load_org
 from cdp.settings import IngestSettings, get_settings
 from cdp.shared.aws import EventBridgePublisher
 from cdp.shared.openapi import STATUS_TEXT, ErrorBody, body, responses
-from cdp.shared.time import utc_now
+from cdp.shared.time import utc_now, wire_now
 from functions.request_body import raw_body
 
 app = APIGatewayHttpResolver(enable_validation=False)
@@ -92,7 +92,7 @@ def post_events() -> Response[str]:
     check_body(body)  # size and nesting before any credential or parsing work
     check_media_type(headers, body, ("application/json",))
     now = utc_now()
-    client = authenticate(headers, body, deps.keyring, now)
+    client = authenticate(headers, body, deps.keyring, wire_now())
     logger.append_keys(client=client.name)
     result = ingest(
         body,
@@ -167,6 +167,7 @@ def _receive(connector: Connector, key: str | None = None) -> Received:
         method=event.request_context.http.method,
         body=body,
         received_at=utc_now(),
+        arrived_at=wire_now(),
         request_id=event.request_context.request_id,
         key=key,
         headers={k.lower(): v for k, v in (event.headers or {}).items()},

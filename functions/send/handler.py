@@ -18,6 +18,7 @@ from cdp.budgets.dynamodb import DynamoBudgetLedger
 from cdp.campaigns.dynamodb import DynamoCampaignCatalog, DynamoStopSwitch
 from cdp.campaigns.journeys import journey_outcomes
 from cdp.campaigns.journeys_dynamodb import DynamoDeferredSends, DynamoJourneyStore
+from cdp.campaigns.planned import CatalogPlannedRuns
 from cdp.channels.adapters import OutboxChannel, S3BatchReader
 from cdp.channels.contact import ContactRules
 from cdp.channels.dead_addresses import DynamoDeadAddresses
@@ -69,15 +70,19 @@ class _Ports:
 def _ports() -> _Ports:
     settings = get_settings(SendSettings)
     profiles = DynamoProfileStore(settings.profiles_table)
+    catalog = DynamoCampaignCatalog(settings.campaigns_table)
     return _Ports(
         store=profiles,
         ledger=DynamoSendLedger(settings.ledger_table),
         batches=S3BatchReader(settings.data_bucket),
         channels=_senders(settings),
         links=_link_tracking(settings),
-        switch=DynamoStopSwitch(DynamoCampaignCatalog(settings.campaigns_table)),
+        switch=DynamoStopSwitch(catalog),
         contact=ContactRules(
-            load_org(), DynamoContactLedger(settings.ledger_table), DynamoDeferredSends(settings.campaigns_table)
+            load_org(),
+            DynamoContactLedger(settings.ledger_table),
+            DynamoDeferredSends(settings.campaigns_table),
+            planned=CatalogPlannedRuns(catalog),  # higher-priority runs due later today keep their cap room
         ),
         journeys=DynamoJourneyStore(settings.campaigns_table),
         offers=_offers(settings, profiles),

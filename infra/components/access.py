@@ -310,8 +310,9 @@ def _executions_of(machine: sfn.IStateMachine) -> str:
 def _send(fn: lambda_.Function, r: Resources) -> None:
     r.profiles.grant_read_data(fn)
     # the brand's stop switch (BRAND#{brand} / SWITCH); a send held back by quiet hours (DEFERRED#...); what became
-    # of a journey's messages (JOURNEY#... / OUTCOMES, counters)
-    r.campaigns.grant(fn, "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
+    # of a journey's messages (JOURNEY#... / OUTCOMES, counters); the due list (Query) and the due campaigns' states
+    # and versions: higher-priority runs due later today keep their cap room
+    r.campaigns.grant(fn, "dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem")
     # each message sent (or suppressed) goes on the person's timeline: one new item per message, never an update
     r.profiles.grant(fn, "dynamodb:PutItem")
     r.ledger.grant_read_write_data(fn)  # exactly-once: idempotency record per (run, person, step)

@@ -26,6 +26,7 @@ from cdp.org import load_org
 from cdp.topology import BusRuleSpec, QueueSpec, ScheduleSpec, StateMachineSpec, TableSpec
 from cdp_local.runtime import apigw
 from cdp_local.runtime.apigw import HttpResponse
+from cdp_local.runtime.clock import LocalClock, local_clock
 from cdp_local.runtime.environment import (
     ACCOUNT_ID,
     LOCAL_EMAIL_FROM,
@@ -170,6 +171,7 @@ class LocalRuntime:
         self._clients: dict[str, Any] = {}
         self._stack: list[Any] = []
         self.wait_states = WaitStates()  # Step Functions Wait states: their seconds, or until `end_wait_state`
+        self.clock = LocalClock()  # what handlers read as now: moved ahead by schedules fired at a later time
 
     # ---- lifecycle -----------------------------------------------------------------------------------------
 
@@ -200,6 +202,7 @@ class LocalRuntime:
             self._enter(eventbridge_full_envelope())
             self._enter(distributed_map_tolerance())  # a failed shard fails a Distributed Map, as on AWS
             self._enter(wait_states_on(self.wait_states))
+            self._enter(local_clock(self.clock))
             self._enter(ses_delivery_events(REGION))  # SES's events for sends naming a configuration set, as on AWS
             # Powertools warns on every handler without custom metrics; with metrics disabled locally it is noise
             warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
@@ -587,7 +590,8 @@ class LocalRuntime:
         """Do what EventBridge Scheduler would do when the schedule comes due at `at` (default: now); moto's
         never fires. The scheduled time goes where the input names it, as Scheduler's context attribute does."""
         schedule = self.schedules[local_name]
-        moment = (at or datetime.now(UTC)).astimezone(UTC)
+        moment = (at or self.clock()).astimezone(UTC)
+        self.clock.advance_to(moment)  # what runs from now on is stamped with the simulated time, never earlier
         payload = json.loads(schedule.input.replace(topology.SCHEDULED_TIME, moment.isoformat().replace("+00:00", "Z")))
         self.wait_states.end_due(moment.timestamp())  # Wait states that are up by then end, as they would have
         if schedule.target_machine is not None:

@@ -12,12 +12,12 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import boto3
 
-from cdp.shared.time import iso
+from cdp.shared.time import iso, utc_now
 
 
 def delivered_event(params: dict[str, Any], ses_message_id: str, at: datetime) -> dict[str, Any]:
@@ -63,7 +63,7 @@ def ses_delivery_events(region: str) -> Iterator[list[dict[str, Any]]]:
         params = kwargs.get("context", {}).get("cdp_params") or {}
         if not params.get("ConfigurationSetName") or "MessageId" not in parsed:
             return  # no configuration set: SES publishes nothing
-        entry = delivered_event(params, parsed["MessageId"], datetime.now(UTC))
+        entry = delivered_event(params, parsed["MessageId"], utc_now())
         publisher.put_events(Entries=[entry])
         published.append(entry)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -12,7 +14,6 @@ from urllib.parse import quote
 import pytest
 
 from cdp.ingest.security import hmac_base64, sign_cdp
-from cdp.shared.time import utc_now
 from cdp_local.runtime import LocalRuntime
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
@@ -44,7 +45,7 @@ def shopify(
         "x-shopify-topic": topic,
         "x-shopify-hmac-sha256": hmac_base64(secret, raw),
         "x-shopify-shop-domain": SHOP,
-        "x-shopify-triggered-at": utc_now().isoformat(),
+        "x-shopify-triggered-at": datetime.now(UTC).isoformat(),
         "x-shopify-webhook-id": f"wh-{unique()}",
     }
     status, _, payload = runtime.http("POST", f"/v1/webhooks/shopify/{SHOP}", raw, headers)
@@ -54,7 +55,7 @@ def shopify(
 def signed(runtime: LocalRuntime, route: str, body: Any, secret: str | None = None, age_s: int = 0) -> tuple[int, Any]:
     """POST to /v1/webhooks/{route} signed with our scheme (x-cdp-signature), `age_s` seconds ago."""
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-    signature = sign_cdp(secret or SIGNED[route], raw, int(utc_now().timestamp()) - age_s)
+    signature = sign_cdp(secret or SIGNED[route], raw, int(time.time()) - age_s)
     headers = {"content-type": "application/json", "x-cdp-signature": signature}
     status, _, payload = runtime.http("POST", f"/v1/webhooks/{route}", raw, headers)
     return status, json.loads(payload)

@@ -21,6 +21,7 @@ import pytest
 from cdp.connectors.feedback_ses import StaticCertificateFetcher, set_certificate_fetcher, set_subscription_confirmer
 from cdp.connectors.redirect import LinkClaims, mint_token
 from cdp.ingest.security import sign_cdp
+from cdp.shared.time import utc_now
 from cdp_local.runtime import HttpResponse, LocalRuntime
 from tests.unit.connectors.test_feedback_ses import CERT_URL, RecordingConfirmer, sns_key
 
@@ -97,7 +98,7 @@ def identify(runtime: LocalRuntime, identifier: dict[str, str]) -> str:
         "event_type": "identify",
         "source": "web",
         "brand_id": BRAND,
-        "occurred_at": datetime.now(UTC).isoformat(),
+        "occurred_at": utc_now().isoformat(),
         "identifiers": [identifier],
         "properties": {"name": "Li Na"},
     }

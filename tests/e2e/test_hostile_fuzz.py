@@ -12,6 +12,7 @@ import base64
 import json
 import os
 import re
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,7 +25,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cdp.ingest.security import hmac_base64, sign_cdp
-from cdp.shared.time import utc_now
 from cdp_local.runtime import LocalRuntime
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
@@ -58,7 +58,7 @@ def _wechat_push_query(token: str) -> Callable[[], str]:
 
         from cdp.connectors.wechat import oa_signature
 
-        timestamp, nonce = str(int(utc_now().timestamp())), uuid.uuid4().hex
+        timestamp, nonce = str(int(time.time())), uuid.uuid4().hex
         signed = {"signature": oa_signature(token, timestamp, nonce), "timestamp": timestamp, "nonce": nonce}
         return f"?{urlencode(signed)}"
 
@@ -76,7 +76,7 @@ def _write_key(runtime: LocalRuntime, _body: bytes) -> dict[str, str]:
 
 def _signed(secret: str) -> Callable[[LocalRuntime, bytes], dict[str, str]]:
     def headers(_runtime: LocalRuntime, body: bytes) -> dict[str, str]:
-        signature = sign_cdp(secret, body, int(utc_now().timestamp()))
+        signature = sign_cdp(secret, body, int(time.time()))
         return {"content-type": "application/json", "x-cdp-signature": signature}
 
     return headers

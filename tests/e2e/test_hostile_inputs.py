@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 import uuid
 from collections.abc import Mapping
 from datetime import timedelta
@@ -336,7 +337,7 @@ def test_a_signed_connector_body_with_a_charset_is_still_read(runtime: LocalRunt
     sale = json.loads((REPO / "events/pos/sale.json").read_text())
     sale["receipt_no"] = f"R-{_uid()}"
     body = json.dumps(sale).encode()
-    signature = sign_cdp(POS_SECRET, body, int(utc_now().timestamp()))
+    signature = sign_cdp(POS_SECRET, body, int(time.time()))
     headers = {"content-type": "application/json; charset=utf-8", "x-cdp-signature": signature}
     # When it is posted
     status, answer = _post(runtime, "/v1/webhooks/pos/demo-pos", body, None, headers)
@@ -425,7 +426,7 @@ def test_a_wechat_push_with_a_time_past_the_platforms_range_is_refused_not_a_500
     body = (REPO / "events/wechat/subscribe.xml").read_text()
     start, end = body.index("<CreateTime>") + len("<CreateTime>"), body.index("</CreateTime>")
     pushed = (body[:start] + "1000000000000000000" + body[end:]).encode()
-    timestamp, nonce = str(int(utc_now().timestamp())), _uid()
+    timestamp, nonce = str(int(time.time())), _uid()
     query = {"signature": oa_signature("local-wechat-token", timestamp, nonce), "timestamp": timestamp, "nonce": nonce}
     status, _, payload = runtime.http(
         "POST", f"/v1/wechat/wx-local-oa?{urlencode(query)}", pushed, {"content-type": "text/xml"}
@@ -704,7 +705,7 @@ def _mp_push(runtime: LocalRuntime, body: bytes, content_type: str | None, token
 
     from cdp.connectors.wechat import oa_signature
 
-    timestamp, nonce = str(int(utc_now().timestamp())), _uid()
+    timestamp, nonce = str(int(time.time())), _uid()
     query = {"signature": oa_signature(token, timestamp, nonce), "timestamp": timestamp, "nonce": nonce}
     headers = {"content-type": content_type} if content_type else {}
     return runtime.http("POST", f"/v1/wechat/wx-local-mp?{urlencode(query)}", body, headers)

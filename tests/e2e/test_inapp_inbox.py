@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -23,6 +23,7 @@ from cdp.channels.messages import DynamoMessageLog
 from cdp.channels.models import SendBatchRequest
 from cdp.channels.service import send_batch
 from cdp.profile.dynamodb import DynamoProfileStore
+from cdp.shared.time import utc_now
 from cdp_local.runtime import LocalRuntime
 from cdp_local.runtime.environment import LOCAL_SOURCES
 
@@ -41,7 +42,7 @@ def _json(response: Any) -> Any:
 
 def customer(runtime: LocalRuntime, tag: str) -> str:
     """A member known by a phone and the brand's user id, who opted in to in-app messages: their person id."""
-    now = datetime.now(UTC).isoformat()
+    now = utc_now().isoformat()
     base = {"schema_version": "1", "brand_id": BRAND, "source": "app", "occurred_at": now}
     ident = [{"type": "phone", "value": f"139{tag}"}, {"type": "user_id", "value": f"u-{tag}"}]
     events = [
@@ -92,7 +93,7 @@ def send_inapp(runtime: LocalRuntime, campaign: str, person_ids: list[str]) -> d
         profiles,
         DynamoSendLedger(topology.LEDGER_TABLE.local_name, client=db),
         {"inapp": InboxChannel(DynamoInbox(topology.LEDGER_TABLE.local_name, client=db))},
-        now=datetime.now(UTC),
+        now=utc_now(),
         log=DynamoMessageLog(topology.LEDGER_TABLE.local_name, client=db),
     )
     return result.model_dump(mode="json")
@@ -157,7 +158,7 @@ def test_an_inapp_message_read_in_the_app_shows_opened_and_a_dismissed_one_leave
     answer = _json(issued)
     assert (answer["person_id"], answer["brand_id"], answer["token_type"]) == (person, BRAND, "Bearer")
     expires = datetime.fromisoformat(answer["expires_at"])
-    assert timedelta(hours=23) < expires - datetime.now(UTC) <= timedelta(hours=24)
+    assert timedelta(hours=23) < expires - utc_now() <= timedelta(hours=24)
     assert {k.lower(): v for k, v in issued.headers.items()}["cache-control"] == "no-store"
     token = answer["token"]
 
@@ -228,8 +229,8 @@ def test_the_token_is_the_inbox_routes_only_credential(runtime: LocalRuntime, in
     send_inapp(runtime, f"inbox-auth-{tag}", [mine, theirs])
     token, their_token = token_for(runtime, {"person_id": mine}), token_for(runtime, {"person_id": theirs})
     [their_message] = inbox(runtime, their_token)["messages"]
-    expired = mint_inbox_token(InboxToken(BRAND, mine, datetime.now(UTC) - timedelta(seconds=1)), LINK_SECRET)
-    foreign = mint_inbox_token(InboxToken(BRAND, mine, datetime.now(UTC) + timedelta(hours=1)), "another-secret")
+    expired = mint_inbox_token(InboxToken(BRAND, mine, utc_now() - timedelta(seconds=1)), LINK_SECRET)
+    foreign = mint_inbox_token(InboxToken(BRAND, mine, utc_now() + timedelta(hours=1)), "another-secret")
     tampered = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
     refused: list[dict[str, str]] = [
         {},  # no credential

@@ -5,13 +5,14 @@ and the send queue to the send function (the outbox locally), and an order takes
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from cdp import topology
+from cdp.shared.time import utc_now
 from cdp_local.runtime import LocalRuntime
 from tests.e2e.conftest import PostEvents
 
@@ -33,7 +34,7 @@ def _event(kind: str, phone: str, n: str, **properties: Any) -> dict[str, Any]:
         "event_type": kind,
         "source": "app",
         "brand_id": BRAND,
-        "occurred_at": datetime.now(UTC).isoformat(),
+        "occurred_at": utc_now().isoformat(),
         "identifiers": [{"type": "phone", "value": phone}],
         "properties": properties,
     }
@@ -70,7 +71,7 @@ def test_cart_events_enter_a_journey_that_reminds_after_an_hour_and_an_order_end
     cart = [
         _event("add_to_cart", p, "1", sku="CAKE-1", quantity=1, unit_price_minor=8800, currency="CNY") for p in phones
     ]
-    started = datetime.now(UTC)
+    started = utc_now()
     response, report = post_events(cart)
     assert response.status == 202 and report.dead_lettered == 0
     # Then they are in it, waiting, and nothing was sent yet
@@ -130,7 +131,7 @@ def test_a_lifecycle_change_announced_by_the_tag_engine_enters_a_win_back_journe
     person = _api(runtime, "GET", f"/v1/profiles/by-identifier/phone/{phone}?brand_id={BRAND}")["person_id"]
     # When the tag engine announces that the person turned dormant (as tag_update publishes it)
     change = TagTransition(
-        person_id=person, brand_id=BRAND, tag="lifecycle", from_="mature", to="dormant", at=datetime.now(UTC)
+        person_id=person, brand_id=BRAND, tag="lifecycle", from_="mature", to="dormant", at=utc_now()
     )
     runtime.client("events").put_events(
         Entries=[
@@ -197,7 +198,7 @@ def test_a_journey_entry_reserves_its_coupon_at_entry_and_gives_the_rest_back_wh
         return found["available_minor"], found["reserved_minor"], found["committed_minor"]
 
     # When three shoppers add to their carts: two entries' coupons fit the pool, the third cannot enter
-    started = datetime.now(UTC)
+    started = utc_now()
     cart = [
         _event("add_to_cart", p, "cj", sku="CAKE-2", quantity=1, unit_price_minor=8800, currency="CNY") for p in phones
     ]
@@ -256,7 +257,7 @@ def test_a_journey_paying_its_messages_from_a_pool_reserves_each_entrys_sms_and_
         return found["available_minor"], found["reserved_minor"], found["committed_minor"]
 
     # When three shoppers add to their carts: two entries' SMS fit the pool, the third cannot enter
-    started = datetime.now(UTC)
+    started = utc_now()
     cart = [
         _event("add_to_cart", p, "pj", sku="CAKE-3", quantity=1, unit_price_minor=8800, currency="CNY") for p in phones
     ]

@@ -13,7 +13,6 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import Any, Literal
 from urllib.parse import urlencode
 
@@ -25,6 +24,7 @@ from cdp.channels.ports import LoggedMessage
 from cdp.connectors.aws import SecretsManagerSources
 from cdp.connectors.wechat import oa_signature
 from cdp.ingest.security import sign_cdp
+from cdp.shared.time import utc_now
 from cdp_local.fakes.aliyun_sms import FakeAliyunSms
 from cdp_local.fakes.wechat_api import FakeWeChatApi
 from cdp_local.runtime import LocalRuntime
@@ -58,7 +58,7 @@ def post_events(runtime: LocalRuntime, events: list[dict[str, Any]]) -> None:
 
 def customer(runtime: LocalRuntime, phone: str) -> str:
     """A member who opted in to marketing SMS: their person id."""
-    now = datetime.now(UTC).isoformat()
+    now = utc_now().isoformat()
     base = {"schema_version": "1", "brand_id": BRAND, "source": "app", "occurred_at": now}
     ident = [{"type": "phone", "value": phone}]
     post_events(
@@ -223,7 +223,7 @@ def test_end_user_messaging_status_events_move_the_message_and_foreign_ones_are_
                 step="touch1",
                 channel="sms",
                 status="sent",
-                sent_at=datetime.now(UTC),
+                sent_at=utc_now(),
                 provider="end_user_messaging",
                 provider_id="eum-1",
             )
@@ -306,7 +306,7 @@ def test_an_email_through_ses_with_a_configuration_set_comes_back_delivered(
     try:
         tag = uuid.uuid4().hex[:10]
         address = f"li.{tag}@example.cn"
-        now = datetime.now(UTC).isoformat()
+        now = utc_now().isoformat()
         base = {"schema_version": "1", "brand_id": BRAND, "source": "web", "occurred_at": now}
         ident = [{"type": "email", "value": address}]
         post_events(

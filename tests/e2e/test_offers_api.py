@@ -6,11 +6,11 @@ a 4xx that names what is wrong."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
+from cdp.shared.time import utc_now
 from cdp_local.runtime import LocalRuntime
 from cdp_local.runtime.environment import STORE_API_KEY
 
@@ -82,7 +82,7 @@ def test_a_coupon_is_issued_to_a_wallet_and_redeemed_by_the_order_that_uses_its_
         "source": "pos",
         "brand_id": BRAND,
         "store_id": "sh01",
-        "occurred_at": datetime.now(UTC).isoformat(),
+        "occurred_at": utc_now().isoformat(),
         "identifiers": [{"type": "phone", "value": PHONE}],
         "properties": {
             "order_id": "E2E-ORDER-1",

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -17,6 +16,7 @@ from cdp.channels.messages import DynamoMessageLog
 from cdp.channels.models import SendBatchRequest
 from cdp.channels.service import LinkTracking, send_batch
 from cdp.profile.dynamodb import DynamoProfileStore
+from cdp.shared.time import utc_now
 from cdp_local.runtime import LocalRuntime
 from cdp_local.runtime.environment import LOCAL_SOURCES
 from tests.fakes.channels import RecordingChannel
@@ -35,7 +35,7 @@ def _admin(runtime: LocalRuntime) -> dict[str, str]:
 
 
 def customer(runtime: LocalRuntime, tag: str) -> str:
-    now = datetime.now(UTC).isoformat()
+    now = utc_now().isoformat()
     base = {"schema_version": "1", "brand_id": BRAND, "source": "app", "occurred_at": now}
     ident = [{"type": "email", "value": f"prefs-{tag}@example.cn"}, {"type": "user_id", "value": f"u-{tag}"}]
     events = [
@@ -73,7 +73,7 @@ def send_email(runtime: LocalRuntime, campaign: str, person: str) -> tuple[dict[
         profiles,
         DynamoSendLedger(topology.LEDGER_TABLE.local_name, client=db),
         {"email": channel},
-        now=datetime.now(UTC),
+        now=utc_now(),
         links=LinkTracking(BASE_URL, LINK_SECRET),
         log=DynamoMessageLog(topology.LEDGER_TABLE.local_name, client=db),
     )

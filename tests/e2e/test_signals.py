@@ -5,11 +5,12 @@ the journey queue), the schedule's tick running the sweeps, and the messages del
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from cdp import topology
+from cdp.shared.time import utc_now
 from cdp_local.runtime import LocalRuntime
 from tests.e2e.conftest import PostEvents
 
@@ -52,7 +53,7 @@ def _customer(phone: str, n: int, **traits: Any) -> list[dict[str, Any]]:
     base = {
         "source": "app",
         "brand_id": BRAND,
-        "occurred_at": datetime.now(UTC).isoformat(),
+        "occurred_at": utc_now().isoformat(),
         "identifiers": [{"type": "phone", "value": phone}],
     }
     return [
@@ -69,7 +70,7 @@ def _customer(phone: str, n: int, **traits: Any) -> list[dict[str, Any]]:
 def test_a_cold_snap_a_birthday_and_a_store_visit_enter_their_journeys(
     runtime: LocalRuntime, post_events: PostEvents
 ) -> None:
-    soon = datetime.now(ZoneInfo("Asia/Shanghai")).date() + timedelta(days=3)  # demo-brand's zone
+    soon = utc_now().astimezone(ZoneInfo("Asia/Shanghai")).date() + timedelta(days=3)  # demo-brand's zone
     _journey(runtime, "e2e_cold_snap", {"weather": {"city": CITY, "below_c": -20}}, "Cold snap: hot soup 2 for 1")
     _journey(runtime, "e2e_birthday", {"date": {"of": "birthday", "days_before": 7, "at": "00:00"}}, "Happy birthday")
     _journey(runtime, "e2e_store_visit", {"location": {"place": "store", "store_ids": ["sh01"]}}, "Welcome in!")
@@ -85,7 +86,7 @@ def test_a_cold_snap_a_birthday_and_a_store_visit_enter_their_journeys(
             _call(runtime, "GET", f"/v1/profiles/by-identifier/phone/{p}?brand_id={BRAND}")[1]["person_id"]
             for p in phones
         ]
-        now = datetime.now(UTC)
+        now = utc_now()
 
         # When the weather feed posts a reading above the threshold, then one below it
         for celsius, minutes in ((-12.0, -30), (-24.5, 0)):
@@ -118,7 +119,7 @@ def test_a_cold_snap_a_birthday_and_a_store_visit_enter_their_journeys(
 
 def test_a_bad_signal_is_a_4xx_naming_the_field_and_scope_is_enforced(runtime: LocalRuntime) -> None:
     path = f"/v1/signals?brand_id={BRAND}"
-    at = datetime.now(UTC).isoformat()
+    at = utc_now().isoformat()
     cases = [
         ({"kind": "weather", "city": CITY, "temperature_c": 400, "observed_at": at}, "temperature_c"),
         ({"kind": "weather", "city": CITY, "temperature_c": 1, "observed_at": "0001-01-01T00:00:00+01:00"}, None),

@@ -183,7 +183,8 @@ TABLE_ACCESS: dict[topology.FunctionSpec, dict[topology.TableSpec, str]] = {
     topology.SEND: {
         topology.PROFILES_TABLE: "read + PutItem",
         topology.LEDGER_TABLE: READ_WRITE,
-        topology.CAMPAIGNS_TABLE: "GetItem + PutItem + UpdateItem",  # stop switch; held sends; journey outcomes
+        # stop switch; held sends; journey outcomes; the due list and due versions (priority arbitration)
+        topology.CAMPAIGNS_TABLE: "GetItem + Query + PutItem + UpdateItem",
         topology.OFFERS_TABLE: READ_WRITE,  # a step's offer issued: wallet, code, budget hold
     },
     topology.PROFILE_API: {
@@ -255,8 +256,8 @@ def test_table_rights_follow_what_each_function_does(synth: Synth) -> None:
             if access == "GetItem + PutItem":
                 assert granted == {"dynamodb:GetItem", "dynamodb:PutItem"}, where
                 continue
-            if access == "GetItem + PutItem + UpdateItem":
-                assert granted == {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"}, where
+            if access == "GetItem + Query + PutItem + UpdateItem":
+                assert granted == {f"dynamodb:{a}" for a in ("GetItem", "Query", "PutItem", "UpdateItem")}, where
                 continue
             assert {"dynamodb:GetItem", "dynamodb:Query"} <= granted, where
             if access == READ_ONLY:

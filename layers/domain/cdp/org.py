@@ -271,6 +271,11 @@ class BrandConfig(_Config):
     identity_scope: Literal["group", "brand"] = "group"
     phone_region: str = Field(default=DEFAULT_PHONE_REGION, pattern=r"^[A-Z]{2}$")
     dealers: dict[str, tuple[str, ...]] = Field(default_factory=dict, description="dealer id -> its store ids")
+    store_timezones: dict[str, str] = Field(
+        default_factory=dict,
+        max_length=10_000,
+        description="store id -> IANA name: the time zone of a person who gave none is their usual store's",
+    )
     loyalty: LoyaltyPolicy = Field(default_factory=LoyaltyPolicy)
     merge: MergePolicy = Field(default_factory=MergePolicy)
     rules: IdentityRules = Field(default_factory=IdentityRules)
@@ -284,6 +289,16 @@ class BrandConfig(_Config):
     @classmethod
     def _known_zone(cls, value: str) -> str:
         return check_zone(value)
+
+    @field_validator("store_timezones")
+    @classmethod
+    def _known_store_zones(cls, value: dict[str, str]) -> dict[str, str]:
+        for store, zone in value.items():
+            try:
+                check_zone(zone)
+            except ValueError as exc:
+                raise ValueError(f"store {store}: {exc}") from exc
+        return value
 
     def dealer_of(self, store_id: str | None) -> str | None:
         if store_id is None:

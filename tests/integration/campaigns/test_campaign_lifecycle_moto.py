@@ -291,7 +291,7 @@ def test_a_dry_run_selects_prices_and_finds_caps_and_overlaps_without_sending(wo
     contacts = DynamoContactLedger(topology.LEDGER_TABLE.local_name, client=ddb)
     caps = [FrequencyCap(channel="sms", max=2, per_days=7)]
     for at in (SUNDAY - timedelta(days=2), SUNDAY - timedelta(days=1)):
-        assert contacts.reserve("demo-brand", "dry8", "sms", at, caps)
+        assert contacts.reserve("demo-brand", "dry8", "sms", at, caps) is None
     org = OrgDirectory.model_validate(
         {"brands": {"demo-brand": {"group_id": "demo-group", "contact": {"caps": [c.model_dump() for c in caps]}}}}
     )

@@ -14,14 +14,14 @@ import pytest
 from moto import mock_aws
 
 from cdp import topology
-from cdp.campaigns.journeys import SendOrders, release_deferred
-from cdp.campaigns.journeys_dynamodb import DynamoDeferredSends
-from cdp.channels.contact import ContactRules
+from cdp.campaigns.journeys import JOURNEY_RUN_SUFFIX, SendOrders, journey_outcomes, release_deferred
+from cdp.campaigns.journeys_dynamodb import DynamoDeferredSends, DynamoJourneyStore
+from cdp.channels.contact import ContactRules, person_zone, usual_store
 from cdp.channels.ledger import DynamoContactLedger
 from cdp.channels.models import SendBatchRequest
 from cdp.channels.service import send_batch
 from cdp.org import FrequencyCap, OrgDirectory
-from cdp.profile.models import ConsentState, Profile, Traits
+from cdp.profile.models import ConsentState, Profile, ProfileFacts, Traits
 from cdp_local.runtime.core import create_table
 from cdp_local.runtime.moto_atomic import atomic_dynamodb
 from tests.fakes.channels import InMemorySendLedger, RecordingChannel
@@ -96,11 +96,11 @@ def test_two_campaigns_sending_to_one_person_at_once_never_pass_the_cap(db: Any)
     with ThreadPoolExecutor(8) as pool:
         results = list(pool.map(lambda i: ledger.reserve(BRAND, "ann", "sms", T0, caps), range(8)))
     # Then exactly two got through (2 SMS per 7 days), and the history holds those two
-    assert sum(results) == 2 and [c for c, _ in ledger.history(BRAND, "ann")] == ["sms", "sms"]
+    assert results.count(None) == 2 and [c for c, _ in ledger.history(BRAND, "ann")] == ["sms", "sms"]
     # And a week later there is room again; an e-mail counts against the total cap only (3 in all)
-    assert ledger.reserve(BRAND, "ann", "email", T0 + timedelta(days=1), caps)
-    assert not ledger.reserve(BRAND, "ann", "push", T0 + timedelta(days=2), caps)
-    assert ledger.reserve(BRAND, "ann", "sms", T0 + timedelta(days=7, seconds=1), caps)
+    assert ledger.reserve(BRAND, "ann", "email", T0 + timedelta(days=1), caps) is None
+    assert ledger.reserve(BRAND, "ann", "push", T0 + timedelta(days=2), caps) is not None
+    assert ledger.reserve(BRAND, "ann", "sms", T0 + timedelta(days=7, seconds=1), caps) is None
 
 
 def test_a_capped_message_is_suppressed_with_its_reason_and_counted(db: Any) -> None:
@@ -148,6 +148,63 @@ def test_quiet_hours_are_the_recipients_and_a_held_message_leaves_when_they_end(
     # and sent then, it leaves (the same campaign and step: the send ledger still delivers it once)
     later = send_batch(again, profiles, profiles, ledger, {"sms": channel}, nine_in_new_york, contact=contact)
     assert later.sent == 1 and channel.sent_to() == ["cai", "dan"]
+
+
+def test_a_journeys_held_send_counts_as_held_until_ordered_again_then_as_what_became_of_it(db: Any) -> None:
+    # Given a journey's send to dan, at 23:00 in New York (quiet hours there)
+    profiles = InMemoryProfiles([person("dan", timezone="America/New_York")])
+    deferred = DynamoDeferredSends(topology.CAMPAIGNS_TABLE.local_name, client=db)
+    journeys = DynamoJourneyStore(topology.CAMPAIGNS_TABLE.local_name, client=db)
+    contact = ContactRules(ORG, DynamoContactLedger(topology.LEDGER_TABLE.local_name, client=db), deferred)
+    channel, ledger = RecordingChannel(), InMemorySendLedger()
+    order = request("cart", ["dan"]).model_copy(update={"run_id": f"cart-v1{JOURNEY_RUN_SUFFIX}"})
+
+    def send(req: SendBatchRequest, at: datetime) -> None:
+        result = send_batch(req, profiles, profiles, ledger, {"sms": channel}, at, contact=contact)
+        journeys.tally(BRAND, "cart", journey_outcomes(req.run_id, result))
+
+    send(order, T0)
+    assert journeys.outcomes(BRAND, "cart") == {"deferred_quiet_hours": 1}
+    # When a tick orders it at 09:00 there but stops before forgetting it, and the next tick orders it again
+    orders, nine = Orders(), datetime(2026, 12, 7, 14, 0, tzinfo=UTC)
+    orders.order([held.request for held in deferred.due(nine, 10)])
+    assert release_deferred(deferred, orders, nine, tally=journeys.tally) == 1
+    assert release_deferred(deferred, orders, nine, tally=journeys.tally) == 0
+    first, second = orders.sent
+    assert first == second and first.held_for == "quiet_hours"
+    send(first, nine)
+    send(second, nine)
+    # Then it is no longer counted as held, and counts once as sent
+    outcomes = journeys.outcomes(BRAND, "cart")
+    assert (outcomes["deferred_quiet_hours"], outcomes["sent"]) == (0, 1) and channel.sent_to() == ["dan"]
+
+
+def test_a_person_without_a_time_zone_has_their_usual_stores(db: Any) -> None:
+    # Given a brand whose Seattle store keeps Pacific time, and eve, who gave no time zone and shops there mostly
+    stores = {"sea-1": "America/Los_Angeles", "sha-1": "Asia/Shanghai"}
+    brand = ORG.brand(BRAND).model_copy(update={"store_timezones": stores})
+    org = OrgDirectory.model_validate({"brands": {BRAND: brand.model_dump(exclude={"brand_id"})}})
+    facts = {
+        f"{BRAND}/sea-1": ProfileFacts(store_counts={"sea-1": 5}),
+        f"{BRAND}/sha-1": ProfileFacts(store_counts={"sha-1": 2}),
+    }
+    eve = person("eve").model_copy(update={"scoped_facts": facts})
+    deferred = DynamoDeferredSends(topology.CAMPAIGNS_TABLE.local_name, client=db)
+    contact = ContactRules(org, DynamoContactLedger(topology.LEDGER_TABLE.local_name, client=db), deferred)
+    # Then at noon in Shanghai (20:00 in Seattle) she is not in quiet hours; at 13:00 Shanghai (21:00 Seattle) she is,
+    # until 09:00 Seattle time; a person with no store stays on the brand's zone
+    assert usual_store(eve) == "sea-1" and person_zone(brand, eve).key == "America/Los_Angeles"
+    assert contact.quiet_until(eve, T0) is None
+    assert contact.quiet_until(eve, T0 + timedelta(hours=1)) == datetime(2026, 12, 7, 17, 0, tzinfo=UTC)
+    assert person_zone(brand, person("fay")).key == "Asia/Shanghai"
+    # and her own time zone, once she gives one, wins over her store's
+    told = eve.model_copy(update={"traits": Traits(timezone="Europe/Berlin")})
+    assert person_zone(brand, told).key == "Europe/Berlin"
+
+
+def test_a_store_time_zone_must_be_known() -> None:
+    with pytest.raises(ValueError, match="store sea-1"):
+        OrgDirectory.model_validate({"brands": {BRAND: {"group_id": BRAND, "store_timezones": {"sea-1": "Mars/Base"}}}})
 
 
 def test_the_quiet_window_may_wrap_midnight_or_not() -> None:

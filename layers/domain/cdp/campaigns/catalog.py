@@ -116,8 +116,8 @@ class CampaignCatalog(ABC):
         `state.next_run_at` in the same write (ConflictError otherwise)."""
 
     @abstractmethod
-    def due(self, until: datetime, limit: int) -> list[DueEntry]:
-        """Due entries at or before `until`, oldest first."""
+    def due(self, until: datetime, limit: int, after: datetime | None = None) -> list[DueEntry]:
+        """Due entries at or before `until` (and after `after`), oldest first."""
 
     @abstractmethod
     def add_run(self, run: RunRecord) -> bool:

@@ -36,6 +36,7 @@ from cdp.campaigns.models import (
 )
 from cdp.campaigns.targeting import Targeting
 from cdp.campaigns.triggers import CorrelationKey, EventType, Trigger
+from cdp.channels.models import DEFAULT_PRIORITY
 from cdp.channels.templates import template_problem
 from cdp.org import BrandConfig, check_zone
 from cdp.profile.models import Profile
@@ -370,6 +371,12 @@ class CampaignDefinition(_Frozen):
     targeting: Targeting | None = Field(
         default=None, description="rank by expected incremental profit from an uplift model (scheduled campaigns)"
     )
+    priority: int = Field(
+        default=DEFAULT_PRIORITY,
+        ge=1,
+        le=100,
+        description="higher wins: a send leaves cap room for higher-priority runs due later the same day",
+    )
 
     def steps_of(self, variant: str | None, path: str = MAIN_PATH) -> list[Step]:
         """The steps of a path; the main path of a person of `variant` is the variant's (the campaign's own when it
@@ -461,6 +468,7 @@ class CampaignDefinition(_Frozen):
             max_recipients=self.max_recipients,
             holdout_fraction=self.holdout,
             conversion_window_seconds=self.conversion_window_days * 86_400,
+            priority=self.priority,
             variants=[
                 RunVariant(name=v.name, share=v.share, touch1=_touch(v.steps[0].send))
                 for v in self.variants

@@ -132,13 +132,18 @@ class DynamoCampaignCatalog(CampaignCatalog):
         except BotoCoreError as exc:
             raise StoreError(f"approving campaign {campaign_id} failed: {exc}") from exc
 
-    def due(self, until: datetime, limit: int) -> list[DueEntry]:
+    def due(self, until: datetime, limit: int, after: datetime | None = None) -> list[DueEntry]:
+        values = {":pk": {"S": DUE_PK}, ":until": {"S": f"{iso(until)}#~"}}
+        window = "#sk <= :until"
+        if after is not None:
+            values[":after"] = {"S": f"{iso(after)}#~"}  # strictly after: `after` itself sorts below its entries' keys
+            window = "#sk BETWEEN :after AND :until"
         try:
             response = self._db.query(
                 TableName=self._table,
-                KeyConditionExpression="#pk = :pk AND #sk <= :until",
+                KeyConditionExpression=f"#pk = :pk AND {window}",
                 ExpressionAttributeNames={"#pk": PK, "#sk": SK},
-                ExpressionAttributeValues={":pk": {"S": DUE_PK}, ":until": {"S": f"{iso(until)}#~"}},
+                ExpressionAttributeValues=values,
                 Limit=limit,
                 ConsistentRead=True,
             )

@@ -24,7 +24,7 @@ from cdp.campaigns.catalog import CampaignState
 from cdp.campaigns.definition import CampaignDefinition, Step
 from cdp.campaigns.dry_run import HORIZON_DAYS, ContactHistory, Overlap
 from cdp.campaigns.journeys import holdout_group
-from cdp.channels.contact import exclusion, passed_cap, zone_of
+from cdp.channels.contact import exclusion, passed_cap, person_zone
 from cdp.errors import ConflictError
 from cdp.ingest.events import correlation_keys
 from cdp.org import BrandConfig
@@ -198,7 +198,7 @@ def _forecast(definition: CampaignDefinition, brand: BrandConfig, profile: Profi
     eligible: bool | None = None
     for offset in range(HORIZON_DAYS):
         day = today + timedelta(days=offset)
-        found = trigger.date.occasion(profile, day, zone_of(profile.traits.timezone, brand.timezone))
+        found = trigger.date.occasion(profile, day, person_zone(brand, profile))
         if found is None or found[1] in seen:
             continue
         seen.add(found[1])

@@ -34,7 +34,7 @@ from cdp.campaigns.catalog import CampaignCatalog, CampaignState, StoredVersion
 from cdp.campaigns.definition import MAIN_PATH, CampaignDefinition, CorrelationKey
 from cdp.campaigns.measurement import Lift, compare
 from cdp.campaigns.ports import OfferPlans
-from cdp.channels.contact import Deferrals, exclusion, zone_of
+from cdp.channels.contact import Deferrals, exclusion, person_zone, zone_of
 from cdp.channels.models import SendBatchRequest
 from cdp.errors import ConflictError
 from cdp.observability import logger
@@ -155,6 +155,7 @@ OUTCOMES = (
     "suppressed_no_consent",
     "suppressed_no_address",
     "suppressed_frequency_cap",
+    "suppressed_priority",
     "suppressed_global_control",
     "suppressed_list",
     "suppressed_offer",
@@ -227,18 +228,28 @@ class DeferredSends(Deferrals):
         """Held sends whose time has come by `until`, oldest first."""
 
     @abstractmethod
-    def done(self, deferred: DeferredSend) -> None:
-        """Forget a held send once it has been ordered again."""
+    def done(self, deferred: DeferredSend) -> bool:
+        """Forget a held send once it has been ordered again (False: it was forgotten already)."""
 
 
-def release_deferred(deferred: DeferredSends, orders: SendOrders, now: datetime, limit: int = 500) -> int:
+Tally = Callable[[str, str, Mapping[str, int]], None]
+
+
+def release_deferred(
+    deferred: DeferredSends, orders: SendOrders, now: datetime, limit: int = 500, tally: Tally | None = None
+) -> int:
     """Order again every held send whose quiet hours are over; returns how many. Ordered before it is forgotten:
-    a crash in between orders it twice, which the send ledger delivers once."""
+    a crash in between orders it twice, which the send ledger delivers once. A journey's outcomes then count the
+    send no longer as held (`tally`: once, by whoever forgot it), only as what became of it."""
     due = deferred.due(now, limit)
     if due:
         orders.order([d.request for d in due])
     for held in due:
-        deferred.done(held)
+        request = held.request
+        forgotten = deferred.done(held)
+        if forgotten and tally and request.held_for and request.run_id.endswith(JOURNEY_RUN_SUFFIX):
+            persons = len(request.person_ids or [])
+            tally(request.brand_id or "", request.campaign_id, {f"deferred_{request.held_for}": -persons})
     return len(due)
 
 
@@ -694,9 +705,10 @@ class JourneyEngine:
         return state.model_copy(update={"ordered": [*state.ordered, _where(state)][-MAX_ORDERED:]}), False
 
     def zone_for(self, brand_id: str, profile: Profile | None) -> ZoneInfo:
-        """The person's time zone (their profile's, else the brand's)."""
-        fallback = self.org.brand(brand_id).timezone if self.org is not None else "UTC"
-        return zone_of(profile.traits.timezone if profile else None, fallback)
+        """The person's time zone (their profile's, else their usual store's, else the brand's)."""
+        if self.org is None:
+            return zone_of(profile.traits.timezone if profile else None, "UTC")
+        return person_zone(self.org.brand(brand_id), profile)
 
     def _order(self, state: JourneyState, definition: CampaignDefinition) -> SendBatchRequest:
         step = definition.steps_of(state.variant, state.path)[state.step].send
@@ -715,6 +727,7 @@ class JourneyEngine:
             template=step.template.model_dump(),
             offer=step.offer.model_dump() if step.offer else None,
             budget=definition.budget if definition.budget.pool_id else None,  # its messages paid from the pool
+            priority=definition.priority,
             person_ids=[state.person_id],
         )
 

@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 PK = topology.CAMPAIGNS_TABLE.partition_key
 SK = topology.CAMPAIGNS_TABLE.sort_key
 TIMER_SHARDS = 4
+CURSOR = "cursor_"  # an open sweep's attribute per shard begun: the cursor of its next page
 
 
 def _place_key(brand_id: str, campaign_id: str, person_id: str) -> dict[str, Any]:
@@ -246,15 +247,18 @@ class DynamoDeferredSends(DeferredSends):
         items = _due(self._db, self._table, "DEFERRED", until, limit)
         return sorted((DeferredSend.model_validate_json(i["doc"]["S"]) for i in items), key=lambda d: d.until)[:limit]
 
-    def done(self, deferred: DeferredSend) -> None:
+    def done(self, deferred: DeferredSend) -> bool:
         try:
-            self._db.delete_item(TableName=self._table, Key=self._key(deferred))
+            gone = self._db.delete_item(TableName=self._table, Key=self._key(deferred), ReturnValues="ALL_OLD")
         except (ClientError, BotoCoreError) as exc:
             raise StoreError(f"forgetting a held send failed: {exc}") from exc
+        return "Attributes" in gone
 
 
 class DynamoSweepStore(SweepStore):
-    """SWEEPS / {brand}#{campaign}#{label}: an open sweep with its scanned shards (`done`, a number set);
+    """SWEEPS / {brand}#{campaign}#{label}: an open sweep with its scanned shards (`done`, a number set) and the
+    cursor of each shard begun (`cursor_{shard}`: top-level attributes, so an update needs no map made beforehand;
+    a shard's is removed when it is done, so the item stays small);
     SWEPT#{brand}#{campaign} / {label}: it was opened (opened once, however often asked);
     WEATHER#{brand} / {city}: the city's latest reading."""
 
@@ -270,7 +274,7 @@ class DynamoSweepStore(SweepStore):
         marker = f"{sweep.brand_id}#{sweep.campaign_id}#{sweep.label}"
         if marker in self._asked:
             return False
-        item = {**self._open_key(sweep), "doc": {"S": sweep.model_dump_json(exclude={"done"})}}
+        item = {**self._open_key(sweep), "doc": {"S": sweep.model_dump_json(exclude={"done", "cursors"})}}
         swept = {PK: {"S": f"SWEPT#{sweep.brand_id}#{sweep.campaign_id}"}, SK: {"S": sweep.label}}
         try:
             self._db.transact_write_items(
@@ -300,25 +304,36 @@ class DynamoSweepStore(SweepStore):
         out = []
         for item in query_items(self._db, self._table, "#pk = :pk", {":pk": {"S": "SWEEPS"}}):
             done = frozenset(int(n) for n in item.get("done", {}).get("NS", []))
-            out.append(Sweep.model_validate_json(item["doc"]["S"]).model_copy(update={"done": done}))
+            cursors = {
+                int(name.removeprefix(CURSOR)): value["S"]
+                for name, value in item.items()
+                if name.startswith(CURSOR) and int(name.removeprefix(CURSOR)) not in done
+            }
+            sweep = Sweep.model_validate_json(item["doc"]["S"])
+            out.append(sweep.model_copy(update={"done": done, "cursors": cursors}))
         return out
 
-    def mark(self, sweep: Sweep, shard: int) -> None:
+    def mark(self, sweep: Sweep, shard: int, cursor: str | None = None) -> None:
+        values: dict[str, Any]
+        if cursor is None:
+            update, values = "ADD done :shard REMOVE #cursor", {":shard": {"NS": [str(shard)]}}
+        else:
+            update, values = "SET #cursor = :cursor", {":cursor": {"S": cursor}}
         try:
             self._db.update_item(
                 TableName=self._table,
                 Key=self._open_key(sweep),
-                UpdateExpression="ADD done :shard",
+                UpdateExpression=update,
                 ConditionExpression="attribute_exists(#pk)",
-                ExpressionAttributeNames={"#pk": PK},
-                ExpressionAttributeValues={":shard": {"NS": [str(shard)]}},
+                ExpressionAttributeNames={"#pk": PK, "#cursor": f"{CURSOR}{shard}"},
+                ExpressionAttributeValues=values,
             )
         except ClientError as exc:
             if condition_failed(exc):
                 return  # closed meanwhile
-            raise StoreError(f"recording a sweep's shard failed: {exc}") from exc
+            raise StoreError(f"recording a sweep's page failed: {exc}") from exc
         except BotoCoreError as exc:
-            raise StoreError(f"recording a sweep's shard failed: {exc}") from exc
+            raise StoreError(f"recording a sweep's page failed: {exc}") from exc
 
     def close(self, sweep: Sweep) -> None:
         try:

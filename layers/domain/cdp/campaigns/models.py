@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from cdp.campaigns.measurement import Lift
 from cdp.campaigns.targeting import Targeting, TargetingReport
-from cdp.channels.models import MessageBudget, SmsProviderTemplate, WeChatMessageTemplate
+from cdp.channels.models import DEFAULT_PRIORITY, MessageBudget, SmsProviderTemplate, WeChatMessageTemplate
 from cdp.ingest.events import Token, UtcDatetime
 from cdp.profile.models import Profile
 
@@ -208,6 +208,7 @@ class CampaignRequest(_Frozen):
     scan_segments: int = Field(default=4, ge=1, le=1000, description="parallel scan segments of the profile store")
     variants: list[RunVariant] = Field(default_factory=list, max_length=10, description="A/B/n arms of the first send")
     targeting: Targeting | None = Field(default=None, description="rank by expected incremental profit (uplift)")
+    priority: int = Field(default=DEFAULT_PRIORITY, ge=1, le=100, description="the contact policy's arbitration")
 
     @model_validator(mode="after")
     def _check(self) -> CampaignRequest:
@@ -320,6 +321,7 @@ class SendTally(BaseModel):
     deferred_quiet_hours: int = Field(default=0, ge=0, description="held until quiet hours end (then sent)")
     deferred_rate_limit: int = Field(default=0, ge=0, description="held for the next tick by the provider's rate")
     suppressed_frequency_cap: int = Field(default=0, ge=0, description="not sent: a frequency cap was reached")
+    suppressed_priority: int = Field(default=0, ge=0, description="not sent: cap room kept for a higher priority")
     failed: int = Field(default=0, ge=0)
     by_channel: dict[str, int] = Field(default_factory=dict)
 
@@ -336,6 +338,7 @@ class SendTally(BaseModel):
             deferred_quiet_hours=self.deferred_quiet_hours + other.deferred_quiet_hours,
             deferred_rate_limit=self.deferred_rate_limit + other.deferred_rate_limit,
             suppressed_frequency_cap=self.suppressed_frequency_cap + other.suppressed_frequency_cap,
+            suppressed_priority=self.suppressed_priority + other.suppressed_priority,
             failed=self.failed + other.failed,
             by_channel=channels,
         )

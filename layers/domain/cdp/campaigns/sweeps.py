@@ -3,9 +3,11 @@ threshold in their city (`cdp.campaigns.triggers`). Location signals enter one p
 
 A sweep is opened for one journey and one occasion: each day at the trigger's local time for a date trigger
 (`open_date_sweeps`), on the crossing reading for a weather trigger (`on_weather`). The schedule's tick runs the
-open sweeps (`run_sweeps`): it scans the profiles shard by shard, one scan of a shard serving every open sweep, and
-records each shard done, so a sweep larger than one tick goes on at the next one. A shard scanned twice (a tick that
-stopped before recording it) enters nobody twice: the occasion's key is the entry's key.
+open sweeps (`run_sweeps`): it scans the profiles shard by shard and each shard page by page (DynamoDB's 1 MB
+pages), one scan serving every open sweep at the same place, and records after each page either the shard done or
+the cursor of its next page, so a sweep larger than one tick - or a shard larger than one tick - goes on at the
+next one from where it stopped. A page scanned twice (a tick that stopped before recording it) enters nobody twice:
+the occasion's key is the entry's key.
 
 Why a sweep and not a timer per person: a timer needs every person's dates indexed as they change and backfilled
 when a journey goes live; a daily scan reads what the profiles say today, at the price of reading the table once a
@@ -32,7 +34,7 @@ from cdp.profile.models import Profile
 from cdp.profile.ports import ProfileReader
 from cdp.shared.envelope import Publishable
 
-SWEEP_SHARDS = 64  # small enough that a shard of a large table is scanned within one tick
+SWEEP_SHARDS = 64  # segments of the parallel scan; progress is kept per page, so a shard of any size goes on
 
 
 class _Frozen(BaseModel):
@@ -41,7 +43,12 @@ class _Frozen(BaseModel):
 
 class Sweep(_Frozen):
     """One journey's occasion to enter persons found by a scan: `date` (persons whose date falls in the window on
-    `day`) or `weather` (persons whose city is `city`, on `day`)."""
+    `day`) or `weather` (persons whose city is `city`, on `day`).
+
+    Its progress: the shards scanned (`done`) and, for a shard begun, the cursor of its next page (`cursors`). A page
+    is one Scan request of up to 1 MB (128 read units, eventually consistent: about $0.000016 on demand) and one
+    write per sweep it serves to record it (1 write unit while the sweep's item stays under 1 KB: about $0.0000006,
+    under 5% of the page), so pages are kept large."""
 
     brand_id: str
     campaign_id: str
@@ -49,6 +56,7 @@ class Sweep(_Frozen):
     day: date = Field(description="the brand's local date the sweep is for")
     city: str | None = None
     done: frozenset[int] = Field(default_factory=frozenset, description="shards scanned")
+    cursors: dict[int, str] = Field(default_factory=dict, description="shard begun -> the cursor of its next page")
 
     @property
     def label(self) -> str:
@@ -114,11 +122,11 @@ class SweepStore(ABC):
 
     @abstractmethod
     def opened(self) -> list[Sweep]:
-        """Every open sweep, with the shards done so far."""
+        """Every open sweep, with its progress: the shards done and the cursors of the shards begun."""
 
     @abstractmethod
-    def mark(self, sweep: Sweep, shard: int) -> None:
-        """Record a shard of the sweep scanned."""
+    def mark(self, sweep: Sweep, shard: int, cursor: str | None = None) -> None:
+        """Record a page of a shard scanned: `cursor` the shard's next page, None when the shard is done."""
 
     @abstractmethod
     def close(self, sweep: Sweep) -> None:
@@ -199,9 +207,10 @@ def on_signal_received(
 
 @dataclass(frozen=True)
 class SweepReport:
-    shards: int
+    shards: int  # shards finished by this tick
     entered: int
     closed: int
+    pages: int = 0
 
 
 def run_sweeps(
@@ -211,40 +220,68 @@ def run_sweeps(
     time_left: Callable[[], float],
     min_left_s: float = 15.0,
 ) -> SweepReport:
-    """Scan the shards the open sweeps still need (one scan per shard for all of them), entering the persons each
-    sweep is for, while more than `min_left_s` seconds are left; close the sweeps that are done."""
+    """Scan the shards the open sweeps still need, each a page at a time from where the sweeps left it (one scan of a
+    page for every sweep at that place), entering the persons each sweep is for and recording each page, while more
+    than `min_left_s` seconds are left before a page; close the sweeps that are done."""
     sweeps = store.opened()
-    shards = entered = 0
+    shards = pages = entered = 0
+    out_of_time = False
     for shard in range(SWEEP_SHARDS):
-        needing = [s for s in sweeps if shard not in s.done]
-        if not needing:
-            continue
-        if time_left() < min_left_s:
+        journeys = _journeys(engine, [s for s in sweeps if shard not in s.done])
+        while True:
+            needing = [s for s in sweeps if shard not in s.done]
+            if not needing:
+                break
+            if time_left() < min_left_s:
+                out_of_time = True
+                break
+            # Sweeps at another place in the shard (opened while it was begun) scan it on their own, after these
+            cursor = needing[0].cursors.get(shard)
+            here = [s for s in needing if s.cursors.get(shard) == cursor]
+            page = profiles.scan_page(shard, SWEEP_SHARDS, cursor)
+            entered += _enter(engine, journeys, here, page.profiles)
+            for sweep in here:
+                store.mark(sweep, shard, page.next_cursor)
+            sweeps = [_moved(s, shard, page.next_cursor) if s in here else s for s in sweeps]
+            pages += 1
+            shards += page.next_cursor is None
+        if out_of_time:
             break
-        journeys = _journeys(engine, needing)
-        for profile in profiles.scan_shard(shard, SWEEP_SHARDS):
-            for sweep in needing:
-                journey = journeys.get((sweep.brand_id, sweep.campaign_id))
-                if journey is None or sweep.brand_id != profile.brand_id:
-                    continue
-                try:
-                    key = sweep.key_for(journey, profile, engine.zone_for(profile.brand_id, profile))
-                except (ValueError, OverflowError) as exc:  # one person's odd date must not stop the sweep
-                    logger.warning("sweep skipped a person", person_id=profile.person_id, error=str(exc))
-                    continue
-                if key is not None:
-                    entered += bool(engine.enter(journey, profile.person_id, key, profile))
-        for sweep in needing:
-            store.mark(sweep, shard)
-        sweeps = [s.model_copy(update={"done": s.done | {shard}}) if s in needing else s for s in sweeps]
-        shards += 1
     closed = 0
     for sweep in sweeps:
         gone = (sweep.brand_id, sweep.campaign_id) not in _journeys(engine, [sweep])
         if gone or len(sweep.done) == SWEEP_SHARDS:
             store.close(sweep)
             closed += 1
-    return SweepReport(shards=shards, entered=entered, closed=closed)
+    return SweepReport(shards=shards, entered=entered, closed=closed, pages=pages)
+
+
+def _enter(
+    engine: JourneyEngine, journeys: dict[tuple[str, str], Live], sweeps: list[Sweep], found: Iterable[Profile]
+) -> int:
+    """Enter the persons of a page each sweep is for; how many were entered (one entered before: not again)."""
+    entered = 0
+    for profile in found:
+        for sweep in sweeps:
+            journey = journeys.get((sweep.brand_id, sweep.campaign_id))
+            if journey is None or sweep.brand_id != profile.brand_id:
+                continue
+            try:
+                key = sweep.key_for(journey, profile, engine.zone_for(profile.brand_id, profile))
+            except (ValueError, OverflowError) as exc:  # one person's odd date must not stop the sweep
+                logger.warning("sweep skipped a person", person_id=profile.person_id, error=str(exc))
+                continue
+            if key is not None:
+                entered += bool(engine.enter(journey, profile.person_id, key, profile))
+    return entered
+
+
+def _moved(sweep: Sweep, shard: int, cursor: str | None) -> Sweep:
+    """The sweep after a page of the shard: at its next page, or with the shard done."""
+    cursors = {n: c for n, c in sweep.cursors.items() if n != shard}
+    if cursor is None:
+        return sweep.model_copy(update={"done": sweep.done | {shard}, "cursors": cursors})
+    return sweep.model_copy(update={"cursors": {**cursors, shard: cursor}})
 
 
 def _journeys(engine: JourneyEngine, sweeps: Iterable[Sweep]) -> dict[tuple[str, str], Live]:

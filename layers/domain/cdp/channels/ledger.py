@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from cdp import topology
-from cdp.channels.contact import ContactLedger, passed_cap
+from cdp.channels.contact import ContactLedger, PlannedSend, Refusal, refusal
 from cdp.channels.ports import DEFAULT_LEASE, Claim, ClaimOutcome, SendKey, SendLedger
 from cdp.errors import StoreError
 from cdp.observability import logger
@@ -219,15 +219,24 @@ class DynamoContactLedger(ContactLedger):
         self._table = table_name
         self._client: DynamoDBClient = client or aws.client("dynamodb")
 
-    def reserve(self, brand_id: str, person_id: str, channel: str, at: datetime, caps: Sequence[FrequencyCap]) -> bool:
+    def reserve(
+        self,
+        brand_id: str,
+        person_id: str,
+        channel: str,
+        at: datetime,
+        caps: Sequence[FrequencyCap],
+        ahead: Sequence[PlannedSend] = (),
+    ) -> Refusal | None:
         keep = timedelta(days=max(c.per_days for c in caps))
         for _ in range(CONTACT_ATTEMPTS):
             history, version = self._read(brand_id, person_id)
             recent = [(c, when) for c, when in history if when > at - keep]
-            if passed_cap(recent, channel, at, caps) is not None:
-                return False
+            refused = refusal(recent, channel, at, caps, ahead)
+            if refused is not None:
+                return refused
             if self._write(brand_id, person_id, [*recent, (channel, at)], version, at + keep):
-                return True
+                return None
         raise StoreError(f"the contact history of {person_id} kept changing: {CONTACT_ATTEMPTS} attempts")
 
     def release(self, brand_id: str, person_id: str, channel: str, at: datetime) -> None:

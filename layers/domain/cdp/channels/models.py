@@ -19,6 +19,7 @@ Token = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9
 PersonId = Annotated[str, Field(min_length=1, max_length=128)]
 
 MAX_INLINE_PERSONS = 500
+DEFAULT_PRIORITY = 50  # a campaign's place in the contact policy's arbitration (1-100, higher wins)
 # A message id derived from (campaign, step, person): a retried attempt reuses it, so the outbox key and the
 # provider-side tags of a retry name the same message.
 _MESSAGE_NAMESPACE = uuid.UUID("5b0d7c3e-3f43-4c55-9a53-0f1c9d0e5a11")
@@ -140,6 +141,12 @@ class SendBatchRequest(_Frozen):
     )
     purpose: Literal["marketing", "service"] = "marketing"
     test: bool = Field(default=False, description="a test send to seed persons: past caps, quiet hours, control group")
+    priority: int = Field(
+        default=DEFAULT_PRIORITY, ge=1, le=100, description="the campaign's: it yields cap room to higher ones"
+    )
+    held_for: Literal["quiet_hours", "rate_limit"] | None = Field(
+        default=None, description="a held send ordered again: what held it (its deferral is no longer counted)"
+    )
     template: MessageTemplate
     offer: Offer | None = None
     budget: MessageBudget | None = Field(
@@ -220,6 +227,9 @@ class SendBatchResult(BaseModel):
         default=0, description="held for the next tick: the provider's rate would have outlasted the invocation"
     )
     suppressed_frequency_cap: int = Field(default=0, description="not sent: a frequency cap of the brand was reached")
+    suppressed_priority: int = Field(
+        default=0, description="not sent: the cap room left today is kept for a higher-priority campaign's run"
+    )
     suppressed_global_control: int = Field(default=0, description="not sent: in the brand's global control group")
     suppressed_list: int = Field(default=0, description="not sent: on one of the brand's suppression lists")
     suppressed_offer: int = Field(

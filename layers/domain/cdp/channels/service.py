@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import partial
 from typing import Any, Literal
 
-from cdp.channels.contact import ContactRules
+from cdp.channels.contact import ContactRules, PlannedSend
 from cdp.channels.models import ChannelName, OutboundMessage, SendBatchRequest, SendBatchResult, message_id_for
 from cdp.channels.ports import (
     BatchReader,
@@ -44,6 +44,7 @@ from cdp.errors import CdpError, ChannelError, InvalidInputError, StoreError
 from cdp.identifiers.model import Identifier, IdentifierType
 from cdp.observability import logger
 from cdp.offers.service import plan_id_for
+from cdp.org import FrequencyCap
 from cdp.profile.models import Profile
 from cdp.profile.ports import MessageRecord, ProfileAnnotator, ProfileReader
 from cdp.shared.time import days_to_birthday, utc_now
@@ -363,7 +364,8 @@ def _defer_rest(batch: _Batch, person_ids: list[str]) -> None:
     failure fails the batch: its retry skips who was sent (the ledger) and holds the rest again."""
     assert batch.contact is not None
     request = batch.request
-    rest = SendBatchRequest.model_validate({**request.model_dump(), "batch_key": None, "person_ids": person_ids})
+    held = {**request.model_dump(), "batch_key": None, "person_ids": person_ids, "held_for": "rate_limit"}
+    rest = SendBatchRequest.model_validate(held)
     batch.contact.deferrals.defer(rest, batch.now + RATE_DEFERRAL)
     batch.result.deferred_rate_limit += len(person_ids)
     logger.warning("send batch held back: the provider's rate outlasts the invocation", held=len(person_ids))
@@ -425,7 +427,6 @@ def _send_one(
         return
     seen_survivors.add(person_id)
     message_id = message_id_for(request.campaign_id, request.step, person_id)
-    marketing = request.purpose == "marketing" and not request.test  # a test send is for the seed list only
     if _excluded(batch, profile, message_id):
         return
     chosen = choose_channel(profile, request, batch.now, batch.dead)
@@ -438,10 +439,12 @@ def _send_one(
         batch.record(person_id, message_id, chosen)
         return
     name, address = chosen
-    until = batch.contact.quiet_until(profile, batch.now) if batch.contact and marketing else None
-    if batch.contact is not None and until is not None:  # quiet hours where they are: sent when they end
-        alone = SendBatchRequest.model_validate({**request.model_dump(), "batch_key": None, "person_ids": [person_id]})
-        batch.contact.deferrals.defer(alone, until)
+    rules = batch.contact if policed(batch) else None  # a test send is for the seed list only
+    until = rules.quiet_until(profile, batch.now) if rules is not None else None
+    if rules is not None and until is not None:  # quiet hours where they are: sent when they end
+        held = {**request.model_dump(), "batch_key": None, "person_ids": [person_id], "held_for": "quiet_hours"}
+        alone = SendBatchRequest.model_validate(held)
+        rules.deferrals.defer(alone, until)
         result.deferred_quiet_hours += 1
         return
     draft = OutboundMessage(
@@ -471,7 +474,32 @@ def _send_one(
             batch.fail(person_id, message_id, f"composing the message failed: {exc}", channel=name)
             return
         compose = lambda: ready  # noqa: E731 - composed already
-    _deliver(batch, draft, compose, ledger, channels[name], profile.brand_id)
+    ahead = rules.ahead(profile, request.campaign_id, request.priority, batch.now) if rules is not None else []
+    _deliver(batch, draft, compose, ledger, channels[name], profile.brand_id, ahead)
+
+
+def _capped(
+    batch: _Batch, message: OutboundMessage, caps: Sequence[FrequencyCap], ahead: Sequence[PlannedSend]
+) -> bool:
+    """Record the send in the person's contact history, or say (and count) why the caps keep it back."""
+    assert batch.contact is not None
+    person_id = message.person_id
+    refused = batch.contact.ledger.reserve(message.brand_id, person_id, message.channel, batch.now, caps, ahead)
+    if refused is None:
+        return False
+    if refused.yielded_to is None:
+        batch.result.suppressed_frequency_cap += 1
+        batch.record(person_id, message.message_id, "suppressed_frequency_cap", channel=message.channel)
+    else:
+        batch.result.suppressed_priority += 1
+        batch.record(person_id, message.message_id, "suppressed_priority", channel=message.channel)
+        logger.info("cap room kept for a higher priority", person_id=person_id, yielded_to=refused.yielded_to)
+    return True
+
+
+def policed(batch: _Batch) -> bool:
+    """Whether the contact policy's caps and priorities apply: marketing, not a test send to seeds."""
+    return batch.contact is not None and batch.request.purpose == "marketing" and not batch.request.test
 
 
 def _excluded(batch: _Batch, profile: Profile, message_id: str) -> bool:
@@ -572,9 +600,10 @@ def _deliver(
     ledger: SendLedger,
     channel: Channel,
     brand_id: str,
+    ahead: Sequence[PlannedSend] = (),
 ) -> None:
-    """Claim in the ledger, pass the caps, compose the message (its offer issued only now that it leaves), call the
-    channel, make the record final."""
+    """Claim in the ledger, pass the caps (leaving room for the higher-priority runs `ahead`), compose the message
+    (its offer issued only now that it leaves), call the channel, make the record final."""
     result, person_id, message_id, message = batch.result, draft.person_id, draft.message_id, draft
     key = SendKey(message.campaign_id, message.step, person_id)
     try:
@@ -596,16 +625,8 @@ def _deliver(
         return
     if claim.taken_over:
         logger.warning("took over a crashed send", person_id=person_id, message_id=message_id)
-    contact = batch.contact
-    policed = batch.request.purpose == "marketing" and not batch.request.test
-    caps = contact.caps(brand_id) if contact and policed else []
-    if (
-        contact is not None
-        and caps
-        and not contact.ledger.reserve(brand_id, person_id, message.channel, batch.now, caps)
-    ):
-        result.suppressed_frequency_cap += 1
-        batch.record(person_id, message_id, "suppressed_frequency_cap", channel=message.channel)
+    caps = batch.contact.caps(brand_id) if batch.contact is not None and policed(batch) else []
+    if caps and _capped(batch, message, caps, ahead):
         _release(ledger, key, claim.attempt_id, batch.now, person_id)
         return
     withdraw = partial(_withdraw, batch, ledger, key, claim.attempt_id, draft, brand_id, bool(caps))

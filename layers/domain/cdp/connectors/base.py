@@ -31,6 +31,12 @@ class InboundRequest:
     headers: Mapping[str, str] = field(default_factory=dict)
     query: Mapping[str, str] = field(default_factory=dict)
     source_ip: str | None = None
+    arrived_at: datetime | None = None  # the wire's time (`wire_now`), for replay windows; default received_at
+
+    @property
+    def signed_window_at(self) -> datetime:
+        """What a signature's timestamp is checked against."""
+        return self.arrived_at or self.received_at
 
 
 @dataclass(frozen=True)

@@ -69,7 +69,7 @@ def signed_source(request: InboundRequest, sources: Mapping[str, SignedSource], 
     source = sources.get(request.key or "")
     if source is None:
         raise AuthenticationError(f"unknown {what} {request.key!r}")
-    verify_cdp(request.headers, request.body, source.secret.get_secret_value(), request.received_at)
+    verify_cdp(request.headers, request.body, source.secret.get_secret_value(), request.signed_window_at)
     return Binding(brand_id=source.brand_id, label=f"{what}:{request.key}", store_id=source.store_id, channel=what)
 
 

@@ -252,7 +252,7 @@ class SesConnector(Connector):
         envelope = parse_envelope(request.body)
         if envelope["TopicArn"] not in ses.topic_arns:
             raise AuthenticationError("notifications of this SNS topic are not accepted")
-        verify_sns(envelope, self._fetcher or _DEFAULTS.fetcher, request.received_at)
+        verify_sns(envelope, self._fetcher or _DEFAULTS.fetcher, request.signed_window_at)
         if envelope["Type"] == "SubscriptionConfirmation":
             check_sns_url(str(envelope.get("SubscribeURL") or ""), "SubscribeURL")
             (self._confirmer or _DEFAULTS.confirmer).confirm(envelope["SubscribeURL"])

@@ -48,7 +48,7 @@ def signed_source(sources: dict[str, SignedSource], request: InboundRequest, wha
     source = sources.get(request.key or "")
     if source is None:
         raise AuthenticationError(f"unknown {what}")
-    verify_cdp(request.headers, request.body, source.secret.get_secret_value(), request.received_at)
+    verify_cdp(request.headers, request.body, source.secret.get_secret_value(), request.signed_window_at)
     return source
 
 

@@ -73,7 +73,7 @@ class ShopifyConnector(Connector):
             raise AuthenticationError("bad X-Shopify-Hmac-Sha256 signature")
         if request.headers.get(SHOP_HEADER, "").lower() != (request.key or "").lower():
             raise AuthenticationError("X-Shopify-Shop-Domain does not match the shop of this endpoint")
-        _check_triggered_at(request.headers.get(TRIGGERED_AT_HEADER), request.received_at)
+        _check_triggered_at(request.headers.get(TRIGGERED_AT_HEADER), request.signed_window_at)
         return Binding(
             brand_id=source.brand_id, label=f"shopify:{request.key}", store_id=source.store_id, channel=PLATFORM
         )

@@ -163,14 +163,14 @@ class OfficialAccountConnector(Connector):
                     "this account is configured for safe mode: plain-text pushes are refused "
                     "(expected encrypt_type=aes and msg_signature)"
                 )
-            check_timestamp(timestamp, request.received_at)
+            check_timestamp(timestamp, request.signed_window_at)
             if not same(oa_msg_signature(token, timestamp, nonce, _encrypted(request.body)), msg_signature):
                 raise AuthenticationError("bad msg_signature")
         else:
             signature = query.get("signature", "")
             if not signature:
                 raise AuthenticationError("missing signature query parameter")
-            check_timestamp(timestamp, request.received_at)
+            check_timestamp(timestamp, request.signed_window_at)
             if not same(oa_signature(token, timestamp, nonce), signature):
                 raise AuthenticationError("bad signature")
         channel = "wechat_oa" if app.kind == "official_account" else "mini_program"
@@ -520,7 +520,7 @@ class MiniProgramConnector(Connector):
             raise AuthenticationError(
                 f"mini-program {request.key!r} has no relay secret: WeChat's message push goes to /v1/wechat/{{app id}}"
             )
-        verify_cdp(request.headers, request.body, app.secret.get_secret_value(), request.received_at)
+        verify_cdp(request.headers, request.body, app.secret.get_secret_value(), request.signed_window_at)
         return Binding(brand_id=app.brand_id, label=f"wechat:{request.key}", channel="mini_program")
 
     def map(self, request: InboundRequest, binding: Binding) -> Mapped:

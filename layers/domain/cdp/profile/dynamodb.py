@@ -21,7 +21,14 @@ from cdp.ingest.events import parse_event
 from cdp.org import OrgDirectory, load_org
 from cdp.profile import keys
 from cdp.profile.models import ModelScore, Profile, ProfileFacts, TagValue, merge_facts
-from cdp.profile.ports import MessageRecord, ProfileAnnotator, ProfileReader, TimelineEntry, TimelinePage
+from cdp.profile.ports import (
+    MessageRecord,
+    ProfileAnnotator,
+    ProfileReader,
+    ScanPage,
+    TimelineEntry,
+    TimelinePage,
+)
 from cdp.shared.aws import client as default_client
 from cdp.shared.dynamo import batch_get, batch_write, from_item, to_attr, to_item
 from cdp.shared.time import iso, parse_iso
@@ -36,10 +43,17 @@ RACE_REASONS = frozenset({"ConditionalCheckFailed", "TransactionConflict"})  # a
 
 
 class DynamoProfileStore(ProfileReader, ProfileAnnotator):
-    def __init__(self, table_name: str, client: DynamoDBClient | None = None, org: OrgDirectory | None = None) -> None:
+    def __init__(
+        self,
+        table_name: str,
+        client: DynamoDBClient | None = None,
+        org: OrgDirectory | None = None,
+        page_items: int | None = None,
+    ) -> None:
         self._table = table_name
         self._db: DynamoDBClient = client or default_client("dynamodb")
         self._org = org or load_org()
+        self._page_items = page_items  # items a scan page reads at most (tests force small pages); None: 1 MB pages
         self._local = threading.local()  # the read cache of the batch this thread is processing, if any
 
     # ---- a batch's reads, once (see `batch_reads`) ----------------------------------------------------------
@@ -105,19 +119,42 @@ class DynamoProfileStore(ProfileReader, ProfileAnnotator):
         return profile
 
     def scan_shard(self, shard: int, total_shards: int) -> Iterator[Profile]:
-        paginator = self._db.get_paginator("scan")
-        pages = paginator.paginate(
-            TableName=self._table,
-            Segment=shard,
-            TotalSegments=total_shards,
-            FilterExpression=f"({_CURRENT_PERSON}) OR #sk = :tags",
-            ExpressionAttributeNames={"#sk": SK},
-            ExpressionAttributeValues={":profile": {"S": keys.PROFILE_SK}, ":tags": {"S": keys.TAGS_SK}},
-        )
+        cursor: str | None = None
+        while True:
+            page = self.scan_page(shard, total_shards, cursor)
+            yield from page.profiles
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    def scan_page(self, shard: int, total_shards: int, cursor: str | None = None) -> ScanPage:
+        """One Scan request of the shard: up to 1 MB of items read (`page_items`: fewer), the cursor its
+        LastEvaluatedKey as JSON. A person's tags item follows their person item; when the page stops between the
+        two, the tags item is read on its own (one GetItem) and the next page's copy, with no person item before
+        it, is skipped by `with_annotations`."""
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "Segment": shard,
+            "TotalSegments": total_shards,
+            "FilterExpression": f"({_CURRENT_PERSON}) OR #sk = :tags",
+            "ExpressionAttributeNames": {"#sk": SK},
+            "ExpressionAttributeValues": {":profile": {"S": keys.PROFILE_SK}, ":tags": {"S": keys.TAGS_SK}},
+        }
+        if cursor is not None:
+            request["ExclusiveStartKey"] = json.loads(cursor)
+        if self._page_items is not None:
+            request["Limit"] = self._page_items
         try:
-            yield from with_annotations(from_item(item) for page in pages for item in page.get("Items", []))
+            response = self._db.scan(**request)
         except (ClientError, BotoCoreError) as exc:
             raise StoreError(f"scan shard {shard}/{total_shards} failed: {exc}") from exc
+        items = [from_item(item) for item in response.get("Items", [])]
+        last = response.get("LastEvaluatedKey")
+        profiles = list(with_annotations(items))
+        if last is not None and items and items[-1][SK] == keys.PROFILE_SK and last[PK].get("S") == items[-1][PK]:
+            # the page stopped inside the last person's items: their tags item, if any, is on the next page
+            profiles[-1] = to_profile(items[-1], self._get_stored(items[-1][PK], keys.TAGS_SK))
+        return ScanPage(profiles, json.dumps(last, sort_keys=True) if last is not None else None)
 
     def _query_prefix(self, pk: str, prefix: str, consistent: bool = False) -> list[dict[str, Any]]:
         paginator = self._db.get_paginator("query")

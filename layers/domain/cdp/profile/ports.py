@@ -24,6 +24,12 @@ class TimelinePage:
 
 
 @dataclass(frozen=True)
+class ScanPage:
+    profiles: list[Profile]  # the page's surviving profiles
+    next_cursor: str | None  # pass as `cursor` for the shard's next page; None: the shard is done
+
+
+@dataclass(frozen=True)
 class MessageRecord:
     person_id: str
     message_id: str
@@ -43,6 +49,12 @@ class ProfileReader(ABC):
     @abstractmethod
     def scan_shard(self, shard: int, total_shards: int) -> Iterator[Profile]:
         """Every surviving (not merged-away) profile in one shard of a parallel scan."""
+
+    def scan_page(self, shard: int, total_shards: int, cursor: str | None = None) -> ScanPage:
+        """One page of `scan_shard` from `cursor` (an opaque string from the previous page; None: the shard's start),
+        for a reader that keeps its place between runs (the journey sweeps). This default returns the whole shard as
+        one page; an adapter pages it."""
+        return ScanPage(list(self.scan_shard(shard, total_shards)), None)
 
     @abstractmethod
     def timeline(self, profile: Profile) -> list[TimelineEntry]:

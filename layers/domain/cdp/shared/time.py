@@ -2,11 +2,36 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime
+
+Clock = Callable[[], datetime]
+
+
+def wall_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+_clock: Clock = wall_clock
 
 
 def utc_now() -> datetime:
-    return datetime.now(UTC)
+    """Now, as every handler and default reads it: the wall clock on AWS; in the local runtime, its clock (one that
+    `tick --at` moves ahead, so a 30-day journey runs in seconds and what handlers stamp agrees with it)."""
+    return _clock()
+
+
+def wire_now() -> datetime:
+    """The wall clock, for what is checked against a sender's clock (signature replay windows): the same as
+    `utc_now()` on AWS; in the local runtime it does not move with the simulated time, so a client signing with
+    real time is still let in after `tick --at` moved the business clock ahead."""
+    return wall_clock()
+
+
+def install_clock(clock: Clock | None) -> None:
+    """Make `clock` the process's (None: the wall clock again). Only the local runtime and tests call this."""
+    global _clock
+    _clock = clock or wall_clock
 
 
 def to_utc(value: datetime) -> datetime:
