@@ -27,6 +27,19 @@ from infra.config import DeployConfig
 
 STATEMACHINES_DIR = Path(__file__).resolve().parent / "statemachines"
 
+# The functions that draw on budget pools, each counting the draws that leave one running low (`BudgetPoolLow`).
+# The journey engine (journey, campaign_scheduler: cdp.campaigns.journeys_dynamodb) and campaign_api build their
+# offer stores without a watch yet: listed already, so the alarm counts their draws once they pass one.
+BUDGET_DRAWERS = (
+    topology.CAMPAIGN,
+    topology.SEND,
+    topology.OFFER_API,
+    topology.OFFER_EVENTS,
+    topology.JOURNEY,
+    topology.CAMPAIGN_SCHEDULER,
+    topology.CAMPAIGN_API,
+)
+
 
 def _default_function_assets() -> FunctionAssets:
     return FunctionAssets(
@@ -125,6 +138,9 @@ class CdpStack(Stack):
         # the Glue catalog over warehouse/ (the export function is scheduled with the others)
         self.warehouse = Warehouse(self, "Warehouse", bucket=self.storage.data_bucket)
         self.monitoring = Monitoring(self, "Monitoring", alarm_email=config.alarm_email)
+        self.monitoring.chart_ingest(topology.INGEST.local_name)
+        self.monitoring.alarm_on_sends(topology.SEND.local_name)
+        self.monitoring.alarm_on_budgets([spec.local_name for spec in BUDGET_DRAWERS])
         self.monitoring.alarm_on_functions(self.functions.by_key)
         self.monitoring.alarm_on_http_api(self.http_api.api)
         self.monitoring.alarm_on_queue_age(

@@ -25,6 +25,7 @@ from cdp_local.cli_model import model_app
 from cdp_local.cli_offer import budget_app, offer_app, promotion_app
 from cdp_local.cli_profile import profile_app
 from cdp_local.cli_replay import replay_app
+from cdp_local.cli_results import results_app
 from cdp_local.cli_tags import tags_app
 
 if TYPE_CHECKING:
@@ -47,6 +48,7 @@ app.add_typer(model_app, name="model")
 app.add_typer(tags_app, name="tags")
 app.add_typer(migrate_app, name="migrate")
 app.add_typer(export_app, name="export")
+app.add_typer(results_app, name="results")
 console = Console()
 
 

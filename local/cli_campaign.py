@@ -16,6 +16,7 @@ from rich.table import Table
 from cdp import topology
 from cdp_local.cli_audience import print_problems, read_definition
 from cdp_local.cli_profile import ApiCaller, JsonOption, KeyOption, UrlOption, console, dump, segment
+from cdp_local.results_view import print_campaign_results
 
 campaign_app = typer.Typer(help="Campaigns as data: define, validate, approve, start or schedule, and their runs.")
 
@@ -285,6 +286,26 @@ def run(
         dump(view)
     else:
         _print_run(view)
+
+
+@campaign_app.command()
+def results(
+    campaign_id: str = CampaignArgument,
+    run: str | None = typer.Option(None, "--run", help="a run id (default: the latest run with results)"),
+    brand: str = BrandOption,
+    as_json: bool = JsonOption,
+    url: str = UrlOption,
+    api_key: str = KeyOption,
+) -> None:
+    """What a campaign achieved: the funnel from the audience to credited revenue, conversion and revenue per person
+    against the holdout with 95% intervals, ROI with its definition (a journey: its entries by group)."""
+    found = ApiCaller(url, api_key).call(
+        "GET", f"/v1/campaigns/{segment(campaign_id)}/results", query={"brand_id": brand, "run_id": run}
+    )
+    if as_json:
+        dump(found)
+    else:
+        print_campaign_results(found, console)
 
 
 @campaign_app.command("dry-run")

@@ -884,6 +884,12 @@ def _summary(
             "absolute_lift": summary_c.get("absolute_lift"),
             "incremental_revenue_minor": summary_c.get("incremental_revenue_minor"),
             "roi": summary_c.get("roi"),
+            "roi_definition": summary_c.get("roi_definition"),
+            "cost_per_incremental_conversion_minor": summary_c.get("cost_per_incremental_conversion_minor"),
+            "funnel": summary_c.get("funnel"),
+            "attribution": summary_c.get("attribution"),
+            "revenue_per_person": summary_c.get("revenue_lift"),
+            "money": summary_c.get("display"),
         },
         "executions": [e.__dict__ for e in state.executions],
         "stage_seconds": state.stages,
@@ -911,7 +917,9 @@ def _offers_headline(campaign: dict[str, Any]) -> dict[str, str]:
             f"{pool['committed_minor'] / 100:,.2f} / {pool['available_minor'] / 100:,.2f} / "
             f"{pool['total_minor'] / 100:,.2f}"
         ),
-        "campaign ROI net of message and offer cost": str(offers["roi_net"]),
+        "campaign ROI (its summary's definition: discounts are already out of the revenue)": str(
+            (campaign.get("summary") or {}).get("roi")
+        ),
         "club loyalty: members, points earned, by level": (
             f"{loyalty.get('members', 0)}, {loyalty.get('points_earned', 0):,}, {levels}"
         ),

@@ -21,18 +21,18 @@ from cdp.offers.dynamodb import DynamoOfferStore
 from cdp.offers.service import RunPlans
 from cdp.org import load_org
 from cdp.profile.dynamodb import DynamoProfileStore
-from cdp.profile.ports import ProfileReader
 from cdp.settings import CampaignSettings, get_settings
 from cdp.shared.aws import EventBridgePublisher, S3ObjectStore
 from cdp.shared.envelope import Publishable
 from cdp.shared.ports import EventPublisher
 from cdp.shared.time import utc_now
+from functions.budget_watch import count_low_pool
 
 _COMMAND: TypeAdapter[CampaignCommand] = TypeAdapter(CampaignCommand)
 
 
 @cache
-def _ports() -> tuple[ProfileReader, ArtifactStore]:
+def _ports() -> tuple[DynamoProfileStore, ArtifactStore]:
     settings = get_settings(CampaignSettings)
     return DynamoProfileStore(settings.profiles_table), S3ArtifactStore(settings.data_bucket)
 
@@ -40,7 +40,7 @@ def _ports() -> tuple[ProfileReader, ArtifactStore]:
 @cache
 def _plans() -> RunPlans:
     """A run's catalog offers reserved whole at selection from their budget pools, released at its end."""
-    store = DynamoOfferStore(get_settings(CampaignSettings).offers_table)
+    store = DynamoOfferStore(get_settings(CampaignSettings).offers_table, watch=count_low_pool)
     return RunPlans(store, store.budgets)
 
 
@@ -98,4 +98,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     targeted = isinstance(command, SelectCommand) and command.request.targeting is not None
     validations = _validations() if targeted else None
     assignments = _Assignments()
-    return run_command(command, profiles, store, utc_now(), audiences, load_org(), _Plans(), validations, assignments)
+    org, plans = load_org(), _Plans()
+    # the summary credits orders to the last message a person got (their message records, on the profiles table)
+    return run_command(
+        command, profiles, store, utc_now(), audiences, org, plans, validations, assignments, profiles.messages
+    )

@@ -47,6 +47,7 @@ from cdp.campaigns.lifecycle import (
     CampaignInvalidError,
     CampaignList,
     CampaignPreview,
+    CampaignResults,
     CampaignService,
     CampaignView,
     RunList,
@@ -387,6 +388,21 @@ def journey(cid: str) -> Response[str]:
 def get_run(cid: str, rid: str) -> Response[str]:
     _, brand = _caller(READ_SCOPE)
     return _ok(dependencies().service.run(brand, _id(cid), run_id(unquote(rid))))
+
+
+@app.get(
+    "/v1/campaigns/<cid>/results",
+    summary="What a campaign achieved: a scheduled campaign's latest run with results (or `?run_id=`): funnel from "
+    "the audience to credited orders, conversion and revenue per person against the holdout with 95% intervals, "
+    "ROI with its definition, money formatted; a journey's entries by group; messages by receipt status (live)",
+    tags=["campaigns"],
+    responses=_docs({200: (CampaignResults, "ok")}, (400, 401, 403, 404, 409, 503)),
+    openapi_extensions=_BRAND,
+)
+def results(cid: str) -> Response[str]:
+    _, brand = _caller(READ_SCOPE)
+    asked = (app.current_event.query_string_parameters or {}).get("run_id")
+    return _ok(dependencies().service.results(brand, _id(cid), run_id(asked) if asked else None))
 
 
 # ---- errors: typed, mapped in one place ---------------------------------------------------------------------------

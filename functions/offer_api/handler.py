@@ -52,6 +52,7 @@ from cdp.profile.dynamodb import DynamoProfileStore
 from cdp.settings import OfferApiSettings, get_settings
 from cdp.shared.openapi import body, query, responses
 from functions.api_errors import error_response, json_response, map_common_errors, map_invalid_body
+from functions.budget_watch import count_low_pool
 from functions.request_body import api_client, text_body
 
 app = APIGatewayHttpResolver(enable_validation=False)
@@ -71,7 +72,9 @@ def dependencies() -> Dependencies:
     sources = SecretsManagerSources(s.sources_secret_id)
     profiles = DynamoProfileStore(s.profiles_table)
     wechat_pay = WeChatPayProviders(sources)  # pays red packets, issues WeChat Pay cash coupons
-    service = dynamo_offer_service(s.offers_table, profiles, s.event_bus_name, wechat_pay, coupons=wechat_pay)
+    service = dynamo_offer_service(
+        s.offers_table, profiles, s.event_bus_name, wechat_pay, coupons=wechat_pay, watch=count_low_pool
+    )
     claims = ClaimLinks(service, sources_link_secret(sources), s.public_base_url)
     return Dependencies(service=service, keyring=SecretsManagerKeyring(s.api_keys_secret_id), claims=claims)
 

@@ -24,6 +24,7 @@ from cdp.settings import OfferEventsSettings, get_settings
 from cdp.shared.deadletter import DeadLetteringProcessor, SqsDeadLetters, each_part
 from cdp.shared.envelope import BusEntry
 from cdp.topology import OFFER_EVENTS_QUEUE
+from functions.budget_watch import count_low_pool
 
 
 class CouponUsedRecord(SqsRecordModel):
@@ -43,7 +44,8 @@ processor = DeadLetteringProcessor(
 @cache
 def service() -> OfferService:
     s = get_settings(OfferEventsSettings)
-    return dynamo_offer_service(s.offers_table, DynamoProfileStore(s.profiles_table), s.event_bus_name)
+    profiles = DynamoProfileStore(s.profiles_table)
+    return dynamo_offer_service(s.offers_table, profiles, s.event_bus_name, watch=count_low_pool)  # promotions
 
 
 def record_handler(record: CouponUsedRecord) -> None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from aws_lambda_powertools.utilities.batch import process_partial_response
 from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -25,7 +25,7 @@ from cdp.channels.dead_addresses import DynamoDeadAddresses
 from cdp.channels.inbox import DynamoInbox
 from cdp.channels.ledger import DynamoContactLedger, DynamoSendLedger
 from cdp.channels.messages import DynamoMessageLog
-from cdp.channels.models import SendBatchRequest
+from cdp.channels.models import SendBatchRequest, SendBatchResult
 from cdp.channels.offers import WalletOffers
 from cdp.channels.ports import Channel
 from cdp.channels.rate_limits import DynamoRateLimiter
@@ -47,7 +47,8 @@ from cdp.shared.deadletter import DeadLetteringProcessor, SqsDeadLetters, each_p
 from cdp.shared.envelope import BusEntry
 from cdp.shared.ports import DeferredPublisher
 from cdp.shared.time import utc_now
-from cdp.topology import SEND_QUEUE
+from cdp.topology import CHANNEL_DIMENSION, METRICS_NAMESPACE, SEND_QUEUE
+from functions.budget_watch import count_low_pool
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,8 @@ def _ports() -> _Ports:
         ),
         journeys=DynamoJourneyStore(settings.campaigns_table),
         offers=_offers(settings, profiles),
-        spending=PlanSpending(DynamoBudgetLedger(settings.offers_table)),  # a run's messages paid from its pool
+        # a run's messages paid from its pool
+        spending=PlanSpending(DynamoBudgetLedger(settings.offers_table, watch=count_low_pool)),
         log=DynamoMessageLog(settings.ledger_table),
         dead=DynamoDeadAddresses(settings.ledger_table),  # addresses providers refused for good: never again
     )
@@ -121,7 +123,13 @@ def _offers(settings: SendSettings, profiles: DynamoProfileStore) -> WalletOffer
         WeChatPayProviders(SecretsManagerSources(settings.sources_secret_id)) if settings.sources_secret_id else None
     )
     service = dynamo_offer_service(
-        settings.offers_table, profiles, settings.event_bus_name, wechat_pay, publisher=_ANNOUNCED, coupons=wechat_pay
+        settings.offers_table,
+        profiles,
+        settings.event_bus_name,
+        wechat_pay,
+        publisher=_ANNOUNCED,
+        coupons=wechat_pay,
+        watch=count_low_pool,
     )
     return WalletOffers(service)
 
@@ -215,11 +223,17 @@ def send(request: SendBatchRequest) -> dict[str, Any]:
         log=ports.log,
         dead_addresses=ports.dead,
         time_left=_INVOCATION.time_left,
+        report=_count,  # a batch that fails every message raises for a retry: its failures are counted first
     )
     _ANNOUNCED.flush(_bus(), pack=repacked)  # a failure fails the batch: its retry issues nothing twice
     ports.journeys.tally(request.brand_id or "", request.campaign_id, journey_outcomes(request.run_id, result))
+    return result.model_dump(mode="json")
+
+
+def _count(result: SendBatchResult) -> None:
     metrics.add_metric(name="MessagesSent", unit=MetricUnit.Count, value=result.sent)
     metrics.add_metric(name="MessagesFailed", unit=MetricUnit.Count, value=result.failed)
+    count_by_channel(result)
     if result.deferred_quiet_hours:
         metrics.add_metric(name="MessagesDeferredQuietHours", unit=MetricUnit.Count, value=result.deferred_quiet_hours)
     if result.deferred_rate_limit:
@@ -230,4 +244,14 @@ def send(request: SendBatchRequest) -> dict[str, Any]:
         metrics.add_metric(name="MessagesWithoutTheirOffer", unit=MetricUnit.Count, value=result.suppressed_offer)
     if result.held_stop_switch:
         metrics.add_metric(name="MessagesHeldByStopSwitch", unit=MetricUnit.Count, value=result.held_stop_switch)
-    return result.model_dump(mode="json")
+
+
+def count_by_channel(result: SendBatchResult) -> None:
+    """Sent and failed per channel (the per-channel failure alarms), one EMF line per channel the batch used. The
+    shared `metrics` has one dimension set per flush, so each channel's pair goes in a metric set of its own."""
+    for channel in sorted({*result.by_channel, *result.failed_by_channel}):
+        counts = EphemeralMetrics(namespace=METRICS_NAMESPACE)  # `service` from POWERTOOLS_SERVICE_NAME, as ever
+        counts.add_dimension(name=CHANNEL_DIMENSION, value=channel)
+        counts.add_metric(name="MessagesSent", unit=MetricUnit.Count, value=result.by_channel.get(channel, 0))
+        counts.add_metric(name="MessagesFailed", unit=MetricUnit.Count, value=result.failed_by_channel.get(channel, 0))
+        counts.flush_metrics()

@@ -93,16 +93,13 @@ def expire_unused(rt: LocalRuntime, issued_at: datetime) -> int:
 def offers_summary(
     rt: LocalRuntime, brand_id: str, campaign: dict[str, Any], coupon_orders: Counter[str]
 ) -> dict[str, Any]:
-    """Issued / redeemed / expired, the pool used against its total, and ROI net of message and offer cost;
-    `coupon_orders`: the buyers' orders that carried a code, by the channel that sent them."""
+    """Issued / redeemed / expired, the pool used against its total and what the messages cost; `coupon_orders`: the
+    buyers' orders that carried a code, by the channel that sent them."""
     entries = wallet_entries(rt, brand_id)
     states = Counter(e.state for e in entries)
     pools = call_api(rt, "GET", f"/v1/budgets?brand_id={brand_id}")["pools"]
     pool = next(p for p in pools if p["pool"]["pool_id"] == COUPON_POOL)
     discounts = sum(e.discount_minor or 0 for e in entries if e.state == "redeemed")
-    message_cost = int(campaign.get("cost_minor") or 0)
-    incremental = int(campaign.get("incremental_revenue_minor") or 0)
-    spent = message_cost + discounts
     return {
         "coupon": COUPON_OFFER,
         "issued": len(entries),
@@ -117,11 +114,10 @@ def offers_summary(
             "reserved_minor": pool["reserved_minor"],
             "available_minor": pool["available_minor"],
         },
+        # the discounts the pool paid: already netted out of the orders' revenue, so the run's ROI (its summary's
+        # `roi`, defined in `roi_definition`) does not count them a second time
         "offer_cost_minor": discounts,
-        "message_cost_minor": message_cost,
-        "roi_net": round((incremental - spent) / spent, 2) if spent else None,
-        "roi_net_definition": "(incremental revenue - message cost - discounts redeemed) / (message cost + discounts "
-        "redeemed); incremental revenue = (revenue per treated person - per holdout person) x treated persons",
+        "message_cost_minor": int(campaign.get("cost_minor") or 0),
     }
 
 

@@ -143,7 +143,13 @@ def check_coupons_were_issued_redeemed_and_expired_within_their_pool_and_points_
     pool = offers["pool"]
     assert pool["reserved_minor"] == 0 and pool["committed_minor"] == offers["offer_cost_minor"] > 0
     assert pool["committed_minor"] + pool["available_minor"] == pool["total_minor"]
-    assert offers["roi_net"] is not None and "discounts redeemed" in offers["roi_net_definition"]
+    # one ROI, defined beside it, and the funnel from the audience to credited revenue
+    conversion = summary["conversion"]
+    assert conversion["roi_definition"].startswith("ROI = ") and conversion["funnel"]["treatment"] > 0
+    funnel = conversion["funnel"]
+    assert funnel["purchased"] <= funnel["converted_any"] <= funnel["treatment"]
+    assert conversion["attribution"]["orders"] == funnel["credited_orders"]
+    assert conversion["money"]["cost"].endswith(" CNY")
     # the club programme's rules earned points on the live orders, and some members reached a higher level
     assert loyalty["members"] > 0 and loyalty["points_earned"] > 0
     assert set(loyalty["members_by_level"]) - {"basic"}, loyalty

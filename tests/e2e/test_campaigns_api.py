@@ -146,6 +146,17 @@ def test_define_start_schedule_and_stop_switch_through_the_cli(
     (balance,) = [p for p in json.loads(pools.body)["pools"] if p["pool"]["pool_id"] == "e2e-weekly-sms"]
     assert (balance["committed_minor"], balance["reserved_minor"]) == (5 * sent, 0), balance
     assert balance["available_minor"] == 100_000 - 5 * sent
+    # And its results: the funnel from the audience to the orders credited to it, intervals, ROI with its definition
+    found = _json(server, "campaign", "results", CAMPAIGN)
+    assert found["kind"] == "run" and found["run"]["run"]["run_id"] == run_id
+    funnel = found["run"]["summary"]["funnel"]
+    assert funnel["treatment"] == run["summary"]["treatment"]["size"] and funnel["steps"]["touch1"]["sent"] >= 1
+    assert found["receipts"].get("sent", 0) + found["receipts"].get("delivered", 0) >= 1
+    assert found["run"]["summary"]["roi_definition"].startswith("ROI = ")
+    assert found["run"]["summary"]["display"]["cost"] == f"{5 * sent / 100:,.2f} CNY"
+    shown = _cdp(server, "campaign", "results", CAMPAIGN, "--run", run_id).output
+    assert "funnel" in shown and "touch1 sent" in shown and "ROI = (incremental revenue - cost) / cost" in shown
+    assert _cdp(server, "campaign", "results", CAMPAIGN, "--run", "../x").exit_code != 0
     # When scheduled, and the local clock fires next Monday's occurrence (10:00 in Shanghai) today
     scheduled = _json(server, "campaign", "activate", CAMPAIGN)
     monday = datetime.fromisoformat(scheduled["state"]["next_run_at"].replace("Z", "+00:00"))
@@ -236,6 +247,14 @@ def test_every_campaign_route_refuses_bad_input_with_a_4xx_that_says_what(runtim
         _call(runtime, "GET", "/v1/campaigns/e2e_hostile/runs/e2e_hostile-v9-20261207T0200Z?brand_id=demo-brand")[0]
         == 404
     )
+    # Results: a run id is checked, a campaign that never ran is 404, a store's key sees no brand results
+    results = "/v1/campaigns/e2e_hostile/results?brand_id=demo-brand"
+    assert _call(runtime, "GET", f"{results}&run_id=..%2F..")[1]["field"] == "run_id"
+    status, body = _call(runtime, "GET", results)
+    assert status == 404 and "has not run yet" in body["message"]
+    assert _call(runtime, "GET", f"{results}&run_id=e2e_hostile-v9-20261207T0200Z")[0] == 404
+    assert _call(runtime, "GET", results, key=STORE_API_KEY)[0] == 403
+    assert _call(runtime, "GET", "/v1/campaigns/no_such_campaign/results?brand_id=demo-brand")[0] == 404
 
 
 def test_a_campaigns_messages_are_previewed_for_one_person_through_the_api_and_the_cli(

@@ -11,6 +11,7 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 
 from cdp.masking import mask
+from cdp.topology import METRICS_NAMESPACE
 
 # fields Powertools itself fills: never PII, left as they are (cheaper, and ids stay greppable)
 _SYSTEM_KEYS = frozenset(
@@ -38,4 +39,4 @@ class MaskingFormatter(LambdaPowertoolsFormatter):
 
 logger = Logger(logger_formatter=MaskingFormatter())
 tracer = Tracer()
-metrics = Metrics(namespace="CustomerDataPlatform")
+metrics = Metrics(namespace=METRICS_NAMESPACE)

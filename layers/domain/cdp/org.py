@@ -217,6 +217,9 @@ class CampaignPolicy(_Config):
         max_length=50,
         description="identifier keys of the staff who get test sends, e.g. phone:+8613800138000",
     )
+    attribution_window_days: int = Field(
+        default=7, ge=1, le=90, description="an order is credited to the last message or click this many days before"
+    )
 
 
 class FrequencyCap(_Config):

@@ -13,6 +13,13 @@ from typing import Any, Literal
 
 APP = "cdp"
 
+# ---- metrics ------------------------------------------------------------------------------------------------
+# Powertools EMF (`cdp.observability.metrics`): every value carries the dimension `service`, the emitting function's
+# local name (the stack sets POWERTOOLS_SERVICE_NAME to it); the dashboard and alarms read these names.
+METRICS_NAMESPACE = "CustomerDataPlatform"
+CHANNEL_DIMENSION = "channel"  # the send function's sent/failed per channel: a handful of values (ChannelName)
+BUDGET_POOL_LOW_METRIC = "BudgetPoolLow"  # a draw that left a budget pool (or found it) under a tenth of its total
+
 # ---- tables -----------------------------------------------------------------------------------------------
 
 
@@ -614,6 +621,7 @@ API_ROUTES: tuple[tuple[str, str, str], ...] = (
     ("GET", "/v1/campaigns/{campaign_id}/runs", CAMPAIGN_API.key),
     ("GET", "/v1/campaigns/{campaign_id}/journey", CAMPAIGN_API.key),
     ("GET", "/v1/campaigns/{campaign_id}/runs/{run_id}", CAMPAIGN_API.key),
+    ("GET", "/v1/campaigns/{campaign_id}/results", CAMPAIGN_API.key),
     ("POST", "/v1/signals", CAMPAIGN_API.key),
     # offers, wallets and budget pools (cdp.offers, cdp.budgets): offers:read / offers:write / offers:issue
     ("POST", "/v1/offers", OFFER_API.key),

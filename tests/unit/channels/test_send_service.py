@@ -157,6 +157,27 @@ def test_one_failure_does_not_lose_the_others_and_a_rerun_sends_it() -> None:
     assert world.statuses("p2") == ["failed", "sent"]
 
 
+def test_failures_are_counted_per_channel_they_were_going_out_on() -> None:
+    # Given an SMS batch that may fall back to e-mail: p1 and p2 have phones, p3 only an e-mail address
+    def fail(message: OutboundMessage) -> Exception | None:
+        return DeliveryRejected("down") if message.person_id in {"p2", "p3"} else None
+
+    world = World(
+        person("p1", phone(1)),
+        person("p2", phone(2)),
+        person("p3", "email:p3@example.com", consent=("email",)),
+        fail=fail,
+    )
+    # When the batch is sent and the provider refuses p2's SMS and p3's e-mail
+    template = {"subject": "For you", "body": "coupon {{ offer.code }}"}
+    result = world.send(sms_request("p1", "p2", "p3", or_channels=["email"], template=template))
+    # Then each failure is counted on the channel it was going out on, beside the sends per channel
+    assert (result.sent, result.failed) == (1, 2)
+    assert result.by_channel == {"sms": 1}
+    assert result.failed_by_channel == {"sms": 1, "email": 1}
+    assert sum(result.failed_by_channel.values()) == result.failed
+
+
 def test_everything_failing_raises_for_a_retry() -> None:
     # Given a provider that rejects everything (and a batch that names p1 twice)
     world = World(person("p1", phone(1)), person("p2", phone(2)), fail=lambda _m: DeliveryRejected("down"))
@@ -164,6 +185,17 @@ def test_everything_failing_raises_for_a_retry() -> None:
     with pytest.raises(ChannelError, match="all 2 deliveries"):
         world.send(sms_request("p1", "p2", "p1"))
     assert world.statuses("p1") == ["failed"]
+
+
+def test_a_batch_that_fails_every_message_reports_its_counts_before_it_raises() -> None:
+    # Given a provider that rejects everything, and a report of the batch's counts
+    world = World(person("p1", phone(1)), person("p2", phone(2)), fail=lambda _m: DeliveryRejected("down"))
+    reported: list[Any] = []
+    # When the batch is sent / Then it raises for a retry, and its failures were reported first (an outage counts)
+    with pytest.raises(ChannelError):
+        world.send(sms_request("p1", "p2"), report=reported.append)
+    (result,) = reported
+    assert (result.failed, result.failed_by_channel) == (2, {"sms": 2})
 
 
 def test_a_refusal_for_good_is_final_and_never_hides_the_others_transient_failures() -> None:

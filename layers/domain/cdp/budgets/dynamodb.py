@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -29,8 +29,10 @@ from cdp.budgets.ledger import (
     PlanShortError,
     PoolBalance,
     checked_claims,
+    running_low,
 )
 from cdp.errors import ConflictError, StoreError
+from cdp.observability import logger
 from cdp.shared.aws import client as default_client
 from cdp.shared.dynamo import get_item, new_item, put_new, query_items
 from cdp.shared.time import iso, parse_iso
@@ -71,13 +73,24 @@ def _cancelled(exc: ClientError) -> bool:
     return exc.response.get("Error", {}).get("Code") == "TransactionCanceledException"
 
 
+PoolWatch = Callable[[PoolBalance], None]
+
+
 class DynamoBudgetLedger(BudgetLedger):
+    """`watch`: told of each pool a draw leaves (or a refused draw finds) running low (`running_low`). A transaction
+    returns no new values, so that costs one read per pool drawn: only the deployed functions pass one."""
+
     def __init__(
-        self, table: str, client: DynamoDBClient | None = None, sleep: Callable[[float], None] = time.sleep
+        self,
+        table: str,
+        client: DynamoDBClient | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        watch: PoolWatch | None = None,
     ) -> None:
         self._table = table
         self._db: DynamoDBClient = client or default_client("dynamodb")
         self._sleep = sleep
+        self._watch = watch
 
     # ---- pools --------------------------------------------------------------------------------------------------
 
@@ -184,7 +197,27 @@ class DynamoBudgetLedger(BudgetLedger):
         if short is None:
             return None
         found = self.balance(hold.brand_id, short)
+        if found is not None:
+            self._report(found)
         return BudgetExhaustedError(short, hold.claims[short], found.available_minor if found else None)
+
+    def watch_pools(self, brand_id: str, pool_ids: Iterable[str]) -> None:
+        """After a draw from `pool_ids`: those left running low told to the watch (nothing read without one). A
+        failed read is only logged: the draw is done."""
+        if self._watch is None:
+            return
+        for pool_id in sorted(pool_ids):
+            try:
+                found = self.balance(brand_id, pool_id)
+            except StoreError as exc:
+                logger.warning("budget pool not checked after a draw", pool_id=pool_id, error=str(exc))
+                continue
+            if found is not None:
+                self._report(found)
+
+    def _report(self, balance: PoolBalance) -> None:
+        if self._watch is not None and running_low(balance):
+            self._watch(balance)
 
     def carve(self, brand_id: str, plan_id: str, hold_id: str, claims: Mapping[str, int], now: datetime) -> Hold:
         asked = checked_claims(claims)
@@ -262,6 +295,7 @@ class DynamoBudgetLedger(BudgetLedger):
             if short is None:
                 raise StoreError(f"{what} failed: {exc}") from exc
             raise short from exc
+        self.watch_pools(hold.brand_id, hold.claims)
         return hold
 
     def _same(self, hold: Hold) -> Hold:

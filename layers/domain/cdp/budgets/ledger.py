@@ -21,6 +21,7 @@ from cdp.errors import CdpError
 
 MAX_POOL_MINOR = 10**15  # far above any budget, far below DynamoDB's 38 digits when added up
 MAX_CLAIMS = 10  # pools one hold may draw from (a transaction writes each, plus the hold and its marker)
+LOW_SHARE = 0.1  # a pool with less than this share of its total available is running low: time to top it up
 
 Form = Literal["coupon", "red_packet", "points", "gift", "message"]
 PoolId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$", description="e.g. xmas-cakes.coupons")]
@@ -55,6 +56,11 @@ class PoolBalance(_Frozen):
     def total_minor(self) -> int:
         """The pool as defined plus its top-ups."""
         return self.available_minor + self.reserved_minor + self.committed_minor
+
+
+def running_low(balance: PoolBalance, share: float = LOW_SHARE) -> bool:
+    """Less than `share` of the pool's total left to draw (a pool of nothing was never funded: not running low)."""
+    return balance.total_minor > 0 and balance.available_minor < share * balance.total_minor
 
 
 HoldState = Literal["open", "closed"]

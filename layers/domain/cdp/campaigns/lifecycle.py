@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
@@ -113,6 +113,18 @@ class RunView(BaseModel):
     )
 
 
+class CampaignResults(BaseModel):
+    """What a campaign achieved: a scheduled campaign's run (the latest with results, or the one asked for) with its
+    funnel, lift and ROI; a journey's entries by group. `receipts`: the messages by the furthest status their
+    receipts reached, over every channel (live: receipts keep arriving after a run's summary)."""
+
+    campaign_id: str
+    kind: Literal["run", "journey"]
+    run: RunView | None = None
+    journey: JourneyResults | None = None
+    receipts: dict[str, int] = Field(default_factory=dict)
+
+
 class StepPreview(BaseModel):
     step: str = Field(description="where the send is in the definition, e.g. steps[0] or paths.thanks[0]")
     messages: list[MessagePreview] = Field(description="one per channel the step may use, in preference order")
@@ -136,6 +148,15 @@ class SwitchRequest(BaseModel):
     brand_id: str = Field(min_length=1, max_length=128)
     stopped: bool
     reason: str | None = Field(default=None, max_length=500)
+
+
+def _receipts(by_channel: dict[str, dict[str, int]]) -> dict[str, int]:
+    """channel -> status -> n, as status -> n over every channel."""
+    out: dict[str, int] = {}
+    for by_status in by_channel.values():
+        for status, n in by_status.items():
+            out[status] = out.get(status, 0) + n
+    return dict(sorted(out.items()))
 
 
 def authorize_campaigns(client: ApiClient, org: OrgDirectory, brand_id: str, scope: str) -> ApiClient:
@@ -337,6 +358,22 @@ class CampaignService:
         if record is None:
             raise NotFoundError(f"campaign {campaign_id} has no run {run_id}")
         return self._run_view(record, with_summary=True)
+
+    def results(self, brand_id: str, campaign_id: str, run_id: str | None = None) -> CampaignResults:
+        state = self._state(brand_id, campaign_id)
+        if run_id is None and self._version(state, state.latest_version).definition.trigger is not None:
+            found = self.journey(brand_id, campaign_id)
+            receipts = _receipts(found.message_status or {})
+            return CampaignResults(campaign_id=campaign_id, kind="journey", journey=found, receipts=receipts)
+        if run_id is not None:
+            view = self.run(brand_id, campaign_id, run_id)
+        else:
+            ran = [r for r in self.catalog.runs(brand_id, campaign_id, 50) if r.outcome == "started"]  # newest first
+            if not ran:
+                raise NotFoundError(f"campaign {campaign_id} has not run yet")
+            finished = [r for r in ran if self.artifacts.exists(summary_key(r.run_id))]
+            view = self._run_view((finished or ran)[0], with_summary=True)
+        return CampaignResults(campaign_id=campaign_id, kind="run", run=view, receipts=_receipts(view.messages or {}))
 
     def journey(self, brand_id: str, campaign_id: str) -> JourneyResults:
         """A journey's persons by group and where they are now, with what its sends have cost."""

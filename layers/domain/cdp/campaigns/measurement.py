@@ -5,12 +5,16 @@ verdict that says when the groups are too small to conclude. Scheduled runs and 
 - A rate's 95% interval is Wilson's score interval (sound near 0 and 1 and for small groups, unlike the normal one).
 - The difference of two rates gets Newcombe's hybrid score interval (method 10), built from the two Wilson intervals.
 - The p-value is the two-sided pooled two-proportion z-test.
+- Revenue per person (a mean over everyone in a group, buyers or not) gets Welch's unequal-variance interval for the
+  difference of two means with the normal quantile and a two-sided z-test: groups large enough to conclude anything
+  (`MIN_GROUP`) make the normal approximation sound; smaller ones get the plain-language warning instead.
 Standard library only (`statistics.NormalDist`): it runs in every function's layer.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from statistics import NormalDist
 
 from pydantic import BaseModel, Field
@@ -43,6 +47,71 @@ class Lift(BaseModel):
     )
     conclusive: bool = Field(description="both groups large enough to conclude anything")
     verdict: str
+
+
+class MeanDifference(BaseModel):
+    """Treatment against its control on a per-person amount (revenue per person, in minor units)."""
+
+    treatment_mean: float | None
+    control_mean: float | None
+    difference: float | None = Field(description="treatment mean - control mean")
+    low: float | None = Field(description="95% interval of the difference (Welch, normal quantile)")
+    high: float | None
+    p_value: float | None = Field(description="two-sided z-test on the difference")
+    conclusive: bool
+    verdict: str
+
+
+def _mean_var(values: Sequence[int]) -> tuple[float, float]:
+    n = len(values)
+    mean = sum(values) / n
+    variance = sum((v - mean) ** 2 for v in values) / (n - 1) if n > 1 else 0.0
+    return mean, variance
+
+
+def compare_means(treatment: Sequence[int], control: Sequence[int], unit: str = "") -> MeanDifference:
+    """Every person of each group with their amount (0 for those who bought nothing)."""
+    if not treatment or not control:
+        return MeanDifference(
+            treatment_mean=_mean_var(treatment)[0] if treatment else None,
+            control_mean=_mean_var(control)[0] if control else None,
+            difference=None,
+            low=None,
+            high=None,
+            p_value=None,
+            conclusive=False,
+            verdict="no comparison: one of the groups is empty",
+        )
+    (mt, vt), (mc, vc) = _mean_var(treatment), _mean_var(control)
+    difference = mt - mc
+    se = math.sqrt(vt / len(treatment) + vc / len(control))
+    z = _z(CONFIDENCE)
+    p = (2 * (1 - NormalDist().cdf(abs(difference) / se))) if se > 0 else (1.0 if difference == 0 else 0.0)
+    conclusive = min(len(treatment), len(control)) >= MIN_GROUP
+    low, high = difference - z * se, difference + z * se
+    if not conclusive:
+        verdict = (
+            f"too few persons to conclude ({len(treatment)} treated, {len(control)} in the control; at least "
+            f"{MIN_GROUP} each are needed): read the amounts as anecdotes"
+        )
+    else:
+        shown = f"{difference:+,.0f}{unit} per person (95% interval {low:+,.0f} to {high:+,.0f})"
+        if low > 0:
+            verdict = f"the treated spent more: {shown}; p = {p:.3g}"
+        elif high < 0:
+            verdict = f"the treated spent less: {shown}; p = {p:.3g}"
+        else:
+            verdict = f"no difference shown: {shown}; p = {p:.3g}"
+    return MeanDifference(
+        treatment_mean=mt,
+        control_mean=mc,
+        difference=difference,
+        low=low,
+        high=high,
+        p_value=p,
+        conclusive=conclusive,
+        verdict=verdict,
+    )
 
 
 def _z(confidence: float) -> float:

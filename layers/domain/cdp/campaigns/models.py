@@ -12,7 +12,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from cdp.campaigns.measurement import Lift
+from cdp.campaigns.attribution import Attributed
+from cdp.campaigns.measurement import Lift, MeanDifference
 from cdp.campaigns.targeting import Targeting, TargetingReport
 from cdp.channels.models import DEFAULT_PRIORITY, MessageBudget, SmsProviderTemplate, WeChatMessageTemplate
 from cdp.ingest.events import Token, UtcDatetime
@@ -433,6 +434,14 @@ class CheckResult(_Frozen):
     report_key: str
 
 
+ROI_DEFINITION = (
+    "ROI = (incremental revenue - cost) / cost. Incremental revenue = revenue per treated person minus revenue per "
+    "holdout person, times the treated persons; revenue is what orders in the conversion window paid, after "
+    "discounts, so coupon discounts are already netted out of it (shown as discounts). Cost = the messages sent at "
+    "the budget's price per channel."
+)
+
+
 class CampaignSummary(_Frozen):
     """`campaigns/{run_id}/summary.json`. Money is integer minor units of `currency`; rates are plain ratios."""
 
@@ -460,6 +469,62 @@ class CampaignSummary(_Frozen):
     touch2_cost_minor: int
     budget_minor: int
     roi: float | None = Field(description="(incremental revenue - cost) / cost; None when nothing was spent")
+    roi_definition: str = Field(default=ROI_DEFINITION, description="what `roi` and its parts mean")
+    cost_per_incremental_conversion_minor: int | None = Field(
+        default=None, description="cost / incremental conversions; None when the campaign added none"
+    )
+    revenue_lift: MeanDifference | None = Field(
+        default=None, description="revenue per person (minor units), treatment vs holdout, with its 95% interval"
+    )
+    attribution: Attributed | None = Field(
+        default=None, description="the treated persons' orders credited to this campaign, by evidence"
+    )
+    funnel: Funnel | None = None
+    display: dict[str, str] = Field(default_factory=dict, description="the money fields formatted in the currency")
+
+
+SUPPRESSIONS = (
+    "suppressed_no_consent",
+    "suppressed_no_address",
+    "suppressed_frequency_cap",
+    "suppressed_priority",
+    "held_stop_switch",
+)
+
+
+class FunnelStep(_Frozen):
+    """One send step's messages: what left, what the contact policy kept back and why, what failed."""
+
+    sent: int
+    suppressed: dict[str, int] = Field(description="reason -> messages not sent for it")
+    deferred: int = Field(description="held by quiet hours or a provider's rate, then ordered again by the tick")
+    failed: int
+
+
+class Funnel(_Frozen):
+    """From the audience to revenue. Message receipts (delivered, opened, clicked) are read live with the results
+    (`GET /v1/campaigns/{id}/results`): they keep arriving after the summary."""
+
+    eligible: int = Field(description="matched the audience and consent before the budget cut")
+    excluded_contact_policy: int = Field(description="global control group or a suppression list")
+    selected: int = Field(description="after the budget cut: treatment + holdout")
+    treatment: int
+    holdout: int
+    steps: dict[str, FunnelStep]
+    offers_redeemed: int = Field(description="treated persons' orders that redeemed the campaign's coupon")
+    purchased: int = Field(description="treated persons with an order credited to the campaign")
+    credited_orders: int
+    credited_revenue_minor: int
+    converted_any: int = Field(description="treated persons with any order in the window (the lift's count)")
+
+
+def funnel_step(tally: SendTally) -> FunnelStep:
+    return FunnelStep(
+        sent=tally.sent,
+        suppressed={name: getattr(tally, name) for name in SUPPRESSIONS if getattr(tally, name)},
+        deferred=tally.deferred_quiet_hours + tally.deferred_rate_limit,
+        failed=tally.failed,
+    )
 
 
 class SummarizeResult(_Frozen):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,7 +17,8 @@ from typing import Any
 from cdp import topology
 from cdp.audiences.store import AudienceStore
 from cdp.campaigns.assignments import assignment_events
-from cdp.campaigns.measurement import Lift, compare
+from cdp.campaigns.attribution import Attributed, Touchpoints, credit
+from cdp.campaigns.measurement import Lift, compare, compare_means
 from cdp.campaigns.models import (
     TOUCH1,
     TOUCH2,
@@ -32,6 +33,7 @@ from cdp.campaigns.models import (
     CheckCommand,
     CheckResult,
     ConversionReport,
+    Funnel,
     GroupOutcome,
     Member,
     ReleaseCommand,
@@ -42,6 +44,7 @@ from cdp.campaigns.models import (
     SummarizeResult,
     Touch,
     dump,
+    funnel_step,
 )
 from cdp.campaigns.ports import ArtifactStore, OfferPlans
 from cdp.campaigns.targeting import TargetingReport, ValidationSource, choose, common_version
@@ -54,7 +57,8 @@ from cdp.ingest.service import packed
 from cdp.observability import logger
 from cdp.org import BrandConfig, OrgDirectory
 from cdp.profile.models import Profile
-from cdp.profile.ports import ProfileReader
+from cdp.profile.ports import MessageRecord, ProfileReader, TimelineEntry
+from cdp.shared.money import format_money
 from cdp.shared.ports import EventPublisher
 from cdp.tags.evaluate import audience_tag
 
@@ -429,19 +433,34 @@ class _Measured:
     outcome: GroupOutcome
     non_converters: list[Profile] = field(default_factory=list)
     persons: set[str] = field(default_factory=set)
+    amounts: list[int] = field(default_factory=list)  # each person's revenue in the window (0: bought nothing)
+    attributed: Attributed = field(default_factory=Attributed)
+
+
+MessagesOf = Callable[[str], Sequence[MessageRecord]]
+DEFAULT_ATTRIBUTION_DAYS = 7  # the brand's `campaigns.attribution_window_days` when no org is given
+
+
+@dataclass(frozen=True)
+class Crediting:
+    """How a group's orders are credited (`cdp.campaigns.attribution`): to this campaign or another."""
+
+    campaign_id: str
+    window: timedelta
+    messages: MessagesOf | None = None
 
 
 def _orders_in_window(
     profiles: ProfileReader, profile: Profile, since: datetime, until: datetime
-) -> list[OrderPlacedEvent]:
+) -> tuple[list[OrderPlacedEvent], list[TimelineEntry]]:
     last = profile.facts.last_order_at
     if last is None or last <= since:  # the facts say there is no newer order: skip the timeline read
-        return []
-    return [
-        e.event
-        for e in profiles.timeline(profile)
-        if isinstance(e.event, OrderPlacedEvent) and since < e.event.occurred_at <= until
+        return [], []
+    timeline = profiles.timeline(profile)
+    orders = [
+        e.event for e in timeline if isinstance(e.event, OrderPlacedEvent) and since < e.event.occurred_at <= until
     ]
+    return orders, timeline
 
 
 def measure_group(
@@ -451,8 +470,10 @@ def measure_group(
     until: datetime,
     currency: str,
     exclude: set[str] | None = None,
+    crediting: Crediting | None = None,
 ) -> _Measured:
-    """Converted = at least one order_placed in (since, until]. Members merged into one person count once."""
+    """Converted = at least one order_placed in (since, until]. Members merged into one person count once. With
+    `crediting`, each order is also credited to a campaign (only buyers' records are read)."""
     exclude = exclude or set()
     measured = _Measured(GroupOutcome(size=0, converted=0, revenue_minor=0))
     size = converted = revenue = other = 0
@@ -461,16 +482,24 @@ def measure_group(
         profile = current.get(member.person_id)
         if profile is None:  # erased or unknown: stays in the denominator, cannot convert
             size += 1
+            measured.amounts.append(0)
             continue
         if profile.person_id in measured.persons or profile.person_id in exclude:
             continue
         measured.persons.add(profile.person_id)
         size += 1
-        orders = _orders_in_window(profiles, profile, since, until)
+        orders, timeline = _orders_in_window(profiles, profile, since, until)
+        spent = sum(o.properties.total_minor for o in orders if o.properties.currency == currency)
+        measured.amounts.append(spent)
         if orders:
             converted += 1
-            revenue += sum(o.properties.total_minor for o in orders if o.properties.currency == currency)
+            revenue += spent
             other += sum(1 for o in orders if o.properties.currency != currency)
+            if crediting is not None:
+                sent = crediting.messages(profile.person_id) if crediting.messages else ()
+                touches = Touchpoints.of(timeline, sent)
+                earned = [(o, credit(o, touches, crediting.window)) for o in orders]
+                measured.attributed.add(earned, crediting.campaign_id, currency)
         else:
             measured.non_converters.append(profile)
     measured.outcome = GroupOutcome(size=size, converted=converted, revenue_minor=revenue, orders_other_currency=other)
@@ -485,12 +514,12 @@ def _load_audience(store: ArtifactStore, run_id: str) -> AudienceDocument:
 
 
 def _measure_both(
-    doc: AudienceDocument, profiles: ProfileReader, now: datetime
+    doc: AudienceDocument, profiles: ProfileReader, now: datetime, crediting: Crediting | None = None
 ) -> tuple[_Measured, _Measured, datetime]:
     m = doc.manifest
     window_end = m.sent_at + timedelta(seconds=m.request.conversion_window_seconds)
     until = min(now, window_end)
-    treated = measure_group(doc.treatment, profiles, m.sent_at, until, m.currency)
+    treated = measure_group(doc.treatment, profiles, m.sent_at, until, m.currency, crediting=crediting)
     # a holdout member merged into a treated person got the message: they count as treated only
     held = measure_group(doc.holdout, profiles, m.sent_at, until, m.currency, exclude=treated.persons)
     return treated, held, window_end
@@ -586,6 +615,49 @@ def _variant_lifts(
     return out
 
 
+def _per_conversion(cost: int, t: GroupOutcome, h: GroupOutcome) -> int | None:
+    if not h.size:
+        return None
+    incremental = t.converted - h.converted * t.size / h.size
+    return round(cost / incremental) if incremental >= 1 else None
+
+
+def _funnel(doc: AudienceDocument, touch1: SendTally, touch2: SendTally, treated: _Measured) -> Funnel:
+    counts = doc.manifest.counts
+    steps = {TOUCH1: funnel_step(touch1)}
+    if doc.manifest.request.follow_up:
+        steps[TOUCH2] = funnel_step(touch2)
+    return Funnel(
+        eligible=counts.eligible,
+        excluded_contact_policy=counts.excluded_contact_policy,
+        selected=counts.selected,
+        treatment=counts.treatment,
+        holdout=counts.holdout,
+        steps=steps,
+        offers_redeemed=treated.attributed.coupon_orders,
+        purchased=treated.attributed.persons,
+        credited_orders=treated.attributed.orders,
+        credited_revenue_minor=treated.attributed.revenue_minor,
+        converted_any=treated.outcome.converted,
+    )
+
+
+def _display(
+    currency: str, cost: int, t: GroupOutcome, h: GroupOutcome, incremental: int | None, credited: Attributed
+) -> dict[str, str]:
+    amounts = {
+        "cost": cost,
+        "treatment_revenue": t.revenue_minor,
+        "holdout_revenue": h.revenue_minor,
+        "incremental_revenue": incremental,
+        "credited_revenue": credited.revenue_minor,
+        "discounts": credited.discounts_minor,
+        "revenue_per_treated_person": scale(t.revenue_minor, 1, t.size) if t.size else None,
+        "revenue_per_holdout_person": scale(h.revenue_minor, 1, h.size) if h.size else None,
+    }
+    return {name: format_money(value, currency) for name, value in amounts.items() if value is not None}
+
+
 def _load_tally(store: ArtifactStore, key: str) -> SendTally:
     return SendTally.model_validate(store.get_json(key)) if store.exists(key) else SendTally()
 
@@ -609,9 +681,12 @@ def summarize(
     now: datetime,
     touch2_results: Sequence[SendTally] = (),
     plans: OfferPlans | None = None,
+    org: OrgDirectory | None = None,
+    messages: MessagesOf | None = None,
 ) -> SummarizeResult:
-    """Treatment vs holdout: conversion, lift, incremental revenue (int minor units), cost and ROI. The run's offer
-    plans give back what their coupons did not take (`plans`)."""
+    """Treatment vs holdout: conversion and revenue per person with their intervals, incremental revenue (int minor
+    units), cost and ROI (defined beside it), the funnel from the audience to the orders credited to the campaign
+    (`cdp.campaigns.attribution`). The run's offer plans give back what their coupons did not take (`plans`)."""
     doc = _load_audience(store, run_id)
     request = doc.manifest.request
     if plans is not None and (request.catalog_offers or request.budget.pool_id):
@@ -619,7 +694,9 @@ def summarize(
     touch1 = _load_tally(store, sends_key(run_id, TOUCH1))
     touch2 = _tally(touch2_results)
     store.put_json(sends_key(run_id, TOUCH2), dump(touch2))
-    treated, held, _ = _measure_both(doc, profiles, now)
+    days = org.brand(request.brand_id).campaigns.attribution_window_days if org else DEFAULT_ATTRIBUTION_DAYS
+    crediting = Crediting(request.campaign_id, timedelta(days=days), messages)
+    treated, held, _ = _measure_both(doc, profiles, now, crediting)
     t, h = treated.outcome, held.outcome
 
     prices: dict[str, int] = {str(k): v for k, v in request.budget.cost_per_message_minor.items()}
@@ -654,6 +731,11 @@ def summarize(
         touch2_cost_minor=cost2,
         budget_minor=request.budget.amount_minor,
         roi=round((incremental_revenue - cost) / cost, 4) if cost and incremental_revenue is not None else None,
+        cost_per_incremental_conversion_minor=_per_conversion(cost, t, h),
+        revenue_lift=compare_means(treated.amounts, held.amounts, " (minor units)") if has_holdout else None,
+        attribution=treated.attributed,
+        funnel=_funnel(doc, touch1, touch2, treated),
+        display=_display(request.budget.currency, cost, t, h, incremental_revenue, treated.attributed),
     )
     store.put_json(summary_key(run_id), dump(summary))
     logger.info("campaign summarized", run_id=run_id, cost_minor=cost, incremental_revenue_minor=incremental_revenue)
@@ -683,12 +765,13 @@ def run_command(
     plans: OfferPlans | None = None,
     validations: ValidationSource | None = None,
     publisher: EventPublisher | None = None,
+    messages: MessagesOf | None = None,
 ) -> dict[str, Any]:
     """Dispatch one state machine step; returns the JSON the state machine keeps (keys and counts only)."""
     if isinstance(command, CheckCommand):
         return dump(check_conversions(command.run_id, profiles, store, now, command.step, command.touch1_results))
     if isinstance(command, SummarizeCommand):
-        return dump(summarize(command.run_id, profiles, store, now, command.touch2_results, plans))
+        return dump(summarize(command.run_id, profiles, store, now, command.touch2_results, plans, org, messages))
     if isinstance(command, ReleaseCommand):
         return {"run_id": command.run_id, "released": release_plans(command.run_id, store, now, plans)}
     brand = org.brand(command.request.brand_id) if org is not None and command.request.brand_id else None

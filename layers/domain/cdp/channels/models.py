@@ -242,4 +242,7 @@ class SendBatchResult(BaseModel):
     by_channel: dict[str, int] = Field(
         default_factory=dict, description="messages sent per delivering channel (outbox when routed there)"
     )
+    failed_by_channel: dict[str, int] = Field(
+        default_factory=dict, description="messages failed per channel (the request's when none was chosen yet)"
+    )
     failures: list[str] = Field(default_factory=list, description="first few failure reasons, for the run log")

@@ -178,6 +178,8 @@ class _Batch:
 
     def fail(self, person_id: str, message_id: str, reason: str, channel: str | None = None) -> None:
         self.result.failed += 1
+        by_channel, name = self.result.failed_by_channel, channel or self.request.channel
+        by_channel[name] = by_channel.get(name, 0) + 1
         if len(self.result.failures) < MAX_REPORTED_FAILURES:
             self.result.failures.append(f"{person_id}: {reason[:MAX_REASON_CHARS]}")
         self.record(person_id, message_id, "failed", channel=channel)
@@ -308,6 +310,7 @@ def send_batch(
     log: MessageLog | None = None,
     dead_addresses: DeadAddresses | None = None,
     time_left: Callable[[], float] | None = None,
+    report: Callable[[SendBatchResult], None] | None = None,
 ) -> SendBatchResult:
     """Deliver the batch; one person's failure never loses the others. Raises ChannelError only when nothing of the
     batch was delivered and something failed (so the state machine retries); failed sends stay claimable.
@@ -315,7 +318,10 @@ def send_batch(
     `time_left`: seconds the invocation has left. A provider's rate limit makes a big batch wait for its places; once
     less than `SEND_TIME_RESERVE_S` is left, the persons not reached yet are held (the contact rules' deferrals) and
     ordered again by the next tick through the send queue, so a burst is spread over invocations instead of timing
-    out in one (`deferred_rate_limit`)."""
+    out in one (`deferred_rate_limit`).
+
+    `report`: handed the batch's counts once it is done, before a raise too (a channel that failed every message of
+    the batch is counted as well)."""
     for name in (request.channel, *request.or_channels):
         if name not in channels:
             raise InvalidInputError(f"no channel is wired for {name!r}", "channel")
@@ -332,6 +338,8 @@ def send_batch(
     if held is not None:  # the emergency brake: nothing of the batch leaves, nothing is claimed to send later
         batch.result.held_stop_switch = len(requested)
         logger.warning("send batch held: the brand's stop switch is on", reason=held, persons=len(requested))
+        if report is not None:
+            report(batch.result)
         return batch.result
     unique = _unique(requested)
     batch.result.duplicates_skipped += len(requested) - len(unique)
@@ -350,13 +358,20 @@ def send_batch(
     result = batch.result
     _pay_messages(request, result, spending)
     _log_messages(batch, log)
-    logger.info("send batch done", **result.model_dump(exclude={"failures", "by_channel"}))
+    logger.info("send batch done", **result.model_dump(exclude={"failures", "by_channel", "failed_by_channel"}))
+    if report is not None:
+        report(result)
+    _raise_when_nothing_delivered(batch)
+    return result
+
+
+def _raise_when_nothing_delivered(batch: _Batch) -> None:
+    result = batch.result
     if result.failed and not (result.sent or batch.sent_earlier):
         if batch.render_failures == result.failed:  # a broken template: retrying cannot help
             raise InvalidInputError(f"every message failed to render: {result.failures[:3]}", "template")
         if batch.render_failures + batch.permanent_failures < result.failed:  # some may go on a retry
             raise ChannelError(f"all {result.failed} deliveries of the batch failed: {result.failures[:3]}")
-    return result
 
 
 def _defer_rest(batch: _Batch, person_ids: list[str]) -> None:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from cdp import topology
-from cdp.budgets.dynamodb import DynamoBudgetLedger, reasons, transact
+from cdp.budgets.dynamodb import DynamoBudgetLedger, PoolWatch, reasons, transact
 from cdp.budgets.ledger import Hold
 from cdp.errors import ConflictError, InvalidInputError, NotFoundError, StoreError
 from cdp.loyalty.dynamodb import dynamo_loyalty_service
@@ -100,10 +100,12 @@ def generated_code(prefix: str) -> str:
 
 
 class DynamoOfferStore(OfferStore):
-    def __init__(self, table: str, client: DynamoDBClient | None = None) -> None:
+    """`watch`: the budget ledger's (`DynamoBudgetLedger`), told of pools an issue leaves running low too."""
+
+    def __init__(self, table: str, client: DynamoDBClient | None = None, watch: PoolWatch | None = None) -> None:
         self._table = table
         self._db: DynamoDBClient = client or default_client("dynamodb")
-        self.budgets = DynamoBudgetLedger(table, client=self._db)
+        self.budgets = DynamoBudgetLedger(table, client=self._db, watch=watch)
 
     # ---- the catalog --------------------------------------------------------------------------------------------
 
@@ -235,6 +237,8 @@ class DynamoOfferStore(OfferStore):
                 if found is not None:
                     return found, False
                 continue
+            if hold is not None and hold.plan_id is None:  # drawn from the pools (a carve leaves them as they are)
+                self.budgets.watch_pools(offer.brand_id, hold.claims)
             return entry, True
         raise ConflictError(f"issuing {offer.offer_id} to {person_id} kept losing to concurrent issues")
 
@@ -655,11 +659,12 @@ def dynamo_offer_service(
     red_packets: RedPacketProviders | None = None,
     publisher: EventPublisher | None = None,
     coupons: ExternalCouponSystems | None = None,
+    watch: PoolWatch | None = None,
 ) -> OfferService:
     """The offer service on its AWS adapters: the offers table (with the budget ledger), the bus for the wallet's
     events, the packaged org directory; `red_packets`: who pays red packets out (None: they are recorded only);
-    `coupons`: who issues external coupons (None: they cannot be issued)."""
-    store = DynamoOfferStore(offers_table)
+    `coupons`: who issues external coupons (None: they cannot be issued); `watch`: told of pools running low."""
+    store = DynamoOfferStore(offers_table, watch=watch)
     payer = RedPacketPayer(red_packets) if red_packets is not None else None
     issuer = ExternalCouponIssuer(coupons) if coupons is not None else None
     bus = publisher or EventBridgePublisher(event_bus_name)  # a send batch collects its issues' events to pack them
