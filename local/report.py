@@ -10,6 +10,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # headless: no display on servers and CI
 import matplotlib.pyplot as plt
+import matplotlib.ticker
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -53,6 +54,44 @@ def _calibration(bins: list[dict[str, Any]]) -> str:
     return _svg(fig)
 
 
+def _rates_with_intervals(lift: dict[str, Any]) -> str:
+    """Treated and held-out conversion with their 95% intervals: a bar without one invites reading noise."""
+    fig, ax = plt.subplots(figsize=(5.2, 3.0))
+    groups = [("treated", lift["treatment"]), ("held out", lift["control"])]
+    rates = [g["rate"] or 0.0 for _, g in groups]
+    below = [r - (g["low"] or 0.0) for r, (_, g) in zip(rates, groups, strict=True)]
+    above = [(g["high"] or 0.0) - r for r, (_, g) in zip(rates, groups, strict=True)]
+    bars = ax.bar([n for n, _ in groups], rates, color=_COLORS[:2], yerr=[below, above], capsize=8)
+    for bar, (_, g) in zip(bars, groups, strict=True):
+        label = f"{100 * (g['rate'] or 0):.1f}%\n{g['converted']}/{g['size']}"
+        ax.annotate(label, (bar.get_x() + bar.get_width() / 2, 0), ha="center", va="bottom", fontsize=9, color="white")
+    ax.set_title("Conversion in the window, with 95% intervals", fontsize=11)
+    ax.set_ylabel("converted")
+    ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+    ax.spines[["top", "right"]].set_visible(False)
+    return _svg(fig)
+
+
+def _funnel(stages: list[tuple[str, int]]) -> str:
+    fig, ax = plt.subplots(figsize=(5.6, 0.42 * len(stages) + 0.8))
+    labels, values = [n for n, _ in stages][::-1], [v for _, v in stages][::-1]
+    bars = ax.barh(labels, values, color=_COLORS[0])
+    for bar, value in zip(bars, values, strict=True):
+        ax.annotate(f"{value:,}", (bar.get_width(), bar.get_y() + bar.get_height() / 2), va="center", fontsize=9)
+    ax.set_title("From the audience to the orders credited to the campaign", fontsize=11)
+    ax.spines[["top", "right"]].set_visible(False)
+    return _svg(fig)
+
+
+def funnel_stages(summary: dict[str, Any], receipts: dict[str, int]) -> list[tuple[str, int]]:
+    f = summary["funnel"]
+    stages = [("eligible", f["eligible"]), ("selected", f["selected"]), ("treated", f["treatment"])]
+    stages.append(("messages sent (every step)", sum(step["sent"] for step in f["steps"].values())))
+    stages += [(name, receipts[name]) for name in ("delivered", "clicked") if receipts.get(name)]
+    stages += [("bought (credited)", f["purchased"]), ("redeemed the coupon", f["offers_redeemed"])]
+    return stages
+
+
 def charts(summary: dict[str, Any]) -> dict[str, str]:
     out: dict[str, str] = {}
     pair = summary["identity"]["pairwise"]
@@ -75,7 +114,10 @@ def charts(summary: dict[str, Any]) -> dict[str, str]:
     if segments:
         out["rfm"] = _bar(list(segments), list(segments.values()), "RFM segments", "persons")
     conversion = summary["conversion"]
-    if conversion.get("treatment_rate") is not None:
+    run = summary["campaign"].get("summary") or {}
+    if run.get("conversion_lift"):
+        out["conversion"] = _rates_with_intervals(run["conversion_lift"])
+    elif conversion.get("treatment_rate") is not None:
         out["conversion"] = _bar(
             ["treatment", "holdout"],
             [conversion["treatment_rate"], conversion["holdout_rate"] or 0.0],
@@ -83,9 +125,20 @@ def charts(summary: dict[str, Any]) -> dict[str, str]:
             "converted",
             percent=True,
         )
+    if run.get("funnel"):
+        out["funnel"] = _funnel(funnel_stages(run, receipts_of(summary["campaign"].get("message_status") or {})))
     held_out = summary["model"]["held_out"]
     if held_out.get("calibration"):
         out["calibration"] = _calibration(held_out["calibration"])
+    return out
+
+
+def receipts_of(by_channel: dict[str, dict[str, int]]) -> dict[str, int]:
+    """channel -> status -> messages, as status -> messages over every channel."""
+    out: dict[str, int] = {}
+    for statuses in by_channel.values():
+        for status, n in statuses.items():
+            out[status] = out.get(status, 0) + n
     return out
 
 

@@ -127,7 +127,7 @@ def check_the_journeys_ran_and_the_caps_stopped_some_messages(demo: tuple[dict[s
 def check_coupons_were_issued_redeemed_and_expired_within_their_pool_and_points_earned(
     demo: tuple[dict[str, Any], Path],
 ) -> None:
-    summary, _ = demo
+    summary, output = demo
     offers, loyalty = summary["campaign"]["offers"], summary["campaign"]["loyalty"]
     touch1 = summary["campaign"]["summary"]["messages"]["touch1"]["sent"]
     # one coupon per recipient of the first touch (the follow-up repeats its code), each used or expired a week on
@@ -150,6 +150,9 @@ def check_coupons_were_issued_redeemed_and_expired_within_their_pool_and_points_
     assert funnel["purchased"] <= funnel["converted_any"] <= funnel["treatment"]
     assert conversion["attribution"]["orders"] == funnel["credited_orders"]
     assert conversion["money"]["cost"].endswith(" CNY")
+    report = (output / "report.html").read_text(encoding="utf-8")
+    first_sentence = conversion["roi_definition"].split(". ")[0]  # (the rest holds an apostrophe, escaped in HTML)
+    assert first_sentence in report and "with 95% intervals" in report
     # the club programme's rules earned points on the live orders, and some members reached a higher level
     assert loyalty["members"] > 0 and loyalty["points_earned"] > 0
     assert set(loyalty["members_by_level"]) - {"basic"}, loyalty

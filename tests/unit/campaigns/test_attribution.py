@@ -177,6 +177,8 @@ def _var(values: list[int]) -> float:
 def test_revenue_per_person_is_conclusive_only_with_enough_persons_and_says_so() -> None:
     big = compare_means([100] * 40 + [0] * 60, [0] * 100)
     assert big.conclusive and big.low is not None and big.low > 0 and big.verdict.startswith("the treated spent more")
+    in_yuan = compare_means([100] * 40 + [0] * 60, [0] * 100, "CNY").verdict  # 40 fen a person more
+    assert "+0.40 CNY per person (95% interval +0.30 CNY to +0.50 CNY)" in in_yuan
     small = compare_means([100, 0], [0, 0])
     assert not small.conclusive and "too few persons" in small.verdict
     assert compare_means([], [1]).verdict.startswith("no comparison")

@@ -19,6 +19,8 @@ from statistics import NormalDist
 
 from pydantic import BaseModel, Field
 
+from cdp.shared.money import format_money
+
 CONFIDENCE = 0.95
 MIN_GROUP = 30  # below this in either group, or fewer than 5 expected conversions, no conclusion is drawn
 MIN_EXPECTED = 5
@@ -69,8 +71,9 @@ def _mean_var(values: Sequence[int]) -> tuple[float, float]:
     return mean, variance
 
 
-def compare_means(treatment: Sequence[int], control: Sequence[int], unit: str = "") -> MeanDifference:
-    """Every person of each group with their amount (0 for those who bought nothing)."""
+def compare_means(treatment: Sequence[int], control: Sequence[int], currency: str | None = None) -> MeanDifference:
+    """Every person of each group with their amount in minor units (0 for those who bought nothing); the verdict
+    shows amounts in `currency` when given."""
     if not treatment or not control:
         return MeanDifference(
             treatment_mean=_mean_var(treatment)[0] if treatment else None,
@@ -95,7 +98,8 @@ def compare_means(treatment: Sequence[int], control: Sequence[int], unit: str = 
             f"{MIN_GROUP} each are needed): read the amounts as anecdotes"
         )
     else:
-        shown = f"{difference:+,.0f}{unit} per person (95% interval {low:+,.0f} to {high:+,.0f})"
+        shown = f"{_amount(difference, currency)} per person (95% interval {_amount(low, currency)} to "
+        shown += f"{_amount(high, currency)})"
         if low > 0:
             verdict = f"the treated spent more: {shown}; p = {p:.3g}"
         elif high < 0:
@@ -112,6 +116,13 @@ def compare_means(treatment: Sequence[int], control: Sequence[int], unit: str = 
         conclusive=conclusive,
         verdict=verdict,
     )
+
+
+def _amount(minor: float, currency: str | None) -> str:
+    if currency is None:
+        return f"{minor:+,.0f}"
+    text = format_money(round(minor), currency)
+    return text if text.startswith("-") else f"+{text}"
 
 
 def _z(confidence: float) -> float:

@@ -732,7 +732,7 @@ def summarize(
         budget_minor=request.budget.amount_minor,
         roi=round((incremental_revenue - cost) / cost, 4) if cost and incremental_revenue is not None else None,
         cost_per_incremental_conversion_minor=_per_conversion(cost, t, h),
-        revenue_lift=compare_means(treated.amounts, held.amounts, " (minor units)") if has_holdout else None,
+        revenue_lift=compare_means(treated.amounts, held.amounts, request.budget.currency) if has_holdout else None,
         attribution=treated.attributed,
         funnel=_funnel(doc, touch1, touch2, treated),
         display=_display(request.budget.currency, cost, t, h, incremental_revenue, treated.attributed),
