@@ -5,13 +5,20 @@ real time (`wire_now`)."""
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.request
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import pytest
+import typer
+
 from cdp import topology
+from cdp.ingest.security import sign_cdp
 from cdp.shared.time import utc_now, wire_now
+from cdp_local.cli_campaign import duration_seconds
 from cdp_local.http_server import LocalApiServer
 from cdp_local.runtime import LocalRuntime
 from cdp_local.runtime.clock import LocalClock
@@ -83,12 +90,25 @@ def test_tick_after_a_duration_counts_from_the_local_clock(runtime: LocalRuntime
 
 
 def test_the_cli_reads_a_duration_or_says_what_it_expects() -> None:
-    import pytest
-    import typer
-
-    from cdp_local.cli_campaign import duration_seconds
-
     assert [duration_seconds(d) for d in ("90s", "61m", "3h", "2d")] == [90, 3660, 10_800, 172_800]
     for bad in ("61", "m", "1.5h", "-2d", "2w"):
         with pytest.raises(typer.BadParameter, match="not a duration"):
             duration_seconds(bad)
+
+
+def test_a_client_signing_with_real_time_is_let_in_after_the_clock_moved_ahead() -> None:
+    # Given the real handlers, and the local clock two days ahead of the wall clock
+    sale = (Path(__file__).resolve().parents[3] / "events" / "pos" / "sale.json").read_bytes()
+    with LocalRuntime(state_machines=()) as rt:
+        rt.clock.advance_to(datetime.now(UTC) + timedelta(days=2))
+
+        def post(at: float) -> int:
+            headers = {
+                "content-type": "application/json",
+                "x-cdp-signature": sign_cdp("local-pos-secret", sale, int(at)),
+            }
+            return rt.http("POST", "/v1/webhooks/pos/demo-pos", sale, headers).status
+
+        # Then a POS signing with its own (real) clock is accepted; one signing with the simulated time is a replay
+        assert post(time.time()) == 202
+        assert post(utc_now().timestamp()) == 401

@@ -21,7 +21,7 @@ from cdp.channels.contact import PlannedRun, PlannedRuns
 from cdp.profile.models import Profile
 from cdp.tags.evaluate import audience_tag
 
-DUE_READ = 200  # due entries read per window (one query); a brand day with more scheduled runs is not realistic
+DUE_READ = 200  # due entries read per window, every brand's (one query); runs past the 200th are not anticipated
 CACHE_SECONDS = 60.0  # every send of a minute asks about the same day: one read serves them
 
 

@@ -2,8 +2,8 @@
 campaign and journey of a brand (`cdp.org.ContactPolicy`):
 
 - quiet hours in the recipient's time zone (the profile's, else their usual store's, else the brand's: `person_zone`):
-  the message is deferred to the end of
-  the quiet time, not dropped (`Deferrals`: the schedule's tick orders it again then);
+  the message is deferred to the end of the quiet time, not dropped (`Deferrals`: the schedule's tick orders it
+  again then);
 - frequency caps per channel and in total: a send is recorded in the person's contact history only if no cap would
   be passed, in one conditional write, so two campaigns sending to one person at once never exceed a cap together.
 
