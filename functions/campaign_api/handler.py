@@ -79,6 +79,7 @@ from cdp.shared.aws import EventBridgePublisher, S3ObjectStore
 from cdp.shared.openapi import body, query, responses
 from cdp.shared.time import utc_now
 from functions.api_errors import error_response, json_response, map_common_errors
+from functions.budget_watch import count_low_pool
 from functions.request_body import api_client, text_body
 
 app = APIGatewayHttpResolver(enable_validation=False)
@@ -96,7 +97,7 @@ class Dependencies:
 def dependencies() -> Dependencies:
     s = get_settings(CampaignApiSettings)
     profiles = DynamoProfileStore(s.profiles_table)
-    offers = DynamoOfferStore(s.offers_table)
+    offers = DynamoOfferStore(s.offers_table, watch=count_low_pool)  # test sends issue offers too
     service = CampaignService(
         DynamoCampaignCatalog(s.campaigns_table),
         StepFunctionsRunner(s.campaign_state_machine_arn),

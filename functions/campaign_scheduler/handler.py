@@ -29,6 +29,7 @@ from cdp.org import load_org
 from cdp.settings import CampaignSchedulerSettings, get_settings
 from cdp.shared.aws import EventBridgePublisher
 from cdp.shared.ports import DeferredPublisher
+from functions.budget_watch import count_low_pool
 
 
 @cache
@@ -45,7 +46,7 @@ def _service() -> CampaignService:
 @cache
 def _journeys() -> JourneyEngine:
     s = get_settings(CampaignSchedulerSettings)
-    return dynamo_journey_engine(s.campaigns_table, s.profiles_table, s.event_bus_name, s.offers_table)
+    return dynamo_journey_engine(s.campaigns_table, s.profiles_table, s.event_bus_name, s.offers_table, count_low_pool)
 
 
 @cache

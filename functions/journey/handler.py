@@ -21,6 +21,7 @@ from cdp.settings import JourneySettings, get_settings
 from cdp.shared.deadletter import DeadLetteringProcessor, SqsDeadLetters, each_part
 from cdp.tags.changes import ProfileChangeRecord
 from cdp.topology import AUDIENCE_ENTERED, JOURNEY_QUEUE, LIFECYCLE_CHANGED, SIGNAL_RECEIVED
+from functions.budget_watch import count_low_pool
 
 
 @cache
@@ -41,7 +42,7 @@ def _sweeps() -> DynamoSweepStore:
 @cache
 def engine() -> JourneyEngine:
     s = get_settings(JourneySettings)
-    return dynamo_journey_engine(s.campaigns_table, s.profiles_table, s.event_bus_name, s.offers_table)
+    return dynamo_journey_engine(s.campaigns_table, s.profiles_table, s.event_bus_name, s.offers_table, count_low_pool)
 
 
 def record_handler(record: ProfileChangeRecord) -> None:

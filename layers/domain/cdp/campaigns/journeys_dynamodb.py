@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from cdp import topology
+from cdp.budgets.dynamodb import PoolWatch
 from cdp.campaigns.dynamodb import DynamoCampaignCatalog, condition_failed, query_items
 from cdp.campaigns.journeys import (
     DeferredSend,
@@ -373,11 +374,16 @@ class DynamoSweepStore(SweepStore):
 
 
 def dynamo_journey_engine(
-    campaigns_table: str, profiles_table: str, event_bus_name: str, offers_table: str | None = None
+    campaigns_table: str,
+    profiles_table: str,
+    event_bus_name: str,
+    offers_table: str | None = None,
+    watch: PoolWatch | None = None,
 ) -> JourneyEngine:
     """The journey engine on its AWS adapters, as the journey function and the schedule's tick both run it;
-    `offers_table`: where a treated entry's catalog offers are reserved from their pools."""
-    offers = DynamoOfferStore(offers_table) if offers_table else None
+    `offers_table`: where a treated entry's catalog offers are reserved from their pools (`watch`: told of pools a
+    reservation leaves running low)."""
+    offers = DynamoOfferStore(offers_table, watch=watch) if offers_table else None
     return JourneyEngine(
         DynamoCampaignCatalog(campaigns_table),
         DynamoJourneyStore(campaigns_table),
