@@ -13,6 +13,8 @@ import matplotlib.pyplot as plt
 import matplotlib.ticker
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from cdp.campaigns.lifecycle import receipts_by_status
+
 TEMPLATES = Path(__file__).parent / "templates"
 _COLORS = ["#2563eb", "#f59e0b", "#10b981", "#ef4444", "#8b5cf6", "#64748b"]
 
@@ -126,19 +128,10 @@ def charts(summary: dict[str, Any]) -> dict[str, str]:
             percent=True,
         )
     if run.get("funnel"):
-        out["funnel"] = _funnel(funnel_stages(run, receipts_of(summary["campaign"].get("message_status") or {})))
+        out["funnel"] = _funnel(funnel_stages(run, receipts_by_status(summary["campaign"].get("message_status") or {})))
     held_out = summary["model"]["held_out"]
     if held_out.get("calibration"):
         out["calibration"] = _calibration(held_out["calibration"])
-    return out
-
-
-def receipts_of(by_channel: dict[str, dict[str, int]]) -> dict[str, int]:
-    """channel -> status -> messages, as status -> messages over every channel."""
-    out: dict[str, int] = {}
-    for statuses in by_channel.values():
-        for status, n in statuses.items():
-            out[status] = out.get(status, 0) + n
     return out
 
 

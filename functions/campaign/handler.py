@@ -98,8 +98,15 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     targeted = isinstance(command, SelectCommand) and command.request.targeting is not None
     validations = _validations() if targeted else None
     assignments = _Assignments()
-    org, plans = load_org(), _Plans()
-    # the summary credits orders to the last message a person got (their message records, on the profiles table)
     return run_command(
-        command, profiles, store, utc_now(), audiences, org, plans, validations, assignments, profiles.messages
+        command,
+        profiles,
+        store,
+        utc_now(),
+        audiences,
+        load_org(),
+        _Plans(),
+        validations,
+        assignments,
+        profiles.messages,
     )

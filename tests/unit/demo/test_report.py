@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from cdp.campaigns.lifecycle import receipts_by_status
 from cdp.campaigns.measurement import compare
-from cdp_local.report import charts, funnel_stages, receipts_of
+from cdp_local.report import charts, funnel_stages
 
 
 def _summary() -> dict[str, Any]:
@@ -64,7 +65,7 @@ def _summary() -> dict[str, Any]:
 
 def test_the_funnel_runs_from_the_audience_to_the_coupon() -> None:
     s = _summary()
-    stages = funnel_stages(s["campaign"]["summary"], receipts_of(s["campaign"]["message_status"]))
+    stages = funnel_stages(s["campaign"]["summary"], receipts_by_status(s["campaign"]["message_status"]))
     assert stages == [
         ("eligible", 900),
         ("selected", 300),

@@ -150,7 +150,7 @@ class SwitchRequest(BaseModel):
     reason: str | None = Field(default=None, max_length=500)
 
 
-def _receipts(by_channel: dict[str, dict[str, int]]) -> dict[str, int]:
+def receipts_by_status(by_channel: dict[str, dict[str, int]]) -> dict[str, int]:
     """channel -> status -> n, as status -> n over every channel."""
     out: dict[str, int] = {}
     for by_status in by_channel.values():
@@ -363,7 +363,7 @@ class CampaignService:
         state = self._state(brand_id, campaign_id)
         if run_id is None and self._version(state, state.latest_version).definition.trigger is not None:
             found = self.journey(brand_id, campaign_id)
-            receipts = _receipts(found.message_status or {})
+            receipts = receipts_by_status(found.message_status or {})
             return CampaignResults(campaign_id=campaign_id, kind="journey", journey=found, receipts=receipts)
         if run_id is not None:
             view = self.run(brand_id, campaign_id, run_id)
@@ -373,7 +373,9 @@ class CampaignService:
                 raise NotFoundError(f"campaign {campaign_id} has not run yet")
             finished = [r for r in ran if self.artifacts.exists(summary_key(r.run_id))]
             view = self._run_view((finished or ran)[0], with_summary=True)
-        return CampaignResults(campaign_id=campaign_id, kind="run", run=view, receipts=_receipts(view.messages or {}))
+        return CampaignResults(
+            campaign_id=campaign_id, kind="run", run=view, receipts=receipts_by_status(view.messages or {})
+        )
 
     def journey(self, brand_id: str, campaign_id: str) -> JourneyResults:
         """A journey's persons by group and where they are now, with what its sends have cost."""

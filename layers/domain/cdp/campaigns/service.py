@@ -615,11 +615,8 @@ def _variant_lifts(
     return out
 
 
-def _per_conversion(cost: int, t: GroupOutcome, h: GroupOutcome) -> int | None:
-    if not h.size:
-        return None
-    incremental = t.converted - h.converted * t.size / h.size
-    return round(cost / incremental) if incremental >= 1 else None
+def _per_conversion(cost: int, incremental: float | None) -> int | None:
+    return round(cost / incremental) if incremental is not None and incremental >= 1 else None
 
 
 def _funnel(doc: AudienceDocument, touch1: SendTally, touch2: SendTally, treated: _Measured) -> Funnel:
@@ -708,6 +705,7 @@ def summarize(
     has_holdout = h.size > 0
     expected_t_revenue = scale(h.revenue_minor, t.size, h.size) if has_holdout else None
     incremental_revenue = t.revenue_minor - expected_t_revenue if expected_t_revenue is not None else None
+    incremental_conversions = t.converted - h.converted * t.size / h.size if has_holdout else None
     summary = CampaignSummary(
         run_id=run_id,
         campaign_id=request.campaign_id,
@@ -718,7 +716,7 @@ def summarize(
         treatment_rate=round(t.rate, 6),
         holdout_rate=round(h.rate, 6),
         absolute_lift=round(t.rate - h.rate, 6) if has_holdout else None,
-        incremental_conversions=round(t.converted - h.converted * t.size / h.size, 2) if has_holdout else None,
+        incremental_conversions=round(incremental_conversions, 2) if incremental_conversions is not None else None,
         revenue_per_person_treatment_minor=scale(t.revenue_minor, 1, t.size) if t.size else 0,
         revenue_per_person_holdout_minor=scale(h.revenue_minor, 1, h.size) if has_holdout else None,
         incremental_revenue_minor=incremental_revenue,
@@ -731,7 +729,7 @@ def summarize(
         touch2_cost_minor=cost2,
         budget_minor=request.budget.amount_minor,
         roi=round((incremental_revenue - cost) / cost, 4) if cost and incremental_revenue is not None else None,
-        cost_per_incremental_conversion_minor=_per_conversion(cost, t, h),
+        cost_per_incremental_conversion_minor=_per_conversion(cost, incremental_conversions),
         revenue_lift=compare_means(treated.amounts, held.amounts, request.budget.currency) if has_holdout else None,
         attribution=treated.attributed,
         funnel=_funnel(doc, touch1, touch2, treated),
