@@ -61,8 +61,8 @@ def _rates_with_intervals(lift: dict[str, Any]) -> str:
     fig, ax = plt.subplots(figsize=(5.2, 3.0))
     groups = [("treated", lift["treatment"]), ("held out", lift["control"])]
     rates = [g["rate"] or 0.0 for _, g in groups]
-    below = [r - (g["low"] or 0.0) for r, (_, g) in zip(rates, groups, strict=True)]
-    above = [(g["high"] or 0.0) - r for r, (_, g) in zip(rates, groups, strict=True)]
+    below = [max(0.0, r - (g["low"] or 0.0)) for r, (_, g) in zip(rates, groups, strict=True)]
+    above = [max(0.0, (g["high"] or 0.0) - r) for r, (_, g) in zip(rates, groups, strict=True)]
     bars = ax.bar([n for n, _ in groups], rates, color=_COLORS[:2], yerr=[below, above], capsize=8)
     for bar, (_, g) in zip(bars, groups, strict=True):
         label = f"{100 * (g['rate'] or 0):.1f}%\n{g['converted']}/{g['size']}"

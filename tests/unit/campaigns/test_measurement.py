@@ -51,3 +51,10 @@ def test_the_verdict_says_what_a_marketer_may_conclude() -> None:
     assert not tiny.conclusive and tiny.verdict.startswith("too few persons to conclude (20 treated, 4 in the control")
     empty = compare(3, 10, 0, 0)
     assert empty.verdict == "no comparison: one of the groups is empty" and rate(0, 0).rate is None
+
+
+@pytest.mark.parametrize("size", [1, 5, 34, 1000])
+def test_wilson_bounds_are_exactly_zero_and_one_at_the_edges(size: int) -> None:
+    # floating point alone leaves 0/34's lower bound a hair above the observed rate of 0
+    assert wilson(0, size) is not None and wilson(0, size)[0] == 0.0  # type: ignore[index]
+    assert wilson(size, size) is not None and wilson(size, size)[1] == 1.0  # type: ignore[index]

@@ -81,3 +81,10 @@ def test_the_report_draws_conversion_with_its_intervals_and_the_funnel() -> None
     drawn = charts(_summary())
     assert drawn["conversion"].startswith("<svg") and "95% intervals" in drawn["conversion"]
     assert drawn["funnel"].startswith("<svg") and "credited to the campaign" in drawn["funnel"]
+
+
+def test_a_holdout_with_no_buyer_still_gets_its_interval_drawn() -> None:
+    s = _summary()
+    s["campaign"]["summary"]["conversion_lift"] = compare(60, 270, 0, 34).model_dump(mode="json")
+    assert s["campaign"]["summary"]["conversion_lift"]["control"]["low"] == 0.0
+    assert "95% intervals" in charts(s)["conversion"]

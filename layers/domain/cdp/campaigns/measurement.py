@@ -137,7 +137,10 @@ def wilson(converted: int, size: int, confidence: float = CONFIDENCE) -> tuple[f
     denominator = 1 + z * z / size
     centre = (p + z * z / (2 * size)) / denominator
     half = z * math.sqrt(p * (1 - p) / size + z * z / (4 * size * size)) / denominator
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # The bounds are exactly 0 and 1 at the edges; floating point would leave them a hair inside.
+    low = 0.0 if converted <= 0 else max(0.0, centre - half)
+    high = 1.0 if converted >= size else min(1.0, centre + half)
+    return low, high
 
 
 def rate(converted: int, size: int) -> Rate:
