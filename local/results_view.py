@@ -82,7 +82,8 @@ def print_campaign_results(results: dict[str, Any], console: Console) -> None:
     money = summary.get("display", {})
     roi = summary.get("roi")
     console.print(
-        f"cost {money.get('cost', '-')}, incremental revenue {money.get('incremental_revenue', '-')}, "
+        f"cost {money.get('cost', '-')} (offers {money.get('offer_cost', '-')}), "
+        f"incremental revenue {money.get('incremental_revenue', '-')}, "
         f"ROI {'-' if roi is None else f'{roi:,.2f}'}"
     )
     per = summary.get("cost_per_incremental_conversion_minor")

@@ -18,7 +18,7 @@ from cdp.campaigns.service import run_command
 from cdp.campaigns.targeting import ManifestValidations
 from cdp.observability import logger, metrics, tracer
 from cdp.offers.dynamodb import DynamoOfferStore
-from cdp.offers.service import RunPlans
+from cdp.offers.service import OfferSpend, RunPlans
 from cdp.org import load_org
 from cdp.profile.dynamodb import DynamoProfileStore
 from cdp.settings import CampaignSettings, get_settings
@@ -59,6 +59,9 @@ class _Plans:
 
     def pool_problem(self, brand_id: str, pool_id: str, currency: str) -> str | None:
         return _plans().pool_problem(brand_id, pool_id, currency)
+
+    def spent(self, brand_id: str, run_id: str, offer_ids: Sequence[str]) -> list[OfferSpend]:
+        return _plans().spent(brand_id, run_id, offer_ids)
 
 
 @cache

@@ -147,6 +147,7 @@ def test_parallel_workers_never_overspend_a_pool(ledger: DynamoBudgetLedger) -> 
 
 # ---- a property: random issue / redeem / expire / fail sequences, with retries --------------------------------------
 
+PLAN = "plan"  # the oracle's key for the plan's roll-up
 OPS = st.lists(
     st.tuples(
         st.sampled_from(["issue", "redeem", "expire", "fail", "charge", "plan", "carve", "close_plan"]),
@@ -168,6 +169,7 @@ def test_every_pool_balances_and_nothing_counts_twice(ledger: DynamoBudgetLedger
     ledger.define(pool(b, 600))
     committed = {a: 0, b: 0}  # the oracle: each redemption and charge counted once, when it first goes through
     applied: set[str] = set()
+    committed[PLAN] = 0  # what the holds carved from the plan committed, rolled up on the plan
     for kind, which, n, again in ops:
         for _ in range(1 + again):
             with contextlib.suppress(BudgetExhaustedError, HoldError):
@@ -179,6 +181,8 @@ def test_every_pool_balances_and_nothing_counts_twice(ledger: DynamoBudgetLedger
         assert available + reserved + spent == total
         assert spent == committed[pool_id]
         assert reserved == sum(h.left.get(pool_id, 0) for h in holds if h is not None and h.state == "open")
+    plan = ledger.hold(BRAND, f"{run}-plan")
+    assert (plan.carved_spent_minor if plan else 0) == committed[PLAN]
 
 
 def _apply(
@@ -197,10 +201,11 @@ def _apply(
     if kind == "issue":
         ledger.reserve(BRAND, hold_id, {a: n, b: n // 2 + 1}, T0)
     elif kind == "redeem":
-        ledger.commit(BRAND, hold_id, f"o{n}", {a: 1 + n % 3}, T0)
+        hold = ledger.commit(BRAND, hold_id, f"o{n}", {a: 1 + n % 3}, T0)
         if f"{hold_id}/o{n}" not in applied:
             applied.add(f"{hold_id}/o{n}")
             committed[a] += 1 + n % 3
+            committed[PLAN] += 1 + n % 3 if hold.plan_id else 0
     elif kind in ("expire", "fail"):
         ledger.release(BRAND, hold_id, T0)
     elif kind == "plan":  # a campaign run reserves its whole plan (one plan per example)
@@ -247,9 +252,11 @@ def test_a_run_reserves_its_plan_and_each_coupon_takes_its_share_without_moving_
         ledger.carve(BRAND, "plan-r1", "c3", {"xmas": 300}, T0)
     # one coupon is redeemed for 150, the other expires; the run ends and the plan's rest goes back
     ledger.settle(BRAND, "c1", {"xmas": 150}, T0)
+    ledger.settle(BRAND, "c1", {"xmas": 150}, T0)  # delivered again
     ledger.release(BRAND, "c2", T0)
     closed = ledger.release(BRAND, "plan-r1", T0)
     assert closed.released == {"xmas": 200}
+    assert closed.carved_spent_minor == 150  # what the run's coupons cost, read from the plan alone
     assert amounts(ledger, "xmas") == (850, 0, 150)
     with pytest.raises(HoldError, match="closed"):
         ledger.carve(BRAND, "plan-r1", "c4", {"xmas": 1}, T0)

@@ -106,3 +106,38 @@ def test_more_issues_than_the_plan_holds_are_refused_naming_the_plan(world: Any)
     service.issue_to(BRAND, "c20", "p0", "run-3", plan_id=plan)
     with pytest.raises(BudgetExhaustedError, match="plan plan:run-3:c20"):
         service.issue_to(BRAND, "c20", "p1", "run-3", plan_id=plan)
+
+
+def test_what_a_runs_offers_cost_is_read_from_their_plans(world: Any) -> None:
+    service, plans, store = world
+    raw = {
+        "brand_id": BRAND,
+        "offer_id": "mug",
+        "name": "a mug",
+        "currency": "CNY",
+        "gift": {"sku": "MUG-1", "name": "mug"},
+        "unit_cost_minor": 1_500,
+        "validity": {"days": 7},
+        "budget_pools": ["winter"],
+    }
+    store.define(Offer.model_validate(raw), "test", T0)
+    plans.reserve(BRAND, "run-4", ["c20", "mug"], 2, T0)
+    for offer_id, persons in (("c20", ("p0", "p1")), ("mug", ("p0", "p2"))):
+        for person in persons:
+            service.issue_to(BRAND, offer_id, person, "run-4", plan_id=plan_id_for("run-4", offer_id))
+
+    def redeem(offer_id: str, person: str, order: str, amount: int) -> None:
+        entry = store.entry(BRAND, person, service.issued_entry(BRAND, offer_id, person, "run-4").issue_id)
+        store.redeem(entry, order, amount, T0)
+
+    # two coupons take 20.00 and 12.50 off (one redemption delivered twice); two mugs are handed over
+    redeem("c20", "p0", "o1", 2_000)
+    redeem("c20", "p0", "o1", 2_000)
+    redeem("c20", "p1", "o2", 1_250)
+    redeem("mug", "p0", "o1", 1_500)
+    redeem("mug", "p2", "o3", 1_500)
+    plans.release(BRAND, "run-4", ["c20", "mug"], T0)
+    spent = {s.offer_id: (s.kind, s.spent_minor, s.in_cost) for s in plans.spent(BRAND, "run-4", ["c20", "mug"])}
+    # the coupons' discounts are what the orders' revenue already lost: reported, not counted in the cost again
+    assert spent == {"c20": ("coupon", 3_250, False), "mug": ("gift", 3_000, True)}
+    assert plans.spent(BRAND, "run-none", ["c20"]) == []  # a run that reserved no plan

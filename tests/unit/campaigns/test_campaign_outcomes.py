@@ -31,6 +31,7 @@ from cdp.campaigns.service import (
 )
 from cdp.errors import InvalidInputError
 from cdp.ingest.events import OrderPlacedEvent
+from cdp.offers.service import OfferSpend
 from cdp.profile.models import Profile
 from tests.fakes.artifacts import InMemoryArtifactStore
 from tests.fakes.profiles import InMemoryProfiles
@@ -227,3 +228,55 @@ def test_run_command_dispatches_state_machine_payloads(
     assert selected["selection"]["counts"]["treatment"] == 3 and selected["request"]["run_id"] == "run-1"
     assert checked["follow_up_persons"] == 3 and checked["touch1"]["sent"] == 3
     assert summarized["summary_key"] == "campaigns/run-1/summary.json" and summarized["cost_minor"] == 15
+
+
+class _SpentPlans:
+    """The run's offer plans as the summary reads them: what each budgeted offer cost by then."""
+
+    def __init__(self, spent: list[OfferSpend]) -> None:
+        self.spent_by_offer, self.released = spent, False
+
+    def release(self, brand_id: str, run_id: str, offer_ids: Any, now: datetime) -> None:
+        self.released = True
+
+    def spent(self, brand_id: str, run_id: str, offer_ids: Any) -> list[OfferSpend]:
+        return [s for s in self.spent_by_offer if s.offer_id in offer_ids]
+
+
+def test_offers_other_than_coupons_count_in_the_cost_and_roi(
+    profile: ProfileFactory,
+    order: OrderFactory,
+    request_for: RequestFactory,
+    store: InMemoryArtifactStore,
+    t0: datetime,
+) -> None:
+    # Given 10 treated (3 bought 100.00 CNY) and 5 held out (1 bought 40.00): incremental revenue 300.00 - 80.00
+    treatment, holdout = [f"t{i}" for i in range(10)], [f"h{i}" for i in range(5)]
+    profiles = InMemoryProfiles([profile(p) for p in treatment + holdout])
+    for p in treatment[:3]:
+        _bought(profiles, p, order(p, t0 + timedelta(days=1), total_minor=10000))
+    _bought(profiles, "h0", order("h0", t0 + timedelta(days=2), total_minor=4000))
+    # And the first send issues a red packet and the reminder a coupon: 4 packets of 8.88 were paid, 2 coupons took
+    # 20.00 off (already out of the orders' revenue)
+    req = request_for()
+    touch1 = {**req.touch1.model_dump(mode="json"), "offer": {"offer_id": "packet"}}
+    touch2 = {**req.touch2.model_dump(mode="json"), "offer": {"offer_id": "coupon"}} if req.touch2 else None
+    req = request_for(touch1=touch1, touch2=touch2)
+    _audience(store, req, t0, treatment, holdout)
+    check_conversions("run-1", profiles, store, t0 + timedelta(days=3), touch1_results=[SendTally(sent=10)])
+    plans = _SpentPlans(
+        [
+            OfferSpend(offer_id="packet", kind="red_packet", spent_minor=4 * 888, in_cost=True),
+            OfferSpend(offer_id="coupon", kind="coupon", spent_minor=2 * 2000, in_cost=False),
+        ]
+    )
+    # When summarized
+    summarize("run-1", profiles, store, t0 + timedelta(days=5), plans=plans)
+    summary = CampaignSummary.model_validate(store.get_json(summary_key("run-1")))
+    # Then the cost is the 10 SMS at 5 fen plus the packets, not the coupons' discounts
+    assert (summary.touch1_cost_minor, summary.offer_cost_minor, summary.cost_minor) == (50, 3552, 3602)
+    assert [o.offer_id for o in summary.offers] == ["packet", "coupon"] and plans.released
+    assert summary.roi == round((22000 - 3602) / 3602, 4)
+    # 1 incremental conversion (3 - 1 x 10 / 5): the whole cost
+    assert summary.incremental_conversions == 1.0 and summary.cost_per_incremental_conversion_minor == 3602
+    assert summary.display["offer_cost"] == "35.52 CNY" and "offer cost" in summary.roi_definition

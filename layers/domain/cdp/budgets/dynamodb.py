@@ -334,6 +334,7 @@ class DynamoBudgetLedger(BudgetLedger):
                 }
             },
             *(self._move(brand_id, pool, amount, "reserved", "committed") for pool, amount in sorted(spend.items())),
+            *self._roll_up(read, spend),
         ]
         try:
             self._transact(items, f"committing {op_id} of {hold_id}")
@@ -408,7 +409,24 @@ class DynamoBudgetLedger(BudgetLedger):
                 "ExpressionAttributeValues": values,
             }
         }
-        return [hold, *pools]
+        return [hold, *pools, *self._roll_up(read, spend)]
+
+    def _roll_up(self, hold: Hold, spend: Mapping[str, int]) -> list[dict[str, Any]]:
+        """A carved hold's spend added to its plan, so a campaign run reads what its offers cost from one item per
+        offer (`carved_spent_minor`). In the same transaction as the spend: counted once, or not at all."""
+        amount = max(spend.values(), default=0)
+        if hold.plan_id is None or amount <= 0:
+            return []
+        return [
+            {
+                "Update": {
+                    "TableName": self._table,
+                    "Key": hold_key(hold.brand_id, hold.plan_id),
+                    "UpdateExpression": "ADD carved_spent_minor :a",
+                    "ExpressionAttributeValues": {":a": _n(amount)},
+                }
+            }
+        ]
 
     @staticmethod
     def _check_left(read: Hold, spend: Mapping[str, int]) -> None:
@@ -440,6 +458,7 @@ class DynamoBudgetLedger(BudgetLedger):
                 "left": {p: int(v["N"]) for p, v in item["left"]["M"].items()},
                 "spent": {p: int(v["N"]) for p, v in item["spent"]["M"].items()},
                 "carved": {p: int(v["N"]) for p, v in item.get("carved", {}).get("M", {}).items() if int(v["N"])},
+                "carved_spent_minor": int(item.get("carved_spent_minor", {}).get("N", "0")),
                 "closed_at": parse_iso(closed) if closed else doc.closed_at,
             }
         )

@@ -81,6 +81,11 @@ class Hold(_Frozen):
         default_factory=dict, description="a plan's reservation handed on to the holds carved from it (`carve`)"
     )
     plan_id: str | None = Field(default=None, description="the plan hold this one was carved from")
+    carved_spent_minor: int = Field(
+        default=0,
+        description="a plan's: what the holds carved from it have committed, once per promise (an offer drawn from "
+        "several pools at once is counted at its dearest pool's amount, not once per pool)",
+    )
 
     @property
     def released(self) -> dict[str, int]:

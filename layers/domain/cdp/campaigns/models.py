@@ -17,6 +17,7 @@ from cdp.campaigns.measurement import Lift, MeanDifference
 from cdp.campaigns.targeting import Targeting, TargetingReport
 from cdp.channels.models import DEFAULT_PRIORITY, MessageBudget, SmsProviderTemplate, WeChatMessageTemplate
 from cdp.ingest.events import Token, UtcDatetime
+from cdp.offers.service import OfferSpend
 from cdp.profile.models import Profile
 
 CampaignChannel = Literal["sms", "email", "push", "wechat", "webhook", "outbox", "inapp"]
@@ -438,7 +439,9 @@ ROI_DEFINITION = (
     "ROI = (incremental revenue - cost) / cost. Incremental revenue = revenue per treated person minus revenue per "
     "holdout person, times the treated persons; revenue is what orders in the conversion window paid, after "
     "discounts, so coupon discounts are already netted out of it (shown as discounts). Cost = the messages sent at "
-    "the budget's price per channel."
+    "the budget's price per channel, plus what the run's other offers drawn from budget pools cost by the summary "
+    "(red packets paid, points granted, gifts handed over: offer cost). Cost per incremental conversion = cost / "
+    "incremental conversions."
 )
 
 
@@ -464,9 +467,11 @@ class CampaignSummary(_Frozen):
     variants: dict[str, Lift] = Field(default_factory=dict, description="each A/B/n arm against the holdout")
     messages: dict[str, SendTally] = Field(description="send tallies per step")
     messages_by_channel: dict[str, int]
-    cost_minor: int
+    cost_minor: int = Field(description="messages + offer cost")
     touch1_cost_minor: int
     touch2_cost_minor: int
+    offer_cost_minor: int = Field(default=0, description="the run's offers other than coupons (see roi_definition)")
+    offers: list[OfferSpend] = Field(default_factory=list, description="each budgeted offer of the run and its cost")
     budget_minor: int
     roi: float | None = Field(description="(incremental revenue - cost) / cost; None when nothing was spent")
     roi_definition: str = Field(default=ROI_DEFINITION, description="what `roi` and its parts mean")

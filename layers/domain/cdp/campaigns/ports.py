@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
+from cdp.offers.service import OfferSpend
+
 
 class ArtifactStore(ABC):
     @abstractmethod
@@ -33,3 +35,5 @@ class OfferPlans(Protocol):
     def pool_problem(self, brand_id: str, pool_id: str, currency: str) -> str | None: ...
 
     def release(self, brand_id: str, run_id: str, offer_ids: Sequence[str], now: datetime) -> None: ...
+
+    def spent(self, brand_id: str, run_id: str, offer_ids: Sequence[str]) -> list[OfferSpend]: ...

@@ -640,10 +640,18 @@ def _funnel(doc: AudienceDocument, touch1: SendTally, touch2: SendTally, treated
 
 
 def _display(
-    currency: str, cost: int, t: GroupOutcome, h: GroupOutcome, incremental: int | None, credited: Attributed
+    currency: str,
+    costs: tuple[int, int, int | None],
+    t: GroupOutcome,
+    h: GroupOutcome,
+    incremental: int | None,
+    credited: Attributed,
 ) -> dict[str, str]:
+    cost, offer_cost, per_conversion = costs
     amounts = {
         "cost": cost,
+        "offer_cost": offer_cost,
+        "cost_per_incremental_conversion": per_conversion,
         "treatment_revenue": t.revenue_minor,
         "holdout_revenue": h.revenue_minor,
         "incremental_revenue": incremental,
@@ -700,12 +708,15 @@ def summarize(
     ch1, ch2 = _by_channel(touch1, request.touch1), _by_channel(touch2, request.touch2)
     by_channel = {c: ch1.get(c, 0) + ch2.get(c, 0) for c in sorted({*ch1, *ch2})}
     cost1, cost2 = _cost(ch1, prices), _cost(ch2, prices)
-    cost = cost1 + cost2
+    offers = plans.spent(request.brand_id, run_id, request.catalog_offers) if plans and request.catalog_offers else []
+    offer_cost = sum(o.spent_minor for o in offers if o.in_cost)
+    cost = cost1 + cost2 + offer_cost
 
     has_holdout = h.size > 0
     expected_t_revenue = scale(h.revenue_minor, t.size, h.size) if has_holdout else None
     incremental_revenue = t.revenue_minor - expected_t_revenue if expected_t_revenue is not None else None
     incremental_conversions = t.converted - h.converted * t.size / h.size if has_holdout else None
+    per_conversion = _per_conversion(cost, incremental_conversions)
     summary = CampaignSummary(
         run_id=run_id,
         campaign_id=request.campaign_id,
@@ -727,13 +738,17 @@ def summarize(
         cost_minor=cost,
         touch1_cost_minor=cost1,
         touch2_cost_minor=cost2,
+        offer_cost_minor=offer_cost,
+        offers=offers,
         budget_minor=request.budget.amount_minor,
         roi=round((incremental_revenue - cost) / cost, 4) if cost and incremental_revenue is not None else None,
-        cost_per_incremental_conversion_minor=_per_conversion(cost, incremental_conversions),
+        cost_per_incremental_conversion_minor=per_conversion,
         revenue_lift=compare_means(treated.amounts, held.amounts, request.budget.currency) if has_holdout else None,
         attribution=treated.attributed,
         funnel=_funnel(doc, touch1, touch2, treated),
-        display=_display(request.budget.currency, cost, t, h, incremental_revenue, treated.attributed),
+        display=_display(
+            request.budget.currency, (cost, offer_cost, per_conversion), t, h, incremental_revenue, treated.attributed
+        ),
     )
     store.put_json(summary_key(run_id), dump(summary))
     logger.info("campaign summarized", run_id=run_id, cost_minor=cost, incremental_revenue_minor=incremental_revenue)

@@ -36,7 +36,7 @@ from cdp.ingest.events import CanonicalEvent, Token, parse_event
 from cdp.ingest.ports import ApiClient
 from cdp.ingest.service import packed
 from cdp.observability import logger
-from cdp.offers.catalog import Offer
+from cdp.offers.catalog import Offer, OfferKind
 from cdp.offers.external_coupons import CouponRequest, ExternalCouponIssuer
 from cdp.offers.promotions import Cart, Evaluation, Promotion, evaluate
 from cdp.offers.providers import Payout
@@ -644,6 +644,19 @@ def plan_id_for(run_id: str, offer_id: str) -> str:
     return f"plan:{run_id}:{offer_id}"
 
 
+class OfferSpend(BaseModel):
+    """What one of a run's offers cost the brand by the run's summary: committed by the holds carved from its plan
+    (a redemption's discount, a red packet paid, points granted, a gift handed over)."""
+
+    offer_id: str
+    kind: OfferKind
+    spent_minor: int = Field(ge=0)
+    in_cost: bool = Field(
+        description="counted in the run's cost: every kind but a coupon, whose discount the orders' revenue already "
+        "nets out (counting it again would take it off twice)"
+    )
+
+
 class RunPlans:
     """A campaign run's offers reserved whole before its first send: the offer's cost for every treated person from
     each of its pools, in one hold per offer (all or nothing across the run's offers); released when the run ends."""
@@ -672,6 +685,21 @@ class RunPlans:
             self._release_plans(brand_id, [plan_id_for(run_id, o) for o in done], now)  # the message plan stays
             raise
         return reserved
+
+    def spent(self, brand_id: str, run_id: str, offer_ids: Sequence[str]) -> list[OfferSpend]:
+        """What each of the run's offers drawn from budget pools has cost so far (one read of its plan each); an
+        offer with no pool has no plan, so nothing of it is counted."""
+        found = []
+        for offer_id in dict.fromkeys(offer_ids):
+            stored = self.store.get(brand_id, offer_id)
+            plan = self.budgets.hold(brand_id, plan_id_for(run_id, offer_id))
+            if stored is None or plan is None:
+                continue
+            kind = stored.offer.kind
+            found.append(
+                OfferSpend(offer_id=offer_id, kind=kind, spent_minor=plan.carved_spent_minor, in_cost=kind != "coupon")
+            )
+        return found
 
     def pool_problem(self, brand_id: str, pool_id: str, currency: str) -> str | None:
         """Why a campaign's budget cannot name this pool (None: it can)."""
