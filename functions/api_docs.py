@@ -10,7 +10,8 @@ from cdp.shared.openapi import merged_document
 
 DESCRIPTION = (
     "Ingest (canonical events and every channel connector), the 360-degree profile, identity operations, privacy, "
-    "audience packages and operations. Authentication: x-api-key with permission scopes for brand systems; each "
+    "audience packages, customer analytics (cohorts, repeat purchases, lifecycle, channels) and operations. "
+    "Authentication: x-api-key with permission scopes for brand systems; each "
     "connector uses its source's own scheme (Segment write key, WeChat signature, Shopify HMAC, x-cdp-signature, "
     "SNS signatures)."
 )
@@ -18,9 +19,11 @@ DESCRIPTION = (
 
 @cache
 def openapi_document() -> dict[str, Any]:
+    from functions.analytics_api.handler import app as analytics
     from functions.audience_api.handler import app as audiences
     from functions.ingest.handler import app as ingest
     from functions.operations.handler import app as operations
     from functions.profile_api.handler import app as profile
 
-    return merged_document([ingest, profile, operations, audiences], "cdp HTTP API", "1.0.0", DESCRIPTION)
+    resolvers = [ingest, profile, operations, audiences, analytics]
+    return merged_document(resolvers, "cdp HTTP API", "1.0.0", DESCRIPTION)

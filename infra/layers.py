@@ -9,7 +9,8 @@ Outputs, all under `.build/` (git-ignored):
   layers/deps/python/...         powertools (+ the X-Ray SDK its Tracer imports), pydantic, phonenumbers,
                                  email-validator, jinja2, defusedxml (+ closure)
   layers/ml/python/...           scikit-learn, scipy, numpy, joblib, threadpoolctl, stripped to fit 250 MB
-  layers/warehouse/python/...    duckdb (the warehouse export writes Parquet with it; ~70 MB)
+  layers/warehouse/python/...    duckdb (the warehouse export writes Parquet with it, the analytics API's DuckDB
+                                 engine runs reports with it; ~70 MB)
   code/functions/...             the thin handlers, so `functions.<name>.handler.lambda_handler` resolves
 
 Third-party layers are installed by pip for the Lambda platform (`--platform manylinux_2_28_x86_64`, wheels only)
@@ -77,6 +78,7 @@ DEPS_LAYER = ThirdPartyLayer(
         "jinja2",
         "defusedxml",
         "cryptography",  # SNS signature checks (SES feedback), AES-GCM in tracked links
+        "pyjwt",  # console users' ID tokens (RS256 through cryptography)
         "pyyaml",  # the tag catalog
         "tzdata",  # IANA zones for zoneinfo (campaign schedules): the runtime image need not carry them
         "wrapt",  # aws-xray-sdk's one dependency the runtime does not ship
@@ -102,6 +104,7 @@ DEPS_LAYER = ThirdPartyLayer(
             "defusedxml",
             "cryptography",
             "cffi",
+            "pyjwt",
             "pycparser",
             "pyyaml",
             "tzdata",
@@ -118,7 +121,7 @@ ML_LAYER = ThirdPartyLayer(
 )
 WAREHOUSE_LAYER = ThirdPartyLayer(
     name="warehouse",
-    requirements=("duckdb",),  # Parquet for the warehouse export (its Parquet and JSON readers are built in)
+    requirements=("duckdb",),  # the warehouse export's Parquet; the analytics API's reports (readers built in)
     closure=frozenset({"duckdb"}),
     strip=_ML_STRIP,  # its type stubs only
 )

@@ -14,6 +14,7 @@ from cdp.imports.keys import HISTORY_PREFIX
 from infra import layers
 from infra.components.access import Resources, grant_campaign_runs, grant_least_privilege
 from infra.components.api import ApiKeys, HttpApi, SourceSecrets, Throttle
+from infra.components.console import Console
 from infra.components.delivery import DeliveryEvents
 from infra.components.functions import FunctionAssets, Functions
 from infra.components.imports import FileImportTrigger
@@ -74,6 +75,10 @@ class CdpStack(Stack):
         self.sources = SourceSecrets(self, "SourceSecrets")
         # SES / SMS configuration sets: their delivery events come back (not in the China regions: awsSenders false)
         self.delivery = DeliveryEvents(self, "DeliveryEvents") if config.aws_senders else None
+        # the Glue catalog over warehouse/ and the Athena workgroup the analytics API queries it in (the export
+        # function is scheduled with the others); before the functions, which are given their names
+        self.warehouse = Warehouse(self, "Warehouse", bucket=self.storage.data_bucket)
+        self.console = Console(self, "Console")  # its users sign in with the functions' tokens
         self.functions = Functions(self, "Functions", assets=assets.functions, env_values=self._env_values(config))
         grant_least_privilege(
             self.functions.by_key,
@@ -89,6 +94,8 @@ class CdpStack(Stack):
                 queues=self.messaging.queues,
                 dlqs=self.messaging.dlqs,
                 config=config,
+                warehouse_database=self.warehouse.database_name,
+                analytics_workgroup=self.warehouse.workgroup_name,
             ),
         )
         self.messaging.subscribe_consumers(self.functions.by_key)
@@ -104,6 +111,7 @@ class CdpStack(Stack):
                 topology.REDIRECT_ROUTE: Throttle(config.redirect_rate_limit, config.redirect_burst_limit),
             },
         )
+        self.console.host(self.http_api.api)
         self.state_machines = StateMachines(
             self, "StateMachines", asl_dir=assets.asl_dir, functions=self.functions.by_key
         )
@@ -135,8 +143,6 @@ class CdpStack(Stack):
                 description="cdp-history-import: a brand's past events dropped under imports/history/",
                 enable_notifications=import_machine is None,  # the file imports' trigger turned them on already
             )
-        # the Glue catalog over warehouse/ (the export function is scheduled with the others)
-        self.warehouse = Warehouse(self, "Warehouse", bucket=self.storage.data_bucket)
         self.monitoring = Monitoring(self, "Monitoring", alarm_email=config.alarm_email)
         self.monitoring.chart_ingest(topology.INGEST.local_name)
         self.monitoring.alarm_on_sends(topology.SEND.local_name)
@@ -177,4 +183,8 @@ class CdpStack(Stack):
             topology.SMS_CONFIGURATION_SET_ENV: self.delivery.sms_configuration_set if self.delivery else "",
             topology.SEND_VIA_OUTBOX_ENV: "true" if config.send_via_outbox else "false",
             topology.TRACKED_LINK_BASE_URL_ENV: config.tracked_link_base_url,
+            topology.ANALYTICS_ENGINE_ENV: "athena",
+            topology.ANALYTICS_WORKGROUP_ENV: self.warehouse.workgroup_name,
+            topology.WAREHOUSE_DATABASE_ENV: self.warehouse.database_name,
+            **self.console.token_env(),
         }

@@ -320,8 +320,9 @@ def _by_service(prefix: str, usage: dict[str, OpUsage], n: int) -> dict[str, Met
 
 
 def _item_kind(kind: str, runs: set[str]) -> str:
-    """wru_by_item's kinds read as items: a run-count shard's sort key is the run id (`{run}#{shard}`)."""
-    return "MSGSTATS" if kind in runs else kind
+    """wru_by_item's kinds read as items: a run-count shard's sort key is the run id (`{run}#{shard}`, a journey
+    step's `{run}~{place}~{arm}#{shard}`)."""
+    return "MSGSTATS" if kind.split("~", 1)[0] in runs else kind
 
 
 # ---- the benchmark -------------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from rich.table import Table
 
 from cdp_local.cli_audience import audience_app
 from cdp_local.cli_campaign import campaign_app
+from cdp_local.cli_console import console_app
 from cdp_local.cli_export import export_app
 from cdp_local.cli_identity import identity_app
 from cdp_local.cli_import import import_app
@@ -40,6 +41,7 @@ app.add_typer(import_app, name="import")
 app.add_typer(replay_app, name="replay")
 app.add_typer(audience_app, name="audience")
 app.add_typer(campaign_app, name="campaign")
+app.add_typer(console_app, name="console")
 app.add_typer(offer_app, name="offer")
 app.add_typer(budget_app, name="budget")
 app.add_typer(promotion_app, name="promotion")
@@ -107,15 +109,26 @@ def serve(
     history: Path | None = typer.Option(
         None, exists=True, dir_okay=False, help="canonical events (.jsonl) of one brand to import in bulk first"
     ),
+    users: Path | None = typer.Option(
+        None,
+        dir_okay=False,
+        help="the console's users (default: $CDP_CONSOLE_USERS_FILE, else ~/.cdp/console-users.json)",
+    ),
+    demo: int = typer.Option(
+        0, min=0, help="first run the demo with this many customers (300 or more) and serve its data (0: start empty)"
+    ),
 ) -> None:
-    """Serve the HTTP API on 127.0.0.1 so curl or an SDK can post events."""
+    """Serve the HTTP API and the console on 127.0.0.1 (curl, an SDK, or a browser at /)."""
     from cdp_local.http_server import LocalApiServer
     from cdp_local.runtime import LocalRuntime
 
-    with LocalRuntime() as rt, LocalApiServer(rt, port=port, drain=drain, ticks=True) as server:
+    with LocalRuntime() as rt, LocalApiServer(rt, port=port, drain=drain, ticks=True, users_file=users) as server:
         if history is not None:
             _import_history(rt, history)
+        if demo:
+            _serve_demo(rt, demo)
         console.print(f"[green]CDP local API[/green] on {server.url}  (API key: {rt.api_key!r}; Ctrl-C stops)")
+        console.print(f"  console: {server.url}/ (users in {server.users_file}: cdp console add-user)")
         console.print(
             f"  curl -X POST {server.url}/v1/events -H 'x-api-key: {rt.api_key}' "
             f"-H 'content-type: application/json' --data @{_sample_path('canonical/order_placed.v1.json')}",
@@ -141,6 +154,19 @@ def _sample_path(name: str) -> str:
     hint works from any directory; else the path relative to the repository root."""
     sample = Path(__file__).resolve().parents[1] / "events" / name
     return str(sample) if sample.is_file() else f"events/{name}"
+
+
+def _serve_demo(rt: Any, customers: int) -> None:
+    """The demo run into the served runtime: the console and the API then show its brand (demo-output/ as usual)."""
+    from cdp_local.demo_job import DemoFailed, run_demo
+
+    if customers < 300:
+        raise typer.BadParameter("--demo needs 300 customers or more")
+    with _progress() as progress:
+        try:
+            run_demo(customers, 7, Path("demo-output"), progress, console, runtime=rt)
+        except DemoFailed as exc:
+            raise typer.BadParameter(f"the demo failed: {exc}") from exc
 
 
 def _import_history(rt: Any, path: Path) -> None:

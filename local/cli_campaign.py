@@ -16,7 +16,7 @@ from rich.table import Table
 from cdp import topology
 from cdp_local.cli_audience import print_problems, read_definition
 from cdp_local.cli_profile import ApiCaller, JsonOption, KeyOption, UrlOption, console, dump, segment
-from cdp_local.results_view import print_campaign_results
+from cdp_local.results_view import journey_steps_table, print_campaign_results
 
 campaign_app = typer.Typer(help="Campaigns as data: define, validate, approve, start or schedule, and their runs.")
 
@@ -298,7 +298,8 @@ def results(
     api_key: str = KeyOption,
 ) -> None:
     """What a campaign achieved: the funnel from the audience to credited revenue, conversion and revenue per person
-    against the holdout with 95% intervals, ROI with its definition (a journey: its entries by group)."""
+    against the holdout with 95% intervals, ROI with its definition (a journey: its entries and conversion against the
+    holdout, its funnel per step and per A/B/n arm)."""
     found = ApiCaller(url, api_key).call(
         "GET", f"/v1/campaigns/{segment(campaign_id)}/results", query={"brand_id": brand, "run_id": run}
     )
@@ -456,6 +457,8 @@ def journey(
     console.print(table)
     if result.get("lift"):
         console.print(escape(result["lift"]["verdict"]))
+    if result.get("steps"):
+        console.print(journey_steps_table("funnel per step (cdp campaign results: per arm too)", result["steps"]))
     console.print(f"spent {result['spent_minor']:,} minor units of the budget")
 
 

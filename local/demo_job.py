@@ -20,7 +20,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -166,8 +166,16 @@ def _expire_offers(rt: LocalRuntime, brand_id: str, campaign: dict[str, Any]) ->
 
 
 def run_demo(
-    customers: int, seed: int, output: Path, progress: Progress, console: Console, min_auc: float = 0.5
+    customers: int,
+    seed: int,
+    output: Path,
+    progress: Progress,
+    console: Console,
+    min_auc: float = 0.5,
+    runtime: LocalRuntime | None = None,
 ) -> dict[str, Any]:
+    """The whole product on a synthetic brand; `runtime`: run it into a runtime that lives on (`cdp serve --demo`
+    serves the demo's data), else into one of its own."""
     started = time.perf_counter()
     now = utc_now().replace(microsecond=0)
     task = progress.add_task("generate synthetic brand", total=1)
@@ -177,7 +185,7 @@ def run_demo(
     state.stages["generate"] = round(time.perf_counter() - started, 2)
     with (
         _collector_skips_what_stages_keep(),
-        LocalRuntime() as rt,
+        nullcontext(runtime) if runtime is not None else LocalRuntime() as rt,
         DemoSenders(rt, _brand_id(brand)) as senders,
         _Channels(rt, senders.sources()) as channels,
     ):

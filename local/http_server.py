@@ -24,11 +24,14 @@ import threading
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 from urllib.parse import parse_qs
 
 from cdp import topology
+from cdp_local.console_site import CONSOLE_PREFIX, console_request
+from cdp_local.console_users import users_file_path
 from cdp_local.fakes.ad_platforms import LocalAdPlatforms
 from cdp_local.runtime import LocalRuntime
 
@@ -57,8 +60,10 @@ class LocalApiServer:
         port: int = DEFAULT_PORT,
         drain: DrainMode = "sync",
         ticks: bool = False,
+        users_file: Path | None = None,
     ) -> None:
         self.runtime = runtime
+        self.users_file = users_file_path(users_file)  # the console's users (cdp_local.console_users)
         self.drain_mode = drain
         self.ticks = ticks  # fire the campaign schedule's tick every minute (`cdp serve`)
         self._pending = threading.Event()
@@ -180,7 +185,10 @@ def _handler_class(server: LocalApiServer) -> type[BaseHTTPRequestHandler]:
         def _forward(self) -> None:
             length = int(self.headers.get("content-length") or 0)
             body = self.rfile.read(length) if length else b""
-            if self.path.startswith(LOCAL_PREFIX):
+            if self.path == "/" or self.path.startswith(("/?", CONSOLE_PREFIX)):
+                status, headers, payload = console_request(self.command, self.path, body, server.users_file)
+                drain = False
+            elif self.path.startswith(LOCAL_PREFIX):
                 (status, headers, payload), drain = server.local_request(
                     self.command, self.path, body, dict(self.headers.items())
                 )

@@ -39,12 +39,58 @@ def _funnel_rows(summary: dict[str, Any], receipts: dict[str, int]) -> list[tupl
     return rows
 
 
+def _rate(rate: dict[str, Any]) -> str:
+    return f"{_pct(rate['rate'])} of {rate['size']:,} (95% {_pct(rate['low'])} to {_pct(rate['high'])})"
+
+
+def _kept_back(step: dict[str, Any]) -> str:
+    return ", ".join(f"{k.removeprefix('suppressed_')} {v:,}" for k, v in step["suppressed"].items()) or "-"
+
+
+def journey_steps_table(title: str, steps: list[dict[str, Any]]) -> Table:
+    """A journey's funnel, one row per step: who reached it, what became of its messages, their receipts."""
+    table = Table(title=escape(title), title_justify="left")
+    columns = ("step", "kind", "reached", "sent", "kept back", "deferred", "failed", "delivered", "opened", "clicked")
+    for column in columns:
+        table.add_column(column, justify="left" if column in ("step", "kind", "kept back") else "right")
+    for s in steps:
+        kind = f"{s['kind'] or '(gone)'} {s['channel'] or ''}".strip()
+        reached = f"{s['reached']:,}" + (f" (+{s['reached_holdout']:,} held out)" if s.get("reached_holdout") else "")
+        messages: tuple[str, ...] = ("",) * 7  # a wait or a branch sends nothing
+        if s["kind"] in ("send", None):
+            numbers = (s["sent"], s["deferred"], s["failed"], s["delivered"], s["opened"], s["clicked"])
+            sent, deferred, failed, delivered, opened, clicked = (f"{n:,}" for n in numbers)
+            messages = (sent, _kept_back(s), deferred, failed, delivered, opened, clicked)
+        cells = (s["step"], kind, reached, *messages)
+        table.add_row(*(escape(str(c)) for c in cells))
+    return table
+
+
+def print_journey_results(journey: dict[str, Any], console: Console) -> None:
+    """A journey's entries and conversion against the holdout, its funnel per step, then each A/B/n arm's."""
+    entered = journey["entered"]
+    console.print(
+        f"journey {escape(journey['campaign_id'])}: entered {entered['treatment']:,} treated, "
+        f"{entered['holdout']:,} held out"
+    )
+    lift = journey.get("lift")
+    if lift:
+        console.print(f"converted: treated {_rate(lift['treatment'])}, held out {_rate(lift['control'])}")
+        console.print(f"  {escape(lift['verdict'])}")
+    if journey.get("steps"):
+        console.print(journey_steps_table("funnel per step", journey["steps"]))
+    for name, steps in journey.get("variant_steps", {}).items():
+        arm = journey.get("variants", {}).get(name)
+        console.print(journey_steps_table(f"arm {name}", steps))
+        if arm:
+            console.print(f"  converted {_rate(arm['treatment'])}; {escape(arm['verdict'])}")
+    if journey.get("spent_minor") is not None:
+        console.print(f"spent {journey['spent_minor']:,} minor units of the budget")
+
+
 def print_campaign_results(results: dict[str, Any], console: Console) -> None:
     if results["kind"] == "journey":
-        journey = results["journey"]
-        console.print(f"journey {escape(results['campaign_id'])}: entered {journey['entered']}")
-        if journey.get("lift"):
-            console.print(escape(journey["lift"]["verdict"]))
+        print_journey_results(results["journey"], console)
         return
     view = results["run"]
     run, summary = view["run"], view.get("summary")

@@ -43,7 +43,7 @@ from cdp.settings import IngestSettings, get_settings
 from cdp.shared.aws import EventBridgePublisher
 from cdp.shared.openapi import STATUS_TEXT, ErrorBody, body, responses
 from cdp.shared.time import utc_now, wire_now
-from functions.request_body import raw_body
+from functions.request_body import console_tokens, raw_body
 
 app = APIGatewayHttpResolver(enable_validation=False)
 
@@ -92,7 +92,7 @@ def post_events() -> Response[str]:
     check_body(body)  # size and nesting before any credential or parsing work
     check_media_type(headers, body, ("application/json",))
     now = utc_now()
-    client = authenticate(headers, body, deps.keyring, wire_now())
+    client = authenticate(headers, body, deps.keyring, wire_now(), tokens=console_tokens())
     logger.append_keys(client=client.name)
     result = ingest(
         body,

@@ -33,7 +33,7 @@ from cdp.shared.aws import client as aws_client
 from cdp.shared.deadletter import RedriveRequest, RedriveSummary, SqsDeadLetterQueue, redrive_all
 from cdp.shared.openapi import body, query, responses
 from cdp.shared.time import wire_now
-from functions.request_body import text_body
+from functions.request_body import console_tokens, text_body
 
 app = APIGatewayHttpResolver(enable_validation=False)
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -69,7 +69,7 @@ def dependencies() -> Dependencies:
 def _authorize() -> ApiClient:
     event = app.current_event
     headers = {k.lower(): v for k, v in (event.headers or {}).items()}
-    client = authenticate(headers, b"", dependencies().keyring, wire_now(), require=None)
+    client = authenticate(headers, b"", dependencies().keyring, wire_now(), require=None, tokens=console_tokens())
     logger.append_keys(client=client.name)
     return authorize(client, REPLAY_SCOPE)
 

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field, Json
 
 from cdp.budgets.dynamodb import DynamoBudgetLedger
 from cdp.campaigns.dynamodb import DynamoCampaignCatalog, DynamoStopSwitch
-from cdp.campaigns.journeys import journey_outcomes
+from cdp.campaigns.journeys import journey_outcomes, tally_key
 from cdp.campaigns.journeys_dynamodb import DynamoDeferredSends, DynamoJourneyStore
 from cdp.campaigns.planned import CatalogPlannedRuns
 from cdp.channels.adapters import OutboxChannel, S3BatchReader
@@ -226,7 +226,8 @@ def send(request: SendBatchRequest) -> dict[str, Any]:
         report=_count,  # a batch that fails every message raises for a retry: its failures are counted first
     )
     _ANNOUNCED.flush(_bus(), pack=repacked)  # a failure fails the batch: its retry issues nothing twice
-    ports.journeys.tally(request.brand_id or "", request.campaign_id, journey_outcomes(request.run_id, result))
+    outcomes = journey_outcomes(request.run_id, result)
+    ports.journeys.tally(request.brand_id or "", request.campaign_id, outcomes, tally_key(request))
     return result.model_dump(mode="json")
 
 

@@ -24,6 +24,7 @@ from cdp.imports import keys as imports
 from cdp.models.keys import latest_key
 from cdp.tags.catalog_source import CATALOG_PREFIX
 from cdp.warehouse.schema import ERASURES_PREFIX as WAREHOUSE_ERASURES_PREFIX
+from cdp.warehouse.schema import EVENTS, PROFILES
 from infra.config import DeployConfig
 from infra.nag import XRAY_REASON, acknowledge, arn_ref, nag_resource
 
@@ -41,6 +42,8 @@ class Resources:
     queues: Mapping[str, sqs.IQueue]  # by QueueSpec.logical_id
     dlqs: Mapping[str, sqs.IQueue]
     config: DeployConfig
+    warehouse_database: str  # the Glue database of the warehouse tables
+    analytics_workgroup: str  # the Athena workgroup the analytics API queries in
 
 
 Grant = Callable[[lambda_.Function, Resources], None]
@@ -450,6 +453,43 @@ def _warehouse_export(fn: lambda_.Function, r: Resources) -> None:
     _list_under(fn, r.bucket, [topology.WAREHOUSE_PREFIX])
 
 
+def _analytics_api(fn: lambda_.Function, r: Resources) -> None:
+    """The reports: Athena queries in the stack's workgroup only, which read the warehouse's profiles and events
+    (Athena reads the Glue tables and the Parquet with the caller's rights) and write their results under
+    analytics-results/, where the function also keeps each query's request; DuckDB (when it is the engine) lists and
+    reads the same warehouse files. Nothing else: no table, no other prefix."""
+    r.api_keys.grant_read(fn)
+    stack = Stack.of(fn)
+    workgroup = stack.format_arn(service="athena", resource="workgroup", resource_name=r.analytics_workgroup)
+    fn.add_to_role_policy(
+        iam.PolicyStatement(
+            actions=["athena:StartQueryExecution", "athena:GetQueryExecution", "athena:GetQueryResults"],
+            resources=[workgroup],
+        )
+    )
+    database = r.warehouse_database
+    catalog = [
+        stack.format_arn(service="glue", resource="catalog"),
+        stack.format_arn(service="glue", resource="database", resource_name=database),
+        *(
+            stack.format_arn(service="glue", resource="table", resource_name=f"{database}/{table.name}")
+            for table in (PROFILES, EVENTS)  # the reports read no tags
+        ),
+    ]
+    fn.add_to_role_policy(
+        iam.PolicyStatement(
+            actions=["glue:GetDatabase", "glue:GetTable", "glue:GetPartition", "glue:GetPartitions"],
+            resources=catalog,
+        )
+    )
+    _read(fn, r, topology.WAREHOUSE_PREFIX)
+    results = ["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"]
+    _objects(fn, r.bucket, topology.ANALYTICS_RESULTS_PREFIX, results)
+    # a missing query is found missing by listing its key (no bucket-wide ListBucket)
+    _list_under(fn, r.bucket, [topology.WAREHOUSE_PREFIX, topology.ANALYTICS_RESULTS_PREFIX])
+    fn.add_to_role_policy(iam.PolicyStatement(actions=["s3:GetBucketLocation"], resources=[r.bucket.bucket_arn]))
+
+
 GRANTS: Mapping[str, Grant] = {
     topology.INGEST.key: _ingest,
     topology.IDENTITY_MERGE.key: _profile_writer,
@@ -478,6 +518,7 @@ GRANTS: Mapping[str, Grant] = {
     topology.MESSAGE_RECEIPTS.key: _message_receipts,
     topology.DELIVERY_EVENTS.key: _delivery_events,
     topology.MODEL_API.key: _model_api,
+    topology.ANALYTICS_API.key: _analytics_api,
 }
 
 

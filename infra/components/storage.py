@@ -55,6 +55,7 @@ RETENTION_DAYS_BY_PREFIX: dict[str, int] = {
     topology.IMPORTS_PREFIX: topology.IMPORTS_RETENTION_DAYS,
     topology.REJECTS_PREFIX: topology.REJECTS_RETENTION_DAYS,
     topology.EXPORTS_PREFIX: topology.EXPORTS_RETENTION_DAYS,
+    topology.ANALYTICS_RESULTS_PREFIX: topology.ANALYTICS_RESULTS_RETENTION_DAYS,
 }
 """What the data bucket forgets, and when: the figures the erasure receipt quotes (`cdp.topology`)."""
 

@@ -197,6 +197,7 @@ def run_journey_scenes(
                 "messages": r["messages"],
                 "spent_minor": r["spent_minor"],
                 "verdict": (r.get("lift") or {}).get("verdict"),
+                "steps": r.get("steps", []),  # the funnel per step: the same answer, no stage of its own
             }
             for cid, r in results.items()
         },

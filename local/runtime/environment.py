@@ -20,6 +20,7 @@ from cdp import topology
 from cdp.ingest.auth import SCOPES
 from cdp.org import ScopeRef
 from cdp.settings import ConfigurationError
+from cdp_local.console_users import LOCAL_AUDIENCE, LOCAL_ISSUER, local_issuer
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +103,14 @@ def function_values(log_level: str) -> dict[str, str]:
         topology.SMS_CONFIGURATION_SET_ENV: "",
         topology.DEFAULT_REGION_ENV: "CN",
         topology.TRACKED_LINK_BASE_URL_ENV: "http://127.0.0.1:8787",  # where `cdp serve` answers /r/{token}
+        # moto's Athena runs no SQL: the reports run in DuckDB over the warehouse files in the local bucket
+        topology.ANALYTICS_ENGINE_ENV: "duckdb",
+        topology.ANALYTICS_WORKGROUP_ENV: "cdp_analytics",  # the stack's names, unused by the duckdb engine
+        topology.WAREHOUSE_DATABASE_ENV: "cdp_warehouse",
+        # console users signed in by `cdp serve` (cdp_local.console_users), checked as Cognito's tokens are on AWS
+        topology.CONSOLE_TOKEN_ISSUER_ENV: LOCAL_ISSUER,
+        topology.CONSOLE_TOKEN_AUDIENCE_ENV: LOCAL_AUDIENCE,
+        topology.CONSOLE_JWKS_URL_ENV: "",  # the keys are inline (CONSOLE_JWKS): the issuer is this process
     }
     outbox_env = getattr(topology, "SEND_VIA_OUTBOX_ENV", None)
     if outbox_env:  # End User Messaging SMS is not emulated by moto: every channel delivers to the S3 outbox
@@ -138,6 +147,7 @@ def local_environment(log_level: str = "WARNING", overrides: Mapping[str, str] |
             # A variable added to topology without a local value: the function fails at cold start with a clear
             # ConfigurationError; everything else keeps working.
             log.warning("no local value for env var %s (declared in cdp.topology.FUNCTIONS)", name)
+    env[topology.CONSOLE_JWKS_ENV] = local_issuer().jwks()
     env.update(overrides or {})
     return env
 

@@ -34,6 +34,7 @@ def check_every_state_machine_succeeds_and_files_are_written(demo: tuple[dict[st
     assert json.loads((output / "summary.json").read_text())["headline"] == summary["headline"]
     html = (output / "report.html").read_text()
     assert "OneID" in html and "<svg" in html and "Campaign with holdout" in html and "Triggered journeys" in html
+    assert "<code>cart_recovery</code> per step" in html
 
 
 def check_summary_holds_identity_ingest_model_and_campaign_figures(demo: tuple[dict[str, Any], Path]) -> None:
@@ -122,6 +123,14 @@ def check_the_journeys_ran_and_the_caps_stopped_some_messages(demo: tuple[dict[s
     # the brand's caps (2 SMS in 7 days) met the winter-cake SMS and stopped some journey messages
     capped = sum(j["messages"].get("suppressed_frequency_cap", 0) for j in journeys.values())
     assert capped > 0, journeys
+    # and each journey's funnel per step adds up to its messages (every tally of this run names its step)
+    for j in journeys.values():
+        steps = j["steps"]
+        assert sum(s["sent"] for s in steps) == j["messages"].get("sent", 0)
+        assert sum(s["suppressed"].get("suppressed_frequency_cap", 0) for s in steps) == j["messages"].get(
+            "suppressed_frequency_cap", 0
+        )
+        assert steps[0]["reached"] + (steps[0]["reached_holdout"] or 0) <= sum(j["entered"].values())
 
 
 def check_coupons_were_issued_redeemed_and_expired_within_their_pool_and_points_earned(

@@ -733,3 +733,54 @@ def test_a_mini_program_push_with_a_wrong_signature_is_401_and_never_archived(ru
         status, _, payload = _mp_push(runtime, body, "application/json", token=token)
         assert status == 401, payload[:300]
     assert _raw_objects(runtime) == before
+
+
+# ---- customer analytics: whole-brand reports, polls confined to the brand ---------------------------------------
+
+OUTLET_ANALYST = "e2e-outlet-analyst-key"  # analytics:read, brand demo-outlet
+SH01_ANALYST = "e2e-sh01-analyst-key"  # analytics:read, brand demo-brand, store sh01
+SOME_QUERY = "0b0e6f5c-1d1e-4c8e-9a65-7c1b2c3d4e5f"
+HOSTILE_ANALYTICS: list[tuple[str, str | None, int, str | None]] = [
+    # (path, key, status, field)
+    ("/v1/analytics/cohorts", None, 401, None),
+    ("/v1/analytics/cohorts", OUTLET_OPERATOR, 403, None),  # a brand key without analytics:read
+    ("/v1/analytics/cohorts", SH01_ANALYST, 403, None),  # a store's key: a report counts the whole brand
+    ("/v1/analytics/cohorts?brand_id=demo-brand", OUTLET_ANALYST, 403, None),  # another brand's key
+    ("/v1/analytics/retention", OUTLET_ANALYST, 400, "report"),
+    ("/v1/analytics/%2E%2E%2F%2E%2E%2Fwarehouse", OUTLET_ANALYST, 400, "report"),
+    ("/v1/analytics/cohorts?from=2026-13-01", OUTLET_ANALYST, 400, "from"),
+    ("/v1/analytics/cohorts?to=2026-02-29", OUTLET_ANALYST, 400, "to"),  # not a leap year
+    ("/v1/analytics/cohorts?from=2026-05-01&to=2026-04-30", OUTLET_ANALYST, 400, "from"),
+    ("/v1/analytics/cohorts?from=1970-01-01&to=2099-12-31", OUTLET_ANALYST, 400, "from"),  # past 240 months
+    ("/v1/analytics/cohorts?max_offset=%F0%9F%98%80", OUTLET_ANALYST, 400, "max_offset"),
+    ("/v1/analytics/channels?window_days=1e3", OUTLET_ANALYST, 400, "window_days"),
+    ("/v1/analytics/repeat?window_days=30", OUTLET_ANALYST, 400, "window_days"),
+    ("/v1/analytics/cohorts/queries/%27%3B--", OUTLET_ANALYST, 400, "query_id"),
+    (f"/v1/analytics/cohorts/queries/{SOME_QUERY}", OUTLET_ANALYST, 404, None),
+    (f"/v1/analytics/cohorts/queries/{SOME_QUERY}", SH01_ANALYST, 403, None),
+]
+
+
+@pytest.mark.parametrize(("path", "key", "status", "field"), HOSTILE_ANALYTICS)
+def test_hostile_analytics_requests_are_a_4xx_naming_the_parameter(
+    runtime: LocalRuntime, path: str, key: str | None, status: int, field: str | None
+) -> None:
+    got, _, payload = runtime.http("GET", path, b"", {"x-api-key": key} if key else {})
+    answer = json.loads(payload)
+    assert got == status, answer
+    if field is not None:
+        assert answer["field"] == field, answer
+
+
+def test_a_report_query_of_one_brand_is_unknown_to_every_other(runtime: LocalRuntime) -> None:
+    # Given a lifecycle report of demo-outlet (its warehouse may be empty: the report answers at once either way)
+    status, _, payload = runtime.http("GET", "/v1/analytics/lifecycle", b"", {"x-api-key": OUTLET_ANALYST})
+    answer = json.loads(payload)
+    assert status == 200 and answer["brand_id"] == "demo-outlet", answer
+    path = f"/v1/analytics/lifecycle/queries/{answer['query_id']}"
+    # When it is polled by the brand / Then the same answer; under demo-brand (the admin), or as another report, 404
+    assert runtime.http("GET", path, b"", {"x-api-key": OUTLET_ANALYST})[0] == 200
+    admin = {"x-api-key": runtime.admin_key}
+    assert runtime.http("GET", f"{path}?brand_id=demo-brand", b"", admin)[0] == 404
+    assert runtime.http("GET", f"{path.replace('lifecycle', 'cohorts', 1)}?brand_id=demo-outlet", b"", admin)[0] == 404
+    assert runtime.http("GET", f"{path}?brand_id=demo-outlet", b"", admin)[0] == 200

@@ -94,6 +94,14 @@ def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
 # ---- reading the template -------------------------------------------------------------------------------
 
 
+CDK_DEPLOYMENT = "CustomCDKBucketDeployment"  # CDK's own function copying the console's files, at deploy time only
+
+
+def product_functions(synth: Synth) -> dict[str, dict[str, Any]]:
+    """Every function of the product in the template (not CDK's console deployment function)."""
+    return {k: f for k, f in synth.resources("AWS::Lambda::Function").items() if not k.startswith(CDK_DEPLOYMENT)}
+
+
 def function_by_handler(synth: Synth, handler: str) -> tuple[str, dict[str, Any]]:
     matches = [
         (k, v) for k, v in synth.resources("AWS::Lambda::Function").items() if v["Properties"]["Handler"] == handler

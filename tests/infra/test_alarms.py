@@ -13,6 +13,7 @@ from tests.infra.conftest import (
     function_by_handler,
     get_att_id,
     policy_statements,
+    product_functions,
     referenced_ids,
     statement_actions,
 )
@@ -85,7 +86,7 @@ def test_every_alarm_publishes_to_the_topic_and_idle_is_not_breaching(synth: Syn
 @pytest.mark.parametrize("metric_name", ["Errors", "Throttles"])
 def test_every_function_has_an_errors_and_a_throttles_alarm(synth: Synth, metric_name: str) -> None:
     # Given every function in the template (not only the topology's: a new one must be alarmed too)
-    functions = set(synth.resources("AWS::Lambda::Function"))
+    functions = set(product_functions(synth))
     # Then each has an alarm on any error / throttle
     alarmed = _alarmed_ids(synth, "AWS/Lambda", metric_name, "FunctionName")
     assert set(alarmed) == functions

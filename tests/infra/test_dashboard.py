@@ -14,7 +14,7 @@ import pytest
 from cdp import topology
 from infra.components.monitoring import ALARMED_CHANNELS, SEND_FAILURE_MIN_MESSAGES, SEND_FAILURE_PERCENT
 from infra.stack import BUDGET_DRAWERS
-from tests.infra.conftest import Synth
+from tests.infra.conftest import Synth, product_functions
 
 pytestmark = pytest.mark.xdist_group("cdk")
 
@@ -129,7 +129,7 @@ def test_every_function_machine_and_queue_is_charted(synth: Synth, widgets: dict
             for value in _dimensions(line).values()
         }
 
-    functions = set(synth.resources("AWS::Lambda::Function"))
+    functions = set(product_functions(synth))
     assert charted("Errors per function", "AWS/Lambda", "Errors") == functions
     assert charted("Throttles per function", "AWS/Lambda", "Throttles") == functions
     machines = set(synth.resources("AWS::StepFunctions::StateMachine"))

@@ -10,7 +10,15 @@ import pytest
 from cdp import topology
 from infra.components.access import ERASED_PREFIXES
 from infra.components.state_machines import placeholders
-from tests.infra.conftest import CONTEXT, Synth, function_by_handler, get_att_id, policy_statements, statement_actions
+from tests.infra.conftest import (
+    CONTEXT,
+    Synth,
+    function_by_handler,
+    get_att_id,
+    policy_statements,
+    product_functions,
+    statement_actions,
+)
 
 pytestmark = pytest.mark.xdist_group("cdk")
 
@@ -80,7 +88,11 @@ def test_the_offers_tables_by_person_index_is_keys_only_and_queried_only_by_the_
 def test_data_bucket_is_private_versioned_encrypted_and_logged(synth: Synth) -> None:
     # Given the stack / Then the data bucket blocks public access, is versioned and logs to the access-log bucket
     buckets = synth.resources("AWS::S3::Bucket")
-    data = [b for b in buckets.values() if "LoggingConfiguration" in b["Properties"]]
+    data = [
+        b
+        for b in buckets.values()
+        if b["Properties"].get("LoggingConfiguration", {}).get("LogFilePrefix") == "data-bucket/"
+    ]
     assert len(data) == 1
     props = data[0]["Properties"]
     assert props["VersioningConfiguration"] == {"Status": "Enabled"}
@@ -134,7 +146,8 @@ def test_each_bus_rule_buffers_through_its_queue_and_dlq_into_its_consumer(synth
 
 
 def test_functions_match_their_specs(synth: Synth) -> None:
-    functions = synth.resources("AWS::Lambda::Function")
+    # (CDK's own console deployment function copies the console's files at deploy time: not one of ours)
+    functions = product_functions(synth)
     layer_ids = set(synth.resources("AWS::Lambda::LayerVersion"))
     # Given the topology / Then there is exactly one function per spec
     assert len(functions) == len(topology.FUNCTIONS)
@@ -169,6 +182,11 @@ def test_function_env_points_at_the_real_resources(synth: Synth) -> None:
     (sources_id,) = [k for k in secrets if k.startswith("SourceSecrets")]
     assert env[topology.API_KEYS_SECRET_ENV] == {"Ref": keys_id}
     assert env[topology.SOURCES_SECRET_ENV] == {"Ref": sources_id}
+    # And it takes console users' ID tokens of the stack's user pool and the console's app client
+    (client_id,) = synth.resources("AWS::Cognito::UserPoolClient")
+    (pool_id,) = synth.resources("AWS::Cognito::UserPool")
+    assert env[topology.CONSOLE_TOKEN_AUDIENCE_ENV] == {"Ref": client_id}
+    assert {"Ref": pool_id} in env[topology.CONSOLE_TOKEN_ISSUER_ENV]["Fn::Join"][1]
     (bus_id,) = synth.resources("AWS::Events::EventBus")
     assert env[topology.EVENT_BUS_ENV] == {"Ref": bus_id}
     _, send = function_by_handler(synth, topology.SEND.handler)
@@ -209,6 +227,7 @@ def test_grants_are_least_privilege_per_function(synth: Synth) -> None:
             topology.INBOX_API,  # API keys (tokens issued with inbox:issue); the inbox tokens' key
             topology.PREFERENCE_CENTRE,  # the preference links' key
             topology.MODEL_API,  # API keys with the models scopes
+            topology.ANALYTICS_API,  # API keys with analytics:read
         )
         if spec not in readers:
             assert "secretsmanager:GetSecretValue" not in actions, spec.key

@@ -72,6 +72,7 @@ def test_data_bucket_prefixes_expire_after_the_topology_retention(synth: Synth) 
         topology.IMPORTS_PREFIX: topology.IMPORTS_RETENTION_DAYS,
         topology.REJECTS_PREFIX: topology.REJECTS_RETENTION_DAYS,
         topology.EXPORTS_PREFIX: topology.EXPORTS_RETENTION_DAYS,
+        topology.ANALYTICS_RESULTS_PREFIX: topology.ANALYTICS_RESULTS_RETENTION_DAYS,
     }
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from cdp import topology
 from cdp.ingest.events import parse_event
 from cdp.org import LoyaltyPolicy
 from cdp.profile.models import ModelScore, Profile, TagValue, fold_event
@@ -17,7 +18,7 @@ from cdp.warehouse.parquet import DuckDbTableWriter, parquet_schema
 from cdp.warehouse.ports import Partition
 from cdp.warehouse.rows import event_row, profile_row, tag_rows
 from cdp.warehouse.schema import EVENTS, PROFILES, TABLES, TAGS, WarehouseTable, brand_prefix, day_prefix
-from tests.infra.conftest import Synth
+from tests.infra.conftest import Synth, function_by_handler
 
 pytestmark = pytest.mark.xdist_group("cdk")
 
@@ -135,3 +136,33 @@ def test_partition_projection_follows_the_exports_key_layout(synth: Synth, table
     if table is EVENTS:
         assert (params["projection.dt.type"], params["projection.dt.format"]) == ("date", "yyyy-MM-dd")
         assert params["projection.dt.range"].endswith(",NOW")
+
+
+def test_the_analytics_api_queries_athena_in_a_workgroup_writing_encrypted_results_under_analytics_results(
+    synth: Synth,
+) -> None:
+    from infra.app import STACK_ID
+    from infra.components.warehouse import BYTES_SCANNED_PER_QUERY, database_name
+
+    # Given the stack's one Athena workgroup
+    ((workgroup_id, workgroup),) = synth.resources("AWS::Athena::WorkGroup").items()
+    config = workgroup["Properties"]["WorkGroupConfiguration"]
+    # Then its results go under analytics-results/ of the data bucket, SSE-S3, on engine 3, with a scan cap; it does
+    # not enforce that location, so each query names its brand's and report's prefix below it
+    result = config["ResultConfiguration"]
+    _, fn = function_by_handler(synth, topology.ANALYTICS_API.handler)
+    env = fn["Properties"]["Environment"]["Variables"]
+    data_bucket = env[topology.DATA_BUCKET_ENV]  # {"Ref": the data bucket's id}
+    assert result["OutputLocation"] == {
+        "Fn::Join": ["", ["s3://", data_bucket, f"/{topology.ANALYTICS_RESULTS_PREFIX}"]]
+    }
+    assert result["EncryptionConfiguration"] == {"EncryptionOption": "SSE_S3"}
+    assert config["EnforceWorkGroupConfiguration"] is False
+    assert config["BytesScannedCutoffPerQuery"] == BYTES_SCANNED_PER_QUERY
+    assert config["EngineVersion"] == {"SelectedEngineVersion": "Athena engine version 3"}
+    # And the analytics function runs its reports on Athena, in that workgroup, over the warehouse's database
+    assert env[topology.ANALYTICS_ENGINE_ENV] == "athena"
+    assert env[topology.ANALYTICS_WORKGROUP_ENV] == {"Ref": workgroup_id}
+    assert env[topology.WAREHOUSE_DATABASE_ENV] == database_name(STACK_ID)
+    (database,) = synth.resources("AWS::Glue::Database").values()
+    assert database["Properties"]["DatabaseInput"]["Name"] == database_name(STACK_ID)

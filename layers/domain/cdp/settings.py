@@ -6,7 +6,7 @@ import os
 from functools import cache
 from typing import Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from cdp import topology
 from cdp.errors import CdpError
@@ -51,6 +51,26 @@ class EventBus(_Env):
 
 class ApiKeys(_Env):
     api_keys_secret_id: str = Field(alias=topology.API_KEYS_SECRET_ENV, min_length=1)
+
+
+class ConsoleTokens(_Env):
+    """Who signs console users in (cdp.ingest.console_tokens); every part unset: API keys only."""
+
+    issuer: str | None = Field(default=None, alias=topology.CONSOLE_TOKEN_ISSUER_ENV, min_length=1)
+    audience: str | None = Field(default=None, alias=topology.CONSOLE_TOKEN_AUDIENCE_ENV, min_length=1)
+    jwks_url: str | None = Field(default=None, alias=topology.CONSOLE_JWKS_URL_ENV, pattern=r"^https?://")
+    jwks: str | None = Field(default=None, alias=topology.CONSOLE_JWKS_ENV, min_length=2)
+
+    @field_validator("issuer", "audience", "jwks_url", "jwks", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return value or None
+
+    @model_validator(mode="after")
+    def _whole(self) -> ConsoleTokens:
+        if self.issuer and not (self.audience and (self.jwks_url or self.jwks)):
+            raise ValueError(f"{topology.CONSOLE_TOKEN_ISSUER_ENV} needs an audience and a JWKS (URL or inline)")
+        return self
 
 
 class Sources(_Env):
@@ -301,6 +321,32 @@ class PlatformPullSettings(Observability, LedgerTable, DataBucket, EventBus, Sou
 
 class WarehouseExportSettings(Observability, ProfilesTable, DataBucket):
     """The nightly warehouse export: scans the profiles table, writes Parquet under warehouse/ (cdp.warehouse)."""
+
+
+class AnalyticsEngine(_Env):
+    """Which engine runs the reports' SQL: Athena over the Glue tables (the stack's: its workgroup and database are
+    then required) or DuckDB in the function over the brand's Parquet (the local runtime's; refused above
+    `analytics_duckdb_max_mb` of files, where Athena is the engine to use)."""
+
+    analytics_engine: Literal["athena", "duckdb"] = Field(alias=topology.ANALYTICS_ENGINE_ENV)
+    analytics_workgroup: str = Field(default="", alias=topology.ANALYTICS_WORKGROUP_ENV)
+    warehouse_database: str = Field(default="", alias=topology.WAREHOUSE_DATABASE_ENV, pattern=r"^[a-z0-9_]*$")
+    # under API Gateway's 29 s, with room for the rows' read and the answer
+    analytics_wait_seconds: float = Field(default=20.0, alias=topology.ANALYTICS_WAIT_ENV, gt=0, le=25)
+    analytics_duckdb_max_mb: float = Field(default=512, alias=topology.ANALYTICS_DUCKDB_LIMIT_ENV, gt=0, le=10_240)
+
+    @model_validator(mode="after")
+    def _athena_named(self) -> AnalyticsEngine:
+        if self.analytics_engine == "athena" and not (self.analytics_workgroup and self.warehouse_database):
+            raise ValueError(
+                f"the athena engine needs {topology.ANALYTICS_WORKGROUP_ENV} and {topology.WAREHOUSE_DATABASE_ENV}"
+            )
+        return self
+
+
+class AnalyticsApiSettings(Observability, DataBucket, ApiKeys, AnalyticsEngine):
+    """The customer-analytics reports: queries on the chosen engine, their requests and results under the data
+    bucket's analytics-results/ prefix."""
 
 
 class ConfigurationError(CdpError):

@@ -71,6 +71,14 @@ EVENT_BUS_LOCAL_NAME = "cdp-bus"
 EVENT_BUS_ENV = "EVENT_BUS_NAME"
 API_KEYS_SECRET_LOCAL_NAME = "cdp/api-keys"  # noqa: S105 - a secret's name, not a secret
 API_KEYS_SECRET_ENV = "API_KEYS_SECRET_ID"  # noqa: S105 - an env var name
+# The console's sign-in tokens (cdp.ingest.console_tokens), read by every function that takes an API key: unset, only
+# API keys are accepted. On AWS the Cognito user pool's issuer, the console's app client and the pool's JWKS URL;
+# locally `cdp serve`'s issuer and its keys inline.
+CONSOLE_TOKEN_ISSUER_ENV = "CONSOLE_TOKEN_ISSUER"  # noqa: S105 - an env var name
+CONSOLE_TOKEN_AUDIENCE_ENV = "CONSOLE_TOKEN_AUDIENCE"  # noqa: S105 - an env var name
+CONSOLE_JWKS_URL_ENV = "CONSOLE_JWKS_URL"
+CONSOLE_JWKS_ENV = "CONSOLE_JWKS"
+CONSOLE_TOKEN_ENV = (CONSOLE_TOKEN_ISSUER_ENV, CONSOLE_TOKEN_AUDIENCE_ENV, CONSOLE_JWKS_URL_ENV)  # CONSOLE_JWKS: local
 SOURCES_SECRET_LOCAL_NAME = "cdp/sources"  # noqa: S105 - per-source secrets: write keys, WeChat tokens, webhook keys
 SOURCES_SECRET_ENV = "SOURCES_SECRET_ID"  # noqa: S105 - an env var name
 SMS_ORIGINATION_ENV = "SMS_ORIGINATION_IDENTITY"
@@ -82,6 +90,12 @@ DEFAULT_REGION_ENV = "DEFAULT_PHONE_REGION"
 CAMPAIGN_MACHINE_ARN_ENV = "CAMPAIGN_STATE_MACHINE_ARN"
 LATE_ENV = (CAMPAIGN_MACHINE_ARN_ENV,)  # set by the stack once the state machines (which run functions) exist
 TRACKED_LINK_BASE_URL_ENV = "TRACKED_LINK_BASE_URL"  # empty: links in messages are sent as written (no click tracking)
+# Customer analytics (cdp.analytics): which engine runs the reports' SQL, and Athena's workgroup and Glue database
+ANALYTICS_ENGINE_ENV = "ANALYTICS_ENGINE"  # athena (the stack's) | duckdb (the local runtime's)
+ANALYTICS_WORKGROUP_ENV = "ANALYTICS_WORKGROUP"
+WAREHOUSE_DATABASE_ENV = "WAREHOUSE_DATABASE"
+ANALYTICS_WAIT_ENV = "ANALYTICS_WAIT_SECONDS"  # optional: how long a report waits for its query before a 202
+ANALYTICS_DUCKDB_LIMIT_ENV = "ANALYTICS_DUCKDB_MAX_MB"  # optional: the most warehouse Parquet DuckDB copies per query
 
 # S3 key prefixes inside the data bucket
 RAW_PREFIX = "raw/"  # raw/{source}/{yyyy}/{mm}/{dd}/{event_id}.json
@@ -92,12 +106,14 @@ OUTBOX_PREFIX = "outbox/"  # local/webhook channel deliveries
 IMPORTS_PREFIX = "imports/"  # batch file imports: incoming/{brand}/{kind}/{file}, reports/, rejects/ (cdp.imports.keys)
 REJECTS_PREFIX = "rejects/"  # rejects/platforms/{shop}/{yyyy/mm/dd}/{run}.jsonl: pulled records not ingested, why
 WAREHOUSE_PREFIX = "warehouse/"  # Parquet for Athena: {table}/brand_id={b}/[dt={day}/]part-*.parquet (cdp.warehouse)
+ANALYTICS_RESULTS_PREFIX = "analytics-results/"  # {brand}/{report}/: each report query's request and result
 
 # Retention of the data bucket's prefixes (S3 lifecycle rules in CDK; the erasure receipt quotes the same figures).
 RAW_RETENTION_DAYS = 400  # raw request bodies: as long as the ingest dedupe records, so replay covers what dedupe does
 IMPORTS_RETENTION_DAYS = 400  # dropped import files (the archive of imported rows), their reports and rejects
 REJECTS_RETENTION_DAYS = 90  # pulled platform records that were not ingested, with the reason
 EXPORTS_RETENTION_DAYS = 14  # profile/event exports for batch SQL
+ANALYTICS_RESULTS_RETENTION_DAYS = 7  # report queries' requests and results (counts, no person): read while polled
 NONCURRENT_VERSION_DAYS = 30  # the bucket is versioned: an overwritten or deleted object's old version lives this long
 WAREHOUSE_NONCURRENT_DAYS = 1  # warehouse/: each run replaces snapshots and recent days; erased rows must not linger
 
@@ -183,6 +199,11 @@ class FunctionSpec:
     memory_mb: int = 512
     timeout_s: int = 30
     ephemeral_mb: int = 512  # /tmp: Lambda's default 512 MB, more for functions that stage files
+
+    def __post_init__(self) -> None:
+        # whatever takes an API key takes a console user's sign-in token too (cdp.ingest.console_tokens)
+        if API_KEYS_SECRET_ENV in self.env and CONSOLE_TOKEN_ENV[0] not in self.env:
+            object.__setattr__(self, "env", (*self.env, *CONSOLE_TOKEN_ENV))
 
     @property
     def local_name(self) -> str:
@@ -519,6 +540,24 @@ MODEL_API = FunctionSpec(
     timeout_s=29,  # the HTTP API's limit
 )
 
+ANALYTICS_API = FunctionSpec(
+    "analytics_api",
+    "AnalyticsApiFunction",
+    "functions.analytics_api.handler.lambda_handler",
+    env=(
+        *_COMMON_ENV,
+        DATA_BUCKET_ENV,  # warehouse/ (DuckDB reads the brand's files); analytics-results/ (each query's request)
+        API_KEYS_SECRET_ENV,
+        ANALYTICS_ENGINE_ENV,
+        ANALYTICS_WORKGROUP_ENV,
+        WAREHOUSE_DATABASE_ENV,
+    ),
+    layers=("domain", "deps", "warehouse"),  # duckdb, for ANALYTICS_ENGINE=duckdb (~130 MB of the 250 MB with it)
+    memory_mb=1769,  # a full vCPU: DuckDB runs the report in the function when it is the engine
+    timeout_s=29,  # the HTTP API's limit: a report waits for its query up to ANALYTICS_WAIT_SECONDS, then answers 202
+    ephemeral_mb=2048,  # DuckDB's engine copies the brand's Parquet here (ANALYTICS_DUCKDB_MAX_MB bounds it)
+)
+
 FUNCTIONS = (
     INGEST,
     IDENTITY_MERGE,
@@ -547,6 +586,7 @@ FUNCTIONS = (
     MESSAGE_RECEIPTS,
     DELIVERY_EVENTS,
     MODEL_API,
+    ANALYTICS_API,
 )
 FUNCTIONS_BY_KEY = {f.key: f for f in FUNCTIONS}
 
@@ -660,6 +700,9 @@ API_ROUTES: tuple[tuple[str, str, str], ...] = (
     ("GET", "/v1/models/{model_name}/versions/{version}", MODEL_API.key),
     ("POST", "/v1/models/{model_name}/rollback", MODEL_API.key),
     ("POST", "/v1/models/{model_name}/score", MODEL_API.key),
+    # customer analytics over the warehouse (cdp.app.analytics_api): analytics:read, a key holding the whole brand
+    ("GET", "/v1/analytics/{report}", ANALYTICS_API.key),
+    ("GET", "/v1/analytics/{report}/queries/{query_id}", ANALYTICS_API.key),
 )
 """(method, path, function key): the HTTP API routes, each integrated with one function from FUNCTIONS."""
 

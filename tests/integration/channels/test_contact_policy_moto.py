@@ -14,7 +14,14 @@ import pytest
 from moto import mock_aws
 
 from cdp import topology
-from cdp.campaigns.journeys import JOURNEY_RUN_SUFFIX, SendOrders, journey_outcomes, release_deferred
+from cdp.campaigns.journeys import (
+    JOURNEY_RUN_SUFFIX,
+    SendOrders,
+    TallyKey,
+    journey_outcomes,
+    release_deferred,
+    tally_key,
+)
 from cdp.campaigns.journeys_dynamodb import DynamoDeferredSends, DynamoJourneyStore
 from cdp.channels.contact import ContactRules, person_zone, usual_store
 from cdp.channels.ledger import DynamoContactLedger
@@ -177,6 +184,44 @@ def test_a_journeys_held_send_counts_as_held_until_ordered_again_then_as_what_be
     # Then it is no longer counted as held, and counts once as sent
     outcomes = journeys.outcomes(BRAND, "cart")
     assert (outcomes["deferred_quiet_hours"], outcomes["sent"]) == (0, 1) and channel.sent_to() == ["dan"]
+
+
+def test_a_journeys_tallies_land_on_their_step_and_arm_once_whatever_the_retries(db: Any) -> None:
+    # Given a journey step's SMS to cai (noon in Shanghai), to dan (23:00 in New York: quiet hours) and to fay (her
+    # 2 SMS of the week had: the cap), arm b
+    profiles = InMemoryProfiles([person("cai"), person("dan", timezone="America/New_York"), person("fay")])
+    deferred = DynamoDeferredSends(topology.CAMPAIGNS_TABLE.local_name, client=db)
+    journeys = DynamoJourneyStore(topology.CAMPAIGNS_TABLE.local_name, client=db)
+    history = DynamoContactLedger(topology.LEDGER_TABLE.local_name, client=db)
+    for hours in (30, 20):
+        assert history.reserve(BRAND, "fay", "sms", T0 - timedelta(hours=hours), ORG.brand(BRAND).contact.caps) is None
+    contact = ContactRules(ORG, history, deferred)
+    channel, ledger = RecordingChannel(), InMemorySendLedger()
+    changes = {"run_id": f"cart-v2{JOURNEY_RUN_SUFFIX}", "step": "e1-reminder-s1", "variant": "b"}
+    orders = [request("cart", [p]).model_copy(update=changes) for p in ("cai", "dan", "fay")]
+
+    def send(req: SendBatchRequest, at: datetime) -> None:  # as the send function does, after each delivery
+        result = send_batch(req, profiles, profiles, ledger, {"sms": channel}, at, contact=contact)
+        journeys.tally(BRAND, "cart", journey_outcomes(req.run_id, result), tally_key(req))
+
+    # When each order is delivered twice (the queue redelivers), and the tick releases dan's at 09:00 there, twice
+    for order in orders * 2:
+        send(order, T0)
+    nine = datetime(2026, 12, 7, 14, 0, tzinfo=UTC)
+    released = Orders()
+    assert release_deferred(deferred, released, nine, tally=journeys.tally) == 1
+    for again in released.sent * 2:
+        send(again, nine)
+    # Then the step (version 2, place reminder-s1, arm b) counts two sent, the held one no longer held, fay's once
+    step = TallyKey(2, "reminder-s1", "b")
+    assert journeys.step_outcomes(BRAND, "cart") == {
+        step: {"sent": 2, "deferred_quiet_hours": 0, "suppressed_frequency_cap": 1}
+    }
+    assert channel.sent_to() == ["cai", "dan"]
+    # and a scheduled run's capped send stays open to its retry (only a journey entry's step is kept back for good)
+    run = request("spring", ["fay"])
+    assert [send_batch(run, profiles, profiles, ledger, {"sms": channel}, T0, contact=contact).suppressed_frequency_cap
+            for _ in range(2)] == [1, 1]  # fmt: skip
 
 
 def test_a_person_without_a_time_zone_has_their_usual_stores(db: Any) -> None:

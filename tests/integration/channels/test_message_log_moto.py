@@ -11,7 +11,7 @@ import pytest
 from cdp import topology
 from cdp.channels.lifecycle import Receipt
 from cdp.channels.messages import DynamoMessageLog
-from cdp.channels.ports import Applied, LoggedMessage
+from cdp.channels.ports import Applied, LoggedMessage, StepOf
 from cdp.channels.receipts import apply_receipt
 from cdp.ingest.events import parse_event
 
@@ -180,3 +180,36 @@ def test_a_recent_receipt_waits_for_its_message_and_an_old_one_of_no_message_is_
     # And a receipt of a recorded message moves it, once
     assert apply_receipt(delivered_event("m-2", now), log, applied, now) == "moved"
     assert apply_receipt(delivered_event("m-2", now), log, applied, now) == "unchanged"
+
+
+def test_a_journeys_messages_are_counted_per_step_and_arm_in_the_same_write_as_the_runs(log: DynamoMessageLog) -> None:
+    # Given a journey's messages (every entry and lap of a step counts at its place) and a run item stored before
+    # steps were counted, written as the log wrote it then
+    journey = {"campaign_id": "cart", "run_id": "cart-v1-journey"}
+    log.record(
+        [
+            message(1, step="e1-s0", variant="a", **journey),
+            message(2, step="e2-s0", variant="a", **journey),  # a second entry's, the same step
+            message(3, step="e1-s0", variant="b", **journey),
+            message(4, step="e1-thanks-s2-r1", **journey),  # a loop's second lap on a path, no variants
+        ]
+    )
+    old = {"pk": {"S": "MSGSTATS#bakery#cart"}, "sk": {"S": "cart-v1-journey#3"}, "n_sms_sent": {"N": "5"}}
+    log._client.put_item(TableName=TABLE, Item=old)
+    # When receipts come for three of them (a click proves the delivery)
+    apply_all(log, [receipt("m-1", "delivered"), receipt("m-3", "clicked"), receipt("m-4", "delivered")])
+    # Then each step and arm shows its messages by status; the old item has no step and is left out of these
+    assert log.step_counts("bakery", "cart") == {
+        StepOf("cart-v1-journey", "s0", "a"): {"sms": {"sent": 1, "delivered": 1}},
+        StepOf("cart-v1-journey", "s0", "b"): {"sms": {"clicked": 1}},
+        StepOf("cart-v1-journey", "thanks-s2", None): {"sms": {"delivered": 1}},
+    }
+    # and the run's counts sum every step's with the old item's
+    assert log.counts("bakery", "cart") == {"cart-v1-journey": {"sms": {"sent": 6, "delivered": 2, "clicked": 1}}}
+    # and the message keeps its arm (receipts read it back to count it at its step)
+    assert log.get_many(["m-3"])["m-3"].variant == "b"
+    # A scheduled run's messages have no step: none in the step counts
+    log.record([message(5)])
+    assert log.step_counts("bakery", "spring") == {} and log.counts("bakery", "spring") == {
+        "run-1": {"sms": {"sent": 1}}
+    }

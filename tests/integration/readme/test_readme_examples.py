@@ -91,6 +91,8 @@ def test_the_readme_examples_run_in_order_from_another_directory(served: LocalAp
     }
     for name in ("CDP_API_KEY", "CDP_ADMIN_API_KEY", "CDP_API_KEYS_FILE"):  # the README's defaults, not the caller's
         env.pop(name, None)
+    # the console's users: where the README's `cdp console add-user` writes them is where the server reads them
+    served.users_file = env["CDP_CONSOLE_USERS_FILE"] = tmp_path / "console-users.json"
     before = _repo_outputs()
     # When it runs from the repository root, as the README's setup block is run
     result = subprocess.run(  # noqa: S603 - our own script
@@ -107,6 +109,8 @@ def test_the_readme_examples_run_in_order_from_another_directory(served: LocalAp
     assert re.search(r"rows\s+│\s+465\s+│", out) and re.search(r"tag history entries\s+│\s+[1-9]", out), out  # history
     # the warehouse export of that brand's history, counted by type with DuckDB over the copied Parquet
     assert re.search(r"demo-outlet: [1-9]\d* profiles", out) and re.search(r"order_placed\s+│\s+[1-9]", out), out
+    # the same history's repeat-purchase curve over HTTP: DuckDB over the exported Parquet in the served bucket
+    assert re.search(r"duckdb \[\(1, [1-9]\d*\), \(2, \d+\), \(3, \d+\)\]", out), out
     assert "created active_buyers" in out and "created winter_cake_sms" in out, out
     # the coupon: issued (50.00 reserved), then redeemed by the till's order that used its code (50.00 spent)
     assert "50.00 CNY reserved, 0.00 CNY spent" in out and "0.00 CNY reserved, 50.00 CNY spent" in out, out

@@ -60,6 +60,36 @@ def test_an_export_without_events_gives_empty_reports(tmp_path: Path) -> None:
 # ---- cohorts ------------------------------------------------------------------------------------------------------
 
 
+# (cohort, cohort_size, month_offset, observed, customers, share) over PERIOD, max_offset 12: the working is in
+# the tests below (the analytics API's tests check its rows against these too)
+COHORTS_BY_MONTH = [
+    ("2026-01", 2, 0, 2, 2, 1.0),
+    ("2026-01", 2, 1, 2, 1, 0.5),
+    ("2026-01", 2, 2, 2, 0, 0.0),
+    ("2026-01", 2, 3, 2, 1, 0.5),
+    ("2026-02", 1, 0, 1, 1, 1.0),
+    ("2026-02", 1, 1, 1, 1, 1.0),
+    ("2026-02", 1, 2, 1, 0, 0.0),
+    ("2026-03", 2, 0, 2, 2, 1.0),
+    ("2026-03", 2, 1, 2, 1, 0.5),
+]
+COHORTS_BY_CHANNEL = [
+    ("app", 1, 0, 1, 1, 1.0),
+    ("app", 1, 1, 1, 0, 0.0),
+    ("oceanengine", 1, 0, 1, 1, 1.0),
+    ("oceanengine", 1, 1, 1, 1, 1.0),
+    ("oceanengine", 1, 2, 1, 0, 0.0),
+    ("oceanengine", 1, 3, 1, 1, 1.0),
+    ("tmall", 1, 0, 1, 1, 1.0),
+    ("tmall", 1, 1, 1, 0, 0.0),
+    ("tmall", 1, 2, 1, 0, 0.0),
+    ("tmall", 1, 3, 1, 0, 0.0),
+    ("web", 2, 0, 2, 2, 1.0),
+    ("web", 2, 1, 2, 2, 1.0),
+    ("web", 2, 2, 1, 0, 0.0),
+]
+
+
 def _cells(rows: list) -> list[tuple[str, int, int, int, int, float]]:
     return [(r.cohort, r.cohort_size, r.month_offset, r.observed, r.customers, r.share) for r in rows]
 
@@ -73,17 +103,7 @@ def test_cohort_retention_by_first_order_month(analytics: WarehouseAnalytics) ->
     # 2026-02 {C}:    M0 C; M1 (Mar 15) C; M2 (Apr) nobody.
     # 2026-03 {F, H}: M0 both; M1 (Apr) H (Apr 2); F's next order is in May, outside the period.
     # The offsets stop at April, the period's last month (max_offset 12 is not reached); no cohort in April.
-    assert _cells(rows) == [
-        ("2026-01", 2, 0, 2, 2, 1.0),
-        ("2026-01", 2, 1, 2, 1, 0.5),
-        ("2026-01", 2, 2, 2, 0, 0.0),
-        ("2026-01", 2, 3, 2, 1, 0.5),
-        ("2026-02", 1, 0, 1, 1, 1.0),
-        ("2026-02", 1, 1, 1, 1, 1.0),
-        ("2026-02", 1, 2, 1, 0, 0.0),
-        ("2026-03", 2, 0, 2, 2, 1.0),
-        ("2026-03", 2, 1, 2, 1, 0.5),
-    ]
+    assert _cells(rows) == COHORTS_BY_MONTH
 
 
 def test_cohort_offsets_stop_at_max_offset(analytics: WarehouseAnalytics) -> None:
@@ -108,21 +128,7 @@ def test_cohort_retention_by_acquisition_channel(analytics: WarehouseAnalytics) 
     # tmall {B}:       M0 1, then 0, 0, 0.
     # web {C, H}:      M0 2/2; M1 C (Mar 15) and H (Apr 2): 2/2; M2 only C is observed (H's index 2 + 2 > 3) and
     #                  did not buy in April: 0/1. M3: nobody observed, so no row.
-    assert _cells(rows) == [
-        ("app", 1, 0, 1, 1, 1.0),
-        ("app", 1, 1, 1, 0, 0.0),
-        ("oceanengine", 1, 0, 1, 1, 1.0),
-        ("oceanengine", 1, 1, 1, 1, 1.0),
-        ("oceanengine", 1, 2, 1, 0, 0.0),
-        ("oceanengine", 1, 3, 1, 1, 1.0),
-        ("tmall", 1, 0, 1, 1, 1.0),
-        ("tmall", 1, 1, 1, 0, 0.0),
-        ("tmall", 1, 2, 1, 0, 0.0),
-        ("tmall", 1, 3, 1, 0, 0.0),
-        ("web", 2, 0, 2, 2, 1.0),
-        ("web", 2, 1, 2, 2, 1.0),
-        ("web", 2, 2, 1, 0, 0.0),
-    ]
+    assert _cells(rows) == COHORTS_BY_CHANNEL
 
 
 def test_a_period_starting_mid_month_reads_the_orders_from_its_first_day(analytics: WarehouseAnalytics) -> None:

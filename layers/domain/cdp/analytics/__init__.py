@@ -5,5 +5,11 @@ each message channel or campaign acquired, activated, retained, converted and lo
   descriptions (what a marketer reads);
 - `sql`: the SQL of each report in two dialects, DuckDB (locally, over the Parquet `cdp export warehouse` copies)
   and Athena (Trino, over the Glue tables). Pure string generation: no database driver, so it ships in the Lambda
-  layer; `cdp_local.analytics` runs it with DuckDB.
+  layer; `cdp_local.analytics` runs it with DuckDB;
+- `reports`: a report as the API asks for it (`ReportRequest`), its rows out of an engine's table, the answers
+  (`ReportResult`, `QueryPending`) and where each query's files live (`analytics-results/{brand}/{report}/`);
+- `ports`: `QueryEngine`, with its adapters `athena` (Athena in the stack's workgroup) and `duckdb` (DuckDB over the
+  brand's Parquet in the data bucket; it needs the warehouse layer, so only the analytics API imports it);
+- `service`: `ReportQueries`: a query started with its request stored, waited for up to a budget, polled by id
+  under its brand and report only.
 """

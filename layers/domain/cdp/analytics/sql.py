@@ -295,6 +295,21 @@ class AnalyticsQueries:
             "ORDER BY month, from_stage NULLS FIRST, to_stage"
         )
 
+    def lifecycle(self) -> str:
+        """The stages and the flows in one query (one Athena run, the stages computed once): `row_kind` 'stage' rows
+        carry the stage in `to_stage` (no `from_stage`), 'flow' rows are `lifecycle_flows`' rows; each kind in the
+        order of its own query."""
+        return _with(self._stages()) + (
+            "SELECT 'stage' AS row_kind, month_label AS month, CAST(NULL AS VARCHAR) AS from_stage, "
+            "stage AS to_stage, count(*) AS persons\nFROM stages\nWHERE instant > 0\nGROUP BY month_label, stage\n"
+            "UNION ALL\n"
+            "SELECT 'flow' AS row_kind, c.month_label AS month, p.stage AS from_stage, c.stage AS to_stage, "
+            "count(*) AS persons\n"
+            "FROM stages c\nLEFT JOIN stages p ON p.person_id = c.person_id AND p.instant = c.instant - 1\n"
+            "WHERE c.instant > 0\nGROUP BY c.month_label, p.stage, c.stage\n"
+            "ORDER BY row_kind DESC, month, from_stage NULLS FIRST, to_stage"
+        )
+
     def channel_outcomes(self, by: ChannelBy = "channel", window_days: int = 30) -> str:
         """`ChannelRow`s: per message channel (or campaign), the persons its deliveries in the period reached and
         what they did in the `window_days` after. Orders up to `window_days` past the period's end are read, so a
@@ -355,6 +370,7 @@ class AnalyticsQueries:
             "repeat_purchase": self.repeat_purchase(),
             "lifecycle_stages": self.lifecycle_stages(),
             "lifecycle_flows": self.lifecycle_flows(),
+            "lifecycle": self.lifecycle(),
             "channels": self.channel_outcomes("channel"),
             "campaigns": self.channel_outcomes("campaign"),
         }

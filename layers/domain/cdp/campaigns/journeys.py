@@ -18,6 +18,7 @@ ordered again, which the send ledger delivers once (its key names the entry and 
 from __future__ import annotations
 
 import hashlib
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -33,9 +34,10 @@ from cdp.budgets.ledger import BudgetExhaustedError
 from cdp.campaigns.catalog import CampaignCatalog, CampaignState, StoredVersion
 from cdp.campaigns.definition import MAIN_PATH, CampaignDefinition, CorrelationKey
 from cdp.campaigns.measurement import Lift, compare
+from cdp.campaigns.models import JourneyFunnelStep
 from cdp.campaigns.ports import OfferPlans
 from cdp.channels.contact import Deferrals, exclusion, person_zone, zone_of
-from cdp.channels.models import SendBatchRequest
+from cdp.channels.models import SendBatchRequest, journey_place
 from cdp.errors import ConflictError
 from cdp.observability import logger
 from cdp.org import OrgDirectory
@@ -88,11 +90,21 @@ class JourneyState(_Frozen):
         description="the step at `step` has not run: an awaited event or a conversion came while the journey was "
         "paused, and it runs when the journey runs again",
     )
+    passed: list[str] | None = Field(
+        default=None,
+        description="the steps this entry reached, each once, by their place (`s1`, `reminder-s0`); None on a place "
+        "stored before it was kept (`reached` then reads its sends)",
+    )
     rev: int = Field(default=1, ge=1)
 
     @property
     def active(self) -> bool:
         return self.status == "active"
+
+    @property
+    def reached(self) -> list[str]:
+        """The places of the steps this entry reached (an entry older than `passed`: those of its sends)."""
+        return self.passed if self.passed is not None else list(dict.fromkeys(self.ordered))
 
     @property
     def converted(self) -> bool:
@@ -140,15 +152,32 @@ class JourneyStore(ABC):
         """What the journey's sends have cost so far (minor units of its budget's currency)."""
 
     @abstractmethod
-    def tally(self, brand_id: str, campaign_id: str, outcomes: Mapping[str, int]) -> None:
-        """Add what became of a batch of the journey's messages (sent, suppressed_frequency_cap, ...)."""
+    def tally(self, brand_id: str, campaign_id: str, outcomes: Mapping[str, int], step: TallyKey | None = None) -> None:
+        """Add what became of a batch of the journey's messages (sent, suppressed_frequency_cap, ...), in one
+        atomic write, under the step they were sent from (None: the journey's alone)."""
 
     @abstractmethod
+    def step_outcomes(self, brand_id: str, campaign_id: str) -> dict[TallyKey | None, dict[str, int]]:
+        """What became of the journey's messages so far, per step they were sent from (None: tallied without one,
+        e.g. before steps were kept)."""
+
     def outcomes(self, brand_id: str, campaign_id: str) -> dict[str, int]:
-        """What became of the journey's messages so far."""
+        """What became of the journey's messages so far (every step's together)."""
+        return total_outcomes(self.step_outcomes(brand_id, campaign_id).values())
+
+
+@dataclass(frozen=True)
+class TallyKey:
+    """The step a journey's messages were sent from: the version, the place on its paths (`s1`, `reminder-s0`) and
+    the A/B/n arm (None without variants)."""
+
+    version: int
+    place: str
+    variant: str | None = None
 
 
 JOURNEY_RUN_SUFFIX = "-journey"
+_JOURNEY_RUN = re.compile(rf"-v(?P<version>\d+){JOURNEY_RUN_SUFFIX}$")
 OUTCOMES = (
     "sent",
     "failed",
@@ -171,6 +200,24 @@ def journey_outcomes(run_id: str, result: BaseModel) -> dict[str, int]:
         return {}
     counts = result.model_dump()
     return {name: int(counts[name]) for name in OUTCOMES if counts.get(name)}
+
+
+def tally_key(request: SendBatchRequest) -> TallyKey | None:
+    """The step a journey's send order is tallied under; None when it is no journey's (or not of a journey step's
+    form: then tallied for the journey alone)."""
+    run = _JOURNEY_RUN.search(request.run_id)
+    place = journey_place(request.step)
+    if run is None or place is None:
+        return None
+    return TallyKey(int(run["version"]), place, request.variant)
+
+
+def total_outcomes(tallies: Iterable[Mapping[str, int]]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for outcomes in tallies:
+        for name, n in outcomes.items():
+            out[name] = out.get(name, 0) + n
+    return out
 
 
 class SendOrders(ABC):
@@ -232,7 +279,7 @@ class DeferredSends(Deferrals):
         """Forget a held send once it has been ordered again (False: it was forgotten already)."""
 
 
-Tally = Callable[[str, str, Mapping[str, int]], None]
+Tally = Callable[[str, str, Mapping[str, int], TallyKey | None], None]
 
 
 def release_deferred(
@@ -249,7 +296,8 @@ def release_deferred(
         forgotten = deferred.done(held)
         if forgotten and tally and request.held_for and request.run_id.endswith(JOURNEY_RUN_SUFFIX):
             persons = len(request.person_ids or [])
-            tally(request.brand_id or "", request.campaign_id, {f"deferred_{request.held_for}": -persons})
+            released = {f"deferred_{request.held_for}": -persons}
+            tally(request.brand_id or "", request.campaign_id, released, tally_key(request))  # where it was counted
     return len(due)
 
 
@@ -293,6 +341,17 @@ class JourneyResults(BaseModel):
     message_status: dict[str, dict[str, int]] = Field(
         default_factory=dict,
         description="channel -> status -> the messages sent showing it now (delivered, opened, clicked, failed, ...)",
+    )
+    steps: list[JourneyFunnelStep] = Field(
+        default_factory=list,
+        description="the funnel per step of the latest version, in the definition's order (then any step of an "
+        "earlier version it has no more): who reached it, what became of its messages, what their receipts say; "
+        "every version's persons and messages at the same place count together",
+    )
+    variant_steps: dict[str, list[JourneyFunnelStep]] = Field(
+        default_factory=dict,
+        description="each A/B/n arm's funnel: the steps its persons run, counted for them alone (the arm's "
+        "conversion against the holdout: `variants`)",
     )
 
 
@@ -495,6 +554,7 @@ class JourneyEngine:
             entered_at=now,
             entered_by=event_id,
             correlation={k: list(v) for k, v in (keys or {}).items()},
+            passed=[],
             rev=previous.rev + 1 if previous else 1,
         )
         if not self._reserve(state, definition):
@@ -662,6 +722,8 @@ class JourneyEngine:
     ) -> tuple[JourneyState, bool]:
         """Run one step: the person's place after it, and whether they stop there (a wait, or they left)."""
         steps = definition.steps_of(state.variant, state.path)
+        if state.step < len(steps) and _where(state) not in state.reached:  # stored with the move: no write of its own
+            state = state.model_copy(update={"passed": [*state.reached, _where(state)]})
         if state.step >= len(steps) or steps[state.step].exit is not None:
             return self._next(state, status="completed", exited_at=self.now(), next_at=None), True
         step = steps[state.step]
@@ -728,6 +790,7 @@ class JourneyEngine:
             offer=step.offer.model_dump() if step.offer else None,
             budget=definition.budget if definition.budget.pool_id else None,  # its messages paid from the pool
             priority=definition.priority,
+            variant=state.variant,
             person_ids=[state.person_id],
         )
 

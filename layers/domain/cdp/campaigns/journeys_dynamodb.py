@@ -2,7 +2,8 @@
 
     JOURNEY#{brand}#{campaign}   P#{person}                      a person's place (their latest entry), `rev` checked
     JOURNEY#{brand}#{campaign}   SPEND                           what the journey's sends have cost (`spent`)
-    JOURNEY#{brand}#{campaign}   OUTCOMES                        what became of its messages (`tally`: send function)
+    JOURNEY#{brand}#{campaign}   OUTCOMES#v{n}#{place}#{arm}     what became of its messages sent from one step
+                                                                 (`tally`: send function); `OUTCOMES`: before steps
     MEMBER#{brand}#{person}      J#{campaign}                    the person is in that journey now
     TIMER#{shard}                {time}#{brand}#{campaign}#{p}   a wait that is up at {time} (shards spread writes)
     SWEEPS, SWEPT#..., WEATHER#...                               sweeps over the profiles (`DynamoSweepStore`)
@@ -30,6 +31,7 @@ from cdp.campaigns.journeys import (
     JourneyState,
     JourneyStore,
     PublishedSendOrders,
+    TallyKey,
     TimerRef,
 )
 from cdp.campaigns.sweeps import Reading, Sweep, SweepStore, WeatherSignal
@@ -50,6 +52,8 @@ PK = topology.CAMPAIGNS_TABLE.partition_key
 SK = topology.CAMPAIGNS_TABLE.sort_key
 TIMER_SHARDS = 4
 CURSOR = "cursor_"  # an open sweep's attribute per shard begun: the cursor of its next page
+OUTCOMES_SK = "OUTCOMES"
+NO_ARM = "-"  # no variant name starts with it
 
 
 def _place_key(brand_id: str, campaign_id: str, person_id: str) -> dict[str, Any]:
@@ -58,6 +62,17 @@ def _place_key(brand_id: str, campaign_id: str, person_id: str) -> dict[str, Any
 
 def _member_key(brand_id: str, person_id: str, campaign_id: str) -> dict[str, Any]:
     return {PK: {"S": f"MEMBER#{brand_id}#{person_id}"}, SK: {"S": f"J#{campaign_id}"}}
+
+
+def _outcomes_sk(step: TallyKey | None) -> str:
+    return OUTCOMES_SK if step is None else f"{OUTCOMES_SK}#v{step.version}#{step.place}#{step.variant or NO_ARM}"
+
+
+def _tally_key(sk: str) -> TallyKey | None:
+    if sk == OUTCOMES_SK:
+        return None
+    _, version, place, arm = sk.split("#")
+    return TallyKey(int(version.removeprefix("v")), place, None if arm == NO_ARM else arm)
 
 
 def _shard(person_id: str) -> int:
@@ -186,15 +201,15 @@ class DynamoJourneyStore(JourneyStore):
             raise StoreError(f"reading the spend of {campaign_id} failed: {exc}") from exc
         return int(item["spent"]["N"]) if item else 0
 
-    def tally(self, brand_id: str, campaign_id: str, outcomes: Mapping[str, int]) -> None:
+    def tally(self, brand_id: str, campaign_id: str, outcomes: Mapping[str, int], step: TallyKey | None = None) -> None:
         if not outcomes:
             return
         names = {f"#o{i}": name for i, name in enumerate(outcomes)}
         values = {f":o{i}": {"N": str(n)} for i, n in enumerate(outcomes.values())}
-        try:
+        try:  # one item per step: each write stays one small item, as the journey-wide item was
             self._db.update_item(
                 TableName=self._table,
-                Key={PK: {"S": f"JOURNEY#{brand_id}#{campaign_id}"}, SK: {"S": "OUTCOMES"}},
+                Key={PK: {"S": f"JOURNEY#{brand_id}#{campaign_id}"}, SK: {"S": _outcomes_sk(step)}},
                 UpdateExpression="ADD " + ", ".join(f"{n} {v}" for n, v in zip(names, values, strict=True)),
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=values,
@@ -202,16 +217,12 @@ class DynamoJourneyStore(JourneyStore):
         except (ClientError, BotoCoreError) as exc:
             raise StoreError(f"tallying the messages of {campaign_id} failed: {exc}") from exc
 
-    def outcomes(self, brand_id: str, campaign_id: str) -> dict[str, int]:
-        try:
-            item = self._db.get_item(
-                TableName=self._table,
-                Key={PK: {"S": f"JOURNEY#{brand_id}#{campaign_id}"}, SK: {"S": "OUTCOMES"}},
-                ConsistentRead=True,
-            ).get("Item")
-        except (ClientError, BotoCoreError) as exc:
-            raise StoreError(f"reading the messages of {campaign_id} failed: {exc}") from exc
-        return {k: int(v["N"]) for k, v in (item or {}).items() if "N" in v}
+    def step_outcomes(self, brand_id: str, campaign_id: str) -> dict[TallyKey | None, dict[str, int]]:
+        items = self._query(
+            "#pk = :pk AND begins_with(#sk, :o)",
+            {":pk": {"S": f"JOURNEY#{brand_id}#{campaign_id}"}, ":o": {"S": OUTCOMES_SK}},
+        )
+        return {_tally_key(i[SK]["S"]): {k: int(v["N"]) for k, v in i.items() if "N" in v} for i in items}
 
     def places(self, brand_id: str, campaign_id: str) -> list[JourneyState]:
         items = self._query(
@@ -237,12 +248,22 @@ class DynamoDeferredSends(DeferredSends):
         sk = f"{iso(held.until)}#{request.campaign_id}#{request.step}#{person}"
         return {PK: {"S": f"DEFERRED#{_shard(person)}"}, SK: {"S": sk}}
 
-    def defer(self, request: SendBatchRequest, until: datetime) -> None:
+    def defer(self, request: SendBatchRequest, until: datetime) -> bool:
         held = DeferredSend(until=until, request=request)
-        try:
-            self._db.put_item(TableName=self._table, Item={**self._key(held), "doc": {"S": held.model_dump_json()}})
-        except (ClientError, BotoCoreError) as exc:
+        try:  # conditional, still one write: a redelivered order finds its hold and is not counted twice
+            self._db.put_item(
+                TableName=self._table,
+                Item={**self._key(held), "doc": {"S": held.model_dump_json()}},
+                ConditionExpression="attribute_not_exists(#pk)",
+                ExpressionAttributeNames={"#pk": PK},
+            )
+        except ClientError as exc:
+            if condition_failed(exc):
+                return False
             raise StoreError(f"holding a send until {iso(until)} failed: {exc}") from exc
+        except BotoCoreError as exc:
+            raise StoreError(f"holding a send until {iso(until)} failed: {exc}") from exc
+        return True
 
     def due(self, until: datetime, limit: int) -> list[DeferredSend]:
         items = _due(self._db, self._table, "DEFERRED", until, limit)

@@ -37,7 +37,8 @@ from cdp.campaigns.catalog import (
 from cdp.campaigns.definition import CampaignDefinition, problems, run_id_for
 from cdp.campaigns.dry_run import ContactHistory, DryRunReport, dry_run
 from cdp.campaigns.journey_dry_run import JourneyDryRun, journey_dry_run
-from cdp.campaigns.journeys import JourneyResults, JourneyStore, SendOrders, summarize
+from cdp.campaigns.journey_funnel import journey_funnel
+from cdp.campaigns.journeys import JourneyResults, JourneyStore, SendOrders, summarize, total_outcomes
 from cdp.campaigns.models import dump
 from cdp.campaigns.ports import ArtifactStore, OfferPlans
 from cdp.campaigns.service import summary_key
@@ -378,15 +379,25 @@ class CampaignService:
         )
 
     def journey(self, brand_id: str, campaign_id: str) -> JourneyResults:
-        """A journey's persons by group and where they are now, with what its sends have cost."""
+        """A journey's persons by group and where they are now, with what its sends have cost, and its funnel per
+        step and per A/B/n arm."""
         state = self._state(brand_id, campaign_id)
         if self.journeys is None:
             raise ConflictError("journey results are not wired here")
-        if self._version(state, state.latest_version).definition.trigger is None:
+        definition = self._version(state, state.latest_version).definition
+        if definition.trigger is None:
             raise ConflictError(f"campaign {campaign_id} is not a journey: see its runs")
-        results = summarize(campaign_id, self.journeys.places(brand_id, campaign_id))
-        spent, outcomes = self.journeys.spent(brand_id, campaign_id), self.journeys.outcomes(brand_id, campaign_id)
-        update: dict[str, Any] = {"spent_minor": spent, "messages": outcomes}
+        places = self.journeys.places(brand_id, campaign_id)
+        results = summarize(campaign_id, places)
+        tallies = self.journeys.step_outcomes(brand_id, campaign_id)
+        by_step = self.messages.step_counts(brand_id, campaign_id) if self.messages is not None else {}
+        steps, arms = journey_funnel(definition, places, tallies, by_step)
+        update: dict[str, Any] = {
+            "spent_minor": self.journeys.spent(brand_id, campaign_id),
+            "messages": total_outcomes(tallies.values()),
+            "steps": steps,
+            "variant_steps": arms,
+        }
         if self.messages is not None:  # every entry's messages together, by their current status
             totals: dict[str, dict[str, int]] = {}
             for by_channel in self.messages.counts(brand_id, campaign_id).values():

@@ -506,6 +506,31 @@ class FunnelStep(_Frozen):
     failed: int
 
 
+class JourneyFunnelStep(FunnelStep):
+    """One step of a journey, read as a run's funnel step (`FunnelStep`: its messages, every entry's), with the
+    persons who reached it and what its messages' receipts say."""
+
+    step: str = Field(description="where it is in the definition: steps[1], variants[0].steps[0], paths.reminder[0]")
+    kind: str | None = Field(
+        description="send, wait, wait_for, branch, split, goto or exit; None: a step of an earlier version that the "
+        "latest has no more"
+    )
+    channel: str | None = Field(default=None, description="a send's channel (the first it tries)")
+    reached: int = Field(description="treated persons whose latest entry reached the step (once, however many laps)")
+    reached_holdout: int | None = Field(
+        default=None, description="holdout persons whose latest entry reached it (sent nothing; None in an arm's)"
+    )
+    deferred: int = Field(
+        description="held now by quiet hours or a provider's rate; once ordered again it counts as what became of it"
+    )
+    receipts: dict[str, int] = Field(
+        default_factory=dict, description="status -> the step's messages showing it now (cdp.channels.lifecycle)"
+    )
+    delivered: int = Field(default=0, description="messages shown delivered or further (an open or a click proves it)")
+    opened: int = Field(default=0, description="messages shown opened or clicked (an unsubscribe later hides an open)")
+    clicked: int = Field(default=0, description="messages shown clicked")
+
+
 class Funnel(_Frozen):
     """From the audience to revenue. Message receipts (delivered, opened, clicked) are read live with the results
     (`GET /v1/campaigns/{id}/results`): they keep arriving after the summary."""

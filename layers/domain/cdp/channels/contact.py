@@ -104,9 +104,10 @@ class Deferrals(ABC):
     (`cdp.campaigns.journeys_dynamodb`)."""
 
     @abstractmethod
-    def defer(self, request: SendBatchRequest, until: datetime) -> None:
+    def defer(self, request: SendBatchRequest, until: datetime) -> bool:
         """Keep `request` (its persons: one held by quiet hours, the rest of a batch held by a rate) to be ordered
-        again at `until`."""
+        again at `until`. False: the same request was held until then already (a redelivered order: not counted
+        again)."""
 
 
 def in_global_control(brand_id: str, person_id: str, share: float) -> bool:

@@ -3,7 +3,8 @@
 State machine of a record:  (none) --claim--> pending --mark_sent--> sent
                                             pending --lease expired, claim--> pending (taken over, new attempt id)
                                             pending --release--> pending with an expired lease (retry at once)
-                                            pending --mark_failed--> failed (refused for good: never retried)
+                                            pending --mark_failed--> failed (refused for good: never retried;
+                                                                      or a journey step kept back by the caps)
 A record that is "sent" (or "failed") is never claimed again, so a retried batch never sends twice to the same person.
 """
 

@@ -5,6 +5,8 @@
     PMSG#{provider}#{their id}  / MESSAGE        -> message_id, for providers whose receipts name only their own id
     MSGSTATS#{brand}#{campaign} / {run}#{shard}  `n_{channel}_{status}` counters (ADD); a run's count of a status is
                                                  the sum over its shards, so every writer picks any shard
+                                / {run}~{place}~{arm}#{shard}   the same for a journey's messages, per step and arm
+                                                 (`~` is in no run id): the run's count sums these too
 
     ORPHAN#{message id}         / RECEIPTS       receipts that came before their message was recorded (or
     ORPHAN#P#{provider}#{id}                     for a message not ours), kept 2 days
@@ -21,15 +23,16 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from cdp import topology
 from cdp.channels.lifecycle import RANK, STATUSES, Receipt
-from cdp.channels.ports import Applied, LoggedMessage, MessageLog
+from cdp.channels.models import journey_place
+from cdp.channels.ports import Applied, LoggedMessage, MessageLog, StepOf
 from cdp.errors import StoreError
 from cdp.shared import aws
 from cdp.shared.dynamo import batch_get, batch_write, query_items
@@ -38,6 +41,7 @@ from cdp.shared.time import iso, parse_iso
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
+K = TypeVar("K")
 MESSAGE_SK = "MESSAGE"
 ORPHAN_SK = "RECEIPTS"
 ORPHAN_RETENTION = timedelta(days=2)
@@ -70,6 +74,30 @@ def _counter(channel: str, status: str) -> str:
     return f"n_{channel}_{status}"
 
 
+NO_ARM = "-"  # no variant name starts with it
+
+
+def _counts_of(m: LoggedMessage) -> tuple[str, str, str, StepOf | None]:
+    """Which counters a message moves: its run's, per step and arm for a journey's (the same single write)."""
+    place = journey_place(m.step)
+    return m.brand_id, m.campaign_id, m.run_id, StepOf(m.run_id, place, m.variant) if place else None
+
+
+def _stats_sk(run_id: str, step: StepOf | None, shard: int) -> str:
+    if step is None:
+        return f"{run_id}#{shard}"
+    return f"{run_id}~{step.place}~{step.variant or NO_ARM}#{shard}"
+
+
+def _step_of(sk: str) -> tuple[str, StepOf | None]:
+    """A counters item's run, and its journey step when it has one (`_stats_sk`)."""
+    head = sk.rpartition("#")[0]
+    if "~" not in head:
+        return head, None
+    run_id, place, arm = head.split("~")
+    return run_id, StepOf(run_id, place, None if arm == NO_ARM else arm)
+
+
 class DynamoMessageLog(MessageLog):
     def __init__(self, table_name: str, client: DynamoDBClient | None = None) -> None:
         self._table = table_name
@@ -92,11 +120,11 @@ class DynamoMessageLog(MessageLog):
                 }
                 requests.append({"PutRequest": {"Item": pointer}})
         batch_write(self._client, self._table, requests, "recording sent messages")
-        by_run: dict[tuple[str, str, str], Counter[tuple[str, str]]] = {}
+        by_run: dict[tuple[str, str, str, StepOf | None], Counter[tuple[str, str]]] = {}
         for m in messages:
-            by_run.setdefault((m.brand_id, m.campaign_id, m.run_id), Counter())[(m.channel, m.status)] += 1
-        for (brand_id, campaign_id, run_id), counts in by_run.items():
-            self._add(brand_id, campaign_id, run_id, counts)
+            by_run.setdefault(_counts_of(m), Counter())[(m.channel, m.status)] += 1
+        for (brand_id, campaign_id, run_id, step), counts in by_run.items():
+            self._add(brand_id, campaign_id, run_id, counts, step)
         self._adopt_orphans(messages)
 
     def _adopt_orphans(self, messages: Sequence[LoggedMessage]) -> None:
@@ -211,18 +239,25 @@ class DynamoMessageLog(MessageLog):
         return Applied(message=message, previous=message.status, moved=False)
 
     def count_moves(self, moved: Sequence[Applied]) -> None:
-        by_run: dict[tuple[str, str, str], Counter[tuple[str, str]]] = {}
+        by_run: dict[tuple[str, str, str, StepOf | None], Counter[tuple[str, str]]] = {}
         for a in moved:
             if not a.moved or a.previous == a.message.status:
                 continue
             m = a.message
-            counts = by_run.setdefault((m.brand_id, m.campaign_id, m.run_id), Counter())
+            counts = by_run.setdefault(_counts_of(m), Counter())
             counts[(m.channel, a.previous)] -= 1
             counts[(m.channel, m.status)] += 1
-        for (brand_id, campaign_id, run_id), counts in by_run.items():
-            self._add(brand_id, campaign_id, run_id, counts)
+        for (brand_id, campaign_id, run_id, step), counts in by_run.items():
+            self._add(brand_id, campaign_id, run_id, counts, step)
 
-    def _add(self, brand_id: str, campaign_id: str, run_id: str, counts: Counter[tuple[str, str]]) -> None:
+    def _add(
+        self,
+        brand_id: str,
+        campaign_id: str,
+        run_id: str,
+        counts: Counter[tuple[str, str]],
+        step: StepOf | None = None,
+    ) -> None:
         changes = {pair: n for pair, n in counts.items() if n}
         if not changes:
             return
@@ -232,7 +267,7 @@ class DynamoMessageLog(MessageLog):
         try:
             self._client.update_item(
                 TableName=self._table,
-                Key={_PK: {"S": stats_pk(brand_id, campaign_id)}, _SK: {"S": f"{run_id}#{shard}"}},
+                Key={_PK: {"S": stats_pk(brand_id, campaign_id)}, _SK: {"S": _stats_sk(run_id, step, shard)}},
                 UpdateExpression="ADD " + ", ".join(f"#c{i} :v{i}" for i in range(len(changes))),
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=values,
@@ -251,21 +286,15 @@ class DynamoMessageLog(MessageLog):
         return batch_get(self._client, self._table, keys, "reading the message log")
 
     def counts(self, brand_id: str, campaign_id: str) -> dict[str, dict[str, dict[str, int]]]:
-        items = query_items(
+        return _summed(self._stats(brand_id, campaign_id), lambda run_id, _: run_id)
+
+    def step_counts(self, brand_id: str, campaign_id: str) -> dict[StepOf, dict[str, dict[str, int]]]:
+        return _summed(self._stats(brand_id, campaign_id), lambda _, step: step)
+
+    def _stats(self, brand_id: str, campaign_id: str) -> list[dict[str, Any]]:
+        return query_items(
             self._client, self._table, "#pk = :pk", {":pk": {"S": stats_pk(brand_id, campaign_id)}}, keys=(_PK, _SK)
         )
-        out: dict[str, dict[str, dict[str, int]]] = {}
-        for item in items:
-            run_id = item[_SK]["S"].rpartition("#")[0]
-            for name, value in item.items():
-                if not name.startswith("n_"):
-                    continue
-                channel, _, status = name[2:].rpartition("_")
-                if status not in STATUSES:
-                    continue
-                by_status = out.setdefault(run_id, {}).setdefault(channel, {})
-                by_status[status] = by_status.get(status, 0) + int(value["N"])
-        return {run: {ch: {s: n for s, n in st.items() if n} for ch, st in chans.items()} for run, chans in out.items()}
 
     def _get(self, pk: str) -> dict[str, Any] | None:
         try:
@@ -275,6 +304,26 @@ class DynamoMessageLog(MessageLog):
         except (ClientError, BotoCoreError) as exc:
             raise StoreError(f"reading {pk} failed: {exc}") from exc
         return response.get("Item")
+
+
+def _summed(
+    items: list[dict[str, Any]], key: Callable[[str, StepOf | None], K | None]
+) -> dict[K, dict[str, dict[str, int]]]:
+    """The counters items' `n_{channel}_{status}` summed per `key` (of an item's run and step; None: left out)."""
+    out: dict[K, dict[str, dict[str, int]]] = {}
+    for item in items:
+        at = key(*_step_of(item[_SK]["S"]))
+        if at is None:
+            continue
+        for name, value in item.items():
+            if not name.startswith("n_"):
+                continue
+            channel, _, status = name[2:].rpartition("_")
+            if status not in STATUSES:
+                continue
+            by_status = out.setdefault(at, {}).setdefault(channel, {})
+            by_status[status] = by_status.get(status, 0) + int(value["N"])
+    return {k: {ch: {s: n for s, n in st.items() if n} for ch, st in chans.items()} for k, chans in out.items()}
 
 
 def _message_item(m: LoggedMessage) -> dict[str, Any]:
@@ -294,7 +343,8 @@ def _message_item(m: LoggedMessage) -> dict[str, Any]:
         f"at_{m.status}": {"S": iso(m.sent_at)},
         _TTL: {"N": str(int((m.sent_at + RETENTION).timestamp()))},
     }
-    for name, value in (("provider", m.provider), ("provider_id", m.provider_id), ("code", m.code)):
+    optional = (("provider", m.provider), ("provider_id", m.provider_id), ("code", m.code), ("variant", m.variant))
+    for name, value in optional:
         if value:
             item[name] = {"S": value}
     return item
@@ -320,6 +370,7 @@ def _logged(item: dict[str, Any]) -> LoggedMessage:
         provider_id=text("provider_id"),
         code=text("code"),
         times=times,
+        variant=text("variant"),
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime
 from typing import Annotated, Literal
@@ -27,6 +28,17 @@ _MESSAGE_NAMESPACE = uuid.UUID("5b0d7c3e-3f43-4c55-9a53-0f1c9d0e5a11")
 
 def message_id_for(campaign_id: str, step: str, person_id: str) -> str:
     return str(uuid.uuid5(_MESSAGE_NAMESPACE, f"{campaign_id}#{step}#{person_id}"))
+
+
+# A journey's send step (cdp.campaigns.journeys): `e{entry}-{place}`, with `-r{lap}` on a loop's later laps.
+_JOURNEY_STEP = re.compile(r"^e\d+-(?P<place>(?:[a-z][a-z0-9_]*-)?s\d+)(?:-r\d+)?$")
+
+
+def journey_place(step: str) -> str | None:
+    """Where on its journey's paths a message's step is (`s1` on the main path, `reminder-s0` on a path): the step
+    without its entry and lap, so every entry's messages of one step count together; None for a scheduled run's."""
+    found = _JOURNEY_STEP.match(step)
+    return found["place"] if found else None
 
 
 class _Frozen(BaseModel):
@@ -146,6 +158,12 @@ class SendBatchRequest(_Frozen):
     )
     held_for: Literal["quiet_hours", "rate_limit"] | None = Field(
         default=None, description="a held send ordered again: what held it (its deferral is no longer counted)"
+    )
+    variant: str | None = Field(
+        default=None,
+        max_length=32,
+        pattern=r"^[a-z][a-z0-9_]*$",
+        description="a journey's send: the A/B/n arm of the person (its messages are counted per arm)",
     )
     template: MessageTemplate
     offer: Offer | None = None

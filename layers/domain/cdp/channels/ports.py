@@ -149,6 +149,16 @@ class LoggedMessage:
     provider_id: str | None = None
     code: str | None = None  # the provider's error code of a failure
     times: dict[str, datetime] | None = None  # the first time of each status reached
+    variant: str | None = None  # a journey's message: the person's A/B/n arm
+
+
+@dataclass(frozen=True)
+class StepOf:
+    """The journey step a message was sent from: its run, its place on the paths (`s1`, `reminder-s0`), its arm."""
+
+    run_id: str
+    place: str
+    variant: str | None = None
 
 
 @dataclass(frozen=True)
@@ -183,6 +193,11 @@ class MessageLog(ABC):
     @abstractmethod
     def counts(self, brand_id: str, campaign_id: str) -> dict[str, dict[str, dict[str, int]]]:
         """run id -> channel -> status -> messages showing that status now."""
+
+    @abstractmethod
+    def step_counts(self, brand_id: str, campaign_id: str) -> dict[StepOf, dict[str, dict[str, int]]]:
+        """A journey's messages by the step they were sent from: (run id, place, arm) -> channel -> status -> messages
+        showing that status now (`cdp.channels.models.journey_place`; arm None without variants)."""
 
 
 class DeadAddresses(ABC):

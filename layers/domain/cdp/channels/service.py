@@ -12,7 +12,14 @@ from functools import partial
 from typing import Any, Literal
 
 from cdp.channels.contact import ContactRules, PlannedSend
-from cdp.channels.models import ChannelName, OutboundMessage, SendBatchRequest, SendBatchResult, message_id_for
+from cdp.channels.models import (
+    ChannelName,
+    OutboundMessage,
+    SendBatchRequest,
+    SendBatchResult,
+    journey_place,
+    message_id_for,
+)
 from cdp.channels.ports import (
     BatchReader,
     Channel,
@@ -206,6 +213,7 @@ class _Batch:
                 provider=provider,
                 provider_id=provider_id,
                 code=code,
+                variant=self.request.variant,
             )
         )
 
@@ -381,8 +389,10 @@ def _defer_rest(batch: _Batch, person_ids: list[str]) -> None:
     request = batch.request
     held = {**request.model_dump(), "batch_key": None, "person_ids": person_ids, "held_for": "rate_limit"}
     rest = SendBatchRequest.model_validate(held)
-    batch.contact.deferrals.defer(rest, batch.now + RATE_DEFERRAL)
-    batch.result.deferred_rate_limit += len(person_ids)
+    if batch.contact.deferrals.defer(rest, batch.now + RATE_DEFERRAL):
+        batch.result.deferred_rate_limit += len(person_ids)
+    else:
+        batch.result.duplicates_skipped += len(person_ids)
     logger.warning("send batch held back: the provider's rate outlasts the invocation", held=len(person_ids))
 
 
@@ -459,8 +469,10 @@ def _send_one(
     if rules is not None and until is not None:  # quiet hours where they are: sent when they end
         held = {**request.model_dump(), "batch_key": None, "person_ids": [person_id], "held_for": "quiet_hours"}
         alone = SendBatchRequest.model_validate(held)
-        rules.deferrals.defer(alone, until)
-        result.deferred_quiet_hours += 1
+        if rules.deferrals.defer(alone, until):
+            result.deferred_quiet_hours += 1
+        else:  # an earlier attempt of the batch held it: counted then
+            result.duplicates_skipped += 1
         return
     draft = OutboundMessage(
         message_id=message_id,
@@ -495,21 +507,21 @@ def _send_one(
 
 def _capped(
     batch: _Batch, message: OutboundMessage, caps: Sequence[FrequencyCap], ahead: Sequence[PlannedSend]
-) -> bool:
+) -> str | None:
     """Record the send in the person's contact history, or say (and count) why the caps keep it back."""
     assert batch.contact is not None
     person_id = message.person_id
     refused = batch.contact.ledger.reserve(message.brand_id, person_id, message.channel, batch.now, caps, ahead)
     if refused is None:
-        return False
+        return None
     if refused.yielded_to is None:
         batch.result.suppressed_frequency_cap += 1
         batch.record(person_id, message.message_id, "suppressed_frequency_cap", channel=message.channel)
-    else:
-        batch.result.suppressed_priority += 1
-        batch.record(person_id, message.message_id, "suppressed_priority", channel=message.channel)
-        logger.info("cap room kept for a higher priority", person_id=person_id, yielded_to=refused.yielded_to)
-    return True
+        return "suppressed_frequency_cap"
+    batch.result.suppressed_priority += 1
+    batch.record(person_id, message.message_id, "suppressed_priority", channel=message.channel)
+    logger.info("cap room kept for a higher priority", person_id=person_id, yielded_to=refused.yielded_to)
+    return "suppressed_priority"
 
 
 def policed(batch: _Batch) -> bool:
@@ -641,8 +653,7 @@ def _deliver(
     if claim.taken_over:
         logger.warning("took over a crashed send", person_id=person_id, message_id=message_id)
     caps = batch.contact.caps(brand_id) if batch.contact is not None and policed(batch) else []
-    if caps and _capped(batch, message, caps, ahead):
-        _release(ledger, key, claim.attempt_id, batch.now, person_id)
+    if caps and _kept_back(batch, message, caps, ahead, ledger, key, claim.attempt_id):
         return
     withdraw = partial(_withdraw, batch, ledger, key, claim.attempt_id, draft, brand_id, bool(caps))
     try:
@@ -730,6 +741,30 @@ def _withdraw(
     _release(ledger, key, attempt_id, batch.now, draft.person_id)
     if batch.contact is not None and capped:
         batch.contact.ledger.release(brand_id, draft.person_id, draft.channel, batch.now)
+
+
+def _kept_back(
+    batch: _Batch,
+    message: OutboundMessage,
+    caps: Sequence[FrequencyCap],
+    ahead: Sequence[PlannedSend],
+    ledger: SendLedger,
+    key: SendKey,
+    attempt_id: str,
+) -> bool:
+    """Whether the caps keep the message back (counted); its claim goes back, or, for one journey entry's step, is
+    made final in the same write, so a redelivered order is not counted twice."""
+    why = _capped(batch, message, caps, ahead)
+    if why is None:
+        return False
+    if journey_place(message.step) is None:
+        _release(ledger, key, attempt_id, batch.now, message.person_id)
+        return True
+    try:
+        ledger.mark_failed(key, attempt_id, why, batch.now)
+    except StoreError:  # stays pending under its lease: an attempt after it asks the caps again
+        logger.exception("a send kept back is not final in the ledger", person_id=message.person_id)
+    return True
 
 
 def _release(ledger: SendLedger, key: SendKey, attempt_id: str, now: datetime, person_id: str) -> None:

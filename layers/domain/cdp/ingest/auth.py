@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from datetime import datetime
 
 from cdp.errors import AuthenticationError, ForbiddenError
+from cdp.ingest.console_tokens import ConsoleTokenVerifier, looks_like_token
 from cdp.ingest.ports import ApiClient, ApiKeyring
 from cdp.ingest.security import SIGNATURE_HEADER, sign_cdp, verify_cdp
 
@@ -34,6 +35,7 @@ INBOX_ISSUE_SCOPE = "inbox:issue"  # per-person tokens the brand's app reads tha
 MODELS_READ_SCOPE = "models:read"  # the model registry: models, versions and their reports
 MODELS_PROMOTE_SCOPE = "models:promote"  # point a model's `latest` at another saved version (rollback)
 MODELS_SCORE_SCOPE = "models:score"  # score one person now with the promoted version (and store the score)
+ANALYTICS_READ_SCOPE = "analytics:read"  # the customer-analytics reports of a whole brand (cohorts, lifecycle, ...)
 SCOPES = (
     WRITE_SCOPE,
     READ_PROFILES_SCOPE,
@@ -56,6 +58,7 @@ SCOPES = (
     MODELS_READ_SCOPE,
     MODELS_PROMOTE_SCOPE,
     MODELS_SCORE_SCOPE,
+    ANALYTICS_READ_SCOPE,
 )
 
 
@@ -68,13 +71,19 @@ def authenticate(
     keyring: ApiKeyring,
     now: datetime,
     require: str | None = WRITE_SCOPE,
+    tokens: ConsoleTokenVerifier | None = None,
 ) -> ApiClient:
     """Headers must be lower-cased. Every comparison is constant-time.
 
     `require`: a scope the key must hold, else AuthenticationError (the ingest API's contract: 401). Pass None to
     only identify the caller and check scopes with `authorize` (403 for a known key without the scope).
+    `tokens`: the console's sign-in tokens (`Authorization: Bearer <ID token>`) are accepted too, with the scopes
+    they carry; without it a token is refused as an unknown key.
     """
     api_key = headers.get(API_KEY_HEADER) or _bearer(headers.get("authorization", ""))
+    if api_key and tokens is not None and looks_like_token(api_key):
+        signed_in = tokens.verify(api_key)
+        return _require_scope(signed_in, require) if require else signed_in
     if api_key:
         for known, client in keyring.clients().items():
             if hmac.compare_digest(known.encode(), api_key.encode()):
