@@ -10,7 +10,8 @@ from cdp.shared.openapi import merged_document
 
 DESCRIPTION = (
     "Ingest (canonical events and every channel connector), the 360-degree profile, identity operations, privacy, "
-    "audience packages, customer analytics (cohorts, repeat purchases, lifecycle, channels) and operations. "
+    "audience packages, customer analytics (cohorts, repeat purchases, lifecycle, channels, the programme against "
+    "the global control group) and operations. "
     "Authentication: x-api-key with permission scopes for brand systems; each "
     "connector uses its source's own scheme (Segment write key, WeChat signature, Shopify HMAC, x-cdp-signature, "
     "SNS signatures)."

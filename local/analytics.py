@@ -22,6 +22,7 @@ from cdp.analytics.models import (
     LifecycleFlowRow,
     LifecycleStageRow,
     Period,
+    ProgrammeRow,
     RepeatRow,
 )
 from cdp.analytics.sql import AnalyticsQueries
@@ -98,3 +99,6 @@ class WarehouseAnalytics(WarehouseDuckDb):
         self, brand_id: str, period: Period, by: ChannelBy = "channel", window_days: int = 30
     ) -> list[ChannelRow]:
         return self.rows(AnalyticsQueries(brand_id, period).channel_outcomes(by, window_days), ChannelRow)
+
+    def programme(self, brand_id: str, period: Period) -> list[ProgrammeRow]:
+        return self.rows(AnalyticsQueries(brand_id, period).programme(), ProgrammeRow)

@@ -67,7 +67,7 @@ def _progress() -> Progress:
 
 @app.command()
 def demo(
-    customers: int = typer.Option(2000, min=300, help="true customers in the synthetic brand"),
+    customers: int = typer.Option(1500, min=300, help="true customers in the synthetic brand"),
     seed: int = typer.Option(7, help="random seed of the synthetic brand"),
     output: Path = typer.Option(Path("demo-output"), help="where summary.json and report.html go"),
     min_auc: float = typer.Option(

@@ -1,7 +1,8 @@
 """`cdp results`: customer analytics over a warehouse export (`cdp export warehouse`), computed with DuckDB by the
 SQL Athena runs on AWS (`cdp.analytics.sql`): cohort retention by first-order month or acquisition channel, the
-repeat-purchase curve, lifecycle stages and flows month over month, and what each message channel or campaign
-acquired, activated, retained, converted and lost. The definitions are in `cdp.analytics.models` (and the README).
+repeat-purchase curve, lifecycle stages and flows month over month, what each message channel or campaign
+acquired, activated, retained, converted and lost, and the whole marketing programme against the brand's global
+control group. The definitions are in `cdp.analytics.models` (and the README).
 
 No server is needed: the commands read the Parquet files under `--warehouse` (default: where `cdp export warehouse`
 copies them). The period defaults to the brand's whole history in the export: from the first day of the month of
@@ -30,8 +31,10 @@ from cdp.analytics.models import (
     LifecycleFlowRow,
     LifecycleStageRow,
     Period,
+    ProgrammeRow,
     RepeatRow,
 )
+from cdp.analytics.programme import ProgrammeLift, programme_lift
 from cdp.errors import InvalidInputError
 from cdp_local.cli_profile import JsonOption, dump
 
@@ -39,7 +42,8 @@ if TYPE_CHECKING:
     from cdp_local.analytics import WarehouseAnalytics
 
 results_app = typer.Typer(
-    help="Customer analytics over a warehouse export (DuckDB): cohorts, repeat purchases, lifecycle flows, channels.",
+    help="Customer analytics over a warehouse export (DuckDB): cohorts, repeat purchases, lifecycle flows, channels, "
+    "the programme against the global control group.",
     no_args_is_help=True,
 )
 console = Console()
@@ -278,3 +282,61 @@ def _print_channels(rows: list[ChannelRow], by: ChannelBy, title: str) -> None:
         counts = (row.reached, row.acquired, row.activated, row.retained, row.converted, row.lost)
         table.add_row(escape(row.key or "(no campaign)"), *(str(n) for n in counts), conversion)
     console.print(table if rows else f"{title}: no message delivered in the period")
+
+
+# ---- the programme against the global control group ----------------------------------------------------------------
+
+
+@results_app.command()
+def programme(
+    warehouse: Path = WarehouseOption,
+    brand: str | None = BrandOption,
+    start: str | None = StartOption,
+    end: str | None = EndOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """The whole marketing programme against the brand's global control group (who get no marketing): buyers,
+    orders and revenue per person of each, the differences with 95% intervals, and the incremental revenue."""
+    with _opened(warehouse, brand, start, end) as (analytics, brand_id, period):
+        rows = analytics.programme(brand_id, period)
+    lift = programme_lift(rows)
+    if as_json:
+        dump(
+            {
+                "brand": brand_id,
+                "period": period.model_dump(mode="json"),
+                "rows": [row.model_dump(mode="json") for row in rows],
+                "lift": lift.model_dump(mode="json"),
+            }
+        )
+        return
+    _print_programme(rows, lift, _title("the programme against the global control group", brand_id, period))
+
+
+def _interval(low: float | None, high: float | None) -> str:
+    return "-" if low is None or high is None else f"{low:+,.0f} to {high:+,.0f}"
+
+
+def _print_programme(rows: list[ProgrammeRow], lift: ProgrammeLift, title: str) -> None:
+    table = Table(title=title, title_justify="left")
+    table.add_column("group")
+    for column in ("persons", "buyers", "conversion (95%)", "orders", "revenue", "revenue per person"):
+        table.add_column(column, justify="right")
+    rates = {"marketed": lift.conversion.treatment, "global_control": lift.conversion.control}
+    for row in rows:
+        rate = rates[row.group]
+        shown = rate.rate is not None and rate.low is not None and rate.high is not None
+        conversion = f"{rate.rate:.1%} ({rate.low:.1%} to {rate.high:.1%})" if shown else "-"
+        per_person = f"{row.revenue_minor / row.persons:,.0f}" if row.persons else "-"
+        counts = (row.persons, row.buyers)
+        table.add_row(
+            row.group, *(str(n) for n in counts), conversion, str(row.orders), f"{row.revenue_minor:,}", per_person
+        )
+    console.print(table)
+    console.print(f"conversion: {lift.conversion.verdict}")
+    console.print(f"revenue per person (minor units, currencies as ordered): {lift.revenue_per_person.verdict}")
+    if lift.incremental_revenue_minor is not None:
+        console.print(
+            f"incremental revenue of the programme: {lift.incremental_revenue_minor:+,.0f} "
+            f"(95% interval {_interval(lift.incremental_low, lift.incremental_high)})"
+        )

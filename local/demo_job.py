@@ -47,6 +47,7 @@ from cdp.shared.aws import EventBridgePublisher, S3ObjectStore
 from cdp.shared.time import utc_now
 from cdp.tags.dynamodb import DynamoTagStore
 from cdp_local.cli_import import run_history
+from cdp_local.demo.analytics import customer_analytics
 from cdp_local.demo.api import DemoFailed, call_api
 from cdp_local.demo.brand import SyntheticBrand, generate_brand
 from cdp_local.demo.catalog import BRAND_ID
@@ -222,9 +223,11 @@ def run_demo(
             progress.update(task, completed=1)
         with _stage(state, "offers_expiry"):  # a week on: the local clock moves past the coupons' validity
             _expire_offers(rt, _brand_id(brand), campaign)
+        with _stage(state, "analytics"):  # the warehouse export, then cohorts and campaigns' outcomes over it
+            analytics = customer_analytics(rt, _brand_id(brand))
         outbox = _outbox_counts(rt)
     state.stages["total"] = round(time.perf_counter() - started, 2)
-    summary = _summary(state, identity, tags, sweep, tag_stage, models, campaign, outbox, journeys)
+    summary = _summary(state, identity, tags, sweep, tag_stage, models, campaign, outbox, journeys, analytics)
     output.mkdir(parents=True, exist_ok=True)
     (output / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=False, default=str) + "\n")
     from cdp_local.report import write_report
@@ -790,6 +793,7 @@ def _summary(
     campaign: dict[str, Any],
     outbox: dict[str, int],
     journeys: dict[str, Any],
+    analytics: dict[str, Any],
 ) -> dict[str, Any]:
     brand = state.brand
     connectors = _connector_table(state.connectors)
@@ -884,6 +888,7 @@ def _summary(
         "models_not_trained": models.untrained,
         "campaign": campaign,
         "journeys": journeys,
+        "analytics": analytics,
         "messages_by_channel": summary_c.get("messages_by_channel", {}),
         "outbox_objects_by_channel": outbox,
         "conversion": {

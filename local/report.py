@@ -74,6 +74,54 @@ def _rates_with_intervals(lift: dict[str, Any]) -> str:
     return _svg(fig)
 
 
+def _cohorts(rows: list[dict[str, Any]]) -> str:
+    """Retention by first-order month: the share of each cohort buying again N months on (blank: not yet observed)."""
+    cohorts = sorted({r["cohort"] for r in rows})
+    offsets = sorted({r["month_offset"] for r in rows})
+    grid = [[float("nan")] * len(offsets) for _ in cohorts]
+    for r in rows:
+        if r["observed"]:
+            grid[cohorts.index(r["cohort"])][offsets.index(r["month_offset"])] = r["share"]
+    fig, ax = plt.subplots(figsize=(6.4, 0.36 * len(cohorts) + 1.2))
+    ax.imshow(grid, cmap="Blues", vmin=0.0, vmax=1.0, aspect="auto")
+    for i, line in enumerate(grid):
+        for j, share in enumerate(line):
+            if share == share:  # not NaN
+                ax.text(
+                    j,
+                    i,
+                    f"{100 * share:.0f}%",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if share > 0.6 else "#1e293b",
+                )
+    sizes = {r["cohort"]: r["cohort_size"] for r in rows}
+    ax.set_yticks(range(len(cohorts)), [f"{c} ({sizes[c]})" for c in cohorts], fontsize=8)
+    ax.set_xticks(range(len(offsets)), [str(o) for o in offsets], fontsize=8)
+    ax.set_xlabel("months after the first order")
+    ax.set_title("Cohort retention: first-order month (customers)", fontsize=11)
+    return _svg(fig)
+
+
+def _repeat(rows: list[dict[str, Any]]) -> str:
+    fig, ax = plt.subplots(figsize=(4.6, 3.0))
+    ks, shares = [r["orders_at_least"] for r in rows], [r["share"] for r in rows]
+    ax.plot(ks, shares, marker="o", color=_COLORS[0])
+    for k, share in zip(ks, shares, strict=True):
+        ax.annotate(
+            f"{100 * share:.0f}%", (k, share), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=8
+        )
+    ax.set_xticks(ks)
+    ax.set_xlabel("orders (at least)")
+    ax.set_ylabel("of the period's new customers")
+    ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+    ax.set_ylim(0, 1.08)
+    ax.set_title("Repeat purchases", fontsize=11)
+    ax.spines[["top", "right"]].set_visible(False)
+    return _svg(fig)
+
+
 def _funnel(stages: list[tuple[str, int]]) -> str:
     fig, ax = plt.subplots(figsize=(5.6, 0.42 * len(stages) + 0.8))
     labels, values = [n for n, _ in stages][::-1], [v for _, v in stages][::-1]
@@ -129,6 +177,11 @@ def charts(summary: dict[str, Any]) -> dict[str, str]:
         )
     if run.get("funnel"):
         out["funnel"] = _funnel(funnel_stages(run, receipts_by_status(summary["campaign"].get("message_status") or {})))
+    analytics = summary.get("analytics") or {}
+    if analytics.get("cohorts"):
+        out["cohorts"] = _cohorts(analytics["cohorts"])
+    if analytics.get("repeat"):
+        out["repeat"] = _repeat(analytics["repeat"])
     held_out = summary["model"]["held_out"]
     if held_out.get("calibration"):
         out["calibration"] = _calibration(held_out["calibration"])

@@ -25,6 +25,7 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     check_the_journeys_ran_and_the_caps_stopped_some_messages(demo)
     check_coupons_were_issued_redeemed_and_expired_within_their_pool_and_points_earned(demo)
     check_every_channel_delivered_and_its_receipts_moved_the_messages(demo)
+    check_the_report_shows_cohorts_from_the_warehouse_export(demo)
 
 
 def check_every_state_machine_succeeds_and_files_are_written(demo: tuple[dict[str, Any], Path]) -> None:
@@ -181,3 +182,23 @@ def check_every_channel_delivered_and_its_receipts_moved_the_messages(demo: tupl
     for channel in ("sms", "email", "wechat", "push", "inapp"):
         assert set(statuses[channel]) & {"delivered", "opened", "clicked", "failed"}, (channel, statuses)
     assert statuses["push"].get("opened", 0) > 0 and statuses["inapp"].get("opened", 0) > 0, statuses
+
+
+def check_the_report_shows_cohorts_from_the_warehouse_export(demo: tuple[dict[str, Any], Path]) -> None:
+    summary, output = demo
+    analytics = summary["analytics"]
+    # the export wrote every event the brand has (the history, the live days, the campaign's and journeys' own)
+    assert analytics["exported_rows"]["events"] >= summary["brand"]["events"]
+    cohorts = analytics["cohorts"]
+    # each cohort's month 0 is the whole cohort, and no later month has more buyers than the cohort holds
+    firsts = [r for r in cohorts if r["month_offset"] == 0]
+    assert firsts and all(r["customers"] == r["cohort_size"] and r["share"] == 1.0 for r in firsts)
+    assert all(0 <= r["customers"] <= r["observed"] <= r["cohort_size"] for r in cohorts)
+    # the repeat curve falls as k grows; the demo's campaign reached persons and some bought after
+    shares = [r["share"] for r in analytics["repeat"]]
+    assert shares == sorted(shares, reverse=True) and shares[0] == 1.0
+    campaign_id = summary["campaign"]["summary"]["campaign_id"]
+    (row,) = [r for r in analytics["campaigns"] if r["key"] == campaign_id]
+    assert row["reached"] > 0 and row["converted"] > 0
+    html = (output / "report.html").read_text(encoding="utf-8")
+    assert "Cohort retention" in html and "Repeat purchases" in html and f"<code>{campaign_id}</code>" in html

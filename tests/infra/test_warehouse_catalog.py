@@ -75,7 +75,9 @@ def _written(tmp_path: Path) -> dict[str, Path]:
     profile.scores = {"purchase_propensity": ModelScore(score=0.5, model_version="v1", scored_at=AT)}
     out: dict[str, Path] = {}
     with DuckDbTableWriter(tmp_path) as writer:
-        writer.add_person(BRAND, profile_row(profile, LoyaltyPolicy(), AT), tag_rows(profile, AT), ["anchor"])
+        writer.add_person(
+            BRAND, profile_row(profile, LoyaltyPolicy(), AT, control_share=0.0), tag_rows(profile, AT), ["anchor"]
+        )
         for event in events:
             writer.add_event("anchor", BRAND, AT.date(), event.dedupe_key, event_row(event, None))
         for table in TABLES:

@@ -23,6 +23,7 @@ import pytest
 
 from cdp import topology
 from cdp.analytics.models import Period
+from cdp.analytics.programme import programme_lift
 from cdp.analytics.reports import results_prefix
 from cdp.warehouse.schema import EVENTS, PROFILES, brand_prefix
 from cdp_local.analytics import WarehouseAnalytics
@@ -38,7 +39,7 @@ from tests.unit.analytics.conftest import (
     PROFILE_ROWS,
     write_export,
 )
-from tests.unit.analytics.test_reports import CHANNELS, COHORTS_BY_CHANNEL, COHORTS_BY_MONTH
+from tests.unit.analytics.test_reports import CHANNELS, COHORTS_BY_CHANNEL, COHORTS_BY_MONTH, PROGRAMME
 
 pytestmark = pytest.mark.xdist_group("analytics")  # one runtime per process
 
@@ -169,6 +170,26 @@ def test_repeat_lifecycle_and_channels_are_what_cdp_results_computes(rt: LocalRu
     assert [r["customers"] for r in repeat["rows"]] == [5, 3, 2, 0, 0]
 
 
+def test_the_programme_is_the_hand_computed_groups_and_their_lift(rt: LocalRuntime, tmp_path: Path) -> None:
+    # When the outlet's analyst asks for the programme against the global control group over January to April
+    status, _, answer = _get(rt, f"/v1/analytics/programme?{PERIOD}")
+    assert status == 200, answer
+    # Then the rows are the hand-computed groups, and the lift is what the domain computes from them
+    names = ("group", "persons", "buyers", "orders", "revenue_minor", "revenue_squares")
+    assert [tuple(r[n] for n in names) for r in answer["rows"]] == PROGRAMME
+    period = Period(start=date(2026, 1, 1), end=date(2026, 4, 30))
+    with _local(rt, tmp_path, BRAND) as local:
+        rows = local.programme(BRAND, period)
+    assert answer["rows"] == [r.model_dump(mode="json") for r in rows]
+    assert answer["lift"] == programme_lift(rows).model_dump(mode="json")
+    assert round(answer["lift"]["incremental_revenue_minor"], 2) == 33_333.33
+    assert answer["lift"]["conversion"]["verdict"].startswith("too few persons to conclude (5 treated, 3")
+    # And polled, it answers the same (the lift too); other reports carry no lift
+    status, _, polled = _get(rt, f"/v1/analytics/programme/queries/{answer['query_id']}")
+    assert (status, polled) == (200, answer)
+    assert _get(rt, f"/v1/analytics/repeat?{PERIOD}")[2]["lift"] is None
+
+
 def test_the_default_period_is_the_twelve_months_through_today(rt: LocalRuntime) -> None:
     status, _, answer = _get(rt, "/v1/analytics/repeat")
     assert status == 200, answer
@@ -265,6 +286,9 @@ HOSTILE: list[tuple[str, str | None, int, str | None]] = [
     ("/v1/analytics/channels?window_days=0", OUTLET, 400, "window_days"),
     ("/v1/analytics/channels?by=month", OUTLET, 400, "by"),
     ("/v1/analytics/lifecycle?by=month", OUTLET, 400, "by"),
+    ("/v1/analytics/programme?by=month", OUTLET, 400, "by"),
+    ("/v1/analytics/programme?window_days=30", OUTLET, 400, "window_days"),
+    ("/v1/analytics/programme", "it-till-analyst-key", 403, None),  # a store's key: not the whole brand
     ("/v1/analytics/cohorts?brand=outlet", OUTLET, 400, "brand"),
     ("/v1/analytics/cohorts/queries/not-a-query-id", OUTLET, 400, "query_id"),
     (f"/v1/analytics/cohorts/queries/{UNKNOWN_ID}", OUTLET, 404, None),

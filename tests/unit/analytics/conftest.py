@@ -16,6 +16,10 @@ Orders (`order_placed`, with their source) and when each person was first seen:
     I  no first_seen_at; created 2026-04-15  no order
     (other brand) A  order 2026-03-05: the same person id in another brand
 
+Every order's total is 100.00 (10_000 minor units) except A's of 2026-04-20 (250.00) and C's of 2026-03-15 (50.00).
+The brand's global control group (profiles.global_control): C, E, G; marketed: A, B, D, F, I; H's row has no value
+(NULL: not known, as in a file written before the column). The other brand's profiles have none.
+
 Deliveries (`message_delivered`; every time 10:00 unless said):
 
     sms   c1  A 2026-01-02, D 2026-02-20, B 2026-03-25
@@ -84,13 +88,13 @@ def _person(person_id: str, seen: str | None, created: str = "2025-01-01", **ext
     }
 
 
-def _order(person_id: str, when: str, source: str) -> dict[str, Any]:
+def _order(person_id: str, when: str, source: str, amount_minor: int = 10_000) -> dict[str, Any]:
     return {
         "person_id": person_id,
         "event_type": "order_placed",
         "occurred_at": at(when),
         "source": source,
-        "amount_minor": 10_000,
+        "amount_minor": amount_minor,
         "currency": "CNY",
         "channel": "online",
     }
@@ -111,25 +115,37 @@ def _delivery(
 
 
 PROFILE_ROWS = [
-    _person("A", "2025-12-20", acquisition_platform="oceanengine", acquisition_at=at("2026-01-01")),
-    _person("B", "2026-01-20", acquisition_platform="tencent-ads", acquisition_at=at("2026-02-01")),
-    _person("C", "2026-02-01 00:00"),
-    _person("D", "2025-09-01"),
-    _person("E", "2025-12-15"),
-    _person("F", "2026-03-31 23:00"),
-    _person("G", "2025-01-10"),
+    _person(
+        "A",
+        "2025-12-20",
+        acquisition_platform="oceanengine",
+        acquisition_at=at("2026-01-01"),
+        global_control=False,
+    ),
+    _person(
+        "B",
+        "2026-01-20",
+        acquisition_platform="tencent-ads",
+        acquisition_at=at("2026-02-01"),
+        global_control=False,
+    ),
+    _person("C", "2026-02-01 00:00", global_control=True),
+    _person("D", "2025-09-01", global_control=False),
+    _person("E", "2025-12-15", global_control=True),
+    _person("F", "2026-03-31 23:00", global_control=False),
+    _person("G", "2025-01-10", global_control=True),
     _person("H", "2026-03-10"),
-    _person("I", None, created="2026-04-15"),
+    _person("I", None, created="2026-04-15", global_control=False),
 ]
 EVENT_ROWS = [
     _order("A", "2026-01-05 23:30", "web"),
     _order("A", "2026-02-10 00:30", "web"),
     {"person_id": "A", "event_type": "order_returned", "occurred_at": at("2026-02-12"), "amount_minor": 10_000},
-    _order("A", "2026-04-20", "app"),
+    _order("A", "2026-04-20", "app", amount_minor=25_000),
     _order("B", "2026-01-20", "tmall"),
     _order("C", "2026-02-03", "web"),
     _order("C", "2026-02-25", "web"),
-    _order("C", "2026-03-15", "pos"),
+    _order("C", "2026-03-15", "pos", amount_minor=5_000),
     _order("D", "2025-10-01", "pos"),
     _order("D", "2026-03-02", "pos"),
     _order("F", "2026-03-31 23:00", "app"),

@@ -58,6 +58,23 @@ def test_every_report_as_json_and_as_a_table(warehouse: Path) -> None:
     assert "c1" in _run("channels", *where, "--by", "campaign").output  # (the table wraps at the terminal's width)
 
 
+def test_the_programme_against_the_global_control_group(warehouse: Path) -> None:
+    where = ["--warehouse", str(warehouse), "--brand", BRAND, *PERIOD]
+    result = _run("programme", *where, "--json")
+    assert result.exit_code == 0, result.output
+    answer = json.loads(result.output)
+    # the hand-computed rows (test_reports.PROGRAMME) and their lift (test_programme_lift)
+    assert [(r["group"], r["persons"], r["buyers"], r["revenue_minor"]) for r in answer["rows"]] == [
+        ("global_control", 3, 1, 25_000),
+        ("marketed", 5, 4, 75_000),
+    ]
+    assert round(answer["lift"]["incremental_revenue_minor"], 2) == 33_333.33
+    table = _run("programme", *where).output
+    # marketed: 4/5 = 80.0%, 15,000 per person; control 1/3 = 33.3%, 8,333 per person; +33,333 incremental
+    assert "80.0%" in table and "33.3%" in table and "15,000" in table and "8,333" in table
+    assert "incremental revenue of the programme: +33,333" in table and "too few persons to conclude" in table
+
+
 def test_the_period_defaults_to_the_brands_history(warehouse: Path) -> None:
     result = _run("repeat", "--warehouse", str(warehouse), "--brand", BRAND, "--json")
     assert result.exit_code == 0, result.output

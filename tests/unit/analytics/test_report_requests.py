@@ -13,10 +13,10 @@ import pytest
 from cdp.analytics.athena import typed
 from cdp.analytics.duckdb import WarehouseDuckDb
 from cdp.analytics.models import Period
-from cdp.analytics.reports import ReportName, ReportParameters, ReportRequest, report_rows
+from cdp.analytics.reports import ReportName, ReportParameters, ReportRequest, report_lift, report_rows
 from cdp_local.analytics import WarehouseAnalytics
 from tests.unit.analytics.conftest import BRAND
-from tests.unit.analytics.test_reports import CHANNELS, PERIOD
+from tests.unit.analytics.test_reports import CHANNELS, PERIOD, PROGRAMME
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +50,16 @@ def test_the_repeat_curve_and_the_channels_are_the_cli_rows(opened: tuple[Wareho
     rows, _ = _run(db, "channels", by="channel", window_days=30)
     assert rows == local.channels(BRAND, PERIOD, "channel", 30)
     assert [(r.key, r.reached, r.acquired, r.activated, r.retained, r.converted, r.lost) for r in rows] == CHANNELS
+
+
+def test_the_programme_is_the_cli_rows_and_its_lift(opened: tuple[WarehouseDuckDb, WarehouseAnalytics]) -> None:
+    db, local = opened
+    rows, flows = _run(db, "programme")
+    assert rows == local.programme(BRAND, PERIOD) and flows is None
+    names = ("group", "persons", "buyers", "orders", "revenue_minor", "revenue_squares")
+    assert [tuple(getattr(r, n) for n in names) for r in rows] == PROGRAMME
+    lift = report_lift("programme", rows)
+    assert lift is not None and lift.incremental_revenue_minor == pytest.approx(33_333.33, abs=0.01)
 
 
 @pytest.mark.parametrize(

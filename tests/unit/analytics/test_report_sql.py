@@ -25,7 +25,21 @@ PERIODS = [
 ]
 # Every function the reports call: each means the same in DuckDB and Trino (And, Case and If are sqlglot's nodes of
 # AND, CASE and its WHEN branches)
-FUNCTIONS = {"And", "Avg", "Case", "Cast", "Coalesce", "Count", "DateDiff", "If", "Lag", "Max", "Min", "RowNumber"}
+FUNCTIONS = {
+    "And",
+    "Avg",
+    "Case",
+    "Cast",
+    "Coalesce",
+    "Count",
+    "DateDiff",
+    "If",
+    "Lag",
+    "Max",
+    "Min",
+    "RowNumber",
+    "Sum",
+}
 
 
 def _all_sql(dialect: str, period: Period) -> dict[str, str]:

@@ -7,11 +7,13 @@ from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from cdp.analytics.models import AnalyticsError, Period
+from cdp.warehouse.parquet import literal
 from cdp_local.analytics import WarehouseAnalytics, WarehouseDataError
-from tests.unit.analytics.conftest import BRAND, OTHER_BRAND, PROFILE_ROWS, write_export
+from tests.unit.analytics.conftest import BRAND, EVENT_ROWS, OTHER_BRAND, PROFILE_ROWS, write_export
 
 # January to April 2026: months 0..3 (2026-01 .. 2026-04)
 PERIOD = Period(start=date(2026, 1, 1), end=date(2026, 4, 30))
@@ -339,3 +341,66 @@ def test_reports_refuse_parameters_out_of_bounds(analytics: WarehouseAnalytics) 
         Period(start=date(2026, 1, 1), end=date(9999, 12, 31))
     with pytest.raises(AnalyticsError, match="more than 240 months"):
         Period(start=date(2000, 1, 1), end=date(2026, 1, 31))
+
+
+# ---- the programme against the global control group -----------------------------------------------------------------
+
+# January to April (orders before May 1; every person known by then: I was created Apr 15):
+#   global_control  C: Feb 3 100.00, Feb 25 100.00, Mar 15 50.00 = 25_000; E: none; G: 2025 only
+#                   -> 3 persons, 1 buyer, 3 orders, 25_000; squares 25_000^2 = 625_000_000
+#   marketed        A: Jan 5, Feb 10 (the Feb 12 return does not remove it), Apr 20 250.00 = 45_000; B 10_000;
+#                   D 10_000 (Mar 2; Oct 1 is before); F 10_000 (Mar 31 23:00; May 3 is after); I: none
+#                   -> 5 persons, 4 buyers, 6 orders, 75_000; squares 45_000^2 + 3 x 10_000^2 = 2_325_000_000
+#   H has no global_control (not known): in neither group, so H's two orders count nowhere; the other brand's A
+#   (order Mar 5) is another brand's.
+PROGRAMME = [
+    # group, persons, buyers, orders, revenue_minor, revenue_squares
+    ("global_control", 3, 1, 3, 25_000, 625_000_000.0),
+    ("marketed", 5, 4, 6, 75_000, 2_325_000_000.0),
+]
+
+
+def _programme(rows: list) -> list[tuple[str, int, int, int, int, float]]:
+    return [(r.group, r.persons, r.buyers, r.orders, r.revenue_minor, r.revenue_squares) for r in rows]
+
+
+def test_the_programme_against_the_global_control_group(analytics: WarehouseAnalytics) -> None:
+    assert _programme(analytics.programme(BRAND, PERIOD)) == PROGRAMME
+
+
+def test_the_programme_counts_persons_known_by_the_periods_end(analytics: WarehouseAnalytics) -> None:
+    # January to March: I (created Apr 15) is not known yet; A's Apr 20 order is after the period
+    #   marketed: A 20_000, B, D, F 10_000 each -> 4 persons, 4 buyers, 5 orders, 50_000; squares 4e8 + 3e8
+    rows = analytics.programme(BRAND, Period(start=date(2026, 1, 1), end=date(2026, 3, 31)))
+    assert _programme(rows) == [
+        ("global_control", 3, 1, 3, 25_000, 625_000_000.0),
+        ("marketed", 4, 4, 5, 50_000, 700_000_000.0),
+    ]
+
+
+def test_the_programme_has_both_groups_even_when_empty(tmp_path: Path) -> None:
+    # Given a brand whose profiles hold no global_control at all (every row NULL) and no event
+    write_export(tmp_path, BRAND, [{k: v for k, v in p.items() if k != "global_control"} for p in PROFILE_ROWS], [])
+    with WarehouseAnalytics(tmp_path) as empty:
+        # Then nobody is in either group, and both rows are there
+        assert _programme(empty.programme(BRAND, PERIOD)) == [
+            ("global_control", 0, 0, 0, 0, 0.0),
+            ("marketed", 0, 0, 0, 0, 0.0),
+        ]
+
+
+def test_profiles_written_before_the_column_existed_read_as_not_known(tmp_path: Path) -> None:
+    # Given an older export: its profiles file has no global_control column at all
+    write_export(tmp_path, BRAND, PROFILE_ROWS, EVENT_ROWS)
+    (profiles,) = tmp_path.glob("profiles/*/part-0.parquet")
+    with duckdb.connect() as con:
+        con.execute("CREATE TABLE old AS SELECT * EXCLUDE (global_control) FROM read_parquet(?)", [str(profiles)])
+        profiles.unlink()
+        con.execute(f"COPY old TO {literal(str(profiles))} (FORMAT PARQUET)")
+    with WarehouseAnalytics(tmp_path) as old:
+        # Then the column reads as NULL: every person is unknown, and the other reports read the file as before
+        assert _programme(old.programme(BRAND, PERIOD)) == [
+            ("global_control", 0, 0, 0, 0, 0.0),
+            ("marketed", 0, 0, 0, 0, 0.0),
+        ]
+        assert [r.customers for r in old.repeat(BRAND, PERIOD, max_orders=5)] == [5, 3, 2, 0, 0]

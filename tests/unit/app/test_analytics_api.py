@@ -183,6 +183,9 @@ HOSTILE: list[tuple[str, dict[str, str], str]] = [
     ("channels", {"window_days": "366"}, "window_days"),
     ("channels", {"by": "month"}, "by"),
     ("channels", {"brand": BRAND}, "brand"),  # a typo of brand_id is not ignored
+    ("programme", {"by": "month"}, "by"),  # the programme takes no parameter of its own
+    ("programme", {"window_days": "30"}, "window_days"),
+    ("programme", {"from": "2026-02-30"}, "from"),
     ("cohorts", {"brand_id": "not a brand"}, "brand_id"),
 ]
 

@@ -8,8 +8,10 @@ import math
 from datetime import datetime, timedelta
 from typing import Any
 
+import pytest
+
 from cdp.campaigns.attribution import Credit, Touchpoints, credit
-from cdp.campaigns.measurement import compare_means
+from cdp.campaigns.measurement import Moments, compare_means, compare_moments
 from cdp.campaigns.models import CampaignSummary, SendTally
 from cdp.campaigns.service import check_conversions, summarize, summary_key
 from cdp.ingest.events import OrderPlacedEvent, parse_event
@@ -182,6 +184,46 @@ def test_revenue_per_person_is_conclusive_only_with_enough_persons_and_says_so()
     small = compare_means([100, 0], [0, 0])
     assert not small.conclusive and "too few persons" in small.verdict
     assert compare_means([], [1]).verdict.startswith("no comparison")
+
+
+def _moments(values: list[int]) -> Moments:
+    return Moments(size=len(values), total=sum(values), squares=sum(v * v for v in values))
+
+
+@pytest.mark.parametrize(
+    ("treatment", "control", "currency"),
+    [
+        ([45_000, 10_000, 10_000, 10_000, 0], [25_000, 0, 0], None),  # the programme report's fixture
+        ([100] * 40 + [0] * 60, [0] * 100, "CNY"),  # conclusive, a zero-variance control
+        ([1_999_900, 0, 37, 5_000_000] * 10, [2_500, 12, 0] * 11, "CNY"),  # conclusive, no difference shown
+        ([100, 0], [0, 0], None),  # too few
+        ([7], [7], None),  # one person each: no variance, no difference
+        ([], [1], None),  # an empty group
+    ],
+)
+def test_means_from_moments_are_the_means_from_the_amounts(
+    treatment: list[int], control: list[int], currency: str | None
+) -> None:
+    # Given the same persons' amounts, and only their moments (what the warehouse returns)
+    from_amounts = compare_means(treatment, control, currency)
+    from_moments = compare_moments(_moments(treatment), _moments(control), currency)
+    # Then the interval, p-value and verdict are the same (the variance up to rounding)
+    moments, amounts = from_moments.model_dump(), from_amounts.model_dump()
+    assert [k for k, v in moments.items() if v is None] == [k for k, v in amounts.items() if v is None]
+    for name, value in amounts.items():
+        numeric = isinstance(value, float) and not isinstance(value, bool)
+        assert moments[name] == (pytest.approx(value, rel=1e-9, abs=1e-9) if numeric else value), name
+    assert from_moments.verdict == from_amounts.verdict
+
+
+def test_the_welch_interval_from_moments_by_hand() -> None:
+    # marketed 45_000, 10_000 x3, 0: mean 15_000, variance (2_325e6 - 75_000 x 15_000) / 4 = 300e6;
+    # control 25_000, 0, 0: mean 8_333.33, variance (625e6 - 25_000 x 8_333.33) / 2 = 208.33e6;
+    # se = sqrt(300e6 / 5 + 208.33e6 / 3) = 11_377.37; 6_666.67 -+ 1.959964 x se
+    lift = compare_moments(Moments(size=5, total=75_000, squares=2_325e6), Moments(size=3, total=25_000, squares=625e6))
+    assert lift.difference == pytest.approx(6_666.667, abs=1e-3)
+    assert (lift.low, lift.high) == pytest.approx((-15_632.56, 28_965.89), abs=0.01)
+    assert not lift.conclusive and "5 treated, 3 in the control" in lift.verdict
 
 
 def test_money_is_shown_in_the_currencys_own_decimals() -> None:

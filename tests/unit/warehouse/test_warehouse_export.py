@@ -10,6 +10,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from cdp.channels.contact import in_global_control
 from cdp.ingest.events import CanonicalEvent, parse_event
 from cdp.org import OrgDirectory
 from cdp.profile import keys
@@ -17,7 +18,7 @@ from cdp.profile.models import Profile, TagValue
 from cdp.warehouse.erasure import erasure_request
 from cdp.warehouse.parquet import DuckDbTableWriter
 from cdp.warehouse.ports import FiledEventItem, PersonItem
-from cdp.warehouse.schema import EVENTS, PROFILES, STATE_KEY, TAGS, day_prefix
+from cdp.warehouse.schema import EVENTS, PROFILES, STATE_KEY, TAGS, brand_prefix, day_prefix
 from cdp.warehouse.service import (
     BrandState,
     ExportReport,
@@ -32,6 +33,7 @@ from tests.fakes.warehouse import InMemoryWarehouseObjects, InMemoryWarehouseSou
 TODAY = date(2026, 12, 7)
 NOW = datetime(2026, 12, 7, 1, 30, tzinfo=UTC)
 BRAND = "demo-brand"
+OTHER = "other-brand"
 
 
 # ---- the plan --------------------------------------------------------------------------------------------------
@@ -113,12 +115,14 @@ class World:
         self.source.events.append(FiledEventItem(_anchor(f"phone:+86{phone}", brand), event))
         return event
 
-    def run(self, tmp: Path, request: ExportRequest | None = None, now: datetime = NOW) -> ExportReport:
+    def run(
+        self, tmp: Path, request: ExportRequest | None = None, now: datetime = NOW, org: OrgDirectory | None = None
+    ) -> ExportReport:
         work = tmp / f"run-{len(self.source.scans)}"
         work.mkdir()
         with DuckDbTableWriter(work) as writer:
             return export_warehouse(
-                request or ExportRequest(), self.source, self.objects, writer, OrgDirectory(), now, work
+                request or ExportRequest(), self.source, self.objects, writer, org or OrgDirectory(), now, work
             )
 
     def rows(self, tmp: Path, prefix: str) -> list[dict[str, object]]:
@@ -267,3 +271,29 @@ def test_a_brand_run_leaves_other_brands_and_their_erasures_alone(world: World, 
     assert world.objects.keys(request.key) == [request.key]
     assert set(read_state(world.objects).brands) == {BRAND}
     assert STATE_KEY in world.objects.objects
+
+
+def test_each_profile_row_says_whether_the_person_is_in_the_brands_global_control_group(
+    world: World, tmp_path: Path
+) -> None:
+    # Given a brand holding 20% of its customers out of all marketing, and another brand holding none
+    org = OrgDirectory.model_validate(
+        {"brands": {BRAND: {"group_id": "g", "contact": {"global_control_share": 0.2}}, OTHER: {"group_id": "g"}}}
+    )
+    for n in range(20):
+        world.person(f"p-{n}", f"138000000{n:02d}")
+        world.person(f"q-{n}", f"139000000{n:02d}", brand=OTHER)
+    # When the export runs
+    world.run(tmp_path, org=org)
+    held = {
+        (brand, r["person_id"]): r["global_control"]
+        for brand in (BRAND, OTHER)
+        for r in world.rows(tmp_path, brand_prefix(PROFILES, brand))
+    }
+    # Then each row holds the contact policy's own answer for its brand and share (the stable hash the sends use)
+    assert len(held) == 40
+    for (brand, person), control in held.items():
+        assert control is in_global_control(brand, person, 0.2 if brand == BRAND else 0.0), person
+    # And the brand has persons on both sides (6 of these 20 ids hash under 0.2); the other brand none in control
+    assert sum(1 for (b, _), c in held.items() if b == BRAND and c) == 6
+    assert not any(c for (b, _), c in held.items() if b == OTHER)

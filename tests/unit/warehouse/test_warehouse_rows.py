@@ -57,7 +57,7 @@ def test_profile_rows_hold_hashed_identifiers_and_no_personal_text() -> None:
     # Given a person folded from every canonical sample (phone, e-mail, name, birthday, family, review text)
     profile = sample_profile()
     # When shaped into a warehouse row
-    row = profile_row(profile, LoyaltyPolicy(), AT)
+    row = profile_row(profile, LoyaltyPolicy(), AT, control_share=0.0)
     # Then it has exactly the schema's columns, in order
     assert tuple(row) == PROFILES.column_names
     # And each identifier is its type and the SHA-256 of its key, the suppression list's hash, never the value

@@ -8,7 +8,8 @@ Layout read (partition keys come from the paths, as text, as the Glue tables dec
     {directory}/events/brand_id={brand}/dt={YYYY-MM-DD}/part-{n}.parquet
 
 A table with no file is an empty table of the schema's columns, so a brand with nothing exported yet gets empty
-reports rather than an error.
+reports rather than an error; a column of the schema no file holds yet (files written before it existed) reads as
+NULL, as Athena reads it.
 
 DuckDB ships in the warehouse layer (`infra.layers.WAREHOUSE_LAYER`), which only the functions that run it carry:
 import this module only where `duckdb` is there (the analytics API imports it when DuckDB is its engine).
@@ -58,6 +59,7 @@ class WarehouseDuckDb:
             self._con.execute(f"SET memory_limit = '{int(memory_limit_mb)}MB'")
         for table in TABLES:
             self._con.execute(self._view(table))
+            self._add_missing_columns(table)
 
     def close(self) -> None:
         self._con.close()
@@ -80,6 +82,17 @@ class WarehouseDuckDb:
         columns = [f"{_ident(c.name)} {c.sql}" for c in table.columns]
         columns += [f"{_ident(k)} VARCHAR" for k in table.partition_keys]
         return f"CREATE TABLE {_ident(table.name)} ({', '.join(columns)})"
+
+    def _add_missing_columns(self, table: WarehouseTable) -> None:
+        """A column no file has yet (files written before it existed) reads as NULL, as Athena reads a column a
+        Parquet file lacks; `union_by_name` already does so when only some files lack it."""
+        held = {str(row[0]) for row in self._con.execute(f"DESCRIBE {_ident(table.name)}").fetchall()}
+        missing = [c for c in table.columns if c.name not in held]
+        if missing:
+            nulls = ", ".join(f"CAST(NULL AS {c.sql}) AS {_ident(c.name)}" for c in missing)
+            name = _ident(table.name)
+            self._con.execute(f"ALTER VIEW {name} RENAME TO {_ident(table.name + '_files')}")
+            self._con.execute(f"CREATE VIEW {name} AS SELECT *, {nulls} FROM {_ident(table.name + '_files')}")  # noqa: S608
 
     def execute(self, sql: str, params: list[Any] | None = None) -> duckdb.DuckDBPyConnection:
         return self._con.execute(sql, params or [])

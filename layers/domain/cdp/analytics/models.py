@@ -32,6 +32,7 @@ Stage = Literal["introduction", "growth", "mature", "dormant", "churned"]
 STAGES: tuple[Stage, ...] = ("introduction", "growth", "mature", "dormant", "churned")
 CohortBy = Literal["month", "channel"]
 ChannelBy = Literal["channel", "campaign"]
+ProgrammeGroup = Literal["global_control", "marketed"]
 
 
 class AnalyticsError(InvalidInputError):
@@ -204,4 +205,29 @@ class ChannelRow(_Row):
         description=f"reached persons active at a delivery (an order in the {DORMANT_DAYS} days before it) who did "
         f"not order within the window after it and crossed into dormant during it ({DORMANT_DAYS} days since their "
         "last order by the window's end)"
+    )
+
+
+class ProgrammeRow(_Row):
+    """One side of the whole marketing programme against the brand's persistent global control group
+    (`cdp.channels.contact.in_global_control`: a fixed share of the brand's customers who receive no marketing)."""
+
+    group: ProgrammeGroup = Field(
+        description="global_control: persons the export marked in the brand's global control group "
+        "(profiles.global_control true); marketed: every other person (false). Persons whose profile row has no "
+        "global_control (NULL: written before the export recorded it) are in neither: not known"
+    )
+    persons: int = Field(
+        description="persons of the brand's latest profiles snapshot known by the period's end (first seen, or "
+        "created, before it), in this group"
+    )
+    buyers: int = Field(description="of them, persons with at least one order in the period")
+    orders: int = Field(description="their orders in the period")
+    revenue_minor: int = Field(
+        description="the sum of those orders' totals (order_placed amount_minor), in minor units, whatever their "
+        "currency (as the other reports, which ignore currency: a brand selling in several currencies mixes them)"
+    )
+    revenue_squares: float = Field(
+        description="the sum over the group's persons of (their revenue in the period)^2, buyers or not: with "
+        "persons and revenue_minor, the moments of revenue per person (its mean and variance)"
     )

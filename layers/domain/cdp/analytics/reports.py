@@ -25,14 +25,16 @@ from cdp.analytics.models import (
     LifecycleFlowRow,
     LifecycleStageRow,
     Period,
+    ProgrammeRow,
     RepeatRow,
 )
+from cdp.analytics.programme import ProgrammeLift, programme_lift
 from cdp.analytics.sql import AnalyticsQueries, Dialect
 from cdp.errors import CdpError
 from cdp.warehouse.schema import brand_segment
 
-ReportName = Literal["cohorts", "repeat", "lifecycle", "channels"]
-REPORTS: tuple[ReportName, ...] = ("cohorts", "repeat", "lifecycle", "channels")
+ReportName = Literal["cohorts", "repeat", "lifecycle", "channels", "programme"]
+REPORTS: tuple[ReportName, ...] = ("cohorts", "repeat", "lifecycle", "channels", "programme")
 EngineName = Literal["athena", "duckdb"]
 QUERY_ID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"  # Athena's ids; DuckDB's uuid4
 MAX_ROWS = 20_000  # far above any report's rows over 20 years; keeps an answer inside Lambda's 6 MB
@@ -77,6 +79,8 @@ class ReportRequest(BaseModel):
             return queries.repeat_purchase(p.max_orders or 5)
         if self.report == "lifecycle":
             return queries.lifecycle()
+        if self.report == "programme":
+            return queries.programme()
         return queries.channel_outcomes(cast(ChannelBy, p.by or "channel"), p.window_days or 30)
 
 
@@ -91,7 +95,7 @@ class ResultTable:
         return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
 
 
-ReportRows = list[CohortRow] | list[RepeatRow] | list[LifecycleStageRow] | list[ChannelRow]
+ReportRows = list[CohortRow] | list[RepeatRow] | list[LifecycleStageRow] | list[ChannelRow] | list[ProgrammeRow]
 
 
 class ReportResult(BaseModel):
@@ -103,10 +107,16 @@ class ReportResult(BaseModel):
     engine: EngineName = Field(description="athena (the Glue tables) or duckdb (the brand's Parquet, in the function)")
     rows: ReportRows = Field(
         description="cohorts: CohortRow; repeat: RepeatRow; lifecycle: LifecycleStageRow (persons per stage at each "
-        "month's end); channels: ChannelRow (definitions in each row's fields)"
+        "month's end); channels: ChannelRow; programme: ProgrammeRow, global_control then marketed (definitions in "
+        "each row's fields)"
     )
     flows: list[LifecycleFlowRow] | None = Field(
         default=None, description="lifecycle only: persons by (stage at the previous month's end, stage at this one's)"
+    )
+    lift: ProgrammeLift | None = Field(
+        default=None,
+        description="programme only: marketed persons against the global control group, conversion and revenue per "
+        "person with intervals, incremental revenue and a plain-language verdict (cdp.analytics.programme)",
     )
 
 
@@ -154,6 +164,8 @@ def report_rows(report: ReportName, table: ResultTable) -> tuple[ReportRows, lis
         return [RepeatRow.model_validate(r) for r in records], None
     if report == "channels":
         return [ChannelRow.model_validate(r) for r in records], None
+    if report == "programme":
+        return [ProgrammeRow.model_validate(r) for r in records], None
     stages: list[LifecycleStageRow] = []
     flows: list[LifecycleFlowRow] = []
     for r in records:
@@ -165,3 +177,13 @@ def report_rows(report: ReportName, table: ResultTable) -> tuple[ReportRows, lis
         else:
             raise AnalyticsQueryError("unexpected_result", f"the lifecycle query answered a row of kind {kind!r}")
     return stages, flows
+
+
+def report_lift(report: ReportName, rows: ReportRows) -> ProgrammeLift | None:
+    """The programme's lift from its rows (None for every other report)."""
+    if report != "programme":
+        return None
+    groups = sorted(r.group for r in rows if isinstance(r, ProgrammeRow))
+    if len(rows) != len(groups) or groups != ["global_control", "marketed"]:
+        raise AnalyticsQueryError("unexpected_result", f"the programme query answered the groups {groups}")
+    return programme_lift([r for r in rows if isinstance(r, ProgrammeRow)])

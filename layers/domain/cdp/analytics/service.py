@@ -17,6 +17,7 @@ from cdp.analytics.reports import (
     ReportName,
     ReportRequest,
     ReportResult,
+    report_lift,
     report_rows,
     results_prefix,
     ticket_key,
@@ -117,4 +118,5 @@ class ReportQueries:
             engine=ticket.engine,
             rows=rows,
             flows=flows,
+            lift=report_lift(request.report, rows),
         )

@@ -10,7 +10,9 @@ The definitions are the field descriptions of `cdp.analytics.models`; the choice
 - lifecycle stages mirror the bundled `lifecycle` tag (`cdp/tags/catalog/lifecycle.yaml`) at each month's end: its
   `days_since_last >= N` is `last order <= end - N days`, and `order_count` is the orders in the export. It differs
   from the tag a profile holds where the export misses orders (before its first day), where a brand edited its
-  catalog, and in that the tag is re-evaluated as events arrive while here the stage is taken at month ends only.
+  catalog, and in that the tag is re-evaluated as events arrive while here the stage is taken at month ends only;
+- the programme report's groups are the profiles' `global_control` as the last export computed it (the brand's share
+  then); a profile row without it (NULL: an older file) is in neither group.
 
 Every query reads the warehouse tables through CTEs that keep the brand's rows only (`brand_id = ...`) and name the
 days read (`dt`, the events' partition key), so Athena prunes partitions. Both engines run the same text except for:
@@ -362,6 +364,49 @@ class AnalyticsQueries:
             "FROM touch_outcomes\nGROUP BY group_key\nORDER BY key NULLS LAST"
         )
 
+    def programme(self) -> str:
+        """`ProgrammeRow`s: the global control group and everyone else (marketed), always both in that order: the
+        brand's persons known by the period's end whose profile row says which group they are in, and their orders
+        in the period. Per-person revenue is summed as a DOUBLE square (a BIGINT square overflows past 3e9 minor
+        units)."""
+        ctes = [
+            (
+                "members",
+                f"SELECT person_id, global_control\nFROM {self.table(PROFILES)}\n"
+                f"WHERE {self._brand()} AND global_control IS NOT NULL\n"
+                f"  AND COALESCE(first_seen_at, created_at) < {_timestamp(self.period.until)}",
+            ),
+            (
+                "period_orders",
+                f"SELECT person_id, amount_minor\nFROM {self.table(EVENTS)}\n"
+                f"WHERE {self._brand()} AND dt >= {_literal(self.period.start.isoformat())} "
+                f"AND dt <= {_literal(self.period.end.isoformat())}\n"
+                f"  AND event_type = {_literal(ORDER_PLACED)} AND person_id IS NOT NULL\n"
+                f"  AND occurred_at >= {_timestamp(self.period.since)} "
+                f"AND occurred_at < {_timestamp(self.period.until)}",
+            ),
+            (
+                "spend",
+                "SELECT m.person_id, m.global_control, count(o.person_id) AS orders,\n"
+                "  COALESCE(sum(o.amount_minor), 0) AS revenue\n"
+                "FROM members m\nLEFT JOIN period_orders o ON o.person_id = m.person_id\n"
+                "GROUP BY m.person_id, m.global_control",
+            ),
+            (
+                "programme_groups",
+                "SELECT * FROM (VALUES (TRUE, 'global_control'), (FALSE, 'marketed')) AS g(in_control, group_name)",
+            ),
+        ]
+        return _with(ctes) + (
+            'SELECT g.group_name AS "group", count(s.person_id) AS persons,\n'
+            "  count(CASE WHEN s.orders > 0 THEN 1 END) AS buyers,\n"
+            "  COALESCE(sum(s.orders), 0) AS orders,\n"
+            "  COALESCE(sum(s.revenue), 0) AS revenue_minor,\n"
+            "  COALESCE(sum(CAST(s.revenue AS DOUBLE) * s.revenue), CAST(0 AS DOUBLE)) AS revenue_squares\n"
+            "FROM programme_groups g\nLEFT JOIN spend s ON s.global_control = g.in_control\n"
+            "GROUP BY g.group_name\nORDER BY g.group_name"
+        )
+
     def reports(self) -> dict[str, str]:
         """Every report's SQL with its default parameters (the dialect test parses each)."""
         return {
@@ -373,4 +418,5 @@ class AnalyticsQueries:
             "lifecycle": self.lifecycle(),
             "channels": self.channel_outcomes("channel"),
             "campaigns": self.channel_outcomes("campaign"),
+            "programme": self.programme(),
         }

@@ -7,7 +7,8 @@ deployment's engine (Athena on AWS, DuckDB locally) over the warehouse export.
     GET /v1/analytics/{report}/queries/{query_id} analytics:read   the query's rows (200), still running (202), or
                                                                    why it failed (422)
 
-`report` is cohorts | repeat | lifecycle | channels. Query parameters, each checked (a 400 naming it):
+`report` is cohorts | repeat | lifecycle | channels | programme (its answer adds `lift`: marketed persons against the
+brand's global control group, `cdp.analytics.programme`). Query parameters, each checked (a 400 naming it):
 `brand_id` (default: the key's brand), `from` and `to` (YYYY-MM-DD, both included; default: the 12 calendar months
 through today, from the 1st of the first), and the report's own: cohorts `by` (month | channel) and `max_offset`
 (0-120, default 12); repeat `max_orders` (1-50, default 5); channels `by` (channel | campaign) and `window_days`
@@ -57,6 +58,7 @@ _NUMBERS: dict[str, dict[str, tuple[int, int, int]]] = {
     "repeat": {"max_orders": (1, MAX_ORDERS, 5)},
     "lifecycle": {},
     "channels": {"window_days": (1, MAX_WINDOW_DAYS, 30)},
+    "programme": {},
 }
 
 

@@ -7,7 +7,8 @@ verdict that says when the groups are too small to conclude. Scheduled runs and 
 - The p-value is the two-sided pooled two-proportion z-test.
 - Revenue per person (a mean over everyone in a group, buyers or not) gets Welch's unequal-variance interval for the
   difference of two means with the normal quantile and a two-sided z-test: groups large enough to conclude anything
-  (`MIN_GROUP`) make the normal approximation sound; smaller ones get the plain-language warning instead.
+  (`MIN_GROUP`) make the normal approximation sound; smaller ones get the plain-language warning instead. The same
+  from each group's moments (size, sum, sum of squares: `compare_moments`) when only aggregates are at hand.
 Standard library only (`statistics.NormalDist`): it runs in every function's layer.
 """
 
@@ -71,13 +72,47 @@ def _mean_var(values: Sequence[int]) -> tuple[float, float]:
     return mean, variance
 
 
+class Moments(BaseModel):
+    """A group's per-person amounts summed three ways (every person, 0 for those who bought nothing): enough for
+    their mean and sample variance without the amounts themselves (what a warehouse query returns)."""
+
+    size: int = Field(ge=0, description="persons")
+    total: float = Field(description="the sum of the amounts")
+    squares: float = Field(ge=0, description="the sum of the squared amounts")
+
+    def mean_var(self) -> tuple[float, float]:
+        mean = self.total / self.size
+        if self.size < 2:
+            return mean, 0.0
+        # the textbook one-pass formula; a negative rounding residue (all amounts equal) is a zero variance
+        return mean, max(0.0, (self.squares - self.total * mean) / (self.size - 1))
+
+
 def compare_means(treatment: Sequence[int], control: Sequence[int], currency: str | None = None) -> MeanDifference:
     """Every person of each group with their amount in minor units (0 for those who bought nothing); the verdict
     shows amounts in `currency` when given."""
-    if not treatment or not control:
+    t = _mean_var(treatment) if treatment else None
+    c = _mean_var(control) if control else None
+    return _mean_difference(len(treatment), t, len(control), c, currency)
+
+
+def compare_moments(treatment: Moments, control: Moments, currency: str | None = None) -> MeanDifference:
+    """`compare_means` from each group's moments (size, sum, sum of squares) instead of its amounts: the same
+    interval, p-value and verdict (up to floating-point rounding of the variance)."""
+    t = treatment.mean_var() if treatment.size else None
+    c = control.mean_var() if control.size else None
+    return _mean_difference(treatment.size, t, control.size, c, currency)
+
+
+def _mean_difference(
+    nt: int, t: tuple[float, float] | None, nc: int, c: tuple[float, float] | None, currency: str | None
+) -> MeanDifference:
+    """Welch's interval of the difference of two means from each group's size, mean and sample variance (None: an
+    empty group), the z-test and the verdict."""
+    if t is None or c is None:
         return MeanDifference(
-            treatment_mean=_mean_var(treatment)[0] if treatment else None,
-            control_mean=_mean_var(control)[0] if control else None,
+            treatment_mean=t[0] if t else None,
+            control_mean=c[0] if c else None,
             difference=None,
             low=None,
             high=None,
@@ -85,16 +120,16 @@ def compare_means(treatment: Sequence[int], control: Sequence[int], currency: st
             conclusive=False,
             verdict="no comparison: one of the groups is empty",
         )
-    (mt, vt), (mc, vc) = _mean_var(treatment), _mean_var(control)
+    (mt, vt), (mc, vc) = t, c
     difference = mt - mc
-    se = math.sqrt(vt / len(treatment) + vc / len(control))
+    se = math.sqrt(vt / nt + vc / nc)
     z = _z(CONFIDENCE)
     p = (2 * (1 - NormalDist().cdf(abs(difference) / se))) if se > 0 else (1.0 if difference == 0 else 0.0)
-    conclusive = min(len(treatment), len(control)) >= MIN_GROUP
+    conclusive = min(nt, nc) >= MIN_GROUP
     low, high = difference - z * se, difference + z * se
     if not conclusive:
         verdict = (
-            f"too few persons to conclude ({len(treatment)} treated, {len(control)} in the control; at least "
+            f"too few persons to conclude ({nt} treated, {nc} in the control; at least "
             f"{MIN_GROUP} each are needed): read the amounts as anecdotes"
         )
     else:

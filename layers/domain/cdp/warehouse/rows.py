@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from cdp.channels.contact import in_global_control
 from cdp.ingest.events import CanonicalEvent
 from cdp.org import LoyaltyPolicy
 from cdp.profile.models import Profile, TagValue, flat_scores
@@ -50,7 +51,8 @@ def _tag_text(tags: Mapping[str, TagValue], name: str) -> str | None:
     return None if tag is None else tag_value_text(tag.value)
 
 
-def profile_row(profile: Profile, loyalty: LoyaltyPolicy, exported_at: datetime) -> Row:
+def profile_row(profile: Profile, loyalty: LoyaltyPolicy, exported_at: datetime, *, control_share: float) -> Row:
+    """`control_share`: the brand's `contact.global_control_share` now (who is in its global control group)."""
     f, t = profile.facts, profile.traits
     row: Row = {
         "person_id": profile.person_id,
@@ -91,6 +93,7 @@ def profile_row(profile: Profile, loyalty: LoyaltyPolicy, exported_at: datetime)
         "acquisition_platform": f.acquisition.platform if f.acquisition else None,
         "acquisition_at": timestamp(f.acquisition.at) if f.acquisition else None,
         **{f"consent_{channel}": profile.has_consent(channel) for channel in CONSENT_CHANNELS},
+        "global_control": in_global_control(profile.brand_id, profile.person_id, control_share),
         "scores": dict(sorted(flat_scores(profile.scores).items())),
         "exported_at": timestamp(exported_at),
     }

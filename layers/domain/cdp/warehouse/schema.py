@@ -127,6 +127,12 @@ PROFILES = WarehouseTable(
         _b("consent_email"),
         _b("consent_push"),
         _b("consent_wechat"),
+        _b(
+            "global_control",
+            "in the brand's persistent global control group (no marketing) at the export: the hash of "
+            "cdp.channels.contact.in_global_control with the brand's share then; NULL in files written before the "
+            "column existed (not known)",
+        ),
         Column("scores", "MAP(VARCHAR, DOUBLE)", "map<string,double>", "model name -> score"),
         _t("exported_at"),
     ),

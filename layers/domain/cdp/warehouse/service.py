@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cdp.ingest.events import Token
 from cdp.observability import logger
-from cdp.org import LoyaltyPolicy, OrgDirectory
+from cdp.org import BrandConfig, OrgDirectory
 from cdp.warehouse.erasure import ErasureRequest
 from cdp.warehouse.ports import FiledEventItem, Partition, PersonItem, TableWriter, WarehouseObjects, WarehouseSource
 from cdp.warehouse.rows import event_row, profile_row, tag_rows
@@ -223,15 +223,16 @@ def _stage(
     now: datetime,
 ) -> tuple[int, int]:
     persons = events = 0
-    loyalty: dict[str, LoyaltyPolicy] = {}
+    brands: dict[str, BrandConfig] = {}
     for item in source.scan(plan.scan_from, request.brand_id):
         if isinstance(item, PersonItem):
             profile = item.profile
             if request.brand_id not in (None, profile.brand_id):
                 continue
-            if profile.brand_id not in loyalty:
-                loyalty[profile.brand_id] = org.brand(profile.brand_id).loyalty
-            row = profile_row(profile, loyalty[profile.brand_id], now)
+            if profile.brand_id not in brands:
+                brands[profile.brand_id] = org.brand(profile.brand_id)
+            brand = brands[profile.brand_id]
+            row = profile_row(profile, brand.loyalty, now, control_share=brand.contact.global_control_share)
             writer.add_person(profile.brand_id, row, tag_rows(profile, now), item.anchors)
             persons += 1
         elif isinstance(item, FiledEventItem):
