@@ -88,8 +88,12 @@ def test_a_burst_from_concurrent_senders_never_passes_the_rate(limiter: DynamoRa
     assert max(shared.given.values()) <= 25 and sum(shared.given.values()) >= 60
     per_second = Counter(int(at) for at in provider.at)
     assert len(per_second) >= 3
-    # At the provider's clock too (a place taken in a second's last instant may land in the next one: +2 at most)
-    assert max(per_second.values()) <= 25 + 2
+    # And no message reached the provider ahead of its place: by the end of each second, no more had arrived than
+    # places were given up to it (a message may arrive late on a loaded machine, never early; a count per wall second
+    # would judge the scheduler, not the limiter)
+    for second in per_second:
+        arrived = sum(n for s, n in per_second.items() if s <= second)
+        assert arrived <= sum(n for window, n in shared.given.items() if window <= second), second
 
 
 class FakeClock:
