@@ -321,3 +321,21 @@ def test_another_brands_query_id_is_unknown_to_it(rt: LocalRuntime) -> None:
     assert _get(rt, f"/v1/analytics/channels/queries/{query_id}?brand_id={quote(BRAND)}", OTHER)[0] == 403
     # And the outlet itself reads it again
     assert _get(rt, f"/v1/analytics/channels/queries/{query_id}")[2] == answer
+
+
+def test_a_warm_engine_reads_the_warehouse_as_it_is_now(rt: LocalRuntime) -> None:
+    # Given the repeat curve read once (the engine keeps the brand's files for the next report)
+    s3 = rt.client("s3")
+    prefix = brand_prefix(EVENTS, BRAND)
+    first = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix)["Contents"])[0]
+    status, _, before = _get(rt, "/v1/analytics/lifecycle?from=2026-01-01&to=2026-06-30")
+    assert status == 200
+    # When one day's file goes (the nightly export rewriting a day), then comes back
+    original = s3.get_object(Bucket=BUCKET, Key=first)["Body"].read()
+    s3.delete_object(Bucket=BUCKET, Key=first)
+    status, _, without = _get(rt, "/v1/analytics/lifecycle?from=2026-01-01&to=2026-06-30")
+    s3.put_object(Bucket=BUCKET, Key=first, Body=original)
+    status_again, _, again = _get(rt, "/v1/analytics/lifecycle?from=2026-01-01&to=2026-06-30")
+    # Then each answer is the warehouse's at that moment: a day gone changes it, the day back restores it
+    assert (status, status_again) == (200, 200)
+    assert without["rows"] != before["rows"] and again["rows"] == before["rows"]

@@ -18,8 +18,11 @@ import this module only where `duckdb` is there (the analytics API imports it wh
 from __future__ import annotations
 
 import json
+import shutil
 import tempfile
+import threading
 import uuid
+import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -111,8 +114,11 @@ def rows_key(prefix: str, query_id: str) -> str:
 
 
 class DuckDbQueryEngine(QueryEngine):
-    """Runs each report in the function: fine for a brand whose warehouse files fit `max_bytes` (each query copies
-    them all); above it the engine refuses and names Athena, which reads them where they are."""
+    """Runs each report in the function: fine for a brand whose warehouse files fit `max_bytes`; above it the engine
+    refuses and names Athena, which reads them where they are.
+
+    The files are kept between calls of a warm container (`cache_dir`, one brand at a time): a report copies only the
+    objects whose ETag changed since the last (the nightly export rewrites a few days), and drops those gone."""
 
     name: ClassVar[EngineName] = "duckdb"
 
@@ -123,22 +129,30 @@ class DuckDbQueryEngine(QueryEngine):
         s3_client: Any = None,
         memory_limit_mb: int | None = None,
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+        cache_dir: Path | None = None,
     ) -> None:
         self._bucket, self._max_bytes, self._memory = bucket, max_bytes, memory_limit_mb
         self._s3 = s3_client or default_client("s3")
         self._new_id = new_id
+        self._cache = cache_dir or Path(tempfile.mkdtemp(prefix="analytics-warehouse-"))  # this engine's own
+        weakref.finalize(self, shutil.rmtree, self._cache, True)
+        self._held: dict[str, str] = {}  # key -> ETag of the copy in the cache
+        self._lock = threading.Lock()  # one report at a time uses the cache (the local runtime runs threads)
 
-    def _list(self, prefix: str) -> list[tuple[str, int]]:
+    def _listed(self, prefix: str) -> list[dict[str, Any]]:
         try:
             pages = self._s3.get_paginator("list_objects_v2").paginate(Bucket=self._bucket, Prefix=prefix)
-            return [(o["Key"], int(o["Size"])) for page in pages for o in page.get("Contents", [])]
+            return [o for page in pages for o in page.get("Contents", [])]
         except (ClientError, BotoCoreError) as exc:
             raise StoreError(f"list s3://{self._bucket}/{prefix} failed: {exc}") from exc
 
-    def _brand_files(self, brand_id: str) -> list[tuple[str, int]]:
-        """The Parquet files the reports read: the brand's profiles snapshot and its events."""
-        files = [f for table in (PROFILES, EVENTS) for f in self._list(brand_prefix(table, brand_id))]
-        return [(key, size) for key, size in files if key.endswith(".parquet")]
+    def _list(self, prefix: str) -> list[tuple[str, int]]:
+        return [(o["Key"], int(o["Size"])) for o in self._listed(prefix)]
+
+    def _brand_files(self, brand_id: str) -> dict[str, tuple[int, str]]:
+        """The Parquet files the reports read, key -> (size, ETag): the brand's profiles snapshot and its events."""
+        files = [o for table in (PROFILES, EVENTS) for o in self._listed(brand_prefix(table, brand_id))]
+        return {o["Key"]: (int(o["Size"]), str(o.get("ETag", ""))) for o in files if o["Key"].endswith(".parquet")}
 
     def _download(self, key: str, root: Path) -> None:
         target = root / key.split("/", 1)[1]  # laid out as under warehouse/
@@ -148,9 +162,30 @@ class DuckDbQueryEngine(QueryEngine):
             raise StoreError(f"s3://{self._bucket}/{key} went away while the report read the warehouse; retry")
         target.write_bytes(body)
 
+    def _synced(self, brand_id: str, files: dict[str, tuple[int, str]]) -> Path:
+        """The cache holding exactly the brand's listed files: changed ones copied again, gone ones removed."""
+        if any(not key.startswith(tuple(brand_prefix(t, brand_id) for t in (PROFILES, EVENTS))) for key in self._held):
+            shutil.rmtree(self._cache, ignore_errors=True)  # another brand's files: /tmp holds one brand's
+            self._held = {}
+        for key in set(self._held) - set(files):
+            (self._cache / key.split("/", 1)[1]).unlink(missing_ok=True)
+            del self._held[key]
+        stale = [key for key, (_, etag) in files.items() if not etag or self._held.get(key) != etag]
+        try:
+            with ThreadPoolExecutor(DOWNLOAD_THREADS) as pool:
+                list(pool.map(lambda key: self._download(key, self._cache), stale))
+        except StoreError:
+            shutil.rmtree(self._cache, ignore_errors=True)  # half a copy is no copy
+            self._held = {}
+            raise
+        self._held.update({key: files[key][1] for key in stale})
+        if stale:
+            logger.info("warehouse files copied", brand_id=brand_id, copied=len(stale), held=len(self._held))
+        return self._cache
+
     def start(self, request: ReportRequest, prefix: str) -> str:
         files = self._brand_files(request.brand_id)
-        size = sum(s for _, s in files)
+        size = sum(size for size, _ in files.values())
         if size > self._max_bytes:
             raise AnalyticsQueryError(
                 "warehouse_too_large",
@@ -159,10 +194,8 @@ class DuckDbQueryEngine(QueryEngine):
                 "(ANALYTICS_ENGINE=athena), which reads them where they are",
             )
         query_id = self._new_id()
-        with tempfile.TemporaryDirectory(prefix="analytics-") as work:
-            root = Path(work)
-            with ThreadPoolExecutor(DOWNLOAD_THREADS) as pool:
-                list(pool.map(lambda key: self._download(key, root), [key for key, _ in files]))
+        with self._lock:
+            root = self._synced(request.brand_id, files)
             try:
                 with WarehouseDuckDb(root, self._memory) as db:
                     table = db.table(request.sql("duckdb"))
