@@ -29,9 +29,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from cdp.errors import AuthenticationError, InvalidInputError
-from cdp.ingest.auth import SCOPES
+from cdp.ingest.auth import SCOPES, Grant
 from cdp.ingest.console_tokens import ORG_SCOPE_CLAIM, SCOPES_CLAIM
-from cdp.org import ScopeRef
 from cdp.settings import ConfigurationError
 
 LOCAL_ISSUER = "http://127.0.0.1:8787/console"  # what `iss` says: the local server signs its own users in
@@ -60,22 +59,12 @@ ROLES: dict[str, tuple[str, ...]] = {
 """Scopes a role grants (`cdp console add-user --role`); a user may also name scopes one by one."""
 
 
-class ConsoleUser(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+class ConsoleUser(Grant):
+    """A user's scopes and org scope, as an API key's (`Grant`), and how they sign in."""
 
     password: str = Field(pattern=r"^scrypt\$\d+\$\d+\$\d+\$[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+$")
     name: str = Field(default="", max_length=100)
     locale: Literal["en", "zh"] = "en"
-    scopes: list[str] = Field(min_length=1)
-    scope: ScopeRef = Field(default_factory=ScopeRef)
-
-    @field_validator("scopes")
-    @classmethod
-    def _known(cls, value: list[str]) -> list[str]:
-        unknown = sorted(set(value) - set(SCOPES))
-        if unknown:
-            raise ValueError(f"unknown scopes {', '.join(unknown)} (known: {', '.join(SCOPES)})")
-        return value
 
 
 class UsersFile(BaseModel):

@@ -14,11 +14,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cdp import topology
-from cdp.ingest.auth import SCOPES
-from cdp.org import ScopeRef
+from cdp.ingest.auth import SCOPES, Grant
 from cdp.settings import ConfigurationError
 from cdp_local.console_users import LOCAL_AUDIENCE, LOCAL_ISSUER, local_issuer
 
@@ -183,22 +182,10 @@ def seeded_api_keys(ingest_key: str, admin_key: str) -> dict[str, dict[str, obje
     }
 
 
-class _KeyFileEntry(BaseModel):
+class _KeyFileEntry(Grant):
     """One key of the file, checked strictly (a typo in a scope name is an error, not a key that silently can't)."""
 
-    model_config = ConfigDict(extra="forbid")
-
     client: str = Field(min_length=1, max_length=128)
-    scopes: list[str] = Field(min_length=1)
-    scope: ScopeRef = Field(default_factory=ScopeRef)
-
-    @field_validator("scopes")
-    @classmethod
-    def _known(cls, value: list[str]) -> list[str]:
-        unknown = sorted(set(value) - set(SCOPES))
-        if unknown:
-            raise ValueError(f"unknown scope(s) {', '.join(unknown)}; known: {', '.join(SCOPES)}")
-        return value
 
 
 class _KeyFile(BaseModel):

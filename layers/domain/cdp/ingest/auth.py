@@ -7,10 +7,13 @@ import hmac
 from collections.abc import Mapping
 from datetime import datetime
 
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
 from cdp.errors import AuthenticationError, ForbiddenError
 from cdp.ingest.console_tokens import ConsoleTokenVerifier, looks_like_token
 from cdp.ingest.ports import ApiClient, ApiKeyring
 from cdp.ingest.security import SIGNATURE_HEADER, sign_cdp, verify_cdp
+from cdp.org import ScopeRef
 
 KEY_ID_HEADER = "x-cdp-key-id"
 API_KEY_HEADER = "x-api-key"
@@ -63,6 +66,24 @@ SCOPES = (
 
 
 sign = sign_cdp  # the one x-cdp-signature scheme, shared with the channel connectors
+
+
+class Grant(BaseModel):
+    """What a key or a console user may do (`scopes`) and where in the org (`scope`), as files declare them: a
+    scope name not in SCOPES is an error, not a grant that silently cannot."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    scopes: list[str] = Field(min_length=1)
+    scope: ScopeRef = Field(default_factory=ScopeRef)
+
+    @field_validator("scopes")
+    @classmethod
+    def _known(cls, value: list[str]) -> list[str]:
+        unknown = sorted(set(value) - set(SCOPES))
+        if unknown:
+            raise ValueError(f"unknown scope(s) {', '.join(unknown)}; known: {', '.join(SCOPES)}")
+        return value
 
 
 def authenticate(
