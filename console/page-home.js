@@ -45,39 +45,26 @@ async function lifecycle(ctx) {
 
 function resultLine(campaign, results) {
   const name = h("a", { href: `#/campaigns/${encodeURIComponent(campaign.campaign_id)}` }, campaign.name);
+  const line = (text) => h("li", { class: "result-line" }, name, h("span", { class: "muted" }, text));
   if (results.kind === "journey" && results.journey) {
     const j = results.journey;
     const entered = (j.entered.treatment || 0) + (j.entered.holdout || 0);
-    return h(
-      "li",
-      { class: "result-line" },
-      name,
-      h(
-        "span",
-        { class: "muted" },
-        t("home.journey_line", {
-          entered: f.int(entered),
-          treated: f.pct(j.conversion_rate.treatment),
-          holdout: f.pct(j.conversion_rate.holdout),
-        }),
-      ),
+    return line(
+      t("home.journey_line", {
+        entered: f.int(entered),
+        treated: f.pct(j.conversion_rate.treatment),
+        holdout: f.pct(j.conversion_rate.holdout),
+      }),
     );
   }
   const summary = results.run && results.run.summary;
-  if (!summary) return h("li", { class: "result-line" }, name, h("span", { class: "muted" }, t("home.no_results")));
-  return h(
-    "li",
-    { class: "result-line" },
-    name,
-    h(
-      "span",
-      { class: "muted" },
-      t("home.run_line", {
-        treated: f.pct(summary.treatment_rate),
-        holdout: f.pct(summary.holdout_rate),
-        revenue: summary.display?.incremental_revenue ?? f.money(summary.incremental_revenue_minor, summary.currency),
-      }),
-    ),
+  if (!summary) return line(t("home.no_results"));
+  return line(
+    t("home.run_line", {
+      treated: f.pct(summary.treatment_rate),
+      holdout: f.pct(summary.holdout_rate),
+      revenue: summary.display?.incremental_revenue ?? f.money(summary.incremental_revenue_minor, summary.currency),
+    }),
   );
 }
 

@@ -164,7 +164,8 @@ class DuckDbQueryEngine(QueryEngine):
 
     def _synced(self, brand_id: str, files: dict[str, tuple[int, str]]) -> Path:
         """The cache holding exactly the brand's listed files: changed ones copied again, gone ones removed."""
-        if any(not key.startswith(tuple(brand_prefix(t, brand_id) for t in (PROFILES, EVENTS))) for key in self._held):
+        prefixes = tuple(brand_prefix(table, brand_id) for table in (PROFILES, EVENTS))
+        if any(not key.startswith(prefixes) for key in self._held):
             shutil.rmtree(self._cache, ignore_errors=True)  # another brand's files: /tmp holds one brand's
             self._held = {}
         for key in set(self._held) - set(files):
