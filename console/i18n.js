@@ -1,4 +1,4 @@
-// Every visible string of the console, in English and Chinese (strings.json); text the API writes (messages,
+// Every visible string of the console, in English and Chinese (strings*.json); text the API writes (messages,
 // verdicts, definitions) is shown as the API words it.
 
 export const LOCALES = ["en", "zh"];
@@ -7,9 +7,20 @@ const HTML_LANG = { en: "en", zh: "zh-CN" };
 let strings = { en: {}, zh: {} };
 let current = "en";
 
+// The shell's strings, then each area's own file (one file per area keeps edits to one area in one place).
+const FILES = ["strings.json", "strings-audiences.json", "strings-campaign-builder.json", "strings-identity.json"];
+
 export async function loadStrings() {
-  const response = await fetch(new URL("strings.json", import.meta.url), { cache: "no-store" });
-  strings = await response.json();
+  const files = await Promise.all(
+    FILES.map(async (name) => {
+      const response = await fetch(new URL(name, import.meta.url), { cache: "no-store" });
+      return response.json();
+    }),
+  );
+  strings = { en: {}, zh: {} };
+  for (const file of files) {
+    for (const name of LOCALES) Object.assign(strings[name], file[name] || {});
+  }
 }
 
 export function locale() {

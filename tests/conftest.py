@@ -19,3 +19,19 @@ _DEFAULTS = {
 }
 for _name, _value in _DEFAULTS.items():
     os.environ[_name] = _value
+
+
+def pytest_xdist_make_scheduler(config: object, log: object) -> object | None:
+    """`--dist loadfile`, except that every file under tests/browser/ goes to one worker: they share one served demo
+    (a package fixture), which would otherwise be built again on each worker a browser file lands on."""
+    if getattr(getattr(config, "option", None), "dist", None) != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class BrowserFilesTogether(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            if nodeid.startswith("tests/browser/"):
+                return "tests/browser/"
+            return str(super()._split_scope(nodeid))
+
+    return BrowserFilesTogether(config, log)

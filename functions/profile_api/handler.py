@@ -189,7 +189,7 @@ def post_merge() -> Response[str]:
 
 @app.post(
     "/v1/profiles/<person_id>/unmerge",
-    summary="Undo a merge",
+    summary="Undo a merge (dry_run previews the split)",
     tags=["profiles"],
     responses=responses({200: (IdentityOperationResponse, "ok")}, (400, 401, 403, 404, 409, 503)),
     openapi_extensions=body(UnmergeRequest, "UnmergeRequest"),

@@ -66,10 +66,18 @@ def test_nothing_in_the_scripts_fights_the_content_security_policy() -> None:
 
 
 def test_every_string_a_page_shows_exists_in_english_and_chinese() -> None:
-    # Given the strings file and every key the scripts ask for
-    strings = json.loads((CONSOLE / "strings.json").read_text(encoding="utf-8"))
-    assert set(strings["en"]) == set(strings["zh"])
-    assert all(strings["zh"][k].strip() for k in strings["zh"])
+    # Given the strings files (each with the same keys in both languages, no key in two files) and every key the
+    # scripts ask for
+    loaded = [json.loads(f.read_text(encoding="utf-8")) for f in sorted(CONSOLE.glob("strings*.json"))]
+    strings: dict[str, dict[str, str]] = {"en": {}, "zh": {}}
+    for file in loaded:
+        assert set(file["en"]) == set(file["zh"])
+        assert all(file["zh"][k].strip() for k in file["zh"])
+        assert not set(file["en"]) & set(strings["en"]), "a key in two strings files"
+        for name in ("en", "zh"):
+            strings[name].update(file[name])
+    files = re.findall(r'"(strings[a-z-]*\.json)"', (CONSOLE / "i18n.js").read_text(encoding="utf-8"))
+    assert sorted(files) == sorted(f.name for f in CONSOLE.glob("strings*.json")), "i18n.js loads every file"
     scripts = "\n".join(t for n, t in _assets().items() if n.endswith(".js"))
     used = set(re.findall(r"""\bt\(\s*"([a-z_]+\.[a-z0-9_.]+)\"""", scripts))
     # Then each is translated

@@ -182,10 +182,16 @@ def test_merge_preview_then_merge_then_unmerge_restores_both_persons_with_their_
     assert old["loyalty"]["brand_points"] == 400
     (entry,) = [h for h in old["merge_history"] if h["kind"] == "merge"]
     assert entry["actor"] == "local-admin" and "confirmed at the counter" in entry["rule"]
+    # When the undo is previewed first
+    split = {"merged_person_id": loser, "reason": "two people"}
+    status, preview = _call(runtime, "POST", f"/v1/profiles/{survivor}/unmerge", body={**split, "dry_run": True})
+    # Then it shows the two persons the split leaves, and nothing was written
+    assert status == 200, preview
+    assert preview["committed"] is False and preview["dry_run"] is True and len(preview["persons"]) == 2
+    assert sorted(p["loyalty"]["brand_points"] for p in preview["persons"]) == [100, 300]
+    assert _call(runtime, "GET", f"/v1/profiles/{loser}")[1]["merged_away"] is True
     # When the merge is undone
-    status, undone = _call(
-        runtime, "POST", f"/v1/profiles/{survivor}/unmerge", body={"merged_person_id": loser, "reason": "two people"}
-    )
+    status, undone = _call(runtime, "POST", f"/v1/profiles/{survivor}/unmerge", body=split)
     runtime.drain()
     assert status == 200, undone
     # Then both persons are back under their own ids with their own points, levels and cards

@@ -99,6 +99,7 @@ class MergeRequest(_Body):
 class UnmergeRequest(_Body):
     merged_person_id: str = Field(min_length=1)
     reason: str = Field(min_length=1, max_length=500)
+    dry_run: bool = Field(default=False, description="preview the persons the split leaves without writing anything")
 
 
 class IdentifierInput(_Body):
@@ -473,7 +474,9 @@ class ProfileApi:
     def unmerge(self, client: ApiClient, person_id: str, request: UnmergeRequest) -> IdentityOperationResponse:
         authorize(client, MERGE_SCOPE)
         person = self._visible(person_id, client.org_scope)
-        result = self._ops.unmerge(person.person_id, request.merged_person_id, client.name, request.reason)
+        result = self._ops.unmerge(
+            person.person_id, request.merged_person_id, client.name, request.reason, dry_run=request.dry_run
+        )
         return self._operation("unmerge", client, result)
 
     def unbind(

@@ -335,7 +335,9 @@ class IdentityOperations:
 
         return self._run(change, dry_run)
 
-    def unmerge(self, person_id: str, merged_person_id: str, actor: str, reason: str) -> OperationResult:
+    def unmerge(
+        self, person_id: str, merged_person_id: str, actor: str, reason: str, dry_run: bool = False
+    ) -> OperationResult:
         def change() -> tuple[Change, list[Profile], BrandConfig]:
             person = self._person(person_id)
             earlier = self._store.load_persons([merged_person_id]).get(merged_person_id)
@@ -352,7 +354,7 @@ class IdentityOperations:
             rule = f"unmerge of {merged_person_id}: {reason}"
             return Change(at=self._now(), cut=cut, actor=actor, rule=rule), [person], self._brand(person)
 
-        return self._run(change, dry_run=False)
+        return self._run(change, dry_run)
 
     def unbind(self, person_id: str, identifier_key: str, actor: str, reason: str) -> OperationResult:
         def change() -> tuple[Change, list[Profile], BrandConfig]:
