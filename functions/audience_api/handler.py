@@ -22,7 +22,9 @@ from cdp.app.audience_api import activation_id as parse_activation_id
 from cdp.audiences.models import (
     DEFAULT_SEGMENTS,
     AudienceDefinition,
+    AudienceEstimate,
     AudienceList,
+    EstimateRequest,
     ExportRequest,
     Preview,
     SizeEstimate,
@@ -36,6 +38,7 @@ from cdp.audiences.service import MAX_PREVIEW, AudienceInUseError, AudienceServi
 from cdp.audiences.store import AudienceStore
 from cdp.audiences.validation import AudienceInvalidError
 from cdp.connectors.aws import SecretsManagerSources
+from cdp.ingest.auth import AUDIENCES_READ_SCOPE, authorize
 from cdp.ingest.aws import SecretsManagerKeyring
 from cdp.ingest.ports import ApiClient
 from cdp.observability import logger, metrics, tracer
@@ -45,6 +48,7 @@ from cdp.settings import AudienceApiSettings, get_settings
 from cdp.shared.aws import S3ObjectStore
 from cdp.shared.openapi import body, query, responses
 from cdp.tags.catalog_source import CatalogSource
+from cdp.tags.catalog_view import TagCatalogView, catalog_view
 from functions.api_errors import error_response, json_response, map_common_errors
 from functions.request_body import api_client, text_body
 
@@ -56,6 +60,7 @@ class Dependencies:
     service: AudienceService
     keyring: SecretsManagerKeyring
     activations: ActivationService
+    catalog: CatalogSource
 
 
 @cache
@@ -65,10 +70,12 @@ def dependencies() -> Dependencies:
     org = load_org()
     audiences = AudienceStore(objects)
     profiles = DynamoProfileStore(s.profiles_table, org=org)
-    service = AudienceService(audiences, profiles, CatalogSource(objects))
+    catalog = CatalogSource(objects)
+    service = AudienceService(audiences, profiles, catalog)
     platforms = SourceAdPlatforms(SecretsManagerSources(s.sources_secret_id))
     activations = ActivationService(audiences, profiles, org, ActivationStore(objects), platforms)
-    return Dependencies(service=service, keyring=SecretsManagerKeyring(s.api_keys_secret_id), activations=activations)
+    keyring = SecretsManagerKeyring(s.api_keys_secret_id)
+    return Dependencies(service=service, keyring=keyring, activations=activations, catalog=catalog)
 
 
 def _client() -> ApiClient:
@@ -154,6 +161,31 @@ def list_audiences() -> Response[str]:
 def validate() -> Response[str]:
     service = _service()
     return _ok(service.validate(json_body(text_body(app.current_event))))
+
+
+@app.post(
+    "/v1/audiences/estimate",
+    summary="Size a definition as it stands (saved or not), with its members' portrait against all customers and the "
+    "first members, from one sampled scan: what an audience builder shows while it is edited",
+    tags=["audiences"],
+    responses=_docs({200: (AudienceEstimate, "nothing was saved")}, (400, 401, 403, 422, 503)),
+    openapi_extensions=body(EstimateRequest, "EstimateRequest"),
+)
+def estimate() -> Response[str]:
+    service = _service()
+    return _ok(service.estimate(options(EstimateRequest, text_body(app.current_event))))
+
+
+@app.get(
+    "/v1/tags",
+    summary="The tag catalog: every tag with its category, type and possible values, and the attributes, event types, "
+    "fields and tests a condition may name (any key with audiences:read: the catalog holds no customer data)",
+    tags=["audiences"],
+    responses=_docs({200: (TagCatalogView, "ok")}, (401, 403, 503)),
+)
+def tag_catalog() -> Response[str]:
+    authorize(_client(), AUDIENCES_READ_SCOPE)
+    return _ok(catalog_view(dependencies().catalog()))
 
 
 @app.get(

@@ -202,3 +202,97 @@ def test_the_openapi_document_served_locally_lists_the_audience_routes(server: L
         assert method in paths[path], (path, method)
     assert "422" in paths["/v1/audiences"]["post"]["responses"]
     assert "AudienceDefinition" in document["components"]["schemas"]
+
+
+def _http(runtime: LocalRuntime, method: str, path: str, body: Any = None, key: str | None = None) -> tuple[int, Any]:
+    headers = {"x-api-key": key or runtime.admin_key, "content-type": "application/json"}
+    answer = runtime.http(method, path, b"" if body is None else json.dumps(body).encode(), headers)
+    return answer.status, json.loads(answer.body)
+
+
+def test_an_unsaved_definition_is_sized_portrayed_and_previewed_in_one_call(
+    server: LocalApiServer, runtime: LocalRuntime
+) -> None:  # server: its fixture posts Audienceville's events
+    # Given a definition the builder holds, not saved: the repeat buyers of Audienceville (persons 2, 5 and 8)
+    definition = {
+        "id": "audienceville_draft",
+        "name": "draft",
+        "kind": "static",
+        "include": {"all": [{"attr": "city", "eq": CITY}, {"agg": "count", "event": "order_placed", "gte": 2}]},
+        "consent_channel": "sms",
+    }
+    # When it is estimated with a portrait on lifecycle and gender, and two members to preview
+    request = {"definition": definition, "portrait": ["lifecycle", "gender"], "preview": 2, "size": {"segments": 4}}
+    status, answer = _http(runtime, "POST", "/v1/audiences/estimate", request)
+    # Then the size is exact (a small table: every segment scanned) and counts the three
+    assert status == 200, answer
+    size = answer["size"]
+    assert size["exact"] is True and size["estimate"] == 3 and size["segments_scanned"] == 4
+    assert answer["saved_version"] is None and answer["report"]["valid"] is True
+    assert answer["report"]["reads"]["events"] == ["order_placed"]
+    # And the portrait compares the members with every profile scanned, value by value
+    portrait = answer["portrait"]
+    assert portrait["members"] == 3 and portrait["customers"] == size["profiles_scanned"]
+    lifecycle, gender = portrait["dimensions"]
+    assert [lifecycle["tag"], gender["tag"]] == ["lifecycle", "gender"]
+    for dimension in (lifecycle, gender):
+        assert sum(v["members"] for v in dimension["values"]) == 3
+        assert sum(v["customers"] for v in dimension["values"]) == portrait["customers"]
+        for v in dimension["values"]:
+            assert v["members_share"] == round(v["members"] / 3, 6)
+            assert v["customers_share"] == round(v["customers"] / portrait["customers"], 6)
+            assert v["index"] == round(100 * (v["members"] / 3) / (v["customers"] / portrait["customers"]), 1)
+    assert {v["value"]: v["members"] for v in gender["values"]}["male"] == 3  # every Audienceville person is male
+    # And each member's lifecycle as their profile holds it adds up to the portrait's counts
+    by_value: dict[str | None, int] = {}
+    for i in (2, 5, 8):
+        status, person = _http(runtime, "GET", f"/v1/profiles/by-identifier/phone/1377000{i:04d}?brand_id={BRAND}")
+        assert status == 200, person
+        value = person["tags"].get("lifecycle", {}).get("value")
+        by_value[value] = by_value.get(value, 0) + 1
+    assert {v["value"]: v["members"] for v in lifecycle["values"] if v["members"]} == by_value
+    # And two members are previewed with what the condition read, their names masked
+    assert len(answer["preview"]) == 2
+    for member in answer["preview"]:
+        assert member["reads"]["count of order_placed"] >= 2
+        assert member["traits"]["name"] != "Zhou Xiaoming2" and "*" in member["traits"]["name"]
+    # And nothing was saved
+    assert _http(runtime, "GET", "/v1/audiences/audienceville_draft")[0] == 404
+
+
+def test_an_estimate_names_what_is_wrong_and_where(runtime: LocalRuntime) -> None:
+    draft = {"id": "audienceville_bad", "name": "bad", "kind": "static", "include": {"tag": "lifecycel", "eq": "x"}}
+    # When the definition has a typo'd tag, Then a 422 lists it with its path in the definition
+    status, answer = _http(runtime, "POST", "/v1/audiences/estimate", {"definition": draft})
+    assert status == 422 and answer["error"] == "invalid_audience"
+    assert answer["errors"][0]["field"] == "include.tag" and "lifecycle" in answer["errors"][0]["message"]
+    # When a portrait names an unknown tag, or the preview is too long, Then a 400 names the field
+    good = {**draft, "include": {"tag": "lifecycle", "eq": "mature"}}
+    status, answer = _http(runtime, "POST", "/v1/audiences/estimate", {"definition": good, "portrait": ["nope"]})
+    assert (status, answer["field"]) == (400, "portrait[0]"), answer
+    status, answer = _http(runtime, "POST", "/v1/audiences/estimate", {"definition": good, "preview": 500})
+    assert status == 400 and answer["field"] == "preview", answer
+    # When a key limited to one brand asks, Then it is refused (audiences read every brand's profiles)
+    status, answer = _http(runtime, "POST", "/v1/audiences/estimate", {"definition": good}, "e2e-marketer-key")
+    assert status == 403, answer
+
+
+def test_the_tag_catalog_lists_every_tag_with_its_values_and_what_a_condition_may_name(runtime: LocalRuntime) -> None:
+    # When the catalog is read
+    status, catalog = _http(runtime, "GET", "/v1/tags")
+    # Then every tag is there with its category, type and the values its rule gives
+    assert status == 200, catalog
+    tags = {t["name"]: t for t in catalog["tags"]}
+    assert tags["lifecycle"]["category"] == "lifecycle" and tags["lifecycle"]["value_type"] == "string"
+    assert set(tags["lifecycle"]["values"]) == {"introduction", "growth", "mature", "dormant", "churned"}
+    assert tags["cart_abandoner_3d"]["values"] == [True, False]
+    assert tags["city"]["values"] == [] and tags["city"]["kind"] == "fact"
+    assert "rfm_recency" in tags["rfm_segment"]["reads"]
+    # And the attributes, event types, fields, tests and aggregates a condition may name
+    assert {"name": "city", "value_type": "string"}.items() <= next(
+        a for a in catalog["attributes"] if a["name"] == "city"
+    ).items()
+    assert "order_placed" in catalog["event_types"] and catalog["event_fields"]["amount_minor"] == "number"
+    assert "between" in catalog["operators"] and "days_since_last" in catalog["aggregates"]
+    # And a key without audiences:read is refused
+    assert _http(runtime, "GET", "/v1/tags", key="e2e-marketer-key")[0] == 403

@@ -139,6 +139,20 @@ ROUTES = [
     ),
     Route("/v1/inbox/tokens", {"brand_id": "demo-brand", "person_id": "p1", "valid_hours": 24}, _admin_key),
     Route(
+        "/v1/audiences/estimate",
+        {
+            "definition": {
+                "id": "fuzz_audience",
+                "name": "fuzz",
+                "kind": "static",
+                "include": {"tag": "lifecycle", "eq": "mature"},
+            },
+            "portrait": ["lifecycle"],
+            "preview": 2,
+        },
+        _admin_key,
+    ),
+    Route(
         "/v1/audiences/fuzz_audience/activations",
         {"brand_id": "demo-brand", "platform": "tencent_ads", "consent_channel": "sms", "in_parts": False},
         _admin_key,

@@ -354,6 +354,7 @@ def test_a_signed_connector_body_with_a_charset_is_still_read(runtime: LocalRunt
         ("POST", "/v1/identity/quarantine"),
         ("POST", "/v1/audiences"),
         ("POST", "/v1/audiences/validate"),
+        ("POST", "/v1/audiences/estimate"),
         ("POST", "/v1/audiences/any_audience/activations"),
         ("POST", "/v1/admin/replay"),
         ("POST", "/v1/admin/dead-letters/redrive"),

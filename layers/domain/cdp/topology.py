@@ -637,6 +637,8 @@ API_ROUTES: tuple[tuple[str, str, str], ...] = (
     ("POST", "/v1/audiences", AUDIENCE_API.key),
     ("GET", "/v1/audiences", AUDIENCE_API.key),
     ("POST", "/v1/audiences/validate", AUDIENCE_API.key),
+    ("POST", "/v1/audiences/estimate", AUDIENCE_API.key),
+    ("GET", "/v1/tags", AUDIENCE_API.key),
     ("GET", "/v1/audiences/{audience_id}", AUDIENCE_API.key),
     ("DELETE", "/v1/audiences/{audience_id}", AUDIENCE_API.key),
     ("POST", "/v1/audiences/{audience_id}/size", AUDIENCE_API.key),

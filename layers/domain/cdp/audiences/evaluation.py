@@ -171,13 +171,6 @@ class AudienceScanner:
             members += evaluated.member
         return SegmentCount(segment=segment, profiles=profiles, members=members)
 
-    def count_all(self, segments: Sequence[int], total: int, workers: int) -> list[SegmentCount]:
-        """Several segments at once (a parallel scan: the reads overlap; evaluation shares one interpreter)."""
-        if workers <= 1 or len(segments) <= 1:
-            return [self.count(s, total) for s in segments]
-        with ThreadPoolExecutor(max_workers=min(workers, len(segments)), thread_name_prefix="audience-scan") as pool:
-            return list(pool.map(lambda s: self.count(s, total), segments))
-
     def member_ids(self, total: int, workers: int, *, tagged: bool) -> set[str]:
         """Every member's person id over all segments (tagged: by membership tag, else by evaluation)."""
         pick = self.tagged_members if tagged else self.members

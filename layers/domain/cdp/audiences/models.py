@@ -224,3 +224,62 @@ class ExportRequest(BaseModel):
         description="parallel scan segments; 1: one scan that also returns the filed events a condition over events "
         "reads (held in memory: a small table), instead of a timeline read per person",
     )
+
+
+# ---- estimate: a definition not saved yet (the console's audience builder) --------------------------------------
+
+PORTRAIT_TAGS = ("lifecycle", "spend_tier", "top_category", "age_band")
+MAX_PORTRAIT_TAGS = 8
+MAX_PORTRAIT_VALUES = 12  # a dimension's most frequent values among all customers; the rest add up as `other`
+MAX_ESTIMATE_PREVIEW = 20
+
+
+class EstimateRequest(BaseModel):
+    """A definition as it stands in the builder (saved or not), and what to work out for it in one scan."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    definition: dict[str, object] = Field(
+        description="the audience definition (as POST /v1/audiences takes it); errors name paths inside it"
+    )
+    size: SizeRequest = Field(default_factory=SizeRequest, description="how to size it (the sample, the segments)")
+    portrait: list[str] = Field(
+        default_factory=lambda: list(PORTRAIT_TAGS),
+        max_length=MAX_PORTRAIT_TAGS,
+        description="tags to compare the members with all customers on (lifecycle, value, preference, age)",
+    )
+    preview: int = Field(default=10, ge=0, le=MAX_ESTIMATE_PREVIEW, description="members to show (PII masked)")
+
+
+class PortraitValue(BaseModel):
+    value: str | None = Field(description="the tag's value as text; null: the person has no value; `other`: the rest")
+    members: int = Field(description="members with this value, in the scanned profiles")
+    customers: int = Field(description="scanned profiles with this value (members or not)")
+    members_share: float = Field(description="of the members scanned")
+    customers_share: float = Field(description="of the profiles scanned")
+    index: float | None = Field(
+        description="members_share / customers_share x 100: above 100 the audience holds more of this value than the "
+        "customers do (null when no customer has it)"
+    )
+
+
+class PortraitDimension(BaseModel):
+    tag: str
+    values: list[PortraitValue] = Field(description="by the customers' count, most frequent first; null and other last")
+
+
+class Portrait(BaseModel):
+    """The members against all customers, over the same scanned profiles (the size's sample)."""
+
+    members: int
+    customers: int
+    dimensions: list[PortraitDimension]
+
+
+class AudienceEstimate(BaseModel):
+    audience_id: str
+    saved_version: int | None = Field(description="the stored version of this id, if any (the estimate is of the body)")
+    report: ValidationReport = Field(description="valid (an invalid definition answers 422), what it reads, notes")
+    size: SizeEstimate
+    portrait: Portrait
+    preview: list[PreviewMember] = Field(description="the first members found, PII masked")

@@ -11,8 +11,12 @@ import hashlib
 import random
 import time
 import uuid
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TypeVar
 
 from cdp.audiences.evaluation import (
     AudiencePlan,
@@ -23,11 +27,18 @@ from cdp.audiences.evaluation import (
     read_values,
 )
 from cdp.audiences.models import (
+    MAX_PORTRAIT_VALUES,
+    AudienceEstimate,
     AudienceList,
     AudienceSummary,
+    EstimateRequest,
     ExportRequest,
+    Portrait,
+    PortraitDimension,
+    PortraitValue,
     Preview,
     PreviewMember,
+    SegmentCount,
     SizeEstimate,
     SizeRequest,
     SnapshotList,
@@ -42,12 +53,16 @@ from cdp.ingest.auth import AUDIENCES_READ_SCOPE, AUDIENCES_WRITE_SCOPE, authori
 from cdp.ingest.ports import ApiClient
 from cdp.observability import logger
 from cdp.org import ScopeRef
+from cdp.profile.models import Profile
 from cdp.profile.ports import ProfileReader
 from cdp.shared.time import utc_now
 from cdp.tags.catalog import TagCatalog
 
 MAX_PREVIEW = 100
 SCAN_WORKERS = 4  # segments read at once (DynamoDB parallel scan: the reads overlap)
+OTHER = "other"
+
+Survey = TypeVar("Survey")
 
 
 class AudienceInUseError(CdpError):
@@ -146,19 +161,41 @@ class AudienceService:
         plan = self.plan(audience_id)
         as_of = self._now()
         scanner = AudienceScanner(self._profiles, plan, as_of, self._clock)
+        sample = self._sample(scanner, request, audience_id, scanner.count, lambda c: c.profiles)
+        estimate = self._size_estimate(scanner, request, sample, as_of)
+        logger.info("audience sized", audience_id=audience_id, estimate=estimate.estimate, segments=len(sample))
+        return estimate
+
+    def _sample(
+        self,
+        scanner: AudienceScanner,
+        request: SizeRequest,
+        seed_text: str,
+        survey: Callable[[int, int], Survey],
+        profiles_of: Callable[[Survey], int],
+    ) -> Sequence[Survey]:
+        """Survey a random sample of the scan segments: the first one, then as many more as the request asks for
+        (in parallel; the reads overlap)."""
         total = request.segments
-        seed = request.seed if request.seed is not None else int(hashlib.sha256(audience_id.encode()).hexdigest(), 16)
+        seed = request.seed if request.seed is not None else int(hashlib.sha256(seed_text.encode()).hexdigest(), 16)
         order = list(range(total))
         random.Random(seed).shuffle(order)
-        sample = [scanner.count(order[0], total)]
-        wanted = self._segments_to_scan(request, total, sample[0].profiles)
-        sample.extend(scanner.count_all(order[1:wanted], total, self._workers))
+        first = survey(order[0], total)
+        rest = order[1 : self._segments_to_scan(request, total, profiles_of(first))]
+        if self._workers <= 1 or len(rest) <= 1:
+            return [first, *(survey(s, total) for s in rest)]
+        with ThreadPoolExecutor(max_workers=min(self._workers, len(rest)), thread_name_prefix="audience-scan") as pool:
+            return [first, *pool.map(lambda s: survey(s, total), rest)]
+
+    def _size_estimate(
+        self, scanner: AudienceScanner, request: SizeRequest, sample: Sequence[SegmentCount], as_of: datetime
+    ) -> SizeEstimate:
+        total = request.segments
         result = extrapolate(total, sample)
         exact = len(sample) == total
-        logger.info("audience sized", audience_id=audience_id, estimate=result.estimate, segments=len(sample))
         return SizeEstimate(
-            audience_id=audience_id,
-            version=plan.version,
+            audience_id=scanner.plan.definition.id,
+            version=scanner.plan.version,
             as_of=as_of,
             exact=exact,
             estimate=result.estimate,
@@ -174,6 +211,56 @@ class AudienceService:
             sample=sorted(sample, key=lambda c: c.segment),
             read_timelines=scanner.reads_timelines,
             timings=scanner.timings(),
+        )
+
+    # ---- estimate: size, portrait and preview of a definition as it stands (not saved) ----------------------
+
+    def estimate(self, request: EstimateRequest) -> AudienceEstimate:
+        """One sampled scan answers the size, the members' portrait against all customers on the same profiles,
+        and the first members: what a builder shows while the marketer edits the condition."""
+        known = self._store.definitions()
+        result = checked(request.definition, self._catalog(), known)
+        draft = result.definition
+        catalog = self._catalog()
+        for i, tag in enumerate(request.portrait):
+            if tag not in catalog.definitions:
+                raise InvalidInputError(f"portrait: unknown tag {tag!r}", f"portrait[{i}]")
+        saved = {s.definition.id: s.version for s in self._store.list()}
+        refs = closure(draft, known)
+        plan = AudiencePlan(
+            definition=draft,
+            version=saved.get(draft.id, 0),
+            references=tuple(refs),
+            reference_versions={d.id: saved[d.id] for d in refs if d.id in saved},
+        )
+        as_of = self._now()
+        scanner = AudienceScanner(self._profiles, plan, as_of, self._clock)
+        tags = tuple(dict.fromkeys(request.portrait))
+
+        def survey(segment: int, total: int) -> _SegmentSurvey:
+            out = _SegmentSurvey(segment, tags)
+            for profile, evaluated in scanner.evaluated(segment, total):
+                out.add(profile, evaluated.member)
+                if evaluated.member and len(out.preview) < request.preview:
+                    member = PreviewMember(
+                        person_id=profile.person_id,
+                        brand_id=profile.brand_id,
+                        traits=preview_traits(profile, evaluated.record, as_of),
+                        reads=read_values(plan, evaluated, as_of),
+                    )
+                    out.preview.append(member)
+            return out
+
+        sample = self._sample(scanner, request.size, draft.id, survey, lambda s: s.profiles)
+        size = self._size_estimate(scanner, request.size, [s.count for s in sample], as_of)
+        logger.info("audience estimated", audience_id=draft.id, estimate=size.estimate, segments=len(sample))
+        return AudienceEstimate(
+            audience_id=draft.id,
+            saved_version=saved.get(draft.id),
+            report=result.report,
+            size=size,
+            portrait=_portrait(tags, sample),
+            preview=[m for s in sample for m in s.preview][: request.preview],
         )
 
     @staticmethod
@@ -269,3 +356,71 @@ class AudienceService:
         if not found:
             self._store.get(audience_id)  # an unknown audience is a 404, a known one without exports an empty list
         return SnapshotList(audience_id=audience_id, snapshots=found)
+
+
+@dataclass
+class _SegmentSurvey:
+    """One segment's counts: members, and each portrait tag's values among members and among every profile."""
+
+    segment: int
+    tags: tuple[str, ...]
+    profiles: int = 0
+    members: int = 0
+    customers_by: dict[str, Counter[str | None]] = field(default_factory=dict)
+    members_by: dict[str, Counter[str | None]] = field(default_factory=dict)
+    preview: list[PreviewMember] = field(default_factory=list)
+
+    def add(self, profile: Profile, member: bool) -> None:
+        self.profiles += 1
+        self.members += member
+        for tag in self.tags:
+            held = profile.tags.get(tag)
+            value = None if held is None else _text(held.value)
+            self.customers_by.setdefault(tag, Counter())[value] += 1
+            if member:
+                self.members_by.setdefault(tag, Counter())[value] += 1
+
+    @property
+    def count(self) -> SegmentCount:
+        return SegmentCount(segment=self.segment, profiles=self.profiles, members=self.members)
+
+
+def _text(value: str | int | float | bool) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _portrait(tags: Sequence[str], sample: Sequence[_SegmentSurvey]) -> Portrait:
+    members = sum(s.members for s in sample)
+    customers = sum(s.profiles for s in sample)
+    dimensions = []
+    for tag in tags:
+        everyone: Counter[str | None] = Counter()
+        chosen: Counter[str | None] = Counter()
+        for s in sample:
+            everyone.update(s.customers_by.get(tag, Counter()))
+            chosen.update(s.members_by.get(tag, Counter()))
+        named = sorted((v for v in everyone if v is not None), key=lambda v: (-everyone[v], v))
+        shown: list[str | None] = list(named[:MAX_PORTRAIT_VALUES])
+        rest = named[MAX_PORTRAIT_VALUES:]
+        rows = [(v, chosen[v], everyone[v]) for v in shown]
+        if rest:
+            rows.append((OTHER, sum(chosen[v] for v in rest), sum(everyone[v] for v in rest)))
+        if everyone[None]:
+            rows.append((None, chosen[None], everyone[None]))
+        dimensions.append(PortraitDimension(tag=tag, values=[_share(v, m, c, members, customers) for v, m, c in rows]))
+    return Portrait(members=members, customers=customers, dimensions=dimensions)
+
+
+def _share(value: str | None, members: int, customers: int, members_total: int, customers_total: int) -> PortraitValue:
+    members_share = members / members_total if members_total else 0.0
+    customers_share = customers / customers_total if customers_total else 0.0
+    return PortraitValue(
+        value=value,
+        members=members,
+        customers=customers,
+        members_share=round(members_share, 6),
+        customers_share=round(customers_share, 6),
+        index=round(100 * members_share / customers_share, 1) if customers_share else None,
+    )

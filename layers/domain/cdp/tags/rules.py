@@ -82,7 +82,7 @@ class _Node(BaseModel):
 class Ref(_Node):
     """A value: a profile attribute, a tag, a model score, an audience membership, or an aggregate of events."""
 
-    attr: str | None = Field(default=None, description="a profile attribute (see GET /v1/tags/attributes)")
+    attr: str | None = Field(default=None, description="a profile attribute (GET /v1/tags lists them)")
     tag: str | None = Field(default=None, pattern=NAME_PATTERN)
     score: str | None = Field(
         default=None,
