@@ -34,15 +34,22 @@ from cdp.audiences.models import (
     StoredAudience,
     ValidationReport,
 )
-from cdp.audiences.service import MAX_PREVIEW, AudienceInUseError, AudienceService, authorize_audiences
+from cdp.audiences.service import (
+    MAX_PREVIEW,
+    AudienceAccess,
+    AudienceInUseError,
+    AudienceService,
+    authorize_audiences,
+)
 from cdp.audiences.store import AudienceStore
 from cdp.audiences.validation import AudienceInvalidError
 from cdp.connectors.aws import SecretsManagerSources
+from cdp.errors import ConflictError
 from cdp.ingest.auth import AUDIENCES_READ_SCOPE, authorize
 from cdp.ingest.aws import SecretsManagerKeyring
 from cdp.ingest.ports import ApiClient
 from cdp.observability import logger, metrics, tracer
-from cdp.org import load_org
+from cdp.org import OrgDirectory, load_org
 from cdp.profile.dynamodb import DynamoProfileStore
 from cdp.settings import AudienceApiSettings, get_settings
 from cdp.shared.aws import S3ObjectStore
@@ -61,6 +68,7 @@ class Dependencies:
     keyring: SecretsManagerKeyring
     activations: ActivationService
     catalog: CatalogSource
+    org: OrgDirectory
 
 
 @cache
@@ -75,16 +83,16 @@ def dependencies() -> Dependencies:
     platforms = SourceAdPlatforms(SecretsManagerSources(s.sources_secret_id))
     activations = ActivationService(audiences, profiles, org, ActivationStore(objects), platforms)
     keyring = SecretsManagerKeyring(s.api_keys_secret_id)
-    return Dependencies(service=service, keyring=keyring, activations=activations, catalog=catalog)
+    return Dependencies(service=service, keyring=keyring, activations=activations, catalog=catalog, org=org)
 
 
 def _client() -> ApiClient:
     return api_client(app.current_event, dependencies().keyring)
 
 
-def _service(*, write: bool = False) -> AudienceService:
-    authorize_audiences(api_client(app.current_event, dependencies().keyring), write=write)
-    return dependencies().service
+def _access(*, write: bool = False) -> AudienceAccess:
+    """The caller's view of the audiences: every one (no org scope) or those of the brands its key holds."""
+    return authorize_audiences(_client(), write=write, org=dependencies().org)
 
 
 def _query(name: str) -> str | None:
@@ -107,7 +115,7 @@ def _docs(ok: dict[int, tuple[Any, str]], errors: tuple[int, ...]) -> dict[int, 
     if 404 in out:
         out[404]["description"] = "no such audience (or snapshot)"
     if 409 in out:
-        out[409]["description"] = "other audiences reference this one"
+        out[409]["description"] = "other audiences reference this one, or another brand's audience holds the id"
     if 502 in errors:  # activation: the platform refused for good (502) or for now (503); the record is in the body
         failed = {"application/json": {"model": ActivationErrorBody}}
         out[502] = {"description": "the ad platform refused (our account, token or request)", "content": failed}
@@ -130,12 +138,14 @@ def _docs(ok: dict[int, tuple[Any, str]], errors: tuple[int, ...]) -> dict[int, 
     "/v1/audiences",
     summary="Define an audience, or update it (the version goes up by one)",
     tags=["audiences"],
-    responses=_docs({200: (StoredAudience, "updated"), 201: (StoredAudience, "created")}, (400, 401, 403, 422, 503)),
+    responses=_docs(
+        {200: (StoredAudience, "updated"), 201: (StoredAudience, "created")}, (400, 401, 403, 409, 422, 503)
+    ),
     openapi_extensions=body(AudienceDefinition, "AudienceDefinition"),
 )
 def define() -> Response[str]:
-    service = _service(write=True)
-    stored = service.define(json_body(text_body(app.current_event)))
+    access = _access(write=True)
+    stored = dependencies().service.define(json_body(text_body(app.current_event)), access)
     return _ok(stored, 201 if stored.created_at == stored.updated_at else 200)
 
 
@@ -146,7 +156,7 @@ def define() -> Response[str]:
     responses=_docs({200: (AudienceList, "ok")}, (400, 401, 403, 503)),
 )
 def list_audiences() -> Response[str]:
-    return _ok(_service().list())
+    return _ok(dependencies().service.list(_access()))
 
 
 @app.post(
@@ -159,8 +169,8 @@ def list_audiences() -> Response[str]:
     openapi_extensions=body(AudienceDefinition, "AudienceDefinition"),
 )
 def validate() -> Response[str]:
-    service = _service()
-    return _ok(service.validate(json_body(text_body(app.current_event))))
+    access = _access()
+    return _ok(dependencies().service.validate(json_body(text_body(app.current_event)), access))
 
 
 @app.post(
@@ -168,12 +178,12 @@ def validate() -> Response[str]:
     summary="Size a definition as it stands (saved or not), with its members' portrait against all customers and the "
     "first members, from one sampled scan: what an audience builder shows while it is edited",
     tags=["audiences"],
-    responses=_docs({200: (AudienceEstimate, "nothing was saved")}, (400, 401, 403, 422, 503)),
+    responses=_docs({200: (AudienceEstimate, "nothing was saved")}, (400, 401, 403, 409, 422, 503)),
     openapi_extensions=body(EstimateRequest, "EstimateRequest"),
 )
 def estimate() -> Response[str]:
-    service = _service()
-    return _ok(service.estimate(options(EstimateRequest, text_body(app.current_event))))
+    access = _access()
+    return _ok(dependencies().service.estimate(options(EstimateRequest, text_body(app.current_event)), access))
 
 
 @app.get(
@@ -195,8 +205,8 @@ def tag_catalog() -> Response[str]:
     responses=_docs({200: (StoredAudience, "ok")}, (400, 401, 403, 404, 503)),
 )
 def get_audience(audience_id: str) -> Response[str]:
-    service = _service()
-    return _ok(service.get(_id(audience_id)))
+    access = _access()
+    return _ok(dependencies().service.get(_id(audience_id), access))
 
 
 @app.delete(
@@ -206,8 +216,8 @@ def get_audience(audience_id: str) -> Response[str]:
     responses=_docs({200: (StoredAudience, "the tombstone")}, (400, 401, 403, 404, 409, 503)),
 )
 def delete_audience(audience_id: str) -> Response[str]:
-    service = _service(write=True)
-    return _ok(service.delete(_id(audience_id)))
+    access = _access(write=True)
+    return _ok(dependencies().service.delete(_id(audience_id), access))
 
 
 @app.post(
@@ -218,9 +228,9 @@ def delete_audience(audience_id: str) -> Response[str]:
     openapi_extensions=body(SizeRequest, "SizeRequest", description="optional: an empty body takes the defaults"),
 )
 def size(audience_id: str) -> Response[str]:
-    service = _service()
+    access = _access()
     request = options(SizeRequest, text_body(app.current_event))
-    return _ok(service.size(_id(audience_id), request))
+    return _ok(dependencies().service.size(_id(audience_id), request, access))
 
 
 @app.get(
@@ -231,10 +241,10 @@ def size(audience_id: str) -> Response[str]:
     openapi_extensions=query(limit=f"1-{MAX_PREVIEW} (default 10)", segments="parallel scan segments, 1-1000"),
 )
 def preview(audience_id: str) -> Response[str]:
-    service = _service()
+    access = _access()
     limit = int_query("limit", _query("limit"), 10, 1, MAX_PREVIEW)
     segments = int_query("segments", _query("segments"), DEFAULT_SEGMENTS, 1, 1000)
-    return _ok(service.preview(_id(audience_id), limit, segments))
+    return _ok(dependencies().service.preview(_id(audience_id), limit, segments, access))
 
 
 @app.post(
@@ -245,9 +255,9 @@ def preview(audience_id: str) -> Response[str]:
     openapi_extensions=body(ExportRequest, "ExportRequest", description="optional: an empty body takes the defaults"),
 )
 def export(audience_id: str) -> Response[str]:
-    service = _service(write=True)
+    access = _access(write=True)
     request = options(ExportRequest, text_body(app.current_event))
-    return _ok(service.export(_id(audience_id), request), 201)
+    return _ok(dependencies().service.export(_id(audience_id), request, access), 201)
 
 
 @app.get(
@@ -257,8 +267,8 @@ def export(audience_id: str) -> Response[str]:
     responses=_docs({200: (SnapshotList, "ok")}, (400, 401, 403, 404, 503)),
 )
 def snapshots(audience_id: str) -> Response[str]:
-    service = _service()
-    return _ok(service.snapshots(_id(audience_id)))
+    access = _access()
+    return _ok(dependencies().service.snapshots(_id(audience_id), access))
 
 
 @app.post(
@@ -311,6 +321,11 @@ def _invalid_audience(exc: AudienceInvalidError) -> Response[str]:
 @app.exception_handler(AudienceInUseError)
 def _in_use(exc: AudienceInUseError) -> Response[str]:
     return error_response(409, "audience_in_use", str(exc))
+
+
+@app.exception_handler(ConflictError)
+def _id_taken(exc: ConflictError) -> Response[str]:
+    return error_response(409, "conflict", str(exc), field="id")
 
 
 @app.exception_handler(ActivationStateError)

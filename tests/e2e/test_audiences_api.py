@@ -296,3 +296,39 @@ def test_the_tag_catalog_lists_every_tag_with_its_values_and_what_a_condition_ma
     assert "between" in catalog["operators"] and "days_since_last" in catalog["aggregates"]
     # And a key without audiences:read is refused
     assert _http(runtime, "GET", "/v1/tags", key="e2e-marketer-key")[0] == 403
+
+
+def test_a_brands_key_builds_audiences_of_its_own_customers_only(runtime: LocalRuntime) -> None:
+    # Given Audienceville's persons of demo-brand (the server fixture's) and one of demo-outlet
+    outlet = {**_event(0, "identify", 99, city=CITY), "brand_id": "demo-outlet", "event_id": "aud-e2e-outlet-99"}
+    status, posted = _http(runtime, "POST", "/v1/events", {"batch": [outlet]}, "e2e-outlet-writer-key")
+    assert status == 202 and posted["accepted"] == 1, posted
+    runtime.drain()
+    everyone = {
+        "id": "audienceville_everyone",
+        "name": "all",
+        "kind": "static",
+        "include": {"attr": "city", "eq": CITY},
+    }
+    status, answer = _http(runtime, "POST", "/v1/audiences/estimate", {"definition": everyone})
+    assert status == 200 and answer["size"]["estimate"] == PERSONS + 1, answer  # an unscoped key: every brand's
+    # When demo-brand's key estimates and defines the same condition, naming no brand
+    mine = {**everyone, "id": "audienceville_brand"}
+    status, answer = _http(runtime, "POST", "/v1/audiences/estimate", {"definition": mine}, "e2e-audiences-key")
+    # Then it counts demo-brand's customers only, and the saved definition is bound to the brand
+    assert status == 200 and answer["size"]["estimate"] == PERSONS and answer["portrait"]["customers"] == PERSONS
+    status, stored = _http(runtime, "POST", "/v1/audiences", mine, "e2e-audiences-key")
+    assert status == 201 and stored["definition"]["brand_id"] == BRAND
+    status, snapshot = _http(runtime, "POST", "/v1/audiences/audienceville_brand/export", {}, "e2e-audiences-key")
+    assert status == 201 and snapshot["count"] == PERSONS
+    # And demo-outlet's key does not find it, cannot take its id, and cannot name demo-brand
+    outlet_key = "e2e-outlet-audiences-key"
+    assert _http(runtime, "GET", "/v1/audiences/audienceville_brand", key=outlet_key)[0] == 404
+    assert "audienceville_brand" not in [
+        a["id"] for a in _http(runtime, "GET", "/v1/audiences", key=outlet_key)[1]["audiences"]
+    ]
+    assert _http(runtime, "POST", "/v1/audiences", mine, outlet_key)[0] == 409
+    named = {**mine, "id": "audienceville_named", "brand_id": BRAND}
+    assert _http(runtime, "POST", "/v1/audiences", named, outlet_key)[0] == 403
+    # And a store's key holds no whole brand: 403
+    assert _http(runtime, "GET", "/v1/audiences", key="e2e-sh01-till-offers-key")[0] == 403

@@ -8,14 +8,20 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from cdp.audiences.models import SNAPSHOT_ID_PATTERN, ExportRequest, SizeRequest
-from cdp.audiences.service import AudienceInUseError, AudienceService, authorize_audiences, snapshot_id_for
-from cdp.errors import ForbiddenError, InvalidInputError, NotFoundError
+from cdp.audiences.models import SNAPSHOT_ID_PATTERN, EstimateRequest, ExportRequest, SizeRequest
+from cdp.audiences.service import (
+    AudienceAccess,
+    AudienceInUseError,
+    AudienceService,
+    authorize_audiences,
+    snapshot_id_for,
+)
+from cdp.errors import ConflictError, ForbiddenError, InvalidInputError, NotFoundError
 from cdp.ingest.ports import ApiClient
-from cdp.org import ScopeRef
+from cdp.org import OrgDirectory, ScopeRef
 from cdp.profile.ports import TimelineEntry
 from tests.fakes.objects import InMemoryObjectStore
-from tests.unit.audiences.conftest import NOW, CountingProfiles, definition, make_profile, order_event
+from tests.unit.audiences.conftest import BRAND, NOW, CountingProfiles, definition, make_profile, order_event
 
 DORMANT_SHANGHAI = {"all": [{"tag": "lifecycle", "eq": "dormant"}, {"attr": "city", "eq": "Shanghai"}]}
 
@@ -128,14 +134,69 @@ def test_unknown_audiences_are_not_found(service: AudienceService) -> None:
         service.snapshots("nope")
 
 
-def test_audience_routes_need_the_scope_and_a_key_without_an_org_scope() -> None:
+def test_audience_routes_need_the_scope_and_a_key_that_holds_whole_brands() -> None:
     reader = ApiClient(name="r", scopes=frozenset({"audiences:read"}))
-    assert authorize_audiences(reader, write=False) is reader
+    assert authorize_audiences(reader, write=False).everything
     with pytest.raises(ForbiddenError, match="lacks scope audiences:write"):
         authorize_audiences(reader, write=True)
-    scoped = ApiClient(name="s", scopes=frozenset({"audiences:read"}), org_scope=ScopeRef(brand_id="demo-brand"))
-    with pytest.raises(ForbiddenError, match="limited to brand:demo-brand"):
-        authorize_audiences(scoped, write=False)
+    brand = ApiClient(name="b", scopes=frozenset({"audiences:read"}), org_scope=ScopeRef(brand_id="demo-brand"))
+    assert not authorize_audiences(brand, write=False, org=OrgDirectory()).everything
+    store = ApiClient(
+        name="s", scopes=frozenset({"audiences:read"}), org_scope=ScopeRef(brand_id="demo-brand", store_id="sh01")
+    )
+    with pytest.raises(ForbiddenError, match=r"limited to .*sh01"):
+        authorize_audiences(store, write=False)
+
+
+def _brand_access(brand: str) -> AudienceAccess:
+    return AudienceAccess(ScopeRef(brand_id=brand), OrgDirectory(), f"the key of {brand}")
+
+
+def test_a_brands_key_sees_defines_and_sizes_only_its_brands_audiences(
+    service: AudienceService, profiles: CountingProfiles
+) -> None:
+    # Given Shanghai customers of two brands, and an unscoped audience of every brand's Shanghai customers
+    for i in range(3):
+        profiles.profiles[f"a{i}"] = make_profile(f"a{i}", city="Shanghai", tags={"lifecycle": "mature"})
+    for i in range(2):
+        profiles.profiles[f"o{i}"] = make_profile(
+            f"o{i}", city="Shanghai", brand_id="demo-outlet", tags={"lifecycle": "growth"}
+        )
+    service.define(definition("everyone_shanghai"))
+    mine, theirs = _brand_access(BRAND), _brand_access("demo-outlet")
+    # When the brand's key defines one without naming a brand, Then it is bound to the key's brand
+    stored = service.define(definition("brand_shanghai"), mine)
+    assert stored.definition.brand_id == BRAND
+    # And it holds only that brand's customers: its size, its portrait's customers and its preview
+    assert service.size("brand_shanghai", SizeRequest(segments=2), mine).estimate == 3
+    estimate = service.estimate(EstimateRequest(definition=definition("brand_shanghai"), portrait=["lifecycle"]), mine)
+    assert (estimate.size.estimate, estimate.portrait.customers) == (3, 3)
+    assert {v.value for v in estimate.portrait.dimensions[0].values} == {"mature"}
+    assert {m.brand_id for m in service.preview("brand_shanghai", 10, access=mine).members} == {BRAND}
+    # And the unscoped one still counts every brand's
+    assert service.size("everyone_shanghai", SizeRequest(segments=2)).estimate == 5
+    # When another brand's key looks, Then the audience is not there for it (list, get, size, snapshots)
+    assert [a.id for a in service.list(theirs).audiences] == []
+    assert [a.id for a in service.list(mine).audiences] == ["brand_shanghai"]
+    for call in (
+        lambda: service.get("brand_shanghai", theirs),
+        lambda: service.size("brand_shanghai", SizeRequest(), theirs),
+        lambda: service.snapshots("brand_shanghai", theirs),
+        lambda: service.get("everyone_shanghai", mine),
+    ):
+        with pytest.raises(NotFoundError):
+            call()
+    # And it cannot take the id, name the other brand, or reference the other brand's audience
+    with pytest.raises(ConflictError, match="taken"):
+        service.define(definition("brand_shanghai"), theirs)
+    with pytest.raises(ForbiddenError, match="not brand demo-brand"):
+        service.define(definition("outlet_x", brand_id=BRAND), theirs)
+    report = service.validate(definition("outlet_y", include={"audience": "brand_shanghai", "eq": True}), theirs)
+    assert not report.valid and report.errors[0].field == "include.audience"
+    # When an unscoped key binds an audience to one brand and references another brand's, Then it names the path
+    crossed = definition("crossed", brand_id="demo-outlet", include={"audience": "brand_shanghai", "eq": True})
+    report = service.validate(crossed)
+    assert not report.valid and "holds brand demo-brand's customers" in report.errors[0].message
 
 
 def test_timeline_entries_of_merged_persons_count_once(service: AudienceService, profiles: CountingProfiles) -> None:

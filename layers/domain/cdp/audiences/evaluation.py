@@ -88,6 +88,7 @@ class AudienceScanner:
         self._asof = epoch(asof)
         self._clock = clock
         self._conditions = plan.conditions
+        self._brand = plan.definition.brand_id
         self._needs_events = plan.needs_events
         self._local = threading.local()  # one tally per thread: segments are scanned in parallel
         self._tallies: list[_Tally] = []
@@ -108,6 +109,8 @@ class AudienceScanner:
         return self._needs_events
 
     def scan(self, segment: int, total: int) -> Iterator[Profile]:
+        """The segment's profiles; of the audience's brand only, when it is bound to one (the others are read, as a
+        scan reads everything, but neither counted nor evaluated: sizes and portraits are of the brand's customers)."""
         iterator = iter(self._profiles.scan_shard(segment, total))
         while True:
             started = self._clock()
@@ -115,6 +118,8 @@ class AudienceScanner:
             self._tally.scan_s += self._clock() - started
             if profile is None:
                 return
+            if self._brand is not None and profile.brand_id != self._brand:
+                continue
             self._tally.profiles += 1
             yield profile
 
@@ -160,6 +165,8 @@ class AudienceScanner:
             if history is None:
                 return
             profile, timeline = history
+            if self._brand is not None and profile.brand_id != self._brand:
+                continue
             self._tally.profiles += 1
             self._tally.timelines += 1
             yield profile, self._verdict(profile, [entry.event for entry in timeline])

@@ -1,8 +1,10 @@
 """Audience packages: define, validate, size, preview and export, over injected ports.
 
-Who may call: audience routes read every profile of the deployment (sizes, previews, exports span brands and
-stores), so they need a key without an org-hierarchy scope, holding `audiences:read` (list, get, validate, size,
-preview, snapshots) or `audiences:write` (define, delete, export).
+Who may call: a key holding `audiences:read` (list, get, validate, estimate, size, preview, snapshots) or
+`audiences:write` (define, delete, export). A key without an org-hierarchy scope sees every audience; a key that
+holds whole brands (a brand or a group) sees, defines and sizes only audiences bound to one of its brands
+(`brand_id`, which it fills in when the key holds one brand), whose condition admits only that brand's customers.
+A store's or a dealer's key holds no whole brand: 403.
 """
 
 from __future__ import annotations
@@ -44,18 +46,20 @@ from cdp.audiences.models import (
     SnapshotList,
     SnapshotManifest,
     StoredAudience,
+    ValidationIssue,
     ValidationReport,
 )
 from cdp.audiences.store import AudienceStore
-from cdp.audiences.validation import checked, closure, references, validate
-from cdp.errors import CdpError, ForbiddenError, InvalidInputError
+from cdp.audiences.validation import AudienceInvalidError, Checked, checked, closure, references, validate
+from cdp.errors import CdpError, ConflictError, ForbiddenError, InvalidInputError, NotFoundError
 from cdp.ingest.auth import AUDIENCES_READ_SCOPE, AUDIENCES_WRITE_SCOPE, authorize
 from cdp.ingest.ports import ApiClient
 from cdp.observability import logger
-from cdp.org import ScopeRef
+from cdp.org import OrgDirectory, ScopeRef
 from cdp.profile.models import Profile
 from cdp.profile.ports import ProfileReader
 from cdp.shared.time import utc_now
+from cdp.tags.audience_rules import AudienceDefinition
 from cdp.tags.catalog import TagCatalog
 
 MAX_PREVIEW = 100
@@ -69,14 +73,53 @@ class AudienceInUseError(CdpError):
     """The audience is referenced by others (409 at the edge): change or delete those first."""
 
 
-def authorize_audiences(client: ApiClient, *, write: bool) -> ApiClient:
+@dataclass(frozen=True)
+class AudienceAccess:
+    """Which audiences a caller may see and define: every one (no org scope), or those bound to a brand it holds."""
+
+    scope: ScopeRef
+    org: OrgDirectory | None = None
+    name: str = "the caller"
+
+    @property
+    def everything(self) -> bool:
+        return self.scope == ScopeRef()
+
+    def sees(self, definition: AudienceDefinition) -> bool:
+        if self.everything:
+            return True
+        brand = definition.brand_id
+        return brand is not None and self.org is not None and self.scope.holds_brand(self.org, brand)
+
+    def bind(self, raw: object) -> object:
+        """The definition as this caller may save it: bound to its brand when it holds exactly one and names none."""
+        if self.everything or not isinstance(raw, dict):
+            return raw
+        named = raw.get("brand_id")
+        if named is None and self.scope.brand_id is not None:
+            return {**raw, "brand_id": self.scope.brand_id}
+        if named is None:
+            raise AudienceInvalidError(
+                [ValidationIssue(field="brand_id", message=f"name the brand: {self.name} holds {self.scope.label}")]
+            )
+        if isinstance(named, str) and not (self.org is not None and self.scope.holds_brand(self.org, named)):
+            raise ForbiddenError(f"{self.name} is limited to {self.scope.label}, not brand {named}")
+        return raw
+
+
+EVERYTHING = AudienceAccess(ScopeRef())
+"""Trusted callers inside the deployment (the demo, the tests): every audience."""
+
+
+def authorize_audiences(client: ApiClient, *, write: bool, org: OrgDirectory | None = None) -> AudienceAccess:
     authorize(client, AUDIENCES_WRITE_SCOPE if write else AUDIENCES_READ_SCOPE)
-    if client.org_scope != ScopeRef():
+    scope = client.org_scope
+    if scope.dealer_id or scope.store_id:
         raise ForbiddenError(
-            f"audiences read every profile of the deployment; the key of {client.name} is limited to "
-            f"{client.org_scope.label}: use a key without an org scope"
+            f"audiences hold whole brands' customers; the key of {client.name} is limited to {scope.label}: use a "
+            "key of the brand"
         )
-    return client
+    return AudienceAccess(scope, org, f"the key of {client.name}")
 
 
 def snapshot_id_for(as_of: datetime) -> str:
@@ -104,19 +147,37 @@ class AudienceService:
 
     # ---- definitions ------------------------------------------------------------------------------------------
 
-    def validate(self, raw: object) -> ValidationReport:
-        return validate(raw, self._catalog(), self._store.definitions())
+    def _visible(self, access: AudienceAccess) -> dict[str, AudienceDefinition]:
+        return {k: d for k, d in self._store.definitions().items() if access.sees(d)}
 
-    def define(self, raw: object) -> StoredAudience:
-        result = checked(raw, self._catalog(), self._store.definitions())
+    def _stored(self, audience_id: str, access: AudienceAccess) -> StoredAudience:
+        stored = self._store.get(audience_id)
+        if not access.sees(stored.definition):  # another brand's audience is not there, for this caller
+            raise NotFoundError(f"no audience {audience_id!r}")
+        return stored
+
+    def _checked(self, raw: object, access: AudienceAccess) -> Checked:
+        """Checked against the audiences the caller sees; an id another brand's audience holds is refused."""
+        bound = access.bind(raw)
+        result = checked(bound, self._catalog(), self._visible(access))
+        taken = self._store.definitions().get(result.definition.id)
+        if taken is not None and not access.sees(taken):
+            raise ConflictError(f"audience id {result.definition.id!r} is taken: choose another id")
+        return result
+
+    def validate(self, raw: object, access: AudienceAccess = EVERYTHING) -> ValidationReport:
+        return validate(access.bind(raw), self._catalog(), self._visible(access))
+
+    def define(self, raw: object, access: AudienceAccess = EVERYTHING) -> StoredAudience:
+        result = self._checked(raw, access)
         stored = self._store.put(result.definition, self._now())
         logger.info("audience defined", audience_id=stored.definition.id, version=stored.version)
         return stored
 
-    def get(self, audience_id: str) -> StoredAudience:
-        return self._store.get(audience_id)
+    def get(self, audience_id: str, access: AudienceAccess = EVERYTHING) -> StoredAudience:
+        return self._stored(audience_id, access)
 
-    def list(self) -> AudienceList:
+    def list(self, access: AudienceAccess = EVERYTHING) -> AudienceList:
         return AudienceList(
             audiences=[
                 AudienceSummary(
@@ -128,11 +189,12 @@ class AudienceService:
                     updated_at=s.updated_at,
                 )
                 for s in self._store.list()
+                if access.sees(s.definition)
             ]
         )
 
-    def delete(self, audience_id: str) -> StoredAudience:
-        stored = self._store.get(audience_id)
+    def delete(self, audience_id: str, access: AudienceAccess = EVERYTHING) -> StoredAudience:
+        stored = self._stored(audience_id, access)
         readers = sorted(d.id for d in self._store.definitions().values() if audience_id in references(d))
         if readers:
             raise AudienceInUseError(
@@ -142,8 +204,8 @@ class AudienceService:
         logger.info("audience deleted", audience_id=audience_id, version=tombstone.version)
         return tombstone
 
-    def plan(self, audience_id: str) -> AudiencePlan:
-        stored = self._store.get(audience_id)
+    def plan(self, audience_id: str, access: AudienceAccess = EVERYTHING) -> AudiencePlan:
+        stored = self._stored(audience_id, access)
         everything = self._store.list()
         known = {s.definition.id: s.definition for s in everything}
         versions = {s.definition.id: s.version for s in everything}
@@ -157,8 +219,8 @@ class AudienceService:
 
     # ---- size ---------------------------------------------------------------------------------------------------
 
-    def size(self, audience_id: str, request: SizeRequest) -> SizeEstimate:
-        plan = self.plan(audience_id)
+    def size(self, audience_id: str, request: SizeRequest, access: AudienceAccess = EVERYTHING) -> SizeEstimate:
+        plan = self.plan(audience_id, access)
         as_of = self._now()
         scanner = AudienceScanner(self._profiles, plan, as_of, self._clock)
         sample = self._sample(scanner, request, audience_id, scanner.count, lambda c: c.profiles)
@@ -215,17 +277,17 @@ class AudienceService:
 
     # ---- estimate: size, portrait and preview of a definition as it stands (not saved) ----------------------
 
-    def estimate(self, request: EstimateRequest) -> AudienceEstimate:
+    def estimate(self, request: EstimateRequest, access: AudienceAccess = EVERYTHING) -> AudienceEstimate:
         """One sampled scan answers the size, the members' portrait against all customers on the same profiles,
         and the first members: what a builder shows while the marketer edits the condition."""
-        known = self._store.definitions()
-        result = checked(request.definition, self._catalog(), known)
+        known = self._visible(access)
+        result = self._checked(request.definition, access)
         draft = result.definition
         catalog = self._catalog()
         for i, tag in enumerate(request.portrait):
             if tag not in catalog.definitions:
                 raise InvalidInputError(f"portrait: unknown tag {tag!r}", f"portrait[{i}]")
-        saved = {s.definition.id: s.version for s in self._store.list()}
+        saved = {s.definition.id: s.version for s in self._store.list() if access.sees(s.definition)}
         refs = closure(draft, known)
         plan = AudiencePlan(
             definition=draft,
@@ -274,10 +336,10 @@ class AudienceService:
 
     # ---- preview ------------------------------------------------------------------------------------------------
 
-    def preview(self, audience_id: str, limit: int, segments: int = 16) -> Preview:
+    def preview(self, audience_id: str, limit: int, segments: int = 16, access: AudienceAccess = EVERYTHING) -> Preview:
         if not 1 <= limit <= MAX_PREVIEW:
             raise InvalidInputError(f"limit must be between 1 and {MAX_PREVIEW}", "limit")
-        plan = self.plan(audience_id)
+        plan = self.plan(audience_id, access)
         as_of = self._now()
         scanner = AudienceScanner(self._profiles, plan, as_of, self._clock)
         members: list[PreviewMember] = []
@@ -315,10 +377,10 @@ class AudienceService:
 
     # ---- export and snapshots -------------------------------------------------------------------------------------
 
-    def export(self, audience_id: str, request: ExportRequest) -> SnapshotManifest:
+    def export(self, audience_id: str, request: ExportRequest, access: AudienceAccess = EVERYTHING) -> SnapshotManifest:
         """Freeze the members into a snapshot: a static audience is evaluated on every profile now; a dynamic one
         takes the persons whose membership tag is true (as tag_update keeps it)."""
-        plan = self.plan(audience_id)
+        plan = self.plan(audience_id, access)
         as_of = self._now()
         scanner = AudienceScanner(self._profiles, plan, as_of, self._clock)
         dynamic = plan.definition.kind == "dynamic"
@@ -350,11 +412,11 @@ class AudienceService:
         )
         return manifest
 
-    def snapshots(self, audience_id: str) -> SnapshotList:
+    def snapshots(self, audience_id: str, access: AudienceAccess = EVERYTHING) -> SnapshotList:
         """Newest first; a deleted audience's snapshots stay listed (campaigns that used them can be audited)."""
-        found = self._store.snapshots(audience_id)
+        found = [m for m in self._store.snapshots(audience_id) if access.sees(m.definition)]
         if not found:
-            self._store.get(audience_id)  # an unknown audience is a 404, a known one without exports an empty list
+            self._stored(audience_id, access)  # unknown (or not the caller's) is a 404, known without exports empty
         return SnapshotList(audience_id=audience_id, snapshots=found)
 
 

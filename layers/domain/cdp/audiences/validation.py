@@ -137,6 +137,15 @@ def _check_compare(
         if ref not in known:
             hint = _suggest(ref, list(known))
             return [ValidationIssue(field=f"{path}.audience", message=f"unknown audience {ref!r}{hint}")]
+        other_brand = known[ref].brand_id
+        if definition.brand_id is not None and other_brand not in (None, definition.brand_id):
+            return [
+                ValidationIssue(
+                    field=f"{path}.audience",
+                    message=f"audience {ref!r} holds brand {other_brand}'s customers; this one brand "
+                    f"{definition.brand_id}'s",
+                )
+            ]
         if definition.kind == "dynamic" and known[ref].kind == "static":
             return [
                 ValidationIssue(
@@ -180,15 +189,26 @@ def _check_cycle(definition: AudienceDefinition, known: Mapping[str, AudienceDef
 
 
 def _check_dependents(definition: AudienceDefinition, known: Mapping[str, AudienceDefinition]) -> list[ValidationIssue]:
+    readers = [d for d in known.values() if definition.id in references(d)]
+    brand = definition.brand_id
+    elsewhere = sorted(d.id for d in readers if brand is not None and d.brand_id not in (None, brand))
+    if elsewhere:
+        return [
+            ValidationIssue(
+                field="brand_id",
+                message=f"audience(s) {', '.join(elsewhere)} of another brand reference {definition.id!r}, so it "
+                f"cannot hold only brand {brand}'s customers",
+            )
+        ]
     if definition.kind != "static":
         return []
-    readers = sorted(k for k, d in known.items() if d.kind == "dynamic" and definition.id in references(d))
-    if not readers:
+    dynamic = sorted(d.id for d in readers if d.kind == "dynamic")
+    if not dynamic:
         return []
     return [
         ValidationIssue(
             field="kind",
-            message=f"dynamic audience(s) {', '.join(readers)} reference {definition.id!r}, so it must stay dynamic",
+            message=f"dynamic audience(s) {', '.join(dynamic)} reference {definition.id!r}, so it must stay dynamic",
         )
     ]
 

@@ -168,6 +168,7 @@ _ORDERS_AND_RETURNS = frozenset({"order_placed", "order_returned"})
 _IDENTIFY = frozenset({"identify"})
 
 ATTRIBUTES: dict[str, AttributeSpec] = {
+    "brand_id": AttributeSpec("string", frozenset(), "the brand the person belongs to (it never changes)"),
     "gender": AttributeSpec("string", _IDENTIFY, "female, male, other, unknown"),
     "city": AttributeSpec("string", _IDENTIFY, "the resolved city"),
     "country": AttributeSpec("string", _IDENTIFY, "ISO 3166 alpha-2"),
@@ -240,6 +241,7 @@ def profile_columns(profile: Profile) -> dict[str, Any]:
     birthday: date | None = t.birthday
     acquisition = f.acquisition
     return {
+        "brand_id": profile.brand_id,
         "gender": t.gender,
         "city": t.city,
         "country": t.country,
