@@ -25,7 +25,10 @@ function campaignPath(id) {
 
 export async function renderList(ctx) {
   ctx.title(t("nav.campaigns"));
-  ctx.main.append(pageHeader(t("campaigns.title"), t("campaigns.lead")));
+  const create = hasScope(ctx.session, "campaigns:write")
+    ? h("a", { class: "button primary", href: "#/campaigns/new", id: "new-campaign" }, t("builder.new_campaign"))
+    : null;
+  ctx.main.append(pageHeader(t("campaigns.title"), t("campaigns.lead"), ...(create ? [create] : [])));
   if (!ctx.brand) {
     ctx.main.append(needBrand());
     return;
@@ -637,7 +640,13 @@ export async function renderCampaign(ctx) {
     const [runsEl, runsLoad] = view.version.definition.trigger ? [null, null] : runsCard(ctx, campaignId, runId);
     replace(
       holder,
-      pageHeader(state.name, null),
+      pageHeader(
+        state.name,
+        null,
+        ...(hasScope(ctx.session, "campaigns:write")
+          ? [h("a", { class: "button secondary", href: `#/campaigns/${encodeURIComponent(campaignId)}/edit`, id: "edit-campaign" }, t("builder.edit"))]
+          : []),
+      ),
       h("p", { class: "profile-meta" }, statusBadge(state.status), code(state.campaign_id), h("span", { class: "muted" }, t("campaigns.updated_by", { at: f.dateTime(state.updated_at), by: state.updated_by }))),
       actions(
         ctx,

@@ -1,8 +1,10 @@
 // Customers: find a person by an identifier (normalized by the API as ingest does: a phone typed 13800138000 is
 // looked up as +8613800138000 in the brand's region), then their 360 view. Each section reads its own API and
-// degrades on its own.
+// degrades on its own. Users whose token holds identity:merge also merge the person with another and undo merges,
+// each previewed by a dry run first (the API checks the scope again).
 
-import { ApiError, get } from "./api.js";
+import { ApiError, forget, get, post } from "./api.js";
+import { hasScope } from "./auth.js";
 import { h, replace } from "./dom.js";
 import * as f from "./format.js";
 import { label, t } from "./i18n.js";
@@ -419,24 +421,520 @@ function messagesSection(profile) {
   return el;
 }
 
-function mergesSection(profile) {
-  const { el, body } = card(t("customers.merges"), { id: "section-merges" });
+function mergesSection(ctx, profile) {
+  // a user who may merge gets, on each merge that still holds a person merged into this one, a way to undo it
+  const targets = canMerge(ctx) ? undoTargets(profile) : new Map();
+  const panel = targets.size ? unmergePanel(ctx, profile, [...targets.values()].flat()) : null;
+  const { el, body } = card(t("customers.merges"), { id: "section-merges", wide: Boolean(panel) });
+  const columns = [
+    [t("customers.when"), (m) => f.dateTime(m.at)],
+    [t("customers.kind"), (m) => label("lineage.", m.kind)],
+    [t("customers.rule"), (m) => m.rule],
+    [t("customers.actor"), (m) => m.actor || "—"],
+    [t("customers.merged_ids"), (m) => [...m.merged_ids, ...Object.keys(m.parts || {})].join(", ") || "—"],
+  ];
+  if (panel) {
+    columns.push([
+      t("identity.actions"),
+      (m) =>
+        (targets.get(m) || []).map((id) =>
+          h(
+            "button",
+            {
+              type: "button",
+              class: "button secondary small identity-undo",
+              "aria-label": t("identity.undo_label", { id }),
+              dataset: { undo: id },
+              on: { click: () => panel.open(id) },
+            },
+            t("identity.undo"),
+          ),
+        ),
+    ]);
+  }
   replace(
     body,
-    profile.merge_history.length
-      ? table(
-          [
-            [t("customers.when"), (m) => f.dateTime(m.at)],
-            [t("customers.kind"), (m) => label("lineage.", m.kind)],
-            [t("customers.rule"), (m) => m.rule],
-            [t("customers.actor"), (m) => m.actor || "—"],
-            [t("customers.merged_ids"), (m) => [...m.merged_ids, ...Object.keys(m.parts || {})].join(", ") || "—"],
-          ],
-          profile.merge_history,
-        )
-      : empty(t("customers.no_merges")),
+    profile.merge_history.length ? table(columns, profile.merge_history) : empty(t("customers.no_merges")),
+    panel ? panel.el : null,
   );
   return el;
+}
+
+// ---- merge and unmerge (identity:merge) ----------------------------------------------------------------------
+
+const MERGE_SCOPE = "identity:merge";
+const TRAIT_ROWS = ["gender", "birthday", "city", "country", "timezone"];
+let flash = null; // {person, text}: what the last merge or unmerge did, said once on the page it reloads
+
+function canMerge(ctx) {
+  return hasScope(ctx.session, MERGE_SCOPE);
+}
+
+/** Merge-history entries -> the ids each merged into this person that are still part of them (their latest merge). */
+function undoTargets(profile) {
+  const still = new Set(profile.merged_from || []);
+  const latest = new Map();
+  for (const entry of profile.merge_history) {
+    if (entry.kind !== "merge") continue;
+    for (const id of entry.merged_ids) {
+      const seen = latest.get(id);
+      if (still.has(id) && (!seen || String(entry.at) >= String(seen.at))) latest.set(id, entry);
+    }
+  }
+  const targets = new Map();
+  for (const [id, entry] of latest) targets.set(entry, [...(targets.get(entry) || []), id]);
+  return targets;
+}
+
+function identifierList(person) {
+  if (!person.identifiers.length) return "—";
+  return h(
+    "ul",
+    { class: "identity-ids" },
+    person.identifiers.map((i) =>
+      h(
+        "li",
+        { dataset: { key: i.key } },
+        h("span", { class: "muted" }, `${label("identifier.", i.type)} `),
+        code(i.value),
+        i.scope ? ` · ${i.scope}` : "",
+      ),
+    ),
+  );
+}
+
+function traitText(name, value) {
+  if (value === null || value === undefined || value === "") return "—";
+  return name === "gender" ? label("gender.", value) : String(value);
+}
+
+/** The rows a comparison shows: what a person summary (and, for persons as they are now, the profile) carries. */
+function comparisonRows(persons) {
+  const traits = TRAIT_ROWS.filter((name) => persons.some((p) => p.traits?.[name]));
+  return [
+    ["person_id", t("customers.person_id"), (p) => code(p.person_id)],
+    ["name", t("trait.name"), (p) => traitText("name", p.traits?.name)],
+    ["identifiers", t("customers.identifiers"), identifierList],
+    ...traits.map((name) => [`trait-${name}`, label("trait.", name), (p) => traitText(name, p.traits?.[name])]),
+    ["member_level", t("customers.member_level"), (p) => (p.loyalty.member_level ? label("level.", p.loyalty.member_level) : "—")],
+    ["brand_points", t("customers.brand_points"), (p) => f.int(p.loyalty.brand_points)],
+    [
+      "points",
+      t("identity.points"),
+      (p) => (p.loyalty.points.length ? p.loyalty.points.map((x) => `${x.program}: ${f.int(x.points)}`).join(", ") : "—"),
+    ],
+    ["orders", t("customers.orders_count"), (p) => f.int(p.activity.order_count)],
+    ["net_spend", t("customers.net_spend"), (p) => f.money(p.activity.net_spend_minor, p.activity.currency)],
+    [
+      "tags",
+      t("identity.tags_count"),
+      (p) => (p.tags ? f.int(Object.keys(p.tags).length) : h("span", { class: "muted" }, t("identity.tags_recomputed"))),
+    ],
+    ["merged_from", t("identity.merged_from"), (p) => (p.merged_from.length ? p.merged_from.join(", ") : "—")],
+  ];
+}
+
+/** Persons side by side, one column each ({role, heading, person, after}); an "after" cell that differs from the
+ * first column is marked. */
+function comparison(id, caption, columns) {
+  const rows = comparisonRows(columns.map((c) => c.person));
+  return h(
+    "div",
+    { class: "table-wrap" },
+    h(
+      "table",
+      { id, class: "identity-compare" },
+      h("caption", { class: "visually-hidden" }, caption),
+      h(
+        "thead",
+        {},
+        h(
+          "tr",
+          {},
+          h("th", { scope: "col" }, t("identity.attribute")),
+          columns.map((c) =>
+            h(
+              "th",
+              { scope: "col", class: c.after ? "identity-after" : null, dataset: { role: c.role, person: c.person.person_id } },
+              c.heading,
+            ),
+          ),
+        ),
+      ),
+      h(
+        "tbody",
+        {},
+        rows.map(([key, header, cell]) => {
+          const cells = columns.map((c) =>
+            h("td", { class: c.after ? "identity-after" : null, dataset: { role: c.role, row: key } }, cell(c.person)),
+          );
+          const before = cells[0].textContent;
+          columns.forEach((c, i) => {
+            if (c.after && i > 0 && cells[i].textContent !== before) cells[i].classList.add("identity-changed");
+          });
+          return h("tr", { dataset: { row: key } }, h("th", { scope: "row" }, header), cells);
+        }),
+      ),
+    ),
+    h("p", { class: "hint identity-legend" }, t("identity.changed_legend")),
+  );
+}
+
+/** Ask before changing anything: a modal <dialog> (focus stays in it, Cancel has it first, Escape cancels, focus
+ * goes back where it was); resolves true to go ahead. */
+function confirmStep(host, { title, lines, action }) {
+  return new Promise((resolve) => {
+    const returnTo = document.activeElement;
+    const cancel = h("button", { type: "button", class: "button secondary" }, t("common.cancel"));
+    const go = h("button", { type: "button", class: "button primary", dataset: { confirm: "go" } }, action);
+    const dialog = h(
+      "dialog",
+      {
+        class: "identity-dialog",
+        id: "identity-confirm",
+        "aria-labelledby": "identity-confirm-title",
+        "aria-describedby": "identity-confirm-text",
+      },
+      h("h2", { id: "identity-confirm-title" }, title),
+      h("div", { id: "identity-confirm-text" }, lines.map((line) => h("p", {}, line))),
+      h("div", { class: "action-bar identity-dialog-actions" }, cancel, go),
+    );
+    cancel.addEventListener("click", () => dialog.close("cancel"));
+    go.addEventListener("click", () => dialog.close("go"));
+    dialog.addEventListener("close", () => {
+      const answer = dialog.returnValue === "go";
+      dialog.remove();
+      if (returnTo && returnTo.isConnected) returnTo.focus();
+      resolve(answer);
+    });
+    host.append(dialog);
+    dialog.showModal();
+    cancel.focus();
+  });
+}
+
+function clearErrors(boxes, formError) {
+  for (const box of boxes) {
+    box.error.textContent = "";
+    box.control.removeAttribute("aria-invalid");
+  }
+  replace(formError);
+}
+
+function fieldError(box, message) {
+  box.error.textContent = message;
+  box.control.setAttribute("aria-invalid", "true");
+  box.control.focus();
+}
+
+/** An API refusal next to the field it names (a 404 names `fallback`: the person it could not find); any other
+ * failure in the form's alert. */
+function showRefusal(error, fields, fallback, formError) {
+  const refused = error instanceof ApiError && error.status >= 400 && error.status < 500 && error.status !== 403;
+  const box = refused ? fields[error.field] || (error.status === 404 ? fallback : null) : null;
+  if (box) fieldError(box, error.message);
+  else replace(formError, errorState(error));
+}
+
+/** After a merge or unmerge: nothing read before is trusted; the page of `person` is drawn again, saying `text`. */
+function afterChange(ctx, person, text) {
+  forget();
+  found.clear();
+  flash = { person, text };
+  ctx.navigate(`#/customers/${encodeURIComponent(person)}`);
+}
+
+/** Keep an operation's button enabled only while the inputs are the ones just previewed. */
+function previewState(button, status, result, staleText) {
+  let previewed = null;
+  return {
+    get: () => previewed,
+    set(value) {
+      previewed = value;
+      this.sync(value && value.key);
+    },
+    sync(key) {
+      const fresh = Boolean(previewed) && previewed.key === key;
+      button.disabled = !fresh;
+      result.classList.toggle("identity-stale", Boolean(previewed) && !fresh);
+      status.textContent = !previewed ? "" : fresh ? t("identity.previewed") : staleText;
+    },
+  };
+}
+
+function mergeSection(ctx, profile) {
+  const { el, body } = card(t("identity.merge_title"), { id: "section-merge", wide: true });
+  const enc = encodeURIComponent;
+  const by = fieldBox(
+    "merge-by",
+    t("identity.find_by"),
+    h(
+      "select",
+      { id: "merge-by", name: "by" },
+      h("option", { value: "person_id" }, t("customers.person_id")),
+      TYPES.map((name) => h("option", { value: name }, label("identifier.", name))),
+    ),
+  );
+  const other = fieldBox(
+    "merge-other",
+    t("identity.other"),
+    h("input", { id: "merge-other", name: "other", autocomplete: "off", spellcheck: "false", required: true }),
+    t("identity.other_hint"),
+  );
+  const scope = fieldBox(
+    "merge-other-scope",
+    t("customers.scope"),
+    h("input", { id: "merge-other-scope", name: "identifier_scope", autocomplete: "off", spellcheck: "false" }),
+    t("customers.scope_hint"),
+  );
+  const reason = fieldBox(
+    "merge-reason",
+    t("identity.reason"),
+    h("input", { id: "merge-reason", name: "reason", autocomplete: "off", maxlength: "500", required: true }),
+    t("identity.reason_hint"),
+  );
+  const boxes = [by, other, scope, reason];
+  const previewButton = h("button", { type: "submit", class: "button secondary", dataset: { action: "preview-merge" } }, t("identity.preview"));
+  const mergeButton = h("button", { type: "button", class: "button primary", disabled: true, dataset: { action: "merge" } }, t("identity.merge"));
+  const status = h("p", { class: "hint identity-status", id: "merge-status", role: "status" });
+  const formError = h("div", { class: "form-error", role: "alert", id: "merge-error" });
+  const result = h("div", { class: "identity-preview", id: "merge-preview-area" });
+  const state = previewState(mergeButton, status, result, t("identity.stale_merge"));
+  const inputs = () => {
+    const kind = by.control.value;
+    return {
+      kind,
+      text: other.control.value.trim(),
+      scope: SCOPED.has(kind) ? scope.control.value.trim() : "",
+      reason: reason.control.value.trim(),
+    };
+  };
+  const key = () => JSON.stringify(inputs());
+  const syncKind = () => {
+    const kind = by.control.value;
+    scope.el.hidden = !SCOPED.has(kind);
+    other.control.placeholder = kind === "person_id" ? "" : t(`customers.placeholder_${kind}`);
+  };
+  syncKind();
+  const form = h(
+    "form",
+    { class: "identity-form", "aria-label": t("identity.merge_title"), novalidate: true },
+    h("div", { class: "identity-row" }, by.el, other.el, scope.el, reason.el),
+    h("div", { class: "action-bar identity-actions" }, previewButton, mergeButton),
+    status,
+    formError,
+  );
+  form.addEventListener("input", () => state.sync(key()));
+  form.addEventListener("change", () => {
+    syncKind();
+    state.sync(key());
+  });
+  const fields = { type: by, value: other, identifier_scope: scope, person_ids: other, reason };
+
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    clearErrors(boxes, formError);
+    const wanted = inputs();
+    if (!wanted.text) return fieldError(other, t("identity.other_required"));
+    if (!wanted.reason) return fieldError(reason, t("identity.reason_required"));
+    state.set(null);
+    previewButton.disabled = true;
+    replace(result, loading());
+    try {
+      let otherProfile = null;
+      let otherId = wanted.text;
+      if (wanted.kind !== "person_id") {
+        otherProfile = await get(`/v1/profiles/by-identifier/${enc(wanted.kind)}/${enc(wanted.text)}`, {
+          query: { brand_id: profile.brand_id, identifier_scope: wanted.scope || null },
+          fresh: true,
+        });
+        otherId = otherProfile.person_id;
+      }
+      const answer = await post("/v1/identity/merge", {
+        person_ids: [profile.person_id, otherId],
+        reason: wanted.reason,
+        dry_run: true,
+      });
+      otherProfile = otherProfile || (await get(`/v1/profiles/${enc(otherId)}`, { fresh: true }));
+      const survivor = answer.persons[0]?.person_id || profile.person_id;
+      const merges = answer.merged_ids.length > 0; // else the API would leave the persons as they are
+      replace(
+        result,
+        h(
+          "p",
+          { class: ["notice", !merges && "notice-danger"], id: "merge-summary" },
+          merges ? t("identity.merge_note", { survivor, merged: answer.merged_ids.join(", ") }) : t("identity.merge_nothing"),
+        ),
+        comparison("merge-preview", t("identity.merge_caption"), [
+          { role: "this", heading: t("identity.now_this"), person: profile },
+          { role: "other", heading: t("identity.now_other"), person: otherProfile },
+          ...answer.persons.map((p) => ({ role: "result", heading: t("identity.after_merge"), person: p, after: true })),
+        ]),
+      );
+      if (merges) {
+        state.set({ key: JSON.stringify(wanted), inputs: wanted, otherId, answer });
+        state.sync(key());
+      }
+    } catch (error) {
+      replace(result);
+      showRefusal(error, fields, other, formError);
+    } finally {
+      previewButton.disabled = false;
+    }
+  });
+
+  mergeButton.addEventListener("click", async () => {
+    const previewed = state.get();
+    if (!previewed || previewed.key !== key()) return;
+    const { otherId, answer, inputs: wanted } = previewed;
+    const survivor = answer.persons[0]?.person_id || profile.person_id;
+    const go = await confirmStep(ctx.main, {
+      title: t("identity.confirm_merge_title"),
+      lines: [
+        t("identity.confirm_merge_text", { merged: answer.merged_ids.join(", ") || "—", survivor }),
+        t("identity.confirm_reason", { reason: wanted.reason }),
+      ],
+      action: t("identity.confirm_merge"),
+    });
+    if (!go) return;
+    clearErrors(boxes, formError);
+    mergeButton.disabled = true;
+    previewButton.disabled = true;
+    try {
+      const done = await post("/v1/identity/merge", {
+        person_ids: [profile.person_id, otherId],
+        reason: wanted.reason,
+        dry_run: false,
+      });
+      const kept = done.persons[0]?.person_id || survivor;
+      afterChange(ctx, kept, t("identity.merged", { merged: done.merged_ids.join(", ") || "—", survivor: kept }));
+    } catch (error) {
+      state.set(null);
+      showRefusal(error, fields, other, formError);
+    } finally {
+      previewButton.disabled = false;
+    }
+  });
+
+  replace(body, h("p", { class: "hint identity-lead" }, t("identity.merge_lead")), form, result);
+  return el;
+}
+
+/** The form that undoes a merge: {el, open(id)}; hidden until an "Undo this merge" of the history opens it. */
+function unmergePanel(ctx, profile, ids) {
+  const person = fieldBox(
+    "unmerge-person",
+    t("identity.unmerge_person"),
+    h("select", { id: "unmerge-person", name: "merged_person_id" }, ids.map((id) => h("option", { value: id }, id))),
+  );
+  const reason = fieldBox(
+    "unmerge-reason",
+    t("identity.reason"),
+    h("input", { id: "unmerge-reason", name: "reason", autocomplete: "off", maxlength: "500", required: true }),
+    t("identity.reason_hint"),
+  );
+  const boxes = [person, reason];
+  const previewButton = h("button", { type: "submit", class: "button secondary", dataset: { action: "preview-unmerge" } }, t("identity.preview"));
+  const unmergeButton = h("button", { type: "button", class: "button primary", disabled: true, dataset: { action: "unmerge" } }, t("identity.unmerge"));
+  const status = h("p", { class: "hint identity-status", id: "unmerge-status", role: "status" });
+  const formError = h("div", { class: "form-error", role: "alert", id: "unmerge-error" });
+  const result = h("div", { class: "identity-preview", id: "unmerge-preview-area" });
+  const state = previewState(unmergeButton, status, result, t("identity.stale_unmerge"));
+  const inputs = () => ({ id: person.control.value, reason: reason.control.value.trim() });
+  const key = () => JSON.stringify(inputs());
+  const path = `/v1/profiles/${encodeURIComponent(profile.person_id)}/unmerge`;
+  const fields = { merged_person_id: person, reason };
+  const form = h(
+    "form",
+    { class: "identity-form", "aria-labelledby": "unmerge-title", novalidate: true },
+    h("div", { class: "identity-row identity-row-two" }, person.el, reason.el),
+    h("div", { class: "action-bar identity-actions" }, previewButton, unmergeButton),
+    status,
+    formError,
+  );
+  form.addEventListener("input", () => state.sync(key()));
+  form.addEventListener("change", () => state.sync(key()));
+
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    clearErrors(boxes, formError);
+    const wanted = inputs();
+    if (!wanted.reason) return fieldError(reason, t("identity.reason_required"));
+    state.set(null);
+    previewButton.disabled = true;
+    replace(result, loading());
+    try {
+      const answer = await post(path, { merged_person_id: wanted.id, reason: wanted.reason, dry_run: true });
+      replace(
+        result,
+        h("p", { class: "notice", id: "unmerge-summary" }, t("identity.split_note", { id: wanted.id, n: f.int(answer.persons.length) })),
+        comparison("unmerge-preview", t("identity.unmerge_caption"), [
+          { role: "this", heading: t("identity.now_this"), person: profile },
+          ...answer.persons.map((p) => ({
+            role: "part",
+            heading: t("identity.after_split", { id: p.person_id }),
+            person: p,
+            after: true,
+          })),
+        ]),
+      );
+      state.set({ key: JSON.stringify(wanted), inputs: wanted, answer });
+      state.sync(key());
+    } catch (error) {
+      replace(result);
+      showRefusal(error, fields, person, formError);
+    } finally {
+      previewButton.disabled = false;
+    }
+  });
+
+  unmergeButton.addEventListener("click", async () => {
+    const previewed = state.get();
+    if (!previewed || previewed.key !== key()) return;
+    const wanted = previewed.inputs;
+    const go = await confirmStep(ctx.main, {
+      title: t("identity.confirm_unmerge_title"),
+      lines: [
+        t("identity.confirm_unmerge_text", { id: wanted.id, person: profile.person_id }),
+        t("identity.confirm_reason", { reason: wanted.reason }),
+      ],
+      action: t("identity.confirm_unmerge"),
+    });
+    if (!go) return;
+    clearErrors(boxes, formError);
+    unmergeButton.disabled = true;
+    previewButton.disabled = true;
+    try {
+      const done = await post(path, { merged_person_id: wanted.id, reason: wanted.reason, dry_run: false });
+      const stays = done.persons.some((p) => p.person_id === profile.person_id)
+        ? profile.person_id
+        : done.persons[0]?.person_id || profile.person_id;
+      afterChange(ctx, stays, t("identity.unmerged", { id: wanted.id, person: stays }));
+    } catch (error) {
+      state.set(null);
+      showRefusal(error, fields, person, formError);
+    } finally {
+      previewButton.disabled = false;
+    }
+  });
+
+  const el = h(
+    "section",
+    { class: "panel identity-unmerge", id: "unmerge-panel", "aria-labelledby": "unmerge-title", hidden: true },
+    h("h3", { id: "unmerge-title" }, t("identity.unmerge_title")),
+    h("p", { class: "hint identity-lead" }, t("identity.unmerge_lead")),
+    form,
+    result,
+  );
+  return {
+    el,
+    open(id) {
+      el.hidden = false;
+      person.control.value = id;
+      state.sync(key());
+      reason.control.focus();
+    },
+  };
 }
 
 function walletSection(ctx, profile) {
@@ -602,8 +1100,16 @@ export async function renderProfile(ctx) {
     walletEl,
     ordersSection(profile),
     messagesSection(profile),
-    mergesSection(profile),
+    mergesSection(ctx, profile),
+    canMerge(ctx) ? mergeSection(ctx, profile) : null,
   );
-  replace(holder, header(profile), grid);
+  const said = flash && flash.person === profile.person_id ? flash.text : null;
+  flash = null;
+  replace(
+    holder,
+    header(profile),
+    said ? h("p", { class: "notice notice-good", id: "identity-notice", role: "status" }, said) : null,
+    grid,
+  );
   await Promise.all([timelineLoad, walletLoad, loyaltyLoad]);
 }

@@ -27,6 +27,7 @@ from cdp.tags.catalog import bundled_catalog
 from cdp.tags.dynamodb import DynamoTagStore, history_entries
 from cdp.tags.evaluate import audience_tag
 from cdp.tags.ports import TagHistoryEntry
+from cdp_local.demo.catalog import BRAND_ID
 from cdp_local.runtime import LocalRuntime
 from cdp_local.tags_batch import BatchTagEngine, export_histories
 
@@ -40,6 +41,7 @@ DYNAMIC_AUDIENCE: dict[str, Any] = {
     "id": DYNAMIC_AUDIENCE_ID,
     "name": "Active buyers",
     "description": "Bought before and not churned: growth, mature or dormant",
+    "brand_id": BRAND_ID,
     "kind": "dynamic",
     "include": {"tag": "lifecycle", "in": ["growth", "mature", "dormant"]},
     "owner": "crm",
@@ -49,6 +51,7 @@ STATIC_AUDIENCE: dict[str, Any] = {
     "id": STATIC_AUDIENCE_ID,
     "name": "Winter cake SMS",
     "description": "Active buyers who opted in to SMS, minus anyone who returned something in the last 30 days",
+    "brand_id": BRAND_ID,
     "kind": "static",
     "include": {"audience": DYNAMIC_AUDIENCE_ID, "eq": True},
     "exclude": [{"agg": "count", "event": "order_returned", "within_days": 30, "gte": 1}],
