@@ -203,6 +203,13 @@ def test_merge_preview_then_merge_then_unmerge_restores_both_persons_with_their_
     assert dealer_after["loyalty"]["brand_points"] == 100 and dealer_after["loyalty"]["member_level"] == "silver"
     assert [c["card_id"] for c in dealer_after["loyalty"]["cards"]] == ["SV-0001"]
     assert any(h["kind"] == "split" and h["actor"] == "local-admin" for h in dealer_after["merge_history"])
+    # When an administrator merges them again (the counter was right after all)
+    status, again = _call(runtime, "POST", "/v1/identity/merge", body={**body, "dry_run": False, "reason": "again"})
+    runtime.drain()
+    # Then they are one person again: the link the unmerge cut stays cut, the merge adds another between them
+    assert status == 200 and again["committed"] is True and len(again["merged_ids"]) == 1, again
+    (merged,) = again["persons"]
+    assert merged["loyalty"]["brand_points"] == 400
 
 
 def test_unbind_removes_one_identifier_from_a_person(runtime: LocalRuntime, post_events: PostEvents) -> None:

@@ -197,7 +197,8 @@ _EMPTY = IdentifierRecord(key="", person_id=None)
 def _update_records(
     change: Change, records: Mapping[str, IdentifierRecord], rules: IdentityRules
 ) -> dict[str, IdentifierRecord]:
-    """New records for unknown keys, links and cuts recorded on their low end, hubs detected (monotone)."""
+    """New records for unknown keys, links and cuts recorded on their low end, hubs detected (monotone, except that
+    a manual merge re-allows a link an unmerge cut: admin operations are ordered, events are not)."""
     out = dict(records)
     for key in change.keys:
         out.setdefault(key, IdentifierRecord(key=key, person_id=None))
@@ -206,6 +207,11 @@ def _update_records(
             rec = out.get(low)
             if rec is not None and not rec.shared and high not in rec.up:
                 out[low] = replace(rec, up=rec.up | {high})
+    else:  # an administrator's merge is the latest word: a link an earlier unmerge cut is allowed again
+        for low, high in change.new_links:
+            rec = out.get(low)
+            if rec is not None and high in rec.disabled:
+                out[low] = replace(rec, disabled=rec.disabled - {high})
     for low, high in change.cut:
         rec = out.get(low)
         if rec is not None and high not in rec.disabled:

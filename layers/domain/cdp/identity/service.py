@@ -8,7 +8,7 @@ from __future__ import annotations
 import random
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -22,7 +22,7 @@ from cdp.identity.events import (
     ResolvedOrder,
 )
 from cdp.identity.ports import EventAlreadyFiled, IdentityStore, NeedsSettling
-from cdp.identity.resolution import Change, ResolutionPlan, plan_change, refold
+from cdp.identity.resolution import Change, IdentifierRecord, ResolutionPlan, plan_change, refold
 from cdp.ingest.events import CanonicalEvent, correlation_keys
 from cdp.org import BrandConfig, OrgDirectory, load_org
 from cdp.profile.models import Profile
@@ -326,10 +326,10 @@ class IdentityOperations:
             brand = self._brand(persons[0])
             if len({self._brand(p).namespace for p in persons}) > 1:
                 raise InvalidInputError("persons of different identity namespaces cannot merge", "person_ids")
-            anchors = [min(p.identifiers, key=brand.rules.order) for p in persons if p.identifiers]
-            if len(anchors) < len(persons):
+            if not all(p.identifiers for p in persons):
                 raise InvalidInputError("a person without identifiers cannot be merged", "person_ids")
-            links = tuple(brand.rules.orient(anchors[0], a) for a in anchors[1:])
+            records = self._store.lookup_identifiers(brand.namespace, {k for p in persons for k in p.identifiers})
+            links = tuple(_open_link(persons[0], p, records, brand) for p in persons[1:])
             rule = f"manual merge: {reason}"
             return Change(at=self._now(), new_links=links, manual_links=True, actor=actor, rule=rule), persons, brand
 
@@ -412,6 +412,34 @@ class IdentityOperations:
             self._publisher.publish(_announcements(plan, None, True), correlation_id=f"identity-op:{change.actor}")
             return OperationResult(plan, committed=True)
         raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _open_link(
+    first: Profile, other: Profile, records: Mapping[str, IdentifierRecord], brand: BrandConfig
+) -> tuple[str, str]:
+    """The link a manual merge adds between two persons: between their highest-priority identifiers that are not
+    quarantined (a link to a shared identifier is never made), preferring a pair no earlier unmerge cut (a cut pair
+    is allowed again by the merge, when it is the only one)."""
+    order = brand.rules.order
+
+    def usable(key: str) -> bool:
+        record = records.get(key)
+        return record is None or not record.shared
+
+    pairs = [
+        brand.rules.orient(a, b)
+        for a in sorted(filter(usable, first.identifiers), key=order)
+        for b in sorted(filter(usable, other.identifiers), key=order)
+    ]
+    if not pairs:
+        raise InvalidInputError(
+            f"{first.person_id} and {other.person_id} have no identifiers that may link (quarantined)", "person_ids"
+        )
+    for low, high in pairs:
+        record = records.get(low)
+        if record is None or high not in record.disabled:
+            return low, high
+    return pairs[0]
 
 
 def keys_of(persons: Iterable[Profile]) -> set[str]:
