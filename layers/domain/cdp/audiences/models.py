@@ -81,6 +81,7 @@ class SnapshotList(BaseModel):
 class AudienceSummary(BaseModel):
     id: str
     name: str
+    brand_id: str | None = Field(default=None, description="the brand whose customers it holds (none: every brand's)")
     kind: Literal["static", "dynamic"]
     version: int
     owner: str

@@ -183,6 +183,7 @@ class AudienceService:
                 AudienceSummary(
                     id=s.definition.id,
                     name=s.definition.name,
+                    brand_id=s.definition.brand_id,
                     kind=s.definition.kind,
                     version=s.version,
                     owner=s.definition.owner,

@@ -71,12 +71,17 @@ def parse_definition(raw: Any) -> AudienceDefinition:
         raise AudienceInvalidError(pydantic_issues(exc)) from exc
 
 
+_NUMBER_MESSAGES = frozenset({"Input should be a valid integer", "Input should be a valid number"})
+
+
 def pydantic_issues(exc: ValidationError, prefix: str = "") -> list[ValidationIssue]:
     seen: set[tuple[str, str]] = set()
     out = []
     for e in exc.errors():
         path = f"{prefix}{field_path(e['loc'])}" or "(document)"
         message = e["msg"].removeprefix("Value error, ")
+        if message in _NUMBER_MESSAGES:  # an int-or-float operand reports both: one message says it
+            message = "Input should be a number"
         if (path, message) not in seen:  # a union reports one failure per member: keep each once
             seen.add((path, message))
             out.append(ValidationIssue(field=path, message=message))
