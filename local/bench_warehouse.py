@@ -8,7 +8,8 @@ JSON text and parsed on each read, standing in for the SDK's parsing of the resp
 
 Figures (`warehouse.*`): a full run (the first export, or `--since` the first day) and the next night's incremental
 run (4 days rewritten): rows/s and events/s of the run on this machine, Parquet bytes per 1M events, and the AWS bill
-per 1M events at list prices (`cdp_local.cost_model`): DynamoDB scan RRU (eventually consistent, 4 KB per started
+per 1M events at list prices (`cdp_local.cost_model`), and then what each customer-analytics report costs in Athena
+over the files written (`cdp_local.bench_analytics`): DynamoDB scan RRU (eventually consistent, 4 KB per started
 chunk of a page's items), S3 PUT/LIST and GET requests, Lambda GB-s at the function's 2 GB (the run's CPU time scaled
 to Lambda's share of a vCPU, plus a modelled latency per S3 call and scan page). The scan reads the whole table every
 night, so the nightly run's cost grows with the events held, not with the new ones.
@@ -28,6 +29,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from cdp.analytics.models import Period
 from cdp.ingest.events import CanonicalEvent, parse_event
 from cdp.org import OrgDirectory
 from cdp.profile import keys
@@ -41,6 +43,7 @@ from cdp.warehouse.parquet import DuckDbTableWriter
 from cdp.warehouse.ports import WarehouseObjects
 from cdp.warehouse.service import ExportReport, ExportRequest, export_warehouse
 from cdp_local import cost_model
+from cdp_local.bench_analytics import analytics_figures
 
 Metric = dict[str, float | str]
 BRAND = "bench-brand"
@@ -315,6 +318,9 @@ def warehouse_benchmark(persons: int = 10_000, events_per_person: int = 20, seed
                 "value": sum(t.bytes for t in report.tables.values()),
                 "unit": "bytes written (all tables)",
             }
+        # what each customer-analytics report then costs in Athena over these files (the last 12 months)
+        period = Period(start=date(today.year - 1, today.month, 1), end=today)
+        results |= analytics_figures(root / "bucket", BRAND, period, events)
     return results
 
 

@@ -66,6 +66,8 @@ PRICES: dict[str, Price] = {p.key: p for p in (
     Price("cloudwatch_logs_gb",        "cloudwatch",         500_000.0, "GB ingested (standard)",        "gb"),
     Price("stepfunctions_transitions", "step-functions",          25.0, "state transition (standard)",   "transitions"),
     Price("secretsmanager_calls",      "secrets-manager",         5.00, "API call",                      "api_calls"),
+    # $5 per TB scanned, rounded up to the MB per query (10 MB minimum): per 1M MB = 5 * 10^6 / 2^20
+    Price("athena_mb_scanned",         "athena",              4.76837, "MB scanned (10 MB min per query)", "mb"),
 )}
 # fmt: on
 # kept for callers of the first cost model
