@@ -83,6 +83,12 @@ export async function post(path, body, { query, signal } = {}) {
   return (await call("POST", path, { query, body, signal })).data;
 }
 
+/** DELETE a resource (revoke, disable); what the API kept has changed, so nothing cached is trusted after it. */
+export async function remove(path, { query, signal } = {}) {
+  forget();
+  return (await call("DELETE", path, { query, signal })).data;
+}
+
 function pause(ms, signal) {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(resolve, ms);

@@ -6,19 +6,26 @@ import { forget, whenUnauthorized } from "./api.js";
 import { brandOf, chooseBrand, currentSession, hasScope, loadConfig, orgScope, signOut } from "./auth.js";
 import { h, replace } from "./dom.js";
 import { loadStrings, locale, preferredLocale, rememberLocale, setLocale, t } from "./i18n.js";
+import * as audiences from "./page-audiences.js";
+import * as campaignBuilder from "./page-campaign-builder.js";
 import * as campaigns from "./page-campaigns.js";
 import * as customers from "./page-customers.js";
 import * as home from "./page-home.js";
 import * as models from "./page-models.js";
 import * as offers from "./page-offers.js";
+import * as settings from "./page-settings.js";
 import { renderSignIn } from "./page-signin.js";
+import * as tags from "./page-tags.js";
 
 const NAV = [
   { key: "home", href: "#/home", scope: null },
   { key: "customers", href: "#/customers", scope: "profiles:read" },
   { key: "campaigns", href: "#/campaigns", scope: "campaigns:read" },
+  { key: "audiences", href: "#/audiences", scope: "audiences:read" },
+  { key: "tags", href: "#/tags", scope: "audiences:read" },
   { key: "offers", href: "#/offers", scope: "offers:read" },
   { key: "models", href: "#/models", scope: "models:read" },
+  { key: "settings", href: "#/settings", scope: "settings:admin" },
 ];
 
 const ROUTES = [
@@ -26,15 +33,21 @@ const ROUTES = [
   { name: "customers", nav: "customers", pattern: /^\/customers$/, render: customers.renderSearch },
   { name: "customer", nav: "customers", pattern: /^\/customers\/([^/]+)$/, render: customers.renderProfile },
   { name: "campaigns", nav: "campaigns", pattern: /^\/campaigns$/, render: campaigns.renderList },
+  { name: "campaign-builder", nav: "campaigns", pattern: /^\/campaigns\/(?:new|([^/]+)\/edit)$/, render: campaignBuilder.render },
   {
     name: "campaign",
     nav: "campaigns",
     pattern: /^\/campaigns\/([^/]+)(?:\/runs\/([^/]+))?$/,
     render: campaigns.renderCampaign,
   },
+  { name: "audiences", nav: "audiences", pattern: /^\/audiences$/, render: audiences.renderList },
+  { name: "audience-builder", nav: "audiences", pattern: /^\/audiences\/new$/, render: audiences.renderBuilder }, // audience-new
+  { name: "audience-builder", nav: "audiences", pattern: /^\/audiences\/([^/]+)$/, render: audiences.renderBuilder }, // audience
+  { name: "tags", nav: "tags", pattern: /^\/tags$/, render: tags.render },
   { name: "offers", nav: "offers", pattern: /^\/offers$/, render: offers.render },
   { name: "models", nav: "models", pattern: /^\/models$/, render: models.renderList },
   { name: "model", nav: "models", pattern: /^\/models\/([^/]+)(?:\/([^/]+))?$/, render: models.renderModel },
+  { name: "settings", nav: "settings", pattern: /^\/settings$/, render: settings.render },
 ];
 
 const root = document.getElementById("app");

@@ -8,7 +8,13 @@ let strings = { en: {}, zh: {} };
 let current = "en";
 
 // The shell's strings, then each area's own file (one file per area keeps edits to one area in one place).
-const FILES = ["strings.json", "strings-audiences.json", "strings-campaign-builder.json", "strings-identity.json"];
+const FILES = [
+  "strings.json",
+  "strings-audiences.json",
+  "strings-campaign-builder.json",
+  "strings-identity.json",
+  "strings-settings.json",
+];
 
 export async function loadStrings() {
   const files = await Promise.all(

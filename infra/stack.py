@@ -91,6 +91,7 @@ class CdpStack(Stack):
                 bus=self.messaging.bus,
                 api_keys=self.api_keys.secret,
                 sources=self.sources.secret,
+                console_users=self.console.user_pool,
                 queues=self.messaging.queues,
                 dlqs=self.messaging.dlqs,
                 config=config,
@@ -187,4 +188,5 @@ class CdpStack(Stack):
             topology.ANALYTICS_WORKGROUP_ENV: self.warehouse.workgroup_name,
             topology.WAREHOUSE_DATABASE_ENV: self.warehouse.database_name,
             **self.console.token_env(),
+            topology.CONSOLE_USER_POOL_ENV: self.console.user_pool.user_pool_id,
         }

@@ -119,10 +119,15 @@ def serve(
     ),
 ) -> None:
     """Serve the HTTP API and the console on 127.0.0.1 (curl, an SDK, or a browser at /)."""
+    from cdp_local.console_users import users_file_path
     from cdp_local.http_server import LocalApiServer
     from cdp_local.runtime import LocalRuntime
 
-    with LocalRuntime() as rt, LocalApiServer(rt, port=port, drain=drain, ticks=True, users_file=users) as server:
+    users_file = users_file_path(users)  # the console signs in and the settings API manages the same users
+    with (
+        LocalRuntime(console_users_file=users_file) as rt,
+        LocalApiServer(rt, port=port, drain=drain, ticks=True, users_file=users_file) as server,
+    ):
         if history is not None:
             _import_history(rt, history)
         if demo:

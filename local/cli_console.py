@@ -68,5 +68,6 @@ def list_users(users: Path | None = UsersOption) -> None:
     table = Table("user", "name", "locale", "brand / store", "scopes", title=str(path))
     for username, user in sorted(load_users(path).users.items()):
         where = "/".join(p for p in (user.scope.brand_id, user.scope.store_id) if p) or "every brand"
-        table.add_row(username, user.name, user.locale, where, " ".join(user.scopes))
+        shown = f"{username} (disabled)" if user.disabled else username  # DELETE /v1/admin/console-users/{name}
+        table.add_row(shown, user.name, user.locale, where, " ".join(user.scopes))
     console.print(table)

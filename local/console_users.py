@@ -6,117 +6,57 @@
     {"users": {"mei": {"password": "scrypt$16384$8$1$<salt>$<hash>", "name": "Mei", "locale": "zh",
                        "scopes": ["profiles:read", "campaigns:read"], "scope": {"brand_id": "demo-outlet"}}}}
 
-A user's `scopes` and `scope` mean what an API key's do. A signed-in user gets an ID token shaped as the stack's
-Cognito user pool issues them (`cdp.ingest.console_tokens`): the same claims, RS256, checked by every function the
-same way. The issuer's key is made when the process starts, so a restart signs everyone out.
+A user's `scopes` and `scope` mean what an API key's do; a `disabled` user (`DELETE /v1/admin/console-users/{name}`)
+cannot sign in. A signed-in user gets an ID token shaped as the stack's Cognito user pool issues them
+(`cdp.ingest.console_tokens`): the same claims, RS256, checked by every function the same way. The issuer's key is
+made when the process starts, so a restart signs everyone out.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import json
 import os
 import secrets
 import time
 from functools import cache
 from pathlib import Path
-from typing import Literal
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from cdp.errors import AuthenticationError, InvalidInputError
-from cdp.ingest.auth import SCOPES, Grant
+from cdp.access.models import ROLES
+from cdp.access.users_file import ConsoleUser, UsersFile, hash_password, load_users, password_matches, save_users
+from cdp.errors import AuthenticationError
 from cdp.ingest.console_tokens import ORG_SCOPE_CLAIM, SCOPES_CLAIM
-from cdp.settings import ConfigurationError
+
+__all__ = [
+    "DEFAULT_USERS_FILE",
+    "LOCAL_AUDIENCE",
+    "LOCAL_ISSUER",
+    "ROLES",
+    "USERS_FILE_ENV",
+    "ConsoleUser",
+    "LocalIssuer",
+    "UsersFile",
+    "hash_password",
+    "load_users",
+    "local_issuer",
+    "password_matches",
+    "save_users",
+    "users_file_path",
+]
 
 LOCAL_ISSUER = "http://127.0.0.1:8787/console"  # what `iss` says: the local server signs its own users in
 LOCAL_AUDIENCE = "cdp-console-local"  # the console's app client, as Cognito's client id is on AWS
 TOKEN_SECONDS = 3600
 USERS_FILE_ENV = "CDP_CONSOLE_USERS_FILE"
 DEFAULT_USERS_FILE = Path.home() / ".cdp" / "console-users.json"  # one place whatever directory a command runs in
-_SCRYPT = (2**14, 8, 1)  # n, r, p: about 16 MB and 50 ms a check
-
-ROLES: dict[str, tuple[str, ...]] = {
-    "marketer": (
-        "profiles:read",
-        "audiences:read",
-        "audiences:write",
-        "campaigns:read",
-        "campaigns:write",
-        "offers:read",
-        "models:read",
-        "analytics:read",
-        "loyalty:read",
-    ),
-    "analyst": ("profiles:read", "audiences:read", "campaigns:read", "offers:read", "models:read", "analytics:read"),
-    "operator": ("profiles:read", "profiles:write", "identity:merge", "operations:replay", "campaigns:read"),
-    "admin": tuple(SCOPES),
-}
-"""Scopes a role grants (`cdp console add-user --role`); a user may also name scopes one by one."""
-
-
-class ConsoleUser(Grant):
-    """A user's scopes and org scope, as an API key's (`Grant`), and how they sign in."""
-
-    password: str = Field(pattern=r"^scrypt\$\d+\$\d+\$\d+\$[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+$")
-    name: str = Field(default="", max_length=100)
-    locale: Literal["en", "zh"] = "en"
-
-
-class UsersFile(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    users: dict[str, ConsoleUser] = Field(default_factory=dict)
-
-    @field_validator("users")
-    @classmethod
-    def _names(cls, value: dict[str, ConsoleUser]) -> dict[str, ConsoleUser]:
-        bad = [name for name in value if not (1 <= len(name) <= 64) or not name.isprintable() or " " in name]
-        if bad:
-            raise ValueError(f"user names must be 1-64 printable characters without spaces: {bad}")
-        return value
-
-
-def hash_password(password: str, salt: bytes | None = None) -> str:
-    if len(password) < 8:
-        raise InvalidInputError("a console password needs at least 8 characters", "password")
-    n, r, p = _SCRYPT
-    salt = salt or secrets.token_bytes(16)
-    digest = hashlib.scrypt(password.encode(), salt=salt, n=n, r=r, p=p, dklen=32)
-    return f"scrypt${n}${r}${p}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
-
-
-def password_matches(password: str, stored: str) -> bool:
-    _, n, r, p, salt, digest = stored.split("$")
-    given = hashlib.scrypt(
-        password.encode(), salt=base64.b64decode(salt), n=int(n), r=int(r), p=int(p), dklen=32, maxmem=2**26
-    )
-    return hmac.compare_digest(given, base64.b64decode(digest))
+# The file's format, its password hashes and the roles are the domain's (`cdp.access.users_file`): the operations
+# function manages the same file's users in the local runtime (`POST /v1/admin/console-users`).
 
 
 def users_file_path(given: Path | None = None) -> Path:
     return given or Path(os.environ.get(USERS_FILE_ENV) or DEFAULT_USERS_FILE)
-
-
-def load_users(path: Path) -> UsersFile:
-    """The users file (none yet: no users). A broken file is an error naming the file and the field."""
-    if not path.exists():
-        return UsersFile()
-    try:
-        return UsersFile.model_validate_json(path.read_text(encoding="utf-8"))
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_url=False))
-        raise ConfigurationError(f"{path}: {problems}") from exc
-
-
-def save_users(path: Path, users: UsersFile) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    path.write_text(json.dumps(users.model_dump(mode="json", exclude_defaults=True), indent=2) + "\n", "utf-8")
-    path.chmod(0o600)  # password hashes: readable by their owner only
 
 
 class LocalIssuer:
@@ -135,7 +75,8 @@ class LocalIssuer:
         """An ID token for the user (AuthenticationError: unknown user or wrong password, said alike)."""
         user = users.users.get(username)
         # an unknown name is checked against a stand-in hash: one scrypt either way, so the time tells nothing
-        if not password_matches(password, user.password if user else self._stand_in) or user is None:
+        matches = password_matches(password, user.password if user else self._stand_in)
+        if not matches or user is None or user.disabled:  # a disabled user is refused alike
             raise AuthenticationError("unknown user or wrong password")
         now = int(time.time())  # real time: a token's lifetime is not moved by the simulated clock
         claims = {

@@ -63,7 +63,8 @@ class LocalApiServer:
         users_file: Path | None = None,
     ) -> None:
         self.runtime = runtime
-        self.users_file = users_file_path(users_file)  # the console's users (cdp_local.console_users)
+        # the console's users (cdp_local.console_users): signed in here, managed by the operations function
+        self.users_file = users_file or runtime.console_users_file or users_file_path(None)
         self.drain_mode = drain
         self.ticks = ticks  # fire the campaign schedule's tick every minute (`cdp serve`)
         self._pending = threading.Event()
@@ -72,6 +73,16 @@ class LocalApiServer:
         self._server = ThreadingHTTPServer((host, port), _handler_class(self))
         self._server.daemon_threads = True
         self.ad_platforms = LocalAdPlatforms(runtime)  # the demo brand's ad accounts (activation), on the loopback
+
+    @property
+    def users_file(self) -> Path:
+        return self._users_file
+
+    @users_file.setter
+    def users_file(self, path: Path) -> None:
+        """The users the console signs in, which the settings API (the operations function) then manages too."""
+        self._users_file = path
+        self.runtime.use_console_users(path)
 
     @property
     def url(self) -> str:

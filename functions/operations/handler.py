@@ -1,5 +1,6 @@
 """HTTP API for operators (scope operations:replay): dead letters with their reasons, redrive, archive replay, and
-the person-item layout migration (unscoped keys only: it moves every brand's items)."""
+the person-item layout migration (unscoped keys only: it moves every brand's items). And the deployment's settings
+(scope settings:admin, no org scope; cdp.access): API keys, console users and sources."""
 
 from __future__ import annotations
 
@@ -7,32 +8,53 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import unquote
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ValidationError
 
+from cdp.access import service as access
+from cdp.access.aws import CognitoUserDirectory, SecretsManagerKeyStore
+from cdp.access.models import (
+    ApiKeyList,
+    ApiKeyRequest,
+    ConsoleUserInfo,
+    ConsoleUserList,
+    ConsoleUserRequest,
+    CreatedApiKey,
+    DisabledConsoleUser,
+    RevokedApiKey,
+    SettingsConflictError,
+    SourceList,
+    key_id,
+)
+from cdp.access.ports import UserDirectory
+from cdp.access.users_file import UsersFileDirectory
+from cdp.connectors.aws import SecretsManagerSources
 from cdp.connectors.platforms.aws import DynamoPullState
 from cdp.connectors.registry import connector_for
 from cdp.connectors.replay import ReplayRequest, ReplaySummary, replay_archive
 from cdp.connectors.service import Ports
-from cdp.connectors.sources import SourcesConfig, StaticSources
-from cdp.errors import AuthenticationError, ForbiddenError, InvalidInputError, RetryableError
-from cdp.ingest.auth import REPLAY_SCOPE, authenticate, authorize
+from cdp.connectors.sources import SourcesConfig, SourcesConfigError, StaticSources
+from cdp.errors import AuthenticationError, ForbiddenError, InvalidInputError, NotFoundError, RetryableError
+from cdp.ingest.auth import API_KEY_HEADER, REPLAY_SCOPE, authenticate, authorize
 from cdp.ingest.aws import DynamoDedupeLedger, S3RawArchive, SecretsManagerKeyring
+from cdp.ingest.console_tokens import looks_like_token
 from cdp.ingest.ports import ApiClient
 from cdp.ingest.service import field_errors
 from cdp.observability import logger, tracer
 from cdp.org import ScopeRef, load_org
 from cdp.profile.migration import MigrationPage, MigrationRequest, PersonLayoutMigration
-from cdp.settings import OperationsSettings, get_settings
+from cdp.settings import ConsoleUserDirectory, OperationsSettings, get_settings
 from cdp.shared.aws import EventBridgePublisher
 from cdp.shared.aws import client as aws_client
 from cdp.shared.deadletter import RedriveRequest, RedriveSummary, SqsDeadLetterQueue, redrive_all
 from cdp.shared.openapi import body, query, responses
-from cdp.shared.time import wire_now
+from cdp.shared.time import utc_now, wire_now
 from functions.request_body import console_tokens, text_body
 
 app = APIGatewayHttpResolver(enable_validation=False)
@@ -45,6 +67,8 @@ class Dependencies:
     keyring: SecretsManagerKeyring
     ports: Ports
     pull_state: DynamoPullState  # the buyer of each pulled order, for platform pages
+    key_store: SecretsManagerKeyStore  # settings: the API keys, written back to their secret
+    sources: SecretsManagerSources  # settings: the sources, listed without their secrets
 
 
 @cache
@@ -63,15 +87,30 @@ def dependencies() -> Dependencies:
         EventBridgePublisher(s.event_bus_name),
         region_of,
     )
-    return Dependencies(s, SecretsManagerKeyring(s.api_keys_secret_id), ports, DynamoPullState(s.ledger_table))
+    secret = s.api_keys_secret_id
+    keys = SecretsManagerKeyStore(secret, on_change=lambda: SecretsManagerKeyring.forget(secret))
+    return Dependencies(
+        s,
+        SecretsManagerKeyring(secret),
+        ports,
+        DynamoPullState(s.ledger_table),
+        keys,
+        SecretsManagerSources(s.sources_secret_id),
+    )
+
+
+def _headers() -> dict[str, str]:
+    return {k.lower(): v for k, v in (app.current_event.headers or {}).items()}
+
+
+def _caller() -> ApiClient:
+    client = authenticate(_headers(), b"", dependencies().keyring, wire_now(), require=None, tokens=console_tokens())
+    logger.append_keys(client=client.name)
+    return client
 
 
 def _authorize() -> ApiClient:
-    event = app.current_event
-    headers = {k.lower(): v for k, v in (event.headers or {}).items()}
-    client = authenticate(headers, b"", dependencies().keyring, wire_now(), require=None, tokens=console_tokens())
-    logger.append_keys(client=client.name)
-    return authorize(client, REPLAY_SCOPE)
+    return authorize(_caller(), REPLAY_SCOPE)
 
 
 def _brand_filter(client: ApiClient) -> Callable[[str | None], bool] | None:
@@ -172,6 +211,133 @@ def migrate_person_layout() -> Response[str]:
     return _json(200, page.model_dump_json())
 
 
+# ---- settings: API keys, console users, sources (cdp.access) -----------------------------------------------------
+
+
+def _settings() -> ApiClient:
+    return access.authorize_settings(_caller())
+
+
+def _caller_key_id() -> str | None:
+    """The fingerprint of the API key the caller sent (None: a console user's token)."""
+    headers = _headers()
+    scheme, _, token = headers.get("authorization", "").partition(" ")
+    sent = headers.get(API_KEY_HEADER) or (token.strip() if scheme.lower() == "bearer" else "")
+    return key_id(sent) if sent and not looks_like_token(sent) else None
+
+
+@cache
+def _cognito() -> Any:
+    return aws_client("cognito-idp")
+
+
+def _users() -> UserDirectory:
+    """The console's users: the stack's user pool, or the local runtime's users file (read per request: the local
+    server may name its file after the start)."""
+    where = get_settings(ConsoleUserDirectory)
+    if where.console_user_pool_id:
+        return CognitoUserDirectory(where.console_user_pool_id, _cognito())
+    return UsersFileDirectory(Path(str(where.console_users_file)))
+
+
+def _settings_docs(ok: dict[int, tuple[Any, str]], errors: tuple[int, ...]) -> dict[int, Any]:
+    out = responses(ok, errors)
+    if 403 in out:
+        out[403]["description"] = "the caller lacks settings:admin, has an org scope, or grants a scope it lacks"
+    if 404 in out:
+        out[404]["description"] = "no such key or user"
+    if 409 in out:
+        out[409]["description"] = "the name is taken, or the caller would revoke or disable itself"
+    return out
+
+
+@app.get(
+    "/v1/admin/api-keys",
+    summary="Every API key by its fingerprint, client and scopes (never the key itself)",
+    tags=["settings"],
+    responses=_settings_docs({200: (ApiKeyList, "ok")}, (401, 403, 503)),
+)
+def get_api_keys() -> Response[str]:
+    _settings()
+    return _json(200, access.list_keys(dependencies().key_store).model_dump_json())
+
+
+@app.post(
+    "/v1/admin/api-keys",
+    summary="Create an API key: the answer is the only time the key is shown",
+    tags=["settings"],
+    responses=_settings_docs({201: (CreatedApiKey, "created")}, (400, 401, 403, 503)),
+    openapi_extensions=body(ApiKeyRequest, "ApiKeyRequest"),
+)
+def post_api_key() -> Response[str]:
+    caller = _settings()
+    created = access.create_key(dependencies().key_store, _parse(ApiKeyRequest), load_org(), caller, utc_now())
+    logger.info("API key created", key_id=created.key_id, for_client=created.client, scopes=created.scopes)
+    return _json(201, created.model_dump_json())
+
+
+@app.delete(
+    "/v1/admin/api-keys/<key_id>",
+    summary="Revoke an API key (by its fingerprint); a key cannot revoke itself",
+    tags=["settings"],
+    responses=_settings_docs({200: (RevokedApiKey, "revoked")}, (401, 403, 404, 409, 503)),
+)
+def delete_api_key(key_id: str) -> Response[str]:
+    _settings()
+    revoked = access.revoke_key(dependencies().key_store, unquote(key_id), _caller_key_id())
+    logger.info("API key revoked", key_id=revoked.key_id, for_client=revoked.client)
+    return _json(200, revoked.model_dump_json())
+
+
+@app.get(
+    "/v1/admin/console-users",
+    summary="The console's users with their scopes and org scope (the user pool's, or the local users file's)",
+    tags=["settings"],
+    responses=_settings_docs({200: (ConsoleUserList, "ok")}, (401, 403, 503)),
+)
+def get_console_users() -> Response[str]:
+    _settings()
+    return _json(200, access.list_users(_users()).model_dump_json())
+
+
+@app.post(
+    "/v1/admin/console-users",
+    summary="Add a console user with a role or scopes, able to sign in at once with the password",
+    tags=["settings"],
+    responses=_settings_docs({201: (ConsoleUserInfo, "created")}, (400, 401, 403, 409, 503)),
+    openapi_extensions=body(ConsoleUserRequest, "ConsoleUserRequest"),
+)
+def post_console_user() -> Response[str]:
+    caller = _settings()
+    user = access.add_user(_users(), _parse(ConsoleUserRequest), load_org(), caller)
+    logger.info("console user added", username=user.username, scopes=user.scopes)
+    return _json(201, user.model_dump_json())
+
+
+@app.delete(
+    "/v1/admin/console-users/<username>",
+    summary="Disable a console user (kept in the list; sign-ins already made end within the hour)",
+    tags=["settings"],
+    responses=_settings_docs({200: (DisabledConsoleUser, "disabled")}, (401, 403, 404, 409, 503)),
+)
+def delete_console_user(username: str) -> Response[str]:
+    caller = _settings()
+    disabled = access.disable_user(_users(), unquote(username), caller)
+    logger.info("console user disabled", username=disabled.username)
+    return _json(200, disabled.model_dump_json())
+
+
+@app.get(
+    "/v1/admin/sources",
+    summary="The connector sources: key, kind, brand, store and what each accepts (never their secrets)",
+    tags=["settings"],
+    responses=_settings_docs({200: (SourceList, "ok")}, (401, 403, 503)),
+)
+def get_sources() -> Response[str]:
+    _settings()
+    return _json(200, access.list_sources(dependencies().sources.sources()).model_dump_json())
+
+
 def _limit(value: str | None) -> int:
     try:
         limit = int(value or 100)
@@ -208,6 +374,22 @@ def _unauthorized(exc: AuthenticationError) -> Response[str]:
 @app.exception_handler(ForbiddenError)
 def _forbidden(exc: ForbiddenError) -> Response[str]:
     return _json(403, json.dumps({"error": "forbidden", "message": str(exc)}))
+
+
+@app.exception_handler(NotFoundError)
+def _not_found(exc: NotFoundError) -> Response[str]:
+    return _json(404, json.dumps({"error": "not_found", "message": str(exc)}))
+
+
+@app.exception_handler(SettingsConflictError)
+def _conflict(exc: SettingsConflictError) -> Response[str]:
+    return _json(409, json.dumps({"error": "conflict", "message": str(exc)}))
+
+
+@app.exception_handler(SourcesConfigError)
+def _sources_broken(exc: SourcesConfigError) -> Response[str]:
+    logger.error("the sources secret is invalid", error=str(exc))
+    return _json(503, json.dumps({"error": "unavailable", "message": "the sources secret is invalid: see the logs"}))
 
 
 @app.exception_handler(RetryableError)

@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from aws_cdk import ArnFormat, Fn, Stack
+from aws_cdk import aws_cognito as cognito
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
@@ -39,6 +40,7 @@ class Resources:
     bus: events.IEventBus
     api_keys: secretsmanager.ISecret
     sources: secretsmanager.ISecret
+    console_users: cognito.IUserPool  # the console's users (the settings API adds and disables them)
     queues: Mapping[str, sqs.IQueue]  # by QueueSpec.logical_id
     dlqs: Mapping[str, sqs.IQueue]
     config: DeployConfig
@@ -395,15 +397,33 @@ def sms_identity_arn(stack: Stack, config: DeployConfig) -> str:
     return sms_arn("sender-id", f"{identity}/*")  # sender-id/{SenderId}/{IsoCountryCode}
 
 
+CONSOLE_USER_ADMIN_ACTIONS = (
+    "cognito-idp:ListUsers",
+    "cognito-idp:AdminCreateUser",
+    "cognito-idp:AdminSetUserPassword",
+    "cognito-idp:AdminDisableUser",
+    "cognito-idp:AdminDeleteUser",  # only a user it just made whose password could not be set (cdp.access.aws)
+)
+"""What the settings API does in the console's user pool, and nothing else there (no attribute updates, no sign-in
+on a user's behalf)."""
+
+
 def _operations(fn: lambda_.Function, r: Resources) -> None:
     """Dead letters (list, redrive into the source queue), archive replay (read raw/, republish, re-claim) and the
-    person-item layout migration (scan and rewrite person items, keep its progress in the table)."""
+    person-item layout migration (scan and rewrite person items, keep its progress in the table). Settings: the API
+    keys (read, and written back with PutSecretValue: that secret only), the sources (read: listed without their
+    secrets) and the console's users (the admin actions above, on the stack's user pool only)."""
     r.ledger.grant_read_write_data(fn)  # replay claims each event again (dedupe), like ingest
     r.profiles.grant_read_write_data(fn)
     _read(fn, r, topology.RAW_PREFIX)
     _list_under(fn, r.bucket, [topology.RAW_PREFIX])  # replay lists raw/{source}/{hour}/ and reads what it listed
     r.bus.grant_put_events_to(fn)
     r.api_keys.grant_read(fn)
+    fn.add_to_role_policy(
+        iam.PolicyStatement(actions=["secretsmanager:PutSecretValue"], resources=[r.api_keys.secret_arn])
+    )
+    r.sources.grant_read(fn)
+    r.console_users.grant(fn, *CONSOLE_USER_ADMIN_ACTIONS)
     for queue in r.queues.values():
         queue.grant_send_messages(fn)
     for dlq in r.dlqs.values():

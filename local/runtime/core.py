@@ -6,6 +6,8 @@ import functools
 import io
 import json
 import logging
+import os
+import tempfile
 import threading
 import time
 import uuid
@@ -151,9 +153,12 @@ class LocalRuntime:
         statemachines_dir: Path = STATEMACHINES_DIR,
         state_machines: Collection[str] | None = None,
         api_keys_file: str | None = None,
+        console_users_file: Path | None = None,
     ) -> None:
         """`state_machines`: the keys to create (None: all); parsing ASL is the slowest part of a start.
-        `api_keys_file`: more API keys (the ApiKeys secret's JSON document); default $CDP_API_KEYS_FILE."""
+        `api_keys_file`: more API keys (the ApiKeys secret's JSON document); default $CDP_API_KEYS_FILE.
+        `console_users_file`: the console's users the operations function manages (default: a file of the runtime's
+        own, in a temporary directory; `LocalApiServer` names the file it signs users in from)."""
         self.router = HandlerRouter(handler_overrides)
         self.api_key = api_key or configured_api_key()
         self.admin_key = configured_admin_key()  # the profile API's every-scope key (see seeded_api_keys)
@@ -172,6 +177,7 @@ class LocalRuntime:
         self._stack: list[Any] = []
         self.wait_states = WaitStates()  # Step Functions Wait states: their seconds, or until `end_wait_state`
         self.clock = LocalClock()  # what handlers read as now: moved ahead by schedules fired at a later time
+        self.console_users_file = console_users_file
 
     # ---- lifecycle -----------------------------------------------------------------------------------------
 
@@ -181,6 +187,11 @@ class LocalRuntime:
                 raise RuntimeError("a LocalRuntime is already running in this process")
             LocalRuntime._active = self
         try:
+            if self.console_users_file is None:  # a runtime of its own never writes a developer's users file
+                users_dir = tempfile.TemporaryDirectory(prefix="cdp-console-users-")
+                self._enter(users_dir)
+                self.console_users_file = Path(users_dir.name) / "console-users.json"
+            self.environment[topology.CONSOLE_USERS_FILE_ENV] = str(self.console_users_file)
             # env first: moto, boto3 and the handlers' cached settings must all see the local values
             self._enter(patched_environ(self.environment))
             settings.get_settings.cache_clear()
@@ -224,6 +235,16 @@ class LocalRuntime:
             load_org.cache_clear()
             with LocalRuntime._active_lock:
                 LocalRuntime._active = None
+
+    def use_console_users(self, path: Path) -> None:
+        """From now on the operations function manages the console users of `path` (the file the local server signs
+        them in from). Called before serving: it sets the process's variable once, not per request."""
+        with self.lock:
+            self.console_users_file = path
+            self.environment[topology.CONSOLE_USERS_FILE_ENV] = str(path)
+            if LocalRuntime._active is self:
+                os.environ[topology.CONSOLE_USERS_FILE_ENV] = str(path)
+                settings.get_settings.cache_clear()
 
     def _enter(self, ctx: Any) -> None:
         ctx.__enter__()
@@ -414,6 +435,11 @@ class LocalRuntime:
         """
         with self.lock:
             report = DrainReport(by_queue={r.queue.local_name: QueueCounts() for r in topology.BUS_RULES})
+            if not any(self._visible(rule.queue.local_name) for rule in topology.BUS_RULES):
+                # nothing to receive, so nothing to deliver and nothing moved to a DLQ: the drain `cdp serve` runs
+                # after every API request costs a look per queue when (as after a read) nothing was published
+                report.rounds, report.quiet = 1, True
+                return report
             dlq_before = {q.local_name: self._depth(topology.dlq_name(q)) for q in topology.QUEUES}
             for _ in range(max_rounds):
                 report.rounds += 1
@@ -495,6 +521,12 @@ class LocalRuntime:
         failed = {str(f.get("itemIdentifier")) for f in result["batchItemFailures"]}
         # Lambda treats an unknown or empty identifier as a failure of the whole batch
         return failed if failed <= all_ids else all_ids
+
+    def _visible(self, queue_name: str) -> int:
+        attrs = self.client("sqs").get_queue_attributes(
+            QueueUrl=self.queue_urls[queue_name], AttributeNames=["ApproximateNumberOfMessages"]
+        )["Attributes"]
+        return int(attrs["ApproximateNumberOfMessages"])
 
     def _depth(self, queue_name: str) -> int:
         attrs = self.client("sqs").get_queue_attributes(

@@ -110,6 +110,7 @@ def function_values(log_level: str) -> dict[str, str]:
         topology.CONSOLE_TOKEN_ISSUER_ENV: LOCAL_ISSUER,
         topology.CONSOLE_TOKEN_AUDIENCE_ENV: LOCAL_AUDIENCE,
         topology.CONSOLE_JWKS_URL_ENV: "",  # the keys are inline (CONSOLE_JWKS): the issuer is this process
+        topology.CONSOLE_USER_POOL_ENV: "",  # no user pool: the console's users are a file (CONSOLE_USERS_FILE)
     }
     outbox_env = getattr(topology, "SEND_VIA_OUTBOX_ENV", None)
     if outbox_env:  # End User Messaging SMS is not emulated by moto: every channel delivers to the S3 outbox

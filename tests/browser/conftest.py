@@ -43,6 +43,10 @@ DEMO_CUSTOMERS = 300
 BENCH_DIR = Path(__file__).resolve().parents[2] / "bench-output"
 MARKETER = ("mei", "mei-console-pw", "陈梅")  # the demo brand's marketer, Chinese by default
 ANALYST = ("ana", "ana-console-pw", "Ana Lee")  # every brand (the model registry wants an unscoped user), English
+OPERATOR = ("ops", "ops-console-pw", "Olu Ops")  # the demo brand's operator (identity:merge), English
+HQ_MARKETER = ("hq", "hq-console-pw", "Hana Qiu")  # a marketer of every brand (audiences read them all), English
+STORE_MARKETER = ("sh02", "sh02-console-pw", "Shu Zhang")  # a marketer of one store (no whole brand), English
+ADMIN = ("root", "root-console-pw", "Ada Admin")  # every scope, every brand: the settings page's administrator
 
 
 @dataclass
@@ -75,7 +79,25 @@ def _users(path: Path) -> None:
         scope=ScopeRef(brand_id=BRAND_ID),
     )
     analyst = ConsoleUser(password=hash_password(ANALYST[1]), name=ANALYST[2], scopes=sorted(ROLES["analyst"]))
-    save_users(path, UsersFile(users={MARKETER[0]: marketer, ANALYST[0]: analyst}))
+    operator = ConsoleUser(
+        password=hash_password(OPERATOR[1]),
+        name=OPERATOR[2],
+        scopes=sorted(ROLES["operator"]),
+        scope=ScopeRef(brand_id=BRAND_ID),
+    )
+    hq_marketer = ConsoleUser(
+        password=hash_password(HQ_MARKETER[1]), name=HQ_MARKETER[2], scopes=sorted(ROLES["marketer"])
+    )
+    store_marketer = ConsoleUser(
+        password=hash_password(STORE_MARKETER[1]),
+        name=STORE_MARKETER[2],
+        scopes=sorted(ROLES["marketer"]),
+        scope=ScopeRef(brand_id=BRAND_ID, store_id="sh02"),
+    )
+    users = {MARKETER[0]: marketer, ANALYST[0]: analyst, OPERATOR[0]: operator, HQ_MARKETER[0]: hq_marketer}
+    users[STORE_MARKETER[0]] = store_marketer
+    users[ADMIN[0]] = ConsoleUser(password=hash_password(ADMIN[1]), name=ADMIN[2], scopes=sorted(ROLES["admin"]))
+    save_users(path, UsersFile(users=users))
 
 
 def _a_customer(rt: LocalRuntime) -> tuple[str, str]:

@@ -261,7 +261,15 @@ def test_switching_the_language_shows_chinese_and_is_remembered(page: Any, site:
     page.wait_for_selector("main[data-ready='home']")
     # Then the layout and the page speak Chinese
     assert page.get_attribute("html", "lang") == "zh-CN"
-    assert page.locator(".sidebar nav a").all_inner_texts() == ["首页", "客户", "营销活动", "权益与预算", "模型"]
+    assert page.locator(".sidebar nav a").all_inner_texts() == [
+        "首页",
+        "客户",
+        "营销活动",
+        "人群",
+        "标签目录",
+        "权益与预算",
+        "模型",
+    ]
     assert page.inner_text("main h1") == "营销概览"
     assert page.inner_text(".topbar > button") == "退出登录"
     assert page.inner_text(".brand-form label") == "品牌"

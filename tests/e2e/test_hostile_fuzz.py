@@ -168,6 +168,24 @@ ROUTES = [
         {"identifier": {"type": "phone", "value": "13766990199", "scope": None}, "brand_id": "demo-brand"},
         _admin_key,
     ),
+    Route(
+        "/v1/admin/api-keys",
+        {"client": "fuzz-client", "scopes": ["events:write"], "scope": {"brand_id": "demo-brand", "store_id": "sh01"}},
+        _admin_key,
+    ),
+    Route(
+        "/v1/admin/console-users",
+        {
+            "username": "fuzz-user",
+            "name": "Fuzz",
+            "role": "analyst",
+            "scopes": ["campaigns:read"],
+            "scope": {"brand_id": "demo-brand"},
+            "locale": "zh",
+            "password": "fuzz console password",
+        },
+        _admin_key,
+    ),
 ]
 
 HOSTILE_VALUES = st.one_of(

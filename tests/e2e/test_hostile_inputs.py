@@ -359,6 +359,8 @@ def test_a_signed_connector_body_with_a_charset_is_still_read(runtime: LocalRunt
         ("POST", "/v1/admin/replay"),
         ("POST", "/v1/admin/dead-letters/redrive"),
         ("POST", "/v1/admin/migrations/person-layout"),
+        ("POST", "/v1/admin/api-keys"),
+        ("POST", "/v1/admin/console-users"),
         ("POST", "/v1/signals?brand_id=demo-brand"),
         ("POST", "/v1/campaigns"),
         ("POST", "/v1/campaigns/any_campaign/preview?brand_id=demo-brand"),

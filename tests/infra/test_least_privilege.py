@@ -434,3 +434,40 @@ def test_the_analytics_api_queries_only_its_workgroup_over_the_warehouse_tables_
     }
     # And no table, no bus, no queue, no machine
     assert not {a for a in rights if a.startswith(("dynamodb:", "events:", "sqs:", "states:"))}
+
+
+def test_only_the_settings_api_writes_the_api_keys_and_manages_the_console_users(synth: Synth) -> None:
+    from infra.components.access import CONSOLE_USER_ADMIN_ACTIONS
+
+    secrets = synth.resources("AWS::SecretsManager::Secret")
+    (keys_id,) = [k for k in secrets if k.startswith("ApiKeys")]
+    (sources_id,) = [k for k in secrets if k.startswith("SourceSecrets")]
+    (pool_id,) = synth.resources("AWS::Cognito::UserPool")
+    for spec in topology.FUNCTIONS:
+        statements = _role_statements(synth, spec)
+        actions = statement_actions(statements)
+        writes = {
+            a
+            for a in actions
+            if a.startswith("secretsmanager:") and not a.startswith(("secretsmanager:Get", "secretsmanager:Describe"))
+        }
+        users = {a for a in actions if a.startswith("cognito-idp:")}
+        if spec is not topology.OPERATIONS:
+            # Given any other function / Then it changes no secret and touches no user
+            assert writes == set() and users == set(), spec.key
+            continue
+        # Given the operations function (the settings API) / Then it puts new versions of the API keys secret only
+        assert writes == {"secretsmanager:PutSecretValue"}
+        puts = [s for s in statements if "secretsmanager:PutSecretValue" in statement_actions([s])]
+        assert set().union(*(referenced_ids(s) for s in puts)) == {keys_id}
+        # And reads that secret and the sources secret (listed without their values), no other
+        reads = [s for s in statements if "secretsmanager:GetSecretValue" in statement_actions([s])]
+        assert set().union(*(referenced_ids(s) for s in reads)) == {keys_id, sources_id}
+        # And its user-pool rights are exactly the admin actions it uses, on the console's user pool only
+        assert users == set(CONSOLE_USER_ADMIN_ACTIONS)
+        on_pool = [s for s in statements if statement_actions([s]) & users]
+        assert set().union(*(referenced_ids(s) for s in on_pool)) == {pool_id}
+        assert all("*" not in resource_list(s) for s in on_pool)
+    # And it is told which pool (the variable the settings are validated from)
+    _, fn = function_by_handler(synth, topology.OPERATIONS.handler)
+    assert fn["Properties"]["Environment"]["Variables"][topology.CONSOLE_USER_POOL_ENV] == {"Ref": pool_id}

@@ -73,6 +73,30 @@ class ConsoleTokens(_Env):
         return self
 
 
+class ConsoleUserDirectory(_Env):
+    """Where the console's users are kept (cdp.access): the stack's Cognito user pool, or, in the local runtime only
+    (CDK never sets it), the users file `cdp serve` signs them in from. Exactly one of the two."""
+
+    console_user_pool_id: str | None = Field(
+        default=None, alias=topology.CONSOLE_USER_POOL_ENV, pattern=r"^[\w-]+_[0-9a-zA-Z]+$", max_length=55
+    )
+    console_users_file: str | None = Field(default=None, alias=topology.CONSOLE_USERS_FILE_ENV, min_length=1)
+
+    @field_validator("console_user_pool_id", "console_users_file", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return value or None
+
+    @model_validator(mode="after")
+    def _one_directory(self) -> ConsoleUserDirectory:
+        if bool(self.console_user_pool_id) == bool(self.console_users_file):
+            raise ValueError(
+                f"one of {topology.CONSOLE_USER_POOL_ENV} (the stack's user pool) or {topology.CONSOLE_USERS_FILE_ENV} "
+                "(the local runtime's users file) is needed, not both"
+            )
+        return self
+
+
 class Sources(_Env):
     sources_secret_id: str = Field(alias=topology.SOURCES_SECRET_ENV, min_length=1)
 
@@ -295,9 +319,11 @@ class QueueUrls(_Env):
 
 
 class OperationsSettings(
-    Observability, ProfilesTable, LedgerTable, DataBucket, EventBus, ApiKeys, PhoneRegion, QueueUrls
+    Observability, ProfilesTable, LedgerTable, DataBucket, EventBus, ApiKeys, Sources, PhoneRegion, QueueUrls
 ):
-    """Dead letters, redrive, archive replay and item-layout migrations."""
+    """Dead letters, redrive, archive replay and item-layout migrations; settings: API keys (written back to their
+    secret), the sources (listed without their secrets). The console's users: `ConsoleUserDirectory`, read when a
+    console-users route is first called (the local runtime may name its users file after the start)."""
 
 
 class FileImportSettings(Observability, LedgerTable, DataBucket, EventBus, PhoneRegion):

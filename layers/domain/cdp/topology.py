@@ -79,6 +79,10 @@ CONSOLE_TOKEN_AUDIENCE_ENV = "CONSOLE_TOKEN_AUDIENCE"  # noqa: S105 - an env var
 CONSOLE_JWKS_URL_ENV = "CONSOLE_JWKS_URL"
 CONSOLE_JWKS_ENV = "CONSOLE_JWKS"
 CONSOLE_TOKEN_ENV = (CONSOLE_TOKEN_ISSUER_ENV, CONSOLE_TOKEN_AUDIENCE_ENV, CONSOLE_JWKS_URL_ENV)  # CONSOLE_JWKS: local
+# Where the console's users are managed (cdp.access): the stack's Cognito user pool; or, in the local runtime only
+# (CDK never sets it, as PLATFORM_TRANSPORT), the users file `cdp serve` signs them in from
+CONSOLE_USER_POOL_ENV = "CONSOLE_USER_POOL_ID"
+CONSOLE_USERS_FILE_ENV = "CONSOLE_USERS_FILE"
 SOURCES_SECRET_LOCAL_NAME = "cdp/sources"  # noqa: S105 - per-source secrets: write keys, WeChat tokens, webhook keys
 SOURCES_SECRET_ENV = "SOURCES_SECRET_ID"  # noqa: S105 - an env var name
 SMS_ORIGINATION_ENV = "SMS_ORIGINATION_IDENTITY"
@@ -333,7 +337,9 @@ OPERATIONS = FunctionSpec(
         LEDGER_TABLE.env_var,
         DATA_BUCKET_ENV,
         EVENT_BUS_ENV,
-        API_KEYS_SECRET_ENV,
+        API_KEYS_SECRET_ENV,  # settings: API keys are listed, created and revoked in it
+        SOURCES_SECRET_ENV,  # settings: the sources are listed (without their secrets)
+        CONSOLE_USER_POOL_ENV,  # settings: the console's users
         DEFAULT_REGION_ENV,
         *(q.dlq_env for q in QUEUES),
         *(q.url_env for q in QUEUES),
@@ -633,6 +639,14 @@ API_ROUTES: tuple[tuple[str, str, str], ...] = (
     ("POST", "/v1/admin/dead-letters/redrive", OPERATIONS.key),
     ("POST", "/v1/admin/replay", OPERATIONS.key),
     ("POST", "/v1/admin/migrations/person-layout", OPERATIONS.key),
+    # settings (cdp.access): API keys, console users and sources of the deployment (settings:admin, no org scope)
+    ("GET", "/v1/admin/api-keys", OPERATIONS.key),
+    ("POST", "/v1/admin/api-keys", OPERATIONS.key),
+    ("DELETE", "/v1/admin/api-keys/{key_id}", OPERATIONS.key),
+    ("GET", "/v1/admin/console-users", OPERATIONS.key),
+    ("POST", "/v1/admin/console-users", OPERATIONS.key),
+    ("DELETE", "/v1/admin/console-users/{username}", OPERATIONS.key),
+    ("GET", "/v1/admin/sources", OPERATIONS.key),
     # audience packages: define, validate, size, preview, export (scopes audiences:read / audiences:write)
     ("POST", "/v1/audiences", AUDIENCE_API.key),
     ("GET", "/v1/audiences", AUDIENCE_API.key),

@@ -67,6 +67,7 @@ STRING_ATTRS = {
     "country": [None, "CN", "US"],
     "member_level": [None, "gold", "silver"],
     "acquisition_platform": [None, "douyin", "baidu"],
+    "brand_id": ["demo-brand", "demo-outlet", "b:o/1"],  # every person has one
 }
 AUDIENCE_IDS = ["vip", "seg", "ghost"]  # vip: a stored membership; seg: defined inline; ghost: stored by nobody
 SCORES = ["response", "churn", "unscored"]

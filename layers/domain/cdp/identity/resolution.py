@@ -202,16 +202,7 @@ def _update_records(
     out = dict(records)
     for key in change.keys:
         out.setdefault(key, IdentifierRecord(key=key, person_id=None))
-    if not change.manual_links:
-        for low, high in change.new_links:
-            rec = out.get(low)
-            if rec is not None and not rec.shared and high not in rec.up:
-                out[low] = replace(rec, up=rec.up | {high})
-    else:  # an administrator's merge is the latest word: a link an earlier unmerge cut is allowed again
-        for low, high in change.new_links:
-            rec = out.get(low)
-            if rec is not None and high in rec.disabled:
-                out[low] = replace(rec, disabled=rec.disabled - {high})
+    _link_records(change, out)
     for low, high in change.cut:
         rec = out.get(low)
         if rec is not None and high not in rec.disabled:
@@ -224,6 +215,19 @@ def _update_records(
         elif rec.up and rules.is_hub(key, rec.up):
             out[key] = replace(rec, shared="hub")
     return out
+
+
+def _link_records(change: Change, out: dict[str, IdentifierRecord]) -> None:
+    """An event's links are recorded on their low end (hub detection counts them); an administrator's merge is the
+    latest word instead: a link an earlier unmerge cut is allowed again."""
+    for low, high in change.new_links:
+        rec = out.get(low)
+        if rec is None:
+            continue
+        if not change.manual_links and not rec.shared and high not in rec.up:
+            out[low] = replace(rec, up=rec.up | {high})
+        elif change.manual_links and high in rec.disabled:
+            out[low] = replace(rec, disabled=rec.disabled - {high})
 
 
 def _choose_survivor(candidates: list[Profile], brand: BrandConfig) -> Profile:

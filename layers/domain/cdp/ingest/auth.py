@@ -39,6 +39,9 @@ MODELS_READ_SCOPE = "models:read"  # the model registry: models, versions and th
 MODELS_PROMOTE_SCOPE = "models:promote"  # point a model's `latest` at another saved version (rollback)
 MODELS_SCORE_SCOPE = "models:score"  # score one person now with the promoted version (and store the score)
 ANALYTICS_READ_SCOPE = "analytics:read"  # the customer-analytics reports of a whole brand (cohorts, lifecycle, ...)
+# API keys, console users and sources of the whole deployment (cdp.access): held with no org scope, it can grant any
+# scope it holds itself, so it is an administrator's alone
+SETTINGS_ADMIN_SCOPE = "settings:admin"
 SCOPES = (
     WRITE_SCOPE,
     READ_PROFILES_SCOPE,
@@ -62,6 +65,7 @@ SCOPES = (
     MODELS_PROMOTE_SCOPE,
     MODELS_SCORE_SCOPE,
     ANALYTICS_READ_SCOPE,
+    SETTINGS_ADMIN_SCOPE,
 )
 
 

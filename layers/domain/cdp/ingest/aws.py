@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import time
+import weakref
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -206,31 +207,44 @@ def parse_keys(keys: dict[str, Any]) -> dict[str, ApiClient]:
 
 class SecretsManagerKeyring(ApiKeyring):
     """Secret JSON: {"keys": {"<api key>": {"client": "...", "scopes": [...], "scope": {"brand_id": "..."}}},
-    "hmac": {"<key id>": "<secret>"}}; `scope` is optional (see `ApiKeyEntry`)."""
+    "hmac": {"<key id>": "<secret>"}}; `scope` is optional (see `ApiKeyEntry`).
+
+    Read at most every TTL_S seconds: a key added to or removed from the secret is in force within that long.
+    `forget(secret_id)` makes every keyring of the process read it again at its next request (the settings API calls
+    it after it wrote the secret: on Lambda that is its own function's container; in the local runtime, where every
+    function runs in one process, all of them)."""
 
     TTL_S = 300.0
+    _live: ClassVar[weakref.WeakSet[SecretsManagerKeyring]] = weakref.WeakSet()
 
     def __init__(self, secret_id: str, client: SecretsManagerClient | None = None) -> None:
         self._secret_id = secret_id
         self._sm: SecretsManagerClient = client or default_client("secretsmanager")
-        self._cached: dict[str, Any] | None = None
-        self._clients: dict[str, ApiClient] = {}
+        self._cached: tuple[dict[str, Any], dict[str, ApiClient]] | None = None
         self._loaded_at = 0.0
+        SecretsManagerKeyring._live.add(self)
 
-    def _secret(self) -> dict[str, Any]:
-        if self._cached is None or time.monotonic() - self._loaded_at > self.TTL_S:
+    @classmethod
+    def forget(cls, secret_id: str) -> None:
+        """Every keyring of this process reading `secret_id` reads it again at its next request."""
+        for keyring in list(cls._live):
+            if keyring._secret_id == secret_id:
+                keyring._cached = None
+
+    def _secret(self) -> tuple[dict[str, Any], dict[str, ApiClient]]:
+        cached = self._cached  # one read: `forget` may clear it on another thread meanwhile
+        if cached is None or time.monotonic() - self._loaded_at > self.TTL_S:
             try:
                 raw = self._sm.get_secret_value(SecretId=self._secret_id)["SecretString"]
             except (ClientError, BotoCoreError) as exc:
                 raise StoreError(f"reading secret {self._secret_id} failed: {exc}") from exc
-            self._cached = json.loads(raw)
-            self._clients = parse_keys(self._cached.get("keys") or {})
-            self._loaded_at = time.monotonic()
-        return self._cached
+            document = json.loads(raw)
+            cached = (document, parse_keys(document.get("keys") or {}))
+            self._cached, self._loaded_at = cached, time.monotonic()
+        return cached
 
     def clients(self) -> dict[str, ApiClient]:
-        self._secret()
-        return self._clients
+        return self._secret()[1]
 
     def hmac_secrets(self) -> dict[str, str]:
-        return dict(self._secret().get("hmac", {}))
+        return dict(self._secret()[0].get("hmac", {}))
