@@ -24,6 +24,7 @@ from cdp.analytics.models import (
     Period,
     ProgrammeRow,
     RepeatRow,
+    TagValueRow,
 )
 from cdp.analytics.sql import AnalyticsQueries
 from cdp.errors import InvalidInputError
@@ -102,3 +103,6 @@ class WarehouseAnalytics(WarehouseDuckDb):
 
     def programme(self, brand_id: str, period: Period) -> list[ProgrammeRow]:
         return self.rows(AnalyticsQueries(brand_id, period).programme(), ProgrammeRow)
+
+    def tag_values(self, brand_id: str, period: Period) -> list[TagValueRow]:
+        return self.rows(AnalyticsQueries(brand_id, period).tag_values(), TagValueRow)

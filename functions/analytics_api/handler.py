@@ -1,7 +1,7 @@
 """HTTP API: the customer-analytics reports of a brand (cdp.app.analytics_api): cohorts, repeat purchases, lifecycle
-stages and flows, channel outcomes, the programme against the global control group, run on the deployment's engine
-(ANALYTICS_ENGINE: Athena over the Glue tables, or DuckDB in the function), answered at once when the query
-finishes within the wait, else polled by query id."""
+stages and flows, channel outcomes, the programme against the global control group, the tags' value distributions,
+run on the deployment's engine (ANALYTICS_ENGINE: Athena over the Glue tables, or DuckDB in the function), answered
+at once when the query finishes within the wait, else polled by query id."""
 
 from __future__ import annotations
 
@@ -96,7 +96,8 @@ _PARAMETERS = query(
 
 @app.get(
     "/v1/analytics/<report>",
-    summary="A report of the brand (cohorts | repeat | lifecycle | channels | programme): its rows, or a query to poll",
+    summary="A report of the brand (cohorts | repeat | lifecycle | channels | programme | tags): its rows, or a query "
+    "to poll",
     tags=["analytics"],
     responses=_docs(),
     openapi_extensions=_PARAMETERS,

@@ -25,7 +25,7 @@ from cdp.imports import keys as imports
 from cdp.models.keys import latest_key
 from cdp.tags.catalog_source import CATALOG_PREFIX
 from cdp.warehouse.schema import ERASURES_PREFIX as WAREHOUSE_ERASURES_PREFIX
-from cdp.warehouse.schema import EVENTS, PROFILES
+from cdp.warehouse.schema import EVENTS, PROFILES, TAGS
 from infra.config import DeployConfig
 from infra.nag import XRAY_REASON, acknowledge, arn_ref, nag_resource
 
@@ -474,7 +474,7 @@ def _warehouse_export(fn: lambda_.Function, r: Resources) -> None:
 
 
 def _analytics_api(fn: lambda_.Function, r: Resources) -> None:
-    """The reports: Athena queries in the stack's workgroup only, which read the warehouse's profiles and events
+    """The reports: Athena queries in the stack's workgroup only, which read the warehouse's profiles, tags and events
     (Athena reads the Glue tables and the Parquet with the caller's rights) and write their results under
     analytics-results/, where the function also keeps each query's request; DuckDB (when it is the engine) lists and
     reads the same warehouse files. Nothing else: no table, no other prefix."""
@@ -493,7 +493,7 @@ def _analytics_api(fn: lambda_.Function, r: Resources) -> None:
         stack.format_arn(service="glue", resource="database", resource_name=database),
         *(
             stack.format_arn(service="glue", resource="table", resource_name=f"{database}/{table.name}")
-            for table in (PROFILES, EVENTS)  # the reports read no tags
+            for table in (PROFILES, EVENTS, TAGS)  # the tags table: the catalog's value distributions
         ),
     ]
     fn.add_to_role_policy(

@@ -404,9 +404,9 @@ def test_the_analytics_api_queries_only_its_workgroup_over_the_warehouse_tables_
     assert {a: r for a, r in rights.items() if a.startswith("athena:")} == {
         a: queries for a in ("athena:StartQueryExecution", "athena:GetQueryExecution", "athena:GetQueryResults")
     }
-    # And reads the Glue catalog's warehouse database and only the two tables the reports read (no tags)
+    # And reads the Glue catalog's warehouse database and only the three tables the reports read
     database, glue = database_name(STACK_ID), in_account.format("glue")
-    tables = {f"{glue}:table/{database}/profiles", f"{glue}:table/{database}/events"}
+    tables = {f"{glue}:table/{database}/{name}" for name in ("profiles", "events", "tags")}
     catalog = {f"{glue}:catalog", f"{glue}:database/{database}", *tables}
     assert {a: r for a, r in rights.items() if a.startswith("glue:")} == {
         a: catalog for a in ("glue:GetDatabase", "glue:GetTable", "glue:GetPartition", "glue:GetPartitions")

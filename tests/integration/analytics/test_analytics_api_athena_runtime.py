@@ -14,6 +14,7 @@ from moto.moto_api import state_manager
 
 from cdp import topology
 from cdp.analytics.reports import results_prefix
+from cdp_local.cli_export import run_export
 from cdp_local.runtime import LocalRuntime
 from tests.fakes.analytics import CHANNEL_COLUMNS, CHANNEL_ROWS, queue_athena_result
 
@@ -70,3 +71,26 @@ def test_a_slow_query_is_a_202_with_a_location_that_answers_the_rows_when_done(r
     assert "running" in statuses
     assert answer["engine"] == "athena" and answer["period"] == {"start": "2026-01-01", "end": "2026-04-30"}
     assert [(r["key"], r["reached"], r["lost"]) for r in answer["rows"]] == [("c1", 3, 1), ("c2", 4, 0), (None, 2, 0)]
+
+
+def test_a_report_over_the_same_export_is_answered_without_a_new_athena_query(rt: LocalRuntime) -> None:
+    # Given the brand exported by a run, Athena answering each query at once, and the rows its next query answers
+    state_manager.unset_transition("athena::execution")
+    run_export(rt, BRAND)
+    athena = rt.client("athena")
+    started = len(athena.list_query_executions()["QueryExecutionIds"])
+    queue_athena_result(CHANNEL_ROWS, CHANNEL_COLUMNS)
+    channels = "/v1/analytics/channels?brand_id=outlet%3Ash&by=campaign&from=2026-05-01&to=2026-08-31"
+    # When the report is asked for twice
+    first, again = _get(rt, channels), _get(rt, channels)
+    # Then Athena ran one query: the second answer is the first, read from what was kept
+    assert (first[0], again[0]) == (200, 200), (first, again)
+    assert again[2] == first[2]
+    assert len(athena.list_query_executions()["QueryExecutionIds"]) == started + 1
+    # When the next export runs / Then the report is a new Athena query, answering the new rows
+    run_export(rt, BRAND)
+    queue_athena_result(CHANNEL_ROWS[:2], CHANNEL_COLUMNS)
+    status, _, after = _get(rt, channels)
+    assert status == 200 and after["query_id"] != first[2]["query_id"]
+    assert [r["key"] for r in after["rows"]] == ["c1"]
+    assert len(athena.list_query_executions()["QueryExecutionIds"]) == started + 2

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -22,6 +23,7 @@ from urllib.parse import quote
 import pytest
 
 from cdp import topology
+from cdp.analytics.duckdb import WarehouseDuckDb
 from cdp.analytics.models import Period
 from cdp.analytics.programme import programme_lift
 from cdp.analytics.reports import results_prefix
@@ -48,6 +50,8 @@ LIMIT_MB = 0.5  # the DuckDB engine's copy limit here: the test brands' files ar
 BIG_BRAND = "big-brand"
 BROKEN_BRAND = "broken-brand"
 LIVE_BRAND = "rt-analytics"
+KEPT_BRAND = "rt-kept"
+TAGS_BRAND = "rt-tags"
 PERIOD = "from=2026-01-01&to=2026-04-30"
 KEYS = {
     "it-outlet-analyst-key": {"client": "outlet-analyst", "scopes": ["analytics:read"], "scope": {"brand_id": BRAND}},
@@ -239,6 +243,44 @@ def test_reports_over_a_real_export_are_what_cdp_results_computes_over_its_files
     assert [r["customers"] for r in repeat["rows"]] == [6, 3, 2, 1]
 
 
+def test_a_report_over_the_same_export_runs_once_and_the_next_export_is_read_anew(
+    rt: LocalRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a brand's customers exported by a run, and DuckDB's report queries counted
+    today = datetime.now(UTC).date()
+    phones = ("13900000201", "13900000202")
+    post(
+        rt,
+        [event(f"kept-{n}", KEPT_BRAND, today - timedelta(days=40), p, "order_placed") for n, p in enumerate(phones)],
+    )
+    run_export(rt, KEPT_BRAND)
+    ran: list[str] = []
+    table = WarehouseDuckDb.table
+    monkeypatch.setattr(WarehouseDuckDb, "table", lambda db, sql: ran.append(sql) or table(db, sql))
+    lifecycle = f"/v1/analytics/lifecycle?brand_id={KEPT_BRAND}"
+    # When its lifecycle is asked for, then again (the console's home on every visit)
+    status, _, first = _get(rt, lifecycle, "admin")
+    status_again, _, again = _get(rt, lifecycle, "admin")
+    # Then the query ran once: the second answer is the first one, kept beside it under the brand's prefix
+    assert (status, status_again) == (200, 200), (first, again)
+    assert len(ran) == 1 and again == first
+    kept = rt.client("s3").list_objects_v2(Bucket=BUCKET, Prefix=results_prefix(KEPT_BRAND, "lifecycle") + "cache/")
+    assert len(kept["Contents"]) == 1
+    # And other parameters are their own query
+    assert _get(rt, f"{lifecycle}&to={today - timedelta(days=1)}", "admin")[0] == 200 and len(ran) == 2
+
+    # When a third customer orders and the next export runs
+    post(rt, [event("kept-2", KEPT_BRAND, today - timedelta(days=40), "13900000203", "order_placed")])
+    run_export(rt, KEPT_BRAND)
+    status, _, after = _get(rt, lifecycle, "admin")
+    # Then the report is read anew from the new files, and kept for the run after
+    assert status == 200 and len(ran) == 3 and after["query_id"] != first["query_id"]
+    last = max(r["month"] for r in first["rows"])
+    persons = [sum(r["persons"] for r in a["rows"] if r["month"] == last) for a in (first, after)]
+    assert persons == [2, 3]
+    assert _get(rt, lifecycle, "admin")[2] == after and len(ran) == 3
+
+
 # ---- the engine's refusals ------------------------------------------------------------------------------------------
 
 
@@ -339,3 +381,34 @@ def test_a_warm_engine_reads_the_warehouse_as_it_is_now(rt: LocalRuntime) -> Non
     # Then each answer is the warehouse's at that moment: a day gone changes it, the day back restores it
     assert (status, status_again) == (200, 200)
     assert without["rows"] != before["rows"] and again["rows"] == before["rows"]
+
+
+def test_the_tag_catalogs_distributions_are_the_tags_the_brands_persons_hold(rt: LocalRuntime) -> None:
+    # Given four customers of a brand with orders at different times (their lifecycle and other tags follow), exported
+    today = datetime.now(UTC).date()
+    posted = [
+        event(f"rtt-{person}-{n}", TAGS_BRAND, today - timedelta(days=days), f"1390000100{person}", "order_placed")
+        for person, schedule in enumerate(([400], [20, 10], [200, 100, 50], [3]))
+        for n, days in enumerate(schedule)
+    ]
+    post(rt, posted)
+    assert run_export(rt, TAGS_BRAND)["brands"][TAGS_BRAND]["profiles"] == 4
+    # When the brand's distributions are read
+    status, _, answer = _get(rt, f"/v1/analytics/tags?brand_id={TAGS_BRAND}", "admin")
+    assert status == 200, answer
+    # Then each string or flag tag's values count the persons holding them, as their profiles show them
+    held: Counter[tuple[str, str]] = Counter()
+    for person in range(4):
+        path = f"/v1/profiles/by-identifier/phone/1390000100{person}?brand_id={TAGS_BRAND}"
+        status, _, profile = _get(rt, path, "admin")
+        assert status == 200, profile
+        for tag, held_value in profile["tags"].items():
+            value = held_value["value"]
+            if isinstance(value, bool):
+                held[(tag, "true" if value else "false")] += 1
+            elif isinstance(value, str):
+                held[(tag, value)] += 1
+    rows = {(r["tag"], r["value"]): (r["persons"], r["share"]) for r in answer["rows"]}
+    for key, persons in held.items():
+        assert rows[key] == (persons, persons / 4), key
+    assert sum(p for (tag, _), (p, _) in rows.items() if tag == "lifecycle") == 4

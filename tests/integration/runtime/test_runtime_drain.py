@@ -144,3 +144,28 @@ def test_consumer_publishing_feeds_the_next_rule_until_quiet(runtime: LocalRunti
     assert report.by_queue[topology.TAG_QUEUE.local_name].processed == 2
     assert report.processed == 6
     assert runtime.queue_depth(topology.IDENTITY_QUEUE) == runtime.queue_depth(topology.TAG_QUEUE) == 0
+
+
+def test_an_idle_drain_looks_at_each_rule_queue_once_and_receives_nothing(runtime: LocalRuntime) -> None:
+    # Given nothing published since the last drain (as after a read: `cdp serve` drains after every API request)
+    runtime.drain()
+    calls: list[str] = []
+    sqs = runtime.client("sqs")
+
+    def record(model: Any, **_: Any) -> None:
+        calls.append(model.name)
+
+    sqs.meta.events.register("before-call.sqs", record)
+    try:
+        # When the queues are drained
+        report = runtime.drain()
+    finally:
+        sqs.meta.events.unregister("before-call.sqs", record)
+    # Then one look per rule queue said there was nothing: no receive, no DLQ depth read
+    assert calls == ["GetQueueAttributes"] * len(topology.BUS_RULES)
+    assert (report.rounds, report.quiet, report.processed, report.dead_lettered) == (1, True, 0, 0)
+    # And an event published after it is still delivered by the next drain
+    consumer = Recorder(reply={"batchItemFailures": []})
+    runtime.override(RULE.consumer.key, consumer)
+    put(runtime, {"n": 2})
+    assert runtime.drain().processed == 1 and len(consumer.calls) == 1

@@ -70,7 +70,7 @@ def test_the_athena_sql_parses_as_trino_and_reads_only_the_brands_glue_tables(
     assert warehouse, name
     for table in warehouse:
         # the Glue database's tables, nothing else (no catalog, no other database, no local view name)
-        assert (table.catalog, table.db, table.name) in {("", DATABASE, "events"), ("", DATABASE, "profiles")}
+        assert (table.catalog, table.db, table.name) in {("", DATABASE, t) for t in ("events", "profiles", "tags")}
         select = table.find_ancestor(exp.Select)
         assert select is not None and select.args.get("where") is not None, name
         where = select.args["where"]

@@ -118,6 +118,32 @@ def test_the_list_names_each_model_with_its_promoted_version_and_headline(world:
     assert summary.problem is None
 
 
+def test_the_list_reads_each_saved_manifest_once_and_every_pointer_each_time(world: World) -> None:
+    # Given the store's manifest reads counted
+    reads: list[tuple[str, str]] = []
+    manifest = world.store.manifest
+
+    def counted(model_name: str, version: str) -> ModelManifest:
+        reads.append((model_name, version))
+        return manifest(model_name, version)
+
+    world.store.manifest = counted  # type: ignore[method-assign]
+    # When the registry is listed twice, and the model's versions read
+    first = world.api.models(READER).models
+    again = world.api.models(READER).models
+    world.api.model(READER, MODEL)
+    world.api.model(READER, MODEL)
+    # Then each version's manifest was read from the store once (a saved manifest never changes)
+    assert again == first
+    registry = world.registry
+    assert sorted(reads) == sorted((MODEL, m.version) for m in (registry.old, registry.promoted, registry.rejected))
+    # And a rollback shows at once: the pointer is read on every list
+    world.store.promote(MODEL, world.registry.old.version, NOW)
+    (summary,) = world.api.models(READER).models
+    assert summary.promoted is not None and summary.promoted.version == world.registry.old.version
+    assert summary.headline is not None and summary.headline.version == world.registry.old.version
+
+
 def test_a_pointer_to_a_missing_version_is_named_in_the_list_not_a_failed_list(world: World) -> None:
     # Given a second model whose latest.json names a version whose manifest is gone
     pointer = world.store.pointers[MODEL].model_copy(update={"model_name": "churn", "version": "20200101T000000Z-0"})

@@ -11,5 +11,7 @@ each message channel or campaign acquired, activated, retained, converted and lo
 - `ports`: `QueryEngine`, with its adapters `athena` (Athena in the stack's workgroup) and `duckdb` (DuckDB over the
   brand's Parquet in the data bucket; it needs the warehouse layer, so only the analytics API imports it);
 - `service`: `ReportQueries`: a query started with its request stored, waited for up to a budget, polled by id
-  under its brand and report only.
+  under its brand and report only;
+- `cache`: each succeeded query's table kept per (request, engine, query, the brand's warehouse export run), so the
+  same report over the same export is answered without running it again.
 """

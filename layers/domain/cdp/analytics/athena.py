@@ -57,8 +57,11 @@ class AthenaQueryEngine(QueryEngine):
     def _location(self, prefix: str) -> str:
         return f"s3://{self._bucket}/{prefix}"
 
+    def query_text(self, request: ReportRequest) -> str:
+        return request.sql("athena", self._database)
+
     def start(self, request: ReportRequest, prefix: str) -> str:
-        sql = request.sql("athena", self._database)
+        sql = self.query_text(request)
         try:
             started = self._athena.start_query_execution(
                 QueryString=sql,

@@ -38,10 +38,11 @@ from cdp.errors import NotFoundError, StoreError
 from cdp.observability import logger
 from cdp.shared.aws import client as default_client
 from cdp.shared.aws import read_object, write_object
-from cdp.warehouse.schema import EVENTS, PROFILES, TABLES, WarehouseTable, brand_prefix
+from cdp.warehouse.schema import EVENTS, PROFILES, TABLES, TAGS, WarehouseTable, brand_prefix
 
 Row = TypeVar("Row", bound=BaseModel)
 DOWNLOAD_THREADS = 8  # one object per day of events: many small GETs
+READ_TABLES = (PROFILES, TAGS, EVENTS)  # what the reports read of a brand
 
 
 def _ident(name: str) -> str:
@@ -150,8 +151,9 @@ class DuckDbQueryEngine(QueryEngine):
         return [(o["Key"], int(o["Size"])) for o in self._listed(prefix)]
 
     def _brand_files(self, brand_id: str) -> dict[str, tuple[int, str]]:
-        """The Parquet files the reports read, key -> (size, ETag): the brand's profiles snapshot and its events."""
-        files = [o for table in (PROFILES, EVENTS) for o in self._listed(brand_prefix(table, brand_id))]
+        """The Parquet files the reports read, key -> (size, ETag): the brand's profiles and tags snapshots and its
+        events."""
+        files = [o for table in READ_TABLES for o in self._listed(brand_prefix(table, brand_id))]
         return {o["Key"]: (int(o["Size"]), str(o.get("ETag", ""))) for o in files if o["Key"].endswith(".parquet")}
 
     def _download(self, key: str, root: Path) -> None:
@@ -164,7 +166,7 @@ class DuckDbQueryEngine(QueryEngine):
 
     def _synced(self, brand_id: str, files: dict[str, tuple[int, str]]) -> Path:
         """The cache holding exactly the brand's listed files: changed ones copied again, gone ones removed."""
-        prefixes = tuple(brand_prefix(table, brand_id) for table in (PROFILES, EVENTS))
+        prefixes = tuple(brand_prefix(table, brand_id) for table in READ_TABLES)
         if any(not key.startswith(prefixes) for key in self._held):
             shutil.rmtree(self._cache, ignore_errors=True)  # another brand's files: /tmp holds one brand's
             self._held = {}
@@ -199,7 +201,7 @@ class DuckDbQueryEngine(QueryEngine):
             root = self._synced(request.brand_id, files)
             try:
                 with WarehouseDuckDb(root, self._memory) as db:
-                    table = db.table(request.sql("duckdb"))
+                    table = db.table(self.query_text(request))
                 outcome: dict[str, Any] = {"status": "SUCCEEDED", "columns": table.columns, "rows": table.rows}
             except duckdb.Error as exc:  # answered like a failed Athena query: the poll says why
                 logger.exception("report query failed in duckdb", report=request.report, query_id=query_id)

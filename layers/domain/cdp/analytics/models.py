@@ -107,6 +107,9 @@ class Period(BaseModel):
         return f"{before:%Y-%m}"
 
 
+MAX_TAG_VALUES = 20
+
+
 class _Row(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -206,6 +209,19 @@ class ChannelRow(_Row):
         f"not order within the window after it and crossed into dormant during it ({DORMANT_DAYS} days since their "
         "last order by the window's end)"
     )
+
+
+class TagValueRow(_Row):
+    """How many of the brand's persons held one value of one tag at the last export (the catalog's distributions).
+
+    A tag's values are listed most held first, at most `MAX_TAG_VALUES`; the rest add up in one row whose value is
+    `other`. Persons without the tag are not a row: `share` is of all the brand's persons, so a tag's shares add up
+    to the share of persons holding it. Audience memberships (`audience:<id>`) are not listed."""
+
+    tag: str
+    value: str = Field(description="the value as text (true/false, a number, a string); `other`: the rest")
+    persons: int
+    share: float = Field(description="persons / the brand's persons in the export")
 
 
 class ProgrammeRow(_Row):

@@ -29,6 +29,11 @@ class QueryEngine(ABC):
 
     name: ClassVar[EngineName]
 
+    def query_text(self, request: ReportRequest) -> str:
+        """The query the engine runs for the request (its kept results are keyed on it, `cdp.analytics.cache`): the
+        report's DuckDB SQL unless the engine speaks another dialect."""
+        return request.sql("duckdb")
+
     @abstractmethod
     def start(self, request: ReportRequest, prefix: str) -> str:
         """Start the report's query with its result under `prefix`; its query id. AnalyticsQueryError when the

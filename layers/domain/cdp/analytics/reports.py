@@ -27,14 +27,15 @@ from cdp.analytics.models import (
     Period,
     ProgrammeRow,
     RepeatRow,
+    TagValueRow,
 )
 from cdp.analytics.programme import ProgrammeLift, programme_lift
 from cdp.analytics.sql import AnalyticsQueries, Dialect
 from cdp.errors import CdpError
 from cdp.warehouse.schema import brand_segment
 
-ReportName = Literal["cohorts", "repeat", "lifecycle", "channels", "programme"]
-REPORTS: tuple[ReportName, ...] = ("cohorts", "repeat", "lifecycle", "channels", "programme")
+ReportName = Literal["cohorts", "repeat", "lifecycle", "channels", "programme", "tags"]
+REPORTS: tuple[ReportName, ...] = ("cohorts", "repeat", "lifecycle", "channels", "programme", "tags")
 EngineName = Literal["athena", "duckdb"]
 QUERY_ID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"  # Athena's ids; DuckDB's uuid4
 MAX_ROWS = 20_000  # far above any report's rows over 20 years; keeps an answer inside Lambda's 6 MB
@@ -81,6 +82,8 @@ class ReportRequest(BaseModel):
             return queries.lifecycle()
         if self.report == "programme":
             return queries.programme()
+        if self.report == "tags":
+            return queries.tag_values()
         return queries.channel_outcomes(cast(ChannelBy, p.by or "channel"), p.window_days or 30)
 
 
@@ -95,7 +98,14 @@ class ResultTable:
         return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
 
 
-ReportRows = list[CohortRow] | list[RepeatRow] | list[LifecycleStageRow] | list[ChannelRow] | list[ProgrammeRow]
+ReportRows = (
+    list[CohortRow]
+    | list[RepeatRow]
+    | list[LifecycleStageRow]
+    | list[ChannelRow]
+    | list[ProgrammeRow]
+    | list[TagValueRow]
+)
 
 
 class ReportResult(BaseModel):
@@ -107,8 +117,8 @@ class ReportResult(BaseModel):
     engine: EngineName = Field(description="athena (the Glue tables) or duckdb (the brand's Parquet, in the function)")
     rows: ReportRows = Field(
         description="cohorts: CohortRow; repeat: RepeatRow; lifecycle: LifecycleStageRow (persons per stage at each "
-        "month's end); channels: ChannelRow; programme: ProgrammeRow, global_control then marketed (definitions in "
-        "each row's fields)"
+        "month's end); channels: ChannelRow; programme: ProgrammeRow, global_control then marketed; tags: TagValueRow, "
+        "per tag its values most held first (definitions in each row's fields)"
     )
     flows: list[LifecycleFlowRow] | None = Field(
         default=None, description="lifecycle only: persons by (stage at the previous month's end, stage at this one's)"
@@ -136,6 +146,10 @@ class QueryTicket(BaseModel):
     request: ReportRequest
     started_at: datetime
     client: str
+    # what its result is kept under once it succeeds (`cdp.analytics.cache`); None: not kept (no export run vouches
+    # for the brand's files)
+    export_version: str | None = None
+    query_sha256: str | None = None
 
 
 def results_prefix(brand_id: str, report: ReportName) -> str:
@@ -166,6 +180,8 @@ def report_rows(report: ReportName, table: ResultTable) -> tuple[ReportRows, lis
         return [ChannelRow.model_validate(r) for r in records], None
     if report == "programme":
         return [ProgrammeRow.model_validate(r) for r in records], None
+    if report == "tags":
+        return [TagValueRow.model_validate(r) for r in records], None
     stages: list[LifecycleStageRow] = []
     flows: list[LifecycleFlowRow] = []
     for r in records:

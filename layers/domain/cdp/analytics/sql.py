@@ -36,12 +36,13 @@ from cdp.analytics.models import (
     CHURNED_DAYS,
     DORMANT_DAYS,
     MATURE_ORDERS,
+    MAX_TAG_VALUES,
     AnalyticsError,
     ChannelBy,
     CohortBy,
     Period,
 )
-from cdp.warehouse.schema import EVENTS, PROFILES, WarehouseTable, brand_segment
+from cdp.warehouse.schema import EVENTS, PROFILES, TAGS, WarehouseTable, brand_segment
 
 Dialect = Literal["duckdb", "athena"]
 DIALECTS: tuple[str, ...] = ("duckdb", "athena")
@@ -407,6 +408,34 @@ class AnalyticsQueries:
             "GROUP BY g.group_name\nORDER BY g.group_name"
         )
 
+    def tag_values(self) -> str:
+        """`TagValueRow`s: per tag, how many of the brand's persons hold each value now (the last export's snapshot;
+        the period does not apply: the tags table holds only the current values)."""
+        ctes = [
+            ("brand_persons", f"SELECT count(*) AS n FROM {self.table(PROFILES)} WHERE {self._brand()}"),
+            (
+                "held",
+                f"SELECT tag, value, count(*) AS persons\nFROM {self.table(TAGS)}\n"
+                f"WHERE {self._brand()} AND tag NOT LIKE 'audience:%' AND value IS NOT NULL\nGROUP BY tag, value",
+            ),
+            (
+                "ranked",
+                "SELECT tag, value, persons,\n"
+                "  row_number() OVER (PARTITION BY tag ORDER BY persons DESC, value) AS place\nFROM held",
+            ),
+            (
+                "shown",
+                f"SELECT tag, CASE WHEN place <= {MAX_TAG_VALUES} THEN value ELSE 'other' END AS value,\n"
+                f"  CASE WHEN place <= {MAX_TAG_VALUES} THEN place ELSE {MAX_TAG_VALUES + 1} END AS place, persons\n"
+                "FROM ranked",
+            ),
+        ]
+        return _with(ctes) + (
+            "SELECT s.tag, s.value, sum(s.persons) AS persons,\n"
+            "  CASE WHEN max(b.n) > 0 THEN CAST(sum(s.persons) AS DOUBLE) / max(b.n) ELSE 0.0 END AS share\n"
+            "FROM shown s CROSS JOIN brand_persons b\nGROUP BY s.tag, s.value, s.place\nORDER BY s.tag, s.place"
+        )
+
     def reports(self) -> dict[str, str]:
         """Every report's SQL with its default parameters (the dialect test parses each)."""
         return {
@@ -419,4 +448,5 @@ class AnalyticsQueries:
             "channels": self.channel_outcomes("channel"),
             "campaigns": self.channel_outcomes("campaign"),
             "programme": self.programme(),
+            "tags": self.tag_values(),
         }

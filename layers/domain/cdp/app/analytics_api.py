@@ -59,6 +59,7 @@ _NUMBERS: dict[str, dict[str, tuple[int, int, int]]] = {
     "lifecycle": {},
     "channels": {"window_days": (1, MAX_WINDOW_DAYS, 30)},
     "programme": {},
+    "tags": {},  # the last export's snapshot: the period does not change it
 }
 
 

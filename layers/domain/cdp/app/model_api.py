@@ -66,6 +66,7 @@ from cdp.tags.service import ScoredPersons, TagEngine, refresh_scored
 MAX_BODY_BYTES = 16 * 1024  # a rollback or a score request is a few hundred bytes
 DEFAULT_VERSIONS = 20
 MAX_VERSIONS = 100
+MANIFESTS_KEPT = 500  # manifests kept between warm calls: every version a models page shows, many times over
 _MODEL_NAME = re.compile(MODEL_NAME_PATTERN)
 _VERSION = re.compile(VERSION_PATTERN)
 _LIMIT = re.compile(r"[0-9]{1,3}")
@@ -253,6 +254,9 @@ class ModelApi:
     ) -> None:
         self._store = store
         self._promoted = PromotedModels(store)  # verified models kept between warm calls; the pointer read each time
+        # a version's manifest never changes once saved (a save writes it last, once): kept between warm calls, so
+        # the list reads each model's pointer and versions only, not every shown manifest again
+        self._manifests: dict[tuple[str, str], ModelManifest] = {}
         self._reader = reader
         self._annotator = annotator
         self._engine = engine
@@ -276,7 +280,7 @@ class ModelApi:
         try:
             pointer = self._store.latest(name)
             wanted = pointer.version if pointer else newest
-            shown = self._store.manifest(name, wanted) if wanted else None
+            shown = self._saved_manifest(name, wanted) if wanted else None
         except (NotFoundError, ModelIntegrityError) as exc:
             logger.warning("model registry entry unreadable", model_name=name, error=str(exc))
             problem = str(exc)
@@ -295,7 +299,7 @@ class ModelApi:
         model_name, size = model_name_of(name), limit_of(limit)
         versions = self._known(model_name)  # oldest first: a version's name starts with its training time
         pointer = self._store.latest(model_name)
-        manifests = [self._store.manifest(model_name, v) for v in versions[::-1][:size]]  # only those shown are read
+        manifests = [self._saved_manifest(model_name, v) for v in versions[::-1][:size]]  # only those shown are read
         manifests.sort(key=lambda m: (m.trained_at, m.version), reverse=True)
         promoted = pointer.version if pointer else None
         return ModelVersions(
@@ -369,7 +373,18 @@ class ModelApi:
 
     def _manifest(self, model_name: str, version: str) -> ModelManifest:
         self._known(model_name)  # an unknown model says so, before an unknown version of a known one
-        return self._store.manifest(model_name, version)
+        return self._saved_manifest(model_name, version)
+
+    def _saved_manifest(self, model_name: str, version: str) -> ModelManifest:
+        """A saved version's manifest, read from the store once (a missing or unreadable one is never kept)."""
+        key = (model_name, version)
+        manifest = self._manifests.get(key)
+        if manifest is None:
+            manifest = self._store.manifest(model_name, version)
+            if len(self._manifests) >= MANIFESTS_KEPT:
+                self._manifests.pop(next(iter(self._manifests)))  # the oldest read
+            self._manifests[key] = manifest
+        return manifest
 
     # ---- one person scored now ------------------------------------------------------------------------------------
 
