@@ -2,7 +2,7 @@
 // A page renders into <main> and the shell marks it ready (data-ready) once every section has its data, and
 // records how long that took (performance measure "page:<name>").
 
-import { forget, whenUnauthorized } from "./api.js";
+import { forget, get, whenUnauthorized } from "./api.js";
 import { brandOf, chooseBrand, currentSession, hasScope, loadConfig, orgScope, signOut } from "./auth.js";
 import { h, replace } from "./dom.js";
 import { loadStrings, locale, preferredLocale, rememberLocale, setLocale, t } from "./i18n.js";
@@ -128,14 +128,20 @@ function brandControl(session) {
   if (own) {
     return h("div", { class: "brand-context" }, h("span", { class: "muted" }, t("shell.brand")), h("strong", {}, own));
   }
+  const choices = h("datalist", { id: "brand-choices" });
   const input = h("input", {
     id: "brand-input",
     name: "brand",
     value: brandOf(session),
     autocomplete: "off",
     spellcheck: "false",
+    list: "brand-choices",
     placeholder: t("shell.brand_placeholder"),
   });
+  // the brands the user's scope covers, offered as the input is typed in (typing one still works if this fails)
+  get("/v1/org/brands")
+    .then((answer) => replace(choices, answer.brands.map((b) => h("option", { value: b.brand_id }, b.group_id))))
+    .catch(() => {});
   const form = h(
     "form",
     {
@@ -151,6 +157,7 @@ function brandControl(session) {
     },
     h("label", { for: "brand-input" }, t("shell.brand")),
     input,
+    choices,
     h("button", { type: "submit", class: "button secondary small" }, t("shell.brand_apply")),
   );
   return form;

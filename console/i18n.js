@@ -1,5 +1,5 @@
 // Every visible string of the console, in English and Chinese (strings*.json); text the API writes (messages,
-// verdicts, definitions) is shown as the API words it.
+// definitions) is shown as the API words it, except the verdicts, which verdicts.js tells from their numbers.
 
 export const LOCALES = ["en", "zh"];
 const INTL = { en: "en-US", zh: "zh-CN" };

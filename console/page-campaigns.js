@@ -10,6 +10,7 @@ import * as f from "./format.js";
 import { label, t } from "./i18n.js";
 import { needBrand } from "./page-home.js";
 import { badge, card, code, empty, errorState, facts, fill, loading, pageHeader, stat, table } from "./ui.js";
+import { liftVerdict, revenueVerdict } from "./verdicts.js";
 
 const STATUS_TONE = { live: "good", scheduled: "info", paused: "warn", stopped: "bad", draft: null, completed: null };
 
@@ -242,7 +243,7 @@ function liftBlock(lift, { treatedLabel, controlLabel, caption }) {
       ],
       { columns: true },
     ),
-    h("p", { class: ["verdict", lift.conclusive ? "verdict-conclusive" : "verdict-inconclusive"], dataset: { metric: "verdict" } }, lift.verdict),
+    h("p", { class: ["verdict", lift.conclusive ? "verdict-conclusive" : "verdict-inconclusive"], dataset: { metric: "verdict" } }, liftVerdict(lift)),
   );
 }
 
@@ -346,7 +347,7 @@ function revenueBlock(summary) {
           { format: (v) => f.moneyTick(v, summary.currency), zero: true, caption: t("results.difference_per_person") },
         )
       : null,
-    r ? h("p", { class: ["verdict", r.conclusive ? "verdict-conclusive" : "verdict-inconclusive"] }, r.verdict) : null,
+    r ? h("p", { class: ["verdict", r.conclusive ? "verdict-conclusive" : "verdict-inconclusive"] }, revenueVerdict(r, summary.currency)) : null,
   );
 }
 

@@ -35,7 +35,7 @@ from cdp.ingest.aws import SecretsManagerKeyring
 from cdp.ingest.ports import ApiClient
 from cdp.observability import logger, metrics, tracer
 from cdp.offers.dynamodb import DynamoOfferStore
-from cdp.org import OrgDirectory, load_org
+from cdp.org import BrandList, OrgDirectory, load_org, visible_brands
 from cdp.privacy.aws import privacy_ports
 from cdp.privacy.models import ErasureReceipt, PersonExport
 from cdp.profile.edits import DynamoEditLog
@@ -226,6 +226,17 @@ def delete_identifier(person_id: str, kind: str, value: str) -> Response[str]:
 )
 def delete_profile(person_id: str) -> Response[str]:
     return _ok(dependencies().api.erase(_client(), unquote(person_id)))
+
+
+@app.get(
+    "/v1/org/brands",
+    summary="The brands (with their dealers and stores) the caller's org scope covers: what a brand picker offers "
+    "(any valid key or signed-in user; no customer data)",
+    tags=["profiles"],
+    responses=responses({200: (BrandList, "ok")}, (401, 503)),
+)
+def get_brands() -> Response[str]:
+    return _ok(visible_brands(dependencies().org, _client().org_scope))
 
 
 @app.get(

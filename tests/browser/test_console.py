@@ -12,8 +12,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tests.browser.conftest import ANALYST, BENCH_DIR, DEMO_CUSTOMERS, MARKETER, Site
+from tests.browser.conftest import ADMIN, ANALYST, BENCH_DIR, DEMO_CUSTOMERS, MARKETER, Site
 from tests.browser.steps import METRICS, active, choose_brand, number, sign_in, visit
+
+_NUMBER = re.compile(r"[+-]?\d[\d,]*(?:\.\d+)?(?:e[+-]\d+)?")
+
+
+def _told_in_chinese(shown: str, api: str) -> bool:
+    """The API's English verdict told in Chinese: Chinese words, and every number of it one the API's sentence has
+    (the points, the interval, p; or the groups' sizes)."""
+    numbers = set(_NUMBER.findall(shown))
+    return bool(re.search(r"[\u4e00-\u9fff]", shown)) and bool(numbers) and numbers <= set(_NUMBER.findall(api))
+
 
 # ---- sign-in -------------------------------------------------------------------------------------------------
 
@@ -233,7 +243,7 @@ def test_a_campaign_shows_the_api_results(page: Any, site: Site) -> None:
     assert shown["roi_definition"] == summary["roi_definition"]
     assert shown["incremental_revenue"] == summary["display"]["incremental_revenue"]
     # And conversion against the holdout is drawn with its intervals and the API's verdict
-    assert shown["verdict"] == summary["conversion_lift"]["verdict"]
+    assert _told_in_chinese(shown["verdict"], summary["conversion_lift"]["verdict"])
     assert page.locator("#campaign-results figure.intervals .whisker").count() >= 3
     assert page.locator("#campaign-runs tbody tr").count() == len(
         site.api(f"/v1/campaigns/{site.campaign_id}/runs", brand_id=site.brand)["runs"]
@@ -249,7 +259,7 @@ def test_a_campaign_shows_the_api_results(page: Any, site: Site) -> None:
     assert number(shown["journey.sent"]) == journey["messages"].get("sent", 0)
     for step in journey["steps"]:
         assert number(shown[f"journey.steps.{step['step']}.reached"]) == step["reached"], step["step"]
-    assert shown["verdict"] == journey["lift"]["verdict"]
+    assert _told_in_chinese(shown["verdict"], journey["lift"]["verdict"])
 
 
 def test_switching_the_language_shows_chinese_and_is_remembered(page: Any, site: Site) -> None:
@@ -388,13 +398,14 @@ def test_page_load_times_and_screenshots(browser: Any, site: Site, screenshots: 
     def shot(page: Any, name: str) -> None:
         page.screenshot(path=str(screenshots / f"{name}.png"), full_page=True)
 
-    marketer, analyst = tab(), tab()
+    marketer, analyst, admin = tab(), tab(), tab()
     marketer.goto(site.url + "/")
     marketer.wait_for_selector("#username")
     shot(marketer, "sign-in")
     sign_in(marketer, site, MARKETER)
     sign_in(analyst, site, ANALYST)
     choose_brand(analyst, site.brand)
+    sign_in(admin, site, ADMIN)
     version = f"#/models/{model['model_name']}/{model['promoted']['version']}"
     # When each page is opened fresh and reached from another page, three times each
     for user, name, where, ready, picture in [
@@ -405,11 +416,22 @@ def test_page_load_times_and_screenshots(browser: Any, site: Site, screenshots: 
         (marketer, "campaign (run results)", f"#/campaigns/{site.campaign_id}", "campaign", "campaign-zh"),
         (marketer, "campaign (journey results)", f"#/campaigns/{site.journey_id}", "campaign", "journey-zh"),
         (marketer, "offers & budgets", "#/offers", "offers", "offers-zh"),
+        (marketer, "audiences", "#/audiences", "audiences", "audiences-zh"),
+        (
+            marketer,
+            "audience builder (winter_cake_sms)",
+            "#/audiences/winter_cake_sms",
+            "audience-builder",
+            "audience-zh",
+        ),
+        (marketer, "tag catalog", "#/tags", "tags", "tags-zh"),
+        (marketer, "campaign builder (new)", "#/campaigns/new", "campaign-builder", "campaign-new-zh"),
         (analyst, "home (analyst)", "#/home", "home", "home-en"),
         (analyst, "models", "#/models", "models", "models-en"),
         (analyst, "model version report", version, "model", "model-report-en"),
         (analyst, "customer 360 (analyst)", f"#/customers/{site.person_id}", "customer", "customer-en"),
         (analyst, "campaign (run results, analyst)", f"#/campaigns/{site.campaign_id}", "campaign", "campaign-en"),
+        (admin, "settings", "#/settings", "settings", "settings-en"),
     ]:
         away = ("#/campaigns", "campaigns") if ready != "campaigns" else ("#/offers", "offers")
         timings[name] = _timings(user, site, where, ready, away)
@@ -437,3 +459,13 @@ def test_page_load_times_and_screenshots(browser: Any, site: Site, screenshots: 
     assert all(t["open_median_ms"] > 0 and t["navigate_median_ms"] > 0 for t in timings.values())
     marketer.context.close()
     analyst.context.close()
+
+
+def test_a_user_of_every_brand_picks_one_of_the_brands_the_api_lists(page: Any, site: Site) -> None:
+    # Given the analyst (no org scope) signed in
+    sign_in(page, site, ANALYST)
+    # Then the brand input offers the brands GET /v1/org/brands lists for them
+    page.wait_for_selector("#brand-choices option", state="attached")
+    offered = page.eval_on_selector_all("#brand-choices option", "os => os.map(o => o.value)")
+    assert offered == [b["brand_id"] for b in site.api("/v1/org/brands")["brands"]]
+    assert site.brand in offered

@@ -408,3 +408,19 @@ def test_export_then_erase_returns_a_receipt_and_the_person_is_gone(
     # And erasing again returns the same receipt
     status, again = _call(runtime, "DELETE", f"/v1/profiles/{pid}")
     assert status == 200 and again["erased_at"] == receipt["erased_at"]
+
+
+def test_the_brands_a_caller_may_pick_are_those_its_scope_covers(runtime: LocalRuntime) -> None:
+    # When an unscoped administrator lists the brands, Then every brand of the org is there with its dealers and stores
+    status, listed = _call(runtime, "GET", "/v1/org/brands")
+    assert status == 200, listed
+    brands = {b["brand_id"]: b for b in listed["brands"]}
+    assert set(brands) == {"demo-brand", "demo-outlet"}
+    assert brands["demo-brand"]["dealers"]["dealer-sh01"] == ["sh01"] and "bj02" in brands["demo-brand"]["stores"]
+    # When a key of one store of demo-brand lists them, Then it sees its brand with its own store only
+    answer = runtime.http("GET", "/v1/org/brands", b"", {"x-api-key": "e2e-sh01-till-offers-key"})
+    assert answer.status == 200
+    (only,) = json.loads(answer.body)["brands"]
+    assert (only["brand_id"], only["stores"], only["dealers"]) == ("demo-brand", ["sh01"], {"dealer-sh01": ["sh01"]})
+    # And without a key it is a 401
+    assert runtime.http("GET", "/v1/org/brands", b"", {}).status == 401

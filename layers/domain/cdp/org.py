@@ -336,6 +336,20 @@ class OrgDirectory(_Config):
         return sorted(b for b, c in self.brands.items() if c.group_id == group_id)
 
 
+class BrandSummary(BaseModel):
+    """A brand as a caller may see it listed: where it sits in the org and what a console shows beside it."""
+
+    brand_id: str
+    group_id: str
+    timezone: str
+    dealers: dict[str, list[str]] = Field(description="dealer id -> its store ids (those within the caller's scope)")
+    stores: list[str] = Field(description="the brand's stores the caller may see (its dealers' and its own)")
+
+
+class BrandList(BaseModel):
+    brands: list[BrandSummary] = Field(description="the brands the caller's org scope covers, by id")
+
+
 class ScopeRef(_Config):
     """Where a key, a view or a fact sits in the hierarchy; None parts are not narrowed."""
 
@@ -404,3 +418,33 @@ def load_org() -> OrgDirectory:
     except OSError as exc:
         raise OrgConfigError(f"{path}: cannot read the organisation directory ({exc})") from exc
     return parse_org(text, str(path))
+
+
+def visible_brands(org: OrgDirectory, scope: ScopeRef) -> BrandList:
+    """The org directory's brands a key or user may look at: every brand its scope covers, with only the dealers
+    and stores inside the scope (a store's key sees its brand and its store)."""
+    listed = []
+    for brand_id in sorted(org.brands):
+        if not scope.covers_brand(org, brand_id):
+            continue
+        brand = org.brands[brand_id]
+        dealers = {
+            d: [s for s in stores if scope.store_id in (None, s)]
+            for d, stores in sorted(brand.dealers.items())
+            if scope.dealer_id in (None, d)
+        }
+        stores = sorted({s for ids in dealers.values() for s in ids} | set(brand.store_timezones))
+        if scope.store_id is not None:
+            stores = [s for s in stores if s == scope.store_id]
+        elif scope.dealer_id is not None:
+            stores = sorted({s for ids in dealers.values() for s in ids})
+        listed.append(
+            BrandSummary(
+                brand_id=brand_id,
+                group_id=brand.group_id,
+                timezone=brand.timezone,
+                dealers={d: ids for d, ids in dealers.items() if ids},
+                stores=stores,
+            )
+        )
+    return BrandList(brands=listed)

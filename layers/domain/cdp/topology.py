@@ -631,6 +631,7 @@ API_ROUTES: tuple[tuple[str, str, str], ...] = (
     ("POST", "/v1/profiles/{person_id}/unmerge", PROFILE_API.key),
     ("DELETE", "/v1/profiles/{person_id}/identifiers/{type}/{value}", PROFILE_API.key),
     ("GET", "/v1/profiles/by-identifier/{type}/{value}", PROFILE_API.key),
+    ("GET", "/v1/org/brands", PROFILE_API.key),  # the brands the caller's scope covers (a console's brand picker)
     ("POST", "/v1/identity/merge", PROFILE_API.key),
     ("POST", "/v1/identity/quarantine", PROFILE_API.key),
     ("GET", "/v1/identity/review", PROFILE_API.key),
