@@ -107,7 +107,7 @@ def _sql_list(values: tuple[str, ...]) -> str:
 def generate(directory: Path, profiles: int, events: int, seed: int = 7, status: Status | None = None) -> float:
     """Write profiles.parquet and events.parquet (skipped when a matching set is cached); seconds spent."""
     meta = directory / "generated.json"
-    wanted = {"profiles": profiles, "events": events, "seed": seed, "asof": ASOF, "version": 1}
+    wanted = {"profiles": profiles, "events": events, "seed": seed, "asof": ASOF, "version": 2}  # 2: brand_id
     if meta.exists() and json.loads(meta.read_text()) == wanted:
         return 0.0
     directory.mkdir(parents=True, exist_ok=True)
@@ -195,7 +195,7 @@ def generate(directory: Path, profiles: int, events: int, seed: int = 7, status:
                         count(*) FILTER (WHERE event_type = 'add_to_cart') AS cart_adds,
                         count(*) FILTER (WHERE event_type <> 'order_line') AS event_count
                     FROM raw GROUP BY person_id)
-                SELECT 'p' || lpad(CAST(i AS VARCHAR), 7, '0') AS person_id,
+                SELECT 'p' || lpad(CAST(i AS VARCHAR), 7, '0') AS person_id, 'bench-brand' AS brand_id,
                     CASE WHEN random() < 0.62 THEN 'female' WHEN random() < 0.9 THEN 'male' ELSE NULL END AS gender,
                     {_sql_list(CITIES)}[1 + CAST(floor(pow(random(), 1.3) * {len(CITIES)}) AS INTEGER)] AS city,
                     'CN' AS country,

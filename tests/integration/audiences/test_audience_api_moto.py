@@ -120,7 +120,11 @@ def aws() -> Iterator[dict[str, Any]]:
         keys = {
             ADMIN: {"client": "marketing", "scopes": ["audiences:read", "audiences:write"]},
             READER: {"client": "analyst", "scopes": ["audiences:read"]},
-            SCOPED: {"client": "store", "scopes": ["audiences:read", "audiences:write"], "scope": {"brand_id": BRAND}},
+            SCOPED: {
+                "client": "store",
+                "scopes": ["audiences:read", "audiences:write"],
+                "scope": {"brand_id": BRAND, "store_id": "sh01"},
+            },
             INGEST: {"client": "pos", "scopes": ["events:write"]},
         }
         boto3.client("secretsmanager").create_secret(
@@ -202,7 +206,7 @@ def test_malformed_requests_and_credentials_are_refused_clearly(aws: dict[str, A
     assert status == 403 and "audiences:read" in body["message"]
     assert call(aws, "POST", "/v1/audiences", SHANGHAI, key=READER)[0] == 403
     status, body = call(aws, "GET", "/v1/audiences", key=SCOPED)
-    assert status == 403 and "limited to brand:demo-brand" in body["message"]
+    assert status == 403 and "sh01" in body["message"] and "use a key of the brand" in body["message"], body
     assert call(aws, "GET", "/v1/audiences/nobody_here")[0] == 404
 
 
