@@ -222,7 +222,12 @@ def test_an_unsaved_definition_is_sized_portrayed_and_previewed_in_one_call(
         "consent_channel": "sms",
     }
     # When it is estimated with a portrait on lifecycle and gender, and two members to preview
-    request = {"definition": definition, "portrait": ["lifecycle", "gender"], "preview": 2, "size": {"segments": 4}}
+    request = {
+        "definition": definition,
+        "portrait": ["lifecycle", "gender"],
+        "preview": 2,
+        "size": {"segments": 4, "sample_segments": 4},
+    }
     status, answer = _http(runtime, "POST", "/v1/audiences/estimate", request)
     # Then the size is exact (a small table: every segment scanned) and counts the three
     assert status == 200, answer

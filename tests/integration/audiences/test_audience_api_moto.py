@@ -241,7 +241,7 @@ def test_preview_reads_timelines_only_for_event_aggregates_and_masks_names(aws: 
         assert member["reads"]["count of order_placed in the last 30 days"] == 2
         assert member["reads"]["tag:lifecycle"] == "mature"
         assert member["traits"]["name"].startswith("***") and "Person" not in member["traits"]["name"]
-    status, size = call(aws, "POST", "/v1/audiences/repeat_buyers/size", {})
+    status, size = call(aws, "POST", "/v1/audiences/repeat_buyers/size", {"segments": 16, "sample_segments": 16})
     # i % 3 == 2 (40) minus dormant (i % 4 == 0): i % 12 == 8 -> 10; 30 remain
     assert status == 200 and size["exact"] and size["estimate"] == 30 and size["read_timelines"]
     # Then only the 90 persons the exclude does not rule out (not dormant) had their timelines read
@@ -251,6 +251,10 @@ def test_preview_reads_timelines_only_for_event_aggregates_and_masks_names(aws: 
     assert status == 200 and one["exact"] and one["estimate"] == 30 and one["profiles_scanned"] == N_PROFILES
     assert one["sample"] == [{"segment": 0, "profiles": N_PROFILES, "members": 30}]
     assert one["timings"]["timelines_ms"] == 0 and one["timings"]["timelines_read"] == N_PROFILES
+    # And asked nothing, a table this small is read that way at once (one segment counted first)
+    status, default = call(aws, "POST", "/v1/audiences/repeat_buyers/size", {})
+    assert status == 200 and default["estimate"] == 30 and default["segments_total"] == 1
+    assert default["timings"]["timelines_ms"] == 0
     status, exported = call(aws, "POST", "/v1/audiences/repeat_buyers/export", {"segments": 1})
     assert status == 201 and exported["count"] == 30 and exported["profiles_scanned"] == N_PROFILES
 

@@ -128,7 +128,7 @@ def test_size_and_export_read_timelines_only_for_persons_the_events_could_decide
         profiles.add_events(pid, [order_event(pid, NOW - timedelta(days=d + 1)) for d in range(i % 3)])
     service.define(definition("sh_light", include={"attr": "city", "eq": "Shanghai"}, exclude=[RETURNED]))
     # When it is sized and exported
-    size = service.size("sh_light", SizeRequest(segments=4))
+    size = service.size("sh_light", SizeRequest(segments=4, sample_segments=4))  # per person, not one scan
     manifest = service.export("sh_light", ExportRequest(segments=4))
     # Then the counts are right and only the 20 Shanghai persons' timelines were read, each time
     expected = sum(1 for i in range(40) if i % 2 and i % 3 < 2)

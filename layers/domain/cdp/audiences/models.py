@@ -138,7 +138,9 @@ class SizeRequest(BaseModel):
         ge=1,
         le=1000,
         description="parallel scan segments the profile table is split into; 1: one scan that also returns the filed "
-        "events a condition over events reads (held in memory: a small table), instead of a timeline read per person",
+        "events a condition over events reads (held in memory: a small table), instead of a timeline read per person "
+        "(a condition over events on a table of at most 3,000 profiles, counted in one segment, is read that way "
+        "unless sample_segments is given)",
     )
     sample_segments: int | None = Field(
         default=None,

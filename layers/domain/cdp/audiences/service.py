@@ -65,6 +65,7 @@ from cdp.tags.catalog import TagCatalog
 MAX_PREVIEW = 100
 SCAN_WORKERS = 4  # segments read at once (DynamoDB parallel scan: the reads overlap)
 OTHER = "other"
+SINGLE_SCAN_MAX_PROFILES = 3_000  # a condition over events, on a table this small: one scan with the filed events
 
 Survey = TypeVar("Survey")
 
@@ -224,10 +225,21 @@ class AudienceService:
         plan = self.plan(audience_id, access)
         as_of = self._now()
         scanner = AudienceScanner(self._profiles, plan, as_of, self._clock)
+        request = self._one_scan_if_small(scanner, request)
         sample = self._sample(scanner, request, audience_id, scanner.count, lambda c: c.profiles)
         estimate = self._size_estimate(scanner, request, sample, as_of)
         logger.info("audience sized", audience_id=audience_id, estimate=estimate.estimate, segments=len(sample))
         return estimate
+
+    def _one_scan_if_small(self, scanner: AudienceScanner, request: SizeRequest) -> SizeRequest:
+        """A condition over events on a small table is read in one scan that returns the filed events with the
+        profiles (no timeline read per person); the table is small when one segment's profiles, counted, say so."""
+        if not scanner.reads_timelines or request.segments == 1 or request.sample_segments is not None:
+            return request
+        counted = sum(1 for _ in self._profiles.scan_shard(0, request.segments))
+        if counted * request.segments > SINGLE_SCAN_MAX_PROFILES:
+            return request
+        return request.model_copy(update={"segments": 1})
 
     def _sample(
         self,
@@ -314,8 +326,9 @@ class AudienceService:
                     out.preview.append(member)
             return out
 
-        sample = self._sample(scanner, request.size, draft.id, survey, lambda s: s.profiles)
-        size = self._size_estimate(scanner, request.size, [s.count for s in sample], as_of)
+        sizing = self._one_scan_if_small(scanner, request.size)
+        sample = self._sample(scanner, sizing, draft.id, survey, lambda s: s.profiles)
+        size = self._size_estimate(scanner, sizing, [s.count for s in sample], as_of)
         logger.info("audience estimated", audience_id=draft.id, estimate=size.estimate, segments=len(sample))
         return AudienceEstimate(
             audience_id=draft.id,
