@@ -14,6 +14,7 @@ import * as f from "./format.js";
 import { intlLocale, label, t } from "./i18n.js";
 import { STAGES } from "./page-home.js";
 import { badge, card, code, empty, errorState, facts, fill, loading, pageHeader, stat, table } from "./ui.js";
+import { fieldId, getAt, pretty, setAt } from "./paths.js";
 
 const SUBJECTS = ["tag", "attr", "score", "audience", "agg"];
 const OPERATORS = ["eq", "ne", "gt", "gte", "lt", "lte", "in", "not_in", "between", "contains", "exists"];
@@ -43,40 +44,6 @@ function audiencePath(id) {
 
 // ---- the definition as data: paths, reading and writing ---------------------------------------------------------
 
-/** "include.all[1].in" as ["include", "all", 1, "in"]. */
-function parsePath(path) {
-  const out = [];
-  for (const part of path.split(".")) {
-    const match = /^([^[\]]*)((?:\[\d+\])*)$/.exec(part);
-    if (!match) {
-      out.push(part);
-      continue;
-    }
-    if (match[1]) out.push(match[1]);
-    for (const index of match[2].matchAll(/\[(\d+)\]/g)) out.push(Number(index[1]));
-  }
-  return out;
-}
-
-function getAt(object, path) {
-  let here = object;
-  for (const key of parsePath(path)) {
-    if (here === null || typeof here !== "object") return undefined;
-    here = here[key];
-  }
-  return here;
-}
-
-function setAt(object, path, value) {
-  const keys = parsePath(path);
-  let here = object;
-  keys.slice(0, -1).forEach((key, i) => {
-    if (here[key] === null || typeof here[key] !== "object") here[key] = typeof keys[i + 1] === "number" ? [] : {};
-    here = here[key];
-  });
-  here[keys.at(-1)] = value;
-}
-
 /** "include.all[1]" -> ["include.all", 1]: the list a node sits in and its place (null when it is in none). */
 function listSlot(path) {
   const match = /^(.*)\[(\d+)\]$/.exec(path);
@@ -87,15 +54,6 @@ function listSlot(path) {
 function parentPath(path) {
   const match = /^(.*)(?:\.[^.[\]]+|\[\d+\])$/.exec(path);
   return match ? match[1] : "";
-}
-
-/** The id of the control that edits `path` (its error element is `<id>-error`). */
-function fieldId(path) {
-  return `field-${path.replace(/[^A-Za-z0-9]+/g, "-").replace(/-+$/, "")}`;
-}
-
-function pretty(definition) {
-  return JSON.stringify(definition, null, 2);
 }
 
 function isObject(value) {

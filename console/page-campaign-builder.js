@@ -13,6 +13,7 @@ import { intlLocale, label, t } from "./i18n.js";
 import { statusBadge } from "./page-campaigns.js";
 import { needBrand } from "./page-home.js";
 import { code, empty, errorState, facts, loading, pageHeader, stat, table } from "./ui.js";
+import { fieldId, getAt, parsePath, pretty, setAt } from "./paths.js";
 
 const CHANNELS = ["sms", "email", "push", "wechat", "webhook", "outbox", "inapp"];
 const CONSENT_CHANNELS = [...CHANNELS, "all"];
@@ -34,40 +35,6 @@ function campaignPath(id) {
 
 // ---- the definition as data: paths, reading and writing ---------------------------------------------------------
 
-/** "steps[0].send.template.body" as ["steps", 0, "send", "template", "body"]. */
-function parsePath(path) {
-  const out = [];
-  for (const part of path.split(".")) {
-    const match = /^([^[\]]*)((?:\[\d+\])*)$/.exec(part);
-    if (!match) {
-      out.push(part);
-      continue;
-    }
-    if (match[1]) out.push(match[1]);
-    for (const index of match[2].matchAll(/\[(\d+)\]/g)) out.push(Number(index[1]));
-  }
-  return out;
-}
-
-function getAt(object, path) {
-  let here = object;
-  for (const key of parsePath(path)) {
-    if (here === null || typeof here !== "object") return undefined;
-    here = here[key];
-  }
-  return here;
-}
-
-function setAt(object, path, value) {
-  const keys = parsePath(path);
-  let here = object;
-  keys.slice(0, -1).forEach((key, i) => {
-    if (here[key] === null || typeof here[key] !== "object") here[key] = typeof keys[i + 1] === "number" ? [] : {};
-    here = here[key];
-  });
-  here[keys.at(-1)] = value;
-}
-
 function deleteAt(object, path) {
   const keys = parsePath(path);
   let here = object;
@@ -76,11 +43,6 @@ function deleteAt(object, path) {
     here = here[key];
   }
   if (here && typeof here === "object" && !Array.isArray(here)) delete here[keys.at(-1)];
-}
-
-/** The id of the input that edits `path` (its error element is `<id>-error`). */
-function fieldId(path) {
-  return `field-${path.replace(/[^A-Za-z0-9]+/g, "-").replace(/-+$/, "")}`;
 }
 
 /** A stored definition without the nulls and empty lists the API writes out for every default (the same meaning). */
@@ -117,10 +79,6 @@ function withoutDefaults(definition) {
     }
   }
   return definition;
-}
-
-function pretty(definition) {
-  return JSON.stringify(definition, null, 2);
 }
 
 function currencyDigits(currency) {
