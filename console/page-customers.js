@@ -9,7 +9,7 @@ import { h, replace } from "./dom.js";
 import * as f from "./format.js";
 import { label, t } from "./i18n.js";
 import { needBrand } from "./page-home.js";
-import { badge, card, code, empty, errorState, facts, fill, loading, pageHeader, stat, table } from "./ui.js";
+import { badge, card, code, confirmStep, empty, errorState, facts, fill, loading, pageHeader, stat, table } from "./ui.js";
 
 const TYPES = [
   "phone",
@@ -580,39 +580,6 @@ function comparison(id, caption, columns) {
   );
 }
 
-/** Ask before changing anything: a modal <dialog> (focus stays in it, Cancel has it first, Escape cancels, focus
- * goes back where it was); resolves true to go ahead. */
-function confirmStep(host, { title, lines, action }) {
-  return new Promise((resolve) => {
-    const returnTo = document.activeElement;
-    const cancel = h("button", { type: "button", class: "button secondary" }, t("common.cancel"));
-    const go = h("button", { type: "button", class: "button primary", dataset: { confirm: "go" } }, action);
-    const dialog = h(
-      "dialog",
-      {
-        class: "identity-dialog",
-        id: "identity-confirm",
-        "aria-labelledby": "identity-confirm-title",
-        "aria-describedby": "identity-confirm-text",
-      },
-      h("h2", { id: "identity-confirm-title" }, title),
-      h("div", { id: "identity-confirm-text" }, lines.map((line) => h("p", {}, line))),
-      h("div", { class: "action-bar identity-dialog-actions" }, cancel, go),
-    );
-    cancel.addEventListener("click", () => dialog.close("cancel"));
-    go.addEventListener("click", () => dialog.close("go"));
-    dialog.addEventListener("close", () => {
-      const answer = dialog.returnValue === "go";
-      dialog.remove();
-      if (returnTo && returnTo.isConnected) returnTo.focus();
-      resolve(answer);
-    });
-    host.append(dialog);
-    dialog.showModal();
-    cancel.focus();
-  });
-}
-
 function clearErrors(boxes, formError) {
   for (const box of boxes) {
     box.error.textContent = "";
@@ -789,6 +756,7 @@ function mergeSection(ctx, profile) {
     const { otherId, answer, inputs: wanted } = previewed;
     const survivor = answer.persons[0]?.person_id || profile.person_id;
     const go = await confirmStep(ctx.main, {
+      area: "identity",
       title: t("identity.confirm_merge_title"),
       lines: [
         t("identity.confirm_merge_text", { merged: answer.merged_ids.join(", ") || "—", survivor }),
@@ -893,6 +861,7 @@ function unmergePanel(ctx, profile, ids) {
     if (!previewed || previewed.key !== key()) return;
     const wanted = previewed.inputs;
     const go = await confirmStep(ctx.main, {
+      area: "identity",
       title: t("identity.confirm_unmerge_title"),
       lines: [
         t("identity.confirm_unmerge_text", { id: wanted.id, person: profile.person_id }),

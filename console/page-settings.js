@@ -7,7 +7,7 @@ import { orgScope, scopes } from "./auth.js";
 import { h, replace } from "./dom.js";
 import * as f from "./format.js";
 import { label, t } from "./i18n.js";
-import { badge, card, code, empty, errorState, fill, pageHeader, table } from "./ui.js";
+import { badge, card, code, confirmStep, empty, errorState, fill, pageHeader, table } from "./ui.js";
 
 const ROLES = ["marketer", "analyst", "operator", "admin"]; // cdp.access.models.ROLES
 const KEYS = "/v1/admin/api-keys";
@@ -103,33 +103,6 @@ function placeFrom(brand, store) {
   if (brand.control.value.trim()) scope.brand_id = brand.control.value.trim();
   if (store.control.value.trim()) scope.store_id = store.control.value.trim();
   return scope;
-}
-
-/** Ask before changing anything: a modal <dialog> (Cancel has the focus first, Escape cancels, focus goes back). */
-function confirmStep(host, { title, text, action }) {
-  return new Promise((resolve) => {
-    const returnTo = document.activeElement;
-    const cancel = h("button", { type: "button", class: "button secondary" }, t("settings.cancel"));
-    const go = h("button", { type: "button", class: "button danger", dataset: { confirm: "go" } }, action);
-    const dialog = h(
-      "dialog",
-      { class: "settings-dialog", id: "settings-confirm", "aria-labelledby": "settings-confirm-title", "aria-describedby": "settings-confirm-text" },
-      h("h2", { id: "settings-confirm-title" }, title),
-      h("p", { id: "settings-confirm-text" }, text),
-      h("div", { class: "action-bar settings-dialog-actions" }, cancel, go),
-    );
-    cancel.addEventListener("click", () => dialog.close("cancel"));
-    go.addEventListener("click", () => dialog.close("go"));
-    dialog.addEventListener("close", () => {
-      const answer = dialog.returnValue === "go";
-      dialog.remove();
-      if (returnTo && returnTo.isConnected) returnTo.focus();
-      resolve(answer);
-    });
-    host.append(dialog);
-    dialog.showModal();
-    cancel.focus();
-  });
 }
 
 // ---- API keys -------------------------------------------------------------------------------------------------
@@ -228,8 +201,10 @@ function keysSection(ctx, grantable) {
 
   async function revoke(key) {
     const go = await confirmStep(el, {
+      area: "settings",
+      tone: "danger",
       title: t("settings.revoke_title"),
-      text: t("settings.revoke_text", { id: key.key_id, client: key.client }),
+      lines: [t("settings.revoke_text", { id: key.key_id, client: key.client })],
       action: t("settings.revoke"),
     });
     if (!go) return;
@@ -368,8 +343,10 @@ function usersSection(ctx) {
 
   async function disable(user) {
     const go = await confirmStep(el, {
+      area: "settings",
+      tone: "danger",
       title: t("settings.disable_title"),
-      text: t("settings.disable_text", { name: user.username }),
+      lines: [t("settings.disable_text", { name: user.username })],
       action: t("settings.disable"),
     });
     if (!go) return;

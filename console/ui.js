@@ -142,3 +142,37 @@ export function badge(text, tone) {
 export function code(text) {
   return h("code", {}, text);
 }
+
+/** Ask before changing anything: a modal <dialog> (focus stays in it, Cancel has it first, Escape cancels, focus
+ * goes back where it was); resolves true to go ahead. `area` names its ids and classes (`<area>-confirm`,
+ * `<area>-dialog`), `tone` the go button's class. */
+export function confirmStep(host, { area, title, lines, action, tone = "primary" }) {
+  return new Promise((resolve) => {
+    const returnTo = document.activeElement;
+    const cancel = h("button", { type: "button", class: "button secondary" }, t("common.cancel"));
+    const go = h("button", { type: "button", class: `button ${tone}`, dataset: { confirm: "go" } }, action);
+    const dialog = h(
+      "dialog",
+      {
+        class: `${area}-dialog`,
+        id: `${area}-confirm`,
+        "aria-labelledby": `${area}-confirm-title`,
+        "aria-describedby": `${area}-confirm-text`,
+      },
+      h("h2", { id: `${area}-confirm-title` }, title),
+      h("div", { id: `${area}-confirm-text` }, lines.map((line) => h("p", {}, line))),
+      h("div", { class: `action-bar ${area}-dialog-actions` }, cancel, go),
+    );
+    cancel.addEventListener("click", () => dialog.close("cancel"));
+    go.addEventListener("click", () => dialog.close("go"));
+    dialog.addEventListener("close", () => {
+      const answer = dialog.returnValue === "go";
+      dialog.remove();
+      if (returnTo && returnTo.isConnected) returnTo.focus();
+      resolve(answer);
+    });
+    host.append(dialog);
+    dialog.showModal();
+    cancel.focus();
+  });
+}
